@@ -1,0 +1,148 @@
+//! Application assembly: state shared by handlers, the listener, and the serve loop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use phonenumber::country;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+
+use crate::auth::Principal;
+use crate::auth::password;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::tokens::{self, TokenKeys};
+use crate::config::Settings;
+use crate::domain::contact::parse_region;
+use crate::domain::role::Role;
+use crate::error::{Code, Error, Result};
+use crate::{http, store};
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    settings: Settings,
+    keys: TokenKeys,
+    phone_region: country::Id,
+    login_by_ip: RateLimiter,
+    login_by_email: RateLimiter,
+    /// Verified against when the email is unknown, so both failures cost the same time.
+    dummy_hash: String,
+}
+
+impl AppState {
+    pub async fn new(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let secret = tokens::load_secret(settings.jwt_secret.as_deref(), settings.production, &settings.data_dir)?;
+        let phone_region = parse_region(&settings.default_phone_region).map_err(|e| anyhow::anyhow!("DEFAULT_PHONE_REGION: {e}"))?;
+        let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let inner = Inner {
+            keys: TokenKeys::new(&secret, settings.access_token_ttl()),
+            login_by_ip: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
+            login_by_email: RateLimiter::new(settings.login_rate_limit_per_email, settings.login_rate_window()),
+            phone_region,
+            dummy_hash,
+            pool,
+            settings,
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.inner.keys
+    }
+
+    pub fn phone_region(&self) -> country::Id {
+        self.inner.phone_region
+    }
+
+    pub fn dummy_hash(&self) -> &str {
+        &self.inner.dummy_hash
+    }
+
+    /// Applies both login limits; the attempt counts against each.
+    pub fn check_login_rate(&self, ip: &str, email: &str) -> Result<()> {
+        let limited = self
+            .inner
+            .login_by_ip
+            .try_acquire(ip)
+            .and_then(|()| self.inner.login_by_email.try_acquire(email));
+        limited.map_err(|wait| Error::new(Code::RateLimited, "too many login attempts; try again later").with_retry_after(wait))
+    }
+
+    /// Resolves an access token to its caller. The session and user are read from SQL
+    /// so logout, disabling and role changes take effect at once.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let claims = self.inner.keys.verify(token)?;
+        let session = store::sessions::session_user(&self.inner.pool, claims.sid).await?;
+        let Some(session) = session.filter(|s| s.user_id == claims.sub) else {
+            return Err(Error::new(Code::Unauthorized, "the session of this token does not exist"));
+        };
+        if session.revoked {
+            return Err(Error::new(Code::Unauthorized, "this session has been logged out"));
+        }
+        if session.disabled {
+            return Err(Error::new(Code::Unauthorized, "this user is disabled"));
+        }
+        Ok(Principal {
+            user_id: session.user_id,
+            session_id: session.session_id,
+            email: session.email,
+            name: session.name,
+            role: Role::parse(&session.role).unwrap_or(Role::Viewer),
+        })
+    }
+}
+
+/// A built, bound, not yet running API server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects (creating the database if needed), migrates and binds `settings.bind`.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let pool = store::connect(&settings.database_url, settings.database_max_connections).await?;
+        store::migrate(&pool).await?;
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let state = AppState::new(settings, pool).await?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        tracing::info!(addr = %self.local_addr(), "listening");
+        let routes = http::routes(self.state.clone());
+        http::server::serve(self.listener, routes, shutdown).await;
+        self.state.pool().close().await;
+    }
+}

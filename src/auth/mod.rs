@@ -1,0 +1,35 @@
+//! Authentication: passwords, access tokens, refresh-token sessions, login throttling.
+
+pub mod password;
+pub mod rate_limit;
+pub mod tokens;
+
+use uuid::Uuid;
+
+use crate::domain::role::{Action, Role, allows};
+use crate::error::{Error, Result};
+
+/// The authenticated caller of a request, with the role currently stored for them.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn can(&self, action: Action) -> bool {
+        allows(self.role, action)
+    }
+
+    /// 403 unless the permission table allows `action` for this caller's role.
+    pub fn require(&self, action: Action) -> Result<()> {
+        if self.can(action) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!("role {} may not do this", self.role.as_str())))
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Configuration: one clap struct, every field readable from the environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct Settings {
+    /// PostgreSQL connection string; the database is created when missing.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/arrears",
+        global = true
+    )]
+    pub database_url: String,
+
+    /// Maximum PostgreSQL connections in the pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, global = true)]
+    pub database_max_connections: u32,
+
+    /// Address the HTTP API listens on (port 0 picks a free port).
+    #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
+    pub bind: SocketAddr,
+
+    /// Directory for local state: the development JWT secret and the embedded index.
+    #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// Secret for signing access tokens (at least 32 bytes). Generated and kept under
+    /// DATA_DIR in development; required with --production.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Production mode: refuse insecure defaults such as a generated JWT secret.
+    #[arg(long, env = "PRODUCTION", global = true)]
+    pub production: bool,
+
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "ACCESS_TOKEN_TTL_SECS", default_value_t = 900, global = true)]
+    pub access_token_ttl_secs: u64,
+
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600, global = true)]
+    pub refresh_token_ttl_secs: u64,
+
+    /// Log format: json or pretty.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "json", global = true)]
+    pub log_format: LogFormat,
+
+    /// Origins allowed by CORS, comma separated; empty disables CORS.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+
+    /// Region assumed for phone numbers written without a country code (ISO 3166 alpha-2).
+    #[arg(long, env = "DEFAULT_PHONE_REGION", default_value = "US", global = true)]
+    pub default_phone_region: String,
+
+    /// Whether `POST /auth/register` is open (new users get role viewer).
+    #[arg(long, env = "ALLOW_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub allow_registration: bool,
+
+    /// Consecutive failed logins that lock a user.
+    #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
+    pub lockout_threshold: i32,
+
+    /// How long a locked user stays locked, in seconds.
+    #[arg(long, env = "LOCKOUT_SECS", default_value_t = 900, global = true)]
+    pub lockout_secs: u64,
+
+    /// Login attempts allowed per client IP within the window.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_IP", default_value_t = 5, global = true)]
+    pub login_rate_limit_per_ip: u32,
+
+    /// Login attempts allowed per email within the window.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_EMAIL", default_value_t = 5, global = true)]
+    pub login_rate_limit_per_email: u32,
+
+    /// Window of the login rate limits, in seconds.
+    #[arg(long, env = "LOGIN_RATE_WINDOW_SECS", default_value_t = 900, global = true)]
+    pub login_rate_window_secs: u64,
+
+    /// Largest JSON request body accepted, in bytes.
+    #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
+    pub max_json_body_bytes: u64,
+}
+
+impl Settings {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    pub fn lockout(&self) -> Duration {
+        Duration::from_secs(self.lockout_secs)
+    }
+
+    pub fn login_rate_window(&self) -> Duration {
+        Duration::from_secs(self.login_rate_window_secs)
+    }
+}

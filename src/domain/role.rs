@@ -1,0 +1,81 @@
+//! Roles and the one permission table.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Manager,
+    Agent,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::Agent, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Agent => "agent",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+}
+
+/// Everything a route may need permission for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    ReadAccounts,
+    /// Change workflow fields of an account assigned to the caller.
+    UpdateAssignedWorkflow,
+    /// Change any field of any account.
+    UpdateAnyAccount,
+    CreateAccount,
+    AssignAccount,
+    DeleteAccount,
+    RestoreAccount,
+    ManageUsers,
+}
+
+/// The permission table: which roles may perform each action.
+const PERMISSIONS: &[(Action, &[Role])] = &[
+    (Action::ReadAccounts, &[Role::Admin, Role::Manager, Role::Agent, Role::Viewer]),
+    (Action::UpdateAssignedWorkflow, &[Role::Admin, Role::Manager, Role::Agent]),
+    (Action::UpdateAnyAccount, &[Role::Admin, Role::Manager]),
+    (Action::CreateAccount, &[Role::Admin, Role::Manager]),
+    (Action::AssignAccount, &[Role::Admin, Role::Manager]),
+    (Action::DeleteAccount, &[Role::Admin, Role::Manager]),
+    (Action::RestoreAccount, &[Role::Admin, Role::Manager]),
+    (Action::ManageUsers, &[Role::Admin]),
+];
+
+pub fn allows(role: Role, action: Action) -> bool {
+    PERMISSIONS.iter().any(|(a, roles)| *a == action && roles.contains(&role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_never_writes_and_only_admin_manages_users() {
+        for action in [
+            Action::UpdateAssignedWorkflow,
+            Action::UpdateAnyAccount,
+            Action::CreateAccount,
+            Action::DeleteAccount,
+        ] {
+            assert!(!allows(Role::Viewer, action), "{action:?}");
+        }
+        assert!(allows(Role::Admin, Action::ManageUsers));
+        assert!(!allows(Role::Manager, Action::ManageUsers));
+        assert!(allows(Role::Agent, Action::UpdateAssignedWorkflow));
+        assert!(!allows(Role::Agent, Action::UpdateAnyAccount));
+    }
+}

@@ -1,0 +1,244 @@
+//! One error type for the whole service and the one table of machine codes.
+//! Every failure a client can see becomes RFC 9457 problem+json through [`Error::into_response`].
+
+use std::time::Duration;
+
+use serde::Serialize;
+use warp::http::{HeaderValue, StatusCode, header};
+
+use crate::telemetry;
+
+/// Stable machine codes. The table in [`Code::describe`] is the public contract.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    ValidationFailed,
+    MalformedJson,
+    InvalidParameter,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    LengthRequired,
+    NotFound,
+    RouteNotFound,
+    MethodNotAllowed,
+    Unauthorized,
+    TokenExpired,
+    InvalidCredentials,
+    RefreshTokenInvalid,
+    RefreshTokenReused,
+    AccountLocked,
+    RateLimited,
+    Forbidden,
+    FieldForbidden,
+    RegistrationDisabled,
+    DuplicateAccountNumber,
+    EmailTaken,
+    Conflict,
+    PreconditionFailed,
+    PreconditionRequired,
+    ServiceUnavailable,
+    Internal,
+}
+
+impl Code {
+    /// `(code, HTTP status, title)`.
+    pub fn describe(self) -> (&'static str, StatusCode, &'static str) {
+        use Code::*;
+        match self {
+            ValidationFailed => ("validation_failed", StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
+            MalformedJson => ("malformed_json", StatusCode::BAD_REQUEST, "Malformed JSON body"),
+            InvalidParameter => ("invalid_parameter", StatusCode::BAD_REQUEST, "Invalid query parameter"),
+            UnsupportedMediaType => (
+                "unsupported_media_type",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            ),
+            PayloadTooLarge => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE, "Request body too large"),
+            LengthRequired => ("length_required", StatusCode::LENGTH_REQUIRED, "Content-Length required"),
+            NotFound => ("not_found", StatusCode::NOT_FOUND, "Resource not found"),
+            RouteNotFound => ("route_not_found", StatusCode::NOT_FOUND, "No such route"),
+            MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
+            Unauthorized => ("unauthorized", StatusCode::UNAUTHORIZED, "Authentication required"),
+            TokenExpired => ("token_expired", StatusCode::UNAUTHORIZED, "Access token expired"),
+            InvalidCredentials => ("invalid_credentials", StatusCode::UNAUTHORIZED, "Invalid email or password"),
+            RefreshTokenInvalid => ("refresh_token_invalid", StatusCode::UNAUTHORIZED, "Refresh token invalid"),
+            RefreshTokenReused => ("refresh_token_reused", StatusCode::UNAUTHORIZED, "Refresh token reused"),
+            AccountLocked => ("account_locked", StatusCode::LOCKED, "Account temporarily locked"),
+            RateLimited => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
+            Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Forbidden"),
+            FieldForbidden => ("field_forbidden", StatusCode::FORBIDDEN, "Field not writable by your role"),
+            RegistrationDisabled => ("registration_disabled", StatusCode::FORBIDDEN, "Registration is disabled"),
+            DuplicateAccountNumber => ("duplicate_account_number", StatusCode::CONFLICT, "Account number already exists"),
+            EmailTaken => ("email_taken", StatusCode::CONFLICT, "Email already registered"),
+            Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
+            PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
+            PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
+            ServiceUnavailable => ("service_unavailable", StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A failure the client is told about in detail.
+#[derive(Debug)]
+pub struct Problem {
+    pub code: Code,
+    pub detail: String,
+    pub errors: Vec<FieldError>,
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {}", .0.code.describe().0, .0.detail)]
+    Problem(Problem),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Error::Problem(Problem {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        })
+    }
+
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{}: {}", one.field, one.message),
+            many => format!("{} fields are invalid", many.len()),
+        };
+        Error::Problem(Problem {
+            code: Code::ValidationFailed,
+            detail,
+            errors,
+            retry_after: None,
+        })
+    }
+
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        Self::validation(vec![FieldError::new(field, message)])
+    }
+
+    pub fn with_retry_after(self, after: Duration) -> Self {
+        match self {
+            Error::Problem(p) => Error::Problem(Problem {
+                retry_after: Some(after),
+                ..p
+            }),
+            other => other,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(Code::NotFound, format!("{what} not found"))
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(Code::Forbidden, detail)
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Problem(p) => p.code,
+            Error::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// Builds the problem+json response. Internal errors are logged here with the
+    /// request id and never shown to the client.
+    pub fn into_response(self) -> warp::reply::Response {
+        let request_id = telemetry::current_request_id();
+        let problem = match self {
+            Error::Problem(p) => p,
+            Error::Internal(err) => {
+                tracing::error!(error = %format!("{err:#}"), request_id = %request_id, "internal error");
+                Problem {
+                    code: Code::Internal,
+                    detail: format!("an internal error occurred; quote request id {request_id} when reporting it"),
+                    errors: Vec::new(),
+                    retry_after: None,
+                }
+            }
+        };
+        problem_response(&problem, &request_id)
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: &'static str,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
+}
+
+fn problem_response(problem: &Problem, request_id: &str) -> warp::reply::Response {
+    let (code, status, title) = problem.code.describe();
+    let body = ProblemBody {
+        kind: format!("urn:arrears:problem:{code}"),
+        title,
+        status: status.as_u16(),
+        detail: &problem.detail,
+        code,
+        request_id,
+        errors: &problem.errors,
+    };
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let mut response = warp::reply::Response::new(json.into());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    if let Some(after) = problem.retry_after {
+        let secs = after.as_secs().max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            match db.constraint() {
+                Some("accounts_account_number_key") => {
+                    return Error::new(Code::DuplicateAccountNumber, "an account with this account number already exists");
+                }
+                Some("users_email_key") => {
+                    return Error::new(Code::EmailTaken, "a user with this email already exists");
+                }
+                _ => {}
+            }
+        }
+        Error::Internal(anyhow::Error::new(err))
+    }
+}
+
+impl From<Error> for warp::reply::Response {
+    fn from(err: Error) -> Self {
+        err.into_response()
+    }
+}

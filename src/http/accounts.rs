@@ -1,0 +1,253 @@
+//! `/api/v1/accounts` by id: create, read, patch, soft delete, restore. Reads come from SQL.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::account::{AccountFields, AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
+use crate::domain::role::{Action, Role};
+use crate::error::{Code, Error, FieldError, Result};
+use crate::http::filters::{json_body, principal, with_state};
+use crate::http::{self as api, etag, no_content, respond, with_etag};
+use crate::store::accounts::{self, AccountRow};
+use crate::store::users;
+
+#[derive(Serialize)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub account_number: String,
+    pub external_ref: Option<String>,
+    pub debtor_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Address,
+    pub timezone: String,
+    pub status: AccountStatus,
+    pub original_balance: String,
+    pub current_balance: String,
+    pub currency: String,
+    pub due_date: Option<NaiveDate>,
+    pub days_past_due: i64,
+    pub bucket: Bucket,
+    pub assigned_agent_id: Option<Uuid>,
+    pub next_action_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub custom_fields: Map<String, Value>,
+    pub do_not_call: bool,
+    pub do_not_email: bool,
+    pub cease_communication: bool,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub search_version: i64,
+}
+
+impl AccountView {
+    pub fn from_row(row: AccountRow, today: NaiveDate) -> Result<Self> {
+        let currency = row.currency()?;
+        let status = row.status();
+        let days = days_past_due(row.due_date, status, today);
+        Ok(Self {
+            address: row.address(),
+            original_balance: currency.format(row.original_balance),
+            current_balance: currency.format(row.current_balance),
+            currency: currency.code().to_owned(),
+            days_past_due: days,
+            bucket: Bucket::from_days_past_due(days),
+            status,
+            id: row.id,
+            account_number: row.account_number,
+            external_ref: row.external_ref,
+            debtor_name: row.debtor_name,
+            email: row.email,
+            phone: row.phone,
+            timezone: row.timezone,
+            due_date: row.due_date,
+            assigned_agent_id: row.assigned_agent_id,
+            next_action_at: row.next_action_at,
+            tags: row.tags,
+            custom_fields: row.custom_fields.0,
+            do_not_call: row.do_not_call,
+            do_not_email: row.do_not_email,
+            cease_communication: row.cease_communication,
+            created_by: row.created_by,
+            updated_by: row.updated_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+            search_version: row.search_version,
+        })
+    }
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let limit = state.settings().max_json_body_bytes;
+    let caller = principal(state.clone()).and(with_state(state));
+    let create = warp::path!("accounts")
+        .and(warp::post())
+        .and(caller.clone())
+        .and(json_body::<CreateAccount>(limit))
+        .then(|p, s, b| async move { respond(create(p, s, b).await) });
+    let get = warp::path!("accounts" / Uuid)
+        .and(warp::get())
+        .and(caller.clone())
+        .then(|id, p, s| async move { respond(get(id, p, s).await) });
+    let patch = warp::path!("accounts" / Uuid)
+        .and(warp::patch())
+        .and(caller.clone())
+        .and(warp::header::optional::<String>("if-match"))
+        .and(json_body::<PatchAccount>(limit))
+        .then(|id, p, s, m, b| async move { respond(patch(id, p, s, m, b).await) });
+    let delete = warp::path!("accounts" / Uuid)
+        .and(warp::delete())
+        .and(caller.clone())
+        .then(|id, p, s| async move { respond(delete(id, p, s).await) });
+    let restore = warp::path!("accounts" / Uuid / "restore")
+        .and(warp::post())
+        .and(caller)
+        .then(|id, p, s| async move { respond(restore(id, p, s).await) });
+    create
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(delete)
+        .unify()
+        .or(restore)
+        .unify()
+        .boxed()
+}
+
+fn account_response(status: StatusCode, row: AccountRow) -> Result<Response> {
+    let version = row.search_version;
+    let view = AccountView::from_row(row, Utc::now().date_naive())?;
+    Ok(with_etag(api::json(status, &view), version))
+}
+
+/// An assignee must be an enabled user who works accounts.
+async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<()> {
+    let Some(id) = agent_id else { return Ok(()) };
+    let user = users::by_id(state.pool(), id).await?;
+    match user {
+        Some(u) if !u.disabled && u.role() != Role::Viewer => Ok(()),
+        Some(_) => Err(Error::field(
+            "assigned_agent_id",
+            "this user is disabled or a viewer and cannot be assigned accounts",
+        )),
+        None => Err(Error::field("assigned_agent_id", "no such user")),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(caller: Principal, state: AppState, body: CreateAccount) -> Result<Response> {
+    caller.require(Action::CreateAccount)?;
+    let fields = AccountFields::from_create(body, state.phone_region()).map_err(Error::validation)?;
+    if fields.assigned_agent_id.is_some() {
+        caller.require(Action::AssignAccount)?;
+        check_assignee(&state, fields.assigned_agent_id).await?;
+    }
+    let row = accounts::insert(state.pool(), &fields, caller.user_id).await?;
+    tracing::info!(account_id = %row.id, "account created");
+    let location = format!("/api/v1/accounts/{}", row.id);
+    let mut response = account_response(StatusCode::CREATED, row)?;
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %id))]
+async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let row = accounts::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("account"))?;
+    account_response(StatusCode::OK, row)
+}
+
+/// Role rules for a patch, checked against the current state of the account.
+fn authorize_patch(caller: &Principal, current: &AccountRow, patch: &PatchAccount) -> Result<()> {
+    if caller.can(Action::UpdateAnyAccount) {
+        return Ok(());
+    }
+    caller.require(Action::UpdateAssignedWorkflow)?;
+    if current.assigned_agent_id != Some(caller.user_id) {
+        return Err(Error::forbidden("this account is not assigned to you"));
+    }
+    let forbidden = patch.non_workflow_fields();
+    if forbidden.is_empty() {
+        return Ok(());
+    }
+    let errors = forbidden
+        .iter()
+        .map(|f| FieldError::new(*f, "your role may not change this field"))
+        .collect();
+    Err(Error::Problem(crate::error::Problem {
+        code: Code::FieldForbidden,
+        detail: format!("your role may change only workflow fields; not: {}", forbidden.join(", ")),
+        errors,
+        retry_after: None,
+    }))
+}
+
+/// `If-Match` holds a list of entity tags or `*`.
+fn if_match_satisfied(if_match: Option<&str>, current_version: i64) -> bool {
+    let Some(header) = if_match else { return true };
+    let current = etag(current_version);
+    header.split(',').map(str::trim).any(|tag| tag == "*" || tag == current)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %id))]
+async fn patch(id: Uuid, caller: Principal, state: AppState, if_match: Option<String>, body: PatchAccount) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let mut tx = state.pool().begin().await?;
+    let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    authorize_patch(&caller, &current, &body)?;
+    if !if_match_satisfied(if_match.as_deref(), current.search_version) {
+        return Err(Error::new(
+            Code::PreconditionFailed,
+            format!(
+                "the account changed since you read it; its ETag is now {}",
+                etag(current.search_version)
+            ),
+        ));
+    }
+    let assignee = body.assigned_agent_id.flatten();
+    let reassigned = body.assigned_agent_id.is_some() && assignee != current.assigned_agent_id;
+    let fields = current.fields()?.apply(body, state.phone_region()).map_err(Error::validation)?;
+    if reassigned {
+        caller.require(Action::AssignAccount)?;
+        check_assignee(&state, assignee).await?;
+    }
+    let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(search_version = row.search_version, "account updated");
+    account_response(StatusCode::OK, row)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %id))]
+async fn delete(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    caller.require(Action::DeleteAccount)?;
+    accounts::set_deleted(state.pool(), id, true, caller.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    tracing::info!("account soft-deleted");
+    Ok(no_content())
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %id))]
+async fn restore(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    caller.require(Action::RestoreAccount)?;
+    let row = accounts::set_deleted(state.pool(), id, false, caller.user_id)
+        .await?
+        .ok_or_else(|| Error::not_found("deleted account"))?;
+    tracing::info!("account restored");
+    account_response(StatusCode::OK, row)
+}

@@ -1,0 +1,186 @@
+//! `/api/v1/auth`: register, login, refresh, logout, me.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::auth::{Principal, password};
+use crate::domain::contact::normalize_email;
+use crate::domain::role::Role;
+use crate::error::{Code, Error, Result};
+use crate::http::filters::{client_ip, json_body, principal, with_state};
+use crate::http::users::{CreateUser, UserView, create_user};
+use crate::http::{self as api, no_content, respond};
+use crate::store::sessions::{self, Rotation};
+use crate::store::users::{self, UserRow};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterRequest {
+    email: String,
+    name: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[derive(Serialize)]
+struct TokenResponse {
+    access_token: String,
+    refresh_token: String,
+    token_type: &'static str,
+    expires_in: u64,
+    user: UserView,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let limit = state.settings().max_json_body_bytes;
+    let register = warp::path!("auth" / "register")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(json_body::<RegisterRequest>(limit))
+        .then(|s, b| async move { respond(register(s, b).await) });
+    let login = warp::path!("auth" / "login")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(client_ip())
+        .and(json_body::<LoginRequest>(limit))
+        .then(|s, ip, b| async move { respond(login(s, ip, b).await) });
+    let refresh = warp::path!("auth" / "refresh")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(json_body::<RefreshRequest>(limit))
+        .then(|s, b| async move { respond(refresh(s, b).await) });
+    let logout = warp::path!("auth" / "logout")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(json_body::<RefreshRequest>(limit))
+        .then(|s, b| async move { respond(logout(s, b).await) });
+    let me = warp::path!("auth" / "me")
+        .and(warp::get())
+        .and(principal(state.clone()))
+        .and(with_state(state))
+        .then(|p, s| async move { respond(me(p, s).await) });
+    register
+        .or(login)
+        .unify()
+        .or(refresh)
+        .unify()
+        .or(logout)
+        .unify()
+        .or(me)
+        .unify()
+        .boxed()
+}
+
+#[tracing::instrument(skip_all)]
+async fn register(state: AppState, body: RegisterRequest) -> Result<Response> {
+    if !state.settings().allow_registration {
+        return Err(Error::new(
+            Code::RegistrationDisabled,
+            "self-registration is switched off; ask an admin for an account",
+        ));
+    }
+    let row = create_user(&state, CreateUser::new(body.email, body.name, Role::Viewer, body.password)).await?;
+    tracing::info!(user_id = %row.id, "user registered");
+    Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
+}
+
+#[tracing::instrument(skip_all)]
+async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
+    let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
+    state.check_login_rate(&ip, &email)?;
+    let invalid = || Error::new(Code::InvalidCredentials, "email or password is wrong");
+    let Some(user) = users::by_email(state.pool(), &email).await? else {
+        password::verify(body.password, state.dummy_hash().to_owned()).await?;
+        return Err(invalid());
+    };
+    if let Some(until) = user.locked_until.filter(|until| *until > Utc::now()) {
+        let wait = (until - Utc::now()).to_std().unwrap_or_default();
+        return Err(Error::new(Code::AccountLocked, "too many failed logins; the account is locked for a while").with_retry_after(wait));
+    }
+    if !password::verify(body.password, user.password_hash.clone()).await? {
+        let settings = state.settings();
+        let locked =
+            users::record_failed_login(state.pool(), user.id, settings.lockout_threshold, settings.lockout().as_secs_f64()).await?;
+        if locked.is_some() {
+            tracing::warn!(user_id = %user.id, "user locked after repeated failed logins");
+        }
+        return Err(invalid());
+    }
+    if user.disabled {
+        return Err(Error::forbidden("this user is disabled"));
+    }
+    users::reset_failed_logins(state.pool(), user.id).await?;
+    let (refresh_token, hash) = new_refresh_token();
+    let expires_at = Utc::now() + state.settings().refresh_token_ttl();
+    let session_id = sessions::create(state.pool(), user.id, expires_at, &hash).await?;
+    tracing::info!(user_id = %user.id, session_id = %session_id, "login");
+    token_response(&state, &user, session_id, refresh_token)
+}
+
+fn token_response(state: &AppState, user: &UserRow, session_id: uuid::Uuid, refresh_token: String) -> Result<Response> {
+    let access_token = state.keys().issue(user.id, session_id)?;
+    let body = TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: state.keys().access_ttl().as_secs(),
+        user: UserView::from(user),
+    };
+    Ok(api::json(StatusCode::OK, &body))
+}
+
+#[tracing::instrument(skip_all)]
+async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
+    let (new_token, new_hash) = new_refresh_token();
+    match sessions::rotate(state.pool(), &hash_refresh_token(&body.refresh_token), &new_hash).await? {
+        Rotation::Rotated { session_id, user_id } => {
+            let user = users::by_id(state.pool(), user_id)
+                .await?
+                .ok_or_else(|| Error::new(Code::RefreshTokenInvalid, "the user no longer exists"))?;
+            token_response(&state, &user, session_id, new_token)
+        }
+        Rotation::Reused => {
+            tracing::warn!("refresh token reused; session revoked");
+            Err(Error::new(
+                Code::RefreshTokenReused,
+                "this refresh token was already used; the session is revoked, log in again",
+            ))
+        }
+        Rotation::Invalid => Err(Error::new(
+            Code::RefreshTokenInvalid,
+            "the refresh token is unknown, expired or revoked",
+        )),
+    }
+}
+
+/// Always 204: telling whether the token existed would help nobody but an attacker.
+#[tracing::instrument(skip_all)]
+async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
+    sessions::revoke_by_token(state.pool(), &hash_refresh_token(&body.refresh_token)).await?;
+    Ok(no_content())
+}
+
+async fn me(caller: Principal, state: AppState) -> Result<Response> {
+    let user = users::by_id(state.pool(), caller.user_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::Unauthorized, "the user no longer exists"))?;
+    Ok(api::json(StatusCode::OK, &UserView::from(&user)))
+}

@@ -1,0 +1,168 @@
+//! Shared extraction filters: state, caller, JSON bodies, client address.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use warp::Filter;
+use warp::http::HeaderMap;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{Code, Error};
+use crate::http::recover::Rejected;
+
+/// Address of the TCP peer, put into request extensions by the server loop.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub SocketAddr);
+
+pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+pub fn client_ip() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>()
+        .map(|addr: Option<ClientAddr>| addr.map(|a| a.0.ip().to_string()).unwrap_or_else(|| "unknown".to_owned()))
+}
+
+/// The authenticated caller, or a 401 rejection.
+pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(with_state(state))
+        .and_then(|headers: HeaderMap, state: AppState| async move {
+            let token = bearer_token(&headers).map_err(|e| warp::reject::custom(Rejected(e)))?;
+            state.authenticate(token).await.map_err(|e| warp::reject::custom(Rejected(e)))
+        })
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let value = headers
+        .get(warp::http::header::AUTHORIZATION)
+        .ok_or_else(|| Error::new(Code::Unauthorized, "send an access token as `Authorization: Bearer <token>`"))?;
+    let text = value
+        .to_str()
+        .map_err(|_| Error::new(Code::Unauthorized, "the Authorization header is not valid text"))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => Ok(token.trim()),
+        _ => Err(Error::new(
+            Code::Unauthorized,
+            "the Authorization header must use the Bearer scheme",
+        )),
+    }
+}
+
+/// A JSON body of at most `limit` bytes, with `Content-Type: application/json`,
+/// parsed strictly; errors name the offending field.
+pub fn json_body<T: DeserializeOwned + Send>(limit: u64) -> impl Filter<Extract = (T,), Error = warp::Rejection> + Clone {
+    warp::header::optional::<String>("content-type")
+        .and_then(|content_type: Option<String>| async move {
+            let is_json = content_type.as_deref().and_then(|ct| ct.split(';').next()).is_some_and(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            });
+            if is_json {
+                Ok(())
+            } else {
+                Err(warp::reject::custom(Rejected(Error::new(
+                    Code::UnsupportedMediaType,
+                    "send the body as `Content-Type: application/json`",
+                ))))
+            }
+        })
+        .untuple_one()
+        .and(warp::body::content_length_limit(limit))
+        .and(warp::body::bytes())
+        .and_then(|body: Bytes| async move { parse_json(&body).map_err(|e| warp::reject::custom(Rejected(e))) })
+}
+
+/// Parses a JSON object body; every request body of this API is an object.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::new(Code::MalformedJson, "the body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return Error::new(Code::MalformedJson, format!("the body is not valid JSON: {inner}"));
+        }
+        let message = strip_position(&inner.to_string());
+        // serde_path_to_error already ends the path with the unknown field's name.
+        if message.starts_with("unknown field `") {
+            return Error::field(&path, "unknown field");
+        }
+        if let Some((field, _)) = message.strip_prefix("missing field `").and_then(|rest| rest.split_once('`')) {
+            return Error::field(&join_path(&path, field), "is required");
+        }
+        if path == "." || path.is_empty() {
+            Error::new(Code::MalformedJson, message)
+        } else {
+            Error::field(&path, message)
+        }
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| Error::new(Code::MalformedJson, format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn join_path(parent: &str, field: &str) -> String {
+    if parent == "." || parent.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{parent}.{field}")
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        city: Option<String>,
+    }
+
+    fn field_of(err: Error) -> String {
+        match err {
+            Error::Problem(p) => p.errors.first().map(|e| e.field.clone()).unwrap_or_default(),
+            Error::Internal(_) => String::new(),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(
+            field_of(parse_json::<Body>(br#"{"name": "a", "role": "admin"}"#).unwrap_err()),
+            "role"
+        );
+        assert_eq!(
+            field_of(parse_json::<Body>(br#"{"name": "a", "inner": {"zip": 1}}"#).unwrap_err()),
+            "inner.zip"
+        );
+        assert_eq!(field_of(parse_json::<Body>(br#"{"name": 5}"#).unwrap_err()), "name");
+        assert_eq!(parse_json::<Body>(b"{").unwrap_err().code(), Code::MalformedJson);
+        assert_eq!(parse_json::<Body>(br#"{"name": "a"} x"#).unwrap_err().code(), Code::MalformedJson);
+        assert_eq!(parse_json::<Body>(br#"["a"]"#).unwrap_err().code(), Code::MalformedJson);
+        assert_eq!(field_of(parse_json::<Body>(br#"{"inner": {}}"#).unwrap_err()), "name");
+    }
+}

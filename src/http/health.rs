@@ -1,0 +1,34 @@
+//! Liveness (the process answers) and readiness (its dependencies answer).
+
+use std::time::Duration;
+
+use serde_json::json;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::error::{Code, Error};
+use crate::http::filters::with_state;
+use crate::http::{self as api};
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let live = warp::path!("health" / "live")
+        .and(warp::get())
+        .map(|| api::json(StatusCode::OK, &json!({"status": "ok"})));
+    let ready = warp::path!("health" / "ready").and(warp::get()).and(with_state(state)).then(ready);
+    live.or(ready).unify().boxed()
+}
+
+async fn ready(state: AppState) -> Response {
+    let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(state.pool())).await;
+    match probe {
+        Ok(Ok(_)) => api::json(StatusCode::OK, &json!({"status": "ok", "checks": {"database": "ok"}})),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database check failed");
+            Error::new(Code::ServiceUnavailable, "database: not reachable").into_response()
+        }
+        Err(_) => Error::new(Code::ServiceUnavailable, "database: no answer within 2 s").into_response(),
+    }
+}

@@ -1,0 +1,86 @@
+//! HTTP API: one module per resource, each a boxed route group; `recover` maps the rest.
+
+pub mod accounts;
+pub mod auth;
+pub mod filters;
+pub mod health;
+pub mod recover;
+pub mod server;
+pub mod users;
+
+use serde::Serialize;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::{Reply, Response};
+
+use crate::app::AppState;
+use crate::error::Result;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let api = warp::path("api")
+        .and(warp::path("v1"))
+        .and(
+            auth::routes(state.clone())
+                .or(users::routes(state.clone()))
+                .unify()
+                .or(accounts::routes(state.clone()))
+                .unify(),
+        )
+        .boxed();
+    let handled = health::routes(state.clone())
+        .or(api)
+        .unify()
+        .recover(recover::recover)
+        .unify()
+        .boxed();
+    let origins = &state.settings().cors_origins;
+    if origins.is_empty() {
+        return handled;
+    }
+    let cors = warp::cors()
+        .allow_origins(origins.iter().map(String::as_str))
+        .allow_methods(["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
+        .allow_headers(["authorization", "content-type", "if-match", "idempotency-key", "x-request-id"])
+        .expose_headers(["etag", "x-request-id", "retry-after", "location"])
+        .max_age(600);
+    handled
+        .with(cors)
+        .map(Reply::into_response)
+        .recover(recover::recover)
+        .unify()
+        .boxed()
+}
+
+/// Turns a handler result into a response; errors become problem+json.
+pub fn respond(result: Result<Response>) -> Response {
+    result.unwrap_or_else(|err| err.into_response())
+}
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    warp::reply::with_status(warp::reply::json(body), status).into_response()
+}
+
+pub fn with_etag(mut response: Response, version: i64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+pub fn etag(version: i64) -> String {
+    format!("\"{version}\"")
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{data, total, next_cursor, facets}`, the shape of every list.
+#[derive(Serialize)]
+pub struct ListPage<T: Serialize> {
+    pub data: Vec<T>,
+    pub total: i64,
+    pub next_cursor: Option<String>,
+    pub facets: serde_json::Map<String, serde_json::Value>,
+}

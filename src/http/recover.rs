@@ -1,0 +1,63 @@
+//! Maps whatever rejection is left to problem+json, 404 and 405 told apart.
+
+use std::convert::Infallible;
+
+use warp::Rejection;
+use warp::reject::{InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader, PayloadTooLarge, UnsupportedMediaType};
+use warp::reply::Response;
+
+use crate::error::{Code, Error};
+
+/// An [`Error`] raised inside a filter (auth, body parsing) rather than a handler.
+#[derive(Debug)]
+pub struct Rejected(pub Error);
+
+impl warp::reject::Reject for Rejected {}
+
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    Ok(to_error(&rejection).into_response())
+}
+
+fn to_error(rejection: &Rejection) -> Error {
+    if rejection.is_not_found() {
+        return Error::new(Code::RouteNotFound, "no route matches this path");
+    }
+    if let Some(Rejected(err)) = rejection.find::<Rejected>() {
+        return clone_error(err);
+    }
+    if rejection.find::<MethodNotAllowed>().is_some() {
+        return Error::new(Code::MethodNotAllowed, "this path does not accept this method");
+    }
+    if rejection.find::<PayloadTooLarge>().is_some() {
+        return Error::new(Code::PayloadTooLarge, "the request body exceeds the size limit");
+    }
+    if rejection.find::<LengthRequired>().is_some() {
+        return Error::new(Code::LengthRequired, "send a Content-Length header with the body");
+    }
+    if rejection.find::<UnsupportedMediaType>().is_some() {
+        return Error::new(Code::UnsupportedMediaType, "unsupported content type");
+    }
+    if let Some(err) = rejection.find::<InvalidQuery>() {
+        return Error::new(Code::InvalidParameter, err.to_string());
+    }
+    if let Some(err) = rejection.find::<MissingHeader>() {
+        return Error::new(Code::InvalidParameter, format!("missing header {}", err.name()));
+    }
+    if let Some(err) = rejection.find::<InvalidHeader>() {
+        return Error::new(Code::InvalidParameter, format!("invalid header {}", err.name()));
+    }
+    Error::Internal(anyhow::anyhow!("unhandled rejection: {rejection:?}"))
+}
+
+/// Rejections are borrowed, so the error is rebuilt; internal ones keep their message for the log.
+fn clone_error(err: &Error) -> Error {
+    match err {
+        Error::Problem(p) => Error::Problem(crate::error::Problem {
+            code: p.code,
+            detail: p.detail.clone(),
+            errors: p.errors.clone(),
+            retry_after: p.retry_after,
+        }),
+        Error::Internal(e) => Error::Internal(anyhow::anyhow!("{e:#}")),
+    }
+}

@@ -1,0 +1,199 @@
+//! `/api/v1/users`: admin-only user management.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::{Principal, password};
+use crate::domain::contact::normalize_email;
+use crate::domain::role::{Action, Role};
+use crate::error::{Code, Error, Result};
+use crate::http::filters::{json_body, principal, with_state};
+use crate::http::{self as api, ListPage, respond};
+use crate::store::users::{self, UserRow};
+
+#[derive(Serialize)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<&UserRow> for UserView {
+    fn from(row: &UserRow) -> Self {
+        Self {
+            id: row.id,
+            email: row.email.clone(),
+            name: row.name.clone(),
+            role: row.role(),
+            disabled: row.disabled,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    email: String,
+    name: String,
+    role: Role,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    role: Option<Role>,
+    disabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    page_size: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+pub const MAX_PAGE_SIZE: u32 = 200;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let limit = state.settings().max_json_body_bytes;
+    let admin = principal(state.clone()).and(with_state(state));
+    let list = warp::path!("users")
+        .and(warp::get())
+        .and(admin.clone())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .then(|p, s, q: String| async move { respond(list(p, s, q).await) });
+    let create = warp::path!("users")
+        .and(warp::post())
+        .and(admin.clone())
+        .and(json_body::<CreateUser>(limit))
+        .then(|p, s, b| async move { respond(create(p, s, b).await) });
+    let update = warp::path!("users" / Uuid)
+        .and(warp::patch())
+        .and(admin)
+        .and(json_body::<UpdateUser>(limit))
+        .then(|id, p, s, b| async move { respond(update(id, p, s, b).await) });
+    list.or(create).unify().or(update).unify().boxed()
+}
+
+/// Validates a new user's fields the same way for admins, registration and the CLI.
+pub async fn create_user(state: &AppState, body: CreateUser) -> Result<UserRow> {
+    let mut errors = Vec::new();
+    let email = normalize_email(&body.email)
+        .map_err(|m| errors.push(crate::error::FieldError::new("email", m)))
+        .ok();
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.push(crate::error::FieldError::new("name", "must be 1 to 200 characters"));
+    }
+    if let Err(Error::Problem(p)) = password::check_policy(&body.password) {
+        errors.extend(p.errors);
+    }
+    let Some(email) = email.filter(|_| errors.is_empty()) else {
+        return Err(Error::validation(errors));
+    };
+    let hash = password::hash(body.password).await?;
+    users::insert(state.pool(), &email, &name, body.role, &hash).await
+}
+
+impl CreateUser {
+    pub fn new(email: String, name: String, role: Role, password: String) -> Self {
+        Self {
+            email,
+            name,
+            role,
+            password,
+        }
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
+    caller.require(Action::ManageUsers)?;
+    let query: ListQuery = parse_query(&raw_query)?;
+    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
+        return Err(Error::new(
+            Code::InvalidParameter,
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
+        ));
+    }
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let mut rows = users::list(state.pool(), after, i64::from(page_size) + 1).await?;
+    let next_cursor = if rows.len() > page_size as usize {
+        rows.truncate(page_size as usize);
+        rows.last().map(|last| encode_cursor(last.created_at, last.id))
+    } else {
+        None
+    };
+    let total = users::count(state.pool()).await?;
+    let page = ListPage {
+        data: rows.iter().map(UserView::from).collect(),
+        total,
+        next_cursor,
+        facets: Default::default(),
+    };
+    Ok(api::json(StatusCode::OK, &page))
+}
+
+#[tracing::instrument(skip_all)]
+async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
+    caller.require(Action::ManageUsers)?;
+    let row = create_user(&state, body).await?;
+    tracing::info!(user_id = %row.id, role = row.role, "user created");
+    Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) -> Result<Response> {
+    caller.require(Action::ManageUsers)?;
+    if id == caller.user_id && (body.disabled == Some(true) || body.role.is_some_and(|r| r != caller.role)) {
+        return Err(Error::new(Code::Conflict, "you cannot change your own role or disable yourself"));
+    }
+    let row = users::update(state.pool(), id, body.role, body.disabled)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
+    tracing::info!(role = row.role, disabled = row.disabled, "user updated");
+    Ok(api::json(StatusCode::OK, &UserView::from(&row)))
+}
+
+/// Parses a query string strictly: unknown or malformed parameters are 400s naming the parameter.
+pub fn parse_query<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T> {
+    serde_urlencoded::from_str::<T>(raw).map_err(|e| Error::new(Code::InvalidParameter, format!("query: {e}")))
+}
+
+fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid)> {
+    let invalid = || {
+        Error::new(
+            Code::InvalidParameter,
+            "cursor is not valid; pass next_cursor from the previous page",
+        )
+    };
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+    Ok((at, id))
+}

@@ -1,0 +1,237 @@
+//! Accounts. Every write goes through here; `search_version` is set by the trigger.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::domain::account::{AccountFields, AccountStatus, Address};
+use crate::domain::money::Currency;
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct AccountRow {
+    pub id: Uuid,
+    pub account_number: String,
+    pub external_ref: Option<String>,
+    pub debtor_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address_line1: Option<String>,
+    pub address_line2: Option<String>,
+    pub address_city: Option<String>,
+    pub address_region: Option<String>,
+    pub address_postal_code: Option<String>,
+    pub address_country: Option<String>,
+    pub timezone: String,
+    pub status: String,
+    pub original_balance: Decimal,
+    pub current_balance: Decimal,
+    pub currency: String,
+    pub due_date: Option<NaiveDate>,
+    pub assigned_agent_id: Option<Uuid>,
+    pub next_action_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub custom_fields: Json<Map<String, Value>>,
+    pub do_not_call: bool,
+    pub do_not_email: bool,
+    pub cease_communication: bool,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub search_version: i64,
+}
+
+const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, phone, address_line1, address_line2, \
+     address_city, address_region, address_postal_code, address_country, timezone, status, original_balance, \
+     current_balance, currency, due_date, assigned_agent_id, next_action_at, tags, custom_fields, do_not_call, \
+     do_not_email, cease_communication, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
+
+impl AccountRow {
+    pub fn status(&self) -> AccountStatus {
+        AccountStatus::parse(&self.status).unwrap_or(AccountStatus::Active)
+    }
+
+    /// The stored currency; rows written outside the API may hold an unknown code.
+    pub fn currency(&self) -> Result<Currency> {
+        Currency::parse(&self.currency)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("account {} has currency {}: {e}", self.id, self.currency)))
+    }
+
+    pub fn address(&self) -> Address {
+        Address {
+            line1: self.address_line1.clone(),
+            line2: self.address_line2.clone(),
+            city: self.address_city.clone(),
+            region: self.address_region.clone(),
+            postal_code: self.address_postal_code.clone(),
+            country: self.address_country.clone(),
+        }
+    }
+
+    /// The writable state, as a patch starts from it.
+    pub fn fields(&self) -> Result<AccountFields> {
+        Ok(AccountFields {
+            account_number: Some(self.account_number.clone()),
+            external_ref: self.external_ref.clone(),
+            debtor_name: self.debtor_name.clone(),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            address: self.address(),
+            timezone: self.timezone.clone(),
+            status: self.status(),
+            original_balance: self.original_balance,
+            current_balance: self.current_balance,
+            currency: self.currency()?,
+            due_date: self.due_date,
+            assigned_agent_id: self.assigned_agent_id,
+            next_action_at: self.next_action_at,
+            tags: self.tags.clone(),
+            custom_fields: self.custom_fields.0.clone(),
+            do_not_call: self.do_not_call,
+            do_not_email: self.do_not_email,
+            cease_communication: self.cease_communication,
+        })
+    }
+}
+
+/// Binds the writable columns in `WRITABLE` order.
+fn push_fields(builder: &mut sqlx::query_builder::Separated<'_, Postgres, &'static str>, f: &AccountFields) {
+    builder
+        .push_bind(f.external_ref.as_deref())
+        .push_bind(f.debtor_name.as_str())
+        .push_bind(f.email.as_deref())
+        .push_bind(f.phone.as_deref())
+        .push_bind(f.address.line1.as_deref())
+        .push_bind(f.address.line2.as_deref())
+        .push_bind(f.address.city.as_deref())
+        .push_bind(f.address.region.as_deref())
+        .push_bind(f.address.postal_code.as_deref())
+        .push_bind(f.address.country.as_deref())
+        .push_bind(f.timezone.as_str())
+        .push_bind(f.status.as_str())
+        .push_bind(f.original_balance)
+        .push_bind(f.current_balance)
+        .push_bind(f.currency.code())
+        .push_bind(f.due_date)
+        .push_bind(f.assigned_agent_id)
+        .push_bind(f.next_action_at)
+        .push_bind(&f.tags)
+        .push_bind(Json(&f.custom_fields))
+        .push_bind(f.do_not_call)
+        .push_bind(f.do_not_email)
+        .push_bind(f.cease_communication);
+}
+
+const WRITABLE: &[&str] = &[
+    "external_ref",
+    "debtor_name",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "address_city",
+    "address_region",
+    "address_postal_code",
+    "address_country",
+    "timezone",
+    "status",
+    "original_balance",
+    "current_balance",
+    "currency",
+    "due_date",
+    "assigned_agent_id",
+    "next_action_at",
+    "tags",
+    "custom_fields",
+    "do_not_call",
+    "do_not_email",
+    "cease_communication",
+];
+
+#[tracing::instrument(skip_all)]
+pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Result<AccountRow> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("INSERT INTO accounts (id, account_number, created_by, updated_by, ");
+    qb.push(WRITABLE.join(", "));
+    qb.push(") VALUES (");
+    qb.push_bind(Uuid::now_v7());
+    match &fields.account_number {
+        Some(number) => qb.push(", ").push_bind(number.as_str()),
+        None => qb.push(", 'ACC-' || nextval('account_number_seq')"),
+    };
+    qb.push(", ").push_bind(actor).push(", ").push_bind(actor).push(", ");
+    push_fields(&mut qb.separated(", "), fields);
+    qb.push(") RETURNING ").push(COLUMNS);
+    let row = qb.build_query_as::<AccountRow>().fetch_one(pool).await.map_err(map_fk)?;
+    Ok(row)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %id))]
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>> {
+    let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE id = $1 AND deleted_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+/// Locks a live account for the rest of `tx`.
+pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<AccountRow>> {
+    let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row)
+}
+
+/// Writes the full state of a locked account.
+pub async fn update(tx: &mut sqlx::PgConnection, id: Uuid, fields: &AccountFields, actor: Uuid) -> Result<AccountRow> {
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE accounts SET (account_number, updated_by, updated_at, ");
+    qb.push(WRITABLE.join(", "));
+    qb.push(") = (");
+    qb.push_bind(fields.account_number.as_deref())
+        .push(", ")
+        .push_bind(actor)
+        .push(", now(), ");
+    push_fields(&mut qb.separated(", "), fields);
+    qb.push(") WHERE id = ").push_bind(id).push(" RETURNING ").push(COLUMNS);
+    let row = qb.build_query_as::<AccountRow>().fetch_one(tx).await.map_err(map_fk)?;
+    Ok(row)
+}
+
+/// Sets or clears `deleted_at`. Returns `None` when no account is in the opposite state.
+#[tracing::instrument(skip_all, fields(account_id = %id, deleted))]
+pub async fn set_deleted(pool: &PgPool, id: Uuid, deleted: bool, actor: Uuid) -> Result<Option<AccountRow>> {
+    let sql = if deleted {
+        format!(
+            "UPDATE accounts SET deleted_at = now(), updated_at = now(), updated_by = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+        )
+    } else {
+        format!(
+            "UPDATE accounts SET deleted_at = NULL, updated_at = now(), updated_by = $2 WHERE id = $1 AND deleted_at IS NOT NULL RETURNING {COLUMNS}"
+        )
+    };
+    let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(actor)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// An unknown `assigned_agent_id` is the client's mistake, not ours.
+fn map_fk(err: sqlx::Error) -> Error {
+    let is_agent_fk = err.as_database_error().and_then(|e| e.constraint()) == Some("accounts_assigned_agent_id_fkey");
+    if is_agent_fk {
+        return Error::field("assigned_agent_id", "no such user");
+    }
+    Error::from(err)
+}

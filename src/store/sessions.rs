@@ -1,0 +1,129 @@
+//! Login sessions and their rotating refresh tokens (stored as SHA-256 hashes).
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+/// What authenticating a request needs to know about its session, in one query.
+#[derive(Clone, Debug, FromRow)]
+pub struct SessionUser {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub disabled: bool,
+    pub revoked: bool,
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn create(pool: &PgPool, user_id: Uuid, expires_at: DateTime<Utc>, token_hash: &[u8]) -> Result<Uuid> {
+    let session_id = Uuid::now_v7();
+    let mut tx = pool.begin().await?;
+    sqlx::query("INSERT INTO auth_sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
+        .bind(session_id)
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(token_hash)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(session_id)
+}
+
+/// Result of presenting a refresh token.
+#[derive(Debug)]
+pub enum Rotation {
+    /// The token was current; it is now used and `new_hash` replaces it.
+    Rotated { session_id: Uuid, user_id: Uuid },
+    /// The token had already been rotated: its whole family is now revoked.
+    Reused,
+    /// Unknown token, or its session is revoked, expired or its user disabled.
+    Invalid,
+}
+
+/// Marks `old_hash` used and stores `new_hash` in the same session, atomically. A
+/// second presentation of `old_hash` (theft or a replay) revokes the session.
+#[tracing::instrument(skip_all)]
+pub async fn rotate(pool: &PgPool, old_hash: &[u8], new_hash: &[u8]) -> Result<Rotation> {
+    let mut tx = pool.begin().await?;
+    let current: Option<(Uuid, Uuid, bool)> = sqlx::query_as(
+        "SELECT s.id, s.user_id, (s.revoked_at IS NULL AND s.expires_at > now() AND NOT u.disabled)
+         FROM refresh_tokens t JOIN auth_sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
+         WHERE t.token_hash = $1
+         FOR UPDATE OF t, s",
+    )
+    .bind(old_hash)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((session_id, user_id, usable)) = current else {
+        return Ok(Rotation::Invalid);
+    };
+    if !usable {
+        return Ok(Rotation::Invalid);
+    }
+    let claimed = sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1 AND used_at IS NULL")
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if claimed == 0 {
+        revoke_in(&mut tx, session_id, "refresh token reused").await?;
+        tx.commit().await?;
+        return Ok(Rotation::Reused);
+    }
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(new_hash)
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Rotation::Rotated { session_id, user_id })
+}
+
+async fn revoke_in(conn: &mut sqlx::PgConnection, session_id: Uuid, reason: &str) -> Result<()> {
+    sqlx::query("UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session_id)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Revokes the session a refresh token belongs to. Returns whether one was found.
+#[tracing::instrument(skip_all)]
+pub async fn revoke_by_token(pool: &PgPool, token_hash: &[u8]) -> Result<bool> {
+    let revoked = sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = COALESCE(revoked_at, now()), revoked_reason = COALESCE(revoked_reason, 'logout')
+         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+    )
+    .bind(token_hash)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(revoked > 0)
+}
+
+pub async fn revoke(pool: &PgPool, session_id: Uuid, reason: &str) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    revoke_in(&mut conn, session_id, reason).await
+}
+
+/// The session named by an access token, with its user's current role and state.
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn session_user(pool: &PgPool, session_id: Uuid) -> Result<Option<SessionUser>> {
+    let row = sqlx::query_as::<_, SessionUser>(
+        "SELECT s.id AS session_id, u.id AS user_id, u.email, u.name, u.role, u.disabled, (s.revoked_at IS NOT NULL) AS revoked
+         FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
+    )
+    .bind(session_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}

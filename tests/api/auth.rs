@@ -1,0 +1,217 @@
+use std::time::Duration;
+
+use arrears::domain::role::Role;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, assert_problem, error_fields, spawn_app, spawn_app_with, status_json};
+
+#[tokio::test]
+async fn register_makes_a_viewer_who_can_log_in_and_read_me() {
+    let app = spawn_app().await;
+    let body = json!({"email": "New.Person@Example.com", "name": "New Person", "password": PASSWORD});
+    let (status, user) = status_json(app.post("/api/v1/auth/register", None, &body).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(user["role"], "viewer");
+    assert_eq!(user["email"], "new.person@example.com");
+    assert!(user.get("password_hash").is_none());
+
+    let (status, tokens) = app.login("new.person@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    assert_eq!(tokens["user"]["id"], user["id"]);
+    let (status, me) = status_json(app.get("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(me["id"], user["id"]);
+
+    let again = app.post("/api/v1/auth/register", None, &body).await;
+    assert_problem(again, StatusCode::CONFLICT, "email_taken").await;
+}
+
+#[tokio::test]
+async fn register_validates_and_can_be_switched_off() {
+    let app = spawn_app().await;
+    let bad = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"email": "nope", "name": " ", "password": "short"}),
+        )
+        .await;
+    let problem = assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let mut fields = error_fields(&problem);
+    fields.sort();
+    assert_eq!(fields, ["email", "name", "password"]);
+
+    let role_smuggled = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"email": "a@example.com", "name": "A", "password": PASSWORD, "role": "admin"}),
+        )
+        .await;
+    let problem = assert_problem(role_smuggled, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(error_fields(&problem), ["role"]);
+
+    let closed = spawn_app_with(|s| s.allow_registration = false).await;
+    let refused = closed
+        .post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"email": "a@example.com", "name": "A", "password": PASSWORD}),
+        )
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "registration_disabled").await;
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_answer() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Agent).await;
+    let (s1, b1) = app.login("nobody@example.com", PASSWORD).await;
+    let (s2, b2) = app.login(&user.email, "wrong password here").await;
+    assert_eq!(s1, StatusCode::UNAUTHORIZED);
+    assert_eq!(s2, s1);
+    assert_eq!(b1["code"], "invalid_credentials");
+    assert_eq!(b1["code"], b2["code"]);
+    assert_eq!(b1["detail"], b2["detail"]);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Agent).await;
+    let (status, first) = status_json(
+        app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": user.refresh_token}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let rotated = first["refresh_token"].as_str().unwrap();
+    assert_ne!(rotated, user.refresh_token);
+    let new_access = first["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/auth/me", new_access).await.status(), StatusCode::OK);
+
+    // The old token comes back: a thief or a replay. The whole family dies.
+    let reuse = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": user.refresh_token}))
+        .await;
+    assert_problem(reuse, StatusCode::UNAUTHORIZED, "refresh_token_reused").await;
+    let after = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": rotated})).await;
+    assert_problem(after, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    assert_problem(
+        app.get("/api/v1/auth/me", new_access).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+
+    let unknown = app.post("/api/v1/auth/refresh", None, &json!({"refresh_token": "made-up"})).await;
+    assert_problem(unknown, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+}
+
+#[tokio::test]
+async fn logout_revokes_refresh_and_access_tokens() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Viewer).await;
+    let other_session = app.login(&user.email, PASSWORD).await.1;
+    let response = app
+        .post("/api/v1/auth/logout", None, &json!({"refresh_token": user.refresh_token}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_problem(
+        app.get("/api/v1/auth/me", &user.token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let refresh = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": user.refresh_token}))
+        .await;
+    assert_problem(refresh, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    // Other sessions of the same user are untouched.
+    assert_eq!(
+        app.get("/api/v1/auth/me", other_session["access_token"].as_str().unwrap())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_user_until_the_lock_expires() {
+    let app = spawn_app_with(|s| s.lockout_secs = 2).await;
+    let user = app.user(Role::Agent).await;
+    for _ in 0..5 {
+        assert_eq!(app.login(&user.email, "wrong password!!").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let locked = app
+        .post("/api/v1/auth/login", None, &json!({"email": user.email, "password": PASSWORD}))
+        .await;
+    assert!(locked.headers().contains_key("retry-after"));
+    assert_problem(locked, StatusCode::LOCKED, "account_locked").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(app.login(&user.email, PASSWORD).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn four_failures_then_success_resets_the_count() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Agent).await;
+    for _ in 0..4 {
+        app.login(&user.email, "wrong password!!").await;
+    }
+    assert_eq!(app.login(&user.email, PASSWORD).await.0, StatusCode::OK);
+    for _ in 0..4 {
+        app.login(&user.email, "wrong password!!").await;
+    }
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.0,
+        StatusCode::OK,
+        "the counter restarted after the success"
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_email_and_per_ip() {
+    let app = spawn_app_with(|s| {
+        s.login_rate_limit_per_email = 5;
+        s.login_rate_limit_per_ip = 8;
+        s.lockout_threshold = 100;
+    })
+    .await;
+    let user = app.user(Role::Agent).await; // one attempt spent by the helper's login
+    for _ in 0..4 {
+        assert_eq!(app.login(&user.email, "wrong password!!").await.0, StatusCode::UNAUTHORIZED);
+    }
+    let limited = app
+        .post("/api/v1/auth/login", None, &json!({"email": user.email, "password": PASSWORD}))
+        .await;
+    let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 0 && retry_after <= 900);
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Other emails from the same address: the per-IP limit (8) ends them too.
+    let (s1, _) = app.login("x1@example.com", PASSWORD).await;
+    let (s2, _) = app.login("x2@example.com", PASSWORD).await;
+    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(app.login("x3@example.com", PASSWORD).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn expired_access_tokens_are_refused() {
+    let app = spawn_app_with(|s| s.access_token_ttl_secs = 1).await;
+    let user = app.user(Role::Viewer).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_problem(
+        app.get("/api/v1/auth/me", &user.token).await,
+        StatusCode::UNAUTHORIZED,
+        "token_expired",
+    )
+    .await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": user.refresh_token}))
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK, "a refresh brings a new access token");
+}

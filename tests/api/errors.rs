@@ -1,0 +1,123 @@
+use arrears::domain::role::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn unknown_route_and_wrong_method_are_problems() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Viewer).await;
+    let unknown = app
+        .request(Method::GET, "/api/v1/nothing-here", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unknown, StatusCode::NOT_FOUND, "route_not_found").await;
+    let wrong = app.request(Method::PUT, "/api/v1/auth/login", None).send().await.unwrap();
+    assert_problem(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let malformed_id = app
+        .request(Method::GET, "/api/v1/accounts/not-a-uuid", Some(&user.token))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed_id, StatusCode::NOT_FOUND, "route_not_found").await;
+    let missing = app.get(&format!("/api/v1/accounts/{}", uuid::Uuid::new_v4()), &user.token).await;
+    assert_problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn malformed_json_wrong_type_and_oversized_bodies_are_problems() {
+    let app = spawn_app_with(|s| s.max_json_body_bytes = 4096).await;
+    let manager = app.user(Role::Manager).await;
+    let malformed = app
+        .request(Method::POST, "/api/v1/accounts", Some(&manager.token))
+        .header("content-type", "application/json")
+        .body("{\"debtor_name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, StatusCode::BAD_REQUEST, "malformed_json").await;
+    let not_an_object = app
+        .request(Method::POST, "/api/v1/accounts", Some(&manager.token))
+        .json(&json!([1, 2]))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(not_an_object, StatusCode::BAD_REQUEST, "malformed_json").await;
+    let text = app
+        .request(Method::POST, "/api/v1/accounts", Some(&manager.token))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(text, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let none = app
+        .request(Method::POST, "/api/v1/auth/login", None)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(none, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let big = json!({"debtor_name": "x".repeat(5000), "original_balance": "1.00", "currency": "USD"});
+    let oversized = app
+        .request(Method::POST, "/api/v1/accounts", Some(&manager.token))
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(oversized, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn missing_or_bad_tokens_are_401() {
+    let app = spawn_app().await;
+    let none = app.request(Method::GET, "/api/v1/auth/me", None).send().await.unwrap();
+    assert_problem(none, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let garbage = app.request(Method::GET, "/api/v1/auth/me", Some("not.a.jwt")).send().await.unwrap();
+    assert_problem(garbage, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let basic = app
+        .request(Method::GET, "/api/v1/auth/me", None)
+        .header("authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(basic, StatusCode::UNAUTHORIZED, "unauthorized").await;
+}
+
+#[tokio::test]
+async fn request_ids_are_echoed_or_generated() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    let response = app
+        .client
+        .get(app.url("/health/live"))
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await
+        .unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok());
+}
+
+#[tokio::test]
+async fn health_endpoints_answer() {
+    let app = spawn_app().await;
+    let live = app.client.get(app.url("/health/live")).send().await.unwrap();
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "ok");
+    app.pool.close().await;
+    let down = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+}

@@ -1,0 +1,196 @@
+//! Spawns the real application on port 0 against a fresh database per test.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use arrears::app::Application;
+use arrears::auth::password;
+use arrears::cli::Cli;
+use arrears::config::Settings;
+use arrears::domain::role::Role;
+use clap::Parser;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub pool: PgPool,
+    pub settings: Settings,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
+/// Settings as the binary would parse them (environment included), pointed at a new
+/// database and data directory, with login limits loose enough for ordinary tests.
+pub fn test_settings() -> Settings {
+    let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("default settings parse").settings;
+    let name = format!("arrears_test_{}", Uuid::new_v4().simple());
+    let base = settings.database_url.split('?').next().unwrap_or_default().to_owned();
+    let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database path");
+    settings.database_url = format!("{server}/{name}");
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.data_dir = std::env::temp_dir().join(format!("arrears-test-{}", Uuid::new_v4().simple()));
+    settings.jwt_secret = Some("test-secret-test-secret-test-secret-0123".to_owned());
+    settings.database_max_connections = 10;
+    settings.login_rate_limit_per_ip = 1000;
+    settings.login_rate_limit_per_email = 1000;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = test_settings();
+    configure(&mut settings);
+    let app = Application::build(settings.clone()).await.expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.state().pool().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        pool,
+        settings,
+        shutdown: Some(tx),
+    }
+}
+
+static USER_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let builder = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.request(Method::GET, path, Some(token)).send().await.unwrap()
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, token).json(body).send().await.unwrap()
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PATCH, path, Some(token)).json(body).send().await.unwrap()
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> Response {
+        self.request(Method::DELETE, path, Some(token)).send().await.unwrap()
+    }
+
+    /// Inserts a user straight into SQL and logs in over HTTP.
+    pub async fn user(&self, role: Role) -> TestUser {
+        let n = USER_SEQ.fetch_add(1, Ordering::Relaxed);
+        let email = format!("{}-{n}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        let hash = password::hash(PASSWORD.to_owned()).await.unwrap();
+        let row = arrears::store::users::insert(&self.pool, &email, &format!("{} {n}", role.as_str()), role, &hash)
+            .await
+            .unwrap();
+        let tokens = self.login(&email, PASSWORD).await;
+        assert_eq!(tokens.0, StatusCode::OK, "login of a new user: {}", tokens.1);
+        TestUser {
+            id: row.id,
+            email,
+            token: tokens.1["access_token"].as_str().unwrap().to_owned(),
+            refresh_token: tokens.1["refresh_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (StatusCode, Value) {
+        let response = self
+            .post("/api/v1/auth/login", None, &json!({"email": email, "password": password}))
+            .await;
+        (response.status(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates an account as `token` (a manager or admin) and returns its JSON.
+    pub async fn account(&self, token: &str, overrides: Value) -> Value {
+        let mut body = json!({
+            "debtor_name": "Jane Doe",
+            "email": "jane@example.com",
+            "phone": "+1 201 555 0134",
+            "original_balance": "1250.00",
+            "currency": "USD",
+            "due_date": "2026-01-15",
+        });
+        for (k, v) in overrides.as_object().expect("overrides are an object") {
+            body[k] = v.clone();
+        }
+        let response = self.post("/api/v1/accounts", Some(token), &body).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "create account");
+        response.json().await.unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+    }
+}
+
+/// Status and JSON body, for assertions that want both.
+pub async fn status_json(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts a problem+json answer with `status` and machine `code`; returns the body.
+pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    let actual = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let request_id = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    assert_eq!(actual, status, "status; body: {body}");
+    assert_eq!(content_type, "application/problem+json");
+    assert_eq!(body["code"], code, "code; body: {body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert_eq!(body["request_id"], request_id.as_str(), "body and header carry the same request id");
+    assert!(body["type"].as_str().unwrap().ends_with(code));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+/// Field names listed in a validation problem.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
+        .unwrap_or_default()
+}
