@@ -1,1 +1,79 @@
-fn main() {}
+//! Foundation figures: `GET /api/v1/accounts/{id}` throughput and latency at 32
+//! connections, and login latency (argon2id-bound).
+//!
+//! Run: `bin/bench http_load` (release build; needs PostgreSQL).
+
+mod support;
+
+use std::time::Duration;
+
+use arrears::auth::password;
+use arrears::domain::role::Role;
+use serde_json::json;
+use uuid::Uuid;
+
+const ACCOUNTS: i64 = 10_000;
+const CONNECTIONS: usize = 32;
+
+#[tokio::main]
+async fn main() {
+    let server = support::start(support::bench_settings()).await;
+    let pool = &server.pool;
+    sqlx::query("TRUNCATE accounts, refresh_tokens, auth_sessions, users CASCADE")
+        .execute(pool)
+        .await
+        .unwrap();
+    let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
+    let password = "bench password 123";
+    let hash = password::hash(password.to_owned()).await.unwrap();
+    arrears::store::users::insert(pool, &email, "Bench", Role::Admin, &hash)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO accounts (id, account_number, debtor_name, email, phone, original_balance, current_balance, currency, due_date)
+         SELECT gen_random_uuid(), 'B-' || g, 'Debtor ' || g, 'd' || g || '@example.com', '+1201555' || lpad((g % 10000)::text, 4, '0'),
+                1000, 500, 'USD', date '2026-01-01' + (g % 300)::int
+         FROM generate_series(1, $1) g",
+    )
+    .bind(ACCOUNTS)
+    .execute(pool)
+    .await
+    .unwrap();
+    let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM accounts").fetch_all(pool).await.unwrap();
+    let client = reqwest::Client::new();
+    let login = client
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"email": email, "password": password}));
+    let token = login.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let base = server.base.clone();
+    let ids = std::sync::Arc::new(ids);
+    let warm = {
+        let (base, ids, token) = (base.clone(), ids.clone(), token.clone());
+        support::closed_loop(CONNECTIONS, Duration::from_secs(2), move |c, w, n| {
+            c.get(format!("{base}/api/v1/accounts/{}", ids[(w * 7919 + n * 104_729) % ids.len()]))
+                .bearer_auth(&token)
+        })
+        .await
+    };
+    warm.print("warm-up GET /api/v1/accounts/{id}");
+    let report = {
+        let (base, ids, token) = (base.clone(), ids.clone(), token.clone());
+        support::closed_loop(CONNECTIONS, Duration::from_secs(10), move |c, w, n| {
+            c.get(format!("{base}/api/v1/accounts/{}", ids[(w * 7919 + n * 104_729) % ids.len()]))
+                .bearer_auth(&token)
+        })
+        .await
+    };
+    report.print("GET /api/v1/accounts/{id}, 32 connections");
+
+    let login = support::closed_loop(1, Duration::from_secs(5), move |c, _, _| {
+        c.post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({"email": email, "password": password}))
+    })
+    .await;
+    login.print("POST /api/v1/auth/login, sequential");
+}

@@ -1,0 +1,127 @@
+//! Shared by the benchmarks: an in-process server on a bench database and a closed-loop
+//! HTTP load generator that reports throughput and latency percentiles.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrears::app::Application;
+use arrears::cli::Cli;
+use arrears::config::Settings;
+use clap::Parser;
+use tokio::sync::oneshot;
+
+pub struct Server {
+    pub base: String,
+    pub pool: sqlx::PgPool,
+    _stop: oneshot::Sender<()>,
+}
+
+/// Settings for a benchmark: `BENCH_DATABASE_URL` (default database `arrears_bench`),
+/// port 0, loose login limits, a fixed JWT secret.
+pub fn bench_settings() -> Settings {
+    let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("settings parse").settings;
+    settings.database_url =
+        std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/arrears_bench".to_owned());
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.data_dir = std::env::temp_dir().join("arrears-bench");
+    settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
+    settings.login_rate_limit_per_ip = u32::MAX;
+    settings.login_rate_limit_per_email = u32::MAX;
+    settings.database_max_connections = 32;
+    settings
+}
+
+pub async fn start(settings: Settings) -> Server {
+    let app = Application::build(settings).await.expect("application builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let pool = app.state().pool().clone();
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    Server { base, pool, _stop: tx }
+}
+
+pub struct Report {
+    pub requests: usize,
+    pub errors: usize,
+    pub elapsed: Duration,
+    latencies_us: Vec<u64>,
+}
+
+impl Report {
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        self.latencies_us[index] as f64 / 1000.0
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    pub fn print(&self, name: &str) {
+        println!(
+            "{name}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests, {} errors, {:.1} s)",
+            self.rate(),
+            self.percentile_ms(0.50),
+            self.percentile_ms(0.99),
+            self.percentile_ms(1.0),
+            self.requests,
+            self.errors,
+            self.elapsed.as_secs_f64()
+        );
+    }
+}
+
+/// `connections` workers, each sending its next request when the previous answered,
+/// for `duration`. `request(worker, n)` builds request `n` of a worker; any non-2xx
+/// status counts as an error.
+pub async fn closed_loop<F>(connections: usize, duration: Duration, request: F) -> Report
+where
+    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let request = Arc::new(request);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let workers: Vec<_> = (0..connections)
+        .map(|worker| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+                let mut latencies = Vec::with_capacity(100_000);
+                let mut errors = 0;
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    match request(&client, worker, n).send().await {
+                        Ok(response) if response.status().is_success() => {
+                            let _ = response.bytes().await;
+                        }
+                        _ => errors += 1,
+                    }
+                    latencies.push(sent.elapsed().as_micros() as u64);
+                    n += 1;
+                }
+                (latencies, errors)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for worker in workers {
+        let (l, e) = worker.await.unwrap();
+        latencies_us.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed();
+    latencies_us.sort_unstable();
+    Report {
+        requests: latencies_us.len(),
+        errors,
+        elapsed,
+        latencies_us,
+    }
+}
