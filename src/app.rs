@@ -8,6 +8,9 @@ use phonenumber::country;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
 use crate::auth::Principal;
 use crate::auth::password;
 use crate::auth::rate_limit::RateLimiter;
@@ -16,6 +19,10 @@ use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
+use crate::search::SearchIndex;
+use crate::search::embedded::{EmbeddedIndex, OpenError};
+use crate::sync::SyncRuntime;
+use crate::sync::metrics::SyncMetrics;
 use crate::{http, store};
 
 /// Everything a handler needs, cheap to clone.
@@ -26,6 +33,8 @@ pub struct AppState {
 
 struct Inner {
     pool: PgPool,
+    search: Arc<dyn SearchIndex>,
+    sync_metrics: Arc<SyncMetrics>,
     settings: Settings,
     keys: TokenKeys,
     phone_region: country::Id,
@@ -36,7 +45,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub async fn new(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+    pub async fn new(settings: Settings, pool: PgPool, search: Arc<dyn SearchIndex>) -> anyhow::Result<Self> {
         let secret = tokens::load_secret(settings.jwt_secret.as_deref(), settings.production, &settings.data_dir)?;
         let phone_region = parse_region(&settings.default_phone_region).map_err(|e| anyhow::anyhow!("DEFAULT_PHONE_REGION: {e}"))?;
         let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
@@ -50,12 +59,22 @@ impl AppState {
             dummy_hash,
             pool,
             settings,
+            search,
+            sync_metrics: Arc::new(SyncMetrics::default()),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
+    }
+
+    pub fn search(&self) -> &Arc<dyn SearchIndex> {
+        &self.inner.search
+    }
+
+    pub fn sync_metrics(&self) -> &Arc<SyncMetrics> {
+        &self.inner.sync_metrics
     }
 
     pub fn settings(&self) -> &Settings {
@@ -108,22 +127,62 @@ impl AppState {
     }
 }
 
-/// A built, bound, not yet running API server.
+/// Opens the embedded index: as its owner when this process runs the sync worker and
+/// nobody else owns it, read-only otherwise.
+fn open_index(settings: &Settings) -> anyhow::Result<(Arc<EmbeddedIndex>, bool)> {
+    if settings.sync_worker {
+        match EmbeddedIndex::open_owner(&settings.data_dir) {
+            Ok(index) => return Ok((Arc::new(index), true)),
+            Err(OpenError::Busy(path)) => {
+                tracing::warn!(path = %path.display(), "another process owns the search index; serving reads from it without a sync worker");
+            }
+            Err(OpenError::Other(err)) => return Err(err),
+        }
+    }
+    let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((Arc::new(index), false))
+}
+
+/// A built, bound API server whose background sync (if any) already runs.
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    stop_background: watch::Sender<bool>,
+    background: JoinSet<()>,
 }
 
 impl Application {
-    /// Connects (creating the database if needed), migrates and binds `settings.bind`.
+    /// Connects (creating the database if needed), migrates, opens the search index,
+    /// starts the sync worker when this process owns the index, and binds `settings.bind`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::connect(&settings.database_url, settings.database_max_connections).await?;
         store::migrate(&pool).await?;
+        let (index, owner) = open_index(&settings)?;
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
-        let state = AppState::new(settings, pool).await?;
-        Ok(Self { listener, state })
+        let workers = settings.sync_workers;
+        let search: Arc<dyn SearchIndex> = index.clone();
+        let state = AppState::new(settings, pool.clone(), search.clone()).await?;
+        let (stop_background, stopped) = watch::channel(false);
+        let background = if owner {
+            let runtime = SyncRuntime {
+                pool,
+                index: search,
+                metrics: state.sync_metrics().clone(),
+                workers,
+                initial_backfill: index.created_fresh(),
+            };
+            runtime.start(stopped).await?
+        } else {
+            JoinSet::new()
+        };
+        Ok(Self {
+            listener,
+            state,
+            stop_background,
+            background,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -138,11 +197,13 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains in-flight requests.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+    /// Serves until `shutdown` resolves, drains in-flight requests, then stops the sync.
+    pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()> + Send + 'static) {
         tracing::info!(addr = %self.local_addr(), "listening");
         let routes = http::routes(self.state.clone());
         http::server::serve(self.listener, routes, shutdown).await;
+        let _ = self.stop_background.send(true);
+        while self.background.join_next().await.is_some() {}
         self.state.pool().close().await;
     }
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::app::{AppState, Application};
+use crate::app::Application;
 use crate::config::Settings;
 use crate::domain::role::Role;
 use crate::http::users::{CreateUser, create_user};
@@ -63,8 +63,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;
-            let state = AppState::new(cli.settings, pool).await?;
-            let user = create_user(&state, CreateUser::new(email, name, role, password))
+            let user = create_user(&pool, CreateUser::new(email, name, role, password))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&crate::http::users::UserView::from(&user))?);

@@ -88,6 +88,19 @@ pub struct Settings {
     #[arg(long, env = "LOGIN_RATE_WINDOW_SECS", default_value_t = 900, global = true)]
     pub login_rate_window_secs: u64,
 
+    /// Run the sync worker in this process (`serve --no-sync` or SYNC_WORKER=false
+    /// runs the API alone, reading an index another process feeds).
+    #[arg(long, env = "SYNC_WORKER", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub sync_worker: bool,
+
+    /// Sync worker tasks in this process; they share the outbox safely.
+    #[arg(long, env = "SYNC_WORKERS", default_value_t = 1, global = true)]
+    pub sync_workers: usize,
+
+    /// Longest a write with `?wait_for=indexed` waits for the index, in milliseconds.
+    #[arg(long, env = "WAIT_FOR_INDEXED_TIMEOUT_MS", default_value_t = 5000, global = true)]
+    pub wait_for_indexed_timeout_ms: u64,
+
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_json_body_bytes: u64,

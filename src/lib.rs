@@ -7,5 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod search;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -5,3 +5,4 @@ pub mod contact;
 pub mod money;
 pub mod patch;
 pub mod role;
+pub mod search;

@@ -11,11 +11,18 @@ use warp::reply::Response;
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use std::time::{Duration, Instant};
+
 use crate::domain::account::{AccountFields, AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
+use crate::domain::money::Currency;
 use crate::domain::role::{Action, Role};
 use crate::error::{Code, Error, FieldError, Result};
+use crate::http::account_list::{self, encode_cursor, facets_json};
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::recover::Rejected;
 use crate::http::{self as api, etag, no_content, respond, with_etag};
+use crate::search::document::AccountDoc;
+use crate::search::highlight::highlight;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::users;
 
@@ -52,12 +59,13 @@ pub struct AccountView {
 }
 
 impl AccountView {
-    pub fn from_row(row: AccountRow, today: NaiveDate) -> Result<Self> {
-        let currency = row.currency()?;
-        let status = row.status();
+    /// The account as clients see it; delinquency is computed for `today`.
+    pub fn from_doc(row: AccountDoc, today: NaiveDate) -> Result<Self> {
+        let currency = Currency::parse(&row.currency).map_err(|e| Error::Internal(anyhow::anyhow!("account {} currency: {e}", row.id)))?;
+        let status = row.status;
         let days = days_past_due(row.due_date, status, today);
         Ok(Self {
-            address: row.address(),
+            address: row.address,
             original_balance: currency.format(row.original_balance),
             current_balance: currency.format(row.current_balance),
             currency: currency.code().to_owned(),
@@ -75,7 +83,7 @@ impl AccountView {
             assigned_agent_id: row.assigned_agent_id,
             next_action_at: row.next_action_at,
             tags: row.tags,
-            custom_fields: row.custom_fields.0,
+            custom_fields: row.custom_fields,
             do_not_call: row.do_not_call,
             do_not_email: row.do_not_email,
             cease_communication: row.cease_communication,
@@ -92,11 +100,17 @@ impl AccountView {
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let caller = principal(state.clone()).and(with_state(state));
+    let list = warp::path!("accounts")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(list(p, s, q).await) });
     let create = warp::path!("accounts")
         .and(warp::post())
         .and(caller.clone())
+        .and(wait_for())
         .and(json_body::<CreateAccount>(limit))
-        .then(|p, s, b| async move { respond(create(p, s, b).await) });
+        .then(|p, s, w, b| async move { respond(create(p, s, w, b).await) });
     let get = warp::path!("accounts" / Uuid)
         .and(warp::get())
         .and(caller.clone())
@@ -105,17 +119,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::patch())
         .and(caller.clone())
         .and(warp::header::optional::<String>("if-match"))
+        .and(wait_for())
         .and(json_body::<PatchAccount>(limit))
-        .then(|id, p, s, m, b| async move { respond(patch(id, p, s, m, b).await) });
+        .then(|id, p, s, m, w, b| async move { respond(patch(id, p, s, m, w, b).await) });
     let delete = warp::path!("accounts" / Uuid)
         .and(warp::delete())
         .and(caller.clone())
-        .then(|id, p, s| async move { respond(delete(id, p, s).await) });
+        .and(wait_for())
+        .then(|id, p, s, w| async move { respond(delete(id, p, s, w).await) });
     let restore = warp::path!("accounts" / Uuid / "restore")
         .and(warp::post())
         .and(caller)
-        .then(|id, p, s| async move { respond(restore(id, p, s).await) });
-    create
+        .and(wait_for())
+        .then(|id, p, s, w| async move { respond(restore(id, p, s, w).await) });
+    list.or(create)
+        .unify()
         .or(get)
         .unify()
         .or(patch)
@@ -129,8 +147,90 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 fn account_response(status: StatusCode, row: AccountRow) -> Result<Response> {
     let version = row.search_version;
-    let view = AccountView::from_row(row, Utc::now().date_naive())?;
+    let view = AccountView::from_doc(AccountDoc::from(row), Utc::now().date_naive())?;
     Ok(with_etag(api::json(status, &view), version))
+}
+
+/// `?wait_for=indexed`: the write answers only once the index holds its version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WaitForIndexed(bool);
+
+pub fn wait_for() -> impl Filter<Extract = (WaitForIndexed,), Error = warp::Rejection> + Clone {
+    raw_query().and_then(|raw: String| async move {
+        let mut wait = false;
+        for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+            match (key.as_ref(), value.as_ref()) {
+                ("wait_for", "indexed") => wait = true,
+                ("wait_for", other) => {
+                    return Err(warp::reject::custom(Rejected(Error::field(
+                        "wait_for",
+                        format!("`{other}` is not supported; use `indexed`"),
+                    ))));
+                }
+                (other, _) => {
+                    return Err(warp::reject::custom(Rejected(Error::new(
+                        Code::InvalidParameter,
+                        format!("unknown parameter `{other}`"),
+                    ))));
+                }
+            }
+        }
+        Ok(WaitForIndexed(wait))
+    })
+}
+
+/// The raw query string, empty when there is none.
+pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
+    warp::query::raw().or(warp::any().map(String::new)).unify()
+}
+
+/// Polls the index until it holds `version` of `id`, bounded by the configured timeout.
+pub async fn wait_until_indexed(state: &AppState, wait: WaitForIndexed, id: Uuid, version: i64) -> Result<()> {
+    if !wait.0 {
+        return Ok(());
+    }
+    let timeout = Duration::from_millis(state.settings().wait_for_indexed_timeout_ms);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if state.search().version_of(id).await?.is_some_and(|held| held >= version) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::new(
+                Code::IndexTimeout,
+                format!(
+                    "the change was saved (version {version}) but was not searchable within {} ms",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let today = Utc::now().date_naive();
+    let query = account_list::parse(&raw, &caller, today)?;
+    let (text, sort) = (query.text.clone(), query.sort);
+    let page = state.search().search(query).await?;
+    let mut data = Vec::with_capacity(page.hits.len());
+    for hit in page.hits {
+        let marks = text.as_deref().map(|t| highlight(&hit.doc, t));
+        let mut item = serde_json::to_value(AccountView::from_doc(hit.doc, today)?).map_err(anyhow::Error::from)?;
+        if let Some(marks) = marks {
+            item["highlight"] = Value::Object(marks);
+        }
+        data.push(item);
+    }
+    let body = serde_json::json!({
+        "data": data,
+        "total": page.total,
+        "next_cursor": page.next.map(|after| encode_cursor(after, sort)),
+        "facets": facets_json(&page.facets),
+    });
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 /// An assignee must be an enabled user who works accounts.
@@ -148,7 +248,7 @@ async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<()> 
 }
 
 #[tracing::instrument(skip_all)]
-async fn create(caller: Principal, state: AppState, body: CreateAccount) -> Result<Response> {
+async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateAccount) -> Result<Response> {
     caller.require(Action::CreateAccount)?;
     let fields = AccountFields::from_create(body, state.phone_region()).map_err(Error::validation)?;
     if fields.assigned_agent_id.is_some() {
@@ -157,6 +257,7 @@ async fn create(caller: Principal, state: AppState, body: CreateAccount) -> Resu
     }
     let row = accounts::insert(state.pool(), &fields, caller.user_id).await?;
     tracing::info!(account_id = %row.id, "account created");
+    wait_until_indexed(&state, wait, row.id, row.search_version).await?;
     let location = format!("/api/v1/accounts/{}", row.id);
     let mut response = account_response(StatusCode::CREATED, row)?;
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -205,7 +306,14 @@ fn if_match_satisfied(if_match: Option<&str>, current_version: i64) -> bool {
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
-async fn patch(id: Uuid, caller: Principal, state: AppState, if_match: Option<String>, body: PatchAccount) -> Result<Response> {
+async fn patch(
+    id: Uuid,
+    caller: Principal,
+    state: AppState,
+    if_match: Option<String>,
+    wait: WaitForIndexed,
+    body: PatchAccount,
+) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
     let mut tx = state.pool().begin().await?;
     let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
@@ -229,25 +337,28 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, if_match: Option<St
     let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
     tx.commit().await?;
     tracing::info!(search_version = row.search_version, "account updated");
+    wait_until_indexed(&state, wait, id, row.search_version).await?;
     account_response(StatusCode::OK, row)
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
-async fn delete(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
     caller.require(Action::DeleteAccount)?;
-    accounts::set_deleted(state.pool(), id, true, caller.user_id)
+    let row = accounts::set_deleted(state.pool(), id, true, caller.user_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     tracing::info!("account soft-deleted");
+    wait_until_indexed(&state, wait, id, row.search_version).await?;
     Ok(no_content())
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
-async fn restore(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+async fn restore(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
     caller.require(Action::RestoreAccount)?;
     let row = accounts::set_deleted(state.pool(), id, false, caller.user_id)
         .await?
         .ok_or_else(|| Error::not_found("deleted account"))?;
     tracing::info!("account restored");
+    wait_until_indexed(&state, wait, id, row.search_version).await?;
     account_response(StatusCode::OK, row)
 }

@@ -97,7 +97,7 @@ async fn register(state: AppState, body: RegisterRequest) -> Result<Response> {
             "self-registration is switched off; ask an admin for an account",
         ));
     }
-    let row = create_user(&state, CreateUser::new(body.email, body.name, Role::Viewer, body.password)).await?;
+    let row = create_user(state.pool(), CreateUser::new(body.email, body.name, Role::Viewer, body.password)).await?;
     tracing::info!(user_id = %row.id, "user registered");
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }

@@ -1,5 +1,6 @@
 //! HTTP API: one module per resource, each a boxed route group; `recover` maps the rest.
 
+pub mod account_list;
 pub mod accounts;
 pub mod auth;
 pub mod filters;

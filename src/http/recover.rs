@@ -25,9 +25,6 @@ fn to_error(rejection: &Rejection) -> Error {
     if let Some(Rejected(err)) = rejection.find::<Rejected>() {
         return clone_error(err);
     }
-    if rejection.find::<MethodNotAllowed>().is_some() {
-        return Error::new(Code::MethodNotAllowed, "this path does not accept this method");
-    }
     if rejection.find::<PayloadTooLarge>().is_some() {
         return Error::new(Code::PayloadTooLarge, "the request body exceeds the size limit");
     }
@@ -36,6 +33,11 @@ fn to_error(rejection: &Rejection) -> Error {
     }
     if rejection.find::<UnsupportedMediaType>().is_some() {
         return Error::new(Code::UnsupportedMediaType, "unsupported content type");
+    }
+    // Checked after the body errors above: a route that matched path and method and then
+    // refused the body is more specific than another route's method mismatch.
+    if rejection.find::<MethodNotAllowed>().is_some() {
+        return Error::new(Code::MethodNotAllowed, "this path does not accept this method");
     }
     if let Some(err) = rejection.find::<InvalidQuery>() {
         return Error::new(Code::InvalidParameter, err.to_string());

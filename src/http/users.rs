@@ -74,7 +74,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = warp::path!("users")
         .and(warp::get())
         .and(admin.clone())
-        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(crate::http::accounts::raw_query())
         .then(|p, s, q: String| async move { respond(list(p, s, q).await) });
     let create = warp::path!("users")
         .and(warp::post())
@@ -90,7 +90,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// Validates a new user's fields the same way for admins, registration and the CLI.
-pub async fn create_user(state: &AppState, body: CreateUser) -> Result<UserRow> {
+pub async fn create_user(pool: &sqlx::PgPool, body: CreateUser) -> Result<UserRow> {
     let mut errors = Vec::new();
     let email = normalize_email(&body.email)
         .map_err(|m| errors.push(crate::error::FieldError::new("email", m)))
@@ -106,7 +106,7 @@ pub async fn create_user(state: &AppState, body: CreateUser) -> Result<UserRow> 
         return Err(Error::validation(errors));
     };
     let hash = password::hash(body.password).await?;
-    users::insert(state.pool(), &email, &name, body.role, &hash).await
+    users::insert(pool, &email, &name, body.role, &hash).await
 }
 
 impl CreateUser {
@@ -152,7 +152,7 @@ async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<R
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
-    let row = create_user(&state, body).await?;
+    let row = create_user(state.pool(), body).await?;
     tracing::info!(user_id = %row.id, role = row.role, "user created");
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }

@@ -235,3 +235,40 @@ fn map_fk(err: sqlx::Error) -> Error {
     }
     Error::from(err)
 }
+
+/// Rows by id, soft-deleted ones included: what the sync worker indexes.
+pub async fn by_ids(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<AccountRow>> {
+    let rows = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE id = ANY($1)")))
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows)
+}
+
+/// The next `limit` rows after `after` in id order, soft-deleted included (backfill).
+pub async fn page_by_id(pool: &PgPool, after: Option<Uuid>, limit: i64) -> Result<Vec<AccountRow>> {
+    let rows = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"
+    )))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows)
+}
+
+pub async fn count_all(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(pool).await?)
+}
+
+/// Every account's id and version, soft-deleted included (verify).
+pub async fn versions(pool: &PgPool) -> Result<Vec<(Uuid, i64)>> {
+    Ok(sqlx::query_as("SELECT id, search_version FROM accounts").fetch_all(pool).await?)
+}
+
+pub async fn versions_of(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+    Ok(sqlx::query_as("SELECT id, search_version FROM accounts WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?)
+}

@@ -1,6 +1,8 @@
 //! PostgreSQL access. The only module with SQL.
 
 pub mod accounts;
+pub mod outbox;
+pub mod search_tasks;
 pub mod sessions;
 pub mod users;
 

@@ -117,7 +117,10 @@ async fn health_endpoints_answer() {
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "ok");
-    app.pool.close().await;
+    // Closing waits for connections the sync worker holds; the pool refuses new ones at once.
+    let pool = app.pool.clone();
+    tokio::spawn(async move { pool.close().await });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     let down = app.client.get(app.url("/health/ready")).send().await.unwrap();
     assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
 }

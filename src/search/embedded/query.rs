@@ -1,0 +1,178 @@
+//! Translates the account query into a tantivy query (filters and full text).
+
+use std::ops::Bound;
+
+use tantivy::Term;
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+
+use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
+use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::search::{AccountQuery, AgentFilter, bucket_days};
+
+type Clause = (Occur, Box<dyn Query>);
+
+fn term(field: Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
+}
+
+fn flag(field: Field, value: bool) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_bool(field, value), IndexRecordOption::Basic))
+}
+
+fn any_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(queries.into_iter().map(|q| (Occur::Should, q)).collect()))
+}
+
+/// `[lo, hi]` on an i64 field; either bound may be open.
+fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Query> {
+    let bound = |v: Option<i64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(field, v)));
+    Box::new(RangeQuery::new(bound(lo), bound(hi)))
+}
+
+/// Accounts in `status` that no longer owe: never delinquent.
+fn resolved(fields: &Fields) -> Box<dyn Query> {
+    any_of(
+        AccountStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_resolved())
+            .map(|s| term(fields.status, s.as_str()))
+            .collect(),
+    )
+}
+
+/// A bucket as a due-date range relative to `today`; "current" is everything not overdue.
+fn bucket(fields: &Fields, bucket: Bucket, today: i64) -> Box<dyn Query> {
+    let overdue = || -> Box<dyn Query> {
+        Box::new(BooleanQuery::new(vec![
+            (Occur::Must, range(fields.due_days, None, Some(today - 1))),
+            (Occur::MustNot, resolved(fields)),
+        ]))
+    };
+    match bucket_days(bucket) {
+        (_, Some(0)) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery)),
+            (Occur::MustNot, overdue()),
+        ])),
+        (min, max) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, range(fields.due_days, max.map(|m| today - m), Some(today - min))),
+            (Occur::MustNot, resolved(fields)),
+        ])),
+    }
+}
+
+/// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
+fn fuzziness(word: &str) -> u8 {
+    match word.chars().count() {
+        0..=3 => 0,
+        4..=6 => 1,
+        _ => 2,
+    }
+}
+
+/// Full text: every word must match a name or address word (exactly, as a prefix, or
+/// within the typo budget), or the whole text must match an identifier or phone.
+fn text_query(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
+    let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
+    let words = folded_tokens(text);
+    if !words.is_empty() {
+        let per_word = words
+            .iter()
+            .map(|word| -> Clause {
+                let mut options: Vec<Box<dyn Query>> = Vec::new();
+                for field in [fields.name, fields.address] {
+                    let t = Term::from_field_text(field, word);
+                    options.push(Box::new(BoostQuery::new(
+                        Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
+                        3.0,
+                    )));
+                    options.push(Box::new(BoostQuery::new(
+                        Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
+                        1.5,
+                    )));
+                    let distance = fuzziness(word);
+                    if distance > 0 {
+                        options.push(Box::new(FuzzyTermQuery::new(t, distance, true)));
+                    }
+                }
+                (Occur::Must, any_of(options))
+            })
+            .collect();
+        alternatives.push(Box::new(BooleanQuery::new(per_word)));
+    }
+    let whole = text.trim().to_lowercase();
+    if !whole.is_empty() {
+        alternatives.push(Box::new(BoostQuery::new(term(fields.ident, &whole), 5.0)));
+        if whole.chars().count() <= EDGE_MAX {
+            alternatives.push(Box::new(BoostQuery::new(term(fields.ident_prefix, &whole), 2.0)));
+        }
+    }
+    let phone = digits(text);
+    if (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len()) {
+        alternatives.push(Box::new(BoostQuery::new(term(fields.phone_digits, &phone), 2.0)));
+    }
+    (!alternatives.is_empty()).then(|| any_of(alternatives))
+}
+
+pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
+    let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.tombstone, true))];
+    match query.text.as_deref().and_then(|t| text_query(fields, t)) {
+        Some(text) => clauses.push((Occur::Must, text)),
+        None => clauses.push((Occur::Must, Box::new(AllQuery))),
+    }
+    if !query.include_deleted {
+        clauses.push((Occur::MustNot, flag(fields.deleted, true)));
+    }
+    if !query.statuses.is_empty() {
+        clauses.push((
+            Occur::Must,
+            any_of(query.statuses.iter().map(|s| term(fields.status, s.as_str())).collect()),
+        ));
+    }
+    match query.agent {
+        Some(AgentFilter::Agent(id)) => clauses.push((Occur::Must, term(fields.agent, &id.hyphenated().to_string()))),
+        Some(AgentFilter::Unassigned) => clauses.push((Occur::Must, term(fields.agent, UNASSIGNED))),
+        None => {}
+    }
+    if !query.tags.is_empty() {
+        clauses.push((Occur::Must, any_of(query.tags.iter().map(|t| term(fields.tags, t)).collect())));
+    }
+    if query.min_balance.is_some() || query.max_balance.is_some() {
+        clauses.push((
+            Occur::Must,
+            range(
+                fields.balance,
+                query.min_balance.map(money_units),
+                query.max_balance.map(money_units),
+            ),
+        ));
+    }
+    if query.due_from.is_some() || query.due_to.is_some() {
+        clauses.push((
+            Occur::Must,
+            range(fields.due_days, query.due_from.map(epoch_days), query.due_to.map(epoch_days)),
+        ));
+    }
+    if query.next_action_after.is_some() || query.next_action_before.is_some() {
+        let after = query.next_action_after.map(|t| t.timestamp_micros() + 1);
+        let before = query.next_action_before.map(|t| t.timestamp_micros() - 1);
+        clauses.push((Occur::Must, range(fields.next_action, after, before)));
+    }
+    if !query.buckets.is_empty() {
+        let today = epoch_days(query.today);
+        clauses.push((
+            Occur::Must,
+            any_of(query.buckets.iter().map(|b| bucket(fields, *b, today)).collect()),
+        ));
+    }
+    for (field, wanted) in [
+        (fields.do_not_call, query.do_not_call),
+        (fields.do_not_email, query.do_not_email),
+        (fields.cease_communication, query.cease_communication),
+    ] {
+        if let Some(value) = wanted {
+            clauses.push((Occur::Must, flag(field, value)));
+        }
+    }
+    Box::new(BooleanQuery::new(clauses))
+}

@@ -1,0 +1,240 @@
+//! The tantivy schema for accounts, its analyzers, and document building.
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, NgramTokenizer, RawTokenizer, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, TantivyDocument, Term};
+use uuid::Uuid;
+
+use crate::search::document::AccountDoc;
+
+/// Words, lowercased and accent-folded: names and addresses.
+pub const FOLDED: &str = "arrears_folded";
+/// The whole value, lowercased: exact email, account number, reference.
+pub const KEYWORD: &str = "arrears_keyword";
+/// Lowercased prefixes of the whole value: as-you-type on identifiers.
+pub const EDGE: &str = "arrears_edge";
+/// Every run of 4 to 15 digits: phone numbers by any part.
+pub const DIGITS: &str = "arrears_digits";
+
+pub const EDGE_MAX: usize = 40;
+pub const DIGITS_MIN: usize = 4;
+pub const DIGITS_MAX: usize = 15;
+
+/// Money is indexed in ten-thousandths, exact for every ISO 4217 minor unit.
+pub const MONEY_SCALE: i64 = 10_000;
+pub const UNASSIGNED: &str = "unassigned";
+
+#[derive(Clone, Copy, Debug)]
+pub struct Fields {
+    pub id: tantivy::schema::Field,
+    pub id_hi: tantivy::schema::Field,
+    pub id_lo: tantivy::schema::Field,
+    pub version: tantivy::schema::Field,
+    pub tombstone: tantivy::schema::Field,
+    pub deleted: tantivy::schema::Field,
+    pub name: tantivy::schema::Field,
+    pub name_sort: tantivy::schema::Field,
+    pub address: tantivy::schema::Field,
+    pub ident: tantivy::schema::Field,
+    pub ident_prefix: tantivy::schema::Field,
+    pub phone_digits: tantivy::schema::Field,
+    pub status: tantivy::schema::Field,
+    pub agent: tantivy::schema::Field,
+    pub tags: tantivy::schema::Field,
+    pub balance: tantivy::schema::Field,
+    pub due_days: tantivy::schema::Field,
+    pub next_action: tantivy::schema::Field,
+    pub updated: tantivy::schema::Field,
+    pub do_not_call: tantivy::schema::Field,
+    pub do_not_email: tantivy::schema::Field,
+    pub cease_communication: tantivy::schema::Field,
+    pub source: tantivy::schema::Field,
+}
+
+fn text(tokenizer: &str) -> TextOptions {
+    TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqs),
+    )
+}
+
+pub fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        id: b.add_text_field("id", STRING | STORED),
+        id_hi: b.add_u64_field("id_hi", FAST),
+        id_lo: b.add_u64_field("id_lo", FAST),
+        version: b.add_i64_field("version", FAST),
+        tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
+        deleted: b.add_bool_field("deleted", INDEXED),
+        name: b.add_text_field("name", text(FOLDED)),
+        name_sort: b.add_i64_field("name_sort", FAST),
+        address: b.add_text_field("address", text(FOLDED)),
+        ident: b.add_text_field("ident", text(KEYWORD)),
+        ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
+        phone_digits: b.add_text_field("phone_digits", text(DIGITS)),
+        status: b.add_text_field("status", STRING | FAST),
+        agent: b.add_text_field("agent", STRING | FAST),
+        tags: b.add_text_field("tags", STRING | FAST),
+        balance: b.add_i64_field("balance", INDEXED | FAST),
+        due_days: b.add_i64_field("due_days", INDEXED | FAST),
+        next_action: b.add_i64_field("next_action", INDEXED | FAST),
+        updated: b.add_i64_field("updated", INDEXED | FAST),
+        do_not_call: b.add_bool_field("do_not_call", INDEXED),
+        do_not_email: b.add_bool_field("do_not_email", INDEXED),
+        cease_communication: b.add_bool_field("cease_communication", INDEXED),
+        source: b.add_text_field("source", STORED),
+    };
+    (b.build(), fields)
+}
+
+pub fn folded_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .build()
+}
+
+pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
+    let manager = index.tokenizers();
+    manager.register(FOLDED, folded_analyzer());
+    manager.register(KEYWORD, TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).build());
+    manager.register(
+        EDGE,
+        TextAnalyzer::builder(NgramTokenizer::new(1, EDGE_MAX, true)?)
+            .filter(LowerCaser)
+            .build(),
+    );
+    manager.register(
+        DIGITS,
+        TextAnalyzer::builder(NgramTokenizer::new(DIGITS_MIN, DIGITS_MAX, false)?).build(),
+    );
+    Ok(())
+}
+
+/// Folded words of `text`, as the index stores names.
+pub fn folded_tokens(text: &str) -> Vec<String> {
+    let mut analyzer = folded_analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut tokens = Vec::new();
+    while let Some(token) = stream.next() {
+        tokens.push(token.text.clone());
+    }
+    tokens
+}
+
+pub fn digits(text: &str) -> String {
+    text.chars().filter(char::is_ascii_digit).collect()
+}
+
+pub fn id_term(fields: &Fields, id: Uuid) -> Term {
+    Term::from_field_text(fields.id, &id.hyphenated().to_string())
+}
+
+pub fn money_units(amount: Decimal) -> i64 {
+    (amount * Decimal::from(MONEY_SCALE)).trunc().to_i64().unwrap_or(i64::MAX)
+}
+
+/// Days since 1970-01-01.
+pub fn epoch_days(date: chrono::NaiveDate) -> i64 {
+    (date - chrono::NaiveDate::default()).num_days()
+}
+
+/// Order-preserving key from the first 8 bytes of the folded name.
+pub fn name_sort_key(name: &str) -> i64 {
+    let folded = folded_tokens(name).join(" ");
+    let mut bytes = [0u8; 8];
+    for (slot, byte) in bytes.iter_mut().zip(folded.bytes()) {
+        *slot = byte;
+    }
+    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+}
+
+fn push_identity(document: &mut TantivyDocument, fields: &Fields, id: Uuid, version: i64) {
+    let (hi, lo) = id.as_u64_pair();
+    document.add_text(fields.id, id.hyphenated().to_string());
+    document.add_u64(fields.id_hi, hi);
+    document.add_u64(fields.id_lo, lo);
+    document.add_i64(fields.version, version);
+}
+
+pub fn tombstone(fields: &Fields, id: Uuid, version: i64) -> TantivyDocument {
+    let mut document = TantivyDocument::default();
+    push_identity(&mut document, fields, id, version);
+    document.add_bool(fields.tombstone, true);
+    document
+}
+
+pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyDocument> {
+    let mut d = TantivyDocument::default();
+    push_identity(&mut d, fields, doc.id, doc.search_version);
+    d.add_bool(fields.tombstone, false);
+    d.add_bool(fields.deleted, doc.deleted_at.is_some());
+    d.add_text(fields.name, &doc.debtor_name);
+    d.add_i64(fields.name_sort, name_sort_key(&doc.debtor_name));
+    let address = &doc.address;
+    for part in [
+        &address.line1,
+        &address.line2,
+        &address.city,
+        &address.region,
+        &address.postal_code,
+        &address.country,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        d.add_text(fields.address, part);
+    }
+    for ident in [Some(&doc.account_number), doc.email.as_ref(), doc.external_ref.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        d.add_text(fields.ident, ident);
+        d.add_text(fields.ident_prefix, ident);
+    }
+    if let Some(phone) = &doc.phone {
+        d.add_text(fields.phone_digits, digits(phone));
+    }
+    d.add_text(fields.status, doc.status.as_str());
+    d.add_text(
+        fields.agent,
+        doc.assigned_agent_id
+            .map(|a| a.hyphenated().to_string())
+            .unwrap_or_else(|| UNASSIGNED.to_owned()),
+    );
+    for tag in &doc.tags {
+        d.add_text(fields.tags, tag);
+    }
+    d.add_i64(fields.balance, money_units(doc.current_balance));
+    if let Some(due) = doc.due_date {
+        d.add_i64(fields.due_days, epoch_days(due));
+    }
+    if let Some(at) = doc.next_action_at {
+        d.add_i64(fields.next_action, at.timestamp_micros());
+    }
+    d.add_i64(fields.updated, doc.updated_at.timestamp_micros());
+    d.add_bool(fields.do_not_call, doc.do_not_call);
+    d.add_bool(fields.do_not_email, doc.do_not_email);
+    d.add_bool(fields.cease_communication, doc.cease_communication);
+    d.add_text(fields.source, serde_json::to_string(doc)?);
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_sort_keys_follow_folded_alphabetical_order() {
+        let names = ["adams", "Álvarez", "Baker", "Zed", "zz top"];
+        let keys: Vec<i64> = names.iter().map(|n| name_sort_key(n)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+        assert!(name_sort_key("Alvarez") == name_sort_key("álvarez"));
+    }
+}

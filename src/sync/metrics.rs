@@ -1,0 +1,91 @@
+//! In-process sync metrics: outbox depth and age, commit-to-searchable lag, counters.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (ms) of the lag histogram buckets; the last bucket is open.
+const LAG_BOUNDS_MS: [u64; 14] = [1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000];
+
+#[derive(Default)]
+pub struct SyncMetrics {
+    pub applied: AtomicU64,
+    pub stale: AtomicU64,
+    pub errors: AtomicU64,
+    pub outbox_depth: AtomicI64,
+    pub oldest_age_ms: AtomicI64,
+    lag: Mutex<[u64; LAG_BOUNDS_MS.len() + 1]>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    pub applied: u64,
+    pub stale: u64,
+    pub errors: u64,
+    pub outbox_depth: i64,
+    pub oldest_age_ms: i64,
+    pub lag_samples: u64,
+    /// Upper bound of the bucket holding the median and the 99th percentile, in ms.
+    pub lag_p50_ms: Option<u64>,
+    pub lag_p99_ms: Option<u64>,
+}
+
+impl SyncMetrics {
+    pub fn record_lag(&self, lag: Duration) {
+        let ms = lag.as_millis() as u64;
+        let slot = LAG_BOUNDS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LAG_BOUNDS_MS.len());
+        self.lag.lock().unwrap_or_else(|p| p.into_inner())[slot] += 1;
+    }
+
+    pub fn reset_lag(&self) {
+        *self.lag.lock().unwrap_or_else(|p| p.into_inner()) = [0; LAG_BOUNDS_MS.len() + 1];
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let lag = *self.lag.lock().unwrap_or_else(|p| p.into_inner());
+        let samples: u64 = lag.iter().sum();
+        let percentile = |p: f64| -> Option<u64> {
+            if samples == 0 {
+                return None;
+            }
+            let target = (samples as f64 * p).ceil() as u64;
+            let mut seen = 0;
+            for (i, count) in lag.iter().enumerate() {
+                seen += count;
+                if seen >= target {
+                    return Some(LAG_BOUNDS_MS.get(i).copied().unwrap_or(u64::MAX));
+                }
+            }
+            None
+        };
+        Snapshot {
+            applied: self.applied.load(Ordering::Relaxed),
+            stale: self.stale.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+            outbox_depth: self.outbox_depth.load(Ordering::Relaxed),
+            oldest_age_ms: self.oldest_age_ms.load(Ordering::Relaxed),
+            lag_samples: samples,
+            lag_p50_ms: percentile(0.50),
+            lag_p99_ms: percentile(0.99),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lag_percentiles_come_from_the_buckets() {
+        let metrics = SyncMetrics::default();
+        for _ in 0..98 {
+            metrics.record_lag(Duration::from_millis(15));
+        }
+        metrics.record_lag(Duration::from_millis(400));
+        metrics.record_lag(Duration::from_millis(400));
+        let snap = metrics.snapshot();
+        assert_eq!(snap.lag_samples, 100);
+        assert_eq!(snap.lag_p50_ms, Some(20));
+        assert_eq!(snap.lag_p99_ms, Some(500));
+    }
+}

@@ -1,0 +1,134 @@
+//! Keeping the search index in step with PostgreSQL: the outbox worker, rebuilds,
+//! audits, and the bookkeeping of which process feeds which index.
+
+pub mod lease;
+pub mod metrics;
+pub mod reindex;
+pub mod verify;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use self::lease::{HEARTBEAT_EVERY, Lease};
+use self::metrics::SyncMetrics;
+use self::worker::SyncWorker;
+use crate::search::SearchIndex;
+use crate::store::{self, search_tasks};
+
+/// Everything a process that feeds the index runs in the background.
+pub struct SyncRuntime {
+    pub pool: PgPool,
+    pub index: Arc<dyn SearchIndex>,
+    pub metrics: Arc<SyncMetrics>,
+    pub workers: usize,
+    /// Backfill once at start (the index was created empty).
+    pub initial_backfill: bool,
+}
+
+impl SyncRuntime {
+    /// Registers the lease (refusing to split the outbox between indexes) and starts
+    /// the workers, the heartbeat and the rebuild-task runner. Stops on `shutdown`.
+    pub async fn start(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<JoinSet<()>> {
+        let lease = Lease::acquire(&self.pool, &self.index.identity()).await?;
+        search_tasks::fail_interrupted(&self.pool).await?;
+        let mut tasks = JoinSet::new();
+        for _ in 0..self.workers.max(1) {
+            let worker = SyncWorker::new(self.pool.clone(), self.index.clone(), self.metrics.clone());
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+        tasks.spawn(heartbeat(lease, shutdown.clone()));
+        tasks.spawn(run_tasks(self.pool.clone(), self.index.clone(), shutdown.clone()));
+        if self.initial_backfill {
+            let (pool, index) = (self.pool.clone(), self.index.clone());
+            tasks.spawn(async move {
+                let rows = store::accounts::count_all(&pool).await.unwrap_or(0);
+                if rows == 0 {
+                    return;
+                }
+                tracing::info!(rows, "new search index: building it from SQL");
+                if let Err(err) = reindex::rebuild(&pool, index.as_ref(), |_, _| {}).await {
+                    tracing::error!(error = %err, "initial index build failed; run `arrears reindex accounts`");
+                }
+            });
+        }
+        Ok(tasks)
+    }
+}
+
+/// False once shutdown was signalled or its sender is gone.
+pub fn running(shutdown: &watch::Receiver<bool>) -> bool {
+    !*shutdown.borrow() && shutdown.has_changed().is_ok()
+}
+
+async fn heartbeat(lease: Lease, mut shutdown: watch::Receiver<bool>) {
+    while running(&shutdown) {
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT_EVERY) => {
+                if let Err(err) = lease.heartbeat().await {
+                    tracing::warn!(error = %err, "sync worker heartbeat failed");
+                }
+            }
+            _ = shutdown.changed() => {}
+        }
+    }
+    lease.release().await;
+}
+
+/// Runs rebuilds that the CLI asked this process for (it owns the embedded index).
+async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(mut l) => l.listen(search_tasks::CHANNEL).await.ok().map(|()| l),
+        Err(_) => None,
+    };
+    while running(&shutdown) {
+        match search_tasks::claim(&pool).await {
+            Ok(Some(task)) => {
+                tracing::info!(task_id = %task.id, entity = %task.entity, "running requested rebuild");
+                let (progress_pool, id) = (pool.clone(), task.id);
+                let last = std::sync::Mutex::new(std::time::Instant::now());
+                let result = reindex::rebuild(&pool, index.as_ref(), |done, total| {
+                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.elapsed() >= Duration::from_millis(250) || done == total {
+                        *last = std::time::Instant::now();
+                        let pool = progress_pool.clone();
+                        tokio::spawn(async move {
+                            let _ = search_tasks::progress(&pool, id, done as i64, total as i64).await;
+                        });
+                    }
+                })
+                .await;
+                let error = result.as_ref().err().map(ToString::to_string);
+                if let Ok(report) = &result {
+                    let _ = search_tasks::progress(&pool, id, report.documents as i64, report.documents as i64).await;
+                }
+                if let Err(err) = search_tasks::finish(&pool, id, error.as_deref()).await {
+                    tracing::warn!(error = %err, "could not record the rebuild outcome");
+                }
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "checking for rebuild tasks failed"),
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = notified => {
+                if result.is_err() {
+                    listener = None;
+                }
+            }
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Zero-downtime rebuild: a new generation becomes a write target (so the worker
+//! dual-writes), is backfilled from SQL with each row's version, is checked against the
+//! SQL count, and then replaces the live generation atomically. Searches keep answering
+//! from the old generation until the swap.
+
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+
+use crate::error::{Code, Error, Result};
+use crate::search::SearchIndex;
+use crate::search::document::{AccountDoc, IndexOp};
+use crate::store;
+
+const CHUNK: i64 = 5000;
+/// How long the count check waits for the worker to catch up with concurrent writes.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct RebuildReport {
+    pub generation: String,
+    pub documents: u64,
+    pub elapsed: Duration,
+}
+
+/// Rebuilds the accounts index. `progress(done, total)` is called after every chunk.
+pub async fn rebuild(pool: &PgPool, index: &dyn SearchIndex, mut progress: impl FnMut(u64, u64) + Send) -> Result<RebuildReport> {
+    let started = Instant::now();
+    let generation = index.begin_rebuild().await?;
+    tracing::info!(generation = %generation, "rebuild started");
+    match backfill(pool, index, &generation, &mut progress).await {
+        Ok(documents) => {
+            index.promote(generation.clone()).await?;
+            let report = RebuildReport {
+                generation,
+                documents,
+                elapsed: started.elapsed(),
+            };
+            tracing::info!(generation = %report.generation, documents, elapsed_ms = report.elapsed.as_millis() as u64, "rebuild finished");
+            Ok(report)
+        }
+        Err(err) => {
+            tracing::error!(generation = %generation, error = %err, "rebuild failed; the live index is unchanged");
+            index.abandon(generation).await?;
+            Err(err)
+        }
+    }
+}
+
+async fn backfill(pool: &PgPool, index: &dyn SearchIndex, generation: &str, progress: &mut (impl FnMut(u64, u64) + Send)) -> Result<u64> {
+    let total = store::accounts::count_all(pool).await? as u64;
+    let mut done = 0u64;
+    let mut after = None;
+    progress(0, total);
+    loop {
+        let rows = store::accounts::page_by_id(pool, after, CHUNK).await?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.id);
+        done += rows.len() as u64;
+        let ops = rows.into_iter().map(|row| IndexOp::upsert(AccountDoc::from(row))).collect();
+        index.apply_to(generation.to_owned(), ops).await?;
+        progress(done, total.max(done));
+    }
+    let deadline = Instant::now() + CATCH_UP;
+    loop {
+        let expected = store::accounts::count_all(pool).await? as u64;
+        let indexed = index.count(generation.to_owned()).await?;
+        if indexed == expected {
+            return Ok(indexed);
+        }
+        if Instant::now() > deadline {
+            return Err(Error::new(
+                Code::Conflict,
+                format!("the new index holds {indexed} accounts but SQL has {expected}; is the sync worker running?"),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

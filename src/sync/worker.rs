@@ -1,0 +1,169 @@
+//! The outbox worker: claim, rebuild documents from SQL, apply with versions, and only
+//! then delete the claimed rows, all inside one transaction (DESIGN.md invariants 2-3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::metrics::SyncMetrics;
+use crate::error::Result;
+use crate::search::SearchIndex;
+use crate::search::document::{AccountDoc, IndexOp};
+use crate::store::outbox::{self, OutboxRow};
+use crate::store::{self};
+
+pub const BATCH_SIZE: i64 = 1000;
+/// Polling backs up NOTIFY (a lost listener connection, rows enqueued by hand).
+const POLL_EVERY: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct SyncWorker {
+    pub pool: PgPool,
+    pub index: Arc<dyn SearchIndex>,
+    pub metrics: Arc<SyncMetrics>,
+}
+
+/// The documents for a claimed batch, rebuilt from SQL. An entity whose row is gone
+/// becomes a tombstone with the version its purge drew.
+pub async fn rebuild_ops(conn: &mut sqlx::PgConnection, batch: &[OutboxRow]) -> Result<Vec<IndexOp>> {
+    let mut purge_versions: HashMap<Uuid, Option<i64>> = HashMap::new();
+    for row in batch.iter().filter(|r| r.entity == outbox::ACCOUNT) {
+        let entry = purge_versions.entry(row.entity_id).or_default();
+        *entry = (*entry).max(row.tombstone_version);
+    }
+    let ids: Vec<Uuid> = purge_versions.keys().copied().collect();
+    let rows = store::accounts::by_ids(conn, &ids).await?;
+    let mut ops: Vec<IndexOp> = Vec::with_capacity(ids.len());
+    for row in rows {
+        purge_versions.remove(&row.id);
+        ops.push(IndexOp::upsert(AccountDoc::from(row)));
+    }
+    for (id, version) in purge_versions {
+        let version = match version {
+            Some(v) => v,
+            None => outbox::next_version(conn).await?,
+        };
+        ops.push(IndexOp::tombstone(id, version));
+    }
+    Ok(ops)
+}
+
+impl SyncWorker {
+    pub fn new(pool: PgPool, index: Arc<dyn SearchIndex>, metrics: Arc<SyncMetrics>) -> Self {
+        Self { pool, index, metrics }
+    }
+
+    /// Processes one batch; returns how many outbox rows it consumed.
+    pub async fn process_batch(&self) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let batch = outbox::claim(&mut tx, BATCH_SIZE).await?;
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let ops = rebuild_ops(&mut tx, &batch).await?;
+        let report = self.index.apply(ops).await?;
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        outbox::delete(&mut tx, &ids).await?;
+        tx.commit().await?;
+        let now = Utc::now();
+        for row in &batch {
+            self.metrics.record_lag((now - row.created_at).to_std().unwrap_or_default());
+        }
+        self.metrics.applied.fetch_add(report.applied as u64, Ordering::Relaxed);
+        self.metrics.stale.fetch_add(report.stale as u64, Ordering::Relaxed);
+        tracing::debug!(
+            rows = batch.len(),
+            applied = report.applied,
+            stale = report.stale,
+            "outbox batch indexed"
+        );
+        Ok(batch.len())
+    }
+
+    /// Drains the outbox until it is empty (tests, reindex catch-up).
+    pub async fn drain(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.process_batch().await?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n;
+        }
+    }
+
+    async fn refresh_depth(&self) {
+        if let Ok((depth, oldest)) = outbox::depth(&self.pool).await {
+            self.metrics.outbox_depth.store(depth, Ordering::Relaxed);
+            let age = oldest.map_or(0, |t| (Utc::now() - t).num_milliseconds());
+            self.metrics.oldest_age_ms.store(age, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs until `shutdown` turns true: wakes on NOTIFY, polls as a backup, backs off
+    /// on errors (the outbox keeps growing meanwhile; nothing is lost).
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut listener = match PgListener::connect_with(&self.pool).await {
+            Ok(mut l) => match l.listen(outbox::CHANNEL).await {
+                Ok(()) => Some(l),
+                Err(err) => {
+                    tracing::warn!(error = %err, "outbox LISTEN failed; polling only");
+                    None
+                }
+            },
+            Err(err) => {
+                tracing::warn!(error = %err, "outbox listener connection failed; polling only");
+                None
+            }
+        };
+        let mut backoff = Duration::from_millis(100);
+        tracing::info!("sync worker started");
+        while super::running(&shutdown) {
+            match self.process_batch().await {
+                Ok(n) if n as i64 == BATCH_SIZE => continue,
+                Ok(_) => backoff = Duration::from_millis(100),
+                Err(err) => {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "sync batch failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(jitter(backoff)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            }
+            self.refresh_depth().await;
+            let notified = async {
+                match listener.as_mut() {
+                    Some(l) => l.recv().await.map(|_| ()).map_err(|e| e.to_string()),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                result = notified => {
+                    if let Err(err) = result {
+                        tracing::warn!(error = %err, "outbox listener failed; polling only");
+                        listener = None;
+                    }
+                }
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("sync worker stopped");
+    }
+}
+
+fn jitter(base: Duration) -> Duration {
+    let spread = rand::random_range(0.5..1.5);
+    base.mul_f64(spread)
+}
