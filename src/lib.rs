@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod search;
+pub mod seed;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -11,6 +11,8 @@ use crate::domain::role::Role;
 use crate::http::users::{CreateUser, create_user};
 use crate::{store, telemetry};
 
+mod ops;
+
 #[derive(Debug, Parser)]
 #[command(name = "arrears", version, about = "Search-first collections backend")]
 pub struct Cli {
@@ -23,13 +25,45 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (migrates the database first).
-    Serve,
+    /// Run the HTTP API (migrates the database first) and, unless --no-sync, the sync worker.
+    Serve {
+        /// Run the API alone; another process (`arrears sync`) feeds the index.
+        #[arg(long)]
+        no_sync: bool,
+    },
+    /// Run only the sync worker(s) that keep the search index in step with SQL.
+    Sync,
+    /// Rebuild a search index from SQL with zero downtime.
+    Reindex {
+        #[arg(value_enum)]
+        entity: Entity,
+    },
+    /// Compare ids and versions in SQL and in the index; exit 0 only when they match.
+    Verify {
+        /// Re-enqueue every difference for the sync worker.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Load realistic demo data.
+    Seed {
+        #[arg(long, default_value_t = 1000)]
+        accounts: usize,
+        #[arg(long, default_value_t = 20)]
+        agents: usize,
+        /// Random seed, for repeatable data.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Entity {
+    Accounts,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,11 +82,17 @@ pub enum UsersCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(cli.settings.log_format);
     match cli.command {
-        Command::Serve => {
-            let app = Application::build(cli.settings).await?;
+        Command::Serve { no_sync } => {
+            let mut settings = cli.settings;
+            settings.sync_worker &= !no_sync;
+            let app = Application::build(settings).await?;
             app.run_until_stopped(shutdown_signal()).await;
             Ok(())
         }
+        Command::Sync => ops::sync(cli.settings).await,
+        Command::Reindex { entity: Entity::Accounts } => ops::reindex(cli.settings).await,
+        Command::Verify { repair } => ops::verify(cli.settings, repair).await,
+        Command::Seed { accounts, agents, seed } => ops::seed(cli.settings, accounts, agents, seed).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

@@ -1,0 +1,180 @@
+//! Operator commands: sync, reindex, verify, seed. They print progress to the terminal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::search::SearchIndex;
+use crate::search::embedded::{EmbeddedIndex, OpenError};
+use crate::store::{self, search_tasks};
+use crate::sync::metrics::SyncMetrics;
+use crate::sync::{SyncRuntime, reindex, verify as audit};
+
+async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
+    let pool = store::connect(&settings.database_url, 8).await?;
+    store::migrate(&pool).await?;
+    Ok(pool)
+}
+
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Runs the sync worker(s) until SIGINT/SIGTERM. When another process owns the
+/// embedded index, waits as a standby and takes over when it goes away.
+pub async fn sync(settings: Settings) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let index = loop {
+        match EmbeddedIndex::open_owner(&settings.data_dir) {
+            Ok(index) => break Arc::new(index),
+            Err(OpenError::Busy(path)) => {
+                tracing::info!(path = %path.display(), "another process owns the index; standing by");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    _ = super::shutdown_signal() => return Ok(()),
+                }
+            }
+            Err(OpenError::Other(err)) => return Err(err),
+        }
+    };
+    let (stop, stopped) = watch::channel(false);
+    let runtime = SyncRuntime {
+        pool,
+        index: index.clone(),
+        metrics: Arc::new(SyncMetrics::default()),
+        workers: settings.sync_workers,
+        initial_backfill: index.created_fresh(),
+    };
+    let mut tasks = runtime.start(stopped).await?;
+    super::shutdown_signal().await;
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Rebuilds in this process when no server owns the embedded index (running a worker
+/// meanwhile so concurrent writes reach both generations); otherwise asks the owner.
+pub async fn reindex(settings: Settings) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    match EmbeddedIndex::open_owner(&settings.data_dir) {
+        Ok(index) => reindex_here(pool, Arc::new(index), settings.sync_workers).await,
+        Err(OpenError::Busy(_)) => reindex_by_owner(pool).await,
+        Err(OpenError::Other(err)) => Err(err),
+    }
+}
+
+async fn reindex_here(pool: PgPool, index: Arc<EmbeddedIndex>, workers: usize) -> anyhow::Result<()> {
+    let (stop, stopped) = watch::channel(false);
+    let search: Arc<dyn SearchIndex> = index;
+    let runtime = SyncRuntime {
+        pool: pool.clone(),
+        index: search.clone(),
+        metrics: Arc::new(SyncMetrics::default()),
+        workers,
+        initial_backfill: false,
+    };
+    let mut tasks = runtime.start(stopped).await?;
+    let bar = progress_bar(0, "reindex accounts");
+    let result = reindex::rebuild(&pool, search.as_ref(), |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .await;
+    bar.finish_and_clear();
+    let _ = stop.send(true);
+    while tasks.join_next().await.is_some() {}
+    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "reindexed {} accounts into {} in {:.1} s",
+        report.documents,
+        report.generation,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn reindex_by_owner(pool: PgPool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let id = search_tasks::submit(&pool, "accounts").await?;
+    eprintln!("a running server owns the index; it performs the rebuild (task {id})");
+    let bar = progress_bar(0, "reindex accounts");
+    loop {
+        let task = search_tasks::get(&pool, id).await?.context("the rebuild task vanished")?;
+        bar.set_length(task.total.max(0) as u64);
+        bar.set_position(task.processed.max(0) as u64);
+        match task.status.as_str() {
+            "succeeded" => {
+                bar.finish_and_clear();
+                println!("reindexed {} accounts in {:.1} s", task.processed, started.elapsed().as_secs_f64());
+                return Ok(());
+            }
+            "failed" => {
+                bar.finish_and_clear();
+                bail!("rebuild failed: {}", task.message.unwrap_or_default());
+            }
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = audit::verify(&pool, &index).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("sql: {} accounts, index: {} accounts", report.sql_documents, report.index_documents);
+    for id in report.missing.iter().take(20) {
+        println!("missing from index: {id}");
+    }
+    for (id, sql, held) in report.stale.iter().take(20) {
+        println!("stale in index: {id} (sql version {sql}, index version {held})");
+    }
+    for id in report.extra.iter().take(20) {
+        println!("not in sql: {id}");
+    }
+    if report.is_clean() {
+        println!("index matches SQL");
+        return Ok(());
+    }
+    println!(
+        "differences: {} missing, {} stale, {} extra",
+        report.missing.len(),
+        report.stale.len(),
+        report.extra.len()
+    );
+    if repair {
+        let queued = audit::repair(&pool, &report).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("queued {queued} accounts for re-indexing; run verify again once the worker caught up");
+    }
+    bail!("the index does not match SQL")
+}
+
+pub async fn seed(settings: Settings, accounts: usize, agents: usize, seed: u64) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let bar = progress_bar(accounts as u64, "seed accounts");
+    let report = crate::seed::seed(&pool, accounts, agents, seed, |done| bar.set_position(done as u64)).await?;
+    bar.finish_and_clear();
+    println!(
+        "seeded {} accounts and {} agents (password {:?}) in {:.1} s",
+        report.accounts,
+        report.agents,
+        crate::seed::DEMO_PASSWORD,
+        report.elapsed.as_secs_f64()
+    );
+    if report.needs_reindex {
+        println!("rebuilding the index (rows were bulk-loaded without the outbox)");
+        reindex(settings).await?;
+    }
+    Ok(())
+}
