@@ -82,7 +82,7 @@ pub struct After {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum SortKey {
     Score(f32),
-    Int(i64),
+    Int(i128),
     Missing,
 }
 

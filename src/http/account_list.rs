@@ -230,7 +230,7 @@ fn sort_signature(sort: Sort) -> String {
 pub fn encode_cursor(after: After, sort: Sort) -> String {
     let key = match after.key {
         SortKey::Score(s) => Some(Value::from(f64::from(s))),
-        SortKey::Int(v) => Some(Value::from(v)),
+        SortKey::Int(v) => Some(Value::from(v.to_string())),
         SortKey::Missing => None,
     };
     let body = CursorBody {
@@ -251,7 +251,7 @@ fn decode_cursor(cursor: &str, sort: Sort) -> std::result::Result<After, String>
     let key = match (body.k, sort.field) {
         (None, _) => SortKey::Missing,
         (Some(v), SortField::Relevance) => SortKey::Score(v.as_f64().ok_or_else(invalid)? as f32),
-        (Some(v), _) => SortKey::Int(v.as_i64().ok_or_else(invalid)?),
+        (Some(v), _) => SortKey::Int(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(invalid)?),
     };
     Ok(After { key, id: body.i })
 }

@@ -245,16 +245,24 @@ pub async fn by_ids(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<A
     Ok(rows)
 }
 
-/// The next `limit` rows after `after` in id order, soft-deleted included (backfill).
-pub async fn page_by_id(pool: &PgPool, after: Option<Uuid>, limit: i64) -> Result<Vec<AccountRow>> {
+/// The next `limit` rows after `after` and up to `last` in id order, soft-deleted
+/// included (backfill).
+pub async fn page_by_id(pool: &PgPool, after: Option<Uuid>, last: Uuid, limit: i64) -> Result<Vec<AccountRow>> {
     let rows = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM accounts WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2"
+        "SELECT {COLUMNS} FROM accounts WHERE ($1::uuid IS NULL OR id > $1) AND id <= $2 ORDER BY id LIMIT $3"
     )))
     .bind(after)
+    .bind(last)
     .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows)
+}
+
+pub async fn max_id(pool: &PgPool) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT id FROM accounts ORDER BY id DESC LIMIT 1")
+        .fetch_optional(pool)
+        .await?)
 }
 
 pub async fn count_all(pool: &PgPool) -> Result<i64> {

@@ -44,13 +44,16 @@ impl SyncRuntime {
         }
         tasks.spawn(heartbeat(lease, shutdown.clone()));
         tasks.spawn(run_tasks(self.pool.clone(), self.index.clone(), shutdown.clone()));
-        if self.initial_backfill {
+        // Decided before anything else can write: rows that exist now are backfilled,
+        // later ones arrive through the outbox.
+        let rows = if self.initial_backfill {
+            store::accounts::count_all(&self.pool).await?
+        } else {
+            0
+        };
+        if rows > 0 {
             let (pool, index) = (self.pool.clone(), self.index.clone());
             tasks.spawn(async move {
-                let rows = store::accounts::count_all(&pool).await.unwrap_or(0);
-                if rows == 0 {
-                    return;
-                }
                 tracing::info!(rows, "new search index: building it from SQL");
                 if let Err(err) = reindex::rebuild(&pool, index.as_ref(), |_, _| {}).await {
                     tracing::error!(error = %err, "initial index build failed; run `arrears reindex accounts`");

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrears::app::Application;
+use arrears::app::{AppState, Application};
 use arrears::auth::password;
 use arrears::cli::Cli;
 use arrears::config::Settings;
@@ -17,6 +17,7 @@ use uuid::Uuid;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
+    pub state: AppState,
     pub address: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
@@ -48,6 +49,27 @@ pub fn test_settings() -> Settings {
     settings
 }
 
+/// A fresh, migrated database of its own, without an application.
+pub async fn fresh_pool() -> PgPool {
+    let settings = test_settings();
+    let pool = arrears::store::connect(&settings.database_url, 10).await.unwrap();
+    arrears::store::migrate(&pool).await.unwrap();
+    pool
+}
+
+/// Polls `check` every 20 ms until it holds, failing after 10 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -58,11 +80,13 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.state().pool().clone();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
+        state,
         address,
         client: reqwest::Client::new(),
         pool,
@@ -143,6 +167,16 @@ impl TestApp {
         let response = self.post("/api/v1/accounts", Some(token), &body).await;
         assert_eq!(response.status(), StatusCode::CREATED, "create account");
         response.json().await.unwrap()
+    }
+}
+
+impl TestApp {
+    /// Stops the server and its sync worker, keeping its database and data dir.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
 

@@ -3,6 +3,8 @@
 mod accounts;
 mod auth;
 mod concurrency;
+mod contract;
 mod errors;
 mod helpers;
+mod sync;
 mod users;

@@ -17,8 +17,8 @@ pub fn rank_of(key: SortKey, id: u128, descending: bool) -> Rank {
     match key {
         SortKey::Missing => (1, 0, id),
         SortKey::Score(score) => (0, -i128::from(score.max(0.0).to_bits()), id),
-        SortKey::Int(v) if descending => (0, -i128::from(v), id),
-        SortKey::Int(v) => (0, i128::from(v), id),
+        SortKey::Int(v) if descending => (0, v.saturating_neg(), id),
+        SortKey::Int(v) => (0, v, id),
     }
 }
 
@@ -37,9 +37,24 @@ pub struct PageFruit {
     pub facets: Facets,
 }
 
+/// Where a sort key comes from.
+#[derive(Clone, Copy, Debug)]
+pub enum SortColumn {
+    Score,
+    I64(&'static str),
+    /// Two columns holding the first 15 bytes of the folded name.
+    Name,
+}
+
+enum SegmentSort {
+    Score,
+    I64(Column<i64>),
+    Name(Column<i64>, Column<i64>),
+}
+
 pub struct PageCollector {
     pub sort: Sort,
-    pub sort_field: Option<&'static str>,
+    pub sort_column: SortColumn,
     pub after: Option<After>,
     pub limit: usize,
     pub facets: Vec<Facet>,
@@ -58,7 +73,7 @@ struct FacetColumns {
 pub struct PageSegment {
     segment: SegmentOrdinal,
     sort: Sort,
-    sort_column: Option<Column<i64>>,
+    sort_column: SegmentSort,
     id_hi: Column<u64>,
     id_lo: Column<u64>,
     after: Option<Rank>,
@@ -110,9 +125,10 @@ impl Collector for PageCollector {
 
     fn for_segment(&self, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<PageSegment> {
         let fast = segment.fast_fields();
-        let sort_column = match self.sort_field {
-            Some(name) => Some(fast.i64(name)?),
-            None => None,
+        let sort_column = match self.sort_column {
+            SortColumn::Score => SegmentSort::Score,
+            SortColumn::I64(name) => SegmentSort::I64(fast.i64(name)?),
+            SortColumn::Name => SegmentSort::Name(fast.i64("name_sort_hi")?, fast.i64("name_sort_lo")?),
         };
         let columns = if self.facets.is_empty() {
             None
@@ -249,10 +265,13 @@ impl SegmentCollector for PageSegment {
     fn collect(&mut self, doc: DocId, score: Score) {
         self.total += 1;
         self.count_facets(doc);
-        let key = match (&self.sort_column, self.sort.field) {
-            (_, SortField::Relevance) => SortKey::Score(score),
-            (Some(column), _) => column.first(doc).map_or(SortKey::Missing, SortKey::Int),
-            (None, _) => SortKey::Missing,
+        let key = match &self.sort_column {
+            SegmentSort::Score => SortKey::Score(score),
+            SegmentSort::I64(column) => column.first(doc).map_or(SortKey::Missing, |v| SortKey::Int(i128::from(v))),
+            SegmentSort::Name(hi, lo) => match (hi.first(doc), lo.first(doc)) {
+                (Some(hi), Some(lo)) => SortKey::Int((i128::from(hi) << 64) + i128::from(lo)),
+                _ => SortKey::Missing,
+            },
         };
         let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(self.id_lo.first(doc).unwrap_or(0));
         let rank = rank_of(key, id, self.sort.descending);

@@ -26,7 +26,7 @@ use tantivy::{DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, T
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
-use self::collector::PageCollector;
+use self::collector::{PageCollector, SortColumn};
 use self::schema::{Fields, MONEY_SCALE};
 use super::document::{AccountDoc, IndexOp};
 use super::{ApplyReport, FacetValue, Hit, SearchIndex, SearchPage};
@@ -37,6 +37,7 @@ const WRITER_THREADS: usize = 2;
 const WRITER_MEMORY: usize = 192 * 1024 * 1024;
 /// How often a read-only process looks for a new live generation.
 const ALIAS_CHECK_EVERY: Duration = Duration::from_secs(1);
+const READER_RELOAD_EVERY: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct AliasFile {
@@ -50,6 +51,8 @@ struct Generation {
     reader: IndexReader,
     fields: Fields,
     writer: Option<Mutex<IndexWriter>>,
+    /// Read-only processes reload on demand, at most this often.
+    last_reload: Mutex<Instant>,
 }
 
 struct Targets {
@@ -92,15 +95,14 @@ impl Generation {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             Index::create_in_dir(&dir, schema)?
         } else {
-            Index::open_in_dir(&dir).with_context(|| format!("opening index {}", dir.display()))?
+            let index = Index::open_in_dir(&dir).with_context(|| format!("opening index {}", dir.display()))?;
+            if index.schema() != schema {
+                anyhow::bail!("index {} was written with another schema version", dir.display());
+            }
+            index
         };
         schema::register_tokenizers(&index)?;
-        let policy = if writable {
-            ReloadPolicy::Manual
-        } else {
-            ReloadPolicy::OnCommitWithDelay
-        };
-        let reader = index.reader_builder().reload_policy(policy).try_into()?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         let writer = if writable {
             Some(Mutex::new(index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)?))
         } else {
@@ -112,7 +114,21 @@ impl Generation {
             reader,
             fields,
             writer,
+            last_reload: Mutex::new(Instant::now()),
         })
+    }
+
+    /// The owner reloads after each commit; a read-only process picks up the owner's
+    /// commits here, so what it reads is at most [`READER_RELOAD_EVERY`] behind.
+    fn searcher(&self) -> tantivy::Result<Searcher> {
+        if self.writer.is_none() {
+            let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= READER_RELOAD_EVERY {
+                self.reader.reload()?;
+                *last = Instant::now();
+            }
+        }
+        Ok(self.reader.searcher())
     }
 
     fn version_in(&self, searcher: &Searcher, id: Uuid) -> tantivy::Result<Option<i64>> {
@@ -179,11 +195,11 @@ impl Generation {
     }
 
     fn count(&self) -> anyhow::Result<u64> {
-        Ok(self.reader.searcher().search(&self.live_query(), &Count)? as u64)
+        Ok(self.searcher()?.search(&self.live_query(), &Count)? as u64)
     }
 
     fn versions(&self) -> anyhow::Result<HashMap<Uuid, i64>> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher()?;
         let mut out = HashMap::new();
         for segment in searcher.segment_readers() {
             let fast = segment.fast_fields();
@@ -205,19 +221,19 @@ impl Generation {
     }
 
     fn search(&self, query: &AccountQuery) -> anyhow::Result<SearchPage> {
-        let searcher = self.reader.searcher();
+        let searcher = self.searcher()?;
         let tantivy_query = query::build(&self.fields, query);
-        let sort_field = match query.sort.field {
-            SortField::Relevance => None,
-            SortField::Balance => Some("balance"),
-            SortField::DueDate => Some("due_days"),
-            SortField::NextAction => Some("next_action"),
-            SortField::Updated => Some("updated"),
-            SortField::Name => Some("name_sort"),
+        let sort_column = match query.sort.field {
+            SortField::Relevance => SortColumn::Score,
+            SortField::Balance => SortColumn::I64("balance"),
+            SortField::DueDate => SortColumn::I64("due_days"),
+            SortField::NextAction => SortColumn::I64("next_action"),
+            SortField::Updated => SortColumn::I64("updated"),
+            SortField::Name => SortColumn::Name,
         };
         let collector = PageCollector {
             sort: query.sort,
-            sort_field,
+            sort_column,
             after: query.after,
             limit: query.page_size + 1,
             facets: query.facets.clone(),
@@ -545,7 +561,7 @@ impl SearchIndex for EmbeddedIndex {
     fn version_of(&self, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>> {
         async move {
             let live = self.live().await?;
-            blocking(move || Ok(live.version_in(&live.reader.searcher(), id)?)).await
+            blocking(move || Ok(live.version_in(&live.searcher()?, id)?)).await
         }
         .boxed()
     }

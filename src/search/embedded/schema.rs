@@ -35,7 +35,8 @@ pub struct Fields {
     pub tombstone: tantivy::schema::Field,
     pub deleted: tantivy::schema::Field,
     pub name: tantivy::schema::Field,
-    pub name_sort: tantivy::schema::Field,
+    pub name_sort_hi: tantivy::schema::Field,
+    pub name_sort_lo: tantivy::schema::Field,
     pub address: tantivy::schema::Field,
     pub ident: tantivy::schema::Field,
     pub ident_prefix: tantivy::schema::Field,
@@ -71,7 +72,8 @@ pub fn build() -> (Schema, Fields) {
         tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
         deleted: b.add_bool_field("deleted", INDEXED),
         name: b.add_text_field("name", text(FOLDED)),
-        name_sort: b.add_i64_field("name_sort", FAST),
+        name_sort_hi: b.add_i64_field("name_sort_hi", FAST),
+        name_sort_lo: b.add_i64_field("name_sort_lo", FAST),
         address: b.add_text_field("address", text(FOLDED)),
         ident: b.add_text_field("ident", text(KEYWORD)),
         ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
@@ -143,14 +145,18 @@ pub fn epoch_days(date: chrono::NaiveDate) -> i64 {
     (date - chrono::NaiveDate::default()).num_days()
 }
 
-/// Order-preserving key from the first 8 bytes of the folded name.
-pub fn name_sort_key(name: &str) -> i64 {
+/// Order-preserving key from the first 15 bytes of the folded name, as two i64
+/// columns: bytes 0-7 (sign bit flipped) and bytes 8-14. Names equal in those bytes
+/// fall back to the id order.
+pub fn name_sort_key(name: &str) -> (i64, i64) {
     let folded = folded_tokens(name).join(" ");
-    let mut bytes = [0u8; 8];
-    for (slot, byte) in bytes.iter_mut().zip(folded.bytes()) {
+    let mut bytes = [0u8; 16];
+    for (slot, byte) in bytes.iter_mut().zip(folded.bytes().take(15)) {
         *slot = byte;
     }
-    (u64::from_be_bytes(bytes) ^ (1 << 63)) as i64
+    let hi = u64::from_be_bytes(bytes[..8].try_into().expect("8 bytes")) ^ (1 << 63);
+    let lo = u64::from_be_bytes(bytes[8..].try_into().expect("8 bytes")) >> 8;
+    (hi as i64, lo as i64)
 }
 
 fn push_identity(document: &mut TantivyDocument, fields: &Fields, id: Uuid, version: i64) {
@@ -174,7 +180,9 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     d.add_bool(fields.tombstone, false);
     d.add_bool(fields.deleted, doc.deleted_at.is_some());
     d.add_text(fields.name, &doc.debtor_name);
-    d.add_i64(fields.name_sort, name_sort_key(&doc.debtor_name));
+    let (hi, lo) = name_sort_key(&doc.debtor_name);
+    d.add_i64(fields.name_sort_hi, hi);
+    d.add_i64(fields.name_sort_lo, lo);
     let address = &doc.address;
     for part in [
         &address.line1,
@@ -230,8 +238,8 @@ mod tests {
 
     #[test]
     fn name_sort_keys_follow_folded_alphabetical_order() {
-        let names = ["adams", "Álvarez", "Baker", "Zed", "zz top"];
-        let keys: Vec<i64> = names.iter().map(|n| name_sort_key(n)).collect();
+        let names = ["adams", "Álvarez", "Baker", "Sorted 01", "Sorted 02", "Sorted 10", "Zed", "zz top"];
+        let keys: Vec<(i64, i64)> = names.iter().map(|n| name_sort_key(n)).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);

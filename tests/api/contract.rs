@@ -1,0 +1,426 @@
+//! The backend contract: what every `SearchIndex` must do. Each case is written once
+//! against `&dyn SearchIndex` and run here on the embedded backend.
+
+use std::collections::HashSet;
+
+use arrears::domain::account::{AccountStatus, Address, Bucket};
+use arrears::domain::search::{AccountQuery, AgentFilter, Facet, Sort, SortField};
+use arrears::search::SearchIndex;
+use arrears::search::document::{AccountDoc, IndexOp};
+use arrears::search::embedded::EmbeddedIndex;
+use chrono::{Duration, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+pub fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()
+}
+
+pub fn doc(name: &str, version: i64) -> AccountDoc {
+    let id = Uuid::new_v4();
+    AccountDoc {
+        id,
+        account_number: format!("AC-{}", &id.simple().to_string()[..8]).to_uppercase(),
+        external_ref: None,
+        debtor_name: name.to_owned(),
+        email: None,
+        phone: None,
+        address: Address::default(),
+        timezone: "UTC".into(),
+        status: AccountStatus::Active,
+        original_balance: Decimal::new(10_000, 2),
+        current_balance: Decimal::new(10_000, 2),
+        currency: "USD".into(),
+        due_date: None,
+        assigned_agent_id: None,
+        next_action_at: None,
+        tags: Vec::new(),
+        custom_fields: Default::default(),
+        do_not_call: false,
+        do_not_email: false,
+        cease_communication: false,
+        created_by: None,
+        updated_by: None,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        deleted_at: None,
+        search_version: version,
+    }
+}
+
+pub fn query() -> AccountQuery {
+    AccountQuery::new(today())
+}
+
+pub fn text(q: &str) -> AccountQuery {
+    AccountQuery {
+        text: Some(q.to_owned()),
+        sort: Sort {
+            field: SortField::Relevance,
+            descending: true,
+        },
+        ..query()
+    }
+}
+
+async fn ids(index: &dyn SearchIndex, q: AccountQuery) -> Vec<Uuid> {
+    index.search(q).await.unwrap().hits.into_iter().map(|h| h.doc.id).collect()
+}
+
+async fn put(index: &dyn SearchIndex, docs: &[AccountDoc]) {
+    index.apply(docs.iter().cloned().map(IndexOp::upsert).collect()).await.unwrap();
+}
+
+pub async fn versioned_writes(index: &dyn SearchIndex) {
+    let mut account = doc("Versioned Person", 10);
+    put(index, std::slice::from_ref(&account)).await;
+    account.debtor_name = "Older Name".into();
+    account.search_version = 9;
+    let report = index.apply(vec![IndexOp::upsert(account.clone())]).await.unwrap();
+    assert_eq!((report.applied, report.stale), (0, 1), "an older version is refused");
+    assert_eq!(index.version_of(account.id).await.unwrap(), Some(10));
+    assert_eq!(ids(index, text("older")).await, Vec::<Uuid>::new());
+
+    account.search_version = 12;
+    account.debtor_name = "Newer Name".into();
+    let mut same_batch_older = account.clone();
+    same_batch_older.search_version = 11;
+    same_batch_older.debtor_name = "Stale In Batch".into();
+    index
+        .apply(vec![IndexOp::upsert(account.clone()), IndexOp::upsert(same_batch_older)])
+        .await
+        .unwrap();
+    assert_eq!(ids(index, text("newer")).await, [account.id]);
+    assert!(ids(index, text("stale in batch")).await.is_empty());
+
+    let replay = index.apply(vec![IndexOp::upsert(account.clone())]).await.unwrap();
+    assert_eq!(replay.stale, 1, "a replay of the same version is a no-op");
+
+    index.apply(vec![IndexOp::tombstone(account.id, 20)]).await.unwrap();
+    assert!(ids(index, text("newer")).await.is_empty(), "a tombstone hides the document");
+    assert_eq!(index.version_of(account.id).await.unwrap(), Some(20));
+    assert!(
+        !index.versions().await.unwrap().contains_key(&account.id),
+        "tombstones are not live documents"
+    );
+    account.search_version = 15;
+    assert_eq!(
+        index.apply(vec![IndexOp::upsert(account.clone())]).await.unwrap().stale,
+        1,
+        "a tombstone blocks older upserts"
+    );
+}
+
+pub async fn text_matching(index: &dyn SearchIndex) {
+    let mut jose = doc("José Álvarez", 1);
+    jose.email = Some("jose.alvarez@example.com".into());
+    let mut katherine = doc("Katherine Johansson", 1);
+    katherine.phone = Some("+12015550134".into());
+    katherine.account_number = "AC-778899".into();
+    let jonathan = doc("Jonathan Smith", 1);
+    put(index, &[jose.clone(), katherine.clone(), jonathan.clone()]).await;
+
+    assert_eq!(ids(index, text("jose alvarez")).await, [jose.id], "accents folded");
+    assert_eq!(ids(index, text("ÁLVAREZ")).await, [jose.id], "case folded");
+    assert_eq!(ids(index, text("johanson")).await, [katherine.id], "typo in a surname");
+    assert_eq!(
+        ids(index, text("katherine johannsson")).await,
+        [katherine.id],
+        "typo with first name"
+    );
+    assert_eq!(ids(index, text("jonat")).await, [jonathan.id], "prefix of a first name");
+    assert_eq!(ids(index, text("0134")).await, [katherine.id], "last four phone digits");
+    assert_eq!(ids(index, text("555-0134")).await, [katherine.id]);
+    assert_eq!(ids(index, text("(555) 0134")).await, [katherine.id]);
+    assert_eq!(ids(index, text("JOSE.ALVAREZ@EXAMPLE.COM")).await, [jose.id], "email, any case");
+    assert_eq!(ids(index, text("jose.alv")).await, [jose.id], "email prefix");
+    assert_eq!(ids(index, text("ac-7788")).await, [katherine.id], "account number prefix");
+    assert!(ids(index, text("zzzzqqq")).await.is_empty());
+}
+
+pub async fn filters_and_buckets(index: &dyn SearchIndex) {
+    let agent = Uuid::new_v4();
+    let day = |n: i64| today() - Duration::days(n);
+    let mut docs = Vec::new();
+    for (days, status) in [
+        (0, AccountStatus::Active),
+        (1, AccountStatus::Delinquent),
+        (29, AccountStatus::Delinquent),
+        (30, AccountStatus::Delinquent),
+        (59, AccountStatus::Delinquent),
+        (60, AccountStatus::Delinquent),
+        (89, AccountStatus::Delinquent),
+        (90, AccountStatus::Delinquent),
+        (119, AccountStatus::Delinquent),
+        (120, AccountStatus::Delinquent),
+        (400, AccountStatus::Paid),
+    ] {
+        let mut d = doc(&format!("Bucket {days}"), 1);
+        d.due_date = Some(day(days));
+        d.status = status;
+        docs.push(d);
+    }
+    docs[3].assigned_agent_id = Some(agent);
+    docs[3].tags = vec!["vip".into()];
+    docs[4].current_balance = Decimal::new(500_000, 2);
+    docs[5].do_not_call = true;
+    let mut deleted = doc("Bucket Deleted", 1);
+    deleted.deleted_at = Some(Utc::now());
+    docs.push(deleted.clone());
+    put(index, &docs).await;
+    let names = |hits: Vec<Uuid>| -> HashSet<String> {
+        hits.into_iter()
+            .map(|id| docs.iter().chain([&deleted]).find(|d| d.id == id).unwrap().debtor_name.clone())
+            .collect()
+    };
+    let expect = |list: &[&str]| -> HashSet<String> { list.iter().map(|s| s.to_string()).collect() };
+    let bucket = |b: Bucket| AccountQuery {
+        buckets: vec![b],
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(
+        names(ids(index, bucket(Bucket::Current)).await),
+        expect(&["Bucket 0", "Bucket 400"]),
+        "paid accounts are current"
+    );
+    assert_eq!(
+        names(ids(index, bucket(Bucket::Days1To29)).await),
+        expect(&["Bucket 1", "Bucket 29"])
+    );
+    assert_eq!(
+        names(ids(index, bucket(Bucket::Days30To59)).await),
+        expect(&["Bucket 30", "Bucket 59"])
+    );
+    assert_eq!(
+        names(ids(index, bucket(Bucket::Days60To89)).await),
+        expect(&["Bucket 60", "Bucket 89"])
+    );
+    assert_eq!(
+        names(ids(index, bucket(Bucket::Days90To119)).await),
+        expect(&["Bucket 90", "Bucket 119"])
+    );
+    assert_eq!(names(ids(index, bucket(Bucket::Days120Plus)).await), expect(&["Bucket 120"]));
+    let two = AccountQuery {
+        buckets: vec![Bucket::Days1To29, Bucket::Days120Plus],
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(names(ids(index, two).await), expect(&["Bucket 1", "Bucket 29", "Bucket 120"]));
+
+    let mine = AccountQuery {
+        agent: Some(AgentFilter::Agent(agent)),
+        ..query()
+    };
+    assert_eq!(names(ids(index, mine).await), expect(&["Bucket 30"]));
+    let unassigned = AccountQuery {
+        agent: Some(AgentFilter::Unassigned),
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(index.search(unassigned).await.unwrap().total, 10);
+    let tagged = AccountQuery {
+        tags: vec!["vip".into()],
+        ..query()
+    };
+    assert_eq!(names(ids(index, tagged).await), expect(&["Bucket 30"]));
+    let rich = AccountQuery {
+        min_balance: Some(Decimal::new(1000, 0)),
+        max_balance: Some(Decimal::new(5000, 0)),
+        ..query()
+    };
+    assert_eq!(names(ids(index, rich).await), expect(&["Bucket 59"]));
+    let statuses = AccountQuery {
+        statuses: vec![AccountStatus::Paid, AccountStatus::Active],
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(names(ids(index, statuses).await), expect(&["Bucket 0", "Bucket 400"]));
+    let due = AccountQuery {
+        due_from: Some(day(30)),
+        due_to: Some(day(29)),
+        ..query()
+    };
+    assert_eq!(names(ids(index, due).await), expect(&["Bucket 29", "Bucket 30"]));
+    let dnc = AccountQuery {
+        do_not_call: Some(true),
+        ..query()
+    };
+    assert_eq!(names(ids(index, dnc).await), expect(&["Bucket 60"]));
+    assert_eq!(
+        index.search(AccountQuery { page_size: 50, ..query() }).await.unwrap().total,
+        11,
+        "soft-deleted hidden by default"
+    );
+    let with_deleted = AccountQuery {
+        include_deleted: true,
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(index.search(with_deleted).await.unwrap().total, 12);
+}
+
+pub async fn sort_and_cursor(index: &dyn SearchIndex) {
+    let mut docs = Vec::new();
+    for i in 0..23 {
+        let mut d = doc(&format!("Sorted {i:02}"), 1);
+        d.current_balance = Decimal::new((i % 5) * 100, 0);
+        d.due_date = (i % 4 != 0).then(|| today() - Duration::days(i));
+        docs.push(d);
+    }
+    put(index, &docs).await;
+    for (field, descending) in [
+        (SortField::Balance, true),
+        (SortField::Balance, false),
+        (SortField::DueDate, false),
+        (SortField::DueDate, true),
+        (SortField::Name, false),
+        (SortField::Updated, true),
+    ] {
+        let mut seen = Vec::new();
+        let mut q = AccountQuery {
+            sort: Sort { field, descending },
+            page_size: 5,
+            ..query()
+        };
+        loop {
+            let page = index.search(q.clone()).await.unwrap();
+            assert_eq!(page.total, 23);
+            seen.extend(page.hits.iter().map(|h| h.doc.clone()));
+            match page.next {
+                Some(after) => q.after = Some(after),
+                None => break,
+            }
+        }
+        let unique: HashSet<Uuid> = seen.iter().map(|d| d.id).collect();
+        assert_eq!(
+            (seen.len(), unique.len()),
+            (23, 23),
+            "{field:?} {descending}: every hit exactly once"
+        );
+        let keys: Vec<Option<i64>> = seen
+            .iter()
+            .map(|d| match field {
+                SortField::Balance => Some(i64::try_from(d.current_balance.mantissa()).unwrap()),
+                SortField::DueDate => d.due_date.map(|x| x.to_epoch_days().into()),
+                _ => None,
+            })
+            .collect();
+        if matches!(field, SortField::Balance | SortField::DueDate) {
+            let present: Vec<i64> = keys.iter().flatten().copied().collect();
+            let mut sorted = present.clone();
+            sorted.sort();
+            if descending {
+                sorted.reverse();
+            }
+            assert_eq!(present, sorted, "{field:?} {descending}");
+            let first_missing = keys.iter().position(Option::is_none).unwrap_or(keys.len());
+            assert!(keys[first_missing..].iter().all(Option::is_none), "missing values sort last");
+        }
+        if field == SortField::Name {
+            let names: Vec<&str> = seen.iter().map(|d| d.debtor_name.as_str()).collect();
+            let mut sorted = names.clone();
+            sorted.sort();
+            assert_eq!(names, sorted);
+        }
+    }
+}
+
+pub async fn facets(index: &dyn SearchIndex) {
+    let agent = Uuid::new_v4();
+    let mut docs = Vec::new();
+    for (i, status) in [AccountStatus::Active, AccountStatus::Active, AccountStatus::Delinquent]
+        .into_iter()
+        .enumerate()
+    {
+        let mut d = doc(&format!("Facet {i}"), 1);
+        d.status = status;
+        d.current_balance = Decimal::new(1005 + i as i64, 2);
+        d.tags = vec!["vip".into(), format!("t{i}")];
+        d.assigned_agent_id = (i == 0).then_some(agent);
+        d.due_date = Some(today() - Duration::days(45));
+        docs.push(d);
+    }
+    put(index, &docs).await;
+    let q = AccountQuery {
+        facets: vec![Facet::Status, Facet::Bucket, Facet::AssignedAgent, Facet::Tags],
+        ..query()
+    };
+    let page = index.search(q).await.unwrap();
+    let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let status = facet("status");
+    let active = status.iter().find(|v| v.value == "active").unwrap();
+    assert_eq!((active.count, active.sum), (2, Some(Decimal::new(2011, 2))));
+    let delinquent = status.iter().find(|v| v.value == "delinquent").unwrap();
+    assert_eq!((delinquent.count, delinquent.sum), (1, Some(Decimal::new(1007, 2))));
+    let buckets = facet("bucket");
+    assert_eq!(buckets.iter().find(|v| v.value == "30-59").unwrap().count, 3);
+    assert_eq!(buckets.iter().map(|v| v.count).sum::<u64>(), 3);
+    let agents = facet("assigned_agent_id");
+    assert_eq!(agents.iter().find(|v| v.value == agent.to_string()).unwrap().count, 1);
+    assert_eq!(agents.iter().find(|v| v.value == "unassigned").unwrap().count, 2);
+    let tags = facet("tags");
+    assert_eq!(tags[0].value, "vip");
+    assert_eq!(tags[0].count, 3);
+}
+
+pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {
+    let before = doc("Before Rebuild", 5);
+    put(index, std::slice::from_ref(&before)).await;
+    let generation = index.begin_rebuild().await.unwrap();
+    assert_eq!(ids(index, text("before")).await, [before.id], "reads stay on the live generation");
+    let during = doc("During Rebuild", 6);
+    put(index, std::slice::from_ref(&during)).await;
+    assert_eq!(
+        index.count(generation.clone()).await.unwrap(),
+        1,
+        "writes reach the new generation too"
+    );
+    let mut old_copy = before.clone();
+    old_copy.search_version = 4;
+    index
+        .apply_to(generation.clone(), vec![IndexOp::upsert(before.clone()), IndexOp::upsert(old_copy)])
+        .await
+        .unwrap();
+    assert_eq!(index.count(generation.clone()).await.unwrap(), 2);
+    index.promote(generation.clone()).await.unwrap();
+    let mut found = ids(index, AccountQuery { page_size: 10, ..query() }).await;
+    found.sort();
+    let mut expected = vec![before.id, during.id];
+    expected.sort();
+    assert_eq!(found, expected);
+    assert!(index.promote(generation).await.is_err(), "a generation is promoted once");
+
+    let abandoned = index.begin_rebuild().await.unwrap();
+    index.abandon(abandoned.clone()).await.unwrap();
+    assert!(index.count(abandoned).await.is_err());
+    assert_eq!(ids(index, text("during")).await, [during.id]);
+}
+
+fn embedded() -> (EmbeddedIndex, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("arrears-contract-{}", Uuid::new_v4().simple()));
+    (EmbeddedIndex::open_owner(&dir).unwrap(), dir)
+}
+
+macro_rules! embedded_contract {
+    ($($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (index, dir) = super::embedded();
+            super::$name(&index).await;
+            drop(index);
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    )*};
+}
+
+mod embedded_backend {
+    embedded_contract!(
+        versioned_writes,
+        text_matching,
+        filters_and_buckets,
+        sort_and_cursor,
+        facets,
+        rebuild_dual_writes_and_promotes
+    );
+}

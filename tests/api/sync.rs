@@ -1,0 +1,419 @@
+//! Sync properties over real PostgreSQL (DESIGN.md invariants 1-4, 7).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use arrears::domain::role::Role;
+use arrears::domain::search::AccountQuery;
+use arrears::search::SearchIndex;
+use arrears::search::embedded::EmbeddedIndex;
+use arrears::store::outbox;
+use arrears::sync::SyncRuntime;
+use arrears::sync::metrics::SyncMetrics;
+use arrears::sync::worker::{SyncWorker, rebuild_ops};
+use arrears::sync::{reindex, verify};
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::contract::text;
+use crate::helpers::{eventually, fresh_pool, spawn_app, status_json};
+
+/// An owned embedded index with no worker running: the test drives the worker.
+fn manual_index() -> (Arc<EmbeddedIndex>, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("arrears-sync-{}", Uuid::new_v4().simple()));
+    (Arc::new(EmbeddedIndex::open_owner(&dir).unwrap()), dir)
+}
+
+async fn insert_account(pool: &PgPool, name: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query("INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency) VALUES ($1, $2, $3, 10, 10, 'USD')")
+        .bind(id)
+        .bind(format!("T-{}", &id.simple().to_string()[20..]))
+        .bind(name)
+        .execute(pool)
+        .await
+        .unwrap();
+    id
+}
+
+async fn sql_version(pool: &PgPool, id: Uuid) -> i64 {
+    sqlx::query_scalar("SELECT search_version FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_plain_sql_write_becomes_searchable() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    sqlx::query("UPDATE accounts SET debtor_name = 'Zebedee Quux' WHERE id = $1::uuid")
+        .bind(account["id"].as_str().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually("the psql edit is searchable", || async {
+        let (_, page) = status_json(app.get("/api/v1/accounts?q=zebedee", &manager.token).await).await;
+        page["total"] == 1 && page["data"][0]["id"] == account["id"]
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_writers_leave_the_last_committed_state_indexed() {
+    let app = spawn_app().await;
+    let pool = app.pool.clone();
+    let id = insert_account(&pool, "Many Writers").await;
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for i in 0..10 {
+                    sqlx::query("UPDATE accounts SET debtor_name = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(format!("Writer{w} Round{i}"))
+                        .execute(&pool)
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let final_version = sql_version(&pool, id).await;
+    let final_name: String = sqlx::query_scalar("SELECT debtor_name FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let search = app.state.search().clone();
+    eventually("the index holds the final version", || async {
+        search.version_of(id).await.unwrap() == Some(final_version)
+    })
+    .await;
+    let page = search.search(text(&final_name)).await.unwrap();
+    assert_eq!(page.hits[0].doc.id, id);
+    assert_eq!(page.hits[0].doc.debtor_name, final_name);
+}
+
+#[tokio::test]
+async fn racing_workers_never_regress_a_version() {
+    let pool = fresh_pool().await;
+    let (index, dir) = manual_index();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(insert_account(&pool, &format!("Race {i}")).await);
+    }
+    let metrics = Arc::new(SyncMetrics::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let worker = SyncWorker::new(pool.clone(), index.clone(), metrics.clone());
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    worker.process_batch().await.unwrap();
+                }
+            })
+        })
+        .collect();
+    let watcher = {
+        let (index, ids, stop) = (index.clone(), ids.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = vec![0i64; ids.len()];
+            while !stop.load(Ordering::Relaxed) {
+                for (i, id) in ids.iter().enumerate() {
+                    let now = index.version_of(*id).await.unwrap().unwrap_or(0);
+                    assert!(now >= seen[i], "version of {id} went from {} to {now}", seen[i]);
+                    seen[i] = now;
+                }
+            }
+        })
+    };
+    for round in 0..40 {
+        for id in &ids {
+            sqlx::query("UPDATE accounts SET debtor_name = $2 WHERE id = $1")
+                .bind(id)
+                .bind(format!("Race round {round}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+    }
+    let worker = SyncWorker::new(pool.clone(), index.clone(), metrics.clone());
+    worker.drain().await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for handle in workers {
+        handle.await.unwrap();
+    }
+    watcher.await.unwrap();
+    for id in &ids {
+        assert_eq!(index.version_of(*id).await.unwrap(), Some(sql_version(&pool, *id).await));
+    }
+    drop(index);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_crash_between_apply_and_outbox_delete_replays_harmlessly() {
+    let pool = fresh_pool().await;
+    let (index, dir) = manual_index();
+    let id = insert_account(&pool, "Crash Replay").await;
+    // The worker's steps, up to and including the index write, then the process "dies":
+    // its transaction rolls back and the claimed rows come back.
+    let mut tx = pool.begin().await.unwrap();
+    let batch = outbox::claim(&mut tx, 100).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    let ops = rebuild_ops(&mut tx, &batch).await.unwrap();
+    index.apply(ops.clone()).await.unwrap();
+    drop(tx);
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM search_outbox")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(pending, 1, "the outbox row survived the crash");
+
+    sqlx::query("UPDATE accounts SET debtor_name = 'Crash Survivor' WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
+    worker.drain().await.unwrap();
+    let newest = sql_version(&pool, id).await;
+    assert_eq!(index.version_of(id).await.unwrap(), Some(newest));
+    // A late replay of the pre-crash batch changes nothing.
+    let replay = index.apply(ops).await.unwrap();
+    assert_eq!((replay.applied, replay.stale), (0, 1));
+    assert_eq!(index.search(text("survivor")).await.unwrap().hits[0].doc.id, id);
+    drop(index);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_transaction_committing_after_later_ones_is_not_lost() {
+    let pool = fresh_pool().await;
+    let (index, dir) = manual_index();
+    let slow = insert_account(&pool, "Slow Committer").await;
+    let fast = insert_account(&pool, "Fast Committer").await;
+    let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
+    worker.drain().await.unwrap();
+
+    let mut open = pool.begin().await.unwrap();
+    sqlx::query("UPDATE accounts SET debtor_name = 'Slow Finisher' WHERE id = $1")
+        .bind(slow)
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET debtor_name = 'Fast Finisher' WHERE id = $1")
+        .bind(fast)
+        .execute(&pool)
+        .await
+        .unwrap();
+    worker.drain().await.unwrap();
+    assert_eq!(index.search(text("fast finisher")).await.unwrap().total, 1);
+    assert_eq!(
+        index.search(text("slow finisher")).await.unwrap().total,
+        0,
+        "uncommitted work is invisible"
+    );
+    open.commit().await.unwrap();
+    worker.drain().await.unwrap();
+    assert_eq!(index.search(text("slow finisher")).await.unwrap().hits[0].doc.id, slow);
+    drop(index);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_hard_delete_becomes_a_tombstone() {
+    let pool = fresh_pool().await;
+    let (index, dir) = manual_index();
+    let id = insert_account(&pool, "Purged Person").await;
+    let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
+    worker.drain().await.unwrap();
+    let before = index.version_of(id).await.unwrap().unwrap();
+    sqlx::query("DELETE FROM accounts WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    worker.drain().await.unwrap();
+    assert!(index.version_of(id).await.unwrap().unwrap() > before);
+    assert_eq!(index.search(text("purged")).await.unwrap().total, 0);
+    assert!(verify::verify(&pool, index.as_ref()).await.unwrap().is_clean());
+    drop(index);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_worker_for_another_embedded_index_refuses_to_start() {
+    let pool = fresh_pool().await;
+    let (first, first_dir) = manual_index();
+    let (second, second_dir) = manual_index();
+    let runtime = |index: Arc<EmbeddedIndex>| SyncRuntime {
+        pool: pool.clone(),
+        index,
+        metrics: Arc::new(SyncMetrics::default()),
+        workers: 1,
+        initial_backfill: false,
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut running = runtime(first.clone()).start(stopped.clone()).await.unwrap();
+    let refused = runtime(second.clone()).start(stopped).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("different search index") && refused.contains("Elasticsearch"),
+        "{refused}"
+    );
+    stop.send(true).unwrap();
+    while running.join_next().await.is_some() {}
+    for dir in [first_dir, second_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[tokio::test]
+async fn reindex_while_writes_continue_loses_nothing_and_searches_keep_answering() {
+    let app = spawn_app().await;
+    let pool = app.pool.clone();
+    for i in 0..300 {
+        insert_account(&pool, &format!("Backfill Person{i}")).await;
+    }
+    let search = app.state.search().clone();
+    eventually("the seed is indexed", || async {
+        search
+            .search(AccountQuery::new(chrono::Utc::now().date_naive()))
+            .await
+            .unwrap()
+            .total
+            == 300
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                insert_account(&pool, &format!("During Reindex{n}")).await;
+                sqlx::query(
+                    "UPDATE accounts SET debtor_name = debtor_name || 'x' WHERE id = (SELECT id FROM accounts ORDER BY random() LIMIT 1)",
+                )
+                .execute(&pool)
+                .await
+                .unwrap();
+                n += 1;
+            }
+            n
+        })
+    };
+    let reader = {
+        let (search, stop) = (search.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut answered = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let page = search.search(text("backfill")).await.expect("searches never fail during a reindex");
+                assert!(page.total >= 300, "searches never go empty: {}", page.total);
+                answered += 1;
+            }
+            answered
+        })
+    };
+    let report = reindex::rebuild(&pool, search.as_ref(), |_, _| {}).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    let answered = reader.await.unwrap();
+    assert!(written > 0 && answered > 0);
+    assert!(report.documents >= 300);
+    eventually("the outbox drains", || async { outbox::depth(&pool).await.unwrap().0 == 0 }).await;
+    let audit = verify::verify(&pool, search.as_ref()).await.unwrap();
+    assert!(audit.is_clean(), "{audit:?}");
+}
+
+#[tokio::test]
+async fn verify_finds_differences_and_repair_fixes_them() {
+    let pool = fresh_pool().await;
+    let (index, dir) = manual_index();
+    let kept = insert_account(&pool, "Kept").await;
+    let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
+    worker.drain().await.unwrap();
+    // Changes made while nothing records them in the outbox: the index drifts.
+    sqlx::query("SET session_replication_role = replica").execute(&pool).await.ok();
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET session_replication_role = replica")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE accounts SET debtor_name = 'Drifted', search_version = nextval('search_version_seq') WHERE id = $1")
+        .bind(kept)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let unseen = Uuid::now_v7();
+    sqlx::query("INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency) VALUES ($1, 'UNSEEN-1', 'Unseen', 1, 1, 'USD')").bind(unseen).execute(&mut *conn).await.unwrap();
+    sqlx::query("SET session_replication_role = origin")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+
+    let report = verify::verify(&pool, index.as_ref()).await.unwrap();
+    assert_eq!(report.missing, [unseen]);
+    assert_eq!(report.stale.iter().map(|s| s.0).collect::<Vec<_>>(), [kept]);
+    assert!(!report.is_clean());
+    assert_eq!(verify::repair(&pool, &report).await.unwrap(), 2);
+    worker.drain().await.unwrap();
+    assert!(verify::verify(&pool, index.as_ref()).await.unwrap().is_clean());
+    drop(index);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn an_api_without_sync_reads_the_index_another_process_feeds() {
+    let mut owner = spawn_app().await;
+    let manager = owner.user(Role::Manager).await;
+    let reader = crate::helpers::spawn_app_with(|s| {
+        s.database_url = owner.settings.database_url.clone();
+        s.data_dir = owner.settings.data_dir.clone();
+        s.sync_worker = false;
+        s.wait_for_indexed_timeout_ms = 2000;
+    })
+    .await;
+    let created = reader
+        .post(
+            "/api/v1/accounts?wait_for=indexed",
+            Some(&manager.token),
+            &json!({"debtor_name": "Shared Index", "original_balance": "1.00", "currency": "USD"}),
+        )
+        .await;
+    assert_eq!(
+        created.status(),
+        StatusCode::CREATED,
+        "the owner's worker indexed a write made through the reader"
+    );
+    eventually("the reader sees it", || async {
+        let (_, page) = status_json(reader.get("/api/v1/accounts?q=shared", &manager.token).await).await;
+        page["total"] == 1
+    })
+    .await;
+    owner.stop().await;
+    let stalled = reader
+        .post(
+            "/api/v1/accounts?wait_for=indexed",
+            Some(&manager.token),
+            &json!({"debtor_name": "Never Indexed", "original_balance": "1.00", "currency": "USD"}),
+        )
+        .await;
+    crate::helpers::assert_problem(stalled, StatusCode::GATEWAY_TIMEOUT, "index_timeout").await;
+    let (status, page) = status_json(reader.get("/api/v1/accounts?q=shared", &manager.token).await).await;
+    assert_eq!(
+        (status, page["total"].as_i64()),
+        (StatusCode::OK, Some(1)),
+        "reads still work without a worker"
+    );
+}
