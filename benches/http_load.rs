@@ -18,7 +18,7 @@ const CONNECTIONS: usize = 32;
 #[tokio::main]
 async fn main() {
     let server = support::start(support::bench_settings()).await;
-    let pool = &server.pool;
+    let pool = server.state.pool();
     sqlx::query("TRUNCATE accounts, refresh_tokens, auth_sessions, users CASCADE")
         .execute(pool)
         .await
@@ -40,39 +40,28 @@ async fn main() {
     .await
     .unwrap();
     let ids: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM accounts").fetch_all(pool).await.unwrap();
-    let client = reqwest::Client::new();
-    let login = client
-        .post(format!("{}/api/v1/auth/login", server.base))
-        .json(&json!({"email": email, "password": password}));
-    let token = login.send().await.unwrap().json::<serde_json::Value>().await.unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-
+    let token = support::token(&server.base, &email, password).await;
     let base = server.base.clone();
     let ids = std::sync::Arc::new(ids);
-    let warm = {
-        let (base, ids, token) = (base.clone(), ids.clone(), token.clone());
-        support::closed_loop(CONNECTIONS, Duration::from_secs(2), move |c, w, n| {
-            c.get(format!("{base}/api/v1/accounts/{}", ids[(w * 7919 + n * 104_729) % ids.len()]))
-                .bearer_auth(&token)
+    let clients = support::clients(CONNECTIONS);
+    for (name, seconds) in [
+        ("warm-up GET /api/v1/accounts/{id}", 2),
+        ("GET /api/v1/accounts/{id}, 32 connections", 10),
+    ] {
+        let (base, ids, token, clients) = (base.clone(), ids.clone(), token.clone(), clients.clone());
+        let report = support::closed_loop(CONNECTIONS, Duration::from_secs(seconds), move |w, n| {
+            let id = ids[(w * 7919 + n * 104_729) % ids.len()];
+            support::send(clients[w].get(format!("{base}/api/v1/accounts/{id}")).bearer_auth(&token))
         })
-        .await
-    };
-    warm.print("warm-up GET /api/v1/accounts/{id}");
-    let report = {
-        let (base, ids, token) = (base.clone(), ids.clone(), token.clone());
-        support::closed_loop(CONNECTIONS, Duration::from_secs(10), move |c, w, n| {
-            c.get(format!("{base}/api/v1/accounts/{}", ids[(w * 7919 + n * 104_729) % ids.len()]))
-                .bearer_auth(&token)
-        })
-        .await
-    };
-    report.print("GET /api/v1/accounts/{id}, 32 connections");
-
-    let login = support::closed_loop(1, Duration::from_secs(5), move |c, _, _| {
-        c.post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({"email": email, "password": password}))
+        .await;
+        report.print(name);
+    }
+    let login = support::closed_loop(1, Duration::from_secs(5), move |w, _| {
+        support::send(
+            clients[w]
+                .post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"email": email, "password": password})),
+        )
     })
     .await;
     login.print("POST /api/v1/auth/login, sequential");

@@ -8,11 +8,12 @@ use arrears::app::Application;
 use arrears::cli::Cli;
 use arrears::config::Settings;
 use clap::Parser;
+use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
 pub struct Server {
     pub base: String,
-    pub pool: sqlx::PgPool,
+    pub state: arrears::app::AppState,
     _stop: oneshot::Sender<()>,
 }
 
@@ -34,12 +35,17 @@ pub fn bench_settings() -> Settings {
 pub async fn start(settings: Settings) -> Server {
     let app = Application::build(settings).await.expect("application builds");
     let base = format!("http://127.0.0.1:{}", app.port());
-    let pool = app.state().pool().clone();
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    Server { base, pool, _stop: tx }
+    Server {
+        base,
+        pool,
+        state,
+        _stop: tx,
+    }
 }
 
 pub struct Report {
@@ -76,31 +82,27 @@ impl Report {
     }
 }
 
-/// `connections` workers, each sending its next request when the previous answered,
-/// for `duration`. `request(worker, n)` builds request `n` of a worker; any non-2xx
-/// status counts as an error.
-pub async fn closed_loop<F>(connections: usize, duration: Duration, request: F) -> Report
+/// `connections` workers, each starting its next operation when the previous finished,
+/// for `duration`. `op(worker, n)` runs operation `n` of a worker and says whether it
+/// succeeded.
+pub async fn closed_loop<F>(connections: usize, duration: Duration, op: F) -> Report
 where
-    F: Fn(&reqwest::Client, usize, usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+    F: Fn(usize, usize) -> BoxFuture<'static, bool> + Send + Sync + 'static,
 {
-    let request = Arc::new(request);
+    let op = Arc::new(op);
     let started = Instant::now();
     let deadline = started + duration;
     let workers: Vec<_> = (0..connections)
         .map(|worker| {
-            let request = request.clone();
+            let op = op.clone();
             tokio::spawn(async move {
-                let client = reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap();
                 let mut latencies = Vec::with_capacity(100_000);
                 let mut errors = 0;
                 let mut n = 0;
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    match request(&client, worker, n).send().await {
-                        Ok(response) if response.status().is_success() => {
-                            let _ = response.bytes().await;
-                        }
-                        _ => errors += 1,
+                    if !op(worker, n).await {
+                        errors += 1;
                     }
                     latencies.push(sent.elapsed().as_micros() as u64);
                     n += 1;
@@ -124,4 +126,38 @@ where
         elapsed,
         latencies_us,
     }
+}
+
+/// One HTTP client per worker, so each worker keeps its own connection.
+pub fn clients(n: usize) -> Arc<Vec<reqwest::Client>> {
+    Arc::new(
+        (0..n)
+            .map(|_| reqwest::Client::builder().pool_max_idle_per_host(1).build().unwrap())
+            .collect(),
+    )
+}
+
+/// Sends a request and reports whether it answered 2xx (the body is read).
+pub fn send(request: reqwest::RequestBuilder) -> BoxFuture<'static, bool> {
+    Box::pin(async move {
+        match request.send().await {
+            Ok(response) if response.status().is_success() => response.bytes().await.is_ok(),
+            _ => false,
+        }
+    })
+}
+
+/// Logs in and returns an access token.
+pub async fn token(base: &str, email: &str, password: &str) -> String {
+    let body = serde_json::json!({"email": email, "password": password});
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    response.json::<serde_json::Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }

@@ -5,7 +5,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Upper bounds (ms) of the lag histogram buckets; the last bucket is open.
-const LAG_BOUNDS_MS: [u64; 14] = [1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 1000, 2000, 5000, 10000];
+const LAG_BOUNDS_MS: [u64; 19] = [
+    1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 400, 500, 750, 1000, 2000, 5000, 10000,
+];
 
 #[derive(Default)]
 pub struct SyncMetrics {
@@ -86,6 +88,6 @@ mod tests {
         let snap = metrics.snapshot();
         assert_eq!(snap.lag_samples, 100);
         assert_eq!(snap.lag_p50_ms, Some(20));
-        assert_eq!(snap.lag_p99_ms, Some(500));
+        assert_eq!(snap.lag_p99_ms, Some(400));
     }
 }

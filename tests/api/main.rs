@@ -6,5 +6,6 @@ mod concurrency;
 mod contract;
 mod errors;
 mod helpers;
+mod search;
 mod sync;
 mod users;

@@ -1,0 +1,199 @@
+//! Search figures on seeded data: seed time, reindex time, index size, the search mix
+//! at 32 connections, commit-to-searchable lag under 500 writes/s, and the same mix
+//! answered by plain SQL (ILIKE + OFFSET).
+//!
+//! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15).
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrears::search::embedded::EmbeddedIndex;
+use arrears::sync::reindex;
+use futures_util::future::BoxFuture;
+use sqlx::PgPool;
+
+const CONNECTIONS: usize = 32;
+const SURNAMES: &[&str] = &[
+    "smith",
+    "johnson",
+    "garcia",
+    "alvarez",
+    "muller",
+    "nguyen",
+    "okafor",
+    "johansson",
+    "rossi",
+    "patel",
+];
+const TYPOS: &[&str] = &[
+    "smiht", "jonson", "garcai", "alvares", "muler", "nguyn", "okafro", "johanson", "rosi", "patle",
+];
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn dir_size(path: &Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The query of operation `n`: a third names (some with typos), a third phone digits,
+/// a third filters only; all ask for facets.
+fn search_query(n: usize) -> String {
+    match n % 3 {
+        0 if n % 2 == 0 => format!("q={}&facets=status,bucket", SURNAMES[n / 3 % SURNAMES.len()]),
+        0 => format!("q={}&facets=status,bucket", TYPOS[n / 3 % TYPOS.len()]),
+        1 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
+        _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
+    }
+}
+
+/// The same mix in SQL: a page, its total and the status facet, as the API would need.
+fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
+    Box::pin(async move {
+        let (condition, arg) = match n % 3 {
+            0 if n % 2 == 0 => ("debtor_name ILIKE $1", format!("%{}%", SURNAMES[n / 3 % SURNAMES.len()])),
+            0 => ("debtor_name ILIKE $1", format!("%{}%", TYPOS[n / 3 % TYPOS.len()])),
+            1 => ("phone LIKE $1", format!("%{:04}%", (n * 7919) % 10_000)),
+            _ => (
+                "status = 'delinquent' AND due_date BETWEEN current_date - 59 AND current_date - 30 AND current_balance >= 1000 AND $1 = $1",
+                String::new(),
+            ),
+        };
+        let page =
+            format!("SELECT * FROM accounts WHERE deleted_at IS NULL AND {condition} ORDER BY updated_at DESC, id OFFSET 0 LIMIT 25");
+        let total = format!("SELECT count(*) FROM accounts WHERE deleted_at IS NULL AND {condition}");
+        let facet =
+            format!("SELECT status, count(*), sum(current_balance) FROM accounts WHERE deleted_at IS NULL AND {condition} GROUP BY status");
+        let a = sqlx::query(sqlx::AssertSqlSafe(page)).bind(&arg).fetch_all(&pool).await;
+        let b = sqlx::query(sqlx::AssertSqlSafe(total)).bind(&arg).fetch_one(&pool).await;
+        let c = sqlx::query(sqlx::AssertSqlSafe(facet)).bind(&arg).fetch_all(&pool).await;
+        a.is_ok() && b.is_ok() && c.is_ok()
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let accounts = env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
+    let seconds = Duration::from_secs(env_number("BENCH_SECONDS", 15));
+    let mut settings = support::bench_settings();
+    settings.data_dir = std::env::temp_dir().join("arrears-bench-search");
+    let _ = std::fs::remove_dir_all(&settings.data_dir);
+    let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
+    arrears::store::migrate(&pool).await.unwrap();
+    sqlx::query("TRUNCATE accounts, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let seeded = arrears::seed::seed(&pool, accounts, 50, 42, |_| {}).await.unwrap();
+    println!(
+        "seed: {} accounts in {:.1} s ({:.0} rows/s)",
+        accounts,
+        seeded.elapsed.as_secs_f64(),
+        accounts as f64 / seeded.elapsed.as_secs_f64()
+    );
+    sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
+
+    {
+        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
+        let report = reindex::rebuild(&pool, &index, |_, _| {}).await.unwrap();
+        println!(
+            "reindex: {} documents in {:.1} s ({:.0} docs/s)",
+            report.documents,
+            report.elapsed.as_secs_f64(),
+            report.documents as f64 / report.elapsed.as_secs_f64()
+        );
+    }
+    println!(
+        "index size: {:.0} MiB",
+        dir_size(&settings.data_dir.join("index")) as f64 / 1024.0 / 1024.0
+    );
+
+    let server = support::start(settings.clone()).await;
+    let password = "bench password 123";
+    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
+    arrears::store::users::insert(
+        &pool,
+        "search-bench@example.com",
+        "Bench",
+        arrears::domain::role::Role::Manager,
+        &hash,
+    )
+    .await
+    .unwrap();
+    let token = support::token(&server.base, "search-bench@example.com", password).await;
+    let clients = support::clients(CONNECTIONS);
+    for (name, duration) in [
+        ("warm-up search mix", Duration::from_secs(3)),
+        ("search mix (name, phone, filters; facets), 32 connections", seconds),
+    ] {
+        let (base, token, clients) = (server.base.clone(), token.clone(), clients.clone());
+        let report = support::closed_loop(CONNECTIONS, duration, move |w, n| {
+            support::send(
+                clients[w]
+                    .get(format!("{base}/api/v1/accounts?{}", search_query(w * 1000 + n)))
+                    .bearer_auth(&token),
+            )
+        })
+        .await;
+        report.print(name);
+    }
+
+    // Commit-to-searchable lag under a steady 500 writes/s.
+    let ids: Arc<Vec<uuid::Uuid>> = Arc::new(
+        sqlx::query_scalar("SELECT id FROM accounts LIMIT 100000")
+            .fetch_all(&pool)
+            .await
+            .unwrap(),
+    );
+    let metrics = server.state.sync_metrics().clone();
+    metrics.reset_lag();
+    let writes_started = Instant::now();
+    let mut interval = tokio::time::interval(Duration::from_millis(2));
+    let mut writes = Vec::new();
+    for n in 0..(500 * 10) {
+        interval.tick().await;
+        let (pool, id) = (pool.clone(), ids[(n * 7919) % ids.len()]);
+        writes.push(tokio::spawn(async move {
+            sqlx::query("UPDATE accounts SET next_action_at = now() WHERE id = $1")
+                .bind(id)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }));
+    }
+    for w in writes {
+        w.await.unwrap();
+    }
+    let write_secs = writes_started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let snap = metrics.snapshot();
+    println!(
+        "commit-to-searchable lag at {:.0} writes/s: p50 <= {} ms, p99 <= {} ms ({} changes; histogram bucket bounds)",
+        5000.0 / write_secs,
+        snap.lag_p50_ms.unwrap_or(0),
+        snap.lag_p99_ms.unwrap_or(0),
+        snap.lag_samples
+    );
+
+    let sql = {
+        let pool = pool.clone();
+        support::closed_loop(CONNECTIONS, seconds, move |w, n| sql_query(pool.clone(), w * 1000 + n)).await
+    };
+    sql.print("same mix in plain SQL (ILIKE/LIKE + OFFSET, count, GROUP BY), 32 connections");
+}
