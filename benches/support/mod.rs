@@ -42,7 +42,6 @@ pub async fn start(settings: Settings) -> Server {
     }));
     Server {
         base,
-        pool,
         state,
         _stop: tx,
     }
