@@ -55,7 +55,7 @@ fn dir_size(path: &Path) -> u64 {
 /// a third filters only; all ask for facets.
 fn search_query(n: usize) -> String {
     match n % 3 {
-        0 if n % 2 == 0 => format!("q={}&facets=status,bucket", SURNAMES[n / 3 % SURNAMES.len()]),
+        0 if n.is_multiple_of(2) => format!("q={}&facets=status,bucket", SURNAMES[n / 3 % SURNAMES.len()]),
         0 => format!("q={}&facets=status,bucket", TYPOS[n / 3 % TYPOS.len()]),
         1 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
         _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
@@ -66,7 +66,7 @@ fn search_query(n: usize) -> String {
 fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
     Box::pin(async move {
         let (condition, arg) = match n % 3 {
-            0 if n % 2 == 0 => ("debtor_name ILIKE $1", format!("%{}%", SURNAMES[n / 3 % SURNAMES.len()])),
+            0 if n.is_multiple_of(2) => ("debtor_name ILIKE $1", format!("%{}%", SURNAMES[n / 3 % SURNAMES.len()])),
             0 => ("debtor_name ILIKE $1", format!("%{}%", TYPOS[n / 3 % TYPOS.len()])),
             1 => ("phone LIKE $1", format!("%{:04}%", (n * 7919) % 10_000)),
             _ => (
