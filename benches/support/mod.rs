@@ -40,11 +40,7 @@ pub async fn start(settings: Settings) -> Server {
     tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    Server {
-        base,
-        state,
-        _stop: tx,
-    }
+    Server { base, state, _stop: tx }
 }
 
 pub struct Report {

@@ -12,7 +12,7 @@ use crate::search::SearchIndex;
 use crate::search::document::{AccountDoc, IndexOp};
 use crate::store;
 
-const CHUNK: i64 = 5000;
+const CHUNK: i64 = 20_000;
 /// How long the count check waits for the worker to catch up with concurrent writes.
 const CATCH_UP: Duration = Duration::from_secs(30);
 

@@ -417,3 +417,26 @@ async fn an_api_without_sync_reads_the_index_another_process_feeds() {
         "reads still work without a worker"
     );
 }
+
+#[tokio::test]
+async fn reindex_asked_of_a_running_server_is_done_by_it() {
+    let app = spawn_app().await;
+    for i in 0..50 {
+        insert_account(&app.pool, &format!("Delegated {i}")).await;
+    }
+    let search = app.state.search().clone();
+    eventually("the rows are indexed", || async {
+        search.search(text("delegated")).await.unwrap().total == 50
+    })
+    .await;
+    let task = arrears::store::search_tasks::submit(&app.pool, "accounts").await.unwrap();
+    let pool = app.pool.clone();
+    eventually("the server ran the rebuild", || async {
+        let task = arrears::store::search_tasks::get(&pool, task).await.unwrap().unwrap();
+        assert_ne!(task.status, "failed", "{:?}", task.message);
+        task.status == "succeeded" && task.processed == 50
+    })
+    .await;
+    assert_eq!(search.search(text("delegated")).await.unwrap().total, 50);
+    assert!(verify::verify(&app.pool, search.as_ref()).await.unwrap().is_clean());
+}

@@ -133,7 +133,13 @@ impl Collector for PageCollector {
         let columns = if self.facets.is_empty() {
             None
         } else {
-            let status = str_column(segment, "status")?;
+            let wants = |f: Facet| self.facets.contains(&f);
+            // Status is read for the bucket facet too: resolved accounts are never overdue.
+            let status = if wants(Facet::Status) || wants(Facet::Bucket) {
+                str_column(segment, "status")?
+            } else {
+                None
+            };
             let mut resolved_by_ord = Vec::new();
             if let Some(column) = &status {
                 let mut text = String::new();
@@ -148,8 +154,12 @@ impl Collector for PageCollector {
                 status,
                 balance: fast.i64("balance")?,
                 due: fast.i64("due_days")?,
-                agent: str_column(segment, "agent")?,
-                tags: str_column(segment, "tags")?,
+                agent: if wants(Facet::AssignedAgent) {
+                    str_column(segment, "agent")?
+                } else {
+                    None
+                },
+                tags: if wants(Facet::Tags) { str_column(segment, "tags")? } else { None },
             })
         };
         let sizes = |c: &Option<StrColumn>| c.as_ref().map_or(0, |c| c.num_terms());
