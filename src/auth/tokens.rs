@@ -126,3 +126,32 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(contents.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn development_secret_is_generated_once_and_production_requires_one() {
+        let dir = std::env::temp_dir().join(format!("arrears-secret-{}", Uuid::new_v4().simple()));
+        let first = load_secret(None, false, &dir).unwrap();
+        assert!(first.len() >= MIN_SECRET_BYTES);
+        assert_eq!(load_secret(None, false, &dir).unwrap(), first, "kept across restarts");
+        let err = load_secret(None, true, &dir).unwrap_err().to_string();
+        assert!(err.contains("required in production"), "{err}");
+        assert!(load_secret(Some("short"), true, &dir).is_err());
+        assert_eq!(load_secret(Some(&"s".repeat(32)), true, &dir).unwrap(), "s".repeat(32).into_bytes());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn tokens_round_trip_and_tampering_is_refused() {
+        let keys = TokenKeys::new(&[7u8; 32], Duration::from_secs(60));
+        let (user, session) = (Uuid::new_v4(), Uuid::new_v4());
+        let token = keys.issue(user, session).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!((claims.sub, claims.sid), (user, session));
+        let other = TokenKeys::new(&[8u8; 32], Duration::from_secs(60));
+        assert_eq!(other.verify(&token).unwrap_err().code(), Code::Unauthorized);
+    }
+}

@@ -266,6 +266,18 @@ impl Generation {
     }
 }
 
+fn counts(raw: &HashMap<String, u64>) -> Vec<FacetValue> {
+    sorted(
+        raw.iter()
+            .map(|(value, count)| FacetValue {
+                value: value.clone(),
+                count: *count,
+                sum: None,
+            })
+            .collect(),
+    )
+}
+
 fn sorted(mut values: Vec<FacetValue>) -> Vec<FacetValue> {
     values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     values
@@ -297,26 +309,8 @@ fn facets(query: &AccountQuery, raw: collector::Facets) -> Vec<(&'static str, Ve
                         sum: None,
                     })
                     .collect(),
-                Facet::AssignedAgent => sorted(
-                    raw.agent
-                        .iter()
-                        .map(|(k, c)| FacetValue {
-                            value: k.clone(),
-                            count: *c,
-                            sum: None,
-                        })
-                        .collect(),
-                ),
-                Facet::Tags => sorted(
-                    raw.tags
-                        .iter()
-                        .map(|(k, c)| FacetValue {
-                            value: k.clone(),
-                            count: *c,
-                            sum: None,
-                        })
-                        .collect(),
-                ),
+                Facet::AssignedAgent => counts(&raw.agent),
+                Facet::Tags => counts(&raw.tags),
             };
             (facet.name(), values)
         })
