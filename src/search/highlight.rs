@@ -33,6 +33,7 @@ fn distance(a: &str, b: &str) -> usize {
 
 fn word_matches(word: &str, query_word: &str) -> bool {
     let budget = match query_word.chars().count() {
+        _ if query_word.chars().any(|c| c.is_ascii_digit()) => 0,
         0..=3 => 0,
         4..=6 => 1,
         _ => 2,

@@ -118,7 +118,10 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     katherine.phone = Some("+12015550134".into());
     katherine.account_number = "AC-778899".into();
     let jonathan = doc("Jonathan Smith", 1);
-    put(index, &[jose.clone(), katherine.clone(), jonathan.clone()]).await;
+    let mut neighbour = doc("Nearby Numbers", 1);
+    neighbour.address.line1 = Some("1034 Elm St".into());
+    neighbour.phone = Some("+12025550999".into());
+    put(index, &[jose.clone(), katherine.clone(), jonathan.clone(), neighbour.clone()]).await;
 
     assert_eq!(ids(index, text("jose alvarez")).await, [jose.id], "accents folded");
     assert_eq!(ids(index, text("ÁLVAREZ")).await, [jose.id], "case folded");
@@ -129,7 +132,12 @@ pub async fn text_matching(index: &dyn SearchIndex) {
         "typo with first name"
     );
     assert_eq!(ids(index, text("jonat")).await, [jonathan.id], "prefix of a first name");
-    assert_eq!(ids(index, text("0134")).await, [katherine.id], "last four phone digits");
+    assert_eq!(
+        ids(index, text("0134")).await,
+        [katherine.id],
+        "last four phone digits; numbers never match approximately"
+    );
+    assert_eq!(ids(index, text("1034 elm")).await, [neighbour.id], "house number and street");
     assert_eq!(ids(index, text("555-0134")).await, [katherine.id]);
     assert_eq!(ids(index, text("(555) 0134")).await, [katherine.id]);
     assert_eq!(ids(index, text("JOSE.ALVAREZ@EXAMPLE.COM")).await, [jose.id], "email, any case");
