@@ -402,6 +402,15 @@ async fn an_api_without_sync_reads_the_index_another_process_feeds() {
     })
     .await;
     owner.stop().await;
+    let pool = reader.pool.clone();
+    eventually("the owner's sync worker stopped", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_workers")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
     let stalled = reader
         .post(
             "/api/v1/accounts?wait_for=indexed",
