@@ -343,7 +343,6 @@ async fn verify_finds_differences_and_repair_fixes_them() {
     let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
     worker.drain().await.unwrap();
     // Changes made while nothing records them in the outbox: the index drifts.
-    sqlx::query("SET session_replication_role = replica").execute(&pool).await.ok();
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET session_replication_role = replica")
         .execute(&mut *conn)
