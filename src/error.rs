@@ -116,10 +116,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
+        Self::with_fields(code, detail, Vec::new())
+    }
+
+    /// A problem that names the fields (or parameters) it is about.
+    pub fn with_fields(code: Code, detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Error::Problem(Problem {
             code,
             detail: detail.into(),
-            errors: Vec::new(),
+            errors,
             retry_after: None,
         })
     }
@@ -129,12 +134,7 @@ impl Error {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Error::Problem(Problem {
-            code: Code::ValidationFailed,
-            detail,
-            errors,
-            retry_after: None,
-        })
+        Self::with_fields(Code::ValidationFailed, detail, errors)
     }
 
     pub fn field(field: &str, message: impl Into<String>) -> Self {

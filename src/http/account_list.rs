@@ -191,12 +191,7 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
                 .map(|e| format!("{}: {}", e.field, e.message))
                 .collect::<Vec<_>>()
                 .join("; ");
-        return Err(Error::Problem(crate::error::Problem {
-            code: Code::InvalidParameter,
-            detail,
-            errors: p.0,
-            retry_after: None,
-        }));
+        return Err(Error::with_fields(Code::InvalidParameter, detail, p.0));
     }
     if query.include_deleted {
         caller.require(Action::RestoreAccount)?;

@@ -290,12 +290,11 @@ fn authorize_patch(caller: &Principal, current: &AccountRow, patch: &PatchAccoun
         .iter()
         .map(|f| FieldError::new(*f, "your role may not change this field"))
         .collect();
-    Err(Error::Problem(crate::error::Problem {
-        code: Code::FieldForbidden,
-        detail: format!("your role may change only workflow fields; not: {}", forbidden.join(", ")),
+    Err(Error::with_fields(
+        Code::FieldForbidden,
+        format!("your role may change only workflow fields; not: {}", forbidden.join(", ")),
         errors,
-        retry_after: None,
-    }))
+    ))
 }
 
 /// `If-Match` holds a list of entity tags or `*`.

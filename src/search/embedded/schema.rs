@@ -119,13 +119,18 @@ pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
 
 /// Folded words of `text`, as the index stores names.
 pub fn folded_tokens(text: &str) -> Vec<String> {
-    let mut analyzer = folded_analyzer();
-    let mut stream = analyzer.token_stream(text);
-    let mut tokens = Vec::new();
-    while let Some(token) = stream.next() {
-        tokens.push(token.text.clone());
+    thread_local! {
+        // Built once per thread: this runs per query word, per highlighted word and per indexed name.
+        static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(folded_analyzer());
     }
-    tokens
+    ANALYZER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(text);
+        let mut tokens = Vec::new();
+        while let Some(token) = stream.next() {
+            tokens.push(token.text.clone());
+        }
+        tokens
+    })
 }
 
 pub fn digits(text: &str) -> String {
