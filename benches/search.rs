@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrears::search::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::sync::reindex;
 use futures_util::future::BoxFuture;
@@ -100,7 +101,13 @@ async fn main() {
         .await
         .unwrap();
 
-    let seeded = arrears::seed::seed(&pool, accounts, 50, 42, |_| {}).await.unwrap();
+    let plan = arrears::seed::SeedPlan {
+        accounts,
+        payments: 0,
+        agents: 50,
+        seed: 42,
+    };
+    let seeded = arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
     println!(
         "seed: {} accounts in {:.1} s ({:.0} rows/s)",
         accounts,
@@ -111,7 +118,7 @@ async fn main() {
 
     {
         let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        let report = reindex::rebuild(&pool, &index, |_, _| {}).await.unwrap();
+        let report = reindex::rebuild(&pool, &index, Entity::Account, |_, _| {}).await.unwrap();
         println!(
             "reindex: {} documents in {:.1} s ({:.0} docs/s)",
             report.documents,

@@ -32,6 +32,11 @@ pub enum Code {
     RegistrationDisabled,
     DuplicateAccountNumber,
     EmailTaken,
+    CurrencyMismatch,
+    Overpayment,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    PromiseAlreadyOpen,
     Conflict,
     PreconditionFailed,
     PreconditionRequired,
@@ -70,6 +75,19 @@ impl Code {
             RegistrationDisabled => ("registration_disabled", StatusCode::FORBIDDEN, "Registration is disabled"),
             DuplicateAccountNumber => ("duplicate_account_number", StatusCode::CONFLICT, "Account number already exists"),
             EmailTaken => ("email_taken", StatusCode::CONFLICT, "Email already registered"),
+            CurrencyMismatch => (
+                "currency_mismatch",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Currency does not match the account",
+            ),
+            Overpayment => ("overpayment", StatusCode::UNPROCESSABLE_ENTITY, "Payment exceeds the balance"),
+            IdempotencyKeyReused => (
+                "idempotency_key_reused",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Idempotency key reused with another request",
+            ),
+            InvalidTransition => ("invalid_transition", StatusCode::CONFLICT, "Status change not allowed"),
+            PromiseAlreadyOpen => ("promise_already_open", StatusCode::CONFLICT, "A promise to pay is already open"),
             Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
@@ -96,12 +114,14 @@ impl FieldError {
 }
 
 /// A failure the client is told about in detail.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Problem {
     pub code: Code,
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub retry_after: Option<Duration>,
+    /// Extension members (RFC 9457 section 3.2), e.g. the allowed transitions.
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +146,19 @@ impl Error {
             detail: detail.into(),
             errors,
             retry_after: None,
+            extensions: serde_json::Map::new(),
         })
+    }
+
+    /// Adds an extension member to a problem.
+    pub fn with_extension(self, name: &str, value: serde_json::Value) -> Self {
+        match self {
+            Error::Problem(mut p) => {
+                p.extensions.insert(name.to_owned(), value);
+                Error::Problem(p)
+            }
+            other => other,
+        }
     }
 
     pub fn validation(errors: Vec<FieldError>) -> Self {
@@ -179,6 +211,7 @@ impl Error {
                     detail: format!("an internal error occurred; quote request id {request_id} when reporting it"),
                     errors: Vec::new(),
                     retry_after: None,
+                    extensions: serde_json::Map::new(),
                 }
             }
         };
@@ -197,6 +230,8 @@ struct ProblemBody<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 fn problem_response(problem: &Problem, request_id: &str) -> warp::reply::Response {
@@ -209,6 +244,7 @@ fn problem_response(problem: &Problem, request_id: &str) -> warp::reply::Respons
         code,
         request_id,
         errors: &problem.errors,
+        extensions: &problem.extensions,
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut response = warp::reply::Response::new(json.into());
@@ -231,6 +267,9 @@ impl From<sqlx::Error> for Error {
                 }
                 Some("users_email_key") => {
                     return Error::new(Code::EmailTaken, "a user with this email already exists");
+                }
+                Some("promises_one_open_key") => {
+                    return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");
                 }
                 _ => {}
             }

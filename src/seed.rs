@@ -229,7 +229,16 @@ const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, pho
      address_postal_code, address_country, timezone, status, original_balance, current_balance, currency, due_date, \
      assigned_agent_id, next_action_at, tags, custom_fields";
 
-fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], today: NaiveDate) {
+/// The money facts of a seeded account, for its payments.
+struct Seeded {
+    id: Uuid,
+    original_cents: i64,
+    current_cents: i64,
+}
+
+/// Writes one account row; `balance_cents` is the current balance as written (payments
+/// seeded through the triggers lower it themselves).
+fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], today: NaiveDate, paid_by_trigger: bool) -> Seeded {
     let first = pick(rng, FIRST);
     let last = pick(rng, LAST);
     let (city, state, area, tz, zip) = *pick(rng, PLACES);
@@ -260,12 +269,9 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
         .collect();
-    let _ = write!(
-        out,
-        "{},S{run:04X}-{n:07},CRM-{},",
-        Uuid::now_v7(),
-        rng.random_range(100_000..999_999)
-    );
+    let id = Uuid::now_v7();
+    let written_cents = if paid_by_trigger { original_cents } else { current_cents };
+    let _ = write!(out, "{id},S{run:04X}-{n:07},CRM-{},", rng.random_range(100_000..999_999));
     csv(out, &format!("{first} {last}"));
     out.push(',');
     csv(out, &format!("{}@{}", email_user.to_lowercase(), pick(rng, DOMAINS)));
@@ -280,8 +286,8 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         rng.random_range(0..100),
         original_cents / 100,
         original_cents % 100,
-        current_cents / 100,
-        current_cents % 100,
+        written_cents / 100,
+        written_cents % 100,
     );
     csv(out, &format!("{{{}}}", tags.join(",")));
     out.push(',');
@@ -290,18 +296,98 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         &format!("{{\"segment\":\"{}\"}}", if original_cents > 500_000 { "high" } else { "retail" }),
     );
     out.push('\n');
+    Seeded {
+        id,
+        original_cents,
+        current_cents,
+    }
+}
+
+const PAYMENT_COLUMNS: &str = "id, account_id, amount, currency, method, status, reference, received_at, created_at, updated_at";
+const METHODS: &[&str] = &["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
+
+/// Writes `count` payments of an account: the completed ones add up to what was paid
+/// off it (original minus current balance), so balances and payments agree.
+fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, now: chrono::DateTime<Utc>) {
+    let paid = account.original_cents - account.current_cents;
+    let statuses: Vec<&str> = (0..count)
+        .map(|_| match rng.random_range(0..100) {
+            0..85 if paid > 0 => "completed",
+            0..92 => "failed",
+            92..97 => "pending",
+            _ => "refunded",
+        })
+        .collect();
+    let completed = statuses.iter().filter(|s| **s == "completed").count() as i64;
+    let mut left = paid;
+    let mut completed_seen = 0;
+    for status in statuses {
+        let cents = if status == "completed" {
+            completed_seen += 1;
+            let share = if completed_seen == completed {
+                left
+            } else {
+                (paid / completed).max(1).min(left - (completed - completed_seen))
+            };
+            left -= share;
+            share
+        } else {
+            rng.random_range(1_000..50_000)
+        };
+        if cents <= 0 {
+            continue;
+        }
+        let received = now - chrono::Duration::seconds(rng.random_range(0..365 * 86_400));
+        let _ = writeln!(
+            out,
+            "{},{},{}.{:02},USD,{},{status},PAY-{:08},{},{},{}",
+            Uuid::now_v7(),
+            account.id,
+            cents / 100,
+            cents % 100,
+            pick(rng, METHODS),
+            rng.random_range(0..100_000_000),
+            received.to_rfc3339(),
+            received.to_rfc3339(),
+            received.to_rfc3339(),
+        );
+    }
 }
 
 pub struct SeedReport {
     pub accounts: usize,
+    pub payments: usize,
     pub agents: usize,
     pub elapsed: Duration,
     /// Triggers were bypassed, so the index must be rebuilt.
     pub needs_reindex: bool,
 }
 
-/// Creates `agents` agent users (password [`DEMO_PASSWORD`]) and `accounts` accounts.
-pub async fn seed(pool: &PgPool, accounts: usize, agents: usize, seed: u64, mut progress: impl FnMut(usize)) -> anyhow::Result<SeedReport> {
+/// How much to create.
+#[derive(Clone, Copy, Debug)]
+pub struct SeedPlan {
+    pub accounts: usize,
+    /// Spread evenly over the accounts.
+    pub payments: usize,
+    pub agents: usize,
+    pub seed: u64,
+}
+
+async fn copy(conn: &mut sqlx::PgConnection, table: &str, columns: &str, data: &str) -> anyhow::Result<()> {
+    let mut copy_in = conn
+        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '')"))
+        .await
+        .context("starting COPY")?;
+    copy_in.send(data.as_bytes()).await.context("sending rows")?;
+    copy_in.finish().await.context("finishing COPY")?;
+    Ok(())
+}
+
+/// Creates agent users (password [`DEMO_PASSWORD`]), accounts and their payments.
+pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)) -> anyhow::Result<SeedReport> {
+    let SeedPlan {
+        accounts, agents, seed, ..
+    } = plan;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
     let run: u16 = rng.random();
@@ -321,21 +407,29 @@ pub async fn seed(pool: &PgPool, accounts: usize, agents: usize, seed: u64, mut 
         .execute(&mut *conn)
         .await
         .is_ok();
-    let today = Utc::now().date_naive();
+    let now = Utc::now();
+    let today = now.date_naive();
     let mut done = 0;
+    let mut payments_done = 0;
     let result: anyhow::Result<()> = async {
         while done < accounts {
             let n = CHUNK.min(accounts - done);
             let mut data = String::with_capacity(n * 300);
+            let mut payment_data = String::new();
             for i in 0..n {
-                row(&mut data, &mut rng, run, done + i, &agent_ids, today);
+                let k = done + i;
+                // Payments k*P/A .. (k+1)*P/A belong to account k: an even spread.
+                let count = ((k + 1) * plan.payments) / accounts.max(1) - (k * plan.payments) / accounts.max(1);
+                let seeded = row(&mut data, &mut rng, run, k, &agent_ids, today, count > 0 && !bypass);
+                if count > 0 {
+                    payments(&mut payment_data, &mut rng, &seeded, count, now);
+                }
             }
-            let mut copy_in = conn
-                .copy_in_raw(&format!("COPY accounts ({COLUMNS}) FROM STDIN WITH (FORMAT csv, NULL '')"))
-                .await
-                .context("starting COPY")?;
-            copy_in.send(data.as_bytes()).await.context("sending rows")?;
-            copy_in.finish().await.context("finishing COPY")?;
+            copy(&mut conn, "accounts", COLUMNS, &data).await?;
+            if !payment_data.is_empty() {
+                payments_done += payment_data.lines().count();
+                copy(&mut conn, "payments", PAYMENT_COLUMNS, &payment_data).await?;
+            }
             done += n;
             progress(done);
         }
@@ -348,6 +442,7 @@ pub async fn seed(pool: &PgPool, accounts: usize, agents: usize, seed: u64, mut 
     result?;
     Ok(SeedReport {
         accounts,
+        payments: payments_done,
         agents,
         elapsed: started.elapsed(),
         needs_reindex: bypass,

@@ -32,4 +32,15 @@ impl Principal {
             Err(Error::forbidden(format!("role {} may not do this", self.role.as_str())))
         }
     }
+
+    /// Work on an account (payments, activities, promises): any account for roles that
+    /// may update any account, only assigned ones for agents, never for viewers.
+    pub fn require_work_on(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
+        self.require(Action::WorkAccount)?;
+        if self.can(Action::UpdateAnyAccount) || assigned_agent_id == Some(self.user_id) {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this account is not assigned to you"))
+        }
+    }
 }

@@ -33,9 +33,9 @@ pub enum Command {
     },
     /// Run only the sync worker(s) that keep the search index in step with SQL.
     Sync,
-    /// Rebuild a search index from SQL with zero downtime.
+    /// Rebuild search indices from SQL with zero downtime.
     Reindex {
-        #[arg(value_enum)]
+        #[arg(value_enum, default_value = "all")]
         entity: Entity,
     },
     /// Compare ids and versions in SQL and in the index; exit 0 only when they match.
@@ -48,6 +48,9 @@ pub enum Command {
     Seed {
         #[arg(long, default_value_t = 1000)]
         accounts: usize,
+        /// Payments spread over the seeded accounts and the last year.
+        #[arg(long, default_value_t = 0)]
+        payments: usize,
         #[arg(long, default_value_t = 20)]
         agents: usize,
         /// Random seed, for repeatable data.
@@ -64,6 +67,19 @@ pub enum Command {
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Entity {
     Accounts,
+    Payments,
+    All,
+}
+
+impl Entity {
+    fn entities(self) -> Vec<crate::search::document::Entity> {
+        use crate::search::document::Entity as E;
+        match self {
+            Entity::Accounts => vec![E::Account],
+            Entity::Payments => vec![E::Payment],
+            Entity::All => E::ALL.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,9 +106,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sync => ops::sync(cli.settings).await,
-        Command::Reindex { entity: Entity::Accounts } => ops::reindex(cli.settings).await,
+        Command::Reindex { entity } => ops::reindex(cli.settings, &entity.entities()).await,
         Command::Verify { repair } => ops::verify(cli.settings, repair).await,
-        Command::Seed { accounts, agents, seed } => ops::seed(cli.settings, accounts, agents, seed).await,
+        Command::Seed {
+            accounts,
+            payments,
+            agents,
+            seed,
+        } => ops::seed(cli.settings, accounts, payments, agents, seed).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::search::SearchIndex;
+use crate::search::document::Entity;
 use crate::search::embedded::{EmbeddedIndex, OpenError};
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
@@ -66,16 +67,21 @@ pub async fn sync(settings: Settings) -> anyhow::Result<()> {
 
 /// Rebuilds in this process when no server owns the embedded index (running a worker
 /// meanwhile so concurrent writes reach both generations); otherwise asks the owner.
-pub async fn reindex(settings: Settings) -> anyhow::Result<()> {
+pub async fn reindex(settings: Settings, entities: &[Entity]) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     match EmbeddedIndex::open_owner(&settings.data_dir) {
-        Ok(index) => reindex_here(pool, Arc::new(index), settings.sync_workers).await,
-        Err(OpenError::Busy(_)) => reindex_by_owner(pool).await,
+        Ok(index) => reindex_here(pool, Arc::new(index), settings.sync_workers, entities).await,
+        Err(OpenError::Busy(_)) => {
+            for entity in entities {
+                reindex_by_owner(&pool, *entity).await?;
+            }
+            Ok(())
+        }
         Err(OpenError::Other(err)) => Err(err),
     }
 }
 
-async fn reindex_here(pool: PgPool, index: Arc<EmbeddedIndex>, workers: usize) -> anyhow::Result<()> {
+async fn reindex_here(pool: PgPool, index: Arc<EmbeddedIndex>, workers: usize, entities: &[Entity]) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let search: Arc<dyn SearchIndex> = index;
     let runtime = SyncRuntime {
@@ -83,41 +89,55 @@ async fn reindex_here(pool: PgPool, index: Arc<EmbeddedIndex>, workers: usize) -
         index: search.clone(),
         metrics: Arc::new(SyncMetrics::default()),
         workers,
-        initial_backfill: false,
+        initial_backfill: Vec::new(),
     };
     let mut tasks = runtime.start(stopped).await?;
-    let bar = progress_bar(0, "reindex accounts");
-    let result = reindex::rebuild(&pool, search.as_ref(), |done, total| {
-        bar.set_length(total);
-        bar.set_position(done);
-    })
-    .await;
-    bar.finish_and_clear();
+    let mut outcome = Ok(());
+    for entity in entities {
+        let bar = progress_bar(0, &format!("reindex {}", entity.plural()));
+        let result = reindex::rebuild(&pool, search.as_ref(), *entity, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+        bar.finish_and_clear();
+        match result {
+            Ok(report) => println!(
+                "reindexed {} {} into {} in {:.1} s",
+                report.documents,
+                entity.plural(),
+                report.generation,
+                report.elapsed.as_secs_f64()
+            ),
+            Err(err) => {
+                outcome = Err(anyhow::anyhow!("{err}"));
+                break;
+            }
+        }
+    }
     let _ = stop.send(true);
     while tasks.join_next().await.is_some() {}
-    let report = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!(
-        "reindexed {} accounts into {} in {:.1} s",
-        report.documents,
-        report.generation,
-        report.elapsed.as_secs_f64()
-    );
-    Ok(())
+    outcome
 }
 
-async fn reindex_by_owner(pool: PgPool) -> anyhow::Result<()> {
+async fn reindex_by_owner(pool: &PgPool, entity: Entity) -> anyhow::Result<()> {
     let started = Instant::now();
-    let id = search_tasks::submit(&pool, "accounts").await?;
+    let id = search_tasks::submit(pool, entity.plural()).await?;
     eprintln!("a running server owns the index; it performs the rebuild (task {id})");
-    let bar = progress_bar(0, "reindex accounts");
+    let bar = progress_bar(0, &format!("reindex {}", entity.plural()));
     loop {
-        let task = search_tasks::get(&pool, id).await?.context("the rebuild task vanished")?;
+        let task = search_tasks::get(pool, id).await?.context("the rebuild task vanished")?;
         bar.set_length(task.total.max(0) as u64);
         bar.set_position(task.processed.max(0) as u64);
         match task.status.as_str() {
             "succeeded" => {
                 bar.finish_and_clear();
-                println!("reindexed {} accounts in {:.1} s", task.processed, started.elapsed().as_secs_f64());
+                println!(
+                    "reindexed {} {} in {:.1} s",
+                    task.processed,
+                    entity.plural(),
+                    started.elapsed().as_secs_f64()
+                );
                 return Ok(());
             }
             "failed" => {
@@ -132,8 +152,21 @@ async fn reindex_by_owner(pool: PgPool) -> anyhow::Result<()> {
 pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let report = audit::verify(&pool, &index).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("sql: {} accounts, index: {} accounts", report.sql_documents, report.index_documents);
+    let mut clean = true;
+    for entity in Entity::ALL {
+        clean &= verify_entity(&pool, &index, entity, repair).await?;
+    }
+    if !clean {
+        bail!("the index does not match SQL");
+    }
+    Ok(())
+}
+
+/// Prints one entity's differences; true when there are none.
+async fn verify_entity(pool: &PgPool, index: &EmbeddedIndex, entity: Entity, repair: bool) -> anyhow::Result<bool> {
+    let report = audit::verify(pool, index, entity).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let what = entity.plural();
+    println!("{what}: sql {}, index {}", report.sql_documents, report.index_documents);
     for id in report.missing.iter().take(20) {
         println!("missing from index: {id}");
     }
@@ -144,37 +177,44 @@ pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
         println!("not in sql: {id}");
     }
     if report.is_clean() {
-        println!("index matches SQL");
-        return Ok(());
+        println!("{what}: index matches SQL");
+        return Ok(true);
     }
     println!(
-        "differences: {} missing, {} stale, {} extra",
+        "{what} differences: {} missing, {} stale, {} extra",
         report.missing.len(),
         report.stale.len(),
         report.extra.len()
     );
     if repair {
-        let queued = audit::repair(&pool, &report).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        println!("queued {queued} accounts for re-indexing; run verify again once the worker caught up");
+        let queued = audit::repair(pool, &report).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        println!("queued {queued} {what} for re-indexing; run verify again once the worker caught up");
     }
-    bail!("the index does not match SQL")
+    Ok(false)
 }
 
-pub async fn seed(settings: Settings, accounts: usize, agents: usize, seed: u64) -> anyhow::Result<()> {
+pub async fn seed(settings: Settings, accounts: usize, payments: usize, agents: usize, seed: u64) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     let bar = progress_bar(accounts as u64, "seed accounts");
-    let report = crate::seed::seed(&pool, accounts, agents, seed, |done| bar.set_position(done as u64)).await?;
+    let plan = crate::seed::SeedPlan {
+        accounts,
+        payments,
+        agents,
+        seed,
+    };
+    let report = crate::seed::seed(&pool, plan, |done| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
     println!(
-        "seeded {} accounts and {} agents (password {:?}) in {:.1} s",
+        "seeded {} accounts, {} payments and {} agents (password {:?}) in {:.1} s",
         report.accounts,
+        report.payments,
         report.agents,
         crate::seed::DEMO_PASSWORD,
         report.elapsed.as_secs_f64()
     );
     if report.needs_reindex {
         println!("rebuilding the index (rows were bulk-loaded without the outbox)");
-        reindex(settings).await?;
+        reindex(settings, &Entity::ALL).await?;
     }
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! Validated values and business rules. No I/O lives here.
 
 pub mod account;
+pub mod activity;
 pub mod contact;
 pub mod money;
 pub mod patch;
+pub mod payment;
+pub mod promise;
 pub mod role;
 pub mod search;

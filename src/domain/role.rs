@@ -40,6 +40,11 @@ pub enum Action {
     AssignAccount,
     DeleteAccount,
     RestoreAccount,
+    /// Record or complete a payment, log contact, make or cancel a promise: work on an
+    /// account, limited to assigned accounts unless the role has `UpdateAnyAccount`.
+    WorkAccount,
+    /// Refund or reverse a completed payment.
+    ReversePayment,
     ManageUsers,
 }
 
@@ -52,6 +57,8 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::AssignAccount, &[Role::Admin, Role::Manager]),
     (Action::DeleteAccount, &[Role::Admin, Role::Manager]),
     (Action::RestoreAccount, &[Role::Admin, Role::Manager]),
+    (Action::WorkAccount, &[Role::Admin, Role::Manager, Role::Agent]),
+    (Action::ReversePayment, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
 ];
 
@@ -70,6 +77,8 @@ mod tests {
             Action::UpdateAnyAccount,
             Action::CreateAccount,
             Action::DeleteAccount,
+            Action::WorkAccount,
+            Action::ReversePayment,
         ] {
             assert!(!allows(Role::Viewer, action), "{action:?}");
         }

@@ -1,10 +1,12 @@
-//! The account search query: what a list request asks for, independent of any backend.
+//! Search queries (accounts, payments, payment statistics), independent of any backend.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::account::{AccountStatus, Bucket};
+use super::payment::{Method, PaymentStatus};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortField {
@@ -103,6 +105,7 @@ pub struct AccountQuery {
     pub do_not_email: Option<bool>,
     pub cease_communication: Option<bool>,
     pub include_deleted: bool,
+    pub has_open_promise: Option<bool>,
     pub sort: Sort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -130,6 +133,7 @@ impl AccountQuery {
             do_not_email: None,
             cease_communication: None,
             include_deleted: false,
+            has_open_promise: None,
             sort: Sort {
                 field: SortField::Updated,
                 descending: true,
@@ -177,5 +181,145 @@ impl Bucket {
 
     pub fn parse(text: &str) -> Option<Bucket> {
         ALL_BUCKETS.into_iter().find(|b| b.as_str() == text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentSortField {
+    Relevance,
+    ReceivedAt,
+    Amount,
+    Updated,
+}
+
+impl PaymentSortField {
+    pub const NAMES: [(&'static str, PaymentSortField); 3] = [
+        ("received_at", PaymentSortField::ReceivedAt),
+        ("amount", PaymentSortField::Amount),
+        ("updated", PaymentSortField::Updated),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, f)| *f == self).map_or("relevance", |(n, _)| *n)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentSort {
+    pub field: PaymentSortField,
+    pub descending: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PaymentFacet {
+    Status,
+    Method,
+}
+
+impl PaymentFacet {
+    pub const ALL: [(&'static str, PaymentFacet); 2] = [("status", PaymentFacet::Status), ("method", PaymentFacet::Method)];
+
+    pub fn name(self) -> &'static str {
+        Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or_default()
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaymentQuery {
+    pub text: Option<String>,
+    pub statuses: Vec<PaymentStatus>,
+    pub methods: Vec<Method>,
+    pub min_amount: Option<Decimal>,
+    pub max_amount: Option<Decimal>,
+    /// `received_at` in `[from, to)`.
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub account_id: Option<Uuid>,
+    pub agent: Option<AgentFilter>,
+    pub sort: PaymentSort,
+    pub page_size: usize,
+    pub after: Option<After>,
+    pub facets: Vec<PaymentFacet>,
+}
+
+impl Default for PaymentQuery {
+    /// Everything, most recently received first.
+    fn default() -> Self {
+        Self {
+            text: None,
+            statuses: Vec::new(),
+            methods: Vec::new(),
+            min_amount: None,
+            max_amount: None,
+            from: None,
+            to: None,
+            account_id: None,
+            agent: None,
+            sort: PaymentSort {
+                field: PaymentSortField::ReceivedAt,
+                descending: true,
+            },
+            page_size: 25,
+            after: None,
+            facets: Vec::new(),
+        }
+    }
+}
+
+/// Payment statistics over local days of a timezone, resolved to UTC instants so a
+/// backend only compares timestamps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsQuery {
+    /// Start of each local day from `from` to `to`, then the end of `to`: `days + 1` instants.
+    pub day_starts: Vec<DateTime<Utc>>,
+    pub today: (DateTime<Utc>, DateTime<Utc>),
+    pub this_week: (DateTime<Utc>, DateTime<Utc>),
+    pub this_month: (DateTime<Utc>, DateTime<Utc>),
+}
+
+/// The instant a local date starts in `tz` (the first valid local time of that day).
+pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
+    let mut time = date.and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A DST gap at midnight: the day starts at the first local time that exists.
+    for _ in 0..48 {
+        if let Some(t) = tz.from_local_datetime(&time).earliest() {
+            return t.to_utc();
+        }
+        time += chrono::Duration::minutes(30);
+    }
+    Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
+}
+
+impl StatsQuery {
+    /// Days `from..=to` and today's day, ISO week and month, in `tz`.
+    pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Self {
+        let day_starts = from
+            .iter_days()
+            .take_while(|d| *d <= to.succ_opt().unwrap_or(to))
+            .map(|d| start_of_day(tz, d))
+            .collect();
+        let next = |d: NaiveDate| d.succ_opt().unwrap_or(d);
+        let week_start = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
+        let month_start = today.with_day(1).unwrap_or(today);
+        let next_month = (month_start + chrono::Months::new(1)).with_day(1).unwrap_or(month_start);
+        Self {
+            day_starts,
+            today: (start_of_day(tz, today), start_of_day(tz, next(today))),
+            this_week: (
+                start_of_day(tz, week_start),
+                start_of_day(tz, week_start + chrono::Duration::days(7)),
+            ),
+            this_month: (start_of_day(tz, month_start), start_of_day(tz, next_month)),
+        }
+    }
+
+    /// The earliest and the end of every instant any figure looks at.
+    pub fn span(&self) -> (DateTime<Utc>, DateTime<Utc>) {
+        let starts = [self.day_starts.first().copied(), Some(self.this_week.0), Some(self.this_month.0)];
+        let ends = [self.day_starts.last().copied(), Some(self.this_week.1), Some(self.this_month.1)];
+        (
+            starts.into_iter().flatten().min().unwrap_or(self.today.0),
+            ends.into_iter().flatten().max().unwrap_or(self.today.1),
+        )
     }
 }

@@ -15,20 +15,34 @@ use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, AgentFilter, Facet, Sort, SortField, SortKey};
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::users::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::http::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 pub const MAX_QUERY_CHARS: usize = 200;
 
 /// Collects parameter errors so one answer names every bad parameter.
 #[derive(Default)]
-struct Problems(Vec<FieldError>);
+pub struct Problems(Vec<FieldError>);
 
 impl Problems {
-    fn push(&mut self, field: &str, message: impl Into<String>) {
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
         self.0.push(FieldError::new(field, message));
     }
 
-    fn parse<T>(&mut self, field: &str, value: &str, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Option<T> {
+    /// A 400 naming every bad parameter, if there was one.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let detail = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::with_fields(Code::InvalidParameter, detail, self.0))
+    }
+
+    pub fn parse<T>(&mut self, field: &str, value: &str, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Option<T> {
         let parsed = parse(value.trim());
         if parsed.is_none() {
             self.push(field, format!("`{value}` is not {expected}"));
@@ -37,11 +51,11 @@ impl Problems {
     }
 }
 
-fn list_values(value: &str) -> impl Iterator<Item = &str> {
+pub fn list_values(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|v| !v.is_empty())
 }
 
-fn boolean(text: &str) -> Option<bool> {
+pub fn boolean(text: &str) -> Option<bool> {
     match text {
         "true" | "1" => Some(true),
         "false" | "0" => Some(false),
@@ -49,7 +63,7 @@ fn boolean(text: &str) -> Option<bool> {
     }
 }
 
-fn amount(text: &str) -> Option<Decimal> {
+pub fn amount(text: &str) -> Option<Decimal> {
     Decimal::from_str_exact(text).ok().filter(|d| !d.is_sign_negative())
 }
 
@@ -123,6 +137,7 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
             "do_not_email" => query.do_not_email = p.parse("do_not_email", value, boolean, "true or false"),
             "cease_communication" => query.cease_communication = p.parse("cease_communication", value, boolean, "true or false"),
             "include_deleted" => query.include_deleted = p.parse("include_deleted", value, boolean, "true or false").unwrap_or(false),
+            "has_open_promise" => query.has_open_promise = p.parse("has_open_promise", value, boolean, "true or false"),
             "sort" => {
                 sort = p.parse(
                     "sort",
@@ -131,16 +146,7 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
                     "a sort field (balance, due_date, next_action, updated, name; `-` for descending)",
                 )
             }
-            "page_size" => {
-                query.page_size = p
-                    .parse(
-                        "page_size",
-                        value,
-                        |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_SIZE as usize).contains(n)),
-                        &format!("a number from 1 to {MAX_PAGE_SIZE}"),
-                    )
-                    .unwrap_or(DEFAULT_PAGE_SIZE as usize)
-            }
+            "page_size" => query.page_size = page_size(&mut p, value),
             "cursor" => cursor = Some(value.to_owned()),
             "facets" => {
                 for v in list_values(value) {
@@ -183,20 +189,26 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
         }
     });
     if let Some(cursor) = cursor {
-        query.after = decode_cursor(&cursor, query.sort).map_err(|m| p.push("cursor", m)).ok();
+        let relevance = query.sort.field == SortField::Relevance;
+        query.after = decode_cursor(&cursor, &sort_signature(query.sort), relevance)
+            .map_err(|m| p.push("cursor", m))
+            .ok();
     }
-    if !p.0.is_empty() {
-        let detail =
-            p.0.iter()
-                .map(|e| format!("{}: {}", e.field, e.message))
-                .collect::<Vec<_>>()
-                .join("; ");
-        return Err(Error::with_fields(Code::InvalidParameter, detail, p.0));
-    }
+    p.finish()?;
     if query.include_deleted {
         caller.require(Action::RestoreAccount)?;
     }
     Ok(query)
+}
+
+pub fn page_size(p: &mut Problems, value: &str) -> usize {
+    p.parse(
+        "page_size",
+        value,
+        |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_SIZE as usize).contains(n)),
+        &format!("a number from 1 to {MAX_PAGE_SIZE}"),
+    )
+    .unwrap_or(DEFAULT_PAGE_SIZE as usize)
 }
 
 fn parse_sort(text: &str) -> Option<Sort> {
@@ -218,35 +230,41 @@ struct CursorBody {
     i: Uuid,
 }
 
-fn sort_signature(sort: Sort) -> String {
-    format!("{}{}", if sort.descending { "-" } else { "" }, sort.field.name())
+pub fn sort_signature(sort: Sort) -> String {
+    signature(sort.field.name(), sort.descending)
 }
 
-pub fn encode_cursor(after: After, sort: Sort) -> String {
+/// How a cursor names its ordering: `-balance`, `relevance`, ...
+pub fn signature(field: &str, descending: bool) -> String {
+    format!("{}{field}", if descending { "-" } else { "" })
+}
+
+pub fn encode_cursor(after: After, signature: &str) -> String {
     let key = match after.key {
         SortKey::Score(s) => Some(Value::from(f64::from(s))),
         SortKey::Int(v) => Some(Value::from(v.to_string())),
         SortKey::Missing => None,
     };
     let body = CursorBody {
-        s: sort_signature(sort),
+        s: signature.to_owned(),
         k: key,
         i: after.id,
     };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
 }
 
-fn decode_cursor(cursor: &str, sort: Sort) -> std::result::Result<After, String> {
+/// Decodes a cursor made for the ordering `signature` (`relevance`: keys are scores).
+pub fn decode_cursor(cursor: &str, signature: &str, relevance: bool) -> std::result::Result<After, String> {
     let invalid = || "is not a cursor from this list; pass next_cursor from the previous page".to_owned();
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
     let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if body.s != sort_signature(sort) {
-        return Err(format!("belongs to sort `{}`, not `{}`", body.s, sort_signature(sort)));
+    if body.s != signature {
+        return Err(format!("belongs to sort `{}`, not `{signature}`", body.s));
     }
-    let key = match (body.k, sort.field) {
-        (None, _) => SortKey::Missing,
-        (Some(v), SortField::Relevance) => SortKey::Score(v.as_f64().ok_or_else(invalid)? as f32),
-        (Some(v), _) => SortKey::Int(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(invalid)?),
+    let key = match body.k {
+        None => SortKey::Missing,
+        Some(v) if relevance => SortKey::Score(v.as_f64().ok_or_else(invalid)? as f32),
+        Some(v) => SortKey::Int(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(invalid)?),
     };
     Ok(After { key, id: body.i })
 }
@@ -323,17 +341,12 @@ mod tests {
             key: SortKey::Int(42),
             id: Uuid::from_u128(7),
         };
-        let cursor = encode_cursor(after, sort);
-        assert_eq!(decode_cursor(&cursor, sort).unwrap(), after);
-        assert!(
-            decode_cursor(
-                &cursor,
-                Sort {
-                    field: SortField::Name,
-                    descending: true
-                }
-            )
-            .is_err()
-        );
+        let cursor = encode_cursor(after, &sort_signature(sort));
+        assert_eq!(decode_cursor(&cursor, &sort_signature(sort), false).unwrap(), after);
+        let other = Sort {
+            field: SortField::Name,
+            descending: true,
+        };
+        assert!(decode_cursor(&cursor, &sort_signature(other), false).is_err());
     }
 }

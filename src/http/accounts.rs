@@ -21,7 +21,7 @@ use crate::http::account_list::{self, encode_cursor, facets_json};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::recover::Rejected;
 use crate::http::{self as api, etag, no_content, respond, with_etag};
-use crate::search::document::AccountDoc;
+use crate::search::document::{AccountDoc, Entity};
 use crate::search::highlight::highlight;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::users;
@@ -56,6 +56,20 @@ pub struct AccountView {
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub search_version: i64,
+    pub total_paid: String,
+    pub payment_count: i64,
+    pub last_payment_at: Option<DateTime<Utc>>,
+    pub last_payment_amount: Option<String>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub open_promise: Option<OpenPromiseView>,
+}
+
+#[derive(Serialize)]
+pub struct OpenPromiseView {
+    pub id: Uuid,
+    pub amount: String,
+    pub due_date: NaiveDate,
 }
 
 impl AccountView {
@@ -64,7 +78,19 @@ impl AccountView {
         let currency = Currency::parse(&row.currency).map_err(|e| Error::Internal(anyhow::anyhow!("account {} currency: {e}", row.id)))?;
         let status = row.status;
         let days = days_past_due(row.due_date, status, today);
+        let summary = row.summary;
         Ok(Self {
+            total_paid: currency.format(summary.total_paid),
+            payment_count: summary.payment_count,
+            last_payment_at: summary.last_payment_at,
+            last_payment_amount: summary.last_payment_amount.map(|a| currency.format(a)),
+            last_contact_at: summary.last_contact_at,
+            last_outcome: summary.last_outcome,
+            open_promise: summary.open_promise.map(|p| OpenPromiseView {
+                id: p.id,
+                amount: currency.format(p.amount),
+                due_date: p.due_date,
+            }),
             address: row.address,
             original_balance: currency.format(row.original_balance),
             current_balance: currency.format(row.current_balance),
@@ -145,9 +171,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn account_response(status: StatusCode, row: AccountRow) -> Result<Response> {
+/// The account with its summary (payments, contact, promise), as JSON with its ETag.
+pub async fn account_response(state: &AppState, status: StatusCode, row: AccountRow) -> Result<Response> {
     let version = row.search_version;
-    let view = AccountView::from_doc(AccountDoc::from(row), Utc::now().date_naive())?;
+    let mut conn = state.pool().acquire().await?;
+    let doc = accounts::document(&mut conn, row).await?;
+    let view = AccountView::from_doc(doc, Utc::now().date_naive())?;
     Ok(with_etag(api::json(status, &view), version))
 }
 
@@ -184,24 +213,30 @@ pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Inf
     warp::query::raw().or(warp::any().map(String::new)).unify()
 }
 
-/// Polls the index until it holds `version` of `id`, bounded by the configured timeout.
-pub async fn wait_until_indexed(state: &AppState, wait: WaitForIndexed, id: Uuid, version: i64) -> Result<()> {
+/// Polls the index until it holds each `(entity, id, version)`, bounded by the
+/// configured timeout.
+pub async fn wait_until_indexed(state: &AppState, wait: WaitForIndexed, documents: &[(Entity, Uuid, i64)]) -> Result<()> {
     if !wait.0 {
         return Ok(());
     }
     let timeout = Duration::from_millis(state.settings().wait_for_indexed_timeout_ms);
     let deadline = Instant::now() + timeout;
+    let mut waiting = documents.to_vec();
     loop {
-        if state.search().version_of(id).await?.is_some_and(|held| held >= version) {
+        let mut still = Vec::with_capacity(waiting.len());
+        for (entity, id, version) in waiting {
+            if state.search().version_of(entity, id).await?.is_none_or(|held| held < version) {
+                still.push((entity, id, version));
+            }
+        }
+        waiting = still;
+        if waiting.is_empty() {
             return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(Error::new(
                 Code::IndexTimeout,
-                format!(
-                    "the change was saved (version {version}) but was not searchable within {} ms",
-                    timeout.as_millis()
-                ),
+                format!("the change was saved but was not searchable within {} ms", timeout.as_millis()),
             ));
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -227,7 +262,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let body = serde_json::json!({
         "data": data,
         "total": page.total,
-        "next_cursor": page.next.map(|after| encode_cursor(after, sort)),
+        "next_cursor": page.next.map(|after| encode_cursor(after, &account_list::sort_signature(sort))),
         "facets": facets_json(&page.facets),
     });
     Ok(api::json(StatusCode::OK, &body))
@@ -257,9 +292,9 @@ async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: 
     }
     let row = accounts::insert(state.pool(), &fields, caller.user_id).await?;
     tracing::info!(account_id = %row.id, "account created");
-    wait_until_indexed(&state, wait, row.id, row.search_version).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, row.id, row.search_version)]).await?;
     let location = format!("/api/v1/accounts/{}", row.id);
-    let mut response = account_response(StatusCode::CREATED, row)?;
+    let mut response = account_response(&state, StatusCode::CREATED, row).await?;
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -270,7 +305,7 @@ async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: 
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
     let row = accounts::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("account"))?;
-    account_response(StatusCode::OK, row)
+    account_response(&state, StatusCode::OK, row).await
 }
 
 /// Role rules for a patch, checked against the current state of the account.
@@ -336,8 +371,8 @@ async fn patch(
     let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
     tx.commit().await?;
     tracing::info!(search_version = row.search_version, "account updated");
-    wait_until_indexed(&state, wait, id, row.search_version).await?;
-    account_response(StatusCode::OK, row)
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
+    account_response(&state, StatusCode::OK, row).await
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
@@ -347,7 +382,7 @@ async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     tracing::info!("account soft-deleted");
-    wait_until_indexed(&state, wait, id, row.search_version).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
     Ok(no_content())
 }
 
@@ -358,6 +393,6 @@ async fn restore(id: Uuid, caller: Principal, state: AppState, wait: WaitForInde
         .await?
         .ok_or_else(|| Error::not_found("deleted account"))?;
     tracing::info!("account restored");
-    wait_until_indexed(&state, wait, id, row.search_version).await?;
-    account_response(StatusCode::OK, row)
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
+    account_response(&state, StatusCode::OK, row).await
 }

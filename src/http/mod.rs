@@ -2,9 +2,13 @@
 
 pub mod account_list;
 pub mod accounts;
+pub mod activities;
 pub mod auth;
 pub mod filters;
 pub mod health;
+pub mod paging;
+pub mod payment_list;
+pub mod payments;
 pub mod recover;
 pub mod server;
 pub mod users;
@@ -26,6 +30,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(users::routes(state.clone()))
                 .unify()
                 .or(accounts::routes(state.clone()))
+                .unify()
+                .or(payments::routes(state.clone()))
+                .unify()
+                .or(activities::routes(state.clone()))
                 .unify(),
         )
         .boxed();

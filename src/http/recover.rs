@@ -54,12 +54,7 @@ fn to_error(rejection: &Rejection) -> Error {
 /// Rejections are borrowed, so the error is rebuilt; internal ones keep their message for the log.
 fn clone_error(err: &Error) -> Error {
     match err {
-        Error::Problem(p) => Error::Problem(crate::error::Problem {
-            code: p.code,
-            detail: p.detail.clone(),
-            errors: p.errors.clone(),
-            retry_after: p.retry_after,
-        }),
+        Error::Problem(p) => Error::Problem(p.clone()),
         Error::Internal(e) => Error::Internal(anyhow::anyhow!("{e:#}")),
     }
 }

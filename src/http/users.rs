@@ -1,7 +1,5 @@
 //! `/api/v1/users`: admin-only user management.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,7 +14,8 @@ use crate::domain::contact::normalize_email;
 use crate::domain::role::{Action, Role};
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
-use crate::http::{self as api, ListPage, respond};
+use crate::http::paging::PageRequest;
+use crate::http::{self as api, respond};
 use crate::store::users::{self, UserRow};
 
 #[derive(Serialize)]
@@ -64,9 +63,6 @@ struct ListQuery {
     page_size: Option<u32>,
     cursor: Option<String>,
 }
-
-pub const DEFAULT_PAGE_SIZE: u32 = 25;
-pub const MAX_PAGE_SIZE: u32 = 200;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
@@ -124,29 +120,11 @@ impl CreateUser {
 async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
     let query: ListQuery = parse_query(&raw_query)?;
-    let page_size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(Error::new(
-            Code::InvalidParameter,
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
-    }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-    let mut rows = users::list(state.pool(), after, i64::from(page_size) + 1).await?;
-    let next_cursor = if rows.len() > page_size as usize {
-        rows.truncate(page_size as usize);
-        rows.last().map(|last| encode_cursor(last.created_at, last.id))
-    } else {
-        None
-    };
+    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let rows = users::list(state.pool(), page.after, page.fetch()).await?;
     let total = users::count(state.pool()).await?;
-    let page = ListPage {
-        data: rows.iter().map(UserView::from).collect(),
-        total,
-        next_cursor,
-        facets: Default::default(),
-    };
-    Ok(api::json(StatusCode::OK, &page))
+    let body = page.finish(rows, total, |u| (u.created_at, u.id), |u| Ok(UserView::from(&u)))?;
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 #[tracing::instrument(skip_all)]
@@ -173,27 +151,4 @@ async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) 
 /// Parses a query string strictly: unknown or malformed parameters are 400s naming the parameter.
 pub fn parse_query<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T> {
     serde_urlencoded::from_str::<T>(raw).map_err(|e| Error::new(Code::InvalidParameter, format!("query: {e}")))
-}
-
-fn encode_cursor(created_at: DateTime<Utc>, id: Uuid) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", created_at.timestamp_micros()))
-}
-
-fn decode_cursor(cursor: &str) -> Result<(DateTime<Utc>, Uuid)> {
-    let invalid = || {
-        Error::new(
-            Code::InvalidParameter,
-            "cursor is not valid; pass next_cursor from the previous page",
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(invalid)?;
-    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-    Ok((at, id))
 }

@@ -7,7 +7,60 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
+use crate::domain::payment::{Method, PaymentStatus};
 use crate::store::accounts::AccountRow;
+
+/// The kinds of document the index holds, one physical index (family) each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Entity {
+    Account,
+    Payment,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 2] = [Entity::Account, Entity::Payment];
+
+    /// The name outbox rows and search tasks use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Account => "account",
+            Entity::Payment => "payment",
+        }
+    }
+
+    /// The name of its index family (and of the CLI argument).
+    pub fn plural(self) -> &'static str {
+        match self {
+            Entity::Account => "accounts",
+            Entity::Payment => "payments",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Entity> {
+        Self::ALL.into_iter().find(|e| e.as_str() == text || e.plural() == text)
+    }
+}
+
+/// The open promise to pay an account document shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenPromise {
+    pub id: Uuid,
+    pub amount: Decimal,
+    pub due_date: NaiveDate,
+}
+
+/// What payments, activities and promises add to an account document.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccountSummary {
+    /// Sum and count of completed payments.
+    pub total_paid: Decimal,
+    pub payment_count: i64,
+    pub last_payment_at: Option<DateTime<Utc>>,
+    pub last_payment_amount: Option<Decimal>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub open_promise: Option<OpenPromise>,
+}
 
 /// An account in the index. Soft-deleted accounts stay, flagged by `deleted_at`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,11 +91,23 @@ pub struct AccountDoc {
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub search_version: i64,
+    #[serde(default)]
+    pub summary: AccountSummary,
+}
+
+impl AccountDoc {
+    pub fn new(row: AccountRow, summary: AccountSummary) -> Self {
+        Self {
+            summary,
+            ..Self::from(row)
+        }
+    }
 }
 
 impl From<AccountRow> for AccountDoc {
     fn from(row: AccountRow) -> Self {
         Self {
+            summary: AccountSummary::default(),
             address: row.address(),
             status: row.status(),
             id: row.id,
@@ -73,24 +138,89 @@ impl From<AccountRow> for AccountDoc {
     }
 }
 
+/// A payment in the index, with the account fields its searches and filters need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentDoc {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub amount: Decimal,
+    pub currency: String,
+    pub method: Method,
+    pub status: PaymentStatus,
+    pub reference: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub failure_reason: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub search_version: i64,
+    pub account_number: String,
+    pub debtor_name: String,
+    pub assigned_agent_id: Option<Uuid>,
+}
+
+/// A document of either kind.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Doc {
+    Account(Box<AccountDoc>),
+    Payment(Box<PaymentDoc>),
+}
+
+impl From<AccountDoc> for Doc {
+    fn from(doc: AccountDoc) -> Self {
+        Doc::Account(Box::new(doc))
+    }
+}
+
+impl From<PaymentDoc> for Doc {
+    fn from(doc: PaymentDoc) -> Self {
+        Doc::Payment(Box::new(doc))
+    }
+}
+
+impl Doc {
+    fn entity(&self) -> Entity {
+        match self {
+            Doc::Account(_) => Entity::Account,
+            Doc::Payment(_) => Entity::Payment,
+        }
+    }
+
+    fn key(&self) -> (Uuid, i64) {
+        match self {
+            Doc::Account(d) => (d.id, d.search_version),
+            Doc::Payment(d) => (d.id, d.search_version),
+        }
+    }
+}
+
 /// One change for the index: a document, or a tombstone for a purged entity.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexOp {
+    pub entity: Entity,
     pub id: Uuid,
     pub version: i64,
-    pub doc: Option<AccountDoc>,
+    pub doc: Option<Doc>,
 }
 
 impl IndexOp {
-    pub fn upsert(doc: AccountDoc) -> Self {
+    pub fn upsert(doc: impl Into<Doc>) -> Self {
+        let doc = doc.into();
+        let (id, version) = doc.key();
         Self {
-            id: doc.id,
-            version: doc.search_version,
+            entity: doc.entity(),
+            id,
+            version,
             doc: Some(doc),
         }
     }
 
-    pub fn tombstone(id: Uuid, version: i64) -> Self {
-        Self { id, version, doc: None }
+    pub fn tombstone(entity: Entity, id: Uuid, version: i64) -> Self {
+        Self {
+            entity,
+            id,
+            version,
+            doc: None,
+        }
     }
 }

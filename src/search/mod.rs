@@ -16,9 +16,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::domain::search::{AccountQuery, After};
+use crate::domain::search::{AccountQuery, After, PaymentQuery, StatsQuery};
 use crate::error::Result;
-use document::{AccountDoc, IndexOp};
+use document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -28,9 +28,16 @@ pub struct ApplyReport {
     pub stale: usize,
 }
 
+impl std::ops::AddAssign for ApplyReport {
+    fn add_assign(&mut self, other: Self) {
+        self.applied += other.applied;
+        self.stale += other.stale;
+    }
+}
+
 #[derive(Clone, Debug)]
-pub struct Hit {
-    pub doc: AccountDoc,
+pub struct Hit<D = AccountDoc> {
+    pub doc: D,
     pub score: Option<f32>,
 }
 
@@ -42,13 +49,46 @@ pub struct FacetValue {
     pub sum: Option<Decimal>,
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct SearchPage {
-    pub hits: Vec<Hit>,
+#[derive(Clone, Debug)]
+pub struct SearchPage<D = AccountDoc> {
+    pub hits: Vec<Hit<D>>,
     pub total: u64,
     /// Present when more hits follow.
     pub next: Option<After>,
     pub facets: Vec<(&'static str, Vec<FacetValue>)>,
+}
+
+impl<D> Default for SearchPage<D> {
+    fn default() -> Self {
+        Self {
+            hits: Vec::new(),
+            total: 0,
+            next: None,
+            facets: Vec::new(),
+        }
+    }
+}
+
+/// A count and an exact sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub count: u64,
+    pub amount: Decimal,
+}
+
+/// Payment statistics of one currency (amounts of different currencies never add up).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CurrencyStats {
+    pub currency: String,
+    /// Completed payments received today, this ISO week and this month.
+    pub today: Tally,
+    pub this_week: Tally,
+    pub this_month: Tally,
+    /// Completed payments per day of the query's range.
+    pub series: Vec<Tally>,
+    /// Every payment received in the range, by status and by method.
+    pub by_status: Vec<FacetValue>,
+    pub by_method: Vec<FacetValue>,
 }
 
 pub trait SearchIndex: Send + Sync + 'static {
@@ -56,29 +96,35 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// whether they feed the same one.
     fn identity(&self) -> String;
 
-    /// Applies a batch to every write target, skipping versions not newer than held.
+    /// Applies a batch (of either entity) to every write target, skipping versions not
+    /// newer than held. The report counts every document of the batch once.
     fn apply(&self, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;
 
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>>;
 
+    fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>>;
+
+    /// Aggregations over payments, per currency, sorted by currency code.
+    fn payment_stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Vec<CurrencyStats>>>;
+
     /// The version the live index holds for `id` (tombstones included).
-    fn version_of(&self, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>>;
+    fn version_of(&self, entity: Entity, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>>;
 
     /// Every live document's version (tombstones excluded), for auditing against SQL.
-    fn versions(&self) -> BoxFuture<'_, Result<HashMap<Uuid, i64>>>;
+    fn versions(&self, entity: Entity) -> BoxFuture<'_, Result<HashMap<Uuid, i64>>>;
 
     /// Creates a new generation and registers it as a write target; returns its name.
-    fn begin_rebuild(&self) -> BoxFuture<'_, Result<String>>;
+    fn begin_rebuild(&self, entity: Entity) -> BoxFuture<'_, Result<String>>;
 
     /// Writes a backfill batch into one generation only (versioned like `apply`).
-    fn apply_to(&self, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;
+    fn apply_to(&self, entity: Entity, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;
 
     /// Number of live documents (tombstones excluded) in a generation.
-    fn count(&self, generation: String) -> BoxFuture<'_, Result<u64>>;
+    fn count(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<u64>>;
 
     /// Makes `generation` the one reads go to, atomically, and drops the old one.
-    fn promote(&self, generation: String) -> BoxFuture<'_, Result<()>>;
+    fn promote(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>>;
 
     /// Unregisters and drops a generation whose rebuild failed.
-    fn abandon(&self, generation: String) -> BoxFuture<'_, Result<()>>;
+    fn abandon(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>>;
 }

@@ -1,5 +1,7 @@
 //! Accounts. Every write goes through here; `search_version` is set by the trigger.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, Value};
@@ -10,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::account::{AccountFields, AccountStatus, Address};
 use crate::domain::money::Currency;
 use crate::error::{Error, Result};
+use crate::search::document::{AccountDoc, AccountSummary, OpenPromise};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct AccountRow {
@@ -192,6 +195,17 @@ pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Accoun
     Ok(row)
 }
 
+/// Locks an account, soft-deleted or not (payments of closed files still settle).
+pub async fn lock_including_deleted(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<AccountRow>> {
+    let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(row)
+}
+
 /// Writes the full state of a locked account.
 pub async fn update(tx: &mut sqlx::PgConnection, id: Uuid, fields: &AccountFields, actor: Uuid) -> Result<AccountRow> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("UPDATE accounts SET (account_number, updated_by, updated_at, ");
@@ -279,4 +293,79 @@ pub async fn versions_of(pool: &PgPool, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>
         .bind(ids)
         .fetch_all(pool)
         .await?)
+}
+
+#[derive(FromRow)]
+struct SummaryRow {
+    id: Uuid,
+    total_paid: Decimal,
+    payment_count: i64,
+    last_payment_at: Option<DateTime<Utc>>,
+    last_payment_amount: Option<Decimal>,
+    last_contact_at: Option<DateTime<Utc>>,
+    last_outcome: Option<String>,
+    promise_id: Option<Uuid>,
+    promise_amount: Option<Decimal>,
+    promise_due_date: Option<NaiveDate>,
+}
+
+/// What payments, activities and promises add to each account's document.
+pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, AccountSummary>> {
+    let rows = sqlx::query_as::<_, SummaryRow>(
+        "SELECT a.id, coalesce(paid.total, 0) AS total_paid, coalesce(paid.n, 0) AS payment_count,
+                lp.received_at AS last_payment_at, lp.amount AS last_payment_amount,
+                la.occurred_at AS last_contact_at, la.outcome AS last_outcome,
+                pr.id AS promise_id, pr.amount AS promise_amount, pr.due_date AS promise_due_date
+         FROM unnest($1::uuid[]) AS a(id)
+         LEFT JOIN LATERAL (SELECT sum(amount) AS total, count(*) AS n FROM payments
+                            WHERE account_id = a.id AND status = 'completed') paid ON true
+         LEFT JOIN LATERAL (SELECT received_at, amount FROM payments
+                            WHERE account_id = a.id AND status = 'completed'
+                            ORDER BY received_at DESC, id DESC LIMIT 1) lp ON true
+         LEFT JOIN LATERAL (SELECT occurred_at, outcome FROM activities
+                            WHERE account_id = a.id ORDER BY occurred_at DESC, id DESC LIMIT 1) la ON true
+         LEFT JOIN promises pr ON pr.account_id = a.id AND pr.status = 'open'",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let open_promise = match (r.promise_id, r.promise_amount, r.promise_due_date) {
+                (Some(id), Some(amount), Some(due_date)) => Some(OpenPromise { id, amount, due_date }),
+                _ => None,
+            };
+            let summary = AccountSummary {
+                total_paid: r.total_paid,
+                payment_count: r.payment_count,
+                last_payment_at: r.last_payment_at,
+                last_payment_amount: r.last_payment_amount,
+                last_contact_at: r.last_contact_at,
+                last_outcome: r.last_outcome,
+                open_promise,
+            };
+            (r.id, summary)
+        })
+        .collect())
+}
+
+/// Full documents (account row and summary), soft-deleted included.
+pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> Result<Vec<AccountDoc>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut summaries = summaries(conn, &ids).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let summary = summaries.remove(&row.id).unwrap_or_default();
+            AccountDoc::new(row, summary)
+        })
+        .collect())
+}
+
+/// One account's document, as reads by id and write responses show it.
+pub async fn document(conn: &mut sqlx::PgConnection, row: AccountRow) -> Result<AccountDoc> {
+    let mut docs = documents(conn, vec![row]).await?;
+    docs.pop()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("account document vanished")))
 }

@@ -1,7 +1,12 @@
 //! PostgreSQL access. The only module with SQL.
 
 pub mod accounts;
+pub mod activities;
+pub mod documents;
+pub mod idempotency;
 pub mod outbox;
+pub mod payments;
+pub mod promises;
 pub mod search_tasks;
 pub mod sessions;
 pub mod users;

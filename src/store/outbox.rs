@@ -7,7 +7,6 @@ use uuid::Uuid;
 
 use crate::error::Result;
 
-pub const ACCOUNT: &str = "account";
 pub const CHANNEL: &str = "search_outbox";
 
 #[derive(Clone, Debug, FromRow)]

@@ -19,7 +19,8 @@ use self::lease::{HEARTBEAT_EVERY, Lease};
 use self::metrics::SyncMetrics;
 use self::worker::SyncWorker;
 use crate::search::SearchIndex;
-use crate::store::{self, search_tasks};
+use crate::search::document::Entity;
+use crate::store::{documents, promises, search_tasks};
 
 /// Everything a process that feeds the index runs in the background.
 pub struct SyncRuntime {
@@ -27,9 +28,12 @@ pub struct SyncRuntime {
     pub index: Arc<dyn SearchIndex>,
     pub metrics: Arc<SyncMetrics>,
     pub workers: usize,
-    /// Backfill once at start (the index was created empty).
-    pub initial_backfill: bool,
+    /// Entities to backfill once at start (their index was created empty).
+    pub initial_backfill: Vec<Entity>,
 }
+
+/// How often the worker looks for promises whose date passed.
+const PROMISE_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl SyncRuntime {
     /// Registers the lease (refusing to split the outbox between indexes) and starts
@@ -44,19 +48,19 @@ impl SyncRuntime {
         }
         tasks.spawn(heartbeat(lease, shutdown.clone()));
         tasks.spawn(run_tasks(self.pool.clone(), self.index.clone(), shutdown.clone()));
-        // Decided before anything else can write: rows that exist now are backfilled,
-        // later ones arrive through the outbox.
-        let rows = if self.initial_backfill {
-            store::accounts::count_all(&self.pool).await?
-        } else {
-            0
-        };
-        if rows > 0 {
+        tasks.spawn(break_promises(self.pool.clone(), shutdown.clone()));
+        for entity in self.initial_backfill {
+            // Decided before anything else can write: rows that exist now are
+            // backfilled, later ones arrive through the outbox.
+            let rows = documents::count(&self.pool, entity).await?;
+            if rows == 0 {
+                continue;
+            }
             let (pool, index) = (self.pool.clone(), self.index.clone());
             tasks.spawn(async move {
-                tracing::info!(rows, "new search index: building it from SQL");
-                if let Err(err) = reindex::rebuild(&pool, index.as_ref(), |_, _| {}).await {
-                    tracing::error!(error = %err, "initial index build failed; run `arrears reindex accounts`");
+                tracing::info!(rows, entity = entity.as_str(), "new search index: building it from SQL");
+                if let Err(err) = reindex::rebuild(&pool, index.as_ref(), entity, |_, _| {}).await {
+                    tracing::error!(error = %err, "initial index build failed; run `arrears reindex {}`", entity.plural());
                 }
             });
         }
@@ -93,9 +97,14 @@ async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watc
         match search_tasks::claim(&pool).await {
             Ok(Some(task)) => {
                 tracing::info!(task_id = %task.id, entity = %task.entity, "running requested rebuild");
+                let Some(entity) = Entity::parse(&task.entity) else {
+                    let message = format!("unknown entity {}", task.entity);
+                    let _ = search_tasks::finish(&pool, task.id, Some(&message)).await;
+                    continue;
+                };
                 let (progress_pool, id) = (pool.clone(), task.id);
                 let last = std::sync::Mutex::new(std::time::Instant::now());
-                let result = reindex::rebuild(&pool, index.as_ref(), |done, total| {
+                let result = reindex::rebuild(&pool, index.as_ref(), entity, |done, total| {
                     let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
                     if last.elapsed() >= Duration::from_millis(250) || done == total {
                         *last = std::time::Instant::now();
@@ -131,6 +140,22 @@ async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watc
                 }
             }
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Marks promises whose date passed as broken. Idempotent and safe to run in several
+/// processes at once (one conditional UPDATE), so every worker may run it.
+async fn break_promises(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    while running(&shutdown) {
+        match promises::break_overdue(&pool, chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(broken) => tracing::info!(broken, "promises to pay broken"),
+            Err(err) => tracing::warn!(error = %err, "checking promises failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(PROMISE_CHECK_EVERY) => {}
             _ = shutdown.changed() => {}
         }
     }

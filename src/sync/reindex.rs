@@ -9,8 +9,8 @@ use sqlx::PgPool;
 
 use crate::error::{Code, Error, Result};
 use crate::search::SearchIndex;
-use crate::search::document::{AccountDoc, IndexOp};
-use crate::store;
+use crate::search::document::Entity;
+use crate::store::{self, documents};
 
 const CHUNK: i64 = 20_000;
 /// How long the count check waits for the worker to catch up with concurrent writes.
@@ -23,14 +23,19 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
-/// Rebuilds the accounts index. `progress(done, total)` is called after every chunk.
-pub async fn rebuild(pool: &PgPool, index: &dyn SearchIndex, mut progress: impl FnMut(u64, u64) + Send) -> Result<RebuildReport> {
+/// Rebuilds the index of `entity`. `progress(done, total)` is called after every chunk.
+pub async fn rebuild(
+    pool: &PgPool,
+    index: &dyn SearchIndex,
+    entity: Entity,
+    mut progress: impl FnMut(u64, u64) + Send,
+) -> Result<RebuildReport> {
     let started = Instant::now();
-    let generation = index.begin_rebuild().await?;
-    tracing::info!(generation = %generation, "rebuild started");
-    match backfill(pool, index, &generation, &mut progress).await {
+    let generation = index.begin_rebuild(entity).await?;
+    tracing::info!(generation = %generation, entity = entity.as_str(), "rebuild started");
+    match backfill(pool, index, entity, &generation, &mut progress).await {
         Ok(documents) => {
-            index.promote(generation.clone()).await?;
+            index.promote(entity, generation.clone()).await?;
             let report = RebuildReport {
                 generation,
                 documents,
@@ -41,30 +46,35 @@ pub async fn rebuild(pool: &PgPool, index: &dyn SearchIndex, mut progress: impl 
         }
         Err(err) => {
             tracing::error!(generation = %generation, error = %err, "rebuild failed; the live index is unchanged");
-            index.abandon(generation).await?;
+            index.abandon(entity, generation).await?;
             Err(err)
         }
     }
 }
 
-async fn backfill(pool: &PgPool, index: &dyn SearchIndex, generation: &str, progress: &mut (impl FnMut(u64, u64) + Send)) -> Result<u64> {
+async fn backfill(
+    pool: &PgPool,
+    index: &dyn SearchIndex,
+    entity: Entity,
+    generation: &str,
+    progress: &mut (impl FnMut(u64, u64) + Send),
+) -> Result<u64> {
     // Rows committed from here on reach the new generation through the worker's dual
     // writes, so the backfill covers what exists now and stops at today's last id
     // instead of chasing inserts.
-    let total = store::accounts::count_all(pool).await? as u64;
-    let Some(last_id) = store::accounts::max_id(pool).await? else {
-        return index.count(generation.to_owned()).await;
+    let total = documents::count(pool, entity).await? as u64;
+    let Some(last_id) = documents::max_id(pool, entity).await? else {
+        return index.count(entity, generation.to_owned()).await;
     };
     let mut done = 0u64;
     let mut after = None;
     progress(0, total);
     loop {
-        let rows = store::accounts::page_by_id(pool, after, last_id, CHUNK).await?;
-        let Some(last) = rows.last() else { break };
+        let ops = documents::page(pool, entity, after, last_id, CHUNK).await?;
+        let Some(last) = ops.last() else { break };
         after = Some(last.id);
-        done += rows.len() as u64;
-        let ops = rows.into_iter().map(|row| IndexOp::upsert(AccountDoc::from(row))).collect();
-        index.apply_to(generation.to_owned(), ops).await?;
+        done += ops.len() as u64;
+        index.apply_to(entity, generation.to_owned(), ops).await?;
         progress(done, total.max(done));
     }
     // The new generation must hold every row except those whose change is still queued
@@ -72,8 +82,8 @@ async fn backfill(pool: &PgPool, index: &dyn SearchIndex, generation: &str, prog
     // count can promise.
     let deadline = Instant::now() + CATCH_UP;
     loop {
-        let expected = store::accounts::count_all(pool).await? as u64;
-        let indexed = index.count(generation.to_owned()).await?;
+        let expected = documents::count(pool, entity).await? as u64;
+        let indexed = index.count(entity, generation.to_owned()).await?;
         let (pending, _) = store::outbox::depth(pool).await?;
         if indexed.abs_diff(expected) <= pending.max(0) as u64 {
             return Ok(indexed);
@@ -82,7 +92,8 @@ async fn backfill(pool: &PgPool, index: &dyn SearchIndex, generation: &str, prog
             return Err(Error::new(
                 Code::Conflict,
                 format!(
-                    "the new index holds {indexed} accounts but SQL has {expected} and only {pending} changes are queued; is the sync worker running?"
+                    "the new index holds {indexed} {} but SQL has {expected} and only {pending} changes are queued; is the sync worker running?",
+                    entity.plural()
                 ),
             ));
         }

@@ -9,13 +9,16 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::search::SearchIndex;
-use crate::store;
+use crate::search::document::Entity;
+use crate::store::{self, documents};
 
 /// How long a difference may last before it counts: the worker may simply be behind.
 const SETTLE: Duration = Duration::from_secs(2);
 
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct VerifyReport {
+    #[serde(serialize_with = "entity_name")]
+    pub entity: Entity,
     pub sql_documents: usize,
     pub index_documents: usize,
     /// In SQL, not in the index.
@@ -24,6 +27,10 @@ pub struct VerifyReport {
     pub stale: Vec<(Uuid, i64, i64)>,
     /// In the index, not in SQL.
     pub extra: Vec<Uuid>,
+}
+
+fn entity_name<S: serde::Serializer>(entity: &Entity, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(entity.plural())
 }
 
 impl VerifyReport {
@@ -41,11 +48,14 @@ impl VerifyReport {
     }
 }
 
-fn compare(sql: &HashMap<Uuid, i64>, index: &HashMap<Uuid, i64>) -> VerifyReport {
+fn compare(entity: Entity, sql: &HashMap<Uuid, i64>, index: &HashMap<Uuid, i64>) -> VerifyReport {
     let mut report = VerifyReport {
+        entity,
         sql_documents: sql.len(),
         index_documents: index.len(),
-        ..VerifyReport::default()
+        missing: Vec::new(),
+        stale: Vec::new(),
+        extra: Vec::new(),
     };
     for (id, version) in sql {
         match index.get(id) {
@@ -63,22 +73,22 @@ fn compare(sql: &HashMap<Uuid, i64>, index: &HashMap<Uuid, i64>) -> VerifyReport
 
 /// Compares everything, then re-checks the differences after a short wait so that
 /// writes still in flight through the outbox are not reported.
-pub async fn verify(pool: &PgPool, index: &dyn SearchIndex) -> Result<VerifyReport> {
-    let sql: HashMap<Uuid, i64> = store::accounts::versions(pool).await?.into_iter().collect();
-    let indexed = index.versions().await?;
-    let first = compare(&sql, &indexed);
+pub async fn verify(pool: &PgPool, index: &dyn SearchIndex, entity: Entity) -> Result<VerifyReport> {
+    let sql: HashMap<Uuid, i64> = documents::versions(pool, entity).await?.into_iter().collect();
+    let indexed = index.versions(entity).await?;
+    let first = compare(entity, &sql, &indexed);
     if first.is_clean() {
         return Ok(first);
     }
     tokio::time::sleep(SETTLE).await;
     let ids = first.differing_ids();
-    let sql_now: HashMap<Uuid, i64> = store::accounts::versions_of(pool, &ids).await?.into_iter().collect();
-    let index_all = index.versions().await?;
+    let sql_now: HashMap<Uuid, i64> = documents::versions_of(pool, entity, &ids).await?.into_iter().collect();
+    let index_all = index.versions(entity).await?;
     let index_now: HashMap<Uuid, i64> = ids.iter().filter_map(|id| index_all.get(id).map(|v| (*id, *v))).collect();
     Ok(VerifyReport {
         sql_documents: sql.len(),
         index_documents: index_all.len(),
-        ..compare(&sql_now, &index_now)
+        ..compare(entity, &sql_now, &index_now)
     })
 }
 
@@ -88,7 +98,7 @@ pub async fn repair(pool: &PgPool, report: &VerifyReport) -> Result<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
-    store::outbox::enqueue(pool, store::outbox::ACCOUNT, &ids).await
+    store::outbox::enqueue(pool, report.entity.as_str(), &ids).await
 }
 
 #[cfg(test)]
@@ -100,7 +110,7 @@ mod tests {
         let (a, b, c, d) = (Uuid::from_u128(1), Uuid::from_u128(2), Uuid::from_u128(3), Uuid::from_u128(4));
         let sql = HashMap::from([(a, 1), (b, 5), (c, 7)]);
         let index = HashMap::from([(a, 1), (b, 4), (d, 9)]);
-        let report = compare(&sql, &index);
+        let report = compare(Entity::Account, &sql, &index);
         assert_eq!(report.missing, [c]);
         assert_eq!(report.stale, [(b, 5, 4)]);
         assert_eq!(report.extra, [d]);

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::metrics::SyncMetrics;
 use crate::error::Result;
 use crate::search::SearchIndex;
-use crate::search::document::{AccountDoc, IndexOp};
+use crate::search::document::{Entity, IndexOp};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{self};
 
@@ -34,24 +34,39 @@ pub struct SyncWorker {
 /// The documents for a claimed batch, rebuilt from SQL. An entity whose row is gone
 /// becomes a tombstone with the version its purge drew.
 pub async fn rebuild_ops(conn: &mut sqlx::PgConnection, batch: &[OutboxRow]) -> Result<Vec<IndexOp>> {
-    let mut purge_versions: HashMap<Uuid, Option<i64>> = HashMap::new();
-    for row in batch.iter().filter(|r| r.entity == outbox::ACCOUNT) {
-        let entry = purge_versions.entry(row.entity_id).or_default();
-        *entry = (*entry).max(row.tombstone_version);
-    }
-    let ids: Vec<Uuid> = purge_versions.keys().copied().collect();
-    let rows = store::accounts::by_ids(conn, &ids).await?;
-    let mut ops: Vec<IndexOp> = Vec::with_capacity(ids.len());
-    for row in rows {
-        purge_versions.remove(&row.id);
-        ops.push(IndexOp::upsert(AccountDoc::from(row)));
-    }
-    for (id, version) in purge_versions {
-        let version = match version {
-            Some(v) => v,
-            None => outbox::next_version(conn).await?,
-        };
-        ops.push(IndexOp::tombstone(id, version));
+    let mut ops = Vec::with_capacity(batch.len());
+    for entity in Entity::ALL {
+        let mut purge_versions: HashMap<Uuid, Option<i64>> = HashMap::new();
+        for row in batch.iter().filter(|r| r.entity == entity.as_str()) {
+            let entry = purge_versions.entry(row.entity_id).or_default();
+            *entry = (*entry).max(row.tombstone_version);
+        }
+        if purge_versions.is_empty() {
+            continue;
+        }
+        let ids: Vec<Uuid> = purge_versions.keys().copied().collect();
+        match entity {
+            Entity::Account => {
+                let rows = store::accounts::by_ids(conn, &ids).await?;
+                for doc in store::accounts::documents(conn, rows).await? {
+                    purge_versions.remove(&doc.id);
+                    ops.push(IndexOp::upsert(doc));
+                }
+            }
+            Entity::Payment => {
+                for doc in store::payments::documents(conn, &ids).await? {
+                    purge_versions.remove(&doc.id);
+                    ops.push(IndexOp::upsert(doc));
+                }
+            }
+        }
+        for (id, version) in purge_versions {
+            let version = match version {
+                Some(v) => v,
+                None => outbox::next_version(conn).await?,
+            };
+            ops.push(IndexOp::tombstone(entity, id, version));
+        }
     }
     Ok(ops)
 }

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
 use arrears::domain::search::{AccountQuery, AgentFilter, Facet, Sort, SortField};
 use arrears::search::SearchIndex;
-use arrears::search::document::{AccountDoc, IndexOp};
+use arrears::search::document::{AccountDoc, Entity, IndexOp};
 use arrears::search::embedded::EmbeddedIndex;
 use chrono::{Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -45,6 +45,7 @@ pub fn doc(name: &str, version: i64) -> AccountDoc {
         updated_at: Utc::now(),
         deleted_at: None,
         search_version: version,
+        summary: Default::default(),
     }
 }
 
@@ -78,7 +79,7 @@ pub async fn versioned_writes(index: &dyn SearchIndex) {
     account.search_version = 9;
     let report = index.apply(vec![IndexOp::upsert(account.clone())]).await.unwrap();
     assert_eq!((report.applied, report.stale), (0, 1), "an older version is refused");
-    assert_eq!(index.version_of(account.id).await.unwrap(), Some(10));
+    assert_eq!(index.version_of(Entity::Account, account.id).await.unwrap(), Some(10));
     assert_eq!(ids(index, text("older")).await, Vec::<Uuid>::new());
 
     account.search_version = 12;
@@ -96,11 +97,14 @@ pub async fn versioned_writes(index: &dyn SearchIndex) {
     let replay = index.apply(vec![IndexOp::upsert(account.clone())]).await.unwrap();
     assert_eq!(replay.stale, 1, "a replay of the same version is a no-op");
 
-    index.apply(vec![IndexOp::tombstone(account.id, 20)]).await.unwrap();
+    index
+        .apply(vec![IndexOp::tombstone(Entity::Account, account.id, 20)])
+        .await
+        .unwrap();
     assert!(ids(index, text("newer")).await.is_empty(), "a tombstone hides the document");
-    assert_eq!(index.version_of(account.id).await.unwrap(), Some(20));
+    assert_eq!(index.version_of(Entity::Account, account.id).await.unwrap(), Some(20));
     assert!(
-        !index.versions().await.unwrap().contains_key(&account.id),
+        !index.versions(Entity::Account).await.unwrap().contains_key(&account.id),
         "tombstones are not live documents"
     );
     account.search_version = 15;
@@ -375,33 +379,40 @@ pub async fn facets(index: &dyn SearchIndex) {
 pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {
     let before = doc("Before Rebuild", 5);
     put(index, std::slice::from_ref(&before)).await;
-    let generation = index.begin_rebuild().await.unwrap();
+    let generation = index.begin_rebuild(Entity::Account).await.unwrap();
     assert_eq!(ids(index, text("before")).await, [before.id], "reads stay on the live generation");
     let during = doc("During Rebuild", 6);
     put(index, std::slice::from_ref(&during)).await;
     assert_eq!(
-        index.count(generation.clone()).await.unwrap(),
+        index.count(Entity::Account, generation.clone()).await.unwrap(),
         1,
         "writes reach the new generation too"
     );
     let mut old_copy = before.clone();
     old_copy.search_version = 4;
     index
-        .apply_to(generation.clone(), vec![IndexOp::upsert(before.clone()), IndexOp::upsert(old_copy)])
+        .apply_to(
+            Entity::Account,
+            generation.clone(),
+            vec![IndexOp::upsert(before.clone()), IndexOp::upsert(old_copy)],
+        )
         .await
         .unwrap();
-    assert_eq!(index.count(generation.clone()).await.unwrap(), 2);
-    index.promote(generation.clone()).await.unwrap();
+    assert_eq!(index.count(Entity::Account, generation.clone()).await.unwrap(), 2);
+    index.promote(Entity::Account, generation.clone()).await.unwrap();
     let mut found = ids(index, AccountQuery { page_size: 10, ..query() }).await;
     found.sort();
     let mut expected = vec![before.id, during.id];
     expected.sort();
     assert_eq!(found, expected);
-    assert!(index.promote(generation).await.is_err(), "a generation is promoted once");
+    assert!(
+        index.promote(Entity::Account, generation).await.is_err(),
+        "a generation is promoted once"
+    );
 
-    let abandoned = index.begin_rebuild().await.unwrap();
-    index.abandon(abandoned.clone()).await.unwrap();
-    assert!(index.count(abandoned).await.is_err());
+    let abandoned = index.begin_rebuild(Entity::Account).await.unwrap();
+    index.abandon(Entity::Account, abandoned.clone()).await.unwrap();
+    assert!(index.count(Entity::Account, abandoned).await.is_err());
     assert_eq!(ids(index, text("during")).await, [during.id]);
 }
 

@@ -1,11 +1,15 @@
 //! Integration tests: the real application over HTTP against real PostgreSQL.
 
 mod accounts;
+mod activities;
 mod auth;
 mod concurrency;
 mod contract;
 mod errors;
 mod helpers;
+mod payments;
+mod promises;
 mod search;
+mod stats;
 mod sync;
 mod users;

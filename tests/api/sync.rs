@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arrears::domain::role::Role;
 use arrears::domain::search::AccountQuery;
 use arrears::search::SearchIndex;
+use arrears::search::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::store::outbox;
 use arrears::sync::SyncRuntime;
@@ -94,7 +95,7 @@ async fn concurrent_writers_leave_the_last_committed_state_indexed() {
         .unwrap();
     let search = app.state.search().clone();
     eventually("the index holds the final version", || async {
-        search.version_of(id).await.unwrap() == Some(final_version)
+        search.version_of(Entity::Account, id).await.unwrap() == Some(final_version)
     })
     .await;
     let page = search.search(text(&final_name)).await.unwrap();
@@ -129,7 +130,7 @@ async fn racing_workers_never_regress_a_version() {
             let mut seen = vec![0i64; ids.len()];
             while !stop.load(Ordering::Relaxed) {
                 for (i, id) in ids.iter().enumerate() {
-                    let now = index.version_of(*id).await.unwrap().unwrap_or(0);
+                    let now = index.version_of(Entity::Account, *id).await.unwrap().unwrap_or(0);
                     assert!(now >= seen[i], "version of {id} went from {} to {now}", seen[i]);
                     seen[i] = now;
                 }
@@ -154,7 +155,10 @@ async fn racing_workers_never_regress_a_version() {
     }
     watcher.await.unwrap();
     for id in &ids {
-        assert_eq!(index.version_of(*id).await.unwrap(), Some(sql_version(&pool, *id).await));
+        assert_eq!(
+            index.version_of(Entity::Account, *id).await.unwrap(),
+            Some(sql_version(&pool, *id).await)
+        );
     }
     drop(index);
     let _ = std::fs::remove_dir_all(dir);
@@ -187,7 +191,7 @@ async fn a_crash_between_apply_and_outbox_delete_replays_harmlessly() {
     let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
     worker.drain().await.unwrap();
     let newest = sql_version(&pool, id).await;
-    assert_eq!(index.version_of(id).await.unwrap(), Some(newest));
+    assert_eq!(index.version_of(Entity::Account, id).await.unwrap(), Some(newest));
     // A late replay of the pre-crash batch changes nothing.
     let replay = index.apply(ops).await.unwrap();
     assert_eq!((replay.applied, replay.stale), (0, 1));
@@ -237,16 +241,16 @@ async fn a_hard_delete_becomes_a_tombstone() {
     let id = insert_account(&pool, "Purged Person").await;
     let worker = SyncWorker::new(pool.clone(), index.clone(), Arc::new(SyncMetrics::default()));
     worker.drain().await.unwrap();
-    let before = index.version_of(id).await.unwrap().unwrap();
+    let before = index.version_of(Entity::Account, id).await.unwrap().unwrap();
     sqlx::query("DELETE FROM accounts WHERE id = $1")
         .bind(id)
         .execute(&pool)
         .await
         .unwrap();
     worker.drain().await.unwrap();
-    assert!(index.version_of(id).await.unwrap().unwrap() > before);
+    assert!(index.version_of(Entity::Account, id).await.unwrap().unwrap() > before);
     assert_eq!(index.search(text("purged")).await.unwrap().total, 0);
-    assert!(verify::verify(&pool, index.as_ref()).await.unwrap().is_clean());
+    assert!(verify::verify(&pool, index.as_ref(), Entity::Account).await.unwrap().is_clean());
     drop(index);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -261,7 +265,7 @@ async fn a_worker_for_another_embedded_index_refuses_to_start() {
         index,
         metrics: Arc::new(SyncMetrics::default()),
         workers: 1,
-        initial_backfill: false,
+        initial_backfill: Vec::new(),
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut running = runtime(first.clone()).start(stopped.clone()).await.unwrap();
@@ -324,14 +328,14 @@ async fn reindex_while_writes_continue_loses_nothing_and_searches_keep_answering
             answered
         })
     };
-    let report = reindex::rebuild(&pool, search.as_ref(), |_, _| {}).await.unwrap();
+    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Account, |_, _| {}).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.unwrap();
     let answered = reader.await.unwrap();
     assert!(written > 0 && answered > 0);
     assert!(report.documents >= 300);
     eventually("the outbox drains", || async { outbox::depth(&pool).await.unwrap().0 == 0 }).await;
-    let audit = verify::verify(&pool, search.as_ref()).await.unwrap();
+    let audit = verify::verify(&pool, search.as_ref(), Entity::Account).await.unwrap();
     assert!(audit.is_clean(), "{audit:?}");
 }
 
@@ -361,13 +365,13 @@ async fn verify_finds_differences_and_repair_fixes_them() {
         .unwrap();
     drop(conn);
 
-    let report = verify::verify(&pool, index.as_ref()).await.unwrap();
+    let report = verify::verify(&pool, index.as_ref(), Entity::Account).await.unwrap();
     assert_eq!(report.missing, [unseen]);
     assert_eq!(report.stale.iter().map(|s| s.0).collect::<Vec<_>>(), [kept]);
     assert!(!report.is_clean());
     assert_eq!(verify::repair(&pool, &report).await.unwrap(), 2);
     worker.drain().await.unwrap();
-    assert!(verify::verify(&pool, index.as_ref()).await.unwrap().is_clean());
+    assert!(verify::verify(&pool, index.as_ref(), Entity::Account).await.unwrap().is_clean());
     drop(index);
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -446,5 +450,10 @@ async fn reindex_asked_of_a_running_server_is_done_by_it() {
     })
     .await;
     assert_eq!(search.search(text("delegated")).await.unwrap().total, 50);
-    assert!(verify::verify(&app.pool, search.as_ref()).await.unwrap().is_clean());
+    assert!(
+        verify::verify(&app.pool, search.as_ref(), Entity::Account)
+            .await
+            .unwrap()
+            .is_clean()
+    );
 }

@@ -1,5 +1,5 @@
 //! One pass over the matching documents: the page after the cursor, the total, and the
-//! facets (status with balance sums, delinquency bucket, agent, tag).
+//! facets (term counts with optional sums, delinquency bucket).
 
 use std::collections::{BinaryHeap, HashMap};
 
@@ -8,7 +8,7 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 use crate::domain::account::{AccountStatus, Bucket};
-use crate::domain::search::{After, Facet, Sort, SortField, SortKey};
+use crate::domain::search::{After, SortKey};
 
 /// Ascending order of results: smaller comes first. `(missing, directed value, id)`.
 pub type Rank = (u8, i128, u128);
@@ -22,19 +22,25 @@ pub fn rank_of(key: SortKey, id: u128, descending: bool) -> Rank {
     }
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct Facets {
-    /// status -> (count, balance sum in money units)
-    pub status: HashMap<String, (u64, i128)>,
-    pub bucket: [u64; 6],
-    pub agent: HashMap<String, u64>,
-    pub tags: HashMap<String, u64>,
+/// A facet the collector counts: terms of a string column (with an optional sum of
+/// an i64 column per term), or the delinquency bucket computed from the due date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FacetSpec {
+    Terms { column: &'static str, sum: Option<&'static str> },
+    Bucket,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum FacetCounts {
+    /// term -> (count, sum)
+    Terms(HashMap<String, (u64, i128)>),
+    Bucket([u64; 6]),
 }
 
 pub struct PageFruit {
     pub hits: Vec<(Rank, SortKey, DocAddress)>,
     pub total: u64,
-    pub facets: Facets,
+    pub facets: Vec<FacetCounts>,
 }
 
 /// Where a sort key comes from.
@@ -53,26 +59,32 @@ enum SegmentSort {
 }
 
 pub struct PageCollector {
-    pub sort: Sort,
+    pub descending: bool,
     pub sort_column: SortColumn,
     pub after: Option<After>,
     pub limit: usize,
-    pub facets: Vec<Facet>,
+    pub facets: Vec<FacetSpec>,
     pub today_days: i64,
 }
 
-struct FacetColumns {
-    status: Option<StrColumn>,
-    resolved_by_ord: Vec<bool>,
-    balance: Column<i64>,
-    due: Column<i64>,
-    agent: Option<StrColumn>,
-    tags: Option<StrColumn>,
+enum SegmentFacet {
+    Terms {
+        column: Option<StrColumn>,
+        sum: Option<Column<i64>>,
+        counts: Vec<(u64, i128)>,
+    },
+    Bucket {
+        status: Option<StrColumn>,
+        /// Resolved accounts are never overdue.
+        resolved_by_ord: Vec<bool>,
+        due: Column<i64>,
+        counts: [u64; 6],
+    },
 }
 
 pub struct PageSegment {
     segment: SegmentOrdinal,
-    sort: Sort,
+    descending: bool,
     sort_column: SegmentSort,
     id_hi: Column<u64>,
     id_lo: Column<u64>,
@@ -80,13 +92,8 @@ pub struct PageSegment {
     limit: usize,
     heap: BinaryHeap<(Rank, HeapKey, DocId)>,
     total: u64,
-    want: Vec<Facet>,
-    columns: Option<FacetColumns>,
+    facets: Vec<SegmentFacet>,
     today_days: i64,
-    status_counts: Vec<(u64, i128)>,
-    bucket_counts: [u64; 6],
-    agent_counts: Vec<u64>,
-    tag_counts: Vec<u64>,
 }
 
 /// The sort key kept beside the rank so the cursor can be rebuilt; ordered by nothing.
@@ -110,13 +117,42 @@ impl Ord for HeapKey {
     }
 }
 
-fn str_column(segment: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
-    segment.fast_fields().str(name)
-}
-
 fn bucket_index(days_past_due: i64) -> usize {
     let bucket = Bucket::from_days_past_due(days_past_due);
     crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
+}
+
+fn segment_facet(spec: FacetSpec, segment: &SegmentReader) -> tantivy::Result<SegmentFacet> {
+    let fast = segment.fast_fields();
+    Ok(match spec {
+        FacetSpec::Terms { column, sum } => {
+            let column = fast.str(column)?;
+            let terms = column.as_ref().map_or(0, |c| c.num_terms());
+            SegmentFacet::Terms {
+                column,
+                sum: sum.map(|name| fast.i64(name)).transpose()?,
+                counts: vec![(0, 0); terms],
+            }
+        }
+        FacetSpec::Bucket => {
+            let status = fast.str("status")?;
+            let mut resolved_by_ord = Vec::new();
+            if let Some(column) = &status {
+                let mut text = String::new();
+                for ord in 0..column.num_terms() as u64 {
+                    text.clear();
+                    column.ord_to_str(ord, &mut text)?;
+                    resolved_by_ord.push(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved));
+                }
+            }
+            SegmentFacet::Bucket {
+                status,
+                resolved_by_ord,
+                due: fast.i64("due_days")?,
+                counts: [0; 6],
+            }
+        }
+    })
 }
 
 impl Collector for PageCollector {
@@ -130,89 +166,62 @@ impl Collector for PageCollector {
             SortColumn::I64(name) => SegmentSort::I64(fast.i64(name)?),
             SortColumn::Name => SegmentSort::Name(fast.i64("name_sort_hi")?, fast.i64("name_sort_lo")?),
         };
-        let columns = if self.facets.is_empty() {
-            None
-        } else {
-            let wants = |f: Facet| self.facets.contains(&f);
-            // Status is read for the bucket facet too: resolved accounts are never overdue.
-            let status = if wants(Facet::Status) || wants(Facet::Bucket) {
-                str_column(segment, "status")?
-            } else {
-                None
-            };
-            let mut resolved_by_ord = Vec::new();
-            if let Some(column) = &status {
-                let mut text = String::new();
-                for ord in 0..column.num_terms() as u64 {
-                    text.clear();
-                    column.ord_to_str(ord, &mut text)?;
-                    resolved_by_ord.push(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved));
-                }
-            }
-            Some(FacetColumns {
-                resolved_by_ord,
-                status,
-                balance: fast.i64("balance")?,
-                due: fast.i64("due_days")?,
-                agent: if wants(Facet::AssignedAgent) {
-                    str_column(segment, "agent")?
-                } else {
-                    None
-                },
-                tags: if wants(Facet::Tags) { str_column(segment, "tags")? } else { None },
-            })
-        };
-        let sizes = |c: &Option<StrColumn>| c.as_ref().map_or(0, |c| c.num_terms());
-        let (status_terms, agent_terms, tag_terms) = match &columns {
-            Some(c) => (sizes(&c.status), sizes(&c.agent), sizes(&c.tags)),
-            None => (0, 0, 0),
-        };
+        let facets = self
+            .facets
+            .iter()
+            .map(|spec| segment_facet(*spec, segment))
+            .collect::<tantivy::Result<_>>()?;
         Ok(PageSegment {
             segment: segment_ord,
-            sort: self.sort,
+            descending: self.descending,
             sort_column,
             id_hi: fast.u64("id_hi")?,
             id_lo: fast.u64("id_lo")?,
-            after: self.after.map(|a| rank_of(a.key, a.id.as_u128(), self.sort.descending)),
+            after: self.after.map(|a| rank_of(a.key, a.id.as_u128(), self.descending)),
             limit: self.limit,
             heap: BinaryHeap::with_capacity(self.limit + 1),
             total: 0,
-            want: self.facets.clone(),
-            columns,
+            facets,
             today_days: self.today_days,
-            status_counts: vec![(0, 0); status_terms],
-            bucket_counts: [0; 6],
-            agent_counts: vec![0; agent_terms],
-            tag_counts: vec![0; tag_terms],
         })
     }
 
     fn requires_scoring(&self) -> bool {
-        self.sort.field == SortField::Relevance
+        matches!(self.sort_column, SortColumn::Score)
     }
 
     fn merge_fruits(&self, fruits: Vec<PageFruit>) -> tantivy::Result<PageFruit> {
         let mut merged = PageFruit {
             hits: Vec::new(),
             total: 0,
-            facets: Facets::default(),
+            facets: self
+                .facets
+                .iter()
+                .map(|spec| match spec {
+                    FacetSpec::Terms { .. } => FacetCounts::Terms(HashMap::new()),
+                    FacetSpec::Bucket => FacetCounts::Bucket([0; 6]),
+                })
+                .collect(),
         };
         for fruit in fruits {
             merged.total += fruit.total;
             merged.hits.extend(fruit.hits);
-            for (k, (c, s)) in fruit.facets.status {
-                let entry = merged.facets.status.entry(k).or_default();
-                entry.0 += c;
-                entry.1 += s;
-            }
-            for (i, c) in fruit.facets.bucket.iter().enumerate() {
-                merged.facets.bucket[i] += c;
-            }
-            for (k, c) in fruit.facets.agent {
-                *merged.facets.agent.entry(k).or_default() += c;
-            }
-            for (k, c) in fruit.facets.tags {
-                *merged.facets.tags.entry(k).or_default() += c;
+            for (into, from) in merged.facets.iter_mut().zip(fruit.facets) {
+                match (into, from) {
+                    (FacetCounts::Terms(into), FacetCounts::Terms(from)) => {
+                        for (term, (count, sum)) in from {
+                            let entry = into.entry(term).or_default();
+                            entry.0 += count;
+                            entry.1 += sum;
+                        }
+                    }
+                    (FacetCounts::Bucket(into), FacetCounts::Bucket(from)) => {
+                        for (slot, count) in into.iter_mut().zip(from) {
+                            *slot += count;
+                        }
+                    }
+                    _ => {}
+                }
             }
         }
         merged.hits.sort_by_key(|(rank, _, _)| *rank);
@@ -223,42 +232,44 @@ impl Collector for PageCollector {
 
 impl PageSegment {
     fn count_facets(&mut self, doc: DocId) {
-        let Some(c) = &self.columns else { return };
-        let balance = i128::from(c.balance.first(doc).unwrap_or(0));
-        let mut resolved = false;
-        if let Some(status) = &c.status {
-            for ord in status.term_ords(doc) {
-                let slot = &mut self.status_counts[ord as usize];
-                slot.0 += 1;
-                slot.1 += balance;
-                resolved |= c.resolved_by_ord.get(ord as usize).copied().unwrap_or(false);
-            }
-        }
-        if self.want.contains(&Facet::Bucket) {
-            let days = match c.due.first(doc) {
-                Some(due) if !resolved => (self.today_days - due).max(0),
-                _ => 0,
-            };
-            self.bucket_counts[bucket_index(days)] += 1;
-        }
-        if let Some(agent) = &c.agent {
-            for ord in agent.term_ords(doc) {
-                self.agent_counts[ord as usize] += 1;
-            }
-        }
-        if let Some(tags) = &c.tags {
-            for ord in tags.term_ords(doc) {
-                self.tag_counts[ord as usize] += 1;
+        let today = self.today_days;
+        for facet in &mut self.facets {
+            match facet {
+                SegmentFacet::Terms { column, sum, counts } => {
+                    let Some(column) = column else { continue };
+                    let value = sum.as_ref().map_or(0, |c| i128::from(c.first(doc).unwrap_or(0)));
+                    for ord in column.term_ords(doc) {
+                        let slot = &mut counts[ord as usize];
+                        slot.0 += 1;
+                        slot.1 += value;
+                    }
+                }
+                SegmentFacet::Bucket {
+                    status,
+                    resolved_by_ord,
+                    due,
+                    counts,
+                } => {
+                    let resolved = status.as_ref().is_some_and(|s| {
+                        s.term_ords(doc)
+                            .any(|ord| resolved_by_ord.get(ord as usize).copied().unwrap_or(false))
+                    });
+                    let days = match due.first(doc) {
+                        Some(due) if !resolved => (today - due).max(0),
+                        _ => 0,
+                    };
+                    counts[bucket_index(days)] += 1;
+                }
             }
         }
     }
 }
 
-fn counts_by_term<T: Copy>(column: &Option<StrColumn>, counts: &[T], is_zero: impl Fn(T) -> bool) -> HashMap<String, T> {
+fn counts_by_term(column: &Option<StrColumn>, counts: &[(u64, i128)]) -> HashMap<String, (u64, i128)> {
     let mut out = HashMap::new();
     let Some(column) = column else { return out };
     for (ord, count) in counts.iter().enumerate() {
-        if is_zero(*count) {
+        if count.0 == 0 {
             continue;
         }
         let mut text = String::new();
@@ -284,7 +295,7 @@ impl SegmentCollector for PageSegment {
             },
         };
         let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(self.id_lo.first(doc).unwrap_or(0));
-        let rank = rank_of(key, id, self.sort.descending);
+        let rank = rank_of(key, id, self.descending);
         if self.after.is_some_and(|after| rank <= after) {
             return;
         }
@@ -297,15 +308,14 @@ impl SegmentCollector for PageSegment {
     }
 
     fn harvest(self) -> PageFruit {
-        let mut facets = Facets {
-            bucket: self.bucket_counts,
-            ..Facets::default()
-        };
-        if let Some(c) = &self.columns {
-            facets.status = counts_by_term(&c.status, &self.status_counts, |(n, _)| n == 0);
-            facets.agent = counts_by_term(&c.agent, &self.agent_counts, |n| n == 0);
-            facets.tags = counts_by_term(&c.tags, &self.tag_counts, |n| n == 0);
-        }
+        let facets = self
+            .facets
+            .iter()
+            .map(|facet| match facet {
+                SegmentFacet::Terms { column, counts, .. } => FacetCounts::Terms(counts_by_term(column, counts)),
+                SegmentFacet::Bucket { counts, .. } => FacetCounts::Bucket(*counts),
+            })
+            .collect();
         let segment = self.segment;
         let hits = self
             .heap

@@ -1,4 +1,5 @@
-//! Translates the account query into a tantivy query (filters and full text).
+//! Translates the account query into a tantivy query (filters and full text); the
+//! building blocks serve the payment query too.
 
 use std::ops::Bound;
 
@@ -10,22 +11,22 @@ use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, Fields, UNASSIGNED, digits
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::search::{AccountQuery, AgentFilter, bucket_days};
 
-type Clause = (Occur, Box<dyn Query>);
+pub(super) type Clause = (Occur, Box<dyn Query>);
 
-fn term(field: Field, value: &str) -> Box<dyn Query> {
+pub(super) fn term(field: Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_text(field, value), IndexRecordOption::Basic))
 }
 
-fn flag(field: Field, value: bool) -> Box<dyn Query> {
+pub(super) fn flag(field: Field, value: bool) -> Box<dyn Query> {
     Box::new(TermQuery::new(Term::from_field_bool(field, value), IndexRecordOption::Basic))
 }
 
-fn any_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+pub(super) fn any_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(queries.into_iter().map(|q| (Occur::Should, q)).collect()))
 }
 
 /// `[lo, hi]` on an i64 field; either bound may be open.
-fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Query> {
+pub(super) fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Query> {
     let bound = |v: Option<i64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(field, v)));
     Box::new(RangeQuery::new(bound(lo), bound(hi)))
 }
@@ -63,7 +64,7 @@ fn bucket(fields: &Fields, bucket: Bucket, today: i64) -> Box<dyn Query> {
 
 /// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
 /// Numbers (house numbers, postal codes, phone fragments) never match approximately.
-fn fuzziness(word: &str) -> u8 {
+pub(super) fn fuzziness(word: &str) -> u8 {
     if word.chars().any(|c| c.is_ascii_digit()) {
         return 0;
     }
@@ -74,9 +75,18 @@ fn fuzziness(word: &str) -> u8 {
     }
 }
 
-/// Full text: every word must match a name or address word (exactly, as a prefix, or
-/// within the typo budget), or the whole text must match an identifier or phone.
-fn text_query(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
+/// Where full text looks: word fields (names, addresses), identifier fields (exact and
+/// prefix), and optionally phone digits.
+pub(super) struct TextFields<'a> {
+    pub words: &'a [Field],
+    pub ident: Field,
+    pub ident_prefix: Field,
+    pub phone_digits: Option<Field>,
+}
+
+/// Full text: every word must match a word field (exactly, as a prefix, or within the
+/// typo budget), or the whole text must match an identifier or phone.
+pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn Query>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
@@ -84,7 +94,7 @@ fn text_query(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
             .iter()
             .map(|word| -> Clause {
                 let mut options: Vec<Box<dyn Query>> = Vec::new();
-                for field in [fields.name, fields.address] {
+                for field in fields.words.iter().copied() {
                     let t = Term::from_field_text(field, word);
                     options.push(Box::new(BoostQuery::new(
                         Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
@@ -112,15 +122,23 @@ fn text_query(fields: &Fields, text: &str) -> Option<Box<dyn Query>> {
         }
     }
     let phone = digits(text);
-    if (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len()) {
-        alternatives.push(Box::new(BoostQuery::new(term(fields.phone_digits, &phone), 2.0)));
+    if let Some(field) = fields.phone_digits
+        && (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len())
+    {
+        alternatives.push(Box::new(BoostQuery::new(term(field, &phone), 2.0)));
     }
     (!alternatives.is_empty()).then(|| any_of(alternatives))
 }
 
 pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
-    let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.tombstone, true))];
-    match query.text.as_deref().and_then(|t| text_query(fields, t)) {
+    let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
+    let text_fields = TextFields {
+        words: &[fields.name, fields.address],
+        ident: fields.ident,
+        ident_prefix: fields.ident_prefix,
+        phone_digits: Some(fields.phone_digits),
+    };
+    match query.text.as_deref().and_then(|t| text_query(&text_fields, t)) {
         Some(text) => clauses.push((Occur::Must, text)),
         None => clauses.push((Occur::Must, Box::new(AllQuery))),
     }
@@ -170,6 +188,7 @@ pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
         ));
     }
     for (field, wanted) in [
+        (fields.has_open_promise, query.has_open_promise),
         (fields.do_not_call, query.do_not_call),
         (fields.do_not_email, query.do_not_email),
         (fields.cease_communication, query.cease_communication),

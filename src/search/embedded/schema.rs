@@ -1,13 +1,13 @@
-//! The tantivy schema for accounts, its analyzers, and document building.
+//! The tantivy schema for accounts, the analyzers every kind shares, and document building.
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, NgramTokenizer, RawTokenizer, SimpleTokenizer, TextAnalyzer};
-use tantivy::{Index, TantivyDocument, Term};
-use uuid::Uuid;
+use tantivy::{Index, TantivyDocument};
 
-use crate::search::document::AccountDoc;
+use super::collection::{Common, Kind};
+use crate::search::document::{AccountDoc, Doc, Entity};
 
 /// Words, lowercased and accent-folded: names and addresses.
 pub const FOLDED: &str = "arrears_folded";
@@ -28,11 +28,7 @@ pub const UNASSIGNED: &str = "unassigned";
 
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
-    pub id: tantivy::schema::Field,
-    pub id_hi: tantivy::schema::Field,
-    pub id_lo: tantivy::schema::Field,
-    pub version: tantivy::schema::Field,
-    pub tombstone: tantivy::schema::Field,
+    pub common: Common,
     pub deleted: tantivy::schema::Field,
     pub name: tantivy::schema::Field,
     pub name_sort_hi: tantivy::schema::Field,
@@ -51,10 +47,10 @@ pub struct Fields {
     pub do_not_call: tantivy::schema::Field,
     pub do_not_email: tantivy::schema::Field,
     pub cease_communication: tantivy::schema::Field,
-    pub source: tantivy::schema::Field,
+    pub has_open_promise: tantivy::schema::Field,
 }
 
-fn text(tokenizer: &str) -> TextOptions {
+pub fn text(tokenizer: &str) -> TextOptions {
     TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
@@ -65,11 +61,7 @@ fn text(tokenizer: &str) -> TextOptions {
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let fields = Fields {
-        id: b.add_text_field("id", STRING | STORED),
-        id_hi: b.add_u64_field("id_hi", FAST),
-        id_lo: b.add_u64_field("id_lo", FAST),
-        version: b.add_i64_field("version", FAST),
-        tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
+        common: Common::add(&mut b),
         deleted: b.add_bool_field("deleted", INDEXED),
         name: b.add_text_field("name", text(FOLDED)),
         name_sort_hi: b.add_i64_field("name_sort_hi", FAST),
@@ -88,7 +80,7 @@ pub fn build() -> (Schema, Fields) {
         do_not_call: b.add_bool_field("do_not_call", INDEXED),
         do_not_email: b.add_bool_field("do_not_email", INDEXED),
         cease_communication: b.add_bool_field("cease_communication", INDEXED),
-        source: b.add_text_field("source", STORED),
+        has_open_promise: b.add_bool_field("has_open_promise", INDEXED),
     };
     (b.build(), fields)
 }
@@ -137,10 +129,6 @@ pub fn digits(text: &str) -> String {
     text.chars().filter(char::is_ascii_digit).collect()
 }
 
-pub fn id_term(fields: &Fields, id: Uuid) -> Term {
-    Term::from_field_text(fields.id, &id.hyphenated().to_string())
-}
-
 pub fn money_units(amount: Decimal) -> i64 {
     (amount * Decimal::from(MONEY_SCALE)).trunc().to_i64().unwrap_or(i64::MAX)
 }
@@ -164,25 +152,32 @@ pub fn name_sort_key(name: &str) -> (i64, i64) {
     (hi as i64, lo as i64)
 }
 
-fn push_identity(document: &mut TantivyDocument, fields: &Fields, id: Uuid, version: i64) {
-    let (hi, lo) = id.as_u64_pair();
-    document.add_text(fields.id, id.hyphenated().to_string());
-    document.add_u64(fields.id_hi, hi);
-    document.add_u64(fields.id_lo, lo);
-    document.add_i64(fields.version, version);
-}
+/// Accounts as a kind of document.
+pub struct Accounts;
 
-pub fn tombstone(fields: &Fields, id: Uuid, version: i64) -> TantivyDocument {
-    let mut document = TantivyDocument::default();
-    push_identity(&mut document, fields, id, version);
-    document.add_bool(fields.tombstone, true);
-    document
+impl Kind for Accounts {
+    const ENTITY: Entity = Entity::Account;
+    const DIR: &'static str = "accounts";
+    type Fields = Fields;
+
+    fn schema() -> (Schema, Fields) {
+        build()
+    }
+
+    fn common(fields: &Fields) -> Common {
+        fields.common
+    }
+
+    fn document(fields: &Fields, doc: &Doc) -> anyhow::Result<TantivyDocument> {
+        match doc {
+            Doc::Account(account) => Ok(self::account(fields, account)?),
+            Doc::Payment(payment) => anyhow::bail!("payment {} sent to the account index", payment.id),
+        }
+    }
 }
 
 pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyDocument> {
-    let mut d = TantivyDocument::default();
-    push_identity(&mut d, fields, doc.id, doc.search_version);
-    d.add_bool(fields.tombstone, false);
+    let mut d = fields.common.document(doc.id, doc.search_version, false);
     d.add_bool(fields.deleted, doc.deleted_at.is_some());
     d.add_text(fields.name, &doc.debtor_name);
     let (hi, lo) = name_sort_key(&doc.debtor_name);
@@ -233,7 +228,8 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     d.add_bool(fields.do_not_call, doc.do_not_call);
     d.add_bool(fields.do_not_email, doc.do_not_email);
     d.add_bool(fields.cease_communication, doc.cease_communication);
-    d.add_text(fields.source, serde_json::to_string(doc)?);
+    d.add_bool(fields.has_open_promise, doc.summary.open_promise.is_some());
+    d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)
 }
 

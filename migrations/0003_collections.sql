@@ -1,0 +1,173 @@
+-- Payments, activities, promises to pay, and idempotent submissions.
+--
+-- The arithmetic lives in triggers so that every write path (API, import, psql)
+-- keeps balances, promise states and the search index right (DESIGN.md invariant 1).
+
+-- An overpayment, when explicitly allowed, leaves a credit (a negative balance).
+ALTER TABLE accounts DROP CONSTRAINT accounts_current_balance_check;
+
+CREATE TABLE payments (
+    id                uuid PRIMARY KEY,
+    account_id        uuid NOT NULL REFERENCES accounts (id),
+    amount            numeric(20, 4) NOT NULL CHECK (amount > 0),
+    currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+    method            text NOT NULL CHECK (method IN
+                          ('card', 'bank_transfer', 'ach', 'cash', 'check', 'digital_wallet')),
+    status            text NOT NULL CHECK (status IN ('pending', 'completed', 'failed', 'refunded', 'reversed')),
+    reference         text,
+    received_at       timestamptz NOT NULL,
+    failure_reason    text,
+    allow_overpayment boolean NOT NULL DEFAULT false,
+    created_by        uuid REFERENCES users (id),
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    search_version    bigint NOT NULL DEFAULT nextval('search_version_seq')
+);
+CREATE INDEX payments_account_idx ON payments (account_id, received_at DESC, id DESC);
+
+CREATE TRIGGER payments_search_version
+    BEFORE INSERT OR UPDATE ON payments
+    FOR EACH ROW EXECUTE FUNCTION set_search_version();
+
+CREATE TABLE activities (
+    id             uuid PRIMARY KEY,
+    account_id     uuid NOT NULL REFERENCES accounts (id),
+    type           text NOT NULL CHECK (type IN ('call', 'sms', 'email', 'letter', 'visit', 'note')),
+    direction      text CHECK (direction IN ('inbound', 'outbound')),
+    outcome        text CHECK (outcome IN ('right_party', 'wrong_party', 'no_answer', 'left_message',
+                                           'refused', 'promise_to_pay', 'dispute', 'paid')),
+    notes          text,
+    occurred_at    timestamptz NOT NULL,
+    next_action_at timestamptz,
+    agent_id       uuid REFERENCES users (id),
+    created_at     timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX activities_account_idx ON activities (account_id, occurred_at DESC, id DESC);
+CREATE INDEX activities_occurred_idx ON activities (occurred_at DESC, id DESC);
+CREATE INDEX activities_agent_idx ON activities (agent_id, occurred_at DESC, id DESC);
+
+CREATE TABLE promises (
+    id          uuid PRIMARY KEY,
+    account_id  uuid NOT NULL REFERENCES accounts (id),
+    amount      numeric(20, 4) NOT NULL CHECK (amount > 0),
+    due_date    date NOT NULL,
+    status      text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'kept', 'broken', 'cancelled')),
+    created_by  uuid REFERENCES users (id),
+    created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
+    resolved_at timestamptz
+);
+CREATE INDEX promises_account_idx ON promises (account_id, created_at DESC, id DESC);
+-- At most one open promise per account.
+CREATE UNIQUE INDEX promises_one_open_key ON promises (account_id) WHERE status = 'open';
+CREATE INDEX promises_open_due_idx ON promises (due_date) WHERE status = 'open';
+
+-- A retried submission answers with the first result; the key is per user.
+CREATE TABLE idempotency_keys (
+    user_id      uuid NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    key          text NOT NULL,
+    scope        text NOT NULL,
+    request_hash bytea NOT NULL,
+    status       integer,
+    response     jsonb,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, scope, key)
+);
+
+-- Re-indexes an account whose denormalised data changed. Updating the row draws a new
+-- version under its lock (set_search_version) and enqueues it (accounts_search_outbox).
+CREATE FUNCTION touch_account(account uuid) RETURNS void LANGUAGE sql AS $$
+    UPDATE accounts SET search_version = 0 WHERE id = account;
+$$;
+
+-- Completed payments received at or after a promise was made keep it once they cover it.
+CREATE FUNCTION settle_promises(account uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE promises p SET status = 'kept', resolved_at = now()
+    WHERE p.account_id = account AND p.status = 'open'
+      AND (SELECT coalesce(sum(amount), 0) FROM payments
+           WHERE account_id = account AND status = 'completed' AND received_at >= p.created_at) >= p.amount;
+    UPDATE accounts SET status = CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
+    WHERE id = account AND status = 'promise_to_pay'
+      AND NOT EXISTS (SELECT 1 FROM promises WHERE account_id = account AND status = 'open');
+END;
+$$;
+
+-- Keeps current_balance equal to what completed payments took off it, in the same
+-- transaction as the payment change, whatever wrote it.
+CREATE FUNCTION apply_payment_to_account() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    delta numeric(20, 4) := 0;
+    account uuid;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'completed' THEN
+        delta := delta - OLD.amount;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'completed' THEN
+        delta := delta + NEW.amount;
+    END IF;
+    account := CASE WHEN TG_OP = 'DELETE' THEN OLD.account_id ELSE NEW.account_id END;
+    IF delta <> 0 THEN
+        UPDATE accounts SET
+            current_balance = current_balance - delta,
+            status = CASE
+                WHEN delta > 0 AND current_balance - delta <= 0 THEN 'paid'
+                WHEN delta < 0 AND status = 'paid' AND current_balance - delta > 0 THEN
+                    CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
+                ELSE status END,
+            updated_at = now()
+        WHERE id = account;
+    ELSE
+        PERFORM touch_account(account);
+    END IF;
+    IF delta > 0 THEN
+        PERFORM settle_promises(account);
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO search_outbox (entity, entity_id, tombstone_version)
+        VALUES ('payment', OLD.id, nextval('search_version_seq'));
+    ELSE
+        INSERT INTO search_outbox (entity, entity_id) VALUES ('payment', NEW.id);
+    END IF;
+    PERFORM pg_notify('search_outbox', '');
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER payments_apply
+    AFTER INSERT OR UPDATE OR DELETE ON payments
+    FOR EACH ROW EXECUTE FUNCTION apply_payment_to_account();
+
+-- Activities and promises are denormalised into the account document.
+CREATE FUNCTION touch_account_of_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM touch_account(CASE WHEN TG_OP = 'DELETE' THEN OLD.account_id ELSE NEW.account_id END);
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER activities_touch_account
+    AFTER INSERT OR UPDATE OR DELETE ON activities
+    FOR EACH ROW EXECUTE FUNCTION touch_account_of_row();
+
+CREATE TRIGGER promises_touch_account
+    AFTER INSERT OR UPDATE OR DELETE ON promises
+    FOR EACH ROW EXECUTE FUNCTION touch_account_of_row();
+
+-- Payment documents carry the debtor's name, account number and agent: when those
+-- change, the account's payments are re-indexed too.
+CREATE FUNCTION enqueue_payments_of_account() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO search_outbox (entity, entity_id)
+    SELECT 'payment', id FROM payments WHERE account_id = NEW.id;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER accounts_payments_outbox
+    AFTER UPDATE ON accounts
+    FOR EACH ROW
+    WHEN (OLD.debtor_name IS DISTINCT FROM NEW.debtor_name
+          OR OLD.account_number IS DISTINCT FROM NEW.account_number
+          OR OLD.assigned_agent_id IS DISTINCT FROM NEW.assigned_agent_id
+          OR OLD.currency IS DISTINCT FROM NEW.currency)
+    EXECUTE FUNCTION enqueue_payments_of_account();

@@ -1,0 +1,112 @@
+//! Activities: the append-only record of contact with a debtor.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityType {
+    Call,
+    Sms,
+    Email,
+    Letter,
+    Visit,
+    Note,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    RightParty,
+    WrongParty,
+    NoAnswer,
+    LeftMessage,
+    Refused,
+    PromiseToPay,
+    Dispute,
+    Paid,
+}
+
+/// The wire name of a snake_case enum value (what serde writes).
+pub fn wire_name<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// Parses a wire name back into a snake_case enum value.
+pub fn from_wire<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).ok()
+}
+
+pub const MAX_NOTES_LEN: usize = 10_000;
+
+/// Body of `POST /accounts/{id}/activities`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateActivity {
+    #[serde(rename = "type")]
+    pub kind: ActivityType,
+    pub direction: Option<Direction>,
+    pub outcome: Option<Outcome>,
+    pub notes: Option<String>,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub next_action_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewActivity {
+    pub kind: ActivityType,
+    pub direction: Option<Direction>,
+    pub outcome: Option<Outcome>,
+    pub notes: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub next_action_at: Option<DateTime<Utc>>,
+}
+
+impl CreateActivity {
+    pub fn validate(self, now: DateTime<Utc>) -> Result<NewActivity, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let occurred_at = self.occurred_at.unwrap_or(now);
+        if occurred_at > now + chrono::Duration::minutes(5) {
+            errors.push(FieldError::new("occurred_at", "must not be in the future"));
+        }
+        let notes = self.notes.filter(|n| !n.trim().is_empty());
+        if notes.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTES_LEN) {
+            errors.push(FieldError::new("notes", format!("must be at most {MAX_NOTES_LEN} characters")));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(NewActivity {
+            kind: self.kind,
+            direction: self.direction,
+            outcome: self.outcome,
+            notes,
+            occurred_at,
+            next_action_at: self.next_action_at,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_round_trip() {
+        assert_eq!(wire_name(&Outcome::PromiseToPay), "promise_to_pay");
+        assert_eq!(from_wire::<Outcome>("left_message"), Some(Outcome::LeftMessage));
+        assert_eq!(from_wire::<ActivityType>("fax"), None);
+    }
+}

@@ -1,0 +1,54 @@
+//! Promises to pay.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::money::Currency;
+use crate::error::FieldError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromiseStatus {
+    Open,
+    Kept,
+    Broken,
+    Cancelled,
+}
+
+/// Body of `POST /accounts/{id}/promises`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePromise {
+    pub amount: String,
+    pub due_date: NaiveDate,
+}
+
+impl CreatePromise {
+    /// `today` is the date in the account's timezone.
+    pub fn validate(self, currency: Currency, today: NaiveDate) -> Result<(Decimal, NaiveDate), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let amount = match currency.parse_amount(&self.amount) {
+            Ok(a) if a.is_zero() => {
+                errors.push(FieldError::new("amount", "must be greater than zero"));
+                a
+            }
+            Ok(a) => a,
+            Err(message) => {
+                errors.push(FieldError::new("amount", message));
+                Decimal::ZERO
+            }
+        };
+        if self.due_date < today {
+            errors.push(FieldError::new(
+                "due_date",
+                format!("must not be before today ({today}) in the account's timezone"),
+            ));
+        }
+        if errors.is_empty() {
+            Ok((amount, self.due_date))
+        } else {
+            Err(errors)
+        }
+    }
+}

@@ -1,0 +1,461 @@
+//! Payments: record, read, change status along the state machine, simulate a
+//! processor, search (index) and statistics (index aggregations).
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::money::Currency;
+use crate::domain::payment::{
+    CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, Refusal, Simulate, SimulatedOutcome,
+};
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_indexed};
+use crate::http::filters::{json_body, principal, with_state};
+use crate::http::paging::PageRequest;
+use crate::http::payment_list;
+use crate::http::users::parse_query;
+use crate::http::{self as api, respond, with_etag};
+use crate::search::document::{Entity, PaymentDoc};
+use crate::store::accounts::{self, AccountRow};
+use crate::store::idempotency::{self, Claim};
+use crate::store::payments::{self, PaymentRow};
+
+/// How long a simulated "delay" keeps a payment pending.
+const SIMULATED_DELAY: Duration = Duration::from_secs(1);
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+const IDEMPOTENCY_SCOPE: &str = "payment";
+
+#[derive(Serialize)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub method: Method,
+    pub status: PaymentStatus,
+    pub reference: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub failure_reason: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub search_version: i64,
+}
+
+fn currency_of(code: &str) -> Result<Currency> {
+    Currency::parse(code).map_err(|e| Error::Internal(anyhow::anyhow!("stored currency {code}: {e}")))
+}
+
+impl PaymentView {
+    pub fn from_row(row: PaymentRow) -> Result<Self> {
+        let currency = currency_of(&row.currency)?;
+        Ok(Self {
+            method: row.method()?,
+            status: row.status()?,
+            amount: currency.format(row.amount),
+            currency: currency.code().to_owned(),
+            id: row.id,
+            account_id: row.account_id,
+            reference: row.reference,
+            received_at: row.received_at,
+            failure_reason: row.failure_reason,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            search_version: row.search_version,
+        })
+    }
+}
+
+/// A search hit: the payment and the account fields it was found by.
+#[derive(Serialize)]
+pub struct PaymentHitView {
+    #[serde(flatten)]
+    pub payment: PaymentView,
+    pub account_number: String,
+    pub debtor_name: String,
+    pub assigned_agent_id: Option<Uuid>,
+}
+
+impl PaymentHitView {
+    fn from_doc(doc: PaymentDoc) -> Result<Self> {
+        let currency = currency_of(&doc.currency)?;
+        Ok(Self {
+            payment: PaymentView {
+                id: doc.id,
+                account_id: doc.account_id,
+                amount: currency.format(doc.amount),
+                currency: currency.code().to_owned(),
+                method: doc.method,
+                status: doc.status,
+                reference: doc.reference,
+                received_at: doc.received_at,
+                failure_reason: doc.failure_reason,
+                created_by: doc.created_by,
+                created_at: doc.created_at,
+                updated_at: doc.updated_at,
+                search_version: doc.search_version,
+            },
+            account_number: doc.account_number,
+            debtor_name: doc.debtor_name,
+            assigned_agent_id: doc.assigned_agent_id,
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    page_size: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let limit = state.settings().max_json_body_bytes;
+    let caller = principal(state.clone()).and(with_state(state));
+    let create = warp::path!("accounts" / Uuid / "payments")
+        .and(warp::post())
+        .and(caller.clone())
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .and(wait_for())
+        .and(json_body::<CreatePayment>(limit))
+        .then(|id, p, s, k, w, b| async move { respond(create(id, p, s, k, w, b).await) });
+    let for_account = warp::path!("accounts" / Uuid / "payments")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|id, p, s, q| async move { respond(for_account(id, p, s, q).await) });
+    let search = warp::path!("payments")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(search(p, s, q).await) });
+    let stats = warp::path!("payments" / "stats")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(stats(p, s, q).await) });
+    let get = warp::path!("payments" / Uuid)
+        .and(warp::get())
+        .and(caller.clone())
+        .then(|id, p, s| async move { respond(get(id, p, s).await) });
+    let patch = warp::path!("payments" / Uuid)
+        .and(warp::patch())
+        .and(caller.clone())
+        .and(wait_for())
+        .and(json_body::<PatchPayment>(limit))
+        .then(|id, p, s, w, b| async move { respond(patch(id, p, s, w, b).await) });
+    let simulate = warp::path!("payments" / Uuid / "simulate")
+        .and(warp::post())
+        .and(caller)
+        .and(json_body::<Simulate>(limit))
+        .then(|id, p, s, b| async move { respond(simulate(id, p, s, b).await) });
+    create
+        .or(for_account)
+        .unify()
+        .or(search)
+        .unify()
+        .or(stats)
+        .unify()
+        .or(get)
+        .unify()
+        .or(patch)
+        .unify()
+        .or(simulate)
+        .unify()
+        .boxed()
+}
+
+fn check_idempotency_key(key: &str) -> Result<()> {
+    let valid = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::with_fields(
+            Code::InvalidParameter,
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+            vec![FieldError::new("idempotency-key", "invalid")],
+        ))
+    }
+}
+
+fn request_hash(account_id: Uuid, body: &CreatePayment) -> Result<Vec<u8>> {
+    let canonical = serde_json::to_vec(&(account_id, body)).map_err(anyhow::Error::from)?;
+    Ok(Sha256::digest(canonical).to_vec())
+}
+
+fn replay(status: u16, body: Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = api::json(status, &body);
+    response
+        .headers_mut()
+        .insert("idempotency-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+/// 422 unless a completed payment of `amount` fits the balance (or overpaying is allowed).
+fn check_overpayment(account: &AccountRow, amount: rust_decimal::Decimal, allowed: bool, currency: Currency) -> Result<()> {
+    if allowed || amount <= account.current_balance {
+        return Ok(());
+    }
+    Err(Error::with_fields(
+        Code::Overpayment,
+        format!(
+            "{} exceeds the current balance of {}; send \"allow_overpayment\": true to accept it as a credit",
+            currency.format(amount),
+            currency.format(account.current_balance)
+        ),
+        vec![FieldError::new("amount", "exceeds the current balance")],
+    ))
+}
+
+async fn account_version(tx: &mut sqlx::PgConnection, account_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT search_version FROM accounts WHERE id = $1")
+        .bind(account_id)
+        .fetch_one(tx)
+        .await?)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+async fn create(
+    account_id: Uuid,
+    caller: Principal,
+    state: AppState,
+    key: Option<String>,
+    wait: WaitForIndexed,
+    body: CreatePayment,
+) -> Result<Response> {
+    caller.require(Action::WorkAccount)?;
+    let mut tx = state.pool().begin().await?;
+    if let Some(key) = &key {
+        check_idempotency_key(key)?;
+        match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &request_hash(account_id, &body)?).await? {
+            Claim::Fresh => {}
+            Claim::Replay { status, body } => return Ok(replay(status, body)),
+            Claim::Mismatch => {
+                return Err(Error::new(
+                    Code::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request; use a new key for a new payment",
+                ));
+            }
+        }
+    }
+    let account = accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let payment = body.validate(account.currency()?, Utc::now()).map_err(|refusal| match refusal {
+        Refusal::Invalid(errors) => Error::validation(errors),
+        Refusal::CurrencyMismatch { account, given } => Error::with_fields(
+            Code::CurrencyMismatch,
+            format!("the account is in {account}; a payment in {given} cannot be applied to it"),
+            vec![FieldError::new("currency", format!("must be {account}"))],
+        ),
+    })?;
+    if payment.status == PaymentStatus::Completed {
+        check_overpayment(&account, payment.amount, payment.allow_overpayment, payment.currency)?;
+    }
+    let row = payments::insert(&mut tx, account_id, &payment, caller.user_id).await?;
+    let account_version = account_version(&mut tx, account_id).await?;
+    let (payment_id, version) = (row.id, row.search_version);
+    let view = serde_json::to_value(PaymentView::from_row(row)?).map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(payment_id = %payment_id, "payment recorded");
+    wait_until_indexed(
+        &state,
+        wait,
+        &[
+            (Entity::Payment, payment_id, version),
+            (Entity::Account, account_id, account_version),
+        ],
+    )
+    .await?;
+    let mut response = with_etag(api::json(StatusCode::CREATED, &view), version);
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/payments/{payment_id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let query: PageQuery = parse_query(&raw)?;
+    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    accounts::get(state.pool(), account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    let rows = payments::for_account(state.pool(), account_id, page.after, page.fetch()).await?;
+    let total = payments::count_for_account(state.pool(), account_id).await?;
+    let body = page.finish(rows, total, |p| (p.received_at, p.id), PaymentView::from_row)?;
+    Ok(api::json(StatusCode::OK, &body))
+}
+
+#[tracing::instrument(skip_all, fields(payment_id = %id))]
+async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let row = payments::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("payment"))?;
+    let version = row.search_version;
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+}
+
+/// Moves a payment to `next` under the account's and the payment's locks, enforcing
+/// the state machine, the roles and the balance. `caller` is `None` for the simulated
+/// processor acting on its own.
+async fn transition(
+    state: &AppState,
+    id: Uuid,
+    caller: Option<&Principal>,
+    next: PaymentStatus,
+    failure_reason: Option<&str>,
+) -> Result<(PaymentRow, i64)> {
+    let account_id = payments::get(state.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("payment"))?
+        .account_id;
+    let mut tx = state.pool().begin().await?;
+    // Account first, then payment: the order every payment write takes.
+    let account = accounts::lock_including_deleted(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    let payment = payments::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("payment"))?;
+    if let Some(caller) = caller {
+        caller.require_work_on(account.assigned_agent_id)?;
+        if next.is_reversal() {
+            caller.require(Action::ReversePayment)?;
+        }
+    }
+    let current = payment.status()?;
+    if !current.can_become(next) {
+        let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
+        let detail = if allowed.is_empty() {
+            format!("a {} payment cannot change status", current.as_str())
+        } else {
+            format!("a {} payment can only become {}", current.as_str(), allowed.join(" or "))
+        };
+        return Err(Error::with_fields(
+            Code::InvalidTransition,
+            detail,
+            vec![FieldError::new(
+                "status",
+                format!("cannot go from {} to {}", current.as_str(), next.as_str()),
+            )],
+        )
+        .with_extension("allowed", serde_json::json!(allowed)));
+    }
+    if next == PaymentStatus::Completed {
+        check_overpayment(&account, payment.amount, payment.allow_overpayment, currency_of(&payment.currency)?)?;
+    }
+    let row = payments::set_status(&mut tx, id, next, failure_reason).await?;
+    let account_version = account_version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(payment_id = %id, from = current.as_str(), to = next.as_str(), "payment status changed");
+    Ok((row, account_version))
+}
+
+#[tracing::instrument(skip_all, fields(payment_id = %id))]
+async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: PatchPayment) -> Result<Response> {
+    caller.require(Action::WorkAccount)?;
+    let reason = body.failure_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if let Some(reason) = reason {
+        if body.status != PaymentStatus::Failed {
+            return Err(Error::field("failure_reason", "only a failed payment has a failure reason"));
+        }
+        if reason.chars().count() > MAX_FAILURE_REASON_LEN {
+            return Err(Error::field(
+                "failure_reason",
+                format!("must be at most {MAX_FAILURE_REASON_LEN} characters"),
+            ));
+        }
+    }
+    let (row, account_version) = transition(&state, id, Some(&caller), body.status, reason).await?;
+    wait_until_indexed(
+        &state,
+        wait,
+        &[
+            (Entity::Payment, row.id, row.search_version),
+            (Entity::Account, row.account_id, account_version),
+        ],
+    )
+    .await?;
+    let version = row.search_version;
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+}
+
+/// A mock processor for demos: settles or declines a pending payment now, or later.
+#[tracing::instrument(skip_all, fields(payment_id = %id))]
+async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) -> Result<Response> {
+    caller.require(Action::WorkAccount)?;
+    let (next, reason) = match body.outcome {
+        SimulatedOutcome::Success => (PaymentStatus::Completed, None),
+        SimulatedOutcome::Failure => (PaymentStatus::Failed, Some("card_declined")),
+        SimulatedOutcome::Delay => {
+            let row = payments::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("payment"))?;
+            let account = accounts::get(state.pool(), row.account_id)
+                .await?
+                .ok_or_else(|| Error::not_found("account"))?;
+            caller.require_work_on(account.assigned_agent_id)?;
+            let current = row.status()?;
+            if current != PaymentStatus::Pending {
+                let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
+                return Err(Error::new(
+                    Code::InvalidTransition,
+                    format!("only a pending payment can be simulated; this one is {}", current.as_str()),
+                )
+                .with_extension("allowed", serde_json::json!(allowed)));
+            }
+            tokio::spawn(async move {
+                tokio::time::sleep(SIMULATED_DELAY).await;
+                if let Err(err) = transition(&state, id, None, PaymentStatus::Completed, None).await {
+                    tracing::warn!(payment_id = %id, error = %err, "simulated settlement did not apply");
+                }
+            });
+            return Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from_row(row)?));
+        }
+    };
+    let (row, _) = transition(&state, id, Some(&caller), next, reason).await?;
+    Ok(api::json(StatusCode::OK, &PaymentView::from_row(row)?))
+}
+
+#[tracing::instrument(skip_all)]
+async fn search(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let query = payment_list::parse(&raw, &caller)?;
+    let signature = payment_list::sort_signature(query.sort);
+    let page = state.search().search_payments(query).await?;
+    let data = page
+        .hits
+        .into_iter()
+        .map(|hit| PaymentHitView::from_doc(hit.doc))
+        .collect::<Result<Vec<_>>>()?;
+    let body = serde_json::json!({
+        "data": data,
+        "total": page.total,
+        "next_cursor": page.next.map(|after| crate::http::account_list::encode_cursor(after, &signature)),
+        "facets": crate::http::account_list::facets_json(&page.facets),
+    });
+    Ok(api::json(StatusCode::OK, &body))
+}
+
+#[tracing::instrument(skip_all)]
+async fn stats(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let request = payment_list::parse_stats(&raw, Utc::now())?;
+    let stats = state.search().payment_stats(request.query.clone()).await?;
+    Ok(api::json(StatusCode::OK, &payment_list::stats_json(&request, stats)?))
+}

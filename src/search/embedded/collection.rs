@@ -1,0 +1,547 @@
+//! One family of physical indices (accounts or payments): generations under
+//! `DATA_DIR/index/<family>`, one directory each, and `alias.json` naming the live one
+//! (and the one being built). Generic over the kind of document it holds.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, anyhow};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tantivy::collector::Count;
+use tantivy::query::{AllQuery, BooleanQuery, Occur, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, Value};
+use tantivy::{DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TERMINATED, TantivyDocument, Term};
+use tokio::sync::RwLock;
+use uuid::Uuid;
+
+use super::schema;
+use crate::error::{Code, Error, Result};
+use crate::search::ApplyReport;
+use crate::search::document::{Doc, Entity, IndexOp};
+
+const WRITER_THREADS: usize = 2;
+const WRITER_MEMORY: usize = 192 * 1024 * 1024;
+/// How often a read-only process looks for a new live generation.
+const ALIAS_CHECK_EVERY: Duration = Duration::from_secs(1);
+const READER_RELOAD_EVERY: Duration = Duration::from_millis(50);
+
+/// Fields every kind has: identity, version, tombstone flag, and the stored source.
+#[derive(Clone, Copy, Debug)]
+pub struct Common {
+    pub id: Field,
+    pub id_hi: Field,
+    pub id_lo: Field,
+    pub version: Field,
+    pub tombstone: Field,
+    pub source: Field,
+}
+
+impl Common {
+    /// Adds the common fields to a schema under construction.
+    pub fn add(b: &mut tantivy::schema::SchemaBuilder) -> Self {
+        use tantivy::schema::{FAST, INDEXED, STORED, STRING};
+        Self {
+            id: b.add_text_field("id", STRING | STORED),
+            id_hi: b.add_u64_field("id_hi", FAST),
+            id_lo: b.add_u64_field("id_lo", FAST),
+            version: b.add_i64_field("version", FAST),
+            tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
+            source: b.add_text_field("source", STORED),
+        }
+    }
+
+    /// A new document with identity and version.
+    pub fn document(&self, id: Uuid, version: i64, tombstone: bool) -> TantivyDocument {
+        let mut document = TantivyDocument::default();
+        let (hi, lo) = id.as_u64_pair();
+        document.add_text(self.id, id.hyphenated().to_string());
+        document.add_u64(self.id_hi, hi);
+        document.add_u64(self.id_lo, lo);
+        document.add_i64(self.version, version);
+        document.add_bool(self.tombstone, tombstone);
+        document
+    }
+}
+
+/// A kind of document and how tantivy holds it.
+pub trait Kind: Send + Sync + 'static {
+    const ENTITY: Entity;
+    /// The family's directory under `DATA_DIR/index`.
+    const DIR: &'static str;
+    type Fields: Copy + Send + Sync + 'static;
+
+    fn schema() -> (Schema, Self::Fields);
+    fn common(fields: &Self::Fields) -> Common;
+    /// Builds the tantivy document; a document of another kind is a bug.
+    fn document(fields: &Self::Fields, doc: &Doc) -> anyhow::Result<TantivyDocument>;
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AliasFile {
+    live: Option<String>,
+    building: Option<String>,
+}
+
+pub struct Generation<K: Kind> {
+    pub name: String,
+    dir: PathBuf,
+    reader: IndexReader,
+    pub fields: K::Fields,
+    common: Common,
+    writer: Option<Mutex<IndexWriter>>,
+    /// Read-only processes reload on demand, at most this often.
+    last_reload: Mutex<Instant>,
+}
+
+struct Targets<K: Kind> {
+    live: Arc<Generation<K>>,
+    building: Option<Arc<Generation<K>>>,
+}
+
+pub struct Collection<K: Kind> {
+    root: PathBuf,
+    writable: bool,
+    targets: RwLock<Targets<K>>,
+    alias_seen: Mutex<(Instant, Option<SystemTime>)>,
+    created_fresh: bool,
+}
+
+pub fn id_term(field: Field, id: Uuid) -> Term {
+    Term::from_field_text(field, &id.hyphenated().to_string())
+}
+
+pub fn internal(err: impl std::fmt::Display) -> Error {
+    Error::Internal(anyhow!("search index: {err}"))
+}
+
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(internal)?
+        .map_err(|e| internal(format!("{e:#}")))
+}
+
+impl<K: Kind> Generation<K> {
+    fn create(root: &Path, writable: bool) -> anyhow::Result<Self> {
+        let name = format!("g{}", chrono::Utc::now().format("%Y%m%d%H%M%S%3f"));
+        Self::open(root, &name, writable, true)
+    }
+
+    fn open(root: &Path, name: &str, writable: bool, create: bool) -> anyhow::Result<Self> {
+        let dir = root.join(name);
+        let (schema, fields) = K::schema();
+        let index = if create {
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            Index::create_in_dir(&dir, schema)?
+        } else {
+            let index = Index::open_in_dir(&dir).with_context(|| format!("opening index {}", dir.display()))?;
+            if index.schema() != schema {
+                anyhow::bail!("index {} was written with another schema version", dir.display());
+            }
+            index
+        };
+        schema::register_tokenizers(&index)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        let writer = if writable {
+            Some(Mutex::new(index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)?))
+        } else {
+            None
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            dir,
+            reader,
+            common: K::common(&fields),
+            fields,
+            writer,
+            last_reload: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The owner reloads after each commit; a read-only process picks up the owner's
+    /// commits here, so what it reads is at most [`READER_RELOAD_EVERY`] behind.
+    pub fn searcher(&self) -> tantivy::Result<Searcher> {
+        if self.writer.is_none() {
+            let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() >= READER_RELOAD_EVERY {
+                self.reader.reload()?;
+                *last = Instant::now();
+            }
+        }
+        Ok(self.reader.searcher())
+    }
+
+    pub fn version_in(&self, searcher: &Searcher, id: Uuid) -> tantivy::Result<Option<i64>> {
+        let term = id_term(self.common.id, id);
+        let mut best = None;
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.common.id)?;
+            let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::Basic)? else {
+                continue;
+            };
+            let versions = segment.fast_fields().i64("version")?;
+            let mut doc = postings.doc();
+            while doc != TERMINATED {
+                if segment.alive_bitset().is_none_or(|alive| alive.is_alive(doc)) {
+                    best = best.max(versions.first(doc));
+                }
+                doc = postings.advance();
+            }
+        }
+        Ok(best)
+    }
+
+    fn apply(&self, ops: &[&IndexOp]) -> anyhow::Result<ApplyReport> {
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| anyhow!("generation {} is read-only", self.name))?;
+        let mut latest: HashMap<Uuid, &IndexOp> = HashMap::with_capacity(ops.len());
+        for op in ops {
+            let keep = latest.get(&op.id).is_none_or(|held| held.version < op.version);
+            if keep {
+                latest.insert(op.id, op);
+            }
+        }
+        let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+        let searcher = self.reader.searcher();
+        let mut report = ApplyReport {
+            stale: ops.len() - latest.len(),
+            ..ApplyReport::default()
+        };
+        for op in latest.values() {
+            if self.version_in(&searcher, op.id)?.is_some_and(|held| held >= op.version) {
+                report.stale += 1;
+                continue;
+            }
+            let document = match &op.doc {
+                Some(doc) => K::document(&self.fields, doc)?,
+                None => self.common.document(op.id, op.version, true),
+            };
+            writer.delete_term(id_term(self.common.id, op.id));
+            writer.add_document(document)?;
+            report.applied += 1;
+        }
+        if report.applied > 0 {
+            writer.commit()?;
+            self.reader.reload()?;
+        }
+        Ok(report)
+    }
+
+    fn live_query(&self) -> BooleanQuery {
+        let tombstone = TermQuery::new(Term::from_field_bool(self.common.tombstone, true), IndexRecordOption::Basic);
+        BooleanQuery::new(vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, Box::new(tombstone))])
+    }
+
+    fn count(&self) -> anyhow::Result<u64> {
+        Ok(self.searcher()?.search(&self.live_query(), &Count)? as u64)
+    }
+
+    fn versions(&self) -> anyhow::Result<HashMap<Uuid, i64>> {
+        let searcher = self.searcher()?;
+        let mut out = HashMap::new();
+        for segment in searcher.segment_readers() {
+            let fast = segment.fast_fields();
+            let (hi, lo, version, tombstone) = (
+                fast.u64("id_hi")?,
+                fast.u64("id_lo")?,
+                fast.i64("version")?,
+                fast.bool("tombstone")?,
+            );
+            for doc in segment.doc_ids_alive() {
+                if tombstone.first(doc).unwrap_or(false) {
+                    continue;
+                }
+                let id = Uuid::from_u64_pair(hi.first(doc).unwrap_or(0), lo.first(doc).unwrap_or(0));
+                out.insert(id, version.first(doc).unwrap_or(0));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored source of a hit.
+    pub fn load<D: DeserializeOwned>(&self, searcher: &Searcher, address: DocAddress) -> anyhow::Result<D> {
+        let stored: TantivyDocument = searcher.doc(address)?;
+        let source = stored
+            .get_first(self.common.source)
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| anyhow!("document without source"))?;
+        Ok(serde_json::from_str(source)?)
+    }
+}
+
+fn read_alias(root: &Path) -> anyhow::Result<AliasFile> {
+    match std::fs::read(root.join("alias.json")) {
+        Ok(bytes) => serde_json::from_slice(&bytes).context("parsing alias.json"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AliasFile::default()),
+        Err(e) => Err(e).context("reading alias.json"),
+    }
+}
+
+/// Replaces alias.json atomically (write, fsync, rename).
+fn write_alias(root: &Path, alias: &AliasFile) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = root.join("alias.json.tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(&serde_json::to_vec_pretty(alias)?)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, root.join("alias.json"))?;
+    Ok(())
+}
+
+fn alias_mtime(root: &Path) -> Option<SystemTime> {
+    std::fs::metadata(root.join("alias.json")).and_then(|m| m.modified()).ok()
+}
+
+impl<K: Kind> Collection<K> {
+    /// Opens for writing (the caller holds the owner lock). A missing or unreadable live
+    /// generation is replaced by an empty one ([`Self::created_fresh`] then says a
+    /// backfill is due); a rebuild left half-done by a crash is discarded.
+    pub fn open_owner(index_root: &Path) -> anyhow::Result<Self> {
+        let root = index_root.join(K::DIR);
+        std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+        let mut alias = read_alias(&root)?;
+        if let Some(stale) = alias.building.take() {
+            tracing::warn!(generation = %stale, family = K::DIR, "discarding a rebuild left unfinished");
+            let _ = std::fs::remove_dir_all(root.join(&stale));
+        }
+        let opened = alias.live.as_deref().map(|name| Generation::open(&root, name, true, false));
+        let (live, created_fresh) = match opened {
+            Some(Ok(generation)) => (generation, false),
+            Some(Err(err)) => {
+                tracing::warn!(error = %format!("{err:#}"), family = K::DIR, "live index unreadable; starting a new one");
+                (Generation::create(&root, true)?, true)
+            }
+            None => (Generation::create(&root, true)?, true),
+        };
+        alias.live = Some(live.name.clone());
+        write_alias(&root, &alias)?;
+        Ok(Self {
+            alias_seen: Mutex::new((Instant::now(), alias_mtime(&root))),
+            root,
+            writable: true,
+            targets: RwLock::new(Targets {
+                live: Arc::new(live),
+                building: None,
+            }),
+            created_fresh,
+        })
+    }
+
+    /// Opens read-only, following the owner's alias.json.
+    pub fn open_reader(index_root: &Path) -> Result<Self> {
+        let root = index_root.join(K::DIR);
+        let alias = read_alias(&root).map_err(internal)?;
+        let name = alias.live.ok_or_else(|| {
+            Error::new(
+                Code::ServiceUnavailable,
+                format!(
+                    "no search index at {} yet; start `arrears serve` or `arrears sync` once",
+                    root.display()
+                ),
+            )
+        })?;
+        let live = Generation::open(&root, &name, false, false).map_err(internal)?;
+        Ok(Self {
+            alias_seen: Mutex::new((Instant::now(), alias_mtime(&root))),
+            root,
+            writable: false,
+            targets: RwLock::new(Targets {
+                live: Arc::new(live),
+                building: None,
+            }),
+            created_fresh: false,
+        })
+    }
+
+    /// True when opening found no usable index and made an empty one.
+    pub fn created_fresh(&self) -> bool {
+        self.created_fresh
+    }
+
+    /// In a read-only process, switches to a new live generation after the owner swapped.
+    async fn follow_alias(&self) -> Result<()> {
+        if self.writable {
+            return Ok(());
+        }
+        {
+            let mut seen = self.alias_seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.0.elapsed() < ALIAS_CHECK_EVERY {
+                return Ok(());
+            }
+            let mtime = alias_mtime(&self.root);
+            seen.0 = Instant::now();
+            if mtime == seen.1 {
+                return Ok(());
+            }
+            seen.1 = mtime;
+        }
+        let alias = read_alias(&self.root).map_err(internal)?;
+        let Some(name) = alias.live else { return Ok(()) };
+        if self.targets.read().await.live.name == name {
+            return Ok(());
+        }
+        let root = self.root.clone();
+        let generation = blocking(move || Generation::open(&root, &name, false, false)).await?;
+        tracing::info!(generation = %generation.name, family = K::DIR, "following the new live index");
+        self.targets.write().await.live = Arc::new(generation);
+        Ok(())
+    }
+
+    pub async fn live(&self) -> Result<Arc<Generation<K>>> {
+        self.follow_alias().await?;
+        Ok(self.targets.read().await.live.clone())
+    }
+
+    async fn generation(&self, name: &str) -> Result<Arc<Generation<K>>> {
+        let targets = self.targets.read().await;
+        [Some(&targets.live), targets.building.as_ref()]
+            .into_iter()
+            .flatten()
+            .find(|g| g.name == name)
+            .cloned()
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no index generation {name} of {}", K::DIR)))
+    }
+
+    fn save_alias(&self, targets: &Targets<K>) -> Result<()> {
+        let alias = AliasFile {
+            live: Some(targets.live.name.clone()),
+            building: targets.building.as_ref().map(|g| g.name.clone()),
+        };
+        write_alias(&self.root, &alias).map_err(internal)
+    }
+
+    async fn retire(generation: Arc<Generation<K>>) {
+        let dir = generation.dir.clone();
+        let result = blocking(move || {
+            if let Ok(generation) = Arc::try_unwrap(generation)
+                && let Some(writer) = generation.writer
+            {
+                writer.into_inner().unwrap_or_else(|p| p.into_inner()).wait_merging_threads()?;
+            }
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))
+        })
+        .await;
+        if let Err(err) = result {
+            tracing::warn!(error = %err, "could not remove a retired index generation");
+        }
+    }
+
+    /// Applies this kind's ops to every write target. The read lock is held across the
+    /// write so a rebuild cannot register or promote mid-batch.
+    pub async fn apply(&self, ops: Arc<Vec<IndexOp>>) -> Result<ApplyReport> {
+        let targets = self.targets.read().await;
+        let generations: Vec<Arc<Generation<K>>> = [Some(&targets.live), targets.building.as_ref()]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect();
+        let mut report = ApplyReport::default();
+        for (i, generation) in generations.into_iter().enumerate() {
+            let ops = ops.clone();
+            let r = blocking(move || {
+                let mine: Vec<&IndexOp> = ops.iter().filter(|op| op.entity == K::ENTITY).collect();
+                generation.apply(&mine)
+            })
+            .await?;
+            if i == 0 {
+                report = r;
+            }
+        }
+        drop(targets);
+        Ok(report)
+    }
+
+    pub async fn version_of(&self, id: Uuid) -> Result<Option<i64>> {
+        let live = self.live().await?;
+        blocking(move || Ok(live.version_in(&live.searcher()?, id)?)).await
+    }
+
+    pub async fn versions(&self) -> Result<HashMap<Uuid, i64>> {
+        let live = self.live().await?;
+        blocking(move || live.versions()).await
+    }
+
+    pub async fn begin_rebuild(&self) -> Result<String> {
+        let mut targets = self.targets.write().await;
+        if let Some(building) = &targets.building {
+            return Err(Error::new(
+                Code::Conflict,
+                format!("a rebuild of {} is already running (generation {})", K::DIR, building.name),
+            ));
+        }
+        let root = self.root.clone();
+        let generation = blocking(move || Generation::create(&root, true)).await?;
+        let name = generation.name.clone();
+        targets.building = Some(Arc::new(generation));
+        self.save_alias(&targets)?;
+        Ok(name)
+    }
+
+    pub async fn apply_to(&self, generation: &str, ops: Vec<IndexOp>) -> Result<ApplyReport> {
+        let generation = self.generation(generation).await?;
+        blocking(move || {
+            let refs: Vec<&IndexOp> = ops.iter().collect();
+            generation.apply(&refs)
+        })
+        .await
+    }
+
+    pub async fn count(&self, generation: &str) -> Result<u64> {
+        let generation = self.generation(generation).await?;
+        blocking(move || generation.count()).await
+    }
+
+    pub async fn promote(&self, generation: &str) -> Result<()> {
+        let mut targets = self.targets.write().await;
+        let building = targets.building.take_if(|g| g.name == generation);
+        let Some(building) = building else {
+            return Err(Error::new(Code::Conflict, format!("{generation} is not being built")));
+        };
+        let old = std::mem::replace(&mut targets.live, building);
+        self.save_alias(&targets)?;
+        drop(targets);
+        tracing::info!(live = %generation, retired = %old.name, family = K::DIR, "index generation promoted");
+        Self::retire(old).await;
+        Ok(())
+    }
+
+    pub async fn abandon(&self, generation: &str) -> Result<()> {
+        let mut targets = self.targets.write().await;
+        let Some(building) = targets.building.take_if(|g| g.name == generation) else {
+            return Ok(());
+        };
+        self.save_alias(&targets)?;
+        drop(targets);
+        Self::retire(building).await;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_file_round_trips() {
+        let dir = std::env::temp_dir().join(format!("arrears-alias-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(read_alias(&dir).unwrap().live.is_none());
+        write_alias(
+            &dir,
+            &AliasFile {
+                live: Some("g1".into()),
+                building: Some("g2".into()),
+            },
+        )
+        .unwrap();
+        let alias = read_alias(&dir).unwrap();
+        assert_eq!((alias.live.as_deref(), alias.building.as_deref()), (Some("g1"), Some("g2")));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,402 @@
+//! Payments in the embedded backend: schema, query translation, and the statistics
+//! collector (one pass over the payments received in the asked-for span).
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
+use tantivy::schema::{FAST, INDEXED, STRING, Schema};
+use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
+
+use super::collection::{Common, Kind};
+use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
+use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
+use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
+use crate::search::document::{Doc, Entity};
+use crate::search::{CurrencyStats, FacetValue, Tally};
+
+#[derive(Clone, Copy, Debug)]
+pub struct PaymentFields {
+    pub common: Common,
+    pub name: tantivy::schema::Field,
+    pub ident: tantivy::schema::Field,
+    pub ident_prefix: tantivy::schema::Field,
+    pub status: tantivy::schema::Field,
+    pub method: tantivy::schema::Field,
+    pub currency: tantivy::schema::Field,
+    pub account: tantivy::schema::Field,
+    pub agent: tantivy::schema::Field,
+    pub amount: tantivy::schema::Field,
+    pub received: tantivy::schema::Field,
+    pub updated: tantivy::schema::Field,
+}
+
+pub struct Payments;
+
+impl Kind for Payments {
+    const ENTITY: Entity = Entity::Payment;
+    const DIR: &'static str = "payments";
+    type Fields = PaymentFields;
+
+    fn schema() -> (Schema, PaymentFields) {
+        let mut b = Schema::builder();
+        let fields = PaymentFields {
+            common: Common::add(&mut b),
+            name: b.add_text_field("name", text(FOLDED)),
+            ident: b.add_text_field("ident", text(KEYWORD)),
+            ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
+            status: b.add_text_field("status", STRING | FAST),
+            method: b.add_text_field("method", STRING | FAST),
+            currency: b.add_text_field("currency", STRING | FAST),
+            account: b.add_text_field("account", STRING),
+            agent: b.add_text_field("agent", STRING),
+            amount: b.add_i64_field("amount", INDEXED | FAST),
+            received: b.add_i64_field("received", INDEXED | FAST),
+            updated: b.add_i64_field("updated", FAST),
+        };
+        (b.build(), fields)
+    }
+
+    fn common(fields: &PaymentFields) -> Common {
+        fields.common
+    }
+
+    fn document(fields: &PaymentFields, doc: &Doc) -> anyhow::Result<TantivyDocument> {
+        let Doc::Payment(doc) = doc else {
+            anyhow::bail!("an account document sent to the payment index");
+        };
+        let mut d = fields.common.document(doc.id, doc.search_version, false);
+        d.add_text(fields.name, &doc.debtor_name);
+        for ident in [Some(&doc.account_number), doc.reference.as_ref()].into_iter().flatten() {
+            d.add_text(fields.ident, ident);
+            d.add_text(fields.ident_prefix, ident);
+        }
+        d.add_text(fields.status, doc.status.as_str());
+        d.add_text(fields.method, doc.method.as_str());
+        d.add_text(fields.currency, &doc.currency);
+        d.add_text(fields.account, doc.account_id.hyphenated().to_string());
+        d.add_text(
+            fields.agent,
+            doc.assigned_agent_id
+                .map(|a| a.hyphenated().to_string())
+                .unwrap_or_else(|| UNASSIGNED.to_owned()),
+        );
+        d.add_i64(fields.amount, money_units(doc.amount));
+        d.add_i64(fields.received, doc.received_at.timestamp_micros());
+        d.add_i64(fields.updated, doc.updated_at.timestamp_micros());
+        d.add_text(fields.common.source, serde_json::to_string(doc)?);
+        Ok(d)
+    }
+}
+
+/// Received in `[from, to)`, as microseconds.
+fn received_between(fields: &PaymentFields, from: Option<i64>, to: Option<i64>) -> Box<dyn Query> {
+    range(fields.received, from, to.map(|t| t - 1))
+}
+
+pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
+    let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
+    let text_fields = TextFields {
+        words: &[fields.name],
+        ident: fields.ident,
+        ident_prefix: fields.ident_prefix,
+        phone_digits: None,
+    };
+    match query.text.as_deref().and_then(|t| text_query(&text_fields, t)) {
+        Some(text) => clauses.push((Occur::Must, text)),
+        None => clauses.push((Occur::Must, Box::new(AllQuery))),
+    }
+    if !query.statuses.is_empty() {
+        clauses.push((
+            Occur::Must,
+            any_of(query.statuses.iter().map(|s| term(fields.status, s.as_str())).collect()),
+        ));
+    }
+    if !query.methods.is_empty() {
+        clauses.push((
+            Occur::Must,
+            any_of(query.methods.iter().map(|m| term(fields.method, m.as_str())).collect()),
+        ));
+    }
+    if query.min_amount.is_some() || query.max_amount.is_some() {
+        clauses.push((
+            Occur::Must,
+            range(fields.amount, query.min_amount.map(money_units), query.max_amount.map(money_units)),
+        ));
+    }
+    if query.from.is_some() || query.to.is_some() {
+        clauses.push((
+            Occur::Must,
+            received_between(
+                fields,
+                query.from.map(|t| t.timestamp_micros()),
+                query.to.map(|t| t.timestamp_micros()),
+            ),
+        ));
+    }
+    if let Some(account) = query.account_id {
+        clauses.push((Occur::Must, term(fields.account, &account.hyphenated().to_string())));
+    }
+    match query.agent {
+        Some(AgentFilter::Agent(id)) => clauses.push((Occur::Must, term(fields.agent, &id.hyphenated().to_string()))),
+        Some(AgentFilter::Unassigned) => clauses.push((Occur::Must, term(fields.agent, UNASSIGNED))),
+        None => {}
+    }
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// Payments received anywhere in the statistics' span.
+pub fn stats_query(fields: &PaymentFields, stats: &StatsQuery) -> Box<dyn Query> {
+    let (from, to) = stats.span();
+    Box::new(BooleanQuery::new(vec![
+        (Occur::MustNot, flag(fields.common.tombstone, true)),
+        (
+            Occur::Must,
+            received_between(fields, Some(from.timestamp_micros()), Some(to.timestamp_micros())),
+        ),
+    ]))
+}
+
+/// Instants of a [`StatsQuery`] in microseconds.
+#[derive(Clone, Debug)]
+struct Bounds {
+    day_starts: Vec<i64>,
+    today: (i64, i64),
+    week: (i64, i64),
+    month: (i64, i64),
+}
+
+pub struct StatsCollector {
+    bounds: Bounds,
+}
+
+impl StatsCollector {
+    pub fn new(query: &StatsQuery) -> Self {
+        let micros = |(a, b): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)| (a.timestamp_micros(), b.timestamp_micros());
+        Self {
+            bounds: Bounds {
+                day_starts: query.day_starts.iter().map(|t| t.timestamp_micros()).collect(),
+                today: micros(query.today),
+                week: micros(query.this_week),
+                month: micros(query.this_month),
+            },
+        }
+    }
+}
+
+type Sum = (u64, i128);
+
+fn add(slot: &mut Sum, amount: i64) {
+    slot.0 += 1;
+    slot.1 += i128::from(amount);
+}
+
+/// Sums of one currency; statuses and methods by term (ordinals inside a segment).
+#[derive(Clone, Debug, Default)]
+pub struct Accumulator<K> {
+    today: Sum,
+    week: Sum,
+    month: Sum,
+    series: Vec<Sum>,
+    status: HashMap<K, Sum>,
+    method: HashMap<K, Sum>,
+}
+
+pub struct StatsSegment {
+    bounds: Bounds,
+    currency: Option<StrColumn>,
+    status: Option<StrColumn>,
+    method: Option<StrColumn>,
+    amount: Column<i64>,
+    received: Column<i64>,
+    completed_ord: Option<u64>,
+    by_currency: HashMap<u64, Accumulator<u64>>,
+}
+
+pub type StatsFruit = HashMap<String, Accumulator<String>>;
+
+fn ord_of(column: &Option<StrColumn>, value: &str) -> tantivy::Result<Option<u64>> {
+    match column {
+        Some(c) => Ok(c.dictionary().term_ord(value.as_bytes())?),
+        None => Ok(None),
+    }
+}
+
+fn term_text(column: &Option<StrColumn>, ord: u64) -> String {
+    let mut text = String::new();
+    if let Some(c) = column {
+        let _ = c.ord_to_str(ord, &mut text);
+    }
+    text
+}
+
+impl Collector for StatsCollector {
+    type Fruit = StatsFruit;
+    type Child = StatsSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
+        let fast = segment.fast_fields();
+        let status = fast.str("status")?;
+        Ok(StatsSegment {
+            bounds: self.bounds.clone(),
+            completed_ord: ord_of(&status, "completed")?,
+            currency: fast.str("currency")?,
+            status,
+            method: fast.str("method")?,
+            amount: fast.i64("amount")?,
+            received: fast.i64("received")?,
+            by_currency: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<StatsFruit>) -> tantivy::Result<StatsFruit> {
+        let mut merged = StatsFruit::new();
+        for fruit in fruits {
+            for (currency, acc) in fruit {
+                let into = merged.entry(currency).or_default();
+                for (a, b) in [
+                    (&mut into.today, acc.today),
+                    (&mut into.week, acc.week),
+                    (&mut into.month, acc.month),
+                ] {
+                    a.0 += b.0;
+                    a.1 += b.1;
+                }
+                if into.series.len() < acc.series.len() {
+                    into.series.resize(acc.series.len(), (0, 0));
+                }
+                for (a, b) in into.series.iter_mut().zip(acc.series) {
+                    a.0 += b.0;
+                    a.1 += b.1;
+                }
+                for (into, from) in [(&mut into.status, acc.status), (&mut into.method, acc.method)] {
+                    for (k, v) in from {
+                        let slot = into.entry(k).or_default();
+                        slot.0 += v.0;
+                        slot.1 += v.1;
+                    }
+                }
+            }
+        }
+        Ok(merged)
+    }
+}
+
+fn within(t: i64, (from, to): (i64, i64)) -> bool {
+    from <= t && t < to
+}
+
+impl SegmentCollector for StatsSegment {
+    type Fruit = StatsFruit;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        let (Some(currency), Some(received), Some(amount)) = (
+            self.currency.as_ref().and_then(|c| c.term_ords(doc).next()),
+            self.received.first(doc),
+            self.amount.first(doc),
+        ) else {
+            return;
+        };
+        let status = self.status.as_ref().and_then(|c| c.term_ords(doc).next());
+        let method = self.method.as_ref().and_then(|c| c.term_ords(doc).next());
+        let days = self.bounds.day_starts.len().saturating_sub(1);
+        let acc = self.by_currency.entry(currency).or_insert_with(|| Accumulator {
+            series: vec![(0, 0); days],
+            ..Accumulator::default()
+        });
+        let starts = &self.bounds.day_starts;
+        let in_range = days > 0 && within(received, (starts[0], starts[days]));
+        if in_range {
+            if let Some(status) = status {
+                add(acc.status.entry(status).or_default(), amount);
+            }
+            if let Some(method) = method {
+                add(acc.method.entry(method).or_default(), amount);
+            }
+        }
+        if status.is_none() || status != self.completed_ord {
+            return;
+        }
+        if in_range {
+            let day = starts.partition_point(|start| *start <= received) - 1;
+            add(&mut acc.series[day], amount);
+        }
+        for (slot, window) in [
+            (&mut acc.today, self.bounds.today),
+            (&mut acc.week, self.bounds.week),
+            (&mut acc.month, self.bounds.month),
+        ] {
+            if within(received, window) {
+                add(slot, amount);
+            }
+        }
+    }
+
+    fn harvest(self) -> StatsFruit {
+        let named = |column: &Option<StrColumn>, from: HashMap<u64, Sum>| -> HashMap<String, Sum> {
+            from.into_iter().map(|(ord, v)| (term_text(column, ord), v)).collect()
+        };
+        self.by_currency
+            .into_iter()
+            .map(|(ord, acc)| {
+                let acc = Accumulator {
+                    today: acc.today,
+                    week: acc.week,
+                    month: acc.month,
+                    series: acc.series,
+                    status: named(&self.status, acc.status),
+                    method: named(&self.method, acc.method),
+                };
+                (term_text(&self.currency, ord), acc)
+            })
+            .collect()
+    }
+}
+
+fn tally((count, units): Sum) -> Tally {
+    Tally {
+        count,
+        amount: Decimal::from_i128_with_scale(units, 4),
+    }
+}
+
+fn values(from: HashMap<String, Sum>) -> Vec<FacetValue> {
+    let mut out: Vec<FacetValue> = from
+        .into_iter()
+        .map(|(value, (count, units))| FacetValue {
+            value,
+            count,
+            sum: Some(Decimal::from_i128_with_scale(units, 4)),
+        })
+        .collect();
+    out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    out
+}
+
+/// The collector's fruit as per-currency statistics, sorted by currency.
+pub fn finish(fruit: StatsFruit, days: usize) -> Vec<CurrencyStats> {
+    let mut out: Vec<CurrencyStats> = fruit
+        .into_iter()
+        .map(|(currency, acc)| {
+            let mut series: Vec<Tally> = acc.series.into_iter().map(tally).collect();
+            series.resize(days, Tally::default());
+            CurrencyStats {
+                currency,
+                today: tally(acc.today),
+                this_week: tally(acc.week),
+                this_month: tally(acc.month),
+                series,
+                by_status: values(acc.status),
+                by_method: values(acc.method),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.currency.cmp(&b.currency));
+    out
+}

@@ -1,0 +1,98 @@
+//! Activities: append-only; the trigger re-indexes the account they belong to.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::domain::activity::{NewActivity, wire_name};
+use crate::error::Result;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct ActivityRow {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub direction: Option<String>,
+    pub outcome: Option<String>,
+    pub notes: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub next_action_at: Option<DateTime<Utc>>,
+    pub agent_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id, created_at";
+
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+pub async fn insert(tx: &mut PgConnection, account_id: Uuid, activity: &NewActivity, agent: Uuid) -> Result<ActivityRow> {
+    Ok(sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO activities (id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(account_id)
+    .bind(wire_name(&activity.kind))
+    .bind(activity.direction.as_ref().map(wire_name))
+    .bind(activity.outcome.as_ref().map(wire_name))
+    .bind(activity.notes.as_deref())
+    .bind(activity.occurred_at)
+    .bind(activity.next_action_at)
+    .bind(agent)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// What `GET /activities` may filter on; empty lists mean "any".
+#[derive(Clone, Debug, Default)]
+pub struct ActivityFilter {
+    pub account_ids: Vec<Uuid>,
+    pub agent_id: Option<Uuid>,
+    pub types: Vec<String>,
+    pub outcomes: Vec<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
+    qb.push(" WHERE true");
+    if !filter.account_ids.is_empty() {
+        qb.push(" AND account_id = ANY(").push_bind(filter.account_ids.clone()).push(")");
+    }
+    if let Some(agent) = filter.agent_id {
+        qb.push(" AND agent_id = ").push_bind(agent);
+    }
+    if !filter.types.is_empty() {
+        qb.push(" AND type = ANY(").push_bind(filter.types.clone()).push(")");
+    }
+    if !filter.outcomes.is_empty() {
+        qb.push(" AND outcome = ANY(").push_bind(filter.outcomes.clone()).push(")");
+    }
+    if let Some(from) = filter.from {
+        qb.push(" AND occurred_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.to {
+        qb.push(" AND occurred_at < ").push_bind(to);
+    }
+}
+
+/// Newest first, after a keyset position.
+pub async fn list(pool: &PgPool, filter: &ActivityFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<ActivityRow>> {
+    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM activities"));
+    push_filter(&mut qb, filter);
+    if let Some((at, id)) = after {
+        qb.push(" AND (occurred_at, id) < (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
+    }
+    qb.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(limit);
+    Ok(qb.build_query_as::<ActivityRow>().fetch_all(pool).await?)
+}
+
+pub async fn count(pool: &PgPool, filter: &ActivityFilter) -> Result<i64> {
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM activities");
+    push_filter(&mut qb, filter);
+    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
+}

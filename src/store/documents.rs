@@ -1,0 +1,53 @@
+//! Documents of either entity as the index should hold them, for backfills and audits.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::{accounts, payments};
+use crate::error::Result;
+use crate::search::document::{Entity, IndexOp};
+
+pub async fn count(pool: &PgPool, entity: Entity) -> Result<i64> {
+    match entity {
+        Entity::Account => accounts::count_all(pool).await,
+        Entity::Payment => payments::count_all(pool).await,
+    }
+}
+
+pub async fn max_id(pool: &PgPool, entity: Entity) -> Result<Option<Uuid>> {
+    match entity {
+        Entity::Account => accounts::max_id(pool).await,
+        Entity::Payment => payments::max_id(pool).await,
+    }
+}
+
+/// The next `limit` documents after `after` and up to `last` in id order.
+pub async fn page(pool: &PgPool, entity: Entity, after: Option<Uuid>, last: Uuid, limit: i64) -> Result<Vec<IndexOp>> {
+    match entity {
+        Entity::Account => {
+            let rows = accounts::page_by_id(pool, after, last, limit).await?;
+            let mut conn = pool.acquire().await?;
+            let docs = accounts::documents(&mut conn, rows).await?;
+            Ok(docs.into_iter().map(IndexOp::upsert).collect())
+        }
+        Entity::Payment => {
+            let docs = payments::page_by_id(pool, after, last, limit).await?;
+            Ok(docs.into_iter().map(IndexOp::upsert).collect())
+        }
+    }
+}
+
+/// Every row's id and version, soft-deleted accounts included.
+pub async fn versions(pool: &PgPool, entity: Entity) -> Result<Vec<(Uuid, i64)>> {
+    match entity {
+        Entity::Account => accounts::versions(pool).await,
+        Entity::Payment => payments::versions(pool).await,
+    }
+}
+
+pub async fn versions_of(pool: &PgPool, entity: Entity, ids: &[Uuid]) -> Result<Vec<(Uuid, i64)>> {
+    match entity {
+        Entity::Account => accounts::versions_of(pool, ids).await,
+        Entity::Payment => payments::versions_of(pool, ids).await,
+    }
+}

@@ -1,0 +1,513 @@
+//! Promises to pay: opening, one open at a time, cancelling, being kept by later
+//! completed payments, being broken after the due date in the account's timezone, and
+//! the `has_open_promise` list filter.
+
+use arrears::domain::role::Role;
+use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono_tz::Tz;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, assert_problem, error_fields, spawn_app, status_json};
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
+}
+
+fn today_in(tz: Tz) -> NaiveDate {
+    Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// The UTC instant of a wall-clock time in `tz`.
+fn local(tz: Tz, date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    tz.from_local_datetime(&date.and_hms_opt(h, m, s).unwrap())
+        .single()
+        .unwrap_or_else(|| panic!("{date} {h}:{m}:{s} is ambiguous in {tz:?}"))
+        .with_timezone(&Utc)
+}
+
+fn promises_path(account_id: &str) -> String {
+    format!("/api/v1/accounts/{account_id}/promises")
+}
+
+async fn promise(app: &TestApp, token: &str, account_id: &str, amount: &str, due: NaiveDate) -> Value {
+    let body = json!({"amount": amount, "due_date": due.to_string()});
+    let response = app.post(&promises_path(account_id), Some(token), &body).await;
+    let (status, created) = status_json(response).await;
+    assert_eq!(status, StatusCode::CREATED, "promise {body}: {created}");
+    created
+}
+
+async fn pay(app: &TestApp, token: &str, account_id: &str, body: Value) -> Value {
+    let response = app
+        .post(&format!("/api/v1/accounts/{account_id}/payments"), Some(token), &body)
+        .await;
+    let (status, created) = status_json(response).await;
+    assert_eq!(status, StatusCode::CREATED, "payment {body}: {created}");
+    created
+}
+
+async fn sql_promise_status(app: &TestApp, promise_id: &str) -> String {
+    sqlx::query_scalar("SELECT status FROM promises WHERE id = $1")
+        .bind(Uuid::parse_str(promise_id).unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+async fn get_account(app: &TestApp, token: &str, account_id: &str) -> Value {
+    let (status, body) = status_json(app.get(&format!("/api/v1/accounts/{account_id}"), token).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+/// The promise as the account's promise list shows it.
+async fn listed(app: &TestApp, token: &str, account_id: &str, promise_id: &str) -> Value {
+    let (status, page) = status_json(app.get(&format!("{}?page_size=100", promises_path(account_id)), token).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == promise_id)
+        .unwrap_or_else(|| panic!("promise {promise_id} is listed: {page}"))
+        .clone()
+}
+
+async fn break_overdue(app: &TestApp, now: DateTime<Utc>) -> u64 {
+    arrears::store::promises::break_overdue(&app.pool, now).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_promise_opens_the_account_and_only_one_may_be_open() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app
+        .account(
+            &manager.token,
+            json!({"original_balance": "900.00", "timezone": "America/New_York"}),
+        )
+        .await;
+    let id = id_of(&account);
+    assert!(account["open_promise"].is_null());
+    let due = today_in(chrono_tz::America::New_York) + Duration::days(7);
+    let response = app
+        .post(
+            &promises_path(&id),
+            Some(&manager.token),
+            &json!({"amount": "300.00", "due_date": due.to_string()}),
+        )
+        .await;
+    let (status, created) = status_json(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    Uuid::parse_str(created["id"].as_str().unwrap()).expect("id is a uuid");
+    assert_eq!(created["account_id"], json!(id));
+    assert_eq!(created["amount"], "300.00");
+    assert_eq!(created["currency"], "USD");
+    assert_eq!(created["due_date"], due.to_string());
+    assert_eq!(created["status"], "open");
+    assert_eq!(created["created_by"], json!(manager.id));
+    assert!(created["created_at"].is_string());
+    assert!(created["resolved_at"].is_null());
+
+    let read = get_account(&app, &manager.token, &id).await;
+    assert_eq!(read["status"], "promise_to_pay");
+    assert_eq!(
+        read["open_promise"],
+        json!({"id": created["id"], "amount": "300.00", "due_date": due.to_string()})
+    );
+
+    let second = app
+        .post(
+            &promises_path(&id),
+            Some(&manager.token),
+            &json!({"amount": "50.00", "due_date": due.to_string()}),
+        )
+        .await;
+    assert_problem(second, StatusCode::CONFLICT, "promise_already_open").await;
+    let open: i64 = sqlx::query_scalar("SELECT count(*) FROM promises WHERE account_id = $1 AND status = 'open'")
+        .bind(Uuid::parse_str(&id).unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(open, 1);
+
+    let (status, page) = status_json(app.get(&promises_path(&id), &manager.token).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["data"][0], created);
+}
+
+#[tokio::test]
+async fn due_dates_count_from_today_in_the_accounts_timezone() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let tokyo = chrono_tz::Asia::Tokyo;
+    let today = today_in(tokyo);
+    let account = app.account(&manager.token, json!({"timezone": "Asia/Tokyo"})).await;
+    let id = id_of(&account);
+    for due in [today - Duration::days(1), today - Duration::days(30)] {
+        let response = app
+            .post(
+                &promises_path(&id),
+                Some(&manager.token),
+                &json!({"amount": "10.00", "due_date": due.to_string()}),
+            )
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(error_fields(&problem), ["due_date"], "due {due}, today in Tokyo {today}");
+    }
+    for (body, field) in [
+        (json!({"amount": "0.00", "due_date": today.to_string()}), "amount"),
+        (json!({"amount": "-1.00", "due_date": today.to_string()}), "amount"),
+        (json!({"amount": "1.005", "due_date": today.to_string()}), "amount"),
+        (json!({"amount": "10.00", "due_date": "next week"}), "due_date"),
+        (json!({"amount": "10.00"}), "due_date"),
+        (json!({"amount": "10.00", "due_date": today.to_string(), "colour": "red"}), "colour"),
+    ] {
+        let response = app.post(&promises_path(&id), Some(&manager.token), &body).await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(error_fields(&problem), [field], "{body}");
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM promises")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    let created = promise(&app, &manager.token, &id, "10.00", today).await;
+    assert_eq!(created["due_date"], today.to_string(), "today itself is allowed");
+    let unknown = app
+        .post(
+            &promises_path(&Uuid::new_v4().to_string()),
+            Some(&manager.token),
+            &json!({"amount": "10.00", "due_date": today.to_string()}),
+        )
+        .await;
+    assert_problem(unknown, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn cancelling_closes_the_promise_once() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({})).await);
+    let due = Utc::now().date_naive() + Duration::days(5);
+    let first = promise(&app, &manager.token, &id, "100.00", due).await;
+    let cancel_path = format!("/api/v1/promises/{}/cancel", id_of(&first));
+    let (status, cancelled) = status_json(app.post(&cancel_path, Some(&manager.token), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_eq!(cancelled["id"], first["id"]);
+    assert!(cancelled["resolved_at"].is_string());
+    assert_eq!(sql_promise_status(&app, &id_of(&first)).await, "cancelled");
+    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+
+    let again = app.post(&cancel_path, Some(&manager.token), &json!({})).await;
+    assert_problem(again, StatusCode::CONFLICT, "invalid_transition").await;
+    assert_eq!(sql_promise_status(&app, &id_of(&first)).await, "cancelled");
+
+    // With nothing open, a new promise may be made.
+    let second = promise(&app, &manager.token, &id, "80.00", due).await;
+    assert_eq!(second["status"], "open");
+    let (_, page) = status_json(app.get(&promises_path(&id), &manager.token).await).await;
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["data"][0]["id"], second["id"], "newest first");
+    assert_eq!(page["data"][1]["id"], first["id"]);
+
+    let unknown = app
+        .post(
+            &format!("/api/v1/promises/{}/cancel", Uuid::new_v4()),
+            Some(&manager.token),
+            &json!({}),
+        )
+        .await;
+    assert_problem(unknown, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[tokio::test]
+async fn a_covering_payment_keeps_the_promise() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"original_balance": "1000.00"})).await);
+    let due = Utc::now().date_naive() + Duration::days(7);
+    let p = promise(&app, &manager.token, &id, "100.00", due).await;
+    let pid = id_of(&p);
+    pay(
+        &app,
+        &manager.token,
+        &id,
+        json!({"amount": "150.00", "currency": "USD", "method": "card"}),
+    )
+    .await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "kept");
+    let shown = listed(&app, &manager.token, &id, &pid).await;
+    assert_eq!(shown["status"], "kept");
+    assert!(shown["resolved_at"].is_string());
+    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+    let cancel = app
+        .post(&format!("/api/v1/promises/{pid}/cancel"), Some(&manager.token), &json!({}))
+        .await;
+    assert_problem(cancel, StatusCode::CONFLICT, "invalid_transition").await;
+}
+
+#[tokio::test]
+async fn partial_payments_keep_the_promise_once_they_add_up() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"original_balance": "1000.00"})).await);
+    let due = Utc::now().date_naive() + Duration::days(7);
+    let pid = id_of(&promise(&app, &manager.token, &id, "100.00", due).await);
+    let card = |amount: &str| json!({"amount": amount, "currency": "USD", "method": "card"});
+
+    pay(&app, &manager.token, &id, card("30.00")).await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "30 of 100");
+    let pending = pay(
+        &app,
+        &manager.token,
+        &id,
+        json!({"amount": "50.00", "currency": "USD", "method": "ach", "status": "pending"}),
+    )
+    .await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "a pending payment does not count");
+    let failed = pay(
+        &app,
+        &manager.token,
+        &id,
+        json!({"amount": "500.00", "currency": "USD", "method": "ach", "status": "pending"}),
+    )
+    .await;
+    let response = app
+        .patch(
+            &format!("/api/v1/payments/{}", id_of(&failed)),
+            &manager.token,
+            &json!({"status": "failed"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "a failed payment does not count");
+    pay(&app, &manager.token, &id, card("20.00")).await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "50 of 100");
+    let response = app
+        .patch(
+            &format!("/api/v1/payments/{}", id_of(&pending)),
+            &manager.token,
+            &json!({"status": "completed"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sql_promise_status(&app, &pid).await, "kept", "30 + 20 + 50 = 100");
+    let shown = listed(&app, &manager.token, &id, &pid).await;
+    assert_eq!(shown["status"], "kept");
+    assert!(shown["resolved_at"].is_string());
+}
+
+#[tokio::test]
+async fn payments_received_before_the_promise_do_not_keep_it() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"original_balance": "1000.00"})).await);
+    let card = |amount: &str, at: DateTime<Utc>| json!({"amount": amount, "currency": "USD", "method": "card", "received_at": ts(at)});
+    // Made before the promise.
+    pay(&app, &manager.token, &id, card("100.00", Utc::now() - Duration::hours(2))).await;
+    let due = Utc::now().date_naive() + Duration::days(7);
+    let p = promise(&app, &manager.token, &id, "50.00", due).await;
+    let pid = id_of(&p);
+    assert_eq!(p["status"], "open");
+    assert_eq!(sql_promise_status(&app, &pid).await, "open");
+    // Recorded after the promise but received before it was made.
+    pay(&app, &manager.token, &id, card("100.00", Utc::now() - Duration::hours(1))).await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "received before the promise");
+    // Received now (the default), i.e. after the promise was made.
+    let card_now = |amount: &str| json!({"amount": amount, "currency": "USD", "method": "card"});
+    pay(&app, &manager.token, &id, card_now("10.00")).await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "open", "10 of 50 since the promise");
+    pay(&app, &manager.token, &id, card_now("40.00")).await;
+    assert_eq!(sql_promise_status(&app, &pid).await, "kept", "50 of 50 since the promise");
+}
+
+/// A promise due today (in `tz`) survives the last second of today and breaks at the
+/// first second of tomorrow, both measured in the account's timezone; only once.
+async fn breaks_after_the_due_date_in(tz_name: &str, tz: Tz) {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"timezone": tz_name})).await);
+    let due = today_in(tz);
+    let pid = id_of(&promise(&app, &manager.token, &id, "25.00", due).await);
+
+    let last_second = local(tz, due, 23, 59, 59);
+    assert_eq!(
+        break_overdue(&app, last_second).await,
+        0,
+        "due today stays open ({tz_name} {due} 23:59:59)"
+    );
+    assert_eq!(sql_promise_status(&app, &pid).await, "open");
+    let end_minute = local(tz, due, 23, 59, 0);
+    assert_eq!(break_overdue(&app, end_minute).await, 0);
+    assert_eq!(sql_promise_status(&app, &pid).await, "open");
+
+    let next_midnight = local(tz, due + Duration::days(1), 0, 0, 0);
+    assert_eq!(
+        break_overdue(&app, next_midnight).await,
+        1,
+        "broken at {tz_name} midnight after {due}"
+    );
+    assert_eq!(sql_promise_status(&app, &pid).await, "broken");
+    let shown = listed(&app, &manager.token, &id, &pid).await;
+    assert_eq!(shown["status"], "broken");
+    assert!(shown["resolved_at"].is_string());
+    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+
+    assert_eq!(break_overdue(&app, next_midnight).await, 0, "a second run breaks nothing");
+    assert_eq!(break_overdue(&app, next_midnight + Duration::days(3)).await, 0);
+    assert_eq!(sql_promise_status(&app, &pid).await, "broken");
+    let cancel = app
+        .post(&format!("/api/v1/promises/{pid}/cancel"), Some(&manager.token), &json!({}))
+        .await;
+    assert_problem(cancel, StatusCode::CONFLICT, "invalid_transition").await;
+}
+
+#[tokio::test]
+async fn broken_after_the_due_date_in_new_york() {
+    breaks_after_the_due_date_in("America/New_York", chrono_tz::America::New_York).await;
+}
+
+#[tokio::test]
+async fn broken_after_the_due_date_in_tokyo() {
+    breaks_after_the_due_date_in("Asia/Tokyo", chrono_tz::Asia::Tokyo).await;
+}
+
+#[tokio::test]
+async fn two_concurrent_runs_break_each_promise_once() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut ids = Vec::new();
+    for (tz_name, tz) in [
+        ("UTC", chrono_tz::UTC),
+        ("America/New_York", chrono_tz::America::New_York),
+        ("Asia/Tokyo", chrono_tz::Asia::Tokyo),
+        ("Europe/London", chrono_tz::Europe::London),
+        ("Pacific/Auckland", chrono_tz::Pacific::Auckland),
+        ("America/Los_Angeles", chrono_tz::America::Los_Angeles),
+    ] {
+        let id = id_of(&app.account(&manager.token, json!({"timezone": tz_name})).await);
+        ids.push(id_of(&promise(&app, &manager.token, &id, "10.00", today_in(tz)).await));
+    }
+    // One promise due far ahead stays open.
+    let later_account = id_of(&app.account(&manager.token, json!({})).await);
+    let later = id_of(
+        &promise(
+            &app,
+            &manager.token,
+            &later_account,
+            "10.00",
+            Utc::now().date_naive() + Duration::days(30),
+        )
+        .await,
+    );
+
+    let now = Utc::now() + Duration::days(3);
+    let (a, b) = tokio::join!(
+        arrears::store::promises::break_overdue(&app.pool, now),
+        arrears::store::promises::break_overdue(&app.pool, now)
+    );
+    assert_eq!(a.unwrap() + b.unwrap(), 6, "each promise broken by exactly one run");
+    for pid in &ids {
+        assert_eq!(sql_promise_status(&app, pid).await, "broken");
+    }
+    assert_eq!(sql_promise_status(&app, &later).await, "open");
+    assert_eq!(break_overdue(&app, now).await, 0);
+}
+
+#[tokio::test]
+async fn accounts_filter_on_an_open_promise() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let viewer = app.user(Role::Viewer).await;
+    let mut ids = Vec::new();
+    for name in ["Promising Penelope", "Silent Sebastian"] {
+        let response = app
+            .post(
+                "/api/v1/accounts?wait_for=indexed",
+                Some(&manager.token),
+                &json!({"debtor_name": name, "original_balance": "500.00", "currency": "USD"}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let account: Value = response.json().await.unwrap();
+        ids.push(id_of(&account));
+    }
+    let due = Utc::now().date_naive() + Duration::days(10);
+    let response = app
+        .post(
+            &format!("{}?wait_for=indexed", promises_path(&ids[0])),
+            Some(&manager.token),
+            &json!({"amount": "120.00", "due_date": due.to_string()}),
+        )
+        .await;
+    let (status, created) = status_json(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+
+    let names = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["debtor_name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (status, page) = status_json(app.get("/api/v1/accounts?has_open_promise=true", &viewer.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(names(&page), ["Promising Penelope"]);
+    assert_eq!(page["data"][0]["status"], "promise_to_pay");
+    assert_eq!(
+        page["data"][0]["open_promise"],
+        json!({"id": created["id"], "amount": "120.00", "due_date": due.to_string()})
+    );
+    let (status, page) = status_json(app.get("/api/v1/accounts?has_open_promise=false", &viewer.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(names(&page), ["Silent Sebastian"]);
+    assert!(page["data"][0]["open_promise"].is_null());
+    let (_, page) = status_json(app.get("/api/v1/accounts?q=penelope&has_open_promise=false", &viewer.token).await).await;
+    assert_eq!(page["total"], 0);
+
+    let response = app.get("/api/v1/accounts?has_open_promise=maybe", &viewer.token).await;
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(error_fields(&problem), ["has_open_promise"]);
+}
+
+#[tokio::test]
+async fn viewers_never_promise_and_agents_only_on_their_accounts() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let viewer = app.user(Role::Viewer).await;
+    let mine = id_of(&app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await);
+    let other = id_of(&app.account(&manager.token, json!({})).await);
+    let due = Utc::now().date_naive() + Duration::days(3);
+    let body = json!({"amount": "10.00", "due_date": due.to_string()});
+
+    let response = app.post(&promises_path(&mine), Some(&viewer.token), &body).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let response = app.post(&promises_path(&other), Some(&agent.token), &body).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM promises")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+
+    let created = promise(&app, &agent.token, &mine, "10.00", due).await;
+    assert_eq!(created["created_by"], json!(agent.id));
+    let cancel_path = format!("/api/v1/promises/{}/cancel", id_of(&created));
+    let response = app.post(&cancel_path, Some(&viewer.token), &json!({})).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_eq!(sql_promise_status(&app, &id_of(&created)).await, "open");
+    let (status, page) = status_json(app.get(&promises_path(&mine), &viewer.token).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 1);
+}
