@@ -92,35 +92,55 @@ BEGIN
 END;
 $$;
 
--- Keeps current_balance equal to what completed payments took off it, in the same
--- transaction as the payment change, whatever wrote it.
-CREATE FUNCTION apply_payment_to_account() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    delta numeric(20, 4) := 0;
-    account uuid;
+-- Takes `delta` (completed money moved) off an account's balance; reaching zero sets it
+-- `paid`, getting money back reopens it. With no money moved it still re-indexes the
+-- account, whose document carries payment totals.
+CREATE FUNCTION adjust_account_balance(account uuid, delta numeric) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'completed' THEN
-        delta := delta - OLD.amount;
-    END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'completed' THEN
-        delta := delta + NEW.amount;
-    END IF;
-    account := CASE WHEN TG_OP = 'DELETE' THEN OLD.account_id ELSE NEW.account_id END;
-    IF delta <> 0 THEN
-        UPDATE accounts SET
-            current_balance = current_balance - delta,
-            status = CASE
-                WHEN delta > 0 AND current_balance - delta <= 0 THEN 'paid'
-                WHEN delta < 0 AND status = 'paid' AND current_balance - delta > 0 THEN
-                    CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
-                ELSE status END,
-            updated_at = now()
-        WHERE id = account;
-    ELSE
+    IF delta = 0 THEN
         PERFORM touch_account(account);
+        RETURN;
     END IF;
+    UPDATE accounts SET
+        current_balance = current_balance - delta,
+        status = CASE
+            WHEN delta > 0 AND current_balance - delta <= 0 THEN 'paid'
+            WHEN delta < 0 AND status = 'paid' AND current_balance - delta > 0 THEN
+                CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
+            ELSE status END,
+        updated_at = now()
+    WHERE id = account;
     IF delta > 0 THEN
         PERFORM settle_promises(account);
+    END IF;
+END;
+$$;
+
+-- Keeps current_balance equal to what completed payments took off it, in the same
+-- transaction as the payment change, whatever wrote it; queues the payment document.
+CREATE FUNCTION apply_payment_to_account() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    old_part numeric(20, 4) := 0;
+    new_part numeric(20, 4) := 0;
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.status = 'completed' THEN
+        old_part := OLD.amount;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.status = 'completed' THEN
+        new_part := NEW.amount;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.account_id = NEW.account_id THEN
+        -- A re-version for denormalised account fields changes nothing the account shows.
+        IF (OLD.status, OLD.amount, OLD.received_at) IS DISTINCT FROM (NEW.status, NEW.amount, NEW.received_at) THEN
+            PERFORM adjust_account_balance(NEW.account_id, new_part - old_part);
+        END IF;
+    ELSE
+        IF TG_OP <> 'INSERT' THEN
+            PERFORM adjust_account_balance(OLD.account_id, -old_part);
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            PERFORM adjust_account_balance(NEW.account_id, new_part);
+        END IF;
     END IF;
     IF TG_OP = 'DELETE' THEN
         INSERT INTO search_outbox (entity, entity_id, tombstone_version)
@@ -154,11 +174,11 @@ CREATE TRIGGER promises_touch_account
     FOR EACH ROW EXECUTE FUNCTION touch_account_of_row();
 
 -- Payment documents carry the debtor's name, account number and agent: when those
--- change, the account's payments are re-indexed too.
-CREATE FUNCTION enqueue_payments_of_account() RETURNS trigger LANGUAGE plpgsql AS $$
+-- change, the account's payments get new versions (so the index takes the rebuilt
+-- documents) and are queued by their own trigger.
+CREATE FUNCTION reversion_payments_of_account() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO search_outbox (entity, entity_id)
-    SELECT 'payment', id FROM payments WHERE account_id = NEW.id;
+    UPDATE payments SET search_version = 0 WHERE account_id = NEW.id;
     RETURN NULL;
 END;
 $$;
@@ -170,4 +190,4 @@ CREATE TRIGGER accounts_payments_outbox
           OR OLD.account_number IS DISTINCT FROM NEW.account_number
           OR OLD.assigned_agent_id IS DISTINCT FROM NEW.assigned_agent_id
           OR OLD.currency IS DISTINCT FROM NEW.currency)
-    EXECUTE FUNCTION enqueue_payments_of_account();
+    EXECUTE FUNCTION reversion_payments_of_account();

@@ -4,10 +4,13 @@
 use std::collections::HashSet;
 
 use arrears::domain::account::{AccountStatus, Address, Bucket};
-use arrears::domain::search::{AccountQuery, AgentFilter, Facet, Sort, SortField};
-use arrears::search::SearchIndex;
-use arrears::search::document::{AccountDoc, Entity, IndexOp};
+use arrears::domain::payment::{Method, PaymentStatus};
+use arrears::domain::search::{
+    AccountQuery, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
+};
+use arrears::search::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use arrears::search::embedded::EmbeddedIndex;
+use arrears::search::{SearchIndex, Tally};
 use chrono::{Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -416,6 +419,200 @@ pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {
     assert_eq!(ids(index, text("during")).await, [during.id]);
 }
 
+pub fn payment(name: &str, account_number: &str, cents: i64, version: i64) -> PaymentDoc {
+    PaymentDoc {
+        id: Uuid::new_v4(),
+        account_id: Uuid::new_v4(),
+        amount: Decimal::new(cents, 2),
+        currency: "USD".into(),
+        method: Method::Card,
+        status: PaymentStatus::Completed,
+        reference: None,
+        received_at: Utc::now(),
+        failure_reason: None,
+        created_by: None,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        search_version: version,
+        account_number: account_number.into(),
+        debtor_name: name.into(),
+        assigned_agent_id: None,
+    }
+}
+
+fn at(text: &str) -> chrono::DateTime<Utc> {
+    chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+}
+
+async fn payment_ids(index: &dyn SearchIndex, q: PaymentQuery) -> Vec<Uuid> {
+    index.search_payments(q).await.unwrap().hits.into_iter().map(|h| h.doc.id).collect()
+}
+
+fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
+    ids.sort();
+    ids
+}
+
+pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
+    let agent = Uuid::new_v4();
+    let mut a = payment("Zoë Lindqvist", "AC-1001", 12_500, 1);
+    a.reference = Some("INV-7781".into());
+    a.received_at = at("2026-03-01T10:00:00Z");
+    a.assigned_agent_id = Some(agent);
+    let mut b = payment("Marcus Oyelaran", "AC-2002", 4_000, 2);
+    b.method = Method::Ach;
+    b.status = PaymentStatus::Failed;
+    b.received_at = at("2026-03-02T10:00:00Z");
+    let mut c = payment("Marcus Oyelaran", "AC-2002", 9_999, 3);
+    c.account_id = b.account_id;
+    c.status = PaymentStatus::Pending;
+    c.received_at = at("2026-03-03T10:00:00Z");
+    index
+        .apply(vec![
+            IndexOp::upsert(a.clone()),
+            IndexOp::upsert(b.clone()),
+            IndexOp::upsert(c.clone()),
+        ])
+        .await
+        .unwrap();
+    let q = |f: fn(&mut PaymentQuery)| {
+        let mut query = PaymentQuery::default();
+        f(&mut query);
+        query
+    };
+    let text = |t: &str| PaymentQuery {
+        text: Some(t.to_owned()),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(payment_ids(index, text("lindqvst")).await, [a.id], "typo in the debtor's name");
+    assert_eq!(payment_ids(index, text("zoe")).await, [a.id], "accents folded");
+    assert_eq!(
+        sorted(payment_ids(index, text("ac-2002")).await),
+        sorted(vec![b.id, c.id]),
+        "account number"
+    );
+    assert_eq!(payment_ids(index, text("inv-77")).await, [a.id], "reference prefix");
+    assert_eq!(payment_ids(index, q(|q| q.statuses = vec![PaymentStatus::Failed])).await, [b.id]);
+    assert_eq!(
+        sorted(payment_ids(index, q(|q| q.methods = vec![Method::Card])).await),
+        sorted(vec![a.id, c.id])
+    );
+    assert_eq!(
+        sorted(payment_ids(index, q(|q| q.min_amount = Some(Decimal::new(5_000, 2)))).await),
+        sorted(vec![a.id, c.id])
+    );
+    assert_eq!(
+        sorted(payment_ids(index, q(|q| q.max_amount = Some(Decimal::new(9_999, 2)))).await),
+        sorted(vec![b.id, c.id]),
+        "amount bounds are inclusive"
+    );
+    let window = PaymentQuery {
+        from: Some(at("2026-03-02T00:00:00Z")),
+        to: Some(at("2026-03-03T00:00:00Z")),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(payment_ids(index, window).await, [b.id], "received in [from, to)");
+    let account = PaymentQuery {
+        account_id: Some(b.account_id),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(sorted(payment_ids(index, account).await), sorted(vec![b.id, c.id]));
+    let mine = PaymentQuery {
+        agent: Some(AgentFilter::Agent(agent)),
+        ..PaymentQuery::default()
+    };
+    assert_eq!(payment_ids(index, mine).await, [a.id]);
+    assert_eq!(
+        sorted(payment_ids(index, q(|q| q.agent = Some(AgentFilter::Unassigned))).await),
+        sorted(vec![b.id, c.id])
+    );
+
+    let by_amount = PaymentQuery {
+        sort: PaymentSort {
+            field: PaymentSortField::Amount,
+            descending: false,
+        },
+        page_size: 2,
+        facets: vec![PaymentFacet::Status, PaymentFacet::Method],
+        ..PaymentQuery::default()
+    };
+    let first = index.search_payments(by_amount.clone()).await.unwrap();
+    assert_eq!(first.hits.iter().map(|h| h.doc.id).collect::<Vec<_>>(), [b.id, c.id]);
+    assert_eq!(first.total, 3);
+    let methods = &first.facets.iter().find(|(n, _)| *n == "method").unwrap().1;
+    let card = methods.iter().find(|v| v.value == "card").unwrap();
+    assert_eq!((card.count, card.sum), (2, Some(Decimal::new(22_499, 2))));
+    let second = PaymentQuery {
+        after: first.next,
+        ..by_amount
+    };
+    let second = index.search_payments(second).await.unwrap();
+    assert_eq!(second.hits.iter().map(|h| h.doc.id).collect::<Vec<_>>(), [a.id]);
+    assert!(second.next.is_none());
+
+    let mut older = a.clone();
+    older.search_version = 0;
+    older.debtor_name = "Stale Name".into();
+    assert_eq!(index.apply(vec![IndexOp::upsert(older)]).await.unwrap().stale, 1);
+    assert!(payment_ids(index, text("stale")).await.is_empty());
+    assert_eq!(index.version_of(Entity::Payment, a.id).await.unwrap(), Some(1));
+    assert_eq!(
+        index.version_of(Entity::Account, a.id).await.unwrap(),
+        None,
+        "payments and accounts are separate families"
+    );
+    index.apply(vec![IndexOp::tombstone(Entity::Payment, a.id, 9)]).await.unwrap();
+    assert!(payment_ids(index, text("lindqvist")).await.is_empty());
+    assert_eq!(index.versions(Entity::Payment).await.unwrap().len(), 2);
+}
+
+pub async fn payment_stats_follow_local_days(index: &dyn SearchIndex) {
+    // New York changes to daylight time on Sunday 2026-03-08; Monday 2026-03-09 is "today".
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let mut docs = Vec::new();
+    for (n, (when, cents, status, currency)) in [
+        ("2026-03-08T04:59:59Z", 1_000, PaymentStatus::Completed, "USD"),
+        ("2026-03-08T05:00:00Z", 2_000, PaymentStatus::Completed, "USD"),
+        ("2026-03-09T03:59:59Z", 500, PaymentStatus::Completed, "USD"),
+        ("2026-03-09T04:00:00Z", 700, PaymentStatus::Completed, "USD"),
+        ("2026-03-09T12:00:00Z", 300, PaymentStatus::Failed, "USD"),
+        ("2026-03-09T12:00:00Z", 100, PaymentStatus::Completed, "EUR"),
+        ("2026-03-06T12:00:00Z", 10_000, PaymentStatus::Completed, "USD"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut p = payment("Stats Person", "AC-3003", cents, n as i64 + 1);
+        p.received_at = at(when);
+        p.status = status;
+        p.currency = currency.into();
+        docs.push(IndexOp::upsert(p));
+    }
+    index.apply(docs).await.unwrap();
+    let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+    let stats = index.payment_stats(StatsQuery::new(tz, day(7), day(9), day(9))).await.unwrap();
+    assert_eq!(stats.iter().map(|s| s.currency.as_str()).collect::<Vec<_>>(), ["EUR", "USD"]);
+    let usd = &stats[1];
+    // Decimals compare by value, whatever their scale.
+    let tally = |count: u64, cents: i64| Tally {
+        count,
+        amount: Decimal::new(cents, 2),
+    };
+    assert_eq!(
+        usd.series,
+        [tally(1, 1_000), tally(2, 2_500), tally(1, 700)],
+        "local days, across the DST change"
+    );
+    assert_eq!(usd.today, tally(1, 700));
+    assert_eq!(usd.this_week, tally(1, 700), "the ISO week starts on Monday the 9th");
+    assert_eq!(usd.this_month, tally(5, 14_200));
+    let completed = usd.by_status.iter().find(|v| v.value == "completed").unwrap();
+    assert_eq!((completed.count, completed.sum), (4, Some(Decimal::new(4_200, 2))));
+    let failed = usd.by_status.iter().find(|v| v.value == "failed").unwrap();
+    assert_eq!(failed.count, 1);
+    assert_eq!(stats[0].today.count, 1);
+}
+
 fn embedded() -> (EmbeddedIndex, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("arrears-contract-{}", Uuid::new_v4().simple()));
     (EmbeddedIndex::open_owner(&dir).unwrap(), dir)
@@ -440,6 +637,8 @@ mod embedded_backend {
         filters_and_buckets,
         sort_and_cursor,
         facets,
-        rebuild_dual_writes_and_promotes
+        rebuild_dual_writes_and_promotes,
+        payments_search_filters_and_versions,
+        payment_stats_follow_local_days
     );
 }

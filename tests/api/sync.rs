@@ -457,3 +457,119 @@ async fn reindex_asked_of_a_running_server_is_done_by_it() {
             .is_clean()
     );
 }
+
+async fn insert_payment(pool: &PgPool, account: Uuid, cents: i64, status: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO payments (id, account_id, amount, currency, method, status, received_at) VALUES ($1, $2, $3::numeric / 100, 'USD', 'cash', $4, now())",
+    )
+    .bind(id)
+    .bind(account)
+    .bind(cents)
+    .bind(status)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn balance(pool: &PgPool, account: Uuid) -> String {
+    sqlx::query_scalar("SELECT current_balance::numeric(20,2)::text FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn payments_written_in_plain_sql_keep_balances_and_reach_both_indexes() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({"debtor_name": "Ottilie Brandvold"})).await;
+    let id: Uuid = account["id"].as_str().unwrap().parse().unwrap();
+    let payment = insert_payment(&app.pool, id, 25_000, "completed").await;
+    assert_eq!(balance(&app.pool, id).await, "1000.00", "the trigger lowered the balance");
+    eventually("the payment and the account's totals are searchable", || async {
+        let (_, payments) = status_json(app.get("/api/v1/payments?q=brandvold", &manager.token).await).await;
+        let (_, accounts) = status_json(app.get("/api/v1/accounts?q=brandvold", &manager.token).await).await;
+        payments["total"] == 1 && payments["data"][0]["id"] == payment.to_string() && accounts["data"][0]["total_paid"] == "250.00"
+    })
+    .await;
+
+    sqlx::query("UPDATE payments SET status = 'refunded' WHERE id = $1")
+        .bind(payment)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(balance(&app.pool, id).await, "1250.00", "a refund restores the balance");
+    sqlx::query("UPDATE accounts SET debtor_name = 'Ottilie Sandvik' WHERE id = $1")
+        .bind(id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually("renaming the account re-indexes its payments", || async {
+        let (_, page) = status_json(app.get("/api/v1/payments?q=sandvik&status=refunded", &manager.token).await).await;
+        page["total"] == 1
+    })
+    .await;
+
+    sqlx::query("DELETE FROM payments WHERE id = $1")
+        .bind(payment)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    eventually("a purged payment leaves the index", || async {
+        let (_, page) = status_json(app.get("/api/v1/payments?q=sandvik", &manager.token).await).await;
+        page["total"] == 0
+    })
+    .await;
+    assert_eq!(balance(&app.pool, id).await, "1250.00");
+    let search = app.state.search().clone();
+    for entity in Entity::ALL {
+        let audit = verify::verify(&app.pool, search.as_ref(), entity).await.unwrap();
+        assert!(audit.is_clean(), "{audit:?}");
+    }
+}
+
+#[tokio::test]
+async fn reindex_of_payments_while_payments_arrive_loses_nothing() {
+    let app = spawn_app().await;
+    let pool = app.pool.clone();
+    let account = insert_account(&pool, "Payment Backfill").await;
+    sqlx::query("UPDATE accounts SET original_balance = 1000000, current_balance = 1000000 WHERE id = $1")
+        .bind(account)
+        .execute(&pool)
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        insert_payment(&pool, account, 100, "completed").await;
+    }
+    let search = app.state.search().clone();
+    eventually("the payments are indexed", || async {
+        search.versions(Entity::Payment).await.unwrap().len() == 200
+    })
+    .await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (pool, stop) = (pool.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                insert_payment(&pool, account, 1, "pending").await;
+                n += 1;
+            }
+            n
+        })
+    };
+    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Payment, |_, _| {}).await.unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0 && report.documents >= 200);
+    eventually("the outbox drains", || async { outbox::depth(&pool).await.unwrap().0 == 0 }).await;
+    for entity in Entity::ALL {
+        let audit = verify::verify(&pool, search.as_ref(), entity).await.unwrap();
+        assert!(audit.is_clean(), "{audit:?}");
+    }
+    let indexed = search.versions(Entity::Payment).await.unwrap().len();
+    assert_eq!(indexed, 200 + written);
+}
