@@ -81,14 +81,18 @@ $$;
 
 -- Completed payments received at or after a promise was made keep it once they cover it.
 CREATE FUNCTION settle_promises(account uuid) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    kept integer;
 BEGIN
     UPDATE promises p SET status = 'kept', resolved_at = now()
     WHERE p.account_id = account AND p.status = 'open'
       AND (SELECT coalesce(sum(amount), 0) FROM payments
            WHERE account_id = account AND status = 'completed' AND received_at >= p.created_at) >= p.amount;
-    UPDATE accounts SET status = CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
-    WHERE id = account AND status = 'promise_to_pay'
-      AND NOT EXISTS (SELECT 1 FROM promises WHERE account_id = account AND status = 'open');
+    GET DIAGNOSTICS kept = ROW_COUNT;
+    IF kept > 0 THEN
+        UPDATE accounts SET status = CASE WHEN due_date < current_date THEN 'delinquent' ELSE 'active' END
+        WHERE id = account AND status = 'promise_to_pay';
+    END IF;
 END;
 $$;
 

@@ -136,21 +136,23 @@ pub struct NewPayment {
 pub const MAX_REFERENCE_LEN: usize = 200;
 pub const MAX_FAILURE_REASON_LEN: usize = 500;
 
-/// Why a payment cannot be taken for this account, beyond field validation.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    Invalid(Vec<FieldError>),
-    CurrencyMismatch { account: &'static str, given: String },
-}
-
 impl CreatePayment {
-    pub fn validate(self, account_currency: Currency, now: DateTime<Utc>) -> Result<NewPayment, Refusal> {
+    /// Checks the fields on their own; that the currency is the account's is checked
+    /// against the account, under its lock.
+    pub fn validate(self, now: DateTime<Utc>) -> Result<NewPayment, Vec<FieldError>> {
         let mut errors = Vec::new();
-        let given = Currency::parse(&self.currency);
-        if let Err(message) = &given {
-            errors.push(FieldError::new("currency", message.clone()));
-        }
-        let amount = match account_currency.parse_amount(&self.amount) {
+        let currency = match Currency::parse(&self.currency) {
+            Ok(c) => Some(c),
+            Err(message) => {
+                errors.push(FieldError::new("currency", message));
+                None
+            }
+        };
+        let parsed = match currency {
+            Some(c) => c.parse_amount(&self.amount),
+            None => Ok(Decimal::ONE),
+        };
+        let amount = match parsed {
             Ok(a) if a.is_zero() => {
                 errors.push(FieldError::new("amount", "must be greater than zero"));
                 Decimal::ZERO
@@ -172,19 +174,12 @@ impl CreatePayment {
         if received_at > now + chrono::Duration::minutes(5) {
             errors.push(FieldError::new("received_at", "must not be in the future"));
         }
-        if !errors.is_empty() {
-            return Err(Refusal::Invalid(errors));
-        }
-        let given = given.expect("checked above");
-        if given != account_currency {
-            return Err(Refusal::CurrencyMismatch {
-                account: account_currency.code(),
-                given: given.code().to_owned(),
-            });
-        }
+        let Some(currency) = currency.filter(|_| errors.is_empty()) else {
+            return Err(errors);
+        };
         Ok(NewPayment {
             amount,
-            currency: account_currency,
+            currency,
             method: self.method,
             reference,
             received_at,
@@ -250,16 +245,14 @@ mod tests {
     }
 
     #[test]
-    fn amounts_follow_the_account_currency() {
-        let usd = Currency::parse("USD").unwrap();
+    fn amounts_follow_the_currency() {
         let now = Utc::now();
-        assert!(body("10.50", "USD").validate(usd, now).is_ok());
+        assert!(body("10.50", "USD").validate(now).is_ok());
+        assert!(body("10.500", "KWD").validate(now).is_ok());
         for bad in ["0", "0.00", "-5.00", "1.234", "ten"] {
-            assert!(matches!(body(bad, "USD").validate(usd, now), Err(Refusal::Invalid(_))), "{bad}");
+            assert!(body(bad, "USD").validate(now).is_err(), "{bad}");
         }
-        assert!(matches!(
-            body("10.00", "EUR").validate(usd, now),
-            Err(Refusal::CurrencyMismatch { .. })
-        ));
+        let errors = body("1.00", "XYZ").validate(now).unwrap_err();
+        assert_eq!(errors[0].field, "currency");
     }
 }

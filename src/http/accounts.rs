@@ -184,6 +184,12 @@ pub async fn account_response(state: &AppState, status: StatusCode, row: Account
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitForIndexed(bool);
 
+impl WaitForIndexed {
+    pub fn is_requested(self) -> bool {
+        self.0
+    }
+}
+
 pub fn wait_for() -> impl Filter<Extract = (WaitForIndexed,), Error = warp::Rejection> + Clone {
     raw_query().and_then(|raw: String| async move {
         let mut wait = false;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -17,7 +18,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::money::Currency;
 use crate::domain::payment::{
-    CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, Refusal, Simulate, SimulatedOutcome,
+    CreatePayment, MAX_FAILURE_REASON_LEN, Method, NewPayment, PatchPayment, PaymentStatus, Simulate, SimulatedOutcome,
 };
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -30,7 +31,7 @@ use crate::http::{self as api, respond, with_etag};
 use crate::search::document::{Entity, PaymentDoc};
 use crate::store::accounts::{self, AccountRow};
 use crate::store::idempotency::{self, Claim};
-use crate::store::payments::{self, PaymentRow};
+use crate::store::payments::{self, Checked, PaymentRow};
 
 /// How long a simulated "delay" keeps a payment pending.
 const SIMULATED_DELAY: Duration = Duration::from_secs(1);
@@ -205,20 +206,25 @@ fn replay(status: u16, body: Value) -> Response {
     response
 }
 
-/// 422 unless a completed payment of `amount` fits the balance (or overpaying is allowed).
-fn check_overpayment(account: &AccountRow, amount: rust_decimal::Decimal, allowed: bool, currency: Currency) -> Result<()> {
-    if allowed || amount <= account.current_balance {
-        return Ok(());
-    }
-    Err(Error::with_fields(
+fn overpayment(amount: Decimal, balance: Decimal, currency: Currency) -> Error {
+    Error::with_fields(
         Code::Overpayment,
         format!(
             "{} exceeds the current balance of {}; send \"allow_overpayment\": true to accept it as a credit",
             currency.format(amount),
-            currency.format(account.current_balance)
+            currency.format(balance)
         ),
         vec![FieldError::new("amount", "exceeds the current balance")],
-    ))
+    )
+}
+
+/// 422 unless a completed payment of `amount` fits the balance (or overpaying is allowed).
+fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, currency: Currency) -> Result<()> {
+    if allowed || amount <= account.current_balance {
+        Ok(())
+    } else {
+        Err(overpayment(amount, account.current_balance, currency))
+    }
 }
 
 async fn account_version(tx: &mut sqlx::PgConnection, account_id: Uuid) -> Result<i64> {
@@ -226,6 +232,33 @@ async fn account_version(tx: &mut sqlx::PgConnection, account_id: Uuid) -> Resul
         .bind(account_id)
         .fetch_one(tx)
         .await?)
+}
+
+/// Inserts under the account's lock, or says why the account refused it.
+async fn record(conn: &mut sqlx::PgConnection, caller: &Principal, account_id: Uuid, payment: &NewPayment) -> Result<PaymentRow> {
+    let only_agent = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
+    match payments::insert_checked(conn, account_id, payment, caller.user_id, only_agent).await? {
+        Checked::Inserted(row) => Ok(row),
+        Checked::NoAccount => Err(Error::not_found("account")),
+        Checked::Refused {
+            currency,
+            balance,
+            assigned_agent_id,
+        } => {
+            caller.require_work_on(assigned_agent_id)?;
+            if currency != payment.currency.code() {
+                return Err(Error::with_fields(
+                    Code::CurrencyMismatch,
+                    format!(
+                        "the account is in {currency}; a payment in {} cannot be applied to it",
+                        payment.currency.code()
+                    ),
+                    vec![FieldError::new("currency", format!("must be {currency}"))],
+                ));
+            }
+            Err(overpayment(payment.amount, balance, payment.currency))
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
@@ -238,53 +271,47 @@ async fn create(
     body: CreatePayment,
 ) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
-    let mut tx = state.pool().begin().await?;
     if let Some(key) = &key {
         check_idempotency_key(key)?;
-        match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &request_hash(account_id, &body)?).await? {
-            Claim::Fresh => {}
-            Claim::Replay { status, body } => return Ok(replay(status, body)),
-            Claim::Mismatch => {
-                return Err(Error::new(
-                    Code::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request; use a new key for a new payment",
-                ));
-            }
+    }
+    let hash = request_hash(account_id, &body)?;
+    let payment = body.validate(Utc::now()).map_err(Error::validation)?;
+    let row = match &key {
+        None => {
+            let mut conn = state.pool().acquire().await?;
+            record(&mut conn, &caller, account_id, &payment).await?
         }
-    }
-    let account = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    caller.require_work_on(account.assigned_agent_id)?;
-    let payment = body.validate(account.currency()?, Utc::now()).map_err(|refusal| match refusal {
-        Refusal::Invalid(errors) => Error::validation(errors),
-        Refusal::CurrencyMismatch { account, given } => Error::with_fields(
-            Code::CurrencyMismatch,
-            format!("the account is in {account}; a payment in {given} cannot be applied to it"),
-            vec![FieldError::new("currency", format!("must be {account}"))],
-        ),
-    })?;
-    if payment.status == PaymentStatus::Completed {
-        check_overpayment(&account, payment.amount, payment.allow_overpayment, payment.currency)?;
-    }
-    let row = payments::insert(&mut tx, account_id, &payment, caller.user_id).await?;
-    let account_version = account_version(&mut tx, account_id).await?;
+        Some(key) => {
+            let mut tx = state.pool().begin().await?;
+            match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
+                Claim::Fresh => {}
+                Claim::Replay { status, body } => return Ok(replay(status, body)),
+                Claim::Mismatch => {
+                    return Err(Error::new(
+                        Code::IdempotencyKeyReused,
+                        "this Idempotency-Key was used with a different request; use a new key for a new payment",
+                    ));
+                }
+            }
+            let row = record(&mut tx, &caller, account_id, &payment).await?;
+            let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
+            idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
+            tx.commit().await?;
+            row
+        }
+    };
     let (payment_id, version) = (row.id, row.search_version);
-    let view = serde_json::to_value(PaymentView::from_row(row)?).map_err(anyhow::Error::from)?;
-    if let Some(key) = &key {
-        idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
-    }
-    tx.commit().await?;
     tracing::info!(payment_id = %payment_id, "payment recorded");
-    wait_until_indexed(
-        &state,
-        wait,
-        &[
+    if wait.is_requested() {
+        // Read after commit: a later version (another payment meanwhile) only waits longer.
+        let account_version = account_version(&mut *state.pool().acquire().await?, account_id).await?;
+        let documents = [
             (Entity::Payment, payment_id, version),
             (Entity::Account, account_id, account_version),
-        ],
-    )
-    .await?;
+        ];
+        wait_until_indexed(&state, wait, &documents).await?;
+    }
+    let view = PaymentView::from_row(row)?;
     let mut response = with_etag(api::json(StatusCode::CREATED, &view), version);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/payments/{payment_id}")) {
         response.headers_mut().insert(header::LOCATION, location);

@@ -79,13 +79,57 @@ const DOC_SELECT: &str = "SELECT p.id, p.account_id, p.amount, p.currency, p.met
      p.failure_reason, p.allow_overpayment, p.created_by, p.created_at, p.updated_at, p.search_version, \
      a.account_number, a.debtor_name, a.assigned_agent_id FROM payments p JOIN accounts a ON a.id = p.account_id";
 
+/// What [`insert_checked`] found.
+pub enum Checked {
+    NoAccount,
+    Inserted(PaymentRow),
+    /// The account refused the payment: another currency, another agent's account, or
+    /// a completed amount above the balance.
+    Refused {
+        currency: String,
+        balance: Decimal,
+        assigned_agent_id: Option<Uuid>,
+    },
+}
+
+#[derive(FromRow)]
+struct CheckedRow {
+    currency: String,
+    balance: Decimal,
+    assigned_agent_id: Option<Uuid>,
+    created_at: Option<DateTime<Utc>>,
+    updated_at: Option<DateTime<Utc>>,
+    search_version: Option<i64>,
+}
+
+/// Locks the live account, checks currency, agent (`only_agent`: the caller when it
+/// may work only on assigned accounts) and balance, and inserts: one statement, so
+/// one round trip, and race-free under the account's lock.
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
-pub async fn insert(tx: &mut PgConnection, account_id: Uuid, payment: &NewPayment, actor: Uuid) -> Result<PaymentRow> {
-    let row = sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO payments (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment, created_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
+pub async fn insert_checked(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    payment: &NewPayment,
+    actor: Uuid,
+    only_agent: Option<Uuid>,
+) -> Result<Checked> {
+    let id = Uuid::now_v7();
+    let row = sqlx::query_as::<_, CheckedRow>(
+        "WITH a AS (
+             SELECT id, currency, current_balance, assigned_agent_id FROM accounts
+             WHERE id = $2 AND deleted_at IS NULL FOR UPDATE
+         ), ins AS (
+             INSERT INTO payments (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment, created_by)
+             SELECT $1, a.id, $3, $4, $5, $6, $7, $8, $9, $10 FROM a
+             WHERE a.currency = $4
+               AND ($11::uuid IS NULL OR a.assigned_agent_id = $11)
+               AND ($6 <> 'completed' OR $9 OR a.current_balance >= $3)
+             RETURNING created_at, updated_at, search_version
+         )
+         SELECT a.currency, a.current_balance AS balance, a.assigned_agent_id, ins.created_at, ins.updated_at, ins.search_version
+         FROM a LEFT JOIN ins ON true",
+    )
+    .bind(id)
     .bind(account_id)
     .bind(payment.amount)
     .bind(payment.currency.code())
@@ -95,9 +139,33 @@ pub async fn insert(tx: &mut PgConnection, account_id: Uuid, payment: &NewPaymen
     .bind(payment.received_at)
     .bind(payment.allow_overpayment)
     .bind(actor)
-    .fetch_one(tx)
+    .bind(only_agent)
+    .fetch_optional(conn)
     .await?;
-    Ok(row)
+    let Some(row) = row else { return Ok(Checked::NoAccount) };
+    let (Some(created_at), Some(updated_at), Some(search_version)) = (row.created_at, row.updated_at, row.search_version) else {
+        return Ok(Checked::Refused {
+            currency: row.currency,
+            balance: row.balance,
+            assigned_agent_id: row.assigned_agent_id,
+        });
+    };
+    Ok(Checked::Inserted(PaymentRow {
+        id,
+        account_id,
+        amount: payment.amount,
+        currency: payment.currency.code().to_owned(),
+        method: payment.method.as_str().to_owned(),
+        status: payment.status.as_str().to_owned(),
+        reference: payment.reference.clone(),
+        received_at: payment.received_at,
+        failure_reason: None,
+        allow_overpayment: payment.allow_overpayment,
+        created_by: Some(actor),
+        created_at,
+        updated_at,
+        search_version,
+    }))
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<PaymentRow>> {

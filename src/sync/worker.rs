@@ -22,6 +22,9 @@ use crate::store::{self};
 pub const BATCH_SIZE: i64 = 1000;
 /// Polling backs up NOTIFY (a lost listener connection, rows enqueued by hand).
 const POLL_EVERY: Duration = Duration::from_millis(500);
+/// After a wake-up, changes arriving within this window share one index commit: under
+/// a stream of small transactions that is far cheaper than a commit per transaction.
+const GATHER_WINDOW: Duration = Duration::from_millis(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -169,6 +172,7 @@ impl SyncWorker {
                         tracing::warn!(error = %err, "outbox listener failed; polling only");
                         listener = None;
                     }
+                    tokio::time::sleep(GATHER_WINDOW).await;
                 }
                 _ = tokio::time::sleep(POLL_EVERY) => {}
                 _ = shutdown.changed() => {}

@@ -193,15 +193,27 @@ fn add(slot: &mut Sum, amount: i64) {
     slot.1 += i128::from(amount);
 }
 
-/// Sums of one currency; statuses and methods by term (ordinals inside a segment).
+/// Sums of one currency, statuses and methods by name (merged across segments).
 #[derive(Clone, Debug, Default)]
-pub struct Accumulator<K> {
+pub struct Accumulator {
     today: Sum,
     week: Sum,
     month: Sum,
     series: Vec<Sum>,
-    status: HashMap<K, Sum>,
-    method: HashMap<K, Sum>,
+    status: HashMap<String, Sum>,
+    method: HashMap<String, Sum>,
+}
+
+/// The same inside one segment, statuses and methods by term ordinal: no hashing per
+/// document.
+#[derive(Clone, Debug)]
+struct SegmentSums {
+    today: Sum,
+    week: Sum,
+    month: Sum,
+    series: Vec<Sum>,
+    status: Vec<Sum>,
+    method: Vec<Sum>,
 }
 
 pub struct StatsSegment {
@@ -212,10 +224,11 @@ pub struct StatsSegment {
     amount: Column<i64>,
     received: Column<i64>,
     completed_ord: Option<u64>,
-    by_currency: HashMap<u64, Accumulator<u64>>,
+    /// By currency ordinal.
+    by_currency: Vec<Option<SegmentSums>>,
 }
 
-pub type StatsFruit = HashMap<String, Accumulator<String>>;
+pub type StatsFruit = HashMap<String, Accumulator>;
 
 fn ord_of(column: &Option<StrColumn>, value: &str) -> tantivy::Result<Option<u64>> {
     match column {
@@ -232,6 +245,10 @@ fn term_text(column: &Option<StrColumn>, ord: u64) -> String {
     text
 }
 
+fn terms(column: &Option<StrColumn>) -> usize {
+    column.as_ref().map_or(0, |c| c.num_terms())
+}
+
 impl Collector for StatsCollector {
     type Fruit = StatsFruit;
     type Child = StatsSegment;
@@ -239,15 +256,16 @@ impl Collector for StatsCollector {
     fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
         let fast = segment.fast_fields();
         let status = fast.str("status")?;
+        let currency = fast.str("currency")?;
         Ok(StatsSegment {
             bounds: self.bounds.clone(),
             completed_ord: ord_of(&status, "completed")?,
-            currency: fast.str("currency")?,
+            by_currency: vec![None; terms(&currency)],
+            currency,
             status,
             method: fast.str("method")?,
             amount: fast.i64("amount")?,
             received: fast.i64("received")?,
-            by_currency: HashMap::new(),
         })
     }
 
@@ -305,19 +323,24 @@ impl SegmentCollector for StatsSegment {
         };
         let status = self.status.as_ref().and_then(|c| c.term_ords(doc).next());
         let method = self.method.as_ref().and_then(|c| c.term_ords(doc).next());
-        let days = self.bounds.day_starts.len().saturating_sub(1);
-        let acc = self.by_currency.entry(currency).or_insert_with(|| Accumulator {
-            series: vec![(0, 0); days],
-            ..Accumulator::default()
-        });
         let starts = &self.bounds.day_starts;
+        let days = starts.len().saturating_sub(1);
+        let (status_terms, method_terms) = (terms(&self.status), terms(&self.method));
+        let sums = self.by_currency[currency as usize].get_or_insert_with(|| SegmentSums {
+            today: (0, 0),
+            week: (0, 0),
+            month: (0, 0),
+            series: vec![(0, 0); days],
+            status: vec![(0, 0); status_terms],
+            method: vec![(0, 0); method_terms],
+        });
         let in_range = days > 0 && within(received, (starts[0], starts[days]));
         if in_range {
             if let Some(status) = status {
-                add(acc.status.entry(status).or_default(), amount);
+                add(&mut sums.status[status as usize], amount);
             }
             if let Some(method) = method {
-                add(acc.method.entry(method).or_default(), amount);
+                add(&mut sums.method[method as usize], amount);
             }
         }
         if status.is_none() || status != self.completed_ord {
@@ -325,12 +348,12 @@ impl SegmentCollector for StatsSegment {
         }
         if in_range {
             let day = starts.partition_point(|start| *start <= received) - 1;
-            add(&mut acc.series[day], amount);
+            add(&mut sums.series[day], amount);
         }
         for (slot, window) in [
-            (&mut acc.today, self.bounds.today),
-            (&mut acc.week, self.bounds.week),
-            (&mut acc.month, self.bounds.month),
+            (&mut sums.today, self.bounds.today),
+            (&mut sums.week, self.bounds.week),
+            (&mut sums.month, self.bounds.month),
         ] {
             if within(received, window) {
                 add(slot, amount);
@@ -339,23 +362,27 @@ impl SegmentCollector for StatsSegment {
     }
 
     fn harvest(self) -> StatsFruit {
-        let named = |column: &Option<StrColumn>, from: HashMap<u64, Sum>| -> HashMap<String, Sum> {
-            from.into_iter().map(|(ord, v)| (term_text(column, ord), v)).collect()
+        let named = |column: &Option<StrColumn>, sums: Vec<Sum>| -> HashMap<String, Sum> {
+            sums.into_iter()
+                .enumerate()
+                .filter(|(_, sum)| sum.0 > 0)
+                .map(|(ord, sum)| (term_text(column, ord as u64), sum))
+                .collect()
         };
-        self.by_currency
-            .into_iter()
-            .map(|(ord, acc)| {
-                let acc = Accumulator {
-                    today: acc.today,
-                    week: acc.week,
-                    month: acc.month,
-                    series: acc.series,
-                    status: named(&self.status, acc.status),
-                    method: named(&self.method, acc.method),
-                };
-                (term_text(&self.currency, ord), acc)
-            })
-            .collect()
+        let mut fruit = StatsFruit::new();
+        for (ord, sums) in self.by_currency.into_iter().enumerate() {
+            let Some(sums) = sums else { continue };
+            let acc = Accumulator {
+                today: sums.today,
+                week: sums.week,
+                month: sums.month,
+                series: sums.series,
+                status: named(&self.status, sums.status),
+                method: named(&self.method, sums.method),
+            };
+            fruit.insert(term_text(&self.currency, ord as u64), acc);
+        }
+        fruit
     }
 }
 
