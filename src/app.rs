@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
+use crate::events::{Events, relay};
 use crate::search::SearchIndex;
 use crate::search::embedded::{EmbeddedIndex, OpenError};
 use crate::sync::SyncRuntime;
@@ -40,6 +41,7 @@ struct Inner {
     phone_region: country::Id,
     login_by_ip: RateLimiter,
     login_by_email: RateLimiter,
+    events: Events,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: String,
 }
@@ -51,7 +53,10 @@ impl AppState {
         let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let database = settings.database_url.rsplit('/').next().unwrap_or_default();
+        let events = Events::new(settings.redis_url.as_deref(), database.split('?').next().unwrap_or_default())?;
         let inner = Inner {
+            events,
             keys: TokenKeys::new(&secret, settings.access_token_ttl()),
             login_by_ip: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
             login_by_email: RateLimiter::new(settings.login_rate_limit_per_email, settings.login_rate_window()),
@@ -71,6 +76,10 @@ impl AppState {
 
     pub fn search(&self) -> &Arc<dyn SearchIndex> {
         &self.inner.search
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.inner.events
     }
 
     pub fn sync_metrics(&self) -> &Arc<SyncMetrics> {
@@ -165,7 +174,7 @@ impl Application {
         let search: Arc<dyn SearchIndex> = index.clone();
         let state = AppState::new(settings, pool.clone(), search.clone()).await?;
         let (stop_background, stopped) = watch::channel(false);
-        let background = if owner {
+        let mut background = if owner {
             let runtime = SyncRuntime {
                 pool,
                 index: search,
@@ -173,10 +182,12 @@ impl Application {
                 workers,
                 initial_backfill: index.created_fresh(),
             };
-            runtime.start(stopped).await?
+            runtime.start(stopped.clone()).await?
         } else {
             JoinSet::new()
         };
+        state.events().start(stopped.clone(), &mut background);
+        background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped));
         Ok(Self {
             listener,
             state,
@@ -201,6 +212,12 @@ impl Application {
     pub async fn run_until_stopped(mut self, shutdown: impl Future<Output = ()> + Send + 'static) {
         tracing::info!(addr = %self.local_addr(), "listening");
         let routes = http::routes(self.state.clone());
+        let events = self.state.events().clone();
+        let shutdown = async move {
+            shutdown.await;
+            // Upgraded sockets are not the server's to drain: tell them to close.
+            events.close_sessions();
+        };
         http::server::serve(self.listener, routes, shutdown).await;
         let _ = self.stop_background.send(true);
         while self.background.join_next().await.is_some() {}

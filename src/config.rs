@@ -101,6 +101,15 @@ pub struct Settings {
     #[arg(long, env = "WAIT_FOR_INDEXED_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub wait_for_indexed_timeout_ms: u64,
 
+    /// Redis for fanning events out to every API instance (`redis://host:6379/`);
+    /// without it events reach the sessions of the instance that relays them.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+
+    /// Seconds between WebSocket pings; a peer silent for two intervals is dropped.
+    #[arg(long, env = "WS_PING_SECS", default_value_t = 20, global = true)]
+    pub ws_ping_secs: u64,
+
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_json_body_bytes: u64,

@@ -24,7 +24,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 async fn ready(state: AppState) -> Response {
     let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(state.pool())).await;
     match probe {
-        Ok(Ok(_)) => api::json(StatusCode::OK, &json!({"status": "ok", "checks": {"database": "ok"}})),
+        Ok(Ok(_)) => {
+            // Redis down degrades delivery to this instance; the service stays ready.
+            let redis = state.events().redis_status();
+            let status = if redis == "down" { "degraded" } else { "ok" };
+            api::json(
+                StatusCode::OK,
+                &json!({"status": status, "checks": {"database": "ok", "redis": redis}}),
+            )
+        }
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
             Error::new(Code::ServiceUnavailable, "database: not reachable").into_response()

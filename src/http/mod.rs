@@ -6,12 +6,14 @@ pub mod activities;
 pub mod auth;
 pub mod filters;
 pub mod health;
+pub mod notifications;
 pub mod paging;
 pub mod payment_list;
 pub mod payments;
 pub mod recover;
 pub mod server;
 pub mod users;
+pub mod ws;
 
 use serde::Serialize;
 use warp::Filter;
@@ -34,10 +36,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(payments::routes(state.clone()))
                 .unify()
                 .or(activities::routes(state.clone()))
+                .unify()
+                .or(notifications::routes(state.clone()))
                 .unify(),
         )
         .boxed();
     let handled = health::routes(state.clone())
+        .or(ws::routes(state.clone()))
+        .unify()
         .or(api)
         .unify()
         .recover(recover::recover)

@@ -3,7 +3,9 @@
 pub mod accounts;
 pub mod activities;
 pub mod documents;
+pub mod events;
 pub mod idempotency;
+pub mod notifications;
 pub mod outbox;
 pub mod payments;
 pub mod promises;

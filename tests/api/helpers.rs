@@ -23,6 +23,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
+    owns_data_dir: bool,
 }
 
 pub struct TestUser {
@@ -77,6 +78,19 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
+    spawn_instance(settings, true).await
+}
+
+/// Another API instance on `app`'s database and data dir (no sync worker: `app` owns
+/// the index), configured further by `configure`.
+pub async fn spawn_peer(app: &TestApp, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = app.settings.clone();
+    settings.sync_worker = false;
+    configure(&mut settings);
+    spawn_instance(settings, false).await
+}
+
+async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let pool = app.state().pool().clone();
@@ -92,6 +106,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         pool,
         settings,
         shutdown: Some(tx),
+        owns_data_dir,
     }
 }
 
@@ -185,7 +200,9 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+        if self.owns_data_dir {
+            let _ = std::fs::remove_dir_all(&self.settings.data_dir);
+        }
     }
 }
 

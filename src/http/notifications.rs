@@ -1,0 +1,154 @@
+//! The notification center: the caller's notifications, unread first.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::http::accounts::raw_query;
+use crate::http::filters::{principal, with_state};
+use crate::http::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::http::users::parse_query;
+use crate::http::{self as api, respond};
+use crate::store::notifications::{self, NotificationRow, Position};
+
+#[derive(Serialize)]
+pub struct NotificationView {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub data: Value,
+    pub read_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<NotificationRow> for NotificationView {
+    fn from(row: NotificationRow) -> Self {
+        Self {
+            id: row.id,
+            kind: row.kind,
+            title: row.title,
+            data: row.data.0,
+            read_at: row.read_at,
+            created_at: row.created_at,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    unread_only: Option<bool>,
+    page_size: Option<u32>,
+    cursor: Option<String>,
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let caller = principal(state.clone()).and(with_state(state));
+    let list = warp::path!("notifications")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(list(p, s, q).await) });
+    let unread = warp::path!("notifications" / "unread-count")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(|p, s| async move { respond(unread(p, s).await) });
+    let read = warp::path!("notifications" / Uuid / "read")
+        .and(warp::post())
+        .and(caller.clone())
+        .then(|id, p, s| async move { respond(read(id, p, s).await) });
+    let read_all = warp::path!("notifications" / "read-all")
+        .and(warp::post())
+        .and(caller)
+        .then(|p, s| async move { respond(read_all(p, s).await) });
+    list.or(unread).unify().or(read_all).unify().or(read).unify().boxed()
+}
+
+fn encode_cursor((read, at, id): Position) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}|{}|{id}", u8::from(read), at.timestamp_micros()))
+}
+
+fn decode_cursor(cursor: &str) -> Result<Position> {
+    let invalid = || {
+        Error::with_fields(
+            Code::InvalidParameter,
+            "cursor is not valid; pass next_cursor from the previous page",
+            vec![FieldError::new("cursor", "not a cursor from this list")],
+        )
+    };
+    let text = URL_SAFE_NO_PAD
+        .decode(cursor.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(invalid)?;
+    let mut parts = text.splitn(3, '|');
+    let read = match parts.next() {
+        Some("0") => false,
+        Some("1") => true,
+        _ => return Err(invalid()),
+    };
+    let at = parts
+        .next()
+        .and_then(|m| m.parse::<i64>().ok())
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let id = parts.next().and_then(|i| Uuid::parse_str(i).ok()).ok_or_else(invalid)?;
+    Ok((read, at, id))
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    let query: ListQuery = parse_query(&raw)?;
+    let size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    if !(1..=MAX_PAGE_SIZE).contains(&size) {
+        return Err(Error::with_fields(
+            Code::InvalidParameter,
+            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
+            vec![FieldError::new("page_size", format!("a number from 1 to {MAX_PAGE_SIZE}"))],
+        ));
+    }
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let unread_only = query.unread_only.unwrap_or(false);
+    let mut rows = notifications::list(state.pool(), caller.user_id, unread_only, after, i64::from(size) + 1).await?;
+    let next_cursor = if rows.len() > size as usize {
+        rows.truncate(size as usize);
+        rows.last().map(|n| encode_cursor((n.read_at.is_some(), n.created_at, n.id)))
+    } else {
+        None
+    };
+    let total = notifications::count(state.pool(), caller.user_id, unread_only).await?;
+    let unread = notifications::count(state.pool(), caller.user_id, true).await?;
+    let data: Vec<NotificationView> = rows.into_iter().map(NotificationView::from).collect();
+    Ok(api::json(
+        StatusCode::OK,
+        &json!({"data": data, "total": total, "next_cursor": next_cursor, "facets": {}, "unread_count": unread}),
+    ))
+}
+
+async fn unread(caller: Principal, state: AppState) -> Result<Response> {
+    let unread = notifications::count(state.pool(), caller.user_id, true).await?;
+    Ok(api::json(StatusCode::OK, &json!({"unread_count": unread})))
+}
+
+#[tracing::instrument(skip_all, fields(notification_id = %id))]
+async fn read(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let row = notifications::mark_read(state.pool(), caller.user_id, id)
+        .await?
+        .ok_or_else(|| Error::not_found("notification"))?;
+    Ok(api::json(StatusCode::OK, &NotificationView::from(row)))
+}
+
+async fn read_all(caller: Principal, state: AppState) -> Result<Response> {
+    let updated = notifications::mark_all_read(state.pool(), caller.user_id).await?;
+    Ok(api::json(StatusCode::OK, &json!({"updated": updated})))
+}

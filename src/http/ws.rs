@@ -1,0 +1,345 @@
+//! `GET /api/v1/ws`: live events over a WebSocket, and the `/ws-test` demo page.
+//!
+//! Authentication: `Authorization: Bearer` on the upgrade request, or a first message
+//! `{"event": "auth", "data": {"token": "..."}}` within 5 s (never a token in the URL).
+//! Close codes: 4401 authentication missing, invalid or expired; 4403 session revoked;
+//! 1008 slow consumer; 1001 server shutting down or peer gone silent.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::reply::{Reply, Response};
+use warp::ws::{Message, WebSocket, Ws};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{Code, Error, Result};
+use crate::events::{Event, valid_topic};
+use crate::http::filters::with_state;
+use crate::store::events;
+
+const AUTH_WITHIN: Duration = Duration::from_secs(5);
+const RECHECK_SESSION_EVERY: Duration = Duration::from_secs(30);
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Messages queued for one connection's socket.
+pub const SEND_BUFFER: usize = 256;
+/// How long an event may wait for room in a full queue before the client counts as slow.
+const SEND_WAIT: Duration = Duration::from_secs(5);
+/// Most events one catch-up request returns.
+const REPLAY_LIMIT: i64 = 1000;
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+const DEMO_PAGE: &str = include_str!("../../static/ws-test.html");
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let ws = warp::path!("api" / "v1" / "ws")
+        .and(warp::ws())
+        .and(warp::header::optional::<String>("authorization"))
+        .and(with_state(state))
+        .then(upgrade);
+    let demo = warp::path!("ws-test")
+        .and(warp::get())
+        .map(|| warp::reply::html(DEMO_PAGE).into_response());
+    ws.or(demo).unify().boxed()
+}
+
+/// A caller and when their token stops being valid.
+#[derive(Clone)]
+struct Authed {
+    principal: Principal,
+    token: String,
+    expires_at: Instant,
+}
+
+async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
+    let claims = state.keys().verify(token)?;
+    let principal = state.authenticate(token).await?;
+    let left = (claims.exp - chrono::Utc::now().timestamp()).max(0) as u64;
+    Ok(Authed {
+        principal,
+        token: token.to_owned(),
+        expires_at: Instant::now() + Duration::from_secs(left),
+    })
+}
+
+async fn upgrade(ws: Ws, authorization: Option<String>, state: AppState) -> Response {
+    let authed = match authorization {
+        None => None,
+        Some(header) => {
+            let token = match header.split_once(' ') {
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim().to_owned(),
+                _ => return Error::new(Code::Unauthorized, "the Authorization header must use the Bearer scheme").into_response(),
+            };
+            match authenticate(&state, &token).await {
+                Ok(authed) => Some(authed),
+                Err(err) => return err.into_response(),
+            }
+        }
+    };
+    ws.max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| Session::run(socket, state, authed))
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct ClientMessage {
+    event: String,
+    #[serde(default)]
+    data: Value,
+}
+
+/// Why a session ends, and what the client is told.
+struct Closing(u16, &'static str);
+
+struct Session {
+    state: AppState,
+    authed: Option<Authed>,
+    topics: HashSet<String>,
+    /// Ids sent by the last catch-up, so the live stream does not repeat them.
+    replayed: HashSet<i64>,
+    out: mpsc::Sender<Message>,
+}
+
+/// Writes queued messages to the socket; a close frame jumps the queue.
+async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>, mut close: oneshot::Receiver<Message>) {
+    loop {
+        tokio::select! {
+            biased;
+            frame = &mut close => {
+                if let Ok(frame) = frame {
+                    let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+                }
+                break;
+            }
+            message = queue.recv() => {
+                let Some(message) = message else { break };
+                tokio::select! {
+                    sent = sink.send(message) => if sent.is_err() { break },
+                    frame = &mut close => {
+                        if let Ok(frame) = frame {
+                            let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(frame)).await;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(CLOSE_GRACE, sink.close()).await;
+}
+
+impl Session {
+    async fn run(socket: WebSocket, state: AppState, authed: Option<Authed>) {
+        let (sink, mut incoming) = socket.split();
+        let (out, queue) = mpsc::channel(SEND_BUFFER);
+        let (close, close_rx) = oneshot::channel();
+        let writer = tokio::spawn(write(sink, queue, close_rx));
+        let mut hub = state.events().subscribe();
+        let mut closing = state.events().closing();
+        let ping_every = Duration::from_secs(state.settings().ws_ping_secs.max(1));
+        let mut session = Session {
+            state,
+            authed: None,
+            topics: HashSet::new(),
+            replayed: HashSet::new(),
+            out,
+        };
+        let mut ending = match authed {
+            Some(authed) => session.accept(authed).err(),
+            None => None,
+        };
+        let auth_deadline = Instant::now() + AUTH_WITHIN;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK_SESSION_EVERY, RECHECK_SESSION_EVERY);
+        let mut last_heard = Instant::now();
+        while ending.is_none() {
+            let expiry = session.authed.as_ref().map_or(auth_deadline, |a| a.expires_at);
+            ending = tokio::select! {
+                _ = tokio::time::sleep_until(expiry) => Some(if session.authed.is_some() {
+                    Closing(4401, "token expired")
+                } else {
+                    Closing(4401, "authentication required")
+                }),
+                message = incoming.next() => match message {
+                    Some(Ok(message)) => {
+                        last_heard = Instant::now();
+                        session.on_message(message).await.err()
+                    }
+                    Some(Err(_)) | None => Some(Closing(1000, "")),
+                },
+                received = hub.recv() => match received {
+                    Ok(event) => session.on_event(&event).await.err(),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Some(Closing(1008, "slow consumer")),
+                    Err(broadcast::error::RecvError::Closed) => Some(Closing(1001, "server shutting down")),
+                },
+                _ = ping.tick() => {
+                    if last_heard.elapsed() > ping_every * 2 {
+                        Some(Closing(1001, "no answer to pings"))
+                    } else {
+                        session.send(Message::ping(Vec::<u8>::new())).err()
+                    }
+                }
+                _ = recheck.tick(), if session.authed.is_some() => session.recheck().await.err(),
+                _ = closing.changed() => Some(Closing(1001, "server shutting down")),
+            };
+        }
+        if let Some(Closing(code, reason)) = ending {
+            if let Some(authed) = &session.authed {
+                tracing::debug!(user_id = %authed.principal.user_id, code, reason, "websocket closed");
+            }
+            let _ = close.send(Message::close_with(code, reason));
+        }
+        drop(session);
+        let _ = tokio::time::timeout(CLOSE_GRACE * 2, writer).await;
+    }
+
+    /// Queues a message; a full queue means the client does not keep up.
+    fn send(&self, message: Message) -> std::result::Result<(), Closing> {
+        self.out.try_send(message).map_err(|_| Closing(1008, "slow consumer"))
+    }
+
+    fn reply(&self, event: &str, data: Value) -> std::result::Result<(), Closing> {
+        self.send(Message::text(json!({"event": event, "data": data}).to_string()))
+    }
+
+    fn accept(&mut self, authed: Authed) -> std::result::Result<(), Closing> {
+        let p = &authed.principal;
+        let data = json!({"user_id": p.user_id, "role": p.role, "name": p.name});
+        self.authed = Some(authed);
+        self.reply("auth.ok", data)
+    }
+
+    async fn on_message(&mut self, message: Message) -> std::result::Result<(), Closing> {
+        if message.is_close() {
+            return Err(Closing(1000, ""));
+        }
+        if !message.is_text() {
+            return Ok(());
+        }
+        let parsed = message
+            .to_str()
+            .ok()
+            .and_then(|text| serde_json::from_str::<ClientMessage>(text).ok());
+        let Some(ClientMessage { event, data }) = parsed else {
+            return self.reply("error", json!({"message": "send JSON {\"event\": ..., \"data\": {...}}"}));
+        };
+        match (event.as_str(), &self.authed) {
+            ("auth", _) => self.auth(&data).await,
+            (_, None) => Err(Closing(4401, "authentication required")),
+            ("subscribe", Some(_)) => self.subscribe(&data, true),
+            ("unsubscribe", Some(_)) => self.subscribe(&data, false),
+            ("replay", Some(_)) => self.replay(&data).await,
+            ("ping", Some(_)) => self.reply("pong", Value::Null),
+            (other, Some(_)) => self.reply("error", json!({"message": format!("unknown event `{other}`")})),
+        }
+    }
+
+    /// First authentication, or a fresh token for the same user before the old expires.
+    async fn auth(&mut self, data: &Value) -> std::result::Result<(), Closing> {
+        let Some(token) = data.get("token").and_then(Value::as_str) else {
+            return Err(Closing(4401, "auth needs data.token"));
+        };
+        let authed = authenticate(&self.state, token).await.map_err(|err| match err.code() {
+            Code::TokenExpired => Closing(4401, "token expired"),
+            _ => Closing(4401, "invalid token"),
+        })?;
+        if let Some(current) = &self.authed
+            && current.principal.user_id != authed.principal.user_id
+        {
+            return Err(Closing(4401, "a socket belongs to one user"));
+        }
+        self.accept(authed)
+    }
+
+    fn subscribe(&mut self, data: &Value, add: bool) -> std::result::Result<(), Closing> {
+        let topics: Vec<String> = data
+            .get("topics")
+            .and_then(Value::as_array)
+            .map(|t| t.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let invalid: Vec<&String> = topics.iter().filter(|t| !valid_topic(t)).collect();
+        if topics.is_empty() || !invalid.is_empty() {
+            return self.reply(
+                "error",
+                json!({"message": "topics must be a list of account:{id}, payments, accounts, jobs, stats", "invalid": invalid}),
+            );
+        }
+        for topic in topics {
+            if add {
+                self.topics.insert(topic);
+            } else {
+                self.topics.remove(&topic);
+            }
+        }
+        let mut current: Vec<&String> = self.topics.iter().collect();
+        current.sort();
+        self.reply("subscribed", json!({"topics": current}))
+    }
+
+    /// Sends what this client may see that was committed after `since`, in order.
+    async fn replay(&mut self, data: &Value) -> std::result::Result<(), Closing> {
+        let Some(since) = data.get("since").and_then(Value::as_i64) else {
+            return self.reply("error", json!({"message": "replay needs data.since (an event id)"}));
+        };
+        let missed = match events::since(self.state.pool(), since, REPLAY_LIMIT).await {
+            Ok(missed) => missed,
+            Err(err) => {
+                tracing::warn!(error = %err, "event replay failed");
+                return self.reply("error", json!({"message": "replay failed; try again"}));
+            }
+        };
+        let more = missed.len() as i64 == REPLAY_LIMIT;
+        let last = missed.last().and_then(|e| e.id).unwrap_or(since);
+        self.replayed.clear();
+        let mut sent = 0;
+        for event in &missed {
+            if self.visible(event) {
+                self.send(Message::text(event.wire()))?;
+                sent += 1;
+            }
+            self.replayed.extend(event.id);
+        }
+        self.reply("replay.done", json!({"since": since, "until": last, "sent": sent, "more": more}))
+    }
+
+    fn visible(&self, event: &Event) -> bool {
+        self.authed.as_ref().is_some_and(|a| event.visible_to(&a.principal, &self.topics))
+    }
+
+    /// Waits (bounded) for room: bursts pass, a client that stays behind is dropped.
+    async fn on_event(&mut self, event: &Arc<Event>) -> std::result::Result<(), Closing> {
+        if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
+            return Ok(());
+        }
+        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::text(event.wire()))).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Closing(1008, "slow consumer")),
+        }
+    }
+
+    /// Logout, a disabled user or a role change apply to open sockets too.
+    async fn recheck(&mut self) -> std::result::Result<(), Closing> {
+        let Some(authed) = &self.authed else { return Ok(()) };
+        match self.state.authenticate(&authed.token).await {
+            Ok(principal) => {
+                if let Some(authed) = &mut self.authed {
+                    authed.principal = principal;
+                }
+                Ok(())
+            }
+            Err(err) if err.code() == Code::TokenExpired => Err(Closing(4401, "token expired")),
+            Err(err) if err.code() == Code::Internal => Ok(()),
+            Err(_) => Err(Closing(4403, "session revoked")),
+        }
+    }
+}

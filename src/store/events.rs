@@ -1,0 +1,78 @@
+//! The `events` table: written by triggers, published by the relay, replayed on ask.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::events::Event;
+
+pub const CHANNEL: &str = "events";
+
+#[derive(FromRow)]
+struct EventRow {
+    id: i64,
+    kind: String,
+    user_id: Option<Uuid>,
+    topics: Vec<String>,
+    data: Json<Value>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<EventRow> for Event {
+    fn from(row: EventRow) -> Self {
+        Event {
+            id: Some(row.id),
+            kind: row.kind,
+            user_id: row.user_id,
+            topics: row.topics,
+            data: row.data.0,
+            at: row.created_at,
+        }
+        .normalized()
+    }
+}
+
+const COLUMNS: &str = "id, kind, user_id, topics, data, created_at";
+
+/// Committed events not published yet, oldest first.
+pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Event>> {
+    let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE published_at IS NULL ORDER BY id LIMIT $1"
+    )))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(Event::from).collect())
+}
+
+pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Committed events after `after`, oldest first (a reconnecting client's catch-up).
+pub async fn since(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>> {
+    let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+    )))
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(Event::from).collect())
+}
+
+/// Deletes published events older than `before`; returns how many.
+pub async fn prune(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM events WHERE published_at IS NOT NULL AND created_at < $1")
+        .bind(before)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}

@@ -1,0 +1,76 @@
+//! Notifications, created by triggers (migration 0004) and read by their user.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct NotificationRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub data: Json<Value>,
+    pub read_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, kind, title, data, read_at, created_at";
+
+/// Position in the list: read or not, then newest first.
+pub type Position = (bool, DateTime<Utc>, Uuid);
+
+/// A user's notifications, unread first, then newest first, after `after`.
+pub async fn list(pool: &PgPool, user: Uuid, unread_only: bool, after: Option<Position>, limit: i64) -> Result<Vec<NotificationRow>> {
+    Ok(sqlx::query_as::<_, NotificationRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM notifications
+         WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL)
+           AND ($3::boolean IS NULL
+                OR (read_at IS NOT NULL) > $3
+                OR ((read_at IS NOT NULL) = $3 AND (created_at, id) < ($4, $5)))
+         ORDER BY (read_at IS NOT NULL), created_at DESC, id DESC
+         LIMIT $6"
+    )))
+    .bind(user)
+    .bind(unread_only)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(after.map(|a| a.2))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count(pool: &PgPool, user: Uuid, unread_only: bool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM notifications WHERE user_id = $1 AND (NOT $2 OR read_at IS NULL)")
+            .bind(user)
+            .bind(unread_only)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Marks one of the user's notifications read (idempotent); `None` when it is not theirs.
+pub async fn mark_read(pool: &PgPool, user: Uuid, id: Uuid) -> Result<Option<NotificationRow>> {
+    Ok(sqlx::query_as::<_, NotificationRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE notifications SET read_at = coalesce(read_at, now()) WHERE id = $1 AND user_id = $2 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(user)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn mark_all_read(pool: &PgPool, user: Uuid) -> Result<u64> {
+    Ok(
+        sqlx::query("UPDATE notifications SET read_at = now() WHERE user_id = $1 AND read_at IS NULL")
+            .bind(user)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
+}

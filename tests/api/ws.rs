@@ -1,0 +1,377 @@
+//! Live events over real WebSocket connections.
+
+use std::time::Duration;
+
+use arrears::domain::role::Role;
+use futures_util::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message, http};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+use uuid::Uuid;
+
+use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn ws_url(app: &TestApp) -> String {
+    format!("{}/api/v1/ws", app.address.replacen("http", "ws", 1))
+}
+
+async fn connect(app: &TestApp, bearer: Option<&str>) -> Result<Socket, tungstenite::Error> {
+    let mut request = ws_url(app).into_client_request().unwrap();
+    if let Some(token) = bearer {
+        request.headers_mut().insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
+    }
+    connect_async(request).await.map(|(socket, _)| socket)
+}
+
+async fn send(socket: &mut Socket, event: &str, data: Value) {
+    let text = json!({"event": event, "data": data}).to_string();
+    socket.send(Message::text(text)).await.unwrap();
+}
+
+/// The next JSON message (pings and pongs skipped), or `None` when the socket closed.
+async fn next(socket: &mut Socket) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("a message within 10 s") {
+            Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(text.as_str()).unwrap()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+/// Skips messages until one of `kind` arrives that `matches`.
+async fn expect(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let message = next(socket)
+            .await
+            .unwrap_or_else(|| panic!("socket closed while waiting for {kind}"));
+        if message["event"] == kind && matches(&message) {
+            return message;
+        }
+    }
+}
+
+/// The close frame's code and reason.
+async fn closed(socket: &mut Socket) -> (u16, String) {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.expect("closed within 10 s") {
+            Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), frame.reason.as_str().to_owned()),
+            Some(Ok(Message::Close(None))) | None | Some(Err(_)) => return (0, String::new()),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+async fn authed(app: &TestApp, token: &str, topics: &[&str]) -> Socket {
+    let mut socket = connect(app, None).await.unwrap();
+    send(&mut socket, "auth", json!({"token": token})).await;
+    expect(&mut socket, "auth.ok", |_| true).await;
+    if !topics.is_empty() {
+        send(&mut socket, "subscribe", json!({"topics": topics})).await;
+        expect(&mut socket, "subscribed", |_| true).await;
+    }
+    socket
+}
+
+async fn pay(app: &TestApp, token: &str, account: &str, amount: &str) -> Value {
+    let body = json!({"amount": amount, "currency": "USD", "method": "card"});
+    let (status, payment) = status_json(app.post(&format!("/api/v1/accounts/{account}/payments"), Some(token), &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{payment}");
+    payment
+}
+
+#[tokio::test]
+async fn a_payment_made_over_http_arrives_on_a_connected_socket() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let mut by_message = authed(&app, &agent.token, &["payments"]).await;
+    let mut by_header = connect(&app, Some(&manager.token)).await.unwrap();
+    let hello = expect(&mut by_header, "auth.ok", |_| true).await;
+    assert_eq!(hello["data"]["user_id"], manager.id.to_string());
+    send(&mut by_header, "subscribe", json!({"topics": ["payments", "accounts"]})).await;
+    expect(&mut by_header, "subscribed", |m| {
+        m["data"]["topics"] == json!(["accounts", "payments"])
+    })
+    .await;
+
+    let account = app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await;
+    let assigned = expect(&mut by_message, "account.assigned", |_| true).await;
+    assert_eq!(
+        assigned["data"]["id"], account["id"],
+        "the agent hears of the assignment without subscribing"
+    );
+    let payment = pay(&app, &manager.token, account["id"].as_str().unwrap(), "250.00").await;
+    for socket in [&mut by_message, &mut by_header] {
+        let event = expect(socket, "payment.created", |m| m["data"]["id"] == payment["id"]).await;
+        assert_eq!(event["data"]["amount"], "250.00");
+        assert_eq!(event["data"]["account_id"], account["id"]);
+        assert!(event["id"].as_i64().unwrap() > 0 && event["at"].is_string());
+    }
+}
+
+#[tokio::test]
+async fn bad_missing_and_late_authentication_is_refused() {
+    let app = spawn_app().await;
+    match connect(&app, Some("not-a-token")).await {
+        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 401),
+        other => panic!("a bad bearer token must fail the upgrade: {other:?}"),
+    }
+    let mut socket = connect(&app, None).await.unwrap();
+    send(&mut socket, "auth", json!({"token": "garbage"})).await;
+    assert_eq!(closed(&mut socket).await, (4401, "invalid token".to_owned()));
+
+    let mut socket = connect(&app, None).await.unwrap();
+    send(&mut socket, "subscribe", json!({"topics": ["payments"]})).await;
+    assert_eq!(closed(&mut socket).await, (4401, "authentication required".to_owned()));
+
+    let mut silent = connect(&app, None).await.unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(closed(&mut silent).await, (4401, "authentication required".to_owned()));
+    assert!(started.elapsed() >= Duration::from_secs(4), "the client had 5 s to authenticate");
+}
+
+#[tokio::test]
+async fn an_expired_token_closes_the_socket() {
+    let app = spawn_app_with(|s| s.access_token_ttl_secs = 2).await;
+    let agent = app.user(Role::Agent).await;
+    let mut socket = connect(&app, Some(&agent.token)).await.unwrap();
+    expect(&mut socket, "auth.ok", |_| true).await;
+    assert_eq!(closed(&mut socket).await, (4401, "token expired".to_owned()));
+}
+
+#[tokio::test]
+async fn nobody_receives_what_is_not_theirs() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let other_agent = app.user(Role::Agent).await;
+    let viewer = app.user(Role::Viewer).await;
+    let mut viewer_socket = authed(&app, &viewer.token, &["accounts"]).await;
+    let mut other_socket = authed(&app, &other_agent.token, &[]).await;
+    let account = app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await;
+    // A public marker after the private events: once it arrives, they would have too.
+    let marker = app.account(&manager.token, json!({"debtor_name": "Marker Person"})).await;
+    let mut seen = Vec::new();
+    loop {
+        let message = next(&mut viewer_socket).await.unwrap();
+        let done = message["event"] == "account.created" && message["data"]["id"] == marker["id"];
+        seen.push(message);
+        if done {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m["event"] == "account.created" && m["data"]["id"] == account["id"])
+    );
+    assert!(
+        seen.iter()
+            .all(|m| m["event"] != "account.assigned" && m["event"] != "notification.created"),
+        "a viewer never gets an agent's private events: {seen:?}"
+    );
+    send(&mut other_socket, "ping", Value::Null).await;
+    let first = next(&mut other_socket).await.unwrap();
+    assert_eq!(first["event"], "pong", "the other agent got nothing of this: {first}");
+}
+
+#[tokio::test]
+async fn rolled_back_writes_emit_nothing() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    let id: Uuid = account["id"].as_str().unwrap().parse().unwrap();
+    let mut socket = authed(&app, &manager.token, &[&format!("account:{id}")]).await;
+    let insert = "INSERT INTO payments (id, account_id, amount, currency, method, status, received_at) \
+                  VALUES ($1, $2, 5, 'USD', 'cash', 'completed', now())";
+    let mut tx = app.pool.begin().await.unwrap();
+    let rolled_back = Uuid::now_v7();
+    sqlx::query(insert).bind(rolled_back).bind(id).execute(&mut *tx).await.unwrap();
+    tx.rollback().await.unwrap();
+    let committed = Uuid::now_v7();
+    sqlx::query(insert).bind(committed).bind(id).execute(&app.pool).await.unwrap();
+    let event = expect(&mut socket, "payment.created", |_| true).await;
+    assert_eq!(
+        event["data"]["id"],
+        committed.to_string(),
+        "the first payment event is the committed one"
+    );
+}
+
+#[tokio::test]
+async fn missed_events_are_replayed_after_a_reconnect() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    let first = pay(&app, &manager.token, &account, "1.00").await;
+    let seen = expect(&mut socket, "payment.created", |m| m["data"]["id"] == first["id"]).await;
+    socket.close(None).await.unwrap();
+    let missed = [
+        pay(&app, &manager.token, &account, "2.00").await,
+        pay(&app, &manager.token, &account, "3.00").await,
+    ];
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    send(&mut socket, "replay", json!({"since": seen["id"]})).await;
+    let mut replayed = Vec::new();
+    loop {
+        let message = next(&mut socket).await.unwrap();
+        if message["event"] == "replay.done" {
+            assert_eq!(message["data"]["sent"], 2);
+            break;
+        }
+        replayed.push(message);
+    }
+    let ids: Vec<&Value> = replayed.iter().map(|m| &m["data"]["id"]).collect();
+    assert_eq!(ids, [&missed[0]["id"], &missed[1]["id"]], "in commit order");
+    assert!(replayed[0]["id"].as_i64() < replayed[1]["id"].as_i64());
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_disconnected_while_others_keep_up() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut slow = small_window(&app, &manager.token).await;
+    let mut fast = authed(&app, &manager.token, &["payments"]).await;
+    // 60 MB of incompressible text: far more than the buffers between server and client hold.
+    const EVENTS: i64 = 15_000;
+    sqlx::query(
+        "INSERT INTO events (kind, topics, data)
+         SELECT 'payment.created', ARRAY['payments'], jsonb_build_object('n', n, 'pad',
+                (SELECT string_agg(md5(random()::text || n || g), '') FROM generate_series(1, 125) g))
+         FROM generate_series(1, $1) n",
+    )
+    .bind(EVENTS)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("NOTIFY events").execute(&app.pool).await.unwrap();
+    let last = expect(&mut fast, "payment.created", |m| m["data"]["n"] == EVENTS).await;
+    assert_eq!(last["data"]["n"], EVENTS, "a client that reads gets everything");
+    // The slow client has not read for longer than the server waits on a full queue (5 s).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let mut received = 0;
+    let ended = loop {
+        match tokio::time::timeout(WAIT, slow.next())
+            .await
+            .unwrap_or_else(|_| panic!("the slow socket ends (after {received} events)"))
+        {
+            Some(Ok(Message::Text(_))) => received += 1,
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            None | Some(Err(_)) => break None,
+            Some(Ok(_)) => {}
+        }
+    };
+    assert!(received < EVENTS, "the slow client was cut off ({received} events)");
+    assert!(matches!(ended, None | Some(1008)), "closed as a slow consumer: {ended:?}");
+}
+
+/// A client whose kernel receive buffer is fixed at 64 KiB (no autotuning up to
+/// 32 MiB), subscribed to payments, so that not reading soon backs up to the server.
+async fn small_window(app: &TestApp, token: &str) -> Socket {
+    let address: std::net::SocketAddr = app.address.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(ws_url(app), MaybeTlsStream::Plain(stream))
+        .await
+        .unwrap();
+    send(&mut ws, "auth", json!({"token": token})).await;
+    expect(&mut ws, "auth.ok", |_| true).await;
+    send(&mut ws, "subscribe", json!({"topics": ["payments"]})).await;
+    expect(&mut ws, "subscribed", |_| true).await;
+    ws
+}
+
+/// A private Redis on a free port, killed when dropped.
+struct RedisServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs (bin/test installs it)");
+        Self { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn redis_status(app: &TestApp) -> String {
+    let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let body: Value = response.json().await.unwrap();
+    body["checks"]["redis"].as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn two_instances_sharing_redis_both_deliver() {
+    let redis = RedisServer::start(free_port());
+    let first = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
+    let second = spawn_peer(&first, |s| s.redis_url = Some(redis.url())).await;
+    for app in [&first, &second] {
+        eventually("redis connected", || async { redis_status(app).await == "ok" }).await;
+    }
+    let manager = first.user(Role::Manager).await;
+    let account = first.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut on_first = authed(&first, &manager.token, &["payments"]).await;
+    let mut on_second = authed(&second, &manager.token, &["payments"]).await;
+    for (writer, amount) in [(&first, "4.00"), (&second, "5.00")] {
+        let payment = pay(writer, &manager.token, &account, amount).await;
+        for socket in [&mut on_first, &mut on_second] {
+            expect(socket, "payment.created", |m| m["data"]["id"] == payment["id"]).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn losing_redis_degrades_to_local_delivery_and_recovers() {
+    let port = free_port();
+    let redis = RedisServer::start(port);
+    let app = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
+    eventually("redis connected", || async { redis_status(&app).await == "ok" }).await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    let before = pay(&app, &manager.token, &account, "1.00").await;
+    expect(&mut socket, "payment.created", |m| m["data"]["id"] == before["id"]).await;
+
+    drop(redis);
+    eventually("readiness reports redis down", || async { redis_status(&app).await == "down" }).await;
+    let ready: Value = app.client.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["status"], "degraded");
+    let during = pay(&app, &manager.token, &account, "2.00").await;
+    expect(&mut socket, "payment.created", |m| m["data"]["id"] == during["id"]).await;
+
+    let _redis = RedisServer::start(port);
+    eventually("redis reconnected", || async { redis_status(&app).await == "ok" }).await;
+    let after = pay(&app, &manager.token, &account, "3.00").await;
+    expect(&mut socket, "payment.created", |m| m["data"]["id"] == after["id"]).await;
+}
