@@ -72,6 +72,13 @@ impl Event {
     }
 }
 
+/// An event on its way to sessions, serialised once for all of them.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub event: Event,
+    pub text: String,
+}
+
 /// The topics a client may subscribe to.
 pub fn valid_topic(topic: &str) -> bool {
     match topic.strip_prefix("account:") {
@@ -83,7 +90,7 @@ pub fn valid_topic(topic: &str) -> bool {
 /// This instance's end of the fan-out.
 #[derive(Clone)]
 pub struct Events {
-    hub: broadcast::Sender<Arc<Event>>,
+    hub: broadcast::Sender<Arc<Outgoing>>,
     redis: Option<redis::RedisLink>,
     closing: watch::Sender<bool>,
 }
@@ -100,13 +107,14 @@ impl Events {
         })
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Outgoing>> {
         self.hub.subscribe()
     }
 
     /// Hands an event to this instance's sessions.
     pub fn deliver_local(&self, event: Event) {
-        let _ = self.hub.send(Arc::new(event));
+        let text = event.wire();
+        let _ = self.hub.send(Arc::new(Outgoing { event, text }));
     }
 
     /// Publishes to every instance (through Redis when it is up), or locally.
@@ -154,7 +162,7 @@ async fn coalesce_stats(events: Events, mut shutdown: watch::Receiver<bool>) {
     while crate::sync::running(&shutdown) {
         tokio::select! {
             received = hub.recv() => match received {
-                Ok(event) => dirty |= event.kind.starts_with("payment."),
+                Ok(outgoing) => dirty |= outgoing.event.kind.starts_with("payment."),
                 Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -23,7 +23,7 @@ use warp::ws::{Message, WebSocket, Ws};
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{Code, Error, Result};
-use crate::events::{Event, valid_topic};
+use crate::events::{Event, Outgoing, valid_topic};
 use crate::http::filters::with_state;
 use crate::store::events;
 
@@ -317,11 +317,12 @@ impl Session {
     }
 
     /// Waits (bounded) for room: bursts pass, a client that stays behind is dropped.
-    async fn on_event(&mut self, event: &Arc<Event>) -> std::result::Result<(), Closing> {
+    async fn on_event(&mut self, outgoing: &Arc<Outgoing>) -> std::result::Result<(), Closing> {
+        let event = &outgoing.event;
         if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
-        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::text(event.wire()))).await {
+        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::text(outgoing.text.clone()))).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Closing(1008, "slow consumer")),
         }
