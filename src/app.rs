@@ -218,7 +218,7 @@ impl Application {
             // Upgraded sockets are not the server's to drain: tell them to close.
             events.close_sessions();
         };
-        http::server::serve(self.listener, routes, shutdown).await;
+        http::server::serve(self.listener, routes, self.state.clone(), shutdown).await;
         let _ = self.stop_background.send(true);
         while self.background.join_next().await.is_some() {}
         self.state.pool().close().await;

@@ -41,6 +41,7 @@ pub enum Code {
     PreconditionFailed,
     PreconditionRequired,
     ServiceUnavailable,
+    UpgradeRequired,
     IndexTimeout,
     Internal,
 }
@@ -92,6 +93,7 @@ impl Code {
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
             ServiceUnavailable => ("service_unavailable", StatusCode::SERVICE_UNAVAILABLE, "Service unavailable"),
+            UpgradeRequired => ("upgrade_required", StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required"),
             IndexTimeout => ("index_timeout", StatusCode::GATEWAY_TIMEOUT, "Not indexed in time"),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
         }

@@ -42,7 +42,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         )
         .boxed();
     let handled = health::routes(state.clone())
-        .or(ws::routes(state.clone()))
+        .or(ws::routes())
         .unify()
         .or(api)
         .unify()

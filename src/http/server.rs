@@ -13,13 +13,20 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderValue;
 use warp::reply::Response;
 
+use crate::app::AppState;
 use crate::http::filters::ClientAddr;
+use crate::http::ws;
 use crate::telemetry;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub async fn serve(listener: TcpListener, routes: BoxedFilter<(Response,)>, shutdown: impl Future<Output = ()> + Send + 'static) {
+pub async fn serve(
+    listener: TcpListener,
+    routes: BoxedFilter<(Response,)>,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -36,17 +43,25 @@ pub async fn serve(listener: TcpListener, routes: BoxedFilter<(Response,)>, shut
             () = &mut shutdown => break,
         };
         let warp_service = warp::service(routes.clone());
+        let state = state.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let mut warp_service = warp_service.clone();
+            let state = state.clone();
             request.extensions_mut().insert(ClientAddr(remote));
             let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
             async move {
                 let started = Instant::now();
-                let response: Result<Response, Infallible> = telemetry::with_request_id(request_id.clone(), warp_service.call(request))
-                    .instrument(span.clone())
-                    .await;
-                let mut response = response?;
+                let mut response = if ws::is_upgrade(&request) {
+                    telemetry::with_request_id(request_id.clone(), ws::upgrade(state, request))
+                        .instrument(span.clone())
+                        .await
+                } else {
+                    let response: Result<Response, Infallible> = telemetry::with_request_id(request_id.clone(), warp_service.call(request))
+                        .instrument(span.clone())
+                        .await;
+                    response?
+                };
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-request-id", value);
                 }

@@ -11,25 +11,34 @@ use std::time::Duration;
 
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 use warp::Filter;
 use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
-use warp::ws::{Message, WebSocket, Ws};
 
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, Outgoing, valid_topic};
-use crate::http::filters::with_state;
 use crate::store::events;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);
 const RECHECK_SESSION_EVERY: Duration = Duration::from_secs(30);
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Per-connection read buffer; it grows for larger messages. (The library default of
+/// 128 KiB, zero-filled, would cost 1.3 GB for 10,000 idle sockets.)
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Messages queued for one connection's socket.
 pub const SEND_BUFFER: usize = 256;
 /// How long an event may wait for room in a full queue before the client counts as slow.
@@ -40,16 +49,40 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 const DEMO_PAGE: &str = include_str!("../../static/ws-test.html");
 
-pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let ws = warp::path!("api" / "v1" / "ws")
-        .and(warp::ws())
-        .and(warp::header::optional::<String>("authorization"))
-        .and(with_state(state))
-        .then(upgrade);
+pub const PATH: &str = "/api/v1/ws";
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// The demo page, and a clear answer to a plain request for the socket path (upgrades
+/// are taken by the connection loop before routing; see [`upgrade`]).
+pub fn routes() -> BoxedFilter<(Response,)> {
+    let plain = warp::path!("api" / "v1" / "ws").map(|| {
+        let mut response = Error::new(Code::UpgradeRequired, "connect with a WebSocket client").into_response();
+        response
+            .headers_mut()
+            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        response
+    });
     let demo = warp::path!("ws-test")
         .and(warp::get())
         .map(|| warp::reply::html(DEMO_PAGE).into_response());
-    ws.or(demo).unify().boxed()
+    plain.or(demo).unify().boxed()
+}
+
+/// Whether a request asks for a WebSocket on the socket path.
+pub fn is_upgrade<B>(request: &hyper::Request<B>) -> bool {
+    let has = |name: header::HeaderName, token: &str| {
+        request
+            .headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    request.uri().path() == PATH
+        && request.method() == hyper::Method::GET
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
 }
 
 /// A caller and when their token stops being valid.
@@ -71,8 +104,23 @@ async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
     })
 }
 
-async fn upgrade(ws: Ws, authorization: Option<String>, state: AppState) -> Response {
-    let authed = match authorization {
+/// Completes the handshake (RFC 6455) itself, so the socket gets a small read buffer,
+/// after checking a bearer token if the request carries one.
+pub async fn upgrade<B>(state: AppState, mut request: hyper::Request<B>) -> Response {
+    let key = request.headers().get("sec-websocket-key").map(|k| k.as_bytes().to_vec());
+    let version_ok = request.headers().get("sec-websocket-version").is_some_and(|v| v == "13");
+    let Some(key) = key.filter(|_| version_ok) else {
+        return Error::new(
+            Code::InvalidParameter,
+            "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+        )
+        .into_response();
+    };
+    let authed = match request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+    {
         None => None,
         Some(header) => {
             let token = match header.split_once(' ') {
@@ -85,10 +133,36 @@ async fn upgrade(ws: Ws, authorization: Option<String>, state: AppState) -> Resp
             }
         }
     };
-    ws.max_message_size(MAX_MESSAGE_BYTES)
-        .max_frame_size(MAX_MESSAGE_BYTES)
-        .on_upgrade(move |socket| Session::run(socket, state, authed))
-        .into_response()
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig::default()
+                    .read_buffer_size(READ_BUFFER_BYTES)
+                    .max_message_size(Some(MAX_MESSAGE_BYTES))
+                    .max_frame_size(Some(MAX_MESSAGE_BYTES));
+                let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                Session::run(socket, state, authed).await;
+            }
+            Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
+        }
+    });
+    let mut response = Response::new(Default::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(&key)) {
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
 }
 
 #[derive(Deserialize)]
@@ -111,7 +185,7 @@ struct Session {
 }
 
 /// Writes queued messages to the socket; a close frame jumps the queue.
-async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Message>, mut close: oneshot::Receiver<Message>) {
+async fn write(mut sink: SplitSink<Socket, Message>, mut queue: mpsc::Receiver<Message>, mut close: oneshot::Receiver<Message>) {
     loop {
         tokio::select! {
             biased;
@@ -139,7 +213,7 @@ async fn write(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receive
 }
 
 impl Session {
-    async fn run(socket: WebSocket, state: AppState, authed: Option<Authed>) {
+    async fn run(socket: Socket, state: AppState, authed: Option<Authed>) {
         let (sink, mut incoming) = socket.split();
         let (out, queue) = mpsc::channel(SEND_BUFFER);
         let (close, close_rx) = oneshot::channel();
@@ -186,7 +260,7 @@ impl Session {
                     if last_heard.elapsed() > ping_every * 2 {
                         Some(Closing(1001, "no answer to pings"))
                     } else {
-                        session.send(Message::ping(Vec::<u8>::new())).err()
+                        session.send(Message::Ping(Bytes::new())).err()
                     }
                 }
                 _ = recheck.tick(), if session.authed.is_some() => session.recheck().await.err(),
@@ -197,7 +271,7 @@ impl Session {
             if let Some(authed) = &session.authed {
                 tracing::debug!(user_id = %authed.principal.user_id, code, reason, "websocket closed");
             }
-            let _ = close.send(Message::close_with(code, reason));
+            let _ = close.send(close_frame(code, reason));
         }
         drop(session);
         let _ = tokio::time::timeout(CLOSE_GRACE * 2, writer).await;
@@ -220,16 +294,12 @@ impl Session {
     }
 
     async fn on_message(&mut self, message: Message) -> std::result::Result<(), Closing> {
-        if message.is_close() {
-            return Err(Closing(1000, ""));
-        }
-        if !message.is_text() {
-            return Ok(());
-        }
-        let parsed = message
-            .to_str()
-            .ok()
-            .and_then(|text| serde_json::from_str::<ClientMessage>(text).ok());
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(_) => return Err(Closing(1000, "")),
+            _ => return Ok(()),
+        };
+        let parsed = serde_json::from_str::<ClientMessage>(text.as_str()).ok();
         let Some(ClientMessage { event, data }) = parsed else {
             return self.reply("error", json!({"message": "send JSON {\"event\": ..., \"data\": {...}}"}));
         };
