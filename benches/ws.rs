@@ -167,7 +167,7 @@ async fn server() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_bytes();
     let started = Instant::now();
-    let (mut idle, _) = tokio::task::block_in_place(|| spawn_clients(&url, &token, sockets, false));
+    let (mut idle, _idle_out) = tokio::task::block_in_place(|| spawn_clients(&url, &token, sockets, false));
     let opened = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = rss_bytes();

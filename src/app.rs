@@ -24,7 +24,7 @@ use crate::search::SearchIndex;
 use crate::search::embedded::{EmbeddedIndex, OpenError};
 use crate::sync::SyncRuntime;
 use crate::sync::metrics::SyncMetrics;
-use crate::{http, store};
+use crate::{http, jobs, store};
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -187,7 +187,8 @@ impl Application {
             JoinSet::new()
         };
         state.events().start(stopped.clone(), &mut background);
-        background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped));
+        background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped.clone()));
+        background.spawn(jobs::run(state.pool().clone(), stopped));
         Ok(Self {
             listener,
             state,

@@ -281,7 +281,8 @@ fn debtor_name(text: &str) -> Result<String, String> {
     }
 }
 
-fn tags(list: Vec<String>) -> Result<Vec<String>, String> {
+/// Trimmed, lowercased, unique and sorted; at most [`MAX_TAGS`].
+pub fn tags(list: Vec<String>) -> Result<Vec<String>, String> {
     let mut out: Vec<String> = Vec::with_capacity(list.len());
     for tag in list {
         let tag = tag.trim().to_lowercase();

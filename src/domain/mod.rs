@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod bulk;
 pub mod contact;
 pub mod money;
 pub mod patch;

@@ -275,7 +275,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 }
 
 /// An assignee must be an enabled user who works accounts.
-async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<()> {
+pub async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<()> {
     let Some(id) = agent_id else { return Ok(()) };
     let user = users::by_id(state.pool(), id).await?;
     match user {

@@ -6,6 +6,7 @@ pub mod activities;
 pub mod auth;
 pub mod filters;
 pub mod health;
+pub mod jobs;
 pub mod notifications;
 pub mod paging;
 pub mod payment_list;
@@ -38,6 +39,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(activities::routes(state.clone()))
                 .unify()
                 .or(notifications::routes(state.clone()))
+                .unify()
+                .or(jobs::routes(state.clone()))
                 .unify(),
         )
         .boxed();

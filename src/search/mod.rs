@@ -102,6 +102,10 @@ pub trait SearchIndex: Send + Sync + 'static {
 
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>>;
 
+    /// Ids of every account the query matches (sort, page and facets ignored), in id
+    /// order, at most `limit` of them.
+    fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>>;
+
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>>;
 
     /// Aggregations over payments, per currency, sorted by currency code.

@@ -7,6 +7,7 @@ mod concurrency;
 mod contract;
 mod errors;
 mod helpers;
+mod jobs;
 mod notifications;
 mod payments;
 mod promises;

@@ -329,3 +329,49 @@ impl SegmentCollector for PageSegment {
         }
     }
 }
+
+/// Every matching document's id (for bulk operations over a filter).
+pub struct IdsCollector;
+
+pub struct IdsSegment {
+    id_hi: Column<u64>,
+    id_lo: Column<u64>,
+    ids: Vec<u128>,
+}
+
+impl Collector for IdsCollector {
+    type Fruit = Vec<u128>;
+    type Child = IdsSegment;
+
+    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<IdsSegment> {
+        let fast = segment.fast_fields();
+        Ok(IdsSegment {
+            id_hi: fast.u64("id_hi")?,
+            id_lo: fast.u64("id_lo")?,
+            ids: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Vec<u128>>) -> tantivy::Result<Vec<u128>> {
+        let mut ids: Vec<u128> = fruits.into_iter().flatten().collect();
+        ids.sort_unstable();
+        Ok(ids)
+    }
+}
+
+impl SegmentCollector for IdsSegment {
+    type Fruit = Vec<u128>;
+
+    fn collect(&mut self, doc: DocId, _: Score) {
+        self.ids
+            .push((u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(self.id_lo.first(doc).unwrap_or(0)));
+    }
+
+    fn harvest(self) -> Vec<u128> {
+        self.ids
+    }
+}

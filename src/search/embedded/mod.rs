@@ -316,6 +316,19 @@ impl SearchIndex for EmbeddedIndex {
         .boxed()
     }
 
+    fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
+        async move {
+            let live = self.accounts.live().await?;
+            blocking(move || {
+                let searcher = live.searcher()?;
+                let ids = searcher.search(&query::build(&live.fields, &query), &collector::IdsCollector)?;
+                Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
         async move {
             let live = self.payments.live().await?;

@@ -1,0 +1,122 @@
+//! Runs a bulk update chunk by chunk. Each chunk locks its items and accounts, applies
+//! the patch to the rows the submitter may change, and records every row's outcome and
+//! the job's counters in the same transaction: a crash replays at most an uncommitted
+//! chunk, and no row is applied twice.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::domain::account::MAX_TAGS;
+use crate::domain::bulk::BulkPatch;
+use crate::domain::role::{Action, Role, allows};
+use crate::error::Result;
+use crate::store::jobs::{self, JobRow};
+use crate::sync::running;
+
+pub const CHUNK: i64 = 1000;
+
+/// What the job stores: the patch, and who submitted it with which role.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkParams {
+    pub patch: BulkPatch,
+    pub actor: Uuid,
+    pub role: Role,
+}
+
+pub enum Stop {
+    Done,
+    Cancelled,
+    Interrupted,
+}
+
+pub async fn run(pool: &PgPool, job: &JobRow, shutdown: &watch::Receiver<bool>) -> Result<Stop> {
+    let params: BulkParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+    loop {
+        if !running(shutdown) {
+            return Ok(Stop::Interrupted);
+        }
+        if jobs::cancel_requested(pool, job.id).await? {
+            return Ok(Stop::Cancelled);
+        }
+        if run_chunk(pool, job.id, &params).await? == 0 {
+            return Ok(Stop::Done);
+        }
+    }
+}
+
+/// Applies the next chunk; returns how many items it settled (0: the job is done).
+pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    let items = jobs::next_items(&mut tx, job, CHUNK).await?;
+    if items.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<Uuid> = items.iter().map(|i| i.1).collect();
+    let rows: Vec<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL FOR UPDATE")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    let agents: std::collections::HashMap<Uuid, Option<Uuid>> = rows.into_iter().collect();
+    let any_account = allows(params.role, Action::UpdateAnyAccount);
+    let mut refused: std::collections::HashMap<Uuid, &'static str> = std::collections::HashMap::new();
+    let mut allowed = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match agents.get(id) {
+            None => {
+                refused.insert(*id, "account not found");
+            }
+            Some(agent) if !any_account && *agent != Some(params.actor) => {
+                refused.insert(*id, "this account is not assigned to you");
+            }
+            Some(_) => allowed.push(*id),
+        }
+    }
+    let patch = &params.patch;
+    let updated: Vec<Uuid> = sqlx::query_scalar(
+        "WITH target AS (
+             SELECT id, ARRAY(SELECT DISTINCT t FROM unnest(a.tags || $6::text[]) AS t
+                              WHERE NOT t = ANY($7::text[]) ORDER BY t) AS new_tags
+             FROM accounts a WHERE a.id = ANY($1)
+         )
+         UPDATE accounts a SET
+             status = coalesce($2, a.status),
+             assigned_agent_id = CASE WHEN $3 THEN $4 ELSE a.assigned_agent_id END,
+             next_action_at = CASE WHEN $8 THEN $9 ELSE a.next_action_at END,
+             tags = t.new_tags,
+             updated_at = now(),
+             updated_by = $5
+         FROM target t
+         WHERE a.id = t.id AND cardinality(t.new_tags) <= $10
+         RETURNING a.id",
+    )
+    .bind(&allowed)
+    .bind(patch.status.map(|s| s.as_str()))
+    .bind(patch.assign.is_some())
+    .bind(patch.assign.flatten())
+    .bind(params.actor)
+    .bind(&patch.tags_add)
+    .bind(&patch.tags_remove)
+    .bind(patch.next_action.is_some())
+    .bind(patch.next_action.flatten())
+    .bind(MAX_TAGS as i32)
+    .fetch_all(&mut *tx)
+    .await?;
+    let updated: std::collections::HashSet<Uuid> = updated.into_iter().collect();
+    let outcomes: Vec<(i32, Option<String>)> = items
+        .iter()
+        .map(|(seq, id)| {
+            let error = match refused.get(id) {
+                Some(reason) => Some((*reason).to_owned()),
+                None if updated.contains(id) => None,
+                None => Some(format!("the account would have more than {MAX_TAGS} tags")),
+            };
+            (*seq, error)
+        })
+        .collect();
+    jobs::record(&mut tx, job, &outcomes).await?;
+    tx.commit().await?;
+    Ok(items.len())
+}

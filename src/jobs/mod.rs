@@ -1,0 +1,109 @@
+//! The job runner: every API process runs one; the queue (SKIP LOCKED) hands each job
+//! to one of them, and a job whose process died is taken over after its heartbeat
+//! goes stale, resuming after its last committed chunk.
+
+pub mod bulk_update;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::watch;
+
+use crate::store::jobs::{self, JobRow};
+use crate::sync::running;
+
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// How a finished job went, from its counters.
+pub fn final_status(succeeded: i64, failed: i64) -> &'static str {
+    match (succeeded, failed) {
+        (_, 0) => "succeeded",
+        (0, _) => "failed",
+        _ => "partially_failed",
+    }
+}
+
+#[derive(Serialize)]
+struct Outcome {
+    succeeded: i64,
+    failed: i64,
+}
+
+pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = match PgListener::connect_with(&pool).await {
+        Ok(mut l) => l.listen(jobs::CHANNEL).await.ok().map(|()| l),
+        Err(_) => None,
+    };
+    while running(&shutdown) {
+        match jobs::claim(&pool).await {
+            Ok(Some(job)) => {
+                execute(&pool, job, &shutdown).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "claiming a job failed"),
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = notified => if result.is_err() { listener = None; },
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
+    tracing::info!(job_id = %job.id, kind = %job.kind, "job started");
+    let result = match job.kind.as_str() {
+        "bulk_update" => bulk_update::run(pool, &job, shutdown).await,
+        other => Err(crate::error::Error::Internal(anyhow::anyhow!("no runner for {other} jobs"))),
+    };
+    let finished = match result {
+        Ok(bulk_update::Stop::Done) => match jobs::get(pool, job.id).await {
+            Ok(Some(row)) => {
+                let outcome = serde_json::to_value(Outcome {
+                    succeeded: row.succeeded,
+                    failed: row.failed,
+                })
+                .ok();
+                jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), outcome.as_ref()).await
+            }
+            other => other,
+        },
+        Ok(bulk_update::Stop::Cancelled) => jobs::finish(pool, job.id, "cancelled", None).await,
+        // Shutting down mid-job: the next process resumes it after the last chunk.
+        Ok(bulk_update::Stop::Interrupted) => return,
+        Err(err) => {
+            tracing::error!(job_id = %job.id, error = %err, "job failed");
+            let reason = serde_json::json!({"error": "the job stopped on an internal error; see the server log"});
+            jobs::finish(pool, job.id, "failed", Some(&reason)).await
+        }
+    };
+    match finished {
+        Ok(Some(row)) => {
+            tracing::info!(job_id = %row.id, status = %row.status, succeeded = row.succeeded, failed = row.failed, "job finished")
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(job_id = %job.id, error = %err, "could not record the job's end"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_the_counters() {
+        assert_eq!(final_status(10, 0), "succeeded");
+        assert_eq!(final_status(0, 0), "succeeded");
+        assert_eq!(final_status(0, 3), "failed");
+        assert_eq!(final_status(7, 3), "partially_failed");
+    }
+}

@@ -1,0 +1,190 @@
+//! Durable jobs: a SKIP LOCKED queue with progress committed per chunk.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::error::Result;
+
+pub const CHANNEL: &str = "jobs";
+/// A running job whose process stopped sending heartbeats this long ago is taken over.
+pub const STALE_AFTER_SECS: i64 = 30;
+
+#[derive(Clone, Debug, FromRow)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub params: Json<Value>,
+    pub total: i64,
+    pub processed: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    pub result: Option<Json<Value>>,
+    pub cancel_requested: bool,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, status, params, total, processed, succeeded, failed, result, cancel_requested, \
+     created_by, created_at, started_at, finished_at";
+
+/// Queues a job over a fixed, ordered set of accounts.
+pub async fn create(tx: &mut PgConnection, kind: &str, params: &Value, created_by: Uuid, accounts: &[Uuid]) -> Result<JobRow> {
+    let job = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, kind, params, total, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(kind)
+    .bind(Json(params))
+    .bind(accounts.len() as i64)
+    .bind(created_by)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO job_items (job_id, seq, account_id)
+         SELECT $1, s.seq, s.id FROM unnest($2::uuid[]) WITH ORDINALITY AS s(id, seq)",
+    )
+    .bind(job.id)
+    .bind(accounts)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
+    Ok(job)
+}
+
+/// Takes the oldest queued job, or a running one whose process went silent.
+pub async fn claim(pool: &PgPool) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = 'running', started_at = coalesce(started_at, now()), heartbeat_at = now()
+         WHERE id = (SELECT id FROM jobs
+                     WHERE status = 'queued'
+                        OR (status = 'running' AND heartbeat_at < now() - make_interval(secs => $1))
+                     ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(STALE_AFTER_SECS as f64)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>> {
+    Ok(
+        sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM jobs WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Jobs newest first; only `owner`'s when given.
+pub async fn list(pool: &PgPool, owner: Option<Uuid>, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<JobRow>> {
+    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM jobs WHERE ($1::uuid IS NULL OR created_by = $1)
+           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    )))
+    .bind(owner)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count(pool: &PgPool, owner: Option<Uuid>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE $1::uuid IS NULL OR created_by = $1")
+            .bind(owner)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// A queued job is cancelled at once; a running one stops after its current chunk.
+pub async fn cancel(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET
+             cancel_requested = true,
+             status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+             finished_at = CASE WHEN status = 'queued' THEN now() ELSE finished_at END
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The next unfinished items of a job, locked for this chunk's transaction.
+pub async fn next_items(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<(i32, Uuid)>> {
+    Ok(
+        sqlx::query_as("SELECT seq, account_id FROM job_items WHERE job_id = $1 AND outcome IS NULL ORDER BY seq LIMIT $2 FOR UPDATE")
+            .bind(job)
+            .bind(limit)
+            .fetch_all(tx)
+            .await?,
+    )
+}
+
+/// Records each item's outcome and the job's counters, in the chunk's transaction.
+pub async fn record(tx: &mut PgConnection, job: Uuid, outcomes: &[(i32, Option<String>)]) -> Result<()> {
+    let seqs: Vec<i32> = outcomes.iter().map(|o| o.0).collect();
+    let errors: Vec<Option<String>> = outcomes.iter().map(|o| o.1.clone()).collect();
+    sqlx::query(
+        "UPDATE job_items i SET outcome = CASE WHEN o.error IS NULL THEN 'succeeded' ELSE 'failed' END, error = o.error
+         FROM unnest($2::int[], $3::text[]) AS o(seq, error)
+         WHERE i.job_id = $1 AND i.seq = o.seq",
+    )
+    .bind(job)
+    .bind(&seqs)
+    .bind(&errors)
+    .execute(&mut *tx)
+    .await?;
+    let failed = errors.iter().filter(|e| e.is_some()).count() as i64;
+    sqlx::query(
+        "UPDATE jobs SET processed = processed + $2, succeeded = succeeded + $3, failed = failed + $4, heartbeat_at = now()
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(outcomes.len() as i64)
+    .bind(outcomes.len() as i64 - failed)
+    .bind(failed)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn cancel_requested(pool: &PgPool, job: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT cancel_requested FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(pool)
+        .await?)
+}
+
+pub async fn finish(pool: &PgPool, job: Uuid, status: &str, result: Option<&Value>) -> Result<Option<JobRow>> {
+    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET status = $2, result = $3, finished_at = now() WHERE id = $1 AND finished_at IS NULL RETURNING {COLUMNS}"
+    )))
+    .bind(job)
+    .bind(status)
+    .bind(result.map(Json))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Failed items of a job with their reasons, in order.
+pub async fn failures(pool: &PgPool, job: Uuid, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Uuid, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, account_id, coalesce(error, '') FROM job_items
+         WHERE job_id = $1 AND outcome = 'failed' AND ($2::int IS NULL OR seq > $2) ORDER BY seq LIMIT $3",
+    )
+    .bind(job)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
