@@ -4,6 +4,7 @@ pub mod account_list;
 pub mod accounts;
 pub mod activities;
 pub mod auth;
+pub mod export;
 pub mod filters;
 pub mod health;
 pub mod jobs;
@@ -41,6 +42,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(notifications::routes(state.clone()))
                 .unify()
                 .or(jobs::routes(state.clone()))
+                .unify()
+                .or(export::routes(state.clone()))
                 .unify(),
         )
         .boxed();

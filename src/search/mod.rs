@@ -106,6 +106,9 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// order, at most `limit` of them.
     fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>>;
 
+    /// Ids of every payment the query matches, in id order, at most `limit`.
+    fn payment_ids(&self, query: PaymentQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>>;
+
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>>;
 
     /// Aggregations over payments, per currency, sorted by currency code.

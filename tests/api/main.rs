@@ -6,6 +6,7 @@ mod auth;
 mod concurrency;
 mod contract;
 mod errors;
+mod export;
 mod helpers;
 mod jobs;
 mod notifications;

@@ -329,6 +329,19 @@ impl SearchIndex for EmbeddedIndex {
         .boxed()
     }
 
+    fn payment_ids(&self, query: PaymentQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
+        async move {
+            let live = self.payments.live().await?;
+            blocking(move || {
+                let searcher = live.searcher()?;
+                let ids = searcher.search(&payments::build(&live.fields, &query), &collector::IdsCollector)?;
+                Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
         async move {
             let live = self.payments.live().await?;

@@ -1,0 +1,513 @@
+//! `GET /api/v1/accounts/export` and `GET /api/v1/payments/export`: the list filters,
+//! streamed as CSV or XLSX with flat memory. Rows are resolved through the index (the
+//! same filters as the lists), then read from SQL in chunks in id order.
+//!
+//! Text cells starting with `=`, `+`, `-`, `@`, tab or CR get a leading `'` so no
+//! spreadsheet runs them as formulas.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, header};
+use warp::reply::{Reply, Response};
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::money::Currency;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::http::accounts::{AccountView, raw_query};
+use crate::http::filters::{principal, with_state};
+use crate::http::{account_list, payment_list, respond};
+use crate::search::document::AccountDoc;
+use crate::store::{accounts, payments};
+
+/// Rows read from SQL per round trip.
+const CHUNK: usize = 5_000;
+pub const MAX_CSV_ROWS: usize = 5_000_000;
+/// The most rows a worksheet holds, below its header.
+pub const MAX_XLSX_ROWS: usize = 1_048_575;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    Xlsx,
+}
+
+/// One exported value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Money(Decimal, Currency),
+    Int(i64),
+    Date(NaiveDate),
+    Time(DateTime<Utc>),
+    Bool(bool),
+    Empty,
+}
+
+impl Cell {
+    fn text(value: impl Into<String>) -> Self {
+        Cell::Text(value.into())
+    }
+
+    fn opt(value: Option<String>) -> Self {
+        value.map_or(Cell::Empty, Cell::Text)
+    }
+}
+
+/// A leading `'` on text a spreadsheet would read as a formula.
+pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+pub fn csv_row(out: &mut String, cells: &[Cell]) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match cell {
+            Cell::Text(text) => csv_field(out, &neutralize(text)),
+            Cell::Money(amount, currency) => out.push_str(&currency.format(*amount)),
+            Cell::Int(n) => out.push_str(&n.to_string()),
+            Cell::Date(date) => out.push_str(&date.to_string()),
+            Cell::Time(time) => out.push_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+            Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Cell::Empty => {}
+        }
+    }
+    out.push_str("\r\n");
+}
+
+pub const ACCOUNT_COLUMNS: &[&str] = &[
+    "account_number",
+    "external_ref",
+    "debtor_name",
+    "email",
+    "phone",
+    "address_line1",
+    "address_line2",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+    "timezone",
+    "status",
+    "original_balance",
+    "current_balance",
+    "currency",
+    "due_date",
+    "days_past_due",
+    "bucket",
+    "assigned_agent_id",
+    "next_action_at",
+    "tags",
+    "do_not_call",
+    "do_not_email",
+    "cease_communication",
+    "created_at",
+    "updated_at",
+    "id",
+];
+
+pub const PAYMENT_COLUMNS: &[&str] = &[
+    "id",
+    "account_id",
+    "account_number",
+    "debtor_name",
+    "amount",
+    "currency",
+    "method",
+    "status",
+    "reference",
+    "received_at",
+    "failure_reason",
+    "created_at",
+];
+
+fn account_cells(view: AccountView) -> Result<Vec<Cell>> {
+    let currency = Currency::parse(&view.currency).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+    let money = |text: &str| {
+        text.parse::<Decimal>()
+            .map(|d| Cell::Money(d, currency))
+            .unwrap_or_else(|_| Cell::text(text))
+    };
+    let a = view.address;
+    Ok(vec![
+        Cell::text(view.account_number),
+        Cell::opt(view.external_ref),
+        Cell::text(view.debtor_name),
+        Cell::opt(view.email),
+        Cell::opt(view.phone),
+        Cell::opt(a.line1),
+        Cell::opt(a.line2),
+        Cell::opt(a.city),
+        Cell::opt(a.region),
+        Cell::opt(a.postal_code),
+        Cell::opt(a.country),
+        Cell::text(view.timezone),
+        Cell::text(view.status.as_str()),
+        money(&view.original_balance),
+        money(&view.current_balance),
+        Cell::text(view.currency),
+        view.due_date.map_or(Cell::Empty, Cell::Date),
+        Cell::Int(view.days_past_due),
+        Cell::text(view.bucket.as_str()),
+        view.assigned_agent_id.map_or(Cell::Empty, |a| Cell::text(a.to_string())),
+        view.next_action_at.map_or(Cell::Empty, Cell::Time),
+        Cell::text(view.tags.join(";")),
+        Cell::Bool(view.do_not_call),
+        Cell::Bool(view.do_not_email),
+        Cell::Bool(view.cease_communication),
+        Cell::Time(view.created_at),
+        Cell::Time(view.updated_at),
+        Cell::text(view.id.to_string()),
+    ])
+}
+
+/// What an export reads.
+#[derive(Clone)]
+enum Source {
+    Accounts { today: NaiveDate },
+    Payments,
+}
+
+impl Source {
+    fn columns(&self) -> &'static [&'static str] {
+        match self {
+            Source::Accounts { .. } => ACCOUNT_COLUMNS,
+            Source::Payments => PAYMENT_COLUMNS,
+        }
+    }
+
+    async fn rows(&self, pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Vec<Cell>>> {
+        let mut conn = pool.acquire().await?;
+        match self {
+            Source::Accounts { today } => {
+                let mut rows = accounts::by_ids(&mut conn, ids).await?;
+                rows.sort_by_key(|r| r.id);
+                rows.into_iter()
+                    .map(|row| account_cells(AccountView::from_doc(AccountDoc::from(row), *today)?))
+                    .collect()
+            }
+            Source::Payments => {
+                let mut docs = payments::documents(&mut conn, ids).await?;
+                docs.sort_by_key(|d| d.id);
+                docs.into_iter()
+                    .map(|p| {
+                        let currency = Currency::parse(&p.currency).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
+                        Ok(vec![
+                            Cell::text(p.id.to_string()),
+                            Cell::text(p.account_id.to_string()),
+                            Cell::text(p.account_number),
+                            Cell::text(p.debtor_name),
+                            Cell::Money(p.amount, currency),
+                            Cell::text(p.currency),
+                            Cell::text(p.method.as_str()),
+                            Cell::text(p.status.as_str()),
+                            Cell::opt(p.reference),
+                            Cell::Time(p.received_at),
+                            Cell::opt(p.failure_reason),
+                            Cell::Time(p.created_at),
+                        ])
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The body: chunks produced by a task, handed to the response as they come.
+struct Body(mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl futures_util::Stream for Body {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+fn broken(err: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(err.to_string())
+}
+
+/// Writes CSV chunk by chunk; stops when the client goes away.
+async fn produce_csv(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
+    let mut out = String::new();
+    csv_row(&mut out, &source.columns().iter().map(|c| Cell::text(*c)).collect::<Vec<_>>());
+    for chunk in ids.chunks(CHUNK) {
+        match source.rows(&pool, chunk).await {
+            Ok(rows) => {
+                for row in rows {
+                    csv_row(&mut out, &row);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "export failed");
+                let _ = tx.send(Err(broken(err))).await;
+                return;
+            }
+        }
+        if tx.send(Ok(Bytes::from(std::mem::take(&mut out)))).await.is_err() {
+            return;
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.send(Ok(Bytes::from(out))).await;
+    }
+}
+
+/// Feeds the response from the blocking XLSX writer, 64 KiB at a time.
+struct ChannelWriter {
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= 64 * 1024 {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if !self.buffer.is_empty() {
+            let chunk = Bytes::from(std::mem::take(&mut self.buffer));
+            self.tx
+                .blocking_send(Ok(chunk))
+                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client gone"))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_xlsx(
+    columns: &[&str],
+    mut rows: mpsc::Receiver<Result<Vec<Vec<Cell>>>>,
+    tx: mpsc::Sender<std::io::Result<Bytes>>,
+) -> std::result::Result<(), String> {
+    use rust_xlsxwriter::{Format as CellFormat, Workbook};
+    let mut workbook = Workbook::new();
+    let header = CellFormat::new().set_bold();
+    let date = CellFormat::new().set_num_format("yyyy-mm-dd");
+    let money = |digits: u32| {
+        CellFormat::new().set_num_format(if digits == 0 {
+            "0".to_owned()
+        } else {
+            format!("0.{}", "0".repeat(digits as usize))
+        })
+    };
+    let sheet = workbook.add_worksheet_with_constant_memory().map_err(|e| e.to_string())?;
+    sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
+    for (c, name) in columns.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, c as u16, *name, &header)
+            .map_err(|e| e.to_string())?;
+    }
+    let mut r: u32 = 1;
+    while let Some(batch) = rows.blocking_recv() {
+        for row in batch.map_err(|e| e.to_string())? {
+            for (c, cell) in row.iter().enumerate() {
+                let c = c as u16;
+                let written = match cell {
+                    Cell::Text(text) => sheet.write_string(r, c, neutralize(text).as_ref()).map(|_| ()),
+                    Cell::Money(amount, currency) => sheet
+                        .write_number_with_format(r, c, amount.to_f64().unwrap_or(0.0), &money(currency.minor_digits()))
+                        .map(|_| ()),
+                    Cell::Int(n) => sheet.write_number(r, c, *n as f64).map(|_| ()),
+                    Cell::Date(d) => {
+                        let day = rust_xlsxwriter::ExcelDateTime::parse_from_str(&d.to_string()).map_err(|e| e.to_string())?;
+                        sheet.write_datetime_with_format(r, c, &day, &date).map(|_| ())
+                    }
+                    Cell::Time(t) => sheet
+                        .write_string(r, c, t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .map(|_| ()),
+                    Cell::Bool(b) => sheet.write_boolean(r, c, *b).map(|_| ()),
+                    Cell::Empty => Ok(()),
+                };
+                written.map_err(|e| e.to_string())?;
+            }
+            r += 1;
+        }
+        if tx.is_closed() {
+            return Err("client gone".into());
+        }
+    }
+    let mut out = ChannelWriter {
+        tx,
+        buffer: Vec::with_capacity(64 * 1024),
+    };
+    workbook.save_to_writer(&mut out).map_err(|e| e.to_string())?;
+    out.flush().map_err(|e| e.to_string())
+}
+
+/// Reads chunks from SQL for the blocking XLSX writer.
+async fn feed_xlsx(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, rows: mpsc::Sender<Result<Vec<Vec<Cell>>>>) {
+    for chunk in ids.chunks(CHUNK) {
+        let batch = source.rows(&pool, chunk).await;
+        let failed = batch.is_err();
+        if rows.send(batch).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name: &str) -> Response {
+    let (tx, rx) = mpsc::channel(8);
+    let pool = state.pool().clone();
+    let (content_type, extension) = match format {
+        Format::Csv => {
+            tokio::spawn(produce_csv(pool, source, ids, tx));
+            ("text/csv; charset=utf-8", "csv")
+        }
+        Format::Xlsx => {
+            let (rows_tx, rows_rx) = mpsc::channel(2);
+            let columns = source.columns();
+            tokio::spawn(feed_xlsx(pool, source, ids, rows_tx));
+            tokio::task::spawn_blocking(move || {
+                let body = tx.clone();
+                if let Err(err) = write_xlsx(columns, rows_rx, tx) {
+                    tracing::warn!(error = %err, "xlsx export stopped");
+                    let _ = body.blocking_send(Err(broken(err)));
+                }
+            });
+            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
+        }
+    };
+    let mut response = warp::reply::stream(Body(rx)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let stamp = Utc::now().format("%Y%m%d-%H%M%S");
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{stamp}.{extension}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// Splits `format=` off the list parameters.
+fn split_format(raw: &str) -> Result<(Format, String)> {
+    let mut format = Format::Csv;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        if key == "format" {
+            format = match value.as_ref() {
+                "csv" => Format::Csv,
+                "xlsx" => Format::Xlsx,
+                other => {
+                    return Err(Error::with_fields(
+                        Code::InvalidParameter,
+                        format!("format `{other}` is not supported; use csv or xlsx"),
+                        vec![FieldError::new("format", "csv or xlsx")],
+                    ));
+                }
+            };
+        } else {
+            rest.append_pair(&key, &value);
+        }
+    }
+    Ok((format, rest.finish()))
+}
+
+fn check_size(rows: usize, format: Format) -> Result<()> {
+    let limit = match format {
+        Format::Csv => MAX_CSV_ROWS,
+        Format::Xlsx => MAX_XLSX_ROWS,
+    };
+    if rows > limit {
+        return Err(Error::with_fields(
+            Code::ValidationFailed,
+            format!(
+                "the export has more than {limit} rows; narrow the filters{}",
+                if format == Format::Xlsx { " or use csv" } else { "" }
+            ),
+            vec![FieldError::new("format", format!("at most {limit} rows"))],
+        ));
+    }
+    Ok(())
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let caller = principal(state.clone()).and(with_state(state));
+    let accounts = warp::path!("accounts" / "export")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(export_accounts(p, s, q).await) });
+    let payments = warp::path!("payments" / "export")
+        .and(warp::get())
+        .and(caller)
+        .and(raw_query())
+        .then(|p, s, q| async move { respond(export_payments(p, s, q).await) });
+    accounts.or(payments).unify().boxed()
+}
+
+#[tracing::instrument(skip_all)]
+async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let (format, rest) = split_format(&raw)?;
+    let today = Utc::now().date_naive();
+    let query = account_list::parse(&rest, &caller, today)?;
+    let ids = state.search().account_ids(query, MAX_CSV_ROWS + 1).await?;
+    check_size(ids.len(), format)?;
+    tracing::info!(rows = ids.len(), ?format, "account export started");
+    Ok(stream(&state, Source::Accounts { today }, ids, format, "accounts"))
+}
+
+#[tracing::instrument(skip_all)]
+async fn export_payments(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    caller.require(Action::ReadAccounts)?;
+    let (format, rest) = split_format(&raw)?;
+    let query = payment_list::parse(&rest, &caller)?;
+    let ids = state.search().payment_ids(query, MAX_CSV_ROWS + 1).await?;
+    check_size(ids.len(), format)?;
+    tracing::info!(rows = ids.len(), ?format, "payment export started");
+    Ok(stream(&state, Source::Payments, ids, format, "payments"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_fields_quoted() {
+        let mut out = String::new();
+        csv_row(
+            &mut out,
+            &[
+                Cell::text("=HYPERLINK(\"x\")"),
+                Cell::text("+1"),
+                Cell::text("-2"),
+                Cell::text("@sum"),
+                Cell::text("\tx"),
+                Cell::text("plain, text"),
+                Cell::Money(Decimal::new(-500, 2), Currency::parse("USD").unwrap()),
+            ],
+        );
+        assert_eq!(out, "\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@sum,'\tx,\"plain, text\",-5.00\r\n");
+    }
+}

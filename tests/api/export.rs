@@ -1,0 +1,122 @@
+//! Streamed exports: the list filters, CSV and XLSX, formula injection neutralised.
+
+use arrears::domain::role::Role;
+use arrears::http::export::ACCOUNT_COLUMNS;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestApp, assert_problem, error_fields, spawn_app, status_json};
+
+async fn download(app: &TestApp, token: &str, path: &str) -> (StatusCode, String, String, Vec<u8>) {
+    let response = app.get(path, token).await;
+    let status = response.status();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (content_type, disposition) = (header("content-type"), header("content-disposition"));
+    (status, content_type, disposition, response.bytes().await.unwrap().to_vec())
+}
+
+/// Splits CSV into rows of fields (quotes and doubled quotes handled).
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let (mut row, mut field, mut quoted, mut chars) = (Vec::new(), String::new(), false, text.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => row.push(std::mem::take(&mut field)),
+            ('\r', false) => {}
+            ('\n', false) => {
+                row.push(std::mem::take(&mut field));
+                rows.push(std::mem::take(&mut row));
+            }
+            (c, _) => field.push(c),
+        }
+    }
+    rows
+}
+
+#[tokio::test]
+async fn accounts_export_as_csv_with_the_list_filters_and_no_formulas() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let viewer = app.user(Role::Viewer).await;
+    for (name, status) in [
+        ("=HYPERLINK(\"http://evil\")", "delinquent"),
+        ("Plain, Person", "delinquent"),
+        ("Other Person", "active"),
+    ] {
+        let body = json!({"debtor_name": name, "original_balance": "10.50", "currency": "USD", "status": status, "tags": ["b", "a"]});
+        let (code, _) = status_json(app.post("/api/v1/accounts?wait_for=indexed", Some(&manager.token), &body).await).await;
+        assert_eq!(code, StatusCode::CREATED);
+    }
+    let (status, content_type, disposition, body) =
+        download(&app, &viewer.token, "/api/v1/accounts/export?format=csv&status=delinquent").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "text/csv; charset=utf-8");
+    assert!(disposition.starts_with("attachment; filename=\"accounts-") && disposition.ends_with(".csv\""));
+    let rows = parse_csv(&String::from_utf8(body).unwrap());
+    assert_eq!(rows[0], ACCOUNT_COLUMNS.iter().map(|c| (*c).to_owned()).collect::<Vec<_>>());
+    assert_eq!(rows.len(), 3, "the header and the two delinquent accounts");
+    let column = |name: &str| ACCOUNT_COLUMNS.iter().position(|c| *c == name).unwrap();
+    let mut names: Vec<&str> = rows[1..].iter().map(|r| r[column("debtor_name")].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["'=HYPERLINK(\"http://evil\")", "Plain, Person"], "a formula is neutralised");
+    assert!(
+        rows[1..]
+            .iter()
+            .all(|r| r[column("current_balance")] == "10.50" && r[column("tags")] == "a;b")
+    );
+}
+
+#[tokio::test]
+async fn xlsx_and_payment_exports_stream_and_bad_formats_are_refused() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({"debtor_name": "@SUM(A1)"})).await;
+    let id = account["id"].as_str().unwrap();
+    for (amount, status) in [("10.00", "completed"), ("5.00", "pending")] {
+        let body = json!({"amount": amount, "currency": "USD", "method": "cash", "status": status, "reference": "-1+1"});
+        let (code, _) = status_json(
+            app.post(
+                &format!("/api/v1/accounts/{id}/payments?wait_for=indexed"),
+                Some(&manager.token),
+                &body,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(code, StatusCode::CREATED);
+    }
+    let (status, content_type, _, body) = download(&app, &manager.token, "/api/v1/accounts/export?format=xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
+    assert!(body.starts_with(b"PK\x03\x04"), "an xlsx is a zip archive");
+    let names = String::from_utf8_lossy(&body);
+    assert!(names.contains("xl/worksheets/sheet1.xml") && names.contains("[Content_Types].xml"));
+
+    let (status, _, _, body) = download(&app, &manager.token, "/api/v1/payments/export?status=completed").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = parse_csv(&String::from_utf8(body).unwrap());
+    assert_eq!(rows.len(), 2, "the header and the completed payment");
+    assert_eq!(rows[1][3], "'@SUM(A1)");
+    assert_eq!(
+        (rows[1][4].as_str(), rows[1][7].as_str(), rows[1][8].as_str()),
+        ("10.00", "completed", "'-1+1")
+    );
+
+    let response = app.get("/api/v1/accounts/export?format=pdf", &manager.token).await;
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(error_fields(&problem), ["format"]);
+    let response = app.get("/api/v1/payments/export?sort=colour", &manager.token).await;
+    assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+}
