@@ -1,0 +1,156 @@
+//! Operations figures on BENCH_ACCOUNTS seeded accounts (default 1,000,000): CSV export
+//! of all of them (time, bytes, peak RSS while it streams) and a bulk update of
+//! BENCH_BULK of them (default 100,000) until the job finishes (time, peak RSS).
+//!
+//! Run: `bin/bench bulk`.
+
+// Shared by every benchmark; this one needs only the server and login helpers.
+#[allow(dead_code)]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use arrears::search::document::Entity;
+use arrears::search::embedded::EmbeddedIndex;
+use arrears::sync::reindex;
+use serde_json::json;
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Samples the resident set every 50 ms until dropped; `peak()` is the largest seen.
+struct PeakRss {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    fn start() -> Self {
+        let peak = Arc::new(AtomicU64::new(rss_bytes()));
+        let sampler = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                sampler.fetch_max(rss_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { peak, task }
+    }
+
+    fn peak_mib(self) -> f64 {
+        self.task.abort();
+        self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let accounts = env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
+    let bulk = env_number("BENCH_BULK", 100_000) as usize;
+    let mut settings = support::bench_settings();
+    settings.data_dir = std::env::temp_dir().join("arrears-bench-bulk");
+    let _ = std::fs::remove_dir_all(&settings.data_dir);
+    let pool = arrears::store::connect(&settings.database_url, 8).await.unwrap();
+    arrears::store::migrate(&pool).await.unwrap();
+    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, notifications, jobs, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let plan = arrears::seed::SeedPlan {
+        accounts,
+        payments: 0,
+        agents: 20,
+        seed: 11,
+    };
+    arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
+    sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
+    {
+        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
+        reindex::rebuild(&pool, &index, Entity::Account, |_, _| {}).await.unwrap();
+    }
+    let server = support::start(settings).await;
+    let password = "bench password 123";
+    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
+    arrears::store::users::insert(&pool, "bulk-bench@example.com", "Bench", arrears::domain::role::Role::Manager, &hash)
+        .await
+        .unwrap();
+    let token = support::token(&server.base, "bulk-bench@example.com", password).await;
+    let client = reqwest::Client::new();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let rss_before = rss_bytes() as f64 / 1048576.0;
+    let peak = PeakRss::start();
+    let started = Instant::now();
+    let response = client
+        .get(format!("{}/api/v1/accounts/export?format=csv", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    let (mut bytes, mut lines) = (0usize, 0usize);
+    let mut response = response;
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        bytes += chunk.len();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+    }
+    println!(
+        "export {} accounts to CSV: {:.1} s, {:.0} MiB, RSS {rss_before:.0} MiB before, peak {:.0} MiB while streaming",
+        lines.saturating_sub(1),
+        started.elapsed().as_secs_f64(),
+        bytes as f64 / 1048576.0,
+        peak.peak_mib()
+    );
+
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM accounts ORDER BY id LIMIT $1")
+        .bind(bulk as i64)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let rss_before = rss_bytes() as f64 / 1048576.0;
+    let peak = PeakRss::start();
+    let started = Instant::now();
+    let body = json!({"ids": ids, "patch": {"status": "disputed", "tags_add": ["bulk-bench"]}});
+    let job: serde_json::Value = client
+        .post(format!("{}/api/v1/accounts/bulk-update", server.base))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let submitted = started.elapsed();
+    let path = format!("{}/api/v1/jobs/{}", server.base, job["id"].as_str().unwrap());
+    let finished = loop {
+        let state: serde_json::Value = client.get(&path).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        if state["finished_at"].is_string() {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!(
+        "bulk update of {} accounts: submitted in {:.1} s, finished in {:.1} s ({} succeeded, {} failed, {} rows/s), RSS {rss_before:.0} MiB before, peak {:.0} MiB",
+        finished["total"],
+        submitted.as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        finished["succeeded"],
+        finished["failed"],
+        finished["rate"],
+        peak.peak_mib()
+    );
+}
