@@ -11,7 +11,7 @@ use crate::domain::role::Role;
 use crate::http::users::{CreateUser, create_user};
 use crate::{store, telemetry};
 
-mod ops;
+pub mod ops;
 
 #[derive(Debug, Parser)]
 #[command(name = "arrears", version, about = "Search-first collections backend")]
@@ -57,6 +57,18 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Export accounts or payments (the list filters as a query string) to a file.
+    Export {
+        #[arg(value_enum)]
+        entity: ExportEntity,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: crate::http::export::Format,
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// List parameters, e.g. "status=delinquent&tags=vip".
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -80,6 +92,12 @@ impl Entity {
             Entity::All => E::ALL.to_vec(),
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportEntity {
+    Accounts,
+    Payments,
 }
 
 #[derive(Debug, Subcommand)]
@@ -114,6 +132,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             agents,
             seed,
         } => ops::seed(cli.settings, accounts, payments, agents, seed).await,
+        Command::Export {
+            entity,
+            format,
+            out,
+            filter,
+        } => ops::export(cli.settings, entity, format, &out, &filter).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

@@ -37,7 +37,7 @@ pub const MAX_CSV_ROWS: usize = 5_000_000;
 /// The most rows a worksheet holds, below its header.
 pub const MAX_XLSX_ROWS: usize = 1_048_575;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
     Csv,
     Xlsx,
@@ -189,12 +189,20 @@ fn account_cells(view: AccountView) -> Result<Vec<Cell>> {
 
 /// What an export reads.
 #[derive(Clone)]
-enum Source {
+pub enum Source {
     Accounts { today: NaiveDate },
     Payments,
 }
 
 impl Source {
+    pub fn accounts(today: NaiveDate) -> Self {
+        Source::Accounts { today }
+    }
+
+    pub fn payments() -> Self {
+        Source::Payments
+    }
+
     fn columns(&self) -> &'static [&'static str] {
         match self {
             Source::Accounts { .. } => ACCOUNT_COLUMNS,
@@ -377,13 +385,13 @@ async fn feed_xlsx(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, rows: mps
     }
 }
 
-fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name: &str) -> Response {
+/// Starts producing the file; its bytes arrive on the receiver as they are ready (for
+/// XLSX only once every row is written: the archive is assembled at the end).
+pub fn produce(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, format: Format) -> mpsc::Receiver<std::io::Result<Bytes>> {
     let (tx, rx) = mpsc::channel(8);
-    let pool = state.pool().clone();
-    let (content_type, extension) = match format {
+    match format {
         Format::Csv => {
             tokio::spawn(produce_csv(pool, source, ids, tx));
-            ("text/csv; charset=utf-8", "csv")
         }
         Format::Xlsx => {
             let (rows_tx, rows_rx) = mpsc::channel(2);
@@ -396,9 +404,17 @@ fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name
                     let _ = body.blocking_send(Err(broken(err)));
                 }
             });
-            ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx")
         }
+    }
+    rx
+}
+
+fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name: &str) -> Response {
+    let (content_type, extension) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Xlsx => ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
     };
+    let rx = produce(state.pool().clone(), source, ids, format);
     let mut response = warp::reply::stream(Body(rx)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -433,7 +449,7 @@ fn split_format(raw: &str) -> Result<(Format, String)> {
     Ok((format, rest.finish()))
 }
 
-fn check_size(rows: usize, format: Format) -> Result<()> {
+pub fn check_size(rows: usize, format: Format) -> Result<()> {
     let limit = match format {
         Format::Csv => MAX_CSV_ROWS,
         Format::Xlsx => MAX_XLSX_ROWS,

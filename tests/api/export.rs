@@ -120,3 +120,36 @@ async fn xlsx_and_payment_exports_stream_and_bad_formats_are_refused() {
     let response = app.get("/api/v1/payments/export?sort=colour", &manager.token).await;
     assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
 }
+
+#[tokio::test]
+async fn the_cli_exports_to_a_file_with_the_same_filters() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    for (name, status) in [("Cli Delinquent", "delinquent"), ("Cli Active", "active")] {
+        let body = json!({"debtor_name": name, "original_balance": "1.00", "currency": "USD", "status": status});
+        let (code, _) = status_json(app.post("/api/v1/accounts?wait_for=indexed", Some(&manager.token), &body).await).await;
+        assert_eq!(code, StatusCode::CREATED);
+    }
+    let out = app.settings.data_dir.join("export.csv");
+    arrears::cli::ops::export(
+        app.settings.clone(),
+        arrears::cli::ExportEntity::Accounts,
+        arrears::http::export::Format::Csv,
+        &out,
+        "status=delinquent",
+    )
+    .await
+    .unwrap();
+    let rows = parse_csv(&std::fs::read_to_string(&out).unwrap());
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1][2], "Cli Delinquent");
+    let bad = arrears::cli::ops::export(
+        app.settings.clone(),
+        arrears::cli::ExportEntity::Accounts,
+        arrears::http::export::Format::Csv,
+        &out,
+        "sort=colour",
+    )
+    .await;
+    assert!(bad.unwrap_err().to_string().contains("sort"));
+}
