@@ -199,7 +199,9 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
         .await
         .unwrap()
         .id;
-    let ids = seed(&pool, 2_500, owner, owner).await;
+    let chunk = bulk_update::CHUNK;
+    let total = chunk * 2 + 500;
+    let ids = seed(&pool, total as i32, owner, owner).await;
     let params = BulkParams {
         patch: BulkPatch {
             tags_add: vec!["moved".into()],
@@ -215,7 +217,7 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
     tx.commit().await.unwrap();
     let claimed = jobs::claim(&pool).await.unwrap().expect("the queued job");
     assert_eq!(claimed.id, job.id);
-    assert_eq!(bulk_update::run_chunk(&pool, job.id, &params).await.unwrap(), 1000);
+    assert_eq!(bulk_update::run_chunk(&pool, job.id, &params).await.unwrap() as i64, chunk);
     let versions = |pool: PgPool| async move {
         sqlx::query_as::<_, (Uuid, i64)>("SELECT id, search_version FROM accounts")
             .fetch_all(&pool)
@@ -233,23 +235,24 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
         .await
         .unwrap();
     let resumed = jobs::claim(&pool).await.unwrap().expect("a stale job is taken over");
-    assert_eq!((resumed.id, resumed.processed), (job.id, 1000));
+    assert_eq!((resumed.id, resumed.processed), (job.id, chunk));
     let (_stop, running) = tokio::sync::watch::channel(false);
     assert!(matches!(
         bulk_update::run(&pool, &resumed, &running).await.unwrap(),
         bulk_update::Stop::Done
     ));
     let done = jobs::get(&pool, job.id).await.unwrap().unwrap();
-    assert_eq!((done.processed, done.succeeded, done.failed), (2_500, 2_500, 0));
+    assert_eq!((done.processed, done.succeeded, done.failed), (total, total, 0));
     let settled: i64 = sqlx::query_scalar("SELECT count(*) FROM job_items WHERE job_id = $1 AND outcome = 'succeeded'")
         .bind(job.id)
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(settled, 2_500);
+    assert_eq!(settled, total);
     let after_all = versions(pool.clone()).await;
-    let first_chunk: Vec<Uuid> = sqlx::query_scalar("SELECT account_id FROM job_items WHERE job_id = $1 AND seq <= 1000")
+    let first_chunk: Vec<Uuid> = sqlx::query_scalar("SELECT account_id FROM job_items WHERE job_id = $1 AND seq <= $2")
         .bind(job.id)
+        .bind(chunk as i32)
         .fetch_all(&pool)
         .await
         .unwrap();
