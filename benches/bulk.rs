@@ -1,6 +1,6 @@
 //! Operations figures on BENCH_ACCOUNTS seeded accounts (default 1,000,000): CSV export
-//! of all of them (time, bytes, peak RSS while it streams) and a bulk update of
-//! BENCH_BULK of them (default 100,000) until the job finishes (time, peak RSS).
+//! of all of them (time, bytes, peak anonymous RSS while it streams) and a bulk update of
+//! BENCH_BULK of them (default 100,000) until the job finishes (time, peak anonymous RSS).
 //!
 //! Run: `bin/bench bulk`.
 
@@ -21,17 +21,18 @@ fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
+/// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix("RssAnon:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
 }
 
-/// Samples the resident set every 50 ms until dropped; `peak()` is the largest seen.
+/// Samples anonymous resident memory every 50 ms; `peak_mib()` is the largest seen.
 struct PeakRss {
     peak: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
@@ -114,7 +115,7 @@ async fn main() {
         lines += chunk.iter().filter(|b| **b == b'\n').count();
     }
     println!(
-        "export {} accounts to CSV: {:.1} s, {:.0} MiB, RSS {rss_before:.0} MiB before, peak {:.0} MiB while streaming",
+        "export {} accounts to CSV: {:.1} s, {:.0} MiB, anonymous RSS {rss_before:.0} MiB before, peak {:.0} MiB while streaming",
         lines.saturating_sub(1),
         started.elapsed().as_secs_f64(),
         bytes as f64 / 1048576.0,
@@ -150,7 +151,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     println!(
-        "bulk update of {} accounts: submitted in {:.1} s, finished in {:.1} s ({} succeeded, {} failed, {} rows/s), RSS {rss_before:.0} MiB before, peak {:.0} MiB",
+        "bulk update of {} accounts: submitted in {:.1} s, finished in {:.1} s ({} succeeded, {} failed, {} rows/s), anonymous RSS {rss_before:.0} MiB before, peak {:.0} MiB",
         finished["total"],
         submitted.as_secs_f64(),
         started.elapsed().as_secs_f64(),
