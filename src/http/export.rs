@@ -22,14 +22,15 @@ use warp::reply::{Reply, Response};
 
 use crate::app::AppState;
 use crate::auth::Principal;
+use crate::domain::account::{Bucket, days_past_due};
 use crate::domain::money::Currency;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::accounts::{AccountView, raw_query};
+use crate::http::accounts::raw_query;
 use crate::http::filters::{principal, with_state};
 use crate::http::{account_list, payment_list, respond};
-use crate::search::document::AccountDoc;
-use crate::store::{accounts, payments};
+use crate::store::accounts::{self, AccountRow};
+use crate::store::payments;
 
 /// Rows read from SQL per round trip.
 const CHUNK: usize = 5_000;
@@ -147,43 +148,41 @@ pub const PAYMENT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-fn account_cells(view: AccountView) -> Result<Vec<Cell>> {
-    let currency = Currency::parse(&view.currency).map_err(|e| Error::Internal(anyhow::anyhow!("{e}")))?;
-    let money = |text: &str| {
-        text.parse::<Decimal>()
-            .map(|d| Cell::Money(d, currency))
-            .unwrap_or_else(|_| Cell::text(text))
-    };
-    let a = view.address;
+/// An account row as export cells; delinquency is computed for `today`.
+fn account_cells(row: AccountRow, today: NaiveDate) -> Result<Vec<Cell>> {
+    let currency = row.currency()?;
+    let status = row.status();
+    let days = days_past_due(row.due_date, status, today);
+    let address = row.address();
     Ok(vec![
-        Cell::text(view.account_number),
-        Cell::opt(view.external_ref),
-        Cell::text(view.debtor_name),
-        Cell::opt(view.email),
-        Cell::opt(view.phone),
-        Cell::opt(a.line1),
-        Cell::opt(a.line2),
-        Cell::opt(a.city),
-        Cell::opt(a.region),
-        Cell::opt(a.postal_code),
-        Cell::opt(a.country),
-        Cell::text(view.timezone),
-        Cell::text(view.status.as_str()),
-        money(&view.original_balance),
-        money(&view.current_balance),
-        Cell::text(view.currency),
-        view.due_date.map_or(Cell::Empty, Cell::Date),
-        Cell::Int(view.days_past_due),
-        Cell::text(view.bucket.as_str()),
-        view.assigned_agent_id.map_or(Cell::Empty, |a| Cell::text(a.to_string())),
-        view.next_action_at.map_or(Cell::Empty, Cell::Time),
-        Cell::text(view.tags.join(";")),
-        Cell::Bool(view.do_not_call),
-        Cell::Bool(view.do_not_email),
-        Cell::Bool(view.cease_communication),
-        Cell::Time(view.created_at),
-        Cell::Time(view.updated_at),
-        Cell::text(view.id.to_string()),
+        Cell::text(row.account_number),
+        Cell::opt(row.external_ref),
+        Cell::text(row.debtor_name),
+        Cell::opt(row.email),
+        Cell::opt(row.phone),
+        Cell::opt(address.line1),
+        Cell::opt(address.line2),
+        Cell::opt(address.city),
+        Cell::opt(address.region),
+        Cell::opt(address.postal_code),
+        Cell::opt(address.country),
+        Cell::text(row.timezone),
+        Cell::text(status.as_str()),
+        Cell::Money(row.original_balance, currency),
+        Cell::Money(row.current_balance, currency),
+        Cell::text(currency.code()),
+        row.due_date.map_or(Cell::Empty, Cell::Date),
+        Cell::Int(days),
+        Cell::text(Bucket::from_days_past_due(days).as_str()),
+        row.assigned_agent_id.map_or(Cell::Empty, |a| Cell::text(a.to_string())),
+        row.next_action_at.map_or(Cell::Empty, Cell::Time),
+        Cell::text(row.tags.join(";")),
+        Cell::Bool(row.do_not_call),
+        Cell::Bool(row.do_not_email),
+        Cell::Bool(row.cease_communication),
+        Cell::Time(row.created_at),
+        Cell::Time(row.updated_at),
+        Cell::text(row.id.to_string()),
     ])
 }
 
@@ -216,9 +215,7 @@ impl Source {
             Source::Accounts { today } => {
                 let mut rows = accounts::by_ids(&mut conn, ids).await?;
                 rows.sort_by_key(|r| r.id);
-                rows.into_iter()
-                    .map(|row| account_cells(AccountView::from_doc(AccountDoc::from(row), *today)?))
-                    .collect()
+                rows.into_iter().map(|row| account_cells(row, *today)).collect()
             }
             Source::Payments => {
                 let mut docs = payments::documents(&mut conn, ids).await?;
