@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -20,7 +20,7 @@ use crate::http::account_list::{Problems, list_values};
 use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_indexed};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::{PageRequest, decode_cursor};
-use crate::http::users::parse_query;
+use crate::http::payment_list::instant;
 use crate::http::{self as api, respond};
 use crate::search::document::Entity;
 use crate::store::accounts;
@@ -90,13 +90,6 @@ impl PromiseView {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    page_size: Option<u32>,
-    cursor: Option<String>,
-}
-
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let caller = principal(state.clone()).and(with_state(state));
@@ -145,13 +138,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-async fn account_version(tx: &mut sqlx::PgConnection, account_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT search_version FROM accounts WHERE id = $1")
-        .bind(account_id)
-        .fetch_one(tx)
-        .await?)
-}
-
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateActivity) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
@@ -170,7 +156,7 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
             .execute(&mut *tx)
             .await?;
     }
-    let version = account_version(&mut tx, account_id).await?;
+    let version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
     tracing::info!(activity_id = %row.id, "activity logged");
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, version)]).await?;
@@ -180,8 +166,7 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
-    let query: PageQuery = parse_query(&raw)?;
-    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let page = PageRequest::from_query(&raw)?;
     accounts::get(state.pool(), account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
@@ -193,16 +178,6 @@ async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: Str
     let total = activities::count(state.pool(), &filter).await?;
     let body = page.finish(rows, total, |a| (a.occurred_at, a.id), |a| Ok(ActivityView::from(a)))?;
     Ok(api::json(StatusCode::OK, &body))
-}
-
-/// An RFC 3339 instant, or a date meaning its first instant (UTC).
-fn instant(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).ok().or_else(|| {
-        text.parse::<NaiveDate>()
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-    })
 }
 
 #[tracing::instrument(skip_all)]
@@ -278,7 +253,7 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
     let today = Utc::now().with_timezone(&tz).date_naive();
     let (amount, due_date) = body.validate(currency, today).map_err(Error::validation)?;
     let row = promises::insert(&mut tx, account_id, amount, due_date, caller.user_id).await?;
-    let version = account_version(&mut tx, account_id).await?;
+    let version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
     tracing::info!(promise_id = %row.id, "promise to pay recorded");
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, version)]).await?;
@@ -288,8 +263,7 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
-    let query: PageQuery = parse_query(&raw)?;
-    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let page = PageRequest::from_query(&raw)?;
     let account = accounts::get(state.pool(), account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
@@ -316,7 +290,7 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
         )
         .with_extension("allowed", serde_json::json!([])));
     };
-    let version = account_version(&mut tx, account.id).await?;
+    let version = accounts::version(&mut tx, account.id).await?;
     tx.commit().await?;
     tracing::info!("promise to pay cancelled");
     wait_until_indexed(&state, wait, &[(Entity::Account, account.id, version)]).await?;

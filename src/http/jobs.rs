@@ -70,13 +70,6 @@ impl From<JobRow> for JobView {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    page_size: Option<u32>,
-    cursor: Option<String>,
-}
-
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes.max(8 * 1024 * 1024);
     let caller = principal(state.clone()).and(with_state(state));
@@ -244,8 +237,7 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
 }
 
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    let query: PageQuery = parse_query(&raw)?;
-    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let page = PageRequest::from_query(&raw)?;
     let owner = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
     let rows = jobs::list(state.pool(), owner, page.after, page.fetch()).await?;
     let total = jobs::count(state.pool(), owner).await?;

@@ -46,7 +46,21 @@ pub struct PageRequest {
     pub after: Option<Keyset>,
 }
 
+/// `?page_size=&cursor=` and nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageQuery {
+    page_size: Option<u32>,
+    cursor: Option<String>,
+}
+
 impl PageRequest {
+    /// Parses a query string that holds only `page_size` and `cursor`.
+    pub fn from_query(raw: &str) -> Result<Self> {
+        let query: PageQuery = crate::http::users::parse_query(raw)?;
+        Self::new(query.page_size, query.cursor.as_deref())
+    }
+
     pub fn new(size: Option<u32>, cursor: Option<&str>) -> Result<Self> {
         let size = size.unwrap_or(DEFAULT_PAGE_SIZE);
         if !(1..=MAX_PAGE_SIZE).contains(&size) {

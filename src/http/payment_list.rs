@@ -34,7 +34,7 @@ fn parse_sort(text: &str) -> Option<PaymentSort> {
 }
 
 /// An RFC 3339 instant, or a date meaning its first instant (UTC).
-fn instant(text: &str) -> Option<DateTime<Utc>> {
+pub fn instant(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).ok().or_else(|| {
         NaiveDate::from_str(text)
             .ok()

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -26,7 +26,6 @@ use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_inde
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::PageRequest;
 use crate::http::payment_list;
-use crate::http::users::parse_query;
 use crate::http::{self as api, respond, with_etag};
 use crate::search::document::{Entity, PaymentDoc};
 use crate::store::accounts::{self, AccountRow};
@@ -114,13 +113,6 @@ impl PaymentHitView {
             assigned_agent_id: doc.assigned_agent_id,
         })
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PageQuery {
-    page_size: Option<u32>,
-    cursor: Option<String>,
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -227,13 +219,6 @@ fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, curre
     }
 }
 
-async fn account_version(tx: &mut sqlx::PgConnection, account_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT search_version FROM accounts WHERE id = $1")
-        .bind(account_id)
-        .fetch_one(tx)
-        .await?)
-}
-
 /// Inserts under the account's lock, or says why the account refused it.
 async fn record(conn: &mut sqlx::PgConnection, caller: &Principal, account_id: Uuid, payment: &NewPayment) -> Result<PaymentRow> {
     let only_agent = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
@@ -304,7 +289,7 @@ async fn create(
     tracing::info!(payment_id = %payment_id, "payment recorded");
     if wait.is_requested() {
         // Read after commit: a later version (another payment meanwhile) only waits longer.
-        let account_version = account_version(&mut *state.pool().acquire().await?, account_id).await?;
+        let account_version = accounts::version(&mut *state.pool().acquire().await?, account_id).await?;
         let documents = [
             (Entity::Payment, payment_id, version),
             (Entity::Account, account_id, account_version),
@@ -322,8 +307,7 @@ async fn create(
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
-    let query: PageQuery = parse_query(&raw)?;
-    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let page = PageRequest::from_query(&raw)?;
     accounts::get(state.pool(), account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
@@ -389,7 +373,7 @@ async fn transition(
         check_overpayment(&account, payment.amount, payment.allow_overpayment, currency_of(&payment.currency)?)?;
     }
     let row = payments::set_status(&mut tx, id, next, failure_reason).await?;
-    let account_version = account_version(&mut tx, account_id).await?;
+    let account_version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
     tracing::info!(payment_id = %id, from = current.as_str(), to = next.as_str(), "payment status changed");
     Ok((row, account_version))

@@ -57,13 +57,6 @@ struct UpdateUser {
     disabled: Option<bool>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ListQuery {
-    page_size: Option<u32>,
-    cursor: Option<String>,
-}
-
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let admin = principal(state.clone()).and(with_state(state));
@@ -119,8 +112,7 @@ impl CreateUser {
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
-    let query: ListQuery = parse_query(&raw_query)?;
-    let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
+    let page = PageRequest::from_query(&raw_query)?;
     let rows = users::list(state.pool(), page.after, page.fetch()).await?;
     let total = users::count(state.pool()).await?;
     let body = page.finish(rows, total, |u| (u.created_at, u.id), |u| Ok(UserView::from(&u)))?;

@@ -195,6 +195,14 @@ pub async fn lock(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Accoun
     Ok(row)
 }
 
+/// The account's current `search_version` (what a write waits for with `wait_for`).
+pub async fn version(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT search_version FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
+}
+
 /// Locks an account, soft-deleted or not (payments of closed files still settle).
 pub async fn lock_including_deleted(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<AccountRow>> {
     let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
