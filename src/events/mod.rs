@@ -72,11 +72,12 @@ impl Event {
     }
 }
 
-/// An event on its way to sessions, serialised once for all of them.
+/// An event on its way to sessions, serialised once for all of them: sessions share
+/// the same bytes (cloning is a reference count).
 #[derive(Debug)]
 pub struct Outgoing {
     pub event: Event,
-    pub text: String,
+    pub text: tokio_tungstenite::tungstenite::Utf8Bytes,
 }
 
 /// The topics a client may subscribe to.
@@ -113,7 +114,7 @@ impl Events {
 
     /// Hands an event to this instance's sessions.
     pub fn deliver_local(&self, event: Event) {
-        let text = event.wire();
+        let text = event.wire().into();
         let _ = self.hub.send(Arc::new(Outgoing { event, text }));
     }
 

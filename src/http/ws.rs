@@ -392,7 +392,7 @@ impl Session {
         if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
-        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::text(outgoing.text.clone()))).await {
+        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::Text(outgoing.text.clone()))).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Closing(1008, "slow consumer")),
         }
