@@ -121,6 +121,50 @@ async fn a_payment_made_over_http_arrives_on_a_connected_socket() {
 }
 
 #[tokio::test]
+async fn activities_stats_and_job_events_reach_who_they_concern() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    let id = account["id"].as_str().unwrap();
+    let mut socket = authed(&app, &manager.token, &[&format!("account:{id}"), "stats"]).await;
+    let body = json!({"type": "call", "direction": "outbound", "outcome": "no_answer"});
+    let (status, activity) = status_json(
+        app.post(&format!("/api/v1/accounts/{id}/activities"), Some(&manager.token), &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let logged = expect(&mut socket, "activity.logged", |_| true).await;
+    assert_eq!(logged["data"]["id"], activity["id"]);
+    for amount in ["1.00", "2.00", "3.00"] {
+        pay(&app, &manager.token, id, amount).await;
+    }
+    expect(&mut socket, "stats.updated", |_| true).await;
+    let body = json!({"ids": [id], "patch": {"tags_add": ["evented"]}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &body).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let finished = expect(&mut socket, "job.finished", |m| m["data"]["id"] == job["id"]).await;
+    assert_eq!(
+        finished["data"]["status"], "succeeded",
+        "the owner hears without subscribing to jobs"
+    );
+    let started = std::time::Instant::now();
+    let mut stats_updates = 0;
+    while started.elapsed() < Duration::from_millis(2500) {
+        let message = tokio::time::timeout(Duration::from_millis(200), socket.next()).await;
+        if let Ok(Some(Ok(Message::Text(text)))) = message
+            && text.as_str().contains("\"stats.updated\"")
+        {
+            stats_updates += 1;
+        }
+    }
+    assert!(
+        stats_updates <= 1,
+        "stats.updated comes at most once a second, and nothing changed: {stats_updates}"
+    );
+}
+
+#[tokio::test]
 async fn bad_missing_and_late_authentication_is_refused() {
     let app = spawn_app().await;
     match connect(&app, Some("not-a-token")).await {
