@@ -113,6 +113,14 @@ pub struct Settings {
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_json_body_bytes: u64,
+
+    /// Largest spreadsheet accepted by `POST /imports`, in bytes.
+    #[arg(long, env = "IMPORT_MAX_BYTES", default_value_t = 50 * 1024 * 1024, global = true)]
+    pub import_max_bytes: u64,
+
+    /// Most data rows one import may hold.
+    #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]
+    pub import_max_rows: usize,
 }
 
 impl Settings {

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod import;
 pub mod jobs;
 pub mod search;
 pub mod seed;

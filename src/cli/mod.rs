@@ -69,6 +69,22 @@ pub enum Command {
         #[arg(long, default_value = "")]
         filter: String,
     },
+    /// Import accounts from a spreadsheet (xlsx, xls, xlsb, ods or CSV) with progress.
+    /// The job is recorded like an upload; if this process dies, the server resumes it.
+    Import {
+        file: std::path::PathBuf,
+        #[arg(long, value_enum, default_value = "create")]
+        mode: crate::jobs::import::Mode,
+        /// The sheet to read (default: the first).
+        #[arg(long)]
+        sheet: Option<String>,
+        /// Email of the manager or admin the accounts are imported as.
+        #[arg(long = "as")]
+        actor: String,
+        /// Where to write the rejected rows, ready to fix and import again.
+        #[arg(long)]
+        errors_out: Option<std::path::PathBuf>,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -138,6 +154,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             out,
             filter,
         } => ops::export(cli.settings, entity, format, &out, &filter).await,
+        Command::Import {
+            file,
+            mode,
+            sheet,
+            actor,
+            errors_out,
+        } => ops::import(cli.settings, &file, mode, sheet.as_deref(), &actor, errors_out.as_deref()).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

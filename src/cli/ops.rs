@@ -286,3 +286,94 @@ pub async fn export(
     );
     Ok(())
 }
+
+/// Reads, stages and applies an import here, chunk by chunk, with a progress bar.
+pub async fn import(
+    settings: Settings,
+    file: &std::path::Path,
+    mode: crate::jobs::import::Mode,
+    sheet: Option<&str>,
+    actor: &str,
+    errors_out: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use crate::domain::role::{Action, allows};
+    use crate::jobs::import::{self as runner, ImportParams};
+    let pool = connect(&settings).await?;
+    let user = store::users::by_email(&pool, actor)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_context(|| format!("no user {actor}"))?;
+    if user.disabled || !allows(user.role(), Action::CreateAccount) || !allows(user.role(), Action::UpdateAnyAccount) {
+        bail!("{actor} may not import accounts (a manager or admin may)");
+    }
+    let bytes = tokio::fs::read(file).await.with_context(|| format!("reading {}", file.display()))?;
+    if bytes.len() as u64 > settings.import_max_bytes {
+        bail!(
+            "{} is larger than IMPORT_MAX_BYTES ({} bytes)",
+            file.display(),
+            settings.import_max_bytes
+        );
+    }
+    let started = Instant::now();
+    let max_rows = settings.import_max_rows;
+    let wanted = sheet.map(str::to_owned);
+    let sheet = tokio::task::spawn_blocking(move || crate::import::read(&bytes, wanted.as_deref(), max_rows)).await??;
+    let (mapping, duplicates) = runner::prepare(&sheet, mode).map_err(|errors| {
+        let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
+        anyhow::anyhow!("{}", messages.join("; "))
+    })?;
+    if !mapping.unknown.is_empty() {
+        eprintln!("ignoring unknown columns: {}", mapping.unknown.join(", "));
+    }
+    let params = ImportParams {
+        mode,
+        actor: user.id,
+        region: settings.default_phone_region.clone(),
+        file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        format: sheet.format.as_str().to_owned(),
+        sheet: sheet.name.clone(),
+        headers: sheet.headers.clone(),
+        mapping,
+    };
+    let mut tx = pool.begin().await?;
+    let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "running").await?;
+    tx.commit().await?;
+    let bar = progress_bar(job.total as u64, "import rows");
+    loop {
+        let settled = runner::run_chunk(&pool, job.id, &params)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if settled == 0 {
+            break;
+        }
+        let now = store::jobs::get(&pool, job.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        bar.set_position(now.map_or(0, |j| j.processed) as u64);
+    }
+    let done = crate::jobs::finish(&pool, &job)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .context("the job ended elsewhere")?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&done.result.map(|r| r.0))?);
+    println!(
+        "import {} ({}) in {:.1} s: {} rows, {} failed",
+        done.id,
+        done.status,
+        started.elapsed().as_secs_f64(),
+        done.total,
+        done.failed
+    );
+    if let Some(out) = errors_out
+        && done.failed > 0
+    {
+        let rows = store::imports::failed_all(&pool, done.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let bytes = crate::http::imports::error_workbook(&params.headers, &rows).map_err(|e| anyhow::anyhow!(e))?;
+        tokio::fs::write(out, bytes)
+            .await
+            .with_context(|| format!("writing {}", out.display()))?;
+        println!("rejected rows written to {}", out.display());
+    }
+    Ok(())
+}

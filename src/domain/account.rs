@@ -254,7 +254,7 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_TEXT: usize = 500;
 pub const MAX_CUSTOM_FIELDS_BYTES: usize = 16 * 1024;
 
-fn account_number(text: &str) -> Result<String, String> {
+pub fn account_number(text: &str) -> Result<String, String> {
     let upper = text.trim().to_ascii_uppercase();
     let ok = (3..=32).contains(&upper.len())
         && upper.starts_with(|c: char| c.is_ascii_alphanumeric())

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod export;
 pub mod filters;
 pub mod health;
+pub mod imports;
 pub mod jobs;
 pub mod notifications;
 pub mod paging;
@@ -42,6 +43,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(notifications::routes(state.clone()))
                 .unify()
                 .or(jobs::routes(state.clone()))
+                .unify()
+                .or(imports::routes(state.clone()))
                 .unify()
                 .or(export::routes(state.clone()))
                 .unify(),

@@ -3,6 +3,7 @@
 //! goes stale, resuming after its last committed chunk.
 
 pub mod bulk_update;
+pub mod import;
 
 use std::time::Duration;
 
@@ -11,10 +12,50 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
+use crate::error::Result;
 use crate::store::jobs::{self, JobRow};
 use crate::sync::running;
 
 const POLL_EVERY: Duration = Duration::from_secs(1);
+/// A chunk that fails (a lost connection, a deadlock) is retried this often, with a
+/// growing pause, before the job is marked failed; its transaction left nothing behind.
+const CHUNK_RETRIES: u32 = 3;
+
+/// Why a job's loop ended.
+#[derive(Debug)]
+pub enum Stop {
+    Done,
+    Cancelled,
+    Interrupted,
+}
+
+/// Runs `chunk` until it settles nothing, stopping for shutdown or cancellation between
+/// chunks.
+pub async fn chunks<F, Fut>(pool: &PgPool, job: uuid::Uuid, shutdown: &watch::Receiver<bool>, mut chunk: F) -> Result<Stop>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<usize>>,
+{
+    let mut failures = 0;
+    loop {
+        if !running(shutdown) {
+            return Ok(Stop::Interrupted);
+        }
+        if jobs::cancel_requested(pool, job).await? {
+            return Ok(Stop::Cancelled);
+        }
+        match chunk().await {
+            Ok(0) => return Ok(Stop::Done),
+            Ok(_) => failures = 0,
+            Err(err) if failures < CHUNK_RETRIES => {
+                failures += 1;
+                tracing::warn!(job_id = %job, error = %err, attempt = failures, "a job chunk failed; retrying it");
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(failures))).await;
+            }
+            Err(err) => return Err(err),
+        }
+    }
+}
 
 /// How a finished job went, from its counters.
 pub fn final_status(succeeded: i64, failed: i64) -> &'static str {
@@ -29,6 +70,22 @@ pub fn final_status(succeeded: i64, failed: i64) -> &'static str {
 struct Outcome {
     succeeded: i64,
     failed: i64,
+}
+
+/// Records the end of a job that settled all its rows, with its kind's result.
+pub async fn finish(pool: &PgPool, job: &JobRow) -> Result<Option<JobRow>> {
+    let Some(row) = jobs::get(pool, job.id).await? else {
+        return Ok(None);
+    };
+    let result = match row.kind.as_str() {
+        "import" => import::summary(pool, &row).await?,
+        _ => serde_json::to_value(Outcome {
+            succeeded: row.succeeded,
+            failed: row.failed,
+        })
+        .map_err(anyhow::Error::from)?,
+    };
+    jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), Some(&result)).await
 }
 
 pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
@@ -63,23 +120,14 @@ async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
     tracing::info!(job_id = %job.id, kind = %job.kind, "job started");
     let result = match job.kind.as_str() {
         "bulk_update" => bulk_update::run(pool, &job, shutdown).await,
+        "import" => import::run(pool, &job, shutdown).await,
         other => Err(crate::error::Error::Internal(anyhow::anyhow!("no runner for {other} jobs"))),
     };
     let finished = match result {
-        Ok(bulk_update::Stop::Done) => match jobs::get(pool, job.id).await {
-            Ok(Some(row)) => {
-                let outcome = serde_json::to_value(Outcome {
-                    succeeded: row.succeeded,
-                    failed: row.failed,
-                })
-                .ok();
-                jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), outcome.as_ref()).await
-            }
-            other => other,
-        },
-        Ok(bulk_update::Stop::Cancelled) => jobs::finish(pool, job.id, "cancelled", None).await,
+        Ok(Stop::Done) => finish(pool, &job).await,
+        Ok(Stop::Cancelled) => jobs::finish(pool, job.id, "cancelled", None).await,
         // Shutting down mid-job: the next process resumes it after the last chunk.
-        Ok(bulk_update::Stop::Interrupted) => return,
+        Ok(Stop::Interrupted) => return,
         Err(err) => {
             tracing::error!(job_id = %job.id, error = %err, "job failed");
             let reason = serde_json::json!({"error": "the job stopped on an internal error; see the server log"});

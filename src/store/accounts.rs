@@ -173,6 +173,40 @@ pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Resul
     Ok(row)
 }
 
+/// Inserts accounts with the ids given; an account number already taken skips its row.
+/// Returns the ids inserted.
+pub async fn insert_many(conn: &mut sqlx::PgConnection, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("INSERT INTO accounts (id, account_number, created_by, updated_by, ");
+    qb.push(WRITABLE.join(", "));
+    qb.push(") ");
+    qb.push_values(rows, |mut b, (id, fields)| {
+        b.push_bind(*id)
+            .push("coalesce(")
+            .push_bind_unseparated(fields.account_number.as_deref())
+            .push_unseparated("::text, 'ACC-' || nextval('account_number_seq'))")
+            .push_bind(actor)
+            .push_bind(actor);
+        push_fields(&mut b, fields);
+    });
+    qb.push(" ON CONFLICT (account_number) DO NOTHING RETURNING id");
+    let ids = qb.build_query_scalar::<Uuid>().fetch_all(conn).await.map_err(map_fk)?;
+    Ok(ids)
+}
+
+/// Locks the accounts with these numbers, deleted or not.
+pub async fn lock_by_numbers(conn: &mut sqlx::PgConnection, numbers: &[String]) -> Result<Vec<AccountRow>> {
+    let rows = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM accounts WHERE account_number = ANY($1) ORDER BY id FOR UPDATE"
+    )))
+    .bind(numbers)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AccountRow>> {
     let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(

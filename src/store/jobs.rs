@@ -35,16 +35,7 @@ const COLUMNS: &str = "id, kind, status, params, total, processed, succeeded, fa
 
 /// Queues a job over a fixed, ordered set of accounts.
 pub async fn create(tx: &mut PgConnection, kind: &str, params: &Value, created_by: Uuid, accounts: &[Uuid]) -> Result<JobRow> {
-    let job = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO jobs (id, kind, params, total, created_by) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
-    )))
-    .bind(Uuid::now_v7())
-    .bind(kind)
-    .bind(Json(params))
-    .bind(accounts.len() as i64)
-    .bind(created_by)
-    .fetch_one(&mut *tx)
-    .await?;
+    let job = insert(&mut *tx, kind, "queued", params, created_by, accounts.len() as i64).await?;
     sqlx::query(
         "INSERT INTO job_items (job_id, seq, account_id)
          SELECT $1, s.seq, s.id FROM unnest($2::uuid[]) WITH ORDINALITY AS s(id, seq)",
@@ -52,6 +43,26 @@ pub async fn create(tx: &mut PgConnection, kind: &str, params: &Value, created_b
     .bind(job.id)
     .bind(accounts)
     .execute(&mut *tx)
+    .await?;
+    Ok(job)
+}
+
+/// Inserts a job row of `total` items; a queued job wakes the runners on commit. A job
+/// inserted as `running` belongs to its creator (the CLI) until its heartbeat goes stale.
+pub async fn insert(tx: &mut PgConnection, kind: &str, status: &str, params: &Value, created_by: Uuid, total: i64) -> Result<JobRow> {
+    let job = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO jobs (id, kind, status, params, total, created_by, started_at, heartbeat_at)
+         VALUES ($1, $2, $3, $4, $5, $6,
+                 CASE WHEN $3 = 'running' THEN now() END, CASE WHEN $3 = 'running' THEN now() END)
+         RETURNING {COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(kind)
+    .bind(status)
+    .bind(Json(params))
+    .bind(total)
+    .bind(created_by)
+    .fetch_one(&mut *tx)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
     Ok(job)
@@ -145,13 +156,19 @@ pub async fn record(tx: &mut PgConnection, job: Uuid, outcomes: &[(i32, Option<S
     .execute(&mut *tx)
     .await?;
     let failed = errors.iter().filter(|e| e.is_some()).count() as i64;
+    advance(tx, job, outcomes.len() as i64, failed).await
+}
+
+/// Adds a chunk's rows to the job's counters (and beats its heart), in the chunk's
+/// transaction.
+pub async fn advance(tx: &mut PgConnection, job: Uuid, processed: i64, failed: i64) -> Result<()> {
     sqlx::query(
         "UPDATE jobs SET processed = processed + $2, succeeded = succeeded + $3, failed = failed + $4, heartbeat_at = now()
          WHERE id = $1",
     )
     .bind(job)
-    .bind(outcomes.len() as i64)
-    .bind(outcomes.len() as i64 - failed)
+    .bind(processed)
+    .bind(processed - failed)
     .bind(failed)
     .execute(tx)
     .await?;

@@ -5,6 +5,7 @@ pub mod activities;
 pub mod documents;
 pub mod events;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod notifications;
 pub mod outbox;

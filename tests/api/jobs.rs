@@ -239,7 +239,7 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
     let (_stop, running) = tokio::sync::watch::channel(false);
     assert!(matches!(
         bulk_update::run(&pool, &resumed, &running).await.unwrap(),
-        bulk_update::Stop::Done
+        arrears::jobs::Stop::Done
     ));
     let done = jobs::get(&pool, job.id).await.unwrap().unwrap();
     assert_eq!((done.processed, done.succeeded, done.failed), (total, total, 0));

@@ -8,6 +8,7 @@ mod contract;
 mod errors;
 mod export;
 mod helpers;
+mod imports;
 mod jobs;
 mod notifications;
 mod payments;

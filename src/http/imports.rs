@@ -1,0 +1,424 @@
+//! Imports over HTTP: `POST /imports` takes a spreadsheet (multipart, streamed through
+//! multer with explicit limits), reads and stages it, and answers 202 with the job; the
+//! rows are applied by the job runner. The rejected rows come back as `errors.xlsx`,
+//! ready to fix and upload again.
+
+use bytes::{Buf, Bytes};
+use futures_util::{Stream, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderValue, StatusCode, header};
+use warp::reply::Response;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, Result};
+use crate::http::accounts::raw_query;
+use crate::http::filters::{principal, with_state};
+use crate::http::jobs::JobView;
+use crate::http::users::parse_query;
+use crate::http::{self as api, respond};
+use crate::import::columns::{Column, ERROR_COLUMN};
+use crate::import::{self, Refusal};
+use crate::jobs::import::{self as runner, ImportParams, Mode};
+use crate::store::idempotency::{self, Claim};
+use crate::store::imports;
+use crate::store::jobs::{self, JobRow};
+
+const IDEMPOTENCY_SCOPE: &str = "import";
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// An import job: the job, plus how the file was read.
+#[derive(Serialize)]
+struct ImportView {
+    #[serde(flatten)]
+    job: JobView,
+    mode: Mode,
+    file_name: String,
+    format: String,
+    sheet: String,
+    columns: Vec<ColumnView>,
+    unknown_columns: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct ColumnView {
+    header: String,
+    field: Option<&'static str>,
+}
+
+impl ImportView {
+    fn new(job: JobRow) -> Result<Self> {
+        let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+        let columns = params
+            .headers
+            .iter()
+            .zip(&params.mapping.columns)
+            .map(|(header, column)| ColumnView {
+                header: header.clone(),
+                field: column.map(Column::name),
+            })
+            .collect();
+        Ok(Self {
+            job: JobView::from(job),
+            mode: params.mode,
+            file_name: params.file_name,
+            format: params.format,
+            sheet: params.sheet,
+            columns,
+            unknown_columns: params.mapping.unknown,
+        })
+    }
+}
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let upload_limit = state.settings().import_max_bytes;
+    let caller = principal(state.clone()).and(with_state(state));
+    let submit = warp::path!("imports")
+        .and(warp::post())
+        .and(caller.clone())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("idempotency-key"))
+        .and(warp::body::stream())
+        .then(move |p, s, ct, k, body| async move { respond(submit(p, s, ct, k, body, upload_limit).await) });
+    let template = warp::path!("imports" / "template.xlsx")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(|p, s| async move { respond(template(p, s).await) });
+    let get = warp::path!("imports" / Uuid)
+        .and(warp::get())
+        .and(caller.clone())
+        .then(|id, p, s| async move { respond(get(id, p, s).await) });
+    let errors = warp::path!("imports" / Uuid / "errors")
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(|id, p, s, q| async move { respond(errors(id, p, s, q).await) });
+    let errors_xlsx = warp::path!("imports" / Uuid / "errors.xlsx")
+        .and(warp::get())
+        .and(caller)
+        .then(|id, p, s| async move { respond(errors_xlsx(id, p, s).await) });
+    submit
+        .or(template)
+        .unify()
+        .or(get)
+        .unify()
+        .or(errors)
+        .unify()
+        .or(errors_xlsx)
+        .unify()
+        .boxed()
+}
+
+/// What the multipart body held.
+struct Upload {
+    file_name: String,
+    bytes: Vec<u8>,
+    mode: Mode,
+    sheet: Option<String>,
+}
+
+fn too_large(limit: u64) -> Error {
+    Error::new(
+        Code::PayloadTooLarge,
+        format!("the file exceeds the upload limit of {} MiB", limit / 1024 / 1024),
+    )
+    .with_extension("limit_bytes", json!(limit))
+}
+
+fn multipart_error(err: multer::Error, limit: u64) -> Error {
+    match err {
+        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(limit),
+        multer::Error::UnknownField { field_name } => Error::field(
+            field_name.as_deref().unwrap_or("field"),
+            "unknown form field; send `file`, and optionally `mode` and `sheet`",
+        ),
+        other => Error::new(Code::InvalidParameter, format!("the multipart body is malformed: {other}")),
+    }
+}
+
+async fn read_upload<S, B>(content_type: Option<String>, body: S, limit: u64) -> Result<Upload>
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    let boundary = content_type
+        .as_deref()
+        .and_then(|ct| multer::parse_boundary(ct).ok())
+        .ok_or_else(|| {
+            Error::new(
+                Code::UnsupportedMediaType,
+                "send the file as multipart/form-data in the field `file`",
+            )
+        })?;
+    let constraints = multer::Constraints::new().allowed_fields(vec!["file", "mode", "sheet"]).size_limit(
+        multer::SizeLimit::new()
+            .whole_stream(limit + 64 * 1024)
+            .per_field(limit)
+            .for_field("mode", 64)
+            .for_field("sheet", 1024),
+    );
+    let stream = body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()));
+    let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let mut file: Option<(String, Vec<u8>)> = None;
+    let mut mode = Mode::Create;
+    let mut sheet = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+        match field.name().unwrap_or_default() {
+            "file" => {
+                let name = field.file_name().unwrap_or("upload").to_owned();
+                let mut bytes = Vec::new();
+                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some((name, bytes));
+            }
+            "mode" => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                mode = Mode::parse(&text)
+                    .ok_or_else(|| Error::field("mode", format!("`{text}` is not a mode; use create, upsert or dry_run")))?;
+            }
+            _ => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                sheet = Some(text).filter(|s| !s.trim().is_empty());
+            }
+        }
+    }
+    let (file_name, bytes) = file.ok_or_else(|| Error::field("file", "send the spreadsheet in the form field `file`"))?;
+    Ok(Upload {
+        file_name,
+        bytes,
+        mode,
+        sheet,
+    })
+}
+
+pub fn refusal(refusal: Refusal) -> Error {
+    let detail = refusal.to_string();
+    match refusal {
+        Refusal::Empty | Refusal::NoHeader => Error::field("file", detail),
+        Refusal::NotASpreadsheet(_) => Error::new(Code::UnsupportedFile, detail),
+        Refusal::PasswordProtected => Error::new(Code::PasswordProtected, detail),
+        Refusal::Corrupt(_) => Error::new(Code::CorruptFile, detail),
+        Refusal::Inflated => Error::new(Code::InflatedTooLarge, detail).with_extension("limit_bytes", json!(import::MAX_INFLATED_BYTES)),
+        Refusal::TooManyRows(limit) => Error::new(Code::TooManyRows, detail).with_extension("limit", json!(limit)),
+        Refusal::NoSuchSheet { .. } => Error::field("sheet", detail),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn submit<S, B>(
+    caller: Principal,
+    state: AppState,
+    content_type: Option<String>,
+    key: Option<String>,
+    body: S,
+    limit: u64,
+) -> Result<Response>
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    caller.require(Action::CreateAccount)?;
+    let upload = read_upload(content_type, body, limit).await?;
+    if upload.mode != Mode::Create {
+        caller.require(Action::UpdateAnyAccount)?;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(format!("{:?}\n{:?}\n", upload.mode, upload.sheet));
+    hasher.update(&upload.bytes);
+    let hash = hasher.finalize().to_vec();
+    let max_rows = state.settings().import_max_rows;
+    let Upload {
+        file_name,
+        bytes,
+        mode,
+        sheet,
+    } = upload;
+    let sheet = tokio::task::spawn_blocking(move || import::read(&bytes, sheet.as_deref(), max_rows))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(refusal)?;
+    let (mapping, duplicates) = runner::prepare(&sheet, mode).map_err(Error::validation)?;
+    if mapping.has(Column::AssignedAgentId) {
+        caller.require(Action::AssignAccount)?;
+    }
+    let params = ImportParams {
+        mode,
+        actor: caller.user_id,
+        region: state.settings().default_phone_region.clone(),
+        file_name,
+        format: sheet.format.as_str().to_owned(),
+        sheet: sheet.name.clone(),
+        headers: sheet.headers.clone(),
+        mapping,
+    };
+    let mut tx = state.pool().begin().await?;
+    if let Some(key) = &key {
+        match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
+            Claim::Fresh => {}
+            Claim::Replay { status, body } => {
+                return Ok(api::json(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), &body));
+            }
+            Claim::Mismatch => {
+                return Err(Error::new(
+                    Code::IdempotencyKeyReused,
+                    "this Idempotency-Key was used with a different request",
+                ));
+            }
+        }
+    }
+    let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
+    let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        idempotency::complete(
+            &mut tx,
+            caller.user_id,
+            IDEMPOTENCY_SCOPE,
+            key,
+            StatusCode::ACCEPTED.as_u16(),
+            &view,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    tracing::info!(job_id = %job.id, rows = sheet.rows.len(), format = sheet.format.as_str(), "import queued");
+    let mut response = api::json(StatusCode::ACCEPTED, &view);
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{}", job.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// An import the caller may see: their own, or any for managers and admins.
+async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
+    jobs::get(state.pool(), id)
+        .await?
+        .filter(|job| job.kind == "import" && (job.created_by == caller.user_id || caller.can(Action::UpdateAnyAccount)))
+        .ok_or_else(|| Error::not_found("import"))
+}
+
+async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let job = visible_import(&state, &caller, id).await?;
+    Ok(api::json(StatusCode::OK, &ImportView::new(job)?))
+}
+
+/// The rejected rows with their errors, in file order.
+async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Query {
+        page_size: Option<u32>,
+        after: Option<i32>,
+    }
+    let query: Query = parse_query(&raw)?;
+    let job = visible_import(&state, &caller, id).await?;
+    let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
+    let rows = imports::failed(state.pool(), job.id, query.after.unwrap_or(0), size).await?;
+    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
+    let data: Vec<Value> = rows
+        .into_iter()
+        .map(|(_, line, _, errors)| json!({"row": line, "errors": errors.0}))
+        .collect();
+    Ok(api::json(
+        StatusCode::OK,
+        &json!({"data": data, "total": job.failed, "next_after": next}),
+    ))
+}
+
+fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {
+    let mut response = warp::reply::Response::new(Bytes::from(bytes).into());
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(XLSX));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
+}
+
+/// The rejected rows as uploaded, plus a column saying what to fix.
+async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let job = visible_import(&state, &caller, id).await?;
+    let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+    let rows = imports::failed_all(state.pool(), job.id).await?;
+    let headers = params.headers;
+    let bytes = tokio::task::spawn_blocking(move || error_workbook(&headers, &rows))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| Error::Internal(anyhow::anyhow!("writing errors.xlsx: {e}")))?;
+    Ok(xlsx_response(bytes, &format!("import-{id}-errors.xlsx")))
+}
+
+pub fn error_workbook(headers: &[String], rows: &[(Vec<String>, Vec<imports::RowError>)]) -> std::result::Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let sheet = workbook.add_worksheet_with_constant_memory().map_err(|e| e.to_string())?;
+    sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
+    let error_column = headers.len() as u16;
+    for (c, name) in headers.iter().enumerate() {
+        sheet
+            .write_string_with_format(0, c as u16, name, &bold)
+            .map_err(|e| e.to_string())?;
+    }
+    sheet
+        .write_string_with_format(0, error_column, ERROR_COLUMN, &bold)
+        .map_err(|e| e.to_string())?;
+    for (r, (cells, errors)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        for (c, cell) in cells.iter().enumerate().filter(|(_, cell)| !cell.is_empty()) {
+            sheet
+                .write_string(r, c as u16, crate::http::export::neutralize(cell).as_ref())
+                .map_err(|e| e.to_string())?;
+        }
+        let message: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.column, e.message)).collect();
+        sheet
+            .write_string(r, error_column, crate::http::export::neutralize(&message.join("; ")).as_ref())
+            .map_err(|e| e.to_string())?;
+    }
+    workbook.save_to_buffer().map_err(|e| e.to_string())
+}
+
+/// An empty workbook with every column, and a sheet describing them.
+async fn template(caller: Principal, _state: AppState) -> Result<Response> {
+    caller.require(Action::CreateAccount)?;
+    let bytes = tokio::task::spawn_blocking(template_workbook)
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| Error::Internal(anyhow::anyhow!("writing template.xlsx: {e}")))?;
+    Ok(xlsx_response(bytes, "accounts-template.xlsx"))
+}
+
+pub fn template_workbook() -> std::result::Result<Vec<u8>, String> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut workbook = Workbook::new();
+    let bold = Format::new().set_bold();
+    let accounts = workbook.add_worksheet();
+    accounts.set_name("Accounts").map_err(|e| e.to_string())?;
+    accounts.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
+    for (c, (_, name, _)) in Column::all().enumerate() {
+        accounts
+            .write_string_with_format(0, c as u16, name, &bold)
+            .map_err(|e| e.to_string())?;
+        accounts
+            .set_column_width(c as u16, name.len().max(12) as f64)
+            .map_err(|e| e.to_string())?;
+    }
+    let help = workbook.add_worksheet();
+    help.set_name("Columns").map_err(|e| e.to_string())?;
+    help.write_string_with_format(0, 0, "column", &bold).map_err(|e| e.to_string())?;
+    help.write_string_with_format(0, 1, "what it holds", &bold)
+        .map_err(|e| e.to_string())?;
+    help.set_column_width(0, 22).map_err(|e| e.to_string())?;
+    help.set_column_width(1, 90).map_err(|e| e.to_string())?;
+    for (r, (_, name, description)) in Column::all().enumerate() {
+        help.write_string(r as u32 + 1, 0, name).map_err(|e| e.to_string())?;
+        help.write_string(r as u32 + 1, 1, description).map_err(|e| e.to_string())?;
+    }
+    workbook.save_to_buffer().map_err(|e| e.to_string())
+}

@@ -1,0 +1,372 @@
+//! One row, validated exactly like an API body: the cells become a `CreateAccount` (or a
+//! patch of the existing account) and go through the same `AccountFields` checks.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use phonenumber::country;
+use uuid::Uuid;
+
+use super::columns::{Column, Mapping};
+use crate::domain::account::{AccountFields, AccountStatus, Address, CreateAccount, PatchAccount};
+use crate::error::FieldError;
+use crate::store::imports::RowError;
+
+/// How each agent cell resolved: a user id, or why it cannot be assigned.
+pub type Agents = HashMap<String, Result<Uuid, String>>;
+
+/// What every row of one import shares.
+pub struct Context<'a> {
+    pub headers: &'a [String],
+    pub mapping: &'a Mapping,
+    pub region: country::Id,
+    pub agents: &'a Agents,
+}
+
+/// A row's non-empty cells by field.
+pub struct Values<'a> {
+    cells: HashMap<Column, &'a str>,
+}
+
+impl<'a> Values<'a> {
+    pub fn new(mapping: &Mapping, cells: &'a [String]) -> Self {
+        let cells = mapping
+            .columns
+            .iter()
+            .zip(cells)
+            .filter_map(|(column, cell)| Some((((*column)?), unquote(cell.trim()))))
+            .filter(|(_, cell)| !cell.is_empty())
+            .collect();
+        Self { cells }
+    }
+
+    pub fn get(&self, column: Column) -> Option<&'a str> {
+        self.cells.get(&column).copied()
+    }
+
+    fn owned(&self, column: Column) -> Option<String> {
+        self.get(column).map(str::to_owned)
+    }
+
+    /// The account number the row names, normalised (upsert's key).
+    pub fn account_number(&self) -> Option<Result<String, String>> {
+        self.get(Column::AccountNumber).map(crate::domain::account::account_number)
+    }
+}
+
+/// Exports prefix text that looks like a formula with `'`; an exported file comes back
+/// with the original text.
+fn unquote(text: &str) -> &str {
+    match text.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => text,
+    }
+}
+
+struct Errors<'a> {
+    context: &'a Context<'a>,
+    list: Vec<RowError>,
+}
+
+impl<'a> Errors<'a> {
+    fn new(context: &'a Context<'a>) -> Self {
+        Self { context, list: Vec::new() }
+    }
+
+    fn push(&mut self, column: Column, message: impl Into<String>) {
+        let mapping = self.context.mapping;
+        // Without an original_balance column, the current balance stands for both.
+        let column = match column {
+            Column::OriginalBalance if !mapping.has(column) => Column::CurrentBalance,
+            other => other,
+        };
+        let header = mapping.header(self.context.headers, column);
+        let error = RowError {
+            column: if header.is_empty() {
+                column.name().to_owned()
+            } else {
+                header.to_owned()
+            },
+            message: message.into(),
+        };
+        if !self.list.contains(&error) {
+            self.list.push(error);
+        }
+    }
+
+    fn check<T>(&mut self, column: Column, result: Result<T, String>) -> Option<T> {
+        result.map_err(|message| self.push(column, message)).ok()
+    }
+
+    /// Field errors of the domain checks, named by the file's headers.
+    fn fields(&mut self, errors: Vec<FieldError>) {
+        for error in errors {
+            match column_of(&error.field) {
+                Some(column) => self.push(column, error.message),
+                None => self.list.push(RowError {
+                    column: error.field,
+                    message: error.message,
+                }),
+            }
+        }
+    }
+}
+
+fn column_of(field: &str) -> Option<Column> {
+    match field {
+        "address.line1" => Some(Column::AddressLine1),
+        "address.line2" => Some(Column::AddressLine2),
+        other => Column::from_header(other.trim_start_matches("address.")),
+    }
+}
+
+/// The typed cells every mode reads the same way.
+struct Typed {
+    status: Option<AccountStatus>,
+    due_date: Option<NaiveDate>,
+    next_action_at: Option<DateTime<Utc>>,
+    agent: Option<Uuid>,
+    tags: Option<Vec<String>>,
+    do_not_call: Option<bool>,
+    do_not_email: Option<bool>,
+    cease_communication: Option<bool>,
+}
+
+fn typed(values: &Values<'_>, errors: &mut Errors<'_>) -> Typed {
+    let agents = errors.context.agents;
+    let mut flag = |column| values.get(column).and_then(|text| errors.check(column, parse_bool(text)));
+    let (do_not_call, do_not_email, cease_communication) =
+        (flag(Column::DoNotCall), flag(Column::DoNotEmail), flag(Column::CeaseCommunication));
+    Typed {
+        status: values
+            .get(Column::Status)
+            .and_then(|t| errors.check(Column::Status, parse_status(t))),
+        due_date: values
+            .get(Column::DueDate)
+            .and_then(|t| errors.check(Column::DueDate, parse_date(t))),
+        next_action_at: values
+            .get(Column::NextActionAt)
+            .and_then(|t| errors.check(Column::NextActionAt, parse_time(t))),
+        agent: values.get(Column::AssignedAgentId).and_then(|t| {
+            let resolved = agents.get(&agent_key(t)).cloned().unwrap_or_else(|| Err("no such user".to_owned()));
+            errors.check(Column::AssignedAgentId, resolved)
+        }),
+        tags: values.get(Column::Tags).map(split_tags),
+        do_not_call,
+        do_not_email,
+        cease_communication,
+    }
+}
+
+/// Validates a row that creates an account.
+pub fn for_create(context: &Context<'_>, values: &Values<'_>) -> Result<AccountFields, Vec<RowError>> {
+    let mut errors = Errors::new(context);
+    let t = typed(values, &mut errors);
+    let original = values
+        .owned(Column::OriginalBalance)
+        .or_else(|| values.owned(Column::CurrentBalance));
+    let body = CreateAccount {
+        account_number: values.owned(Column::AccountNumber),
+        external_ref: values.owned(Column::ExternalRef),
+        debtor_name: values.owned(Column::DebtorName).unwrap_or_default(),
+        email: values.owned(Column::Email),
+        phone: values.owned(Column::Phone),
+        address: Some(Address {
+            line1: values.owned(Column::AddressLine1),
+            line2: values.owned(Column::AddressLine2),
+            city: values.owned(Column::City),
+            region: values.owned(Column::Region),
+            postal_code: values.owned(Column::PostalCode),
+            country: values.owned(Column::Country),
+        }),
+        timezone: values.owned(Column::Timezone),
+        status: t.status,
+        original_balance: original.unwrap_or_default(),
+        current_balance: values.owned(Column::CurrentBalance),
+        currency: values.owned(Column::Currency).unwrap_or_default(),
+        due_date: t.due_date,
+        assigned_agent_id: t.agent,
+        next_action_at: t.next_action_at,
+        tags: t.tags,
+        custom_fields: None,
+        do_not_call: t.do_not_call,
+        do_not_email: t.do_not_email,
+        cease_communication: t.cease_communication,
+    };
+    match AccountFields::from_create(body, context.region) {
+        Ok(fields) if errors.list.is_empty() => Ok(fields),
+        Ok(_) => Err(errors.list),
+        Err(field_errors) => {
+            errors.fields(field_errors);
+            Err(errors.list)
+        }
+    }
+}
+
+/// Validates a row that updates `current`: its non-empty cells replace those fields.
+pub fn for_update(context: &Context<'_>, values: &Values<'_>, current: AccountFields) -> Result<AccountFields, Vec<RowError>> {
+    let mut errors = Errors::new(context);
+    let t = typed(values, &mut errors);
+    let address_columns = [
+        Column::AddressLine1,
+        Column::AddressLine2,
+        Column::City,
+        Column::Region,
+        Column::PostalCode,
+        Column::Country,
+    ];
+    let address = address_columns.iter().any(|c| values.get(*c).is_some()).then(|| {
+        let old = current.address.clone();
+        Address {
+            line1: values.owned(Column::AddressLine1).or(old.line1),
+            line2: values.owned(Column::AddressLine2).or(old.line2),
+            city: values.owned(Column::City).or(old.city),
+            region: values.owned(Column::Region).or(old.region),
+            postal_code: values.owned(Column::PostalCode).or(old.postal_code),
+            country: values.owned(Column::Country).or(old.country),
+        }
+    });
+    let patch = PatchAccount {
+        account_number: None,
+        external_ref: values.owned(Column::ExternalRef).map(Some),
+        debtor_name: values.owned(Column::DebtorName),
+        email: values.owned(Column::Email).map(Some),
+        phone: values.owned(Column::Phone).map(Some),
+        address,
+        timezone: values.owned(Column::Timezone),
+        status: t.status,
+        original_balance: values.owned(Column::OriginalBalance),
+        current_balance: values.owned(Column::CurrentBalance),
+        currency: values.owned(Column::Currency),
+        due_date: t.due_date.map(Some),
+        assigned_agent_id: t.agent.map(Some),
+        next_action_at: t.next_action_at.map(Some),
+        tags: t.tags,
+        custom_fields: None,
+        do_not_call: t.do_not_call,
+        do_not_email: t.do_not_email,
+        cease_communication: t.cease_communication,
+    };
+    match current.apply(patch, context.region) {
+        Ok(fields) if errors.list.is_empty() => Ok(fields),
+        Ok(_) => Err(errors.list),
+        Err(field_errors) => {
+            errors.fields(field_errors);
+            Err(errors.list)
+        }
+    }
+}
+
+/// Agent cells are looked up by id or by email, case-insensitively.
+pub fn agent_key(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "x" => Ok(true),
+        "false" | "no" | "n" | "0" => Ok(false),
+        _ => Err(format!("`{text}` is not yes/no, true/false or 1/0")),
+    }
+}
+
+fn parse_status(text: &str) -> Result<AccountStatus, String> {
+    let key: String = text
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c == ' ' || c == '-' { '_' } else { c })
+        .collect();
+    AccountStatus::parse(&key).ok_or_else(|| {
+        let known: Vec<&str> = AccountStatus::ALL.iter().map(|s| s.as_str()).collect();
+        format!("`{text}` is not a status; use one of {}", known.join(", "))
+    })
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date; use YYYY-MM-DD or a date cell"))
+}
+
+/// RFC 3339; a time without offset or a bare date is UTC.
+fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").map(|t| t.and_utc()))
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").map(|t| t.and_utc()))
+        .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()))
+        .map_err(|_| format!("`{text}` is not a time; use RFC 3339 (2026-05-01T09:00:00Z), YYYY-MM-DD or a date cell"))
+}
+
+fn split_tags(text: &str) -> Vec<String> {
+    text.split([';', ','])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context<'a>(headers: &'a [String], mapping: &'a Mapping, agents: &'a Agents) -> Context<'a> {
+        Context {
+            headers,
+            mapping,
+            region: country::Id::US,
+            agents,
+        }
+    }
+
+    #[test]
+    fn a_row_becomes_the_fields_the_api_would_store() {
+        let headers: Vec<String> = ["Customer Name", "Amount Due", "Currency", "Phone Number", "Due", "DNC", "Tags"]
+            .map(String::from)
+            .to_vec();
+        let mapping = Mapping::new(&headers).unwrap();
+        let agents = Agents::new();
+        let cells: Vec<String> = [
+            "  Ada Lovelace ",
+            "1250.5",
+            "usd",
+            "(415) 555-0123",
+            "2026-03-01",
+            "yes",
+            "vip; Hardship",
+        ]
+        .map(String::from)
+        .to_vec();
+        let fields = for_create(&context(&headers, &mapping, &agents), &Values::new(&mapping, &cells)).unwrap();
+        assert_eq!(fields.debtor_name, "Ada Lovelace");
+        assert_eq!(fields.original_balance, "1250.50".parse::<rust_decimal::Decimal>().unwrap());
+        assert_eq!(fields.current_balance, fields.original_balance);
+        assert_eq!(fields.phone.as_deref(), Some("+14155550123"));
+        assert_eq!(fields.due_date, NaiveDate::from_ymd_opt(2026, 3, 1));
+        assert!(fields.do_not_call);
+        assert_eq!(fields.tags, ["hardship", "vip"]);
+    }
+
+    #[test]
+    fn errors_name_the_files_columns() {
+        let headers: Vec<String> = ["Debtor", "Balance", "CCY", "E-mail", "Due Date", "Status"]
+            .map(String::from)
+            .to_vec();
+        let mapping = Mapping::new(&headers).unwrap();
+        let agents = Agents::new();
+        let cells: Vec<String> = ["", "12.345", "USD", "not-an-email", "31/12/2026", "sleeping"]
+            .map(String::from)
+            .to_vec();
+        let errors = for_create(&context(&headers, &mapping, &agents), &Values::new(&mapping, &cells)).unwrap_err();
+        let columns: Vec<&str> = errors.iter().map(|e| e.column.as_str()).collect();
+        for expected in ["Debtor", "Balance", "E-mail", "Due Date", "Status"] {
+            assert!(columns.contains(&expected), "{expected} missing from {errors:?}");
+        }
+    }
+
+    #[test]
+    fn neutralised_cells_come_back_as_typed() {
+        assert_eq!(unquote("'+14155550123"), "+14155550123");
+        assert_eq!(unquote("'=SUM(A1)"), "=SUM(A1)");
+        assert_eq!(unquote("'Connor"), "'Connor");
+    }
+}

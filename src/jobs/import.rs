@@ -1,0 +1,332 @@
+//! Runs an import chunk by chunk. Each chunk locks its staged rows, validates them as
+//! the API would, creates or updates the accounts, and records every row's outcome and
+//! the job's counters in the same transaction: a crash replays at most an uncommitted
+//! chunk, and no row is applied twice. A dry run does the same work inside a savepoint
+//! it rolls back, so its answer is the real one and nothing is written.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::domain::account::AccountFields;
+use crate::domain::contact::parse_region;
+use crate::domain::role::Role;
+use crate::error::{FieldError, Result};
+use crate::import::columns::{Column, Mapping};
+use crate::import::rows::{self, Agents, Context, Values};
+use crate::import::{Row, Sheet};
+use crate::jobs::Stop;
+use crate::store::accounts::{self, AccountRow};
+use crate::store::imports::{self, Outcome, RowError, Settled};
+use crate::store::jobs::{self, JobRow};
+
+/// Rows per transaction.
+pub const CHUNK: i64 = 5000;
+/// Rows per INSERT statement (26 parameters each, under PostgreSQL's 65,535).
+const INSERT_BATCH: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Every row creates an account; an existing account number is an error.
+    Create,
+    /// Rows whose account number exists update it (non-empty cells only); others create.
+    Upsert,
+    /// Validate as upsert would, report what would happen, write nothing.
+    DryRun,
+}
+
+impl Mode {
+    pub fn parse(text: &str) -> Option<Mode> {
+        match text.trim() {
+            "create" => Some(Mode::Create),
+            "upsert" => Some(Mode::Upsert),
+            "dry_run" => Some(Mode::DryRun),
+            _ => None,
+        }
+    }
+
+    /// Columns the mode cannot do without.
+    fn required(self) -> &'static [&'static [Column]] {
+        match self {
+            Mode::Create => &[
+                &[Column::DebtorName],
+                &[Column::Currency],
+                &[Column::OriginalBalance, Column::CurrentBalance],
+            ],
+            Mode::Upsert | Mode::DryRun => &[&[Column::AccountNumber]],
+        }
+    }
+}
+
+/// What the job stores: how to read the staged cells, and who imports them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ImportParams {
+    pub mode: Mode,
+    pub actor: Uuid,
+    pub region: String,
+    pub file_name: String,
+    pub format: String,
+    pub sheet: String,
+    pub headers: Vec<String>,
+    pub mapping: Mapping,
+}
+
+/// Maps the header, checks the mode's columns, and flags rows that repeat an earlier
+/// row's account number (each account once per file, so the outcome never depends on
+/// row order).
+pub fn prepare(sheet: &Sheet, mode: Mode) -> std::result::Result<(Mapping, Vec<Option<RowError>>), Vec<FieldError>> {
+    let mapping = Mapping::new(&sheet.headers)?;
+    mapping.require(mode.required())?;
+    let position = mapping.columns.iter().position(|c| *c == Some(Column::AccountNumber));
+    let mut first_seen: HashMap<String, u32> = HashMap::new();
+    let duplicates = sheet
+        .rows
+        .iter()
+        .map(|row: &Row| {
+            let index = position?;
+            let number = crate::domain::account::account_number(row.cells.get(index)?.trim()).ok()?;
+            match first_seen.get(&number) {
+                Some(line) => Some(RowError {
+                    column: sheet.headers[index].clone(),
+                    message: format!("account number {number} is also on row {line}; each account may appear once per file"),
+                }),
+                None => {
+                    first_seen.insert(number, row.line);
+                    None
+                }
+            }
+        })
+        .collect();
+    Ok((mapping, duplicates))
+}
+
+/// Creates the job and stages its rows in `tx`.
+pub async fn stage(
+    tx: &mut PgConnection,
+    params: &ImportParams,
+    rows: &[Row],
+    duplicates: &[Option<RowError>],
+    status: &str,
+) -> Result<JobRow> {
+    let value = serde_json::to_value(params).map_err(anyhow::Error::from)?;
+    let job = jobs::insert(&mut *tx, "import", status, &value, params.actor, rows.len() as i64).await?;
+    let settled = imports::stage(&mut *tx, job.id, rows, duplicates).await?;
+    if settled > 0 {
+        jobs::advance(&mut *tx, job.id, settled, settled).await?;
+    }
+    Ok(job)
+}
+
+pub async fn run(pool: &PgPool, job: &JobRow, shutdown: &watch::Receiver<bool>) -> Result<Stop> {
+    let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+    super::chunks(pool, job.id, shutdown, || run_chunk(pool, job.id, &params)).await
+}
+
+/// The job's result once it ended: outcome counts and what was not imported.
+pub async fn summary(pool: &PgPool, job: &JobRow) -> Result<serde_json::Value> {
+    let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+    let (created, updated, failed) = imports::counts(pool, job.id).await?;
+    Ok(serde_json::json!({
+        "mode": params.mode,
+        "dry_run": params.mode == Mode::DryRun,
+        "created": created,
+        "updated": updated,
+        "failed": failed,
+        "file_name": params.file_name,
+        "format": params.format,
+        "sheet": params.sheet,
+        "unknown_columns": params.mapping.unknown,
+        "errors_url": format!("/api/v1/imports/{}/errors.xlsx", job.id),
+    }))
+}
+
+/// What a valid row will do.
+enum Plan {
+    Create(Uuid, AccountFields),
+    Update(Uuid, AccountFields),
+}
+
+/// Settles the next chunk; returns how many rows it settled (0: the job is done).
+pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Result<usize> {
+    let region = parse_region(&params.region).map_err(|e| anyhow::anyhow!("import region: {e}"))?;
+    let mut tx = pool.begin().await?;
+    let staged = imports::next(&mut tx, job, CHUNK).await?;
+    if staged.is_empty() {
+        return Ok(0);
+    }
+    let values: Vec<Values<'_>> = staged.iter().map(|r| Values::new(&params.mapping, &r.cells)).collect();
+    let agents = resolve_agents(&mut tx, &values).await?;
+    let context = Context {
+        headers: &params.headers,
+        mapping: &params.mapping,
+        region,
+        agents: &agents,
+    };
+    let existing = match params.mode {
+        Mode::Create => HashMap::new(),
+        Mode::Upsert | Mode::DryRun => lock_existing(&mut tx, &values).await?,
+    };
+    let mut settled: Vec<Settled> = Vec::with_capacity(staged.len());
+    let mut plans: Vec<(usize, Plan)> = Vec::new();
+    for (index, (row, values)) in staged.iter().zip(&values).enumerate() {
+        let number = values.account_number().and_then(|n| n.ok());
+        let plan = match number.as_ref().and_then(|n| existing.get(n)) {
+            Some(current) if current.deleted_at.is_some() => Err(vec![RowError {
+                column: params.mapping.header(&params.headers, Column::AccountNumber).to_owned(),
+                message: format!("account {} is deleted; restore it before importing over it", current.account_number),
+            }]),
+            Some(current) => rows::for_update(&context, values, current.fields()?).map(|f| Plan::Update(current.id, f)),
+            None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
+        };
+        settled.push(Settled {
+            seq: row.seq,
+            outcome: Outcome::Failed,
+            errors: Vec::new(),
+            account_id: None,
+        });
+        match plan {
+            Ok(plan) => plans.push((index, plan)),
+            Err(errors) => settled[index].errors = errors,
+        }
+    }
+    {
+        let mut work = Connection::begin(&mut *tx).await?;
+        apply(&mut work, params, plans, &mut settled).await?;
+        if params.mode == Mode::DryRun {
+            work.rollback().await?;
+        } else {
+            work.commit().await?;
+        }
+    }
+    let failed = settled.iter().filter(|s| s.outcome == Outcome::Failed).count() as i64;
+    imports::settle(&mut tx, job, &settled).await?;
+    jobs::advance(&mut tx, job, settled.len() as i64, failed).await?;
+    tx.commit().await?;
+    Ok(settled.len())
+}
+
+/// Writes the planned rows. Creates go in multi-row INSERTs; an account number taken
+/// since validation is that row's error. A statement that fails is retried row by row,
+/// so one unwritable row fails alone.
+async fn apply(conn: &mut PgConnection, params: &ImportParams, plans: Vec<(usize, Plan)>, settled: &mut [Settled]) -> Result<()> {
+    let number_column = {
+        let header = params.mapping.header(&params.headers, Column::AccountNumber);
+        if header.is_empty() { Column::AccountNumber.name() } else { header }.to_owned()
+    };
+    let mut creates: Vec<(usize, Uuid, AccountFields)> = Vec::new();
+    for (index, plan) in plans {
+        match plan {
+            Plan::Create(id, fields) => creates.push((index, id, fields)),
+            Plan::Update(id, fields) => {
+                let mut savepoint = Connection::begin(&mut *conn).await?;
+                match accounts::update(&mut savepoint, id, &fields, params.actor).await {
+                    Ok(_) => {
+                        savepoint.commit().await?;
+                        settled[index].outcome = Outcome::Updated;
+                        settled[index].account_id = Some(id);
+                    }
+                    Err(err) => {
+                        savepoint.rollback().await?;
+                        settled[index].errors = vec![unwritable(&number_column, &err)];
+                    }
+                }
+            }
+        }
+    }
+    for batch in creates.chunks(INSERT_BATCH) {
+        let rows: Vec<(Uuid, &AccountFields)> = batch.iter().map(|(_, id, f)| (*id, f)).collect();
+        let mut savepoint = Connection::begin(&mut *conn).await?;
+        let inserted = match accounts::insert_many(&mut savepoint, &rows, params.actor).await {
+            Ok(ids) => {
+                savepoint.commit().await?;
+                ids
+            }
+            Err(_) => {
+                savepoint.rollback().await?;
+                let mut ids = Vec::new();
+                for (index, id, fields) in batch {
+                    let mut one = Connection::begin(&mut *conn).await?;
+                    match accounts::insert_many(&mut one, &[(*id, fields)], params.actor).await {
+                        Ok(done) => {
+                            one.commit().await?;
+                            ids.extend(done);
+                        }
+                        Err(err) => {
+                            one.rollback().await?;
+                            settled[*index].errors = vec![unwritable(&number_column, &err)];
+                        }
+                    }
+                }
+                ids
+            }
+        };
+        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
+        for (index, id, fields) in batch {
+            if inserted.contains(id) {
+                settled[*index].outcome = Outcome::Created;
+                settled[*index].account_id = Some(*id);
+            } else if settled[*index].errors.is_empty() {
+                let number = fields.account_number.as_deref().unwrap_or_default();
+                settled[*index].errors = vec![RowError {
+                    column: number_column.clone(),
+                    message: format!("account number {number} already exists; use mode upsert to update it"),
+                }];
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unwritable(column: &str, err: &crate::error::Error) -> RowError {
+    tracing::warn!(error = %err, "an import row could not be written");
+    RowError {
+        column: column.to_owned(),
+        message: format!("the row could not be saved: {err}"),
+    }
+}
+
+/// Agent cells, by id or email: who may be assigned accounts.
+async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<Agents> {
+    let keys: Vec<String> = values
+        .iter()
+        .filter_map(|v| v.get(Column::AssignedAgentId))
+        .map(rows::agent_key)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if keys.is_empty() {
+        return Ok(Agents::new());
+    }
+    let ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::parse_str(k).ok()).collect();
+    let users: Vec<(Uuid, String, String, bool)> =
+        sqlx::query_as("SELECT id, lower(email), role, disabled FROM users WHERE id = ANY($1) OR lower(email) = ANY($2)")
+            .bind(&ids)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut agents = Agents::new();
+    for (id, email, role, disabled) in users {
+        let verdict = if disabled || role == Role::Viewer.as_str() {
+            Err("this user is disabled or a viewer and cannot be assigned accounts".to_owned())
+        } else {
+            Ok(id)
+        };
+        agents.insert(id.to_string(), verdict.clone());
+        agents.insert(email, verdict);
+    }
+    Ok(agents)
+}
+
+/// The accounts the rows name, locked for the chunk (deleted ones too, to say so).
+async fn lock_existing(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<HashMap<String, AccountRow>> {
+    let numbers: Vec<String> = values.iter().filter_map(|v| v.account_number()?.ok()).collect();
+    if numbers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = accounts::lock_by_numbers(conn, &numbers).await?;
+    Ok(rows.into_iter().map(|r| (r.account_number.clone(), r)).collect())
+}
