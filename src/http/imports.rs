@@ -240,6 +240,7 @@ where
         mode,
         sheet,
     } = upload;
+    let started = std::time::Instant::now();
     let sheet = tokio::task::spawn_blocking(move || import::read(&bytes, sheet.as_deref(), max_rows))
         .await
         .map_err(anyhow::Error::from)?
@@ -258,6 +259,7 @@ where
         headers: sheet.headers.clone(),
         mapping,
     };
+    let read_ms = started.elapsed().as_millis();
     let mut tx = state.pool().begin().await?;
     if let Some(key) = &key {
         match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
@@ -287,7 +289,14 @@ where
         .await?;
     }
     tx.commit().await?;
-    tracing::info!(job_id = %job.id, rows = sheet.rows.len(), format = sheet.format.as_str(), "import queued");
+    tracing::info!(
+        job_id = %job.id,
+        rows = sheet.rows.len(),
+        format = sheet.format.as_str(),
+        read_ms,
+        stage_ms = started.elapsed().as_millis() - read_ms,
+        "import queued"
+    );
     let mut response = api::json(StatusCode::ACCEPTED, &view);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{}", job.id)) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -319,16 +328,23 @@ async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Re
     let query: Query = parse_query(&raw)?;
     let job = visible_import(&state, &caller, id).await?;
     let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let rows = imports::failed(state.pool(), job.id, query.after.unwrap_or(0), size).await?;
-    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|(_, line, _, errors)| json!({"row": line, "errors": errors.0}))
-        .collect();
+    let (data, next) = failed_page(&state, job.id, query.after, size).await?;
     Ok(api::json(
         StatusCode::OK,
         &json!({"data": data, "total": job.failed, "next_after": next}),
     ))
+}
+
+/// A page of rejected rows (`seq` orders them, `row` is the sheet's row number) and the
+/// `after` of the next page.
+pub async fn failed_page(state: &AppState, job: Uuid, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
+    let rows = imports::failed(state.pool(), job, after.unwrap_or(0), size).await?;
+    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
+    let data = rows
+        .into_iter()
+        .map(|(seq, line, _, errors)| json!({"seq": seq, "row": line, "errors": errors}))
+        .collect();
+    Ok((data, next))
 }
 
 fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {

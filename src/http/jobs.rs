@@ -261,12 +261,18 @@ async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> 
     let query: Query = parse_query(&raw)?;
     let job = visible_job(&state, &caller, id).await?;
     let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let rows = jobs::failures(state.pool(), job.id, query.after, size).await?;
-    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-    let data: Vec<Value> = rows
-        .into_iter()
-        .map(|(seq, account_id, error)| json!({"row": seq, "account_id": account_id, "error": error}))
-        .collect();
+    let (data, next): (Vec<Value>, Option<i32>) = if job.kind == "import" {
+        // An import's rows are its sheet's: the row number and each column's error.
+        crate::http::imports::failed_page(&state, job.id, query.after, size).await?
+    } else {
+        let rows = jobs::failures(state.pool(), job.id, query.after, size).await?;
+        let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
+        let data = rows
+            .into_iter()
+            .map(|(seq, account_id, error)| json!({"row": seq, "account_id": account_id, "error": error}))
+            .collect();
+        (data, next)
+    };
     Ok(api::json(
         StatusCode::OK,
         &json!({"data": data, "total": job.failed, "next_after": next}),

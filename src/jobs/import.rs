@@ -20,13 +20,14 @@ use crate::import::rows::{self, Agents, Context, Values};
 use crate::import::{Row, Sheet};
 use crate::jobs::Stop;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::imports::{self, Outcome, RowError, Settled};
+use crate::store::imports::{self, ChunkOutcome, RowError};
 use crate::store::jobs::{self, JobRow};
 
 /// Rows per transaction.
 pub const CHUNK: i64 = 5000;
-/// Rows per INSERT statement (26 parameters each, under PostgreSQL's 65,535).
-const INSERT_BATCH: usize = 1000;
+/// Rows per INSERT statement; a failing statement is retried row by row, so this also
+/// bounds that retry.
+const INSERT_BATCH: usize = CHUNK as usize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +145,19 @@ pub async fn summary(pool: &PgPool, job: &JobRow) -> Result<serde_json::Value> {
     }))
 }
 
+/// What became of a row in this chunk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Created,
+    Updated,
+    Failed,
+}
+
+struct Settled {
+    outcome: Outcome,
+    errors: Vec<RowError>,
+}
+
 /// What a valid row will do.
 enum Plan {
     Create(Uuid, AccountFields),
@@ -172,7 +186,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
     };
     let mut settled: Vec<Settled> = Vec::with_capacity(staged.len());
     let mut plans: Vec<(usize, Plan)> = Vec::new();
-    for (index, (row, values)) in staged.iter().zip(&values).enumerate() {
+    for (index, values) in values.iter().enumerate() {
         let number = values.account_number().and_then(|n| n.ok());
         let plan = match number.as_ref().and_then(|n| existing.get(n)) {
             Some(current) if current.deleted_at.is_some() => Err(vec![RowError {
@@ -183,16 +197,16 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
             None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
         };
         settled.push(Settled {
-            seq: row.seq,
             outcome: Outcome::Failed,
             errors: Vec::new(),
-            account_id: None,
         });
         match plan {
             Ok(plan) => plans.push((index, plan)),
             Err(errors) => settled[index].errors = errors,
         }
     }
+    // Imported accounts are announced by the job's events, not one event per row.
+    sqlx::query("SET LOCAL arrears.import = 'on'").execute(&mut *tx).await?;
     {
         let mut work = Connection::begin(&mut *tx).await?;
         apply(&mut work, params, plans, &mut settled).await?;
@@ -202,11 +216,22 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
             work.commit().await?;
         }
     }
-    let failed = settled.iter().filter(|s| s.outcome == Outcome::Failed).count() as i64;
-    imports::settle(&mut tx, job, &settled).await?;
-    jobs::advance(&mut tx, job, settled.len() as i64, failed).await?;
+    let count = |outcome| settled.iter().filter(|s| s.outcome == outcome).count() as i64;
+    let chunk = ChunkOutcome {
+        through: staged.last().map_or(0, |r| r.seq),
+        created: count(Outcome::Created),
+        updated: count(Outcome::Updated),
+        failures: staged
+            .iter()
+            .zip(&mut settled)
+            .filter(|(_, s)| s.outcome == Outcome::Failed)
+            .map(|(row, s)| (row.seq, std::mem::take(&mut s.errors)))
+            .collect(),
+    };
+    imports::settle(&mut tx, job, &chunk).await?;
+    jobs::advance(&mut tx, job, staged.len() as i64, chunk.failures.len() as i64).await?;
     tx.commit().await?;
-    Ok(settled.len())
+    Ok(staged.len())
 }
 
 /// Writes the planned rows. Creates go in multi-row INSERTs; an account number taken
@@ -227,7 +252,6 @@ async fn apply(conn: &mut PgConnection, params: &ImportParams, plans: Vec<(usize
                     Ok(_) => {
                         savepoint.commit().await?;
                         settled[index].outcome = Outcome::Updated;
-                        settled[index].account_id = Some(id);
                     }
                     Err(err) => {
                         savepoint.rollback().await?;
@@ -268,7 +292,6 @@ async fn apply(conn: &mut PgConnection, params: &ImportParams, plans: Vec<(usize
         for (index, id, fields) in batch {
             if inserted.contains(id) {
                 settled[*index].outcome = Outcome::Created;
-                settled[*index].account_id = Some(*id);
             } else if settled[*index].errors.is_empty() {
                 let number = fields.account_number.as_deref().unwrap_or_default();
                 settled[*index].errors = vec![RowError {

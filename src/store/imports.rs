@@ -1,4 +1,4 @@
-//! Staged import rows and their outcomes.
+//! Staged import rows, their errors, and each import's progress.
 
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
@@ -18,54 +18,45 @@ pub struct RowError {
     pub message: String,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Created,
-    Updated,
-    Failed,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Failed => "failed",
-        }
-    }
-}
-
 pub struct Staged {
     pub seq: i32,
-    pub line: i32,
     pub cells: Vec<String>,
 }
 
-/// A row's result, recorded with the chunk.
-pub struct Settled {
-    pub seq: i32,
-    pub outcome: Outcome,
-    pub errors: Vec<RowError>,
-    pub account_id: Option<Uuid>,
+/// What one chunk did, recorded in its transaction.
+pub struct ChunkOutcome {
+    /// The last sequence number the chunk covered.
+    pub through: i32,
+    pub created: i64,
+    pub updated: i64,
+    pub failures: Vec<(i32, Vec<RowError>)>,
 }
 
-/// Stages every row of an upload; rows already known to fail (`failed[i]`) are settled
-/// at once. Returns how many were settled that way.
+/// Stages every row of an upload; rows already known to fail (`failed[i]`) get their
+/// error at once. Returns how many failed that way.
 pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Option<RowError>]) -> Result<i64> {
+    sqlx::query("INSERT INTO import_progress (job_id) VALUES ($1)")
+        .bind(job)
+        .execute(&mut *tx)
+        .await?;
     let mut settled = 0;
     for (batch_no, batch) in rows.chunks(STAGE_BATCH).enumerate() {
         let offset = batch_no * STAGE_BATCH;
         let seqs: Vec<i32> = (0..batch.len()).map(|i| (offset + i + 1) as i32).collect();
         let lines: Vec<i32> = batch.iter().map(|r| r.line as i32).collect();
-        let cells: Vec<Json<&Vec<String>>> = batch.iter().map(|r| Json(&r.cells)).collect();
+        let cells: Vec<String> = batch
+            .iter()
+            .map(|r| serde_json::to_string(&r.cells))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(anyhow::Error::from)?;
         let errors: Vec<Option<Json<Vec<&RowError>>>> = (0..batch.len())
             .map(|i| failed.get(offset + i).and_then(Option::as_ref).map(|e| Json(vec![e])))
             .collect();
         settled += errors.iter().filter(|e| e.is_some()).count() as i64;
         sqlx::query(
-            "INSERT INTO import_rows (job_id, seq, line, cells, errors, outcome)
-             SELECT $1, r.seq, r.line, r.cells, r.errors, CASE WHEN r.errors IS NOT NULL THEN 'failed' END
-             FROM unnest($2::int[], $3::int[], $4::jsonb[], $5::jsonb[]) AS r(seq, line, cells, errors)",
+            "INSERT INTO import_rows (job_id, seq, line, cells, errors)
+             SELECT $1, r.seq, r.line, r.cells::json, r.errors
+             FROM unnest($2::int[], $3::int[], $4::text[], $5::jsonb[]) AS r(seq, line, cells, errors)",
         )
         .bind(job)
         .bind(&seqs)
@@ -78,35 +69,54 @@ pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Opt
     Ok(settled)
 }
 
-/// The next unsettled rows, locked for this chunk's transaction.
+/// The next rows to apply. Locks the import's progress row for the chunk's transaction,
+/// so two processes never work on one import at once.
 pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<Staged>> {
-    let rows: Vec<(i32, i32, Json<Vec<String>>)> =
-        sqlx::query_as("SELECT seq, line, cells FROM import_rows WHERE job_id = $1 AND outcome IS NULL ORDER BY seq LIMIT $2 FOR UPDATE")
-            .bind(job)
-            .bind(limit)
-            .fetch_all(tx)
-            .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, line, cells)| Staged { seq, line, cells: cells.0 })
-        .collect())
-}
-
-pub async fn settle(tx: &mut PgConnection, job: Uuid, rows: &[Settled]) -> Result<()> {
-    let seqs: Vec<i32> = rows.iter().map(|r| r.seq).collect();
-    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
-    let errors: Vec<Option<Json<&Vec<RowError>>>> = rows.iter().map(|r| (!r.errors.is_empty()).then_some(Json(&r.errors))).collect();
-    let accounts: Vec<Option<Uuid>> = rows.iter().map(|r| r.account_id).collect();
-    sqlx::query(
-        "UPDATE import_rows i SET outcome = r.outcome, errors = r.errors, account_id = r.account_id
-         FROM unnest($2::int[], $3::text[], $4::jsonb[], $5::uuid[]) AS r(seq, outcome, errors, account_id)
-         WHERE i.job_id = $1 AND i.seq = r.seq",
+    let through: i32 = sqlx::query_scalar("SELECT settled_through FROM import_progress WHERE job_id = $1 FOR UPDATE")
+        .bind(job)
+        .fetch_one(&mut *tx)
+        .await?;
+    let rows: Vec<(i32, String)> = sqlx::query_as(
+        "SELECT seq, cells::text FROM import_rows
+         WHERE job_id = $1 AND seq > $2 AND errors IS NULL ORDER BY seq LIMIT $3",
     )
     .bind(job)
-    .bind(&seqs)
-    .bind(&outcomes)
-    .bind(&errors)
-    .bind(&accounts)
+    .bind(through)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.into_iter()
+        .map(|(seq, cells)| {
+            let cells = serde_json::from_str(&cells).map_err(anyhow::Error::from)?;
+            Ok(Staged { seq, cells })
+        })
+        .collect()
+}
+
+/// Records a chunk: its failed rows' errors and the import's progress.
+pub async fn settle(tx: &mut PgConnection, job: Uuid, chunk: &ChunkOutcome) -> Result<()> {
+    if !chunk.failures.is_empty() {
+        let seqs: Vec<i32> = chunk.failures.iter().map(|f| f.0).collect();
+        let errors: Vec<Json<&Vec<RowError>>> = chunk.failures.iter().map(|f| Json(&f.1)).collect();
+        sqlx::query(
+            "UPDATE import_rows i SET errors = r.errors
+             FROM unnest($2::int[], $3::jsonb[]) AS r(seq, errors)
+             WHERE i.job_id = $1 AND i.seq = r.seq",
+        )
+        .bind(job)
+        .bind(&seqs)
+        .bind(&errors)
+        .execute(&mut *tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE import_progress SET settled_through = $2, created = created + $3, updated = updated + $4
+         WHERE job_id = $1",
+    )
+    .bind(job)
+    .bind(chunk.through)
+    .bind(chunk.created)
+    .bind(chunk.updated)
     .execute(tx)
     .await?;
     Ok(())
@@ -115,9 +125,9 @@ pub async fn settle(tx: &mut PgConnection, job: Uuid, rows: &[Settled]) -> Resul
 /// Rows per outcome: (created, updated, failed).
 pub async fn counts(pool: &PgPool, job: Uuid) -> Result<(i64, i64, i64)> {
     Ok(sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE outcome = 'created'), count(*) FILTER (WHERE outcome = 'updated'),
-                count(*) FILTER (WHERE outcome = 'failed')
-         FROM import_rows WHERE job_id = $1",
+        "SELECT p.created, p.updated,
+                (SELECT count(*) FROM import_rows r WHERE r.job_id = p.job_id AND r.errors IS NOT NULL)
+         FROM import_progress p WHERE p.job_id = $1",
     )
     .bind(job)
     .fetch_one(pool)
@@ -125,19 +135,25 @@ pub async fn counts(pool: &PgPool, job: Uuid) -> Result<(i64, i64, i64)> {
 }
 
 /// A failed row: its sequence, its row number, its cells and its errors.
-pub type FailedRow = (i32, i32, Json<Vec<String>>, Json<Vec<RowError>>);
+pub type FailedRow = (i32, i32, Vec<String>, Vec<RowError>);
 
 /// Failed rows in order, after `after` (a sequence number).
 pub async fn failed(pool: &PgPool, job: Uuid, after: i32, limit: i64) -> Result<Vec<FailedRow>> {
-    Ok(sqlx::query_as(
-        "SELECT seq, line, cells, errors FROM import_rows
-         WHERE job_id = $1 AND outcome = 'failed' AND seq > $2 ORDER BY seq LIMIT $3",
+    let rows: Vec<(i32, i32, String, Json<Vec<RowError>>)> = sqlx::query_as(
+        "SELECT seq, line, cells::text, errors FROM import_rows
+         WHERE job_id = $1 AND errors IS NOT NULL AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(job)
     .bind(after)
     .bind(limit)
     .fetch_all(pool)
-    .await?)
+    .await?;
+    rows.into_iter()
+        .map(|(seq, line, cells, errors)| {
+            let cells = serde_json::from_str(&cells).map_err(anyhow::Error::from)?;
+            Ok((seq, line, cells, errors.0))
+        })
+        .collect()
 }
 
 /// Every failed row's cells and errors, in order (for the error file).
@@ -148,6 +164,6 @@ pub async fn failed_all(pool: &PgPool, job: Uuid) -> Result<Vec<(Vec<String>, Ve
         let page = failed(pool, job, after, 5_000).await?;
         let Some(last) = page.last() else { return Ok(rows) };
         after = last.0;
-        rows.extend(page.into_iter().map(|(_, _, cells, errors)| (cells.0, errors.0)));
+        rows.extend(page.into_iter().map(|(_, _, cells, errors)| (cells, errors)));
     }
 }

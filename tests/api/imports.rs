@@ -117,6 +117,15 @@ async fn every_format_yields_the_same_accounts() {
         assert_eq!(alan["original_balance"], "310", "{name}");
         assert_eq!(all["IMP-004"]["debtor_name"], "José Álvarez", "{name}: text encoding");
         assert_eq!(all["IMP-004"]["due_date"], Value::Null, "{name}");
+        let kinds: Vec<(String, i64)> = sqlx::query_as("SELECT kind, count(*) FROM events GROUP BY kind ORDER BY kind")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+        assert!(kinds.contains(&("job.finished".to_owned(), 1)), "{name}: {kinds:?}");
+        assert!(
+            !kinds.iter().any(|(kind, _)| kind == "account.created"),
+            "{name}: an import is announced by its job, not per row: {kinds:?}"
+        );
         let search = format!("/api/v1/accounts?q={}", "lovelace");
         eventually("imported accounts are searchable", || {
             let request = app.get(&search, &manager.token);
@@ -225,6 +234,35 @@ async fn every_row_error_is_reported_with_its_row_and_column() {
         assert_eq!(got_column, column, "row {row}: {got_message}");
         assert!(got_message.contains(message), "row {row}: {got_message}");
     }
+    let id = job["id"].as_str().unwrap();
+    let via_jobs: Value = app
+        .get(&format!("/api/v1/jobs/{id}/failures?page_size=100"), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(via_jobs["data"], body["data"], "the job's failures are the import's errors");
+    let first: Value = app
+        .get(&format!("/api/v1/imports/{id}/errors?page_size=10"), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let after = first["next_after"].as_i64().expect("a second page");
+    let second: Value = app
+        .get(&format!("/api/v1/imports/{id}/errors?page_size=10&after={after}"), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let paged: Vec<&Value> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .collect();
+    assert_eq!(paged, body["data"].as_array().unwrap().iter().collect::<Vec<_>>());
+    assert!(second["next_after"].is_null());
     let all = accounts(&app.pool).await;
     assert_eq!(all.len(), 3, "the existing account and the two valid rows");
     assert_eq!(all["OK-2"]["assigned_agent_id"], json!(manager.id), "an agent named by email");
@@ -557,7 +595,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
              IF nextval('fail_once') = 1 THEN RAISE EXCEPTION 'simulated failure mid-chunk'; END IF;
              RETURN NEW;
          END $$;
-         CREATE TRIGGER fail_once BEFORE UPDATE ON import_rows FOR EACH STATEMENT EXECUTE FUNCTION fail_once();",
+         CREATE TRIGGER fail_once BEFORE UPDATE ON import_progress FOR EACH STATEMENT EXECUTE FUNCTION fail_once();",
     )
     .execute(&pool)
     .await
@@ -581,14 +619,12 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         .await
         .unwrap();
     assert_eq!((count, distinct), (total as i64, total as i64), "every row applied exactly once");
-    let unlinked: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM import_rows r LEFT JOIN accounts a ON a.id = r.account_id WHERE r.job_id = $1 AND a.id IS NULL",
-    )
-    .bind(job.id)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(unlinked, 0, "each row points at the account it created");
+    let progress: (i32, i64) = sqlx::query_as("SELECT settled_through, created FROM import_progress WHERE job_id = $1")
+        .bind(job.id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(progress, (total as i32, total as i64));
 }
 
 #[tokio::test]
@@ -638,4 +674,32 @@ async fn an_exported_file_imports_back_to_the_same_accounts() {
         assert_eq!(job["unknown_columns"], json!([]), "{format}: computed columns are skipped");
         assert_eq!(accounts(&target.pool).await, expected, "{format}: the same accounts");
     }
+}
+
+#[tokio::test]
+async fn the_cli_imports_a_file_and_writes_the_rejected_rows() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let file = app.settings.data_dir.join("cli.csv");
+    std::fs::write(&file, "Customer Name,Balance,Currency\nCli One,10,USD\n,20,USD\n").unwrap();
+    let errors = app.settings.data_dir.join("cli-errors.xlsx");
+    arrears::cli::ops::import(app.settings.clone(), &file, Mode::Create, None, &manager.email, Some(&errors))
+        .await
+        .unwrap();
+    let all = accounts(&app.pool).await;
+    assert_eq!(all.len(), 1);
+    assert!(all.values().any(|a| a["debtor_name"] == "Cli One"));
+    let rejected = import::read(&std::fs::read(&errors).unwrap(), None, 10).unwrap();
+    assert_eq!(rejected.rows.len(), 1);
+    assert_eq!(rejected.rows[0].line, 2);
+    assert!(rejected.rows[0].cells[3].contains("Customer Name: must not be empty"));
+    let (status, job): (String, Option<Value>) = sqlx::query_as("SELECT status, result FROM jobs WHERE kind = 'import'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "partially_failed");
+    assert_eq!(job.unwrap()["created"], 1);
+    let refused = arrears::cli::ops::import(app.settings.clone(), &file, Mode::Create, None, &agent.email, None).await;
+    assert!(refused.unwrap_err().to_string().contains("may not import"));
 }
