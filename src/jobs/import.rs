@@ -25,8 +25,8 @@ use crate::store::jobs::{self, JobRow};
 
 /// Rows per transaction.
 pub const CHUNK: i64 = 5000;
-/// Rows per INSERT statement; a failing statement is retried row by row, so this also
-/// bounds that retry.
+/// Rows per INSERT or UPDATE statement; a failing statement is retried row by row, so
+/// this also bounds that retry.
 const INSERT_BATCH: usize = CHUNK as usize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -234,74 +234,71 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
     Ok(staged.len())
 }
 
-/// Writes the planned rows. Creates go in multi-row INSERTs; an account number taken
-/// since validation is that row's error. A statement that fails is retried row by row,
-/// so one unwritable row fails alone.
+/// Writes the planned rows: updates, then creates, each as one statement per batch. An
+/// account number taken since validation is that row's error; a statement that fails is
+/// retried row by row, so one unwritable row fails alone.
 async fn apply(conn: &mut PgConnection, params: &ImportParams, plans: Vec<(usize, Plan)>, settled: &mut [Settled]) -> Result<()> {
     let number_column = {
         let header = params.mapping.header(&params.headers, Column::AccountNumber);
         if header.is_empty() { Column::AccountNumber.name() } else { header }.to_owned()
     };
-    let mut creates: Vec<(usize, Uuid, AccountFields)> = Vec::new();
+    let (mut creates, mut updates) = (Vec::new(), Vec::new());
     for (index, plan) in plans {
         match plan {
             Plan::Create(id, fields) => creates.push((index, id, fields)),
-            Plan::Update(id, fields) => {
-                let mut savepoint = Connection::begin(&mut *conn).await?;
-                match accounts::update(&mut savepoint, id, &fields, params.actor).await {
-                    Ok(_) => {
-                        savepoint.commit().await?;
-                        settled[index].outcome = Outcome::Updated;
-                    }
-                    Err(err) => {
-                        savepoint.rollback().await?;
-                        settled[index].errors = vec![unwritable(&number_column, &err)];
-                    }
-                }
-            }
+            Plan::Update(id, fields) => updates.push((index, id, fields)),
         }
     }
-    for batch in creates.chunks(INSERT_BATCH) {
-        let rows: Vec<(Uuid, &AccountFields)> = batch.iter().map(|(_, id, f)| (*id, f)).collect();
-        let mut savepoint = Connection::begin(&mut *conn).await?;
-        let inserted = match accounts::insert_many(&mut savepoint, &rows, params.actor).await {
-            Ok(ids) => {
-                savepoint.commit().await?;
-                ids
-            }
-            Err(_) => {
-                savepoint.rollback().await?;
-                let mut ids = Vec::new();
-                for (index, id, fields) in batch {
-                    let mut one = Connection::begin(&mut *conn).await?;
-                    match accounts::insert_many(&mut one, &[(*id, fields)], params.actor).await {
-                        Ok(done) => {
-                            one.commit().await?;
-                            ids.extend(done);
-                        }
-                        Err(err) => {
-                            one.rollback().await?;
-                            settled[*index].errors = vec![unwritable(&number_column, &err)];
+    for (rows, outcome) in [(updates, Outcome::Updated), (creates, Outcome::Created)] {
+        for batch in rows.chunks(INSERT_BATCH) {
+            let all: Vec<(Uuid, &AccountFields)> = batch.iter().map(|(_, id, f)| (*id, f)).collect();
+            let mut savepoint = Connection::begin(&mut *conn).await?;
+            let written = match write(&mut savepoint, outcome, &all, params.actor).await {
+                Ok(ids) => {
+                    savepoint.commit().await?;
+                    ids
+                }
+                Err(_) => {
+                    savepoint.rollback().await?;
+                    let mut ids = Vec::new();
+                    for (index, id, fields) in batch {
+                        let mut one = Connection::begin(&mut *conn).await?;
+                        match write(&mut one, outcome, &[(*id, fields)], params.actor).await {
+                            Ok(done) => {
+                                one.commit().await?;
+                                ids.extend(done);
+                            }
+                            Err(err) => {
+                                one.rollback().await?;
+                                settled[*index].errors = vec![unwritable(&number_column, &err)];
+                            }
                         }
                     }
+                    ids
                 }
-                ids
-            }
-        };
-        let inserted: std::collections::HashSet<Uuid> = inserted.into_iter().collect();
-        for (index, id, fields) in batch {
-            if inserted.contains(id) {
-                settled[*index].outcome = Outcome::Created;
-            } else if settled[*index].errors.is_empty() {
-                let number = fields.account_number.as_deref().unwrap_or_default();
-                settled[*index].errors = vec![RowError {
-                    column: number_column.clone(),
-                    message: format!("account number {number} already exists; use mode upsert to update it"),
-                }];
+            };
+            let written: std::collections::HashSet<Uuid> = written.into_iter().collect();
+            for (index, id, fields) in batch {
+                if written.contains(id) {
+                    settled[*index].outcome = outcome;
+                } else if settled[*index].errors.is_empty() {
+                    let number = fields.account_number.as_deref().unwrap_or_default();
+                    settled[*index].errors = vec![RowError {
+                        column: number_column.clone(),
+                        message: format!("account number {number} already exists; use mode upsert to update it"),
+                    }];
+                }
             }
         }
     }
     Ok(())
+}
+
+async fn write(conn: &mut PgConnection, outcome: Outcome, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
+    match outcome {
+        Outcome::Updated => accounts::update_many(conn, rows, actor).await,
+        _ => accounts::insert_many(conn, rows, actor).await,
+    }
 }
 
 fn unwritable(column: &str, err: &crate::error::Error) -> RowError {

@@ -173,66 +173,90 @@ pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Resul
     Ok(row)
 }
 
-/// Inserts accounts with the ids given; an account number already taken skips its row.
-/// Returns the ids inserted. One statement over column arrays, however many rows: a
-/// multi-row VALUES list would cost a parse and plan per thousand rows.
-pub async fn insert_many(conn: &mut sqlx::PgConnection, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
+/// Many rows' fields as column arrays (`$1` ids, `$2` numbers, `$3` is the actor, `$4`…
+/// the writable columns): one statement for a whole chunk, where a multi-row VALUES
+/// list would cost a parse and plan per thousand rows.
+const ROW_ARRAYS: &str = "unnest($1::uuid[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+         $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::numeric[],
+         $17::numeric[], $18::text[], $19::date[], $20::uuid[], $21::timestamptz[], $22::jsonb[], $23::jsonb[],
+         $24::bool[], $25::bool[], $26::bool[])
+     AS r(id, number, external_ref, debtor_name, email, phone, line1, line2, city, region, postal_code, country,
+          timezone, status, original_balance, current_balance, currency, due_date, agent, next_action_at, tags,
+          custom_fields, dnc, dne, cease)";
+
+/// The writable columns, read from `r` of [`ROW_ARRAYS`], in `WRITABLE` order.
+const ROW_VALUES: &str = "r.external_ref, r.debtor_name, r.email, r.phone, r.line1, r.line2, r.city, r.region,
+     r.postal_code, r.country, r.timezone, r.status, r.original_balance, r.current_balance, r.currency, r.due_date,
+     r.agent, r.next_action_at, ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.custom_fields, r.dnc, r.dne,
+     r.cease";
+
+/// Runs `sql` (built on [`ROW_ARRAYS`], returning ids) over `rows`.
+async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
+    use sqlx::Row;
     fn column<T>(rows: &[(Uuid, &AccountFields)], get: impl Fn(&AccountFields) -> T) -> Vec<T> {
         rows.iter().map(|(_, f)| get(f)).collect()
     }
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = rows.iter().map(|(id, _)| *id).collect();
-    let ids = sqlx::query_scalar(
-        "INSERT INTO accounts (id, account_number, created_by, updated_by, external_ref, debtor_name, email, phone,
-             address_line1, address_line2, address_city, address_region, address_postal_code, address_country,
-             timezone, status, original_balance, current_balance, currency, due_date, assigned_agent_id,
-             next_action_at, tags, custom_fields, do_not_call, do_not_email, cease_communication)
-         SELECT r.id, coalesce(r.number, 'ACC-' || nextval('account_number_seq')), $3, $3, r.external_ref, r.debtor_name,
-                r.email, r.phone, r.line1, r.line2, r.city, r.region, r.postal_code, r.country, r.timezone, r.status,
-                r.original_balance, r.current_balance, r.currency, r.due_date, r.agent, r.next_action_at,
-                ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.custom_fields, r.dnc, r.dne, r.cease
-         FROM unnest($1::uuid[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
-                     $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::numeric[],
-                     $17::numeric[], $18::text[], $19::date[], $20::uuid[], $21::timestamptz[], $22::jsonb[],
-                     $23::jsonb[], $24::bool[], $25::bool[], $26::bool[])
-              AS r(id, number, external_ref, debtor_name, email, phone, line1, line2, city, region, postal_code,
-                   country, timezone, status, original_balance, current_balance, currency, due_date, agent,
-                   next_action_at, tags, custom_fields, dnc, dne, cease)
+    let written = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(column(rows, |f| f.account_number.clone()))
+        .bind(actor)
+        .bind(column(rows, |f| f.external_ref.clone()))
+        .bind(column(rows, |f| f.debtor_name.clone()))
+        .bind(column(rows, |f| f.email.clone()))
+        .bind(column(rows, |f| f.phone.clone()))
+        .bind(column(rows, |f| f.address.line1.clone()))
+        .bind(column(rows, |f| f.address.line2.clone()))
+        .bind(column(rows, |f| f.address.city.clone()))
+        .bind(column(rows, |f| f.address.region.clone()))
+        .bind(column(rows, |f| f.address.postal_code.clone()))
+        .bind(column(rows, |f| f.address.country.clone()))
+        .bind(column(rows, |f| f.timezone.clone()))
+        .bind(column(rows, |f| f.status.as_str()))
+        .bind(column(rows, |f| f.original_balance))
+        .bind(column(rows, |f| f.current_balance))
+        .bind(column(rows, |f| f.currency.code()))
+        .bind(column(rows, |f| f.due_date))
+        .bind(column(rows, |f| f.assigned_agent_id))
+        .bind(column(rows, |f| f.next_action_at))
+        .bind(column(rows, |f| Json(f.tags.clone())))
+        .bind(column(rows, |f| Json(f.custom_fields.clone())))
+        .bind(column(rows, |f| f.do_not_call))
+        .bind(column(rows, |f| f.do_not_email))
+        .bind(column(rows, |f| f.cease_communication))
+        .fetch_all(conn)
+        .await
+        .map_err(map_fk)?;
+    written.iter().map(|row| Ok(row.try_get::<Uuid, _>(0)?)).collect()
+}
+
+/// Inserts accounts with the ids given; an account number already taken skips its row.
+/// Returns the ids inserted.
+pub async fn insert_many(conn: &mut sqlx::PgConnection, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
+    let sql = format!(
+        "INSERT INTO accounts (id, account_number, created_by, updated_by, {})
+         SELECT r.id, coalesce(r.number, 'ACC-' || nextval('account_number_seq')), $3, $3, {ROW_VALUES}
+         FROM {ROW_ARRAYS}
          ON CONFLICT (account_number) DO NOTHING
          RETURNING id",
-    )
-    .bind(&ids)
-    .bind(column(rows, |f| f.account_number.clone()))
-    .bind(actor)
-    .bind(column(rows, |f| f.external_ref.clone()))
-    .bind(column(rows, |f| f.debtor_name.clone()))
-    .bind(column(rows, |f| f.email.clone()))
-    .bind(column(rows, |f| f.phone.clone()))
-    .bind(column(rows, |f| f.address.line1.clone()))
-    .bind(column(rows, |f| f.address.line2.clone()))
-    .bind(column(rows, |f| f.address.city.clone()))
-    .bind(column(rows, |f| f.address.region.clone()))
-    .bind(column(rows, |f| f.address.postal_code.clone()))
-    .bind(column(rows, |f| f.address.country.clone()))
-    .bind(column(rows, |f| f.timezone.clone()))
-    .bind(column(rows, |f| f.status.as_str()))
-    .bind(column(rows, |f| f.original_balance))
-    .bind(column(rows, |f| f.current_balance))
-    .bind(column(rows, |f| f.currency.code()))
-    .bind(column(rows, |f| f.due_date))
-    .bind(column(rows, |f| f.assigned_agent_id))
-    .bind(column(rows, |f| f.next_action_at))
-    .bind(column(rows, |f| Json(f.tags.clone())))
-    .bind(column(rows, |f| Json(f.custom_fields.clone())))
-    .bind(column(rows, |f| f.do_not_call))
-    .bind(column(rows, |f| f.do_not_email))
-    .bind(column(rows, |f| f.cease_communication))
-    .fetch_all(conn)
-    .await
-    .map_err(map_fk)?;
-    Ok(ids)
+        WRITABLE.join(", ")
+    );
+    write_rows(conn, sql, rows, actor).await
+}
+
+/// Writes the full state of locked accounts (their numbers stay). Returns the ids updated.
+pub async fn update_many(conn: &mut sqlx::PgConnection, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
+    let sql = format!(
+        "UPDATE accounts a SET (updated_by, updated_at, {}) = ($3, now(), {ROW_VALUES})
+         FROM {ROW_ARRAYS}
+         WHERE a.id = r.id
+         RETURNING a.id",
+        WRITABLE.join(", ")
+    );
+    write_rows(conn, sql, rows, actor).await
 }
 
 /// Locks the accounts with these numbers, deleted or not.

@@ -1,5 +1,7 @@
 //! Staged import rows, their errors, and each import's progress.
 
+use std::fmt::Write;
+
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
@@ -7,9 +9,6 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::import::Row;
-
-/// Rows per INSERT when staging.
-const STAGE_BATCH: usize = 5_000;
 
 /// One problem with a row: the file's column header (or the field) and what is wrong.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,41 +31,44 @@ pub struct ChunkOutcome {
     pub failures: Vec<(i32, Vec<RowError>)>,
 }
 
-/// Stages every row of an upload; rows already known to fail (`failed[i]`) get their
-/// error at once. Returns how many failed that way.
+/// Stages every row of an upload with COPY; rows already known to fail (`failed[i]`)
+/// get their error at once. Returns how many failed that way.
 pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Option<RowError>]) -> Result<i64> {
     sqlx::query("INSERT INTO import_progress (job_id) VALUES ($1)")
         .bind(job)
         .execute(&mut *tx)
         .await?;
-    let mut settled = 0;
-    for (batch_no, batch) in rows.chunks(STAGE_BATCH).enumerate() {
-        let offset = batch_no * STAGE_BATCH;
-        let seqs: Vec<i32> = (0..batch.len()).map(|i| (offset + i + 1) as i32).collect();
-        let lines: Vec<i32> = batch.iter().map(|r| r.line as i32).collect();
-        let cells: Vec<String> = batch
-            .iter()
-            .map(|r| serde_json::to_string(&r.cells))
-            .collect::<std::result::Result<_, _>>()
-            .map_err(anyhow::Error::from)?;
-        let errors: Vec<Option<Json<Vec<&RowError>>>> = (0..batch.len())
-            .map(|i| failed.get(offset + i).and_then(Option::as_ref).map(|e| Json(vec![e])))
-            .collect();
-        settled += errors.iter().filter(|e| e.is_some()).count() as i64;
-        sqlx::query(
-            "INSERT INTO import_rows (job_id, seq, line, cells, errors)
-             SELECT $1, r.seq, r.line, r.cells::json, r.errors
-             FROM unnest($2::int[], $3::int[], $4::text[], $5::jsonb[]) AS r(seq, line, cells, errors)",
-        )
-        .bind(job)
-        .bind(&seqs)
-        .bind(&lines)
-        .bind(&cells)
-        .bind(&errors)
-        .execute(&mut *tx)
+    let mut copy = tx
+        .copy_in_raw("COPY import_rows (job_id, seq, line, cells, errors) FROM STDIN")
         .await?;
+    let mut settled = 0;
+    let mut buffer = String::with_capacity(1 << 20);
+    for (index, row) in rows.iter().enumerate() {
+        let error = failed.get(index).and_then(Option::as_ref);
+        let cells = serde_json::to_string(&row.cells).map_err(anyhow::Error::from)?;
+        let errors = match error {
+            Some(e) => {
+                settled += 1;
+                copy_text(&serde_json::to_string(&[e]).map_err(anyhow::Error::from)?)
+            }
+            None => "\\N".to_owned(),
+        };
+        writeln!(buffer, "{job}\t{}\t{}\t{}\t{errors}", index + 1, row.line, copy_text(&cells)).map_err(anyhow::Error::from)?;
+        if buffer.len() >= 1 << 20 {
+            copy.send(std::mem::take(&mut buffer).into_bytes()).await?;
+        }
     }
+    if !buffer.is_empty() {
+        copy.send(buffer.into_bytes()).await?;
+    }
+    copy.finish().await?;
     Ok(settled)
+}
+
+/// A value in COPY's text format. JSON text holds no raw control characters (the JSON
+/// writer escapes them), so only backslashes need doubling.
+fn copy_text(json: &str) -> String {
+    json.replace('\\', "\\\\")
 }
 
 /// The next rows to apply. Locks the import's progress row for the chunk's transaction,

@@ -703,3 +703,29 @@ async fn the_cli_imports_a_file_and_writes_the_rejected_rows() {
     let refused = arrears::cli::ops::import(app.settings.clone(), &file, Mode::Create, None, &agent.email, None).await;
     assert!(refused.unwrap_err().to_string().contains("may not import"));
 }
+
+#[tokio::test]
+async fn cells_are_staged_and_applied_verbatim() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let name = "Back\\slash \"Quoted\" \\N Tab\there";
+    let csv = format!(
+        "account_number,debtor_name,current_balance,currency,address_line1\nVB-1,\"{}\",1,USD,\"Line one\nline two\"\nVB-1,Twice,1,USD,\n",
+        name.replace('"', "\"\"")
+    );
+    let job = import(&app, &manager.token, "v.csv", csv.into_bytes(), &[]).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(1)), "{job}");
+    let (debtor, line1): (String, String) = sqlx::query_as("SELECT debtor_name, address_line1 FROM accounts WHERE account_number = 'VB-1'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(debtor, name);
+    assert_eq!(line1, "Line one\nline two");
+    let errors: Value = app
+        .get(&format!("/api/v1/imports/{}/errors", job["id"].as_str().unwrap()), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(errors["data"][0]["row"], 4, "the quoted field spans rows 2 and 3");
+}
