@@ -21,7 +21,7 @@ use crate::store::{self};
 
 /// Outbox rows per index commit when a backlog builds up (an import, a bulk update):
 /// each commit costs a segment flush and a reader reload, so fewer, larger ones keep up.
-pub const BATCH_SIZE: i64 = 5000;
+pub const BATCH_SIZE: i64 = 10_000;
 /// Polling backs up NOTIFY (a lost listener connection, rows enqueued by hand).
 const POLL_EVERY: Duration = Duration::from_millis(500);
 /// After a wake-up, changes arriving within this window share one index commit: under
