@@ -85,7 +85,11 @@ pub async fn finish(pool: &PgPool, job: &JobRow) -> Result<Option<JobRow>> {
         })
         .map_err(anyhow::Error::from)?,
     };
-    jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), Some(&result)).await
+    let finished = jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), Some(&result)).await?;
+    if row.kind == "import" {
+        crate::store::imports::discard_applied(pool, job.id).await?;
+    }
+    Ok(finished)
 }
 
 pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {

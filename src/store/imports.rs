@@ -124,6 +124,16 @@ pub async fn settle(tx: &mut PgConnection, job: Uuid, chunk: &ChunkOutcome) -> R
     Ok(())
 }
 
+/// Drops the staged cells of rows that were applied; the failed ones stay for the
+/// error file.
+pub async fn discard_applied(pool: &PgPool, job: Uuid) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM import_rows WHERE job_id = $1 AND errors IS NULL")
+        .bind(job)
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
 /// Rows per outcome: (created, updated, failed).
 pub async fn counts(pool: &PgPool, job: Uuid) -> Result<(i64, i64, i64)> {
     Ok(sqlx::query_as(

@@ -263,6 +263,11 @@ async fn every_row_error_is_reported_with_its_row_and_column() {
         .collect();
     assert_eq!(paged, body["data"].as_array().unwrap().iter().collect::<Vec<_>>());
     assert!(second["next_after"].is_null());
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM import_rows")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 17, "applied rows' cells are dropped once the import ends; failed ones stay");
     let all = accounts(&app.pool).await;
     assert_eq!(all.len(), 3, "the existing account and the two valid rows");
     assert_eq!(all["OK-2"]["assigned_agent_id"], json!(manager.id), "an agent named by email");
