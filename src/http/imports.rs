@@ -20,15 +20,14 @@ use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::accounts::raw_query;
 use crate::http::filters::{principal, with_state};
-use crate::http::jobs::JobView;
+use crate::http::jobs::{JobView, accept, claim_submission, visible_job};
 use crate::http::users::parse_query;
 use crate::http::{self as api, respond};
 use crate::import::columns::{Column, ERROR_COLUMN};
 use crate::import::{self, Refusal};
 use crate::jobs::import::{self as runner, ImportParams, Mode};
-use crate::store::idempotency::{self, Claim};
 use crate::store::imports;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs::JobRow;
 
 const IDEMPOTENCY_SCOPE: &str = "import";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -133,6 +132,9 @@ fn too_large(limit: u64) -> Error {
 
 fn multipart_error(err: multer::Error, limit: u64) -> Error {
     match err {
+        multer::Error::FieldSizeExceeded { field_name, .. } if field_name.as_deref() != Some("file") => {
+            Error::field(field_name.as_deref().unwrap_or("field"), "too long")
+        }
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(limit),
         multer::Error::UnknownField { field_name } => Error::field(
             field_name.as_deref().unwrap_or("field"),
@@ -204,7 +206,7 @@ pub fn refusal(refusal: Refusal) -> Error {
         Refusal::Empty | Refusal::NoHeader => Error::field("file", detail),
         Refusal::NotASpreadsheet(_) => Error::new(Code::UnsupportedFile, detail),
         Refusal::PasswordProtected => Error::new(Code::PasswordProtected, detail),
-        Refusal::Corrupt(_) => Error::new(Code::CorruptFile, detail),
+        Refusal::Corrupt(_) | Refusal::Sprawling { .. } => Error::new(Code::CorruptFile, detail),
         Refusal::Inflated => Error::new(Code::InflatedTooLarge, detail).with_extension("limit_bytes", json!(import::MAX_INFLATED_BYTES)),
         Refusal::TooManyRows(limit) => Error::new(Code::TooManyRows, detail).with_extension("limit", json!(limit)),
         Refusal::NoSuchSheet { .. } => Error::field("sheet", detail),
@@ -261,34 +263,20 @@ where
     };
     let read_ms = started.elapsed().as_millis();
     let mut tx = state.pool().begin().await?;
-    if let Some(key) = &key {
-        match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
-            Claim::Fresh => {}
-            Claim::Replay { status, body } => {
-                return Ok(api::json(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), &body));
-            }
-            Claim::Mismatch => {
-                return Err(Error::new(
-                    Code::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request",
-                ));
-            }
-        }
+    if let Some(first) = claim_submission(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+        return Ok(first);
     }
     let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
     let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
-    if let Some(key) = &key {
-        idempotency::complete(
-            &mut tx,
-            caller.user_id,
-            IDEMPOTENCY_SCOPE,
-            key,
-            StatusCode::ACCEPTED.as_u16(),
-            &view,
-        )
-        .await?;
-    }
-    tx.commit().await?;
+    let response = accept(
+        tx,
+        &caller,
+        IDEMPOTENCY_SCOPE,
+        key.as_deref(),
+        &view,
+        &format!("/api/v1/imports/{}", job.id),
+    )
+    .await?;
     tracing::info!(
         job_id = %job.id,
         rows = sheet.rows.len(),
@@ -297,19 +285,20 @@ where
         stage_ms = started.elapsed().as_millis() - read_ms,
         "import queued"
     );
-    let mut response = api::json(StatusCode::ACCEPTED, &view);
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{}", job.id)) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
     Ok(response)
 }
 
 /// An import the caller may see: their own, or any for managers and admins.
 async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
-    jobs::get(state.pool(), id)
-        .await?
-        .filter(|job| job.kind == "import" && (job.created_by == caller.user_id || caller.can(Action::UpdateAnyAccount)))
-        .ok_or_else(|| Error::not_found("import"))
+    let job = visible_job(state, caller, id).await.map_err(|e| match e.code() {
+        Code::NotFound => Error::not_found("import"),
+        _ => e,
+    })?;
+    if job.kind == "import" {
+        Ok(job)
+    } else {
+        Err(Error::not_found("import"))
+    }
 }
 
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {

@@ -114,7 +114,7 @@ fn may_see(caller: &Principal, job: &JobRow) -> bool {
     job.created_by == caller.user_id || caller.can(Action::UpdateAnyAccount)
 }
 
-async fn visible_job(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
+pub async fn visible_job(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
     jobs::get(state.pool(), id)
         .await?
         .filter(|job| may_see(caller, job))
@@ -193,19 +193,8 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
         check_assignee(&state, agent).await?;
     }
     let mut tx = state.pool().begin().await?;
-    if let Some(key) = &key {
-        match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
-            Claim::Fresh => {}
-            Claim::Replay { status, body } => {
-                return Ok(api::json(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), &body));
-            }
-            Claim::Mismatch => {
-                return Err(Error::new(
-                    Code::IdempotencyKeyReused,
-                    "this Idempotency-Key was used with a different request",
-                ));
-            }
-        }
+    if let Some(first) = claim_submission(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+        return Ok(first);
     }
     let ids = resolve(&state, &caller, &request).await?;
     let params = BulkParams {
@@ -216,21 +205,55 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
     let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
     let job = jobs::create(&mut tx, "bulk_update", &params, caller.user_id, &ids).await?;
     let view = serde_json::to_value(JobView::from(job.clone())).map_err(anyhow::Error::from)?;
-    if let Some(key) = &key {
-        idempotency::complete(
-            &mut tx,
-            caller.user_id,
-            IDEMPOTENCY_SCOPE,
-            key,
-            StatusCode::ACCEPTED.as_u16(),
-            &view,
-        )
-        .await?;
+    let response = accept(
+        tx,
+        &caller,
+        IDEMPOTENCY_SCOPE,
+        key.as_deref(),
+        &view,
+        &format!("/api/v1/jobs/{}", job.id),
+    )
+    .await?;
+    tracing::info!(job_id = %job.id, rows = ids.len(), "bulk update queued");
+    Ok(response)
+}
+
+/// Claims a job submission's `Idempotency-Key` (if any) in `tx`: `Some` is the first
+/// submission's answer, to send again; a key used with another request is refused.
+pub async fn claim_submission(
+    tx: &mut sqlx::PgConnection,
+    caller: &Principal,
+    scope: &str,
+    key: Option<&str>,
+    hash: &[u8],
+) -> Result<Option<Response>> {
+    let Some(key) = key else { return Ok(None) };
+    match idempotency::claim(tx, caller.user_id, scope, key, hash).await? {
+        Claim::Fresh => Ok(None),
+        Claim::Replay { status, body } => Ok(Some(api::json(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), &body))),
+        Claim::Mismatch => Err(Error::new(
+            Code::IdempotencyKeyReused,
+            "this Idempotency-Key was used with a different request",
+        )),
+    }
+}
+
+/// Records a queued job's 202 answer under its key (if any), commits, and answers it
+/// with `Location`.
+pub async fn accept(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    caller: &Principal,
+    scope: &str,
+    key: Option<&str>,
+    view: &Value,
+    location: &str,
+) -> Result<Response> {
+    if let Some(key) = key {
+        idempotency::complete(&mut tx, caller.user_id, scope, key, StatusCode::ACCEPTED.as_u16(), view).await?;
     }
     tx.commit().await?;
-    tracing::info!(job_id = %job.id, rows = ids.len(), "bulk update queued");
-    let mut response = api::json(StatusCode::ACCEPTED, &view);
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/jobs/{}", job.id)) {
+    let mut response = api::json(StatusCode::ACCEPTED, view);
+    if let Ok(location) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)

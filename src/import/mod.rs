@@ -18,6 +18,10 @@ use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, Ods, Reader, Xls, Xl
 pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 /// Columns read per row; cells further right are ignored.
 pub const MAX_COLUMNS: usize = 256;
+/// The largest cell grid (rows × columns of a sheet's used range) an xls sheet may
+/// span: calamine allocates the whole grid, so two far-apart cells could otherwise ask
+/// for gigabytes and abort the process.
+pub const MAX_GRID_CELLS: u64 = 8_000_000;
 const MAX_ZIP_ENTRIES: usize = 10_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,13 +80,23 @@ pub enum Refusal {
     NoSuchSheet { wanted: String, available: Vec<String> },
     #[error("the sheet has no header row")]
     NoHeader,
+    #[error(
+        "a sheet spans {rows} rows by {cols} columns, more than {MAX_GRID_CELLS} cells; it is damaged or holds stray cells far from the data: copy the data into a new workbook"
+    )]
+    Sprawling { rows: u64, cols: u64 },
 }
 
 const CFB_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
 const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 
 /// Reads the chosen (or first) sheet of a spreadsheet, with at most `max_rows` data rows.
+/// A reader that panics on malformed input makes the file corrupt, not the server fail.
 pub fn read(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Sheet, Refusal> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_sheet(bytes, sheet, max_rows)))
+        .unwrap_or_else(|_| Err(Refusal::Corrupt("its contents are malformed".into())))
+}
+
+fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Sheet, Refusal> {
     if bytes.is_empty() {
         return Err(Refusal::Empty);
     }
@@ -114,6 +128,7 @@ pub fn read(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Sheet,
             name
         }
         Format::Xls => {
+            xls_extent(bytes)?;
             let mut book: Xls<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| match e {
                 calamine::XlsError::Password => Refusal::PasswordProtected,
                 other => Refusal::Corrupt(other.to_string()),
@@ -279,6 +294,72 @@ fn varint(reader: &mut impl Read, max_bytes: u32) -> Result<Option<(u32, u64)>, 
         }
     }
     Err(Refusal::Corrupt("an xlsb record header is malformed".into()))
+}
+
+/// Refuses an xls workbook whose sheets would make calamine allocate an oversized
+/// grid: it sizes each sheet from its DIMENSIONS record and from its cells' positions,
+/// walking the BIFF records of the Workbook stream.
+fn xls_extent(bytes: &[u8]) -> Result<(), Refusal> {
+    let corrupt = |e: std::io::Error| Refusal::Corrupt(e.to_string());
+    let mut file = cfb::CompoundFile::open(Cursor::new(bytes)).map_err(corrupt)?;
+    let Some(name) = ["/Workbook", "/Book"].into_iter().find(|n| file.is_stream(n)) else {
+        return Ok(());
+    };
+    let mut stream = Vec::new();
+    file.open_stream(name).map_err(corrupt)?.read_to_end(&mut stream).map_err(corrupt)?;
+    let u16_at = |data: &[u8], at: usize| data.get(at..at + 2).map_or(0, |b| u64::from(u16::from_le_bytes([b[0], b[1]])));
+    let u32_at = |data: &[u8], at: usize| {
+        data.get(at..at + 4)
+            .map_or(0, |b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+    };
+    let check = |rows: u64, cols: u64| {
+        if rows.saturating_mul(cols) > MAX_GRID_CELLS {
+            Err(Refusal::Sprawling { rows, cols })
+        } else {
+            Ok(())
+        }
+    };
+    // (first row, last row, first column, last column) of the current sheet's cells.
+    let mut extent: Option<(u64, u64, u64, u64)> = None;
+    let mut pos = 0;
+    while pos + 4 <= stream.len() {
+        let kind = u16_at(&stream, pos);
+        let len = u16_at(&stream, pos + 2) as usize;
+        let data = &stream[pos + 4..(pos + 4 + len).min(stream.len())];
+        pos += 4 + len;
+        let cells: &[(u64, u64)] = &match kind {
+            // BOF: a new substream (sheet) starts.
+            0x0809 => {
+                extent = None;
+                continue;
+            }
+            // DIMENSIONS, BIFF8 (32-bit rows) or older (16-bit rows); the ends are exclusive.
+            0x0200 => {
+                let (first_row, end_row, first_col, end_col) = if data.len() >= 14 {
+                    (u32_at(data, 0), u32_at(data, 4), u16_at(data, 8), u16_at(data, 10))
+                } else {
+                    (u16_at(data, 0), u16_at(data, 2), u16_at(data, 4), u16_at(data, 6))
+                };
+                check(end_row.saturating_sub(first_row), end_col.saturating_sub(first_col))?;
+                continue;
+            }
+            // Cells: NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST, FORMULA.
+            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 => [(u16_at(data, 0), u16_at(data, 2)); 2],
+            // MULRK: a row of cells from the first column to the last.
+            0x00BD => [
+                (u16_at(data, 0), u16_at(data, 2)),
+                (u16_at(data, 0), u16_at(data, data.len().saturating_sub(2))),
+            ],
+            _ => continue,
+        };
+        for &(row, col) in cells {
+            let (r0, r1, c0, c1) = extent.unwrap_or((row, row, col, col));
+            let grown = (r0.min(row), r1.max(row), c0.min(col), c1.max(col));
+            check(grown.1 - grown.0 + 1, grown.3 - grown.2 + 1)?;
+            extent = Some(grown);
+        }
+    }
+    Ok(())
 }
 
 /// Rows as they arrive (cells in row order), turned into a header and data rows.
@@ -493,6 +574,20 @@ mod tests {
             );
             assert_eq!(sheet.rows[3].line, 5, "{name}");
             assert_eq!(sheet.rows[3].cells[1], "José Álvarez", "{name}");
+        }
+    }
+
+    #[test]
+    fn damaged_xls_is_refused_before_it_can_exhaust_memory_or_panic() {
+        let fixture = |name: &str| std::fs::read(format!("{}/tests/fixtures/imports/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let sprawling = read(&fixture("sprawling.xls"), None, 100);
+        assert!(
+            matches!(sprawling, Err(Refusal::Sprawling { rows: 65536, cols: 256 })),
+            "{sprawling:?}"
+        );
+        for name in ["damaged-fat.xls", "malformed.xls"] {
+            let damaged = read(&fixture(name), None, 100);
+            assert!(matches!(damaged, Err(Refusal::Corrupt(_))), "{name}: {damaged:?}");
         }
     }
 

@@ -450,6 +450,24 @@ async fn files_that_are_not_importable_are_refused_with_a_clear_problem() {
             StatusCode::UNPROCESSABLE_ENTITY,
             "corrupt_file",
         ),
+        (
+            "sprawling.xls",
+            fixture("sprawling.xls"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "corrupt_file",
+        ),
+        (
+            "damaged.xls",
+            fixture("damaged-fat.xls"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "corrupt_file",
+        ),
+        (
+            "malformed.xls",
+            fixture("malformed.xls"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "corrupt_file",
+        ),
         ("bomb.xlsx", bomb(), StatusCode::PAYLOAD_TOO_LARGE, "inflated_too_large"),
         (
             "huge.csv",
@@ -485,6 +503,17 @@ async fn files_that_are_not_importable_are_refused_with_a_clear_problem() {
         .await
         .unwrap();
     assert_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
+    let long_mode = "m".repeat(100);
+    let response = upload(
+        &app,
+        &manager.token,
+        "a.csv",
+        fixture("accounts.csv"),
+        &[("mode", long_mode.as_str())],
+    )
+    .await;
+    let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "mode");
     let form = Form::new().text("mode", "create");
     let response = app
         .request(reqwest::Method::POST, "/api/v1/imports", Some(&manager.token))
