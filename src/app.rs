@@ -21,7 +21,9 @@ use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
 use crate::events::{Events, relay};
 use crate::search::SearchIndex;
-use crate::search::embedded::{EmbeddedIndex, OpenError};
+use crate::search::document::Entity;
+use crate::search::embedded::OpenError;
+use crate::search::open;
 use crate::sync::SyncRuntime;
 use crate::sync::metrics::SyncMetrics;
 use crate::{http, jobs, store};
@@ -136,20 +138,19 @@ impl AppState {
     }
 }
 
-/// Opens the embedded index: as its owner when this process runs the sync worker and
-/// nobody else owns it, read-only otherwise.
-fn open_index(settings: &Settings) -> anyhow::Result<(Arc<EmbeddedIndex>, bool)> {
+/// Opens the search index: to write when this process runs the sync worker (and, for
+/// the embedded index, nobody else owns it), read-only otherwise.
+async fn open_index(settings: &Settings, pool: &PgPool) -> anyhow::Result<(Arc<dyn SearchIndex>, Option<Vec<Entity>>)> {
     if settings.sync_worker {
-        match EmbeddedIndex::open_owner(&settings.data_dir) {
-            Ok(index) => return Ok((Arc::new(index), true)),
+        match open::writer(settings, pool).await {
+            Ok(writer) => return Ok((writer.index, Some(writer.fresh))),
             Err(OpenError::Busy(path)) => {
                 tracing::warn!(path = %path.display(), "another process owns the search index; serving reads from it without a sync worker");
             }
             Err(OpenError::Other(err)) => return Err(err),
         }
     }
-    let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((Arc::new(index), false))
+    Ok((open::reader(settings, pool)?, None))
 }
 
 /// A built, bound API server whose background sync (if any) already runs.
@@ -166,21 +167,20 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = store::connect(&settings.database_url, settings.database_max_connections).await?;
         store::migrate(&pool).await?;
-        let (index, owner) = open_index(&settings)?;
+        let (search, fresh) = open_index(&settings, &pool).await?;
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
         let workers = settings.sync_workers;
-        let search: Arc<dyn SearchIndex> = index.clone();
         let state = AppState::new(settings, pool.clone(), search.clone()).await?;
         let (stop_background, stopped) = watch::channel(false);
-        let mut background = if owner {
+        let mut background = if let Some(initial_backfill) = fresh {
             let runtime = SyncRuntime {
                 pool,
                 index: search,
                 metrics: state.sync_metrics().clone(),
                 workers,
-                initial_backfill: index.created_fresh(),
+                initial_backfill,
             };
             runtime.start(stopped.clone()).await?
         } else {

@@ -5,11 +5,23 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use elasticsearch::http::Url;
+
+use crate::search::elastic::ElasticConfig;
+use crate::search::elastic::client::ClientConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SearchBackend {
+    /// tantivy under DATA_DIR/index, owned by one process.
+    Embedded,
+    /// Elasticsearch 8 at ELASTICSEARCH_URL, shared by every process.
+    Elasticsearch,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -121,6 +133,46 @@ pub struct Settings {
     /// Most data rows one import may hold.
     #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]
     pub import_max_rows: usize,
+
+    /// Search index backend.
+    #[arg(long, env = "SEARCH_BACKEND", value_enum, default_value = "embedded", global = true)]
+    pub search_backend: SearchBackend,
+
+    /// Elasticsearch base URL (`https://es.internal:9200`), with SEARCH_BACKEND=elasticsearch.
+    #[arg(long, env = "ELASTICSEARCH_URL", global = true)]
+    pub elasticsearch_url: Option<String>,
+
+    /// Basic-auth user for Elasticsearch.
+    #[arg(long, env = "ELASTICSEARCH_USERNAME", global = true)]
+    pub elasticsearch_username: Option<String>,
+
+    /// Basic-auth password for Elasticsearch.
+    #[arg(long, env = "ELASTICSEARCH_PASSWORD", hide_env_values = true, global = true)]
+    pub elasticsearch_password: Option<String>,
+
+    /// Encoded API key for Elasticsearch (takes precedence over basic auth).
+    #[arg(long, env = "ELASTICSEARCH_API_KEY", hide_env_values = true, global = true)]
+    pub elasticsearch_api_key: Option<String>,
+
+    /// PEM file of the CA that signed the cluster's certificate.
+    #[arg(long, env = "ELASTICSEARCH_CA_FILE", global = true)]
+    pub elasticsearch_ca_file: Option<PathBuf>,
+
+    /// Timeout of each Elasticsearch request, in milliseconds.
+    #[arg(long, env = "ELASTICSEARCH_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub elasticsearch_timeout_ms: u64,
+
+    /// Prefix of every index, alias and template name.
+    #[arg(long, env = "ELASTICSEARCH_INDEX_PREFIX", default_value = "arrears", global = true)]
+    pub elasticsearch_index_prefix: String,
+
+    /// Replicas of each index once built (0 on a single node).
+    #[arg(long, env = "ELASTICSEARCH_REPLICAS", default_value_t = 0, global = true)]
+    pub elasticsearch_replicas: u32,
+
+    /// Keep the previous generation after a rebuild (`reindex --keep-old`).
+    #[arg(skip)]
+    pub elasticsearch_keep_old: bool,
 }
 
 impl Settings {
@@ -138,5 +190,34 @@ impl Settings {
 
     pub fn login_rate_window(&self) -> Duration {
         Duration::from_secs(self.login_rate_window_secs)
+    }
+
+    /// The Elasticsearch backend's configuration; an error names what is missing.
+    pub fn elastic(&self) -> anyhow::Result<ElasticConfig> {
+        let Some(url) = &self.elasticsearch_url else {
+            anyhow::bail!("SEARCH_BACKEND=elasticsearch needs ELASTICSEARCH_URL");
+        };
+        let url = Url::parse(url).map_err(|e| anyhow::anyhow!("ELASTICSEARCH_URL is not a URL: {e}"))?;
+        let prefix = &self.elasticsearch_index_prefix;
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            anyhow::bail!("ELASTICSEARCH_INDEX_PREFIX must be lowercase letters, digits, '-' or '_'");
+        }
+        Ok(ElasticConfig {
+            client: ClientConfig {
+                url,
+                username: self.elasticsearch_username.clone(),
+                password: self.elasticsearch_password.clone(),
+                api_key: self.elasticsearch_api_key.clone(),
+                ca_file: self.elasticsearch_ca_file.clone(),
+                timeout: Duration::from_millis(self.elasticsearch_timeout_ms),
+            },
+            prefix: prefix.clone(),
+            replicas: self.elasticsearch_replicas,
+            keep_old: self.elasticsearch_keep_old,
+        })
     }
 }

@@ -37,6 +37,10 @@ pub enum Command {
     Reindex {
         #[arg(value_enum, default_value = "all")]
         entity: Entity,
+        /// Elasticsearch: keep the previous generation after the alias swap (for a
+        /// rollback); it stops receiving writes.
+        #[arg(long)]
+        keep_old: bool,
     },
     /// Compare ids and versions in SQL and in the index; exit 0 only when they match.
     Verify {
@@ -140,7 +144,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sync => ops::sync(cli.settings).await,
-        Command::Reindex { entity } => ops::reindex(cli.settings, &entity.entities()).await,
+        Command::Reindex { entity, keep_old } => {
+            let mut settings = cli.settings;
+            settings.elasticsearch_keep_old = keep_old;
+            ops::reindex(settings, &entity.entities()).await
+        }
         Command::Verify { repair } => ops::verify(cli.settings, repair).await,
         Command::Seed {
             accounts,

@@ -8,10 +8,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use tokio::sync::watch;
 
-use crate::config::Settings;
+use crate::config::{SearchBackend, Settings};
 use crate::search::SearchIndex;
 use crate::search::document::Entity;
-use crate::search::embedded::{EmbeddedIndex, OpenError};
+use crate::search::embedded::OpenError;
+use crate::search::open;
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::{SyncRuntime, reindex, verify as audit};
@@ -37,9 +38,9 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
 /// embedded index, waits as a standby and takes over when it goes away.
 pub async fn sync(settings: Settings) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let index = loop {
-        match EmbeddedIndex::open_owner(&settings.data_dir) {
-            Ok(index) => break Arc::new(index),
+    let writer = loop {
+        match open::writer(&settings, &pool).await {
+            Ok(writer) => break writer,
             Err(OpenError::Busy(path)) => {
                 tracing::info!(path = %path.display(), "another process owns the index; standing by");
                 tokio::select! {
@@ -53,10 +54,10 @@ pub async fn sync(settings: Settings) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
     let runtime = SyncRuntime {
         pool,
-        index: index.clone(),
+        index: writer.index,
         metrics: Arc::new(SyncMetrics::default()),
         workers: settings.sync_workers,
-        initial_backfill: index.created_fresh(),
+        initial_backfill: writer.fresh,
     };
     let mut tasks = runtime.start(stopped).await?;
     super::shutdown_signal().await;
@@ -65,12 +66,15 @@ pub async fn sync(settings: Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rebuilds in this process when no server owns the embedded index (running a worker
-/// meanwhile so concurrent writes reach both generations); otherwise asks the owner.
+/// Rebuilds in this process when it can write the index (running a worker meanwhile so
+/// concurrent writes reach both generations); otherwise asks the embedded index's owner.
 pub async fn reindex(settings: Settings, entities: &[Entity]) -> anyhow::Result<()> {
+    if settings.elasticsearch_keep_old && settings.search_backend != SearchBackend::Elasticsearch {
+        bail!("--keep-old applies to the Elasticsearch backend; the embedded index drops the old generation");
+    }
     let pool = connect(&settings).await?;
-    match EmbeddedIndex::open_owner(&settings.data_dir) {
-        Ok(index) => reindex_here(pool, Arc::new(index), settings.sync_workers, entities).await,
+    match open::writer(&settings, &pool).await {
+        Ok(writer) => reindex_here(pool, writer.index, settings.sync_workers, entities).await,
         Err(OpenError::Busy(_)) => {
             for entity in entities {
                 reindex_by_owner(&pool, *entity).await?;
@@ -81,9 +85,8 @@ pub async fn reindex(settings: Settings, entities: &[Entity]) -> anyhow::Result<
     }
 }
 
-async fn reindex_here(pool: PgPool, index: Arc<EmbeddedIndex>, workers: usize, entities: &[Entity]) -> anyhow::Result<()> {
+async fn reindex_here(pool: PgPool, search: Arc<dyn SearchIndex>, workers: usize, entities: &[Entity]) -> anyhow::Result<()> {
     let (stop, stopped) = watch::channel(false);
-    let search: Arc<dyn SearchIndex> = index;
     let runtime = SyncRuntime {
         pool: pool.clone(),
         index: search.clone(),
@@ -151,10 +154,17 @@ async fn reindex_by_owner(pool: &PgPool, entity: Entity) -> anyhow::Result<()> {
 
 pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let index = open::reader(&settings, &pool)?;
     let mut clean = true;
     for entity in Entity::ALL {
-        clean &= verify_entity(&pool, &index, entity, repair).await?;
+        clean &= verify_entity(&pool, index.as_ref(), entity, repair).await?;
+    }
+    let refused = store::dead_letters::recent(&pool, 5).await?;
+    for letter in &refused {
+        println!(
+            "refused by the index: {} {} version {} ({}: {})",
+            letter.entity, letter.entity_id, letter.version, letter.error_type, letter.reason
+        );
     }
     if !clean {
         bail!("the index does not match SQL");
@@ -163,7 +173,7 @@ pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
 }
 
 /// Prints one entity's differences; true when there are none.
-async fn verify_entity(pool: &PgPool, index: &EmbeddedIndex, entity: Entity, repair: bool) -> anyhow::Result<bool> {
+async fn verify_entity(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, repair: bool) -> anyhow::Result<bool> {
     let report = audit::verify(pool, index, entity).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let what = entity.plural();
     println!("{what}: sql {}, index {}", report.sql_documents, report.index_documents);
@@ -230,7 +240,7 @@ pub async fn export(
     use crate::http::export::{self, Source};
     use tokio::io::AsyncWriteExt;
     let pool = connect(&settings).await?;
-    let index = EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let index = open::reader(&settings, &pool)?;
     // The operator at the terminal reads everything, as an admin would.
     let operator = crate::auth::Principal {
         user_id: uuid::Uuid::nil(),

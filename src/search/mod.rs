@@ -6,8 +6,10 @@
 //! to every registered target (the live one and, during a rebuild, the new one).
 
 pub mod document;
+pub mod elastic;
 pub mod embedded;
 pub mod highlight;
+pub mod open;
 
 use std::collections::HashMap;
 
@@ -26,12 +28,15 @@ pub struct ApplyReport {
     pub applied: usize,
     /// Documents skipped because the index already held the same or a newer version.
     pub stale: usize,
+    /// Documents the backend refused for good (kept as dead letters).
+    pub rejected: usize,
 }
 
 impl std::ops::AddAssign for ApplyReport {
     fn add_assign(&mut self, other: Self) {
         self.applied += other.applied;
         self.stale += other.stale;
+        self.rejected += other.rejected;
     }
 }
 

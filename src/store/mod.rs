@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod dead_letters;
 pub mod documents;
 pub mod events;
 pub mod idempotency;

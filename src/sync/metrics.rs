@@ -16,7 +16,11 @@ pub struct SyncMetrics {
     pub errors: AtomicU64,
     pub outbox_depth: AtomicI64,
     pub oldest_age_ms: AtomicI64,
+    /// Documents the index refused for good (dead letters).
+    pub rejected: AtomicU64,
     lag: Mutex<[u64; LAG_BOUNDS_MS.len() + 1]>,
+    /// Why the sync workers stopped, when the index refused them for good.
+    stopped: Mutex<Option<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -37,6 +41,14 @@ impl SyncMetrics {
         let ms = lag.as_millis() as u64;
         let slot = LAG_BOUNDS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LAG_BOUNDS_MS.len());
         self.lag.lock().unwrap_or_else(|p| p.into_inner())[slot] += 1;
+    }
+
+    pub fn record_stop(&self, reason: String) {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    pub fn stopped(&self) -> Option<String> {
+        self.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn reset_lag(&self) {

@@ -16,6 +16,7 @@ use super::metrics::SyncMetrics;
 use crate::error::Result;
 use crate::search::SearchIndex;
 use crate::search::document::{Entity, IndexOp};
+use crate::search::elastic::client::EsError;
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{self};
 
@@ -99,10 +100,12 @@ impl SyncWorker {
         }
         self.metrics.applied.fetch_add(report.applied as u64, Ordering::Relaxed);
         self.metrics.stale.fetch_add(report.stale as u64, Ordering::Relaxed);
+        self.metrics.rejected.fetch_add(report.rejected as u64, Ordering::Relaxed);
         tracing::debug!(
             rows = batch.len(),
             applied = report.applied,
             stale = report.stale,
+            rejected = report.rejected,
             "outbox batch indexed"
         );
         Ok(batch.len())
@@ -150,6 +153,12 @@ impl SyncWorker {
             match self.process_batch().await {
                 Ok(n) if n as i64 == BATCH_SIZE => continue,
                 Ok(_) => backoff = Duration::from_millis(100),
+                Err(err) if EsError::is_fatal(&err) => {
+                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %err, "sync worker stopped: the search index refuses it; fix its credentials or blocks and restart (changes wait in the outbox)");
+                    self.metrics.record_stop(err.to_string());
+                    return;
+                }
                 Err(err) => {
                     self.metrics.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "sync batch failed");

@@ -1,5 +1,6 @@
 //! The backend contract: what every `SearchIndex` must do. Each case is written once
-//! against `&dyn SearchIndex` and run here on the embedded backend.
+//! against `&dyn SearchIndex` and run on the embedded backend, and on Elasticsearch
+//! when ELASTICSEARCH_URL names a cluster (each test under an index prefix of its own).
 
 use std::collections::HashSet;
 
@@ -632,6 +633,83 @@ macro_rules! embedded_contract {
 
 mod embedded_backend {
     embedded_contract!(
+        versioned_writes,
+        text_matching,
+        filters_and_buckets,
+        sort_and_cursor,
+        facets,
+        rebuild_dual_writes_and_promotes,
+        payments_search_filters_and_versions,
+        payment_stats_follow_local_days
+    );
+}
+
+/// The Elasticsearch backend on the cluster at ELASTICSEARCH_URL (credentials from
+/// ELASTICSEARCH_USERNAME/PASSWORD/API_KEY/CA_FILE), or `None` with a notice.
+async fn elastic() -> Option<(arrears::search::elastic::ElasticIndex, String)> {
+    let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+        eprintln!("ELASTICSEARCH_URL is not set: the contract suite skips the Elasticsearch backend");
+        return None;
+    };
+    let mut settings = crate::helpers::test_settings();
+    settings.elasticsearch_url = Some(url);
+    settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let pool = crate::helpers::fresh_pool().await;
+    let index = arrears::search::elastic::ElasticIndex::new(&settings.elastic().unwrap(), pool).unwrap();
+    index.prepare().await.unwrap();
+    Some((index, settings.elasticsearch_index_prefix))
+}
+
+/// Deletes a test's indices and templates.
+async fn drop_elastic(prefix: &str) {
+    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
+    let base = base.trim_end_matches('/');
+    let client = reqwest::Client::new();
+    let send = |method: reqwest::Method, path: String| {
+        let mut request = client.request(method, format!("{base}{path}"));
+        if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
+            request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
+        }
+        if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
+            request = request.header("authorization", format!("ApiKey {key}"));
+        }
+        request.send()
+    };
+    let indices: serde_json::Value = send(reqwest::Method::GET, format!("/{prefix}-*/_alias"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for index in indices.as_object().into_iter().flat_map(|o| o.keys()) {
+        send(reqwest::Method::DELETE, format!("/{index}")).await.unwrap();
+    }
+    for template in ["accounts", "payments"] {
+        send(reqwest::Method::DELETE, format!("/_index_template/{prefix}-{template}"))
+            .await
+            .unwrap();
+    }
+    for component in ["analysis", "settings"] {
+        send(reqwest::Method::DELETE, format!("/_component_template/{prefix}-{component}"))
+            .await
+            .unwrap();
+    }
+}
+
+macro_rules! elastic_contract {
+    ($($name:ident),*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            if let Some((index, prefix)) = super::elastic().await {
+                super::$name(&index).await;
+                super::drop_elastic(&prefix).await;
+            }
+        }
+    )*};
+}
+
+mod elastic_backend {
+    elastic_contract!(
         versioned_writes,
         text_matching,
         filters_and_buckets,

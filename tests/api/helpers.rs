@@ -47,6 +47,9 @@ pub fn test_settings() -> Settings {
     settings.database_max_connections = 10;
     settings.login_rate_limit_per_ip = 1000;
     settings.login_rate_limit_per_email = 1000;
+    // The suite runs on the embedded index whatever the environment says; the
+    // Elasticsearch backend has its own tests (elastic.rs, contract.rs).
+    settings.search_backend = arrears::config::SearchBackend::Embedded;
     settings
 }
 

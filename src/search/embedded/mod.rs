@@ -7,7 +7,7 @@
 mod collection;
 mod collector;
 mod payments;
-mod query;
+pub(crate) mod query;
 pub mod schema;
 
 use std::collections::HashMap;

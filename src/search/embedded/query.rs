@@ -64,7 +64,7 @@ fn bucket(fields: &Fields, bucket: Bucket, today: i64) -> Box<dyn Query> {
 
 /// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
 /// Numbers (house numbers, postal codes, phone fragments) never match approximately.
-pub(super) fn fuzziness(word: &str) -> u8 {
+pub(crate) fn fuzziness(word: &str) -> u8 {
     if word.chars().any(|c| c.is_ascii_digit()) {
         return 0;
     }

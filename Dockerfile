@@ -1,0 +1,26 @@
+# Multi-stage build: compile with the Rust toolchain, run on a slim Debian as a
+# non-root user. Migrations and index templates are compiled into the binary.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src src
+COPY migrations migrations
+COPY index-templates index-templates
+COPY benches benches
+RUN cargo build --release --locked --bin arrears
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --user-group --create-home --home-dir /var/lib/arrears arrears
+COPY --from=build /src/target/release/arrears /usr/local/bin/arrears
+USER arrears
+WORKDIR /var/lib/arrears
+ENV BIND=0.0.0.0:8080 \
+    DATA_DIR=/var/lib/arrears/data \
+    LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --retries=12 CMD curl -fsS http://127.0.0.1:8080/health/ready >/dev/null || exit 1
+ENTRYPOINT ["arrears"]
+CMD ["serve"]

@@ -1,0 +1,488 @@
+//! The query AST as Elasticsearch query DSL. The semantics follow the embedded backend
+//! (`embedded/query.rs`) clause for clause, so both answer the contract suite alike.
+
+use chrono::NaiveDate;
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use super::source::EXCLUDED;
+use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::search::{
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
+    bucket_days,
+};
+use crate::search::embedded::query::fuzziness;
+use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, folded_tokens, money_units};
+
+/// Terms facets return at most this many values.
+pub const FACET_SIZE: usize = 1000;
+/// Page size of id and version scans.
+pub const SCAN_PAGE: usize = 10_000;
+
+fn term(field: &str, value: impl Into<Value>) -> Value {
+    json!({ "term": { field: value.into() } })
+}
+
+fn boosted_term(field: &str, value: &str, boost: f32) -> Value {
+    json!({ "term": { field: { "value": value, "boost": boost } } })
+}
+
+fn terms(field: &str, values: impl IntoIterator<Item = impl Into<Value>>) -> Value {
+    json!({ "terms": { field: values.into_iter().map(Into::into).collect::<Vec<Value>>() } })
+}
+
+fn exists(field: &str) -> Value {
+    json!({ "exists": { "field": field } })
+}
+
+fn not(query: Value) -> Value {
+    json!({ "bool": { "must_not": [query] } })
+}
+
+fn any_of(queries: Vec<Value>) -> Value {
+    json!({ "bool": { "should": queries, "minimum_should_match": 1 } })
+}
+
+/// A range with the bounds given; `None` when it has none.
+fn range(field: &str, bounds: &[(&str, Option<Value>)]) -> Option<Value> {
+    let limits: Map<String, Value> = bounds
+        .iter()
+        .filter_map(|(op, v)| v.clone().map(|v| ((*op).to_owned(), v)))
+        .collect();
+    (!limits.is_empty()).then(|| json!({ "range": { field: limits } }))
+}
+
+fn not_tombstone() -> Value {
+    term("tombstone", true)
+}
+
+/// Where full text looks: word fields (with their edge n-gram subfield, if any),
+/// identifier fields (lowercased keywords), and optionally phone digits.
+struct TextFields<'a> {
+    words: &'a [(&'a str, Option<&'a str>)],
+    idents: &'a [&'a str],
+    phone_digits: Option<&'a str>,
+}
+
+const ACCOUNT_TEXT: TextFields<'static> = TextFields {
+    words: &[("debtor_name", Some("debtor_name.prefix")), ("derived.address", None)],
+    idents: &["account_number.lower", "email.lower", "external_ref.lower"],
+    phone_digits: Some("derived.phone_digits"),
+};
+
+const PAYMENT_TEXT: TextFields<'static> = TextFields {
+    words: &[("debtor_name", Some("debtor_name.prefix"))],
+    idents: &["account_number.lower", "reference.lower"],
+    phone_digits: None,
+};
+
+/// Every word must match a word field exactly, as a prefix, or within the typo
+/// budget; or the whole text matches an identifier (exactly or as a prefix) or a phone.
+fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
+    let mut alternatives = Vec::new();
+    let words = folded_tokens(text);
+    if !words.is_empty() {
+        let per_word: Vec<Value> = words
+            .iter()
+            .map(|word| {
+                let mut options = Vec::new();
+                for (field, edge) in fields.words {
+                    options.push(boosted_term(field, word, 3.0));
+                    options.push(match edge {
+                        Some(edge) => boosted_term(edge, word, 1.5),
+                        None => json!({ "prefix": { *field: { "value": word, "boost": 1.5 } } }),
+                    });
+                    let distance = fuzziness(word);
+                    if distance > 0 {
+                        options.push(json!({
+                            "fuzzy": { *field: { "value": word, "fuzziness": distance, "transpositions": true } }
+                        }));
+                    }
+                }
+                any_of(options)
+            })
+            .collect();
+        alternatives.push(json!({ "bool": { "must": per_word } }));
+    }
+    let whole = text.trim().to_lowercase();
+    if !whole.is_empty() {
+        for field in fields.idents {
+            alternatives.push(boosted_term(field, &whole, 5.0));
+        }
+        if whole.chars().count() <= EDGE_MAX {
+            for field in fields.idents {
+                alternatives.push(json!({ "prefix": { *field: { "value": whole, "boost": 2.0 } } }));
+            }
+        }
+    }
+    let phone = digits(text);
+    if let Some(field) = fields.phone_digits
+        && (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len())
+    {
+        alternatives.push(boosted_term(field, &phone, 2.0));
+    }
+    (!alternatives.is_empty()).then(|| any_of(alternatives))
+}
+
+fn agent_filter(agent: Option<AgentFilter>) -> Option<Value> {
+    match agent {
+        Some(AgentFilter::Agent(id)) => Some(term("assigned_agent_id", id.hyphenated().to_string())),
+        Some(AgentFilter::Unassigned) => Some(not(exists("assigned_agent_id"))),
+        None => None,
+    }
+}
+
+fn resolved() -> Value {
+    terms(
+        "status",
+        AccountStatus::ALL.into_iter().filter(|s| s.is_resolved()).map(|s| s.as_str()),
+    )
+}
+
+/// A bucket as a date-math range on the due date, anchored to the query's day.
+fn bucket(bucket: Bucket, today: NaiveDate) -> Value {
+    let days_before = |days: i64| json!(format!("{today}||-{days}d"));
+    let overdue = || {
+        json!({ "bool": {
+            "filter": [{ "range": { "due_date": { "lte": days_before(1) } } }],
+            "must_not": [resolved()]
+        } })
+    };
+    match bucket_days(bucket) {
+        (_, Some(0)) => not(overdue()),
+        (min, max) => {
+            let mut limits = Map::new();
+            if let Some(max) = max {
+                limits.insert("gte".into(), days_before(max));
+            }
+            limits.insert("lte".into(), days_before(min));
+            json!({ "bool": { "filter": [{ "range": { "due_date": limits } }], "must_not": [resolved()] } })
+        }
+    }
+}
+
+/// Filters of an account query (everything but the text).
+fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
+    let mut filter = Vec::new();
+    let mut must_not = vec![not_tombstone()];
+    if !query.include_deleted {
+        must_not.push(exists("deleted_at"));
+    }
+    if !query.statuses.is_empty() {
+        filter.push(terms("status", query.statuses.iter().map(|s| s.as_str())));
+    }
+    filter.extend(agent_filter(query.agent));
+    if !query.tags.is_empty() {
+        filter.push(terms("tags", query.tags.iter().map(String::as_str)));
+    }
+    filter.extend(range(
+        "derived.balance_units",
+        &[
+            ("gte", query.min_balance.map(|v| json!(money_units(v)))),
+            ("lte", query.max_balance.map(|v| json!(money_units(v)))),
+        ],
+    ));
+    filter.extend(range(
+        "due_date",
+        &[
+            ("gte", query.due_from.map(|d| json!(d.to_string()))),
+            ("lte", query.due_to.map(|d| json!(d.to_string()))),
+        ],
+    ));
+    filter.extend(range(
+        "derived.next_action_micros",
+        &[
+            ("gt", query.next_action_after.map(|t| json!(t.timestamp_micros()))),
+            ("lt", query.next_action_before.map(|t| json!(t.timestamp_micros()))),
+        ],
+    ));
+    if !query.buckets.is_empty() {
+        filter.push(any_of(query.buckets.iter().map(|b| bucket(*b, query.today)).collect()));
+    }
+    for (field, wanted) in [
+        ("do_not_call", query.do_not_call),
+        ("do_not_email", query.do_not_email),
+        ("cease_communication", query.cease_communication),
+    ] {
+        if let Some(value) = wanted {
+            filter.push(term(field, value));
+        }
+    }
+    match query.has_open_promise {
+        Some(true) => filter.push(exists("summary.open_promise.id")),
+        Some(false) => must_not.push(exists("summary.open_promise.id")),
+        None => {}
+    }
+    (filter, must_not)
+}
+
+fn bool_query(text: Option<Value>, filter: Vec<Value>, must_not: Vec<Value>) -> Value {
+    let mut query = Map::new();
+    if let Some(text) = text {
+        query.insert("must".into(), json!([text]));
+    }
+    query.insert("filter".into(), Value::Array(filter));
+    query.insert("must_not".into(), Value::Array(must_not));
+    json!({ "bool": query })
+}
+
+pub fn account_query(query: &AccountQuery) -> Value {
+    let (filter, must_not) = account_filters(query);
+    bool_query(query.text.as_deref().and_then(|t| text_query(&ACCOUNT_TEXT, t)), filter, must_not)
+}
+
+pub fn payment_query(query: &PaymentQuery) -> Value {
+    let mut filter = Vec::new();
+    if !query.statuses.is_empty() {
+        filter.push(terms("status", query.statuses.iter().map(|s| s.as_str())));
+    }
+    if !query.methods.is_empty() {
+        filter.push(terms("method", query.methods.iter().map(|m| m.as_str())));
+    }
+    filter.extend(range(
+        "derived.amount_units",
+        &[
+            ("gte", query.min_amount.map(|v| json!(money_units(v)))),
+            ("lte", query.max_amount.map(|v| json!(money_units(v)))),
+        ],
+    ));
+    filter.extend(range(
+        "derived.received_micros",
+        &[
+            ("gte", query.from.map(|t| json!(t.timestamp_micros()))),
+            ("lt", query.to.map(|t| json!(t.timestamp_micros()))),
+        ],
+    ));
+    if let Some(account) = query.account_id {
+        filter.push(term("account_id", account.hyphenated().to_string()));
+    }
+    filter.extend(agent_filter(query.agent));
+    bool_query(
+        query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t)),
+        filter,
+        vec![not_tombstone()],
+    )
+}
+
+/// How hits are ordered: by score or by long columns, then by id. Missing values
+/// sort last in both directions, as in the embedded backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Order {
+    Score,
+    Column(&'static str, bool),
+    /// The name key, split over two long columns.
+    Name(bool),
+}
+
+impl Order {
+    pub fn of_accounts(query: &AccountQuery) -> Self {
+        let desc = query.sort.descending;
+        match query.sort.field {
+            SortField::Relevance => Order::Score,
+            SortField::Balance => Order::Column("derived.balance_units", desc),
+            SortField::DueDate => Order::Column("derived.due_days", desc),
+            SortField::NextAction => Order::Column("derived.next_action_micros", desc),
+            SortField::Updated => Order::Column("derived.updated_micros", desc),
+            SortField::Name => Order::Name(desc),
+        }
+    }
+
+    pub fn of_payments(query: &PaymentQuery) -> Self {
+        let desc = query.sort.descending;
+        match query.sort.field {
+            PaymentSortField::Relevance => Order::Score,
+            PaymentSortField::ReceivedAt => Order::Column("derived.received_micros", desc),
+            PaymentSortField::Amount => Order::Column("derived.amount_units", desc),
+            PaymentSortField::Updated => Order::Column("derived.updated_micros", desc),
+        }
+    }
+
+    fn descending(self) -> bool {
+        match self {
+            Order::Score => true,
+            Order::Column(_, d) | Order::Name(d) => d,
+        }
+    }
+
+    /// The value Elasticsearch puts in a hit's sort array for a missing long when
+    /// missing values go last.
+    fn missing(self) -> i64 {
+        if self.descending() { i64::MIN } else { i64::MAX }
+    }
+
+    pub fn sort(self) -> Value {
+        let dir = |d: bool| if d { "desc" } else { "asc" };
+        let column = |field: &str, d: bool| json!({ field: { "order": dir(d), "missing": "_last" } });
+        let mut sort = match self {
+            Order::Score => vec![json!({ "_score": { "order": "desc" } })],
+            Order::Column(field, d) => vec![column(field, d)],
+            Order::Name(d) => vec![column("derived.name_hi", d), column("derived.name_lo", d)],
+        };
+        sort.push(json!({ "id": { "order": "asc" } }));
+        Value::Array(sort)
+    }
+
+    pub fn search_after(self, after: &After) -> Value {
+        let id = json!(after.id.hyphenated().to_string());
+        match (self, after.key) {
+            (Order::Name(_), SortKey::Int(v)) => {
+                let hi = (v >> 64) as i64;
+                let lo = (v - (i128::from(hi) << 64)) as i64;
+                json!([hi, lo, id])
+            }
+            (Order::Name(_), _) => json!([self.missing(), self.missing(), id]),
+            (_, SortKey::Score(s)) => json!([s, id]),
+            (_, SortKey::Int(v)) => json!([v as i64, id]),
+            (_, SortKey::Missing) => json!([self.missing(), id]),
+        }
+    }
+
+    /// The sort key of a hit, from its sort array.
+    pub fn key(self, sort: &[Value]) -> SortKey {
+        let long = |i: usize| sort.get(i).and_then(Value::as_i64);
+        match self {
+            Order::Score => SortKey::Score(sort.first().and_then(Value::as_f64).unwrap_or(0.0) as f32),
+            Order::Column(..) => match long(0) {
+                Some(v) if v != self.missing() => SortKey::Int(i128::from(v)),
+                _ => SortKey::Missing,
+            },
+            Order::Name(_) => match (long(0), long(1)) {
+                (Some(hi), Some(lo)) if hi != self.missing() => SortKey::Int((i128::from(hi) << 64) + i128::from(lo)),
+                _ => SortKey::Missing,
+            },
+        }
+    }
+}
+
+fn sum_units(field: &str) -> Value {
+    json!({ "units": { "sum": { "field": field } } })
+}
+
+fn terms_agg(field: &str, size: usize, sum: Option<&str>) -> Value {
+    let mut agg = json!({ "terms": { "field": field, "size": size } });
+    if let Some(sum) = sum {
+        agg["aggs"] = sum_units(sum);
+    }
+    agg
+}
+
+pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> {
+    facets
+        .iter()
+        .map(|facet| {
+            let agg = match facet {
+                Facet::Status => terms_agg("status", FACET_SIZE, Some("derived.balance_units")),
+                Facet::Bucket => {
+                    let filters: Map<String, Value> = ALL_BUCKETS.iter().map(|b| (b.as_str().to_owned(), bucket(*b, today))).collect();
+                    json!({ "filters": { "filters": filters } })
+                }
+                Facet::AssignedAgent => {
+                    let mut agg = terms_agg("assigned_agent_id", FACET_SIZE, None);
+                    agg["terms"]["missing"] = json!("unassigned");
+                    agg
+                }
+                Facet::Tags => terms_agg("tags", FACET_SIZE, None),
+            };
+            (facet.name().to_owned(), agg)
+        })
+        .collect()
+}
+
+pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
+    facets
+        .iter()
+        .map(|facet| {
+            let field = match facet {
+                PaymentFacet::Status => "status",
+                PaymentFacet::Method => "method",
+            };
+            (facet.name().to_owned(), terms_agg(field, FACET_SIZE, Some("derived.amount_units")))
+        })
+        .collect()
+}
+
+/// A page of hits: one more than asked for, so the caller knows whether more follow.
+pub fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
+    let mut body = json!({
+        "query": query,
+        "size": page_size + 1,
+        "sort": order.sort(),
+        "track_total_hits": true,
+        "_source": { "excludes": EXCLUDED },
+    });
+    if let Some(after) = after {
+        body["search_after"] = order.search_after(after);
+    }
+    if !aggs.is_empty() {
+        body["aggs"] = Value::Object(aggs);
+    }
+    body
+}
+
+/// One page of a scan in id order: ids and versions only.
+pub fn scan_body(query: Value, after: Option<Uuid>, size: usize) -> Value {
+    let mut body = json!({
+        "query": query,
+        "size": size,
+        "sort": [{ "id": { "order": "asc" } }],
+        "_source": false,
+        "version": true,
+        "track_total_hits": false,
+    });
+    if let Some(after) = after {
+        body["search_after"] = json!([after.hyphenated().to_string()]);
+    }
+    body
+}
+
+/// Live documents (tombstones excluded).
+pub fn live_documents() -> Value {
+    json!({ "bool": { "must_not": [not_tombstone()] } })
+}
+
+/// Payment statistics for every currency in one request: completed payments in the
+/// day, week and month windows and per local day, and every payment of the range by
+/// status and method. Sums are over exact money units.
+pub fn stats_body(query: &StatsQuery) -> Value {
+    let micros = |t: chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    let within = |(from, to): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)| json!({ "range": { "derived.received_micros": { "gte": micros(from), "lt": micros(to) } } });
+    let (from, to) = query.span();
+    let starts = &query.day_starts;
+    let mut completed = json!({
+        "today": { "filter": within(query.today), "aggs": sum_units("derived.amount_units") },
+        "this_week": { "filter": within(query.this_week), "aggs": sum_units("derived.amount_units") },
+        "this_month": { "filter": within(query.this_month), "aggs": sum_units("derived.amount_units") },
+    });
+    let mut per_currency = json!({
+        "completed": { "filter": term("status", "completed"), "aggs": {} },
+    });
+    if starts.len() > 1 {
+        let ranges: Vec<Value> = starts
+            .windows(2)
+            .map(|w| json!({ "from": micros(w[0]), "to": micros(w[1]) }))
+            .collect();
+        completed["series"] = json!({
+            "range": { "field": "derived.received_micros", "keyed": false, "ranges": ranges },
+            "aggs": sum_units("derived.amount_units"),
+        });
+        per_currency["in_range"] = json!({
+            "filter": within((starts[0], starts[starts.len() - 1])),
+            "aggs": {
+                "by_status": terms_agg("status", FACET_SIZE, Some("derived.amount_units")),
+                "by_method": terms_agg("method", FACET_SIZE, Some("derived.amount_units")),
+            }
+        });
+    }
+    per_currency["completed"]["aggs"] = completed;
+    json!({
+        "size": 0,
+        "track_total_hits": false,
+        "query": { "bool": { "filter": [within((from, to))], "must_not": [not_tombstone()] } },
+        "aggs": {
+            "currencies": {
+                "terms": { "field": "currency", "size": FACET_SIZE },
+                "aggs": per_currency,
+            }
+        }
+    })
+}

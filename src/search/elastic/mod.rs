@@ -1,0 +1,555 @@
+//! The Elasticsearch 8 backend. Any number of processes may read and write it: the
+//! state a rebuild needs (which generation is read, which ones are written) lives in
+//! the cluster's aliases, not in a process.
+
+pub mod bulk;
+pub mod client;
+pub mod dsl;
+pub mod source;
+pub mod templates;
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use self::bulk::{Item, Outcome, Retry};
+use self::client::{Client, ClientConfig, EsError, Request};
+use self::dsl::Order;
+use self::templates::{Names, write_alias};
+use super::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, SearchIndex, SearchPage, Tally};
+use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
+use crate::error::{Code, Error, Result};
+use crate::store;
+
+#[derive(Clone, Debug)]
+pub struct ElasticConfig {
+    pub client: ClientConfig,
+    /// Index, alias and template names start with it.
+    pub prefix: String,
+    /// Replicas of every generation once built (0 on a single node).
+    pub replicas: u32,
+    /// Keep the previous generation after a rebuild's alias swap (for a rollback).
+    pub keep_old: bool,
+}
+
+pub struct ElasticIndex {
+    client: Client,
+    names: Names,
+    replicas: u32,
+    keep_old: bool,
+    retry: Retry,
+    identity: String,
+    /// Where refused documents are kept.
+    pool: PgPool,
+}
+
+fn units_to_decimal(units: f64) -> Decimal {
+    Decimal::from_i128_with_scale(units.round() as i128, 4)
+}
+
+fn sum_of(bucket: &Value) -> f64 {
+    bucket.pointer("/units/value").and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn count_of(bucket: &Value) -> u64 {
+    bucket.get("doc_count").and_then(Value::as_u64).unwrap_or(0)
+}
+
+fn buckets(agg: Option<&Value>) -> Vec<Value> {
+    agg.and_then(|a| a.get("buckets"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Terms buckets as facet values, most frequent first (then by value).
+fn term_values(agg: Option<&Value>, with_sum: bool, normalize: bool) -> Vec<FacetValue> {
+    let mut values: Vec<FacetValue> = buckets(agg)
+        .iter()
+        .map(|b| {
+            let value = match b.get("key") {
+                Some(Value::String(s)) => s.clone(),
+                Some(other) => other.to_string(),
+                None => String::new(),
+            };
+            let sum = units_to_decimal(sum_of(b));
+            FacetValue {
+                value,
+                count: count_of(b),
+                sum: with_sum.then(|| if normalize { sum.normalize() } else { sum }),
+            }
+        })
+        .collect();
+    values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    values
+}
+
+fn tally(agg: Option<&Value>) -> Tally {
+    agg.map_or_else(Tally::default, |a| Tally {
+        count: count_of(a),
+        amount: units_to_decimal(sum_of(a)),
+    })
+}
+
+fn bad_response(what: &str, err: impl std::fmt::Display) -> Error {
+    Error::Internal(anyhow::anyhow!("unexpected elasticsearch {what} response: {err}"))
+}
+
+/// A search response's hits as documents, with the cursor after the page.
+fn page_of<D: serde::de::DeserializeOwned>(
+    response: &Value,
+    order: Order,
+    page_size: usize,
+    id_of: impl Fn(&D) -> Uuid,
+) -> Result<(Vec<Hit<D>>, Option<After>, u64)> {
+    let raw = response
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let total = response.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+    let more = raw.len() > page_size;
+    let mut hits = Vec::with_capacity(page_size);
+    let mut next = None;
+    for hit in raw.into_iter().take(page_size) {
+        let doc: D = serde_json::from_value(hit.get("_source").cloned().unwrap_or(Value::Null)).map_err(|e| bad_response("search", e))?;
+        let sort = hit.get("sort").and_then(Value::as_array).cloned().unwrap_or_default();
+        let key = order.key(&sort);
+        let score = (order == Order::Score).then(|| hit.get("_score").and_then(Value::as_f64).unwrap_or(0.0) as f32);
+        next = Some(After { key, id: id_of(&doc) });
+        hits.push(Hit { doc, score });
+    }
+    Ok((hits, if more { next } else { None }, total))
+}
+
+impl ElasticIndex {
+    /// A backend for the cluster in `config`; nothing is sent until [`Self::prepare`].
+    pub fn new(config: &ElasticConfig, pool: PgPool) -> anyhow::Result<Self> {
+        let url = &config.client.url;
+        let identity = format!(
+            "elasticsearch:{}://{}:{}{}#{}",
+            url.scheme(),
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or_default(),
+            url.path().trim_end_matches('/'),
+            config.prefix
+        );
+        Ok(Self {
+            client: Client::new(&config.client)?,
+            names: Names::new(config.prefix.clone()),
+            replicas: config.replicas,
+            keep_old: config.keep_old,
+            retry: Retry::default(),
+            identity,
+            pool,
+        })
+    }
+
+    /// Replaces the bulk retry policy (tests use short delays).
+    pub fn with_retry(mut self, retry: Retry) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    async fn send_ok(&self, request: &Request) -> Result<Value, EsError> {
+        self.client.send(request).await?.success()
+    }
+
+    /// Applies the templates and creates the first generation of every entity that has
+    /// none. Returns the entities whose index was created now (a backfill is due).
+    pub async fn prepare(&self) -> anyhow::Result<Vec<Entity>> {
+        for request in templates::apply_requests(&self.names, self.replicas) {
+            self.send_ok(&request)
+                .await
+                .with_context(|| format!("applying the template {}", request.path))?;
+        }
+        let mut fresh = Vec::new();
+        for entity in Entity::ALL {
+            if !self.aliased(&self.names.read_alias(entity)).await?.is_empty() {
+                continue;
+            }
+            let next = self.next_generation(entity).await?;
+            let request = templates::create_generation(&self.names, entity, &next, true);
+            let reply = self.client.send(&request).await?;
+            match reply.status {
+                200..=299 => fresh.push(entity),
+                // Another process created it first.
+                400 if client::error_type(&reply.body) == "resource_already_exists_exception" => {}
+                _ => return Err(reply.success().err().map_or_else(|| anyhow::anyhow!("creating {next}"), Into::into)),
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Indices an alias points to (none when it does not exist).
+    async fn aliased(&self, alias: &str) -> Result<Vec<String>, EsError> {
+        let reply = self.client.send(&Request::get(format!("/_alias/{alias}"))).await?;
+        if reply.status == 404 {
+            return Ok(Vec::new());
+        }
+        let body = reply.success()?;
+        let mut indices: Vec<String> = body.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        indices.sort();
+        Ok(indices)
+    }
+
+    /// The name of the generation after the highest that exists.
+    async fn next_generation(&self, entity: Entity) -> Result<String, EsError> {
+        let body = self
+            .send_ok(&Request::get(format!("/{}/_alias", self.names.pattern(entity))))
+            .await?;
+        let highest = body
+            .as_object()
+            .into_iter()
+            .flat_map(|o| o.keys())
+            .filter_map(|index| self.names.generation_number(entity, index))
+            .max()
+            .unwrap_or(0);
+        Ok(self.names.generation(entity, highest + 1))
+    }
+
+    async fn search_json(&self, entity: Entity, body: Value) -> Result<Value> {
+        let path = format!("/{}/_search", self.names.read_alias(entity));
+        let response = self.send_ok(&Request::post(path, body)).await?;
+        let failed = response.pointer("/_shards/failed").and_then(Value::as_u64).unwrap_or(0);
+        if failed > 0 {
+            let total = response.pointer("/_shards/total").and_then(Value::as_u64).unwrap_or(0);
+            let reason = response
+                .pointer("/_shards/failures/0/reason/reason")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
+            tracing::error!(failed, total, reason, "elasticsearch search had failed shards");
+            return Err(Error::new(
+                Code::ServiceUnavailable,
+                format!(
+                    "the search index answered from only {} of {total} shards; results would be incomplete",
+                    total - failed
+                ),
+            )
+            .with_retry_after(std::time::Duration::from_secs(1)));
+        }
+        Ok(response)
+    }
+
+    /// Writes `ops` to `targets` and reports each operation once: applied when any
+    /// target took it, rejected when any refused it for good, stale otherwise.
+    async fn write(&self, targets: &[String], ops: &[IndexOp]) -> Result<ApplyReport> {
+        let mut items = Vec::with_capacity(ops.len() * targets.len());
+        for op in ops {
+            let source = source::of(op).map_err(|e| Error::Internal(e.into()))?;
+            for target in targets {
+                items.push(Item {
+                    target: write_alias(target),
+                    entity: op.entity.as_str(),
+                    id: op.id,
+                    version: op.version,
+                    source: source.clone(),
+                });
+            }
+        }
+        let outcomes = bulk::write(&self.client, &items, self.retry).await?;
+        let letters = bulk::dead_letters(&items, &outcomes);
+        if !letters.is_empty() {
+            tracing::error!(count = letters.len(), first = %letters[0].reason, "elasticsearch refused documents; kept in search_dead_letters");
+            store::dead_letters::insert(&self.pool, &letters).await?;
+        }
+        let mut report = ApplyReport::default();
+        for per_op in outcomes.chunks(targets.len().max(1)) {
+            if per_op.iter().any(|o| matches!(o, Outcome::Dead { .. })) {
+                report.rejected += 1;
+            } else if per_op.contains(&Outcome::Applied) {
+                report.applied += 1;
+            } else {
+                report.stale += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Every id (and version) a query matches, in id order, page by page.
+    async fn scan(&self, entity: Entity, query: Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        while out.len() < limit {
+            let size = dsl::SCAN_PAGE.min(limit - out.len());
+            let response = self.search_json(entity, dsl::scan_body(query.clone(), after, size)).await?;
+            let hits = response
+                .pointer("/hits/hits")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for hit in &hits {
+                let id = hit
+                    .get("_id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    .ok_or_else(|| bad_response("scan", "a hit without a uuid _id"))?;
+                let version = hit.get("_version").and_then(Value::as_i64).unwrap_or(0);
+                out.push((id, version));
+                after = Some(id);
+            }
+            if hits.len() < size {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl SearchIndex for ElasticIndex {
+    fn identity(&self) -> String {
+        self.identity.clone()
+    }
+
+    fn apply(&self, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>> {
+        async move {
+            let mut report = ApplyReport::default();
+            for entity in Entity::ALL {
+                let of_entity: Vec<IndexOp> = ops.iter().filter(|op| op.entity == entity).cloned().collect();
+                if of_entity.is_empty() {
+                    continue;
+                }
+                // Resolved per batch, after the documents were read from SQL: a rebuild
+                // registered later backfills from SQL that is at least this new.
+                let targets = self.aliased(&self.names.targets_alias(entity)).await?;
+                if targets.is_empty() {
+                    return Err(Error::Internal(anyhow::anyhow!(
+                        "no {} index to write to: the alias {} is missing",
+                        entity.plural(),
+                        self.names.targets_alias(entity)
+                    )));
+                }
+                report += self.write(&targets, &of_entity).await?;
+                // Searchable now, as the embedded backend's commit makes it: batches
+                // are already gathered, so one refresh covers many changes.
+                self.send_ok(&Request::post(format!("/{}/_refresh", self.names.targets_alias(entity)), json!({})))
+                    .await?;
+            }
+            Ok(report)
+        }
+        .boxed()
+    }
+
+    fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>> {
+        async move {
+            let order = Order::of_accounts(&query);
+            let body = dsl::search_body(
+                dsl::account_query(&query),
+                order,
+                query.page_size,
+                query.after.as_ref(),
+                dsl::account_facets(&query.facets, query.today),
+            );
+            let response = self.search_json(Entity::Account, body).await?;
+            let (hits, next, total) = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
+            let aggs = response.get("aggregations");
+            let facets = query
+                .facets
+                .iter()
+                .map(|facet| {
+                    let agg = aggs.and_then(|a| a.get(facet.name()));
+                    let values = match facet {
+                        crate::domain::search::Facet::Bucket => ALL_BUCKETS
+                            .iter()
+                            .map(|b| FacetValue {
+                                value: b.as_str().to_owned(),
+                                count: agg.and_then(|a| a.pointer(&format!("/buckets/{}", b.as_str()))).map_or(0, count_of),
+                                sum: None,
+                            })
+                            .collect(),
+                        crate::domain::search::Facet::Status => term_values(agg, true, true),
+                        _ => term_values(agg, false, true),
+                    };
+                    (facet.name(), values)
+                })
+                .collect();
+            Ok(SearchPage { hits, total, next, facets })
+        }
+        .boxed()
+    }
+
+    fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
+        async move {
+            let found = self.scan(Entity::Account, dsl::account_query(&query), limit).await?;
+            Ok(found.into_iter().map(|(id, _)| id).collect())
+        }
+        .boxed()
+    }
+
+    fn payment_ids(&self, query: PaymentQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
+        async move {
+            let found = self.scan(Entity::Payment, dsl::payment_query(&query), limit).await?;
+            Ok(found.into_iter().map(|(id, _)| id).collect())
+        }
+        .boxed()
+    }
+
+    fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
+        async move {
+            let order = Order::of_payments(&query);
+            let body = dsl::search_body(
+                dsl::payment_query(&query),
+                order,
+                query.page_size,
+                query.after.as_ref(),
+                dsl::payment_facets(&query.facets),
+            );
+            let response = self.search_json(Entity::Payment, body).await?;
+            let (hits, next, total) = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
+            let aggs = response.get("aggregations");
+            let facets = query
+                .facets
+                .iter()
+                .map(|facet| (facet.name(), term_values(aggs.and_then(|a| a.get(facet.name())), true, true)))
+                .collect();
+            Ok(SearchPage { hits, total, next, facets })
+        }
+        .boxed()
+    }
+
+    fn payment_stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Vec<CurrencyStats>>> {
+        async move {
+            let response = self.search_json(Entity::Payment, dsl::stats_body(&query)).await?;
+            let days = query.day_starts.len().saturating_sub(1);
+            let mut out: Vec<CurrencyStats> = buckets(response.pointer("/aggregations/currencies"))
+                .iter()
+                .map(|currency| {
+                    let completed = currency.get("completed");
+                    let window = |name: &str| tally(completed.and_then(|c| c.get(name)));
+                    let mut series: Vec<Tally> = buckets(completed.and_then(|c| c.get("series")))
+                        .iter()
+                        .map(|b| tally(Some(b)))
+                        .collect();
+                    series.resize(days, Tally::default());
+                    let in_range = currency.get("in_range");
+                    CurrencyStats {
+                        currency: currency.get("key").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                        today: window("today"),
+                        this_week: window("this_week"),
+                        this_month: window("this_month"),
+                        series,
+                        by_status: term_values(in_range.and_then(|r| r.get("by_status")), true, false),
+                        by_method: term_values(in_range.and_then(|r| r.get("by_method")), true, false),
+                    }
+                })
+                .collect();
+            out.sort_by(|a, b| a.currency.cmp(&b.currency));
+            Ok(out)
+        }
+        .boxed()
+    }
+
+    fn version_of(&self, entity: Entity, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>> {
+        async move {
+            let path = format!("/{}/_doc/{}?_source=false", self.names.read_alias(entity), id.hyphenated());
+            let reply = self.client.send(&Request::get(path)).await?;
+            if reply.status == 404 {
+                return Ok(None);
+            }
+            let body = reply.success()?;
+            Ok(body.get("_version").and_then(Value::as_i64))
+        }
+        .boxed()
+    }
+
+    fn versions(&self, entity: Entity) -> BoxFuture<'_, Result<HashMap<Uuid, i64>>> {
+        async move {
+            let found = self.scan(entity, dsl::live_documents(), usize::MAX).await?;
+            Ok(found.into_iter().collect())
+        }
+        .boxed()
+    }
+
+    fn begin_rebuild(&self, entity: Entity) -> BoxFuture<'_, Result<String>> {
+        async move {
+            let generation = self.next_generation(entity).await?;
+            self.send_ok(&templates::create_generation(&self.names, entity, &generation, false))
+                .await?;
+            Ok(generation)
+        }
+        .boxed()
+    }
+
+    fn apply_to(&self, entity: Entity, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>> {
+        async move {
+            if let Some(op) = ops.iter().find(|op| op.entity != entity) {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "a {} document in a {} backfill",
+                    op.entity.as_str(),
+                    entity.as_str()
+                )));
+            }
+            self.write(&[generation], &ops).await
+        }
+        .boxed()
+    }
+
+    fn count(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<u64>> {
+        async move {
+            if self.names.entity_of(&generation) != Some(entity) {
+                return Err(Error::Internal(anyhow::anyhow!("{generation} is not a {} index", entity.plural())));
+            }
+            self.send_ok(&Request::post(format!("/{generation}/_refresh"), json!({}))).await?;
+            let body = self
+                .send_ok(&Request::post(
+                    format!("/{generation}/_count"),
+                    json!({ "query": dsl::live_documents() }),
+                ))
+                .await?;
+            body.get("count")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| bad_response("count", "no count"))
+        }
+        .boxed()
+    }
+
+    fn promote(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let old = self.aliased(&self.names.read_alias(entity)).await?;
+            let targets = self.aliased(&self.names.targets_alias(entity)).await?;
+            if old.contains(&generation) || !targets.contains(&generation) {
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!("{generation} is not a {} rebuild in progress", entity.plural()),
+                ));
+            }
+            self.send_ok(&templates::restore_settings(&generation, self.replicas)).await?;
+            self.send_ok(&Request::post(format!("/{generation}/_refresh"), json!({}))).await?;
+            self.send_ok(&templates::swap_aliases(&self.names, entity, &generation, &old))
+                .await?;
+            tracing::info!(generation = %generation, old = ?old, keep_old = self.keep_old, "alias swapped");
+            if !self.keep_old {
+                for index in old {
+                    let reply = self.client.send(&Request::delete(format!("/{index}"))).await?;
+                    if reply.status != 404 {
+                        reply.success()?;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn abandon(&self, _entity: Entity, generation: String) -> BoxFuture<'_, Result<()>> {
+        async move {
+            let reply = self.client.send(&Request::delete(format!("/{generation}"))).await?;
+            if reply.status != 404 {
+                reply.success()?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,140 @@
+//! Index names and the templates in `index-templates/`, applied idempotently.
+//!
+//! Every entity has generations `{prefix}-{entity}-g{n}`. Reads go through the alias
+//! `{prefix}-{entity}`; the alias `{prefix}-{entity}-targets` names every generation the
+//! sync worker writes to (the live one and, during a rebuild, the new one). Writes go
+//! through each generation's own alias `{generation}-write` with `require_alias`, so a
+//! write racing the deletion of an old generation fails instead of re-creating it.
+
+use serde_json::{Value, json};
+
+use super::client::Request;
+use crate::search::document::Entity;
+
+pub const ANALYSIS: &str = include_str!("../../../index-templates/component-analysis.json");
+pub const SETTINGS: &str = include_str!("../../../index-templates/component-settings.json");
+pub const ACCOUNTS: &str = include_str!("../../../index-templates/accounts.json");
+pub const PAYMENTS: &str = include_str!("../../../index-templates/payments.json");
+
+/// What the template sets and a rebuild restores after its backfill.
+pub const REFRESH_INTERVAL: &str = "1s";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn read_alias(&self, entity: Entity) -> String {
+        format!("{}-{}", self.prefix, entity.plural())
+    }
+
+    pub fn targets_alias(&self, entity: Entity) -> String {
+        format!("{}-{}-targets", self.prefix, entity.plural())
+    }
+
+    pub fn generation(&self, entity: Entity, n: u32) -> String {
+        format!("{}-{}-g{n}", self.prefix, entity.plural())
+    }
+
+    pub fn pattern(&self, entity: Entity) -> String {
+        format!("{}-{}-g*", self.prefix, entity.plural())
+    }
+
+    /// The generation number of an index name of this family.
+    pub fn generation_number(&self, entity: Entity, index: &str) -> Option<u32> {
+        index
+            .strip_prefix(&format!("{}-{}-g", self.prefix, entity.plural()))
+            .and_then(|n| n.parse().ok())
+    }
+
+    pub fn entity_of(&self, index: &str) -> Option<Entity> {
+        Entity::ALL.into_iter().find(|e| self.generation_number(*e, index).is_some())
+    }
+
+    fn component(&self, name: &str) -> String {
+        format!("{}-{name}", self.prefix)
+    }
+}
+
+pub fn write_alias(generation: &str) -> String {
+    format!("{generation}-write")
+}
+
+fn parse(text: &str) -> Value {
+    serde_json::from_str(text).expect("index-templates/*.json is valid JSON (checked by a test)")
+}
+
+/// The index template of an entity as shipped, with this deployment's names.
+pub fn index_template(names: &Names, entity: Entity) -> Value {
+    let mut template = parse(match entity {
+        Entity::Account => ACCOUNTS,
+        Entity::Payment => PAYMENTS,
+    });
+    template["index_patterns"] = json!([names.pattern(entity)]);
+    template["composed_of"] = json!([names.component("settings"), names.component("analysis")]);
+    template
+}
+
+/// The mappings a generation of `entity` gets.
+pub fn mappings(entity: Entity) -> Value {
+    index_template(&Names::new("arrears"), entity)["template"]["mappings"].clone()
+}
+
+/// Requests that install or update every template; PUT is idempotent.
+pub fn apply_requests(names: &Names, replicas: u32) -> Vec<Request> {
+    let mut settings = parse(SETTINGS);
+    settings["template"]["settings"]["index"]["number_of_replicas"] = json!(replicas);
+    vec![
+        Request::put(format!("/_component_template/{}", names.component("analysis")), parse(ANALYSIS)),
+        Request::put(format!("/_component_template/{}", names.component("settings")), settings),
+        Request::put(
+            format!("/_index_template/{}", names.read_alias(Entity::Account)),
+            index_template(names, Entity::Account),
+        ),
+        Request::put(
+            format!("/_index_template/{}", names.read_alias(Entity::Payment)),
+            index_template(names, Entity::Payment),
+        ),
+    ]
+}
+
+/// Creates a generation registered as a write target. The first generation is also
+/// what reads go to; a rebuild's generation backfills with refresh off and no replicas.
+pub fn create_generation(names: &Names, entity: Entity, generation: &str, first: bool) -> Request {
+    let mut aliases = serde_json::Map::new();
+    aliases.insert(write_alias(generation), json!({}));
+    aliases.insert(names.targets_alias(entity), json!({}));
+    let mut body = json!({});
+    if first {
+        aliases.insert(names.read_alias(entity), json!({}));
+    } else {
+        body["settings"] = json!({ "index": { "refresh_interval": "-1", "number_of_replicas": 0 } });
+    }
+    body["aliases"] = Value::Object(aliases);
+    Request::put(format!("/{generation}"), body)
+}
+
+/// Restores what a backfill turned off.
+pub fn restore_settings(generation: &str, replicas: u32) -> Request {
+    Request::put(
+        format!("/{generation}/_settings"),
+        json!({ "index": { "refresh_interval": REFRESH_INTERVAL, "number_of_replicas": replicas } }),
+    )
+}
+
+/// One atomic `_aliases` call: reads move to `generation`, the old generations stop
+/// being read and written.
+pub fn swap_aliases(names: &Names, entity: Entity, generation: &str, old: &[String]) -> Request {
+    let mut actions = vec![json!({ "add": { "index": generation, "alias": names.read_alias(entity) } })];
+    for index in old {
+        actions.push(json!({ "remove": { "index": index, "alias": names.read_alias(entity) } }));
+        actions.push(json!({ "remove": { "index": index, "alias": names.targets_alias(entity) } }));
+        actions.push(json!({ "remove": { "index": index, "alias": write_alias(index) } }));
+    }
+    Request::post("/_aliases", json!({ "actions": actions }))
+}

@@ -1,0 +1,50 @@
+//! Opens the configured backend for a process: to write (the sync worker, a rebuild)
+//! or only to read (an API without a worker, `verify`, `export`).
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+
+use super::SearchIndex;
+use super::document::Entity;
+use super::elastic::ElasticIndex;
+use super::embedded::{EmbeddedIndex, OpenError};
+use crate::config::{SearchBackend, Settings};
+
+/// A backend this process may write to.
+pub struct Writer {
+    pub index: Arc<dyn SearchIndex>,
+    /// Entities whose index was created empty just now: a backfill is due.
+    pub fresh: Vec<Entity>,
+}
+
+/// Opens the backend to write. Only the embedded backend can be busy (another process
+/// owns it); Elasticsearch takes any number of writers.
+pub async fn writer(settings: &Settings, pool: &PgPool) -> Result<Writer, OpenError> {
+    match settings.search_backend {
+        SearchBackend::Embedded => {
+            let index = EmbeddedIndex::open_owner(&settings.data_dir)?;
+            let fresh = index.created_fresh();
+            Ok(Writer {
+                index: Arc::new(index),
+                fresh,
+            })
+        }
+        SearchBackend::Elasticsearch => {
+            let index = ElasticIndex::new(&settings.elastic()?, pool.clone())?;
+            let fresh = index.prepare().await?;
+            Ok(Writer {
+                index: Arc::new(index),
+                fresh,
+            })
+        }
+    }
+}
+
+/// Opens the backend to read.
+pub fn reader(settings: &Settings, pool: &PgPool) -> anyhow::Result<Arc<dyn SearchIndex>> {
+    Ok(match settings.search_backend {
+        SearchBackend::Embedded => Arc::new(EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?),
+        SearchBackend::Elasticsearch => Arc::new(ElasticIndex::new(&settings.elastic()?, pool.clone())?),
+    })
+}
