@@ -891,13 +891,16 @@ async fn alias_cluster(
                 }
                 (200, ack)
             }
-            ("PUT", p) if p.ends_with("/_settings") => (200, ack),
+            ("PUT", p) if p.ends_with("/_settings") || p.starts_with("/_component_template/") || p.starts_with("/_index_template/") => {
+                (200, ack)
+            }
+            ("POST", "/_bulk") => (200, bulk_response(&vec![201; r.lines().len() / 2])),
             ("POST", p) if p.ends_with("/_refresh") => {
-                let index = p.trim_start_matches('/').trim_end_matches("/_refresh");
-                if cluster.contains_key(index) {
+                let name = p.trim_start_matches('/').trim_end_matches("/_refresh");
+                if cluster.iter().any(|(index, aliases)| index == name || aliases.contains(name)) {
                     (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }))
                 } else {
-                    (404, error("index_not_found_exception", &format!("no such index [{index}]"), 404))
+                    (404, error("index_not_found_exception", &format!("no such index [{name}]"), 404))
                 }
             }
             ("PUT", p) => {
@@ -999,4 +1002,56 @@ async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
     let cluster = cluster.lock().unwrap();
     assert!(cluster["arrears-payments-g4"].is_empty(), "kept, but neither read nor written");
     assert!(cluster["arrears-payments-g5"].contains("arrears-payments"));
+}
+
+#[tokio::test]
+async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() {
+    let (server, cluster) = alias_cluster(&[]).await;
+    let app = spawn_app_with(|s| {
+        s.search_backend = SearchBackend::Elasticsearch;
+        s.elasticsearch_url = Some(server.url.clone());
+    })
+    .await;
+    let templates: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| r.path.starts_with("/_component_template/") || r.path.starts_with("/_index_template/"))
+        .collect();
+    assert_eq!(templates.len(), 4);
+    assert_eq!(templates[2].path, "/_index_template/arrears-accounts");
+    assert_eq!(
+        templates[2].json(),
+        templates::index_template(&Names::new("arrears"), Entity::Account)
+    );
+    {
+        let cluster = cluster.lock().unwrap();
+        let accounts: Vec<_> = cluster["arrears-accounts-g1"].iter().cloned().collect();
+        assert_eq!(
+            accounts,
+            ["arrears-accounts", "arrears-accounts-g1-write", "arrears-accounts-targets"]
+        );
+        assert!(cluster.contains_key("arrears-payments-g1"));
+    }
+
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({ "debtor_name": "Elastic Person" })).await;
+    let id = account["id"].as_str().unwrap().to_owned();
+    crate::helpers::eventually("the account reaches the cluster", || {
+        let server = &server;
+        let id = id.clone();
+        async move { server.bulks().iter().any(|b| b.bulk_ids().contains(&id)) }
+    })
+    .await;
+    let bulk = server.bulks().into_iter().find(|b| b.bulk_ids().contains(&id)).unwrap();
+    let lines = bulk.lines();
+    let position = lines.iter().position(|l| l.pointer("/index/_id") == Some(&json!(id))).unwrap();
+    assert_eq!(lines[position]["index"]["_index"], "arrears-accounts-g1-write");
+    assert_eq!(lines[position]["index"]["version_type"], "external");
+    assert_eq!(lines[position + 1]["debtor_name"], "Elastic Person");
+    assert!(lines[position + 1]["derived"]["balance_units"].is_i64());
+    let refreshed = server
+        .received()
+        .iter()
+        .any(|r| r.path == "/arrears-accounts-targets/_refresh" && r.at >= bulk.at);
+    assert!(refreshed, "the batch is made searchable");
 }
