@@ -12,7 +12,7 @@ use crate::search::SearchIndex;
 use crate::search::document::Entity;
 use crate::store::{self, documents};
 
-const CHUNK: i64 = 20_000;
+const CHUNK: i64 = 100_000;
 /// How long the count check waits for the worker to catch up with concurrent writes.
 const CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -67,16 +67,47 @@ async fn backfill(
         return index.count(entity, generation.to_owned()).await;
     };
     let mut done = 0u64;
-    let mut after = None;
     progress(0, total);
-    loop {
-        let ops = documents::page(pool, entity, after, last_id, CHUNK).await?;
-        let Some(last) = ops.last() else { break };
-        after = Some(last.id);
+    // Reading SQL and indexing overlap: the next page is fetched (PostgreSQL's work)
+    // while this one is indexed (ours), which keeps both cores busy.
+    let (pages, mut ready) = tokio::sync::mpsc::channel(2);
+    let reader = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut after = None;
+            loop {
+                let page = documents::page(&pool, entity, after, last_id, CHUNK).await;
+                let last = page.as_ref().ok().and_then(|ops| ops.last().map(|op| op.id));
+                if pages.send(page).await.is_err() {
+                    return;
+                }
+                match last {
+                    Some(id) => after = Some(id),
+                    None => return,
+                }
+            }
+        })
+    };
+    let mut outcome = Ok(());
+    while let Some(page) = ready.recv().await {
+        let ops = match page {
+            Ok(ops) if ops.is_empty() => break,
+            Ok(ops) => ops,
+            Err(err) => {
+                outcome = Err(err);
+                break;
+            }
+        };
         done += ops.len() as u64;
-        index.apply_to(entity, generation.to_owned(), ops).await?;
+        if let Err(err) = index.apply_to(entity, generation.to_owned(), ops).await {
+            outcome = Err(err);
+            break;
+        }
         progress(done, total.max(done));
     }
+    drop(ready);
+    reader.abort();
+    outcome?;
     // The new generation must hold every row except those whose change is still queued
     // in the outbox (the worker dual-writes them); with writes going on, that is all a
     // count can promise.

@@ -24,7 +24,7 @@ use crate::search::ApplyReport;
 use crate::search::document::{Doc, Entity, IndexOp};
 
 const WRITER_THREADS: usize = 2;
-const WRITER_MEMORY: usize = 192 * 1024 * 1024;
+const WRITER_MEMORY: usize = 384 * 1024 * 1024;
 /// How often a read-only process looks for a new live generation.
 const ALIAS_CHECK_EVERY: Duration = Duration::from_secs(1);
 const READER_RELOAD_EVERY: Duration = Duration::from_millis(50);
@@ -195,6 +195,48 @@ impl<K: Kind> Generation<K> {
         Ok(best)
     }
 
+    /// The newest version held for each of `ids` (tombstones included). A segment is
+    /// searched only for the ids inside its range of ids, so a backfill, which goes in
+    /// id order, skips the segments of its earlier chunks instead of probing them all.
+    fn versions_in(&self, searcher: &Searcher, ids: &[Uuid]) -> tantivy::Result<HashMap<Uuid, i64>> {
+        let mut terms: Vec<(String, Uuid)> = ids.iter().map(|id| (id.hyphenated().to_string(), *id)).collect();
+        terms.sort_unstable();
+        let mut held: HashMap<Uuid, i64> = HashMap::new();
+        let (mut first, mut last) = (Vec::new(), Vec::new());
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.common.id)?;
+            let dictionary = inverted.terms();
+            let Some(last_ord) = (dictionary.num_terms() as u64).checked_sub(1) else {
+                continue;
+            };
+            dictionary.ord_to_term(0, &mut first)?;
+            dictionary.ord_to_term(last_ord, &mut last)?;
+            let start = terms.partition_point(|(t, _)| t.as_bytes() < first.as_slice());
+            let end = terms.partition_point(|(t, _)| t.as_bytes() <= last.as_slice());
+            if start >= end {
+                continue;
+            }
+            let versions = segment.fast_fields().i64("version")?;
+            for (text, id) in &terms[start..end] {
+                let term = Term::from_field_text(self.common.id, text);
+                let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::Basic)? else {
+                    continue;
+                };
+                let mut doc = postings.doc();
+                while doc != TERMINATED {
+                    if segment.alive_bitset().is_none_or(|alive| alive.is_alive(doc))
+                        && let Some(version) = versions.first(doc)
+                    {
+                        let best = held.entry(*id).or_insert(version);
+                        *best = (*best).max(version);
+                    }
+                    doc = postings.advance();
+                }
+            }
+        }
+        Ok(held)
+    }
+
     fn apply(&self, ops: &[&IndexOp]) -> anyhow::Result<ApplyReport> {
         let writer = self
             .writer
@@ -213,8 +255,11 @@ impl<K: Kind> Generation<K> {
             stale: ops.len() - latest.len(),
             ..ApplyReport::default()
         };
+        let ids: Vec<Uuid> = latest.keys().copied().collect();
+        let held = self.versions_in(&searcher, &ids)?;
         for op in latest.values() {
-            if self.version_in(&searcher, op.id)?.is_some_and(|held| held >= op.version) {
+            let existing = held.get(&op.id).copied();
+            if existing.is_some_and(|held| held >= op.version) {
                 report.stale += 1;
                 continue;
             }
@@ -222,7 +267,11 @@ impl<K: Kind> Generation<K> {
                 Some(doc) => K::document(&self.fields, doc)?,
                 None => self.common.document(op.id, op.version, true),
             };
-            writer.delete_term(id_term(self.common.id, op.id));
+            // Every commit is followed by a reload under the writer lock, so an id the
+            // searcher does not hold is in no segment: no delete to apply at commit.
+            if existing.is_some() {
+                writer.delete_term(id_term(self.common.id, op.id));
+            }
             writer.add_document(document)?;
             report.applied += 1;
         }

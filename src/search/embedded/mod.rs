@@ -6,6 +6,7 @@
 
 mod collection;
 mod collector;
+mod digits;
 mod payments;
 pub(crate) mod query;
 pub mod schema;

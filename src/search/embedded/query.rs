@@ -4,9 +4,10 @@
 use std::ops::Bound;
 
 use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 
+use super::digits::grams;
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::search::{AccountQuery, AgentFilter, bucket_days};
@@ -125,7 +126,12 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
     if let Some(field) = fields.phone_digits
         && (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len())
     {
-        alternatives.push(Box::new(BoostQuery::new(term(field, &phone), 2.0)));
+        let terms: Vec<Term> = grams(&phone).into_iter().map(|g| Term::from_field_text(field, g)).collect();
+        let phrase: Box<dyn Query> = match terms.len() {
+            1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
+            _ => Box::new(PhraseQuery::new(terms)),
+        };
+        alternatives.push(Box::new(BoostQuery::new(phrase, 2.0)));
     }
     (!alternatives.is_empty()).then(|| any_of(alternatives))
 }

@@ -7,6 +7,7 @@ use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, NgramTokenizer, RawToke
 use tantivy::{Index, TantivyDocument};
 
 use super::collection::{Common, Kind};
+use super::digits::DigitGrams;
 use crate::search::document::{AccountDoc, Doc, Entity};
 
 /// Words, lowercased and accent-folded: names and addresses.
@@ -15,7 +16,7 @@ pub const FOLDED: &str = "arrears_folded";
 pub const KEYWORD: &str = "arrears_keyword";
 /// Lowercased prefixes of the whole value: as-you-type on identifiers.
 pub const EDGE: &str = "arrears_edge";
-/// Every run of 4 to 15 digits: phone numbers by any part.
+/// Overlapping 4-digit grams with positions: phone numbers by any run of digits.
 pub const DIGITS: &str = "arrears_digits";
 
 pub const EDGE_MAX: usize = 40;
@@ -69,7 +70,14 @@ pub fn build() -> (Schema, Fields) {
         address: b.add_text_field("address", text(FOLDED)),
         ident: b.add_text_field("ident", text(KEYWORD)),
         ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
-        phone_digits: b.add_text_field("phone_digits", text(DIGITS)),
+        phone_digits: b.add_text_field(
+            "phone_digits",
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(DIGITS)
+                    .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            ),
+        ),
         status: b.add_text_field("status", STRING | FAST),
         agent: b.add_text_field("agent", STRING | FAST),
         tags: b.add_text_field("tags", STRING | FAST),
@@ -102,10 +110,7 @@ pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
             .filter(LowerCaser)
             .build(),
     );
-    manager.register(
-        DIGITS,
-        TextAnalyzer::builder(NgramTokenizer::new(DIGITS_MIN, DIGITS_MAX, false)?).build(),
-    );
+    manager.register(DIGITS, TextAnalyzer::builder(DigitGrams::default()).build());
     Ok(())
 }
 
