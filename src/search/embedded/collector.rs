@@ -294,12 +294,30 @@ impl SegmentCollector for PageSegment {
                 _ => SortKey::Missing,
             },
         };
+        // Most documents lose on the sort key alone; the id (two column reads) only
+        // breaks ties, so it is read only when the key does not already decide.
+        let (missing, value, _) = rank_of(key, 0, self.descending);
+        if self
+            .after
+            .is_some_and(|(a_missing, a_value, _)| (missing, value) < (a_missing, a_value))
+        {
+            return;
+        }
+        let full = self.heap.len() >= self.limit;
+        if full
+            && self
+                .heap
+                .peek()
+                .is_some_and(|((w_missing, w_value, _), _, _)| (missing, value) > (*w_missing, *w_value))
+        {
+            return;
+        }
         let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(self.id_lo.first(doc).unwrap_or(0));
-        let rank = rank_of(key, id, self.descending);
+        let rank = (missing, value, id);
         if self.after.is_some_and(|after| rank <= after) {
             return;
         }
-        if self.heap.len() < self.limit {
+        if !full {
             self.heap.push((rank, HeapKey(key), doc));
         } else if self.heap.peek().is_some_and(|(worst, _, _)| rank < *worst) {
             self.heap.pop();

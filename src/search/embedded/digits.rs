@@ -84,6 +84,9 @@ mod tests {
         assert_eq!(seen, expected);
         assert_eq!(grams("5550134"), ["5550", "5501", "5013", "0134"]);
         assert!(grams("555").is_empty());
-        assert!(!DigitGrams::default().token_stream("١٢٣٤٥").advance(), "non-ASCII text has no grams");
+        assert!(
+            !DigitGrams::default().token_stream("١٢٣٤٥").advance(),
+            "non-ASCII text has no grams"
+        );
     }
 }
