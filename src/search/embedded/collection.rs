@@ -18,6 +18,7 @@ use tantivy::{DocAddress, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy,
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use super::dense::DenseColumns;
 use super::schema;
 use crate::error::{Code, Error, Result};
 use crate::search::ApplyReport;
@@ -95,6 +96,8 @@ pub struct Generation<K: Kind> {
     writer: Option<Mutex<IndexWriter>>,
     /// Read-only processes reload on demand, at most this often.
     last_reload: Mutex<Instant>,
+    /// Columns searches read per match, decoded per segment.
+    pub dense: Arc<DenseColumns>,
 }
 
 struct Targets<K: Kind> {
@@ -159,6 +162,7 @@ impl<K: Kind> Generation<K> {
             fields,
             writer,
             last_reload: Mutex::new(Instant::now()),
+            dense: Arc::default(),
         })
     }
 

@@ -3,9 +3,13 @@
 
 use std::collections::{BinaryHeap, HashMap};
 
+use std::sync::Arc;
+
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+
+use super::dense::{Dense, DenseColumns};
 
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::search::{After, SortKey};
@@ -54,8 +58,8 @@ pub enum SortColumn {
 
 enum SegmentSort {
     Score,
-    I64(Column<i64>),
-    Name(Column<i64>, Column<i64>),
+    I64(Arc<Dense>),
+    Name(Arc<Dense>, Arc<Dense>),
 }
 
 pub struct PageCollector {
@@ -65,19 +69,29 @@ pub struct PageCollector {
     pub limit: usize,
     pub facets: Vec<FacetSpec>,
     pub today_days: i64,
+    /// The generation's decoded columns.
+    pub dense: Arc<DenseColumns>,
+}
+
+/// The terms of a document: one ordinal from a decoded single-valued column, or any
+/// number from the column itself (tags).
+enum Terms {
+    Single(Arc<Dense>),
+    Many(StrColumn),
 }
 
 enum SegmentFacet {
     Terms {
         column: Option<StrColumn>,
-        sum: Option<Column<i64>>,
+        terms: Option<Terms>,
+        sum: Option<Arc<Dense>>,
         counts: Vec<(u64, i128)>,
     },
     Bucket {
-        status: Option<StrColumn>,
+        status: Option<Arc<Dense>>,
         /// Resolved accounts are never overdue.
         resolved_by_ord: Vec<bool>,
-        due: Column<i64>,
+        due: Arc<Dense>,
         counts: [u64; 6],
     },
 }
@@ -86,8 +100,7 @@ pub struct PageSegment {
     segment: SegmentOrdinal,
     descending: bool,
     sort_column: SegmentSort,
-    id_hi: Column<u64>,
-    id_lo: Column<u64>,
+    ids: Arc<Dense>,
     after: Option<Rank>,
     limit: usize,
     heap: BinaryHeap<(Rank, HeapKey, DocId)>,
@@ -122,16 +135,22 @@ fn bucket_index(days_past_due: i64) -> usize {
     crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
 }
 
-fn segment_facet(spec: FacetSpec, segment: &SegmentReader) -> tantivy::Result<SegmentFacet> {
+fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<SegmentFacet> {
     let fast = segment.fast_fields();
     Ok(match spec {
-        FacetSpec::Terms { column, sum } => {
-            let column = fast.str(column)?;
-            let terms = column.as_ref().map_or(0, |c| c.num_terms());
+        FacetSpec::Terms { column: name, sum } => {
+            let column = fast.str(name)?;
+            let count = column.as_ref().map_or(0, |c| c.num_terms());
+            let terms = match &column {
+                Some(c) if c.ords().get_cardinality() == Cardinality::Multivalued => Some(Terms::Many(c.clone())),
+                Some(c) => Some(Terms::Single(dense.ords(segment, name, c)?)),
+                None => None,
+            };
             SegmentFacet::Terms {
                 column,
-                sum: sum.map(|name| fast.i64(name)).transpose()?,
-                counts: vec![(0, 0); terms],
+                terms,
+                sum: sum.map(|name| dense.i64(segment, name)).transpose()?,
+                counts: vec![(0, 0); count],
             }
         }
         FacetSpec::Bucket => {
@@ -146,9 +165,9 @@ fn segment_facet(spec: FacetSpec, segment: &SegmentReader) -> tantivy::Result<Se
                 }
             }
             SegmentFacet::Bucket {
-                status,
+                status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
                 resolved_by_ord,
-                due: fast.i64("due_days")?,
+                due: dense.i64(segment, "due_days")?,
                 counts: [0; 6],
             }
         }
@@ -160,23 +179,22 @@ impl Collector for PageCollector {
     type Child = PageSegment;
 
     fn for_segment(&self, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<PageSegment> {
-        let fast = segment.fast_fields();
+        let dense = &self.dense;
         let sort_column = match self.sort_column {
             SortColumn::Score => SegmentSort::Score,
-            SortColumn::I64(name) => SegmentSort::I64(fast.i64(name)?),
-            SortColumn::Name => SegmentSort::Name(fast.i64("name_sort_hi")?, fast.i64("name_sort_lo")?),
+            SortColumn::I64(name) => SegmentSort::I64(dense.i64(segment, name)?),
+            SortColumn::Name => SegmentSort::Name(dense.i64(segment, "name_sort_hi")?, dense.i64(segment, "name_sort_lo")?),
         };
         let facets = self
             .facets
             .iter()
-            .map(|spec| segment_facet(*spec, segment))
+            .map(|spec| segment_facet(*spec, segment, dense))
             .collect::<tantivy::Result<_>>()?;
         Ok(PageSegment {
             segment: segment_ord,
             descending: self.descending,
             sort_column,
-            id_hi: fast.u64("id_hi")?,
-            id_lo: fast.u64("id_lo")?,
+            ids: dense.ids(segment)?,
             after: self.after.map(|a| rank_of(a.key, a.id.as_u128(), self.descending)),
             limit: self.limit,
             heap: BinaryHeap::with_capacity(self.limit + 1),
@@ -235,13 +253,22 @@ impl PageSegment {
         let today = self.today_days;
         for facet in &mut self.facets {
             match facet {
-                SegmentFacet::Terms { column, sum, counts } => {
-                    let Some(column) = column else { continue };
-                    let value = sum.as_ref().map_or(0, |c| i128::from(c.first(doc).unwrap_or(0)));
-                    for ord in column.term_ords(doc) {
-                        let slot = &mut counts[ord as usize];
-                        slot.0 += 1;
-                        slot.1 += value;
+                SegmentFacet::Terms { terms, sum, counts, .. } => {
+                    let value = sum.as_ref().map_or(0, |c| i128::from(c.i64(doc).unwrap_or(0)));
+                    let mut add = |ord: u64| {
+                        if let Some(slot) = counts.get_mut(ord as usize) {
+                            slot.0 += 1;
+                            slot.1 += value;
+                        }
+                    };
+                    match terms {
+                        Some(Terms::Single(ords)) => {
+                            if let Some(ord) = ords.ord(doc) {
+                                add(u64::from(ord));
+                            }
+                        }
+                        Some(Terms::Many(column)) => column.term_ords(doc).for_each(add),
+                        None => {}
                     }
                 }
                 SegmentFacet::Bucket {
@@ -250,11 +277,11 @@ impl PageSegment {
                     due,
                     counts,
                 } => {
-                    let resolved = status.as_ref().is_some_and(|s| {
-                        s.term_ords(doc)
-                            .any(|ord| resolved_by_ord.get(ord as usize).copied().unwrap_or(false))
-                    });
-                    let days = match due.first(doc) {
+                    let resolved = status
+                        .as_ref()
+                        .and_then(|s| s.ord(doc))
+                        .is_some_and(|ord| resolved_by_ord.get(ord as usize).copied().unwrap_or(false));
+                    let days = match due.i64(doc) {
                         Some(due) if !resolved => (today - due).max(0),
                         _ => 0,
                     };
@@ -288,8 +315,8 @@ impl SegmentCollector for PageSegment {
         self.count_facets(doc);
         let key = match &self.sort_column {
             SegmentSort::Score => SortKey::Score(score),
-            SegmentSort::I64(column) => column.first(doc).map_or(SortKey::Missing, |v| SortKey::Int(i128::from(v))),
-            SegmentSort::Name(hi, lo) => match (hi.first(doc), lo.first(doc)) {
+            SegmentSort::I64(column) => column.i64(doc).map_or(SortKey::Missing, |v| SortKey::Int(i128::from(v))),
+            SegmentSort::Name(hi, lo) => match (hi.i64(doc), lo.i64(doc)) {
                 (Some(hi), Some(lo)) => SortKey::Int((i128::from(hi) << 64) + i128::from(lo)),
                 _ => SortKey::Missing,
             },
@@ -312,8 +339,7 @@ impl SegmentCollector for PageSegment {
         {
             return;
         }
-        let id = (u128::from(self.id_hi.first(doc).unwrap_or(0)) << 64) | u128::from(self.id_lo.first(doc).unwrap_or(0));
-        let rank = (missing, value, id);
+        let rank = (missing, value, self.ids.id(doc));
         if self.after.is_some_and(|after| rank <= after) {
             return;
         }

@@ -6,6 +6,7 @@
 
 mod collection;
 mod collector;
+mod dense;
 mod digits;
 mod payments;
 pub(crate) mod query;
@@ -138,6 +139,7 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
 
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
+    generation.dense.retain(&searcher);
     let fields: &Fields = &generation.fields;
     let tantivy_query = query::build(fields, query);
     let sort_column = match query.sort.field {
@@ -156,6 +158,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
         limit: query.page_size + 1,
         facets: specs.clone(),
         today_days: schema::epoch_days(query.today),
+        dense: generation.dense.clone(),
     };
     let mut fruit = searcher.search(&tantivy_query, &collector)?;
     let total = fruit.total;
@@ -168,6 +171,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
 
 fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> anyhow::Result<SearchPage<PaymentDoc>> {
     let searcher = generation.searcher()?;
+    generation.dense.retain(&searcher);
     let fields: &PaymentFields = &generation.fields;
     let tantivy_query = payments::build(fields, query);
     let sort_column = match query.sort.field {
@@ -184,6 +188,7 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
         limit: query.page_size + 1,
         facets: specs.clone(),
         today_days: 0,
+        dense: generation.dense.clone(),
     };
     let mut fruit = searcher.search(&tantivy_query, &collector)?;
     let total = fruit.total;

@@ -1,0 +1,115 @@
+//! Columns the page collector reads for every matching document, decoded once per
+//! segment into plain arrays. A tantivy fast-field read goes through the optional
+//! index, bit unpacking and a value mapping (tens of nanoseconds); an array read does
+//! not, and a search touches each column once per match. Segments never change, so an
+//! entry stays valid until its segment is merged away, when [`DenseColumns::retain`]
+//! drops it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::{DocId, Searcher, SegmentReader};
+
+/// Stands for "no value" in an i64 array (no indexed value is ever this small).
+const MISSING: i64 = i64::MIN;
+/// Stands for "no term" in an ordinal array.
+const NO_ORD: u32 = u32::MAX;
+
+/// One column of one segment, by document id.
+pub enum Dense {
+    I64(Vec<i64>),
+    /// The first term ordinal of a single-valued string column.
+    Ord(Vec<u32>),
+    Id(Vec<u128>),
+}
+
+impl Dense {
+    pub fn i64(&self, doc: DocId) -> Option<i64> {
+        match self {
+            Dense::I64(values) => values.get(doc as usize).copied().filter(|v| *v != MISSING),
+            _ => None,
+        }
+    }
+
+    pub fn ord(&self, doc: DocId) -> Option<u32> {
+        match self {
+            Dense::Ord(ords) => ords.get(doc as usize).copied().filter(|o| *o != NO_ORD),
+            _ => None,
+        }
+    }
+
+    pub fn id(&self, doc: DocId) -> u128 {
+        match self {
+            Dense::Id(ids) => ids.get(doc as usize).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct DenseColumns {
+    columns: Mutex<HashMap<(SegmentId, &'static str), Arc<Dense>>>,
+}
+
+impl DenseColumns {
+    fn get_or_build(
+        &self,
+        segment: &SegmentReader,
+        name: &'static str,
+        build: impl FnOnce() -> tantivy::Result<Dense>,
+    ) -> tantivy::Result<Arc<Dense>> {
+        let key = (segment.segment_id(), name);
+        if let Some(found) = self.columns.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        // Built outside the lock; two searches may both build a new segment's column,
+        // and the second simply replaces the first.
+        let built = Arc::new(build()?);
+        self.columns.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        Ok(built)
+    }
+
+    pub fn i64(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Dense>> {
+        self.get_or_build(segment, name, || {
+            let column: Column<i64> = segment.fast_fields().i64(name)?;
+            Ok(Dense::I64(
+                (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect(),
+            ))
+        })
+    }
+
+    /// The ordinals of a single-valued string column (`None` when the segment has no
+    /// such column).
+    pub fn ords(&self, segment: &SegmentReader, name: &'static str, column: &StrColumn) -> tantivy::Result<Arc<Dense>> {
+        self.get_or_build(segment, name, || {
+            Ok(Dense::Ord(
+                (0..segment.max_doc())
+                    .map(|doc| column.term_ords(doc).next().map_or(NO_ORD, |o| o as u32))
+                    .collect(),
+            ))
+        })
+    }
+
+    pub fn ids(&self, segment: &SegmentReader) -> tantivy::Result<Arc<Dense>> {
+        self.get_or_build(segment, "id", || {
+            let fast = segment.fast_fields();
+            let (hi, lo) = (fast.u64("id_hi")?, fast.u64("id_lo")?);
+            Ok(Dense::Id(
+                (0..segment.max_doc())
+                    .map(|doc| (u128::from(hi.first(doc).unwrap_or(0)) << 64) | u128::from(lo.first(doc).unwrap_or(0)))
+                    .collect(),
+            ))
+        })
+    }
+
+    /// Drops the columns of segments `searcher` no longer has.
+    pub fn retain(&self, searcher: &Searcher) {
+        let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
+        self.columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+    }
+}
