@@ -631,17 +631,24 @@ macro_rules! embedded_contract {
     )*};
 }
 
+/// Runs `$backend!` over every contract case, so each backend runs all of them.
+macro_rules! every_case {
+    ($backend:ident) => {
+        $backend!(
+            versioned_writes,
+            text_matching,
+            filters_and_buckets,
+            sort_and_cursor,
+            facets,
+            rebuild_dual_writes_and_promotes,
+            payments_search_filters_and_versions,
+            payment_stats_follow_local_days
+        );
+    };
+}
+
 mod embedded_backend {
-    embedded_contract!(
-        versioned_writes,
-        text_matching,
-        filters_and_buckets,
-        sort_and_cursor,
-        facets,
-        rebuild_dual_writes_and_promotes,
-        payments_search_filters_and_versions,
-        payment_stats_follow_local_days
-    );
+    every_case!(embedded_contract);
 }
 
 /// The Elasticsearch backend on the cluster at ELASTICSEARCH_URL (credentials from
@@ -709,14 +716,5 @@ macro_rules! elastic_contract {
 }
 
 mod elastic_backend {
-    elastic_contract!(
-        versioned_writes,
-        text_matching,
-        filters_and_buckets,
-        sort_and_cursor,
-        facets,
-        rebuild_dual_writes_and_promotes,
-        payments_search_filters_and_versions,
-        payment_stats_follow_local_days
-    );
+    every_case!(elastic_contract);
 }

@@ -21,7 +21,7 @@ use arrears::search::SearchIndex;
 use arrears::search::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
 use arrears::search::elastic::bulk::{self, Item, Retry};
 use arrears::search::elastic::client::{ClientConfig, Request};
-use arrears::search::elastic::dsl::{self, Order};
+use arrears::search::elastic::dsl;
 use arrears::search::elastic::templates::{self, Names};
 use arrears::search::elastic::{ElasticConfig, ElasticIndex, source};
 use arrears::sync::metrics::SyncMetrics;
@@ -182,6 +182,11 @@ fn golden(name: &str, reference: &str, request: Request) {
     );
 }
 
+/// The mappings a generation of `entity` gets.
+fn mappings(entity: Entity) -> Value {
+    templates::index_template(&Names::new("arrears"), entity)["template"]["mappings"].clone()
+}
+
 fn search(entity: &str, body: Value) -> Request {
     Request::post(format!("/arrears-{entity}/_search"), body)
 }
@@ -201,27 +206,21 @@ fn golden_account_text_search() {
         }),
         ..AccountQuery::new(today())
     };
-    let body = dsl::search_body(
-        dsl::account_query(&query),
-        Order::of_accounts(&query),
-        query.page_size,
-        query.after.as_ref(),
-        Default::default(),
+    golden(
+        "account-text-search",
+        "query-dsl-bool-query",
+        search("accounts", dsl::account_search(&query)),
     );
-    golden("account-text-search", "query-dsl-bool-query", search("accounts", body));
 }
 
 #[test]
 fn golden_account_filters_and_search_after() {
     let query = full_account_query();
-    let body = dsl::search_body(
-        dsl::account_query(&query),
-        Order::of_accounts(&query),
-        query.page_size,
-        query.after.as_ref(),
-        Default::default(),
+    golden(
+        "account-filters-search-after",
+        "paginate-search-results",
+        search("accounts", dsl::account_search(&query)),
     );
-    golden("account-filters-search-after", "paginate-search-results", search("accounts", body));
 }
 
 #[test]
@@ -231,14 +230,11 @@ fn golden_account_buckets_as_date_math() {
         include_deleted: true,
         ..AccountQuery::new(today())
     };
-    let body = dsl::search_body(
-        dsl::account_query(&query),
-        Order::of_accounts(&query),
-        query.page_size,
-        None,
-        Default::default(),
+    golden(
+        "account-buckets",
+        "query-dsl-range-query",
+        search("accounts", dsl::account_search(&query)),
     );
-    golden("account-buckets", "query-dsl-range-query", search("accounts", body));
 }
 
 #[test]
@@ -255,17 +251,10 @@ fn golden_account_facets() {
         }),
         ..AccountQuery::new(today())
     };
-    let body = dsl::search_body(
-        dsl::account_query(&query),
-        Order::of_accounts(&query),
-        query.page_size,
-        query.after.as_ref(),
-        dsl::account_facets(&query.facets, query.today),
-    );
     golden(
         "account-facets",
         "search-aggregations-bucket-terms-aggregation",
-        search("accounts", body),
+        search("accounts", dsl::account_search(&query)),
     );
 }
 
@@ -292,14 +281,11 @@ fn golden_payment_search() {
         }),
         facets: vec![PaymentFacet::Status, PaymentFacet::Method],
     };
-    let body = dsl::search_body(
-        dsl::payment_query(&query),
-        Order::of_payments(&query),
-        query.page_size,
-        query.after.as_ref(),
-        dsl::payment_facets(&query.facets),
+    golden(
+        "payment-search",
+        "query-dsl-bool-query",
+        search("payments", dsl::payment_search(&query)),
     );
-    golden("payment-search", "query-dsl-bool-query", search("payments", body));
 }
 
 #[test]
@@ -449,7 +435,7 @@ fn templates_map_every_field_the_documents_produce_and_nothing_else() {
         (Entity::Payment, vec![source::payment(&payment()).unwrap()]),
     ];
     for (entity, documents) in cases {
-        let mappings = templates::mappings(entity);
+        let mappings = mappings(entity);
         assert_eq!(mappings["dynamic"], "strict", "{entity:?}");
         let mut fields = BTreeSet::new();
         let mut analysis = BTreeSet::new();
@@ -517,22 +503,12 @@ fn every_template_and_kibana_object_is_valid() {
     assert_eq!(panels.len(), 4, "balance by status, buckets, payments per day, method split");
     let account_fields = {
         let mut f = BTreeSet::new();
-        mapped(
-            &templates::mappings(Entity::Account)["properties"],
-            "",
-            &mut f,
-            &mut BTreeSet::new(),
-        );
+        mapped(&mappings(Entity::Account)["properties"], "", &mut f, &mut BTreeSet::new());
         f
     };
     let payment_fields = {
         let mut f = BTreeSet::new();
-        mapped(
-            &templates::mappings(Entity::Payment)["properties"],
-            "",
-            &mut f,
-            &mut BTreeSet::new(),
-        );
+        mapped(&mappings(Entity::Payment)["properties"], "", &mut f, &mut BTreeSet::new());
         f
     };
     for object in objects.iter().filter(|o| o["type"] == "visualization") {

@@ -402,7 +402,7 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
 }
 
 /// A page of hits: one more than asked for, so the caller knows whether more follow.
-pub fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
+fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
     let mut body = json!({
         "query": query,
         "size": page_size + 1,
@@ -417,6 +417,28 @@ pub fn search_body(query: Value, order: Order, page_size: usize, after: Option<&
         body["aggs"] = Value::Object(aggs);
     }
     body
+}
+
+/// The request body of an account search, as the backend sends it.
+pub fn account_search(query: &AccountQuery) -> Value {
+    search_body(
+        account_query(query),
+        Order::of_accounts(query),
+        query.page_size,
+        query.after.as_ref(),
+        account_facets(&query.facets, query.today),
+    )
+}
+
+/// The request body of a payment search, as the backend sends it.
+pub fn payment_search(query: &PaymentQuery) -> Value {
+    search_body(
+        payment_query(query),
+        Order::of_payments(query),
+        query.page_size,
+        query.after.as_ref(),
+        payment_facets(&query.facets),
+    )
 }
 
 /// One page of a scan in id order: ids and versions only.

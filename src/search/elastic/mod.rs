@@ -344,14 +344,7 @@ impl SearchIndex for ElasticIndex {
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>> {
         async move {
             let order = Order::of_accounts(&query);
-            let body = dsl::search_body(
-                dsl::account_query(&query),
-                order,
-                query.page_size,
-                query.after.as_ref(),
-                dsl::account_facets(&query.facets, query.today),
-            );
-            let response = self.search_json(Entity::Account, body).await?;
+            let response = self.search_json(Entity::Account, dsl::account_search(&query)).await?;
             let (hits, next, total) = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
             let aggs = response.get("aggregations");
             let facets = query
@@ -398,14 +391,7 @@ impl SearchIndex for ElasticIndex {
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
         async move {
             let order = Order::of_payments(&query);
-            let body = dsl::search_body(
-                dsl::payment_query(&query),
-                order,
-                query.page_size,
-                query.after.as_ref(),
-                dsl::payment_facets(&query.facets),
-            );
-            let response = self.search_json(Entity::Payment, body).await?;
+            let response = self.search_json(Entity::Payment, dsl::payment_search(&query)).await?;
             let (hits, next, total) = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
             let aggs = response.get("aggregations");
             let facets = query

@@ -80,11 +80,6 @@ pub fn index_template(names: &Names, entity: Entity) -> Value {
     template
 }
 
-/// The mappings a generation of `entity` gets.
-pub fn mappings(entity: Entity) -> Value {
-    index_template(&Names::new("arrears"), entity)["template"]["mappings"].clone()
-}
-
 /// Requests that install or update every template; PUT is idempotent.
 pub fn apply_requests(names: &Names, replicas: u32) -> Vec<Request> {
     let mut settings = parse(SETTINGS);
