@@ -9,8 +9,6 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::events::Event;
 
-pub const CHANNEL: &str = "events";
-
 #[derive(FromRow)]
 struct EventRow {
     id: i64,

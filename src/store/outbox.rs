@@ -7,8 +7,6 @@ use uuid::Uuid;
 
 use crate::error::Result;
 
-pub const CHANNEL: &str = "search_outbox";
-
 #[derive(Clone, Debug, FromRow)]
 pub struct OutboxRow {
     pub id: i64,
@@ -53,14 +51,12 @@ pub async fn depth(pool: &PgPool) -> Result<(i64, Option<DateTime<Utc>>)> {
 
 /// Queues entities for re-indexing (verify --repair).
 pub async fn enqueue(pool: &PgPool, entity: &str, ids: &[Uuid]) -> Result<u64> {
-    let mut tx = pool.begin().await?;
-    let inserted = sqlx::query("INSERT INTO search_outbox (entity, entity_id) SELECT $1, unnest($2::uuid[])")
-        .bind(entity)
-        .bind(ids)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(inserted)
+    Ok(
+        sqlx::query("INSERT INTO search_outbox (entity, entity_id) SELECT $1, unnest($2::uuid[])")
+            .bind(entity)
+            .bind(ids)
+            .execute(pool)
+            .await?
+            .rows_affected(),
+    )
 }

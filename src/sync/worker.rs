@@ -4,11 +4,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -23,11 +22,12 @@ use crate::store::{self};
 /// Outbox rows per index commit when a backlog builds up (an import, a bulk update):
 /// each commit costs a segment flush and a reader reload, so fewer, larger ones keep up.
 pub const BATCH_SIZE: i64 = 10_000;
-/// Polling backs up NOTIFY (a lost listener connection, rows enqueued by hand).
-const POLL_EVERY: Duration = Duration::from_millis(500);
-/// After a wake-up, changes arriving within this window share one index commit: under
-/// a stream of small transactions that is far cheaper than a commit per transaction.
-const GATHER_WINDOW: Duration = Duration::from_millis(20);
+/// The worker claims a batch this often; changes arriving in between share one index
+/// commit, which under a stream of small transactions is far cheaper than a commit
+/// each (fewer, larger segments to write and merge). Polling, not LISTEN/NOTIFY:
+/// a notifying transaction holds a database-wide lock through its commit, which
+/// serialises every writer (migration 0009).
+const SYNC_EVERY: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -131,25 +131,14 @@ impl SyncWorker {
         }
     }
 
-    /// Runs until `shutdown` turns true: wakes on NOTIFY, polls as a backup, backs off
-    /// on errors (the outbox keeps growing meanwhile; nothing is lost).
+    /// Runs until `shutdown` turns true: a batch every [`SYNC_EVERY`] (back to back
+    /// while a backlog drains), backing off on errors (the outbox keeps growing
+    /// meanwhile; nothing is lost).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut listener = match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen(outbox::CHANNEL).await {
-                Ok(()) => Some(l),
-                Err(err) => {
-                    tracing::warn!(error = %err, "outbox LISTEN failed; polling only");
-                    None
-                }
-            },
-            Err(err) => {
-                tracing::warn!(error = %err, "outbox listener connection failed; polling only");
-                None
-            }
-        };
         let mut backoff = Duration::from_millis(100);
         tracing::info!("sync worker started");
         while super::running(&shutdown) {
+            let started = Instant::now();
             match self.process_batch().await {
                 Ok(n) if n as i64 == BATCH_SIZE => continue,
                 Ok(_) => backoff = Duration::from_millis(100),
@@ -171,21 +160,8 @@ impl SyncWorker {
                 }
             }
             self.refresh_depth().await;
-            let notified = async {
-                match listener.as_mut() {
-                    Some(l) => l.recv().await.map(|_| ()).map_err(|e| e.to_string()),
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
-                result = notified => {
-                    if let Err(err) = result {
-                        tracing::warn!(error = %err, "outbox listener failed; polling only");
-                        listener = None;
-                    }
-                    tokio::time::sleep(GATHER_WINDOW).await;
-                }
-                _ = tokio::time::sleep(POLL_EVERY) => {}
+                _ = tokio::time::sleep_until((started + SYNC_EVERY).into()) => {}
                 _ = shutdown.changed() => {}
             }
         }
