@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use crate::auth::Principal;
 use crate::auth::password;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::session_cache::SessionCache;
 use crate::auth::tokens::{self, TokenKeys};
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
@@ -44,6 +45,7 @@ struct Inner {
     login_by_ip: RateLimiter,
     login_by_email: RateLimiter,
     events: Events,
+    sessions: SessionCache,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: String,
 }
@@ -68,6 +70,7 @@ impl AppState {
             settings,
             search,
             sync_metrics: Arc::new(SyncMetrics::default()),
+            sessions: SessionCache::default(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -104,6 +107,11 @@ impl AppState {
         &self.inner.dummy_hash
     }
 
+    /// After a session was revoked or a user changed: authentication reads SQL again.
+    pub fn forget_sessions(&self) {
+        self.inner.sessions.clear();
+    }
+
     /// Applies both login limits; the attempt counts against each.
     pub fn check_login_rate(&self, ip: &str, email: &str) -> Result<()> {
         let limited = self
@@ -115,10 +123,22 @@ impl AppState {
     }
 
     /// Resolves an access token to its caller. The session and user are read from SQL
-    /// so logout, disabling and role changes take effect at once.
+    /// (or from what this process read of them in the last
+    /// [`TTL`](crate::auth::session_cache::TTL)), so
+    /// logout, disabling and role changes take effect at once on the process that made
+    /// them and within that time on the others.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
         let claims = self.inner.keys.verify(token)?;
-        let session = store::sessions::session_user(&self.inner.pool, claims.sid).await?;
+        let session = match self.inner.sessions.get(claims.sid) {
+            Some(session) => Some(session),
+            None => {
+                let read = store::sessions::session_user(&self.inner.pool, claims.sid).await?;
+                if let Some(session) = &read {
+                    self.inner.sessions.put(session.clone());
+                }
+                read
+            }
+        };
         let Some(session) = session.filter(|s| s.user_id == claims.sub) else {
             return Err(Error::new(Code::Unauthorized, "the session of this token does not exist"));
         };

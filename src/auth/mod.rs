@@ -2,6 +2,7 @@
 
 pub mod password;
 pub mod rate_limit;
+pub mod session_cache;
 pub mod tokens;
 
 use uuid::Uuid;

@@ -158,6 +158,7 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
             token_response(&state, &user, session_id, new_token)
         }
         Rotation::Reused => {
+            state.forget_sessions();
             tracing::warn!("refresh token reused; session revoked");
             Err(Error::new(
                 Code::RefreshTokenReused,
@@ -175,6 +176,7 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
 #[tracing::instrument(skip_all)]
 async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
     sessions::revoke_by_token(state.pool(), &hash_refresh_token(&body.refresh_token)).await?;
+    state.forget_sessions();
     Ok(no_content())
 }
 

@@ -136,6 +136,7 @@ async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) 
     let row = users::update(state.pool(), id, body.role, body.disabled)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
+    state.forget_sessions();
     tracing::info!(role = row.role, disabled = row.disabled, "user updated");
     Ok(api::json(StatusCode::OK, &UserView::from(&row)))
 }

@@ -4,7 +4,7 @@ use arrears::domain::role::Role;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, assert_problem, error_fields, spawn_app, spawn_app_with, status_json};
+use crate::helpers::{PASSWORD, assert_problem, error_fields, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
 
 #[tokio::test]
 async fn register_makes_a_viewer_who_can_log_in_and_read_me() {
@@ -214,4 +214,24 @@ async fn expired_access_tokens_are_refused() {
         .post("/api/v1/auth/refresh", None, &json!({"refresh_token": user.refresh_token}))
         .await;
     assert_eq!(refreshed.status(), StatusCode::OK, "a refresh brings a new access token");
+}
+
+#[tokio::test]
+async fn another_instance_stops_accepting_a_logged_out_token_within_the_session_cache_ttl() {
+    let app = spawn_app().await;
+    let peer = spawn_peer(&app, |_| {}).await;
+    let user = app.user(Role::Viewer).await;
+    // The peer has read (and cached) the session.
+    assert_eq!(peer.get("/api/v1/auth/me", &user.token).await.status(), StatusCode::OK);
+    let response = app
+        .post("/api/v1/auth/logout", None, &json!({"refresh_token": user.refresh_token}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let logged_out = std::time::Instant::now();
+    eventually("the peer refuses the logged-out token", || async {
+        peer.get("/api/v1/auth/me", &user.token).await.status() == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    let bound = arrears::auth::session_cache::TTL + Duration::from_secs(1);
+    assert!(logged_out.elapsed() < bound, "refused after {:?}", logged_out.elapsed());
 }
