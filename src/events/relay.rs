@@ -19,6 +19,7 @@ const BATCH: i64 = 500;
 const POLL_EVERY: Duration = Duration::from_millis(20);
 const STANDBY_RETRY: Duration = Duration::from_secs(2);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const VACUUM_EVERY: Duration = Duration::from_secs(5);
 /// How long events stay available for catch-up after a reconnect.
 pub const RETENTION_DAYS: i64 = 7;
 
@@ -46,7 +47,7 @@ async fn lead(pool: &PgPool, events: &Events, shutdown: &mut watch::Receiver<boo
         return Ok(());
     }
     tracing::info!("event relay leading");
-    let mut pruned = Instant::now();
+    let (mut pruned, mut vacuumed) = (Instant::now(), Instant::now());
     while running(shutdown) {
         let batch = events::unpublished(&mut conn, BATCH).await?;
         if !batch.is_empty() {
@@ -58,6 +59,10 @@ async fn lead(pool: &PgPool, events: &Events, shutdown: &mut watch::Receiver<boo
             if ids.len() as i64 == BATCH {
                 continue;
             }
+        }
+        if vacuumed.elapsed() >= VACUUM_EVERY {
+            events::vacuum_queue(&mut conn).await?;
+            vacuumed = Instant::now();
         }
         if pruned.elapsed() >= PRUNE_EVERY {
             let before = chrono::Utc::now() - chrono::Duration::days(RETENTION_DAYS);

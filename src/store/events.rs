@@ -1,4 +1,5 @@
-//! The `events` table: written by triggers, published by the relay, replayed on ask.
+//! The `events` table: written by triggers, published by the relay (which works through
+//! `event_queue`), replayed on ask.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -37,9 +38,10 @@ const COLUMNS: &str = "id, kind, user_id, topics, data, created_at";
 
 /// Committed events not published yet, oldest first.
 pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Event>> {
-    let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE published_at IS NULL ORDER BY id LIMIT $1"
-    )))
+    let rows = sqlx::query_as::<_, EventRow>(
+        "SELECT e.id, e.kind, e.user_id, e.topics, e.data, e.created_at
+         FROM event_queue q JOIN events e ON e.id = q.id ORDER BY q.id LIMIT $1",
+    )
     .bind(limit)
     .fetch_all(conn)
     .await?;
@@ -47,10 +49,16 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Even
 }
 
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
-    sqlx::query("UPDATE events SET published_at = now() WHERE id = ANY($1)")
+    sqlx::query("DELETE FROM event_queue WHERE id = ANY($1)")
         .bind(ids)
         .execute(conn)
         .await?;
+    Ok(())
+}
+
+/// Reclaims the space of published queue rows (see [`super::outbox::vacuum`]).
+pub async fn vacuum_queue(conn: &mut PgConnection) -> Result<()> {
+    sqlx::raw_sql("VACUUM (SKIP_LOCKED) event_queue").execute(conn).await?;
     Ok(())
 }
 
@@ -68,9 +76,11 @@ pub async fn since(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>> 
 
 /// Deletes published events older than `before`; returns how many.
 pub async fn prune(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<u64> {
-    Ok(sqlx::query("DELETE FROM events WHERE published_at IS NOT NULL AND created_at < $1")
-        .bind(before)
-        .execute(conn)
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM events e WHERE e.created_at < $1 AND NOT EXISTS (SELECT 1 FROM event_queue q WHERE q.id = e.id)")
+            .bind(before)
+            .execute(conn)
+            .await?
+            .rows_affected(),
+    )
 }

@@ -37,6 +37,13 @@ pub async fn delete(tx: &mut PgConnection, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// Reclaims the space of claimed and deleted rows, so claims do not walk past them
+/// (autovacuum may lag or be off).
+pub async fn vacuum(pool: &PgPool) -> Result<()> {
+    sqlx::raw_sql("VACUUM (SKIP_LOCKED) search_outbox").execute(pool).await?;
+    Ok(())
+}
+
 /// A version for a tombstone whose purge predates outbox versions (e.g. a repair).
 pub async fn next_version(tx: &mut PgConnection) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT nextval('search_version_seq')").fetch_one(tx).await?)

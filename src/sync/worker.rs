@@ -28,6 +28,8 @@ pub const BATCH_SIZE: i64 = 10_000;
 /// a notifying transaction holds a database-wide lock through its commit, which
 /// serialises every writer (migration 0009).
 const SYNC_EVERY: Duration = Duration::from_millis(100);
+/// How often the worker vacuums the outbox ([`outbox::vacuum`]).
+const VACUUM_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
@@ -136,6 +138,7 @@ impl SyncWorker {
     /// meanwhile; nothing is lost).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
+        let mut vacuumed = Instant::now();
         tracing::info!("sync worker started");
         while super::running(&shutdown) {
             let started = Instant::now();
@@ -160,6 +163,12 @@ impl SyncWorker {
                 }
             }
             self.refresh_depth().await;
+            if vacuumed.elapsed() >= VACUUM_EVERY {
+                if let Err(err) = outbox::vacuum(&self.pool).await {
+                    tracing::warn!(error = %err, "outbox vacuum failed");
+                }
+                vacuumed = Instant::now();
+            }
             tokio::select! {
                 _ = tokio::time::sleep_until((started + SYNC_EVERY).into()) => {}
                 _ = shutdown.changed() => {}

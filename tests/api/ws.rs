@@ -418,3 +418,41 @@ async fn losing_redis_degrades_to_local_delivery_and_recovers() {
     let after = pay(&app, &manager.token, &account, "3.00").await;
     expect(&mut socket, "payment.created", |m| m["data"]["id"] == after["id"]).await;
 }
+
+#[tokio::test]
+async fn events_written_by_plain_sql_are_published_once_and_pruning_keeps_unpublished_ones() {
+    let pool = crate::helpers::fresh_pool().await;
+    let old = chrono::Utc::now() - chrono::Duration::days(arrears::events::relay::RETENTION_DAYS + 1);
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (kind, topics, created_at) VALUES ('payment.created', '{payments}', $1), ('payment.created', '{payments}', $1) RETURNING id",
+    )
+    .bind(old)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    let queued = arrears::store::events::unpublished(&mut conn, 10).await.unwrap();
+    assert_eq!(
+        queued.iter().filter_map(|e| e.id).collect::<Vec<_>>(),
+        ids,
+        "a plain insert is queued, in id order"
+    );
+    arrears::store::events::mark_published(&mut conn, &ids[..1]).await.unwrap();
+    let left = arrears::store::events::unpublished(&mut conn, 10).await.unwrap();
+    assert_eq!(
+        left.iter().filter_map(|e| e.id).collect::<Vec<_>>(),
+        ids[1..],
+        "a published event is not handed out again"
+    );
+
+    let removed = arrears::store::events::prune(&mut conn, chrono::Utc::now() - chrono::Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "only the published old event goes");
+    let kept: Vec<i64> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, ids[1..], "an old event still waiting for the relay is kept");
+    arrears::store::events::vacuum_queue(&mut conn).await.unwrap();
+}
