@@ -39,6 +39,29 @@ impl Dense {
         }
     }
 
+    /// Calls `f(doc, value)` for every document whose value lies in `from..to`, in
+    /// document order: a sequential pass over the array.
+    pub fn for_each_in(&self, (from, to): (i64, i64), mut f: impl FnMut(DocId, i64)) {
+        match self {
+            Dense::I32(values) => {
+                for (doc, value) in values.iter().enumerate() {
+                    let value = i64::from(*value);
+                    if value != i64::from(MISSING_32) && from <= value && value < to {
+                        f(doc as DocId, value);
+                    }
+                }
+            }
+            Dense::I64(values) => {
+                for (doc, value) in values.iter().enumerate() {
+                    if *value != MISSING && from <= *value && *value < to {
+                        f(doc as DocId, *value);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     pub fn ord(&self, doc: DocId) -> Option<u32> {
         match self {
             Dense::Ord8(ords) => ords.get(doc as usize).copied().filter(|o| *o != NO_ORD_8).map(u32::from),

@@ -201,7 +201,8 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
 
 fn payment_stats(generation: &Generation<Payments>, query: &StatsQuery) -> anyhow::Result<Vec<CurrencyStats>> {
     let searcher = generation.searcher()?;
-    let fruit = searcher.search(&payments::stats_query(&generation.fields, query), &StatsCollector::new(query))?;
+    generation.dense.retain(&searcher);
+    let fruit = StatsCollector::new(query, generation.dense.clone()).collect(&searcher)?;
     Ok(payments::finish(fruit, query.day_starts.len().saturating_sub(1)))
 }
 

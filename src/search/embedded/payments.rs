@@ -1,16 +1,17 @@
 //! Payments in the embedded backend: schema, query translation, and the statistics
-//! collector (one pass over the payments received in the asked-for span).
+//! collector (one pass over the decoded columns of every payment).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::StrColumn;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
 use tantivy::schema::{FAST, INDEXED, STRING, Schema};
-use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument};
+use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::collection::{Common, Kind};
+use super::dense::{Dense, DenseColumns};
 use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
 use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
@@ -148,35 +149,33 @@ pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
 }
 
 /// Payments received anywhere in the statistics' span.
-pub fn stats_query(fields: &PaymentFields, stats: &StatsQuery) -> Box<dyn Query> {
-    let (from, to) = stats.span();
-    Box::new(BooleanQuery::new(vec![
-        (Occur::MustNot, flag(fields.common.tombstone, true)),
-        (
-            Occur::Must,
-            received_between(fields, Some(from.timestamp_micros()), Some(to.timestamp_micros())),
-        ),
-    ]))
-}
-
 /// Instants of a [`StatsQuery`] in microseconds.
 #[derive(Clone, Debug)]
 struct Bounds {
+    /// Every figure looks inside this window.
+    span: (i64, i64),
     day_starts: Vec<i64>,
     today: (i64, i64),
     week: (i64, i64),
     month: (i64, i64),
 }
 
+/// Scans each segment's decoded `received` column for the span and reads the other
+/// decoded columns only for the payments inside it (tombstones have no currency and
+/// are skipped): a sequential pass over plain arrays is cheaper than a range query
+/// followed by fast-field reads.
 pub struct StatsCollector {
     bounds: Bounds,
+    dense: Arc<DenseColumns>,
 }
 
 impl StatsCollector {
-    pub fn new(query: &StatsQuery) -> Self {
+    pub fn new(query: &StatsQuery, dense: Arc<DenseColumns>) -> Self {
         let micros = |(a, b): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)| (a.timestamp_micros(), b.timestamp_micros());
         Self {
+            dense,
             bounds: Bounds {
+                span: micros(query.span()),
                 day_starts: query.day_starts.iter().map(|t| t.timestamp_micros()).collect(),
                 today: micros(query.today),
                 week: micros(query.this_week),
@@ -221,18 +220,21 @@ pub struct StatsSegment {
     currency: Option<StrColumn>,
     status: Option<StrColumn>,
     method: Option<StrColumn>,
-    amount: Column<i64>,
-    received: Column<i64>,
-    completed_ord: Option<u64>,
+    currency_ords: Option<Arc<Dense>>,
+    status_ords: Option<Arc<Dense>>,
+    method_ords: Option<Arc<Dense>>,
+    amount: Arc<Dense>,
+    received: Arc<Dense>,
+    completed_ord: Option<u32>,
     /// By currency ordinal.
     by_currency: Vec<Option<SegmentSums>>,
 }
 
 pub type StatsFruit = HashMap<String, Accumulator>;
 
-fn ord_of(column: &Option<StrColumn>, value: &str) -> tantivy::Result<Option<u64>> {
+fn ord_of(column: &Option<StrColumn>, value: &str) -> tantivy::Result<Option<u32>> {
     match column {
-        Some(c) => Ok(c.dictionary().term_ord(value.as_bytes())?),
+        Some(c) => Ok(c.dictionary().term_ord(value.as_bytes())?.map(|o| o as u32)),
         None => Ok(None),
     }
 }
@@ -249,80 +251,89 @@ fn terms(column: &Option<StrColumn>) -> usize {
     column.as_ref().map_or(0, |c| c.num_terms())
 }
 
-impl Collector for StatsCollector {
-    type Fruit = StatsFruit;
-    type Child = StatsSegment;
+impl StatsCollector {
+    /// The statistics of every live payment `searcher` holds.
+    pub fn collect(&self, searcher: &Searcher) -> tantivy::Result<StatsFruit> {
+        let mut fruits = Vec::with_capacity(searcher.segment_readers().len());
+        for segment in searcher.segment_readers() {
+            let mut sums = self.for_segment(segment)?;
+            let alive = segment.alive_bitset();
+            let received = sums.received.clone();
+            received.for_each_in(self.bounds.span, |doc, at| {
+                if alive.is_none_or(|a| a.is_alive(doc)) {
+                    sums.add(doc, at);
+                }
+            });
+            fruits.push(sums.harvest());
+        }
+        Ok(merge_fruits(fruits))
+    }
 
-    fn for_segment(&self, _: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
+    fn for_segment(&self, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
         let fast = segment.fast_fields();
-        let status = fast.str("status")?;
-        let currency = fast.str("currency")?;
+        let (status, currency, method) = (fast.str("status")?, fast.str("currency")?, fast.str("method")?);
+        let dense = &self.dense;
+        let ords = |name: &'static str, column: &Option<StrColumn>| column.as_ref().map(|c| dense.ords(segment, name, c)).transpose();
         Ok(StatsSegment {
             bounds: self.bounds.clone(),
             completed_ord: ord_of(&status, "completed")?,
             by_currency: vec![None; terms(&currency)],
+            currency_ords: ords("currency", &currency)?,
+            status_ords: ords("status", &status)?,
+            method_ords: ords("method", &method)?,
             currency,
             status,
-            method: fast.str("method")?,
-            amount: fast.i64("amount")?,
-            received: fast.i64("received")?,
+            method,
+            amount: dense.i64(segment, "amount")?,
+            received: dense.i64(segment, "received")?,
         })
     }
+}
 
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<StatsFruit>) -> tantivy::Result<StatsFruit> {
-        let mut merged = StatsFruit::new();
-        for fruit in fruits {
-            for (currency, acc) in fruit {
-                let into = merged.entry(currency).or_default();
-                for (a, b) in [
-                    (&mut into.today, acc.today),
-                    (&mut into.week, acc.week),
-                    (&mut into.month, acc.month),
-                ] {
-                    a.0 += b.0;
-                    a.1 += b.1;
-                }
-                if into.series.len() < acc.series.len() {
-                    into.series.resize(acc.series.len(), (0, 0));
-                }
-                for (a, b) in into.series.iter_mut().zip(acc.series) {
-                    a.0 += b.0;
-                    a.1 += b.1;
-                }
-                for (into, from) in [(&mut into.status, acc.status), (&mut into.method, acc.method)] {
-                    for (k, v) in from {
-                        let slot = into.entry(k).or_default();
-                        slot.0 += v.0;
-                        slot.1 += v.1;
-                    }
+fn merge_fruits(fruits: Vec<StatsFruit>) -> StatsFruit {
+    let mut merged = StatsFruit::new();
+    for fruit in fruits {
+        for (currency, acc) in fruit {
+            let into = merged.entry(currency).or_default();
+            for (a, b) in [
+                (&mut into.today, acc.today),
+                (&mut into.week, acc.week),
+                (&mut into.month, acc.month),
+            ] {
+                a.0 += b.0;
+                a.1 += b.1;
+            }
+            if into.series.len() < acc.series.len() {
+                into.series.resize(acc.series.len(), (0, 0));
+            }
+            for (a, b) in into.series.iter_mut().zip(acc.series) {
+                a.0 += b.0;
+                a.1 += b.1;
+            }
+            for (into, from) in [(&mut into.status, acc.status), (&mut into.method, acc.method)] {
+                for (k, v) in from {
+                    let slot = into.entry(k).or_default();
+                    slot.0 += v.0;
+                    slot.1 += v.1;
                 }
             }
         }
-        Ok(merged)
     }
+    merged
 }
 
 fn within(t: i64, (from, to): (i64, i64)) -> bool {
     from <= t && t < to
 }
 
-impl SegmentCollector for StatsSegment {
-    type Fruit = StatsFruit;
-
-    fn collect(&mut self, doc: DocId, _: Score) {
-        let (Some(currency), Some(received), Some(amount)) = (
-            self.currency.as_ref().and_then(|c| c.term_ords(doc).next()),
-            self.received.first(doc),
-            self.amount.first(doc),
-        ) else {
+impl StatsSegment {
+    /// Adds a payment received at `received` (inside the span).
+    fn add(&mut self, doc: DocId, received: i64) {
+        let (Some(currency), Some(amount)) = (self.currency_ords.as_ref().and_then(|c| c.ord(doc)), self.amount.i64(doc)) else {
             return;
         };
-        let status = self.status.as_ref().and_then(|c| c.term_ords(doc).next());
-        let method = self.method.as_ref().and_then(|c| c.term_ords(doc).next());
+        let status = self.status_ords.as_ref().and_then(|c| c.ord(doc));
+        let method = self.method_ords.as_ref().and_then(|c| c.ord(doc));
         let starts = &self.bounds.day_starts;
         let days = starts.len().saturating_sub(1);
         let (status_terms, method_terms) = (terms(&self.status), terms(&self.method));
