@@ -284,7 +284,10 @@ pub async fn sort_and_cursor(index: &dyn SearchIndex) {
         d.due_date = (i % 4 != 0).then(|| today() - Duration::days(i));
         docs.push(d);
     }
-    put(index, &docs).await;
+    // Several commits, so ties and the cursor span segments.
+    for chunk in docs.chunks(6) {
+        put(index, chunk).await;
+    }
     for (field, descending) in [
         (SortField::Balance, true),
         (SortField::Balance, false),
@@ -330,6 +333,13 @@ pub async fn sort_and_cursor(index: &dyn SearchIndex) {
                 sorted.reverse();
             }
             assert_eq!(present, sorted, "{field:?} {descending}");
+            for pair in seen.windows(2).zip(keys.windows(2)) {
+                if let ([a, b], [ka, kb]) = pair
+                    && ka == kb
+                {
+                    assert!(a.id < b.id, "{field:?} {descending}: ties in id order");
+                }
+            }
             let first_missing = keys.iter().position(Option::is_none).unwrap_or(keys.len());
             assert!(keys[first_missing..].iter().all(Option::is_none), "missing values sort last");
         }

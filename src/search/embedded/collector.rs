@@ -16,6 +16,8 @@ use crate::domain::search::{After, SortKey};
 
 /// Ascending order of results: smaller comes first. `(missing, directed value, id)`.
 pub type Rank = (u8, i128, u128);
+/// A rank inside one segment: the id replaced by its rank among the segment's ids.
+type SegmentRank = (u8, i128, u32);
 
 pub fn rank_of(key: SortKey, id: u128, descending: bool) -> Rank {
     match key {
@@ -101,9 +103,11 @@ pub struct PageSegment {
     descending: bool,
     sort_column: SegmentSort,
     ids: Arc<Dense>,
-    after: Option<Rank>,
+    /// The cursor in this segment's terms: its key, and the rank of the first id
+    /// above the cursor's.
+    after: Option<SegmentRank>,
     limit: usize,
-    heap: BinaryHeap<(Rank, HeapKey, DocId)>,
+    heap: BinaryHeap<(SegmentRank, HeapKey, DocId)>,
     total: u64,
     facets: Vec<SegmentFacet>,
     today_days: i64,
@@ -180,6 +184,7 @@ impl Collector for PageCollector {
 
     fn for_segment(&self, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<PageSegment> {
         let dense = &self.dense;
+        let ids = dense.ids(segment)?;
         let sort_column = match self.sort_column {
             SortColumn::Score => SegmentSort::Score,
             SortColumn::I64(name) => SegmentSort::I64(dense.i64(segment, name)?),
@@ -194,8 +199,11 @@ impl Collector for PageCollector {
             segment: segment_ord,
             descending: self.descending,
             sort_column,
-            ids: dense.ids(segment)?,
-            after: self.after.map(|a| rank_of(a.key, a.id.as_u128(), self.descending)),
+            after: self.after.map(|a| {
+                let (missing, value, id) = rank_of(a.key, a.id.as_u128(), self.descending);
+                (missing, value, ids.ranks_up_to(id))
+            }),
+            ids,
             limit: self.limit,
             heap: BinaryHeap::with_capacity(self.limit + 1),
             total: 0,
@@ -339,8 +347,8 @@ impl SegmentCollector for PageSegment {
         {
             return;
         }
-        let rank = (missing, value, self.ids.id(doc));
-        if self.after.is_some_and(|after| rank <= after) {
+        let rank = (missing, value, self.ids.id_rank(doc));
+        if self.after.is_some_and(|after| rank < after) {
             return;
         }
         if !full {
@@ -361,10 +369,11 @@ impl SegmentCollector for PageSegment {
             })
             .collect();
         let segment = self.segment;
+        let ids = &self.ids;
         let hits = self
             .heap
             .into_iter()
-            .map(|(rank, key, doc)| (rank, key.0, DocAddress::new(segment, doc)))
+            .map(|((missing, value, id_rank), key, doc)| ((missing, value, ids.id_at(id_rank)), key.0, DocAddress::new(segment, doc)))
             .collect();
         PageFruit {
             hits,
