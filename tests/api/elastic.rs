@@ -31,7 +31,7 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{fresh_pool, spawn_app_with};
+use crate::helpers::{eventually, fresh_pool, spawn_app_with};
 use crate::scripted_es::{ScriptedEs, alias_of, bulk_response, error};
 
 const REFERENCE: &str = "https://www.elastic.co/guide/en/elasticsearch/reference/8.19/";
@@ -1012,7 +1012,7 @@ async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() 
     let manager = app.user(Role::Manager).await;
     let account = app.account(&manager.token, json!({ "debtor_name": "Elastic Person" })).await;
     let id = account["id"].as_str().unwrap().to_owned();
-    crate::helpers::eventually("the account reaches the cluster", || {
+    eventually("the account reaches the cluster", || {
         let server = &server;
         let id = id.clone();
         async move { server.bulks().iter().any(|b| b.bulk_ids().contains(&id)) }
@@ -1025,9 +1025,12 @@ async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() 
     assert_eq!(lines[position]["index"]["version_type"], "external");
     assert_eq!(lines[position + 1]["debtor_name"], "Elastic Person");
     assert!(lines[position + 1]["derived"]["balance_units"].is_i64());
-    let refreshed = server
-        .received()
-        .iter()
-        .any(|r| r.path == "/arrears-accounts-targets/_refresh" && r.at >= bulk.at);
-    assert!(refreshed, "the batch is made searchable");
+    // The refresh follows the bulk's answer, so it may arrive a moment after it.
+    eventually("the batch is made searchable", || async {
+        server
+            .received()
+            .iter()
+            .any(|r| r.path == "/arrears-accounts-targets/_refresh" && r.at >= bulk.at)
+    })
+    .await;
 }
