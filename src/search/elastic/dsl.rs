@@ -59,25 +59,32 @@ fn not_tombstone() -> Value {
 /// Where full text looks: word fields (with their edge n-gram subfield, if any),
 /// identifier fields (lowercased keywords), and optionally phone digits.
 struct TextFields<'a> {
-    words: &'a [(&'a str, Option<&'a str>)],
+    /// Matched exactly, as a prefix (through the edge field when there is one), or
+    /// within the typo budget.
+    names: &'a [(&'a str, Option<&'a str>)],
+    /// Matched exactly or as a prefix.
+    words: &'a [&'a str],
     idents: &'a [&'a str],
     phone_digits: Option<&'a str>,
 }
 
 const ACCOUNT_TEXT: TextFields<'static> = TextFields {
-    words: &[("debtor_name", Some("debtor_name.prefix")), ("derived.address", None)],
+    names: &[("debtor_name", Some("debtor_name.prefix"))],
+    words: &["derived.address"],
     idents: &["account_number.lower", "email.lower", "external_ref.lower"],
     phone_digits: Some("derived.phone_digits"),
 };
 
 const PAYMENT_TEXT: TextFields<'static> = TextFields {
-    words: &[("debtor_name", Some("debtor_name.prefix"))],
+    names: &[("debtor_name", Some("debtor_name.prefix"))],
+    words: &[],
     idents: &["account_number.lower", "reference.lower"],
     phone_digits: None,
 };
 
-/// Every word must match a word field exactly, as a prefix, or within the typo
-/// budget; or the whole text matches an identifier (exactly or as a prefix) or a phone.
+/// Every word must match a name exactly, as a prefix, or within the typo budget, or
+/// another word field exactly or as a prefix; or the whole text matches an identifier
+/// (exactly or as a prefix) or a phone.
 fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
     let mut alternatives = Vec::new();
     let words = folded_tokens(text);
@@ -86,16 +93,17 @@ fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
             .iter()
             .map(|word| {
                 let mut options = Vec::new();
-                for (field, edge) in fields.words {
+                let names = fields.names.iter().map(|(field, edge)| (*field, *edge, true));
+                for (field, edge, typos) in names.chain(fields.words.iter().map(|field| (*field, None, false))) {
                     options.push(boosted_term(field, word, 3.0));
                     options.push(match edge {
                         Some(edge) => boosted_term(edge, word, 1.5),
-                        None => json!({ "prefix": { *field: { "value": word, "boost": 1.5 } } }),
+                        None => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
                     });
                     let distance = fuzziness(word);
-                    if distance > 0 {
+                    if typos && distance > 0 {
                         options.push(json!({
-                            "fuzzy": { *field: { "value": word, "fuzziness": distance, "transpositions": true } }
+                            "fuzzy": { field: { "value": word, "fuzziness": distance, "transpositions": true } }
                         }));
                     }
                 }

@@ -100,7 +100,8 @@ fn received_between(fields: &PaymentFields, from: Option<i64>, to: Option<i64>) 
 pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
-        words: &[fields.name],
+        names: &[fields.name],
+        words: &[],
         ident: fields.ident,
         ident_prefix: fields.ident_prefix,
         phone_digits: None,

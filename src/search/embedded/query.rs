@@ -76,17 +76,23 @@ pub(crate) fn fuzziness(word: &str) -> u8 {
     }
 }
 
-/// Where full text looks: word fields (names, addresses), identifier fields (exact and
+/// Where full text looks: names, other word fields (addresses), identifier fields (exact and
 /// prefix), and optionally phone digits.
 pub(super) struct TextFields<'a> {
+    /// Matched exactly, as a prefix, or within the typo budget.
+    pub names: &'a [Field],
+    /// Matched exactly or as a prefix: a typo in a name would otherwise match street
+    /// names, and a fuzzy pass over the address dictionary is the costliest part of a
+    /// name search.
     pub words: &'a [Field],
     pub ident: Field,
     pub ident_prefix: Field,
     pub phone_digits: Option<Field>,
 }
 
-/// Full text: every word must match a word field (exactly, as a prefix, or within the
-/// typo budget), or the whole text must match an identifier or phone.
+/// Full text: every word must match a name (exactly, as a prefix, or within the typo
+/// budget) or another word field (exactly or as a prefix), or the whole text must match
+/// an identifier or phone.
 pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn Query>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     let words = folded_tokens(text);
@@ -95,7 +101,12 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
             .iter()
             .map(|word| -> Clause {
                 let mut options: Vec<Box<dyn Query>> = Vec::new();
-                for field in fields.words.iter().copied() {
+                for (field, typos) in fields
+                    .names
+                    .iter()
+                    .map(|f| (*f, true))
+                    .chain(fields.words.iter().map(|f| (*f, false)))
+                {
                     let t = Term::from_field_text(field, word);
                     options.push(Box::new(BoostQuery::new(
                         Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
@@ -106,7 +117,7 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
                         1.5,
                     )));
                     let distance = fuzziness(word);
-                    if distance > 0 {
+                    if typos && distance > 0 {
                         options.push(Box::new(FuzzyTermQuery::new(t, distance, true)));
                     }
                 }
@@ -139,7 +150,8 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
 pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
-        words: &[fields.name, fields.address],
+        names: &[fields.name],
+        words: &[fields.address],
         ident: fields.ident,
         ident_prefix: fields.ident_prefix,
         phone_digits: Some(fields.phone_digits),
