@@ -128,6 +128,7 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     let jonathan = doc("Jonathan Smith", 1);
     let mut neighbour = doc("Nearby Numbers", 1);
     neighbour.address.line1 = Some("1034 Elm St".into());
+    neighbour.address.city = Some("Springfield".into());
     neighbour.phone = Some("+12025550999".into());
     put(index, &[jose.clone(), katherine.clone(), jonathan.clone(), neighbour.clone()]).await;
 
@@ -146,6 +147,8 @@ pub async fn text_matching(index: &dyn SearchIndex) {
         "last four phone digits; numbers never match approximately"
     );
     assert_eq!(ids(index, text("1034 elm")).await, [neighbour.id], "house number and street");
+    assert_eq!(ids(index, text("springf")).await, [neighbour.id], "prefix of an address word");
+    assert!(ids(index, text("sprinfield")).await.is_empty(), "addresses take no typos");
     assert_eq!(ids(index, text("555-0134")).await, [katherine.id]);
     assert_eq!(ids(index, text("(555) 0134")).await, [katherine.id]);
     assert_eq!(ids(index, text("JOSE.ALVAREZ@EXAMPLE.COM")).await, [jose.id], "email, any case");
