@@ -61,7 +61,9 @@ async fn lead(pool: &PgPool, events: &Events, shutdown: &mut watch::Receiver<boo
             }
         }
         if vacuumed.elapsed() >= VACUUM_EVERY {
-            events::vacuum_queue(&mut conn).await?;
+            if let Err(err) = events::vacuum_queue(&mut conn).await {
+                tracing::warn!(error = %err, "event queue vacuum failed");
+            }
             vacuumed = Instant::now();
         }
         if pruned.elapsed() >= PRUNE_EVERY {
