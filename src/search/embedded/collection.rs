@@ -181,13 +181,21 @@ impl<K: Kind> Generation<K> {
         })
     }
 
+    /// Reloads the reader and drops the decoded columns of the segments it no longer
+    /// holds (merged away).
+    fn reload(&self) -> tantivy::Result<()> {
+        self.reader.reload()?;
+        self.dense.retain(&self.reader.searcher());
+        Ok(())
+    }
+
     /// The owner reloads after each commit; a read-only process picks up the owner's
     /// commits here, so what it reads is at most [`READER_RELOAD_EVERY`] behind.
     pub fn searcher(&self) -> tantivy::Result<Searcher> {
         if self.writer.is_none() {
             let mut last = self.last_reload.lock().unwrap_or_else(|p| p.into_inner());
             if last.elapsed() >= READER_RELOAD_EVERY {
-                self.reader.reload()?;
+                self.reload()?;
                 *last = Instant::now();
             }
         }
@@ -296,7 +304,7 @@ impl<K: Kind> Generation<K> {
         }
         if report.applied > 0 {
             writer.commit()?;
-            self.reader.reload()?;
+            self.reload()?;
         }
         Ok(report)
     }

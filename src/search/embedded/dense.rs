@@ -1,9 +1,9 @@
-//! Columns the page collector reads for every matching document, decoded once per
-//! segment into plain arrays. A tantivy fast-field read goes through the optional
+//! Columns the page collector and the payment statistics read for every matching
+//! document, decoded once per segment into plain arrays. A tantivy fast-field read goes through the optional
 //! index, bit unpacking and a value mapping (tens of nanoseconds); an array read does
 //! not, and a search touches each column once per match. Segments never change, so an
-//! entry stays valid until its segment is merged away, when [`DenseColumns::retain`]
-//! drops it.
+//! entry stays valid until its segment is merged away; [`DenseColumns::retain`], called
+//! at each reader reload, drops it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

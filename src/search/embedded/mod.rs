@@ -139,7 +139,6 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
 
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
-    generation.dense.retain(&searcher);
     let fields: &Fields = &generation.fields;
     let tantivy_query = query::build(fields, query);
     let sort_column = match query.sort.field {
@@ -171,7 +170,6 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
 
 fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> anyhow::Result<SearchPage<PaymentDoc>> {
     let searcher = generation.searcher()?;
-    generation.dense.retain(&searcher);
     let fields: &PaymentFields = &generation.fields;
     let tantivy_query = payments::build(fields, query);
     let sort_column = match query.sort.field {
@@ -201,7 +199,6 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
 
 fn payment_stats(generation: &Generation<Payments>, query: &StatsQuery) -> anyhow::Result<Vec<CurrencyStats>> {
     let searcher = generation.searcher()?;
-    generation.dense.retain(&searcher);
     let fruit = StatsCollector::new(query, generation.dense.clone()).collect(&searcher)?;
     Ok(payments::finish(fruit, query.day_starts.len().saturating_sub(1)))
 }

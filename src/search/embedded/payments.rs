@@ -149,7 +149,6 @@ pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(clauses))
 }
 
-/// Payments received anywhere in the statistics' span.
 /// Instants of a [`StatsQuery`] in microseconds.
 #[derive(Clone, Debug)]
 struct Bounds {
