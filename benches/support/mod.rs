@@ -11,6 +11,11 @@ use clap::Parser;
 use futures_util::future::BoxFuture;
 use tokio::sync::oneshot;
 
+/// The allocator the `arrears` binary uses (src/main.rs), so the in-process server
+/// measures as it runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub struct Server {
     pub base: String,
     pub state: arrears::app::AppState,
