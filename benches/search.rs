@@ -2,7 +2,8 @@
 //! at 32 connections, commit-to-searchable lag under 500 writes/s, and the same mix
 //! answered by plain SQL (ILIKE + OFFSET).
 //!
-//! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15).
+//! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
+//! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone).
 
 mod support;
 
@@ -52,14 +53,26 @@ fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The query of operation `n`: a third names (some with typos), a third phone digits,
-/// a third filters only; all ask for facets.
+/// The kinds of search in the mix, and the query string of operation `n` of each.
+const KINDS: [&str; 4] = ["name", "name with a typo", "last 4 phone digits", "filters only"];
+
+fn kind_query(kind: usize, n: usize) -> String {
+    match kind {
+        0 => format!("q={}&facets=status,bucket", SURNAMES[n % SURNAMES.len()]),
+        1 => format!("q={}&facets=status,bucket", TYPOS[n % TYPOS.len()]),
+        2 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
+        _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
+    }
+}
+
+/// The query of operation `n`: a third names (half of them with typos), a third phone
+/// digits, a third filters only; all ask for facets.
 fn search_query(n: usize) -> String {
     match n % 3 {
-        0 if n.is_multiple_of(2) => format!("q={}&facets=status,bucket", SURNAMES[n / 3 % SURNAMES.len()]),
-        0 => format!("q={}&facets=status,bucket", TYPOS[n / 3 % TYPOS.len()]),
-        1 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
-        _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
+        0 if n.is_multiple_of(2) => kind_query(0, n / 3),
+        0 => kind_query(1, n / 3),
+        1 => kind_query(2, n),
+        _ => kind_query(3, n),
     }
 }
 
@@ -91,6 +104,7 @@ fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
 async fn main() {
     let accounts = env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
     let seconds = Duration::from_secs(env_number("BENCH_SECONDS", 15));
+    let kind_seconds = Duration::from_secs(env_number("BENCH_KIND_SECONDS", 5));
     let mut settings = support::bench_settings();
     settings.data_dir = std::env::temp_dir().join("arrears-bench-search");
     let _ = std::fs::remove_dir_all(&settings.data_dir);
@@ -159,6 +173,18 @@ async fn main() {
         })
         .await;
         report.print(name);
+    }
+    for (kind, name) in KINDS.iter().enumerate() {
+        let (base, token, clients) = (server.base.clone(), token.clone(), clients.clone());
+        let report = support::closed_loop(CONNECTIONS, kind_seconds, move |w, n| {
+            support::send(
+                clients[w]
+                    .get(format!("{base}/api/v1/accounts?{}", kind_query(kind, w * 1000 + n)))
+                    .bearer_auth(&token),
+            )
+        })
+        .await;
+        report.print(&format!("  {name} alone"));
     }
 
     // Commit-to-searchable lag under a steady 500 writes/s.
