@@ -279,6 +279,107 @@ pub async fn filters_and_buckets(index: &dyn SearchIndex) {
     assert_eq!(index.search(with_deleted).await.unwrap().total, 12);
 }
 
+/// Filters over a segment large enough for the embedded backend to keep each
+/// condition's bits, asked twice (built, then kept), and again after changes landed in
+/// a newer segment and deleted documents from the large one: every total equals a count
+/// over the documents themselves.
+pub async fn filters_over_a_large_segment(index: &dyn SearchIndex) {
+    const STATUSES: [AccountStatus; 4] = [
+        AccountStatus::Active,
+        AccountStatus::Delinquent,
+        AccountStatus::Paid,
+        AccountStatus::PaymentPlan,
+    ];
+    // Two indexing threads split one batch into two segments: each stays above the
+    // embedded backend's 16,384-document threshold for keeping filter bits.
+    let mut docs: Vec<AccountDoc> = (0..40_000i64)
+        .map(|n| {
+            let mut d = doc(&format!("Large {n}"), 1);
+            d.status = STATUSES[(n * 7 % 4) as usize];
+            d.current_balance = Decimal::new(n * 37 % 100_000, 2);
+            d.due_date = (n % 11 != 0).then(|| today() - Duration::days(n * 13 % 200 - 20));
+            d.next_action_at = (n % 3 == 0).then(|| at("2026-06-01T00:00:00Z") + Duration::hours(n % 500));
+            d
+        })
+        .collect();
+    put(index, &docs).await;
+    type Wanted = Box<dyn Fn(&AccountDoc) -> bool>;
+    let cases: Vec<(AccountQuery, Wanted)> = vec![
+        (
+            AccountQuery {
+                statuses: vec![AccountStatus::Delinquent],
+                buckets: vec![Bucket::Days30To59],
+                min_balance: Some(Decimal::new(10_000, 2)),
+                ..query()
+            },
+            Box::new(|d: &AccountDoc| {
+                d.status == AccountStatus::Delinquent && bucket_of(d) == Bucket::Days30To59 && d.current_balance >= Decimal::new(10_000, 2)
+            }),
+        ),
+        (
+            AccountQuery {
+                buckets: vec![Bucket::Current, Bucket::Days120Plus],
+                ..query()
+            },
+            Box::new(|d: &AccountDoc| matches!(bucket_of(d), Bucket::Current | Bucket::Days120Plus)),
+        ),
+        (
+            AccountQuery {
+                statuses: vec![AccountStatus::Active, AccountStatus::Paid],
+                max_balance: Some(Decimal::new(50_000, 2)),
+                due_from: Some(today() - Duration::days(60)),
+                due_to: Some(today()),
+                ..query()
+            },
+            Box::new(|d: &AccountDoc| {
+                matches!(d.status, AccountStatus::Active | AccountStatus::Paid)
+                    && d.current_balance <= Decimal::new(50_000, 2)
+                    && d.due_date.is_some_and(|due| today() - Duration::days(60) <= due && due <= today())
+            }),
+        ),
+        (
+            AccountQuery {
+                next_action_before: Some(at("2026-06-10T00:00:00Z")),
+                ..query()
+            },
+            Box::new(|d: &AccountDoc| d.next_action_at.is_some_and(|t| t < at("2026-06-10T00:00:00Z"))),
+        ),
+        (
+            AccountQuery {
+                statuses: vec![AccountStatus::Delinquent],
+                ..text("large")
+            },
+            Box::new(|d: &AccountDoc| d.status == AccountStatus::Delinquent),
+        ),
+    ];
+    let expected = |docs: &[AccountDoc]| -> Vec<u64> {
+        cases
+            .iter()
+            .map(|(_, wanted)| docs.iter().filter(|d| wanted(d)).count() as u64)
+            .collect()
+    };
+    for round in ["first", "kept"] {
+        for ((q, _), expected) in cases.iter().zip(expected(&docs)) {
+            assert!(expected > 0, "case {q:?} selects nothing");
+            assert_eq!(index.search(q.clone()).await.unwrap().total, expected, "{round} search of {q:?}");
+        }
+    }
+    for d in docs.iter_mut().step_by(5) {
+        d.status = AccountStatus::Delinquent;
+        d.current_balance = Decimal::new(20_000, 2);
+        d.search_version = 2;
+    }
+    let changed: Vec<AccountDoc> = docs.iter().step_by(5).cloned().collect();
+    put(index, &changed).await;
+    for ((q, _), expected) in cases.iter().zip(expected(&docs)) {
+        assert_eq!(index.search(q.clone()).await.unwrap().total, expected, "after changes: {q:?}");
+    }
+}
+
+fn bucket_of(d: &AccountDoc) -> Bucket {
+    Bucket::from_days_past_due(arrears::domain::account::days_past_due(d.due_date, d.status, today()))
+}
+
 pub async fn sort_and_cursor(index: &dyn SearchIndex) {
     let mut docs = Vec::new();
     for i in 0..23 {
@@ -651,6 +752,7 @@ macro_rules! every_case {
             versioned_writes,
             text_matching,
             filters_and_buckets,
+            filters_over_a_large_segment,
             sort_and_cursor,
             facets,
             rebuild_dual_writes_and_promotes,

@@ -134,9 +134,22 @@ impl Ord for HeapKey {
     }
 }
 
-fn bucket_index(days_past_due: i64) -> usize {
+/// The position in `ALL_BUCKETS` of a number of days past due.
+pub(super) fn bucket_index(days_past_due: i64) -> usize {
     let bucket = Bucket::from_days_past_due(days_past_due);
     crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
+}
+
+/// By status ordinal of a segment: whether the account no longer owes (never overdue).
+pub(super) fn resolved_ords(status: &StrColumn) -> std::io::Result<Vec<bool>> {
+    let mut text = String::new();
+    (0..status.num_terms() as u64)
+        .map(|ord| {
+            text.clear();
+            status.ord_to_str(ord, &mut text)?;
+            Ok(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved))
+        })
+        .collect()
 }
 
 fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<SegmentFacet> {
@@ -159,15 +172,7 @@ fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns)
         }
         FacetSpec::Bucket => {
             let status = fast.str("status")?;
-            let mut resolved_by_ord = Vec::new();
-            if let Some(column) = &status {
-                let mut text = String::new();
-                for ord in 0..column.num_terms() as u64 {
-                    text.clear();
-                    column.ord_to_str(ord, &mut text)?;
-                    resolved_by_ord.push(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved));
-                }
-            }
+            let resolved_by_ord = status.as_ref().map(resolved_ords).transpose()?.unwrap_or_default();
             SegmentFacet::Bucket {
                 status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
                 resolved_by_ord,

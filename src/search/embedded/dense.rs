@@ -12,12 +12,14 @@ use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::filter::Condition;
+
 /// Stands for "no value" in an integer array (no indexed value is ever this small).
-const MISSING: i64 = i64::MIN;
-const MISSING_32: i32 = i32::MIN;
+pub(super) const MISSING: i64 = i64::MIN;
+pub(super) const MISSING_32: i32 = i32::MIN;
 /// Stands for "no term" in an ordinal array.
 const NO_ORD: u32 = u32::MAX;
-const NO_ORD_8: u8 = u8::MAX;
+pub(super) const NO_ORD_8: u8 = u8::MAX;
 
 /// One column of one segment, by document id, in the narrowest type its values fit:
 /// the reads are scattered, so a smaller array means fewer cache misses.
@@ -101,9 +103,18 @@ impl Dense {
     }
 }
 
+/// How many filter bit sets (one per segment and condition) are kept; a bit set of a
+/// million-document segment takes 122 KiB.
+const FILTER_BITS_KEPT: usize = 256;
+
+/// Kept filter bit sets by segment and condition.
+type FilterBits = HashMap<(SegmentId, Condition), Arc<[u64]>>;
+
 #[derive(Default)]
 pub struct DenseColumns {
     columns: Mutex<HashMap<(SegmentId, &'static str), Arc<Dense>>>,
+    /// The documents of a segment that meet a filter condition, one bit each.
+    filters: Mutex<FilterBits>,
 }
 
 impl DenseColumns {
@@ -126,8 +137,12 @@ impl DenseColumns {
 
     pub fn i64(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Dense>> {
         self.get_or_build(segment, name, || {
-            let column: Column<i64> = segment.fast_fields().i64(name)?;
-            let values: Vec<i64> = (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect();
+            // A segment where no document has the field has no column: every value is missing.
+            let column: Option<Column<i64>> = segment.fast_fields().column_opt(name)?;
+            let values: Vec<i64> = match column {
+                Some(column) => (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect(),
+                None => vec![MISSING; segment.max_doc() as usize],
+            };
             let narrow = |v: &i64| *v == MISSING || (i64::from(MISSING_32) < *v && *v <= i64::from(i32::MAX));
             Ok(if values.iter().all(narrow) {
                 Dense::I32(values.into_iter().map(|v| i32::try_from(v).unwrap_or(MISSING_32)).collect())
@@ -168,10 +183,37 @@ impl DenseColumns {
         })
     }
 
-    /// Drops the columns of segments `searcher` no longer has.
+    /// The bit set of `condition` over `segment`, built by `build` the first time. When
+    /// full, the cache drops an arbitrary entry (random eviction).
+    pub fn filter_bits(
+        &self,
+        segment: &SegmentReader,
+        condition: &Condition,
+        build: impl FnOnce() -> tantivy::Result<Vec<u64>>,
+    ) -> tantivy::Result<Arc<[u64]>> {
+        let key = (segment.segment_id(), condition.clone());
+        if let Some(found) = self.filters.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built: Arc<[u64]> = build()?.into();
+        let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
+        if filters.len() >= FILTER_BITS_KEPT
+            && let Some(evicted) = filters.keys().next().cloned()
+        {
+            filters.remove(&evicted);
+        }
+        filters.insert(key, built.clone());
+        Ok(built)
+    }
+
+    /// Drops the columns and filter bit sets of segments `searcher` no longer has.
     pub fn retain(&self, searcher: &Searcher) {
         let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
         self.columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+        self.filters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));

@@ -8,6 +8,7 @@ mod collection;
 mod collector;
 mod dense;
 mod digits;
+mod filter;
 mod payments;
 pub(crate) mod query;
 pub mod schema;
@@ -140,7 +141,7 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
     let fields: &Fields = &generation.fields;
-    let tantivy_query = query::build(fields, query);
+    let tantivy_query = query::build(fields, &generation.dense, query);
     let sort_column = match query.sort.field {
         SortField::Relevance => SortColumn::Score,
         SortField::Balance => SortColumn::I64("balance"),
@@ -325,7 +326,7 @@ impl SearchIndex for EmbeddedIndex {
             let live = self.accounts.live().await?;
             blocking(move || {
                 let searcher = live.searcher()?;
-                let ids = searcher.search(&query::build(&live.fields, &query), &collector::IdsCollector)?;
+                let ids = searcher.search(&query::build(&live.fields, &live.dense, &query), &collector::IdsCollector)?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
             })
             .await

@@ -2,15 +2,17 @@
 //! building blocks serve the payment query too.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use tantivy::Term;
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 
+use super::dense::DenseColumns;
 use super::digits::grams;
+use super::filter::{Condition, DenseFilter};
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
-use crate::domain::account::{AccountStatus, Bucket};
-use crate::domain::search::{AccountQuery, AgentFilter, bucket_days};
+use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
 
@@ -30,37 +32,6 @@ pub(super) fn any_of(queries: Vec<Box<dyn Query>>) -> Box<dyn Query> {
 pub(super) fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Query> {
     let bound = |v: Option<i64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_i64(field, v)));
     Box::new(RangeQuery::new(bound(lo), bound(hi)))
-}
-
-/// Accounts in `status` that no longer owe: never delinquent.
-fn resolved(fields: &Fields) -> Box<dyn Query> {
-    any_of(
-        AccountStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_resolved())
-            .map(|s| term(fields.status, s.as_str()))
-            .collect(),
-    )
-}
-
-/// A bucket as a due-date range relative to `today`; "current" is everything not overdue.
-fn bucket(fields: &Fields, bucket: Bucket, today: i64) -> Box<dyn Query> {
-    let overdue = || -> Box<dyn Query> {
-        Box::new(BooleanQuery::new(vec![
-            (Occur::Must, range(fields.due_days, None, Some(today - 1))),
-            (Occur::MustNot, resolved(fields)),
-        ]))
-    };
-    match bucket_days(bucket) {
-        (_, Some(0)) => Box::new(BooleanQuery::new(vec![
-            (Occur::Must, Box::new(AllQuery)),
-            (Occur::MustNot, overdue()),
-        ])),
-        (min, max) => Box::new(BooleanQuery::new(vec![
-            (Occur::Must, range(fields.due_days, max.map(|m| today - m), Some(today - min))),
-            (Occur::MustNot, resolved(fields)),
-        ])),
-    }
 }
 
 /// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
@@ -147,7 +118,9 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
     (!alternatives.is_empty()).then(|| any_of(alternatives))
 }
 
-pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
+/// The account query; status, balance, date and bucket filters are checked on the
+/// decoded columns of `dense` (see [`DenseFilter`]).
+pub fn build(fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -> Box<dyn Query> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
@@ -163,11 +136,12 @@ pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
     if !query.include_deleted {
         clauses.push((Occur::MustNot, flag(fields.deleted, true)));
     }
+    let mut conditions = Vec::new();
     if !query.statuses.is_empty() {
-        clauses.push((
-            Occur::Must,
-            any_of(query.statuses.iter().map(|s| term(fields.status, s.as_str())).collect()),
-        ));
+        conditions.push(Condition::Terms {
+            column: "status",
+            terms: query.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
+        });
     }
     match query.agent {
         Some(AgentFilter::Agent(id)) => clauses.push((Occur::Must, term(fields.agent, &id.hyphenated().to_string()))),
@@ -177,32 +151,39 @@ pub fn build(fields: &Fields, query: &AccountQuery) -> Box<dyn Query> {
     if !query.tags.is_empty() {
         clauses.push((Occur::Must, any_of(query.tags.iter().map(|t| term(fields.tags, t)).collect())));
     }
-    if query.min_balance.is_some() || query.max_balance.is_some() {
-        clauses.push((
-            Occur::Must,
-            range(
-                fields.balance,
-                query.min_balance.map(money_units),
-                query.max_balance.map(money_units),
-            ),
-        ));
-    }
-    if query.due_from.is_some() || query.due_to.is_some() {
-        clauses.push((
-            Occur::Must,
-            range(fields.due_days, query.due_from.map(epoch_days), query.due_to.map(epoch_days)),
-        ));
-    }
-    if query.next_action_after.is_some() || query.next_action_before.is_some() {
-        let after = query.next_action_after.map(|t| t.timestamp_micros() + 1);
-        let before = query.next_action_before.map(|t| t.timestamp_micros() - 1);
-        clauses.push((Occur::Must, range(fields.next_action, after, before)));
-    }
+    let mut range = |column: &'static str, lo: Option<i64>, hi: Option<i64>| {
+        if lo.is_some() || hi.is_some() {
+            conditions.push(Condition::Range {
+                column,
+                lo: lo.unwrap_or(i64::MIN),
+                hi: hi.unwrap_or(i64::MAX),
+            });
+        }
+    };
+    range("balance", query.min_balance.map(money_units), query.max_balance.map(money_units));
+    range("due_days", query.due_from.map(epoch_days), query.due_to.map(epoch_days));
+    range(
+        "next_action",
+        query.next_action_after.map(|t| t.timestamp_micros() + 1),
+        query.next_action_before.map(|t| t.timestamp_micros() - 1),
+    );
     if !query.buckets.is_empty() {
-        let today = epoch_days(query.today);
+        let mut accept = [false; 6];
+        for (slot, bucket) in accept.iter_mut().zip(ALL_BUCKETS) {
+            *slot = query.buckets.contains(&bucket);
+        }
+        conditions.push(Condition::Bucket {
+            today: epoch_days(query.today),
+            accept,
+        });
+    }
+    if !conditions.is_empty() {
         clauses.push((
             Occur::Must,
-            any_of(query.buckets.iter().map(|b| bucket(fields, *b, today)).collect()),
+            Box::new(DenseFilter {
+                conditions,
+                dense: dense.clone(),
+            }),
         ));
     }
     for (field, wanted) in [
