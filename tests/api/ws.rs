@@ -118,6 +118,13 @@ async fn a_payment_made_over_http_arrives_on_a_connected_socket() {
         assert_eq!(event["data"]["account_id"], account["id"]);
         assert!(event["id"].as_i64().unwrap() > 0 && event["at"].is_string());
     }
+    // The assigned agent's notification follows the payment event (`expect` skips
+    // what does not match, so one sent before it would have been passed over).
+    let note = expect(&mut by_message, "notification.created", |m| m["data"]["kind"] == "payment_received").await;
+    assert_eq!(note["data"]["data"]["payment_id"], payment["id"]);
+    assert_eq!(note["data"]["data"]["amount"], "250.00");
+    assert!(note["data"]["title"].as_str().unwrap().starts_with("Payment received from "));
+    assert_eq!(note["data"]["read_at"], Value::Null);
 }
 
 #[tokio::test]
