@@ -30,6 +30,18 @@ const HUB_CAPACITY: usize = 16_384;
 /// `stats.updated` goes out at most this often.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
+/// Formats an object's `amount` with the minor digits of its `currency`, when it has
+/// both (triggers write amounts as SQL text, "100.0000").
+pub fn format_money(data: &mut Value) {
+    let Some(object) = data.as_object_mut() else { return };
+    let currency = object.get("currency").and_then(Value::as_str).and_then(|c| Currency::parse(c).ok());
+    if let (Some(currency), Some(Value::String(amount))) = (currency, object.get("amount"))
+        && let Ok(value) = amount.parse::<rust_decimal::Decimal>()
+    {
+        object.insert("amount".into(), Value::String(currency.format(value)));
+    }
+}
+
 /// An event as the wire carries it: `{"event", "data", "id", "at"}`, plus routing.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -45,15 +57,12 @@ pub struct Event {
 
 impl Event {
     /// Money in event data is formatted with its currency's minor digits, as
-    /// everywhere else in the API ("100.0000" from SQL becomes "100.00").
+    /// everywhere else in the API ("100.0000" from SQL becomes "100.00"), and so is the
+    /// money in a notification the event carries (`notification.created`).
     pub fn normalized(mut self) -> Self {
-        if let Some(object) = self.data.as_object_mut() {
-            let currency = object.get("currency").and_then(Value::as_str).and_then(|c| Currency::parse(c).ok());
-            if let (Some(currency), Some(Value::String(amount))) = (currency, object.get("amount"))
-                && let Ok(value) = amount.parse::<rust_decimal::Decimal>()
-            {
-                object.insert("amount".into(), Value::String(currency.format(value)));
-            }
+        format_money(&mut self.data);
+        if let Some(notification) = self.data.get_mut("data") {
+            format_money(notification);
         }
         self
     }
@@ -223,6 +232,9 @@ mod tests {
     #[test]
     fn money_is_formatted_and_topics_are_checked() {
         assert_eq!(event(None, &[]).normalized().data["amount"], "12.50");
+        let mut notification = event(None, &[]);
+        notification.data = serde_json::json!({"kind": "payment_received", "data": {"amount": "7.0000", "currency": "JPY"}});
+        assert_eq!(notification.normalized().data["data"]["amount"], "7");
         assert!(valid_topic("account:00000000-0000-0000-0000-000000000001"));
         assert!(valid_topic("stats"));
         assert!(!valid_topic("account:nope"));

@@ -33,11 +33,13 @@ pub struct NotificationView {
 
 impl From<NotificationRow> for NotificationView {
     fn from(row: NotificationRow) -> Self {
+        let mut data = row.data.0;
+        crate::events::format_money(&mut data);
         Self {
             id: row.id,
             kind: row.kind,
             title: row.title,
-            data: row.data.0,
+            data,
             read_at: row.read_at,
             created_at: row.created_at,
         }

@@ -58,7 +58,7 @@ async fn assignments_payments_and_broken_promises_notify_the_agent() {
         "newest first"
     );
     assert_eq!(page["unread_count"], 3);
-    assert_eq!(page["data"][1]["data"]["amount"], "100.0000");
+    assert_eq!(page["data"][1]["data"]["amount"], "100.00", "money in its currency's minor digits");
     assert!(page["data"][2]["title"].as_str().unwrap().contains("assigned to you"));
     assert_eq!(notifications(&app, &manager, "").await["total"], 0, "the manager was told nothing");
 }
