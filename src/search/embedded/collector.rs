@@ -90,10 +90,7 @@ enum SegmentFacet {
         counts: Vec<(u64, i128)>,
     },
     Bucket {
-        status: Option<Arc<Dense>>,
-        /// Resolved accounts are never overdue.
-        resolved_by_ord: Vec<bool>,
-        due: Arc<Dense>,
+        columns: BucketColumns,
         counts: [u64; 6],
     },
 }
@@ -140,16 +137,52 @@ pub(super) fn bucket_index(days_past_due: i64) -> usize {
     crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
 }
 
-/// By status ordinal of a segment: whether the account no longer owes (never overdue).
-pub(super) fn resolved_ords(status: &StrColumn) -> std::io::Result<Vec<bool>> {
-    let mut text = String::new();
-    (0..status.num_terms() as u64)
-        .map(|ord| {
-            text.clear();
-            status.ord_to_str(ord, &mut text)?;
-            Ok(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved))
+/// Days past due: zero without a due date, before it, or once resolved (as
+/// `domain::account::days_past_due`, on epoch days).
+pub(super) fn overdue_days(resolved: bool, due: Option<i64>, today: i64) -> i64 {
+    match due {
+        Some(due) if !resolved => (today - due).max(0),
+        _ => 0,
+    }
+}
+
+/// The columns of a segment that decide an account's delinquency bucket. The bucket
+/// facet and the bucket filter both read them, so a filter and its facet agree.
+pub(super) struct BucketColumns {
+    pub status: Option<Arc<Dense>>,
+    /// By status ordinal: whether the account no longer owes (never overdue).
+    pub resolved: Vec<bool>,
+    pub due: Arc<Dense>,
+}
+
+impl BucketColumns {
+    pub(super) fn bind(segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Self> {
+        let status = segment.fast_fields().str("status")?;
+        let mut resolved = Vec::new();
+        if let Some(column) = &status {
+            let mut text = String::new();
+            for ord in 0..column.num_terms() as u64 {
+                text.clear();
+                column.ord_to_str(ord, &mut text)?;
+                resolved.push(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved));
+            }
+        }
+        Ok(Self {
+            status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
+            resolved,
+            due: dense.i64(segment, "due_days")?,
         })
-        .collect()
+    }
+
+    /// Whether the status of this ordinal is resolved.
+    pub(super) fn resolved(&self, ord: Option<u32>) -> bool {
+        ord.is_some_and(|ord| self.resolved.get(ord as usize).copied().unwrap_or(false))
+    }
+
+    pub(super) fn days_past_due(&self, doc: DocId, today: i64) -> i64 {
+        let resolved = self.resolved(self.status.as_ref().and_then(|s| s.ord(doc)));
+        overdue_days(resolved, self.due.i64(doc), today)
+    }
 }
 
 fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<SegmentFacet> {
@@ -170,16 +203,10 @@ fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns)
                 counts: vec![(0, 0); count],
             }
         }
-        FacetSpec::Bucket => {
-            let status = fast.str("status")?;
-            let resolved_by_ord = status.as_ref().map(resolved_ords).transpose()?.unwrap_or_default();
-            SegmentFacet::Bucket {
-                status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
-                resolved_by_ord,
-                due: dense.i64(segment, "due_days")?,
-                counts: [0; 6],
-            }
-        }
+        FacetSpec::Bucket => SegmentFacet::Bucket {
+            columns: BucketColumns::bind(segment, dense)?,
+            counts: [0; 6],
+        },
     })
 }
 
@@ -284,21 +311,8 @@ impl PageSegment {
                         None => {}
                     }
                 }
-                SegmentFacet::Bucket {
-                    status,
-                    resolved_by_ord,
-                    due,
-                    counts,
-                } => {
-                    let resolved = status
-                        .as_ref()
-                        .and_then(|s| s.ord(doc))
-                        .is_some_and(|ord| resolved_by_ord.get(ord as usize).copied().unwrap_or(false));
-                    let days = match due.i64(doc) {
-                        Some(due) if !resolved => (today - due).max(0),
-                        _ => 0,
-                    };
-                    counts[bucket_index(days)] += 1;
+                SegmentFacet::Bucket { columns, counts } => {
+                    counts[bucket_index(columns.days_past_due(doc, today))] += 1;
                 }
             }
         }

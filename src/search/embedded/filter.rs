@@ -16,7 +16,7 @@ use std::sync::Arc;
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError};
 
-use super::collector::{bucket_index, resolved_ords};
+use super::collector::{BucketColumns, bucket_index, overdue_days};
 use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8};
 
 /// Segments this large keep each condition's bits; smaller ones (the latest commits)
@@ -62,12 +62,9 @@ enum Check {
         accept: Vec<bool>,
     },
     Bucket {
-        status: Option<Arc<Dense>>,
-        /// By status ordinal; at least 256 entries.
-        resolved: Vec<bool>,
-        due: Arc<Dense>,
+        columns: BucketColumns,
         today: i64,
-        /// By days past due, up to [`LAST_BUCKET_DAY`].
+        /// Accepted by days past due, up to [`LAST_BUCKET_DAY`].
         by_days: Vec<bool>,
     },
     /// The segment has no such column: nothing passes.
@@ -82,6 +79,16 @@ fn by_ord(mut table: Vec<bool>) -> Vec<bool> {
         table.resize(256, false);
     }
     table
+}
+
+/// Whether each number of days past due, up to [`LAST_BUCKET_DAY`], falls in an
+/// accepted bucket (by `ALL_BUCKETS` index).
+fn bucket_table(accept: &[bool; 6]) -> Vec<bool> {
+    (0..=LAST_BUCKET_DAY).map(|days| accept[bucket_index(days)]).collect()
+}
+
+fn in_table(by_days: &[bool], days: i64) -> bool {
+    by_days[days.clamp(0, LAST_BUCKET_DAY) as usize]
 }
 
 fn range_mask<T: Copy + PartialOrd>(values: &[T], lo: T, hi: T) -> u64 {
@@ -124,44 +131,19 @@ impl Check {
                     }
                 }
             },
-            Condition::Bucket { today, accept } => {
-                let status = segment.fast_fields().str("status")?;
-                Check::Bucket {
-                    resolved: by_ord(status.as_ref().map(resolved_ords).transpose()?.unwrap_or_default()),
-                    status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
-                    due: dense.i64(segment, "due_days")?,
-                    today: *today,
-                    by_days: (0..=LAST_BUCKET_DAY).map(|days| accept[bucket_index(days)]).collect(),
-                }
-            }
+            Condition::Bucket { today, accept } => Check::Bucket {
+                columns: BucketColumns::bind(segment, dense)?,
+                today: *today,
+                by_days: bucket_table(accept),
+            },
         })
-    }
-
-    fn bucket_passes(resolved: bool, due: Option<i64>, today: i64, by_days: &[bool]) -> bool {
-        let days = match due {
-            Some(due) if !resolved => (today - due).clamp(0, LAST_BUCKET_DAY),
-            _ => 0,
-        };
-        by_days[days as usize]
     }
 
     fn passes(&self, doc: DocId) -> bool {
         match self {
             Check::Range { values, lo, hi } => values.i64(doc).is_some_and(|v| *lo <= v && v <= *hi),
             Check::Ords { ords, accept } => ords.ord(doc).is_some_and(|ord| accept.get(ord as usize).copied().unwrap_or(false)),
-            Check::Bucket {
-                status,
-                resolved,
-                due,
-                today,
-                by_days,
-            } => {
-                let is_resolved = status
-                    .as_ref()
-                    .and_then(|s| s.ord(doc))
-                    .is_some_and(|ord| resolved.get(ord as usize).copied().unwrap_or(false));
-                Self::bucket_passes(is_resolved, due.i64(doc), *today, by_days)
-            }
+            Check::Bucket { columns, today, by_days } => in_table(by_days, columns.days_past_due(doc, *today)),
             Check::Never => false,
         }
     }
@@ -182,27 +164,21 @@ impl Check {
                     .fold(0, |mask, (bit, ord)| mask | (u64::from(accept[usize::from(*ord)]) << bit)),
                 _ => self.mask_by_doc(start, end),
             },
-            Check::Bucket {
-                status: Some(status),
-                resolved,
-                due,
-                today,
-                by_days,
-            } => match (&**status, &**due) {
-                (Dense::Ord8(ords), Dense::I32(dues)) => {
-                    ords[start..end]
+            Check::Bucket { columns, today, by_days } => match (&columns.status, &*columns.due) {
+                (Some(status), Dense::I32(dues)) => match &**status {
+                    Dense::Ord8(ords) => ords[start..end]
                         .iter()
                         .zip(&dues[start..end])
                         .enumerate()
                         .fold(0, |mask, (bit, (ord, due))| {
                             let due = (*due != MISSING_32).then_some(i64::from(*due));
-                            let passes = Self::bucket_passes(resolved[usize::from(*ord)], due, *today, by_days);
-                            mask | (u64::from(passes) << bit)
-                        })
-                }
+                            let days = overdue_days(columns.resolved(Some(u32::from(*ord))), due, *today);
+                            mask | (u64::from(in_table(by_days, days)) << bit)
+                        }),
+                    _ => self.mask_by_doc(start, end),
+                },
                 _ => self.mask_by_doc(start, end),
             },
-            Check::Bucket { status: None, .. } => self.mask_by_doc(start, end),
             Check::Never => 0,
         }
     }
@@ -346,11 +322,13 @@ impl DenseFilter {
             .conditions
             .iter()
             .map(|condition| {
-                let check = Check::bind(condition, segment, &self.dense)?;
                 if segment.max_doc() < CACHED_FROM_DOCS {
-                    return Ok(Bits::Live(check));
+                    return Ok(Bits::Live(Check::bind(condition, segment, &self.dense)?));
                 }
-                let words = self.dense.filter_bits(segment, condition, || Ok(all_words(&check, max_doc)))?;
+                // Columns and term ordinals are looked up only to build missing bits.
+                let words = self.dense.filter_bits(segment, condition, || {
+                    Ok(all_words(&Check::bind(condition, segment, &self.dense)?, max_doc))
+                })?;
                 Ok(Bits::Kept(words))
             })
             .collect::<tantivy::Result<_>>()?;
@@ -398,18 +376,10 @@ mod tests {
         for bucket in 0..6 {
             let mut accept = [false; 6];
             accept[bucket] = true;
-            let by_days: Vec<bool> = (0..=LAST_BUCKET_DAY).map(|days| accept[bucket_index(days)]).collect();
-            for due_days_ago in -30..400 {
-                let today = 20_000;
-                let expected = accept[bucket_index(due_days_ago.max(0))];
-                assert_eq!(
-                    Check::bucket_passes(false, Some(today - due_days_ago), today, &by_days),
-                    expected,
-                    "bucket {bucket}, due {due_days_ago} days ago"
-                );
-                assert_eq!(Check::bucket_passes(true, Some(today - due_days_ago), today, &by_days), accept[0]);
+            let table = bucket_table(&accept);
+            for days in 0..400 {
+                assert_eq!(in_table(&table, days), accept[bucket_index(days)], "bucket {bucket}, {days} days");
             }
-            assert_eq!(Check::bucket_passes(false, None, 20_000, &by_days), accept[0]);
         }
     }
 
