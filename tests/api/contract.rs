@@ -277,6 +277,21 @@ pub async fn filters_and_buckets(index: &dyn SearchIndex) {
         ..query()
     };
     assert_eq!(index.search(with_deleted).await.unwrap().total, 12);
+    // No account here has a next action: filtering or sorting on it answers, it does not fail.
+    let next_action = AccountQuery {
+        next_action_before: Some(Utc::now()),
+        ..query()
+    };
+    assert_eq!(index.search(next_action).await.unwrap().total, 0);
+    let by_next_action = AccountQuery {
+        sort: Sort {
+            field: SortField::NextAction,
+            descending: false,
+        },
+        page_size: 50,
+        ..query()
+    };
+    assert_eq!(index.search(by_next_action).await.unwrap().total, 11);
 }
 
 /// Filters over a segment large enough for the embedded backend to keep each

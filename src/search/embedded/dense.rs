@@ -137,12 +137,8 @@ impl DenseColumns {
 
     pub fn i64(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Dense>> {
         self.get_or_build(segment, name, || {
-            // A segment where no document has the field has no column: every value is missing.
-            let column: Option<Column<i64>> = segment.fast_fields().column_opt(name)?;
-            let values: Vec<i64> = match column {
-                Some(column) => (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect(),
-                None => vec![MISSING; segment.max_doc() as usize],
-            };
+            let column: Column<i64> = segment.fast_fields().i64(name)?;
+            let values: Vec<i64> = (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect();
             let narrow = |v: &i64| *v == MISSING || (i64::from(MISSING_32) < *v && *v <= i64::from(i32::MAX));
             Ok(if values.iter().all(narrow) {
                 Dense::I32(values.into_iter().map(|v| i32::try_from(v).unwrap_or(MISSING_32)).collect())
