@@ -19,10 +19,6 @@ use arrears::search::embedded::EmbeddedIndex;
 use arrears::sync::reindex;
 use serde_json::json;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 /// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -61,8 +57,8 @@ impl PeakRss {
 
 #[tokio::main]
 async fn main() {
-    let accounts = env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
-    let bulk = env_number("BENCH_BULK", 100_000) as usize;
+    let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
+    let bulk = support::env_number("BENCH_BULK", 100_000) as usize;
     let mut settings = support::bench_settings();
     settings.data_dir = std::env::temp_dir().join("arrears-bench-bulk");
     let _ = std::fs::remove_dir_all(&settings.data_dir);
@@ -163,7 +159,7 @@ async fn main() {
         peak.peak_mib()
     );
 
-    let rows = env_number("BENCH_IMPORT", 100_000) as usize;
+    let rows = support::env_number("BENCH_IMPORT", 100_000) as usize;
     let file = import_workbook(rows);
     // The bulk update's documents are still being indexed; the import starts on a quiet
     // system so its time to searchable is its own.

@@ -1,7 +1,7 @@
 //! Foundation figures: `GET /api/v1/accounts/{id}` throughput and latency at 32
 //! connections, and login latency (argon2id-bound).
 //!
-//! Run: `bin/bench http_load` (release build; needs PostgreSQL).
+//! Run: `bin/bench http_load` (release build; needs PostgreSQL; BENCH_SECONDS default 10).
 
 mod support;
 
@@ -46,7 +46,7 @@ async fn main() {
     let clients = support::clients(CONNECTIONS);
     for (name, seconds) in [
         ("warm-up GET /api/v1/accounts/{id}", 2),
-        ("GET /api/v1/accounts/{id}, 32 connections", 10),
+        ("GET /api/v1/accounts/{id}, 32 connections", support::env_number("BENCH_SECONDS", 10)),
     ] {
         let (base, ids, token, clients) = (base.clone(), ids.clone(), token.clone(), clients.clone());
         let report = support::closed_loop(CONNECTIONS, Duration::from_secs(seconds), move |w, n| {

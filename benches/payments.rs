@@ -17,15 +17,11 @@ use serde_json::json;
 
 const CONNECTIONS: usize = 32;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 #[tokio::main]
 async fn main() {
-    let payments = env_number("BENCH_PAYMENTS", 1_000_000) as usize;
-    let accounts = env_number("BENCH_ACCOUNTS", 100_000) as usize;
-    let seconds = Duration::from_secs(env_number("BENCH_SECONDS", 15));
+    let payments = support::env_number("BENCH_PAYMENTS", 1_000_000) as usize;
+    let accounts = support::env_number("BENCH_ACCOUNTS", 100_000) as usize;
+    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 15));
     let mut settings = support::bench_settings();
     settings.data_dir = std::env::temp_dir().join("arrears-bench-payments");
     let _ = std::fs::remove_dir_all(&settings.data_dir);

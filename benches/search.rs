@@ -34,10 +34,6 @@ const TYPOS: &[&str] = &[
     "smiht", "jonson", "garcai", "alvares", "muler", "nguyn", "okafro", "johanson", "rosi", "patle",
 ];
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -102,9 +98,9 @@ fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
 
 #[tokio::main]
 async fn main() {
-    let accounts = env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
-    let seconds = Duration::from_secs(env_number("BENCH_SECONDS", 15));
-    let kind_seconds = Duration::from_secs(env_number("BENCH_KIND_SECONDS", 5));
+    let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
+    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 15));
+    let kind_seconds = Duration::from_secs(support::env_number("BENCH_KIND_SECONDS", 5));
     let mut settings = support::bench_settings();
     settings.data_dir = std::env::temp_dir().join("arrears-bench-search");
     let _ = std::fs::remove_dir_all(&settings.data_dir);

@@ -18,10 +18,6 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{Message, http};
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -127,7 +123,7 @@ fn spawn_clients(url: &str, token: &str, n: usize, measure: bool) -> (std::proce
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     if std::env::var("WS_BENCH_ROLE").as_deref() == Ok("clients") {
-        let n = env_number("WS_BENCH_N", 1) as usize;
+        let n = support::env_number("WS_BENCH_N", 1) as usize;
         let measure = std::env::var("WS_BENCH_MEASURE").as_deref() == Ok("1");
         runtime.block_on(clients(
             std::env::var("WS_BENCH_URL").unwrap(),
@@ -141,10 +137,10 @@ fn main() {
 }
 
 async fn server() {
-    let sockets = env_number("BENCH_SOCKETS", 10_000) as usize;
-    let listeners = env_number("BENCH_LISTENERS", 1_000) as usize;
-    let rate = env_number("BENCH_EVENT_RATE", 200);
-    let seconds = env_number("BENCH_SECONDS", 10);
+    let sockets = support::env_number("BENCH_SOCKETS", 10_000) as usize;
+    let listeners = support::env_number("BENCH_LISTENERS", 1_000) as usize;
+    let rate = support::env_number("BENCH_EVENT_RATE", 200);
+    let seconds = support::env_number("BENCH_SECONDS", 10);
     let mut settings = support::bench_settings();
     settings.data_dir = std::env::temp_dir().join("arrears-bench-ws");
     settings.access_token_ttl_secs = 3600;

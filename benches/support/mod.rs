@@ -23,7 +23,8 @@ pub struct Server {
 }
 
 /// Settings for a benchmark: `BENCH_DATABASE_URL` (default database `arrears_bench`),
-/// port 0, loose login limits, a fixed JWT secret.
+/// port 0, loose login limits, a fixed JWT secret; otherwise `arrears serve`'s defaults
+/// and environment (`DATABASE_MAX_CONNECTIONS`, ...).
 pub fn bench_settings() -> Settings {
     let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("settings parse").settings;
     settings.database_url =
@@ -33,8 +34,12 @@ pub fn bench_settings() -> Settings {
     settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
     settings.login_rate_limit_per_ip = u32::MAX;
     settings.login_rate_limit_per_email = u32::MAX;
-    settings.database_max_connections = 32;
     settings
+}
+
+/// The number in environment variable `name`, or `default`.
+pub fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 pub async fn start(settings: Settings) -> Server {

@@ -258,20 +258,37 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let page = state.search().search(query).await?;
     let mut data = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
-        let marks = text.as_deref().map(|t| highlight(&hit.doc, t));
-        let mut item = serde_json::to_value(AccountView::from_doc(hit.doc, today)?).map_err(anyhow::Error::from)?;
-        if let Some(marks) = marks {
-            item["highlight"] = Value::Object(marks);
-        }
-        data.push(item);
+        let highlight = text.as_deref().map(|t| highlight(&hit.doc, t));
+        data.push(ListItem {
+            account: AccountView::from_doc(hit.doc, today)?,
+            highlight,
+        });
     }
-    let body = serde_json::json!({
-        "data": data,
-        "total": page.total,
-        "next_cursor": page.next.map(|after| encode_cursor(after, &account_list::sort_signature(sort))),
-        "facets": facets_json(&page.facets),
-    });
+    let body = ListPage {
+        data,
+        total: page.total,
+        next_cursor: page.next.map(|after| encode_cursor(after, &account_list::sort_signature(sort))),
+        facets: facets_json(&page.facets),
+    };
     Ok(api::json(StatusCode::OK, &body))
+}
+
+/// A page of the account list, serialized straight from the views (no intermediate
+/// JSON tree per hit).
+#[derive(Serialize)]
+struct ListPage {
+    data: Vec<ListItem>,
+    total: u64,
+    next_cursor: Option<String>,
+    facets: Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct ListItem {
+    #[serde(flatten)]
+    account: AccountView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    highlight: Option<Map<String, Value>>,
 }
 
 /// An assignee must be an enabled user who works accounts.

@@ -20,12 +20,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 /// Connects to the database named in `url`, creating it first when it does not exist.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+    let options = connect_options(url, std::env::var_os("PGSSLMODE").is_some())?;
     ensure_database(&options).await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -33,6 +33,25 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
         .connect_with(options.clone().disable_statement_logging())
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))
+}
+
+/// The options in `url`, except that a server on this machine is reached without TLS
+/// unless the URL (or `PGSSLMODE`, `env_ssl_mode`) asks for a mode: the driver's default
+/// ("prefer") encrypts loopback traffic, which protects nothing and cost a few percent
+/// of both the server's and the service's CPU on every statement.
+fn connect_options(url: &str, env_ssl_mode: bool) -> anyhow::Result<PgConnectOptions> {
+    let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
+    let explicit = env_ssl_mode
+        || url
+            .split_once('?')
+            .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("sslmode=") || p.starts_with("ssl-mode=")));
+    let host = options.get_host().trim_start_matches('[').trim_end_matches(']');
+    let local = options.get_socket().is_some() || host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    Ok(if local && !explicit {
+        options.ssl_mode(PgSslMode::Disable)
+    } else {
+        options
+    })
 }
 
 async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
@@ -75,4 +94,32 @@ async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::migrate!("./migrations").run(pool).await.context("running migrations")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mode(url: &str, env: bool) -> PgSslMode {
+        connect_options(url, env).unwrap().get_ssl_mode()
+    }
+
+    #[test]
+    fn loopback_servers_skip_tls_unless_asked() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/a",
+            "postgres://u@localhost/a",
+            "postgres://u@[::1]/a",
+        ] {
+            assert!(matches!(mode(url, false), PgSslMode::Disable), "{url}");
+            assert!(matches!(mode(url, true), PgSslMode::Prefer), "{url} with PGSSLMODE set");
+        }
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/a?sslmode=require", false),
+            PgSslMode::Require
+        ));
+        assert!(matches!(mode("postgres://u@127.0.0.1/a?ssl-mode=prefer", false), PgSslMode::Prefer));
+        assert!(matches!(mode("postgres://u@db.internal/a", false), PgSslMode::Prefer));
+        assert!(matches!(mode("postgres://u@10.0.0.5/a", false), PgSslMode::Prefer));
+    }
 }

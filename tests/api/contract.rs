@@ -154,6 +154,15 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert_eq!(ids(index, text("JOSE.ALVAREZ@EXAMPLE.COM")).await, [jose.id], "email, any case");
     assert_eq!(ids(index, text("jose.alv")).await, [jose.id], "email prefix");
     assert_eq!(ids(index, text("ac-7788")).await, [katherine.id], "account number prefix");
+    assert_eq!(
+        ids(index, text("Jose.Alvarez@Exam")).await,
+        [jose.id],
+        "a long email prefix, any case"
+    );
+    assert!(
+        ids(index, text("jose.alvarez@exo")).await.is_empty(),
+        "a long prefix matches only as a prefix"
+    );
     assert!(ids(index, text("zzzzqqq")).await.is_empty());
 }
 
@@ -586,7 +595,7 @@ fn sorted(mut ids: Vec<Uuid>) -> Vec<Uuid> {
 pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
     let agent = Uuid::new_v4();
     let mut a = payment("Zoë Lindqvist", "AC-1001", 12_500, 1);
-    a.reference = Some("INV-7781".into());
+    a.reference = Some("INV-7781-2026-0042".into());
     a.received_at = at("2026-03-01T10:00:00Z");
     a.assigned_agent_id = Some(agent);
     let mut b = payment("Marcus Oyelaran", "AC-2002", 4_000, 2);
@@ -622,6 +631,12 @@ pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
         "account number"
     );
     assert_eq!(payment_ids(index, text("inv-77")).await, [a.id], "reference prefix");
+    assert_eq!(
+        payment_ids(index, text("INV-7781-2026-00")).await,
+        [a.id],
+        "a long reference prefix, any case"
+    );
+    assert!(payment_ids(index, text("inv-7781-2026-01")).await.is_empty());
     assert_eq!(payment_ids(index, q(|q| q.statuses = vec![PaymentStatus::Failed])).await, [b.id]);
     assert_eq!(
         sorted(payment_ids(index, q(|q| q.methods = vec![Method::Card])).await),

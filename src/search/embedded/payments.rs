@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use tantivy::columnar::StrColumn;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
-use tantivy::schema::{FAST, INDEXED, STRING, Schema};
+use tantivy::schema::{FAST, STRING, Schema};
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::collection::{Common, Kind};
@@ -53,8 +53,8 @@ impl Kind for Payments {
             currency: b.add_text_field("currency", STRING | FAST),
             account: b.add_text_field("account", STRING),
             agent: b.add_text_field("agent", STRING),
-            amount: b.add_i64_field("amount", INDEXED | FAST),
-            received: b.add_i64_field("received", INDEXED | FAST),
+            amount: b.add_i64_field("amount", FAST),
+            received: b.add_i64_field("received", FAST),
             updated: b.add_i64_field("updated", FAST),
         };
         (b.build(), fields)

@@ -11,7 +11,7 @@ use tantivy::schema::{Field, IndexRecordOption};
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter};
-use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
+use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
@@ -100,8 +100,12 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
     let whole = text.trim().to_lowercase();
     if !whole.is_empty() {
         alternatives.push(Box::new(BoostQuery::new(term(fields.ident, &whole), 5.0)));
-        if whole.chars().count() <= EDGE_MAX {
+        let length = whole.chars().count();
+        if length <= EDGE_GRAMS {
             alternatives.push(Box::new(BoostQuery::new(term(fields.ident_prefix, &whole), 2.0)));
+        } else if length <= EDGE_MAX {
+            let prefix = FuzzyTermQuery::new_prefix(Term::from_field_text(fields.ident, &whole), 0, false);
+            alternatives.push(Box::new(BoostQuery::new(Box::new(prefix), 2.0)));
         }
     }
     let phone = digits(text);

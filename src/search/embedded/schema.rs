@@ -14,12 +14,19 @@ use crate::search::document::{AccountDoc, Doc, Entity};
 pub const FOLDED: &str = "arrears_folded";
 /// The whole value, lowercased: exact email, account number, reference.
 pub const KEYWORD: &str = "arrears_keyword";
-/// Lowercased prefixes of the whole value: as-you-type on identifiers.
+/// Lowercased prefixes of the whole value, up to [`EDGE_GRAMS`] characters: as-you-type
+/// on identifiers.
 pub const EDGE: &str = "arrears_edge";
 /// Overlapping 4-digit grams with positions: phone numbers by any run of digits.
 pub const DIGITS: &str = "arrears_digits";
 
+/// Identifiers match as a prefix up to this many characters (both backends).
 pub const EDGE_MAX: usize = 40;
+/// The longest prefix the embedded index keeps as a term. A longer prefix is looked up
+/// in the dictionary of whole identifiers instead (few identifiers share 9 characters):
+/// the long prefixes of emails and references were mostly unique terms, the bulk of what
+/// indexing and merging an account or payment wrote to the term dictionaries.
+pub const EDGE_GRAMS: usize = 8;
 pub const DIGITS_MIN: usize = 4;
 pub const DIGITS_MAX: usize = 15;
 
@@ -81,10 +88,10 @@ pub fn build() -> (Schema, Fields) {
         status: b.add_text_field("status", STRING | FAST),
         agent: b.add_text_field("agent", STRING | FAST),
         tags: b.add_text_field("tags", STRING | FAST),
-        balance: b.add_i64_field("balance", INDEXED | FAST),
-        due_days: b.add_i64_field("due_days", INDEXED | FAST),
-        next_action: b.add_i64_field("next_action", INDEXED | FAST),
-        updated: b.add_i64_field("updated", INDEXED | FAST),
+        balance: b.add_i64_field("balance", FAST),
+        due_days: b.add_i64_field("due_days", FAST),
+        next_action: b.add_i64_field("next_action", FAST),
+        updated: b.add_i64_field("updated", FAST),
         do_not_call: b.add_bool_field("do_not_call", INDEXED),
         do_not_email: b.add_bool_field("do_not_email", INDEXED),
         cease_communication: b.add_bool_field("cease_communication", INDEXED),
@@ -106,7 +113,7 @@ pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
     manager.register(KEYWORD, TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).build());
     manager.register(
         EDGE,
-        TextAnalyzer::builder(NgramTokenizer::new(1, EDGE_MAX, true)?)
+        TextAnalyzer::builder(NgramTokenizer::new(1, EDGE_GRAMS, true)?)
             .filter(LowerCaser)
             .build(),
     );
