@@ -46,7 +46,10 @@ async fn main() {
     let clients = support::clients(CONNECTIONS);
     for (name, seconds) in [
         ("warm-up GET /api/v1/accounts/{id}", 2),
-        ("GET /api/v1/accounts/{id}, 32 connections", support::env_number("BENCH_SECONDS", 10)),
+        (
+            "GET /api/v1/accounts/{id}, 32 connections",
+            support::env_number("BENCH_SECONDS", 10),
+        ),
     ] {
         let (base, ids, token, clients) = (base.clone(), ids.clone(), token.clone(), clients.clone());
         let report = support::closed_loop(CONNECTIONS, Duration::from_secs(seconds), move |w, n| {

@@ -77,6 +77,18 @@ impl Dense {
         }
     }
 
+    /// Starts loading the cache line of `doc`'s value (a hint; no effect on results).
+    pub fn prefetch(&self, doc: DocId) {
+        let at = doc as usize;
+        match self {
+            Dense::I32(values) => prefetch(values, at),
+            Dense::I64(values) => prefetch(values, at),
+            Dense::Ord8(ords) => prefetch(ords, at),
+            Dense::Ord(ords) => prefetch(ords, at),
+            Dense::Ids { ranks, .. } => prefetch(ranks, at),
+        }
+    }
+
     /// The rank of a document's id within its segment.
     pub fn id_rank(&self, doc: DocId) -> u32 {
         match self {
@@ -102,6 +114,18 @@ impl Dense {
         }
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+fn prefetch<T>(values: &[T], at: usize) {
+    if let Some(value) = values.get(at) {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: prefetching is a hint that never faults, and the address is in bounds.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(value).cast::<i8>()) }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn prefetch<T>(_: &[T], _: usize) {}
 
 /// How many filter bit sets (one per segment and condition) are kept; a bit set of a
 /// million-document segment takes 122 KiB.
