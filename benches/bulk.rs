@@ -64,7 +64,7 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&settings.data_dir);
     let pool = arrears::store::connect(&settings.database_url, 8).await.unwrap();
     arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, notifications, jobs, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
+    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, jobs, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
         .execute(&pool)
         .await
         .unwrap();

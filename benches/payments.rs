@@ -28,7 +28,7 @@ async fn main() {
     let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
     arrears::store::migrate(&pool).await.unwrap();
     sqlx::query(
-        "TRUNCATE accounts, payments, activities, promises, events, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE",
+        "TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE",
     )
     .execute(&pool)
     .await

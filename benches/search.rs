@@ -106,7 +106,7 @@ async fn main() {
     let _ = std::fs::remove_dir_all(&settings.data_dir);
     let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
     arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, events, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
+    sqlx::query("TRUNCATE accounts, events, event_queue, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
         .execute(&pool)
         .await
         .unwrap();

@@ -147,7 +147,7 @@ async fn server() {
     let _ = std::fs::remove_dir_all(&settings.data_dir);
     let pool = arrears::store::connect(&settings.database_url, 8).await.unwrap();
     arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
+    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
         .execute(&pool)
         .await
         .unwrap();

@@ -49,9 +49,8 @@ async fn lead(pool: &PgPool, events: &Events, shutdown: &mut watch::Receiver<boo
     tracing::info!("event relay leading");
     let (mut pruned, mut vacuumed) = (Instant::now(), Instant::now());
     while running(shutdown) {
-        let batch = events::unpublished(&mut conn, BATCH).await?;
-        if !batch.is_empty() {
-            let ids: Vec<i64> = batch.iter().filter_map(|e| e.id).collect();
+        let (ids, batch) = events::unpublished(&mut conn, BATCH).await?;
+        if !ids.is_empty() {
             for event in batch {
                 events.publish(event).await;
             }

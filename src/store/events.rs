@@ -36,16 +36,45 @@ impl From<EventRow> for Event {
 
 const COLUMNS: &str = "id, kind, user_id, topics, data, created_at";
 
-/// Committed events not published yet, oldest first.
-pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<Vec<Event>> {
-    let rows = sqlx::query_as::<_, EventRow>(
-        "SELECT e.id, e.kind, e.user_id, e.topics, e.data, e.created_at
-         FROM event_queue q JOIN events e ON e.id = q.id ORDER BY q.id LIMIT $1",
+/// A queued event id, with its event unless that is gone.
+#[derive(FromRow)]
+struct QueuedRow {
+    id: i64,
+    kind: Option<String>,
+    user_id: Option<Uuid>,
+    topics: Option<Vec<String>>,
+    data: Option<Json<Value>>,
+    created_at: Option<DateTime<Utc>>,
+}
+
+/// The oldest queued ids, and the events among them, oldest first. An id whose event
+/// no longer exists (deleted or truncated by hand) is among the ids, to be dequeued
+/// with the rest: an inner join would step over it on every poll, forever.
+pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64>, Vec<Event>)> {
+    let rows = sqlx::query_as::<_, QueuedRow>(
+        "SELECT q.id, e.kind, e.user_id, e.topics, e.data, e.created_at
+         FROM (SELECT id FROM event_queue ORDER BY id LIMIT $1) q LEFT JOIN events e ON e.id = q.id
+         ORDER BY q.id",
     )
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    Ok(rows.into_iter().map(Event::from).collect())
+    let ids = rows.iter().map(|r| r.id).collect();
+    let events = rows
+        .into_iter()
+        .filter_map(|r| {
+            Some(EventRow {
+                id: r.id,
+                kind: r.kind?,
+                user_id: r.user_id,
+                topics: r.topics?,
+                data: r.data?,
+                created_at: r.created_at?,
+            })
+        })
+        .map(Event::from)
+        .collect();
+    Ok((ids, events))
 }
 
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
