@@ -25,6 +25,7 @@ use crate::search::SearchIndex;
 use crate::search::document::Entity;
 use crate::search::embedded::OpenError;
 use crate::search::open;
+use crate::store::payment_writer::PaymentWriter;
 use crate::sync::SyncRuntime;
 use crate::sync::metrics::SyncMetrics;
 use crate::{http, jobs, store};
@@ -46,6 +47,7 @@ struct Inner {
     login_by_email: RateLimiter,
     events: Events,
     sessions: SessionCache,
+    payment_writer: PaymentWriter,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: String,
 }
@@ -59,6 +61,7 @@ impl AppState {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let database = settings.database_url.rsplit('/').next().unwrap_or_default();
         let events = Events::new(settings.redis_url.as_deref(), database.split('?').next().unwrap_or_default())?;
+        let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let inner = Inner {
             events,
             keys: TokenKeys::new(&secret, settings.access_token_ttl()),
@@ -71,6 +74,7 @@ impl AppState {
             search,
             sync_metrics: Arc::new(SyncMetrics::default()),
             sessions: SessionCache::default(),
+            payment_writer,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -89,6 +93,10 @@ impl AppState {
 
     pub fn sync_metrics(&self) -> &Arc<SyncMetrics> {
         &self.inner.sync_metrics
+    }
+
+    pub fn payment_writer(&self) -> &PaymentWriter {
+        &self.inner.payment_writer
     }
 
     pub fn settings(&self) -> &Settings {

@@ -39,6 +39,11 @@ pub struct Settings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub database_max_connections: u32,
 
+    /// Payment writer tasks: how many batches of payments (group commit) can be written
+    /// at once, each on one connection of the pool.
+    #[arg(long, env = "PAYMENT_WRITERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    pub payment_writers: u16,
+
     /// Address the HTTP API listens on (port 0 picks a free port).
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,

@@ -30,7 +30,7 @@ use crate::http::{self as api, respond, with_etag};
 use crate::search::document::{Entity, PaymentDoc};
 use crate::store::accounts::{self, AccountRow};
 use crate::store::idempotency::{self, Claim};
-use crate::store::payments::{self, Checked, PaymentRow};
+use crate::store::payments::{self, Checked, Insert, PaymentRow};
 
 /// How long a simulated "delay" keeps a payment pending.
 const SIMULATED_DELAY: Duration = Duration::from_secs(1);
@@ -219,10 +219,9 @@ fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, curre
     }
 }
 
-/// Inserts under the account's lock, or says why the account refused it.
-async fn record(conn: &mut sqlx::PgConnection, caller: &Principal, account_id: Uuid, payment: &NewPayment) -> Result<PaymentRow> {
-    let only_agent = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
-    match payments::insert_checked(conn, account_id, payment, caller.user_id, only_agent).await? {
+/// The recorded payment, or why its account refused it.
+fn recorded(caller: &Principal, payment: &NewPayment, checked: Checked) -> Result<PaymentRow> {
+    match checked {
         Checked::Inserted(row) => Ok(row),
         Checked::NoAccount => Err(Error::not_found("account")),
         Checked::Refused {
@@ -260,12 +259,16 @@ async fn create(
         check_idempotency_key(key)?;
     }
     let hash = request_hash(account_id, &body)?;
-    let payment = body.validate(Utc::now()).map_err(Error::validation)?;
+    let insert = Insert {
+        id: Uuid::now_v7(),
+        account_id,
+        payment: body.validate(Utc::now()).map_err(Error::validation)?,
+        actor: caller.user_id,
+        only_agent: (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id),
+    };
     let row = match &key {
-        None => {
-            let mut conn = state.pool().acquire().await?;
-            record(&mut conn, &caller, account_id, &payment).await?
-        }
+        // Written together with the payments recorded at the same moment (group commit).
+        None => recorded(&caller, &insert.payment, state.payment_writer().insert(insert.clone()).await?)?,
         Some(key) => {
             let mut tx = state.pool().begin().await?;
             match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
@@ -278,7 +281,8 @@ async fn create(
                     ));
                 }
             }
-            let row = record(&mut tx, &caller, account_id, &payment).await?;
+            let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
+            let row = recorded(&caller, &insert.payment, checked.remove(0))?;
             let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
             idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
             tx.commit().await?;

@@ -41,7 +41,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
     }
     let ids: Vec<Uuid> = items.iter().map(|i| i.1).collect();
     let rows: Vec<(Uuid, Option<Uuid>)> =
-        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL FOR UPDATE")
+        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE")
             .bind(&ids)
             .fetch_all(&mut *tx)
             .await?;

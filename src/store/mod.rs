@@ -10,6 +10,7 @@ pub mod imports;
 pub mod jobs;
 pub mod notifications;
 pub mod outbox;
+pub mod payment_writer;
 pub mod payments;
 pub mod promises;
 pub mod search_tasks;

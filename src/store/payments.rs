@@ -79,7 +79,20 @@ const DOC_SELECT: &str = "SELECT p.id, p.account_id, p.amount, p.currency, p.met
      p.failure_reason, p.allow_overpayment, p.created_by, p.created_at, p.updated_at, p.search_version, \
      a.account_number, a.debtor_name, a.assigned_agent_id FROM payments p JOIN accounts a ON a.id = p.account_id";
 
-/// What [`insert_checked`] found.
+/// A payment to insert under its account's lock.
+#[derive(Clone, Debug)]
+pub struct Insert {
+    /// Chosen by the caller, so a retry of the same insert cannot make a second payment.
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub payment: NewPayment,
+    pub actor: Uuid,
+    /// The caller, when it may work only on the accounts assigned to it.
+    pub only_agent: Option<Uuid>,
+}
+
+/// What [`insert_checked`] found for one insert.
+#[derive(Debug)]
 pub enum Checked {
     NoAccount,
     Inserted(PaymentRow),
@@ -94,65 +107,88 @@ pub enum Checked {
 
 #[derive(FromRow)]
 struct CheckedRow {
-    currency: String,
-    balance: Decimal,
+    currency: Option<String>,
+    balance: Option<Decimal>,
     assigned_agent_id: Option<Uuid>,
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     search_version: Option<i64>,
 }
 
-/// Locks the live account, checks currency, agent (`only_agent`: the caller when it
-/// may work only on assigned accounts) and balance, and inserts: one statement, so
-/// one round trip, and race-free under the account's lock.
-#[tracing::instrument(skip_all, fields(account_id = %account_id))]
-pub async fn insert_checked(
-    conn: &mut PgConnection,
-    account_id: Uuid,
-    payment: &NewPayment,
-    actor: Uuid,
-    only_agent: Option<Uuid>,
-) -> Result<Checked> {
-    let id = Uuid::now_v7();
-    let row = sqlx::query_as::<_, CheckedRow>(
-        "WITH a AS (
+/// Locks the live accounts (in id order, so two of these never deadlock), checks each
+/// payment's currency, agent and balance against its account, and inserts those that
+/// pass: one statement, so one round trip and one commit for all of them, race-free
+/// under the accounts' locks. At most one insert per account: the balance check reads
+/// the balance as it was before the statement. Answers in the order of `inserts`.
+#[tracing::instrument(skip_all, fields(payments = inserts.len()))]
+pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Result<Vec<Checked>> {
+    let mut accounts: Vec<Uuid> = inserts.iter().map(|i| i.account_id).collect();
+    accounts.sort_unstable();
+    if accounts.windows(2).any(|w| w[0] == w[1]) {
+        return Err(Error::Internal(anyhow::anyhow!("two payments for one account in one insert")));
+    }
+    let rows = sqlx::query_as::<_, CheckedRow>(
+        "WITH r AS (
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                  $8::timestamptz[], $9::boolean[], $10::uuid[], $11::uuid[]) WITH ORDINALITY
+                 AS r (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment,
+                       created_by, only_agent, ord)
+         ), a AS (
              SELECT id, currency, current_balance, assigned_agent_id FROM accounts
-             WHERE id = $2 AND deleted_at IS NULL FOR UPDATE
+             WHERE id = ANY($2) AND deleted_at IS NULL ORDER BY id FOR UPDATE
          ), ins AS (
              INSERT INTO payments (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment, created_by)
-             SELECT $1, a.id, $3, $4, $5, $6, $7, $8, $9, $10 FROM a
-             WHERE a.currency = $4
-               AND ($11::uuid IS NULL OR a.assigned_agent_id = $11)
-               AND ($6 <> 'completed' OR $9 OR a.current_balance >= $3)
-             RETURNING created_at, updated_at, search_version
+             SELECT r.id, r.account_id, r.amount, r.currency, r.method, r.status, r.reference, r.received_at,
+                    r.allow_overpayment, r.created_by
+             FROM r JOIN a ON a.id = r.account_id
+             WHERE a.currency = r.currency
+               AND (r.only_agent IS NULL OR a.assigned_agent_id = r.only_agent)
+               AND (r.status <> 'completed' OR r.allow_overpayment OR a.current_balance >= r.amount)
+             ORDER BY r.ord
+             RETURNING id, created_at, updated_at, search_version
          )
          SELECT a.currency, a.current_balance AS balance, a.assigned_agent_id, ins.created_at, ins.updated_at, ins.search_version
-         FROM a LEFT JOIN ins ON true",
+         FROM r LEFT JOIN a ON a.id = r.account_id LEFT JOIN ins ON ins.id = r.id
+         ORDER BY r.ord",
     )
-    .bind(id)
-    .bind(account_id)
-    .bind(payment.amount)
-    .bind(payment.currency.code())
-    .bind(payment.method.as_str())
-    .bind(payment.status.as_str())
-    .bind(payment.reference.as_deref())
-    .bind(payment.received_at)
-    .bind(payment.allow_overpayment)
-    .bind(actor)
-    .bind(only_agent)
-    .fetch_optional(conn)
+    .bind(inserts.iter().map(|i| i.id).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.account_id).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.amount).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.currency.code()).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.method.as_str()).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.status.as_str()).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.reference.clone()).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.received_at).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.allow_overpayment).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.actor).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.only_agent).collect::<Vec<_>>())
+    .fetch_all(conn)
     .await?;
-    let Some(row) = row else { return Ok(Checked::NoAccount) };
-    let (Some(created_at), Some(updated_at), Some(search_version)) = (row.created_at, row.updated_at, row.search_version) else {
-        return Ok(Checked::Refused {
-            currency: row.currency,
-            balance: row.balance,
-            assigned_agent_id: row.assigned_agent_id,
-        });
+    if rows.len() != inserts.len() {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "{} answers for {} payments",
+            rows.len(),
+            inserts.len()
+        )));
+    }
+    Ok(inserts.iter().zip(rows).map(|(insert, row)| checked(insert, row)).collect())
+}
+
+fn checked(insert: &Insert, row: CheckedRow) -> Checked {
+    let (Some(currency), Some(balance)) = (row.currency, row.balance) else {
+        return Checked::NoAccount;
     };
-    Ok(Checked::Inserted(PaymentRow {
-        id,
-        account_id,
+    let (Some(created_at), Some(updated_at), Some(search_version)) = (row.created_at, row.updated_at, row.search_version) else {
+        return Checked::Refused {
+            currency,
+            balance,
+            assigned_agent_id: row.assigned_agent_id,
+        };
+    };
+    let payment = &insert.payment;
+    Checked::Inserted(PaymentRow {
+        id: insert.id,
+        account_id: insert.account_id,
         amount: payment.amount,
         currency: payment.currency.code().to_owned(),
         method: payment.method.as_str().to_owned(),
@@ -161,11 +197,11 @@ pub async fn insert_checked(
         received_at: payment.received_at,
         failure_reason: None,
         allow_overpayment: payment.allow_overpayment,
-        created_by: Some(actor),
+        created_by: Some(insert.actor),
         created_at,
         updated_at,
         search_version,
-    }))
+    })
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<PaymentRow>> {

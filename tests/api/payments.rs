@@ -346,6 +346,122 @@ async fn concurrent_payments_cannot_overpay_together() {
     assert_eq!(sql_account_status(&app, &account_id).await, "paid");
 }
 
+/// Payments that arrive together are written together (group commit); each still gets
+/// the answer its own account gives, whatever the others in its batch do.
+#[tokio::test]
+async fn concurrent_payments_to_many_accounts_each_get_their_own_answer() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let mut accounts = Vec::new();
+    for i in 0..24 {
+        let assigned = if i % 4 == 3 { manager.id } else { agent.id };
+        let currency = if i % 6 == 4 { "EUR" } else { "USD" };
+        let body = json!({"original_balance": "100.00", "currency": currency, "assigned_agent_id": assigned, "due_date": future_due()});
+        accounts.push((id_of(&app.account(&manager.token, body).await), assigned == agent.id, currency));
+    }
+    let missing = Uuid::now_v7().to_string();
+    let mut requests: Vec<(String, &str, &str)> = vec![(missing, "USD", "10.00")];
+    for (n, (id, _, currency)) in accounts.iter().enumerate() {
+        let amount = if n % 5 == 4 { "100.01" } else { "40.00" };
+        // Half the EUR accounts are paid in USD.
+        requests.push((id.clone(), if n % 12 == 4 { "USD" } else { currency }, amount));
+    }
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|(account_id, currency, amount)| {
+            let request = app
+                .client
+                .post(app.url(&payments_path(account_id)))
+                .bearer_auth(&agent.token)
+                .json(&json!({"amount": amount, "currency": currency, "method": "card"}));
+            tokio::spawn(async move { status_json(request.send().await.unwrap()).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    let (status, body) = &answers[0];
+    assert_eq!(*status, StatusCode::NOT_FOUND, "{body}");
+    for ((account_id, currency, amount), (status, body)) in requests.iter().zip(&answers).skip(1) {
+        let (_, own, account_currency) = accounts.iter().find(|(id, ..)| id == account_id).unwrap();
+        let expected = if !own {
+            StatusCode::FORBIDDEN
+        } else if currency != account_currency || *amount == "100.01" {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::CREATED
+        };
+        assert_eq!(
+            *status, expected,
+            "{amount} {currency} to a {account_currency} account (own: {own}): {body}"
+        );
+        let paid = if expected == StatusCode::CREATED {
+            assert_eq!(body["account_id"], account_id.as_str());
+            assert_eq!(body["amount"], *amount);
+            dec(amount)
+        } else {
+            Decimal::ZERO
+        };
+        assert_eq!(sql_completed_sum(&app, account_id).await, paid);
+        assert_eq!(sql_balance(&app, account_id).await, dec("100.00") - paid);
+    }
+    let created = answers.iter().filter(|(status, _)| *status == StatusCode::CREATED).count();
+    assert!(created >= 10, "most of the payments are accepted ({created})");
+}
+
+/// A payment the database refuses (here a negative amount, which the API never sends)
+/// fails alone: the payments written in the same statement are retried one by one.
+#[tokio::test]
+async fn a_payment_the_database_refuses_does_not_fail_its_batch() {
+    use arrears::domain::money::Currency;
+    use arrears::domain::payment::{Method, NewPayment, PaymentStatus};
+    use arrears::store::payments::{Checked, Insert};
+
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut inserts = Vec::new();
+    for n in 0..6 {
+        let account = app
+            .account(&manager.token, json!({"original_balance": "100.00", "due_date": future_due()}))
+            .await;
+        inserts.push(Insert {
+            id: Uuid::now_v7(),
+            account_id: uuid_of(&account["id"]),
+            payment: NewPayment {
+                amount: if n == 2 { dec("-5.00") } else { dec("5.00") },
+                currency: Currency::parse("USD").unwrap(),
+                method: Method::Card,
+                reference: None,
+                received_at: now_s(),
+                status: PaymentStatus::Completed,
+                allow_overpayment: false,
+            },
+            actor: manager.id,
+            only_agent: None,
+        });
+    }
+    // Queued in one poll, before any writer runs: they are taken as one batch.
+    let writer = app.state.payment_writer();
+    let answers = futures_util::future::join_all(inserts.iter().map(|insert| writer.insert(insert.clone()))).await;
+    for (n, (insert, answer)) in inserts.iter().zip(answers).enumerate() {
+        let account_id = insert.account_id.to_string();
+        if n == 2 {
+            assert!(answer.is_err(), "the database refuses a negative amount");
+            assert_eq!(sql_payment_count(&app, &account_id).await, 0);
+            assert_eq!(sql_balance(&app, &account_id).await, dec("100.00"));
+        } else {
+            assert!(
+                matches!(answer, Ok(Checked::Inserted(ref row)) if row.id == insert.id),
+                "{answer:?}"
+            );
+            assert_eq!(sql_payment_count(&app, &account_id).await, 1);
+            assert_eq!(sql_balance(&app, &account_id).await, dec("95.00"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn paying_to_zero_marks_paid_and_refund_or_reversal_reopens() {
     let app = spawn_app().await;
