@@ -258,7 +258,12 @@ async fn create(
     if let Some(key) = &key {
         check_idempotency_key(key)?;
     }
-    let hash = request_hash(account_id, &body)?;
+    // Only a keyed request is compared with an earlier one.
+    let hash = if key.is_some() {
+        request_hash(account_id, &body)?
+    } else {
+        Vec::new()
+    };
     let insert = Insert {
         id: Uuid::now_v7(),
         account_id,
