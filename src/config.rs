@@ -40,8 +40,8 @@ pub struct Settings {
     pub database_max_connections: u32,
 
     /// Payment writer tasks: how many batches of payments (group commit) can be written
-    /// at once, each on one connection of the pool.
-    #[arg(long, env = "PAYMENT_WRITERS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    /// at once, each on one connection of the pool. Fewer writers make larger batches.
+    #[arg(long, env = "PAYMENT_WRITERS", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
     pub payment_writers: u16,
 
     /// Address the HTTP API listens on (port 0 picks a free port).
