@@ -17,9 +17,7 @@ use warp::reply::Response;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::domain::money::Currency;
-use crate::domain::payment::{
-    CreatePayment, MAX_FAILURE_REASON_LEN, Method, NewPayment, PatchPayment, PaymentStatus, Simulate, SimulatedOutcome,
-};
+use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, Simulate, SimulatedOutcome};
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_indexed};
@@ -220,27 +218,27 @@ fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, curre
 }
 
 /// The recorded payment, or why its account refused it.
-fn recorded(caller: &Principal, payment: &NewPayment, checked: Checked) -> Result<PaymentRow> {
+fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<PaymentRow> {
     match checked {
         Checked::Inserted(row) => Ok(row),
         Checked::NoAccount => Err(Error::not_found("account")),
         Checked::Refused {
-            currency,
+            currency: account_currency,
             balance,
             assigned_agent_id,
         } => {
             caller.require_work_on(assigned_agent_id)?;
-            if currency != payment.currency.code() {
+            if account_currency != currency.code() {
                 return Err(Error::with_fields(
                     Code::CurrencyMismatch,
                     format!(
-                        "the account is in {currency}; a payment in {} cannot be applied to it",
-                        payment.currency.code()
+                        "the account is in {account_currency}; a payment in {} cannot be applied to it",
+                        currency.code()
                     ),
-                    vec![FieldError::new("currency", format!("must be {currency}"))],
+                    vec![FieldError::new("currency", format!("must be {account_currency}"))],
                 ));
             }
-            Err(overpayment(payment.amount, balance, payment.currency))
+            Err(overpayment(amount, balance, currency))
         }
     }
 }
@@ -273,7 +271,10 @@ async fn create(
     };
     let row = match &key {
         // Written together with the payments recorded at the same moment (group commit).
-        None => recorded(&caller, &insert.payment, state.payment_writer().insert(insert.clone()).await?)?,
+        None => {
+            let (amount, currency) = (insert.payment.amount, insert.payment.currency);
+            recorded(&caller, amount, currency, state.payment_writer().insert(insert).await?)?
+        }
         Some(key) => {
             let mut tx = state.pool().begin().await?;
             match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
@@ -287,7 +288,7 @@ async fn create(
                 }
             }
             let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
-            let row = recorded(&caller, &insert.payment, checked.remove(0))?;
+            let row = recorded(&caller, insert.payment.amount, insert.payment.currency, checked.remove(0))?;
             let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
             idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
             tx.commit().await?;

@@ -21,7 +21,7 @@ use super::payments::{self, Checked, Insert};
 use crate::error::{Error, Result};
 
 /// Payments one statement writes at most.
-pub const MAX_BATCH: usize = 64;
+const MAX_BATCH: usize = 64;
 
 struct Queued {
     insert: Insert,
@@ -88,23 +88,23 @@ fn take_queued(received: &mut mpsc::Receiver<Queued>, batch: &mut Vec<Queued>) {
 }
 
 async fn write(pool: &PgPool, batch: Vec<Queued>) {
-    let inserts: Vec<Insert> = batch.iter().map(|q| q.insert.clone()).collect();
+    let (inserts, answers): (Vec<Insert>, Vec<_>) = batch.into_iter().map(|q| (q.insert, q.answer)).unzip();
     match insert(pool, &inserts).await {
-        Ok(answers) => {
-            for (queued, answer) in batch.into_iter().zip(answers) {
-                let _ = queued.answer.send(Ok(answer));
+        Ok(checked) => {
+            for (answer, checked) in answers.into_iter().zip(checked) {
+                let _ = answer.send(Ok(checked));
             }
         }
-        Err(error) if batch.len() == 1 => {
-            if let Some(queued) = batch.into_iter().next() {
-                let _ = queued.answer.send(Err(error));
+        Err(error) if answers.len() == 1 => {
+            if let Some(answer) = answers.into_iter().next() {
+                let _ = answer.send(Err(error));
             }
         }
         Err(error) => {
-            tracing::warn!(error = %error, payments = batch.len(), "batched payment insert failed; inserting one by one");
-            for (queued, insert) in batch.into_iter().zip(inserts) {
-                let answer = self::insert(pool, std::slice::from_ref(&insert)).await;
-                let _ = queued.answer.send(answer.map(|mut answers| answers.remove(0)));
+            tracing::warn!(error = %error, payments = inserts.len(), "batched payment insert failed; inserting one by one");
+            for (answer, insert) in answers.into_iter().zip(&inserts) {
+                let checked = self::insert(pool, std::slice::from_ref(insert)).await;
+                let _ = answer.send(checked.map(|mut checked| checked.remove(0)));
             }
         }
     }
