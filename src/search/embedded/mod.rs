@@ -22,9 +22,10 @@ use anyhow::Context;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use self::collection::{Collection, Generation, Kind, blocking};
+use self::collection::{Collection, Generation, Kind, blocking, internal};
 use self::collector::{FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn};
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::{Accounts, Fields};
@@ -41,6 +42,8 @@ pub struct EmbeddedIndex {
     owner_lock: Option<File>,
     accounts: Collection<Accounts>,
     payments: Collection<Payments>,
+    /// Slots for queries (see [`EmbeddedIndex::query`]).
+    query_slots: Arc<Semaphore>,
 }
 
 /// Why the index could not be opened for writing.
@@ -50,6 +53,13 @@ pub enum OpenError {
     Busy(PathBuf),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// Two query slots per core: with one, a core sat idle while a finished query's slot
+/// passed to the next waiting task (search mix at 32 connections: 1,024–1,061 req/s with
+/// one slot per core, 1,209–1,216 with two, 1,264 with no limit but twice the p99).
+fn query_slots() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
 
 fn term_values(raw: &HashMap<String, (u64, i128)>, with_sum: bool) -> Vec<FacetValue> {
@@ -222,6 +232,7 @@ impl EmbeddedIndex {
             payments: Collection::open_owner(&root)?,
             root,
             owner_lock: Some(lock),
+            query_slots: query_slots(),
         })
     }
 
@@ -233,6 +244,7 @@ impl EmbeddedIndex {
             payments: Collection::open_reader(&root)?,
             root,
             owner_lock: None,
+            query_slots: query_slots(),
         })
     }
 
@@ -256,6 +268,22 @@ impl EmbeddedIndex {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Runs a query on the blocking pool once a query slot is free. A query is CPU work
+    /// from start to end: with a few slots per core, queries run first come, first served
+    /// instead of all at once, so under load each waits its turn rather than sharing the
+    /// cores with every query in flight, and the slowest answers stay close to the
+    /// typical ones (search mix p99 37 ms instead of 72 ms at the same throughput). The
+    /// slot is held until the work ends, even if the caller gives up.
+    async fn query<T: Send + 'static>(&self, f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T> {
+        let slot = self.query_slots.clone().acquire_owned().await.map_err(internal)?;
+        blocking(move || {
+            let result = f();
+            drop(slot);
+            result
+        })
+        .await
     }
 
     fn require_owner(&self) -> Result<()> {
@@ -316,7 +344,7 @@ impl SearchIndex for EmbeddedIndex {
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>> {
         async move {
             let live = self.accounts.live().await?;
-            blocking(move || search_accounts(&live, &query)).await
+            self.query(move || search_accounts(&live, &query)).await
         }
         .boxed()
     }
@@ -324,7 +352,7 @@ impl SearchIndex for EmbeddedIndex {
     fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
         async move {
             let live = self.accounts.live().await?;
-            blocking(move || {
+            self.query(move || {
                 let searcher = live.searcher()?;
                 let ids = searcher.search(&query::build(&live.fields, &live.dense, &query), &collector::IdsCollector)?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
@@ -337,7 +365,7 @@ impl SearchIndex for EmbeddedIndex {
     fn payment_ids(&self, query: PaymentQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
         async move {
             let live = self.payments.live().await?;
-            blocking(move || {
+            self.query(move || {
                 let searcher = live.searcher()?;
                 let ids = searcher.search(&payments::build(&live.fields, &query), &collector::IdsCollector)?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
@@ -350,7 +378,7 @@ impl SearchIndex for EmbeddedIndex {
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
         async move {
             let live = self.payments.live().await?;
-            blocking(move || search_payments(&live, &query)).await
+            self.query(move || search_payments(&live, &query)).await
         }
         .boxed()
     }
@@ -358,7 +386,7 @@ impl SearchIndex for EmbeddedIndex {
     fn payment_stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Vec<CurrencyStats>>> {
         async move {
             let live = self.payments.live().await?;
-            blocking(move || payment_stats(&live, &query)).await
+            self.query(move || payment_stats(&live, &query)).await
         }
         .boxed()
     }
@@ -412,5 +440,46 @@ impl SearchIndex for EmbeddedIndex {
             on_collection!(self, entity, c => c.abandon(&generation).await)
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn queries_beyond_the_slots_wait_their_turn() {
+        let dir = std::env::temp_dir().join(format!("arrears-slots-{}", Uuid::new_v4()));
+        let index = Arc::new(EmbeddedIndex::open_owner(&dir).unwrap());
+        let slots = index.query_slots.available_permits();
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..slots * 3)
+            .map(|_| {
+                let (index, running, most) = (index.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    index
+                        .query(move || {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(20));
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            slots,
+            "at most one query per slot, and every slot used"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
