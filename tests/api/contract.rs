@@ -166,6 +166,40 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert!(ids(index, text("zzzzqqq")).await.is_empty());
 }
 
+pub async fn word_ranking_and_many_terms(index: &dyn SearchIndex) {
+    let exact = doc("Anna Smith", 1);
+    let prefix = doc("Bob Smithson", 1);
+    let typo = doc("Carl Smyth", 1);
+    let other = doc("Dan Jones", 1);
+    // Two writes, so the words of one query live in different segments.
+    put(index, &[exact.clone(), other.clone()]).await;
+    put(index, &[prefix.clone(), typo.clone()]).await;
+    let found = ids(index, text("smith")).await;
+    assert_eq!(found.len(), 3, "exact, prefix and typo matches, not the others: {found:?}");
+    assert_eq!(found[0], exact.id, "the word itself ranks first");
+    assert_eq!(
+        found[1..].iter().copied().collect::<HashSet<_>>(),
+        HashSet::from([prefix.id, typo.id])
+    );
+
+    // More first names starting with "ma" than one query expands into terms.
+    let many: Vec<AccountDoc> = (b'a'..=b'v').map(|c| doc(&format!("Ma{}x Doe", c as char), 1)).collect();
+    put(index, &many).await;
+    let found: HashSet<Uuid> = ids(
+        index,
+        AccountQuery {
+            page_size: 50,
+            ..text("ma")
+        },
+    )
+    .await
+    .into_iter()
+    .collect();
+    assert_eq!(found, many.iter().map(|d| d.id).collect(), "every name starting with the prefix");
+    let found = ids(index, text("mabx")).await;
+    assert_eq!(found.first(), Some(&many[1].id), "the word itself first among its typos: {found:?}");
+}
+
 pub async fn filters_and_buckets(index: &dyn SearchIndex) {
     let agent = Uuid::new_v4();
     let day = |n: i64| today() - Duration::days(n);
@@ -781,6 +815,7 @@ macro_rules! every_case {
         $backend!(
             versioned_writes,
             text_matching,
+            word_ranking_and_many_terms,
             filters_and_buckets,
             filters_over_a_large_segment,
             sort_and_cursor,

@@ -151,7 +151,7 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
     let fields: &Fields = &generation.fields;
-    let tantivy_query = query::build(fields, &generation.dense, query);
+    let tantivy_query = query::build(&searcher, fields, &generation.dense, query)?;
     let sort_column = match query.sort.field {
         SortField::Relevance => SortColumn::Score,
         SortField::Balance => SortColumn::I64("balance"),
@@ -182,7 +182,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
 fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> anyhow::Result<SearchPage<PaymentDoc>> {
     let searcher = generation.searcher()?;
     let fields: &PaymentFields = &generation.fields;
-    let tantivy_query = payments::build(fields, query);
+    let tantivy_query = payments::build(&searcher, fields, query)?;
     let sort_column = match query.sort.field {
         PaymentSortField::Relevance => SortColumn::Score,
         PaymentSortField::ReceivedAt => SortColumn::I64("received"),
@@ -354,7 +354,10 @@ impl SearchIndex for EmbeddedIndex {
             let live = self.accounts.live().await?;
             self.query(move || {
                 let searcher = live.searcher()?;
-                let ids = searcher.search(&query::build(&live.fields, &live.dense, &query), &collector::IdsCollector)?;
+                let ids = searcher.search(
+                    &query::build(&searcher, &live.fields, &live.dense, &query)?,
+                    &collector::IdsCollector,
+                )?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
             })
             .await
@@ -367,7 +370,7 @@ impl SearchIndex for EmbeddedIndex {
             let live = self.payments.live().await?;
             self.query(move || {
                 let searcher = live.searcher()?;
-                let ids = searcher.search(&payments::build(&live.fields, &query), &collector::IdsCollector)?;
+                let ids = searcher.search(&payments::build(&searcher, &live.fields, &query)?, &collector::IdsCollector)?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())
             })
             .await

@@ -97,7 +97,7 @@ fn received_between(fields: &PaymentFields, from: Option<i64>, to: Option<i64>) 
     range(fields.received, from, to.map(|t| t - 1))
 }
 
-pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
+pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) -> tantivy::Result<Box<dyn Query>> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
@@ -106,10 +106,11 @@ pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
         ident_prefix: fields.ident_prefix,
         phone_digits: None,
     };
-    match query.text.as_deref().and_then(|t| text_query(&text_fields, t)) {
-        Some(text) => clauses.push((Occur::Must, text)),
-        None => clauses.push((Occur::Must, Box::new(AllQuery))),
-    }
+    let text = match query.text.as_deref() {
+        Some(t) => text_query(searcher, &text_fields, t)?,
+        None => None,
+    };
+    clauses.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));
     if !query.statuses.is_empty() {
         clauses.push((
             Occur::Must,
@@ -146,7 +147,7 @@ pub fn build(fields: &PaymentFields, query: &PaymentQuery) -> Box<dyn Query> {
         Some(AgentFilter::Unassigned) => clauses.push((Occur::Must, term(fields.agent, UNASSIGNED))),
         None => {}
     }
-    Box::new(BooleanQuery::new(clauses))
+    Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
 /// Instants of a [`StatsQuery`] in microseconds.

@@ -1,12 +1,16 @@
 //! Translates the account query into a tantivy query (filters and full text); the
 //! building blocks serve the payment query too.
 
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use tantivy::Term;
-use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Explanation, FuzzyTermQuery, Occur, PhraseQuery, Query,
+    RangeQuery, Scorer, TermQuery, Weight,
+};
 use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
 
 use super::dense::DenseColumns;
 use super::digits::grams;
@@ -61,40 +65,120 @@ pub(super) struct TextFields<'a> {
     pub phone_digits: Option<Field>,
 }
 
+/// At most this many dictionary terms stand in for one word of a field. A word that
+/// matches more (a short prefix) is matched by the prefix and typo automatons into bit
+/// sets instead, which cost the same however many terms they cover.
+const MAX_TERMS: usize = 16;
+
+/// How a dictionary term matches a word of the query.
+#[derive(Clone, Copy, Debug, Default)]
+struct TermMatch {
+    prefix: bool,
+    typo: bool,
+}
+
+/// The terms of `field`, in any segment of `searcher`, that start with `word` or lie
+/// within `distance` edits of it; `None` when there are more than [`MAX_TERMS`].
+fn expand(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Option<BTreeMap<String, TermMatch>>> {
+    let term = Term::from_field_text(field, word);
+    let prefix = FuzzyTermQuery::new_prefix(term.clone(), 0, true).automaton()?;
+    let typo = match distance {
+        0 => None,
+        d => Some(FuzzyTermQuery::new(term, d, true).automaton()?),
+    };
+    let mut terms: BTreeMap<String, TermMatch> = BTreeMap::new();
+    for segment in searcher.segment_readers() {
+        let index = segment.inverted_index(field)?;
+        let mut stream = index.terms().search(&prefix).into_stream()?;
+        while stream.advance() {
+            terms.entry(String::from_utf8_lossy(stream.key()).into_owned()).or_default().prefix = true;
+        }
+        if let Some(typo) = &typo {
+            let mut stream = index.terms().search(typo).into_stream()?;
+            while stream.advance() {
+                terms.entry(String::from_utf8_lossy(stream.key()).into_owned()).or_default().typo = true;
+            }
+        }
+        if terms.len() > MAX_TERMS {
+            return Ok(None);
+        }
+    }
+    Ok(Some(terms))
+}
+
+/// What matching `word` in `field` adds to a document's score: BM25 (tripled) for the
+/// word itself, 1.5 for a word it begins, 1 for a word within its typo budget, summed.
+/// The word's dictionary terms are looked up first and each becomes one posting list:
+/// an exact name ("smith") reads its postings once instead of once per way of matching,
+/// and no bit set is built. Too many terms fall back to the automatons.
+fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Vec<Box<dyn Query>>> {
+    let Some(terms) = expand(searcher, field, word, distance)? else {
+        let t = Term::from_field_text(field, word);
+        let mut options: Vec<Box<dyn Query>> = vec![
+            Box::new(BoostQuery::new(
+                Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
+                EXACT_BOOST,
+            )),
+            Box::new(BoostQuery::new(
+                Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
+                PREFIX_SCORE,
+            )),
+        ];
+        if distance > 0 {
+            options.push(Box::new(BoostQuery::new(
+                Box::new(FuzzyTermQuery::new(t, distance, true)),
+                TYPO_SCORE,
+            )));
+        }
+        return Ok(options);
+    };
+    Ok(terms
+        .into_iter()
+        .map(|(text, how)| -> Box<dyn Query> {
+            let constant = if how.prefix { PREFIX_SCORE } else { 0.0 } + if how.typo { TYPO_SCORE } else { 0.0 };
+            let t = Term::from_field_text(field, &text);
+            if text == word {
+                let exact = BoostQuery::new(Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)), EXACT_BOOST);
+                Box::new(Shifted {
+                    query: Box::new(exact),
+                    by: constant,
+                })
+            } else {
+                Box::new(ConstScoreQuery::new(
+                    Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
+                    constant,
+                ))
+            }
+        })
+        .collect())
+}
+
+const EXACT_BOOST: Score = 3.0;
+const PREFIX_SCORE: Score = 1.5;
+const TYPO_SCORE: Score = 1.0;
+
 /// Full text: every word must match a name (exactly, as a prefix, or within the typo
 /// budget) or another word field (exactly or as a prefix), or the whole text must match
 /// an identifier or phone.
-pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn Query>> {
+pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &str) -> tantivy::Result<Option<Box<dyn Query>>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
-        let per_word = words
-            .iter()
-            .map(|word| -> Clause {
-                let mut options: Vec<Box<dyn Query>> = Vec::new();
-                for (field, typos) in fields
-                    .names
-                    .iter()
-                    .map(|f| (*f, true))
-                    .chain(fields.words.iter().map(|f| (*f, false)))
-                {
-                    let t = Term::from_field_text(field, word);
-                    options.push(Box::new(BoostQuery::new(
-                        Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
-                        3.0,
-                    )));
-                    options.push(Box::new(BoostQuery::new(
-                        Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
-                        1.5,
-                    )));
-                    let distance = fuzziness(word);
-                    if typos && distance > 0 {
-                        options.push(Box::new(FuzzyTermQuery::new(t, distance, true)));
-                    }
-                }
-                (Occur::Must, any_of(options))
-            })
-            .collect();
+        let mut per_word: Vec<Clause> = Vec::with_capacity(words.len());
+        for word in &words {
+            let mut options: Vec<Box<dyn Query>> = Vec::new();
+            for field in fields.names {
+                options.extend(word_options(searcher, *field, word, fuzziness(word))?);
+            }
+            for field in fields.words {
+                options.extend(word_options(searcher, *field, word, 0)?);
+            }
+            let option: Box<dyn Query> = match options.len() {
+                0 => Box::new(EmptyQuery),
+                _ => any_of(options),
+            };
+            per_word.push((Occur::Must, option));
+        }
         alternatives.push(Box::new(BooleanQuery::new(per_word)));
     }
     let whole = text.trim().to_lowercase();
@@ -119,12 +203,12 @@ pub(super) fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Box<dyn 
         };
         alternatives.push(Box::new(BoostQuery::new(phrase, 2.0)));
     }
-    (!alternatives.is_empty()).then(|| any_of(alternatives))
+    Ok((!alternatives.is_empty()).then(|| any_of(alternatives)))
 }
 
 /// The account query; status, balance, date and bucket filters are checked on the
 /// decoded columns of `dense` (see [`DenseFilter`]).
-pub fn build(fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -> Box<dyn Query> {
+pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -> tantivy::Result<Box<dyn Query>> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
@@ -133,10 +217,11 @@ pub fn build(fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -
         ident_prefix: fields.ident_prefix,
         phone_digits: Some(fields.phone_digits),
     };
-    match query.text.as_deref().and_then(|t| text_query(&text_fields, t)) {
-        Some(text) => clauses.push((Occur::Must, text)),
-        None => clauses.push((Occur::Must, Box::new(AllQuery))),
-    }
+    let text = match query.text.as_deref() {
+        Some(t) => text_query(searcher, &text_fields, t)?,
+        None => None,
+    };
+    clauses.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));
     if !query.include_deleted {
         clauses.push((Occur::MustNot, flag(fields.deleted, true)));
     }
@@ -200,5 +285,95 @@ pub fn build(fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -
             clauses.push((Occur::Must, flag(field, value)));
         }
     }
-    Box::new(BooleanQuery::new(clauses))
+    Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// A query whose every match scores `by` more: an exact word's BM25 plus what its prefix
+/// and typo matches would add, from one scorer over one posting list.
+#[derive(Debug)]
+struct Shifted {
+    query: Box<dyn Query>,
+    by: Score,
+}
+
+impl Clone for Shifted {
+    fn clone(&self) -> Self {
+        Self {
+            query: self.query.box_clone(),
+            by: self.by,
+        }
+    }
+}
+
+impl Query for Shifted {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let weight = self.query.weight(scoring)?;
+        Ok(if scoring.is_scoring_enabled() {
+            Box::new(ShiftedWeight { weight, by: self.by })
+        } else {
+            weight
+        })
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        self.query.query_terms(visitor);
+    }
+}
+
+struct ShiftedWeight {
+    weight: Box<dyn Weight>,
+    by: Score,
+}
+
+impl Weight for ShiftedWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(Box::new(ShiftedScorer {
+            scorer: self.weight.scorer(reader, boost)?,
+            by: self.by * boost,
+        }))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        let inner = self.weight.explain(reader, doc)?;
+        let mut explanation = Explanation::new_with_string(format!("plus {}", self.by), inner.value() + self.by);
+        explanation.add_detail(inner);
+        Ok(explanation)
+    }
+
+    fn count(&self, reader: &SegmentReader) -> tantivy::Result<u32> {
+        self.weight.count(reader)
+    }
+}
+
+struct ShiftedScorer {
+    scorer: Box<dyn Scorer>,
+    by: Score,
+}
+
+impl DocSet for ShiftedScorer {
+    fn advance(&mut self) -> DocId {
+        self.scorer.advance()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.scorer.seek(target)
+    }
+
+    fn doc(&self) -> DocId {
+        self.scorer.doc()
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.scorer.size_hint()
+    }
+
+    fn cost(&self) -> u64 {
+        self.scorer.cost()
+    }
+}
+
+impl Scorer for ShiftedScorer {
+    fn score(&mut self) -> Score {
+        self.scorer.score() + self.by
+    }
 }
