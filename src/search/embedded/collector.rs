@@ -6,10 +6,10 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Cardinality, Column, StrColumn};
+use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::dense::{Dense, DenseColumns};
+use super::dense::{Dense, DenseColumns, Strs};
 
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::search::{After, SortKey};
@@ -75,17 +75,9 @@ pub struct PageCollector {
     pub dense: Arc<DenseColumns>,
 }
 
-/// The terms of a document: one ordinal from a decoded single-valued column, or any
-/// number from the column itself (tags).
-enum Terms {
-    Single(Arc<Dense>),
-    Many(StrColumn),
-}
-
 enum SegmentFacet {
     Terms {
-        column: Option<StrColumn>,
-        terms: Option<Terms>,
+        strs: Arc<Strs>,
         sum: Option<Arc<Dense>>,
         counts: Vec<(u64, i128)>,
     },
@@ -157,7 +149,7 @@ pub(super) fn overdue_days(resolved: bool, due: Option<i64>, today: i64) -> i64 
 /// The columns of a segment that decide an account's delinquency bucket. The bucket
 /// facet and the bucket filter both read them, so a filter and its facet agree.
 pub(super) struct BucketColumns {
-    pub status: Option<Arc<Dense>>,
+    pub status: Arc<Strs>,
     /// By status ordinal: whether the account no longer owes (never overdue).
     pub resolved: Vec<bool>,
     pub due: Arc<Dense>,
@@ -165,18 +157,14 @@ pub(super) struct BucketColumns {
 
 impl BucketColumns {
     pub(super) fn bind(segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Self> {
-        let status = segment.fast_fields().str("status")?;
-        let mut resolved = Vec::new();
-        if let Some(column) = &status {
-            let mut text = String::new();
-            for ord in 0..column.num_terms() as u64 {
-                text.clear();
-                column.ord_to_str(ord, &mut text)?;
-                resolved.push(AccountStatus::parse(&text).is_some_and(AccountStatus::is_resolved));
-            }
-        }
+        let status = dense.strs(segment, "status")?;
+        let resolved = status
+            .terms
+            .iter()
+            .map(|text| AccountStatus::parse(text).is_some_and(AccountStatus::is_resolved))
+            .collect();
         Ok(Self {
-            status: status.map(|c| dense.ords(segment, "status", &c)).transpose()?,
+            status,
             resolved,
             due: dense.i64(segment, "due_days")?,
         })
@@ -188,34 +176,24 @@ impl BucketColumns {
     }
 
     pub(super) fn prefetch(&self, doc: DocId) {
-        if let Some(status) = &self.status {
-            status.prefetch(doc);
-        }
+        self.status.prefetch(doc);
         self.due.prefetch(doc);
     }
 
     pub(super) fn days_past_due(&self, doc: DocId, today: i64) -> i64 {
-        let resolved = self.resolved(self.status.as_ref().and_then(|s| s.ord(doc)));
+        let resolved = self.resolved(self.status.ord(doc));
         overdue_days(resolved, self.due.i64(doc), today)
     }
 }
 
 fn segment_facet(spec: FacetSpec, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<SegmentFacet> {
-    let fast = segment.fast_fields();
     Ok(match spec {
-        FacetSpec::Terms { column: name, sum } => {
-            let column = fast.str(name)?;
-            let count = column.as_ref().map_or(0, |c| c.num_terms());
-            let terms = match &column {
-                Some(c) if c.ords().get_cardinality() == Cardinality::Multivalued => Some(Terms::Many(c.clone())),
-                Some(c) => Some(Terms::Single(dense.ords(segment, name, c)?)),
-                None => None,
-            };
+        FacetSpec::Terms { column, sum } => {
+            let strs = dense.strs(segment, column)?;
             SegmentFacet::Terms {
-                column,
-                terms,
+                counts: vec![(0, 0); strs.terms.len()],
+                strs,
                 sum: sum.map(|name| dense.i64(segment, name)).transpose()?,
-                counts: vec![(0, 0); count],
             }
         }
         FacetSpec::Bucket => SegmentFacet::Bucket {
@@ -309,23 +287,14 @@ impl PageSegment {
         let today = self.today_days;
         for facet in &mut self.facets {
             match facet {
-                SegmentFacet::Terms { terms, sum, counts, .. } => {
+                SegmentFacet::Terms { strs, sum, counts } => {
                     let value = sum.as_ref().map_or(0, |c| i128::from(c.i64(doc).unwrap_or(0)));
-                    let mut add = |ord: u64| {
+                    strs.for_each_ord(doc, |ord| {
                         if let Some(slot) = counts.get_mut(ord as usize) {
                             slot.0 += 1;
                             slot.1 += value;
                         }
-                    };
-                    match terms {
-                        Some(Terms::Single(ords)) => {
-                            if let Some(ord) = ords.ord(doc) {
-                                add(u64::from(ord));
-                            }
-                        }
-                        Some(Terms::Many(column)) => column.term_ords(doc).for_each(add),
-                        None => {}
-                    }
+                    });
                 }
                 SegmentFacet::Bucket { columns, counts } => {
                     counts[bucket_index(columns.days_past_due(doc, today))] += 1;
@@ -335,19 +304,13 @@ impl PageSegment {
     }
 }
 
-fn counts_by_term(column: &Option<StrColumn>, counts: &[(u64, i128)]) -> HashMap<String, (u64, i128)> {
-    let mut out = HashMap::new();
-    let Some(column) = column else { return out };
-    for (ord, count) in counts.iter().enumerate() {
-        if count.0 == 0 {
-            continue;
-        }
-        let mut text = String::new();
-        if column.ord_to_str(ord as u64, &mut text).unwrap_or(false) {
-            out.insert(text, *count);
-        }
-    }
-    out
+fn counts_by_term(strs: &Strs, counts: &[(u64, i128)]) -> HashMap<String, (u64, i128)> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, count)| count.0 > 0)
+        .filter_map(|(ord, count)| Some((strs.term(ord as u32)?.to_owned(), *count)))
+        .collect()
 }
 
 impl SegmentCollector for PageSegment {
@@ -378,10 +341,8 @@ impl PageSegment {
         self.ids.prefetch(doc);
         for facet in &self.facets {
             match facet {
-                SegmentFacet::Terms { terms, sum, .. } => {
-                    if let Some(Terms::Single(ords)) = terms {
-                        ords.prefetch(doc);
-                    }
+                SegmentFacet::Terms { strs, sum, .. } => {
+                    strs.prefetch(doc);
                     if let Some(sum) = sum {
                         sum.prefetch(doc);
                     }
@@ -445,7 +406,7 @@ impl PageSegment {
             .facets
             .iter()
             .map(|facet| match facet {
-                SegmentFacet::Terms { column, counts, .. } => FacetCounts::Terms(counts_by_term(column, counts)),
+                SegmentFacet::Terms { strs, counts, .. } => FacetCounts::Terms(counts_by_term(strs, counts)),
                 SegmentFacet::Bucket { counts, .. } => FacetCounts::Bucket(*counts),
             })
             .collect();

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
@@ -115,6 +115,65 @@ impl Dense {
     }
 }
 
+/// A string column of one segment, decoded: its terms by ordinal (sorted, as in the
+/// column's dictionary) and each document's ordinals. Opening a column and reading its
+/// terms cost more than counting a small search's facets, so both happen once.
+pub struct Strs {
+    pub terms: Vec<String>,
+    ords: StrOrds,
+}
+
+enum StrOrds {
+    /// Each document's one ordinal (`Dense::Ord8` or `Dense::Ord`).
+    Single(Dense),
+    /// Several per document (tags): read from the column.
+    Many(StrColumn),
+}
+
+impl Strs {
+    /// The document's first ordinal.
+    pub fn ord(&self, doc: DocId) -> Option<u32> {
+        match &self.ords {
+            StrOrds::Single(ords) => ords.ord(doc),
+            StrOrds::Many(column) => column.term_ords(doc).next().map(|o| o as u32),
+        }
+    }
+
+    /// Calls `f` with each of the document's ordinals.
+    pub fn for_each_ord(&self, doc: DocId, mut f: impl FnMut(u32)) {
+        match &self.ords {
+            StrOrds::Single(ords) => {
+                if let Some(ord) = ords.ord(doc) {
+                    f(ord);
+                }
+            }
+            StrOrds::Many(column) => column.term_ords(doc).for_each(|o| f(o as u32)),
+        }
+    }
+
+    /// The one-ordinal-per-document array, for single-valued columns.
+    pub fn single(&self) -> Option<&Dense> {
+        match &self.ords {
+            StrOrds::Single(ords) => Some(ords),
+            StrOrds::Many(_) => None,
+        }
+    }
+
+    pub fn prefetch(&self, doc: DocId) {
+        if let StrOrds::Single(ords) = &self.ords {
+            ords.prefetch(doc);
+        }
+    }
+
+    pub fn term(&self, ord: u32) -> Option<&str> {
+        self.terms.get(ord as usize).map(String::as_str)
+    }
+
+    pub fn term_ord(&self, text: &str) -> Option<u32> {
+        self.terms.binary_search_by(|t| t.as_str().cmp(text)).ok().map(|i| i as u32)
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 fn prefetch<T>(values: &[T], at: usize) {
     if let Some(value) = values.get(at) {
@@ -137,6 +196,7 @@ type FilterBits = HashMap<(SegmentId, Condition), Arc<[u64]>>;
 #[derive(Default)]
 pub struct DenseColumns {
     columns: Mutex<HashMap<(SegmentId, &'static str), Arc<Dense>>>,
+    strs: Mutex<HashMap<(SegmentId, &'static str), Arc<Strs>>>,
     /// The documents of a segment that meet a filter condition, one bit each.
     filters: Mutex<FilterBits>,
 }
@@ -172,17 +232,40 @@ impl DenseColumns {
         })
     }
 
-    /// The ordinals of a single-valued string column (`None` when the segment has no
-    /// such column).
-    pub fn ords(&self, segment: &SegmentReader, name: &'static str, column: &StrColumn) -> tantivy::Result<Arc<Dense>> {
-        self.get_or_build(segment, name, || {
-            let ords = (0..segment.max_doc()).map(|doc| column.term_ords(doc).next());
-            Ok(if column.num_terms() < usize::from(NO_ORD_8) {
-                Dense::Ord8(ords.map(|o| o.map_or(NO_ORD_8, |o| o as u8)).collect())
-            } else {
-                Dense::Ord(ords.map(|o| o.map_or(NO_ORD, |o| o as u32)).collect())
-            })
-        })
+    /// A string column (no terms, and no term for any document, when the segment has no
+    /// such column: a segment of tombstones has no status).
+    pub fn strs(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Strs>> {
+        let key = (segment.segment_id(), name);
+        if let Some(found) = self.strs.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built = Arc::new(match segment.fast_fields().str(name)? {
+            None => Strs {
+                terms: Vec::new(),
+                ords: StrOrds::Single(Dense::Ord8(vec![NO_ORD_8; segment.max_doc() as usize])),
+            },
+            Some(column) => {
+                let mut terms = Vec::with_capacity(column.num_terms());
+                for ord in 0..column.num_terms() as u64 {
+                    let mut text = String::new();
+                    column.ord_to_str(ord, &mut text)?;
+                    terms.push(text);
+                }
+                let ords = if column.ords().get_cardinality() == Cardinality::Multivalued {
+                    StrOrds::Many(column)
+                } else {
+                    let ords = (0..segment.max_doc()).map(|doc| column.term_ords(doc).next());
+                    StrOrds::Single(if column.num_terms() < usize::from(NO_ORD_8) {
+                        Dense::Ord8(ords.map(|o| o.map_or(NO_ORD_8, |o| o as u8)).collect())
+                    } else {
+                        Dense::Ord(ords.map(|o| o.map_or(NO_ORD, |o| o as u32)).collect())
+                    })
+                };
+                Strs { terms, ords }
+            }
+        });
+        self.strs.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+        Ok(built)
     }
 
     pub fn ids(&self, segment: &SegmentReader) -> tantivy::Result<Arc<Dense>> {
@@ -230,6 +313,10 @@ impl DenseColumns {
     pub fn retain(&self, searcher: &Searcher) {
         let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
         self.columns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+        self.strs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));

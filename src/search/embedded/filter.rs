@@ -17,7 +17,7 @@ use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError};
 
 use super::collector::{BucketColumns, bucket_index, overdue_days};
-use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8};
+use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8, Strs};
 
 /// Segments this large keep each condition's bits; smaller ones (the latest commits)
 /// are evaluated on every search.
@@ -57,7 +57,7 @@ enum Check {
         hi: i64,
     },
     Ords {
-        ords: Arc<Dense>,
+        ords: Arc<Strs>,
         /// By term ordinal; at least 256 entries, the missing ordinal rejected.
         accept: Vec<bool>,
     },
@@ -114,23 +114,21 @@ impl Check {
                 };
                 if lo > hi { Check::Never } else { Check::Range { values, lo, hi } }
             }
-            Condition::Terms { column, terms } => match segment.fast_fields().str(column)? {
-                None => Check::Never,
-                Some(str_column) => {
-                    let mut accept = vec![false; str_column.num_terms()];
-                    for term in terms {
-                        if let Some(ord) = str_column.dictionary().term_ord(term)?
-                            && let Some(slot) = accept.get_mut(ord as usize)
-                        {
-                            *slot = true;
-                        }
+            Condition::Terms { column, terms } => {
+                let strs = dense.strs(segment, column)?;
+                if strs.terms.is_empty() {
+                    Check::Never
+                } else {
+                    let mut accept = vec![false; strs.terms.len()];
+                    for ord in terms.iter().filter_map(|term| strs.term_ord(term)) {
+                        accept[ord as usize] = true;
                     }
                     Check::Ords {
-                        ords: dense.ords(segment, column, &str_column)?,
+                        ords: strs,
                         accept: by_ord(accept),
                     }
                 }
-            },
+            }
             Condition::Bucket { today, accept } => Check::Bucket {
                 columns: BucketColumns::bind(segment, dense)?,
                 today: *today,
@@ -157,16 +155,16 @@ impl Check {
                 Dense::I64(v) => range_mask(&v[start..end], *lo, *hi),
                 _ => 0,
             },
-            Check::Ords { ords, accept } => match &**ords {
-                Dense::Ord8(v) => v[start..end]
+            Check::Ords { ords, accept } => match ords.single() {
+                Some(Dense::Ord8(v)) => v[start..end]
                     .iter()
                     .enumerate()
                     .fold(0, |mask, (bit, ord)| mask | (u64::from(accept[usize::from(*ord)]) << bit)),
                 _ => self.mask_by_doc(start, end),
             },
-            Check::Bucket { columns, today, by_days } => match (&columns.status, &*columns.due) {
-                (Some(status), Dense::I32(dues)) => match &**status {
-                    Dense::Ord8(ords) => ords[start..end]
+            Check::Bucket { columns, today, by_days } => match (columns.status.single(), &*columns.due) {
+                (Some(Dense::Ord8(ords)), Dense::I32(dues)) => {
+                    ords[start..end]
                         .iter()
                         .zip(&dues[start..end])
                         .enumerate()
@@ -174,9 +172,8 @@ impl Check {
                             let due = (*due != MISSING_32).then_some(i64::from(*due));
                             let days = overdue_days(columns.resolved(Some(u32::from(*ord))), due, *today);
                             mask | (u64::from(in_table(by_days, days)) << bit)
-                        }),
-                    _ => self.mask_by_doc(start, end),
-                },
+                        })
+                }
                 _ => self.mask_by_doc(start, end),
             },
             Check::Never => 0,

@@ -5,13 +5,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use tantivy::columnar::StrColumn;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
 use tantivy::schema::{FAST, STRING, Schema};
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::collection::{Common, Kind};
-use super::dense::{Dense, DenseColumns};
+use super::dense::{Dense, DenseColumns, Strs};
 use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
 use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
@@ -218,12 +217,9 @@ struct SegmentSums {
 
 pub struct StatsSegment {
     bounds: Bounds,
-    currency: Option<StrColumn>,
-    status: Option<StrColumn>,
-    method: Option<StrColumn>,
-    currency_ords: Option<Arc<Dense>>,
-    status_ords: Option<Arc<Dense>>,
-    method_ords: Option<Arc<Dense>>,
+    currency: Arc<Strs>,
+    status: Arc<Strs>,
+    method: Arc<Strs>,
     amount: Arc<Dense>,
     received: Arc<Dense>,
     completed_ord: Option<u32>,
@@ -232,25 +228,6 @@ pub struct StatsSegment {
 }
 
 pub type StatsFruit = HashMap<String, Accumulator>;
-
-fn ord_of(column: &Option<StrColumn>, value: &str) -> tantivy::Result<Option<u32>> {
-    match column {
-        Some(c) => Ok(c.dictionary().term_ord(value.as_bytes())?.map(|o| o as u32)),
-        None => Ok(None),
-    }
-}
-
-fn term_text(column: &Option<StrColumn>, ord: u64) -> String {
-    let mut text = String::new();
-    if let Some(c) = column {
-        let _ = c.ord_to_str(ord, &mut text);
-    }
-    text
-}
-
-fn terms(column: &Option<StrColumn>) -> usize {
-    column.as_ref().map_or(0, |c| c.num_terms())
-}
 
 impl StatsCollector {
     /// The statistics of every live payment `searcher` holds.
@@ -271,17 +248,16 @@ impl StatsCollector {
     }
 
     fn for_segment(&self, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {
-        let fast = segment.fast_fields();
-        let (status, currency, method) = (fast.str("status")?, fast.str("currency")?, fast.str("method")?);
         let dense = &self.dense;
-        let ords = |name: &'static str, column: &Option<StrColumn>| column.as_ref().map(|c| dense.ords(segment, name, c)).transpose();
+        let (status, currency, method) = (
+            dense.strs(segment, "status")?,
+            dense.strs(segment, "currency")?,
+            dense.strs(segment, "method")?,
+        );
         Ok(StatsSegment {
             bounds: self.bounds.clone(),
-            completed_ord: ord_of(&status, "completed")?,
-            by_currency: vec![None; terms(&currency)],
-            currency_ords: ords("currency", &currency)?,
-            status_ords: ords("status", &status)?,
-            method_ords: ords("method", &method)?,
+            completed_ord: status.term_ord("completed"),
+            by_currency: vec![None; currency.terms.len()],
             currency,
             status,
             method,
@@ -330,14 +306,14 @@ fn within(t: i64, (from, to): (i64, i64)) -> bool {
 impl StatsSegment {
     /// Adds a payment received at `received` (inside the span).
     fn add(&mut self, doc: DocId, received: i64) {
-        let (Some(currency), Some(amount)) = (self.currency_ords.as_ref().and_then(|c| c.ord(doc)), self.amount.i64(doc)) else {
+        let (Some(currency), Some(amount)) = (self.currency.ord(doc), self.amount.i64(doc)) else {
             return;
         };
-        let status = self.status_ords.as_ref().and_then(|c| c.ord(doc));
-        let method = self.method_ords.as_ref().and_then(|c| c.ord(doc));
+        let status = self.status.ord(doc);
+        let method = self.method.ord(doc);
         let starts = &self.bounds.day_starts;
         let days = starts.len().saturating_sub(1);
-        let (status_terms, method_terms) = (terms(&self.status), terms(&self.method));
+        let (status_terms, method_terms) = (self.status.terms.len(), self.method.terms.len());
         let sums = self.by_currency[currency as usize].get_or_insert_with(|| SegmentSums {
             today: (0, 0),
             week: (0, 0),
@@ -374,11 +350,11 @@ impl StatsSegment {
     }
 
     fn harvest(self) -> StatsFruit {
-        let named = |column: &Option<StrColumn>, sums: Vec<Sum>| -> HashMap<String, Sum> {
+        let named = |strs: &Strs, sums: Vec<Sum>| -> HashMap<String, Sum> {
             sums.into_iter()
                 .enumerate()
                 .filter(|(_, sum)| sum.0 > 0)
-                .map(|(ord, sum)| (term_text(column, ord as u64), sum))
+                .map(|(ord, sum)| (strs.term(ord as u32).unwrap_or_default().to_owned(), sum))
                 .collect()
         };
         let mut fruit = StatsFruit::new();
@@ -392,7 +368,7 @@ impl StatsSegment {
                 status: named(&self.status, sums.status),
                 method: named(&self.method, sums.method),
             };
-            fruit.insert(term_text(&self.currency, ord as u64), acc);
+            fruit.insert(self.currency.term(ord as u32).unwrap_or_default().to_owned(), acc);
         }
         fruit
     }
