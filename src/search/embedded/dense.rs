@@ -193,6 +193,22 @@ const FILTER_BITS_KEPT: usize = 256;
 /// Kept filter bit sets by segment and condition.
 type FilterBits = HashMap<(SegmentId, Condition), Arc<[u64]>>;
 
+/// The entry of `key` in `map`, built by `build` the first time. Built outside the lock:
+/// two searches may both build a new segment's entry, and the second simply replaces the
+/// first.
+fn cached<T>(
+    map: &Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>,
+    key: (SegmentId, &'static str),
+    build: impl FnOnce() -> tantivy::Result<T>,
+) -> tantivy::Result<Arc<T>> {
+    if let Some(found) = map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+        return Ok(found.clone());
+    }
+    let built = Arc::new(build()?);
+    map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
+    Ok(built)
+}
+
 #[derive(Default)]
 pub struct DenseColumns {
     columns: Mutex<HashMap<(SegmentId, &'static str), Arc<Dense>>>,
@@ -208,15 +224,7 @@ impl DenseColumns {
         name: &'static str,
         build: impl FnOnce() -> tantivy::Result<Dense>,
     ) -> tantivy::Result<Arc<Dense>> {
-        let key = (segment.segment_id(), name);
-        if let Some(found) = self.columns.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(found.clone());
-        }
-        // Built outside the lock; two searches may both build a new segment's column,
-        // and the second simply replaces the first.
-        let built = Arc::new(build()?);
-        self.columns.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
-        Ok(built)
+        cached(&self.columns, (segment.segment_id(), name), build)
     }
 
     pub fn i64(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Dense>> {
@@ -233,39 +241,35 @@ impl DenseColumns {
     }
 
     /// A string column (no terms, and no term for any document, when the segment has no
-    /// such column: a segment of tombstones has no status).
+    /// such column).
     pub fn strs(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Strs>> {
-        let key = (segment.segment_id(), name);
-        if let Some(found) = self.strs.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(found.clone());
-        }
-        let built = Arc::new(match segment.fast_fields().str(name)? {
-            None => Strs {
-                terms: Vec::new(),
-                ords: StrOrds::Single(Dense::Ord8(vec![NO_ORD_8; segment.max_doc() as usize])),
-            },
-            Some(column) => {
-                let mut terms = Vec::with_capacity(column.num_terms());
-                for ord in 0..column.num_terms() as u64 {
-                    let mut text = String::new();
-                    column.ord_to_str(ord, &mut text)?;
-                    terms.push(text);
-                }
-                let ords = if column.ords().get_cardinality() == Cardinality::Multivalued {
-                    StrOrds::Many(column)
-                } else {
-                    let ords = (0..segment.max_doc()).map(|doc| column.term_ords(doc).next());
-                    StrOrds::Single(if column.num_terms() < usize::from(NO_ORD_8) {
-                        Dense::Ord8(ords.map(|o| o.map_or(NO_ORD_8, |o| o as u8)).collect())
+        cached(&self.strs, (segment.segment_id(), name), || {
+            Ok(match segment.fast_fields().str(name)? {
+                None => Strs {
+                    terms: Vec::new(),
+                    ords: StrOrds::Single(Dense::Ord8(vec![NO_ORD_8; segment.max_doc() as usize])),
+                },
+                Some(column) => {
+                    let mut terms = Vec::with_capacity(column.num_terms());
+                    for ord in 0..column.num_terms() as u64 {
+                        let mut text = String::new();
+                        column.ord_to_str(ord, &mut text)?;
+                        terms.push(text);
+                    }
+                    let ords = if column.ords().get_cardinality() == Cardinality::Multivalued {
+                        StrOrds::Many(column)
                     } else {
-                        Dense::Ord(ords.map(|o| o.map_or(NO_ORD, |o| o as u32)).collect())
-                    })
-                };
-                Strs { terms, ords }
-            }
-        });
-        self.strs.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
-        Ok(built)
+                        let ords = (0..segment.max_doc()).map(|doc| column.term_ords(doc).next());
+                        StrOrds::Single(if column.num_terms() < usize::from(NO_ORD_8) {
+                            Dense::Ord8(ords.map(|o| o.map_or(NO_ORD_8, |o| o as u8)).collect())
+                        } else {
+                            Dense::Ord(ords.map(|o| o.map_or(NO_ORD, |o| o as u32)).collect())
+                        })
+                    };
+                    Strs { terms, ords }
+                }
+            })
+        })
     }
 
     pub fn ids(&self, segment: &SegmentReader) -> tantivy::Result<Arc<Dense>> {

@@ -381,6 +381,35 @@ mod tests {
     }
 
     #[test]
+    fn tombstones_without_status_or_due_date_are_in_no_overdue_bucket_and_no_status() {
+        let (schema, fields) = super::super::schema::build();
+        let index = tantivy::Index::create_in_ram(schema);
+        super::super::schema::register_tokenizers(&index).unwrap();
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        for _ in 0..3 {
+            writer.add_document(fields.common.document(uuid::Uuid::new_v4(), 1, true)).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let segment = searcher.segment_reader(0);
+        let dense = DenseColumns::default();
+        for condition in [
+            Condition::Bucket {
+                today: 20_000,
+                accept: [false, false, true, false, false, false],
+            },
+            Condition::Terms {
+                column: "status",
+                terms: vec!["active".into()],
+            },
+        ] {
+            let check = Check::bind(&condition, segment, &dense).unwrap();
+            assert_eq!(check.mask(0, 3), 0, "{condition:?}");
+            assert!(!check.passes(1), "{condition:?}");
+        }
+    }
+
+    #[test]
     fn range_masks_set_one_bit_per_passing_value_in_order() {
         let values: Vec<i32> = (0..64).collect();
         assert_eq!(range_mask(&values, 3, 5), 0b111000);
