@@ -449,7 +449,7 @@ impl SearchIndex for EmbeddedIndex {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::*;
 
@@ -467,7 +467,13 @@ mod tests {
                         .query(move || {
                             let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                             most.fetch_max(now, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(20));
+                            // Stay until every slot is taken (or a generous while), so the
+                            // count does not depend on how fast blocking threads start.
+                            let started = Instant::now();
+                            while running.load(Ordering::SeqCst) < slots && started.elapsed() < Duration::from_secs(2) {
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                            std::thread::sleep(Duration::from_millis(5));
                             running.fetch_sub(1, Ordering::SeqCst);
                             Ok(())
                         })
