@@ -35,6 +35,8 @@ const MIN_MERGE_LAYER: u32 = 500;
 /// decompressed 25 blocks of tantivy's default 16 KiB (a tenth of a phone search). A few
 /// documents a block keeps most of the compression.
 const DOCSTORE_BLOCK: usize = 4096;
+/// How often [`Generation::compact`] merges again after losing a race to another merge.
+const COMPACT_ATTEMPTS: usize = 3;
 /// How often a read-only process looks for a new live generation.
 const ALIAS_CHECK_EVERY: Duration = Duration::from_secs(1);
 const READER_RELOAD_EVERY: Duration = Duration::from_millis(50);
@@ -320,6 +322,41 @@ impl<K: Kind> Generation<K> {
         Ok(report)
     }
 
+    /// Merges every segment into one, as a rebuilt generation is about to serve
+    /// searches. A search pays for each segment it visits (dictionary lookups, scorers,
+    /// the union buffers of each scorer, a page heap), and a backfill leaves a dozen;
+    /// the merge runs once, beside the dual writes, which keep committing new segments.
+    /// A merge the merge policy started on some of the same segments may finish first
+    /// and make this one fail: then the segments are read again and merged again.
+    fn compact(&self) -> anyhow::Result<()> {
+        let writer = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| anyhow!("generation {} is read-only", self.name))?;
+        let mut attempt = 0;
+        loop {
+            let merging = {
+                let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+                let segments = writer.index().searchable_segment_ids()?;
+                if segments.len() <= 1 {
+                    return Ok(());
+                }
+                writer.merge(&segments)
+            };
+            match merging.wait() {
+                Ok(_) => {
+                    self.reload()?;
+                    return Ok(());
+                }
+                Err(err) if attempt < COMPACT_ATTEMPTS => {
+                    tracing::debug!(generation = %self.name, error = %err, "segment merge raced another; merging again");
+                    attempt += 1;
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+
     fn live_query(&self) -> BooleanQuery {
         let tombstone = TermQuery::new(Term::from_field_bool(self.common.tombstone, true), IndexRecordOption::Basic);
         BooleanQuery::new(vec![(Occur::Must, Box::new(AllQuery)), (Occur::MustNot, Box::new(tombstone))])
@@ -585,6 +622,17 @@ impl<K: Kind> Collection<K> {
     }
 
     pub async fn promote(&self, generation: &str) -> Result<()> {
+        let building = self.targets.read().await.building.clone().filter(|g| g.name == generation);
+        if let Some(building) = building {
+            let started = Instant::now();
+            blocking(move || building.compact()).await?;
+            tracing::info!(
+                generation,
+                family = K::DIR,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "segments merged"
+            );
+        }
         let mut targets = self.targets.write().await;
         let building = targets.building.take_if(|g| g.name == generation);
         let Some(building) = building else {
@@ -613,6 +661,64 @@ impl<K: Kind> Collection<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::search::embedded::schema::Accounts;
+
+    fn tombstones(n: usize, version: i64) -> Vec<IndexOp> {
+        (0..n)
+            .map(|_| IndexOp::tombstone(Entity::Account, Uuid::new_v4(), version))
+            .collect()
+    }
+
+    fn apply(generation: &Generation<Accounts>, ops: &[IndexOp]) {
+        generation.apply(&ops.iter().collect::<Vec<_>>()).unwrap();
+    }
+
+    #[test]
+    fn compaction_merges_the_segments_into_one_and_loses_no_write_made_meanwhile() {
+        let dir = std::env::temp_dir().join(format!("arrears-compact-{}", Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let generation = Arc::new(Generation::<Accounts>::create(&dir, true).unwrap());
+        let mut written: Vec<IndexOp> = Vec::new();
+        for _ in 0..12 {
+            let batch = tombstones(50, 1);
+            apply(&generation, &batch);
+            written.extend(batch);
+        }
+        let before = generation.searcher().unwrap().segment_readers().len();
+        assert!(before > 1, "each commit adds a segment ({before})");
+        let (meanwhile, updates) = std::thread::scope(|scope| {
+            let writing = scope.spawn(|| {
+                let mut meanwhile = Vec::new();
+                for _ in 0..20 {
+                    let batch = tombstones(5, 1);
+                    apply(&generation, &batch);
+                    meanwhile.extend(batch);
+                }
+                // Newer versions of documents the merge is rewriting.
+                let updates: Vec<IndexOp> = written[..40]
+                    .iter()
+                    .map(|op| IndexOp::tombstone(Entity::Account, op.id, 2))
+                    .collect();
+                apply(&generation, &updates);
+                (meanwhile, updates)
+            });
+            generation.compact().unwrap();
+            writing.join().unwrap()
+        });
+        let searcher = generation.searcher().unwrap();
+        let ids: Vec<Uuid> = written.iter().chain(&meanwhile).map(|op| op.id).collect();
+        let held = generation.versions_in(&searcher, &ids).unwrap();
+        assert_eq!(held.len(), ids.len(), "every document is still there once");
+        assert_eq!(searcher.num_docs() as usize, ids.len(), "and no old copy survives");
+        for op in &updates {
+            assert_eq!(held[&op.id], 2, "the newer version wins");
+        }
+        generation.compact().unwrap();
+        assert_eq!(generation.searcher().unwrap().segment_readers().len(), 1);
+        drop(searcher);
+        drop(generation);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn alias_file_round_trips() {
