@@ -80,27 +80,31 @@ struct TermMatch {
 /// The terms of `field`, in any segment of `searcher`, that start with `word` or lie
 /// within `distance` edits of it; `None` when there are more than [`MAX_TERMS`].
 fn expand(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Option<BTreeMap<String, TermMatch>>> {
-    let term = Term::from_field_text(field, word);
-    let prefix = FuzzyTermQuery::new_prefix(term.clone(), 0, true).automaton()?;
     let typo = match distance {
         0 => None,
-        d => Some(FuzzyTermQuery::new(term, d, true).automaton()?),
+        d => Some(FuzzyTermQuery::new(Term::from_field_text(field, word), d, true).automaton()?),
     };
     let mut terms: BTreeMap<String, TermMatch> = BTreeMap::new();
+    let mut add = |key: &[u8], how: fn(&mut TermMatch)| {
+        how(terms.entry(String::from_utf8_lossy(key).into_owned()).or_default());
+        terms.len() <= MAX_TERMS
+    };
     for segment in searcher.segment_readers() {
         let index = segment.inverted_index(field)?;
-        let mut stream = index.terms().search(&prefix).into_stream()?;
-        while stream.advance() {
-            terms.entry(String::from_utf8_lossy(stream.key()).into_owned()).or_default().prefix = true;
+        // The words a prefix begins are a range of the sorted dictionary.
+        let mut stream = index.terms().range().ge(word.as_bytes()).into_stream()?;
+        while stream.advance() && stream.key().starts_with(word.as_bytes()) {
+            if !add(stream.key(), |m| m.prefix = true) {
+                return Ok(None);
+            }
         }
         if let Some(typo) = &typo {
             let mut stream = index.terms().search(typo).into_stream()?;
             while stream.advance() {
-                terms.entry(String::from_utf8_lossy(stream.key()).into_owned()).or_default().typo = true;
+                if !add(stream.key(), |m| m.typo = true) {
+                    return Ok(None);
+                }
             }
-        }
-        if terms.len() > MAX_TERMS {
-            return Ok(None);
         }
     }
     Ok(Some(terms))
