@@ -339,15 +339,12 @@ impl<K: Kind> Generation<K> {
                 let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
                 let segments = writer.index().searchable_segment_ids()?;
                 if segments.len() <= 1 {
-                    return Ok(());
+                    break;
                 }
                 writer.merge(&segments)
             };
             match merging.wait() {
-                Ok(_) => {
-                    self.reload()?;
-                    return Ok(());
-                }
+                Ok(_) => break,
                 Err(err) if attempt < COMPACT_ATTEMPTS => {
                     tracing::debug!(generation = %self.name, error = %err, "segment merge raced another; merging again");
                     attempt += 1;
@@ -355,6 +352,10 @@ impl<K: Kind> Generation<K> {
                 Err(err) => return Err(err.into()),
             }
         }
+        // Also after a merge the policy finished first: the reader still holds the
+        // segments it replaced until it reloads.
+        self.reload()?;
+        Ok(())
     }
 
     fn live_query(&self) -> BooleanQuery {
@@ -522,7 +523,7 @@ impl<K: Kind> Collection<K> {
         Ok(self.targets.read().await.live.clone())
     }
 
-    async fn generation(&self, name: &str) -> Result<Arc<Generation<K>>> {
+    pub(super) async fn generation(&self, name: &str) -> Result<Arc<Generation<K>>> {
         let targets = self.targets.read().await;
         [Some(&targets.live), targets.building.as_ref()]
             .into_iter()
@@ -624,14 +625,18 @@ impl<K: Kind> Collection<K> {
     pub async fn promote(&self, generation: &str) -> Result<()> {
         let building = self.targets.read().await.building.clone().filter(|g| g.name == generation);
         if let Some(building) = building {
+            // The merge only speeds searches up: the generation is complete without it,
+            // so a failed merge is reported and the swap goes ahead.
             let started = Instant::now();
-            blocking(move || building.compact()).await?;
-            tracing::info!(
-                generation,
-                family = K::DIR,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "segments merged"
-            );
+            match blocking(move || building.compact()).await {
+                Ok(()) => tracing::info!(
+                    generation,
+                    family = K::DIR,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "segments merged"
+                ),
+                Err(err) => tracing::warn!(generation, family = K::DIR, error = %err, "could not merge the segments; promoting unmerged"),
+            }
         }
         let mut targets = self.targets.write().await;
         let building = targets.building.take_if(|g| g.name == generation);

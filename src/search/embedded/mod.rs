@@ -454,6 +454,26 @@ mod tests {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_promoted_rebuild_serves_from_one_segment() {
+        let dir = std::env::temp_dir().join(format!("arrears-promote-{}", Uuid::new_v4()));
+        let index = EmbeddedIndex::open_owner(&dir).unwrap();
+        let generation = index.begin_rebuild(Entity::Account).await.unwrap();
+        for _ in 0..4 {
+            let ops = (0..25).map(|_| IndexOp::tombstone(Entity::Account, Uuid::new_v4(), 1)).collect();
+            index.apply_to(Entity::Account, generation.clone(), ops).await.unwrap();
+        }
+        let building = index.accounts.generation(&generation).await.unwrap();
+        assert!(building.searcher().unwrap().segment_readers().len() > 1, "one segment per batch");
+        index.promote(Entity::Account, generation).await.unwrap();
+        let searcher = index.accounts.live().await.unwrap().searcher().unwrap();
+        assert_eq!(searcher.segment_readers().len(), 1);
+        assert_eq!(searcher.num_docs(), 100);
+        drop(searcher);
+        drop(index);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn queries_beyond_the_slots_wait_their_turn() {
         let dir = std::env::temp_dir().join(format!("arrears-slots-{}", Uuid::new_v4()));
         let index = Arc::new(EmbeddedIndex::open_owner(&dir).unwrap());
