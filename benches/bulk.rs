@@ -78,7 +78,7 @@ async fn main() {
     sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
     {
         let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        reindex::rebuild(&pool, &index, Entity::Account, |_, _| {}).await.unwrap();
+        reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await.unwrap();
     }
     let server = support::start(settings).await;
     let password = "bench password 123";

@@ -51,7 +51,7 @@ async fn main() {
     {
         let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
         for entity in Entity::ALL {
-            let report = reindex::rebuild(&pool, &index, entity, |_, _| {}).await.unwrap();
+            let report = reindex::rebuild(&pool, &index, entity, |_| {}).await.unwrap();
             println!(
                 "reindex {}: {} documents in {:.1} s",
                 entity.plural(),

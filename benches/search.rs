@@ -128,7 +128,7 @@ async fn main() {
 
     {
         let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        let report = reindex::rebuild(&pool, &index, Entity::Account, |_, _| {}).await.unwrap();
+        let report = reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await.unwrap();
         println!(
             "reindex: {} documents in {:.1} s ({:.0} docs/s)",
             report.documents,

@@ -15,6 +15,7 @@ use crate::search::embedded::OpenError;
 use crate::search::open;
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
+use crate::sync::reindex::Progress;
 use crate::sync::{SyncRuntime, reindex, verify as audit};
 
 async fn connect(settings: &Settings) -> anyhow::Result<PgPool> {
@@ -32,6 +33,20 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     );
     bar.set_message(what.to_owned());
     bar
+}
+
+/// Turns a rebuild's bar into a spinner with the time spent finishing and swapping: a
+/// merge of millions of documents takes tens of seconds after the last row is copied.
+fn swapping(bar: &ProgressBar, entity: Entity) {
+    let message = format!(
+        "reindex {}: every row copied; merging and swapping in the new index",
+        entity.plural()
+    );
+    if bar.message() != message {
+        bar.set_style(ProgressStyle::with_template("{msg} {spinner} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(200));
+    }
 }
 
 /// Runs the sync worker(s) until SIGINT/SIGTERM. When another process owns the
@@ -98,9 +113,12 @@ async fn reindex_here(pool: PgPool, search: Arc<dyn SearchIndex>, workers: usize
     let mut outcome = Ok(());
     for entity in entities {
         let bar = progress_bar(0, &format!("reindex {}", entity.plural()));
-        let result = reindex::rebuild(&pool, search.as_ref(), *entity, |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
+        let result = reindex::rebuild(&pool, search.as_ref(), *entity, |progress| match progress {
+            Progress::Copying { done, total } => {
+                bar.set_length(total);
+                bar.set_position(done);
+            }
+            Progress::Swapping => swapping(&bar, *entity),
         })
         .await;
         bar.finish_and_clear();
@@ -130,8 +148,12 @@ async fn reindex_by_owner(pool: &PgPool, entity: Entity) -> anyhow::Result<()> {
     let bar = progress_bar(0, &format!("reindex {}", entity.plural()));
     loop {
         let task = search_tasks::get(pool, id).await?.context("the rebuild task vanished")?;
-        bar.set_length(task.total.max(0) as u64);
-        bar.set_position(task.processed.max(0) as u64);
+        if task.phase == "swapping" {
+            swapping(&bar, entity);
+        } else {
+            bar.set_length(task.total.max(0) as u64);
+            bar.set_position(task.processed.max(0) as u64);
+        }
         match task.status.as_str() {
             "succeeded" => {
                 bar.finish_and_clear();

@@ -14,6 +14,8 @@ pub struct SearchTask {
     pub status: String,
     pub total: i64,
     pub processed: i64,
+    /// `copying`, then `swapping` once every row is copied.
+    pub phase: String,
     pub message: Option<String>,
 }
 
@@ -35,7 +37,7 @@ pub async fn claim(pool: &PgPool) -> Result<Option<SearchTask>> {
     Ok(sqlx::query_as::<_, SearchTask>(
         "UPDATE search_tasks SET status = 'running', started_at = now()
          WHERE id = (SELECT id FROM search_tasks WHERE status = 'queued' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-         RETURNING id, entity, status, total, processed, message",
+         RETURNING id, entity, status, total, processed, phase, message",
     )
     .fetch_optional(pool)
     .await?)
@@ -43,7 +45,7 @@ pub async fn claim(pool: &PgPool) -> Result<Option<SearchTask>> {
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<SearchTask>> {
     Ok(
-        sqlx::query_as::<_, SearchTask>("SELECT id, entity, status, total, processed, message FROM search_tasks WHERE id = $1")
+        sqlx::query_as::<_, SearchTask>("SELECT id, entity, status, total, processed, phase, message FROM search_tasks WHERE id = $1")
             .bind(id)
             .fetch_optional(pool)
             .await?,
@@ -55,6 +57,15 @@ pub async fn progress(pool: &PgPool, id: Uuid, processed: i64, total: i64) -> Re
         .bind(id)
         .bind(processed)
         .bind(total)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Every row is copied; the owner is finishing the new index and swapping it in.
+pub async fn swapping(pool: &PgPool, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE search_tasks SET phase = 'swapping' WHERE id = $1")
+        .bind(id)
         .execute(pool)
         .await?;
     Ok(())

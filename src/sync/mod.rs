@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 
 use self::lease::{HEARTBEAT_EVERY, Lease};
 use self::metrics::SyncMetrics;
+use self::reindex::Progress;
 use self::worker::SyncWorker;
 use crate::search::SearchIndex;
 use crate::search::document::Entity;
@@ -59,7 +60,7 @@ impl SyncRuntime {
             let (pool, index) = (self.pool.clone(), self.index.clone());
             tasks.spawn(async move {
                 tracing::info!(rows, entity = entity.as_str(), "new search index: building it from SQL");
-                if let Err(err) = reindex::rebuild(&pool, index.as_ref(), entity, |_, _| {}).await {
+                if let Err(err) = reindex::rebuild(&pool, index.as_ref(), entity, |_| {}).await {
                     tracing::error!(error = %err, "initial index build failed; run `arrears reindex {}`", entity.plural());
                 }
             });
@@ -104,14 +105,23 @@ async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watc
                 };
                 let (progress_pool, id) = (pool.clone(), task.id);
                 let last = std::sync::Mutex::new(std::time::Instant::now());
-                let result = reindex::rebuild(&pool, index.as_ref(), entity, |done, total| {
-                    let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                    if last.elapsed() >= Duration::from_millis(250) || done == total {
-                        *last = std::time::Instant::now();
-                        let pool = progress_pool.clone();
-                        tokio::spawn(async move {
-                            let _ = search_tasks::progress(&pool, id, done as i64, total as i64).await;
-                        });
+                let result = reindex::rebuild(&pool, index.as_ref(), entity, |progress| {
+                    let pool = progress_pool.clone();
+                    match progress {
+                        Progress::Copying { done, total } => {
+                            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+                            if last.elapsed() >= Duration::from_millis(250) || done == total {
+                                *last = std::time::Instant::now();
+                                tokio::spawn(async move {
+                                    let _ = search_tasks::progress(&pool, id, done as i64, total as i64).await;
+                                });
+                            }
+                        }
+                        Progress::Swapping => {
+                            tokio::spawn(async move {
+                                let _ = search_tasks::swapping(&pool, id).await;
+                            });
+                        }
                     }
                 })
                 .await;

@@ -16,6 +16,17 @@ const CHUNK: i64 = 100_000;
 /// How long the count check waits for the worker to catch up with concurrent writes.
 const CATCH_UP: Duration = Duration::from_secs(30);
 
+/// How far a rebuild has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Rows copied from SQL so far, of about `total` (rows written meanwhile reach the
+    /// new index through the worker instead).
+    Copying { done: u64, total: u64 },
+    /// The new index holds every row: it is being finished (the embedded backend merges
+    /// its segments, tens of seconds for millions of documents) and swapped in.
+    Swapping,
+}
+
 #[derive(Clone, Debug)]
 pub struct RebuildReport {
     pub generation: String,
@@ -23,18 +34,20 @@ pub struct RebuildReport {
     pub elapsed: Duration,
 }
 
-/// Rebuilds the index of `entity`. `progress(done, total)` is called after every chunk.
+/// Rebuilds the index of `entity`. `progress` is called after every chunk copied, and
+/// once more when the copy is done and the swap begins.
 pub async fn rebuild(
     pool: &PgPool,
     index: &dyn SearchIndex,
     entity: Entity,
-    mut progress: impl FnMut(u64, u64) + Send,
+    mut progress: impl FnMut(Progress) + Send,
 ) -> Result<RebuildReport> {
     let started = Instant::now();
     let generation = index.begin_rebuild(entity).await?;
     tracing::info!(generation = %generation, entity = entity.as_str(), "rebuild started");
     match backfill(pool, index, entity, &generation, &mut progress).await {
         Ok(documents) => {
+            progress(Progress::Swapping);
             index.promote(entity, generation.clone()).await?;
             let report = RebuildReport {
                 generation,
@@ -57,7 +70,7 @@ async fn backfill(
     index: &dyn SearchIndex,
     entity: Entity,
     generation: &str,
-    progress: &mut (impl FnMut(u64, u64) + Send),
+    progress: &mut (impl FnMut(Progress) + Send),
 ) -> Result<u64> {
     // Rows committed from here on reach the new generation through the worker's dual
     // writes, so the backfill covers what exists now and stops at today's last id
@@ -67,7 +80,7 @@ async fn backfill(
         return index.count(entity, generation.to_owned()).await;
     };
     let mut done = 0u64;
-    progress(0, total);
+    progress(Progress::Copying { done: 0, total });
     // Reading SQL and indexing overlap: the next page is fetched (PostgreSQL's work)
     // while this one is indexed (ours), which keeps both cores busy.
     let (pages, mut ready) = tokio::sync::mpsc::channel(2);
@@ -103,7 +116,10 @@ async fn backfill(
             outcome = Err(err);
             break;
         }
-        progress(done, total.max(done));
+        progress(Progress::Copying {
+            done,
+            total: total.max(done),
+        });
     }
     drop(ready);
     reader.abort();

@@ -11,6 +11,7 @@ use arrears::search::embedded::EmbeddedIndex;
 use arrears::store::outbox;
 use arrears::sync::SyncRuntime;
 use arrears::sync::metrics::SyncMetrics;
+use arrears::sync::reindex::Progress;
 use arrears::sync::worker::{SyncWorker, rebuild_ops};
 use arrears::sync::{reindex, verify};
 use reqwest::StatusCode;
@@ -328,8 +329,23 @@ async fn reindex_while_writes_continue_loses_nothing_and_searches_keep_answering
             answered
         })
     };
-    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Account, |_, _| {}).await.unwrap();
+    let mut reports = Vec::new();
+    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Account, |p| reports.push(p))
+        .await
+        .unwrap();
     stop.store(true, Ordering::Relaxed);
+    // The copy reports climb to the rows copied, then the swap is announced once, last.
+    assert_eq!(reports.last(), Some(&Progress::Swapping), "{reports:?}");
+    let copied: Vec<u64> = reports
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Copying { done, .. } => Some(*done),
+            Progress::Swapping => None,
+        })
+        .collect();
+    assert_eq!(copied.len() + 1, reports.len(), "{reports:?}");
+    assert!(copied.windows(2).all(|w| w[0] <= w[1]), "{copied:?}");
+    assert_eq!(copied.first(), Some(&0));
     let written = writer.await.unwrap();
     let answered = reader.await.unwrap();
     assert!(written > 0 && answered > 0);
@@ -449,6 +465,8 @@ async fn reindex_asked_of_a_running_server_is_done_by_it() {
         task.status == "succeeded" && task.processed == 50
     })
     .await;
+    let finished = arrears::store::search_tasks::get(&app.pool, task).await.unwrap().unwrap();
+    assert_eq!(finished.phase, "swapping", "the task reported the swap after the copy");
     assert_eq!(search.search(text("delegated")).await.unwrap().total, 50);
     assert!(
         verify::verify(&app.pool, search.as_ref(), Entity::Account)
@@ -561,7 +579,7 @@ async fn reindex_of_payments_while_payments_arrive_loses_nothing() {
             n
         })
     };
-    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Payment, |_, _| {}).await.unwrap();
+    let report = reindex::rebuild(&pool, search.as_ref(), Entity::Payment, |_| {}).await.unwrap();
     stop.store(true, Ordering::Relaxed);
     let written = writer.await.unwrap();
     assert!(written > 0 && report.documents >= 200);
