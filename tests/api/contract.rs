@@ -555,6 +555,17 @@ pub async fn facets(index: &dyn SearchIndex) {
     let tags = facet("tags");
     assert_eq!(tags[0].value, "vip");
     assert_eq!(tags[0].count, 3);
+    // Buckets are worked out for the day asked: fifteen days on, the same accounts are
+    // 60 days past due; the status counts do not change with the day.
+    let later = AccountQuery {
+        facets: vec![Facet::Bucket, Facet::Status],
+        ..AccountQuery::new(today() + Duration::days(15))
+    };
+    let later = index.search(later).await.unwrap();
+    let facet = |name: &str| later.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    assert_eq!(facet("bucket").iter().find(|v| v.value == "60-89").unwrap().count, 3);
+    assert_eq!(facet("bucket").iter().find(|v| v.value == "30-59").map_or(0, |v| v.count), 0);
+    assert_eq!(facet("status"), status);
 }
 
 pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {

@@ -12,6 +12,7 @@ use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::collector::BucketColumns;
 use super::filter::Condition;
 
 /// Stands for "no value" in an integer array (no indexed value is ever this small).
@@ -174,8 +175,9 @@ impl Strs {
     }
 }
 
+/// Starts loading the cache line of `values[at]` (a hint; no effect on results).
 #[cfg(target_arch = "x86_64")]
-fn prefetch<T>(values: &[T], at: usize) {
+pub(super) fn prefetch<T>(values: &[T], at: usize) {
     if let Some(value) = values.get(at) {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
         // SAFETY: prefetching is a hint that never faults, and the address is in bounds.
@@ -184,7 +186,7 @@ fn prefetch<T>(values: &[T], at: usize) {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn prefetch<T>(_: &[T], _: usize) {}
+pub(super) fn prefetch<T>(_: &[T], _: usize) {}
 
 /// How many filter bit sets (one per segment and condition) are kept; a bit set of a
 /// million-document segment takes 122 KiB.
@@ -192,6 +194,8 @@ const FILTER_BITS_KEPT: usize = 256;
 
 /// Kept filter bit sets by segment and condition.
 type FilterBits = HashMap<(SegmentId, Condition), Arc<[u64]>>;
+/// Status-and-bucket bytes by segment and day (see `BucketColumns::codes`).
+type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 
 /// The entry of `key` in `map`, built by `build` the first time. Built outside the lock:
 /// two searches may both build a new segment's entry, and the second simply replaces the
@@ -215,6 +219,7 @@ pub struct DenseColumns {
     strs: Mutex<HashMap<(SegmentId, &'static str), Arc<Strs>>>,
     /// The documents of a segment that meet a filter condition, one bit each.
     filters: Mutex<FilterBits>,
+    codes: Mutex<DayCodes>,
 }
 
 impl DenseColumns {
@@ -290,6 +295,21 @@ impl DenseColumns {
         })
     }
 
+    /// Each document's status ordinal and delinquency bucket on day `today`, one byte
+    /// each (see `BucketColumns::codes`). A day's bytes are dropped once a search asks
+    /// for a day two days later (callers in other time zones may be a day apart).
+    pub fn status_buckets(&self, segment: &SegmentReader, today: i64) -> tantivy::Result<Arc<[u8]>> {
+        let key = (segment.segment_id(), today);
+        if let Some(found) = self.codes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built: Arc<[u8]> = BucketColumns::bind(segment, self)?.codes(segment.max_doc(), today).into();
+        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        codes.retain(|(_, day), _| *day >= today - 1);
+        codes.insert(key, built.clone());
+        Ok(built)
+    }
+
     /// The bit set of `condition` over `segment`, built by `build` the first time. When
     /// full, the cache drops an arbitrary entry (random eviction).
     pub fn filter_bits(
@@ -325,6 +345,10 @@ impl DenseColumns {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));
         self.filters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+        self.codes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));
