@@ -35,7 +35,7 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Turns a rebuild's bar into a spinner with the time spent finishing and swapping: a
+/// Turns a rebuild's bar into a spinner with the time spent since the copy ended: a
 /// merge of millions of documents takes tens of seconds after the last row is copied.
 fn swapping(bar: &ProgressBar, entity: Entity) {
     let message = format!(
@@ -45,6 +45,7 @@ fn swapping(bar: &ProgressBar, entity: Entity) {
     if bar.message() != message {
         bar.set_style(ProgressStyle::with_template("{msg} {spinner} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
         bar.set_message(message);
+        bar.reset_elapsed();
         bar.enable_steady_tick(Duration::from_millis(200));
     }
 }
