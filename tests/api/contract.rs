@@ -274,6 +274,25 @@ pub async fn filters_and_buckets(index: &dyn SearchIndex) {
         ..query()
     };
     assert_eq!(names(ids(index, two).await), expect(&["Bucket 1", "Bucket 29", "Bucket 120"]));
+    // The bucket facet agrees with the bucket filter, the paid account included, and
+    // counts neither the deleted account nor the tombstone.
+    let faceted = AccountQuery {
+        facets: vec![Facet::Bucket, Facet::Status],
+        ..query()
+    };
+    let page = index.search(faceted).await.unwrap();
+    let counts = |name: &str| -> Vec<(String, u64)> {
+        let values = &page.facets.iter().find(|(n, _)| *n == name).unwrap().1;
+        let mut counts: Vec<(String, u64)> = values.iter().filter(|v| v.count > 0).map(|v| (v.value.clone(), v.count)).collect();
+        counts.sort();
+        counts
+    };
+    let owned = |list: &[(&str, u64)]| -> Vec<(String, u64)> { list.iter().map(|(v, c)| (v.to_string(), *c)).collect() };
+    assert_eq!(
+        counts("bucket"),
+        owned(&[("1-29", 2), ("120+", 1), ("30-59", 2), ("60-89", 2), ("90-119", 2), ("current", 2)])
+    );
+    assert_eq!(counts("status"), owned(&[("active", 1), ("delinquent", 9), ("paid", 1)]));
 
     let mine = AccountQuery {
         agent: Some(AgentFilter::Agent(agent)),
