@@ -103,28 +103,36 @@ async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watc
                     let _ = search_tasks::finish(&pool, task.id, Some(&message)).await;
                     continue;
                 };
-                let (progress_pool, id) = (pool.clone(), task.id);
-                let last = std::sync::Mutex::new(std::time::Instant::now());
-                let result = reindex::rebuild(&pool, index.as_ref(), entity, |progress| {
-                    let pool = progress_pool.clone();
-                    match progress {
-                        Progress::Copying { done, total } => {
-                            let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
-                            if last.elapsed() >= Duration::from_millis(250) || done == total {
-                                *last = std::time::Instant::now();
-                                tokio::spawn(async move {
-                                    let _ = search_tasks::progress(&pool, id, done as i64, total as i64).await;
-                                });
+                let id = task.id;
+                // One task records the updates, in the order they came: the copy's
+                // counts, then the swap, all before the outcome below.
+                let (updates, mut received) = tokio::sync::mpsc::unbounded_channel();
+                let recorder = {
+                    let pool = pool.clone();
+                    tokio::spawn(async move {
+                        while let Some(update) = received.recv().await {
+                            let recorded = match update {
+                                Progress::Copying { done, total } => search_tasks::progress(&pool, id, done as i64, total as i64).await,
+                                Progress::Swapping => search_tasks::swapping(&pool, id).await,
+                            };
+                            if let Err(err) = recorded {
+                                tracing::warn!(error = %err, "could not record the rebuild's progress");
                             }
                         }
-                        Progress::Swapping => {
-                            tokio::spawn(async move {
-                                let _ = search_tasks::swapping(&pool, id).await;
-                            });
-                        }
+                    })
+                };
+                let mut last = std::time::Instant::now();
+                let result = reindex::rebuild(&pool, index.as_ref(), entity, |progress| {
+                    let throttled = matches!(progress, Progress::Copying { done, total } if done < total)
+                        && last.elapsed() < Duration::from_millis(250);
+                    if !throttled {
+                        last = std::time::Instant::now();
+                        let _ = updates.send(progress);
                     }
                 })
                 .await;
+                drop(updates);
+                let _ = recorder.await;
                 let error = result.as_ref().err().map(ToString::to_string);
                 if let Ok(report) = &result {
                     let _ = search_tasks::progress(&pool, id, report.documents as i64, report.documents as i64).await;
