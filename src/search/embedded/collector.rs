@@ -82,7 +82,7 @@ enum SegmentFacet {
         counts: Vec<(u64, i128)>,
     },
     /// The status facet, counted in [`PageSegment::coded`].
-    CodedStatus { strs: Arc<Strs> },
+    CodedStatus,
     /// The bucket facet, counted in [`PageSegment::coded`].
     CodedBucket,
 }
@@ -205,7 +205,7 @@ const NO_STATUS_CODE: u8 = 31;
 
 /// Whether a status-and-bucket byte can hold every ordinal of this status column.
 fn holds_status(status: &Strs) -> bool {
-    status.terms.len() < usize::from(NO_STATUS_CODE)
+    status.terms.len() <= usize::from(NO_STATUS_CODE)
 }
 
 /// The bucket facet, and the status facet with it, counted together from one byte per
@@ -214,6 +214,8 @@ fn holds_status(status: &Strs) -> bool {
 /// bucket. Facets took a third of a name search's time before.
 struct Coded {
     codes: Arc<[u8]>,
+    /// The status column, when its ordinals fit the byte.
+    status: Option<Arc<Strs>>,
     /// The column the status facet sums, if it asks for a sum.
     sum: Option<Arc<Dense>>,
     /// By byte: (documents, sum).
@@ -221,15 +223,18 @@ struct Coded {
 }
 
 impl Coded {
-    fn status_counts(&self, terms: usize) -> Vec<(u64, i128)> {
-        let mut by_ord = vec![(0, 0); terms];
+    fn status_counts(&self) -> HashMap<String, (u64, i128)> {
+        let Some(status) = &self.status else {
+            return HashMap::new();
+        };
+        let mut by_ord = vec![(0, 0); status.terms.len()];
         for (code, (count, sum)) in self.counts.iter().enumerate() {
             if let Some(slot) = by_ord.get_mut(code & usize::from(NO_STATUS_CODE)) {
                 slot.0 += count;
                 slot.1 += sum;
             }
         }
-        by_ord
+        counts_by_term(status, &by_ord)
     }
 
     fn bucket_counts(&self) -> [u64; 6] {
@@ -250,11 +255,9 @@ fn segment_facet(
     coded: &mut Option<Coded>,
 ) -> tantivy::Result<SegmentFacet> {
     Ok(match (spec, coded) {
-        (FacetSpec::Terms { column: STATUS, sum }, Some(coded)) if holds_status(&*dense.strs(segment, STATUS)?) => {
+        (FacetSpec::Terms { column: STATUS, sum }, Some(coded)) if coded.status.is_some() => {
             coded.sum = sum.map(|name| dense.i64(segment, name)).transpose()?;
-            SegmentFacet::CodedStatus {
-                strs: dense.strs(segment, STATUS)?,
-            }
+            SegmentFacet::CodedStatus
         }
         (FacetSpec::Bucket, _) => SegmentFacet::CodedBucket,
         (FacetSpec::Terms { column, sum }, _) => {
@@ -283,6 +286,7 @@ impl Collector for PageCollector {
         let mut coded = match self.facets.contains(&FacetSpec::Bucket) {
             true => Some(Coded {
                 codes: dense.status_buckets(segment, self.today_days)?,
+                status: Some(dense.strs(segment, STATUS)?).filter(|status| holds_status(status)),
                 sum: None,
                 counts: vec![(0, 0); 256],
             }),
@@ -376,7 +380,7 @@ impl PageSegment {
                         }
                     });
                 }
-                SegmentFacet::CodedStatus { .. } | SegmentFacet::CodedBucket => {}
+                SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
         }
     }
@@ -431,7 +435,7 @@ impl PageSegment {
                         sum.prefetch(doc);
                     }
                 }
-                SegmentFacet::CodedStatus { .. } | SegmentFacet::CodedBucket => {}
+                SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
         }
         match &self.sort_column {
@@ -491,10 +495,7 @@ impl PageSegment {
             .iter()
             .map(|facet| match facet {
                 SegmentFacet::Terms { strs, counts, .. } => FacetCounts::Terms(counts_by_term(strs, counts)),
-                SegmentFacet::CodedStatus { strs } => match &self.coded {
-                    Some(coded) => FacetCounts::Terms(counts_by_term(strs, &coded.status_counts(strs.terms.len()))),
-                    None => FacetCounts::Terms(HashMap::new()),
-                },
+                SegmentFacet::CodedStatus => FacetCounts::Terms(self.coded.as_ref().map_or_else(HashMap::new, Coded::status_counts)),
                 SegmentFacet::CodedBucket => FacetCounts::Bucket(self.coded.as_ref().map_or([0; 6], Coded::bucket_counts)),
             })
             .collect();
