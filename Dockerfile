@@ -1,11 +1,13 @@
 # Multi-stage build: compile with the Rust toolchain, run on a slim Debian as a
-# non-root user. Migrations and index templates are compiled into the binary.
+# non-root user. Migrations, index templates and the served pages (static/) are
+# compiled into the binary.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY migrations migrations
 COPY index-templates index-templates
+COPY static static
 COPY benches benches
 RUN cargo build --release --locked --bin arrears
 

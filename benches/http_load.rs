@@ -1,5 +1,6 @@
 //! Foundation figures: `GET /api/v1/accounts/{id}` throughput and latency at 32
-//! connections, and login latency (argon2id-bound).
+//! connections, login latency (argon2id-bound), and name searches alone and while 200
+//! connections send bad logins as fast as they are answered.
 //!
 //! Run: `bin/bench http_load` (release build; needs PostgreSQL; BENCH_SECONDS default 10).
 
@@ -14,6 +15,8 @@ use uuid::Uuid;
 
 const ACCOUNTS: i64 = 10_000;
 const CONNECTIONS: usize = 32;
+const SEARCHERS: usize = 8;
+const LOGIN_STORM: usize = 200;
 
 #[tokio::main]
 async fn main() {
@@ -59,6 +62,37 @@ async fn main() {
         .await;
         report.print(name);
     }
+    let search = {
+        let (base, token, clients) = (base.clone(), token.clone(), clients.clone());
+        move |w: usize, n: usize| {
+            support::send(
+                clients[w % CONNECTIONS]
+                    .get(format!(
+                        "{base}/api/v1/accounts?q=debtor%20{}",
+                        1 + (w * 7919 + n * 104_729) % ACCOUNTS as usize
+                    ))
+                    .bearer_auth(&token),
+            )
+        }
+    };
+    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
+    support::closed_loop(SEARCHERS, seconds, search.clone())
+        .await
+        .print("GET /api/v1/accounts?q=debtor N, 8 connections, alone");
+    let attackers = support::clients(LOGIN_STORM);
+    let storm = {
+        let base = base.clone();
+        support::closed_loop(LOGIN_STORM, seconds, move |w, n| {
+            support::send(
+                attackers[w]
+                    .post(format!("{base}/api/v1/auth/login"))
+                    .json(&json!({"email": format!("nobody{w}-{n}@example.com"), "password": "wrong password!!"})),
+            )
+        })
+    };
+    let (searches, logins) = tokio::join!(support::closed_loop(SEARCHERS, seconds, search), storm);
+    searches.print("GET /api/v1/accounts?q=debtor N, 8 connections, during the login storm");
+    logins.print("POST /api/v1/auth/login with a wrong password, 200 connections (errors: 401 or 503)");
     let login = support::closed_loop(1, Duration::from_secs(5), move |w, _| {
         support::send(
             clients[w]

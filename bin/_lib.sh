@@ -76,3 +76,17 @@ ensure_redis() {
 ensure_cargo() {
     command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
 }
+
+# Elastic's request types for the test that checks every Elasticsearch request body
+# (tests/api/es_spec.rs), installed from the committed lock file when node_modules is
+# missing or older than it.
+ensure_es_spec() {
+    local dir
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/es-spec"
+    if [ -f "$dir/node_modules/.package-lock.json" ] && [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        return 0
+    fi
+    command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later (tests/es-spec type-checks Elasticsearch requests with it)"
+    say "installing Elastic's request types (tests/es-spec)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}

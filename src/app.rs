@@ -12,7 +12,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::auth::Principal;
-use crate::auth::password;
+use crate::auth::password::{self, Hashers};
+use crate::auth::proxies::TrustedProxies;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::tokens::{self, TokenKeys};
@@ -43,8 +44,15 @@ struct Inner {
     settings: Settings,
     keys: TokenKeys,
     phone_region: country::Id,
-    login_by_ip: RateLimiter,
-    login_by_email: RateLimiter,
+    trusted_proxies: TrustedProxies,
+    hashers: Hashers,
+    /// Registrations per client address (each costs a password hash).
+    registrations_by_client: RateLimiter,
+    /// Failed logins per client address.
+    failures_by_client: RateLimiter,
+    /// Failed logins per email and client address: the lockout, which a stranger
+    /// elsewhere cannot use to keep a user out.
+    failures_by_email: RateLimiter,
     events: Events,
     sessions: SessionCache,
     payment_writer: PaymentWriter,
@@ -54,6 +62,10 @@ struct Inner {
 
 impl AppState {
     pub async fn new(settings: Settings, pool: PgPool, search: Arc<dyn SearchIndex>) -> anyhow::Result<Self> {
+        let problems = settings.unsafe_for_production();
+        if !problems.is_empty() {
+            anyhow::bail!("refusing to start in production mode:\n- {}", problems.join("\n- "));
+        }
         let secret = tokens::load_secret(settings.jwt_secret.as_deref(), settings.production, &settings.data_dir)?;
         let phone_region = parse_region(&settings.default_phone_region).map_err(|e| anyhow::anyhow!("DEFAULT_PHONE_REGION: {e}"))?;
         let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
@@ -65,8 +77,11 @@ impl AppState {
         let inner = Inner {
             events,
             keys: TokenKeys::new(&secret, settings.access_token_ttl()),
-            login_by_ip: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
-            login_by_email: RateLimiter::new(settings.login_rate_limit_per_email, settings.login_rate_window()),
+            hashers: Hashers::for_this_machine(),
+            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
+            registrations_by_client: RateLimiter::new(REGISTRATIONS_PER_HOUR, std::time::Duration::from_secs(3600)),
+            failures_by_client: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
+            failures_by_email: RateLimiter::new(u32::try_from(settings.lockout_threshold).unwrap_or(0), settings.lockout()),
             phone_region,
             dummy_hash,
             pool,
@@ -111,6 +126,15 @@ impl AppState {
         self.inner.phone_region
     }
 
+    /// Where this server hashes passwords (a bounded queue of its own).
+    pub fn hashers(&self) -> &Hashers {
+        &self.inner.hashers
+    }
+
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
+    }
+
     pub fn dummy_hash(&self) -> &str {
         &self.inner.dummy_hash
     }
@@ -121,13 +145,36 @@ impl AppState {
     }
 
     /// Applies both login limits; the attempt counts against each.
+    /// Refuses a login from a client address that failed too often, or for an email
+    /// that failed too often from it; the same answer whether the email exists or not.
     pub fn check_login_rate(&self, ip: &str, email: &str) -> Result<()> {
         let limited = self
             .inner
-            .login_by_ip
-            .try_acquire(ip)
-            .and_then(|()| self.inner.login_by_email.try_acquire(email));
-        limited.map_err(|wait| Error::new(Code::RateLimited, "too many login attempts; try again later").with_retry_after(wait))
+            .failures_by_client
+            .check(ip)
+            .and_then(|()| self.inner.failures_by_email.check(&email_key(ip, email)));
+        limited.map_err(|wait| Error::new(Code::RateLimited, "too many failed logins; try again later").with_retry_after(wait))
+    }
+
+    /// Spends one of the client address's registrations for the hour.
+    pub fn spend_registration(&self, ip: &str) -> Result<()> {
+        let limiter = &self.inner.registrations_by_client;
+        limiter.check(ip).map_err(|wait| {
+            Error::new(Code::RateLimited, "too many registrations from this address; try again later").with_retry_after(wait)
+        })?;
+        limiter.record(ip);
+        Ok(())
+    }
+
+    /// Counts a failed login against the client address and the email from it.
+    pub fn record_login_failure(&self, ip: &str, email: &str) {
+        self.inner.failures_by_client.record(ip);
+        self.inner.failures_by_email.record(&email_key(ip, email));
+    }
+
+    /// A successful login forgets the email's failures from that address.
+    pub fn clear_login_failures(&self, ip: &str, email: &str) {
+        self.inner.failures_by_email.clear(&email_key(ip, email));
     }
 
     /// Resolves an access token to its caller. The session and user are read from SQL
@@ -161,9 +208,16 @@ impl AppState {
             session_id: session.session_id,
             email: session.email,
             name: session.name,
-            role: Role::parse(&session.role).unwrap_or(Role::Viewer),
+            role: Role::stored(&session.role),
         })
     }
+}
+
+/// Registrations one client address may make per hour.
+const REGISTRATIONS_PER_HOUR: u32 = 10;
+
+fn email_key(ip: &str, email: &str) -> String {
+    format!("{email}\n{ip}")
 }
 
 /// Opens the search index: to write when this process runs the sync worker (and, for

@@ -77,31 +77,40 @@ pub struct Settings {
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
 
+    /// `Strict-Transport-Security: max-age` in seconds on every answer; 0 (the default)
+    /// sends none. Set it when clients reach the service over HTTPS only.
+    #[arg(long, env = "HSTS_MAX_AGE_SECS", default_value_t = 0, global = true)]
+    pub hsts_max_age_secs: u64,
+
     /// Region assumed for phone numbers written without a country code (ISO 3166 alpha-2).
     #[arg(long, env = "DEFAULT_PHONE_REGION", default_value = "US", global = true)]
     pub default_phone_region: String,
 
-    /// Whether `POST /auth/register` is open (new users get role viewer).
-    #[arg(long, env = "ALLOW_REGISTRATION", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    /// Whether `POST /auth/register` is open. Off unless an operator opens it; a
+    /// self-registered user gets role `pending` (no data) until an admin gives a role.
+    #[arg(long, env = "ALLOW_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub allow_registration: bool,
 
-    /// Consecutive failed logins that lock a user.
+    /// Failed logins for one email from one client address before that address may not
+    /// try that email again for LOCKOUT_SECS (a stranger elsewhere cannot lock a user out).
     #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
     pub lockout_threshold: i32,
 
-    /// How long a locked user stays locked, in seconds.
+    /// How long an email stays locked for the client address that failed it, in seconds.
     #[arg(long, env = "LOCKOUT_SECS", default_value_t = 900, global = true)]
     pub lockout_secs: u64,
 
-    /// Login attempts allowed per client IP within the window.
-    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_IP", default_value_t = 5, global = true)]
+    /// Failed logins allowed per client address within the window; successful ones do
+    /// not count, so an office behind one address can start its shift.
+    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_IP", default_value_t = 100, global = true)]
     pub login_rate_limit_per_ip: u32,
 
-    /// Login attempts allowed per email within the window.
-    #[arg(long, env = "LOGIN_RATE_LIMIT_PER_EMAIL", default_value_t = 5, global = true)]
-    pub login_rate_limit_per_email: u32,
+    /// Proxies whose `X-Forwarded-For` names the client (IP addresses or CIDR blocks,
+    /// comma separated). Empty: the connection's address is the client.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<String>,
 
-    /// Window of the login rate limits, in seconds.
+    /// Window of the per-address login limit, in seconds.
     #[arg(long, env = "LOGIN_RATE_WINDOW_SECS", default_value_t = 900, global = true)]
     pub login_rate_window_secs: u64,
 
@@ -197,6 +206,33 @@ impl Settings {
         Duration::from_secs(self.login_rate_window_secs)
     }
 
+    /// With `--production`, the settings that would leave the service open: each one
+    /// named, so the operator fixes them all at once.
+    pub fn unsafe_for_production(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !self.production {
+            return problems;
+        }
+        for origin in &self.cors_origins {
+            if !origin.starts_with("https://") {
+                problems.push(format!("CORS_ORIGINS holds {origin:?}: only https:// origins may call the API"));
+            }
+        }
+        if self.trusted_proxies.iter().any(|p| p.trim().ends_with("/0")) {
+            problems.push("TRUSTED_PROXIES trusts every address: any client could choose its own".to_owned());
+        }
+        if self.login_rate_limit_per_ip == 0 {
+            problems.push("LOGIN_RATE_LIMIT_PER_IP must be above 0".to_owned());
+        }
+        if self.lockout_threshold <= 0 || self.lockout_secs == 0 {
+            problems.push("LOCKOUT_THRESHOLD and LOCKOUT_SECS must be above 0".to_owned());
+        }
+        if self.access_token_ttl_secs > 3600 {
+            problems.push("ACCESS_TOKEN_TTL_SECS may be at most 3600: a stolen token must expire soon".to_owned());
+        }
+        problems
+    }
+
     /// The Elasticsearch backend's configuration; an error names what is missing.
     pub fn elastic(&self) -> anyhow::Result<ElasticConfig> {
         let Some(url) = &self.elasticsearch_url else {
@@ -204,12 +240,19 @@ impl Settings {
         };
         let url = Url::parse(url).map_err(|e| anyhow::anyhow!("ELASTICSEARCH_URL is not a URL: {e}"))?;
         let prefix = &self.elasticsearch_index_prefix;
+        // Elasticsearch's index name rules: lowercase, no leading '-', '_' or '+', at
+        // most 255 bytes (the generation suffix and `-write` take up to 40 more).
         if prefix.is_empty()
+            || prefix.starts_with(['-', '_'])
+            || prefix.len() > 200
             || !prefix
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
         {
-            anyhow::bail!("ELASTICSEARCH_INDEX_PREFIX must be lowercase letters, digits, '-' or '_'");
+            anyhow::bail!(
+                "ELASTICSEARCH_INDEX_PREFIX must be 1 to 200 lowercase letters, digits, '-' or '_', \
+                 and start with a letter or digit (Elasticsearch refuses index names starting with '-' or '_')"
+            );
         }
         Ok(ElasticConfig {
             client: ClientConfig {
@@ -224,5 +267,24 @@ impl Settings {
             replicas: self.elasticsearch_replicas,
             keep_old: self.elasticsearch_keep_old,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[test]
+    fn production_refuses_settings_that_leave_the_service_open() {
+        let mut settings = crate::cli::Cli::try_parse_from(["arrears", "serve"]).unwrap().settings;
+        settings.production = true;
+        assert!(settings.unsafe_for_production().is_empty(), "the defaults are safe");
+        settings.cors_origins = vec!["http://console.example".to_owned(), "*".to_owned()];
+        settings.login_rate_limit_per_ip = 0;
+        settings.access_token_ttl_secs = 86_400;
+        let problems = settings.unsafe_for_production();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        settings.production = false;
+        assert!(settings.unsafe_for_production().is_empty(), "development allows them");
     }
 }

@@ -30,7 +30,6 @@ pub enum Code {
     InvalidCredentials,
     RefreshTokenInvalid,
     RefreshTokenReused,
-    AccountLocked,
     RateLimited,
     Forbidden,
     FieldForbidden,
@@ -87,7 +86,6 @@ impl Code {
             InvalidCredentials => ("invalid_credentials", StatusCode::UNAUTHORIZED, "Invalid email or password"),
             RefreshTokenInvalid => ("refresh_token_invalid", StatusCode::UNAUTHORIZED, "Refresh token invalid"),
             RefreshTokenReused => ("refresh_token_reused", StatusCode::UNAUTHORIZED, "Refresh token reused"),
-            AccountLocked => ("account_locked", StatusCode::LOCKED, "Account temporarily locked"),
             RateLimited => ("rate_limited", StatusCode::TOO_MANY_REQUESTS, "Too many requests"),
             Forbidden => ("forbidden", StatusCode::FORBIDDEN, "Forbidden"),
             FieldForbidden => ("field_forbidden", StatusCode::FORBIDDEN, "Field not writable by your role"),
@@ -287,6 +285,12 @@ impl From<sqlx::Error> for Error {
                 }
                 Some("users_email_key") => {
                     return Error::new(Code::EmailTaken, "a user with this email already exists");
+                }
+                Some("accounts_currency_fixed_by_payments") => {
+                    return Error::new(
+                        Code::Conflict,
+                        "the account has payments in its currency; its currency cannot change",
+                    );
                 }
                 Some("promises_one_open_key") => {
                     return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");

@@ -33,7 +33,7 @@ pub fn bench_settings() -> Settings {
     settings.data_dir = std::env::temp_dir().join("arrears-bench");
     settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
     settings.login_rate_limit_per_ip = u32::MAX;
-    settings.login_rate_limit_per_email = u32::MAX;
+    settings.lockout_threshold = i32::MAX;
     settings
 }
 

@@ -8,8 +8,15 @@ import json
 VERSION = "8.19.0"
 
 
-def data_view(id_, time_field=None):
-    attributes = {"title": id_, "name": id_}
+def data_view(id_, name, labels, time_field=None):
+    # The reporting aliases leave out tombstones (and deleted accounts); derived.* holds
+    # the app's sort and search keys, not facts, so Discover hides it.
+    attributes = {
+        "title": id_,
+        "name": name,
+        "sourceFilters": json.dumps([{"value": "derived.*"}]),
+        "fieldAttrs": json.dumps({field: {"customLabel": label} for field, label in labels.items()}),
+    }
     if time_field:
         attributes["timeFieldName"] = time_field
     return {
@@ -52,15 +59,19 @@ def agg(id_, type_, schema, **params):
 
 
 OPEN = "not status:(paid or settled or closed) and not deleted_at:*"
+# Amounts are in each account's currency; a sum adds them as they are.
+MIXED = "Sum of %s (each in its account's currency, not converted)"
+ACCOUNTS = "arrears-accounts-reporting"
+PAYMENTS = "arrears-payments-reporting"
 
 visualizations = [
     visualization(
         "arrears-balance-by-status",
         "Balance by status",
-        "arrears-accounts",
+        ACCOUNTS,
         "histogram",
         [
-            agg("1", "sum", "metric", field="current_balance"),
+            agg("1", "sum", "metric", field="current_balance", customLabel=MIXED % "current balance"),
             agg("2", "terms", "segment", field="status", size=10, order="desc", orderBy="1"),
         ],
         query="not deleted_at:*",
@@ -68,10 +79,10 @@ visualizations = [
     visualization(
         "arrears-accounts-by-bucket",
         "Open accounts by delinquency bucket (days past due)",
-        "arrears-accounts",
+        ACCOUNTS,
         "histogram",
         [
-            agg("1", "count", "metric"),
+            agg("1", "count", "metric", customLabel="Open accounts"),
             agg(
                 "2",
                 "date_range",
@@ -92,10 +103,10 @@ visualizations = [
     visualization(
         "arrears-payments-per-day",
         "Completed payments per day",
-        "arrears-payments",
+        PAYMENTS,
         "histogram",
         [
-            agg("1", "sum", "metric", field="amount"),
+            agg("1", "sum", "metric", field="amount", customLabel=MIXED % "completed payment amounts"),
             agg("2", "date_histogram", "segment", field="received_at", interval="d", min_doc_count=1),
         ],
         query="status:completed",
@@ -103,10 +114,10 @@ visualizations = [
     visualization(
         "arrears-payment-methods",
         "Payment method split",
-        "arrears-payments",
+        PAYMENTS,
         "pie",
         [
-            agg("1", "sum", "metric", field="amount"),
+            agg("1", "sum", "metric", field="amount", customLabel=MIXED % "completed payment amounts"),
             agg("2", "terms", "segment", field="method", size=10, order="desc", orderBy="1"),
         ],
         query="status:completed",
@@ -149,7 +160,14 @@ dashboard = {
 
 # Accounts have no time field: the dashboard's time range filters payments only, and
 # balances always cover every account.
-objects = [data_view("arrears-accounts"), data_view("arrears-payments", "received_at")]
+objects = [
+    data_view(
+        ACCOUNTS,
+        "Accounts",
+        {"current_balance": "Current balance (account currency)", "original_balance": "Original balance (account currency)"},
+    ),
+    data_view(PAYMENTS, "Payments", {"amount": "Amount (payment currency)"}, "received_at"),
+]
 objects += visualizations + [dashboard]
 with open("saved-objects.ndjson", "w") as out:
     for obj in objects:

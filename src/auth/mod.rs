@@ -1,6 +1,7 @@
 //! Authentication: passwords, access tokens, refresh-token sessions, login throttling.
 
 pub mod password;
+pub mod proxies;
 pub mod rate_limit;
 pub mod session_cache;
 pub mod tokens;

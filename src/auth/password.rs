@@ -1,11 +1,11 @@
-//! Argon2id password hashing. Hashing is CPU-bound, so it runs on the blocking pool.
+//! Argon2id password hashing, on threads of its own behind a bounded queue.
 
 use anyhow::Context;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, Result};
 
 pub const MIN_PASSWORD_CHARS: usize = 10;
 pub const MAX_PASSWORD_CHARS: usize = 256;
@@ -25,26 +25,127 @@ pub fn check_policy(password: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
-    })
-    .await
-    .context("password hashing task")?
-    .map_err(Error::from)
+/// Where password hashing runs: threads of its own (half the cores), fed by a short
+/// queue. Argon2 takes 19 MiB and tens of milliseconds per call; on the shared blocking
+/// pool, hundreds of logins at once took gigabytes and stalled searches and exports.
+/// When the queue is full the caller is told to come back (503 with `Retry-After`).
+/// Each server holds its own (so one server's storm cannot refuse another's sign-ins);
+/// [`hash`] and [`verify`] use a process-wide one, for the CLI.
+pub struct Hashers {
+    queue: std::sync::mpsc::SyncSender<Job>,
 }
 
-/// Verifies `password` against a PHC string. An unparsable hash counts as a mismatch.
-pub async fn verify(password: String, phc: String) -> Result<bool> {
-    let matches = tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&phc)
-            .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .context("password verification task")?;
-    Ok(matches)
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Waiting hashes per hashing thread before new ones are turned away: a queued hash
+/// holds only its inputs (Argon2 allocates its memory when it runs), and 64 wait about
+/// two seconds, so an office signing in at once waits instead of being turned away.
+const QUEUE_PER_THREAD: usize = 64;
+
+impl Hashers {
+    /// Half the cores hash; the rest stay free for searches and payments.
+    pub fn for_this_machine() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self::new((cores / 2).max(1))
+    }
+
+    fn new(threads: usize) -> Self {
+        let (queue, jobs) = std::sync::mpsc::sync_channel::<Job>(threads * QUEUE_PER_THREAD);
+        let jobs = std::sync::Arc::new(std::sync::Mutex::new(jobs));
+        for n in 0..threads {
+            let jobs = jobs.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = jobs.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => break,
+                        }
+                    }
+                })
+                .expect("spawning a password hashing thread");
+        }
+        Self { queue }
+    }
+
+    /// Runs `work` on a hashing thread, or refuses at once when the queue is full.
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.queue.try_send(job).map_err(|_| {
+            Error::new(Code::ServiceUnavailable, "too many sign-ins at once; try again in a moment")
+                .with_retry_after(std::time::Duration::from_secs(1))
+        })?;
+        result.await.context("password hashing thread").map_err(Error::from)
+    }
+
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move || {
+            Argon2::default()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+        })
+        .await?
+        .map_err(Error::from)
+    }
+
+    /// Verifies `password` against a PHC string. An unparsable hash counts as a mismatch.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool> {
+        self.run(move || {
+            PasswordHash::new(&phc)
+                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .unwrap_or(false)
+        })
+        .await
+    }
+}
+
+/// The process-wide hashers, for work outside a server (the CLI, seeding).
+pub fn shared() -> &'static Hashers {
+    static HASHERS: std::sync::OnceLock<Hashers> = std::sync::OnceLock::new();
+    HASHERS.get_or_init(Hashers::for_this_machine)
+}
+
+pub async fn hash(password: String) -> Result<String> {
+    shared().hash(password).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_is_refused_at_once_and_drains() {
+        let pool = Hashers::new(1);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Arc::new(std::sync::Mutex::new(gate));
+        let mut waiting = Vec::new();
+        // One running and QUEUE_PER_THREAD queued fill it.
+        for _ in 0..=QUEUE_PER_THREAD {
+            let gate = gate.clone();
+            waiting.push(pool.run(move || gate.lock().unwrap().recv().is_ok()));
+        }
+        let mut waiting: Vec<_> = waiting.into_iter().map(Box::pin).collect();
+        // Submit them (each enqueues on its first poll); the thread takes the first.
+        for (n, future) in waiting.iter_mut().enumerate() {
+            assert!(futures_util::poll!(future.as_mut()).is_pending());
+            if n == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+        let refused = pool.run(|| true).await.unwrap_err();
+        assert_eq!(refused.code(), Code::ServiceUnavailable);
+        for _ in 0..=QUEUE_PER_THREAD {
+            release.send(()).unwrap();
+        }
+        for future in waiting {
+            assert!(future.await.unwrap());
+        }
+        assert!(pool.run(|| true).await.unwrap(), "room again once drained");
+    }
 }

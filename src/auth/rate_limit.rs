@@ -22,23 +22,35 @@ impl RateLimiter {
         }
     }
 
-    /// Records an attempt for `key`, or refuses it and says how long until one is allowed.
-    pub fn try_acquire(&self, key: &str) -> Result<(), Duration> {
+    /// Whether `key` has budget left; if not, how long until it has.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(queue) = hits.get_mut(key) else {
+            return Ok(());
+        };
+        while queue.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            queue.pop_front();
+        }
+        match queue.front() {
+            Some(oldest) if queue.len() >= self.limit as usize => Err(self.window.saturating_sub(now.duration_since(*oldest))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Spends one unit of `key`'s budget.
+    pub fn record(&self, key: &str) {
         let now = Instant::now();
         let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if hits.len() > SWEEP_ABOVE_KEYS {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
         }
-        let queue = hits.entry(key.to_owned()).or_default();
-        while queue.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
-            queue.pop_front();
-        }
-        if queue.len() >= self.limit as usize {
-            let oldest = *queue.front().expect("a full queue has a front");
-            return Err(self.window.saturating_sub(now.duration_since(oldest)));
-        }
-        queue.push_back(now);
-        Ok(())
+        hits.entry(key.to_owned()).or_default().push_back(now);
+    }
+
+    /// Forgets what `key` spent.
+    pub fn clear(&self, key: &str) {
+        self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(key);
     }
 }
 
@@ -49,12 +61,17 @@ mod tests {
     #[test]
     fn refuses_past_the_limit_and_recovers_after_the_window() {
         let limiter = RateLimiter::new(2, Duration::from_millis(50));
-        assert!(limiter.try_acquire("a").is_ok());
-        assert!(limiter.try_acquire("a").is_ok());
-        let wait = limiter.try_acquire("a").unwrap_err();
+        limiter.record("a");
+        assert!(limiter.check("a").is_ok());
+        limiter.record("a");
+        let wait = limiter.check("a").unwrap_err();
         assert!(wait <= Duration::from_millis(50));
-        assert!(limiter.try_acquire("b").is_ok());
+        assert!(limiter.check("b").is_ok());
         std::thread::sleep(Duration::from_millis(60));
-        assert!(limiter.try_acquire("a").is_ok());
+        assert!(limiter.check("a").is_ok());
+        limiter.record("a");
+        limiter.record("a");
+        limiter.clear("a");
+        assert!(limiter.check("a").is_ok());
     }
 }

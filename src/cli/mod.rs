@@ -89,6 +89,9 @@ pub enum Command {
         #[arg(long)]
         errors_out: Option<std::path::PathBuf>,
     },
+    /// Check the database and the search backend (with Elasticsearch: version,
+    /// privileges, templates, aliases); exit 0 only when every check passes.
+    Doctor,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -169,6 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             actor,
             errors_out,
         } => ops::import(cli.settings, &file, mode, sheet.as_deref(), &actor, errors_out.as_deref()).await,
+        Command::Doctor => ops::doctor(cli.settings).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;
@@ -179,7 +183,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;
-            let user = create_user(&pool, CreateUser::new(email, name, role, password))
+            let user = create_user(&pool, crate::auth::password::shared(), CreateUser::new(email, name, role, password))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&crate::http::users::UserView::from(&user))?);

@@ -11,6 +11,8 @@ use tokio::sync::watch;
 use crate::config::{SearchBackend, Settings};
 use crate::search::SearchIndex;
 use crate::search::document::Entity;
+use crate::search::elastic::ElasticIndex;
+use crate::search::elastic::doctor::Check;
 use crate::search::embedded::OpenError;
 use crate::search::open;
 use crate::store::{self, search_tasks};
@@ -173,6 +175,49 @@ async fn reindex_by_owner(pool: &PgPool, entity: Entity) -> anyhow::Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+/// Prints every check of the database and the search backend, each failure with its fix.
+pub async fn doctor(settings: Settings) -> anyhow::Result<()> {
+    let mut checks = Vec::new();
+    match store::connect(&settings.database_url, 2).await {
+        Ok(_) => checks.push(Check {
+            name: "database".into(),
+            ok: true,
+            detail: "reachable".into(),
+            fix: None,
+        }),
+        Err(err) => checks.push(Check {
+            name: "database".into(),
+            ok: false,
+            detail: format!("{err:#}"),
+            fix: Some("check DATABASE_URL and that PostgreSQL runs".into()),
+        }),
+    }
+    match settings.search_backend {
+        SearchBackend::Elasticsearch => {
+            // Refused documents would be recorded there; the doctor writes none.
+            let pool = PgPool::connect_lazy(&settings.database_url)?;
+            checks.extend(ElasticIndex::new(&settings.elastic()?, pool)?.doctor().await);
+        }
+        SearchBackend::Embedded => checks.push(Check {
+            name: "search".into(),
+            ok: true,
+            detail: format!("embedded index under {}", settings.data_dir.display()),
+            fix: None,
+        }),
+    }
+    for check in &checks {
+        println!("{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        if let Some(fix) = &check.fix {
+            println!("     fix: {fix}");
+        }
+    }
+    let failed = checks.iter().filter(|c| !c.ok).count();
+    if failed > 0 {
+        bail!("{failed} of {} checks failed", checks.len());
+    }
+    Ok(())
 }
 
 pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {

@@ -12,7 +12,7 @@ pub struct Currency {
 }
 
 /// Largest amount accepted: fits `numeric(20,4)` with room for sums.
-const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000;
+pub const MAX_AMOUNT_UNITS: i64 = 1_000_000_000_000;
 
 impl Currency {
     pub fn parse(code: &str) -> Result<Self, String> {

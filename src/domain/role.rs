@@ -9,10 +9,13 @@ pub enum Role {
     Manager,
     Agent,
     Viewer,
+    /// A self-registered user waiting for an admin to give them a role: may sign in and
+    /// read their own profile, nothing else. Also what an unknown stored role reads as.
+    Pending,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Manager, Role::Agent, Role::Viewer];
+    pub const ALL: [Role; 5] = [Role::Admin, Role::Manager, Role::Agent, Role::Viewer, Role::Pending];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -20,11 +23,22 @@ impl Role {
             Role::Manager => "manager",
             Role::Agent => "agent",
             Role::Viewer => "viewer",
+            Role::Pending => "pending",
         }
     }
 
     pub fn parse(text: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
+    /// A stored role; one this build does not know grants nothing.
+    pub fn stored(text: &str) -> Role {
+        Role::parse(text).unwrap_or(Role::Pending)
+    }
+
+    /// Whether accounts may be assigned to a user of this role.
+    pub fn works_accounts(self) -> bool {
+        allows(self, Action::WorkAccount)
     }
 }
 

@@ -236,6 +236,8 @@ pub struct PaymentQuery {
     pub to: Option<DateTime<Utc>>,
     pub account_id: Option<Uuid>,
     pub agent: Option<AgentFilter>,
+    /// Also the payments of deleted accounts (managers only).
+    pub include_deleted: bool,
     pub sort: PaymentSort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -255,6 +257,7 @@ impl Default for PaymentQuery {
             to: None,
             account_id: None,
             agent: None,
+            include_deleted: false,
             sort: PaymentSort {
                 field: PaymentSortField::ReceivedAt,
                 descending: true,

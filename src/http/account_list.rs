@@ -1,11 +1,8 @@
 //! `GET /api/v1/accounts`: search, filters, sort, cursor and facets, answered by the index.
 
-use std::str::FromStr;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate};
-use rust_decimal::Decimal;
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -16,6 +13,7 @@ use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, AgentFilter, Facet, Sort, SortField, SortKey};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::http::values::{self, boolean};
 
 pub const MAX_QUERY_CHARS: usize = 200;
 
@@ -53,18 +51,6 @@ impl Problems {
 
 pub fn list_values(value: &str) -> impl Iterator<Item = &str> {
     value.split(',').map(str::trim).filter(|v| !v.is_empty())
-}
-
-pub fn boolean(text: &str) -> Option<bool> {
-    match text {
-        "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
-    }
-}
-
-pub fn amount(text: &str) -> Option<Decimal> {
-    Decimal::from_str_exact(text).ok().filter(|d| !d.is_sign_negative())
 }
 
 /// Parses the list parameters for `caller`. Unknown parameters are refused by name.
@@ -106,26 +92,12 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
                 }
             }
             "tags" => query.tags.extend(list_values(value).map(str::to_lowercase)),
-            "min_balance" => query.min_balance = p.parse("min_balance", value, amount, "a non-negative decimal amount"),
-            "max_balance" => query.max_balance = p.parse("max_balance", value, amount, "a non-negative decimal amount"),
-            "due_from" => query.due_from = p.parse("due_from", value, |v| NaiveDate::from_str(v).ok(), "a date (YYYY-MM-DD)"),
-            "due_to" => query.due_to = p.parse("due_to", value, |v| NaiveDate::from_str(v).ok(), "a date (YYYY-MM-DD)"),
-            "next_action_before" => {
-                query.next_action_before = p.parse(
-                    "next_action_before",
-                    value,
-                    |v| DateTime::parse_from_rfc3339(v).ok().map(|t| t.to_utc()),
-                    "an RFC 3339 time",
-                )
-            }
-            "next_action_after" => {
-                query.next_action_after = p.parse(
-                    "next_action_after",
-                    value,
-                    |v| DateTime::parse_from_rfc3339(v).ok().map(|t| t.to_utc()),
-                    "an RFC 3339 time",
-                )
-            }
+            "min_balance" => query.min_balance = p.parse("min_balance", value, values::amount, values::AMOUNT),
+            "max_balance" => query.max_balance = p.parse("max_balance", value, values::amount, values::AMOUNT),
+            "due_from" => query.due_from = p.parse("due_from", value, values::date, values::DATE),
+            "due_to" => query.due_to = p.parse("due_to", value, values::date, values::DATE),
+            "next_action_before" => query.next_action_before = p.parse("next_action_before", value, values::time, values::TIME),
+            "next_action_after" => query.next_action_after = p.parse("next_action_after", value, values::time, values::TIME),
             "bucket" => {
                 for v in list_values(value) {
                     query

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::account::{AccountFields, AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
 use crate::domain::money::Currency;
-use crate::domain::role::{Action, Role};
+use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::account_list::{self, encode_cursor, facets_json};
 use crate::http::filters::{json_body, principal, with_state};
@@ -296,10 +296,10 @@ pub async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<
     let Some(id) = agent_id else { return Ok(()) };
     let user = users::by_id(state.pool(), id).await?;
     match user {
-        Some(u) if !u.disabled && u.role() != Role::Viewer => Ok(()),
+        Some(u) if !u.disabled && u.role().works_accounts() => Ok(()),
         Some(_) => Err(Error::field(
             "assigned_agent_id",
-            "this user is disabled or a viewer and cannot be assigned accounts",
+            "this user is disabled or does not work accounts, and cannot be assigned any",
         )),
         None => Err(Error::field("assigned_agent_id", "no such user")),
     }

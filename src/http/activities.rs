@@ -20,7 +20,7 @@ use crate::http::account_list::{Problems, list_values};
 use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_indexed};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::{PageRequest, decode_cursor};
-use crate::http::payment_list::instant;
+use crate::http::values::{self, boolean, instant};
 use crate::http::{self as api, respond};
 use crate::search::document::Entity;
 use crate::store::accounts;
@@ -214,8 +214,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
                     filter.outcomes.extend(outcome.map(|_| v.to_owned()));
                 }
             }
-            "from" => filter.from = p.parse("from", value, instant, "an RFC 3339 time or a date"),
-            "to" => filter.to = p.parse("to", value, instant, "an RFC 3339 time or a date"),
+            "from" => filter.from = p.parse("from", value, instant, values::DATE_OR_TIME),
+            "to" => filter.to = p.parse("to", value, instant, values::DATE_OR_TIME),
+            "include_deleted" => filter.include_deleted = p.parse("include_deleted", value, boolean, "true or false").unwrap_or(false),
             "page_size" => page_size = p.parse("page_size", value, |v| v.parse::<u32>().ok(), "a number"),
             "cursor" => cursor = Some(value.to_owned()),
             other => p.push(other, "unknown parameter"),
@@ -230,6 +231,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
         p.push("from", "must be before to");
     }
     p.finish()?;
+    if filter.include_deleted {
+        caller.require(Action::RestoreAccount)?;
+    }
     if let Some(cursor) = &cursor {
         decode_cursor(cursor)?;
     }

@@ -8,8 +8,8 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
-use crate::auth::{Principal, password};
 use crate::domain::contact::normalize_email;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
@@ -54,12 +54,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let register = warp::path!("auth" / "register")
         .and(warp::post())
         .and(with_state(state.clone()))
+        .and(client_ip(state.clone()))
         .and(json_body::<RegisterRequest>(limit))
-        .then(|s, b| async move { respond(register(s, b).await) });
+        .then(|s, ip, b| async move { respond(register(s, ip, b).await) });
     let login = warp::path!("auth" / "login")
         .and(warp::post())
         .and(with_state(state.clone()))
-        .and(client_ip())
+        .and(client_ip(state.clone()))
         .and(json_body::<LoginRequest>(limit))
         .then(|s, ip, b| async move { respond(login(s, ip, b).await) });
     let refresh = warp::path!("auth" / "refresh")
@@ -90,14 +91,20 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 #[tracing::instrument(skip_all)]
-async fn register(state: AppState, body: RegisterRequest) -> Result<Response> {
+async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<Response> {
     if !state.settings().allow_registration {
         return Err(Error::new(
             Code::RegistrationDisabled,
             "self-registration is switched off; ask an admin for an account",
         ));
     }
-    let row = create_user(state.pool(), CreateUser::new(body.email, body.name, Role::Viewer, body.password)).await?;
+    state.spend_registration(&ip)?;
+    let row = create_user(
+        state.pool(),
+        state.hashers(),
+        CreateUser::new(body.email, body.name, Role::Pending, body.password),
+    )
+    .await?;
     tracing::info!(user_id = %row.id, "user registered");
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }
@@ -106,28 +113,18 @@ async fn register(state: AppState, body: RegisterRequest) -> Result<Response> {
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
     state.check_login_rate(&ip, &email)?;
-    let invalid = || Error::new(Code::InvalidCredentials, "email or password is wrong");
-    let Some(user) = users::by_email(state.pool(), &email).await? else {
-        password::verify(body.password, state.dummy_hash().to_owned()).await?;
-        return Err(invalid());
+    // Unknown email, wrong password and disabled user: one answer, after one hash
+    // verification each, so neither the answer nor its time tells them apart.
+    let user = users::by_email(state.pool(), &email).await?;
+    let hash = user
+        .as_ref()
+        .map_or_else(|| state.dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let verified = state.hashers().verify(body.password, hash).await?;
+    let Some(user) = user.filter(|u| verified && !u.disabled) else {
+        state.record_login_failure(&ip, &email);
+        return Err(Error::new(Code::InvalidCredentials, "email or password is wrong"));
     };
-    if let Some(until) = user.locked_until.filter(|until| *until > Utc::now()) {
-        let wait = (until - Utc::now()).to_std().unwrap_or_default();
-        return Err(Error::new(Code::AccountLocked, "too many failed logins; the account is locked for a while").with_retry_after(wait));
-    }
-    if !password::verify(body.password, user.password_hash.clone()).await? {
-        let settings = state.settings();
-        let locked =
-            users::record_failed_login(state.pool(), user.id, settings.lockout_threshold, settings.lockout().as_secs_f64()).await?;
-        if locked.is_some() {
-            tracing::warn!(user_id = %user.id, "user locked after repeated failed logins");
-        }
-        return Err(invalid());
-    }
-    if user.disabled {
-        return Err(Error::forbidden("this user is disabled"));
-    }
-    users::reset_failed_logins(state.pool(), user.id).await?;
+    state.clear_login_failures(&ip, &email);
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
     let session_id = sessions::create(state.pool(), user.id, expires_at, &hash).await?;

@@ -66,16 +66,39 @@ impl Cell {
     }
 }
 
-/// A leading `'` on text a spreadsheet would read as a formula.
+/// Whether a spreadsheet reads a cell starting with `c` as a formula.
+fn starts_formula(c: char) -> bool {
+    matches!(c, '=' | '+' | '-' | '@' | '\t' | '\r')
+}
+
+/// A leading `'` on text a spreadsheet would read as a formula; also after every `;`,
+/// where a spreadsheet in a semicolon locale starts a new cell (a quote there would
+/// open a quoted cell, so it is guarded too).
 pub fn neutralize(text: &str) -> std::borrow::Cow<'_, str> {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}").into(),
-        _ => text.into(),
+    let guarded = |c: char, after_semicolon: bool| starts_formula(c) || (after_semicolon && c == '"');
+    let risky = text.chars().next().is_some_and(|c| guarded(c, false))
+        || text
+            .split(';')
+            .skip(1)
+            .any(|part| part.chars().next().is_some_and(|c| guarded(c, true)));
+    if !risky {
+        return text.into();
     }
+    let mut out = String::with_capacity(text.len() + 4);
+    for (i, part) in text.split(';').enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        if part.chars().next().is_some_and(|c| guarded(c, i > 0)) {
+            out.push('\'');
+        }
+        out.push_str(part);
+    }
+    out.into()
 }
 
 fn csv_field(out: &mut String, value: &str) {
-    if value.contains([',', '"', '\n', '\r']) {
+    if value.contains([',', ';', '"', '\n', '\r', '\t']) {
         out.push('"');
         out.push_str(&value.replace('"', "\"\""));
         out.push('"');
@@ -131,6 +154,7 @@ pub const ACCOUNT_COLUMNS: &[&str] = &[
     "created_at",
     "updated_at",
     "id",
+    "version",
 ];
 
 pub const PAYMENT_COLUMNS: &[&str] = &[
@@ -183,6 +207,7 @@ fn account_cells(row: AccountRow, today: NaiveDate) -> Result<Vec<Cell>> {
         Cell::Time(row.created_at),
         Cell::Time(row.updated_at),
         Cell::text(row.id.to_string()),
+        Cell::Int(row.search_version),
     ])
 }
 
@@ -521,6 +546,6 @@ mod tests {
                 Cell::Money(Decimal::new(-500, 2), Currency::parse("USD").unwrap()),
             ],
         );
-        assert_eq!(out, "\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@sum,'\tx,\"plain, text\",-5.00\r\n");
+        assert_eq!(out, "\"'=HYPERLINK(\"\"x\"\")\",'+1,'-2,'@sum,\"'\tx\",\"plain, text\",-5.00\r\n");
     }
 }

@@ -21,9 +21,17 @@ pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error =
     warp::any().map(move || state.clone())
 }
 
-pub fn client_ip() -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
-    warp::ext::optional::<ClientAddr>()
-        .map(|addr: Option<ClientAddr>| addr.map(|a| a.0.ip().to_string()).unwrap_or_else(|| "unknown".to_owned()))
+/// The client's address: the connection's, or what a trusted proxy forwarded.
+pub fn client_ip(state: AppState) -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
+    warp::ext::optional::<ClientAddr>().and(warp::header::headers_cloned()).map(
+        move |addr: Option<ClientAddr>, headers: warp::http::HeaderMap| {
+            let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+            match addr {
+                Some(addr) => state.trusted_proxies().client(addr.0.ip(), forwarded).to_string(),
+                None => "unknown".to_owned(),
+            }
+        },
+    )
 }
 
 /// The authenticated caller, or a 401 rejection.

@@ -28,12 +28,17 @@ async fn ready(state: AppState) -> Response {
     }
     match probe {
         Ok(Ok(_)) => {
+            let search = match tokio::time::timeout(Duration::from_secs(2), state.search().health()).await {
+                Ok(Ok(search)) => search,
+                Ok(Err(reason)) => return Error::new(Code::ServiceUnavailable, format!("search index: {reason}")).into_response(),
+                Err(_) => return Error::new(Code::ServiceUnavailable, "search index: no answer within 2 s").into_response(),
+            };
             // Redis down degrades delivery to this instance; the service stays ready.
             let redis = state.events().redis_status();
             let status = if redis == "down" { "degraded" } else { "ok" };
             api::json(
                 StatusCode::OK,
-                &json!({"status": status, "checks": {"database": "ok", "redis": redis}}),
+                &json!({"status": status, "checks": {"database": "ok", "search": search, "redis": redis}}),
             )
         }
         Ok(Err(err)) => {

@@ -231,10 +231,6 @@ where
     if upload.mode != Mode::Create {
         caller.require(Action::UpdateAnyAccount)?;
     }
-    let mut hasher = Sha256::new();
-    hasher.update(format!("{:?}\n{:?}\n", upload.mode, upload.sheet));
-    hasher.update(&upload.bytes);
-    let hash = hasher.finalize().to_vec();
     let max_rows = state.settings().import_max_rows;
     let Upload {
         file_name,
@@ -243,11 +239,21 @@ where
         sheet,
     } = upload;
     let started = std::time::Instant::now();
-    let sheet = tokio::task::spawn_blocking(move || import::read(&bytes, sheet.as_deref(), max_rows))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(refusal)?;
-    let (mapping, duplicates) = runner::prepare(&sheet, mode).map_err(Error::validation)?;
+    // Hashing a 50 MB file, reading it and checking every row take whole seconds of CPU:
+    // on the blocking pool, never on the threads that serve other requests.
+    let (hash, sheet, prepared) = tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{mode:?}\n{sheet:?}\n"));
+        hasher.update(&bytes);
+        let hash = hasher.finalize().to_vec();
+        let read = import::read(&bytes, sheet.as_deref(), max_rows)?;
+        let prepared = runner::prepare(&read, mode);
+        Ok::<_, Refusal>((hash, read, prepared))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(refusal)?;
+    let (mapping, duplicates) = prepared.map_err(Error::validation)?;
     if mapping.has(Column::AssignedAgentId) {
         caller.require(Action::AssignAccount)?;
     }

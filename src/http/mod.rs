@@ -6,6 +6,7 @@ pub mod activities;
 pub mod auth;
 pub mod export;
 pub mod filters;
+pub mod headers;
 pub mod health;
 pub mod imports;
 pub mod jobs;
@@ -16,6 +17,7 @@ pub mod payments;
 pub mod recover;
 pub mod server;
 pub mod users;
+pub mod values;
 pub mod ws;
 
 use serde::Serialize;

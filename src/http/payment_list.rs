@@ -1,8 +1,6 @@
 //! `GET /api/v1/payments` and `GET /api/v1/payments/stats`: parameters and answers.
 
-use std::str::FromStr;
-
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -10,9 +8,11 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::domain::money::Currency;
 use crate::domain::payment::{Method, PaymentStatus};
+use crate::domain::role::Action;
 use crate::domain::search::{AgentFilter, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
-use crate::http::account_list::{MAX_QUERY_CHARS, Problems, amount, decode_cursor, list_values, page_size, signature};
+use crate::http::account_list::{MAX_QUERY_CHARS, Problems, decode_cursor, list_values, page_size, signature};
+use crate::http::values::{self, amount, boolean, end_instant, instant};
 use crate::search::{CurrencyStats, FacetValue, Tally};
 
 /// Statistics cover at most this many days.
@@ -31,25 +31,6 @@ fn parse_sort(text: &str) -> Option<PaymentSort> {
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, field)| PaymentSort { field: *field, descending })
-}
-
-/// An RFC 3339 instant, or a date meaning its first instant (UTC).
-pub fn instant(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).ok().or_else(|| {
-        NaiveDate::from_str(text)
-            .ok()
-            .map(|d| Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")))
-    })
-}
-
-/// The end of a `to` bound, exclusive: a date includes its whole day.
-fn end_instant(text: &str) -> Option<DateTime<Utc>> {
-    match NaiveDate::from_str(text) {
-        Ok(date) => date
-            .succ_opt()
-            .map(|next| Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0).expect("midnight"))),
-        Err(_) => DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).ok(),
-    }
 }
 
 pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
@@ -80,11 +61,12 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
                     query.methods.extend(p.parse("method", v, Method::parse, "a payment method"));
                 }
             }
-            "min_amount" => query.min_amount = p.parse("min_amount", value, amount, "a non-negative decimal amount"),
-            "max_amount" => query.max_amount = p.parse("max_amount", value, amount, "a non-negative decimal amount"),
-            "from" => query.from = p.parse("from", value, instant, "an RFC 3339 time or a date (YYYY-MM-DD)"),
-            "to" => query.to = p.parse("to", value, end_instant, "an RFC 3339 time or a date (YYYY-MM-DD)"),
+            "min_amount" => query.min_amount = p.parse("min_amount", value, amount, values::AMOUNT),
+            "max_amount" => query.max_amount = p.parse("max_amount", value, amount, values::AMOUNT),
+            "from" => query.from = p.parse("from", value, instant, values::DATE_OR_TIME),
+            "to" => query.to = p.parse("to", value, end_instant, values::DATE_OR_TIME),
             "account_id" => query.account_id = p.parse("account_id", value, |v| Uuid::parse_str(v).ok(), "an account id"),
+            "include_deleted" => query.include_deleted = p.parse("include_deleted", value, boolean, "true or false").unwrap_or(false),
             "assigned_agent_id" => {
                 query.agent = match value.trim() {
                     "me" => Some(AgentFilter::Agent(caller.user_id)),
@@ -148,6 +130,9 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
             .ok();
     }
     p.finish()?;
+    if query.include_deleted {
+        caller.require(Action::RestoreAccount)?;
+    }
     Ok(query)
 }
 
@@ -171,8 +156,8 @@ pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
                     .parse("tz", value, |v| v.parse::<Tz>().ok(), "an IANA timezone such as Europe/Paris")
                     .unwrap_or(Tz::UTC)
             }
-            "from" => from = p.parse("from", value, |v| NaiveDate::from_str(v).ok(), "a date (YYYY-MM-DD)"),
-            "to" => to = p.parse("to", value, |v| NaiveDate::from_str(v).ok(), "a date (YYYY-MM-DD)"),
+            "from" => from = p.parse("from", value, values::date, values::DATE),
+            "to" => to = p.parse("to", value, values::date, values::DATE),
             other => p.push(other, "unknown parameter"),
         }
     }

@@ -330,7 +330,9 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
-    let row = payments::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("payment"))?;
+    let row = payments::get_visible(state.pool(), id)
+        .await?
+        .ok_or_else(|| Error::not_found("payment"))?;
     let version = row.search_version;
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }

@@ -1,8 +1,10 @@
 //! The connection loop: request ids, access logs, client address, graceful shutdown.
 
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -14,12 +16,30 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 
 use crate::app::AppState;
+use crate::error::Error;
 use crate::http::filters::ClientAddr;
+use crate::http::headers;
 use crate::http::ws;
 use crate::telemetry;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a handler; one that panics answers a 500 problem with the request id (the panic
+/// itself is logged by the panic hook) instead of resetting the connection.
+async fn guarded(handler: impl Future<Output = Response>) -> Response {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Error::Internal(anyhow::anyhow!("a handler panicked: {what}")).into_response()
+        }
+    }
+}
 
 pub async fn serve(
     listener: TcpListener,
@@ -47,21 +67,26 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             let mut warp_service = warp_service.clone();
             let state = state.clone();
+            let hsts_max_age = state.settings().hsts_max_age_secs;
             request.extensions_mut().insert(ClientAddr(remote));
             let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
             async move {
                 let started = Instant::now();
                 let mut response = if ws::is_upgrade(&request) {
-                    telemetry::with_request_id(request_id.clone(), ws::upgrade(state, request))
+                    telemetry::with_request_id(request_id.clone(), guarded(ws::upgrade(state, request)))
                         .instrument(span.clone())
                         .await
                 } else {
-                    let response: Result<Response, Infallible> = telemetry::with_request_id(request_id.clone(), warp_service.call(request))
+                    let handled = warp_service.call(request).map(|answer: Result<Response, Infallible>| match answer {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    });
+                    telemetry::with_request_id(request_id.clone(), guarded(handled))
                         .instrument(span.clone())
-                        .await;
-                    response?
+                        .await
                 };
+                headers::secure(&mut response, hsts_max_age);
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-request-id", value);
                 }
@@ -85,5 +110,22 @@ pub async fn serve(
     tracing::info!("shutting down; draining in-flight requests");
     if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
         tracing::warn!("drain timed out; closing remaining connections");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_500_problem_with_the_request_id() {
+        let response = telemetry::with_request_id("req-1".to_owned(), guarded(async { panic!("boom") })).await;
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["content-type"], "application/problem+json");
+        let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["request_id"], "req-1");
+        assert_eq!(problem["status"], 500);
+        assert!(!problem.to_string().contains("boom"), "the panic stays in the log: {problem}");
     }
 }

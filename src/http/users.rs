@@ -79,7 +79,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 /// Validates a new user's fields the same way for admins, registration and the CLI.
-pub async fn create_user(pool: &sqlx::PgPool, body: CreateUser) -> Result<UserRow> {
+pub async fn create_user(pool: &sqlx::PgPool, hashers: &password::Hashers, body: CreateUser) -> Result<UserRow> {
     let mut errors = Vec::new();
     let email = normalize_email(&body.email)
         .map_err(|m| errors.push(crate::error::FieldError::new("email", m)))
@@ -94,7 +94,7 @@ pub async fn create_user(pool: &sqlx::PgPool, body: CreateUser) -> Result<UserRo
     let Some(email) = email.filter(|_| errors.is_empty()) else {
         return Err(Error::validation(errors));
     };
-    let hash = password::hash(body.password).await?;
+    let hash = hashers.hash(body.password).await?;
     users::insert(pool, &email, &name, body.role, &hash).await
 }
 
@@ -122,7 +122,7 @@ async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<R
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
-    let row = create_user(state.pool(), body).await?;
+    let row = create_user(state.pool(), state.hashers(), body).await?;
     tracing::info!(user_id = %row.id, role = row.role, "user created");
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }

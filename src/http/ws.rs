@@ -31,6 +31,7 @@ use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{Code, Error, Result};
 use crate::events::{Event, Outgoing, valid_topic};
+use crate::http::headers;
 use crate::store::events;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);
@@ -63,9 +64,22 @@ pub fn routes() -> BoxedFilter<(Response,)> {
             .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         response
     });
-    let demo = warp::path!("ws-test")
-        .and(warp::get())
-        .map(|| warp::reply::html(DEMO_PAGE).into_response());
+    let demo = warp::path!("ws-test").and(warp::get()).map(|| {
+        static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let inner = |open: &str, close: &str| {
+                DEMO_PAGE
+                    .split_once(open)
+                    .and_then(|(_, rest)| rest.split_once(close))
+                    .map_or("", |(body, _)| body)
+            };
+            headers::page_policy(inner("<script>", "</script>"), inner("<style>", "</style>"))
+        });
+        let mut response = warp::reply::html(DEMO_PAGE).into_response();
+        if let Ok(policy) = HeaderValue::from_str(&POLICY) {
+            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
+        }
+        response
+    });
     plain.or(demo).unify().boxed()
 }
 
@@ -374,7 +388,7 @@ impl Session {
         let mut sent = 0;
         for event in &missed {
             if self.visible(event) {
-                self.send(Message::text(event.wire()))?;
+                self.deliver(Message::text(event.wire())).await?;
                 sent += 1;
             }
             self.replayed.extend(event.id);
@@ -386,13 +400,18 @@ impl Session {
         self.authed.as_ref().is_some_and(|a| event.visible_to(&a.principal, &self.topics))
     }
 
-    /// Waits (bounded) for room: bursts pass, a client that stays behind is dropped.
     async fn on_event(&mut self, outgoing: &Arc<Outgoing>) -> std::result::Result<(), Closing> {
         let event = &outgoing.event;
         if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
-        match tokio::time::timeout(SEND_WAIT, self.out.send(Message::Text(outgoing.text.clone()))).await {
+        self.deliver(Message::Text(outgoing.text.clone())).await
+    }
+
+    /// Queues an event, waiting (bounded) for room: a replay of a thousand events or a
+    /// burst pass at the client's pace, a client that stays behind is dropped.
+    async fn deliver(&self, message: Message) -> std::result::Result<(), Closing> {
+        match tokio::time::timeout(SEND_WAIT, self.out.send(message)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Closing(1008, "slow consumer")),
         }

@@ -31,6 +31,8 @@ pub enum Column {
     DoNotCall,
     DoNotEmail,
     CeaseCommunication,
+    /// The account's version when exported: an upsert row older than the account is refused.
+    Version,
 }
 
 /// Each column: its canonical header (the export's), what it holds, and its aliases.
@@ -161,6 +163,12 @@ const TABLE: &[(Column, &str, &str, &[&str])] = &[
         "cease_communication",
         "yes/no, true/false or 1/0",
         &["cease"],
+    ),
+    (
+        Column::Version,
+        "version",
+        "the account's version in an export; upsert refuses a row older than the account",
+        &["searchversion", "rowversion"],
     ),
 ];
 

@@ -203,9 +203,31 @@ pub fn for_create(context: &Context<'_>, values: &Values<'_>) -> Result<AccountF
     }
 }
 
-/// Validates a row that updates `current`: its non-empty cells replace those fields.
-pub fn for_update(context: &Context<'_>, values: &Values<'_>, current: AccountFields) -> Result<AccountFields, Vec<RowError>> {
+/// Validates a row that updates `current` (at `version`): its non-empty cells replace
+/// those fields. A row exported before the account last changed is refused
+/// (`changed_since_export`), so re-importing an old export cannot undo payments. The
+/// current balance follows the payments: a row may correct the original debt, which
+/// moves the balance by as much, and may not set the balance itself.
+pub fn for_update(
+    context: &Context<'_>,
+    values: &Values<'_>,
+    current: AccountFields,
+    version: i64,
+) -> Result<AccountFields, Vec<RowError>> {
     let mut errors = Errors::new(context);
+    if let Some(text) = values.get(Column::Version) {
+        match text.parse::<i64>() {
+            Ok(exported) if exported < version => errors.push(
+                Column::Version,
+                format!(
+                    "changed_since_export: the account changed after this row was exported (version {exported}, now {version}); export it again"
+                ),
+            ),
+            Ok(_) => {}
+            Err(_) => errors.push(Column::Version, "must be the whole number an export wrote"),
+        }
+    }
+    let (old_original, old_current) = (current.original_balance, current.current_balance);
     let t = typed(values, &mut errors);
     let address_columns = [
         Column::AddressLine1,
@@ -236,7 +258,7 @@ pub fn for_update(context: &Context<'_>, values: &Values<'_>, current: AccountFi
         timezone: values.owned(Column::Timezone),
         status: t.status,
         original_balance: values.owned(Column::OriginalBalance),
-        current_balance: values.owned(Column::CurrentBalance),
+        current_balance: None,
         currency: values.owned(Column::Currency),
         due_date: t.due_date.map(Some),
         assigned_agent_id: t.agent.map(Some),
@@ -248,8 +270,30 @@ pub fn for_update(context: &Context<'_>, values: &Values<'_>, current: AccountFi
         cease_communication: t.cease_communication,
     };
     match current.apply(patch, context.region) {
-        Ok(fields) if errors.list.is_empty() => Ok(fields),
-        Ok(_) => Err(errors.list),
+        Ok(mut fields) => {
+            fields.current_balance = old_current + (fields.original_balance - old_original);
+            if fields.current_balance.is_sign_negative() {
+                errors.push(
+                    Column::OriginalBalance,
+                    format!(
+                        "may not fall below the {} already paid",
+                        fields.currency.format(old_original - old_current)
+                    ),
+                );
+            }
+            if let Some(text) = values.get(Column::CurrentBalance)
+                && fields.currency.parse_amount(text).ok() != Some(fields.current_balance)
+            {
+                errors.push(
+                    Column::CurrentBalance,
+                    format!(
+                        "current_balance_set_by_payments: the balance follows the account's payments ({}); an import cannot set it",
+                        fields.currency.format(fields.current_balance)
+                    ),
+                );
+            }
+            if errors.list.is_empty() { Ok(fields) } else { Err(errors.list) }
+        }
         Err(field_errors) => {
             errors.fields(field_errors);
             Err(errors.list)

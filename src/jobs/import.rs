@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::account::AccountFields;
 use crate::domain::contact::parse_region;
-use crate::domain::role::Role;
+use crate::domain::role::{Action, Role, allows};
 use crate::error::{FieldError, Result};
 use crate::import::columns::{Column, Mapping};
 use crate::import::rows::{self, Agents, Context, Values};
@@ -22,6 +22,7 @@ use crate::jobs::Stop;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::imports::{self, ChunkOutcome, RowError};
 use crate::store::jobs::{self, JobRow};
+use crate::store::users;
 
 /// Rows per transaction.
 pub const CHUNK: i64 = 5000;
@@ -164,6 +165,15 @@ enum Plan {
     Update(Uuid, AccountFields),
 }
 
+/// Whether `role` may run this import (as the upload handler checks it): create
+/// accounts, update any account in upsert mode, assign them when a column does. Each
+/// chunk checks the importer as they are when it runs.
+fn may_import(role: Role, params: &ImportParams) -> bool {
+    allows(role, Action::CreateAccount)
+        && (params.mode == Mode::Create || allows(role, Action::UpdateAnyAccount))
+        && (!params.mapping.has(Column::AssignedAgentId) || allows(role, Action::AssignAccount))
+}
+
 /// Settles the next chunk; returns how many rows it settled (0: the job is done).
 pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Result<usize> {
     let region = parse_region(&params.region).map_err(|e| anyhow::anyhow!("import region: {e}"))?;
@@ -172,6 +182,9 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
     if staged.is_empty() {
         return Ok(0);
     }
+    let submitter = users::standing(&mut tx, params.actor)
+        .await?
+        .filter(|role| may_import(*role, params));
     let values: Vec<Values<'_>> = staged.iter().map(|r| Values::new(&params.mapping, &r.cells)).collect();
     let agents = resolve_agents(&mut tx, &values).await?;
     let context = Context {
@@ -189,11 +202,17 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
     for (index, values) in values.iter().enumerate() {
         let number = values.account_number().and_then(|n| n.ok());
         let plan = match number.as_ref().and_then(|n| existing.get(n)) {
+            _ if submitter.is_none() => Err(vec![RowError {
+                column: String::new(),
+                message: "the importer is disabled or may no longer make this import".to_owned(),
+            }]),
             Some(current) if current.deleted_at.is_some() => Err(vec![RowError {
                 column: params.mapping.header(&params.headers, Column::AccountNumber).to_owned(),
                 message: format!("account {} is deleted; restore it before importing over it", current.account_number),
             }]),
-            Some(current) => rows::for_update(&context, values, current.fields()?).map(|f| Plan::Update(current.id, f)),
+            Some(current) => {
+                rows::for_update(&context, values, current.fields()?, current.search_version).map(|f| Plan::Update(current.id, f))
+            }
             None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
         };
         settled.push(Settled {
@@ -330,8 +349,8 @@ async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Resul
             .await?;
     let mut agents = Agents::new();
     for (id, email, role, disabled) in users {
-        let verdict = if disabled || role == Role::Viewer.as_str() {
-            Err("this user is disabled or a viewer and cannot be assigned accounts".to_owned())
+        let verdict = if disabled || !Role::stored(&role).works_accounts() {
+            Err("this user is disabled or does not work accounts, and cannot be assigned any".to_owned())
         } else {
             Ok(id)
         };

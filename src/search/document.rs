@@ -157,6 +157,9 @@ pub struct PaymentDoc {
     pub account_number: String,
     pub debtor_name: String,
     pub assigned_agent_id: Option<Uuid>,
+    /// The account is soft-deleted: its payments are hidden like the account.
+    #[serde(default)]
+    pub account_deleted: bool,
 }
 
 /// A document of either kind.

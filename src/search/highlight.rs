@@ -1,96 +1,71 @@
 //! Marks what matched the query in a hit, the same way for every backend.
+//!
+//! A highlight is HTML: `<em>` and `</em>` are its only markup, and every character of
+//! the value itself is escaped, so a debtor name holding markup cannot run in a console.
 
 use serde_json::{Map, Value};
 
 use super::document::AccountDoc;
-use super::embedded::schema::{DIGITS_MIN, digits, folded_tokens};
+use super::embedded::schema::{DIGITS_MIN, digits};
+use super::words::{edits, folded_tokens, folded_words, fuzziness};
 
 const OPEN: &str = "<em>";
 const CLOSE: &str = "</em>";
 
-/// Edit distance with adjacent transpositions, for short words.
-fn distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
+/// Appends `text` with the characters HTML gives a meaning escaped.
+fn escaped(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
         }
     }
-    d[a.len()][b.len()]
+}
+
+/// `text` with each of `ranges` (byte ranges of it, in order) wrapped in the marks, all escaped.
+fn wrap(text: &str, ranges: impl IntoIterator<Item = std::ops::Range<usize>>) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut copied = 0;
+    for range in ranges {
+        escaped(&mut out, &text[copied..range.start]);
+        out.push_str(OPEN);
+        escaped(&mut out, &text[range.clone()]);
+        out.push_str(CLOSE);
+        copied = range.end;
+    }
+    escaped(&mut out, &text[copied..]);
+    out
 }
 
 fn word_matches(word: &str, query_word: &str) -> bool {
-    let budget = match query_word.chars().count() {
-        _ if query_word.chars().any(|c| c.is_ascii_digit()) => 0,
-        0..=3 => 0,
-        4..=6 => 1,
-        _ => 2,
-    };
-    word.starts_with(query_word) || distance(word, query_word) <= budget
+    word.starts_with(query_word) || edits(word, query_word) <= usize::from(fuzziness(query_word))
 }
 
 /// Wraps each word of `text` that matches a query word.
 fn mark_words(text: &str, query_words: &[String]) -> Option<String> {
-    let mut out = String::with_capacity(text.len() + 16);
-    let mut matched = false;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let start = rest.find(char::is_alphanumeric).unwrap_or(rest.len());
-        out.push_str(&rest[..start]);
-        rest = &rest[start..];
-        let end = rest.find(|c: char| !c.is_alphanumeric()).unwrap_or(rest.len());
-        let word = &rest[..end];
-        let folded = folded_tokens(word).join("");
-        if !word.is_empty() && query_words.iter().any(|q| word_matches(&folded, q)) {
-            matched = true;
-            out.push_str(OPEN);
-            out.push_str(word);
-            out.push_str(CLOSE);
-        } else {
-            out.push_str(word);
-        }
-        rest = &rest[end..];
-    }
-    matched.then_some(out)
+    let ranges: Vec<_> = folded_words(text)
+        .into_iter()
+        .filter(|(_, folded)| query_words.iter().any(|q| word_matches(folded, q)))
+        .map(|(span, _)| span)
+        .collect();
+    (!ranges.is_empty()).then(|| wrap(text, ranges))
 }
 
 fn mark_prefix(value: &str, query: &str) -> Option<String> {
     let lower = value.to_lowercase();
     (!query.is_empty() && lower.starts_with(query) && value.is_char_boundary(query.len()))
-        .then(|| format!("{OPEN}{}{CLOSE}{}", &value[..query.len()], &value[query.len()..]))
+        .then(|| wrap(value, std::iter::once(0..query.len())))
 }
 
 fn mark_digits(phone: &str, wanted: &str) -> Option<String> {
-    let phone_digits = digits(phone);
-    let at = phone_digits.find(wanted)?;
-    let (mut out, mut seen) = (String::new(), 0);
-    for c in phone.chars() {
-        if c.is_ascii_digit() {
-            if seen == at {
-                out.push_str(OPEN);
-            }
-            out.push(c);
-            seen += 1;
-            if seen == at + wanted.len() {
-                out.push_str(CLOSE);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    Some(out)
+    let at = digits(phone).find(wanted)?;
+    let positions: Vec<usize> = phone.char_indices().filter(|(_, c)| c.is_ascii_digit()).map(|(i, _)| i).collect();
+    let (start, last) = (positions[at], positions[at + wanted.len() - 1]);
+    Some(wrap(phone, std::iter::once(start..last + 1)))
 }
 
 /// Field name to marked-up value, for the fields the text matched.
@@ -130,6 +105,10 @@ mod tests {
         assert!(mark_words("Jonathan Smith", &["xyz".into()]).is_none());
         assert_eq!(mark_digits("+12015550134", "0134").unwrap(), "+1201555<em>0134</em>");
         assert_eq!(mark_prefix("AC-1001", "ac-1").unwrap(), "<em>AC-1</em>001");
-        assert_eq!(distance("jhonson", "johnson"), 1);
+        assert_eq!(
+            mark_words("प्रिया शर्मा", &["शर्मा".into()]).unwrap(),
+            "प्रिया <em>शर्मा</em>",
+            "a word with combining marks is marked whole"
+        );
     }
 }

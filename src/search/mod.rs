@@ -10,6 +10,7 @@ pub mod elastic;
 pub mod embedded;
 pub mod highlight;
 pub mod open;
+pub mod words;
 
 use std::collections::HashMap;
 
@@ -139,4 +140,6 @@ pub trait SearchIndex: Send + Sync + 'static {
 
     /// Unregisters and drops a generation whose rebuild failed.
     fn abandon(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>>;
+    /// Whether the backend can answer, for readiness: its state in a word, or why not.
+    fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>>;
 }

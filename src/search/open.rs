@@ -33,6 +33,19 @@ pub async fn writer(settings: &Settings, pool: &PgPool) -> Result<Writer, OpenEr
         SearchBackend::Elasticsearch => {
             let index = ElasticIndex::new(&settings.elastic()?, pool.clone())?;
             let fresh = index.prepare().await?;
+            let failed: Vec<String> = index
+                .doctor()
+                .await
+                .into_iter()
+                .filter(|check| !check.ok)
+                .map(|check| format!("{}: {} (fix: {})", check.name, check.detail, check.fix.unwrap_or_default()))
+                .collect();
+            if !failed.is_empty() {
+                return Err(OpenError::Other(anyhow::anyhow!(
+                    "the Elasticsearch cluster is not fit to use ({}); `arrears doctor` shows every check",
+                    failed.join("; ")
+                )));
+            }
             Ok(Writer {
                 index: Arc::new(index),
                 fresh,

@@ -52,10 +52,15 @@ pub struct ActivityFilter {
     pub outcomes: Vec<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Also the activities of deleted accounts (managers only).
+    pub include_deleted: bool,
 }
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
     qb.push(" WHERE true");
+    if !filter.include_deleted {
+        qb.push(" AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = activities.account_id AND a.deleted_at IS NULL)");
+    }
     if !filter.account_ids.is_empty() {
         qb.push(" AND account_id = ANY(").push_bind(filter.account_ids.clone()).push(")");
     }

@@ -49,6 +49,7 @@ struct DocRow {
     account_number: String,
     debtor_name: String,
     assigned_agent_id: Option<Uuid>,
+    account_deleted: bool,
 }
 
 impl DocRow {
@@ -71,13 +72,15 @@ impl DocRow {
             account_number: self.account_number,
             debtor_name: self.debtor_name,
             assigned_agent_id: self.assigned_agent_id,
+            account_deleted: self.account_deleted,
         })
     }
 }
 
 const DOC_SELECT: &str = "SELECT p.id, p.account_id, p.amount, p.currency, p.method, p.status, p.reference, p.received_at, \
      p.failure_reason, p.allow_overpayment, p.created_by, p.created_at, p.updated_at, p.search_version, \
-     a.account_number, a.debtor_name, a.assigned_agent_id FROM payments p JOIN accounts a ON a.id = p.account_id";
+     a.account_number, a.debtor_name, a.assigned_agent_id, a.deleted_at IS NOT NULL AS account_deleted \
+     FROM payments p JOIN accounts a ON a.id = p.account_id";
 
 /// A payment to insert under its account's lock.
 #[derive(Clone, Debug)]
@@ -211,6 +214,17 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<PaymentRow>> {
             .fetch_optional(pool)
             .await?,
     )
+}
+
+/// A payment whose account is not deleted: what readers may see.
+pub async fn get_visible(pool: &PgPool, id: Uuid) -> Result<Option<PaymentRow>> {
+    Ok(sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE id = $1
+         AND EXISTS (SELECT 1 FROM accounts a WHERE a.id = payments.account_id AND a.deleted_at IS NULL)"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Locks a payment for the rest of `tx`.

@@ -22,7 +22,7 @@ pub struct UserRow {
 
 impl UserRow {
     pub fn role(&self) -> Role {
-        Role::parse(&self.role).unwrap_or(Role::Viewer)
+        Role::stored(&self.role)
     }
 }
 
@@ -61,6 +61,16 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>> {
     Ok(row)
 }
 
+/// The role a user holds now, `None` when the user is gone or disabled; read under a
+/// share lock, so a role change waits for the transaction that relies on it.
+pub async fn standing(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Role>> {
+    let row: Option<(String, bool)> = sqlx::query_as("SELECT role, disabled FROM users WHERE id = $1 FOR SHARE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.filter(|(_, disabled)| !disabled).map(|(role, _)| Role::stored(&role)))
+}
+
 /// A page of users ordered by creation, after the `(created_at, id)` keyset position.
 #[tracing::instrument(skip_all)]
 pub async fn list(pool: &PgPool, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<UserRow>> {
@@ -90,33 +100,4 @@ pub async fn update(pool: &PgPool, id: Uuid, role: Option<Role>, disabled: Optio
     .fetch_optional(pool)
     .await?;
     Ok(row)
-}
-
-/// Counts a failed login; at `threshold` consecutive failures the user is locked for
-/// `lock_secs` and the counter starts over. Returns the lock expiry if now locked.
-#[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn record_failed_login(pool: &PgPool, id: Uuid, threshold: i32, lock_secs: f64) -> Result<Option<DateTime<Utc>>> {
-    let locked_until: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "UPDATE users SET
-             failed_logins = CASE WHEN failed_logins + 1 >= $2 THEN 0 ELSE failed_logins + 1 END,
-             locked_until = CASE WHEN failed_logins + 1 >= $2 THEN now() + make_interval(secs => $3) ELSE locked_until END
-         WHERE id = $1
-         RETURNING locked_until",
-    )
-    .bind(id)
-    .bind(threshold)
-    .bind(lock_secs)
-    .fetch_one(pool)
-    .await?;
-    Ok(locked_until.filter(|until| *until > Utc::now()))
-}
-
-pub async fn reset_failed_logins(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)",
-    )
-    .bind(id)
-    .execute(pool)
-    .await?;
-    Ok(())
 }

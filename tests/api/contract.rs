@@ -166,6 +166,50 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert!(ids(index, text("zzzzqqq")).await.is_empty());
 }
 
+pub async fn names_with_combining_marks(index: &dyn SearchIndex) {
+    // A virama and vowel signs, Thai tone marks, Arabic vowel marks: each is a mark
+    // (Unicode category M) inside a word.
+    let priya = doc("प्रिया शर्मा", 1);
+    let somchai = doc("สมชาย ใจดี", 1);
+    let muhammad = doc("مُحَمَّد عَلِي", 1);
+    let other = doc("Priya Sharma", 1);
+    put(index, &[priya.clone(), somchai.clone(), muhammad.clone(), other.clone()]).await;
+    assert_eq!(ids(index, text("प्रिया शर्मा")).await, [priya.id], "the whole name");
+    assert_eq!(ids(index, text("शर्मा")).await, [priya.id], "a word with a virama");
+    assert_eq!(ids(index, text("प्रि")).await, [priya.id], "a prefix ending in a vowel sign");
+    assert_eq!(ids(index, text("ใจดี")).await, [somchai.id], "a word with a tone mark");
+    assert_eq!(ids(index, text("مُحَمَّد")).await, [muhammad.id], "a vocalised word");
+    assert_eq!(ids(index, text("priya")).await, [other.id]);
+    assert!(
+        ids(index, text("मा")).await.is_empty(),
+        "what follows a virama is the rest of a word, not a word"
+    );
+}
+
+pub async fn typo_expansions_are_bounded(index: &dyn SearchIndex) {
+    // Sixty one-letter typos of "smith" that it does not begin: a typo matches the
+    // fifty nearest words of the dictionary, on every backend.
+    let words: Vec<String> = (b'a'..=b'z')
+        .filter(|&c| c != b's')
+        .map(|c| format!("{}mith", c as char))
+        .chain((b'a'..=b'z').filter(|&c| c != b'h').map(|c| format!("smit{}", c as char)))
+        .chain((b'a'..=b'z').filter(|&c| c != b'm').map(|c| format!("s{}ith", c as char)))
+        .take(60)
+        .collect();
+    assert_eq!(words.len(), 60);
+    let docs: Vec<AccountDoc> = words.iter().map(|w| doc(w, 1)).collect();
+    put(index, &docs).await;
+    let found = ids(
+        index,
+        AccountQuery {
+            page_size: 100,
+            ..text("smith")
+        },
+    )
+    .await;
+    assert_eq!(found.len(), arrears::search::words::TYPO_EXPANSIONS, "{found:?}");
+}
+
 pub async fn word_ranking_and_many_terms(index: &dyn SearchIndex) {
     let exact = doc("Anna Smith", 1);
     let prefix = doc("Bob Smithson", 1);
@@ -645,6 +689,7 @@ pub fn payment(name: &str, account_number: &str, cents: i64, version: i64) -> Pa
         account_number: account_number.into(),
         debtor_name: name.into(),
         assigned_agent_id: None,
+        account_deleted: false,
     }
 }
 
@@ -850,6 +895,8 @@ macro_rules! every_case {
         $backend!(
             versioned_writes,
             text_matching,
+            names_with_combining_marks,
+            typo_expansions_are_bounded,
             word_ranking_and_many_terms,
             filters_and_buckets,
             filters_over_a_large_segment,
@@ -882,39 +929,30 @@ async fn elastic() -> Option<(arrears::search::elastic::ElasticIndex, String)> {
     Some((index, settings.elasticsearch_index_prefix))
 }
 
+/// A request to the cluster at ELASTICSEARCH_URL with the configured credentials.
+async fn raw(method: reqwest::Method, path: String) -> reqwest::Response {
+    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
+    let mut request = reqwest::Client::new().request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
+        request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
+    }
+    if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
+        request = request.header("authorization", format!("ApiKey {key}"));
+    }
+    request.send().await.unwrap()
+}
+
 /// Deletes a test's indices and templates.
 async fn drop_elastic(prefix: &str) {
-    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
-    let base = base.trim_end_matches('/');
-    let client = reqwest::Client::new();
-    let send = |method: reqwest::Method, path: String| {
-        let mut request = client.request(method, format!("{base}{path}"));
-        if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
-            request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
-        }
-        if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
-            request = request.header("authorization", format!("ApiKey {key}"));
-        }
-        request.send()
-    };
-    let indices: serde_json::Value = send(reqwest::Method::GET, format!("/{prefix}-*/_alias"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let indices: serde_json::Value = raw(reqwest::Method::GET, format!("/{prefix}-*/_alias")).await.json().await.unwrap();
     for index in indices.as_object().into_iter().flat_map(|o| o.keys()) {
-        send(reqwest::Method::DELETE, format!("/{index}")).await.unwrap();
+        raw(reqwest::Method::DELETE, format!("/{index}")).await;
     }
     for template in ["accounts", "payments"] {
-        send(reqwest::Method::DELETE, format!("/_index_template/{prefix}-{template}"))
-            .await
-            .unwrap();
+        raw(reqwest::Method::DELETE, format!("/_index_template/{prefix}-{template}")).await;
     }
     for component in ["analysis", "settings"] {
-        send(reqwest::Method::DELETE, format!("/_component_template/{prefix}-{component}"))
-            .await
-            .unwrap();
+        raw(reqwest::Method::DELETE, format!("/_component_template/{prefix}-{component}")).await;
     }
 }
 
@@ -932,4 +970,70 @@ macro_rules! elastic_contract {
 
 mod elastic_backend {
     every_case!(elastic_contract);
+}
+
+/// What only a real cluster can show: the start-up checks, a race between processes and
+/// the reporting aliases Kibana reads.
+mod elastic_cluster {
+    use super::*;
+    use arrears::search::elastic::ElasticIndex;
+
+    #[tokio::test]
+    async fn the_doctor_passes_on_a_prepared_cluster() {
+        if let Some((index, prefix)) = elastic().await {
+            let checks = index.doctor().await;
+            drop_elastic(&prefix).await;
+            assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn processes_preparing_together_put_each_read_alias_on_one_generation() {
+        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+            return;
+        };
+        let mut settings = crate::helpers::test_settings();
+        settings.elasticsearch_url = Some(url);
+        settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let pool = crate::helpers::fresh_pool().await;
+        let config = settings.elastic().unwrap();
+        let indexes: Vec<ElasticIndex> = (0..4).map(|_| ElasticIndex::new(&config, pool.clone()).unwrap()).collect();
+        let results = futures_util::future::join_all(indexes.iter().map(|i| i.prepare())).await;
+        let prefix = &settings.elasticsearch_index_prefix;
+        let behind: serde_json::Value = raw(reqwest::Method::GET, format!("/_alias/{prefix}-accounts"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        drop_elastic(prefix).await;
+        for result in results {
+            result.unwrap();
+        }
+        assert_eq!(behind.as_object().unwrap().len(), 1, "{behind}");
+    }
+
+    #[tokio::test]
+    async fn the_reporting_alias_leaves_out_tombstones_and_deleted_accounts() {
+        let Some((index, prefix)) = elastic().await else {
+            return;
+        };
+        let live = doc("Reported Person", 1);
+        let mut deleted = doc("Deleted Person", 1);
+        deleted.deleted_at = Some(Utc::now());
+        let gone = doc("Gone Person", 1);
+        put(&index, &[live.clone(), deleted, gone.clone()]).await;
+        index.apply(vec![IndexOp::tombstone(Entity::Account, gone.id, 5)]).await.unwrap();
+        let count = |alias: String| async move {
+            let answer: serde_json::Value = raw(reqwest::Method::GET, format!("/{alias}/_count")).await.json().await.unwrap();
+            answer["count"].as_u64().unwrap()
+        };
+        let read = count(format!("{prefix}-accounts")).await;
+        let reported = count(format!("{prefix}-accounts-reporting")).await;
+        drop_elastic(&prefix).await;
+        assert_eq!(
+            (read, reported),
+            (3, 1),
+            "the read alias holds every document, the reporting alias the live account"
+        );
+    }
 }

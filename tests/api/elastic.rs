@@ -3,7 +3,7 @@
 //! objects checked for consistency. The contract suite runs on a real cluster when
 //! ELASTICSEARCH_URL is set (`contract.rs`).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use arrears::error::Code;
 use arrears::search::SearchIndex;
 use arrears::search::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
 use arrears::search::elastic::bulk::{self, Item, Retry};
-use arrears::search::elastic::client::{ClientConfig, Request};
+use arrears::search::elastic::client::{Call, ClientConfig};
 use arrears::search::elastic::dsl;
 use arrears::search::elastic::templates::{self, Names};
 use arrears::search::elastic::{ElasticConfig, ElasticIndex, source};
@@ -32,23 +32,23 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{eventually, fresh_pool, spawn_app_with};
-use crate::scripted_es::{ScriptedEs, alias_of, bulk_response, error};
+use crate::scripted_es::{Indices, ScriptedEs, bulk_response, error};
 
 const REFERENCE: &str = "https://www.elastic.co/guide/en/elasticsearch/reference/8.19/";
 
-fn uuid(n: u128) -> Uuid {
+pub(crate) fn uuid(n: u128) -> Uuid {
     Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + n)
 }
 
-fn today() -> NaiveDate {
+pub(crate) fn today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 11, 21).unwrap()
 }
 
-fn at(day: u32, hour: u32) -> chrono::DateTime<Utc> {
+pub(crate) fn at(day: u32, hour: u32) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, day, hour, 0, 0).unwrap()
 }
 
-fn account() -> AccountDoc {
+pub(crate) fn account() -> AccountDoc {
     let mut custom = serde_json::Map::new();
     custom.insert("region_code".into(), json!("NW-4"));
     AccountDoc {
@@ -101,7 +101,7 @@ fn account() -> AccountDoc {
     }
 }
 
-fn payment() -> PaymentDoc {
+pub(crate) fn payment() -> PaymentDoc {
     PaymentDoc {
         id: uuid(2),
         account_id: uuid(1),
@@ -119,10 +119,11 @@ fn payment() -> PaymentDoc {
         account_number: "ACC-000123".into(),
         debtor_name: "María O'Brien".into(),
         assigned_agent_id: Some(uuid(7)),
+        account_deleted: false,
     }
 }
 
-fn full_account_query() -> AccountQuery {
+pub(crate) fn full_account_query() -> AccountQuery {
     AccountQuery {
         text: None,
         statuses: vec![AccountStatus::Active, AccountStatus::Delinquent],
@@ -161,7 +162,7 @@ fn fixtures() -> PathBuf {
 /// Compares a request with its checked-in fixture. The fixture's name ends with the
 /// page of the Elasticsearch 8 reference it was reviewed against; `UPDATE_GOLDEN=1`
 /// rewrites it (review the diff before committing).
-fn golden(name: &str, reference: &str, request: Request) {
+fn golden(name: &str, reference: &str, request: Call) {
     let path = fixtures().join(format!("{name}.{reference}.json"));
     let actual = json!({ "reference": format!("{REFERENCE}{reference}.html"), "request": request.to_json() });
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
@@ -187,8 +188,11 @@ fn mappings(entity: Entity) -> Value {
     templates::index_template(&Names::new("arrears"), entity)["template"]["mappings"].clone()
 }
 
-fn search(entity: &str, body: Value) -> Request {
-    Request::post(format!("/arrears-{entity}/_search"), body)
+pub(crate) fn search(entity: &str, body: Value) -> Call {
+    Call::Search {
+        index: format!("arrears-{entity}"),
+        body,
+    }
 }
 
 #[test]
@@ -210,6 +214,36 @@ fn golden_account_text_search() {
         "account-text-search",
         "query-dsl-bool-query",
         search("accounts", dsl::account_search(&query)),
+    );
+}
+
+/// Words with combining marks reach the cluster whole, as its `arrears_words`
+/// tokenizer (the same word definition) indexes them.
+#[test]
+fn golden_account_text_search_with_combining_marks() {
+    let query = AccountQuery {
+        text: Some("प्रिया शर्मा".into()),
+        ..AccountQuery::new(today())
+    };
+    let body = dsl::account_search(&query);
+    assert!(body.to_string().contains("\"शर्मा\""), "{body}");
+    golden("account-text-search-marks", "analysis-pattern-tokenizer", search("accounts", body));
+}
+
+#[test]
+fn elasticsearch_splits_words_where_the_embedded_backend_does() {
+    let patterns: Vec<Value> = templates::apply_requests(&Names::new("arrears"), 0)
+        .iter()
+        .filter_map(|call| {
+            call.body()?
+                .pointer("/template/settings/index/analysis/tokenizer/arrears_words/pattern")
+                .cloned()
+        })
+        .collect();
+    assert_eq!(patterns, [json!(arrears::search::words::separator_pattern())]);
+    assert_eq!(
+        patterns[0], r"[^\p{L}\p{M}\p{N}]+",
+        "Java reads these categories as Rust's regex does"
     );
 }
 
@@ -270,6 +304,7 @@ fn golden_payment_search() {
         to: Some(at(21, 0)),
         account_id: None,
         agent: Some(AgentFilter::Unassigned),
+        include_deleted: false,
         sort: PaymentSort {
             field: PaymentSortField::Amount,
             descending: false,
@@ -306,8 +341,9 @@ fn golden_payment_stats() {
 
 #[test]
 fn golden_id_scan() {
-    let body = dsl::scan_body(dsl::live_documents(), Some(uuid(6)), dsl::SCAN_PAGE);
-    golden("version-scan", "search-search", search("accounts", body));
+    let after = json!([uuid(6).to_string(), 4_294_967_303_u64]);
+    let body = dsl::scan_body(dsl::live_documents(), "46ToAwMDaWR5BXV1aWQy", Some(after), dsl::SCAN_PAGE);
+    golden("version-scan", "point-in-time-api", Call::SearchPit { body });
 }
 
 #[test]
@@ -354,7 +390,13 @@ fn golden_generations_and_alias_swap() {
     golden(
         "alias-swap",
         "indices-aliases",
-        templates::swap_aliases(&names, Entity::Account, "arrears-accounts-g2", &["arrears-accounts-g1".into()]),
+        templates::swap_aliases(
+            &names,
+            Entity::Account,
+            "arrears-accounts-g2",
+            &["arrears-accounts-g1".into()],
+            &["arrears-accounts-g1".into()],
+        ),
     );
 }
 
@@ -479,16 +521,26 @@ fn every_template_and_kibana_object_is_valid() {
         .iter()
         .map(|o| (o["type"].as_str().unwrap().to_owned(), o["id"].as_str().unwrap().to_owned()))
         .collect();
-    let titles: HashSet<&str> = objects
+    let views: Vec<&Value> = objects.iter().filter(|o| o["type"] == "index-pattern").collect();
+    let titles: HashSet<String> = views
         .iter()
-        .filter(|o| o["type"] == "index-pattern")
-        .map(|o| o["attributes"]["title"].as_str().unwrap())
+        .map(|o| o["attributes"]["title"].as_str().unwrap().to_owned())
         .collect();
+    let names = Names::new("arrears");
     assert_eq!(
         titles,
-        HashSet::from(["arrears-accounts", "arrears-payments"]),
-        "data views read the aliases"
+        Entity::ALL.iter().map(|e| names.reporting_alias(*e)).collect::<HashSet<_>>(),
+        "data views read the reporting aliases, which leave out tombstones"
     );
+    for view in &views {
+        let hidden: Vec<Value> = serde_json::from_str(view["attributes"]["sourceFilters"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            hidden,
+            [json!({ "value": "derived.*" })],
+            "{} shows the app's derived keys",
+            view["id"]
+        );
+    }
     for object in &objects {
         for reference in object["references"].as_array().into_iter().flatten() {
             let target = (
@@ -514,12 +566,21 @@ fn every_template_and_kibana_object_is_valid() {
     for object in objects.iter().filter(|o| o["type"] == "visualization") {
         let state: Value = serde_json::from_str(object["attributes"]["visState"].as_str().unwrap()).unwrap();
         let view = &object["references"][0]["id"];
-        let fields = if view == "arrears-payments" {
+        let fields = if *view == json!(names.reporting_alias(Entity::Payment)) {
             &payment_fields
         } else {
             &account_fields
         };
         for agg in state["aggs"].as_array().unwrap() {
+            if agg["schema"] == "metric" {
+                let label = agg.pointer("/params/customLabel").and_then(Value::as_str).unwrap_or_default();
+                let field = agg.pointer("/params/field").and_then(Value::as_str);
+                assert!(
+                    !label.is_empty() && field.is_none_or(|f| label.contains(&f.replace('_', " ")) || label.contains("amounts")),
+                    "{}: the series label must say what it sums: {label:?}",
+                    object["id"]
+                );
+            }
             if let Some(field) = agg.pointer("/params/field").and_then(Value::as_str) {
                 assert!(
                     fields.contains(field),
@@ -529,6 +590,19 @@ fn every_template_and_kibana_object_is_valid() {
             }
         }
     }
+}
+
+/// The role an operator applies is the one `arrears doctor` checks for
+/// (`UPDATE_GOLDEN=1` rewrites the file).
+#[test]
+fn the_role_file_grants_what_the_doctor_checks() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("index-templates/elasticsearch-role.json");
+    let role = arrears::search::elastic::doctor::role(&Names::new("arrears"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&role).unwrap() + "\n").unwrap();
+    }
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(file, role, "{} differs from doctor::role", path.display());
 }
 
 #[test]
@@ -567,6 +641,45 @@ fn compose_file_starts_everything_in_order() {
     let setup = &services["kibana-setup"];
     let mounts: Vec<&str> = setup["volumes"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(mounts.iter().any(|m| m.starts_with("./index-templates/kibana")), "{mounts:?}");
+    assert_eq!(
+        env["ELASTICSEARCH_USERNAME"].as_str(),
+        Some("arrears_app"),
+        "the app signs in as its own user, never as the elastic superuser"
+    );
+    for (name, service) in services {
+        for port in service.get("ports").and_then(|p| p.as_sequence()).into_iter().flatten() {
+            let port = port.as_str().unwrap();
+            assert!(
+                port.starts_with("127.0.0.1:") || port.starts_with("${APP_BIND:-127.0.0.1}:"),
+                "{} publishes {port} on every interface",
+                name.as_str().unwrap()
+            );
+        }
+    }
+    let text = std::fs::read_to_string(root.join("docker-compose.yml")).unwrap();
+    // `$${…}` is the container's own variable, read by its shell.
+    for (at, _) in text.match_indices("${").filter(|(at, _)| !text[..*at].ends_with('$')) {
+        let variable = &text[at..at + text[at..].find('}').unwrap()];
+        if variable.contains("PASSWORD") || variable.contains("SECRET") {
+            assert!(variable.contains(":?"), "{variable}}} must be required, with no default");
+        }
+    }
+    let example = std::fs::read_to_string(root.join(".env.example")).unwrap();
+    for secret in [
+        "POSTGRES_PASSWORD",
+        "ELASTIC_PASSWORD",
+        "KIBANA_PASSWORD",
+        "ARREARS_ES_PASSWORD",
+        "JWT_SECRET",
+    ] {
+        assert!(text.contains(secret) && example.contains(&format!("\n{secret}=\n")), "{secret}");
+    }
+    let setup = &services["elasticsearch-setup"];
+    let mounts: Vec<&str> = setup["volumes"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert!(
+        mounts.iter().any(|m| m.starts_with("./index-templates/elasticsearch-role.json:")),
+        "{mounts:?}"
+    );
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
     assert!(dockerfile.matches("FROM ").count() >= 2, "multi-stage");
     assert!(
@@ -597,19 +710,20 @@ const FAST_RETRY: Retry = Retry {
     batch: 100,
 };
 
-/// A server that knows one write target and answers bulks with `bulks` in turn.
+/// The aliases of a live first generation of accounts.
+const LIVE_ACCOUNTS: &[&str] = &[
+    "arrears-accounts",
+    "arrears-accounts-reporting",
+    "arrears-accounts-targets",
+    "arrears-accounts-g1-write",
+];
+
+/// A cluster with one live account generation that answers bulks with `bulks` in turn.
 async fn bulk_server(mut bulks: Vec<(u16, Value)>) -> ScriptedEs {
     bulks.reverse();
-    ScriptedEs::start(move |r| {
-        if r.path.starts_with("/_alias/arrears-accounts-targets") {
-            (200, alias_of("arrears-accounts-g1", "arrears-accounts-targets"))
-        } else if r.path.starts_with("/_bulk") {
-            bulks.pop().expect("no more bulk requests expected")
-        } else if r.path.ends_with("/_refresh") {
-            (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }))
-        } else {
-            (404, error("resource_not_found_exception", "unexpected request", 404))
-        }
+    ScriptedEs::with_indices(&[("arrears-accounts-g1", LIVE_ACCOUNTS)], move |r, indices| match r.api() {
+        "bulk" => bulks.pop().expect("no more bulk requests expected"),
+        _ => answer_as_cluster(r, indices),
     })
     .await
 }
@@ -712,7 +826,7 @@ async fn mapping_errors_become_dead_letters_without_blocking_the_batch() {
 
 #[tokio::test]
 async fn unauthorized_stops_the_sync_worker_and_keeps_the_outbox() {
-    let server = ScriptedEs::start(|_| {
+    let server = ScriptedEs::start(|_, _| {
         (
             401,
             error(
@@ -770,7 +884,7 @@ async fn failed_shards_are_reported_over_http_not_hidden() {
     document["deleted_at"] = Value::Null;
     let shards_failed = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let failed = shards_failed.clone();
-    let server = ScriptedEs::start(move |r| {
+    let server = ScriptedEs::start(move |r, _| {
         if r.path.starts_with("/arrears-accounts/_search") {
             (
                 200,
@@ -808,118 +922,186 @@ async fn failed_shards_are_reported_over_http_not_hidden() {
     assert_eq!(err.code(), Code::ServiceUnavailable);
 }
 
-/// A scripted cluster that keeps indices and aliases the way the index and alias APIs
-/// document them (enough for a rebuild's orchestration).
-async fn alias_cluster(
-    indices: &[(&str, &[&str])],
-) -> (
-    ScriptedEs,
-    Arc<std::sync::Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>>,
-) {
-    let state: Arc<std::sync::Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>> = Arc::new(std::sync::Mutex::new(
-        indices
-            .iter()
-            .map(|(index, aliases)| (index.to_string(), aliases.iter().map(|a| a.to_string()).collect()))
-            .collect(),
-    ));
-    let cluster = state.clone();
-    let server = ScriptedEs::start(move |r| {
-        let mut cluster = cluster.lock().unwrap();
-        let path = r.path.split('?').next().unwrap().to_owned();
-        let listing = |names: Vec<(&String, &BTreeSet<String>)>| -> Value {
-            names
-                .into_iter()
-                .map(|(index, aliases)| {
-                    let aliases: serde_json::Map<String, Value> = aliases.iter().map(|a| (a.clone(), json!({}))).collect();
-                    (index.clone(), json!({ "aliases": aliases }))
-                })
-                .collect::<serde_json::Map<String, Value>>()
-                .into()
-        };
-        let ack = json!({ "acknowledged": true });
-        match (r.method.as_str(), path.as_str()) {
-            ("GET", p) if p.starts_with("/_alias/") => {
-                let alias = &p["/_alias/".len()..];
-                let found: Vec<_> = cluster.iter().filter(|(_, a)| a.contains(alias)).collect();
-                if found.is_empty() {
-                    (404, json!({ "error": format!("alias [{alias}] missing"), "status": 404 }))
-                } else {
-                    (200, listing(found))
-                }
+/// The listing `GET /_alias` answers for these indices.
+fn alias_listing(names: Vec<(&String, &BTreeSet<String>)>) -> Value {
+    names
+        .into_iter()
+        .map(|(index, aliases)| {
+            let aliases: serde_json::Map<String, Value> = aliases.iter().map(|a| (a.clone(), json!({}))).collect();
+            (index.clone(), json!({ "aliases": aliases }))
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
+}
+
+/// Answers a call the way the index, alias, bulk, search and point-in-time APIs
+/// document it, over the cluster's indices (enough for a rebuild's orchestration and
+/// scans; every search matches nothing).
+fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut Indices) -> (u16, Value) {
+    let path = r.route().to_owned();
+    let ack = json!({ "acknowledged": true });
+    let name_of = |p: &str| p.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+    let resolves = |cluster: &Indices, name: &str| cluster.iter().any(|(index, aliases)| index == name || aliases.contains(name));
+    let missing = |name: &str| (404, error("index_not_found_exception", &format!("no such index [{name}]"), 404));
+    match r.api() {
+        "indices.get_alias" if path.starts_with("/_alias/") => {
+            let alias = &path["/_alias/".len()..];
+            let found: Vec<_> = cluster.iter().filter(|(_, a)| a.contains(alias)).collect();
+            if found.is_empty() {
+                (404, json!({ "error": format!("alias [{alias}] missing"), "status": 404 }))
+            } else {
+                (200, alias_listing(found))
             }
-            ("GET", p) if p.ends_with("/_alias") => {
-                let prefix = p.trim_start_matches('/').trim_end_matches("/_alias").trim_end_matches('*');
-                (200, listing(cluster.iter().filter(|(i, _)| i.starts_with(prefix)).collect()))
-            }
-            ("POST", "/_aliases") => {
-                for action in r.json()["actions"].as_array().unwrap() {
-                    let (kind, spec) = action.as_object().unwrap().iter().next().unwrap();
-                    let index = spec["index"].as_str().unwrap().to_owned();
-                    let alias = spec["alias"].as_str().unwrap().to_owned();
-                    let Some(aliases) = cluster.get_mut(&index) else {
-                        return (404, error("index_not_found_exception", &format!("no such index [{index}]"), 404));
-                    };
-                    if kind == "add" {
-                        aliases.insert(alias);
-                    } else {
-                        aliases.remove(&alias);
-                    }
-                }
-                (200, ack)
-            }
-            ("PUT", p) if p.ends_with("/_settings") || p.starts_with("/_component_template/") || p.starts_with("/_index_template/") => {
-                (200, ack)
-            }
-            ("POST", "/_bulk") => (200, bulk_response(&vec![201; r.lines().len() / 2])),
-            ("POST", p) if p.ends_with("/_refresh") => {
-                let name = p.trim_start_matches('/').trim_end_matches("/_refresh");
-                if cluster.iter().any(|(index, aliases)| index == name || aliases.contains(name)) {
-                    (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } }))
-                } else {
-                    (404, error("index_not_found_exception", &format!("no such index [{name}]"), 404))
-                }
-            }
-            ("PUT", p) => {
-                let index = p.trim_start_matches('/').to_owned();
-                if cluster.contains_key(&index) {
-                    return (
-                        400,
-                        error("resource_already_exists_exception", &format!("index [{index}] already exists"), 400),
-                    );
-                }
-                let aliases = r.json()["aliases"].as_object().unwrap().keys().cloned().collect();
-                cluster.insert(index.clone(), aliases);
-                (200, json!({ "acknowledged": true, "shards_acknowledged": true, "index": index }))
-            }
-            ("DELETE", p) => match cluster.remove(p.trim_start_matches('/')) {
-                Some(_) => (200, ack),
-                None => (404, error("index_not_found_exception", "no such index", 404)),
-            },
-            _ => (
-                400,
-                error("illegal_argument_exception", &format!("unexpected {} {}", r.method, r.path), 400),
-            ),
         }
-    })
-    .await;
-    (server, state)
+        "indices.get_alias" => {
+            let prefix = name_of(&path);
+            let prefix = prefix.trim_end_matches('*');
+            (200, alias_listing(cluster.iter().filter(|(i, _)| i.starts_with(prefix)).collect()))
+        }
+        "indices.update_aliases" => {
+            for action in r.json()["actions"].as_array().unwrap() {
+                let (kind, spec) = action.as_object().unwrap().iter().next().unwrap();
+                let index = spec["index"].as_str().unwrap().to_owned();
+                let alias = spec["alias"].as_str().unwrap().to_owned();
+                let Some(aliases) = cluster.get_mut(&index) else {
+                    return missing(&index);
+                };
+                if kind == "add" {
+                    aliases.insert(alias);
+                } else {
+                    aliases.remove(&alias);
+                }
+            }
+            (200, ack)
+        }
+        "info" => (
+            200,
+            json!({ "name": "scripted", "cluster_name": "scripted", "version": { "number": "8.19.0" }, "tagline": "You Know, for Search" }),
+        ),
+        "security.has_privileges" => {
+            let asked = r.json();
+            let held = |list: &Value| -> Value {
+                list.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| (p.as_str().unwrap().to_owned(), json!(true)))
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            };
+            let index: serde_json::Map<String, Value> = asked["index"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|entry| {
+                    entry["names"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|n| (n.as_str().unwrap().to_owned(), held(&entry["privileges"])))
+                })
+                .collect();
+            (
+                200,
+                json!({ "username": "scripted", "has_all_requested": true, "cluster": held(&asked["cluster"]), "index": index, "application": {} }),
+            )
+        }
+        "indices.put_settings" => (200, ack),
+        "bulk" => (200, bulk_response(&vec![201; r.lines().len() / 2])),
+        "indices.refresh" | "count" | "open_point_in_time" => {
+            let name = name_of(&path);
+            if !resolves(cluster, &name) {
+                return missing(&name);
+            }
+            match r.api() {
+                "indices.refresh" => (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } })),
+                "count" => (
+                    200,
+                    json!({ "count": 0, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
+                ),
+                _ => (
+                    200,
+                    json!({ "id": format!("pit-of-{name}"), "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
+                ),
+            }
+        }
+        "search" => (200, search_response(0, &[])),
+        "close_point_in_time" => (200, json!({ "succeeded": true, "num_freed": 1 })),
+        "indices.create" => {
+            let index = name_of(&path);
+            if cluster.contains_key(&index) {
+                return (
+                    400,
+                    error("resource_already_exists_exception", &format!("index [{index}] already exists"), 400),
+                );
+            }
+            let aliases = r.json()["aliases"].as_object().unwrap().keys().cloned().collect();
+            cluster.insert(index.clone(), aliases);
+            (200, json!({ "acknowledged": true, "shards_acknowledged": true, "index": index }))
+        }
+        "indices.delete" => match cluster.remove(&name_of(&path)) {
+            Some(_) => (200, ack),
+            None => missing(&name_of(&path)),
+        },
+        _ => (
+            400,
+            error("illegal_argument_exception", &format!("unexpected {} {}", r.method, r.path), 400),
+        ),
+    }
+}
+
+/// A script answering as [`answer_as_cluster`] and keeping the templates it is given,
+/// as the template APIs do.
+fn as_cluster() -> impl FnMut(&crate::scripted_es::Received, &mut Indices) -> (u16, Value) + Send + 'static {
+    let mut templates: BTreeMap<String, Value> = BTreeMap::new();
+    move |r, cluster| {
+        let name = r.route().rsplit('/').next().unwrap_or_default().to_owned();
+        match r.api() {
+            "cluster.put_component_template" | "indices.put_index_template" => {
+                templates.insert(format!("{}/{name}", r.api()), r.json());
+                (200, json!({ "acknowledged": true }))
+            }
+            "cluster.get_component_template" | "indices.get_index_template" => {
+                let (put, list, item) = if r.api() == "cluster.get_component_template" {
+                    ("cluster.put_component_template", "component_templates", "component_template")
+                } else {
+                    ("indices.put_index_template", "index_templates", "index_template")
+                };
+                match templates.get(&format!("{put}/{name}")) {
+                    Some(body) => (200, json!({ list: [{ "name": name, item: body }] })),
+                    None => (
+                        404,
+                        error(
+                            "resource_not_found_exception",
+                            &format!("index template matching [{name}] not found"),
+                            404,
+                        ),
+                    ),
+                }
+            }
+            _ => answer_as_cluster(r, cluster),
+        }
+    }
+}
+
+/// A scripted cluster holding these indices, answering [`as_cluster`].
+async fn alias_cluster(indices: &[(&str, &[&str])]) -> ScriptedEs {
+    ScriptedEs::with_indices(indices, as_cluster()).await
 }
 
 #[tokio::test]
 async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
-    let live: &[&str] = &["arrears-accounts", "arrears-accounts-targets", "arrears-accounts-g1-write"];
-    let (server, cluster) = alias_cluster(&[("arrears-accounts-g1", live)]).await;
+    let server = alias_cluster(&[("arrears-accounts-g1", LIVE_ACCOUNTS)]).await;
     let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
     let generation = index.begin_rebuild(Entity::Account).await.unwrap();
     assert_eq!(generation, "arrears-accounts-g2");
-    let created = server.received().into_iter().find(|r| r.method == "PUT").unwrap().json();
+    let created = server.received().into_iter().find(|r| r.api() == "indices.create").unwrap().json();
     assert_eq!(
         created["settings"]["index"]["refresh_interval"], "-1",
         "the backfill runs with refresh off"
     );
     assert_eq!(created["settings"]["index"]["number_of_replicas"], 0);
     {
-        let cluster = cluster.lock().unwrap();
+        let cluster = server.indices();
         let targets: Vec<_> = cluster
             .iter()
             .filter(|(_, a)| a.contains("arrears-accounts-targets"))
@@ -934,10 +1116,18 @@ async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
     }
 
     index.promote(Entity::Account, generation.clone()).await.unwrap();
-    let swaps: Vec<_> = server.received().into_iter().filter(|r| r.path == "/_aliases").collect();
+    let swaps: Vec<_> = server
+        .received()
+        .into_iter()
+        .filter(|r| r.api() == "indices.update_aliases")
+        .collect();
     assert_eq!(swaps.len(), 1, "one atomic _aliases call");
-    assert_eq!(swaps[0].json()["actions"].as_array().unwrap().len(), 4);
-    let settings = server.received().into_iter().find(|r| r.path.ends_with("/_settings")).unwrap();
+    assert_eq!(
+        swaps[0].json()["actions"].as_array().unwrap().len(),
+        6,
+        "read and reporting aliases move, the old generation leaves every alias"
+    );
+    let settings = server.received().into_iter().find(|r| r.api() == "indices.put_settings").unwrap();
     assert_eq!(
         settings.json()["index"]["refresh_interval"],
         "1s",
@@ -945,12 +1135,17 @@ async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
     );
     assert!(settings.at <= swaps[0].at);
     {
-        let cluster = cluster.lock().unwrap();
+        let cluster = server.indices();
         assert!(!cluster.contains_key("arrears-accounts-g1"), "the old generation is deleted");
         let aliases: Vec<_> = cluster["arrears-accounts-g2"].iter().cloned().collect();
         assert_eq!(
             aliases,
-            ["arrears-accounts", "arrears-accounts-g2-write", "arrears-accounts-targets"]
+            [
+                "arrears-accounts",
+                "arrears-accounts-g2-write",
+                "arrears-accounts-reporting",
+                "arrears-accounts-targets"
+            ]
         );
     }
     let again = index.promote(Entity::Account, generation).await.unwrap_err();
@@ -960,13 +1155,18 @@ async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
     assert_eq!(abandoned, "arrears-accounts-g3");
     index.abandon(Entity::Account, abandoned.clone()).await.unwrap();
     assert!(index.count(Entity::Account, abandoned).await.is_err());
-    assert_eq!(cluster.lock().unwrap().keys().cloned().collect::<Vec<_>>(), ["arrears-accounts-g2"]);
+    assert_eq!(server.indices().keys().cloned().collect::<Vec<_>>(), ["arrears-accounts-g2"]);
 }
 
 #[tokio::test]
 async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
-    let live: &[&str] = &["arrears-payments", "arrears-payments-targets", "arrears-payments-g4-write"];
-    let (server, cluster) = alias_cluster(&[("arrears-payments-g4", live)]).await;
+    let live: &[&str] = &[
+        "arrears-payments",
+        "arrears-payments-reporting",
+        "arrears-payments-targets",
+        "arrears-payments-g4-write",
+    ];
+    let server = alias_cluster(&[("arrears-payments-g4", live)]).await;
     let keep = ElasticConfig {
         keep_old: true,
         ..config(&server.url)
@@ -975,14 +1175,14 @@ async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
     let generation = index.begin_rebuild(Entity::Payment).await.unwrap();
     assert_eq!(generation, "arrears-payments-g5");
     index.promote(Entity::Payment, generation).await.unwrap();
-    let cluster = cluster.lock().unwrap();
+    let cluster = server.indices();
     assert!(cluster["arrears-payments-g4"].is_empty(), "kept, but neither read nor written");
     assert!(cluster["arrears-payments-g5"].contains("arrears-payments"));
 }
 
 #[tokio::test]
 async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() {
-    let (server, cluster) = alias_cluster(&[]).await;
+    let server = alias_cluster(&[]).await;
     let app = spawn_app_with(|s| {
         s.search_backend = SearchBackend::Elasticsearch;
         s.elasticsearch_url = Some(server.url.clone());
@@ -991,20 +1191,26 @@ async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() 
     let templates: Vec<_> = server
         .received()
         .into_iter()
-        .filter(|r| r.path.starts_with("/_component_template/") || r.path.starts_with("/_index_template/"))
+        .filter(|r| r.api() == "cluster.put_component_template" || r.api() == "indices.put_index_template")
         .collect();
     assert_eq!(templates.len(), 4);
     assert_eq!(templates[2].path, "/_index_template/arrears-accounts");
     assert_eq!(
-        templates[2].json(),
-        templates::index_template(&Names::new("arrears"), Entity::Account)
+        Some(templates[2].json()),
+        templates::apply_requests(&Names::new("arrears"), 0)[2].body(),
+        "the template, with the digest the doctor compares"
     );
     {
-        let cluster = cluster.lock().unwrap();
+        let cluster = server.indices();
         let accounts: Vec<_> = cluster["arrears-accounts-g1"].iter().cloned().collect();
         assert_eq!(
             accounts,
-            ["arrears-accounts", "arrears-accounts-g1-write", "arrears-accounts-targets"]
+            [
+                "arrears-accounts",
+                "arrears-accounts-g1-write",
+                "arrears-accounts-reporting",
+                "arrears-accounts-targets"
+            ]
         );
         assert!(cluster.contains_key("arrears-payments-g1"));
     }
@@ -1025,12 +1231,312 @@ async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() 
     assert_eq!(lines[position]["index"]["version_type"], "external");
     assert_eq!(lines[position + 1]["debtor_name"], "Elastic Person");
     assert!(lines[position + 1]["derived"]["balance_units"].is_i64());
-    // The refresh follows the bulk's answer, so it may arrive a moment after it.
+    // The refresh follows the bulk's answer, so it may arrive a moment after it. It
+    // refreshes what searches read.
     eventually("the batch is made searchable", || async {
         server
             .received()
             .iter()
-            .any(|r| r.path == "/arrears-accounts-targets/_refresh" && r.at >= bulk.at)
+            .any(|r| r.path == "/arrears-accounts/_refresh" && r.at >= bulk.at)
     })
     .await;
+    let refused = server.refused();
+    assert!(refused.is_empty(), "a real cluster would refuse: {refused:#?}");
+}
+
+#[test]
+fn cluster_blocks_are_retried_only_when_elasticsearch_lifts_them_itself() {
+    use arrears::search::elastic::client::{EsError, classify};
+    let block = |status: u16, block: &str| {
+        let reason = format!("index [arrears-accounts-g1] blocked by: [{block}];");
+        classify(status, &error("cluster_block_exception", &reason, status))
+    };
+    let transient = [
+        (503, "SERVICE_UNAVAILABLE/1/state not recovered / initialized"),
+        (503, "SERVICE_UNAVAILABLE/2/no master"),
+        (
+            429,
+            "TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block",
+        ),
+    ];
+    for (status, name) in transient {
+        assert!(
+            matches!(block(status, name), EsError::Transient(_)),
+            "{name} passes by itself: retry"
+        );
+    }
+    let fatal = [(403, "FORBIDDEN/8/index write (api)"), (403, "FORBIDDEN/5/index read-only (api)")];
+    for (status, name) in fatal {
+        assert!(
+            matches!(block(status, name), EsError::Fatal(_)),
+            "{name} waits for an operator: stop"
+        );
+    }
+    let refused = classify(401, &error("security_exception", "unable to authenticate user", 401));
+    assert!(matches!(refused, EsError::Fatal(_)));
+}
+
+#[tokio::test]
+async fn a_flood_stage_block_on_a_bulk_item_is_retried_until_lifted() {
+    let mut blocked = bulk_response(&[201, 429]);
+    blocked["items"][1]["index"]["error"] = json!({
+        "type": "cluster_block_exception",
+        "reason": "index [arrears-accounts-g1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"
+    });
+    let server = bulk_server(vec![(200, blocked), (200, bulk_response(&[201]))]).await;
+    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await)
+        .unwrap()
+        .with_retry(FAST_RETRY);
+    let report = index.apply(docs(2)).await.unwrap();
+    assert_eq!(report.applied, 2, "the blocked document is written once the block is lifted");
+    assert_eq!(server.bulks()[1].bulk_ids(), vec![uuid(101).to_string()]);
+}
+
+#[tokio::test]
+async fn two_processes_starting_together_put_each_read_alias_on_one_generation() {
+    // The second process looks for the read aliases before the first created them
+    // (modelled by answering its first look-up of each as missing), then creates.
+    let mut looked = HashSet::new();
+    let mut cluster = as_cluster();
+    let server = ScriptedEs::start(move |r, indices| {
+        let second = r.authorization.as_deref() == Some(&basic("second"));
+        if second && r.api() == "indices.get_alias" && r.route().starts_with("/_alias/") && looked.insert(r.route().to_owned()) {
+            return (404, json!({ "error": "alias missing", "status": 404 }));
+        }
+        cluster(r, indices)
+    })
+    .await;
+    let pool = fresh_pool().await;
+    let first = ElasticIndex::new(&config(&server.url), pool.clone()).unwrap();
+    let mut second_config = config(&server.url);
+    second_config.client.username = Some("second".into());
+    let second = ElasticIndex::new(&second_config, pool).unwrap();
+    assert_eq!(first.prepare().await.unwrap(), Entity::ALL.to_vec());
+    assert!(second.prepare().await.unwrap().is_empty(), "the second process backfills nothing");
+    let (a, b) = tokio::join!(first.prepare(), second.prepare());
+    a.unwrap();
+    b.unwrap();
+    for alias in ["arrears-accounts", "arrears-payments"] {
+        let behind: Vec<_> = server
+            .indices()
+            .into_iter()
+            .filter(|(_, a)| a.contains(alias))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(behind.len(), 1, "{alias} is on {behind:?}");
+    }
+    assert!(server.refused().is_empty(), "{:#?}", server.refused());
+}
+
+/// The `Authorization` header of basic credentials with the test password.
+fn basic(user: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:secret"))
+    )
+}
+
+#[tokio::test]
+async fn prepare_refuses_a_read_alias_on_two_generations_and_names_the_fix() {
+    let server = alias_cluster(&[
+        ("arrears-accounts-g1", &["arrears-accounts"]),
+        ("arrears-accounts-g2", &["arrears-accounts"]),
+    ])
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let err = index.prepare().await.unwrap_err().to_string();
+    assert!(err.contains("points at 2 indices") && err.contains("arrears doctor"), "{err}");
+}
+
+#[tokio::test]
+async fn the_reporting_alias_follows_reads_and_leaves_out_tombstones() {
+    // A deployment from before the reporting alias existed.
+    let server = alias_cluster(&[
+        (
+            "arrears-accounts-g1",
+            &["arrears-accounts", "arrears-accounts-targets", "arrears-accounts-g1-write"],
+        ),
+        (
+            "arrears-payments-g3",
+            &["arrears-payments", "arrears-payments-targets", "arrears-payments-g3-write"],
+        ),
+    ])
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    assert!(index.prepare().await.unwrap().is_empty());
+    let cluster = server.indices();
+    assert!(cluster["arrears-accounts-g1"].contains("arrears-accounts-reporting"));
+    assert!(cluster["arrears-payments-g3"].contains("arrears-payments-reporting"));
+    let added: Vec<Value> = server
+        .received()
+        .iter()
+        .filter(|r| r.api() == "indices.update_aliases")
+        .flat_map(|r| r.json()["actions"].as_array().unwrap().clone())
+        .collect();
+    let accounts = added.iter().find(|a| a["add"]["alias"] == "arrears-accounts-reporting").unwrap();
+    let filter = accounts["add"]["filter"].to_string();
+    assert!(filter.contains("tombstone") && filter.contains("deleted_at"), "{filter}");
+    assert!(index.doctor().await.iter().all(|c| c.ok), "{:#?}", index.doctor().await);
+}
+
+#[tokio::test]
+async fn sync_batches_refresh_only_what_searches_read() {
+    let server = alias_cluster(&[("arrears-accounts-g1", LIVE_ACCOUNTS)]).await;
+    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let generation = index.begin_rebuild(Entity::Account).await.unwrap();
+    let report = index.apply(docs(2)).await.unwrap();
+    assert_eq!(report.applied, 2);
+    let bulk = &server.bulks()[0];
+    let targets: BTreeSet<String> = bulk
+        .lines()
+        .iter()
+        .filter_map(|l| l.pointer("/index/_index").and_then(Value::as_str).map(str::to_owned))
+        .collect();
+    assert_eq!(
+        targets,
+        BTreeSet::from(["arrears-accounts-g1-write".to_owned(), format!("{generation}-write")]),
+        "both generations are written"
+    );
+    let refreshed: Vec<String> = server
+        .received()
+        .iter()
+        .filter(|r| r.api() == "indices.refresh")
+        .map(|r| r.route().to_owned())
+        .collect();
+    assert_eq!(
+        refreshed,
+        ["/arrears-accounts/_refresh"],
+        "the rebuild's generation stays unrefreshed"
+    );
+    assert!(server.refused().is_empty(), "{:#?}", server.refused());
+}
+
+#[tokio::test]
+async fn scans_read_every_page_from_one_point_in_time_and_close_it() {
+    let pages = Arc::new(std::sync::Mutex::new(0));
+    let seen = pages.clone();
+    let server = ScriptedEs::with_indices(&[("arrears-accounts-g1", LIVE_ACCOUNTS)], move |r, indices| {
+        if r.api() != "search" {
+            return answer_as_cluster(r, indices);
+        }
+        let mut page = seen.lock().unwrap();
+        *page += 1;
+        let (first, count) = if *page == 1 { (0, dsl::SCAN_PAGE) } else { (dsl::SCAN_PAGE, 1) };
+        let hits: Vec<Value> = (first..first + count)
+            .map(|n| {
+                let id = uuid(n as u128).to_string();
+                json!({ "_index": "arrears-accounts-g1", "_id": id, "_version": 7, "_score": null, "sort": [id, n] })
+            })
+            .collect();
+        let answer = json!({
+            "pit_id": format!("pit-after-page-{page}"),
+            "took": 1, "timed_out": false,
+            "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+            "hits": { "total": { "value": 0, "relation": "gte" }, "max_score": null, "hits": hits }
+        });
+        (200, answer)
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let versions = index.versions(Entity::Account).await.unwrap();
+    assert_eq!(versions.len(), dsl::SCAN_PAGE + 1);
+    let calls: Vec<_> = server.received();
+    let apis: Vec<&str> = calls.iter().map(|r| r.api()).collect();
+    assert_eq!(apis, ["open_point_in_time", "search", "search", "close_point_in_time"]);
+    assert_eq!(calls[0].path, "/arrears-accounts/_pit?keep_alive=1m");
+    let (one, two) = (calls[1].json(), calls[2].json());
+    assert_eq!(calls[1].route(), "/_search", "a search through a point in time names no index");
+    assert_eq!(one["pit"]["id"], "pit-of-arrears-accounts");
+    assert_eq!(two["pit"]["id"], "pit-after-page-1", "the newest point-in-time id is used");
+    assert_eq!(
+        two["search_after"],
+        json!([uuid(dsl::SCAN_PAGE as u128 - 1).to_string(), dsl::SCAN_PAGE - 1])
+    );
+    assert_eq!(calls[3].json(), json!({ "id": "pit-after-page-2" }));
+    assert!(server.refused().is_empty(), "{:#?}", server.refused());
+}
+
+#[test]
+fn every_keyword_field_ignores_values_lucene_could_not_index() {
+    fn keywords(properties: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
+        for (name, field) in properties.as_object().into_iter().flatten() {
+            let path = format!("{prefix}{name}");
+            if field["type"] == "keyword" {
+                out.push((path.clone(), field["ignore_above"].clone()));
+            }
+            keywords(&field["properties"], &format!("{path}."), out);
+            keywords(&field["fields"], &format!("{path}."), out);
+        }
+    }
+    for entity in Entity::ALL {
+        let mut found = Vec::new();
+        keywords(&mappings(entity)["properties"], "", &mut found);
+        assert!(found.len() > 5);
+        for (field, ignore_above) in found {
+            // Lucene refuses a term over 32,766 bytes: 8,191 characters of four bytes.
+            let limit = ignore_above
+                .as_u64()
+                .unwrap_or_else(|| panic!("{entity:?} {field} has no ignore_above"));
+            assert!((500..=8191).contains(&limit), "{entity:?} {field}: ignore_above {limit}");
+        }
+    }
+}
+
+#[test]
+fn an_index_prefix_elasticsearch_would_refuse_is_refused_at_start() {
+    for bad in ["-arrears", "_arrears", "Arrears", "arr ears", ""] {
+        let mut settings = crate::helpers::test_settings();
+        settings.elasticsearch_url = Some("http://127.0.0.1:9200".into());
+        settings.elasticsearch_index_prefix = bad.into();
+        let err = settings.elastic().unwrap_err().to_string();
+        assert!(err.contains("ELASTICSEARCH_INDEX_PREFIX"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn the_image_build_copies_every_file_the_binary_includes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let copied: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .flat_map(|l| {
+            let parts: Vec<&str> = l.split_whitespace().collect();
+            parts[..parts.len() - 1].to_vec()
+        })
+        .collect();
+    let mut included = BTreeSet::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for macro_name in ["include_str!(\"", "include_bytes!(\""] {
+                for rest in text.split(macro_name).skip(1) {
+                    let relative = rest.split('"').next().unwrap();
+                    let file = path.parent().unwrap().join(relative).canonicalize().unwrap();
+                    let top = file
+                        .strip_prefix(root.canonicalize().unwrap())
+                        .unwrap()
+                        .components()
+                        .next()
+                        .unwrap();
+                    included.insert(top.as_os_str().to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    assert!(included.contains("static"), "{included:?}");
+    for top in included {
+        assert!(
+            copied.iter().any(|c| c.trim_end_matches('/') == top),
+            "the binary includes files from {top}/, which the Dockerfile does not copy ({copied:?})"
+        );
+    }
 }

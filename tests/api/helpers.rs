@@ -46,7 +46,6 @@ pub fn test_settings() -> Settings {
     settings.jwt_secret = Some("test-secret-test-secret-test-secret-0123".to_owned());
     settings.database_max_connections = 10;
     settings.login_rate_limit_per_ip = 1000;
-    settings.login_rate_limit_per_email = 1000;
     // The suite runs on the embedded index whatever the environment says; the
     // Elasticsearch backend has its own tests (elastic.rs, contract.rs).
     settings.search_backend = arrears::config::SearchBackend::Embedded;

@@ -37,7 +37,10 @@ async fn admin_creates_lists_changes_role_and_disables() {
         .post("/api/v1/auth/refresh", None, &json!({"refresh_token": tokens["refresh_token"]}))
         .await;
     assert_problem(refresh, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
-    assert_eq!(app.login("agent@example.com", PASSWORD).await.0, StatusCode::FORBIDDEN);
+    // A disabled user's right password gets the answer a wrong one gets: no enumeration.
+    let (status, body) = app.login("agent@example.com", PASSWORD).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "invalid_credentials");
 
     let own = app
         .patch(&format!("/api/v1/users/{}", admin.id), &admin.token, &json!({"disabled": true}))

@@ -476,3 +476,48 @@ async fn events_written_by_plain_sql_are_published_once_and_pruning_keeps_unpubl
     assert_eq!(kept, ids[1..], "an old event still waiting for the relay is kept");
     arrears::store::events::vacuum_queue(&mut conn).await.unwrap();
 }
+
+/// Five thousand missed events (more than the send queue holds, and several replay
+/// pages) all arrive, in order, each once.
+#[tokio::test]
+async fn thousands_of_missed_events_are_replayed_in_order() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let since: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let inserted: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO events (kind, topics) SELECT 'payment.created', '{payments}' FROM generate_series(1, 5000) RETURNING id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    // Published to nobody before the client comes back, so only the replay sends them.
+    eventually("the relay publishes the events", || async {
+        let mut conn = app.pool.acquire().await.unwrap();
+        arrears::store::events::unpublished(&mut conn, 1).await.unwrap().0.is_empty()
+    })
+    .await;
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    let mut received = Vec::new();
+    let mut from = since;
+    loop {
+        send(&mut socket, "replay", json!({"since": from})).await;
+        let done = loop {
+            let message = next(&mut socket).await.expect("the socket stays open during a replay");
+            if message["event"] == "replay.done" {
+                break message;
+            }
+            received.push(message["id"].as_i64().unwrap());
+        };
+        from = done["data"]["until"].as_i64().unwrap();
+        if done["data"]["more"] == false {
+            break;
+        }
+    }
+    let mut expected = inserted;
+    expected.sort_unstable();
+    assert_eq!(received.len(), 5000);
+    assert_eq!(received, expected, "every event once, in commit order");
+}

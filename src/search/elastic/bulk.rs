@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::client::{Client, EsError, Request, classify, error_reason, error_type};
+use super::client::{Call, Client, EsError, classify, error_reason, error_type};
 use crate::store::dead_letters::DeadLetter;
 
 /// One document for one write target.
@@ -56,7 +56,7 @@ impl Default for Retry {
     }
 }
 
-pub fn request(items: &[Item]) -> Request {
+pub fn request(items: &[Item]) -> Call {
     let mut lines = Vec::with_capacity(items.len() * 2);
     for item in items {
         lines.push(json!({ "index": {
@@ -68,10 +68,7 @@ pub fn request(items: &[Item]) -> Request {
         } }));
         lines.push(item.source.clone());
     }
-    Request::bulk(
-        "/_bulk?filter_path=errors,items.*.status,items.*.error.type,items.*.error.reason",
-        lines,
-    )
+    Call::Bulk { lines }
 }
 
 /// Judges one item of a bulk response: an outcome, or an error to retry or stop on.

@@ -1,96 +1,220 @@
-//! The HTTP side of the Elasticsearch backend. Requests are plain data, so tests can pin
-//! the exact JSON sent; one function sends them and sorts failures into "retry",
-//! "stop the worker" and "the request is wrong".
+//! The HTTP side of the Elasticsearch backend. Every call is one of [`Call`], named as
+//! Elastic's REST API specification names the API, and goes out through the
+//! `elasticsearch` crate's typed endpoint for it: that code is generated from the same
+//! specification, so the path, the method, the query parameters and whether a body goes
+//! along are Elastic's, not ours. Calls are plain data, so tests pin the exact JSON sent
+//! and type-check every body against Elastic's request types. One function sends them
+//! and sorts failures into "retry", "stop the worker" and "the request is wrong".
 
 use std::time::Duration;
 
 use anyhow::Context;
-use elasticsearch::Elasticsearch;
 use elasticsearch::auth::Credentials;
 use elasticsearch::cert::{Certificate, CertificateValidation};
-use elasticsearch::http::headers::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use elasticsearch::cluster::ClusterHealthParts;
+use elasticsearch::cluster::{ClusterGetComponentTemplateParts, ClusterPutComponentTemplateParts};
+use elasticsearch::http::Url;
+use elasticsearch::http::headers::{CONTENT_TYPE, HeaderValue};
+use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
-use elasticsearch::http::{Method, Url};
+use elasticsearch::indices::{
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts, IndicesPutIndexTemplateParts,
+    IndicesPutSettingsParts, IndicesRefreshParts,
+};
+use elasticsearch::security::SecurityHasPrivilegesParts;
+use elasticsearch::{BulkParts, CountParts, Elasticsearch, GetParts, OpenPointInTimeParts, SearchParts};
 use serde_json::{Value, json};
 
 use crate::error::{Code, Error};
 
-/// How a request body goes over the wire.
+/// What a `_bulk` answer is cut down to: only what [`super::bulk::judge`] reads.
+pub const BULK_FILTER: &[&str] = &["errors", "items.*.status", "items.*.error.type", "items.*.error.reason"];
+
+/// One call to Elasticsearch. Names and fields follow the REST API specification
+/// (`api` is the specification's endpoint name); nothing here is a path or a method.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Body {
-    Json(Value),
-    /// Newline-delimited JSON (`_bulk`).
-    Ndjson(Vec<Value>),
+pub enum Call {
+    /// `info`: the cluster's name and version.
+    Info,
+    /// `cluster.health` of the whole cluster.
+    ClusterHealth,
+    /// `security.has_privileges` for the user the client signs in as.
+    HasPrivileges {
+        body: Value,
+    },
+    PutComponentTemplate {
+        name: String,
+        body: Value,
+    },
+    GetComponentTemplate {
+        name: String,
+    },
+    PutIndexTemplate {
+        name: String,
+        body: Value,
+    },
+    GetIndexTemplate {
+        name: String,
+    },
+    CreateIndex {
+        index: String,
+        body: Value,
+    },
+    DeleteIndex {
+        index: String,
+    },
+    PutSettings {
+        index: String,
+        body: Value,
+    },
+    /// `indices.update_aliases`: every action in one atomic step.
+    UpdateAliases {
+        body: Value,
+    },
+    /// `indices.get_alias` by alias name: the indices behind it.
+    GetAlias {
+        name: String,
+    },
+    /// `indices.get_alias` by index (a pattern may stand for many): their aliases.
+    IndexAliases {
+        index: String,
+    },
+    /// `indices.refresh`, which takes no body.
+    Refresh {
+        index: String,
+    },
+    /// `bulk`: action and source lines, answered cut down to [`BULK_FILTER`].
+    Bulk {
+        lines: Vec<Value>,
+    },
+    /// `search` on an index or alias.
+    Search {
+        index: String,
+        body: Value,
+    },
+    /// `search` through a point in time, which names no index (the PIT holds it).
+    SearchPit {
+        body: Value,
+    },
+    Count {
+        index: String,
+        body: Value,
+    },
+    OpenPit {
+        index: String,
+        keep_alive: &'static str,
+    },
+    ClosePit {
+        id: String,
+    },
+    /// `get` of a document's metadata (no `_source`).
+    GetDocVersion {
+        index: String,
+        id: String,
+    },
 }
 
-/// One request to Elasticsearch; `path` carries the query string.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Request {
-    pub method: Method,
-    pub path: String,
-    pub body: Option<Body>,
-}
-
-impl Request {
-    pub fn get(path: impl Into<String>) -> Self {
-        Self {
-            method: Method::Get,
-            path: path.into(),
-            body: None,
+impl Call {
+    /// The endpoint's name in Elastic's REST API specification.
+    pub fn api(&self) -> &'static str {
+        match self {
+            Call::Info => "info",
+            Call::ClusterHealth => "cluster.health",
+            Call::HasPrivileges { .. } => "security.has_privileges",
+            Call::PutComponentTemplate { .. } => "cluster.put_component_template",
+            Call::GetComponentTemplate { .. } => "cluster.get_component_template",
+            Call::PutIndexTemplate { .. } => "indices.put_index_template",
+            Call::GetIndexTemplate { .. } => "indices.get_index_template",
+            Call::CreateIndex { .. } => "indices.create",
+            Call::DeleteIndex { .. } => "indices.delete",
+            Call::PutSettings { .. } => "indices.put_settings",
+            Call::UpdateAliases { .. } => "indices.update_aliases",
+            Call::GetAlias { .. } | Call::IndexAliases { .. } => "indices.get_alias",
+            Call::Refresh { .. } => "indices.refresh",
+            Call::Bulk { .. } => "bulk",
+            Call::Search { .. } | Call::SearchPit { .. } => "search",
+            Call::Count { .. } => "count",
+            Call::OpenPit { .. } => "open_point_in_time",
+            Call::ClosePit { .. } => "close_point_in_time",
+            Call::GetDocVersion { .. } => "get",
         }
     }
 
-    pub fn delete(path: impl Into<String>) -> Self {
-        Self {
-            method: Method::Delete,
-            path: path.into(),
-            body: None,
+    /// The path part the call is about, named as the specification names it (`index`
+    /// or `name`), and its value; `None` for cluster-wide calls.
+    pub fn target(&self) -> Option<(&'static str, &str)> {
+        match self {
+            Call::PutComponentTemplate { name, .. }
+            | Call::GetComponentTemplate { name }
+            | Call::PutIndexTemplate { name, .. }
+            | Call::GetIndexTemplate { name }
+            | Call::GetAlias { name } => Some(("name", name)),
+            Call::CreateIndex { index, .. }
+            | Call::DeleteIndex { index }
+            | Call::PutSettings { index, .. }
+            | Call::IndexAliases { index }
+            | Call::Refresh { index }
+            | Call::Search { index, .. }
+            | Call::Count { index, .. }
+            | Call::OpenPit { index, .. }
+            | Call::GetDocVersion { index, .. } => Some(("index", index)),
+            _ => None,
         }
     }
 
-    pub fn post(path: impl Into<String>, body: Value) -> Self {
-        Self {
-            method: Method::Post,
-            path: path.into(),
-            body: Some(Body::Json(body)),
+    /// The request body, as the specification's request type holds it (`None` for an
+    /// API that reads none). A bulk body is its lines.
+    pub fn body(&self) -> Option<Value> {
+        match self {
+            Call::HasPrivileges { body }
+            | Call::PutComponentTemplate { body, .. }
+            | Call::PutIndexTemplate { body, .. }
+            | Call::CreateIndex { body, .. }
+            | Call::PutSettings { body, .. }
+            | Call::UpdateAliases { body }
+            | Call::Search { body, .. }
+            | Call::SearchPit { body }
+            | Call::Count { body, .. } => Some(body.clone()),
+            Call::ClosePit { id } => Some(json!({ "id": id })),
+            Call::Bulk { lines } => Some(Value::Array(lines.clone())),
+            _ => None,
         }
     }
 
-    pub fn put(path: impl Into<String>, body: Value) -> Self {
-        Self {
-            method: Method::Put,
-            path: path.into(),
-            body: Some(Body::Json(body)),
-        }
-    }
-
-    pub fn bulk(path: impl Into<String>, lines: Vec<Value>) -> Self {
-        Self {
-            method: Method::Post,
-            path: path.into(),
-            body: Some(Body::Ndjson(lines)),
-        }
-    }
-
-    /// The request as the golden fixtures hold it.
+    /// The call as the golden fixtures hold it: the API, its path parts and parameters
+    /// as the specification names them, and the body.
     pub fn to_json(&self) -> Value {
-        let method = method_name(self.method);
-        match &self.body {
-            None => json!({ "method": method, "path": self.path }),
-            Some(Body::Json(body)) => json!({ "method": method, "path": self.path, "body": body }),
-            Some(Body::Ndjson(lines)) => json!({ "method": method, "path": self.path, "ndjson": lines }),
+        let mut out = json!({ "api": self.api() });
+        if let Some((part, value)) = self.target() {
+            out[part] = json!(value);
         }
+        match self {
+            Call::OpenPit { keep_alive, .. } => out["keep_alive"] = json!(keep_alive),
+            Call::GetDocVersion { id, .. } => {
+                out["id"] = json!(id);
+                out["_source"] = json!(false);
+            }
+            Call::Bulk { .. } => out["filter_path"] = json!(BULK_FILTER),
+            _ => {}
+        }
+        if let Some(body) = self.body() {
+            out[if matches!(self, Call::Bulk { .. }) { "ndjson" } else { "body" }] = body;
+        }
+        out
     }
 }
 
 /// Why a request failed, sorted by what the caller should do about it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum EsError {
-    /// Worth retrying later: 429, 5xx, timeouts, refused connections.
+    /// Worth retrying later: 429, 5xx (including the temporary cluster blocks: state not
+    /// recovered, no master, the flood-stage disk block that Elasticsearch lifts itself),
+    /// timeouts, refused connections.
     #[error("elasticsearch is unavailable: {0}")]
     Transient(String),
-    /// Credentials refused or writes blocked by the cluster: nothing works until an
-    /// operator acts, so a sync worker stops instead of retrying.
+    /// Credentials refused, or a block only an operator clears (a read-only or
+    /// write-blocked index): nothing works until someone acts, so a sync worker stops
+    /// instead of retrying.
     #[error("elasticsearch refuses this client: {0}")]
     Fatal(String),
     /// The request was wrong (another 4xx): a bug or a mapping out of step.
@@ -155,14 +279,21 @@ pub fn error_reason(body: &Value) -> String {
 }
 
 /// Sorts a failed status (of a response or of one bulk item) into what to do next.
+/// A `cluster_block_exception` carries the status of its blocks: 503 (state not
+/// recovered, no master) and 429 (flood-stage disk watermark) pass by themselves; a
+/// 403 block (read-only or write-blocked index) stays until an operator lifts it.
 pub fn classify(status: u16, body: &Value) -> EsError {
     let kind = error_type(body);
     let reason = error_reason(body);
-    if kind == "cluster_block_exception" || status == 401 || status == 403 {
-        return EsError::Fatal(format!("{status} {kind}: {reason}"));
+    let described = format!("{status} {kind}: {reason}");
+    if status == 401 || status == 403 {
+        return EsError::Fatal(described);
     }
     if status == 429 || status >= 500 {
-        return EsError::Transient(format!("{status} {kind}: {reason}"));
+        return EsError::Transient(described);
+    }
+    if kind == "cluster_block_exception" {
+        return EsError::Fatal(described);
     }
     EsError::Rejected {
         status,
@@ -224,50 +355,156 @@ impl Client {
         })
     }
 
-    /// Sends a request. Auth failures, cluster blocks, 429 and 5xx come back as errors;
-    /// every other status comes back as a reply for the caller to judge.
-    pub async fn send(&self, request: &Request) -> Result<Reply, EsError> {
-        let mut headers = HeaderMap::new();
-        let body = match &request.body {
-            None => None,
-            Some(Body::Json(value)) => Some(serde_json::to_vec(value).map_err(|e| EsError::Transient(e.to_string()))?),
-            Some(Body::Ndjson(lines)) => {
-                headers.insert(
-                    CONTENT_TYPE,
-                    HeaderValue::from_static("application/vnd.elasticsearch+x-ndjson; compatible-with=8"),
-                );
-                let mut out = Vec::with_capacity(lines.len() * 256);
-                for line in lines {
-                    serde_json::to_writer(&mut out, line).map_err(|e| EsError::Transient(e.to_string()))?;
-                    out.push(b'\n');
-                }
-                Some(out)
+    /// Sends a call through its typed endpoint. Auth failures, cluster blocks, 429 and
+    /// 5xx come back as errors; every other status comes back as a reply for the caller
+    /// to judge.
+    pub async fn send(&self, call: &Call) -> Result<Reply, EsError> {
+        let (es, timeout) = (&self.es, self.timeout);
+        let sent = match call {
+            Call::Info => es.info().request_timeout(timeout).send().await,
+            Call::ClusterHealth => es.cluster().health(ClusterHealthParts::None).request_timeout(timeout).send().await,
+            Call::HasPrivileges { body } => {
+                es.security()
+                    .has_privileges(SecurityHasPrivilegesParts::None)
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::PutComponentTemplate { name, body } => {
+                es.cluster()
+                    .put_component_template(ClusterPutComponentTemplateParts::Name(name))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetComponentTemplate { name } => {
+                es.cluster()
+                    .get_component_template(ClusterGetComponentTemplateParts::Name(&[name]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::PutIndexTemplate { name, body } => {
+                es.indices()
+                    .put_index_template(IndicesPutIndexTemplateParts::Name(name))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetIndexTemplate { name } => {
+                es.indices()
+                    .get_index_template(IndicesGetIndexTemplateParts::Name(name))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::CreateIndex { index, body } => {
+                es.indices()
+                    .create(IndicesCreateParts::Index(index))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::DeleteIndex { index } => {
+                es.indices()
+                    .delete(IndicesDeleteParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::PutSettings { index, body } => {
+                es.indices()
+                    .put_settings(IndicesPutSettingsParts::Index(&[index]))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::UpdateAliases { body } => es.indices().update_aliases().body(body).request_timeout(timeout).send().await,
+            Call::GetAlias { name } => {
+                es.indices()
+                    .get_alias(IndicesGetAliasParts::Name(&[name]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::IndexAliases { index } => {
+                es.indices()
+                    .get_alias(IndicesGetAliasParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::Refresh { index } => {
+                es.indices()
+                    .refresh(IndicesRefreshParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::Bulk { lines } => {
+                es.bulk(BulkParts::None)
+                    .body(lines.iter().map(JsonBody::new).collect())
+                    // The bulk API reads newline-delimited JSON. No compatible-with
+                    // parameter: Elasticsearch wants one on both Content-Type and Accept
+                    // or on neither, and the crate's Accept has none.
+                    .header(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"))
+                    .filter_path(BULK_FILTER)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::Search { index, body } => {
+                es.search(SearchParts::Index(&[index]))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::SearchPit { body } => es.search(SearchParts::None).body(body).request_timeout(timeout).send().await,
+            Call::Count { index, body } => {
+                es.count(CountParts::Index(&[index]))
+                    .body(body)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::OpenPit { index, keep_alive } => {
+                es.open_point_in_time(OpenPointInTimeParts::Index(&[index]))
+                    .keep_alive(keep_alive)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::ClosePit { id } => {
+                es.close_point_in_time()
+                    .body(json!({ "id": id }))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetDocVersion { index, id } => {
+                es.get(GetParts::IndexId(index, id))
+                    ._source(&["false"])
+                    .request_timeout(timeout)
+                    .send()
+                    .await
             }
         };
-        let response = self
-            .es
-            .send::<Vec<u8>, ()>(request.method, &request.path, headers, None, body, Some(self.timeout))
-            .await
-            .map_err(|e| EsError::Transient(format!("{} {}: {e}", method_name(request.method), request.path)))?;
+        let response = sent.map_err(|e| EsError::Transient(format!("{} {}: {e}", call.api(), call.target().map_or("", |(_, t)| t))))?;
         let status = response.status_code().as_u16();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| EsError::Transient(format!("reading the response to {}: {e}", request.path)))?;
+            .map_err(|e| EsError::Transient(format!("reading the answer to {}: {e}", call.api())))?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         if status == 401 || status == 403 || status == 429 || status >= 500 || error_type(&body) == "cluster_block_exception" {
             return Err(classify(status, &body));
         }
         Ok(Reply { status, body })
-    }
-}
-
-fn method_name(method: Method) -> &'static str {
-    match method {
-        Method::Get => "GET",
-        Method::Put => "PUT",
-        Method::Post => "POST",
-        Method::Delete => "DELETE",
-        Method::Head => "HEAD",
     }
 }

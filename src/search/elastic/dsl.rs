@@ -3,7 +3,6 @@
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
-use uuid::Uuid;
 
 use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
@@ -11,13 +10,15 @@ use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
     bucket_days,
 };
-use crate::search::embedded::query::fuzziness;
-use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, folded_tokens, money_units};
+use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
+use crate::search::words::{TYPO_EXPANSIONS, folded_tokens, fuzziness};
 
 /// Terms facets return at most this many values.
 pub const FACET_SIZE: usize = 1000;
 /// Page size of id and version scans.
 pub const SCAN_PAGE: usize = 10_000;
+/// How long a scan's point in time stays open between two pages.
+pub const PIT_KEEP_ALIVE: &str = "1m";
 
 fn term(field: &str, value: impl Into<Value>) -> Value {
     json!({ "term": { field: value.into() } })
@@ -103,7 +104,12 @@ fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
                     let distance = fuzziness(word);
                     if typos && distance > 0 {
                         options.push(json!({
-                            "fuzzy": { field: { "value": word, "fuzziness": distance, "transpositions": true } }
+                            "fuzzy": { field: {
+                                "value": word,
+                                "fuzziness": distance,
+                                "transpositions": true,
+                                "max_expansions": TYPO_EXPANSIONS
+                            } }
                         }));
                     }
                 }
@@ -265,11 +271,11 @@ pub fn payment_query(query: &PaymentQuery) -> Value {
         filter.push(term("account_id", account.hyphenated().to_string()));
     }
     filter.extend(agent_filter(query.agent));
-    bool_query(
-        query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t)),
-        filter,
-        vec![not_tombstone()],
-    )
+    let mut must_not = vec![not_tombstone()];
+    if !query.include_deleted {
+        must_not.push(term("account_deleted", true));
+    }
+    bool_query(query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t)), filter, must_not)
 }
 
 /// How hits are ordered: by score or by long columns, then by id. Missing values
@@ -449,10 +455,12 @@ pub fn payment_search(query: &PaymentQuery) -> Value {
     )
 }
 
-/// One page of a scan in id order: ids and versions only.
-pub fn scan_body(query: Value, after: Option<Uuid>, size: usize) -> Value {
+/// One page of an id scan through a point in time, in id order; `after` is the last
+/// hit's sort values (the id and the point in time's `_shard_doc` tiebreaker).
+pub fn scan_body(query: Value, pit: &str, after: Option<Value>, size: usize) -> Value {
     let mut body = json!({
         "query": query,
+        "pit": { "id": pit, "keep_alive": PIT_KEEP_ALIVE },
         "size": size,
         "sort": [{ "id": { "order": "asc" } }],
         "_source": false,
@@ -460,7 +468,7 @@ pub fn scan_body(query: Value, after: Option<Uuid>, size: usize) -> Value {
         "track_total_hits": false,
     });
     if let Some(after) = after {
-        body["search_after"] = json!([after.hyphenated().to_string()]);
+        body["search_after"] = after;
     }
     body
 }

@@ -4,6 +4,7 @@
 
 pub mod bulk;
 pub mod client;
+pub mod doctor;
 pub mod dsl;
 pub mod source;
 pub mod templates;
@@ -19,7 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use self::bulk::{Item, Outcome, Retry};
-use self::client::{Client, ClientConfig, EsError, Request};
+use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
 use super::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
@@ -162,31 +163,66 @@ impl ElasticIndex {
         &self.names
     }
 
-    async fn send_ok(&self, request: &Request) -> Result<Value, EsError> {
-        self.client.send(request).await?.success()
+    /// The cluster and prefix this backend talks to, for people (no credentials).
+    pub fn identity_url(&self) -> String {
+        self.identity.trim_start_matches("elasticsearch:").to_owned()
+    }
+
+    async fn send_ok(&self, call: &Call) -> Result<Value, EsError> {
+        self.client.send(call).await?.success()
     }
 
     /// Applies the templates and creates the first generation of every entity that has
     /// none. Returns the entities whose index was created now (a backfill is due).
+    ///
+    /// Safe when several processes start at once: the first generation always has the
+    /// same name, so Elasticsearch itself lets one creation through and refuses the
+    /// others (`resource_already_exists_exception`); the index is created with its
+    /// aliases in the same request. Any other state (the read alias missing while
+    /// generations exist, or on two indices) is refused with the fix, never papered over
+    /// with a new generation that would put reads on two indices.
     pub async fn prepare(&self) -> anyhow::Result<Vec<Entity>> {
-        for request in templates::apply_requests(&self.names, self.replicas) {
-            self.send_ok(&request)
+        for call in templates::apply_requests(&self.names, self.replicas) {
+            self.send_ok(&call)
                 .await
-                .with_context(|| format!("applying the template {}", request.path))?;
+                .with_context(|| format!("applying the template {}", call.target().map_or("", |(_, t)| t)))?;
         }
         let mut fresh = Vec::new();
         for entity in Entity::ALL {
-            if !self.aliased(&self.names.read_alias(entity)).await?.is_empty() {
-                continue;
+            let alias = self.names.read_alias(entity);
+            if self.aliased(&alias).await?.is_empty() {
+                let first = self.names.generation(entity, 1);
+                let reply = self
+                    .client
+                    .send(&templates::create_generation(&self.names, entity, &first, true))
+                    .await?;
+                match reply.status {
+                    200..=299 => fresh.push(entity),
+                    // Another process created it first (or it exists without the alias,
+                    // which the check below refuses).
+                    400 if client::error_type(&reply.body) == "resource_already_exists_exception" => {}
+                    _ => {
+                        return Err(reply
+                            .success()
+                            .err()
+                            .map_or_else(|| anyhow::anyhow!("creating {first}"), Into::into));
+                    }
+                }
             }
-            let next = self.next_generation(entity).await?;
-            let request = templates::create_generation(&self.names, entity, &next, true);
-            let reply = self.client.send(&request).await?;
-            match reply.status {
-                200..=299 => fresh.push(entity),
-                // Another process created it first.
-                400 if client::error_type(&reply.body) == "resource_already_exists_exception" => {}
-                _ => return Err(reply.success().err().map_or_else(|| anyhow::anyhow!("creating {next}"), Into::into)),
+            let behind = self.aliased(&alias).await?;
+            if behind.len() != 1 {
+                anyhow::bail!(
+                    "the read alias {alias} points at {} indices ({}); it must point at exactly one generation. \
+                     `arrears doctor` shows the aliases and the fix",
+                    behind.len(),
+                    behind.join(", ")
+                );
+            }
+            let reporting = self.aliased(&self.names.reporting_alias(entity)).await?;
+            if reporting != behind {
+                self.send_ok(&templates::follow_reads(&self.names, entity, &behind[0], &reporting))
+                    .await
+                    .context("moving the reporting alias to the read generation")?;
             }
         }
         Ok(fresh)
@@ -194,7 +230,7 @@ impl ElasticIndex {
 
     /// Indices an alias points to (none when it does not exist).
     async fn aliased(&self, alias: &str) -> Result<Vec<String>, EsError> {
-        let reply = self.client.send(&Request::get(format!("/_alias/{alias}"))).await?;
+        let reply = self.client.send(&Call::GetAlias { name: alias.to_owned() }).await?;
         if reply.status == 404 {
             return Ok(Vec::new());
         }
@@ -207,7 +243,9 @@ impl ElasticIndex {
     /// The name of the generation after the highest that exists.
     async fn next_generation(&self, entity: Entity) -> Result<String, EsError> {
         let body = self
-            .send_ok(&Request::get(format!("/{}/_alias", self.names.pattern(entity))))
+            .send_ok(&Call::IndexAliases {
+                index: self.names.pattern(entity),
+            })
             .await?;
         let highest = body
             .as_object()
@@ -220,8 +258,13 @@ impl ElasticIndex {
     }
 
     async fn search_json(&self, entity: Entity, body: Value) -> Result<Value> {
-        let path = format!("/{}/_search", self.names.read_alias(entity));
-        let response = self.send_ok(&Request::post(path, body)).await?;
+        let index = self.names.read_alias(entity);
+        self.searched(Call::Search { index, body }).await
+    }
+
+    /// A search's answer, refused when some shards failed (the page would be partial).
+    async fn searched(&self, call: Call) -> Result<Value> {
+        let response = self.send_ok(&call).await?;
         let failed = response.pointer("/_shards/failed").and_then(Value::as_u64).unwrap_or(0);
         if failed > 0 {
             let total = response.pointer("/_shards/total").and_then(Value::as_u64).unwrap_or(0);
@@ -277,13 +320,39 @@ impl ElasticIndex {
         Ok(report)
     }
 
-    /// Every id (and version) a query matches, in id order, page by page.
+    /// Every id (and version) a query matches, in id order, page by page, all read
+    /// from one point in time: a scan that crosses a rebuild's alias swap keeps reading
+    /// the generation it began on, and no page shifts under concurrent writes.
     async fn scan(&self, entity: Entity, query: Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
+        let opened = self
+            .send_ok(&Call::OpenPit {
+                index: self.names.read_alias(entity),
+                keep_alive: dsl::PIT_KEEP_ALIVE,
+            })
+            .await?;
+        let mut pit = opened
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad_response("open point in time", "no id"))?
+            .to_owned();
+        let scanned = self.scan_pit(&mut pit, &query, limit).await;
+        if let Err(err) = self.send_ok(&Call::ClosePit { id: pit }).await {
+            tracing::warn!(error = %err, "closing a point in time failed; it expires by itself");
+        }
+        scanned
+    }
+
+    async fn scan_pit(&self, pit: &mut String, query: &Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
         let mut out = Vec::new();
         let mut after = None;
         while out.len() < limit {
             let size = dsl::SCAN_PAGE.min(limit - out.len());
-            let response = self.search_json(entity, dsl::scan_body(query.clone(), after, size)).await?;
+            let body = dsl::scan_body(query.clone(), pit, after.take(), size);
+            let response = self.searched(Call::SearchPit { body }).await?;
+            // Elasticsearch may hand back a new id for the same point in time.
+            if let Some(id) = response.get("pit_id").and_then(Value::as_str) {
+                id.clone_into(pit);
+            }
             let hits = response
                 .pointer("/hits/hits")
                 .and_then(Value::as_array)
@@ -297,7 +366,9 @@ impl ElasticIndex {
                     .ok_or_else(|| bad_response("scan", "a hit without a uuid _id"))?;
                 let version = hit.get("_version").and_then(Value::as_i64).unwrap_or(0);
                 out.push((id, version));
-                after = Some(id);
+                // With a point in time the sort values end in the implicit `_shard_doc`
+                // tiebreaker; the next page starts after all of them.
+                after = hit.get("sort").cloned();
             }
             if hits.len() < size {
                 break;
@@ -332,9 +403,13 @@ impl SearchIndex for ElasticIndex {
                 }
                 report += self.write(&targets, &of_entity).await?;
                 // Searchable now, as the embedded backend's commit makes it: batches
-                // are already gathered, so one refresh covers many changes.
-                self.send_ok(&Request::post(format!("/{}/_refresh", self.names.targets_alias(entity)), json!({})))
-                    .await?;
+                // are already gathered, so one refresh covers many changes. Only what
+                // searches read: a rebuild's generation backfills with refresh off and is
+                // refreshed when it is counted and promoted.
+                self.send_ok(&Call::Refresh {
+                    index: self.names.read_alias(entity),
+                })
+                .await?;
             }
             Ok(report)
         }
@@ -438,8 +513,11 @@ impl SearchIndex for ElasticIndex {
 
     fn version_of(&self, entity: Entity, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>> {
         async move {
-            let path = format!("/{}/_doc/{}?_source=false", self.names.read_alias(entity), id.hyphenated());
-            let reply = self.client.send(&Request::get(path)).await?;
+            let call = Call::GetDocVersion {
+                index: self.names.read_alias(entity),
+                id: id.hyphenated().to_string(),
+            };
+            let reply = self.client.send(&call).await?;
             if reply.status == 404 {
                 return Ok(None);
             }
@@ -486,12 +564,12 @@ impl SearchIndex for ElasticIndex {
             if self.names.entity_of(&generation) != Some(entity) {
                 return Err(Error::Internal(anyhow::anyhow!("{generation} is not a {} index", entity.plural())));
             }
-            self.send_ok(&Request::post(format!("/{generation}/_refresh"), json!({}))).await?;
+            self.send_ok(&Call::Refresh { index: generation.clone() }).await?;
             let body = self
-                .send_ok(&Request::post(
-                    format!("/{generation}/_count"),
-                    json!({ "query": dsl::live_documents() }),
-                ))
+                .send_ok(&Call::Count {
+                    index: generation,
+                    body: json!({ "query": dsl::live_documents() }),
+                })
                 .await?;
             body.get("count")
                 .and_then(Value::as_u64)
@@ -504,6 +582,7 @@ impl SearchIndex for ElasticIndex {
         async move {
             let old = self.aliased(&self.names.read_alias(entity)).await?;
             let targets = self.aliased(&self.names.targets_alias(entity)).await?;
+            let reporting = self.aliased(&self.names.reporting_alias(entity)).await?;
             if old.contains(&generation) || !targets.contains(&generation) {
                 return Err(Error::new(
                     Code::Conflict,
@@ -511,13 +590,13 @@ impl SearchIndex for ElasticIndex {
                 ));
             }
             self.send_ok(&templates::restore_settings(&generation, self.replicas)).await?;
-            self.send_ok(&Request::post(format!("/{generation}/_refresh"), json!({}))).await?;
-            self.send_ok(&templates::swap_aliases(&self.names, entity, &generation, &old))
+            self.send_ok(&Call::Refresh { index: generation.clone() }).await?;
+            self.send_ok(&templates::swap_aliases(&self.names, entity, &generation, &old, &reporting))
                 .await?;
             tracing::info!(generation = %generation, old = ?old, keep_old = self.keep_old, "alias swapped");
             if !self.keep_old {
                 for index in old {
-                    let reply = self.client.send(&Request::delete(format!("/{index}"))).await?;
+                    let reply = self.client.send(&Call::DeleteIndex { index }).await?;
                     if reply.status != 404 {
                         reply.success()?;
                     }
@@ -530,11 +609,23 @@ impl SearchIndex for ElasticIndex {
 
     fn abandon(&self, _entity: Entity, generation: String) -> BoxFuture<'_, Result<()>> {
         async move {
-            let reply = self.client.send(&Request::delete(format!("/{generation}"))).await?;
+            let reply = self.client.send(&Call::DeleteIndex { index: generation }).await?;
             if reply.status != 404 {
                 reply.success()?;
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>> {
+        async move {
+            let answer = self.send_ok(&Call::ClusterHealth).await.map_err(|e| e.to_string())?;
+            match answer.get("status").and_then(Value::as_str) {
+                Some("red") => Err("cluster status red: some primary shards are unassigned".to_owned()),
+                Some(status) => Ok(status.to_owned()),
+                None => Err("cluster health without a status".to_owned()),
+            }
         }
         .boxed()
     }

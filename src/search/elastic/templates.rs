@@ -7,8 +7,9 @@
 //! write racing the deletion of an old generation fails instead of re-creating it.
 
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use super::client::Request;
+use super::client::Call;
 use crate::search::document::Entity;
 
 pub const ANALYSIS: &str = include_str!("../../../index-templates/component-analysis.json");
@@ -37,8 +38,19 @@ impl Names {
         format!("{}-{}-targets", self.prefix, entity.plural())
     }
 
+    /// What analysts read (Kibana's data views): the read generation without tombstones
+    /// and, for accounts, without deleted accounts. It moves with the read alias.
+    pub fn reporting_alias(&self, entity: Entity) -> String {
+        format!("{}-{}-reporting", self.prefix, entity.plural())
+    }
+
     pub fn generation(&self, entity: Entity, n: u32) -> String {
         format!("{}-{}-g{n}", self.prefix, entity.plural())
+    }
+
+    /// Every index and alias of this deployment (what its role grants).
+    pub fn family(&self) -> String {
+        format!("{}-*", self.prefix)
     }
 
     pub fn pattern(&self, entity: Entity) -> String {
@@ -80,56 +92,105 @@ pub fn index_template(names: &Names, entity: Entity) -> Value {
     template
 }
 
+/// A template with `_meta.digest`, the SHA-256 of the rest of it: the cluster keeps
+/// `_meta` as given, so `arrears doctor` tells a current template from an old one.
+fn with_digest(mut template: Value) -> Value {
+    let digest = hex::encode(Sha256::digest(template.to_string().as_bytes()));
+    template["_meta"]["digest"] = json!(digest);
+    template
+}
+
 /// Requests that install or update every template; PUT is idempotent.
-pub fn apply_requests(names: &Names, replicas: u32) -> Vec<Request> {
+pub fn apply_requests(names: &Names, replicas: u32) -> Vec<Call> {
     let mut settings = parse(SETTINGS);
     settings["template"]["settings"]["index"]["number_of_replicas"] = json!(replicas);
-    vec![
-        Request::put(format!("/_component_template/{}", names.component("analysis")), parse(ANALYSIS)),
-        Request::put(format!("/_component_template/{}", names.component("settings")), settings),
-        Request::put(
-            format!("/_index_template/{}", names.read_alias(Entity::Account)),
-            index_template(names, Entity::Account),
-        ),
-        Request::put(
-            format!("/_index_template/{}", names.read_alias(Entity::Payment)),
-            index_template(names, Entity::Payment),
-        ),
-    ]
+    let mut calls = vec![
+        Call::PutComponentTemplate {
+            name: names.component("analysis"),
+            body: with_digest(parse(ANALYSIS)),
+        },
+        Call::PutComponentTemplate {
+            name: names.component("settings"),
+            body: with_digest(settings),
+        },
+    ];
+    for entity in Entity::ALL {
+        calls.push(Call::PutIndexTemplate {
+            name: names.read_alias(entity),
+            body: with_digest(index_template(names, entity)),
+        });
+    }
+    calls
 }
 
 /// Creates a generation registered as a write target. The first generation is also
 /// what reads go to; a rebuild's generation backfills with refresh off and no replicas.
-pub fn create_generation(names: &Names, entity: Entity, generation: &str, first: bool) -> Request {
+pub fn create_generation(names: &Names, entity: Entity, generation: &str, first: bool) -> Call {
     let mut aliases = serde_json::Map::new();
     aliases.insert(write_alias(generation), json!({}));
     aliases.insert(names.targets_alias(entity), json!({}));
     let mut body = json!({});
     if first {
         aliases.insert(names.read_alias(entity), json!({}));
+        aliases.insert(names.reporting_alias(entity), json!({ "filter": reporting_filter(entity) }));
     } else {
         body["settings"] = json!({ "index": { "refresh_interval": "-1", "number_of_replicas": 0 } });
     }
     body["aliases"] = Value::Object(aliases);
-    Request::put(format!("/{generation}"), body)
+    Call::CreateIndex {
+        index: generation.to_owned(),
+        body,
+    }
 }
 
 /// Restores what a backfill turned off.
-pub fn restore_settings(generation: &str, replicas: u32) -> Request {
-    Request::put(
-        format!("/{generation}/_settings"),
-        json!({ "index": { "refresh_interval": REFRESH_INTERVAL, "number_of_replicas": replicas } }),
-    )
+pub fn restore_settings(generation: &str, replicas: u32) -> Call {
+    Call::PutSettings {
+        index: generation.to_owned(),
+        body: json!({ "index": { "refresh_interval": REFRESH_INTERVAL, "number_of_replicas": replicas } }),
+    }
 }
 
-/// One atomic `_aliases` call: reads move to `generation`, the old generations stop
-/// being read and written.
-pub fn swap_aliases(names: &Names, entity: Entity, generation: &str, old: &[String]) -> Request {
+/// What the reporting alias leaves out.
+fn reporting_filter(entity: Entity) -> Value {
+    match entity {
+        Entity::Account => json!({ "bool": { "must_not": [
+            { "term": { "tombstone": true } },
+            { "exists": { "field": "deleted_at" } }
+        ] } }),
+        Entity::Payment => json!({ "bool": { "must_not": [{ "term": { "tombstone": true } }] } }),
+    }
+}
+
+/// Actions that put the reporting alias on `live` alone, given the indices that hold it.
+fn reporting_actions(names: &Names, entity: Entity, live: &str, holders: &[String]) -> Vec<Value> {
+    let alias = names.reporting_alias(entity);
+    let mut actions = vec![json!({ "add": { "index": live, "alias": alias, "filter": reporting_filter(entity) } })];
+    for index in holders.iter().filter(|index| *index != live) {
+        actions.push(json!({ "remove": { "index": index, "alias": alias } }));
+    }
+    actions
+}
+
+/// Moves the reporting alias to the read generation (deployments from before it
+/// existed, or after an operator moved the read alias by hand).
+pub fn follow_reads(names: &Names, entity: Entity, live: &str, holders: &[String]) -> Call {
+    Call::UpdateAliases {
+        body: json!({ "actions": reporting_actions(names, entity, live, holders) }),
+    }
+}
+
+/// One atomic `_aliases` call: reads (and the reporting alias, held by `reporting`
+/// now) move to `generation`, the old generations stop being read and written.
+pub fn swap_aliases(names: &Names, entity: Entity, generation: &str, old: &[String], reporting: &[String]) -> Call {
     let mut actions = vec![json!({ "add": { "index": generation, "alias": names.read_alias(entity) } })];
+    actions.extend(reporting_actions(names, entity, generation, reporting));
     for index in old {
         actions.push(json!({ "remove": { "index": index, "alias": names.read_alias(entity) } }));
         actions.push(json!({ "remove": { "index": index, "alias": names.targets_alias(entity) } }));
         actions.push(json!({ "remove": { "index": index, "alias": write_alias(index) } }));
     }
-    Request::post("/_aliases", json!({ "actions": actions }))
+    Call::UpdateAliases {
+        body: json!({ "actions": actions }),
+    }
 }

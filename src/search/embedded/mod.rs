@@ -444,6 +444,11 @@ impl SearchIndex for EmbeddedIndex {
         }
         .boxed()
     }
+
+    fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>> {
+        // In-process and already open: it answers whenever the process does.
+        Box::pin(std::future::ready(Ok("ok".to_owned())))
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
-use tantivy::schema::{FAST, STRING, Schema};
+use tantivy::schema::{FAST, INDEXED, STRING, Schema};
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::collection::{Common, Kind};
@@ -28,6 +28,7 @@ pub struct PaymentFields {
     pub currency: tantivy::schema::Field,
     pub account: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
+    pub account_deleted: tantivy::schema::Field,
     pub amount: tantivy::schema::Field,
     pub received: tantivy::schema::Field,
     pub updated: tantivy::schema::Field,
@@ -52,6 +53,7 @@ impl Kind for Payments {
             currency: b.add_text_field("currency", STRING | FAST),
             account: b.add_text_field("account", STRING),
             agent: b.add_text_field("agent", STRING),
+            account_deleted: b.add_bool_field("account_deleted", INDEXED),
             amount: b.add_i64_field("amount", FAST),
             received: b.add_i64_field("received", FAST),
             updated: b.add_i64_field("updated", FAST),
@@ -83,6 +85,7 @@ impl Kind for Payments {
                 .map(|a| a.hyphenated().to_string())
                 .unwrap_or_else(|| UNASSIGNED.to_owned()),
         );
+        d.add_bool(fields.account_deleted, doc.account_deleted);
         d.add_i64(fields.amount, money_units(doc.amount));
         d.add_i64(fields.received, doc.received_at.timestamp_micros());
         d.add_i64(fields.updated, doc.updated_at.timestamp_micros());
@@ -98,6 +101,9 @@ fn received_between(fields: &PaymentFields, from: Option<i64>, to: Option<i64>) 
 
 pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) -> tantivy::Result<Box<dyn Query>> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
+    if !query.include_deleted {
+        clauses.push((Occur::MustNot, flag(fields.account_deleted, true)));
+    }
     let text_fields = TextFields {
         names: &[fields.name],
         words: &[],

@@ -1,7 +1,7 @@
 //! Translates the account query into a tantivy query (filters and full text); the
 //! building blocks serve the payment query too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -15,8 +15,9 @@ use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter};
-use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, folded_tokens, money_units};
+use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, money_units};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
+use crate::search::words::{TYPO_EXPANSIONS, edits, folded_tokens, fuzziness};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
 
@@ -38,19 +39,6 @@ pub(super) fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Q
     Box::new(RangeQuery::new(bound(lo), bound(hi)))
 }
 
-/// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
-/// Numbers (house numbers, postal codes, phone fragments) never match approximately.
-pub(crate) fn fuzziness(word: &str) -> u8 {
-    if word.chars().any(|c| c.is_ascii_digit()) {
-        return 0;
-    }
-    match word.chars().count() {
-        0..=3 => 0,
-        4..=6 => 1,
-        _ => 2,
-    }
-}
-
 /// Where full text looks: names, other word fields (addresses), identifier fields (exact and
 /// prefix), and optionally phone digits.
 pub(super) struct TextFields<'a> {
@@ -65,10 +53,10 @@ pub(super) struct TextFields<'a> {
     pub phone_digits: Option<Field>,
 }
 
-/// At most this many dictionary terms stand in for one word of a field. A word that
-/// matches more (a short prefix) is matched by the prefix and typo automatons into bit
-/// sets instead, which cost the same however many terms they cover.
-const MAX_TERMS: usize = 16;
+/// At most this many dictionary terms that a word begins stand in for it. A word that
+/// begins more (a short prefix) is matched by the prefix automaton into a bit set
+/// instead, which costs the same however many terms it covers.
+const MAX_PREFIXED: usize = 16;
 
 /// How a dictionary term matches a word of the query.
 #[derive(Clone, Copy, Debug, Default)]
@@ -77,81 +65,94 @@ struct TermMatch {
     typo: bool,
 }
 
-/// The terms of `field`, in any segment of `searcher`, that start with `word` or lie
-/// within `distance` edits of it; `None` when there are more than [`MAX_TERMS`].
-fn expand(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Option<BTreeMap<String, TermMatch>>> {
-    let typo = match distance {
-        0 => None,
-        d => Some(FuzzyTermQuery::new(Term::from_field_text(field, word), d, true).automaton()?),
-    };
-    let mut terms: BTreeMap<String, TermMatch> = BTreeMap::new();
-    let mut add = |key: &[u8], how: fn(&mut TermMatch)| {
-        how(terms.entry(String::from_utf8_lossy(key).into_owned()).or_default());
-        terms.len() <= MAX_TERMS
-    };
+/// The terms of `field`, in any segment of `searcher`, that start with `word`; `None`
+/// when there are more than [`MAX_PREFIXED`].
+fn prefixed(searcher: &Searcher, field: Field, word: &str) -> tantivy::Result<Option<BTreeSet<String>>> {
+    let mut terms = BTreeSet::new();
     for segment in searcher.segment_readers() {
         let index = segment.inverted_index(field)?;
         // The words a prefix begins are a range of the sorted dictionary.
         let mut stream = index.terms().range().ge(word.as_bytes()).into_stream()?;
         while stream.advance() && stream.key().starts_with(word.as_bytes()) {
-            if !add(stream.key(), |m| m.prefix = true) {
+            terms.insert(String::from_utf8_lossy(stream.key()).into_owned());
+            if terms.len() > MAX_PREFIXED {
                 return Ok(None);
-            }
-        }
-        if let Some(typo) = &typo {
-            let mut stream = index.terms().search(typo).into_stream()?;
-            while stream.advance() {
-                if !add(stream.key(), |m| m.typo = true) {
-                    return Ok(None);
-                }
             }
         }
     }
     Ok(Some(terms))
 }
 
+/// The terms of `field` within `distance` edits of `word` (the word itself included),
+/// at most [`TYPO_EXPANSIONS`] of them: the nearest, then the first in dictionary
+/// order, as Elasticsearch's `fuzzy` keeps its `max_expansions`.
+fn nearest(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Vec<String>> {
+    if distance == 0 {
+        return Ok(Vec::new());
+    }
+    let automaton = FuzzyTermQuery::new(Term::from_field_text(field, word), distance, true).automaton()?;
+    let mut nearest: BTreeSet<(usize, String)> = BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let index = segment.inverted_index(field)?;
+        let mut stream = index.terms().search(&automaton).into_stream()?;
+        while stream.advance() {
+            let term = String::from_utf8_lossy(stream.key());
+            let candidate = (edits(&term, word), term.into_owned());
+            if nearest.len() < TYPO_EXPANSIONS || nearest.last().is_some_and(|worst| candidate < *worst) {
+                nearest.insert(candidate);
+                if nearest.len() > TYPO_EXPANSIONS {
+                    nearest.pop_last();
+                }
+            }
+        }
+    }
+    Ok(nearest.into_iter().map(|(_, term)| term).collect())
+}
+
+fn constant(field: Field, text: &str, score: Score) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(term(field, text), score))
+}
+
 /// What matching `word` in `field` adds to a document's score: BM25 (tripled) for the
 /// word itself, 1.5 for a word it begins, 1 for a word within its typo budget, summed.
 /// The word's dictionary terms are looked up first and each becomes one posting list:
 /// an exact name ("smith") reads its postings once instead of once per way of matching,
-/// and no bit set is built. Too many terms fall back to the automatons.
+/// and no bit set is built. A word that begins too many terms falls back to the prefix
+/// automaton.
 fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Vec<Box<dyn Query>>> {
-    let Some(terms) = expand(searcher, field, word, distance)? else {
+    let typos = nearest(searcher, field, word, distance)?;
+    let Some(prefixes) = prefixed(searcher, field, word)? else {
         let t = Term::from_field_text(field, word);
         let mut options: Vec<Box<dyn Query>> = vec![
             Box::new(BoostQuery::new(
                 Box::new(TermQuery::new(t.clone(), IndexRecordOption::WithFreqs)),
                 EXACT_BOOST,
             )),
-            Box::new(BoostQuery::new(
-                Box::new(FuzzyTermQuery::new_prefix(t.clone(), 0, true)),
-                PREFIX_SCORE,
-            )),
+            Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(t, 0, true)), PREFIX_SCORE)),
         ];
-        if distance > 0 {
-            options.push(Box::new(BoostQuery::new(
-                Box::new(FuzzyTermQuery::new(t, distance, true)),
-                TYPO_SCORE,
-            )));
-        }
+        options.extend(typos.iter().map(|typo| constant(field, typo, TYPO_SCORE)));
         return Ok(options);
     };
+    let mut terms: BTreeMap<String, TermMatch> = BTreeMap::new();
+    for prefix in prefixes {
+        terms.entry(prefix).or_default().prefix = true;
+    }
+    for typo in typos {
+        terms.entry(typo).or_default().typo = true;
+    }
     Ok(terms
         .into_iter()
         .map(|(text, how)| -> Box<dyn Query> {
-            let constant = if how.prefix { PREFIX_SCORE } else { 0.0 } + if how.typo { TYPO_SCORE } else { 0.0 };
-            let t = Term::from_field_text(field, &text);
+            let score = if how.prefix { PREFIX_SCORE } else { 0.0 } + if how.typo { TYPO_SCORE } else { 0.0 };
             if text == word {
+                let t = Term::from_field_text(field, &text);
                 let exact = BoostQuery::new(Box::new(TermQuery::new(t, IndexRecordOption::WithFreqs)), EXACT_BOOST);
                 Box::new(Shifted {
                     query: Box::new(exact),
-                    by: constant,
+                    by: score,
                 })
             } else {
-                Box::new(ConstScoreQuery::new(
-                    Box::new(TermQuery::new(t, IndexRecordOption::Basic)),
-                    constant,
-                ))
+                constant(field, &text, score)
             }
         })
         .collect())

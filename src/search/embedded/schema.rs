@@ -3,15 +3,18 @@
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, NgramTokenizer, RawTokenizer, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{LowerCaser, NgramTokenizer, RawTokenizer, TextAnalyzer};
 use tantivy::{Index, TantivyDocument};
 
 use super::collection::{Common, Kind};
 use super::digits::DigitGrams;
 use crate::search::document::{AccountDoc, Doc, Entity};
+use crate::search::words::{folded_analyzer, folded_tokens};
 
-/// Words, lowercased and accent-folded: names and addresses.
-pub const FOLDED: &str = "arrears_folded";
+/// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.
+/// Renamed when the word definition changed (marks joined letters and digits), so an
+/// index built with the old one no longer matches the schema and is rebuilt on start.
+pub const FOLDED: &str = "arrears_folded_words";
 /// The whole value, lowercased: exact email, account number, reference.
 pub const KEYWORD: &str = "arrears_keyword";
 /// Lowercased prefixes of the whole value, up to [`EDGE_GRAMS`] characters: as-you-type
@@ -100,13 +103,6 @@ pub fn build() -> (Schema, Fields) {
     (b.build(), fields)
 }
 
-pub fn folded_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .build()
-}
-
 pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
     let manager = index.tokenizers();
     manager.register(FOLDED, folded_analyzer());
@@ -119,22 +115,6 @@ pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
     );
     manager.register(DIGITS, TextAnalyzer::builder(DigitGrams::default()).build());
     Ok(())
-}
-
-/// Folded words of `text`, as the index stores names.
-pub fn folded_tokens(text: &str) -> Vec<String> {
-    thread_local! {
-        // Built once per thread: this runs per query word, per highlighted word and per indexed name.
-        static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(folded_analyzer());
-    }
-    ANALYZER.with_borrow_mut(|analyzer| {
-        let mut stream = analyzer.token_stream(text);
-        let mut tokens = Vec::new();
-        while let Some(token) = stream.next() {
-            tokens.push(token.text.clone());
-        }
-        tokens
-    })
 }
 
 pub fn digits(text: &str) -> String {

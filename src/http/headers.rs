@@ -1,0 +1,39 @@
+//! Response headers every answer carries: no content sniffing, no referrer, no framing,
+//! no caching of debtor data, and HSTS when the operator turns it on.
+
+use warp::http::HeaderValue;
+use warp::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
+use warp::reply::Response;
+
+/// What a JSON answer may load or be framed by: nothing.
+const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Sets the headers an answer has not set itself (a page sets its own policy).
+pub fn secure(response: &mut Response, hsts_max_age: u64) {
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .entry(CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(API_POLICY));
+    headers.entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    if hsts_max_age > 0
+        && let Ok(value) = HeaderValue::from_str(&format!("max-age={hsts_max_age}; includeSubDomains"))
+    {
+        headers.insert(STRICT_TRANSPORT_SECURITY, value);
+    }
+}
+
+/// The policy of a served page: its own inline script and style (by hash), requests to
+/// its own origin, never framed.
+pub fn page_policy(script: &str, style: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let hash = |text: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()));
+    format!(
+        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; \
+         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        hash(script),
+        hash(style)
+    )
+}

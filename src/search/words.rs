@@ -1,0 +1,121 @@
+//! How text becomes words and how far a typo may reach, the same for both backends, for
+//! queries and for the highlighter.
+//!
+//! A word is a run of letters, combining marks and digits (Unicode categories L, M and
+//! N). Marks belong to the word: Devanagari vowel signs and viramas, Thai tone marks and
+//! vocalised Arabic would otherwise split one name into fragments at index time. The
+//! Elasticsearch analysis splits at the complement, `[^\p{L}\p{M}\p{N}]+`, which Java's
+//! regular expressions read with the same categories.
+
+use std::ops::Range;
+
+use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RegexTokenizer, TextAnalyzer, TokenStream};
+
+/// The characters a word is made of, as a regular-expression class body.
+pub const WORD_CHARACTERS: &str = r"\p{L}\p{M}\p{N}";
+
+/// What separates words, as the Elasticsearch `pattern` tokenizer takes it.
+pub fn separator_pattern() -> String {
+    format!("[^{WORD_CHARACTERS}]+")
+}
+
+/// A typo matches at most this many dictionary words, the nearest first (fewest
+/// edits, then in dictionary order): Elasticsearch's `fuzzy` default, applied by both
+/// backends, so a short common word cannot turn one query into thousands of terms.
+pub const TYPO_EXPANSIONS: usize = 50;
+
+/// Typo tolerance grows with the word: none up to 3 letters, 1 up to 6, else 2.
+/// Numbers (house numbers, postal codes, phone fragments) never match approximately.
+pub fn fuzziness(word: &str) -> u8 {
+    if word.chars().any(|c| c.is_ascii_digit()) {
+        return 0;
+    }
+    match word.chars().count() {
+        0..=3 => 0,
+        4..=6 => 1,
+        _ => 2,
+    }
+}
+
+/// Words, lowercased and accent-folded: how names and addresses are indexed.
+pub fn folded_analyzer() -> TextAnalyzer {
+    let words = RegexTokenizer::new(&format!("[{WORD_CHARACTERS}]+")).expect("the word pattern is a valid regular expression");
+    TextAnalyzer::builder(words).filter(LowerCaser).filter(AsciiFoldingFilter).build()
+}
+
+/// Each word of `text`: where it stands in `text`, and its folded form.
+pub fn folded_words(text: &str) -> Vec<(Range<usize>, String)> {
+    thread_local! {
+        // Built once per thread: this runs per query word, per highlighted word and per indexed name.
+        static ANALYZER: std::cell::RefCell<TextAnalyzer> = std::cell::RefCell::new(folded_analyzer());
+    }
+    ANALYZER.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while let Some(token) = stream.next() {
+            words.push((token.offset_from..token.offset_to, token.text.clone()));
+        }
+        words
+    })
+}
+
+/// The folded words of `text`, as the index stores names.
+pub fn folded_tokens(text: &str) -> Vec<String> {
+    folded_words(text).into_iter().map(|(_, word)| word).collect()
+}
+
+/// Edit distance with adjacent transpositions (optimal string alignment, as the
+/// typo automatons of both backends count it), in characters.
+pub fn edits(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn combining_marks_stay_inside_their_word() {
+        // Devanagari with a virama and vowel signs, Thai with tone marks, vocalised Arabic.
+        for name in ["प्रिया शर्मा", "สมชาย ใจดี", "مُحَمَّد عَلِي"] {
+            let words = folded_tokens(name);
+            assert_eq!(words.len(), 2, "{name} → {words:?}");
+            assert_eq!(words.join(" "), name.to_lowercase());
+        }
+        assert_eq!(folded_tokens("José O'Brien-Smith, 12b"), ["jose", "o", "brien", "smith", "12b"]);
+    }
+
+    #[test]
+    fn word_spans_point_into_the_text() {
+        let text = "Dr. Ñúñez";
+        let words = folded_words(text);
+        assert_eq!(words.len(), 2);
+        assert_eq!(&text[words[1].0.clone()], "Ñúñez");
+        assert_eq!(words[1].1, "nunez");
+    }
+
+    #[test]
+    fn edits_count_a_transposition_once() {
+        assert_eq!(edits("jhonson", "johnson"), 1);
+        assert_eq!(edits("smith", "smyth"), 1);
+        assert_eq!(edits("", "abc"), 3);
+    }
+}
