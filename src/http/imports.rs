@@ -125,7 +125,10 @@ struct Upload {
 fn too_large(limit: u64) -> Error {
     Error::new(
         Code::PayloadTooLarge,
-        format!("the file exceeds the upload limit of {} MiB", limit / 1024 / 1024),
+        match limit % (1024 * 1024) {
+            0 => format!("the file exceeds the upload limit of {} MiB", limit / 1024 / 1024),
+            _ => format!("the file exceeds the upload limit of {limit} bytes"),
+        },
     )
     .with_extension("limit_bytes", json!(limit))
 }
@@ -208,6 +211,7 @@ pub fn refusal(refusal: Refusal) -> Error {
         Refusal::PasswordProtected => Error::new(Code::PasswordProtected, detail),
         Refusal::Corrupt(_) | Refusal::Sprawling { .. } => Error::new(Code::CorruptFile, detail),
         Refusal::Inflated => Error::new(Code::InflatedTooLarge, detail).with_extension("limit_bytes", json!(import::MAX_INFLATED_BYTES)),
+        Refusal::CellTooLong | Refusal::TooLarge(_) => Error::new(Code::WorkbookTooLarge, detail),
         Refusal::TooManyRows(limit) => Error::new(Code::TooManyRows, detail).with_extension("limit", json!(limit)),
         Refusal::NoSuchSheet { .. } => Error::field("sheet", detail),
     }

@@ -3,26 +3,33 @@
 //! shortest exact decimal form, dates in ISO 8601), so each row can be validated exactly
 //! like an API body.
 //!
-//! Limits: zip containers (xlsx, xlsb, ods) are fully inflated into a counter before a
-//! parser sees them, so a zip bomb is refused at [`MAX_INFLATED_BYTES`]; xlsx and xlsb
-//! sheets are read cell by cell, never as a dense grid; rows stop at the caller's limit.
+//! Limits, so that no file can exhaust memory: zip containers (xlsx, xlsb, ods) are
+//! fully inflated into a counter before a parser sees them, so a zip bomb is refused at
+//! [`MAX_INFLATED_BYTES`], and [`scan`] sizes what calamine would allocate from a
+//! file's own counts and extents (shared strings, xls grids, XML runs); xlsx and xlsb
+//! sheets are read cell by cell and ods sheets as a stream ([`ods`]), never as a dense
+//! grid; the rows read stop at the caller's limit and their cells at [`MAX_SHEET_BYTES`].
 
 pub mod columns;
+mod ods;
 pub mod rows;
+mod scan;
 
-use std::io::{Cursor, Read};
+use std::io::Cursor;
 
-use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, Ods, Reader, Xls, Xlsb, Xlsx, open_workbook_from_rs};
+use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, Reader, Xls, Xlsb, Xlsx, open_workbook_from_rs};
+
+pub use scan::{MAX_SHARED_STRINGS, MAX_XLS_CELLS};
 
 /// The most bytes a zip container may inflate to (all entries together).
 pub const MAX_INFLATED_BYTES: u64 = 256 * 1024 * 1024;
 /// Columns read per row; cells further right are ignored.
 pub const MAX_COLUMNS: usize = 256;
-/// The largest cell grid (rows × columns of a sheet's used range) an xls sheet may
-/// span: calamine allocates the whole grid, so two far-apart cells could otherwise ask
-/// for gigabytes and abort the process.
-pub const MAX_GRID_CELLS: u64 = 8_000_000;
-const MAX_ZIP_ENTRIES: usize = 10_000;
+/// The most characters a cell may hold, as in Excel and LibreOffice.
+pub const MAX_CELL_CHARS: usize = 32_767;
+/// What the rows read may take in memory (see [`Grid`]): 200,000 rows of 15 short
+/// text cells take about 170 MB.
+pub const MAX_SHEET_BYTES: usize = 192 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -81,9 +88,13 @@ pub enum Refusal {
     #[error("the sheet has no header row")]
     NoHeader,
     #[error(
-        "a sheet spans {rows} rows by {cols} columns, more than {MAX_GRID_CELLS} cells; it is damaged or holds stray cells far from the data: copy the data into a new workbook"
+        "a sheet spans {rows} rows by {cols} columns, more than the {MAX_XLS_CELLS} cells an xls workbook may span; it is damaged or holds stray cells far from the data: copy the data into a new workbook"
     )]
     Sprawling { rows: u64, cols: u64 },
+    #[error("a cell holds more than {MAX_CELL_CHARS} characters, more than a spreadsheet cell can")]
+    CellTooLong,
+    #[error("the workbook is too large to read: {0}; split the file")]
+    TooLarge(&'static str),
 }
 
 const CFB_MAGIC: &[u8] = &[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
@@ -128,7 +139,7 @@ fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Shee
             name
         }
         Format::Xls => {
-            xls_extent(bytes)?;
+            scan::xls_extent(bytes)?;
             let mut book: Xls<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| match e {
                 calamine::XlsError::Password => Refusal::PasswordProtected,
                 other => Refusal::Corrupt(other.to_string()),
@@ -138,16 +149,7 @@ fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Shee
             grid.put_range(&range)?;
             name
         }
-        Format::Ods => {
-            let mut book: Ods<_> = open_workbook_from_rs(Cursor::new(bytes)).map_err(|e| match e {
-                calamine::OdsError::Password => Refusal::PasswordProtected,
-                other => Refusal::Corrupt(other.to_string()),
-            })?;
-            let name = pick(book.sheet_names(), sheet)?;
-            let range = book.worksheet_range(&name).map_err(|e| Refusal::Corrupt(e.to_string()))?;
-            grid.put_range(&range)?;
-            name
-        }
+        Format::Ods => ods::read(bytes, sheet, &mut grid)?,
     };
     let (headers, rows) = grid.finish()?;
     Ok(Sheet {
@@ -190,7 +192,7 @@ fn pick(names: Vec<String>, wanted: Option<&str>) -> Result<String, Refusal> {
 /// The format, from the bytes.
 pub fn detect(bytes: &[u8]) -> Result<Format, Refusal> {
     if bytes.starts_with(ZIP_MAGIC) {
-        return zip_format(bytes);
+        return scan::zip_format(bytes);
     }
     if bytes.starts_with(CFB_MAGIC) {
         // An encrypted xlsx or xlsb is an OLE container holding "EncryptedPackage".
@@ -210,161 +212,11 @@ pub fn detect(bytes: &[u8]) -> Result<Format, Refusal> {
     Ok(Format::Csv)
 }
 
-/// Tells xlsx, xlsb and ods apart, and inflates every entry into a counter so that no
-/// parser ever meets a zip bomb.
-fn zip_format(bytes: &[u8]) -> Result<Format, Refusal> {
-    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| Refusal::Corrupt(e.to_string()))?;
-    if archive.len() > MAX_ZIP_ENTRIES {
-        return Err(Refusal::Inflated);
-    }
-    let mut format = None;
-    let mut inflated: u64 = 0;
-    for index in 0..archive.len() {
-        let mut entry = archive.by_index(index).map_err(|e| Refusal::Corrupt(e.to_string()))?;
-        let name = entry.name().map(|n| n.into_owned()).unwrap_or_default();
-        match name.as_str() {
-            "xl/workbook.xml" => format = Some(Format::Xlsx),
-            "xl/workbook.bin" => format = Some(Format::Xlsb),
-            "content.xml" if format.is_none() => format = Some(Format::Ods),
-            _ => {}
-        }
-        let budget = MAX_INFLATED_BYTES - inflated;
-        let mut limited = (&mut entry).take(budget + 1);
-        let read = if name.starts_with("xl/worksheets/") && name.ends_with(".bin") {
-            xlsb_sheet_records(&mut limited, budget)?
-        } else {
-            std::io::copy(&mut limited, &mut std::io::sink()).map_err(|e| Refusal::Corrupt(e.to_string()))?
-        };
-        if read > budget {
-            return Err(Refusal::Inflated);
-        }
-        inflated += read;
-    }
-    format.ok_or(Refusal::NotASpreadsheet("a zip archive without a workbook in it"))
-}
-
-/// Walks an xlsb sheet's records, returning the bytes read (at most `budget + 1`).
-/// calamine skips the compact "short" cell records (BrtShort*, 0x0D-0x12) some writers
-/// use, which would drop cells silently, so such a sheet is refused instead.
-fn xlsb_sheet_records(reader: impl Read, budget: u64) -> Result<u64, Refusal> {
-    let mut reader = std::io::BufReader::new(reader);
-    let mut read: u64 = 0;
-    let cut = |read: u64| {
-        if read > budget {
-            Refusal::Inflated
-        } else {
-            Refusal::Corrupt("an xlsb record is cut short".into())
-        }
-    };
-    while let Some((kind, n)) = varint(&mut reader, 2)? {
-        read += n;
-        let (size, n) = varint(&mut reader, 4)?.ok_or_else(|| cut(read))?;
-        read += n;
-        if (0x0D..=0x12).contains(&kind) {
-            return Err(Refusal::Corrupt(
-                "this xlsb file uses compact cell records that cannot be read reliably; save it as xlsx".into(),
-            ));
-        }
-        let skipped =
-            std::io::copy(&mut (&mut reader).take(u64::from(size)), &mut std::io::sink()).map_err(|e| Refusal::Corrupt(e.to_string()))?;
-        read += skipped;
-        if skipped < u64::from(size) {
-            return Err(cut(read));
-        }
-    }
-    Ok(read)
-}
-
-/// A record header number: 7 bits per byte, high bit set while more follow. Returns the
-/// value and its length, or `None` at the end of the stream.
-fn varint(reader: &mut impl Read, max_bytes: u32) -> Result<Option<(u32, u64)>, Refusal> {
-    let mut value = 0u32;
-    for i in 0..max_bytes {
-        let mut byte = [0u8];
-        if reader.read(&mut byte).map_err(|e| Refusal::Corrupt(e.to_string()))? == 0 {
-            return if i == 0 {
-                Ok(None)
-            } else {
-                Err(Refusal::Corrupt("an xlsb record is cut short".into()))
-            };
-        }
-        value |= u32::from(byte[0] & 0x7F) << (7 * i);
-        if byte[0] & 0x80 == 0 {
-            return Ok(Some((value, u64::from(i) + 1)));
-        }
-    }
-    Err(Refusal::Corrupt("an xlsb record header is malformed".into()))
-}
-
-/// Refuses an xls workbook whose sheets would make calamine allocate an oversized
-/// grid: it sizes each sheet from its DIMENSIONS record and from its cells' positions,
-/// walking the BIFF records of the Workbook stream.
-fn xls_extent(bytes: &[u8]) -> Result<(), Refusal> {
-    let corrupt = |e: std::io::Error| Refusal::Corrupt(e.to_string());
-    let mut file = cfb::CompoundFile::open(Cursor::new(bytes)).map_err(corrupt)?;
-    let Some(name) = ["/Workbook", "/Book"].into_iter().find(|n| file.is_stream(n)) else {
-        return Ok(());
-    };
-    let mut stream = Vec::new();
-    file.open_stream(name).map_err(corrupt)?.read_to_end(&mut stream).map_err(corrupt)?;
-    let u16_at = |data: &[u8], at: usize| data.get(at..at + 2).map_or(0, |b| u64::from(u16::from_le_bytes([b[0], b[1]])));
-    let u32_at = |data: &[u8], at: usize| {
-        data.get(at..at + 4)
-            .map_or(0, |b| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
-    };
-    let check = |rows: u64, cols: u64| {
-        if rows.saturating_mul(cols) > MAX_GRID_CELLS {
-            Err(Refusal::Sprawling { rows, cols })
-        } else {
-            Ok(())
-        }
-    };
-    // (first row, last row, first column, last column) of the current sheet's cells.
-    let mut extent: Option<(u64, u64, u64, u64)> = None;
-    let mut pos = 0;
-    while pos + 4 <= stream.len() {
-        let kind = u16_at(&stream, pos);
-        let len = u16_at(&stream, pos + 2) as usize;
-        let data = &stream[pos + 4..(pos + 4 + len).min(stream.len())];
-        pos += 4 + len;
-        let cells: &[(u64, u64)] = &match kind {
-            // BOF: a new substream (sheet) starts.
-            0x0809 => {
-                extent = None;
-                continue;
-            }
-            // DIMENSIONS, BIFF8 (32-bit rows) or older (16-bit rows); the ends are exclusive.
-            0x0200 => {
-                let (first_row, end_row, first_col, end_col) = if data.len() >= 14 {
-                    (u32_at(data, 0), u32_at(data, 4), u16_at(data, 8), u16_at(data, 10))
-                } else {
-                    (u16_at(data, 0), u16_at(data, 2), u16_at(data, 4), u16_at(data, 6))
-                };
-                check(end_row.saturating_sub(first_row), end_col.saturating_sub(first_col))?;
-                continue;
-            }
-            // Cells: NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST, FORMULA.
-            0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 => [(u16_at(data, 0), u16_at(data, 2)); 2],
-            // MULRK: a row of cells from the first column to the last.
-            0x00BD => [
-                (u16_at(data, 0), u16_at(data, 2)),
-                (u16_at(data, 0), u16_at(data, data.len().saturating_sub(2))),
-            ],
-            _ => continue,
-        };
-        for &(row, col) in cells {
-            let (r0, r1, c0, c1) = extent.unwrap_or((row, row, col, col));
-            let grown = (r0.min(row), r1.max(row), c0.min(col), c1.max(col));
-            check(grown.1 - grown.0 + 1, grown.3 - grown.2 + 1)?;
-            extent = Some(grown);
-        }
-    }
-    Ok(())
-}
-
 /// Rows as they arrive (cells in row order), turned into a header and data rows.
 struct Grid {
     max_rows: usize,
+    /// What the rows kept so far take: see [`MAX_SHEET_BYTES`].
+    bytes: usize,
     headers: Option<Vec<String>>,
     rows: Vec<Row>,
     current: Option<Row>,
@@ -374,6 +226,7 @@ impl Grid {
     fn new(max_rows: usize) -> Self {
         Self {
             max_rows,
+            bytes: 0,
             headers: None,
             rows: Vec::new(),
             current: None,
@@ -384,6 +237,9 @@ impl Grid {
         let col = col as usize;
         if col >= MAX_COLUMNS || text.is_empty() {
             return Ok(());
+        }
+        if text.len() > MAX_CELL_CHARS && text.chars().count() > MAX_CELL_CHARS {
+            return Err(Refusal::CellTooLong);
         }
         if self.current.as_ref().is_none_or(|r| r.line != row + 1) {
             self.flush()?;
@@ -416,6 +272,18 @@ impl Grid {
         if row.cells.iter().all(|c| c.trim().is_empty()) {
             return Ok(());
         }
+        let width = self.headers.as_ref().map_or(row.cells.len(), Vec::len);
+        self.bytes += std::mem::size_of::<Row>()
+            + width * std::mem::size_of::<String>()
+            + row
+                .cells
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| heap_bytes(c.len()))
+                .sum::<usize>();
+        if self.bytes > MAX_SHEET_BYTES {
+            return Err(Refusal::TooLarge("its cells take more than 192 MiB"));
+        }
         match &self.headers {
             None => self.headers = Some(row.cells),
             Some(headers) => {
@@ -435,6 +303,12 @@ impl Grid {
         let headers = self.headers.ok_or(Refusal::NoHeader)?;
         Ok((headers.into_iter().map(|h| h.trim().to_owned()).collect(), self.rows))
     }
+}
+
+/// What the allocator takes for `len` bytes of text: a 16-byte-aligned chunk of at
+/// least 32 bytes, 8 of them its header (glibc's malloc).
+fn heap_bytes(len: usize) -> usize {
+    (len + 8).next_multiple_of(16).max(32)
 }
 
 fn read_csv(bytes: &[u8], grid: &mut Grid) -> Result<(), Refusal> {

@@ -3,6 +3,8 @@
 mod accounts;
 mod activities;
 mod auth;
+#[path = "../support/bombs.rs"]
+mod bombs;
 mod concurrency;
 mod contract;
 mod elastic;

@@ -796,3 +796,36 @@ async fn an_old_export_reimported_cannot_undo_a_payment() {
         "correcting the debt moves the balance by as much"
     );
 }
+
+/// Spreadsheets that would make a reader allocate gigabytes from a few kilobytes (or
+/// abort the process) are refused as a 422 problem that says why; the memory each takes
+/// is measured in `tests/bombs.rs`. The builders' small controls read, and are refused
+/// only for the columns they lack.
+#[tokio::test]
+async fn spreadsheet_bombs_are_refused_with_a_clear_problem() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    for (name, bytes) in [
+        ("control.xls", crate::bombs::xls_control()),
+        ("control.ods", crate::bombs::ods_control()),
+    ] {
+        let response = crate::imports::upload(&app, &manager.token, name, bytes, &[]).await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert!(problem.to_string().contains("debtor_name"), "{name}: {problem}");
+    }
+    for bomb in crate::bombs::all() {
+        let (status, code) = match bomb.expect {
+            "too_large" | "cell_too_long" => (StatusCode::UNPROCESSABLE_ENTITY, "workbook_too_large"),
+            "sprawling" => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_file"),
+            "no_header" => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            _ => continue,
+        };
+        let response = crate::imports::upload(&app, &manager.token, "bomb", bomb.bytes, &[]).await;
+        let problem = assert_problem(response, status, code).await;
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{}: {problem}",
+            bomb.name
+        );
+    }
+}

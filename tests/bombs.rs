@@ -1,0 +1,107 @@
+//! Every spreadsheet bomb is refused (or read, where it is harmless) with the reader's
+//! peak memory under 300 MiB above idle. Each bomb is read in a child process of its
+//! own (this binary, run as `bombs <file>`), which reports its resident set before
+//! and its high-water mark after, so that one bomb's memory is never another's; the
+//! parent prints a table of the figures.
+//!
+//! Run alone: `cargo test --test bombs` (add `--release` for the figures of a release
+//! build).
+
+#[path = "support/bombs.rs"]
+mod bombs;
+
+use std::process::Command;
+
+/// The allocator the `arrears` binary runs with, so that the figures are the service's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// What a bomb may add to the reading process's peak resident set.
+const MAX_PEAK_ABOVE_IDLE_KIB: u64 = 300 * 1024;
+/// The data rows a reader may keep: the service's default `IMPORT_MAX_ROWS`.
+const MAX_ROWS: usize = 200_000;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "read" {
+        child(&args[2]);
+        return;
+    }
+    // `cargo test --test bombs -- <anything>` passes libtest's flags: ignore them.
+    parent();
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn child(path: &str) {
+    let idle = status_kib("VmRSS:");
+    let bytes = std::fs::read(path).unwrap();
+    let sheet = if path.contains("asks-debtors") { Some("Debtors") } else { None };
+    let outcome = match arrears::import::read(&bytes, sheet, MAX_ROWS) {
+        Ok(sheet) => format!("ok:{}", sheet.rows.len()),
+        Err(arrears::import::Refusal::TooLarge(_)) => "too_large".into(),
+        Err(arrears::import::Refusal::CellTooLong) => "cell_too_long".into(),
+        Err(arrears::import::Refusal::Sprawling { .. }) => "sprawling".into(),
+        Err(arrears::import::Refusal::NoHeader) => "no_header".into(),
+        Err(other) => format!("{other:?}"),
+    };
+    println!("{outcome} {idle} {}", status_kib("VmHWM:"));
+}
+
+fn parent() {
+    let dir = std::env::temp_dir().join(format!("arrears-bombs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let me = std::env::current_exe().unwrap();
+    let read = |name: &str, bytes: &[u8]| -> (String, u64, u64) {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new(&me).arg("read").arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name}: the reader died: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8(out.stdout).unwrap();
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (fields[0].to_owned(), fields[1].parse().unwrap(), fields[2].parse().unwrap())
+    };
+    // The builders make readable workbooks: a bomb's refusal comes from its size.
+    assert_eq!(read("control.xls", &bombs::xls_control()).0, "ok:1");
+    assert_eq!(read("control.ods", &bombs::ods_control()).0, "ok:1");
+
+    let mut failures = Vec::new();
+    println!(
+        "{:<58} {:>9} {:>14} {:>14}  outcome",
+        "bomb", "file KiB", "idle RSS KiB", "peak +KiB"
+    );
+    for (i, bomb) in bombs::all().into_iter().enumerate() {
+        let file = if bomb.name.contains("asked for") {
+            format!("{i}-asks-debtors")
+        } else {
+            i.to_string()
+        };
+        let (outcome, idle, peak) = read(&file, &bomb.bytes);
+        let above = peak.saturating_sub(idle);
+        println!(
+            "{:<58} {:>9} {:>14} {:>14}  {outcome}",
+            bomb.name,
+            bomb.bytes.len() / 1024,
+            idle,
+            above
+        );
+        let expected = outcome == bomb.expect || (bomb.expect == "ok" && outcome.starts_with("ok:"));
+        if !expected || above > MAX_PEAK_ABOVE_IDLE_KIB {
+            failures.push(format!(
+                "{}: {outcome}, {above} KiB above idle (expected {}, under {MAX_PEAK_ABOVE_IDLE_KIB} KiB)",
+                bomb.name, bomb.expect
+            ));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
