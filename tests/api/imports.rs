@@ -586,6 +586,48 @@ fn generated_rows(n: usize) -> (Vec<String>, Vec<Row>) {
     (headers, rows)
 }
 
+/// An import queued by a manager who is then disabled (or demoted to a role that may
+/// not create accounts) writes nothing: each chunk checks its submitter as they are now,
+/// and fails its rows instead.
+#[tokio::test]
+async fn a_queued_import_runs_with_its_submitters_current_standing() {
+    let pool = fresh_pool().await;
+    for (email, change) in [
+        ("disabled@example.com", (None, Some(true))),
+        ("demoted@example.com", (Some(Role::Agent), None)),
+    ] {
+        let owner = arrears::store::users::insert(&pool, email, "Owner", Role::Manager, "x")
+            .await
+            .unwrap()
+            .id;
+        let (headers, rows) = generated_rows(3);
+        let sheet = import::Sheet {
+            format: import::Format::Csv,
+            name: "csv".into(),
+            headers: headers.clone(),
+            rows,
+        };
+        let (mapping, duplicates) = runner::prepare(&sheet, Mode::Create).unwrap();
+        let params = ImportParams {
+            mode: Mode::Create,
+            actor: owner,
+            region: "US".into(),
+            file_name: "gen.csv".into(),
+            format: "csv".into(),
+            sheet: "csv".into(),
+            headers,
+            mapping,
+        };
+        let mut tx = pool.begin().await.unwrap();
+        let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await.unwrap();
+        tx.commit().await.unwrap();
+        arrears::store::users::update(&pool, owner, change.0, change.1).await.unwrap();
+        assert_eq!(runner::run_chunk(&pool, job.id, &params).await.unwrap(), 3, "{email}");
+        let written: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&pool).await.unwrap();
+        assert_eq!(written, 0, "{email}: an import ran with the role its submitter no longer has");
+    }
+}
+
 #[tokio::test]
 async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_duplicates() {
     let pool = fresh_pool().await;
