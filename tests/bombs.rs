@@ -49,7 +49,7 @@ fn child(path: &str) {
         Err(arrears::import::Refusal::NoHeader) => "no_header".into(),
         Err(other) => format!("{other:?}"),
     };
-    println!("{outcome} {idle} {}", status_kib("VmHWM:"));
+    println!("{idle} {} {outcome}", status_kib("VmHWM:"));
 }
 
 fn parent() {
@@ -67,8 +67,15 @@ fn parent() {
             String::from_utf8_lossy(&out.stderr)
         );
         let line = String::from_utf8(out.stdout).unwrap();
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        (fields[0].to_owned(), fields[1].parse().unwrap(), fields[2].parse().unwrap())
+        let mut fields = line.trim().splitn(3, ' ');
+        let mut number = || {
+            fields
+                .next()
+                .and_then(|f| f.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: {line}"))
+        };
+        let (idle, peak) = (number(), number());
+        (fields.next().unwrap_or_default().to_owned(), idle, peak)
     };
     // The builders make readable workbooks: a bomb's refusal comes from its size.
     assert_eq!(read("control.xls", &bombs::xls_control()).0, "ok:1");
