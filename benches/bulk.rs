@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arrears::search::document::Entity;
+use arrears::domain::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::sync::reindex;
 use serde_json::json;

@@ -10,7 +10,7 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrears::search::document::Entity;
+use arrears::domain::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::sync::reindex;
 use serde_json::json;

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrears::search::document::Entity;
+use arrears::domain::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::sync::reindex;
 use futures_util::future::BoxFuture;

@@ -5,10 +5,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use elasticsearch::http::Url;
-
-use crate::search::elastic::ElasticConfig;
-use crate::search::elastic::client::ClientConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -231,60 +227,5 @@ impl Settings {
             problems.push("ACCESS_TOKEN_TTL_SECS may be at most 3600: a stolen token must expire soon".to_owned());
         }
         problems
-    }
-
-    /// The Elasticsearch backend's configuration; an error names what is missing.
-    pub fn elastic(&self) -> anyhow::Result<ElasticConfig> {
-        let Some(url) = &self.elasticsearch_url else {
-            anyhow::bail!("SEARCH_BACKEND=elasticsearch needs ELASTICSEARCH_URL");
-        };
-        let url = Url::parse(url).map_err(|e| anyhow::anyhow!("ELASTICSEARCH_URL is not a URL: {e}"))?;
-        let prefix = &self.elasticsearch_index_prefix;
-        // Elasticsearch's index name rules: lowercase, no leading '-', '_' or '+', at
-        // most 255 bytes (the generation suffix and `-write` take up to 40 more).
-        if prefix.is_empty()
-            || prefix.starts_with(['-', '_'])
-            || prefix.len() > 200
-            || !prefix
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
-            anyhow::bail!(
-                "ELASTICSEARCH_INDEX_PREFIX must be 1 to 200 lowercase letters, digits, '-' or '_', \
-                 and start with a letter or digit (Elasticsearch refuses index names starting with '-' or '_')"
-            );
-        }
-        Ok(ElasticConfig {
-            client: ClientConfig {
-                url,
-                username: self.elasticsearch_username.clone(),
-                password: self.elasticsearch_password.clone(),
-                api_key: self.elasticsearch_api_key.clone(),
-                ca_file: self.elasticsearch_ca_file.clone(),
-                timeout: Duration::from_millis(self.elasticsearch_timeout_ms),
-            },
-            prefix: prefix.clone(),
-            replicas: self.elasticsearch_replicas,
-            keep_old: self.elasticsearch_keep_old,
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser as _;
-
-    #[test]
-    fn production_refuses_settings_that_leave_the_service_open() {
-        let mut settings = crate::cli::Cli::try_parse_from(["arrears", "serve"]).unwrap().settings;
-        settings.production = true;
-        assert!(settings.unsafe_for_production().is_empty(), "the defaults are safe");
-        settings.cors_origins = vec!["http://console.example".to_owned(), "*".to_owned()];
-        settings.login_rate_limit_per_ip = 0;
-        settings.access_token_ttl_secs = 86_400;
-        let problems = settings.unsafe_for_production();
-        assert_eq!(problems.len(), 4, "{problems:#?}");
-        settings.production = false;
-        assert!(settings.unsafe_for_production().is_empty(), "development allows them");
     }
 }

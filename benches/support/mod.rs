@@ -18,7 +18,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub struct Server {
     pub base: String,
-    pub state: arrears::app::AppState,
+    pub state: arrears::state::AppState,
     _stop: oneshot::Sender<()>,
 }
 

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use crate::app::Application;
 use crate::config::Settings;
 use crate::domain::role::Role;
-use crate::http::users::{CreateUser, create_user};
+use crate::service::users::{CreateUser, UserView, create_user};
 use crate::{store, telemetry};
 
 pub mod ops;
@@ -66,7 +66,7 @@ pub enum Command {
         #[arg(value_enum)]
         entity: ExportEntity,
         #[arg(long, value_enum, default_value = "csv")]
-        format: crate::http::export::Format,
+        format: crate::service::exports::Format,
         #[arg(long)]
         out: std::path::PathBuf,
         /// List parameters, e.g. "status=delinquent&tags=vip".
@@ -107,8 +107,8 @@ pub enum Entity {
 }
 
 impl Entity {
-    fn entities(self) -> Vec<crate::search::document::Entity> {
-        use crate::search::document::Entity as E;
+    fn entities(self) -> Vec<crate::domain::document::Entity> {
+        use crate::domain::document::Entity as E;
         match self {
             Entity::Accounts => vec![E::Account],
             Entity::Payments => vec![E::Payment],
@@ -186,7 +186,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let user = create_user(&pool, crate::auth::password::shared(), CreateUser::new(email, name, role, password))
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{}", serde_json::to_string_pretty(&crate::http::users::UserView::from(&user))?);
+            println!("{}", serde_json::to_string_pretty(&UserView::from(&user))?);
             Ok(())
         }
     }
@@ -221,4 +221,23 @@ pub async fn shutdown_signal() {
         _ = terminate.recv() => {},
     }
     tracing::info!("shutdown signal received");
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    #[test]
+    fn production_refuses_settings_that_leave_the_service_open() {
+        let mut settings = super::Cli::try_parse_from(["arrears", "serve"]).unwrap().settings;
+        settings.production = true;
+        assert!(settings.unsafe_for_production().is_empty(), "the defaults are safe");
+        settings.cors_origins = vec!["http://console.example".to_owned(), "*".to_owned()];
+        settings.login_rate_limit_per_ip = 0;
+        settings.access_token_ttl_secs = 86_400;
+        let problems = settings.unsafe_for_production();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        settings.production = false;
+        assert!(settings.unsafe_for_production().is_empty(), "development allows them");
+    }
 }

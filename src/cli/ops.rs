@@ -9,12 +9,13 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::config::{SearchBackend, Settings};
+use crate::domain::document::Entity;
 use crate::search::SearchIndex;
-use crate::search::document::Entity;
-use crate::search::elastic::ElasticIndex;
 use crate::search::elastic::doctor::Check;
+use crate::search::elastic::{ElasticConfig, ElasticIndex};
 use crate::search::embedded::OpenError;
 use crate::search::open;
+use crate::store::dead_letters::SqlDeadLetters;
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
 use crate::sync::reindex::Progress;
@@ -57,7 +58,7 @@ fn swapping(bar: &ProgressBar, entity: Entity) {
 pub async fn sync(settings: Settings) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     let writer = loop {
-        match open::writer(&settings, &pool).await {
+        match open::writer(&settings, SqlDeadLetters::shared(pool.clone())).await {
             Ok(writer) => break writer,
             Err(OpenError::Busy(path)) => {
                 tracing::info!(path = %path.display(), "another process owns the index; standing by");
@@ -91,7 +92,7 @@ pub async fn reindex(settings: Settings, entities: &[Entity]) -> anyhow::Result<
         bail!("--keep-old applies to the Elasticsearch backend; the embedded index drops the old generation");
     }
     let pool = connect(&settings).await?;
-    match open::writer(&settings, &pool).await {
+    match open::writer(&settings, SqlDeadLetters::shared(pool.clone())).await {
         Ok(writer) => reindex_here(pool, writer.index, settings.sync_workers, entities).await,
         Err(OpenError::Busy(_)) => {
             for entity in entities {
@@ -198,7 +199,11 @@ pub async fn doctor(settings: Settings) -> anyhow::Result<()> {
         SearchBackend::Elasticsearch => {
             // Refused documents would be recorded there; the doctor writes none.
             let pool = PgPool::connect_lazy(&settings.database_url)?;
-            checks.extend(ElasticIndex::new(&settings.elastic()?, pool)?.doctor().await);
+            checks.extend(
+                ElasticIndex::new(&ElasticConfig::from_settings(&settings)?, SqlDeadLetters::shared(pool))?
+                    .doctor()
+                    .await,
+            );
         }
         SearchBackend::Embedded => checks.push(Check {
             name: "search".into(),
@@ -222,7 +227,7 @@ pub async fn doctor(settings: Settings) -> anyhow::Result<()> {
 
 pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let index = open::reader(&settings, &pool)?;
+    let index = open::reader(&settings, SqlDeadLetters::shared(pool.clone()))?;
     let mut clean = true;
     for entity in Entity::ALL {
         clean &= verify_entity(&pool, index.as_ref(), entity, repair).await?;
@@ -301,16 +306,16 @@ pub async fn seed(settings: Settings, accounts: usize, payments: usize, agents: 
 pub async fn export(
     settings: Settings,
     entity: super::ExportEntity,
-    format: crate::http::export::Format,
+    format: crate::service::exports::Format,
     out: &std::path::Path,
     filter: &str,
 ) -> anyhow::Result<()> {
-    use crate::http::export::{self, Source};
+    use crate::service::exports::{self as export, Source};
     use tokio::io::AsyncWriteExt;
     let pool = connect(&settings).await?;
-    let index = open::reader(&settings, &pool)?;
+    let index = open::reader(&settings, SqlDeadLetters::shared(pool.clone()))?;
     // The operator at the terminal reads everything, as an admin would.
-    let operator = crate::auth::Principal {
+    let operator = crate::domain::principal::Principal {
         user_id: uuid::Uuid::nil(),
         session_id: uuid::Uuid::nil(),
         email: String::new(),
@@ -321,14 +326,14 @@ pub async fn export(
     let problem = |e: crate::error::Error| anyhow::anyhow!("{e}");
     let (source, ids) = match entity {
         super::ExportEntity::Accounts => {
-            let query = crate::http::account_list::parse(filter, &operator, today).map_err(problem)?;
+            let query = crate::lists::accounts::parse(filter, &operator, today).map_err(problem)?;
             (
                 Source::accounts(today),
                 index.account_ids(query, export::MAX_CSV_ROWS + 1).await.map_err(problem)?,
             )
         }
         super::ExportEntity::Payments => {
-            let query = crate::http::payment_list::parse(filter, &operator).map_err(problem)?;
+            let query = crate::lists::payments::parse(filter, &operator).map_err(problem)?;
             (
                 Source::payments(),
                 index.payment_ids(query, export::MAX_CSV_ROWS + 1).await.map_err(problem)?,
@@ -447,7 +452,7 @@ pub async fn import(
         let rows = store::imports::failed_all(&pool, done.id)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let bytes = crate::http::imports::error_workbook(&params.headers, &rows).map_err(|e| anyhow::anyhow!(e))?;
+        let bytes = crate::import::write::error_workbook(&params.headers, &rows).map_err(|e| anyhow::anyhow!(e))?;
         tokio::fs::write(out, bytes)
             .await
             .with_context(|| format!("writing {}", out.display()))?;

@@ -9,7 +9,8 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::watch;
 
-use super::{Event, Events};
+use super::Events;
+use crate::domain::event::Event;
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -82,7 +83,7 @@ impl RedisLink {
     pub async fn subscribe(self, events: Events, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         let mut warned = false;
-        while crate::sync::running(&shutdown) {
+        while crate::shutdown::running(&shutdown) {
             let connected = tokio::time::timeout(TIMEOUT * 2, self.connect()).await;
             let pubsub = match connected {
                 Ok(Ok(pubsub)) => pubsub,
@@ -121,7 +122,7 @@ impl RedisLink {
                 }
             }
             self.up.store(false, Ordering::Relaxed);
-            if crate::sync::running(&shutdown) {
+            if crate::shutdown::running(&shutdown) {
                 tracing::warn!("redis connection lost; events are delivered by this instance only until it returns");
             }
         }

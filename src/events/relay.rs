@@ -8,8 +8,8 @@ use tokio::sync::watch;
 
 use super::Events;
 use crate::error::Result;
+use crate::shutdown::running;
 use crate::store::events;
-use crate::sync::running;
 
 /// Advisory lock key held by the leading relay ("arrears1").
 const RELAY_LOCK: i64 = 0x6172_7265_6172_7331;

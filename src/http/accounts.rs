@@ -9,22 +9,22 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
-use std::time::{Duration, Instant};
+use crate::domain::principal::Principal;
+use crate::state::AppState;
 
 use crate::domain::account::{AccountFields, AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
+use crate::domain::document::{AccountDoc, Entity};
 use crate::domain::money::Currency;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::account_list::{self, encode_cursor, facets_json};
 use crate::http::filters::{json_body, principal, with_state};
-use crate::http::recover::Rejected;
+use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
+use crate::http::query::raw_query;
 use crate::http::{self as api, etag, no_content, respond, with_etag};
-use crate::search::document::{AccountDoc, Entity};
+use crate::lists::accounts::{self as account_list, encode_cursor, facets_json};
 use crate::search::highlight::highlight;
+use crate::service::accounts::check_assignee;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::users;
 
 #[derive(Serialize)]
 pub struct AccountView {
@@ -180,75 +180,6 @@ pub async fn account_response(state: &AppState, status: StatusCode, row: Account
     Ok(with_etag(api::json(status, &view), version))
 }
 
-/// `?wait_for=indexed`: the write answers only once the index holds its version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WaitForIndexed(bool);
-
-impl WaitForIndexed {
-    pub fn is_requested(self) -> bool {
-        self.0
-    }
-}
-
-pub fn wait_for() -> impl Filter<Extract = (WaitForIndexed,), Error = warp::Rejection> + Clone {
-    raw_query().and_then(|raw: String| async move {
-        let mut wait = false;
-        for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-            match (key.as_ref(), value.as_ref()) {
-                ("wait_for", "indexed") => wait = true,
-                ("wait_for", other) => {
-                    return Err(warp::reject::custom(Rejected(Error::field(
-                        "wait_for",
-                        format!("`{other}` is not supported; use `indexed`"),
-                    ))));
-                }
-                (other, _) => {
-                    return Err(warp::reject::custom(Rejected(Error::new(
-                        Code::InvalidParameter,
-                        format!("unknown parameter `{other}`"),
-                    ))));
-                }
-            }
-        }
-        Ok(WaitForIndexed(wait))
-    })
-}
-
-/// The raw query string, empty when there is none.
-pub fn raw_query() -> impl Filter<Extract = (String,), Error = std::convert::Infallible> + Clone {
-    warp::query::raw().or(warp::any().map(String::new)).unify()
-}
-
-/// Polls the index until it holds each `(entity, id, version)`, bounded by the
-/// configured timeout.
-pub async fn wait_until_indexed(state: &AppState, wait: WaitForIndexed, documents: &[(Entity, Uuid, i64)]) -> Result<()> {
-    if !wait.0 {
-        return Ok(());
-    }
-    let timeout = Duration::from_millis(state.settings().wait_for_indexed_timeout_ms);
-    let deadline = Instant::now() + timeout;
-    let mut waiting = documents.to_vec();
-    loop {
-        let mut still = Vec::with_capacity(waiting.len());
-        for (entity, id, version) in waiting {
-            if state.search().version_of(entity, id).await?.is_none_or(|held| held < version) {
-                still.push((entity, id, version));
-            }
-        }
-        waiting = still;
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::new(
-                Code::IndexTimeout,
-                format!("the change was saved but was not searchable within {} ms", timeout.as_millis()),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -291,27 +222,13 @@ struct ListItem {
     highlight: Option<Map<String, Value>>,
 }
 
-/// An assignee must be an enabled user who works accounts.
-pub async fn check_assignee(state: &AppState, agent_id: Option<Uuid>) -> Result<()> {
-    let Some(id) = agent_id else { return Ok(()) };
-    let user = users::by_id(state.pool(), id).await?;
-    match user {
-        Some(u) if !u.disabled && u.role().works_accounts() => Ok(()),
-        Some(_) => Err(Error::field(
-            "assigned_agent_id",
-            "this user is disabled or does not work accounts, and cannot be assigned any",
-        )),
-        None => Err(Error::field("assigned_agent_id", "no such user")),
-    }
-}
-
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateAccount) -> Result<Response> {
     caller.require(Action::CreateAccount)?;
     let fields = AccountFields::from_create(body, state.phone_region()).map_err(Error::validation)?;
     if fields.assigned_agent_id.is_some() {
         caller.require(Action::AssignAccount)?;
-        check_assignee(&state, fields.assigned_agent_id).await?;
+        check_assignee(state.pool(), fields.assigned_agent_id).await?;
     }
     let row = accounts::insert(state.pool(), &fields, caller.user_id).await?;
     tracing::info!(account_id = %row.id, "account created");
@@ -389,7 +306,7 @@ async fn patch(
     let fields = current.fields()?.apply(body, state.phone_region()).map_err(Error::validation)?;
     if reassigned {
         caller.require(Action::AssignAccount)?;
-        check_assignee(&state, assignee).await?;
+        check_assignee(state.pool(), assignee).await?;
     }
     let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
     tx.commit().await?;

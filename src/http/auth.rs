@@ -7,15 +7,15 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::contact::normalize_email;
+use crate::domain::principal::Principal;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{client_ip, json_body, principal, with_state};
-use crate::http::users::{CreateUser, UserView, create_user};
 use crate::http::{self as api, no_content, respond};
+use crate::service::users::{CreateUser, UserView, create_user};
+use crate::state::AppState;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserRow};
 

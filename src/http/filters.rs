@@ -8,10 +8,10 @@ use serde::de::DeserializeOwned;
 use warp::Filter;
 use warp::http::HeaderMap;
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::domain::principal::Principal;
 use crate::error::{Code, Error};
 use crate::http::recover::Rejected;
+use crate::state::AppState;
 
 /// Address of the TCP peer, put into request extensions by the server loop.
 #[derive(Clone, Copy, Debug)]

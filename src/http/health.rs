@@ -8,10 +8,10 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::error::{Code, Error};
 use crate::http::filters::with_state;
 use crate::http::{self as api};
+use crate::state::AppState;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let live = warp::path!("health" / "live")

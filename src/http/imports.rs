@@ -6,7 +6,7 @@
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use warp::Filter;
@@ -14,18 +14,20 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
-use crate::http::accounts::raw_query;
 use crate::http::filters::{principal, with_state};
-use crate::http::jobs::{JobView, accept, claim_submission, visible_job};
-use crate::http::users::parse_query;
+use crate::http::idempotent::{accept, claim_submission};
+use crate::http::query::parse_query;
+use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
-use crate::import::columns::{Column, ERROR_COLUMN};
+use crate::import::columns::Column;
+use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal};
 use crate::jobs::import::{self as runner, ImportParams, Mode};
+use crate::service::jobs::{self as service_jobs, JobView, visible_job};
+use crate::state::AppState;
 use crate::store::imports;
 use crate::store::jobs::JobRow;
 
@@ -300,7 +302,7 @@ where
 
 /// An import the caller may see: their own, or any for managers and admins.
 async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
-    let job = visible_job(state, caller, id).await.map_err(|e| match e.code() {
+    let job = visible_job(state.pool(), caller, id).await.map_err(|e| match e.code() {
         Code::NotFound => Error::not_found("import"),
         _ => e,
     })?;
@@ -327,23 +329,11 @@ async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Re
     let query: Query = parse_query(&raw)?;
     let job = visible_import(&state, &caller, id).await?;
     let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let (data, next) = failed_page(&state, job.id, query.after, size).await?;
+    let (data, next) = service_jobs::failures(state.pool(), &job, query.after, size).await?;
     Ok(api::json(
         StatusCode::OK,
         &json!({"data": data, "total": job.failed, "next_after": next}),
     ))
-}
-
-/// A page of rejected rows (`seq` orders them, `row` is the sheet's row number) and the
-/// `after` of the next page.
-pub async fn failed_page(state: &AppState, job: Uuid, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
-    let rows = imports::failed(state.pool(), job, after.unwrap_or(0), size).await?;
-    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-    let data = rows
-        .into_iter()
-        .map(|(seq, line, _, errors)| json!({"seq": seq, "row": line, "errors": errors}))
-        .collect();
-    Ok((data, next))
 }
 
 fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {
@@ -369,36 +359,6 @@ async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Res
     Ok(xlsx_response(bytes, &format!("import-{id}-errors.xlsx")))
 }
 
-pub fn error_workbook(headers: &[String], rows: &[(Vec<String>, Vec<imports::RowError>)]) -> std::result::Result<Vec<u8>, String> {
-    use rust_xlsxwriter::{Format, Workbook};
-    let mut workbook = Workbook::new();
-    let bold = Format::new().set_bold();
-    let sheet = workbook.add_worksheet_with_constant_memory().map_err(|e| e.to_string())?;
-    sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
-    let error_column = headers.len() as u16;
-    for (c, name) in headers.iter().enumerate() {
-        sheet
-            .write_string_with_format(0, c as u16, name, &bold)
-            .map_err(|e| e.to_string())?;
-    }
-    sheet
-        .write_string_with_format(0, error_column, ERROR_COLUMN, &bold)
-        .map_err(|e| e.to_string())?;
-    for (r, (cells, errors)) in rows.iter().enumerate() {
-        let r = r as u32 + 1;
-        for (c, cell) in cells.iter().enumerate().filter(|(_, cell)| !cell.is_empty()) {
-            sheet
-                .write_string(r, c as u16, crate::http::export::neutralize(cell).as_ref())
-                .map_err(|e| e.to_string())?;
-        }
-        let message: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.column, e.message)).collect();
-        sheet
-            .write_string(r, error_column, crate::http::export::neutralize(&message.join("; ")).as_ref())
-            .map_err(|e| e.to_string())?;
-    }
-    workbook.save_to_buffer().map_err(|e| e.to_string())
-}
-
 /// An empty workbook with every column, and a sheet describing them.
 async fn template(caller: Principal, _state: AppState) -> Result<Response> {
     caller.require(Action::CreateAccount)?;
@@ -407,33 +367,4 @@ async fn template(caller: Principal, _state: AppState) -> Result<Response> {
         .map_err(anyhow::Error::from)?
         .map_err(|e| Error::Internal(anyhow::anyhow!("writing template.xlsx: {e}")))?;
     Ok(xlsx_response(bytes, "accounts-template.xlsx"))
-}
-
-pub fn template_workbook() -> std::result::Result<Vec<u8>, String> {
-    use rust_xlsxwriter::{Format, Workbook};
-    let mut workbook = Workbook::new();
-    let bold = Format::new().set_bold();
-    let accounts = workbook.add_worksheet();
-    accounts.set_name("Accounts").map_err(|e| e.to_string())?;
-    accounts.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
-    for (c, (_, name, _)) in Column::all().enumerate() {
-        accounts
-            .write_string_with_format(0, c as u16, name, &bold)
-            .map_err(|e| e.to_string())?;
-        accounts
-            .set_column_width(c as u16, name.len().max(12) as f64)
-            .map_err(|e| e.to_string())?;
-    }
-    let help = workbook.add_worksheet();
-    help.set_name("Columns").map_err(|e| e.to_string())?;
-    help.write_string_with_format(0, 0, "column", &bold).map_err(|e| e.to_string())?;
-    help.write_string_with_format(0, 1, "what it holds", &bold)
-        .map_err(|e| e.to_string())?;
-    help.set_column_width(0, 22).map_err(|e| e.to_string())?;
-    help.set_column_width(1, 90).map_err(|e| e.to_string())?;
-    for (r, (_, name, description)) in Column::all().enumerate() {
-        help.write_string(r as u32 + 1, 0, name).map_err(|e| e.to_string())?;
-        help.write_string(r as u32 + 1, 1, description).map_err(|e| e.to_string())?;
-    }
-    workbook.save_to_buffer().map_err(|e| e.to_string())
 }

@@ -1,74 +1,34 @@
 //! Durable jobs over HTTP: bulk updates are submitted here (202 with the job), and
 //! every job is polled, listed and cancelled here.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, StatusCode, header};
+use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
 use crate::domain::bulk::{BulkUpdateRequest, MAX_BULK_ROWS};
+use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::accounts::{check_assignee, raw_query};
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::idempotent::{accept, claim_submission};
 use crate::http::paging::PageRequest;
-use crate::http::users::parse_query;
-use crate::http::{self as api, account_list, respond};
+use crate::http::query::parse_query;
+use crate::http::query::raw_query;
+use crate::http::{self as api, respond};
 use crate::jobs::bulk_update::BulkParams;
-use crate::store::idempotency::{self, Claim};
-use crate::store::jobs::{self, JobRow};
+use crate::lists::accounts as account_list;
+use crate::service::accounts::check_assignee;
+use crate::service::jobs::{self as service_jobs, JobView, visible_job};
+use crate::state::AppState;
+use crate::store::jobs;
 
 const IDEMPOTENCY_SCOPE: &str = "bulk_update";
-
-#[derive(Serialize)]
-pub struct JobView {
-    pub id: Uuid,
-    pub kind: String,
-    pub status: String,
-    pub total: i64,
-    pub processed: i64,
-    pub succeeded: i64,
-    pub failed: i64,
-    /// Rows per second since the job started.
-    pub rate: Option<f64>,
-    pub created_by: Uuid,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub result: Option<Value>,
-}
-
-impl From<JobRow> for JobView {
-    fn from(row: JobRow) -> Self {
-        let rate = row.started_at.map(|started| {
-            let end = row.finished_at.unwrap_or_else(Utc::now);
-            let secs = (end - started).num_milliseconds().max(1) as f64 / 1000.0;
-            (row.processed as f64 / secs * 10.0).round() / 10.0
-        });
-        Self {
-            id: row.id,
-            kind: row.kind,
-            status: row.status,
-            total: row.total,
-            processed: row.processed,
-            succeeded: row.succeeded,
-            failed: row.failed,
-            rate,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            started_at: row.started_at,
-            finished_at: row.finished_at,
-            result: row.result.map(|r| r.0),
-        }
-    }
-}
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes.max(8 * 1024 * 1024);
@@ -107,18 +67,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(cancel)
         .unify()
         .boxed()
-}
-
-/// Managers and admins see every job; others their own.
-fn may_see(caller: &Principal, job: &JobRow) -> bool {
-    job.created_by == caller.user_id || caller.can(Action::UpdateAnyAccount)
-}
-
-pub async fn visible_job(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
-    jobs::get(state.pool(), id)
-        .await?
-        .filter(|job| may_see(caller, job))
-        .ok_or_else(|| Error::not_found("job"))
 }
 
 fn too_many() -> Error {
@@ -190,7 +138,7 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
     })?;
     if let Some(agent) = patch.assign {
         caller.require(Action::AssignAccount)?;
-        check_assignee(&state, agent).await?;
+        check_assignee(state.pool(), agent).await?;
     }
     let mut tx = state.pool().begin().await?;
     if let Some(first) = claim_submission(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
@@ -218,47 +166,6 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
     Ok(response)
 }
 
-/// Claims a job submission's `Idempotency-Key` (if any) in `tx`: `Some` is the first
-/// submission's answer, to send again; a key used with another request is refused.
-pub async fn claim_submission(
-    tx: &mut sqlx::PgConnection,
-    caller: &Principal,
-    scope: &str,
-    key: Option<&str>,
-    hash: &[u8],
-) -> Result<Option<Response>> {
-    let Some(key) = key else { return Ok(None) };
-    match idempotency::claim(tx, caller.user_id, scope, key, hash).await? {
-        Claim::Fresh => Ok(None),
-        Claim::Replay { status, body } => Ok(Some(api::json(StatusCode::from_u16(status).unwrap_or(StatusCode::ACCEPTED), &body))),
-        Claim::Mismatch => Err(Error::new(
-            Code::IdempotencyKeyReused,
-            "this Idempotency-Key was used with a different request",
-        )),
-    }
-}
-
-/// Records a queued job's 202 answer under its key (if any), commits, and answers it
-/// with `Location`.
-pub async fn accept(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    caller: &Principal,
-    scope: &str,
-    key: Option<&str>,
-    view: &Value,
-    location: &str,
-) -> Result<Response> {
-    if let Some(key) = key {
-        idempotency::complete(&mut tx, caller.user_id, scope, key, StatusCode::ACCEPTED.as_u16(), view).await?;
-    }
-    tx.commit().await?;
-    let mut response = api::json(StatusCode::ACCEPTED, view);
-    if let Ok(location) = HeaderValue::from_str(location) {
-        response.headers_mut().insert(header::LOCATION, location);
-    }
-    Ok(response)
-}
-
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::from_query(&raw)?;
     let owner = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
@@ -269,7 +176,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 }
 
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let job = visible_job(&state, &caller, id).await?;
+    let job = visible_job(state.pool(), &caller, id).await?;
     Ok(api::json(StatusCode::OK, &JobView::from(job)))
 }
 
@@ -282,20 +189,9 @@ async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> 
         after: Option<i32>,
     }
     let query: Query = parse_query(&raw)?;
-    let job = visible_job(&state, &caller, id).await?;
+    let job = visible_job(state.pool(), &caller, id).await?;
     let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let (data, next): (Vec<Value>, Option<i32>) = if job.kind == "import" {
-        // An import's rows are its sheet's: the row number and each column's error.
-        crate::http::imports::failed_page(&state, job.id, query.after, size).await?
-    } else {
-        let rows = jobs::failures(state.pool(), job.id, query.after, size).await?;
-        let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-        let data = rows
-            .into_iter()
-            .map(|(seq, account_id, error)| json!({"row": seq, "account_id": account_id, "error": error}))
-            .collect();
-        (data, next)
-    };
+    let (data, next) = service_jobs::failures(state.pool(), &job, query.after, size).await?;
     Ok(api::json(
         StatusCode::OK,
         &json!({"data": data, "total": job.failed, "next_after": next}),
@@ -303,7 +199,7 @@ async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> 
 }
 
 async fn cancel(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let job = visible_job(&state, &caller, id).await?;
+    let job = visible_job(state.pool(), &caller, id).await?;
     if job.finished_at.is_some() {
         return Err(
             Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status)).with_extension("allowed", json!([])),

@@ -1,6 +1,5 @@
 //! HTTP API: one module per resource, each a boxed route group; `recover` maps the rest.
 
-pub mod account_list;
 pub mod accounts;
 pub mod activities;
 pub mod auth;
@@ -8,16 +7,17 @@ pub mod export;
 pub mod filters;
 pub mod headers;
 pub mod health;
+pub mod idempotent;
 pub mod imports;
+pub mod indexed;
 pub mod jobs;
 pub mod notifications;
 pub mod paging;
-pub mod payment_list;
 pub mod payments;
+pub mod query;
 pub mod recover;
 pub mod server;
 pub mod users;
-pub mod values;
 pub mod ws;
 
 use serde::Serialize;
@@ -26,8 +26,8 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use crate::app::AppState;
 use crate::error::Result;
+use crate::state::AppState;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let api = warp::path("api")

@@ -11,14 +11,14 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::domain::principal::Principal;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::accounts::raw_query;
 use crate::http::filters::{principal, with_state};
-use crate::http::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::http::users::parse_query;
+use crate::http::query::parse_query;
+use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
+use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::state::AppState;
 use crate::store::notifications::{self, NotificationRow, Position};
 
 #[derive(Serialize)]
@@ -34,7 +34,7 @@ pub struct NotificationView {
 impl From<NotificationRow> for NotificationView {
     fn from(row: NotificationRow) -> Self {
         let mut data = row.data.0;
-        crate::events::format_money(&mut data);
+        crate::domain::event::format_money(&mut data);
         Self {
             id: row.id,
             kind: row.kind,

@@ -9,9 +9,7 @@ use uuid::Uuid;
 
 use crate::error::{Code, Error, Result};
 use crate::http::ListPage;
-
-pub const DEFAULT_PAGE_SIZE: u32 = 25;
-pub const MAX_PAGE_SIZE: u32 = 200;
+use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 pub type Keyset = (DateTime<Utc>, Uuid);
 
@@ -57,7 +55,7 @@ struct PageQuery {
 impl PageRequest {
     /// Parses a query string that holds only `page_size` and `cursor`.
     pub fn from_query(raw: &str) -> Result<Self> {
-        let query: PageQuery = crate::http::users::parse_query(raw)?;
+        let query: PageQuery = crate::http::query::parse_query(raw)?;
         Self::new(query.page_size, query.cursor.as_deref())
     }
 

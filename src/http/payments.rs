@@ -14,18 +14,19 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::domain::document::{Entity, PaymentDoc};
 use crate::domain::money::Currency;
 use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, Simulate, SimulatedOutcome};
+use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::accounts::{WaitForIndexed, raw_query, wait_for, wait_until_indexed};
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::paging::PageRequest;
-use crate::http::payment_list;
+use crate::http::query::raw_query;
 use crate::http::{self as api, respond, with_etag};
-use crate::search::document::{Entity, PaymentDoc};
+use crate::lists::payments as payment_list;
+use crate::state::AppState;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::idempotency::{self, Claim};
 use crate::store::payments::{self, Checked, Insert, PaymentRow};
@@ -469,8 +470,8 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     let body = serde_json::json!({
         "data": data,
         "total": page.total,
-        "next_cursor": page.next.map(|after| crate::http::account_list::encode_cursor(after, &signature)),
-        "facets": crate::http::account_list::facets_json(&page.facets),
+        "next_cursor": page.next.map(|after| crate::lists::accounts::encode_cursor(after, &signature)),
+        "facets": crate::lists::accounts::facets_json(&page.facets),
     });
     Ok(api::json(StatusCode::OK, &body))
 }

@@ -15,11 +15,11 @@ use warp::filters::BoxedFilter;
 use warp::http::HeaderValue;
 use warp::reply::Response;
 
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::filters::ClientAddr;
 use crate::http::headers;
 use crate::http::ws;
+use crate::state::AppState;
 use crate::telemetry;
 
 /// How long in-flight requests may take to finish after a shutdown signal.

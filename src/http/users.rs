@@ -1,54 +1,21 @@
 //! `/api/v1/users`: admin-only user management.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::app::AppState;
-use crate::auth::{Principal, password};
-use crate::domain::contact::normalize_email;
+use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role};
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::PageRequest;
 use crate::http::{self as api, respond};
-use crate::store::users::{self, UserRow};
-
-#[derive(Serialize)]
-pub struct UserView {
-    pub id: Uuid,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub disabled: bool,
-    pub created_at: DateTime<Utc>,
-}
-
-impl From<&UserRow> for UserView {
-    fn from(row: &UserRow) -> Self {
-        Self {
-            id: row.id,
-            email: row.email.clone(),
-            name: row.name.clone(),
-            role: row.role(),
-            disabled: row.disabled,
-            created_at: row.created_at,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUser {
-    email: String,
-    name: String,
-    role: Role,
-    password: String,
-}
+use crate::service::users::{CreateUser, UserView, create_user};
+use crate::state::AppState;
+use crate::store::users;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +30,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let list = warp::path!("users")
         .and(warp::get())
         .and(admin.clone())
-        .and(crate::http::accounts::raw_query())
+        .and(crate::http::query::raw_query())
         .then(|p, s, q: String| async move { respond(list(p, s, q).await) });
     let create = warp::path!("users")
         .and(warp::post())
@@ -76,37 +43,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(json_body::<UpdateUser>(limit))
         .then(|id, p, s, b| async move { respond(update(id, p, s, b).await) });
     list.or(create).unify().or(update).unify().boxed()
-}
-
-/// Validates a new user's fields the same way for admins, registration and the CLI.
-pub async fn create_user(pool: &sqlx::PgPool, hashers: &password::Hashers, body: CreateUser) -> Result<UserRow> {
-    let mut errors = Vec::new();
-    let email = normalize_email(&body.email)
-        .map_err(|m| errors.push(crate::error::FieldError::new("email", m)))
-        .ok();
-    let name = body.name.trim().to_owned();
-    if name.is_empty() || name.chars().count() > 200 {
-        errors.push(crate::error::FieldError::new("name", "must be 1 to 200 characters"));
-    }
-    if let Err(Error::Problem(p)) = password::check_policy(&body.password) {
-        errors.extend(p.errors);
-    }
-    let Some(email) = email.filter(|_| errors.is_empty()) else {
-        return Err(Error::validation(errors));
-    };
-    let hash = hashers.hash(body.password).await?;
-    users::insert(pool, &email, &name, body.role, &hash).await
-}
-
-impl CreateUser {
-    pub fn new(email: String, name: String, role: Role, password: String) -> Self {
-        Self {
-            email,
-            name,
-            role,
-            password,
-        }
-    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -139,9 +75,4 @@ async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) 
     state.forget_sessions();
     tracing::info!(role = row.role, disabled = row.disabled, "user updated");
     Ok(api::json(StatusCode::OK, &UserView::from(&row)))
-}
-
-/// Parses a query string strictly: unknown or malformed parameters are 400s naming the parameter.
-pub fn parse_query<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T> {
-    serde_urlencoded::from_str::<T>(raw).map_err(|e| Error::new(Code::InvalidParameter, format!("query: {e}")))
 }

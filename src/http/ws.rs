@@ -27,11 +27,12 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use crate::app::AppState;
-use crate::auth::Principal;
+use crate::domain::event::{Event, valid_topic};
+use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
-use crate::events::{Event, Outgoing, valid_topic};
+use crate::events::Outgoing;
 use crate::http::headers;
+use crate::state::AppState;
 use crate::store::events;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);

@@ -14,10 +14,12 @@ pub mod columns;
 mod ods;
 pub mod rows;
 mod scan;
+pub mod write;
 
 use std::io::Cursor;
 
 use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, Reader, Xls, Xlsb, Xlsx, open_workbook_from_rs};
+use serde::{Deserialize, Serialize};
 
 pub use scan::{MAX_SHARED_STRINGS, MAX_XLS_CELLS};
 
@@ -58,6 +60,13 @@ impl Format {
 pub struct Row {
     pub line: u32,
     pub cells: Vec<String>,
+}
+
+/// One problem with a row: the file's column header (or the field) and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    pub column: String,
+    pub message: String,
 }
 
 #[derive(Debug)]

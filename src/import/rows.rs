@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::columns::{Column, Mapping};
 use crate::domain::account::{AccountFields, AccountStatus, Address, CreateAccount, PatchAccount};
 use crate::error::FieldError;
-use crate::store::imports::RowError;
+use crate::import::RowError;
 
 /// How each agent cell resolved: a user id, or why it cannot be assigned.
 pub type Agents = HashMap<String, Result<Uuid, String>>;

@@ -15,12 +15,13 @@ use crate::domain::account::AccountFields;
 use crate::domain::contact::parse_region;
 use crate::domain::role::{Action, Role, allows};
 use crate::error::{FieldError, Result};
+use crate::import::RowError;
 use crate::import::columns::{Column, Mapping};
 use crate::import::rows::{self, Agents, Context, Values};
 use crate::import::{Row, Sheet};
 use crate::jobs::Stop;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::imports::{self, ChunkOutcome, RowError};
+use crate::store::imports::{self, ChunkOutcome};
 use crate::store::jobs::{self, JobRow};
 use crate::store::users;
 

@@ -13,8 +13,8 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
 use crate::error::Result;
+use crate::shutdown::running;
 use crate::store::jobs::{self, JobRow};
-use crate::sync::running;
 
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// A chunk that fails (a lost connection, a deadlock) is retried this often, with a

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value};
 
-use super::document::AccountDoc;
 use super::embedded::schema::{DIGITS_MIN, digits};
 use super::words::{edits, folded_tokens, folded_words, fuzziness};
+use crate::domain::document::AccountDoc;
 
 const OPEN: &str = "<em>";
 const CLOSE: &str = "</em>";

@@ -5,7 +5,6 @@
 //! regress it. Physical indices come in generations; reads go to the live one, writes
 //! to every registered target (the live one and, during a rebuild, the new one).
 
-pub mod document;
 pub mod elastic;
 pub mod embedded;
 pub mod highlight;
@@ -19,9 +18,9 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{AccountQuery, After, PaymentQuery, StatsQuery};
 use crate::error::Result;
-use document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {

@@ -3,13 +3,11 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
-
 use super::SearchIndex;
-use super::document::Entity;
-use super::elastic::ElasticIndex;
+use super::elastic::{ElasticConfig, ElasticIndex};
 use super::embedded::{EmbeddedIndex, OpenError};
 use crate::config::{SearchBackend, Settings};
+use crate::domain::document::{DeadLetters, Entity};
 
 /// A backend this process may write to.
 pub struct Writer {
@@ -20,7 +18,7 @@ pub struct Writer {
 
 /// Opens the backend to write. Only the embedded backend can be busy (another process
 /// owns it); Elasticsearch takes any number of writers.
-pub async fn writer(settings: &Settings, pool: &PgPool) -> Result<Writer, OpenError> {
+pub async fn writer(settings: &Settings, dead_letters: Arc<dyn DeadLetters>) -> Result<Writer, OpenError> {
     match settings.search_backend {
         SearchBackend::Embedded => {
             let index = EmbeddedIndex::open_owner(&settings.data_dir)?;
@@ -31,7 +29,7 @@ pub async fn writer(settings: &Settings, pool: &PgPool) -> Result<Writer, OpenEr
             })
         }
         SearchBackend::Elasticsearch => {
-            let index = ElasticIndex::new(&settings.elastic()?, pool.clone())?;
+            let index = ElasticIndex::new(&ElasticConfig::from_settings(settings)?, dead_letters)?;
             let fresh = index.prepare().await?;
             let failed: Vec<String> = index
                 .doctor()
@@ -55,9 +53,9 @@ pub async fn writer(settings: &Settings, pool: &PgPool) -> Result<Writer, OpenEr
 }
 
 /// Opens the backend to read.
-pub fn reader(settings: &Settings, pool: &PgPool) -> anyhow::Result<Arc<dyn SearchIndex>> {
+pub fn reader(settings: &Settings, dead_letters: Arc<dyn DeadLetters>) -> anyhow::Result<Arc<dyn SearchIndex>> {
     Ok(match settings.search_backend {
         SearchBackend::Embedded => Arc::new(EmbeddedIndex::open_reader(&settings.data_dir).map_err(|e| anyhow::anyhow!("{e}"))?),
-        SearchBackend::Elasticsearch => Arc::new(ElasticIndex::new(&settings.elastic()?, pool.clone())?),
+        SearchBackend::Elasticsearch => Arc::new(ElasticIndex::new(&ElasticConfig::from_settings(settings)?, dead_letters)?),
     })
 }

@@ -10,9 +10,9 @@ use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, AccountStatus, Address};
+use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise};
 use crate::domain::money::Currency;
 use crate::error::{Error, Result};
-use crate::search::document::{AccountDoc, AccountSummary, OpenPromise};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct AccountRow {
@@ -473,4 +473,47 @@ pub async fn document(conn: &mut sqlx::PgConnection, row: AccountRow) -> Result<
     let mut docs = documents(conn, vec![row]).await?;
     docs.pop()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("account document vanished")))
+}
+
+impl AccountDoc {
+    pub fn new(row: AccountRow, summary: AccountSummary) -> Self {
+        Self {
+            summary,
+            ..Self::from(row)
+        }
+    }
+}
+
+impl From<AccountRow> for AccountDoc {
+    fn from(row: AccountRow) -> Self {
+        Self {
+            summary: AccountSummary::default(),
+            address: row.address(),
+            status: row.status(),
+            id: row.id,
+            account_number: row.account_number,
+            external_ref: row.external_ref,
+            debtor_name: row.debtor_name,
+            email: row.email,
+            phone: row.phone,
+            timezone: row.timezone,
+            original_balance: row.original_balance,
+            current_balance: row.current_balance,
+            currency: row.currency,
+            due_date: row.due_date,
+            assigned_agent_id: row.assigned_agent_id,
+            next_action_at: row.next_action_at,
+            tags: row.tags,
+            custom_fields: row.custom_fields.0,
+            do_not_call: row.do_not_call,
+            do_not_email: row.do_not_email,
+            cease_communication: row.cease_communication,
+            created_by: row.created_by,
+            updated_by: row.updated_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+            search_version: row.search_version,
+        }
+    }
 }

@@ -1,20 +1,27 @@
 //! Documents the search backend refused for good (`search_dead_letters`).
 
-use serde_json::Value;
-use sqlx::PgPool;
-use uuid::Uuid;
+use std::sync::Arc;
 
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use sqlx::PgPool;
+
+use crate::domain::document::{DeadLetter, DeadLetters};
 use crate::error::Result;
 
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct DeadLetter {
-    pub entity: String,
-    pub entity_id: Uuid,
-    pub version: i64,
-    pub target: String,
-    pub error_type: String,
-    pub reason: String,
-    pub document: Value,
+/// Dead letters kept in SQL, where `doctor` and the audit find them.
+pub struct SqlDeadLetters(PgPool);
+
+impl SqlDeadLetters {
+    pub fn shared(pool: PgPool) -> Arc<dyn DeadLetters> {
+        Arc::new(Self(pool))
+    }
+}
+
+impl DeadLetters for SqlDeadLetters {
+    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<()>> {
+        insert(&self.0, letters).boxed()
+    }
 }
 
 #[tracing::instrument(skip_all, fields(count = letters.len()))]

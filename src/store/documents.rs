@@ -4,8 +4,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::{accounts, payments};
+use crate::domain::document::{Entity, IndexOp};
 use crate::error::Result;
-use crate::search::document::{Entity, IndexOp};
 
 pub async fn count(pool: &PgPool, entity: Entity) -> Result<i64> {
     match entity {

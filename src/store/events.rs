@@ -7,8 +7,8 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::event::Event;
 use crate::error::Result;
-use crate::events::Event;
 
 #[derive(FromRow)]
 struct EventRow {

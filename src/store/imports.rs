@@ -2,20 +2,12 @@
 
 use std::fmt::Write;
 
-use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::import::Row;
-
-/// One problem with a row: the file's column header (or the field) and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RowError {
-    pub column: String,
-    pub message: String,
-}
+use crate::import::{Row, RowError};
 
 pub struct Staged {
     pub seq: i32,

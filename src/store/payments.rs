@@ -6,9 +6,9 @@ use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::document::PaymentDoc;
 use crate::domain::payment::{Method, NewPayment, PaymentStatus};
 use crate::error::{Error, Result};
-use crate::search::document::PaymentDoc;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PaymentRow {

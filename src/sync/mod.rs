@@ -19,8 +19,9 @@ use self::lease::{HEARTBEAT_EVERY, Lease};
 use self::metrics::SyncMetrics;
 use self::reindex::Progress;
 use self::worker::SyncWorker;
+use crate::domain::document::Entity;
 use crate::search::SearchIndex;
-use crate::search::document::Entity;
+use crate::shutdown::running;
 use crate::store::{documents, promises, search_tasks};
 
 /// Everything a process that feeds the index runs in the background.
@@ -67,11 +68,6 @@ impl SyncRuntime {
         }
         Ok(tasks)
     }
-}
-
-/// False once shutdown was signalled or its sender is gone.
-pub fn running(shutdown: &watch::Receiver<bool>) -> bool {
-    !*shutdown.borrow() && shutdown.has_changed().is_ok()
 }
 
 async fn heartbeat(lease: Lease, mut shutdown: watch::Receiver<bool>) {

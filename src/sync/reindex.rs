@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use sqlx::PgPool;
 
+use crate::domain::document::Entity;
 use crate::error::{Code, Error, Result};
 use crate::search::SearchIndex;
-use crate::search::document::Entity;
 use crate::store::{self, documents};
 
 const CHUNK: i64 = 100_000;

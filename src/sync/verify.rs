@@ -7,9 +7,9 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::document::Entity;
 use crate::error::Result;
 use crate::search::SearchIndex;
-use crate::search::document::Entity;
 use crate::store::{self, documents};
 
 /// How long a difference may last before it counts: the worker may simply be behind.

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::metrics::SyncMetrics;
+use crate::domain::document::{Entity, IndexOp};
 use crate::error::Result;
 use crate::search::SearchIndex;
-use crate::search::document::{Entity, IndexOp};
 use crate::search::elastic::client::EsError;
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{self};
@@ -140,7 +140,7 @@ impl SyncWorker {
         let mut backoff = Duration::from_millis(100);
         let mut vacuumed = Instant::now();
         tracing::info!("sync worker started");
-        while super::running(&shutdown) {
+        while crate::shutdown::running(&shutdown) {
             let started = Instant::now();
             match self.process_batch().await {
                 Ok(n) if n as i64 == BATCH_SIZE => continue,

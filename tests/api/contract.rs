@@ -5,13 +5,15 @@
 use std::collections::HashSet;
 
 use arrears::domain::account::{AccountStatus, Address, Bucket};
+use arrears::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::search::{
     AccountQuery, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
 };
-use arrears::search::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
+use arrears::search::elastic::{ElasticConfig, ElasticIndex};
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::search::{SearchIndex, Tally};
+use arrears::store::dead_letters::SqlDeadLetters;
 use chrono::{Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -915,7 +917,7 @@ mod embedded_backend {
 
 /// The Elasticsearch backend on the cluster at ELASTICSEARCH_URL (credentials from
 /// ELASTICSEARCH_USERNAME/PASSWORD/API_KEY/CA_FILE), or `None` with a notice.
-async fn elastic() -> Option<(arrears::search::elastic::ElasticIndex, String)> {
+async fn elastic() -> Option<(ElasticIndex, String)> {
     let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
         eprintln!("ELASTICSEARCH_URL is not set: the contract suite skips the Elasticsearch backend");
         return None;
@@ -924,7 +926,7 @@ async fn elastic() -> Option<(arrears::search::elastic::ElasticIndex, String)> {
     settings.elasticsearch_url = Some(url);
     settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
     let pool = crate::helpers::fresh_pool().await;
-    let index = arrears::search::elastic::ElasticIndex::new(&settings.elastic().unwrap(), pool).unwrap();
+    let index = ElasticIndex::new(&ElasticConfig::from_settings(&settings).unwrap(), SqlDeadLetters::shared(pool)).unwrap();
     index.prepare().await.unwrap();
     Some((index, settings.elasticsearch_index_prefix))
 }
@@ -976,7 +978,6 @@ mod elastic_backend {
 /// the reporting aliases Kibana reads.
 mod elastic_cluster {
     use super::*;
-    use arrears::search::elastic::ElasticIndex;
 
     #[tokio::test]
     async fn the_doctor_passes_on_a_prepared_cluster() {
@@ -996,8 +997,10 @@ mod elastic_cluster {
         settings.elasticsearch_url = Some(url);
         settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         let pool = crate::helpers::fresh_pool().await;
-        let config = settings.elastic().unwrap();
-        let indexes: Vec<ElasticIndex> = (0..4).map(|_| ElasticIndex::new(&config, pool.clone()).unwrap()).collect();
+        let config = ElasticConfig::from_settings(&settings).unwrap();
+        let indexes: Vec<ElasticIndex> = (0..4)
+            .map(|_| ElasticIndex::new(&config, SqlDeadLetters::shared(pool.clone())).unwrap())
+            .collect();
         let results = futures_util::future::join_all(indexes.iter().map(|i| i.prepare())).await;
         let prefix = &settings.elasticsearch_index_prefix;
         let behind: serde_json::Value = raw(reqwest::Method::GET, format!("/_alias/{prefix}-accounts"))

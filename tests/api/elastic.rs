@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
+use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::role::Role;
 use arrears::domain::search::{
@@ -18,12 +19,12 @@ use arrears::domain::search::{
 };
 use arrears::error::Code;
 use arrears::search::SearchIndex;
-use arrears::search::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
 use arrears::search::elastic::bulk::{self, Item, Retry};
 use arrears::search::elastic::client::{Call, ClientConfig};
 use arrears::search::elastic::dsl;
 use arrears::search::elastic::templates::{self, Names};
 use arrears::search::elastic::{ElasticConfig, ElasticIndex, source};
+use arrears::store::dead_letters::SqlDeadLetters;
 use arrears::sync::metrics::SyncMetrics;
 use arrears::sync::worker::SyncWorker;
 use chrono::{NaiveDate, TimeZone, Utc};
@@ -742,7 +743,7 @@ fn docs(n: u128) -> Vec<IndexOp> {
 #[tokio::test]
 async fn partial_bulk_failure_retries_only_the_failed_items() {
     let server = bulk_server(vec![(200, bulk_response(&[201, 429, 201])), (200, bulk_response(&[201]))]).await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await)
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(FAST_RETRY);
     let report = index.apply(docs(3)).await.unwrap();
@@ -766,7 +767,7 @@ async fn partial_bulk_failure_retries_only_the_failed_items() {
 #[tokio::test]
 async fn version_conflicts_count_as_already_applied() {
     let server = bulk_server(vec![(200, bulk_response(&[409, 201]))]).await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await)
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(FAST_RETRY);
     let report = index.apply(docs(2)).await.unwrap();
@@ -789,7 +790,7 @@ async fn too_many_requests_backs_off_and_shrinks_the_batch() {
     ])
     .await;
     let retry = Retry { batch: 2, ..FAST_RETRY };
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await)
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(retry);
     let report = index.apply(docs(2)).await.unwrap();
@@ -811,7 +812,7 @@ async fn too_many_requests_backs_off_and_shrinks_the_batch() {
 async fn mapping_errors_become_dead_letters_without_blocking_the_batch() {
     let server = bulk_server(vec![(200, bulk_response(&[201, 400]))]).await;
     let pool = fresh_pool().await;
-    let index = ElasticIndex::new(&config(&server.url), pool.clone())
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(pool.clone()))
         .unwrap()
         .with_retry(FAST_RETRY);
     let report = index.apply(docs(2)).await.unwrap();
@@ -846,7 +847,7 @@ async fn unauthorized_stops_the_sync_worker_and_keeps_the_outbox() {
     .execute(&pool)
     .await
     .unwrap();
-    let index: Arc<dyn SearchIndex> = Arc::new(ElasticIndex::new(&config(&server.url), pool.clone()).unwrap());
+    let index: Arc<dyn SearchIndex> = Arc::new(ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(pool.clone())).unwrap());
     let metrics = Arc::new(SyncMetrics::default());
     let (_stop, stopped) = tokio::sync::watch::channel(false);
     let worker = SyncWorker::new(pool.clone(), index, metrics.clone());
@@ -917,7 +918,7 @@ async fn failed_shards_are_reported_over_http_not_hidden() {
     assert_eq!(problem["code"], "service_unavailable");
     assert!(problem["detail"].as_str().unwrap().contains("1 of 2 shards"), "{problem}");
 
-    let direct = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let direct = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let err = direct.search(AccountQuery::new(today())).await.unwrap_err();
     assert_eq!(err.code(), Code::ServiceUnavailable);
 }
@@ -1091,7 +1092,7 @@ async fn alias_cluster(indices: &[(&str, &[&str])]) -> ScriptedEs {
 #[tokio::test]
 async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
     let server = alias_cluster(&[("arrears-accounts-g1", LIVE_ACCOUNTS)]).await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let generation = index.begin_rebuild(Entity::Account).await.unwrap();
     assert_eq!(generation, "arrears-accounts-g2");
     let created = server.received().into_iter().find(|r| r.api() == "indices.create").unwrap().json();
@@ -1171,7 +1172,7 @@ async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
         keep_old: true,
         ..config(&server.url)
     };
-    let index = ElasticIndex::new(&keep, fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&keep, SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let generation = index.begin_rebuild(Entity::Payment).await.unwrap();
     assert_eq!(generation, "arrears-payments-g5");
     index.promote(Entity::Payment, generation).await.unwrap();
@@ -1284,7 +1285,7 @@ async fn a_flood_stage_block_on_a_bulk_item_is_retried_until_lifted() {
         "reason": "index [arrears-accounts-g1] blocked by: [TOO_MANY_REQUESTS/12/disk usage exceeded flood-stage watermark, index has read-only-allow-delete block];"
     });
     let server = bulk_server(vec![(200, blocked), (200, bulk_response(&[201]))]).await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await)
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(FAST_RETRY);
     let report = index.apply(docs(2)).await.unwrap();
@@ -1307,10 +1308,10 @@ async fn two_processes_starting_together_put_each_read_alias_on_one_generation()
     })
     .await;
     let pool = fresh_pool().await;
-    let first = ElasticIndex::new(&config(&server.url), pool.clone()).unwrap();
+    let first = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(pool.clone())).unwrap();
     let mut second_config = config(&server.url);
     second_config.client.username = Some("second".into());
-    let second = ElasticIndex::new(&second_config, pool).unwrap();
+    let second = ElasticIndex::new(&second_config, SqlDeadLetters::shared(pool)).unwrap();
     assert_eq!(first.prepare().await.unwrap(), Entity::ALL.to_vec());
     assert!(second.prepare().await.unwrap().is_empty(), "the second process backfills nothing");
     let (a, b) = tokio::join!(first.prepare(), second.prepare());
@@ -1344,7 +1345,7 @@ async fn prepare_refuses_a_read_alias_on_two_generations_and_names_the_fix() {
         ("arrears-accounts-g2", &["arrears-accounts"]),
     ])
     .await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let err = index.prepare().await.unwrap_err().to_string();
     assert!(err.contains("points at 2 indices") && err.contains("arrears doctor"), "{err}");
 }
@@ -1363,7 +1364,7 @@ async fn the_reporting_alias_follows_reads_and_leaves_out_tombstones() {
         ),
     ])
     .await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     assert!(index.prepare().await.unwrap().is_empty());
     let cluster = server.indices();
     assert!(cluster["arrears-accounts-g1"].contains("arrears-accounts-reporting"));
@@ -1383,7 +1384,7 @@ async fn the_reporting_alias_follows_reads_and_leaves_out_tombstones() {
 #[tokio::test]
 async fn sync_batches_refresh_only_what_searches_read() {
     let server = alias_cluster(&[("arrears-accounts-g1", LIVE_ACCOUNTS)]).await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let generation = index.begin_rebuild(Entity::Account).await.unwrap();
     let report = index.apply(docs(2)).await.unwrap();
     assert_eq!(report.applied, 2);
@@ -1438,7 +1439,7 @@ async fn scans_read_every_page_from_one_point_in_time_and_close_it() {
         (200, answer)
     })
     .await;
-    let index = ElasticIndex::new(&config(&server.url), fresh_pool().await).unwrap();
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let versions = index.versions(Entity::Account).await.unwrap();
     assert_eq!(versions.len(), dsl::SCAN_PAGE + 1);
     let calls: Vec<_> = server.received();
@@ -1489,7 +1490,7 @@ fn an_index_prefix_elasticsearch_would_refuse_is_refused_at_start() {
         let mut settings = crate::helpers::test_settings();
         settings.elasticsearch_url = Some("http://127.0.0.1:9200".into());
         settings.elasticsearch_index_prefix = bad.into();
-        let err = settings.elastic().unwrap_err().to_string();
+        let err = ElasticConfig::from_settings(&settings).unwrap_err().to_string();
         assert!(err.contains("ELASTICSEARCH_INDEX_PREFIX"), "{bad:?}: {err}");
     }
 }

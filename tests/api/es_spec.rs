@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use arrears::domain::account::AccountStatus;
+use arrears::domain::document::{Entity, IndexOp};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,
     SortKey, StatsQuery,
 };
-use arrears::search::document::{Entity, IndexOp};
 use arrears::search::elastic::bulk::{self, Item};
 use arrears::search::elastic::client::Call;
 use arrears::search::elastic::templates::{self, Names, write_alias};

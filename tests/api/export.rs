@@ -1,7 +1,7 @@
 //! Streamed exports: the list filters, CSV and XLSX, formula injection neutralised.
 
 use arrears::domain::role::Role;
-use arrears::http::export::ACCOUNT_COLUMNS;
+use arrears::service::exports::ACCOUNT_COLUMNS;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -134,7 +134,7 @@ async fn the_cli_exports_to_a_file_with_the_same_filters() {
     arrears::cli::ops::export(
         app.settings.clone(),
         arrears::cli::ExportEntity::Accounts,
-        arrears::http::export::Format::Csv,
+        arrears::service::exports::Format::Csv,
         &out,
         "status=delinquent",
     )
@@ -146,7 +146,7 @@ async fn the_cli_exports_to_a_file_with_the_same_filters() {
     let bad = arrears::cli::ops::export(
         app.settings.clone(),
         arrears::cli::ExportEntity::Accounts,
-        arrears::http::export::Format::Csv,
+        arrears::service::exports::Format::Csv,
         &out,
         "sort=colour",
     )

@@ -2,11 +2,12 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrears::app::{AppState, Application};
+use arrears::app::Application;
 use arrears::auth::password;
 use arrears::cli::Cli;
 use arrears::config::Settings;
 use arrears::domain::role::Role;
+use arrears::state::AppState;
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};

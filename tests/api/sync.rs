@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arrears::domain::document::Entity;
 use arrears::domain::role::Role;
 use arrears::domain::search::AccountQuery;
 use arrears::search::SearchIndex;
-use arrears::search::document::Entity;
 use arrears::search::embedded::EmbeddedIndex;
 use arrears::store::outbox;
 use arrears::sync::SyncRuntime;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::client::{Call, Client, EsError, classify, error_reason, error_type};
-use crate::store::dead_letters::DeadLetter;
+use crate::domain::document::DeadLetter;
 
 /// One document for one write target.
 #[derive(Clone, Debug, PartialEq)]

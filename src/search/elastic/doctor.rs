@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::ElasticIndex;
 use super::client::Call;
 use super::templates::{self, Names, write_alias};
-use crate::search::document::Entity;
+use crate::domain::document::Entity;
 
 /// One finding of the doctor.
 #[derive(Clone, Debug, PartialEq, Serialize)]

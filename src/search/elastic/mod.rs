@@ -10,24 +10,27 @@ pub mod source;
 pub mod templates;
 
 use std::collections::HashMap;
+use std::time::Duration;
+
+use elasticsearch::http::Url;
 
 use anyhow::Context;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use std::sync::Arc;
 use uuid::Uuid;
 
 use self::bulk::{Item, Outcome, Retry};
 use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
-use super::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, SearchIndex, SearchPage, Tally};
+use crate::config::Settings;
+use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
 use crate::error::{Code, Error, Result};
-use crate::store;
 
 #[derive(Clone, Debug)]
 pub struct ElasticConfig {
@@ -40,6 +43,44 @@ pub struct ElasticConfig {
     pub keep_old: bool,
 }
 
+impl ElasticConfig {
+    /// The Elasticsearch backend's configuration; an error names what is missing.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<ElasticConfig> {
+        let Some(url) = &settings.elasticsearch_url else {
+            anyhow::bail!("SEARCH_BACKEND=elasticsearch needs ELASTICSEARCH_URL");
+        };
+        let url = Url::parse(url).map_err(|e| anyhow::anyhow!("ELASTICSEARCH_URL is not a URL: {e}"))?;
+        let prefix = &settings.elasticsearch_index_prefix;
+        // Elasticsearch's index name rules: lowercase, no leading '-', '_' or '+', at
+        // most 255 bytes (the generation suffix and `-write` take up to 40 more).
+        if prefix.is_empty()
+            || prefix.starts_with(['-', '_'])
+            || prefix.len() > 200
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            anyhow::bail!(
+                "ELASTICSEARCH_INDEX_PREFIX must be 1 to 200 lowercase letters, digits, '-' or '_', \
+                 and start with a letter or digit (Elasticsearch refuses index names starting with '-' or '_')"
+            );
+        }
+        Ok(ElasticConfig {
+            client: ClientConfig {
+                url,
+                username: settings.elasticsearch_username.clone(),
+                password: settings.elasticsearch_password.clone(),
+                api_key: settings.elasticsearch_api_key.clone(),
+                ca_file: settings.elasticsearch_ca_file.clone(),
+                timeout: Duration::from_millis(settings.elasticsearch_timeout_ms),
+            },
+            prefix: prefix.clone(),
+            replicas: settings.elasticsearch_replicas,
+            keep_old: settings.elasticsearch_keep_old,
+        })
+    }
+}
+
 pub struct ElasticIndex {
     client: Client,
     names: Names,
@@ -48,7 +89,7 @@ pub struct ElasticIndex {
     retry: Retry,
     identity: String,
     /// Where refused documents are kept.
-    pool: PgPool,
+    dead_letters: Arc<dyn DeadLetters>,
 }
 
 fn units_to_decimal(units: f64) -> Decimal {
@@ -132,7 +173,7 @@ fn page_of<D: serde::de::DeserializeOwned>(
 
 impl ElasticIndex {
     /// A backend for the cluster in `config`; nothing is sent until [`Self::prepare`].
-    pub fn new(config: &ElasticConfig, pool: PgPool) -> anyhow::Result<Self> {
+    pub fn new(config: &ElasticConfig, dead_letters: Arc<dyn DeadLetters>) -> anyhow::Result<Self> {
         let url = &config.client.url;
         let identity = format!(
             "elasticsearch:{}://{}:{}{}#{}",
@@ -149,7 +190,7 @@ impl ElasticIndex {
             keep_old: config.keep_old,
             retry: Retry::default(),
             identity,
-            pool,
+            dead_letters,
         })
     }
 
@@ -305,7 +346,7 @@ impl ElasticIndex {
         let letters = bulk::dead_letters(&items, &outcomes);
         if !letters.is_empty() {
             tracing::error!(count = letters.len(), first = %letters[0].reason, "elasticsearch refused documents; kept in search_dead_letters");
-            store::dead_letters::insert(&self.pool, &letters).await?;
+            self.dead_letters.record(&letters).await?;
         }
         let mut report = ApplyReport::default();
         for per_op in outcomes.chunks(targets.len().max(1)) {

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::search::document::{AccountDoc, Doc, IndexOp, PaymentDoc};
+use crate::domain::document::{AccountDoc, Doc, IndexOp, PaymentDoc};
 use crate::search::embedded::schema::{digits, epoch_days, money_units, name_sort_key};
 
 pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::client::Call;
-use crate::search::document::Entity;
+use crate::domain::document::Entity;
 
 pub const ANALYSIS: &str = include_str!("../../../index-templates/component-analysis.json");
 pub const SETTINGS: &str = include_str!("../../../index-templates/component-settings.json");

@@ -22,9 +22,9 @@ use uuid::Uuid;
 
 use super::dense::DenseColumns;
 use super::schema;
+use crate::domain::document::{Doc, Entity, IndexOp};
 use crate::error::{Code, Error, Result};
 use crate::search::ApplyReport;
-use crate::search::document::{Doc, Entity, IndexOp};
 
 const WRITER_THREADS: usize = 2;
 const WRITER_MEMORY: usize = 384 * 1024 * 1024;

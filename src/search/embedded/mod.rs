@@ -29,8 +29,8 @@ use self::collection::{Collection, Generation, Kind, blocking, internal};
 use self::collector::{FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn};
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::{Accounts, Fields};
-use super::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, SearchIndex, SearchPage};
+use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
 };

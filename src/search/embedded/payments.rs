@@ -13,8 +13,8 @@ use super::collection::{Common, Kind};
 use super::dense::{Dense, DenseColumns, Strs};
 use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
+use crate::domain::document::{Doc, Entity};
 use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
-use crate::search::document::{Doc, Entity};
 use crate::search::{CurrencyStats, FacetValue, Tally};
 
 #[derive(Clone, Copy, Debug)]

@@ -8,7 +8,7 @@ use tantivy::{Index, TantivyDocument};
 
 use super::collection::{Common, Kind};
 use super::digits::DigitGrams;
-use crate::search::document::{AccountDoc, Doc, Entity};
+use crate::domain::document::{AccountDoc, Doc, Entity};
 use crate::search::words::{folded_analyzer, folded_tokens};
 
 /// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.

@@ -5,14 +5,14 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::auth::Principal;
 use crate::domain::money::Currency;
 use crate::domain::payment::{Method, PaymentStatus};
+use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::search::{AgentFilter, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
-use crate::http::account_list::{MAX_QUERY_CHARS, Problems, decode_cursor, list_values, page_size, signature};
-use crate::http::values::{self, amount, boolean, end_instant, instant};
+use crate::lists::accounts::{MAX_QUERY_CHARS, Problems, decode_cursor, list_values, page_size, signature};
+use crate::lists::values::{self, amount, boolean, end_instant, instant};
 use crate::search::{CurrencyStats, FacetValue, Tally};
 
 /// Statistics cover at most this many days.

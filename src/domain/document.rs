@@ -1,6 +1,7 @@
-//! Documents as the index holds them, rebuilt from SQL by the sync worker.
+//! Documents as the index holds them: built from SQL rows by `store`, indexed by `search`.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -8,7 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
 use crate::domain::payment::{Method, PaymentStatus};
-use crate::store::accounts::AccountRow;
+use crate::error::Result;
 
 /// The kinds of document the index holds, one physical index (family) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,49 +94,6 @@ pub struct AccountDoc {
     pub search_version: i64,
     #[serde(default)]
     pub summary: AccountSummary,
-}
-
-impl AccountDoc {
-    pub fn new(row: AccountRow, summary: AccountSummary) -> Self {
-        Self {
-            summary,
-            ..Self::from(row)
-        }
-    }
-}
-
-impl From<AccountRow> for AccountDoc {
-    fn from(row: AccountRow) -> Self {
-        Self {
-            summary: AccountSummary::default(),
-            address: row.address(),
-            status: row.status(),
-            id: row.id,
-            account_number: row.account_number,
-            external_ref: row.external_ref,
-            debtor_name: row.debtor_name,
-            email: row.email,
-            phone: row.phone,
-            timezone: row.timezone,
-            original_balance: row.original_balance,
-            current_balance: row.current_balance,
-            currency: row.currency,
-            due_date: row.due_date,
-            assigned_agent_id: row.assigned_agent_id,
-            next_action_at: row.next_action_at,
-            tags: row.tags,
-            custom_fields: row.custom_fields.0,
-            do_not_call: row.do_not_call,
-            do_not_email: row.do_not_email,
-            cease_communication: row.cease_communication,
-            created_by: row.created_by,
-            updated_by: row.updated_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            deleted_at: row.deleted_at,
-            search_version: row.search_version,
-        }
-    }
 }
 
 /// A payment in the index, with the account fields its searches and filters need.
@@ -226,4 +184,21 @@ impl IndexOp {
             doc: None,
         }
     }
+}
+
+/// A document the search backend refused for good, kept for an operator.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct DeadLetter {
+    pub entity: String,
+    pub entity_id: Uuid,
+    pub version: i64,
+    pub target: String,
+    pub error_type: String,
+    pub reason: String,
+    pub document: Value,
+}
+
+/// Where a backend puts the documents it refused for good.
+pub trait DeadLetters: Send + Sync {
+    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<()>>;
 }

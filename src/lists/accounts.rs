@@ -1,4 +1,4 @@
-//! `GET /api/v1/accounts`: search, filters, sort, cursor and facets, answered by the index.
+//! `GET /api/v1/accounts` (and the exports and bulk updates that take its filters): search, filters, sort, cursor and facets.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::auth::Principal;
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, AgentFilter, Facet, Sort, SortField, SortKey};
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::paging::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
-use crate::http::values::{self, boolean};
+use crate::lists::values::{self, boolean};
+use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 pub const MAX_QUERY_CHARS: usize = 200;
 

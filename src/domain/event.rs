@@ -1,0 +1,120 @@
+//! Events: what happened, as the outbox stores it and the WebSocket sends it.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::domain::money::Currency;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+
+/// Formats an object's `amount` with the minor digits of its `currency`, when it has
+/// both (triggers write amounts as SQL text, "100.0000").
+pub fn format_money(data: &mut Value) {
+    let Some(object) = data.as_object_mut() else { return };
+    let currency = object.get("currency").and_then(Value::as_str).and_then(|c| Currency::parse(c).ok());
+    if let (Some(currency), Some(Value::String(amount))) = (currency, object.get("amount"))
+        && let Ok(value) = amount.parse::<rust_decimal::Decimal>()
+    {
+        object.insert("amount".into(), Value::String(currency.format(value)));
+    }
+}
+
+/// An event as the wire carries it: `{"event", "data", "id", "at"}`, plus routing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The row id; `None` for events made by the instance itself (`stats.updated`).
+    pub id: Option<i64>,
+    pub kind: String,
+    /// Set when only this user may receive it.
+    pub user_id: Option<Uuid>,
+    pub topics: Vec<String>,
+    pub data: Value,
+    pub at: DateTime<Utc>,
+}
+
+impl Event {
+    /// Money in event data is formatted with its currency's minor digits, as
+    /// everywhere else in the API ("100.0000" from SQL becomes "100.00"), and so is the
+    /// money in a notification the event carries (`notification.created`).
+    pub fn normalized(mut self) -> Self {
+        format_money(&mut self.data);
+        if let Some(notification) = self.data.get_mut("data") {
+            format_money(notification);
+        }
+        self
+    }
+
+    /// Whether `who`, subscribed to `topics`, receives this event.
+    pub fn visible_to(&self, who: &Principal, topics: &HashSet<String>) -> bool {
+        match self.user_id {
+            Some(user) => user == who.user_id,
+            None => who.can(Action::ReadAccounts) && self.topics.iter().any(|t| topics.contains(t)),
+        }
+    }
+
+    /// The message a client receives.
+    pub fn wire(&self) -> String {
+        serde_json::json!({"event": self.kind, "data": self.data, "id": self.id, "at": self.at}).to_string()
+    }
+}
+
+/// The topics a client may subscribe to.
+pub fn valid_topic(topic: &str) -> bool {
+    match topic.strip_prefix("account:") {
+        Some(id) => Uuid::parse_str(id).is_ok(),
+        None => matches!(topic, "payments" | "accounts" | "jobs" | "stats"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::role::Role;
+
+    fn principal(role: Role) -> Principal {
+        Principal {
+            user_id: Uuid::from_u128(1),
+            session_id: Uuid::nil(),
+            email: String::new(),
+            name: String::new(),
+            role,
+        }
+    }
+
+    fn event(user: Option<Uuid>, topics: &[&str]) -> Event {
+        Event {
+            id: Some(1),
+            kind: "payment.created".into(),
+            user_id: user,
+            topics: topics.iter().map(|t| (*t).to_owned()).collect(),
+            data: serde_json::json!({"amount": "12.5000", "currency": "USD"}),
+            at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn private_events_reach_only_their_user_and_topics_need_a_subscription() {
+        let subscribed = ["payments".to_owned()].into_iter().collect();
+        let viewer = principal(Role::Viewer);
+        assert!(event(None, &["payments"]).visible_to(&viewer, &subscribed));
+        assert!(!event(None, &["accounts"]).visible_to(&viewer, &subscribed));
+        assert!(!event(Some(Uuid::from_u128(2)), &[]).visible_to(&viewer, &subscribed));
+        assert!(event(Some(Uuid::from_u128(1)), &[]).visible_to(&viewer, &Default::default()));
+    }
+
+    #[test]
+    fn money_is_formatted_and_topics_are_checked() {
+        assert_eq!(event(None, &[]).normalized().data["amount"], "12.50");
+        let mut notification = event(None, &[]);
+        notification.data = serde_json::json!({"kind": "payment_received", "data": {"amount": "7.0000", "currency": "JPY"}});
+        assert_eq!(notification.normalized().data["data"]["amount"], "7");
+        assert!(valid_topic("account:00000000-0000-0000-0000-000000000001"));
+        assert!(valid_topic("stats"));
+        assert!(!valid_topic("account:nope"));
+        assert!(!valid_topic("users"));
+    }
+}

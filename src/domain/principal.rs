@@ -1,0 +1,42 @@
+//! Who is asking: the caller every operation is authorised against.
+
+use uuid::Uuid;
+
+use crate::domain::role::{Action, Role, allows};
+use crate::error::{Error, Result};
+
+/// The authenticated caller of a request, with the role currently stored for them.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn can(&self, action: Action) -> bool {
+        allows(self.role, action)
+    }
+
+    /// 403 unless the permission table allows `action` for this caller's role.
+    pub fn require(&self, action: Action) -> Result<()> {
+        if self.can(action) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!("role {} may not do this", self.role.as_str())))
+        }
+    }
+
+    /// Work on an account (payments, activities, promises): any account for roles that
+    /// may update any account, only assigned ones for agents, never for viewers.
+    pub fn require_work_on(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
+        self.require(Action::WorkAccount)?;
+        if self.can(Action::UpdateAnyAccount) || assigned_agent_id == Some(self.user_id) {
+            Ok(())
+        } else {
+            Err(Error::forbidden("this account is not assigned to you"))
+        }
+    }
+}

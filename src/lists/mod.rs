@@ -1,0 +1,11 @@
+//! List parameters, parsed the same way for the API, exports, bulk updates and the
+//! CLI: every bad parameter reported in one answer, every value bounded before use.
+
+pub mod accounts;
+pub mod payments;
+pub mod values;
+
+/// Rows a page holds unless the client asks for another size.
+pub const DEFAULT_PAGE_SIZE: u32 = 25;
+/// The most rows a page may hold.
+pub const MAX_PAGE_SIZE: u32 = 200;

@@ -1,0 +1,96 @@
+//! Durable jobs: who may see one, its view, and the rows it could not change.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Error, Result};
+use crate::store::imports;
+use crate::store::jobs::{self, JobRow};
+
+#[derive(Serialize)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: String,
+    pub status: String,
+    pub total: i64,
+    pub processed: i64,
+    pub succeeded: i64,
+    pub failed: i64,
+    /// Rows per second since the job started.
+    pub rate: Option<f64>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub result: Option<Value>,
+}
+
+impl From<JobRow> for JobView {
+    fn from(row: JobRow) -> Self {
+        let rate = row.started_at.map(|started| {
+            let end = row.finished_at.unwrap_or_else(Utc::now);
+            let secs = (end - started).num_milliseconds().max(1) as f64 / 1000.0;
+            (row.processed as f64 / secs * 10.0).round() / 10.0
+        });
+        Self {
+            id: row.id,
+            kind: row.kind,
+            status: row.status,
+            total: row.total,
+            processed: row.processed,
+            succeeded: row.succeeded,
+            failed: row.failed,
+            rate,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            result: row.result.map(|r| r.0),
+        }
+    }
+}
+
+/// Managers and admins see every job; others their own.
+fn may_see(caller: &Principal, job: &JobRow) -> bool {
+    job.created_by == caller.user_id || caller.can(Action::UpdateAnyAccount)
+}
+
+/// The job `id`, if the caller may see it; not found otherwise.
+pub async fn visible_job(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobRow> {
+    jobs::get(pool, id)
+        .await?
+        .filter(|job| may_see(caller, job))
+        .ok_or_else(|| Error::not_found("job"))
+}
+
+/// A page of the rows `job` could not change, in order, and the `after` of the next
+/// page: an import's are its sheet's rows with each column's error.
+pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
+    if job.kind == "import" {
+        return import_failures(pool, job.id, after, size).await;
+    }
+    let rows = jobs::failures(pool, job.id, after, size).await?;
+    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
+    let data = rows
+        .into_iter()
+        .map(|(seq, account_id, error)| json!({"row": seq, "account_id": account_id, "error": error}))
+        .collect();
+    Ok((data, next))
+}
+
+/// A page of rejected rows (`seq` orders them, `row` is the sheet's row number) and the
+/// `after` of the next page.
+async fn import_failures(pool: &PgPool, job: Uuid, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
+    let rows = imports::failed(pool, job, after.unwrap_or(0), size).await?;
+    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
+    let data = rows
+        .into_iter()
+        .map(|(seq, line, _, errors)| json!({"seq": seq, "row": line, "errors": errors}))
+        .collect();
+    Ok((data, next))
+}

@@ -1,0 +1,8 @@
+//! Operations, each taking what it needs, the caller and a validated input and
+//! returning domain values: HTTP handlers, CLI commands and jobs call these, so a rule
+//! lives here once.
+
+pub mod accounts;
+pub mod exports;
+pub mod jobs;
+pub mod users;

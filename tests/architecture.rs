@@ -1,0 +1,183 @@
+//! The crate's modules form layers: a module uses only modules of lower layers, so
+//! there is no cycle and each module can be read knowing only what is below it. The
+//! test reads the `crate::` paths in `src/`, so a new upward dependency fails CI.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Lowest first. A module may use modules of earlier layers only.
+const LAYERS: &[&[&str]] = &[
+    &["config", "shutdown"],
+    &["telemetry"],
+    &["error"],
+    &["domain"],
+    &["import"],
+    &["search", "store"],
+    &["lists"],
+    &["auth", "sync"],
+    &["events", "seed"],
+    &["service"],
+    &["jobs"],
+    &["state"],
+    &["http"],
+    &["app"],
+    &["cli"],
+];
+
+/// `http`'s modules that are not handlers: routing and serving, and the support every
+/// handler may use (query and list parsing, cursors, replies). The other modules are
+/// handlers, and a handler uses no other handler.
+const HTTP_SUPPORT: &[&str] = &[
+    "mod",
+    "server",
+    "filters",
+    "headers",
+    "query",
+    "indexed",
+    "idempotent",
+    "paging",
+    "recover",
+];
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Every `crate::a::b` path in `text`, as `[a, b]`, including those inside
+/// `use crate::{a::x, b}` groups.
+fn crate_paths(text: &str) -> Vec<Vec<String>> {
+    let mut paths = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("crate::") {
+        let preceded_by_word = rest[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_');
+        rest = &rest[at + "crate::".len()..];
+        if preceded_by_word {
+            continue;
+        }
+        let path: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+        let prefix: Vec<String> = path.split("::").filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        match rest[path.len()..].strip_prefix('{') {
+            Some(group) => {
+                let end = group.find('}').unwrap_or(group.len());
+                for item in group[..end].split(',') {
+                    let item = item.split(" as ").next().unwrap_or_default().trim();
+                    let mut segments = prefix.clone();
+                    segments.extend(
+                        item.split("::")
+                            .map(|s| s.trim().to_owned())
+                            .filter(|s| !s.is_empty() && s != "self"),
+                    );
+                    if !segments.is_empty() {
+                        paths.push(segments);
+                    }
+                }
+            }
+            None => paths.push(prefix),
+        }
+    }
+    paths
+}
+
+/// (module, file under src/) for each source file: `src/store/accounts.rs` is in
+/// `store`, file `accounts`.
+fn place(root: &Path, path: &Path) -> (String, String) {
+    let relative = path.strip_prefix(root).unwrap();
+    let mut parts = relative.iter().map(|p| p.to_string_lossy().trim_end_matches(".rs").to_owned());
+    let module = parts.next().unwrap();
+    let file = parts.next().unwrap_or_else(|| "mod".to_owned());
+    (module, file)
+}
+
+fn layer_of(module: &str) -> Option<usize> {
+    LAYERS.iter().position(|layer| layer.contains(&module))
+}
+
+#[test]
+fn modules_use_only_lower_layers_and_nothing_but_app_uses_http() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let mut edges: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut unplaced = BTreeSet::new();
+    let mut handler_edges = BTreeSet::new();
+    for path in &files {
+        let (module, file) = place(&root, path);
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        if layer_of(&module).is_none() {
+            unplaced.insert(module.clone());
+        }
+        let text = fs::read_to_string(path).unwrap();
+        for segments in crate_paths(&text) {
+            let target = &segments[0];
+            if *target != module {
+                edges
+                    .entry((module.clone(), target.clone()))
+                    .or_default()
+                    .insert(path.strip_prefix(&root).unwrap().display().to_string());
+            } else if module == "http"
+                && let Some(other) = segments.get(1)
+                && *other != file
+                && root.join("http").join(format!("{other}.rs")).exists()
+                && !HTTP_SUPPORT.contains(&file.as_str())
+                && !HTTP_SUPPORT.contains(&other.as_str())
+            {
+                handler_edges.insert(format!("http::{file} uses http::{other}"));
+            }
+        }
+    }
+    assert!(unplaced.is_empty(), "modules missing from LAYERS: {unplaced:?}");
+    let upward: Vec<String> = edges
+        .iter()
+        .filter(|((from, to), _)| match (layer_of(from), layer_of(to)) {
+            (Some(from), Some(to)) => to >= from,
+            _ => false,
+        })
+        .map(|((from, to), files)| format!("{from} -> {to} (in {})", files.iter().cloned().collect::<Vec<_>>().join(", ")))
+        .collect();
+    assert!(
+        upward.is_empty(),
+        "modules using their own or a higher layer:\n{}",
+        upward.join("\n")
+    );
+    let into_http: Vec<String> = edges
+        .iter()
+        .filter(|((from, to), _)| to == "http" && from != "app")
+        .map(|((from, _), files)| format!("{from} (in {})", files.iter().cloned().collect::<Vec<_>>().join(", ")))
+        .collect();
+    assert!(
+        into_http.is_empty(),
+        "only `app` (which mounts the routes) may use `http`; the CLI and jobs call `service`:\n{}",
+        into_http.join("\n")
+    );
+    assert!(
+        handler_edges.is_empty(),
+        "handler modules using each other:\n{}",
+        handler_edges.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn the_reader_finds_paths_in_uses_groups_and_code() {
+    let text = "use crate::{http, jobs::run};\nuse crate::http::{self as api, paging::Page};\nlet x = crate::store::accounts::get();\nlet y = notcrate::z;";
+    let found = crate_paths(text);
+    assert_eq!(
+        found,
+        vec![
+            vec!["http".to_owned()],
+            vec!["jobs".to_owned(), "run".to_owned()],
+            vec!["http".to_owned()],
+            vec!["http".to_owned(), "paging".to_owned(), "Page".to_owned()],
+            vec!["store".to_owned(), "accounts".to_owned(), "get".to_owned()],
+        ]
+    );
+}
