@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::role::{Action, Role, allows};
+use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
 use crate::error::{Error, Result};
 
 /// The authenticated caller of a request, with the role currently stored for them.
@@ -33,10 +33,15 @@ impl Principal {
     /// may update any account, only assigned ones for agents, never for viewers.
     pub fn require_work_on(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
         self.require(Action::WorkAccount)?;
-        if self.can(Action::UpdateAnyAccount) || assigned_agent_id == Some(self.user_id) {
+        self.require_assigned(assigned_agent_id)
+    }
+
+    /// 403 unless this caller works the account assigned to `assigned_agent_id`.
+    pub fn require_assigned(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
+        if works_account(self.role, self.user_id, assigned_agent_id) {
             Ok(())
         } else {
-            Err(Error::forbidden("this account is not assigned to you"))
+            Err(Error::forbidden(NOT_ASSIGNED))
         }
     }
 }

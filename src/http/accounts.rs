@@ -254,9 +254,7 @@ fn authorize_patch(caller: &Principal, current: &AccountRow, patch: &PatchAccoun
         return Ok(());
     }
     caller.require(Action::UpdateAssignedWorkflow)?;
-    if current.assigned_agent_id != Some(caller.user_id) {
-        return Err(Error::forbidden("this account is not assigned to you"));
-    }
+    caller.require_assigned(current.assigned_agent_id)?;
     let forbidden = patch.non_workflow_fields();
     if forbidden.is_empty() {
         return Ok(());

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::account::MAX_TAGS;
 use crate::domain::bulk::BulkPatch;
-use crate::domain::role::{Action, Role, allows};
+use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
 use crate::error::Result;
 use crate::jobs::Stop;
 use crate::store::jobs::{self, JobRow};
@@ -56,7 +56,6 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
     let role = users::standing(&mut tx, params.actor)
         .await?
         .filter(|role| permitted(*role, &params.patch));
-    let any_account = role.is_some_and(|role| allows(role, Action::UpdateAnyAccount));
     let mut refused: std::collections::HashMap<Uuid, &'static str> = std::collections::HashMap::new();
     let mut allowed = Vec::with_capacity(ids.len());
     for id in &ids {
@@ -67,8 +66,8 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
             None => {
                 refused.insert(*id, "account not found");
             }
-            Some(agent) if !any_account && *agent != Some(params.actor) => {
-                refused.insert(*id, "this account is not assigned to you");
+            Some(agent) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
+                refused.insert(*id, NOT_ASSIGNED);
             }
             Some(_) => allowed.push(*id),
         }
