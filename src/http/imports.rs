@@ -18,7 +18,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
-use crate::http::idempotent::{accept, claim_submission};
+use crate::http::idempotent::{self, accept};
 use crate::http::query::parse_query;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
@@ -233,6 +233,7 @@ where
     B: Buf + Send + 'static,
 {
     caller.require(Action::CreateAccount)?;
+    idempotent::check_key(key.as_deref())?;
     let upload = read_upload(content_type, body, limit).await?;
     if upload.mode != Mode::Create {
         caller.require(Action::UpdateAnyAccount)?;
@@ -275,7 +276,7 @@ where
     };
     let read_ms = started.elapsed().as_millis();
     let mut tx = state.pool().begin().await?;
-    if let Some(first) = claim_submission(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+    if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
         return Ok(first);
     }
     let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;

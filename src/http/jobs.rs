@@ -16,7 +16,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{json_body, principal, with_state};
-use crate::http::idempotent::{accept, claim_submission};
+use crate::http::idempotent::{self, accept};
 use crate::http::paging::PageRequest;
 use crate::http::query::parse_query;
 use crate::http::query::raw_query;
@@ -128,6 +128,7 @@ async fn resolve(state: &AppState, caller: &Principal, request: &BulkUpdateReque
 #[tracing::instrument(skip_all)]
 async fn submit(caller: Principal, state: AppState, key: Option<String>, request: BulkUpdateRequest) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
+    idempotent::check_key(key.as_deref())?;
     let hash = Sha256::digest(serde_json::to_vec(&request).map_err(anyhow::Error::from)?).to_vec();
     let patch = request.patch.clone().validate().map_err(|errors| {
         let named = errors.into_iter().map(|e| match e.field.as_str() {
@@ -141,7 +142,7 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
         check_assignee(state.pool(), agent).await?;
     }
     let mut tx = state.pool().begin().await?;
-    if let Some(first) = claim_submission(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+    if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
         return Ok(first);
     }
     let ids = resolve(&state, &caller, &request).await?;

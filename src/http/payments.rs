@@ -6,7 +6,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use warp::Filter;
@@ -21,6 +20,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::idempotent;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
@@ -28,12 +28,10 @@ use crate::http::{self as api, respond, with_etag};
 use crate::lists::payments as payment_list;
 use crate::state::AppState;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::idempotency::{self, Claim};
 use crate::store::payments::{self, Checked, Insert, PaymentRow};
 
 /// How long a simulated "delay" keeps a payment pending.
 const SIMULATED_DELAY: Duration = Duration::from_secs(1);
-const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const IDEMPOTENCY_SCOPE: &str = "payment";
 
 #[derive(Serialize)]
@@ -170,31 +168,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn check_idempotency_key(key: &str) -> Result<()> {
-    let valid = !key.is_empty() && key.len() <= MAX_IDEMPOTENCY_KEY_LEN && key.bytes().all(|b| b.is_ascii_graphic());
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::with_fields(
-            Code::InvalidParameter,
-            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-            vec![FieldError::new("idempotency-key", "invalid")],
-        ))
-    }
-}
-
 fn request_hash(account_id: Uuid, body: &CreatePayment) -> Result<Vec<u8>> {
     let canonical = serde_json::to_vec(&(account_id, body)).map_err(anyhow::Error::from)?;
     Ok(Sha256::digest(canonical).to_vec())
-}
-
-fn replay(status: u16, body: Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let mut response = api::json(status, &body);
-    response
-        .headers_mut()
-        .insert("idempotency-replayed", HeaderValue::from_static("true"));
-    response
 }
 
 fn overpayment(amount: Decimal, balance: Decimal, currency: Currency) -> Error {
@@ -254,9 +230,7 @@ async fn create(
     body: CreatePayment,
 ) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
-    if let Some(key) = &key {
-        check_idempotency_key(key)?;
-    }
+    idempotent::check_key(key.as_deref())?;
     // Only a keyed request is compared with an earlier one.
     let hash = if key.is_some() {
         request_hash(account_id, &body)?
@@ -278,20 +252,13 @@ async fn create(
         }
         Some(key) => {
             let mut tx = state.pool().begin().await?;
-            match idempotency::claim(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, &hash).await? {
-                Claim::Fresh => {}
-                Claim::Replay { status, body } => return Ok(replay(status, body)),
-                Claim::Mismatch => {
-                    return Err(Error::new(
-                        Code::IdempotencyKeyReused,
-                        "this Idempotency-Key was used with a different request; use a new key for a new payment",
-                    ));
-                }
+            if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, Some(key), &hash).await? {
+                return Ok(first);
             }
             let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
             let row = recorded(&caller, insert.payment.amount, insert.payment.currency, checked.remove(0))?;
             let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
-            idempotency::complete(&mut tx, caller.user_id, IDEMPOTENCY_SCOPE, key, StatusCode::CREATED.as_u16(), &view).await?;
+            idempotent::record(&mut tx, &caller, IDEMPOTENCY_SCOPE, Some(key), StatusCode::CREATED, &view).await?;
             tx.commit().await?;
             row
         }

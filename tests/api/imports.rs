@@ -539,16 +539,30 @@ async fn files_that_are_not_importable_are_refused_with_a_clear_problem() {
 async fn a_resubmission_with_the_same_key_returns_the_first_job() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
-    let send = |bytes: Vec<u8>| {
+    let send_with = |key: String, bytes: Vec<u8>| {
         let form = Form::new().part("file", Part::bytes(bytes).file_name("a.csv"));
         app.request(reqwest::Method::POST, "/api/v1/imports", Some(&manager.token))
-            .header("idempotency-key", "upload-1")
+            .header("idempotency-key", key)
             .multipart(form)
             .send()
     };
-    let (first_status, first) = status_json(send(fixture("accounts.csv")).await.unwrap()).await;
-    let (second_status, second) = status_json(send(fixture("accounts.csv")).await.unwrap()).await;
+    let send = |bytes: Vec<u8>| send_with("upload-1".to_owned(), bytes);
+    let (first, second) = (
+        send(fixture("accounts.csv")).await.unwrap(),
+        send(fixture("accounts.csv")).await.unwrap(),
+    );
+    let replayed = |r: &reqwest::Response| r.headers().get("idempotency-replayed").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        (replayed(&first), replayed(&second)),
+        (None, Some("true".to_owned())),
+        "a retry says it is one, as payments do"
+    );
+    let ((first_status, first), (second_status, second)) = (status_json(first).await, status_json(second).await);
     assert_eq!((first_status, second_status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    for bad in ["has space".to_owned(), "k".repeat(256)] {
+        let response = send_with(bad, fixture("accounts.csv")).await.unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    }
     assert_eq!(first["id"], second["id"]);
     let other = send(b"debtor_name,currency,original_balance\nX,USD,1\n".to_vec()).await.unwrap();
     assert_problem(other, StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused").await;

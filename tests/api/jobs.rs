@@ -184,8 +184,24 @@ async fn submissions_are_validated_and_idempotent() {
     };
     let (first, second) = (send(body.clone()).await.unwrap(), send(body.clone()).await.unwrap());
     assert_eq!((first.status(), second.status()), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    let replayed = |r: &reqwest::Response| r.headers().get("idempotency-replayed").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(
+        (replayed(&first), replayed(&second)),
+        (None, Some("true".to_owned())),
+        "a retry says it is one, as payments do"
+    );
     let (first, second): (Value, Value) = (first.json().await.unwrap(), second.json().await.unwrap());
     assert_eq!(first["id"], second["id"], "a retry answers with the first job");
+    for bad in ["has space".to_owned(), "k".repeat(256)] {
+        let response = app
+            .request(reqwest::Method::POST, "/api/v1/accounts/bulk-update", Some(&manager.token))
+            .header("idempotency-key", bad)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    }
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs").fetch_one(&app.pool).await.unwrap();
     assert_eq!(count, 1);
     let response = send(json!({"ids": ids, "patch": {"tags_add": ["twice"]}})).await.unwrap();
