@@ -27,6 +27,19 @@ impl SortField {
         ("name", SortField::Name),
     ];
 
+    /// The fields' names as a response shows them, accepted as sort keys too.
+    pub const WIRE_NAMES: [(&'static str, SortField); 4] = [
+        ("current_balance", SortField::Balance),
+        ("next_action_at", SortField::NextAction),
+        ("updated_at", SortField::Updated),
+        ("debtor_name", SortField::Name),
+    ];
+
+    /// The field a sort key names: a short name or a wire name.
+    pub fn named(name: &str) -> Option<SortField> {
+        field_named(name, &Self::NAMES, &Self::WIRE_NAMES)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             SortField::Relevance => "relevance",
@@ -37,6 +50,11 @@ impl SortField {
                 .unwrap_or("relevance"),
         }
     }
+}
+
+/// The field `name` names among the short names and the wire names of a sort.
+fn field_named<F: Copy>(name: &str, short: &[(&str, F)], wire: &[(&str, F)]) -> Option<F> {
+    short.iter().chain(wire).find(|(n, _)| *n == name).map(|(_, f)| *f)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,6 +216,14 @@ impl PaymentSortField {
         ("amount", PaymentSortField::Amount),
         ("updated", PaymentSortField::Updated),
     ];
+
+    /// The fields' names as a response shows them, where they differ from the short ones.
+    pub const WIRE_NAMES: [(&'static str, PaymentSortField); 1] = [("updated_at", PaymentSortField::Updated)];
+
+    /// The field a sort key names: a short name or a wire name.
+    pub fn named(name: &str) -> Option<PaymentSortField> {
+        field_named(name, &Self::NAMES, &Self::WIRE_NAMES)
+    }
 
     pub fn name(self) -> &'static str {
         Self::NAMES.iter().find(|(_, f)| *f == self).map_or("relevance", |(n, _)| *n)

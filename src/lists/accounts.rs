@@ -115,7 +115,7 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
                     "sort",
                     value,
                     parse_sort,
-                    "a sort field (balance, due_date, next_action, updated, name; `-` for descending)",
+                    "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name; `-` for descending)",
                 )
             }
             "page_size" => query.page_size = page_size(&mut p, value),
@@ -184,14 +184,8 @@ pub fn page_size(p: &mut Problems, value: &str) -> usize {
 }
 
 fn parse_sort(text: &str) -> Option<Sort> {
-    let (descending, name) = match text.strip_prefix('-') {
-        Some(name) => (true, name),
-        None => (false, text),
-    };
-    SortField::NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, field)| Sort { field: *field, descending })
+    let (name, descending) = super::sort_direction(text);
+    SortField::named(name).map(|field| Sort { field, descending })
 }
 
 /// The cursor names its sort so a cursor from another ordering is refused.

@@ -9,3 +9,11 @@ pub mod values;
 pub const DEFAULT_PAGE_SIZE: u32 = 25;
 /// The most rows a page may hold.
 pub const MAX_PAGE_SIZE: u32 = 200;
+
+/// A sort parameter's field name and direction: `-name` is descending.
+fn sort_direction(text: &str) -> (&str, bool) {
+    match text.strip_prefix('-') {
+        Some(name) => (name, true),
+        None => (text, false),
+    }
+}

@@ -23,14 +23,8 @@ pub fn sort_signature(sort: PaymentSort) -> String {
 }
 
 fn parse_sort(text: &str) -> Option<PaymentSort> {
-    let (descending, name) = match text.strip_prefix('-') {
-        Some(name) => (true, name),
-        None => (false, text),
-    };
-    PaymentSortField::NAMES
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, field)| PaymentSort { field: *field, descending })
+    let (name, descending) = super::sort_direction(text);
+    PaymentSortField::named(name).map(|field| PaymentSort { field, descending })
 }
 
 pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
@@ -86,7 +80,7 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
                     "sort",
                     value,
                     parse_sort,
-                    "a sort field (received_at, amount, updated; `-` for descending)",
+                    "a sort field (received_at, amount, updated or updated_at; `-` for descending)",
                 )
             }
             "page_size" => query.page_size = page_size(&mut p, value),

@@ -1056,6 +1056,11 @@ async fn payments_search_filters_sorts_and_facets() {
     assert_eq!(ids(&search("sort=amount".into()).await), ascending);
     let descending: Vec<String> = ascending.iter().rev().cloned().collect();
     assert_eq!(ids(&search("sort=-amount".into()).await), descending);
+    assert_eq!(
+        ids(&search("sort=-updated_at".into()).await),
+        ids(&search("sort=-updated".into()).await),
+        "a field's wire name sorts as its short alias"
+    );
 
     for (query, want) in [
         ("status=pending", vec![4, 1]),

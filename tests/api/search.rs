@@ -177,8 +177,10 @@ async fn filters_sort_cursor_and_facets_over_http() {
         ["Filter Person05"]
     );
 
+    // A sort key is a field's wire name (`current_balance`) or its short alias
+    // (`balance`): one ordering, so a cursor of one continues the other.
     let mut seen = Vec::new();
-    let mut path = "sort=-balance&page_size=5".to_owned();
+    let mut path = "sort=-current_balance&page_size=5".to_owned();
     loop {
         let page = search(&app, &agent, &path).await;
         seen.extend(
@@ -195,6 +197,17 @@ async fn filters_sort_cursor_and_facets_over_http() {
     }
     assert_eq!(seen.len(), 12);
     assert!(seen.windows(2).all(|w| w[0] >= w[1]), "{seen:?}");
+    for (wire, alias) in [
+        ("debtor_name", "name"),
+        ("-updated_at", "-updated"),
+        ("next_action_at", "next_action"),
+    ] {
+        assert_eq!(
+            names(&search(&app, &agent, &format!("sort={wire}&page_size=50")).await),
+            names(&search(&app, &agent, &format!("sort={alias}&page_size=50")).await),
+            "{wire}"
+        );
+    }
 
     let page = search(&app, &agent, "facets=status,tags,assigned_agent_id&page_size=1").await;
     let status = &page["facets"]["status"];
