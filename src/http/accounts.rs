@@ -20,7 +20,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::query::raw_query;
-use crate::http::{self as api, etag, no_content, respond, with_etag};
+use crate::http::{self as api, ListPage, etag, no_content, respond, with_etag};
 use crate::lists::accounts::{self as account_list, encode_cursor, facets_json};
 use crate::search::highlight::highlight;
 use crate::service::accounts::check_assignee;
@@ -200,18 +200,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
         total: page.total,
         next_cursor: page.next.map(|after| encode_cursor(after, &account_list::sort_signature(sort))),
         facets: facets_json(&page.facets),
+        more: (),
     };
     Ok(api::json(StatusCode::OK, &body))
-}
-
-/// A page of the account list, serialized straight from the views (no intermediate
-/// JSON tree per hit).
-#[derive(Serialize)]
-struct ListPage {
-    data: Vec<ListItem>,
-    total: u64,
-    next_cursor: Option<String>,
-    facets: Map<String, Value>,
 }
 
 #[derive(Serialize)]

@@ -102,11 +102,14 @@ pub fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// `{data, total, next_cursor, facets}`, the shape of every list.
+/// `{data, total, next_cursor, facets}`, the shape of every list, serialized straight
+/// from the views; `more` adds a list's own fields (the notifications' `unread_count`).
 #[derive(Serialize)]
-pub struct ListPage<T: Serialize> {
+pub struct ListPage<T, M = ()> {
     pub data: Vec<T>,
-    pub total: i64,
+    pub total: u64,
     pub next_cursor: Option<String>,
     pub facets: serde_json::Map<String, serde_json::Value>,
+    #[serde(flatten)]
+    pub more: M,
 }

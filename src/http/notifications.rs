@@ -16,7 +16,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::query::parse_query;
 use crate::http::query::raw_query;
-use crate::http::{self as api, respond};
+use crate::http::{self as api, ListPage, respond};
 use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::state::AppState;
 use crate::store::notifications::{self, NotificationRow, Position};
@@ -44,6 +44,12 @@ impl From<NotificationRow> for NotificationView {
             created_at: row.created_at,
         }
     }
+}
+
+/// What the notification list adds to a page: how many are unread in all.
+#[derive(Serialize)]
+struct Unread {
+    unread_count: i64,
 }
 
 #[derive(Deserialize)]
@@ -131,10 +137,14 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let total = notifications::count(state.pool(), caller.user_id, unread_only).await?;
     let unread = notifications::count(state.pool(), caller.user_id, true).await?;
     let data: Vec<NotificationView> = rows.into_iter().map(NotificationView::from).collect();
-    Ok(api::json(
-        StatusCode::OK,
-        &json!({"data": data, "total": total, "next_cursor": next_cursor, "facets": {}, "unread_count": unread}),
-    ))
+    let body = ListPage {
+        data,
+        total: u64::try_from(total).unwrap_or_default(),
+        next_cursor,
+        facets: Default::default(),
+        more: Unread { unread_count: unread },
+    };
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 async fn unread(caller: Principal, state: AppState) -> Result<Response> {

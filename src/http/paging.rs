@@ -98,9 +98,10 @@ impl PageRequest {
         };
         Ok(ListPage {
             data: rows.into_iter().map(view).collect::<Result<_>>()?,
-            total,
+            total: u64::try_from(total).unwrap_or_default(),
             next_cursor,
             facets: Default::default(),
+            more: (),
         })
     }
 }

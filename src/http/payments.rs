@@ -24,7 +24,8 @@ use crate::http::idempotent;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
-use crate::http::{self as api, respond, with_etag};
+use crate::http::{self as api, ListPage, respond, with_etag};
+use crate::lists::accounts::{encode_cursor, facets_json};
 use crate::lists::payments as payment_list;
 use crate::state::AppState;
 use crate::store::accounts::{self, AccountRow};
@@ -434,12 +435,13 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
         .into_iter()
         .map(|hit| PaymentHitView::from_doc(hit.doc))
         .collect::<Result<Vec<_>>>()?;
-    let body = serde_json::json!({
-        "data": data,
-        "total": page.total,
-        "next_cursor": page.next.map(|after| crate::lists::accounts::encode_cursor(after, &signature)),
-        "facets": crate::lists::accounts::facets_json(&page.facets),
-    });
+    let body = ListPage {
+        data,
+        total: page.total,
+        next_cursor: page.next.map(|after| encode_cursor(after, &signature)),
+        facets: facets_json(&page.facets),
+        more: (),
+    };
     Ok(api::json(StatusCode::OK, &body))
 }
 
