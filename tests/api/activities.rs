@@ -2,30 +2,16 @@
 //! filters, validation, roles, and the contact fields of the account document.
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, spawn_app, status_json};
+use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, id_of, instant, spawn_app, status_json, ts};
 
 /// Now, to the whole second (what `ts` sends), so read-back instants compare equal.
 fn now_s() -> DateTime<Utc> {
     DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
-}
-
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}")))
-        .unwrap_or_else(|e| panic!("not RFC 3339: {value}: {e}"))
-        .with_timezone(&Utc)
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
 }
 
 fn ids(page: &Value) -> Vec<String> {
@@ -43,24 +29,12 @@ fn activities_path(account_id: &str) -> String {
 
 /// POSTs an activity and asserts 201.
 async fn log(app: &TestApp, token: &str, account_id: &str, body: Value) -> Value {
-    let response = app.post(&activities_path(account_id), Some(token), &body).await;
-    let (status, created) = status_json(response).await;
-    assert_eq!(status, StatusCode::CREATED, "activity {body}: {created}");
-    created
+    app.log_activity(token, account_id, &body).await
 }
 
 async fn activity_count(app: &TestApp, account_id: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM activities WHERE account_id = $1")
-        .bind(Uuid::parse_str(account_id).unwrap())
-        .fetch_one(&app.pool)
+    app.sql_value("SELECT count(*) FROM activities WHERE account_id = $1", account_id)
         .await
-        .unwrap()
-}
-
-async fn get_account(app: &TestApp, token: &str, account_id: &str) -> Value {
-    let (status, body) = status_json(app.get(&format!("/api/v1/accounts/{account_id}"), token).await).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
 }
 
 /// Follows `next_cursor` from `first` to the end, returning every id in order.
@@ -129,7 +103,7 @@ async fn logging_a_call_and_a_note_returns_the_activity_and_moves_next_action() 
         assert!(call.get(key).is_some(), "activity has `{key}`: {call}");
     }
 
-    let read = get_account(&app, &agent.token, &id).await;
+    let read = app.get_account(&agent.token, &id).await;
     assert_eq!(instant(&read["next_action_at"]), next_action, "set in the same write");
     let stored: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT next_action_at FROM accounts WHERE id = $1")
         .bind(Uuid::parse_str(&id).unwrap())
@@ -156,7 +130,7 @@ async fn logging_a_call_and_a_note_returns_the_activity_and_moves_next_action() 
         occurred_at >= before && occurred_at <= Utc::now() + Duration::seconds(5),
         "defaults to now"
     );
-    let read = get_account(&app, &agent.token, &id).await;
+    let read = app.get_account(&agent.token, &id).await;
     assert_eq!(
         instant(&read["next_action_at"]),
         next_action,
@@ -172,7 +146,7 @@ async fn logging_a_call_and_a_note_returns_the_activity_and_moves_next_action() 
         json!({"type": "sms", "direction": "outbound", "next_action_at": ts(sooner)}),
     )
     .await;
-    let read = get_account(&app, &agent.token, &id).await;
+    let read = app.get_account(&agent.token, &id).await;
     assert_eq!(instant(&read["next_action_at"]), sooner);
     assert_eq!(activity_count(&app, &id).await, 3);
 }
@@ -279,9 +253,8 @@ async fn the_activity_list_filters_by_agent_type_outcome_time_and_account() {
         [act[4].clone(), act[1].clone(), act[0].clone()]
     );
     for (query, field) in [("type=fax", "type"), ("agent_id=someone", "agent_id"), ("outcome=happy", "outcome")] {
-        let response = app.get(&format!("/api/v1/activities?{query}"), &viewer.token).await;
-        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
-        assert_eq!(error_fields(&problem), [field], "{query}");
+        app.assert_refused_parameter(&viewer.token, &format!("/api/v1/activities?{query}"), field)
+            .await;
     }
 }
 
@@ -315,7 +288,7 @@ async fn invalid_activities_are_refused_and_name_the_field() {
         assert_eq!(error_fields(&problem), [field], "{problem}");
     }
     assert_eq!(activity_count(&app, &id).await, 0, "nothing refused was stored");
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert!(read["next_action_at"].is_null());
 
     // The limits themselves are accepted.
@@ -392,7 +365,7 @@ async fn the_account_shows_its_last_contact_and_outcome() {
         json!({"type": "call", "direction": "inbound", "outcome": "refused", "occurred_at": ts(now - Duration::hours(5))}),
     )
     .await;
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert_eq!(instant(&read["last_contact_at"]), latest, "{read}");
     assert_eq!(read["last_outcome"], "promise_to_pay");
 }

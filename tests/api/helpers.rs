@@ -170,6 +170,54 @@ impl TestApp {
     }
 
     /// Creates an account as `token` (a manager or admin) and returns its JSON.
+    /// `GET /accounts/{id}`, which must answer 200.
+    pub async fn get_account(&self, token: &str, account_id: &str) -> Value {
+        let (status, body) = status_json(self.get(&format!("/api/v1/accounts/{account_id}"), token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    /// GETs `path` and asserts 400 `invalid_parameter` naming exactly `field`.
+    pub async fn assert_refused_parameter(&self, token: &str, path: &str, field: &str) {
+        let problem = assert_problem(self.get(path, token).await, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(error_fields(&problem), [field], "{path}");
+    }
+
+    /// POSTs `body` to `path` and asserts 201: the created object.
+    pub async fn create(&self, token: &str, path: &str, body: &Value) -> Value {
+        let (status, created) = status_json(self.post(path, Some(token), body).await).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path} {body}: {created}");
+        created
+    }
+
+    /// Records a payment on `account_id` (201 asserted).
+    pub async fn create_payment(&self, token: &str, account_id: &str, body: &Value) -> Value {
+        self.create(token, &format!("/api/v1/accounts/{account_id}/payments"), body).await
+    }
+
+    /// Logs an activity on `account_id` (201 asserted).
+    pub async fn log_activity(&self, token: &str, account_id: &str, body: &Value) -> Value {
+        self.create(token, &format!("/api/v1/accounts/{account_id}/activities"), body).await
+    }
+
+    /// Records a promise to pay on `account_id` (201 asserted).
+    pub async fn create_promise(&self, token: &str, account_id: &str, body: &Value) -> Value {
+        self.create(token, &format!("/api/v1/accounts/{account_id}/promises"), body).await
+    }
+
+    /// The one value `sql` selects for the row whose id (`$1`) is `id`, read from the
+    /// database: the truth the API's answers are checked against.
+    pub async fn sql_value<T>(&self, sql: &'static str, id: &str) -> T
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
+        sqlx::query_scalar(sql)
+            .bind(Uuid::parse_str(id).unwrap())
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql} for {id}: {e}"))
+    }
+
     pub async fn account(&self, token: &str, overrides: Value) -> Value {
         let mut body = json!({
             "debtor_name": "Jane Doe",
@@ -210,6 +258,23 @@ impl Drop for TestApp {
 }
 
 /// Status and JSON body, for assertions that want both.
+/// A time as the API takes it in a body or a query: RFC 3339, whole seconds, UTC.
+pub fn ts(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// An RFC 3339 timestamp of an answer.
+pub fn instant(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}")))
+        .unwrap_or_else(|e| panic!("not RFC 3339: {value}: {e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+/// The `id` of an answer's object.
+pub fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
+}
+
 pub async fn status_json(response: Response) -> (StatusCode, Value) {
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))

@@ -5,13 +5,13 @@
 use std::collections::{BTreeMap, HashSet};
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, eventually, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, instant, spawn_app, status_json, ts};
 
 const STATUSES: [&str; 5] = ["pending", "completed", "failed", "refunded", "reversed"];
 const METHODS: [&str; 6] = ["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
@@ -40,62 +40,34 @@ fn now_s() -> DateTime<Utc> {
     DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
 }
 
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn instant(value: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(value.as_str().unwrap_or_else(|| panic!("not a timestamp: {value}")))
-        .unwrap_or_else(|e| panic!("not RFC 3339: {value}: {e}"))
-        .with_timezone(&Utc)
-}
-
 fn uuid_of(value: &Value) -> Uuid {
     Uuid::parse_str(value.as_str().unwrap_or_else(|| panic!("not a string: {value}"))).unwrap()
 }
 
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
-}
-
 async fn sql_balance(app: &TestApp, account_id: &str) -> Decimal {
-    sqlx::query_scalar("SELECT current_balance FROM accounts WHERE id = $1")
-        .bind(Uuid::parse_str(account_id).unwrap())
-        .fetch_one(&app.pool)
+    app.sql_value("SELECT current_balance FROM accounts WHERE id = $1", account_id)
         .await
-        .unwrap()
 }
 
 async fn sql_account_status(app: &TestApp, account_id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM accounts WHERE id = $1")
-        .bind(Uuid::parse_str(account_id).unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.sql_value("SELECT status FROM accounts WHERE id = $1", account_id).await
 }
 
 async fn sql_payment_status(app: &TestApp, payment_id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM payments WHERE id = $1")
-        .bind(Uuid::parse_str(payment_id).unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.sql_value("SELECT status FROM payments WHERE id = $1", payment_id).await
 }
 
 async fn sql_payment_count(app: &TestApp, account_id: &str) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM payments WHERE account_id = $1")
-        .bind(Uuid::parse_str(account_id).unwrap())
-        .fetch_one(&app.pool)
+    app.sql_value("SELECT count(*) FROM payments WHERE account_id = $1", account_id)
         .await
-        .unwrap()
 }
 
 async fn sql_completed_sum(app: &TestApp, account_id: &str) -> Decimal {
-    sqlx::query_scalar("SELECT COALESCE(sum(amount), 0) FROM payments WHERE account_id = $1 AND status = 'completed'")
-        .bind(Uuid::parse_str(account_id).unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+    app.sql_value(
+        "SELECT COALESCE(sum(amount), 0) FROM payments WHERE account_id = $1 AND status = 'completed'",
+        account_id,
+    )
+    .await
 }
 
 fn payments_path(account_id: &str) -> String {
@@ -104,20 +76,13 @@ fn payments_path(account_id: &str) -> String {
 
 /// POSTs a payment and asserts 201.
 async fn pay(app: &TestApp, token: &str, account_id: &str, body: Value) -> Value {
-    let response = app.post(&payments_path(account_id), Some(token), &body).await;
-    let (status, created) = status_json(response).await;
-    assert_eq!(status, StatusCode::CREATED, "payment {body}: {created}");
-    created
+    app.create_payment(token, account_id, &body).await
 }
 
 /// POSTs a payment with `?wait_for=indexed` and asserts 201.
 async fn pay_indexed(app: &TestApp, token: &str, account_id: &str, body: Value) -> Value {
-    let response = app
-        .post(&format!("{}?wait_for=indexed", payments_path(account_id)), Some(token), &body)
-        .await;
-    let (status, created) = status_json(response).await;
-    assert_eq!(status, StatusCode::CREATED, "payment {body}: {created}");
-    created
+    app.create(token, &format!("{}?wait_for=indexed", payments_path(account_id)), &body)
+        .await
 }
 
 fn usd(amount: &str) -> Value {
@@ -139,12 +104,6 @@ async fn transition(app: &TestApp, token: &str, payment_id: &str, to: &str) -> V
     let (status, body) = status_json(response).await;
     assert_eq!(status, StatusCode::OK, "-> {to}: {body}");
     assert_eq!(body["status"], to);
-    body
-}
-
-async fn get_account(app: &TestApp, token: &str, account_id: &str) -> Value {
-    let (status, body) = status_json(app.get(&format!("/api/v1/accounts/{account_id}"), token).await).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
@@ -248,7 +207,7 @@ async fn every_transition_of_the_state_machine() {
     // 1000 - 10 per payment still completed: one left completed by each forbidden
     // completed -> x (3) and one by pending -> completed.
     assert_eq!(expected, dec("960.00"));
-    let read = get_account(&app, &manager.token, &account_id).await;
+    let read = app.get_account(&manager.token, &account_id).await;
     assert_eq!(read["current_balance"], "960.00");
     assert_eq!(sql_completed_sum(&app, &account_id).await, dec("40.00"));
 }
@@ -303,7 +262,7 @@ async fn concurrent_payments_never_lose_an_update() {
     let balance = sql_balance(&app, &account_id).await;
     assert_eq!(balance, original - sum, "balance = original - SQL sum of completed payments");
     assert_eq!(balance, original - sent);
-    let read = get_account(&app, &manager.token, &account_id).await;
+    let read = app.get_account(&manager.token, &account_id).await;
     assert_eq!(read["current_balance"], money(original - sent));
     assert_eq!(read["payment_count"], 40);
     assert_eq!(read["total_paid"], money(sent));
@@ -478,13 +437,13 @@ async fn paying_to_zero_marks_paid_and_refund_or_reversal_reopens() {
     let last = pay(&app, &manager.token, &id, usd("40.00")).await;
     assert_eq!(sql_balance(&app, &id).await, Decimal::ZERO);
     assert_eq!(sql_account_status(&app, &id).await, "paid");
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert_eq!(read["status"], "paid");
     assert_eq!(read["current_balance"], "0.00");
     transition(&app, &manager.token, &id_of(&last), "refunded").await;
     assert_eq!(sql_balance(&app, &id).await, dec("40.00"));
     assert_eq!(sql_account_status(&app, &id).await, "active");
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert_eq!(read["status"], "active");
     assert_eq!(read["current_balance"], "40.00");
 
@@ -648,7 +607,7 @@ async fn overpayment_is_refused_unless_allowed() {
     assert_eq!(payment["amount"], "150.00");
     assert_eq!(payment["status"], "completed");
     assert_eq!(sql_balance(&app, &id).await, dec("-50.00"), "a credit");
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert_eq!(read["current_balance"], "-50.00");
     assert_eq!(sql_payment_count(&app, &id).await, 1);
 }
@@ -1145,9 +1104,8 @@ async fn payments_search_filters_sorts_and_facets() {
         ("cursor=not-a-cursor", "cursor"),
         ("unknown=1", "unknown"),
     ] {
-        let response = app.get(&format!("/api/v1/payments?{query}"), &manager.token).await;
-        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
-        assert_eq!(error_fields(&problem), [field], "{query}");
+        app.assert_refused_parameter(&manager.token, &format!("/api/v1/payments?{query}"), field)
+            .await;
     }
 }
 
@@ -1186,7 +1144,7 @@ async fn account_document_carries_payment_totals() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["total"], 1, "{page}");
     let hit = &page["data"][0];
-    let read = get_account(&app, &viewer.token, &id).await;
+    let read = app.get_account(&viewer.token, &id).await;
     for doc in [hit, &read] {
         assert_eq!(doc["id"], json!(id));
         assert_eq!(doc["payment_count"], 3, "{doc}");

@@ -3,21 +3,13 @@
 //! the `has_open_promise` list filter.
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, spawn_app, status_json};
-
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
-}
+use crate::helpers::{TestApp, assert_problem, error_fields, id_of, spawn_app, status_json, ts};
 
 fn today_in(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
@@ -37,33 +29,11 @@ fn promises_path(account_id: &str) -> String {
 
 async fn promise(app: &TestApp, token: &str, account_id: &str, amount: &str, due: NaiveDate) -> Value {
     let body = json!({"amount": amount, "due_date": due.to_string()});
-    let response = app.post(&promises_path(account_id), Some(token), &body).await;
-    let (status, created) = status_json(response).await;
-    assert_eq!(status, StatusCode::CREATED, "promise {body}: {created}");
-    created
-}
-
-async fn pay(app: &TestApp, token: &str, account_id: &str, body: Value) -> Value {
-    let response = app
-        .post(&format!("/api/v1/accounts/{account_id}/payments"), Some(token), &body)
-        .await;
-    let (status, created) = status_json(response).await;
-    assert_eq!(status, StatusCode::CREATED, "payment {body}: {created}");
-    created
+    app.create_promise(token, account_id, &body).await
 }
 
 async fn sql_promise_status(app: &TestApp, promise_id: &str) -> String {
-    sqlx::query_scalar("SELECT status FROM promises WHERE id = $1")
-        .bind(Uuid::parse_str(promise_id).unwrap())
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-}
-
-async fn get_account(app: &TestApp, token: &str, account_id: &str) -> Value {
-    let (status, body) = status_json(app.get(&format!("/api/v1/accounts/{account_id}"), token).await).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body
+    app.sql_value("SELECT status FROM promises WHERE id = $1", promise_id).await
 }
 
 /// The promise as the account's promise list shows it.
@@ -115,7 +85,7 @@ async fn a_promise_opens_the_account_and_only_one_may_be_open() {
     assert!(created["created_at"].is_string());
     assert!(created["resolved_at"].is_null());
 
-    let read = get_account(&app, &manager.token, &id).await;
+    let read = app.get_account(&manager.token, &id).await;
     assert_eq!(read["status"], "promise_to_pay");
     assert_eq!(
         read["open_promise"],
@@ -205,7 +175,7 @@ async fn cancelling_closes_the_promise_once() {
     assert_eq!(cancelled["id"], first["id"]);
     assert!(cancelled["resolved_at"].is_string());
     assert_eq!(sql_promise_status(&app, &id_of(&first)).await, "cancelled");
-    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+    assert!(app.get_account(&manager.token, &id).await["open_promise"].is_null());
 
     let again = app.post(&cancel_path, Some(&manager.token), &json!({})).await;
     assert_problem(again, StatusCode::CONFLICT, "invalid_transition").await;
@@ -237,18 +207,17 @@ async fn a_covering_payment_keeps_the_promise() {
     let due = Utc::now().date_naive() + Duration::days(7);
     let p = promise(&app, &manager.token, &id, "100.00", due).await;
     let pid = id_of(&p);
-    pay(
-        &app,
+    app.create_payment(
         &manager.token,
         &id,
-        json!({"amount": "150.00", "currency": "USD", "method": "card"}),
+        &json!({"amount": "150.00", "currency": "USD", "method": "card"}),
     )
     .await;
     assert_eq!(sql_promise_status(&app, &pid).await, "kept");
     let shown = listed(&app, &manager.token, &id, &pid).await;
     assert_eq!(shown["status"], "kept");
     assert!(shown["resolved_at"].is_string());
-    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+    assert!(app.get_account(&manager.token, &id).await["open_promise"].is_null());
     let cancel = app
         .post(&format!("/api/v1/promises/{pid}/cancel"), Some(&manager.token), &json!({}))
         .await;
@@ -264,23 +233,23 @@ async fn partial_payments_keep_the_promise_once_they_add_up() {
     let pid = id_of(&promise(&app, &manager.token, &id, "100.00", due).await);
     let card = |amount: &str| json!({"amount": amount, "currency": "USD", "method": "card"});
 
-    pay(&app, &manager.token, &id, card("30.00")).await;
+    app.create_payment(&manager.token, &id, &card("30.00")).await;
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "30 of 100");
-    let pending = pay(
-        &app,
-        &manager.token,
-        &id,
-        json!({"amount": "50.00", "currency": "USD", "method": "ach", "status": "pending"}),
-    )
-    .await;
+    let pending = app
+        .create_payment(
+            &manager.token,
+            &id,
+            &json!({"amount": "50.00", "currency": "USD", "method": "ach", "status": "pending"}),
+        )
+        .await;
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "a pending payment does not count");
-    let failed = pay(
-        &app,
-        &manager.token,
-        &id,
-        json!({"amount": "500.00", "currency": "USD", "method": "ach", "status": "pending"}),
-    )
-    .await;
+    let failed = app
+        .create_payment(
+            &manager.token,
+            &id,
+            &json!({"amount": "500.00", "currency": "USD", "method": "ach", "status": "pending"}),
+        )
+        .await;
     let response = app
         .patch(
             &format!("/api/v1/payments/{}", id_of(&failed)),
@@ -290,7 +259,7 @@ async fn partial_payments_keep_the_promise_once_they_add_up() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "a failed payment does not count");
-    pay(&app, &manager.token, &id, card("20.00")).await;
+    app.create_payment(&manager.token, &id, &card("20.00")).await;
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "50 of 100");
     let response = app
         .patch(
@@ -313,20 +282,22 @@ async fn payments_received_before_the_promise_do_not_keep_it() {
     let id = id_of(&app.account(&manager.token, json!({"original_balance": "1000.00"})).await);
     let card = |amount: &str, at: DateTime<Utc>| json!({"amount": amount, "currency": "USD", "method": "card", "received_at": ts(at)});
     // Made before the promise.
-    pay(&app, &manager.token, &id, card("100.00", Utc::now() - Duration::hours(2))).await;
+    app.create_payment(&manager.token, &id, &card("100.00", Utc::now() - Duration::hours(2)))
+        .await;
     let due = Utc::now().date_naive() + Duration::days(7);
     let p = promise(&app, &manager.token, &id, "50.00", due).await;
     let pid = id_of(&p);
     assert_eq!(p["status"], "open");
     assert_eq!(sql_promise_status(&app, &pid).await, "open");
     // Recorded after the promise but received before it was made.
-    pay(&app, &manager.token, &id, card("100.00", Utc::now() - Duration::hours(1))).await;
+    app.create_payment(&manager.token, &id, &card("100.00", Utc::now() - Duration::hours(1)))
+        .await;
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "received before the promise");
     // Received now (the default), i.e. after the promise was made.
     let card_now = |amount: &str| json!({"amount": amount, "currency": "USD", "method": "card"});
-    pay(&app, &manager.token, &id, card_now("10.00")).await;
+    app.create_payment(&manager.token, &id, &card_now("10.00")).await;
     assert_eq!(sql_promise_status(&app, &pid).await, "open", "10 of 50 since the promise");
-    pay(&app, &manager.token, &id, card_now("40.00")).await;
+    app.create_payment(&manager.token, &id, &card_now("40.00")).await;
     assert_eq!(sql_promise_status(&app, &pid).await, "kept", "50 of 50 since the promise");
 }
 
@@ -360,7 +331,7 @@ async fn breaks_after_the_due_date_in(tz_name: &str, tz: Tz) {
     let shown = listed(&app, &manager.token, &id, &pid).await;
     assert_eq!(shown["status"], "broken");
     assert!(shown["resolved_at"].is_string());
-    assert!(get_account(&app, &manager.token, &id).await["open_promise"].is_null());
+    assert!(app.get_account(&manager.token, &id).await["open_promise"].is_null());
 
     assert_eq!(break_overdue(&app, next_midnight).await, 0, "a second run breaks nothing");
     assert_eq!(break_overdue(&app, next_midnight + Duration::days(3)).await, 0);

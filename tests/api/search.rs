@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, spawn_app, status_json};
+use crate::helpers::{TestApp, TestUser, assert_problem, spawn_app, status_json};
 
 async fn indexed(app: &TestApp, token: &str, body: Value) -> Value {
     let response = app.post("/api/v1/accounts?wait_for=indexed", Some(token), &body).await;
@@ -235,9 +235,8 @@ async fn bad_parameters_are_named() {
         ("next_action_before=tomorrow", "next_action_before"),
         ("unknown=1", "unknown"),
     ] {
-        let response = app.get(&format!("/api/v1/accounts?{query}"), &manager.token).await;
-        let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
-        assert_eq!(error_fields(&problem), [field], "{query}");
+        app.assert_refused_parameter(&manager.token, &format!("/api/v1/accounts?{query}"), field)
+            .await;
     }
     let page = search(&app, &manager, "sort=-balance").await;
     assert!(page["next_cursor"].is_null());

@@ -4,28 +4,20 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Datelike, Duration, NaiveDate, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, error_fields, eventually, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, spawn_app, status_json, ts};
 
 const METHODS: [&str; 6] = ["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
-
-fn ts(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 fn money(amount: Decimal) -> String {
     let mut value = amount;
     value.rescale(2);
     value.to_string()
-}
-
-fn id_of(value: &Value) -> String {
-    value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
 }
 
 fn local_midnight(tz: Tz, day: NaiveDate) -> DateTime<Utc> {
