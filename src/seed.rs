@@ -3,7 +3,6 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -12,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::domain::role::Role;
-use crate::store;
+use crate::store::{self, bulk_load};
 
 pub const DEMO_PASSWORD: &str = "arrears-demo-password";
 const CHUNK: usize = 20_000;
@@ -373,16 +372,6 @@ pub struct SeedPlan {
     pub seed: u64,
 }
 
-async fn copy(conn: &mut sqlx::PgConnection, table: &str, columns: &str, data: &str) -> anyhow::Result<()> {
-    let mut copy_in = conn
-        .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '')"))
-        .await
-        .context("starting COPY")?;
-    copy_in.send(data.as_bytes()).await.context("sending rows")?;
-    copy_in.finish().await.context("finishing COPY")?;
-    Ok(())
-}
-
 /// Creates agent users (password [`DEMO_PASSWORD`]), accounts and their payments.
 pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)) -> anyhow::Result<SeedReport> {
     let SeedPlan {
@@ -403,10 +392,7 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
     let mut conn = pool.acquire().await?;
     // Bulk loads skip the per-row outbox triggers when allowed (superuser); the index is
     // then rebuilt in one pass, which is far cheaper than a million outbox rows.
-    let bypass = sqlx::query("SET session_replication_role = replica")
-        .execute(&mut *conn)
-        .await
-        .is_ok();
+    let bypass = bulk_load::skip_triggers(&mut conn, true).await;
     let now = Utc::now();
     let today = now.date_naive();
     let mut done = 0;
@@ -425,10 +411,10 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
                     payments(&mut payment_data, &mut rng, &seeded, count, now);
                 }
             }
-            copy(&mut conn, "accounts", COLUMNS, &data).await?;
+            bulk_load::copy_csv(&mut conn, "accounts", COLUMNS, &data).await?;
             if !payment_data.is_empty() {
                 payments_done += payment_data.lines().count();
-                copy(&mut conn, "payments", PAYMENT_COLUMNS, &payment_data).await?;
+                bulk_load::copy_csv(&mut conn, "payments", PAYMENT_COLUMNS, &payment_data).await?;
             }
             done += n;
             progress(done);
@@ -437,7 +423,7 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
     }
     .await;
     if bypass {
-        let _ = sqlx::query("SET session_replication_role = origin").execute(&mut *conn).await;
+        bulk_load::skip_triggers(&mut conn, false).await;
     }
     result?;
     Ok(SeedReport {

@@ -167,6 +167,24 @@ fn modules_use_only_lower_layers_and_nothing_but_app_uses_http() {
 }
 
 #[test]
+fn only_store_writes_sql() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    let statements = ["sqlx::query", "query_as(", "query_scalar(", "copy_in_raw("];
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|path| place(&root, path).0 != "store")
+        .filter(|path| {
+            let text = fs::read_to_string(path).unwrap();
+            statements.iter().any(|s| text.contains(s))
+        })
+        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
+}
+
+#[test]
 fn the_reader_finds_paths_in_uses_groups_and_code() {
     let text = "use crate::{http, jobs::run};\nuse crate::http::{self as api, paging::Page};\nlet x = crate::store::accounts::get();\nlet y = notcrate::z;";
     let found = crate_paths(text);

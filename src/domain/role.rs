@@ -84,6 +84,9 @@ pub fn allows(role: Role, action: Action) -> bool {
 /// Why a caller may not touch an account that the rule below keeps from them.
 pub const NOT_ASSIGNED: &str = "this account is not assigned to you";
 
+/// Why a user cannot be made an account's assignee.
+pub const NOT_ASSIGNABLE: &str = "this user is disabled or does not work accounts, and cannot be assigned any";
+
 /// Whose accounts `user` (of `role`) works: every account for roles that may update any,
 /// only the accounts assigned to them for the others. The one statement of the rule;
 /// handlers and jobs ask it.

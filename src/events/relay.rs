@@ -39,10 +39,7 @@ pub async fn run(pool: PgPool, events: Events, mut shutdown: watch::Receiver<boo
 /// connection of its own, closed on return, so a crashed leader frees it at once.
 async fn lead(pool: &PgPool, events: &Events, shutdown: &mut watch::Receiver<bool>) -> Result<()> {
     let mut conn = pool.acquire().await?.detach();
-    let leader: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(RELAY_LOCK)
-        .fetch_one(&mut conn)
-        .await?;
+    let leader = events::try_lead(&mut conn, RELAY_LOCK).await?;
     if !leader {
         return Ok(());
     }

@@ -150,12 +150,7 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
     caller.require_work_on(account.assigned_agent_id)?;
     let row = activities::insert(&mut tx, account_id, &activity, caller.user_id).await?;
     if let Some(next) = activity.next_action_at {
-        sqlx::query("UPDATE accounts SET next_action_at = $2, updated_at = now(), updated_by = $3 WHERE id = $1")
-            .bind(account_id)
-            .bind(next)
-            .bind(caller.user_id)
-            .execute(&mut *tx)
-            .await?;
+        accounts::set_next_action(&mut tx, account_id, next, caller.user_id).await?;
     }
     let version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;

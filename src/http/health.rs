@@ -22,7 +22,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn ready(state: AppState) -> Response {
-    let probe = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(state.pool())).await;
+    let probe = tokio::time::timeout(Duration::from_secs(2), crate::store::ping(state.pool())).await;
     if let Some(reason) = state.sync_metrics().stopped() {
         return Error::new(Code::ServiceUnavailable, format!("sync worker stopped: {reason}")).into_response();
     }

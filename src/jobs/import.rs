@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::domain::account::AccountFields;
 use crate::domain::contact::parse_region;
-use crate::domain::role::{Action, Role, allows};
+use crate::domain::role::{Action, NOT_ASSIGNABLE, Role, allows};
 use crate::error::{FieldError, Result};
 use crate::import::RowError;
 use crate::import::columns::{Column, Mapping};
@@ -226,7 +226,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
         }
     }
     // Imported accounts are announced by the job's events, not one event per row.
-    sqlx::query("SET LOCAL arrears.import = 'on'").execute(&mut *tx).await?;
+    imports::quiet_account_events(&mut tx).await?;
     {
         let mut work = Connection::begin(&mut *tx).await?;
         apply(&mut work, params, plans, &mut settled).await?;
@@ -342,16 +342,11 @@ async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Resul
         return Ok(Agents::new());
     }
     let ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::parse_str(k).ok()).collect();
-    let users: Vec<(Uuid, String, String, bool)> =
-        sqlx::query_as("SELECT id, lower(email), role, disabled FROM users WHERE id = ANY($1) OR lower(email) = ANY($2)")
-            .bind(&ids)
-            .bind(&keys)
-            .fetch_all(&mut *conn)
-            .await?;
+    let users = users::standings_by_id_or_email(&mut *conn, &ids, &keys).await?;
     let mut agents = Agents::new();
     for (id, email, role, disabled) in users {
         let verdict = if disabled || !Role::stored(&role).works_accounts() {
-            Err("this user is disabled or does not work accounts, and cannot be assigned any".to_owned())
+            Err(NOT_ASSIGNABLE.to_owned())
         } else {
             Ok(id)
         };

@@ -3,6 +3,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::role::NOT_ASSIGNABLE;
 use crate::error::{Error, Result};
 use crate::store::users;
 
@@ -12,10 +13,7 @@ pub async fn check_assignee(pool: &PgPool, agent_id: Option<Uuid>) -> Result<()>
     let user = users::by_id(pool, id).await?;
     match user {
         Some(u) if !u.disabled && u.role().works_accounts() => Ok(()),
-        Some(_) => Err(Error::field(
-            "assigned_agent_id",
-            "this user is disabled or does not work accounts, and cannot be assigned any",
-        )),
+        Some(_) => Err(Error::field("assigned_agent_id", NOT_ASSIGNABLE)),
         None => Err(Error::field("assigned_agent_id", "no such user")),
     }
 }

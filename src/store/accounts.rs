@@ -9,7 +9,8 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::account::{AccountFields, AccountStatus, Address};
+use crate::domain::account::{AccountFields, AccountStatus, Address, MAX_TAGS};
+use crate::domain::bulk::BulkPatch;
 use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise};
 use crate::domain::money::Currency;
 use crate::error::{Error, Result};
@@ -301,6 +302,62 @@ pub async fn version(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<i64> {
 }
 
 /// Locks an account, soft-deleted or not (payments of closed files still settle).
+/// Sets when the account is next to be worked (an activity asked for it).
+pub async fn set_next_action(tx: &mut sqlx::PgConnection, id: Uuid, at: DateTime<Utc>, actor: Uuid) -> Result<()> {
+    sqlx::query("UPDATE accounts SET next_action_at = $2, updated_at = now(), updated_by = $3 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .bind(actor)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+/// Locks the live accounts among `ids` in id order: each with its assignee.
+pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<Uuid>)>> {
+    Ok(
+        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE")
+            .bind(ids)
+            .fetch_all(tx)
+            .await?,
+    )
+}
+
+/// Applies a bulk patch to `ids` in one statement: the ids it changed (an account it
+/// would give more than `MAX_TAGS` tags is left alone).
+pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: &BulkPatch, actor: Uuid) -> Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "WITH target AS (
+             SELECT id, ARRAY(SELECT DISTINCT t FROM unnest(a.tags || $6::text[]) AS t
+                              WHERE NOT t = ANY($7::text[]) ORDER BY t) AS new_tags
+             FROM accounts a WHERE a.id = ANY($1)
+         )
+         UPDATE accounts a SET
+             status = coalesce($2, a.status),
+             assigned_agent_id = CASE WHEN $3 THEN $4 ELSE a.assigned_agent_id END,
+             next_action_at = CASE WHEN $8 THEN $9 ELSE a.next_action_at END,
+             tags = t.new_tags,
+             updated_at = now(),
+             updated_by = $5
+         FROM target t
+         WHERE a.id = t.id AND cardinality(t.new_tags) <= $10
+         RETURNING a.id",
+    )
+    .bind(ids)
+    .bind(patch.status.map(|s| s.as_str()))
+    .bind(patch.assign.is_some())
+    .bind(patch.assign.flatten())
+    .bind(actor)
+    .bind(&patch.tags_add)
+    .bind(&patch.tags_remove)
+    .bind(patch.next_action.is_some())
+    .bind(patch.next_action.flatten())
+    .bind(MAX_TAGS as i32)
+    .fetch_all(tx)
+    .await
+    .map_err(Into::into)
+}
+
 pub async fn lock_including_deleted(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<AccountRow>> {
     let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"

@@ -113,3 +113,12 @@ pub async fn prune(conn: &mut PgConnection, before: DateTime<Utc>) -> Result<u64
             .rows_affected(),
     )
 }
+
+/// Takes the session-level advisory lock `key` on `conn` if nobody holds it: whether this
+/// connection now leads (until it closes).
+pub async fn try_lead(conn: &mut PgConnection, key: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(conn)
+        .await?)
+}

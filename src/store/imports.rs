@@ -171,3 +171,10 @@ pub async fn failed_all(pool: &PgPool, job: Uuid) -> Result<Vec<(Vec<String>, Ve
         rows.extend(page.into_iter().map(|(_, _, cells, errors)| (cells, errors)));
     }
 }
+
+/// For the rest of `tx`, account changes raise no event of their own: the import's job
+/// events announce them.
+pub async fn quiet_account_events(tx: &mut PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL arrears.import = 'on'").execute(tx).await?;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod bulk_load;
 pub mod dead_letters;
 pub mod documents;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod payments;
 pub mod promises;
 pub mod search_tasks;
 pub mod sessions;
+pub mod sync_workers;
 pub mod users;
 
 use std::str::FromStr;
@@ -91,6 +93,11 @@ async fn ensure_database(options: &PgConnectOptions) -> anyhow::Result<()> {
     }
     admin.close().await.ok();
     Ok(())
+}
+
+/// A round trip to the database, for readiness.
+pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
 }
 
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {

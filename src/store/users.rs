@@ -73,6 +73,21 @@ pub async fn standing(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<
 
 /// A page of users ordered by creation, after the `(created_at, id)` keyset position.
 #[tracing::instrument(skip_all)]
+/// `(id, lowercased email, role, disabled)` of the users named by id or by email.
+pub async fn standings_by_id_or_email(
+    conn: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+    emails: &[String],
+) -> Result<Vec<(Uuid, String, String, bool)>> {
+    Ok(
+        sqlx::query_as("SELECT id, lower(email), role, disabled FROM users WHERE id = ANY($1) OR lower(email) = ANY($2)")
+            .bind(ids)
+            .bind(emails)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
 pub async fn list(pool: &PgPool, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<UserRow>> {
     let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) ORDER BY created_at, id LIMIT $3"

@@ -1,7 +1,6 @@
 //! Keeping the search index in step with PostgreSQL: the outbox worker, rebuilds,
 //! audits, and the bookkeeping of which process feeds which index.
 
-pub mod lease;
 pub mod metrics;
 pub mod reindex;
 pub mod verify;
@@ -15,13 +14,13 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use self::lease::{HEARTBEAT_EVERY, Lease};
 use self::metrics::SyncMetrics;
 use self::reindex::Progress;
 use self::worker::SyncWorker;
 use crate::domain::document::Entity;
 use crate::search::SearchIndex;
 use crate::shutdown::running;
+use crate::store::sync_workers::{HEARTBEAT_EVERY, Lease};
 use crate::store::{documents, promises, search_tasks};
 
 /// Everything a process that feeds the index runs in the background.
