@@ -21,7 +21,7 @@ use crate::domain::document::Entity;
 use crate::search::SearchIndex;
 use crate::shutdown::running;
 use crate::store::sync_workers::{HEARTBEAT_EVERY, Lease};
-use crate::store::{documents, promises, search_tasks};
+use crate::store::{documents, search_tasks};
 
 /// Everything a process that feeds the index runs in the background.
 pub struct SyncRuntime {
@@ -32,9 +32,6 @@ pub struct SyncRuntime {
     /// Entities to backfill once at start (their index was created empty).
     pub initial_backfill: Vec<Entity>,
 }
-
-/// How often the worker looks for promises whose date passed.
-const PROMISE_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 impl SyncRuntime {
     /// Registers the lease (refusing to split the outbox between indexes) and starts
@@ -49,7 +46,6 @@ impl SyncRuntime {
         }
         tasks.spawn(heartbeat(lease, shutdown.clone()));
         tasks.spawn(run_tasks(self.pool.clone(), self.index.clone(), shutdown.clone()));
-        tasks.spawn(break_promises(self.pool.clone(), shutdown.clone()));
         for entity in self.initial_backfill {
             // Decided before anything else can write: rows that exist now are
             // backfilled, later ones arrive through the outbox.
@@ -153,22 +149,6 @@ async fn run_tasks(pool: PgPool, index: Arc<dyn SearchIndex>, mut shutdown: watc
                 }
             }
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-            _ = shutdown.changed() => {}
-        }
-    }
-}
-
-/// Marks promises whose date passed as broken. Idempotent and safe to run in several
-/// processes at once (one conditional UPDATE), so every worker may run it.
-async fn break_promises(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
-    while running(&shutdown) {
-        match promises::break_overdue(&pool, chrono::Utc::now()).await {
-            Ok(0) => {}
-            Ok(broken) => tracing::info!(broken, "promises to pay broken"),
-            Err(err) => tracing::warn!(error = %err, "checking promises failed"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PROMISE_CHECK_EVERY) => {}
             _ = shutdown.changed() => {}
         }
     }
