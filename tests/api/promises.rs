@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, id_of, spawn_app, status_json, ts};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, spawn_app, spawn_peer, status_json, ts};
 
 fn today_in(tz: Tz) -> NaiveDate {
     Utc::now().with_timezone(&tz).date_naive()
@@ -481,4 +481,26 @@ async fn viewers_never_promise_and_agents_only_on_their_accounts() {
     let (status, page) = status_json(app.get(&promises_path(&mine), &viewer.token).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(page["total"], 1);
+}
+
+#[tokio::test]
+async fn every_api_process_breaks_overdue_promises_from_its_start() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"original_balance": "100.00"})).await);
+    let due = Utc::now().date_naive() + Duration::days(1);
+    let pid = id_of(&promise(&app, &manager.token, &id, "10.00", due).await);
+    // Its date passes after this instance last looked (it looks again in a minute).
+    sqlx::query("UPDATE promises SET due_date = due_date - 10 WHERE id = $1")
+        .bind(Uuid::parse_str(&pid).unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // A process without a sync worker breaks it when it starts: the scheduler is the
+    // API process's, not the sync worker's.
+    let _peer = spawn_peer(&app, |_| {}).await;
+    eventually("the peer breaks the overdue promise", || async {
+        sql_promise_status(&app, &pid).await == "broken"
+    })
+    .await;
 }
