@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 
-pub async fn copy_csv(conn: &mut sqlx::PgConnection, table: &str, columns: &str, data: &str) -> anyhow::Result<()> {
+/// Loads `data` (CSV) into `table`'s `columns`; both names are the program's own.
+pub async fn copy_csv(conn: &mut sqlx::PgConnection, table: &'static str, columns: &'static str, data: &str) -> anyhow::Result<()> {
     let mut copy_in = conn
         .copy_in_raw(&format!("COPY {table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '')"))
         .await
@@ -16,9 +17,10 @@ pub async fn copy_csv(conn: &mut sqlx::PgConnection, table: &str, columns: &str,
 /// Turns the per-row triggers off (`skip`) or back on for this session: whether the
 /// database allowed it (a superuser only).
 pub async fn skip_triggers(conn: &mut sqlx::PgConnection, skip: bool) -> bool {
-    let role = if skip { "replica" } else { "origin" };
-    sqlx::query(sqlx::AssertSqlSafe(format!("SET session_replication_role = {role}")))
-        .execute(conn)
-        .await
-        .is_ok()
+    let statement = if skip {
+        "SET session_replication_role = replica"
+    } else {
+        "SET session_replication_role = origin"
+    };
+    sqlx::query(statement).execute(conn).await.is_ok()
 }
