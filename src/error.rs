@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde::Serialize;
 use warp::http::{HeaderValue, StatusCode, header};
 
+use crate::domain::refusal::Denied;
+pub use crate::domain::refusal::FieldError;
 use crate::telemetry;
 
 /// Stable machine codes. The table in [`Code::describe`] is the public contract.
@@ -114,21 +116,6 @@ impl Code {
             UpgradeRequired => ("upgrade_required", StatusCode::UPGRADE_REQUIRED, "WebSocket upgrade required"),
             IndexTimeout => ("index_timeout", StatusCode::GATEWAY_TIMEOUT, "Not indexed in time"),
             Internal => ("internal", StatusCode::INTERNAL_SERVER_ERROR, "Internal server error"),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
         }
     }
 }
@@ -301,6 +288,12 @@ impl From<sqlx::Error> for Error {
             }
         }
         Error::Internal(anyhow::Error::new(err))
+    }
+}
+
+impl From<Denied> for Error {
+    fn from(denied: Denied) -> Self {
+        Error::forbidden(denied.0)
     }
 }
 

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["config", "shutdown"],
     &["telemetry"],
-    &["error"],
     &["domain"],
+    &["error"],
     &["import"],
     &["search", "store"],
     &["lists"],

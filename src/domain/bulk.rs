@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::account::{AccountStatus, tags};
 use super::patch::nullable;
-use crate::error::FieldError;
+use crate::domain::refusal::FieldError;
 
 /// Most rows one bulk update may touch.
 pub const MAX_BULK_ROWS: usize = 200_000;

@@ -9,7 +9,6 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
 use crate::domain::payment::{Method, PaymentStatus};
-use crate::error::Result;
 
 /// The kinds of document the index holds, one physical index (family) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -200,5 +199,5 @@ pub struct DeadLetter {
 
 /// Where a backend puts the documents it refused for good.
 pub trait DeadLetters: Send + Sync {
-    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<()>>;
+    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, anyhow::Result<()>>;
 }

@@ -11,5 +11,6 @@ pub mod patch;
 pub mod payment;
 pub mod principal;
 pub mod promise;
+pub mod refusal;
 pub mod role;
 pub mod search;

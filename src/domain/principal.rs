@@ -2,8 +2,8 @@
 
 use uuid::Uuid;
 
+use crate::domain::refusal::Denied;
 use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
-use crate::error::{Error, Result};
 
 /// The authenticated caller of a request, with the role currently stored for them.
 #[derive(Clone, Debug)]
@@ -21,27 +21,27 @@ impl Principal {
     }
 
     /// 403 unless the permission table allows `action` for this caller's role.
-    pub fn require(&self, action: Action) -> Result<()> {
+    pub fn require(&self, action: Action) -> Result<(), Denied> {
         if self.can(action) {
             Ok(())
         } else {
-            Err(Error::forbidden(format!("role {} may not do this", self.role.as_str())))
+            Err(Denied(format!("role {} may not do this", self.role.as_str())))
         }
     }
 
     /// Work on an account (payments, activities, promises): any account for roles that
     /// may update any account, only assigned ones for agents, never for viewers.
-    pub fn require_work_on(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
+    pub fn require_work_on(&self, assigned_agent_id: Option<Uuid>) -> Result<(), Denied> {
         self.require(Action::WorkAccount)?;
         self.require_assigned(assigned_agent_id)
     }
 
     /// 403 unless this caller works the account assigned to `assigned_agent_id`.
-    pub fn require_assigned(&self, assigned_agent_id: Option<Uuid>) -> Result<()> {
+    pub fn require_assigned(&self, assigned_agent_id: Option<Uuid>) -> Result<(), Denied> {
         if works_account(self.role, self.user_id, assigned_agent_id) {
             Ok(())
         } else {
-            Err(Error::forbidden(NOT_ASSIGNED))
+            Err(Denied(NOT_ASSIGNED.to_owned()))
         }
     }
 }

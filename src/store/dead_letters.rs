@@ -19,8 +19,8 @@ impl SqlDeadLetters {
 }
 
 impl DeadLetters for SqlDeadLetters {
-    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, Result<()>> {
-        insert(&self.0, letters).boxed()
+    fn record<'a>(&'a self, letters: &'a [DeadLetter]) -> BoxFuture<'a, anyhow::Result<()>> {
+        insert(&self.0, letters).map(|done| done.map_err(anyhow::Error::from)).boxed()
     }
 }
 
