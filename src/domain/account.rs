@@ -1,4 +1,20 @@
 //! Accounts: statuses, delinquency buckets, and validation of create and patch bodies.
+//!
+//! # Adding an account field
+//! Declare it on [`AccountDoc`](crate::domain::document::AccountDoc), the document the
+//! index holds, and on `store::accounts::AccountRow` with its column (a migration); the
+//! compiler then names the row-to-document and document-to-view code. What it cannot see,
+//! a test does:
+//! - the Elasticsearch template `index-templates/accounts.json` (strict mapping):
+//!   `tests/api/elastic.rs`, `templates_map_every_field_the_documents_produce_and_nothing_else`;
+//! - the API's view: `tests/api/account_fields.rs`, `the_account_view_shows_every_field`;
+//! - an import column (`import::columns`) or a stated reason: `every_account_field_has_an_import_column_or_a_reason`;
+//! - an export column (`service::exports::ACCOUNT_COLUMNS`) or a stated reason:
+//!   `every_account_field_has_an_export_column_or_a_reason`;
+//! - the embedded index (`search::embedded::schema`) only when lists filter, sort or
+//!   search on it, with `AccountQuery`, `lists::accounts::PARAMS` and both backends'
+//!   translations (`search::embedded::filter`, `search::elastic::dsl`; their filters are
+//!   tested in `tests/api/search.rs` and `golden_account_filters_and_search_after`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use phonenumber::country;
@@ -10,7 +26,7 @@ use uuid::Uuid;
 use super::contact::{normalize_email, normalize_phone, validate_country, validate_timezone};
 use super::money::Currency;
 use super::patch::nullable;
-use crate::error::FieldError;
+use crate::domain::refusal::FieldError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -185,7 +185,7 @@ fn golden(name: &str, reference: &str, request: Call) {
 }
 
 /// The mappings a generation of `entity` gets.
-fn mappings(entity: Entity) -> Value {
+pub(crate) fn mappings(entity: Entity) -> Value {
     templates::index_template(&Names::new("arrears"), entity)["template"]["mappings"].clone()
 }
 
@@ -432,7 +432,7 @@ fn leaves(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
 }
 
 /// Leaf field paths of a mapping, and the analyzers and normalizers it names.
-fn mapped(properties: &Value, prefix: &str, out: &mut BTreeSet<String>, analysis: &mut BTreeSet<String>) {
+pub(crate) fn mapped(properties: &Value, prefix: &str, out: &mut BTreeSet<String>, analysis: &mut BTreeSet<String>) {
     for (key, field) in properties.as_object().unwrap() {
         let path = if prefix.is_empty() {
             key.clone()

@@ -1,5 +1,6 @@
 //! Integration tests: the real application over HTTP against real PostgreSQL.
 
+mod account_fields;
 mod accounts;
 mod activities;
 mod auth;
