@@ -89,6 +89,10 @@ impl Facet {
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or_default()
     }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
 }
 
 /// Position after the last hit of a page: its sort key and id.
@@ -247,6 +251,10 @@ impl PaymentFacet {
 
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or_default()
+    }
+
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
     }
 }
 

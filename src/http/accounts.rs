@@ -12,18 +12,18 @@ use warp::reply::Response;
 use crate::domain::principal::Principal;
 use crate::state::AppState;
 
-use crate::domain::account::{AccountFields, AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
+use crate::domain::account::{AccountStatus, Address, Bucket, CreateAccount, PatchAccount, days_past_due};
 use crate::domain::document::{AccountDoc, Entity};
 use crate::domain::money::Currency;
 use crate::domain::role::Action;
-use crate::error::{Code, Error, FieldError, Result};
+use crate::error::{Code, Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, etag, no_content, respond, with_etag};
-use crate::lists::accounts::{self as account_list, encode_cursor, facets_json};
+use crate::lists::accounts::{self as account_list, encode_search_cursor, facets_json};
 use crate::search::highlight::highlight;
-use crate::service::accounts::check_assignee;
+use crate::service::accounts as service;
 use crate::store::accounts::{self, AccountRow};
 
 #[derive(Serialize)]
@@ -198,7 +198,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let body = ListPage {
         data,
         total: page.total,
-        next_cursor: page.next.map(|after| encode_cursor(after, &account_list::sort_signature(sort))),
+        next_cursor: page
+            .next
+            .map(|after| encode_search_cursor(after, &account_list::sort_signature(sort))),
         facets: facets_json(&page.facets),
         more: (),
     };
@@ -215,14 +217,7 @@ struct ListItem {
 
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateAccount) -> Result<Response> {
-    caller.require(Action::CreateAccount)?;
-    let fields = AccountFields::from_create(body, state.phone_region()).map_err(Error::validation)?;
-    if fields.assigned_agent_id.is_some() {
-        caller.require(Action::AssignAccount)?;
-        check_assignee(state.pool(), fields.assigned_agent_id).await?;
-    }
-    let row = accounts::insert(state.pool(), &fields, caller.user_id).await?;
-    tracing::info!(account_id = %row.id, "account created");
+    let row = service::create(state.pool(), state.phone_region(), &caller, body).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, row.id, row.search_version)]).await?;
     let location = format!("/api/v1/accounts/{}", row.id);
     let mut response = account_response(&state, StatusCode::CREATED, row).await?;
@@ -237,28 +232,6 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
     let row = accounts::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("account"))?;
     account_response(&state, StatusCode::OK, row).await
-}
-
-/// Role rules for a patch, checked against the current state of the account.
-fn authorize_patch(caller: &Principal, current: &AccountRow, patch: &PatchAccount) -> Result<()> {
-    if caller.can(Action::UpdateAnyAccount) {
-        return Ok(());
-    }
-    caller.require(Action::UpdateAssignedWorkflow)?;
-    caller.require_assigned(current.assigned_agent_id)?;
-    let forbidden = patch.non_workflow_fields();
-    if forbidden.is_empty() {
-        return Ok(());
-    }
-    let errors = forbidden
-        .iter()
-        .map(|f| FieldError::new(*f, "your role may not change this field"))
-        .collect();
-    Err(Error::with_fields(
-        Code::FieldForbidden,
-        format!("your role may change only workflow fields; not: {}", forbidden.join(", ")),
-        errors,
-    ))
 }
 
 /// `If-Match` holds a list of entity tags or `*`.
@@ -277,51 +250,31 @@ async fn patch(
     wait: WaitForIndexed,
     body: PatchAccount,
 ) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let mut tx = state.pool().begin().await?;
-    let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
-    authorize_patch(&caller, &current, &body)?;
-    if !if_match_satisfied(if_match.as_deref(), current.search_version) {
-        return Err(Error::new(
-            Code::PreconditionFailed,
-            format!(
-                "the account changed since you read it; its ETag is now {}",
-                etag(current.search_version)
-            ),
-        ));
-    }
-    let assignee = body.assigned_agent_id.flatten();
-    let reassigned = body.assigned_agent_id.is_some() && assignee != current.assigned_agent_id;
-    let fields = current.fields()?.apply(body, state.phone_region()).map_err(Error::validation)?;
-    if reassigned {
-        caller.require(Action::AssignAccount)?;
-        check_assignee(state.pool(), assignee).await?;
-    }
-    let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
-    tx.commit().await?;
-    tracing::info!(search_version = row.search_version, "account updated");
+    let precondition = |version| {
+        if if_match_satisfied(if_match.as_deref(), version) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Code::PreconditionFailed,
+                format!("the account changed since you read it; its ETag is now {}", etag(version)),
+            ))
+        }
+    };
+    let row = service::update(state.pool(), state.phone_region(), &caller, id, precondition, body).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
     account_response(&state, StatusCode::OK, row).await
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    caller.require(Action::DeleteAccount)?;
-    let row = accounts::set_deleted(state.pool(), id, true, caller.user_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    tracing::info!("account soft-deleted");
+    let row = service::set_deleted(state.pool(), &caller, id, true).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
     Ok(no_content())
 }
 
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn restore(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    caller.require(Action::RestoreAccount)?;
-    let row = accounts::set_deleted(state.pool(), id, false, caller.user_id)
-        .await?
-        .ok_or_else(|| Error::not_found("deleted account"))?;
-    tracing::info!("account restored");
+    let row = service::set_deleted(state.pool(), &caller, id, false).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
     account_response(&state, StatusCode::OK, row).await
 }

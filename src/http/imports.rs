@@ -5,7 +5,7 @@
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, TryStreamExt};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -18,14 +18,15 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
-use crate::http::idempotent::{self, accept};
-use crate::http::query::parse_query;
+use crate::http::idempotent::{accept, replay};
+use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
 use crate::import::columns::Column;
 use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal};
 use crate::jobs::import::{self as runner, ImportParams, Mode};
+use crate::service::idempotency;
 use crate::service::jobs::{self as service_jobs, JobView, visible_job};
 use crate::state::AppState;
 use crate::store::imports;
@@ -233,7 +234,7 @@ where
     B: Buf + Send + 'static,
 {
     caller.require(Action::CreateAccount)?;
-    idempotent::check_key(key.as_deref())?;
+    idempotency::check_key(key.as_deref())?;
     let upload = read_upload(content_type, body, limit).await?;
     if upload.mode != Mode::Create {
         caller.require(Action::UpdateAnyAccount)?;
@@ -276,8 +277,8 @@ where
     };
     let read_ms = started.elapsed().as_millis();
     let mut tx = state.pool().begin().await?;
-    if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
-        return Ok(first);
+    if let Some(first) = idempotency::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+        return Ok(replay(first));
     }
     let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
     let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
@@ -321,20 +322,11 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
 
 /// The rejected rows with their errors, in file order.
 async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        page_size: Option<u32>,
-        after: Option<i32>,
-    }
-    let query: Query = parse_query(&raw)?;
+    let page = PageRequest::<i32>::from_query(&raw)?;
     let job = visible_import(&state, &caller, id).await?;
-    let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let (data, next) = service_jobs::failures(state.pool(), &job, query.after, size).await?;
-    Ok(api::json(
-        StatusCode::OK,
-        &json!({"data": data, "total": job.failed, "next_after": next}),
-    ))
+    let rows = service_jobs::failures(state.pool(), &job, page.after, page.fetch()).await?;
+    let body = page.finish(rows, job.failed, |(seq, _)| *seq, |(_, row)| Ok(row))?;
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {

@@ -2,7 +2,6 @@
 //! every job is polled, listed and cancelled here.
 
 use chrono::Utc;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -16,14 +15,14 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{json_body, principal, with_state};
-use crate::http::idempotent::{self, accept};
+use crate::http::idempotent::{accept, replay};
 use crate::http::paging::PageRequest;
-use crate::http::query::parse_query;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
 use crate::jobs::bulk_update::BulkParams;
 use crate::lists::accounts as account_list;
 use crate::service::accounts::check_assignee;
+use crate::service::idempotency;
 use crate::service::jobs::{self as service_jobs, JobView, visible_job};
 use crate::state::AppState;
 use crate::store::jobs;
@@ -128,7 +127,7 @@ async fn resolve(state: &AppState, caller: &Principal, request: &BulkUpdateReque
 #[tracing::instrument(skip_all)]
 async fn submit(caller: Principal, state: AppState, key: Option<String>, request: BulkUpdateRequest) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
-    idempotent::check_key(key.as_deref())?;
+    idempotency::check_key(key.as_deref())?;
     let hash = Sha256::digest(serde_json::to_vec(&request).map_err(anyhow::Error::from)?).to_vec();
     let patch = request.patch.clone().validate().map_err(|errors| {
         let named = errors.into_iter().map(|e| match e.field.as_str() {
@@ -142,8 +141,8 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
         check_assignee(state.pool(), agent).await?;
     }
     let mut tx = state.pool().begin().await?;
-    if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
-        return Ok(first);
+    if let Some(first) = idempotency::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
+        return Ok(replay(first));
     }
     let ids = resolve(&state, &caller, &request).await?;
     let params = BulkParams {
@@ -183,20 +182,11 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
 
 /// The rows a job could not change, with the reason, in order.
 async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Query {
-        page_size: Option<u32>,
-        after: Option<i32>,
-    }
-    let query: Query = parse_query(&raw)?;
+    let page = PageRequest::<i32>::from_query(&raw)?;
     let job = visible_job(state.pool(), &caller, id).await?;
-    let size = i64::from(query.page_size.unwrap_or(100).clamp(1, 1000));
-    let (data, next) = service_jobs::failures(state.pool(), &job, query.after, size).await?;
-    Ok(api::json(
-        StatusCode::OK,
-        &json!({"data": data, "total": job.failed, "next_after": next}),
-    ))
+    let rows = service_jobs::failures(state.pool(), &job, page.after, page.fetch()).await?;
+    let body = page.finish(rows, job.failed, |(seq, _)| *seq, |(_, row)| Ok(row))?;
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 async fn cancel(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {

@@ -1,7 +1,5 @@
 //! The notification center: the caller's notifications, unread first.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -12,12 +10,12 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::error::{Code, Error, FieldError, Result};
+use crate::error::{Error, Result};
 use crate::http::filters::{principal, with_state};
+use crate::http::paging::PageRequest;
 use crate::http::query::parse_query;
 use crate::http::query::raw_query;
-use crate::http::{self as api, ListPage, respond};
-use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::http::{self as api, respond};
 use crate::state::AppState;
 use crate::store::notifications::{self, NotificationRow, Position};
 
@@ -82,68 +80,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list.or(unread).unify().or(read_all).unify().or(read).unify().boxed()
 }
 
-fn encode_cursor((read, at, id): Position) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{}|{id}", u8::from(read), at.timestamp_micros()))
-}
-
-fn decode_cursor(cursor: &str) -> Result<Position> {
-    let invalid = || {
-        Error::with_fields(
-            Code::InvalidParameter,
-            "cursor is not valid; pass next_cursor from the previous page",
-            vec![FieldError::new("cursor", "not a cursor from this list")],
-        )
-    };
-    let text = URL_SAFE_NO_PAD
-        .decode(cursor.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(invalid)?;
-    let mut parts = text.splitn(3, '|');
-    let read = match parts.next() {
-        Some("0") => false,
-        Some("1") => true,
-        _ => return Err(invalid()),
-    };
-    let at = parts
-        .next()
-        .and_then(|m| m.parse::<i64>().ok())
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(invalid)?;
-    let id = parts.next().and_then(|i| Uuid::parse_str(i).ok()).ok_or_else(invalid)?;
-    Ok((read, at, id))
-}
-
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let query: ListQuery = parse_query(&raw)?;
-    let size = query.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    if !(1..=MAX_PAGE_SIZE).contains(&size) {
-        return Err(Error::with_fields(
-            Code::InvalidParameter,
-            format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-            vec![FieldError::new("page_size", format!("a number from 1 to {MAX_PAGE_SIZE}"))],
-        ));
-    }
-    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    let page = PageRequest::<Position>::new(query.page_size, query.cursor.as_deref())?;
     let unread_only = query.unread_only.unwrap_or(false);
-    let mut rows = notifications::list(state.pool(), caller.user_id, unread_only, after, i64::from(size) + 1).await?;
-    let next_cursor = if rows.len() > size as usize {
-        rows.truncate(size as usize);
-        rows.last().map(|n| encode_cursor((n.read_at.is_some(), n.created_at, n.id)))
-    } else {
-        None
-    };
+    let rows = notifications::list(state.pool(), caller.user_id, unread_only, page.after, page.fetch()).await?;
     let total = notifications::count(state.pool(), caller.user_id, unread_only).await?;
     let unread = notifications::count(state.pool(), caller.user_id, true).await?;
-    let data: Vec<NotificationView> = rows.into_iter().map(NotificationView::from).collect();
-    let body = ListPage {
-        data,
-        total: u64::try_from(total).unwrap_or_default(),
-        next_cursor,
-        facets: Default::default(),
-        more: Unread { unread_count: unread },
-    };
+    let body = page.finish_with(
+        rows,
+        total,
+        |n| (n.read_at.is_some(), n.created_at, n.id),
+        |n| Ok(NotificationView::from(n)),
+        Unread { unread_count: unread },
+    )?;
     Ok(api::json(StatusCode::OK, &body))
 }
 

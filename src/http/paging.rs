@@ -1,5 +1,5 @@
-//! Keyset pages over SQL lists ordered by `(time, id)`: page size, opaque cursor, and
-//! the `{data, total, next_cursor, facets}` answer.
+//! Keyset pages over SQL lists: page size, opaque cursor, and the
+//! `{data, total, next_cursor, facets}` answer.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -7,41 +7,88 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::error::{Code, Error, Result};
+use crate::error::{Code, Error, FieldError, Result};
 use crate::http::ListPage;
 use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
-pub type Keyset = (DateTime<Utc>, Uuid);
-
-pub fn encode_cursor((at, id): Keyset) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.timestamp_micros()))
+/// Where a keyset page of an SQL list ends: the list's sort key, carried between pages
+/// in an opaque cursor. One codec for every such list, so a cursor from one list is
+/// refused by another with the same problem.
+pub trait Position: Sized {
+    /// The key as text, `|`-separated.
+    fn to_text(&self) -> String;
+    /// The key back from [`Self::to_text`], if `text` is one.
+    fn from_text(text: &str) -> Option<Self>;
 }
 
-pub fn decode_cursor(cursor: &str) -> Result<Keyset> {
-    let invalid = || {
-        Error::with_fields(
-            Code::InvalidParameter,
-            "cursor is not valid; pass next_cursor from the previous page",
-            vec![crate::error::FieldError::new("cursor", "not a cursor from this list")],
-        )
-    };
-    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let (micros, id) = text.split_once('|').ok_or_else(invalid)?;
-    let at = micros
-        .parse::<i64>()
+/// Newest first: `(time, id)`.
+pub type Keyset = (DateTime<Utc>, Uuid);
+
+impl Position for Keyset {
+    fn to_text(&self) -> String {
+        format!("{}|{}", self.0.timestamp_micros(), self.1)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('|')?;
+        let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+        Some((at, Uuid::parse_str(id).ok()?))
+    }
+}
+
+/// Unread first, then newest first: `(read, time, id)`.
+impl Position for (bool, DateTime<Utc>, Uuid) {
+    fn to_text(&self) -> String {
+        format!("{}|{}", u8::from(self.0), (self.1, self.2).to_text())
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (read, rest) = text.split_once('|')?;
+        let read = match read {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        let (at, id) = Keyset::from_text(rest)?;
+        Some((read, at, id))
+    }
+}
+
+/// A row's sequence number in a job's own order.
+impl Position for i32 {
+    fn to_text(&self) -> String {
+        self.to_string()
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+}
+
+pub fn encode_cursor(position: &impl Position) -> String {
+    URL_SAFE_NO_PAD.encode(position.to_text())
+}
+
+pub fn decode_cursor<P: Position>(cursor: &str) -> Result<P> {
+    URL_SAFE_NO_PAD
+        .decode(cursor.trim())
         .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(invalid)?;
-    let id = Uuid::parse_str(id).map_err(|_| invalid())?;
-    Ok((at, id))
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| P::from_text(&text))
+        .ok_or_else(|| {
+            Error::with_fields(
+                Code::InvalidParameter,
+                "cursor is not valid; pass next_cursor from the previous page",
+                vec![FieldError::new("cursor", "not a cursor from this list")],
+            )
+        })
 }
 
 /// A validated page request.
 #[derive(Clone, Copy, Debug)]
-pub struct PageRequest {
+pub struct PageRequest<P = Keyset> {
     pub size: u32,
-    pub after: Option<Keyset>,
+    pub after: Option<P>,
 }
 
 /// `?page_size=&cursor=` and nothing else.
@@ -52,7 +99,7 @@ struct PageQuery {
     cursor: Option<String>,
 }
 
-impl PageRequest {
+impl<P: Position> PageRequest<P> {
     /// Parses a query string that holds only `page_size` and `cursor`.
     pub fn from_query(raw: &str) -> Result<Self> {
         let query: PageQuery = crate::http::query::parse_query(raw)?;
@@ -65,10 +112,7 @@ impl PageRequest {
             return Err(Error::with_fields(
                 Code::InvalidParameter,
                 format!("page_size must be between 1 and {MAX_PAGE_SIZE}"),
-                vec![crate::error::FieldError::new(
-                    "page_size",
-                    format!("a number from 1 to {MAX_PAGE_SIZE}"),
-                )],
+                vec![FieldError::new("page_size", format!("a number from 1 to {MAX_PAGE_SIZE}"))],
             ));
         }
         Ok(Self {
@@ -85,14 +129,26 @@ impl PageRequest {
     /// The answer for `rows` fetched with [`Self::fetch`].
     pub fn finish<R, T: Serialize>(
         &self,
-        mut rows: Vec<R>,
+        rows: Vec<R>,
         total: i64,
-        key: impl Fn(&R) -> Keyset,
+        key: impl Fn(&R) -> P,
         view: impl Fn(R) -> Result<T>,
     ) -> Result<ListPage<T>> {
+        self.finish_with(rows, total, key, view, ())
+    }
+
+    /// [`Self::finish`] for a list that adds its own fields (`more`) to the page.
+    pub fn finish_with<R, T: Serialize, M: Serialize>(
+        &self,
+        mut rows: Vec<R>,
+        total: i64,
+        key: impl Fn(&R) -> P,
+        view: impl Fn(R) -> Result<T>,
+        more: M,
+    ) -> Result<ListPage<T, M>> {
         let next_cursor = if rows.len() > self.size as usize {
             rows.truncate(self.size as usize);
-            rows.last().map(|last| encode_cursor(key(last)))
+            rows.last().map(|last| encode_cursor(&key(last)))
         } else {
             None
         };
@@ -101,7 +157,7 @@ impl PageRequest {
             total: u64::try_from(total).unwrap_or_default(),
             next_cursor,
             facets: Default::default(),
-            more: (),
+            more,
         })
     }
 }

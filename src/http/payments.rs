@@ -1,12 +1,8 @@
 //! Payments: record, read, change status along the state machine, simulate a
 //! processor, search (index) and statistics (index aggregations).
 
-use std::time::Duration;
-
-use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
+use chrono::Utc;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -14,68 +10,21 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::domain::document::{Entity, PaymentDoc};
-use crate::domain::money::Currency;
-use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, Simulate, SimulatedOutcome};
+use crate::domain::payment::{CreatePayment, PatchPayment, Simulate};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::error::{Code, Error, FieldError, Result};
+use crate::error::{Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
-use crate::http::idempotent;
+use crate::http::idempotent::replay;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond, with_etag};
-use crate::lists::accounts::{encode_cursor, facets_json};
+use crate::lists::accounts::{encode_search_cursor, facets_json};
 use crate::lists::payments as payment_list;
+use crate::service::payments::{self as service, PaymentView, Recorded, Simulated, currency_of};
 use crate::state::AppState;
-use crate::store::accounts::{self, AccountRow};
-use crate::store::payments::{self, Checked, Insert, PaymentRow};
-
-/// How long a simulated "delay" keeps a payment pending.
-const SIMULATED_DELAY: Duration = Duration::from_secs(1);
-const IDEMPOTENCY_SCOPE: &str = "payment";
-
-#[derive(Serialize)]
-pub struct PaymentView {
-    pub id: Uuid,
-    pub account_id: Uuid,
-    pub amount: String,
-    pub currency: String,
-    pub method: Method,
-    pub status: PaymentStatus,
-    pub reference: Option<String>,
-    pub received_at: DateTime<Utc>,
-    pub failure_reason: Option<String>,
-    pub created_by: Option<Uuid>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub search_version: i64,
-}
-
-fn currency_of(code: &str) -> Result<Currency> {
-    Currency::parse(code).map_err(|e| Error::Internal(anyhow::anyhow!("stored currency {code}: {e}")))
-}
-
-impl PaymentView {
-    pub fn from_row(row: PaymentRow) -> Result<Self> {
-        let currency = currency_of(&row.currency)?;
-        Ok(Self {
-            method: row.method()?,
-            status: row.status()?,
-            amount: currency.format(row.amount),
-            currency: currency.code().to_owned(),
-            id: row.id,
-            account_id: row.account_id,
-            reference: row.reference,
-            received_at: row.received_at,
-            failure_reason: row.failure_reason,
-            created_by: row.created_by,
-            created_at: row.created_at,
-            updated_at: row.updated_at,
-            search_version: row.search_version,
-        })
-    }
-}
+use crate::store::{accounts, payments};
 
 /// A search hit: the payment and the account fields it was found by.
 #[derive(Serialize)]
@@ -169,58 +118,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn request_hash(account_id: Uuid, body: &CreatePayment) -> Result<Vec<u8>> {
-    let canonical = serde_json::to_vec(&(account_id, body)).map_err(anyhow::Error::from)?;
-    Ok(Sha256::digest(canonical).to_vec())
-}
-
-fn overpayment(amount: Decimal, balance: Decimal, currency: Currency) -> Error {
-    Error::with_fields(
-        Code::Overpayment,
-        format!(
-            "{} exceeds the current balance of {}; send \"allow_overpayment\": true to accept it as a credit",
-            currency.format(amount),
-            currency.format(balance)
-        ),
-        vec![FieldError::new("amount", "exceeds the current balance")],
-    )
-}
-
-/// 422 unless a completed payment of `amount` fits the balance (or overpaying is allowed).
-fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, currency: Currency) -> Result<()> {
-    if allowed || amount <= account.current_balance {
-        Ok(())
-    } else {
-        Err(overpayment(amount, account.current_balance, currency))
-    }
-}
-
-/// The recorded payment, or why its account refused it.
-fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<PaymentRow> {
-    match checked {
-        Checked::Inserted(row) => Ok(row),
-        Checked::NoAccount => Err(Error::not_found("account")),
-        Checked::Refused {
-            currency: account_currency,
-            balance,
-            assigned_agent_id,
-        } => {
-            caller.require_work_on(assigned_agent_id)?;
-            if account_currency != currency.code() {
-                return Err(Error::with_fields(
-                    Code::CurrencyMismatch,
-                    format!(
-                        "the account is in {account_currency}; a payment in {} cannot be applied to it",
-                        currency.code()
-                    ),
-                    vec![FieldError::new("currency", format!("must be {account_currency}"))],
-                ));
-            }
-            Err(overpayment(amount, balance, currency))
-        }
-    }
-}
-
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn create(
     account_id: Uuid,
@@ -230,42 +127,12 @@ async fn create(
     wait: WaitForIndexed,
     body: CreatePayment,
 ) -> Result<Response> {
-    caller.require(Action::WorkAccount)?;
-    idempotent::check_key(key.as_deref())?;
-    // Only a keyed request is compared with an earlier one.
-    let hash = if key.is_some() {
-        request_hash(account_id, &body)?
-    } else {
-        Vec::new()
-    };
-    let insert = Insert {
-        id: Uuid::now_v7(),
-        account_id,
-        payment: body.validate(Utc::now()).map_err(Error::validation)?,
-        actor: caller.user_id,
-        only_agent: (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id),
-    };
-    let row = match &key {
-        // Written together with the payments recorded at the same moment (group commit).
-        None => {
-            let (amount, currency) = (insert.payment.amount, insert.payment.currency);
-            recorded(&caller, amount, currency, state.payment_writer().insert(insert).await?)?
-        }
-        Some(key) => {
-            let mut tx = state.pool().begin().await?;
-            if let Some(first) = idempotent::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, Some(key), &hash).await? {
-                return Ok(first);
-            }
-            let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
-            let row = recorded(&caller, insert.payment.amount, insert.payment.currency, checked.remove(0))?;
-            let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
-            idempotent::record(&mut tx, &caller, IDEMPOTENCY_SCOPE, Some(key), StatusCode::CREATED, &view).await?;
-            tx.commit().await?;
-            row
-        }
+    let recorded = service::record(state.pool(), state.payment_writer(), &caller, account_id, key.as_deref(), body).await?;
+    let row = match recorded {
+        Recorded::Fresh(row) => row,
+        Recorded::Replayed(first) => return Ok(replay(first)),
     };
     let (payment_id, version) = (row.id, row.search_version);
-    tracing::info!(payment_id = %payment_id, "payment recorded");
     if wait.is_requested() {
         // Read after commit: a later version (another payment meanwhile) only waits longer.
         let account_version = accounts::version(&mut *state.pool().acquire().await?, account_id).await?;
@@ -306,76 +173,9 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
-/// Moves a payment to `next` under the account's and the payment's locks, enforcing
-/// the state machine, the roles and the balance. `caller` is `None` for the simulated
-/// processor acting on its own.
-async fn transition(
-    state: &AppState,
-    id: Uuid,
-    caller: Option<&Principal>,
-    next: PaymentStatus,
-    failure_reason: Option<&str>,
-) -> Result<(PaymentRow, i64)> {
-    let account_id = payments::get(state.pool(), id)
-        .await?
-        .ok_or_else(|| Error::not_found("payment"))?
-        .account_id;
-    let mut tx = state.pool().begin().await?;
-    // Account first, then payment: the order every payment write takes.
-    let account = accounts::lock_including_deleted(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let payment = payments::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("payment"))?;
-    if let Some(caller) = caller {
-        caller.require_work_on(account.assigned_agent_id)?;
-        if next.is_reversal() {
-            caller.require(Action::ReversePayment)?;
-        }
-    }
-    let current = payment.status()?;
-    if !current.can_become(next) {
-        let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
-        let detail = if allowed.is_empty() {
-            format!("a {} payment cannot change status", current.as_str())
-        } else {
-            format!("a {} payment can only become {}", current.as_str(), allowed.join(" or "))
-        };
-        return Err(Error::with_fields(
-            Code::InvalidTransition,
-            detail,
-            vec![FieldError::new(
-                "status",
-                format!("cannot go from {} to {}", current.as_str(), next.as_str()),
-            )],
-        )
-        .with_extension("allowed", serde_json::json!(allowed)));
-    }
-    if next == PaymentStatus::Completed {
-        check_overpayment(&account, payment.amount, payment.allow_overpayment, currency_of(&payment.currency)?)?;
-    }
-    let row = payments::set_status(&mut tx, id, next, failure_reason).await?;
-    let account_version = accounts::version(&mut tx, account_id).await?;
-    tx.commit().await?;
-    tracing::info!(payment_id = %id, from = current.as_str(), to = next.as_str(), "payment status changed");
-    Ok((row, account_version))
-}
-
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: PatchPayment) -> Result<Response> {
-    caller.require(Action::WorkAccount)?;
-    let reason = body.failure_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
-    if let Some(reason) = reason {
-        if body.status != PaymentStatus::Failed {
-            return Err(Error::field("failure_reason", "only a failed payment has a failure reason"));
-        }
-        if reason.chars().count() > MAX_FAILURE_REASON_LEN {
-            return Err(Error::field(
-                "failure_reason",
-                format!("must be at most {MAX_FAILURE_REASON_LEN} characters"),
-            ));
-        }
-    }
-    let (row, account_version) = transition(&state, id, Some(&caller), body.status, reason).await?;
+    let (row, account_version) = service::change_status(state.pool(), &caller, id, body).await?;
     wait_until_indexed(
         &state,
         wait,
@@ -389,39 +189,12 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
-/// A mock processor for demos: settles or declines a pending payment now, or later.
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) -> Result<Response> {
-    caller.require(Action::WorkAccount)?;
-    let (next, reason) = match body.outcome {
-        SimulatedOutcome::Success => (PaymentStatus::Completed, None),
-        SimulatedOutcome::Failure => (PaymentStatus::Failed, Some("card_declined")),
-        SimulatedOutcome::Delay => {
-            let row = payments::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("payment"))?;
-            let account = accounts::get(state.pool(), row.account_id)
-                .await?
-                .ok_or_else(|| Error::not_found("account"))?;
-            caller.require_work_on(account.assigned_agent_id)?;
-            let current = row.status()?;
-            if current != PaymentStatus::Pending {
-                let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
-                return Err(Error::new(
-                    Code::InvalidTransition,
-                    format!("only a pending payment can be simulated; this one is {}", current.as_str()),
-                )
-                .with_extension("allowed", serde_json::json!(allowed)));
-            }
-            tokio::spawn(async move {
-                tokio::time::sleep(SIMULATED_DELAY).await;
-                if let Err(err) = transition(&state, id, None, PaymentStatus::Completed, None).await {
-                    tracing::warn!(payment_id = %id, error = %err, "simulated settlement did not apply");
-                }
-            });
-            return Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from_row(row)?));
-        }
-    };
-    let (row, _) = transition(&state, id, Some(&caller), next, reason).await?;
-    Ok(api::json(StatusCode::OK, &PaymentView::from_row(row)?))
+    match service::simulate(state.pool(), &caller, id, body.outcome).await? {
+        Simulated::Now(row) => Ok(api::json(StatusCode::OK, &PaymentView::from_row(row)?)),
+        Simulated::Later(row) => Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from_row(row)?)),
+    }
 }
 
 #[tracing::instrument(skip_all)]
@@ -438,7 +211,7 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     let body = ListPage {
         data,
         total: page.total,
-        next_cursor: page.next.map(|after| encode_cursor(after, &signature)),
+        next_cursor: page.next.map(|after| encode_search_cursor(after, &signature)),
         facets: facets_json(&page.facets),
         more: (),
     };

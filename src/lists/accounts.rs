@@ -10,130 +10,71 @@ use uuid::Uuid;
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AccountQuery, After, AgentFilter, Facet, Sort, SortField, SortKey};
-use crate::error::{Code, Error, FieldError, Result};
-use crate::lists::values::{self, boolean};
-use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::domain::search::{AccountQuery, After, Facet, Sort, SortField, SortKey};
+use crate::error::Result;
+use crate::lists::params::{self, Param, Problems};
+use crate::lists::values;
 
-pub const MAX_QUERY_CHARS: usize = 200;
-
-/// Collects parameter errors so one answer names every bad parameter.
-#[derive(Default)]
-pub struct Problems(Vec<FieldError>);
-
-impl Problems {
-    pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
-    }
-
-    /// A 400 naming every bad parameter, if there was one.
-    pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let detail = self
-            .0
-            .iter()
-            .map(|e| format!("{}: {}", e.field, e.message))
-            .collect::<Vec<_>>()
-            .join("; ");
-        Err(Error::with_fields(Code::InvalidParameter, detail, self.0))
-    }
-
-    pub fn parse<T>(&mut self, field: &str, value: &str, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Option<T> {
-        let parsed = parse(value.trim());
-        if parsed.is_none() {
-            self.push(field, format!("`{value}` is not {expected}"));
-        }
-        parsed
-    }
+/// What the account list's parameters fill in, before the rules between them apply.
+struct Request {
+    caller: Uuid,
+    query: AccountQuery,
+    sort: Option<Sort>,
+    cursor: Option<String>,
 }
 
-pub fn list_values(value: &str) -> impl Iterator<Item = &str> {
-    value.split(',').map(str::trim).filter(|v| !v.is_empty())
-}
+const SORTS: &str = "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name; `-` for descending)";
+const BUCKETS: &str = "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)";
+
+/// The account list's parameters, each declared once.
+const PARAMS: &[Param<Request>] = &[
+    Param::new("q", |r, v| r.query.text = v.text()),
+    Param::new("status", |r, v| {
+        r.query.statuses.extend(v.each(AccountStatus::parse, "an account status"))
+    }),
+    Param::new("assigned_agent_id", |r, v| r.query.agent = v.agent(r.caller)),
+    Param::new("tags", |r, v| r.query.tags.extend(v.items().map(str::to_lowercase))),
+    Param::new("min_balance", |r, v| r.query.min_balance = v.one(values::amount, values::AMOUNT)),
+    Param::new("max_balance", |r, v| r.query.max_balance = v.one(values::amount, values::AMOUNT)),
+    Param::new("due_from", |r, v| r.query.due_from = v.one(values::date, values::DATE)),
+    Param::new("due_to", |r, v| r.query.due_to = v.one(values::date, values::DATE)),
+    Param::new("next_action_before", |r, v| {
+        r.query.next_action_before = v.one(values::time, values::TIME)
+    }),
+    Param::new("next_action_after", |r, v| {
+        r.query.next_action_after = v.one(values::time, values::TIME)
+    }),
+    Param::new("bucket", |r, v| r.query.buckets.extend(v.each(Bucket::parse, BUCKETS))),
+    Param::new("do_not_call", |r, v| r.query.do_not_call = v.boolean()),
+    Param::new("do_not_email", |r, v| r.query.do_not_email = v.boolean()),
+    Param::new("cease_communication", |r, v| r.query.cease_communication = v.boolean()),
+    Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
+    Param::new("has_open_promise", |r, v| r.query.has_open_promise = v.boolean()),
+    Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
+    Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
+    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
+    Param::new("facets", |r, v| {
+        for facet in v.each(Facet::named, "a facet (status, bucket, assigned_agent_id, tags)") {
+            if !r.query.facets.contains(&facet) {
+                r.query.facets.push(facet);
+            }
+        }
+    }),
+];
 
 /// Parses the list parameters for `caller`. Unknown parameters are refused by name.
 pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQuery> {
-    let mut query = AccountQuery::new(today);
     let mut p = Problems::default();
-    let mut sort: Option<Sort> = None;
-    let mut cursor: Option<String> = None;
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        let value = value.as_ref();
-        match key.as_ref() {
-            "q" => {
-                let text = value.trim();
-                if text.chars().count() > MAX_QUERY_CHARS {
-                    p.push("q", format!("must be at most {MAX_QUERY_CHARS} characters"));
-                } else if !text.is_empty() {
-                    query.text = Some(text.to_owned());
-                }
-            }
-            "status" => {
-                for v in list_values(value) {
-                    query
-                        .statuses
-                        .extend(p.parse("status", v, AccountStatus::parse, "an account status"));
-                }
-            }
-            "assigned_agent_id" => {
-                query.agent = match value.trim() {
-                    "me" => Some(AgentFilter::Agent(caller.user_id)),
-                    "unassigned" => Some(AgentFilter::Unassigned),
-                    other => p
-                        .parse(
-                            "assigned_agent_id",
-                            other,
-                            |v| Uuid::parse_str(v).ok(),
-                            "a user id, `me` or `unassigned`",
-                        )
-                        .map(AgentFilter::Agent),
-                }
-            }
-            "tags" => query.tags.extend(list_values(value).map(str::to_lowercase)),
-            "min_balance" => query.min_balance = p.parse("min_balance", value, values::amount, values::AMOUNT),
-            "max_balance" => query.max_balance = p.parse("max_balance", value, values::amount, values::AMOUNT),
-            "due_from" => query.due_from = p.parse("due_from", value, values::date, values::DATE),
-            "due_to" => query.due_to = p.parse("due_to", value, values::date, values::DATE),
-            "next_action_before" => query.next_action_before = p.parse("next_action_before", value, values::time, values::TIME),
-            "next_action_after" => query.next_action_after = p.parse("next_action_after", value, values::time, values::TIME),
-            "bucket" => {
-                for v in list_values(value) {
-                    query
-                        .buckets
-                        .extend(p.parse("bucket", v, Bucket::parse, "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)"));
-                }
-            }
-            "do_not_call" => query.do_not_call = p.parse("do_not_call", value, boolean, "true or false"),
-            "do_not_email" => query.do_not_email = p.parse("do_not_email", value, boolean, "true or false"),
-            "cease_communication" => query.cease_communication = p.parse("cease_communication", value, boolean, "true or false"),
-            "include_deleted" => query.include_deleted = p.parse("include_deleted", value, boolean, "true or false").unwrap_or(false),
-            "has_open_promise" => query.has_open_promise = p.parse("has_open_promise", value, boolean, "true or false"),
-            "sort" => {
-                sort = p.parse(
-                    "sort",
-                    value,
-                    parse_sort,
-                    "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name; `-` for descending)",
-                )
-            }
-            "page_size" => query.page_size = page_size(&mut p, value),
-            "cursor" => cursor = Some(value.to_owned()),
-            "facets" => {
-                for v in list_values(value) {
-                    let facet = p.parse(
-                        "facets",
-                        v,
-                        |name| Facet::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),
-                        "a facet (status, bucket, assigned_agent_id, tags)",
-                    );
-                    query.facets.extend(facet.filter(|f| !query.facets.contains(f)));
-                }
-            }
-            other => p.push(other, "unknown parameter"),
-        }
-    }
+    let mut request = Request {
+        caller: caller.user_id,
+        query: AccountQuery::new(today),
+        sort: None,
+        cursor: None,
+    };
+    params::read(raw, PARAMS, &mut request, &mut p);
+    let Request {
+        mut query, sort, cursor, ..
+    } = request;
     if let (Some(min), Some(max)) = (query.min_balance, query.max_balance)
         && min > max
     {
@@ -162,7 +103,7 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
     });
     if let Some(cursor) = cursor {
         let relevance = query.sort.field == SortField::Relevance;
-        query.after = decode_cursor(&cursor, &sort_signature(query.sort), relevance)
+        query.after = decode_search_cursor(&cursor, &sort_signature(query.sort), relevance)
             .map_err(|m| p.push("cursor", m))
             .ok();
     }
@@ -171,16 +112,6 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQ
         caller.require(Action::RestoreAccount)?;
     }
     Ok(query)
-}
-
-pub fn page_size(p: &mut Problems, value: &str) -> usize {
-    p.parse(
-        "page_size",
-        value,
-        |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_SIZE as usize).contains(n)),
-        &format!("a number from 1 to {MAX_PAGE_SIZE}"),
-    )
-    .unwrap_or(DEFAULT_PAGE_SIZE as usize)
 }
 
 fn parse_sort(text: &str) -> Option<Sort> {
@@ -205,7 +136,8 @@ pub fn signature(field: &str, descending: bool) -> String {
     format!("{}{field}", if descending { "-" } else { "" })
 }
 
-pub fn encode_cursor(after: After, signature: &str) -> String {
+/// A cursor into an index list: the ordering it belongs to, the last hit's sort key and id.
+pub fn encode_search_cursor(after: After, signature: &str) -> String {
     let key = match after.key {
         SortKey::Score(s) => Some(Value::from(f64::from(s))),
         SortKey::Int(v) => Some(Value::from(v.to_string())),
@@ -220,7 +152,7 @@ pub fn encode_cursor(after: After, signature: &str) -> String {
 }
 
 /// Decodes a cursor made for the ordering `signature` (`relevance`: keys are scores).
-pub fn decode_cursor(cursor: &str, signature: &str, relevance: bool) -> std::result::Result<After, String> {
+pub fn decode_search_cursor(cursor: &str, signature: &str, relevance: bool) -> std::result::Result<After, String> {
     let invalid = || "is not a cursor from this list; pass next_cursor from the previous page".to_owned();
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
     let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
@@ -247,6 +179,8 @@ pub fn facets_json(facets: &[(&'static str, Vec<crate::search::FacetValue>)]) ->
 mod tests {
     use super::*;
     use crate::domain::role::Role;
+    use crate::domain::search::AgentFilter;
+    use crate::error::Error;
 
     fn caller(role: Role) -> Principal {
         Principal {
@@ -307,12 +241,12 @@ mod tests {
             key: SortKey::Int(42),
             id: Uuid::from_u128(7),
         };
-        let cursor = encode_cursor(after, &sort_signature(sort));
-        assert_eq!(decode_cursor(&cursor, &sort_signature(sort), false).unwrap(), after);
+        let cursor = encode_search_cursor(after, &sort_signature(sort));
+        assert_eq!(decode_search_cursor(&cursor, &sort_signature(sort), false).unwrap(), after);
         let other = Sort {
             field: SortField::Name,
             descending: true,
         };
-        assert!(decode_cursor(&cursor, &sort_signature(other), false).is_err());
+        assert!(decode_search_cursor(&cursor, &sort_signature(other), false).is_err());
     }
 }

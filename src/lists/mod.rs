@@ -2,6 +2,8 @@
 //! CLI: every bad parameter reported in one answer, every value bounded before use.
 
 pub mod accounts;
+pub mod activities;
+pub mod params;
 pub mod payments;
 pub mod values;
 

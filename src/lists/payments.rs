@@ -9,10 +9,11 @@ use crate::domain::money::Currency;
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AgentFilter, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
+use crate::domain::search::{PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
-use crate::lists::accounts::{MAX_QUERY_CHARS, Problems, decode_cursor, list_values, page_size, signature};
-use crate::lists::values::{self, amount, boolean, end_instant, instant};
+use crate::lists::accounts::{decode_search_cursor, signature};
+use crate::lists::params::{self, Param, Problems};
+use crate::lists::values::{self, amount, end_instant, instant};
 use crate::search::{CurrencyStats, FacetValue, Tally};
 
 /// Statistics cover at most this many days.
@@ -27,78 +28,56 @@ fn parse_sort(text: &str) -> Option<PaymentSort> {
     PaymentSortField::named(name).map(|field| PaymentSort { field, descending })
 }
 
-pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
-    let mut query = PaymentQuery::default();
-    let mut p = Problems::default();
-    let mut sort = None;
-    let mut cursor = None;
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        let value = value.as_ref();
-        match key.as_ref() {
-            "q" => {
-                let text = value.trim();
-                if text.chars().count() > MAX_QUERY_CHARS {
-                    p.push("q", format!("must be at most {MAX_QUERY_CHARS} characters"));
-                } else if !text.is_empty() {
-                    query.text = Some(text.to_owned());
-                }
+/// What the payment list's parameters fill in, before the rules between them apply.
+struct Request {
+    caller: Uuid,
+    query: PaymentQuery,
+    sort: Option<PaymentSort>,
+    cursor: Option<String>,
+}
+
+const SORTS: &str = "a sort field (received_at, amount, updated or updated_at; `-` for descending)";
+
+/// The payment list's parameters, each declared once.
+const PARAMS: &[Param<Request>] = &[
+    Param::new("q", |r, v| r.query.text = v.text()),
+    Param::new("status", |r, v| {
+        r.query.statuses.extend(v.each(PaymentStatus::parse, "a payment status"))
+    }),
+    Param::new("method", |r, v| r.query.methods.extend(v.each(Method::parse, "a payment method"))),
+    Param::new("min_amount", |r, v| r.query.min_amount = v.one(amount, values::AMOUNT)),
+    Param::new("max_amount", |r, v| r.query.max_amount = v.one(amount, values::AMOUNT)),
+    Param::new("from", |r, v| r.query.from = v.one(instant, values::DATE_OR_TIME)),
+    Param::new("to", |r, v| r.query.to = v.one(end_instant, values::DATE_OR_TIME)),
+    Param::new("account_id", |r, v| {
+        r.query.account_id = v.one(|v| Uuid::parse_str(v).ok(), "an account id")
+    }),
+    Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
+    Param::new("assigned_agent_id", |r, v| r.query.agent = v.agent(r.caller)),
+    Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
+    Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
+    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
+    Param::new("facets", |r, v| {
+        for facet in v.each(PaymentFacet::named, "a facet (status, method)") {
+            if !r.query.facets.contains(&facet) {
+                r.query.facets.push(facet);
             }
-            "status" => {
-                for v in list_values(value) {
-                    query
-                        .statuses
-                        .extend(p.parse("status", v, PaymentStatus::parse, "a payment status"));
-                }
-            }
-            "method" => {
-                for v in list_values(value) {
-                    query.methods.extend(p.parse("method", v, Method::parse, "a payment method"));
-                }
-            }
-            "min_amount" => query.min_amount = p.parse("min_amount", value, amount, values::AMOUNT),
-            "max_amount" => query.max_amount = p.parse("max_amount", value, amount, values::AMOUNT),
-            "from" => query.from = p.parse("from", value, instant, values::DATE_OR_TIME),
-            "to" => query.to = p.parse("to", value, end_instant, values::DATE_OR_TIME),
-            "account_id" => query.account_id = p.parse("account_id", value, |v| Uuid::parse_str(v).ok(), "an account id"),
-            "include_deleted" => query.include_deleted = p.parse("include_deleted", value, boolean, "true or false").unwrap_or(false),
-            "assigned_agent_id" => {
-                query.agent = match value.trim() {
-                    "me" => Some(AgentFilter::Agent(caller.user_id)),
-                    "unassigned" => Some(AgentFilter::Unassigned),
-                    other => p
-                        .parse(
-                            "assigned_agent_id",
-                            other,
-                            |v| Uuid::parse_str(v).ok(),
-                            "a user id, `me` or `unassigned`",
-                        )
-                        .map(AgentFilter::Agent),
-                }
-            }
-            "sort" => {
-                sort = p.parse(
-                    "sort",
-                    value,
-                    parse_sort,
-                    "a sort field (received_at, amount, updated or updated_at; `-` for descending)",
-                )
-            }
-            "page_size" => query.page_size = page_size(&mut p, value),
-            "cursor" => cursor = Some(value.to_owned()),
-            "facets" => {
-                for v in list_values(value) {
-                    let facet = p.parse(
-                        "facets",
-                        v,
-                        |name| PaymentFacet::ALL.iter().find(|(n, _)| *n == name).map(|(_, f)| *f),
-                        "a facet (status, method)",
-                    );
-                    query.facets.extend(facet.filter(|f| !query.facets.contains(f)));
-                }
-            }
-            other => p.push(other, "unknown parameter"),
         }
-    }
+    }),
+];
+
+pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
+    let mut p = Problems::default();
+    let mut request = Request {
+        caller: caller.user_id,
+        query: PaymentQuery::default(),
+        sort: None,
+        cursor: None,
+    };
+    params::read(raw, PARAMS, &mut request, &mut p);
+    let Request {
+        mut query, sort, cursor, ..
+    } = request;
     if let (Some(min), Some(max)) = (query.min_amount, query.max_amount)
         && min > max
     {
@@ -119,7 +98,7 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
     });
     if let Some(cursor) = cursor {
         let relevance = query.sort.field == PaymentSortField::Relevance;
-        query.after = decode_cursor(&cursor, &sort_signature(query.sort), relevance)
+        query.after = decode_search_cursor(&cursor, &sort_signature(query.sort), relevance)
             .map_err(|m| p.push("cursor", m))
             .ok();
     }
@@ -139,22 +118,25 @@ pub struct StatsRequest {
     pub query: StatsQuery,
 }
 
+/// What the statistics' parameters fill in: the time zone and the first and last day.
+type StatsDays = (Tz, Option<NaiveDate>, Option<NaiveDate>);
+
+/// The statistics' parameters.
+const STATS_PARAMS: &[Param<StatsDays>] = &[
+    Param::new("tz", |r, v| {
+        r.0 = v
+            .one(|v| v.parse::<Tz>().ok(), "an IANA timezone such as Europe/Paris")
+            .unwrap_or(Tz::UTC)
+    }),
+    Param::new("from", |r, v| r.1 = v.one(values::date, values::DATE)),
+    Param::new("to", |r, v| r.2 = v.one(values::date, values::DATE)),
+];
+
 pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
     let mut p = Problems::default();
-    let (mut tz, mut from, mut to) = (Tz::UTC, None, None);
-    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
-        let value = value.as_ref();
-        match key.as_ref() {
-            "tz" => {
-                tz = p
-                    .parse("tz", value, |v| v.parse::<Tz>().ok(), "an IANA timezone such as Europe/Paris")
-                    .unwrap_or(Tz::UTC)
-            }
-            "from" => from = p.parse("from", value, values::date, values::DATE),
-            "to" => to = p.parse("to", value, values::date, values::DATE),
-            other => p.push(other, "unknown parameter"),
-        }
-    }
+    let mut request = (Tz::UTC, None, None);
+    params::read(raw, STATS_PARAMS, &mut request, &mut p);
+    let (tz, from, to) = request;
     let today = now.with_timezone(&tz).date_naive();
     let to = to.unwrap_or(today);
     let from = from.unwrap_or(to - chrono::Duration::days(29));

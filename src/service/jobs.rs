@@ -68,29 +68,20 @@ pub async fn visible_job(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<
         .ok_or_else(|| Error::not_found("job"))
 }
 
-/// A page of the rows `job` could not change, in order, and the `after` of the next
-/// page: an import's are its sheet's rows with each column's error.
-pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
+/// Up to `limit` of the rows `job` could not change after the row `after`, in order,
+/// each with its sequence number: an import's are its sheet's rows with each column's
+/// error.
+pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Value)>> {
     if job.kind == "import" {
-        return import_failures(pool, job.id, after, size).await;
+        let rows = imports::failed(pool, job.id, after.unwrap_or(0), limit).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|(seq, line, _, errors)| (seq, json!({"seq": seq, "row": line, "errors": errors})))
+            .collect());
     }
-    let rows = jobs::failures(pool, job.id, after, size).await?;
-    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-    let data = rows
+    let rows = jobs::failures(pool, job.id, after, limit).await?;
+    Ok(rows
         .into_iter()
-        .map(|(seq, account_id, error)| json!({"row": seq, "account_id": account_id, "error": error}))
-        .collect();
-    Ok((data, next))
-}
-
-/// A page of rejected rows (`seq` orders them, `row` is the sheet's row number) and the
-/// `after` of the next page.
-async fn import_failures(pool: &PgPool, job: Uuid, after: Option<i32>, size: i64) -> Result<(Vec<Value>, Option<i32>)> {
-    let rows = imports::failed(pool, job, after.unwrap_or(0), size).await?;
-    let next = (rows.len() as i64 == size).then(|| rows.last().map(|r| r.0)).flatten();
-    let data = rows
-        .into_iter()
-        .map(|(seq, line, _, errors)| json!({"seq": seq, "row": line, "errors": errors}))
-        .collect();
-    Ok((data, next))
+        .map(|(seq, account_id, error)| (seq, json!({"row": seq, "account_id": account_id, "error": error})))
+        .collect())
 }

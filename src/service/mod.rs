@@ -3,6 +3,10 @@
 //! lives here once.
 
 pub mod accounts;
+pub mod activities;
 pub mod exports;
+pub mod idempotency;
 pub mod jobs;
+pub mod payments;
+pub mod promises;
 pub mod users;

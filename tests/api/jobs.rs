@@ -84,6 +84,21 @@ async fn ten_thousand_rows_where_half_are_not_the_callers() {
     assert_eq!(failures["data"].as_array().unwrap().len(), 5);
     assert_eq!(failures["data"][0]["error"], "this account is not assigned to you");
     assert_eq!(failures["total"], 5_000);
+    let cursor = failures["next_cursor"].as_str().expect("more failures");
+    let (_, next) = status_json(
+        app.get(
+            &format!("/api/v1/jobs/{}/failures?page_size=5&cursor={cursor}", job["id"].as_str().unwrap()),
+            &agent.token,
+        )
+        .await,
+    )
+    .await;
+    assert!(next["data"][0]["row"].as_i64() > failures["data"][4]["row"].as_i64(), "{next}");
+    // Every list reads cursors the same way: another list's is refused, not misread.
+    app.assert_refused_parameter(&agent.token, &format!("/api/v1/jobs?cursor={cursor}"), "cursor")
+        .await;
+    app.assert_refused_parameter(&agent.token, &format!("/api/v1/notifications?cursor={cursor}"), "cursor")
+        .await;
 }
 
 #[tokio::test]

@@ -1,0 +1,154 @@
+//! One parser for every list's query string. A list declares its parameters once, each
+//! as a name and what reading it does to the list's request; [`read`] walks the query,
+//! refuses unknown names, and collects every bad value so one answer names them all.
+
+use uuid::Uuid;
+
+use crate::domain::search::AgentFilter;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::lists::values;
+use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// The longest free-text query a list accepts, in characters.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// Collects parameter errors so one answer names every bad parameter.
+#[derive(Default)]
+pub struct Problems(Vec<FieldError>);
+
+impl Problems {
+    pub fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// A 400 naming every bad parameter, if there was one.
+    pub fn finish(self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let detail = self
+            .0
+            .iter()
+            .map(|e| format!("{}: {}", e.field, e.message))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(Error::with_fields(Code::InvalidParameter, detail, self.0))
+    }
+}
+
+/// One parameter of a list: its name and what its value does to the request `R`.
+pub struct Param<R> {
+    pub name: &'static str,
+    apply: fn(&mut R, &mut Value<'_>),
+}
+
+impl<R> Param<R> {
+    pub const fn new(name: &'static str, apply: fn(&mut R, &mut Value<'_>)) -> Self {
+        Self { name, apply }
+    }
+}
+
+/// A parameter's value as it is read: refusals name the parameter by itself.
+pub struct Value<'a> {
+    name: &'static str,
+    text: &'a str,
+    problems: &'a mut Problems,
+}
+
+impl Value<'_> {
+    /// The raw text, untrimmed.
+    pub fn raw(&self) -> &str {
+        self.text
+    }
+
+    /// Refuses the value with `message`.
+    pub fn refuse(&mut self, message: impl Into<String>) {
+        self.problems.push(self.name, message);
+    }
+
+    /// The value read by `parse`, or a refusal saying what was `expected`.
+    pub fn one<T>(&mut self, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Option<T> {
+        let parsed = parse(self.text.trim());
+        if parsed.is_none() {
+            let message = format!("`{}` is not {expected}", self.text);
+            self.refuse(message);
+        }
+        parsed
+    }
+
+    /// Each comma-separated item read by `parse`; every bad item is refused.
+    pub fn each<T>(&mut self, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Vec<T> {
+        let mut parsed = Vec::new();
+        for item in items(self.text) {
+            match parse(item) {
+                Some(value) => parsed.push(value),
+                None => self.problems.push(self.name, format!("`{item}` is not {expected}")),
+            }
+        }
+        parsed
+    }
+
+    /// The comma-separated items as they are.
+    pub fn items(&self) -> impl Iterator<Item = &str> {
+        items(self.text)
+    }
+
+    pub fn boolean(&mut self) -> Option<bool> {
+        self.one(values::boolean, "true or false")
+    }
+
+    /// Free text of at most [`MAX_QUERY_CHARS`]; none when blank.
+    pub fn text(&mut self) -> Option<String> {
+        let text = self.text.trim();
+        if text.chars().count() > MAX_QUERY_CHARS {
+            self.refuse(format!("must be at most {MAX_QUERY_CHARS} characters"));
+            return None;
+        }
+        (!text.is_empty()).then(|| text.to_owned())
+    }
+
+    /// A user id, `me` (the caller) or `unassigned`.
+    pub fn agent(&mut self, caller: Uuid) -> Option<AgentFilter> {
+        match self.text.trim() {
+            "me" => Some(AgentFilter::Agent(caller)),
+            "unassigned" => Some(AgentFilter::Unassigned),
+            _ => self
+                .one(|v| Uuid::parse_str(v).ok(), "a user id, `me` or `unassigned`")
+                .map(AgentFilter::Agent),
+        }
+    }
+
+    /// A page size from 1 to [`MAX_PAGE_SIZE`]; the default when refused.
+    pub fn page_size(&mut self) -> usize {
+        self.one(
+            |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_SIZE as usize).contains(n)),
+            &format!("a number from 1 to {MAX_PAGE_SIZE}"),
+        )
+        .unwrap_or(DEFAULT_PAGE_SIZE as usize)
+    }
+}
+
+fn items(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Reads `raw` into `request` through `params`; an unknown name is refused with the
+/// names this list knows.
+pub fn read<R>(raw: &str, params: &[Param<R>], request: &mut R, problems: &mut Problems) {
+    for (key, text) in form_urlencoded::parse(raw.as_bytes()) {
+        match params.iter().find(|p| p.name == key) {
+            Some(param) => {
+                let mut value = Value {
+                    name: param.name,
+                    text: &text,
+                    problems,
+                };
+                (param.apply)(request, &mut value);
+            }
+            None => {
+                let known: Vec<&str> = params.iter().map(|p| p.name).collect();
+                problems.push(&key, format!("unknown parameter; this list takes {}", known.join(", ")));
+            }
+        }
+    }
+}

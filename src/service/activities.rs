@@ -1,0 +1,31 @@
+//! Activities: logging a contact on an account, with the account's next action.
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::activity::CreateActivity;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Error, Result};
+use crate::store::accounts;
+use crate::store::activities::{self, ActivityRow};
+
+/// Logs `body` on `account_id` for `caller`: the activity and the account's new version.
+pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreateActivity) -> Result<(ActivityRow, i64)> {
+    caller.require(Action::WorkAccount)?;
+    let activity = body.validate(Utc::now()).map_err(Error::validation)?;
+    let mut tx = pool.begin().await?;
+    let account = accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let row = activities::insert(&mut tx, account_id, &activity, caller.user_id).await?;
+    if let Some(next) = activity.next_action_at {
+        accounts::set_next_action(&mut tx, account_id, next, caller.user_id).await?;
+    }
+    let version = accounts::version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(activity_id = %row.id, "activity logged");
+    Ok((row, version))
+}

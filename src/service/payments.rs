@@ -1,0 +1,285 @@
+//! Payments: record one (with its idempotency key), move one along the state machine,
+//! and the simulated processor; the rules of each, whichever adapter calls them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::money::Currency;
+use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, SimulatedOutcome};
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::service::idempotency::{self, Replay};
+use crate::store::accounts::{self, AccountRow};
+use crate::store::payment_writer::PaymentWriter;
+use crate::store::payments::{self, Checked, Insert, PaymentRow};
+
+/// How long a simulated "delay" keeps a payment pending.
+const SIMULATED_DELAY: Duration = Duration::from_secs(1);
+const IDEMPOTENCY_SCOPE: &str = "payment";
+
+#[derive(Serialize)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub amount: String,
+    pub currency: String,
+    pub method: Method,
+    pub status: PaymentStatus,
+    pub reference: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub failure_reason: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub search_version: i64,
+}
+
+pub fn currency_of(code: &str) -> Result<Currency> {
+    Currency::parse(code).map_err(|e| Error::Internal(anyhow::anyhow!("stored currency {code}: {e}")))
+}
+
+impl PaymentView {
+    pub fn from_row(row: PaymentRow) -> Result<Self> {
+        let currency = currency_of(&row.currency)?;
+        Ok(Self {
+            method: row.method()?,
+            status: row.status()?,
+            amount: currency.format(row.amount),
+            currency: currency.code().to_owned(),
+            id: row.id,
+            account_id: row.account_id,
+            reference: row.reference,
+            received_at: row.received_at,
+            failure_reason: row.failure_reason,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            search_version: row.search_version,
+        })
+    }
+}
+
+fn request_hash(account_id: Uuid, body: &CreatePayment) -> Result<Vec<u8>> {
+    let canonical = serde_json::to_vec(&(account_id, body)).map_err(anyhow::Error::from)?;
+    Ok(Sha256::digest(canonical).to_vec())
+}
+
+fn overpayment(amount: Decimal, balance: Decimal, currency: Currency) -> Error {
+    Error::with_fields(
+        Code::Overpayment,
+        format!(
+            "{} exceeds the current balance of {}; send \"allow_overpayment\": true to accept it as a credit",
+            currency.format(amount),
+            currency.format(balance)
+        ),
+        vec![FieldError::new("amount", "exceeds the current balance")],
+    )
+}
+
+/// 422 unless a completed payment of `amount` fits the balance (or overpaying is allowed).
+fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, currency: Currency) -> Result<()> {
+    if allowed || amount <= account.current_balance {
+        Ok(())
+    } else {
+        Err(overpayment(amount, account.current_balance, currency))
+    }
+}
+
+/// The recorded payment, or why its account refused it.
+fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<PaymentRow> {
+    match checked {
+        Checked::Inserted(row) => Ok(row),
+        Checked::NoAccount => Err(Error::not_found("account")),
+        Checked::Refused {
+            currency: account_currency,
+            balance,
+            assigned_agent_id,
+        } => {
+            caller.require_work_on(assigned_agent_id)?;
+            if account_currency != currency.code() {
+                return Err(Error::with_fields(
+                    Code::CurrencyMismatch,
+                    format!(
+                        "the account is in {account_currency}; a payment in {} cannot be applied to it",
+                        currency.code()
+                    ),
+                    vec![FieldError::new("currency", format!("must be {account_currency}"))],
+                ));
+            }
+            Err(overpayment(amount, balance, currency))
+        }
+    }
+}
+
+/// What recording a payment did.
+pub enum Recorded {
+    /// Recorded now.
+    Fresh(PaymentRow),
+    /// The same keyed request was recorded before: its answer.
+    Replayed(Replay),
+}
+
+/// Records a payment on `account_id` for `caller`. Without a key it is written together
+/// with the payments recorded at the same moment (group commit); with one, the key is
+/// claimed and the answer kept in the payment's own transaction.
+pub async fn record(
+    pool: &PgPool,
+    writer: &PaymentWriter,
+    caller: &Principal,
+    account_id: Uuid,
+    key: Option<&str>,
+    body: CreatePayment,
+) -> Result<Recorded> {
+    caller.require(Action::WorkAccount)?;
+    idempotency::check_key(key)?;
+    // Only a keyed request is compared with an earlier one.
+    let hash = key.map(|_| request_hash(account_id, &body)).transpose()?;
+    let insert = Insert {
+        id: Uuid::now_v7(),
+        account_id,
+        payment: body.validate(Utc::now()).map_err(Error::validation)?,
+        actor: caller.user_id,
+        only_agent: (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id),
+    };
+    let (amount, currency) = (insert.payment.amount, insert.payment.currency);
+    let Some(key) = key else {
+        let row = recorded(caller, amount, currency, writer.insert(insert).await?)?;
+        tracing::info!(payment_id = %row.id, "payment recorded");
+        return Ok(Recorded::Fresh(row));
+    };
+    let hash = hash.unwrap_or_default();
+    let mut tx = pool.begin().await?;
+    if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), &hash).await? {
+        return Ok(Recorded::Replayed(first));
+    }
+    let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
+    let row = recorded(caller, amount, currency, checked.remove(0))?;
+    let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
+    idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
+    tx.commit().await?;
+    tracing::info!(payment_id = %row.id, "payment recorded");
+    Ok(Recorded::Fresh(row))
+}
+
+/// Moves a payment to the status `patch` asks for: the payment and its account's new
+/// version.
+pub async fn change_status(pool: &PgPool, caller: &Principal, id: Uuid, patch: PatchPayment) -> Result<(PaymentRow, i64)> {
+    caller.require(Action::WorkAccount)?;
+    let reason = patch.failure_reason.as_deref().map(str::trim).filter(|r| !r.is_empty());
+    if let Some(reason) = reason {
+        if patch.status != PaymentStatus::Failed {
+            return Err(Error::field("failure_reason", "only a failed payment has a failure reason"));
+        }
+        if reason.chars().count() > MAX_FAILURE_REASON_LEN {
+            return Err(Error::field(
+                "failure_reason",
+                format!("must be at most {MAX_FAILURE_REASON_LEN} characters"),
+            ));
+        }
+    }
+    transition(pool, id, Some(caller), patch.status, reason).await
+}
+
+/// Moves a payment to `next` under the account's and the payment's locks, enforcing
+/// the state machine, the roles and the balance. `caller` is `None` for the simulated
+/// processor acting on its own.
+async fn transition(
+    pool: &PgPool,
+    id: Uuid,
+    caller: Option<&Principal>,
+    next: PaymentStatus,
+    failure_reason: Option<&str>,
+) -> Result<(PaymentRow, i64)> {
+    let account_id = payments::get(pool, id)
+        .await?
+        .ok_or_else(|| Error::not_found("payment"))?
+        .account_id;
+    let mut tx = pool.begin().await?;
+    // Account first, then payment: the order every payment write takes.
+    let account = accounts::lock_including_deleted(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    let payment = payments::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("payment"))?;
+    if let Some(caller) = caller {
+        caller.require_work_on(account.assigned_agent_id)?;
+        if next.is_reversal() {
+            caller.require(Action::ReversePayment)?;
+        }
+    }
+    let current = payment.status()?;
+    if !current.can_become(next) {
+        let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
+        let detail = if allowed.is_empty() {
+            format!("a {} payment cannot change status", current.as_str())
+        } else {
+            format!("a {} payment can only become {}", current.as_str(), allowed.join(" or "))
+        };
+        return Err(Error::with_fields(
+            Code::InvalidTransition,
+            detail,
+            vec![FieldError::new(
+                "status",
+                format!("cannot go from {} to {}", current.as_str(), next.as_str()),
+            )],
+        )
+        .with_extension("allowed", serde_json::json!(allowed)));
+    }
+    if next == PaymentStatus::Completed {
+        check_overpayment(&account, payment.amount, payment.allow_overpayment, currency_of(&payment.currency)?)?;
+    }
+    let row = payments::set_status(&mut tx, id, next, failure_reason).await?;
+    let account_version = accounts::version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(payment_id = %id, from = current.as_str(), to = next.as_str(), "payment status changed");
+    Ok((row, account_version))
+}
+
+/// What a simulated processor did.
+pub enum Simulated {
+    /// Settled or declined now.
+    Now(PaymentRow),
+    /// Still pending; it settles in a moment.
+    Later(PaymentRow),
+}
+
+/// A mock processor for demos: settles or declines a pending payment now, or later.
+pub async fn simulate(pool: &PgPool, caller: &Principal, id: Uuid, outcome: SimulatedOutcome) -> Result<Simulated> {
+    caller.require(Action::WorkAccount)?;
+    let (next, reason) = match outcome {
+        SimulatedOutcome::Success => (PaymentStatus::Completed, None),
+        SimulatedOutcome::Failure => (PaymentStatus::Failed, Some("card_declined")),
+        SimulatedOutcome::Delay => {
+            let row = payments::get(pool, id).await?.ok_or_else(|| Error::not_found("payment"))?;
+            let account = accounts::get(pool, row.account_id)
+                .await?
+                .ok_or_else(|| Error::not_found("account"))?;
+            caller.require_work_on(account.assigned_agent_id)?;
+            let current = row.status()?;
+            if current != PaymentStatus::Pending {
+                let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
+                return Err(Error::new(
+                    Code::InvalidTransition,
+                    format!("only a pending payment can be simulated; this one is {}", current.as_str()),
+                )
+                .with_extension("allowed", serde_json::json!(allowed)));
+            }
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(SIMULATED_DELAY).await;
+                if let Err(err) = transition(&pool, id, None, PaymentStatus::Completed, None).await {
+                    tracing::warn!(payment_id = %id, error = %err, "simulated settlement did not apply");
+                }
+            });
+            return Ok(Simulated::Later(row));
+        }
+    };
+    let (row, _) = transition(pool, id, Some(caller), next, reason).await?;
+    Ok(Simulated::Now(row))
+}

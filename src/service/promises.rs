@@ -1,0 +1,72 @@
+//! Promises to pay: making one on an account and cancelling an open one. Breaking
+//! overdue ones is the scheduler's (`jobs::promises`).
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::money::Currency;
+use crate::domain::principal::Principal;
+use crate::domain::promise::CreatePromise;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, Result};
+use crate::store::accounts;
+use crate::store::promises::{self, PromiseRow};
+
+/// A promise as a write left it: the row, its account's currency and new version.
+pub struct Promised {
+    pub row: PromiseRow,
+    pub currency: Currency,
+    pub account_version: i64,
+}
+
+/// Records `body` on `account_id` for `caller`; the due date is checked against today in
+/// the debtor's time zone.
+pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePromise) -> Result<Promised> {
+    caller.require(Action::WorkAccount)?;
+    let mut tx = pool.begin().await?;
+    let account = accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let currency = account.currency()?;
+    let tz: Tz = account.timezone.parse().unwrap_or(Tz::UTC);
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let (amount, due_date) = body.validate(currency, today).map_err(Error::validation)?;
+    let row = promises::insert(&mut tx, account_id, amount, due_date, caller.user_id).await?;
+    let account_version = accounts::version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(promise_id = %row.id, "promise to pay recorded");
+    Ok(Promised {
+        row,
+        currency,
+        account_version,
+    })
+}
+
+/// Cancels the open promise `id`; any other is refused with the allowed transitions.
+pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Promised> {
+    caller.require(Action::WorkAccount)?;
+    let existing = promises::get(pool, id).await?.ok_or_else(|| Error::not_found("promise"))?;
+    let mut tx = pool.begin().await?;
+    let account = accounts::lock_including_deleted(&mut tx, existing.account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let Some(row) = promises::cancel(&mut tx, id).await? else {
+        return Err(Error::new(
+            Code::InvalidTransition,
+            format!("this promise is {}; only an open promise can be cancelled", existing.status),
+        )
+        .with_extension("allowed", serde_json::json!([])));
+    };
+    let account_version = accounts::version(&mut tx, account.id).await?;
+    tx.commit().await?;
+    tracing::info!(promise_id = %id, "promise to pay cancelled");
+    Ok(Promised {
+        row,
+        currency: account.currency()?,
+        account_version,
+    })
+}
