@@ -1,5 +1,6 @@
 //! Authentication: passwords, access tokens, refresh-token sessions, login throttling.
 
+pub mod gate;
 pub mod password;
 pub mod proxies;
 pub mod rate_limit;

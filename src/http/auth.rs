@@ -98,10 +98,10 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
             "self-registration is switched off; ask an admin for an account",
         ));
     }
-    state.spend_registration(&ip)?;
+    state.auth().spend_registration(&ip)?;
     let row = create_user(
         state.pool(),
-        state.hashers(),
+        state.auth().hashers(),
         CreateUser::new(body.email, body.name, Role::Pending, body.password),
     )
     .await?;
@@ -112,19 +112,19 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
 #[tracing::instrument(skip_all)]
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
-    state.check_login_rate(&ip, &email)?;
+    state.auth().check_login_rate(&ip, &email)?;
     // Unknown email, wrong password and disabled user: one answer, after one hash
     // verification each, so neither the answer nor its time tells them apart.
     let user = users::by_email(state.pool(), &email).await?;
     let hash = user
         .as_ref()
-        .map_or_else(|| state.dummy_hash().to_owned(), |u| u.password_hash.clone());
-    let verified = state.hashers().verify(body.password, hash).await?;
+        .map_or_else(|| state.auth().dummy_hash().to_owned(), |u| u.password_hash.clone());
+    let verified = state.auth().hashers().verify(body.password, hash).await?;
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
-        state.record_login_failure(&ip, &email);
+        state.auth().record_login_failure(&ip, &email);
         return Err(Error::new(Code::InvalidCredentials, "email or password is wrong"));
     };
-    state.clear_login_failures(&ip, &email);
+    state.auth().clear_login_failures(&ip, &email);
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
     let session_id = sessions::create(state.pool(), user.id, expires_at, &hash).await?;
@@ -133,12 +133,12 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
 }
 
 fn token_response(state: &AppState, user: &UserRow, session_id: uuid::Uuid, refresh_token: String) -> Result<Response> {
-    let access_token = state.keys().issue(user.id, session_id)?;
+    let access_token = state.auth().keys().issue(user.id, session_id)?;
     let body = TokenResponse {
         access_token,
         refresh_token,
         token_type: "Bearer",
-        expires_in: state.keys().access_ttl().as_secs(),
+        expires_in: state.auth().keys().access_ttl().as_secs(),
         user: UserView::from(user),
     };
     Ok(api::json(StatusCode::OK, &body))
@@ -155,7 +155,7 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
             token_response(&state, &user, session_id, new_token)
         }
         Rotation::Reused => {
-            state.forget_sessions();
+            state.auth().forget_sessions();
             tracing::warn!("refresh token reused; session revoked");
             Err(Error::new(
                 Code::RefreshTokenReused,
@@ -173,7 +173,7 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
 #[tracing::instrument(skip_all)]
 async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
     sessions::revoke_by_token(state.pool(), &hash_refresh_token(&body.refresh_token)).await?;
-    state.forget_sessions();
+    state.auth().forget_sessions();
     Ok(no_content())
 }
 

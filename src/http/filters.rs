@@ -27,7 +27,7 @@ pub fn client_ip(state: AppState) -> impl Filter<Extract = (String,), Error = In
         move |addr: Option<ClientAddr>, headers: warp::http::HeaderMap| {
             let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
             match addr {
-                Some(addr) => state.trusted_proxies().client(addr.0.ip(), forwarded).to_string(),
+                Some(addr) => state.auth().trusted_proxies().client(addr.0.ip(), forwarded).to_string(),
                 None => "unknown".to_owned(),
             }
         },
@@ -40,7 +40,11 @@ pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error =
         .and(with_state(state))
         .and_then(|headers: HeaderMap, state: AppState| async move {
             let token = bearer_token(&headers).map_err(|e| warp::reject::custom(Rejected(e)))?;
-            state.authenticate(token).await.map_err(|e| warp::reject::custom(Rejected(e)))
+            state
+                .auth()
+                .authenticate(token)
+                .await
+                .map_err(|e| warp::reject::custom(Rejected(e)))
         })
 }
 

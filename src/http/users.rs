@@ -58,7 +58,7 @@ async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<R
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
-    let row = create_user(state.pool(), state.hashers(), body).await?;
+    let row = create_user(state.pool(), state.auth().hashers(), body).await?;
     tracing::info!(user_id = %row.id, role = row.role, "user created");
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }
@@ -72,7 +72,7 @@ async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) 
     let row = users::update(state.pool(), id, body.role, body.disabled)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    state.forget_sessions();
+    state.auth().forget_sessions();
     tracing::info!(role = row.role, disabled = row.disabled, "user updated");
     Ok(api::json(StatusCode::OK, &UserView::from(&row)))
 }

@@ -109,8 +109,8 @@ struct Authed {
 }
 
 async fn authenticate(state: &AppState, token: &str) -> Result<Authed> {
-    let claims = state.keys().verify(token)?;
-    let principal = state.authenticate(token).await?;
+    let claims = state.auth().keys().verify(token)?;
+    let principal = state.auth().authenticate(token).await?;
     let left = (claims.exp - chrono::Utc::now().timestamp()).max(0) as u64;
     Ok(Authed {
         principal,
@@ -421,7 +421,7 @@ impl Session {
     /// Logout, a disabled user or a role change apply to open sockets too.
     async fn recheck(&mut self) -> std::result::Result<(), Closing> {
         let Some(authed) = &self.authed else { return Ok(()) };
-        match self.state.authenticate(&authed.token).await {
+        match self.state.auth().authenticate(&authed.token).await {
             Ok(principal) => {
                 if let Some(authed) = &mut self.authed {
                     authed.principal = principal;

@@ -1,0 +1,149 @@
+//! The gate every request passes: access tokens and the sessions behind them (with
+//! this process's short cache of them), password hashing, the trusted proxies that say
+//! who the client is, and the limits on logins and registrations per client.
+
+use sqlx::PgPool;
+
+use crate::auth::password::{self, Hashers};
+use crate::auth::proxies::TrustedProxies;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::session_cache::SessionCache;
+use crate::auth::tokens::{self, TokenKeys};
+use crate::config::Settings;
+use crate::domain::principal::Principal;
+use crate::domain::role::Role;
+use crate::error::{Code, Error, Result};
+use crate::store;
+
+pub struct Gate {
+    pool: PgPool,
+    keys: TokenKeys,
+    trusted_proxies: TrustedProxies,
+    hashers: Hashers,
+    /// Registrations per client address (each costs a password hash).
+    registrations_by_client: RateLimiter,
+    /// Failed logins per client address.
+    failures_by_client: RateLimiter,
+    /// Failed logins per email and client address: the lockout, which a stranger
+    /// elsewhere cannot use to keep a user out.
+    failures_by_email: RateLimiter,
+    sessions: SessionCache,
+    /// Verified against when the email is unknown, so both failures cost the same time.
+    dummy_hash: String,
+}
+
+impl Gate {
+    pub async fn new(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
+        let secret = tokens::load_secret(settings.jwt_secret.as_deref(), settings.production, &settings.data_dir)?;
+        let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Self {
+            pool,
+            keys: TokenKeys::new(&secret, settings.access_token_ttl()),
+            hashers: Hashers::for_this_machine(),
+            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
+            registrations_by_client: RateLimiter::new(REGISTRATIONS_PER_HOUR, std::time::Duration::from_secs(3600)),
+            failures_by_client: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
+            failures_by_email: RateLimiter::new(u32::try_from(settings.lockout_threshold).unwrap_or(0), settings.lockout()),
+            sessions: SessionCache::default(),
+            dummy_hash,
+        })
+    }
+
+    pub fn keys(&self) -> &TokenKeys {
+        &self.keys
+    }
+
+    /// Where this server hashes passwords (a bounded queue of its own).
+    pub fn hashers(&self) -> &Hashers {
+        &self.hashers
+    }
+
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted_proxies
+    }
+
+    pub fn dummy_hash(&self) -> &str {
+        &self.dummy_hash
+    }
+
+    /// After a session was revoked or a user changed: authentication reads SQL again.
+    pub fn forget_sessions(&self) {
+        self.sessions.clear();
+    }
+
+    /// Applies both login limits; the attempt counts against each.
+    /// Refuses a login from a client address that failed too often, or for an email
+    /// that failed too often from it; the same answer whether the email exists or not.
+    pub fn check_login_rate(&self, ip: &str, email: &str) -> Result<()> {
+        let limited = self
+            .failures_by_client
+            .check(ip)
+            .and_then(|()| self.failures_by_email.check(&email_key(ip, email)));
+        limited.map_err(|wait| Error::new(Code::RateLimited, "too many failed logins; try again later").with_retry_after(wait))
+    }
+
+    /// Spends one of the client address's registrations for the hour.
+    pub fn spend_registration(&self, ip: &str) -> Result<()> {
+        let limiter = &self.registrations_by_client;
+        limiter.check(ip).map_err(|wait| {
+            Error::new(Code::RateLimited, "too many registrations from this address; try again later").with_retry_after(wait)
+        })?;
+        limiter.record(ip);
+        Ok(())
+    }
+
+    /// Counts a failed login against the client address and the email from it.
+    pub fn record_login_failure(&self, ip: &str, email: &str) {
+        self.failures_by_client.record(ip);
+        self.failures_by_email.record(&email_key(ip, email));
+    }
+
+    /// A successful login forgets the email's failures from that address.
+    pub fn clear_login_failures(&self, ip: &str, email: &str) {
+        self.failures_by_email.clear(&email_key(ip, email));
+    }
+
+    /// Resolves an access token to its caller. The session and user are read from SQL
+    /// (or from what this process read of them in the last
+    /// [`TTL`](crate::auth::session_cache::TTL)), so
+    /// logout, disabling and role changes take effect at once on the process that made
+    /// them and within that time on the others.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let claims = self.keys.verify(token)?;
+        let session = match self.sessions.get(claims.sid) {
+            Some(session) => Some(session),
+            None => {
+                let read = store::sessions::session_user(&self.pool, claims.sid).await?;
+                if let Some(session) = &read {
+                    self.sessions.put(session.clone());
+                }
+                read
+            }
+        };
+        let Some(session) = session.filter(|s| s.user_id == claims.sub) else {
+            return Err(Error::new(Code::Unauthorized, "the session of this token does not exist"));
+        };
+        if session.revoked {
+            return Err(Error::new(Code::Unauthorized, "this session has been logged out"));
+        }
+        if session.disabled {
+            return Err(Error::new(Code::Unauthorized, "this user is disabled"));
+        }
+        Ok(Principal {
+            user_id: session.user_id,
+            session_id: session.session_id,
+            email: session.email,
+            name: session.name,
+            role: Role::stored(&session.role),
+        })
+    }
+}
+
+/// Registrations one client address may make per hour.
+const REGISTRATIONS_PER_HOUR: u32 = 10;
+
+fn email_key(ip: &str, email: &str) -> String {
+    format!("{email}\n{ip}")
+}
