@@ -78,7 +78,7 @@ pub enum Command {
     Import {
         file: std::path::PathBuf,
         #[arg(long, value_enum, default_value = "create")]
-        mode: crate::jobs::import::Mode,
+        mode: crate::service::imports::Mode,
         /// The sheet to read (default: the first).
         #[arg(long)]
         sheet: Option<String>,

@@ -374,13 +374,14 @@ pub async fn export(
 pub async fn import(
     settings: Settings,
     file: &std::path::Path,
-    mode: crate::jobs::import::Mode,
+    mode: crate::service::imports::Mode,
     sheet: Option<&str>,
     actor: &str,
     errors_out: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
     use crate::domain::role::{Action, allows};
-    use crate::jobs::import::{self as runner, ImportParams};
+    use crate::jobs::import as runner;
+    use crate::service::imports::{self as submission, ImportParams};
     let pool = connect(&settings).await?;
     let user = store::users::by_email(&pool, actor)
         .await
@@ -401,7 +402,7 @@ pub async fn import(
     let max_rows = settings.import_max_rows;
     let wanted = sheet.map(str::to_owned);
     let sheet = tokio::task::spawn_blocking(move || crate::import::read(&bytes, wanted.as_deref(), max_rows)).await??;
-    let (mapping, duplicates) = runner::prepare(&sheet, mode).map_err(|errors| {
+    let (mapping, duplicates) = submission::prepare(&sheet, mode).map_err(|errors| {
         let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
         anyhow::anyhow!("{}", messages.join("; "))
     })?;
@@ -419,7 +420,7 @@ pub async fn import(
         mapping,
     };
     let mut tx = pool.begin().await?;
-    let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "running").await?;
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "running").await?;
     tx.commit().await?;
     let bar = progress_bar(job.total as u64, "import rows");
     loop {

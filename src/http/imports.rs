@@ -25,8 +25,8 @@ use crate::http::{self as api, respond};
 use crate::import::columns::Column;
 use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal};
-use crate::jobs::import::{self as runner, ImportParams, Mode};
 use crate::service::idempotency;
+use crate::service::imports::{self as submission, ImportParams, Mode};
 use crate::service::jobs::{self as service_jobs, JobView, visible_job};
 use crate::state::AppState;
 use crate::store::imports;
@@ -255,7 +255,7 @@ where
         hasher.update(&bytes);
         let hash = hasher.finalize().to_vec();
         let read = import::read(&bytes, sheet.as_deref(), max_rows)?;
-        let prepared = runner::prepare(&read, mode);
+        let prepared = submission::prepare(&read, mode);
         Ok::<_, Refusal>((hash, read, prepared))
     })
     .await
@@ -280,7 +280,7 @@ where
     if let Some(first) = idempotency::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
         return Ok(replay(first));
     }
-    let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
     let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
     let response = accept(
         tx,

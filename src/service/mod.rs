@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod activities;
 pub mod exports;
 pub mod idempotency;
+pub mod imports;
 pub mod jobs;
 pub mod payments;
 pub mod promises;

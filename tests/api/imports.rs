@@ -6,7 +6,8 @@ use std::io::Write;
 
 use arrears::domain::role::Role;
 use arrears::import::{self, Row};
-use arrears::jobs::import::{self as runner, ImportParams, Mode};
+use arrears::jobs::import as runner;
+use arrears::service::imports::{self as submission, ImportParams, Mode};
 use arrears::store::jobs;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -622,7 +623,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             headers: headers.clone(),
             rows,
         };
-        let (mapping, duplicates) = runner::prepare(&sheet, Mode::Create).unwrap();
+        let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create).unwrap();
         let params = ImportParams {
             mode: Mode::Create,
             actor: owner,
@@ -634,7 +635,9 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             mapping,
         };
         let mut tx = pool.begin().await.unwrap();
-        let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await.unwrap();
+        let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued")
+            .await
+            .unwrap();
         tx.commit().await.unwrap();
         arrears::store::users::update(&pool, owner, change.0, change.1).await.unwrap();
         assert_eq!(runner::run_chunk(&pool, job.id, &params).await.unwrap(), 3, "{email}");
@@ -659,7 +662,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         headers: headers.clone(),
         rows,
     };
-    let (mapping, duplicates) = runner::prepare(&sheet, Mode::Create).unwrap();
+    let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create).unwrap();
     let params = ImportParams {
         mode: Mode::Create,
         actor: owner,
@@ -671,7 +674,9 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         mapping,
     };
     let mut tx = pool.begin().await.unwrap();
-    let job = runner::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await.unwrap();
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let claimed = jobs::claim(&pool).await.unwrap().expect("the queued import");
     assert_eq!(claimed.id, job.id);
