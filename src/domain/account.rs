@@ -28,8 +28,10 @@ use super::money::Currency;
 use super::patch::nullable;
 use crate::domain::refusal::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Stored as text (`accounts.status`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum AccountStatus {
     Active,
     Delinquent,
@@ -114,14 +116,21 @@ pub fn days_past_due(due_date: Option<NaiveDate>, status: AccountStatus, today: 
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Read from the `address_*` columns of a row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
+    #[sqlx(rename = "address_line1")]
     pub line1: Option<String>,
+    #[sqlx(rename = "address_line2")]
     pub line2: Option<String>,
+    #[sqlx(rename = "address_city")]
     pub city: Option<String>,
+    #[sqlx(rename = "address_region")]
     pub region: Option<String>,
+    #[sqlx(rename = "address_postal_code")]
     pub postal_code: Option<String>,
+    #[sqlx(rename = "address_country")]
     pub country: Option<String>,
 }
 

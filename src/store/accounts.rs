@@ -23,14 +23,10 @@ pub struct AccountRow {
     pub debtor_name: String,
     pub email: Option<String>,
     pub phone: Option<String>,
-    pub address_line1: Option<String>,
-    pub address_line2: Option<String>,
-    pub address_city: Option<String>,
-    pub address_region: Option<String>,
-    pub address_postal_code: Option<String>,
-    pub address_country: Option<String>,
+    #[sqlx(flatten)]
+    pub address: Address,
     pub timezone: String,
-    pub status: String,
+    pub status: AccountStatus,
     pub original_balance: Decimal,
     pub current_balance: Decimal,
     pub currency: String,
@@ -56,25 +52,10 @@ const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, pho
      do_not_email, cease_communication, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
 
 impl AccountRow {
-    pub fn status(&self) -> AccountStatus {
-        AccountStatus::parse(&self.status).unwrap_or(AccountStatus::Active)
-    }
-
     /// The stored currency; rows written outside the API may hold an unknown code.
     pub fn currency(&self) -> Result<Currency> {
         Currency::parse(&self.currency)
             .map_err(|e| Error::Internal(anyhow::anyhow!("account {} has currency {}: {e}", self.id, self.currency)))
-    }
-
-    pub fn address(&self) -> Address {
-        Address {
-            line1: self.address_line1.clone(),
-            line2: self.address_line2.clone(),
-            city: self.address_city.clone(),
-            region: self.address_region.clone(),
-            postal_code: self.address_postal_code.clone(),
-            country: self.address_country.clone(),
-        }
     }
 
     /// The writable state, as a patch starts from it.
@@ -85,9 +66,9 @@ impl AccountRow {
             debtor_name: self.debtor_name.clone(),
             email: self.email.clone(),
             phone: self.phone.clone(),
-            address: self.address(),
+            address: self.address.clone(),
             timezone: self.timezone.clone(),
-            status: self.status(),
+            status: self.status,
             original_balance: self.original_balance,
             current_balance: self.current_balance,
             currency: self.currency()?,
@@ -545,8 +526,8 @@ impl From<AccountRow> for AccountDoc {
     fn from(row: AccountRow) -> Self {
         Self {
             summary: AccountSummary::default(),
-            address: row.address(),
-            status: row.status(),
+            address: row.address,
+            status: row.status,
             id: row.id,
             account_number: row.account_number,
             external_ref: row.external_ref,
