@@ -31,6 +31,7 @@ const LAYERS: &[&[&str]] = &[
 const HTTP_SUPPORT: &[&str] = &[
     "mod",
     "server",
+    "compress",
     "filters",
     "headers",
     "query",

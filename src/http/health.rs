@@ -17,7 +17,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let live = warp::path!("health" / "live")
         .and(warp::get())
         .map(|| api::json(StatusCode::OK, &json!({"status": "ok"})));
-    let ready = warp::path!("health" / "ready").and(warp::get()).and(with_state(state)).then(ready);
+    // `/health` is readiness under the name load balancers and compose look for.
+    let ready = warp::path!("health" / "ready")
+        .or(warp::path!("health"))
+        .unify()
+        .and(warp::get())
+        .and(with_state(state))
+        .then(ready);
     live.or(ready).unify().boxed()
 }
 

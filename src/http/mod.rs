@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod auth;
+pub mod compress;
 pub mod export;
 pub mod filters;
 pub mod headers;

@@ -16,6 +16,7 @@ use warp::http::HeaderValue;
 use warp::reply::Response;
 
 use crate::error::Error;
+use crate::http::compress;
 use crate::http::filters::ClientAddr;
 use crate::http::headers;
 use crate::http::ws;
@@ -69,6 +70,7 @@ pub async fn serve(
             let state = state.clone();
             let hsts_max_age = state.settings().hsts_max_age_secs;
             request.extensions_mut().insert(ClientAddr(remote));
+            let accepted = compress::negotiate(request.headers());
             let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
             async move {
@@ -86,6 +88,7 @@ pub async fn serve(
                         .instrument(span.clone())
                         .await
                 };
+                response = compress::compress(response, accepted);
                 headers::secure(&mut response, hsts_max_age);
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-request-id", value);

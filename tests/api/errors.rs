@@ -117,10 +117,21 @@ async fn health_endpoints_answer() {
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "ok");
+    // `/health` is readiness, and readiness includes the search backend.
+    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["checks"]["database"], "ok");
+    assert!(
+        health["checks"]["search"].is_object() || health["checks"]["search"].is_string(),
+        "{health}"
+    );
     // Closing waits for connections the sync worker holds; the pool refuses new ones at once.
     let pool = app.pool.clone();
     tokio::spawn(async move { pool.close().await });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let down = app.client.get(app.url("/health/ready")).send().await.unwrap();
-    assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    for path in ["/health/ready", "/health"] {
+        let down = app.client.get(app.url(path)).send().await.unwrap();
+        assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
+    }
 }

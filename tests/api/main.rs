@@ -6,6 +6,7 @@ mod activities;
 mod auth;
 #[path = "../support/bombs.rs"]
 mod bombs;
+mod compression;
 mod concurrency;
 mod contract;
 mod elastic;
