@@ -12,27 +12,42 @@ use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 /// The longest free-text query a list accepts, in characters.
 pub const MAX_QUERY_CHARS: usize = 200;
 
-/// Collects parameter errors so one answer names every bad parameter.
+/// The most bad parameters one answer names; a query of thousands of bad values gets
+/// an answer of bounded size, saying how many more there were.
+pub const MAX_REPORTED: usize = 50;
+
+/// Collects parameter errors so one answer names every bad parameter (up to
+/// [`MAX_REPORTED`]).
 #[derive(Default)]
-pub struct Problems(Vec<FieldError>);
+pub struct Problems {
+    named: Vec<FieldError>,
+    more: usize,
+}
 
 impl Problems {
     pub fn push(&mut self, field: &str, message: impl Into<String>) {
-        self.0.push(FieldError::new(field, message));
+        if self.named.len() < MAX_REPORTED {
+            self.named.push(FieldError::new(field, message));
+        } else {
+            self.more += 1;
+        }
     }
 
     /// A 400 naming every bad parameter, if there was one.
     pub fn finish(self) -> Result<()> {
-        if self.0.is_empty() {
+        if self.named.is_empty() {
             return Ok(());
         }
-        let detail = self
-            .0
+        let mut detail = self
+            .named
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        Err(Error::with_fields(Code::InvalidParameter, detail, self.0))
+        if self.more > 0 {
+            detail.push_str(&format!("; and {} more", self.more));
+        }
+        Err(Error::with_fields(Code::InvalidParameter, detail, self.named))
     }
 }
 
@@ -150,5 +165,35 @@ pub fn read<R>(raw: &str, params: &[Param<R>], request: &mut R, problems: &mut P
                 problems.push(&key, format!("unknown parameter; this list takes {}", known.join(", ")));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARAMS: &[Param<Vec<bool>>] = &[Param::new("flag", |r, v| r.extend(v.boolean()))];
+
+    fn problems_of(raw: &str) -> (usize, String) {
+        let (mut request, mut p) = (Vec::new(), Problems::default());
+        read(raw, PARAMS, &mut request, &mut p);
+        match p.finish() {
+            Err(Error::Problem(problem)) => (problem.errors.len(), problem.detail),
+            other => panic!("expected a problem, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_bad_parameter_is_named_but_the_answer_stays_bounded() {
+        let (named, detail) = problems_of("flag=maybe&colour=red");
+        assert_eq!(named, 2, "{detail}");
+        assert!(
+            detail.contains("`maybe` is not true or false") && detail.contains("this list takes flag"),
+            "{detail}"
+        );
+        let hostile = vec!["x=1"; 10_000].join("&");
+        let (named, detail) = problems_of(&hostile);
+        assert_eq!(named, MAX_REPORTED);
+        assert!(detail.ends_with(&format!("and {} more", 10_000 - MAX_REPORTED)), "{detail}");
     }
 }
