@@ -110,6 +110,27 @@ pub struct Settings {
     #[arg(long, env = "LOGIN_RATE_WINDOW_SECS", default_value_t = 900, global = true)]
     pub login_rate_window_secs: u64,
 
+    /// Length of a rate-limit window in seconds; a key's window opens with its first request.
+    #[arg(long, env = "RATE_LIMIT_WINDOW_SECS", value_parser = clap::value_parser!(u64).range(1..), default_value_t = 60, global = true)]
+    pub rate_limit_window_secs: u64,
+
+    /// Requests one user may make per window (every route but health checks).
+    #[arg(long, env = "RATE_LIMIT_PER_USER", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 1200, global = true)]
+    pub rate_limit_per_user: u32,
+
+    /// Requests one client address may make per window, signed in or not. Higher than
+    /// the per-user budget: an office's agents may share one address.
+    #[arg(long, env = "RATE_LIMIT_PER_IP", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 6000, global = true)]
+    pub rate_limit_per_ip: u32,
+
+    /// Bulk updates, imports and exports one user may submit per window.
+    #[arg(long, env = "RATE_LIMIT_BULK_PER_USER", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 20, global = true)]
+    pub rate_limit_bulk_per_user: u32,
+
+    /// Bulk updates, imports and exports one client address may submit per window.
+    #[arg(long, env = "RATE_LIMIT_BULK_PER_IP", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 60, global = true)]
+    pub rate_limit_bulk_per_ip: u32,
+
     /// Run the sync worker in this process (`serve --no-sync` or SYNC_WORKER=false
     /// runs the API alone, reading an index another process feeds).
     #[arg(long, env = "SYNC_WORKER", default_value_t = true, action = clap::ArgAction::Set, global = true)]

@@ -11,6 +11,7 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod lists;
+pub mod quota;
 pub mod search;
 pub mod seed;
 pub mod service;

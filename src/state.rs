@@ -1,5 +1,5 @@
 //! State shared by every handler: the pool, the index, settings, the events, the
-//! payment writer and the authentication gate.
+//! payment writer, the authentication gate and the request quotas.
 use std::sync::Arc;
 
 use phonenumber::country;
@@ -9,6 +9,7 @@ use crate::auth::gate::Gate;
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::events::Events;
+use crate::quota::Quotas;
 use crate::search::SearchIndex;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
@@ -26,6 +27,7 @@ struct Inner {
     settings: Settings,
     phone_region: country::Id,
     gate: Gate,
+    quotas: Quotas,
     events: Events,
     payment_writer: PaymentWriter,
 }
@@ -39,11 +41,14 @@ impl AppState {
         let phone_region = parse_region(&settings.default_phone_region).map_err(|e| anyhow::anyhow!("DEFAULT_PHONE_REGION: {e}"))?;
         let gate = Gate::new(&settings, pool.clone()).await?;
         let database = settings.database_url.rsplit('/').next().unwrap_or_default();
-        let events = Events::new(settings.redis_url.as_deref(), database.split('?').next().unwrap_or_default())?;
+        let namespace = database.split('?').next().unwrap_or_default();
+        let events = Events::new(settings.redis_url.as_deref(), namespace)?;
+        let quotas = Quotas::new(&settings, namespace)?;
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let inner = Inner {
             events,
             gate,
+            quotas,
             phone_region,
             pool,
             settings,
@@ -81,6 +86,11 @@ impl AppState {
     /// Authentication: tokens, sessions, hashing, client addresses, login limits.
     pub fn auth(&self) -> &Gate {
         &self.inner.gate
+    }
+
+    /// The request budgets of clients and users (rate limits).
+    pub fn quotas(&self) -> &Quotas {
+        &self.inner.quotas
     }
 
     pub fn phone_region(&self) -> country::Id {

@@ -23,7 +23,7 @@ pub struct Server {
 }
 
 /// Settings for a benchmark: `BENCH_DATABASE_URL` (default database `arrears_bench`),
-/// port 0, loose login limits, a fixed JWT secret; otherwise `arrears serve`'s defaults
+/// port 0, loose login and rate limits, a fixed JWT secret; otherwise `arrears serve`'s defaults
 /// and environment (`DATABASE_MAX_CONNECTIONS`, ...).
 pub fn bench_settings() -> Settings {
     let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("settings parse").settings;
@@ -34,6 +34,10 @@ pub fn bench_settings() -> Settings {
     settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
     settings.login_rate_limit_per_ip = u32::MAX;
     settings.lockout_threshold = i32::MAX;
+    settings.rate_limit_per_user = u32::MAX;
+    settings.rate_limit_per_ip = u32::MAX;
+    settings.rate_limit_bulk_per_user = u32::MAX;
+    settings.rate_limit_bulk_per_ip = u32::MAX;
     settings
 }
 

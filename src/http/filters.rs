@@ -1,7 +1,7 @@
 //! Shared extraction filters: state, caller, JSON bodies, client address.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -24,14 +24,17 @@ pub fn with_state(state: AppState) -> impl Filter<Extract = (AppState,), Error =
 /// The client's address: the connection's, or what a trusted proxy forwarded.
 pub fn client_ip(state: AppState) -> impl Filter<Extract = (String,), Error = Infallible> + Clone {
     warp::ext::optional::<ClientAddr>().and(warp::header::headers_cloned()).map(
-        move |addr: Option<ClientAddr>, headers: warp::http::HeaderMap| {
-            let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            match addr {
-                Some(addr) => state.auth().trusted_proxies().client(addr.0.ip(), forwarded).to_string(),
-                None => "unknown".to_owned(),
-            }
+        move |addr: Option<ClientAddr>, headers: warp::http::HeaderMap| match addr {
+            Some(addr) => client_of(&state, addr.0.ip(), &headers),
+            None => "unknown".to_owned(),
         },
     )
+}
+
+/// The client behind a connection from `peer`: the peer, or what a trusted proxy forwarded.
+pub fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    state.auth().trusted_proxies().client(peer, forwarded).to_string()
 }
 
 /// The authenticated caller, or a 401 rejection.
@@ -48,7 +51,7 @@ pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error =
         })
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
     let value = headers
         .get(warp::http::header::AUTHORIZATION)
         .ok_or_else(|| Error::new(Code::Unauthorized, "send an access token as `Authorization: Bearer <token>`"))?;

@@ -18,6 +18,7 @@ pub mod payments;
 pub mod query;
 pub mod recover;
 pub mod server;
+pub mod throttle;
 pub mod users;
 pub mod ws;
 
@@ -69,7 +70,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .allow_origins(origins.iter().map(String::as_str))
         .allow_methods(["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
         .allow_headers(["authorization", "content-type", "if-match", "idempotency-key", "x-request-id"])
-        .expose_headers(["etag", "x-request-id", "retry-after", "location"])
+        .expose_headers([
+            "etag",
+            "x-request-id",
+            "retry-after",
+            "location",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+            "ratelimit-policy",
+        ])
         .max_age(600);
     handled
         .with(cors)

@@ -1,4 +1,5 @@
-//! The connection loop: request ids, access logs, client address, graceful shutdown.
+//! The connection loop: request ids, rate limits, access logs, client address, graceful
+//! shutdown.
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -19,6 +20,7 @@ use crate::error::Error;
 use crate::http::compress;
 use crate::http::filters::ClientAddr;
 use crate::http::headers;
+use crate::http::throttle;
 use crate::http::ws;
 use crate::state::AppState;
 use crate::telemetry;
@@ -75,7 +77,10 @@ pub async fn serve(
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
             async move {
                 let started = Instant::now();
-                let mut response = if ws::is_upgrade(&request) {
+                let quota = throttle::spend(&state, request.method(), request.uri().path(), request.headers(), remote.ip()).await;
+                let mut response = if let Some(refused) = quota.filter(|verdict| !verdict.allowed) {
+                    telemetry::with_request_id(request_id.clone(), async { throttle::refusal(&refused) }).await
+                } else if ws::is_upgrade(&request) {
                     telemetry::with_request_id(request_id.clone(), guarded(ws::upgrade(state, request)))
                         .instrument(span.clone())
                         .await
@@ -88,6 +93,9 @@ pub async fn serve(
                         .instrument(span.clone())
                         .await
                 };
+                if let Some(verdict) = &quota {
+                    throttle::report(&mut response, verdict);
+                }
                 response = compress::compress(response, accepted);
                 headers::secure(&mut response, hsts_max_age);
                 if let Ok(value) = HeaderValue::from_str(&request_id) {

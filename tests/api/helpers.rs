@@ -35,7 +35,7 @@ pub struct TestUser {
 }
 
 /// Settings as the binary would parse them (environment included), pointed at a new
-/// database and data directory, with login limits loose enough for ordinary tests.
+/// database and data directory, with login and rate limits loose enough for ordinary tests.
 pub fn test_settings() -> Settings {
     let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("default settings parse").settings;
     let name = format!("arrears_test_{}", Uuid::new_v4().simple());
@@ -47,6 +47,11 @@ pub fn test_settings() -> Settings {
     settings.jwt_secret = Some("test-secret-test-secret-test-secret-0123".to_owned());
     settings.database_max_connections = 10;
     settings.login_rate_limit_per_ip = 1000;
+    // One address makes every request of a test; rate limits have tests of their own.
+    settings.rate_limit_per_ip = 1_000_000;
+    settings.rate_limit_per_user = 1_000_000;
+    settings.rate_limit_bulk_per_ip = 1_000_000;
+    settings.rate_limit_bulk_per_user = 1_000_000;
     // The suite runs on the embedded index whatever the environment says; the
     // Elasticsearch backend has its own tests (elastic.rs, contract.rs).
     settings.search_backend = arrears::config::SearchBackend::Embedded;

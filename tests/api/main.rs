@@ -19,6 +19,7 @@ mod jobs;
 mod notifications;
 mod payments;
 mod promises;
+mod rate_limits;
 mod scripted_es;
 mod search;
 mod security;
