@@ -20,9 +20,10 @@ COPY --from=build /src/target/release/arrears /usr/local/bin/arrears
 USER arrears
 WORKDIR /var/lib/arrears
 ENV BIND=0.0.0.0:8080 \
+    METRICS_BIND=0.0.0.0:9464 \
     DATA_DIR=/var/lib/arrears/data \
     LOG_FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 9464
 HEALTHCHECK --interval=10s --timeout=3s --retries=12 CMD curl -fsS http://127.0.0.1:8080/health/ready >/dev/null || exit 1
 ENTRYPOINT ["arrears"]
 CMD ["serve"]

@@ -18,7 +18,7 @@ use crate::search::open;
 use crate::state::AppState;
 use crate::store::dead_letters::SqlDeadLetters;
 use crate::sync::SyncRuntime;
-use crate::{http, jobs, store};
+use crate::{http, jobs, store, telemetry};
 
 /// Opens the search index: to write when this process runs the sync worker (and, for
 /// the embedded index, nobody else owns it), read-only otherwise.
@@ -35,9 +35,28 @@ async fn open_index(settings: &Settings, pool: &PgPool) -> anyhow::Result<(Arc<d
     Ok((open::reader(settings, SqlDeadLetters::shared(pool.clone()))?, None))
 }
 
+/// Resolves once `serving` turns true.
+async fn signalled(mut serving: watch::Receiver<bool>) {
+    let _ = serving.wait_for(|stop| *stop).await;
+}
+
+/// Drains the metrics' buffered histogram samples every few seconds, so memory stays
+/// bounded however long nobody scrapes.
+async fn metrics_upkeep(mut stopped: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(5));
+    while crate::shutdown::running(&stopped) {
+        tokio::select! {
+            _ = every.tick() => telemetry::metrics::upkeep(),
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
 /// A built, bound API server whose background sync (if any) already runs.
 pub struct Application {
     listener: TcpListener,
+    /// Where `/metrics` is served, unless METRICS=false.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     stop_background: watch::Sender<bool>,
     background: JoinSet<()>,
@@ -53,6 +72,15 @@ impl Application {
         let listener = TcpListener::bind(settings.bind)
             .await
             .with_context(|| format!("binding {}", settings.bind))?;
+        let metrics_listener = if settings.metrics {
+            telemetry::metrics::install()?;
+            let listener = TcpListener::bind(settings.metrics_bind)
+                .await
+                .with_context(|| format!("binding the metrics listener {}", settings.metrics_bind))?;
+            Some(listener)
+        } else {
+            None
+        };
         let workers = settings.sync_workers;
         let state = AppState::new(settings, pool.clone(), search.clone()).await?;
         let (stop_background, stopped) = watch::channel(false);
@@ -71,9 +99,13 @@ impl Application {
         state.events().start(stopped.clone(), &mut background);
         background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped.clone()));
         background.spawn(jobs::promises::run(state.pool().clone(), stopped.clone()));
-        background.spawn(jobs::run(state.pool().clone(), stopped));
+        background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
+        if metrics_listener.is_some() {
+            background.spawn(metrics_upkeep(stopped));
+        }
         Ok(Self {
             listener,
+            metrics_listener,
             state,
             stop_background,
             background,
@@ -88,6 +120,11 @@ impl Application {
         self.local_addr().port()
     }
 
+    /// The metrics listener's port, unless METRICS=false.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -97,12 +134,27 @@ impl Application {
         tracing::info!(addr = %self.local_addr(), "listening");
         let routes = http::routes(self.state.clone());
         let events = self.state.events().clone();
-        let shutdown = async move {
+        let (stop_serving, serving) = watch::channel(false);
+        tokio::spawn(async move {
             shutdown.await;
             // Upgraded sockets are not the server's to drain: tell them to close.
             events.close_sessions();
-        };
-        http::server::serve(self.listener, routes, self.state.clone(), shutdown).await;
+            let _ = stop_serving.send(true);
+        });
+        let metrics = self.metrics_listener.map(|listener| {
+            tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics");
+            let routes = http::metrics::routes(self.state.clone());
+            tokio::spawn(http::server::serve(
+                listener,
+                routes,
+                self.state.clone(),
+                signalled(serving.clone()),
+            ))
+        });
+        http::server::serve(self.listener, routes, self.state.clone(), signalled(serving)).await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         let _ = self.stop_background.send(true);
         while self.background.join_next().await.is_some() {}
         self.state.pool().close().await;

@@ -44,6 +44,20 @@ pub struct Settings {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
+    /// Export Prometheus metrics at `/metrics` on METRICS_BIND.
+    #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub metrics: bool,
+
+    /// Address of the metrics listener, apart from the API so that scrapes need no
+    /// API token and the metrics are not on the API's public address.
+    #[arg(long, env = "METRICS_BIND", default_value = "127.0.0.1:9464", global = true)]
+    pub metrics_bind: SocketAddr,
+
+    /// Bearer token a scrape must send (`Authorization: Bearer <token>`); unset: the
+    /// listener's address is the only guard.
+    #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
+    pub metrics_token: Option<String>,
+
     /// Directory for local state: the development JWT secret and the embedded index.
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,

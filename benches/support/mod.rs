@@ -30,6 +30,7 @@ pub fn bench_settings() -> Settings {
     settings.database_url =
         std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/arrears_bench".to_owned());
     settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_bind = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = std::env::temp_dir().join("arrears-bench");
     settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
     settings.login_rate_limit_per_ip = u32::MAX;

@@ -12,6 +12,7 @@ pub mod idempotent;
 pub mod imports;
 pub mod indexed;
 pub mod jobs;
+pub mod metrics;
 pub mod notifications;
 pub mod paging;
 pub mod payments;

@@ -14,8 +14,19 @@ pub struct Rejected(pub Error);
 
 impl warp::reject::Reject for Rejected {}
 
+/// Marks an answer to a request no route took (404 no route, 405 wrong method), so
+/// metrics label it `unmatched` rather than by a path a client made up.
+#[derive(Clone, Copy, Debug)]
+pub struct Unrouted;
+
 pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
-    Ok(to_error(&rejection).into_response())
+    let error = to_error(&rejection);
+    let unrouted = matches!(error.code(), Code::RouteNotFound | Code::MethodNotAllowed);
+    let mut response = error.into_response();
+    if unrouted {
+        response.extensions_mut().insert(Unrouted);
+    }
+    Ok(response)
 }
 
 fn to_error(rejection: &Rejection) -> Error {

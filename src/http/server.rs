@@ -13,17 +13,18 @@ use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::Instrument;
 use warp::filters::BoxedFilter;
-use warp::http::HeaderValue;
+use warp::http::{HeaderValue, Method};
 use warp::reply::Response;
 
 use crate::error::Error;
 use crate::http::compress;
 use crate::http::filters::ClientAddr;
 use crate::http::headers;
+use crate::http::recover::Unrouted;
 use crate::http::throttle;
 use crate::http::ws;
 use crate::state::AppState;
-use crate::telemetry;
+use crate::telemetry::{self, metrics};
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,6 +76,7 @@ pub async fn serve(
             let accepted = compress::negotiate(request.headers());
             let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
+            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
             async move {
                 let started = Instant::now();
                 let quota = throttle::spend(&state, request.method(), request.uri().path(), request.headers(), remote.ip()).await;
@@ -102,7 +104,14 @@ pub async fn serve(
                     response.headers_mut().insert("x-request-id", value);
                 }
                 let status = response.status().as_u16();
-                let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+                let elapsed = started.elapsed();
+                let route = if response.extensions().get::<Unrouted>().is_some() {
+                    "unmatched".to_owned()
+                } else {
+                    route_template(&path)
+                };
+                metrics::http_request(method_label(&method), route, status, elapsed);
+                let latency_ms = elapsed.as_secs_f64() * 1000.0;
                 span.in_scope(|| tracing::info!(status, latency_ms, "request completed"));
                 Ok::<_, Infallible>(response)
             }
@@ -124,9 +133,42 @@ pub async fn serve(
     }
 }
 
+/// The route a path was served by: its id segments (every path parameter of this API
+/// is a UUID) become `{id}`.
+fn route_template(path: &str) -> String {
+    path.split('/')
+        .map(|segment| if uuid::Uuid::try_parse(segment).is_ok() { "{id}" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Methods as a bounded label set.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_label_routes_by_template() {
+        assert_eq!(
+            route_template("/api/v1/accounts/0192f3a4-5b6c-7d8e-9f00-112233445566/payments"),
+            "/api/v1/accounts/{id}/payments"
+        );
+        assert_eq!(route_template("/api/v1/accounts"), "/api/v1/accounts");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_500_problem_with_the_request_id() {

@@ -12,6 +12,7 @@ use crate::error::{Code, Error};
 use crate::http::filters::{bearer_token, client_of};
 use crate::quota::{Class, Verdict};
 use crate::state::AppState;
+use crate::telemetry::metrics;
 
 /// Which budget a request spends from; `None` for health checks, which load balancers
 /// call on their own schedule.
@@ -35,7 +36,11 @@ pub async fn spend(state: &AppState, method: &Method, path: &str, headers: &Head
         .ok()
         .and_then(|token| state.auth().keys().verify(token).ok())
         .map(|claims| claims.sub);
-    Some(state.quotas().spend(class, &client, user).await)
+    let verdict = state.quotas().spend(class, &client, user).await;
+    if !verdict.allowed {
+        metrics::rate_limited(class.as_str());
+    }
+    Some(verdict)
 }
 
 /// The 429 problem for a request over its budget.

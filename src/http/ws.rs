@@ -34,6 +34,7 @@ use crate::events::Outgoing;
 use crate::http::headers;
 use crate::state::AppState;
 use crate::store::events;
+use crate::telemetry::metrics;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);
 const RECHECK_SESSION_EVERY: Duration = Duration::from_secs(30);
@@ -157,7 +158,9 @@ pub async fn upgrade<B>(state: AppState, mut request: hyper::Request<B>) -> Resp
                     .max_message_size(Some(MAX_MESSAGE_BYTES))
                     .max_frame_size(Some(MAX_MESSAGE_BYTES));
                 let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
-                Session::run(socket, state, authed).await;
+                metrics::ws_opened();
+                let slow = Session::run(socket, state, authed).await;
+                metrics::ws_closed(slow);
             }
             Err(err) => tracing::debug!(error = %err, "websocket upgrade failed"),
         }
@@ -228,7 +231,8 @@ async fn write(mut sink: SplitSink<Socket, Message>, mut queue: mpsc::Receiver<M
 }
 
 impl Session {
-    async fn run(socket: Socket, state: AppState, authed: Option<Authed>) {
+    /// Serves the socket until it closes; true when it was closed as a slow consumer.
+    async fn run(socket: Socket, state: AppState, authed: Option<Authed>) -> bool {
         let (sink, mut incoming) = socket.split();
         let (out, queue) = mpsc::channel(SEND_BUFFER);
         let (close, close_rx) = oneshot::channel();
@@ -282,6 +286,7 @@ impl Session {
                 _ = closing.changed() => Some(Closing(1001, "server shutting down")),
             };
         }
+        let slow = matches!(ending, Some(Closing(1008, _)));
         if let Some(Closing(code, reason)) = ending {
             if let Some(authed) = &session.authed {
                 tracing::debug!(user_id = %authed.principal.user_id, code, reason, "websocket closed");
@@ -290,6 +295,7 @@ impl Session {
         }
         drop(session);
         let _ = tokio::time::timeout(CLOSE_GRACE * 2, writer).await;
+        slow
     }
 
     /// Queues a message; a full queue means the client does not keep up.

@@ -23,6 +23,7 @@ use crate::store::accounts::{self, AccountRow};
 use crate::store::imports::{self, ChunkOutcome};
 use crate::store::jobs::{self, JobRow};
 use crate::store::users;
+use crate::telemetry::metrics;
 
 /// Rows per transaction.
 pub const CHUNK: i64 = 5000;
@@ -157,6 +158,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
     imports::settle(&mut tx, job, &chunk).await?;
     jobs::advance(&mut tx, job, staged.len() as i64, chunk.failures.len() as i64).await?;
     tx.commit().await?;
+    metrics::import_rows(staged.len() as u64);
     Ok(staged.len())
 }
 

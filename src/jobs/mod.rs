@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::error::Result;
 use crate::shutdown::running;
 use crate::store::jobs::{self, JobRow};
+use crate::telemetry::metrics;
 
 const POLL_EVERY: Duration = Duration::from_secs(1);
 /// A chunk that fails (a lost connection, a deadlock) is retried this often, with a
@@ -123,11 +124,19 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
 
 async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
     tracing::info!(job_id = %job.id, kind = %job.kind, "job started");
+    let started = std::time::Instant::now();
     let result = match job.kind.as_str() {
         "bulk_update" => bulk_update::run(pool, &job, shutdown).await,
         "import" => import::run(pool, &job, shutdown).await,
         other => Err(crate::error::Error::Internal(anyhow::anyhow!("no runner for {other} jobs"))),
     };
+    let outcome = match &result {
+        Ok(Stop::Done) => "done",
+        Ok(Stop::Cancelled) => "cancelled",
+        Ok(Stop::Interrupted) => "interrupted",
+        Err(_) => "failed",
+    };
+    metrics::job_ran(&job.kind, outcome, started.elapsed());
     let finished = match result {
         Ok(Stop::Done) => finish(pool, &job).await,
         Ok(Stop::Cancelled) => jobs::finish(pool, job.id, "cancelled", None).await,

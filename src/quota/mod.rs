@@ -25,7 +25,7 @@ pub enum Class {
 }
 
 impl Class {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Class::Standard => "standard",
             Class::Bulk => "bulk",

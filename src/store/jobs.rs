@@ -68,6 +68,18 @@ pub async fn insert(tx: &mut PgConnection, kind: &str, status: &str, params: &Va
     Ok(job)
 }
 
+/// Every kind of job the runner knows.
+pub const KINDS: [&str; 2] = ["bulk_update", "import"];
+
+/// Jobs waiting to run, by kind (the runnable-jobs index covers them).
+pub async fn queued_by_kind(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+    Ok(
+        sqlx::query_as("SELECT kind, count(*) FROM jobs WHERE status = 'queued' GROUP BY kind")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
 /// Takes the oldest queued job, or a running one whose process went silent.
 pub async fn claim(pool: &PgPool) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(

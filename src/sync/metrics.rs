@@ -1,8 +1,13 @@
-//! In-process sync metrics: outbox depth and age, commit-to-searchable lag, counters.
+//! Sync metrics: outbox depth and age, commit-to-searchable lag, counters. Kept in
+//! process for readiness and the benchmarks, and exported to Prometheus as they are
+//! recorded.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::search::ApplyReport;
+use crate::telemetry::metrics;
 
 /// Upper bounds (ms) of the lag histogram buckets; the last bucket is open.
 const LAG_BOUNDS_MS: [u64; 19] = [
@@ -11,13 +16,13 @@ const LAG_BOUNDS_MS: [u64; 19] = [
 
 #[derive(Default)]
 pub struct SyncMetrics {
-    pub applied: AtomicU64,
-    pub stale: AtomicU64,
-    pub errors: AtomicU64,
-    pub outbox_depth: AtomicI64,
-    pub oldest_age_ms: AtomicI64,
+    applied: AtomicU64,
+    stale: AtomicU64,
+    errors: AtomicU64,
+    outbox_depth: AtomicI64,
+    oldest_age_ms: AtomicI64,
     /// Documents the index refused for good (dead letters).
-    pub rejected: AtomicU64,
+    rejected: AtomicU64,
     lag: Mutex<[u64; LAG_BOUNDS_MS.len() + 1]>,
     /// Why the sync workers stopped, when the index refused them for good.
     stopped: Mutex<Option<String>>,
@@ -37,7 +42,31 @@ pub struct Snapshot {
 }
 
 impl SyncMetrics {
-    pub fn record_lag(&self, lag: Duration) {
+    /// One indexed batch: each change's lag and what became of its documents.
+    pub fn record_batch(&self, lags: impl Iterator<Item = Duration>, report: &ApplyReport) {
+        for lag in lags {
+            self.record_lag(lag);
+        }
+        self.applied.fetch_add(report.applied as u64, Ordering::Relaxed);
+        self.stale.fetch_add(report.stale as u64, Ordering::Relaxed);
+        self.rejected.fetch_add(report.rejected as u64, Ordering::Relaxed);
+        metrics::documents(report.applied, report.stale, report.rejected);
+    }
+
+    pub fn record_outbox(&self, depth: i64, oldest_age_ms: i64) {
+        self.outbox_depth.store(depth, Ordering::Relaxed);
+        self.oldest_age_ms.store(oldest_age_ms, Ordering::Relaxed);
+        metrics::outbox(depth, Duration::from_millis(u64::try_from(oldest_age_ms).unwrap_or(0)));
+    }
+
+    /// A batch that failed: retried, or (`fatal`) the end of the sync until a restart.
+    pub fn record_failure(&self, fatal: bool) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        metrics::sync_failure(fatal);
+    }
+
+    fn record_lag(&self, lag: Duration) {
+        metrics::sync_lag(lag);
         let ms = lag.as_millis() as u64;
         let slot = LAG_BOUNDS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LAG_BOUNDS_MS.len());
         self.lag.lock().unwrap_or_else(|p| p.into_inner())[slot] += 1;

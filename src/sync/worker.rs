@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -97,12 +96,8 @@ impl SyncWorker {
         outbox::delete(&mut tx, &ids).await?;
         tx.commit().await?;
         let now = Utc::now();
-        for row in &batch {
-            self.metrics.record_lag((now - row.created_at).to_std().unwrap_or_default());
-        }
-        self.metrics.applied.fetch_add(report.applied as u64, Ordering::Relaxed);
-        self.metrics.stale.fetch_add(report.stale as u64, Ordering::Relaxed);
-        self.metrics.rejected.fetch_add(report.rejected as u64, Ordering::Relaxed);
+        let lags = batch.iter().map(|row| (now - row.created_at).to_std().unwrap_or_default());
+        self.metrics.record_batch(lags, &report);
         tracing::debug!(
             rows = batch.len(),
             applied = report.applied,
@@ -127,9 +122,8 @@ impl SyncWorker {
 
     async fn refresh_depth(&self) {
         if let Ok((depth, oldest)) = outbox::depth(&self.pool).await {
-            self.metrics.outbox_depth.store(depth, Ordering::Relaxed);
             let age = oldest.map_or(0, |t| (Utc::now() - t).num_milliseconds());
-            self.metrics.oldest_age_ms.store(age, Ordering::Relaxed);
+            self.metrics.record_outbox(depth, age);
         }
     }
 
@@ -146,13 +140,13 @@ impl SyncWorker {
                 Ok(n) if n as i64 == BATCH_SIZE => continue,
                 Ok(_) => backoff = Duration::from_millis(100),
                 Err(err) if EsError::is_fatal(&err) => {
-                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.record_failure(true);
                     tracing::error!(error = %err, "sync worker stopped: the search index refuses it; fix its credentials or blocks and restart (changes wait in the outbox)");
                     self.metrics.record_stop(err.to_string());
                     return;
                 }
                 Err(err) => {
-                    self.metrics.errors.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.record_failure(false);
                     tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "sync batch failed");
                     tokio::select! {
                         _ = tokio::time::sleep(jitter(backoff)) => {}

@@ -20,6 +20,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct TestApp {
     pub state: AppState,
     pub address: String,
+    /// Base URL of the metrics listener.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub pool: PgPool,
     pub settings: Settings,
@@ -43,6 +45,7 @@ pub fn test_settings() -> Settings {
     let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database path");
     settings.database_url = format!("{server}/{name}");
     settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_bind = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = std::env::temp_dir().join(format!("arrears-test-{}", Uuid::new_v4().simple()));
     settings.jwt_secret = Some("test-secret-test-secret-test-secret-0123".to_owned());
     settings.database_max_connections = 10;
@@ -101,6 +104,7 @@ pub async fn spawn_peer(app: &TestApp, configure: impl FnOnce(&mut Settings)) ->
 async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
     let app = Application::build(settings.clone()).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     let pool = app.state().pool().clone();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
@@ -110,6 +114,7 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
     TestApp {
         state,
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         pool,
         settings,

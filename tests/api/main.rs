@@ -16,6 +16,7 @@ mod export;
 mod helpers;
 mod imports;
 mod jobs;
+mod metrics;
 mod notifications;
 mod payments;
 mod promises;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::client::{Call, Client, EsError, classify, error_reason, error_type};
 use crate::domain::document::DeadLetter;
+use crate::telemetry::metrics;
 
 /// One document for one write target.
 #[derive(Clone, Debug, PartialEq)]
@@ -133,8 +134,14 @@ pub async fn write(client: &Client, items: &[Item], retry: Retry) -> Result<Vec<
             }
             for (index, result) in chunk.iter().zip(&results) {
                 match judge(result) {
-                    Ok(outcome) => outcomes[*index] = Some(outcome),
+                    Ok(outcome) => {
+                        if let Outcome::Dead { error_type, .. } = &outcome {
+                            metrics::bulk_item_error(error_type);
+                        }
+                        outcomes[*index] = Some(outcome);
+                    }
                     Err(EsError::Transient(reason)) => {
+                        metrics::bulk_item_error("transient");
                         again.push(*index);
                         last_error = Some(reason);
                     }

@@ -1,4 +1,7 @@
-//! Logging setup and the per-request id that every log line and response carries.
+//! Logging setup, the per-request id that every log line and response carries, and
+//! the Prometheus metrics.
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -1,0 +1,57 @@
+//! `GET /metrics` in Prometheus's text format, served on the metrics listener only.
+
+use sha2::{Digest, Sha256};
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{HeaderMap, HeaderValue, header};
+use warp::reply::{Reply, Response};
+
+use crate::error::{Code, Error, Result};
+use crate::http::filters::{bearer_token, with_state};
+use crate::http::respond;
+use crate::state::AppState;
+use crate::store;
+use crate::telemetry::metrics;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("metrics")
+        .and(warp::get())
+        .and(warp::header::headers_cloned())
+        .and(with_state(state))
+        .then(|headers, state| async move { respond(scrape(headers, state).await) })
+        .boxed()
+}
+
+async fn scrape(headers: HeaderMap, state: AppState) -> Result<Response> {
+    if let Some(expected) = &state.settings().metrics_token {
+        let sent = bearer_token(&headers)?;
+        // Compared as digests, so the time taken says nothing about the token.
+        if Sha256::digest(sent.as_bytes()) != Sha256::digest(expected.as_bytes()) {
+            return Err(Error::new(Code::Unauthorized, "the metrics token is not valid"));
+        }
+    }
+    sample_gauges(&state).await;
+    let handle = metrics::install()?;
+    let mut response = handle.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(response)
+}
+
+/// Gauges read at scrape time rather than kept up to date on every change.
+async fn sample_gauges(state: &AppState) {
+    let pool = state.pool();
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    metrics::pool(pool.size().saturating_sub(idle), idle, state.settings().database_max_connections);
+    match store::jobs::queued_by_kind(pool).await {
+        Ok(queued) => {
+            for kind in store::jobs::KINDS {
+                let count = queued.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+                metrics::jobs_queued(kind, count);
+            }
+        }
+        Err(err) => tracing::warn!(error = %err, "reading the job queue for metrics failed"),
+    }
+}
