@@ -17,6 +17,7 @@ mod helpers;
 mod imports;
 mod jobs;
 mod notifications;
+mod openapi;
 mod payments;
 mod promises;
 mod scripted_es;
