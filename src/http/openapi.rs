@@ -167,7 +167,10 @@ fn add_problems(operation: &mut Operation) {
         common.push(("404", "`not_found`: no such resource (or not one the caller may see)"));
     }
     if parameters.iter().any(|(name, _)| name == "wait_for") {
-        common.push(("504", "`index_timeout`: saved, but not searchable within the bound"));
+        common.extend([
+            ("422", "`validation_failed`: `wait_for` other than `indexed`"),
+            ("504", "`index_timeout`: saved, but not searchable within the bound"),
+        ]);
     }
     common.push(("500", "`internal`: logged with the request id the answer carries"));
     let responses = &mut operation.responses.responses;
