@@ -226,17 +226,28 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct ProblemBody<'a> {
+/// An RFC 9457 problem, as every failure is answered (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub struct ProblemBody<'a> {
+    /// `urn:arrears:problem:` and the code.
     #[serde(rename = "type")]
+    #[schema(example = "urn:arrears:problem:validation_failed")]
     kind: String,
     title: &'static str,
+    /// The HTTP status, repeated.
     status: u16,
     detail: &'a str,
+    /// The stable machine code (the README's table).
+    #[schema(example = "validation_failed")]
     code: &'static str,
+    /// Also in the `x-request-id` header; quote it when reporting a 500.
     request_id: &'a str,
+    /// The fields or parameters refused, each with why.
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
     errors: &'a [FieldError],
+    /// Extension members, such as `allowed` (the transitions a status allows) or
+    /// `limit_bytes`.
     #[serde(flatten)]
     extensions: &'a serde_json::Map<String, serde_json::Value>,
 }

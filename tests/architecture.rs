@@ -26,7 +26,8 @@ const LAYERS: &[&[&str]] = &[
 ];
 
 /// `http`'s modules that are not handlers: routing and serving, and the support every
-/// handler may use (query and list parsing, cursors, replies). The other modules are
+/// handler may use (query and list parsing, cursors, replies), and the API description
+/// that names every handler's operation. The other modules are
 /// handlers, and a handler uses no other handler.
 const HTTP_SUPPORT: &[&str] = &[
     "mod",
@@ -40,6 +41,7 @@ const HTTP_SUPPORT: &[&str] = &[
     "idempotent",
     "paging",
     "recover",
+    "openapi",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -29,7 +29,7 @@ use super::patch::nullable;
 use crate::domain::refusal::FieldError;
 
 /// Stored as text (`accounts.status`, whose CHECK lists the same names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum AccountStatus {
@@ -79,7 +79,7 @@ impl AccountStatus {
 }
 
 /// Delinquency buckets by days past due.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub enum Bucket {
     #[serde(rename = "current")]
     Current,
@@ -117,7 +117,7 @@ pub fn days_past_due(due_date: Option<NaiveDate>, status: AccountStatus, today: 
 }
 
 /// Read from the `address_*` columns of a row.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Address {
     #[sqlx(rename = "address_line1")]
@@ -135,8 +135,21 @@ pub struct Address {
 }
 
 /// Body of `POST /accounts`. Money arrives as strings; anything unknown is refused.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "account_number": "ACC-000123",
+    "debtor_name": "Jane Doe",
+    "email": "jane@example.com",
+    "phone": "+1 201 555 0134",
+    "address": {"line1": "1 Main St", "city": "Springfield", "region": "NJ", "postal_code": "07081", "country": "US"},
+    "timezone": "America/New_York",
+    "original_balance": "1250.00",
+    "currency": "USD",
+    "due_date": "2026-01-15",
+    "tags": ["priority"],
+    "custom_fields": {"portfolio": "Q1"}
+}))]
 pub struct CreateAccount {
     pub account_number: Option<String>,
     pub external_ref: Option<String>,
@@ -160,7 +173,7 @@ pub struct CreateAccount {
 }
 
 /// Body of `PATCH /accounts/{id}`: absent fields stay, `null` clears nullable ones.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAccount {
     pub account_number: Option<String>,

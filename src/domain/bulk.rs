@@ -13,7 +13,7 @@ use crate::domain::refusal::FieldError;
 pub const MAX_BULK_ROWS: usize = 200_000;
 
 /// Body of `POST /accounts/bulk-update`: exactly one of `ids` and `filter`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkUpdateRequest {
     pub ids: Option<Vec<Uuid>>,
@@ -24,7 +24,7 @@ pub struct BulkUpdateRequest {
 
 /// Absent fields stay as they are; `null` clears `assigned_agent_id` and `next_action_at`
 /// (serialised the same way, so an idempotency hash tells the two apart).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchBody {
     pub status: Option<AccountStatus>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::money::Currency;
 use crate::domain::refusal::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     Card,
@@ -44,7 +44,7 @@ impl Method {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     Pending,
@@ -91,7 +91,7 @@ impl PaymentStatus {
 }
 
 /// Statuses a payment may be created in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InitialStatus {
     Pending,
@@ -108,8 +108,16 @@ impl From<InitialStatus> for PaymentStatus {
 }
 
 /// Body of `POST /accounts/{id}/payments`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "amount": "150.00",
+    "currency": "USD",
+    "method": "card",
+    "reference": "txn-8812",
+    "received_at": "2026-02-01T10:30:00Z",
+    "status": "completed"
+}))]
 pub struct CreatePayment {
     pub amount: String,
     pub currency: String,
@@ -190,7 +198,7 @@ impl CreatePayment {
 }
 
 /// Body of `PATCH /payments/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchPayment {
     pub status: PaymentStatus,
@@ -198,13 +206,13 @@ pub struct PatchPayment {
 }
 
 /// Body of `POST /payments/{id}/simulate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Simulate {
     pub outcome: SimulatedOutcome,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SimulatedOutcome {
     Success,

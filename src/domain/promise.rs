@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::money::Currency;
 use crate::domain::refusal::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PromiseStatus {
     Open,
@@ -17,7 +17,7 @@ pub enum PromiseStatus {
 }
 
 /// Body of `POST /accounts/{id}/promises`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePromise {
     pub amount: String,

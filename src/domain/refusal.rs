@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 /// One field (or parameter) and why its value was refused.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -18,15 +18,17 @@ use crate::domain::money::Currency;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::indexed::WaitForParam;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, etag, no_content, respond, with_etag};
+use crate::lists::accounts::AccountListParams;
 use crate::lists::accounts::{self as account_list, encode_search_cursor, facets_json};
 use crate::search::highlight::highlight;
 use crate::service::accounts as service;
 use crate::store::accounts::{self, AccountRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     pub id: Uuid,
     pub account_number: String,
@@ -65,7 +67,7 @@ pub struct AccountView {
     pub open_promise: Option<OpenPromiseView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct OpenPromiseView {
     pub id: Uuid,
     pub amount: String,
@@ -180,6 +182,13 @@ pub async fn account_response(state: &AppState, status: StatusCode, row: Account
     Ok(with_etag(api::json(status, &view), version))
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
+    params(AccountListParams),
+    responses(
+        (status = 200, description = "A page of accounts from the index; `highlight` when `q` is given", body = ListPage<ListItem>),
+        (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -202,12 +211,12 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
             .next
             .map(|after| encode_search_cursor(after, &account_list::sort_signature(sort))),
         facets: facets_json(&page.facets),
-        more: (),
+        more: api::NoMore {},
     };
     Ok(api::json(StatusCode::OK, &body))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ListItem {
     #[serde(flatten)]
     account: AccountView,
@@ -215,6 +224,14 @@ struct ListItem {
     highlight: Option<Map<String, Value>>,
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", operation_id = "create_account",
+    params(WaitForParam),
+    request_body = CreateAccount,
+    responses(
+        (status = 201, description = "The account, with its ETag and Location", body = AccountView),
+        (status = 403, description = "The role may not create accounts, or assign them"),
+        (status = 409, description = "`duplicate_account_number`"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateAccount) -> Result<Response> {
     let row = service::create(state.pool(), state.phone_region(), &caller, body).await?;
@@ -227,6 +244,12 @@ async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: 
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "get_account",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account from SQL, with its ETag", body = AccountView),
+        (status = 403, description = "The role may not read accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -241,6 +264,17 @@ fn if_match_satisfied(if_match: Option<&str>, current_version: i64) -> bool {
     header.split(',').map(str::trim).any(|tag| tag == "*" || tag == current)
 }
 
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "update_account",
+    params(("id" = Uuid, Path, description = "The account's id"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read; a changed account answers 412"),
+        WaitForParam),
+    request_body = PatchAccount,
+    responses(
+        (status = 200, description = "The changed account, with its ETag", body = AccountView),
+        (status = 403, description = "The role may not change these fields of this account"),
+        (status = 409, description = "`duplicate_account_number`, or a currency fixed by payments"),
+        (status = 412, description = "`precondition_failed`: If-Match names another version"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn patch(
     id: Uuid,
@@ -265,6 +299,12 @@ async fn patch(
     account_response(&state, StatusCode::OK, row).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "delete_account",
+    params(("id" = Uuid, Path, description = "The account's id"), WaitForParam),
+    responses(
+        (status = 204, description = "Soft-deleted (restorable)"),
+        (status = 403, description = "The role may not delete accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
     let row = service::set_deleted(state.pool(), &caller, id, true).await?;
@@ -272,6 +312,12 @@ async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
     Ok(no_content())
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/restore", tag = "accounts", operation_id = "restore_account",
+    params(("id" = Uuid, Path, description = "The account's id"), WaitForParam),
+    responses(
+        (status = 200, description = "The restored account", body = AccountView),
+        (status = 403, description = "The role may not restore accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn restore(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
     let row = service::set_deleted(state.pool(), &caller, id, false).await?;

@@ -15,11 +15,15 @@ use crate::domain::principal::Principal;
 use crate::domain::promise::{CreatePromise, PromiseStatus};
 use crate::domain::role::Action;
 use crate::error::{Error, Result};
+use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::indexed::WaitForParam;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
+use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
+use crate::lists::activities::ActivityListParams;
 use crate::lists::activities::{self as activity_list, ActivityList};
 use crate::service::{activities as service_activities, promises as service_promises};
 use crate::state::AppState;
@@ -27,7 +31,7 @@ use crate::store::accounts;
 use crate::store::activities::{self, ActivityFilter, ActivityRow};
 use crate::store::promises::{self, PromiseRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -59,7 +63,7 @@ impl From<ActivityRow> for ActivityView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PromiseView {
     pub id: Uuid,
     pub account_id: Uuid,
@@ -138,6 +142,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/activities", tag = "activities", operation_id = "log_activity",
+    params(("id" = Uuid, Path, description = "The account contacted"), WaitForParam),
+    request_body = CreateActivity,
+    responses(
+        (status = 201, description = "The activity", body = ActivityView),
+        (status = 403, description = "The role may not work this account"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateActivity) -> Result<Response> {
     let (row, version) = service_activities::log(state.pool(), &caller, account_id, body).await?;
@@ -145,6 +156,12 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
     Ok(api::json(StatusCode::CREATED, &ActivityView::from(row)))
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/activities", tag = "activities", operation_id = "list_account_activities",
+    params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
+    responses(
+        (status = 200, description = "The account's contact timeline, newest first", body = ListPage<ActivityView>),
+        (status = 403, description = "The role may not read accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -162,6 +179,12 @@ async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: Str
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(get, path = "/api/v1/activities", tag = "activities", operation_id = "list_activities",
+    params(ActivityListParams),
+    responses(
+        (status = 200, description = "Activities across accounts, newest first", body = ListPage<ActivityView>),
+        (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -173,6 +196,14 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/promises", tag = "promises", operation_id = "create_promise",
+    params(("id" = Uuid, Path, description = "The account that promises"), WaitForParam),
+    request_body = CreatePromise,
+    responses(
+        (status = 201, description = "The open promise", body = PromiseView),
+        (status = 403, description = "The role may not work this account"),
+        (status = 409, description = "`promise_already_open`, or the account's status allows no promise"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePromise) -> Result<Response> {
     let made = service_promises::make(state.pool(), &caller, account_id, body).await?;
@@ -180,6 +211,12 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
     Ok(api::json(StatusCode::CREATED, &PromiseView::new(made.row, made.currency)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/promises", tag = "promises", operation_id = "list_account_promises",
+    params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
+    responses(
+        (status = 200, description = "The account's promises, newest first", body = ListPage<PromiseView>),
+        (status = 403, description = "The role may not read accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -194,6 +231,13 @@ async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: Str
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(post, path = "/api/v1/promises/{id}/cancel", tag = "promises", operation_id = "cancel_promise",
+    params(("id" = Uuid, Path, description = "The promise's id"), WaitForParam),
+    responses(
+        (status = 200, description = "The cancelled promise", body = PromiseView),
+        (status = 403, description = "The role may not work this account"),
+        (status = 409, description = "`invalid_transition`: the promise is no longer open"),
+    ))]
 #[tracing::instrument(skip_all, fields(promise_id = %id))]
 async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
     let cancelled = service_promises::cancel(state.pool(), &caller, id).await?;

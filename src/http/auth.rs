@@ -19,7 +19,7 @@ use crate::state::AppState;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserRow};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RegisterRequest {
     email: String,
@@ -27,20 +27,20 @@ struct RegisterRequest {
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshRequest {
     refresh_token: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenResponse {
     access_token: String,
     refresh_token: String,
@@ -90,6 +90,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register", security(()),
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "The user, `pending` until an admin gives a role", body = UserView),
+        (status = 403, description = "`registration_disabled`"),
+        (status = 409, description = "`email_taken`"),
+        (status = 429, description = "`rate_limited`: too many registrations from this address"),
+        (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<Response> {
     if !state.settings().allow_registration {
@@ -109,6 +118,14 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()),
+    request_body(content = LoginRequest, example = json!({"email": "agent@example.com", "password": "correct horse battery staple"})),
+    responses(
+        (status = 200, description = "Tokens and the user", body = TokenResponse),
+        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or disabled user (one answer)"),
+        (status = 429, description = "`rate_limited`, with Retry-After"),
+        (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
@@ -144,6 +161,12 @@ fn token_response(state: &AppState, user: &UserRow, session_id: uuid::Uuid, refr
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", operation_id = "refresh", security(()),
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens; the refresh token sent is spent", body = TokenResponse),
+        (status = 401, description = "`refresh_token_invalid`, or `refresh_token_reused` (the session is revoked)"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
     let (new_token, new_hash) = new_refresh_token();
@@ -169,6 +192,9 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", operation_id = "logout", security(()),
+    request_body = RefreshRequest,
+    responses((status = 204, description = "The session is revoked (whether or not the token existed)")))]
 /// Always 204: telling whether the token existed would help nobody but an attacker.
 #[tracing::instrument(skip_all)]
 async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
@@ -177,6 +203,8 @@ async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
     Ok(no_content())
 }
 
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "me",
+    responses((status = 200, description = "The caller", body = UserView)))]
 async fn me(caller: Principal, state: AppState) -> Result<Response> {
     let user = users::by_id(state.pool(), caller.user_id)
         .await?

@@ -17,9 +17,12 @@ use warp::reply::{Reply, Response};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
+use crate::http::FileBytes;
 use crate::http::filters::{principal, with_state};
 use crate::http::query::raw_query;
 use crate::http::respond;
+use crate::lists::accounts::AccountListParams;
+use crate::lists::payments::PaymentListParams;
 use crate::lists::{accounts as account_list, payments as payment_list};
 use crate::service::exports::{Format, MAX_CSV_ROWS, Source, check_size, produce};
 use crate::state::AppState;
@@ -49,6 +52,15 @@ fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name
         headers.insert(header::CONTENT_DISPOSITION, value);
     }
     response
+}
+
+/// `format=`, read by [`split_format`], for the API description.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FormatParam {
+    /// The file's format; csv when absent.
+    #[param(inline)]
+    pub format: Option<Format>,
 }
 
 /// Splits `format=` off the list parameters.
@@ -90,6 +102,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     accounts.or(payments).unify().boxed()
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/export", tag = "accounts", operation_id = "export_accounts",
+    params(FormatParam, AccountListParams),
+    responses(
+        (status = 200, description = "The accounts the filters match, streamed as a file (attachment)",
+            content((FileBytes = "text/csv"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 403, description = "The role may not read accounts"),
+        (status = 422, description = "`validation_failed`: more rows than the format allows"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -102,6 +123,15 @@ async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Res
     Ok(stream(&state, Source::Accounts { today }, ids, format, "accounts"))
 }
 
+#[utoipa::path(get, path = "/api/v1/payments/export", tag = "payments", operation_id = "export_payments",
+    params(FormatParam, PaymentListParams),
+    responses(
+        (status = 200, description = "The payments the filters match, streamed as a file (attachment)",
+            content((FileBytes = "text/csv"), (FileBytes = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
+        (status = 403, description = "The role may not read accounts"),
+        (status = 422, description = "`validation_failed`: more rows than the format allows"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn export_payments(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;

@@ -96,6 +96,11 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::new(Code::MalformedJson, "the body must be a JSON object"));
     }
+    if escapes_nul(body) {
+        // PostgreSQL text cannot hold NUL: refused here, for every body, rather than as
+        // a 500 from whichever statement would store it.
+        return Err(Error::new(Code::MalformedJson, "text may not contain the NUL character (\\u0000)"));
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -121,6 +126,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
         .end()
         .map_err(|e| Error::new(Code::MalformedJson, format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// Whether a JSON text holds the escape `\u0000` (a raw NUL byte is not valid JSON): an
+/// escape is a `\u` after an even number of backslashes.
+fn escapes_nul(body: &[u8]) -> bool {
+    body.windows(6).enumerate().any(|(at, window)| {
+        window[0] == b'\\' && &window[1..] == b"u0000" && body[..at].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 fn join_path(parent: &str, field: &str) -> String {
@@ -179,5 +192,13 @@ mod tests {
         assert_eq!(parse_json::<Body>(br#"{"name": "a"} x"#).unwrap_err().code(), Code::MalformedJson);
         assert_eq!(parse_json::<Body>(br#"["a"]"#).unwrap_err().code(), Code::MalformedJson);
         assert_eq!(field_of(parse_json::<Body>(br#"{"inner": {}}"#).unwrap_err()), "name");
+        assert_eq!(
+            parse_json::<Body>(br#"{"name": "a\u0000b"}"#).unwrap_err().code(),
+            Code::MalformedJson
+        );
+        assert!(
+            parse_json::<Body>(br#"{"name": "a\\u0000"}"#).is_ok(),
+            "an escaped backslash, then text"
+        );
     }
 }

@@ -8,6 +8,14 @@ use warp::reply::Response;
 /// What a JSON answer may load or be framed by: nothing.
 const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
+/// What the Swagger UI at `/docs` may load: its own scripts, styles and images from this
+/// origin (none from elsewhere), the description by `fetch` to this origin, never framed.
+/// Its inline styles (React style attributes, markdown it renders) need
+/// `'unsafe-inline'` for styles only, and its stylesheet's icons are `data:` images;
+/// scripts stay limited to the vendored files.
+pub const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
 /// Sets the headers an answer has not set itself (a page sets its own policy).
 pub fn secure(response: &mut Response, hsts_max_age: u64) {
     let headers = response.headers_mut();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde::Serialize;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -13,10 +13,33 @@ use crate::http::filters::with_state;
 use crate::http::{self as api};
 use crate::state::AppState;
 
+/// The process answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Live {
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// The dependencies answer: `ok`, or `degraded` while Redis is down (delivery to this
+/// instance only; it stays ready).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Ready {
+    #[schema(example = "ok")]
+    status: &'static str,
+    checks: Checks,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    database: &'static str,
+    /// The search backend's own status.
+    search: String,
+    /// `ok`, `down` or `disabled`.
+    redis: &'static str,
+}
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let live = warp::path!("health" / "live")
-        .and(warp::get())
-        .map(|| api::json(StatusCode::OK, &json!({"status": "ok"})));
+    let live = warp::path!("health" / "live").and(warp::get()).map(live);
     // `/health` is readiness under the name load balancers and compose look for.
     let ready = warp::path!("health" / "ready")
         .or(warp::path!("health"))
@@ -27,6 +50,17 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     live.or(ready).unify().boxed()
 }
 
+#[utoipa::path(get, path = "/health/live", tag = "health", operation_id = "live", security(()),
+    responses((status = 200, description = "The process answers", body = Live)))]
+fn live() -> Response {
+    api::json(StatusCode::OK, &Live { status: "ok" })
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "ready", security(()),
+    responses(
+        (status = 200, description = "PostgreSQL and the search index answer", body = Ready),
+        (status = 503, description = "`service_unavailable`: a dependency does not answer, or the sync worker stopped"),
+    ))]
 async fn ready(state: AppState) -> Response {
     let probe = tokio::time::timeout(Duration::from_secs(2), crate::store::ping(state.pool())).await;
     if let Some(reason) = state.sync_metrics().stopped() {
@@ -42,10 +76,12 @@ async fn ready(state: AppState) -> Response {
             // Redis down degrades delivery to this instance; the service stays ready.
             let redis = state.events().redis_status();
             let status = if redis == "down" { "degraded" } else { "ok" };
-            api::json(
-                StatusCode::OK,
-                &json!({"status": status, "checks": {"database": "ok", "search": search, "redis": redis}}),
-            )
+            let checks = Checks {
+                database: "ok",
+                search,
+                redis,
+            };
+            api::json(StatusCode::OK, &Ready { status, checks })
         }
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");

@@ -19,14 +19,17 @@ use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::idempotent::{accept, replay};
+use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
+use crate::http::{FileBytes, ListPage};
 use crate::import::columns::Column;
 use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal};
 use crate::service::idempotency;
 use crate::service::imports::{self as submission, ImportParams, Mode};
+use crate::service::jobs::Failure;
 use crate::service::jobs::{self as service_jobs, JobView, visible_job};
 use crate::state::AppState;
 use crate::store::imports;
@@ -36,7 +39,7 @@ const IDEMPOTENCY_SCOPE: &str = "import";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
 /// An import job: the job, plus how the file was read.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ImportView {
     #[serde(flatten)]
     job: JobView,
@@ -48,7 +51,7 @@ struct ImportView {
     unknown_columns: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ColumnView {
     header: String,
     field: Option<&'static str>,
@@ -115,6 +118,18 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(errors_xlsx)
         .unify()
         .boxed()
+}
+
+/// The multipart form [`read_upload`] reads, for the API description.
+#[derive(utoipa::ToSchema)]
+pub struct ImportForm {
+    /// The spreadsheet.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// create (the default), upsert or dry_run.
+    pub mode: Option<Mode>,
+    /// The sheet to read; the first when absent.
+    pub sheet: Option<String>,
 }
 
 /// What the multipart body held.
@@ -220,6 +235,13 @@ pub fn refusal(refusal: Refusal) -> Error {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "submit_import",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and file answers the first job")),
+    request_body(content = ImportForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, description = "The staged import job, with Location", body = ImportView),
+        (status = 403, description = "The role may not create (or, with upsert, update or assign) accounts"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn submit<S, B>(
     caller: Principal,
@@ -315,11 +337,17 @@ async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Resul
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "imports", operation_id = "get_import",
+    params(("id" = Uuid, Path, description = "The import job's id")),
+    responses((status = 200, description = "The import job and how its file was read", body = ImportView)))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let job = visible_import(&state, &caller, id).await?;
     Ok(api::json(StatusCode::OK, &ImportView::new(job)?))
 }
 
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors", tag = "imports", operation_id = "list_import_errors",
+    params(("id" = Uuid, Path, description = "The import job's id"), PageQuery),
+    responses((status = 200, description = "The rejected rows with their errors, in file order", body = ListPage<Failure>)))]
 /// The rejected rows with their errors, in file order.
 async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::<i32>::from_query(&raw)?;
@@ -339,6 +367,10 @@ fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {
     response
 }
 
+#[utoipa::path(get, path = "/api/v1/imports/{id}/errors.xlsx", tag = "imports", operation_id = "download_import_errors",
+    params(("id" = Uuid, Path, description = "The import job's id")),
+    responses((status = 200, description = "The rejected rows as uploaded, plus a column saying what to fix",
+        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes)))]
 /// The rejected rows as uploaded, plus a column saying what to fix.
 async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let job = visible_import(&state, &caller, id).await?;
@@ -352,6 +384,12 @@ async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Res
     Ok(xlsx_response(bytes, &format!("import-{id}-errors.xlsx")))
 }
 
+#[utoipa::path(get, path = "/api/v1/imports/template.xlsx", tag = "imports", operation_id = "download_import_template",
+    responses(
+        (status = 200, description = "An empty workbook with every column, and a sheet describing them",
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes),
+        (status = 403, description = "The role may not create accounts"),
+    ))]
 /// An empty workbook with every column, and a sheet describing them.
 async fn template(caller: Principal, _state: AppState) -> Result<Response> {
     caller.require(Action::CreateAccount)?;

@@ -22,6 +22,21 @@ impl WaitForIndexed {
     }
 }
 
+/// How [`wait_for`] reads the query, for the API description.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WaitForParam {
+    /// `indexed`: answer only once the search index holds the write (bounded; 504 past it).
+    #[param(inline)]
+    pub wait_for: Option<WaitFor>,
+}
+
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum WaitFor {
+    Indexed,
+}
+
 pub fn wait_for() -> impl Filter<Extract = (WaitForIndexed,), Error = warp::Rejection> + Clone {
     raw_query().and_then(|raw: String| async move {
         let mut wait = false;

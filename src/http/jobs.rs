@@ -14,8 +14,10 @@ use crate::domain::bulk::{BulkUpdateRequest, MAX_BULK_ROWS};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
+use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::idempotent::{accept, replay};
+use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
@@ -23,6 +25,7 @@ use crate::jobs::bulk_update::BulkParams;
 use crate::lists::accounts as account_list;
 use crate::service::accounts::check_assignee;
 use crate::service::idempotency;
+use crate::service::jobs::Failure;
 use crate::service::jobs::{self as service_jobs, JobView, visible_job};
 use crate::state::AppState;
 use crate::store::jobs;
@@ -124,6 +127,14 @@ async fn resolve(state: &AppState, caller: &Principal, request: &BulkUpdateReque
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/bulk-update", tag = "jobs", operation_id = "bulk_update_accounts",
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key answers the first job")),
+    request_body = BulkUpdateRequest,
+    responses(
+        (status = 202, description = "The queued job, with Location", body = JobView),
+        (status = 403, description = "The role may not work or assign accounts"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn submit(caller: Principal, state: AppState, key: Option<String>, request: BulkUpdateRequest) -> Result<Response> {
     caller.require(Action::WorkAccount)?;
@@ -166,6 +177,9 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", operation_id = "list_jobs",
+    params(PageQuery),
+    responses((status = 200, description = "The caller's jobs (every job for managers and admins), newest first", body = ListPage<JobView>)))]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::from_query(&raw)?;
     let owner = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
@@ -175,11 +189,17 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", operation_id = "get_job",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses((status = 200, description = "The job and its progress", body = JobView)))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let job = visible_job(state.pool(), &caller, id).await?;
     Ok(api::json(StatusCode::OK, &JobView::from(job)))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/failures", tag = "jobs", operation_id = "list_job_failures",
+    params(("id" = Uuid, Path, description = "The job's id"), PageQuery),
+    responses((status = 200, description = "The rows the job could not change, in order", body = ListPage<Failure>)))]
 /// The rows a job could not change, with the reason, in order.
 async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::<i32>::from_query(&raw)?;
@@ -189,6 +209,12 @@ async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> 
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", operation_id = "cancel_job",
+    params(("id" = Uuid, Path, description = "The job's id")),
+    responses(
+        (status = 200, description = "Cancellation requested; the runner stops between rows", body = JobView),
+        (status = 409, description = "`invalid_transition`: the job already ended"),
+    ))]
 async fn cancel(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let job = visible_job(state.pool(), &caller, id).await?;
     if job.finished_at.is_some() {

@@ -14,6 +14,7 @@ pub mod indexed;
 pub mod jobs;
 pub mod metrics;
 pub mod notifications;
+pub mod openapi;
 pub mod paging;
 pub mod payments;
 pub mod query;
@@ -24,12 +25,16 @@ pub mod users;
 pub mod ws;
 
 use serde::Serialize;
+use utoipa::openapi::schema::{KnownFormat, Object, SchemaFormat, Type};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::error::Result;
+use crate::search::FacetValue;
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -57,6 +62,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed();
     let handled = health::routes(state.clone())
         .or(ws::routes())
+        .unify()
+        .or(openapi::routes())
         .unify()
         .or(api)
         .unify()
@@ -116,12 +123,34 @@ pub fn no_content() -> Response {
 
 /// `{data, total, next_cursor, facets}`, the shape of every list, serialized straight
 /// from the views; `more` adds a list's own fields (the notifications' `unread_count`).
-#[derive(Serialize)]
-pub struct ListPage<T, M = ()> {
+#[derive(Serialize, ToSchema)]
+pub struct ListPage<T, M = NoMore> {
     pub data: Vec<T>,
     pub total: u64,
+    /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// For each facet asked for, its values with their counts (and sums for amounts).
+    #[schema(value_type = HashMap<String, Vec<FacetValue>>)]
     pub facets: serde_json::Map<String, serde_json::Value>,
     #[serde(flatten)]
     pub more: M,
 }
+
+/// What most lists add to a page: nothing (a braced struct, so that its schema is an
+/// object the page's schema can be combined with).
+#[derive(Serialize, ToSchema)]
+pub struct NoMore {}
+
+/// A file's bytes, as OpenAPI 3.1 describes binary content.
+pub struct FileBytes;
+
+impl PartialSchema for FileBytes {
+    fn schema() -> RefOr<Schema> {
+        Object::builder()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for FileBytes {}

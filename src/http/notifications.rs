@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -11,6 +11,7 @@ use warp::reply::Response;
 
 use crate::domain::principal::Principal;
 use crate::error::{Error, Result};
+use crate::http::ListPage;
 use crate::http::filters::{principal, with_state};
 use crate::http::paging::PageRequest;
 use crate::http::query::parse_query;
@@ -19,7 +20,7 @@ use crate::http::{self as api, respond};
 use crate::state::AppState;
 use crate::store::notifications::{self, NotificationRow, Position};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: Uuid,
     pub kind: String,
@@ -45,13 +46,20 @@ impl From<NotificationRow> for NotificationView {
 }
 
 /// What the notification list adds to a page: how many are unread in all.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Unread {
     unread_count: i64,
 }
 
-#[derive(Deserialize)]
+/// How many notifications `read-all` marked read.
+#[derive(Serialize, utoipa::ToSchema)]
+struct ReadAll {
+    updated: u64,
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     unread_only: Option<bool>,
     page_size: Option<u32>,
@@ -80,6 +88,9 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list.or(unread).unify().or(read_all).unify().or(read).unify().boxed()
 }
 
+#[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", operation_id = "list_notifications",
+    params(ListQuery),
+    responses((status = 200, description = "The caller's notifications, unread first", body = ListPage<NotificationView, Unread>)))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let query: ListQuery = parse_query(&raw)?;
@@ -98,11 +109,16 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(get, path = "/api/v1/notifications/unread-count", tag = "notifications", operation_id = "count_unread_notifications",
+    responses((status = 200, description = "How many are unread", body = Unread)))]
 async fn unread(caller: Principal, state: AppState) -> Result<Response> {
     let unread = notifications::count(state.pool(), caller.user_id, true).await?;
-    Ok(api::json(StatusCode::OK, &json!({"unread_count": unread})))
+    Ok(api::json(StatusCode::OK, &Unread { unread_count: unread }))
 }
 
+#[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", operation_id = "read_notification",
+    params(("id" = Uuid, Path, description = "The notification's id")),
+    responses((status = 200, description = "The notification, read", body = NotificationView)))]
 #[tracing::instrument(skip_all, fields(notification_id = %id))]
 async fn read(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let row = notifications::mark_read(state.pool(), caller.user_id, id)
@@ -111,7 +127,9 @@ async fn read(id: Uuid, caller: Principal, state: AppState) -> Result<Response> 
     Ok(api::json(StatusCode::OK, &NotificationView::from(row)))
 }
 
+#[utoipa::path(post, path = "/api/v1/notifications/read-all", tag = "notifications", operation_id = "read_all_notifications",
+    responses((status = 200, description = "How many were marked read", body = ReadAll)))]
 async fn read_all(caller: Principal, state: AppState) -> Result<Response> {
     let updated = notifications::mark_all_read(state.pool(), caller.user_id).await?;
-    Ok(api::json(StatusCode::OK, &json!({"updated": updated})))
+    Ok(api::json(StatusCode::OK, &ReadAll { updated }))
 }

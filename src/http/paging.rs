@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::ListPage;
+use crate::http::{ListPage, NoMore};
 use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Where a keyset page of an SQL list ends: the list's sort key, carried between pages
@@ -92,10 +92,14 @@ pub struct PageRequest<P = Keyset> {
 }
 
 /// `?page_size=&cursor=` and nothing else.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct PageQuery {
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Rows per page.
+    #[param(minimum = 1, maximum = 200, default = 25)]
     page_size: Option<u32>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
 }
 
@@ -134,7 +138,7 @@ impl<P: Position> PageRequest<P> {
         key: impl Fn(&R) -> P,
         view: impl Fn(R) -> Result<T>,
     ) -> Result<ListPage<T>> {
-        self.finish_with(rows, total, key, view, ())
+        self.finish_with(rows, total, key, view, NoMore {})
     }
 
     /// [`Self::finish`] for a list that adds its own fields (`more`) to the page.

@@ -16,18 +16,21 @@ use crate::domain::role::Action;
 use crate::error::{Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::idempotent::replay;
+use crate::http::indexed::WaitForParam;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
+use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond, with_etag};
 use crate::lists::accounts::{encode_search_cursor, facets_json};
 use crate::lists::payments as payment_list;
+use crate::lists::payments::{PaymentListParams, PaymentStats, StatsParams};
 use crate::service::payments::{self as service, PaymentView, Recorded, Simulated, currency_of};
 use crate::state::AppState;
 use crate::store::{accounts, payments};
 
 /// A search hit: the payment and the account fields it was found by.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PaymentHitView {
     #[serde(flatten)]
     pub payment: PaymentView,
@@ -118,6 +121,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/payments", tag = "payments", operation_id = "create_payment",
+    params(("id" = Uuid, Path, description = "The account paid"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key answers the first result"),
+        WaitForParam),
+    request_body = CreatePayment,
+    responses(
+        (status = 201, description = "The payment, with its ETag and Location; `idempotency-replayed: true` on a replay", body = PaymentView),
+        (status = 403, description = "The role may not record payments on this account"),
+        (status = 422, description = "`validation_failed`, `currency_mismatch`, `overpayment` or `idempotency_key_reused`"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn create(
     account_id: Uuid,
@@ -150,6 +163,12 @@ async fn create(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/payments", tag = "payments", operation_id = "list_account_payments",
+    params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
+    responses(
+        (status = 200, description = "The account's payments from SQL, newest first", body = ListPage<PaymentView>),
+        (status = 403, description = "The role may not read accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -163,6 +182,12 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "get_payment",
+    params(("id" = Uuid, Path, description = "The payment's id")),
+    responses(
+        (status = 200, description = "The payment from SQL, with its ETag", body = PaymentView),
+        (status = 403, description = "The role may not read accounts"),
+    ))]
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -173,6 +198,14 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
+#[utoipa::path(patch, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "update_payment_status",
+    params(("id" = Uuid, Path, description = "The payment's id"), WaitForParam),
+    request_body = PatchPayment,
+    responses(
+        (status = 200, description = "The payment in its new status, with its ETag", body = PaymentView),
+        (status = 403, description = "The role may not make this change"),
+        (status = 409, description = "`invalid_transition`, with the statuses `allowed`"),
+    ))]
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: PatchPayment) -> Result<Response> {
     let (row, account_version) = service::change_status(state.pool(), &caller, id, body).await?;
@@ -189,6 +222,15 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
+#[utoipa::path(post, path = "/api/v1/payments/{id}/simulate", tag = "payments", operation_id = "simulate_payment",
+    params(("id" = Uuid, Path, description = "A pending payment's id")),
+    request_body = Simulate,
+    responses(
+        (status = 200, description = "The processor answered at once", body = PaymentView),
+        (status = 202, description = "`delay`: the processor answers later; the payment stays pending meanwhile", body = PaymentView),
+        (status = 403, description = "The role may not change payments"),
+        (status = 409, description = "`invalid_transition`: the payment is not pending"),
+    ))]
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) -> Result<Response> {
     match service::simulate(state.pool(), &caller, id, body.outcome).await? {
@@ -197,6 +239,13 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "search_payments",
+    params(PaymentListParams),
+    responses(
+        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentHitView>),
+        (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn search(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
@@ -213,15 +262,22 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
         total: page.total,
         next_cursor: page.next.map(|after| encode_search_cursor(after, &signature)),
         facets: facets_json(&page.facets),
-        more: (),
+        more: api::NoMore {},
     };
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(get, path = "/api/v1/payments/stats", tag = "payments", operation_id = "payment_stats",
+    params(StatsParams),
+    responses(
+        (status = 200, description = "Payment statistics per currency over local days", body = PaymentStats),
+        (status = 403, description = "The role may not read accounts"),
+        (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn stats(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     caller.require(Action::ReadAccounts)?;
     let request = payment_list::parse_stats(&raw, Utc::now())?;
     let stats = state.search().payment_stats(request.query.clone()).await?;
-    Ok(api::json(StatusCode::OK, &payment_list::stats_json(&request, stats)?))
+    Ok(api::json(StatusCode::OK, &payment_list::stats_view(&request, stats)))
 }

@@ -10,14 +10,16 @@ use warp::reply::Response;
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role};
 use crate::error::{Code, Error, Result};
+use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
+use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::{self as api, respond};
 use crate::service::users::{CreateUser, UserView, create_user};
 use crate::state::AppState;
 use crate::store::users;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUser {
     role: Option<Role>,
@@ -45,6 +47,12 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     list.or(create).unify().or(update).unify().boxed()
 }
 
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Users, newest first", body = ListPage<UserView>),
+        (status = 403, description = "Admins only"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
@@ -55,6 +63,14 @@ async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<R
     Ok(api::json(StatusCode::OK, &body))
 }
 
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The user", body = UserView),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "`email_taken`"),
+        (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
     caller.require(Action::ManageUsers)?;
@@ -63,6 +79,14 @@ async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<
     Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
 }
 
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
+    params(("id" = Uuid, Path, description = "The user's id")),
+    request_body = UpdateUser,
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 403, description = "Admins only"),
+        (status = 409, description = "`conflict`: an admin cannot change their own role or disable themselves"),
+    ))]
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) -> Result<Response> {
     caller.require(Action::ManageUsers)?;

@@ -56,16 +56,26 @@ pub const PATH: &str = "/api/v1/ws";
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
+/// A request without an upgrade: what to do instead.
+#[utoipa::path(get, path = "/api/v1/ws", tag = "events", operation_id = "events_socket",
+    description = "Live events over a WebSocket: `Authorization: Bearer` on the upgrade, or a first \
+                   message `{\"event\": \"auth\", \"data\": {\"token\": \"...\"}}` within 5 s.",
+    responses(
+        (status = 101, description = "The upgrade, taken by the connection loop before routing"),
+        (status = 426, description = "`upgrade_required`: connect with a WebSocket client"),
+    ))]
+fn socket() -> Response {
+    let mut response = Error::new(Code::UpgradeRequired, "connect with a WebSocket client").into_response();
+    response
+        .headers_mut()
+        .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    response
+}
+
 /// The demo page, and a clear answer to a plain request for the socket path (upgrades
 /// are taken by the connection loop before routing; see [`upgrade`]).
 pub fn routes() -> BoxedFilter<(Response,)> {
-    let plain = warp::path!("api" / "v1" / "ws").map(|| {
-        let mut response = Error::new(Code::UpgradeRequired, "connect with a WebSocket client").into_response();
-        response
-            .headers_mut()
-            .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-        response
-    });
+    let plain = warp::path!("api" / "v1" / "ws").map(socket);
     let demo = warp::path!("ws-test").and(warp::get()).map(|| {
         static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let inner = |open: &str, close: &str| {

@@ -63,7 +63,7 @@ pub struct Row {
 }
 
 /// One problem with a row: the file's column header (or the field) and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RowError {
     pub column: String,
     pub message: String,

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -61,6 +61,46 @@ const PARAMS: &[Param<Request>] = &[
         }
     }),
 ];
+
+/// The account list's parameters as the API description shows them (a test keeps
+/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountListParams {
+    /// Full-text search: name, account number, reference, email, phone, notes.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    pub status: Option<Vec<AccountStatus>>,
+    /// A user id, `me` or `unassigned`.
+    pub assigned_agent_id: Option<String>,
+    pub tags: Option<Vec<String>>,
+    /// A non-negative decimal amount.
+    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
+    pub min_balance: Option<String>,
+    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
+    pub max_balance: Option<String>,
+    pub due_from: Option<NaiveDate>,
+    pub due_to: Option<NaiveDate>,
+    pub next_action_before: Option<DateTime<Utc>>,
+    pub next_action_after: Option<DateTime<Utc>>,
+    pub bucket: Option<Vec<Bucket>>,
+    pub do_not_call: Option<bool>,
+    pub do_not_email: Option<bool>,
+    pub cease_communication: Option<bool>,
+    /// Soft-deleted accounts too (managers and admins).
+    pub include_deleted: Option<bool>,
+    pub has_open_promise: Option<bool>,
+    /// balance or current_balance, due_date, next_action or next_action_at, updated or
+    /// updated_at, name or debtor_name; `-` first for descending. Relevance with `q`,
+    /// else `-updated`.
+    pub sort: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 25)]
+    pub page_size: Option<u32>,
+    /// `next_cursor` of the previous page (same sort).
+    pub cursor: Option<String>,
+    /// Comma-separated: status, bucket, assigned_agent_id, tags.
+    pub facets: Option<String>,
+}
 
 /// Parses the list parameters for `caller`. Unknown parameters are refused by name.
 pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQuery> {
@@ -178,6 +218,14 @@ pub fn facets_json(facets: &[(&'static str, Vec<crate::search::FacetValue>)]) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        use utoipa::IntoParams;
+        let described: Vec<String> = AccountListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
+        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(described, parsed);
+    }
     use crate::domain::role::Role;
     use crate::domain::search::AgentFilter;
     use crate::error::Error;

@@ -56,6 +56,30 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cursor", |r, v| r.list.cursor = Some(v.raw().to_owned())),
 ];
 
+/// The activity list's parameters as the API description shows them (a test keeps
+/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityListParams {
+    /// At most 1000 accounts.
+    pub account_id: Option<Vec<Uuid>>,
+    /// A user id or `me`.
+    pub agent_id: Option<String>,
+    #[param(rename = "type")]
+    pub kind: Option<Vec<ActivityType>>,
+    pub outcome: Option<Vec<Outcome>>,
+    /// Occurred at or after: an RFC 3339 time, or a date (its first instant, UTC).
+    pub from: Option<String>,
+    /// Occurred before: an RFC 3339 time, or a date (its first instant, UTC).
+    pub to: Option<String>,
+    /// Activities of soft-deleted accounts too (managers and admins).
+    pub include_deleted: Option<bool>,
+    #[param(minimum = 1, maximum = 200, default = 25)]
+    pub page_size: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// Parses the activity list's parameters for `caller`; every bad one is named at once.
 pub fn parse(raw: &str, caller: &Principal) -> Result<ActivityList> {
     let mut p = Problems::default();
@@ -82,4 +106,17 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<ActivityList> {
         caller.require(Action::RestoreAccount)?;
     }
     Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        use utoipa::IntoParams;
+        let described: Vec<String> = ActivityListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
+        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(described, parsed);
+    }
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
-use serde_json::{Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::money::Currency;
@@ -65,6 +65,41 @@ const PARAMS: &[Param<Request>] = &[
         }
     }),
 ];
+
+/// The payment list's parameters as the API description shows them (a test keeps
+/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentListParams {
+    /// Full-text search: reference, the account's number and debtor name.
+    #[param(max_length = 200)]
+    pub q: Option<String>,
+    pub status: Option<Vec<PaymentStatus>>,
+    pub method: Option<Vec<Method>>,
+    /// A non-negative decimal amount.
+    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
+    pub min_amount: Option<String>,
+    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
+    pub max_amount: Option<String>,
+    /// Received at or after: an RFC 3339 time, or a date (its first instant, UTC).
+    pub from: Option<String>,
+    /// Received before: an RFC 3339 time, or a date (included whole).
+    pub to: Option<String>,
+    pub account_id: Option<Uuid>,
+    /// Payments of soft-deleted accounts too (managers and admins).
+    pub include_deleted: Option<bool>,
+    /// A user id, `me` or `unassigned`: the account's agent.
+    pub assigned_agent_id: Option<String>,
+    /// received_at, amount, updated or updated_at; `-` first for descending. Relevance
+    /// with `q`, else `-received_at`.
+    pub sort: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 25)]
+    pub page_size: Option<u32>,
+    /// `next_cursor` of the previous page (same sort).
+    pub cursor: Option<String>,
+    /// Comma-separated: status, method.
+    pub facets: Option<String>,
+}
 
 pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
     let mut p = Problems::default();
@@ -132,6 +167,20 @@ const STATS_PARAMS: &[Param<StatsDays>] = &[
     Param::new("to", |r, v| r.2 = v.one(values::date, values::DATE)),
 ];
 
+/// The statistics' parameters as the API description shows them (a test keeps their
+/// names those of [`STATS_PARAMS`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// The IANA time zone whose days are counted; UTC when absent.
+    #[param(example = "Europe/Paris")]
+    pub tz: Option<String>,
+    /// The first day; 29 days before `to` when absent.
+    pub from: Option<NaiveDate>,
+    /// The last day; today (in `tz`) when absent. At most 366 days in all.
+    pub to: Option<NaiveDate>,
+}
+
 pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
     let mut p = Problems::default();
     let mut request = (Tz::UTC, None, None);
@@ -161,52 +210,126 @@ fn money(currency: Option<Currency>, amount: rust_decimal::Decimal) -> String {
     }
 }
 
-fn tally_json(currency: Option<Currency>, tally: Tally) -> Value {
-    json!({"count": tally.count, "amount": money(currency, tally.amount)})
+/// `GET /payments/stats`: completed payments over local days, per currency.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PaymentStats {
+    /// The IANA time zone the days are counted in.
+    pub tz: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// The first instant of `from` in `tz`.
+    pub day_start: DateTime<Utc>,
+    pub currencies: Vec<CurrencyStatsView>,
 }
 
-fn values_json(currency: Option<Currency>, values: &[FacetValue]) -> Value {
-    Value::Array(
-        values
-            .iter()
-            .map(|v| json!({"value": v.value, "count": v.count, "sum": money(currency, v.sum.unwrap_or_default())}))
-            .collect(),
-    )
+/// One currency's statistics (amounts of different currencies never add up).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct CurrencyStatsView {
+    pub currency: String,
+    /// Completed payments received today, this ISO week and this month.
+    pub today: TallyView,
+    pub this_week: TallyView,
+    pub this_month: TallyView,
+    /// Completed payments per day of the range.
+    pub series: Vec<DayView>,
+    pub by_status: Vec<FacetValueView>,
+    pub by_method: Vec<FacetValueView>,
+    /// completed / (completed + failed); null when neither.
+    pub success_rate: Option<f64>,
+    pub failed_count: u64,
 }
 
-/// `{tz, from, to, currencies: [...]}` as documented in the README.
-pub fn stats_json(request: &StatsRequest, stats: Vec<CurrencyStats>) -> Result<Value> {
-    let currencies: Vec<Value> = stats
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TallyView {
+    pub count: u64,
+    pub amount: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct DayView {
+    pub date: NaiveDate,
+    pub count: u64,
+    pub amount: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FacetValueView {
+    pub value: String,
+    pub count: u64,
+    pub sum: String,
+}
+
+fn tally(currency: Option<Currency>, tally: Tally) -> TallyView {
+    TallyView {
+        count: tally.count,
+        amount: money(currency, tally.amount),
+    }
+}
+
+fn values(currency: Option<Currency>, values: &[FacetValue]) -> Vec<FacetValueView> {
+    values
+        .iter()
+        .map(|v| FacetValueView {
+            value: v.value.clone(),
+            count: v.count,
+            sum: money(currency, v.sum.unwrap_or_default()),
+        })
+        .collect()
+}
+
+/// The statistics of `request`, as documented in the README.
+pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentStats {
+    let currencies = stats
         .into_iter()
         .map(|s| {
             let currency = Currency::parse(&s.currency).ok();
             let count_of = |status: &str| s.by_status.iter().find(|v| v.value == status).map_or(0, |v| v.count);
             let (completed, failed) = (count_of("completed"), count_of("failed"));
             let success_rate = (completed + failed > 0).then(|| completed as f64 / (completed + failed) as f64);
-            let series: Vec<Value> = request
+            let series = request
                 .from
                 .iter_days()
                 .zip(s.series.iter())
-                .map(|(date, tally)| json!({"date": date, "count": tally.count, "amount": money(currency, tally.amount)}))
+                .map(|(date, tally)| DayView {
+                    date,
+                    count: tally.count,
+                    amount: money(currency, tally.amount),
+                })
                 .collect();
-            json!({
-                "currency": s.currency,
-                "today": tally_json(currency, s.today),
-                "this_week": tally_json(currency, s.this_week),
-                "this_month": tally_json(currency, s.this_month),
-                "series": series,
-                "by_status": values_json(currency, &s.by_status),
-                "by_method": values_json(currency, &s.by_method),
-                "success_rate": success_rate,
-                "failed_count": failed,
-            })
+            CurrencyStatsView {
+                today: tally(currency, s.today),
+                this_week: tally(currency, s.this_week),
+                this_month: tally(currency, s.this_month),
+                series,
+                by_status: values(currency, &s.by_status),
+                by_method: values(currency, &s.by_method),
+                success_rate,
+                failed_count: failed,
+                currency: s.currency,
+            }
         })
         .collect();
-    Ok(json!({
-        "tz": request.tz.name(),
-        "from": request.from,
-        "to": request.to,
-        "day_start": start_of_day(request.tz, request.from),
-        "currencies": currencies,
-    }))
+    PaymentStats {
+        tz: request.tz.name().to_owned(),
+        from: request.from,
+        to: request.to,
+        day_start: start_of_day(request.tz, request.from),
+        currencies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::IntoParams;
+
+    fn described<P: IntoParams>() -> Vec<String> {
+        P::into_params(|| None).into_iter().map(|p| p.name).collect()
+    }
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        assert_eq!(described::<PaymentListParams>(), PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
+        assert_eq!(described::<StatsParams>(), STATS_PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
+    }
 }

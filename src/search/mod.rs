@@ -46,10 +46,11 @@ pub struct Hit<D = AccountDoc> {
     pub score: Option<f32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FacetValue {
     pub value: String,
     pub count: u64,
+    /// The amounts' sum, where the facet counts money.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sum: Option<Decimal>,
 }

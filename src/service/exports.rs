@@ -24,7 +24,8 @@ pub const MAX_CSV_ROWS: usize = 5_000_000;
 /// The most rows a worksheet holds, below its header.
 pub const MAX_XLSX_ROWS: usize = 1_048_575;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
 pub enum Format {
     Csv,
     Xlsx,

@@ -15,7 +15,7 @@ use crate::import::{Row, Sheet};
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Every row creates an account; an existing account number is an error.

@@ -2,17 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Error, Result};
+use crate::import::RowError;
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
     pub kind: String,
@@ -68,20 +69,38 @@ pub async fn visible_job(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<
         .ok_or_else(|| Error::not_found("job"))
 }
 
+/// A row a job could not change.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Failure {
+    /// An import's sheet row (`row` is its line) with each column's error.
+    ImportRow { seq: i32, row: i32, errors: Vec<RowError> },
+    /// A bulk update's account (`row` is its place in the job) and why it failed.
+    Account { row: i32, account_id: Uuid, error: String },
+}
+
 /// Up to `limit` of the rows `job` could not change after the row `after`, in order,
-/// each with its sequence number: an import's are its sheet's rows with each column's
-/// error.
-pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Value)>> {
+/// each with its sequence number.
+pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Failure)>> {
     if job.kind == "import" {
         let rows = imports::failed(pool, job.id, after.unwrap_or(0), limit).await?;
         return Ok(rows
             .into_iter()
-            .map(|(seq, line, _, errors)| (seq, json!({"seq": seq, "row": line, "errors": errors})))
+            .map(|(seq, line, _, errors)| (seq, Failure::ImportRow { seq, row: line, errors }))
             .collect());
     }
     let rows = jobs::failures(pool, job.id, after, limit).await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, account_id, error)| (seq, json!({"row": seq, "account_id": account_id, "error": error})))
+        .map(|(seq, account_id, error)| {
+            (
+                seq,
+                Failure::Account {
+                    row: seq,
+                    account_id,
+                    error,
+                },
+            )
+        })
         .collect())
 }

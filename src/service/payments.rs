@@ -24,7 +24,7 @@ use crate::store::payments::{self, Checked, Insert, PaymentRow};
 const SIMULATED_DELAY: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_SCOPE: &str = "payment";
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub id: Uuid,
     pub account_id: Uuid,

@@ -12,7 +12,7 @@ use crate::domain::role::Role;
 use crate::error::{Error, FieldError, Result};
 use crate::store::users::{self, UserRow};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: Uuid,
     pub email: String,
@@ -35,7 +35,7 @@ impl From<&UserRow> for UserView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     email: String,

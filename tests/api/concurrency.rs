@@ -16,13 +16,12 @@ async fn concurrent_updates_get_versions_in_commit_order() {
     let path = format!("/api/v1/accounts/{}", account["id"].as_str().unwrap());
     let writers: Vec<_> = (0..24)
         .map(|i| {
-            let client = app.client.clone();
-            let url = app.url(&path);
+            let api = app.api();
+            let path = path.clone();
             let token = manager.token.clone();
             tokio::spawn(async move {
-                let response = client
-                    .patch(url)
-                    .bearer_auth(token)
+                let response = api
+                    .request(reqwest::Method::PATCH, &path, Some(&token))
                     .json(&json!({"custom_fields": {"writer": i}}))
                     .send()
                     .await

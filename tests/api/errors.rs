@@ -90,16 +90,14 @@ async fn missing_or_bad_tokens_are_401() {
 async fn request_ids_are_echoed_or_generated() {
     let app = spawn_app().await;
     let response = app
-        .client
-        .get(app.url("/health/live"))
+        .request(reqwest::Method::GET, "/health/live", None)
         .header("x-request-id", "trace-abc-123")
         .send()
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
     let response = app
-        .client
-        .get(app.url("/health/live"))
+        .request(reqwest::Method::GET, "/health/live", None)
         .header("x-request-id", "bad id with spaces")
         .send()
         .await
@@ -111,14 +109,14 @@ async fn request_ids_are_echoed_or_generated() {
 #[tokio::test]
 async fn health_endpoints_answer() {
     let app = spawn_app().await;
-    let live = app.client.get(app.url("/health/live")).send().await.unwrap();
+    let live = app.request(reqwest::Method::GET, "/health/live", None).send().await.unwrap();
     assert_eq!(live.status(), StatusCode::OK);
-    let ready = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let ready = app.request(reqwest::Method::GET, "/health/ready", None).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["checks"]["database"], "ok");
     // `/health` is readiness, and readiness includes the search backend.
-    let health = app.client.get(app.url("/health")).send().await.unwrap();
+    let health = app.request(reqwest::Method::GET, "/health", None).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     let health: serde_json::Value = health.json().await.unwrap();
     assert_eq!(health["checks"]["database"], "ok");
@@ -131,7 +129,7 @@ async fn health_endpoints_answer() {
     tokio::spawn(async move { pool.close().await });
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     for path in ["/health/ready", "/health"] {
-        let down = app.client.get(app.url(path)).send().await.unwrap();
+        let down = app.request(reqwest::Method::GET, path, None).send().await.unwrap();
         assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;
     }
 }

@@ -1,6 +1,8 @@
 //! Spawns the real application on port 0 against a fresh database per test.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arrears::app::Application;
 use arrears::auth::password;
@@ -22,7 +24,7 @@ pub struct TestApp {
     pub address: String,
     /// Base URL of the metrics listener.
     pub metrics_address: Option<String>,
-    pub client: reqwest::Client,
+    client: reqwest::Client,
     pub pool: PgPool,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
@@ -130,11 +132,20 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> ApiRequest {
         let builder = self.client.request(method, self.url(path));
-        match token {
+        ApiRequest(match token {
             Some(t) => builder.bearer_auth(t),
             None => builder,
+        })
+    }
+
+    /// The application's address and client, to `clone` into tasks that send their own
+    /// requests (checked like every other).
+    pub fn api(&self) -> Api {
+        Api {
+            client: self.client.clone(),
+            address: self.address.clone(),
         }
     }
 
@@ -267,7 +278,201 @@ impl Drop for TestApp {
     }
 }
 
-/// Status and JSON body, for assertions that want both.
+/// The application's address with a client, for tasks that send requests on their own.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    address: String,
+}
+
+impl Api {
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> ApiRequest {
+        let builder = self.client.request(method, format!("{}{path}", self.address));
+        ApiRequest(match token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        })
+    }
+}
+
+/// A request to the application. `send` checks the answer against the API description
+/// (see [`check_against_description`]), so every test checks the description for free.
+pub struct ApiRequest(RequestBuilder);
+
+impl ApiRequest {
+    pub fn header(self, name: &'static str, value: impl AsRef<str>) -> Self {
+        Self(self.0.header(name, value.as_ref()))
+    }
+
+    pub fn json<T: serde::Serialize + ?Sized>(self, body: &T) -> Self {
+        Self(self.0.json(body))
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        Self(self.0.body(body))
+    }
+
+    pub fn multipart(self, form: reqwest::multipart::Form) -> Self {
+        Self(self.0.multipart(form))
+    }
+
+    pub async fn send(self) -> reqwest::Result<Response> {
+        let (client, request) = self.0.build_split();
+        let request = request?;
+        let (method, path) = (request.method().clone(), request.url().path().to_owned());
+        let response = client.execute(request).await?;
+        let status = response.status();
+        let content_type = media_type(&response);
+        let json = content_type.as_deref().is_some_and(is_json);
+        let mut checked = if json {
+            // A JSON answer is read here to be checked, and handed on whole.
+            let (version, headers) = (response.version(), response.headers().clone());
+            let body = response.bytes().await?;
+            check_against_description(&method, &path, status, content_type.as_deref(), Some(&body));
+            let mut rebuilt = http::Response::new(body);
+            *rebuilt.status_mut() = status;
+            *rebuilt.version_mut() = version;
+            *rebuilt.headers_mut() = headers;
+            reqwest::Response::from(rebuilt)
+        } else {
+            check_against_description(&method, &path, status, content_type.as_deref(), None);
+            response
+        };
+        checked.extensions_mut().insert(Checked);
+        Ok(checked)
+    }
+}
+
+/// Marks an answer [`ApiRequest::send`] checked.
+#[derive(Clone, Copy)]
+struct Checked;
+
+fn media_type(response: &Response) -> Option<String> {
+    let value = response.headers().get("content-type")?.to_str().ok()?;
+    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json" || media_type.ends_with("+json")
+}
+
+/// The API description, loaded once per process, with a validator per described
+/// answer compiled on first use.
+struct Description {
+    document: Value,
+    validators: Mutex<HashMap<String, Arc<jsonschema::Validator>>>,
+}
+
+fn description() -> &'static Description {
+    static DESCRIPTION: OnceLock<Description> = OnceLock::new();
+    DESCRIPTION.get_or_init(|| Description {
+        document: arrears::http::openapi::document().clone(),
+        validators: Mutex::default(),
+    })
+}
+
+/// The described path `path` is an instance of: the one with the most literal segments
+/// (`/accounts/export` before `/accounts/{id}`).
+fn described_path<'a>(document: &'a Value, path: &str) -> Option<(&'a String, &'a Value)> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    document["paths"]
+        .as_object()?
+        .iter()
+        .filter_map(|(template, item)| {
+            let parts: Vec<&str> = template.split('/').collect();
+            let matches = parts.len() == segments.len()
+                && parts
+                    .iter()
+                    .zip(&segments)
+                    .all(|(part, segment)| part.starts_with('{') || part == segment);
+            matches.then(|| (parts.iter().filter(|p| !p.starts_with('{')).count(), (template, item)))
+        })
+        .max_by_key(|(literal, _)| *literal)
+        .map(|(_, found)| found)
+}
+
+/// Pages for a person's browser, not API operations: the WebSocket demo and the
+/// Swagger UI (whose files are served under it).
+pub const PAGES: &[&str] = &["/ws-test", "/docs"];
+
+/// Checks an answer against the description: its path and method are described, its
+/// status is among the operation's, its content type is the status's, and a JSON body
+/// is valid against that status's schema. Only a 404 `route_not_found` or a 405 answer
+/// a request for what is not described. CORS preflights (`OPTIONS`) are the CORS
+/// layer's, not operations; [`PAGES`] are not described.
+pub fn check_against_description(method: &Method, path: &str, status: StatusCode, media_type: Option<&str>, body: Option<&[u8]>) {
+    if method == Method::OPTIONS || PAGES.contains(&path.trim_end_matches('/')) || path.starts_with("/docs/") {
+        return;
+    }
+    let description = description();
+    let parsed: Option<Value> =
+        body.map(|b| serde_json::from_slice(b).unwrap_or_else(|e| panic!("{method} {path}: {status} answered invalid JSON: {e}")));
+    let undescribed_is_refused = || {
+        let code = parsed.as_ref().map(|p| p["code"].clone()).unwrap_or_default();
+        status == StatusCode::METHOD_NOT_ALLOWED || (status == StatusCode::NOT_FOUND && code == "route_not_found")
+    };
+    let Some((template, item)) = described_path(&description.document, path) else {
+        assert!(undescribed_is_refused(), "{method} {path} is not described, yet answered {status}");
+        return;
+    };
+    let operation = &item[method.as_str().to_ascii_lowercase()];
+    if operation.is_null() {
+        assert!(
+            undescribed_is_refused(),
+            "{method} {template} is not described, yet answered {status}"
+        );
+        return;
+    }
+    let operation_id = operation["operationId"].as_str().unwrap_or(template);
+    let response = &operation["responses"][status.as_str()];
+    assert!(
+        response.is_object(),
+        "{operation_id} ({method} {path}) answered {status}, which the description does not list: {}",
+        parsed.map(|p| p.to_string()).unwrap_or_default()
+    );
+    let content = response["content"].as_object();
+    let Some(media_type) = media_type else {
+        assert!(
+            content.is_none_or(|c| c.is_empty()),
+            "{operation_id} answered {status} without a content type"
+        );
+        return;
+    };
+    let Some(schema) = content.and_then(|c| c.get(media_type)) else {
+        panic!("{operation_id} answered {status} as {media_type}, which the description does not list for it");
+    };
+    let Some(instance) = parsed else { return };
+    let key = format!("{operation_id} {status} {media_type}");
+    let compiled = description
+        .validators
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .cloned();
+    let validator = compiled.unwrap_or_else(|| {
+        let mut schema = schema["schema"].clone();
+        schema["components"] = description.document["components"].clone();
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("the schema of {key} does not compile: {e}"));
+        let validator = Arc::new(validator);
+        let mut validators = description.validators.lock().unwrap_or_else(PoisonError::into_inner);
+        validators.insert(key.clone(), validator.clone());
+        validator
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{key}: the answer does not match the description:\n{}\n{instance}",
+        errors.join("\n")
+    );
+}
+
 /// A time as the API takes it in a body or a query: RFC 3339, whole seconds, UTC.
 pub fn ts(at: chrono::DateTime<chrono::Utc>) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -285,13 +490,16 @@ pub fn id_of(value: &Value) -> String {
     value["id"].as_str().unwrap_or_else(|| panic!("no id: {value}")).to_owned()
 }
 
+/// Status and JSON body, for assertions that want both.
 pub async fn status_json(response: Response) -> (StatusCode, Value) {
+    assert_checked(&response);
     let status = response.status();
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Asserts a problem+json answer with `status` and machine `code`; returns the body.
 pub async fn assert_problem(response: Response, status: StatusCode, code: &str) -> Value {
+    assert_checked(&response);
     let actual = response.status();
     let content_type = response
         .headers()
@@ -314,6 +522,13 @@ pub async fn assert_problem(response: Response, status: StatusCode, code: &str) 
     assert!(body["type"].as_str().unwrap().ends_with(code));
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
+}
+
+fn assert_checked(response: &Response) {
+    assert!(
+        response.extensions().get::<Checked>().is_some(),
+        "send requests through TestApp::request (or get, post...) so that the answer is checked against the API description"
+    );
 }
 
 /// Field names listed in a validation problem.

@@ -18,6 +18,7 @@ mod imports;
 mod jobs;
 mod metrics;
 mod notifications;
+mod openapi;
 mod payments;
 mod promises;
 mod rate_limits;

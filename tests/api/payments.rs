@@ -227,15 +227,14 @@ async fn concurrent_payments_never_lose_an_update() {
     let account_id = id_of(&account);
     let tasks: Vec<_> = (0..40)
         .map(|i| {
-            let client = app.client.clone();
-            let url = app.url(&payments_path(&account_id));
+            let api = app.api();
+            let path = payments_path(&account_id);
             let token = if i % 2 == 0 { agent.token.clone() } else { manager.token.clone() };
             let amount = Decimal::new(rand::random_range(1..=5000_i64), 2);
             let method = METHODS[rand::random_range(0..METHODS.len())];
             tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
+                let response = api
+                    .request(reqwest::Method::POST, &path, Some(&token))
                     .json(&json!({"amount": money(amount), "currency": "USD", "method": method}))
                     .send()
                     .await
@@ -278,11 +277,16 @@ async fn concurrent_payments_cannot_overpay_together() {
     let account_id = id_of(&account);
     let tasks: Vec<_> = (0..20)
         .map(|_| {
-            let client = app.client.clone();
-            let url = app.url(&payments_path(&account_id));
+            let api = app.api();
+            let path = payments_path(&account_id);
             let token = manager.token.clone();
             tokio::spawn(async move {
-                let response = client.post(url).bearer_auth(token).json(&usd("10.00")).send().await.unwrap();
+                let response = api
+                    .request(reqwest::Method::POST, &path, Some(&token))
+                    .json(&usd("10.00"))
+                    .send()
+                    .await
+                    .unwrap();
                 response.status()
             })
         })
@@ -330,9 +334,7 @@ async fn concurrent_payments_to_many_accounts_each_get_their_own_answer() {
         .iter()
         .map(|(account_id, currency, amount)| {
             let request = app
-                .client
-                .post(app.url(&payments_path(account_id)))
-                .bearer_auth(&agent.token)
+                .request(reqwest::Method::POST, &payments_path(account_id), Some(&agent.token))
                 .json(&json!({"amount": amount, "currency": currency, "method": "card"}));
             tokio::spawn(async move { status_json(request.send().await.unwrap()).await })
         })
@@ -551,14 +553,13 @@ async fn concurrent_requests_with_one_key_create_one_payment() {
     let body = json!({"amount": "12.34", "currency": "USD", "method": "ach"});
     let tasks: Vec<_> = (0..12)
         .map(|_| {
-            let client = app.client.clone();
-            let url = app.url(&payments_path(&id));
+            let api = app.api();
+            let path = payments_path(&id);
             let token = manager.token.clone();
             let body = body.clone();
             tokio::spawn(async move {
-                let response = client
-                    .post(url)
-                    .bearer_auth(token)
+                let response = api
+                    .request(reqwest::Method::POST, &path, Some(&token))
                     .header("idempotency-key", "same-key-for-all")
                     .json(&body)
                     .send()

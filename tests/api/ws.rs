@@ -376,7 +376,7 @@ fn free_port() -> u16 {
 }
 
 async fn redis_status(app: &TestApp) -> String {
-    let response = app.client.get(app.url("/health/ready")).send().await.unwrap();
+    let response = app.request(reqwest::Method::GET, "/health/ready", None).send().await.unwrap();
     let body: Value = response.json().await.unwrap();
     body["checks"]["redis"].as_str().unwrap_or_default().to_owned()
 }
@@ -415,7 +415,14 @@ async fn losing_redis_degrades_to_local_delivery_and_recovers() {
 
     drop(redis);
     eventually("readiness reports redis down", || async { redis_status(&app).await == "down" }).await;
-    let ready: Value = app.client.get(app.url("/health/ready")).send().await.unwrap().json().await.unwrap();
+    let ready: Value = app
+        .request(reqwest::Method::GET, "/health/ready", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["status"], "degraded");
     let during = pay(&app, &manager.token, &account, "2.00").await;
     expect(&mut socket, "payment.created", |m| m["data"]["id"] == during["id"]).await;
