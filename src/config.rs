@@ -145,6 +145,11 @@ pub struct Settings {
     #[arg(long, env = "RATE_LIMIT_BULK_PER_IP", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 60, global = true)]
     pub rate_limit_bulk_per_ip: u32,
 
+    /// How long an account `POST /queue/next` hands an agent stays theirs alone, unless
+    /// they log an activity on it first.
+    #[arg(long, env = "QUEUE_CLAIM_SECS", value_parser = clap::value_parser!(u32).range(10..=86_400), default_value_t = 300, global = true)]
+    pub queue_claim_secs: u32,
+
     /// Run the sync worker in this process (`serve --no-sync` or SYNC_WORKER=false
     /// runs the API alone, reading an index another process feeds).
     #[arg(long, env = "SYNC_WORKER", default_value_t = true, action = clap::ArgAction::Set, global = true)]

@@ -42,6 +42,7 @@ const HTTP_SUPPORT: &[&str] = &[
     "paging",
     "recover",
     "openapi",
+    "account_view",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -8,7 +8,9 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
+use crate::domain::compliance::ContactInputs;
 use crate::domain::payment::{Method, PaymentStatus};
+use crate::domain::queue;
 
 /// The kinds of document the index holds, one physical index (family) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -93,6 +95,26 @@ pub struct AccountDoc {
     pub search_version: i64,
     #[serde(default)]
     pub summary: AccountSummary,
+    /// Inputs of the work queue and the contact filter: the index's derived fields,
+    /// never a reader's.
+    #[serde(skip)]
+    pub work: WorkInputs,
+}
+
+impl AccountDoc {
+    /// The work queue's sort key (see [`queue::rank`]).
+    pub fn queue_rank(&self) -> i64 {
+        queue::rank(self.due_date, self.current_balance, self.summary.last_contact_at, self.created_at)
+    }
+}
+
+/// What the index needs to answer "contactable now" and to order the work queue, built
+/// from SQL with the account's document.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WorkInputs {
+    pub contact: ContactInputs,
+    /// Due date of the latest broken promise to pay.
+    pub broken_promise_due: Option<NaiveDate>,
 }
 
 /// A payment in the index, with the account fields its searches and filters need.

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod activity;
 pub mod bulk;
+pub mod compliance;
 pub mod contact;
 pub mod document;
 pub mod event;
@@ -11,6 +12,7 @@ pub mod patch;
 pub mod payment;
 pub mod principal;
 pub mod promise;
+pub mod queue;
 pub mod refusal;
 pub mod role;
 pub mod search;

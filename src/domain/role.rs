@@ -60,6 +60,11 @@ pub enum Action {
     WorkAccount,
     /// Refund or reverse a completed payment.
     ReversePayment,
+    /// Let one contact attempt through the compliance guard, verify a dispute, and read
+    /// the overrides.
+    OverrideContact,
+    /// See any agent's work queue and the team queue of unassigned accounts.
+    SuperviseQueues,
     ManageUsers,
 }
 
@@ -74,6 +79,8 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::RestoreAccount, &[Role::Admin, Role::Manager]),
     (Action::WorkAccount, &[Role::Admin, Role::Manager, Role::Agent]),
     (Action::ReversePayment, &[Role::Admin, Role::Manager]),
+    (Action::OverrideContact, &[Role::Admin, Role::Manager]),
+    (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
 ];
 

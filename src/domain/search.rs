@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::account::{AccountStatus, Bucket};
+use super::compliance::{Channel, UtcWindow};
 use super::payment::{Method, PaymentStatus};
+pub use super::queue::Tier;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortField {
@@ -16,15 +18,18 @@ pub enum SortField {
     NextAction,
     Updated,
     Name,
+    /// The work queue's score (see `queue::rank`).
+    Queue,
 }
 
 impl SortField {
-    pub const NAMES: [(&'static str, SortField); 5] = [
+    pub const NAMES: [(&'static str, SortField); 6] = [
         ("balance", SortField::Balance),
         ("due_date", SortField::DueDate),
         ("next_action", SortField::NextAction),
         ("updated", SortField::Updated),
         ("name", SortField::Name),
+        ("queue_score", SortField::Queue),
     ];
 
     /// The fields' names as a response shows them, accepted as sort keys too.
@@ -128,6 +133,10 @@ pub struct AccountQuery {
     pub cease_communication: Option<bool>,
     pub include_deleted: bool,
     pub has_open_promise: Option<bool>,
+    /// Contact allowed now on a channel, by the document's guard inputs.
+    pub contactable: Option<Contactable>,
+    /// One tier of the work queue.
+    pub tier: Option<Tier>,
     pub sort: Sort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -156,6 +165,8 @@ impl AccountQuery {
             cease_communication: None,
             include_deleted: false,
             has_open_promise: None,
+            contactable: None,
+            tier: None,
             sort: Sort {
                 field: SortField::Updated,
                 descending: true,
@@ -165,6 +176,23 @@ impl AccountQuery {
             facets: Vec::new(),
             today,
         }
+    }
+}
+
+/// Accounts whose document says contact on `channel` is allowed at `now`
+/// ([`crate::domain::compliance::ContactInputs::allow`]): the channel is not blocked
+/// whatever the time, calls are open (for calls), and `now` is inside the window when
+/// the channel has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Contactable {
+    pub channel: Channel,
+    pub now: DateTime<Utc>,
+}
+
+impl Contactable {
+    /// The minutes of the UTC day a window must contain (either one).
+    pub fn minutes(&self) -> [i32; 2] {
+        UtcWindow::minutes_of(self.now)
     }
 }
 

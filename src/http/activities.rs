@@ -148,6 +148,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     responses(
         (status = 201, description = "The activity", body = ActivityView),
         (status = 403, description = "The role may not work this account"),
+        (status = 409, description = "`contact_blocked`: the contact-compliance guard refuses this outbound attempt; \
+                                      `rule`, `channel` and `next_allowed_at` say why and until when. Nothing is recorded"),
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateActivity) -> Result<Response> {

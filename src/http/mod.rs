@@ -1,8 +1,10 @@
 //! HTTP API: one module per resource, each a boxed route group; `recover` maps the rest.
 
+pub mod account_view;
 pub mod accounts;
 pub mod activities;
 pub mod auth;
+pub mod compliance;
 pub mod compress;
 pub mod export;
 pub mod filters;
@@ -18,6 +20,7 @@ pub mod openapi;
 pub mod paging;
 pub mod payments;
 pub mod query;
+pub mod queue;
 pub mod recover;
 pub mod server;
 pub mod throttle;
@@ -49,6 +52,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(payments::routes(state.clone()))
                 .unify()
                 .or(activities::routes(state.clone()))
+                .unify()
+                .or(compliance::routes(state.clone()))
+                .unify()
+                .or(queue::routes(state.clone()))
                 .unify()
                 .or(notifications::routes(state.clone()))
                 .unify()

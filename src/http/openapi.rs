@@ -18,7 +18,9 @@ use warp::reply::{Reply, Response};
 
 use crate::error::Error;
 use crate::http::throttle;
-use crate::http::{accounts, activities, auth, export, headers, health, imports, jobs, notifications, payments, users, ws};
+use crate::http::{
+    accounts, activities, auth, compliance, export, headers, health, imports, jobs, notifications, payments, queue, users, ws,
+};
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 
@@ -59,6 +61,12 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         activities::promise,
         activities::promises,
         activities::cancel,
+        compliance::standing,
+        compliance::grant,
+        compliance::list,
+        compliance::verify,
+        queue::list,
+        queue::next,
         notifications::list,
         notifications::unread,
         notifications::read,

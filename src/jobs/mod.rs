@@ -3,6 +3,7 @@
 //! goes stale, resuming after its last committed chunk.
 
 pub mod bulk_update;
+pub mod contact_windows;
 pub mod import;
 pub mod promises;
 

@@ -8,9 +8,10 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::compliance::Channel;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AccountQuery, After, Facet, Sort, SortField, SortKey};
+use crate::domain::search::{AccountQuery, After, Contactable, Facet, Sort, SortField, SortKey};
 use crate::error::Result;
 use crate::lists::params::{self, Param, Problems};
 use crate::lists::values;
@@ -23,7 +24,8 @@ struct Request {
     cursor: Option<String>,
 }
 
-const SORTS: &str = "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name; `-` for descending)";
+const SORTS: &str = "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score; `-` for descending)";
+pub const CHANNELS: &str = "a channel (call, sms, email, letter, visit)";
 const BUCKETS: &str = "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)";
 
 /// The account list's parameters, each declared once.
@@ -50,6 +52,11 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cease_communication", |r, v| r.query.cease_communication = v.boolean()),
     Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
     Param::new("has_open_promise", |r, v| r.query.has_open_promise = v.boolean()),
+    Param::new("contactable_now", |r, v| {
+        r.query.contactable = v
+            .one(Channel::parse, CHANNELS)
+            .map(|channel| Contactable { channel, now: Utc::now() })
+    }),
     Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
     Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
     Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
@@ -90,8 +97,10 @@ pub struct AccountListParams {
     /// Soft-deleted accounts too (managers and admins).
     pub include_deleted: Option<bool>,
     pub has_open_promise: Option<bool>,
+    /// Only accounts the contact guard's inputs in the index allow on this channel now.
+    pub contactable_now: Option<Channel>,
     /// balance or current_balance, due_date, next_action or next_action_at, updated or
-    /// updated_at, name or debtor_name; `-` first for descending. Relevance with `q`,
+    /// updated_at, name or debtor_name, queue_score; `-` first for descending. Relevance with `q`,
     /// else `-updated`.
     pub sort: Option<String>,
     #[param(minimum = 1, maximum = 200, default = 25)]

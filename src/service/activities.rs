@@ -5,11 +5,14 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::activity::CreateActivity;
+use crate::domain::compliance::Channel;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Error, Result};
-use crate::store::accounts;
+use crate::service::compliance;
 use crate::store::activities::{self, ActivityRow};
+use crate::store::compliance as store_compliance;
+use crate::store::{accounts, queue};
 
 /// Logs `body` on `account_id` for `caller`: the activity and the account's new version.
 pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreateActivity) -> Result<(ActivityRow, i64)> {
@@ -20,7 +23,20 @@ pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Crea
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
+    let attempt = Channel::of_attempt(activity.kind, activity.direction);
+    let verdict = match attempt {
+        Some(channel) => compliance::decide(&mut tx, account_id, channel, activity.occurred_at).await?,
+        None => Ok(()),
+    };
     let row = activities::insert(&mut tx, account_id, &activity, caller.user_id).await?;
+    if let (Some(channel), Err(refusal)) = (attempt, verdict) {
+        let used = store_compliance::use_override(&mut tx, account_id, channel, row.id, refusal.rule.as_str()).await?;
+        match used {
+            Some(override_id) => tracing::info!(%override_id, rule = refusal.rule.as_str(), "contact override used"),
+            None => return Err(compliance::blocked(channel, refusal)),
+        }
+    }
+    queue::release(&mut tx, account_id).await?;
     if let Some(next) = activity.next_action_at {
         accounts::set_next_action(&mut tx, account_id, next, caller.user_id).await?;
     }

@@ -4,10 +4,12 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod compliance;
 pub mod exports;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod payments;
 pub mod promises;
+pub mod queue;
 pub mod users;

@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, AccountStatus, Address, MAX_TAGS};
 use crate::domain::bulk::BulkPatch;
-use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise};
+use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, WorkInputs};
 use crate::domain::money::Currency;
 use crate::error::{Error, Result};
+use crate::store::compliance;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct AccountRow {
@@ -497,11 +498,17 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
 pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> Result<Vec<AccountDoc>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut summaries = summaries(conn, &ids).await?;
+    let mut work = compliance::work_inputs(conn, &ids, Utc::now()).await?;
     Ok(rows
         .into_iter()
         .map(|row| {
             let summary = summaries.remove(&row.id).unwrap_or_default();
-            AccountDoc::new(row, summary)
+            let work = work.remove(&row.id).unwrap_or_default();
+            AccountDoc {
+                summary,
+                work,
+                ..AccountDoc::from(row)
+            }
         })
         .collect())
 }
@@ -513,19 +520,11 @@ pub async fn document(conn: &mut sqlx::PgConnection, row: AccountRow) -> Result<
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("account document vanished")))
 }
 
-impl AccountDoc {
-    pub fn new(row: AccountRow, summary: AccountSummary) -> Self {
-        Self {
-            summary,
-            ..Self::from(row)
-        }
-    }
-}
-
 impl From<AccountRow> for AccountDoc {
     fn from(row: AccountRow) -> Self {
         Self {
             summary: AccountSummary::default(),
+            work: WorkInputs::default(),
             address: row.address,
             status: row.status,
             id: row.id,

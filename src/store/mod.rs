@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod bulk_load;
+pub mod compliance;
 pub mod dead_letters;
 pub mod documents;
 pub mod events;
@@ -14,6 +15,7 @@ pub mod outbox;
 pub mod payment_writer;
 pub mod payments;
 pub mod promises;
+pub mod queue;
 pub mod search_tasks;
 pub mod sessions;
 pub mod sync_workers;

@@ -5,10 +5,12 @@
 use std::collections::HashSet;
 
 use arrears::domain::account::{AccountStatus, Address, Bucket};
-use arrears::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
+use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
+use arrears::domain::document::{AccountDoc, Entity, IndexOp, OpenPromise, PaymentDoc};
 use arrears::domain::payment::{Method, PaymentStatus};
+use arrears::domain::queue::Reason;
 use arrears::domain::search::{
-    AccountQuery, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
+    AccountQuery, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
 };
 use arrears::search::elastic::{ElasticConfig, ElasticIndex};
 use arrears::search::embedded::EmbeddedIndex;
@@ -52,6 +54,7 @@ pub fn doc(name: &str, version: i64) -> AccountDoc {
         deleted_at: None,
         search_version: version,
         summary: Default::default(),
+        work: Default::default(),
     }
 }
 
@@ -874,6 +877,107 @@ pub async fn payment_stats_follow_local_days(index: &dyn SearchIndex) {
     assert_eq!(stats[0].today.count, 1);
 }
 
+/// The contact filter agrees with [`ContactInputs::allow`] for every channel over inputs
+/// that cover each of its conditions (a window over midnight UTC included), and the
+/// queue's tiers partition the accounts, each in score order.
+pub async fn contact_filter_and_queue_tiers(index: &dyn SearchIndex) {
+    let now = at("2026-06-15T15:30:00Z");
+    let windows = [
+        None,
+        Some(UtcWindow {
+            start_min: 900,
+            end_min: 1500,
+        }),
+        Some(UtcWindow {
+            start_min: 1000,
+            end_min: 1600,
+        }),
+        Some(UtcWindow {
+            start_min: 1380,
+            end_min: 2400,
+        }),
+    ];
+    let blocked = [vec![], vec![Channel::Call, Channel::Sms], vec![Channel::Email, Channel::Letter]];
+    let opens = [None, Some(now - Duration::hours(1)), Some(now + Duration::hours(1))];
+    let windowed = [vec![Channel::Call, Channel::Sms, Channel::Email, Channel::Visit], vec![]];
+    let mut docs = Vec::new();
+    for window in &windows {
+        for blocked in &blocked {
+            for open in &opens {
+                for windowed in &windowed {
+                    let mut d = doc(&format!("Contact Case {}", docs.len()), 1);
+                    d.current_balance = Decimal::new(1000 + docs.len() as i64 * 37 % 500, 0);
+                    d.work.contact = ContactInputs {
+                        blocked: blocked.clone(),
+                        windowed: windowed.clone(),
+                        calls_open_at: *open,
+                        window: *window,
+                    };
+                    docs.push(d);
+                }
+            }
+        }
+    }
+    // Reasons on a few: a promise broken yesterday, one due today, a next action due.
+    docs[0].work.broken_promise_due = Some(today() - Duration::days(1));
+    docs[1].work.broken_promise_due = Some(today() - Duration::days(3));
+    docs[2].summary.open_promise = Some(OpenPromise {
+        id: Uuid::new_v4(),
+        amount: Decimal::new(10, 0),
+        due_date: today(),
+    });
+    docs[3].next_action_at = Some(now - Duration::minutes(5));
+    docs[4].next_action_at = Some(now + Duration::minutes(5));
+    docs[5].work.broken_promise_due = Some(today() - Duration::days(1));
+    docs[5].next_action_at = Some(now - Duration::minutes(5));
+    put(index, &docs).await;
+
+    for channel in Channel::ALL {
+        let q = AccountQuery {
+            contactable: Some(Contactable { channel, now }),
+            page_size: 200,
+            ..query()
+        };
+        let expected: Vec<Uuid> = docs.iter().filter(|d| d.work.contact.allow(channel, now)).map(|d| d.id).collect();
+        assert!(!expected.is_empty() && expected.len() < docs.len(), "{channel:?} splits the cases");
+        assert_eq!(sorted(ids(index, q).await), sorted(expected), "{channel:?}");
+    }
+
+    let mut seen = HashSet::new();
+    for reason in Reason::ORDER {
+        let q = AccountQuery {
+            tier: Some(reason.tier(today(), now)),
+            sort: Sort {
+                field: SortField::Queue,
+                descending: true,
+            },
+            page_size: 200,
+            ..query()
+        };
+        let got = ids(index, q).await;
+        let wanted: Vec<Uuid> = match reason {
+            Reason::BrokenPromise => vec![docs[0].id, docs[5].id],
+            Reason::PromiseDueToday => vec![docs[2].id],
+            Reason::NextActionDue => vec![docs[3].id],
+            Reason::Score => {
+                let mut rest: Vec<&AccountDoc> = docs.iter().filter(|d| ![0, 2, 3, 5].iter().any(|i| docs[*i].id == d.id)).collect();
+                rest.sort_by_key(|d| (std::cmp::Reverse(d.queue_rank()), d.id));
+                rest.into_iter().map(|d| d.id).collect()
+            }
+        };
+        if reason == Reason::Score {
+            assert_eq!(got, wanted, "the score tier in rank order");
+        } else {
+            assert_eq!(sorted(got.clone()), sorted(wanted), "{reason:?}");
+        }
+        assert!(
+            got.iter().all(|id| seen.insert(*id)),
+            "{reason:?} repeats an account of an earlier tier"
+        );
+    }
+    assert_eq!(seen.len(), docs.len());
+}
+
 fn embedded() -> (EmbeddedIndex, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("arrears-contract-{}", Uuid::new_v4().simple()));
     (EmbeddedIndex::open_owner(&dir).unwrap(), dir)
@@ -906,7 +1010,8 @@ macro_rules! every_case {
             facets,
             rebuild_dual_writes_and_promotes,
             payments_search_filters_and_versions,
-            payment_stats_follow_local_days
+            payment_stats_follow_local_days,
+            contact_filter_and_queue_tiers
         );
     };
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
-use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
+use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
+use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, WorkInputs};
 use arrears::domain::payment::{Method, PaymentStatus};
+use arrears::domain::queue::Reason;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
-    AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey,
-    StatsQuery,
+    AccountQuery, After, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,
+    SortKey, StatsQuery,
 };
 use arrears::error::Code;
 use arrears::search::SearchIndex;
@@ -99,6 +101,18 @@ pub(crate) fn account() -> AccountDoc {
                 due_date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             }),
         },
+        work: WorkInputs {
+            contact: ContactInputs {
+                blocked: vec![Channel::Email],
+                windowed: vec![Channel::Call, Channel::Sms, Channel::Email, Channel::Visit],
+                calls_open_at: Some(at(21, 9)),
+                window: Some(UtcWindow {
+                    start_min: 780,
+                    end_min: 1560,
+                }),
+            },
+            broken_promise_due: Some(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
+        },
     }
 }
 
@@ -142,6 +156,8 @@ pub(crate) fn full_account_query() -> AccountQuery {
         cease_communication: Some(false),
         include_deleted: false,
         has_open_promise: Some(true),
+        contactable: None,
+        tier: None,
         sort: Sort {
             field: SortField::Balance,
             descending: true,
@@ -254,6 +270,28 @@ fn golden_account_filters_and_search_after() {
     golden(
         "account-filters-search-after",
         "paginate-search-results",
+        search("accounts", dsl::account_search(&query)),
+    );
+}
+
+#[test]
+fn golden_account_queue_tier_and_contact_filter() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 30, 0).unwrap();
+    let query = AccountQuery {
+        contactable: Some(Contactable {
+            channel: Channel::Call,
+            now,
+        }),
+        tier: Some(Reason::NextActionDue.tier(today(), now)),
+        sort: Sort {
+            field: SortField::Queue,
+            descending: true,
+        },
+        ..AccountQuery::new(today())
+    };
+    golden(
+        "account-queue-tier",
+        "query-dsl-bool-query",
         search("accounts", dsl::account_search(&query)),
     );
 }

@@ -89,6 +89,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let app = spawn_guarded_app_with(configure).await;
+    // Tests not about the contact guard log calls at any hour and as often as they need:
+    // their database's policy has no time window and no call limits.
+    sqlx::query("UPDATE contact_policy SET window_channels = '{}', call_attempt_limit = 1000000, conversation_days = 0")
+        .execute(&app.pool)
+        .await
+        .expect("the contact policy loosens");
+    app
+}
+
+/// An app with the contact guard's default policy (Regulation F).
+pub async fn spawn_guarded_app() -> TestApp {
+    spawn_guarded_app_with(|_| {}).await
+}
+
+pub async fn spawn_guarded_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
     spawn_instance(settings, true).await

@@ -6,6 +6,7 @@ mod activities;
 mod auth;
 #[path = "../support/bombs.rs"]
 mod bombs;
+mod compliance;
 mod compression;
 mod concurrency;
 mod contract;
@@ -21,6 +22,7 @@ mod notifications;
 mod openapi;
 mod payments;
 mod promises;
+mod queue;
 mod rate_limits;
 mod scripted_es;
 mod search;

@@ -6,6 +6,8 @@ use serde_json::{Map, Value, json};
 
 use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::compliance::Channel;
+use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
     bucket_days,
@@ -227,7 +229,39 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         Some(false) => must_not.push(exists("summary.open_promise.id")),
         None => {}
     }
+    if let Some(contactable) = &query.contactable {
+        must_not.push(term("derived.contact_blocked", contactable.channel.as_str()));
+        if contactable.channel == Channel::Call {
+            filter.extend(range(
+                "derived.calls_open_micros",
+                &[("lte", Some(json!(contactable.now.timestamp_micros())))],
+            ));
+        }
+        let inside = |minute: i32| {
+            json!({ "bool": { "filter": [
+                { "range": { "derived.window_start_min": { "lte": minute } } },
+                { "range": { "derived.window_end_min": { "gt": minute } } }
+            ] } })
+        };
+        let mut ways = vec![not(term("derived.contact_windowed", contactable.channel.as_str()))];
+        ways.extend(contactable.minutes().into_iter().map(inside));
+        filter.push(any_of(ways));
+    }
+    if let Some(tier) = &query.tier {
+        filter.extend(tier.within.map(queue_range));
+        must_not.extend(tier.outside.iter().map(|r| queue_range(*r)));
+    }
     (filter, must_not)
+}
+
+/// A work-queue tier's range on its derived column.
+fn queue_range(range: FieldRange) -> Value {
+    let field = match range.field {
+        QueueField::BrokenPromiseDue => "derived.broken_promise_days",
+        QueueField::PromiseDue => "derived.promise_due_days",
+        QueueField::NextAction => "derived.next_action_micros",
+    };
+    json!({ "range": { field: { "gte": range.lo, "lte": range.hi } } })
 }
 
 fn bool_query(text: Option<Value>, filter: Vec<Value>, must_not: Vec<Value>) -> Value {
@@ -298,6 +332,7 @@ impl Order {
             SortField::NextAction => Order::Column("derived.next_action_micros", desc),
             SortField::Updated => Order::Column("derived.updated_micros", desc),
             SortField::Name => Order::Name(desc),
+            SortField::Queue => Order::Column("derived.queue_rank", desc),
         }
     }
 

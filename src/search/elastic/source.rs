@@ -16,7 +16,21 @@ pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {
         "name_hi": name_hi,
         "name_lo": name_lo,
         "has_open_promise": doc.summary.open_promise.is_some(),
+        "contact_blocked": doc.work.contact.blocked,
+        "contact_windowed": doc.work.contact.windowed,
+        "calls_open_micros": doc.work.contact.calls_open_at.map_or(0, |at| at.timestamp_micros()),
+        "queue_rank": doc.queue_rank(),
     });
+    if let Some(window) = doc.work.contact.window {
+        derived["window_start_min"] = json!(window.start_min);
+        derived["window_end_min"] = json!(window.end_min);
+    }
+    if let Some(promise) = &doc.summary.open_promise {
+        derived["promise_due_days"] = json!(epoch_days(promise.due_date));
+    }
+    if let Some(due) = doc.work.broken_promise_due {
+        derived["broken_promise_days"] = json!(epoch_days(due));
+    }
     if let Some(phone) = &doc.phone {
         derived["phone_digits"] = json!(digits(phone));
     }

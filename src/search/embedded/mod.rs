@@ -160,6 +160,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
         SortField::NextAction => SortColumn::I64("next_action"),
         SortField::Updated => SortColumn::I64("updated"),
         SortField::Name => SortColumn::Name,
+        SortField::Queue => SortColumn::I64("queue_rank"),
     };
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
     let collector = PageCollector {

@@ -16,6 +16,8 @@ use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter};
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, money_units};
+use crate::domain::compliance::Channel;
+use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
 use crate::search::words::{TYPO_EXPANSIONS, edits, folded_tokens, fuzziness};
 
@@ -271,14 +273,53 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
             accept,
         });
     }
+    let dense_filter = |conditions: Vec<Condition>| -> Box<dyn Query> {
+        Box::new(DenseFilter {
+            conditions,
+            dense: dense.clone(),
+        })
+    };
+    if let Some(contactable) = &query.contactable {
+        clauses.push((Occur::MustNot, term(fields.contact_blocked, contactable.channel.as_str())));
+        if contactable.channel == Channel::Call {
+            conditions.push(Condition::Range {
+                column: "calls_open",
+                lo: i64::MIN,
+                hi: contactable.now.timestamp_micros(),
+            });
+        }
+        let inside = |minute: i32| {
+            dense_filter(vec![
+                Condition::Range {
+                    column: "window_start",
+                    lo: i64::MIN,
+                    hi: i64::from(minute),
+                },
+                Condition::Range {
+                    column: "window_end",
+                    lo: i64::from(minute) + 1,
+                    hi: i64::MAX,
+                },
+            ])
+        };
+        let windowless: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery)),
+            (Occur::MustNot, term(fields.contact_windowed, contactable.channel.as_str())),
+        ]));
+        let mut ways = vec![windowless];
+        ways.extend(contactable.minutes().into_iter().map(inside));
+        clauses.push((Occur::Must, any_of(ways)));
+    }
+    if let Some(tier) = &query.tier {
+        if let Some(within) = tier.within {
+            conditions.push(queue_range(within));
+        }
+        for outside in &tier.outside {
+            clauses.push((Occur::MustNot, dense_filter(vec![queue_range(*outside)])));
+        }
+    }
     if !conditions.is_empty() {
-        clauses.push((
-            Occur::Must,
-            Box::new(DenseFilter {
-                conditions,
-                dense: dense.clone(),
-            }),
-        ));
+        clauses.push((Occur::Must, dense_filter(conditions)));
     }
     for (field, wanted) in [
         (fields.has_open_promise, query.has_open_promise),
@@ -291,6 +332,20 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
         }
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// A work-queue tier's range as a condition on its column.
+fn queue_range(range: FieldRange) -> Condition {
+    let column = match range.field {
+        QueueField::BrokenPromiseDue => "broken_promise_days",
+        QueueField::PromiseDue => "promise_due_days",
+        QueueField::NextAction => "next_action",
+    };
+    Condition::Range {
+        column,
+        lo: range.lo,
+        hi: range.hi,
+    }
 }
 
 /// A query whose every match scores `by` more: an exact word's BM25 plus what its prefix

@@ -59,6 +59,14 @@ pub struct Fields {
     pub do_not_email: tantivy::schema::Field,
     pub cease_communication: tantivy::schema::Field,
     pub has_open_promise: tantivy::schema::Field,
+    pub contact_blocked: tantivy::schema::Field,
+    pub contact_windowed: tantivy::schema::Field,
+    pub calls_open: tantivy::schema::Field,
+    pub window_start: tantivy::schema::Field,
+    pub window_end: tantivy::schema::Field,
+    pub queue_rank: tantivy::schema::Field,
+    pub promise_due_days: tantivy::schema::Field,
+    pub broken_promise_days: tantivy::schema::Field,
 }
 
 pub fn text(tokenizer: &str) -> TextOptions {
@@ -99,6 +107,14 @@ pub fn build() -> (Schema, Fields) {
         do_not_email: b.add_bool_field("do_not_email", INDEXED),
         cease_communication: b.add_bool_field("cease_communication", INDEXED),
         has_open_promise: b.add_bool_field("has_open_promise", INDEXED),
+        contact_blocked: b.add_text_field("contact_blocked", STRING),
+        contact_windowed: b.add_text_field("contact_windowed", STRING),
+        calls_open: b.add_i64_field("calls_open", FAST),
+        window_start: b.add_i64_field("window_start", FAST),
+        window_end: b.add_i64_field("window_end", FAST),
+        queue_rank: b.add_i64_field("queue_rank", FAST),
+        promise_due_days: b.add_i64_field("promise_due_days", FAST),
+        broken_promise_days: b.add_i64_field("broken_promise_days", FAST),
     };
     (b.build(), fields)
 }
@@ -127,7 +143,7 @@ pub fn money_units(amount: Decimal) -> i64 {
 
 /// Days since 1970-01-01.
 pub fn epoch_days(date: chrono::NaiveDate) -> i64 {
-    (date - chrono::NaiveDate::default()).num_days()
+    crate::domain::queue::days(date)
 }
 
 /// Order-preserving key from the first 15 bytes of the folded name, as two i64
@@ -221,6 +237,25 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     d.add_bool(fields.do_not_email, doc.do_not_email);
     d.add_bool(fields.cease_communication, doc.cease_communication);
     d.add_bool(fields.has_open_promise, doc.summary.open_promise.is_some());
+    let work = &doc.work;
+    for channel in &work.contact.blocked {
+        d.add_text(fields.contact_blocked, channel.as_str());
+    }
+    for channel in &work.contact.windowed {
+        d.add_text(fields.contact_windowed, channel.as_str());
+    }
+    d.add_i64(fields.calls_open, work.contact.calls_open_at.map_or(0, |at| at.timestamp_micros()));
+    if let Some(window) = work.contact.window {
+        d.add_i64(fields.window_start, i64::from(window.start_min));
+        d.add_i64(fields.window_end, i64::from(window.end_min));
+    }
+    d.add_i64(fields.queue_rank, doc.queue_rank());
+    if let Some(promise) = &doc.summary.open_promise {
+        d.add_i64(fields.promise_due_days, epoch_days(promise.due_date));
+    }
+    if let Some(due) = work.broken_promise_due {
+        d.add_i64(fields.broken_promise_days, epoch_days(due));
+    }
     d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)
 }

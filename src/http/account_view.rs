@@ -1,0 +1,128 @@
+//! The account as every answer shows it, built from its document (reads by id build
+//! the document from SQL; lists take it from the index).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use crate::domain::account::{AccountStatus, Address, Bucket, days_past_due};
+use crate::domain::document::AccountDoc;
+use crate::domain::money::Currency;
+use crate::error::{Error, Result};
+use crate::http::{self as api, with_etag};
+use crate::state::AppState;
+use crate::store::accounts::{self, AccountRow};
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AccountView {
+    pub id: Uuid,
+    pub account_number: String,
+    pub external_ref: Option<String>,
+    pub debtor_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub address: Address,
+    pub timezone: String,
+    pub status: AccountStatus,
+    pub original_balance: String,
+    pub current_balance: String,
+    pub currency: String,
+    pub due_date: Option<NaiveDate>,
+    pub days_past_due: i64,
+    pub bucket: Bucket,
+    pub assigned_agent_id: Option<Uuid>,
+    pub next_action_at: Option<DateTime<Utc>>,
+    pub tags: Vec<String>,
+    pub custom_fields: Map<String, Value>,
+    pub do_not_call: bool,
+    pub do_not_email: bool,
+    pub cease_communication: bool,
+    pub created_by: Option<Uuid>,
+    pub updated_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub search_version: i64,
+    pub total_paid: String,
+    pub payment_count: i64,
+    pub last_payment_at: Option<DateTime<Utc>>,
+    pub last_payment_amount: Option<String>,
+    pub last_contact_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<String>,
+    pub open_promise: Option<OpenPromiseView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OpenPromiseView {
+    pub id: Uuid,
+    pub amount: String,
+    pub due_date: NaiveDate,
+}
+
+impl AccountView {
+    /// The account as clients see it; delinquency is computed for `today`.
+    pub fn from_doc(row: AccountDoc, today: NaiveDate) -> Result<Self> {
+        let currency = Currency::parse(&row.currency).map_err(|e| Error::Internal(anyhow::anyhow!("account {} currency: {e}", row.id)))?;
+        let status = row.status;
+        let days = days_past_due(row.due_date, status, today);
+        let summary = row.summary;
+        Ok(Self {
+            total_paid: currency.format(summary.total_paid),
+            payment_count: summary.payment_count,
+            last_payment_at: summary.last_payment_at,
+            last_payment_amount: summary.last_payment_amount.map(|a| currency.format(a)),
+            last_contact_at: summary.last_contact_at,
+            last_outcome: summary.last_outcome,
+            open_promise: summary.open_promise.map(|p| OpenPromiseView {
+                id: p.id,
+                amount: currency.format(p.amount),
+                due_date: p.due_date,
+            }),
+            address: row.address,
+            original_balance: currency.format(row.original_balance),
+            current_balance: currency.format(row.current_balance),
+            currency: currency.code().to_owned(),
+            days_past_due: days,
+            bucket: Bucket::from_days_past_due(days),
+            status,
+            id: row.id,
+            account_number: row.account_number,
+            external_ref: row.external_ref,
+            debtor_name: row.debtor_name,
+            email: row.email,
+            phone: row.phone,
+            timezone: row.timezone,
+            due_date: row.due_date,
+            assigned_agent_id: row.assigned_agent_id,
+            next_action_at: row.next_action_at,
+            tags: row.tags,
+            custom_fields: row.custom_fields,
+            do_not_call: row.do_not_call,
+            do_not_email: row.do_not_email,
+            cease_communication: row.cease_communication,
+            created_by: row.created_by,
+            updated_by: row.updated_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+            search_version: row.search_version,
+        })
+    }
+}
+
+/// The account with its summary (payments, contact, promise), built from SQL.
+pub async fn view_of(state: &AppState, row: AccountRow) -> Result<AccountView> {
+    let mut conn = state.pool().acquire().await?;
+    let doc = accounts::document(&mut conn, row).await?;
+    AccountView::from_doc(doc, Utc::now().date_naive())
+}
+
+/// [`view_of`] as JSON with its ETag.
+pub async fn account_response(state: &AppState, status: StatusCode, row: AccountRow) -> Result<Response> {
+    let version = row.search_version;
+    let view = view_of(state, row).await?;
+    Ok(with_etag(api::json(status, &view), version))
+}

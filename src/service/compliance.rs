@@ -1,0 +1,120 @@
+//! The contact-compliance guard as operations: deciding an outbound attempt (called by
+//! activity logging under the account's lock), what each channel allows now, managers'
+//! overrides, and verifying a dispute.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::compliance::{Channel, Policy, Refusal};
+use crate::domain::principal::Principal;
+use crate::domain::refusal::FieldError;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, Result};
+use crate::store::accounts;
+use crate::store::compliance::{self, Facts, OverrideRow};
+
+/// Longest override reason, in characters.
+pub const MAX_REASON_LEN: usize = 2000;
+
+/// The policy and what the guard knows of the account as of `at`.
+async fn facts(conn: &mut PgConnection, account_id: Uuid, at: DateTime<Utc>) -> Result<(Policy, Facts)> {
+    let policy = compliance::policy(conn).await?;
+    let facts = compliance::facts(conn, &policy, &[account_id], Some(at))
+        .await?
+        .remove(&account_id)
+        .ok_or_else(|| Error::not_found("account"))?;
+    Ok((policy, facts))
+}
+
+/// What the guard says about an attempt on `channel` at `at` on a locked account.
+pub async fn decide(conn: &mut PgConnection, account_id: Uuid, channel: Channel, at: DateTime<Utc>) -> Result<Result<(), Refusal>> {
+    let (policy, facts) = facts(conn, account_id, at).await?;
+    Ok(policy.decide(&facts.standing, &facts.zones, &facts.history, channel, at))
+}
+
+/// The 409 a refused attempt answers.
+pub fn blocked(channel: Channel, refusal: Refusal) -> Error {
+    let detail = format!("{} contact refused: {}", channel.as_str(), refusal.rule.explain());
+    Error::new(Code::ContactBlocked, detail)
+        .with_extension("rule", refusal.rule.as_str().into())
+        .with_extension("channel", channel.as_str().into())
+        .with_extension("next_allowed_at", serde_json::to_value(refusal.next_allowed_at).unwrap_or_default())
+}
+
+/// Each channel's answer now, for an account the caller may read.
+pub async fn standing_now(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<Vec<(Channel, Result<(), Refusal>)>> {
+    caller.require(Action::ReadAccounts)?;
+    accounts::get(pool, account_id).await?.ok_or_else(|| Error::not_found("account"))?;
+    let mut conn = pool.acquire().await?;
+    let now = Utc::now();
+    let (policy, facts) = facts(&mut conn, account_id, now).await?;
+    Ok(Channel::ALL
+        .into_iter()
+        .map(|channel| (channel, policy.decide(&facts.standing, &facts.zones, &facts.history, channel, now)))
+        .collect())
+}
+
+/// Body of `POST /accounts/{id}/contact-overrides`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantOverride {
+    pub channel: Channel,
+    /// Why this attempt may go ahead (kept with the override).
+    pub reason: String,
+}
+
+/// Lets the next attempt on a channel through the guard, for the policy's minutes.
+pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: GrantOverride) -> Result<OverrideRow> {
+    caller.require(Action::OverrideContact)?;
+    let reason = body.reason.trim();
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_LEN {
+        return Err(Error::validation(vec![FieldError::new(
+            "reason",
+            format!("must be 1 to {MAX_REASON_LEN} characters"),
+        )]));
+    }
+    let mut tx = pool.begin().await?;
+    accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    let policy = compliance::policy(&mut tx).await?;
+    let expires_at = Utc::now() + Duration::minutes(i64::from(policy.override_minutes));
+    let row = compliance::grant(&mut tx, account_id, body.channel, reason, caller.user_id, expires_at).await?;
+    tx.commit().await?;
+    tracing::info!(override_id = %row.id, account_id = %account_id, channel = body.channel.as_str(), "contact override granted");
+    Ok(row)
+}
+
+/// A page of overrides, newest first.
+pub async fn list(
+    pool: &PgPool,
+    caller: &Principal,
+    account_id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OverrideRow>> {
+    caller.require(Action::OverrideContact)?;
+    compliance::list_overrides(pool, account_id, after, limit).await
+}
+
+pub async fn count(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
+    compliance::count_overrides(pool, account_id).await
+}
+
+/// Marks the account's dispute verified, which lifts the dispute block.
+pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<i64> {
+    caller.require(Action::OverrideContact)?;
+    let mut tx = pool.begin().await?;
+    accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    if !compliance::verify_dispute(&mut tx, account_id, caller.user_id).await? {
+        return Err(Error::new(Code::NotDisputed, "only a disputed account's dispute can be verified"));
+    }
+    let version = accounts::version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(account_id = %account_id, "dispute verified");
+    Ok(version)
+}

@@ -1,0 +1,307 @@
+//! The contact guard's tables: the policy, the zones of countries, what an account's
+//! rows say about contacting its debtor, and managers' overrides.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono_tz::Tz;
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::activity::{Outcome, from_wire, wire_name};
+use crate::domain::compliance::{CallHistory, Channel, Policy, Standing, known_zone};
+use crate::domain::document::WorkInputs;
+use crate::error::{Error, Result};
+
+#[derive(FromRow)]
+struct PolicyRow {
+    window_start: NaiveTime,
+    window_end: NaiveTime,
+    window_channels: Vec<String>,
+    call_attempt_limit: i32,
+    call_attempt_days: i32,
+    conversation_days: i32,
+    conversation_outcomes: Vec<String>,
+    override_minutes: i32,
+}
+
+/// The policy row (the migration creates it; an operator edits its numbers).
+pub async fn policy(conn: &mut PgConnection) -> Result<Policy> {
+    let row = sqlx::query_as::<_, PolicyRow>(
+        "SELECT window_start, window_end, window_channels, call_attempt_limit, call_attempt_days,
+                conversation_days, conversation_outcomes, override_minutes
+         FROM contact_policy WHERE id = 1",
+    )
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| Error::Internal(anyhow::anyhow!("the contact_policy row is missing")))?;
+    let number = |n: i32| u32::try_from(n).unwrap_or(0);
+    Ok(Policy {
+        window_start: row.window_start,
+        window_end: row.window_end,
+        window_channels: row.window_channels.iter().filter_map(|c| Channel::parse(c)).collect(),
+        call_attempt_limit: number(row.call_attempt_limit).max(1),
+        call_attempt_days: number(row.call_attempt_days),
+        conversation_days: number(row.conversation_days),
+        conversation_outcomes: row.conversation_outcomes.iter().filter_map(|o| from_wire::<Outcome>(o)).collect(),
+        override_minutes: number(row.override_minutes),
+    })
+}
+
+/// What the guard knows about one account as of an instant.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub standing: Standing,
+    /// The debtor's zone, or every zone the window must fit when it is unknown.
+    pub zones: Vec<Tz>,
+    pub history: CallHistory,
+    pub broken_promise_due: Option<NaiveDate>,
+}
+
+#[derive(FromRow)]
+struct FactsRow {
+    id: Uuid,
+    timezone: String,
+    cease_communication: bool,
+    do_not_call: bool,
+    do_not_email: bool,
+    unverified_dispute: bool,
+    limit_th_latest_call: Option<DateTime<Utc>>,
+    last_conversation: Option<DateTime<Utc>>,
+    broken_promise_due: Option<NaiveDate>,
+    zones: Vec<String>,
+}
+
+/// The guard's facts for `ids` counting calls up to `at` (all of them when `None`).
+pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
+    let outcomes: Vec<String> = policy.conversation_outcomes.iter().map(wire_name).collect();
+    let rows = sqlx::query_as::<_, FactsRow>(
+        "SELECT a.id, a.timezone, a.cease_communication, a.do_not_call,
+                a.do_not_email, (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
+                (SELECT occurred_at FROM activities
+                  WHERE account_id = a.id AND type = 'call' AND direction = 'outbound'
+                    AND occurred_at <= coalesce($2, 'infinity')
+                  ORDER BY occurred_at DESC OFFSET $3 - 1 LIMIT 1) AS limit_th_latest_call,
+                (SELECT max(occurred_at) FROM activities
+                  WHERE account_id = a.id AND type = 'call' AND outcome = ANY($4)
+                    AND occurred_at <= coalesce($2, 'infinity')) AS last_conversation,
+                (SELECT max(due_date) FROM promises WHERE account_id = a.id AND status = 'broken') AS broken_promise_due,
+                coalesce((SELECT array_agg(timezone ORDER BY timezone) FROM contact_zones
+                           WHERE country = coalesce(
+                               (SELECT country FROM contact_zones WHERE country = upper(a.address_country) LIMIT 1), '*')),
+                         '{}') AS zones
+         FROM accounts a WHERE a.id = ANY($1)",
+    )
+    .bind(ids)
+    .bind(at)
+    .bind(i64::from(policy.call_attempt_limit))
+    .bind(&outcomes)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let zones = match known_zone(&r.timezone) {
+                Some(zone) => vec![zone],
+                None => r.zones.iter().filter_map(|z| z.parse::<Tz>().ok()).collect(),
+            };
+            let facts = Facts {
+                standing: Standing {
+                    cease_communication: r.cease_communication,
+                    do_not_call: r.do_not_call,
+                    do_not_email: r.do_not_email,
+                    unverified_dispute: r.unverified_dispute,
+                },
+                zones,
+                history: CallHistory {
+                    limit_th_latest_call: r.limit_th_latest_call,
+                    last_conversation: r.last_conversation,
+                },
+                broken_promise_due: r.broken_promise_due,
+            };
+            (r.id, facts)
+        })
+        .collect())
+}
+
+/// The work-queue and contact-filter inputs of `ids`' documents, as of `now`.
+pub async fn work_inputs(conn: &mut PgConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<HashMap<Uuid, WorkInputs>> {
+    let policy = policy(conn).await?;
+    let facts = facts(conn, &policy, ids, None).await?;
+    Ok(facts
+        .into_iter()
+        .map(|(id, f)| {
+            let inputs = WorkInputs {
+                contact: policy.inputs(&f.standing, &f.zones, &f.history, now),
+                broken_promise_due: f.broken_promise_due,
+            };
+            (id, inputs)
+        })
+        .collect())
+}
+
+/// Marks a disputed account's dispute verified; `false` when it is not disputed.
+pub async fn verify_dispute(tx: &mut PgConnection, account_id: Uuid, actor: Uuid) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE accounts SET dispute_verified_at = now(), updated_by = $2, updated_at = now()
+         WHERE id = $1 AND status = 'disputed' AND deleted_at IS NULL",
+    )
+    .bind(account_id)
+    .bind(actor)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct OverrideRow {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub channel: String,
+    pub reason: String,
+    pub granted_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub activity_id: Option<Uuid>,
+    pub rule: Option<String>,
+}
+
+const OVERRIDE_COLUMNS: &str = "id, account_id, channel, reason, granted_by, created_at, expires_at, used_at, activity_id, rule";
+
+pub async fn grant(
+    tx: &mut PgConnection,
+    account_id: Uuid,
+    channel: Channel,
+    reason: &str,
+    actor: Uuid,
+    expires_at: DateTime<Utc>,
+) -> Result<OverrideRow> {
+    Ok(sqlx::query_as::<_, OverrideRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO contact_overrides (id, account_id, channel, reason, granted_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING {OVERRIDE_COLUMNS}"
+    )))
+    .bind(Uuid::now_v7())
+    .bind(account_id)
+    .bind(channel.as_str())
+    .bind(reason)
+    .bind(actor)
+    .bind(expires_at)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// Uses the oldest live override of `channel` on the account for `activity_id`, which
+/// the guard refused by `rule`. `None` when there is none.
+pub async fn use_override(
+    tx: &mut PgConnection,
+    account_id: Uuid,
+    channel: Channel,
+    activity_id: Uuid,
+    rule: &str,
+) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "UPDATE contact_overrides SET used_at = now(), activity_id = $3, rule = $4
+         WHERE id = (SELECT id FROM contact_overrides
+                     WHERE account_id = $1 AND channel = $2 AND used_at IS NULL AND expires_at > now()
+                     ORDER BY created_at, id LIMIT 1 FOR UPDATE)
+         RETURNING id",
+    )
+    .bind(account_id)
+    .bind(channel.as_str())
+    .bind(activity_id)
+    .bind(rule)
+    .fetch_optional(tx)
+    .await?)
+}
+
+/// A page of overrides, newest first, after `(created_at, id)`.
+pub async fn list_overrides(
+    pool: &PgPool,
+    account_id: Option<Uuid>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<OverrideRow>> {
+    Ok(sqlx::query_as::<_, OverrideRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {OVERRIDE_COLUMNS} FROM contact_overrides
+         WHERE ($1::uuid IS NULL OR account_id = $1)
+           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
+         ORDER BY created_at DESC, id DESC LIMIT $4"
+    )))
+    .bind(account_id)
+    .bind(after.map(|a| a.0))
+    .bind(after.map(|a| a.1))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM contact_overrides WHERE ($1::uuid IS NULL OR account_id = $1)")
+            .bind(account_id)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Every zone the guard may use: the accounts' (unknown ones included) and the country
+/// lists'.
+pub async fn zones_in_use(pool: &PgPool) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "WITH RECURSIVE used(timezone) AS (
+             (SELECT timezone FROM accounts ORDER BY timezone LIMIT 1)
+             UNION ALL
+             SELECT (SELECT a.timezone FROM accounts a WHERE a.timezone > u.timezone ORDER BY a.timezone LIMIT 1)
+             FROM used u WHERE u.timezone IS NOT NULL
+         )
+         SELECT timezone FROM used WHERE timezone IS NOT NULL
+         UNION SELECT timezone FROM contact_zones",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Records `zone`'s offset. When it held another one, re-indexes, in the same
+/// transaction, the accounts whose window the zone shapes: those in the zone and, when
+/// the zone is one of a country list's, every account whose zone is unknown (`unknown`
+/// names). The row is locked first, so of two processes noticing one change, one does
+/// the work. `None` when the offset was new or unchanged.
+pub async fn record_zone_offset(pool: &PgPool, zone: &str, offset_minutes: i32, unknown: &[&str]) -> Result<Option<u64>> {
+    let mut tx = pool.begin().await?;
+    let previous: Option<i32> = sqlx::query_scalar("SELECT offset_minutes FROM contact_zone_offsets WHERE timezone = $1 FOR UPDATE")
+        .bind(zone)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let touched = match previous {
+        None => {
+            sqlx::query("INSERT INTO contact_zone_offsets (timezone, offset_minutes) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(zone)
+                .bind(offset_minutes)
+                .execute(&mut *tx)
+                .await?;
+            None
+        }
+        Some(previous) if previous == offset_minutes => None,
+        Some(_) => {
+            sqlx::query("UPDATE contact_zone_offsets SET offset_minutes = $2 WHERE timezone = $1")
+                .bind(zone)
+                .bind(offset_minutes)
+                .execute(&mut *tx)
+                .await?;
+            let touched = sqlx::query(
+                "UPDATE accounts SET search_version = 0
+                 WHERE deleted_at IS NULL
+                   AND (timezone = $1 OR (timezone = ANY($2) AND EXISTS (SELECT 1 FROM contact_zones WHERE timezone = $1)))",
+            )
+            .bind(zone)
+            .bind(unknown)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Some(touched)
+        }
+    };
+    tx.commit().await?;
+    Ok(touched)
+}

@@ -1,0 +1,389 @@
+//! The contact-compliance guard through HTTP with the default policy (Regulation F):
+//! hours in the debtor's zone across a DST change, an unknown zone, the call-attempt
+//! limit at the 7th and 8th call, the day the period ends, a recent conversation,
+//! flags and disputes, a manager's override, racing attempts, and the index filter.
+
+use arrears::domain::role::Role;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, assert_problem, id_of, instant, spawn_guarded_app, status_json, ts};
+
+/// The UTC instant of a wall-clock time in `tz`.
+fn local(tz: Tz, date: &str, h: u32, m: u32) -> DateTime<Utc> {
+    let date: NaiveDate = date.parse().unwrap();
+    tz.from_local_datetime(&date.and_hms_opt(h, m, 0).unwrap())
+        .single()
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A fixed-offset zone in which it is now between `from` and `to` o'clock.
+pub fn zone_where_it_is(from: u32, to: u32) -> String {
+    let now = Utc::now();
+    (-12..=12)
+        .map(|offset: i32| {
+            // Etc/GMT+N is N hours behind UTC.
+            let name = match offset {
+                0 => "Etc/GMT".to_owned(),
+                o if o < 0 => format!("Etc/GMT+{}", -o),
+                o => format!("Etc/GMT-{o}"),
+            };
+            (name, (now + Duration::hours(i64::from(offset))).hour())
+        })
+        .find(|(_, hour)| (from..to).contains(hour))
+        .map(|(name, _)| name)
+        .expect("some zone has that hour now")
+}
+
+struct Floor {
+    app: TestApp,
+    manager: TestUser,
+    agent: TestUser,
+}
+
+async fn floor() -> Floor {
+    let app = spawn_guarded_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    Floor { app, manager, agent }
+}
+
+impl Floor {
+    async fn account(&self, overrides: Value) -> String {
+        let mut body = json!({"timezone": "America/New_York", "assigned_agent_id": self.agent.id});
+        for (k, v) in overrides.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        id_of(&self.app.account(&self.manager.token, body).await)
+    }
+
+    async fn attempt(&self, account: &str, body: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/accounts/{account}/activities");
+        status_json(self.app.post(&path, Some(&self.agent.token), &body).await).await
+    }
+
+    async fn call_at(&self, account: &str, at: DateTime<Utc>, outcome: &str) -> (StatusCode, Value) {
+        self.attempt(
+            account,
+            json!({"type": "call", "direction": "outbound", "outcome": outcome, "occurred_at": ts(at)}),
+        )
+        .await
+    }
+
+    async fn assert_logged(&self, account: &str, at: DateTime<Utc>) {
+        let (status, body) = self.call_at(account, at, "no_answer").await;
+        assert_eq!(status, StatusCode::CREATED, "call at {at}: {body}");
+    }
+
+    async fn assert_blocked(&self, account: &str, at: DateTime<Utc>, rule: &str) -> Option<DateTime<Utc>> {
+        let (status, body) = self.call_at(account, at, "no_answer").await;
+        assert_eq!(status, StatusCode::CONFLICT, "call at {at}: {body}");
+        assert_eq!(body["code"], "contact_blocked", "{body}");
+        assert_eq!(body["rule"], rule, "{body}");
+        assert_eq!(body["channel"], "call", "{body}");
+        body["next_allowed_at"].as_str().map(|_| instant(&body["next_allowed_at"]))
+    }
+}
+
+#[tokio::test]
+async fn calls_are_allowed_until_nine_in_the_evening_local_on_both_sides_of_a_dst_change() {
+    let f = floor().await;
+    let ny = Tz::America__New_York;
+    let account = f.account(json!({})).await;
+    // New York left daylight time on 2026-11-01.
+    f.assert_logged(&account, local(ny, "2026-10-31", 20, 59)).await;
+    let opens = f.assert_blocked(&account, local(ny, "2026-10-31", 21, 0), "outside_window").await;
+    assert_eq!(opens, Some(local(ny, "2026-11-01", 8, 0)));
+    f.assert_logged(&account, local(ny, "2026-11-01", 20, 59)).await;
+    f.assert_blocked(&account, local(ny, "2026-11-01", 21, 0), "outside_window").await;
+    f.assert_blocked(&account, local(ny, "2026-11-02", 7, 59), "outside_window").await;
+    // A refused attempt is not recorded.
+    let logged: i64 = f
+        .app
+        .sql_value("SELECT count(*) FROM activities WHERE account_id = $1", &account)
+        .await;
+    assert_eq!(logged, 2);
+}
+
+#[tokio::test]
+async fn an_unknown_zone_allows_only_hours_inside_the_window_across_the_country() {
+    let f = floor().await;
+    // UTC is the default when no zone is given: unknown. The US spans New York to Honolulu.
+    let account = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let at = DateTime::parse_from_rfc3339("2026-01-15T14:00:00Z").unwrap().with_timezone(&Utc);
+    let opens = f.assert_blocked(&account, at, "outside_window").await;
+    assert_eq!(opens, Some(at + Duration::hours(4)), "08:00 in Honolulu");
+    f.assert_logged(&account, at + Duration::hours(4)).await;
+}
+
+#[tokio::test]
+async fn the_eighth_call_in_seven_days_is_refused_until_the_first_leaves_the_period() {
+    let f = floor().await;
+    let ny = Tz::America__New_York;
+    let account = f.account(json!({})).await;
+    let first_day = (Utc::now() - Duration::days(10)).with_timezone(&ny).date_naive();
+    let calls: Vec<DateTime<Utc>> = (0..7)
+        .map(|d| local(ny, &(first_day + Duration::days(d)).to_string(), 10, 0))
+        .collect();
+    for at in &calls {
+        f.assert_logged(&account, *at).await;
+    }
+    let eighth = calls[6] + Duration::hours(1);
+    let opens = f.assert_blocked(&account, eighth, "call_attempts").await;
+    assert_eq!(opens, Some(calls[0] + Duration::days(7)));
+    // Text messages are not calls.
+    let (status, body) = f
+        .attempt(&account, json!({"type": "sms", "direction": "outbound", "occurred_at": ts(eighth)}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A minute before the period ends it is still refused; at its end the call goes.
+    f.assert_blocked(&account, calls[0] + Duration::days(7) - Duration::minutes(1), "call_attempts")
+        .await;
+    f.assert_logged(&account, calls[0] + Duration::days(7)).await;
+}
+
+#[tokio::test]
+async fn a_conversation_holds_calls_back_for_seven_days() {
+    let f = floor().await;
+    let ny = Tz::America__New_York;
+    let account = f.account(json!({})).await;
+    let day = (Utc::now() - Duration::days(9)).with_timezone(&ny).date_naive().to_string();
+    let talked = local(ny, &day, 11, 0);
+    let (status, body) = f.call_at(&account, talked, "right_party").await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let opens = f.assert_blocked(&account, talked + Duration::days(2), "recent_conversation").await;
+    assert_eq!(opens, Some(talked + Duration::days(7)));
+    // An inbound call from the debtor is not an attempt.
+    let (status, body) = f
+        .attempt(
+            &account,
+            json!({"type": "call", "direction": "inbound", "occurred_at": ts(talked + Duration::days(3))}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    f.assert_logged(&account, talked + Duration::days(7)).await;
+}
+
+#[tokio::test]
+async fn flags_and_unverified_disputes_refuse_with_no_time_to_wait_for() {
+    let f = floor().await;
+    let noon = local(
+        Tz::America__New_York,
+        &(Utc::now() - Duration::days(1)).date_naive().to_string(),
+        12,
+        0,
+    );
+    let dnc = f.account(json!({"do_not_call": true})).await;
+    let (status, body) = f
+        .attempt(&dnc, json!({"type": "sms", "direction": "outbound", "occurred_at": ts(noon)}))
+        .await;
+    assert_eq!(
+        (status, body["rule"].as_str()),
+        (StatusCode::CONFLICT, Some("do_not_call")),
+        "{body}"
+    );
+    assert_eq!(body["next_allowed_at"], Value::Null);
+    let (status, _) = f
+        .attempt(&dnc, json!({"type": "email", "direction": "outbound", "occurred_at": ts(noon)}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let disputed = f.account(json!({})).await;
+    let path = format!("/api/v1/accounts/{disputed}");
+    let (status, body) = status_json(f.app.patch(&path, &f.manager.token, &json!({"status": "disputed"})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    f.assert_blocked(&disputed, noon, "unverified_dispute").await;
+    let verify = format!("/api/v1/accounts/{disputed}/dispute-verification");
+    assert_problem(
+        f.app.post(&verify, Some(&f.agent.token), &json!({})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let (status, body) = status_json(f.app.post(&verify, Some(&f.manager.token), &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    f.assert_logged(&disputed, noon).await;
+    let plain = format!("/api/v1/accounts/{dnc}/dispute-verification");
+    assert_problem(
+        f.app.post(&plain, Some(&f.manager.token), &json!({})).await,
+        StatusCode::CONFLICT,
+        "not_disputed",
+    )
+    .await;
+
+    // Notes and inbound contact are not attempts: a ceased account still records them.
+    let ceased = f.account(json!({"cease_communication": true})).await;
+    for body in [
+        json!({"type": "note", "notes": "debtor wrote in"}),
+        json!({"type": "letter", "direction": "inbound"}),
+    ] {
+        let (status, answer) = f.attempt(&ceased, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+    }
+    let (status, body) = f
+        .attempt(&ceased, json!({"type": "letter", "direction": "outbound", "occurred_at": ts(noon)}))
+        .await;
+    assert_eq!(
+        (status, body["rule"].as_str()),
+        (StatusCode::CONFLICT, Some("cease_communication")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_manager_lets_one_attempt_through_with_a_reason_and_it_is_recorded() {
+    let f = floor().await;
+    let account = f.account(json!({"cease_communication": true})).await;
+    let noon = local(
+        Tz::America__New_York,
+        &(Utc::now() - Duration::days(1)).date_naive().to_string(),
+        12,
+        0,
+    );
+    let grant = format!("/api/v1/accounts/{account}/contact-overrides");
+    let reason = json!({"channel": "call", "reason": "debtor's attorney asked us to call about the settlement"});
+    assert_problem(
+        f.app.post(&grant, Some(&f.agent.token), &reason).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let blank = json!({"channel": "call", "reason": "  "});
+    assert_problem(
+        f.app.post(&grant, Some(&f.manager.token), &blank).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    let granted = f.app.create(&f.manager.token, &grant, &reason).await;
+    assert_eq!(granted["used_at"], Value::Null);
+    let (status, call) = f.call_at(&account, noon, "right_party").await;
+    assert_eq!(status, StatusCode::CREATED, "the override lets one call through: {call}");
+    f.assert_blocked(&account, noon + Duration::minutes(1), "cease_communication").await;
+
+    let list = format!("/api/v1/contact-overrides?account_id={account}");
+    assert_problem(f.app.get(&list, &f.agent.token).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let (status, listed) = status_json(f.app.get(&list, &f.manager.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["total"], 1);
+    let used = &listed["data"][0];
+    assert_eq!(used["id"], granted["id"]);
+    assert_eq!(used["activity_id"], call["id"]);
+    assert_eq!(used["rule"], "cease_communication");
+    assert_eq!(used["reason"], reason["reason"]);
+    assert_eq!(used["granted_by"], json!(f.manager.id));
+    assert!(used["used_at"].is_string(), "{used}");
+}
+
+#[tokio::test]
+async fn two_racing_attempts_cannot_both_be_the_seventh_call() {
+    let f = floor().await;
+    let ny = Tz::America__New_York;
+    let account = f.account(json!({})).await;
+    let day = (Utc::now() - Duration::days(2)).with_timezone(&ny).date_naive().to_string();
+    for minute in 0..6 {
+        f.assert_logged(&account, local(ny, &day, 10, minute)).await;
+    }
+    let at = local(ny, &day, 11, 0);
+    let (a, b) = tokio::join!(f.call_at(&account, at, "no_answer"), f.call_at(&account, at, "no_answer"));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::CREATED, StatusCode::CONFLICT], "{} / {}", a.1, b.1);
+}
+
+#[tokio::test]
+async fn each_channel_says_whether_it_is_open_now_and_the_list_filters_on_it() {
+    let f = floor().await;
+    let day_zone = zone_where_it_is(10, 19);
+    let night_zone = zone_where_it_is(0, 6);
+    let open = f.account(json!({"timezone": day_zone})).await;
+    let night = f.account(json!({"timezone": night_zone})).await;
+    let no_calls = f.account(json!({"timezone": day_zone, "do_not_call": true})).await;
+    let ceased = f.account(json!({"timezone": day_zone, "cease_communication": true})).await;
+
+    let (status, standing) = status_json(f.app.get(&format!("/api/v1/accounts/{no_calls}/contact"), &f.agent.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{standing}");
+    let channel = |name: &str| {
+        standing["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["channel"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (channel("call")["allowed"].clone(), channel("call")["rule"].clone()),
+        (json!(false), json!("do_not_call"))
+    );
+    assert_eq!(channel("email")["allowed"], true);
+    let (_, night_standing) = status_json(f.app.get(&format!("/api/v1/accounts/{night}/contact"), &f.agent.token).await).await;
+    let call = &night_standing["channels"][0];
+    assert_eq!(
+        (call["channel"].as_str(), call["rule"].as_str()),
+        (Some("call"), Some("outside_window")),
+        "{night_standing}"
+    );
+    assert!(instant(&call["next_allowed_at"]) > Utc::now());
+
+    let listed = |query: &'static str| {
+        let app = &f.app;
+        let token = f.manager.token.clone();
+        async move {
+            let (status, page) = status_json(app.get(&format!("/api/v1/accounts?{query}&page_size=50"), &token).await).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let mut ids: Vec<String> = page["data"].as_array().unwrap().iter().map(id_of).collect();
+            ids.sort();
+            ids
+        }
+    };
+    let sorted = |mut ids: Vec<&String>| {
+        ids.sort();
+        ids.into_iter().cloned().collect::<Vec<_>>()
+    };
+    crate::helpers::eventually("the index holds the four accounts", || async {
+        listed("status=active").await.len() == 4
+    })
+    .await;
+    assert_eq!(listed("contactable_now=call").await, sorted(vec![&open]));
+    assert_eq!(listed("contactable_now=email").await, sorted(vec![&open, &no_calls]));
+    // Letters have no time window: only the ceased account is left out.
+    let letters = listed("contactable_now=letter").await;
+    assert_eq!(letters, sorted(vec![&open, &night, &no_calls]));
+    assert!(!letters.contains(&ceased));
+    f.app
+        .assert_refused_parameter(&f.manager.token, "/api/v1/accounts?contactable_now=fax", "contactable_now")
+        .await;
+}
+
+#[tokio::test]
+async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
+    let f = floor().await;
+    let in_zone = f.account(json!({})).await;
+    let unknown = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
+    let refresh = || arrears::jobs::contact_windows::refresh(&f.app.pool);
+    refresh().await.unwrap();
+    assert_eq!(refresh().await.unwrap(), 0, "nothing changed since the last check");
+    // As if New York's documents had been built before a DST change.
+    sqlx::query("UPDATE contact_zone_offsets SET offset_minutes = offset_minutes + 60 WHERE timezone = 'America/New_York'")
+        .execute(&f.app.pool)
+        .await
+        .unwrap();
+    let version = |id: String| {
+        let app = &f.app;
+        async move { app.sql_value::<i64>("SELECT search_version FROM accounts WHERE id = $1", &id).await }
+    };
+    let before = (
+        version(in_zone.clone()).await,
+        version(unknown.clone()).await,
+        version(elsewhere.clone()).await,
+    );
+    assert_eq!(refresh().await.unwrap(), 2);
+    let after = (version(in_zone).await, version(unknown).await, version(elsewhere).await);
+    assert!(after.0 > before.0 && after.1 > before.1, "{before:?} -> {after:?}");
+    assert_eq!(after.2, before.2, "Tokyo's window did not move");
+}
