@@ -99,6 +99,7 @@ impl Application {
         state.events().start(stopped.clone(), &mut background);
         background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped.clone()));
         background.spawn(jobs::promises::run(state.pool().clone(), stopped.clone()));
+        background.spawn(jobs::snapshots::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
         if metrics_listener.is_some() {
             background.spawn(metrics_upkeep(stopped));

@@ -6,6 +6,7 @@ pub mod bulk;
 pub mod contact;
 pub mod document;
 pub mod event;
+pub mod kpi;
 pub mod money;
 pub mod patch;
 pub mod payment;

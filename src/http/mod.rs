@@ -12,6 +12,7 @@ pub mod idempotent;
 pub mod imports;
 pub mod indexed;
 pub mod jobs;
+pub mod kpis;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -57,6 +58,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(imports::routes(state.clone()))
                 .unify()
                 .or(export::routes(state.clone()))
+                .unify()
+                .or(kpis::routes(state.clone()))
                 .unify(),
         )
         .boxed();

@@ -18,7 +18,7 @@ use warp::reply::{Reply, Response};
 
 use crate::error::Error;
 use crate::http::throttle;
-use crate::http::{accounts, activities, auth, export, headers, health, imports, jobs, notifications, payments, users, ws};
+use crate::http::{accounts, activities, auth, export, headers, health, imports, jobs, kpis, notifications, payments, users, ws};
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 
@@ -73,6 +73,7 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         imports::get,
         imports::errors,
         imports::errors_xlsx,
+        kpis::report,
         ws::socket,
         health::live,
         health::ready,

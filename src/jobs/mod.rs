@@ -5,6 +5,7 @@
 pub mod bulk_update;
 pub mod import;
 pub mod promises;
+pub mod snapshots;
 
 use std::time::Duration;
 
