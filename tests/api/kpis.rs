@@ -205,7 +205,7 @@ async fn expected(
 ) -> (Figures, BTreeMap<&'static str, Value>) {
     let (start, end) = (midnight(from), midnight(to + Duration::days(1)));
     let mut groups: Figures = BTreeMap::new();
-    let mut total: BTreeMap<&'static str, Value> = BTreeMap::new();
+    let mut total = zero();
     for by_group in [true, false] {
         let key = |user: &str, account: &str| {
             if by_group {
