@@ -100,6 +100,7 @@ impl Application {
         background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped.clone()));
         background.spawn(jobs::promises::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::contact_windows::run(state.pool().clone(), stopped.clone()));
+        background.spawn(jobs::snapshots::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
         if metrics_listener.is_some() {
             background.spawn(metrics_upkeep(stopped));

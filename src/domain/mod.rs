@@ -7,6 +7,7 @@ pub mod compliance;
 pub mod contact;
 pub mod document;
 pub mod event;
+pub mod kpi;
 pub mod money;
 pub mod patch;
 pub mod payment;

@@ -66,6 +66,8 @@ pub enum Action {
     /// See any agent's work queue and the team queue of unassigned accounts.
     SuperviseQueues,
     ManageUsers,
+    /// Read the manager KPIs of every agent and team.
+    ReadKpis,
 }
 
 /// The permission table: which roles may perform each action.
@@ -82,10 +84,23 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
+    (Action::ReadKpis, &[Role::Admin, Role::Manager]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {
     PERMISSIONS.iter().any(|(a, roles)| *a == action && roles.contains(&role))
+}
+
+/// The longest team name, in characters.
+pub const MAX_TEAM_CHARS: usize = 100;
+
+/// A team name, trimmed: 1 to [`MAX_TEAM_CHARS`] characters.
+pub fn team_name(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    if name.is_empty() || name.chars().count() > MAX_TEAM_CHARS {
+        return Err(format!("must be 1 to {MAX_TEAM_CHARS} characters"));
+    }
+    Ok(name.to_owned())
 }
 
 /// Why a caller may not touch an account that the rule below keeps from them.

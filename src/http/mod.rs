@@ -14,6 +14,7 @@ pub mod idempotent;
 pub mod imports;
 pub mod indexed;
 pub mod jobs;
+pub mod kpis;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
@@ -64,6 +65,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(imports::routes(state.clone()))
                 .unify()
                 .or(export::routes(state.clone()))
+                .unify()
+                .or(kpis::routes(state.clone()))
                 .unify(),
         )
         .boxed();

@@ -19,7 +19,7 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, auth, compliance, export, headers, health, imports, jobs, notifications, payments, queue, users, ws,
+    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, queue, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -81,6 +81,7 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         imports::get,
         imports::errors,
         imports::errors_xlsx,
+        kpis::report,
         ws::socket,
         health::live,
         health::ready,

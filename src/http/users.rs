@@ -1,6 +1,5 @@
 //! `/api/v1/users`: admin-only user management.
 
-use serde::Deserialize;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -8,23 +7,16 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::domain::role::{Action, Role};
-use crate::error::{Code, Error, Result};
+use crate::domain::role::Action;
+use crate::error::{Error, Result};
 use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::{self as api, respond};
-use crate::service::users::{CreateUser, UserView, create_user};
+use crate::service::users::{CreateUser, UpdateUser, UserView, create_user, update_user};
 use crate::state::AppState;
 use crate::store::users;
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct UpdateUser {
-    role: Option<Role>,
-    disabled: Option<bool>,
-}
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
@@ -89,11 +81,7 @@ async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<
     ))]
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) -> Result<Response> {
-    caller.require(Action::ManageUsers)?;
-    if id == caller.user_id && (body.disabled == Some(true) || body.role.is_some_and(|r| r != caller.role)) {
-        return Err(Error::new(Code::Conflict, "you cannot change your own role or disable yourself"));
-    }
-    let row = users::update(state.pool(), id, body.role, body.disabled)
+    let row = update_user(state.pool(), &caller, id, body)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
     state.auth().forget_sessions();

@@ -6,6 +6,7 @@ pub mod bulk_update;
 pub mod contact_windows;
 pub mod import;
 pub mod promises;
+pub mod snapshots;
 
 use std::time::Duration;
 

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;
+pub mod kpis;
 pub mod payments;
 pub mod promises;
 pub mod queue;

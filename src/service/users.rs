@@ -8,9 +8,11 @@ use uuid::Uuid;
 
 use crate::auth::password;
 use crate::domain::contact::normalize_email;
-use crate::domain::role::Role;
-use crate::error::{Error, FieldError, Result};
-use crate::store::users::{self, UserRow};
+use crate::domain::patch::nullable;
+use crate::domain::principal::Principal;
+use crate::domain::role::{Action, Role, team_name};
+use crate::error::{Code, Error, FieldError, Result};
+use crate::store::users::{self, UserChange, UserRow};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
@@ -19,6 +21,8 @@ pub struct UserView {
     pub name: String,
     pub role: Role,
     pub disabled: bool,
+    /// The team whose KPIs the user's work counts in; null for none.
+    pub team: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -30,6 +34,7 @@ impl From<&UserRow> for UserView {
             name: row.name.clone(),
             role: row.role(),
             disabled: row.disabled,
+            team: row.team.clone(),
             created_at: row.created_at,
         }
     }
@@ -42,6 +47,9 @@ pub struct CreateUser {
     name: String,
     role: Role,
     password: String,
+    /// The user's team (1 to 100 characters); none when absent.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 impl CreateUser {
@@ -51,8 +59,42 @@ impl CreateUser {
             name,
             role,
             password,
+            team: None,
         }
     }
+}
+
+/// Body of `PATCH /users/{id}`: what an admin changes of a user.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    role: Option<Role>,
+    disabled: Option<bool>,
+    /// The user's team (1 to 100 characters); null removes it.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    team: Option<Option<String>>,
+}
+
+/// Changes a user as `caller`, an admin who may not change their own role or disable
+/// themselves; `None` when there is no such user.
+pub async fn update_user(pool: &PgPool, caller: &Principal, id: Uuid, body: UpdateUser) -> Result<Option<UserRow>> {
+    caller.require(Action::ManageUsers)?;
+    if id == caller.user_id && (body.disabled == Some(true) || body.role.is_some_and(|r| r != caller.role)) {
+        return Err(Error::new(Code::Conflict, "you cannot change your own role or disable yourself"));
+    }
+    let team = match body.team {
+        Some(Some(text)) => Some(Some(
+            team_name(&text).map_err(|m| Error::validation(vec![FieldError::new("team", m)]))?,
+        )),
+        other => other,
+    };
+    let change = UserChange {
+        role: body.role,
+        disabled: body.disabled,
+        team,
+    };
+    users::update(pool, id, &change).await
 }
 
 /// Validates a new user's fields the same way for admins, registration and the CLI.
@@ -65,6 +107,14 @@ pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, body: Creat
     if name.is_empty() || name.chars().count() > 200 {
         errors.push(FieldError::new("name", "must be 1 to 200 characters"));
     }
+    let team = body
+        .team
+        .as_deref()
+        .map(team_name)
+        .transpose()
+        .map_err(|m| errors.push(FieldError::new("team", m)))
+        .ok()
+        .flatten();
     if let Err(Error::Problem(p)) = password::check_policy(&body.password) {
         errors.extend(p.errors);
     }
@@ -72,5 +122,5 @@ pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, body: Creat
         return Err(Error::validation(errors));
     };
     let hash = hashers.hash(body.password).await?;
-    users::insert(pool, &email, &name, body.role, &hash).await
+    users::insert_in_team(pool, &email, &name, body.role, &hash, team.as_deref()).await
 }

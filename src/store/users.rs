@@ -18,6 +18,7 @@ pub struct UserRow {
     pub failed_logins: i32,
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    pub team: Option<String>,
 }
 
 impl UserRow {
@@ -26,18 +27,31 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at";
+const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at, team";
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(pool: &PgPool, email: &str, name: &str, role: Role, password_hash: &str) -> Result<UserRow> {
+    insert_in_team(pool, email, name, role, password_hash, None).await
+}
+
+#[tracing::instrument(skip_all)]
+pub async fn insert_in_team(
+    pool: &PgPool,
+    email: &str,
+    name: &str,
+    role: Role,
+    password_hash: &str,
+    team: Option<&str>,
+) -> Result<UserRow> {
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO users (id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}"
+        "INSERT INTO users (id, email, name, role, password_hash, team) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
     .bind(email)
     .bind(name)
     .bind(role.as_str())
     .bind(password_hash)
+    .bind(team)
     .fetch_one(pool)
     .await?;
     Ok(row)
@@ -104,14 +118,26 @@ pub async fn count(pool: &PgPool) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?)
 }
 
+/// What an admin changes of a user; `team: Some(None)` clears the team.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub team: Option<Option<String>>,
+}
+
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn update(pool: &PgPool, id: Uuid, role: Option<Role>, disabled: Option<bool>) -> Result<Option<UserRow>> {
+pub async fn update(pool: &PgPool, id: Uuid, change: &UserChange) -> Result<Option<UserRow>> {
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), updated_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+        "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
+                team = CASE WHEN $4 THEN $5 ELSE team END, updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(role.map(Role::as_str))
-    .bind(disabled)
+    .bind(change.role.map(Role::as_str))
+    .bind(change.disabled)
+    .bind(change.team.is_some())
+    .bind(change.team.clone().flatten())
     .fetch_optional(pool)
     .await?;
     Ok(row)

@@ -17,6 +17,7 @@ mod export;
 mod helpers;
 mod imports;
 mod jobs;
+mod kpis;
 mod metrics;
 mod notifications;
 mod openapi;

@@ -1,0 +1,36 @@
+//! `/api/v1/kpis`: the manager KPIs.
+
+use chrono::Utc;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+
+use crate::domain::principal::Principal;
+use crate::error::Result;
+use crate::http::filters::{principal, with_state};
+use crate::http::{self as api, respond};
+use crate::service::kpis::{self, KpiParams, KpiReport};
+use crate::state::AppState;
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    warp::path!("kpis")
+        .and(warp::get())
+        .and(principal(state.clone()))
+        .and(with_state(state))
+        .and(crate::http::query::raw_query())
+        .then(|p, s, q: String| async move { respond(report(p, s, q).await) })
+        .boxed()
+}
+
+#[utoipa::path(get, path = "/api/v1/kpis", tag = "kpis", operation_id = "kpis",
+    params(KpiParams),
+    responses(
+        (status = 200, description = "The KPIs of the period, per group and in total; the README's \"Manager KPIs\" defines each figure", body = KpiReport),
+        (status = 403, description = "Managers and admins only"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn report(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
+    let report = kpis::report(state.pool(), &caller, &raw_query, Utc::now()).await?;
+    Ok(api::json(StatusCode::OK, &report))
+}

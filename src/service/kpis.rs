@@ -1,0 +1,322 @@
+//! Manager KPIs: the request's parameters and their rules, who may ask, and the answer
+//! assembled from the store's grouped figures.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use crate::domain::account::Bucket;
+use crate::domain::kpi::{DEFAULT_DAYS, GroupBy, MAX_DAYS};
+use crate::domain::money::Currency;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::Result;
+use crate::lists::params::{self, Param, Problems};
+use crate::lists::values;
+use crate::store::kpis::{self, MoveRow, PromiseRow, Window, WorkRow};
+
+/// What the parameters fill in, before the rules between them apply.
+struct Request {
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    group_by: GroupBy,
+}
+
+const PARAMS: &[Param<Request>] = &[
+    Param::new("from", |r, v| r.from = v.one(values::date, values::DATE)),
+    Param::new("to", |r, v| r.to = v.one(values::date, values::DATE)),
+    Param::new("group_by", |r, v| {
+        if let Some(by) = v.one(GroupBy::parse, "agent, team or bucket") {
+            r.group_by = by;
+        }
+    }),
+];
+
+/// The KPI parameters as the API description shows them (a test keeps their names
+/// those of [`PARAMS`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KpiParams {
+    /// The first UTC day; 29 days before `to` when absent.
+    pub from: Option<NaiveDate>,
+    /// The last UTC day, at most today; today when absent. At most 366 days in all.
+    pub to: Option<NaiveDate>,
+    /// How the figures are split: `agent` (default), `team` or `bucket`.
+    pub group_by: Option<GroupBy>,
+}
+
+/// A validated KPI request.
+#[derive(Clone, Copy, Debug)]
+pub struct KpiRequest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub group_by: GroupBy,
+    pub window: Window,
+}
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_time(NaiveTime::MIN).and_utc()
+}
+
+/// Reads and checks the query string: dates, `from <= to <= today`, at most
+/// [`MAX_DAYS`] days.
+pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
+    let mut problems = Problems::default();
+    let mut request = Request {
+        from: None,
+        to: None,
+        group_by: GroupBy::Agent,
+    };
+    params::read(raw, PARAMS, &mut request, &mut problems);
+    let today = now.date_naive();
+    let to = request.to.unwrap_or(today);
+    let from = request.from.unwrap_or(to - Duration::days(DEFAULT_DAYS - 1));
+    if to > today {
+        problems.push("to", "must not be after today (UTC)");
+    }
+    if from > to {
+        problems.push("from", "must not be after to");
+    } else if (to - from).num_days() + 1 > MAX_DAYS {
+        problems.push("from", format!("the range may span at most {MAX_DAYS} days"));
+    }
+    problems.finish()?;
+    let after = to + Duration::days(1);
+    Ok(KpiRequest {
+        from,
+        to,
+        group_by: request.group_by,
+        window: Window {
+            start: midnight(from),
+            end: midnight(after),
+            opening: from,
+            closing: after.min(today),
+        },
+    })
+}
+
+/// Money collected in one currency.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Collected {
+    pub currency: String,
+    /// Exact decimal with the currency's minor digits.
+    #[schema(example = "1250.00")]
+    pub amount: String,
+}
+
+/// Accounts that moved from one bucket at the opening to another (or the same) at the
+/// closing.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Roll {
+    pub from_bucket: String,
+    pub to_bucket: String,
+    pub accounts: i64,
+    /// `accounts` over the accounts in `from_bucket` at the opening that have a closing
+    /// snapshot.
+    pub rate: f64,
+}
+
+/// The figures of one group, or of all of them.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Figures {
+    pub accounts_worked: i64,
+    pub contact_attempts: i64,
+    pub right_party_contacts: i64,
+    /// `right_party_contacts / contact_attempts`; null without attempts.
+    pub right_party_contact_rate: Option<f64>,
+    pub promises_made: i64,
+    pub promises_kept: i64,
+    pub promises_broken: i64,
+    /// `promises_kept / (promises_kept + promises_broken)`; null when none is resolved.
+    pub promise_kept_rate: Option<f64>,
+    /// Completed payments per currency, never summed across currencies.
+    pub collected: Vec<Collected>,
+    /// Accounts in a delinquent bucket at the opening with a closing snapshot.
+    pub delinquent_at_opening: i64,
+    pub cured: i64,
+    /// `cured / delinquent_at_opening`; null when none was delinquent.
+    pub cure_rate: Option<f64>,
+    pub roll_rates: Vec<Roll>,
+}
+
+/// One group: its key (an agent's id, a team's name or an opening bucket; null for
+/// none) and its figures.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Group {
+    pub key: Option<String>,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// `GET /kpis`.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct KpiReport {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub group_by: GroupBy,
+    /// The snapshot day whose buckets open the period (`from`).
+    pub opening_day: NaiveDate,
+    /// The snapshot day whose buckets close it: the day after `to`, or today when `to`
+    /// is today.
+    pub closing_day: NaiveDate,
+    /// Ordered by key, the group without a key last.
+    pub groups: Vec<Group>,
+    pub total: Figures,
+}
+
+fn rate(part: i64, whole: i64) -> Option<f64> {
+    // Counts stay far below 2^52, so the conversions are exact.
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Builds the figures of every group (and of all) from the store's rows.
+#[derive(Default)]
+struct Tally {
+    groups: BTreeMap<Option<String>, Figures>,
+    total: Figures,
+    collected: BTreeMap<(Option<String>, bool), BTreeMap<String, Decimal>>,
+    moves: BTreeMap<(Option<String>, bool), Vec<MoveRow>>,
+}
+
+impl Tally {
+    fn figures(&mut self, key: Option<String>, total: bool) -> &mut Figures {
+        if total {
+            &mut self.total
+        } else {
+            self.groups.entry(key).or_default()
+        }
+    }
+
+    fn work(&mut self, row: WorkRow) {
+        let f = self.figures(row.key, row.total);
+        f.accounts_worked = row.accounts_worked;
+        f.contact_attempts = row.contact_attempts;
+        f.right_party_contacts = row.right_party_contacts;
+        f.right_party_contact_rate = rate(row.right_party_contacts, row.contact_attempts);
+    }
+
+    fn promises(&mut self, row: PromiseRow) {
+        let f = self.figures(row.key, row.total);
+        f.promises_made = row.made;
+        f.promises_kept = row.kept;
+        f.promises_broken = row.broken;
+        f.promise_kept_rate = rate(row.kept, row.kept + row.broken);
+    }
+
+    fn finish(mut self) -> (Vec<Group>, Figures) {
+        for ((key, total), sums) in std::mem::take(&mut self.collected) {
+            self.figures(key, total).collected = sums
+                .into_iter()
+                .map(|(currency, amount)| Collected {
+                    amount: Currency::parse(&currency).map_or_else(|_| amount.normalize().to_string(), |c| c.format(amount)),
+                    currency,
+                })
+                .collect();
+        }
+        for ((key, total), rows) in std::mem::take(&mut self.moves) {
+            let mut opening: BTreeMap<&str, i64> = BTreeMap::new();
+            for row in &rows {
+                *opening.entry(row.opening_bucket.as_str()).or_default() += row.accounts;
+            }
+            let delinquent: i64 = rows
+                .iter()
+                .filter(|r| r.opening_bucket != Bucket::Current.as_str())
+                .map(|r| r.accounts)
+                .sum();
+            let cured: i64 = rows.iter().map(|r| r.cured).sum();
+            let rolls = rows
+                .iter()
+                .map(|r| Roll {
+                    from_bucket: r.opening_bucket.clone(),
+                    to_bucket: r.closing_bucket.clone(),
+                    accounts: r.accounts,
+                    rate: rate(r.accounts, opening[r.opening_bucket.as_str()]).unwrap_or_default(),
+                })
+                .collect();
+            let f = self.figures(key, total);
+            f.delinquent_at_opening = delinquent;
+            f.cured = cured;
+            f.cure_rate = rate(cured, delinquent);
+            f.roll_rates = rolls;
+        }
+        let mut groups: Vec<Group> = self.groups.into_iter().map(|(key, figures)| Group { key, figures }).collect();
+        groups.sort_by(|a, b| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)));
+        (groups, self.total)
+    }
+}
+
+/// The KPIs the query string `raw` asks for at `now`, for managers and admins.
+pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
+    caller.require(Action::ReadKpis)?;
+    let request = parse(raw, now)?;
+    let (by, window) = (request.group_by, request.window);
+    let (work, promises, collected, moves) = tokio::try_join!(
+        kpis::work(pool, by, window),
+        kpis::promises(pool, by, window),
+        kpis::collected(pool, by, window),
+        kpis::moves(pool, by, window),
+    )?;
+    let mut tally = Tally::default();
+    work.into_iter().for_each(|row| tally.work(row));
+    promises.into_iter().for_each(|row| tally.promises(row));
+    for row in collected {
+        tally.figures(row.key.clone(), row.total);
+        *tally
+            .collected
+            .entry((row.key, row.total))
+            .or_default()
+            .entry(row.currency)
+            .or_default() += row.amount;
+    }
+    for row in moves {
+        tally.figures(row.key.clone(), row.total);
+        tally.moves.entry((row.key.clone(), row.total)).or_default().push(row);
+    }
+    let (groups, total) = tally.finish();
+    Ok(KpiReport {
+        from: request.from,
+        to: request.to,
+        group_by: by,
+        opening_day: window.opening,
+        closing_day: window.closing,
+        groups,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn described() -> Vec<String> {
+        use utoipa::IntoParams;
+        KpiParams::into_params(|| None).into_iter().map(|p| p.name).collect()
+    }
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        assert_eq!(described(), PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_period_opens_on_from_and_closes_after_to_or_today() {
+        let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).unwrap();
+        let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+        let r = parse("from=2026-11-01&to=2026-11-10&group_by=team", now).unwrap();
+        assert_eq!((r.window.opening, r.window.closing), (day("2026-11-01"), day("2026-11-11")));
+        assert_eq!(r.window.end, midnight(day("2026-11-11")));
+        assert_eq!(r.group_by, GroupBy::Team);
+        let r = parse("", now).unwrap();
+        assert_eq!(
+            (r.from, r.to, r.window.closing),
+            (day("2026-10-25"), day("2026-11-23"), day("2026-11-23"))
+        );
+        assert!(parse("from=2025-11-21&to=2026-11-22", now).is_err());
+        assert!(parse("from=2025-11-22&to=2026-11-22", now).is_ok());
+        assert!(parse("to=2026-11-24", now).is_err());
+    }
+}

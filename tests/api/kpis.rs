@@ -1,0 +1,579 @@
+//! `GET /api/v1/kpis`: every figure against the README's definition computed here in
+//! plain SQL on random data, per grouping; who may ask; the parameters' checks; teams;
+//! and the bucket snapshot.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrears::domain::role::Role;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::helpers::{assert_problem, error_fields, eventually, spawn_app, status_json};
+
+/// A move between buckets in the plain-SQL check: opening, closing, accounts, cured.
+type Move = (String, String, i64, i64);
+
+const BUCKETS: [&str; 6] = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
+const STATUSES: [&str; 8] = [
+    "active",
+    "delinquent",
+    "promise_to_pay",
+    "payment_plan",
+    "disputed",
+    "paid",
+    "settled",
+    "closed",
+];
+const TYPES: [&str; 6] = ["call", "sms", "email", "letter", "visit", "note"];
+const OUTCOMES: [&str; 8] = [
+    "right_party",
+    "wrong_party",
+    "no_answer",
+    "left_message",
+    "refused",
+    "promise_to_pay",
+    "dispute",
+    "paid",
+];
+const CURRENCIES: [&str; 3] = ["USD", "EUR", "JPY"];
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).unwrap().and_utc()
+}
+
+/// A random instant from three days before `start` to two days after `end`, or one of
+/// the window's edges.
+fn instant_around(rng: &mut StdRng, start: DateTime<Utc>, end: DateTime<Utc>) -> DateTime<Utc> {
+    match rng.random_range(0..10) {
+        0 => start,
+        1 => end,
+        2 => end - Duration::microseconds(1),
+        _ => {
+            let span = (end - start).num_seconds() + 5 * 86_400;
+            start - Duration::days(3) + Duration::seconds(rng.random_range(0..span))
+        }
+    }
+}
+
+fn maybe<T: Copy>(rng: &mut StdRng, values: &[T], none_one_in: u32) -> Option<T> {
+    (rng.random_range(0..none_one_in) != 0).then(|| *values.choose(rng).unwrap())
+}
+
+/// Agents in teams (one without), accounts, snapshots of every day in `days`,
+/// activities, promises and payments around `[start, end)`, straight into SQL.
+async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTime<Utc>, end: DateTime<Utc>) {
+    let mut agents = Vec::new();
+    for (i, team) in [Some("north"), Some("north"), Some("south"), None].into_iter().enumerate() {
+        let email = format!("kpi-agent-{i}-{}@example.com", Uuid::new_v4().simple());
+        let row = arrears::store::users::insert_in_team(pool, &email, "Agent", Role::Agent, "x", team)
+            .await
+            .unwrap();
+        agents.push(row.id);
+    }
+    let mut accounts = Vec::new();
+    for i in 0..40 {
+        let id = Uuid::new_v4();
+        let currency = *CURRENCIES.choose(rng).unwrap();
+        sqlx::query(
+            "INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency,
+                                   due_date, assigned_agent_id)
+             VALUES ($1, $2, 'Debtor', 1000000, 1000000, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(format!("KPI-{i}"))
+        .bind(currency)
+        .bind(start.date_naive() - Duration::days(rng.random_range(0..200)))
+        .bind(maybe(rng, &agents, 5))
+        .execute(pool)
+        .await
+        .unwrap();
+        accounts.push((id, currency));
+    }
+    for day in days {
+        for (account, currency) in &accounts {
+            if rng.random_range(0..10) == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency)
+                 VALUES ($1, $2, $3, $4, $5, 100, $6)",
+            )
+            .bind(day)
+            .bind(account)
+            .bind(*BUCKETS.choose(rng).unwrap())
+            .bind(maybe(rng, &agents, 5))
+            .bind(*STATUSES.choose(rng).unwrap())
+            .bind(currency)
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+    for _ in 0..300 {
+        let (account, _) = accounts.choose(rng).unwrap();
+        sqlx::query(
+            "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(account)
+        .bind(*TYPES.choose(rng).unwrap())
+        .bind(maybe(rng, &["inbound", "outbound", "outbound"], 6))
+        .bind(maybe(rng, &OUTCOMES, 4))
+        .bind(instant_around(rng, start, end))
+        .bind(maybe(rng, &agents, 6))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for _ in 0..80 {
+        let (account, currency) = accounts.choose(rng).unwrap();
+        let amount = match *currency {
+            "JPY" => Decimal::from(rng.random_range(1..100_000)),
+            _ => Decimal::new(rng.random_range(1..10_000_000), 2),
+        };
+        sqlx::query(
+            "INSERT INTO payments (id, account_id, amount, currency, method, status, received_at)
+             VALUES ($1, $2, $3, $4, 'card', $5, $6)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(account)
+        .bind(amount)
+        .bind(currency)
+        .bind(*["completed", "completed", "pending", "failed", "refunded"].choose(rng).unwrap())
+        .bind(instant_around(rng, start, end))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+    for (account, _) in &accounts {
+        for n in 0..rng.random_range(0..4) {
+            let status = if n == 0 {
+                *["open", "kept", "broken", "cancelled"].choose(rng).unwrap()
+            } else {
+                *["kept", "broken", "cancelled"].choose(rng).unwrap()
+            };
+            sqlx::query(
+                "INSERT INTO promises (id, account_id, amount, due_date, status, created_by, created_at)
+                 VALUES ($1, $2, 10, $3, $4, $5, $6)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(account)
+            .bind(start.date_naive())
+            .bind(status)
+            .bind(maybe(rng, &agents, 6))
+            .bind(instant_around(rng, start, end))
+            .execute(pool)
+            .await
+            .unwrap();
+        }
+    }
+}
+
+fn rate(part: i64, whole: i64) -> Value {
+    if whole > 0 {
+        rounded(json!(part as f64 / whole as f64))
+    } else {
+        Value::Null
+    }
+}
+
+/// The key of a row for `group_by`, in SQL written apart from the service's: `user` is
+/// the user the row counts for, `account` its account, `$3` the opening day.
+fn key_sql(group_by: &str, user: &str, account: &str) -> String {
+    match group_by {
+        "agent" => format!("{user}::text"),
+        "team" => format!("(SELECT team FROM users WHERE id = {user})"),
+        _ => format!("(SELECT bucket FROM account_day_snapshots WHERE day = $3 AND account_id = {account})"),
+    }
+}
+
+type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
+
+/// The README's definitions, in plain SQL, for each group (key `Some`) and in total
+/// (the `None` entry of the second map).
+async fn expected(
+    pool: &PgPool,
+    group_by: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    closing: NaiveDate,
+) -> (Figures, BTreeMap<&'static str, Value>) {
+    let (start, end) = (midnight(from), midnight(to + Duration::days(1)));
+    let mut groups: Figures = BTreeMap::new();
+    let mut total = zero();
+    for by_group in [true, false] {
+        let key = |user: &str, account: &str| {
+            if by_group {
+                key_sql(group_by, user, account)
+            } else {
+                "NULL::text".to_owned()
+            }
+        };
+        let work: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} AS key, count(DISTINCT account_id),
+                    count(*) FILTER (WHERE direction = 'outbound' AND type <> 'note'),
+                    count(*) FILTER (WHERE direction = 'outbound' AND type <> 'note'
+                                       AND outcome IN ('right_party', 'promise_to_pay', 'dispute', 'paid'))
+             FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1",
+            key("a.agent_id", "a.account_id")
+        )))
+        .bind(start)
+        .bind(end)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let promises: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} AS key, count(*), count(*) FILTER (WHERE status = 'kept'), count(*) FILTER (WHERE status = 'broken')
+             FROM promises p WHERE created_at >= $1 AND created_at < $2 GROUP BY 1",
+            key("p.created_by", "p.account_id")
+        )))
+        .bind(start)
+        .bind(end)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let collected: Vec<(Option<String>, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} AS key, p.currency, round(sum(p.amount), CASE p.currency WHEN 'JPY' THEN 0 ELSE 2 END)::text
+             FROM payments p WHERE status = 'completed' AND received_at >= $1 AND received_at < $2
+             GROUP BY 1, 2 ORDER BY 2",
+            key("(SELECT assigned_agent_id FROM accounts WHERE id = p.account_id)", "p.account_id")
+        )))
+        .bind(start)
+        .bind(end)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let moves: Vec<(Option<String>, String, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} AS key, o.bucket, c.bucket, count(*),
+                    count(*) FILTER (WHERE o.bucket <> 'current' AND c.bucket = 'current' AND c.status <> 'closed')
+             FROM account_day_snapshots o JOIN account_day_snapshots c ON c.account_id = o.account_id AND c.day = $4
+             WHERE o.day = $3 GROUP BY 1, 2, 3",
+            if by_group && group_by == "bucket" {
+                "o.bucket".to_owned()
+            } else {
+                key("o.assigned_agent_id", "o.account_id")
+            }
+        )))
+        .bind(start)
+        .bind(end)
+        .bind(from)
+        .bind(closing)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for (key, worked, attempts, rpc) in work {
+            let f = slot(&mut groups, &mut total, by_group, key);
+            f.insert("accounts_worked", json!(worked));
+            f.insert("contact_attempts", json!(attempts));
+            f.insert("right_party_contacts", json!(rpc));
+            f.insert("right_party_contact_rate", rate(rpc, attempts));
+        }
+        for (key, made, kept, broken) in promises {
+            let f = slot(&mut groups, &mut total, by_group, key);
+            f.insert("promises_made", json!(made));
+            f.insert("promises_kept", json!(kept));
+            f.insert("promises_broken", json!(broken));
+            f.insert("promise_kept_rate", rate(kept, kept + broken));
+        }
+        for (key, currency, amount) in collected {
+            let f = slot(&mut groups, &mut total, by_group, key);
+            f.get_mut("collected")
+                .unwrap()
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"currency": currency, "amount": amount}));
+        }
+        let mut by_key: BTreeMap<Option<String>, Vec<Move>> = BTreeMap::new();
+        for (key, opening, closing, accounts, cured) in moves {
+            by_key.entry(key).or_default().push((opening, closing, accounts, cured));
+        }
+        for (key, rows) in by_key {
+            let opening_count = |bucket: &str| rows.iter().filter(|r| r.0 == bucket).map(|r| r.2).sum::<i64>();
+            let delinquent: i64 = rows.iter().filter(|r| r.0 != "current").map(|r| r.2).sum();
+            let cured: i64 = rows.iter().map(|r| r.3).sum();
+            let rolls = roll_set(
+                rows.iter()
+                    .map(|r| json!({"from_bucket": r.0, "to_bucket": r.1, "accounts": r.2, "rate": rate(r.2, opening_count(&r.0))})),
+            );
+            let f = slot(&mut groups, &mut total, by_group, key);
+            f.insert("delinquent_at_opening", json!(delinquent));
+            f.insert("cured", json!(cured));
+            f.insert("cure_rate", rate(cured, delinquent));
+            f.insert("roll_rates", rolls);
+        }
+    }
+    (groups, total)
+}
+
+/// The figures of group `key`, or of all when `by_group` is false.
+fn slot<'a>(
+    groups: &'a mut Figures,
+    total: &'a mut BTreeMap<&'static str, Value>,
+    by_group: bool,
+    key: Option<String>,
+) -> &'a mut BTreeMap<&'static str, Value> {
+    if by_group { groups.entry(key).or_insert_with(zero) } else { total }
+}
+
+/// A rate rounded to 9 decimals, so that a last-digit difference in reading a float
+/// back from JSON does not count.
+fn rounded(value: Value) -> Value {
+    match value.as_f64() {
+        Some(x) if value.is_f64() => json!((x * 1e9).round() / 1e9),
+        _ => value,
+    }
+}
+
+/// Roll rates as a set of their JSON texts, rates rounded.
+fn roll_set(rolls: impl Iterator<Item = Value>) -> Value {
+    let texts: BTreeSet<String> = rolls
+        .map(|mut roll| {
+            roll["rate"] = rounded(roll["rate"].take());
+            roll.to_string()
+        })
+        .collect();
+    json!(texts)
+}
+
+fn zero() -> BTreeMap<&'static str, Value> {
+    let mut f = BTreeMap::new();
+    for name in [
+        "accounts_worked",
+        "contact_attempts",
+        "right_party_contacts",
+        "promises_made",
+        "promises_kept",
+        "promises_broken",
+        "delinquent_at_opening",
+        "cured",
+    ] {
+        f.insert(name, json!(0));
+    }
+    for name in ["right_party_contact_rate", "promise_kept_rate", "cure_rate"] {
+        f.insert(name, Value::Null);
+    }
+    f.insert("collected", json!([]));
+    f.insert("roll_rates", json!(BTreeSet::<String>::new()));
+    f
+}
+
+/// The figures of an answer's group, the roll rates as a set.
+fn figures(answer: &Value) -> BTreeMap<&'static str, Value> {
+    let mut f = zero();
+    for name in f.clone().keys() {
+        let value = answer[*name].clone();
+        let value = if *name == "roll_rates" {
+            roll_set(value.as_array().unwrap().iter().cloned())
+        } else {
+            rounded(value)
+        };
+        f.insert(name, value);
+    }
+    f
+}
+
+#[tokio::test]
+async fn every_figure_equals_its_definition_in_sql_for_every_grouping() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut rng = StdRng::seed_from_u64(24);
+    let today = Utc::now().date_naive();
+    let (from, to) = (today - Duration::days(20), today - Duration::days(6));
+    let days = [from, from + Duration::days(1), to, to + Duration::days(1), today];
+    // Today's snapshot is taken before the seed writes its own.
+    scheduler_took_today(&app.pool).await;
+    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    for (from, to, closing) in [
+        (from, to, to + Duration::days(1)),
+        (to, today, today),
+        (from + Duration::days(1), to, to + Duration::days(1)),
+    ] {
+        for group_by in ["agent", "team", "bucket"] {
+            let path = format!("/api/v1/kpis?from={from}&to={to}&group_by={group_by}");
+            let (status, body) = status_json(app.get(&path, &manager.token).await).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {body}");
+            assert_eq!(body["opening_day"], json!(from), "{path}");
+            assert_eq!(body["closing_day"], json!(closing), "{path}");
+            let (groups, total) = expected(&app.pool, group_by, from, to, closing).await;
+            let got: Figures = body["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|g| (g["key"].as_str().map(str::to_owned), figures(g)))
+                .collect();
+            assert_eq!(got, groups, "{path}");
+            assert_eq!(figures(&body["total"]), total, "{path}");
+            assert!(
+                total["contact_attempts"].as_i64().unwrap() > 0,
+                "the seed gives {path} something to count"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_managers_and_admins_read_kpis() {
+    let app = spawn_app().await;
+    for role in [Role::Agent, Role::Viewer] {
+        let user = app.user(role).await;
+        assert_problem(app.get("/api/v1/kpis", &user.token).await, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    let response = app.request(reqwest::Method::GET, "/api/v1/kpis", None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    for role in [Role::Manager, Role::Admin] {
+        let user = app.user(role).await;
+        let (status, body) = status_json(app.get("/api/v1/kpis?group_by=team", &user.token).await).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["group_by"], "team");
+        assert_eq!(body["to"], json!(Utc::now().date_naive()));
+    }
+}
+
+#[tokio::test]
+async fn bad_parameters_are_named() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let today = Utc::now().date_naive();
+    let tomorrow = today + Duration::days(1);
+    for (query, field) in [
+        ("from=2026-02-30".to_owned(), "from"),
+        ("to=yesterday".to_owned(), "to"),
+        (format!("from={today}&to={}", today - Duration::days(1)), "from"),
+        (format!("from={}&to={today}", today - Duration::days(366)), "from"),
+        (format!("to={tomorrow}"), "to"),
+        ("group_by=region".to_owned(), "group_by"),
+        ("colour=red".to_owned(), "colour"),
+    ] {
+        app.assert_refused_parameter(&manager.token, &format!("/api/v1/kpis?{query}"), field)
+            .await;
+    }
+    let (status, _) = status_json(
+        app.get(
+            &format!("/api/v1/kpis?from={}&to={today}", today - Duration::days(365)),
+            &manager.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "366 days are allowed");
+}
+
+#[tokio::test]
+async fn admins_put_users_in_teams() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let body = json!({"email": "kpi-team@example.com", "name": "Teamed", "role": "agent",
+                      "password": crate::helpers::PASSWORD, "team": " north "});
+    let created = app.create(&admin.token, "/api/v1/users", &body).await;
+    assert_eq!(created["team"], "north");
+    let path = format!("/api/v1/users/{}", created["id"].as_str().unwrap());
+    let (status, changed) = status_json(app.patch(&path, &admin.token, &json!({"team": "south"})).await).await;
+    assert_eq!((status, &changed["team"]), (StatusCode::OK, &json!("south")));
+    let (_, kept) = status_json(app.patch(&path, &admin.token, &json!({"disabled": false})).await).await;
+    assert_eq!(kept["team"], "south", "a change without team keeps it");
+    let (_, cleared) = status_json(app.patch(&path, &admin.token, &json!({"team": null})).await).await;
+    assert_eq!(cleared["team"], Value::Null);
+    let problem = assert_problem(
+        app.patch(&path, &admin.token, &json!({"team": "  "})).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["team"]);
+    let long = json!({"email": "kpi-long@example.com", "name": "Long", "role": "agent",
+                      "password": crate::helpers::PASSWORD, "team": "x".repeat(101)});
+    let problem = assert_problem(
+        app.post("/api/v1/users", Some(&admin.token), &long).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["team"]);
+    let manager = app.user(Role::Manager).await;
+    assert_problem(
+        app.patch(&path, &manager.token, &json!({"team": "east"})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+}
+
+async fn snapshot_of(pool: &PgPool, day: NaiveDate, account: Uuid) -> Option<(String, Option<Uuid>, String)> {
+    sqlx::query_as("SELECT bucket, assigned_agent_id, status FROM account_day_snapshots WHERE day = $1 AND account_id = $2")
+        .bind(day)
+        .bind(account)
+        .fetch_optional(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_snapshot_takes_each_day_once_even_from_two_runs_at_once() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let day: NaiveDate = "2026-03-01".parse().unwrap();
+    let mut accounts = Vec::new();
+    for (due, status) in [
+        (Some(day - Duration::days(45)), "delinquent"),
+        (Some(day), "active"),
+        (None, "active"),
+        (Some(day - Duration::days(400)), "paid"),
+        (Some(day - Duration::days(120)), "delinquent"),
+    ] {
+        let account = app.account(&manager.token, json!({"due_date": due, "status": status})).await;
+        accounts.push(Uuid::parse_str(account["id"].as_str().unwrap()).unwrap());
+    }
+    let deleted = app.account(&manager.token, json!({})).await;
+    let deleted_id = deleted["id"].as_str().unwrap();
+    let response = app.delete(&format!("/api/v1/accounts/{deleted_id}"), &manager.token).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let (first, second) = tokio::join!(
+        arrears::store::kpis::take_snapshot(&app.pool, day),
+        arrears::store::kpis::take_snapshot(&app.pool, day)
+    );
+    let mut runs = [first.unwrap(), second.unwrap()];
+    runs.sort();
+    assert_eq!(
+        runs,
+        [None, Some(accounts.len() as u64)],
+        "one run takes the day, the other skips it"
+    );
+    assert_eq!(arrears::store::kpis::take_snapshot(&app.pool, day).await.unwrap(), None);
+    let buckets: Vec<String> = buckets_of(&app.pool, day, &accounts).await;
+    assert_eq!(buckets, ["30-59", "current", "current", "current", "120+"]);
+    let deleted_id = Uuid::parse_str(deleted_id).unwrap();
+    assert_eq!(snapshot_of(&app.pool, day, deleted_id).await, None, "deleted accounts are left out");
+    scheduler_took_today(&app.pool).await;
+}
+
+/// Waits for the scheduler every API process runs to take today's snapshot.
+async fn scheduler_took_today(pool: &PgPool) {
+    let today = Utc::now().date_naive();
+    eventually("the scheduler of the API process took today's snapshot", || async {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM account_snapshot_days WHERE day = $1)")
+            .bind(today)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+    .await;
+}
+
+async fn buckets_of(pool: &PgPool, day: NaiveDate, accounts: &[Uuid]) -> Vec<String> {
+    let mut buckets = Vec::new();
+    for account in accounts {
+        buckets.push(snapshot_of(pool, day, *account).await.expect("a snapshot").0);
+    }
+    buckets
+}
