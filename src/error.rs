@@ -44,6 +44,7 @@ pub enum Code {
     IdempotencyKeyReused,
     InvalidTransition,
     PromiseAlreadyOpen,
+    PlanAlreadyActive,
     Conflict,
     PreconditionFailed,
     PreconditionRequired,
@@ -109,6 +110,7 @@ impl Code {
             ),
             InvalidTransition => ("invalid_transition", StatusCode::CONFLICT, "Status change not allowed"),
             PromiseAlreadyOpen => ("promise_already_open", StatusCode::CONFLICT, "A promise to pay is already open"),
+            PlanAlreadyActive => ("plan_already_active", StatusCode::CONFLICT, "A payment plan is already active"),
             Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
@@ -294,6 +296,9 @@ impl From<sqlx::Error> for Error {
                 }
                 Some("promises_one_open_key") => {
                     return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");
+                }
+                Some("plans_one_active_key") => {
+                    return Error::new(Code::PlanAlreadyActive, "this account already has an active payment plan");
                 }
                 _ => {}
             }

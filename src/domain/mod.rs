@@ -9,6 +9,7 @@ pub mod event;
 pub mod money;
 pub mod patch;
 pub mod payment;
+pub mod plan;
 pub mod principal;
 pub mod promise;
 pub mod refusal;

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::account::{AccountStatus, Bucket};
 use super::payment::{Method, PaymentStatus};
+use super::plan::PlanStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortField {
@@ -128,6 +129,12 @@ pub struct AccountQuery {
     pub cease_communication: Option<bool>,
     pub include_deleted: bool,
     pub has_open_promise: Option<bool>,
+    /// The latest plan is active.
+    pub has_plan: Option<bool>,
+    /// The latest plan's status is one of these.
+    pub plan_statuses: Vec<PlanStatus>,
+    /// The next instalment of an active plan is due before this day.
+    pub plan_next_before: Option<NaiveDate>,
     pub sort: Sort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -156,6 +163,9 @@ impl AccountQuery {
             cease_communication: None,
             include_deleted: false,
             has_open_promise: None,
+            has_plan: None,
+            plan_statuses: Vec::new(),
+            plan_next_before: None,
             sort: Sort {
                 field: SortField::Updated,
                 descending: true,

@@ -17,6 +17,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod payments;
+pub mod plans;
 pub mod query;
 pub mod recover;
 pub mod server;
@@ -49,6 +50,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(payments::routes(state.clone()))
                 .unify()
                 .or(activities::routes(state.clone()))
+                .unify()
+                .or(plans::routes(state.clone()))
                 .unify()
                 .or(notifications::routes(state.clone()))
                 .unify()

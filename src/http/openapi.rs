@@ -18,7 +18,7 @@ use warp::reply::{Reply, Response};
 
 use crate::error::Error;
 use crate::http::throttle;
-use crate::http::{accounts, activities, auth, export, headers, health, imports, jobs, notifications, payments, users, ws};
+use crate::http::{accounts, activities, auth, export, headers, health, imports, jobs, notifications, payments, plans, users, ws};
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
 
@@ -59,6 +59,11 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         activities::promise,
         activities::promises,
         activities::cancel,
+        plans::create,
+        plans::for_account,
+        plans::list,
+        plans::get,
+        plans::cancel,
         notifications::list,
         notifications::unread,
         notifications::read,

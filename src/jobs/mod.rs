@@ -4,6 +4,7 @@
 
 pub mod bulk_update;
 pub mod import;
+pub mod plans;
 pub mod promises;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, Facet, Sort, SortField, SortKey};
@@ -50,6 +51,13 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cease_communication", |r, v| r.query.cease_communication = v.boolean()),
     Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
     Param::new("has_open_promise", |r, v| r.query.has_open_promise = v.boolean()),
+    Param::new("has_plan", |r, v| r.query.has_plan = v.boolean()),
+    Param::new("plan_status", |r, v| {
+        r.query.plan_statuses.extend(v.each(PlanStatus::parse, "a plan status"))
+    }),
+    Param::new("plan_next_before", |r, v| {
+        r.query.plan_next_before = v.one(values::date, values::DATE)
+    }),
     Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
     Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
     Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
@@ -90,6 +98,12 @@ pub struct AccountListParams {
     /// Soft-deleted accounts too (managers and admins).
     pub include_deleted: Option<bool>,
     pub has_open_promise: Option<bool>,
+    /// The account's latest payment plan is active.
+    pub has_plan: Option<bool>,
+    /// The status of the account's latest payment plan.
+    pub plan_status: Option<Vec<PlanStatus>>,
+    /// The next instalment of an active plan is due before this date.
+    pub plan_next_before: Option<NaiveDate>,
     /// balance or current_balance, due_date, next_action or next_action_at, updated or
     /// updated_at, name or debtor_name; `-` first for descending. Relevance with `q`,
     /// else `-updated`.

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod activities;
 pub mod params;
 pub mod payments;
+pub mod plans;
 pub mod values;
 
 /// Rows a page holds unless the client asks for another size.

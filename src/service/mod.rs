@@ -9,5 +9,6 @@ pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod payments;
+pub mod plans;
 pub mod promises;
 pub mod users;

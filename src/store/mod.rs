@@ -13,6 +13,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod payment_writer;
 pub mod payments;
+pub mod plans;
 pub mod promises;
 pub mod search_tasks;
 pub mod sessions;

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
-use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc};
+use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary};
 use arrears::domain::payment::{Method, PaymentStatus};
+use arrears::domain::plan::PlanStatus;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
     AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey,
@@ -98,6 +99,14 @@ pub(crate) fn account() -> AccountDoc {
                 amount: Decimal::new(30_000, 2),
                 due_date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             }),
+            plan: Some(PlanSummary {
+                id: uuid(10),
+                status: PlanStatus::Active,
+                next_due_date: NaiveDate::from_ymd_opt(2026, 12, 15),
+                next_amount: Some(Decimal::new(8_334, 2)),
+                missed_count: 1,
+                last_missed_on: NaiveDate::from_ymd_opt(2026, 11, 15),
+            }),
         },
     }
 }
@@ -142,6 +151,9 @@ pub(crate) fn full_account_query() -> AccountQuery {
         cease_communication: Some(false),
         include_deleted: false,
         has_open_promise: Some(true),
+        has_plan: Some(true),
+        plan_statuses: vec![PlanStatus::Active, PlanStatus::Broken],
+        plan_next_before: NaiveDate::from_ymd_opt(2026, 12, 1),
         sort: Sort {
             field: SortField::Balance,
             descending: true,

@@ -20,6 +20,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod payments;
+mod plans;
 mod promises;
 mod rate_limits;
 mod scripted_es;

@@ -6,6 +6,7 @@ use serde_json::{Map, Value, json};
 
 use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::plan::PlanStatus;
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
     bucket_days,
@@ -227,6 +228,18 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         Some(false) => must_not.push(exists("summary.open_promise.id")),
         None => {}
     }
+    match query.has_plan {
+        Some(true) => filter.push(term("summary.plan.status", PlanStatus::Active.as_str())),
+        Some(false) => must_not.push(term("summary.plan.status", PlanStatus::Active.as_str())),
+        None => {}
+    }
+    if !query.plan_statuses.is_empty() {
+        filter.push(terms("summary.plan.status", query.plan_statuses.iter().map(|s| s.as_str())));
+    }
+    filter.extend(range(
+        "summary.plan.next_due_date",
+        &[("lt", query.plan_next_before.map(|d| json!(d.to_string())))],
+    ));
     (filter, must_not)
 }
 

@@ -9,6 +9,7 @@ use tantivy::{Index, TantivyDocument};
 use super::collection::{Common, Kind};
 use super::digits::DigitGrams;
 use crate::domain::document::{AccountDoc, Doc, Entity};
+use crate::domain::plan::PlanStatus;
 use crate::search::words::{folded_analyzer, folded_tokens};
 
 /// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.
@@ -59,6 +60,9 @@ pub struct Fields {
     pub do_not_email: tantivy::schema::Field,
     pub cease_communication: tantivy::schema::Field,
     pub has_open_promise: tantivy::schema::Field,
+    pub has_plan: tantivy::schema::Field,
+    pub plan_status: tantivy::schema::Field,
+    pub plan_next_due: tantivy::schema::Field,
 }
 
 pub fn text(tokenizer: &str) -> TextOptions {
@@ -99,6 +103,9 @@ pub fn build() -> (Schema, Fields) {
         do_not_email: b.add_bool_field("do_not_email", INDEXED),
         cease_communication: b.add_bool_field("cease_communication", INDEXED),
         has_open_promise: b.add_bool_field("has_open_promise", INDEXED),
+        has_plan: b.add_bool_field("has_plan", INDEXED),
+        plan_status: b.add_text_field("plan_status", STRING),
+        plan_next_due: b.add_i64_field("plan_next_due", INDEXED | FAST),
     };
     (b.build(), fields)
 }
@@ -221,6 +228,14 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     d.add_bool(fields.do_not_email, doc.do_not_email);
     d.add_bool(fields.cease_communication, doc.cease_communication);
     d.add_bool(fields.has_open_promise, doc.summary.open_promise.is_some());
+    let plan = doc.summary.plan.as_ref();
+    d.add_bool(fields.has_plan, plan.is_some_and(|p| p.status == PlanStatus::Active));
+    if let Some(plan) = plan {
+        d.add_text(fields.plan_status, plan.status.as_str());
+    }
+    if let Some(next) = plan.and_then(|p| p.next_due_date) {
+        d.add_i64(fields.plan_next_due, epoch_days(next));
+    }
     d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)
 }
