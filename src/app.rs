@@ -101,6 +101,11 @@ impl Application {
         background.spawn(jobs::promises::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::contact_windows::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::snapshots::run(state.pool().clone(), stopped.clone()));
+        let misses = jobs::plans::MissRules {
+            grace_days: state.settings().plan_grace_days,
+            max_misses: state.settings().plan_max_misses,
+        };
+        background.spawn(jobs::plans::run(state.pool().clone(), misses, stopped.clone()));
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
         if metrics_listener.is_some() {
             background.spawn(metrics_upkeep(stopped));

@@ -159,6 +159,15 @@ pub struct Settings {
     #[arg(long, env = "SYNC_WORKERS", default_value_t = 1, global = true)]
     pub sync_workers: usize,
 
+    /// Days a plan instalment may stay unpaid after its due date (in the debtor's time
+    /// zone) before the scheduler marks it missed.
+    #[arg(long, env = "PLAN_GRACE_DAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=365), global = true)]
+    pub plan_grace_days: u32,
+
+    /// Missed instalments that break a payment plan.
+    #[arg(long, env = "PLAN_MAX_MISSES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
+    pub plan_max_misses: u32,
+
     /// Longest a write with `?wait_for=indexed` waits for the index, in milliseconds.
     #[arg(long, env = "WAIT_FOR_INDEXED_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub wait_for_indexed_timeout_ms: u64,

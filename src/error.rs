@@ -46,6 +46,7 @@ pub enum Code {
     PromiseAlreadyOpen,
     ContactBlocked,
     NotDisputed,
+    PlanAlreadyActive,
     Conflict,
     PreconditionFailed,
     PreconditionRequired,
@@ -113,6 +114,7 @@ impl Code {
             PromiseAlreadyOpen => ("promise_already_open", StatusCode::CONFLICT, "A promise to pay is already open"),
             ContactBlocked => ("contact_blocked", StatusCode::CONFLICT, "Contact not allowed now"),
             NotDisputed => ("not_disputed", StatusCode::CONFLICT, "The account is not disputed"),
+            PlanAlreadyActive => ("plan_already_active", StatusCode::CONFLICT, "A payment plan is already active"),
             Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
@@ -298,6 +300,9 @@ impl From<sqlx::Error> for Error {
                 }
                 Some("promises_one_open_key") => {
                     return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");
+                }
+                Some("plans_one_active_key") => {
+                    return Error::new(Code::PlanAlreadyActive, "this account already has an active payment plan");
                 }
                 _ => {}
             }

@@ -11,6 +11,7 @@ use crate::domain::account::{AccountStatus, Address};
 use crate::domain::compliance::ContactInputs;
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::queue;
+use crate::domain::plan::PlanStatus;
 
 /// The kinds of document the index holds, one physical index (family) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,7 +52,22 @@ pub struct OpenPromise {
     pub due_date: NaiveDate,
 }
 
-/// What payments, activities and promises add to an account document.
+/// The account's latest payment plan as its document shows it: the next instalment
+/// owed (while the plan is active), and its misses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub id: Uuid,
+    pub status: PlanStatus,
+    /// Due date of the oldest instalment not paid in full; null unless active.
+    pub next_due_date: Option<NaiveDate>,
+    /// What is still owed on that instalment.
+    pub next_amount: Option<Decimal>,
+    pub missed_count: i64,
+    /// Due date of the latest missed instalment.
+    pub last_missed_on: Option<NaiveDate>,
+}
+
+/// What payments, activities, promises and plans add to an account document.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountSummary {
     /// Sum and count of completed payments.
@@ -62,6 +78,8 @@ pub struct AccountSummary {
     pub last_contact_at: Option<DateTime<Utc>>,
     pub last_outcome: Option<String>,
     pub open_promise: Option<OpenPromise>,
+    #[serde(default)]
+    pub plan: Option<PlanSummary>,
 }
 
 /// An account in the index. Soft-deleted accounts stay, flagged by `deleted_at`.

@@ -11,6 +11,7 @@ pub mod kpi;
 pub mod money;
 pub mod patch;
 pub mod payment;
+pub mod plan;
 pub mod principal;
 pub mod promise;
 pub mod queue;

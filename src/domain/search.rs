@@ -9,6 +9,7 @@ use super::account::{AccountStatus, Bucket};
 use super::compliance::{Channel, UtcWindow};
 use super::payment::{Method, PaymentStatus};
 pub use super::queue::Tier;
+use super::plan::PlanStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortField {
@@ -137,6 +138,12 @@ pub struct AccountQuery {
     pub contactable: Option<Contactable>,
     /// One tier of the work queue.
     pub tier: Option<Tier>,
+    /// The latest plan is active.
+    pub has_plan: Option<bool>,
+    /// The latest plan's status is one of these.
+    pub plan_statuses: Vec<PlanStatus>,
+    /// The next instalment of an active plan is due before this day.
+    pub plan_next_before: Option<NaiveDate>,
     pub sort: Sort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -167,6 +174,9 @@ impl AccountQuery {
             has_open_promise: None,
             contactable: None,
             tier: None,
+            has_plan: None,
+            plan_statuses: Vec::new(),
+            plan_next_before: None,
             sort: Sort {
                 field: SortField::Updated,
                 descending: true,

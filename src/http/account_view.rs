@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::domain::account::{AccountStatus, Address, Bucket, days_past_due};
 use crate::domain::document::AccountDoc;
 use crate::domain::money::Currency;
+use crate::domain::plan::PlanStatus;
 use crate::error::{Error, Result};
 use crate::http::{self as api, with_etag};
 use crate::state::AppState;
@@ -53,6 +54,7 @@ pub struct AccountView {
     pub last_contact_at: Option<DateTime<Utc>>,
     pub last_outcome: Option<String>,
     pub open_promise: Option<OpenPromiseView>,
+    pub plan: Option<PlanSummaryView>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -60,6 +62,20 @@ pub struct OpenPromiseView {
     pub id: Uuid,
     pub amount: String,
     pub due_date: NaiveDate,
+}
+
+/// The account's latest payment plan.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct PlanSummaryView {
+    pub id: Uuid,
+    pub status: PlanStatus,
+    /// Due date of the oldest instalment not paid in full; null unless active.
+    pub next_due_date: Option<NaiveDate>,
+    /// What is still owed on that instalment.
+    pub next_amount: Option<String>,
+    pub missed_count: i64,
+    /// Due date of the latest missed instalment.
+    pub last_missed_on: Option<NaiveDate>,
 }
 
 impl AccountView {
@@ -80,6 +96,14 @@ impl AccountView {
                 id: p.id,
                 amount: currency.format(p.amount),
                 due_date: p.due_date,
+            }),
+            plan: summary.plan.map(|p| PlanSummaryView {
+                id: p.id,
+                status: p.status,
+                next_due_date: p.next_due_date,
+                next_amount: p.next_amount.map(|a| currency.format(a)),
+                missed_count: p.missed_count,
+                last_missed_on: p.last_missed_on,
             }),
             address: row.address,
             original_balance: currency.format(row.original_balance),

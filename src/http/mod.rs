@@ -20,6 +20,7 @@ pub mod notifications;
 pub mod openapi;
 pub mod paging;
 pub mod payments;
+pub mod plans;
 pub mod query;
 pub mod queue;
 pub mod recover;
@@ -57,6 +58,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(compliance::routes(state.clone()))
                 .unify()
                 .or(queue::routes(state.clone()))
+                .unify()
+                .or(plans::routes(state.clone()))
                 .unify()
                 .or(notifications::routes(state.clone()))
                 .unify()

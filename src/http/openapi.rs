@@ -19,7 +19,7 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, queue, users, ws,
+    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -67,6 +67,11 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         compliance::verify,
         queue::list,
         queue::next,
+        plans::create,
+        plans::for_account,
+        plans::list,
+        plans::get,
+        plans::cancel,
         notifications::list,
         notifications::unread,
         notifications::read,

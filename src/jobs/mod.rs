@@ -5,6 +5,7 @@
 pub mod bulk_update;
 pub mod contact_windows;
 pub mod import;
+pub mod plans;
 pub mod promises;
 pub mod snapshots;
 

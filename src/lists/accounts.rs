@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
+use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, Contactable, Facet, Sort, SortField, SortKey};
@@ -57,6 +58,13 @@ const PARAMS: &[Param<Request>] = &[
             .one(Channel::parse, CHANNELS)
             .map(|channel| Contactable { channel, now: Utc::now() })
     }),
+    Param::new("has_plan", |r, v| r.query.has_plan = v.boolean()),
+    Param::new("plan_status", |r, v| {
+        r.query.plan_statuses.extend(v.each(PlanStatus::parse, "a plan status"))
+    }),
+    Param::new("plan_next_before", |r, v| {
+        r.query.plan_next_before = v.one(values::date, values::DATE)
+    }),
     Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
     Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
     Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
@@ -99,6 +107,12 @@ pub struct AccountListParams {
     pub has_open_promise: Option<bool>,
     /// Only accounts the contact guard's inputs in the index allow on this channel now.
     pub contactable_now: Option<Channel>,
+    /// The account's latest payment plan is active.
+    pub has_plan: Option<bool>,
+    /// The status of the account's latest payment plan.
+    pub plan_status: Option<Vec<PlanStatus>>,
+    /// The next instalment of an active plan is due before this date.
+    pub plan_next_before: Option<NaiveDate>,
     /// balance or current_balance, due_date, next_action or next_action_at, updated or
     /// updated_at, name or debtor_name, queue_score; `-` first for descending. Relevance with `q`,
     /// else `-updated`.

@@ -6,6 +6,7 @@ pub mod activities;
 pub mod params;
 pub mod payments;
 pub mod queue;
+pub mod plans;
 pub mod values;
 
 /// Rows a page holds unless the client asks for another size.

@@ -11,6 +11,7 @@ pub mod imports;
 pub mod jobs;
 pub mod kpis;
 pub mod payments;
+pub mod plans;
 pub mod promises;
 pub mod queue;
 pub mod users;

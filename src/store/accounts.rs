@@ -12,7 +12,9 @@ use uuid::Uuid;
 use crate::domain::account::{AccountFields, AccountStatus, Address, MAX_TAGS};
 use crate::domain::bulk::BulkPatch;
 use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, WorkInputs};
+use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, PlanSummary};
 use crate::domain::money::Currency;
+use crate::domain::plan::PlanStatus;
 use crate::error::{Error, Result};
 use crate::store::compliance;
 
@@ -451,15 +453,23 @@ struct SummaryRow {
     promise_id: Option<Uuid>,
     promise_amount: Option<Decimal>,
     promise_due_date: Option<NaiveDate>,
+    plan_id: Option<Uuid>,
+    plan_status: Option<String>,
+    plan_next_due_date: Option<NaiveDate>,
+    plan_next_amount: Option<Decimal>,
+    plan_missed_count: Option<i64>,
+    plan_last_missed_on: Option<NaiveDate>,
 }
 
-/// What payments, activities and promises add to each account's document.
+/// What payments, activities, promises and plans add to each account's document.
 pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, AccountSummary>> {
     let rows = sqlx::query_as::<_, SummaryRow>(
         "SELECT a.id, coalesce(paid.total, 0) AS total_paid, coalesce(paid.n, 0) AS payment_count,
                 lp.received_at AS last_payment_at, lp.amount AS last_payment_amount,
                 la.occurred_at AS last_contact_at, la.outcome AS last_outcome,
-                pr.id AS promise_id, pr.amount AS promise_amount, pr.due_date AS promise_due_date
+                pr.id AS promise_id, pr.amount AS promise_amount, pr.due_date AS promise_due_date,
+                pl.id AS plan_id, pl.status AS plan_status, pn.due_date AS plan_next_due_date,
+                pn.owed AS plan_next_amount, pm.n AS plan_missed_count, pm.last AS plan_last_missed_on
          FROM unnest($1::uuid[]) AS a(id)
          LEFT JOIN LATERAL (SELECT sum(amount) AS total, count(*) AS n FROM payments
                             WHERE account_id = a.id AND status = 'completed') paid ON true
@@ -468,7 +478,14 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
                             ORDER BY received_at DESC, id DESC LIMIT 1) lp ON true
          LEFT JOIN LATERAL (SELECT occurred_at, outcome FROM activities
                             WHERE account_id = a.id ORDER BY occurred_at DESC, id DESC LIMIT 1) la ON true
-         LEFT JOIN promises pr ON pr.account_id = a.id AND pr.status = 'open'",
+         LEFT JOIN promises pr ON pr.account_id = a.id AND pr.status = 'open'
+         LEFT JOIN LATERAL (SELECT id, status FROM plans WHERE account_id = a.id
+                            ORDER BY created_at DESC, id DESC LIMIT 1) pl ON true
+         LEFT JOIN LATERAL (SELECT due_date, amount - paid_amount AS owed FROM plan_instalments
+                            WHERE plan_id = pl.id AND pl.status = 'active' AND paid_amount < amount
+                            ORDER BY seq LIMIT 1) pn ON true
+         LEFT JOIN LATERAL (SELECT count(*) AS n, max(due_date) AS last FROM plan_instalments
+                            WHERE plan_id = pl.id AND missed_at IS NOT NULL) pm ON true",
     )
     .bind(ids)
     .fetch_all(conn)
@@ -480,6 +497,17 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
                 (Some(id), Some(amount), Some(due_date)) => Some(OpenPromise { id, amount, due_date }),
                 _ => None,
             };
+            let plan = match (r.plan_id, r.plan_status.as_deref().and_then(PlanStatus::parse)) {
+                (Some(id), Some(status)) => Some(PlanSummary {
+                    id,
+                    status,
+                    next_due_date: r.plan_next_due_date,
+                    next_amount: r.plan_next_amount,
+                    missed_count: r.plan_missed_count.unwrap_or_default(),
+                    last_missed_on: r.plan_last_missed_on,
+                }),
+                _ => None,
+            };
             let summary = AccountSummary {
                 total_paid: r.total_paid,
                 payment_count: r.payment_count,
@@ -488,6 +516,7 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
                 last_contact_at: r.last_contact_at,
                 last_outcome: r.last_outcome,
                 open_promise,
+                plan,
             };
             (r.id, summary)
         })

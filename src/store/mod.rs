@@ -15,6 +15,7 @@ pub mod notifications;
 pub mod outbox;
 pub mod payment_writer;
 pub mod payments;
+pub mod plans;
 pub mod promises;
 pub mod queue;
 pub mod search_tasks;

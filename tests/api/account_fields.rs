@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::elastic::{mapped, mappings};
 use crate::helpers::{id_of, spawn_app};
 
-/// The figures payments, activities and promises add: no file sets them, and an account
+/// The figures payments, activities, promises and plans add: no file sets them, and an account
 /// export is a working file of the account's own fields (the API shows the figures).
 const SUMMARY: &[&str] = &[
     "summary.total_paid",
@@ -28,6 +28,12 @@ const SUMMARY: &[&str] = &[
     "summary.open_promise.id",
     "summary.open_promise.amount",
     "summary.open_promise.due_date",
+    "summary.plan.id",
+    "summary.plan.status",
+    "summary.plan.next_due_date",
+    "summary.plan.next_amount",
+    "summary.plan.missed_count",
+    "summary.plan.last_missed_on",
 ];
 
 /// Fields no spreadsheet column sets, each for a reason (and [`SUMMARY`]).
@@ -118,7 +124,8 @@ async fn the_account_view_shows_every_field() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let id = id_of(&app.account(&manager.token, json!({"original_balance": "100.00"})).await);
-    // A payment, a contact and an open promise, so that every summary figure has a value.
+    // A payment, a contact, an open promise and a plan, so that every summary figure has
+    // a value (`last_missed_on` may be null; the key is still there).
     let payment = json!({"amount": "10.00", "currency": "USD", "method": "card"});
     app.create_payment(&manager.token, &id, &payment).await;
     let call = json!({"type": "call", "direction": "outbound", "outcome": "right_party"});
@@ -126,6 +133,8 @@ async fn the_account_view_shows_every_field() {
     let due = (Utc::now().date_naive() + Duration::days(7)).to_string();
     let promise = json!({"amount": "20.00", "due_date": due});
     app.create_promise(&manager.token, &id, &promise).await;
+    let plan = json!({"total": "60.00", "instalment_count": 3, "frequency": "weekly", "first_due_date": due});
+    app.create(&manager.token, &format!("/api/v1/accounts/{id}/plans"), &plan).await;
     let view = app.get_account(&manager.token, &id).await;
     for field in account_fields() {
         // The summary's figures sit beside the account's own fields.

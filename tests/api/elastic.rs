@@ -14,6 +14,9 @@ use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
 use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, WorkInputs};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::queue::Reason;
+use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary};
+use arrears::domain::payment::{Method, PaymentStatus};
+use arrears::domain::plan::PlanStatus;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
     AccountQuery, After, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,
@@ -100,6 +103,14 @@ pub(crate) fn account() -> AccountDoc {
                 amount: Decimal::new(30_000, 2),
                 due_date: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
             }),
+            plan: Some(PlanSummary {
+                id: uuid(10),
+                status: PlanStatus::Active,
+                next_due_date: NaiveDate::from_ymd_opt(2026, 12, 15),
+                next_amount: Some(Decimal::new(8_334, 2)),
+                missed_count: 1,
+                last_missed_on: NaiveDate::from_ymd_opt(2026, 11, 15),
+            }),
         },
         work: WorkInputs {
             contact: ContactInputs {
@@ -158,6 +169,9 @@ pub(crate) fn full_account_query() -> AccountQuery {
         has_open_promise: Some(true),
         contactable: None,
         tier: None,
+        has_plan: Some(true),
+        plan_statuses: vec![PlanStatus::Active, PlanStatus::Broken],
+        plan_next_before: NaiveDate::from_ymd_opt(2026, 12, 1),
         sort: Sort {
             field: SortField::Balance,
             descending: true,

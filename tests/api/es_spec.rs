@@ -198,6 +198,7 @@ fn account_searches() -> Vec<(String, AccountQuery)> {
                 do_not_email: Some(true),
                 include_deleted: true,
                 has_open_promise: Some(false),
+                has_plan: Some(false),
                 ..base()
             },
         ),

@@ -22,6 +22,7 @@ mod metrics;
 mod notifications;
 mod openapi;
 mod payments;
+mod plans;
 mod promises;
 mod queue;
 mod rate_limits;

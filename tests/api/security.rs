@@ -109,7 +109,7 @@ async fn every_list_parameter_survives_hostile_values() {
         "____",
         &long,
     ];
-    let endpoints: [(&str, &[&str]); 6] = [
+    let endpoints: [(&str, &[&str]); 7] = [
         (
             "/api/v1/accounts",
             &[
@@ -129,6 +129,9 @@ async fn every_list_parameter_survives_hostile_values() {
                 "cease_communication",
                 "include_deleted",
                 "has_open_promise",
+                "has_plan",
+                "plan_status",
+                "plan_next_before",
                 "sort",
                 "page_size",
                 "cursor",
@@ -157,6 +160,10 @@ async fn every_list_parameter_survives_hostile_values() {
         (
             "/api/v1/activities",
             &["account_id", "agent_id", "type", "outcome", "from", "to", "page_size", "cursor"],
+        ),
+        (
+            "/api/v1/plans",
+            &["status", "account_id", "assigned_agent_id", "page_size", "cursor"],
         ),
         ("/api/v1/users", &["page_size", "cursor"]),
         ("/api/v1/jobs", &["page_size", "cursor"]),

@@ -8,6 +8,7 @@ use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
+use crate::domain::plan::PlanStatus;
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
     bucket_days,
@@ -251,6 +252,18 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         filter.extend(tier.within.map(queue_range));
         must_not.extend(tier.outside.iter().map(|r| queue_range(*r)));
     }
+    match query.has_plan {
+        Some(true) => filter.push(term("summary.plan.status", PlanStatus::Active.as_str())),
+        Some(false) => must_not.push(term("summary.plan.status", PlanStatus::Active.as_str())),
+        None => {}
+    }
+    if !query.plan_statuses.is_empty() {
+        filter.push(terms("summary.plan.status", query.plan_statuses.iter().map(|s| s.as_str())));
+    }
+    filter.extend(range(
+        "summary.plan.next_due_date",
+        &[("lt", query.plan_next_before.map(|d| json!(d.to_string())))],
+    ));
     (filter, must_not)
 }
 

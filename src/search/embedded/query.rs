@@ -321,8 +321,16 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
     if !conditions.is_empty() {
         clauses.push((Occur::Must, dense_filter(conditions)));
     }
+    if !query.plan_statuses.is_empty() {
+        let statuses = query.plan_statuses.iter().map(|s| term(fields.plan_status, s.as_str())).collect();
+        clauses.push((Occur::Must, any_of(statuses)));
+    }
+    if let Some(before) = query.plan_next_before {
+        clauses.push((Occur::Must, self::range(fields.plan_next_due, None, Some(epoch_days(before) - 1))));
+    }
     for (field, wanted) in [
         (fields.has_open_promise, query.has_open_promise),
+        (fields.has_plan, query.has_plan),
         (fields.do_not_call, query.do_not_call),
         (fields.do_not_email, query.do_not_email),
         (fields.cease_communication, query.cease_communication),

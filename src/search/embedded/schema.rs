@@ -9,6 +9,7 @@ use tantivy::{Index, TantivyDocument};
 use super::collection::{Common, Kind};
 use super::digits::DigitGrams;
 use crate::domain::document::{AccountDoc, Doc, Entity};
+use crate::domain::plan::PlanStatus;
 use crate::search::words::{folded_analyzer, folded_tokens};
 
 /// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.
@@ -67,6 +68,9 @@ pub struct Fields {
     pub queue_rank: tantivy::schema::Field,
     pub promise_due_days: tantivy::schema::Field,
     pub broken_promise_days: tantivy::schema::Field,
+    pub has_plan: tantivy::schema::Field,
+    pub plan_status: tantivy::schema::Field,
+    pub plan_next_due: tantivy::schema::Field,
 }
 
 pub fn text(tokenizer: &str) -> TextOptions {
@@ -115,6 +119,9 @@ pub fn build() -> (Schema, Fields) {
         queue_rank: b.add_i64_field("queue_rank", FAST),
         promise_due_days: b.add_i64_field("promise_due_days", FAST),
         broken_promise_days: b.add_i64_field("broken_promise_days", FAST),
+        has_plan: b.add_bool_field("has_plan", INDEXED),
+        plan_status: b.add_text_field("plan_status", STRING),
+        plan_next_due: b.add_i64_field("plan_next_due", INDEXED | FAST),
     };
     (b.build(), fields)
 }
@@ -255,6 +262,13 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     }
     if let Some(due) = work.broken_promise_due {
         d.add_i64(fields.broken_promise_days, epoch_days(due));
+    let plan = doc.summary.plan.as_ref();
+    d.add_bool(fields.has_plan, plan.is_some_and(|p| p.status == PlanStatus::Active));
+    if let Some(plan) = plan {
+        d.add_text(fields.plan_status, plan.status.as_str());
+    }
+    if let Some(next) = plan.and_then(|p| p.next_due_date) {
+        d.add_i64(fields.plan_next_due, epoch_days(next));
     }
     d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)

@@ -1,0 +1,88 @@
+//! `GET /api/v1/plans`: payment plans by status, account and agent, answered from SQL
+//! (plans are not an indexed entity) newest first with keyset pages.
+
+use uuid::Uuid;
+
+use crate::domain::plan::PlanStatus;
+use crate::domain::principal::Principal;
+use crate::error::Result;
+use crate::lists::activities::MAX_ACCOUNTS;
+use crate::lists::params::{self, Param, Problems};
+use crate::store::plans::PlanFilter;
+
+/// A parsed plan list request: the filter and the page asked for.
+pub struct PlanList {
+    pub filter: PlanFilter,
+    pub page_size: u32,
+    pub cursor: Option<String>,
+}
+
+struct Request {
+    caller: Uuid,
+    list: PlanList,
+}
+
+/// The plan list's parameters, each declared once.
+const PARAMS: &[Param<Request>] = &[
+    Param::new("status", |r, v| {
+        let statuses = v.each(|s| PlanStatus::parse(s).map(|s| s.as_str().to_owned()), "a plan status");
+        r.list.filter.statuses.extend(statuses);
+    }),
+    Param::new("account_id", |r, v| {
+        r.list
+            .filter
+            .account_ids
+            .extend(v.each(|v| Uuid::parse_str(v).ok(), "an account id"))
+    }),
+    Param::new("assigned_agent_id", |r, v| r.list.filter.agent = v.agent(r.caller)),
+    Param::new("page_size", |r, v| r.list.page_size = v.page_size() as u32),
+    Param::new("cursor", |r, v| r.list.cursor = Some(v.raw().to_owned())),
+];
+
+/// The plan list's parameters as the API description shows them (a test keeps their
+/// names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlanListParams {
+    pub status: Option<Vec<PlanStatus>>,
+    /// At most 1000 accounts.
+    pub account_id: Option<Vec<Uuid>>,
+    /// The agent the plan's account is assigned to: a user id, `me` or `unassigned`.
+    pub assigned_agent_id: Option<String>,
+    #[param(minimum = 1, maximum = 200, default = 25)]
+    pub page_size: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Parses the plan list's parameters for `caller`; every bad one is named at once.
+pub fn parse(raw: &str, caller: &Principal) -> Result<PlanList> {
+    let mut p = Problems::default();
+    let mut request = Request {
+        caller: caller.user_id,
+        list: PlanList {
+            filter: PlanFilter::default(),
+            page_size: crate::lists::DEFAULT_PAGE_SIZE,
+            cursor: None,
+        },
+    };
+    params::read(raw, PARAMS, &mut request, &mut p);
+    if request.list.filter.account_ids.len() > MAX_ACCOUNTS {
+        p.push("account_id", format!("at most {MAX_ACCOUNTS} accounts at once"));
+    }
+    p.finish()?;
+    Ok(request.list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        use utoipa::IntoParams;
+        let described: Vec<String> = PlanListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
+        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(described, parsed);
+    }
+}

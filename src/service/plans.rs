@@ -1,0 +1,65 @@
+//! Payment plans: making one on an account and cancelling an active one. Allocating
+//! payments is the payment trigger's; missing instalments and breaking plans is the
+//! scheduler's (`jobs::plans`).
+
+use chrono::Utc;
+use chrono_tz::Tz;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::plan::CreatePlan;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, Result};
+use crate::store::accounts;
+use crate::store::plans::{self, PlanRow};
+
+/// A plan as a write left it, with its account's new version.
+pub struct Planned {
+    pub row: PlanRow,
+    pub account_version: i64,
+}
+
+/// Records `body` on `account_id` for `caller`; the first date is checked against today
+/// in the debtor's time zone and the total against the balance.
+pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePlan) -> Result<Planned> {
+    caller.require(Action::WorkAccount)?;
+    let mut tx = pool.begin().await?;
+    let account = accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let currency = account.currency()?;
+    let tz: Tz = account.timezone.parse().unwrap_or(Tz::UTC);
+    let today = Utc::now().with_timezone(&tz).date_naive();
+    let plan = body.validate(currency, today, account.current_balance).map_err(Error::validation)?;
+    let row = plans::insert(&mut tx, account_id, &plan, caller.user_id).await?;
+    let account_version = accounts::version(&mut tx, account_id).await?;
+    tx.commit().await?;
+    tracing::info!(plan_id = %row.id, instalments = plan.instalments.len(), "payment plan made");
+    Ok(Planned { row, account_version })
+}
+
+/// Cancels the active plan `id`; any other is refused with the allowed transitions.
+pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Planned> {
+    caller.require(Action::WorkAccount)?;
+    let mut conn = pool.acquire().await?;
+    let existing = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
+    drop(conn);
+    let mut tx = pool.begin().await?;
+    let account = accounts::lock_including_deleted(&mut tx, existing.account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let Some(row) = plans::cancel(&mut tx, id).await? else {
+        return Err(Error::new(
+            Code::InvalidTransition,
+            format!("this plan is {}; only an active plan can be cancelled", existing.status),
+        )
+        .with_extension("allowed", serde_json::json!([])));
+    };
+    let account_version = accounts::version(&mut tx, account.id).await?;
+    tx.commit().await?;
+    tracing::info!(plan_id = %id, "payment plan cancelled");
+    Ok(Planned { row, account_version })
+}
