@@ -10,8 +10,8 @@ use uuid::Uuid;
 use crate::domain::account::{AccountStatus, Address};
 use crate::domain::compliance::ContactInputs;
 use crate::domain::payment::{Method, PaymentStatus};
-use crate::domain::queue;
 use crate::domain::plan::PlanStatus;
+use crate::domain::queue;
 
 /// The kinds of document the index holds, one physical index (family) each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

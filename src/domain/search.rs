@@ -8,8 +8,8 @@ use uuid::Uuid;
 use super::account::{AccountStatus, Bucket};
 use super::compliance::{Channel, UtcWindow};
 use super::payment::{Method, PaymentStatus};
-pub use super::queue::Tier;
 use super::plan::PlanStatus;
+pub use super::queue::Tier;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SortField {

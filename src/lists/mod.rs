@@ -5,8 +5,8 @@ pub mod accounts;
 pub mod activities;
 pub mod params;
 pub mod payments;
-pub mod queue;
 pub mod plans;
+pub mod queue;
 pub mod values;
 
 /// Rows a page holds unless the client asks for another size.

@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, AccountStatus, Address, MAX_TAGS};
 use crate::domain::bulk::BulkPatch;
-use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, WorkInputs};
-use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, PlanSummary};
+use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, PlanSummary, WorkInputs};
 use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
 use crate::error::{Error, Result};

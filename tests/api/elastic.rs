@@ -11,12 +11,10 @@ use std::time::Duration;
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
 use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
-use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, WorkInputs};
-use arrears::domain::payment::{Method, PaymentStatus};
-use arrears::domain::queue::Reason;
-use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary};
+use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary, WorkInputs};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::plan::PlanStatus;
+use arrears::domain::queue::Reason;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
     AccountQuery, After, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,

@@ -7,8 +7,8 @@ use serde_json::{Map, Value, json};
 use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
-use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::plan::PlanStatus;
+use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
     bucket_days,

@@ -262,6 +262,7 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     }
     if let Some(due) = work.broken_promise_due {
         d.add_i64(fields.broken_promise_days, epoch_days(due));
+    }
     let plan = doc.summary.plan.as_ref();
     d.add_bool(fields.has_plan, plan.is_some_and(|p| p.status == PlanStatus::Active));
     if let Some(plan) = plan {
