@@ -3,7 +3,6 @@
 //! scheduler's (`jobs::plans`).
 
 use chrono::Utc;
-use chrono_tz::Tz;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -30,8 +29,7 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
     let currency = account.currency()?;
-    let tz: Tz = account.timezone.parse().unwrap_or(Tz::UTC);
-    let today = Utc::now().with_timezone(&tz).date_naive();
+    let today = account.today(Utc::now());
     let plan = body.validate(currency, today, account.current_balance).map_err(Error::validation)?;
     let row = plans::insert(&mut tx, account_id, &plan, caller.user_id).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;

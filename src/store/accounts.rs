@@ -60,6 +60,13 @@ impl AccountRow {
             .map_err(|e| Error::Internal(anyhow::anyhow!("account {} has currency {}: {e}", self.id, self.currency)))
     }
 
+    /// The debtor's calendar day at `now`, in the account's zone (UTC when it names none
+    /// chrono-tz knows).
+    pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
+        let zone: chrono_tz::Tz = self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
+        now.with_timezone(&zone).date_naive()
+    }
+
     /// The writable state, as a patch starts from it.
     pub fn fields(&self) -> Result<AccountFields> {
         Ok(AccountFields {
@@ -522,28 +529,35 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
         .collect())
 }
 
-/// Full documents (account row and summary), soft-deleted included.
+/// Full documents as the index holds them (account row, summary and the work queue's
+/// and contact filter's inputs), soft-deleted included.
 pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> Result<Vec<AccountDoc>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut summaries = summaries(conn, &ids).await?;
     let mut work = compliance::work_inputs(conn, &ids, Utc::now()).await?;
+    let mut docs = summarised(conn, rows).await?;
+    for doc in &mut docs {
+        doc.work = work.remove(&doc.id).unwrap_or_default();
+    }
+    Ok(docs)
+}
+
+/// Documents with their summaries only: what a reader is shown.
+async fn summarised(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> Result<Vec<AccountDoc>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let mut summaries = summaries(conn, &ids).await?;
     Ok(rows
         .into_iter()
-        .map(|row| {
-            let summary = summaries.remove(&row.id).unwrap_or_default();
-            let work = work.remove(&row.id).unwrap_or_default();
-            AccountDoc {
-                summary,
-                work,
-                ..AccountDoc::from(row)
-            }
+        .map(|row| AccountDoc {
+            summary: summaries.remove(&row.id).unwrap_or_default(),
+            ..AccountDoc::from(row)
         })
         .collect())
 }
 
-/// One account's document, as reads by id and write responses show it.
+/// One account's document, as reads by id and write responses show it (without the
+/// index's work inputs, which no reader sees).
 pub async fn document(conn: &mut sqlx::PgConnection, row: AccountRow) -> Result<AccountDoc> {
-    let mut docs = documents(conn, vec![row]).await?;
+    let mut docs = summarised(conn, vec![row]).await?;
     docs.pop()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("account document vanished")))
 }

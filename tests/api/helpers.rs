@@ -554,3 +554,17 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
         .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default()
 }
+
+/// Today's date in `tz`.
+pub fn today_in(tz: chrono_tz::Tz) -> chrono::NaiveDate {
+    chrono::Utc::now().with_timezone(&tz).date_naive()
+}
+
+/// The UTC instant of a wall-clock time in `tz`.
+pub fn local(tz: chrono_tz::Tz, date: chrono::NaiveDate, h: u32, m: u32, s: u32) -> chrono::DateTime<chrono::Utc> {
+    use chrono::TimeZone;
+    tz.from_local_datetime(&date.and_hms_opt(h, m, s).unwrap())
+        .single()
+        .unwrap_or_else(|| panic!("{date} {h}:{m}:{s} is ambiguous in {tz:?}"))
+        .with_timezone(&chrono::Utc)
+}

@@ -3,25 +3,13 @@
 //! the `has_open_promise` list filter.
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, spawn_app, spawn_peer, status_json, ts};
-
-fn today_in(tz: Tz) -> NaiveDate {
-    Utc::now().with_timezone(&tz).date_naive()
-}
-
-/// The UTC instant of a wall-clock time in `tz`.
-fn local(tz: Tz, date: NaiveDate, h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    tz.from_local_datetime(&date.and_hms_opt(h, m, s).unwrap())
-        .single()
-        .unwrap_or_else(|| panic!("{date} {h}:{m}:{s} is ambiguous in {tz:?}"))
-        .with_timezone(&Utc)
-}
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, local, spawn_app, spawn_peer, status_json, today_in, ts};
 
 fn promises_path(account_id: &str) -> String {
     format!("/api/v1/accounts/{account_id}/promises")
