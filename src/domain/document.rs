@@ -133,6 +133,9 @@ pub struct WorkInputs {
     pub contact: ContactInputs,
     /// Due date of the latest broken promise to pay.
     pub broken_promise_due: Option<NaiveDate>,
+    /// Due date of the oldest instalment of the active plan that was missed and is
+    /// still unpaid.
+    pub plan_missed_due: Option<NaiveDate>,
 }
 
 /// A payment in the index, with the account fields its searches and filters need.

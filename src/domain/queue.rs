@@ -6,12 +6,12 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::search::After;
 
 /// Why an account is where it is in the queue, in the order the queue takes them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A promise to pay due yesterday was broken.
@@ -19,12 +19,20 @@ pub enum Reason {
     PromiseDueToday,
     /// The account's next action time has come.
     NextActionDue,
+    /// An instalment of the account's active plan was missed and is still unpaid.
+    PlanInstalmentMissed,
     /// Everything else, by [`rank`].
     Score,
 }
 
 impl Reason {
-    pub const ORDER: [Reason; 4] = [Reason::BrokenPromise, Reason::PromiseDueToday, Reason::NextActionDue, Reason::Score];
+    pub const ORDER: [Reason; 5] = [
+        Reason::BrokenPromise,
+        Reason::PromiseDueToday,
+        Reason::NextActionDue,
+        Reason::PlanInstalmentMissed,
+        Reason::Score,
+    ];
 
     pub fn position(self) -> usize {
         Self::ORDER.iter().position(|r| *r == self).unwrap_or(0)
@@ -51,6 +59,11 @@ impl Reason {
                 field: QueueField::NextAction,
                 lo: i64::MIN,
                 hi: now.timestamp_micros(),
+            }),
+            Reason::PlanInstalmentMissed => Some(FieldRange {
+                field: QueueField::PlanMissedDue,
+                lo: i64::MIN,
+                hi: day(today),
             }),
             Reason::Score => None,
         }
@@ -84,6 +97,8 @@ pub enum QueueField {
     PromiseDue,
     /// Next action time (microseconds since 1970).
     NextAction,
+    /// Due date (days) of the oldest missed instalment of the active plan not yet paid.
+    PlanMissedDue,
 }
 
 /// `lo..=hi` on a field; a document without the field is outside.
@@ -179,7 +194,9 @@ mod tests {
         let next = Reason::NextActionDue.tier(today, now);
         assert_eq!(next.outside.len(), 2);
         assert_eq!(next.within.unwrap().hi, now.timestamp_micros());
+        let missed = Reason::PlanInstalmentMissed.tier(today, now);
+        assert_eq!((missed.within.unwrap().hi, missed.outside.len()), (days(today), 3));
         let rest = Reason::Score.tier(today, now);
-        assert_eq!((rest.within, rest.outside.len()), (None, 3));
+        assert_eq!((rest.within, rest.outside.len()), (None, 4));
     }
 }

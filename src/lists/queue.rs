@@ -73,15 +73,15 @@ const QUEUE_SORT: Sort = Sort {
 
 #[derive(Serialize, Deserialize)]
 struct CursorBody {
-    /// The tier's position in [`Reason::ORDER`].
-    t: usize,
+    /// The tier, by name: a cursor stays meaningful when tiers are added.
+    t: Reason,
     /// Where in the tier, as an account-list cursor of the queue's sort.
     c: Option<String>,
 }
 
 pub fn encode_cursor(position: Position) -> String {
     let body = CursorBody {
-        t: position.reason.position(),
+        t: position.reason,
         c: position.after.map(|a| encode_search_cursor(a, &sort_signature(QUEUE_SORT))),
     };
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).unwrap_or_default())
@@ -91,7 +91,7 @@ fn decode_cursor(cursor: &str) -> std::result::Result<Position, String> {
     let invalid = || "is not a cursor from this list; pass next_cursor from the previous page".to_owned();
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| invalid())?;
     let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    let reason = *Reason::ORDER.get(body.t).ok_or_else(invalid)?;
+    let reason = body.t;
     let after = body
         .c
         .map(|c| decode_search_cursor(&c, &sort_signature(QUEUE_SORT), false))
@@ -139,6 +139,10 @@ mod tests {
             after: None,
         };
         assert_eq!(decode_cursor(&encode_cursor(start)), Ok(start));
+        assert!(
+            decode_cursor(&URL_SAFE_NO_PAD.encode(br#"{"t":2,"c":null}"#)).is_err(),
+            "a tier by number is refused"
+        );
         assert!(decode_cursor("bm9wZQ").is_err());
     }
 }

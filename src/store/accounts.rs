@@ -15,7 +15,7 @@ use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, PlanSumma
 use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
 use crate::error::{Error, Result};
-use crate::store::compliance;
+use crate::store::{compliance, queue};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct AccountRow {
@@ -533,10 +533,16 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
 /// and contact filter's inputs), soft-deleted included.
 pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> Result<Vec<AccountDoc>> {
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut work = compliance::work_inputs(conn, &ids, Utc::now()).await?;
+    let mut contact = compliance::contact_inputs(conn, &ids, Utc::now()).await?;
+    let reasons = queue::reason_dates(conn, &ids).await?;
     let mut docs = summarised(conn, rows).await?;
     for doc in &mut docs {
-        doc.work = work.remove(&doc.id).unwrap_or_default();
+        let dates = reasons.get(&doc.id).copied().unwrap_or_default();
+        doc.work = WorkInputs {
+            contact: contact.remove(&doc.id).unwrap_or_default(),
+            broken_promise_due: dates.broken_promise_due,
+            plan_missed_due: dates.plan_missed_due,
+        };
     }
     Ok(docs)
 }

@@ -3,14 +3,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::activity::{Outcome, from_wire, wire_name};
-use crate::domain::compliance::{CallHistory, Channel, Policy, Standing, known_zone};
-use crate::domain::document::WorkInputs;
+use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, Standing, known_zone};
 use crate::error::{Error, Result};
 
 #[derive(FromRow)]
@@ -55,7 +54,6 @@ pub struct Facts {
     /// The debtor's zone, or every zone the window must fit when it is unknown.
     pub zones: Vec<Tz>,
     pub history: CallHistory,
-    pub broken_promise_due: Option<NaiveDate>,
 }
 
 #[derive(FromRow)]
@@ -68,7 +66,6 @@ struct FactsRow {
     unverified_dispute: bool,
     limit_th_latest_call: Option<DateTime<Utc>>,
     last_conversation: Option<DateTime<Utc>>,
-    broken_promise_due: Option<NaiveDate>,
     zones: Vec<String>,
 }
 
@@ -85,7 +82,6 @@ pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: O
                 (SELECT max(occurred_at) FROM activities
                   WHERE account_id = a.id AND type = 'call' AND outcome = ANY($4)
                     AND occurred_at <= coalesce($2, 'infinity')) AS last_conversation,
-                (SELECT max(due_date) FROM promises WHERE account_id = a.id AND status = 'broken') AS broken_promise_due,
                 coalesce((SELECT array_agg(timezone ORDER BY timezone) FROM contact_zones
                            WHERE country = coalesce(
                                (SELECT country FROM contact_zones WHERE country = upper(a.address_country) LIMIT 1), '*')),
@@ -117,26 +113,19 @@ pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: O
                     limit_th_latest_call: r.limit_th_latest_call,
                     last_conversation: r.last_conversation,
                 },
-                broken_promise_due: r.broken_promise_due,
             };
             (r.id, facts)
         })
         .collect())
 }
 
-/// The work-queue and contact-filter inputs of `ids`' documents, as of `now`.
-pub async fn work_inputs(conn: &mut PgConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<HashMap<Uuid, WorkInputs>> {
+/// The contact filter's inputs of `ids`' documents, as of `now`.
+pub async fn contact_inputs(conn: &mut PgConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<HashMap<Uuid, ContactInputs>> {
     let policy = policy(conn).await?;
     let facts = facts(conn, &policy, ids, None).await?;
     Ok(facts
         .into_iter()
-        .map(|(id, f)| {
-            let inputs = WorkInputs {
-                contact: policy.inputs(&f.standing, &f.zones, &f.history, now),
-                broken_promise_due: f.broken_promise_due,
-            };
-            (id, inputs)
-        })
+        .map(|(id, f)| (id, policy.inputs(&f.standing, &f.zones, &f.history, now)))
         .collect())
 }
 

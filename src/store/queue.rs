@@ -1,10 +1,39 @@
-//! Work-queue claims: an agent's hold on the account `POST /queue/next` gave them.
+//! The work queue's tables: the dates its reason tiers select on, and claims (an
+//! agent's hold on the account `POST /queue/next` gave them).
 
-use chrono::{DateTime, Utc};
-use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::error::Result;
+
+/// The dates of one account that place it in a reason tier of the queue.
+#[derive(Clone, Copy, Debug, Default, FromRow)]
+pub struct ReasonDates {
+    pub id: Uuid,
+    /// Due date of the latest broken promise.
+    pub broken_promise_due: Option<NaiveDate>,
+    /// Due date of the oldest missed and still unpaid instalment of the active plan.
+    pub plan_missed_due: Option<NaiveDate>,
+}
+
+/// The reason dates of `ids`.
+pub async fn reason_dates(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, ReasonDates>> {
+    let rows = sqlx::query_as::<_, ReasonDates>(
+        "SELECT a.id,
+                (SELECT max(due_date) FROM promises WHERE account_id = a.id AND status = 'broken') AS broken_promise_due,
+                (SELECT min(i.due_date) FROM plans p JOIN plan_instalments i ON i.plan_id = p.id
+                  WHERE p.account_id = a.id AND p.status = 'active'
+                    AND i.missed_at IS NOT NULL AND i.paid_amount < i.amount) AS plan_missed_due
+         FROM unnest($1::uuid[]) AS a(id)",
+    )
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r)).collect())
+}
 
 /// Ends any claim on the account (an activity was logged on it).
 pub async fn release(tx: &mut PgConnection, account_id: Uuid) -> Result<()> {

@@ -918,7 +918,9 @@ pub async fn contact_filter_and_queue_tiers(index: &dyn SearchIndex) {
             }
         }
     }
-    // Reasons on a few: a promise broken yesterday, one due today, a next action due.
+    // Reasons on a few: a promise broken yesterday, one due today, a next action due, a
+    // plan instalment missed (one of them also broken yesterday, so it is listed there),
+    // and a missed instalment only listed when due by today.
     docs[0].work.broken_promise_due = Some(today() - Duration::days(1));
     docs[1].work.broken_promise_due = Some(today() - Duration::days(3));
     docs[2].summary.open_promise = Some(OpenPromise {
@@ -930,6 +932,10 @@ pub async fn contact_filter_and_queue_tiers(index: &dyn SearchIndex) {
     docs[4].next_action_at = Some(now + Duration::minutes(5));
     docs[5].work.broken_promise_due = Some(today() - Duration::days(1));
     docs[5].next_action_at = Some(now - Duration::minutes(5));
+    docs[6].work.plan_missed_due = Some(today() - Duration::days(20));
+    docs[7].work.plan_missed_due = Some(today());
+    docs[0].work.plan_missed_due = Some(today() - Duration::days(2));
+    docs[8].work.plan_missed_due = Some(today() + Duration::days(1));
     put(index, &docs).await;
 
     for channel in Channel::ALL {
@@ -959,8 +965,12 @@ pub async fn contact_filter_and_queue_tiers(index: &dyn SearchIndex) {
             Reason::BrokenPromise => vec![docs[0].id, docs[5].id],
             Reason::PromiseDueToday => vec![docs[2].id],
             Reason::NextActionDue => vec![docs[3].id],
+            Reason::PlanInstalmentMissed => vec![docs[6].id, docs[7].id],
             Reason::Score => {
-                let mut rest: Vec<&AccountDoc> = docs.iter().filter(|d| ![0, 2, 3, 5].iter().any(|i| docs[*i].id == d.id)).collect();
+                let mut rest: Vec<&AccountDoc> = docs
+                    .iter()
+                    .filter(|d| ![0, 2, 3, 5, 6, 7].iter().any(|i| docs[*i].id == d.id))
+                    .collect();
                 rest.sort_by_key(|d| (std::cmp::Reverse(d.queue_rank()), d.id));
                 rest.into_iter().map(|d| d.id).collect()
             }

@@ -121,6 +121,7 @@ pub(crate) fn account() -> AccountDoc {
                 }),
             },
             broken_promise_due: Some(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
+            plan_missed_due: NaiveDate::from_ymd_opt(2026, 11, 15),
         },
     }
 }
@@ -294,7 +295,7 @@ fn golden_account_queue_tier_and_contact_filter() {
             channel: Channel::Call,
             now,
         }),
-        tier: Some(Reason::NextActionDue.tier(today(), now)),
+        tier: Some(Reason::PlanInstalmentMissed.tier(today(), now)),
         sort: Sort {
             field: SortField::Queue,
             descending: true,

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::compliance::zone_where_it_is;
-use crate::helpers::{TestApp, TestUser, assert_problem, eventually, id_of, spawn_guarded_app, status_json, ts};
+use crate::helpers::{TestApp, TestUser, assert_problem, eventually, id_of, local, spawn_app, spawn_guarded_app, status_json, ts};
 
 /// An account of `agent` (or of nobody) in a zone where it is daytime now.
 async fn account(app: &TestApp, manager: &TestUser, agent: Option<&TestUser>, overrides: Value) -> String {
@@ -136,6 +136,52 @@ async fn the_queue_lists_reasons_first_then_by_score_and_leaves_blocked_accounts
     let (letters, _) = walk(&app, &agent.token, "channel=letter", 200).await;
     assert!(letters.iter().any(|(id, _)| *id == asleep), "{letters:?}");
     assert!(!letters.iter().any(|(id, _)| *id == ceased || *id == paid));
+}
+
+/// A missed plan instalment puts the account after the next actions due and before the
+/// score; paying the instalment (late) takes it back to the score.
+#[tokio::test]
+async fn a_missed_plan_instalment_is_worked_after_next_actions_and_before_the_score() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let mine = |balance: &str| json!({"timezone": "UTC", "due_date": "2026-06-01", "original_balance": balance});
+    let rich = account(&app, &manager, Some(&agent), mine("90000.00")).await;
+    let action = account(&app, &manager, Some(&agent), mine("70.00")).await;
+    let missed = account(&app, &manager, Some(&agent), mine("100.00")).await;
+    let past = json!({"next_action_at": ts(Utc::now() - Duration::hours(1))});
+    let path = format!("/api/v1/accounts/{action}");
+    assert_eq!(app.patch(&path, &manager.token, &past).await.status(), StatusCode::OK);
+    let today = Utc::now().date_naive();
+    let body = json!({"total": "30.00", "instalment_count": 3, "frequency": "weekly", "first_due_date": today});
+    app.create(&agent.token, &format!("/api/v1/accounts/{missed}/plans"), &body).await;
+    let tomorrow = local(chrono_tz::UTC, today + Duration::days(1), 0, 0, 0);
+    let misses = arrears::store::plans::mark_missed(&app.pool, tomorrow, 0, 3).await.unwrap();
+    assert_eq!(misses.missed, 1);
+    for id in [&rich, &action, &missed] {
+        indexed(&app, id).await;
+    }
+    let (entries, total) = walk(&app, &agent.token, "channel=call", 2).await;
+    let expected = vec![
+        (action.clone(), "next_action_due".to_owned()),
+        (missed.clone(), "plan_instalment_missed".to_owned()),
+        (rich.clone(), "score".to_owned()),
+    ];
+    assert_eq!((entries, total), (expected, 3));
+
+    let payment = json!({"amount": "10.00", "currency": "USD", "method": "card"});
+    app.create_payment(&agent.token, &missed, &payment).await;
+    indexed(&app, &missed).await;
+    let (entries, _) = walk(&app, &agent.token, "channel=call", 200).await;
+    let reasons: Vec<(&str, &str)> = entries.iter().map(|(id, r)| (id.as_str(), r.as_str())).collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (action.as_str(), "next_action_due"),
+            (rich.as_str(), "score"),
+            (missed.as_str(), "score")
+        ]
+    );
 }
 
 #[tokio::test]

@@ -273,6 +273,7 @@ fn queue_range(range: FieldRange) -> Value {
         QueueField::BrokenPromiseDue => "derived.broken_promise_days",
         QueueField::PromiseDue => "derived.promise_due_days",
         QueueField::NextAction => "derived.next_action_micros",
+        QueueField::PlanMissedDue => "derived.plan_missed_days",
     };
     json!({ "range": { field: { "gte": range.lo, "lte": range.hi } } })
 }

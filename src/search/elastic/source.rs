@@ -31,6 +31,9 @@ pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {
     if let Some(due) = doc.work.broken_promise_due {
         derived["broken_promise_days"] = json!(epoch_days(due));
     }
+    if let Some(due) = doc.work.plan_missed_due {
+        derived["plan_missed_days"] = json!(epoch_days(due));
+    }
     if let Some(phone) = &doc.phone {
         derived["phone_digits"] = json!(digits(phone));
     }

@@ -348,6 +348,7 @@ fn queue_range(range: FieldRange) -> Condition {
         QueueField::BrokenPromiseDue => "broken_promise_days",
         QueueField::PromiseDue => "promise_due_days",
         QueueField::NextAction => "next_action",
+        QueueField::PlanMissedDue => "plan_missed_days",
     };
     Condition::Range {
         column,

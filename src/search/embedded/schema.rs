@@ -68,6 +68,7 @@ pub struct Fields {
     pub queue_rank: tantivy::schema::Field,
     pub promise_due_days: tantivy::schema::Field,
     pub broken_promise_days: tantivy::schema::Field,
+    pub plan_missed_days: tantivy::schema::Field,
     pub has_plan: tantivy::schema::Field,
     pub plan_status: tantivy::schema::Field,
     pub plan_next_due: tantivy::schema::Field,
@@ -119,6 +120,7 @@ pub fn build() -> (Schema, Fields) {
         queue_rank: b.add_i64_field("queue_rank", FAST),
         promise_due_days: b.add_i64_field("promise_due_days", FAST),
         broken_promise_days: b.add_i64_field("broken_promise_days", FAST),
+        plan_missed_days: b.add_i64_field("plan_missed_days", FAST),
         has_plan: b.add_bool_field("has_plan", INDEXED),
         plan_status: b.add_text_field("plan_status", STRING),
         plan_next_due: b.add_i64_field("plan_next_due", INDEXED | FAST),
@@ -262,6 +264,9 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     }
     if let Some(due) = work.broken_promise_due {
         d.add_i64(fields.broken_promise_days, epoch_days(due));
+    }
+    if let Some(due) = work.plan_missed_due {
+        d.add_i64(fields.plan_missed_days, epoch_days(due));
     }
     let plan = doc.summary.plan.as_ref();
     d.add_bool(fields.has_plan, plan.is_some_and(|p| p.status == PlanStatus::Active));
