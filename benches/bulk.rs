@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrears::domain::document::Entity;
-use arrears::search::embedded::EmbeddedIndex;
-use arrears::sync::reindex;
 use serde_json::json;
 
 /// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
@@ -59,27 +57,14 @@ impl PeakRss {
 async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
     let bulk = support::env_number("BENCH_BULK", 100_000) as usize;
-    let mut settings = support::bench_settings();
-    settings.data_dir = std::env::temp_dir().join("arrears-bench-bulk");
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
-    let pool = arrears::store::connect(&settings.database_url, 8).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, jobs, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (settings, pool) = support::fresh("bulk", 8).await;
     let plan = arrears::seed::SeedPlan {
         accounts,
         payments: 0,
         agents: 20,
         seed: 11,
     };
-    arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
-    sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
-    {
-        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await.unwrap();
-    }
+    support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
     let server = support::start(settings).await;
     let password = "bench password 123";
     let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();

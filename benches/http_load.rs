@@ -4,6 +4,7 @@
 //!
 //! Run: `bin/bench http_load` (release build; needs PostgreSQL; BENCH_SECONDS default 10).
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
@@ -20,12 +21,9 @@ const LOGIN_STORM: usize = 200;
 
 #[tokio::main]
 async fn main() {
-    let server = support::start(support::bench_settings()).await;
-    let pool = server.state.pool();
-    sqlx::query("TRUNCATE accounts, refresh_tokens, auth_sessions, users CASCADE")
-        .execute(pool)
-        .await
-        .unwrap();
+    let (settings, pool) = support::fresh("http-load", 8).await;
+    let pool = &pool;
+    let server = support::start(settings).await;
     let email = format!("bench-{}@example.com", Uuid::new_v4().simple());
     let password = "bench password 123";
     let hash = password::hash(password.to_owned()).await.unwrap();

@@ -5,14 +5,13 @@
 //! Run: `bin/bench payments` (BENCH_PAYMENTS, BENCH_ACCOUNTS default 100000,
 //! BENCH_SECONDS default 15).
 
+#[allow(dead_code)]
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrears::domain::document::Entity;
-use arrears::search::embedded::EmbeddedIndex;
-use arrears::sync::reindex;
 use serde_json::json;
 
 const CONNECTIONS: usize = 32;
@@ -22,44 +21,14 @@ async fn main() {
     let payments = support::env_number("BENCH_PAYMENTS", 1_000_000) as usize;
     let accounts = support::env_number("BENCH_ACCOUNTS", 100_000) as usize;
     let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 15));
-    let mut settings = support::bench_settings();
-    settings.data_dir = std::env::temp_dir().join("arrears-bench-payments");
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
-    let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query(
-        "TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-
+    let (settings, pool) = support::fresh("payments", 40).await;
     let plan = arrears::seed::SeedPlan {
         accounts,
         payments,
         agents: 20,
         seed: 7,
     };
-    let seeded = arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
-    println!(
-        "seed: {} accounts and {} payments in {:.1} s",
-        seeded.accounts,
-        seeded.payments,
-        seeded.elapsed.as_secs_f64()
-    );
-    sqlx::query("VACUUM ANALYZE accounts, payments").execute(&pool).await.unwrap();
-    {
-        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        for entity in Entity::ALL {
-            let report = reindex::rebuild(&pool, &index, entity, |_| {}).await.unwrap();
-            println!(
-                "reindex {}: {} documents in {:.1} s",
-                entity.plural(),
-                report.documents,
-                report.elapsed.as_secs_f64()
-            );
-        }
-    }
+    support::seed_and_index(&pool, &settings, plan, &Entity::ALL).await;
 
     let server = support::start(settings.clone()).await;
     let password = "bench password 123";

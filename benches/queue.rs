@@ -1,20 +1,19 @@
 //! Work-queue figures on seeded data: `POST /queue/next` with 32 agents claiming at once,
 //! first each from their own queue, then 32 agents without accounts all from the team
-//! queue (every claim assigns an account, so the sync rewrites documents meanwhile), and
-//! `GET /queue` pages.
+//! queue (every claim assigns an account, so the sync rewrites documents meanwhile),
+//! `GET /queue` pages, and the own-queue claims again from `wrk` in a separate process.
 //!
 //! Run: `bin/bench queue` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 10).
 //! The contact policy's window is widened to the whole day first, so the figures do not
 //! depend on the hour the bench runs at (the window is still evaluated).
 
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
 
 use arrears::domain::document::Entity;
 use arrears::domain::role::Role;
-use arrears::search::embedded::EmbeddedIndex;
-use arrears::sync::reindex;
 
 const AGENTS: usize = 32;
 
@@ -22,15 +21,7 @@ const AGENTS: usize = 32;
 async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
     let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
-    let mut settings = support::bench_settings();
-    settings.data_dir = std::env::temp_dir().join("arrears-bench-queue");
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
-    let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, events, event_queue, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (settings, pool) = support::fresh("queue", 40).await;
     sqlx::query("UPDATE contact_policy SET window_start = '00:00', window_end = '23:59:59'")
         .execute(&pool)
         .await
@@ -41,17 +32,7 @@ async fn main() {
         agents: 50,
         seed: 42,
     };
-    let seeded = arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
-    println!(
-        "seed: {accounts} accounts (80% over 50 agents) in {:.1} s",
-        seeded.elapsed.as_secs_f64()
-    );
-    sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
-    {
-        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        let report = reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await.unwrap();
-        println!("reindex: {} documents in {:.1} s", report.documents, report.elapsed.as_secs_f64());
-    }
+    support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
     let server = support::start(settings.clone()).await;
 
     let seeded_agents: Vec<String> = sqlx::query_scalar("SELECT email FROM users WHERE role = 'agent' ORDER BY email LIMIT $1")
@@ -122,10 +103,20 @@ async fn main() {
         lag.lag_samples
     );
     run(
-        owners,
+        owners.clone(),
         "GET",
         "/api/v1/queue?page_size=25",
         format!("GET /queue (25 per page), {AGENTS} agents"),
+        seconds,
+    )
+    .await;
+    let url = format!("{}/api/v1/queue/next", server.base);
+    support::wrk(
+        &format!("queue/next, {AGENTS} agents each claiming from their own queue"),
+        "POST",
+        &url,
+        &owners,
+        AGENTS,
         seconds,
     )
     .await;

@@ -5,6 +5,7 @@
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone).
 
+#[allow(dead_code)]
 mod support;
 
 use std::path::Path;
@@ -12,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrears::domain::document::Entity;
-use arrears::search::embedded::EmbeddedIndex;
-use arrears::sync::reindex;
 use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 
@@ -101,41 +100,14 @@ async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
     let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 15));
     let kind_seconds = Duration::from_secs(support::env_number("BENCH_KIND_SECONDS", 5));
-    let mut settings = support::bench_settings();
-    settings.data_dir = std::env::temp_dir().join("arrears-bench-search");
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
-    let pool = arrears::store::connect(&settings.database_url, 40).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, events, event_queue, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
-        .execute(&pool)
-        .await
-        .unwrap();
-
+    let (settings, pool) = support::fresh("search", 40).await;
     let plan = arrears::seed::SeedPlan {
         accounts,
         payments: 0,
         agents: 50,
         seed: 42,
     };
-    let seeded = arrears::seed::seed(&pool, plan, |_| {}).await.unwrap();
-    println!(
-        "seed: {} accounts in {:.1} s ({:.0} rows/s)",
-        accounts,
-        seeded.elapsed.as_secs_f64(),
-        accounts as f64 / seeded.elapsed.as_secs_f64()
-    );
-    sqlx::query("VACUUM ANALYZE accounts").execute(&pool).await.unwrap();
-
-    {
-        let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
-        let report = reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await.unwrap();
-        println!(
-            "reindex: {} documents in {:.1} s ({:.0} docs/s)",
-            report.documents,
-            report.elapsed.as_secs_f64(),
-            report.documents as f64 / report.elapsed.as_secs_f64()
-        );
-    }
+    support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
     println!(
         "index size: {:.0} MiB",
         dir_size(&settings.data_dir.join("index")) as f64 / 1024.0 / 1024.0

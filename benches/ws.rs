@@ -141,16 +141,8 @@ async fn server() {
     let listeners = support::env_number("BENCH_LISTENERS", 1_000) as usize;
     let rate = support::env_number("BENCH_EVENT_RATE", 200);
     let seconds = support::env_number("BENCH_SECONDS", 10);
-    let mut settings = support::bench_settings();
-    settings.data_dir = std::env::temp_dir().join("arrears-bench-ws");
+    let (mut settings, pool) = support::fresh("ws", 8).await;
     settings.access_token_ttl_secs = 3600;
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
-    let pool = arrears::store::connect(&settings.database_url, 8).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query("TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users CASCADE")
-        .execute(&pool)
-        .await
-        .unwrap();
     let server = support::start(settings).await;
     let password = "bench password 123";
     let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();

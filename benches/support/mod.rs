@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 use arrears::app::Application;
 use arrears::cli::Cli;
 use arrears::config::Settings;
+use arrears::domain::document::Entity;
+use arrears::search::embedded::EmbeddedIndex;
+use arrears::seed::SeedPlan;
+use arrears::sync::reindex;
 use clap::Parser;
 use futures_util::future::BoxFuture;
+use sqlx::PgPool;
 use tokio::sync::oneshot;
 
 /// The allocator the `arrears` binary uses (src/main.rs), so the in-process server
@@ -40,6 +45,90 @@ pub fn bench_settings() -> Settings {
     settings.rate_limit_bulk_per_user = u32::MAX;
     settings.rate_limit_bulk_per_ip = u32::MAX;
     settings
+}
+
+/// Every table a benchmark fills, emptied before it runs.
+const EMPTY_TABLES: &str = "TRUNCATE accounts, payments, activities, promises, events, event_queue, notifications, jobs,
+    idempotency_keys, search_outbox, refresh_tokens, auth_sessions, users, account_day_snapshots, account_snapshot_days
+    CASCADE";
+
+/// [`bench_settings`] with a data directory of the benchmark's own
+/// (`arrears-bench-<name>` in the temporary directory, emptied), and a pool of
+/// `connections` on the bench database, migrated and emptied.
+pub async fn fresh(name: &str, connections: u32) -> (Settings, PgPool) {
+    let mut settings = bench_settings();
+    settings.data_dir = std::env::temp_dir().join(format!("arrears-bench-{name}"));
+    let _ = std::fs::remove_dir_all(&settings.data_dir);
+    let pool = arrears::store::connect(&settings.database_url, connections).await.unwrap();
+    arrears::store::migrate(&pool).await.unwrap();
+    sqlx::query(EMPTY_TABLES).execute(&pool).await.unwrap();
+    (settings, pool)
+}
+
+/// Seeds `plan`, analyses, and builds the embedded index of each of `entities` in the
+/// settings' data directory as `arrears reindex` does, printing how long each took.
+pub async fn seed_and_index(pool: &PgPool, settings: &Settings, plan: SeedPlan, entities: &[Entity]) {
+    let seeded = arrears::seed::seed(pool, plan, |_| {}).await.unwrap();
+    let secs = seeded.elapsed.as_secs_f64();
+    println!(
+        "seed: {} accounts and {} payments over {} agents in {secs:.1} s ({:.0} rows/s)",
+        seeded.accounts,
+        seeded.payments,
+        seeded.agents,
+        (seeded.accounts + seeded.payments) as f64 / secs
+    );
+    sqlx::query("VACUUM ANALYZE accounts, payments").execute(pool).await.unwrap();
+    let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
+    for entity in entities {
+        let report = reindex::rebuild(pool, &index, *entity, |_| {}).await.unwrap();
+        let secs = report.elapsed.as_secs_f64();
+        println!(
+            "reindex {}: {} documents in {secs:.1} s ({:.0} docs/s)",
+            entity.plural(),
+            report.documents,
+            report.documents as f64 / secs
+        );
+    }
+}
+
+/// Load from a separate process: `wrk` (Debian's package) with `connections` over two
+/// threads for `duration`, each request `method url` with the next of `tokens` as its
+/// bearer (the two threads take alternate tokens, so concurrent requests are different
+/// users'). Prints wrk's latency distribution, or says it was skipped without wrk.
+pub async fn wrk(name: &str, method: &str, url: &str, tokens: &[String], connections: usize, duration: Duration) {
+    let quoted: Vec<String> = tokens.iter().map(|t| format!("{t:?}")).collect();
+    let script = format!(
+        "local tokens = {{ {} }}\n\
+         local threads = 0\n\
+         function setup(thread) thread:set('offset', threads); threads = threads + 1 end\n\
+         local n = 0\n\
+         function request()\n\
+           n = n + 1\n\
+           local token = tokens[((n * 2 + offset) % #tokens) + 1]\n\
+           return wrk.format({method:?}, nil, {{ ['Authorization'] = 'Bearer ' .. token }})\n\
+         end\n",
+        quoted.join(", ")
+    );
+    let path = std::env::temp_dir().join(format!("arrears-bench-wrk-{}.lua", std::process::id()));
+    std::fs::write(&path, script).unwrap();
+    let mut command = std::process::Command::new("wrk");
+    command
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{}s", duration.as_secs()),
+            "--latency",
+            "-s",
+        ])
+        .arg(&path)
+        .arg(url);
+    // The server runs on this process's runtime: wait for wrk off its worker threads.
+    let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap();
+    let _ = std::fs::remove_file(&path);
+    match output {
+        Ok(out) => println!("{name} (wrk, a separate process):\n{}", String::from_utf8_lossy(&out.stdout)),
+        Err(err) => println!("{name}: skipped, wrk did not run ({err}); apt-get install wrk"),
+    }
 }
 
 /// The number in environment variable `name`, or `default`.

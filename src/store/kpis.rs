@@ -171,27 +171,68 @@ pub async fn collected(pool: &PgPool, by: GroupBy, window: Window) -> Result<Vec
     .await?)
 }
 
+/// Keeps the bucket moves from the `opening` to the `closing` snapshot, by the agent
+/// assigned at the opening, unless they are kept already or a day's snapshot is not
+/// complete (then there are none to keep). Returns whether they are kept now. A second
+/// caller at the same time waits on the pair's row and then finds it kept.
+#[tracing::instrument(skip_all, fields(%opening, %closing))]
+pub async fn keep_moves(pool: &PgPool, opening: NaiveDate, closing: NaiveDate) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    let taken: i64 = sqlx::query_scalar("SELECT count(*) FROM account_snapshot_days WHERE day IN ($1, $2)")
+        .bind(opening)
+        .bind(closing)
+        .fetch_one(&mut *tx)
+        .await?;
+    if taken < if opening == closing { 1 } else { 2 } {
+        return Ok(false);
+    }
+    let claimed: Option<NaiveDate> =
+        sqlx::query_scalar("INSERT INTO kpi_move_pairs (opening, closing) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING opening")
+            .bind(opening)
+            .bind(closing)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if claimed.is_some() {
+        let (current, not_a_cure) = (Bucket::Current.as_str(), NOT_A_CURE.as_str());
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO kpi_moves (opening, closing, agent_id, opening_bucket, closing_bucket, accounts, cured)
+             SELECT $1, $2, o.assigned_agent_id, o.bucket, c.bucket, count(*),
+                    count(*) FILTER (WHERE o.bucket <> '{current}' AND c.bucket = '{current}' AND c.status <> '{not_a_cure}')
+             FROM account_day_snapshots o
+             JOIN account_day_snapshots c ON c.day = $2 AND c.account_id = o.account_id
+             WHERE o.day = $1
+             GROUP BY o.assigned_agent_id, o.bucket, c.bucket"
+        )))
+        .bind(opening)
+        .bind(closing)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// Accounts by their bucket in the opening and the closing snapshot, by the agent they
-/// were assigned to at the opening; `cured` counts the cures among them.
+/// were assigned to at the opening; `cured` counts the cures among them. Read from the
+/// kept moves ([`keep_moves`] first).
 #[tracing::instrument(skip_all)]
 pub async fn moves(pool: &PgPool, by: GroupBy, window: Window) -> Result<Vec<MoveRow>> {
+    if !keep_moves(pool, window.opening, window.closing).await? {
+        return Ok(Vec::new());
+    }
     let (key, join) = match by {
-        GroupBy::Bucket => ("o.bucket".to_owned(), String::new()),
-        _ => group(by, "o.assigned_agent_id", "o.account_id"),
+        GroupBy::Agent => ("m.agent_id::text", ""),
+        GroupBy::Team => ("u.team", "LEFT JOIN users u ON u.id = m.agent_id"),
+        GroupBy::Bucket => ("m.opening_bucket", ""),
     };
-    let (current, not_a_cure) = (Bucket::Current.as_str(), NOT_A_CURE.as_str());
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT key, GROUPING(key) = 1 AS total, opening_bucket, closing_bucket,
-                count(*) AS accounts, count(*) FILTER (WHERE cured) AS cured
-         FROM (SELECT {key} AS key, o.bucket AS opening_bucket, c.bucket AS closing_bucket,
-                      o.bucket <> '{current}' AND c.bucket = '{current}' AND c.status <> '{not_a_cure}' AS cured
-               FROM account_day_snapshots o
-               JOIN account_day_snapshots c ON c.day = $4 AND c.account_id = o.account_id {join}
-               WHERE o.day = $3) m
+                sum(accounts)::bigint AS accounts, sum(cured)::bigint AS cured
+         FROM (SELECT {key} AS key, m.opening_bucket, m.closing_bucket, m.accounts, m.cured
+               FROM kpi_moves m {join}
+               WHERE m.opening = $1 AND m.closing = $2) m
          GROUP BY GROUPING SETS ((key, opening_bucket, closing_bucket), (opening_bucket, closing_bucket))"
     )))
-    .bind(window.start)
-    .bind(window.end)
     .bind(window.opening)
     .bind(window.closing)
     .fetch_all(pool)

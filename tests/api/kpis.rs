@@ -97,6 +97,11 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
         accounts.push((id, currency));
     }
     for day in days {
+        sqlx::query("INSERT INTO account_snapshot_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(day)
+            .execute(pool)
+            .await
+            .unwrap();
         for (account, currency) in &accounts {
             if rng.random_range(0..10) == 0 {
                 continue;
@@ -519,7 +524,7 @@ async fn snapshot_of(pool: &PgPool, day: NaiveDate, account: Uuid) -> Option<(St
 }
 
 #[tokio::test]
-async fn the_snapshot_takes_each_day_once_even_from_two_runs_at_once() {
+async fn the_snapshot_takes_each_day_once_and_its_moves_are_kept_once_even_from_two_runs_at_once() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let day: NaiveDate = "2026-03-01".parse().unwrap();
@@ -554,6 +559,42 @@ async fn the_snapshot_takes_each_day_once_even_from_two_runs_at_once() {
     assert_eq!(buckets, ["30-59", "current", "current", "current", "120+"]);
     let deleted_id = Uuid::parse_str(deleted_id).unwrap();
     assert_eq!(snapshot_of(&app.pool, day, deleted_id).await, None, "deleted accounts are left out");
+
+    // The moves between two complete snapshots are kept once, however many ask at once;
+    // none are kept while a day's snapshot is missing.
+    let keep = || arrears::store::kpis::keep_moves(&app.pool, day, day);
+    let (first, second) = tokio::join!(keep(), keep());
+    assert_eq!((first.unwrap(), second.unwrap()), (true, true));
+    let kept: (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM kpi_move_pairs WHERE opening = $1), sum(accounts)::bigint FROM kpi_moves WHERE opening = $1",
+    )
+    .bind(day)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, (1, accounts.len() as i64));
+    // A snapshot row removed by hand drops the kept moves of its day.
+    sqlx::query("DELETE FROM account_day_snapshots WHERE day = $1 AND account_id = $2")
+        .bind(day)
+        .bind(accounts[0])
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(keep().await.unwrap());
+    let kept: i64 = sqlx::query_scalar("SELECT sum(accounts)::bigint FROM kpi_moves WHERE opening = $1")
+        .bind(day)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, accounts.len() as i64 - 1, "the moves are computed again");
+    let next = day + Duration::days(1);
+    assert!(!arrears::store::kpis::keep_moves(&app.pool, day, next).await.unwrap());
+    let pairs: i64 = sqlx::query_scalar("SELECT count(*) FROM kpi_move_pairs WHERE closing = $1")
+        .bind(next)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(pairs, 0);
     scheduler_took_today(&app.pool).await;
 }
 
