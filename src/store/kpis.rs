@@ -173,10 +173,19 @@ pub async fn collected(pool: &PgPool, by: GroupBy, window: Window) -> Result<Vec
 
 /// Keeps the bucket moves from the `opening` to the `closing` snapshot, by the agent
 /// assigned at the opening, unless they are kept already or a day's snapshot is not
-/// complete (then there are none to keep). Returns whether they are kept now. A second
-/// caller at the same time waits on the pair's row and then finds it kept.
+/// complete (then there are none to keep). Returns whether they are kept now. A kept
+/// pair costs one read; a second caller at the same time as the one keeping it waits on
+/// the pair's row and then finds it kept.
 #[tracing::instrument(skip_all, fields(%opening, %closing))]
 pub async fn keep_moves(pool: &PgPool, opening: NaiveDate, closing: NaiveDate) -> Result<bool> {
+    let kept: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM kpi_move_pairs WHERE opening = $1 AND closing = $2)")
+        .bind(opening)
+        .bind(closing)
+        .fetch_one(pool)
+        .await?;
+    if kept {
+        return Ok(true);
+    }
     let mut tx = pool.begin().await?;
     let taken: i64 = sqlx::query_scalar("SELECT count(*) FROM account_snapshot_days WHERE day IN ($1, $2)")
         .bind(opening)
@@ -221,9 +230,9 @@ pub async fn moves(pool: &PgPool, by: GroupBy, window: Window) -> Result<Vec<Mov
         return Ok(Vec::new());
     }
     let (key, join) = match by {
-        GroupBy::Agent => ("m.agent_id::text", ""),
-        GroupBy::Team => ("u.team", "LEFT JOIN users u ON u.id = m.agent_id"),
-        GroupBy::Bucket => ("m.opening_bucket", ""),
+        GroupBy::Bucket => ("m.opening_bucket".to_owned(), String::new()),
+        // Agents and teams: kept moves name no account, which only the bucket grouping needs.
+        _ => group(by, "m.agent_id", "NULL"),
     };
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT key, GROUPING(key) = 1 AS total, opening_bucket, closing_bucket,
