@@ -17,8 +17,12 @@ use crate::error::Result;
 use crate::search::SearchIndex;
 use crate::store::queue;
 
-/// Accounts a claim attempt considers at once, per tier.
-const CLAIM_CANDIDATES: usize = 50;
+/// Accounts a claim attempt reads from the index at once: each is a stored document
+/// to load, and the first of an agent's own queue is nearly always claimed.
+const CLAIM_CANDIDATES: usize = 10;
+/// Pages of candidates a claim attempt tries per tier before the next tier (other
+/// agents may hold the first ones of the team queue).
+const CLAIM_PAGES: usize = 5;
 
 /// Whose queue: an agent's, or the team's unassigned accounts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,16 +156,15 @@ pub async fn next(pool: &PgPool, search: &dyn SearchIndex, caller: &Principal, c
     let now = Utc::now();
     for owner in [Owner::Agent(caller.user_id), Owner::Team] {
         for reason in Reason::ORDER {
-            let found = search
-                .search(tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, None))
-                .await?;
-            let candidates: Vec<Uuid> = found.hits.iter().map(|h| h.doc.id).collect();
-            if candidates.is_empty() {
-                continue;
-            }
-            // A claim that lost a race to another agent's is retried once on a fresh
-            // snapshot, which no longer offers the account the other agent took.
-            for _ in 0..2 {
+            let mut after = None;
+            for _ in 0..CLAIM_PAGES {
+                let found = search
+                    .search(tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, after))
+                    .await?;
+                let candidates: Vec<Uuid> = found.hits.iter().map(|h| h.doc.id).collect();
+                if candidates.is_empty() {
+                    break;
+                }
                 if let Some((account_id, expires_at)) = queue::claim(pool, caller.user_id, &candidates, i64::from(seconds)).await? {
                     tracing::info!(%account_id, reason = ?reason, "queue account claimed");
                     return Ok(Some(Claimed {
@@ -169,6 +172,12 @@ pub async fn next(pool: &PgPool, search: &dyn SearchIndex, caller: &Principal, c
                         reason,
                         expires_at,
                     }));
+                }
+                // Every candidate is held by another agent (or was taken since the
+                // index saw it): the next ones.
+                match found.next {
+                    Some(next) => after = Some(next),
+                    None => break,
                 }
             }
         }

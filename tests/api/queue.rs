@@ -294,3 +294,32 @@ async fn thirty_two_agents_claiming_at_once_never_get_the_same_account() {
         .unwrap();
     assert_eq!(owners, 32);
 }
+
+#[tokio::test]
+async fn a_claim_passes_over_accounts_other_agents_hold_to_the_next_ones() {
+    let app = spawn_guarded_app().await;
+    let manager = app.user(Role::Manager).await;
+    let holder = app.user(Role::Agent).await;
+    let agent = app.user(Role::Agent).await;
+    // Team accounts, the larger balance first in the queue.
+    let mut accounts = Vec::new();
+    for n in 0..12 {
+        accounts.push(account(&app, &manager, None, json!({"original_balance": format!("{}.00", 1000 - n * 10)})).await);
+    }
+    for id in &accounts {
+        indexed(&app, id).await;
+    }
+    // Another agent holds the first eleven, more than one read of candidates, while
+    // the index still lists them in the team queue.
+    let held: Vec<uuid::Uuid> = accounts[..11].iter().map(|id| uuid::Uuid::parse_str(id).unwrap()).collect();
+    sqlx::query("INSERT INTO queue_claims (account_id, agent_id, expires_at) SELECT unnest($1::uuid[]), $2, now() + interval '5 minutes'")
+        .bind(held)
+        .bind(holder.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, claimed) = claim(&app, &agent.token).await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(id_of(&claimed["account"]), accounts[11], "the first account nobody holds");
+    assert_eq!(claimed["reason"], "score");
+}

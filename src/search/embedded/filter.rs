@@ -5,16 +5,21 @@
 //! over the arrays), and the masks of all conditions are and-ed; over a segment of at
 //! least [`CACHED_FROM_DOCS`] documents the condition's bits are kept (segments never
 //! change), as Elasticsearch keeps filter bit sets per segment, so a status, bucket or
-//! balance filter an agent uses again costs one word read per 64 documents. Inside an
-//! intersection with a text query a candidate is checked in constant time
-//! (`seek_danger`). The bucket condition computes a document's bucket exactly as the
-//! bucket facet does, so a filter and its facet always agree.
+//! balance filter an agent uses again costs one word read per 64 documents. A condition
+//! on an instant or a minute of the day (the queue's "due now", the contact window) is
+//! asked with a new bound by every request, so its bits are never kept: it is evaluated
+//! for the documents the search visits. Inside an intersection with a text or agent
+//! query a candidate is checked in constant time (`seek_danger`), so a filter that
+//! combines several conditions (any of, none of) costs the candidates it is asked
+//! about, not the segment. The bucket condition computes a document's bucket exactly
+//! as the bucket facet does, so a filter and its facet always agree.
 
 use std::fmt;
 use std::sync::Arc;
 
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
-use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError, Term};
 
 use super::collector::{BucketColumns, bucket_index, overdue_days};
 use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8, Strs};
@@ -24,9 +29,24 @@ use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8, Strs};
 const CACHED_FROM_DOCS: u32 = 16_384;
 /// Days past due from which the bucket no longer changes (120+).
 const LAST_BUCKET_DAY: i64 = 120;
+/// Columns whose filters are bounded by an instant or a minute of the day: a request's
+/// bound is almost never asked again, so their bits are not kept.
+const MOMENT_COLUMNS: [&str; 4] = ["next_action", "calls_open", "window_start", "window_end"];
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Condition {
+    /// A test of a column's value.
+    Value(ValueTest),
+    /// The indexed string field holds `term` (read from its postings).
+    Posted { field: Field, term: String },
+    /// The condition fails.
+    Not(Box<Condition>),
+    /// Every condition of at least one group holds.
+    AnyOf(Vec<Vec<Condition>>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ValueTest {
     /// An integer column's value lies in `lo..=hi`; a document without one fails.
     Range { column: &'static str, lo: i64, hi: i64 },
     /// A single-valued string column holds one of `terms`.
@@ -34,6 +54,26 @@ pub enum Condition {
     /// The document's delinquency bucket on day `today` (index into `ALL_BUCKETS`) is
     /// accepted.
     Bucket { today: i64, accept: [bool; 6] },
+}
+
+impl Condition {
+    pub fn range(column: &'static str, lo: i64, hi: i64) -> Condition {
+        Condition::Value(ValueTest::Range { column, lo, hi })
+    }
+
+    pub fn not(condition: Condition) -> Condition {
+        Condition::Not(Box::new(condition))
+    }
+
+    /// Whether its bits are worth keeping (see [`MOMENT_COLUMNS`]).
+    fn keepable(&self) -> bool {
+        match self {
+            Condition::Value(ValueTest::Range { column, .. }) => !MOMENT_COLUMNS.contains(column),
+            Condition::Value(_) | Condition::Posted { .. } => true,
+            Condition::Not(inner) => inner.keepable(),
+            Condition::AnyOf(groups) => groups.iter().flatten().all(Condition::keepable),
+        }
+    }
 }
 
 /// Documents that meet every condition.
@@ -99,9 +139,9 @@ fn range_mask<T: Copy + PartialOrd>(values: &[T], lo: T, hi: T) -> u64 {
 }
 
 impl Check {
-    fn bind(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Check> {
-        Ok(match condition {
-            Condition::Range { column, lo, hi } => {
+    fn bind(test: &ValueTest, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Check> {
+        Ok(match test {
+            ValueTest::Range { column, lo, hi } => {
                 let values = dense.i64(segment, column)?;
                 // Missing values sit below every bound.
                 let lo = (*lo).max(match *values {
@@ -114,7 +154,7 @@ impl Check {
                 };
                 if lo > hi { Check::Never } else { Check::Range { values, lo, hi } }
             }
-            Condition::Terms { column, terms } => {
+            ValueTest::Terms { column, terms } => {
                 let strs = dense.strs(segment, column)?;
                 if strs.terms.is_empty() {
                     Check::Never
@@ -129,7 +169,7 @@ impl Check {
                     }
                 }
             }
-            Condition::Bucket { today, accept } => Check::Bucket {
+            ValueTest::Bucket { today, accept } => Check::Bucket {
                 columns: BucketColumns::bind(segment, dense)?,
                 today: *today,
                 by_days: bucket_table(accept),
@@ -185,17 +225,60 @@ impl Check {
     }
 }
 
-/// A condition over one segment: its kept bits, or evaluated as needed.
+/// A condition over one segment: its kept bits, evaluated as needed, or a combination.
 enum Bits {
     Kept(Arc<[u64]>),
     Live(Check),
+    Not(Box<Bits>),
+    All(Vec<Bits>),
+    Any(Vec<Bits>),
+}
+
+/// The bits of word `index` that stand for documents of the segment.
+fn in_segment(index: usize, max_doc: usize) -> u64 {
+    match max_doc.saturating_sub(index * 64) {
+        left if left >= 64 => u64::MAX,
+        left => (1 << left) - 1,
+    }
 }
 
 impl Bits {
+    fn bind(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Bits> {
+        if condition.keepable() && segment.max_doc() >= CACHED_FROM_DOCS {
+            // Columns, postings and term ordinals are read only to build missing bits.
+            let words = dense.filter_bits(segment, condition, || {
+                Ok(all_words(&Bits::evaluated(condition, segment, dense)?, segment.max_doc() as usize))
+            })?;
+            return Ok(Bits::Kept(words));
+        }
+        Bits::evaluated(condition, segment, dense)
+    }
+
+    /// The condition's bits without its kept ones (those of its parts may be kept).
+    fn evaluated(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Bits> {
+        Ok(match condition {
+            Condition::Value(test) => Bits::Live(Check::bind(test, segment, dense)?),
+            Condition::Posted { field, term } => Bits::Kept(posted(segment, *field, term)?.into()),
+            Condition::Not(inner) => Bits::Not(Box::new(Bits::bind(inner, segment, dense)?)),
+            Condition::AnyOf(groups) => Bits::Any(
+                groups
+                    .iter()
+                    .map(|group| {
+                        let parts = group.iter().map(|c| Bits::bind(c, segment, dense));
+                        Ok(Bits::All(parts.collect::<tantivy::Result<_>>()?))
+                    })
+                    .collect::<tantivy::Result<_>>()?,
+            ),
+        })
+    }
+
     fn word(&self, index: usize, max_doc: usize) -> u64 {
         match self {
             Bits::Kept(words) => words[index],
             Bits::Live(check) => check.mask(index * 64, (index * 64 + 64).min(max_doc)),
+            Bits::Not(inner) => !inner.word(index, max_doc) & in_segment(index, max_doc),
+            Bits::All(parts) => all_of(parts, index, max_doc),
+            Bits::Any(parts) => parts.iter().fold(0, |mask, part| mask | part.word(index, max_doc)),
         }
     }
 
@@ -203,18 +286,50 @@ impl Bits {
         match self {
             Bits::Kept(words) => (words[doc as usize / 64] >> (doc % 64)) & 1 == 1,
             Bits::Live(check) => check.passes(doc),
+            Bits::Not(inner) => !inner.passes(doc),
+            Bits::All(parts) => parts.iter().all(|p| p.passes(doc)),
+            Bits::Any(parts) => parts.iter().any(|p| p.passes(doc)),
         }
     }
 }
 
-fn all_words(check: &Check, max_doc: usize) -> Vec<u64> {
-    (0..max_doc.div_ceil(64))
-        .map(|i| check.mask(i * 64, (i * 64 + 64).min(max_doc)))
-        .collect()
+/// The documents of word `index` that pass every one of `parts`.
+fn all_of(parts: &[Bits], index: usize, max_doc: usize) -> u64 {
+    let mut mask = in_segment(index, max_doc);
+    for part in parts {
+        if mask == 0 {
+            break;
+        }
+        mask &= part.word(index, max_doc);
+    }
+    mask
+}
+
+fn all_words(bits: &Bits, max_doc: usize) -> Vec<u64> {
+    (0..max_doc.div_ceil(64)).map(|i| bits.word(i, max_doc)).collect()
+}
+
+/// The documents whose `field` holds `term`, from its postings.
+fn posted(segment: &SegmentReader, field: Field, term: &str) -> tantivy::Result<Vec<u64>> {
+    let mut words = vec![0; (segment.max_doc() as usize).div_ceil(64)];
+    let postings = segment
+        .inverted_index(field)?
+        .read_postings(&Term::from_field_text(field, term), IndexRecordOption::Basic)?;
+    if let Some(mut postings) = postings {
+        let mut doc = postings.doc();
+        while doc != TERMINATED {
+            words[doc as usize / 64] |= 1 << (doc % 64);
+            doc = postings.advance();
+        }
+    }
+    Ok(words)
 }
 
 struct FilterScorer {
     bits: Vec<Bits>,
+    /// The kept bits among `bits`: a document failing one of them is skipped a word
+    /// at a time.
+    kept: Vec<Arc<[u64]>>,
     max_doc: usize,
     doc: DocId,
     /// The word holding `doc`, and its passing documents from `doc` on; stale after a
@@ -226,15 +341,52 @@ struct FilterScorer {
 }
 
 impl FilterScorer {
-    fn word_mask(&self, index: usize) -> u64 {
-        let mut mask = u64::MAX;
-        for bits in &self.bits {
-            if mask == 0 {
-                break;
-            }
-            mask &= bits.word(index, self.max_doc);
+    fn new(mut bits: Vec<Bits>, max_doc: usize, score: Score) -> FilterScorer {
+        // A kept condition costs a word read: asked first, it spares the others.
+        bits.sort_by_key(|b| !matches!(b, Bits::Kept(_)));
+        let kept = bits
+            .iter()
+            .filter_map(|b| match b {
+                Bits::Kept(words) => Some(words.clone()),
+                _ => None,
+            })
+            .collect();
+        FilterScorer {
+            bits,
+            kept,
+            max_doc,
+            doc: 0,
+            word: 0,
+            mask: 0,
+            mask_valid: false,
+            score,
         }
-        mask
+    }
+
+    fn word_mask(&self, index: usize) -> u64 {
+        all_of(&self.bits, index, self.max_doc)
+    }
+
+    /// The first document at or after `from` that passes every kept condition: no
+    /// document before it passes (the conditions evaluated as needed are not asked).
+    fn kept_from(&self, from: usize) -> DocId {
+        if from >= self.max_doc {
+            return TERMINATED;
+        }
+        if self.kept.is_empty() {
+            return from as DocId;
+        }
+        let word_of = |index: usize| self.kept.iter().fold(u64::MAX, |mask, words| mask & words[index]);
+        let mut index = from / 64;
+        let mut mask = word_of(index) & (u64::MAX << (from % 64));
+        while mask == 0 {
+            index += 1;
+            if index * 64 >= self.max_doc {
+                return TERMINATED;
+            }
+            mask = word_of(index);
+        }
+        (index * 64) as DocId + mask.trailing_zeros()
     }
 
     /// Positions on the first passing document at or after `from`.
@@ -282,7 +434,10 @@ impl DocSet for FilterScorer {
         self.doc
     }
 
-    /// A constant-time answer for the intersection driving this filter: is `target` in?
+    /// The answer for the intersection driving this filter: is `target` in? When not,
+    /// the next document that passes the kept conditions bounds where to look next,
+    /// so a selective kept condition (a queue tier's day) skips the candidates before
+    /// it instead of refusing them one at a time.
     fn seek_danger(&mut self, target: DocId) -> SeekDangerResult {
         if target as usize >= self.max_doc {
             self.doc = TERMINATED;
@@ -293,7 +448,7 @@ impl DocSet for FilterScorer {
             self.mask_valid = false;
             SeekDangerResult::Found
         } else {
-            SeekDangerResult::SeekLowerBound(target + 1)
+            SeekDangerResult::SeekLowerBound(self.kept_from(target as usize + 1))
         }
     }
 
@@ -313,33 +468,22 @@ impl Scorer for FilterScorer {
 }
 
 impl DenseFilter {
+    /// The scorer on its first passing document.
     fn bind(&self, segment: &SegmentReader, boost: Score) -> tantivy::Result<FilterScorer> {
-        let max_doc = segment.max_doc() as usize;
+        let mut scorer = self.unpositioned(segment, boost)?;
+        scorer.go_from(0);
+        Ok(scorer)
+    }
+
+    /// The scorer before it looks for a document: finding the first one passes over
+    /// every document before it, the whole segment when few or none pass.
+    fn unpositioned(&self, segment: &SegmentReader, boost: Score) -> tantivy::Result<FilterScorer> {
         let bits = self
             .conditions
             .iter()
-            .map(|condition| {
-                if segment.max_doc() < CACHED_FROM_DOCS {
-                    return Ok(Bits::Live(Check::bind(condition, segment, &self.dense)?));
-                }
-                // Columns and term ordinals are looked up only to build missing bits.
-                let words = self.dense.filter_bits(segment, condition, || {
-                    Ok(all_words(&Check::bind(condition, segment, &self.dense)?, max_doc))
-                })?;
-                Ok(Bits::Kept(words))
-            })
+            .map(|condition| Bits::bind(condition, segment, &self.dense))
             .collect::<tantivy::Result<_>>()?;
-        let mut scorer = FilterScorer {
-            bits,
-            max_doc,
-            doc: 0,
-            word: 0,
-            mask: 0,
-            mask_valid: false,
-            score: boost,
-        };
-        scorer.go_from(0);
-        Ok(scorer)
+        Ok(FilterScorer::new(bits, segment.max_doc() as usize, boost))
     }
 }
 
@@ -352,6 +496,14 @@ impl Query for DenseFilter {
 impl Weight for DenseFilter {
     fn scorer(&self, segment: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
         Ok(Box::new(self.bind(segment, boost)?))
+    }
+
+    /// In an intersection the filter answers for the candidate the other clauses
+    /// propose, without first finding its own first document.
+    fn scorer_danger(&self, segment: &SegmentReader, target: DocId, boost: Score) -> tantivy::Result<(SeekDangerResult, Box<dyn Scorer>)> {
+        let mut scorer = self.unpositioned(segment, boost)?;
+        let found = scorer.seek_danger(target);
+        Ok((found, Box::new(scorer)))
     }
 
     fn explain(&self, segment: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
@@ -394,11 +546,11 @@ mod tests {
         let segment = searcher.segment_reader(0);
         let dense = DenseColumns::default();
         for condition in [
-            Condition::Bucket {
+            ValueTest::Bucket {
                 today: 20_000,
                 accept: [false, false, true, false, false, false],
             },
-            Condition::Terms {
+            ValueTest::Terms {
                 column: "status",
                 terms: vec!["active".into()],
             },
@@ -416,5 +568,103 @@ mod tests {
         assert_eq!(range_mask(&values[60..], 62, 100), 0b1100);
         assert_eq!(range_mask(&values, 70, 80), 0);
         assert_eq!(range_mask(&values, 0, 63), u64::MAX);
+    }
+
+    /// Documents `0..count` of one segment: every third has a call window of an hour
+    /// starting at minute `doc % 1440`, every fifth is blocked on sms.
+    fn windows_segment(count: u32) -> (tantivy::Searcher, super::super::schema::Fields) {
+        let (schema, fields) = super::super::schema::build();
+        let index = tantivy::Index::create_in_ram(schema);
+        super::super::schema::register_tokenizers(&index).unwrap();
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
+        for doc in 0..count {
+            let mut document = fields.common.document(uuid::Uuid::new_v4(), 1, false);
+            if doc % 3 == 0 {
+                document.add_text(fields.contact_windowed, "call");
+                document.add_i64(fields.window_start, i64::from(doc % 1440));
+                document.add_i64(fields.window_end, i64::from(doc % 1440) + 60);
+            }
+            if doc % 5 == 0 {
+                document.add_text(fields.contact_blocked, "sms");
+            }
+            writer.add_document(document).unwrap();
+        }
+        writer.commit().unwrap();
+        (index.reader().unwrap().searcher(), fields)
+    }
+
+    #[test]
+    fn combined_conditions_pass_the_same_documents_kept_or_evaluated_driving_or_checking() {
+        for count in [300, CACHED_FROM_DOCS + 3_000] {
+            let (searcher, fields) = windows_segment(count);
+            let segment = searcher.segment_reader(0);
+            assert_eq!(segment.max_doc(), count, "one segment");
+            let minute = 100;
+            let filter = DenseFilter {
+                conditions: vec![
+                    Condition::not(Condition::Posted {
+                        field: fields.contact_blocked,
+                        term: "sms".into(),
+                    }),
+                    Condition::AnyOf(vec![
+                        vec![Condition::not(Condition::Posted {
+                            field: fields.contact_windowed,
+                            term: "call".into(),
+                        })],
+                        vec![
+                            Condition::range("window_start", i64::MIN, minute),
+                            Condition::range("window_end", minute + 1, i64::MAX),
+                        ],
+                    ]),
+                ],
+                dense: Arc::new(DenseColumns::default()),
+            };
+            let expected: Vec<DocId> = (0..count)
+                .filter(|doc| doc % 5 != 0)
+                .filter(|doc| doc % 3 != 0 || ((doc % 1440) as i64 <= minute && minute < (doc % 1440) as i64 + 60))
+                .collect();
+            assert!(expected.iter().any(|doc| doc % 3 == 0), "some windowed documents pass");
+            for round in ["built", "kept"] {
+                let mut driving = filter.bind(segment, 1.0).unwrap();
+                let mut found = Vec::new();
+                while driving.doc() != TERMINATED {
+                    found.push(driving.doc());
+                    driving.advance();
+                }
+                assert_eq!(found, expected, "{count} documents, bits {round}, advancing");
+                let mut checking = filter.bind(segment, 1.0).unwrap();
+                let checked: Vec<DocId> = (0..count)
+                    .filter(|doc| checking.seek_danger(*doc) == SeekDangerResult::Found)
+                    .collect();
+                assert_eq!(checked, expected, "{count} documents, bits {round}, checking candidates");
+                for target in [0, 1, 3, 42, 99, 101, count - 1] {
+                    let (found, _) = filter.scorer_danger(segment, target, 1.0).unwrap();
+                    let passes = expected.contains(&target);
+                    assert_eq!(found == SeekDangerResult::Found, passes, "{count} documents, joining at {target}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn only_conditions_without_a_moment_keep_their_bits() {
+        let status = Condition::Value(ValueTest::Terms {
+            column: "status",
+            terms: vec!["active".into()],
+        });
+        let due_now = Condition::range("next_action", i64::MIN, 1_700_000_000_000_000);
+        assert!(status.keepable());
+        assert!(Condition::not(status.clone()).keepable());
+        assert!(!due_now.keepable());
+        assert!(!Condition::not(due_now.clone()).keepable());
+        assert!(!Condition::AnyOf(vec![vec![status], vec![due_now]]).keepable());
+    }
+
+    #[test]
+    fn negation_never_passes_documents_past_the_segment() {
+        assert_eq!(in_segment(0, 3), 0b111);
+        assert_eq!(in_segment(1, 64), 0);
+        assert_eq!(in_segment(1, 200), u64::MAX);
+        assert_eq!(in_segment(3, 200), 0xff);
     }
 }

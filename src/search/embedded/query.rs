@@ -14,7 +14,7 @@ use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
 
 use super::dense::DenseColumns;
 use super::digits::grams;
-use super::filter::{Condition, DenseFilter};
+use super::filter::{Condition, DenseFilter, ValueTest};
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, money_units};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
@@ -232,12 +232,17 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
     if !query.include_deleted {
         clauses.push((Occur::MustNot, flag(fields.deleted, true)));
     }
+    // A queue tier's own range first: it is the most selective.
     let mut conditions = Vec::new();
+    if let Some(tier) = &query.tier {
+        conditions.extend(tier.within.map(queue_range));
+        conditions.extend(tier.outside.iter().map(|outside| Condition::not(queue_range(*outside))));
+    }
     if !query.statuses.is_empty() {
-        conditions.push(Condition::Terms {
+        conditions.push(Condition::Value(ValueTest::Terms {
             column: "status",
             terms: query.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
-        });
+        }));
     }
     match query.agent {
         Some(AgentFilter::Agent(id)) => clauses.push((Occur::Must, term(fields.agent, &id.hyphenated().to_string()))),
@@ -249,11 +254,7 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
     }
     let mut range = |column: &'static str, lo: Option<i64>, hi: Option<i64>| {
         if lo.is_some() || hi.is_some() {
-            conditions.push(Condition::Range {
-                column,
-                lo: lo.unwrap_or(i64::MIN),
-                hi: hi.unwrap_or(i64::MAX),
-            });
+            conditions.push(Condition::range(column, lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX)));
         }
     };
     range("balance", query.min_balance.map(money_units), query.max_balance.map(money_units));
@@ -268,58 +269,40 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
         for (slot, bucket) in accept.iter_mut().zip(ALL_BUCKETS) {
             *slot = query.buckets.contains(&bucket);
         }
-        conditions.push(Condition::Bucket {
+        conditions.push(Condition::Value(ValueTest::Bucket {
             today: epoch_days(query.today),
             accept,
-        });
+        }));
     }
-    let dense_filter = |conditions: Vec<Condition>| -> Box<dyn Query> {
-        Box::new(DenseFilter {
-            conditions,
-            dense: dense.clone(),
-        })
-    };
     if let Some(contactable) = &query.contactable {
-        clauses.push((Occur::MustNot, term(fields.contact_blocked, contactable.channel.as_str())));
-        if contactable.channel == Channel::Call {
-            conditions.push(Condition::Range {
-                column: "calls_open",
-                lo: i64::MIN,
-                hi: contactable.now.timestamp_micros(),
-            });
-        }
-        let inside = |minute: i32| {
-            dense_filter(vec![
-                Condition::Range {
-                    column: "window_start",
-                    lo: i64::MIN,
-                    hi: i64::from(minute),
-                },
-                Condition::Range {
-                    column: "window_end",
-                    lo: i64::from(minute) + 1,
-                    hi: i64::MAX,
-                },
-            ])
+        let channel = contactable.channel.as_str();
+        let posted = |field: Field| Condition::Posted {
+            field,
+            term: channel.to_owned(),
         };
-        let windowless: Box<dyn Query> = Box::new(BooleanQuery::new(vec![
-            (Occur::Must, Box::new(AllQuery)),
-            (Occur::MustNot, term(fields.contact_windowed, contactable.channel.as_str())),
-        ]));
-        let mut ways = vec![windowless];
-        ways.extend(contactable.minutes().into_iter().map(inside));
-        clauses.push((Occur::Must, any_of(ways)));
-    }
-    if let Some(tier) = &query.tier {
-        if let Some(within) = tier.within {
-            conditions.push(queue_range(within));
+        conditions.push(Condition::not(posted(fields.contact_blocked)));
+        if contactable.channel == Channel::Call {
+            conditions.push(Condition::range("calls_open", i64::MIN, contactable.now.timestamp_micros()));
         }
-        for outside in &tier.outside {
-            clauses.push((Occur::MustNot, dense_filter(vec![queue_range(*outside)])));
-        }
+        // No window on the channel, or now inside it (either day's minute: a window
+        // may end after midnight UTC).
+        let mut ways = vec![vec![Condition::not(posted(fields.contact_windowed))]];
+        ways.extend(contactable.minutes().into_iter().map(|minute| {
+            vec![
+                Condition::range("window_start", i64::MIN, i64::from(minute)),
+                Condition::range("window_end", i64::from(minute) + 1, i64::MAX),
+            ]
+        }));
+        conditions.push(Condition::AnyOf(ways));
     }
     if !conditions.is_empty() {
-        clauses.push((Occur::Must, dense_filter(conditions)));
+        clauses.push((
+            Occur::Must,
+            Box::new(DenseFilter {
+                conditions,
+                dense: dense.clone(),
+            }),
+        ));
     }
     if !query.plan_statuses.is_empty() {
         let statuses = query.plan_statuses.iter().map(|s| term(fields.plan_status, s.as_str())).collect();
@@ -350,11 +333,7 @@ fn queue_range(range: FieldRange) -> Condition {
         QueueField::NextAction => "next_action",
         QueueField::PlanMissedDue => "plan_missed_days",
     };
-    Condition::Range {
-        column,
-        lo: range.lo,
-        hi: range.hi,
-    }
+    Condition::range(column, range.lo, range.hi)
 }
 
 /// A query whose every match scores `by` more: an exact word's BM25 plus what its prefix
