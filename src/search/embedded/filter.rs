@@ -9,7 +9,8 @@
 //! on an instant or a minute of the day (the queue's "due now", the contact window) is
 //! asked with a new bound by every request, so its bits are never kept: it is evaluated
 //! for the documents the search visits. Inside an intersection with a text or agent
-//! query a candidate is checked in constant time (`seek_danger`), so a filter that
+//! query a candidate is checked without a pass over the segment (`seek_danger`: a
+//! failing one skips ahead by the kept bits), so a filter that
 //! combines several conditions (any of, none of) costs the candidates it is asked
 //! about, not the segment. The bucket condition computes a document's bucket exactly
 //! as the bucket facet does, so a filter and its facet always agree.
@@ -327,9 +328,9 @@ fn posted(segment: &SegmentReader, field: Field, term: &str) -> tantivy::Result<
 
 struct FilterScorer {
     bits: Vec<Bits>,
-    /// The kept bits among `bits`: a document failing one of them is skipped a word
-    /// at a time.
-    kept: Vec<Arc<[u64]>>,
+    /// How many of `bits`, first, are kept: a document failing one of them is skipped
+    /// a word at a time.
+    kept: usize,
     max_doc: usize,
     doc: DocId,
     /// The word holding `doc`, and its passing documents from `doc` on; stale after a
@@ -344,13 +345,7 @@ impl FilterScorer {
     fn new(mut bits: Vec<Bits>, max_doc: usize, score: Score) -> FilterScorer {
         // A kept condition costs a word read: asked first, it spares the others.
         bits.sort_by_key(|b| !matches!(b, Bits::Kept(_)));
-        let kept = bits
-            .iter()
-            .filter_map(|b| match b {
-                Bits::Kept(words) => Some(words.clone()),
-                _ => None,
-            })
-            .collect();
+        let kept = bits.iter().take_while(|b| matches!(b, Bits::Kept(_))).count();
         FilterScorer {
             bits,
             kept,
@@ -373,10 +368,10 @@ impl FilterScorer {
         if from >= self.max_doc {
             return TERMINATED;
         }
-        if self.kept.is_empty() {
+        if self.kept == 0 {
             return from as DocId;
         }
-        let word_of = |index: usize| self.kept.iter().fold(u64::MAX, |mask, words| mask & words[index]);
+        let word_of = |index: usize| all_of(&self.bits[..self.kept], index, self.max_doc);
         let mut index = from / 64;
         let mut mask = word_of(index) & (u64::MAX << (from % 64));
         while mask == 0 {
