@@ -1,8 +1,9 @@
 //! Manager KPI latency: `GET /api/v1/kpis` over `BENCH_ACCOUNTS` accounts (default
 //! 1,000,000) with five activities each, a promise for one in five, a payment for one
-//! in two, spread over the last year, and the bucket snapshots of the days the measured
-//! periods open and close on (their moves kept first, timed); 30 days per grouping and a
-//! whole year, each at `BENCH_CONNECTIONS` connections (4) for `BENCH_SECONDS` (10).
+//! in two, spread over the last year, and the bucket snapshots of the last 30 days and of
+//! the day a year ago (the moves and the days that are over kept first, timed); 30 days
+//! per grouping and a whole year, each at `BENCH_CONNECTIONS` connections (4) for
+//! `BENCH_SECONDS` (10).
 //!
 //! Run: `bin/bench kpis` (release build; needs PostgreSQL).
 
@@ -102,8 +103,10 @@ async fn main() {
     )
     .await;
     let today = Utc::now().date_naive();
-    let days = [today - chrono::Duration::days(365), today - chrono::Duration::days(29), today];
-    for (n, day) in days.into_iter().enumerate() {
+    // The snapshots of every day of the last 30 (the bucket and agent of that period's
+    // events, and its opening) and of the day a year ago.
+    let days = std::iter::once(today - chrono::Duration::days(365)).chain((0..30).map(|n| today - chrono::Duration::days(n)));
+    for (n, day) in days.enumerate() {
         let started = Instant::now();
         sqlx::query(
             "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency)
@@ -138,6 +141,18 @@ async fn main() {
             started.elapsed().as_secs_f64()
         );
     }
+    // What the scheduler keeps in the background: the figures of every day that is over.
+    let started = Instant::now();
+    let days = arrears::store::kpis::days_to_keep(pool, today).await.unwrap();
+    for day in &days {
+        arrears::store::kpis::keep_day(pool, *day).await.unwrap();
+    }
+    println!(
+        "keep the figures of {} days: {:.1} s ({:.0} ms a day, once per day)",
+        days.len(),
+        started.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64() * 1000.0 / days.len().max(1) as f64
+    );
     let token = support::token(&server.base, &email, secret).await;
     let clients = support::clients(connections);
     let month = format!("from={}&to={today}", today - chrono::Duration::days(29));

@@ -1,10 +1,12 @@
 //! The daily bucket snapshot the KPIs' cure and roll rates read. Every API process runs
 //! it; the day's row in `account_snapshot_days` lets one process take each day, and the
 //! others skip it. Then it keeps the bucket moves of the default KPI period, so the
-//! dashboard's first request of the day does not pay for them.
+//! dashboard's first request of the day does not pay for them, and the event figures of
+//! every day that is over and not kept (yesterday, and days a late write dropped).
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
@@ -15,8 +17,8 @@ use crate::store::kpis;
 /// How often the scheduler looks for a day not taken yet.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Takes today's (UTC) snapshot when it is not taken, and keeps the default period's
-/// moves, every minute until `shutdown`.
+/// Takes today's (UTC) snapshot when it is not taken, keeps the default period's moves
+/// and the days to keep, every minute until `shutdown`.
 pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
     while running(&shutdown) {
         let today = chrono::Utc::now().date_naive();
@@ -29,9 +31,25 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
         if let Err(err) = kpis::keep_moves(&pool, opening, today).await {
             tracing::warn!(error = %err, "keeping the default period's bucket moves failed");
         }
+        if let Err(err) = keep_days(&pool, today, &shutdown).await {
+            tracing::warn!(error = %err, "keeping the KPI days failed");
+        }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// Keeps the days before `today` that are not kept, one transaction each (a write to an
+/// event waits for at most one day's keeping), until `shutdown`.
+async fn keep_days(pool: &PgPool, today: NaiveDate, shutdown: &watch::Receiver<bool>) -> crate::error::Result<()> {
+    let days = kpis::days_to_keep(pool, today).await?;
+    for day in days {
+        if !running(shutdown) {
+            break;
+        }
+        kpis::keep_day(pool, day).await?;
+    }
+    Ok(())
 }

@@ -1,12 +1,13 @@
 //! Manager KPIs: the request's parameters and their rules, who may ask, and the answer
 //! assembled from the store's grouped figures.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::domain::account::Bucket;
 use crate::domain::kpi::{DEFAULT_DAYS, GroupBy, MAX_DAYS};
@@ -16,7 +17,8 @@ use crate::domain::role::Action;
 use crate::error::Result;
 use crate::lists::params::{self, Param, Problems};
 use crate::lists::values;
-use crate::store::kpis::{self, MoveRow, PromiseRow, Window, WorkRow};
+use crate::store::kpis::{self, Window};
+use crate::store::users;
 
 /// What the parameters fill in, before the rules between them apply.
 struct Request {
@@ -171,79 +173,103 @@ fn rate(part: i64, whole: i64) -> Option<f64> {
     (whole > 0).then(|| part as f64 / whole as f64)
 }
 
-/// Builds the figures of every group (and of all) from the store's rows.
+/// What a group's figures are summed from.
 #[derive(Default)]
-struct Tally {
-    groups: BTreeMap<Option<String>, Figures>,
-    total: Figures,
-    collected: BTreeMap<(Option<String>, bool), BTreeMap<String, Decimal>>,
-    moves: BTreeMap<(Option<String>, bool), Vec<MoveRow>>,
+struct Sums {
+    worked: Vec<Uuid>,
+    attempts: i64,
+    right_party: i64,
+    made: i64,
+    kept: i64,
+    broken: i64,
+    collected: BTreeMap<String, Decimal>,
+    /// `(opening bucket, closing bucket)` to `(accounts, cured)`.
+    moves: BTreeMap<(String, String), (i64, i64)>,
 }
 
-impl Tally {
-    fn figures(&mut self, key: Option<String>, total: bool) -> &mut Figures {
-        if total {
-            &mut self.total
-        } else {
-            self.groups.entry(key).or_default()
+impl Sums {
+    fn figures(mut self) -> Figures {
+        self.worked.sort_unstable();
+        self.worked.dedup();
+        let mut opening: BTreeMap<&str, i64> = BTreeMap::new();
+        for ((from, _), (accounts, _)) in &self.moves {
+            *opening.entry(from.as_str()).or_default() += accounts;
         }
-    }
-
-    fn work(&mut self, row: WorkRow) {
-        let f = self.figures(row.key, row.total);
-        f.accounts_worked = row.accounts_worked;
-        f.contact_attempts = row.contact_attempts;
-        f.right_party_contacts = row.right_party_contacts;
-        f.right_party_contact_rate = rate(row.right_party_contacts, row.contact_attempts);
-    }
-
-    fn promises(&mut self, row: PromiseRow) {
-        let f = self.figures(row.key, row.total);
-        f.promises_made = row.made;
-        f.promises_kept = row.kept;
-        f.promises_broken = row.broken;
-        f.promise_kept_rate = rate(row.kept, row.kept + row.broken);
-    }
-
-    fn finish(mut self) -> (Vec<Group>, Figures) {
-        for ((key, total), sums) in std::mem::take(&mut self.collected) {
-            self.figures(key, total).collected = sums
+        let delinquent: i64 = opening
+            .iter()
+            .filter(|(bucket, _)| **bucket != Bucket::Current.as_str())
+            .map(|(_, accounts)| accounts)
+            .sum();
+        let cured: i64 = self.moves.values().map(|(_, cured)| cured).sum();
+        let roll_rates = self
+            .moves
+            .iter()
+            .map(|((from, to), (accounts, _))| Roll {
+                from_bucket: from.clone(),
+                to_bucket: to.clone(),
+                accounts: *accounts,
+                rate: rate(*accounts, opening[from.as_str()]).unwrap_or_default(),
+            })
+            .collect();
+        Figures {
+            accounts_worked: self.worked.len() as i64,
+            contact_attempts: self.attempts,
+            right_party_contacts: self.right_party,
+            right_party_contact_rate: rate(self.right_party, self.attempts),
+            promises_made: self.made,
+            promises_kept: self.kept,
+            promises_broken: self.broken,
+            promise_kept_rate: rate(self.kept, self.kept + self.broken),
+            collected: self
+                .collected
                 .into_iter()
                 .map(|(currency, amount)| Collected {
                     amount: Currency::parse(&currency).map_or_else(|_| amount.normalize().to_string(), |c| c.format(amount)),
                     currency,
                 })
-                .collect();
+                .collect(),
+            delinquent_at_opening: delinquent,
+            cured,
+            cure_rate: rate(cured, delinquent),
+            roll_rates,
         }
-        for ((key, total), rows) in std::mem::take(&mut self.moves) {
-            let mut opening: BTreeMap<&str, i64> = BTreeMap::new();
-            for row in &rows {
-                *opening.entry(row.opening_bucket.as_str()).or_default() += row.accounts;
-            }
-            let delinquent: i64 = rows
-                .iter()
-                .filter(|r| r.opening_bucket != Bucket::Current.as_str())
-                .map(|r| r.accounts)
-                .sum();
-            let cured: i64 = rows.iter().map(|r| r.cured).sum();
-            let rolls = rows
-                .iter()
-                .map(|r| Roll {
-                    from_bucket: r.opening_bucket.clone(),
-                    to_bucket: r.closing_bucket.clone(),
-                    accounts: r.accounts,
-                    rate: rate(r.accounts, opening[r.opening_bucket.as_str()]).unwrap_or_default(),
-                })
-                .collect();
-            let f = self.figures(key, total);
-            f.delinquent_at_opening = delinquent;
-            f.cured = cured;
-            f.cure_rate = rate(cured, delinquent);
-            f.roll_rates = rolls;
+    }
+}
+
+/// Sums every row into its group and into the total.
+struct Tally {
+    by: GroupBy,
+    teams: HashMap<Uuid, String>,
+    groups: BTreeMap<Option<String>, Sums>,
+    total: Sums,
+}
+
+impl Tally {
+    /// The group of a row that counts for `agent` and `bucket`.
+    fn key(&self, agent: Option<Uuid>, bucket: Option<&str>) -> Option<String> {
+        match self.by {
+            GroupBy::Agent => agent.map(|a| a.to_string()),
+            GroupBy::Team => agent.and_then(|a| self.teams.get(&a).cloned()),
+            GroupBy::Bucket => bucket.map(str::to_owned),
         }
-        let mut groups: Vec<Group> = self.groups.into_iter().map(|(key, figures)| Group { key, figures }).collect();
+    }
+
+    fn add(&mut self, key: Option<String>, add: impl Fn(&mut Sums)) {
+        add(self.groups.entry(key).or_default());
+        add(&mut self.total);
+    }
+
+    fn finish(self) -> (Vec<Group>, Figures) {
+        let mut groups: Vec<Group> = self
+            .groups
+            .into_iter()
+            .map(|(key, sums)| Group {
+                key,
+                figures: sums.figures(),
+            })
+            .collect();
         groups.sort_by(|a, b| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)));
-        (groups, self.total)
+        (groups, self.total.figures())
     }
 }
 
@@ -252,27 +278,43 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
     caller.require(Action::ReadKpis)?;
     let request = parse(raw, now)?;
     let (by, window) = (request.group_by, request.window);
-    let (work, promises, collected, moves) = tokio::try_join!(
-        kpis::work(pool, by, window),
-        kpis::promises(pool, by, window),
-        kpis::collected(pool, by, window),
-        kpis::moves(pool, by, window),
-    )?;
-    let mut tally = Tally::default();
-    work.into_iter().for_each(|row| tally.work(row));
-    promises.into_iter().for_each(|row| tally.promises(row));
-    for row in collected {
-        tally.figures(row.key.clone(), row.total);
-        *tally
-            .collected
-            .entry((row.key, row.total))
-            .or_default()
-            .entry(row.currency)
-            .or_default() += row.amount;
+    let (days, moves, teams) = tokio::try_join!(kpis::day_figures(pool, window), kpis::moves(pool, window), async {
+        match by {
+            GroupBy::Team => users::teams(pool).await,
+            _ => Ok(HashMap::new()),
+        }
+    })?;
+    let mut tally = Tally {
+        by,
+        teams,
+        groups: BTreeMap::new(),
+        total: Sums::default(),
+    };
+    for row in days.work {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
+            s.worked.extend_from_slice(&row.accounts);
+            s.attempts += row.contact_attempts;
+            s.right_party += row.right_party_contacts;
+        });
+    }
+    for row in days.promises {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
+            s.made += row.made;
+            s.kept += row.kept;
+            s.broken += row.broken;
+        });
+    }
+    for row in days.collected {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
+            *s.collected.entry(row.currency.clone()).or_default() += row.amount;
+        });
     }
     for row in moves {
-        tally.figures(row.key.clone(), row.total);
-        tally.moves.entry((row.key.clone(), row.total)).or_default().push(row);
+        tally.add(tally.key(row.agent_id, Some(&row.opening_bucket)), |s| {
+            let pair = s.moves.entry((row.opening_bucket.clone(), row.closing_bucket.clone())).or_default();
+            pair.0 += row.accounts;
+            pair.1 += row.cured;
+        });
     }
     let (groups, total) = tally.finish();
     Ok(KpiReport {

@@ -29,6 +29,15 @@ impl UserRow {
 
 const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at, team";
 
+/// Every user's team, for the users in one.
+#[tracing::instrument(skip_all)]
+pub async fn teams(pool: &PgPool) -> Result<std::collections::HashMap<Uuid, String>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, team FROM users WHERE team IS NOT NULL")
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 #[tracing::instrument(skip_all)]
 pub async fn insert(pool: &PgPool, email: &str, name: &str, role: Role, password_hash: &str) -> Result<UserRow> {
     insert_in_team(pool, email, name, role, password_hash, None).await

@@ -191,13 +191,19 @@ fn rate(part: i64, whole: i64) -> Value {
 }
 
 /// The key of a row for `group_by`, in SQL written apart from the service's: `user` is
-/// the user the row counts for, `account` its account, `$3` the opening day.
-fn key_sql(group_by: &str, user: &str, account: &str) -> String {
+/// the user the row counts for, `account` its account, `day` the UTC day of its event
+/// (whose snapshot gives the bucket).
+fn key_sql(group_by: &str, user: &str, account: &str, day: &str) -> String {
     match group_by {
         "agent" => format!("{user}::text"),
         "team" => format!("(SELECT team FROM users WHERE id = {user})"),
-        _ => format!("(SELECT bucket FROM account_day_snapshots WHERE day = $3 AND account_id = {account})"),
+        _ => format!("(SELECT bucket FROM account_day_snapshots WHERE day = {day} AND account_id = {account})"),
     }
+}
+
+/// The UTC day of the instant in `column`.
+fn utc_day(column: &str) -> String {
+    format!("({column} AT TIME ZONE 'UTC')::date")
 }
 
 type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
@@ -215,9 +221,9 @@ async fn expected(
     let mut groups: Figures = BTreeMap::new();
     let mut total = zero();
     for by_group in [true, false] {
-        let key = |user: &str, account: &str| {
+        let key = |user: &str, account: &str, day: &str| {
             if by_group {
-                key_sql(group_by, user, account)
+                key_sql(group_by, user, account, day)
             } else {
                 "NULL::text".to_owned()
             }
@@ -228,7 +234,7 @@ async fn expected(
                     count(*) FILTER (WHERE direction = 'outbound' AND type <> 'note'
                                        AND outcome IN ('right_party', 'promise_to_pay', 'dispute', 'paid'))
              FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1",
-            key("a.agent_id", "a.account_id")
+            key("a.agent_id", "a.account_id", &utc_day("a.occurred_at"))
         )))
         .bind(start)
         .bind(end)
@@ -239,7 +245,7 @@ async fn expected(
         let promises: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} AS key, count(*), count(*) FILTER (WHERE status = 'kept'), count(*) FILTER (WHERE status = 'broken')
              FROM promises p WHERE created_at >= $1 AND created_at < $2 GROUP BY 1",
-            key("p.created_by", "p.account_id")
+            key("p.created_by", "p.account_id", &utc_day("p.created_at"))
         )))
         .bind(start)
         .bind(end)
@@ -251,7 +257,14 @@ async fn expected(
             "SELECT {} AS key, p.currency, round(sum(p.amount), CASE p.currency WHEN 'JPY' THEN 0 ELSE 2 END)::text
              FROM payments p WHERE status = 'completed' AND received_at >= $1 AND received_at < $2
              GROUP BY 1, 2 ORDER BY 2",
-            key("(SELECT assigned_agent_id FROM accounts WHERE id = p.account_id)", "p.account_id")
+            key(
+                &format!(
+                    "(SELECT assigned_agent_id FROM account_day_snapshots WHERE day = {} AND account_id = p.account_id)",
+                    utc_day("p.received_at")
+                ),
+                "p.account_id",
+                &utc_day("p.received_at")
+            )
         )))
         .bind(start)
         .bind(end)
@@ -267,7 +280,7 @@ async fn expected(
             if by_group && group_by == "bucket" {
                 "o.bucket".to_owned()
             } else {
-                key("o.assigned_agent_id", "o.account_id")
+                key("o.assigned_agent_id", "o.account_id", "$3")
             }
         )))
         .bind(start)
@@ -388,17 +401,10 @@ fn figures(answer: &Value) -> BTreeMap<&'static str, Value> {
     f
 }
 
-#[tokio::test]
-async fn every_figure_equals_its_definition_in_sql_for_every_grouping() {
-    let app = spawn_app().await;
-    let manager = app.user(Role::Manager).await;
-    let mut rng = StdRng::seed_from_u64(24);
+/// Asks for every grouping of three periods around `from..=to` and compares each answer
+/// with the plain SQL; `when` says what the database held.
+async fn every_answer_is_its_definition(app: &crate::helpers::TestApp, token: &str, from: NaiveDate, to: NaiveDate, when: &str) {
     let today = Utc::now().date_naive();
-    let (from, to) = (today - Duration::days(20), today - Duration::days(6));
-    let days = [from, from + Duration::days(1), to, to + Duration::days(1), today];
-    // Today's snapshot is taken before the seed writes its own.
-    scheduler_took_today(&app.pool).await;
-    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
     for (from, to, closing) in [
         (from, to, to + Duration::days(1)),
         (to, today, today),
@@ -406,7 +412,7 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping() {
     ] {
         for group_by in ["agent", "team", "bucket"] {
             let path = format!("/api/v1/kpis?from={from}&to={to}&group_by={group_by}");
-            let (status, body) = status_json(app.get(&path, &manager.token).await).await;
+            let (status, body) = status_json(app.get(&path, token).await).await;
             assert_eq!(status, StatusCode::OK, "{path}: {body}");
             assert_eq!(body["opening_day"], json!(from), "{path}");
             assert_eq!(body["closing_day"], json!(closing), "{path}");
@@ -417,13 +423,122 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping() {
                 .iter()
                 .map(|g| (g["key"].as_str().map(str::to_owned), figures(g)))
                 .collect();
-            assert_eq!(got, groups, "{path}");
-            assert_eq!(figures(&body["total"]), total, "{path}");
+            assert_eq!(got, groups, "{path} {when}");
+            assert_eq!(figures(&body["total"]), total, "{path} {when}");
             assert!(
                 total["contact_attempts"].as_i64().unwrap() > 0,
                 "the seed gives {path} something to count"
             );
         }
+    }
+}
+
+/// Keeps every day the scheduler would keep; returns how many.
+async fn keep_days(pool: &PgPool) -> usize {
+    let days = arrears::store::kpis::days_to_keep(pool, Utc::now().date_naive()).await.unwrap();
+    for day in &days {
+        arrears::store::kpis::keep_day(pool, *day).await.unwrap();
+    }
+    days.len()
+}
+
+#[tokio::test]
+async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_kept_and_dropped() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut rng = StdRng::seed_from_u64(24);
+    let today = Utc::now().date_naive();
+    let (from, to) = (today - Duration::days(20), today - Duration::days(6));
+    let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
+    // Today's snapshot is taken before the seed writes its own.
+    scheduler_took_today(&app.pool).await;
+    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with no day kept").await;
+
+    assert!(keep_days(&app.pool).await >= 20, "every day with an event before today is kept");
+    assert_eq!(keep_days(&app.pool).await, 0, "a kept day is kept once");
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with the days kept").await;
+
+    // Late writes to kept days drop them: a backdated call, a refund, a broken promise,
+    // a snapshot row removed by hand.
+    let account: Uuid = sqlx::query_scalar("SELECT id FROM accounts ORDER BY account_number LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let late = midnight(from + Duration::days(2)) + Duration::hours(13);
+    sqlx::query(
+        "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
+         VALUES ($1, $2, 'call', 'outbound', 'right_party', $3, (SELECT id FROM users WHERE team = 'south' LIMIT 1))",
+    )
+    .bind(Uuid::new_v4())
+    .bind(account)
+    .bind(late)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for sql in [
+        "UPDATE payments SET status = 'refunded' WHERE id = (SELECT id FROM payments WHERE status = 'completed'
+             AND received_at >= $1 AND received_at < $2 ORDER BY id LIMIT 1)",
+        "UPDATE promises SET status = 'broken' WHERE id = (SELECT id FROM promises WHERE status = 'kept'
+             AND created_at >= $1 AND created_at < $2 ORDER BY id LIMIT 1)",
+        "DELETE FROM account_day_snapshots WHERE (day, account_id) = (SELECT day, account_id FROM account_day_snapshots
+             WHERE day = ($1 AT TIME ZONE 'UTC')::date + 3 ORDER BY account_id LIMIT 1)",
+    ] {
+        let changed = sqlx::query(sql)
+            .bind(midnight(from))
+            .bind(midnight(to))
+            .execute(&app.pool)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(changed, 1, "{sql}");
+    }
+    every_answer_is_its_definition(&app, &manager.token, from, to, "after late writes").await;
+    assert!(keep_days(&app.pool).await >= 1, "the dropped days are kept again");
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with the dropped days kept again").await;
+}
+
+#[tokio::test]
+async fn a_day_kept_while_late_writes_land_is_never_kept_without_them() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    let account = Uuid::parse_str(account["id"].as_str().unwrap()).unwrap();
+    let day = Utc::now().date_naive() - Duration::days(3);
+    let kept_attempts = || async {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT sum(contact_attempts)::bigint FROM kpi_day_work w JOIN kpi_days k USING (day) WHERE day = $1",
+        )
+        .bind(day)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    for n in 1..=40_i64 {
+        let write = async {
+            let mut tx = app.pool.begin().await.unwrap();
+            sqlx::query(
+                "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at)
+                 VALUES ($1, $2, 'call', 'outbound', 'no_answer', $3)",
+            )
+            .bind(Uuid::new_v4())
+            .bind(account)
+            .bind(midnight(day) + Duration::minutes(n))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            // The commit comes a moment after the insert, as a busy one would.
+            tokio::time::sleep(std::time::Duration::from_millis(n as u64 % 5)).await;
+            tx.commit().await.unwrap();
+        };
+        let (_, kept) = tokio::join!(write, arrears::store::kpis::keep_day(&app.pool, day));
+        kept.unwrap();
+        // Either the day is dropped (then kept again below) or it holds every write.
+        if let Some(attempts) = kept_attempts().await {
+            assert_eq!(attempts, n, "the day kept at write {n} holds every committed write");
+        }
+        arrears::store::kpis::keep_day(&app.pool, day).await.unwrap();
+        assert_eq!(kept_attempts().await, Some(n), "kept after write {n}");
     }
 }
 
