@@ -146,6 +146,46 @@ async fn patch_applies_nulls_and_revalidates() {
     assert_eq!(error_fields(&problem), ["current_balance"]);
 }
 
+/// PostgreSQL keeps a JSON number as an exact decimal and writes it back in full
+/// digits (`1.7976931348623157e308` comes back as 309 of them): every number a request
+/// may store must read back as the same number, or the account cannot be read again.
+#[tokio::test]
+async fn custom_field_numbers_at_the_edges_of_a_double_read_back_unchanged() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    let path = format!("/api/v1/accounts/{}", account["id"].as_str().unwrap());
+    // The largest doubles, the smallest (subnormal) ones, a spread of magnitudes between,
+    // and doubles whose full digits a fast parse reads back one unit off.
+    let doubles: Vec<f64> = [1.0715660391465826e-75, -1.81996730402717e-179, 1.5860846119992697e-265]
+        .into_iter()
+        .chain(
+            (0..40_u64)
+                .map(|k| f64::from_bits(f64::MAX.to_bits() - k))
+                .chain((1..40_u64).map(f64::from_bits)),
+        )
+        .chain((-323..=308).step_by(9).map(|e| 1.2345678901234567 * 10_f64.powi(e)))
+        .filter(|x| x.is_finite())
+        .flat_map(|x| [x, -x])
+        .collect();
+    let edges = json!({"doubles": doubles, "u64": u64::MAX, "i64": i64::MIN});
+    let (status, patched) = status_json(app.patch(&path, &manager.token, &json!({"custom_fields": edges})).await).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, read) = status_json(app.get(&path, &manager.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    for body in [&patched, &read] {
+        let back: Vec<f64> = body["custom_fields"]["doubles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_f64().unwrap())
+            .collect();
+        assert_eq!(back, doubles, "every double reads back as itself");
+        assert_eq!(body["custom_fields"]["u64"], u64::MAX);
+        assert_eq!(body["custom_fields"]["i64"], i64::MIN);
+    }
+}
+
 #[tokio::test]
 async fn stale_if_match_gives_412_and_fresh_one_succeeds() {
     let app = spawn_app().await;
