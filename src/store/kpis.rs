@@ -231,7 +231,9 @@ pub async fn keep_day(pool: &PgPool, day: NaiveDate) -> Result<bool> {
 }
 
 /// The rows of `figure` for the days `opening..end` of `window`: the kept days' rows and
-/// the other days' computed ones.
+/// the other days' computed ones, one statement per run of consecutive days not kept (a
+/// day a late write dropped months ago does not make a request read the events between
+/// it and today).
 async fn figure_rows<T>(tx: &mut PgConnection, figure: &DayFigure, window: Window, missing: &[NaiveDate]) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
@@ -244,17 +246,13 @@ where
     .bind(window.end.date_naive())
     .fetch_all(&mut *tx)
     .await?;
-    if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+    for run in missing.chunk_by(|day, next| *day + chrono::Duration::days(1) == *next) {
         rows.extend(
-            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(format!(
-                "SELECT {} FROM ({}) computed WHERE day = ANY($3)",
-                figure.columns, figure.compute
-            )))
-            .bind(day_start(*first))
-            .bind(day_start(*last + chrono::Duration::days(1)))
-            .bind(missing)
-            .fetch_all(&mut *tx)
-            .await?,
+            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(figure.compute.clone()))
+                .bind(day_start(run[0]))
+                .bind(day_start(run[run.len() - 1] + chrono::Duration::days(1)))
+                .fetch_all(&mut *tx)
+                .await?,
         );
     }
     Ok(rows)
