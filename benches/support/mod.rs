@@ -122,12 +122,102 @@ pub async fn wrk(name: &str, method: &str, url: &str, tokens: &[String], connect
         ])
         .arg(&path)
         .arg(url);
+    let before = CpuTicks::now();
     // The server runs on this process's runtime: wait for wrk off its worker threads.
     let output = tokio::task::spawn_blocking(move || command.output()).await.unwrap();
+    let used = CpuTicks::now().since(before);
     let _ = std::fs::remove_file(&path);
     match output {
-        Ok(out) => println!("{name} (wrk, a separate process):\n{}", String::from_utf8_lossy(&out.stdout)),
+        Ok(out) => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            println!("{name} (wrk, a separate process):\n{text}");
+            if let Some(requests) = wrk_requests(&text) {
+                used.print_per_request(requests);
+            }
+        }
         Err(err) => println!("{name}: skipped, wrk did not run ({err}); apt-get install wrk"),
+    }
+}
+
+/// The request count of wrk's summary line ("12345 requests in 10.00s, ...").
+fn wrk_requests(summary: &str) -> Option<u64> {
+    summary
+        .lines()
+        .find_map(|line| line.trim().split_once(" requests in ").and_then(|(n, _)| n.parse().ok()))
+}
+
+/// CPU time used so far, in clock ticks (USER_HZ, 100 a second on Linux): by this
+/// process (the server), by PostgreSQL's processes, and by the whole machine.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuTicks {
+    server: u64,
+    postgres: u64,
+    machine: u64,
+}
+
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// utime + stime of a `/proc/<pid>/stat` line, and the command name.
+fn process_ticks(stat: &str) -> Option<(&str, u64)> {
+    let (head, tail) = stat.rsplit_once(") ")?;
+    let command = head.split_once(" (")?.1;
+    let fields: Vec<&str> = tail.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some((command, ticks))
+}
+
+impl CpuTicks {
+    fn now() -> Self {
+        let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
+        let server = process_ticks(&read("/proc/self/stat".as_ref())).map_or(0, |(_, t)| t);
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let stat = read(&entry.path().join("stat"));
+                process_ticks(&stat).filter(|(c, _)| *c == "postgres").map(|(_, t)| t)
+            })
+            .sum();
+        // "cpu  user nice system idle iowait irq softirq steal ...": all but idle and iowait.
+        let machine = read("/proc/stat".as_ref())
+            .lines()
+            .next()
+            .map(|line| {
+                line.split_whitespace()
+                    .skip(1)
+                    .enumerate()
+                    .filter(|(i, _)| *i != 3 && *i != 4)
+                    .filter_map(|(_, v)| v.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        Self { server, postgres, machine }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            server: self.server.saturating_sub(before.server),
+            postgres: self.postgres.saturating_sub(before.postgres),
+            machine: self.machine.saturating_sub(before.machine),
+        }
+    }
+
+    /// Prints the CPU time a request cost the server, PostgreSQL and everything else
+    /// (wrk, other work on the machine), from `/proc` (Linux only; PostgreSQL's
+    /// processes that exited meanwhile are not counted).
+    fn print_per_request(self, requests: u64) {
+        if requests == 0 {
+            return;
+        }
+        let ms = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1000.0 / requests as f64;
+        let rest = self.machine.saturating_sub(self.server + self.postgres);
+        println!(
+            "  CPU per request: server {:.2} ms, PostgreSQL {:.2} ms, the rest of the machine {:.2} ms\n",
+            ms(self.server),
+            ms(self.postgres),
+            ms(rest)
+        );
     }
 }
 
