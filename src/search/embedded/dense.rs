@@ -13,7 +13,7 @@ use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
 use super::collector::BucketColumns;
-use super::filter::Condition;
+use super::filter::{Condition, KeptBits};
 
 /// Stands for "no value" in an integer array (no indexed value is ever this small).
 pub(super) const MISSING: i64 = i64::MIN;
@@ -193,7 +193,7 @@ pub(super) fn prefetch<T>(_: &[T], _: usize) {}
 const FILTER_BITS_KEPT: usize = 256;
 
 /// Kept filter bit sets by segment and condition.
-type FilterBits = HashMap<(SegmentId, Condition), Arc<[u64]>>;
+type FilterBits = HashMap<(SegmentId, Condition), Arc<KeptBits>>;
 /// Status-and-bucket bytes by segment and day (see `BucketColumns::codes`).
 type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 
@@ -317,12 +317,12 @@ impl DenseColumns {
         segment: &SegmentReader,
         condition: &Condition,
         build: impl FnOnce() -> tantivy::Result<Vec<u64>>,
-    ) -> tantivy::Result<Arc<[u64]>> {
+    ) -> tantivy::Result<Arc<KeptBits>> {
         let key = (segment.segment_id(), condition.clone());
         if let Some(found) = self.filters.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(found.clone());
         }
-        let built: Arc<[u64]> = build()?.into();
+        let built = Arc::new(KeptBits::new(build()?));
         let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
         if filters.len() >= FILTER_BITS_KEPT
             && let Some(evicted) = filters.keys().next().cloned()

@@ -226,9 +226,27 @@ impl Check {
     }
 }
 
+/// The bits of a condition over a segment, and a summary with one bit per word, set
+/// when the word has any: a scan for the next passing document skips 4,096 documents
+/// at a time where a kept condition (a queue tier's day, say) passes none.
+pub struct KeptBits {
+    words: Vec<u64>,
+    summary: Vec<u64>,
+}
+
+impl KeptBits {
+    pub fn new(words: Vec<u64>) -> KeptBits {
+        let summary = words
+            .chunks(64)
+            .map(|chunk| chunk.iter().enumerate().fold(0, |s, (bit, w)| s | (u64::from(*w != 0) << bit)))
+            .collect();
+        KeptBits { words, summary }
+    }
+}
+
 /// A condition over one segment: its kept bits, evaluated as needed, or a combination.
 enum Bits {
-    Kept(Arc<[u64]>),
+    Kept(Arc<KeptBits>),
     Live(Check),
     Not(Box<Bits>),
     All(Vec<Bits>),
@@ -259,7 +277,7 @@ impl Bits {
     fn evaluated(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Bits> {
         Ok(match condition {
             Condition::Value(test) => Bits::Live(Check::bind(test, segment, dense)?),
-            Condition::Posted { field, term } => Bits::Kept(posted(segment, *field, term)?.into()),
+            Condition::Posted { field, term } => Bits::Kept(Arc::new(KeptBits::new(posted(segment, *field, term)?))),
             Condition::Not(inner) => Bits::Not(Box::new(Bits::bind(inner, segment, dense)?)),
             Condition::AnyOf(groups) => Bits::Any(
                 groups
@@ -275,7 +293,7 @@ impl Bits {
 
     fn word(&self, index: usize, max_doc: usize) -> u64 {
         match self {
-            Bits::Kept(words) => words[index],
+            Bits::Kept(kept) => kept.words[index],
             Bits::Live(check) => check.mask(index * 64, (index * 64 + 64).min(max_doc)),
             Bits::Not(inner) => !inner.word(index, max_doc) & in_segment(index, max_doc),
             Bits::All(parts) => all_of(parts, index, max_doc),
@@ -285,7 +303,7 @@ impl Bits {
 
     fn passes(&self, doc: DocId) -> bool {
         match self {
-            Bits::Kept(words) => (words[doc as usize / 64] >> (doc % 64)) & 1 == 1,
+            Bits::Kept(kept) => (kept.words[doc as usize / 64] >> (doc % 64)) & 1 == 1,
             Bits::Live(check) => check.passes(doc),
             Bits::Not(inner) => !inner.passes(doc),
             Bits::All(parts) => parts.iter().all(|p| p.passes(doc)),
@@ -364,6 +382,7 @@ impl FilterScorer {
 
     /// The first document at or after `from` that passes every kept condition: no
     /// document before it passes (the conditions evaluated as needed are not asked).
+    /// Words are looked at only where every kept condition's summary has a bit.
     fn kept_from(&self, from: usize) -> DocId {
         if from >= self.max_doc {
             return TERMINATED;
@@ -371,38 +390,54 @@ impl FilterScorer {
         if self.kept == 0 {
             return from as DocId;
         }
-        let word_of = |index: usize| all_of(&self.bits[..self.kept], index, self.max_doc);
+        let kept = &self.bits[..self.kept];
+        let word_of = |index: usize| all_of(kept, index, self.max_doc);
+        let summary_of = |block: usize| {
+            kept.iter().fold(u64::MAX, |s, b| match b {
+                Bits::Kept(k) => s & k.summary[block],
+                _ => s,
+            })
+        };
         let mut index = from / 64;
-        let mut mask = word_of(index) & (u64::MAX << (from % 64));
-        while mask == 0 {
-            index += 1;
-            if index * 64 >= self.max_doc {
-                return TERMINATED;
-            }
-            mask = word_of(index);
+        let mask = word_of(index) & (u64::MAX << (from % 64));
+        if mask != 0 {
+            return (index * 64) as DocId + mask.trailing_zeros();
         }
-        (index * 64) as DocId + mask.trailing_zeros()
+        index += 1;
+        while index * 64 < self.max_doc {
+            let block = index / 64;
+            let words = summary_of(block) & (u64::MAX << (index % 64));
+            if words == 0 {
+                index = (block + 1) * 64;
+                continue;
+            }
+            index = block * 64 + words.trailing_zeros() as usize;
+            let mask = word_of(index);
+            if mask != 0 {
+                return (index * 64) as DocId + mask.trailing_zeros();
+            }
+            index += 1;
+        }
+        TERMINATED
     }
 
     /// Positions on the first passing document at or after `from`.
-    fn go_from(&mut self, from: usize) -> DocId {
+    fn go_from(&mut self, mut from: usize) -> DocId {
         self.mask_valid = true;
-        if from >= self.max_doc {
-            self.doc = TERMINATED;
-            return TERMINATED;
-        }
-        self.word = from / 64;
-        self.mask = self.word_mask(self.word) & (u64::MAX << (from % 64));
-        while self.mask == 0 {
-            self.word += 1;
-            if self.word * 64 >= self.max_doc {
+        loop {
+            from = self.kept_from(from) as usize;
+            if from >= self.max_doc {
                 self.doc = TERMINATED;
                 return TERMINATED;
             }
-            self.mask = self.word_mask(self.word);
+            self.word = from / 64;
+            self.mask = self.word_mask(self.word) & (u64::MAX << (from % 64));
+            if self.mask != 0 {
+                self.doc = (self.word * 64) as DocId + self.mask.trailing_zeros();
+                return self.doc;
+            }
+            from = (self.word + 1) * 64;
         }
-        self.doc = (self.word * 64) as DocId + self.mask.trailing_zeros();
-        self.doc
     }
 }
 
@@ -565,15 +600,28 @@ mod tests {
         assert_eq!(range_mask(&values, 0, 63), u64::MAX);
     }
 
-    /// Documents `0..count` of one segment: every third has a call window of an hour
-    /// starting at minute `doc % 1440`, every fifth is blocked on sms.
-    fn windows_segment(count: u32) -> (tantivy::Searcher, super::super::schema::Fields) {
+    /// One segment of documents `0..count`, each given its fields by `fill`.
+    fn segment_of(
+        count: u32,
+        fill: impl Fn(u32, &mut tantivy::TantivyDocument, &super::super::schema::Fields),
+    ) -> (tantivy::Searcher, super::super::schema::Fields) {
         let (schema, fields) = super::super::schema::build();
         let index = tantivy::Index::create_in_ram(schema);
         super::super::schema::register_tokenizers(&index).unwrap();
         let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
         for doc in 0..count {
             let mut document = fields.common.document(uuid::Uuid::new_v4(), 1, false);
+            fill(doc, &mut document, &fields);
+            writer.add_document(document).unwrap();
+        }
+        writer.commit().unwrap();
+        (index.reader().unwrap().searcher(), fields)
+    }
+
+    /// Documents `0..count` of one segment: every third has a call window of an hour
+    /// starting at minute `doc % 1440`, every fifth is blocked on sms.
+    fn windows_segment(count: u32) -> (tantivy::Searcher, super::super::schema::Fields) {
+        segment_of(count, |doc, document, fields| {
             if doc % 3 == 0 {
                 document.add_text(fields.contact_windowed, "call");
                 document.add_i64(fields.window_start, i64::from(doc % 1440));
@@ -582,10 +630,67 @@ mod tests {
             if doc % 5 == 0 {
                 document.add_text(fields.contact_blocked, "sms");
             }
-            writer.add_document(document).unwrap();
+        })
+    }
+
+    /// A segment of `count` documents: those of `blocked` blocked for sms, those of
+    /// `windowed` windowed for calls.
+    fn sparse_segment(count: u32, blocked: &[u32], windowed: &[u32]) -> (tantivy::Searcher, super::super::schema::Fields) {
+        segment_of(count, |doc, document, fields| {
+            if blocked.contains(&doc) {
+                document.add_text(fields.contact_blocked, "sms");
+            }
+            if windowed.contains(&doc) {
+                document.add_text(fields.contact_windowed, "call");
+            }
+        })
+    }
+
+    #[test]
+    fn sparse_kept_conditions_skip_empty_stretches_to_the_documents_that_pass_them_all() {
+        let count = 40_000;
+        let blocked = [5, 4_095, 4_096, 9_000, 20_000, 20_001, 39_999];
+        let (searcher, fields) = sparse_segment(count, &blocked, &[9_000, 20_000]);
+        let segment = searcher.segment_reader(0);
+        let filter = DenseFilter {
+            conditions: vec![
+                Condition::Posted {
+                    field: fields.contact_blocked,
+                    term: "sms".into(),
+                },
+                Condition::not(Condition::Posted {
+                    field: fields.contact_windowed,
+                    term: "call".into(),
+                }),
+            ],
+            dense: Arc::new(DenseColumns::default()),
+        };
+        let expected = [5, 4_095, 4_096, 20_001, 39_999];
+        for round in ["built", "kept"] {
+            let mut driving = filter.bind(segment, 1.0).unwrap();
+            assert_eq!(driving.kept, 2, "both conditions are kept");
+            let mut found = Vec::new();
+            while driving.doc() != TERMINATED {
+                found.push(driving.doc());
+                driving.advance();
+            }
+            assert_eq!(found, expected, "bits {round}, advancing");
+            for (target, answer) in [
+                (5, SeekDangerResult::Found),
+                (6, SeekDangerResult::SeekLowerBound(4_095)),
+                (4_097, SeekDangerResult::SeekLowerBound(20_001)),
+                (9_000, SeekDangerResult::SeekLowerBound(20_001)),
+                (20_002, SeekDangerResult::SeekLowerBound(39_999)),
+                (39_998, SeekDangerResult::SeekLowerBound(39_999)),
+            ] {
+                let mut checking = filter.unpositioned(segment, 1.0).unwrap();
+                assert_eq!(checking.seek_danger(target), answer, "bits {round}, candidate {target}");
+            }
+            let mut seeking = filter.bind(segment, 1.0).unwrap();
+            assert_eq!(seeking.seek(4_097), 20_001, "bits {round}, seeking");
+            assert_eq!(seeking.seek(39_999), 39_999, "bits {round}, seeking the last");
+            assert_eq!(seeking.advance(), TERMINATED);
         }
-        writer.commit().unwrap();
-        (index.reader().unwrap().searcher(), fields)
     }
 
     #[test]
