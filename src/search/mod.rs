@@ -13,6 +13,7 @@ pub mod words;
 
 use std::collections::HashMap;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -75,6 +76,14 @@ impl<D> Default for SearchPage<D> {
     }
 }
 
+/// Ids in a query's order, without their documents or a total.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct IdPage {
+    pub ids: Vec<Uuid>,
+    /// Present when more ids follow.
+    pub next: Option<After>,
+}
+
 /// A count and an exact sum.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -107,6 +116,27 @@ pub trait SearchIndex: Send + Sync + 'static {
     fn apply(&self, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;
 
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>>;
+
+    /// The ids of the query's first page after its cursor, in its order, and the cursor
+    /// after them; no documents, total or facets, so a backend may stop looking once it
+    /// has the page (the work queue's claim candidates).
+    fn ranked_ids(&self, query: AccountQuery) -> BoxFuture<'_, Result<IdPage>>;
+
+    /// The first of `queries` that has any ids, by its position, with its page (as
+    /// [`Self::ranked_ids`] answers it); `None` when none has. A backend may answer all
+    /// of them in one go.
+    fn first_ranked_ids(&self, queries: Vec<AccountQuery>) -> BoxFuture<'_, Result<Option<(usize, IdPage)>>> {
+        async move {
+            for (position, query) in queries.into_iter().enumerate() {
+                let page = self.ranked_ids(query).await?;
+                if !page.ids.is_empty() {
+                    return Ok(Some((position, page)));
+                }
+            }
+            Ok(None)
+        }
+        .boxed()
+    }
 
     /// Ids of every account the query matches (sort, page and facets ignored), in id
     /// order, at most `limit` of them.

@@ -17,8 +17,8 @@ use crate::error::Result;
 use crate::search::SearchIndex;
 use crate::store::queue;
 
-/// Accounts a claim attempt reads from the index at once: each is a stored document
-/// to load, and the first of an agent's own queue is nearly always claimed.
+/// Accounts a claim attempt reads from the index at once: the first of an agent's own
+/// queue is nearly always claimed.
 const CLAIM_CANDIDATES: usize = 10;
 /// Pages of candidates a claim attempt tries per tier before the next tier (other
 /// agents may hold the first ones of the team queue).
@@ -155,17 +155,17 @@ pub async fn next(pool: &PgPool, search: &dyn SearchIndex, caller: &Principal, c
     caller.require(Action::WorkAccount)?;
     let now = Utc::now();
     for owner in [Owner::Agent(caller.user_id), Owner::Team] {
-        for reason in Reason::ORDER {
-            let mut after = None;
+        let tier = |reason: Reason, after| tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, after);
+        // The first tier with accounts, then, if other agents hold all it offers, the
+        // first after it.
+        let mut from = 0;
+        while let Some((position, mut found)) = search
+            .first_ranked_ids(Reason::ORDER[from..].iter().map(|r| tier(*r, None)).collect())
+            .await?
+        {
+            let reason = Reason::ORDER[from + position];
             for _ in 0..CLAIM_PAGES {
-                let found = search
-                    .search(tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, after))
-                    .await?;
-                let candidates: Vec<Uuid> = found.hits.iter().map(|h| h.doc.id).collect();
-                if candidates.is_empty() {
-                    break;
-                }
-                if let Some((account_id, expires_at)) = queue::claim(pool, caller.user_id, &candidates, i64::from(seconds)).await? {
+                if let Some((account_id, expires_at)) = queue::claim(pool, caller.user_id, &found.ids, i64::from(seconds)).await? {
                     tracing::info!(%account_id, reason = ?reason, "queue account claimed");
                     return Ok(Some(Claimed {
                         account_id,
@@ -176,10 +176,14 @@ pub async fn next(pool: &PgPool, search: &dyn SearchIndex, caller: &Principal, c
                 // Every candidate is held by another agent (or was taken since the
                 // index saw it): the next ones.
                 match found.next {
-                    Some(next) => after = Some(next),
+                    Some(next) => found = search.ranked_ids(tier(reason, Some(next))).await?,
                     None => break,
                 }
+                if found.ids.is_empty() {
+                    break;
+                }
             }
+            from += position + 1;
         }
     }
     Ok(None)

@@ -988,6 +988,111 @@ pub async fn contact_filter_and_queue_tiers(index: &dyn SearchIndex) {
     assert_eq!(seen.len(), docs.len());
 }
 
+/// The ids of every page of `q` from `search`, in order.
+async fn every_page(index: &dyn SearchIndex, mut q: AccountQuery) -> Vec<Uuid> {
+    let mut all = Vec::new();
+    loop {
+        let page = index.search(q.clone()).await.unwrap();
+        all.extend(page.hits.iter().map(|h| h.doc.id));
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => return all,
+        }
+    }
+}
+
+/// `ranked_ids` pages through a query's order exactly as `search` does, wherever a page
+/// starts or ends (the embedded backend searches band by band of the sort column's
+/// values): two segments large enough to keep filter bits, ties at every value, missing
+/// values, both directions, an agent filter, queue tiers and the contact filter.
+pub async fn ranked_ids_page_as_search_does(index: &dyn SearchIndex) {
+    let now = at("2026-06-15T15:30:00Z");
+    let agents = [Uuid::new_v4(), Uuid::new_v4()];
+    let docs: Vec<AccountDoc> = (0..40_000i64)
+        .map(|n| {
+            let mut d = doc(&format!("Ranked {n}"), 1);
+            d.current_balance = Decimal::new(n * 7_919 % 300 * 100, 2);
+            d.due_date = (n % 5 != 0).then(|| today() - Duration::days(n % 90));
+            d.assigned_agent_id = (n % 3 != 0).then(|| agents[(n % 2) as usize]);
+            d.next_action_at = (n % 7 == 0).then(|| now - Duration::minutes(n % 60));
+            if n % 4 == 0 {
+                d.work.contact.blocked = vec![Channel::Call];
+            }
+            d
+        })
+        .collect();
+    put(index, &docs).await;
+    let queue = |agent: Option<AgentFilter>, reason: Reason| AccountQuery {
+        agent,
+        contactable: Some(Contactable {
+            channel: Channel::Call,
+            now,
+        }),
+        tier: Some(reason.tier(today(), now)),
+        sort: Sort {
+            field: SortField::Queue,
+            descending: true,
+        },
+        ..query()
+    };
+    let sorted_by = |field: SortField, descending: bool| AccountQuery {
+        agent: Some(AgentFilter::Agent(agents[1])),
+        sort: Sort { field, descending },
+        ..query()
+    };
+    let cases = [
+        queue(Some(AgentFilter::Agent(agents[0])), Reason::Score),
+        queue(Some(AgentFilter::Unassigned), Reason::NextActionDue),
+        queue(None, Reason::BrokenPromise),
+        AccountQuery {
+            min_balance: Some(Decimal::new(5_000, 2)),
+            ..sorted_by(SortField::Balance, false)
+        },
+        sorted_by(SortField::DueDate, true),
+        sorted_by(SortField::DueDate, false),
+        sorted_by(SortField::Name, false),
+    ];
+    for case in cases {
+        let expected = every_page(
+            index,
+            AccountQuery {
+                page_size: 500,
+                ..case.clone()
+            },
+        )
+        .await;
+        // Pages of 1 and 7 cross the first bands' ends; pages of 997 walk to the end.
+        for (page_size, pages) in [(1, 40), (7, 150), (997, usize::MAX)] {
+            let mut q = AccountQuery { page_size, ..case.clone() };
+            let mut got = Vec::new();
+            for _ in 0..pages {
+                let page = index.ranked_ids(q.clone()).await.unwrap();
+                assert!(page.ids.len() == page_size || page.next.is_none(), "a short page is the last");
+                got.extend(page.ids);
+                match page.next {
+                    Some(next) => q.after = Some(next),
+                    None => break,
+                }
+            }
+            assert!(
+                got.len() <= expected.len(),
+                "{:?} by {page_size}: more ids than the search",
+                case.sort
+            );
+            assert_eq!(
+                got,
+                expected[..got.len()],
+                "{:?} {:?} by {page_size}",
+                case.tier.map(|t| t.reason),
+                case.sort
+            );
+            if pages == usize::MAX {
+                assert_eq!(got.len(), expected.len(), "{:?} by {page_size}: every id", case.sort);
+            }
+        }
+    }
+}
+
 fn embedded() -> (EmbeddedIndex, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("arrears-contract-{}", Uuid::new_v4().simple()));
     (EmbeddedIndex::open_owner(&dir).unwrap(), dir)
@@ -1021,7 +1126,8 @@ macro_rules! every_case {
             rebuild_dual_writes_and_promotes,
             payments_search_filters_and_versions,
             payment_stats_follow_local_days,
-            contact_filter_and_queue_tiers
+            contact_filter_and_queue_tiers,
+            ranked_ids_page_as_search_does
         );
     };
 }

@@ -310,6 +310,30 @@ fn golden_account_queue_tier_and_contact_filter() {
 }
 
 #[test]
+fn golden_queue_claim_candidates_as_ids() {
+    let now = Utc.with_ymd_and_hms(2026, 11, 23, 15, 30, 0).unwrap();
+    let query = AccountQuery {
+        agent: Some(AgentFilter::Unassigned),
+        contactable: Some(Contactable {
+            channel: Channel::Call,
+            now,
+        }),
+        tier: Some(Reason::Score.tier(today(), now)),
+        sort: Sort {
+            field: SortField::Queue,
+            descending: true,
+        },
+        page_size: 10,
+        after: Some(After {
+            key: SortKey::Int(-1_234_567),
+            id: Uuid::from_u128(7),
+        }),
+        ..AccountQuery::new(today())
+    };
+    golden("account-ranked-ids", "search-fields", search("accounts", dsl::ranked_ids(&query)));
+}
+
+#[test]
 fn golden_account_buckets_as_date_math() {
     let query = AccountQuery {
         buckets: vec![Bucket::Current, Bucket::Days1To29, Bucket::Days120Plus],
@@ -972,6 +996,54 @@ async fn failed_shards_are_reported_over_http_not_hidden() {
     let direct = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let err = direct.search(AccountQuery::new(today())).await.unwrap_err();
     assert_eq!(err.code(), Code::ServiceUnavailable);
+}
+
+/// With `_source: false`, as `ranked_ids` asks, a hit is its `_id` and sort values.
+#[tokio::test]
+async fn ranked_ids_are_read_from_hit_ids_and_sort_values() {
+    let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
+    let answer = ids.clone();
+    let server = ScriptedEs::start(move |r, _| {
+        let hits: Vec<Value> = answer
+            .iter()
+            .enumerate()
+            .map(|(n, id)| json!({ "_index": "arrears-accounts-g1", "_id": id, "_score": null, "sort": [900 - n as i64, id] }))
+            .collect();
+        let body = json!({
+            "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+            "hits": { "max_score": null, "hits": hits }
+        });
+        match r.path.starts_with("/arrears-accounts/_search") {
+            true => (200, body),
+            false => (404, error("index_not_found_exception", "no such index", 404)),
+        }
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
+    let query = AccountQuery {
+        sort: Sort {
+            field: SortField::Queue,
+            descending: true,
+        },
+        page_size: 2,
+        ..AccountQuery::new(today())
+    };
+    let page = index.ranked_ids(query.clone()).await.unwrap();
+    assert_eq!(page.ids, ids[..2]);
+    assert_eq!(
+        page.next,
+        Some(After {
+            key: SortKey::Int(899),
+            id: ids[1]
+        })
+    );
+    let sent = server.received().last().unwrap().json();
+    assert_eq!(
+        (sent["_source"].clone(), sent["track_total_hits"].clone(), sent["size"].clone()),
+        (json!(false), json!(false), json!(3))
+    );
+    let all = index.ranked_ids(AccountQuery { page_size: 3, ..query }).await.unwrap();
+    assert_eq!((all.ids, all.next), (ids, None), "no cursor after the last page");
 }
 
 /// The listing `GET /_alias` answers for these indices.

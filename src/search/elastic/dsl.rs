@@ -493,6 +493,22 @@ pub fn account_search(query: &AccountQuery) -> Value {
     )
 }
 
+/// The request body of `SearchIndex::ranked_ids`: an account search's page as ids and
+/// sort values, without documents, a total or facets, so each shard stops collecting
+/// once it has the page.
+pub fn ranked_ids(query: &AccountQuery) -> Value {
+    let mut body = search_body(
+        account_query(query),
+        Order::of_accounts(query),
+        query.page_size,
+        query.after.as_ref(),
+        Map::new(),
+    );
+    body["track_total_hits"] = json!(false);
+    body["_source"] = json!(false);
+    body
+}
+
 /// The request body of a payment search, as the backend sends it.
 pub fn payment_search(query: &PaymentQuery) -> Value {
     search_body(

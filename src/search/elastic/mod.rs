@@ -26,7 +26,7 @@ use self::bulk::{Item, Outcome, Retry};
 use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, SearchIndex, SearchPage, Tally};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage, Tally};
 use crate::config::Settings;
 use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
@@ -169,6 +169,30 @@ fn page_of<D: serde::de::DeserializeOwned>(
         hits.push(Hit { doc, score });
     }
     Ok((hits, if more { next } else { None }, total))
+}
+
+/// A response of [`dsl::ranked_ids`] as ids (each hit's `_id`), with the cursor after
+/// the page.
+fn ids_of(response: &Value, order: Order, page_size: usize) -> Result<IdPage> {
+    let raw = response
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let mut page = IdPage::default();
+    for hit in raw.iter().take(page_size) {
+        let id = hit
+            .get("_id")
+            .and_then(Value::as_str)
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| bad_response("search", "a hit without a document id"))?;
+        let sort = hit.get("sort").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+        page.next = Some(After { key: order.key(sort), id });
+        page.ids.push(id);
+    }
+    if raw.len() <= page_size {
+        page.next = None;
+    }
+    Ok(page)
 }
 
 impl ElasticIndex {
@@ -484,6 +508,14 @@ impl SearchIndex for ElasticIndex {
                 })
                 .collect();
             Ok(SearchPage { hits, total, next, facets })
+        }
+        .boxed()
+    }
+
+    fn ranked_ids(&self, query: AccountQuery) -> BoxFuture<'_, Result<IdPage>> {
+        async move {
+            let response = self.search_json(Entity::Account, dsl::ranked_ids(&query)).await?;
+            ids_of(&response, Order::of_accounts(&query), query.page_size)
         }
         .boxed()
     }

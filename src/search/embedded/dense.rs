@@ -192,6 +192,8 @@ pub(super) fn prefetch<T>(_: &[T], _: usize) {}
 /// million-document segment takes 122 KiB.
 const FILTER_BITS_KEPT: usize = 256;
 
+/// Entries by segment and column name.
+type BySegment<T> = Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>;
 /// Kept filter bit sets by segment and condition.
 type FilterBits = HashMap<(SegmentId, Condition), Arc<KeptBits>>;
 /// Status-and-bucket bytes by segment and day (see `BucketColumns::codes`).
@@ -201,7 +203,7 @@ type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 /// two searches may both build a new segment's entry, and the second simply replaces the
 /// first.
 fn cached<T>(
-    map: &Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>,
+    map: &BySegment<T>,
     key: (SegmentId, &'static str),
     build: impl FnOnce() -> tantivy::Result<T>,
 ) -> tantivy::Result<Arc<T>> {
@@ -213,10 +215,17 @@ fn cached<T>(
     Ok(built)
 }
 
+/// Quantiles a column's values are read at: 0, 1/128, ..., 1.
+pub(super) const QUANTILES: usize = 128;
+/// Values a column's quantiles are estimated from, at most (an even sample).
+const QUANTILE_SAMPLE: u32 = 65_536;
+
 #[derive(Default)]
 pub struct DenseColumns {
-    columns: Mutex<HashMap<(SegmentId, &'static str), Arc<Dense>>>,
-    strs: Mutex<HashMap<(SegmentId, &'static str), Arc<Strs>>>,
+    columns: BySegment<Dense>,
+    strs: BySegment<Strs>,
+    /// A column's values at [`QUANTILES`] + 1 evenly spaced quantiles, ascending.
+    quantiles: BySegment<Vec<i64>>,
     /// The documents of a segment that meet a filter condition, one bit each.
     filters: Mutex<FilterBits>,
     codes: Mutex<DayCodes>,
@@ -295,6 +304,25 @@ impl DenseColumns {
         })
     }
 
+    /// The values of integer column `name` at the quantiles 0, 1/[`QUANTILES`], ..., 1 of
+    /// the segment's documents that have one, ascending, estimated from an even sample;
+    /// empty when none has a value.
+    pub fn quantiles(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Vec<i64>>> {
+        cached(&self.quantiles, (segment.segment_id(), name), || {
+            let values = self.i64(segment, name)?;
+            let step = (segment.max_doc() / QUANTILE_SAMPLE).max(1);
+            let mut sample: Vec<i64> = (0..segment.max_doc())
+                .step_by(step as usize)
+                .filter_map(|doc| values.i64(doc))
+                .collect();
+            sample.sort_unstable();
+            Ok(match sample.len() {
+                0 => Vec::new(),
+                n => (0..=QUANTILES).map(|q| sample[q * (n - 1) / QUANTILES]).collect(),
+            })
+        })
+    }
+
     /// Each document's status ordinal and delinquency bucket on day `today`, one byte
     /// each (see `BucketColumns::codes`). A day's bytes are dropped once a search asks
     /// for a day two days later (callers in other time zones may be a day apart).
@@ -341,6 +369,10 @@ impl DenseColumns {
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));
         self.strs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+        self.quantiles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));

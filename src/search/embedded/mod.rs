@@ -4,6 +4,7 @@
 //! One process owns the writers (it holds `index/owner.lock`); other processes on the
 //! same data dir open the indices read-only and follow the owner's aliases.
 
+mod bands;
 mod collection;
 mod collector;
 mod dense;
@@ -28,8 +29,8 @@ use uuid::Uuid;
 use self::collection::{Collection, Generation, Kind, blocking, internal};
 use self::collector::{FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn};
 use self::payments::{PaymentFields, Payments, StatsCollector};
-use self::schema::{Accounts, Fields};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, SearchIndex, SearchPage};
+use self::schema::Accounts;
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
@@ -149,11 +150,8 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
     Ok((hits, if more { next } else { None }))
 }
 
-fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
-    let searcher = generation.searcher()?;
-    let fields: &Fields = &generation.fields;
-    let tantivy_query = query::build(&searcher, fields, &generation.dense, query)?;
-    let sort_column = match query.sort.field {
+fn account_sort_column(field: SortField) -> SortColumn {
+    match field {
         SortField::Relevance => SortColumn::Score,
         SortField::Balance => SortColumn::I64("balance"),
         SortField::DueDate => SortColumn::I64("due_days"),
@@ -161,24 +159,59 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
         SortField::Updated => SortColumn::I64("updated"),
         SortField::Name => SortColumn::Name,
         SortField::Queue => SortColumn::I64("queue_rank"),
-    };
-    let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
-    let collector = PageCollector {
+    }
+}
+
+fn account_collector(generation: &Generation<Accounts>, query: &AccountQuery, facets: Vec<FacetSpec>) -> PageCollector {
+    PageCollector {
         descending: query.sort.descending,
-        sort_column,
+        sort_column: account_sort_column(query.sort.field),
         after: query.after,
         limit: query.page_size + 1,
-        facets: specs.clone(),
+        facets,
         today_days: schema::epoch_days(query.today),
         dense: generation.dense.clone(),
-    };
-    let mut fruit = searcher.search(&tantivy_query, &collector)?;
+    }
+}
+
+fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
+    let searcher = generation.searcher()?;
+    let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, query, None)?;
+    let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
+    let mut fruit = searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?;
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
     let scored = query.sort.field == SortField::Relevance;
     let (hits, next) = page(generation, &searcher, fruit, query.page_size, scored, |d: &AccountDoc| d.id)?;
     Ok(SearchPage { hits, total, next, facets })
+}
+
+/// A page of ids without a total: the query runs band by band of its sort column's
+/// values and stops once it has the page (see [`bands`]).
+fn ranked_account_ids(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<IdPage> {
+    let searcher = generation.searcher()?;
+    let bands = match account_sort_column(query.sort.field) {
+        SortColumn::I64(column) => bands::bands(&searcher, &generation.dense, column, query.sort.descending, query.after)?,
+        SortColumn::Score | SortColumn::Name => vec![None],
+    };
+    let collector = account_collector(generation, query, Vec::new());
+    let mut hits = Vec::with_capacity(collector.limit);
+    for band in bands {
+        let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, query, band)?;
+        hits.extend(searcher.search(&tantivy_query, &collector)?.hits);
+        if hits.len() >= collector.limit {
+            break;
+        }
+    }
+    let more = hits.len() > query.page_size;
+    hits.truncate(query.page_size);
+    let next = hits.last().filter(|_| more).map(|((_, _, id), key, _)| After {
+        key: *key,
+        id: Uuid::from_u128(*id),
+    });
+    let ids = hits.into_iter().map(|((_, _, id), _, _)| Uuid::from_u128(id)).collect();
+    Ok(IdPage { ids, next })
 }
 
 fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> anyhow::Result<SearchPage<PaymentDoc>> {
@@ -353,13 +386,40 @@ impl SearchIndex for EmbeddedIndex {
         .boxed()
     }
 
+    fn ranked_ids(&self, query: AccountQuery) -> BoxFuture<'_, Result<IdPage>> {
+        async move {
+            let live = self.accounts.live().await?;
+            self.query(move || ranked_account_ids(&live, &query)).await
+        }
+        .boxed()
+    }
+
+    /// All of them in one task on the blocking pool: handing each query to a pool
+    /// thread and back cost a claim more than its searches.
+    fn first_ranked_ids(&self, queries: Vec<AccountQuery>) -> BoxFuture<'_, Result<Option<(usize, IdPage)>>> {
+        async move {
+            let live = self.accounts.live().await?;
+            self.query(move || {
+                for (position, query) in queries.iter().enumerate() {
+                    let page = ranked_account_ids(&live, query)?;
+                    if !page.ids.is_empty() {
+                        return Ok(Some((position, page)));
+                    }
+                }
+                Ok(None)
+            })
+            .await
+        }
+        .boxed()
+    }
+
     fn account_ids(&self, query: AccountQuery, limit: usize) -> BoxFuture<'_, Result<Vec<Uuid>>> {
         async move {
             let live = self.accounts.live().await?;
             self.query(move || {
                 let searcher = live.searcher()?;
                 let ids = searcher.search(
-                    &query::build(&searcher, &live.fields, &live.dense, &query)?,
+                    &query::build(&searcher, &live.fields, &live.dense, &query, None)?,
                     &collector::IdsCollector,
                 )?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())

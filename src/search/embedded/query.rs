@@ -12,6 +12,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
 
+use super::bands::Band;
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter, ValueTest};
@@ -213,9 +214,16 @@ pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &st
     Ok((!alternatives.is_empty()).then(|| any_of(alternatives)))
 }
 
-/// The account query; status, balance, date and bucket filters are checked on the
-/// decoded columns of `dense` (see [`DenseFilter`]).
-pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, query: &AccountQuery) -> tantivy::Result<Box<dyn Query>> {
+/// The account query, on the documents of `band` if given (see `super::bands`);
+/// status, balance, date and bucket filters are checked on the decoded columns of
+/// `dense` (see [`DenseFilter`]).
+pub fn build(
+    searcher: &Searcher,
+    fields: &Fields,
+    dense: &Arc<DenseColumns>,
+    query: &AccountQuery,
+    band: Option<Band>,
+) -> tantivy::Result<Box<dyn Query>> {
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
@@ -238,16 +246,29 @@ pub fn build(searcher: &Searcher, fields: &Fields, dense: &Arc<DenseColumns>, qu
         conditions.extend(tier.within.map(queue_range));
         conditions.extend(tier.outside.iter().map(|outside| Condition::not(queue_range(*outside))));
     }
+    let agent = match query.agent {
+        Some(AgentFilter::Agent(id)) => Some(id.hyphenated().to_string()),
+        Some(AgentFilter::Unassigned) => Some(UNASSIGNED.to_owned()),
+        None => None,
+    };
+    match (band, &agent) {
+        (Some(band), Some(agent)) if band.narrow => {
+            let posted = Condition::Posted {
+                field: fields.agent,
+                term: agent.clone(),
+            };
+            conditions.push(Condition::AnyOf(vec![vec![posted, band.condition]]));
+        }
+        (band, _) => conditions.extend(band.map(|b| b.condition)),
+    }
     if !query.statuses.is_empty() {
         conditions.push(Condition::Value(ValueTest::Terms {
             column: "status",
             terms: query.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
         }));
     }
-    match query.agent {
-        Some(AgentFilter::Agent(id)) => clauses.push((Occur::Must, term(fields.agent, &id.hyphenated().to_string()))),
-        Some(AgentFilter::Unassigned) => clauses.push((Occur::Must, term(fields.agent, UNASSIGNED))),
-        None => {}
+    if let Some(agent) = &agent {
+        clauses.push((Occur::Must, term(fields.agent, agent)));
     }
     if !query.tags.is_empty() {
         clauses.push((Occur::Must, any_of(query.tags.iter().map(|t| term(fields.tags, t)).collect())));
