@@ -202,11 +202,7 @@ type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 /// The entry of `key` in `map`, built by `build` the first time. Built outside the lock:
 /// two searches may both build a new segment's entry, and the second simply replaces the
 /// first.
-fn cached<T>(
-    map: &BySegment<T>,
-    key: (SegmentId, &'static str),
-    build: impl FnOnce() -> tantivy::Result<T>,
-) -> tantivy::Result<Arc<T>> {
+fn cached<T>(map: &BySegment<T>, key: (SegmentId, &'static str), build: impl FnOnce() -> tantivy::Result<T>) -> tantivy::Result<Arc<T>> {
     if let Some(found) = map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return Ok(found.clone());
     }
