@@ -45,21 +45,22 @@ pub fn bands(
         return Ok(vec![None]);
     }
     // A band and the value it ends at: it is skipped when that value (and so every
-    // value in it) comes before the cursor's.
-    let bands = if descending {
+    // value in it) comes before the cursor's. The middle band is left out when the
+    // first ends at the column's last possible value.
+    let bands: Vec<(Condition, i64)> = if descending {
         let (first, second) = (quantiles[QUANTILES - FIRST_BAND], quantiles[QUANTILES - SECOND_BAND]);
-        [
-            (Condition::range(column, first, i64::MAX), first),
-            (Condition::range(column, second, first - 1), second),
-            (Condition::not(Condition::range(column, second, i64::MAX)), i64::MIN),
-        ]
+        let middle = first.checked_sub(1).map(|below| (Condition::range(column, second, below), second));
+        std::iter::once((Condition::range(column, first, i64::MAX), first))
+            .chain(middle)
+            .chain([(Condition::not(Condition::range(column, second, i64::MAX)), i64::MIN)])
+            .collect()
     } else {
         let (first, second) = (quantiles[FIRST_BAND], quantiles[SECOND_BAND]);
-        [
-            (Condition::range(column, i64::MIN, first), first),
-            (Condition::range(column, first + 1, second), second),
-            (Condition::not(Condition::range(column, i64::MIN, second)), i64::MAX),
-        ]
+        let middle = first.checked_add(1).map(|above| (Condition::range(column, above, second), second));
+        std::iter::once((Condition::range(column, i64::MIN, first), first))
+            .chain(middle)
+            .chain([(Condition::not(Condition::range(column, i64::MIN, second)), i64::MAX)])
+            .collect()
     };
     let before = |end: i64, value: i128| match descending {
         true => i128::from(end) > value,
@@ -82,4 +83,52 @@ pub fn bands(
             })
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::search::embedded::filter::ValueTest;
+
+    /// The bands' value ranges, in order (the last band as everything not in the range).
+    fn ranges(bands: &[Option<Band>]) -> Vec<(i64, i64)> {
+        bands
+            .iter()
+            .map(|band| match &band.as_ref().unwrap().condition {
+                Condition::Value(ValueTest::Range { lo, hi, .. }) => (*lo, *hi),
+                Condition::Not(inner) => match &**inner {
+                    Condition::Value(ValueTest::Range { lo, hi, .. }) => (*lo, *hi),
+                    other => panic!("{other:?}"),
+                },
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_first_band_ending_at_the_last_value_leaves_no_middle_band_to_overlap_it() {
+        let (schema, fields) = super::super::schema::build();
+        let index = tantivy::Index::create_in_ram(schema);
+        super::super::schema::register_tokenizers(&index).unwrap();
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
+        for n in 0..1_000i64 {
+            let mut document = fields.common.document(uuid::Uuid::new_v4(), 1, false);
+            document.add_i64(fields.balance, if n % 100 == 0 { n } else { i64::MAX });
+            writer.add_document(document).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let dense = DenseColumns::default();
+        let ascending = bands(&searcher, &dense, "balance", false, None).unwrap();
+        assert_eq!(
+            ranges(&ascending),
+            [(i64::MIN, i64::MAX), (i64::MIN, i64::MAX)],
+            "no wrapped middle band"
+        );
+        let descending = bands(&searcher, &dense, "balance", true, None).unwrap();
+        assert_eq!(
+            ranges(&descending),
+            [(i64::MAX, i64::MAX), (i64::MAX, i64::MAX - 1), (i64::MAX, i64::MAX)]
+        );
+    }
 }
