@@ -1,8 +1,9 @@
 //! The daily bucket snapshot the KPIs' cure and roll rates read. Every API process runs
 //! it; the day's row in `account_snapshot_days` lets one process take each day, and the
 //! others skip it. Then it keeps the bucket moves of the default KPI period, so the
-//! dashboard's first request of the day does not pay for them, and the event figures of
-//! every day that is over and not kept (yesterday, and days a late write dropped).
+//! dashboard's first request of the day does not pay for them, the event figures of
+//! every day that is over and not kept (yesterday, and days a late write dropped), and
+//! today's up to now, so that a request computes only the last minute's events.
 
 use std::time::Duration;
 
@@ -17,8 +18,8 @@ use crate::store::kpis;
 /// How often the scheduler looks for a day not taken yet.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Takes today's (UTC) snapshot when it is not taken, keeps the default period's moves
-/// and the days to keep, every minute until `shutdown`.
+/// Takes today's (UTC) snapshot when it is not taken, keeps the default period's moves,
+/// the days to keep and today so far, every minute until `shutdown`.
 pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
     while running(&shutdown) {
         let today = chrono::Utc::now().date_naive();
@@ -33,6 +34,9 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
         }
         if let Err(err) = keep_days(&pool, today, &shutdown).await {
             tracing::warn!(error = %err, "keeping the KPI days failed");
+        }
+        if let Err(err) = kpis::keep_today(&pool, chrono::Utc::now()).await {
+            tracing::warn!(error = %err, "keeping today's KPI figures failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}

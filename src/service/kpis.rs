@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+use roaring::RoaringBitmap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::PgPool;
@@ -176,7 +177,8 @@ fn rate(part: i64, whole: i64) -> Option<f64> {
 /// What a group's figures are summed from.
 #[derive(Default)]
 struct Sums {
-    worked: Vec<Uuid>,
+    /// The ordinals of the accounts worked.
+    worked: RoaringBitmap,
     attempts: i64,
     right_party: i64,
     made: i64,
@@ -188,9 +190,7 @@ struct Sums {
 }
 
 impl Sums {
-    fn figures(mut self) -> Figures {
-        self.worked.sort_unstable();
-        self.worked.dedup();
+    fn figures(self) -> Figures {
         let mut opening: BTreeMap<&str, i64> = BTreeMap::new();
         for ((from, _), (accounts, _)) in &self.moves {
             *opening.entry(from.as_str()).or_default() += accounts;
@@ -212,7 +212,7 @@ impl Sums {
             })
             .collect();
         Figures {
-            accounts_worked: self.worked.len() as i64,
+            accounts_worked: i64::try_from(self.worked.len()).unwrap_or(i64::MAX),
             contact_attempts: self.attempts,
             right_party_contacts: self.right_party,
             right_party_contact_rate: rate(self.right_party, self.attempts),
@@ -292,7 +292,7 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
     };
     for row in days.work {
         tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
-            s.worked.extend_from_slice(&row.accounts);
+            s.worked.extend(kpis::ordinals(&row.accounts));
             s.attempts += row.contact_attempts;
             s.right_party += row.right_party_contacts;
         });

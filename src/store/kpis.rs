@@ -69,8 +69,8 @@ pub struct Window {
 pub struct WorkRow {
     pub agent_id: Option<Uuid>,
     pub bucket: Option<String>,
-    /// The distinct accounts worked.
-    pub accounts: Vec<Uuid>,
+    /// The distinct accounts worked, as their ordinals: read them with [`ordinals`].
+    pub accounts: Vec<u8>,
     pub contact_attempts: i64,
     pub right_party_contacts: i64,
 }
@@ -115,13 +115,25 @@ pub struct DayFigures {
 }
 
 /// One kind of per-day figure: the table its kept days are in, its columns after `day`,
-/// and the statement that computes them from the events of `[$1, $2)`, grouped by day,
-/// agent and bucket (the bucket and, for payments, the agent from the snapshot of the
-/// event's UTC day).
+/// those columns summed over the kept days of a period per `group` (the same names), and
+/// the statement that computes them from the events of `[$1, $2)`, grouped by day, agent
+/// and bucket (the bucket and, for payments, the agent from the snapshot of the event's
+/// UTC day).
 struct DayFigure {
     table: &'static str,
     columns: &'static str,
+    summed: &'static str,
+    group: &'static str,
     compute: String,
+}
+
+/// The ordinals of a [`WorkRow`]'s accounts: 4 bytes each, big-endian (as
+/// `string_agg(DISTINCT int4send(ordinal), '')` leaves them, ascending, per day;
+/// migration 0021). A row summed over days holds each day's in turn.
+pub fn ordinals(accounts: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    accounts
+        .chunks_exact(4)
+        .map(|bytes| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
 const SNAPSHOT_OF_THE_DAY: &str = "LEFT JOIN account_day_snapshots s ON s.day = e.day AND s.account_id = e.account_id";
@@ -136,13 +148,17 @@ fn work_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_work",
         columns: "agent_id, bucket, accounts, contact_attempts, right_party_contacts",
+        summed: "agent_id, bucket, string_agg(accounts, ''::bytea) AS accounts,
+                 sum(contact_attempts)::bigint AS contact_attempts, sum(right_party_contacts)::bigint AS right_party_contacts",
+        group: "agent_id, bucket",
         compute: format!(
-            "SELECT e.day, e.agent_id, s.bucket, array_agg(DISTINCT e.account_id) AS accounts,
+            "SELECT e.day, e.agent_id, s.bucket, string_agg(DISTINCT int4send(a.ordinal), ''::bytea) AS accounts,
                     count(*) FILTER (WHERE e.attempt) AS contact_attempts,
                     count(*) FILTER (WHERE e.attempt AND e.right_party) AS right_party_contacts
              FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, agent_id, account_id,
                           {attempt} AS attempt, {right_party} AS right_party
                    FROM activities WHERE occurred_at >= $1 AND occurred_at < $2) e
+             JOIN accounts a ON a.id = e.account_id
              {SNAPSHOT_OF_THE_DAY}
              GROUP BY e.day, e.agent_id, s.bucket"
         ),
@@ -153,6 +169,8 @@ fn promise_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_promises",
         columns: "agent_id, bucket, made, kept, broken",
+        summed: "agent_id, bucket, sum(made)::bigint AS made, sum(kept)::bigint AS kept, sum(broken)::bigint AS broken",
+        group: "agent_id, bucket",
         compute: format!(
             "SELECT e.day, e.agent_id, s.bucket, count(*) AS made, count(*) FILTER (WHERE e.status = 'kept') AS kept,
                     count(*) FILTER (WHERE e.status = 'broken') AS broken
@@ -168,6 +186,8 @@ fn collected_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_collected",
         columns: "agent_id, bucket, currency, amount",
+        summed: "agent_id, bucket, currency, sum(amount) AS amount",
+        group: "agent_id, bucket, currency",
         compute: format!(
             "SELECT e.day, s.assigned_agent_id AS agent_id, s.bucket, e.currency, sum(e.amount) AS amount
              FROM (SELECT (received_at AT TIME ZONE 'UTC')::date AS day, account_id, currency, amount
@@ -190,7 +210,8 @@ pub async fn days_to_keep(pool: &PgPool, today: NaiveDate) -> Result<Vec<NaiveDa
                                      (SELECT min(received_at) FROM payments WHERE status = 'completed')) AS at)
          SELECT d::date FROM first,
                 generate_series(greatest($1::date, (first.at AT TIME ZONE 'UTC')::date), $2::date, interval '1 day') d
-         WHERE first.at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kpi_days k WHERE k.day = d::date)
+         WHERE first.at IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM kpi_days k WHERE k.day = d::date AND k.kept_until >= d + interval '1 day')
          ORDER BY 1",
     )
     .bind(today - chrono::Duration::days(kpi::MAX_DAYS - 1))
@@ -199,30 +220,56 @@ pub async fn days_to_keep(pool: &PgPool, today: NaiveDate) -> Result<Vec<NaiveDa
     .await?)
 }
 
-/// Keeps the figures of `day`, a day that is over, unless they are kept already.
-/// Returns whether this call kept them. It locks `kpi_days` against the writes that
-/// drop kept days (they wait for it, and it waits for the ones under way), so a write
-/// to the day either is in what it reads or drops what it keeps.
-#[tracing::instrument(skip_all, fields(%day))]
+/// Keeps the figures of `day`, a day that is over, unless they are kept already (a day
+/// kept only in part is kept again whole). Returns whether this call kept them.
 pub async fn keep_day(pool: &PgPool, day: NaiveDate) -> Result<bool> {
+    let end = day_start(day + chrono::Duration::days(1));
+    keep(pool, day, end, end).await
+}
+
+/// How old today's kept part may be before [`keep_today`] keeps it again.
+pub const TODAY_KEPT_FOR: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Keeps today's (`now`'s UTC day) figures up to `now`, unless a part kept less than
+/// [`TODAY_KEPT_FOR`] ago is there; a request then computes only the events from `now`
+/// on. Returns whether this call kept them.
+pub async fn keep_today(pool: &PgPool, now: DateTime<Utc>) -> Result<bool> {
+    keep(pool, now.date_naive(), now, now - TODAY_KEPT_FOR).await
+}
+
+/// Keeps the figures of `day`'s events before `until`, replacing a kept part that ends
+/// before `stale_before`. It locks `kpi_days` against the writes that drop kept days
+/// (they wait for it, and it waits for the ones under way), so a write to the day before
+/// `until` either is in what it reads or drops what it keeps.
+#[tracing::instrument(skip_all, fields(%day, %until))]
+async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before: DateTime<Utc>) -> Result<bool> {
     let mut tx = pool.begin().await?;
     sqlx::query("LOCK TABLE kpi_days IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
-    let claimed: Option<NaiveDate> = sqlx::query_scalar("INSERT INTO kpi_days (day) VALUES ($1) ON CONFLICT DO NOTHING RETURNING day")
+    let kept: Option<DateTime<Utc>> = sqlx::query_scalar("SELECT kept_until FROM kpi_days WHERE day = $1")
         .bind(day)
         .fetch_optional(&mut *tx)
         .await?;
-    if claimed.is_none() {
+    if kept.is_some_and(|kept| kept >= stale_before) {
         return Ok(false);
     }
+    sqlx::query("DELETE FROM kpi_days WHERE day = $1")
+        .bind(day)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO kpi_days (day, kept_until) VALUES ($1, $2)")
+        .bind(day)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
     for figure in [work_figure(), promise_figure(), collected_figure()] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (day, {}) {}",
             figure.table, figure.columns, figure.compute
         )))
         .bind(day_start(day))
-        .bind(day_start(day + chrono::Duration::days(1)))
+        .bind(until)
         .execute(&mut *tx)
         .await?;
     }
@@ -230,32 +277,56 @@ pub async fn keep_day(pool: &PgPool, day: NaiveDate) -> Result<bool> {
     Ok(true)
 }
 
-/// The rows of `figure` for the days `opening..end` of `window`: the kept days' rows and
-/// the other days' computed ones, one statement per run of consecutive days not kept (a
-/// day a late write dropped months ago does not make a request read the events between
-/// it and today).
-async fn figure_rows<T>(tx: &mut PgConnection, figure: &DayFigure, window: Window, missing: &[NaiveDate]) -> Result<Vec<T>>
+/// The rows of `figure` for the days `opening..end` of `window`: the kept days' rows
+/// summed per group, and the rows computed from the events in `unkept`, one statement per
+/// range (a day a late write dropped months ago does not make a request read the events
+/// between it and today).
+async fn figure_rows<T>(
+    tx: &mut PgConnection,
+    figure: &DayFigure,
+    window: Window,
+    unkept: &[(DateTime<Utc>, DateTime<Utc>)],
+) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     let mut rows: Vec<T> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM {} WHERE day >= $1 AND day < $2",
-        figure.columns, figure.table
+        "SELECT {} FROM {} WHERE day >= $1 AND day < $2 GROUP BY {}",
+        figure.summed, figure.table, figure.group
     )))
     .bind(window.opening)
     .bind(window.end.date_naive())
     .fetch_all(&mut *tx)
     .await?;
-    for run in missing.chunk_by(|day, next| *day + chrono::Duration::days(1) == *next) {
+    for (start, end) in unkept {
         rows.extend(
             sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(figure.compute.clone()))
-                .bind(day_start(run[0]))
-                .bind(day_start(run[run.len() - 1] + chrono::Duration::days(1)))
+                .bind(start)
+                .bind(end)
                 .fetch_all(&mut *tx)
                 .await?,
         );
     }
     Ok(rows)
+}
+
+/// What the kept days of `window` leave to compute from the events: per day, from its
+/// kept part's end (its start when not kept) to its end, consecutive ranges joined.
+fn unkept(window: Window, kept: &[(NaiveDate, DateTime<Utc>)]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let mut ranges: Vec<(DateTime<Utc>, DateTime<Utc>)> = Vec::new();
+    for day in window.opening.iter_days().take_while(|day| day_start(*day) < window.end) {
+        let end = day_start(day + chrono::Duration::days(1)).min(window.end);
+        let start = kept
+            .iter()
+            .find(|(kept, _)| *kept == day)
+            .map_or(day_start(day), |(_, until)| (*until).clamp(day_start(day), end));
+        match ranges.last_mut() {
+            _ if start >= end => {}
+            Some(last) if last.1 == start => last.1 = end,
+            _ => ranges.push((start, end)),
+        }
+    }
+    ranges
 }
 
 /// The activities, promises and payments of the window, read in one snapshot of the
@@ -266,21 +337,16 @@ pub async fn day_figures(pool: &PgPool, window: Window) -> Result<DayFigures> {
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let kept: Vec<NaiveDate> = sqlx::query_scalar("SELECT day FROM kpi_days WHERE day >= $1 AND day < $2")
+    let kept: Vec<(NaiveDate, DateTime<Utc>)> = sqlx::query_as("SELECT day, kept_until FROM kpi_days WHERE day >= $1 AND day < $2")
         .bind(window.opening)
         .bind(window.end.date_naive())
         .fetch_all(&mut *tx)
         .await?;
-    let missing: Vec<NaiveDate> = window
-        .opening
-        .iter_days()
-        .take_while(|day| day_start(*day) < window.end)
-        .filter(|day| !kept.contains(day))
-        .collect();
+    let unkept = unkept(window, &kept);
     let figures = DayFigures {
-        work: figure_rows(&mut tx, &work_figure(), window, &missing).await?,
-        promises: figure_rows(&mut tx, &promise_figure(), window, &missing).await?,
-        collected: figure_rows(&mut tx, &collected_figure(), window, &missing).await?,
+        work: figure_rows(&mut tx, &work_figure(), window, &unkept).await?,
+        promises: figure_rows(&mut tx, &promise_figure(), window, &unkept).await?,
+        collected: figure_rows(&mut tx, &collected_figure(), window, &unkept).await?,
     };
     tx.commit().await?;
     Ok(figures)
@@ -356,4 +422,42 @@ pub async fn moves(pool: &PgPool, window: Window) -> Result<Vec<MoveRow>> {
     .bind(window.closing)
     .fetch_all(pool)
     .await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn the_events_to_compute_start_where_each_kept_day_ends_and_join_across_days() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let at = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap();
+        let window = Window {
+            start: at(1, 0),
+            end: at(6, 0),
+            opening: day(1),
+            closing: day(6),
+        };
+        // Days 1 and 3 kept whole, 4 up to 09:00, 5 up to 07:00; 2 not kept.
+        let kept = [(day(1), at(2, 0)), (day(3), at(4, 0)), (day(4), at(4, 9)), (day(5), at(5, 7))];
+        assert_eq!(
+            unkept(window, &kept),
+            vec![(at(2, 0), at(3, 0)), (at(4, 9), at(5, 0)), (at(5, 7), at(6, 0))]
+        );
+        let (two, four) = (kept[..1].to_vec(), [(day(4), at(4, 9))]);
+        assert_eq!(unkept(window, &two), vec![(at(2, 0), at(6, 0))]);
+        assert_eq!(unkept(window, &four), vec![(at(1, 0), at(4, 0)), (at(4, 9), at(6, 0))]);
+        assert_eq!(unkept(window, &[]), vec![(at(1, 0), at(6, 0))]);
+        let all: Vec<_> = (1..=5).map(|d| (day(d), at(d + 1, 0))).collect();
+        assert_eq!(unkept(window, &all), vec![]);
+        // Today, the window's end: kept up to 09:00 leaves 09:00 to its midnight.
+        let today = Window {
+            end: at(5, 0),
+            opening: day(4),
+            ..window
+        };
+        assert_eq!(unkept(today, &kept), vec![(at(4, 9), at(5, 0))]);
+    }
 }

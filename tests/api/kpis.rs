@@ -499,6 +499,62 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
 }
 
 #[tokio::test]
+async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_write_drops_it() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut rng = StdRng::seed_from_u64(25);
+    let today = Utc::now().date_naive();
+    let (from, to) = (today - Duration::days(4), today - Duration::days(2));
+    let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
+    scheduler_took_today(&app.pool).await;
+    // Events from a week ago up to now, today's among them.
+    seed(&app.pool, &mut rng, &days, midnight(from), Utc::now() - Duration::days(2)).await;
+    let account: Uuid = sqlx::query_scalar("SELECT id FROM accounts ORDER BY account_number LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let payment = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO payments (id, account_id, amount, currency, method, status, received_at)
+         SELECT $1, id, 12, currency, 'card', 'completed', $2 FROM accounts WHERE id = $3",
+    )
+    .bind(payment)
+    .bind(midnight(today) + Duration::seconds(2))
+    .bind(account)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with nothing kept").await;
+
+    keep_days(&app.pool).await;
+    let kept_at = Utc::now();
+    assert!(arrears::store::kpis::keep_today(&app.pool, kept_at).await.unwrap());
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept up to an instant").await;
+
+    // A write after the kept part is computed; one before it drops the part.
+    let call = |at: DateTime<Utc>| {
+        sqlx::query(
+            "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
+             VALUES ($1, $2, 'call', 'outbound', 'right_party', $3, (SELECT id FROM users WHERE team = 'north' LIMIT 1))",
+        )
+        .bind(Uuid::new_v4())
+        .bind(account)
+        .bind(at)
+    };
+    call(kept_at + Duration::milliseconds(1)).execute(&app.pool).await.unwrap();
+    every_answer_is_its_definition(&app, &manager.token, from, to, "after a write past the kept part").await;
+    call(midnight(today) + Duration::seconds(1)).execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE payments SET status = 'refunded' WHERE id = $1")
+        .bind(payment)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    every_answer_is_its_definition(&app, &manager.token, from, to, "after backdated writes").await;
+    assert!(arrears::store::kpis::keep_today(&app.pool, Utc::now()).await.unwrap());
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept again").await;
+}
+
+#[tokio::test]
 async fn a_day_kept_while_late_writes_land_is_never_kept_without_them() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
