@@ -5,6 +5,8 @@
 //! timed); 30 days per grouping and a whole year, each at `BENCH_CONNECTIONS`
 //! connections (4) for `BENCH_SECONDS` (10).
 //!
+//! The 30 days by agent again from `wrk` in a separate process.
+//!
 //! Run: `bin/bench kpis` (release build; needs PostgreSQL).
 
 #[allow(dead_code)]
@@ -112,9 +114,10 @@ async fn main() {
     for (n, day) in days.enumerate() {
         let started = Instant::now();
         sqlx::query(
-            "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency)
+            "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency,
+                                                ordinal)
              SELECT $1, id, (ARRAY['current', '1-29', '30-59', '60-89', '90-119', '120+'])[1 + (hashtext(id::text) % 6 + 6 + $2) % 6],
-                    assigned_agent_id, status, current_balance, currency
+                    assigned_agent_id, status, current_balance, currency, ordinal
              FROM accounts",
         )
         .bind(day)
@@ -186,4 +189,7 @@ async fn main() {
         .await;
         report.print(&format!("GET /api/v1/kpis {name}, {accounts} accounts, {connections} connections"));
     }
+    // The dashboard's request as a user meets it: from a separate process.
+    let url = format!("{}/api/v1/kpis?{month}&group_by=agent", server.base);
+    support::wrk("GET /api/v1/kpis 30 days by agent", "GET", &url, &[token], connections, seconds).await;
 }

@@ -35,8 +35,8 @@ pub async fn take_snapshot(pool: &PgPool, day: NaiveDate) -> Result<Option<u64>>
     let days = format!("CASE WHEN due_date IS NULL OR status IN ({resolved}) THEN 0 ELSE greatest($1 - due_date, 0) END");
     let bucket = kpi::sql_bucket_of(&days);
     let written = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency)
-         SELECT $1, id, {bucket}, assigned_agent_id, status, current_balance, currency
+        "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency, ordinal)
+         SELECT $1, id, {bucket}, assigned_agent_id, status, current_balance, currency, ordinal
          FROM accounts WHERE deleted_at IS NULL
          ON CONFLICT DO NOTHING"
     )))
@@ -138,6 +138,11 @@ pub fn ordinals(accounts: &[u8]) -> impl Iterator<Item = u32> + '_ {
 
 const SNAPSHOT_OF_THE_DAY: &str = "LEFT JOIN account_day_snapshots s ON s.day = e.day AND s.account_id = e.account_id";
 
+/// An event's account's ordinal: from the snapshot of its day, looked up only without one
+/// (or in a snapshot taken before snapshots carried it). A join with `accounts` instead
+/// made the planner scan every account for a day's events.
+const ORDINAL: &str = "coalesce(s.ordinal, (SELECT a.ordinal FROM accounts a WHERE a.id = e.account_id))";
+
 fn work_figure() -> DayFigure {
     let attempt = format!(
         "direction = '{}' AND type IN ({})",
@@ -152,13 +157,12 @@ fn work_figure() -> DayFigure {
                  sum(contact_attempts)::bigint AS contact_attempts, sum(right_party_contacts)::bigint AS right_party_contacts",
         group: "agent_id, bucket",
         compute: format!(
-            "SELECT e.day, e.agent_id, s.bucket, string_agg(DISTINCT int4send(a.ordinal), ''::bytea) AS accounts,
+            "SELECT e.day, e.agent_id, s.bucket, string_agg(DISTINCT int4send({ORDINAL}), ''::bytea) AS accounts,
                     count(*) FILTER (WHERE e.attempt) AS contact_attempts,
                     count(*) FILTER (WHERE e.attempt AND e.right_party) AS right_party_contacts
              FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, agent_id, account_id,
                           {attempt} AS attempt, {right_party} AS right_party
                    FROM activities WHERE occurred_at >= $1 AND occurred_at < $2) e
-             JOIN accounts a ON a.id = e.account_id
              {SNAPSHOT_OF_THE_DAY}
              GROUP BY e.day, e.agent_id, s.bucket"
         ),

@@ -106,9 +106,12 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             if rng.random_range(0..10) == 0 {
                 continue;
             }
+            // Half the rows carry the account's ordinal, as the scheduler's do; the others
+            // are like rows taken before snapshots carried it.
             sqlx::query(
-                "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency)
-                 VALUES ($1, $2, $3, $4, $5, 100, $6)",
+                "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency,
+                                                    ordinal)
+                 VALUES ($1, $2, $3, $4, $5, 100, $6, CASE WHEN $7 THEN (SELECT ordinal FROM accounts WHERE id = $2) END)",
             )
             .bind(day)
             .bind(account)
@@ -116,6 +119,7 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             .bind(maybe(rng, &agents, 5))
             .bind(*STATUSES.choose(rng).unwrap())
             .bind(currency)
+            .bind(rng.random_bool(0.5))
             .execute(pool)
             .await
             .unwrap();
@@ -730,6 +734,15 @@ async fn the_snapshot_takes_each_day_once_and_its_moves_are_kept_once_even_from_
     assert_eq!(buckets, ["30-59", "current", "current", "current", "120+"]);
     let deleted_id = Uuid::parse_str(deleted_id).unwrap();
     assert_eq!(snapshot_of(&app.pool, day, deleted_id).await, None, "deleted accounts are left out");
+    let ordinals_off: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM account_day_snapshots s JOIN accounts a ON a.id = s.account_id
+         WHERE s.day = $1 AND s.ordinal IS DISTINCT FROM a.ordinal",
+    )
+    .bind(day)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(ordinals_off, 0, "each row carries its account's ordinal");
 
     // The moves between two complete snapshots are kept once, however many ask at once;
     // none are kept while a day's snapshot is missing.
