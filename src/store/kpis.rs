@@ -236,15 +236,18 @@ pub const TODAY_KEPT_FOR: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Keeps today's (`now`'s UTC day) figures up to `now`, unless a part kept less than
 /// [`TODAY_KEPT_FOR`] ago is there; a request then computes only the events from `now`
-/// on. Returns whether this call kept them.
+/// on. A kept part grows by the events since it ends, so the lock is held for about a
+/// minute's events, not the day's. Returns whether this call kept them.
 pub async fn keep_today(pool: &PgPool, now: DateTime<Utc>) -> Result<bool> {
     keep(pool, now.date_naive(), now, now - TODAY_KEPT_FOR).await
 }
 
-/// Keeps the figures of `day`'s events before `until`, replacing a kept part that ends
-/// before `stale_before`. It locks `kpi_days` against the writes that drop kept days
-/// (they wait for it, and it waits for the ones under way), so a write to the day before
-/// `until` either is in what it reads or drops what it keeps.
+/// Keeps the figures of `day`'s events before `until` when its kept part ends before
+/// `stale_before`: a day that is over is kept again whole (one row per group), a part of
+/// today grows by the events from where it ends. It locks `kpi_days` against the writes
+/// that drop kept days (they wait for it, and it waits for the ones under way), so a write
+/// to the day before `until` either is in what it reads or drops what it keeps, with
+/// every part kept before.
 #[tracing::instrument(skip_all, fields(%day, %until))]
 async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before: DateTime<Utc>) -> Result<bool> {
     let mut tx = pool.begin().await?;
@@ -255,24 +258,32 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
         .bind(day)
         .fetch_optional(&mut *tx)
         .await?;
-    if kept.is_some_and(|kept| kept >= stale_before) {
-        return Ok(false);
-    }
-    sqlx::query("DELETE FROM kpi_days WHERE day = $1")
-        .bind(day)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("INSERT INTO kpi_days (day, kept_until) VALUES ($1, $2)")
-        .bind(day)
-        .bind(until)
-        .execute(&mut *tx)
-        .await?;
+    let over = until >= day_start(day + chrono::Duration::days(1));
+    let from = match kept {
+        Some(kept) if kept >= stale_before => return Ok(false),
+        Some(kept) if !over => kept,
+        _ => day_start(day),
+    };
+    sqlx::query(
+        "INSERT INTO kpi_days (day, kept_until) VALUES ($1, $2)
+         ON CONFLICT (day) DO UPDATE SET kept_until = excluded.kept_until, computed_at = now()",
+    )
+    .bind(day)
+    .bind(until)
+    .execute(&mut *tx)
+    .await?;
     for figure in [work_figure(), promise_figure(), collected_figure()] {
+        if from == day_start(day) {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE day = $1", figure.table)))
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (day, {}) {}",
             figure.table, figure.columns, figure.compute
         )))
-        .bind(day_start(day))
+        .bind(from)
         .bind(until)
         .execute(&mut *tx)
         .await?;

@@ -547,6 +547,18 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
     };
     call(kept_at + Duration::milliseconds(1)).execute(&app.pool).await.unwrap();
     every_answer_is_its_definition(&app, &manager.token, from, to, "after a write past the kept part").await;
+    // The part grows by the events since it ended: that write, counted once.
+    assert!(
+        !arrears::store::kpis::keep_today(&app.pool, kept_at + Duration::seconds(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        arrears::store::kpis::keep_today(&app.pool, kept_at + Duration::minutes(2))
+            .await
+            .unwrap()
+    );
+    every_answer_is_its_definition(&app, &manager.token, from, to, "with today's kept part grown").await;
     call(midnight(today) + Duration::seconds(1)).execute(&app.pool).await.unwrap();
     sqlx::query("UPDATE payments SET status = 'refunded' WHERE id = $1")
         .bind(payment)
