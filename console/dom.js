@@ -8,7 +8,6 @@ export function h(tag, attrs, ...children) {
     if (value === undefined || value === null || value === false) continue;
     if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
     else if (key === "dataset") Object.assign(el.dataset, value);
-    else if (key === "value") el.value = value;
     else el.setAttribute(key, value === true ? "" : String(value));
   }
   append(el, children);

@@ -55,7 +55,8 @@ async function render() {
   document.title = `${screen.title} · Arrears`;
   clear(main);
   cleanup = (await screen.show(main, args, params)) || null;
-  main.focus({ preventScroll: true });
+  // A screen that put the focus somewhere (its search box, its first button) keeps it.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
 }
 
 function markNav(name) {
