@@ -315,6 +315,14 @@ describe("the console", () => {
     await page.getByRole("heading", { name: "Not your account" }).waitFor();
     assert.equal(await page.getByText("Oswald Otherton").count(), 0);
     assert.equal(await page.getByRole("form", { name: "Record payment" }).count(), 0);
+    // Not only hidden: the API refuses the agent's write too.
+    const token = (await login("agent")).access_token;
+    const refused = await fetch(`${BASE}/api/v1/accounts/${ids.others}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ amount: "1.00", currency: "USD", method: "cash" }),
+    });
+    assert.equal(refused.status, 403);
     await page.context().close();
   });
 
