@@ -223,6 +223,12 @@ sessionEvents.addEventListener("signedout", () => {
 
 window.addEventListener("hashchange", render);
 
+// The fragment routes screens, so the skip link moves the focus itself.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
 // "/" jumps to the search box from anywhere but a text field.
 document.addEventListener("keydown", (event) => {
   const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);

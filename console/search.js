@@ -64,6 +64,9 @@ export function searchScreen(main, _args, params) {
       for (const v of Array.isArray(value) ? value : [value]) text.append(key, v);
     }
     history.replaceState(null, "", `#/search?${text}`);
+    // The old search's cursor must not page the new one.
+    cursor = null;
+    more.hidden = true;
     load();
   };
 

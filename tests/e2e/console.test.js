@@ -195,6 +195,10 @@ describe("the console", () => {
   test("the filters show facet counts and narrow the list; more pages load as it scrolls", async () => {
     const page = await open("manager");
     await page.goto(`${BASE}/#/search`);
+    await page.locator(".skip").focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.id === "main");
+    assert.match(page.url(), /#\/search$/, "the skip link moves the focus, not the screen");
     const delinquent = page.locator("label[for='status-delinquent'] .count");
     await delinquent.waitFor();
     const count = Number(await delinquent.textContent());
