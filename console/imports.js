@@ -3,7 +3,7 @@
 
 import { api } from "./api.js";
 import { clear, download, field, h, select, showProblem, when, words } from "./dom.js";
-import { follow } from "./search.js";
+import { follow } from "./jobs.js";
 
 export function importsScreen(main) {
   const input = h("input", { type: "file", name: "file", accept: ".xlsx,.xls,.xlsb,.ods,.csv" });

@@ -4,6 +4,7 @@
 import { api, atLeast, currentUser } from "./api.js";
 import { clear, debounce, download, field, h, highlighted, money, select, showProblem, words } from "./dom.js";
 import { live } from "./live.js";
+import { follow } from "./jobs.js";
 
 const STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
@@ -297,29 +298,4 @@ function bulkTools(current, count) {
     }
   });
   return h("section", { class: "card" }, h("h2", { id: "bulk-title" }, "Bulk update this search"), form);
-}
-
-// Shows a job's progress until it ends: from job.progress events as they come, and a
-// poll every two seconds in case the socket is down.
-export function follow(jobId, progress, outcome, onEnd) {
-  progress.hidden = false;
-  let ended = false;
-  const show = (job) => {
-    if (ended) return;
-    progress.max = Math.max(job.total || 0, 1);
-    progress.value = job.processed || 0;
-    clear(outcome, `${words(job.status)}: ${job.processed ?? 0} of ${job.total ?? "?"} done, ${job.succeeded ?? 0} succeeded, ${job.failed ?? 0} failed.`);
-    if (job.finished_at) {
-      ended = true;
-      live.removeEventListener("job.progress", onEvent);
-      live.removeEventListener("job.finished", onEvent);
-      clearInterval(timer);
-      if (onEnd) onEnd(job);
-    }
-  };
-  const onEvent = (event) => event.detail.id === jobId && show(event.detail);
-  live.addEventListener("job.progress", onEvent);
-  live.addEventListener("job.finished", onEvent);
-  const timer = setInterval(async () => show(await api("GET", `/jobs/${jobId}`)), 2000);
-  api("GET", `/jobs/${jobId}`).then(show);
 }

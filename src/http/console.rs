@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = assets![
     "api.js" => JS,
     "dom.js" => JS,
     "live.js" => JS,
+    "jobs.js" => JS,
     "search.js" => JS,
     "account.js" => JS,
     "queue.js" => JS,

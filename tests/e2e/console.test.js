@@ -125,7 +125,7 @@ describe("the console", () => {
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     const total = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
     t.diagnostic(`first load: ${sizes.length} files, ${total} bytes with headers, compressed`);
-    assert.ok(sizes.length >= 13, "the page, its stylesheet, icon and every module");
+    assert.ok(sizes.length >= 14, "the page, its stylesheet, icon and every module");
     assert.ok(total < 200 * 1024, `${total} bytes`);
     await context.close();
   });
