@@ -32,6 +32,8 @@ async function api(token, method, path, body) {
 }
 
 const login = (role) => api(null, "POST", "/auth/login", { email: email(role), password: PASSWORD });
+// A fresh access token: bin/e2e gives them 10 s.
+const tokenOf = async (role) => (await login(role)).access_token;
 
 // A zone where it is now between 09:00 and 19:00, so the contact guard's calling window
 // is open whatever time the tests run.
@@ -91,7 +93,6 @@ before(async () => {
   const manager = await login("manager");
   const agent = await login("agent");
   const other = await login("agent2");
-  ids.manager = manager.access_token;
   ids.agentUser = agent.user.id;
   const zone = daytimeZone();
   const create = (fields) => api(manager.access_token, "POST", "/accounts?wait_for=indexed", {
@@ -226,7 +227,7 @@ describe("the console", () => {
     await bulk.getByLabel("Add tags").fill("bulk-e2e");
     await bulk.getByRole("button", { name: "Update every account of this search" }).click();
     await bulk.getByText("succeeded: 1 of 1 done, 1 succeeded, 0 failed.").waitFor();
-    const account = await api(ids.manager, "GET", `/accounts/${ids.quigley}`);
+    const account = await api(await tokenOf("manager"), "GET", `/accounts/${ids.quigley}`);
     assert.deepEqual(account.tags.sort(), ["bulk-e2e", "e2e"]);
     await page.context().close();
   });
@@ -320,7 +321,7 @@ describe("the console", () => {
     assert.equal(await page.getByText("Oswald Otherton").count(), 0);
     assert.equal(await page.getByRole("form", { name: "Record payment" }).count(), 0);
     // Not only hidden: the API refuses the agent's write too.
-    const token = (await login("agent")).access_token;
+    const token = await tokenOf("agent");
     const refused = await fetch(`${BASE}/api/v1/accounts/${ids.others}/payments`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
@@ -363,7 +364,7 @@ describe("the console", () => {
     await manager.locator("#live-status", { hasText: "live" }).waitFor();
     const bell = agent.locator(".bell .count");
     const unread = Number((await bell.textContent()) || 0);
-    await api(ids.manager, "POST", `/accounts/${ids.queued}/payments`, { amount: "33.00", currency: "USD", method: "cash" });
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "33.00", currency: "USD", method: "cash" });
     await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
     await manager.waitForFunction((text) => document.querySelector("#collected").textContent !== text, before);
     await agent.locator(".bell").click();
@@ -389,7 +390,7 @@ describe("the console", () => {
     await agent.getByRole("heading", { name: "Payments" }).waitFor();
     await agent.locator("#live-status", { hasText: "live" }).waitFor();
     // An event seen live gives the page the id to replay from.
-    await api(ids.manager, "POST", `/accounts/${ids.queued}/payments`, { amount: "4.00", currency: "USD", method: "cash" });
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "4.00", currency: "USD", method: "cash" });
     await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "4.00 USD" }).waitFor();
     const unread = Number((await agent.locator(".bell .count").textContent()) || 0);
     down = true;
@@ -398,7 +399,7 @@ describe("the console", () => {
     await agent.locator("#live-status", { hasText: "offline" }).waitFor();
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.ok(sockets.length > connected, "the page tried to reconnect");
-    await api(ids.manager, "POST", `/accounts/${ids.queued}/payments`, { amount: "7.00", currency: "USD", method: "cash" });
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "7.00", currency: "USD", method: "cash" });
     down = false;
     await sockets.at(-1).close({ code: 4000, reason: "cut by the test" });
     await agent.locator("#live-status", { hasText: "live" }).waitFor({ timeout: 15000 });
@@ -406,6 +407,24 @@ describe("the console", () => {
     await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "7.00 USD" }).waitFor();
     await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
     await agent.context().close();
+  });
+
+  test("a session outlives its access tokens: refreshed ahead of expiry, the socket kept", async () => {
+    const page = await open("agent");
+    await page.locator("#live-status", { hasText: "live" }).waitFor();
+    const first = await page.evaluate(() => sessionStorage.getItem("arrears.refresh"));
+    await page.evaluate(() => {
+      window.statuses = [];
+      const status = document.getElementById("live-status");
+      new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true, subtree: true });
+    });
+    // bin/e2e gives access tokens 10 s: this outlives one and a half.
+    await new Promise((resolve) => setTimeout(resolve, 15000));
+    assert.deepEqual(await page.evaluate(() => window.statuses), [], "the socket never dropped");
+    assert.notEqual(await page.evaluate(() => sessionStorage.getItem("arrears.refresh")), first, "the refresh token rotated");
+    await page.goto(`${BASE}/#/queue`);
+    await page.getByText(/accounts? to work/).waitFor();
+    await page.context().close();
   });
 
   test("an admin manages users and roles", async () => {
