@@ -1,6 +1,6 @@
 # Multi-stage build: compile with the Rust toolchain, run on a slim Debian as a
-# non-root user. Migrations, index templates and the served pages (static/) are
-# compiled into the binary.
+# non-root user. Migrations, index templates and the served pages (static/, console/)
+# are compiled into the binary.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -8,6 +8,7 @@ COPY src src
 COPY migrations migrations
 COPY index-templates index-templates
 COPY static static
+COPY console console
 COPY benches benches
 RUN cargo build --release --locked --bin arrears
 

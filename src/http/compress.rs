@@ -69,14 +69,24 @@ fn quality(text: &str) -> Option<u16> {
     (0.0..=1.0).contains(&value).then(|| (value * 1000.0).round() as u16)
 }
 
-/// Whether `response` is a list or an export worth compressing.
+/// The content types worth compressing: lists, exports and the console's files.
+const TEXTUAL: &[&str] = &[
+    "application/json",
+    "text/csv",
+    "text/html",
+    "text/javascript",
+    "text/css",
+    "image/svg+xml",
+];
+
+/// Whether `response` is a list, an export or a console file worth compressing.
 fn compressible(response: &Response) -> bool {
     let headers = response.headers();
     if headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::ETAG) {
         return false;
     }
     let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let textual = kind.starts_with("application/json") || kind.starts_with("text/csv");
+    let textual = TEXTUAL.iter().any(|prefix| kind.starts_with(prefix));
     let small = response.body().size_hint().exact().is_some_and(|n| n < MIN_BYTES);
     textual && !small && response.status().is_success()
 }

@@ -6,6 +6,7 @@ pub mod activities;
 pub mod auth;
 pub mod compliance;
 pub mod compress;
+pub mod console;
 pub mod export;
 pub mod filters;
 pub mod headers;
@@ -77,6 +78,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(ws::routes())
         .unify()
         .or(openapi::routes())
+        .unify()
+        .or(console::routes())
         .unify()
         .or(api)
         .unify()

@@ -9,6 +9,7 @@ mod bombs;
 mod compliance;
 mod compression;
 mod concurrency;
+mod console;
 mod contract;
 mod elastic;
 mod errors;

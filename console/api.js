@@ -1,0 +1,159 @@
+// The public API and the session.
+//
+// The access token lives only in memory (a script injected into the page could read
+// storage; a reload simply refreshes). The refresh token is kept in sessionStorage so a
+// reload or a new screen in the same tab stays signed in; it is gone when the tab
+// closes, it is not shared with other tabs, and it rotates on every use (a stolen used
+// token revokes the whole session).
+
+const BASE = "/api/v1";
+const REFRESH_KEY = "arrears.refresh";
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+const session = { token: null, user: null, expiresAt: 0, timer: null, refreshing: null };
+export const sessionEvents = new EventTarget();
+
+export function currentUser() {
+  return session.user;
+}
+
+export function accessToken() {
+  return session.token;
+}
+
+function adopt(answer) {
+  session.token = answer.access_token;
+  session.user = answer.user;
+  session.expiresAt = Date.now() + answer.expires_in * 1000;
+  sessionStorage.setItem(REFRESH_KEY, answer.refresh_token);
+  clearTimeout(session.timer);
+  // Refresh ahead of expiry so the live socket can be handed a fresh token in time.
+  const ahead = Math.max(5, answer.expires_in * 0.8) * 1000;
+  session.timer = setTimeout(() => refresh().catch(() => {}), ahead);
+  sessionEvents.dispatchEvent(new Event("token"));
+}
+
+function forget() {
+  clearTimeout(session.timer);
+  session.token = null;
+  session.user = null;
+  sessionStorage.removeItem(REFRESH_KEY);
+  sessionEvents.dispatchEvent(new Event("signedout"));
+}
+
+async function problemOf(response) {
+  const type = response.headers.get("content-type") || "";
+  if (type.includes("json")) return response.json().catch(() => null);
+  return { detail: `The server answered ${response.status}.` };
+}
+
+export async function signIn(email, password) {
+  const response = await fetch(`${BASE}/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email, password }),
+  });
+  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+  adopt(await response.json());
+  return session.user;
+}
+
+// Rotates the refresh token; concurrent callers share one request (presenting a used
+// token twice would revoke the session).
+export function refresh() {
+  if (session.refreshing) return session.refreshing;
+  const token = sessionStorage.getItem(REFRESH_KEY);
+  if (!token) return Promise.reject(new ApiError(401, { detail: "Not signed in." }));
+  session.refreshing = (async () => {
+    try {
+      const response = await fetch(`${BASE}/auth/refresh`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ refresh_token: token }),
+      });
+      if (!response.ok) {
+        forget();
+        throw new ApiError(response.status, await problemOf(response));
+      }
+      adopt(await response.json());
+      return session.user;
+    } finally {
+      session.refreshing = null;
+    }
+  })();
+  return session.refreshing;
+}
+
+export async function resume() {
+  if (!sessionStorage.getItem(REFRESH_KEY)) return null;
+  return refresh().catch(() => null);
+}
+
+export async function signOut() {
+  const token = sessionStorage.getItem(REFRESH_KEY);
+  if (token) {
+    await fetch(`${BASE}/auth/logout`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${session.token}` },
+      body: JSON.stringify({ refresh_token: token }),
+    }).catch(() => {});
+  }
+  forget();
+}
+
+// A query string from an object; arrays repeat the parameter, empty values are left out.
+export function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params || {})) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      if (v !== undefined && v !== null && v !== "") search.append(key, v);
+    }
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+// Calls the API. `body` is sent as JSON, `form` as multipart; `raw` returns the Response
+// (files). A 401 refreshes the token once and retries; a refusal throws an ApiError
+// carrying the problem+json.
+export async function api(method, path, { body, form, params, signal, headers, raw } = {}) {
+  const send = () => {
+    const init = { method, signal, headers: { ...headers } };
+    if (session.token) init.headers.authorization = `Bearer ${session.token}`;
+    if (body !== undefined) {
+      init.headers["content-type"] = "application/json";
+      init.body = JSON.stringify(body);
+    } else if (form) {
+      init.body = form;
+    }
+    return fetch(`${BASE}${path}${query(params)}`, init);
+  };
+  let response = await send();
+  if (response.status === 401 && sessionStorage.getItem(REFRESH_KEY)) {
+    await refresh();
+    response = await send();
+  }
+  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+  if (raw) return response;
+  if (response.status === 204) return null;
+  return response.json();
+}
+
+const RANK = { pending: 0, viewer: 1, agent: 2, manager: 3, admin: 4 };
+
+// Whether the signed-in user's role is at least `role`.
+export function atLeast(role) {
+  return (RANK[session.user?.role] ?? -1) >= RANK[role];
+}
+
+// Whether the signed-in user may work (log, pay, promise, plan) this account.
+export function works(account) {
+  return atLeast("manager") || (atLeast("agent") && account.assigned_agent_id === session.user?.id);
+}

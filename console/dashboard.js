@@ -1,0 +1,107 @@
+// The manager's dashboard: collected per day (payments stats), accounts and balances by
+// bucket and status (list facets), KPIs per agent; refreshed live as payments come in.
+
+import { api, atLeast } from "./api.js";
+import { clear, debounce, h, money, words } from "./dom.js";
+import { live } from "./live.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
+  for (const child of children) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  return el;
+}
+
+// A bar chart of the daily series, with a table of the same figures for screen readers.
+function chart(currency) {
+  const series = currency.series;
+  const max = Math.max(1, ...series.map((d) => Number(d.amount)));
+  const width = 720;
+  const height = 180;
+  const step = width / Math.max(series.length, 1);
+  const bars = series.map((d, i) => {
+    const barHeight = (Number(d.amount) / max) * (height - 20);
+    return svg("rect", { x: i * step + 1, y: height - barHeight, width: Math.max(step - 2, 1), height: barHeight, class: "bar" },
+      svg("title", {}, `${d.date}: ${money(d.amount, currency.currency)} (${d.count})`));
+  });
+  return h(
+    "figure",
+    {},
+    svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": `Collected per day in ${currency.currency}, up to ${money(String(max), currency.currency)}` }, ...bars),
+    h("figcaption", {}, `Today ${money(currency.today.amount, currency.currency)} · this week ${money(currency.this_week.amount, currency.currency)} · this month ${money(currency.this_month.amount, currency.currency)}`),
+  );
+}
+
+function table(caption, heads, rows) {
+  return h(
+    "table",
+    {},
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
+  );
+}
+
+function rate(value) {
+  return value === null || value === undefined ? "—" : `${Math.round(value * 100)}%`;
+}
+
+export function dashboardScreen(main) {
+  const collected = h("section", { class: "card", "aria-labelledby": "collected-title", id: "collected" });
+  const portfolio = h("section", { class: "card", "aria-labelledby": "portfolio-title" });
+  const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title" });
+  const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
+  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis));
+
+  let names = new Map();
+  const loadNames = async () => {
+    if (!atLeast("admin")) return;
+    const page = await api("GET", "/users", { params: { page_size: 200 } });
+    names = new Map(page.data.map((u) => [u.id, u.name]));
+  };
+  const agentName = (key) => (key ? names.get(key) || `${key.slice(0, 8)}…` : "no agent");
+
+  async function load() {
+    const [stats, facets, report] = await Promise.all([
+      api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone } }),
+      api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket" } }),
+      api("GET", "/kpis", { params: { group_by: "agent" } }),
+    ]);
+    clear(
+      collected,
+      h("h2", { id: "collected-title" }, `Collected per day, ${stats.from} to ${stats.to}`),
+      stats.currencies.length ? stats.currencies.map(chart) : h("p", { class: "muted" }, "No payments in this period."),
+      stats.currencies.map((c) => h("p", { class: "muted" }, `${c.currency}: success rate ${rate(c.success_rate)}, ${c.failed_count} failed.`)),
+    );
+    clear(
+      portfolio,
+      h("h2", { id: "portfolio-title" }, `Portfolio: ${facets.total} accounts`),
+      table("By days past due", ["Bucket", "Accounts"], (facets.facets.bucket || []).map((f) => [f.value, String(f.count)])),
+      table("By status", ["Status", "Accounts", "Balance"], (facets.facets.status || []).map((f) => [words(f.value), String(f.count), money(f.sum)])),
+    );
+    clear(
+      kpis,
+      h("h2", { id: "kpi-title" }, `Agents, ${report.from} to ${report.to}`),
+      table("KPIs per agent", ["Agent", "Attempts", "Right party", "Promises", "Kept", "Collected"], report.groups.map((g) => [
+        agentName(g.key),
+        String(g.contact_attempts),
+        rate(g.right_party_contact_rate),
+        String(g.promises_made),
+        rate(g.promise_kept_rate),
+        g.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—",
+      ])),
+    );
+    clear(updated, `Updated ${new Date().toLocaleTimeString()}`);
+  }
+
+  const refresh = debounce(() => load().catch(() => {}), 500);
+  live.addEventListener("stats.updated", refresh);
+  live.addEventListener("payment.created", refresh);
+  loadNames().catch(() => {}).then(load).catch((error) => clear(updated, error.message));
+  return () => {
+    live.removeEventListener("stats.updated", refresh);
+    live.removeEventListener("payment.created", refresh);
+  };
+}

@@ -1,0 +1,136 @@
+// DOM helpers. Everything is built as nodes: text from the server or a user becomes text
+// nodes, never markup.
+
+// h("p", {class: "x", onclick: fn}, "text", child) builds an element.
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const ENTITIES = { "&amp;": "&", "&lt;": "<", "&gt;": ">", "&quot;": "\"", "&#39;": "'" };
+
+// A highlight from the API ("José <em>Álvarez</em>", the rest escaped) as nodes: the
+// <em> marks become <mark> elements, everything else text.
+export function highlighted(html) {
+  const out = document.createDocumentFragment();
+  const text = (s) => s.replace(/&(amp|lt|gt|quot|#39);/g, (m) => ENTITIES[m]);
+  let inside = false;
+  for (const part of html.split(/(<em>|<\/em>)/)) {
+    if (part === "<em>") inside = true;
+    else if (part === "</em>") inside = false;
+    else if (part) out.append(inside ? h("mark", {}, text(part)) : document.createTextNode(text(part)));
+  }
+  return out;
+}
+
+export function money(amount, currency) {
+  if (amount === null || amount === undefined) return "—";
+  const [whole, fraction] = String(amount).replace("-", "").split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const sign = String(amount).startsWith("-") ? "−" : "";
+  return `${sign}${grouped}${fraction ? "." + fraction : ""} ${currency || ""}`.trim();
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+export function words(value) {
+  return value ? String(value).replaceAll("_", " ") : "—";
+}
+
+export function toast(message) {
+  const box = document.getElementById("toast");
+  clear(box, message);
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => clear(box), 5000);
+}
+
+// Shows a refusal: the problem's detail in the form's alert, and each field error next
+// to its field (inputs are found by name), linked with aria-describedby.
+export function showProblem(form, error) {
+  for (const old of form.querySelectorAll(".field-error")) old.remove();
+  for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
+  const alert = form.querySelector(".form-alert");
+  if (!error) {
+    if (alert) clear(alert);
+    return;
+  }
+  const problem = error.problem || {};
+  const lines = [problem.detail || problem.title || error.message];
+  if (problem.rule) lines.push(`Rule: ${words(problem.rule)}.`);
+  if (problem.code === "contact_blocked") {
+    lines.push(problem.next_allowed_at ? `Allowed again ${when(problem.next_allowed_at)}.` : "Waiting will not open it.");
+  }
+  const unplaced = [];
+  for (const { field, message } of problem.errors || []) {
+    const input = form.elements.namedItem(field);
+    if (input && input.id) {
+      const id = `${input.id}-error`;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      input.after(h("span", { class: "field-error", id }, message));
+    } else {
+      unplaced.push(`${field}: ${message}`);
+    }
+  }
+  if (alert) clear(alert, lines.map((line) => h("div", {}, line)), unplaced.length ? h("ul", {}, unplaced.map((u) => h("li", {}, u))) : null);
+}
+
+let fieldSeq = 0;
+
+// A labelled field: field("Amount", h("input", {name: "amount"})).
+export function field(label, input, hint) {
+  fieldSeq += 1;
+  if (!input.id) input.id = `f${fieldSeq}`;
+  const hintEl = hint ? h("span", { class: "hint", id: `${input.id}-hint` }, hint) : null;
+  if (hintEl) input.setAttribute("aria-describedby", hintEl.id);
+  return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hintEl);
+}
+
+export function select(name, options, value, attrs) {
+  return h(
+    "select",
+    { name, ...attrs },
+    options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)),
+  );
+}
+
+// Saves a fetched Blob under a file name.
+export function download(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+export function debounce(fn, ms) {
+  let timer;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}

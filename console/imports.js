@@ -1,0 +1,117 @@
+// Imports: drop a spreadsheet (or choose it), watch its progress live, read the summary
+// and download the rejected rows to fix and upload again.
+
+import { api } from "./api.js";
+import { clear, download, field, h, select, showProblem, when, words } from "./dom.js";
+import { follow } from "./jobs.js";
+
+export function importsScreen(main) {
+  const input = h("input", { type: "file", name: "file", accept: ".xlsx,.xls,.xlsb,.ods,.csv" });
+  const chosen = h("p", { class: "muted", id: "chosen" }, "No file chosen.");
+  const zone = h(
+    "div",
+    { class: "dropzone", id: "dropzone" },
+    h("p", {}, "Drop a spreadsheet here (xlsx, xls, xlsb, ods or csv), or choose one:"),
+    field("Spreadsheet", input),
+    chosen,
+  );
+  const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Import progress" });
+  const outcome = h("p", { role: "status", id: "import-status" });
+  const summary = h("div", { id: "import-summary" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "import-title" },
+    h("h1", { id: "import-title" }, "Import accounts"),
+    h("div", { class: "form-alert", role: "alert" }),
+    zone,
+    field("Mode", select("mode", [["create", "Create new accounts"], ["upsert", "Create or update by account number"], ["dry_run", "Dry run: check only"]], "create")),
+    h("button", { type: "submit", class: "primary" }, "Upload"),
+    " ",
+    h("button", {
+      type: "button",
+      onclick: async () => download(await (await api("GET", "/imports/template.xlsx", { raw: true })).blob(), "accounts-template.xlsx"),
+    }, "Download the template"),
+    progress,
+    outcome,
+    summary,
+  );
+  let dropped = null;
+  input.addEventListener("change", () => {
+    dropped = null;
+    clear(chosen, input.files[0] ? `Chosen: ${input.files[0].name}` : "No file chosen.");
+  });
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    dropped = event.dataTransfer.files[0] || null;
+    if (dropped) clear(chosen, `Dropped: ${dropped.name}`);
+  });
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = dropped || input.files[0];
+    if (!file) {
+      showProblem(form, { problem: { detail: "Choose or drop a spreadsheet first." } });
+      return;
+    }
+    const body = new FormData();
+    body.append("file", file, file.name);
+    body.append("mode", form.elements.mode.value);
+    clear(summary);
+    try {
+      const job = await api("POST", "/imports", { form: body, headers: { "idempotency-key": crypto.randomUUID() } });
+      showProblem(form, null);
+      follow(job.id, progress, outcome, () => showSummary(job.id, summary).then(recent.load));
+    } catch (error) {
+      showProblem(form, error);
+    }
+  });
+
+  const recent = recentImports();
+  clear(main, form, recent.section);
+  input.focus();
+  recent.load();
+}
+
+async function showSummary(id, box) {
+  const job = await api("GET", `/imports/${id}`);
+  const result = job.result || {};
+  clear(
+    box,
+    h("h2", {}, "Summary"),
+    h("dl", { class: "details" },
+      h("dt", {}, "File"), h("dd", {}, `${job.file_name} (${job.format}, sheet ${job.sheet})`),
+      h("dt", {}, "Status"), h("dd", {}, words(job.status)),
+      h("dt", {}, "Created"), h("dd", { id: "import-created" }, String(result.created ?? 0)),
+      h("dt", {}, "Updated"), h("dd", {}, String(result.updated ?? 0)),
+      h("dt", {}, "Rejected"), h("dd", { id: "import-failed" }, String(result.failed ?? job.failed ?? 0)),
+      job.unknown_columns?.length ? [h("dt", {}, "Columns not imported"), h("dd", {}, job.unknown_columns.join(", "))] : null),
+    (result.failed ?? job.failed) > 0
+      ? h("button", {
+        type: "button",
+        onclick: async () => download(await (await api("GET", `/imports/${id}/errors.xlsx`, { raw: true })).blob(), `rejected-rows-${id.slice(0, 8)}.xlsx`),
+      }, "Download rejected rows")
+      : null,
+  );
+}
+
+function recentImports() {
+  const list = h("ul", { class: "plain timeline" });
+  const more = h("button", { type: "button", class: "more", hidden: true }, "Older jobs");
+  const section = h("section", { class: "card", "aria-labelledby": "jobs-title" }, h("h2", { id: "jobs-title" }, "Recent jobs"), list, more);
+  const load = async (cursor) => {
+    const page = await api("GET", "/jobs", { params: { page_size: 10, cursor } });
+    if (!cursor) clear(list);
+    for (const job of page.data) {
+      list.append(h("li", {}, h("strong", {}, words(job.kind)), ` ${words(job.status)}: ${job.succeeded ?? 0} succeeded, ${job.failed ?? 0} failed`, h("small", {}, when(job.created_at))));
+    }
+    more.hidden = !page.next_cursor;
+    more.onclick = () => load(page.next_cursor);
+  };
+  return { section, load: () => load() };
+}

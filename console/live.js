@@ -1,0 +1,80 @@
+// Live events over the WebSocket: authenticates with its first message (a token never
+// goes in the URL), subscribes, and after a reconnect replays what it missed since the
+// last event id it saw. Screens listen with live.addEventListener(eventName, fn);
+// "status" tells whether the socket is up.
+
+import { accessToken, refresh, sessionEvents } from "./api.js";
+
+export const live = new EventTarget();
+
+const TOPICS = ["payments", "accounts", "jobs", "stats"];
+const state = { socket: null, lastId: null, retry: 1000, stopped: true, connected: false };
+
+function emit(name, detail) {
+  live.dispatchEvent(new CustomEvent(name, { detail }));
+}
+
+function send(message) {
+  if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
+}
+
+function connect() {
+  if (state.stopped || !accessToken()) return;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${location.host}/api/v1/ws`);
+  state.socket = socket;
+  socket.addEventListener("open", () => send({ event: "auth", data: { token: accessToken() } }));
+  socket.addEventListener("message", (message) => {
+    const event = JSON.parse(message.data);
+    if (event.event === "auth.ok") {
+      state.retry = 1000;
+      if (!state.connected) {
+        state.connected = true;
+        send({ event: "subscribe", data: { topics: TOPICS } });
+        if (state.lastId !== null) send({ event: "replay", data: { since: state.lastId } });
+        emit("status", { connected: true });
+      }
+      return;
+    }
+    if (event.event === "replay.done") {
+      emit("replayed", event.data);
+      if (event.data.more) send({ event: "replay", data: { since: event.data.until } });
+      return;
+    }
+    if (typeof event.id === "number") {
+      // Delivery is at least once: drop what was already seen.
+      if (state.lastId !== null && event.id <= state.lastId) return;
+      state.lastId = event.id;
+    }
+    emit(event.event, event.data);
+  });
+  socket.addEventListener("close", async (closed) => {
+    if (state.socket !== socket) return;
+    state.socket = null;
+    state.connected = false;
+    emit("status", { connected: false });
+    if (state.stopped) return;
+    if (closed.code === 4401) await refresh().catch(() => {});
+    setTimeout(connect, state.retry);
+    state.retry = Math.min(state.retry * 2, 30000);
+  });
+}
+
+// A fresh token goes to the open socket before the old one expires.
+sessionEvents.addEventListener("token", () => {
+  if (state.connected) send({ event: "auth", data: { token: accessToken() } });
+});
+
+export function startLive() {
+  state.stopped = false;
+  if (!state.socket) connect();
+}
+
+export function stopLive() {
+  state.stopped = true;
+  state.lastId = null;
+  state.socket?.close(1000);
+  state.socket = null;
+  state.connected = false;
+}
+

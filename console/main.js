@@ -1,0 +1,245 @@
+// The console's shell: sign in, the header (navigation by role, live status, the
+// notification bell, sign out) and hash routing to the screens.
+
+import { api, atLeast, currentUser, resume, sessionEvents, signIn, signOut } from "./api.js";
+import { clear, field, h, showProblem, when } from "./dom.js";
+import { live, startLive, stopLive } from "./live.js";
+import { searchScreen } from "./search.js";
+import { accountScreen } from "./account.js";
+import { queueScreen } from "./queue.js";
+import { importsScreen } from "./imports.js";
+import { dashboardScreen } from "./dashboard.js";
+import { adminScreen } from "./admin.js";
+
+const main = document.getElementById("main");
+const top = document.getElementById("top");
+
+// Each screen: the role it needs, its title, and a function that fills `main` and may
+// return a cleanup function.
+const SCREENS = {
+  search: { role: "viewer", title: "Accounts", show: searchScreen },
+  account: { role: "viewer", title: "Account", show: accountScreen, hidden: true },
+  queue: { role: "agent", title: "My queue", show: queueScreen },
+  imports: { role: "manager", title: "Imports", show: importsScreen },
+  dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
+  admin: { role: "admin", title: "Users", show: adminScreen },
+};
+
+let cleanup = null;
+
+// "#/account/<id>" -> {name: "account", args: [id]}; "#/search?q=x" -> {name: "search", params}.
+function route() {
+  const [path, queryText] = location.hash.replace(/^#\/?/, "").split("?");
+  const [name, ...args] = path.split("/");
+  return { name, args, params: new URLSearchParams(queryText || "") };
+}
+
+async function render() {
+  if (cleanup) cleanup();
+  cleanup = null;
+  if (!currentUser()) {
+    loginScreen();
+    return;
+  }
+  if (!atLeast("viewer")) {
+    clear(main, h("h1", {}, "Waiting for a role"), h("p", {}, "An administrator has not given your account a role yet."));
+    return;
+  }
+  const { name, args, params } = route();
+  const screen = SCREENS[name];
+  if (!screen || !atLeast(screen.role)) {
+    location.replace(atLeast("agent") ? "#/queue" : "#/search");
+    return;
+  }
+  markNav(name);
+  document.title = `${screen.title} · Arrears`;
+  clear(main);
+  cleanup = (await screen.show(main, args, params)) || null;
+  // A screen that put the focus somewhere (its search box, its first button) keeps it.
+  if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
+}
+
+function markNav(name) {
+  for (const link of top.querySelectorAll("nav a")) {
+    if (link.dataset.screen === name) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+function loginScreen() {
+  top.hidden = true;
+  document.title = "Sign in · Arrears";
+  const form = h(
+    "form",
+    { class: "card login", "aria-labelledby": "login-title" },
+    h("h1", { id: "login-title" }, "Arrears console"),
+    h("p", { class: "muted" }, "Sign in to work your accounts."),
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true })),
+    field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    h("button", { type: "submit", class: "primary" }, "Sign in"),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      await signIn(form.elements.email.value, form.elements.password.value);
+      signedIn();
+    } catch (error) {
+      showProblem(form, error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  clear(main, form);
+  form.elements.email.focus();
+}
+
+const bell = { count: 0, button: null, panel: null };
+
+async function refreshUnread() {
+  const answer = await api("GET", "/notifications/unread-count").catch(() => null);
+  if (answer) setUnread(answer.unread_count);
+}
+
+function setUnread(count) {
+  bell.count = count;
+  clear(bell.button.querySelector(".count"), count > 0 ? String(count) : "");
+  clear(bell.button.querySelector(".sr-only"), `, ${count} unread`);
+}
+
+async function openBell() {
+  const open = !bell.panel.hidden;
+  bell.panel.hidden = open;
+  bell.button.setAttribute("aria-expanded", String(!open));
+  if (!open) await fillBell();
+}
+
+async function fillBell(cursor) {
+  const list = bell.panel.querySelector("ul");
+  if (!cursor) clear(list);
+  const page = await api("GET", "/notifications", { params: { page_size: 10, cursor } });
+  setUnread(page.unread_count);
+  for (const note of page.data) {
+    const item = h(
+      "li",
+      { class: note.read_at ? "" : "unread" },
+      h("span", {}, note.title || note.kind),
+      h("small", {}, when(note.created_at)),
+    );
+    if (!note.read_at) {
+      item.append(
+        h("button", {
+          type: "button",
+          class: "link",
+          onclick: async () => {
+            await api("POST", `/notifications/${note.id}/read`);
+            item.classList.remove("unread");
+            item.querySelector("button").remove();
+            refreshUnread();
+          },
+        }, "Mark read"),
+      );
+    }
+    list.append(item);
+  }
+  const more = bell.panel.querySelector(".more");
+  more.hidden = !page.next_cursor;
+  more.onclick = () => fillBell(page.next_cursor);
+}
+
+function header() {
+  const user = currentUser();
+  bell.button = h(
+    "button",
+    { type: "button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", onclick: openBell },
+    "Notifications",
+    h("span", { class: "count", "aria-hidden": "true" }),
+    h("span", { class: "sr-only" }),
+  );
+  bell.panel = h(
+    "section",
+    { id: "bell-panel", class: "bell-panel card", hidden: true, "aria-label": "Notifications" },
+    h("div", { class: "row" },
+      h("h2", {}, "Notifications"),
+      h("button", {
+        type: "button",
+        class: "link",
+        onclick: async () => {
+          await api("POST", "/notifications/read-all");
+          await fillBell();
+        },
+      }, "Mark all read")),
+    h("ul", { class: "plain" }),
+    h("button", { type: "button", class: "more", hidden: true }, "Older notifications"),
+  );
+  const links = Object.entries(SCREENS)
+    .filter(([, screen]) => !screen.hidden && atLeast(screen.role))
+    .map(([name, screen]) => h("a", { href: `#/${name}`, dataset: { screen: name } }, screen.title));
+  clear(
+    top,
+    h("span", { class: "brand" }, "Arrears"),
+    h("nav", { "aria-label": "Screens" }, links),
+    h("span", { class: "spacer" }),
+    h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
+    h("div", { class: "bell-wrap" }, bell.button, bell.panel),
+    h("span", { class: "who" }, `${user.name} (${user.role})`),
+    h("button", {
+      type: "button",
+      onclick: async () => {
+        await signOut();
+      },
+    }, "Sign out"),
+  );
+  top.hidden = false;
+  setUnread(0);
+}
+
+live.addEventListener("status", (event) => {
+  const status = document.getElementById("live-status");
+  if (status) clear(status, event.detail.connected ? "live" : "offline");
+  status?.classList.toggle("on", event.detail.connected);
+  if (event.detail.connected) refreshUnread();
+});
+live.addEventListener("notification.created", () => {
+  refreshUnread();
+  if (!bell.panel.hidden) fillBell();
+});
+live.addEventListener("replayed", refreshUnread);
+
+function signedIn() {
+  header();
+  startLive();
+  refreshUnread();
+  render();
+}
+
+sessionEvents.addEventListener("signedout", () => {
+  stopLive();
+  history.replaceState(null, "", location.pathname);
+  render();
+});
+
+window.addEventListener("hashchange", render);
+
+// The fragment routes screens, so the skip link moves the focus itself.
+document.querySelector(".skip").addEventListener("click", (event) => {
+  event.preventDefault();
+  main.focus();
+});
+
+// "/" jumps to the search box from anywhere but a text field.
+document.addEventListener("keydown", (event) => {
+  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
+  if (event.key === "/" && !typing && currentUser()) {
+    event.preventDefault();
+    const box = document.getElementById("q");
+    if (box) box.focus();
+    else location.hash = "#/search";
+  }
+});
+
+const user = await resume();
+if (user) signedIn();
+else render();

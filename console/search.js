@@ -1,0 +1,301 @@
+// Accounts: search as you type, filters with facet counts, sort, endless scroll on the
+// cursor, keyboard moves (arrows, Enter), exports and bulk updates of the current search.
+
+import { api, atLeast, currentUser } from "./api.js";
+import { clear, debounce, download, field, h, highlighted, money, select, showProblem, words } from "./dom.js";
+import { live } from "./live.js";
+import { follow } from "./jobs.js";
+
+const STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
+const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
+const SORTS = [
+  ["", "Relevance / recently updated"],
+  ["-balance", "Balance, highest first"],
+  ["balance", "Balance, lowest first"],
+  ["due_date", "Due date, oldest first"],
+  ["next_action", "Next action, soonest first"],
+  ["name", "Name, A to Z"],
+  ["-queue_score", "Queue score"],
+];
+const MULTI = ["status", "bucket", "tags"];
+
+// The current search as list parameters, read from and written to the URL's fragment so
+// a reload, a bookmark, an export and a bulk update all see the same search.
+function readState(params) {
+  const state = { q: params.get("q") || "", sort: params.get("sort") || "" };
+  for (const key of MULTI) state[key] = params.getAll(key);
+  for (const key of ["assigned_agent_id", "min_balance", "max_balance"]) state[key] = params.get(key) || "";
+  if (currentUser().role === "agent") state.assigned_agent_id = "me";
+  return state;
+}
+
+function listParams(state) {
+  const params = {};
+  for (const [key, value] of Object.entries(state)) {
+    if (Array.isArray(value) ? value.length : value) params[key] = value;
+  }
+  return params;
+}
+
+export function searchScreen(main, _args, params) {
+  const state = readState(params);
+  let controller = null;
+  let cursor = null;
+  let total = 0;
+
+  const box = h("input", {
+    id: "q",
+    name: "q",
+    type: "search",
+    value: state.q,
+    placeholder: "Name, phone digits, email, account number…",
+    autocomplete: "off",
+    "aria-controls": "results",
+  });
+  const sort = select("sort", SORTS, state.sort, { id: "sort" });
+  const summary = h("p", { class: "muted", id: "result-count", role: "status" });
+  const list = h("ul", { class: "results plain", id: "results", "aria-label": "Accounts found" });
+  const more = h("button", { type: "button", class: "more", hidden: true }, "More accounts");
+  const facets = h("form", { class: "facets card", "aria-label": "Filters" });
+  const tools = h("div", { class: "tools" });
+
+  const update = () => {
+    const text = new URLSearchParams();
+    for (const [key, value] of Object.entries(listParams(state))) {
+      for (const v of Array.isArray(value) ? value : [value]) text.append(key, v);
+    }
+    history.replaceState(null, "", `#/search?${text}`);
+    // The old search's cursor must not page the new one.
+    cursor = null;
+    more.hidden = true;
+    load();
+  };
+
+  async function load(next) {
+    if (controller) controller.abort();
+    controller = new AbortController();
+    const params = { ...listParams(state), page_size: 25, facets: "status,bucket,assigned_agent_id,tags" };
+    if (next) params.cursor = next;
+    let page;
+    try {
+      page = await api("GET", "/accounts", { params, signal: controller.signal });
+    } catch (error) {
+      if (error.name === "AbortError") return;
+      clear(summary, error.message);
+      return;
+    }
+    if (!next) {
+      clear(list);
+      renderFacets(page.facets);
+    }
+    total = page.total;
+    for (const account of page.data) list.append(row(account));
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
+    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
+  }
+
+  function renderFacets(found) {
+    const group = (key, title, values, label) => {
+      const counts = new Map((found[key] || []).map((f) => [String(f.value), f]));
+      const shown = values ?? [...counts.keys()];
+      if (!shown.length) return null;
+      return h(
+        "fieldset",
+        {},
+        h("legend", {}, title),
+        shown.map((value) => {
+          const facet = counts.get(value);
+          const input = h("input", {
+            type: "checkbox",
+            name: key,
+            value,
+            id: `${key}-${value.replace(/[^\w-]/g, "_")}`,
+            checked: state[key].includes(value),
+          });
+          input.addEventListener("change", () => {
+            state[key] = input.checked ? [...state[key], value] : state[key].filter((v) => v !== value);
+            update();
+          });
+          return h(
+            "div",
+            { class: "check" },
+            input,
+            h("label", { for: input.id }, label ? label(value) : words(value), " ", h("span", { class: "count" }, facet ? facet.count : 0)),
+            facet?.sum ? h("small", { class: "muted" }, money(facet.sum)) : null,
+          );
+        }),
+      );
+    };
+    const agent = atLeast("manager")
+      ? field(
+        "Agent",
+        select(
+          "assigned_agent_id",
+          [
+            ["", "Anyone"],
+            ["me", "Me"],
+            ["unassigned", "Unassigned"],
+            ...(found.assigned_agent_id || []).map((f) => [String(f.value), `${String(f.value).slice(0, 8)}… (${f.count})`]),
+          ],
+          state.assigned_agent_id,
+          { onchange: (e) => { state.assigned_agent_id = e.target.value; update(); } },
+        ),
+      )
+      : currentUser().role === "agent" ? h("p", { class: "muted" }, "Showing the accounts assigned to you.") : null;
+    const balance = (key, label) =>
+      field(label, h("input", {
+        name: key,
+        inputmode: "decimal",
+        value: state[key],
+        onchange: (e) => { state[key] = e.target.value.trim(); update(); },
+      }));
+    clear(
+      facets,
+      h("h2", {}, "Filters"),
+      group("status", "Status", STATUSES.filter((s) => state.status.includes(s) || (found.status || []).some((f) => f.value === s))),
+      group("bucket", "Days past due", BUCKETS),
+      agent,
+      group("tags", "Tags"),
+      h("fieldset", {}, h("legend", {}, "Balance"), balance("min_balance", "At least"), balance("max_balance", "At most")),
+    );
+  }
+
+  function row(account) {
+    const name = account.highlight?.debtor_name ? highlighted(account.highlight.debtor_name) : account.debtor_name;
+    const matched = Object.entries(account.highlight || {})
+      .filter(([key]) => key !== "debtor_name")
+      .map(([key, value]) => h("span", { class: "matched" }, `${words(key)}: `, highlighted(value)));
+    return h(
+      "li",
+      {},
+      h(
+        "a",
+        { href: `#/account/${account.id}`, class: "result" },
+        h("span", { class: "name" }, name),
+        h("span", { class: "muted" }, account.account_number),
+        h("span", { class: "balance" }, money(account.current_balance, account.currency)),
+        h("span", { class: `badge ${account.status}` }, words(account.status)),
+        h("span", { class: "muted" }, `${account.days_past_due ?? 0} days · ${account.bucket ?? "current"}`),
+        matched.length ? h("span", { class: "matches" }, matched) : null,
+      ),
+    );
+  }
+
+  // Arrow keys move between the search box and the results; Enter follows the link.
+  main.addEventListener("keydown", (event) => {
+    if (event.key !== "ArrowDown" && event.key !== "ArrowUp") return;
+    const links = [...list.querySelectorAll("a.result")];
+    const at = links.indexOf(document.activeElement);
+    if (document.activeElement === box && event.key === "ArrowDown" && links.length) {
+      event.preventDefault();
+      links[0].focus();
+    } else if (at >= 0) {
+      event.preventDefault();
+      if (event.key === "ArrowDown" && at + 1 < links.length) links[at + 1].focus();
+      else if (event.key === "ArrowDown" && cursor) more.click();
+      else if (event.key === "ArrowUp") (at === 0 ? box : links[at - 1]).focus();
+    }
+  });
+
+  box.addEventListener("input", debounce(() => { state.q = box.value.trim(); update(); }, 200));
+  sort.addEventListener("change", () => { state.sort = sort.value; update(); });
+  more.addEventListener("click", () => cursor && load(cursor));
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && cursor) load(cursor);
+  });
+  observer.observe(more);
+
+  tools.append(exportTools(() => listParams(state)));
+  if (atLeast("agent")) tools.append(bulkTools(() => listParams(state), () => total));
+
+  clear(
+    main,
+    h("div", { class: "search-layout" },
+      facets,
+      h("section", { class: "search-main", "aria-labelledby": "search-title" },
+        h("h1", { id: "search-title" }, "Accounts"),
+        h("div", { class: "search-bar" },
+          field("Search", box, "Type to search; ↓ moves into the results, Enter opens, / comes back here."),
+          field("Sort", sort)),
+        summary,
+        list,
+        more,
+        tools)),
+  );
+  box.focus();
+  load();
+
+  // A changed account elsewhere changes this list: refresh the first page quietly.
+  const refresh = debounce(() => load(), 1000);
+  live.addEventListener("payment.created", refresh);
+  return () => {
+    observer.disconnect();
+    controller?.abort();
+    live.removeEventListener("payment.created", refresh);
+  };
+}
+
+function exportTools(current) {
+  const alert = h("div", { class: "form-alert", role: "alert" });
+  const run = async (format) => {
+    try {
+      const response = await api("GET", "/accounts/export", { params: { ...current(), format }, raw: true });
+      download(await response.blob(), `accounts.${format}`);
+      clear(alert);
+    } catch (error) {
+      clear(alert, error.message);
+    }
+  };
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "export-title" },
+    h("h2", { id: "export-title" }, "Export this search"),
+    alert,
+    h("button", { type: "button", onclick: () => run("csv") }, "Download CSV"),
+    " ",
+    h("button", { type: "button", onclick: () => run("xlsx") }, "Download XLSX"),
+  );
+}
+
+// Bulk update by the current search's filter; progress comes live and by polling.
+function bulkTools(current, count) {
+  const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Bulk update progress" });
+  const outcome = h("p", { role: "status" });
+  const form = h(
+    "form",
+    { "aria-labelledby": "bulk-title" },
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
+    field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
+    field("Set status", select("status", [["", "Leave as is"], ...STATUSES.map((s) => [s, words(s)])], "")),
+    atLeast("manager") ? field("Assign to user id", h("input", { name: "assigned_agent_id" }), "A user id, or empty to leave") : null,
+    h("button", { type: "submit" }, "Update every account of this search"),
+    progress,
+    outcome,
+  );
+  const tags = (text) => text.split(",").map((t) => t.trim()).filter(Boolean);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const patch = {};
+    const els = form.elements;
+    if (tags(els.tags_add.value).length) patch.tags_add = tags(els.tags_add.value);
+    if (tags(els.tags_remove.value).length) patch.tags_remove = tags(els.tags_remove.value);
+    if (els.status.value) patch.status = els.status.value;
+    if (els.assigned_agent_id?.value.trim()) patch.assigned_agent_id = els.assigned_agent_id.value.trim();
+    const filter = { ...current() };
+    for (const key of MULTI) if (filter[key] && !Array.isArray(filter[key])) filter[key] = [filter[key]];
+    if (!window.confirm(`Update ${count()} accounts?`)) return;
+    try {
+      const job = await api("POST", "/accounts/bulk-update", {
+        body: { filter, patch },
+        headers: { "idempotency-key": crypto.randomUUID() },
+      });
+      showProblem(form, null);
+      follow(job.id, progress, outcome);
+    } catch (error) {
+      showProblem(form, error);
+    }
+  });
+  return h("section", { class: "card" }, h("h2", { id: "bulk-title" }, "Bulk update this search"), form);
+}

@@ -1,0 +1,453 @@
+// The console in a real browser (Debian's Chromium driven by Playwright) against a
+// running `arrears serve` (bin/e2e starts one on a fresh database and runs this file).
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.BASE_URL;
+const PASSWORD = process.env.E2E_PASSWORD;
+assert.ok(BASE && PASSWORD, "run through bin/e2e (BASE_URL and E2E_PASSWORD)");
+const SHOTS = new URL("./screenshots/", import.meta.url).pathname;
+mkdirSync(SHOTS, { recursive: true });
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const email = (role) => `${role}@e2e.example.com`;
+
+let browser;
+const problems = [];
+
+async function api(token, method, path, body) {
+  const response = await fetch(`${BASE}/api/v1${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  const json = text ? JSON.parse(text) : null;
+  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
+  return json;
+}
+
+const login = (role) => api(null, "POST", "/auth/login", { email: email(role), password: PASSWORD });
+// A fresh access token: bin/e2e gives them 10 s.
+const tokenOf = async (role) => (await login(role)).access_token;
+
+// A zone where it is now between 09:00 and 19:00, so the contact guard's calling window
+// is open whatever time the tests run.
+function daytimeZone() {
+  const zones = ["America/New_York", "America/Los_Angeles", "Pacific/Honolulu", "Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"];
+  return zones.find((zone) => {
+    const hour = Number(new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", hourCycle: "h23" }).format(new Date()));
+    return hour >= 9 && hour < 19;
+  });
+}
+
+// A fresh browser context (its own sessionStorage) with a page that records what the
+// console must never do: script errors and policy violations.
+async function open(role, prepare) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  if (prepare) await prepare(page);
+  page.on("pageerror", (error) => problems.push(`${role}: page error: ${error.message}`));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !/status of 4\d\d/.test(message.text())) problems.push(`${role}: console: ${message.text()}`);
+  });
+  await page.goto(BASE);
+  if (role) await signIn(page, role);
+  return page;
+}
+
+async function signIn(page, role) {
+  await page.getByLabel("Email").fill(email(role));
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+}
+
+// axe-core over the page as it stands: no serious or critical violation.
+async function accessible(page, screen) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const bad = result.violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(
+    bad.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`),
+    [],
+    `${screen}: accessibility violations`,
+  );
+}
+
+const shot = (page, name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+
+const ids = {};
+
+before(async () => {
+  // Playwright gives the browser a fresh, empty profile directory of its own.
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  const manager = await login("manager");
+  const agent = await login("agent");
+  const other = await login("agent2");
+  ids.agentUser = agent.user.id;
+  const zone = daytimeZone();
+  const create = (fields) => api(manager.access_token, "POST", "/accounts?wait_for=indexed", {
+    original_balance: "1000.00",
+    currency: "USD",
+    timezone: zone,
+    address: { line1: "1 Main St", city: "Springfield", country: "US" },
+    ...fields,
+  });
+  ids.quigley = (await create({ debtor_name: "Bartholomew Quigley", phone: "(201) 555-0187", assigned_agent_id: agent.user.id, tags: ["e2e"] })).id;
+  ids.queued = (await create({ debtor_name: "Winifred Queuewright", phone: "(201) 555-0142", assigned_agent_id: agent.user.id, due_date: "2026-01-15" })).id;
+  ids.cease = (await create({ debtor_name: "Cecil Ceasewell", phone: "(201) 555-0163", assigned_agent_id: agent.user.id, cease_communication: true })).id;
+  ids.others = (await create({ debtor_name: "Oswald Otherton", phone: "(201) 555-0199", assigned_agent_id: other.user.id })).id;
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+describe("the console", () => {
+  test("the first load weighs under 200 KB compressed, every file from the server", async (t) => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const sizes = [];
+    page.on("requestfinished", (request) => {
+      const url = new URL(request.url());
+      assert.equal(url.origin, new URL(BASE).origin, `${url} is not the server`);
+      sizes.push(request.sizes().then((s) => s.responseBodySize + s.responseHeadersSize));
+    });
+    await page.goto(BASE, { waitUntil: "networkidle" });
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    const total = (await Promise.all(sizes)).reduce((a, b) => a + b, 0);
+    t.diagnostic(`first load: ${sizes.length} files, ${total} bytes with headers, compressed`);
+    assert.ok(sizes.length >= 14, "the page, its stylesheet, icon and every module");
+    assert.ok(total < 200 * 1024, `${total} bytes`);
+    await context.close();
+  });
+
+  test("every role signs in, sees only what it may do, survives a reload and signs out", async () => {
+    const expected = {
+      viewer: ["Accounts"],
+      agent: ["Accounts", "My queue"],
+      manager: ["Accounts", "My queue", "Imports", "Dashboard"],
+      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users"],
+    };
+    for (const [role, links] of Object.entries(expected)) {
+      const page = await open(null);
+      if (role === "viewer") {
+        await accessible(page, "sign in");
+        await shot(page, "01-sign-in");
+      }
+      await signIn(page, role);
+      const nav = page.getByRole("navigation", { name: "Screens" });
+      assert.deepEqual(await nav.getByRole("link").allTextContents(), links, role);
+      // The access token stays in memory: a reload signs in again with the refresh token.
+      await page.reload();
+      await page.getByRole("button", { name: "Sign out" }).waitFor();
+      const stored = await page.evaluate(() => ({ session: Object.keys(sessionStorage), local: Object.keys(localStorage) }));
+      assert.deepEqual(stored, { session: ["arrears.refresh"], local: [] });
+      if (role === "viewer") {
+        await page.goto(`${BASE}/#/account/${ids.quigley}`);
+        await page.getByText("Your role reads accounts; it does not work them.").waitFor();
+        assert.equal(await page.getByRole("button", { name: "Record payment" }).count(), 0, "a viewer is offered no writes");
+      }
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByRole("button", { name: "Sign in" }).waitFor();
+      assert.deepEqual(await page.evaluate(() => Object.keys(sessionStorage)), []);
+      await page.context().close();
+    }
+    const wrong = await open(null);
+    await wrong.getByLabel("Email").fill(email("agent"));
+    await wrong.getByLabel("Password").fill("not-the-password");
+    await wrong.getByRole("button", { name: "Sign in" }).click();
+    await wrong.getByRole("alert").filter({ hasText: /password|credentials/i }).waitFor();
+    await wrong.context().close();
+  });
+
+  test("an agent finds a debtor by a misspelt surname and by phone digits, with keyboard only", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/search`);
+    const box = page.getByRole("searchbox", { name: "Search" });
+    await box.focus();
+    await page.keyboard.type("Quigly");
+    const first = page.locator("#results a.result").first();
+    await first.getByText("Bartholomew").waitFor();
+    assert.equal(await page.locator("#results a.result").count(), 1);
+    assert.equal(await first.locator("mark").first().textContent(), "Quigley", "the typo's match is highlighted");
+    await box.fill("");
+    await page.keyboard.type("0187");
+    await page.locator("#results mark", { hasText: "0187" }).waitFor();
+    assert.equal(await page.locator("#results a.result").count(), 1);
+    await accessible(page, "search");
+    await shot(page, "02-search");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Bartholomew Quigley" }).waitFor();
+    assert.match(page.url(), new RegExp(`#/account/${ids.quigley}$`));
+    await page.context().close();
+  });
+
+  test("the filters show facet counts and narrow the list; more pages load as it scrolls", async () => {
+    const page = await open("manager");
+    await page.goto(`${BASE}/#/search`);
+    await page.locator(".skip").focus();
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => document.activeElement?.id === "main");
+    assert.match(page.url(), /#\/search$/, "the skip link moves the focus, not the screen");
+    const delinquent = page.locator("label[for='status-delinquent'] .count");
+    await delinquent.waitFor();
+    const count = Number(await delinquent.textContent());
+    assert.ok(count > 25, `the seeded data has more than a page of delinquent accounts (${count})`);
+    await page.getByLabel(/^delinquent/).check();
+    await page.getByText(`${count} accounts`).waitFor();
+    assert.equal(await page.locator("#results a.result").count(), 25);
+    await page.getByRole("button", { name: "More accounts" }).scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelectorAll("#results a.result").length > 25);
+    assert.match(page.url(), /status=delinquent/);
+    await shot(page, "03-search-filtered");
+    await page.context().close();
+  });
+
+  test("an export and a bulk update take the current search", async () => {
+    const page = await open("manager");
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${BASE}/#/search?tags=e2e`);
+    await page.getByText(/^1 account$/).waitFor();
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
+    const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
+    assert.equal(csv.length, 2, "the header and the one account of the search");
+    assert.match(csv[1], /Bartholomew Quigley/);
+    const bulk = page.getByRole("form", { name: "Bulk update this search" });
+    await bulk.getByLabel("Add tags").fill("bulk-e2e");
+    await bulk.getByRole("button", { name: "Update every account of this search" }).click();
+    await bulk.getByText("succeeded: 1 of 1 done, 1 succeeded, 0 failed.").waitFor();
+    const account = await api(await tokenOf("manager"), "GET", `/accounts/${ids.quigley}`);
+    assert.deepEqual(account.tags.sort(), ["bulk-e2e", "e2e"]);
+    await page.context().close();
+  });
+
+  test("an agent makes a promise and sets up a plan; / goes back to the search", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/account/${ids.queued}`);
+    const inAWeek = new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10);
+    const promise = page.getByRole("form", { name: "Make promise" });
+    await promise.getByLabel("Amount").fill("10.00");
+    await promise.getByLabel("Due date").fill(inAWeek);
+    await promise.getByRole("button", { name: "Make promise" }).click();
+    await page.locator("section[aria-labelledby='promises-title'] li", { hasText: `10.00 USD by ${inAWeek} · open` }).waitFor();
+    const plan = page.getByRole("form", { name: "Set up plan" });
+    await plan.getByLabel("Total").fill("30.00");
+    await plan.getByLabel("Frequency").selectOption("weekly");
+    await plan.getByLabel("First due date").fill(inAWeek);
+    await plan.getByRole("button", { name: "Set up plan" }).click();
+    await page.locator("section[aria-labelledby='plan-title'] tbody tr").nth(2).waitFor();
+    assert.deepEqual(await page.locator("section[aria-labelledby='plan-title'] tbody tr td:nth-child(3)").allTextContents(), ["10.00", "10.00", "10.00"]);
+    await plan.getByLabel("Total").fill("30.00");
+    await plan.getByLabel("First due date").fill(inAWeek);
+    await plan.getByRole("button", { name: "Set up plan" }).click();
+    await plan.locator(".form-alert", { hasText: /active/ }).waitFor();
+    await page.locator("body").press("/");
+    await page.waitForURL(/#\/search/);
+    await page.waitForFunction(() => document.activeElement?.id === "q");
+    await page.context().close();
+  });
+
+  test("the queue's next account opens the account screen", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/queue`);
+    await page.getByText(/accounts? to work/).waitFor();
+    await accessible(page, "queue");
+    await shot(page, "04-queue");
+    await page.getByRole("button", { name: "Next account" }).click();
+    await page.waitForURL(/#\/account\//);
+    await page.getByRole("heading", { name: "Contact now" }).waitFor();
+    await page.context().close();
+  });
+
+  test("an agent logs a call and records a payment; balance and timeline follow", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/account/${ids.quigley}`);
+    await page.locator("#balance", { hasText: "1,000.00 USD" }).waitFor();
+    const log = page.getByRole("form", { name: "Log contact" });
+    await log.getByLabel("Outcome").selectOption("left_message");
+    await log.getByLabel("Notes").fill("Left a message <b>not bold</b>");
+    await log.getByRole("button", { name: "Log contact" }).click();
+    const entry = page.locator(".timeline li", { hasText: "left message" });
+    await entry.waitFor();
+    assert.equal(await entry.locator("b").count(), 0, "notes are text, never markup");
+    assert.match(await entry.textContent(), /<b>not bold<\/b>/);
+
+    const pay = page.getByRole("form", { name: "Record payment" });
+    await pay.getByLabel("Amount").fill("5000.00");
+    await pay.getByRole("button", { name: "Record payment" }).click();
+    await pay.locator(".form-alert", { hasText: /balance|overpay/i }).waitFor();
+    await pay.getByLabel("Amount").fill("12.345");
+    await pay.getByRole("button", { name: "Record payment" }).click();
+    await pay.locator(".field-error").waitFor();
+    assert.equal(await pay.getByLabel("Amount").getAttribute("aria-invalid"), "true", "the field error sits by its field");
+    await pay.getByLabel("Amount").fill("250.00");
+    await pay.getByRole("button", { name: "Record payment" }).click();
+    await page.locator("#balance", { hasText: "750.00 USD" }).waitFor();
+    await page.locator("section[aria-labelledby='payments-title'] li", { hasText: "250.00 USD" }).waitFor();
+    await accessible(page, "account");
+    await shot(page, "05-account");
+    await page.context().close();
+  });
+
+  test("a blocked contact shows the guard's reason, before and when it is tried", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/account/${ids.cease}`);
+    await page.locator(".contact li.blocked", { hasText: "call" }).filter({ hasText: "cease communication" }).waitFor();
+    const log = page.getByRole("form", { name: "Log contact" });
+    await log.getByRole("button", { name: "Log contact" }).click();
+    await log.locator(".form-alert", { hasText: "Rule: cease communication" }).waitFor();
+    await shot(page, "06-account-blocked");
+    await page.context().close();
+  });
+
+  test("an agent cannot reach an account that is not theirs", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/search`);
+    await page.getByRole("searchbox", { name: "Search" }).fill("Otherton");
+    await page.getByText(/^0 accounts/).waitFor();
+    await page.goto(`${BASE}/#/account/${ids.others}`);
+    await page.getByRole("heading", { name: "Not your account" }).waitFor();
+    assert.equal(await page.getByText("Oswald Otherton").count(), 0);
+    assert.equal(await page.getByRole("form", { name: "Record payment" }).count(), 0);
+    // Not only hidden: the API refuses the agent's write too.
+    const token = await tokenOf("agent");
+    const refused = await fetch(`${BASE}/api/v1/accounts/${ids.others}/payments`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ amount: "1.00", currency: "USD", method: "cash" }),
+    });
+    assert.equal(refused.status, 403);
+    await page.context().close();
+  });
+
+  test("a dropped spreadsheet imports with live progress to its summary and rejected rows", async () => {
+    const page = await open("manager");
+    await page.goto(`${BASE}/#/imports`);
+    const csv = "Customer Name,Currency,Balance,Phone\nImogen Importwell,USD,120.50,(201) 555-0111\n" +
+      "Ivor Importer,USD,80.00,(201) 555-0112\nIrene Intake,USD,15.00,\nBad Row,USD,12.345,\n";
+    await page.evaluate((text) => {
+      const data = new DataTransfer();
+      data.items.add(new File([text], "debtors.csv", { type: "text/csv" }));
+      document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true }));
+    }, csv);
+    await page.getByText("Dropped: debtors.csv").waitFor();
+    await page.getByRole("button", { name: "Upload" }).click();
+    await page.locator("#import-summary h2").waitFor({ timeout: 30000 });
+    assert.equal(await page.locator("#import-created").textContent(), "3");
+    assert.equal(await page.locator("#import-failed").textContent(), "1");
+    assert.match(await page.locator("#import-status").textContent(), /4 of 4 done/);
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download rejected rows" }).click()]);
+    assert.match(download.suggestedFilename(), /^rejected-rows-.*\.xlsx$/);
+    await accessible(page, "imports");
+    await shot(page, "07-imports");
+    await page.context().close();
+  });
+
+  test("a payment made through the API rings the agent's bell and moves the dashboard, live", async () => {
+    const agent = await open("agent");
+    const manager = await open("manager");
+    await manager.goto(`${BASE}/#/dashboard`);
+    await manager.locator("#collected figcaption").first().waitFor();
+    const before = await manager.locator("#collected").textContent();
+    await agent.locator("#live-status", { hasText: "live" }).waitFor();
+    await manager.locator("#live-status", { hasText: "live" }).waitFor();
+    const bell = agent.locator(".bell .count");
+    const unread = Number((await bell.textContent()) || 0);
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "33.00", currency: "USD", method: "cash" });
+    await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
+    await manager.waitForFunction((text) => document.querySelector("#collected").textContent !== text, before);
+    await agent.locator(".bell").click();
+    await agent.locator("#bell-panel li.unread").first().waitFor();
+    await accessible(agent, "notifications");
+    await shot(agent, "08-notifications");
+    await accessible(manager, "dashboard");
+    await shot(manager, "09-dashboard");
+    await agent.context().close();
+    await manager.context().close();
+  });
+
+  test("what happened while the socket was down is replayed when it reconnects", async () => {
+    // The socket goes through a route the test can cut: while `down`, a reconnecting
+    // page reaches no server (its WebSocket opens, and nobody answers its auth).
+    let down = false;
+    const sockets = [];
+    const agent = await open("agent", (page) => page.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+      if (!down) ws.connectToServer();
+      sockets.push(ws);
+    }));
+    await agent.goto(`${BASE}/#/account/${ids.queued}`);
+    await agent.getByRole("heading", { name: "Payments" }).waitFor();
+    await agent.locator("#live-status", { hasText: "live" }).waitFor();
+    // An event seen live gives the page the id to replay from.
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "4.00", currency: "USD", method: "cash" });
+    await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "4.00 USD" }).waitFor();
+    const unread = Number((await agent.locator(".bell .count").textContent()) || 0);
+    down = true;
+    const connected = sockets.length;
+    await sockets.at(-1).close({ code: 4000, reason: "cut by the test" });
+    await agent.locator("#live-status", { hasText: "offline" }).waitFor();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.ok(sockets.length > connected, "the page tried to reconnect");
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "7.00", currency: "USD", method: "cash" });
+    down = false;
+    await sockets.at(-1).close({ code: 4000, reason: "cut by the test" });
+    await agent.locator("#live-status", { hasText: "live" }).waitFor({ timeout: 15000 });
+    // Only the replayed payment.created makes the open account screen reload.
+    await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "7.00 USD" }).waitFor();
+    await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
+    await agent.context().close();
+  });
+
+  test("a session outlives its access tokens: refreshed ahead of expiry, the socket kept", async () => {
+    const page = await open("agent");
+    await page.locator("#live-status", { hasText: "live" }).waitFor();
+    const first = await page.evaluate(() => sessionStorage.getItem("arrears.refresh"));
+    await page.evaluate(() => {
+      window.statuses = [];
+      const status = document.getElementById("live-status");
+      new MutationObserver(() => window.statuses.push(status.textContent)).observe(status, { childList: true, subtree: true });
+    });
+    // bin/e2e gives access tokens 10 s: this outlives one and a half.
+    await new Promise((resolve) => setTimeout(resolve, 15000));
+    assert.deepEqual(await page.evaluate(() => window.statuses), [], "the socket never dropped");
+    assert.notEqual(await page.evaluate(() => sessionStorage.getItem("arrears.refresh")), first, "the refresh token rotated");
+    await page.goto(`${BASE}/#/queue`);
+    await page.getByText(/accounts? to work/).waitFor();
+    await page.context().close();
+  });
+
+  test("an admin manages users and roles", async () => {
+    const page = await open("admin");
+    await page.goto(`${BASE}/#/admin`);
+    const form = page.getByRole("form", { name: "New user" });
+    await form.getByLabel("Name").fill("Nadia New");
+    await form.getByLabel("Email").fill("nadia@e2e.example.com");
+    await form.getByLabel("Password").fill("short");
+    await form.getByRole("button", { name: "Create user" }).click();
+    await form.locator(".field-error").waitFor();
+    await form.getByLabel("Password").fill("a-long-enough-password");
+    await form.getByRole("button", { name: "Create user" }).click();
+    const row = page.getByRole("row", { name: /Nadia New/ });
+    await row.waitFor();
+    await row.getByLabel("Role of Nadia New").selectOption("manager");
+    await page.getByText("Nadia New updated.").waitFor();
+    await accessible(page, "admin");
+    await shot(page, "10-admin");
+    await page.context().close();
+  });
+
+  test("nothing broke in the browser: no script error, no policy violation", () => {
+    assert.deepEqual(problems, []);
+  });
+});
