@@ -66,6 +66,8 @@ pub enum Action {
     /// See any agent's work queue and the team queue of unassigned accounts.
     SuperviseQueues,
     ManageUsers,
+    /// Read the names, roles and teams of the people who work accounts.
+    ReadAgents,
     /// Read the manager KPIs of every agent and team.
     ReadKpis,
 }
@@ -84,6 +86,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
+    (Action::ReadAgents, &[Role::Admin, Role::Manager]),
     (Action::ReadKpis, &[Role::Admin, Role::Manager]),
 ];
 

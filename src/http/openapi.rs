@@ -40,6 +40,7 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         users::list,
         users::create,
         users::update,
+        users::agents,
         accounts::list,
         accounts::create,
         accounts::get,

@@ -54,6 +54,18 @@ impl Position for (bool, DateTime<Utc>, Uuid) {
     }
 }
 
+/// By name: `(sort name, id)`. The id comes last, so a name may hold `|`.
+impl Position for (String, Uuid) {
+    fn to_text(&self) -> String {
+        format!("{}|{}", self.0, self.1)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (name, id) = text.rsplit_once('|')?;
+        Some((name.to_owned(), Uuid::parse_str(id).ok()?))
+    }
+}
+
 /// A row's sequence number in a job's own order.
 impl Position for i32 {
     fn to_text(&self) -> String {

@@ -1,4 +1,5 @@
-//! `/api/v1/users`: admin-only user management.
+//! `/api/v1/users`: admin-only user management; `/api/v1/agents`: the directory of
+//! people who work accounts, for managers.
 
 use uuid::Uuid;
 use warp::Filter;
@@ -7,36 +8,84 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
+use crate::domain::role::{Action, Role};
 use crate::error::{Error, Result};
 use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::{self as api, respond};
+use crate::lists::agents::{self as agent_list, AgentList, AgentListParams};
 use crate::service::users::{CreateUser, UpdateUser, UserView, create_user, update_user};
 use crate::state::AppState;
 use crate::store::users;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
-    let admin = principal(state.clone()).and(with_state(state));
+    let caller = principal(state.clone()).and(with_state(state));
     let list = warp::path!("users")
         .and(warp::get())
-        .and(admin.clone())
+        .and(caller.clone())
         .and(crate::http::query::raw_query())
         .then(|p, s, q: String| async move { respond(list(p, s, q).await) });
     let create = warp::path!("users")
         .and(warp::post())
-        .and(admin.clone())
+        .and(caller.clone())
         .and(json_body::<CreateUser>(limit))
         .then(|p, s, b| async move { respond(create(p, s, b).await) });
     let update = warp::path!("users" / Uuid)
         .and(warp::patch())
-        .and(admin)
+        .and(caller.clone())
         .and(json_body::<UpdateUser>(limit))
         .then(|id, p, s, b| async move { respond(update(id, p, s, b).await) });
-    list.or(create).unify().or(update).unify().boxed()
+    let agents = warp::path!("agents")
+        .and(warp::get())
+        .and(caller)
+        .and(crate::http::query::raw_query())
+        .then(|p, s, q: String| async move { respond(agents(p, s, q).await) });
+    list.or(create).unify().or(update).unify().or(agents).unify().boxed()
+}
+
+/// A person who works accounts, as managers see them: no email, no login state.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AgentView {
+    pub id: Uuid,
+    pub name: String,
+    pub role: Role,
+    /// The team whose KPIs the user's work counts in; null for none.
+    pub team: Option<String>,
+    pub disabled: bool,
+}
+
+#[utoipa::path(get, path = "/api/v1/agents", tag = "users", operation_id = "list_agents",
+    params(AgentListParams),
+    responses(
+        (status = 200, description = "The people who work accounts (agents, managers, admins), by name", body = ListPage<AgentView>),
+        (status = 400, description = "`invalid_parameter`"),
+        (status = 403, description = "Managers and admins only"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn agents(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
+    caller.require(Action::ReadAgents)?;
+    let AgentList { filter, page_size, cursor } = agent_list::parse(&raw_query)?;
+    let page: PageRequest<(String, Uuid)> = PageRequest::new(Some(page_size), cursor.as_deref())?;
+    let rows = users::directory(state.pool(), &filter, page.after.clone(), page.fetch()).await?;
+    let total = users::directory_count(state.pool(), &filter).await?;
+    let body = page.finish(
+        rows,
+        total,
+        |u| (u.sort_name.clone(), u.id),
+        |u| {
+            Ok(AgentView {
+                id: u.id,
+                role: Role::stored(&u.role),
+                name: u.name,
+                team: u.team,
+                disabled: u.disabled,
+            })
+        },
+    )?;
+    Ok(api::json(StatusCode::OK, &body))
 }
 
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",

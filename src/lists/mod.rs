@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod agents;
 pub mod params;
 pub mod payments;
 pub mod plans;

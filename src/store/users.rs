@@ -1,7 +1,7 @@
 //! Users and their login state.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgPool};
+use sqlx::{FromRow, PgPool, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::role::Role;
@@ -94,8 +94,6 @@ pub async fn standing(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<
     Ok(row.filter(|(_, disabled)| !disabled).map(|(role, _)| Role::stored(&role)))
 }
 
-/// A page of users ordered by creation, after the `(created_at, id)` keyset position.
-#[tracing::instrument(skip_all)]
 /// `(id, lowercased email, role, disabled)` of the users named by id or by email.
 pub async fn standings_by_id_or_email(
     conn: &mut sqlx::PgConnection,
@@ -111,6 +109,8 @@ pub async fn standings_by_id_or_email(
     )
 }
 
+/// A page of users ordered by creation, after the `(created_at, id)` keyset position.
+#[tracing::instrument(skip_all)]
 pub async fn list(pool: &PgPool, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<UserRow>> {
     let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM users WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) ORDER BY created_at, id LIMIT $3"
@@ -125,6 +125,64 @@ pub async fn list(pool: &PgPool, after: Option<(DateTime<Utc>, Uuid)>, limit: i6
 
 pub async fn count(pool: &PgPool) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?)
+}
+
+/// Which people who work accounts the directory lists.
+#[derive(Clone, Debug, Default)]
+pub struct DirectoryFilter {
+    /// Part of the name, in any case.
+    pub name: Option<String>,
+    /// Only these users, when any.
+    pub ids: Vec<Uuid>,
+    pub include_disabled: bool,
+}
+
+/// One person in the directory; `sort_name` (the lowercased name) orders it.
+#[derive(Clone, Debug, FromRow)]
+pub struct DirectoryRow {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub team: Option<String>,
+    pub disabled: bool,
+    pub sort_name: String,
+}
+
+fn push_directory_filter(qb: &mut QueryBuilder<sqlx::Postgres>, filter: &DirectoryFilter) {
+    let working: Vec<&str> = Role::ALL.into_iter().filter(|r| r.works_accounts()).map(Role::as_str).collect();
+    qb.push(" WHERE role = ANY(").push_bind(working).push(")");
+    if !filter.include_disabled {
+        qb.push(" AND NOT disabled");
+    }
+    if let Some(name) = &filter.name {
+        qb.push(" AND strpos(lower(name), lower(").push_bind(name.clone()).push(")) > 0");
+    }
+    if !filter.ids.is_empty() {
+        qb.push(" AND id = ANY(").push_bind(filter.ids.clone()).push(")");
+    }
+}
+
+/// A page of the people who work accounts, by lowercased name then id, after the
+/// `(sort_name, id)` keyset position.
+#[tracing::instrument(skip_all)]
+pub async fn directory(pool: &PgPool, filter: &DirectoryFilter, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<DirectoryRow>> {
+    let mut qb = QueryBuilder::new("SELECT id, name, role, team, disabled, lower(name) AS sort_name FROM users");
+    push_directory_filter(&mut qb, filter);
+    if let Some((name, id)) = after {
+        qb.push(" AND (lower(name) COLLATE \"C\", id) > (")
+            .push_bind(name)
+            .push(" COLLATE \"C\", ")
+            .push_bind(id)
+            .push(")");
+    }
+    qb.push(" ORDER BY lower(name) COLLATE \"C\", id LIMIT ").push_bind(limit);
+    Ok(qb.build_query_as::<DirectoryRow>().fetch_all(pool).await?)
+}
+
+pub async fn directory_count(pool: &PgPool, filter: &DirectoryFilter) -> Result<i64> {
+    let mut qb = QueryBuilder::new("SELECT count(*) FROM users");
+    push_directory_filter(&mut qb, filter);
+    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
 }
 
 /// What an admin changes of a user; `team: Some(None)` clears the team.

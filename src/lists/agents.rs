@@ -1,0 +1,76 @@
+//! `GET /api/v1/agents`: the people who work accounts, by name, for the managers who
+//! assign accounts and read KPIs per agent (names, roles and teams; never emails).
+
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::lists::MAX_PAGE_SIZE;
+use crate::lists::params::{self, Param, Problems};
+use crate::store::users::DirectoryFilter;
+
+/// A parsed directory request: the filter and the page asked for.
+pub struct AgentList {
+    pub filter: DirectoryFilter,
+    pub page_size: u32,
+    pub cursor: Option<String>,
+}
+
+/// The directory's parameters, each declared once.
+const PARAMS: &[Param<AgentList>] = &[
+    Param::new("q", |r, v| r.filter.name = v.text()),
+    Param::new("id", |r, v| r.filter.ids.extend(v.each(|v| Uuid::parse_str(v).ok(), "a user id"))),
+    Param::new("include_disabled", |r, v| {
+        if let Some(include) = v.boolean() {
+            r.filter.include_disabled = include;
+        }
+    }),
+    Param::new("page_size", |r, v| r.page_size = v.page_size() as u32),
+    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
+];
+
+/// The directory's parameters as the API description shows them (a test keeps their
+/// names those of [`PARAMS`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AgentListParams {
+    /// Part of the name, in any case (at most 200 characters).
+    pub q: Option<String>,
+    /// Only these users (repeatable or a comma list; at most 200), to name the ids a
+    /// page of accounts or KPIs holds.
+    pub id: Option<Vec<Uuid>>,
+    /// Also list disabled users (default false).
+    pub include_disabled: Option<bool>,
+    #[param(minimum = 1, maximum = 200, default = 25)]
+    pub page_size: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Parses the directory's parameters; every bad one is named at once.
+pub fn parse(raw: &str) -> Result<AgentList> {
+    let mut p = Problems::default();
+    let mut list = AgentList {
+        filter: DirectoryFilter::default(),
+        page_size: crate::lists::DEFAULT_PAGE_SIZE,
+        cursor: None,
+    };
+    params::read(raw, PARAMS, &mut list, &mut p);
+    if list.filter.ids.len() > MAX_PAGE_SIZE as usize {
+        p.push("id", format!("at most {MAX_PAGE_SIZE} users at once"));
+    }
+    p.finish()?;
+    Ok(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_described_parameters_are_the_parsed_ones() {
+        use utoipa::IntoParams;
+        let described: Vec<String> = AgentListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
+        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
+        assert_eq!(described, parsed);
+    }
+}
