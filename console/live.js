@@ -1,14 +1,26 @@
 // Live events over the WebSocket: authenticates with its first message (a token never
-// goes in the URL), subscribes, and after a reconnect replays what it missed since the
-// last event id it saw. Screens listen with live.addEventListener(eventName, fn);
-// "status" tells whether the socket is up.
+// goes in the URL), subscribes, and replays what it missed since the last event id it
+// knows: the latest one it was sent, or the one the server named when it first signed
+// in (so a socket that drops before any event still catches up). Screens listen with
+// live.addEventListener(eventName, fn); "status" tells whether the socket is up.
 
 import { accessToken, refresh, sessionEvents } from "./api.js";
 
 export const live = new EventTarget();
 
 const TOPICS = ["payments", "accounts", "jobs", "stats"];
-const state = { socket: null, lastId: null, retry: 1000, stopped: true, connected: false };
+// How many recent event ids are remembered to drop one delivered twice.
+const REMEMBERED = 500;
+const state = { socket: null, lastId: null, seen: new Set(), retry: 1000, stopped: true, connected: false };
+
+// Whether an event id is new; remembers it.
+function fresh(id) {
+  if (state.seen.has(id)) return false;
+  state.seen.add(id);
+  if (state.seen.size > REMEMBERED) state.seen.delete(state.seen.values().next().value);
+  if (state.lastId === null || id > state.lastId) state.lastId = id;
+  return true;
+}
 
 function emit(name, detail) {
   live.dispatchEvent(new CustomEvent(name, { detail }));
@@ -28,6 +40,7 @@ function connect() {
     const event = JSON.parse(message.data);
     if (event.event === "auth.ok") {
       state.retry = 1000;
+      if (state.lastId === null && typeof event.data.last_event_id === "number") state.lastId = event.data.last_event_id;
       if (!state.connected) {
         state.connected = true;
         send({ event: "subscribe", data: { topics: TOPICS } });
@@ -41,11 +54,8 @@ function connect() {
       if (event.data.more) send({ event: "replay", data: { since: event.data.until } });
       return;
     }
-    if (typeof event.id === "number") {
-      // Delivery is at least once: drop what was already seen.
-      if (state.lastId !== null && event.id <= state.lastId) return;
-      state.lastId = event.id;
-    }
+    // Delivery is at least once: drop what was already seen.
+    if (typeof event.id === "number" && !fresh(event.id)) return;
     emit(event.event, event.data);
   });
   socket.addEventListener("close", async (closed) => {
@@ -73,6 +83,7 @@ export function startLive() {
 export function stopLive() {
   state.stopped = true;
   state.lastId = null;
+  state.seen.clear();
   state.socket?.close(1000);
   state.socket = null;
   state.connected = false;

@@ -209,6 +209,10 @@ struct Session {
     topics: HashSet<String>,
     /// Ids sent by the last catch-up, so the live stream does not repeat them.
     replayed: HashSet<i64>,
+    /// The id of the first event this socket delivered live. The relay publishes in id
+    /// order, so the events from there on come live, and a catch-up stops before it
+    /// rather than send them twice.
+    first_live: Option<i64>,
     out: mpsc::Sender<Message>,
 }
 
@@ -255,10 +259,11 @@ impl Session {
             authed: None,
             topics: HashSet::new(),
             replayed: HashSet::new(),
+            first_live: None,
             out,
         };
         let mut ending = match authed {
-            Some(authed) => session.accept(authed).err(),
+            Some(authed) => session.accept(authed).await.err(),
             None => None,
         };
         let auth_deadline = Instant::now() + AUTH_WITHIN;
@@ -317,9 +322,15 @@ impl Session {
         self.send(Message::text(json!({"event": event, "data": data}).to_string()))
     }
 
-    fn accept(&mut self, authed: Authed) -> std::result::Result<(), Closing> {
+    /// Welcomes `authed` with the id of the latest committed event, so a client that
+    /// drops before it is sent one still knows where to replay from.
+    async fn accept(&mut self, authed: Authed) -> std::result::Result<(), Closing> {
+        let latest = events::latest_id(self.state.pool()).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "reading the latest event id failed");
+            None
+        });
         let p = &authed.principal;
-        let data = json!({"user_id": p.user_id, "role": p.role, "name": p.name});
+        let data = json!({"user_id": p.user_id, "role": p.role, "name": p.name, "last_event_id": latest});
         self.authed = Some(authed);
         self.reply("auth.ok", data)
     }
@@ -359,7 +370,7 @@ impl Session {
         {
             return Err(Closing(4401, "a socket belongs to one user"));
         }
-        self.accept(authed)
+        self.accept(authed).await
     }
 
     fn subscribe(&mut self, data: &Value, add: bool) -> std::result::Result<(), Closing> {
@@ -387,12 +398,13 @@ impl Session {
         self.reply("subscribed", json!({"topics": current}))
     }
 
-    /// Sends what this client may see that was committed after `since`, in order.
+    /// Sends what this client may see that was committed after `since` and before the
+    /// first event it was sent live, in order.
     async fn replay(&mut self, data: &Value) -> std::result::Result<(), Closing> {
         let Some(since) = data.get("since").and_then(Value::as_i64) else {
             return self.reply("error", json!({"message": "replay needs data.since (an event id)"}));
         };
-        let missed = match events::since(self.state.pool(), since, REPLAY_LIMIT).await {
+        let missed = match events::between(self.state.pool(), since, self.first_live, REPLAY_LIMIT).await {
             Ok(missed) => missed,
             Err(err) => {
                 tracing::warn!(error = %err, "event replay failed");
@@ -422,6 +434,7 @@ impl Session {
         if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
+        self.first_live = self.first_live.or(event.id);
         self.deliver(Message::Text(outgoing.text.clone())).await
     }
 

@@ -91,16 +91,23 @@ pub async fn vacuum_queue(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Committed events after `after`, oldest first (a reconnecting client's catch-up).
-pub async fn since(pool: &PgPool, after: i64, limit: i64) -> Result<Vec<Event>> {
+/// Committed events after `after` and before `before` (when given), oldest first (a
+/// reconnecting client's catch-up).
+pub async fn between(pool: &PgPool, after: i64, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
     let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        "SELECT {COLUMNS} FROM events WHERE id > $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id LIMIT $3"
     )))
     .bind(after)
+    .bind(before)
     .bind(limit)
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(Event::from).collect())
+}
+
+/// The id of the latest committed event, if any is kept.
+pub async fn latest_id(pool: &PgPool) -> Result<Option<i64>> {
+    Ok(sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(pool).await?)
 }
 
 /// Deletes published events older than `before`; returns how many.

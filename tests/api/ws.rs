@@ -259,6 +259,43 @@ async fn rolled_back_writes_emit_nothing() {
     );
 }
 
+/// The ids of the `payment.created` messages a socket receives until its catch-up is done
+/// and `expected` of them came, then for half a second more: replayed or live, each
+/// event should come once.
+async fn payments_received(socket: &mut Socket, expected: usize) -> Vec<Value> {
+    let mut ids = Vec::new();
+    let mut done = false;
+    while !(done && ids.len() >= expected) {
+        let message = next(socket).await.expect("the socket stays open");
+        match message["event"].as_str() {
+            Some("replay.done") => done = true,
+            Some("payment.created") => ids.push(message["data"]["id"].clone()),
+            _ => {}
+        }
+    }
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_millis(500), socket.next()).await {
+        if let Message::Text(text) = message {
+            let message: Value = serde_json::from_str(text.as_str()).unwrap();
+            if message["event"] == "payment.created" {
+                ids.push(message["data"]["id"].clone());
+            }
+        }
+    }
+    ids
+}
+
+/// Waits until the relay has published every event written so far.
+async fn published(app: &TestApp) {
+    eventually("the relay publishes every event", || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_queue")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn missed_events_are_replayed_after_a_reconnect() {
     let app = spawn_app().await;
@@ -274,18 +311,67 @@ async fn missed_events_are_replayed_after_a_reconnect() {
     ];
     let mut socket = authed(&app, &manager.token, &["payments"]).await;
     send(&mut socket, "replay", json!({"since": seen["id"]})).await;
-    let mut replayed = Vec::new();
-    loop {
-        let message = next(&mut socket).await.unwrap();
-        if message["event"] == "replay.done" {
-            assert_eq!(message["data"]["sent"], 2);
-            break;
-        }
-        replayed.push(message);
-    }
-    let ids: Vec<&Value> = replayed.iter().map(|m| &m["data"]["id"]).collect();
-    assert_eq!(ids, [&missed[0]["id"], &missed[1]["id"]], "in commit order");
-    assert!(replayed[0]["id"].as_i64() < replayed[1]["id"].as_i64());
+    // Whether the relay publishes them before or after the catch-up, each comes once, in order.
+    let ids = payments_received(&mut socket, 2).await;
+    assert_eq!(
+        ids,
+        [missed[0]["id"].clone(), missed[1]["id"].clone()],
+        "in commit order, once each"
+    );
+}
+
+#[tokio::test]
+async fn a_catch_up_leaves_out_what_the_new_socket_was_already_sent_live() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    let first = pay(&app, &manager.token, &account, "1.00").await;
+    let seen = expect(&mut socket, "payment.created", |m| m["data"]["id"] == first["id"]).await;
+    socket.close(None).await.unwrap();
+    let missed = pay(&app, &manager.token, &account, "2.00").await;
+    published(&app).await;
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    // The reconnected client is sent an event live before it asks for its catch-up.
+    let live = pay(&app, &manager.token, &account, "3.00").await;
+    expect(&mut socket, "payment.created", |m| m["data"]["id"] == live["id"]).await;
+    send(&mut socket, "replay", json!({"since": seen["id"]})).await;
+    let ids = payments_received(&mut socket, 1).await;
+    assert_eq!(ids, [missed["id"].clone()], "the catch-up sends the missed payment only");
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    send(&mut socket, "replay", json!({"since": seen["id"]})).await;
+    let again = payments_received(&mut socket, 2).await;
+    assert_eq!(
+        again,
+        [missed["id"].clone(), live["id"].clone()],
+        "a socket with nothing live gets both"
+    );
+}
+
+#[tokio::test]
+async fn auth_ok_names_the_latest_event_so_a_socket_that_saw_none_can_catch_up() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let before = pay(&app, &manager.token, &account, "1.00").await;
+    let mut socket = connect(&app, None).await.unwrap();
+    send(&mut socket, "auth", json!({"token": manager.token})).await;
+    let ok = expect(&mut socket, "auth.ok", |_| true).await;
+    let latest: i64 = sqlx::query_scalar("SELECT max(id) FROM events").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(ok["data"]["last_event_id"], latest, "{ok}");
+    let before_id: i64 = sqlx::query_scalar("SELECT id FROM events WHERE kind = 'payment.created' AND data->>'id' = $1")
+        .bind(before["id"].as_str().unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(latest >= before_id, "the payment made before the socket is not to be replayed");
+    // The socket drops before it is sent anything.
+    socket.close(None).await.unwrap();
+    let missed = pay(&app, &manager.token, &account, "2.00").await;
+    let mut socket = authed(&app, &manager.token, &["payments"]).await;
+    send(&mut socket, "replay", json!({"since": latest})).await;
+    let ids = payments_received(&mut socket, 1).await;
+    assert_eq!(ids, [missed["id"].clone()]);
 }
 
 #[tokio::test]
