@@ -157,3 +157,32 @@ export function atLeast(role) {
 export function works(account) {
   return atLeast("manager") || (atLeast("agent") && account.assigned_agent_id === session.user?.id);
 }
+
+// Names of the people who work accounts (GET /agents, managers and admins), kept for the
+// session; the signed-in user always knows their own.
+const names = new Map();
+
+// Looks up the names of `ids` not known yet, 200 at a time; whether it learned any.
+export async function learnNames(ids) {
+  if (session.user) names.set(session.user.id, session.user.name);
+  const wanted = [...new Set(ids.filter((id) => id && id !== "unassigned" && !names.has(id)))];
+  if (!wanted.length || !atLeast("manager")) return false;
+  for (let i = 0; i < wanted.length; i += 200) {
+    const page = await api("GET", "/agents", { params: { id: wanted.slice(i, i + 200).join(","), include_disabled: true, page_size: 200 } });
+    for (const person of page.data) names.set(person.id, person.name);
+  }
+  return true;
+}
+
+// A user's name if known, else the start of their id.
+export function nameOf(id) {
+  if (!id || id === "unassigned") return "no agent";
+  return names.get(id) || `${id.slice(0, 8)}…`;
+}
+
+// The people an account may be assigned to, by name (the first 200).
+export async function assignees() {
+  const page = await api("GET", "/agents", { params: { page_size: 200 } });
+  for (const person of page.data) names.set(person.id, person.name);
+  return page.data;
+}

@@ -1,8 +1,8 @@
 // The manager's dashboard: collected per day (payments stats), accounts and balances by
 // bucket and status (list facets), KPIs per agent; refreshed live as payments come in.
 
-import { api, atLeast } from "./api.js";
-import { clear, debounce, h, money, words } from "./dom.js";
+import { api, learnNames, nameOf } from "./api.js";
+import { clear, debounce, h, money, sums, words } from "./dom.js";
 import { live } from "./live.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -55,20 +55,13 @@ export function dashboardScreen(main) {
   const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
   clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis));
 
-  let names = new Map();
-  const loadNames = async () => {
-    if (!atLeast("admin")) return;
-    const page = await api("GET", "/users", { params: { page_size: 200 } });
-    names = new Map(page.data.map((u) => [u.id, u.name]));
-  };
-  const agentName = (key) => (key ? names.get(key) || `${key.slice(0, 8)}…` : "no agent");
-
   async function load() {
     const [stats, facets, report] = await Promise.all([
       api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone } }),
       api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket" } }),
       api("GET", "/kpis", { params: { group_by: "agent" } }),
     ]);
+    await learnNames(report.groups.map((g) => g.key)).catch(() => {});
     clear(
       collected,
       h("h2", { id: "collected-title" }, `Collected per day, ${stats.from} to ${stats.to}`),
@@ -78,14 +71,14 @@ export function dashboardScreen(main) {
     clear(
       portfolio,
       h("h2", { id: "portfolio-title" }, `Portfolio: ${facets.total} accounts`),
-      table("By days past due", ["Bucket", "Accounts"], (facets.facets.bucket || []).map((f) => [f.value, String(f.count)])),
-      table("By status", ["Status", "Accounts", "Balance"], (facets.facets.status || []).map((f) => [words(f.value), String(f.count), money(f.sum)])),
+      table("By days past due", ["Bucket", "Accounts", "Balance"], (facets.facets.bucket || []).map((f) => [f.value, String(f.count), sums(f.sums || [])])),
+      table("By status", ["Status", "Accounts", "Balance"], (facets.facets.status || []).map((f) => [words(f.value), String(f.count), sums(f.sums || [])])),
     );
     clear(
       kpis,
       h("h2", { id: "kpi-title" }, `Agents, ${report.from} to ${report.to}`),
       table("KPIs per agent", ["Agent", "Attempts", "Right party", "Promises", "Kept", "Collected"], report.groups.map((g) => [
-        agentName(g.key),
+        nameOf(g.key),
         String(g.contact_attempts),
         rate(g.right_party_contact_rate),
         String(g.promises_made),
@@ -99,7 +92,7 @@ export function dashboardScreen(main) {
   const refresh = debounce(() => load().catch(() => {}), 500);
   live.addEventListener("stats.updated", refresh);
   live.addEventListener("payment.created", refresh);
-  loadNames().catch(() => {}).then(load).catch((error) => clear(updated, error.message));
+  load().catch((error) => clear(updated, error.message));
   return () => {
     live.removeEventListener("stats.updated", refresh);
     live.removeEventListener("payment.created", refresh);

@@ -51,6 +51,11 @@ export function money(amount, currency) {
   return `${sign}${grouped}${fraction ? "." + fraction : ""} ${currency || ""}`.trim();
 }
 
+// Amounts of several currencies, each in its own (never added together).
+export function sums(amounts) {
+  return amounts.length ? amounts.map((a) => money(a.amount, a.currency)).join(" · ") : "—";
+}
+
 export function when(iso) {
   if (!iso) return "—";
   return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });

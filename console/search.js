@@ -1,8 +1,8 @@
 // Accounts: search as you type, filters with facet counts, sort, endless scroll on the
 // cursor, keyboard moves (arrows, Enter), exports and bulk updates of the current search.
 
-import { api, atLeast, currentUser } from "./api.js";
-import { clear, debounce, download, field, h, highlighted, money, select, showProblem, words } from "./dom.js";
+import { api, assignees, atLeast, currentUser, learnNames, nameOf } from "./api.js";
+import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
 
@@ -87,6 +87,9 @@ export function searchScreen(main, _args, params) {
     if (!next) {
       clear(list);
       renderFacets(page.facets);
+      const current = controller;
+      const agents = (page.facets.assigned_agent_id || []).map((f) => String(f.value));
+      learnNames(agents).then((learned) => learned && current === controller && renderFacets(page.facets)).catch(() => {});
     }
     total = page.total;
     for (const account of page.data) list.append(row(account));
@@ -122,7 +125,7 @@ export function searchScreen(main, _args, params) {
             { class: "check" },
             input,
             h("label", { for: input.id }, label ? label(value) : words(value), " ", h("span", { class: "count" }, facet ? facet.count : 0)),
-            facet?.sum ? h("small", { class: "muted" }, money(facet.sum)) : null,
+            facet?.sums?.length ? h("small", { class: "muted" }, sums(facet.sums)) : null,
           );
         }),
       );
@@ -136,7 +139,9 @@ export function searchScreen(main, _args, params) {
             ["", "Anyone"],
             ["me", "Me"],
             ["unassigned", "Unassigned"],
-            ...(found.assigned_agent_id || []).map((f) => [String(f.value), `${String(f.value).slice(0, 8)}… (${f.count})`]),
+            ...(found.assigned_agent_id || [])
+              .filter((f) => f.value !== "unassigned")
+              .map((f) => [String(f.value), `${nameOf(String(f.value))} (${f.count})`]),
           ],
           state.assigned_agent_id,
           { onchange: (e) => { state.assigned_agent_id = e.target.value; update(); } },
@@ -260,6 +265,12 @@ function exportTools(current) {
 
 // Bulk update by the current search's filter; progress comes live and by polling.
 function bulkTools(current, count) {
+  const assignTo = select("assigned_agent_id", [["", "Leave as is"]], "");
+  if (atLeast("manager")) {
+    assignees()
+      .then((people) => assignTo.append(...people.map((p) => h("option", { value: p.id }, `${p.name} (${words(p.role)})`))))
+      .catch(() => {});
+  }
   const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Bulk update progress" });
   const outcome = h("p", { role: "status" });
   const form = h(
@@ -269,7 +280,7 @@ function bulkTools(current, count) {
     field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
     field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
     field("Set status", select("status", [["", "Leave as is"], ...STATUSES.map((s) => [s, words(s)])], "")),
-    atLeast("manager") ? field("Assign to user id", h("input", { name: "assigned_agent_id" }), "A user id, or empty to leave") : null,
+    atLeast("manager") ? field("Assign to", assignTo) : null,
     h("button", { type: "submit" }, "Update every account of this search"),
     progress,
     outcome,
@@ -282,7 +293,7 @@ function bulkTools(current, count) {
     if (tags(els.tags_add.value).length) patch.tags_add = tags(els.tags_add.value);
     if (tags(els.tags_remove.value).length) patch.tags_remove = tags(els.tags_remove.value);
     if (els.status.value) patch.status = els.status.value;
-    if (els.assigned_agent_id?.value.trim()) patch.assigned_agent_id = els.assigned_agent_id.value.trim();
+    if (els.assigned_agent_id?.value) patch.assigned_agent_id = els.assigned_agent_id.value;
     const filter = { ...current() };
     for (const key of MULTI) if (filter[key] && !Array.isArray(filter[key])) filter[key] = [filter[key]];
     if (!window.confirm(`Update ${count()} accounts?`)) return;

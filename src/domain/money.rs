@@ -71,6 +71,26 @@ impl Currency {
     }
 }
 
+/// An amount in one currency, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct CurrencyAmount {
+    pub currency: String,
+    /// Exact decimal with the currency's minor digits.
+    #[schema(example = "1250.00")]
+    pub amount: String,
+}
+
+impl CurrencyAmount {
+    /// `amount` with the minor digits of the currency `code` (as it is, normalized, for
+    /// a code this build does not know).
+    pub fn new(code: &str, amount: Decimal) -> Self {
+        Self {
+            amount: Currency::parse(code).map_or_else(|_| amount.normalize().to_string(), |c| c.format(amount)),
+            currency: code.to_owned(),
+        }
+    }
+}
+
 impl FromStr for Currency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

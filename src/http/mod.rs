@@ -40,7 +40,7 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
 use crate::error::Result;
-use crate::search::FacetValue;
+use crate::lists::accounts::FacetValueView;
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -145,8 +145,8 @@ pub struct ListPage<T, M = NoMore> {
     pub total: u64,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
-    /// For each facet asked for, its values with their counts (and sums for amounts).
-    #[schema(value_type = HashMap<String, Vec<FacetValue>>)]
+    /// For each facet asked for, its values with their counts (and sums per currency for amounts).
+    #[schema(value_type = HashMap<String, Vec<FacetValueView>>)]
     pub facets: serde_json::Map<String, serde_json::Value>,
     #[serde(flatten)]
     pub more: M,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
+use crate::domain::money::CurrencyAmount;
 use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -16,6 +17,7 @@ use crate::domain::search::{AccountQuery, After, Contactable, Facet, Sort, SortF
 use crate::error::Result;
 use crate::lists::params::{self, Param, Problems};
 use crate::lists::values;
+use crate::search::FacetValue;
 
 /// What the account list's parameters fill in, before the rules between them apply.
 struct Request {
@@ -230,11 +232,36 @@ pub fn decode_search_cursor(cursor: &str, signature: &str, relevance: bool) -> s
     Ok(After { key, id: body.i })
 }
 
-/// Facets as `{name: [{value, count, sum?}]}`.
-pub fn facets_json(facets: &[(&'static str, Vec<crate::search::FacetValue>)]) -> Map<String, Value> {
+/// A facet's value as the API shows it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FacetValueView {
+    pub value: String,
+    pub count: u64,
+    /// Where the facet counts money: the amounts summed per currency, by currency code
+    /// (currencies are never added together).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sums: Option<Vec<CurrencyAmount>>,
+}
+
+/// Facets as `{name: [{value, count, sums?}]}`.
+pub fn facets_json(facets: &[(&'static str, Vec<FacetValue>)]) -> Map<String, Value> {
     facets
         .iter()
-        .map(|(name, values)| ((*name).to_owned(), serde_json::to_value(values).unwrap_or(Value::Null)))
+        .map(|(name, values)| {
+            let views: Vec<FacetValueView> = values
+                .iter()
+                .map(|v| FacetValueView {
+                    value: v.value.clone(),
+                    count: v.count,
+                    sums: v.sums.as_ref().map(|sums| {
+                        sums.iter()
+                            .map(|(currency, amount)| CurrencyAmount::new(currency, *amount))
+                            .collect()
+                    }),
+                })
+                .collect();
+            ((*name).to_owned(), serde_json::to_value(views).unwrap_or(Value::Null))
+        })
         .collect()
 }
 

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::lists::accounts::{decode_search_cursor, signature};
 use crate::lists::params::{self, Param, Problems};
 use crate::lists::values::{self, amount, end_instant, instant};
-use crate::search::{CurrencyStats, FacetValue, Tally};
+use crate::search::{CurrencyStats, StatValue, Tally};
 
 /// Statistics cover at most this many days.
 pub const MAX_STATS_DAYS: i64 = 366;
@@ -232,8 +232,8 @@ pub struct CurrencyStatsView {
     pub this_month: TallyView,
     /// Completed payments per day of the range.
     pub series: Vec<DayView>,
-    pub by_status: Vec<FacetValueView>,
-    pub by_method: Vec<FacetValueView>,
+    pub by_status: Vec<StatValueView>,
+    pub by_method: Vec<StatValueView>,
     /// completed / (completed + failed); null when neither.
     pub success_rate: Option<f64>,
     pub failed_count: u64,
@@ -252,8 +252,9 @@ pub struct DayView {
     pub amount: String,
 }
 
+/// Payments of one currency that hold a value, and their amounts' sum.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct FacetValueView {
+pub struct StatValueView {
     pub value: String,
     pub count: u64,
     pub sum: String,
@@ -266,13 +267,13 @@ fn tally(currency: Option<Currency>, tally: Tally) -> TallyView {
     }
 }
 
-fn values(currency: Option<Currency>, values: &[FacetValue]) -> Vec<FacetValueView> {
+fn values(currency: Option<Currency>, values: &[StatValue]) -> Vec<StatValueView> {
     values
         .iter()
-        .map(|v| FacetValueView {
+        .map(|v| StatValueView {
             value: v.value.clone(),
             count: v.count,
-            sum: money(currency, v.sum.unwrap_or_default()),
+            sum: money(currency, v.sum),
         })
         .collect()
 }

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use rust_decimal::Decimal;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
@@ -47,13 +46,21 @@ pub struct Hit<D = AccountDoc> {
     pub score: Option<f32>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
+/// A facet's value: the documents that hold it and, where the facet counts money, their
+/// amounts summed per currency, by currency code (currencies are never added together).
+#[derive(Clone, Debug, PartialEq)]
 pub struct FacetValue {
     pub value: String,
     pub count: u64,
-    /// The amounts' sum, where the facet counts money.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sum: Option<Decimal>,
+    pub sums: Option<Vec<(String, Decimal)>>,
+}
+
+/// A value of one currency's statistics: the payments that hold it and their amounts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StatValue {
+    pub value: String,
+    pub count: u64,
+    pub sum: Decimal,
 }
 
 #[derive(Clone, Debug)]
@@ -102,8 +109,8 @@ pub struct CurrencyStats {
     /// Completed payments per day of the query's range.
     pub series: Vec<Tally>,
     /// Every payment received in the range, by status and by method.
-    pub by_status: Vec<FacetValue>,
-    pub by_method: Vec<FacetValue>,
+    pub by_status: Vec<StatValue>,
+    pub by_method: Vec<StatValue>,
 }
 
 pub trait SearchIndex: Send + Sync + 'static {

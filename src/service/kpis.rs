@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::account::Bucket;
 use crate::domain::kpi::{DEFAULT_DAYS, GroupBy, MAX_DAYS};
-use crate::domain::money::Currency;
+use crate::domain::money::CurrencyAmount;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::Result;
@@ -100,15 +100,6 @@ pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
     })
 }
 
-/// Money collected in one currency.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct Collected {
-    pub currency: String,
-    /// Exact decimal with the currency's minor digits.
-    #[schema(example = "1250.00")]
-    pub amount: String,
-}
-
 /// Accounts that moved from one bucket at the opening to another (or the same) at the
 /// closing.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -135,7 +126,7 @@ pub struct Figures {
     /// `promises_kept / (promises_kept + promises_broken)`; null when none is resolved.
     pub promise_kept_rate: Option<f64>,
     /// Completed payments per currency, never summed across currencies.
-    pub collected: Vec<Collected>,
+    pub collected: Vec<CurrencyAmount>,
     /// Accounts in a delinquent bucket at the opening with a closing snapshot.
     pub delinquent_at_opening: i64,
     pub cured: i64,
@@ -233,10 +224,7 @@ impl Sums {
             collected: self
                 .collected
                 .into_iter()
-                .map(|(currency, amount)| Collected {
-                    amount: Currency::parse(&currency).map_or_else(|_| amount.normalize().to_string(), |c| c.format(amount)),
-                    currency,
-                })
+                .map(|(currency, amount)| CurrencyAmount::new(&currency, amount))
                 .collect(),
             delinquent_at_opening: delinquent,
             cured,

@@ -590,12 +590,18 @@ pub async fn sort_and_cursor(index: &dyn SearchIndex) {
 pub async fn facets(index: &dyn SearchIndex) {
     let agent = Uuid::new_v4();
     let mut docs = Vec::new();
-    for (i, status) in [AccountStatus::Active, AccountStatus::Active, AccountStatus::Delinquent]
-        .into_iter()
-        .enumerate()
+    for (i, (status, currency)) in [
+        (AccountStatus::Active, "USD"),
+        (AccountStatus::Active, "USD"),
+        (AccountStatus::Delinquent, "USD"),
+        (AccountStatus::Active, "EUR"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let mut d = doc(&format!("Facet {i}"), 1);
         d.status = status;
+        d.currency = currency.into();
         d.current_balance = Decimal::new(1005 + i as i64, 2);
         d.tags = vec!["vip".into(), format!("t{i}")];
         d.assigned_agent_id = (i == 0).then_some(agent);
@@ -610,19 +616,29 @@ pub async fn facets(index: &dyn SearchIndex) {
     let page = index.search(q).await.unwrap();
     let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     let status = facet("status");
+    // Balances are summed per currency, never across.
     let active = status.iter().find(|v| v.value == "active").unwrap();
-    assert_eq!((active.count, active.sum), (2, Some(Decimal::new(2011, 2))));
+    let per_currency = vec![("EUR".to_owned(), Decimal::new(1008, 2)), ("USD".to_owned(), Decimal::new(2011, 2))];
+    assert_eq!((active.count, active.sums.clone()), (3, Some(per_currency)));
     let delinquent = status.iter().find(|v| v.value == "delinquent").unwrap();
-    assert_eq!((delinquent.count, delinquent.sum), (1, Some(Decimal::new(1007, 2))));
+    assert_eq!(
+        (delinquent.count, delinquent.sums.clone()),
+        (1, Some(vec![("USD".to_owned(), Decimal::new(1007, 2))]))
+    );
     let buckets = facet("bucket");
-    assert_eq!(buckets.iter().find(|v| v.value == "30-59").unwrap().count, 3);
-    assert_eq!(buckets.iter().map(|v| v.count).sum::<u64>(), 3);
+    assert_eq!(buckets.iter().find(|v| v.value == "30-59").unwrap().count, 4);
+    assert_eq!(buckets.iter().map(|v| v.count).sum::<u64>(), 4);
+    let overdue = buckets.iter().find(|v| v.value == "30-59").unwrap();
+    let balances = vec![("EUR".to_owned(), Decimal::new(1008, 2)), ("USD".to_owned(), Decimal::new(3018, 2))];
+    assert_eq!(overdue.sums, Some(balances), "the balance of each bucket, per currency");
+    assert_eq!(buckets.iter().find(|v| v.value == "current").unwrap().sums, Some(vec![]));
     let agents = facet("assigned_agent_id");
     assert_eq!(agents.iter().find(|v| v.value == agent.to_string()).unwrap().count, 1);
-    assert_eq!(agents.iter().find(|v| v.value == "unassigned").unwrap().count, 2);
+    assert_eq!(agents.iter().find(|v| v.value == "unassigned").unwrap().count, 3);
     let tags = facet("tags");
     assert_eq!(tags[0].value, "vip");
-    assert_eq!(tags[0].count, 3);
+    assert_eq!(tags[0].count, 4);
+    assert!(tags.iter().all(|v| v.sums.is_none()));
     // Buckets are worked out for the day asked: fifteen days on, the same accounts are
     // 60 days past due; the status counts do not change with the day.
     let later = AccountQuery {
@@ -631,7 +647,7 @@ pub async fn facets(index: &dyn SearchIndex) {
     };
     let later = index.search(later).await.unwrap();
     let facet = |name: &str| later.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
-    assert_eq!(facet("bucket").iter().find(|v| v.value == "60-89").unwrap().count, 3);
+    assert_eq!(facet("bucket").iter().find(|v| v.value == "60-89").unwrap().count, 4);
     assert_eq!(facet("bucket").iter().find(|v| v.value == "30-59").map_or(0, |v| v.count), 0);
     assert_eq!(facet("status"), status);
 }
@@ -805,7 +821,10 @@ pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
     assert_eq!(first.total, 3);
     let methods = &first.facets.iter().find(|(n, _)| *n == "method").unwrap().1;
     let card = methods.iter().find(|v| v.value == "card").unwrap();
-    assert_eq!((card.count, card.sum), (2, Some(Decimal::new(22_499, 2))));
+    assert_eq!(
+        (card.count, card.sums.clone()),
+        (2, Some(vec![("USD".to_owned(), Decimal::new(22_499, 2))]))
+    );
     let second = PaymentQuery {
         after: first.next,
         ..by_amount
@@ -871,7 +890,7 @@ pub async fn payment_stats_follow_local_days(index: &dyn SearchIndex) {
     assert_eq!(usd.this_week, tally(1, 700), "the ISO week starts on Monday the 9th");
     assert_eq!(usd.this_month, tally(5, 14_200));
     let completed = usd.by_status.iter().find(|v| v.value == "completed").unwrap();
-    assert_eq!((completed.count, completed.sum), (4, Some(Decimal::new(4_200, 2))));
+    assert_eq!((completed.count, completed.sum), (4, Decimal::new(4_200, 2)));
     let failed = usd.by_status.iter().find(|v| v.value == "failed").unwrap();
     assert_eq!(failed.count, 1);
     assert_eq!(stats[0].today.count, 1);

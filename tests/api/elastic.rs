@@ -1046,6 +1046,79 @@ async fn ranked_ids_are_read_from_hit_ids_and_sort_values() {
     assert_eq!((all.ids, all.next), (ids, None), "no cursor after the last page");
 }
 
+/// Terms and filters buckets carry a `currencies` terms sub-aggregation, whose buckets
+/// carry the `units` sum (the response shapes of Elastic's terms, filters and sum
+/// aggregation references): each facet value gets its sums per currency.
+#[tokio::test]
+async fn facet_sums_are_read_per_currency_from_the_currencies_sub_buckets() {
+    let server = ScriptedEs::start(|r, _| {
+        let currencies = |pairs: &[(&str, u64, f64)]| {
+            let buckets: Vec<Value> = pairs
+                .iter()
+                .map(|(key, count, units)| json!({ "key": key, "doc_count": count, "units": { "value": units } }))
+                .collect();
+            json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets })
+        };
+        let empty = currencies(&[]);
+        let body = json!({
+            "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+            "hits": { "total": { "value": 3, "relation": "eq" }, "max_score": null, "hits": [] },
+            "aggregations": {
+                "status": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+                    { "key": "active", "doc_count": 3,
+                      "currencies": currencies(&[("USD", 2, 201_100.0), ("EUR", 1, 100_800.0)]) }
+                ] },
+                "bucket": { "buckets": {
+                    "current": { "doc_count": 0, "currencies": empty.clone() },
+                    "1-29": { "doc_count": 0, "currencies": empty.clone() },
+                    "30-59": { "doc_count": 3, "currencies": currencies(&[("JPY", 1, 900_000.0), ("USD", 2, 201_100.0)]) },
+                    "60-89": { "doc_count": 0, "currencies": empty.clone() },
+                    "90-119": { "doc_count": 0, "currencies": empty.clone() },
+                    "120+": { "doc_count": 0, "currencies": empty }
+                } }
+            }
+        });
+        match r.path.starts_with("/arrears-accounts/_search") {
+            true => (200, body),
+            false => (404, error("index_not_found_exception", "no such index", 404)),
+        }
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
+    let query = AccountQuery {
+        facets: vec![Facet::Status, Facet::Bucket],
+        ..AccountQuery::new(today())
+    };
+    let page = index.search(query).await.unwrap();
+    let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let active = &facet("status")[0];
+    assert_eq!(
+        (active.value.as_str(), active.count, active.sums.clone()),
+        (
+            "active",
+            3,
+            Some(vec![
+                ("EUR".to_owned(), Decimal::new(1008, 2)),
+                ("USD".to_owned(), Decimal::new(2011, 2))
+            ])
+        ),
+        "by currency code"
+    );
+    let overdue = facet("bucket").into_iter().find(|v| v.value == "30-59").unwrap();
+    assert_eq!(
+        (overdue.count, overdue.sums),
+        (
+            3,
+            Some(vec![
+                ("JPY".to_owned(), Decimal::new(90, 0)),
+                ("USD".to_owned(), Decimal::new(2011, 2))
+            ])
+        )
+    );
+    let current = facet("bucket").into_iter().find(|v| v.value == "current").unwrap();
+    assert_eq!((current.count, current.sums), (0, Some(vec![])));
+}
+
 /// The listing `GET /_alias` answers for these indices.
 fn alias_listing(names: Vec<(&String, &BTreeSet<String>)>) -> Value {
     names

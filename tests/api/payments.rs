@@ -925,6 +925,7 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// A facet of dollar payments: each value's count and amount.
 fn facet(page: &Value, name: &str) -> BTreeMap<String, (u64, Decimal)> {
     page["facets"][name]
         .as_array()
@@ -932,12 +933,11 @@ fn facet(page: &Value, name: &str) -> BTreeMap<String, (u64, Decimal)> {
         .iter()
         .filter(|v| v["count"].as_u64().unwrap() > 0)
         .map(|v| {
+            let sums = v["sums"].as_array().unwrap_or_else(|| panic!("sums: {v}"));
+            assert!(sums.len() == 1 && sums[0]["currency"] == "USD", "one currency, dollars: {v}");
             (
                 v["value"].as_str().unwrap().to_owned(),
-                (
-                    v["count"].as_u64().unwrap(),
-                    dec(v["sum"].as_str().unwrap_or_else(|| panic!("sum: {v}"))),
-                ),
+                (v["count"].as_u64().unwrap(), dec(sums[0]["amount"].as_str().unwrap())),
             )
         })
         .collect()

@@ -163,6 +163,12 @@ async fn filters_sort_cursor_and_facets_over_http() {
         if i == 5 {
             body["next_action_at"] = json!((Utc::now() + Duration::hours(2)).to_rfc3339());
         }
+        if i == 9 {
+            // A yen balance has no minor digits, and is never added to dollars.
+            body["currency"] = json!("JPY");
+            body["current_balance"] = json!("90");
+            body["original_balance"] = json!("500");
+        }
         indexed(&app, &manager.token, body).await;
     }
     let mine = search(&app, &agent, "assigned_agent_id=me").await;
@@ -213,9 +219,35 @@ async fn filters_sort_cursor_and_facets_over_http() {
     let status = &page["facets"]["status"];
     let delinquent = status.as_array().unwrap().iter().find(|v| v["value"] == "delinquent").unwrap();
     assert_eq!(delinquent["count"], 4);
-    assert_eq!(delinquent["sum"], "180", "0 + 30 + 60 + 90");
+    assert_eq!(
+        delinquent["sums"],
+        json!([{"currency": "JPY", "amount": "90"}, {"currency": "USD", "amount": "90.00"}]),
+        "0 + 30 + 60 dollars, 90 yen"
+    );
     assert_eq!(page["facets"]["tags"][0], json!({"value": "vip", "count": 4}));
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let page = search(&app, &agent, "facets=bucket").await;
+    let mut totals = std::collections::BTreeMap::new();
+    for bucket in page["facets"]["bucket"].as_array().unwrap() {
+        for sum in bucket["sums"]
+            .as_array()
+            .unwrap_or_else(|| panic!("a bucket sums its balances: {bucket}"))
+        {
+            let amount: rust_decimal::Decimal = sum["amount"].as_str().unwrap().parse().unwrap();
+            *totals
+                .entry(sum["currency"].as_str().unwrap().to_owned())
+                .or_insert(rust_decimal::Decimal::ZERO) += amount;
+        }
+    }
+    assert_eq!(
+        totals,
+        [
+            ("JPY".to_owned(), "90".parse().unwrap()),
+            ("USD".to_owned(), "570".parse().unwrap())
+        ]
+        .into(),
+        "every balance in one bucket, each currency apart"
+    );
 }
 
 #[tokio::test]

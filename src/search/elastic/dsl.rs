@@ -429,15 +429,29 @@ fn terms_agg(field: &str, size: usize, sum: Option<&str>) -> Value {
     agg
 }
 
+/// The currencies a money facet's value is split into, at most: more than ISO 4217 has.
+pub const CURRENCIES: usize = 300;
+
+/// Terms of `field`, each with the sum of `units` per currency: amounts of different
+/// currencies never add up.
+fn money_terms_agg(field: &str, units: &str) -> Value {
+    json!({ "terms": { "field": field, "size": FACET_SIZE }, "aggs": per_currency(units) })
+}
+
+/// The sub-aggregation `currencies`: the sum of `units` per currency.
+fn per_currency(units: &str) -> Value {
+    json!({ "currencies": { "terms": { "field": "currency", "size": CURRENCIES }, "aggs": sum_units(units) } })
+}
+
 pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> {
     facets
         .iter()
         .map(|facet| {
             let agg = match facet {
-                Facet::Status => terms_agg("status", FACET_SIZE, Some("derived.balance_units")),
+                Facet::Status => money_terms_agg("status", "derived.balance_units"),
                 Facet::Bucket => {
                     let filters: Map<String, Value> = ALL_BUCKETS.iter().map(|b| (b.as_str().to_owned(), bucket(*b, today))).collect();
-                    json!({ "filters": { "filters": filters } })
+                    json!({ "filters": { "filters": filters }, "aggs": per_currency("derived.balance_units") })
                 }
                 Facet::AssignedAgent => {
                     let mut agg = terms_agg("assigned_agent_id", FACET_SIZE, None);
@@ -459,7 +473,7 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
                 PaymentFacet::Status => "status",
                 PaymentFacet::Method => "method",
             };
-            (facet.name().to_owned(), terms_agg(field, FACET_SIZE, Some("derived.amount_units")))
+            (facet.name().to_owned(), money_terms_agg(field, "derived.amount_units"))
         })
         .collect()
 }

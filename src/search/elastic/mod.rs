@@ -26,7 +26,7 @@ use self::bulk::{Item, Outcome, Retry};
 use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage, Tally};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage, StatValue, Tally};
 use crate::config::Settings;
 use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
@@ -111,22 +111,47 @@ fn buckets(agg: Option<&Value>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Terms buckets as facet values, most frequent first (then by value).
-fn term_values(agg: Option<&Value>, with_sum: bool, normalize: bool) -> Vec<FacetValue> {
+fn key_of(bucket: &Value) -> String {
+    match bucket.get("key") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// A bucket's `currencies` sub-buckets: the sum per currency, by currency code.
+fn sums_of(bucket: &Value) -> Vec<(String, Decimal)> {
+    let mut sums: Vec<(String, Decimal)> = buckets(bucket.get("currencies"))
+        .iter()
+        .map(|c| (key_of(c), units_to_decimal(sum_of(c)).normalize()))
+        .collect();
+    sums.sort();
+    sums
+}
+
+/// Terms buckets as facet values, most frequent first (then by value); with
+/// `with_sums`, each carries its `currencies` sub-buckets' sums.
+fn term_values(agg: Option<&Value>, with_sums: bool) -> Vec<FacetValue> {
     let mut values: Vec<FacetValue> = buckets(agg)
         .iter()
-        .map(|b| {
-            let value = match b.get("key") {
-                Some(Value::String(s)) => s.clone(),
-                Some(other) => other.to_string(),
-                None => String::new(),
-            };
-            let sum = units_to_decimal(sum_of(b));
-            FacetValue {
-                value,
-                count: count_of(b),
-                sum: with_sum.then(|| if normalize { sum.normalize() } else { sum }),
-            }
+        .map(|b| FacetValue {
+            value: key_of(b),
+            count: count_of(b),
+            sums: with_sums.then(|| sums_of(b)),
+        })
+        .collect();
+    values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    values
+}
+
+/// Terms buckets of one currency's statistics, each with its sum.
+fn stat_values(agg: Option<&Value>) -> Vec<StatValue> {
+    let mut values: Vec<StatValue> = buckets(agg)
+        .iter()
+        .map(|b| StatValue {
+            value: key_of(b),
+            count: count_of(b),
+            sum: units_to_decimal(sum_of(b)),
         })
         .collect();
     values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
@@ -495,14 +520,17 @@ impl SearchIndex for ElasticIndex {
                     let values = match facet {
                         crate::domain::search::Facet::Bucket => ALL_BUCKETS
                             .iter()
-                            .map(|b| FacetValue {
-                                value: b.as_str().to_owned(),
-                                count: agg.and_then(|a| a.pointer(&format!("/buckets/{}", b.as_str()))).map_or(0, count_of),
-                                sum: None,
+                            .map(|b| {
+                                let bucket = agg.and_then(|a| a.pointer(&format!("/buckets/{}", b.as_str())));
+                                FacetValue {
+                                    value: b.as_str().to_owned(),
+                                    count: bucket.map_or(0, count_of),
+                                    sums: Some(bucket.map_or_else(Vec::new, sums_of)),
+                                }
                             })
                             .collect(),
-                        crate::domain::search::Facet::Status => term_values(agg, true, true),
-                        _ => term_values(agg, false, true),
+                        crate::domain::search::Facet::Status => term_values(agg, true),
+                        _ => term_values(agg, false),
                     };
                     (facet.name(), values)
                 })
@@ -545,7 +573,7 @@ impl SearchIndex for ElasticIndex {
             let facets = query
                 .facets
                 .iter()
-                .map(|facet| (facet.name(), term_values(aggs.and_then(|a| a.get(facet.name())), true, true)))
+                .map(|facet| (facet.name(), term_values(aggs.and_then(|a| a.get(facet.name())), true)))
                 .collect();
             Ok(SearchPage { hits, total, next, facets })
         }
@@ -573,8 +601,8 @@ impl SearchIndex for ElasticIndex {
                         this_week: window("this_week"),
                         this_month: window("this_month"),
                         series,
-                        by_status: term_values(in_range.and_then(|r| r.get("by_status")), true, false),
-                        by_method: term_values(in_range.and_then(|r| r.get("by_method")), true, false),
+                        by_status: stat_values(in_range.and_then(|r| r.get("by_status"))),
+                        by_method: stat_values(in_range.and_then(|r| r.get("by_method"))),
                     }
                 })
                 .collect();

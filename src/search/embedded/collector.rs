@@ -1,7 +1,7 @@
 //! One pass over the matching documents: the page after the cursor, the total, and the
-//! facets (term counts with optional sums, delinquency bucket).
+//! facets (term counts with optional sums per currency, delinquency bucket).
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 use super::dense::{Dense, DenseColumns, Strs, prefetch};
 
 use crate::domain::account::{AccountStatus, Bucket};
-use crate::domain::search::{After, SortKey};
+use crate::domain::search::{ALL_BUCKETS, After, SortKey};
 
 /// Ascending order of results: smaller comes first. `(missing, directed value, id)`.
 pub type Rank = (u8, i128, u128);
@@ -29,18 +29,122 @@ pub fn rank_of(key: SortKey, id: u128, descending: bool) -> Rank {
 }
 
 /// A facet the collector counts: terms of a string column (with an optional sum of
-/// an i64 column per term), or the delinquency bucket computed from the due date.
+/// an i64 column per term and currency), or the delinquency bucket computed from the
+/// due date (with the balance summed per bucket and currency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FacetSpec {
     Terms { column: &'static str, sum: Option<&'static str> },
     Bucket,
 }
 
+/// The column the bucket facet sums, and the status facet when counted with it.
+pub const BALANCE: &str = "balance";
+
+/// The column holding each document's currency, where a facet sums money.
+const CURRENCY: &str = "currency";
+
+/// The documents that hold a term, and their amounts (in ten-thousandths) by currency.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TermTally {
+    pub count: u64,
+    pub units: BTreeMap<String, i128>,
+}
+
+impl TermTally {
+    fn add(&mut self, other: TermTally) {
+        self.count += other.count;
+        for (currency, units) in other.units {
+            *self.units.entry(currency).or_default() += units;
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum FacetCounts {
-    /// term -> (count, sum)
-    Terms(HashMap<String, (u64, i128)>),
-    Bucket([u64; 6]),
+    Terms(HashMap<String, TermTally>),
+    /// By bucket, in [`Bucket`] order.
+    Bucket(Vec<TermTally>),
+}
+
+/// What a money facet reads of each document in one segment.
+struct Money {
+    amount: Arc<Dense>,
+    currency: Arc<Strs>,
+}
+
+impl Money {
+    fn of(segment: &SegmentReader, dense: &DenseColumns, sum: Option<&'static str>) -> tantivy::Result<Option<Self>> {
+        sum.map(|amount| {
+            Ok(Money {
+                amount: dense.i64(segment, amount)?,
+                currency: dense.strs(segment, CURRENCY)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+/// One segment's counts per slot (a term ordinal, or a status-and-bucket byte) and,
+/// where the facet sums money, per currency: a cell for each slot and currency ordinal,
+/// and one more per slot for documents without a currency (counted, never summed).
+struct Cells {
+    money: Option<Money>,
+    /// Cells per slot.
+    width: usize,
+    /// (documents, units)
+    cells: Vec<(u64, i128)>,
+}
+
+impl Cells {
+    fn new(slots: usize, money: Option<Money>) -> Self {
+        let width = money.as_ref().map_or(1, |m| m.currency.terms.len() + 1);
+        Self {
+            money,
+            width,
+            cells: vec![(0, 0); slots * width],
+        }
+    }
+
+    fn add(&mut self, slot: usize, doc: DocId) {
+        let (column, units) = match &self.money {
+            Some(m) => (
+                m.currency.ord(doc).map_or(self.width - 1, |ord| ord as usize),
+                i128::from(m.amount.i64(doc).unwrap_or(0)),
+            ),
+            None => (0, 0),
+        };
+        if let Some(cell) = self.cells.get_mut(slot * self.width + column) {
+            cell.0 += 1;
+            cell.1 += units;
+        }
+    }
+
+    fn prefetch(&self, doc: DocId) {
+        if let Some(m) = &self.money {
+            m.amount.prefetch(doc);
+            m.currency.prefetch(doc);
+        }
+    }
+
+    fn slots(&self) -> usize {
+        self.cells.len() / self.width
+    }
+
+    /// Adds `slot`'s counts and sums into `into`.
+    fn tally_into(&self, slot: usize, into: &mut TermTally) {
+        let row = &self.cells[slot * self.width..(slot + 1) * self.width];
+        for (column, (count, units)) in row.iter().enumerate() {
+            into.count += count;
+            let currency = self.money.as_ref().and_then(|m| m.currency.term(column as u32));
+            if let Some(currency) = currency.filter(|_| *count > 0) {
+                *into.units.entry(currency.to_owned()).or_default() += units;
+            }
+        }
+    }
+
+    fn count(&self, slot: usize) -> u64 {
+        self.cells[slot * self.width..(slot + 1) * self.width].iter().map(|c| c.0).sum()
+    }
 }
 
 pub struct PageFruit {
@@ -78,8 +182,7 @@ pub struct PageCollector {
 enum SegmentFacet {
     Terms {
         strs: Arc<Strs>,
-        sum: Option<Arc<Dense>>,
-        counts: Vec<(u64, i128)>,
+        cells: Cells,
     },
     /// The status facet, counted in [`PageSegment::coded`].
     CodedStatus,
@@ -203,6 +306,9 @@ impl BucketColumns {
 /// The low five bits of a status-and-bucket byte when it holds no status.
 const NO_STATUS_CODE: u8 = 31;
 
+/// The values a status-and-bucket byte takes.
+const CODES: usize = 256;
+
 /// Whether a status-and-bucket byte can hold every ordinal of this status column.
 fn holds_status(status: &Strs) -> bool {
     status.terms.len() <= usize::from(NO_STATUS_CODE)
@@ -216,32 +322,34 @@ struct Coded {
     codes: Arc<[u8]>,
     /// The status column, when its ordinals fit the byte.
     status: Option<Arc<Strs>>,
-    /// The column the status facet sums, if it asks for a sum.
-    sum: Option<Arc<Dense>>,
-    /// By byte: (documents, sum).
-    counts: Vec<(u64, i128)>,
+    /// By byte (with the status facet's sums, if it asks for them).
+    cells: Cells,
 }
 
 impl Coded {
-    fn status_counts(&self) -> HashMap<String, (u64, i128)> {
+    fn status_counts(&self) -> HashMap<String, TermTally> {
         let Some(status) = &self.status else {
             return HashMap::new();
         };
-        let mut by_ord = vec![(0, 0); status.terms.len()];
-        for (code, (count, sum)) in self.counts.iter().enumerate() {
-            if let Some(slot) = by_ord.get_mut(code & usize::from(NO_STATUS_CODE)) {
-                slot.0 += count;
-                slot.1 += sum;
+        let mut by_ord = vec![TermTally::default(); status.terms.len()];
+        for code in 0..self.cells.slots() {
+            if let Some(tally) = by_ord.get_mut(code & usize::from(NO_STATUS_CODE)) {
+                self.cells.tally_into(code, tally);
             }
         }
-        counts_by_term(status, &by_ord)
+        by_ord
+            .into_iter()
+            .enumerate()
+            .filter(|(_, tally)| tally.count > 0)
+            .filter_map(|(ord, tally)| Some((status.term(ord as u32)?.to_owned(), tally)))
+            .collect()
     }
 
-    fn bucket_counts(&self) -> [u64; 6] {
-        let mut buckets = [0; 6];
-        for (code, (count, _)) in self.counts.iter().enumerate() {
-            if let Some(slot) = buckets.get_mut(code >> 5) {
-                *slot += count;
+    fn bucket_counts(&self) -> Vec<TermTally> {
+        let mut buckets = vec![TermTally::default(); ALL_BUCKETS.len()];
+        for code in 0..self.cells.slots() {
+            if let Some(tally) = buckets.get_mut(code >> 5) {
+                self.cells.tally_into(code, tally);
             }
         }
         buckets
@@ -255,17 +363,19 @@ fn segment_facet(
     coded: &mut Option<Coded>,
 ) -> tantivy::Result<SegmentFacet> {
     Ok(match (spec, coded) {
-        (FacetSpec::Terms { column: STATUS, sum }, Some(coded)) if coded.status.is_some() => {
-            coded.sum = sum.map(|name| dense.i64(segment, name)).transpose()?;
-            SegmentFacet::CodedStatus
-        }
+        (
+            FacetSpec::Terms {
+                column: STATUS,
+                sum: None | Some(BALANCE),
+            },
+            Some(coded),
+        ) if coded.status.is_some() => SegmentFacet::CodedStatus,
         (FacetSpec::Bucket, _) => SegmentFacet::CodedBucket,
         (FacetSpec::Terms { column, sum }, _) => {
             let strs = dense.strs(segment, column)?;
             SegmentFacet::Terms {
-                counts: vec![(0, 0); strs.terms.len()],
+                cells: Cells::new(strs.terms.len(), Money::of(segment, dense, sum)?),
                 strs,
-                sum: sum.map(|name| dense.i64(segment, name)).transpose()?,
             }
         }
     })
@@ -287,8 +397,7 @@ impl Collector for PageCollector {
             true => Some(Coded {
                 codes: dense.status_buckets(segment, self.today_days)?,
                 status: Some(dense.strs(segment, STATUS)?).filter(|status| holds_status(status)),
-                sum: None,
-                counts: vec![(0, 0); 256],
+                cells: Cells::new(CODES, Money::of(segment, dense, Some(BALANCE))?),
             }),
             false => None,
         };
@@ -328,7 +437,7 @@ impl Collector for PageCollector {
                 .iter()
                 .map(|spec| match spec {
                     FacetSpec::Terms { .. } => FacetCounts::Terms(HashMap::new()),
-                    FacetSpec::Bucket => FacetCounts::Bucket([0; 6]),
+                    FacetSpec::Bucket => FacetCounts::Bucket(vec![TermTally::default(); ALL_BUCKETS.len()]),
                 })
                 .collect(),
         };
@@ -338,15 +447,13 @@ impl Collector for PageCollector {
             for (into, from) in merged.facets.iter_mut().zip(fruit.facets) {
                 match (into, from) {
                     (FacetCounts::Terms(into), FacetCounts::Terms(from)) => {
-                        for (term, (count, sum)) in from {
-                            let entry = into.entry(term).or_default();
-                            entry.0 += count;
-                            entry.1 += sum;
+                        for (term, tally) in from {
+                            into.entry(term).or_default().add(tally);
                         }
                     }
                     (FacetCounts::Bucket(into), FacetCounts::Bucket(from)) => {
-                        for (slot, count) in into.iter_mut().zip(from) {
-                            *slot += count;
+                        for (slot, tally) in into.iter_mut().zip(from) {
+                            slot.add(tally);
                         }
                     }
                     _ => {}
@@ -362,36 +469,26 @@ impl Collector for PageCollector {
 impl PageSegment {
     fn count_facets(&mut self, doc: DocId) {
         if let Some(coded) = &mut self.coded {
-            let value = coded.sum.as_ref().map_or(0, |c| i128::from(c.i64(doc).unwrap_or(0)));
             let code = coded.codes.get(doc as usize).copied().unwrap_or(NO_STATUS_CODE);
-            if let Some(slot) = coded.counts.get_mut(usize::from(code)) {
-                slot.0 += 1;
-                slot.1 += value;
-            }
+            coded.cells.add(usize::from(code), doc);
         }
         for facet in &mut self.facets {
             match facet {
-                SegmentFacet::Terms { strs, sum, counts } => {
-                    let value = sum.as_ref().map_or(0, |c| i128::from(c.i64(doc).unwrap_or(0)));
-                    strs.for_each_ord(doc, |ord| {
-                        if let Some(slot) = counts.get_mut(ord as usize) {
-                            slot.0 += 1;
-                            slot.1 += value;
-                        }
-                    });
-                }
+                SegmentFacet::Terms { strs, cells } => strs.for_each_ord(doc, |ord| cells.add(ord as usize, doc)),
                 SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
         }
     }
 }
 
-fn counts_by_term(strs: &Strs, counts: &[(u64, i128)]) -> HashMap<String, (u64, i128)> {
-    counts
-        .iter()
-        .enumerate()
-        .filter(|(_, count)| count.0 > 0)
-        .filter_map(|(ord, count)| Some((strs.term(ord as u32)?.to_owned(), *count)))
+fn counts_by_term(strs: &Strs, cells: &Cells) -> HashMap<String, TermTally> {
+    (0..cells.slots())
+        .filter(|slot| cells.count(*slot) > 0)
+        .filter_map(|slot| {
+            let mut tally = TermTally::default();
+            cells.tally_into(slot, &mut tally);
+            Some((strs.term(slot as u32)?.to_owned(), tally))
+        })
         .collect()
 }
 
@@ -423,17 +520,13 @@ impl PageSegment {
         self.ids.prefetch(doc);
         if let Some(coded) = &self.coded {
             prefetch(&coded.codes, doc as usize);
-            if let Some(sum) = &coded.sum {
-                sum.prefetch(doc);
-            }
+            coded.cells.prefetch(doc);
         }
         for facet in &self.facets {
             match facet {
-                SegmentFacet::Terms { strs, sum, .. } => {
+                SegmentFacet::Terms { strs, cells } => {
                     strs.prefetch(doc);
-                    if let Some(sum) = sum {
-                        sum.prefetch(doc);
-                    }
+                    cells.prefetch(doc);
                 }
                 SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
@@ -494,9 +587,13 @@ impl PageSegment {
             .facets
             .iter()
             .map(|facet| match facet {
-                SegmentFacet::Terms { strs, counts, .. } => FacetCounts::Terms(counts_by_term(strs, counts)),
+                SegmentFacet::Terms { strs, cells } => FacetCounts::Terms(counts_by_term(strs, cells)),
                 SegmentFacet::CodedStatus => FacetCounts::Terms(self.coded.as_ref().map_or_else(HashMap::new, Coded::status_counts)),
-                SegmentFacet::CodedBucket => FacetCounts::Bucket(self.coded.as_ref().map_or([0; 6], Coded::bucket_counts)),
+                SegmentFacet::CodedBucket => FacetCounts::Bucket(
+                    self.coded
+                        .as_ref()
+                        .map_or_else(|| vec![TermTally::default(); ALL_BUCKETS.len()], Coded::bucket_counts),
+                ),
             })
             .collect();
         let segment = self.segment;

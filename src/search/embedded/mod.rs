@@ -27,7 +27,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use self::collection::{Collection, Generation, Kind, blocking, internal};
-use self::collector::{FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn};
+use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn, TermTally};
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::Accounts;
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage};
@@ -64,13 +64,22 @@ fn query_slots() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
 
-fn term_values(raw: &HashMap<String, (u64, i128)>, with_sum: bool) -> Vec<FacetValue> {
+/// A tally's amounts per currency, by currency code.
+fn sums_of(tally: TermTally) -> Vec<(String, Decimal)> {
+    tally
+        .units
+        .into_iter()
+        .map(|(currency, units)| (currency, Decimal::from_i128_with_scale(units, 4).normalize()))
+        .collect()
+}
+
+fn term_values(raw: HashMap<String, TermTally>, with_sum: bool) -> Vec<FacetValue> {
     let mut values: Vec<FacetValue> = raw
-        .iter()
-        .map(|(value, (count, units))| FacetValue {
-            value: value.clone(),
-            count: *count,
-            sum: with_sum.then(|| Decimal::from_i128_with_scale(*units, 4).normalize()),
+        .into_iter()
+        .map(|(value, tally)| FacetValue {
+            value,
+            count: tally.count,
+            sums: with_sum.then(|| sums_of(tally)),
         })
         .collect();
     values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
@@ -84,14 +93,14 @@ fn facet_values(names: Vec<&'static str>, specs: &[FacetSpec], counts: Vec<Facet
         .zip(specs.iter().zip(counts))
         .map(|(name, (spec, counts))| {
             let values = match counts {
-                FacetCounts::Terms(raw) => term_values(&raw, matches!(spec, FacetSpec::Terms { sum: Some(_), .. })),
+                FacetCounts::Terms(raw) => term_values(raw, matches!(spec, FacetSpec::Terms { sum: Some(_), .. })),
                 FacetCounts::Bucket(raw) => ALL_BUCKETS
                     .iter()
                     .zip(raw)
-                    .map(|(b, count)| FacetValue {
+                    .map(|(b, tally)| FacetValue {
                         value: b.as_str().to_owned(),
-                        count,
-                        sum: None,
+                        count: tally.count,
+                        sums: Some(sums_of(tally)),
                     })
                     .collect(),
             };
@@ -104,7 +113,7 @@ fn account_facet(facet: Facet) -> FacetSpec {
     match facet {
         Facet::Status => FacetSpec::Terms {
             column: "status",
-            sum: Some("balance"),
+            sum: Some(BALANCE),
         },
         Facet::Bucket => FacetSpec::Bucket,
         Facet::AssignedAgent => FacetSpec::Terms {
@@ -153,7 +162,7 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
 fn account_sort_column(field: SortField) -> SortColumn {
     match field {
         SortField::Relevance => SortColumn::Score,
-        SortField::Balance => SortColumn::I64("balance"),
+        SortField::Balance => SortColumn::I64(BALANCE),
         SortField::DueDate => SortColumn::I64("due_days"),
         SortField::NextAction => SortColumn::I64("next_action"),
         SortField::Updated => SortColumn::I64("updated"),

@@ -15,7 +15,7 @@ use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
 use crate::domain::document::{Doc, Entity};
 use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
-use crate::search::{CurrencyStats, FacetValue, Tally};
+use crate::search::{CurrencyStats, StatValue, Tally};
 
 #[derive(Clone, Copy, Debug)]
 pub struct PaymentFields {
@@ -387,13 +387,13 @@ fn tally((count, units): Sum) -> Tally {
     }
 }
 
-fn values(from: HashMap<String, Sum>) -> Vec<FacetValue> {
-    let mut out: Vec<FacetValue> = from
+fn values(from: HashMap<String, Sum>) -> Vec<StatValue> {
+    let mut out: Vec<StatValue> = from
         .into_iter()
-        .map(|(value, (count, units))| FacetValue {
+        .map(|(value, (count, units))| StatValue {
             value,
             count,
-            sum: Some(Decimal::from_i128_with_scale(units, 4)),
+            sum: Decimal::from_i128_with_scale(units, 4),
         })
         .collect();
     out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));

@@ -53,6 +53,8 @@ pub struct Fields {
     pub agent: tantivy::schema::Field,
     pub tags: tantivy::schema::Field,
     pub balance: tantivy::schema::Field,
+    /// The balance's currency: facets sum balances per currency.
+    pub currency: tantivy::schema::Field,
     pub due_days: tantivy::schema::Field,
     pub next_action: tantivy::schema::Field,
     pub updated: tantivy::schema::Field,
@@ -105,6 +107,7 @@ pub fn build() -> (Schema, Fields) {
         agent: b.add_text_field("agent", STRING | FAST),
         tags: b.add_text_field("tags", STRING | FAST),
         balance: b.add_i64_field("balance", FAST),
+        currency: b.add_text_field("currency", STRING | FAST),
         due_days: b.add_i64_field("due_days", FAST),
         next_action: b.add_i64_field("next_action", FAST),
         updated: b.add_i64_field("updated", FAST),
@@ -235,6 +238,7 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
         d.add_text(fields.tags, tag);
     }
     d.add_i64(fields.balance, money_units(doc.current_balance));
+    d.add_text(fields.currency, &doc.currency);
     if let Some(due) = doc.due_date {
         d.add_i64(fields.due_days, epoch_days(due));
     }
