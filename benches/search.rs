@@ -1,6 +1,7 @@
 //! Search figures on seeded data: seed time, reindex time, index size, the search mix
-//! at 32 connections, commit-to-searchable lag under 500 writes/s, and the same mix
-//! answered by plain SQL (ILIKE + OFFSET).
+//! at 32 connections, the filter search and the dashboard's portfolio facets from `wrk`,
+//! commit-to-searchable lag under 500 writes/s, and the same mix answered by plain SQL
+//! (ILIKE + OFFSET).
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone).
@@ -153,6 +154,16 @@ async fn main() {
         })
         .await;
         report.print(&format!("  {name} alone"));
+    }
+
+    // From a separate process: the filter search of the mix, and the dashboard's
+    // portfolio (every account's status and bucket, with balances per currency).
+    for (name, query) in [
+        ("filter search with facets, 32 connections", kind_query(3, 0)),
+        ("portfolio facets over every account, 32 connections", "page_size=1&facets=status,bucket".to_owned()),
+    ] {
+        let url = format!("{}/api/v1/accounts?{query}", server.base);
+        support::wrk(name, "GET", &url, std::slice::from_ref(&token), CONNECTIONS, kind_seconds).await;
     }
 
     // Commit-to-searchable lag under a steady 500 writes/s.
