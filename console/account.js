@@ -1,10 +1,15 @@
 // One account: details, balance, delinquency, what the contact guard allows now, the
 // activity timeline, payments, promises and plan; and the forms to work it (shown only
-// to whoever may: an agent on their own accounts, managers and admins).
+// to whoever may: an agent on their own accounts, managers and admins): log, pay,
+// promise, plan, settle or fail a pending payment, cancel a promise or plan, edit the
+// account; managers also refund and reverse payments, verify disputes and override the
+// contact guard.
 
-import { api, currentUser, works } from "./api.js";
-import { clear, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
+import { api, atLeast, currentUser, works } from "./api.js";
+import { clear, confirmStep, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
+import { accountEditor } from "./account-edit.js";
+import { overridesSection } from "./overrides.js";
 
 const CHANNELS = ["call", "sms", "email", "letter", "visit", "note"];
 const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "refused", "promise_to_pay", "dispute", "paid"];
@@ -44,18 +49,44 @@ export async function accountScreen(main, [id]) {
     plan: h("section", { class: "card", "aria-labelledby": "plan-title" }),
   };
   const actions = h("div", { class: "actions" });
+  const overrides = atLeast("manager") ? overridesSection(id) : null;
+  const editor = works(account) ? accountEditor(id, () => reload()) : null;
   clear(
     view,
     sections.summary,
     h("div", { class: "columns" },
-      h("div", {}, sections.contact, actions),
+      h("div", {}, sections.contact, overrides?.section, actions),
       h("div", {}, sections.timeline, sections.payments, sections.promises, sections.plan)),
   );
+
+  const renderAll = () => Promise.all([
+    renderContact(), renderTimeline(), renderPayments(), renderPromises(), renderPlan(), overrides?.load(),
+  ]);
 
   async function reload() {
     account = await api("GET", `/accounts/${id}`);
     renderSummary();
-    await Promise.all([renderContact(), renderTimeline(), renderPayments(), renderPromises(), renderPlan()]);
+    editor?.show(account);
+    await renderAll();
+  }
+
+  // A small form around one item's actions: their refusal shows in it, beside the item.
+  function itemForm(label, ...children) {
+    return h("form", { class: "item-actions", "aria-label": label },
+      h("div", { class: "form-alert", role: "alert" }),
+      h("div", { class: "item-buttons" }, children));
+  }
+
+  // Runs an item's action; a refusal stays in its form, success reloads the screen.
+  async function act(form, request, done) {
+    try {
+      await request();
+      showProblem(form, null);
+      toast(done);
+      await reload();
+    } catch (error) {
+      showProblem(form, error);
+    }
   }
 
   function renderSummary() {
@@ -91,6 +122,7 @@ export async function accountScreen(main, [id]) {
 
   async function renderContact() {
     const standing = await api("GET", `/accounts/${id}/contact`);
+    const unverified = standing.channels.some((c) => c.rule === "unverified_dispute");
     clear(
       sections.contact,
       h("h2", { id: "contact-title" }, "Contact now"),
@@ -100,7 +132,22 @@ export async function accountScreen(main, [id]) {
           c.allowed
             ? "allowed now"
             : `blocked: ${words(c.rule)}${c.next_allowed_at ? `, opens ${when(c.next_allowed_at)}` : ", does not open by waiting"}`))),
+      unverified && atLeast("manager") ? disputeVerification() : null,
     );
+  }
+
+  // The guard refuses every channel while a dispute is unverified; a manager who has
+  // verified the debt lifts that.
+  function disputeVerification() {
+    const form = itemForm(
+      "Dispute verification",
+      h("p", { class: "muted" }, "The debtor disputes this debt: no contact until the dispute is verified."),
+      h("button", {
+        type: "button",
+        onclick: () => act(form, () => api("POST", `/accounts/${id}/dispute-verification`), "Dispute verified."),
+      }, "Mark the dispute verified"),
+    );
+    return form;
   }
 
   // A paged list section: its title, a fetch of one page, and how an item is shown.
@@ -129,21 +176,53 @@ export async function accountScreen(main, [id]) {
     h("li", {},
       h("strong", {}, money(p.amount, p.currency)), ` ${words(p.method)} · ${p.status}`,
       p.reference ? ` · ${p.reference}` : "",
-      h("small", {}, when(p.received_at))));
+      h("small", {}, when(p.received_at)),
+      p.failure_reason ? h("p", { class: "notes" }, `Failed: ${p.failure_reason}`) : null,
+      paymentActions(p)));
 
-  const renderPromises = () => paged(sections.promises, "Promises to pay", "promises-title", `/accounts/${id}/promises`, (p) =>
-    h("li", {},
-      h("strong", {}, money(p.amount, account.currency)), ` by ${p.due_date} · ${p.status}`,
-      p.status === "open" && works(account)
-        ? h("button", { type: "button", class: "link", onclick: async () => {
-          try {
-            await api("POST", `/promises/${p.id}/cancel`);
-            await reload();
-          } catch (error) {
-            toast(error.message);
-          }
-        } }, "Cancel promise")
-        : null));
+  const setPaymentStatus = (p, status, failureReason) =>
+    api("PATCH", `/payments/${p.id}`, { body: { status, failure_reason: failureReason } });
+
+  // Pending: complete or fail it (whoever works the account). Completed: refund or
+  // reverse it (managers and admins), each asked twice.
+  function paymentActions(p) {
+    const amount = money(p.amount, p.currency);
+    if (p.status === "pending" && works(account)) {
+      const reason = h("input", { name: "failure_reason", maxlength: 500 });
+      const form = itemForm(
+        `Pending payment of ${amount}`,
+        h("button", { type: "button", onclick: () => act(form, () => setPaymentStatus(p, "completed"), "Payment completed.") }, "Complete"),
+        field("Failure reason", reason, "Optional, when it failed"),
+        h("button", { type: "submit" }, "Mark failed"),
+      );
+      form.addEventListener("submit", (event) => {
+        event.preventDefault();
+        act(form, () => setPaymentStatus(p, "failed", reason.value.trim() || undefined), "Payment marked failed.");
+      });
+      return form;
+    }
+    if (p.status === "completed" && atLeast("manager")) {
+      const form = itemForm(
+        `Completed payment of ${amount}`,
+        confirmStep("Refund", `Refund ${amount} to the debtor?`, "Yes, refund",
+          () => act(form, () => setPaymentStatus(p, "refunded"), "Payment refunded.")),
+        " ",
+        confirmStep("Reverse", `Reverse the ${amount} payment (charged back)?`, "Yes, reverse",
+          () => act(form, () => setPaymentStatus(p, "reversed"), "Payment reversed.")),
+      );
+      return form;
+    }
+    return null;
+  }
+
+  const renderPromises = () => paged(sections.promises, "Promises to pay", "promises-title", `/accounts/${id}/promises`, (p) => {
+    const amount = money(p.amount, account.currency);
+    const form = p.status === "open" && works(account)
+      ? itemForm(`Promise of ${amount}`, confirmStep("Cancel promise", `Cancel the promise of ${amount} by ${p.due_date}?`, "Yes, cancel the promise",
+        () => act(form, () => api("POST", `/promises/${p.id}/cancel`), "Promise cancelled.")))
+      : null;
+    return h("li", {}, h("strong", {}, amount), ` by ${p.due_date} · ${p.status}`, form);
+  });
 
   async function renderPlan() {
     const plans = await api("GET", `/accounts/${id}/plans`, { params: { page_size: 1 } });
@@ -153,10 +232,15 @@ export async function accountScreen(main, [id]) {
       return;
     }
     const plan = await api("GET", `/plans/${latest.id}`);
+    const cancel = plan.status === "active" && works(account)
+      ? itemForm("Active plan", confirmStep("Cancel plan", "Cancel this plan? Later payments no longer pay its instalments.", "Yes, cancel the plan",
+        () => act(cancel, () => api("POST", `/plans/${plan.id}/cancel`), "Plan cancelled.")))
+      : null;
     clear(
       sections.plan,
       h("h2", { id: "plan-title" }, "Payment plan"),
       h("p", {}, `${money(plan.total, plan.currency)} ${plan.frequency}, ${plan.status}; paid ${money(plan.paid_total, plan.currency)}, ${plan.missed_count} missed.`),
+      cancel,
       h("table", {},
         h("caption", { class: "sr-only" }, "Instalments"),
         h("thead", {}, h("tr", {}, ["#", "Due", "Amount", "Paid", "Status"].map((t) => h("th", { scope: "col" }, t)))),
@@ -245,12 +329,14 @@ export async function accountScreen(main, [id]) {
           first_due_date: els.first_due_date.value,
         },
       })),
+      editor.details,
     );
+    editor.show(account);
   }
 
   renderSummary();
   renderActions();
-  await Promise.all([renderContact(), renderTimeline(), renderPayments(), renderPromises(), renderPlan()]);
+  await renderAll();
 
   // Changes by anyone else show up without a reload.
   const changed = debounce(() => reload(), 300);

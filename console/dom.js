@@ -103,12 +103,13 @@ export function showProblem(form, error) {
   if (alert) clear(alert, lines.map((line) => h("div", {}, line)), unplaced.length ? h("ul", {}, unplaced.map((u) => h("li", {}, u))) : null);
 }
 
-let fieldSeq = 0;
+// Ids made up for elements that must name each other (labels, hints, questions).
+let idSeq = 0;
 
 // A labelled field: field("Amount", h("input", {name: "amount"})).
 export function field(label, input, hint) {
-  fieldSeq += 1;
-  if (!input.id) input.id = `f${fieldSeq}`;
+  idSeq += 1;
+  if (!input.id) input.id = `f${idSeq}`;
   const hintEl = hint ? h("span", { class: "hint", id: `${input.id}-hint` }, hint) : null;
   if (hintEl) input.setAttribute("aria-describedby", hintEl.id);
   return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hintEl);
@@ -120,6 +121,45 @@ export function select(name, options, value, attrs) {
     { name, ...attrs },
     options.map(([v, label]) => h("option", { value: v, selected: v === value }, label)),
   );
+}
+
+// A destructive action asked twice, without a modal dialog: the first button shows the
+// question with a button that does it (the focus moves there) and one that keeps things
+// as they are. `run` shows its own outcome (a refusal too); the question closes after.
+export function confirmStep(label, question, yesLabel, run) {
+  idSeq += 1;
+  const questionId = `q${idSeq}`;
+  const start = h("button", { type: "button" }, label);
+  const yes = h("button", { type: "button", class: "danger", "aria-describedby": questionId }, yesLabel);
+  const no = h("button", { type: "button" }, "No, keep it");
+  const ask = h("span", { class: "confirm", role: "group", "aria-labelledby": questionId, hidden: true },
+    h("span", { id: questionId }, question), " ", yes, " ", no);
+  const close = () => {
+    ask.hidden = true;
+    start.hidden = false;
+  };
+  start.addEventListener("click", () => {
+    start.hidden = true;
+    ask.hidden = false;
+    yes.focus();
+  });
+  no.addEventListener("click", () => {
+    close();
+    start.focus();
+  });
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    try {
+      await run();
+    } finally {
+      yes.disabled = false;
+      close();
+      // The focus was on the hidden question: back to the button, if it is still shown.
+      const lost = document.activeElement === document.body || ask.contains(document.activeElement);
+      if (lost && start.isConnected) start.focus();
+    }
+  });
+  return h("span", { class: "confirm-step" }, start, ask);
 }
 
 // Saves a fetched Blob under a file name.

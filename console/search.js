@@ -1,7 +1,7 @@
 // Accounts: search as you type, filters with facet counts, sort, endless scroll on the
 // cursor, keyboard moves (arrows, Enter), exports and bulk updates of the current search.
 
-import { api, assignees, atLeast, currentUser, learnNames, nameOf } from "./api.js";
+import { api, assignees, atLeast, currentUser, learnNames, nameOf, query } from "./api.js";
 import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
@@ -84,6 +84,7 @@ export function searchScreen(main, _args, params) {
       clear(summary, error.message);
       return;
     }
+    const answered = performance.now();
     if (!next) {
       clear(list);
       renderFacets(page.facets);
@@ -96,6 +97,7 @@ export function searchScreen(main, _args, params) {
     cursor = page.next_cursor;
     more.hidden = !cursor;
     clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
+    if (!next) measurePaint(new URL(`/api/v1/accounts${query(params)}`, location.href).href, answered);
   }
 
   function renderFacets(found) {
@@ -239,6 +241,23 @@ export function searchScreen(main, _args, params) {
     controller?.abort();
     live.removeEventListener("payment.created", refresh);
   };
+}
+
+// The "search-paint" performance measure: from the search answer's last byte (its
+// resource timing; the moment the script had it parsed when the browser kept no entry)
+// to just after the frame that painted the results. One is kept at a time.
+function measurePaint(url, answered) {
+  requestAnimationFrame(() => setTimeout(() => {
+    const entry = performance.getEntriesByName(url, "resource").at(-1);
+    // Entries would pile up to the browser's buffer limit and then stop being kept.
+    performance.clearResourceTimings();
+    performance.clearMeasures("search-paint");
+    performance.measure("search-paint", {
+      start: entry ? entry.responseEnd : answered,
+      end: performance.now(),
+      detail: { from: entry ? "response_end" : "parsed" },
+    });
+  }, 0));
 }
 
 function exportTools(current) {
