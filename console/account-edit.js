@@ -5,7 +5,7 @@
 // unseen: the server refuses it (412) and the form is filled again from the account as
 // it now stands.
 
-import { api, atLeast } from "./api.js";
+import { api, assignees, atLeast, nameOf } from "./api.js";
 import { field, h, select, showProblem, toast, words } from "./dom.js";
 
 const STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
@@ -43,6 +43,8 @@ function patchOf(els) {
     // The address is replaced whole.
     patch.address = Object.fromEntries(ADDRESS.map(([key]) => [key, text(`address.${key}`) || null]));
   }
+  const assignee = els.namedItem("assigned_agent_id");
+  if (assignee && changed(assignee)) patch.assigned_agent_id = assignee.value || null;
   if (changed(els.status)) patch.status = els.status.value;
   if (changed(els.next_action_at)) {
     patch.next_action_at = els.next_action_at.value ? new Date(els.next_action_at.value).toISOString() : null;
@@ -50,6 +52,19 @@ function patchOf(els) {
   if (changed(els.tags)) patch.tags = els.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
   for (const [name] of FLAGS) if (changed(els.namedItem(name))) patch[name] = els.namedItem(name).checked;
   return patch;
+}
+
+// Whom the account is assigned to, among the people who work accounts (by name).
+function assigneeSelect(current) {
+  const options = [["", "Unassigned"], ...(current ? [[current, nameOf(current)]] : [])];
+  const choice = select("assigned_agent_id", options, current || "");
+  assignees()
+    .then((people) => {
+      if (current) choice.options[1].textContent = nameOf(current);
+      choice.append(...people.filter((p) => p.id !== current).map((p) => h("option", { value: p.id }, `${p.name} (${words(p.role)})`)));
+    })
+    .catch(() => {});
+  return choice;
 }
 
 // The editor: a disclosure holding the form. `show(account)` fills it again from the
@@ -62,6 +77,7 @@ export function accountEditor(id, onSaved) {
     const a = account;
     const address = a.address || {};
     const manager = atLeast("manager");
+    const assignee = manager ? assigneeSelect(a.assigned_agent_id) : null;
     const next = h("form", { "aria-labelledby": "edit-title" },
       h("div", { class: "form-alert", role: "alert" }),
       manager ? DETAILS.map(([name, label]) => field(label, h("input", { name, value: a[name] ?? "" }))) : null,
@@ -69,6 +85,7 @@ export function accountEditor(id, onSaved) {
         ADDRESS.map(([key, label]) => field(label, h("input", { name: `address.${key}`, value: address[key] ?? "" }), key === "country" ? "Two letters, e.g. US" : undefined))) : null,
       manager ? field("Time zone", h("input", { name: "timezone", value: a.timezone ?? "" }), "IANA name, e.g. America/New_York") : null,
       manager ? field("Due date", h("input", { name: "due_date", type: "date", value: a.due_date ?? "" })) : null,
+      manager ? field("Assigned to", assignee) : null,
       field("Status", select("status", STATUSES.map((s) => [s, words(s)]), a.status)),
       field("Next action", h("input", { name: "next_action_at", type: "datetime-local", value: localInput(a.next_action_at) })),
       field("Tags", h("input", { name: "tags", value: (a.tags || []).join(", ") }), "Comma separated"),

@@ -5,7 +5,7 @@
 // account; managers also refund and reverse payments, verify disputes and override the
 // contact guard.
 
-import { api, atLeast, currentUser, works } from "./api.js";
+import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
 import { clear, confirmStep, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
@@ -91,6 +91,7 @@ export async function accountScreen(main, [id]) {
 
   function renderSummary() {
     const a = account;
+    learnNames([a.assigned_agent_id]).then((learned) => learned && account === a && renderSummary()).catch(() => {});
     const address = a.address ? [a.address.line1, a.address.line2, a.address.city, a.address.region, a.address.postal_code, a.address.country].filter(Boolean).join(", ") : "";
     const flags = [a.do_not_call && "do not call", a.do_not_email && "do not email", a.cease_communication && "cease communication"].filter(Boolean);
     clear(
@@ -107,6 +108,7 @@ export async function accountScreen(main, [id]) {
       ),
       h("dl", { class: "details" },
         h("dt", {}, "Account number"), h("dd", {}, a.account_number),
+        h("dt", {}, "Assigned to"), h("dd", { id: "assignee" }, nameOf(a.assigned_agent_id)),
         h("dt", {}, "Phone"), h("dd", {}, a.phone || "—"),
         h("dt", {}, "Email"), h("dd", {}, a.email || "—"),
         h("dt", {}, "Address"), h("dd", {}, address || "—"),

@@ -3,7 +3,7 @@
 // guard would refuse go through, once, until it expires; it then records the rule it
 // overrode.
 
-import { api } from "./api.js";
+import { api, learnNames, nameOf } from "./api.js";
 import { clear, field, h, select, showProblem, toast, when, words } from "./dom.js";
 
 const CHANNELS = ["call", "sms", "email", "letter", "visit"];
@@ -47,11 +47,12 @@ export function overridesSection(accountId) {
 
   async function load(cursor) {
     const page = await api("GET", "/contact-overrides", { params: { account_id: accountId, page_size: 10, cursor } });
+    await learnNames(page.data.map((o) => o.granted_by)).catch(() => {});
     if (!cursor) clear(list);
     for (const override of page.data) {
       list.append(h("li", {},
         h("strong", {}, words(override.channel)), ` — ${standing(override)}`,
-        h("small", {}, `granted ${when(override.created_at)}`),
+        h("small", {}, `granted by ${nameOf(override.granted_by)} ${when(override.created_at)}`),
         h("p", { class: "notes" }, override.reason)));
     }
     if (!page.data.length && !cursor) list.append(h("li", { class: "muted" }, "None granted."));

@@ -138,6 +138,7 @@ before(async () => {
   const agent = await login("agent");
   const other = await login("agent2");
   ids.agentUser = agent.user.id;
+  ids.otherUser = other.user.id;
   const zone = daytimeZone();
   const create = (fields) => api(manager.access_token, "POST", "/accounts?wait_for=indexed", {
     original_balance: "1000.00",
@@ -290,6 +291,21 @@ describe("the console", () => {
     await bulk.getByText("succeeded: 1 of 1 done, 1 succeeded, 0 failed.").waitFor();
     const account = await api(await tokenOf("manager"), "GET", `/accounts/${ids.quigley}`);
     assert.deepEqual(account.tags.sort(), ["bulk-e2e", "e2e"]);
+    // Managers pick the assignee by name; the account screen names them too.
+    await bulk.getByLabel("Assign to").selectOption({ label: "E2E Other Agent (agent)" });
+    await bulk.getByRole("button", { name: "Update every account of this search" }).click();
+    await bulk.getByText("succeeded: 1 of 1 done, 1 succeeded, 0 failed.").waitFor();
+    const moved = await api(await tokenOf("manager"), "GET", `/accounts/${ids.quigley}`);
+    assert.equal(moved.assigned_agent_id, ids.otherUser);
+    await page.goto(`${BASE}/#/account/${ids.quigley}`);
+    await page.locator("#assignee", { hasText: "E2E Other Agent" }).waitFor();
+    // And back to the agent, from the account editor.
+    await page.getByText("Edit account").click();
+    await page.getByLabel("Assigned to").selectOption({ label: "E2E Agent (agent)" });
+    await page.getByRole("button", { name: "Save changes" }).click();
+    await page.locator("#assignee", { hasText: "E2E Agent" }).waitFor();
+    const back = await api(await tokenOf("manager"), "GET", `/accounts/${ids.quigley}`);
+    assert.equal(back.assigned_agent_id, ids.agentUser);
     await page.context().close();
   });
 
@@ -428,6 +444,12 @@ describe("the console", () => {
     await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "33.00", currency: "USD", method: "cash" });
     await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
     await manager.waitForFunction((text) => document.querySelector("#collected").textContent !== text, before);
+    // Agents by name, balances per currency.
+    const kpis = manager.locator("table", { hasText: "KPIs per agent" });
+    await kpis.getByText("E2E Agent", { exact: true }).waitFor();
+    assert.doesNotMatch(await kpis.textContent(), /…/, "no agent shown as a shortened id");
+    assert.match(await manager.locator("table", { hasText: "By days past due" }).textContent(), /\d USD/);
+    assert.match(await manager.locator("table", { hasText: "By status" }).textContent(), /\d USD/);
     await agent.locator(".bell").click();
     await agent.locator("#bell-panel li.unread").first().waitFor();
     await accessible(agent, "notifications");
@@ -527,6 +549,7 @@ describe("the console", () => {
     await grant.getByRole("button", { name: "Grant override" }).click();
     const granted = page.locator("#overrides li", { hasText: "Debtor asked for a call back" });
     await granted.filter({ hasText: "call — unused, open until" }).waitFor();
+    await granted.filter({ hasText: "granted by E2E Manager" }).waitFor();
     assert.equal(await granted.locator("i").count(), 0, "the reason is text, never markup");
     await accessible(page, "account with contact overrides");
     const log = page.getByRole("form", { name: "Log contact" });
