@@ -160,7 +160,10 @@ async fn main() {
     // portfolio (every account's status and bucket, with balances per currency).
     for (name, query) in [
         ("filter search with facets, 32 connections", kind_query(3, 0)),
-        ("portfolio facets over every account, 32 connections", "page_size=1&facets=status,bucket".to_owned()),
+        (
+            "portfolio facets over every account, 32 connections",
+            "page_size=1&facets=status,bucket".to_owned(),
+        ),
     ] {
         let url = format!("{}/api/v1/accounts?{query}", server.base);
         support::wrk(name, "GET", &url, std::slice::from_ref(&token), CONNECTIONS, kind_seconds).await;

@@ -998,28 +998,31 @@ async fn failed_shards_are_reported_over_http_not_hidden() {
     assert_eq!(err.code(), Code::ServiceUnavailable);
 }
 
+/// An index on a scripted cluster that answers every account search with `body`.
+async fn answering_account_searches(body: Value) -> (ScriptedEs, ElasticIndex) {
+    let server = ScriptedEs::start(move |r, _| match r.path.starts_with("/arrears-accounts/_search") {
+        true => (200, body.clone()),
+        false => (404, error("index_not_found_exception", "no such index", 404)),
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
+    (server, index)
+}
+
 /// With `_source: false`, as `ranked_ids` asks, a hit is its `_id` and sort values.
 #[tokio::test]
 async fn ranked_ids_are_read_from_hit_ids_and_sort_values() {
     let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
-    let answer = ids.clone();
-    let server = ScriptedEs::start(move |r, _| {
-        let hits: Vec<Value> = answer
-            .iter()
-            .enumerate()
-            .map(|(n, id)| json!({ "_index": "arrears-accounts-g1", "_id": id, "_score": null, "sort": [900 - n as i64, id] }))
-            .collect();
-        let body = json!({
-            "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
-            "hits": { "max_score": null, "hits": hits }
-        });
-        match r.path.starts_with("/arrears-accounts/_search") {
-            true => (200, body),
-            false => (404, error("index_not_found_exception", "no such index", 404)),
-        }
-    })
+    let hits: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(n, id)| json!({ "_index": "arrears-accounts-g1", "_id": id, "_score": null, "sort": [900 - n as i64, id] }))
+        .collect();
+    let (server, index) = answering_account_searches(json!({
+        "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+        "hits": { "max_score": null, "hits": hits }
+    }))
     .await;
-    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let query = AccountQuery {
         sort: Sort {
             field: SortField::Queue,
@@ -1051,40 +1054,33 @@ async fn ranked_ids_are_read_from_hit_ids_and_sort_values() {
 /// aggregation references): each facet value gets its sums per currency.
 #[tokio::test]
 async fn facet_sums_are_read_per_currency_from_the_currencies_sub_buckets() {
-    let server = ScriptedEs::start(|r, _| {
-        let currencies = |pairs: &[(&str, u64, f64)]| {
-            let buckets: Vec<Value> = pairs
-                .iter()
-                .map(|(key, count, units)| json!({ "key": key, "doc_count": count, "units": { "value": units } }))
-                .collect();
-            json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets })
-        };
-        let empty = currencies(&[]);
-        let body = json!({
-            "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
-            "hits": { "total": { "value": 3, "relation": "eq" }, "max_score": null, "hits": [] },
-            "aggregations": {
-                "status": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
-                    { "key": "active", "doc_count": 3,
-                      "currencies": currencies(&[("USD", 2, 201_100.0), ("EUR", 1, 100_800.0)]) }
-                ] },
-                "bucket": { "buckets": {
-                    "current": { "doc_count": 0, "currencies": empty.clone() },
-                    "1-29": { "doc_count": 0, "currencies": empty.clone() },
-                    "30-59": { "doc_count": 3, "currencies": currencies(&[("JPY", 1, 900_000.0), ("USD", 2, 201_100.0)]) },
-                    "60-89": { "doc_count": 0, "currencies": empty.clone() },
-                    "90-119": { "doc_count": 0, "currencies": empty.clone() },
-                    "120+": { "doc_count": 0, "currencies": empty }
-                } }
-            }
-        });
-        match r.path.starts_with("/arrears-accounts/_search") {
-            true => (200, body),
-            false => (404, error("index_not_found_exception", "no such index", 404)),
+    let currencies = |pairs: &[(&str, u64, f64)]| {
+        let buckets: Vec<Value> = pairs
+            .iter()
+            .map(|(key, count, units)| json!({ "key": key, "doc_count": count, "units": { "value": units } }))
+            .collect();
+        json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets })
+    };
+    let empty = currencies(&[]);
+    let (_server, index) = answering_account_searches(json!({
+        "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+        "hits": { "total": { "value": 3, "relation": "eq" }, "max_score": null, "hits": [] },
+        "aggregations": {
+            "status": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+                { "key": "active", "doc_count": 3,
+                  "currencies": currencies(&[("USD", 2, 201_100.0), ("EUR", 1, 100_800.0)]) }
+            ] },
+            "bucket": { "buckets": {
+                "current": { "doc_count": 0, "currencies": empty.clone() },
+                "1-29": { "doc_count": 0, "currencies": empty.clone() },
+                "30-59": { "doc_count": 3, "currencies": currencies(&[("JPY", 1, 900_000.0), ("USD", 2, 201_100.0)]) },
+                "60-89": { "doc_count": 0, "currencies": empty.clone() },
+                "90-119": { "doc_count": 0, "currencies": empty.clone() },
+                "120+": { "doc_count": 0, "currencies": empty }
+            } }
         }
-    })
+    }))
     .await;
-    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
     let query = AccountQuery {
         facets: vec![Facet::Status, Facet::Bucket],
         ..AccountQuery::new(today())

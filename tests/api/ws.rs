@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{self, Message, http};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
+use crate::helpers::{TestApp, TestUser, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -296,8 +296,9 @@ async fn published(app: &TestApp) {
     .await;
 }
 
-#[tokio::test]
-async fn missed_events_are_replayed_after_a_reconnect() {
+/// A manager's socket that was sent one payment and closed: the app, the manager, the
+/// account, and the event it was sent.
+async fn a_socket_that_saw_one_payment_and_closed() -> (TestApp, TestUser, String, Value) {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
@@ -305,6 +306,12 @@ async fn missed_events_are_replayed_after_a_reconnect() {
     let first = pay(&app, &manager.token, &account, "1.00").await;
     let seen = expect(&mut socket, "payment.created", |m| m["data"]["id"] == first["id"]).await;
     socket.close(None).await.unwrap();
+    (app, manager, account, seen)
+}
+
+#[tokio::test]
+async fn missed_events_are_replayed_after_a_reconnect() {
+    let (app, manager, account, seen) = a_socket_that_saw_one_payment_and_closed().await;
     let missed = [
         pay(&app, &manager.token, &account, "2.00").await,
         pay(&app, &manager.token, &account, "3.00").await,
@@ -322,13 +329,7 @@ async fn missed_events_are_replayed_after_a_reconnect() {
 
 #[tokio::test]
 async fn a_catch_up_leaves_out_what_the_new_socket_was_already_sent_live() {
-    let app = spawn_app().await;
-    let manager = app.user(Role::Manager).await;
-    let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
-    let mut socket = authed(&app, &manager.token, &["payments"]).await;
-    let first = pay(&app, &manager.token, &account, "1.00").await;
-    let seen = expect(&mut socket, "payment.created", |m| m["data"]["id"] == first["id"]).await;
-    socket.close(None).await.unwrap();
+    let (app, manager, account, seen) = a_socket_that_saw_one_payment_and_closed().await;
     let missed = pay(&app, &manager.token, &account, "2.00").await;
     published(&app).await;
     let mut socket = authed(&app, &manager.token, &["payments"]).await;
