@@ -36,7 +36,12 @@ const MIN_MERGE_LAYER: u32 = 500;
 /// documents a block keeps most of the compression.
 const DOCSTORE_BLOCK: usize = 4096;
 /// How often [`Generation::compact`] merges again after losing a race to another merge.
-const COMPACT_ATTEMPTS: usize = 3;
+/// A merge the policy started still holds its segments, and tantivy refuses another
+/// merge of them until it ends: retrying at once lost every attempt on a slow machine
+/// (CI, 2026-11-25), so each retry first waits, twice as long as the one before.
+const COMPACT_ATTEMPTS: u32 = 8;
+/// The wait before the first retry of [`Generation::compact`] (the 8th waits 2.56 s).
+const COMPACT_RETRY_WAIT: Duration = Duration::from_millis(20);
 /// How often a read-only process looks for a new live generation.
 const ALIAS_CHECK_EVERY: Duration = Duration::from_secs(1);
 const READER_RELOAD_EVERY: Duration = Duration::from_millis(50);
@@ -347,6 +352,7 @@ impl<K: Kind> Generation<K> {
                 Ok(_) => break,
                 Err(err) if attempt < COMPACT_ATTEMPTS => {
                     tracing::debug!(generation = %self.name, error = %err, "segment merge raced another; merging again");
+                    std::thread::sleep(COMPACT_RETRY_WAIT * 2u32.pow(attempt));
                     attempt += 1;
                 }
                 Err(err) => return Err(err.into()),
