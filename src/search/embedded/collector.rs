@@ -322,7 +322,8 @@ struct Coded {
     codes: Arc<[u8]>,
     /// The status column, when its ordinals fit the byte.
     status: Option<Arc<Strs>>,
-    /// By byte (with the status facet's sums, if it asks for them).
+    /// By byte, with the balances per currency (the bucket facet always sums them; the
+    /// status facet shows them when it asks for a sum).
     cells: Cells,
 }
 
