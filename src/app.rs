@@ -91,6 +91,7 @@ impl Application {
                 metrics: state.sync_metrics().clone(),
                 workers,
                 initial_backfill,
+                rebuild_outdated: true,
             };
             runtime.start(stopped.clone()).await?
         } else {

@@ -221,6 +221,12 @@ pub struct Settings {
     #[arg(long, env = "ELASTICSEARCH_TIMEOUT_MS", default_value_t = 10_000, global = true)]
     pub elasticsearch_timeout_ms: u64,
 
+    /// How long Elasticsearch may refuse the credentials (401) before the sync stops,
+    /// in seconds. A restarting cluster refuses valid credentials until its security
+    /// index is back; until then a 401 is retried with backoff.
+    #[arg(long, env = "ELASTICSEARCH_AUTH_GRACE_S", default_value_t = 300, global = true)]
+    pub elasticsearch_auth_grace_s: u64,
+
     /// Prefix of every index, alias and template name.
     #[arg(long, env = "ELASTICSEARCH_INDEX_PREFIX", default_value = "arrears", global = true)]
     pub elasticsearch_index_prefix: String,

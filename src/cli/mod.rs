@@ -89,9 +89,14 @@ pub enum Command {
         #[arg(long)]
         errors_out: Option<std::path::PathBuf>,
     },
-    /// Check the database and the search backend (with Elasticsearch: version,
-    /// privileges, templates, aliases); exit 0 only when every check passes.
-    Doctor,
+    /// Check the database and the search backend (with Elasticsearch: version, health,
+    /// privileges, templates, aliases, mappings, blocks, disk watermarks, rebuilds);
+    /// exit 0 only when every check passes.
+    Doctor {
+        /// Drop the generations a rebuild that died left behind as write targets.
+        #[arg(long)]
+        fix: bool,
+    },
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users.
@@ -172,7 +177,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             actor,
             errors_out,
         } => ops::import(cli.settings, &file, mode, sheet.as_deref(), &actor, errors_out.as_deref()).await,
-        Command::Doctor => ops::doctor(cli.settings).await,
+        Command::Doctor { fix } => ops::doctor(cli.settings, fix).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

@@ -77,6 +77,7 @@ pub async fn sync(settings: Settings) -> anyhow::Result<()> {
         metrics: Arc::new(SyncMetrics::default()),
         workers: settings.sync_workers,
         initial_backfill: writer.fresh,
+        rebuild_outdated: true,
     };
     let mut tasks = runtime.start(stopped).await?;
     super::shutdown_signal().await;
@@ -112,6 +113,7 @@ async fn reindex_here(pool: PgPool, search: Arc<dyn SearchIndex>, workers: usize
         metrics: Arc::new(SyncMetrics::default()),
         workers,
         initial_backfill: Vec::new(),
+        rebuild_outdated: false,
     };
     let mut tasks = runtime.start(stopped).await?;
     let mut outcome = Ok(());
@@ -179,38 +181,45 @@ async fn reindex_by_owner(pool: &PgPool, entity: Entity) -> anyhow::Result<()> {
 }
 
 /// Prints every check of the database and the search backend, each failure with its fix.
-pub async fn doctor(settings: Settings) -> anyhow::Result<()> {
+///
+/// With `fix`, generations left written but not read by a rebuild that died are dropped.
+pub async fn doctor(settings: Settings, fix: bool) -> anyhow::Result<()> {
     let mut checks = Vec::new();
-    match store::connect(&settings.database_url, 2).await {
-        Ok(_) => checks.push(Check {
-            name: "database".into(),
-            ok: true,
-            detail: "reachable".into(),
-            fix: None,
-        }),
-        Err(err) => checks.push(Check {
-            name: "database".into(),
-            ok: false,
-            detail: format!("{err:#}"),
-            fix: Some("check DATABASE_URL and that PostgreSQL runs".into()),
-        }),
-    }
+    let pool = match store::connect(&settings.database_url, 2).await {
+        Ok(pool) => {
+            checks.push(Check::pass("database", "reachable"));
+            Some(pool)
+        }
+        Err(err) => {
+            checks.push(Check::fail(
+                "database",
+                format!("{err:#}"),
+                "check DATABASE_URL and that PostgreSQL runs",
+            ));
+            None
+        }
+    };
     match settings.search_backend {
         SearchBackend::Elasticsearch => {
             // Refused documents would be recorded there; the doctor writes none.
-            let pool = PgPool::connect_lazy(&settings.database_url)?;
-            checks.extend(
-                ElasticIndex::new(&ElasticConfig::from_settings(&settings)?, SqlDeadLetters::shared(pool))?
-                    .doctor()
-                    .await,
-            );
+            let letters = PgPool::connect_lazy(&settings.database_url)?;
+            let index = ElasticIndex::new(&ElasticConfig::from_settings(&settings)?, SqlDeadLetters::shared(letters))?;
+            checks.extend(index.doctor().await);
+            // Whether a generation written but not read is a rebuild in progress is
+            // known in PostgreSQL (its rebuild lock).
+            if let Some(pool) = &pool
+                && checks.iter().all(|c| c.ok || !c.blocking)
+            {
+                match reindex::rebuild_checks(pool, &index, fix).await {
+                    Ok(found) => checks.extend(found),
+                    Err(err) => checks.push(Check::fail("rebuilds", err.to_string(), "see the checks above")),
+                }
+            }
         }
-        SearchBackend::Embedded => checks.push(Check {
-            name: "search".into(),
-            ok: true,
-            detail: format!("embedded index under {}", settings.data_dir.display()),
-            fix: None,
-        }),
+        SearchBackend::Embedded => checks.push(Check::pass(
+            "search",
+            format!("embedded index under {}", settings.data_dir.display()),
+        )),
     }
     for check in &checks {
         println!("{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);

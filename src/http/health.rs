@@ -21,7 +21,9 @@ pub struct Live {
 }
 
 /// The dependencies answer: `ok`, or `degraded` while Redis is down (delivery to this
-/// instance only; it stays ready).
+/// instance only) or the sync holds an entity's changes (its index has another
+/// release's mapping: searches answer from it, unchanged, until the rebuild's swap);
+/// it stays ready.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Ready {
     #[schema(example = "ok")]
@@ -36,6 +38,8 @@ pub struct Checks {
     search: String,
     /// `ok`, `down` or `disabled`.
     redis: &'static str,
+    /// `ok`, or which entities' changes wait in the outbox and why.
+    sync: String,
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -75,11 +79,21 @@ async fn ready(state: AppState) -> Response {
             };
             // Redis down degrades delivery to this instance; the service stays ready.
             let redis = state.events().redis_status();
-            let status = if redis == "down" { "degraded" } else { "ok" };
+            let held = state.sync_metrics().held();
+            let sync = if held.is_empty() {
+                "ok".to_owned()
+            } else {
+                held.into_iter()
+                    .map(|(entity, reason)| format!("holding {entity}: {reason}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            let status = if redis == "down" || sync != "ok" { "degraded" } else { "ok" };
             let checks = Checks {
                 database: "ok",
                 search,
                 redis,
+                sync,
             };
             api::json(StatusCode::OK, &Ready { status, checks })
         }

@@ -113,6 +113,31 @@ pub struct CurrencyStats {
     pub by_method: Vec<StatValue>,
 }
 
+/// Why a batch of an entity was not written: every generation it would go to was built
+/// with another release's mapping, which would refuse (`dynamic: strict`) or analyse
+/// otherwise what this build sends. The sync holds the entity's changes in the outbox
+/// (nothing becomes a dead letter) until a rebuild swaps in a generation with this
+/// build's mapping.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the {} index ({}) was built with another release's mapping; its changes wait in the outbox until a rebuild (`arrears reindex {}`) swaps in one with this build's",
+    entity.plural(), generations.join(", "), entity.plural()
+)]
+pub struct OutdatedMapping {
+    pub entity: Entity,
+    pub generations: Vec<String>,
+}
+
+impl OutdatedMapping {
+    /// The entity a failed batch is held for, when that is why it failed.
+    pub fn of(err: &crate::error::Error) -> Option<Entity> {
+        match err {
+            crate::error::Error::Internal(err) => err.downcast_ref::<OutdatedMapping>().map(|o| o.entity),
+            crate::error::Error::Problem(_) => None,
+        }
+    }
+}
+
 pub trait SearchIndex: Send + Sync + 'static {
     /// A name for the physical index this process feeds, so two workers can tell
     /// whether they feed the same one.
@@ -175,8 +200,24 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// Makes `generation` the one reads go to, atomically, and drops the old one.
     fn promote(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>>;
 
-    /// Unregisters and drops a generation whose rebuild failed.
+    /// Unregisters and drops a generation whose rebuild failed (never the one searches
+    /// read).
     fn abandon(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>>;
+
+    /// Generations written but not read: a rebuild in progress, or one left behind by a
+    /// rebuild that died. A backend whose rebuilds live and die with the process that
+    /// runs them (embedded) has none to report.
+    fn rebuilds(&self, _entity: Entity) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
+    /// Entities whose read generation was built with another release's mapping (see
+    /// [`OutdatedMapping`]); a rebuild with this build's mapping is due. The embedded
+    /// backend checks its schema when it opens and rebuilds there.
+    fn outdated(&self) -> BoxFuture<'_, Result<Vec<Entity>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
     /// Whether the backend can answer, for readiness: its state in a word, or why not.
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>>;
 }

@@ -31,13 +31,15 @@ pub async fn writer(settings: &Settings, dead_letters: Arc<dyn DeadLetters>) -> 
         SearchBackend::Elasticsearch => {
             let index = ElasticIndex::new(&ElasticConfig::from_settings(settings)?, dead_letters)?;
             let fresh = index.prepare().await?;
-            let failed: Vec<String> = index
-                .doctor()
-                .await
-                .into_iter()
-                .filter(|check| !check.ok)
-                .map(|check| format!("{}: {} (fix: {})", check.name, check.detail, check.fix.unwrap_or_default()))
-                .collect();
+            let mut failed = Vec::new();
+            for check in index.doctor().await.into_iter().filter(|check| !check.ok) {
+                let described = format!("{}: {} (fix: {})", check.name, check.detail, check.fix.unwrap_or_default());
+                if check.blocking {
+                    failed.push(described);
+                } else {
+                    tracing::warn!(check = %described, "elasticsearch check failed; starting anyway");
+                }
+            }
             if !failed.is_empty() {
                 return Err(OpenError::Other(anyhow::anyhow!(
                     "the Elasticsearch cluster is not fit to use ({}); `arrears doctor` shows every check",

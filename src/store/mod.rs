@@ -18,6 +18,7 @@ pub mod payments;
 pub mod plans;
 pub mod promises;
 pub mod queue;
+pub mod rebuild_locks;
 pub mod search_tasks;
 pub mod sessions;
 pub mod sync_workers;

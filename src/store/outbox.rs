@@ -16,14 +16,17 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
 }
 
-/// Locks up to `limit` rows no other worker holds. Rows of uncommitted transactions
-/// are invisible here and are picked up once they commit.
-pub async fn claim(tx: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>> {
+/// Locks up to `limit` rows no other worker holds, leaving out the entities in `held`
+/// (their changes wait). Rows of uncommitted transactions are invisible here and are
+/// picked up once they commit.
+pub async fn claim(tx: &mut PgConnection, limit: i64, held: &[&str]) -> Result<Vec<OutboxRow>> {
     let rows = sqlx::query_as::<_, OutboxRow>(
         "SELECT id, entity, entity_id, tombstone_version, created_at FROM search_outbox
+         WHERE NOT (entity = ANY($2))
          ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
+    .bind(held)
     .fetch_all(tx)
     .await?;
     Ok(rows)

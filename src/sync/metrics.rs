@@ -2,10 +2,12 @@
 //! process for readiness and the benchmarks, and exported to Prometheus as they are
 //! recorded.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::domain::document::Entity;
 use crate::search::ApplyReport;
 use crate::telemetry::metrics;
 
@@ -26,6 +28,9 @@ pub struct SyncMetrics {
     lag: Mutex<[u64; LAG_BOUNDS_MS.len() + 1]>,
     /// Why the sync workers stopped, when the index refused them for good.
     stopped: Mutex<Option<String>>,
+    /// Entities whose changes wait in the outbox, and why (an index built with another
+    /// release's mapping).
+    held: Mutex<BTreeMap<&'static str, String>>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -74,6 +79,33 @@ impl SyncMetrics {
 
     pub fn record_stop(&self, reason: String) {
         *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
+    }
+
+    /// Records that `entity`'s changes are held; true when they were not already.
+    pub fn hold(&self, entity: Entity, reason: String) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let new = held.insert(entity.plural(), reason).is_none();
+        metrics::sync_held(entity.plural(), true);
+        new
+    }
+
+    /// Records that `entity`'s changes flow again; true when they were held.
+    pub fn release(&self, entity: Entity) -> bool {
+        let released = self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(entity.plural())
+            .is_some();
+        if released {
+            metrics::sync_held(entity.plural(), false);
+        }
+        released
+    }
+
+    /// Why each held entity's changes wait, by entity.
+    pub fn held(&self) -> BTreeMap<&'static str, String> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn stopped(&self) -> Option<String> {

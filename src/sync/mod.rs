@@ -18,6 +18,7 @@ use self::metrics::SyncMetrics;
 use self::reindex::Progress;
 use self::worker::SyncWorker;
 use crate::domain::document::Entity;
+use crate::error::{Code, Error};
 use crate::search::SearchIndex;
 use crate::shutdown::running;
 use crate::store::sync_workers::{HEARTBEAT_EVERY, Lease};
@@ -31,6 +32,10 @@ pub struct SyncRuntime {
     pub workers: usize,
     /// Entities to backfill once at start (their index was created empty).
     pub initial_backfill: Vec<Entity>,
+    /// Rebuild at start every entity whose index has another release's mapping (a
+    /// server or `arrears sync` after an upgrade; not `arrears reindex`, which rebuilds
+    /// what it was asked to).
+    pub rebuild_outdated: bool,
 }
 
 impl SyncRuntime {
@@ -58,6 +63,32 @@ impl SyncRuntime {
                 tracing::info!(rows, entity = entity.as_str(), "new search index: building it from SQL");
                 if let Err(err) = reindex::rebuild(&pool, index.as_ref(), entity, |_| {}).await {
                     tracing::error!(error = %err, "initial index build failed; run `arrears reindex {}`", entity.plural());
+                }
+            });
+        }
+        let outdated = if self.rebuild_outdated {
+            self.index.outdated().await?
+        } else {
+            Vec::new()
+        };
+        for entity in outdated {
+            tracing::warn!(
+                entity = entity.as_str(),
+                "the index has another release's mapping: rebuilding it with this build's (its changes wait meanwhile)"
+            );
+            let (pool, index) = (self.pool.clone(), self.index.clone());
+            tasks.spawn(async move {
+                match reindex::rebuild_outdated(&pool, index.as_ref(), entity).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => tracing::info!(entity = entity.as_str(), "another process rebuilt the index meanwhile"),
+                    // Another process (a second instance, `arrears reindex`) holds the
+                    // rebuild: it does the work.
+                    Err(Error::Problem(problem)) if problem.code == Code::Conflict => {
+                        tracing::info!(entity = entity.as_str(), reason = %problem.detail, "rebuild left to another process");
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "rebuild after an upgrade failed; run `arrears reindex {}`", entity.plural());
+                    }
                 }
             });
         }

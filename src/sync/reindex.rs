@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use crate::domain::document::Entity;
 use crate::error::{Code, Error, Result};
 use crate::search::SearchIndex;
-use crate::store::{self, documents};
+use crate::search::elastic::doctor::Check;
+use crate::store::{self, documents, rebuild_locks};
 
 const CHUNK: i64 = 100_000;
 /// How long the count check waits for the worker to catch up with concurrent writes.
@@ -36,19 +37,65 @@ pub struct RebuildReport {
 
 /// Rebuilds the index of `entity`. `progress` is called after every chunk copied, and
 /// once more when the copy is done and the swap begins.
+///
+/// One rebuild of an entity runs at a time (the rebuild lock); holding it, any
+/// generation still written but not read was left by a rebuild that died, and is
+/// dropped first. Every failure drops the new generation again, so no failed rebuild
+/// stays a write target.
 pub async fn rebuild(
     pool: &PgPool,
     index: &dyn SearchIndex,
     entity: Entity,
     mut progress: impl FnMut(Progress) + Send,
 ) -> Result<RebuildReport> {
+    let lock = lock(pool, entity).await?;
+    let result = rebuild_locked(pool, index, entity, &mut progress).await;
+    lock.release().await;
+    result
+}
+
+/// Rebuilds the index of `entity` if, once this process holds the rebuild lock, its
+/// read generation still has another release's mapping (another instance may have
+/// rebuilt it meanwhile); `None` when it need not.
+pub async fn rebuild_outdated(pool: &PgPool, index: &dyn SearchIndex, entity: Entity) -> Result<Option<RebuildReport>> {
+    let lock = lock(pool, entity).await?;
+    let result = match index.outdated().await {
+        Ok(outdated) if outdated.contains(&entity) => rebuild_locked(pool, index, entity, &mut |_| {}).await.map(Some),
+        Ok(_) => Ok(None),
+        Err(err) => Err(err),
+    };
+    lock.release().await;
+    result
+}
+
+async fn lock(pool: &PgPool, entity: Entity) -> Result<rebuild_locks::RebuildLock> {
+    rebuild_locks::try_lock(pool, entity).await?.ok_or_else(|| {
+        Error::new(
+            Code::Conflict,
+            format!("a rebuild of the {} index is already running", entity.plural()),
+        )
+    })
+}
+
+async fn rebuild_locked(
+    pool: &PgPool,
+    index: &dyn SearchIndex,
+    entity: Entity,
+    progress: &mut (impl FnMut(Progress) + Send),
+) -> Result<RebuildReport> {
     let started = Instant::now();
+    drop_orphans(index, entity).await?;
     let generation = index.begin_rebuild(entity).await?;
     tracing::info!(generation = %generation, entity = entity.as_str(), "rebuild started");
-    match backfill(pool, index, entity, &generation, &mut progress).await {
+    let built = match backfill(pool, index, entity, &generation, progress).await {
         Ok(documents) => {
             progress(Progress::Swapping);
-            index.promote(entity, generation.clone()).await?;
+            index.promote(entity, generation.clone()).await.map(|()| documents)
+        }
+        Err(err) => Err(err),
+    };
+    match built {
+        Ok(documents) => {
             let report = RebuildReport {
                 generation,
                 documents,
@@ -59,10 +106,58 @@ pub async fn rebuild(
         }
         Err(err) => {
             tracing::error!(generation = %generation, error = %err, "rebuild failed; the live index is unchanged");
-            index.abandon(entity, generation).await?;
+            if let Err(cleanup) = index.abandon(entity, generation.clone()).await {
+                tracing::warn!(generation = %generation, error = %cleanup, "could not drop the failed rebuild's generation; the next rebuild or `arrears doctor --fix` does");
+            }
             Err(err)
         }
     }
+}
+
+/// Drops the generations a dead rebuild left written but not read. Only a holder of the
+/// rebuild lock may call it: then no rebuild is in progress.
+async fn drop_orphans(index: &dyn SearchIndex, entity: Entity) -> Result<Vec<String>> {
+    let orphans = index.rebuilds(entity).await?;
+    for orphan in &orphans {
+        tracing::warn!(generation = %orphan, entity = entity.as_str(), "dropping a generation left by a rebuild that died");
+        index.abandon(entity, orphan.clone()).await?;
+    }
+    Ok(orphans)
+}
+
+/// What became of the generations written but not read, per entity (for `arrears
+/// doctor`): a rebuild in progress holds its lock; without one they are orphans, which
+/// `fix` drops.
+pub async fn rebuild_checks(pool: &PgPool, index: &dyn SearchIndex, fix: bool) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for entity in Entity::ALL {
+        let name = format!("{} rebuilds", entity.plural());
+        let written = index.rebuilds(entity).await?;
+        if written.is_empty() {
+            checks.push(Check::pass(name, "no generation is written without being read"));
+            continue;
+        }
+        let Some(lock) = rebuild_locks::try_lock(pool, entity).await? else {
+            checks.push(Check::pass(name, format!("a rebuild is in progress into {}", written.join(", "))));
+            continue;
+        };
+        let dropped = if fix { Some(drop_orphans(index, entity).await) } else { None };
+        lock.release().await;
+        checks.push(match dropped {
+            Some(dropped) => Check::pass(name, format!("dropped {}, left by a rebuild that died", dropped?.join(", "))),
+            None => Check::fail(
+                name,
+                format!(
+                    "{} {} written but not read, and no rebuild is running: left by one that died, every change is written there too",
+                    written.join(", "),
+                    if written.len() == 1 { "is" } else { "are" }
+                ),
+                "`arrears doctor --fix` drops it (so does the next `arrears reindex`)",
+            )
+            .not_blocking(),
+        });
+    }
+    Ok(checks)
 }
 
 async fn backfill(

@@ -13,8 +13,8 @@ use uuid::Uuid;
 use super::metrics::SyncMetrics;
 use crate::domain::document::{Entity, IndexOp};
 use crate::error::Result;
-use crate::search::SearchIndex;
 use crate::search::elastic::client::EsError;
+use crate::search::{OutdatedMapping, SearchIndex};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{self};
 
@@ -30,6 +30,9 @@ const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// How often the worker vacuums the outbox ([`outbox::vacuum`]).
 const VACUUM_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How long an entity whose index has an outdated mapping is left out of claims before
+/// the worker tries it again (a rebuild may have swapped in a current generation).
+const HOLD_FOR: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct SyncWorker {
@@ -85,10 +88,16 @@ impl SyncWorker {
 
     /// Processes one batch; returns how many outbox rows it consumed.
     pub async fn process_batch(&self) -> Result<usize> {
+        Ok(self.process_batch_without(&[]).await?.len())
+    }
+
+    /// Processes one batch of the entities not in `held`; returns the entity of each
+    /// outbox row it consumed.
+    async fn process_batch_without(&self, held: &[&str]) -> Result<Vec<Entity>> {
         let mut tx = self.pool.begin().await?;
-        let batch = outbox::claim(&mut tx, BATCH_SIZE).await?;
+        let batch = outbox::claim(&mut tx, BATCH_SIZE, held).await?;
         if batch.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let ops = rebuild_ops(&mut tx, &batch).await?;
         let report = self.index.apply(ops).await?;
@@ -105,7 +114,7 @@ impl SyncWorker {
             rejected = report.rejected,
             "outbox batch indexed"
         );
-        Ok(batch.len())
+        Ok(batch.iter().filter_map(|row| Entity::parse(&row.entity)).collect())
     }
 
     /// Drains the outbox until it is empty (tests, reindex catch-up).
@@ -130,15 +139,41 @@ impl SyncWorker {
     /// Runs until `shutdown` turns true: a batch every [`SYNC_EVERY`] (back to back
     /// while a backlog drains), backing off on errors (the outbox keeps growing
     /// meanwhile; nothing is lost).
+    ///
+    /// An entity whose index was built with another release's mapping is held: its rows
+    /// stay in the outbox (claims leave them out for [`HOLD_FOR`] at a time) while the
+    /// other entity goes on, and the hold is recorded for readiness and metrics.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         let mut vacuumed = Instant::now();
+        let mut held: HashMap<Entity, Instant> = HashMap::new();
         tracing::info!("sync worker started");
         while crate::shutdown::running(&shutdown) {
             let started = Instant::now();
-            match self.process_batch().await {
-                Ok(n) if n as i64 == BATCH_SIZE => continue,
-                Ok(_) => backoff = Duration::from_millis(100),
+            held.retain(|_, since| since.elapsed() < HOLD_FOR);
+            let leave_out: Vec<&str> = held.keys().map(|e| e.as_str()).collect();
+            match self.process_batch_without(&leave_out).await {
+                Ok(consumed) => {
+                    for entity in Entity::ALL.into_iter().filter(|e| consumed.contains(e)) {
+                        if self.metrics.release(entity) {
+                            tracing::info!(
+                                entity = entity.as_str(),
+                                "sync writes this entity again: its index has this build's mapping"
+                            );
+                        }
+                    }
+                    if consumed.len() as i64 == BATCH_SIZE {
+                        continue;
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+                Err(err) if let Some(entity) = OutdatedMapping::of(&err) => {
+                    if self.metrics.hold(entity, err.to_string()) {
+                        tracing::error!(entity = entity.as_str(), error = %err, "sync holds this entity's changes");
+                    }
+                    held.insert(entity, Instant::now());
+                    continue;
+                }
                 Err(err) if EsError::is_fatal(&err) => {
                     self.metrics.record_failure(true);
                     tracing::error!(error = %err, "sync worker stopped: the search index refuses it; fix its credentials or blocks and restart (changes wait in the outbox)");

@@ -17,6 +17,7 @@ const OUTBOX_DEPTH: &str = "arrears_sync_outbox_depth";
 const OUTBOX_OLDEST: &str = "arrears_sync_outbox_oldest_age_seconds";
 const DOCUMENTS: &str = "arrears_sync_documents_total";
 const SYNC_FAILURES: &str = "arrears_sync_batch_failures_total";
+const SYNC_HELD: &str = "arrears_sync_held";
 const BULK_ERRORS: &str = "arrears_search_bulk_item_errors_total";
 const QUERY_SLOT_WAIT: &str = "arrears_search_query_slot_wait_seconds";
 const JOBS_QUEUED: &str = "arrears_jobs_queued";
@@ -75,6 +76,10 @@ fn describe() {
         "time from a change's commit to its document being searchable"
     );
     describe_gauge!(OUTBOX_DEPTH, "changes committed but not yet indexed");
+    describe_gauge!(
+        SYNC_HELD,
+        "1 while an entity's changes wait in the outbox because its index has another release's mapping, by entity"
+    );
     describe_gauge!(OUTBOX_OLDEST, Unit::Seconds, "age of the oldest change not yet indexed");
     describe_counter!(
         DOCUMENTS,
@@ -140,6 +145,11 @@ pub fn documents(indexed: usize, stale: usize, dead_letters: usize) {
             counter!(DOCUMENTS, "outcome" => outcome).increment(n as u64);
         }
     }
+}
+
+/// `entity` is one of the two entities, so the label set stays bounded.
+pub fn sync_held(entity: &'static str, held: bool) {
+    gauge!(SYNC_HELD, "entity" => entity).set(if held { 1.0 } else { 0.0 });
 }
 
 pub fn sync_failure(fatal: bool) {

@@ -1184,6 +1184,21 @@ async fn raw(method: reqwest::Method, path: String) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
+/// A request with a JSON body to the cluster at ELASTICSEARCH_URL.
+async fn raw_json(method: reqwest::Method, path: String, body: serde_json::Value) -> reqwest::Response {
+    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", base.trim_end_matches('/')))
+        .json(&body);
+    if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
+        request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
+    }
+    if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
+        request = request.header("authorization", format!("ApiKey {key}"));
+    }
+    request.send().await.unwrap()
+}
+
 /// Deletes a test's indices and templates.
 async fn drop_elastic(prefix: &str) {
     let indices: serde_json::Value = raw(reqwest::Method::GET, format!("/{prefix}-*/_alias")).await.json().await.unwrap();
@@ -1253,6 +1268,117 @@ mod elastic_cluster {
             result.unwrap();
         }
         assert_eq!(behind.as_object().unwrap().len(), 1, "{behind}");
+    }
+
+    /// A deployment whose accounts generation an older release made: this build's
+    /// mapping less one field, with another digest, behind every alias.
+    #[tokio::test]
+    async fn an_upgrade_that_maps_a_new_field_is_held_then_rebuilt() {
+        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+            return;
+        };
+        let mut settings = crate::helpers::test_settings();
+        settings.elasticsearch_url = Some(url);
+        let prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        settings.elasticsearch_index_prefix = prefix.clone();
+        let names = arrears::search::elastic::templates::Names::new(prefix.clone());
+        let mut older = arrears::search::elastic::templates::mappings(Entity::Account);
+        older["properties"]["derived"]["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("queue_rank");
+        older["_meta"]["digest"] = serde_json::json!("an-older-release");
+        let analysis: serde_json::Value = serde_json::from_str(arrears::search::elastic::templates::ANALYSIS).unwrap();
+        let g1 = names.generation(Entity::Account, 1);
+        let created = raw_json(
+            reqwest::Method::PUT,
+            format!("/{g1}"),
+            serde_json::json!({
+                "settings": analysis["template"]["settings"],
+                "mappings": older,
+                "aliases": {
+                    names.read_alias(Entity::Account): {},
+                    names.targets_alias(Entity::Account): {},
+                    format!("{g1}-write"): {}
+                }
+            }),
+        )
+        .await;
+        assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+        let pool = crate::helpers::fresh_pool().await;
+        let index = ElasticIndex::new(
+            &ElasticConfig::from_settings(&settings).unwrap(),
+            SqlDeadLetters::shared(pool.clone()),
+        )
+        .unwrap();
+        index.prepare().await.unwrap();
+        let mapping = index.doctor().await.into_iter().find(|c| c.name == "accounts mapping").unwrap();
+        let outdated = index.outdated().await.unwrap();
+        let held = index.apply(vec![IndexOp::upsert(doc("Held Person", 1))]).await;
+        sqlx::query(
+            "INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency)
+             VALUES ($1, 'UPG-LIVE', 'Rebuilt Person', 10, 10, 'USD')",
+        )
+        .bind(Uuid::new_v4())
+        .execute(&pool)
+        .await
+        .unwrap();
+        let rebuilt = arrears::sync::reindex::rebuild(&pool, &index, Entity::Account, |_| {}).await;
+        let after = index.apply(vec![IndexOp::upsert(doc("Written Person", 1))]).await;
+        let checks = index.doctor().await;
+        drop_elastic(&prefix).await;
+        assert!(!mapping.ok && mapping.detail.contains("derived.queue_rank"), "{mapping:?}");
+        assert_eq!(outdated, [Entity::Account]);
+        assert_eq!(arrears::search::OutdatedMapping::of(&held.unwrap_err()), Some(Entity::Account));
+        assert_eq!(rebuilt.unwrap().documents, 1);
+        assert_eq!(after.unwrap().applied, 1, "the new generation takes this build's documents");
+        assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+    }
+
+    /// Refused credentials count as a restart for the grace, then stop the client.
+    #[tokio::test]
+    async fn refused_credentials_are_transient_within_the_grace_only() {
+        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+            return;
+        };
+        let mut settings = crate::helpers::test_settings();
+        settings.elasticsearch_url = Some(url);
+        settings.elasticsearch_username = Some("arrears-no-such-user".into());
+        settings.elasticsearch_password = Some("wrong".into());
+        settings.elasticsearch_api_key = None;
+        let pool = crate::helpers::fresh_pool().await;
+        settings.elasticsearch_auth_grace_s = 60;
+        let patient = ElasticIndex::new(
+            &ElasticConfig::from_settings(&settings).unwrap(),
+            SqlDeadLetters::shared(pool.clone()),
+        )
+        .unwrap();
+        settings.elasticsearch_auth_grace_s = 0;
+        let strict = ElasticIndex::new(&ElasticConfig::from_settings(&settings).unwrap(), SqlDeadLetters::shared(pool)).unwrap();
+        let retried = patient.health().await.unwrap_err();
+        let stopped = strict.health().await.unwrap_err();
+        assert!(retried.contains("401") && retried.contains("retried until"), "{retried}");
+        assert!(stopped.contains("401") && stopped.contains("refuses this client"), "{stopped}");
+    }
+
+    /// A rebuild that dies after creating its generation leaves a write target that the
+    /// doctor reports and `--fix` drops.
+    #[tokio::test]
+    async fn a_generation_left_by_a_dead_rebuild_is_found_and_dropped() {
+        let Some((index, prefix)) = elastic().await else {
+            return;
+        };
+        let pool = crate::helpers::fresh_pool().await;
+        let orphan = index.begin_rebuild(Entity::Account).await.unwrap();
+        let found = index.rebuilds(Entity::Account).await.unwrap();
+        let reported = arrears::sync::reindex::rebuild_checks(&pool, &index, false).await.unwrap();
+        let fixed = arrears::sync::reindex::rebuild_checks(&pool, &index, true).await.unwrap();
+        let gone = raw(reqwest::Method::GET, format!("/{orphan}")).await.status();
+        drop_elastic(&prefix).await;
+        assert_eq!(found, std::slice::from_ref(&orphan));
+        assert!(!reported[0].ok && reported[0].detail.contains(&orphan), "{reported:#?}");
+        assert!(fixed[0].ok, "{fixed:#?}");
+        assert_eq!(gone, 404);
     }
 
     #[tokio::test]

@@ -126,6 +126,10 @@ call_variants!(
     OpenPit,
     ClosePit,
     GetDocVersion,
+    GetMapping,
+    GetBlocks,
+    GetWatermarks,
+    NodesFs,
 );
 
 /// Search-after keys that can follow a sort: a score after relevance, a value or a
@@ -485,6 +489,17 @@ fn requests() -> Vec<Request> {
     // The doctor.
     out.push(Request::of("cluster info", &Call::Info));
     out.push(Request::of("cluster health", &Call::ClusterHealth));
+    out.push(Request::of("blocks of every index", &Call::GetBlocks { index: names.family() }));
+    out.push(Request::of("the disk watermarks", &Call::GetWatermarks));
+    out.push(Request::of("every node's disk", &Call::NodesFs));
+    for entity in Entity::ALL {
+        out.push(Request::of(
+            format!("the mappings of every {} generation", entity.plural()),
+            &Call::GetMapping {
+                index: names.pattern(entity),
+            },
+        ));
+    }
     out.push(Request::of(
         "the privileges the backend uses",
         &Call::HasPrivileges {

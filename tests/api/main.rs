@@ -12,6 +12,7 @@ mod concurrency;
 mod console;
 mod contract;
 mod elastic;
+mod elastic_upgrades;
 mod errors;
 mod es_spec;
 mod export;

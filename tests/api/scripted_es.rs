@@ -78,6 +78,8 @@ pub struct ScriptedEs {
     pub url: String,
     received: Arc<Mutex<Vec<Received>>>,
     indices: Arc<Mutex<Indices>>,
+    /// How long the server takes to answer calls of an API, as a busy master does.
+    delays: Arc<Mutex<BTreeMap<&'static str, std::time::Duration>>>,
 }
 
 impl ScriptedEs {
@@ -100,11 +102,26 @@ impl ScriptedEs {
         ));
         let script: Arc<Mutex<Script>> = Arc::new(Mutex::new(Box::new(script)));
         let (log, cluster) = (received.clone(), state.clone());
+        let delays: Arc<Mutex<BTreeMap<&'static str, std::time::Duration>>> = Arc::default();
+        let delay_of = delays.clone();
         let routes = warp::method()
             .and(warp::path::full())
             .and(warp::query::raw().or(warp::any().map(String::new)).unify())
             .and(warp::header::headers_cloned())
             .and(warp::body::bytes())
+            .and_then(
+                move |method: warp::http::Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body: bytes::Bytes| {
+                    let api = route(method.as_str(), path.as_str()).map(|(api, _)| api.name);
+                    let delay = api.and_then(|api| delay_of.lock().unwrap().get(api).copied());
+                    async move {
+                        if let Some(delay) = delay {
+                            tokio::time::sleep(delay).await;
+                        }
+                        Ok::<_, warp::Rejection>((method, path, query, headers, body))
+                    }
+                },
+            )
+            .untuple_one()
             .map(
                 move |method: warp::http::Method, path: warp::path::FullPath, query: String, headers: HeaderMap, body: bytes::Bytes| {
                     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -148,7 +165,13 @@ impl ScriptedEs {
             url,
             received,
             indices: state,
+            delays,
         }
+    }
+
+    /// Answers calls of `api` (the specification's name) only after `delay`.
+    pub fn delay(&self, api: &'static str, delay: std::time::Duration) {
+        self.delays.lock().unwrap().insert(api, delay);
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -283,6 +306,65 @@ pub const API: &[Api] = &[
         paths: &["/_refresh", "/{index}/_refresh"],
         body: Body::None,
         params: WILDCARDS,
+    },
+    Api {
+        name: "indices.get_mapping",
+        methods: &["GET"],
+        paths: &["/_mapping", "/{index}/_mapping"],
+        body: Body::None,
+        params: &[
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "local",
+            "master_timeout",
+        ],
+    },
+    Api {
+        name: "indices.get_settings",
+        methods: &["GET"],
+        paths: &["/_settings", "/{index}/_settings", "/{index}/_settings/{name}", "/_settings/{name}"],
+        body: Body::None,
+        params: &[
+            "master_timeout",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "flat_settings",
+            "local",
+            "include_defaults",
+        ],
+    },
+    Api {
+        name: "cluster.get_settings",
+        methods: &["GET"],
+        paths: &["/_cluster/settings"],
+        body: Body::None,
+        params: &["flat_settings", "master_timeout", "timeout", "include_defaults"],
+    },
+    Api {
+        name: "nodes.stats",
+        methods: &["GET"],
+        paths: &[
+            "/_nodes/stats",
+            "/_nodes/{node_id}/stats",
+            "/_nodes/stats/{metric}",
+            "/_nodes/{node_id}/stats/{metric}",
+            "/_nodes/stats/{metric}/{index_metric}",
+            "/_nodes/{node_id}/stats/{metric}/{index_metric}",
+        ],
+        body: Body::None,
+        params: &[
+            "completion_fields",
+            "fielddata_fields",
+            "fields",
+            "groups",
+            "level",
+            "types",
+            "timeout",
+            "include_segment_file_sizes",
+            "include_unloaded_segments",
+        ],
     },
     Api {
         name: "indices.put_settings",

@@ -173,7 +173,7 @@ async fn a_crash_between_apply_and_outbox_delete_replays_harmlessly() {
     // The worker's steps, up to and including the index write, then the process "dies":
     // its transaction rolls back and the claimed rows come back.
     let mut tx = pool.begin().await.unwrap();
-    let batch = outbox::claim(&mut tx, 100).await.unwrap();
+    let batch = outbox::claim(&mut tx, 100, &[]).await.unwrap();
     assert_eq!(batch.len(), 1);
     let ops = rebuild_ops(&mut tx, &batch).await.unwrap();
     index.apply(ops.clone()).await.unwrap();
@@ -267,6 +267,7 @@ async fn a_worker_for_another_embedded_index_refuses_to_start() {
         metrics: Arc::new(SyncMetrics::default()),
         workers: 1,
         initial_backfill: Vec::new(),
+        rebuild_outdated: false,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut running = runtime(first.clone()).start(stopped.clone()).await.unwrap();

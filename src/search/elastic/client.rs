@@ -6,7 +6,8 @@
 //! and type-check every body against Elastic's request types. One function sends them
 //! and sorts failures into "retry", "stop the worker" and "the request is wrong".
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use elasticsearch::auth::Credentials;
@@ -18,9 +19,10 @@ use elasticsearch::http::headers::{CONTENT_TYPE, HeaderValue};
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts, IndicesPutIndexTemplateParts,
-    IndicesPutSettingsParts, IndicesRefreshParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts, IndicesGetMappingParts,
+    IndicesGetSettingsParts, IndicesPutIndexTemplateParts, IndicesPutSettingsParts, IndicesRefreshParts,
 };
+use elasticsearch::nodes::NodesStatsParts;
 use elasticsearch::security::SecurityHasPrivilegesParts;
 use elasticsearch::{BulkParts, CountParts, Elasticsearch, GetParts, OpenPointInTimeParts, SearchParts};
 use serde_json::{Value, json};
@@ -29,6 +31,16 @@ use crate::error::{Code, Error};
 
 /// What a `_bulk` answer is cut down to: only what [`super::bulk::judge`] reads.
 pub const BULK_FILTER: &[&str] = &["errors", "items.*.status", "items.*.error.type", "items.*.error.reason"];
+/// What the doctor reads of each node's file systems.
+pub const NODE_FS_FILTER: &[&str] = &["nodes.*.name", "nodes.*.fs.total"];
+/// The index settings the doctor reads: the blocks an index may carry.
+pub const BLOCK_SETTINGS: &str = "index.blocks.*";
+/// A call that changes the cluster's state may take the master's queue time
+/// (`master_timeout`, 30 s by default) and then the acknowledgement wait (`timeout`,
+/// 30 s by default) before Elasticsearch answers; the client waits longer than both, so
+/// it never gives up on a change the cluster goes on to make (an index created after
+/// the client timed out would be left behind as a write target).
+pub const CLUSTER_STATE_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// One call to Elasticsearch. Names and fields follow the REST API specification
 /// (`api` is the specification's endpoint name); nothing here is a path or a method.
@@ -83,14 +95,30 @@ pub enum Call {
     Refresh {
         index: String,
     },
+    /// `indices.get_mapping`: the mappings of the indices a name or pattern stands for.
+    GetMapping {
+        index: String,
+    },
+    /// `indices.get_settings` of [`BLOCK_SETTINGS`] on an index pattern.
+    GetBlocks {
+        index: String,
+    },
+    /// `cluster.get_settings` with defaults, flat (`cluster.routing.allocation.disk.
+    /// watermark.low` is both a value and the parent of its `max_headroom`, which only
+    /// the flat form shows as two keys), for the disk watermarks.
+    GetWatermarks,
+    /// `nodes.stats` of the `fs` metric, cut down to [`NODE_FS_FILTER`].
+    NodesFs,
     /// `bulk`: action and source lines, answered cut down to [`BULK_FILTER`].
     Bulk {
         lines: Vec<Value>,
     },
-    /// `search` on an index or alias.
+    /// `search` on an index or alias; `preference` keeps every page of one search on
+    /// the same shard copies.
     Search {
         index: String,
         body: Value,
+        preference: Option<String>,
     },
     /// `search` through a point in time, which names no index (the PIT holds it).
     SearchPit {
@@ -107,7 +135,8 @@ pub enum Call {
     ClosePit {
         id: String,
     },
-    /// `get` of a document's metadata (no `_source`).
+    /// `get` of a document's metadata (no `_source`) as searches see it
+    /// (`realtime=false`: from the last refresh, not the translog).
     GetDocVersion {
         index: String,
         id: String,
@@ -115,6 +144,15 @@ pub enum Call {
 }
 
 impl Call {
+    /// A search of `index`; a relevance-sorted one carries the [`dsl::preference`] of its
+    /// body so every page of it is answered by the same shard copies.
+    ///
+    /// [`dsl::preference`]: super::dsl::preference
+    pub fn search(index: String, body: Value, by_relevance: bool) -> Call {
+        let preference = by_relevance.then(|| super::dsl::preference(&body));
+        Call::Search { index, body, preference }
+    }
+
     /// The endpoint's name in Elastic's REST API specification.
     pub fn api(&self) -> &'static str {
         match self {
@@ -131,6 +169,10 @@ impl Call {
             Call::UpdateAliases { .. } => "indices.update_aliases",
             Call::GetAlias { .. } | Call::IndexAliases { .. } => "indices.get_alias",
             Call::Refresh { .. } => "indices.refresh",
+            Call::GetMapping { .. } => "indices.get_mapping",
+            Call::GetBlocks { .. } => "indices.get_settings",
+            Call::GetWatermarks => "cluster.get_settings",
+            Call::NodesFs => "nodes.stats",
             Call::Bulk { .. } => "bulk",
             Call::Search { .. } | Call::SearchPit { .. } => "search",
             Call::Count { .. } => "count",
@@ -154,6 +196,8 @@ impl Call {
             | Call::PutSettings { index, .. }
             | Call::IndexAliases { index }
             | Call::Refresh { index }
+            | Call::GetMapping { index }
+            | Call::GetBlocks { index }
             | Call::Search { index, .. }
             | Call::Count { index, .. }
             | Call::OpenPit { index, .. }
@@ -193,14 +237,42 @@ impl Call {
             Call::GetDocVersion { id, .. } => {
                 out["id"] = json!(id);
                 out["_source"] = json!(false);
+                out["realtime"] = json!(false);
             }
+            Call::Search {
+                preference: Some(preference),
+                ..
+            } => out["preference"] = json!(preference),
             Call::Bulk { .. } => out["filter_path"] = json!(BULK_FILTER),
+            Call::GetBlocks { .. } => out["name"] = json!(BLOCK_SETTINGS),
+            Call::GetWatermarks => {
+                out["include_defaults"] = json!(true);
+                out["flat_settings"] = json!(true);
+            }
+            Call::NodesFs => {
+                out["metric"] = json!(["fs"]);
+                out["filter_path"] = json!(NODE_FS_FILTER);
+            }
             _ => {}
         }
         if let Some(body) = self.body() {
             out[if matches!(self, Call::Bulk { .. }) { "ndjson" } else { "body" }] = body;
         }
         out
+    }
+
+    /// Whether the call changes the cluster's state (and so may wait for the master
+    /// and for acknowledgements before it is answered).
+    fn changes_cluster_state(&self) -> bool {
+        matches!(
+            self,
+            Call::PutComponentTemplate { .. }
+                | Call::PutIndexTemplate { .. }
+                | Call::CreateIndex { .. }
+                | Call::DeleteIndex { .. }
+                | Call::PutSettings { .. }
+                | Call::UpdateAliases { .. }
+        )
     }
 }
 
@@ -209,12 +281,13 @@ impl Call {
 pub enum EsError {
     /// Worth retrying later: 429, 5xx (including the temporary cluster blocks: state not
     /// recovered, no master, the flood-stage disk block that Elasticsearch lifts itself),
-    /// timeouts, refused connections.
+    /// timeouts, refused connections, and a 401 within [`ClientConfig::auth_grace`].
     #[error("elasticsearch is unavailable: {0}")]
     Transient(String),
-    /// Credentials refused, or a block only an operator clears (a read-only or
-    /// write-blocked index): nothing works until someone acts, so a sync worker stops
-    /// instead of retrying.
+    /// Credentials refused for longer than [`ClientConfig::auth_grace`], privileges
+    /// missing (403), or a block only an operator clears (a read-only or write-blocked
+    /// index): nothing works until someone acts, so a sync worker stops instead of
+    /// retrying.
     #[error("elasticsearch refuses this client: {0}")]
     Fatal(String),
     /// The request was wrong (another 4xx): a bug or a mapping out of step.
@@ -312,12 +385,36 @@ pub struct ClientConfig {
     /// PEM file of the CA that signed the cluster's certificate.
     pub ca_file: Option<std::path::PathBuf>,
     pub timeout: Duration,
+    /// How long a 401 counts as transient. While a cluster restarts (or a rolling
+    /// upgrade moves its security index) it refuses valid credentials; Kibana retries
+    /// through that, and so do we, until 401s have lasted this long.
+    pub auth_grace: Duration,
+}
+
+/// Since when every answer has been a 401 (none since the last other answer).
+#[derive(Debug, Default)]
+struct Refusals {
+    since: Mutex<Option<Instant>>,
+}
+
+impl Refusals {
+    /// How long 401s have lasted, counting this one.
+    fn refused(&self) -> Duration {
+        let mut since = self.since.lock().unwrap_or_else(|p| p.into_inner());
+        since.get_or_insert_with(Instant::now).elapsed()
+    }
+
+    fn answered(&self) {
+        *self.since.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
 }
 
 #[derive(Clone)]
 pub struct Client {
     es: Elasticsearch,
     timeout: Duration,
+    auth_grace: Duration,
+    refusals: Arc<Refusals>,
 }
 
 impl Client {
@@ -352,6 +449,8 @@ impl Client {
         Ok(Self {
             es: Elasticsearch::new(transport),
             timeout: config.timeout,
+            auth_grace: config.auth_grace,
+            refusals: Arc::default(),
         })
     }
 
@@ -359,7 +458,12 @@ impl Client {
     /// 5xx come back as errors; every other status comes back as a reply for the caller
     /// to judge.
     pub async fn send(&self, call: &Call) -> Result<Reply, EsError> {
-        let (es, timeout) = (&self.es, self.timeout);
+        let es = &self.es;
+        let timeout = if call.changes_cluster_state() {
+            self.timeout.max(CLUSTER_STATE_TIMEOUT)
+        } else {
+            self.timeout
+        };
         let sent = match call {
             Call::Info => es.info().request_timeout(timeout).send().await,
             Call::ClusterHealth => es.cluster().health(ClusterHealthParts::None).request_timeout(timeout).send().await,
@@ -458,9 +562,41 @@ impl Client {
                     .send()
                     .await
             }
-            Call::Search { index, body } => {
-                es.search(SearchParts::Index(&[index]))
-                    .body(body)
+            Call::Search { index, body, preference } => {
+                let indices = [index.as_str()];
+                let search = es.search(SearchParts::Index(&indices)).body(body).request_timeout(timeout);
+                match preference {
+                    Some(preference) => search.preference(preference).send().await,
+                    None => search.send().await,
+                }
+            }
+            Call::GetMapping { index } => {
+                es.indices()
+                    .get_mapping(IndicesGetMappingParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetBlocks { index } => {
+                es.indices()
+                    .get_settings(IndicesGetSettingsParts::IndexName(&[index], &[BLOCK_SETTINGS]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetWatermarks => {
+                es.cluster()
+                    .get_settings()
+                    .include_defaults(true)
+                    .flat_settings(true)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::NodesFs => {
+                es.nodes()
+                    .stats(NodesStatsParts::Metric(&["fs"]))
+                    .filter_path(NODE_FS_FILTER)
                     .request_timeout(timeout)
                     .send()
                     .await
@@ -490,6 +626,7 @@ impl Client {
             Call::GetDocVersion { index, id } => {
                 es.get(GetParts::IndexId(index, id))
                     ._source(&["false"])
+                    .realtime(false)
                     .request_timeout(timeout)
                     .send()
                     .await
@@ -502,7 +639,21 @@ impl Client {
             .await
             .map_err(|e| EsError::Transient(format!("reading the answer to {}: {e}", call.api())))?;
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status == 401 || status == 403 || status == 429 || status >= 500 || error_type(&body) == "cluster_block_exception" {
+        if status == 401 {
+            let refused = self.refusals.refused();
+            let described = format!("{status} {}: {}", error_type(&body), error_reason(&body));
+            return Err(if refused < self.auth_grace {
+                EsError::Transient(format!(
+                    "{described} (credentials refused for {} s; retried until {} s, as while the cluster restarts)",
+                    refused.as_secs(),
+                    self.auth_grace.as_secs()
+                ))
+            } else {
+                EsError::Fatal(format!("{described} (credentials refused for {} s)", refused.as_secs()))
+            });
+        }
+        self.refusals.answered();
+        if status == 403 || status == 429 || status >= 500 || error_type(&body) == "cluster_block_exception" {
             return Err(classify(status, &body));
         }
         Ok(Reply { status, body })

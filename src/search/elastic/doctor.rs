@@ -1,8 +1,10 @@
 //! Checks a cluster before the app relies on it (`arrears doctor`, and every start with
-//! the Elasticsearch backend): reachable and on version 8, the app's user holds every
-//! privilege the backend uses, the templates are the ones this build applies, exactly
-//! one generation behind each read alias, and the write aliases in step. Each failure
-//! names its fix.
+//! the Elasticsearch backend): reachable and on version 8, healthy, the app's user holds
+//! every privilege the backend uses, the templates are the ones this build applies,
+//! exactly one generation behind each read alias, the write aliases in step, every
+//! generation built with this build's mapping (read from the cluster), no index blocked
+//! and every node's disk below its watermarks. Each failure names its fix; a failure
+//! that does not stop the app from starting (a rebuild or time mends it) says so.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -21,25 +23,37 @@ pub struct Check {
     /// What an operator does about a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// Whether a failure stops the app from starting. Those that do not leave it
+    /// working in part (an outdated mapping holds one entity's changes until the rebuild
+    /// the app starts itself; a full disk lifts by itself), and the doctor still fails.
+    pub blocking: bool,
 }
 
 impl Check {
-    fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             ok: true,
             detail: detail.into(),
             fix: None,
+            blocking: true,
         }
     }
 
-    fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Self {
             name: name.into(),
             ok: false,
             detail: detail.into(),
             fix: Some(fix.into()),
+            blocking: true,
         }
+    }
+
+    /// A failure the app starts with anyway.
+    pub fn not_blocking(mut self) -> Self {
+        self.blocking = false;
+        self
     }
 }
 
@@ -182,6 +196,211 @@ fn alias_checks(names: &Names, entity: Entity, aliases: &Value) -> Vec<Check> {
     checks
 }
 
+/// The cluster's status: green passes, yellow (replicas with nowhere to go) fails without
+/// stopping the app, red (a primary shard unassigned) stops it.
+fn health_check(health: &Value) -> Check {
+    let status = health.get("status").and_then(Value::as_str).unwrap_or("unknown");
+    let unassigned = health.get("unassigned_shards").and_then(Value::as_u64).unwrap_or(0);
+    let nodes = health.get("number_of_data_nodes").and_then(Value::as_u64).unwrap_or(0);
+    match status {
+        "green" => Check::pass("cluster health", format!("green on {nodes} data node(s)")),
+        "yellow" => Check::fail(
+            "cluster health",
+            format!("yellow: {unassigned} replica shard(s) have no node to go to ({nodes} data node(s))"),
+            "set ELASTICSEARCH_REPLICAS to at most the number of data nodes minus one (0 on one node) and run `arrears reindex`, or add data nodes",
+        )
+        .not_blocking(),
+        _ => Check::fail(
+            "cluster health",
+            format!("{status}: {unassigned} shard(s) unassigned, some of them primaries; searches and writes on them fail"),
+            "GET /_cluster/allocation/explain names why a shard is unassigned (often a full disk or a lost node)",
+        ),
+    }
+}
+
+/// Blocks on the deployment's indices (`indices.get_settings` of `index.blocks.*`).
+fn blocks_check(settings: &Value) -> Check {
+    let mut found = Vec::new();
+    for (index, body) in settings.as_object().into_iter().flatten() {
+        for (block, on) in body
+            .pointer("/settings/index/blocks")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if on == "true" || on == &json!(true) {
+                found.push((index.clone(), block.clone()));
+            }
+        }
+    }
+    if found.is_empty() {
+        return Check::pass("index blocks", "no index is blocked");
+    }
+    let described: Vec<String> = found.iter().map(|(index, block)| format!("{index}: {block}")).collect();
+    let fix = if found.iter().all(|(_, block)| block == "read_only_allow_delete") {
+        "free disk space: Elasticsearch lifts read_only_allow_delete by itself once the node is below the high watermark \
+         (or PUT /{index}/_settings {\"index.blocks.read_only_allow_delete\": null} after freeing it)"
+    } else {
+        "an operator set the block: PUT /{index}/_settings {\"index.blocks.write\": null} (or read_only) lifts it; writes wait in the outbox meanwhile"
+    };
+    Check::fail("index blocks", described.join("; "), fix).not_blocking()
+}
+
+/// A disk watermark as Elasticsearch reads it: a share of the disk used (`85%`, `0.85`)
+/// or free space left (`500mb`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Watermark {
+    Used(f64),
+    Free(u64),
+}
+
+impl Watermark {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase();
+        if let Some(percent) = text.strip_suffix('%') {
+            return percent.trim().parse::<f64>().ok().map(|p| Watermark::Used(p / 100.0));
+        }
+        if let Ok(ratio) = text.parse::<f64>() {
+            return (ratio <= 1.0).then_some(Watermark::Used(ratio));
+        }
+        bytes(&text).map(Watermark::Free)
+    }
+
+    /// Free bytes a node of `total` bytes must keep: for a share, capped by the
+    /// watermark's `max_headroom` (Elasticsearch 8 leaves large disks this much at most).
+    fn free_needed(self, total: u64, headroom: Option<u64>) -> u64 {
+        match self {
+            Watermark::Free(bytes) => bytes,
+            Watermark::Used(share) => {
+                let needed = (total as f64 * (1.0 - share)).max(0.0) as u64;
+                headroom.map_or(needed, |cap| needed.min(cap))
+            }
+        }
+    }
+}
+
+/// A byte size as Elasticsearch writes one (`500mb`, `200GB`, `1024b`).
+fn bytes(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "kb" | "k" => 1 << 10,
+        "mb" | "m" => 1 << 20,
+        "gb" | "g" => 1 << 30,
+        "tb" | "t" => 1 << 40,
+        "pb" | "p" => 1 << 50,
+        _ => return None,
+    };
+    Some((number * scale as f64) as u64)
+}
+
+/// A cluster setting as it applies: transient over persistent over the default.
+fn setting<'a>(settings: &'a Value, key: &str) -> Option<&'a str> {
+    ["transient", "persistent", "defaults"]
+        .iter()
+        .find_map(|scope| settings.get(scope).and_then(|s| s.get(key)).and_then(Value::as_str))
+}
+
+/// Every data node's disk against the low, high and flood-stage watermarks. Past the
+/// low one no new index (a rebuild's generation) is allocated on the node; past the
+/// high one shards move away; past the flood stage every index with a shard there
+/// becomes read-only.
+fn disk_check(settings: &Value, nodes: &Value) -> Check {
+    const PREFIX: &str = "cluster.routing.allocation.disk.";
+    if setting(settings, &format!("{PREFIX}threshold_enabled")) == Some("false") {
+        return Check::pass("disk watermarks", "the disk threshold decider is off");
+    }
+    let level = |name: &'static str| {
+        let watermark = setting(settings, &format!("{PREFIX}watermark.{name}")).and_then(Watermark::parse);
+        let headroom = setting(settings, &format!("{PREFIX}watermark.{name}.max_headroom")).and_then(bytes);
+        watermark.map(|w| (name, w, headroom))
+    };
+    let levels: Vec<_> = ["flood_stage", "high", "low"].into_iter().filter_map(level).collect();
+    let mut over = Vec::new();
+    let mut seen = Vec::new();
+    for (id, node) in nodes.get("nodes").and_then(Value::as_object).into_iter().flatten() {
+        let name = node.get("name").and_then(Value::as_str).unwrap_or(id);
+        let total = node.pointer("/fs/total/total_in_bytes").and_then(Value::as_u64).unwrap_or(0);
+        let available = node.pointer("/fs/total/available_in_bytes").and_then(Value::as_u64).unwrap_or(0);
+        if total == 0 {
+            continue;
+        }
+        let used = 100.0 * (1.0 - available as f64 / total as f64);
+        seen.push(format!("{name} {used:.0}% used"));
+        if let Some((level, ..)) = levels
+            .iter()
+            .find(|(_, watermark, headroom)| available < watermark.free_needed(total, *headroom))
+        {
+            over.push(format!(
+                "{name} is past the {level} watermark ({used:.0}% used, {} MB free)",
+                available >> 20
+            ));
+        }
+    }
+    if over.is_empty() {
+        Check::pass(
+            "disk watermarks",
+            format!("every node is below its low watermark ({})", seen.join(", ")),
+        )
+    } else {
+        Check::fail(
+            "disk watermarks",
+            over.join("; "),
+            "free disk space or add nodes: past low, a rebuild cannot place its new index; past flood stage, writes stop until space is freed",
+        )
+        .not_blocking()
+    }
+}
+
+/// Every generation of an entity carries the digest of this build's mapping. A
+/// generation created by an older release lacks the fields this build maps (which
+/// `dynamic: strict` would refuse) or analyses differently.
+fn mapping_check(entity: Entity, aliases: &Value, mappings: &Value) -> Check {
+    let name = format!("{} mapping", entity.plural());
+    let wanted = templates::mapping_digest(entity);
+    let built = templates::mapped_fields(&templates::mappings(entity));
+    let mut outdated = Vec::new();
+    for (index, body) in mappings.as_object().into_iter().flatten() {
+        // Only generations something reads or writes; a kept old one (`--keep-old`) is
+        // neither.
+        let used = aliases
+            .get(index)
+            .and_then(|i| i.get("aliases"))
+            .and_then(Value::as_object)
+            .is_some_and(|a| !a.is_empty());
+        let live = &body["mappings"];
+        if !used || templates::digest_of(live) == Some(wanted.as_str()) {
+            continue;
+        }
+        let missing: Vec<String> = built.difference(&templates::mapped_fields(live)).cloned().collect();
+        outdated.push(if missing.is_empty() {
+            format!("{index} was built with another release's mapping or analysis")
+        } else {
+            format!("{index} was built by another release and lacks {}", missing.join(", "))
+        });
+    }
+    if outdated.is_empty() {
+        Check::pass(name, "every generation has this build's mapping")
+    } else {
+        Check::fail(
+            name,
+            format!(
+                "{}; this build's {} changes wait in the outbox (none is written there) until a rebuild",
+                outdated.join("; "),
+                entity.plural()
+            ),
+            format!(
+                "`arrears reindex {}` (a server or `arrears sync` of this build starts it by itself); searches answer from the old generation until its swap",
+                entity.plural()
+            ),
+        )
+        .not_blocking()
+    }
+}
+
 impl ElasticIndex {
     /// Runs every check; an unreachable cluster is one failed check, not an error.
     pub async fn doctor(&self) -> Vec<Check> {
@@ -197,6 +416,10 @@ impl ElasticIndex {
             }
         };
         let mut checks = vec![Check::pass("reachable", self.identity_url()), version_check(&info)];
+        checks.push(match self.send_ok(&Call::ClusterHealth).await {
+            Ok(health) => health_check(&health),
+            Err(err) => Check::fail("cluster health", err.to_string(), "grant the monitor cluster privilege").not_blocking(),
+        });
         checks.push(
             match self
                 .send_ok(&Call::HasPrivileges {
@@ -216,7 +439,25 @@ impl ElasticIndex {
                 })
                 .await
             {
-                Ok(aliases) => checks.extend(alias_checks(names, entity, &aliases)),
+                Ok(aliases) => {
+                    checks.extend(alias_checks(names, entity, &aliases));
+                    checks.push(
+                        match self
+                            .send_ok(&Call::GetMapping {
+                                index: names.pattern(entity),
+                            })
+                            .await
+                        {
+                            Ok(mappings) => mapping_check(entity, &aliases, &mappings),
+                            Err(err) => Check::fail(
+                                format!("{} mapping", entity.plural()),
+                                err.to_string(),
+                                "grant view_index_metadata on the indices",
+                            )
+                            .not_blocking(),
+                        },
+                    );
+                }
                 Err(err) => checks.push(Check::fail(
                     format!("{} aliases", entity.plural()),
                     err.to_string(),
@@ -224,6 +465,18 @@ impl ElasticIndex {
                 )),
             }
         }
+        checks.push(match self.send_ok(&Call::GetBlocks { index: names.family() }).await {
+            Ok(settings) => blocks_check(&settings),
+            Err(err) => Check::fail("index blocks", err.to_string(), "grant view_index_metadata on the indices").not_blocking(),
+        });
+        let watermarks = self.send_ok(&Call::GetWatermarks).await;
+        let disks = self.send_ok(&Call::NodesFs).await;
+        checks.push(match (watermarks, disks) {
+            (Ok(settings), Ok(nodes)) => disk_check(&settings, &nodes),
+            (Err(err), _) | (_, Err(err)) => {
+                Check::fail("disk watermarks", err.to_string(), "grant the monitor cluster privilege").not_blocking()
+            }
+        });
         checks
     }
 
@@ -308,6 +561,79 @@ mod tests {
         });
         assert!(!alias_checks(&names, Entity::Account, &aliases)[1].ok, "no reporting alias");
         assert!(alias_checks(&names, Entity::Account, &healthy).iter().all(|c| c.ok));
+    }
+
+    fn settings(overrides: Value) -> Value {
+        json!({
+            "persistent": overrides,
+            "transient": {},
+            "defaults": {
+                "cluster.routing.allocation.disk.watermark.low": "85%",
+                "cluster.routing.allocation.disk.watermark.low.max_headroom": "200GB",
+                "cluster.routing.allocation.disk.watermark.high": "90%",
+                "cluster.routing.allocation.disk.watermark.high.max_headroom": "150GB",
+                "cluster.routing.allocation.disk.watermark.flood_stage": "95%",
+                "cluster.routing.allocation.disk.watermark.flood_stage.max_headroom": "100GB"
+            }
+        })
+    }
+
+    fn node(total: u64, available: u64) -> Value {
+        json!({ "nodes": { "a1": { "name": "es01", "fs": { "total": { "total_in_bytes": total, "available_in_bytes": available } } } } })
+    }
+
+    #[test]
+    fn disks_past_a_watermark_are_named_with_the_level() {
+        const GB: u64 = 1 << 30;
+        let ok = disk_check(&settings(json!({})), &node(100 * GB, 40 * GB));
+        assert!(ok.ok, "{ok:?}");
+        let low = disk_check(&settings(json!({})), &node(100 * GB, 12 * GB));
+        assert!(!low.ok && low.detail.contains("past the low watermark") && !low.blocking, "{low:?}");
+        let flood = disk_check(&settings(json!({})), &node(100 * GB, 4 * GB));
+        assert!(flood.detail.contains("flood_stage"), "{flood:?}");
+        // On a large disk the headroom caps what a share asks to keep free: 10 TB with
+        // 400 GB free is 96% used but keeps more than the low watermark's 200 GB.
+        assert!(disk_check(&settings(json!({})), &node(10_240 * GB, 400 * GB)).ok);
+        let big = disk_check(&settings(json!({})), &node(10_240 * GB, 180 * GB));
+        assert!(!big.ok && big.detail.contains("past the low watermark"), "{big:?}");
+        // Absolute watermarks are free space; persistent settings override defaults.
+        let absolute = json!({ "cluster.routing.allocation.disk.watermark.low": "50gb" });
+        let free = disk_check(&settings(absolute), &node(100 * GB, 40 * GB));
+        assert!(!free.ok && free.detail.contains("low"), "{free:?}");
+        let off = json!({ "cluster.routing.allocation.disk.threshold_enabled": "false" });
+        assert!(disk_check(&settings(off), &node(100 * GB, GB)).ok);
+    }
+
+    #[test]
+    fn watermarks_parse_as_elasticsearch_writes_them() {
+        assert_eq!(Watermark::parse("85%"), Some(Watermark::Used(0.85)));
+        assert_eq!(Watermark::parse("0.9"), Some(Watermark::Used(0.9)));
+        assert_eq!(Watermark::parse("500mb"), Some(Watermark::Free(500 << 20)));
+        assert_eq!(Watermark::parse("1.5GB"), Some(Watermark::Free(3 << 29)));
+        assert_eq!(Watermark::parse("lots"), None);
+    }
+
+    #[test]
+    fn blocks_and_health_fail_with_their_fix() {
+        let blocked = json!({
+            "arrears-accounts-g1": { "settings": { "index": { "blocks": { "read_only_allow_delete": "true" } } } },
+            "arrears-payments-g1": { "settings": {} }
+        });
+        let check = blocks_check(&blocked);
+        assert!(
+            !check.ok && check.detail == "arrears-accounts-g1: read_only_allow_delete",
+            "{check:?}"
+        );
+        assert!(check.fix.unwrap().contains("lifts read_only_allow_delete by itself"));
+        let written = json!({ "arrears-accounts-g1": { "settings": { "index": { "blocks": { "write": "true" } } } } });
+        assert!(blocks_check(&written).fix.unwrap().contains("an operator set the block"));
+        assert!(blocks_check(&json!({ "arrears-accounts-g1": { "settings": {} } })).ok);
+
+        assert!(health_check(&json!({ "status": "green", "number_of_data_nodes": 1 })).ok);
+        let yellow = health_check(&json!({ "status": "yellow", "unassigned_shards": 2, "number_of_data_nodes": 1 }));
+        assert!(!yellow.ok && !yellow.blocking && yellow.fix.unwrap().contains("ELASTICSEARCH_REPLICAS"));
+        let red = health_check(&json!({ "status": "red", "unassigned_shards": 1 }));
+        assert!(!red.ok && red.blocking);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::source::EXCLUDED;
 use crate::domain::account::{AccountStatus, Bucket};
@@ -536,6 +537,20 @@ pub fn payment_search(query: &PaymentQuery) -> Value {
 
 /// One page of an id scan through a point in time, in id order; `after` is the last
 /// hit's sort values (the id and the point in time's `_shard_doc` tiebreaker).
+/// The `preference` of a relevance-sorted search: the same for every page of one search
+/// (its query, filters and sort; not its page size or cursor), so each page is scored by
+/// the same shard copies. Copies score alike only when their segments match; without
+/// it, replicas could repeat or skip hits between `search_after` pages.
+pub fn preference(body: &Value) -> String {
+    let mut search = body.clone();
+    if let Some(fields) = search.as_object_mut() {
+        fields.remove("search_after");
+        fields.remove("size");
+    }
+    let digest = Sha256::digest(search.to_string().as_bytes());
+    format!("arrears-{}", hex::encode(&digest[..8]))
+}
+
 pub fn scan_body(query: Value, pit: &str, after: Option<Value>, size: usize) -> Value {
     let mut body = json!({
         "query": query,

@@ -10,6 +10,7 @@ pub mod source;
 pub mod templates;
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use elasticsearch::http::Url;
@@ -26,7 +27,7 @@ use self::bulk::{Item, Outcome, Retry};
 use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage, StatValue, Tally};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, OutdatedMapping, SearchIndex, SearchPage, StatValue, Tally};
 use crate::config::Settings;
 use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
@@ -73,6 +74,7 @@ impl ElasticConfig {
                 api_key: settings.elasticsearch_api_key.clone(),
                 ca_file: settings.elasticsearch_ca_file.clone(),
                 timeout: Duration::from_millis(settings.elasticsearch_timeout_ms),
+                auth_grace: Duration::from_secs(settings.elasticsearch_auth_grace_s),
             },
             prefix: prefix.clone(),
             replicas: settings.elasticsearch_replicas,
@@ -90,6 +92,9 @@ pub struct ElasticIndex {
     identity: String,
     /// Where refused documents are kept.
     dead_letters: Arc<dyn DeadLetters>,
+    /// Whether a generation's mapping is this build's, by generation name (a
+    /// generation's mapping never changes, so each is read from the cluster once).
+    current: Mutex<HashMap<String, bool>>,
 }
 
 fn units_to_decimal(units: f64) -> Decimal {
@@ -240,6 +245,7 @@ impl ElasticIndex {
             retry: Retry::default(),
             identity,
             dead_letters,
+            current: Mutex::default(),
         })
     }
 
@@ -347,9 +353,52 @@ impl ElasticIndex {
         Ok(self.names.generation(entity, highest + 1))
     }
 
-    async fn search_json(&self, entity: Entity, body: Value) -> Result<Value> {
-        let index = self.names.read_alias(entity);
-        self.searched(Call::Search { index, body }).await
+    async fn search_json(&self, entity: Entity, body: Value, by_relevance: bool) -> Result<Value> {
+        self.searched(Call::search(self.names.read_alias(entity), body, by_relevance)).await
+    }
+
+    /// Which of `generations` have this build's mapping, reading each one's mapping from
+    /// the cluster the first time it is asked about.
+    async fn with_current_mapping(&self, entity: Entity, generations: &[String]) -> Result<Vec<String>> {
+        let mut current = Vec::with_capacity(generations.len());
+        for generation in generations {
+            let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).get(generation).copied();
+            let is_current = match known {
+                Some(known) => known,
+                None => {
+                    let digest = self.mapping_digests(generation).await?.remove(generation).flatten();
+                    let is_current = digest.as_deref() == Some(templates::mapping_digest(entity).as_str());
+                    self.current
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(generation.clone(), is_current);
+                    is_current
+                }
+            };
+            if is_current {
+                current.push(generation.clone());
+            }
+        }
+        Ok(current)
+    }
+
+    /// The mapping digest of every index `index` names (a name or a pattern), as the
+    /// cluster holds it.
+    async fn mapping_digests(&self, index: &str) -> Result<HashMap<String, Option<String>>, EsError> {
+        let body = self.send_ok(&Call::GetMapping { index: index.to_owned() }).await?;
+        Ok(body
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(name, index)| (name.clone(), templates::digest_of(&index["mappings"]).map(str::to_owned)))
+            .collect())
+    }
+
+    /// The read generation of `entity` when its mapping is not this build's.
+    pub async fn outdated_generation(&self, entity: Entity) -> Result<Option<String>> {
+        let read = self.aliased(&self.names.read_alias(entity)).await?;
+        let current = self.with_current_mapping(entity, &read).await?;
+        Ok(read.into_iter().find(|generation| !current.contains(generation)))
     }
 
     /// A search's answer, refused when some shards failed (the page would be partial).
@@ -413,31 +462,56 @@ impl ElasticIndex {
     /// Every id (and version) a query matches, in id order, page by page, all read
     /// from one point in time: a scan that crosses a rebuild's alias swap keeps reading
     /// the generation it began on, and no page shifts under concurrent writes.
+    ///
+    /// A rebuild's promote deletes the generation a scan may still be reading
+    /// (Elasticsearch keeps no deleted index for an open point in time: the next page is
+    /// a 404). The scan then opens a point in time on the new generation and goes on
+    /// after the last id it read: ids sort the scan, so nothing is read twice or missed.
     async fn scan(&self, entity: Entity, query: Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        let mut reopened = 0;
+        loop {
+            let mut pit = self.open_pit(entity).await?;
+            let scanned = self.scan_pit(&mut pit, &query, limit, &mut out, &mut after).await;
+            if let Err(err) = self.send_ok(&Call::ClosePit { id: pit }).await {
+                tracing::debug!(error = %err, "closing a point in time failed; it expires by itself");
+            }
+            match scanned {
+                Err(Error::Internal(err)) if reopened < 3 && is_gone(&err) => {
+                    reopened += 1;
+                    tracing::info!(read = out.len(), "the scanned generation was replaced; going on in the new one");
+                }
+                other => return other.map(|()| out),
+            }
+        }
+    }
+
+    async fn open_pit(&self, entity: Entity) -> Result<String> {
         let opened = self
             .send_ok(&Call::OpenPit {
                 index: self.names.read_alias(entity),
                 keep_alive: dsl::PIT_KEEP_ALIVE,
             })
             .await?;
-        let mut pit = opened
+        Ok(opened
             .get("id")
             .and_then(Value::as_str)
             .ok_or_else(|| bad_response("open point in time", "no id"))?
-            .to_owned();
-        let scanned = self.scan_pit(&mut pit, &query, limit).await;
-        if let Err(err) = self.send_ok(&Call::ClosePit { id: pit }).await {
-            tracing::warn!(error = %err, "closing a point in time failed; it expires by itself");
-        }
-        scanned
+            .to_owned())
     }
 
-    async fn scan_pit(&self, pit: &mut String, query: &Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
-        let mut out = Vec::new();
-        let mut after = None;
+    async fn scan_pit(
+        &self,
+        pit: &mut String,
+        query: &Value,
+        limit: usize,
+        out: &mut Vec<(Uuid, i64)>,
+        after: &mut Option<Value>,
+    ) -> Result<()> {
         while out.len() < limit {
             let size = dsl::SCAN_PAGE.min(limit - out.len());
-            let body = dsl::scan_body(query.clone(), pit, after.take(), size);
+            let body = dsl::scan_body(query.clone(), pit, after.clone(), size);
             let response = self.searched(Call::SearchPit { body }).await?;
             // Elasticsearch may hand back a new id for the same point in time.
             if let Some(id) = response.get("pit_id").and_then(Value::as_str) {
@@ -457,15 +531,27 @@ impl ElasticIndex {
                 let version = hit.get("_version").and_then(Value::as_i64).unwrap_or(0);
                 out.push((id, version));
                 // With a point in time the sort values end in the implicit `_shard_doc`
-                // tiebreaker; the next page starts after all of them.
-                after = hit.get("sort").cloned();
+                // tiebreaker; the next page starts after all of them. Ids are unique, so
+                // on another generation the id alone places the next page.
+                *after = hit.get("sort").cloned();
             }
             if hits.len() < size {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
+}
+
+/// Whether a failed search read a point in time whose index is gone: Elasticsearch
+/// answers 404 with `index_not_found_exception` (the index was deleted) or
+/// `search_context_missing_exception` (its reader context was freed with it).
+fn is_gone(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<EsError>(),
+        Some(EsError::Rejected { status: 404, reason })
+            if reason.starts_with("index_not_found_exception") || reason.starts_with("search_context_missing_exception")
+    )
 }
 
 impl SearchIndex for ElasticIndex {
@@ -491,15 +577,20 @@ impl SearchIndex for ElasticIndex {
                         self.names.targets_alias(entity)
                     )));
                 }
-                report += self.write(&targets, &of_entity).await?;
-                // Searchable now, as the embedded backend's commit makes it: batches
-                // are already gathered, so one refresh covers many changes. Only what
-                // searches read: a rebuild's generation backfills with refresh off and is
-                // refreshed when it is counted and promoted.
-                self.send_ok(&Call::Refresh {
-                    index: self.names.read_alias(entity),
-                })
-                .await?;
+                // A generation built by another release would refuse this build's
+                // documents (`dynamic: strict`) or analyse them otherwise: it gets none.
+                // Its replacement, when a rebuild has registered one, gets them all;
+                // with none, the changes wait in the outbox.
+                let current = self.with_current_mapping(entity, &targets).await?;
+                if current.is_empty() {
+                    return Err(Error::Internal(anyhow::Error::new(OutdatedMapping {
+                        entity,
+                        generations: targets,
+                    })));
+                }
+                // No refresh: the index's refresh interval makes the batch searchable
+                // (Elastic calls an explicit refresh after every write resource-intensive).
+                report += self.write(&current, &of_entity).await?;
             }
             Ok(report)
         }
@@ -509,7 +600,9 @@ impl SearchIndex for ElasticIndex {
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>> {
         async move {
             let order = Order::of_accounts(&query);
-            let response = self.search_json(Entity::Account, dsl::account_search(&query)).await?;
+            let response = self
+                .search_json(Entity::Account, dsl::account_search(&query), order == Order::Score)
+                .await?;
             let (hits, next, total) = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
             let aggs = response.get("aggregations");
             let facets = query
@@ -542,8 +635,11 @@ impl SearchIndex for ElasticIndex {
 
     fn ranked_ids(&self, query: AccountQuery) -> BoxFuture<'_, Result<IdPage>> {
         async move {
-            let response = self.search_json(Entity::Account, dsl::ranked_ids(&query)).await?;
-            ids_of(&response, Order::of_accounts(&query), query.page_size)
+            let order = Order::of_accounts(&query);
+            let response = self
+                .search_json(Entity::Account, dsl::ranked_ids(&query), order == Order::Score)
+                .await?;
+            ids_of(&response, order, query.page_size)
         }
         .boxed()
     }
@@ -567,7 +663,9 @@ impl SearchIndex for ElasticIndex {
     fn search_payments(&self, query: PaymentQuery) -> BoxFuture<'_, Result<SearchPage<PaymentDoc>>> {
         async move {
             let order = Order::of_payments(&query);
-            let response = self.search_json(Entity::Payment, dsl::payment_search(&query)).await?;
+            let response = self
+                .search_json(Entity::Payment, dsl::payment_search(&query), order == Order::Score)
+                .await?;
             let (hits, next, total) = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
             let aggs = response.get("aggregations");
             let facets = query
@@ -582,7 +680,7 @@ impl SearchIndex for ElasticIndex {
 
     fn payment_stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Vec<CurrencyStats>>> {
         async move {
-            let response = self.search_json(Entity::Payment, dsl::stats_body(&query)).await?;
+            let response = self.search_json(Entity::Payment, dsl::stats_body(&query), false).await?;
             let days = query.day_starts.len().saturating_sub(1);
             let mut out: Vec<CurrencyStats> = buckets(response.pointer("/aggregations/currencies"))
                 .iter()
@@ -639,8 +737,18 @@ impl SearchIndex for ElasticIndex {
     fn begin_rebuild(&self, entity: Entity) -> BoxFuture<'_, Result<String>> {
         async move {
             let generation = self.next_generation(entity).await?;
-            self.send_ok(&templates::create_generation(&self.names, entity, &generation, false))
-                .await?;
+            let created = self
+                .send_ok(&templates::create_generation(&self.names, entity, &generation, false))
+                .await;
+            if let Err(err) = created {
+                // The cluster may have made the index (and its write aliases) although
+                // the answer failed: it must not stay a write target.
+                tracing::error!(generation = %generation, error = %err, "creating a rebuild's generation failed; dropping it");
+                if let Err(cleanup) = self.abandon(entity, generation.clone()).await {
+                    tracing::warn!(generation = %generation, error = %cleanup, "could not drop it; the next reindex or `arrears doctor --fix` does");
+                }
+                return Err(err.into());
+            }
             Ok(generation)
         }
         .boxed()
@@ -708,13 +816,41 @@ impl SearchIndex for ElasticIndex {
         .boxed()
     }
 
-    fn abandon(&self, _entity: Entity, generation: String) -> BoxFuture<'_, Result<()>> {
+    fn abandon(&self, entity: Entity, generation: String) -> BoxFuture<'_, Result<()>> {
         async move {
+            if self.aliased(&self.names.read_alias(entity)).await?.contains(&generation) {
+                return Err(Error::new(
+                    Code::Conflict,
+                    format!("{generation} is what searches read; it is not a rebuild to abandon"),
+                ));
+            }
             let reply = self.client.send(&Call::DeleteIndex { index: generation }).await?;
             if reply.status != 404 {
                 reply.success()?;
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn rebuilds(&self, entity: Entity) -> BoxFuture<'_, Result<Vec<String>>> {
+        async move {
+            let read = self.aliased(&self.names.read_alias(entity)).await?;
+            let targets = self.aliased(&self.names.targets_alias(entity)).await?;
+            Ok(targets.into_iter().filter(|target| !read.contains(target)).collect())
+        }
+        .boxed()
+    }
+
+    fn outdated(&self) -> BoxFuture<'_, Result<Vec<Entity>>> {
+        async move {
+            let mut outdated = Vec::new();
+            for entity in Entity::ALL {
+                if self.outdated_generation(entity).await?.is_some() {
+                    outdated.push(entity);
+                }
+            }
+            Ok(outdated)
         }
         .boxed()
     }

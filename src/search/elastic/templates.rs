@@ -6,6 +6,8 @@
 //! through each generation's own alias `{generation}-write` with `require_alias`, so a
 //! write racing the deletion of an old generation fails instead of re-creating it.
 
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -81,14 +83,62 @@ fn parse(text: &str) -> Value {
     serde_json::from_str(text).expect("index-templates/*.json is valid JSON (checked by a test)")
 }
 
-/// The index template of an entity as shipped, with this deployment's names.
-pub fn index_template(names: &Names, entity: Entity) -> Value {
-    let mut template = parse(match entity {
+fn shipped_template(entity: Entity) -> Value {
+    parse(match entity {
         Entity::Account => ACCOUNTS,
         Entity::Payment => PAYMENTS,
+    })
+}
+
+/// The SHA-256 of what a generation of `entity` is built with and keeps for life: its
+/// mappings, the analysis they name and its shard count. Templates apply only when an
+/// index is created, so a generation whose mapping carries another digest was built by
+/// another release and may refuse (`dynamic: strict`) or mis-analyse this build's
+/// documents until a rebuild replaces it.
+pub fn mapping_digest(entity: Entity) -> String {
+    let built_with = json!({
+        "mappings": shipped_template(entity)["template"]["mappings"],
+        "analysis": parse(ANALYSIS)["template"]["settings"],
+        "shards": parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"],
     });
+    hex::encode(Sha256::digest(built_with.to_string().as_bytes()))
+}
+
+/// The digest a generation's mapping carries (`_meta.digest`), as the cluster returns
+/// the mapping; `None` for a generation built before mappings carried one.
+pub fn digest_of(mappings: &Value) -> Option<&str> {
+    mappings.pointer("/_meta/digest").and_then(Value::as_str)
+}
+
+/// Every field path a mapping maps, sub-fields included (`debtor_name.prefix`).
+pub fn mapped_fields(mappings: &Value) -> BTreeSet<String> {
+    fn walk(properties: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+        for (name, field) in properties.as_object().into_iter().flatten() {
+            let path = format!("{prefix}{name}");
+            walk(&field["properties"], &format!("{path}."), out);
+            walk(&field["fields"], &format!("{path}."), out);
+            out.insert(path);
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&mappings["properties"], "", &mut out);
+    out
+}
+
+/// The mappings this build gives a new generation of `entity`.
+pub fn mappings(entity: Entity) -> Value {
+    let mut mappings = shipped_template(entity)["template"]["mappings"].take();
+    mappings["_meta"] = json!({ "digest": mapping_digest(entity), "managed_by": "arrears" });
+    mappings
+}
+
+/// The index template of an entity as shipped, with this deployment's names; its
+/// mappings carry [`mapping_digest`] so every generation records what built it.
+pub fn index_template(names: &Names, entity: Entity) -> Value {
+    let mut template = shipped_template(entity);
     template["index_patterns"] = json!([names.pattern(entity)]);
     template["composed_of"] = json!([names.component("settings"), names.component("analysis")]);
+    template["template"]["mappings"] = mappings(entity);
     template
 }
 
