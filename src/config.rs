@@ -87,6 +87,29 @@ pub struct Settings {
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', global = true)]
     pub cors_origins: Vec<String>,
 
+    /// Seconds a client has to send a request's headers (and an idle keep-alive
+    /// connection waits for the next request) before the connection is closed.
+    #[arg(long, env = "HTTP_HEADER_TIMEOUT_S", default_value_t = 10, global = true)]
+    pub http_header_timeout_s: u64,
+
+    /// Seconds a request body may take before it must keep up with
+    /// HTTP_BODY_MIN_BYTES_PER_S; a body that falls behind ends the request.
+    #[arg(long, env = "HTTP_BODY_GRACE_S", default_value_t = 10, global = true)]
+    pub http_body_grace_s: u64,
+
+    /// The slowest average rate, in bytes a second, a request body may arrive at.
+    #[arg(long, env = "HTTP_BODY_MIN_BYTES_PER_S", default_value_t = 4096, global = true)]
+    pub http_body_min_bytes_per_s: u64,
+
+    /// Open connections the server holds at most; more are closed as they arrive.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 4096, global = true)]
+    pub max_connections: usize,
+
+    /// Open connections one client address holds at most (behind a proxy, every
+    /// client shares the proxy's address: raise it there).
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, global = true)]
+    pub max_connections_per_address: usize,
+
     /// `Strict-Transport-Security: max-age` in seconds on every answer; 0 (the default)
     /// sends none. Set it when clients reach the service over HTTPS only.
     #[arg(long, env = "HSTS_MAX_AGE_SECS", default_value_t = 0, global = true)]

@@ -16,6 +16,7 @@ pub mod imports;
 pub mod indexed;
 pub mod jobs;
 pub mod kpis;
+pub mod limits;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;

@@ -1,12 +1,13 @@
-//! The connection loop: request ids, rate limits, access logs, client address, graceful
-//! shutdown.
+//! The connection loop: connection caps and timeouts, request ids, rate limits, access
+//! logs, client address, graceful shutdown.
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -20,6 +21,8 @@ use crate::error::Error;
 use crate::http::compress;
 use crate::http::filters::ClientAddr;
 use crate::http::headers;
+use crate::http::limits::{BodyPace, Connections, Paced};
+use crate::http::openapi;
 use crate::http::recover::Unrouted;
 use crate::http::throttle;
 use crate::http::ws;
@@ -53,6 +56,19 @@ pub async fn serve(
 ) {
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let settings = state.settings();
+    let connections = Connections::new(settings.max_connections, settings.max_connections_per_address);
+    let pace = BodyPace {
+        grace: Duration::from_secs(settings.http_body_grace_s),
+        min_bytes_per_sec: settings.http_body_min_bytes_per_s,
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header timeout also bounds how long an idle keep-alive connection waits for
+    // its next request: hyper starts it when it begins to read a request.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(settings.http_header_timeout_s.max(1)));
     loop {
         let (stream, remote) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -66,6 +82,14 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(admitted) = connections.admit(remote.ip()) else {
+            // Closed at once: a client holding its share (or a full server) gets no
+            // file descriptor more.
+            metrics::connection_refused();
+            drop(stream);
+            continue;
+        };
+        metrics::connections_open(connections.open());
         let warp_service = warp::service(routes.clone());
         let state = state.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
@@ -87,6 +111,7 @@ pub async fn serve(
                         .instrument(span.clone())
                         .await
                 } else {
+                    let request = request.map(|body| Paced::new(body, pace));
                     let handled = warp_service.call(request).map(|answer: Result<Response, Infallible>| match answer {
                         Ok(response) => response,
                         Err(never) => match never {},
@@ -106,9 +131,9 @@ pub async fn serve(
                 let status = response.status().as_u16();
                 let elapsed = started.elapsed();
                 let route = if response.extensions().get::<Unrouted>().is_some() {
-                    "unmatched".to_owned()
+                    UNMATCHED
                 } else {
-                    route_template(&path)
+                    route_label(&path)
                 };
                 metrics::http_request(method_label(&method), route, status, elapsed);
                 let latency_ms = elapsed.as_secs_f64() * 1000.0;
@@ -116,14 +141,15 @@ pub async fn serve(
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = auto::Builder::new(TokioExecutor::new())
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let watched = graceful.watch(connection);
+        let connections = connections.clone();
         tokio::spawn(async move {
             if let Err(err) = watched.await {
                 tracing::debug!(error = %err, "connection ended with an error");
             }
+            drop(admitted);
+            metrics::connections_open(connections.open());
         });
     }
     drop(listener);
@@ -133,13 +159,41 @@ pub async fn serve(
     }
 }
 
-/// The route a path was served by: its id segments (every path parameter of this API
-/// is a UUID) become `{id}`.
-fn route_template(path: &str) -> String {
-    path.split('/')
-        .map(|segment| if uuid::Uuid::try_parse(segment).is_ok() { "{id}" } else { segment })
-        .collect::<Vec<_>>()
-        .join("/")
+const UNMATCHED: &str = "unmatched";
+
+/// The route a path was served by, from a bounded set whatever the path: a path
+/// template of the API description (`/api/v1/accounts/{id}`), the WebSocket, the served
+/// pages by their prefix (`/docs/*`, `/console/*`), or `unmatched`. A label made from
+/// the raw path would let any client grow the metrics without bound.
+fn route_label(path: &str) -> &'static str {
+    static TEMPLATES: LazyLock<Vec<(&'static str, Vec<&'static str>)>> = LazyLock::new(|| {
+        let mut templates: Vec<(&'static str, Vec<&'static str>)> = openapi::document()["paths"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(template, _)| (template.as_str(), template.split('/').collect()))
+            .chain(std::iter::once((super::ws::PATH, super::ws::PATH.split('/').collect())))
+            .collect();
+        // A literal segment wins over a parameter (`/users/me` before `/users/{id}`).
+        templates.sort_by_key(|(_, segments)| segments.iter().filter(|s| s.starts_with('{')).count());
+        templates
+    });
+    for (prefix, label) in [("/docs", "/docs/*"), ("/console", "/console/*")] {
+        if path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')) {
+            return label;
+        }
+    }
+    let segments: Vec<&str> = path.split('/').collect();
+    TEMPLATES
+        .iter()
+        .find(|(_, template)| {
+            template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(&segments)
+                    .all(|(want, got)| want == got || (want.starts_with('{') && !got.is_empty()))
+        })
+        .map_or(UNMATCHED, |(template, _)| template)
 }
 
 /// Methods as a bounded label set.
@@ -163,10 +217,15 @@ mod tests {
     #[test]
     fn metrics_label_routes_by_template() {
         assert_eq!(
-            route_template("/api/v1/accounts/0192f3a4-5b6c-7d8e-9f00-112233445566/payments"),
+            route_label("/api/v1/accounts/0192f3a4-5b6c-7d8e-9f00-112233445566/payments"),
             "/api/v1/accounts/{id}/payments"
         );
-        assert_eq!(route_template("/api/v1/accounts"), "/api/v1/accounts");
+        assert_eq!(route_label("/api/v1/accounts"), "/api/v1/accounts");
+        assert_eq!(route_label("/api/v1/ws"), "/api/v1/ws");
+        assert_eq!(route_label("/docs/swagger-ui.css"), "/docs/*");
+        assert_eq!(route_label("/console/a/b"), "/console/*");
+        assert_eq!(route_label("/consoles"), UNMATCHED);
+        assert_eq!(route_label("/api/v1/no-such-thing/at/all"), UNMATCHED);
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
     }
 

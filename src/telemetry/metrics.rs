@@ -18,6 +18,8 @@ const OUTBOX_OLDEST: &str = "arrears_sync_outbox_oldest_age_seconds";
 const DOCUMENTS: &str = "arrears_sync_documents_total";
 const SYNC_FAILURES: &str = "arrears_sync_batch_failures_total";
 const SYNC_HELD: &str = "arrears_sync_held";
+const CONNECTIONS_OPEN: &str = "arrears_http_connections_open";
+const CONNECTIONS_REFUSED: &str = "arrears_http_connections_refused_total";
 const BULK_ERRORS: &str = "arrears_search_bulk_item_errors_total";
 const QUERY_SLOT_WAIT: &str = "arrears_search_query_slot_wait_seconds";
 const JOBS_QUEUED: &str = "arrears_jobs_queued";
@@ -76,6 +78,11 @@ fn describe() {
         "time from a change's commit to its document being searchable"
     );
     describe_gauge!(OUTBOX_DEPTH, "changes committed but not yet indexed");
+    describe_gauge!(CONNECTIONS_OPEN, "open HTTP connections");
+    describe_counter!(
+        CONNECTIONS_REFUSED,
+        "connections closed on arrival: the server or the client's address held its MAX_CONNECTIONS share"
+    );
     describe_gauge!(
         SYNC_HELD,
         "1 while an entity's changes wait in the outbox because its index has another release's mapping, by entity"
@@ -119,8 +126,12 @@ pub fn upkeep() {
 
 /// `route` is a template (`/api/v1/accounts/{id}`), never a raw path, so the label set
 /// stays bounded.
-pub fn http_request(method: &'static str, route: String, status: u16, elapsed: Duration) {
-    let labels = [("method", method.to_owned()), ("route", route), ("status", status.to_string())];
+pub fn http_request(method: &'static str, route: &'static str, status: u16, elapsed: Duration) {
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
 }
@@ -145,6 +156,14 @@ pub fn documents(indexed: usize, stale: usize, dead_letters: usize) {
             counter!(DOCUMENTS, "outcome" => outcome).increment(n as u64);
         }
     }
+}
+
+pub fn connections_open(open: usize) {
+    gauge!(CONNECTIONS_OPEN).set(open as f64);
+}
+
+pub fn connection_refused() {
+    counter!(CONNECTIONS_REFUSED).increment(1);
 }
 
 /// `entity` is one of the two entities, so the label set stays bounded.

@@ -1,0 +1,276 @@
+//! Attacks an anonymous client can make on a running server, replayed against the real
+//! binary (a child process with its own database), with the server's own figures: its
+//! resident memory and open file descriptors from /proc, the size of its metrics scrape,
+//! and the latency of an ordinary request while the attack goes on. Each test prints
+//! its figures (`cargo test --test attacks -- --nocapture`).
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// The server under attack; killed when dropped.
+struct Server {
+    child: Child,
+    address: SocketAddr,
+    metrics: SocketAddr,
+    data_dir: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    async fn start(env: &[(&str, &str)]) -> Server {
+        let (port, metrics_port) = (free_port(), free_port());
+        let database = format!("arrears_test_{}", uuid::Uuid::new_v4().simple());
+        let data_dir = std::env::temp_dir().join(&database);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arrears"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
+            .env("DATA_DIR", &data_dir)
+            .env("JWT_SECRET", "attack-test-secret-attack-test-secret-0123")
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let server = Server {
+            child: command.spawn().expect("the arrears binary starts"),
+            address: format!("127.0.0.1:{port}").parse().unwrap(),
+            metrics: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+            data_dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let client = reqwest::Client::new();
+        while client.get(server.url("/health/live")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "the server did not answer within 120 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap().count()
+    }
+
+    async fn scrape(&self) -> String {
+        // From an address of its own: the attacker's has used its rate limit up.
+        let answer = reqwest::Client::builder()
+            .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap()
+            .get(format!("http://{}/metrics", self.metrics))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "the metrics listener answers");
+        answer.text().await.unwrap()
+    }
+
+    /// How long an ordinary request takes, from another loopback address than the
+    /// attacker's (Linux answers all of 127.0.0.0/8).
+    async fn ordinary_request(&self) -> Duration {
+        let client = reqwest::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let answer = client
+            .get(self.url("/health/live"))
+            .send()
+            .await
+            .expect("an ordinary request is answered");
+        assert_eq!(answer.status(), 200);
+        started.elapsed()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_paths_do_not_grow_the_metrics() {
+    // A small per-address budget, so most of the attack is answered 429.
+    let server = Server::start(&[("RATE_LIMIT_PER_IP", "2000")]).await;
+    let client = reqwest::Client::new();
+    for _ in 0..50 {
+        client.get(server.url("/health/live")).send().await.unwrap();
+    }
+    let rss_before = server.status_kib("VmRSS:");
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures_util::stream::iter(0..20_000u32)
+        .map(|n| {
+            // Not a UUID: ids would have been folded into `{id}` even before.
+            let random = format!("p{}", &uuid::Uuid::new_v4().simple().to_string()[..20]);
+            let path = match n % 4 {
+                0 => format!("/docs/{random}"),
+                1 => format!("/console/{random}/{random}"),
+                2 => format!("/api/v1/{random}/{random}"),
+                _ => format!("/{random}"),
+            };
+            let request = client.get(server.url(&path));
+            async move { request.send().await.map_or(0, |r| r.status().as_u16()) }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let took = started.elapsed();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    let scrape = server.scrape().await;
+    let rss_after = server.status_kib("VmRSS:");
+    let routes: std::collections::BTreeSet<&str> = scrape
+        .lines()
+        .filter(|l| l.starts_with("arrears_http_requests_total"))
+        .filter_map(|l| l.split("route=\"").nth(1).and_then(|r| r.split('"').next()))
+        .collect();
+    println!(
+        "20000 random paths in {:.1} s ({throttled} answered 429): server RSS {} -> {} MiB, metrics scrape {} KiB, {} route labels",
+        took.as_secs_f64(),
+        rss_before / 1024,
+        rss_after / 1024,
+        scrape.len() / 1024,
+        routes.len()
+    );
+    assert!(throttled > 10_000, "the attack ran into the rate limit ({throttled} 429s)");
+    println!("route labels: {routes:?}");
+    assert!(routes.len() <= 12, "route labels come from a bounded set: {routes:?}");
+    assert!(scrape.len() < 256 * 1024, "the scrape stays small: {} bytes", scrape.len());
+    assert!(
+        rss_after.saturating_sub(rss_before) < 64 * 1024,
+        "the server grew by {} MiB",
+        rss_after.saturating_sub(rss_before) / 1024
+    );
+}
+
+/// Reads until the server closes the connection; how long that took (or `None` when it
+/// is still open at `limit`).
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buffer)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(started.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+async fn connect_from(address: &str, server: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{address}:0").parse().unwrap()).unwrap();
+    socket.connect(server).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_connections_are_capped() {
+    let server = Server::start(&[
+        ("HTTP_HEADER_TIMEOUT_S", "2"),
+        ("HTTP_BODY_GRACE_S", "2"),
+        ("HTTP_BODY_MIN_BYTES_PER_S", "1024"),
+        ("MAX_CONNECTIONS_PER_ADDRESS", "64"),
+        ("MAX_CONNECTIONS", "200"),
+    ])
+    .await;
+    let files_idle = server.open_files();
+
+    // A header line a second: cut off when the header timeout ends.
+    let mut slow_headers = connect_from("127.0.0.1", server.address).await;
+    slow_headers.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    let started = Instant::now();
+    let trickle = tokio::spawn(async move {
+        for n in 0..30 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            if slow_headers.write_all(format!("X-Slow-{n}: 1\r\n").as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        slow_headers
+    });
+    let ordinary_during = server.ordinary_request().await;
+    let mut slow_headers = trickle.await.unwrap();
+    let headers_closed = closed_within(&mut slow_headers, Duration::from_secs(1))
+        .await
+        .map(|_| started.elapsed());
+
+    // An idle keep-alive connection after a request: closed by the same timeout.
+    let mut idle = connect_from("127.0.0.1", server.address).await;
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut answer = [0u8; 1024];
+    assert!(idle.read(&mut answer).await.unwrap() > 0);
+    let idle_closed = closed_within(&mut idle, Duration::from_secs(10)).await;
+
+    // A body a byte a second: the request ends once the body falls behind its pace.
+    let mut slow_body = connect_from("127.0.0.1", server.address).await;
+    slow_body
+        .write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n{")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut body_cut = None;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let written = slow_body.write_all(b" ").await;
+        let mut peek = [0u8; 1024];
+        let answered = tokio::time::timeout(Duration::from_millis(10), slow_body.read(&mut peek)).await;
+        if written.is_err() || matches!(answered, Ok(Ok(_)) | Ok(Err(_))) {
+            body_cut = Some(started.elapsed());
+            break;
+        }
+    }
+
+    // Many connections from one address: those past its share are closed on arrival,
+    // while other addresses are still served.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(connect_from("127.0.0.1", server.address).await);
+    }
+    let mut over = connect_from("127.0.0.1", server.address).await;
+    let over_closed = closed_within(&mut over, Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let files_held = server.open_files();
+    let ordinary_capped = server.ordinary_request().await;
+    drop(held);
+
+    println!(
+        "slow headers cut off after {headers_closed:?} (ordinary request meanwhile {ordinary_during:?}); idle keep-alive closed after {idle_closed:?}; \
+         a body byte a second cut after {body_cut:?}; the 65th connection from one address closed after {over_closed:?}; \
+         server file descriptors {files_idle} idle, {files_held} with 64 held; ordinary request then {ordinary_capped:?}"
+    );
+    assert!(
+        headers_closed.is_some_and(|d| d < Duration::from_secs(8)),
+        "a header line a second is cut off: {headers_closed:?}"
+    );
+    assert!(idle_closed.is_some_and(|d| d < Duration::from_secs(5)), "{idle_closed:?}");
+    assert!(body_cut.is_some_and(|d| d < Duration::from_secs(12)), "{body_cut:?}");
+    assert!(over_closed.is_some_and(|d| d < Duration::from_secs(1)), "{over_closed:?}");
+    assert!(files_held < files_idle + 64 + 16, "{files_held} descriptors");
+    assert!(ordinary_during < Duration::from_secs(2) && ordinary_capped < Duration::from_secs(2));
+}
