@@ -216,6 +216,12 @@ pub struct Settings {
     #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]
     pub import_max_rows: usize,
 
+    /// Spreadsheets read at once (imports and dry runs). Reading one may take up to
+    /// 300 MiB, so this bounds what all of them take together; an upload that finds
+    /// every slot taken for 10 s is answered 503 with `Retry-After`.
+    #[arg(long, env = "IMPORT_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..), default_value_t = 2, global = true)]
+    pub import_concurrency: u16,
+
     /// Search index backend.
     #[arg(long, env = "SEARCH_BACKEND", value_enum, default_value = "embedded", global = true)]
     pub search_backend: SearchBackend,

@@ -30,6 +30,8 @@ struct Inner {
     quotas: Quotas,
     events: Events,
     payment_writer: PaymentWriter,
+    /// One permit per spreadsheet being received and read ([`Settings::import_concurrency`]).
+    import_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
         let events = Events::new(settings.redis_url.as_deref(), namespace)?;
         let quotas = Quotas::new(&settings, namespace)?;
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
+        let settings_import_concurrency = settings.import_concurrency;
         let inner = Inner {
             events,
             gate,
@@ -55,8 +58,14 @@ impl AppState {
             search,
             sync_metrics: Arc::new(SyncMetrics::default()),
             payment_writer,
+            import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
         };
         Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The slots spreadsheets are read in, so that all imports together stay bounded.
+    pub fn import_slots(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.import_slots
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -4,6 +4,12 @@
 //! and the latency of an ordinary request while the attack goes on. Each test prints
 //! its figures (`cargo test --test attacks -- --nocapture`).
 
+// Shared with the bombs test, which uses the rest of it.
+#[allow(dead_code)]
+#[path = "support/bombs.rs"]
+mod bombs;
+
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,6 +21,7 @@ use tokio::net::{TcpSocket, TcpStream};
 /// The server under attack; killed when dropped.
 struct Server {
     child: Child,
+    database: String,
     address: SocketAddr,
     metrics: SocketAddr,
     data_dir: std::path::PathBuf,
@@ -47,6 +54,7 @@ impl Server {
         }
         let server = Server {
             child: command.spawn().expect("the arrears binary starts"),
+            database: format!("postgres://postgres@127.0.0.1:5432/{database}"),
             address: format!("127.0.0.1:{port}").parse().unwrap(),
             metrics: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
             data_dir,
@@ -58,6 +66,33 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         server
+    }
+
+    /// Creates a user with the CLI, as an operator does, and signs them in.
+    async fn token(&self, role: &str) -> String {
+        let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
+        let password = "attack-test-password-1";
+        let database = self.database.clone();
+        let mut create = Command::new(env!("CARGO_BIN_EXE_arrears"))
+            .args(["users", "create", "--email", &email, "--name", "Attack Test", "--role", role])
+            .env("DATABASE_URL", &database)
+            .env("RUST_LOG", "error")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        writeln!(create.stdin.take().unwrap(), "{password}").unwrap();
+        assert!(create.wait().unwrap().success(), "arrears users create");
+        let answer: serde_json::Value = reqwest::Client::new()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["access_token"].as_str().expect("signed in").to_owned()
     }
 
     fn url(&self, path: &str) -> String {
@@ -273,4 +308,47 @@ async fn slow_clients_are_cut_off_and_connections_are_capped() {
     assert!(over_closed.is_some_and(|d| d < Duration::from_secs(1)), "{over_closed:?}");
     assert!(files_held < files_idle + 64 + 16, "{files_held} descriptors");
     assert!(ordinary_during < Duration::from_secs(2) && ordinary_capped < Duration::from_secs(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_spreadsheet_bombs_at_once_stay_within_the_import_slots() {
+    let server = Server::start(&[]).await;
+    let token = server.token("manager").await;
+    let bomb = bombs::shared_string_flood(999_000, 200);
+    let idle = server.status_kib("VmRSS:");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let uploads = (0..16).map(|n| {
+        let form = reqwest::multipart::Form::new().text("mode", "dry_run").part(
+            "file",
+            reqwest::multipart::Part::bytes(bomb.clone()).file_name(format!("bomb-{n}.xlsx")),
+        );
+        client
+            .post(server.url("/api/v1/imports"))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+    });
+    let (answers, ordinary) = tokio::join!(futures_util::future::join_all(uploads), async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        server.ordinary_request().await
+    });
+    let statuses: Vec<u16> = answers.into_iter().map(|a| a.map_or(0, |a| a.status().as_u16())).collect();
+    let peak = server.status_kib("VmHWM:");
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    println!(
+        "16 shared-string bombs ({} KiB each) at once: answered {statuses:?} in {:.1} s ({busy} told to come back); server RSS {} MiB idle, peak {} MiB (+{} MiB); an ordinary request meanwhile {ordinary:?}",
+        bomb.len() / 1024,
+        started.elapsed().as_secs_f64(),
+        idle / 1024,
+        peak / 1024,
+        peak.saturating_sub(idle) / 1024
+    );
+    assert!(statuses.iter().all(|s| [422, 503, 202].contains(s)), "{statuses:?}");
+    // Two slots of at most 300 MiB each, and the buffered uploads (a few hundred KiB).
+    assert!(
+        peak.saturating_sub(idle) < 700 * 1024,
+        "the server's peak grew by {} MiB",
+        peak.saturating_sub(idle) / 1024
+    );
 }

@@ -3,6 +3,8 @@
 //! rows are applied by the job runner. The rejected rows come back as `errors.xlsx`,
 //! ready to fix and upload again.
 
+use std::time::Duration;
+
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, TryStreamExt};
 use serde::Serialize;
@@ -235,12 +237,31 @@ pub fn refusal(refusal: Refusal) -> Error {
     }
 }
 
+/// How long an upload waits for a free slot before it is told to come back.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+async fn import_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    let slots = state.import_slots().clone();
+    match tokio::time::timeout(SLOT_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(Error::new(
+            Code::ServiceUnavailable,
+            format!(
+                "{} spreadsheets are being read; try again shortly",
+                state.settings().import_concurrency
+            ),
+        )
+        .with_retry_after(Duration::from_secs(5))),
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "submit_import",
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and file answers the first job")),
     request_body(content = ImportForm, content_type = "multipart/form-data"),
     responses(
         (status = 202, description = "The staged import job, with Location", body = ImportView),
         (status = 403, description = "The role may not create (or, with upsert, update or assign) accounts"),
+        (status = 503, description = "`service_unavailable`: every import slot stayed taken for 10 s; `Retry-After` says when to come back"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn submit<S, B>(
@@ -257,6 +278,9 @@ where
 {
     caller.require(Action::CreateAccount)?;
     idempotency::check_key(key.as_deref())?;
+    // Taken before the upload is buffered and held until it is read and checked: the
+    // file and what its reader allocates are what all imports together must bound.
+    let _slot = import_slot(&state).await?;
     let upload = read_upload(content_type, body, limit).await?;
     if upload.mode != Mode::Create {
         caller.require(Action::UpdateAnyAccount)?;

@@ -75,6 +75,23 @@ fn shared_strings(declared: u64, strings: u64) -> Vec<u8> {
     xml.into_bytes()
 }
 
+/// An xlsx whose shared string table holds `strings` copies of a `length`-character
+/// string: under every per-file bound (fewer than 1,000,000 strings, under 256 MiB
+/// inflated), yet its reader keeps each one, a quarter of a gigabyte for 999,000 of 200.
+pub fn shared_string_flood(strings: u64, length: usize) -> Vec<u8> {
+    let text = "a".repeat(length);
+    let mut xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="{strings}" uniqueCount="{strings}">"#
+    );
+    for _ in 0..strings {
+        xml.push_str("<si><t>");
+        xml.push_str(&text);
+        xml.push_str("</t></si>");
+    }
+    xml.push_str("</sst>");
+    xlsx(&[("xl/sharedStrings.xml", xml.into_bytes())])
+}
+
 fn xlsx(parts: &[(&str, Vec<u8>)]) -> Vec<u8> {
     with_parts(&fixture("accounts.xlsx"), parts)
 }
@@ -246,6 +263,11 @@ pub fn all() -> Vec<Bomb> {
             name: "xlsx: sharedStrings declares 4,000,000,000 strings",
             bytes: xlsx(&[("xl/sharedStrings.xml", shared_strings(4_000_000_000, 1))]),
             expect: "too_large",
+        },
+        Bomb {
+            name: "xlsx: 999,000 shared strings of 200 characters",
+            bytes: shared_string_flood(999_000, 200),
+            expect: "ok",
         },
         Bomb {
             name: "xlsx: 1,500,000 shared strings",
