@@ -171,6 +171,37 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert!(ids(index, text("zzzzqqq")).await.is_empty());
 }
 
+/// A word typed longer than Elasticsearch's name n-grams (20 characters) still matches
+/// the names it begins, as a word of any length does on the embedded backend; a string
+/// that begins no word does not, even one character away from one.
+pub async fn long_words_match_as_prefixes(index: &dyn SearchIndex) {
+    let long = doc("Hubert Wolfeschlegelsteinhausenbergerdorff", 1);
+    let exact = doc("Anna Oberschwarzenbergerhausen", 1);
+    let other = doc("Wolfe Schlegel", 1);
+    put(index, &[long.clone(), exact.clone(), other.clone()]).await;
+    let prefix = "wolfeschlegelsteinhausenb";
+    let whole = "oberschwarzenbergerhausen";
+    let not_prefix = "wolfeschlegelsteinhausenx";
+    assert_eq!([prefix, whole, not_prefix].map(|w| w.chars().count()), [25; 3]);
+    assert_eq!(ids(index, text(prefix)).await, [long.id], "a 25-character prefix of a longer word");
+    assert_eq!(ids(index, text(&prefix[..21])).await, [long.id], "one character past the n-grams");
+    assert_eq!(ids(index, text(&prefix[..20])).await, [long.id], "as long as the n-grams");
+    assert_eq!(
+        ids(index, text("WÖLFESCHLEGELSTEINHAUSENB hubert")).await,
+        [long.id],
+        "folded, beside another word"
+    );
+    assert_eq!(ids(index, text(whole)).await, [exact.id], "a 25-character word, whole");
+    assert!(
+        ids(index, text(not_prefix)).await.is_empty(),
+        "a 25-character string no word begins"
+    );
+    assert!(
+        ids(index, text(&format!("{prefix}x"))).await.is_empty(),
+        "a prefix one character too long"
+    );
+}
+
 pub async fn names_with_combining_marks(index: &dyn SearchIndex) {
     // A virama and vowel signs, Thai tone marks, Arabic vowel marks: each is a mark
     // (Unicode category M) inside a word.
@@ -1135,6 +1166,7 @@ macro_rules! every_case {
         $backend!(
             versioned_writes,
             text_matching,
+            long_words_match_as_prefixes,
             names_with_combining_marks,
             typo_expansions_are_bounded,
             word_ranking_and_many_terms,

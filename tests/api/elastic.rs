@@ -277,6 +277,85 @@ fn elasticsearch_splits_words_where_the_embedded_backend_does() {
     );
 }
 
+/// A name word longer than the edge n-grams is asked as a `prefix` of the word field.
+#[test]
+fn golden_account_text_search_longer_than_the_name_ngrams() {
+    let query = AccountQuery {
+        text: Some("Wolfeschlegelsteinhausenb".into()),
+        ..AccountQuery::new(today())
+    };
+    golden(
+        "account-text-search-long-word",
+        "query-dsl-prefix-query",
+        search("accounts", dsl::account_search(&query)),
+    );
+}
+
+/// Queries of `kind` (`term`, `prefix`...) in a request body, as (field, value).
+fn queries_of(kind: &str, body: &Value, out: &mut Vec<(String, String)>) {
+    match body {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key == kind, child.as_object()) {
+                    (true, Some(fields)) => {
+                        for (field, spec) in fields {
+                            let value = spec.get("value").unwrap_or(spec);
+                            out.push((field.clone(), value.as_str().unwrap_or_default().to_owned()));
+                        }
+                    }
+                    _ => queries_of(kind, child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| queries_of(kind, item, out)),
+        _ => {}
+    }
+}
+
+/// The edge n-gram field holds a name's word prefixes up to `max_gram` characters: a
+/// longer word looked up there as a term matches nothing on a real cluster, where the
+/// embedded backend matches every word it begins. Longer words are asked as a `prefix`
+/// of the word field instead.
+#[test]
+fn name_words_longer_than_the_edge_ngrams_are_asked_as_prefixes_of_the_word_field() {
+    let analysis: Value = serde_json::from_str(templates::ANALYSIS).unwrap();
+    let edge = &analysis["template"]["settings"]["index"]["analysis"]["filter"]["arrears_edge_ngrams"];
+    assert_eq!(edge["type"], "edge_ngram");
+    let max_gram = edge["max_gram"].as_u64().unwrap() as usize;
+    assert_eq!(max_gram, dsl::NAME_EDGE_GRAMS);
+    for entity in [Entity::Account, Entity::Payment] {
+        let name = &mappings(entity)["properties"]["debtor_name"];
+        assert_eq!(name["fields"]["prefix"]["analyzer"], "arrears_edge", "{entity:?}");
+        assert_eq!(name["analyzer"], "arrears_folded", "{entity:?}");
+    }
+    let word = "wolfeschlegelsteinhausenbergerdorff";
+    for length in [1, max_gram - 1, max_gram, max_gram + 1, 25, word.len()] {
+        let typed = &word[..length];
+        let bodies = [
+            dsl::account_search(&AccountQuery {
+                text: Some(typed.to_uppercase()),
+                ..AccountQuery::new(today())
+            }),
+            dsl::payment_search(&PaymentQuery {
+                text: Some(typed.to_owned()),
+                ..PaymentQuery::default()
+            }),
+        ];
+        for body in bodies {
+            let (mut terms, mut prefixes) = (Vec::new(), Vec::new());
+            queries_of("term", &body, &mut terms);
+            queries_of("prefix", &body, &mut prefixes);
+            let edge_terms: Vec<&String> = terms.iter().filter(|(f, _)| f == "debtor_name.prefix").map(|(_, v)| v).collect();
+            let word_prefixes: Vec<&String> = prefixes.iter().filter(|(f, _)| f == "debtor_name").map(|(_, v)| v).collect();
+            if length <= max_gram {
+                assert_eq!((edge_terms, word_prefixes), (vec![&typed.to_owned()], vec![]), "{length}: {body}");
+            } else {
+                assert_eq!((edge_terms, word_prefixes), (vec![], vec![&typed.to_owned()]), "{length}: {body}");
+            }
+        }
+    }
+}
+
 #[test]
 fn golden_account_filters_and_search_after() {
     let query = full_account_query();

@@ -60,11 +60,16 @@ fn not_tombstone() -> Value {
     term("tombstone", true)
 }
 
+/// The longest word prefix a name's edge n-gram subfield holds: `max_gram` of
+/// `arrears_edge_ngrams` in `index-templates/component-analysis.json` (a test holds
+/// them equal), in characters (Lucene counts code points, as `chars` does).
+pub const NAME_EDGE_GRAMS: usize = 20;
+
 /// Where full text looks: word fields (with their edge n-gram subfield, if any),
 /// identifier fields (lowercased keywords), and optionally phone digits.
 struct TextFields<'a> {
-    /// Matched exactly, as a prefix (through the edge field when there is one), or
-    /// within the typo budget.
+    /// Matched exactly, as a prefix (through the edge field when there is one and the
+    /// word is no longer than [`NAME_EDGE_GRAMS`]), or within the typo budget.
     names: &'a [(&'a str, Option<&'a str>)],
     /// Matched exactly or as a prefix.
     words: &'a [&'a str],
@@ -101,8 +106,11 @@ fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
                 for (field, edge, typos) in names.chain(fields.words.iter().map(|field| (*field, None, false))) {
                     options.push(boosted_term(field, word, 3.0));
                     options.push(match edge {
-                        Some(edge) => boosted_term(edge, word, 1.5),
-                        None => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
+                        Some(edge) if word.chars().count() <= NAME_EDGE_GRAMS => boosted_term(edge, word, 1.5),
+                        // A longer word is no term of the edge field: the word field is
+                        // asked for the words it begins (a term range to Lucene), which
+                        // is what the embedded backend does for a word of any length.
+                        _ => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
                     });
                     let distance = fuzziness(word);
                     if typos && distance > 0 {
