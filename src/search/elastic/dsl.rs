@@ -425,9 +425,18 @@ impl Order {
     }
 }
 
-fn sum_units(field: &str) -> Value {
-    json!({ "units": { "sum": { "field": field } } })
+/// The sub-aggregations summing the money of `units` (`derived.balance_units`...): one
+/// `sum` per part, each exact as a double (see [`super::source::UNITS_LOW_BITS`]).
+fn sum_units(units: &str) -> Value {
+    json!({
+        UNITS_HI: { "sum": { "field": format!("{units}_hi") } },
+        UNITS_LO: { "sum": { "field": format!("{units}_lo") } },
+    })
 }
+
+/// Names of the two sub-aggregations that sum money, one per part.
+pub const UNITS_HI: &str = "units_hi";
+pub const UNITS_LO: &str = "units_lo";
 
 fn terms_agg(field: &str, size: usize, sum: Option<&str>) -> Value {
     let mut agg = json!({ "terms": { "field": field, "size": size } });
