@@ -166,6 +166,8 @@ pub struct CreateAccount {
     pub assigned_agent_id: Option<Uuid>,
     pub next_action_at: Option<DateTime<Utc>>,
     pub tags: Option<Vec<String>>,
+    /// Any JSON object of at most 16 KiB serialized whose objects nest at most 20 deep
+    /// (`custom_fields` itself is the first level; arrays add none).
     pub custom_fields: Option<Map<String, Value>>,
     pub do_not_call: Option<bool>,
     pub do_not_email: Option<bool>,
@@ -197,6 +199,8 @@ pub struct PatchAccount {
     #[serde(default, deserialize_with = "nullable")]
     pub next_action_at: Option<Option<DateTime<Utc>>>,
     pub tags: Option<Vec<String>>,
+    /// Any JSON object of at most 16 KiB serialized whose objects nest at most 20 deep
+    /// (`custom_fields` itself is the first level; arrays add none).
     pub custom_fields: Option<Map<String, Value>>,
     pub do_not_call: Option<bool>,
     pub do_not_email: Option<bool>,
@@ -338,13 +342,49 @@ pub fn tags(list: Vec<String>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// How deep `custom_fields` objects may nest: Elasticsearch maps the field as
+/// `flattened`, whose `depth_limit` (20 by default) refuses a deeper document, which the
+/// sync could then only dead-letter. Counted as its `FlattenedFieldParser` counts: the
+/// `custom_fields` object itself is level 1, each object inside an object one more (an
+/// empty one too), and arrays add no level.
+pub const MAX_CUSTOM_FIELDS_DEPTH: usize = 20;
+
+/// How deep the objects of `map` nest, counting as [`MAX_CUSTOM_FIELDS_DEPTH`] says, or
+/// the first depth past `limit` once one is found. It walks with a stack of its own
+/// (however deep the value, no call frame per level) and visits each value at most
+/// once; bodies are parsed with serde_json's recursion limit (128) anyway, and
+/// `custom_fields` is bounded in bytes before this runs.
+fn object_depth(map: &Map<String, Value>, limit: usize) -> usize {
+    let mut deepest = 1;
+    // Each value with the depth of the object holding it.
+    let mut pending: Vec<(&Value, usize)> = map.values().map(|v| (v, 1)).collect();
+    while let Some((value, holder)) = pending.pop() {
+        match value {
+            Value::Object(inner) => {
+                deepest = deepest.max(holder + 1);
+                if deepest > limit {
+                    break;
+                }
+                pending.extend(inner.values().map(|v| (v, holder + 1)));
+            }
+            Value::Array(items) => pending.extend(items.iter().map(|v| (v, holder))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 fn custom_fields(map: Map<String, Value>) -> Result<Map<String, Value>, String> {
     let size = serde_json::to_vec(&map).map(|v| v.len()).unwrap_or(usize::MAX);
     if size > MAX_CUSTOM_FIELDS_BYTES {
-        Err(format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"))
-    } else {
-        Ok(map)
+        return Err(format!("must be at most {MAX_CUSTOM_FIELDS_BYTES} bytes of JSON"));
     }
+    if object_depth(&map, MAX_CUSTOM_FIELDS_DEPTH) > MAX_CUSTOM_FIELDS_DEPTH {
+        return Err(format!(
+            "may nest objects at most {MAX_CUSTOM_FIELDS_DEPTH} deep, custom_fields itself counting as the first (arrays do not count)"
+        ));
+    }
+    Ok(map)
 }
 
 fn address(checker: &mut Checker, input: Address) -> Address {
@@ -485,6 +525,8 @@ impl AccountFields {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -504,6 +546,50 @@ mod tests {
         for (days, expected) in cases {
             let got = serde_json::to_value(Bucket::from_days_past_due(days)).unwrap();
             assert_eq!(got, expected, "{days} days");
+        }
+    }
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    /// Elasticsearch's own boundary case (`FlattenedFieldParserTests.testDepthLimit`):
+    /// refused at a limit of 2, indexed at 3.
+    #[test]
+    fn custom_fields_depth_counts_objects_as_elasticsearch_does() {
+        let depth = |value: Value| object_depth(&object(value), usize::MAX);
+        let elastics = json!({"parent1": {"key": "value"}, "parent2": [{"key": {"key": "value"}}]});
+        assert_eq!(depth(elastics), 3);
+        assert_eq!(depth(json!({})), 1);
+        assert_eq!(depth(json!({"a": 1, "b": [1, [2, [3]]]})), 1, "arrays add no level");
+        assert_eq!(depth(json!({"a": {}})), 2, "an empty object is a level");
+        assert_eq!(depth(json!({"a": [[{"b": [{}]}]]})), 3);
+    }
+
+    /// A value nested far deeper than any stack holds (built in code: the body parser
+    /// stops at 128 levels) is measured without recursion, and only until it is too deep.
+    #[test]
+    fn custom_fields_depth_check_needs_no_stack_and_stops_at_the_limit() {
+        // Built by hand: `json!` would serialize (and so recurse through) what it wraps.
+        let wrap = |key: &str, value: Value| Map::from_iter([(key.to_owned(), value)]);
+        let mut value = Value::from(1);
+        for _ in 0..200_000 {
+            value = Value::Array(vec![Value::Object(wrap("a", value))]);
+        }
+        let map = wrap("deep", value);
+        assert_eq!(object_depth(&map, MAX_CUSTOM_FIELDS_DEPTH), MAX_CUSTOM_FIELDS_DEPTH + 1);
+        assert_eq!(object_depth(&map, usize::MAX), 200_001);
+        // Taken apart level by level: serde_json drops a value recursively.
+        let mut parts: Vec<Value> = vec![Value::Object(map)];
+        while let Some(part) = parts.pop() {
+            match part {
+                Value::Object(map) => parts.extend(map.into_iter().map(|(_, v)| v)),
+                Value::Array(items) => parts.extend(items),
+                _ => {}
+            }
         }
     }
 

@@ -383,3 +383,64 @@ async fn accounts_cannot_be_assigned_to_viewers_or_unknown_users() {
         assert_eq!(error_fields(&problem), ["assigned_agent_id"]);
     }
 }
+
+/// `custom_fields` whose objects nest `depth` deep, counting `custom_fields` itself as
+/// Elasticsearch's `flattened` type counts: the innermost object sits in an array of
+/// arrays, which adds no level.
+fn nested_custom_fields(depth: usize) -> Value {
+    let mut value = json!({"leaf": "x"});
+    for level in 1..depth {
+        value = if level == 1 {
+            json!({"in_arrays": [[value]], "beside": level})
+        } else {
+            json!({ format!("level{level}"): value })
+        };
+    }
+    value
+}
+
+/// Elasticsearch maps `custom_fields` as `flattened`, whose `depth_limit` (20) refuses a
+/// deeper document: refused on every backend when written, as a field error, rather than
+/// dead-lettered by the Elasticsearch sync alone.
+#[tokio::test]
+async fn custom_fields_nested_deeper_than_elasticsearch_indexes_are_refused() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let deepest = app
+        .account(&manager.token, json!({"custom_fields": nested_custom_fields(20)}))
+        .await;
+    assert_eq!(deepest["custom_fields"], nested_custom_fields(20), "20 levels are kept");
+
+    let body = json!({"debtor_name": "Jane", "original_balance": "10.00", "currency": "USD", "custom_fields": nested_custom_fields(21)});
+    let refused = app.post("/api/v1/accounts", Some(&manager.token), &body).await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(error_fields(&problem), ["custom_fields"], "{problem}");
+    assert!(problem["errors"][0]["message"].as_str().unwrap().contains("20"), "{problem}");
+
+    let path = format!("/api/v1/accounts/{}", deepest["id"].as_str().unwrap());
+    let patched = app
+        .patch(&path, &manager.token, &json!({"custom_fields": nested_custom_fields(21)}))
+        .await;
+    let problem = assert_problem(patched, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(error_fields(&problem), ["custom_fields"], "{problem}");
+    let (status, patched) = status_json(app.patch(&path, &manager.token, &json!({"custom_fields": {"flat": 1}})).await).await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let (status, patched) = status_json(
+        app.patch(&path, &manager.token, &json!({"custom_fields": nested_custom_fields(20)}))
+            .await,
+    )
+    .await;
+    assert_eq!((status, &patched["custom_fields"]), (StatusCode::OK, &nested_custom_fields(20)));
+
+    // Nesting past serde_json's recursion limit (128) is refused by the parser before any
+    // check walks it.
+    let deep = format!("{{\"custom_fields\": {}1{}}}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    let response = app
+        .request(reqwest::Method::PATCH, &path, Some(&manager.token))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, StatusCode::BAD_REQUEST, "malformed_json").await;
+}

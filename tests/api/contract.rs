@@ -171,6 +171,37 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert!(ids(index, text("zzzzqqq")).await.is_empty());
 }
 
+/// A word typed longer than Elasticsearch's name n-grams (20 characters) still matches
+/// the names it begins, as a word of any length does on the embedded backend; a string
+/// that begins no word does not, even one character away from one.
+pub async fn long_words_match_as_prefixes(index: &dyn SearchIndex) {
+    let long = doc("Hubert Wolfeschlegelsteinhausenbergerdorff", 1);
+    let exact = doc("Anna Oberschwarzenbergerhausen", 1);
+    let other = doc("Wolfe Schlegel", 1);
+    put(index, &[long.clone(), exact.clone(), other.clone()]).await;
+    let prefix = "wolfeschlegelsteinhausenb";
+    let whole = "oberschwarzenbergerhausen";
+    let not_prefix = "wolfeschlegelsteinhausenx";
+    assert_eq!([prefix, whole, not_prefix].map(|w| w.chars().count()), [25; 3]);
+    assert_eq!(ids(index, text(prefix)).await, [long.id], "a 25-character prefix of a longer word");
+    assert_eq!(ids(index, text(&prefix[..21])).await, [long.id], "one character past the n-grams");
+    assert_eq!(ids(index, text(&prefix[..20])).await, [long.id], "as long as the n-grams");
+    assert_eq!(
+        ids(index, text("WÖLFESCHLEGELSTEINHAUSENB hubert")).await,
+        [long.id],
+        "folded, beside another word"
+    );
+    assert_eq!(ids(index, text(whole)).await, [exact.id], "a 25-character word, whole");
+    assert!(
+        ids(index, text(not_prefix)).await.is_empty(),
+        "a 25-character string no word begins"
+    );
+    assert!(
+        ids(index, text(&format!("{prefix}x"))).await.is_empty(),
+        "a prefix one character too long"
+    );
+}
+
 pub async fn names_with_combining_marks(index: &dyn SearchIndex) {
     // A virama and vowel signs, Thai tone marks, Arabic vowel marks: each is a mark
     // (Unicode category M) inside a word.
@@ -650,6 +681,71 @@ pub async fn facets(index: &dyn SearchIndex) {
     assert_eq!(facet("bucket").iter().find(|v| v.value == "60-89").unwrap().count, 4);
     assert_eq!(facet("bucket").iter().find(|v| v.value == "30-59").map_or(0, |v| v.count), 0);
     assert_eq!(facet("status"), status);
+}
+
+/// Balances and payments in a currency of large units (IDR) whose sums pass 2^53 minor
+/// units, where a double is off by many units: facets and statistics sum them exactly.
+pub async fn money_sums_stay_exact_past_two_to_the_53(index: &dyn SearchIndex) {
+    // 2^52 + 1 and 2^52 + 3 minor units: together 2^53 + 4 (90,071,992,547,409.96 IDR).
+    let amounts = [Decimal::new((1 << 52) + 1, 2), Decimal::new((1 << 52) + 3, 2)];
+    let total = Decimal::new((1 << 53) + 4, 2);
+    let mut docs = Vec::new();
+    let mut payments = Vec::new();
+    for (n, amount) in amounts.into_iter().enumerate() {
+        let mut d = doc(&format!("Rupiah {n}"), 1);
+        d.currency = "IDR".into();
+        d.current_balance = amount;
+        d.original_balance = amount;
+        docs.push(d);
+        let mut p = payment("Rupiah Payer", "AC-4004", 0, n as i64 + 1);
+        p.amount = amount;
+        p.currency = "IDR".into();
+        p.received_at = at("2026-03-09T12:00:00Z");
+        payments.push(IndexOp::upsert(p));
+    }
+    let mut small = doc("Rupiah Small", 1);
+    small.currency = "IDR".into();
+    small.current_balance = Decimal::new(1, 2);
+    small.status = AccountStatus::Delinquent;
+    docs.push(small);
+    put(index, &docs).await;
+    index.apply(payments).await.unwrap();
+
+    let page = index
+        .search(AccountQuery {
+            facets: vec![Facet::Status, Facet::Bucket],
+            ..query()
+        })
+        .await
+        .unwrap();
+    let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let active = facet("status").into_iter().find(|v| v.value == "active").unwrap();
+    assert_eq!(
+        (active.count, active.sums),
+        (2, Some(vec![("IDR".to_owned(), total)])),
+        "exact to the unit"
+    );
+    let current = facet("bucket").into_iter().find(|v| v.value == "current").unwrap();
+    assert_eq!(current.sums, Some(vec![("IDR".to_owned(), total + Decimal::new(1, 2))]));
+
+    let found = index
+        .search_payments(PaymentQuery {
+            facets: vec![PaymentFacet::Status],
+            ..PaymentQuery::default()
+        })
+        .await
+        .unwrap();
+    let statuses = &found.facets.iter().find(|(n, _)| *n == "status").unwrap().1;
+    assert_eq!(statuses[0].sums, Some(vec![("IDR".to_owned(), total)]));
+    let tz: chrono_tz::Tz = "UTC".parse().unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+    let stats = index.payment_stats(StatsQuery::new(tz, day, day, day)).await.unwrap();
+    let exact = Tally { count: 2, amount: total };
+    assert_eq!(
+        (stats[0].today, stats[0].this_month, stats[0].series.clone()),
+        (exact, exact, vec![exact])
+    );
+    assert_eq!(stats[0].by_status[0].sum, total);
 }
 
 pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {
@@ -1135,6 +1231,7 @@ macro_rules! every_case {
         $backend!(
             versioned_writes,
             text_matching,
+            long_words_match_as_prefixes,
             names_with_combining_marks,
             typo_expansions_are_bounded,
             word_ranking_and_many_terms,
@@ -1142,6 +1239,7 @@ macro_rules! every_case {
             filters_over_a_large_segment,
             sort_and_cursor,
             facets,
+            money_sums_stay_exact_past_two_to_the_53,
             rebuild_dual_writes_and_promotes,
             payments_search_filters_and_versions,
             payment_stats_follow_local_days,

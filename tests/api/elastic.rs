@@ -277,6 +277,85 @@ fn elasticsearch_splits_words_where_the_embedded_backend_does() {
     );
 }
 
+/// A name word longer than the edge n-grams is asked as a `prefix` of the word field.
+#[test]
+fn golden_account_text_search_longer_than_the_name_ngrams() {
+    let query = AccountQuery {
+        text: Some("Wolfeschlegelsteinhausenb".into()),
+        ..AccountQuery::new(today())
+    };
+    golden(
+        "account-text-search-long-word",
+        "query-dsl-prefix-query",
+        search("accounts", dsl::account_search(&query)),
+    );
+}
+
+/// Queries of `kind` (`term`, `prefix`...) in a request body, as (field, value).
+fn queries_of(kind: &str, body: &Value, out: &mut Vec<(String, String)>) {
+    match body {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key == kind, child.as_object()) {
+                    (true, Some(fields)) => {
+                        for (field, spec) in fields {
+                            let value = spec.get("value").unwrap_or(spec);
+                            out.push((field.clone(), value.as_str().unwrap_or_default().to_owned()));
+                        }
+                    }
+                    _ => queries_of(kind, child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| queries_of(kind, item, out)),
+        _ => {}
+    }
+}
+
+/// The edge n-gram field holds a name's word prefixes up to `max_gram` characters: a
+/// longer word looked up there as a term matches nothing on a real cluster, where the
+/// embedded backend matches every word it begins. Longer words are asked as a `prefix`
+/// of the word field instead.
+#[test]
+fn name_words_longer_than_the_edge_ngrams_are_asked_as_prefixes_of_the_word_field() {
+    let analysis: Value = serde_json::from_str(templates::ANALYSIS).unwrap();
+    let edge = &analysis["template"]["settings"]["index"]["analysis"]["filter"]["arrears_edge_ngrams"];
+    assert_eq!(edge["type"], "edge_ngram");
+    let max_gram = edge["max_gram"].as_u64().unwrap() as usize;
+    assert_eq!(max_gram, dsl::NAME_EDGE_GRAMS);
+    for entity in [Entity::Account, Entity::Payment] {
+        let name = &mappings(entity)["properties"]["debtor_name"];
+        assert_eq!(name["fields"]["prefix"]["analyzer"], "arrears_edge", "{entity:?}");
+        assert_eq!(name["analyzer"], "arrears_folded", "{entity:?}");
+    }
+    let word = "wolfeschlegelsteinhausenbergerdorff";
+    for length in [1, max_gram - 1, max_gram, max_gram + 1, 25, word.len()] {
+        let typed = &word[..length];
+        let bodies = [
+            dsl::account_search(&AccountQuery {
+                text: Some(typed.to_uppercase()),
+                ..AccountQuery::new(today())
+            }),
+            dsl::payment_search(&PaymentQuery {
+                text: Some(typed.to_owned()),
+                ..PaymentQuery::default()
+            }),
+        ];
+        for body in bodies {
+            let (mut terms, mut prefixes) = (Vec::new(), Vec::new());
+            queries_of("term", &body, &mut terms);
+            queries_of("prefix", &body, &mut prefixes);
+            let edge_terms: Vec<&String> = terms.iter().filter(|(f, _)| f == "debtor_name.prefix").map(|(_, v)| v).collect();
+            let word_prefixes: Vec<&String> = prefixes.iter().filter(|(f, _)| f == "debtor_name").map(|(_, v)| v).collect();
+            if length <= max_gram {
+                assert_eq!((edge_terms, word_prefixes), (vec![&typed.to_owned()], vec![]), "{length}: {body}");
+            } else {
+                assert_eq!((edge_terms, word_prefixes), (vec![], vec![&typed.to_owned()]), "{length}: {body}");
+            }
+        }
+    }
+}
+
 #[test]
 fn golden_account_filters_and_search_after() {
     let query = full_account_query();
@@ -1051,14 +1130,17 @@ async fn ranked_ids_are_read_from_hit_ids_and_sort_values() {
 }
 
 /// Terms and filters buckets carry a `currencies` terms sub-aggregation, whose buckets
-/// carry the `units` sum (the response shapes of Elastic's terms, filters and sum
+/// carry the `units_hi` and `units_lo` sums (the response shapes of Elastic's terms, filters and sum
 /// aggregation references): each facet value gets its sums per currency.
 #[tokio::test]
 async fn facet_sums_are_read_per_currency_from_the_currencies_sub_buckets() {
-    let currencies = |pairs: &[(&str, u64, f64)]| {
+    let currencies = |pairs: &[(&str, u64, i64)]| {
         let buckets: Vec<Value> = pairs
             .iter()
-            .map(|(key, count, units)| json!({ "key": key, "doc_count": count, "units": { "value": units } }))
+            .map(|(key, count, units)| {
+                let (hi, lo) = source::split_units(*units);
+                json!({ "key": key, "doc_count": count, "units_hi": sum_answer(hi.into()), "units_lo": sum_answer(lo.into()) })
+            })
             .collect();
         json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets })
     };
@@ -1069,12 +1151,12 @@ async fn facet_sums_are_read_per_currency_from_the_currencies_sub_buckets() {
         "aggregations": {
             "status": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
                 { "key": "active", "doc_count": 3,
-                  "currencies": currencies(&[("USD", 2, 201_100.0), ("EUR", 1, 100_800.0)]) }
+                  "currencies": currencies(&[("USD", 2, 201_100), ("EUR", 1, 100_800)]) }
             ] },
             "bucket": { "buckets": {
                 "current": { "doc_count": 0, "currencies": empty.clone() },
                 "1-29": { "doc_count": 0, "currencies": empty.clone() },
-                "30-59": { "doc_count": 3, "currencies": currencies(&[("JPY", 1, 900_000.0), ("USD", 2, 201_100.0)]) },
+                "30-59": { "doc_count": 3, "currencies": currencies(&[("JPY", 1, 900_000), ("USD", 2, 201_100)]) },
                 "60-89": { "doc_count": 0, "currencies": empty.clone() },
                 "90-119": { "doc_count": 0, "currencies": empty.clone() },
                 "120+": { "doc_count": 0, "currencies": empty }
@@ -1114,6 +1196,159 @@ async fn facet_sums_are_read_per_currency_from_the_currencies_sub_buckets() {
     );
     let current = facet("bucket").into_iter().find(|v| v.value == "current").unwrap();
     assert_eq!((current.count, current.sums), (0, Some(vec![])));
+}
+
+/// Units are indexed as `hi * 2^24 + lo` (see `source::UNITS_LOW_BITS`).
+const LOW: i128 = 1 << 24;
+
+#[test]
+fn units_split_at_2_to_the_24() {
+    assert_eq!(1 << source::UNITS_LOW_BITS, LOW);
+    for units in [0, 1, LOW as i64 - 1, LOW as i64, -1, -(LOW as i64) - 1, i64::MAX, i64::MIN] {
+        let (hi, lo) = source::split_units(units);
+        assert!((0..LOW).contains(&i128::from(lo)), "{units}");
+        assert_eq!(source::join_units(hi.into(), lo.into()), i128::from(units));
+    }
+}
+
+/// A sum aggregation's answer: a double, as Elasticsearch renders it.
+fn sum_answer(value: i128) -> Value {
+    json!({ "value": value as f64 })
+}
+
+/// Sums of money come back as two sums of parts that each stay below 2^53, and are put
+/// together exactly: here 2^53 + 1 units, which no double holds (a single `sum` of the
+/// units would answer 2^53).
+#[tokio::test]
+async fn money_sums_are_put_together_exactly_from_their_two_parts() {
+    let total: i128 = (1 << 53) + 1;
+    let (hi, lo) = ((1 << 29) - 1, LOW + 1);
+    assert_eq!(hi * LOW + lo, total);
+    let parts = json!({ "units_hi": sum_answer(hi), "units_lo": sum_answer(lo) });
+    let currency = |key: &str, count: u64| {
+        let mut bucket = json!({ "key": key, "doc_count": count });
+        bucket.as_object_mut().unwrap().extend(parts.as_object().unwrap().clone());
+        json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [bucket] })
+    };
+    let empty = json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [] });
+    let (server, index) = answering_account_searches(json!({
+        "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+        "hits": { "total": { "value": 2, "relation": "eq" }, "max_score": null, "hits": [] },
+        "aggregations": {
+            "status": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [
+                { "key": "active", "doc_count": 2, "currencies": currency("IDR", 2) }
+            ] },
+            "bucket": { "buckets": {
+                "current": { "doc_count": 2, "currencies": currency("IDR", 2) },
+                "1-29": { "doc_count": 0, "currencies": empty.clone() },
+                "30-59": { "doc_count": 0, "currencies": empty.clone() },
+                "60-89": { "doc_count": 0, "currencies": empty.clone() },
+                "90-119": { "doc_count": 0, "currencies": empty.clone() },
+                "120+": { "doc_count": 0, "currencies": empty.clone() }
+            } }
+        }
+    }))
+    .await;
+    let exact = Decimal::from_i128_with_scale(total, 4);
+    let query = AccountQuery {
+        facets: vec![Facet::Status, Facet::Bucket],
+        ..AccountQuery::new(today())
+    };
+    let page = index.search(query).await.unwrap();
+    let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    assert_eq!(facet("status")[0].sums, Some(vec![("IDR".to_owned(), exact)]));
+    let current = facet("bucket").into_iter().find(|v| v.value == "current").unwrap();
+    assert_eq!(current.sums, Some(vec![("IDR".to_owned(), exact)]));
+    let sent = server.received().last().unwrap().json();
+    assert_eq!(
+        sent["aggs"]["status"]["aggs"]["currencies"]["aggs"],
+        json!({
+            "units_hi": { "sum": { "field": "derived.balance_units_hi" } },
+            "units_lo": { "sum": { "field": "derived.balance_units_lo" } }
+        })
+    );
+
+    // Payment statistics: the windows, the days and the groups.
+    let mut completed = json!({ "doc_count": 2 });
+    for window in ["today", "this_week", "this_month"] {
+        let mut tally = parts.clone();
+        tally["doc_count"] = json!(2);
+        completed[window] = tally;
+    }
+    let mut day = parts.clone();
+    day.as_object_mut().unwrap().extend(
+        json!({ "key": "day", "from": 0.0, "to": 1.0, "doc_count": 2 })
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    completed["series"] = json!({ "buckets": [day] });
+    let group = |key: &str| {
+        let mut bucket = parts.clone();
+        bucket["key"] = json!(key);
+        bucket["doc_count"] = json!(2);
+        json!({ "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [bucket] })
+    };
+    let stats_answer = json!({
+        "took": 1, "timed_out": false, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
+        "hits": { "max_score": null, "hits": [] },
+        "aggregations": { "currencies": { "doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": [{
+            "key": "IDR", "doc_count": 2, "completed": completed,
+            "in_range": { "doc_count": 2, "by_status": group("completed"), "by_method": group("card") }
+        }] } }
+    });
+    let server = ScriptedEs::start(move |r, _| match r.path.starts_with("/arrears-payments/_search") {
+        true => (200, stats_answer.clone()),
+        false => (404, error("index_not_found_exception", "no such index", 404)),
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
+    let tz: chrono_tz::Tz = "UTC".parse().unwrap();
+    let stats = index.payment_stats(StatsQuery::new(tz, today(), today(), today())).await.unwrap();
+    let idr = &stats[0];
+    let tally = arrears::search::Tally { count: 2, amount: exact };
+    assert_eq!((&idr.today, &idr.this_week, &idr.this_month), (&tally, &tally, &tally));
+    assert_eq!(idr.series, [tally]);
+    assert_eq!((idr.by_status[0].sum, idr.by_method[0].sum), (exact, exact));
+    let sent = server.received().last().unwrap().json();
+    let summed = &sent["aggs"]["currencies"]["aggs"]["completed"]["aggs"]["today"]["aggs"];
+    assert_eq!(summed["units_hi"]["sum"]["field"], "derived.amount_units_hi");
+    assert_eq!(summed["units_lo"]["sum"]["field"], "derived.amount_units_lo");
+}
+
+/// Each document carries its money units split into the two parts the sums add up:
+/// `lo` in [0, 2^24), `hi` the rest, so each sum stays exact as a double.
+#[test]
+fn documents_carry_their_money_units_in_two_exact_parts() {
+    let mut account = account();
+    let mut payment = payment();
+    for amount in [Decimal::new(75_025, 2), Decimal::new(9_007_199_254_740_997, 2), Decimal::ZERO] {
+        account.current_balance = amount;
+        payment.amount = amount;
+        for (derived, field) in [
+            (source::account(&account).unwrap()["derived"].clone(), "balance_units"),
+            (source::payment(&payment).unwrap()["derived"].clone(), "amount_units"),
+        ] {
+            let units = i128::from(derived[field].as_i64().unwrap());
+            assert_eq!(
+                units,
+                i128::from(arrears::search::embedded::schema::money_units(amount)),
+                "{field} of {amount}"
+            );
+            let hi = i128::from(
+                derived[format!("{field}_hi")]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{field}_hi: {derived}")),
+            );
+            let lo = i128::from(
+                derived[format!("{field}_lo")]
+                    .as_i64()
+                    .unwrap_or_else(|| panic!("{field}_lo: {derived}")),
+            );
+            assert!((0..LOW).contains(&lo), "{field}_lo of {amount}: {lo}");
+            assert_eq!(hi * LOW + lo, units, "{field} of {amount}");
+        }
+    }
 }
 
 /// The listing `GET /_alias` answers for these indices.

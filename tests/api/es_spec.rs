@@ -184,6 +184,13 @@ fn account_searches() -> Vec<(String, AccountQuery)> {
             },
         ),
         (
+            "a name word longer than the name's edge n-grams".to_owned(),
+            AccountQuery {
+                text: Some("Wolfeschlegelsteinhausenb".into()),
+                ..base()
+            },
+        ),
+        (
             "text longer than the prefix n-grams".to_owned(),
             AccountQuery {
                 text: Some("x".repeat(60)),

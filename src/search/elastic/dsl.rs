@@ -61,11 +61,16 @@ fn not_tombstone() -> Value {
     term("tombstone", true)
 }
 
+/// The longest word prefix a name's edge n-gram subfield holds: `max_gram` of
+/// `arrears_edge_ngrams` in `index-templates/component-analysis.json` (a test holds
+/// them equal), in characters (Lucene counts code points, as `chars` does).
+pub const NAME_EDGE_GRAMS: usize = 20;
+
 /// Where full text looks: word fields (with their edge n-gram subfield, if any),
 /// identifier fields (lowercased keywords), and optionally phone digits.
 struct TextFields<'a> {
-    /// Matched exactly, as a prefix (through the edge field when there is one), or
-    /// within the typo budget.
+    /// Matched exactly, as a prefix (through the edge field when there is one and the
+    /// word is no longer than [`NAME_EDGE_GRAMS`]), or within the typo budget.
     names: &'a [(&'a str, Option<&'a str>)],
     /// Matched exactly or as a prefix.
     words: &'a [&'a str],
@@ -102,8 +107,11 @@ fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
                 for (field, edge, typos) in names.chain(fields.words.iter().map(|field| (*field, None, false))) {
                     options.push(boosted_term(field, word, 3.0));
                     options.push(match edge {
-                        Some(edge) => boosted_term(edge, word, 1.5),
-                        None => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
+                        Some(edge) if word.chars().count() <= NAME_EDGE_GRAMS => boosted_term(edge, word, 1.5),
+                        // A longer word is no term of the edge field: the word field is
+                        // asked for the words it begins (a term range to Lucene), which
+                        // is what the embedded backend does for a word of any length.
+                        _ => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
                     });
                     let distance = fuzziness(word);
                     if typos && distance > 0 {
@@ -418,9 +426,18 @@ impl Order {
     }
 }
 
-fn sum_units(field: &str) -> Value {
-    json!({ "units": { "sum": { "field": field } } })
+/// The sub-aggregations summing the money of `units` (`derived.balance_units`...): one
+/// `sum` per part, each exact as a double (see [`super::source::UNITS_LOW_BITS`]).
+fn sum_units(units: &str) -> Value {
+    json!({
+        UNITS_HI: { "sum": { "field": format!("{units}_hi") } },
+        UNITS_LO: { "sum": { "field": format!("{units}_lo") } },
+    })
 }
+
+/// Names of the two sub-aggregations that sum money, one per part.
+pub const UNITS_HI: &str = "units_hi";
+pub const UNITS_LO: &str = "units_lo";
 
 fn terms_agg(field: &str, size: usize, sum: Option<&str>) -> Value {
     let mut agg = json!({ "terms": { "field": field, "size": size } });

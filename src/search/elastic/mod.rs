@@ -97,12 +97,18 @@ pub struct ElasticIndex {
     current: Mutex<HashMap<String, bool>>,
 }
 
-fn units_to_decimal(units: f64) -> Decimal {
-    Decimal::from_i128_with_scale(units.round() as i128, 4)
+fn units_to_decimal(units: i128) -> Decimal {
+    Decimal::from_i128_with_scale(units, 4)
 }
 
-fn sum_of(bucket: &Value) -> f64 {
-    bucket.pointer("/units/value").and_then(Value::as_f64).unwrap_or(0.0)
+/// A bucket's money sum in units, put together from the sums of its two parts: each an
+/// integral double below 2^53 (see [`source::UNITS_LOW_BITS`]), so read exactly.
+fn sum_of(bucket: &Value) -> i128 {
+    let part = |name: &str| {
+        let sum = bucket.get(name).and_then(|agg| agg.get("value")).and_then(Value::as_f64);
+        sum.unwrap_or(0.0).round() as i128
+    };
+    source::join_units(part(dsl::UNITS_HI), part(dsl::UNITS_LO))
 }
 
 fn count_of(bucket: &Value) -> u64 {
