@@ -1256,21 +1256,37 @@ mod embedded_backend {
 /// The Elasticsearch backend on the cluster at ELASTICSEARCH_URL (credentials from
 /// ELASTICSEARCH_USERNAME/PASSWORD/API_KEY/CA_FILE), or `None` with a notice.
 async fn elastic() -> Option<(ElasticIndex, String)> {
-    let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+    let Some(settings) = elastic_settings() else {
         eprintln!("ELASTICSEARCH_URL is not set: the contract suite skips the Elasticsearch backend");
         return None;
     };
-    let mut settings = crate::helpers::test_settings();
-    settings.elasticsearch_url = Some(url);
-    settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
     let pool = crate::helpers::fresh_pool().await;
     let index = ElasticIndex::new(&ElasticConfig::from_settings(&settings).unwrap(), SqlDeadLetters::shared(pool)).unwrap();
     index.prepare().await.unwrap();
     Some((index, settings.elasticsearch_index_prefix))
 }
 
+/// Settings for the cluster at ELASTICSEARCH_URL under an index prefix of the test's
+/// own (`None` without a cluster).
+fn elastic_settings() -> Option<arrears::config::Settings> {
+    let url = std::env::var("ELASTICSEARCH_URL").ok()?;
+    let mut settings = crate::helpers::test_settings();
+    settings.elasticsearch_url = Some(url);
+    settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+    Some(settings)
+}
+
 /// A request to the cluster at ELASTICSEARCH_URL with the configured credentials.
 async fn raw(method: reqwest::Method, path: String) -> reqwest::Response {
+    raw_request(method, path).send().await.unwrap()
+}
+
+/// A request with a JSON body to the cluster at ELASTICSEARCH_URL.
+async fn raw_json(method: reqwest::Method, path: String, body: serde_json::Value) -> reqwest::Response {
+    raw_request(method, path).json(&body).send().await.unwrap()
+}
+
+fn raw_request(method: reqwest::Method, path: String) -> reqwest::RequestBuilder {
     let base = std::env::var("ELASTICSEARCH_URL").unwrap();
     let mut request = reqwest::Client::new().request(method, format!("{}{path}", base.trim_end_matches('/')));
     if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
@@ -1279,22 +1295,7 @@ async fn raw(method: reqwest::Method, path: String) -> reqwest::Response {
     if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
         request = request.header("authorization", format!("ApiKey {key}"));
     }
-    request.send().await.unwrap()
-}
-
-/// A request with a JSON body to the cluster at ELASTICSEARCH_URL.
-async fn raw_json(method: reqwest::Method, path: String, body: serde_json::Value) -> reqwest::Response {
-    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
-    let mut request = reqwest::Client::new()
-        .request(method, format!("{}{path}", base.trim_end_matches('/')))
-        .json(&body);
-    if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
-        request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
-    }
-    if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
-        request = request.header("authorization", format!("ApiKey {key}"));
-    }
-    request.send().await.unwrap()
+    request
 }
 
 /// Deletes a test's indices and templates.
@@ -1343,12 +1344,9 @@ mod elastic_cluster {
 
     #[tokio::test]
     async fn processes_preparing_together_put_each_read_alias_on_one_generation() {
-        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+        let Some(settings) = elastic_settings() else {
             return;
         };
-        let mut settings = crate::helpers::test_settings();
-        settings.elasticsearch_url = Some(url);
-        settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
         let pool = crate::helpers::fresh_pool().await;
         let config = ElasticConfig::from_settings(&settings).unwrap();
         let indexes: Vec<ElasticIndex> = (0..4)
@@ -1372,13 +1370,10 @@ mod elastic_cluster {
     /// mapping less one field, with another digest, behind every alias.
     #[tokio::test]
     async fn an_upgrade_that_maps_a_new_field_is_held_then_rebuilt() {
-        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+        let Some(settings) = elastic_settings() else {
             return;
         };
-        let mut settings = crate::helpers::test_settings();
-        settings.elasticsearch_url = Some(url);
-        let prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
-        settings.elasticsearch_index_prefix = prefix.clone();
+        let prefix = settings.elasticsearch_index_prefix.clone();
         let names = arrears::search::elastic::templates::Names::new(prefix.clone());
         let mut older = arrears::search::elastic::templates::mappings(Entity::Account);
         older["properties"]["derived"]["properties"]
@@ -1436,11 +1431,9 @@ mod elastic_cluster {
     /// Refused credentials count as a restart for the grace, then stop the client.
     #[tokio::test]
     async fn refused_credentials_are_transient_within_the_grace_only() {
-        let Ok(url) = std::env::var("ELASTICSEARCH_URL") else {
+        let Some(mut settings) = elastic_settings() else {
             return;
         };
-        let mut settings = crate::helpers::test_settings();
-        settings.elasticsearch_url = Some(url);
         settings.elasticsearch_username = Some("arrears-no-such-user".into());
         settings.elasticsearch_password = Some("wrong".into());
         settings.elasticsearch_api_key = None;

@@ -216,6 +216,14 @@ pub struct Api {
 /// Parameters every API takes (the specification's `_common.json`).
 const COMMON: &[&str] = &["pretty", "human", "error_trace", "source", "filter_path"];
 const WILDCARDS: &[&str] = &["ignore_unavailable", "allow_no_indices", "expand_wildcards"];
+/// What `indices.get_alias` and `indices.get_mapping` both take.
+const INDEX_METADATA: &[&str] = &[
+    "ignore_unavailable",
+    "allow_no_indices",
+    "expand_wildcards",
+    "local",
+    "master_timeout",
+];
 
 /// The endpoints the backend calls, as the specification defines them.
 pub const API: &[Api] = &[
@@ -292,13 +300,7 @@ pub const API: &[Api] = &[
         methods: &["GET"],
         paths: &["/_alias", "/_alias/{name}", "/{index}/_alias/{name}", "/{index}/_alias"],
         body: Body::None,
-        params: &[
-            "ignore_unavailable",
-            "allow_no_indices",
-            "expand_wildcards",
-            "local",
-            "master_timeout",
-        ],
+        params: INDEX_METADATA,
     },
     Api {
         name: "indices.refresh",
@@ -312,13 +314,7 @@ pub const API: &[Api] = &[
         methods: &["GET"],
         paths: &["/_mapping", "/{index}/_mapping"],
         body: Body::None,
-        params: &[
-            "ignore_unavailable",
-            "allow_no_indices",
-            "expand_wildcards",
-            "local",
-            "master_timeout",
-        ],
+        params: INDEX_METADATA,
     },
     Api {
         name: "indices.get_settings",
