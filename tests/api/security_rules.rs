@@ -3,9 +3,9 @@
 use arrears::domain::role::Role;
 use chrono::{Duration, Utc};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, assert_problem, id_of, spawn_app, status_json};
+use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, eventually, id_of, spawn_app, status_json};
 
 async fn stored_currency(app: &TestApp, id: &str) -> String {
     app.sql_value("SELECT currency FROM accounts WHERE id = $1", id).await
@@ -45,4 +45,120 @@ async fn an_open_promise_or_plan_keeps_the_accounts_currency() {
         .patch(&format!("/api/v1/accounts/{promised}"), &manager.token, &json!({"currency": "EUR"}))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+async fn patch(app: &TestApp, user: &TestUser, id: &str, body: Value) -> reqwest::Response {
+    app.patch(&format!("/api/v1/accounts/{id}"), &user.token, &body).await
+}
+
+/// An agent turned off `cease_communication` and `do_not_call` and moved a disputed
+/// account to `active`, and the guard stopped refusing. Agents may set restrictions,
+/// never clear them, nor move an account out of `disputed`; managers may.
+#[tokio::test]
+async fn an_agent_cannot_lift_contact_restrictions_or_a_dispute() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let blocked = json!({"assigned_agent_id": agent.id, "do_not_call": true, "do_not_email": true,
+                         "cease_communication": true, "status": "disputed"});
+    let account = id_of(&app.account(&manager.token, blocked.clone()).await);
+    for field in ["do_not_call", "do_not_email", "cease_communication"] {
+        let problem = assert_problem(
+            patch(&app, &agent, &account, json!({ field: false })).await,
+            StatusCode::FORBIDDEN,
+            "field_forbidden",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), [field], "{problem}");
+    }
+    let problem = assert_problem(
+        patch(&app, &agent, &account, json!({"status": "active", "do_not_call": false})).await,
+        StatusCode::FORBIDDEN,
+        "field_forbidden",
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["status", "do_not_call"], "{problem}");
+    let stored: (bool, bool, bool, String) =
+        sqlx::query_as("SELECT do_not_call, do_not_email, cease_communication, status FROM accounts WHERE id = $1::uuid")
+            .bind(&account)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(stored, (true, true, true, "disputed".to_owned()));
+
+    // Restating a restriction, or workflow changes beside it, still goes.
+    let (status, body) = status_json(
+        patch(
+            &app,
+            &agent,
+            &account,
+            json!({"do_not_call": true, "tags": ["callback"], "status": "disputed"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // An agent may set restrictions and dispute an account.
+    let open = id_of(&app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await);
+    let set = json!({"do_not_call": true, "do_not_email": true, "cease_communication": true, "status": "disputed"});
+    let (status, body) = status_json(patch(&app, &agent, &open, set).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["do_not_call"].as_bool(), body["status"].as_str()),
+        (Some(true), Some("disputed"))
+    );
+
+    // A manager lifts them.
+    let lift = json!({"do_not_call": false, "do_not_email": false, "cease_communication": false, "status": "active"});
+    let (status, body) = status_json(patch(&app, &manager, &account, lift).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["cease_communication"].as_bool(), body["status"].as_str()),
+        (Some(false), Some("active"))
+    );
+}
+
+/// The bulk update is the other path that changes a status: an agent's bulk update
+/// leaves their disputed accounts disputed and says why, row by row.
+#[tokio::test]
+async fn an_agents_bulk_update_does_not_move_accounts_out_of_dispute() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let disputed = id_of(
+        &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "status": "disputed"}))
+            .await,
+    );
+    let delinquent = id_of(
+        &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "status": "delinquent"}))
+            .await,
+    );
+    let body = json!({"ids": [disputed, delinquent], "patch": {"status": "active"}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&agent.token), &body).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    eventually("the job finishes", || async {
+        status_json(app.get(&path, &agent.token).await).await.1["finished_at"].is_string()
+    })
+    .await;
+    let (_, job) = status_json(app.get(&path, &agent.token).await).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(1)), "{job}");
+    let (_, failures) = status_json(app.get(&format!("{path}/failures"), &agent.token).await).await;
+    assert_eq!(failures["data"][0]["account_id"], json!(disputed), "{failures}");
+    assert!(failures["data"][0]["error"].as_str().unwrap().contains("disputed"), "{failures}");
+    let status: String = app.sql_value("SELECT status FROM accounts WHERE id = $1", &disputed).await;
+    assert_eq!(status, "disputed");
+    let status: String = app.sql_value("SELECT status FROM accounts WHERE id = $1", &delinquent).await;
+    assert_eq!(status, "active");
+
+    // A manager's bulk update may.
+    let body = json!({"ids": [disputed], "patch": {"status": "active"}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &body).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    eventually("the manager's job applies", || async {
+        let status: String = app.sql_value("SELECT status FROM accounts WHERE id = $1", &disputed).await;
+        status == "active"
+    })
+    .await;
 }
