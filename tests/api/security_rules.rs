@@ -162,3 +162,62 @@ async fn an_agents_bulk_update_does_not_move_accounts_out_of_dispute() {
     })
     .await;
 }
+
+/// The owning agent completed a pending payment and cancelled a promise and a plan of
+/// an account a manager had deleted. Each is refused with the 404 a read of it answers.
+#[tokio::test]
+async fn writes_on_a_deleted_account_are_refused_as_reads_of_it_are() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let account = id_of(&app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await);
+    let pending = app
+        .create_payment(
+            &agent.token,
+            &account,
+            &json!({"amount": "10.00", "currency": "USD", "method": "card", "status": "pending"}),
+        )
+        .await;
+    let due = (Utc::now() + Duration::days(10)).date_naive().to_string();
+    let promise = app
+        .create_promise(&agent.token, &account, &json!({"amount": "12.34", "due_date": due}))
+        .await;
+    let plan = app
+        .create(
+            &agent.token,
+            &format!("/api/v1/accounts/{account}/plans"),
+            &json!({"total": "50.55", "instalment_count": 3, "frequency": "weekly", "first_due_date": due}),
+        )
+        .await;
+    let deleted = app.delete(&format!("/api/v1/accounts/{account}"), &manager.token).await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    let payment_path = format!("/api/v1/payments/{}", id_of(&pending));
+    assert_problem(app.get(&payment_path, &agent.token).await, StatusCode::NOT_FOUND, "not_found").await;
+    let attempts = [
+        app.patch(&payment_path, &agent.token, &json!({"status": "completed"})).await,
+        app.post(
+            &format!("/api/v1/promises/{}/cancel", id_of(&promise)),
+            Some(&agent.token),
+            &json!({}),
+        )
+        .await,
+        app.post(&format!("/api/v1/plans/{}/cancel", id_of(&plan)), Some(&agent.token), &json!({}))
+            .await,
+        app.post(&format!("/api/v1/plans/{}/cancel", id_of(&plan)), Some(&manager.token), &json!({}))
+            .await,
+    ];
+    for response in attempts {
+        assert_problem(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let states: (String, String, String) = sqlx::query_as(
+        "SELECT (SELECT status FROM payments WHERE account_id = $1::uuid),
+                (SELECT status FROM promises WHERE account_id = $1::uuid),
+                (SELECT status FROM plans WHERE account_id = $1::uuid)",
+    )
+    .bind(&account)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(states, ("pending".into(), "open".into(), "active".into()));
+}
