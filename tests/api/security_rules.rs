@@ -5,7 +5,8 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, eventually, id_of, spawn_app, status_json};
+use crate::compliance::zone_where_it_is;
+use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, eventually, id_of, spawn_app, spawn_guarded_app, status_json, ts};
 
 async fn stored_currency(app: &TestApp, id: &str) -> String {
     app.sql_value("SELECT currency FROM accounts WHERE id = $1", id).await
@@ -220,4 +221,87 @@ async fn writes_on_a_deleted_account_are_refused_as_reads_of_it_are() {
     .await
     .unwrap();
     assert_eq!(states, ("pending".into(), "open".into(), "active".into()));
+}
+
+/// A call at 05:36 in the debtor's zone went through because the client said it
+/// happened the afternoon before: the guard judges an outbound attempt at the server's
+/// time, whatever `occurred_at` says.
+#[tokio::test]
+async fn a_backdated_call_is_judged_at_the_servers_time() {
+    let app = spawn_guarded_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    // It is between 01:00 and 07:00 there now; sixteen hours ago it was afternoon.
+    let zone = zone_where_it_is(1, 7);
+    let account = id_of(
+        &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "timezone": zone}))
+            .await,
+    );
+    let body = json!({"type": "call", "direction": "outbound", "outcome": "no_answer",
+                      "occurred_at": ts(Utc::now() - Duration::hours(16))});
+    let response = app
+        .post(&format!("/api/v1/accounts/{account}/activities"), Some(&agent.token), &body)
+        .await;
+    let problem = assert_problem(response, StatusCode::CONFLICT, "contact_blocked").await;
+    assert_eq!(problem["rule"], "outside_window", "{problem}");
+    let logged: i64 = app
+        .sql_value("SELECT count(*) FROM activities WHERE account_id = $1", &account)
+        .await;
+    assert_eq!(logged, 0);
+}
+
+/// `occurred_at` records at most a day of the past, and no more than the clock skew of
+/// the future.
+#[tokio::test]
+async fn occurred_at_records_at_most_a_day_of_the_past() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = id_of(&app.account(&manager.token, json!({})).await);
+    let path = format!("/api/v1/accounts/{account}/activities");
+    for at in [Utc::now() - Duration::hours(25), Utc::now() + Duration::minutes(10)] {
+        let body = json!({"type": "note", "notes": "n", "occurred_at": ts(at)});
+        let problem = assert_problem(
+            app.post(&path, Some(&manager.token), &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(error_fields(&problem), ["occurred_at"], "{at}: {problem}");
+    }
+    let body = json!({"type": "call", "direction": "outbound", "occurred_at": ts(Utc::now() - Duration::hours(23))});
+    let (status, body) = status_json(app.post(&path, Some(&manager.token), &body).await).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// Calls count toward the 7-in-7 limit from when the server recorded them: seven calls
+/// the server took within the period hold the eighth back, whatever times they claimed.
+#[tokio::test]
+async fn call_attempts_count_from_when_the_server_recorded_them() {
+    let app = spawn_guarded_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let zone = zone_where_it_is(10, 18);
+    let account = id_of(
+        &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "timezone": zone}))
+            .await,
+    );
+    // Seven calls recorded in the last hour, each claiming a time eight days ago (as
+    // the API let a client claim before the bound on `occurred_at`).
+    sqlx::query(
+        "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id, created_at)
+         SELECT gen_random_uuid(), $1::uuid, 'call', 'outbound', 'no_answer', now() - interval '8 days', $2,
+                now() - g * interval '1 minute'
+         FROM generate_series(1, 7) g",
+    )
+    .bind(&account)
+    .bind(agent.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let body = json!({"type": "call", "direction": "outbound", "outcome": "no_answer"});
+    let response = app
+        .post(&format!("/api/v1/accounts/{account}/activities"), Some(&agent.token), &body)
+        .await;
+    let problem = assert_problem(response, StatusCode::CONFLICT, "contact_blocked").await;
+    assert_eq!(problem["rule"], "call_attempts", "{problem}");
 }
