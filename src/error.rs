@@ -298,6 +298,13 @@ impl From<sqlx::Error> for Error {
                         "the account has payments in its currency; its currency cannot change",
                     );
                 }
+                Some("accounts_currency_fixed_by_open_promises") => {
+                    return Error::new(
+                        Code::Conflict,
+                        "the account has an open promise to pay or an active payment plan in its currency; \
+                         its currency cannot change until they are resolved or cancelled",
+                    );
+                }
                 Some("promises_one_open_key") => {
                     return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");
                 }

@@ -249,6 +249,40 @@ impl PatchAccount {
     pub fn non_workflow_fields(&self) -> Vec<&'static str> {
         self.present_fields().into_iter().filter(|f| !WORKFLOW_FIELDS.contains(f)).collect()
     }
+
+    /// Fields of this patch that would lift a legal block the account has now: clearing
+    /// a contact restriction (`true` to `false`), or moving it out of `disputed`. Setting
+    /// a restriction, or restating one, lifts nothing.
+    pub fn lifted_blocks(&self, current: &AccountFields) -> Vec<&'static str> {
+        let mut lifted = Vec::new();
+        if leaves_dispute(current.status, self.status) {
+            lifted.push("status");
+        }
+        for (field, now, next) in [
+            ("do_not_call", current.do_not_call, self.do_not_call),
+            ("do_not_email", current.do_not_email, self.do_not_email),
+            ("cease_communication", current.cease_communication, self.cease_communication),
+        ] {
+            if now && next == Some(false) {
+                lifted.push(field);
+            }
+        }
+        lifted
+    }
+}
+
+/// Whether setting `next` moves an account in `current` out of `disputed`.
+pub fn leaves_dispute(current: AccountStatus, next: Option<AccountStatus>) -> bool {
+    current == AccountStatus::Disputed && next.is_some_and(|next| next != AccountStatus::Disputed)
+}
+
+/// Why a role that may not lift legal blocks is refused `field`.
+pub fn lift_refusal(field: &str) -> &'static str {
+    if field == "status" {
+        "only a manager or admin may move an account out of disputed"
+    } else {
+        "only a manager or admin may clear a contact restriction; your role may only set it"
+    }
 }
 
 /// The complete, validated writable state of an account.

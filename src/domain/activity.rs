@@ -74,12 +74,24 @@ pub struct NewActivity {
     pub next_action_at: Option<DateTime<Utc>>,
 }
 
+/// How far in the past a client's `occurred_at` may place an activity. It records when
+/// the contact happened; the compliance guard judges an outbound attempt at the server's
+/// time whatever it says, and counts attempts by when the server recorded them.
+pub const MAX_BACKDATE: chrono::Duration = chrono::Duration::hours(24);
+/// How far ahead of the server's clock `occurred_at` may be (a client's clock skew).
+pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 impl CreateActivity {
     pub fn validate(self, now: DateTime<Utc>) -> Result<NewActivity, Vec<FieldError>> {
         let mut errors = Vec::new();
         let occurred_at = self.occurred_at.unwrap_or(now);
-        if occurred_at > now + chrono::Duration::minutes(5) {
+        if occurred_at > now + MAX_CLOCK_SKEW {
             errors.push(FieldError::new("occurred_at", "must not be in the future"));
+        } else if occurred_at < now - MAX_BACKDATE {
+            errors.push(FieldError::new(
+                "occurred_at",
+                "may record at most 24 hours of the past; log contact within a day",
+            ));
         }
         let notes = self.notes.filter(|n| !n.trim().is_empty());
         if notes.as_ref().is_some_and(|n| n.chars().count() > MAX_NOTES_LEN) {

@@ -34,6 +34,10 @@ pub struct Event {
     pub topics: Vec<String>,
     pub data: Value,
     pub at: DateTime<Utc>,
+    /// The account the event is about was soft-deleted when the event was published or
+    /// replayed: only those who may read deleted accounts receive it. Never on the wire.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub account_deleted: bool,
 }
 
 impl Event {
@@ -48,8 +52,20 @@ impl Event {
         self
     }
 
-    /// Whether `who`, subscribed to `topics`, receives this event.
+    /// The account the event is about: its `account:{id}` topic, or the `account_id` of
+    /// its data or of the notification it carries.
+    pub fn account_id(&self) -> Option<Uuid> {
+        let topic = self.topics.iter().find_map(|t| t.strip_prefix("account:"));
+        let data = || self.data.get("account_id").or_else(|| self.data.get("data")?.get("account_id"));
+        topic.or_else(|| data()?.as_str()).and_then(|id| Uuid::parse_str(id).ok())
+    }
+
+    /// Whether `who`, subscribed to `topics`, receives this event. An event of a deleted
+    /// account reaches only those who may read deleted accounts (as `include_deleted`).
     pub fn visible_to(&self, who: &Principal, topics: &HashSet<String>) -> bool {
+        if self.account_deleted && !who.can(Action::RestoreAccount) {
+            return false;
+        }
         match self.user_id {
             Some(user) => user == who.user_id,
             None => who.can(Action::ReadAccounts) && self.topics.iter().any(|t| topics.contains(t)),
@@ -93,7 +109,27 @@ mod tests {
             topics: topics.iter().map(|t| (*t).to_owned()).collect(),
             data: serde_json::json!({"amount": "12.5000", "currency": "USD"}),
             at: Utc::now(),
+            account_deleted: false,
         }
+    }
+
+    #[test]
+    fn events_of_deleted_accounts_reach_only_who_may_read_deleted_accounts() {
+        let account = Uuid::from_u128(7);
+        let subscribed = ["payments".to_owned()].into_iter().collect();
+        let mut deleted = event(None, &["payments", &format!("account:{account}")]);
+        assert_eq!(deleted.account_id(), Some(account));
+        deleted.account_deleted = true;
+        assert!(!deleted.visible_to(&principal(Role::Viewer), &subscribed));
+        assert!(!deleted.visible_to(&principal(Role::Agent), &subscribed));
+        assert!(deleted.visible_to(&principal(Role::Manager), &subscribed));
+        let mut note = event(Some(Uuid::from_u128(1)), &[]);
+        note.data = serde_json::json!({"kind": "payment_received", "data": {"account_id": account}});
+        assert_eq!(note.account_id(), Some(account));
+        note.account_deleted = true;
+        assert!(!note.visible_to(&principal(Role::Agent), &Default::default()));
+        let wire: Value = serde_json::from_str(&deleted.wire()).unwrap();
+        assert!(wire.get("account_deleted").is_none(), "{wire}");
     }
 
     #[test]

@@ -60,6 +60,10 @@ pub enum Action {
     WorkAccount,
     /// Refund or reverse a completed payment.
     ReversePayment,
+    /// Lift a legal block on contacting the debtor: clear `do_not_call`, `do_not_email`
+    /// or `cease_communication`, or move an account out of `disputed`. Anyone who works
+    /// an account may set them.
+    LiftContactBlocks,
     /// Let one contact attempt through the compliance guard, verify a dispute, and read
     /// the overrides.
     OverrideContact,
@@ -83,6 +87,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::RestoreAccount, &[Role::Admin, Role::Manager]),
     (Action::WorkAccount, &[Role::Admin, Role::Manager, Role::Agent]),
     (Action::ReversePayment, &[Role::Admin, Role::Manager]),
+    (Action::LiftContactBlocks, &[Role::Admin, Role::Manager]),
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
@@ -144,5 +149,6 @@ mod tests {
         assert!(!allows(Role::Manager, Action::ManageUsers));
         assert!(allows(Role::Agent, Action::UpdateAssignedWorkflow));
         assert!(!allows(Role::Agent, Action::UpdateAnyAccount));
+        assert!(!allows(Role::Agent, Action::LiftContactBlocks));
     }
 }

@@ -121,6 +121,7 @@ async fn coalesce_stats(events: Events, mut shutdown: watch::Receiver<bool>) {
                         topics: vec!["stats".into()],
                         data: serde_json::json!({"hint": "GET /api/v1/payments/stats"}),
                         at: Utc::now(),
+                        account_deleted: false,
                     });
                 }
             }

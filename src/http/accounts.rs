@@ -164,8 +164,9 @@ fn if_match_satisfied(if_match: Option<&str>, current_version: i64) -> bool {
     request_body = PatchAccount,
     responses(
         (status = 200, description = "The changed account, with its ETag", body = AccountView),
-        (status = 403, description = "The role may not change these fields of this account"),
-        (status = 409, description = "`duplicate_account_number`, or a currency fixed by payments"),
+        (status = 403, description = "`field_forbidden`: the role may not change these fields of this account (an agent: \
+                                      fields outside the workflow, clearing a contact restriction, leaving `disputed`)"),
+        (status = 409, description = "`duplicate_account_number`, or a currency fixed by payments, an open promise or an active plan"),
         (status = 412, description = "`precondition_failed`: If-Match names another version"),
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]

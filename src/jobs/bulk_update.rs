@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::domain::account::MAX_TAGS;
+use crate::domain::account::{AccountStatus, MAX_TAGS, leaves_dispute, lift_refusal};
 use crate::domain::bulk::BulkPatch;
 use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
 use crate::error::Result;
@@ -47,10 +47,14 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
         return Ok(0);
     }
     let ids: Vec<Uuid> = items.iter().map(|i| i.1).collect();
-    let agents: std::collections::HashMap<Uuid, Option<Uuid>> = accounts::lock_assignees(&mut tx, &ids).await?.into_iter().collect();
+    let locked = accounts::lock_assignees(&mut tx, &ids).await?;
+    let agents: std::collections::HashMap<Uuid, (Option<Uuid>, AccountStatus)> =
+        locked.into_iter().map(|(id, agent, status)| (id, (agent, status))).collect();
     let role = users::standing(&mut tx, params.actor)
         .await?
         .filter(|role| permitted(*role, &params.patch));
+    // Agents may dispute accounts in bulk, never move them out of dispute.
+    let may_lift = role.is_some_and(|role| allows(role, Action::LiftContactBlocks));
     let mut refused: std::collections::HashMap<Uuid, &'static str> = std::collections::HashMap::new();
     let mut allowed = Vec::with_capacity(ids.len());
     for id in &ids {
@@ -61,8 +65,11 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
             None => {
                 refused.insert(*id, "account not found");
             }
-            Some(agent) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
+            Some((agent, _)) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
                 refused.insert(*id, NOT_ASSIGNED);
+            }
+            Some((_, status)) if !may_lift && leaves_dispute(*status, params.patch.status) => {
+                refused.insert(*id, lift_refusal("status"));
             }
             Some(_) => allowed.push(*id),
         }

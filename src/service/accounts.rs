@@ -5,7 +5,7 @@ use phonenumber::country;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::account::{AccountFields, CreateAccount, PatchAccount};
+use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, NOT_ASSIGNABLE};
 use crate::error::{Code, Error, FieldError, Result};
@@ -37,26 +37,27 @@ pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal
     Ok(row)
 }
 
-/// Role rules for a patch, checked against the current state of the account.
-fn authorize_patch(caller: &Principal, current: &AccountRow, patch: &PatchAccount) -> Result<()> {
-    if caller.can(Action::UpdateAnyAccount) {
+/// Role rules for a patch, checked against the current state of the account: agents
+/// change only workflow fields of their accounts, and only managers and admins lift a
+/// legal block (every refused field is named).
+fn authorize_patch(caller: &Principal, current: &AccountRow, before: &AccountFields, patch: &PatchAccount) -> Result<()> {
+    let mut refused = Vec::new();
+    if !caller.can(Action::UpdateAnyAccount) {
+        caller.require(Action::UpdateAssignedWorkflow)?;
+        caller.require_assigned(current.assigned_agent_id)?;
+        let outside = patch.non_workflow_fields().into_iter();
+        refused.extend(outside.map(|f| FieldError::new(f, "your role may not change this field")));
+    }
+    if !caller.can(Action::LiftContactBlocks) {
+        let lifted = patch.lifted_blocks(before).into_iter();
+        refused.extend(lifted.map(|f| FieldError::new(f, lift_refusal(f))));
+    }
+    if refused.is_empty() {
         return Ok(());
     }
-    caller.require(Action::UpdateAssignedWorkflow)?;
-    caller.require_assigned(current.assigned_agent_id)?;
-    let forbidden = patch.non_workflow_fields();
-    if forbidden.is_empty() {
-        return Ok(());
-    }
-    let errors = forbidden
-        .iter()
-        .map(|f| FieldError::new(*f, "your role may not change this field"))
-        .collect();
-    Err(Error::with_fields(
-        Code::FieldForbidden,
-        format!("your role may change only workflow fields; not: {}", forbidden.join(", ")),
-        errors,
-    ))
+    let names: Vec<&str> = refused.iter().map(|e| e.field.as_str()).collect();
+    let detail = format!("your role may not make these changes: {}", names.join(", "));
+    Err(Error::with_fields(Code::FieldForbidden, detail, refused))
 }
 
 /// Applies `patch` to the account `id` under its lock, once `precondition` accepts the
@@ -72,11 +73,12 @@ pub async fn update(
     caller.require(Action::ReadAccounts)?;
     let mut tx = pool.begin().await?;
     let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
-    authorize_patch(caller, &current, &patch)?;
+    let before = current.fields()?;
+    authorize_patch(caller, &current, &before, &patch)?;
     precondition(current.search_version)?;
     let assignee = patch.assigned_agent_id.flatten();
     let reassigned = patch.assigned_agent_id.is_some() && assignee != current.assigned_agent_id;
-    let fields = current.fields()?.apply(patch, phone_region).map_err(Error::validation)?;
+    let fields = before.apply(patch, phone_region).map_err(Error::validation)?;
     if reassigned {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, assignee).await?;

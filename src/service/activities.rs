@@ -17,7 +17,8 @@ use crate::store::{accounts, queue};
 /// Logs `body` on `account_id` for `caller`: the activity and the account's new version.
 pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreateActivity) -> Result<(ActivityRow, i64)> {
     caller.require(Action::WorkAccount)?;
-    let activity = body.validate(Utc::now()).map_err(Error::validation)?;
+    let now = Utc::now();
+    let activity = body.validate(now).map_err(Error::validation)?;
     let mut tx = pool.begin().await?;
     let account = accounts::lock(&mut tx, account_id)
         .await?
@@ -25,7 +26,9 @@ pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Crea
     caller.require_work_on(account.assigned_agent_id)?;
     let attempt = Channel::of_attempt(activity.kind, activity.direction);
     let verdict = match attempt {
-        Some(channel) => compliance::decide(&mut tx, account_id, channel, activity.occurred_at).await?,
+        // Judged at the server's time: a client's `occurred_at` cannot move an attempt
+        // into the window (a call at 05:36 claimed for the afternoon before).
+        Some(channel) => compliance::decide(&mut tx, account_id, channel, now).await?,
         None => Ok(()),
     };
     let row = activities::insert(&mut tx, account_id, &activity, caller.user_id).await?;

@@ -208,6 +208,11 @@ async fn transition(
         .ok_or_else(|| Error::not_found("account"))?;
     let payment = payments::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("payment"))?;
     if let Some(caller) = caller {
+        // The processor still settles a deleted account's payments; people read and
+        // change them no more than they read them (404, as `GET /payments/{id}`).
+        if account.deleted_at.is_some() {
+            return Err(Error::not_found("payment"));
+        }
         caller.require_work_on(account.assigned_agent_id)?;
         if next.is_reversal() {
             caller.require(Action::ReversePayment)?;

@@ -45,9 +45,10 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Plann
     let existing = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
     drop(conn);
     let mut tx = pool.begin().await?;
-    let account = accounts::lock_including_deleted(&mut tx, existing.account_id)
+    // A deleted account's plans are hidden as it is: 404, as a read of them.
+    let account = accounts::lock(&mut tx, existing.account_id)
         .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+        .ok_or_else(|| Error::not_found("plan"))?;
     caller.require_work_on(account.assigned_agent_id)?;
     let Some(row) = plans::cancel(&mut tx, id).await? else {
         return Err(Error::new(

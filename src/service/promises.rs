@@ -48,9 +48,10 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Promi
     caller.require(Action::WorkAccount)?;
     let existing = promises::get(pool, id).await?.ok_or_else(|| Error::not_found("promise"))?;
     let mut tx = pool.begin().await?;
-    let account = accounts::lock_including_deleted(&mut tx, existing.account_id)
+    // A deleted account's promises are hidden as it is: 404, as a read of them.
+    let account = accounts::lock(&mut tx, existing.account_id)
         .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+        .ok_or_else(|| Error::not_found("promise"))?;
     caller.require_work_on(account.assigned_agent_id)?;
     let Some(row) = promises::cancel(&mut tx, id).await? else {
         return Err(Error::new(

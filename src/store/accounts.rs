@@ -303,14 +303,14 @@ pub async fn set_next_action(tx: &mut sqlx::PgConnection, id: Uuid, at: DateTime
     Ok(())
 }
 
-/// Locks the live accounts among `ids` in id order: each with its assignee.
-pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<Uuid>)>> {
-    Ok(
-        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE")
-            .bind(ids)
-            .fetch_all(tx)
-            .await?,
+/// Locks the live accounts among `ids` in id order: each with its assignee and status.
+pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<Uuid>, AccountStatus)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, assigned_agent_id, status FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
     )
+    .bind(ids)
+    .fetch_all(tx)
+    .await?)
 }
 
 /// Applies a bulk patch to `ids` in one statement: the ids it changed (an account it

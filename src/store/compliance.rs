@@ -69,19 +69,22 @@ struct FactsRow {
     zones: Vec<String>,
 }
 
-/// The guard's facts for `ids` counting calls up to `at` (all of them when `None`).
+/// The guard's facts for `ids` counting calls the server recorded up to `at` (all of
+/// them when `None`). Calls count from `created_at`, the server's clock that judges the
+/// attempts too, never from a client's `occurred_at`: backdating a call cannot move it
+/// out of the period early.
 pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
     let outcomes: Vec<String> = policy.conversation_outcomes.iter().map(wire_name).collect();
     let rows = sqlx::query_as::<_, FactsRow>(
         "SELECT a.id, a.timezone, a.cease_communication, a.do_not_call,
                 a.do_not_email, (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
-                (SELECT occurred_at FROM activities
+                (SELECT created_at FROM activities
                   WHERE account_id = a.id AND type = 'call' AND direction = 'outbound'
-                    AND occurred_at <= coalesce($2, 'infinity')
-                  ORDER BY occurred_at DESC OFFSET $3 - 1 LIMIT 1) AS limit_th_latest_call,
-                (SELECT max(occurred_at) FROM activities
+                    AND created_at <= coalesce($2, 'infinity')
+                  ORDER BY created_at DESC OFFSET $3 - 1 LIMIT 1) AS limit_th_latest_call,
+                (SELECT max(created_at) FROM activities
                   WHERE account_id = a.id AND type = 'call' AND outcome = ANY($4)
-                    AND occurred_at <= coalesce($2, 'infinity')) AS last_conversation,
+                    AND created_at <= coalesce($2, 'infinity')) AS last_conversation,
                 coalesce((SELECT array_agg(timezone ORDER BY timezone) FROM contact_zones
                            WHERE country = coalesce(
                                (SELECT country FROM contact_zones WHERE country = upper(a.address_country) LIMIT 1), '*')),

@@ -29,6 +29,7 @@ impl From<EventRow> for Event {
             topics: row.topics,
             data: row.data.0,
             at: row.created_at,
+            account_deleted: false,
         }
         .normalized()
     }
@@ -57,10 +58,10 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64
          ORDER BY q.id",
     )
     .bind(limit)
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     let ids = rows.iter().map(|r| r.id).collect();
-    let events = rows
+    let mut events: Vec<Event> = rows
         .into_iter()
         .filter_map(|r| {
             Some(EventRow {
@@ -74,7 +75,27 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64
         })
         .map(Event::from)
         .collect();
+    mark_deleted_accounts(conn, &mut events).await?;
     Ok((ids, events))
+}
+
+/// Flags the events whose account is soft-deleted now, so that only those who may read
+/// deleted accounts receive them, live or replayed.
+async fn mark_deleted_accounts(conn: &mut PgConnection, events: &mut [Event]) -> Result<()> {
+    let mut accounts: Vec<Uuid> = events.iter().filter_map(Event::account_id).collect();
+    if accounts.is_empty() {
+        return Ok(());
+    }
+    accounts.sort_unstable();
+    accounts.dedup();
+    let deleted: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ANY($1) AND deleted_at IS NOT NULL")
+        .bind(&accounts)
+        .fetch_all(conn)
+        .await?;
+    for event in events.iter_mut() {
+        event.account_deleted = event.account_id().is_some_and(|id| deleted.contains(&id));
+    }
+    Ok(())
 }
 
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
@@ -94,15 +115,18 @@ pub async fn vacuum_queue(conn: &mut PgConnection) -> Result<()> {
 /// Committed events after `after` and before `before` (when given), oldest first (a
 /// reconnecting client's catch-up).
 pub async fn between(pool: &PgPool, after: i64, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+    let mut conn = pool.acquire().await?;
     let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events WHERE id > $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id LIMIT $3"
     )))
     .bind(after)
     .bind(before)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    Ok(rows.into_iter().map(Event::from).collect())
+    let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
+    mark_deleted_accounts(&mut conn, &mut events).await?;
+    Ok(events)
 }
 
 /// The id of the latest committed event, if any is kept.

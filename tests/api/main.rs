@@ -31,6 +31,7 @@ mod rate_limits;
 mod scripted_es;
 mod search;
 mod security;
+mod security_rules;
 mod stats;
 mod sync;
 mod users;

@@ -615,3 +615,79 @@ async fn thousands_of_missed_events_are_replayed_in_order() {
     assert_eq!(received.len(), 5000);
     assert_eq!(received, expected, "every event once, in commit order");
 }
+
+/// Messages until `replay.done`, the events among them.
+async fn replayed(socket: &mut Socket) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let message = next(socket).await.expect("the socket stays open through a replay");
+        if message["event"] == "replay.done" {
+            return events;
+        }
+        events.push(message);
+    }
+}
+
+/// A viewer's replay returned the payment and activity events (references, notes) of a
+/// deleted account, and its live events reached everyone. Events of a deleted account
+/// now reach only those who may read deleted accounts (`include_deleted`: managers).
+#[tokio::test]
+async fn events_of_deleted_accounts_reach_only_who_may_read_them() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let viewer = app.user(Role::Viewer).await;
+    let doomed = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let live = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let body = json!({"amount": "5.00", "currency": "USD", "method": "card", "reference": "SECRET-REF"});
+    let (status, secret) = status_json(
+        app.post(&format!("/api/v1/accounts/{doomed}/payments"), Some(&manager.token), &body)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{secret}");
+    let note = json!({"type": "note", "notes": "debtor's lawyer called"});
+    let (status, _) = status_json(
+        app.post(&format!("/api/v1/accounts/{doomed}/activities"), Some(&manager.token), &note)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let visible = pay(&app, &manager.token, &live, "1.00").await;
+    let deleted = app.delete(&format!("/api/v1/accounts/{doomed}"), &manager.token).await;
+    assert!(deleted.status().is_success());
+    published(&app).await;
+
+    let of_doomed = |events: &[Value]| {
+        let doomed = json!(doomed);
+        events
+            .iter()
+            .filter(|e| e["data"]["account_id"] == doomed || e["data"]["id"] == doomed)
+            .count()
+    };
+    let mut viewing = authed(&app, &viewer.token, &["payments", "accounts"]).await;
+    send(&mut viewing, "replay", json!({"since": 0})).await;
+    let seen = replayed(&mut viewing).await;
+    assert_eq!(of_doomed(&seen), 0, "{seen:?}");
+    assert!(seen.iter().any(|e| e["data"]["id"] == visible["id"]), "{seen:?}");
+    let mut managing = authed(&app, &manager.token, &["payments", "accounts"]).await;
+    send(&mut managing, "replay", json!({"since": 0})).await;
+    assert_eq!(of_doomed(&replayed(&mut managing).await), 3, "a manager may read deleted accounts");
+
+    // Live: a change to the deleted account's payment (here by SQL, as any write path),
+    // then one to a live account's; the viewer is sent only the second.
+    sqlx::query("UPDATE payments SET status = 'refunded' WHERE id = $1::uuid")
+        .bind(secret["id"].as_str().unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let after = pay(&app, &manager.token, &live, "2.00").await;
+    loop {
+        let message = next(&mut viewing).await.expect("the viewer's socket stays open");
+        assert_eq!(of_doomed(std::slice::from_ref(&message)), 0, "{message}");
+        if message["data"]["id"] == after["id"] {
+            break;
+        }
+    }
+    let hidden = expect(&mut managing, "payment.updated", |_| true).await;
+    assert_eq!(hidden["data"]["id"], secret["id"]);
+}
