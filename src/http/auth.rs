@@ -144,7 +144,10 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
     state.auth().clear_login_failures(&ip, &email);
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
-    let session_id = sessions::create(state.pool(), user.id, expires_at, &hash).await?;
+    let Some(session_id) = sessions::create(state.pool(), user.id, expires_at, &hash).await? else {
+        // Disabled between the password check and now: the same answer as any failure.
+        return Err(Error::new(Code::InvalidCredentials, "email or password is wrong"));
+    };
     tracing::info!(user_id = %user.id, session_id = %session_id, "login");
     token_response(&state, &user, session_id, refresh_token)
 }

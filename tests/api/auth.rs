@@ -249,3 +249,32 @@ async fn text_with_a_nul_character_is_a_400_not_a_500() {
         .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "malformed_json").await;
 }
+
+/// Issue 44, item 9: disabling a user ends every session they had, so re-enabling them
+/// does not bring the old access or refresh tokens back to life.
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions_for_good() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let agent = app.user(Role::Agent).await;
+    assert_eq!(app.get("/api/v1/auth/me", &agent.token).await.status(), StatusCode::OK);
+    let path = format!("/api/v1/users/{}", agent.id);
+    for disabled in [true, false] {
+        let response = app.patch(&path, &admin.token, &json!({ "disabled": disabled })).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_problem(
+        app.get("/api/v1/auth/me", &agent.token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": agent.refresh_token}))
+        .await;
+    assert_problem(refreshed, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    let (status, body) = app.login(&agent.email, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/auth/me", token).await.status(), StatusCode::OK);
+}
