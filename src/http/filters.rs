@@ -33,8 +33,10 @@ pub fn client_ip(state: AppState) -> impl Filter<Extract = (String,), Error = In
 
 /// The client behind a connection from `peer`: the peer, or what a trusted proxy forwarded.
 pub fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state.auth().trusted_proxies().client(peer, forwarded).to_string()
+    // Every line: a proxy may append its own instead of extending the client's. A line
+    // that is not text stops the walk there, like any entry that is not an address.
+    let lines = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("not text"));
+    state.auth().trusted_proxies().client(peer, lines).to_string()
 }
 
 /// The authenticated caller, or a 401 rejection.

@@ -836,3 +836,54 @@ async fn spreadsheet_bombs_are_refused_with_a_clear_problem() {
         );
     }
 }
+
+/// Issue 44, item 11: behind HAProxy (`option forwardfor` appends its own
+/// `X-Forwarded-For` line), an attacker rotating the value of the first line must not
+/// escape the lockout or the per-address limit: the real client is the right-most address
+/// of all the lines together that is not a trusted proxy.
+#[tokio::test]
+async fn a_forged_first_forwarded_for_line_does_not_escape_the_login_limits() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1".to_owned(), "10.0.0.0/8".to_owned()];
+        s.login_rate_limit_per_ip = 8;
+        s.lockout_threshold = 3;
+    })
+    .await;
+    let admin = app.user(Role::Admin).await;
+    let attempt = |n: u32, email: String| {
+        let app = &app;
+        async move {
+            app.request(reqwest::Method::POST, "/api/v1/auth/login", None)
+                // What the attacker sent, then what the proxies appended: the client's
+                // address (the attacker's own) and an inner proxy's.
+                .header("x-forwarded-for", format!("198.51.{}.{}", n / 250, n % 250 + 1))
+                .header("x-forwarded-for", "203.0.113.9, 10.1.2.3")
+                .json(&json!({ "email": email, "password": "wrong password!!" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..3 {
+        assert_eq!(attempt(n, admin.email.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = attempt(3, admin.email.clone()).await;
+    assert_problem(locked, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    for n in 4..9 {
+        let response = attempt(n, format!("nobody{n}@example.com")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {n}");
+    }
+    let limited = attempt(9, "nobody9@example.com".to_owned()).await;
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Another client behind the same proxies is judged on its own.
+    let response = app
+        .request(reqwest::Method::POST, "/api/v1/auth/login", None)
+        .header("x-forwarded-for", "192.0.2.44")
+        .header("x-forwarded-for", "10.9.9.9")
+        .json(&json!({ "email": admin.email, "password": crate::helpers::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
