@@ -20,18 +20,25 @@ pub struct SessionUser {
 
 /// A new session for an enabled user; `None` when the user is disabled (or gone).
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn create(pool: &PgPool, user_id: Uuid, expires_at: DateTime<Utc>, token_hash: &[u8]) -> Result<Option<Uuid>> {
+pub async fn create(
+    pool: &PgPool,
+    user_id: Uuid,
+    client_address: &str,
+    expires_at: DateTime<Utc>,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>> {
     let session_id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
     // Only while the user is enabled, under a share lock: a login racing a disable
     // either commits first (and the disable revokes its session) or creates nothing.
     let created = sqlx::query(
-        "INSERT INTO auth_sessions (id, user_id, expires_at)
-         SELECT $1, id, $3 FROM users WHERE id = $2 AND NOT disabled FOR SHARE",
+        "INSERT INTO auth_sessions (id, user_id, expires_at, client_address)
+         SELECT $1, id, $3, $4 FROM users WHERE id = $2 AND NOT disabled FOR SHARE",
     )
     .bind(session_id)
     .bind(user_id)
     .bind(expires_at)
+    .bind(client_address)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -45,6 +52,19 @@ pub async fn create(pool: &PgPool, user_id: Uuid, expires_at: DateTime<Utc>, tok
         .await?;
     tx.commit().await?;
     Ok(Some(session_id))
+}
+
+/// Whether `user_id` signed in from `client_address` since `since`.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn signed_in_from(pool: &PgPool, user_id: Uuid, client_address: &str, since: DateTime<Utc>) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auth_sessions WHERE user_id = $1 AND client_address = $2 AND created_at >= $3)")
+            .bind(user_id)
+            .bind(client_address)
+            .bind(since)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Result of presenting a refresh token.

@@ -189,11 +189,20 @@ async fn failed_logins_are_limited_per_address_and_successes_are_free() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let limited = app
-        .post("/api/v1/auth/login", None, &json!({"email": user.email, "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "x9@example.com", "password": PASSWORD}),
+        )
         .await;
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0 && retry_after <= 900);
     assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.0,
+        StatusCode::OK,
+        "a user who signed in from the address before still does"
+    );
 }
 
 #[tokio::test]

@@ -887,3 +887,73 @@ async fn a_forged_first_forwarded_for_line_does_not_escape_the_login_limits() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Issue 44, item 12: one device sending made-up emails from an office's address used
+/// to lock the whole office out, the admin's right password included. Now the address's
+/// failures turn away guesses (the protection against password spraying stays), but a
+/// user who has signed in from that address before still gets in with the right
+/// password; their own lockout still counts.
+#[tokio::test]
+async fn failures_from_one_address_do_not_lock_out_its_known_users() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.login_rate_limit_per_ip = 20;
+        s.lockout_threshold = 5;
+    })
+    .await;
+    // The admin has worked from this office before (the helper signs in over HTTP).
+    let admin = app.user(Role::Admin).await;
+    // A colleague who has never signed in from here.
+    let hash = arrears::auth::password::hash(crate::helpers::PASSWORD.to_owned()).await.unwrap();
+    let newcomer = arrears::store::users::insert(&app.pool, "newcomer@example.com", "New", Role::Agent, &hash)
+        .await
+        .unwrap();
+    for n in 0..100 {
+        let (status, _) = app.login(&format!("made-up-{n}@example.com"), "Summer2026!").await;
+        let expected = if n < 20 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "attempt {n}");
+    }
+    let (status, body) = app.login(&admin.email, crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "the admin signs in: {body}");
+
+    // Spraying stays refused, whether the account exists or not, and tells nothing.
+    let sprayed = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": newcomer.email, "password": crate::helpers::PASSWORD }),
+        )
+        .await;
+    let sprayed = assert_problem(sprayed, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": "made-up@example.com", "password": "x" }),
+        )
+        .await;
+    let unknown = assert_problem(unknown, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(sprayed["detail"], unknown["detail"]);
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": admin.email, "password": "wrong password!!" }),
+        )
+        .await;
+    let wrong = assert_problem(wrong, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(wrong["detail"], unknown["detail"]);
+
+    // The admin's own lockout still holds: four more wrong passwords make five.
+    for _ in 0..4 {
+        assert_eq!(app.login(&admin.email, "wrong password!!").await.0, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        app.login(&admin.email, crate::helpers::PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "five failures lock the admin's email for this address"
+    );
+}
