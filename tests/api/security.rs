@@ -684,10 +684,12 @@ async fn a_login_storm_is_turned_away_not_queued_without_bound() {
 }
 
 async fn import_csv(app: &crate::helpers::TestApp, token: &str, csv: String) -> (Value, Vec<String>) {
+    import_file(app, token, "accounts.csv", csv.into_bytes()).await
+}
+
+async fn import_file(app: &crate::helpers::TestApp, token: &str, name: &'static str, bytes: Vec<u8>) -> (Value, Vec<String>) {
     use reqwest::multipart::{Form, Part};
-    let form = Form::new()
-        .part("file", Part::bytes(csv.into_bytes()).file_name("accounts.csv"))
-        .text("mode", "upsert");
+    let form = Form::new().part("file", Part::bytes(bytes).file_name(name)).text("mode", "upsert");
     let response = app
         .request(reqwest::Method::POST, "/api/v1/imports", Some(token))
         .multipart(form)
@@ -956,4 +958,86 @@ async fn failures_from_one_address_do_not_lock_out_its_known_users() {
         StatusCode::TOO_MANY_REQUESTS,
         "five failures lock the admin's email for this address"
     );
+}
+
+/// Issue 44, item 13: NUL in a query parameter and dates PostgreSQL cannot hold used to
+/// be 500s; each is now refused by name at the edge.
+#[tokio::test]
+async fn nul_in_a_query_and_dates_out_of_range_are_refused_by_name() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    for path in ["/api/v1/agents?q=%00", "/api/v1/agents?q=a%00b", "/api/v1/accounts?q=%00"] {
+        let problem = assert_problem(app.get(path, &admin.token).await, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(crate::helpers::error_fields(&problem), ["q"], "{path}: {problem}");
+    }
+
+    let account = app.account(&admin.token, json!({})).await;
+    let id = account["id"].as_str().unwrap();
+    let cases = [
+        (
+            "activities",
+            json!({ "type": "note", "notes": "x", "occurred_at": "-262143-01-01T00:00:00Z" }),
+            "occurred_at",
+        ),
+        (
+            "payments",
+            json!({ "amount": "1.00", "currency": "USD", "method": "card", "received_at": "-262143-01-01T00:00:00Z" }),
+            "received_at",
+        ),
+        (
+            "payments",
+            json!({ "amount": "1.00", "currency": "USD", "method": "card", "received_at": "+262142-12-31T00:00:00Z" }),
+            "received_at",
+        ),
+        ("promises", json!({ "amount": "1.00", "due_date": "-262143-01-01" }), "due_date"),
+        ("promises", json!({ "amount": "1.00", "due_date": "1899-12-31" }), "due_date"),
+    ];
+    for (resource, body, field) in cases {
+        let response = app
+            .post(&format!("/api/v1/accounts/{id}/{resource}"), Some(&admin.token), &body)
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(crate::helpers::error_fields(&problem), [field], "{resource}: {problem}");
+    }
+    let response = app
+        .post(
+            "/api/v1/accounts",
+            Some(&admin.token),
+            &json!({ "debtor_name": "Ann", "original_balance": "1.00", "currency": "USD", "due_date": "-262143-01-01" }),
+        )
+        .await;
+    let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(crate::helpers::error_fields(&problem), ["due_date"], "{problem}");
+}
+
+/// Issue 44, item 13: an import row holding a NUL character showed PostgreSQL's own
+/// error text in the row's error; the row is now refused by column, in our words.
+#[tokio::test]
+async fn an_import_row_with_a_nul_is_refused_without_database_text() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let rows = [
+        ["account_number", "debtor_name", "original_balance", "currency", "due_date"],
+        ["NUL-1", "Ann\u{0}Smith", "10.00", "USD", "2026-01-01"],
+        ["NUL-2", "Bob Smith", "10.00", "USD", "-262143-01-01"],
+        ["NUL-3", "Cat Smith", "10.00", "USD", "2026-01-01"],
+    ];
+    // A spreadsheet cell may hold NUL (written `_x0000_`); a CSV with one is not text.
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32, c as u16, *cell).unwrap();
+        }
+    }
+    let xlsx = workbook.save_to_buffer().unwrap();
+    let (job, messages) = import_file(&app, &manager.token, "accounts.xlsx", xlsx).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(2)), "{job}");
+    assert!(messages.len() >= 2, "{messages:?}");
+    for message in &messages {
+        for database_text in ["0x00", "database", "encoding", "UTF8", "error returned"] {
+            assert!(!message.contains(database_text), "{message}");
+        }
+    }
+    assert!(messages.iter().any(|m| m.contains("NUL")), "{messages:?}");
 }
