@@ -15,7 +15,7 @@ use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{client_ip, json_body, principal, with_state};
 use crate::http::{self as api, no_content, respond};
-use crate::service::users::{CreateUser, UserView, create_user};
+use crate::service::users::{self as users_service, CreateUser, UserView};
 use crate::state::AppState;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserRow};
@@ -94,9 +94,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register", security(()),
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "The user, `pending` until an admin gives a role", body = UserView),
+        (status = 201, description = "The user, `pending` until an admin gives a role. A taken email gets the same answer (its owner is notified), so registration tells nobody which emails exist", body = UserView),
         (status = 403, description = "`registration_disabled`"),
-        (status = 409, description = "`email_taken`"),
         (status = 429, description = "`rate_limited`: too many registrations from this address"),
         (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
     ))]
@@ -109,14 +108,13 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
         ));
     }
     state.auth().spend_registration(&ip)?;
-    let row = create_user(
+    let user = users_service::register(
         state.pool(),
         state.auth().hashers(),
         CreateUser::new(body.email, body.name, Role::Pending, body.password),
     )
     .await?;
-    tracing::info!(user_id = %row.id, "user registered");
-    Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
+    Ok(api::json(StatusCode::CREATED, &user))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()),
