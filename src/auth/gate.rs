@@ -22,7 +22,8 @@ pub struct Gate {
     hashers: Hashers,
     /// Registrations per client address (each costs a password hash).
     registrations_by_client: RateLimiter,
-    /// Failed logins per client address.
+    /// Failed logins per client address: over its budget, the address may sign in only
+    /// users who signed in from it before (password spraying stays refused).
     failures_by_client: RateLimiter,
     /// Failed logins per email and client address: the lockout, which a stranger
     /// elsewhere cannot use to keep a user out.
@@ -73,15 +74,17 @@ impl Gate {
         self.sessions.clear();
     }
 
-    /// Applies both login limits; the attempt counts against each.
-    /// Refuses a login from a client address that failed too often, or for an email
-    /// that failed too often from it; the same answer whether the email exists or not.
-    pub fn check_login_rate(&self, ip: &str, email: &str) -> Result<()> {
-        let limited = self
-            .failures_by_client
-            .check(ip)
-            .and_then(|()| self.failures_by_email.check(&email_key(ip, email)));
-        limited.map_err(|wait| Error::new(Code::RateLimited, "too many failed logins; try again later").with_retry_after(wait))
+    /// Refuses a login for an email that failed too often from this client address (the
+    /// per-account lockout); the same answer whether the email exists or not.
+    pub fn check_lockout(&self, ip: &str, email: &str) -> Result<()> {
+        self.failures_by_email.check(&email_key(ip, email)).map_err(login_refused)
+    }
+
+    /// How long until the client address is back under its budget of failed logins;
+    /// `None` while it is under. Over it, only users who signed in from the address
+    /// before are still judged ([`login_refused`] for everyone else).
+    pub fn address_over_budget(&self, ip: &str) -> Option<std::time::Duration> {
+        self.failures_by_client.check(ip).err()
     }
 
     /// Spends one of the client address's registrations for the hour.
@@ -139,6 +142,12 @@ impl Gate {
             role: Role::stored(&session.role),
         })
     }
+}
+
+/// The one answer to a login refused for too many failures, whichever limit refused it
+/// and whether the email exists or not.
+pub fn login_refused(wait: std::time::Duration) -> Error {
+    Error::new(Code::RateLimited, "too many failed logins; try again later").with_retry_after(wait)
 }
 
 /// Registrations one client address may make per hour.

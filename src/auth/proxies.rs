@@ -40,14 +40,24 @@ impl TrustedProxies {
     }
 
     /// The client of a connection from `peer`: `peer` itself, or, when `peer` is a
-    /// trusted proxy, the nearest address in `X-Forwarded-For` that is not one.
-    pub fn client(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// trusted proxy, the right-most address in `X-Forwarded-For` that is not one.
+    /// `forwarded_for` is every line of the header in order: proxies that append a line
+    /// of their own (HAProxy's `option forwardfor`) instead of extending the last one
+    /// make one list of them all, so the client's own line, wherever it is, counts only
+    /// as far left as the proxies vouch for.
+    pub fn client<'a>(&self, peer: IpAddr, forwarded_for: impl IntoIterator<Item = &'a str>) -> IpAddr {
         if !self.contains(peer) {
             return peer;
         }
+        // Empty entries (an empty line, a trailing comma) name nobody and are skipped.
+        let hops: Vec<&str> = forwarded_for
+            .into_iter()
+            .flat_map(|line| line.split(','))
+            .filter(|hop| !hop.trim().is_empty())
+            .collect();
         let mut client = peer;
-        for hop in forwarded_for.unwrap_or_default().rsplit(',') {
-            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        for hop in hops.into_iter().rev() {
+            let Some(ip) = hop_address(hop) else {
                 break;
             };
             client = ip;
@@ -57,6 +67,15 @@ impl TrustedProxies {
         }
         client
     }
+}
+
+/// One entry of `X-Forwarded-For`: an address, perhaps with a port (`1.2.3.4:80`,
+/// `[::1]:80`) as some proxies write it.
+fn hop_address(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<std::net::SocketAddr>().ok().map(|s| s.ip()))
 }
 
 fn prefix(a: u128, b: u128, bits: u8) -> bool {
@@ -85,5 +104,29 @@ mod tests {
         assert_eq!(proxies.client(ip("192.168.1.1"), Some("1.2.3.4")), ip("192.168.1.1"));
         assert_eq!(proxies.client(ip("::1"), Some("not an ip")), ip("::1"));
         assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+    }
+
+    #[test]
+    fn every_header_line_counts_and_the_right_most_untrusted_address_is_the_client() {
+        let proxies = TrustedProxies::parse(&["10.0.0.0/8".into(), "127.0.0.1".into()]).unwrap();
+        let peer = ip("127.0.0.1");
+        // HAProxy appends a line: the attacker's own first line is not the client.
+        assert_eq!(proxies.client(peer, ["6.6.6.6", "203.0.113.9"]), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client(peer, ["6.6.6.6, 7.7.7.7", "203.0.113.9, 10.1.2.3"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(proxies.client(peer, ["203.0.113.9", "10.1.2.3", "10.4.5.6"]), ip("203.0.113.9"));
+        // Empty lines and spaces are nothing; ports are dropped.
+        assert_eq!(proxies.client(peer, ["", " 203.0.113.9 ", ""]), ip("203.0.113.9"));
+        assert_eq!(proxies.client(peer, ["203.0.113.9:4711"]), ip("203.0.113.9"));
+        assert_eq!(proxies.client(peer, ["[2001:db8::1]:443"]), ip("2001:db8::1"));
+        // Garbage stops the walk at the nearest address the proxies vouch for.
+        assert_eq!(proxies.client(peer, ["203.0.113.9", "garbage", "10.1.2.3"]), ip("10.1.2.3"));
+        assert_eq!(proxies.client(peer, ["garbage, 198.51.100.2"]), ip("198.51.100.2"));
+        // No header: the proxy itself.
+        assert_eq!(proxies.client(peer, None::<&str>), peer);
+        // Every line is ignored from a peer that is not a trusted proxy.
+        assert_eq!(proxies.client(ip("198.51.100.2"), ["1.1.1.1", "2.2.2.2"]), ip("198.51.100.2"));
     }
 }

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod bulk;
 pub mod compliance;
 pub mod contact;
+pub mod dates;
 pub mod document;
 pub mod event;
 pub mod kpi;

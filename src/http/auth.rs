@@ -7,6 +7,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::auth::gate::login_refused;
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::contact::normalize_email;
 use crate::domain::principal::Principal;
@@ -14,7 +15,7 @@ use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{client_ip, json_body, principal, with_state};
 use crate::http::{self as api, no_content, respond};
-use crate::service::users::{CreateUser, UserView, create_user};
+use crate::service::users::{self as users_service, CreateUser, UserView};
 use crate::state::AppState;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserRow};
@@ -93,9 +94,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", operation_id = "register", security(()),
     request_body = RegisterRequest,
     responses(
-        (status = 201, description = "The user, `pending` until an admin gives a role", body = UserView),
+        (status = 201, description = "The user, `pending` until an admin gives a role. A taken email gets the same answer (its owner is notified), so registration tells nobody which emails exist", body = UserView),
         (status = 403, description = "`registration_disabled`"),
-        (status = 409, description = "`email_taken`"),
         (status = 429, description = "`rate_limited`: too many registrations from this address"),
         (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
     ))]
@@ -108,14 +108,13 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
         ));
     }
     state.auth().spend_registration(&ip)?;
-    let row = create_user(
+    let user = users_service::register(
         state.pool(),
         state.auth().hashers(),
         CreateUser::new(body.email, body.name, Role::Pending, body.password),
     )
     .await?;
-    tracing::info!(user_id = %row.id, "user registered");
-    Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
+    Ok(api::json(StatusCode::CREATED, &user))
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", operation_id = "login", security(()),
@@ -129,25 +128,48 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
 #[tracing::instrument(skip_all)]
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
-    state.auth().check_login_rate(&ip, &email)?;
+    state.auth().check_lockout(&ip, &email)?;
+    let user = users::by_email(state.pool(), &email).await?;
+    // Over the address's budget of failures, only a user who signed in from this address
+    // before is still judged: one device guessing made-up emails cannot lock an office
+    // out, and guesses at anyone else (password spraying) are refused without a hash.
+    let over_budget = state.auth().address_over_budget(&ip);
+    if let Some(wait) = over_budget {
+        let since = Utc::now() - chrono::Duration::days(KNOWN_ADDRESS_DAYS);
+        let known = match &user {
+            Some(u) => sessions::signed_in_from(state.pool(), u.id, &ip, since).await?,
+            None => false,
+        };
+        if !known {
+            return Err(login_refused(wait));
+        }
+    }
     // Unknown email, wrong password and disabled user: one answer, after one hash
     // verification each, so neither the answer nor its time tells them apart.
-    let user = users::by_email(state.pool(), &email).await?;
     let hash = user
         .as_ref()
         .map_or_else(|| state.auth().dummy_hash().to_owned(), |u| u.password_hash.clone());
     let verified = state.auth().hashers().verify(body.password, hash).await?;
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
         state.auth().record_login_failure(&ip, &email);
-        return Err(Error::new(Code::InvalidCredentials, "email or password is wrong"));
+        return Err(match over_budget {
+            Some(wait) => login_refused(wait),
+            None => Error::new(Code::InvalidCredentials, "email or password is wrong"),
+        });
     };
     state.auth().clear_login_failures(&ip, &email);
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
-    let session_id = sessions::create(state.pool(), user.id, expires_at, &hash).await?;
+    let Some(session_id) = sessions::create(state.pool(), user.id, &ip, expires_at, &hash).await? else {
+        // Disabled between the password check and now: the same answer as any failure.
+        return Err(Error::new(Code::InvalidCredentials, "email or password is wrong"));
+    };
     tracing::info!(user_id = %user.id, session_id = %session_id, "login");
     token_response(&state, &user, session_id, refresh_token)
 }
+
+/// How long a sign-in from an address keeps its user known there (see [`login`]).
+const KNOWN_ADDRESS_DAYS: i64 = 90;
 
 fn token_response(state: &AppState, user: &UserRow, session_id: uuid::Uuid, refresh_token: String) -> Result<Response> {
     let access_token = state.auth().keys().issue(user.id, session_id)?;

@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use warp::Filter;
 use warp::http::HeaderMap;
 
+use crate::domain::dates;
 use crate::domain::principal::Principal;
-use crate::error::{Code, Error};
+use crate::error::{Code, Error, FieldError};
 use crate::http::recover::Rejected;
 use crate::state::AppState;
 
@@ -33,8 +34,10 @@ pub fn client_ip(state: AppState) -> impl Filter<Extract = (String,), Error = In
 
 /// The client behind a connection from `peer`: the peer, or what a trusted proxy forwarded.
 pub fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String {
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    state.auth().trusted_proxies().client(peer, forwarded).to_string()
+    // Every line: a proxy may append its own instead of extending the client's. A line
+    // that is not text stops the walk there, like any entry that is not an address.
+    let lines = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("not text"));
+    state.auth().trusted_proxies().client(peer, lines).to_string()
 }
 
 /// The authenticated caller, or a 401 rejection.
@@ -125,7 +128,40 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     deserializer
         .end()
         .map_err(|e| Error::new(Code::MalformedJson, format!("the body is not valid JSON: {e}")))?;
+    let dates = unsupported_dates(body);
+    if !dates.is_empty() {
+        return Err(Error::validation(dates));
+    }
     Ok(value)
+}
+
+/// Every string in the body that is a date or time outside the supported years, by path:
+/// whichever field holds it (`occurred_at`, `received_at`, `due_date`, a patch), PostgreSQL
+/// or date arithmetic would fail on it later.
+fn unsupported_dates(body: &[u8]) -> Vec<FieldError> {
+    fn walk(value: &serde_json::Value, path: &str, errors: &mut Vec<FieldError>) {
+        match value {
+            serde_json::Value::String(text) if !dates::supported(text) => {
+                errors.push(FieldError::new(path, dates::OUT_OF_RANGE));
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{index}]"), errors);
+                }
+            }
+            serde_json::Value::Object(fields) => {
+                for (name, item) in fields {
+                    walk(item, &join_path(path, name), errors);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut errors = Vec::new();
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        walk(&value, "", &mut errors);
+    }
+    errors
 }
 
 /// Whether a JSON text holds the escape `\u0000` (a raw NUL byte is not valid JSON): an
@@ -200,5 +236,14 @@ mod tests {
             parse_json::<Body>(br#"{"name": "a\\u0000"}"#).is_ok(),
             "an escaped backslash, then text"
         );
+        assert_eq!(
+            field_of(parse_json::<Body>(br#"{"name": "-262143-01-01T00:00:00Z"}"#).unwrap_err()),
+            "name"
+        );
+        assert_eq!(
+            field_of(parse_json::<Body>(br#"{"name": "a", "inner": {"city": "1899-12-31"}}"#).unwrap_err()),
+            "inner.city"
+        );
+        assert!(parse_json::<Body>(br#"{"name": "2026-11-25"}"#).is_ok());
     }
 }

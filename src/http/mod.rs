@@ -75,7 +75,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .unify(),
         )
         .boxed();
-    let handled = health::routes(state.clone())
+    let routed = health::routes(state.clone())
         .or(ws::routes())
         .unify()
         .or(openapi::routes())
@@ -83,10 +83,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .or(console::routes())
         .unify()
         .or(api)
-        .unify()
-        .recover(recover::recover)
-        .unify()
-        .boxed();
+        .unify();
+    let handled = query::nul_free().and(routed).recover(recover::recover).unify().boxed();
     let origins = &state.settings().cors_origins;
     if origins.is_empty() {
         return handled;

@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use phonenumber::country;
 use uuid::Uuid;
 
 use super::columns::{Column, Mapping};
 use crate::domain::account::{AccountFields, AccountStatus, Address, CreateAccount, PatchAccount};
+use crate::domain::dates;
 use crate::error::FieldError;
 use crate::import::RowError;
 
@@ -328,7 +329,16 @@ fn parse_status(text: &str) -> Result<AccountStatus, String> {
 }
 
 fn parse_date(text: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date; use YYYY-MM-DD or a date cell"))
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("`{text}` is not a date; use YYYY-MM-DD or a date cell"))?;
+    supported_year(date.year(), date)
+}
+
+fn supported_year<T>(year: i32, value: T) -> Result<T, String> {
+    if dates::YEARS.contains(&year) {
+        Ok(value)
+    } else {
+        Err(dates::OUT_OF_RANGE.to_owned())
+    }
 }
 
 /// RFC 3339; a time without offset or a bare date is UTC.
@@ -339,6 +349,7 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").map(|t| t.and_utc()))
         .or_else(|_| NaiveDate::parse_from_str(text, "%Y-%m-%d").map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()))
         .map_err(|_| format!("`{text}` is not a time; use RFC 3339 (2026-05-01T09:00:00Z), YYYY-MM-DD or a date cell"))
+        .and_then(|time| supported_year(time.year(), time))
 }
 
 fn split_tags(text: &str) -> Vec<String> {

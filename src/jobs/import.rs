@@ -233,7 +233,9 @@ fn unwritable(column: &str, err: &crate::error::Error) -> RowError {
     tracing::warn!(error = %err, "an import row could not be written");
     RowError {
         column: column.to_owned(),
-        message: format!("the row could not be saved: {err}"),
+        // The database's own words stay in the log: they may quote other rows' values
+        // and the schema.
+        message: "the row could not be saved; the server log has the reason".to_owned(),
     }
 }
 

@@ -9,8 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::domain::money::MAX_AMOUNT_UNITS;
 
-/// Years a date or time parameter may name.
-const YEARS: std::ops::RangeInclusive<i32> = 1900..=2999;
+use crate::domain::dates::YEARS;
 
 pub const DATE: &str = "a date (YYYY-MM-DD) between 1900 and 2999";
 pub const TIME: &str = "an RFC 3339 time between 1900 and 2999";

@@ -74,6 +74,14 @@ pub fn prepare(sheet: &Sheet, mode: Mode) -> std::result::Result<(Mapping, Vec<O
         .rows
         .iter()
         .map(|row: &Row| {
+            // PostgreSQL text cannot hold NUL: the row is refused here, by column, and
+            // nothing of it reaches a statement.
+            if let Some(at) = row.cells.iter().position(|cell| cell.contains('\0')) {
+                return Some(RowError {
+                    column: sheet.headers.get(at).cloned().unwrap_or_default(),
+                    message: "may not contain the NUL character".to_owned(),
+                });
+            }
             let index = position?;
             let number = crate::domain::account::account_number(row.cells.get(index)?.trim()).ok()?;
             match first_seen.get(&number) {

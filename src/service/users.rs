@@ -12,6 +12,7 @@ use crate::domain::patch::nullable;
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role, team_name};
 use crate::error::{Code, Error, FieldError, Result};
+use crate::store::notifications;
 use crate::store::users::{self, UserChange, UserRow};
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -123,4 +124,45 @@ pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, body: Creat
     };
     let hash = hashers.hash(body.password).await?;
     users::insert_in_team(pool, &email, &name, body.role, &hash, team.as_deref()).await
+}
+
+/// Self-registration (always as `pending`). The answer is the same whether or not the
+/// email is taken (same status and shape, a password hashed either way), so registration
+/// cannot tell a stranger which emails belong to staff; the owner of a taken email is
+/// told instead, by an in-app notification.
+pub async fn register(pool: &PgPool, hashers: &password::Hashers, body: CreateUser) -> Result<UserView> {
+    let name = body.name.trim().to_owned();
+    let email = normalize_email(&body.email).ok();
+    match create_user(
+        pool,
+        hashers,
+        CreateUser {
+            role: Role::Pending,
+            team: None,
+            ..body
+        },
+    )
+    .await
+    {
+        Ok(row) => {
+            tracing::info!(user_id = %row.id, "user registered");
+            Ok(UserView::from(&row))
+        }
+        Err(err) if err.code() == Code::EmailTaken => {
+            let email = email.unwrap_or_default();
+            let owner = notifications::tell_owner_of_registration_attempt(pool, &email).await?;
+            // Logged without the address: the log is no place to collect who tried whose.
+            tracing::info!(owner_id = ?owner, "registration for a taken email; its owner was told");
+            Ok(UserView {
+                id: Uuid::now_v7(),
+                email,
+                name,
+                role: Role::Pending,
+                disabled: false,
+                team: None,
+                created_at: Utc::now(),
+            })
+        }
+        Err(err) => Err(err),
+    }
 }

@@ -37,7 +37,15 @@ pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Opt
     let mut buffer = String::with_capacity(1 << 20);
     for (index, row) in rows.iter().enumerate() {
         let error = failed.get(index).and_then(Option::as_ref);
-        let cells = serde_json::to_string(&row.cells).map_err(anyhow::Error::from)?;
+        // A row with NUL arrives refused (`failed`); its cells are kept for the error
+        // listing with NUL shown as U+FFFD, which jsonb can hold.
+        let cells = if row.cells.iter().any(|c| c.contains('\0')) {
+            let shown: Vec<String> = row.cells.iter().map(|c| c.replace('\0', "\u{FFFD}")).collect();
+            serde_json::to_string(&shown)
+        } else {
+            serde_json::to_string(&row.cells)
+        }
+        .map_err(anyhow::Error::from)?;
         let errors = match error {
             Some(e) => {
                 settled += 1;

@@ -74,3 +74,16 @@ pub async fn mark_all_read(pool: &PgPool, user: Uuid) -> Result<u64> {
             .rows_affected(),
     )
 }
+
+/// Tells the owner of `email` that someone tried to register with it; their id, or
+/// `None` when no user has it (any more).
+pub async fn tell_owner_of_registration_attempt(pool: &PgPool, email: &str) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM (SELECT id, notify_user(id, 'registration_attempt',
+                    'Someone tried to register an account with your email address', '{}'::jsonb)
+                FROM users WHERE email = $1) told",
+    )
+    .bind(email)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -18,23 +18,53 @@ pub struct SessionUser {
     pub revoked: bool,
 }
 
+/// A new session for an enabled user; `None` when the user is disabled (or gone).
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn create(pool: &PgPool, user_id: Uuid, expires_at: DateTime<Utc>, token_hash: &[u8]) -> Result<Uuid> {
+pub async fn create(
+    pool: &PgPool,
+    user_id: Uuid,
+    client_address: &str,
+    expires_at: DateTime<Utc>,
+    token_hash: &[u8],
+) -> Result<Option<Uuid>> {
     let session_id = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO auth_sessions (id, user_id, expires_at) VALUES ($1, $2, $3)")
-        .bind(session_id)
-        .bind(user_id)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
+    // Only while the user is enabled, under a share lock: a login racing a disable
+    // either commits first (and the disable revokes its session) or creates nothing.
+    let created = sqlx::query(
+        "INSERT INTO auth_sessions (id, user_id, expires_at, client_address)
+         SELECT $1, id, $3, $4 FROM users WHERE id = $2 AND NOT disabled FOR SHARE",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(expires_at)
+    .bind(client_address)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if created == 0 {
+        return Ok(None);
+    }
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
         .bind(token_hash)
         .bind(session_id)
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(session_id)
+    Ok(Some(session_id))
+}
+
+/// Whether `user_id` signed in from `client_address` since `since`.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn signed_in_from(pool: &PgPool, user_id: Uuid, client_address: &str, since: DateTime<Utc>) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM auth_sessions WHERE user_id = $1 AND client_address = $2 AND created_at >= $3)")
+            .bind(user_id)
+            .bind(client_address)
+            .bind(since)
+            .fetch_one(pool)
+            .await?,
+    )
 }
 
 /// Result of presenting a refresh token.
@@ -94,6 +124,18 @@ async fn revoke_in(conn: &mut sqlx::PgConnection, session_id: Uuid, reason: &str
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Revokes every live session of a user (their refresh tokens and the access tokens
+/// issued for them).
+pub async fn revoke_all_of(conn: &mut sqlx::PgConnection, user_id: Uuid, reason: &str) -> Result<u64> {
+    let revoked = sqlx::query("UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(reason)
+        .execute(conn)
+        .await?
+        .rows_affected();
+    Ok(revoked)
 }
 
 /// Revokes the session a refresh token belongs to. Returns whether one was found.

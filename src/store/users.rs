@@ -193,8 +193,12 @@ pub struct UserChange {
     pub team: Option<Option<String>>,
 }
 
+/// Changes a user. Disabling one revokes every session they hold in the same
+/// transaction, so re-enabling them later cannot bring an old access or refresh token
+/// back to life.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 pub async fn update(pool: &PgPool, id: Uuid, change: &UserChange) -> Result<Option<UserRow>> {
+    let mut tx = pool.begin().await?;
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
                 team = CASE WHEN $4 THEN $5 ELSE team END, updated_at = now()
@@ -205,7 +209,11 @@ pub async fn update(pool: &PgPool, id: Uuid, change: &UserChange) -> Result<Opti
     .bind(change.disabled)
     .bind(change.team.is_some())
     .bind(change.team.clone().flatten())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    if row.is_some() && change.disabled == Some(true) {
+        crate::store::sessions::revoke_all_of(&mut tx, id, "user disabled").await?;
+    }
+    tx.commit().await?;
     Ok(row)
 }

@@ -24,9 +24,6 @@ async fn register_makes_a_pending_user_who_can_log_in_and_read_me() {
     let (status, me) = status_json(app.get("/api/v1/auth/me", tokens["access_token"].as_str().unwrap()).await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(me["id"], user["id"]);
-
-    let again = app.post("/api/v1/auth/register", None, &body).await;
-    assert_problem(again, StatusCode::CONFLICT, "email_taken").await;
 }
 
 #[tokio::test]
@@ -189,11 +186,20 @@ async fn failed_logins_are_limited_per_address_and_successes_are_free() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let limited = app
-        .post("/api/v1/auth/login", None, &json!({"email": user.email, "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({"email": "x9@example.com", "password": PASSWORD}),
+        )
         .await;
     let retry_after: u64 = limited.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry_after > 0 && retry_after <= 900);
     assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(
+        app.login(&user.email, PASSWORD).await.0,
+        StatusCode::OK,
+        "a user who signed in from the address before still does"
+    );
 }
 
 #[tokio::test]
@@ -248,4 +254,71 @@ async fn text_with_a_nul_character_is_a_400_not_a_500() {
         .post("/api/v1/accounts", Some(&admin.token), &json!({"debtor_name": "Ann\u{0}"}))
         .await;
     assert_problem(response, StatusCode::BAD_REQUEST, "malformed_json").await;
+}
+
+/// Issue 44, item 9: disabling a user ends every session they had, so re-enabling them
+/// does not bring the old access or refresh tokens back to life.
+#[tokio::test]
+async fn disabling_a_user_ends_their_sessions_for_good() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let agent = app.user(Role::Agent).await;
+    assert_eq!(app.get("/api/v1/auth/me", &agent.token).await.status(), StatusCode::OK);
+    let path = format!("/api/v1/users/{}", agent.id);
+    for disabled in [true, false] {
+        let response = app.patch(&path, &admin.token, &json!({ "disabled": disabled })).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_problem(
+        app.get("/api/v1/auth/me", &agent.token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    )
+    .await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": agent.refresh_token}))
+        .await;
+    assert_problem(refreshed, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    let (status, body) = app.login(&agent.email, PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/auth/me", token).await.status(), StatusCode::OK);
+}
+
+/// Issue 44, item 14: with self-registration on, `409 email_taken` told anyone which
+/// emails belong to staff. A taken email now gets the same answer as a new one (the
+/// password is hashed either way, so the time is alike too) and its owner is told.
+#[tokio::test]
+async fn registering_a_taken_email_answers_like_a_new_one_and_tells_the_owner() {
+    let app = spawn_app_with(|s| s.allow_registration = true).await;
+    let staff = app.user(Role::Manager).await;
+    let register = |email: String| {
+        let app = &app;
+        async move {
+            let body = json!({"email": email, "name": "Probe", "password": "attacker's own password"});
+            status_json(app.post("/api/v1/auth/register", None, &body).await).await
+        }
+    };
+    let (new_status, new_user) = register("someone.new@example.com".to_owned()).await;
+    let (taken_status, taken_user) = register(staff.email.to_uppercase()).await;
+    assert_eq!(new_status, StatusCode::CREATED, "{new_user}");
+    assert_eq!(taken_status, new_status, "{taken_user}");
+    let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&taken_user), keys(&new_user));
+    assert_eq!(taken_user["email"], staff.email);
+    assert_eq!(taken_user["role"], "pending");
+    assert_ne!(taken_user["id"], staff.id.to_string());
+
+    // Nothing changed for the owner, who is told of the attempt.
+    assert_eq!(app.login(&staff.email, "attacker's own password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.login(&staff.email, PASSWORD).await.0, StatusCode::OK);
+    let (status, page) = status_json(app.get("/api/v1/notifications", &staff.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let kinds: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["registration_attempt"], "{page}");
 }

@@ -684,10 +684,12 @@ async fn a_login_storm_is_turned_away_not_queued_without_bound() {
 }
 
 async fn import_csv(app: &crate::helpers::TestApp, token: &str, csv: String) -> (Value, Vec<String>) {
+    import_file(app, token, "accounts.csv", csv.into_bytes()).await
+}
+
+async fn import_file(app: &crate::helpers::TestApp, token: &str, name: &'static str, bytes: Vec<u8>) -> (Value, Vec<String>) {
     use reqwest::multipart::{Form, Part};
-    let form = Form::new()
-        .part("file", Part::bytes(csv.into_bytes()).file_name("accounts.csv"))
-        .text("mode", "upsert");
+    let form = Form::new().part("file", Part::bytes(bytes).file_name(name)).text("mode", "upsert");
     let response = app
         .request(reqwest::Method::POST, "/api/v1/imports", Some(token))
         .multipart(form)
@@ -835,4 +837,207 @@ async fn spreadsheet_bombs_are_refused_with_a_clear_problem() {
             bomb.name
         );
     }
+}
+
+/// Issue 44, item 11: behind HAProxy (`option forwardfor` appends its own
+/// `X-Forwarded-For` line), an attacker rotating the value of the first line must not
+/// escape the lockout or the per-address limit: the real client is the right-most address
+/// of all the lines together that is not a trusted proxy.
+#[tokio::test]
+async fn a_forged_first_forwarded_for_line_does_not_escape_the_login_limits() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1".to_owned(), "10.0.0.0/8".to_owned()];
+        s.login_rate_limit_per_ip = 8;
+        s.lockout_threshold = 3;
+    })
+    .await;
+    let admin = app.user(Role::Admin).await;
+    let attempt = |n: u32, email: String| {
+        let app = &app;
+        async move {
+            app.request(reqwest::Method::POST, "/api/v1/auth/login", None)
+                // What the attacker sent, then what the proxies appended: the client's
+                // address (the attacker's own) and an inner proxy's.
+                .header("x-forwarded-for", format!("198.51.{}.{}", n / 250, n % 250 + 1))
+                .header("x-forwarded-for", "203.0.113.9, 10.1.2.3")
+                .json(&json!({ "email": email, "password": "wrong password!!" }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for n in 0..3 {
+        assert_eq!(attempt(n, admin.email.clone()).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    let locked = attempt(3, admin.email.clone()).await;
+    assert_problem(locked, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    for n in 4..9 {
+        let response = attempt(n, format!("nobody{n}@example.com")).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {n}");
+    }
+    let limited = attempt(9, "nobody9@example.com".to_owned()).await;
+    assert_problem(limited, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+
+    // Another client behind the same proxies is judged on its own.
+    let response = app
+        .request(reqwest::Method::POST, "/api/v1/auth/login", None)
+        .header("x-forwarded-for", "192.0.2.44")
+        .header("x-forwarded-for", "10.9.9.9")
+        .json(&json!({ "email": admin.email, "password": crate::helpers::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Issue 44, item 12: one device sending made-up emails from an office's address used
+/// to lock the whole office out, the admin's right password included. Now the address's
+/// failures turn away guesses (the protection against password spraying stays), but a
+/// user who has signed in from that address before still gets in with the right
+/// password; their own lockout still counts.
+#[tokio::test]
+async fn failures_from_one_address_do_not_lock_out_its_known_users() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.login_rate_limit_per_ip = 20;
+        s.lockout_threshold = 5;
+    })
+    .await;
+    // The admin has worked from this office before (the helper signs in over HTTP).
+    let admin = app.user(Role::Admin).await;
+    // A colleague who has never signed in from here.
+    let hash = arrears::auth::password::hash(crate::helpers::PASSWORD.to_owned()).await.unwrap();
+    let newcomer = arrears::store::users::insert(&app.pool, "newcomer@example.com", "New", Role::Agent, &hash)
+        .await
+        .unwrap();
+    for n in 0..100 {
+        let (status, _) = app.login(&format!("made-up-{n}@example.com"), "Summer2026!").await;
+        let expected = if n < 20 {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(status, expected, "attempt {n}");
+    }
+    let (status, body) = app.login(&admin.email, crate::helpers::PASSWORD).await;
+    assert_eq!(status, StatusCode::OK, "the admin signs in: {body}");
+
+    // Spraying stays refused, whether the account exists or not, and tells nothing.
+    let sprayed = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": newcomer.email, "password": crate::helpers::PASSWORD }),
+        )
+        .await;
+    let sprayed = assert_problem(sprayed, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    let unknown = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": "made-up@example.com", "password": "x" }),
+        )
+        .await;
+    let unknown = assert_problem(unknown, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(sprayed["detail"], unknown["detail"]);
+    let wrong = app
+        .post(
+            "/api/v1/auth/login",
+            None,
+            &json!({ "email": admin.email, "password": "wrong password!!" }),
+        )
+        .await;
+    let wrong = assert_problem(wrong, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(wrong["detail"], unknown["detail"]);
+
+    // The admin's own lockout still holds: four more wrong passwords make five.
+    for _ in 0..4 {
+        assert_eq!(app.login(&admin.email, "wrong password!!").await.0, StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        app.login(&admin.email, crate::helpers::PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS,
+        "five failures lock the admin's email for this address"
+    );
+}
+
+/// Issue 44, item 13: NUL in a query parameter and dates PostgreSQL cannot hold used to
+/// be 500s; each is now refused by name at the edge.
+#[tokio::test]
+async fn nul_in_a_query_and_dates_out_of_range_are_refused_by_name() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    for path in ["/api/v1/agents?q=%00", "/api/v1/agents?q=a%00b", "/api/v1/accounts?q=%00"] {
+        let problem = assert_problem(app.get(path, &admin.token).await, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+        assert_eq!(crate::helpers::error_fields(&problem), ["q"], "{path}: {problem}");
+    }
+
+    let account = app.account(&admin.token, json!({})).await;
+    let id = account["id"].as_str().unwrap();
+    let cases = [
+        (
+            "activities",
+            json!({ "type": "note", "notes": "x", "occurred_at": "-262143-01-01T00:00:00Z" }),
+            "occurred_at",
+        ),
+        (
+            "payments",
+            json!({ "amount": "1.00", "currency": "USD", "method": "card", "received_at": "-262143-01-01T00:00:00Z" }),
+            "received_at",
+        ),
+        (
+            "payments",
+            json!({ "amount": "1.00", "currency": "USD", "method": "card", "received_at": "+262142-12-31T00:00:00Z" }),
+            "received_at",
+        ),
+        ("promises", json!({ "amount": "1.00", "due_date": "-262143-01-01" }), "due_date"),
+        ("promises", json!({ "amount": "1.00", "due_date": "1899-12-31" }), "due_date"),
+    ];
+    for (resource, body, field) in cases {
+        let response = app
+            .post(&format!("/api/v1/accounts/{id}/{resource}"), Some(&admin.token), &body)
+            .await;
+        let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(crate::helpers::error_fields(&problem), [field], "{resource}: {problem}");
+    }
+    let response = app
+        .post(
+            "/api/v1/accounts",
+            Some(&admin.token),
+            &json!({ "debtor_name": "Ann", "original_balance": "1.00", "currency": "USD", "due_date": "-262143-01-01" }),
+        )
+        .await;
+    let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(crate::helpers::error_fields(&problem), ["due_date"], "{problem}");
+}
+
+/// Issue 44, item 13: an import row holding a NUL character showed PostgreSQL's own
+/// error text in the row's error; the row is now refused by column, in our words.
+#[tokio::test]
+async fn an_import_row_with_a_nul_is_refused_without_database_text() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let rows = [
+        ["account_number", "debtor_name", "original_balance", "currency", "due_date"],
+        ["NUL-1", "Ann\u{0}Smith", "10.00", "USD", "2026-01-01"],
+        ["NUL-2", "Bob Smith", "10.00", "USD", "-262143-01-01"],
+        ["NUL-3", "Cat Smith", "10.00", "USD", "2026-01-01"],
+    ];
+    // A spreadsheet cell may hold NUL (written `_x0000_`); a CSV with one is not text.
+    let mut workbook = rust_xlsxwriter::Workbook::new();
+    let sheet = workbook.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, cell) in row.iter().enumerate() {
+            sheet.write_string(r as u32, c as u16, *cell).unwrap();
+        }
+    }
+    let xlsx = workbook.save_to_buffer().unwrap();
+    let (job, messages) = import_file(&app, &manager.token, "accounts.xlsx", xlsx).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(2)), "{job}");
+    assert!(messages.len() >= 2, "{messages:?}");
+    for message in &messages {
+        for database_text in ["0x00", "database", "encoding", "UTF8", "error returned"] {
+            assert!(!message.contains(database_text), "{message}");
+        }
+    }
+    assert!(messages.iter().any(|m| m.contains("NUL")), "{messages:?}");
 }
