@@ -1261,7 +1261,7 @@ async fn elastic() -> Option<(ElasticIndex, String)> {
         return None;
     };
     let pool = crate::helpers::fresh_pool().await;
-    let index = ElasticIndex::new(&ElasticConfig::from_settings(&settings).unwrap(), SqlDeadLetters::shared(pool)).unwrap();
+    let index = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool)).unwrap();
     index.prepare().await.unwrap();
     Some((index, settings.elasticsearch_index_prefix))
 }
@@ -1274,6 +1274,15 @@ fn elastic_settings() -> Option<arrears::config::Settings> {
     settings.elasticsearch_url = Some(url);
     settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
     Some(settings)
+}
+
+/// The backend's configuration for the live cluster: as in service, except that what is
+/// applied is refreshed at once, since every case reads its own writes as it would from
+/// the embedded index.
+fn live_config(settings: &arrears::config::Settings) -> ElasticConfig {
+    let mut config = ElasticConfig::from_settings(settings).unwrap();
+    config.refresh_after_write = true;
+    config
 }
 
 /// A request to the cluster at ELASTICSEARCH_URL with the configured credentials.
@@ -1348,7 +1357,7 @@ mod elastic_cluster {
             return;
         };
         let pool = crate::helpers::fresh_pool().await;
-        let config = ElasticConfig::from_settings(&settings).unwrap();
+        let config = live_config(&settings);
         let indexes: Vec<ElasticIndex> = (0..4)
             .map(|_| ElasticIndex::new(&config, SqlDeadLetters::shared(pool.clone())).unwrap())
             .collect();
@@ -1399,11 +1408,7 @@ mod elastic_cluster {
         .await;
         assert!(created.status().is_success(), "{}", created.text().await.unwrap());
         let pool = crate::helpers::fresh_pool().await;
-        let index = ElasticIndex::new(
-            &ElasticConfig::from_settings(&settings).unwrap(),
-            SqlDeadLetters::shared(pool.clone()),
-        )
-        .unwrap();
+        let index = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool.clone())).unwrap();
         index.prepare().await.unwrap();
         let mapping = index.doctor().await.into_iter().find(|c| c.name == "accounts mapping").unwrap();
         let outdated = index.outdated().await.unwrap();
@@ -1439,13 +1444,9 @@ mod elastic_cluster {
         settings.elasticsearch_api_key = None;
         let pool = crate::helpers::fresh_pool().await;
         settings.elasticsearch_auth_grace_s = 60;
-        let patient = ElasticIndex::new(
-            &ElasticConfig::from_settings(&settings).unwrap(),
-            SqlDeadLetters::shared(pool.clone()),
-        )
-        .unwrap();
+        let patient = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool.clone())).unwrap();
         settings.elasticsearch_auth_grace_s = 0;
-        let strict = ElasticIndex::new(&ElasticConfig::from_settings(&settings).unwrap(), SqlDeadLetters::shared(pool)).unwrap();
+        let strict = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool)).unwrap();
         let retried = patient.health().await.unwrap_err();
         let stopped = strict.health().await.unwrap_err();
         assert!(retried.contains("401") && retried.contains("retried until"), "{retried}");

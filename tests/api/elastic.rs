@@ -857,6 +857,7 @@ pub(crate) fn config(url: &str) -> ElasticConfig {
         prefix: "arrears".into(),
         replicas: 0,
         keep_old: false,
+        refresh_after_write: false,
     }
 }
 

@@ -42,6 +42,11 @@ pub struct ElasticConfig {
     pub replicas: u32,
     /// Keep the previous generation after a rebuild's alias swap (for a rollback).
     pub keep_old: bool,
+    /// Refresh what searches read after every write, so a search finds it at once (the
+    /// backend contract's read-your-writes, as the embedded index's commit gives it). Off
+    /// in service: the refresh interval makes writes searchable within a second, and
+    /// Elastic calls a refresh after every write resource-intensive.
+    pub refresh_after_write: bool,
 }
 
 impl ElasticConfig {
@@ -79,6 +84,7 @@ impl ElasticConfig {
             prefix: prefix.clone(),
             replicas: settings.elasticsearch_replicas,
             keep_old: settings.elasticsearch_keep_old,
+            refresh_after_write: false,
         })
     }
 }
@@ -88,6 +94,7 @@ pub struct ElasticIndex {
     names: Names,
     replicas: u32,
     keep_old: bool,
+    refresh_after_write: bool,
     retry: Retry,
     identity: String,
     /// Where refused documents are kept.
@@ -248,6 +255,7 @@ impl ElasticIndex {
             names: Names::new(config.prefix.clone()),
             replicas: config.replicas,
             keep_old: config.keep_old,
+            refresh_after_write: config.refresh_after_write,
             retry: Retry::default(),
             identity,
             dead_letters,
@@ -594,9 +602,15 @@ impl SearchIndex for ElasticIndex {
                         generations: targets,
                     })));
                 }
-                // No refresh: the index's refresh interval makes the batch searchable
-                // (Elastic calls an explicit refresh after every write resource-intensive).
+                // The index's refresh interval makes the batch searchable (Elastic calls
+                // an explicit refresh after every write resource-intensive).
                 report += self.write(&current, &of_entity).await?;
+                if self.refresh_after_write {
+                    self.send_ok(&Call::Refresh {
+                        index: self.names.read_alias(entity),
+                    })
+                    .await?;
+                }
             }
             Ok(report)
         }
