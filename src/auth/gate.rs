@@ -112,20 +112,18 @@ impl Gate {
     /// Refuses a login, before any hash, once the email or the client address spent its
     /// budget of successful logins for the minute.
     pub fn check_login_budget(&self, ip: &str, email: &str) -> Result<()> {
-        self.successes_by_email
-            .check(email)
-            .map_err(|wait| Error::new(Code::RateLimited, "too many sign-ins to this account; try again later").with_retry_after(wait))?;
-        self.successes_by_client
-            .check(ip)
-            .map_err(|wait| Error::new(Code::RateLimited, "too many sign-ins from this address; try again later").with_retry_after(wait))
+        self.successes_by_email.check(email).map_err(too_many_sign_ins)?;
+        self.successes_by_client.check(ip).map_err(too_many_sign_ins)
     }
 
-    /// A successful login spends the email's and the address's budgets and forgets the
-    /// email's failures from that address.
-    pub fn record_login_success(&self, ip: &str, email: &str) {
-        self.successes_by_email.record(email);
-        self.successes_by_client.record(ip);
+    /// A successful login spends the email's and the address's budgets (checked and
+    /// spent at once: logins verified side by side cannot overspend them; over either,
+    /// no session is made) and forgets the email's failures from that address.
+    pub fn spend_login_success(&self, ip: &str, email: &str) -> Result<()> {
+        self.successes_by_email.try_record(email).map_err(too_many_sign_ins)?;
+        self.successes_by_client.try_record(ip).map_err(too_many_sign_ins)?;
         self.failures_by_email.clear(&email_key(ip, email));
+        Ok(())
     }
 
     /// Resolves an access token to its caller. The session and user are read from SQL
@@ -171,6 +169,14 @@ pub fn login_refused(wait: std::time::Duration) -> Error {
 }
 
 const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn too_many_sign_ins(wait: std::time::Duration) -> Error {
+    Error::new(
+        Code::RateLimited,
+        "too many sign-ins to this account or from this address; try again later",
+    )
+    .with_retry_after(wait)
+}
 
 /// Registrations one client address may make per hour.
 const REGISTRATIONS_PER_HOUR: u32 = 10;

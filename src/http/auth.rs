@@ -158,7 +158,7 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
             None => Error::new(Code::InvalidCredentials, "email or password is wrong"),
         });
     };
-    state.auth().record_login_success(&ip, &email);
+    state.auth().spend_login_success(&ip, &email)?;
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
     let Some(session_id) = sessions::create(state.pool(), user.id, &ip, expires_at, &hash).await? else {
