@@ -138,6 +138,21 @@ pub struct Settings {
     #[arg(long, env = "LOGIN_RATE_LIMIT_PER_IP", default_value_t = 100, global = true)]
     pub login_rate_limit_per_ip: u32,
 
+    /// Successful logins one account may make per minute (a login is refused with 429
+    /// before its password is hashed); a person signs in a few times a day.
+    #[arg(long, env = "LOGINS_PER_ACCOUNT_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 10, global = true)]
+    pub logins_per_account_per_minute: u32,
+
+    /// Successful logins one client address may make per minute, across its accounts:
+    /// generous, as an office behind one NAT signs in at the start of a shift.
+    #[arg(long, env = "LOGINS_PER_IP_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 60, global = true)]
+    pub logins_per_ip_per_minute: u32,
+
+    /// Percentage of the password hashing queue's places (running or waiting) one client
+    /// address may hold at once (at least one place), so others always find room.
+    #[arg(long, env = "HASH_QUEUE_SHARE_PER_IP_PERCENT", value_parser = clap::value_parser!(u8).range(1..=100), default_value_t = 25, global = true)]
+    pub hash_queue_share_per_ip_percent: u8,
+
     /// Proxies whose `X-Forwarded-For` names the client (IP addresses or CIDR blocks,
     /// comma separated). Empty: the connection's address is the client.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', global = true)]

@@ -28,6 +28,10 @@ pub struct Gate {
     /// Failed logins per email and client address: the lockout, which a stranger
     /// elsewhere cannot use to keep a user out.
     failures_by_email: RateLimiter,
+    /// Successful logins per account (email) and per client address: a valid account
+    /// signing in over and over is refused before it spends a hash.
+    successes_by_email: RateLimiter,
+    successes_by_client: RateLimiter,
     sessions: SessionCache,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: String,
@@ -42,11 +46,13 @@ impl Gate {
         Ok(Self {
             pool,
             keys: TokenKeys::new(&secret, settings.access_token_ttl()),
-            hashers: Hashers::for_this_machine(),
+            hashers: Hashers::for_this_machine(settings.hash_queue_share_per_ip_percent),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
             registrations_by_client: RateLimiter::new(REGISTRATIONS_PER_HOUR, std::time::Duration::from_secs(3600)),
             failures_by_client: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
             failures_by_email: RateLimiter::new(u32::try_from(settings.lockout_threshold).unwrap_or(0), settings.lockout()),
+            successes_by_email: RateLimiter::new(settings.logins_per_account_per_minute, MINUTE),
+            successes_by_client: RateLimiter::new(settings.logins_per_ip_per_minute, MINUTE),
             sessions: SessionCache::default(),
             dummy_hash,
         })
@@ -103,9 +109,21 @@ impl Gate {
         self.failures_by_email.record(&email_key(ip, email));
     }
 
-    /// A successful login forgets the email's failures from that address.
-    pub fn clear_login_failures(&self, ip: &str, email: &str) {
+    /// Refuses a login, before any hash, once the email or the client address spent its
+    /// budget of successful logins for the minute.
+    pub fn check_login_budget(&self, ip: &str, email: &str) -> Result<()> {
+        self.successes_by_email.check(email).map_err(too_many_sign_ins)?;
+        self.successes_by_client.check(ip).map_err(too_many_sign_ins)
+    }
+
+    /// A successful login spends the email's and the address's budgets (checked and
+    /// spent at once: logins verified side by side cannot overspend them; over either,
+    /// no session is made) and forgets the email's failures from that address.
+    pub fn spend_login_success(&self, ip: &str, email: &str) -> Result<()> {
+        self.successes_by_email.try_record(email).map_err(too_many_sign_ins)?;
+        self.successes_by_client.try_record(ip).map_err(too_many_sign_ins)?;
         self.failures_by_email.clear(&email_key(ip, email));
+        Ok(())
     }
 
     /// Resolves an access token to its caller. The session and user are read from SQL
@@ -148,6 +166,16 @@ impl Gate {
 /// and whether the email exists or not.
 pub fn login_refused(wait: std::time::Duration) -> Error {
     Error::new(Code::RateLimited, "too many failed logins; try again later").with_retry_after(wait)
+}
+
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn too_many_sign_ins(wait: std::time::Duration) -> Error {
+    Error::new(
+        Code::RateLimited,
+        "too many sign-ins to this account or from this address; try again later",
+    )
+    .with_retry_after(wait)
 }
 
 /// Registrations one client address may make per hour.

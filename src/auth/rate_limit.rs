@@ -38,6 +38,27 @@ impl RateLimiter {
         }
     }
 
+    /// Spends one unit of `key`'s budget if it has one left (check and spend at once, so
+    /// racing callers cannot overspend); if not, how long until it has.
+    pub fn try_record(&self, key: &str) -> Result<(), Duration> {
+        let mut hits = self.hits.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let now = Instant::now();
+        if hits.len() > SWEEP_ABOVE_KEYS {
+            hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < self.window));
+        }
+        let queue = hits.entry(key.to_owned()).or_default();
+        while queue.front().is_some_and(|t| now.duration_since(*t) >= self.window) {
+            queue.pop_front();
+        }
+        match queue.front() {
+            Some(oldest) if queue.len() >= self.limit as usize => Err(self.window.saturating_sub(now.duration_since(*oldest))),
+            _ => {
+                queue.push_back(now);
+                Ok(())
+            }
+        }
+    }
+
     /// Spends one unit of `key`'s budget.
     pub fn record(&self, key: &str) {
         let now = Instant::now();
@@ -73,5 +94,8 @@ mod tests {
         limiter.record("a");
         limiter.clear("a");
         assert!(limiter.check("a").is_ok());
+        assert!(limiter.try_record("a").is_ok());
+        assert!(limiter.try_record("a").is_ok());
+        assert!(limiter.try_record("a").is_err(), "no third spend");
     }
 }

@@ -122,13 +122,14 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
     responses(
         (status = 200, description = "Tokens and the user", body = TokenResponse),
         (status = 401, description = "`invalid_credentials`: unknown email, wrong password or disabled user (one answer)"),
-        (status = 429, description = "`rate_limited`, with Retry-After"),
+        (status = 429, description = "`rate_limited`, with Retry-After: too many failures, too many sign-ins to the account or from the address this minute, or the address holds its share of the hashing queue"),
         (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
     let email = normalize_email(&body.email).unwrap_or_else(|_| body.email.trim().to_lowercase());
     state.auth().check_lockout(&ip, &email)?;
+    state.auth().check_login_budget(&ip, &email)?;
     let user = users::by_email(state.pool(), &email).await?;
     // Over the address's budget of failures, only a user who signed in from this address
     // before is still judged: one device guessing made-up emails cannot lock an office
@@ -149,7 +150,7 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
     let hash = user
         .as_ref()
         .map_or_else(|| state.auth().dummy_hash().to_owned(), |u| u.password_hash.clone());
-    let verified = state.auth().hashers().verify(body.password, hash).await?;
+    let verified = state.auth().hashers().verify(&ip, body.password, hash).await?;
     let Some(user) = user.filter(|u| verified && !u.disabled) else {
         state.auth().record_login_failure(&ip, &email);
         return Err(match over_budget {
@@ -157,7 +158,7 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
             None => Error::new(Code::InvalidCredentials, "email or password is wrong"),
         });
     };
-    state.auth().clear_login_failures(&ip, &email);
+    state.auth().spend_login_success(&ip, &email)?;
     let (refresh_token, hash) = new_refresh_token();
     let expires_at = Utc::now() + state.settings().refresh_token_ttl();
     let Some(session_id) = sessions::create(state.pool(), user.id, &ip, expires_at, &hash).await? else {

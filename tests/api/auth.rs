@@ -175,6 +175,7 @@ async fn failed_logins_are_limited_per_address_and_successes_are_free() {
     let app = spawn_app_with(|s| {
         s.login_rate_limit_per_ip = 8;
         s.lockout_threshold = 100;
+        s.logins_per_account_per_minute = 100;
     })
     .await;
     let user = app.user(Role::Agent).await;

@@ -57,6 +57,8 @@ pub fn test_settings() -> Settings {
     settings.rate_limit_per_user = 1_000_000;
     settings.rate_limit_bulk_per_ip = 1_000_000;
     settings.rate_limit_bulk_per_user = 1_000_000;
+    settings.logins_per_ip_per_minute = 1_000_000;
+    settings.hash_queue_share_per_ip_percent = 100;
     // The suite runs on the embedded index whatever the environment says; the
     // Elasticsearch backend has its own tests (elastic.rs, contract.rs).
     settings.search_backend = arrears::config::SearchBackend::Embedded;

@@ -527,6 +527,9 @@ async fn an_office_behind_one_address_can_all_sign_in() {
     let app = crate::helpers::spawn_app_with(|s| {
         s.login_rate_limit_per_ip = defaults.login_rate_limit_per_ip;
         s.lockout_threshold = defaults.lockout_threshold;
+        s.logins_per_account_per_minute = defaults.logins_per_account_per_minute;
+        s.logins_per_ip_per_minute = defaults.logins_per_ip_per_minute;
+        s.hash_queue_share_per_ip_percent = defaults.hash_queue_share_per_ip_percent;
     })
     .await;
     for _ in 0..30 {
@@ -1040,4 +1043,102 @@ async fn an_import_row_with_a_nul_is_refused_without_database_text() {
         }
     }
     assert!(messages.iter().any(|m| m.contains("NUL")), "{messages:?}");
+}
+
+/// Issue 44, item 5: one valid low-privilege account signing in over and over from one
+/// address filled the hashing queue, and an admin elsewhere got 503s. Successful logins
+/// now have budgets too (per account and per address), and one address holds at most
+/// its share of the queue, so another address always finds a place.
+#[tokio::test]
+async fn one_address_flooding_good_logins_does_not_keep_an_admin_out() {
+    let app = crate::helpers::spawn_app_with(|s| {
+        s.trusted_proxies = vec!["127.0.0.1".to_owned()];
+        // The production defaults (the suite's settings lift the per-address ones).
+        s.logins_per_account_per_minute = 10;
+        s.logins_per_ip_per_minute = 60;
+        s.hash_queue_share_per_ip_percent = 25;
+    })
+    .await;
+    let flooder = app.user(Role::Agent).await;
+    let admin = app.user(Role::Admin).await;
+    // The queue's places on this machine (src/auth/password.rs: half the cores hash,
+    // 64 waiting per thread, one running each); the flood keeps more than that in flight.
+    let threads = (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1);
+    let workers = threads * 65 + 32;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..workers)
+        .map(|_| {
+            let (api, email, stop) = (app.api(), flooder.email.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let response = api
+                        .request(reqwest::Method::POST, "/api/v1/auth/login", None)
+                        .header("x-forwarded-for", "203.0.113.66")
+                        .json(&json!({ "email": email, "password": crate::helpers::PASSWORD }))
+                        .send()
+                        .await
+                        .unwrap();
+                    statuses.push(response.status());
+                    if response.status() != StatusCode::OK {
+                        // Retry-After is ignored, but the flood does not spin.
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                }
+                statuses
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut admin_statuses = Vec::new();
+    let mut latencies = Vec::new();
+    for _ in 0..8 {
+        let started = std::time::Instant::now();
+        let response = app
+            .request(reqwest::Method::POST, "/api/v1/auth/login", None)
+            .header("x-forwarded-for", "192.0.2.10")
+            .json(&json!({ "email": admin.email, "password": crate::helpers::PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        latencies.push(started.elapsed());
+        admin_statuses.push(response.status());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut flood_statuses = Vec::new();
+    for worker in flood {
+        flood_statuses.extend(worker.await.unwrap());
+    }
+    let count = |statuses: &[StatusCode]| {
+        let mut counts = std::collections::BTreeMap::<u16, usize>::new();
+        for s in statuses {
+            *counts.entry(s.as_u16()).or_default() += 1;
+        }
+        counts
+    };
+    latencies.sort();
+    println!(
+        "flooder (203.0.113.66, {workers} at once): {:?}; admin (192.0.2.10): {:?}; admin latency min {:?} median {:?} max {:?}",
+        count(&flood_statuses),
+        count(&admin_statuses),
+        latencies[0],
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    assert!(
+        admin_statuses.iter().all(|s| *s == StatusCode::OK),
+        "every admin login succeeds: {:?}",
+        count(&admin_statuses)
+    );
+    let flood_ok = flood_statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert!(
+        flood_ok <= 9,
+        "the account's budget of 10 a minute, one spent by the helper: {flood_ok}"
+    );
+    assert!(
+        flood_statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "the flood is budgeted: {:?}",
+        count(&flood_statuses)
+    );
 }
