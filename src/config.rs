@@ -145,7 +145,7 @@ pub struct Settings {
 
     /// Successful logins one client address may make per minute, across its accounts:
     /// generous, as an office behind one NAT signs in at the start of a shift.
-    #[arg(long, env = "LOGINS_PER_IP_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 60, global = true)]
+    #[arg(long, env = "LOGINS_PER_IP_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 300, global = true)]
     pub logins_per_ip_per_minute: u32,
 
     /// Percentage of the password hashing queue's places (running or waiting) one client
