@@ -118,8 +118,11 @@ impl Gate {
 
     /// A successful login spends the email's and the address's budgets (checked and
     /// spent at once: logins verified side by side cannot overspend them; over either,
-    /// no session is made) and forgets the email's failures from that address.
+    /// no session is made) and forgets the email's failures from that address. The
+    /// address's budget is looked at first, so a login its address is refused does not
+    /// spend the account's.
     pub fn spend_login_success(&self, ip: &str, email: &str) -> Result<()> {
+        self.successes_by_client.check(ip).map_err(too_many_sign_ins)?;
         self.successes_by_email.try_record(email).map_err(too_many_sign_ins)?;
         self.successes_by_client.try_record(ip).map_err(too_many_sign_ins)?;
         self.failures_by_email.clear(&email_key(ip, email));
