@@ -11,7 +11,7 @@ export const live = new EventTarget();
 const TOPICS = ["payments", "accounts", "jobs", "stats"];
 // How many recent event ids are remembered to drop one delivered twice.
 const REMEMBERED = 500;
-const state = { socket: null, lastId: null, seen: new Set(), retry: 1000, stopped: true, connected: false };
+const state = { socket: null, lastId: null, replayFrom: null, seen: new Set(), retry: 1000, stopped: true, connected: false };
 
 // Whether an event id is new; remembers it.
 function fresh(id) {
@@ -30,6 +30,13 @@ function send(message) {
   if (state.socket?.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify(message));
 }
 
+// A catch-up from `since`; remembered so that a replay refused for the user's budget
+// can be asked for again when the server says.
+function replay(since) {
+  state.replayFrom = since;
+  send({ event: "replay", data: { since } });
+}
+
 function connect() {
   if (state.stopped || !accessToken()) return;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -44,14 +51,21 @@ function connect() {
       if (!state.connected) {
         state.connected = true;
         send({ event: "subscribe", data: { topics: TOPICS } });
-        if (state.lastId !== null) send({ event: "replay", data: { since: state.lastId } });
+        if (state.lastId !== null) replay(state.lastId);
         emit("status", { connected: true });
       }
       return;
     }
     if (event.event === "replay.done") {
       emit("replayed", event.data);
-      if (event.data.more) send({ event: "replay", data: { since: event.data.until } });
+      if (event.data.more) replay(event.data.until);
+      return;
+    }
+    if (event.event === "error" && event.data?.code === "rate_limited") {
+      const since = state.replayFrom;
+      setTimeout(() => {
+        if (state.socket === socket && state.connected) replay(since);
+      }, (event.data.retry_after ?? 5) * 1000);
       return;
     }
     // Delivery is at least once: drop what was already seen.

@@ -219,6 +219,16 @@ pub struct Settings {
     #[arg(long, env = "WS_PING_SECS", default_value_t = 20, global = true)]
     pub ws_ping_secs: u64,
 
+    /// Messages one WebSocket may send per second (twice that in a burst); a socket that
+    /// sends more is closed with 4429.
+    #[arg(long, env = "WS_MESSAGES_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 10, global = true)]
+    pub ws_messages_per_second: u32,
+
+    /// Catch-up replays one user may ask for per minute, across their sockets; more are
+    /// answered with an `error` event saying when to try again.
+    #[arg(long, env = "WS_REPLAYS_PER_MINUTE", value_parser = clap::value_parser!(u32).range(1..), default_value_t = 30, global = true)]
+    pub ws_replays_per_minute: u32,
+
     /// Largest JSON request body accepted, in bytes.
     #[arg(long, env = "MAX_JSON_BODY_BYTES", default_value_t = 1024 * 1024, global = true)]
     pub max_json_body_bytes: u64,

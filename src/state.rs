@@ -1,11 +1,13 @@
 //! State shared by every handler: the pool, the index, settings, the events, the
 //! payment writer, the authentication gate and the request quotas.
 use std::sync::Arc;
+use std::time::Duration;
 
 use phonenumber::country;
 use sqlx::PgPool;
 
 use crate::auth::gate::Gate;
+use crate::auth::rate_limit::RateLimiter;
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::events::Events;
@@ -32,6 +34,8 @@ struct Inner {
     payment_writer: PaymentWriter,
     /// One permit per spreadsheet being received and read ([`Settings::import_concurrency`]).
     import_slots: Arc<tokio::sync::Semaphore>,
+    /// Catch-up replays per user ([`Settings::ws_replays_per_minute`]).
+    ws_replays: RateLimiter,
 }
 
 impl AppState {
@@ -48,6 +52,7 @@ impl AppState {
         let quotas = Quotas::new(&settings, namespace)?;
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let settings_import_concurrency = settings.import_concurrency;
+        let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
         let inner = Inner {
             events,
             gate,
@@ -59,6 +64,7 @@ impl AppState {
             sync_metrics: Arc::new(SyncMetrics::default()),
             payment_writer,
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
+            ws_replays,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -66,6 +72,11 @@ impl AppState {
     /// The slots spreadsheets are read in, so that all imports together stay bounded.
     pub fn import_slots(&self) -> &Arc<tokio::sync::Semaphore> {
         &self.inner.import_slots
+    }
+
+    /// Each user's budget of WebSocket catch-up replays, in this process.
+    pub fn ws_replays(&self) -> &RateLimiter {
+        &self.inner.ws_replays
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -352,3 +352,120 @@ async fn sixteen_spreadsheet_bombs_at_once_stay_within_the_import_slots() {
         peak.saturating_sub(idle) / 1024
     );
 }
+
+/// Median of a few ordinary reads: a viewer's first page of accounts, from another
+/// address than the attacker's.
+async fn ordinary_reads(server: &Server, token: &str) -> Duration {
+    let client = reqwest::Client::builder()
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut took = Vec::new();
+    for _ in 0..40 {
+        let started = Instant::now();
+        let answer = client
+            .get(server.url("/api/v1/accounts?page_size=25"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("an ordinary read is answered");
+        assert_eq!(answer.status(), 200);
+        answer.bytes().await.unwrap();
+        took.push(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    took.sort();
+    took[took.len() / 2]
+}
+
+/// One attacking socket: signs in, subscribes, and asks for `replay since 0` again as
+/// soon as each answer ends, reconnecting when it is closed, until `until`. Returns
+/// (replays answered, replays refused, sockets closed on it).
+async fn replay_flood(server: SocketAddr, token: String, until: Instant) -> (u32, u32, u32) {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let message = |event: &str, data: serde_json::Value| Message::text(serde_json::json!({"event": event, "data": data}).to_string());
+    let (mut answered, mut refused, mut closed) = (0, 0, 0);
+    while Instant::now() < until {
+        let Ok((mut socket, _)) = tokio_tungstenite::connect_async(format!("ws://{server}/api/v1/ws")).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = socket.send(message("auth", serde_json::json!({"token": token}))).await;
+        let _ = socket
+            .send(message("subscribe", serde_json::json!({"topics": ["payments", "accounts"]})))
+            .await;
+        let _ = socket.send(message("replay", serde_json::json!({"since": 0}))).await;
+        while Instant::now() < until {
+            match tokio::time::timeout(Duration::from_secs(5), socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    let done = text.contains("\"replay.done\"");
+                    let error = text.contains("\"error\"");
+                    answered += u32::from(done);
+                    refused += u32::from(error);
+                    if (done || error) && socket.send(message("replay", serde_json::json!({"since": 0}))).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) | Err(_) => break,
+            }
+        }
+        closed += 1;
+    }
+    (answered, refused, closed)
+}
+
+/// Issue 44, item 4: a user who may read nothing, replaying `since 0` on eight sockets
+/// as fast as the server answers, made a viewer's ordinary reads 20x slower. Replays
+/// now cost what the user may see, are budgeted per user, and a socket's messages are
+/// paced; ordinary reads stay within a few times their quiet latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_on_eight_sockets_do_not_slow_ordinary_reads() {
+    let server = Server::start(&[]).await;
+    let pool = sqlx::PgPool::connect(&server.database).await.unwrap();
+    sqlx::query("INSERT INTO events (kind, topics, data) SELECT 'payment.created', '{payments}', '{\"note\": \"x\"}' FROM generate_series(1, 200000)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM event_queue")
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the relay publishes the seeded events within 120 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let viewer = server.token("viewer").await;
+    let attacker = server.token("pending").await;
+    let quiet = ordinary_reads(&server, &viewer).await;
+    let until = Instant::now() + Duration::from_secs(12);
+    let sockets: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(replay_flood(server.address, attacker.clone(), until)))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let attacked = ordinary_reads(&server, &viewer).await;
+    let mut totals = (0, 0, 0);
+    for socket in sockets {
+        let (answered, refused, closed) = socket.await.unwrap();
+        totals = (totals.0 + answered, totals.1 + refused, totals.2 + closed);
+    }
+    println!(
+        "ordinary read median {:.1} ms quiet, {:.1} ms while 8 sockets replay since 0 over 200,000 events \
+         ({} replays answered, {} refused, {} sockets closed)",
+        quiet.as_secs_f64() * 1000.0,
+        attacked.as_secs_f64() * 1000.0,
+        totals.0,
+        totals.1,
+        totals.2
+    );
+    assert!(totals.0 + totals.1 > 30, "the attack ran: {totals:?}");
+    assert!(totals.0 <= 30, "at most a minute's budget of replays is answered: {totals:?}");
+    assert!(
+        attacked <= quiet * 4 + Duration::from_millis(20),
+        "ordinary reads slowed from {quiet:?} to {attacked:?}"
+    );
+}

@@ -3,7 +3,12 @@
 //! Authentication: `Authorization: Bearer` on the upgrade request, or a first message
 //! `{"event": "auth", "data": {"token": "..."}}` within 5 s (never a token in the URL).
 //! Close codes: 4401 authentication missing, invalid or expired; 4403 session revoked;
-//! 1008 slow consumer; 1001 server shutting down or peer gone silent.
+//! 4429 too many messages; 1008 slow consumer; 1001 server shutting down or peer gone
+//! silent.
+//!
+//! What one user can cost: a socket's messages are paced ([`Pace`], `WS_MESSAGES_PER_SECOND`),
+//! a user's replays are budgeted across their sockets (`WS_REPLAYS_PER_MINUTE`), and a
+//! replay reads only the events the user may see ([`events::replay`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -29,11 +34,12 @@ use warp::reply::{Reply, Response};
 
 use crate::domain::event::{Event, valid_topic};
 use crate::domain::principal::Principal;
+use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::events::Outgoing;
 use crate::http::headers;
 use crate::state::AppState;
-use crate::store::events;
+use crate::store::events::{self, Audience};
 use crate::telemetry::metrics;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);
@@ -48,6 +54,8 @@ pub const SEND_BUFFER: usize = 256;
 const SEND_WAIT: Duration = Duration::from_secs(5);
 /// Most events one catch-up request returns.
 const REPLAY_LIMIT: i64 = 1000;
+/// Most topics one socket may subscribe to.
+const MAX_TOPICS: usize = 200;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 const DEMO_PAGE: &str = include_str!("../../static/ws-test.html");
@@ -214,6 +222,40 @@ struct Session {
     /// rather than send them twice.
     first_live: Option<i64>,
     out: mpsc::Sender<Message>,
+    pace: Pace,
+}
+
+/// A socket's allowance of incoming messages: a token bucket holding up to twice the
+/// rate per second, so a client may burst (auth, subscribe, replay at once) but not keep
+/// the server busy reading and answering.
+struct Pace {
+    per_second: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl Pace {
+    fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
+        Pace {
+            per_second,
+            tokens: per_second * 2.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Spends one message; false when the allowance is used up.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.per_second * 2.0);
+        self.last = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// Writes queued messages to the socket; a close frame jumps the queue.
@@ -254,6 +296,7 @@ impl Session {
         let mut hub = state.events().subscribe();
         let mut closing = state.events().closing();
         let ping_every = Duration::from_secs(state.settings().ws_ping_secs.max(1));
+        let pace = Pace::new(state.settings().ws_messages_per_second);
         let mut session = Session {
             state,
             authed: None,
@@ -261,6 +304,7 @@ impl Session {
             replayed: HashSet::new(),
             first_live: None,
             out,
+            pace,
         };
         let mut ending = match authed {
             Some(authed) => session.accept(authed).await.err(),
@@ -281,7 +325,11 @@ impl Session {
                 message = incoming.next() => match message {
                     Some(Ok(message)) => {
                         last_heard = Instant::now();
-                        session.on_message(message).await.err()
+                        if session.pace.take() {
+                            session.on_message(message).await.err()
+                        } else {
+                            Some(Closing(4429, "too many messages"))
+                        }
                     }
                     Some(Err(_)) | None => Some(Closing(1000, "")),
                 },
@@ -386,25 +434,53 @@ impl Session {
                 json!({"message": "topics must be a list of account:{id}, payments, accounts, jobs, stats", "invalid": invalid}),
             );
         }
+        let mut after = self.topics.clone();
         for topic in topics {
             if add {
-                self.topics.insert(topic);
+                after.insert(topic);
             } else {
-                self.topics.remove(&topic);
+                after.remove(&topic);
             }
         }
+        if after.len() > MAX_TOPICS {
+            return self.reply(
+                "error",
+                json!({"message": format!("a socket may subscribe to at most {MAX_TOPICS} topics"), "topics": after.len()}),
+            );
+        }
+        self.topics = after;
         let mut current: Vec<&String> = self.topics.iter().collect();
         current.sort();
         self.reply("subscribed", json!({"topics": current}))
     }
 
     /// Sends what this client may see that was committed after `since` and before the
-    /// first event it was sent live, in order.
+    /// first event it was sent live, in order, if its user has replays left this minute.
     async fn replay(&mut self, data: &Value) -> std::result::Result<(), Closing> {
         let Some(since) = data.get("since").and_then(Value::as_i64) else {
             return self.reply("error", json!({"message": "replay needs data.since (an event id)"}));
         };
-        let missed = match events::between(self.state.pool(), since, self.first_live, REPLAY_LIMIT).await {
+        let Some(authed) = &self.authed else { return Ok(()) };
+        let principal = &authed.principal;
+        if let Err(wait) = self.state.ws_replays().try_record(&principal.user_id.to_string()) {
+            let retry_after = wait.as_secs() + 1;
+            let limit = self.state.settings().ws_replays_per_minute;
+            return self.reply(
+                "error",
+                json!({"message": format!("too many replays ({limit} a minute per user); try again in {retry_after} s"),
+                       "code": "rate_limited", "retry_after": retry_after}),
+            );
+        }
+        let topics: Vec<String> = if principal.can(Action::ReadAccounts) {
+            self.topics.iter().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let audience = Audience {
+            user_id: principal.user_id,
+            topics: &topics,
+        };
+        let missed = match events::replay(self.state.pool(), &audience, since, self.first_live, REPLAY_LIMIT).await {
             Ok(missed) => missed,
             Err(err) => {
                 tracing::warn!(error = %err, "event replay failed");

@@ -112,18 +112,35 @@ pub async fn vacuum_queue(conn: &mut PgConnection) -> Result<()> {
     Ok(())
 }
 
-/// Committed events after `after` and before `before` (when given), oldest first (a
-/// reconnecting client's catch-up).
-pub async fn between(pool: &PgPool, after: i64, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+/// Who a replay is for: events addressed to `user_id`, and events of `topics` that
+/// no one user is addressed by (empty for a role that may not read accounts).
+pub struct Audience<'a> {
+    pub user_id: Uuid,
+    pub topics: &'a [String],
+}
+
+/// Committed events `audience` may see, after `after` and before `before` (when given),
+/// oldest first: a reconnecting client's catch-up. The query reads what it returns, not
+/// the log (migration `0024`): the user's own events through their index, the topics'
+/// through the topics index or the primary key, whichever the planner finds cheaper.
+pub async fn replay(pool: &PgPool, audience: &Audience<'_>, after: i64, before: Option<i64>, limit: i64) -> Result<Vec<Event>> {
+    const RANGE: &str = "id > $1 AND ($2::bigint IS NULL OR id < $2)";
+    let own = format!("SELECT {COLUMNS} FROM events WHERE user_id = $3 AND {RANGE} ORDER BY id LIMIT $5");
+    let sql = if audience.topics.is_empty() {
+        own
+    } else {
+        let shared = format!("SELECT {COLUMNS} FROM events WHERE user_id IS NULL AND topics && $4 AND {RANGE} ORDER BY id LIMIT $5");
+        format!("SELECT * FROM (({own}) UNION ALL ({shared})) e ORDER BY id LIMIT $5")
+    };
     let mut conn = pool.acquire().await?;
-    let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM events WHERE id > $1 AND ($2::bigint IS NULL OR id < $2) ORDER BY id LIMIT $3"
-    )))
-    .bind(after)
-    .bind(before)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query_as::<_, EventRow>(sqlx::AssertSqlSafe(sql))
+        .bind(after)
+        .bind(before)
+        .bind(audience.user_id)
+        .bind(audience.topics)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
     mark_deleted_accounts(&mut conn, &mut events).await?;
     Ok(events)

@@ -691,3 +691,109 @@ async fn events_of_deleted_accounts_reach_only_who_may_read_them() {
     let hidden = expect(&mut managing, "payment.updated", |_| true).await;
     assert_eq!(hidden["data"]["id"], secret["id"]);
 }
+
+/// Issue 44, item 4: a user with no read rights replaying `since 0` on eight sockets made
+/// ordinary reads 20x slower, each replay reading a thousand rows of other people's
+/// events to send none. A replay now reads what its user may see: here nothing, found in
+/// one round (`more` false), where the old query stopped after the first thousand rows
+/// of the log and told the client to ask again from there.
+#[tokio::test]
+async fn a_replay_reads_only_what_its_user_may_see() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let pending = app.user(Role::Pending).await;
+    sqlx::query("INSERT INTO events (kind, topics) SELECT 'payment.created', '{payments}' FROM generate_series(1, 2500)")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let own: i64 = sqlx::query_scalar("INSERT INTO events (kind, user_id) VALUES ('notification.created', $1) RETURNING id")
+        .bind(pending.id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    published(&app).await;
+
+    let mut socket = authed(&app, &pending.token, &["payments"]).await;
+    send(&mut socket, "replay", json!({"since": 0})).await;
+    let done = expect(&mut socket, "replay.done", |_| true).await;
+    assert_eq!(done["data"]["more"], false, "{done}");
+    assert_eq!(done["data"]["sent"], 1, "only their own notification: {done}");
+    assert_eq!(done["data"]["until"], own, "{done}");
+
+    // A reader's replay pages through the topics it subscribed to.
+    let mut reading = authed(&app, &manager.token, &["payments"]).await;
+    send(&mut reading, "replay", json!({"since": 0})).await;
+    let first = replayed(&mut reading).await;
+    assert_eq!(first.len(), 1000);
+    assert!(first.iter().all(|e| e["event"] == "payment.created"), "no one else's notification");
+}
+
+/// A socket that keeps sending is closed with 4429 once its allowance (twice the
+/// per-second rate in a burst) is spent; another socket of the same user is untouched.
+#[tokio::test]
+async fn a_socket_that_floods_messages_is_closed_with_4429() {
+    let app = spawn_app_with(|s| s.ws_messages_per_second = 5).await;
+    let viewer = app.user(Role::Viewer).await;
+    let mut calm = authed(&app, &viewer.token, &[]).await;
+    let mut flooding = authed(&app, &viewer.token, &[]).await;
+    // A burst within the allowance (10, less the auth) is answered in full.
+    for _ in 0..8 {
+        send(&mut flooding, "ping", Value::Null).await;
+    }
+    for _ in 0..8 {
+        expect(&mut flooding, "pong", |_| true).await;
+    }
+    for _ in 0..60 {
+        if flooding.send(Message::text(json!({"event": "ping"}).to_string())).await.is_err() {
+            break;
+        }
+    }
+    assert_eq!(closed(&mut flooding).await, (4429, "too many messages".to_owned()));
+    send(&mut calm, "ping", Value::Null).await;
+    expect(&mut calm, "pong", |_| true).await;
+}
+
+/// Replays are budgeted per user across their sockets: the budget spent on one socket
+/// is spent for the other, the refusal says when to try again, and other users keep
+/// theirs.
+#[tokio::test]
+async fn replays_are_budgeted_per_user_across_sockets() {
+    let app = spawn_app_with(|s| s.ws_replays_per_minute = 3).await;
+    let viewer = app.user(Role::Viewer).await;
+    let other = app.user(Role::Viewer).await;
+    let mut first = authed(&app, &viewer.token, &["payments"]).await;
+    let mut second = authed(&app, &viewer.token, &["payments"]).await;
+    for turn in 0..3 {
+        let socket = if turn == 1 { &mut second } else { &mut first };
+        send(socket, "replay", json!({"since": 0})).await;
+        replayed(socket).await;
+    }
+    send(&mut second, "replay", json!({"since": 0})).await;
+    let refused = expect(&mut second, "error", |_| true).await;
+    assert_eq!(refused["data"]["code"], "rate_limited", "{refused}");
+    let retry_after = refused["data"]["retry_after"].as_u64().unwrap();
+    assert!((1..=61).contains(&retry_after), "{refused}");
+    send(&mut second, "ping", Value::Null).await;
+    expect(&mut second, "pong", |_| true).await;
+
+    let mut others = authed(&app, &other.token, &["payments"]).await;
+    send(&mut others, "replay", json!({"since": 0})).await;
+    replayed(&mut others).await;
+}
+
+/// A socket's topics are bounded, so a subscription cannot grow a session without end.
+#[tokio::test]
+async fn a_socket_subscribes_to_at_most_two_hundred_topics() {
+    let app = spawn_app().await;
+    let viewer = app.user(Role::Viewer).await;
+    let mut socket = authed(&app, &viewer.token, &[]).await;
+    let topics: Vec<String> = (0..150).map(|_| format!("account:{}", Uuid::new_v4())).collect();
+    send(&mut socket, "subscribe", json!({"topics": topics})).await;
+    expect(&mut socket, "subscribed", |m| m["data"]["topics"].as_array().unwrap().len() == 150).await;
+    let more: Vec<String> = (0..51).map(|_| format!("account:{}", Uuid::new_v4())).collect();
+    send(&mut socket, "subscribe", json!({"topics": more})).await;
+    let refused = expect(&mut socket, "error", |_| true).await;
+    assert!(refused["data"]["message"].as_str().unwrap().contains("at most 200"), "{refused}");
+    send(&mut socket, "subscribe", json!({"topics": ["payments"]})).await;
+    expect(&mut socket, "subscribed", |m| m["data"]["topics"].as_array().unwrap().len() == 151).await;
+}
