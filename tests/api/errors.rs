@@ -127,7 +127,7 @@ async fn health_endpoints_answer() {
     // Closing waits for connections the sync worker holds; the pool refuses new ones at once.
     let pool = app.pool.clone();
     tokio::spawn(async move { pool.close().await });
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    crate::helpers::eventually("the pool is closed", || async { app.pool.is_closed() }).await;
     for path in ["/health/ready", "/health"] {
         let down = app.request(reqwest::Method::GET, path, None).send().await.unwrap();
         assert_problem(down, StatusCode::SERVICE_UNAVAILABLE, "service_unavailable").await;

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub settings: Settings,
     shutdown: Option<oneshot::Sender<()>>,
+    /// The server's task: it ends when the server and its workers have stopped.
+    server: Option<tokio::task::JoinHandle<()>>,
     owns_data_dir: bool,
 }
 
@@ -128,7 +130,7 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
     let pool = app.state().pool().clone();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async move {
+    let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -139,6 +141,7 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
         pool,
         settings,
         shutdown: Some(tx),
+        server: Some(server),
         owns_data_dir,
     }
 }
@@ -276,12 +279,18 @@ impl TestApp {
 }
 
 impl TestApp {
-    /// Stops the server and its sync worker, keeping its database and data dir.
+    /// Stops the server and its sync worker and waits until they have, keeping the
+    /// database and data dir.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(30), server)
+                .await
+                .expect("the server stops within 30 s")
+                .expect("the server's task ends without panicking");
+        }
     }
 }
 

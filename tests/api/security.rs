@@ -246,12 +246,17 @@ async fn csv_exports_start_no_formula_in_semicolon_locales() {
     });
     let created = app.post("/api/v1/accounts?wait_for=indexed", Some(&manager.token), &body).await;
     assert_eq!(created.status(), StatusCode::CREATED, "{}", created.text().await.unwrap());
-    let csv = app
-        .get("/api/v1/accounts/export?format=csv", &manager.token)
-        .await
-        .text()
-        .await
-        .unwrap();
+    let export = app.get("/api/v1/accounts/export?format=csv", &manager.token).await;
+    assert_eq!(export.status(), StatusCode::OK);
+    let csv = export.text().await.unwrap();
+    let rows = read_csv_as(&csv, ',');
+    let crafted: Vec<&Vec<String>> = rows.iter().filter(|row| row.iter().any(|c| c.contains("Acme"))).collect();
+    assert_eq!(crafted.len(), 1, "the crafted account is exported: {csv}");
+    assert!(
+        crafted[0].iter().any(|c| c == "Acme;'=1+1"),
+        "its name is there, neutralised: {:?}",
+        crafted[0]
+    );
     for delimiter in [',', ';'] {
         for row in read_csv_as(&csv, delimiter) {
             for cell in row {
@@ -1064,9 +1069,10 @@ async fn one_address_flooding_good_logins_does_not_keep_an_admin_out() {
     let threads = (std::thread::available_parallelism().map_or(2, usize::from) / 2).max(1);
     let workers = threads * 65 + 32;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let flood: Vec<_> = (0..workers)
         .map(|_| {
-            let (api, email, stop) = (app.api(), flooder.email.clone(), stop.clone());
+            let (api, email, stop, answered) = (app.api(), flooder.email.clone(), stop.clone(), answered.clone());
             tokio::spawn(async move {
                 let mut statuses = Vec::new();
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -1078,6 +1084,7 @@ async fn one_address_flooding_good_logins_does_not_keep_an_admin_out() {
                         .await
                         .unwrap();
                     statuses.push(response.status());
+                    answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     if response.status() != StatusCode::OK {
                         // Retry-After is ignored, but the flood does not spin.
                         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -1087,7 +1094,11 @@ async fn one_address_flooding_good_logins_does_not_keep_an_admin_out() {
             })
         })
         .collect();
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The flood is under way: every worker's first request has been answered, on average.
+    crate::helpers::eventually("the flood is answered", || async {
+        answered.load(std::sync::atomic::Ordering::Relaxed) >= workers
+    })
+    .await;
     let mut admin_statuses = Vec::new();
     let mut latencies = Vec::new();
     for _ in 0..8 {
