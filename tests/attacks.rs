@@ -12,6 +12,8 @@ mod bombs;
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -381,8 +383,9 @@ async fn ordinary_reads(server: &Server, token: &str) -> Duration {
 
 /// One attacking socket: signs in, subscribes, and asks for `replay since 0` again as
 /// soon as each answer ends, reconnecting when it is closed, until `until`. Returns
-/// (replays answered, replays refused, sockets closed on it).
-async fn replay_flood(server: SocketAddr, token: String, until: Instant) -> (u32, u32, u32) {
+/// (replays answered, replays refused, sockets closed on it); `answers` counts the
+/// answers of every attacking socket as they come.
+async fn replay_flood(server: SocketAddr, token: String, until: Instant, answers: Arc<AtomicU32>) -> (u32, u32, u32) {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let message = |event: &str, data: serde_json::Value| Message::text(serde_json::json!({"event": event, "data": data}).to_string());
@@ -404,6 +407,7 @@ async fn replay_flood(server: SocketAddr, token: String, until: Instant) -> (u32
                     let error = text.contains("\"error\"");
                     answered += u32::from(done);
                     refused += u32::from(error);
+                    answers.fetch_add(u32::from(done || error), Ordering::Relaxed);
                     if (done || error) && socket.send(message("replay", serde_json::json!({"since": 0}))).await.is_err() {
                         break;
                     }
@@ -443,10 +447,15 @@ async fn replays_on_eight_sockets_do_not_slow_ordinary_reads() {
     let attacker = server.token("pending").await;
     let quiet = ordinary_reads(&server, &viewer).await;
     let until = Instant::now() + Duration::from_secs(12);
+    let answers = Arc::new(AtomicU32::new(0));
     let sockets: Vec<_> = (0..8)
-        .map(|_| tokio::spawn(replay_flood(server.address, attacker.clone(), until)))
+        .map(|_| tokio::spawn(replay_flood(server.address, attacker.clone(), until, answers.clone())))
         .collect();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The attack is under way once its sockets have been answered, on average, twice.
+    while answers.load(Ordering::Relaxed) < 16 {
+        assert!(Instant::now() < until, "the attacking sockets were answered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let attacked = ordinary_reads(&server, &viewer).await;
     let mut totals = (0, 0, 0);
     for socket in sockets {
