@@ -1264,7 +1264,7 @@ async fn elastic() -> (ElasticIndex, String) {
     let pool = crate::helpers::fresh_pool().await;
     let index = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool)).unwrap();
     if let Err(e) = index.prepare().await {
-        panic!("the cluster at ELASTICSEARCH_URL could not be prepared: {e}");
+        panic!("the cluster at ELASTICSEARCH_URL could not be prepared: {e:#}");
     }
     (index, settings.elasticsearch_index_prefix)
 }
