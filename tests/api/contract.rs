@@ -1364,12 +1364,19 @@ macro_rules! scripted_contract {
 }
 
 /// The cases whose queries the scripted cluster evaluates (filters, sorts, cursors,
-/// facets; not full-text matching or relevance), so the backend's requests meet the
+/// facets, statistics; not full-text matching or relevance), so the backend's requests meet the
 /// cluster's rules and its reading of answers meets answers shaped as Elasticsearch's.
 /// (`ranked_ids_page_as_search_does` pages 40,000 documents hundreds of times: too many
 /// for a cluster that scans every document per search.)
 mod scripted_backend {
-    scripted_contract!(filters_and_buckets, sort_and_cursor, facets, contact_filter_and_queue_tiers);
+    scripted_contract!(
+        filters_and_buckets,
+        sort_and_cursor,
+        facets,
+        contact_filter_and_queue_tiers,
+        money_sums_stay_exact_past_two_to_the_53,
+        payment_stats_follow_local_days
+    );
 }
 
 /// What only a real cluster can show: the start-up checks, a race between processes and
