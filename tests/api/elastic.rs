@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 use crate::helpers::{eventually, fresh_pool, spawn_app_with};
 use crate::scripted_es::{Indices, ScriptedEs, bulk_response, error};
+use crate::scripted_search::{self, Doc};
 
 const REFERENCE: &str = "https://www.elastic.co/guide/en/elasticsearch/reference/8.19/";
 
@@ -189,17 +190,29 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/elastic")
 }
 
+/// With `UPDATE_GOLDEN` set, writes a golden file and fails the test: a rewritten
+/// fixture proves nothing until someone has read its diff, so a run that rewrites
+/// fixtures (a CI run with the variable set among them) cannot pass.
+fn rewrite_golden(path: &Path, content: &Value) {
+    if std::env::var_os("UPDATE_GOLDEN").is_none() {
+        return;
+    }
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, serde_json::to_string_pretty(content).unwrap() + "\n").unwrap();
+    panic!(
+        "UPDATE_GOLDEN is set: rewrote {}; review the diff (git diff) against the reference page it names, \
+         then run the tests again without UPDATE_GOLDEN",
+        path.display()
+    );
+}
+
 /// Compares a request with its checked-in fixture. The fixture's name ends with the
 /// page of the Elasticsearch 8 reference it was reviewed against; `UPDATE_GOLDEN=1`
-/// rewrites it (review the diff before committing).
+/// rewrites it and fails (review the diff, then run again without it).
 fn golden(name: &str, reference: &str, request: Call) {
     let path = fixtures().join(format!("{name}.{reference}.json"));
     let actual = json!({ "reference": format!("{REFERENCE}{reference}.html"), "request": request.to_json() });
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::create_dir_all(fixtures()).unwrap();
-        std::fs::write(&path, serde_json::to_string_pretty(&actual).unwrap() + "\n").unwrap();
-        return;
-    }
+    rewrite_golden(&path, &actual);
     let expected: Value = serde_json::from_str(
         &std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display())),
     )
@@ -748,14 +761,14 @@ fn every_template_and_kibana_object_is_valid() {
 }
 
 /// The role an operator applies is the one `arrears doctor` checks for
-/// (`UPDATE_GOLDEN=1` rewrites the file).
+/// (`UPDATE_GOLDEN=1` rewrites the file and fails). Whether the role grants what the
+/// backend's requests need is the scripted cluster's to check: it allows each request
+/// only what this file grants (`scripted_es::role_allows`).
 #[test]
 fn the_role_file_grants_what_the_doctor_checks() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("index-templates/elasticsearch-role.json");
     let role = arrears::search::elastic::doctor::role(&Names::new("arrears"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, serde_json::to_string_pretty(&role).unwrap() + "\n").unwrap();
-    }
+    rewrite_golden(&path, &role);
     let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(file, role, "{} differs from doctor::role", path.display());
 }
@@ -1365,8 +1378,8 @@ fn alias_listing(names: Vec<(&String, &BTreeSet<String>)>) -> Value {
 }
 
 /// Answers a call the way the index, alias, bulk, search and point-in-time APIs
-/// document it, over the cluster's indices (enough for a rebuild's orchestration and
-/// scans; every search matches nothing).
+/// document it, over the cluster's indices and the documents it was sent (searches
+/// are answered by `scripted_search`).
 pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut Indices) -> (u16, Value) {
     let path = r.route().to_owned();
     let ack = json!({ "acknowledged": true });
@@ -1408,33 +1421,7 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
             200,
             json!({ "name": "scripted", "cluster_name": "scripted", "version": { "number": "8.19.0" }, "tagline": "You Know, for Search" }),
         ),
-        "security.has_privileges" => {
-            let asked = r.json();
-            let held = |list: &Value| -> Value {
-                list.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| (p.as_str().unwrap().to_owned(), json!(true)))
-                    .collect::<serde_json::Map<_, _>>()
-                    .into()
-            };
-            let index: serde_json::Map<String, Value> = asked["index"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|entry| {
-                    entry["names"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|n| (n.as_str().unwrap().to_owned(), held(&entry["privileges"])))
-                })
-                .collect();
-            (
-                200,
-                json!({ "username": "scripted", "has_all_requested": true, "cluster": held(&asked["cluster"]), "index": index, "application": {} }),
-            )
-        }
+        "security.has_privileges" => (200, crate::scripted_es::Role::shipped().has_privileges(&r.json())),
         "indices.put_settings" => (200, ack),
         "cluster.health" => (200, cluster_health("green", 0)),
         // Every index this scripted cluster holds was made by this build's templates
@@ -1464,25 +1451,78 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         }
         "cluster.get_settings" => (200, cluster_settings(&[])),
         "nodes.stats" => (200, node_disk(100 << 30, 60 << 30)),
+        // The server stores each item it accepts and refuses stale external versions
+        // (`scripted_es::apply_bulk_items`).
         "bulk" => (200, bulk_response(&vec![201; r.lines().len() / 2])),
-        "indices.refresh" | "count" | "open_point_in_time" => {
+        "indices.refresh" | "open_point_in_time" => {
             let name = name_of(&path);
             if !resolves(cluster, &name) {
                 return missing(&name);
             }
             match r.api() {
                 "indices.refresh" => (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } })),
-                "count" => (
-                    200,
-                    json!({ "count": 0, "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
-                ),
                 _ => (
                     200,
                     json!({ "id": format!("pit-of-{name}"), "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
                 ),
             }
         }
-        "search" => (200, search_response(0, &[])),
+        "search" | "count" => {
+            let body = r.json();
+            let name = match body.pointer("/pit/id").and_then(Value::as_str) {
+                Some(pit) => pit.trim_start_matches("pit-of-").to_owned(),
+                None => name_of(&path),
+            };
+            let found = cluster.resolve(&name);
+            if found.is_empty() && !name.contains('*') {
+                return missing(&name);
+            }
+            let docs: Vec<Doc> = found
+                .iter()
+                .flat_map(|index| {
+                    cluster.docs.get(index).into_iter().flatten().map(move |(id, stored)| Doc {
+                        index,
+                        id,
+                        version: stored.version,
+                        source: &stored.source,
+                    })
+                })
+                .collect();
+            let entity = found
+                .first()
+                .and_then(|i| Names::new("arrears").entity_of(i))
+                .unwrap_or(Entity::Account);
+            let mappings = templates::mappings(entity);
+            if r.api() == "count" {
+                let body = json!({ "query": body.get("query").cloned().unwrap_or(json!({ "match_all": {} })), "size": 0, "track_total_hits": true });
+                return match scripted_search::search(&body, &docs, &mappings) {
+                    Ok(answer) => (
+                        200,
+                        json!({ "count": answer["hits"]["total"]["value"], "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
+                    ),
+                    Err(refused) => refused,
+                };
+            }
+            match scripted_search::search(&body, &docs, &mappings) {
+                Ok(answer) => (200, answer),
+                Err(refused) => refused,
+            }
+        }
+        // `docs-get`: the version of a document, or `found: false`.
+        "get" => {
+            let mut parts = path.trim_start_matches('/').split('/');
+            let (name, id) = (parts.next().unwrap_or_default(), parts.nth(1).unwrap_or_default());
+            let Some(index) = cluster.write_index(name) else {
+                return missing(name);
+            };
+            match cluster.docs.get(&index).and_then(|docs| docs.get(id)) {
+                Some(stored) => (
+                    200,
+                    json!({ "_index": index, "_id": id, "_version": stored.version, "_seq_no": 0, "_primary_term": 1, "found": true }),
+                ),
+                None => (404, json!({ "_index": index, "_id": id, "found": false })),
+            }
+        }
         "close_point_in_time" => (200, json!({ "succeeded": true, "num_freed": 1 })),
         "indices.create" => {
             let index = name_of(&path);
@@ -1496,7 +1536,7 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
             cluster.insert(index.clone(), aliases);
             (200, json!({ "acknowledged": true, "shards_acknowledged": true, "index": index }))
         }
-        "indices.delete" => match cluster.remove(&name_of(&path)) {
+        "indices.delete" => match cluster.drop_index(&name_of(&path)) {
             Some(_) => (200, ack),
             None => missing(&name_of(&path)),
         },

@@ -29,6 +29,7 @@ mod promises;
 mod queue;
 mod rate_limits;
 mod scripted_es;
+mod scripted_search;
 mod search;
 mod security;
 mod security_rules;
