@@ -355,6 +355,8 @@ async fn auth_ok_names_the_latest_event_so_a_socket_that_saw_none_can_catch_up()
     let manager = app.user(Role::Manager).await;
     let account = app.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
     let before = pay(&app, &manager.token, &account, "1.00").await;
+    // Published before the sockets below open, so it cannot reach them live.
+    published(&app).await;
     let mut socket = connect(&app, None).await.unwrap();
     send(&mut socket, "auth", json!({"token": manager.token})).await;
     let ok = expect(&mut socket, "auth.ok", |_| true).await;
