@@ -36,3 +36,4 @@ mod stats;
 mod sync;
 mod users;
 mod ws;
+mod ws_lifecycle;
