@@ -91,6 +91,14 @@ impl AppState {
         &self.inner.events
     }
 
+    /// After `user_id`'s sessions were revoked or the user changed: this process reads
+    /// sessions from SQL again, and that user's open sockets, on every instance the
+    /// events reach, check theirs at once (4403 if revoked or disabled).
+    pub async fn sessions_changed(&self, user_id: uuid::Uuid) {
+        self.auth().forget_sessions();
+        self.events().sessions_changed(user_id).await;
+    }
+
     pub fn sync_metrics(&self) -> &Arc<SyncMetrics> {
         &self.inner.sync_metrics
     }

@@ -22,6 +22,9 @@ use crate::domain::event::Event;
 /// How many events a session may fall behind the hub before it is dropped as slow
 /// (the ring holds shared events, so this bounds memory for every session at once).
 const HUB_CAPACITY: usize = 16_384;
+/// The kind of the hint that a user's sessions changed (logout, disabled, new role):
+/// their sockets check their session at once. Never sent to a client.
+pub const SESSIONS_CHANGED: &str = "sessions.changed";
 /// `stats.updated` goes out at most this often.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
@@ -71,6 +74,21 @@ impl Events {
             return;
         }
         self.deliver_local(event);
+    }
+
+    /// Tells `user_id`'s sockets on every instance (through Redis when it is up, else on
+    /// this one) to check their session now.
+    pub async fn sessions_changed(&self, user_id: uuid::Uuid) {
+        self.publish(Event {
+            id: None,
+            kind: SESSIONS_CHANGED.into(),
+            user_id: Some(user_id),
+            topics: Vec::new(),
+            data: serde_json::Value::Null,
+            at: Utc::now(),
+            account_deleted: false,
+        })
+        .await;
     }
 
     /// `disabled`, `ok`, or `down` (delivering locally only).

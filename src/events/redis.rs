@@ -58,7 +58,14 @@ impl RedisLink {
             Err(_) => return false,
         };
         let mut publisher = self.publisher.clone();
-        let sent: Result<redis::RedisResult<usize>, _> = tokio::time::timeout(TIMEOUT, publisher.publish(&*self.channel, payload)).await;
+        let mut sent: Result<redis::RedisResult<usize>, _> =
+            tokio::time::timeout(TIMEOUT, publisher.publish(&*self.channel, &payload)).await;
+        // A connection that died while Redis was away fails its first command and
+        // reconnects in the background; the retry waits for the new connection. (Without
+        // it, the first event after Redis returns reached this instance only.)
+        if matches!(&sent, Ok(Err(err)) if err.is_connection_dropped() || err.is_io_error()) {
+            sent = tokio::time::timeout(TIMEOUT, publisher.publish(&*self.channel, &payload)).await;
+        }
         match sent {
             Ok(Ok(_)) => true,
             Ok(Err(err)) => {

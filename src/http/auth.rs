@@ -200,8 +200,8 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
                 .ok_or_else(|| Error::new(Code::RefreshTokenInvalid, "the user no longer exists"))?;
             token_response(&state, &user, session_id, new_token)
         }
-        Rotation::Reused => {
-            state.auth().forget_sessions();
+        Rotation::Reused { user_id } => {
+            state.sessions_changed(user_id).await;
             tracing::warn!("refresh token reused; session revoked");
             Err(Error::new(
                 Code::RefreshTokenReused,
@@ -221,8 +221,9 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
 /// Always 204: telling whether the token existed would help nobody but an attacker.
 #[tracing::instrument(skip_all)]
 async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
-    sessions::revoke_by_token(state.pool(), &hash_refresh_token(&body.refresh_token)).await?;
-    state.auth().forget_sessions();
+    if let Some(user_id) = sessions::revoke_by_token(state.pool(), &hash_refresh_token(&body.refresh_token)).await? {
+        state.sessions_changed(user_id).await;
+    }
     Ok(no_content())
 }
 

@@ -133,7 +133,7 @@ async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) 
     let row = update_user(state.pool(), &caller, id, body)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
-    state.auth().forget_sessions();
+    state.sessions_changed(id).await;
     tracing::info!(role = row.role, disabled = row.disabled, "user updated");
     Ok(api::json(StatusCode::OK, &UserView::from(&row)))
 }

@@ -2,9 +2,9 @@
 //!
 //! Authentication: `Authorization: Bearer` on the upgrade request, or a first message
 //! `{"event": "auth", "data": {"token": "..."}}` within 5 s (never a token in the URL).
-//! Close codes: 4401 authentication missing, invalid or expired; 4403 session revoked;
-//! 4429 too many messages; 1008 slow consumer; 1001 server shutting down or peer gone
-//! silent.
+//! Close codes: 4401 authentication missing, invalid or expired; 4403 session revoked
+//! (checked at once when the user's sessions change, and every 30 s); 4429 too many
+//! messages; 1008 slow consumer; 1001 server shutting down or peer gone silent.
 //!
 //! What one user can cost: a socket's messages are paced ([`Pace`], `WS_MESSAGES_PER_SECOND`),
 //! a user's replays are budgeted across their sockets (`WS_REPLAYS_PER_MINUTE`), and a
@@ -36,7 +36,7 @@ use crate::domain::event::{Event, valid_topic};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
-use crate::events::Outgoing;
+use crate::events::{Outgoing, SESSIONS_CHANGED};
 use crate::http::headers;
 use crate::state::AppState;
 use crate::store::events::{self, Audience};
@@ -507,6 +507,15 @@ impl Session {
 
     async fn on_event(&mut self, outgoing: &Arc<Outgoing>) -> std::result::Result<(), Closing> {
         let event = &outgoing.event;
+        if event.kind == SESSIONS_CHANGED {
+            let mine = self.authed.as_ref().is_some_and(|a| Some(a.principal.user_id) == event.user_id);
+            if !mine {
+                return Ok(());
+            }
+            // Another instance may have read the session before it changed.
+            self.state.auth().forget_sessions();
+            return self.recheck().await;
+        }
         if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
@@ -523,7 +532,9 @@ impl Session {
         }
     }
 
-    /// Logout, a disabled user or a role change apply to open sockets too.
+    /// Logout, a disabled user or a role change apply to open sockets too: at once on
+    /// the hint [`SESSIONS_CHANGED`], and every [`RECHECK_SESSION_EVERY`] for changes
+    /// no instance announced (Redis down, `psql`, the CLI).
     async fn recheck(&mut self) -> std::result::Result<(), Closing> {
         let Some(authed) = &self.authed else { return Ok(()) };
         match self.state.auth().authenticate(&authed.token).await {

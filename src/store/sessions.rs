@@ -72,8 +72,8 @@ pub async fn signed_in_from(pool: &PgPool, user_id: Uuid, client_address: &str, 
 pub enum Rotation {
     /// The token was current; it is now used and `new_hash` replaces it.
     Rotated { session_id: Uuid, user_id: Uuid },
-    /// The token had already been rotated: its whole family is now revoked.
-    Reused,
+    /// The token had already been rotated: its whole family (of `user_id`) is now revoked.
+    Reused { user_id: Uuid },
     /// Unknown token, or its session is revoked, expired or its user disabled.
     Invalid,
 }
@@ -106,7 +106,7 @@ pub async fn rotate(pool: &PgPool, old_hash: &[u8], new_hash: &[u8]) -> Result<R
     if claimed == 0 {
         revoke_in(&mut tx, session_id, "refresh token reused").await?;
         tx.commit().await?;
-        return Ok(Rotation::Reused);
+        return Ok(Rotation::Reused { user_id });
     }
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
         .bind(new_hash)
@@ -138,18 +138,18 @@ pub async fn revoke_all_of(conn: &mut sqlx::PgConnection, user_id: Uuid, reason:
     Ok(revoked)
 }
 
-/// Revokes the session a refresh token belongs to. Returns whether one was found.
+/// Revokes the session a refresh token belongs to. Returns its user, if one was found.
 #[tracing::instrument(skip_all)]
-pub async fn revoke_by_token(pool: &PgPool, token_hash: &[u8]) -> Result<bool> {
-    let revoked = sqlx::query(
+pub async fn revoke_by_token(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Uuid>> {
+    let user_id = sqlx::query_scalar(
         "UPDATE auth_sessions SET revoked_at = COALESCE(revoked_at, now()), revoked_reason = COALESCE(revoked_reason, 'logout')
-         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)",
+         WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)
+         RETURNING user_id",
     )
     .bind(token_hash)
-    .execute(pool)
-    .await?
-    .rows_affected();
-    Ok(revoked > 0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(user_id)
 }
 
 pub async fn revoke(pool: &PgPool, session_id: Uuid, reason: &str) -> Result<()> {

@@ -583,3 +583,76 @@ pub fn local(tz: chrono_tz::Tz, date: chrono::NaiveDate, h: u32, m: u32, s: u32)
         .unwrap_or_else(|| panic!("{date} {h}:{m}:{s} is ambiguous in {tz:?}"))
         .with_timezone(&chrono::Utc)
 }
+
+/// A child process running the `arrears` binary, as an operator runs it (settings from
+/// the environment only), killed when dropped.
+pub struct Arrears {
+    child: std::process::Child,
+}
+
+impl Arrears {
+    /// Runs `arrears <args>` on `settings`' database and data dir, with `env` on top.
+    pub fn start(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> Self {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"));
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", &settings.database_url)
+            .env("DATA_DIR", &settings.data_dir)
+            .env("SEARCH_BACKEND", "embedded")
+            .env("JWT_SECRET", settings.jwt_secret.as_deref().unwrap_or_default())
+            .env("METRICS", "false")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Self {
+            child: command.spawn().expect("the arrears binary starts"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("the child can be waited for").is_none()
+    }
+
+    /// Sends SIGTERM, as a service manager stopping it does.
+    pub fn terminate(&self) {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM was delivered");
+    }
+
+    /// Kills it at once (SIGKILL), as a crash does.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Its exit status, waiting up to 10 s for it to exit.
+    pub async fn exited(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the child can be waited for") {
+                return status;
+            }
+            assert!(std::time::Instant::now() < deadline, "the process did not exit within 10 s");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Arrears {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -37,3 +37,4 @@ mod stats;
 mod sync;
 mod users;
 mod ws;
+mod ws_lifecycle;

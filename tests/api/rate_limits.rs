@@ -120,3 +120,69 @@ async fn two_instances_sharing_redis_spend_one_budget() {
         assert_problem(refused, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     }
 }
+
+/// `RateLimit-Remaining` of an answer that must be 200.
+fn remaining_of(response: &reqwest::Response) -> u32 {
+    assert_eq!(response.status(), StatusCode::OK);
+    header(response, "ratelimit-remaining").parse().unwrap()
+}
+
+async fn list(app: &TestApp, token: &str) -> reqwest::Response {
+    app.get("/api/v1/accounts", token).await
+}
+
+/// The remaining budget of the first request `app` lets through, trying for up to 10 s.
+async fn first_allowed(app: &TestApp, token: &str) -> u32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = list(app, token).await;
+        if response.status() == StatusCode::OK {
+            return remaining_of(&response);
+        }
+        assert!(std::time::Instant::now() < deadline, "no request let through within 10 s");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn during_a_redis_outage_each_instance_counts_alone_and_shares_again_after() {
+    let port = crate::ws::free_port();
+    let redis = crate::ws::RedisServer::start(port);
+    let first = spawn_app_with(|s| {
+        s.redis_url = Some(redis.url());
+        s.rate_limit_per_user = 4;
+    })
+    .await;
+    let second = spawn_peer(&first, |_| {}).await;
+    let token = first.user(Role::Agent).await.token;
+    let shared = [
+        remaining_of(&list(&first, &token).await),
+        remaining_of(&list(&second, &token).await),
+        remaining_of(&list(&first, &token).await),
+    ];
+    assert_eq!(shared, [3, 2, 1], "one budget while Redis answers");
+
+    drop(redis);
+    for app in [&first, &second] {
+        let mut counted = Vec::new();
+        for _ in 0..4 {
+            counted.push(remaining_of(&list(app, &token).await));
+        }
+        assert_eq!(counted, [3, 2, 1, 0], "without Redis each instance counts the whole budget itself");
+        assert_problem(list(app, &token).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+
+    let _redis = crate::ws::RedisServer::start(port);
+    // Both instances spent their own budgets: only a count in Redis (empty again) lets a
+    // request through.
+    let back = [
+        first_allowed(&first, &token).await,
+        first_allowed(&second, &token).await,
+        remaining_of(&list(&first, &token).await),
+        remaining_of(&list(&second, &token).await),
+    ];
+    assert_eq!(back, [3, 2, 1, 0], "one budget again once Redis is back");
+    for app in [&first, &second] {
+        assert_problem(list(app, &token).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    }
+}

@@ -592,3 +592,52 @@ async fn reindex_of_payments_while_payments_arrive_loses_nothing() {
     let indexed = search.versions(Entity::Payment).await.unwrap().len();
     assert_eq!(indexed, 200 + written);
 }
+
+/// Whether a sync worker of process `pid` is registered (it beats while it runs).
+async fn worker_of(pool: &PgPool, pid: u32) -> bool {
+    sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sync_workers WHERE pid = $1")
+        .bind(pid as i32)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        > 0
+}
+
+/// Two `arrears sync` processes on one embedded index: the second stands by while the
+/// first owns it and takes over when the first is killed; an API without a worker
+/// searches what either indexed.
+#[tokio::test]
+async fn arrears_sync_stands_by_and_takes_over_the_embedded_index() {
+    let settings = crate::helpers::test_settings();
+    let pool = arrears::store::connect(&settings.database_url, 4).await.unwrap();
+    arrears::store::migrate(&pool).await.unwrap();
+    let mut owner = crate::helpers::Arrears::start(&["sync"], &settings, &[]);
+    eventually("the first sync process owns the index", || worker_of(&pool, owner.pid())).await;
+    let mut standby = crate::helpers::Arrears::start(&["sync"], &settings, &[]);
+    let reader = crate::helpers::spawn_app_with(|s| {
+        s.database_url = settings.database_url.clone();
+        s.data_dir = settings.data_dir.clone();
+        s.sync_worker = false;
+    })
+    .await;
+    let manager = reader.user(Role::Manager).await;
+    let searchable = |name: &'static str| {
+        let (reader, token) = (&reader, manager.token.clone());
+        async move {
+            let (_, page) = status_json(reader.get(&format!("/api/v1/accounts?q={name}"), &token).await).await;
+            page["total"] == 1
+        }
+    };
+    let body = |name: &str| json!({"debtor_name": name, "original_balance": "1.00", "currency": "USD"});
+    reader.create(&manager.token, "/api/v1/accounts", &body("Ownerindexed")).await;
+    eventually("the owner indexes", || searchable("ownerindexed")).await;
+    assert!(standby.running(), "the second process stands by instead of exiting");
+    assert!(!worker_of(&pool, standby.pid()).await, "and runs no worker meanwhile");
+
+    owner.kill();
+    reader.create(&manager.token, "/api/v1/accounts", &body("Standbyindexed")).await;
+    eventually("the standby takes over", || worker_of(&pool, standby.pid())).await;
+    eventually("the standby indexes what was written meanwhile", || searchable("standbyindexed")).await;
+    let (_, page) = status_json(reader.get("/api/v1/accounts?q=ownerindexed", &manager.token).await).await;
+    assert_eq!(page["total"], 1, "what the first process indexed stays");
+}

@@ -14,15 +14,15 @@ use uuid::Uuid;
 
 use crate::helpers::{TestApp, TestUser, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-fn ws_url(app: &TestApp) -> String {
+pub(crate) fn ws_url(app: &TestApp) -> String {
     format!("{}/api/v1/ws", app.address.replacen("http", "ws", 1))
 }
 
-async fn connect(app: &TestApp, bearer: Option<&str>) -> Result<Socket, tungstenite::Error> {
+pub(crate) async fn connect(app: &TestApp, bearer: Option<&str>) -> Result<Socket, tungstenite::Error> {
     let mut request = ws_url(app).into_client_request().unwrap();
     if let Some(token) = bearer {
         request.headers_mut().insert(
@@ -33,13 +33,13 @@ async fn connect(app: &TestApp, bearer: Option<&str>) -> Result<Socket, tungsten
     connect_async(request).await.map(|(socket, _)| socket)
 }
 
-async fn send(socket: &mut Socket, event: &str, data: Value) {
+pub(crate) async fn send(socket: &mut Socket, event: &str, data: Value) {
     let text = json!({"event": event, "data": data}).to_string();
     socket.send(Message::text(text)).await.unwrap();
 }
 
 /// The next JSON message (pings and pongs skipped), or `None` when the socket closed.
-async fn next(socket: &mut Socket) -> Option<Value> {
+pub(crate) async fn next(socket: &mut Socket) -> Option<Value> {
     loop {
         match tokio::time::timeout(WAIT, socket.next()).await.expect("a message within 10 s") {
             Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(text.as_str()).unwrap()),
@@ -50,7 +50,7 @@ async fn next(socket: &mut Socket) -> Option<Value> {
 }
 
 /// Skips messages until one of `kind` arrives that `matches`.
-async fn expect(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn expect(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> bool) -> Value {
     loop {
         let message = next(socket)
             .await
@@ -62,7 +62,7 @@ async fn expect(socket: &mut Socket, kind: &str, matches: impl Fn(&Value) -> boo
 }
 
 /// The close frame's code and reason.
-async fn closed(socket: &mut Socket) -> (u16, String) {
+pub(crate) async fn closed(socket: &mut Socket) -> (u16, String) {
     loop {
         match tokio::time::timeout(WAIT, socket.next()).await.expect("closed within 10 s") {
             Some(Ok(Message::Close(Some(frame)))) => return (frame.code.into(), frame.reason.as_str().to_owned()),
@@ -72,7 +72,7 @@ async fn closed(socket: &mut Socket) -> (u16, String) {
     }
 }
 
-async fn authed(app: &TestApp, token: &str, topics: &[&str]) -> Socket {
+pub(crate) async fn authed(app: &TestApp, token: &str, topics: &[&str]) -> Socket {
     let mut socket = connect(app, None).await.unwrap();
     send(&mut socket, "auth", json!({"token": token})).await;
     expect(&mut socket, "auth.ok", |_| true).await;
@@ -83,7 +83,7 @@ async fn authed(app: &TestApp, token: &str, topics: &[&str]) -> Socket {
     socket
 }
 
-async fn pay(app: &TestApp, token: &str, account: &str, amount: &str) -> Value {
+pub(crate) async fn pay(app: &TestApp, token: &str, account: &str, amount: &str) -> Value {
     let body = json!({"amount": amount, "currency": "USD", "method": "card"});
     let (status, payment) = status_json(app.post(&format!("/api/v1/accounts/{account}/payments"), Some(token), &body).await).await;
     assert_eq!(status, StatusCode::CREATED, "{payment}");
@@ -433,13 +433,13 @@ async fn small_window(app: &TestApp, token: &str) -> Socket {
 }
 
 /// A private Redis on a free port, killed when dropped.
-struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     child: std::process::Child,
 }
 
 impl RedisServer {
-    fn start(port: u16) -> Self {
+    pub(crate) fn start(port: u16) -> Self {
         let child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
@@ -448,7 +448,7 @@ impl RedisServer {
         Self { port, child }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 }
@@ -460,11 +460,11 @@ impl Drop for RedisServer {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn redis_status(app: &TestApp) -> String {
+pub(crate) async fn redis_status(app: &TestApp) -> String {
     let response = app.request(reqwest::Method::GET, "/health/ready", None).send().await.unwrap();
     let body: Value = response.json().await.unwrap();
     body["checks"]["redis"].as_str().unwrap_or_default().to_owned()
