@@ -1428,7 +1428,7 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         // (scripts that stand for an older release answer this call themselves).
         "indices.get_mapping" => {
             let name = name_of(&path);
-            let found = matching(cluster, &name);
+            let found = cluster.resolve(&name);
             if found.is_empty() && !name.contains('*') {
                 return missing(&name);
             }
@@ -1443,7 +1443,8 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         }
         // No index is blocked: the filtered settings of each are empty.
         "indices.get_settings" => {
-            let answer: serde_json::Map<String, Value> = matching(cluster, &name_of(&path))
+            let answer: serde_json::Map<String, Value> = cluster
+                .resolve(&name_of(&path))
                 .into_iter()
                 .map(|index| (index, json!({ "settings": {} })))
                 .collect();
@@ -1545,19 +1546,6 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
             error("illegal_argument_exception", &format!("unexpected {} {}", r.method, r.path), 400),
         ),
     }
-}
-
-/// The indices a name stands for: an index, the indices behind an alias, or those a
-/// trailing-`*` pattern matches.
-fn matching(cluster: &Indices, name: &str) -> Vec<String> {
-    cluster
-        .iter()
-        .filter(|(index, aliases)| match name.strip_suffix('*') {
-            Some(prefix) => index.starts_with(prefix),
-            None => *index == name || aliases.contains(name),
-        })
-        .map(|(index, _)| index.clone())
-        .collect()
 }
 
 /// `cluster.health` as the reference documents its answer.

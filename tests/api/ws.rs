@@ -464,6 +464,16 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Two API instances on one database, fanning events out through `redis`, both connected.
+pub(crate) async fn two_instances_on(redis: &RedisServer) -> (TestApp, TestApp) {
+    let first = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
+    let second = spawn_peer(&first, |s| s.redis_url = Some(redis.url())).await;
+    for app in [&first, &second] {
+        eventually("redis connected", || async { redis_status(app).await == "ok" }).await;
+    }
+    (first, second)
+}
+
 pub(crate) async fn redis_status(app: &TestApp) -> String {
     let response = app.request(reqwest::Method::GET, "/health/ready", None).send().await.unwrap();
     let body: Value = response.json().await.unwrap();
@@ -473,11 +483,7 @@ pub(crate) async fn redis_status(app: &TestApp) -> String {
 #[tokio::test]
 async fn two_instances_sharing_redis_both_deliver() {
     let redis = RedisServer::start(free_port());
-    let first = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
-    let second = spawn_peer(&first, |s| s.redis_url = Some(redis.url())).await;
-    for app in [&first, &second] {
-        eventually("redis connected", || async { redis_status(app).await == "ok" }).await;
-    }
+    let (first, second) = two_instances_on(&redis).await;
     let manager = first.user(Role::Manager).await;
     let account = first.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
     let mut on_first = authed(&first, &manager.token, &["payments"]).await;

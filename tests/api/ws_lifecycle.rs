@@ -14,19 +14,13 @@ use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http;
 
-use crate::helpers::{
-    Arrears, PASSWORD, TestApp, eventually, fresh_pool, instant, spawn_app, spawn_app_with, spawn_peer, status_json, test_settings,
-};
-use crate::ws::{RedisServer, authed, closed, expect, free_port, pay, redis_status};
+use crate::helpers::{Arrears, PASSWORD, TestApp, eventually, fresh_pool, instant, spawn_app, status_json, test_settings};
+use crate::ws::{RedisServer, authed, closed, expect, free_port, pay, redis_status, two_instances_on};
 
 #[tokio::test]
 async fn logging_out_closes_the_sessions_sockets_on_every_instance_at_once() {
     let redis = RedisServer::start(free_port());
-    let first = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
-    let second = spawn_peer(&first, |s| s.redis_url = Some(redis.url())).await;
-    for app in [&first, &second] {
-        eventually("redis connected", || async { redis_status(app).await == "ok" }).await;
-    }
+    let (first, second) = two_instances_on(&redis).await;
     let agent = first.user(Role::Agent).await;
     let other = first.user(Role::Agent).await;
     let mut here = authed(&first, &agent.token, &["payments"]).await;
@@ -281,11 +275,7 @@ async fn a_standby_relay_takes_over_from_a_leader_that_dies_and_no_event_is_lost
 async fn two_instances_deliver_each_others_events_again_after_redis_restarts() {
     let port = free_port();
     let redis = RedisServer::start(port);
-    let first = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
-    let second = spawn_peer(&first, |s| s.redis_url = Some(redis.url())).await;
-    for app in [&first, &second] {
-        eventually("redis connected", || async { redis_status(app).await == "ok" }).await;
-    }
+    let (first, second) = two_instances_on(&redis).await;
     let manager = first.user(Role::Manager).await;
     let account = first.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
     let mut sockets = [
