@@ -9,9 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::document::Entity;
 use crate::events::relay;
+use crate::jobs::schedulers::Schedulers;
 use crate::search::SearchIndex;
 use crate::search::embedded::OpenError;
 use crate::search::open;
@@ -52,12 +54,32 @@ async fn metrics_upkeep(mut stopped: watch::Receiver<bool>) {
     }
 }
 
+/// What a test may choose of the application: its clock, and whether its schedulers
+/// run in the background. The default is production's: the system clock, schedulers on.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub clock: Clock,
+    /// Off: nothing breaks promises, misses instalments, takes snapshots or checks zone
+    /// offsets unless [`Schedulers::pass`] is called.
+    pub run_schedulers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            clock: Clock::system(),
+            run_schedulers: true,
+        }
+    }
+}
+
 /// A built, bound API server whose background sync (if any) already runs.
 pub struct Application {
     listener: TcpListener,
     /// Where `/metrics` is served, unless METRICS=false.
     metrics_listener: Option<TcpListener>,
     state: AppState,
+    schedulers: Schedulers,
     stop_background: watch::Sender<bool>,
     background: JoinSet<()>,
 }
@@ -66,6 +88,11 @@ impl Application {
     /// Connects (creating the database if needed), migrates, opens the search index,
     /// starts the sync worker when this process owns the index, and binds `settings.bind`.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Options::default()).await
+    }
+
+    /// [`Application::build`] with a chosen clock, and the schedulers on or off.
+    pub async fn build_with(settings: Settings, options: Options) -> anyhow::Result<Self> {
         let pool = store::connect(&settings.database_url, settings.database_max_connections).await?;
         store::migrate(&pool).await?;
         let (search, fresh) = open_index(&settings, &pool).await?;
@@ -82,7 +109,7 @@ impl Application {
             None
         };
         let workers = settings.sync_workers;
-        let state = AppState::new(settings, pool.clone(), search.clone()).await?;
+        let state = AppState::new(settings, pool.clone(), search.clone(), options.clock).await?;
         let (stop_background, stopped) = watch::channel(false);
         let mut background = if let Some(initial_backfill) = fresh {
             let runtime = SyncRuntime {
@@ -99,14 +126,17 @@ impl Application {
         };
         state.events().start(stopped.clone(), &mut background);
         background.spawn(relay::run(state.pool().clone(), state.events().clone(), stopped.clone()));
-        background.spawn(jobs::promises::run(state.pool().clone(), stopped.clone()));
-        background.spawn(jobs::contact_windows::run(state.pool().clone(), stopped.clone()));
-        background.spawn(jobs::snapshots::run(state.pool().clone(), stopped.clone()));
-        let misses = jobs::plans::MissRules {
-            grace_days: state.settings().plan_grace_days,
-            max_misses: state.settings().plan_max_misses,
+        let schedulers = Schedulers {
+            pool: state.pool().clone(),
+            clock: state.clock().clone(),
+            misses: jobs::plans::MissRules {
+                grace_days: state.settings().plan_grace_days,
+                max_misses: state.settings().plan_max_misses,
+            },
         };
-        background.spawn(jobs::plans::run(state.pool().clone(), misses, stopped.clone()));
+        if options.run_schedulers {
+            schedulers.start(&stopped, &mut background);
+        }
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
         if metrics_listener.is_some() {
             background.spawn(metrics_upkeep(stopped));
@@ -115,6 +145,7 @@ impl Application {
             listener,
             metrics_listener,
             state,
+            schedulers,
             stop_background,
             background,
         })
@@ -135,6 +166,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The schedulers, to run a pass of them on demand.
+    pub fn schedulers(&self) -> &Schedulers {
+        &self.schedulers
     }
 
     /// Serves until `shutdown` resolves, drains in-flight requests, then stops the sync.

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::auth::gate::Gate;
 use crate::auth::rate_limit::RateLimiter;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::events::Events;
@@ -32,6 +33,7 @@ struct Inner {
     quotas: Quotas,
     events: Events,
     payment_writer: PaymentWriter,
+    clock: Clock,
     /// One permit per spreadsheet being received and read ([`Settings::import_concurrency`]).
     import_slots: Arc<tokio::sync::Semaphore>,
     /// Catch-up replays per user ([`Settings::ws_replays_per_minute`]).
@@ -39,7 +41,7 @@ struct Inner {
 }
 
 impl AppState {
-    pub async fn new(settings: Settings, pool: PgPool, search: Arc<dyn SearchIndex>) -> anyhow::Result<Self> {
+    pub async fn new(settings: Settings, pool: PgPool, search: Arc<dyn SearchIndex>, clock: Clock) -> anyhow::Result<Self> {
         let problems = settings.unsafe_for_production();
         if !problems.is_empty() {
             anyhow::bail!("refusing to start in production mode:\n- {}", problems.join("\n- "));
@@ -63,6 +65,7 @@ impl AppState {
             search,
             sync_metrics: Arc::new(SyncMetrics::default()),
             payment_writer,
+            clock,
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
             ws_replays,
         };
@@ -119,6 +122,11 @@ impl AppState {
     /// The request budgets of clients and users (rate limits).
     pub fn quotas(&self) -> &Quotas {
         &self.inner.quotas
+    }
+
+    /// Where the date- and hour-dependent decisions read "now" ([`Clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
     }
 
     pub fn phone_region(&self) -> country::Id {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// Lowest first. A module may use modules of earlier layers only.
 const LAYERS: &[&[&str]] = &[
-    &["config", "shutdown"],
+    &["clock", "config", "shutdown"],
     &["telemetry"],
     &["domain"],
     &["error"],

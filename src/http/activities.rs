@@ -153,7 +153,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateActivity) -> Result<Response> {
-    let (row, version) = service_activities::log(state.pool(), &caller, account_id, body).await?;
+    let (row, version) = service_activities::log(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, version)]).await?;
     Ok(api::json(StatusCode::CREATED, &ActivityView::from(row)))
 }
@@ -208,7 +208,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePromise) -> Result<Response> {
-    let made = service_promises::make(state.pool(), &caller, account_id, body).await?;
+    let made = service_promises::make(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, made.account_version)]).await?;
     Ok(api::json(StatusCode::CREATED, &PromiseView::new(made.row, made.currency)?))
 }
@@ -242,7 +242,7 @@ async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: Str
     ))]
 #[tracing::instrument(skip_all, fields(promise_id = %id))]
 async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    let cancelled = service_promises::cancel(state.pool(), &caller, id).await?;
+    let cancelled = service_promises::cancel(state.pool(), &caller, id, state.clock().now()).await?;
     let account = (Entity::Account, cancelled.row.account_id, cancelled.account_version);
     wait_until_indexed(&state, wait, &[account]).await?;
     Ok(api::json(StatusCode::OK, &PromiseView::new(cancelled.row, cancelled.currency)?))

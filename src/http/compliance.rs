@@ -121,7 +121,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn standing(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let answers = service::standing_now(state.pool(), &caller, id).await?;
+    let answers = service::standing_now(state.pool(), &caller, id, state.clock().now()).await?;
     let channels = answers
         .into_iter()
         .map(|(channel, answer)| match answer {
@@ -151,7 +151,7 @@ async fn standing(id: Uuid, caller: Principal, state: AppState) -> Result<Respon
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn grant(id: Uuid, caller: Principal, state: AppState, body: GrantOverride) -> Result<Response> {
-    let row = service::grant(state.pool(), &caller, id, body).await?;
+    let row = service::grant(state.pool(), &caller, id, body, state.clock().now()).await?;
     Ok(api::json(StatusCode::CREATED, &OverrideView::from(row)))
 }
 

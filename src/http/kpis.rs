@@ -1,6 +1,5 @@
 //! `/api/v1/kpis`: the manager KPIs.
 
-use chrono::Utc;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -31,6 +30,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all)]
 async fn report(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
-    let report = kpis::report(state.pool(), &caller, &raw_query, Utc::now()).await?;
+    let report = kpis::report(state.pool(), &caller, &raw_query, state.clock().now()).await?;
     Ok(api::json(StatusCode::OK, &report))
 }

@@ -157,7 +157,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn create(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePlan) -> Result<Response> {
-    let planned = service::make(state.pool(), &caller, account_id, body).await?;
+    let planned = service::make(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, planned.account_version)]).await?;
     let view = full_view(&state, planned.row).await?;
     Ok(api::json(StatusCode::CREATED, &view))

@@ -68,8 +68,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
         start,
     } = queue_list::parse(&raw, &caller)?;
     let owner = Owner::resolve(&caller, agent)?;
-    let page = service::page(state.search().as_ref(), owner, channel, start, page_size).await?;
-    let today = Utc::now().date_naive();
+    let now = state.clock().now();
+    let page = service::page(state.search().as_ref(), owner, channel, start, page_size, now).await?;
+    let today = now.date_naive();
     let data = page
         .entries
         .into_iter()
@@ -104,7 +105,16 @@ async fn next(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let params: NextParams = parse_query(&raw)?;
     let channel = params.channel.unwrap_or(Channel::Call);
     let seconds = state.settings().queue_claim_secs;
-    let Some(claimed) = service::next(state.pool(), state.search().as_ref(), &caller, channel, seconds).await? else {
+    let Some(claimed) = service::next(
+        state.pool(),
+        state.search().as_ref(),
+        &caller,
+        channel,
+        seconds,
+        state.clock().now(),
+    )
+    .await?
+    else {
         return Ok(no_content());
     };
     let row = accounts::get(state.pool(), claimed.account_id)

@@ -66,6 +66,8 @@ type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// A request without an upgrade: what to do instead.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "events", operation_id = "events_socket",
+    // The token may come after the upgrade, in the first message: the header is optional.
+    security((), ("bearer" = [])),
     description = "Live events over a WebSocket: `Authorization: Bearer` on the upgrade, or a first \
                    message `{\"event\": \"auth\", \"data\": {\"token\": \"...\"}}` within 5 s.",
     responses(

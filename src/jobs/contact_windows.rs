@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use chrono_tz::Tz;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::domain::compliance::{UNKNOWN_ZONES, offset_minutes};
 use crate::error::Result;
 use crate::shutdown::running;
@@ -18,9 +18,10 @@ use crate::store::compliance;
 /// How often the zones' offsets are compared with what the documents were built with.
 const CHECK_EVERY: Duration = Duration::from_secs(600);
 
-/// Re-indexes the accounts of every zone whose offset changed; how many were.
-pub async fn refresh(pool: &PgPool) -> Result<u64> {
-    let now = Utc::now();
+/// Re-indexes the accounts of every zone whose offset at `clock`'s now differs from the
+/// one recorded; how many were.
+pub async fn refresh(pool: &PgPool, clock: &Clock) -> Result<u64> {
+    let now = clock.now();
     let mut touched = 0;
     for name in compliance::zones_in_use(pool).await? {
         let Ok(zone) = name.parse::<Tz>() else { continue };
@@ -32,9 +33,9 @@ pub async fn refresh(pool: &PgPool) -> Result<u64> {
     Ok(touched)
 }
 
-pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pool: PgPool, clock: Clock, mut shutdown: watch::Receiver<bool>) {
     while running(&shutdown) {
-        if let Err(err) = refresh(&pool).await {
+        if let Err(err) = refresh(&pool, &clock).await {
             tracing::warn!(error = %err, "checking zone offsets failed");
         }
         tokio::select! {

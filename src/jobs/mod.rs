@@ -7,6 +7,7 @@ pub mod contact_windows;
 pub mod import;
 pub mod plans;
 pub mod promises;
+pub mod schedulers;
 pub mod snapshots;
 
 use std::time::Duration;

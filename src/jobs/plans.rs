@@ -8,8 +8,10 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
+use crate::error::Result;
 use crate::shutdown::running;
-use crate::store::plans;
+use crate::store::plans::{self, Misses};
 
 /// How often the scheduler looks for missed instalments.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -21,13 +23,20 @@ pub struct MissRules {
     pub max_misses: u32,
 }
 
+/// One look at `clock`'s now: marks missed instalments and breaks plans.
+pub async fn pass(pool: &PgPool, clock: &Clock, rules: MissRules) -> Result<Misses> {
+    let misses = plans::mark_missed(pool, clock.now(), rules.grace_days, rules.max_misses).await?;
+    if misses != Misses::default() {
+        tracing::info!(missed = misses.missed, broken = misses.broken, "plan instalments missed");
+    }
+    Ok(misses)
+}
+
 /// Marks missed instalments and breaks plans, every minute until `shutdown`.
-pub async fn run(pool: PgPool, rules: MissRules, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pool: PgPool, clock: Clock, rules: MissRules, mut shutdown: watch::Receiver<bool>) {
     while running(&shutdown) {
-        match plans::mark_missed(&pool, chrono::Utc::now(), rules.grace_days, rules.max_misses).await {
-            Ok(misses) if misses == plans::Misses::default() => {}
-            Ok(misses) => tracing::info!(missed = misses.missed, broken = misses.broken, "plan instalments missed"),
-            Err(err) => tracing::warn!(error = %err, "checking plan instalments failed"),
+        if let Err(err) = pass(&pool, &clock, rules).await {
+            tracing::warn!(error = %err, "checking plan instalments failed");
         }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}

@@ -11,33 +11,58 @@ use chrono::NaiveDate;
 use sqlx::PgPool;
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::domain::kpi::DEFAULT_DAYS;
+use crate::error::Result;
 use crate::shutdown::running;
 use crate::store::kpis;
 
 /// How often the scheduler looks for a day not taken yet.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Takes today's (UTC) snapshot when it is not taken, keeps the default period's moves,
-/// the days to keep and today so far, every minute until `shutdown`.
-pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+/// One look at `clock`'s now: takes today's (UTC) snapshot when it is not taken (how
+/// many accounts it holds), keeps the default period's moves, the days to keep and today
+/// so far. A step that fails is logged and the next ones still run; the first failure is
+/// the answer.
+pub async fn pass(pool: &PgPool, clock: &Clock, shutdown: &watch::Receiver<bool>) -> Result<Option<u64>> {
+    let now = clock.now();
+    let today = now.date_naive();
+    let mut first_failure = None;
+    let taken = match kpis::take_snapshot(pool, today).await {
+        Ok(taken) => taken,
+        Err(err) => {
+            tracing::warn!(error = %err, "taking the bucket snapshot failed");
+            first_failure.get_or_insert(err);
+            None
+        }
+    };
+    if let Some(accounts) = taken {
+        tracing::info!(%today, accounts, "bucket snapshot taken");
+    }
+    let opening = today - chrono::Duration::days(DEFAULT_DAYS - 1);
+    if let Err(err) = kpis::keep_moves(pool, opening, today).await {
+        tracing::warn!(error = %err, "keeping the default period's bucket moves failed");
+        first_failure.get_or_insert(err);
+    }
+    if let Err(err) = keep_days(pool, today, shutdown).await {
+        tracing::warn!(error = %err, "keeping the KPI days failed");
+        first_failure.get_or_insert(err);
+    }
+    if let Err(err) = kpis::keep_today(pool, clock.now()).await {
+        tracing::warn!(error = %err, "keeping today's KPI figures failed");
+        first_failure.get_or_insert(err);
+    }
+    match first_failure {
+        Some(err) => Err(err),
+        None => Ok(taken),
+    }
+}
+
+/// Runs [`pass`] every minute until `shutdown`.
+pub async fn run(pool: PgPool, clock: Clock, mut shutdown: watch::Receiver<bool>) {
     while running(&shutdown) {
-        let today = chrono::Utc::now().date_naive();
-        match kpis::take_snapshot(&pool, today).await {
-            Ok(None) => {}
-            Ok(Some(accounts)) => tracing::info!(%today, accounts, "bucket snapshot taken"),
-            Err(err) => tracing::warn!(error = %err, "taking the bucket snapshot failed"),
-        }
-        let opening = today - chrono::Duration::days(DEFAULT_DAYS - 1);
-        if let Err(err) = kpis::keep_moves(&pool, opening, today).await {
-            tracing::warn!(error = %err, "keeping the default period's bucket moves failed");
-        }
-        if let Err(err) = keep_days(&pool, today, &shutdown).await {
-            tracing::warn!(error = %err, "keeping the KPI days failed");
-        }
-        if let Err(err) = kpis::keep_today(&pool, chrono::Utc::now()).await {
-            tracing::warn!(error = %err, "keeping today's KPI figures failed");
-        }
+        // Each failure was logged where it happened.
+        let _ = pass(&pool, &clock, &shutdown).await;
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
             _ = shutdown.changed() => {}
@@ -47,7 +72,7 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
 
 /// Keeps the days before `today` that are not kept, one transaction each (a write to an
 /// event waits for at most one day's keeping), until `shutdown`.
-async fn keep_days(pool: &PgPool, today: NaiveDate, shutdown: &watch::Receiver<bool>) -> crate::error::Result<()> {
+async fn keep_days(pool: &PgPool, today: NaiveDate, shutdown: &watch::Receiver<bool>) -> Result<()> {
     let days = kpis::days_to_keep(pool, today).await?;
     for day in days {
         if !running(shutdown) {

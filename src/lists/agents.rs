@@ -73,4 +73,15 @@ mod tests {
         let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
         assert_eq!(described, parsed);
     }
+
+    /// The description lists ids, each a UUID: an empty value is none of them (the
+    /// fuzzer's negative-data check found `?id=&id=` answered as a list of everyone).
+    #[test]
+    fn an_empty_list_value_is_refused() {
+        for raw in ["id=", "id=&id=", "id=,"] {
+            assert!(parse(raw).is_err(), "{raw}");
+        }
+        assert!(parse("").is_ok());
+        assert_eq!(parse(&format!("id={}", Uuid::nil())).unwrap().filter.ids, [Uuid::nil()]);
+    }
 }

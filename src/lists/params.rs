@@ -91,8 +91,13 @@ impl Value<'_> {
         parsed
     }
 
-    /// Each comma-separated item read by `parse`; every bad item is refused.
+    /// Each comma-separated item read by `parse`; every bad item is refused, and so is a
+    /// value with no item at all (`status=`: the description allows only listed values).
     pub fn each<T>(&mut self, parse: impl Fn(&str) -> Option<T>, expected: &str) -> Vec<T> {
+        if items(self.text).next().is_none() {
+            self.problems.push(self.name, format!("must be {expected}, not empty"));
+            return Vec::new();
+        }
         let mut parsed = Vec::new();
         for item in items(self.text) {
             match parse(item) {

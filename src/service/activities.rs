@@ -1,6 +1,6 @@
 //! Activities: logging a contact on an account, with the account's next action.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -14,10 +14,16 @@ use crate::store::activities::{self, ActivityRow};
 use crate::store::compliance as store_compliance;
 use crate::store::{accounts, queue};
 
-/// Logs `body` on `account_id` for `caller`: the activity and the account's new version.
-pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreateActivity) -> Result<(ActivityRow, i64)> {
+/// Logs `body` on `account_id` for `caller` at `now` (the server's time, which the guard
+/// judges and the activity records): the activity and the account's new version.
+pub async fn log(
+    pool: &PgPool,
+    caller: &Principal,
+    account_id: Uuid,
+    body: CreateActivity,
+    now: DateTime<Utc>,
+) -> Result<(ActivityRow, i64)> {
     caller.require(Action::WorkAccount)?;
-    let now = Utc::now();
     let activity = body.validate(now).map_err(Error::validation)?;
     let mut tx = pool.begin().await?;
     let account = accounts::lock(&mut tx, account_id)
@@ -31,9 +37,9 @@ pub async fn log(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Crea
         Some(channel) => compliance::decide(&mut tx, account_id, channel, now).await?,
         None => Ok(()),
     };
-    let row = activities::insert(&mut tx, account_id, &activity, caller.user_id).await?;
+    let row = activities::insert(&mut tx, account_id, &activity, caller.user_id, now).await?;
     if let (Some(channel), Err(refusal)) = (attempt, verdict) {
-        let used = store_compliance::use_override(&mut tx, account_id, channel, row.id, refusal.rule.as_str()).await?;
+        let used = store_compliance::use_override(&mut tx, account_id, channel, row.id, refusal.rule.as_str(), now).await?;
         match used {
             Some(override_id) => tracing::info!(%override_id, rule = refusal.rule.as_str(), "contact override used"),
             None => return Err(compliance::blocked(channel, refusal)),

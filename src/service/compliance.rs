@@ -43,12 +43,16 @@ pub fn blocked(channel: Channel, refusal: Refusal) -> Error {
         .with_extension("next_allowed_at", serde_json::to_value(refusal.next_allowed_at).unwrap_or_default())
 }
 
-/// Each channel's answer now, for an account the caller may read.
-pub async fn standing_now(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<Vec<(Channel, Result<(), Refusal>)>> {
+/// Each channel's answer at `now`, for an account the caller may read.
+pub async fn standing_now(
+    pool: &PgPool,
+    caller: &Principal,
+    account_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<(Channel, Result<(), Refusal>)>> {
     caller.require(Action::ReadAccounts)?;
     accounts::get(pool, account_id).await?.ok_or_else(|| Error::not_found("account"))?;
     let mut conn = pool.acquire().await?;
-    let now = Utc::now();
     let (policy, facts) = facts(&mut conn, account_id, now).await?;
     Ok(Channel::ALL
         .into_iter()
@@ -65,8 +69,9 @@ pub struct GrantOverride {
     pub reason: String,
 }
 
-/// Lets the next attempt on a channel through the guard, for the policy's minutes.
-pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: GrantOverride) -> Result<OverrideRow> {
+/// Lets the next attempt on a channel through the guard, for the policy's minutes from
+/// `now`.
+pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: GrantOverride, now: DateTime<Utc>) -> Result<OverrideRow> {
     caller.require(Action::OverrideContact)?;
     let reason = body.reason.trim();
     if reason.is_empty() || reason.chars().count() > MAX_REASON_LEN {
@@ -80,7 +85,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Gr
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     let policy = compliance::policy(&mut tx).await?;
-    let expires_at = Utc::now() + Duration::minutes(i64::from(policy.override_minutes));
+    let expires_at = now + Duration::minutes(i64::from(policy.override_minutes));
     let row = compliance::grant(&mut tx, account_id, body.channel, reason, caller.user_id, expires_at).await?;
     tx.commit().await?;
     tracing::info!(override_id = %row.id, account_id = %account_id, channel = body.channel.as_str(), "contact override granted");

@@ -2,7 +2,7 @@
 //! payments is the payment trigger's; missing instalments and breaking plans is the
 //! scheduler's (`jobs::plans`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -19,9 +19,9 @@ pub struct Planned {
     pub account_version: i64,
 }
 
-/// Records `body` on `account_id` for `caller`; the first date is checked against today
-/// in the debtor's time zone and the total against the balance.
-pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePlan) -> Result<Planned> {
+/// Records `body` on `account_id` for `caller`; the first date is checked against the
+/// date of `now` in the debtor's time zone and the total against the balance.
+pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePlan, now: DateTime<Utc>) -> Result<Planned> {
     caller.require(Action::WorkAccount)?;
     let mut tx = pool.begin().await?;
     let account = accounts::lock(&mut tx, account_id)
@@ -29,7 +29,7 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
     let currency = account.currency()?;
-    let today = account.today(Utc::now());
+    let today = account.today(now);
     let plan = body.validate(currency, today, account.current_balance).map_err(Error::validation)?;
     let row = plans::insert(&mut tx, account_id, &plan, caller.user_id).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;

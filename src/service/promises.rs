@@ -1,7 +1,7 @@
 //! Promises to pay: making one on an account and cancelling an open one. Breaking
 //! overdue ones is the scheduler's (`jobs::promises`).
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,9 +20,9 @@ pub struct Promised {
     pub account_version: i64,
 }
 
-/// Records `body` on `account_id` for `caller`; the due date is checked against today in
-/// the debtor's time zone.
-pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePromise) -> Result<Promised> {
+/// Records `body` on `account_id` for `caller`; the due date is checked against the date
+/// of `now` in the debtor's time zone.
+pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePromise, now: DateTime<Utc>) -> Result<Promised> {
     caller.require(Action::WorkAccount)?;
     let mut tx = pool.begin().await?;
     let account = accounts::lock(&mut tx, account_id)
@@ -30,7 +30,7 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
     let currency = account.currency()?;
-    let today = account.today(Utc::now());
+    let today = account.today(now);
     let (amount, due_date) = body.validate(currency, today).map_err(Error::validation)?;
     let row = promises::insert(&mut tx, account_id, amount, due_date, caller.user_id).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;
@@ -43,8 +43,8 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
     })
 }
 
-/// Cancels the open promise `id`; any other is refused with the allowed transitions.
-pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Promised> {
+/// Cancels the open promise `id` at `now`; any other is refused with the allowed transitions.
+pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Promised> {
     caller.require(Action::WorkAccount)?;
     let existing = promises::get(pool, id).await?.ok_or_else(|| Error::not_found("promise"))?;
     let mut tx = pool.begin().await?;
@@ -53,7 +53,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Promi
         .await?
         .ok_or_else(|| Error::not_found("promise"))?;
     caller.require_work_on(account.assigned_agent_id)?;
-    let Some(row) = promises::cancel(&mut tx, id).await? else {
+    let Some(row) = promises::cancel(&mut tx, id, now).await? else {
         return Err(Error::new(
             Code::InvalidTransition,
             format!("this promise is {}; only an open promise can be cancelled", existing.status),

@@ -90,16 +90,16 @@ fn tier_query(owner: Owner, channel: Channel, reason: Reason, now: DateTime<Utc>
     }
 }
 
-/// A page of `owner`'s queue on `channel` from `start`. Every tier is asked (for the
-/// total); those before `start` and after a full page only count.
+/// A page of `owner`'s queue on `channel` from `start`, as of `now`. Every tier is asked
+/// (for the total); those before `start` and after a full page only count.
 pub async fn page(
     search: &dyn SearchIndex,
     owner: Owner,
     channel: Channel,
     start: Option<Position>,
     page_size: usize,
+    now: DateTime<Utc>,
 ) -> Result<QueuePage> {
-    let now = Utc::now();
     let first = start.map_or(0, |p| p.reason.position());
     let mut entries = Vec::with_capacity(page_size);
     let mut totals = [0; Reason::ORDER.len()];
@@ -150,10 +150,16 @@ pub struct Claimed {
 }
 
 /// Claims the top account of the caller's queue on `channel` (then of the team queue),
-/// for `seconds`. `None`: nothing can be worked now.
-pub async fn next(pool: &PgPool, search: &dyn SearchIndex, caller: &Principal, channel: Channel, seconds: u32) -> Result<Option<Claimed>> {
+/// for `seconds`, as of `now`. `None`: nothing can be worked now.
+pub async fn next(
+    pool: &PgPool,
+    search: &dyn SearchIndex,
+    caller: &Principal,
+    channel: Channel,
+    seconds: u32,
+    now: DateTime<Utc>,
+) -> Result<Option<Claimed>> {
     caller.require(Action::WorkAccount)?;
-    let now = Utc::now();
     for owner in [Owner::Agent(caller.user_id), Owner::Team] {
         let tier = |reason: Reason, after| tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, after);
         // The first tier with accounts, then, if other agents hold all it offers, the

@@ -24,11 +24,19 @@ pub struct ActivityRow {
 
 const COLUMNS: &str = "id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id, created_at";
 
+/// Records `activity` as the server received it at `created_at` (the instant the contact
+/// guard counts calls by).
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
-pub async fn insert(tx: &mut PgConnection, account_id: Uuid, activity: &NewActivity, agent: Uuid) -> Result<ActivityRow> {
+pub async fn insert(
+    tx: &mut PgConnection,
+    account_id: Uuid,
+    activity: &NewActivity,
+    agent: Uuid,
+    created_at: DateTime<Utc>,
+) -> Result<ActivityRow> {
     Ok(sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO activities (id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+        "INSERT INTO activities (id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {COLUMNS}"
     )))
     .bind(Uuid::now_v7())
     .bind(account_id)
@@ -39,6 +47,7 @@ pub async fn insert(tx: &mut PgConnection, account_id: Uuid, activity: &NewActiv
     .bind(activity.occurred_at)
     .bind(activity.next_action_at)
     .bind(agent)
+    .bind(created_at)
     .fetch_one(tx)
     .await?)
 }

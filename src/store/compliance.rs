@@ -183,19 +183,20 @@ pub async fn grant(
     .await?)
 }
 
-/// Uses the oldest live override of `channel` on the account for `activity_id`, which
-/// the guard refused by `rule`. `None` when there is none.
+/// Uses, at `now`, the oldest override of `channel` on the account still live then for
+/// `activity_id`, which the guard refused by `rule`. `None` when there is none.
 pub async fn use_override(
     tx: &mut PgConnection,
     account_id: Uuid,
     channel: Channel,
     activity_id: Uuid,
     rule: &str,
+    now: DateTime<Utc>,
 ) -> Result<Option<Uuid>> {
     Ok(sqlx::query_scalar(
-        "UPDATE contact_overrides SET used_at = now(), activity_id = $3, rule = $4
+        "UPDATE contact_overrides SET used_at = $5, activity_id = $3, rule = $4
          WHERE id = (SELECT id FROM contact_overrides
-                     WHERE account_id = $1 AND channel = $2 AND used_at IS NULL AND expires_at > now()
+                     WHERE account_id = $1 AND channel = $2 AND used_at IS NULL AND expires_at > $5
                      ORDER BY created_at, id LIMIT 1 FOR UPDATE)
          RETURNING id",
     )
@@ -203,6 +204,7 @@ pub async fn use_override(
     .bind(channel.as_str())
     .bind(activity_id)
     .bind(rule)
+    .bind(now)
     .fetch_optional(tx)
     .await?)
 }

@@ -23,7 +23,8 @@ pub struct PromiseRow {
 const COLUMNS: &str = "id, account_id, amount, due_date, status, created_by, created_at, resolved_at";
 
 /// Status an account takes while a promise is open, and leaves when none is.
-const AFTER_PROMISE: &str = "CASE WHEN due_date < (now() AT TIME ZONE timezone)::date THEN 'delinquent' ELSE 'active' END";
+/// `$2` is now.
+const AFTER_PROMISE: &str = "CASE WHEN due_date < ($2::timestamptz AT TIME ZONE timezone)::date THEN 'delinquent' ELSE 'active' END";
 
 /// Records an open promise; the account moves to `promise_to_pay` unless its status
 /// says something stronger (disputed, on a plan, resolved).
@@ -54,12 +55,14 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<PromiseRow>> {
     )
 }
 
-/// Cancels an open promise. `None` when it is not open (any more).
-pub async fn cancel(tx: &mut PgConnection, id: Uuid) -> Result<Option<PromiseRow>> {
+/// Cancels an open promise at `now`; its account's status follows the date of `now` in
+/// the debtor's zone. `None` when it is not open (any more).
+pub async fn cancel(tx: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> Result<Option<PromiseRow>> {
     let row = sqlx::query_as::<_, PromiseRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE promises SET status = 'cancelled', resolved_at = now() WHERE id = $1 AND status = 'open' RETURNING {COLUMNS}"
+        "UPDATE promises SET status = 'cancelled', resolved_at = $2 WHERE id = $1 AND status = 'open' RETURNING {COLUMNS}"
     )))
     .bind(id)
+    .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(promise) = &row {
@@ -67,6 +70,7 @@ pub async fn cancel(tx: &mut PgConnection, id: Uuid) -> Result<Option<PromiseRow
             "UPDATE accounts SET status = {AFTER_PROMISE}, updated_at = now() WHERE id = $1 AND status = 'promise_to_pay'"
         )))
         .bind(promise.account_id)
+        .bind(now)
         .execute(&mut *tx)
         .await?;
     }

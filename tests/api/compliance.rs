@@ -1,6 +1,6 @@
 //! The contact-compliance guard through HTTP with the default policy (Regulation F).
-//! Attempts are judged at the server's time, so each test picks a debtor's zone by the
-//! hour it is there now, and writes the call history the rules count straight into SQL
+//! Attempts are judged at the app's clock, which each test holds at one instant, so it
+//! picks a debtor's zone by the hour it is there at that instant, and writes the call history the rules count straight into SQL
 //! (with the `created_at` the server would have recorded). The rules' arithmetic at
 //! chosen instants (a DST change, the day the period ends) is unit-tested in
 //! `domain::compliance`. Here: hours in the debtor's zone, an unknown zone, the
@@ -24,31 +24,36 @@ fn zone_at(offset: i32) -> String {
     }
 }
 
-/// The offset, in hours east of UTC, at which it is now between `from` and `to` o'clock.
-fn offset_where_it_is(from: u32, to: u32) -> i32 {
-    let now = Utc::now();
+/// The offset, in hours east of UTC, at which it is between `from` and `to` o'clock at
+/// `now`.
+fn offset_where_it_is(now: DateTime<Utc>, from: u32, to: u32) -> i32 {
     (-12..=12)
         .find(|offset: &i32| (from..to).contains(&(now + Duration::hours(i64::from(*offset))).hour()))
         .expect("some zone has that hour now")
 }
 
-/// A fixed-offset zone in which it is now between `from` and `to` o'clock.
-pub fn zone_where_it_is(from: u32, to: u32) -> String {
-    zone_at(offset_where_it_is(from, to))
+/// A fixed-offset zone in which it is between `from` and `to` o'clock at `now`.
+pub fn zone_where_it_is(now: DateTime<Utc>, from: u32, to: u32) -> String {
+    zone_at(offset_where_it_is(now, from, to))
 }
 
-/// The next `hour`:00 in `zone` after now.
-fn next_local(zone: &str, hour: u32) -> DateTime<Utc> {
+/// The next `hour`:00 in `zone` after `now`.
+fn next_local(now: DateTime<Utc>, zone: &str, hour: u32) -> DateTime<Utc> {
     let tz: Tz = zone.parse().unwrap();
-    let now = Utc::now().with_timezone(&tz);
+    let now = now.with_timezone(&tz);
     let today = tz.from_local_datetime(&now.date_naive().and_hms_opt(hour, 0, 0).unwrap()).unwrap();
     let next = if today > now { today } else { today + Duration::days(1) };
     next.with_timezone(&Utc)
 }
 
-/// Now, to the second (as SQL keeps and gives back what the tests write).
-fn now() -> DateTime<Utc> {
-    Utc::now().duration_trunc(Duration::seconds(1)).unwrap()
+/// Holds `app`'s clock at the wall clock's now, to the second (as SQL keeps and gives
+/// back what the tests write): the instant every attempt of the test is judged at, and
+/// the hours of the zones it picks. Not a fixed date: the index builds its contact
+/// filter from the system clock.
+pub fn hold_clock(app: &TestApp) -> DateTime<Utc> {
+    let now = Utc::now().duration_trunc(Duration::seconds(1)).unwrap();
+    app.clock.set(now);
+    now
 }
 
 struct Floor {
@@ -61,14 +66,24 @@ async fn floor() -> Floor {
     let app = spawn_guarded_app().await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
+    hold_clock(&app);
     Floor { app, manager, agent }
 }
 
 impl Floor {
+    /// The instant the app's clock is held at.
+    fn now(&self) -> DateTime<Utc> {
+        self.app.clock.now()
+    }
+
+    fn zone_where_it_is(&self, from: u32, to: u32) -> String {
+        zone_where_it_is(self.now(), from, to)
+    }
+
     /// An account of the agent's in a zone where it is daytime now, unless `overrides`
     /// says otherwise.
     async fn account(&self, overrides: Value) -> String {
-        let mut body = json!({"timezone": zone_where_it_is(10, 19), "assigned_agent_id": self.agent.id});
+        let mut body = json!({"timezone": self.zone_where_it_is(10, 19), "assigned_agent_id": self.agent.id});
         for (k, v) in overrides.as_object().unwrap() {
             body[k] = v.clone();
         }
@@ -128,14 +143,14 @@ impl Floor {
 #[tokio::test]
 async fn calls_are_allowed_only_inside_the_window_in_the_debtors_zone_now() {
     let f = floor().await;
-    let late_zone = zone_where_it_is(21, 24);
+    let late_zone = f.zone_where_it_is(21, 24);
     let late = f.account(json!({"timezone": late_zone})).await;
     let opens = f.assert_blocked(&late, "outside_window").await;
-    assert_eq!(opens, Some(next_local(&late_zone, 8)));
-    let early_zone = zone_where_it_is(0, 8);
+    assert_eq!(opens, Some(next_local(f.now(), &late_zone, 8)));
+    let early_zone = f.zone_where_it_is(0, 8);
     let early = f.account(json!({"timezone": early_zone})).await;
     let opens = f.assert_blocked(&early, "outside_window").await;
-    assert_eq!(opens, Some(next_local(&early_zone, 8)));
+    assert_eq!(opens, Some(next_local(f.now(), &early_zone, 8)));
     let day = f.account(json!({})).await;
     f.assert_logged(&day).await;
     // A refused attempt is not recorded.
@@ -165,12 +180,12 @@ async fn set_us_zones(app: &TestApp, offsets: [i32; 2]) {
 async fn an_unknown_zone_allows_only_hours_inside_the_window_across_the_country() {
     let f = floor().await;
     // Two zones five hours apart: in the western one it is before 08:00 now.
-    let west = offset_where_it_is(5, 7);
+    let west = offset_where_it_is(f.now(), 5, 7);
     set_us_zones(&f.app, [west, west + 5]).await;
     // UTC is the default when no zone is given: unknown, so every zone of the country counts.
     let account = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
     let opens = f.assert_blocked(&account, "outside_window").await;
-    assert_eq!(opens, Some(next_local(&zone_at(west), 8)), "08:00 in the western zone");
+    assert_eq!(opens, Some(next_local(f.now(), &zone_at(west), 8)), "08:00 in the western zone");
     // With the western zone three hours further east it is inside the window everywhere.
     set_us_zones(&f.app, [west + 3, west + 5]).await;
     f.assert_logged(&account).await;
@@ -181,7 +196,7 @@ async fn the_eighth_call_in_seven_days_is_refused_until_the_first_leaves_the_per
     let f = floor().await;
     let account = f.account(json!({})).await;
     // Seven calls recorded in the last seven days; the first leaves the period in 30 minutes.
-    let first = now() - Duration::days(7) + Duration::minutes(30);
+    let first = f.now() - Duration::days(7) + Duration::minutes(30);
     let calls: Vec<DateTime<Utc>> = (0..7).map(|d| first + Duration::days(d)).collect();
     f.history(&account, &calls, "no_answer").await;
     let opens = f.assert_blocked(&account, "call_attempts").await;
@@ -200,7 +215,7 @@ async fn the_eighth_call_in_seven_days_is_refused_until_the_first_leaves_the_per
 async fn a_conversation_holds_calls_back_for_seven_days() {
     let f = floor().await;
     let account = f.account(json!({})).await;
-    let talked = now() - Duration::days(2);
+    let talked = f.now() - Duration::days(2);
     f.history(&account, &[talked], "right_party").await;
     let opens = f.assert_blocked(&account, "recent_conversation").await;
     assert_eq!(opens, Some(talked + Duration::days(7)));
@@ -308,7 +323,7 @@ async fn a_manager_lets_one_attempt_through_with_a_reason_and_it_is_recorded() {
 async fn two_racing_attempts_cannot_both_be_the_seventh_call() {
     let f = floor().await;
     let account = f.account(json!({})).await;
-    let calls: Vec<DateTime<Utc>> = (0..6).map(|m| now() - Duration::days(2) + Duration::minutes(m)).collect();
+    let calls: Vec<DateTime<Utc>> = (0..6).map(|m| f.now() - Duration::days(2) + Duration::minutes(m)).collect();
     f.history(&account, &calls, "no_answer").await;
     let (a, b) = tokio::join!(f.call(&account, "no_answer"), f.call(&account, "no_answer"));
     let mut statuses = [a.0, b.0];
@@ -319,8 +334,8 @@ async fn two_racing_attempts_cannot_both_be_the_seventh_call() {
 #[tokio::test]
 async fn each_channel_says_whether_it_is_open_now_and_the_list_filters_on_it() {
     let f = floor().await;
-    let day_zone = zone_where_it_is(10, 19);
-    let night_zone = zone_where_it_is(0, 6);
+    let day_zone = f.zone_where_it_is(10, 19);
+    let night_zone = f.zone_where_it_is(0, 6);
     let open = f.account(json!({"timezone": day_zone})).await;
     let night = f.account(json!({"timezone": night_zone})).await;
     let no_calls = f.account(json!({"timezone": day_zone, "do_not_call": true})).await;
@@ -349,7 +364,7 @@ async fn each_channel_says_whether_it_is_open_now_and_the_list_filters_on_it() {
         (Some("call"), Some("outside_window")),
         "{night_standing}"
     );
-    assert!(instant(&call["next_allowed_at"]) > Utc::now());
+    assert!(instant(&call["next_allowed_at"]) > f.now());
 
     let listed = |query: &'static str| {
         let app = &f.app;
@@ -387,7 +402,7 @@ async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
     let in_zone = f.account(json!({"timezone": "America/New_York"})).await;
     let unknown = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
     let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
-    let refresh = || arrears::jobs::contact_windows::refresh(&f.app.pool);
+    let refresh = || arrears::jobs::contact_windows::refresh(&f.app.pool, &f.app.clock);
     refresh().await.unwrap();
     assert_eq!(refresh().await.unwrap(), 0, "nothing changed since the last check");
     // As if New York's documents had been built before a DST change.
@@ -408,4 +423,44 @@ async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
     let after = (version(in_zone).await, version(unknown).await, version(elsewhere).await);
     assert!(after.0 > before.0 && after.1 > before.1, "{before:?} -> {after:?}");
     assert_eq!(after.2, before.2, "Tokyo's window did not move");
+}
+
+/// New York leaves daylight time at 02:00 EDT on 2026-11-01 (06:00 UTC): a scheduler
+/// pass with the clock a minute before records the offsets, and the pass with the clock
+/// at the change re-indexes the accounts New York shapes (its own, and the account whose
+/// zone is unknown), not Tokyo's; a second pass at the same instant, none.
+#[tokio::test]
+async fn a_scheduler_pass_at_a_dst_change_re_indexes_the_accounts_the_zone_shapes() {
+    let f = floor().await;
+    let in_zone = f.account(json!({"timezone": "America/New_York"})).await;
+    let unknown = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
+    let change = DateTime::parse_from_rfc3339("2026-11-01T06:00:00Z").unwrap().with_timezone(&Utc);
+    f.app.clock.set(change - Duration::minutes(1));
+    f.app.run_schedulers().await;
+    assert_eq!(
+        f.app.run_schedulers().await.contact_windows,
+        0,
+        "no offset changed within the minute"
+    );
+    let versions = || async {
+        let mut versions = Vec::new();
+        for id in [&in_zone, &unknown, &elsewhere] {
+            versions.push(
+                f.app
+                    .sql_value::<i64>("SELECT search_version FROM accounts WHERE id = $1", id)
+                    .await,
+            );
+        }
+        versions
+    };
+    let before = versions().await;
+    f.app.clock.set(change);
+    // New York's change touches its account and the unknown one; Toronto, a zone of a
+    // country list that changes at the same instant, the unknown one again.
+    assert_eq!(f.app.run_schedulers().await.contact_windows, 3);
+    let after = versions().await;
+    assert!(after[0] > before[0] && after[1] > before[1], "{before:?} -> {after:?}");
+    assert_eq!(after[2], before[2], "Tokyo's window did not move");
+    assert_eq!(f.app.run_schedulers().await.contact_windows, 0, "each change is re-indexed once");
 }

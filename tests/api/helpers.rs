@@ -4,11 +4,13 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use arrears::app::Application;
+use arrears::app::{Application, Options};
 use arrears::auth::password;
 use arrears::cli::Cli;
+use arrears::clock::Clock;
 use arrears::config::Settings;
 use arrears::domain::role::Role;
+use arrears::jobs::schedulers::{Pass, Schedulers};
 use arrears::state::AppState;
 use clap::Parser;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
@@ -27,6 +29,13 @@ pub struct TestApp {
     client: reqwest::Client,
     pub pool: PgPool,
     pub settings: Settings,
+    /// The application's clock: it reads the system clock until a test sets it
+    /// (`app.clock.set(instant)`), then every date- or hour-dependent decision of the
+    /// application (schedulers, contact guard, promise and plan dates, queue, KPIs)
+    /// sees that instant.
+    pub clock: Clock,
+    /// The schedulers, which run only when the test asks: [`TestApp::run_schedulers`].
+    schedulers: Schedulers,
     shutdown: Option<oneshot::Sender<()>>,
     /// The server's task: it ends when the server and its workers have stopped.
     server: Option<tokio::task::JoinHandle<()>>,
@@ -111,7 +120,7 @@ pub async fn spawn_guarded_app() -> TestApp {
 pub async fn spawn_guarded_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
-    spawn_instance(settings, true).await
+    spawn_instance(settings, true, false).await
 }
 
 /// Another API instance on `app`'s database and data dir (no sync worker: `app` owns
@@ -120,11 +129,27 @@ pub async fn spawn_peer(app: &TestApp, configure: impl FnOnce(&mut Settings)) ->
     let mut settings = app.settings.clone();
     settings.sync_worker = false;
     configure(&mut settings);
-    spawn_instance(settings, false).await
+    spawn_instance(settings, false, false).await
 }
 
-async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
-    let app = Application::build(settings.clone()).await.expect("application builds");
+/// Another API instance on `app`'s database, as [`spawn_peer`], whose schedulers run in
+/// the background on the system clock, as in production.
+pub async fn spawn_scheduling_peer(app: &TestApp) -> TestApp {
+    let mut settings = app.settings.clone();
+    settings.sync_worker = false;
+    spawn_instance(settings, false, true).await
+}
+
+async fn spawn_instance(settings: Settings, owns_data_dir: bool, run_schedulers: bool) -> TestApp {
+    let clock = Clock::settable();
+    let options = Options {
+        clock: clock.clone(),
+        run_schedulers,
+    };
+    let app = Application::build_with(settings.clone(), options)
+        .await
+        .expect("application builds");
+    let schedulers = app.schedulers().clone();
     let address = format!("http://127.0.0.1:{}", app.port());
     let metrics_address = app.metrics_port().map(|port| format!("http://127.0.0.1:{port}"));
     let pool = app.state().pool().clone();
@@ -140,6 +165,8 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
         client: reqwest::Client::new(),
         pool,
         settings,
+        clock,
+        schedulers,
         shutdown: Some(tx),
         server: Some(server),
         owns_data_dir,
@@ -149,6 +176,17 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool) -> TestApp {
 static USER_SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl TestApp {
+    /// One pass of every scheduler at the clock's now (promises, plans, KPI snapshot and
+    /// days, contact windows), as the background loops would make it.
+    pub async fn run_schedulers(&self) -> Pass {
+        self.schedulers.pass().await.expect("a scheduler pass")
+    }
+
+    /// The date of the clock's now in `tz`.
+    pub fn today_in(&self, tz: chrono_tz::Tz) -> chrono::NaiveDate {
+        self.clock.now().with_timezone(&tz).date_naive()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
@@ -568,11 +606,6 @@ pub fn error_fields(problem: &Value) -> Vec<String> {
         .as_array()
         .map(|errors| errors.iter().map(|e| e["field"].as_str().unwrap_or_default().to_owned()).collect())
         .unwrap_or_default()
-}
-
-/// Today's date in `tz`.
-pub fn today_in(tz: chrono_tz::Tz) -> chrono::NaiveDate {
-    chrono::Utc::now().with_timezone(&tz).date_naive()
 }
 
 /// The UTC instant of a wall-clock time in `tz`.

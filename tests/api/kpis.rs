@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::helpers::{assert_problem, error_fields, eventually, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, spawn_app, status_json};
 
 /// A move between buckets in the plain-SQL check: opening, closing, accounts, cured.
 type Move = (String, String, i64, i64);
@@ -407,8 +407,8 @@ fn figures(answer: &Value) -> BTreeMap<&'static str, Value> {
 
 /// Asks for every grouping of three periods around `from..=to` and compares each answer
 /// with the plain SQL; `when` says what the database held.
-async fn every_answer_is_its_definition(app: &crate::helpers::TestApp, token: &str, from: NaiveDate, to: NaiveDate, when: &str) {
-    let today = Utc::now().date_naive();
+async fn every_answer_is_its_definition(app: &TestApp, token: &str, from: NaiveDate, to: NaiveDate, when: &str) {
+    let today = app.clock.now().date_naive();
     for (from, to, closing) in [
         (from, to, to + Duration::days(1)),
         (to, today, today),
@@ -437,13 +437,25 @@ async fn every_answer_is_its_definition(app: &crate::helpers::TestApp, token: &s
     }
 }
 
-/// Keeps every day the scheduler would keep; returns how many.
-async fn keep_days(pool: &PgPool) -> usize {
-    let days = arrears::store::kpis::days_to_keep(pool, Utc::now().date_naive()).await.unwrap();
+/// Keeps every day the scheduler would keep at the app's clock; returns how many.
+async fn keep_days(app: &TestApp) -> usize {
+    let days = arrears::store::kpis::days_to_keep(&app.pool, app.clock.now().date_naive())
+        .await
+        .unwrap();
     for day in &days {
-        arrears::store::kpis::keep_day(pool, *day).await.unwrap();
+        arrears::store::kpis::keep_day(&app.pool, *day).await.unwrap();
     }
     days.len()
+}
+
+/// Holds the app's clock at the wall clock's now, so that the test's "today" and the
+/// app's are one day even when the test runs across midnight: the seeds write events
+/// relative to now and SQL stamps rows with its own now, so the instant is not a fixed
+/// date. Returns it.
+fn hold_clock(app: &TestApp) -> DateTime<Utc> {
+    let now = Utc::now();
+    app.clock.set(now);
+    now
 }
 
 #[tokio::test]
@@ -451,16 +463,16 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let mut rng = StdRng::seed_from_u64(24);
-    let today = Utc::now().date_naive();
+    let today = hold_clock(&app).date_naive();
     let (from, to) = (today - Duration::days(20), today - Duration::days(6));
     let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
     // Today's snapshot is taken before the seed writes its own.
-    scheduler_took_today(&app.pool).await;
+    scheduler_took_today(&app).await;
     seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
     every_answer_is_its_definition(&app, &manager.token, from, to, "with no day kept").await;
 
-    assert!(keep_days(&app.pool).await >= 20, "every day with an event before today is kept");
-    assert_eq!(keep_days(&app.pool).await, 0, "a kept day is kept once");
+    assert!(keep_days(&app).await >= 20, "every day with an event before today is kept");
+    assert_eq!(keep_days(&app).await, 0, "a kept day is kept once");
     every_answer_is_its_definition(&app, &manager.token, from, to, "with the days kept").await;
 
     // Late writes to kept days drop them: a backdated call, a refund, a broken promise,
@@ -498,7 +510,7 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
         assert_eq!(changed, 1, "{sql}");
     }
     every_answer_is_its_definition(&app, &manager.token, from, to, "after late writes").await;
-    assert!(keep_days(&app.pool).await >= 1, "the dropped days are kept again");
+    assert!(keep_days(&app).await >= 1, "the dropped days are kept again");
     every_answer_is_its_definition(&app, &manager.token, from, to, "with the dropped days kept again").await;
 }
 
@@ -507,12 +519,13 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let mut rng = StdRng::seed_from_u64(25);
-    let today = Utc::now().date_naive();
+    let now = hold_clock(&app);
+    let today = now.date_naive();
     let (from, to) = (today - Duration::days(4), today - Duration::days(2));
     let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
-    scheduler_took_today(&app.pool).await;
+    scheduler_took_today(&app).await;
     // Events from a week ago up to now, today's among them.
-    seed(&app.pool, &mut rng, &days, midnight(from), Utc::now() - Duration::days(2)).await;
+    seed(&app.pool, &mut rng, &days, midnight(from), now - Duration::days(2)).await;
     let account: Uuid = sqlx::query_scalar("SELECT id FROM accounts ORDER BY account_number LIMIT 1")
         .fetch_one(&app.pool)
         .await
@@ -530,8 +543,8 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
     .unwrap();
     every_answer_is_its_definition(&app, &manager.token, from, to, "with nothing kept").await;
 
-    keep_days(&app.pool).await;
-    let kept_at = Utc::now();
+    keep_days(&app).await;
+    let kept_at = now;
     assert!(arrears::store::kpis::keep_today(&app.pool, kept_at).await.unwrap());
     every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept up to an instant").await;
 
@@ -566,7 +579,11 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
         .await
         .unwrap();
     every_answer_is_its_definition(&app, &manager.token, from, to, "after backdated writes").await;
-    assert!(arrears::store::kpis::keep_today(&app.pool, Utc::now()).await.unwrap());
+    assert!(
+        arrears::store::kpis::keep_today(&app.pool, kept_at + Duration::minutes(4))
+            .await
+            .unwrap()
+    );
     every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept again").await;
 }
 
@@ -641,6 +658,9 @@ async fn a_day_kept_while_late_writes_land_is_never_kept_without_them() {
 #[tokio::test]
 async fn only_managers_and_admins_read_kpis() {
     let app = spawn_app().await;
+    // The last second of 2026-03-07 in UTC: the period ends on the clock's day.
+    app.clock
+        .set(DateTime::parse_from_rfc3339("2026-03-07T23:59:59Z").unwrap().with_timezone(&Utc));
     for role in [Role::Agent, Role::Viewer] {
         let user = app.user(role).await;
         assert_problem(app.get("/api/v1/kpis", &user.token).await, StatusCode::FORBIDDEN, "forbidden").await;
@@ -652,7 +672,7 @@ async fn only_managers_and_admins_read_kpis() {
         let (status, body) = status_json(app.get("/api/v1/kpis?group_by=team", &user.token).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["group_by"], "team");
-        assert_eq!(body["to"], json!(Utc::now().date_naive()));
+        assert_eq!(body["to"], "2026-03-07");
     }
 }
 
@@ -660,7 +680,9 @@ async fn only_managers_and_admins_read_kpis() {
 async fn bad_parameters_are_named() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
-    let today = Utc::now().date_naive();
+    app.clock
+        .set(DateTime::parse_from_rfc3339("2026-11-01T23:59:59Z").unwrap().with_timezone(&Utc));
+    let today: NaiveDate = "2026-11-01".parse().unwrap();
     let tomorrow = today + Duration::days(1);
     for (query, field) in [
         ("from=2026-02-30".to_owned(), "from"),
@@ -815,20 +837,19 @@ async fn the_snapshot_takes_each_day_once_and_its_moves_are_kept_once_even_from_
         .await
         .unwrap();
     assert_eq!(pairs, 0);
-    scheduler_took_today(&app.pool).await;
+    scheduler_took_today(&app).await;
 }
 
-/// Waits for the scheduler every API process runs to take today's snapshot.
-async fn scheduler_took_today(pool: &PgPool) {
-    let today = Utc::now().date_naive();
-    eventually("the scheduler of the API process took today's snapshot", || async {
-        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM account_snapshot_days WHERE day = $1)")
-            .bind(today)
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    })
-    .await;
+/// Runs the schedulers once, as an API process does when it starts: the clock's day's
+/// snapshot is taken.
+async fn scheduler_took_today(app: &TestApp) {
+    app.run_schedulers().await;
+    let taken: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM account_snapshot_days WHERE day = $1)")
+        .bind(app.clock.now().date_naive())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(taken, "a scheduler pass takes the clock's day's snapshot");
 }
 
 async fn buckets_of(pool: &PgPool, day: NaiveDate, accounts: &[Uuid]) -> Vec<String> {

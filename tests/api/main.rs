@@ -21,6 +21,7 @@ mod imports;
 mod jobs;
 mod kpis;
 mod metrics;
+mod migrations;
 mod notifications;
 mod openapi;
 mod payments;

@@ -6,13 +6,13 @@
 
 use arrears::domain::role::Role;
 use arrears::store::plans::{Misses, mark_missed};
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, eventually, id_of, local, spawn_app, status_json, today_in};
+use crate::helpers::{TestApp, TestUser, assert_problem, error_fields, eventually, id_of, local, spawn_app, spawn_app_with, status_json};
 
 fn plans_path(account_id: &str) -> String {
     format!("/api/v1/accounts/{account_id}/plans")
@@ -57,6 +57,22 @@ async fn account_status(app: &TestApp, token: &str, account_id: &str) -> String 
 
 async fn count_where(app: &TestApp, sql: &'static str, id: &str) -> i64 {
     app.sql_value(sql, id).await
+}
+
+/// An app whose plan scheduler misses an instalment `grace_days` after its date and
+/// breaks a plan at its second miss.
+async fn app_with_grace(grace_days: u32) -> TestApp {
+    spawn_app_with(|s| {
+        s.plan_grace_days = grace_days;
+        s.plan_max_misses = 2;
+    })
+    .await
+}
+
+/// One pass of the app's schedulers with its clock at `now`: what the plan scheduler did.
+async fn pass_at(app: &TestApp, now: DateTime<Utc>) -> Misses {
+    app.clock.set(now);
+    app.run_schedulers().await.plans
 }
 
 async fn missed_notifications(app: &TestApp, user: &TestUser) -> i64 {
@@ -310,27 +326,29 @@ async fn paying_off_the_balance_completes_the_plan_and_paid_wins() {
     assert_eq!(account_status(&app, &manager.token, &id).await, "paid");
 }
 
-/// An instalment due today in `tz` with a grace of 3 days is still open at the last
-/// second of the third day after and missed at the first second of the fourth, both in
-/// the account's time zone; the agent is told once.
+/// An instalment due on the day a plan is made (noon in `tz`) with a grace of 3 days is
+/// still open at the last second of the third day after and missed at the first second
+/// of the fourth, both in the account's time zone, when the scheduler passes with the
+/// clock there; the agent is told once.
 async fn missed_after_the_grace_period_in(tz_name: &str, tz: Tz) {
-    let app = spawn_app().await;
+    let app = app_with_grace(3).await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
     let account = app
         .account(&manager.token, json!({"timezone": tz_name, "assigned_agent_id": agent.id}))
         .await;
     let id = id_of(&account);
-    let due = today_in(tz);
+    let due: NaiveDate = "2026-06-15".parse().unwrap();
+    app.clock.set(local(tz, due, 12, 0, 0));
     let body = json!({"total": "30.00", "instalment_count": 3, "frequency": "weekly", "first_due_date": due});
     let pid = id_of(&make_plan(&app, &agent.token, &id, body).await);
 
     let last_second = local(tz, due + Duration::days(3), 23, 59, 59);
-    assert_eq!(mark_missed(&app.pool, last_second, 3, 2).await.unwrap(), Misses::default());
+    assert_eq!(pass_at(&app, last_second).await, Misses::default());
     assert_eq!(instalments(&app, &agent.token, &pid).await[0].2, "open");
 
     let next_midnight = local(tz, due + Duration::days(4), 0, 0, 0);
-    let misses = mark_missed(&app.pool, next_midnight, 3, 2).await.unwrap();
+    let misses = pass_at(&app, next_midnight).await;
     assert_eq!(misses, Misses { missed: 1, broken: 0 }, "{tz_name} midnight after {due} + 3 days");
     assert_eq!(instalments(&app, &agent.token, &pid).await[0].2, "missed");
     assert_eq!(missed_notifications(&app, &agent).await, 1);
@@ -339,8 +357,39 @@ async fn missed_after_the_grace_period_in(tz_name: &str, tz: Tz) {
     assert_eq!(shown["plan"]["last_missed_on"], due.to_string());
     assert_eq!(shown["status"], "payment_plan");
 
-    assert_eq!(mark_missed(&app.pool, next_midnight, 3, 2).await.unwrap(), Misses::default());
+    assert_eq!(pass_at(&app, next_midnight).await, Misses::default());
     assert_eq!(missed_notifications(&app, &agent).await, 1, "a second run tells nobody");
+}
+
+/// New York changes its offset on 2026-03-08 and 2026-11-01: an instalment due that day
+/// (no grace) is open half an hour before the midnight after it in New York and missed
+/// half an hour after, an hour away from where the day's first offset puts midnight.
+#[tokio::test]
+async fn missed_at_new_york_midnight_across_both_dst_changes() {
+    let ny = chrono_tz::America::New_York;
+    for (due, midnight_after) in [("2026-03-08", "2026-03-09T04:00:00Z"), ("2026-11-01", "2026-11-02T05:00:00Z")] {
+        let app = app_with_grace(0).await;
+        let manager = app.user(Role::Manager).await;
+        let id = id_of(&app.account(&manager.token, json!({"timezone": "America/New_York"})).await);
+        let due_date: NaiveDate = due.parse().unwrap();
+        app.clock.set(local(ny, due_date, 0, 30, 0));
+        let body = json!({"total": "20.00", "instalment_count": 2, "frequency": "weekly", "first_due_date": due});
+        let pid = id_of(&make_plan(&app, &manager.token, &id, body).await);
+        let midnight = DateTime::parse_from_rfc3339(midnight_after).unwrap().with_timezone(&Utc);
+        assert_eq!(local(ny, due_date + Duration::days(1), 0, 0, 0), midnight);
+        assert_eq!(
+            pass_at(&app, midnight - Duration::minutes(30)).await,
+            Misses::default(),
+            "{due} 23:30"
+        );
+        assert_eq!(instalments(&app, &manager.token, &pid).await[0].2, "open");
+        assert_eq!(
+            pass_at(&app, midnight + Duration::minutes(30)).await,
+            Misses { missed: 1, broken: 0 },
+            "00:30 after {due}"
+        );
+        assert_eq!(instalments(&app, &manager.token, &pid).await[0].2, "missed");
+    }
 }
 
 #[tokio::test]
@@ -355,13 +404,15 @@ async fn missed_after_the_grace_period_in_los_angeles() {
 
 #[tokio::test]
 async fn the_same_instant_is_a_different_day_in_auckland_and_los_angeles() {
-    let app = spawn_app().await;
+    let app = app_with_grace(0).await;
     let manager = app.user(Role::Manager).await;
     let auckland = chrono_tz::Pacific::Auckland;
     let los_angeles = chrono_tz::America::Los_Angeles;
     // Both instalments are due on the day that is today in Auckland (Auckland's date is
     // never behind Los Angeles').
-    let due = today_in(auckland);
+    app.clock
+        .set(DateTime::parse_from_rfc3339("2026-06-15T01:00:00Z").unwrap().with_timezone(&Utc));
+    let due = app.today_in(auckland);
     let mut plans = Vec::new();
     for tz in ["Pacific/Auckland", "America/Los_Angeles"] {
         let id = id_of(&app.account(&manager.token, json!({"timezone": tz})).await);
@@ -371,11 +422,11 @@ async fn the_same_instant_is_a_different_day_in_auckland_and_los_angeles() {
     // The first instant of the next day in Auckland is still the due day in Los Angeles.
     let at = local(auckland, due + Duration::days(1), 0, 0, 0);
     assert_eq!(at.with_timezone(&los_angeles).date_naive(), due);
-    assert_eq!(mark_missed(&app.pool, at, 0, 2).await.unwrap().missed, 1);
+    assert_eq!(pass_at(&app, at).await.missed, 1);
     assert_eq!(instalments(&app, &manager.token, &plans[0]).await[0].2, "missed");
     assert_eq!(instalments(&app, &manager.token, &plans[1]).await[0].2, "open");
     let la_next_day = local(los_angeles, due + Duration::days(1), 0, 0, 0);
-    assert_eq!(mark_missed(&app.pool, la_next_day, 0, 2).await.unwrap().missed, 1);
+    assert_eq!(pass_at(&app, la_next_day).await.missed, 1);
     assert_eq!(instalments(&app, &manager.token, &plans[1]).await[0].2, "missed");
 }
 
@@ -384,18 +435,20 @@ async fn two_schedulers_at_once_mark_and_notify_each_instalment_once() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
+    app.clock
+        .set(DateTime::parse_from_rfc3339("2026-06-15T12:00:00Z").unwrap().with_timezone(&Utc));
     let zones = ["UTC", "Pacific/Auckland", "America/Los_Angeles", "Asia/Tokyo", "Europe/London"];
     let mut plans = Vec::new();
     for tz in zones {
         let account = app
             .account(&manager.token, json!({"timezone": tz, "assigned_agent_id": agent.id}))
             .await;
-        let due = today_in(tz.parse().unwrap());
+        let due = app.today_in(tz.parse().unwrap());
         let body = json!({"total": "40.00", "instalment_count": 4, "frequency": "weekly", "first_due_date": due});
         plans.push(id_of(&make_plan(&app, &manager.token, &id_of(&account), body).await));
     }
     // Ten days on: the first two instalments of each plan are missed, which breaks it.
-    let now = Utc::now() + Duration::days(10);
+    let now = app.clock.now() + Duration::days(10);
     let (a, b) = tokio::join!(mark_missed(&app.pool, now, 0, 2), mark_missed(&app.pool, now, 0, 2));
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.missed + b.missed, 10, "each instalment marked by exactly one run");
@@ -426,13 +479,15 @@ async fn a_plan_breaks_after_the_allowed_misses_and_the_account_follows() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     // Past due (the default due date is in the past): a broken plan leaves it delinquent.
-    let late = id_of(&app.account(&manager.token, json!({})).await);
-    let due = Utc::now().date_naive();
+    let late = id_of(&app.account(&manager.token, json!({"timezone": "UTC"})).await);
+    app.clock
+        .set(DateTime::parse_from_rfc3339("2026-06-15T12:00:00Z").unwrap().with_timezone(&Utc));
+    let due = app.today_in(chrono_tz::UTC);
     let body = json!({"total": "300.00", "instalment_count": 3, "frequency": "weekly", "first_due_date": due});
     let pid = id_of(&make_plan(&app, &manager.token, &late, body).await);
     assert_eq!(account_status(&app, &manager.token, &late).await, "payment_plan");
 
-    let week_later = Utc::now() + Duration::days(2);
+    let week_later = app.clock.now() + Duration::days(2);
     assert_eq!(
         mark_missed(&app.pool, week_later, 0, 2).await.unwrap(),
         Misses { missed: 1, broken: 0 }
@@ -443,7 +498,7 @@ async fn a_plan_breaks_after_the_allowed_misses_and_the_account_follows() {
     assert_eq!(instalments(&app, &manager.token, &pid).await[0].2, "paid");
     assert_eq!(plan(&app, &manager.token, &pid).await["missed_count"], 1);
 
-    let two_weeks_later = Utc::now() + Duration::days(9);
+    let two_weeks_later = app.clock.now() + Duration::days(9);
     assert_eq!(
         mark_missed(&app.pool, two_weeks_later, 0, 2).await.unwrap(),
         Misses { missed: 1, broken: 1 }

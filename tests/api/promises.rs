@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, local, spawn_app, spawn_peer, status_json, today_in, ts};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, local, spawn_app, spawn_scheduling_peer, status_json, ts};
 
 fn promises_path(account_id: &str) -> String {
     format!("/api/v1/accounts/{account_id}/promises")
@@ -37,8 +37,14 @@ async fn listed(app: &TestApp, token: &str, account_id: &str, promise_id: &str) 
         .clone()
 }
 
+/// One pass of the app's schedulers with its clock at `now`: how many promises it broke.
 async fn break_overdue(app: &TestApp, now: DateTime<Utc>) -> u64 {
-    arrears::store::promises::break_overdue(&app.pool, now).await.unwrap()
+    app.clock.set(now);
+    app.run_schedulers().await.promises_broken
+}
+
+fn utc(at: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(at).unwrap().with_timezone(&Utc)
 }
 
 #[tokio::test]
@@ -53,7 +59,7 @@ async fn a_promise_opens_the_account_and_only_one_may_be_open() {
         .await;
     let id = id_of(&account);
     assert!(account["open_promise"].is_null());
-    let due = today_in(chrono_tz::America::New_York) + Duration::days(7);
+    let due = app.today_in(chrono_tz::America::New_York) + Duration::days(7);
     let response = app
         .post(
             &promises_path(&id),
@@ -106,7 +112,10 @@ async fn due_dates_count_from_today_in_the_accounts_timezone() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let tokyo = chrono_tz::Asia::Tokyo;
-    let today = today_in(tokyo);
+    let today: NaiveDate = "2026-06-15".parse().unwrap();
+    // Half a minute into the 15th in Tokyo, still the 14th in UTC: the 14th is past.
+    app.clock.set(utc("2026-06-14T15:00:30Z"));
+    assert_eq!(app.today_in(tokyo), today);
     let account = app.account(&manager.token, json!({"timezone": "Asia/Tokyo"})).await;
     let id = id_of(&account);
     for due in [today - Duration::days(1), today - Duration::days(30)] {
@@ -137,8 +146,17 @@ async fn due_dates_count_from_today_in_the_accounts_timezone() {
         .await
         .unwrap();
     assert_eq!(count, 0);
+    // The last second of the 15th in Tokyo, the 15th is still today; a second later, not.
+    app.clock.set(local(tokyo, today, 23, 59, 59));
     let created = promise(&app, &manager.token, &id, "10.00", today).await;
     assert_eq!(created["due_date"], today.to_string(), "today itself is allowed");
+    app.clock.advance(Duration::seconds(1));
+    let other = id_of(&app.account(&manager.token, json!({"timezone": "Asia/Tokyo"})).await);
+    let body = json!({"amount": "10.00", "due_date": today.to_string()});
+    let late = app.post(&promises_path(&other), Some(&manager.token), &body).await;
+    let problem = assert_problem(late, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(error_fields(&problem), ["due_date"], "{today} after midnight in Tokyo");
+    promise(&app, &manager.token, &other, "10.00", today + Duration::days(1)).await;
     let unknown = app
         .post(
             &promises_path(&Uuid::new_v4().to_string()),
@@ -289,14 +307,17 @@ async fn payments_received_before_the_promise_do_not_keep_it() {
     assert_eq!(sql_promise_status(&app, &pid).await, "kept", "50 of 50 since the promise");
 }
 
-/// A promise due today (in `tz`) survives the last second of today and breaks at the
-/// first second of tomorrow, both measured in the account's timezone; only once.
-async fn breaks_after_the_due_date_in(tz_name: &str, tz: Tz) {
+/// A promise due `due` (made that day at noon in `tz`) survives its last second and
+/// breaks at the first second of the next day, both in the account's timezone, when the
+/// scheduler passes with the clock there; only once.
+async fn breaks_after_the_due_date_in(tz_name: &str, tz: Tz, due: &str) {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let id = id_of(&app.account(&manager.token, json!({"timezone": tz_name})).await);
-    let due = today_in(tz);
+    let due: NaiveDate = due.parse().unwrap();
+    app.clock.set(local(tz, due, 12, 0, 0));
     let pid = id_of(&promise(&app, &manager.token, &id, "25.00", due).await);
+    assert_eq!(app.run_schedulers().await.promises_broken, 0, "due today stays open");
 
     let last_second = local(tz, due, 23, 59, 59);
     assert_eq!(
@@ -332,18 +353,77 @@ async fn breaks_after_the_due_date_in(tz_name: &str, tz: Tz) {
 
 #[tokio::test]
 async fn broken_after_the_due_date_in_new_york() {
-    breaks_after_the_due_date_in("America/New_York", chrono_tz::America::New_York).await;
+    breaks_after_the_due_date_in("America/New_York", chrono_tz::America::New_York, "2026-06-15").await;
 }
 
 #[tokio::test]
 async fn broken_after_the_due_date_in_tokyo() {
-    breaks_after_the_due_date_in("Asia/Tokyo", chrono_tz::Asia::Tokyo).await;
+    breaks_after_the_due_date_in("Asia/Tokyo", chrono_tz::Asia::Tokyo, "2026-06-15").await;
+}
+
+/// New York moves its clocks on 2026-03-08 (02:00 EST to 03:00 EDT) and 2026-11-01
+/// (02:00 EDT to 01:00 EST): the midnight after each is an hour away from where the
+/// day's first offset puts it. A promise due that day is open half an hour before the
+/// real midnight and broken half an hour after it.
+#[tokio::test]
+async fn broken_at_new_york_midnight_across_both_dst_changes() {
+    let ny = chrono_tz::America::New_York;
+    for (due, midnight_after) in [("2026-03-08", "2026-03-09T04:00:00Z"), ("2026-11-01", "2026-11-02T05:00:00Z")] {
+        let app = spawn_app().await;
+        let manager = app.user(Role::Manager).await;
+        let id = id_of(&app.account(&manager.token, json!({"timezone": "America/New_York"})).await);
+        let due_date: NaiveDate = due.parse().unwrap();
+        app.clock.set(local(ny, due_date, 0, 30, 0));
+        let pid = id_of(&promise(&app, &manager.token, &id, "25.00", due_date).await);
+        let midnight = utc(midnight_after);
+        assert_eq!(local(ny, due_date + Duration::days(1), 0, 0, 0), midnight);
+        assert_eq!(
+            break_overdue(&app, midnight - Duration::minutes(30)).await,
+            0,
+            "{due} 23:30 in New York"
+        );
+        assert_eq!(sql_promise_status(&app, &pid).await, "open");
+        assert_eq!(
+            break_overdue(&app, midnight + Duration::minutes(30)).await,
+            1,
+            "00:30 after {due} in New York"
+        );
+        assert_eq!(sql_promise_status(&app, &pid).await, "broken");
+        let resolved: DateTime<Utc> = app.sql_value("SELECT resolved_at FROM promises WHERE id = $1", &pid).await;
+        assert_eq!(resolved, midnight + Duration::minutes(30), "broken at the clock's instant");
+        assert_eq!(app.get_account(&manager.token, &id).await["status"], "delinquent");
+    }
+}
+
+/// Cancelling puts the account back by the clock's date in the debtor's zone: active
+/// while its due date is not past there, delinquent once it is.
+#[tokio::test]
+async fn a_cancelled_promise_leaves_the_account_by_the_clocks_date_in_its_zone() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let tokyo = chrono_tz::Asia::Tokyo;
+    let due: NaiveDate = "2026-06-15".parse().unwrap();
+    let mut statuses = Vec::new();
+    for at in [local(tokyo, due, 23, 59, 59), local(tokyo, due + Duration::days(1), 0, 0, 0)] {
+        app.clock.set(at - Duration::days(1));
+        let id = id_of(
+            &app.account(&manager.token, json!({"timezone": "Asia/Tokyo", "due_date": due}))
+                .await,
+        );
+        let made = promise(&app, &manager.token, &id, "10.00", due + Duration::days(7)).await;
+        app.clock.set(at);
+        let path = format!("/api/v1/promises/{}/cancel", id_of(&made));
+        assert_eq!(app.post(&path, Some(&manager.token), &json!({})).await.status(), StatusCode::OK);
+        statuses.push(app.get_account(&manager.token, &id).await["status"].clone());
+    }
+    assert_eq!(statuses, [json!("active"), json!("delinquent")]);
 }
 
 #[tokio::test]
 async fn two_concurrent_runs_break_each_promise_once() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
+    app.clock.set(utc("2026-06-15T12:00:00Z"));
     let mut ids = Vec::new();
     for (tz_name, tz) in [
         ("UTC", chrono_tz::UTC),
@@ -354,7 +434,7 @@ async fn two_concurrent_runs_break_each_promise_once() {
         ("America/Los_Angeles", chrono_tz::America::Los_Angeles),
     ] {
         let id = id_of(&app.account(&manager.token, json!({"timezone": tz_name})).await);
-        ids.push(id_of(&promise(&app, &manager.token, &id, "10.00", today_in(tz)).await));
+        ids.push(id_of(&promise(&app, &manager.token, &id, "10.00", app.today_in(tz)).await));
     }
     // One promise due far ahead stays open.
     let later_account = id_of(&app.account(&manager.token, json!({})).await);
@@ -364,12 +444,12 @@ async fn two_concurrent_runs_break_each_promise_once() {
             &manager.token,
             &later_account,
             "10.00",
-            Utc::now().date_naive() + Duration::days(30),
+            app.today_in(chrono_tz::UTC) + Duration::days(30),
         )
         .await,
     );
 
-    let now = Utc::now() + Duration::days(3);
+    let now = app.clock.now() + Duration::days(3);
     let (a, b) = tokio::join!(
         arrears::store::promises::break_overdue(&app.pool, now),
         arrears::store::promises::break_overdue(&app.pool, now)
@@ -379,7 +459,7 @@ async fn two_concurrent_runs_break_each_promise_once() {
         assert_eq!(sql_promise_status(&app, pid).await, "broken");
     }
     assert_eq!(sql_promise_status(&app, &later).await, "open");
-    assert_eq!(break_overdue(&app, now).await, 0);
+    assert_eq!(arrears::store::promises::break_overdue(&app.pool, now).await.unwrap(), 0);
 }
 
 #[tokio::test]
@@ -486,7 +566,7 @@ async fn every_api_process_breaks_overdue_promises_from_its_start() {
         .unwrap();
     // A process without a sync worker breaks it when it starts: the scheduler is the
     // API process's, not the sync worker's.
-    let _peer = spawn_peer(&app, |_| {}).await;
+    let _peer = spawn_scheduling_peer(&app).await;
     eventually("the peer breaks the overdue promise", || async {
         sql_promise_status(&app, &pid).await == "broken"
     })

@@ -5,17 +5,17 @@
 use std::collections::HashSet;
 
 use arrears::domain::role::Role;
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use futures_util::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::compliance::zone_where_it_is;
+use crate::compliance::{hold_clock, zone_where_it_is};
 use crate::helpers::{TestApp, TestUser, assert_problem, eventually, id_of, local, spawn_app, spawn_guarded_app, status_json, ts};
 
-/// An account of `agent` (or of nobody) in a zone where it is daytime now.
+/// An account of `agent` (or of nobody) in a zone where it is daytime at the app's clock.
 async fn account(app: &TestApp, manager: &TestUser, agent: Option<&TestUser>, overrides: Value) -> String {
-    let mut body = json!({"timezone": zone_where_it_is(10, 19), "due_date": "2026-06-01"});
+    let mut body = json!({"timezone": zone_where_it_is(app.clock.now(), 10, 19), "due_date": "2026-06-01"});
     if let Some(agent) = agent {
         body["assigned_agent_id"] = json!(agent.id);
     }
@@ -76,7 +76,7 @@ async fn the_queue_lists_reasons_first_then_by_score_and_leaves_blocked_accounts
     let app = spawn_guarded_app().await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
-    let today = Utc::now().date_naive();
+    let today = hold_clock(&app).date_naive();
     let small = account(&app, &manager, Some(&agent), json!({"original_balance": "100.00"})).await;
     let large = account(&app, &manager, Some(&agent), json!({"original_balance": "90000.00"})).await;
     let due_today = account(&app, &manager, Some(&agent), json!({"original_balance": "50.00"})).await;
@@ -89,7 +89,13 @@ async fn the_queue_lists_reasons_first_then_by_score_and_leaves_blocked_accounts
         json!({"cease_communication": true, "original_balance": "99999.00"}),
     )
     .await;
-    let asleep = account(&app, &manager, Some(&agent), json!({"timezone": zone_where_it_is(0, 6)})).await;
+    let asleep = account(
+        &app,
+        &manager,
+        Some(&agent),
+        json!({"timezone": zone_where_it_is(app.clock.now(), 0, 6)}),
+    )
+    .await;
     let paid = account(&app, &manager, Some(&agent), json!({"status": "paid"})).await;
     let _someone_elses = account(&app, &manager, None, json!({})).await;
     // Promises as their scheduler and the API leave them: one broken yesterday, one due today.
@@ -113,7 +119,7 @@ async fn the_queue_lists_reasons_first_then_by_score_and_leaves_blocked_accounts
         .await
         .unwrap();
     let path = format!("/api/v1/accounts/{action}");
-    let past = json!({"next_action_at": ts(Utc::now() - Duration::hours(1))});
+    let past = json!({"next_action_at": ts(app.clock.now() - Duration::hours(1))});
     assert_eq!(app.patch(&path, &manager.token, &past).await.status(), StatusCode::OK);
     for id in [&small, &large, &due_today, &broke, &action, &ceased, &asleep, &paid] {
         indexed(&app, id).await;
@@ -149,10 +155,10 @@ async fn a_missed_plan_instalment_is_worked_after_next_actions_and_before_the_sc
     let rich = account(&app, &manager, Some(&agent), mine("90000.00")).await;
     let action = account(&app, &manager, Some(&agent), mine("70.00")).await;
     let missed = account(&app, &manager, Some(&agent), mine("100.00")).await;
-    let past = json!({"next_action_at": ts(Utc::now() - Duration::hours(1))});
+    let today = hold_clock(&app).date_naive();
+    let past = json!({"next_action_at": ts(app.clock.now() - Duration::hours(1))});
     let path = format!("/api/v1/accounts/{action}");
     assert_eq!(app.patch(&path, &manager.token, &past).await.status(), StatusCode::OK);
-    let today = Utc::now().date_naive();
     let body = json!({"total": "30.00", "instalment_count": 3, "frequency": "weekly", "first_due_date": today});
     app.create(&agent.token, &format!("/api/v1/accounts/{missed}/plans"), &body).await;
     let tomorrow = local(chrono_tz::UTC, today + Duration::days(1), 0, 0, 0);

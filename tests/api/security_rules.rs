@@ -232,7 +232,7 @@ async fn a_backdated_call_is_judged_at_the_servers_time() {
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
     // It is between 01:00 and 07:00 there now; sixteen hours ago it was afternoon.
-    let zone = zone_where_it_is(1, 7);
+    let zone = zone_where_it_is(app.clock.now(), 1, 7);
     let account = id_of(
         &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "timezone": zone}))
             .await,
@@ -280,7 +280,7 @@ async fn call_attempts_count_from_when_the_server_recorded_them() {
     let app = spawn_guarded_app().await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
-    let zone = zone_where_it_is(10, 18);
+    let zone = zone_where_it_is(app.clock.now(), 10, 18);
     let account = id_of(
         &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "timezone": zone}))
             .await,
