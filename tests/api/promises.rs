@@ -3,7 +3,7 @@
 //! the `has_open_promise` list filter.
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -571,4 +571,45 @@ async fn every_api_process_breaks_overdue_promises_from_its_start() {
         sql_promise_status(&app, &pid).await == "broken"
     })
     .await;
+}
+
+/// A kept promise puts the account back by the due date in the debtor's zone, as a
+/// cancelled one does; it was judged by the database's date. The zone is picked so
+/// that its date differs from UTC's now: Kiritimati (UTC+14) is a day ahead from 10:00
+/// UTC, Pago Pago (UTC-11) a day behind before 11:00 UTC. (The trigger reads the
+/// database's clock, which a test cannot set; the zone makes the case at any hour.)
+#[tokio::test]
+async fn a_kept_promise_leaves_the_account_by_the_date_in_the_debtors_zone() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let utc_today = Utc::now().date_naive();
+    let (zone, due, expected) = if Utc::now().hour() >= 10 {
+        // A day ahead: due on UTC's today is yesterday there.
+        ("Pacific/Kiritimati", utc_today, "delinquent")
+    } else {
+        // A day behind: due on UTC's yesterday is today there.
+        ("Pacific/Pago_Pago", utc_today - Duration::days(1), "active")
+    };
+    let local_today = Utc::now().with_timezone(&zone.parse::<Tz>().unwrap()).date_naive();
+    assert_ne!(local_today, utc_today, "the zone's date differs from UTC's");
+    let id = id_of(
+        &app.account(
+            &manager.token,
+            json!({"original_balance": "500.00", "timezone": zone, "due_date": due}),
+        )
+        .await,
+    );
+    promise(&app, &manager.token, &id, "50.00", local_today + Duration::days(7)).await;
+    assert_eq!(app.get_account(&manager.token, &id).await["status"], "promise_to_pay");
+    app.create_payment(
+        &manager.token,
+        &id,
+        &json!({"amount": "50.00", "currency": "USD", "method": "card"}),
+    )
+    .await;
+    assert_eq!(
+        app.get_account(&manager.token, &id).await["status"],
+        expected,
+        "due {due} in {zone}, where it is {local_today}"
+    );
 }
