@@ -125,6 +125,12 @@ async fn the_queue_lists_reasons_first_then_by_score_and_leaves_blocked_accounts
         indexed(&app, id).await;
     }
 
+    // The index may know a version before its searches see it (a reload behind, on a
+    // loaded machine): wait until the queue's search sees the five accounts.
+    eventually("the queue's search sees the accounts", || async {
+        walk(&app, &agent.token, "channel=call", 200).await.1 == 5
+    })
+    .await;
     let (entries, total) = walk(&app, &agent.token, "channel=call", 2).await;
     let expected = vec![
         (broke.clone(), "broken_promise".to_owned()),
