@@ -1,9 +1,9 @@
 # Multi-stage build: compile with the Rust toolchain, run on a slim Debian as a
-# non-root user. Migrations, index templates and the served pages (static/, console/)
-# are compiled into the binary.
+# non-root user. Migrations, index templates and the console (console/) are compiled
+# into the binary.
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 # Cargo refuses a manifest whose declared targets have no file, and Cargo.toml declares
 # the `bombs` test (harness = false, tests/bombs.rs): copy that one file, not tests/.
 # The build only needs it to exist, and every file copied here is part of the cache key
@@ -14,7 +14,6 @@ COPY tests/bombs.rs tests/bombs.rs
 COPY src src
 COPY migrations migrations
 COPY index-templates index-templates
-COPY static static
 COPY console console
 COPY benches benches
 RUN cargo build --release --locked --bin arrears
