@@ -14,6 +14,7 @@ use crate::domain::contact::parse_region;
 use crate::events::Events;
 use crate::quota::Quotas;
 use crate::search::SearchIndex;
+use crate::service::sessions::Sessions;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
 
@@ -98,8 +99,17 @@ impl AppState {
     /// sessions from SQL again, and that user's open sockets, on every instance the
     /// events reach, check theirs at once (4403 if revoked or disabled).
     pub async fn sessions_changed(&self, user_id: uuid::Uuid) {
-        self.auth().forget_sessions();
-        self.events().sessions_changed(user_id).await;
+        self.sessions().changed(user_id).await;
+    }
+
+    /// Signing in and out, and refreshing tokens.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions {
+            pool: self.pool(),
+            gate: self.auth(),
+            events: self.events(),
+            refresh_ttl: self.settings().refresh_token_ttl(),
+        }
     }
 
     pub fn sync_metrics(&self) -> &Arc<SyncMetrics> {

@@ -189,6 +189,43 @@ fn only_store_writes_sql() {
     assert!(outside.is_empty(), "SQL outside store/: {outside:?}");
 }
 
+/// The code of `text`, without its comments (`//` to the end of the line).
+fn code_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n + 1, line.split_once("//").map_or(line, |(code, _)| code)))
+}
+
+/// Role checks a handler could forget: each belongs in the `service` operation the
+/// handler calls (or in a guard value that operation takes).
+const ROLE_CHECKS: [&str; 4] = [".require(", ".require_assigned(", ".require_work_on(", ".can("];
+
+#[test]
+fn http_reaches_the_store_and_role_checks_only_through_service() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root.join("http"), &mut files);
+    let mut found = Vec::new();
+    for path in &files {
+        let name = path.strip_prefix(&root).unwrap().display().to_string();
+        let text = fs::read_to_string(path).unwrap();
+        let code: String = code_lines(&text).map(|(_, line)| format!("{line}\n")).collect();
+        if crate_paths(&code).iter().any(|segments| segments[0] == "store") {
+            found.push(format!("{name} uses store"));
+        }
+        for (line, code) in code_lines(&text) {
+            if let Some(check) = ROLE_CHECKS.iter().find(|check| code.contains(*check)) {
+                found.push(format!("{name}:{line} checks a role ({check}..)"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "http reads and writes through `service`, whose operations take the caller and check its role:\n{}",
+        found.join("\n")
+    );
+}
+
 #[test]
 fn the_reader_finds_paths_in_uses_groups_and_code() {
     let text = "use crate::{http, jobs::run};\nuse crate::http::{self as api, paging::Page};\nlet x = crate::store::accounts::get();\nlet y = notcrate::z;";

@@ -319,7 +319,7 @@ pub async fn export(
     out: &std::path::Path,
     filter: &str,
 ) -> anyhow::Result<()> {
-    use crate::service::exports::{self as export, Source};
+    use crate::service::exports as export;
     use tokio::io::AsyncWriteExt;
     let pool = connect(&settings).await?;
     let index = open::reader(&settings, SqlDeadLetters::shared(pool.clone()))?;
@@ -333,23 +333,12 @@ pub async fn export(
     };
     let today = chrono::Utc::now().date_naive();
     let problem = |e: crate::error::Error| anyhow::anyhow!("{e}");
-    let (source, ids) = match entity {
-        super::ExportEntity::Accounts => {
-            let query = crate::lists::accounts::parse(filter, &operator, today).map_err(problem)?;
-            (
-                Source::accounts(today),
-                index.account_ids(query, export::MAX_CSV_ROWS + 1).await.map_err(problem)?,
-            )
-        }
-        super::ExportEntity::Payments => {
-            let query = crate::lists::payments::parse(filter, &operator).map_err(problem)?;
-            (
-                Source::payments(),
-                index.payment_ids(query, export::MAX_CSV_ROWS + 1).await.map_err(problem)?,
-            )
-        }
-    };
-    export::check_size(ids.len(), format).map_err(problem)?;
+    let selection = match entity {
+        super::ExportEntity::Accounts => export::select_accounts(index.as_ref(), &operator, filter, format, today).await,
+        super::ExportEntity::Payments => export::select_payments(index.as_ref(), &operator, filter, format).await,
+    }
+    .map_err(problem)?;
+    let (source, ids) = (selection.source, selection.ids);
     let rows = ids.len() as u64;
     let bar = progress_bar(rows, "export rows");
     let started = Instant::now();

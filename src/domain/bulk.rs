@@ -101,3 +101,13 @@ mod tests {
         assert_eq!(errors[0].field, "tags_remove");
     }
 }
+
+/// What a bulk update job stores: the patch, and who submitted it with which role. Each
+/// chunk checks the submitter as they are when it runs, not as they were when they
+/// submitted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BulkParams {
+    pub patch: BulkPatch,
+    pub actor: Uuid,
+    pub role: crate::domain::role::Role,
+}

@@ -12,8 +12,6 @@ use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
 use crate::error::{Error, Result};
 use crate::http::{self as api, with_etag};
-use crate::state::AppState;
-use crate::store::accounts::{self, AccountRow};
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -137,16 +135,9 @@ impl AccountView {
     }
 }
 
-/// The account with its summary (payments, contact, promise), built from SQL.
-pub async fn view_of(state: &AppState, row: AccountRow) -> Result<AccountView> {
-    let mut conn = state.pool().acquire().await?;
-    let doc = accounts::document(&mut conn, row).await?;
-    AccountView::from_doc(doc, Utc::now().date_naive())
-}
-
-/// [`view_of`] as JSON with its ETag.
-pub async fn account_response(state: &AppState, status: StatusCode, row: AccountRow) -> Result<Response> {
-    let version = row.search_version;
-    let view = view_of(state, row).await?;
+/// The account as JSON with its ETag; delinquency is computed for today.
+pub fn account_response(status: StatusCode, doc: AccountDoc) -> Result<Response> {
+    let version = doc.search_version;
+    let view = AccountView::from_doc(doc, Utc::now().date_naive())?;
     Ok(with_etag(api::json(status, &view), version))
 }

@@ -12,7 +12,6 @@ use warp::reply::Response;
 use crate::domain::account::{CreateAccount, PatchAccount};
 use crate::domain::document::Entity;
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::account_view::{AccountView, account_response};
 use crate::http::filters::{json_body, principal, with_state};
@@ -25,56 +24,54 @@ use crate::lists::accounts::{self as account_list, encode_search_cursor, facets_
 use crate::search::highlight::highlight;
 use crate::service::accounts as service;
 use crate::state::AppState;
-use crate::store::accounts;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let caller = principal(state.clone()).and(with_state(state));
-    let list = warp::path!("accounts")
+    warp::path!("accounts")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
-    let create = warp::path!("accounts")
-        .and(warp::post())
-        .and(caller.clone())
-        .and(wait_for())
-        .and(json_body::<CreateAccount>(limit))
-        .then(|p, s, w, b| async move { respond(create(p, s, w, b).await) });
-    let get = warp::path!("accounts" / Uuid)
-        .and(warp::get())
-        .and(caller.clone())
-        .then(|id, p, s| async move { respond(get(id, p, s).await) });
-    let patch = warp::path!("accounts" / Uuid)
-        .and(warp::patch())
-        .and(caller.clone())
-        .and(warp::header::optional::<String>("if-match"))
-        .and(wait_for())
-        .and(json_body::<PatchAccount>(limit))
-        .then(|id, p, s, m, w, b| async move { respond(patch(id, p, s, m, w, b).await) });
-    let delete = warp::path!("accounts" / Uuid)
-        .and(warp::delete())
-        .and(caller.clone())
-        .and(wait_for())
-        .then(|id, p, s, w| async move { respond(delete(id, p, s, w).await) });
-    let restore = warp::path!("accounts" / Uuid / "restore")
-        .and(warp::post())
-        .and(caller)
-        .and(wait_for())
-        .then(|id, p, s, w| async move { respond(restore(id, p, s, w).await) });
-    list.or(create)
+        .then(list)
+        .or(warp::path!("accounts")
+            .and(warp::post())
+            .and(caller.clone())
+            .and(wait_for())
+            .and(json_body::<CreateAccount>(limit))
+            .then(create))
         .unify()
-        .or(get)
+        .or(warp::path!("accounts" / Uuid).and(warp::get()).and(caller.clone()).then(get))
         .unify()
-        .or(patch)
+        .or(warp::path!("accounts" / Uuid)
+            .and(warp::patch())
+            .and(caller.clone())
+            .and(warp::header::optional::<String>("if-match"))
+            .and(wait_for())
+            .and(json_body::<PatchAccount>(limit))
+            .then(patch))
         .unify()
-        .or(delete)
+        .or(warp::path!("accounts" / Uuid)
+            .and(warp::delete())
+            .and(caller.clone())
+            .and(wait_for())
+            .then(delete))
         .unify()
-        .or(restore)
+        .or(warp::path!("accounts" / Uuid / "restore")
+            .and(warp::post())
+            .and(caller)
+            .and(wait_for())
+            .then(restore))
         .unify()
+        .map(respond)
         .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, get, patch, delete, restore))]
+pub struct Api;
+
+/// Search and list accounts
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
     params(AccountListParams),
     responses(
@@ -84,11 +81,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let today = Utc::now().date_naive();
-    let query = account_list::parse(&raw, &caller, today)?;
-    let (text, sort) = (query.text.clone(), query.sort);
-    let page = state.search().search(query).await?;
+    let service::Found { page, text, sort } = service::search(state.search().as_ref(), &caller, &raw, today).await?;
     let mut data = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
         let highlight = text.as_deref().map(|t| highlight(&hit.doc, t));
@@ -117,6 +111,7 @@ struct ListItem {
     highlight: Option<Map<String, Value>>,
 }
 
+/// Create an account
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", operation_id = "create_account",
     params(WaitForParam),
     request_body = CreateAccount,
@@ -127,16 +122,17 @@ struct ListItem {
     ))]
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: CreateAccount) -> Result<Response> {
-    let row = service::create(state.pool(), state.phone_region(), &caller, body).await?;
-    wait_until_indexed(&state, wait, &[(Entity::Account, row.id, row.search_version)]).await?;
-    let location = format!("/api/v1/accounts/{}", row.id);
-    let mut response = account_response(&state, StatusCode::CREATED, row).await?;
+    let doc = service::create(state.pool(), state.phone_region(), &caller, body).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, doc.id, doc.search_version)]).await?;
+    let location = format!("/api/v1/accounts/{}", doc.id);
+    let mut response = account_response(StatusCode::CREATED, doc)?;
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
     Ok(response)
 }
 
+/// Read an account
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "get_account",
     params(("id" = Uuid, Path, description = "The account's id")),
     responses(
@@ -145,9 +141,7 @@ async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: 
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let row = accounts::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("account"))?;
-    account_response(&state, StatusCode::OK, row).await
+    account_response(StatusCode::OK, service::get(state.pool(), &caller, id).await?)
 }
 
 /// `If-Match` holds a list of entity tags or `*`.
@@ -157,6 +151,7 @@ fn if_match_satisfied(if_match: Option<&str>, current_version: i64) -> bool {
     header.split(',').map(str::trim).any(|tag| tag == "*" || tag == current)
 }
 
+/// Change an account
 #[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "update_account",
     params(("id" = Uuid, Path, description = "The account's id"),
         ("If-Match" = Option<String>, Header, description = "The ETag read; a changed account answers 412"),
@@ -188,11 +183,12 @@ async fn patch(
             ))
         }
     };
-    let row = service::update(state.pool(), state.phone_region(), &caller, id, precondition, body).await?;
-    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
-    account_response(&state, StatusCode::OK, row).await
+    let doc = service::update(state.pool(), state.phone_region(), &caller, id, precondition, body).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, doc.search_version)]).await?;
+    account_response(StatusCode::OK, doc)
 }
 
+/// Delete an account (restorable)
 #[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "delete_account",
     params(("id" = Uuid, Path, description = "The account's id"), WaitForParam),
     responses(
@@ -201,11 +197,12 @@ async fn patch(
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    let row = service::set_deleted(state.pool(), &caller, id, true).await?;
-    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
+    let version = service::delete(state.pool(), &caller, id).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, version)]).await?;
     Ok(no_content())
 }
 
+/// Restore a deleted account
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/restore", tag = "accounts", operation_id = "restore_account",
     params(("id" = Uuid, Path, description = "The account's id"), WaitForParam),
     responses(
@@ -214,7 +211,7 @@ async fn delete(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn restore(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    let row = service::set_deleted(state.pool(), &caller, id, false).await?;
-    wait_until_indexed(&state, wait, &[(Entity::Account, id, row.search_version)]).await?;
-    account_response(&state, StatusCode::OK, row).await
+    let doc = service::restore(state.pool(), &caller, id).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, doc.search_version)]).await?;
+    account_response(StatusCode::OK, doc)
 }

@@ -13,7 +13,6 @@ use crate::domain::document::Entity;
 use crate::domain::money::Currency;
 use crate::domain::principal::Principal;
 use crate::domain::promise::{CreatePromise, PromiseStatus};
-use crate::domain::role::Action;
 use crate::error::{Error, Result};
 use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
@@ -25,11 +24,9 @@ use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
 use crate::lists::activities::ActivityListParams;
 use crate::lists::activities::{self as activity_list, ActivityList};
-use crate::service::{activities as service_activities, promises as service_promises};
+use crate::service::activities::{self as service_activities, ActivityRow};
+use crate::service::promises::{self as service_promises, PromiseRow};
 use crate::state::AppState;
-use crate::store::accounts;
-use crate::store::activities::{self, ActivityFilter, ActivityRow};
-use crate::store::promises::{self, PromiseRow};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ActivityView {
@@ -102,33 +99,33 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(wait_for())
         .and(json_body::<CreateActivity>(limit))
-        .then(|id, p, s, w, b| async move { respond(log(id, p, s, w, b).await) });
+        .then(log);
     let timeline = warp::path!("accounts" / Uuid / "activities")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|id, p, s, q| async move { respond(timeline(id, p, s, q).await) });
+        .then(timeline);
     let list = warp::path!("activities")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
+        .then(list);
     let promise = warp::path!("accounts" / Uuid / "promises")
         .and(warp::post())
         .and(caller.clone())
         .and(wait_for())
         .and(json_body::<CreatePromise>(limit))
-        .then(|id, p, s, w, b| async move { respond(promise(id, p, s, w, b).await) });
+        .then(promise);
     let promises = warp::path!("accounts" / Uuid / "promises")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|id, p, s, q| async move { respond(promises(id, p, s, q).await) });
+        .then(promises);
     let cancel = warp::path!("promises" / Uuid / "cancel")
         .and(warp::post())
         .and(caller)
         .and(wait_for())
-        .then(|id, p, s, w| async move { respond(cancel(id, p, s, w).await) });
+        .then(cancel);
     log.or(timeline)
         .unify()
         .or(list)
@@ -139,9 +136,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(cancel)
         .unify()
+        .map(respond)
         .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(log, timeline, list, promise, promises, cancel))]
+pub struct Api;
+
+/// Log a contact on an account
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/activities", tag = "activities", operation_id = "log_activity",
     params(("id" = Uuid, Path, description = "The account contacted"), WaitForParam),
     request_body = CreateActivity,
@@ -158,6 +162,7 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
     Ok(api::json(StatusCode::CREATED, &ActivityView::from(row)))
 }
 
+/// An account's contact timeline
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/activities", tag = "activities", operation_id = "list_account_activities",
     params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
     responses(
@@ -166,21 +171,13 @@ async fn log(account_id: Uuid, caller: Principal, state: AppState, wait: WaitFor
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let page = PageRequest::from_query(&raw)?;
-    accounts::get(state.pool(), account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let filter = ActivityFilter {
-        account_ids: vec![account_id],
-        ..ActivityFilter::default()
-    };
-    let rows = activities::list(state.pool(), &filter, page.after, page.fetch()).await?;
-    let total = activities::count(state.pool(), &filter).await?;
+    let (rows, total) = service_activities::for_account(state.pool(), &caller, account_id, page.window()).await?;
     let body = page.finish(rows, total, |a| (a.occurred_at, a.id), |a| Ok(ActivityView::from(a)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// List activities across accounts
 #[utoipa::path(get, path = "/api/v1/activities", tag = "activities", operation_id = "list_activities",
     params(ActivityListParams),
     responses(
@@ -189,15 +186,14 @@ async fn timeline(account_id: Uuid, caller: Principal, state: AppState, raw: Str
     ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let ActivityList { filter, page_size, cursor } = activity_list::parse(&raw, &caller)?;
     let page = PageRequest::new(Some(page_size), cursor.as_deref())?;
-    let rows = activities::list(state.pool(), &filter, page.after, page.fetch()).await?;
-    let total = activities::count(state.pool(), &filter).await?;
+    let (rows, total) = service_activities::list(state.pool(), &caller, &filter, page.window()).await?;
     let body = page.finish(rows, total, |a| (a.occurred_at, a.id), |a| Ok(ActivityView::from(a)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Record a promise to pay
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/promises", tag = "promises", operation_id = "create_promise",
     params(("id" = Uuid, Path, description = "The account that promises"), WaitForParam),
     request_body = CreatePromise,
@@ -213,6 +209,7 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
     Ok(api::json(StatusCode::CREATED, &PromiseView::new(made.row, made.currency)?))
 }
 
+/// An account's promises to pay
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/promises", tag = "promises", operation_id = "list_account_promises",
     params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
     responses(
@@ -221,18 +218,13 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let page = PageRequest::from_query(&raw)?;
-    let account = accounts::get(state.pool(), account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let currency = account.currency()?;
-    let rows = promises::for_account(state.pool(), account_id, page.after, page.fetch()).await?;
-    let total = promises::count_for_account(state.pool(), account_id).await?;
+    let (rows, total, currency) = service_promises::for_account(state.pool(), &caller, account_id, page.window()).await?;
     let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| PromiseView::new(p, currency))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Cancel an open promise
 #[utoipa::path(post, path = "/api/v1/promises/{id}/cancel", tag = "promises", operation_id = "cancel_promise",
     params(("id" = Uuid, Path, description = "The promise's id"), WaitForParam),
     responses(

@@ -12,17 +12,15 @@ use warp::reply::Response;
 use crate::domain::compliance::Channel;
 use crate::domain::document::Entity;
 use crate::domain::principal::Principal;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::account_view::{AccountView, account_response};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::{WaitForIndexed, WaitForParam, wait_for, wait_until_indexed};
 use crate::http::paging::PageRequest;
 use crate::http::query::{parse_query, raw_query};
 use crate::http::{self as api, ListPage, respond};
-use crate::service::compliance::{self as service, GrantOverride};
+use crate::service::compliance::{self as service, GrantOverride, OverrideRow};
 use crate::state::AppState;
-use crate::store::accounts;
-use crate::store::compliance::OverrideRow;
 
 /// What the guard says about one channel now.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -94,25 +92,31 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let standing = warp::path!("accounts" / Uuid / "contact")
         .and(warp::get())
         .and(caller.clone())
-        .then(|id, p, s| async move { respond(standing(id, p, s).await) });
+        .then(standing);
     let grant = warp::path!("accounts" / Uuid / "contact-overrides")
         .and(warp::post())
         .and(caller.clone())
         .and(json_body::<GrantOverride>(limit))
-        .then(|id, p, s, b| async move { respond(grant(id, p, s, b).await) });
+        .then(grant);
     let list = warp::path!("contact-overrides")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
+        .then(list);
     let verify = warp::path!("accounts" / Uuid / "dispute-verification")
         .and(warp::post())
         .and(caller)
         .and(wait_for())
-        .then(|id, p, s, w| async move { respond(verify(id, p, s, w).await) });
-    standing.or(grant).unify().or(list).unify().or(verify).unify().boxed()
+        .then(verify);
+    standing.or(grant).unify().or(list).unify().or(verify).unify().map(respond).boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(standing, grant, list, verify))]
+pub struct Api;
+
+/// Whether each channel may contact the debtor now
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/contact", tag = "compliance", operation_id = "contact_standing",
     params(("id" = Uuid, Path, description = "The account's id")),
     responses(
@@ -142,6 +146,7 @@ async fn standing(id: Uuid, caller: Principal, state: AppState) -> Result<Respon
     Ok(api::json(StatusCode::OK, &ContactStanding { account_id: id, channels }))
 }
 
+/// Override the contact guard once
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/contact-overrides", tag = "compliance", operation_id = "grant_contact_override",
     params(("id" = Uuid, Path, description = "The account's id")),
     request_body = GrantOverride,
@@ -155,6 +160,7 @@ async fn grant(id: Uuid, caller: Principal, state: AppState, body: GrantOverride
     Ok(api::json(StatusCode::CREATED, &OverrideView::from(row)))
 }
 
+/// List contact-guard overrides
 #[utoipa::path(get, path = "/api/v1/contact-overrides", tag = "compliance", operation_id = "list_contact_overrides",
     params(OverrideQuery),
     responses(
@@ -165,12 +171,12 @@ async fn grant(id: Uuid, caller: Principal, state: AppState, body: GrantOverride
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let query: OverrideQuery = parse_query(&raw)?;
     let page = PageRequest::new(query.page_size, query.cursor.as_deref())?;
-    let rows = service::list(state.pool(), &caller, query.account_id, page.after, page.fetch()).await?;
-    let total = service::count(state.pool(), query.account_id).await?;
+    let (rows, total) = service::list(state.pool(), &caller, query.account_id, page.after, page.fetch()).await?;
     let body = page.finish(rows, total, |o| (o.created_at, o.id), |o| Ok(OverrideView::from(o)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Verify an account's dispute
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/dispute-verification", tag = "compliance", operation_id = "verify_dispute",
     params(("id" = Uuid, Path, description = "The disputed account"), WaitForParam),
     responses(
@@ -180,8 +186,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn verify(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed) -> Result<Response> {
-    let version = service::verify_dispute(state.pool(), &caller, id).await?;
-    wait_until_indexed(&state, wait, &[(Entity::Account, id, version)]).await?;
-    let row = accounts::get(state.pool(), id).await?.ok_or_else(|| Error::not_found("account"))?;
-    account_response(&state, StatusCode::OK, row).await
+    let doc = service::verify_dispute(state.pool(), &caller, id).await?;
+    wait_until_indexed(&state, wait, &[(Entity::Account, id, doc.search_version)]).await?;
+    account_response(StatusCode::OK, doc)
 }

@@ -8,14 +8,12 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use chrono::Utc;
 use tokio::sync::mpsc;
-use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, header};
 use warp::reply::{Reply, Response};
 
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::FileBytes;
 use crate::http::filters::{principal, with_state};
@@ -23,8 +21,7 @@ use crate::http::query::raw_query;
 use crate::http::respond;
 use crate::lists::accounts::AccountListParams;
 use crate::lists::payments::PaymentListParams;
-use crate::lists::{accounts as account_list, payments as payment_list};
-use crate::service::exports::{Format, MAX_CSV_ROWS, Source, check_size, produce};
+use crate::service::exports::{self, Format, Selection};
 use crate::state::AppState;
 
 /// The body: chunks produced by a task, handed to the response as they come.
@@ -38,12 +35,12 @@ impl futures_util::Stream for Body {
     }
 }
 
-fn stream(state: &AppState, source: Source, ids: Vec<Uuid>, format: Format, name: &str) -> Response {
+fn stream(state: &AppState, selection: Selection, format: Format, name: &str) -> Response {
     let (content_type, extension) = match format {
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Xlsx => ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
     };
-    let rx = produce(state.pool().clone(), source, ids, format);
+    let rx = exports::produce(state.pool().clone(), selection.source, selection.ids, format);
     let mut response = warp::reply::stream(Body(rx)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -89,19 +86,27 @@ fn split_format(raw: &str) -> Result<(Format, String)> {
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let caller = principal(state.clone()).and(with_state(state));
-    let accounts = warp::path!("accounts" / "export")
+    warp::path!("accounts" / "export")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(export_accounts(p, s, q).await) });
-    let payments = warp::path!("payments" / "export")
-        .and(warp::get())
-        .and(caller)
-        .and(raw_query())
-        .then(|p, s, q| async move { respond(export_payments(p, s, q).await) });
-    accounts.or(payments).unify().boxed()
+        .then(export_accounts)
+        .or(warp::path!("payments" / "export")
+            .and(warp::get())
+            .and(caller)
+            .and(raw_query())
+            .then(export_payments))
+        .unify()
+        .map(respond)
+        .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(export_accounts, export_payments))]
+pub struct Api;
+
+/// Export accounts as CSV or XLSX
 #[utoipa::path(get, path = "/api/v1/accounts/export", tag = "accounts", operation_id = "export_accounts",
     params(FormatParam, AccountListParams),
     responses(
@@ -113,16 +118,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     ))]
 #[tracing::instrument(skip_all)]
 async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let (format, rest) = split_format(&raw)?;
     let today = Utc::now().date_naive();
-    let query = account_list::parse(&rest, &caller, today)?;
-    let ids = state.search().account_ids(query, MAX_CSV_ROWS + 1).await?;
-    check_size(ids.len(), format)?;
-    tracing::info!(rows = ids.len(), ?format, "account export started");
-    Ok(stream(&state, Source::Accounts { today }, ids, format, "accounts"))
+    let selection = exports::select_accounts(state.search().as_ref(), &caller, &rest, format, today).await?;
+    tracing::info!(rows = selection.ids.len(), ?format, "account export started");
+    Ok(stream(&state, selection, format, "accounts"))
 }
 
+/// Export payments as CSV or XLSX
 #[utoipa::path(get, path = "/api/v1/payments/export", tag = "payments", operation_id = "export_payments",
     params(FormatParam, PaymentListParams),
     responses(
@@ -134,11 +137,8 @@ async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Res
     ))]
 #[tracing::instrument(skip_all)]
 async fn export_payments(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let (format, rest) = split_format(&raw)?;
-    let query = payment_list::parse(&rest, &caller)?;
-    let ids = state.search().payment_ids(query, MAX_CSV_ROWS + 1).await?;
-    check_size(ids.len(), format)?;
-    tracing::info!(rows = ids.len(), ?format, "payment export started");
-    Ok(stream(&state, Source::Payments, ids, format, "payments"))
+    let selection = exports::select_payments(state.search().as_ref(), &caller, &rest, format).await?;
+    tracing::info!(rows = selection.ids.len(), ?format, "payment export started");
+    Ok(stream(&state, selection, format, "payments"))
 }

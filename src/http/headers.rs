@@ -31,17 +31,3 @@ pub fn secure(response: &mut Response, hsts_max_age: u64) {
         headers.insert(STRICT_TRANSPORT_SECURITY, value);
     }
 }
-
-/// The policy of a served page: its own inline script and style (by hash), requests to
-/// its own origin, never framed.
-pub fn page_policy(script: &str, style: &str) -> String {
-    use base64::Engine as _;
-    use sha2::{Digest, Sha256};
-    let hash = |text: &str| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes()));
-    format!(
-        "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; \
-         frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        hash(script),
-        hash(style)
-    )
-}

@@ -54,19 +54,26 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     live.or(ready).unify().boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(live, ready))]
+pub struct Api;
+
+/// Liveness
 #[utoipa::path(get, path = "/health/live", tag = "health", operation_id = "live", security(()),
     responses((status = 200, description = "The process answers", body = Live)))]
 fn live() -> Response {
     api::json(StatusCode::OK, &Live { status: "ok" })
 }
 
+/// Readiness
 #[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "ready", security(()),
     responses(
         (status = 200, description = "PostgreSQL and the search index answer", body = Ready),
         (status = 503, description = "`service_unavailable`: a dependency does not answer, or the sync worker stopped"),
     ))]
 async fn ready(state: AppState) -> Response {
-    let probe = tokio::time::timeout(Duration::from_secs(2), crate::store::ping(state.pool())).await;
+    let probe = tokio::time::timeout(Duration::from_secs(2), crate::service::system::database_answers(state.pool())).await;
     if let Some(reason) = state.sync_metrics().stopped() {
         return Error::new(Code::ServiceUnavailable, format!("sync worker stopped: {reason}")).into_response();
     }

@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, TryStreamExt};
-use serde::Serialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -17,110 +15,57 @@ use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
-use crate::http::idempotent::{accept, replay};
+use crate::http::idempotent::{accepted, replay};
 use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
 use crate::http::{FileBytes, ListPage};
-use crate::import::columns::Column;
-use crate::import::write::{error_workbook, template_workbook};
-use crate::import::{self, Refusal};
-use crate::service::idempotency;
-use crate::service::imports::{self as submission, ImportParams, Mode};
-use crate::service::jobs::Failure;
-use crate::service::jobs::{self as service_jobs, JobView, visible_job};
+use crate::service::imports::{self as service, ImportView, Mode, Reading, Upload};
+use crate::service::jobs::{self, Failure, Queued};
 use crate::state::AppState;
-use crate::store::imports;
-use crate::store::jobs::JobRow;
 
-const IDEMPOTENCY_SCOPE: &str = "import";
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
-
-/// An import job: the job, plus how the file was read.
-#[derive(Serialize, utoipa::ToSchema)]
-struct ImportView {
-    #[serde(flatten)]
-    job: JobView,
-    mode: Mode,
-    file_name: String,
-    format: String,
-    sheet: String,
-    columns: Vec<ColumnView>,
-    unknown_columns: Vec<String>,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-struct ColumnView {
-    header: String,
-    field: Option<&'static str>,
-}
-
-impl ImportView {
-    fn new(job: JobRow) -> Result<Self> {
-        let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
-        let columns = params
-            .headers
-            .iter()
-            .zip(&params.mapping.columns)
-            .map(|(header, column)| ColumnView {
-                header: header.clone(),
-                field: column.map(Column::name),
-            })
-            .collect();
-        Ok(Self {
-            job: JobView::from(job),
-            mode: params.mode,
-            file_name: params.file_name,
-            format: params.format,
-            sheet: params.sheet,
-            columns,
-            unknown_columns: params.mapping.unknown,
-        })
-    }
-}
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let upload_limit = state.settings().import_max_bytes;
     let caller = principal(state.clone()).and(with_state(state));
-    let submit = warp::path!("imports")
+    warp::path!("imports")
         .and(warp::post())
         .and(caller.clone())
         .and(warp::header::optional::<String>("content-type"))
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(warp::body::stream())
-        .then(move |p, s, ct, k, body| async move { respond(submit(p, s, ct, k, body, upload_limit).await) });
-    let template = warp::path!("imports" / "template.xlsx")
-        .and(warp::get())
-        .and(caller.clone())
-        .then(|p, s| async move { respond(template(p, s).await) });
-    let get = warp::path!("imports" / Uuid)
-        .and(warp::get())
-        .and(caller.clone())
-        .then(|id, p, s| async move { respond(get(id, p, s).await) });
-    let errors = warp::path!("imports" / Uuid / "errors")
-        .and(warp::get())
-        .and(caller.clone())
-        .and(raw_query())
-        .then(|id, p, s, q| async move { respond(errors(id, p, s, q).await) });
-    let errors_xlsx = warp::path!("imports" / Uuid / "errors.xlsx")
-        .and(warp::get())
-        .and(caller)
-        .then(|id, p, s| async move { respond(errors_xlsx(id, p, s).await) });
-    submit
-        .or(template)
+        .and(warp::any().map(move || upload_limit))
+        .then(submit)
+        .or(warp::path!("imports" / "template.xlsx")
+            .and(warp::get())
+            .and(caller.clone())
+            .then(template))
         .unify()
-        .or(get)
+        .or(warp::path!("imports" / Uuid).and(warp::get()).and(caller.clone()).then(get))
         .unify()
-        .or(errors)
+        .or(warp::path!("imports" / Uuid / "errors")
+            .and(warp::get())
+            .and(caller.clone())
+            .and(raw_query())
+            .then(errors))
         .unify()
-        .or(errors_xlsx)
+        .or(warp::path!("imports" / Uuid / "errors.xlsx")
+            .and(warp::get())
+            .and(caller)
+            .then(errors_xlsx))
         .unify()
+        .map(respond)
         .boxed()
 }
+
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(submit, template, get, errors, errors_xlsx))]
+pub struct Api;
 
 /// The multipart form [`read_upload`] reads, for the API description.
 #[derive(utoipa::ToSchema)]
@@ -132,14 +77,6 @@ pub struct ImportForm {
     pub mode: Option<Mode>,
     /// The sheet to read; the first when absent.
     pub sheet: Option<String>,
-}
-
-/// What the multipart body held.
-struct Upload {
-    file_name: String,
-    bytes: Vec<u8>,
-    mode: Mode,
-    sheet: Option<String>,
 }
 
 fn too_large(limit: u64) -> Error {
@@ -223,20 +160,6 @@ where
     })
 }
 
-pub fn refusal(refusal: Refusal) -> Error {
-    let detail = refusal.to_string();
-    match refusal {
-        Refusal::Empty | Refusal::NoHeader => Error::field("file", detail),
-        Refusal::NotASpreadsheet(_) => Error::new(Code::UnsupportedFile, detail),
-        Refusal::PasswordProtected => Error::new(Code::PasswordProtected, detail),
-        Refusal::Corrupt(_) | Refusal::Sprawling { .. } => Error::new(Code::CorruptFile, detail),
-        Refusal::Inflated => Error::new(Code::InflatedTooLarge, detail).with_extension("limit_bytes", json!(import::MAX_INFLATED_BYTES)),
-        Refusal::CellTooLong | Refusal::TooLarge(_) => Error::new(Code::WorkbookTooLarge, detail),
-        Refusal::TooManyRows(limit) => Error::new(Code::TooManyRows, detail).with_extension("limit", json!(limit)),
-        Refusal::NoSuchSheet { .. } => Error::field("sheet", detail),
-    }
-}
-
 /// How long an upload waits for a free slot before it is told to come back.
 const SLOT_WAIT: Duration = Duration::from_secs(10);
 
@@ -255,6 +178,7 @@ async fn import_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePerm
     }
 }
 
+/// Import accounts from a spreadsheet
 #[utoipa::path(post, path = "/api/v1/imports", tag = "imports", operation_id = "submit_import",
     params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key and file answers the first job")),
     request_body(content = ImportForm, content_type = "multipart/form-data"),
@@ -276,96 +200,30 @@ where
     S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
 {
-    caller.require(Action::CreateAccount)?;
-    idempotency::check_key(key.as_deref())?;
+    let importer = service::importer(&caller)?;
     // Taken before the upload is buffered and held until it is read and checked: the
     // file and what its reader allocates are what all imports together must bound.
     let _slot = import_slot(&state).await?;
     let upload = read_upload(content_type, body, limit).await?;
-    if upload.mode != Mode::Create {
-        caller.require(Action::UpdateAnyAccount)?;
-    }
-    let max_rows = state.settings().import_max_rows;
-    let Upload {
-        file_name,
-        bytes,
-        mode,
-        sheet,
-    } = upload;
-    let started = std::time::Instant::now();
-    // Hashing a 50 MB file, reading it and checking every row take whole seconds of CPU:
-    // on the blocking pool, never on the threads that serve other requests.
-    let (hash, sheet, prepared) = tokio::task::spawn_blocking(move || {
-        let mut hasher = Sha256::new();
-        hasher.update(format!("{mode:?}\n{sheet:?}\n"));
-        hasher.update(&bytes);
-        let hash = hasher.finalize().to_vec();
-        let read = import::read(&bytes, sheet.as_deref(), max_rows)?;
-        let prepared = submission::prepare(&read, mode);
-        Ok::<_, Refusal>((hash, read, prepared))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(refusal)?;
-    let (mapping, duplicates) = prepared.map_err(Error::validation)?;
-    if mapping.has(Column::AssignedAgentId) {
-        caller.require(Action::AssignAccount)?;
-    }
-    let params = ImportParams {
-        mode,
-        actor: caller.user_id,
+    let reading = Reading {
+        max_rows: state.settings().import_max_rows,
         region: state.settings().default_phone_region.clone(),
-        file_name,
-        format: sheet.format.as_str().to_owned(),
-        sheet: sheet.name.clone(),
-        headers: sheet.headers.clone(),
-        mapping,
     };
-    let read_ms = started.elapsed().as_millis();
-    let mut tx = state.pool().begin().await?;
-    if let Some(first) = idempotency::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
-        return Ok(replay(first));
-    }
-    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
-    let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
-    let response = accept(
-        tx,
-        &caller,
-        IDEMPOTENCY_SCOPE,
-        key.as_deref(),
-        &view,
-        &format!("/api/v1/imports/{}", job.id),
-    )
-    .await?;
-    tracing::info!(
-        job_id = %job.id,
-        rows = sheet.rows.len(),
-        format = sheet.format.as_str(),
-        read_ms,
-        stage_ms = started.elapsed().as_millis() - read_ms,
-        "import queued"
-    );
-    Ok(response)
-}
-
-/// An import the caller may see: their own, or any for managers and admins.
-async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Result<JobRow> {
-    let job = visible_job(state.pool(), caller, id).await.map_err(|e| match e.code() {
-        Code::NotFound => Error::not_found("import"),
-        _ => e,
-    })?;
-    if job.kind == "import" {
-        Ok(job)
-    } else {
-        Err(Error::not_found("import"))
+    match service::submit(state.pool(), importer, key.as_deref(), upload, reading).await? {
+        Queued::Fresh(job) => {
+            let location = format!("/api/v1/imports/{}", job.id);
+            Ok(accepted(&ImportView::new(job)?, &location))
+        }
+        Queued::Replayed(first) => Ok(replay(first)),
     }
 }
 
+/// Read an import job
 #[utoipa::path(get, path = "/api/v1/imports/{id}", tag = "imports", operation_id = "get_import",
     params(("id" = Uuid, Path, description = "The import job's id")),
     responses((status = 200, description = "The import job and how its file was read", body = ImportView)))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let job = visible_import(&state, &caller, id).await?;
+    let job = service::visible(state.pool(), &caller, id).await?;
     Ok(api::json(StatusCode::OK, &ImportView::new(job)?))
 }
 
@@ -375,8 +233,8 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
 /// The rejected rows with their errors, in file order.
 async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::<i32>::from_query(&raw)?;
-    let job = visible_import(&state, &caller, id).await?;
-    let rows = service_jobs::failures(state.pool(), &job, page.after, page.fetch()).await?;
+    let job = service::visible(state.pool(), &caller, id).await?;
+    let rows = jobs::failures(state.pool(), &job, page.after, page.fetch()).await?;
     let body = page.finish(rows, job.failed, |(seq, _)| *seq, |(_, row)| Ok(row))?;
     Ok(api::json(StatusCode::OK, &body))
 }
@@ -397,14 +255,7 @@ fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {
         content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes)))]
 /// The rejected rows as uploaded, plus a column saying what to fix.
 async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let job = visible_import(&state, &caller, id).await?;
-    let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
-    let rows = imports::failed_all(state.pool(), job.id).await?;
-    let headers = params.headers;
-    let bytes = tokio::task::spawn_blocking(move || error_workbook(&headers, &rows))
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|e| Error::Internal(anyhow::anyhow!("writing errors.xlsx: {e}")))?;
+    let bytes = service::rejected_workbook(state.pool(), &caller, id).await?;
     Ok(xlsx_response(bytes, &format!("import-{id}-errors.xlsx")))
 }
 
@@ -416,10 +267,6 @@ async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Res
     ))]
 /// An empty workbook with every column, and a sheet describing them.
 async fn template(caller: Principal, _state: AppState) -> Result<Response> {
-    caller.require(Action::CreateAccount)?;
-    let bytes = tokio::task::spawn_blocking(template_workbook)
-        .await
-        .map_err(anyhow::Error::from)?
-        .map_err(|e| Error::Internal(anyhow::anyhow!("writing template.xlsx: {e}")))?;
+    let bytes = service::template(&caller).await?;
     Ok(xlsx_response(bytes, "accounts-template.xlsx"))
 }

@@ -18,10 +18,17 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(principal(state.clone()))
         .and(with_state(state))
         .and(crate::http::query::raw_query())
-        .then(|p, s, q: String| async move { respond(report(p, s, q).await) })
+        .then(report)
+        .map(respond)
         .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(report))]
+pub struct Api;
+
+/// Collections KPIs
 #[utoipa::path(get, path = "/api/v1/kpis", tag = "kpis", operation_id = "kpis",
     params(KpiParams),
     responses(

@@ -9,8 +9,8 @@ use warp::reply::{Reply, Response};
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{bearer_token, with_state};
 use crate::http::respond;
+use crate::service::system;
 use crate::state::AppState;
-use crate::store;
 use crate::telemetry::metrics;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -18,7 +18,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(warp::header::headers_cloned())
         .and(with_state(state))
-        .then(|headers, state| async move { respond(scrape(headers, state).await) })
+        .then(scrape)
+        .map(respond)
         .boxed()
 }
 
@@ -45,10 +46,9 @@ async fn sample_gauges(state: &AppState) {
     let pool = state.pool();
     let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
     metrics::pool(pool.size().saturating_sub(idle), idle, state.settings().database_max_connections);
-    match store::jobs::queued_by_kind(pool).await {
+    match system::queued_jobs(pool).await {
         Ok(queued) => {
-            for kind in store::jobs::KINDS {
-                let count = queued.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
+            for (kind, count) in queued {
                 metrics::jobs_queued(kind, count);
             }
         }

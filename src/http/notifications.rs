@@ -10,15 +10,15 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::ListPage;
 use crate::http::filters::{principal, with_state};
 use crate::http::paging::PageRequest;
 use crate::http::query::parse_query;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
+use crate::service::notifications::{self as service, Inbox, NotificationRow, Position};
 use crate::state::AppState;
-use crate::store::notifications::{self, NotificationRow, Position};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
@@ -72,22 +72,28 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
+        .then(list);
     let unread = warp::path!("notifications" / "unread-count")
         .and(warp::get())
         .and(caller.clone())
-        .then(|p, s| async move { respond(unread(p, s).await) });
+        .then(unread);
     let read = warp::path!("notifications" / Uuid / "read")
         .and(warp::post())
         .and(caller.clone())
-        .then(|id, p, s| async move { respond(read(id, p, s).await) });
+        .then(read);
     let read_all = warp::path!("notifications" / "read-all")
         .and(warp::post())
         .and(caller)
-        .then(|p, s| async move { respond(read_all(p, s).await) });
-    list.or(unread).unify().or(read_all).unify().or(read).unify().boxed()
+        .then(read_all);
+    list.or(unread).unify().or(read_all).unify().or(read).unify().map(respond).boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, unread, read, read_all))]
+pub struct Api;
+
+/// List my notifications
 #[utoipa::path(get, path = "/api/v1/notifications", tag = "notifications", operation_id = "list_notifications",
     params(ListQuery),
     responses((status = 200, description = "The caller's notifications, unread first", body = ListPage<NotificationView, Unread>)))]
@@ -96,9 +102,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let query: ListQuery = parse_query(&raw)?;
     let page = PageRequest::<Position>::new(query.page_size, query.cursor.as_deref())?;
     let unread_only = query.unread_only.unwrap_or(false);
-    let rows = notifications::list(state.pool(), caller.user_id, unread_only, page.after, page.fetch()).await?;
-    let total = notifications::count(state.pool(), caller.user_id, unread_only).await?;
-    let unread = notifications::count(state.pool(), caller.user_id, true).await?;
+    let Inbox { rows, total, unread } = service::list(state.pool(), &caller, unread_only, page.window()).await?;
     let body = page.finish_with(
         rows,
         total,
@@ -109,27 +113,28 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Count my unread notifications
 #[utoipa::path(get, path = "/api/v1/notifications/unread-count", tag = "notifications", operation_id = "count_unread_notifications",
     responses((status = 200, description = "How many are unread", body = Unread)))]
 async fn unread(caller: Principal, state: AppState) -> Result<Response> {
-    let unread = notifications::count(state.pool(), caller.user_id, true).await?;
+    let unread = service::unread_count(state.pool(), &caller).await?;
     Ok(api::json(StatusCode::OK, &Unread { unread_count: unread }))
 }
 
+/// Mark a notification read
 #[utoipa::path(post, path = "/api/v1/notifications/{id}/read", tag = "notifications", operation_id = "read_notification",
     params(("id" = Uuid, Path, description = "The notification's id")),
     responses((status = 200, description = "The notification, read", body = NotificationView)))]
 #[tracing::instrument(skip_all, fields(notification_id = %id))]
 async fn read(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let row = notifications::mark_read(state.pool(), caller.user_id, id)
-        .await?
-        .ok_or_else(|| Error::not_found("notification"))?;
+    let row = service::mark_read(state.pool(), &caller, id).await?;
     Ok(api::json(StatusCode::OK, &NotificationView::from(row)))
 }
 
+/// Mark all my notifications read
 #[utoipa::path(post, path = "/api/v1/notifications/read-all", tag = "notifications", operation_id = "read_all_notifications",
     responses((status = 200, description = "How many were marked read", body = ReadAll)))]
 async fn read_all(caller: Principal, state: AppState) -> Result<Response> {
-    let updated = notifications::mark_all_read(state.pool(), caller.user_id).await?;
+    let updated = service::mark_all_read(state.pool(), &caller).await?;
     Ok(api::json(StatusCode::OK, &ReadAll { updated }))
 }

@@ -6,10 +6,10 @@
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
-use utoipa::OpenApi;
 use utoipa::openapi::path::{Operation, ParameterIn};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::Config;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -31,80 +31,41 @@ pub const SPEC_PATH: &str = "/api/v1/openapi.json";
         description = "Search-first collections API. Errors are RFC 9457 `application/problem+json` \
                        with a stable `code`; lists answer `{data, total, next_cursor, facets}`."
     ),
-    paths(
-        auth::register,
-        auth::login,
-        auth::refresh,
-        auth::logout,
-        auth::me,
-        users::list,
-        users::create,
-        users::update,
-        users::agents,
-        accounts::list,
-        accounts::create,
-        accounts::get,
-        accounts::patch,
-        accounts::delete,
-        accounts::restore,
-        export::export_accounts,
-        export::export_payments,
-        payments::create,
-        payments::for_account,
-        payments::search,
-        payments::stats,
-        payments::get,
-        payments::patch,
-        payments::simulate,
-        activities::log,
-        activities::timeline,
-        activities::list,
-        activities::promise,
-        activities::promises,
-        activities::cancel,
-        compliance::standing,
-        compliance::grant,
-        compliance::list,
-        compliance::verify,
-        queue::list,
-        queue::next,
-        plans::create,
-        plans::for_account,
-        plans::list,
-        plans::get,
-        plans::cancel,
-        notifications::list,
-        notifications::unread,
-        notifications::read,
-        notifications::read_all,
-        jobs::submit,
-        jobs::list,
-        jobs::get,
-        jobs::failures,
-        jobs::cancel,
-        imports::submit,
-        imports::template,
-        imports::get,
-        imports::errors,
-        imports::errors_xlsx,
-        kpis::report,
-        ws::socket,
-        health::live,
-        health::ready,
-        spec,
-    ),
+    paths(spec),
     // Named here because only the conventions (`Problem`) or a default type parameter
     // (`NoMore`) refer to them.
     components(schemas(crate::error::ProblemBody, crate::http::NoMore)),
-    modifiers(&Conventions),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
 
-/// The description as served, built once.
+/// The description as served, built once: each resource's operations, declared beside
+/// its handlers, with the conventions every operation shares.
 pub fn document() -> &'static serde_json::Value {
-    static DOCUMENT: LazyLock<serde_json::Value> =
-        LazyLock::new(|| serde_json::to_value(ApiDoc::openapi()).expect("the API description serializes"));
+    static DOCUMENT: LazyLock<serde_json::Value> = LazyLock::new(|| {
+        let mut api = ApiDoc::openapi();
+        for resource in [
+            auth::Api::openapi(),
+            users::Api::openapi(),
+            accounts::Api::openapi(),
+            export::Api::openapi(),
+            payments::Api::openapi(),
+            activities::Api::openapi(),
+            compliance::Api::openapi(),
+            queue::Api::openapi(),
+            plans::Api::openapi(),
+            notifications::Api::openapi(),
+            jobs::Api::openapi(),
+            imports::Api::openapi(),
+            kpis::Api::openapi(),
+            ws::Api::openapi(),
+            health::Api::openapi(),
+        ] {
+            api.merge(resource);
+        }
+        Conventions.modify(&mut api);
+        serde_json::to_value(api).expect("the API description serializes")
+    });
     &DOCUMENT
 }
 
@@ -114,7 +75,7 @@ pub fn document() -> &'static serde_json::Value {
 /// query or path parameters, waiting for the index), each as problem+json.
 struct Conventions;
 
-impl utoipa::Modify for Conventions {
+impl Modify for Conventions {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -220,6 +181,7 @@ fn add_problems(operation: &mut Operation, rate_limited: bool) {
     }
 }
 
+/// This API description
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "docs", operation_id = "openapi", security(()),
     responses((status = 200, description = "This description (OpenAPI 3.1)", content_type = "application/json", body = Object)))]
 fn spec() -> Response {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::{ListPage, NoMore};
 use crate::lists::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use crate::service::Window;
 
 /// Where a keyset page of an SQL list ends: the list's sort key, carried between pages
 /// in an opaque cursor. One codec for every such list, so a cursor from one list is
@@ -175,5 +176,15 @@ impl<P: Position> PageRequest<P> {
             facets: Default::default(),
             more,
         })
+    }
+}
+
+impl<P: Position + Clone> PageRequest<P> {
+    /// The rows to read for this page: [`Self::fetch`] of them after the cursor's.
+    pub fn window(&self) -> Window<P> {
+        Window {
+            after: self.after.clone(),
+            limit: self.fetch(),
+        }
     }
 }

@@ -12,8 +12,7 @@ use warp::reply::Response;
 use crate::domain::document::{Entity, PaymentDoc};
 use crate::domain::payment::{CreatePayment, PatchPayment, Simulate};
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::idempotent::replay;
 use crate::http::indexed::WaitForParam;
@@ -23,11 +22,9 @@ use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond, with_etag};
 use crate::lists::accounts::{encode_search_cursor, facets_json};
-use crate::lists::payments as payment_list;
 use crate::lists::payments::{PaymentListParams, PaymentStats, StatsParams};
 use crate::service::payments::{self as service, PaymentView, Recorded, Simulated, currency_of};
 use crate::state::AppState;
-use crate::store::{accounts, payments};
 
 /// A search hit: the payment and the account fields it was found by.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,37 +71,34 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::header::optional::<String>("idempotency-key"))
         .and(wait_for())
         .and(json_body::<CreatePayment>(limit))
-        .then(|id, p, s, k, w, b| async move { respond(create(id, p, s, k, w, b).await) });
+        .then(create);
     let for_account = warp::path!("accounts" / Uuid / "payments")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|id, p, s, q| async move { respond(for_account(id, p, s, q).await) });
+        .then(for_account);
     let search = warp::path!("payments")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(search(p, s, q).await) });
+        .then(search);
     let stats = warp::path!("payments" / "stats")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(stats(p, s, q).await) });
-    let get = warp::path!("payments" / Uuid)
-        .and(warp::get())
-        .and(caller.clone())
-        .then(|id, p, s| async move { respond(get(id, p, s).await) });
+        .then(stats);
+    let get = warp::path!("payments" / Uuid).and(warp::get()).and(caller.clone()).then(get);
     let patch = warp::path!("payments" / Uuid)
         .and(warp::patch())
         .and(caller.clone())
         .and(wait_for())
         .and(json_body::<PatchPayment>(limit))
-        .then(|id, p, s, w, b| async move { respond(patch(id, p, s, w, b).await) });
+        .then(patch);
     let simulate = warp::path!("payments" / Uuid / "simulate")
         .and(warp::post())
         .and(caller)
         .and(json_body::<Simulate>(limit))
-        .then(|id, p, s, b| async move { respond(simulate(id, p, s, b).await) });
+        .then(simulate);
     create
         .or(for_account)
         .unify()
@@ -118,9 +112,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(simulate)
         .unify()
+        .map(respond)
         .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, for_account, search, stats, get, patch, simulate))]
+pub struct Api;
+
+/// Record a payment
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/payments", tag = "payments", operation_id = "create_payment",
     params(("id" = Uuid, Path, description = "The account paid"),
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key answers the first result"),
@@ -141,20 +142,16 @@ async fn create(
     body: CreatePayment,
 ) -> Result<Response> {
     let recorded = service::record(state.pool(), state.payment_writer(), &caller, account_id, key.as_deref(), body).await?;
-    let row = match recorded {
-        Recorded::Fresh(row) => row,
+    let (row, account_version) = match recorded {
+        Recorded::Fresh { payment, account_version } => (payment, account_version),
         Recorded::Replayed(first) => return Ok(replay(first)),
     };
     let (payment_id, version) = (row.id, row.search_version);
-    if wait.is_requested() {
-        // Read after commit: a later version (another payment meanwhile) only waits longer.
-        let account_version = accounts::version(&mut *state.pool().acquire().await?, account_id).await?;
-        let documents = [
-            (Entity::Payment, payment_id, version),
-            (Entity::Account, account_id, account_version),
-        ];
-        wait_until_indexed(&state, wait, &documents).await?;
-    }
+    let documents = [
+        (Entity::Payment, payment_id, version),
+        (Entity::Account, account_id, account_version),
+    ];
+    wait_until_indexed(&state, wait, &documents).await?;
     let view = PaymentView::from_row(row)?;
     let mut response = with_etag(api::json(StatusCode::CREATED, &view), version);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/payments/{payment_id}")) {
@@ -163,6 +160,7 @@ async fn create(
     Ok(response)
 }
 
+/// An account's payments
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/payments", tag = "payments", operation_id = "list_account_payments",
     params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
     responses(
@@ -171,17 +169,13 @@ async fn create(
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let page = PageRequest::from_query(&raw)?;
-    accounts::get(state.pool(), account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let rows = payments::for_account(state.pool(), account_id, page.after, page.fetch()).await?;
-    let total = payments::count_for_account(state.pool(), account_id).await?;
+    let (rows, total) = service::for_account(state.pool(), &caller, account_id, page.window()).await?;
     let body = page.finish(rows, total, |p| (p.received_at, p.id), PaymentView::from_row)?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Read a payment
 #[utoipa::path(get, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "get_payment",
     params(("id" = Uuid, Path, description = "The payment's id")),
     responses(
@@ -190,14 +184,12 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
     ))]
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let row = payments::get_visible(state.pool(), id)
-        .await?
-        .ok_or_else(|| Error::not_found("payment"))?;
+    let row = service::get(state.pool(), &caller, id).await?;
     let version = row.search_version;
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
+/// Change a payment's status
 #[utoipa::path(patch, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "update_payment_status",
     params(("id" = Uuid, Path, description = "The payment's id"), WaitForParam),
     request_body = PatchPayment,
@@ -222,6 +214,7 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
     Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
 }
 
+/// Simulate the processor's answer
 #[utoipa::path(post, path = "/api/v1/payments/{id}/simulate", tag = "payments", operation_id = "simulate_payment",
     params(("id" = Uuid, Path, description = "A pending payment's id")),
     request_body = Simulate,
@@ -239,6 +232,7 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
     }
 }
 
+/// Search and list payments
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "search_payments",
     params(PaymentListParams),
     responses(
@@ -248,10 +242,7 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
     ))]
 #[tracing::instrument(skip_all)]
 async fn search(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let query = payment_list::parse(&raw, &caller)?;
-    let signature = payment_list::sort_signature(query.sort);
-    let page = state.search().search_payments(query).await?;
+    let (page, signature) = service::search(state.search().as_ref(), &caller, &raw).await?;
     let data = page
         .hits
         .into_iter()
@@ -267,6 +258,7 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Payment statistics
 #[utoipa::path(get, path = "/api/v1/payments/stats", tag = "payments", operation_id = "payment_stats",
     params(StatsParams),
     responses(
@@ -276,8 +268,6 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     ))]
 #[tracing::instrument(skip_all)]
 async fn stats(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let request = payment_list::parse_stats(&raw, Utc::now())?;
-    let stats = state.search().payment_stats(request.query.clone()).await?;
-    Ok(api::json(StatusCode::OK, &payment_list::stats_view(&request, stats)))
+    let stats = service::stats(state.search().as_ref(), &caller, &raw, Utc::now()).await?;
+    Ok(api::json(StatusCode::OK, &stats))
 }

@@ -14,7 +14,6 @@ use crate::domain::document::Entity;
 use crate::domain::money::Currency;
 use crate::domain::plan::{CreatePlan, Frequency, InstalmentStatus, PlanStatus};
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Error, Result};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::WaitForParam;
@@ -23,10 +22,8 @@ use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond};
 use crate::lists::plans::{self as plan_list, PlanList, PlanListParams};
-use crate::service::plans as service;
+use crate::service::plans::{self as service, InstalmentRow, PlanRow};
 use crate::state::AppState;
-use crate::store::accounts;
-use crate::store::plans::{self, InstalmentRow, PlanFilter, PlanRow};
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PlanView {
@@ -101,12 +98,6 @@ impl PlanView {
     }
 }
 
-/// A plan with its instalments, as a single plan's answers show it.
-async fn full_view(state: &AppState, row: PlanRow) -> Result<PlanView> {
-    let instalments = plans::instalments(state.pool(), row.id).await?;
-    PlanView::new(row, Some(instalments))
-}
-
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let caller = principal(state.clone()).and(with_state(state));
@@ -115,26 +106,23 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(wait_for())
         .and(json_body::<CreatePlan>(limit))
-        .then(|id, p, s, w, b| async move { respond(create(id, p, s, w, b).await) });
+        .then(create);
     let for_account = warp::path!("accounts" / Uuid / "plans")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|id, p, s, q| async move { respond(for_account(id, p, s, q).await) });
+        .then(for_account);
     let list = warp::path!("plans")
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
-    let get = warp::path!("plans" / Uuid)
-        .and(warp::get())
-        .and(caller.clone())
-        .then(|id, p, s| async move { respond(get(id, p, s).await) });
+        .then(list);
+    let get = warp::path!("plans" / Uuid).and(warp::get()).and(caller.clone()).then(get);
     let cancel = warp::path!("plans" / Uuid / "cancel")
         .and(warp::post())
         .and(caller)
         .and(wait_for())
-        .then(|id, p, s, w| async move { respond(cancel(id, p, s, w).await) });
+        .then(cancel);
     create
         .or(for_account)
         .unify()
@@ -144,9 +132,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(cancel)
         .unify()
+        .map(respond)
         .boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(create, for_account, list, get, cancel))]
+pub struct Api;
+
+/// Make a payment plan
 #[utoipa::path(post, path = "/api/v1/accounts/{id}/plans", tag = "plans", operation_id = "create_plan",
     params(("id" = Uuid, Path, description = "The account the plan pays off"), WaitForParam),
     request_body = CreatePlan,
@@ -159,10 +154,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 async fn create(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePlan) -> Result<Response> {
     let planned = service::make(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, planned.account_version)]).await?;
-    let view = full_view(&state, planned.row).await?;
+    let view = PlanView::new(planned.row, Some(planned.instalments))?;
     Ok(api::json(StatusCode::CREATED, &view))
 }
 
+/// An account's payment plans
 #[utoipa::path(get, path = "/api/v1/accounts/{id}/plans", tag = "plans", operation_id = "list_account_plans",
     params(("id" = Uuid, Path, description = "The account's id"), PageQuery),
     responses(
@@ -171,18 +167,12 @@ async fn create(account_id: Uuid, caller: Principal, state: AppState, wait: Wait
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let page = PageRequest::from_query(&raw)?;
-    accounts::get(state.pool(), account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let filter = PlanFilter {
-        account_ids: vec![account_id],
-        ..PlanFilter::default()
-    };
-    page_of(&state, &filter, page).await
+    let (rows, total) = service::for_account(state.pool(), &caller, account_id, page.window()).await?;
+    plans_page(page, rows, total)
 }
 
+/// List payment plans
 #[utoipa::path(get, path = "/api/v1/plans", tag = "plans", operation_id = "list_plans",
     params(PlanListParams),
     responses(
@@ -191,19 +181,18 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
     ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
     let PlanList { filter, page_size, cursor } = plan_list::parse(&raw, &caller)?;
     let page = PageRequest::new(Some(page_size), cursor.as_deref())?;
-    page_of(&state, &filter, page).await
+    let (rows, total) = service::list(state.pool(), &caller, &filter, page.window()).await?;
+    plans_page(page, rows, total)
 }
 
-async fn page_of(state: &AppState, filter: &PlanFilter, page: PageRequest) -> Result<Response> {
-    let rows = plans::list(state.pool(), filter, page.after, page.fetch()).await?;
-    let total = plans::count(state.pool(), filter).await?;
+fn plans_page(page: PageRequest, rows: Vec<PlanRow>, total: i64) -> Result<Response> {
     let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| PlanView::new(p, None))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Read a payment plan
 #[utoipa::path(get, path = "/api/v1/plans/{id}", tag = "plans", operation_id = "get_plan",
     params(("id" = Uuid, Path, description = "The plan's id")),
     responses(
@@ -212,17 +201,12 @@ async fn page_of(state: &AppState, filter: &PlanFilter, page: PageRequest) -> Re
     ))]
 #[tracing::instrument(skip_all, fields(plan_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    caller.require(Action::ReadAccounts)?;
-    let mut conn = state.pool().acquire().await?;
-    let row = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
-    drop(conn);
-    accounts::get(state.pool(), row.account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("plan"))?;
-    let view = full_view(&state, row).await?;
+    let (row, instalments) = service::get(state.pool(), &caller, id).await?;
+    let view = PlanView::new(row, Some(instalments))?;
     Ok(api::json(StatusCode::OK, &view))
 }
 
+/// Cancel a payment plan
 #[utoipa::path(post, path = "/api/v1/plans/{id}/cancel", tag = "plans", operation_id = "cancel_plan",
     params(("id" = Uuid, Path, description = "The plan's id"), WaitForParam),
     responses(
@@ -235,6 +219,6 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
     let cancelled = service::cancel(state.pool(), &caller, id).await?;
     let account = (Entity::Account, cancelled.row.account_id, cancelled.account_version);
     wait_until_indexed(&state, wait, &[account]).await?;
-    let view = full_view(&state, cancelled.row).await?;
+    let view = PlanView::new(cancelled.row, Some(cancelled.instalments))?;
     Ok(api::json(StatusCode::OK, &view))
 }

@@ -10,15 +10,14 @@ use warp::reply::Response;
 use crate::domain::compliance::Channel;
 use crate::domain::principal::Principal;
 use crate::domain::queue::Reason;
-use crate::error::{Error, Result};
-use crate::http::account_view::{AccountView, view_of};
+use crate::error::Result;
+use crate::http::account_view::AccountView;
 use crate::http::filters::{principal, with_state};
 use crate::http::query::{parse_query, raw_query};
 use crate::http::{self as api, ListPage, no_content, respond};
 use crate::lists::queue::{self as queue_list, NextParams, QueueParams, QueueRequest};
 use crate::service::queue::{self as service, Owner};
 use crate::state::AppState;
-use crate::store::accounts;
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct QueueItem {
@@ -41,15 +40,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(caller.clone())
         .and(raw_query())
-        .then(|p, s, q| async move { respond(list(p, s, q).await) });
+        .then(list);
     let next = warp::path!("queue" / "next")
         .and(warp::post())
         .and(caller)
         .and(raw_query())
-        .then(|p, s, q| async move { respond(next(p, s, q).await) });
-    list.or(next).unify().boxed()
+        .then(next);
+    list.or(next).unify().map(respond).boxed()
 }
 
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, next))]
+pub struct Api;
+
+/// My work queue
 #[utoipa::path(get, path = "/api/v1/queue", tag = "queue", operation_id = "work_queue",
     params(QueueParams),
     responses(
@@ -91,6 +96,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Claim the next account to work
 #[utoipa::path(post, path = "/api/v1/queue/next", tag = "queue", operation_id = "claim_next",
     params(NextParams),
     responses(
@@ -117,13 +123,10 @@ async fn next(caller: Principal, state: AppState, raw: String) -> Result<Respons
     else {
         return Ok(no_content());
     };
-    let row = accounts::get(state.pool(), claimed.account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
     let body = ClaimedView {
         reason: claimed.reason,
         claim_expires_at: claimed.expires_at,
-        account: view_of(&state, row).await?,
+        account: AccountView::from_doc(claimed.account, state.clock().now().date_naive())?,
     };
     Ok(api::json(StatusCode::OK, &body))
 }

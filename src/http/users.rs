@@ -8,17 +8,16 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::principal::Principal;
-use crate::domain::role::{Action, Role};
-use crate::error::{Error, Result};
+use crate::domain::role::Role;
+use crate::error::Result;
 use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::{self as api, respond};
 use crate::lists::agents::{self as agent_list, AgentList, AgentListParams};
-use crate::service::users::{CreateUser, UpdateUser, UserView, create_user, update_user};
+use crate::service::users::{self, CreateUser, UpdateUser, UserView};
 use crate::state::AppState;
-use crate::store::users;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
@@ -27,24 +26,29 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::get())
         .and(caller.clone())
         .and(crate::http::query::raw_query())
-        .then(|p, s, q: String| async move { respond(list(p, s, q).await) });
+        .then(list);
     let create = warp::path!("users")
         .and(warp::post())
         .and(caller.clone())
         .and(json_body::<CreateUser>(limit))
-        .then(|p, s, b| async move { respond(create(p, s, b).await) });
+        .then(create);
     let update = warp::path!("users" / Uuid)
         .and(warp::patch())
         .and(caller.clone())
         .and(json_body::<UpdateUser>(limit))
-        .then(|id, p, s, b| async move { respond(update(id, p, s, b).await) });
+        .then(update);
     let agents = warp::path!("agents")
         .and(warp::get())
         .and(caller)
         .and(crate::http::query::raw_query())
-        .then(|p, s, q: String| async move { respond(agents(p, s, q).await) });
-    list.or(create).unify().or(update).unify().or(agents).unify().boxed()
+        .then(agents);
+    list.or(create).unify().or(update).unify().or(agents).unify().map(respond).boxed()
 }
+
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, create, update, agents))]
+pub struct Api;
 
 /// A person who works accounts, as managers see them: no email, no login state.
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -57,6 +61,7 @@ pub struct AgentView {
     pub disabled: bool,
 }
 
+/// The directory of agents
 #[utoipa::path(get, path = "/api/v1/agents", tag = "users", operation_id = "list_agents",
     params(AgentListParams),
     responses(
@@ -66,11 +71,9 @@ pub struct AgentView {
     ))]
 #[tracing::instrument(skip_all)]
 async fn agents(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
-    caller.require(Action::ReadAgents)?;
     let AgentList { filter, page_size, cursor } = agent_list::parse(&raw_query)?;
     let page: PageRequest<(String, Uuid)> = PageRequest::new(Some(page_size), cursor.as_deref())?;
-    let rows = users::directory(state.pool(), &filter, page.after.clone(), page.fetch()).await?;
-    let total = users::directory_count(state.pool(), &filter).await?;
+    let (rows, total) = users::directory(state.pool(), &caller, &filter, page.window()).await?;
     let body = page.finish(
         rows,
         total,
@@ -88,6 +91,7 @@ async fn agents(caller: Principal, state: AppState, raw_query: String) -> Result
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// List users
 #[utoipa::path(get, path = "/api/v1/users", tag = "users", operation_id = "list_users",
     params(PageQuery),
     responses(
@@ -96,14 +100,13 @@ async fn agents(caller: Principal, state: AppState, raw_query: String) -> Result
     ))]
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
-    caller.require(Action::ManageUsers)?;
     let page = PageRequest::from_query(&raw_query)?;
-    let rows = users::list(state.pool(), page.after, page.fetch()).await?;
-    let total = users::count(state.pool()).await?;
-    let body = page.finish(rows, total, |u| (u.created_at, u.id), |u| Ok(UserView::from(&u)))?;
+    let (rows, total) = users::list(state.pool(), &caller, page.window()).await?;
+    let body = page.finish(rows, total, |u| (u.created_at, u.id), Ok)?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
+/// Create a user
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", operation_id = "create_user",
     request_body = CreateUser,
     responses(
@@ -114,12 +117,11 @@ async fn list(caller: Principal, state: AppState, raw_query: String) -> Result<R
     ))]
 #[tracing::instrument(skip_all)]
 async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<Response> {
-    caller.require(Action::ManageUsers)?;
-    let row = create_user(state.pool(), state.auth().hashers(), body).await?;
-    tracing::info!(user_id = %row.id, role = row.role, "user created");
-    Ok(api::json(StatusCode::CREATED, &UserView::from(&row)))
+    let user = users::create(state.pool(), state.auth().hashers(), &caller, body).await?;
+    Ok(api::json(StatusCode::CREATED, &user))
 }
 
+/// Change a user
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", operation_id = "update_user",
     params(("id" = Uuid, Path, description = "The user's id")),
     request_body = UpdateUser,
@@ -130,10 +132,7 @@ async fn create(caller: Principal, state: AppState, body: CreateUser) -> Result<
     ))]
 #[tracing::instrument(skip_all, fields(user_id = %id))]
 async fn update(id: Uuid, caller: Principal, state: AppState, body: UpdateUser) -> Result<Response> {
-    let row = update_user(state.pool(), &caller, id, body)
-        .await?
-        .ok_or_else(|| Error::not_found("user"))?;
+    let user = users::update(state.pool(), &caller, id, body).await?;
     state.sessions_changed(id).await;
-    tracing::info!(role = row.role, disabled = row.disabled, "user updated");
-    Ok(api::json(StatusCode::OK, &UserView::from(&row)))
+    Ok(api::json(StatusCode::OK, &user))
 }

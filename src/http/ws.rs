@@ -1,4 +1,4 @@
-//! `GET /api/v1/ws`: live events over a WebSocket, and the `/ws-test` demo page.
+//! `GET /api/v1/ws`: live events over a WebSocket.
 //!
 //! Authentication: `Authorization: Bearer` on the upgrade request, or a first message
 //! `{"event": "auth", "data": {"token": "..."}}` within 5 s (never a token in the URL).
@@ -30,16 +30,14 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
-use warp::reply::{Reply, Response};
+use warp::reply::Response;
 
 use crate::domain::event::{Event, valid_topic};
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::events::{Outgoing, SESSIONS_CHANGED};
-use crate::http::headers;
+use crate::service::events;
 use crate::state::AppState;
-use crate::store::events::{self, Audience};
 use crate::telemetry::metrics;
 
 const AUTH_WITHIN: Duration = Duration::from_secs(5);
@@ -58,13 +56,13 @@ const REPLAY_LIMIT: i64 = 1000;
 const MAX_TOPICS: usize = 200;
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-const DEMO_PAGE: &str = include_str!("../../static/ws-test.html");
-
 pub const PATH: &str = "/api/v1/ws";
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
-/// A request without an upgrade: what to do instead.
+/// Live events over a WebSocket
+///
+/// Served here: a request without an upgrade, told what to do instead.
 #[utoipa::path(get, path = "/api/v1/ws", tag = "events", operation_id = "events_socket",
     // The token may come after the upgrade, in the first message: the header is optional.
     security((), ("bearer" = [])),
@@ -82,28 +80,16 @@ fn socket() -> Response {
     response
 }
 
-/// The demo page, and a clear answer to a plain request for the socket path (upgrades
-/// are taken by the connection loop before routing; see [`upgrade`]).
+/// A clear answer to a plain request for the socket path (upgrades are taken by the
+/// connection loop before routing; see [`upgrade`]).
 pub fn routes() -> BoxedFilter<(Response,)> {
-    let plain = warp::path!("api" / "v1" / "ws").map(socket);
-    let demo = warp::path!("ws-test").and(warp::get()).map(|| {
-        static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let inner = |open: &str, close: &str| {
-                DEMO_PAGE
-                    .split_once(open)
-                    .and_then(|(_, rest)| rest.split_once(close))
-                    .map_or("", |(body, _)| body)
-            };
-            headers::page_policy(inner("<script>", "</script>"), inner("<style>", "</style>"))
-        });
-        let mut response = warp::reply::html(DEMO_PAGE).into_response();
-        if let Ok(policy) = HeaderValue::from_str(&POLICY) {
-            response.headers_mut().insert(header::CONTENT_SECURITY_POLICY, policy);
-        }
-        response
-    });
-    plain.or(demo).unify().boxed()
+    warp::path!("api" / "v1" / "ws").map(socket).boxed()
 }
+
+/// The operations this module serves, for the API description.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(socket))]
+pub struct Api;
 
 /// Whether a request asks for a WebSocket on the socket path.
 pub fn is_upgrade<B>(request: &hyper::Request<B>) -> bool {
@@ -473,16 +459,8 @@ impl Session {
                        "code": "rate_limited", "retry_after": retry_after}),
             );
         }
-        let topics: Vec<String> = if principal.can(Action::ReadAccounts) {
-            self.topics.iter().cloned().collect()
-        } else {
-            Vec::new()
-        };
-        let audience = Audience {
-            user_id: principal.user_id,
-            topics: &topics,
-        };
-        let missed = match events::replay(self.state.pool(), &audience, since, self.first_live, REPLAY_LIMIT).await {
+        let topics: Vec<String> = self.topics.iter().cloned().collect();
+        let missed = match events::replay(self.state.pool(), principal, &topics, since, self.first_live, REPLAY_LIMIT).await {
             Ok(missed) => missed,
             Err(err) => {
                 tracing::warn!(error = %err, "event replay failed");

@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -15,7 +15,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, Contactable, Facet, Sort, SortField, SortKey};
 use crate::error::Result;
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
 use crate::search::FacetValue;
 
@@ -33,99 +33,113 @@ const BUCKETS: &str = "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)";
 
 /// The account list's parameters, each declared once.
 const PARAMS: &[Param<Request>] = &[
-    Param::new("q", |r, v| r.query.text = v.text()),
-    Param::new("status", |r, v| {
+    Param::new(
+        "q",
+        "Full-text search: name, account number, reference, email, phone, notes.",
+        schema::words,
+        |r, v| r.query.text = v.text(),
+    ),
+    Param::new("status", "", schema::list::<AccountStatus>, |r, v| {
         r.query.statuses.extend(v.each(AccountStatus::parse, "an account status"))
     }),
-    Param::new("assigned_agent_id", |r, v| r.query.agent = v.agent(r.caller)),
-    Param::new("tags", |r, v| r.query.tags.extend(v.items().map(str::to_lowercase))),
-    Param::new("min_balance", |r, v| r.query.min_balance = v.one(values::amount, values::AMOUNT)),
-    Param::new("max_balance", |r, v| r.query.max_balance = v.one(values::amount, values::AMOUNT)),
-    Param::new("due_from", |r, v| r.query.due_from = v.one(values::date, values::DATE)),
-    Param::new("due_to", |r, v| r.query.due_to = v.one(values::date, values::DATE)),
-    Param::new("next_action_before", |r, v| {
+    Param::new("assigned_agent_id", "A user id, `me` or `unassigned`.", schema::text, |r, v| {
+        r.query.agent = v.agent(r.caller)
+    }),
+    Param::new("tags", "", schema::list::<String>, |r, v| {
+        r.query.tags.extend(v.items().map(str::to_lowercase))
+    }),
+    Param::new("min_balance", "A non-negative decimal amount.", schema::amount, |r, v| {
+        r.query.min_balance = v.one(values::amount, values::AMOUNT)
+    }),
+    Param::new("max_balance", "", schema::amount, |r, v| {
+        r.query.max_balance = v.one(values::amount, values::AMOUNT)
+    }),
+    Param::new("due_from", "", schema::date, |r, v| {
+        r.query.due_from = v.one(values::date, values::DATE)
+    }),
+    Param::new("due_to", "", schema::date, |r, v| {
+        r.query.due_to = v.one(values::date, values::DATE)
+    }),
+    Param::new("next_action_before", "", schema::time, |r, v| {
         r.query.next_action_before = v.one(values::time, values::TIME)
     }),
-    Param::new("next_action_after", |r, v| {
+    Param::new("next_action_after", "", schema::time, |r, v| {
         r.query.next_action_after = v.one(values::time, values::TIME)
     }),
-    Param::new("bucket", |r, v| r.query.buckets.extend(v.each(Bucket::parse, BUCKETS))),
-    Param::new("do_not_call", |r, v| r.query.do_not_call = v.boolean()),
-    Param::new("do_not_email", |r, v| r.query.do_not_email = v.boolean()),
-    Param::new("cease_communication", |r, v| r.query.cease_communication = v.boolean()),
-    Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
-    Param::new("has_open_promise", |r, v| r.query.has_open_promise = v.boolean()),
-    Param::new("contactable_now", |r, v| {
-        r.query.contactable = v
-            .one(Channel::parse, CHANNELS)
-            .map(|channel| Contactable { channel, now: Utc::now() })
+    Param::new("bucket", "", schema::list::<Bucket>, |r, v| {
+        r.query.buckets.extend(v.each(Bucket::parse, BUCKETS))
     }),
-    Param::new("has_plan", |r, v| r.query.has_plan = v.boolean()),
-    Param::new("plan_status", |r, v| {
-        r.query.plan_statuses.extend(v.each(PlanStatus::parse, "a plan status"))
+    Param::new("do_not_call", "", schema::one::<bool>, |r, v| r.query.do_not_call = v.boolean()),
+    Param::new("do_not_email", "", schema::one::<bool>, |r, v| r.query.do_not_email = v.boolean()),
+    Param::new("cease_communication", "", schema::one::<bool>, |r, v| {
+        r.query.cease_communication = v.boolean()
     }),
-    Param::new("plan_next_before", |r, v| {
-        r.query.plan_next_before = v.one(values::date, values::DATE)
+    Param::new(
+        "include_deleted",
+        "Soft-deleted accounts too (managers and admins).",
+        schema::one::<bool>,
+        |r, v| r.query.include_deleted = v.boolean().unwrap_or(false),
+    ),
+    Param::new("has_open_promise", "", schema::one::<bool>, |r, v| {
+        r.query.has_open_promise = v.boolean()
     }),
-    Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
-    Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
-    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
-    Param::new("facets", |r, v| {
-        for facet in v.each(Facet::named, "a facet (status, bucket, assigned_agent_id, tags)") {
-            if !r.query.facets.contains(&facet) {
-                r.query.facets.push(facet);
+    Param::new(
+        "contactable_now",
+        "Only accounts the contact guard's inputs in the index allow on this channel now.",
+        schema::one::<Channel>,
+        |r, v| {
+            r.query.contactable = v
+                .one(Channel::parse, CHANNELS)
+                .map(|channel| Contactable { channel, now: Utc::now() })
+        },
+    ),
+    Param::new(
+        "has_plan",
+        "The account's latest payment plan is active.",
+        schema::one::<bool>,
+        |r, v| r.query.has_plan = v.boolean(),
+    ),
+    Param::new(
+        "plan_status",
+        "The status of the account's latest payment plan.",
+        schema::list::<PlanStatus>,
+        |r, v| r.query.plan_statuses.extend(v.each(PlanStatus::parse, "a plan status")),
+    ),
+    Param::new(
+        "plan_next_before",
+        "The next instalment of an active plan is due before this date.",
+        schema::date,
+        |r, v| r.query.plan_next_before = v.one(values::date, values::DATE),
+    ),
+    Param::new(
+        "sort",
+        "balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score; `-` first for descending. Relevance with `q`, else `-updated`.",
+        schema::text,
+        |r, v| r.sort = v.one(parse_sort, SORTS),
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.query.page_size = v.page_size()),
+    Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
+        r.cursor = Some(v.raw().to_owned())
+    }),
+    Param::new(
+        "facets",
+        "Comma-separated: status, bucket, assigned_agent_id, tags.",
+        schema::text,
+        |r, v| {
+            for facet in v.each(Facet::named, "a facet (status, bucket, assigned_agent_id, tags)") {
+                if !r.query.facets.contains(&facet) {
+                    r.query.facets.push(facet);
+                }
             }
-        }
-    }),
+        },
+    ),
 ];
 
-/// The account list's parameters as the API description shows them (a test keeps
-/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AccountListParams {
-    /// Full-text search: name, account number, reference, email, phone, notes.
-    #[param(max_length = 200)]
-    pub q: Option<String>,
-    pub status: Option<Vec<AccountStatus>>,
-    /// A user id, `me` or `unassigned`.
-    pub assigned_agent_id: Option<String>,
-    pub tags: Option<Vec<String>>,
-    /// A non-negative decimal amount.
-    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
-    pub min_balance: Option<String>,
-    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
-    pub max_balance: Option<String>,
-    pub due_from: Option<NaiveDate>,
-    pub due_to: Option<NaiveDate>,
-    pub next_action_before: Option<DateTime<Utc>>,
-    pub next_action_after: Option<DateTime<Utc>>,
-    pub bucket: Option<Vec<Bucket>>,
-    pub do_not_call: Option<bool>,
-    pub do_not_email: Option<bool>,
-    pub cease_communication: Option<bool>,
-    /// Soft-deleted accounts too (managers and admins).
-    pub include_deleted: Option<bool>,
-    pub has_open_promise: Option<bool>,
-    /// Only accounts the contact guard's inputs in the index allow on this channel now.
-    pub contactable_now: Option<Channel>,
-    /// The account's latest payment plan is active.
-    pub has_plan: Option<bool>,
-    /// The status of the account's latest payment plan.
-    pub plan_status: Option<Vec<PlanStatus>>,
-    /// The next instalment of an active plan is due before this date.
-    pub plan_next_before: Option<NaiveDate>,
-    /// balance or current_balance, due_date, next_action or next_action_at, updated or
-    /// updated_at, name or debtor_name, queue_score; `-` first for descending. Relevance with `q`,
-    /// else `-updated`.
-    pub sort: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page (same sort).
-    pub cursor: Option<String>,
-    /// Comma-separated: status, bucket, assigned_agent_id, tags.
-    pub facets: Option<String>,
-}
+params::described_by!(
+    /// The account list's parameters (repeatable ones also take comma-separated values).
+    AccountListParams,
+    PARAMS
+);
 
 /// Parses the list parameters for `caller`. Unknown parameters are refused by name.
 pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQuery> {
@@ -269,13 +283,6 @@ pub fn facets_json(facets: &[(&'static str, Vec<FacetValue>)]) -> Map<String, Va
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        use utoipa::IntoParams;
-        let described: Vec<String> = AccountListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
-        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(described, parsed);
-    }
     use crate::domain::role::Role;
     use crate::domain::search::AgentFilter;
     use crate::error::Error;

@@ -6,7 +6,7 @@ use crate::domain::activity::{ActivityType, Outcome, from_wire};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::Result;
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values::{self, instant};
 use crate::store::activities::ActivityFilter;
 
@@ -27,58 +27,55 @@ struct Request {
 
 /// The activity list's parameters, each declared once.
 const PARAMS: &[Param<Request>] = &[
-    Param::new("account_id", |r, v| {
+    Param::new("account_id", "At most 1000 accounts.", schema::ids, |r, v| {
         r.list
             .filter
             .account_ids
             .extend(v.each(|v| Uuid::parse_str(v).ok(), "an account id"))
     }),
-    Param::new("agent_id", |r, v| {
+    Param::new("agent_id", "A user id or `me`.", schema::text, |r, v| {
         r.list.filter.agent_id = match v.raw().trim() {
             "me" => Some(r.caller),
             _ => v.one(|v| Uuid::parse_str(v).ok(), "a user id or `me`"),
         }
     }),
-    Param::new("type", |r, v| {
+    Param::new("type", "", schema::list::<ActivityType>, |r, v| {
         let types = v.each(|t| from_wire::<ActivityType>(t).map(|_| t.to_owned()), "an activity type");
         r.list.filter.types.extend(types);
     }),
-    Param::new("outcome", |r, v| {
+    Param::new("outcome", "", schema::list::<Outcome>, |r, v| {
         let outcomes = v.each(|o| from_wire::<Outcome>(o).map(|_| o.to_owned()), "an outcome code");
         r.list.filter.outcomes.extend(outcomes);
     }),
-    Param::new("from", |r, v| r.list.filter.from = v.one(instant, values::DATE_OR_TIME)),
-    Param::new("to", |r, v| r.list.filter.to = v.one(instant, values::DATE_OR_TIME)),
-    Param::new("include_deleted", |r, v| {
-        r.list.filter.include_deleted = v.boolean().unwrap_or(false)
+    Param::new(
+        "from",
+        "Occurred at or after: an RFC 3339 time, or a date (its first instant, UTC).",
+        schema::text,
+        |r, v| r.list.filter.from = v.one(instant, values::DATE_OR_TIME),
+    ),
+    Param::new(
+        "to",
+        "Occurred before: an RFC 3339 time, or a date (its first instant, UTC).",
+        schema::text,
+        |r, v| r.list.filter.to = v.one(instant, values::DATE_OR_TIME),
+    ),
+    Param::new(
+        "include_deleted",
+        "Activities of soft-deleted accounts too (managers and admins).",
+        schema::one::<bool>,
+        |r, v| r.list.filter.include_deleted = v.boolean().unwrap_or(false),
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.list.page_size = v.page_size() as u32),
+    Param::new("cursor", "`next_cursor` of the previous page.", schema::text, |r, v| {
+        r.list.cursor = Some(v.raw().to_owned())
     }),
-    Param::new("page_size", |r, v| r.list.page_size = v.page_size() as u32),
-    Param::new("cursor", |r, v| r.list.cursor = Some(v.raw().to_owned())),
 ];
 
-/// The activity list's parameters as the API description shows them (a test keeps
-/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ActivityListParams {
-    /// At most 1000 accounts.
-    pub account_id: Option<Vec<Uuid>>,
-    /// A user id or `me`.
-    pub agent_id: Option<String>,
-    #[param(rename = "type")]
-    pub kind: Option<Vec<ActivityType>>,
-    pub outcome: Option<Vec<Outcome>>,
-    /// Occurred at or after: an RFC 3339 time, or a date (its first instant, UTC).
-    pub from: Option<String>,
-    /// Occurred before: an RFC 3339 time, or a date (its first instant, UTC).
-    pub to: Option<String>,
-    /// Activities of soft-deleted accounts too (managers and admins).
-    pub include_deleted: Option<bool>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
+params::described_by!(
+    /// The activity list's parameters.
+    ActivityListParams,
+    PARAMS
+);
 
 /// Parses the activity list's parameters for `caller`; every bad one is named at once.
 pub fn parse(raw: &str, caller: &Principal) -> Result<ActivityList> {
@@ -106,17 +103,4 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<ActivityList> {
         caller.require(Action::RestoreAccount)?;
     }
     Ok(list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        use utoipa::IntoParams;
-        let described: Vec<String> = ActivityListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
-        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(described, parsed);
-    }
 }

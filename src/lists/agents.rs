@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::error::Result;
 use crate::lists::MAX_PAGE_SIZE;
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::store::users::DirectoryFilter;
 
 /// A parsed directory request: the filter and the page asked for.
@@ -17,34 +17,39 @@ pub struct AgentList {
 
 /// The directory's parameters, each declared once.
 const PARAMS: &[Param<AgentList>] = &[
-    Param::new("q", |r, v| r.filter.name = v.text()),
-    Param::new("id", |r, v| r.filter.ids.extend(v.each(|v| Uuid::parse_str(v).ok(), "a user id"))),
-    Param::new("include_disabled", |r, v| {
-        if let Some(include) = v.boolean() {
-            r.filter.include_disabled = include;
-        }
+    Param::new(
+        "q",
+        "Part of the name, in any case (at most 200 characters).",
+        schema::text,
+        |r, v| r.filter.name = v.text(),
+    ),
+    Param::new(
+        "id",
+        "Only these users (repeatable or a comma list; at most 200), to name the ids a page of accounts or KPIs holds.",
+        schema::ids,
+        |r, v| r.filter.ids.extend(v.each(|v| Uuid::parse_str(v).ok(), "a user id")),
+    ),
+    Param::new(
+        "include_disabled",
+        "Also list disabled users (default false).",
+        schema::one::<bool>,
+        |r, v| {
+            if let Some(include) = v.boolean() {
+                r.filter.include_disabled = include;
+            }
+        },
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.page_size = v.page_size() as u32),
+    Param::new("cursor", "`next_cursor` of the previous page.", schema::text, |r, v| {
+        r.cursor = Some(v.raw().to_owned())
     }),
-    Param::new("page_size", |r, v| r.page_size = v.page_size() as u32),
-    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
 ];
 
-/// The directory's parameters as the API description shows them (a test keeps their
-/// names those of [`PARAMS`]).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct AgentListParams {
-    /// Part of the name, in any case (at most 200 characters).
-    pub q: Option<String>,
-    /// Only these users (repeatable or a comma list; at most 200), to name the ids a
-    /// page of accounts or KPIs holds.
-    pub id: Option<Vec<Uuid>>,
-    /// Also list disabled users (default false).
-    pub include_disabled: Option<bool>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
+params::described_by!(
+    /// The agent directory's parameters.
+    AgentListParams,
+    PARAMS
+);
 
 /// Parses the directory's parameters; every bad one is named at once.
 pub fn parse(raw: &str) -> Result<AgentList> {
@@ -65,14 +70,6 @@ pub fn parse(raw: &str) -> Result<AgentList> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        use utoipa::IntoParams;
-        let described: Vec<String> = AgentListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
-        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(described, parsed);
-    }
 
     /// The description lists ids, each a UUID: an empty value is none of them (the
     /// fuzzer's negative-data check found `?id=&id=` answered as a list of everyone).

@@ -2,6 +2,8 @@
 //! as a name and what reading it does to the list's request; [`read`] walks the query,
 //! refuses unknown names, and collects every bad value so one answer names them all.
 
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{RefOr, Required, Schema};
 use uuid::Uuid;
 
 use crate::domain::search::AgentFilter;
@@ -51,15 +53,141 @@ impl Problems {
     }
 }
 
-/// One parameter of a list: its name and what its value does to the request `R`.
+/// One parameter of a list: its name, what its value does to the request `R`, and how
+/// the API description shows it (so a parameter is declared once, for the parser and
+/// the description alike).
 pub struct Param<R> {
     pub name: &'static str,
     apply: fn(&mut R, &mut Value<'_>),
+    about: &'static str,
+    schema: fn() -> RefOr<Schema>,
 }
 
 impl<R> Param<R> {
-    pub const fn new(name: &'static str, apply: fn(&mut R, &mut Value<'_>)) -> Self {
-        Self { name, apply }
+    /// The parameter `name`, described by `about` with the schema `schema` makes.
+    pub const fn new(name: &'static str, about: &'static str, schema: fn() -> RefOr<Schema>, apply: fn(&mut R, &mut Value<'_>)) -> Self {
+        Self {
+            name,
+            apply,
+            about,
+            schema,
+        }
+    }
+}
+
+/// `params` as query parameters of the API description, in their order; none is
+/// required. Repeatable ones (arrays) also take comma-separated values.
+pub fn describe<R>(params: &[Param<R>]) -> Vec<Parameter> {
+    params
+        .iter()
+        .map(|param| {
+            let about = (!param.about.is_empty()).then_some(param.about);
+            ParameterBuilder::new()
+                .name(param.name)
+                .parameter_in(ParameterIn::Query)
+                .required(Required::False)
+                .description(about)
+                .schema(Some((param.schema)()))
+                .build()
+        })
+        .collect()
+}
+
+/// Declares `$name`, the parameters of the table `$table` as the API description shows
+/// them (`params($name)` in an operation's annotation).
+macro_rules! described_by {
+    ($(#[$meta:meta])* $name:ident, $table:expr) => {
+        $(#[$meta])*
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                $crate::lists::params::describe($table)
+            }
+        }
+    };
+}
+pub(crate) use described_by;
+
+/// The schemas of parameter values, for [`Param::new`].
+pub mod schema {
+    use utoipa::PartialSchema;
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{RefOr, Schema};
+
+    use super::MAX_QUERY_CHARS;
+    use crate::lists::MAX_PAGE_SIZE;
+    use crate::lists::{DEFAULT_PAGE_SIZE, values};
+
+    /// One value of `T`'s schema.
+    pub fn one<T: PartialSchema>() -> RefOr<Schema> {
+        T::schema()
+    }
+
+    /// Values of `T`'s schema, repeated or comma-separated.
+    pub fn list<T: PartialSchema>() -> RefOr<Schema> {
+        ArrayBuilder::new().items(T::schema()).into()
+    }
+
+    /// Any text.
+    pub fn text() -> RefOr<Schema> {
+        ObjectBuilder::new().schema_type(Type::String).into()
+    }
+
+    /// A day, `YYYY-MM-DD`.
+    pub fn date() -> RefOr<Schema> {
+        formatted(KnownFormat::Date)
+    }
+
+    /// An RFC 3339 time.
+    pub fn time() -> RefOr<Schema> {
+        formatted(KnownFormat::DateTime)
+    }
+
+    /// An id.
+    pub fn id() -> RefOr<Schema> {
+        formatted(KnownFormat::Uuid)
+    }
+
+    /// Ids, repeated or comma-separated.
+    pub fn ids() -> RefOr<Schema> {
+        ArrayBuilder::new().items(id()).into()
+    }
+
+    fn formatted(format: KnownFormat) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .into()
+    }
+
+    /// A search's words, at most [`MAX_QUERY_CHARS`] characters.
+    pub fn words() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .max_length(Some(MAX_QUERY_CHARS))
+            .into()
+    }
+
+    /// A non-negative decimal amount, as text.
+    pub fn amount() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(values::AMOUNT_PATTERN))
+            .into()
+    }
+
+    /// Rows per page.
+    pub fn page_size() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+            .minimum(Some(1))
+            .maximum(Some(MAX_PAGE_SIZE))
+            .default(Some(DEFAULT_PAGE_SIZE.into()))
+            .into()
     }
 }
 
@@ -177,7 +305,7 @@ pub fn read<R>(raw: &str, params: &[Param<R>], request: &mut R, problems: &mut P
 mod tests {
     use super::*;
 
-    const PARAMS: &[Param<Vec<bool>>] = &[Param::new("flag", |r, v| r.extend(v.boolean()))];
+    const PARAMS: &[Param<Vec<bool>>] = &[Param::new("flag", "", schema::one::<bool>, |r, v| r.extend(v.boolean()))];
 
     fn problems_of(raw: &str) -> (usize, String) {
         let (mut request, mut p) = (Vec::new(), Problems::default());

@@ -12,7 +12,7 @@ use crate::domain::role::Action;
 use crate::domain::search::{PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
 use crate::lists::accounts::{decode_search_cursor, signature};
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values::{self, amount, end_instant, instant};
 use crate::search::{CurrencyStats, StatValue, Tally};
 
@@ -40,24 +40,62 @@ const SORTS: &str = "a sort field (received_at, amount, updated or updated_at; `
 
 /// The payment list's parameters, each declared once.
 const PARAMS: &[Param<Request>] = &[
-    Param::new("q", |r, v| r.query.text = v.text()),
-    Param::new("status", |r, v| {
+    Param::new(
+        "q",
+        "Full-text search: reference, the account's number and debtor name.",
+        schema::words,
+        |r, v| r.query.text = v.text(),
+    ),
+    Param::new("status", "", schema::list::<PaymentStatus>, |r, v| {
         r.query.statuses.extend(v.each(PaymentStatus::parse, "a payment status"))
     }),
-    Param::new("method", |r, v| r.query.methods.extend(v.each(Method::parse, "a payment method"))),
-    Param::new("min_amount", |r, v| r.query.min_amount = v.one(amount, values::AMOUNT)),
-    Param::new("max_amount", |r, v| r.query.max_amount = v.one(amount, values::AMOUNT)),
-    Param::new("from", |r, v| r.query.from = v.one(instant, values::DATE_OR_TIME)),
-    Param::new("to", |r, v| r.query.to = v.one(end_instant, values::DATE_OR_TIME)),
-    Param::new("account_id", |r, v| {
+    Param::new("method", "", schema::list::<Method>, |r, v| {
+        r.query.methods.extend(v.each(Method::parse, "a payment method"))
+    }),
+    Param::new("min_amount", "A non-negative decimal amount.", schema::amount, |r, v| {
+        r.query.min_amount = v.one(amount, values::AMOUNT)
+    }),
+    Param::new("max_amount", "", schema::amount, |r, v| {
+        r.query.max_amount = v.one(amount, values::AMOUNT)
+    }),
+    Param::new(
+        "from",
+        "Received at or after: an RFC 3339 time, or a date (its first instant, UTC).",
+        schema::text,
+        |r, v| r.query.from = v.one(instant, values::DATE_OR_TIME),
+    ),
+    Param::new(
+        "to",
+        "Received before: an RFC 3339 time, or a date (included whole).",
+        schema::text,
+        |r, v| r.query.to = v.one(end_instant, values::DATE_OR_TIME),
+    ),
+    Param::new("account_id", "", schema::id, |r, v| {
         r.query.account_id = v.one(|v| Uuid::parse_str(v).ok(), "an account id")
     }),
-    Param::new("include_deleted", |r, v| r.query.include_deleted = v.boolean().unwrap_or(false)),
-    Param::new("assigned_agent_id", |r, v| r.query.agent = v.agent(r.caller)),
-    Param::new("sort", |r, v| r.sort = v.one(parse_sort, SORTS)),
-    Param::new("page_size", |r, v| r.query.page_size = v.page_size()),
-    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
-    Param::new("facets", |r, v| {
+    Param::new(
+        "include_deleted",
+        "Payments of soft-deleted accounts too (managers and admins).",
+        schema::one::<bool>,
+        |r, v| r.query.include_deleted = v.boolean().unwrap_or(false),
+    ),
+    Param::new(
+        "assigned_agent_id",
+        "A user id, `me` or `unassigned`: the account's agent.",
+        schema::text,
+        |r, v| r.query.agent = v.agent(r.caller),
+    ),
+    Param::new(
+        "sort",
+        "received_at, amount, updated or updated_at; `-` first for descending. Relevance with `q`, else `-received_at`.",
+        schema::text,
+        |r, v| r.sort = v.one(parse_sort, SORTS),
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.query.page_size = v.page_size()),
+    Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
+        r.cursor = Some(v.raw().to_owned())
+    }),
+    Param::new("facets", "Comma-separated: status, method.", schema::text, |r, v| {
         for facet in v.each(PaymentFacet::named, "a facet (status, method)") {
             if !r.query.facets.contains(&facet) {
                 r.query.facets.push(facet);
@@ -66,40 +104,11 @@ const PARAMS: &[Param<Request>] = &[
     }),
 ];
 
-/// The payment list's parameters as the API description shows them (a test keeps
-/// their names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PaymentListParams {
-    /// Full-text search: reference, the account's number and debtor name.
-    #[param(max_length = 200)]
-    pub q: Option<String>,
-    pub status: Option<Vec<PaymentStatus>>,
-    pub method: Option<Vec<Method>>,
-    /// A non-negative decimal amount.
-    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
-    pub min_amount: Option<String>,
-    #[param(pattern = r"^[0-9]{1,12}(\.[0-9]{1,4})?$")]
-    pub max_amount: Option<String>,
-    /// Received at or after: an RFC 3339 time, or a date (its first instant, UTC).
-    pub from: Option<String>,
-    /// Received before: an RFC 3339 time, or a date (included whole).
-    pub to: Option<String>,
-    pub account_id: Option<Uuid>,
-    /// Payments of soft-deleted accounts too (managers and admins).
-    pub include_deleted: Option<bool>,
-    /// A user id, `me` or `unassigned`: the account's agent.
-    pub assigned_agent_id: Option<String>,
-    /// received_at, amount, updated or updated_at; `-` first for descending. Relevance
-    /// with `q`, else `-received_at`.
-    pub sort: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page (same sort).
-    pub cursor: Option<String>,
-    /// Comma-separated: status, method.
-    pub facets: Option<String>,
-}
+params::described_by!(
+    /// The payment list's parameters (repeatable ones also take comma-separated values).
+    PaymentListParams,
+    PARAMS
+);
 
 pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
     let mut p = Problems::default();
@@ -158,28 +167,32 @@ type StatsDays = (Tz, Option<NaiveDate>, Option<NaiveDate>);
 
 /// The statistics' parameters.
 const STATS_PARAMS: &[Param<StatsDays>] = &[
-    Param::new("tz", |r, v| {
-        r.0 = v
-            .one(|v| v.parse::<Tz>().ok(), "an IANA timezone such as Europe/Paris")
-            .unwrap_or(Tz::UTC)
+    Param::new(
+        "tz",
+        "The IANA time zone whose days are counted (such as Europe/Paris); UTC when absent.",
+        schema::text,
+        |r, v| {
+            r.0 = v
+                .one(|v| v.parse::<Tz>().ok(), "an IANA timezone such as Europe/Paris")
+                .unwrap_or(Tz::UTC)
+        },
+    ),
+    Param::new("from", "The first day; 29 days before `to` when absent.", schema::date, |r, v| {
+        r.1 = v.one(values::date, values::DATE)
     }),
-    Param::new("from", |r, v| r.1 = v.one(values::date, values::DATE)),
-    Param::new("to", |r, v| r.2 = v.one(values::date, values::DATE)),
+    Param::new(
+        "to",
+        "The last day; today (in `tz`) when absent. At most 366 days in all.",
+        schema::date,
+        |r, v| r.2 = v.one(values::date, values::DATE),
+    ),
 ];
 
-/// The statistics' parameters as the API description shows them (a test keeps their
-/// names those of [`STATS_PARAMS`]).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct StatsParams {
-    /// The IANA time zone whose days are counted; UTC when absent.
-    #[param(example = "Europe/Paris")]
-    pub tz: Option<String>,
-    /// The first day; 29 days before `to` when absent.
-    pub from: Option<NaiveDate>,
-    /// The last day; today (in `tz`) when absent. At most 366 days in all.
-    pub to: Option<NaiveDate>,
-}
+params::described_by!(
+    /// The payment statistics' parameters.
+    StatsParams,
+    STATS_PARAMS
+);
 
 pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
     let mut p = Problems::default();
@@ -316,21 +329,5 @@ pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentS
         to: request.to,
         day_start: start_of_day(request.tz, request.from),
         currencies,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use utoipa::IntoParams;
-
-    fn described<P: IntoParams>() -> Vec<String> {
-        P::into_params(|| None).into_iter().map(|p| p.name).collect()
-    }
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        assert_eq!(described::<PaymentListParams>(), PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
-        assert_eq!(described::<StatsParams>(), STATS_PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
     }
 }

@@ -7,7 +7,7 @@ use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::error::Result;
 use crate::lists::activities::MAX_ACCOUNTS;
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::store::plans::PlanFilter;
 
 /// A parsed plan list request: the filter and the page asked for.
@@ -24,36 +24,33 @@ struct Request {
 
 /// The plan list's parameters, each declared once.
 const PARAMS: &[Param<Request>] = &[
-    Param::new("status", |r, v| {
+    Param::new("status", "", schema::list::<PlanStatus>, |r, v| {
         let statuses = v.each(|s| PlanStatus::parse(s).map(|s| s.as_str().to_owned()), "a plan status");
         r.list.filter.statuses.extend(statuses);
     }),
-    Param::new("account_id", |r, v| {
+    Param::new("account_id", "At most 1000 accounts.", schema::ids, |r, v| {
         r.list
             .filter
             .account_ids
             .extend(v.each(|v| Uuid::parse_str(v).ok(), "an account id"))
     }),
-    Param::new("assigned_agent_id", |r, v| r.list.filter.agent = v.agent(r.caller)),
-    Param::new("page_size", |r, v| r.list.page_size = v.page_size() as u32),
-    Param::new("cursor", |r, v| r.list.cursor = Some(v.raw().to_owned())),
+    Param::new(
+        "assigned_agent_id",
+        "The agent the plan's account is assigned to: a user id, `me` or `unassigned`.",
+        schema::text,
+        |r, v| r.list.filter.agent = v.agent(r.caller),
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.list.page_size = v.page_size() as u32),
+    Param::new("cursor", "`next_cursor` of the previous page.", schema::text, |r, v| {
+        r.list.cursor = Some(v.raw().to_owned())
+    }),
 ];
 
-/// The plan list's parameters as the API description shows them (a test keeps their
-/// names those of [`PARAMS`]). Repeatable ones also take comma-separated values.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct PlanListParams {
-    pub status: Option<Vec<PlanStatus>>,
-    /// At most 1000 accounts.
-    pub account_id: Option<Vec<Uuid>>,
-    /// The agent the plan's account is assigned to: a user id, `me` or `unassigned`.
-    pub assigned_agent_id: Option<String>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
+params::described_by!(
+    /// The plan list's parameters.
+    PlanListParams,
+    PARAMS
+);
 
 /// Parses the plan list's parameters for `caller`; every bad one is named at once.
 pub fn parse(raw: &str, caller: &Principal) -> Result<PlanList> {
@@ -72,17 +69,4 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PlanList> {
     }
     p.finish()?;
     Ok(request.list)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        use utoipa::IntoParams;
-        let described: Vec<String> = PlanListParams::into_params(|| None).into_iter().map(|p| p.name).collect();
-        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(described, parsed);
-    }
 }

@@ -12,7 +12,7 @@ use crate::domain::search::{AgentFilter, Sort, SortField};
 use crate::error::Result;
 use crate::lists::DEFAULT_PAGE_SIZE;
 use crate::lists::accounts::{CHANNELS, decode_search_cursor, encode_search_cursor, sort_signature};
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 
 /// A parsed queue request.
 pub struct QueueRequest {
@@ -29,32 +29,33 @@ struct Request {
 }
 
 const PARAMS: &[Param<Request>] = &[
-    Param::new("agent_id", |r, v| r.queue.agent = v.agent(r.caller)),
-    Param::new("channel", |r, v| {
-        if let Some(channel) = v.one(Channel::parse, CHANNELS) {
-            r.queue.channel = channel;
-        }
+    Param::new(
+        "agent_id",
+        "Whose queue: `me` (the default), a user id, or `unassigned` (the team queue); other than `me` for managers and admins only.",
+        schema::text,
+        |r, v| r.queue.agent = v.agent(r.caller),
+    ),
+    Param::new(
+        "channel",
+        "The channel the agent will use (default `call`): accounts the guard blocks on it now are left out.",
+        schema::one::<Channel>,
+        |r, v| {
+            if let Some(channel) = v.one(Channel::parse, CHANNELS) {
+                r.queue.channel = channel;
+            }
+        },
+    ),
+    Param::new("page_size", "", schema::page_size, |r, v| r.queue.page_size = v.page_size()),
+    Param::new("cursor", "`next_cursor` of the previous page.", schema::text, |r, v| {
+        r.cursor = Some(v.raw().to_owned())
     }),
-    Param::new("page_size", |r, v| r.queue.page_size = v.page_size()),
-    Param::new("cursor", |r, v| r.cursor = Some(v.raw().to_owned())),
 ];
 
-/// The queue's parameters as the API description shows them (a test keeps their names
-/// those of [`PARAMS`]).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct QueueParams {
-    /// Whose queue: `me` (the default), a user id, or `unassigned` (the team queue);
-    /// other than `me` for managers and admins only.
-    pub agent_id: Option<String>,
-    /// The channel the agent will use (default `call`): accounts the guard blocks on
-    /// it now are left out.
-    pub channel: Option<Channel>,
-    #[param(minimum = 1, maximum = 200, default = 25)]
-    pub page_size: Option<u32>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
+params::described_by!(
+    /// The work queue's parameters.
+    QueueParams,
+    PARAMS
+);
 
 /// `?channel=` of `POST /queue/next`.
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -123,14 +124,6 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<QueueRequest> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        use utoipa::IntoParams;
-        let described: Vec<String> = QueueParams::into_params(|| None).into_iter().map(|p| p.name).collect();
-        let parsed: Vec<&str> = PARAMS.iter().map(|p| p.name).collect();
-        assert_eq!(described, parsed);
-    }
 
     #[test]
     fn a_cursor_names_its_tier_and_place() {

@@ -15,6 +15,8 @@ pub const DATE: &str = "a date (YYYY-MM-DD) between 1900 and 2999";
 pub const TIME: &str = "an RFC 3339 time between 1900 and 2999";
 pub const DATE_OR_TIME: &str = "an RFC 3339 time or a date (YYYY-MM-DD) between 1900 and 2999";
 pub const AMOUNT: &str = "a non-negative decimal amount below 1000000000000";
+/// [`AMOUNT`] as the API description's pattern.
+pub const AMOUNT_PATTERN: &str = r"^[0-9]{1,12}(\.[0-9]{1,4})?$";
 
 pub fn date(text: &str) -> Option<NaiveDate> {
     NaiveDate::from_str(text).ok().filter(|d| YEARS.contains(&d.year()))

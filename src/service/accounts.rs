@@ -1,16 +1,58 @@
 //! Accounts: create, change, soft delete and restore one, with the rules each applies
 //! whichever adapter calls it.
 
+use chrono::NaiveDate;
 use phonenumber::country;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
+use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, NOT_ASSIGNABLE};
+use crate::domain::search::{AccountQuery, Sort};
 use crate::error::{Code, Error, FieldError, Result};
+use crate::lists::accounts as account_list;
+use crate::search::{SearchIndex, SearchPage};
 use crate::store::accounts::{self, AccountRow};
 use crate::store::users;
+
+/// A page of accounts from the index, with what the caller asked for that shapes the
+/// answer (the words to highlight, the sort its cursor belongs to).
+pub struct Found {
+    pub page: SearchPage,
+    pub text: Option<String>,
+    pub sort: Sort,
+}
+
+/// The accounts matching `raw` (the accounts list grammar) that `caller` may read.
+pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str, today: NaiveDate) -> Result<Found> {
+    caller.require(Action::ReadAccounts)?;
+    let query: AccountQuery = account_list::parse(raw, caller, today)?;
+    let (text, sort) = (query.text.clone(), query.sort);
+    let page = index.search(query).await?;
+    Ok(Found { page, text, sort })
+}
+
+/// The account `id` with its summary (payments, contact, promise, plan), from SQL.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountDoc> {
+    caller.require(Action::ReadAccounts)?;
+    let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    document(pool, row).await
+}
+
+/// The account `id` that a read of one of its children (payments, promises, plans,
+/// activities) is about: it must exist and `caller` must be allowed to read accounts.
+pub async fn readable(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountRow> {
+    caller.require(Action::ReadAccounts)?;
+    accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))
+}
+
+/// `row` with its summary, as every answer about one account shows it.
+pub async fn document(pool: &PgPool, row: AccountRow) -> Result<AccountDoc> {
+    let mut conn = pool.acquire().await?;
+    accounts::document(&mut conn, row).await
+}
 
 /// An assignee must be an enabled user who works accounts.
 pub async fn check_assignee(pool: &PgPool, agent_id: Option<Uuid>) -> Result<()> {
@@ -25,7 +67,7 @@ pub async fn check_assignee(pool: &PgPool, agent_id: Option<Uuid>) -> Result<()>
 
 /// Creates an account from `body`; phone numbers without a country code are read in
 /// `phone_region`.
-pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal, body: CreateAccount) -> Result<AccountRow> {
+pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal, body: CreateAccount) -> Result<AccountDoc> {
     caller.require(Action::CreateAccount)?;
     let fields = AccountFields::from_create(body, phone_region).map_err(Error::validation)?;
     if fields.assigned_agent_id.is_some() {
@@ -34,7 +76,7 @@ pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal
     }
     let row = accounts::insert(pool, &fields, caller.user_id).await?;
     tracing::info!(account_id = %row.id, "account created");
-    Ok(row)
+    document(pool, row).await
 }
 
 /// Role rules for a patch, checked against the current state of the account: agents
@@ -69,7 +111,7 @@ pub async fn update(
     id: Uuid,
     precondition: impl FnOnce(i64) -> Result<()>,
     patch: PatchAccount,
-) -> Result<AccountRow> {
+) -> Result<AccountDoc> {
     caller.require(Action::ReadAccounts)?;
     let mut tx = pool.begin().await?;
     let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
@@ -86,11 +128,21 @@ pub async fn update(
     let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
     tx.commit().await?;
     tracing::info!(account_id = %id, search_version = row.search_version, "account updated");
-    Ok(row)
+    document(pool, row).await
 }
 
-/// Soft-deletes the account `id` (`deleted`) or restores it.
-pub async fn set_deleted(pool: &PgPool, caller: &Principal, id: Uuid, deleted: bool) -> Result<AccountRow> {
+/// Soft-deletes the account `id`; returns the account's version.
+pub async fn delete(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<i64> {
+    Ok(set_deleted(pool, caller, id, true).await?.search_version)
+}
+
+/// Restores the soft-deleted account `id`.
+pub async fn restore(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountDoc> {
+    let row = set_deleted(pool, caller, id, false).await?;
+    document(pool, row).await
+}
+
+async fn set_deleted(pool: &PgPool, caller: &Principal, id: Uuid, deleted: bool) -> Result<AccountRow> {
     let (action, missing) = if deleted {
         (Action::DeleteAccount, "account")
     } else {

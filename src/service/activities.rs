@@ -9,8 +9,12 @@ use crate::domain::compliance::Channel;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Error, Result};
+use crate::service::Window;
+use crate::service::accounts::readable;
 use crate::service::compliance;
-use crate::store::activities::{self, ActivityRow};
+use crate::store::activities::{self, ActivityFilter};
+
+pub use crate::store::activities::ActivityRow;
 use crate::store::compliance as store_compliance;
 use crate::store::{accounts, queue};
 
@@ -53,4 +57,21 @@ pub async fn log(
     tx.commit().await?;
     tracing::info!(activity_id = %row.id, "activity logged");
     Ok((row, version))
+}
+
+/// The contact timeline of `account_id`, newest first, and how many activities it holds.
+pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, window: Window) -> Result<(Vec<ActivityRow>, i64)> {
+    readable(pool, caller, account_id).await?;
+    let filter = ActivityFilter {
+        account_ids: vec![account_id],
+        ..ActivityFilter::default()
+    };
+    list(pool, caller, &filter, window).await
+}
+
+/// Activities across accounts matching `filter`, newest first, and how many match.
+pub async fn list(pool: &PgPool, caller: &Principal, filter: &ActivityFilter, window: Window) -> Result<(Vec<ActivityRow>, i64)> {
+    caller.require(Action::ReadAccounts)?;
+    let rows = activities::list(pool, filter, window.after, window.limit).await?;
+    Ok((rows, activities::count(pool, filter).await?))
 }

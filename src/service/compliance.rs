@@ -8,12 +8,15 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::compliance::{Channel, Policy, Refusal};
+use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
 use crate::domain::refusal::FieldError;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::store::accounts;
-use crate::store::compliance::{self, Facts, OverrideRow};
+use crate::store::compliance::{self, Facts};
+
+pub use crate::store::compliance::OverrideRow;
 
 /// Longest override reason, in characters.
 pub const MAX_REASON_LEN: usize = 2000;
@@ -99,17 +102,14 @@ pub async fn list(
     account_id: Option<Uuid>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
-) -> Result<Vec<OverrideRow>> {
+) -> Result<(Vec<OverrideRow>, i64)> {
     caller.require(Action::OverrideContact)?;
-    compliance::list_overrides(pool, account_id, after, limit).await
+    let rows = compliance::list_overrides(pool, account_id, after, limit).await?;
+    Ok((rows, compliance::count_overrides(pool, account_id).await?))
 }
 
-pub async fn count(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
-    compliance::count_overrides(pool, account_id).await
-}
-
-/// Marks the account's dispute verified, which lifts the dispute block.
-pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<i64> {
+/// Marks the account's dispute verified, which lifts the dispute block; returns the account.
+pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<AccountDoc> {
     caller.require(Action::OverrideContact)?;
     let mut tx = pool.begin().await?;
     accounts::lock(&mut tx, account_id)
@@ -118,8 +118,11 @@ pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid)
     if !compliance::verify_dispute(&mut tx, account_id, caller.user_id).await? {
         return Err(Error::new(Code::NotDisputed, "only a disputed account's dispute can be verified"));
     }
-    let version = accounts::version(&mut tx, account_id).await?;
+    let row = accounts::lock(&mut tx, account_id)
+        .await?
+        .ok_or_else(|| Error::not_found("account"))?;
+    let doc = accounts::document(&mut tx, row).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account_id, "dispute verified");
-    Ok(version)
+    Ok(doc)
 }

@@ -13,8 +13,11 @@ use uuid::Uuid;
 
 use crate::domain::account::{Bucket, days_past_due};
 use crate::domain::money::Currency;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::import::write::neutralize;
+use crate::search::SearchIndex;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::payments;
 
@@ -392,6 +395,43 @@ pub fn check_size(rows: usize, format: Format) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What an export writes: the rows the filters matched (at most what the format holds),
+/// and where their cells come from.
+pub struct Selection {
+    pub source: Source,
+    pub ids: Vec<Uuid>,
+}
+
+/// The accounts `raw` (the accounts list grammar) matches now, for `caller`, in `format`.
+pub async fn select_accounts(
+    index: &dyn SearchIndex,
+    caller: &Principal,
+    raw: &str,
+    format: Format,
+    today: NaiveDate,
+) -> Result<Selection> {
+    caller.require(Action::ReadAccounts)?;
+    let query = crate::lists::accounts::parse(raw, caller, today)?;
+    let ids = index.account_ids(query, MAX_CSV_ROWS + 1).await?;
+    check_size(ids.len(), format)?;
+    Ok(Selection {
+        source: Source::accounts(today),
+        ids,
+    })
+}
+
+/// The payments `raw` (the payments list grammar) matches now, for `caller`, in `format`.
+pub async fn select_payments(index: &dyn SearchIndex, caller: &Principal, raw: &str, format: Format) -> Result<Selection> {
+    caller.require(Action::ReadAccounts)?;
+    let query = crate::lists::payments::parse(raw, caller)?;
+    let ids = index.payment_ids(query, MAX_CSV_ROWS + 1).await?;
+    check_size(ids.len(), format)?;
+    Ok(Selection {
+        source: Source::payments(),
+        ids,
+    })
 }
 
 #[cfg(test)]

@@ -5,15 +5,206 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::error::{FieldError, Result};
-use crate::import::RowError;
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
 use crate::import::columns::{Column, Mapping};
+use crate::import::write::{error_workbook, template_workbook};
+use crate::import::{self, Refusal, RowError};
 use crate::import::{Row, Sheet};
+use crate::service::idempotency;
+use crate::service::jobs::{JobView, Queued, visible_job};
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
+
+const IDEMPOTENCY_SCOPE: &str = "import";
+
+/// An import job: the job, plus how the file was read.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ImportView {
+    #[serde(flatten)]
+    job: JobView,
+    mode: Mode,
+    file_name: String,
+    format: String,
+    sheet: String,
+    columns: Vec<ColumnView>,
+    unknown_columns: Vec<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ColumnView {
+    header: String,
+    field: Option<&'static str>,
+}
+
+impl ImportView {
+    pub fn new(job: JobRow) -> Result<Self> {
+        let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+        let columns = params
+            .headers
+            .iter()
+            .zip(&params.mapping.columns)
+            .map(|(header, column)| ColumnView {
+                header: header.clone(),
+                field: column.map(Column::name),
+            })
+            .collect();
+        Ok(Self {
+            job: JobView::from(job),
+            mode: params.mode,
+            file_name: params.file_name,
+            format: params.format,
+            sheet: params.sheet,
+            columns,
+            unknown_columns: params.mapping.unknown,
+        })
+    }
+}
+
+/// A caller who may import accounts: [`importer`] made it, so an upload is read only
+/// for someone whose role allows imports, and [`submit`] takes no one else.
+pub struct Importer<'a>(&'a Principal);
+
+/// `caller` as an [`Importer`], or 403: checked before an upload is read.
+pub fn importer(caller: &Principal) -> Result<Importer<'_>> {
+    caller.require(Action::CreateAccount)?;
+    Ok(Importer(caller))
+}
+
+/// A spreadsheet as uploaded, with how to import it.
+pub struct Upload {
+    pub file_name: String,
+    pub bytes: Vec<u8>,
+    pub mode: Mode,
+    pub sheet: Option<String>,
+}
+
+/// The limits and defaults a submission is read with.
+pub struct Reading {
+    pub max_rows: usize,
+    /// Phone numbers without a country code are read in this region.
+    pub region: String,
+}
+
+/// Reads, checks and stages `upload` as an import job for the importer; the answer is
+/// kept under `key`. Hashing a 50 MB file, reading it and checking every row take whole
+/// seconds of CPU: on the blocking pool, never on the threads that serve requests.
+pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, upload: Upload, reading: Reading) -> Result<Queued> {
+    let caller = importer.0;
+    idempotency::check_key(key)?;
+    if upload.mode != Mode::Create {
+        caller.require(Action::UpdateAnyAccount)?;
+    }
+    let Upload {
+        file_name,
+        bytes,
+        mode,
+        sheet,
+    } = upload;
+    let started = std::time::Instant::now();
+    let max_rows = reading.max_rows;
+    let (hash, sheet, prepared) = tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        hasher.update(format!("{mode:?}\n{sheet:?}\n"));
+        hasher.update(&bytes);
+        let hash = hasher.finalize().to_vec();
+        let read = import::read(&bytes, sheet.as_deref(), max_rows)?;
+        let prepared = prepare(&read, mode);
+        Ok::<_, Refusal>((hash, read, prepared))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(refusal)?;
+    let (mapping, duplicates) = prepared.map_err(Error::validation)?;
+    if mapping.has(Column::AssignedAgentId) {
+        caller.require(Action::AssignAccount)?;
+    }
+    let params = ImportParams {
+        mode,
+        actor: caller.user_id,
+        region: reading.region,
+        file_name,
+        format: sheet.format.as_str().to_owned(),
+        sheet: sheet.name.clone(),
+        headers: sheet.headers.clone(),
+        mapping,
+    };
+    let read_ms = started.elapsed().as_millis();
+    let mut tx = pool.begin().await?;
+    if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, key, &hash).await? {
+        return Ok(Queued::Replayed(first));
+    }
+    let job = stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
+    let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
+    idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, key, 202, &view).await?;
+    tx.commit().await?;
+    tracing::info!(
+        job_id = %job.id,
+        rows = sheet.rows.len(),
+        format = sheet.format.as_str(),
+        read_ms,
+        stage_ms = started.elapsed().as_millis() - read_ms,
+        "import queued"
+    );
+    Ok(Queued::Fresh(job))
+}
+
+/// Why a file cannot be imported, as the problem the uploader gets.
+fn refusal(refusal: Refusal) -> Error {
+    let detail = refusal.to_string();
+    match refusal {
+        Refusal::Empty | Refusal::NoHeader => Error::field("file", detail),
+        Refusal::NotASpreadsheet(_) => Error::new(Code::UnsupportedFile, detail),
+        Refusal::PasswordProtected => Error::new(Code::PasswordProtected, detail),
+        Refusal::Corrupt(_) | Refusal::Sprawling { .. } => Error::new(Code::CorruptFile, detail),
+        Refusal::Inflated => Error::new(Code::InflatedTooLarge, detail).with_extension("limit_bytes", json!(import::MAX_INFLATED_BYTES)),
+        Refusal::CellTooLong | Refusal::TooLarge(_) => Error::new(Code::WorkbookTooLarge, detail),
+        Refusal::TooManyRows(limit) => Error::new(Code::TooManyRows, detail).with_extension("limit", json!(limit)),
+        Refusal::NoSuchSheet { .. } => Error::field("sheet", detail),
+    }
+}
+
+/// An import the caller may see: their own, or any for managers and admins.
+pub async fn visible(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobRow> {
+    let job = visible_job(pool, caller, id).await.map_err(|e| match e.code() {
+        Code::NotFound => Error::not_found("import"),
+        _ => e,
+    })?;
+    if job.kind == "import" {
+        Ok(job)
+    } else {
+        Err(Error::not_found("import"))
+    }
+}
+
+/// The rejected rows of the import `id` as uploaded, plus a column saying what to fix,
+/// as a workbook.
+pub async fn rejected_workbook(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Vec<u8>> {
+    let job = visible(pool, caller, id).await?;
+    let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
+    let rows = imports::failed_all(pool, job.id).await?;
+    let headers = params.headers;
+    tokio::task::spawn_blocking(move || error_workbook(&headers, &rows))
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| Error::Internal(anyhow::anyhow!("writing errors.xlsx: {e}")))
+}
+
+/// An empty workbook with every column, and a sheet describing them, for those who may
+/// import.
+pub async fn template(caller: &Principal) -> Result<Vec<u8>> {
+    caller.require(Action::CreateAccount)?;
+    tokio::task::spawn_blocking(template_workbook)
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| Error::Internal(anyhow::anyhow!("writing template.xlsx: {e}")))
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]

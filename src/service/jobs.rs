@@ -1,17 +1,28 @@
 //! Durable jobs: who may see one, its view, and the rows it could not change.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::bulk::{BulkParams, BulkUpdateRequest, MAX_BULK_ROWS};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::error::{Error, Result};
+use crate::error::{Code, Error, FieldError, Result};
 use crate::import::RowError;
+use crate::lists::accounts as account_list;
+use crate::search::SearchIndex;
+use crate::service::Window;
+use crate::service::accounts::check_assignee;
+use crate::service::idempotency::{self, Replay};
 use crate::store::imports;
-use crate::store::jobs::{self, JobRow};
+use crate::store::jobs;
+
+pub use crate::store::jobs::JobRow;
+
+const BULK_UPDATE_SCOPE: &str = "bulk_update";
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
@@ -103,4 +114,131 @@ pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i6
             )
         })
         .collect())
+}
+
+/// The caller's jobs (every job for managers and admins), newest first, and how many.
+pub async fn list(pool: &PgPool, caller: &Principal, window: Window) -> Result<(Vec<JobRow>, i64)> {
+    let owner = (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id);
+    let rows = jobs::list(pool, owner, window.after, window.limit).await?;
+    Ok((rows, jobs::count(pool, owner).await?))
+}
+
+/// Asks the runner to stop the job `id` between rows; a job that ended is refused.
+pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobRow> {
+    let job = visible_job(pool, caller, id).await?;
+    if job.finished_at.is_some() {
+        return Err(
+            Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status)).with_extension("allowed", json!([])),
+        );
+    }
+    let job = jobs::cancel(pool, id).await?.ok_or_else(|| Error::not_found("job"))?;
+    tracing::info!(job_id = %id, "job cancellation requested");
+    Ok(job)
+}
+
+/// What submitting a keyed job did.
+pub enum Queued {
+    /// Queued now.
+    Fresh(JobRow),
+    /// The same keyed request was queued before: its answer.
+    Replayed(Replay),
+}
+
+/// Queues a bulk update of the accounts `request` names (its ids, or what its filter
+/// matches now, at most [`MAX_BULK_ROWS`]) for `caller`; the answer is kept under `key`.
+pub async fn bulk_update(
+    pool: &PgPool,
+    index: &dyn SearchIndex,
+    caller: &Principal,
+    key: Option<&str>,
+    request: BulkUpdateRequest,
+    today: NaiveDate,
+) -> Result<Queued> {
+    caller.require(Action::WorkAccount)?;
+    idempotency::check_key(key)?;
+    let hash = Sha256::digest(serde_json::to_vec(&request).map_err(anyhow::Error::from)?).to_vec();
+    let patch = request.patch.clone().validate().map_err(|errors| {
+        let named = errors.into_iter().map(|e| match e.field.as_str() {
+            "patch" => e,
+            field => FieldError::new(format!("patch.{field}"), e.message),
+        });
+        Error::validation(named.collect())
+    })?;
+    if let Some(agent) = patch.assign {
+        caller.require(Action::AssignAccount)?;
+        check_assignee(pool, agent).await?;
+    }
+    let mut tx = pool.begin().await?;
+    if let Some(first) = idempotency::claim(&mut tx, caller, BULK_UPDATE_SCOPE, key, &hash).await? {
+        return Ok(Queued::Replayed(first));
+    }
+    let ids = resolve(index, caller, &request, today).await?;
+    let params = BulkParams {
+        patch,
+        actor: caller.user_id,
+        role: caller.role,
+    };
+    let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
+    let job = jobs::create(&mut tx, "bulk_update", &params, caller.user_id, &ids).await?;
+    let view = serde_json::to_value(JobView::from(job.clone())).map_err(anyhow::Error::from)?;
+    idempotency::record(&mut tx, caller, BULK_UPDATE_SCOPE, key, 202, &view).await?;
+    tx.commit().await?;
+    tracing::info!(job_id = %job.id, rows = ids.len(), "bulk update queued");
+    Ok(Queued::Fresh(job))
+}
+
+fn too_many() -> Error {
+    Error::with_fields(
+        Code::ValidationFailed,
+        format!("a bulk update may touch at most {MAX_BULK_ROWS} accounts; narrow the filter"),
+        vec![FieldError::new("filter", format!("matches more than {MAX_BULK_ROWS} accounts"))],
+    )
+}
+
+/// `{"status": ["a", "b"], "min_balance": 10}` as `status=a&status=b&min_balance=10`.
+fn query_string(filter: &serde_json::Map<String, Value>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (key, value) in filter {
+        let values = match value {
+            Value::Array(items) => items.clone(),
+            other => vec![other.clone()],
+        };
+        for value in values {
+            match value {
+                Value::String(text) => query.append_pair(key, &text),
+                other => query.append_pair(key, &other.to_string()),
+            };
+        }
+    }
+    query.finish()
+}
+
+/// The fixed set of accounts: the ids given, or what the filter matches now.
+async fn resolve(index: &dyn SearchIndex, caller: &Principal, request: &BulkUpdateRequest, today: NaiveDate) -> Result<Vec<Uuid>> {
+    match (&request.ids, &request.filter) {
+        (Some(ids), None) => {
+            if ids.len() > MAX_BULK_ROWS {
+                return Err(too_many());
+            }
+            let mut seen = std::collections::HashSet::with_capacity(ids.len());
+            Ok(ids.iter().copied().filter(|id| seen.insert(*id)).collect())
+        }
+        (None, Some(filter)) => {
+            let parsed = account_list::parse(&query_string(filter), caller, today).map_err(|err| match err {
+                Error::Problem(mut p) => {
+                    for e in &mut p.errors {
+                        e.field = format!("filter.{}", e.field);
+                    }
+                    Error::Problem(p)
+                }
+                other => other,
+            })?;
+            let ids = index.account_ids(parsed, MAX_BULK_ROWS + 1).await?;
+            if ids.len() > MAX_BULK_ROWS {
+                return Err(too_many());
+            }
+            Ok(ids)
+        }
+        _ => Err(Error::field("ids", "send exactly one of `ids` and `filter`")),
+    }
 }

@@ -16,7 +16,7 @@ use crate::domain::money::CurrencyAmount;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::Result;
-use crate::lists::params::{self, Param, Problems};
+use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
 use crate::store::kpis::{self, Window};
 use crate::store::users;
@@ -29,27 +29,35 @@ struct Request {
 }
 
 const PARAMS: &[Param<Request>] = &[
-    Param::new("from", |r, v| r.from = v.one(values::date, values::DATE)),
-    Param::new("to", |r, v| r.to = v.one(values::date, values::DATE)),
-    Param::new("group_by", |r, v| {
-        if let Some(by) = v.one(GroupBy::parse, "agent, team or bucket") {
-            r.group_by = by;
-        }
-    }),
+    Param::new(
+        "from",
+        "The first UTC day; 29 days before `to` when absent.",
+        schema::date,
+        |r, v| r.from = v.one(values::date, values::DATE),
+    ),
+    Param::new(
+        "to",
+        "The last UTC day, at most today; today when absent. At most 366 days in all.",
+        schema::date,
+        |r, v| r.to = v.one(values::date, values::DATE),
+    ),
+    Param::new(
+        "group_by",
+        "How the figures are split: `agent` (default), `team` or `bucket`.",
+        schema::one::<GroupBy>,
+        |r, v| {
+            if let Some(by) = v.one(GroupBy::parse, "agent, team or bucket") {
+                r.group_by = by;
+            }
+        },
+    ),
 ];
 
-/// The KPI parameters as the API description shows them (a test keeps their names
-/// those of [`PARAMS`]).
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct KpiParams {
-    /// The first UTC day; 29 days before `to` when absent.
-    pub from: Option<NaiveDate>,
-    /// The last UTC day, at most today; today when absent. At most 366 days in all.
-    pub to: Option<NaiveDate>,
-    /// How the figures are split: `agent` (default), `team` or `bucket`.
-    pub group_by: Option<GroupBy>,
-}
+params::described_by!(
+    /// The KPI report's parameters.
+    KpiParams,
+    PARAMS
+);
 
 /// A validated KPI request.
 #[derive(Clone, Copy, Debug)]
@@ -342,16 +350,6 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-
-    fn described() -> Vec<String> {
-        use utoipa::IntoParams;
-        KpiParams::into_params(|| None).into_iter().map(|p| p.name).collect()
-    }
-
-    #[test]
-    fn the_described_parameters_are_the_parsed_ones() {
-        assert_eq!(described(), PARAMS.iter().map(|p| p.name).collect::<Vec<_>>());
-    }
 
     #[test]
     fn the_period_opens_on_from_and_closes_after_to_or_today() {

@@ -5,13 +5,28 @@
 pub mod accounts;
 pub mod activities;
 pub mod compliance;
+pub mod events;
 pub mod exports;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod kpis;
+pub mod notifications;
 pub mod payments;
 pub mod plans;
 pub mod promises;
 pub mod queue;
+pub mod sessions;
+pub mod system;
 pub mod users;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Where a keyset read of a list starts and how many rows it fetches.
+#[derive(Clone, Copy, Debug)]
+pub struct Window<P = (DateTime<Utc>, Uuid)> {
+    /// The sort key of the last row already read; `None` from the start.
+    pub after: Option<P>,
+    pub limit: i64,
+}

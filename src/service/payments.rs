@@ -10,11 +10,16 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::document::PaymentDoc;
 use crate::domain::money::Currency;
 use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, SimulatedOutcome};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
+use crate::lists::payments::{self as payment_list, PaymentStats};
+use crate::search::{SearchIndex, SearchPage};
+use crate::service::Window;
+use crate::service::accounts::readable;
 use crate::service::idempotency::{self, Replay};
 use crate::store::accounts::{self, AccountRow};
 use crate::store::payment_writer::PaymentWriter;
@@ -93,9 +98,9 @@ fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, curre
 }
 
 /// The recorded payment, or why its account refused it.
-fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<PaymentRow> {
+fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<Recorded> {
     match checked {
-        Checked::Inserted(row) => Ok(row),
+        Checked::Inserted { payment, account_version } => Ok(Recorded::Fresh { payment, account_version }),
         Checked::NoAccount => Err(Error::not_found("account")),
         Checked::Refused {
             currency: account_currency,
@@ -120,8 +125,8 @@ fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Ch
 
 /// What recording a payment did.
 pub enum Recorded {
-    /// Recorded now.
-    Fresh(PaymentRow),
+    /// Recorded now, with its account's version after it.
+    Fresh { payment: PaymentRow, account_version: i64 },
     /// The same keyed request was recorded before: its answer.
     Replayed(Replay),
 }
@@ -148,11 +153,11 @@ pub async fn record(
         actor: caller.user_id,
         only_agent: (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id),
     };
-    let (amount, currency) = (insert.payment.amount, insert.payment.currency);
+    let (amount, currency, insert_id) = (insert.payment.amount, insert.payment.currency, insert.id);
     let Some(key) = key else {
-        let row = recorded(caller, amount, currency, writer.insert(insert).await?)?;
-        tracing::info!(payment_id = %row.id, "payment recorded");
-        return Ok(Recorded::Fresh(row));
+        let fresh = recorded(caller, amount, currency, writer.insert(insert).await?)?;
+        tracing::info!(payment_id = %insert_id, "payment recorded");
+        return Ok(fresh);
     };
     let hash = hash.unwrap_or_default();
     let mut tx = pool.begin().await?;
@@ -160,12 +165,14 @@ pub async fn record(
         return Ok(Recorded::Replayed(first));
     }
     let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
-    let row = recorded(caller, amount, currency, checked.remove(0))?;
-    let view = serde_json::to_value(PaymentView::from_row(row.clone())?).map_err(anyhow::Error::from)?;
-    idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
+    let fresh = recorded(caller, amount, currency, checked.remove(0))?;
+    if let Recorded::Fresh { payment, .. } = &fresh {
+        let view = serde_json::to_value(PaymentView::from_row(payment.clone())?).map_err(anyhow::Error::from)?;
+        idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
+    }
     tx.commit().await?;
-    tracing::info!(payment_id = %row.id, "payment recorded");
-    Ok(Recorded::Fresh(row))
+    tracing::info!(payment_id = %insert_id, "payment recorded");
+    Ok(fresh)
 }
 
 /// Moves a payment to the status `patch` asks for: the payment and its account's new
@@ -287,4 +294,34 @@ pub async fn simulate(pool: &PgPool, caller: &Principal, id: Uuid, outcome: Simu
     };
     let (row, _) = transition(pool, id, Some(caller), next, reason).await?;
     Ok(Simulated::Now(row))
+}
+
+/// The payments of `account_id` from SQL, newest first, and how many it holds.
+pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, window: Window) -> Result<(Vec<PaymentRow>, i64)> {
+    readable(pool, caller, account_id).await?;
+    let rows = payments::for_account(pool, account_id, window.after, window.limit).await?;
+    Ok((rows, payments::count_for_account(pool, account_id).await?))
+}
+
+/// The payment `id` of a live account.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PaymentRow> {
+    caller.require(Action::ReadAccounts)?;
+    payments::get_visible(pool, id).await?.ok_or_else(|| Error::not_found("payment"))
+}
+
+/// The payments matching `raw` (the payments list grammar) from the index, with the
+/// signature of the sort their cursor belongs to.
+pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str) -> Result<(SearchPage<PaymentDoc>, String)> {
+    caller.require(Action::ReadAccounts)?;
+    let query = payment_list::parse(raw, caller)?;
+    let signature = payment_list::sort_signature(query.sort);
+    Ok((index.search_payments(query).await?, signature))
+}
+
+/// Payment statistics per currency over the local days `raw` asks for, as of `now`.
+pub async fn stats(index: &dyn SearchIndex, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<PaymentStats> {
+    caller.require(Action::ReadAccounts)?;
+    let request = payment_list::parse_stats(raw, now)?;
+    let stats = index.payment_stats(request.query.clone()).await?;
+    Ok(payment_list::stats_view(&request, stats))
 }

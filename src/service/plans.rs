@@ -10,12 +10,17 @@ use crate::domain::plan::CreatePlan;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
+use crate::service::Window;
+use crate::service::accounts::readable;
 use crate::store::accounts;
-use crate::store::plans::{self, PlanRow};
+use crate::store::plans::{self, PlanFilter};
 
-/// A plan as a write left it, with its account's new version.
+pub use crate::store::plans::{InstalmentRow, PlanRow};
+
+/// A plan as a write left it, with its instalments and its account's new version.
 pub struct Planned {
     pub row: PlanRow,
+    pub instalments: Vec<InstalmentRow>,
     pub account_version: i64,
 }
 
@@ -35,7 +40,12 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
     let account_version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
     tracing::info!(plan_id = %row.id, instalments = plan.instalments.len(), "payment plan made");
-    Ok(Planned { row, account_version })
+    let instalments = plans::instalments(pool, row.id).await?;
+    Ok(Planned {
+        row,
+        instalments,
+        account_version,
+    })
 }
 
 /// Cancels the active plan `id`; any other is refused with the allowed transitions.
@@ -60,5 +70,38 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Plann
     let account_version = accounts::version(&mut tx, account.id).await?;
     tx.commit().await?;
     tracing::info!(plan_id = %id, "payment plan cancelled");
-    Ok(Planned { row, account_version })
+    let instalments = plans::instalments(pool, id).await?;
+    Ok(Planned {
+        row,
+        instalments,
+        account_version,
+    })
+}
+
+/// The plan `id` with its instalments; a deleted account's plans are hidden as it is.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<(PlanRow, Vec<InstalmentRow>)> {
+    caller.require(Action::ReadAccounts)?;
+    let mut conn = pool.acquire().await?;
+    let row = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
+    drop(conn);
+    accounts::get(pool, row.account_id).await?.ok_or_else(|| Error::not_found("plan"))?;
+    let instalments = plans::instalments(pool, id).await?;
+    Ok((row, instalments))
+}
+
+/// The plans of `account_id`, newest first, and how many it holds.
+pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, window: Window) -> Result<(Vec<PlanRow>, i64)> {
+    readable(pool, caller, account_id).await?;
+    let filter = PlanFilter {
+        account_ids: vec![account_id],
+        ..PlanFilter::default()
+    };
+    list(pool, caller, &filter, window).await
+}
+
+/// Plans of live accounts matching `filter`, newest first, and how many match.
+pub async fn list(pool: &PgPool, caller: &Principal, filter: &PlanFilter, window: Window) -> Result<(Vec<PlanRow>, i64)> {
+    caller.require(Action::ReadAccounts)?;
+    let rows = plans::list(pool, filter, window.after, window.limit).await?;
+    Ok((rows, plans::count(pool, filter).await?))
 }

@@ -10,8 +10,12 @@ use crate::domain::principal::Principal;
 use crate::domain::promise::CreatePromise;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
+use crate::service::Window;
+use crate::service::accounts::readable;
 use crate::store::accounts;
-use crate::store::promises::{self, PromiseRow};
+use crate::store::promises;
+
+pub use crate::store::promises::PromiseRow;
 
 /// A promise as a write left it: the row, its account's currency and new version.
 pub struct Promised {
@@ -68,4 +72,12 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<U
         currency: account.currency()?,
         account_version,
     })
+}
+
+/// The promises of `account_id`, newest first, how many it holds, and its currency.
+pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, window: Window) -> Result<(Vec<PromiseRow>, i64, Currency)> {
+    let account = readable(pool, caller, account_id).await?;
+    let rows = promises::for_account(pool, account_id, window.after, window.limit).await?;
+    let total = promises::count_for_account(pool, account_id).await?;
+    Ok((rows, total, account.currency()?))
 }

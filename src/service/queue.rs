@@ -13,9 +13,10 @@ use crate::domain::principal::Principal;
 use crate::domain::queue::{Position, Reason};
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, AgentFilter, Contactable, Sort, SortField};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::search::SearchIndex;
-use crate::store::queue;
+use crate::service::accounts::document;
+use crate::store::{accounts, queue};
 
 /// Accounts a claim attempt reads from the index at once: the first of an agent's own
 /// queue is nearly always claimed.
@@ -144,7 +145,8 @@ pub async fn page(
 
 /// An account claimed from the queue.
 pub struct Claimed {
-    pub account_id: Uuid,
+    /// The account with its summary, read from SQL once claimed.
+    pub account: AccountDoc,
     pub reason: Reason,
     pub expires_at: DateTime<Utc>,
 }
@@ -173,8 +175,9 @@ pub async fn next(
             for _ in 0..CLAIM_PAGES {
                 if let Some((account_id, expires_at)) = queue::claim(pool, caller.user_id, &found.ids, i64::from(seconds)).await? {
                     tracing::info!(%account_id, reason = ?reason, "queue account claimed");
+                    let row = accounts::get(pool, account_id).await?.ok_or_else(|| Error::not_found("account"))?;
                     return Ok(Some(Claimed {
-                        account_id,
+                        account: document(pool, row).await?,
                         reason,
                         expires_at,
                     }));

@@ -12,8 +12,11 @@ use crate::domain::patch::nullable;
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role, team_name};
 use crate::error::{Code, Error, FieldError, Result};
+use crate::service::Window;
 use crate::store::notifications;
-use crate::store::users::{self, UserChange, UserRow};
+use crate::store::users::{self, DirectoryFilter, UserChange, UserRow};
+
+pub use crate::store::users::DirectoryRow;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct UserView {
@@ -78,8 +81,8 @@ pub struct UpdateUser {
 }
 
 /// Changes a user as `caller`, an admin who may not change their own role or disable
-/// themselves; `None` when there is no such user.
-pub async fn update_user(pool: &PgPool, caller: &Principal, id: Uuid, body: UpdateUser) -> Result<Option<UserRow>> {
+/// themselves.
+pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, body: UpdateUser) -> Result<UserView> {
     caller.require(Action::ManageUsers)?;
     if id == caller.user_id && (body.disabled == Some(true) || body.role.is_some_and(|r| r != caller.role)) {
         return Err(Error::new(Code::Conflict, "you cannot change your own role or disable yourself"));
@@ -95,7 +98,37 @@ pub async fn update_user(pool: &PgPool, caller: &Principal, id: Uuid, body: Upda
         disabled: body.disabled,
         team,
     };
-    users::update(pool, id, &change).await
+    let row = users::update(pool, id, &change).await?.ok_or_else(|| Error::not_found("user"))?;
+    tracing::info!(user_id = %id, role = row.role, disabled = row.disabled, "user updated");
+    Ok(UserView::from(&row))
+}
+
+/// Creates a user as `caller`, an admin.
+pub async fn create(pool: &PgPool, hashers: &password::Hashers, caller: &Principal, body: CreateUser) -> Result<UserView> {
+    caller.require(Action::ManageUsers)?;
+    let row = create_user(pool, hashers, body).await?;
+    tracing::info!(user_id = %row.id, role = row.role, "user created");
+    Ok(UserView::from(&row))
+}
+
+/// Users, newest first, and how many there are: for admins.
+pub async fn list(pool: &PgPool, caller: &Principal, window: Window) -> Result<(Vec<UserView>, i64)> {
+    caller.require(Action::ManageUsers)?;
+    let rows = users::list(pool, window.after, window.limit).await?;
+    Ok((rows.iter().map(UserView::from).collect(), users::count(pool).await?))
+}
+
+/// The people who work accounts matching `filter`, by name, and how many match: for
+/// managers and admins.
+pub async fn directory(
+    pool: &PgPool,
+    caller: &Principal,
+    filter: &DirectoryFilter,
+    window: Window<(String, Uuid)>,
+) -> Result<(Vec<DirectoryRow>, i64)> {
+    caller.require(Action::ReadAgents)?;
+    let rows = users::directory(pool, filter, window.after, window.limit).await?;
+    Ok((rows, users::directory_count(pool, filter).await?))
 }
 
 /// Validates a new user's fields the same way for admins, registration and the CLI.

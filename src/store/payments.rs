@@ -98,7 +98,11 @@ pub struct Insert {
 #[derive(Debug)]
 pub enum Checked {
     NoAccount,
-    Inserted(PaymentRow),
+    /// Recorded, with the account's version after it (its balance changed).
+    Inserted {
+        payment: PaymentRow,
+        account_version: i64,
+    },
     /// The account refused the payment: another currency, another agent's account, or
     /// a completed amount above the balance.
     Refused {
@@ -165,7 +169,7 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
     .bind(inserts.iter().map(|i| i.payment.allow_overpayment).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.actor).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.only_agent).collect::<Vec<_>>())
-    .fetch_all(conn)
+    .fetch_all(&mut *conn)
     .await?;
     if rows.len() != inserts.len() {
         return Err(Error::Internal(anyhow::anyhow!(
@@ -174,10 +178,23 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
             inserts.len()
         )));
     }
-    Ok(inserts.iter().zip(rows).map(|(insert, row)| checked(insert, row)).collect())
+    // The payment triggers changed the accounts after the statement's snapshot: their
+    // versions are read by the next statement of the transaction.
+    let versions: std::collections::HashMap<Uuid, i64> =
+        sqlx::query_as::<_, (Uuid, i64)>("SELECT id, search_version FROM accounts WHERE id = ANY($1)")
+            .bind(&accounts)
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+    Ok(inserts
+        .iter()
+        .zip(rows)
+        .map(|(insert, row)| checked(insert, row, versions.get(&insert.account_id).copied().unwrap_or_default()))
+        .collect())
 }
 
-fn checked(insert: &Insert, row: CheckedRow) -> Checked {
+fn checked(insert: &Insert, row: CheckedRow, account_version: i64) -> Checked {
     let (Some(currency), Some(balance)) = (row.currency, row.balance) else {
         return Checked::NoAccount;
     };
@@ -189,7 +206,7 @@ fn checked(insert: &Insert, row: CheckedRow) -> Checked {
         };
     };
     let payment = &insert.payment;
-    Checked::Inserted(PaymentRow {
+    let payment_row = PaymentRow {
         id: insert.id,
         account_id: insert.account_id,
         amount: payment.amount,
@@ -204,7 +221,11 @@ fn checked(insert: &Insert, row: CheckedRow) -> Checked {
         created_at,
         updated_at,
         search_version,
-    })
+    };
+    Checked::Inserted {
+        payment: payment_row,
+        account_version,
+    }
 }
 
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<PaymentRow>> {

@@ -2070,7 +2070,7 @@ fn the_image_build_copies_every_file_the_binary_includes() {
             }
         }
     }
-    assert!(included.contains("static"), "{included:?}");
+    assert!(included.contains("console"), "{included:?}");
     for top in included {
         assert!(
             copied.iter().any(|c| c.trim_end_matches('/') == top),

@@ -457,8 +457,8 @@ fn described_path<'a>(document: &'a Value, path: &str) -> Option<(&'a String, &'
 }
 
 /// Pages for a person's browser, not API operations: the console (`/`, its files under
-/// `/console/`), the WebSocket demo and the Swagger UI (whose files are served under it).
-pub const PAGES: &[&str] = &["/ws-test", "/docs", ""];
+/// `/console/`) and the Swagger UI (whose files are served under it).
+pub const PAGES: &[&str] = &["/docs", ""];
 
 /// Checks an answer against the description: its path and method are described, its
 /// status is among the operation's, its content type is the status's, and a JSON body

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
+use arrears::domain::bulk::BulkParams;
 use arrears::domain::bulk::BulkPatch;
 use arrears::domain::role::Role;
-use arrears::jobs::bulk_update::{self, BulkParams};
+use arrears::jobs::bulk_update;
 use arrears::store::jobs;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

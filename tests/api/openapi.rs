@@ -31,7 +31,8 @@ fn path_of(segments: &str) -> String {
 
 /// Every `(METHOD, path)` the handlers declare with `warp::path!`, read from the source:
 /// warp's filters cannot be asked what they match. The method is the first
-/// `warp::get()` (post, patch, delete, put) of the same statement; a route without one
+/// `warp::get()` (post, patch, delete, put) after it in the same statement (before the
+/// next route of a chain); a route without one
 /// answers any method and is described by its GET.
 fn declared_routes() -> BTreeSet<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
@@ -47,7 +48,9 @@ fn declared_routes() -> BTreeSet<(String, String)> {
         while let Some(at) = rest.find("warp::path!(") {
             rest = &rest[at + "warp::path!(".len()..];
             let segments = &rest[..rest.find(')').unwrap()];
-            let statement = &rest[..rest.find(';').unwrap_or(rest.len())];
+            // Up to the end of the statement, or the next route of a chain of them.
+            let end = [rest.find(';'), rest.find("warp::path!(")].into_iter().flatten().min();
+            let statement = &rest[..end.unwrap_or(rest.len())];
             let method = ["get", "post", "patch", "delete", "put"]
                 .into_iter()
                 .filter_map(|m| statement.find(&format!("warp::{m}()")).map(|at| (at, m)))
@@ -88,11 +91,31 @@ fn every_declared_route_is_described_and_every_described_operation_is_declared()
     let undescribed: Vec<_> = declared.difference(&described).collect();
     assert!(
         undescribed.is_empty(),
-        "routes without a #[utoipa::path] listed in http::openapi::ApiDoc: {undescribed:?}"
+        "routes without a #[utoipa::path] listed in their module's `Api`: {undescribed:?}"
     );
     let undeclared: Vec<_> = described.difference(&declared).collect();
     assert!(undeclared.is_empty(), "described operations no handler declares: {undeclared:?}");
     assert!(declared.len() > 40, "the source reader found only {} routes", declared.len());
+}
+
+/// Every operation says what it does in a line (its summary), which Swagger UI and
+/// generated clients show beside the path.
+#[test]
+fn every_operation_has_a_summary() {
+    let document = arrears::http::openapi::document();
+    let mut without = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let summary = operation["summary"].as_str().unwrap_or_default();
+            if summary.trim().is_empty() {
+                without.push(format!("{} {path}", method.to_uppercase()));
+            }
+        }
+    }
+    assert!(
+        without.is_empty(),
+        "operations without a summary (a `///` line on the handler): {without:?}"
+    );
 }
 
 /// Every `$ref` string under `value`.

@@ -414,7 +414,7 @@ async fn a_payment_the_database_refuses_does_not_fail_its_batch() {
             assert_eq!(sql_balance(&app, &account_id).await, dec("100.00"));
         } else {
             assert!(
-                matches!(answer, Ok(Checked::Inserted(ref row)) if row.id == insert.id),
+                matches!(answer, Ok(Checked::Inserted { ref payment, .. }) if payment.id == insert.id),
                 "{answer:?}"
             );
             assert_eq!(sql_payment_count(&app, &account_id).await, 1);

@@ -1,0 +1,148 @@
+//! Sessions: signing in (with the login limits), refreshing tokens, signing out, and who
+//! is signed in, the same for every adapter.
+
+use chrono::Utc;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::gate::{Gate, login_refused};
+use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::domain::contact::normalize_email;
+use crate::domain::principal::Principal;
+use crate::error::{Code, Error, Result};
+use crate::events::Events;
+use crate::service::users::UserView;
+use crate::store::sessions::{self, Rotation};
+use crate::store::users::{self, UserRow};
+
+/// How long a sign-in from an address keeps its user known there (see [`login`]).
+const KNOWN_ADDRESS_DAYS: i64 = 90;
+
+/// What the session operations work with: the database, the gate (tokens, hashing,
+/// login limits) and the live events that tell a user's sockets their sessions changed.
+pub struct Sessions<'a> {
+    pub pool: &'a PgPool,
+    pub gate: &'a Gate,
+    pub events: &'a Events,
+    pub refresh_ttl: std::time::Duration,
+}
+
+/// A new pair of tokens and the user they are for.
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    pub user: UserView,
+}
+
+impl Sessions<'_> {
+    /// Signs `email` in from the address `ip` with `password`. Unknown email, wrong
+    /// password and disabled user get one answer, after one hash verification each, so
+    /// neither the answer nor its time tells them apart.
+    pub async fn login(&self, ip: &str, email: &str, password: String) -> Result<Tokens> {
+        let gate = self.gate;
+        let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
+        gate.check_lockout(ip, &email)?;
+        gate.check_login_budget(ip, &email)?;
+        let user = users::by_email(self.pool, &email).await?;
+        // Over the address's budget of failures, only a user who signed in from this
+        // address before is still judged: one device guessing made-up emails cannot lock
+        // an office out, and guesses at anyone else (password spraying) are refused
+        // without a hash.
+        let over_budget = gate.address_over_budget(ip);
+        if let Some(wait) = over_budget {
+            let since = Utc::now() - chrono::Duration::days(KNOWN_ADDRESS_DAYS);
+            let known = match &user {
+                Some(u) => sessions::signed_in_from(self.pool, u.id, ip, since).await?,
+                None => false,
+            };
+            if !known {
+                return Err(login_refused(wait));
+            }
+        }
+        let hash = user
+            .as_ref()
+            .map_or_else(|| gate.dummy_hash().to_owned(), |u| u.password_hash.clone());
+        let verified = gate.hashers().verify(ip, password, hash).await?;
+        let Some(user) = user.filter(|u| verified && !u.disabled) else {
+            gate.record_login_failure(ip, &email);
+            return Err(match over_budget {
+                Some(wait) => login_refused(wait),
+                None => wrong_credentials(),
+            });
+        };
+        gate.spend_login_success(ip, &email)?;
+        let (refresh_token, hash) = new_refresh_token();
+        let expires_at = Utc::now() + self.refresh_ttl;
+        let Some(session_id) = sessions::create(self.pool, user.id, ip, expires_at, &hash).await? else {
+            // Disabled between the password check and now: the same answer as any failure.
+            return Err(wrong_credentials());
+        };
+        tracing::info!(user_id = %user.id, session_id = %session_id, "login");
+        self.tokens(&user, session_id, refresh_token)
+    }
+
+    /// Spends `refresh_token` for a new pair. A token used twice revokes its session.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+        let (new_token, new_hash) = new_refresh_token();
+        match sessions::rotate(self.pool, &hash_refresh_token(refresh_token), &new_hash).await? {
+            Rotation::Rotated { session_id, user_id } => {
+                let user = users::by_id(self.pool, user_id)
+                    .await?
+                    .ok_or_else(|| Error::new(Code::RefreshTokenInvalid, "the user no longer exists"))?;
+                self.tokens(&user, session_id, new_token)
+            }
+            Rotation::Reused { user_id } => {
+                self.changed(user_id).await;
+                tracing::warn!("refresh token reused; session revoked");
+                Err(Error::new(
+                    Code::RefreshTokenReused,
+                    "this refresh token was already used; the session is revoked, log in again",
+                ))
+            }
+            Rotation::Invalid => Err(Error::new(
+                Code::RefreshTokenInvalid,
+                "the refresh token is unknown, expired or revoked",
+            )),
+        }
+    }
+
+    /// Revokes the session of `refresh_token`, if there is one; says nothing either way.
+    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
+        if let Some(user_id) = sessions::revoke_by_token(self.pool, &hash_refresh_token(refresh_token)).await? {
+            self.changed(user_id).await;
+        }
+        Ok(())
+    }
+
+    /// After `user_id`'s sessions were revoked or the user changed: this process reads
+    /// sessions from SQL again, and that user's open sockets, on every instance the
+    /// events reach, check theirs at once (4403 if revoked or disabled).
+    pub async fn changed(&self, user_id: Uuid) {
+        self.gate.forget_sessions();
+        self.events.sessions_changed(user_id).await;
+    }
+
+    fn tokens(&self, user: &UserRow, session_id: Uuid, refresh_token: String) -> Result<Tokens> {
+        let keys = self.gate.keys();
+        Ok(Tokens {
+            access_token: keys.issue(user.id, session_id)?,
+            refresh_token,
+            expires_in: keys.access_ttl().as_secs(),
+            user: UserView::from(user),
+        })
+    }
+}
+
+fn wrong_credentials() -> Error {
+    Error::new(Code::InvalidCredentials, "email or password is wrong")
+}
+
+/// The signed-in user.
+pub async fn me(pool: &PgPool, caller: &Principal) -> Result<UserView> {
+    let user = users::by_id(pool, caller.user_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::Unauthorized, "the user no longer exists"))?;
+    Ok(UserView::from(&user))
+}
