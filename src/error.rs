@@ -244,7 +244,7 @@ pub struct ProblemBody<'a> {
     /// The HTTP status, repeated.
     status: u16,
     detail: &'a str,
-    /// The stable machine code (the README's table).
+    /// The stable machine code (docs/api.md, "Errors").
     #[schema(example = "validation_failed")]
     code: &'static str,
     /// Also in the `x-request-id` header; quote it when reporting a 500.

@@ -1,5 +1,5 @@
-//! Manager KPIs: what each figure counts, stated once for the store's SQL, the README
-//! and the tests.
+//! Manager KPIs: what each figure counts, stated once for the store's SQL, the docs
+//! (docs/features/kpis.md) and the tests.
 
 use serde::{Deserialize, Serialize};
 

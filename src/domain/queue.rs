@@ -142,7 +142,7 @@ pub fn rank(due_date: Option<NaiveDate>, balance: Decimal, last_contact: Option<
     (key * 1000.0).round() as i64
 }
 
-/// The score itself on `today`, as the README defines it (for views and tests).
+/// The score itself on `today`, as docs/features/queue.md defines it (for views and tests).
 pub fn score(
     due_date: Option<NaiveDate>,
     balance: Decimal,

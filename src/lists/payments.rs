@@ -291,7 +291,7 @@ fn values(currency: Option<Currency>, values: &[StatValue]) -> Vec<StatValueView
         .collect()
 }
 
-/// The statistics of `request`, as documented in the README.
+/// The statistics of `request`, as documented in docs/features/payments.md.
 pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentStats {
     let currencies = stats
         .into_iter()

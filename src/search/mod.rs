@@ -1,9 +1,9 @@
 //! The search index abstraction both backends implement, and what searches return.
 //!
-//! Writes are versioned (DESIGN.md invariant 3): a document replaces what the index
-//! holds only when its `search_version` is larger, so replays and racing workers cannot
-//! regress it. Physical indices come in generations; reads go to the live one, writes
-//! to every registered target (the live one and, during a rebuild, the new one).
+//! Writes are versioned (docs/ARCHITECTURE.md, sync invariant 3): a document replaces
+//! what the index holds only when its `search_version` is larger, so replays and racing
+//! workers cannot regress it. Physical indices come in generations; reads go to the live
+//! one, writes to every registered target (the live one and, during a rebuild, the new one).
 
 pub mod elastic;
 pub mod embedded;

@@ -191,7 +191,7 @@ struct Sums {
 
 /// The distinct accounts among `ordinals`. Sorted first: a roaring bitmap takes values in
 /// order at the end of each container, while values in random order move a container's
-/// array on every insert (a 30-day total of 400,000 accounts cost about 20 ms that way).
+/// array on every insert (what that cost a request: docs/benchmarks.md).
 fn distinct(mut ordinals: Vec<u32>) -> RoaringBitmap {
     ordinals.sort_unstable();
     ordinals.into_iter().collect()

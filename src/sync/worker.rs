@@ -1,5 +1,6 @@
 //! The outbox worker: claim, rebuild documents from SQL, apply with versions, and only
-//! then delete the claimed rows, all inside one transaction (DESIGN.md invariants 2-3).
+//! then delete the claimed rows, all inside one transaction (docs/ARCHITECTURE.md, sync
+//! invariants 2-3).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
 //! Prometheus metrics: every metric this service exports is named, described and
 //! recorded through this module, so its names, units and label sets live in one place
-//! (and in the README's table). Recording before [`install`] costs a no-op call, which
+//! (and in the table of docs/operations.md). Recording before [`install`] costs a no-op call, which
 //! is what `METRICS=false` leaves.
 
 use std::sync::OnceLock;

@@ -1,4 +1,4 @@
-//! `GET /api/v1/kpis`: every figure against the README's definition computed here in
+//! `GET /api/v1/kpis`: every figure against its definition (docs/features/kpis.md) computed here in
 //! plain SQL on random data, per grouping; who may ask; the parameters' checks; teams;
 //! and the bucket snapshot.
 
@@ -212,7 +212,7 @@ fn utc_day(column: &str) -> String {
 
 type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
 
-/// The README's definitions, in plain SQL, for each group (key `Some`) and in total
+/// The definitions of docs/features/kpis.md, in plain SQL, for each group (key `Some`) and in total
 /// (the `None` entry of the second map).
 async fn expected(
     pool: &PgPool,

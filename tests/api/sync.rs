@@ -1,4 +1,4 @@
-//! Sync properties over real PostgreSQL (DESIGN.md invariants 1-4, 7).
+//! Sync properties over real PostgreSQL (docs/ARCHITECTURE.md, sync invariants 1-4, 7).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,4 +1,4 @@
-//! What the README promises of live events beyond one socket's life: sessions revoked
+//! What docs/features/live-events.md promises of live events beyond one socket's life: sessions revoked
 //! under an open socket, a server shutting down, the relay's leader handing over, Redis
 //! coming back to two instances, and the payment events no other test sends.
 

@@ -829,7 +829,7 @@ describe("the console", () => {
     assert.deepEqual([...files.get("xl/workbook.xml").matchAll(/<sheet name="([^"]+)"/g)].map(([, name]) => name), ["Accounts", "Columns"]);
     const [header, ...rest] = sheetRows(files, "xl/worksheets/sheet1.xml");
     assert.equal(rest.length, 0, "an empty sheet under its header");
-    // The columns an export writes (README), less the ones an import computes itself.
+    // The columns an export writes (docs/features/jobs.md), less the ones an import computes itself.
     const columns = ["account_number", "external_ref", "debtor_name", "email", "phone", "address_line1", "address_line2", "city",
       "region", "postal_code", "country", "timezone", "status", "original_balance", "current_balance", "currency", "due_date",
       "assigned_agent_id", "next_action_at", "tags", "do_not_call", "do_not_email", "cease_communication"];

@@ -58,8 +58,8 @@ pub enum OpenError {
 }
 
 /// Two query slots per core: with one, a core sat idle while a finished query's slot
-/// passed to the next waiting task (search mix at 32 connections: 1,024–1,061 req/s with
-/// one slot per core, 1,209–1,216 with two, 1,264 with no limit but twice the p99).
+/// passed to the next waiting task; with no limit, throughput barely rose and the p99
+/// doubled (docs/benchmarks.md, "Query slots").
 fn query_slots() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(2 * std::thread::available_parallelism().map_or(2, |n| n.get())))
 }
@@ -318,7 +318,7 @@ impl EmbeddedIndex {
     /// from start to end: with a few slots per core, queries run first come, first served
     /// instead of all at once, so under load each waits its turn rather than sharing the
     /// cores with every query in flight, and the slowest answers stay close to the
-    /// typical ones (search mix p99 37 ms instead of 72 ms at the same throughput). The
+    /// typical ones (about half the p99 at the same throughput: docs/benchmarks.md). The
     /// slot is held until the work ends, even if the caller gives up.
     async fn query<T: Send + 'static>(&self, f: impl FnOnce() -> anyhow::Result<T> + Send + 'static) -> Result<T> {
         let waiting = std::time::Instant::now();
