@@ -10,8 +10,7 @@ use tokio::sync::watch;
 
 use crate::config::{SearchBackend, Settings};
 use crate::domain::document::Entity;
-use crate::search::SearchIndex;
-use crate::search::elastic::doctor::Check;
+use crate::search::{Check, SearchIndex};
 use crate::search::elastic::{ElasticConfig, ElasticIndex};
 use crate::search::embedded::OpenError;
 use crate::search::open;
