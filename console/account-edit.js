@@ -5,10 +5,9 @@
 // unseen: the server refuses it (412) and the form is filled again from the account as
 // it now stands.
 
-import { api, assignees, atLeast, nameOf } from "./api.js";
+import { ACCOUNT_STATUSES, api, assignees, atLeast, nameOf } from "./api.js";
 import { field, h, select, showProblem, toast, words } from "./dom.js";
 
-const STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
 const FLAGS = [["do_not_call", "Do not call"], ["do_not_email", "Do not email"], ["cease_communication", "Cease communication"]];
 const ADDRESS = [["line1", "Address line 1"], ["line2", "Address line 2"], ["city", "City"], ["region", "Region"], ["postal_code", "Postal code"], ["country", "Country"]];
 // Text fields a manager may change; the nullable ones are cleared by leaving them empty.
@@ -86,7 +85,7 @@ export function accountEditor(id, onSaved) {
       manager ? field("Time zone", h("input", { name: "timezone", value: a.timezone ?? "" }), "IANA name, e.g. America/New_York") : null,
       manager ? field("Due date", h("input", { name: "due_date", type: "date", value: a.due_date ?? "" })) : null,
       manager ? field("Assigned to", assignee) : null,
-      field("Status", select("status", STATUSES.map((s) => [s, words(s)]), a.status)),
+      field("Status", select("status", ACCOUNT_STATUSES.map((s) => [s, words(s)]), a.status)),
       field("Next action", h("input", { name: "next_action_at", type: "datetime-local", value: localInput(a.next_action_at) })),
       field("Tags", h("input", { name: "tags", value: (a.tags || []).join(", ") }), "Comma separated"),
       h("fieldset", {}, h("legend", {}, "Contact flags"),

@@ -7,6 +7,9 @@
 // token revokes the whole session).
 
 const BASE = "/api/v1";
+
+// An account's statuses, in the order the console lists them (the API's `AccountStatus`).
+export const ACCOUNT_STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
 const REFRESH_KEY = "arrears.refresh";
 
 export class ApiError extends Error {

@@ -1,12 +1,11 @@
 // Accounts: search as you type, filters with facet counts, sort, endless scroll on the
 // cursor, keyboard moves (arrows, Enter), exports and bulk updates of the current search.
 
-import { api, assignees, atLeast, currentUser, learnNames, nameOf, query } from "./api.js";
+import { ACCOUNT_STATUSES, api, assignees, atLeast, currentUser, learnNames, nameOf, query } from "./api.js";
 import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
 
-const STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 const SORTS = [
   ["", "Relevance / recently updated"],
@@ -160,7 +159,7 @@ export function searchScreen(main, _args, params) {
     clear(
       facets,
       h("h2", {}, "Filters"),
-      group("status", "Status", STATUSES.filter((s) => state.status.includes(s) || (found.status || []).some((f) => f.value === s))),
+      group("status", "Status", ACCOUNT_STATUSES.filter((s) => state.status.includes(s) || (found.status || []).some((f) => f.value === s))),
       group("bucket", "Days past due", BUCKETS),
       agent,
       group("tags", "Tags"),
@@ -298,7 +297,7 @@ function bulkTools(current, count) {
     h("div", { class: "form-alert", role: "alert" }),
     field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
     field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
-    field("Set status", select("status", [["", "Leave as is"], ...STATUSES.map((s) => [s, words(s)])], "")),
+    field("Set status", select("status", [["", "Leave as is"], ...ACCOUNT_STATUSES.map((s) => [s, words(s)])], "")),
     atLeast("manager") ? field("Assign to", assignTo) : null,
     h("button", { type: "submit" }, "Update every account of this search"),
     progress,

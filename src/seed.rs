@@ -1,9 +1,14 @@
-//! `arrears seed`: realistic demo and benchmark data, loaded with COPY.
+//! `arrears seed`: realistic demo and benchmark data, loaded with COPY: a manager, a
+//! viewer and agents who sign in with [`DEMO_PASSWORD`], and accounts with a timeline
+//! (calls, notes, promises to pay kept, broken and open, payments) that agrees with their
+//! status and balance. The users' emails are fixed (`manager@seed.example.com`,
+//! `agent0@seed.example.com`, ...): a second run reuses the users that exist, as they
+//! are, and adds accounts under new numbers.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::PgPool;
@@ -14,6 +19,8 @@ use crate::domain::role::Role;
 use crate::store::{self, bulk_load};
 
 pub const DEMO_PASSWORD: &str = "arrears-demo-password";
+/// The domain of the seeded users' emails.
+pub const EMAIL_DOMAIN: &str = "seed.example.com";
 const CHUNK: usize = 20_000;
 
 const FIRST: &[&str] = &[
@@ -228,9 +235,11 @@ const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, pho
      address_postal_code, address_country, timezone, status, original_balance, current_balance, currency, due_date, \
      assigned_agent_id, next_action_at, tags, custom_fields";
 
-/// The money facts of a seeded account, for its payments.
+/// The facts of a seeded account its payments and timeline follow.
 struct Seeded {
     id: Uuid,
+    status: &'static str,
+    agent: Option<Uuid>,
     original_cents: i64,
     current_cents: i64,
 }
@@ -247,14 +256,14 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         "paid" | "settled" | "closed" => 0,
         _ => rng.random_range(original_cents / 10..=original_cents),
     };
-    let due = today - chrono::Duration::days(rng.random_range(-30..400));
+    let due = today - TimeDelta::days(rng.random_range(-30..400));
     let agent = if rng.random_bool(0.8) && !agents.is_empty() {
-        pick(rng, agents).to_string()
+        Some(*pick(rng, agents))
     } else {
-        String::new()
+        None
     };
     let next_action = if rng.random_bool(0.5) {
-        (Utc::now() + chrono::Duration::hours(rng.random_range(-14 * 24..14 * 24))).to_rfc3339()
+        (Utc::now() + TimeDelta::hours(rng.random_range(-14 * 24..14 * 24))).to_rfc3339()
     } else {
         String::new()
     };
@@ -270,13 +279,13 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         .collect();
     let id = Uuid::now_v7();
     let written_cents = if paid_by_trigger { original_cents } else { current_cents };
-    let _ = write!(out, "{id},S{run:04X}-{n:07},CRM-{},", rng.random_range(100_000..999_999));
+    let _ = write!(out, "{id},{},CRM-{},", account_number(run, n), rng.random_range(100_000..999_999));
     csv(out, &format!("{first} {last}"));
     out.push(',');
     csv(out, &format!("{}@{}", email_user.to_lowercase(), pick(rng, DOMAINS)));
     let _ = write!(
         out,
-        ",+1{area}{}{:04},{} {} {},{city},{state},{zip}{:02},US,{tz},{status},{}.{:02},{}.{:02},USD,{due},{agent},{next_action},",
+        ",+1{area}{}{:04},{} {} {},{city},{state},{zip}{:02},US,{tz},{status},{}.{:02},{}.{:02},USD,{due},{},{next_action},",
         rng.random_range(200..1000),
         rng.random_range(0..10_000),
         rng.random_range(1..9999),
@@ -287,6 +296,7 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         original_cents % 100,
         written_cents / 100,
         written_cents % 100,
+        agent.map(|a| a.to_string()).unwrap_or_default(),
     );
     csv(out, &format!("{{{}}}", tags.join(",")));
     out.push(',');
@@ -297,17 +307,28 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
     out.push('\n');
     Seeded {
         id,
+        status,
+        agent,
         original_cents,
         current_cents,
     }
 }
 
+/// The number of a run's `n`th account.
+fn account_number(run: u16, n: usize) -> String {
+    format!("S{run:04X}-{n:07}")
+}
+
 const PAYMENT_COLUMNS: &str = "id, account_id, amount, currency, method, status, reference, received_at, created_at, updated_at";
 const METHODS: &[&str] = &["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
 
+/// A completed payment: its amount in cents and when it was received.
+type Paid = (i64, DateTime<Utc>);
+
 /// Writes `count` payments of an account: the completed ones add up to what was paid
-/// off it (original minus current balance), so balances and payments agree.
-fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, now: chrono::DateTime<Utc>) {
+/// off it (original minus current balance), so balances and payments agree. Returns the
+/// completed ones.
+fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, now: DateTime<Utc>) -> Vec<Paid> {
     let paid = account.original_cents - account.current_cents;
     let statuses: Vec<&str> = (0..count)
         .map(|_| match rng.random_range(0..100) {
@@ -320,6 +341,7 @@ fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, 
     let completed = statuses.iter().filter(|s| **s == "completed").count() as i64;
     let mut left = paid;
     let mut completed_seen = 0;
+    let mut done = Vec::new();
     for status in statuses {
         let cents = if status == "completed" {
             completed_seen += 1;
@@ -336,7 +358,10 @@ fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, 
         if cents <= 0 {
             continue;
         }
-        let received = now - chrono::Duration::seconds(rng.random_range(0..365 * 86_400));
+        let received = now - TimeDelta::seconds(rng.random_range(0..365 * 86_400));
+        if status == "completed" {
+            done.push((cents, received));
+        }
         let _ = writeln!(
             out,
             "{},{},{}.{:02},USD,{},{status},PAY-{:08},{},{},{}",
@@ -351,12 +376,163 @@ fn payments(out: &mut String, rng: &mut StdRng, account: &Seeded, count: usize, 
             received.to_rfc3339(),
         );
     }
+    done
+}
+
+const ACTIVITY_COLUMNS: &str = "id, account_id, type, direction, outcome, notes, occurred_at, agent_id, created_at";
+const PROMISE_COLUMNS: &str = "id, account_id, amount, due_date, status, created_by, created_at, resolved_at";
+/// Outcomes of the calls that reach no agreement, weighted in percent.
+const ROUTINE_OUTCOMES: &[(&str, u32)] = &[
+    ("no_answer", 40),
+    ("left_message", 30),
+    ("right_party", 15),
+    ("refused", 10),
+    ("wrong_party", 5),
+];
+const NOTES: &[&str] = &[
+    "Debtor asked to be called after payday.",
+    "Confirmed mailing address; statement resent.",
+    "Employer verified, hours reduced this quarter.",
+    "Prefers email, call only in the evening.",
+    "Hardship mentioned, sent the payment plan options.",
+    "Spouse answered, will pass on the message.",
+    "Checked the balance breakdown with the debtor, fees explained.",
+];
+
+/// One account's timeline, written as CSV rows of `activities` and `promises`.
+struct Timeline<'a> {
+    activities: &'a mut String,
+    promises: &'a mut String,
+    account: Uuid,
+    agent: Option<Uuid>,
+}
+
+impl Timeline<'_> {
+    fn activity(&mut self, kind: &str, direction: &str, outcome: &str, notes: &str, at: DateTime<Utc>) {
+        let _ = write!(self.activities, "{},{},{kind},{direction},{outcome},", Uuid::now_v7(), self.account);
+        csv(self.activities, notes);
+        let at = at.to_rfc3339();
+        let agent = self.agent.map(|a| a.to_string()).unwrap_or_default();
+        let _ = writeln!(self.activities, ",{at},{agent},{at}");
+    }
+
+    fn call(&mut self, direction: &str, outcome: &str, at: DateTime<Utc>) {
+        self.activity("call", direction, outcome, "", at);
+    }
+
+    /// A promise made on a call at `made`, settled (`kept` or `broken`) at `resolved`.
+    fn promise(&mut self, cents: i64, due: NaiveDate, status: &str, made: DateTime<Utc>, resolved: Option<DateTime<Utc>>) {
+        self.call("outbound", "promise_to_pay", made);
+        let agent = self.agent.map(|a| a.to_string()).unwrap_or_default();
+        let resolved = resolved.map(|at| at.to_rfc3339()).unwrap_or_default();
+        let _ = writeln!(
+            self.promises,
+            "{},{},{}.{:02},{due},{status},{agent},{},{resolved}",
+            Uuid::now_v7(),
+            self.account,
+            cents / 100,
+            cents % 100,
+            made.to_rfc3339(),
+        );
+    }
+}
+
+fn routine_outcome(rng: &mut StdRng) -> &'static str {
+    let mut roll = rng.random_range(0..100);
+    for (outcome, weight) in ROUTINE_OUTCOMES {
+        if roll < *weight {
+            return outcome;
+        }
+        roll -= weight;
+    }
+    "no_answer"
+}
+
+/// A time in the `days` before `now`.
+fn within(rng: &mut StdRng, now: DateTime<Utc>, days: i64) -> DateTime<Utc> {
+    now - TimeDelta::seconds(rng.random_range(0..days * 86_400))
+}
+
+/// Writes an account's calls, notes and promises: routine calls and notes over the last
+/// two months; a kept promise before some of its completed payments; for an account
+/// still owing, sometimes a promise that passed unpaid (broken); for `promise_to_pay`
+/// its one open promise, made after its last payment and due in the next month; the
+/// call that disputed a `disputed` account and the one that paid off a paid one.
+fn timeline(timeline: &mut Timeline, rng: &mut StdRng, account: &Seeded, completed: &[Paid], now: DateTime<Utc>) {
+    let today = now.date_naive();
+    for _ in 0..rng.random_range(1..=5) {
+        let outcome = routine_outcome(rng);
+        let direction = if outcome == "right_party" && rng.random_bool(0.3) {
+            "inbound"
+        } else {
+            "outbound"
+        };
+        timeline.call(direction, outcome, within(rng, now, 60));
+    }
+    for _ in 0..rng.random_range(0..=2) {
+        let note = *pick(rng, NOTES);
+        timeline.activity("note", "", "", note, within(rng, now, 60));
+    }
+    for &(cents, received) in completed {
+        if rng.random_bool(0.3) {
+            let made = received - TimeDelta::days(rng.random_range(1..=10));
+            timeline.promise(cents, received.date_naive(), "kept", made, Some(received));
+        }
+    }
+    let owing = matches!(
+        account.status,
+        "active" | "delinquent" | "promise_to_pay" | "payment_plan" | "disputed"
+    );
+    if owing && rng.random_bool(0.3) {
+        let made = now - TimeDelta::days(rng.random_range(20..180));
+        let due = (made + TimeDelta::days(rng.random_range(3..=14))).date_naive();
+        let cents = (account.current_cents / rng.random_range(2..=4)).max(1);
+        let paid_meanwhile: i64 = completed
+            .iter()
+            .filter(|(_, at)| *at >= made && at.date_naive() <= due)
+            .map(|(c, _)| c)
+            .sum();
+        if paid_meanwhile < cents {
+            let broken = (due + TimeDelta::days(1)).and_hms_opt(6, 0, 0).map(|at| at.and_utc());
+            timeline.promise(cents, due, "broken", made, broken);
+        }
+    }
+    match account.status {
+        "promise_to_pay" => {
+            let last_paid = completed.iter().map(|(_, at)| *at).max();
+            let since = last_paid.map_or(now - TimeDelta::days(14), |at| at.max(now - TimeDelta::days(14)));
+            let made = since + (now - since) * rng.random_range(1..=100) / 100;
+            let cents = (account.current_cents * rng.random_range(30..=100) / 100).max(1);
+            timeline.promise(cents, today + TimeDelta::days(rng.random_range(1..=30)), "open", made, None);
+        }
+        "disputed" => timeline.call("inbound", "dispute", within(rng, now, 30)),
+        "paid" | "settled" => {
+            let at = completed.iter().map(|(_, at)| *at).max().unwrap_or_else(|| within(rng, now, 90));
+            timeline.call("inbound", "paid", at);
+        }
+        _ => {}
+    }
+}
+
+/// A seeded user a newcomer signs in as (password [`DEMO_PASSWORD`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignIn {
+    pub role: Role,
+    pub email: String,
+    /// The accounts assigned to them, all runs together.
+    pub accounts: i64,
 }
 
 pub struct SeedReport {
     pub accounts: usize,
     pub payments: usize,
+    pub activities: usize,
+    pub promises: usize,
     pub agents: usize,
+    /// The manager, the viewer and the agents, in that order.
+    pub sign_ins: Vec<SignIn>,
+    /// Accounts in today's KPI snapshot added by this run.
+    pub snapshot: u64,
     pub elapsed: Duration,
     /// Triggers were bypassed, so the index must be rebuilt.
     pub needs_reindex: bool,
@@ -372,23 +548,45 @@ pub struct SeedPlan {
     pub seed: u64,
 }
 
-/// Creates agent users (password [`DEMO_PASSWORD`]), accounts and their payments.
+/// The user with `email`, made with `role` and `hash` if there is none.
+async fn user(pool: &PgPool, email: &str, name: &str, role: Role, hash: &str) -> anyhow::Result<store::users::UserRow> {
+    if let Some(user) = store::users::by_email(pool, email).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        return Ok(user);
+    }
+    store::users::insert(pool, email, name, role, hash)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The tables a seed loads, whose statistics it refreshes after.
+const LOADED: &[&str] = &["accounts", "payments", "activities", "promises"];
+
+/// Creates (or reuses) the manager, the viewer and the agents (password
+/// [`DEMO_PASSWORD`]), then accounts with their payments and timelines; refreshes the
+/// planner's statistics and adds the accounts to today's KPI snapshot.
 pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)) -> anyhow::Result<SeedReport> {
     let SeedPlan {
         accounts, agents, seed, ..
     } = plan;
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
-    let run: u16 = rng.random();
-    let hash = password::hash(DEMO_PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-    let mut agent_ids = Vec::with_capacity(agents);
-    for i in 0..agents {
-        let email = format!("agent{i}-{run:04x}@seed.example.com");
-        let user = store::users::insert(pool, &email, &format!("Agent {i}"), Role::Agent, &hash)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        agent_ids.push(user.id);
+    let mut run: u16 = rng.random();
+    // A second run with the same seed numbers its accounts apart.
+    while store::accounts::number_taken(pool, &account_number(run, 0))
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+    {
+        run = run.wrapping_add(1);
     }
+    let hash = password::hash(DEMO_PASSWORD.to_owned()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut users = vec![
+        user(pool, &format!("manager@{EMAIL_DOMAIN}"), "Demo Manager", Role::Manager, &hash).await?,
+        user(pool, &format!("viewer@{EMAIL_DOMAIN}"), "Demo Viewer", Role::Viewer, &hash).await?,
+    ];
+    for i in 0..agents {
+        users.push(user(pool, &format!("agent{i}@{EMAIL_DOMAIN}"), &format!("Agent {i}"), Role::Agent, &hash).await?);
+    }
+    let agent_ids: Vec<Uuid> = users[2..].iter().map(|u| u.id).collect();
     let mut conn = pool.acquire().await?;
     // Bulk loads skip the per-row outbox triggers when allowed (superuser); the index is
     // then rebuilt in one pass, which is far cheaper than a million outbox rows.
@@ -396,25 +594,44 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
     let now = Utc::now();
     let today = now.date_naive();
     let mut done = 0;
-    let mut payments_done = 0;
+    let (mut payments_done, mut activities_done, mut promises_done) = (0, 0, 0);
     let result: anyhow::Result<()> = async {
         while done < accounts {
             let n = CHUNK.min(accounts - done);
             let mut data = String::with_capacity(n * 300);
-            let mut payment_data = String::new();
+            let (mut payment_data, mut activity_data, mut promise_data) = (String::new(), String::new(), String::new());
             for i in 0..n {
                 let k = done + i;
                 // Payments k*P/A .. (k+1)*P/A belong to account k: an even spread.
                 let count = ((k + 1) * plan.payments) / accounts.max(1) - (k * plan.payments) / accounts.max(1);
                 let seeded = row(&mut data, &mut rng, run, k, &agent_ids, today, count > 0 && !bypass);
-                if count > 0 {
-                    payments(&mut payment_data, &mut rng, &seeded, count, now);
-                }
+                let completed = if count > 0 {
+                    payments(&mut payment_data, &mut rng, &seeded, count, now)
+                } else {
+                    Vec::new()
+                };
+                let mut account_timeline = Timeline {
+                    activities: &mut activity_data,
+                    promises: &mut promise_data,
+                    account: seeded.id,
+                    agent: seeded
+                        .agent
+                        .or_else(|| (!agent_ids.is_empty()).then(|| *pick(&mut rng, &agent_ids))),
+                };
+                timeline(&mut account_timeline, &mut rng, &seeded, &completed, now);
             }
             bulk_load::copy_csv(&mut conn, "accounts", COLUMNS, &data).await?;
-            if !payment_data.is_empty() {
-                payments_done += payment_data.lines().count();
-                bulk_load::copy_csv(&mut conn, "payments", PAYMENT_COLUMNS, &payment_data).await?;
+            // Payments before promises: an open promise is made after the payments it
+            // follows, so none of them settles it.
+            for (table, columns, rows, counted) in [
+                ("payments", PAYMENT_COLUMNS, &payment_data, &mut payments_done),
+                ("activities", ACTIVITY_COLUMNS, &activity_data, &mut activities_done),
+                ("promises", PROMISE_COLUMNS, &promise_data, &mut promises_done),
+            ] {
+                if !rows.is_empty() {
+                    *counted += rows.lines().count();
+                    bulk_load::copy_csv(&mut conn, table, columns, rows).await?;
+                }
             }
             done += n;
             progress(done);
@@ -424,14 +641,35 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
     .await;
     if bypass {
         bulk_load::skip_triggers(&mut conn, false).await;
-        // The payments went in without the triggers that drop the KPI days they change.
+        // The events went in without the triggers that drop the KPI days they change.
         store::kpis::forget_days(&mut conn).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     result?;
+    bulk_load::analyze(&mut conn, LOADED).await?;
+    drop(conn);
+    let snapshot = store::kpis::complete_snapshot(pool, today)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ids: Vec<Uuid> = users.iter().map(|u| u.id).collect();
+    let owned = store::accounts::assigned_counts(pool, &ids)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let sign_ins = users
+        .into_iter()
+        .map(|u| SignIn {
+            role: u.role(),
+            accounts: owned.get(&u.id).copied().unwrap_or(0),
+            email: u.email,
+        })
+        .collect();
     Ok(SeedReport {
         accounts,
         payments: payments_done,
+        activities: activities_done,
+        promises: promises_done,
         agents,
+        sign_ins,
+        snapshot,
         elapsed: started.elapsed(),
         needs_reindex: bypass,
     })

@@ -59,11 +59,17 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// Every `crate::a::b` path in `text`, as `[a, b]`, including those inside
 /// `use crate::{a::x, b}` groups.
 fn crate_paths(text: &str) -> Vec<Vec<String>> {
+    paths_after(text, "crate::")
+}
+
+/// Every path in `text` that starts with `prefix` (`crate::`, `super::`), without it, as
+/// [`crate_paths`] reads them.
+fn paths_after(text: &str, prefix: &str) -> Vec<Vec<String>> {
     let mut paths = Vec::new();
     let mut rest = text;
-    while let Some(at) = rest.find("crate::") {
+    while let Some(at) = rest.find(prefix) {
         let preceded_by_word = rest[..at].chars().last().is_some_and(|c| c.is_alphanumeric() || c == '_');
-        rest = &rest[at + "crate::".len()..];
+        rest = &rest[at + prefix.len()..];
         if preceded_by_word {
             continue;
         }
@@ -239,5 +245,158 @@ fn the_reader_finds_paths_in_uses_groups_and_code() {
             vec!["http".to_owned(), "paging".to_owned(), "Page".to_owned()],
             vec!["store".to_owned(), "accounts".to_owned(), "get".to_owned()],
         ]
+    );
+}
+
+/// The code of a file: without its comment lines (a link in a doc comment is not a use)
+/// and its unit tests (`#[cfg(test)] mod tests`, at the end by convention), where
+/// `super::` is the file itself.
+fn code_of(text: &str) -> String {
+    let text = text.find("#[cfg(test)]\nmod tests").map_or(text, |at| &text[..at]);
+    text.lines()
+        .filter(|line| !line.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The modules directly inside `dir` (its files but `mod.rs`, and its directories), each
+/// with the siblings it names: `super::x` in its own file (or its directory's `mod.rs`),
+/// `crate::<dir>::x` anywhere in it.
+fn sibling_uses(root: &Path, dir: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let crate_prefix: Vec<String> = dir
+        .strip_prefix(root)
+        .unwrap()
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let mut children = BTreeMap::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() || (path.extension().is_some_and(|e| e == "rs") && name != "mod") {
+            children.insert(name, path);
+        }
+    }
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, path) in &children {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            sources(path, &mut files);
+        } else {
+            files.push(path.clone());
+        }
+        let named = uses.entry(name.clone()).or_default();
+        for file in &files {
+            let text = code_of(&fs::read_to_string(file).unwrap());
+            let text = text.as_str();
+            let own_level = file == path || *file == path.join("mod.rs");
+            let mut targets: Vec<String> = crate_paths(text)
+                .into_iter()
+                .filter(|segments| segments.len() > crate_prefix.len() && segments[..crate_prefix.len()] == crate_prefix[..])
+                .map(|segments| segments[crate_prefix.len()].clone())
+                .collect();
+            if own_level {
+                targets.extend(paths_after(text, "super::").into_iter().map(|segments| segments[0].clone()));
+            }
+            named.extend(targets.into_iter().filter(|t| t != name && children.contains_key(t)));
+        }
+    }
+    uses
+}
+
+/// A cycle in `uses` (module -> the modules it names), as the modules along it.
+fn cycle(uses: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|m| m == module) {
+            let mut found = path[at..].to_vec();
+            found.push(module.to_owned());
+            return Some(found);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in uses.get(module).into_iter().flatten() {
+            if let Some(found) = visit(next, uses, path, done) {
+                return Some(found);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = BTreeSet::new();
+    uses.keys().find_map(|module| visit(module, uses, &mut Vec::new(), &mut done))
+}
+
+fn directories(dir: &Path, out: &mut Vec<PathBuf>) {
+    out.push(dir.to_owned());
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            directories(&path, out);
+        }
+    }
+}
+
+#[test]
+fn modules_of_a_directory_use_each_other_one_way() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut dirs = Vec::new();
+    directories(&root.join("search"), &mut dirs);
+    let cycles: Vec<String> = dirs
+        .iter()
+        .filter_map(|dir| {
+            cycle(&sibling_uses(&root, dir))
+                .map(|modules| format!("{}: {}", dir.strip_prefix(&root).unwrap().display(), modules.join(" -> ")))
+        })
+        .collect();
+    assert!(cycles.is_empty(), "modules naming each other in a cycle:\n{}", cycles.join("\n"));
+}
+
+#[test]
+fn the_sync_worker_sees_the_search_abstraction_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&root.join("sync"), &mut files);
+    let naming: Vec<String> = files
+        .iter()
+        .filter(|path| {
+            let text = fs::read_to_string(path).unwrap();
+            crate_paths(&text)
+                .iter()
+                .any(|s| s.len() > 1 && s[0] == "search" && s[1] == "elastic")
+        })
+        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    assert!(
+        naming.is_empty(),
+        "sync names a search backend (it goes through `search::SearchIndex`): {naming:?}"
+    );
+}
+
+#[test]
+fn the_cycle_finder_finds_a_loop_of_three_and_none_in_a_chain() {
+    let graph = |edges: &[(&str, &str)]| {
+        let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (from, to) in edges {
+            uses.entry((*from).to_owned()).or_default().insert((*to).to_owned());
+            uses.entry((*to).to_owned()).or_default();
+        }
+        uses
+    };
+    assert_eq!(cycle(&graph(&[("a", "b"), ("b", "c"), ("a", "c")])), None);
+    assert_eq!(
+        cycle(&graph(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a".to_owned(), "b".to_owned(), "c".to_owned(), "a".to_owned()])
+    );
+    assert_eq!(
+        paths_after("use super::{dense::Dense, filter};", "super::"),
+        vec![vec!["dense".to_owned(), "Dense".to_owned()], vec!["filter".to_owned()]]
     );
 }

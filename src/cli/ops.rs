@@ -10,11 +10,10 @@ use tokio::sync::watch;
 
 use crate::config::{SearchBackend, Settings};
 use crate::domain::document::Entity;
-use crate::search::SearchIndex;
-use crate::search::elastic::doctor::Check;
 use crate::search::elastic::{ElasticConfig, ElasticIndex};
 use crate::search::embedded::OpenError;
 use crate::search::open;
+use crate::search::{Check, SearchIndex};
 use crate::store::dead_letters::SqlDeadLetters;
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
@@ -285,6 +284,7 @@ async fn verify_entity(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, r
     Ok(false)
 }
 
+/// Seeds, rebuilds the index when the load bypassed the outbox, then prints how to sign in.
 pub async fn seed(settings: Settings, accounts: usize, payments: usize, agents: usize, seed: u64) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     let bar = progress_bar(accounts as u64, "seed accounts");
@@ -297,18 +297,49 @@ pub async fn seed(settings: Settings, accounts: usize, payments: usize, agents: 
     let report = crate::seed::seed(&pool, plan, |done| bar.set_position(done as u64)).await?;
     bar.finish_and_clear();
     println!(
-        "seeded {} accounts, {} payments and {} agents (password {:?}) in {:.1} s",
+        "seeded {} accounts with {} payments, {} activities and {} promises in {:.1} s",
         report.accounts,
         report.payments,
-        report.agents,
-        crate::seed::DEMO_PASSWORD,
+        report.activities,
+        report.promises,
         report.elapsed.as_secs_f64()
     );
     if report.needs_reindex {
         println!("rebuilding the index (rows were bulk-loaded without the outbox)");
-        reindex(settings, &Entity::ALL).await?;
+        reindex(settings.clone(), &Entity::ALL).await?;
     }
+    print!("{}", sign_in_table(&report.sign_ins, &console_url(settings.bind)));
     Ok(())
+}
+
+/// Where the console of a server listening on `bind` opens in a browser on this machine.
+fn console_url(bind: std::net::SocketAddr) -> String {
+    let ip = match bind.ip() {
+        ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+        ip => ip,
+    };
+    format!("http://{}/", std::net::SocketAddr::new(ip, bind.port()))
+}
+
+/// How to sign in as each seeded user: the console, the password, then a row per user
+/// (role, email, and for an agent the accounts assigned).
+fn sign_in_table(users: &[crate::seed::SignIn], console: &str) -> String {
+    use std::fmt::Write as _;
+    let width = users.iter().map(|u| u.email.len()).max().unwrap_or(0).max("email".len());
+    let mut out = format!(
+        "\nSign in at {console} (after `arrears serve`) with the password {}:\n\n",
+        crate::seed::DEMO_PASSWORD
+    );
+    let _ = writeln!(out, "  {:<8} {:<width$}  accounts", "role", "email");
+    for user in users {
+        let accounts = match user.role {
+            crate::domain::role::Role::Agent => user.accounts.to_string(),
+            _ => String::new(),
+        };
+        let line = format!("  {:<8} {:<width$}  {accounts}", user.role.as_str(), user.email);
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
 }
 
 /// Writes an export to `out` with a progress bar, reading the index this data dir holds.

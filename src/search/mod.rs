@@ -113,6 +113,49 @@ pub struct CurrencyStats {
     pub by_method: Vec<StatValue>,
 }
 
+/// One finding of a check of the index (`arrears doctor`, a rebuild's checks).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+    /// What an operator does about a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Whether a failure stops the app from starting. Those that do not leave it
+    /// working in part (an outdated mapping holds one entity's changes until the rebuild
+    /// the app starts itself; a full disk lifts by itself), and the doctor still fails.
+    pub blocking: bool,
+}
+
+impl Check {
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            detail: detail.into(),
+            fix: None,
+            blocking: true,
+        }
+    }
+
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+            blocking: true,
+        }
+    }
+
+    /// A failure the app starts with anyway.
+    pub fn not_blocking(mut self) -> Self {
+        self.blocking = false;
+        self
+    }
+}
+
 /// Why a batch of an entity was not written: every generation it would go to was built
 /// with another release's mapping, which would refuse (`dynamic: strict`) or analyse
 /// otherwise what this build sends. The sync holds the entity's changes in the outbox
@@ -220,4 +263,12 @@ pub trait SearchIndex: Send + Sync + 'static {
 
     /// Whether the backend can answer, for readiness: its state in a word, or why not.
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>>;
+
+    /// Whether `err`, a failure of one of its calls, is permanent: the index refuses
+    /// this process (credentials refused for good, privileges missing, a block only an
+    /// operator clears), so nothing works until someone acts and a sync worker stops
+    /// instead of retrying. Other failures are worth retrying.
+    fn is_permanent(&self, _err: &crate::error::Error) -> bool {
+        false
+    }
 }

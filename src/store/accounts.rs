@@ -431,6 +431,28 @@ pub async fn max_id(pool: &PgPool) -> Result<Option<Uuid>> {
         .await?)
 }
 
+/// Whether an account has this number, deleted or not.
+pub async fn number_taken(pool: &PgPool, number: &str) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM accounts WHERE account_number = $1)")
+            .bind(number)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// How many accounts not deleted each of `agents` is assigned (those with none are absent).
+pub async fn assigned_counts(pool: &PgPool, agents: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    let rows: Vec<(Uuid, i64)> = sqlx::query_as(
+        "SELECT assigned_agent_id, count(*) FROM accounts
+         WHERE assigned_agent_id = ANY($1) AND deleted_at IS NULL GROUP BY assigned_agent_id",
+    )
+    .bind(agents)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
+}
+
 pub async fn count_all(pool: &PgPool) -> Result<i64> {
     Ok(sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(pool).await?)
 }

@@ -19,14 +19,39 @@ use crate::error::Result;
 #[tracing::instrument(skip_all, fields(%day))]
 pub async fn take_snapshot(pool: &PgPool, day: NaiveDate) -> Result<Option<u64>> {
     let mut tx = pool.begin().await?;
+    if !claim_snapshot_day(&mut tx, day).await? {
+        return Ok(None);
+    }
+    let written = snapshot_accounts(&mut tx, day).await?;
+    tx.commit().await?;
+    Ok(Some(written))
+}
+
+/// Adds to `day`'s snapshot the accounts not deleted that it lacks, taking the day if
+/// no one has: for a load of accounts made after the day's snapshot (`arrears seed`).
+/// Returns the accounts written.
+#[tracing::instrument(skip_all, fields(%day))]
+pub async fn complete_snapshot(pool: &PgPool, day: NaiveDate) -> Result<u64> {
+    let mut tx = pool.begin().await?;
+    claim_snapshot_day(&mut tx, day).await?;
+    let written = snapshot_accounts(&mut tx, day).await?;
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// Inserts `day`'s row in `account_snapshot_days`: whether this call inserted it.
+async fn claim_snapshot_day(tx: &mut PgConnection, day: NaiveDate) -> Result<bool> {
     let claimed: Option<NaiveDate> =
         sqlx::query_scalar("INSERT INTO account_snapshot_days (day) VALUES ($1) ON CONFLICT DO NOTHING RETURNING day")
             .bind(day)
             .fetch_optional(&mut *tx)
             .await?;
-    if claimed.is_none() {
-        return Ok(None);
-    }
+    Ok(claimed.is_some())
+}
+
+/// Writes the accounts not deleted that `day`'s snapshot lacks, with their bucket on
+/// that day, and counts them in the day's row. Returns the accounts written.
+async fn snapshot_accounts(tx: &mut PgConnection, day: NaiveDate) -> Result<u64> {
     let resolved = kpi::resolved_statuses()
         .iter()
         .map(|s| format!("'{s}'"))
@@ -44,13 +69,12 @@ pub async fn take_snapshot(pool: &PgPool, day: NaiveDate) -> Result<Option<u64>>
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    sqlx::query("UPDATE account_snapshot_days SET accounts = $2 WHERE day = $1")
+    sqlx::query("UPDATE account_snapshot_days SET accounts = accounts + $2 WHERE day = $1")
         .bind(day)
         .bind(i64::try_from(written).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(Some(written))
+    Ok(written)
 }
 
 /// What a KPI request covers: `[start, end)` for events, and the snapshot days that

@@ -9,8 +9,7 @@ use sqlx::PgPool;
 
 use crate::domain::document::Entity;
 use crate::error::{Code, Error, Result};
-use crate::search::SearchIndex;
-use crate::search::elastic::doctor::Check;
+use crate::search::{Check, SearchIndex};
 use crate::store::{self, documents, rebuild_locks};
 
 const CHUNK: i64 = 100_000;

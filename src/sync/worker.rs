@@ -14,7 +14,6 @@ use uuid::Uuid;
 use super::metrics::SyncMetrics;
 use crate::domain::document::{Entity, IndexOp};
 use crate::error::Result;
-use crate::search::elastic::client::EsError;
 use crate::search::{OutdatedMapping, SearchIndex};
 use crate::store::outbox::{self, OutboxRow};
 use crate::store::{self};
@@ -175,7 +174,7 @@ impl SyncWorker {
                     held.insert(entity, Instant::now());
                     continue;
                 }
-                Err(err) if EsError::is_fatal(&err) => {
+                Err(err) if self.index.is_permanent(&err) => {
                     self.metrics.record_failure(true);
                     tracing::error!(error = %err, "sync worker stopped: the search index refuses it; fix its credentials or blocks and restart (changes wait in the outbox)");
                     self.metrics.record_stop(err.to_string());

@@ -65,3 +65,17 @@ async fn an_unknown_api_path_is_still_a_problem_not_the_console() {
     let post = app.request(Method::POST, "/", None).send().await.unwrap();
     assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED, "the page is only read");
 }
+
+/// The console's one list of account statuses (`ACCOUNT_STATUSES` in console/api.js)
+/// is the API's: a status added to one is added to the other.
+#[test]
+fn the_console_lists_the_account_statuses_of_the_api() {
+    let api = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/console/api.js")).unwrap();
+    let declared = api
+        .lines()
+        .find_map(|line| line.strip_prefix("export const ACCOUNT_STATUSES = "))
+        .expect("console/api.js declares ACCOUNT_STATUSES");
+    let listed: Vec<String> = serde_json::from_str(declared.trim_end_matches(';')).unwrap();
+    let api_statuses: Vec<&str> = arrears::domain::account::AccountStatus::ALL.iter().map(|s| s.as_str()).collect();
+    assert_eq!(listed, api_statuses);
+}

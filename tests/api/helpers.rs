@@ -626,6 +626,26 @@ pub struct Arrears {
 impl Arrears {
     /// Runs `arrears <args>` on `settings`' database and data dir, with `env` on top.
     pub fn start(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> Self {
+        let mut command = Self::command(args, settings, env);
+        command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        Self {
+            child: command.spawn().expect("the arrears binary starts"),
+        }
+    }
+
+    /// Runs `arrears <args>` as [`Arrears::start`] does, to its end: what it printed on
+    /// standard output, after checking that it succeeded.
+    pub fn run(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> String {
+        let output = Self::command(args, settings, env).output().expect("the arrears binary runs");
+        assert!(
+            output.status.success(),
+            "arrears {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("the output is UTF-8")
+    }
+
+    fn command(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"));
         command
             .args(args)
@@ -636,15 +656,11 @@ impl Arrears {
             .env("SEARCH_BACKEND", "embedded")
             .env("JWT_SECRET", settings.jwt_secret.as_deref().unwrap_or_default())
             .env("METRICS", "false")
-            .env("RUST_LOG", "error")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .env("RUST_LOG", "error");
         for (key, value) in env {
             command.env(key, value);
         }
-        Self {
-            child: command.spawn().expect("the arrears binary starts"),
-        }
+        command
     }
 
     pub fn pid(&self) -> u32 {

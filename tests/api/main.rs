@@ -34,6 +34,7 @@ mod scripted_search;
 mod search;
 mod security;
 mod security_rules;
+mod seed;
 mod stats;
 mod sync;
 mod users;

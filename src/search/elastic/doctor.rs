@@ -6,56 +6,13 @@
 //! and every node's disk below its watermarks. Each failure names its fix; a failure
 //! that does not stop the app from starting (a rebuild or time mends it) says so.
 
-use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::ElasticIndex;
 use super::client::Call;
 use super::templates::{self, Names, write_alias};
 use crate::domain::document::Entity;
-
-/// One finding of the doctor.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub ok: bool,
-    pub detail: String,
-    /// What an operator does about a failure.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
-    /// Whether a failure stops the app from starting. Those that do not leave it
-    /// working in part (an outdated mapping holds one entity's changes until the rebuild
-    /// the app starts itself; a full disk lifts by itself), and the doctor still fails.
-    pub blocking: bool,
-}
-
-impl Check {
-    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ok: true,
-            detail: detail.into(),
-            fix: None,
-            blocking: true,
-        }
-    }
-
-    pub fn fail(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            ok: false,
-            detail: detail.into(),
-            fix: Some(fix.into()),
-            blocking: true,
-        }
-    }
-
-    /// A failure the app starts with anyway.
-    pub fn not_blocking(mut self) -> Self {
-        self.blocking = false;
-        self
-    }
-}
+use crate::search::Check;
 
 /// Cluster privileges the backend uses: `monitor` for `GET /` and cluster health,
 /// `manage_index_templates` for the component and index templates.

@@ -886,4 +886,8 @@ impl SearchIndex for ElasticIndex {
         }
         .boxed()
     }
+
+    fn is_permanent(&self, err: &Error) -> bool {
+        EsError::is_fatal(err)
+    }
 }

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tantivy::collector::Count;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, Value};
+use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::{
     DocAddress, DocSet, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher, TERMINATED, TantivyDocument, Term,
 };
@@ -21,8 +21,9 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 use super::dense::DenseColumns;
-use super::schema;
-use crate::domain::document::{Doc, Entity, IndexOp};
+use super::filter::KeptFilters;
+use super::schema::{self, Common, Kind};
+use crate::domain::document::IndexOp;
 use crate::error::{Code, Error, Result};
 use crate::search::ApplyReport;
 
@@ -57,57 +58,6 @@ fn merge_policy() -> tantivy::indexer::LogMergePolicy {
     policy
 }
 
-/// Fields every kind has: identity, version, tombstone flag, and the stored source.
-#[derive(Clone, Copy, Debug)]
-pub struct Common {
-    pub id: Field,
-    pub id_hi: Field,
-    pub id_lo: Field,
-    pub version: Field,
-    pub tombstone: Field,
-    pub source: Field,
-}
-
-impl Common {
-    /// Adds the common fields to a schema under construction.
-    pub fn add(b: &mut tantivy::schema::SchemaBuilder) -> Self {
-        use tantivy::schema::{FAST, INDEXED, STORED, STRING};
-        Self {
-            id: b.add_text_field("id", STRING | STORED),
-            id_hi: b.add_u64_field("id_hi", FAST),
-            id_lo: b.add_u64_field("id_lo", FAST),
-            version: b.add_i64_field("version", FAST),
-            tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
-            source: b.add_text_field("source", STORED),
-        }
-    }
-
-    /// A new document with identity and version.
-    pub fn document(&self, id: Uuid, version: i64, tombstone: bool) -> TantivyDocument {
-        let mut document = TantivyDocument::default();
-        let (hi, lo) = id.as_u64_pair();
-        document.add_text(self.id, id.hyphenated().to_string());
-        document.add_u64(self.id_hi, hi);
-        document.add_u64(self.id_lo, lo);
-        document.add_i64(self.version, version);
-        document.add_bool(self.tombstone, tombstone);
-        document
-    }
-}
-
-/// A kind of document and how tantivy holds it.
-pub trait Kind: Send + Sync + 'static {
-    const ENTITY: Entity;
-    /// The family's directory under `DATA_DIR/index`.
-    const DIR: &'static str;
-    type Fields: Copy + Send + Sync + 'static;
-
-    fn schema() -> (Schema, Self::Fields);
-    fn common(fields: &Self::Fields) -> Common;
-    /// Builds the tantivy document; a document of another kind is a bug.
-    fn document(fields: &Self::Fields, doc: &Doc) -> anyhow::Result<TantivyDocument>;
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct AliasFile {
     live: Option<String>,
@@ -125,6 +75,8 @@ pub struct Generation<K: Kind> {
     last_reload: Mutex<Instant>,
     /// Columns searches read per match, decoded per segment.
     pub dense: Arc<DenseColumns>,
+    /// Filter conditions' bits, per segment.
+    pub kept: Arc<KeptFilters>,
 }
 
 struct Targets<K: Kind> {
@@ -196,14 +148,17 @@ impl<K: Kind> Generation<K> {
             writer,
             last_reload: Mutex::new(Instant::now()),
             dense: Arc::default(),
+            kept: Arc::default(),
         })
     }
 
-    /// Reloads the reader and drops the decoded columns of the segments it no longer
+    /// Reloads the reader and drops the decoded columns and kept filter bits of the segments it no longer
     /// holds (merged away).
     fn reload(&self) -> tantivy::Result<()> {
         self.reader.reload()?;
-        self.dense.retain(&self.reader.searcher());
+        let searcher = self.reader.searcher();
+        self.dense.retain(&searcher);
+        self.kept.retain(&searcher);
         Ok(())
     }
 
@@ -672,6 +627,7 @@ impl<K: Kind> Collection<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::document::Entity;
     use crate::search::embedded::schema::Accounts;
 
     fn tombstones(n: usize, version: i64) -> Vec<IndexOp> {

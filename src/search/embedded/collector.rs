@@ -9,9 +9,8 @@ use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use super::dense::{Dense, DenseColumns, Strs, prefetch};
+use super::dense::{Dense, DenseColumns, NO_STATUS_CODE, STATUS, Strs, holds_status, prefetch};
 
-use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::search::{ALL_BUCKETS, After, SortKey};
 
 /// Ascending order of results: smaller comes first. `(missing, directed value, id)`.
@@ -235,87 +234,11 @@ impl Ord for HeapKey {
     }
 }
 
-/// The position in `ALL_BUCKETS` of a number of days past due.
-pub(super) fn bucket_index(days_past_due: i64) -> usize {
-    let bucket = Bucket::from_days_past_due(days_past_due);
-    crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
-}
-
-/// Days past due: zero without a due date, before it, or once resolved (as
-/// `domain::account::days_past_due`, on epoch days).
-pub(super) fn overdue_days(resolved: bool, due: Option<i64>, today: i64) -> i64 {
-    match due {
-        Some(due) if !resolved => (today - due).max(0),
-        _ => 0,
-    }
-}
-
-/// The status column, which the bucket depends on.
-const STATUS: &str = "status";
-
-/// The columns of a segment that decide an account's delinquency bucket. The bucket
-/// facet and the bucket filter both read them, so a filter and its facet agree.
-pub(super) struct BucketColumns {
-    pub status: Arc<Strs>,
-    /// By status ordinal: whether the account no longer owes (never overdue).
-    pub resolved: Vec<bool>,
-    pub due: Arc<Dense>,
-}
-
-impl BucketColumns {
-    pub(super) fn bind(segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Self> {
-        let status = dense.strs(segment, STATUS)?;
-        let resolved = status
-            .terms
-            .iter()
-            .map(|text| AccountStatus::parse(text).is_some_and(AccountStatus::is_resolved))
-            .collect();
-        Ok(Self {
-            status,
-            resolved,
-            due: dense.i64(segment, "due_days")?,
-        })
-    }
-
-    /// Whether the status of this ordinal is resolved.
-    pub(super) fn resolved(&self, ord: Option<u32>) -> bool {
-        ord.is_some_and(|ord| self.resolved.get(ord as usize).copied().unwrap_or(false))
-    }
-
-    pub(super) fn days_past_due(&self, doc: DocId, today: i64) -> i64 {
-        let resolved = self.resolved(self.status.ord(doc));
-        overdue_days(resolved, self.due.i64(doc), today)
-    }
-
-    /// Every document's status ordinal and delinquency bucket on day `today`, packed in
-    /// one byte: `status | bucket << 5` (see [`Coded`]). The status bits hold
-    /// [`NO_STATUS_CODE`] when the document has no status, or when the column has too
-    /// many terms for five bits ([`holds_status`]).
-    pub(super) fn codes(&self, max_doc: u32, today: i64) -> Vec<u8> {
-        let with_status = holds_status(&self.status);
-        let code = |doc: DocId| {
-            let ord = self.status.ord(doc);
-            let bucket = bucket_index(overdue_days(self.resolved(ord), self.due.i64(doc), today)) as u8;
-            let status = ord.filter(|_| with_status).map_or(NO_STATUS_CODE, |ord| ord as u8);
-            status | bucket << 5
-        };
-        (0..max_doc).map(code).collect()
-    }
-}
-
-/// The low five bits of a status-and-bucket byte when it holds no status.
-const NO_STATUS_CODE: u8 = 31;
-
 /// The values a status-and-bucket byte takes.
 const CODES: usize = 256;
 
-/// Whether a status-and-bucket byte can hold every ordinal of this status column.
-fn holds_status(status: &Strs) -> bool {
-    status.terms.len() <= usize::from(NO_STATUS_CODE)
-}
-
 /// The bucket facet, and the status facet with it, counted together from one byte per
-/// document (see [`BucketColumns::codes`]): a match reads that byte instead of its
+/// document (see `BucketColumns::codes`): a match reads that byte instead of its
 /// status ordinal (twice) and due date, and bumps one counter instead of working out its
 /// bucket. Facets took a third of a name search's time before.
 struct Coded {

@@ -3,7 +3,9 @@
 //! index, bit unpacking and a value mapping (tens of nanoseconds); an array read does
 //! not, and a search touches each column once per match. Segments never change, so an
 //! entry stays valid until its segment is merged away; [`DenseColumns::retain`], called
-//! at each reader reload, drops it.
+//! at each reader reload, drops it. The columns that decide an account's delinquency
+//! bucket ([`BucketColumns`]) are here too: the bucket facet and the bucket filter both
+//! read them.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -12,8 +14,7 @@ use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
-use super::collector::BucketColumns;
-use super::filter::{Condition, KeptBits};
+use crate::domain::account::{AccountStatus, Bucket};
 
 /// Stands for "no value" in an integer array (no indexed value is ever this small).
 pub(super) const MISSING: i64 = i64::MIN;
@@ -188,14 +189,8 @@ pub(super) fn prefetch<T>(values: &[T], at: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) fn prefetch<T>(_: &[T], _: usize) {}
 
-/// How many filter bit sets (one per segment and condition) are kept; a bit set of a
-/// million-document segment takes 122 KiB.
-const FILTER_BITS_KEPT: usize = 256;
-
 /// Entries by segment and column name.
 type BySegment<T> = Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>;
-/// Kept filter bit sets by segment and condition.
-type FilterBits = HashMap<(SegmentId, Condition), Arc<KeptBits>>;
 /// Status-and-bucket bytes by segment and day (see `BucketColumns::codes`).
 type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 
@@ -222,8 +217,6 @@ pub struct DenseColumns {
     strs: BySegment<Strs>,
     /// A column's values at [`QUANTILES`] + 1 evenly spaced quantiles, ascending.
     quantiles: BySegment<Vec<i64>>,
-    /// The documents of a segment that meet a filter condition, one bit each.
-    filters: Mutex<FilterBits>,
     codes: Mutex<DayCodes>,
 }
 
@@ -334,30 +327,7 @@ impl DenseColumns {
         Ok(built)
     }
 
-    /// The bit set of `condition` over `segment`, built by `build` the first time. When
-    /// full, the cache drops an arbitrary entry (random eviction).
-    pub fn filter_bits(
-        &self,
-        segment: &SegmentReader,
-        condition: &Condition,
-        build: impl FnOnce() -> tantivy::Result<Vec<u64>>,
-    ) -> tantivy::Result<Arc<KeptBits>> {
-        let key = (segment.segment_id(), condition.clone());
-        if let Some(found) = self.filters.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(found.clone());
-        }
-        let built = Arc::new(KeptBits::new(build()?));
-        let mut filters = self.filters.lock().unwrap_or_else(|p| p.into_inner());
-        if filters.len() >= FILTER_BITS_KEPT
-            && let Some(evicted) = filters.keys().next().cloned()
-        {
-            filters.remove(&evicted);
-        }
-        filters.insert(key, built.clone());
-        Ok(built)
-    }
-
-    /// Drops the columns and filter bit sets of segments `searcher` no longer has.
+    /// Drops the columns of segments `searcher` no longer has.
     pub fn retain(&self, searcher: &Searcher) {
         let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
         self.columns
@@ -372,13 +342,85 @@ impl DenseColumns {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));
-        self.filters
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(segment, _), _| live.contains(segment));
         self.codes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(segment, _), _| live.contains(segment));
     }
+}
+
+/// The position in `ALL_BUCKETS` of a number of days past due.
+pub(super) fn bucket_index(days_past_due: i64) -> usize {
+    let bucket = Bucket::from_days_past_due(days_past_due);
+    crate::domain::search::ALL_BUCKETS.iter().position(|b| *b == bucket).unwrap_or(0)
+}
+
+/// Days past due: zero without a due date, before it, or once resolved (as
+/// `domain::account::days_past_due`, on epoch days).
+pub(super) fn overdue_days(resolved: bool, due: Option<i64>, today: i64) -> i64 {
+    match due {
+        Some(due) if !resolved => (today - due).max(0),
+        _ => 0,
+    }
+}
+
+/// The status column, which the bucket depends on.
+pub(super) const STATUS: &str = "status";
+
+/// The columns of a segment that decide an account's delinquency bucket. The bucket
+/// facet and the bucket filter both read them, so a filter and its facet agree.
+pub(super) struct BucketColumns {
+    pub status: Arc<Strs>,
+    /// By status ordinal: whether the account no longer owes (never overdue).
+    pub resolved: Vec<bool>,
+    pub due: Arc<Dense>,
+}
+
+impl BucketColumns {
+    pub(super) fn bind(segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Self> {
+        let status = dense.strs(segment, STATUS)?;
+        let resolved = status
+            .terms
+            .iter()
+            .map(|text| AccountStatus::parse(text).is_some_and(AccountStatus::is_resolved))
+            .collect();
+        Ok(Self {
+            status,
+            resolved,
+            due: dense.i64(segment, "due_days")?,
+        })
+    }
+
+    /// Whether the status of this ordinal is resolved.
+    pub(super) fn resolved(&self, ord: Option<u32>) -> bool {
+        ord.is_some_and(|ord| self.resolved.get(ord as usize).copied().unwrap_or(false))
+    }
+
+    pub(super) fn days_past_due(&self, doc: DocId, today: i64) -> i64 {
+        let resolved = self.resolved(self.status.ord(doc));
+        overdue_days(resolved, self.due.i64(doc), today)
+    }
+
+    /// Every document's status ordinal and delinquency bucket on day `today`, packed in
+    /// one byte: `status | bucket << 5` (the page collector counts the status and bucket
+    /// facets from it). The status bits hold [`NO_STATUS_CODE`] when the document has no
+    /// status, or when the column has too many terms for five bits ([`holds_status`]).
+    pub(super) fn codes(&self, max_doc: u32, today: i64) -> Vec<u8> {
+        let with_status = holds_status(&self.status);
+        let code = |doc: DocId| {
+            let ord = self.status.ord(doc);
+            let bucket = bucket_index(overdue_days(self.resolved(ord), self.due.i64(doc), today)) as u8;
+            let status = ord.filter(|_| with_status).map_or(NO_STATUS_CODE, |ord| ord as u8);
+            status | bucket << 5
+        };
+        (0..max_doc).map(code).collect()
+    }
+}
+
+/// The low five bits of a status-and-bucket byte when it holds no status.
+pub(super) const NO_STATUS_CODE: u8 = 31;
+
+/// Whether a status-and-bucket byte can hold every ordinal of this status column.
+pub(super) fn holds_status(status: &Strs) -> bool {
+    status.terms.len() <= usize::from(NO_STATUS_CODE)
 }

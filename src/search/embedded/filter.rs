@@ -15,15 +15,16 @@
 //! about, not the segment. The bucket condition computes a document's bucket exactly
 //! as the bucket facet does, so a filter and its facet always agree.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use tantivy::index::SegmentId;
 use tantivy::query::{EnableScoring, Explanation, Query, Scorer, Weight};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError, Term};
+use tantivy::{DocId, DocSet, Score, Searcher, SeekDangerResult, SegmentReader, TERMINATED, TantivyError, Term};
 
-use super::collector::{BucketColumns, bucket_index, overdue_days};
-use super::dense::{Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8, Strs};
+use super::dense::{BucketColumns, Dense, DenseColumns, MISSING, MISSING_32, NO_ORD_8, Strs, bucket_index, overdue_days};
 
 /// Segments this large keep each condition's bits; smaller ones (the latest commits)
 /// are evaluated on every search.
@@ -82,6 +83,7 @@ impl Condition {
 pub struct DenseFilter {
     pub conditions: Vec<Condition>,
     pub dense: Arc<DenseColumns>,
+    pub kept: Arc<KeptFilters>,
 }
 
 impl fmt::Debug for DenseFilter {
@@ -244,6 +246,52 @@ impl KeptBits {
     }
 }
 
+/// How many filter bit sets (one per segment and condition) are kept; a bit set of a
+/// million-document segment takes 122 KiB.
+const FILTER_BITS_KEPT: usize = 256;
+
+/// The documents of a segment that meet a filter condition, one bit each, by segment
+/// and condition. Segments never change, so a set stays valid until its segment is
+/// merged away; [`KeptFilters::retain`], called at each reader reload, drops it.
+#[derive(Default)]
+pub struct KeptFilters {
+    sets: Mutex<HashMap<(SegmentId, Condition), Arc<KeptBits>>>,
+}
+
+impl KeptFilters {
+    /// The bit set of `condition` over `segment`, built by `build` the first time. When
+    /// full, the cache drops an arbitrary entry (random eviction).
+    fn get_or_build(
+        &self,
+        segment: &SegmentReader,
+        condition: &Condition,
+        build: impl FnOnce() -> tantivy::Result<Vec<u64>>,
+    ) -> tantivy::Result<Arc<KeptBits>> {
+        let key = (segment.segment_id(), condition.clone());
+        if let Some(found) = self.sets.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let built = Arc::new(KeptBits::new(build()?));
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if sets.len() >= FILTER_BITS_KEPT
+            && let Some(evicted) = sets.keys().next().cloned()
+        {
+            sets.remove(&evicted);
+        }
+        sets.insert(key, built.clone());
+        Ok(built)
+    }
+
+    /// Drops the bit sets of segments `searcher` no longer has.
+    pub fn retain(&self, searcher: &Searcher) {
+        let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
+        self.sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+    }
+}
+
 /// A condition over one segment: its kept bits, evaluated as needed, or a combination.
 enum Bits {
     Kept(Arc<KeptBits>),
@@ -262,28 +310,31 @@ fn in_segment(index: usize, max_doc: usize) -> u64 {
 }
 
 impl Bits {
-    fn bind(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Bits> {
+    fn bind(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns, kept: &KeptFilters) -> tantivy::Result<Bits> {
         if condition.keepable() && segment.max_doc() >= CACHED_FROM_DOCS {
             // Columns, postings and term ordinals are read only to build missing bits.
-            let words = dense.filter_bits(segment, condition, || {
-                Ok(all_words(&Bits::evaluated(condition, segment, dense)?, segment.max_doc() as usize))
+            let words = kept.get_or_build(segment, condition, || {
+                Ok(all_words(
+                    &Bits::evaluated(condition, segment, dense, kept)?,
+                    segment.max_doc() as usize,
+                ))
             })?;
             return Ok(Bits::Kept(words));
         }
-        Bits::evaluated(condition, segment, dense)
+        Bits::evaluated(condition, segment, dense, kept)
     }
 
     /// The condition's bits without its kept ones (those of its parts may be kept).
-    fn evaluated(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns) -> tantivy::Result<Bits> {
+    fn evaluated(condition: &Condition, segment: &SegmentReader, dense: &DenseColumns, kept: &KeptFilters) -> tantivy::Result<Bits> {
         Ok(match condition {
             Condition::Value(test) => Bits::Live(Check::bind(test, segment, dense)?),
             Condition::Posted { field, term } => Bits::Kept(Arc::new(KeptBits::new(posted(segment, *field, term)?))),
-            Condition::Not(inner) => Bits::Not(Box::new(Bits::bind(inner, segment, dense)?)),
+            Condition::Not(inner) => Bits::Not(Box::new(Bits::bind(inner, segment, dense, kept)?)),
             Condition::AnyOf(groups) => Bits::Any(
                 groups
                     .iter()
                     .map(|group| {
-                        let parts = group.iter().map(|c| Bits::bind(c, segment, dense));
+                        let parts = group.iter().map(|c| Bits::bind(c, segment, dense, kept));
                         Ok(Bits::All(parts.collect::<tantivy::Result<_>>()?))
                     })
                     .collect::<tantivy::Result<_>>()?,
@@ -511,7 +562,7 @@ impl DenseFilter {
         let bits = self
             .conditions
             .iter()
-            .map(|condition| Bits::bind(condition, segment, &self.dense))
+            .map(|condition| Bits::bind(condition, segment, &self.dense, &self.kept))
             .collect::<tantivy::Result<_>>()?;
         Ok(FilterScorer::new(bits, segment.max_doc() as usize, boost))
     }
@@ -664,6 +715,7 @@ mod tests {
                 }),
             ],
             dense: Arc::new(DenseColumns::default()),
+            kept: Arc::new(KeptFilters::default()),
         };
         let expected = [5, 4_095, 4_096, 20_001, 39_999];
         for round in ["built", "kept"] {
@@ -718,6 +770,7 @@ mod tests {
                     ]),
                 ],
                 dense: Arc::new(DenseColumns::default()),
+                kept: Arc::new(KeptFilters::default()),
             };
             let expected: Vec<DocId> = (0..count)
                 .filter(|doc| doc % 5 != 0)

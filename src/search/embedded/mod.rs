@@ -26,10 +26,10 @@ use rust_decimal::Decimal;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use self::collection::{Collection, Generation, Kind, blocking, internal};
+use self::collection::{Collection, Generation, blocking, internal};
 use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn, TermTally};
 use self::payments::{PaymentFields, Payments, StatsCollector};
-use self::schema::Accounts;
+use self::schema::{Accounts, Kind};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
@@ -185,7 +185,7 @@ fn account_collector(generation: &Generation<Accounts>, query: &AccountQuery, fa
 
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
-    let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, query, None)?;
+    let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
     let mut fruit = searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?;
     let total = fruit.total;
@@ -207,7 +207,7 @@ fn ranked_account_ids(generation: &Generation<Accounts>, query: &AccountQuery) -
     let collector = account_collector(generation, query, Vec::new());
     let mut hits = Vec::with_capacity(collector.limit);
     for band in bands {
-        let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, query, band)?;
+        let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, band)?;
         hits.extend(searcher.search(&tantivy_query, &collector)?.hits);
         if hits.len() >= collector.limit {
             break;
@@ -428,7 +428,7 @@ impl SearchIndex for EmbeddedIndex {
             self.query(move || {
                 let searcher = live.searcher()?;
                 let ids = searcher.search(
-                    &query::build(&searcher, &live.fields, &live.dense, &query, None)?,
+                    &query::build(&searcher, &live.fields, &live.dense, &live.kept, &query, None)?,
                     &collector::IdsCollector,
                 )?;
                 Ok(ids.into_iter().take(limit).map(Uuid::from_u128).collect())

@@ -9,10 +9,9 @@ use tantivy::query::{AllQuery, BooleanQuery, Occur, Query};
 use tantivy::schema::{FAST, INDEXED, STRING, Schema};
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
-use super::collection::{Common, Kind};
 use super::dense::{Dense, DenseColumns, Strs};
 use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
-use super::schema::{EDGE, FOLDED, KEYWORD, UNASSIGNED, money_units, text};
+use super::schema::{Common, EDGE, FOLDED, KEYWORD, Kind, UNASSIGNED, money_units, text};
 use crate::domain::document::{Doc, Entity};
 use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
 use crate::search::{CurrencyStats, StatValue, Tally};

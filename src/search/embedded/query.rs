@@ -15,7 +15,7 @@ use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
 use super::bands::Band;
 use super::dense::DenseColumns;
 use super::digits::grams;
-use super::filter::{Condition, DenseFilter, ValueTest};
+use super::filter::{Condition, DenseFilter, KeptFilters, ValueTest};
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, money_units};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
@@ -216,11 +216,12 @@ pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &st
 
 /// The account query, on the documents of `band` if given (see `super::bands`);
 /// status, balance, date and bucket filters are checked on the decoded columns of
-/// `dense` (see [`DenseFilter`]).
+/// `dense`, their bits kept in `kept` (see [`DenseFilter`]).
 pub fn build(
     searcher: &Searcher,
     fields: &Fields,
     dense: &Arc<DenseColumns>,
+    kept: &Arc<KeptFilters>,
     query: &AccountQuery,
     band: Option<Band>,
 ) -> tantivy::Result<Box<dyn Query>> {
@@ -322,6 +323,7 @@ pub fn build(
             Box::new(DenseFilter {
                 conditions,
                 dense: dense.clone(),
+                kept: kept.clone(),
             }),
         ));
     }

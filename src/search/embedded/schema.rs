@@ -1,16 +1,68 @@
-//! The tantivy schema for accounts, the analyzers every kind shares, and document building.
+//! What every kind of document shares (the common fields, the [`Kind`] trait, the
+//! analyzers), and the tantivy schema for accounts and its document building.
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tantivy::schema::{FAST, INDEXED, IndexRecordOption, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{LowerCaser, NgramTokenizer, RawTokenizer, TextAnalyzer};
 use tantivy::{Index, TantivyDocument};
 
-use super::collection::{Common, Kind};
 use super::digits::DigitGrams;
 use crate::domain::document::{AccountDoc, Doc, Entity};
 use crate::domain::plan::PlanStatus;
+use uuid::Uuid;
+
 use crate::search::words::{folded_analyzer, folded_tokens};
+
+/// Fields every kind has: identity, version, tombstone flag, and the stored source.
+#[derive(Clone, Copy, Debug)]
+pub struct Common {
+    pub id: Field,
+    pub id_hi: Field,
+    pub id_lo: Field,
+    pub version: Field,
+    pub tombstone: Field,
+    pub source: Field,
+}
+
+impl Common {
+    /// Adds the common fields to a schema under construction.
+    pub fn add(b: &mut tantivy::schema::SchemaBuilder) -> Self {
+        Self {
+            id: b.add_text_field("id", STRING | STORED),
+            id_hi: b.add_u64_field("id_hi", FAST),
+            id_lo: b.add_u64_field("id_lo", FAST),
+            version: b.add_i64_field("version", FAST),
+            tombstone: b.add_bool_field("tombstone", INDEXED | FAST),
+            source: b.add_text_field("source", STORED),
+        }
+    }
+
+    /// A new document with identity and version.
+    pub fn document(&self, id: Uuid, version: i64, tombstone: bool) -> TantivyDocument {
+        let mut document = TantivyDocument::default();
+        let (hi, lo) = id.as_u64_pair();
+        document.add_text(self.id, id.hyphenated().to_string());
+        document.add_u64(self.id_hi, hi);
+        document.add_u64(self.id_lo, lo);
+        document.add_i64(self.version, version);
+        document.add_bool(self.tombstone, tombstone);
+        document
+    }
+}
+
+/// A kind of document and how tantivy holds it.
+pub trait Kind: Send + Sync + 'static {
+    const ENTITY: Entity;
+    /// The family's directory under `DATA_DIR/index`.
+    const DIR: &'static str;
+    type Fields: Copy + Send + Sync + 'static;
+
+    fn schema() -> (Schema, Self::Fields);
+    fn common(fields: &Self::Fields) -> Common;
+    /// Builds the tantivy document; a document of another kind is a bug.
+    fn document(fields: &Self::Fields, doc: &Doc) -> anyhow::Result<TantivyDocument>;
+}
 
 /// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.
 /// Renamed when the word definition changed (marks joined letters and digits), so an

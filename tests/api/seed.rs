@@ -1,0 +1,137 @@
+//! `arrears seed` as a newcomer runs it: the sign-in it prints works, the accounts have
+//! timelines that agree with their status, and the KPIs credit the seeded agents.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::helpers::{Arrears, spawn_app_with, status_json, test_settings};
+
+/// A row of the printed sign-in table: (role, email, accounts for an agent).
+type SignIn = (String, String, Option<i64>);
+
+/// The password and the rows of the sign-in table `seed` printed.
+fn sign_in(printed: &str) -> (String, Vec<SignIn>) {
+    let intro = printed
+        .lines()
+        .find(|line| line.starts_with("Sign in at "))
+        .unwrap_or_else(|| panic!("seed says how to sign in:\n{printed}"));
+    let password = intro
+        .rsplit_once("with the password ")
+        .map(|(_, p)| p.trim_end_matches(':').to_owned())
+        .expect("the password is printed");
+    let rows = printed
+        .lines()
+        .skip_while(|line| !line.trim_start().starts_with("role"))
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            (cells[0].to_owned(), cells[1].to_owned(), cells.get(2).map(|n| n.parse().unwrap()))
+        })
+        .collect();
+    (password, rows)
+}
+
+#[tokio::test]
+async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credited_agents() {
+    let settings = test_settings();
+    let seed = ["seed", "--accounts", "60", "--payments", "90", "--agents", "2"];
+    let printed = Arrears::run(&seed, &settings, &[("BIND", "127.0.0.1:8123")]);
+    assert!(
+        printed.contains("Sign in at http://127.0.0.1:8123/ "),
+        "the console's address:\n{printed}"
+    );
+    let (password, users) = sign_in(&printed);
+    assert_eq!(password, arrears::seed::DEMO_PASSWORD);
+    let roles: Vec<&str> = users.iter().map(|(role, _, _)| role.as_str()).collect();
+    assert_eq!(roles, ["manager", "viewer", "agent", "agent"], "{printed}");
+    let first: i64 = users.iter().filter_map(|(_, _, n)| *n).sum();
+    assert!(first > 0, "the agents own accounts");
+
+    // Seeding again adds accounts to the same users.
+    let again = sign_in(&Arrears::run(&seed, &settings, &[])).1;
+    let emails = |rows: &[SignIn]| rows.iter().map(|(_, e, _)| e.clone()).collect::<Vec<_>>();
+    assert_eq!(emails(&again), emails(&users), "the same users");
+    assert!(
+        again.iter().filter_map(|(_, _, n)| *n).sum::<i64>() > first,
+        "the agents own the new accounts too"
+    );
+
+    let app = spawn_app_with(|s| {
+        s.database_url = settings.database_url.clone();
+        s.data_dir = settings.data_dir.clone();
+    })
+    .await;
+    let mut tokens = HashMap::new();
+    for (role, email, _) in &users {
+        let (status, body) = app.login(email, &password).await;
+        assert_eq!(status, 200, "{role} {email} signs in with the printed password: {body}");
+        tokens.insert(email.clone(), body["access_token"].as_str().unwrap().to_owned());
+    }
+    let manager = &tokens[&users[0].1];
+
+    let get = |path: String| {
+        let app = &app;
+        async move {
+            let (status, body) = status_json(app.get(&path, manager).await).await;
+            assert_eq!(status, 200, "GET {path}: {body}");
+            body
+        }
+    };
+    let promised = get("/api/v1/accounts?status=promise_to_pay&page_size=100".to_owned()).await;
+    let promised = promised["data"].as_array().unwrap();
+    assert!(!promised.is_empty(), "some accounts are promise_to_pay");
+    for account in promised {
+        let id = account["id"].as_str().unwrap();
+        let promises = get(format!("/api/v1/accounts/{id}/promises")).await;
+        let open: Vec<&Value> = promises["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["status"] == "open")
+            .collect();
+        assert_eq!(open.len(), 1, "a promise_to_pay account has its open promise: {promises}");
+        let timeline = get(format!("/api/v1/accounts/{id}/activities")).await;
+        let calls = timeline["data"].as_array().unwrap();
+        assert!(
+            calls.iter().any(|a| a["type"] == "call" && a["outcome"] == "promise_to_pay"),
+            "the call that made the promise is in the timeline: {timeline}"
+        );
+    }
+    let counts: Vec<(String, i64)> = sqlx::query_as("SELECT status, count(*) FROM promises GROUP BY status ORDER BY status")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = counts.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(statuses, ["broken", "kept", "open"], "promises kept, broken and open");
+
+    let snapshot: i64 = sqlx::query_scalar("SELECT count(*) FROM account_day_snapshots WHERE day = (now() AT TIME ZONE 'UTC')::date")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(snapshot, 120, "today's KPI snapshot holds the accounts of both runs");
+    let report = get("/api/v1/kpis?group_by=agent".to_owned()).await;
+    let agents: Vec<String> = sqlx::query_scalar("SELECT id::text FROM users WHERE role = 'agent'")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let groups = report["groups"].as_array().unwrap();
+    for agent in &agents {
+        let group = groups
+            .iter()
+            .find(|g| g["key"] == agent.as_str())
+            .unwrap_or_else(|| panic!("agent {agent} has figures: {report}"));
+        assert!(group["contact_attempts"].as_i64().unwrap() > 0, "{group}");
+    }
+    let made_by_agents: i64 = groups
+        .iter()
+        .filter(|g| agents.iter().any(|a| g["key"] == a.as_str()))
+        .map(|g| g["promises_made"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        made_by_agents,
+        report["total"]["promises_made"].as_i64().unwrap(),
+        "the agents made every promise"
+    );
+    assert!(made_by_agents > 0, "promises were made in the period: {report}");
+}
