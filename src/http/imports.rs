@@ -16,6 +16,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
@@ -326,7 +327,7 @@ where
     if let Some(first) = idempotency::claim(&mut tx, &caller, IDEMPOTENCY_SCOPE, key.as_deref(), &hash).await? {
         return Ok(replay(first));
     }
-    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, JobStatus::Queued).await?;
     let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
     let response = accept(
         tx,
@@ -354,7 +355,7 @@ async fn visible_import(state: &AppState, caller: &Principal, id: Uuid) -> Resul
         Code::NotFound => Error::not_found("import"),
         _ => e,
     })?;
-    if job.kind == "import" {
+    if job.kind == JobKind::Import {
         Ok(job)
     } else {
         Err(Error::not_found("import"))

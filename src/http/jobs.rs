@@ -11,6 +11,7 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 
 use crate::domain::bulk::{BulkUpdateRequest, MAX_BULK_ROWS};
+use crate::domain::job::JobKind;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -162,7 +163,7 @@ async fn submit(caller: Principal, state: AppState, key: Option<String>, request
         role: caller.role,
     };
     let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
-    let job = jobs::create(&mut tx, "bulk_update", &params, caller.user_id, &ids).await?;
+    let job = jobs::create(&mut tx, JobKind::BulkUpdate, &params, caller.user_id, &ids).await?;
     let view = serde_json::to_value(JobView::from(job.clone())).map_err(anyhow::Error::from)?;
     let response = accept(
         tx,
@@ -219,7 +220,8 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState) -> Result<Response
     let job = visible_job(state.pool(), &caller, id).await?;
     if job.finished_at.is_some() {
         return Err(
-            Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status)).with_extension("allowed", json!([])),
+            Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status.as_str()))
+                .with_extension("allowed", json!([])),
         );
     }
     let job = jobs::cancel(state.pool(), id).await?.ok_or_else(|| Error::not_found("job"))?;

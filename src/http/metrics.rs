@@ -6,6 +6,7 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderMap, HeaderValue, header};
 use warp::reply::{Reply, Response};
 
+use crate::domain::job::JobKind;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{bearer_token, with_state};
 use crate::http::respond;
@@ -47,9 +48,9 @@ async fn sample_gauges(state: &AppState) {
     metrics::pool(pool.size().saturating_sub(idle), idle, state.settings().database_max_connections);
     match store::jobs::queued_by_kind(pool).await {
         Ok(queued) => {
-            for kind in store::jobs::KINDS {
-                let count = queued.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n);
-                metrics::jobs_queued(kind, count);
+            for kind in JobKind::ALL {
+                let count = queued.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n);
+                metrics::jobs_queued(kind.as_str(), count);
             }
         }
         Err(err) => tracing::warn!(error = %err, "reading the job queue for metrics failed"),

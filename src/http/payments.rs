@@ -2,14 +2,13 @@
 //! processor, search (index) and statistics (index aggregations).
 
 use chrono::Utc;
-use serde::Serialize;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::domain::document::{Entity, PaymentDoc};
+use crate::domain::document::Entity;
 use crate::domain::payment::{CreatePayment, PatchPayment, Simulate};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -25,45 +24,9 @@ use crate::http::{self as api, ListPage, respond, with_etag};
 use crate::lists::accounts::{encode_search_cursor, facets_json};
 use crate::lists::payments as payment_list;
 use crate::lists::payments::{PaymentListParams, PaymentStats, StatsParams};
-use crate::service::payments::{self as service, PaymentView, Recorded, Simulated, currency_of};
+use crate::service::payments::{self as service, PaymentView, Recorded, Simulated};
 use crate::state::AppState;
 use crate::store::{accounts, payments};
-
-/// A search hit: the payment and the account fields it was found by.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentHitView {
-    #[serde(flatten)]
-    pub payment: PaymentView,
-    pub account_number: String,
-    pub debtor_name: String,
-    pub assigned_agent_id: Option<Uuid>,
-}
-
-impl PaymentHitView {
-    fn from_doc(doc: PaymentDoc) -> Result<Self> {
-        let currency = currency_of(&doc.currency)?;
-        Ok(Self {
-            payment: PaymentView {
-                id: doc.id,
-                account_id: doc.account_id,
-                amount: currency.format(doc.amount),
-                currency: currency.code().to_owned(),
-                method: doc.method,
-                status: doc.status,
-                reference: doc.reference,
-                received_at: doc.received_at,
-                failure_reason: doc.failure_reason,
-                created_by: doc.created_by,
-                created_at: doc.created_at,
-                updated_at: doc.updated_at,
-                search_version: doc.search_version,
-            },
-            account_number: doc.account_number,
-            debtor_name: doc.debtor_name,
-            assigned_agent_id: doc.assigned_agent_id,
-        })
-    }
-}
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
@@ -155,7 +118,7 @@ async fn create(
         ];
         wait_until_indexed(&state, wait, &documents).await?;
     }
-    let view = PaymentView::from_row(row)?;
+    let view = PaymentView::from(row);
     let mut response = with_etag(api::json(StatusCode::CREATED, &view), version);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/payments/{payment_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -178,7 +141,7 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
         .ok_or_else(|| Error::not_found("account"))?;
     let rows = payments::for_account(state.pool(), account_id, page.after, page.fetch()).await?;
     let total = payments::count_for_account(state.pool(), account_id).await?;
-    let body = page.finish(rows, total, |p| (p.received_at, p.id), PaymentView::from_row)?;
+    let body = page.finish(rows, total, |p| (p.received_at, p.id), |p| Ok(PaymentView::from(p)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
@@ -195,7 +158,7 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
         .await?
         .ok_or_else(|| Error::not_found("payment"))?;
     let version = row.search_version;
-    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from(row)), version))
 }
 
 #[utoipa::path(patch, path = "/api/v1/payments/{id}", tag = "payments", operation_id = "update_payment_status",
@@ -219,7 +182,7 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
     )
     .await?;
     let version = row.search_version;
-    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from(row)), version))
 }
 
 #[utoipa::path(post, path = "/api/v1/payments/{id}/simulate", tag = "payments", operation_id = "simulate_payment",
@@ -234,15 +197,15 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) -> Result<Response> {
     match service::simulate(state.pool(), &caller, id, body.outcome).await? {
-        Simulated::Now(row) => Ok(api::json(StatusCode::OK, &PaymentView::from_row(row)?)),
-        Simulated::Later(row) => Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from_row(row)?)),
+        Simulated::Now(row) => Ok(api::json(StatusCode::OK, &PaymentView::from(row))),
+        Simulated::Later(row) => Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from(row))),
     }
 }
 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "search_payments",
     params(PaymentListParams),
     responses(
-        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentHitView>),
+        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentView>),
         (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
         (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
     ))]
@@ -252,11 +215,7 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     let query = payment_list::parse(&raw, &caller)?;
     let signature = payment_list::sort_signature(query.sort);
     let page = state.search().search_payments(query).await?;
-    let data = page
-        .hits
-        .into_iter()
-        .map(|hit| PaymentHitView::from_doc(hit.doc))
-        .collect::<Result<Vec<_>>>()?;
+    let data: Vec<PaymentView> = page.hits.into_iter().map(|hit| PaymentView::from(hit.doc)).collect();
     let body = ListPage {
         data,
         total: page.total,

@@ -9,9 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::domain::activity::from_wire;
 use crate::domain::document::Entity;
-use crate::domain::money::Currency;
 use crate::domain::plan::{CreatePlan, Frequency, InstalmentStatus, PlanStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -63,11 +61,8 @@ pub struct InstalmentView {
 }
 
 impl PlanView {
-    fn new(row: PlanRow, instalments: Option<Vec<InstalmentRow>>) -> Result<Self> {
-        let invalid = |what: &str| Error::Internal(anyhow::anyhow!("plan {} has {what}", row.id));
-        let currency = Currency::parse(&row.currency).map_err(|e| invalid(&format!("currency: {e}")))?;
-        let status = PlanStatus::parse(&row.status).ok_or_else(|| invalid(&format!("status {}", row.status)))?;
-        let frequency = from_wire::<Frequency>(&row.frequency).ok_or_else(|| invalid(&format!("frequency {}", row.frequency)))?;
+    fn new(row: PlanRow, instalments: Option<Vec<InstalmentRow>>) -> Self {
+        let currency = row.currency;
         let instalments = instalments.map(|rows| {
             rows.into_iter()
                 .map(|i| InstalmentView {
@@ -81,15 +76,15 @@ impl PlanView {
                 })
                 .collect()
         });
-        Ok(Self {
+        Self {
             id: row.id,
             account_id: row.account_id,
             total: currency.format(row.total),
             currency: currency.code().to_owned(),
-            frequency,
+            frequency: row.frequency,
             day_of_month: row.day_of_month,
             first_due_date: row.first_due_date,
-            status,
+            status: row.status,
             instalment_count: row.instalment_count,
             paid_total: currency.format(row.paid_total),
             missed_count: row.missed_count,
@@ -97,14 +92,14 @@ impl PlanView {
             created_at: row.created_at,
             resolved_at: row.resolved_at,
             instalments,
-        })
+        }
     }
 }
 
 /// A plan with its instalments, as a single plan's answers show it.
 async fn full_view(state: &AppState, row: PlanRow) -> Result<PlanView> {
     let instalments = plans::instalments(state.pool(), row.id).await?;
-    PlanView::new(row, Some(instalments))
+    Ok(PlanView::new(row, Some(instalments)))
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -200,7 +195,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 async fn page_of(state: &AppState, filter: &PlanFilter, page: PageRequest) -> Result<Response> {
     let rows = plans::list(state.pool(), filter, page.after, page.fetch()).await?;
     let total = plans::count(state.pool(), filter).await?;
-    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| PlanView::new(p, None))?;
+    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| Ok(PlanView::new(p, None)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 

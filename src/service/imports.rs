@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::error::{FieldError, Result};
 use crate::import::RowError;
 use crate::import::columns::{Column, Mapping};
@@ -105,10 +106,10 @@ pub async fn stage(
     params: &ImportParams,
     rows: &[Row],
     duplicates: &[Option<RowError>],
-    status: &str,
+    status: JobStatus,
 ) -> Result<JobRow> {
     let value = serde_json::to_value(params).map_err(anyhow::Error::from)?;
-    let job = jobs::insert(&mut *tx, "import", status, &value, params.actor, rows.len() as i64).await?;
+    let job = jobs::insert(&mut *tx, JobKind::Import, status, &value, params.actor, rows.len() as i64).await?;
     let settled = imports::stage(&mut *tx, job.id, rows, duplicates).await?;
     if settled > 0 {
         jobs::advance(&mut *tx, job.id, settled, settled).await?;

@@ -6,6 +6,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Error, Result};
@@ -16,8 +17,8 @@ use crate::store::jobs::{self, JobRow};
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
     pub total: i64,
     pub processed: i64,
     pub succeeded: i64,
@@ -82,7 +83,7 @@ pub enum Failure {
 /// Up to `limit` of the rows `job` could not change after the row `after`, in order,
 /// each with its sequence number.
 pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Failure)>> {
-    if job.kind == "import" {
+    if job.kind == JobKind::Import {
         let rows = imports::failed(pool, job.id, after.unwrap_or(0), limit).await?;
         return Ok(rows
             .into_iter()

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::activity::{NewActivity, wire_name};
+use crate::domain::activity::{ActivityType, Direction, NewActivity, Outcome};
 use crate::error::Result;
 
 #[derive(Clone, Debug, FromRow)]
@@ -12,9 +12,9 @@ pub struct ActivityRow {
     pub id: Uuid,
     pub account_id: Uuid,
     #[sqlx(rename = "type")]
-    pub kind: String,
-    pub direction: Option<String>,
-    pub outcome: Option<String>,
+    pub kind: ActivityType,
+    pub direction: Option<Direction>,
+    pub outcome: Option<Outcome>,
     pub notes: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub next_action_at: Option<DateTime<Utc>>,
@@ -40,9 +40,9 @@ pub async fn insert(
     )))
     .bind(Uuid::now_v7())
     .bind(account_id)
-    .bind(wire_name(&activity.kind))
-    .bind(activity.direction.as_ref().map(wire_name))
-    .bind(activity.outcome.as_ref().map(wire_name))
+    .bind(activity.kind)
+    .bind(activity.direction)
+    .bind(activity.outcome)
     .bind(activity.notes.as_deref())
     .bind(activity.occurred_at)
     .bind(activity.next_action_at)
@@ -57,8 +57,8 @@ pub async fn insert(
 pub struct ActivityFilter {
     pub account_ids: Vec<Uuid>,
     pub agent_id: Option<Uuid>,
-    pub types: Vec<String>,
-    pub outcomes: Vec<String>,
+    pub types: Vec<ActivityType>,
+    pub outcomes: Vec<Outcome>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Also the activities of deleted accounts (managers only).

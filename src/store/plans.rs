@@ -7,7 +7,8 @@ use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::plan::NewPlan;
+use crate::domain::money::Currency;
+use crate::domain::plan::{Frequency, NewPlan, PlanStatus};
 use crate::domain::search::AgentFilter;
 use crate::error::Result;
 
@@ -17,14 +18,14 @@ pub struct PlanRow {
     pub id: Uuid,
     pub account_id: Uuid,
     pub total: Decimal,
-    pub frequency: String,
+    pub frequency: Frequency,
     pub day_of_month: Option<i16>,
     pub first_due_date: NaiveDate,
-    pub status: String,
+    pub status: PlanStatus,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    pub currency: String,
+    pub currency: Currency,
     pub assigned_agent_id: Option<Uuid>,
     pub instalment_count: i64,
     pub paid_total: Decimal,
@@ -60,7 +61,7 @@ pub async fn insert(tx: &mut PgConnection, account_id: Uuid, plan: &NewPlan, act
     .bind(id)
     .bind(account_id)
     .bind(plan.total)
-    .bind(plan.frequency.as_str())
+    .bind(plan.frequency)
     .bind(plan.day_of_month.map(|d| d as i16))
     .bind(plan.first_due_date)
     .bind(actor)
@@ -115,7 +116,7 @@ pub async fn cancel(tx: &mut PgConnection, id: Uuid) -> Result<Option<PlanRow>> 
 /// What `GET /plans` may filter on; empty lists mean "any".
 #[derive(Clone, Debug, Default)]
 pub struct PlanFilter {
-    pub statuses: Vec<String>,
+    pub statuses: Vec<PlanStatus>,
     pub account_ids: Vec<Uuid>,
     pub agent: Option<AgentFilter>,
 }

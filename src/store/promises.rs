@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::promise::PromiseStatus;
 use crate::error::Result;
 
 #[derive(Clone, Debug, FromRow)]
@@ -14,7 +15,7 @@ pub struct PromiseRow {
     pub account_id: Uuid,
     pub amount: Decimal,
     pub due_date: NaiveDate,
-    pub status: String,
+    pub status: PromiseStatus,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
