@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::activity::{ActivityType, Direction, NewActivity, Outcome};
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ActivityRow {
@@ -92,21 +93,13 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
 
 /// Newest first, after a keyset position.
 pub async fn list(pool: &PgPool, filter: &ActivityFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<ActivityRow>> {
-    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM activities"));
-    push_filter(&mut qb, filter);
-    if let Some((at, id)) = after {
-        qb.push(" AND (occurred_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<ActivityRow>().fetch_all(pool).await?)
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM activities"));
+    push_filter(&mut query, filter);
+    NewestFirst::by("occurred_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, filter: &ActivityFilter) -> Result<i64> {
-    let mut qb = QueryBuilder::new("SELECT count(*) FROM activities");
-    push_filter(&mut qb, filter);
-    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
+    let mut query = QueryBuilder::new("SELECT count(*) FROM activities");
+    push_filter(&mut query, filter);
+    keyset::count(pool, query).await
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::domain::activity::{Outcome, from_wire};
 use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, Standing, known_zone};
 use crate::error::{Error, Result};
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(FromRow)]
 struct PolicyRow {
@@ -215,27 +216,20 @@ pub async fn list_overrides(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OverrideRow>> {
-    Ok(sqlx::query_as::<_, OverrideRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {OVERRIDE_COLUMNS} FROM contact_overrides
-         WHERE ($1::uuid IS NULL OR account_id = $1)
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(account_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(
+        &format!("SELECT {OVERRIDE_COLUMNS} FROM contact_overrides"),
+        "account_id",
+        account_id,
+    );
+    NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM contact_overrides WHERE ($1::uuid IS NULL OR account_id = $1)")
-            .bind(account_id)
-            .fetch_one(pool)
-            .await?,
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM contact_overrides", "account_id", account_id),
     )
+    .await
 }
 
 /// Every zone the guard may use: the accounts' (unknown ones included) and the country

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::job::{JobKind, JobStatus};
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 pub const CHANNEL: &str = "jobs";
 /// A running job whose process stopped sending heartbeats this long ago is taken over.
@@ -111,26 +112,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>> {
 
 /// Jobs newest first; only `owner`'s when given.
 pub async fn list(pool: &PgPool, owner: Option<Uuid>, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM jobs WHERE ($1::uuid IS NULL OR created_by = $1)
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(owner)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(&format!("SELECT {COLUMNS} FROM jobs"), "created_by", owner);
+    NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, owner: Option<Uuid>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE $1::uuid IS NULL OR created_by = $1")
-            .bind(owner)
-            .fetch_one(pool)
-            .await?,
-    )
+    keyset::count(pool, keyset::rows_where("SELECT count(*) FROM jobs", "created_by", owner)).await
 }
 
 /// A queued job is cancelled at once; a running one stops after its current chunk.

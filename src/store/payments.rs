@@ -10,6 +10,7 @@ use crate::domain::document::PaymentDoc;
 use crate::domain::money::Currency;
 use crate::domain::payment::{Method, NewPayment, PaymentStatus};
 use crate::error::{Error, Result};
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PaymentRow {
@@ -242,24 +243,16 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: PaymentStatus, 
 
 /// An account's payments, most recently received first, after a keyset position.
 pub async fn for_account(pool: &PgPool, account_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<PaymentRow>> {
-    Ok(sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE account_id = $1
-           AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3))
-         ORDER BY received_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(account_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(&format!("SELECT {COLUMNS} FROM payments"), "account_id", Some(account_id));
+    NewestFirst::by("received_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count_for_account(pool: &PgPool, account_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM payments WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(pool)
-        .await?)
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM payments", "account_id", Some(account_id)),
+    )
+    .await
 }
 
 /// Documents of the payments that still exist among `ids` (what the worker indexes).

@@ -11,6 +11,7 @@ use crate::domain::money::Currency;
 use crate::domain::plan::{Frequency, NewPlan, PlanStatus};
 use crate::domain::search::AgentFilter;
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 /// A plan with what its list and view show of its account and instalments.
 #[derive(Clone, Debug, FromRow)]
@@ -142,23 +143,15 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &PlanFilter) {
 
 /// Newest first, after a keyset position.
 pub async fn list(pool: &PgPool, filter: &PlanFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<PlanRow>> {
-    let mut qb = QueryBuilder::new(SELECT);
-    push_filter(&mut qb, filter);
-    if let Some((at, id)) = after {
-        qb.push(" AND (p.created_at, p.id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY p.created_at DESC, p.id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<PlanRow>().fetch_all(pool).await?)
+    let mut query = QueryBuilder::new(SELECT);
+    push_filter(&mut query, filter);
+    NewestFirst::by("p.created_at", "p.id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, filter: &PlanFilter) -> Result<i64> {
-    let mut qb = QueryBuilder::new("SELECT count(*) FROM plans p JOIN accounts a ON a.id = p.account_id");
-    push_filter(&mut qb, filter);
-    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
+    let mut query = QueryBuilder::new("SELECT count(*) FROM plans p JOIN accounts a ON a.id = p.account_id");
+    push_filter(&mut query, filter);
+    keyset::count(pool, query).await
 }
 
 /// What one scheduler run did.
