@@ -408,6 +408,7 @@ pub async fn import(
     actor: &str,
     errors_out: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
+    use crate::domain::job::JobStatus;
     use crate::domain::role::{Action, allows};
     use crate::jobs::import as runner;
     use crate::service::imports::{self as submission, ImportParams};
@@ -449,7 +450,7 @@ pub async fn import(
         mapping,
     };
     let mut tx = pool.begin().await?;
-    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "running").await?;
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, JobStatus::Running).await?;
     tx.commit().await?;
     let bar = progress_bar(job.total as u64, "import rows");
     loop {
@@ -471,7 +472,7 @@ pub async fn import(
     println!(
         "import {} ({}) in {:.1} s: {} rows, {} failed",
         done.id,
-        done.status,
+        done.status.as_str(),
         started.elapsed().as_secs_f64(),
         done.total,
         done.failed

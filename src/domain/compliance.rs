@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::activity::{ActivityType, Direction, Outcome};
 
-/// A way of reaching the debtor that the guard controls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+/// A way of reaching the debtor that the guard controls. Stored as text
+/// (`contact_overrides.channel`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Channel {
     Call,
     Sms,

@@ -91,6 +91,37 @@ impl CurrencyAmount {
     }
 }
 
+/// Stored as its code in a text column (`currency`, whose CHECK asks for three capitals);
+/// a code this build cannot hold balances in fails to decode.
+impl sqlx::Type<sqlx::Postgres> for Currency {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl sqlx::postgres::PgHasArrayType for Currency {
+    fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+        <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+    }
+}
+
+impl sqlx::Encode<'_, sqlx::Postgres> for Currency {
+    fn encode_by_ref(&self, buf: &mut sqlx::postgres::PgArgumentBuffer) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.code(), buf)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Postgres> for Currency {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        let code = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+        Ok(Self::parse(code)?)
+    }
+}
+
 impl FromStr for Currency {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

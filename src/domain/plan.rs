@@ -11,8 +11,10 @@ use crate::domain::refusal::FieldError;
 /// The most instalments one plan may have (five years of weekly instalments).
 pub const MAX_INSTALMENTS: u32 = 260;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+/// Stored as text (`plans.status`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum PlanStatus {
     Active,
     Completed,
@@ -38,22 +40,14 @@ impl PlanStatus {
 }
 
 /// How often instalments fall due: every week, every two weeks, or monthly on a day.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// Stored as text (`plans.frequency`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum Frequency {
     Weekly,
     Biweekly,
     Monthly,
-}
-
-impl Frequency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Weekly => "weekly",
-            Self::Biweekly => "biweekly",
-            Self::Monthly => "monthly",
-        }
-    }
 }
 
 /// An instalment's state, derived from what it was paid and whether it was missed.

@@ -7,13 +7,26 @@ use serde::{Deserialize, Serialize};
 use super::money::Currency;
 use crate::domain::refusal::FieldError;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+/// Stored as text (`promises.status`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum PromiseStatus {
     Open,
     Kept,
     Broken,
     Cancelled,
+}
+
+impl PromiseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Kept => "kept",
+            Self::Broken => "broken",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Body of `POST /accounts/{id}/promises`.

@@ -8,12 +8,12 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::domain::activity::{CreateActivity, from_wire};
+use crate::domain::activity::{ActivityType, CreateActivity, Direction, Outcome};
 use crate::domain::document::Entity;
 use crate::domain::money::Currency;
 use crate::domain::principal::Principal;
 use crate::domain::promise::{CreatePromise, PromiseStatus};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::ListPage;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::WaitForParam;
@@ -33,9 +33,9 @@ pub struct ActivityView {
     pub id: Uuid,
     pub account_id: Uuid,
     #[serde(rename = "type")]
-    pub kind: String,
-    pub direction: Option<String>,
-    pub outcome: Option<String>,
+    pub kind: ActivityType,
+    pub direction: Option<Direction>,
+    pub outcome: Option<Outcome>,
     pub notes: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub next_action_at: Option<DateTime<Utc>>,
@@ -74,20 +74,18 @@ pub struct PromiseView {
 }
 
 impl PromiseView {
-    fn new(row: PromiseRow, currency: Currency) -> Result<Self> {
-        let status = from_wire::<PromiseStatus>(&row.status)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("promise {} has status {}", row.id, row.status)))?;
-        Ok(Self {
+    fn new(row: PromiseRow, currency: Currency) -> Self {
+        Self {
             id: row.id,
             account_id: row.account_id,
             amount: currency.format(row.amount),
             currency: currency.code().to_owned(),
             due_date: row.due_date,
-            status,
+            status: row.status,
             created_by: row.created_by,
             created_at: row.created_at,
             resolved_at: row.resolved_at,
-        })
+        }
     }
 }
 
@@ -206,7 +204,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePromise) -> Result<Response> {
     let made = service_promises::make(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, made.account_version)]).await?;
-    Ok(api::json(StatusCode::CREATED, &PromiseView::new(made.row, made.currency)?))
+    Ok(api::json(StatusCode::CREATED, &PromiseView::new(made.row, made.currency)))
 }
 
 /// An account's promises to pay
@@ -220,7 +218,7 @@ async fn promise(account_id: Uuid, caller: Principal, state: AppState, wait: Wai
 async fn promises(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::from_query(&raw)?;
     let (rows, total, currency) = service_promises::for_account(state.pool(), &caller, account_id, page.window()).await?;
-    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| PromiseView::new(p, currency))?;
+    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| Ok(PromiseView::new(p, currency)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
@@ -237,5 +235,5 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
     let cancelled = service_promises::cancel(state.pool(), &caller, id, state.clock().now()).await?;
     let account = (Entity::Account, cancelled.row.account_id, cancelled.account_version);
     wait_until_indexed(&state, wait, &[account]).await?;
-    Ok(api::json(StatusCode::OK, &PromiseView::new(cancelled.row, cancelled.currency)?))
+    Ok(api::json(StatusCode::OK, &PromiseView::new(cancelled.row, cancelled.currency)))
 }

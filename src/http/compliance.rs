@@ -43,7 +43,7 @@ struct ContactStanding {
 struct OverrideView {
     id: Uuid,
     account_id: Uuid,
-    channel: String,
+    channel: Channel,
     reason: String,
     granted_by: Uuid,
     created_at: DateTime<Utc>,

@@ -49,7 +49,7 @@ async fn sample_gauges(state: &AppState) {
     match system::queued_jobs(pool).await {
         Ok(queued) => {
             for (kind, count) in queued {
-                metrics::jobs_queued(kind, count);
+                metrics::jobs_queued(kind.as_str(), count);
             }
         }
         Err(err) => tracing::warn!(error = %err, "reading the job queue for metrics failed"),

@@ -9,6 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::domain::notification::NotificationKind;
 use crate::domain::principal::Principal;
 use crate::error::Result;
 use crate::http::ListPage;
@@ -23,7 +24,7 @@ use crate::state::AppState;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: NotificationKind,
     pub title: String,
     pub data: Value,
     pub read_at: Option<DateTime<Utc>>,

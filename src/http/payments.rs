@@ -2,14 +2,13 @@
 //! processor, search (index) and statistics (index aggregations).
 
 use chrono::Utc;
-use serde::Serialize;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::domain::document::{Entity, PaymentDoc};
+use crate::domain::document::Entity;
 use crate::domain::payment::{CreatePayment, PatchPayment, Simulate};
 use crate::domain::principal::Principal;
 use crate::error::Result;
@@ -23,44 +22,8 @@ use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond, with_etag};
 use crate::lists::accounts::{encode_search_cursor, facets_json};
 use crate::lists::payments::{PaymentListParams, PaymentStats, StatsParams};
-use crate::service::payments::{self as service, PaymentView, Recorded, Simulated, currency_of};
+use crate::service::payments::{self as service, PaymentView, Recorded, Simulated};
 use crate::state::AppState;
-
-/// A search hit: the payment and the account fields it was found by.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct PaymentHitView {
-    #[serde(flatten)]
-    pub payment: PaymentView,
-    pub account_number: String,
-    pub debtor_name: String,
-    pub assigned_agent_id: Option<Uuid>,
-}
-
-impl PaymentHitView {
-    fn from_doc(doc: PaymentDoc) -> Result<Self> {
-        let currency = currency_of(&doc.currency)?;
-        Ok(Self {
-            payment: PaymentView {
-                id: doc.id,
-                account_id: doc.account_id,
-                amount: currency.format(doc.amount),
-                currency: currency.code().to_owned(),
-                method: doc.method,
-                status: doc.status,
-                reference: doc.reference,
-                received_at: doc.received_at,
-                failure_reason: doc.failure_reason,
-                created_by: doc.created_by,
-                created_at: doc.created_at,
-                updated_at: doc.updated_at,
-                search_version: doc.search_version,
-            },
-            account_number: doc.account_number,
-            debtor_name: doc.debtor_name,
-            assigned_agent_id: doc.assigned_agent_id,
-        })
-    }
-}
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
@@ -152,7 +115,7 @@ async fn create(
         (Entity::Account, account_id, account_version),
     ];
     wait_until_indexed(&state, wait, &documents).await?;
-    let view = PaymentView::from_row(row)?;
+    let view = PaymentView::from(row);
     let mut response = with_etag(api::json(StatusCode::CREATED, &view), version);
     if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/payments/{payment_id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -171,7 +134,7 @@ async fn create(
 async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::from_query(&raw)?;
     let (rows, total) = service::for_account(state.pool(), &caller, account_id, page.window()).await?;
-    let body = page.finish(rows, total, |p| (p.received_at, p.id), PaymentView::from_row)?;
+    let body = page.finish(rows, total, |p| (p.received_at, p.id), |p| Ok(PaymentView::from(p)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
@@ -186,7 +149,7 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let row = service::get(state.pool(), &caller, id).await?;
     let version = row.search_version;
-    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from(row)), version))
 }
 
 /// Change a payment's status
@@ -211,7 +174,7 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
     )
     .await?;
     let version = row.search_version;
-    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from_row(row)?), version))
+    Ok(with_etag(api::json(StatusCode::OK, &PaymentView::from(row)), version))
 }
 
 /// Simulate the processor's answer
@@ -227,8 +190,8 @@ async fn patch(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexe
 #[tracing::instrument(skip_all, fields(payment_id = %id))]
 async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) -> Result<Response> {
     match service::simulate(state.pool(), &caller, id, body.outcome).await? {
-        Simulated::Now(row) => Ok(api::json(StatusCode::OK, &PaymentView::from_row(row)?)),
-        Simulated::Later(row) => Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from_row(row)?)),
+        Simulated::Now(row) => Ok(api::json(StatusCode::OK, &PaymentView::from(row))),
+        Simulated::Later(row) => Ok(api::json(StatusCode::ACCEPTED, &PaymentView::from(row))),
     }
 }
 
@@ -236,18 +199,14 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "search_payments",
     params(PaymentListParams),
     responses(
-        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentHitView>),
+        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentView>),
         (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
         (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn search(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let (page, signature) = service::search(state.search().as_ref(), &caller, &raw).await?;
-    let data = page
-        .hits
-        .into_iter()
-        .map(|hit| PaymentHitView::from_doc(hit.doc))
-        .collect::<Result<Vec<_>>>()?;
+    let data: Vec<PaymentView> = page.hits.into_iter().map(|hit| PaymentView::from(hit.doc)).collect();
     let body = ListPage {
         data,
         total: page.total,

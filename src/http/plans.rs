@@ -9,12 +9,10 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::domain::activity::from_wire;
 use crate::domain::document::Entity;
-use crate::domain::money::Currency;
 use crate::domain::plan::{CreatePlan, Frequency, InstalmentStatus, PlanStatus};
 use crate::domain::principal::Principal;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::WaitForParam;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
@@ -60,11 +58,8 @@ pub struct InstalmentView {
 }
 
 impl PlanView {
-    fn new(row: PlanRow, instalments: Option<Vec<InstalmentRow>>) -> Result<Self> {
-        let invalid = |what: &str| Error::Internal(anyhow::anyhow!("plan {} has {what}", row.id));
-        let currency = Currency::parse(&row.currency).map_err(|e| invalid(&format!("currency: {e}")))?;
-        let status = PlanStatus::parse(&row.status).ok_or_else(|| invalid(&format!("status {}", row.status)))?;
-        let frequency = from_wire::<Frequency>(&row.frequency).ok_or_else(|| invalid(&format!("frequency {}", row.frequency)))?;
+    fn new(row: PlanRow, instalments: Option<Vec<InstalmentRow>>) -> Self {
+        let currency = row.currency;
         let instalments = instalments.map(|rows| {
             rows.into_iter()
                 .map(|i| InstalmentView {
@@ -78,15 +73,15 @@ impl PlanView {
                 })
                 .collect()
         });
-        Ok(Self {
+        Self {
             id: row.id,
             account_id: row.account_id,
             total: currency.format(row.total),
             currency: currency.code().to_owned(),
-            frequency,
+            frequency: row.frequency,
             day_of_month: row.day_of_month,
             first_due_date: row.first_due_date,
-            status,
+            status: row.status,
             instalment_count: row.instalment_count,
             paid_total: currency.format(row.paid_total),
             missed_count: row.missed_count,
@@ -94,7 +89,7 @@ impl PlanView {
             created_at: row.created_at,
             resolved_at: row.resolved_at,
             instalments,
-        })
+        }
     }
 }
 
@@ -154,7 +149,7 @@ pub struct Api;
 async fn create(account_id: Uuid, caller: Principal, state: AppState, wait: WaitForIndexed, body: CreatePlan) -> Result<Response> {
     let planned = service::make(state.pool(), &caller, account_id, body, state.clock().now()).await?;
     wait_until_indexed(&state, wait, &[(Entity::Account, account_id, planned.account_version)]).await?;
-    let view = PlanView::new(planned.row, Some(planned.instalments))?;
+    let view = PlanView::new(planned.row, Some(planned.instalments));
     Ok(api::json(StatusCode::CREATED, &view))
 }
 
@@ -188,7 +183,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 }
 
 fn plans_page(page: PageRequest, rows: Vec<PlanRow>, total: i64) -> Result<Response> {
-    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| PlanView::new(p, None))?;
+    let body = page.finish(rows, total, |p| (p.created_at, p.id), |p| Ok(PlanView::new(p, None)))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
@@ -202,7 +197,7 @@ fn plans_page(page: PageRequest, rows: Vec<PlanRow>, total: i64) -> Result<Respo
 #[tracing::instrument(skip_all, fields(plan_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let (row, instalments) = service::get(state.pool(), &caller, id).await?;
-    let view = PlanView::new(row, Some(instalments))?;
+    let view = PlanView::new(row, Some(instalments));
     Ok(api::json(StatusCode::OK, &view))
 }
 
@@ -219,6 +214,6 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
     let cancelled = service::cancel(state.pool(), &caller, id).await?;
     let account = (Entity::Account, cancelled.row.account_id, cancelled.account_version);
     wait_until_indexed(&state, wait, &[account]).await?;
-    let view = PlanView::new(cancelled.row, Some(cancelled.instalments))?;
+    let view = PlanView::new(cancelled.row, Some(cancelled.instalments));
     Ok(api::json(StatusCode::OK, &view))
 }

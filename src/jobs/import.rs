@@ -119,7 +119,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
                 message: format!("account {} is deleted; restore it before importing over it", current.account_number),
             }]),
             Some(current) => {
-                rows::for_update(&context, values, current.fields()?, current.search_version).map(|f| Plan::Update(current.id, f))
+                rows::for_update(&context, values, current.fields(), current.search_version).map(|f| Plan::Update(current.id, f))
             }
             None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
         };

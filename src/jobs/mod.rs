@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::error::Result;
 use crate::shutdown::running;
 use crate::store::jobs::{self, JobRow};
@@ -64,11 +65,11 @@ where
 }
 
 /// How a finished job went, from its counters.
-pub fn final_status(succeeded: i64, failed: i64) -> &'static str {
+pub fn final_status(succeeded: i64, failed: i64) -> JobStatus {
     match (succeeded, failed) {
-        (_, 0) => "succeeded",
-        (0, _) => "failed",
-        _ => "partially_failed",
+        (_, 0) => JobStatus::Succeeded,
+        (0, _) => JobStatus::Failed,
+        _ => JobStatus::PartiallyFailed,
     }
 }
 
@@ -83,16 +84,16 @@ pub async fn finish(pool: &PgPool, job: &JobRow) -> Result<Option<JobRow>> {
     let Some(row) = jobs::get(pool, job.id).await? else {
         return Ok(None);
     };
-    let result = match row.kind.as_str() {
-        "import" => import::summary(pool, &row).await?,
-        _ => serde_json::to_value(Outcome {
+    let result = match row.kind {
+        JobKind::Import => import::summary(pool, &row).await?,
+        JobKind::BulkUpdate => serde_json::to_value(Outcome {
             succeeded: row.succeeded,
             failed: row.failed,
         })
         .map_err(anyhow::Error::from)?,
     };
     let finished = jobs::finish(pool, job.id, final_status(row.succeeded, row.failed), Some(&result)).await?;
-    if row.kind == "import" {
+    if row.kind == JobKind::Import {
         crate::store::imports::discard_applied(pool, job.id).await?;
     }
     Ok(finished)
@@ -127,12 +128,11 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
 }
 
 async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
-    tracing::info!(job_id = %job.id, kind = %job.kind, "job started");
+    tracing::info!(job_id = %job.id, kind = job.kind.as_str(), "job started");
     let started = std::time::Instant::now();
-    let result = match job.kind.as_str() {
-        "bulk_update" => bulk_update::run(pool, &job, shutdown).await,
-        "import" => import::run(pool, &job, shutdown).await,
-        other => Err(crate::error::Error::Internal(anyhow::anyhow!("no runner for {other} jobs"))),
+    let result = match job.kind {
+        JobKind::BulkUpdate => bulk_update::run(pool, &job, shutdown).await,
+        JobKind::Import => import::run(pool, &job, shutdown).await,
     };
     let outcome = match &result {
         Ok(Stop::Done) => "done",
@@ -140,21 +140,21 @@ async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
         Ok(Stop::Interrupted) => "interrupted",
         Err(_) => "failed",
     };
-    metrics::job_ran(&job.kind, outcome, started.elapsed());
+    metrics::job_ran(job.kind.as_str(), outcome, started.elapsed());
     let finished = match result {
         Ok(Stop::Done) => finish(pool, &job).await,
-        Ok(Stop::Cancelled) => jobs::finish(pool, job.id, "cancelled", None).await,
+        Ok(Stop::Cancelled) => jobs::finish(pool, job.id, JobStatus::Cancelled, None).await,
         // Shutting down mid-job: the next process resumes it after the last chunk.
         Ok(Stop::Interrupted) => return,
         Err(err) => {
             tracing::error!(job_id = %job.id, error = %err, "job failed");
             let reason = serde_json::json!({"error": "the job stopped on an internal error; see the server log"});
-            jobs::finish(pool, job.id, "failed", Some(&reason)).await
+            jobs::finish(pool, job.id, JobStatus::Failed, Some(&reason)).await
         }
     };
     match finished {
         Ok(Some(row)) => {
-            tracing::info!(job_id = %row.id, status = %row.status, succeeded = row.succeeded, failed = row.failed, "job finished")
+            tracing::info!(job_id = %row.id, status = row.status.as_str(), succeeded = row.succeeded, failed = row.failed, "job finished")
         }
         Ok(None) => {}
         Err(err) => tracing::warn!(job_id = %job.id, error = %err, "could not record the job's end"),
@@ -167,9 +167,9 @@ mod tests {
 
     #[test]
     fn status_follows_the_counters() {
-        assert_eq!(final_status(10, 0), "succeeded");
-        assert_eq!(final_status(0, 0), "succeeded");
-        assert_eq!(final_status(0, 3), "failed");
-        assert_eq!(final_status(7, 3), "partially_failed");
+        assert_eq!(final_status(10, 0), JobStatus::Succeeded);
+        assert_eq!(final_status(0, 0), JobStatus::Succeeded);
+        assert_eq!(final_status(0, 3), JobStatus::Failed);
+        assert_eq!(final_status(7, 3), JobStatus::PartiallyFailed);
     }
 }

@@ -40,11 +40,11 @@ const PARAMS: &[Param<Request>] = &[
         }
     }),
     Param::new("type", "", schema::list::<ActivityType>, |r, v| {
-        let types = v.each(|t| from_wire::<ActivityType>(t).map(|_| t.to_owned()), "an activity type");
+        let types = v.each(from_wire::<ActivityType>, "an activity type");
         r.list.filter.types.extend(types);
     }),
     Param::new("outcome", "", schema::list::<Outcome>, |r, v| {
-        let outcomes = v.each(|o| from_wire::<Outcome>(o).map(|_| o.to_owned()), "an outcome code");
+        let outcomes = v.each(from_wire::<Outcome>, "an outcome code");
         r.list.filter.outcomes.extend(outcomes);
     }),
     Param::new(

@@ -25,7 +25,7 @@ struct Request {
 /// The plan list's parameters, each declared once.
 const PARAMS: &[Param<Request>] = &[
     Param::new("status", "", schema::list::<PlanStatus>, |r, v| {
-        let statuses = v.each(|s| PlanStatus::parse(s).map(|s| s.as_str().to_owned()), "a plan status");
+        let statuses = v.each(PlanStatus::parse, "a plan status");
         r.list.filter.statuses.extend(statuses);
     }),
     Param::new("account_id", "At most 1000 accounts.", schema::ids, |r, v| {

@@ -115,7 +115,7 @@ pub async fn update(
     caller.require(Action::ReadAccounts)?;
     let mut tx = pool.begin().await?;
     let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
-    let before = current.fields()?;
+    let before = current.fields();
     authorize_patch(caller, &current, &before, &patch)?;
     precondition(current.search_version)?;
     let assignee = patch.assigned_agent_id.flatten();

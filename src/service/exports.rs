@@ -133,7 +133,7 @@ pub const PAYMENT_COLUMNS: &[&str] = &[
 
 /// An account row as export cells; delinquency is computed for `today`.
 fn account_cells(row: AccountRow, today: NaiveDate) -> Result<Vec<Cell>> {
-    let currency = row.currency()?;
+    let currency = row.currency;
     let status = row.status;
     let days = days_past_due(row.due_date, status, today);
     let address = row.address.clone();

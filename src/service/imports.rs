@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -140,7 +141,7 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
     if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, key, &hash).await? {
         return Ok(Queued::Replayed(first));
     }
-    let job = stage(&mut tx, &params, &sheet.rows, &duplicates, "queued").await?;
+    let job = stage(&mut tx, &params, &sheet.rows, &duplicates, JobStatus::Queued).await?;
     let view = serde_json::to_value(ImportView::new(job.clone())?).map_err(anyhow::Error::from)?;
     idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, key, 202, &view).await?;
     tx.commit().await?;
@@ -176,7 +177,7 @@ pub async fn visible(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobR
         Code::NotFound => Error::not_found("import"),
         _ => e,
     })?;
-    if job.kind == "import" {
+    if job.kind == JobKind::Import {
         Ok(job)
     } else {
         Err(Error::not_found("import"))
@@ -296,10 +297,10 @@ pub async fn stage(
     params: &ImportParams,
     rows: &[Row],
     duplicates: &[Option<RowError>],
-    status: &str,
+    status: JobStatus,
 ) -> Result<JobRow> {
     let value = serde_json::to_value(params).map_err(anyhow::Error::from)?;
-    let job = jobs::insert(&mut *tx, "import", status, &value, params.actor, rows.len() as i64).await?;
+    let job = jobs::insert(&mut *tx, JobKind::Import, status, &value, params.actor, rows.len() as i64).await?;
     let settled = imports::stage(&mut *tx, job.id, rows, duplicates).await?;
     if settled > 0 {
         jobs::advance(&mut *tx, job.id, settled, settled).await?;

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::bulk::{BulkParams, BulkUpdateRequest, MAX_BULK_ROWS};
+use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -27,8 +28,8 @@ const BULK_UPDATE_SCOPE: &str = "bulk_update";
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
     pub total: i64,
     pub processed: i64,
     pub succeeded: i64,
@@ -93,7 +94,7 @@ pub enum Failure {
 /// Up to `limit` of the rows `job` could not change after the row `after`, in order,
 /// each with its sequence number.
 pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Failure)>> {
-    if job.kind == "import" {
+    if job.kind == JobKind::Import {
         let rows = imports::failed(pool, job.id, after.unwrap_or(0), limit).await?;
         return Ok(rows
             .into_iter()
@@ -128,7 +129,8 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobRo
     let job = visible_job(pool, caller, id).await?;
     if job.finished_at.is_some() {
         return Err(
-            Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status)).with_extension("allowed", json!([])),
+            Error::new(Code::InvalidTransition, format!("the job already ended ({})", job.status.as_str()))
+                .with_extension("allowed", json!([])),
         );
     }
     let job = jobs::cancel(pool, id).await?.ok_or_else(|| Error::not_found("job"))?;
@@ -179,7 +181,7 @@ pub async fn bulk_update(
         role: caller.role,
     };
     let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
-    let job = jobs::create(&mut tx, "bulk_update", &params, caller.user_id, &ids).await?;
+    let job = jobs::create(&mut tx, JobKind::BulkUpdate, &params, caller.user_id, &ids).await?;
     let view = serde_json::to_value(JobView::from(job.clone())).map_err(anyhow::Error::from)?;
     idempotency::record(&mut tx, caller, BULK_UPDATE_SCOPE, key, 202, &view).await?;
     tx.commit().await?;

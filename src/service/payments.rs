@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::document::PaymentDoc;
-use crate::domain::money::Currency;
+use crate::domain::money::{Currency, CurrencyAmount};
 use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, SimulatedOutcome};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -29,6 +29,7 @@ use crate::store::payments::{self, Checked, Insert, PaymentRow};
 const SIMULATED_DELAY: Duration = Duration::from_secs(1);
 const IDEMPOTENCY_SCOPE: &str = "payment";
 
+/// A payment as the API shows it, read from SQL or found in the index.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub id: Uuid,
@@ -44,20 +45,30 @@ pub struct PaymentView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub search_version: i64,
+    /// Present on search hits only: the account fields the payment was found by.
+    #[serde(flatten)]
+    #[schema(value_type = FoundBy)]
+    pub found_by: Option<FoundBy>,
 }
 
-pub fn currency_of(code: &str) -> Result<Currency> {
-    Currency::parse(code).map_err(|e| Error::Internal(anyhow::anyhow!("stored currency {code}: {e}")))
+/// The account fields a search hit carries beside its payment (not on reads from SQL).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FoundBy {
+    #[schema(required = false)]
+    pub account_number: String,
+    #[schema(required = false)]
+    pub debtor_name: String,
+    #[schema(required = false)]
+    pub assigned_agent_id: Option<Uuid>,
 }
 
-impl PaymentView {
-    pub fn from_row(row: PaymentRow) -> Result<Self> {
-        let currency = currency_of(&row.currency)?;
-        Ok(Self {
-            method: row.method()?,
-            status: row.status()?,
-            amount: currency.format(row.amount),
-            currency: currency.code().to_owned(),
+impl From<PaymentRow> for PaymentView {
+    fn from(row: PaymentRow) -> Self {
+        Self {
+            amount: row.currency.format(row.amount),
+            currency: row.currency.code().to_owned(),
+            method: row.method,
+            status: row.status,
             id: row.id,
             account_id: row.account_id,
             reference: row.reference,
@@ -67,7 +78,34 @@ impl PaymentView {
             created_at: row.created_at,
             updated_at: row.updated_at,
             search_version: row.search_version,
-        })
+            found_by: None,
+        }
+    }
+}
+
+impl From<PaymentDoc> for PaymentView {
+    fn from(doc: PaymentDoc) -> Self {
+        let CurrencyAmount { currency, amount } = CurrencyAmount::new(&doc.currency, doc.amount);
+        Self {
+            amount,
+            currency,
+            method: doc.method,
+            status: doc.status,
+            id: doc.id,
+            account_id: doc.account_id,
+            reference: doc.reference,
+            received_at: doc.received_at,
+            failure_reason: doc.failure_reason,
+            created_by: doc.created_by,
+            created_at: doc.created_at,
+            updated_at: doc.updated_at,
+            search_version: doc.search_version,
+            found_by: Some(FoundBy {
+                account_number: doc.account_number,
+                debtor_name: doc.debtor_name,
+                assigned_agent_id: doc.assigned_agent_id,
+            }),
+        }
     }
 }
 
@@ -167,7 +205,7 @@ pub async fn record(
     let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
     let fresh = recorded(caller, amount, currency, checked.remove(0))?;
     if let Recorded::Fresh { payment, .. } = &fresh {
-        let view = serde_json::to_value(PaymentView::from_row(payment.clone())?).map_err(anyhow::Error::from)?;
+        let view = serde_json::to_value(PaymentView::from(payment.clone())).map_err(anyhow::Error::from)?;
         idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
     }
     tx.commit().await?;
@@ -225,7 +263,7 @@ async fn transition(
             caller.require(Action::ReversePayment)?;
         }
     }
-    let current = payment.status()?;
+    let current = payment.status;
     if !current.can_become(next) {
         let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
         let detail = if allowed.is_empty() {
@@ -244,7 +282,7 @@ async fn transition(
         .with_extension("allowed", serde_json::json!(allowed)));
     }
     if next == PaymentStatus::Completed {
-        check_overpayment(&account, payment.amount, payment.allow_overpayment, currency_of(&payment.currency)?)?;
+        check_overpayment(&account, payment.amount, payment.allow_overpayment, payment.currency)?;
     }
     let row = payments::set_status(&mut tx, id, next, failure_reason).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;
@@ -273,7 +311,7 @@ pub async fn simulate(pool: &PgPool, caller: &Principal, id: Uuid, outcome: Simu
                 .await?
                 .ok_or_else(|| Error::not_found("account"))?;
             caller.require_work_on(account.assigned_agent_id)?;
-            let current = row.status()?;
+            let current = row.status;
             if current != PaymentStatus::Pending {
                 let allowed: Vec<&str> = current.allowed_next().iter().map(|s| s.as_str()).collect();
                 return Err(Error::new(

@@ -33,7 +33,7 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
-    let currency = account.currency()?;
+    let currency = account.currency;
     let today = account.today(now);
     let plan = body.validate(currency, today, account.current_balance).map_err(Error::validation)?;
     let row = plans::insert(&mut tx, account_id, &plan, caller.user_id).await?;
@@ -63,7 +63,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Plann
     let Some(row) = plans::cancel(&mut tx, id).await? else {
         return Err(Error::new(
             Code::InvalidTransition,
-            format!("this plan is {}; only an active plan can be cancelled", existing.status),
+            format!("this plan is {}; only an active plan can be cancelled", existing.status.as_str()),
         )
         .with_extension("allowed", serde_json::json!([])));
     };

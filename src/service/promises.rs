@@ -33,7 +33,7 @@ pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Cre
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
     caller.require_work_on(account.assigned_agent_id)?;
-    let currency = account.currency()?;
+    let currency = account.currency;
     let today = account.today(now);
     let (amount, due_date) = body.validate(currency, today).map_err(Error::validation)?;
     let row = promises::insert(&mut tx, account_id, amount, due_date, caller.user_id).await?;
@@ -60,7 +60,10 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<U
     let Some(row) = promises::cancel(&mut tx, id, now).await? else {
         return Err(Error::new(
             Code::InvalidTransition,
-            format!("this promise is {}; only an open promise can be cancelled", existing.status),
+            format!(
+                "this promise is {}; only an open promise can be cancelled",
+                existing.status.as_str()
+            ),
         )
         .with_extension("allowed", serde_json::json!([])));
     };
@@ -69,7 +72,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<U
     tracing::info!(promise_id = %id, "promise to pay cancelled");
     Ok(Promised {
         row,
-        currency: account.currency()?,
+        currency: account.currency,
         account_version,
     })
 }
@@ -79,5 +82,5 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
     let account = readable(pool, caller, account_id).await?;
     let rows = promises::for_account(pool, account_id, window.after, window.limit).await?;
     let total = promises::count_for_account(pool, account_id).await?;
-    Ok((rows, total, account.currency()?))
+    Ok((rows, total, account.currency))
 }

@@ -3,6 +3,7 @@
 
 use sqlx::PgPool;
 
+use crate::domain::job::JobKind;
 use crate::error::Result;
 use crate::store::{self, jobs};
 
@@ -12,10 +13,10 @@ pub async fn database_answers(pool: &PgPool) -> std::result::Result<(), sqlx::Er
 }
 
 /// Jobs waiting to run, for every kind of job (zero for a kind with none).
-pub async fn queued_jobs(pool: &PgPool) -> Result<Vec<(&'static str, i64)>> {
+pub async fn queued_jobs(pool: &PgPool) -> Result<Vec<(JobKind, i64)>> {
     let queued = jobs::queued_by_kind(pool).await?;
-    Ok(jobs::KINDS
+    Ok(JobKind::ALL
         .into_iter()
-        .map(|kind| (kind, queued.iter().find(|(k, _)| k == kind).map_or(0, |(_, n)| *n)))
+        .map(|kind| (kind, queued.iter().find(|(k, _)| *k == kind).map_or(0, |(_, n)| *n)))
         .collect())
 }

@@ -31,7 +31,7 @@ pub struct AccountRow {
     pub status: AccountStatus,
     pub original_balance: Decimal,
     pub current_balance: Decimal,
-    pub currency: String,
+    pub currency: Currency,
     pub due_date: Option<NaiveDate>,
     pub assigned_agent_id: Option<Uuid>,
     pub next_action_at: Option<DateTime<Utc>>,
@@ -54,12 +54,6 @@ const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, pho
      do_not_email, cease_communication, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
 
 impl AccountRow {
-    /// The stored currency; rows written outside the API may hold an unknown code.
-    pub fn currency(&self) -> Result<Currency> {
-        Currency::parse(&self.currency)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("account {} has currency {}: {e}", self.id, self.currency)))
-    }
-
     /// The debtor's calendar day at `now`, in the account's zone (UTC when it names none
     /// chrono-tz knows).
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
@@ -68,8 +62,8 @@ impl AccountRow {
     }
 
     /// The writable state, as a patch starts from it.
-    pub fn fields(&self) -> Result<AccountFields> {
-        Ok(AccountFields {
+    pub fn fields(&self) -> AccountFields {
+        AccountFields {
             account_number: Some(self.account_number.clone()),
             external_ref: self.external_ref.clone(),
             debtor_name: self.debtor_name.clone(),
@@ -80,7 +74,7 @@ impl AccountRow {
             status: self.status,
             original_balance: self.original_balance,
             current_balance: self.current_balance,
-            currency: self.currency()?,
+            currency: self.currency,
             due_date: self.due_date,
             assigned_agent_id: self.assigned_agent_id,
             next_action_at: self.next_action_at,
@@ -89,7 +83,7 @@ impl AccountRow {
             do_not_call: self.do_not_call,
             do_not_email: self.do_not_email,
             cease_communication: self.cease_communication,
-        })
+        }
     }
 }
 
@@ -107,10 +101,10 @@ fn push_fields(builder: &mut sqlx::query_builder::Separated<'_, Postgres, &'stat
         .push_bind(f.address.postal_code.as_deref())
         .push_bind(f.address.country.as_deref())
         .push_bind(f.timezone.as_str())
-        .push_bind(f.status.as_str())
+        .push_bind(f.status)
         .push_bind(f.original_balance)
         .push_bind(f.current_balance)
-        .push_bind(f.currency.code())
+        .push_bind(f.currency)
         .push_bind(f.due_date)
         .push_bind(f.assigned_agent_id)
         .push_bind(f.next_action_at)
@@ -206,10 +200,10 @@ async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &
         .bind(column(rows, |f| f.address.postal_code.clone()))
         .bind(column(rows, |f| f.address.country.clone()))
         .bind(column(rows, |f| f.timezone.clone()))
-        .bind(column(rows, |f| f.status.as_str()))
+        .bind(column(rows, |f| f.status))
         .bind(column(rows, |f| f.original_balance))
         .bind(column(rows, |f| f.current_balance))
-        .bind(column(rows, |f| f.currency.code()))
+        .bind(column(rows, |f| f.currency))
         .bind(column(rows, |f| f.due_date))
         .bind(column(rows, |f| f.assigned_agent_id))
         .bind(column(rows, |f| f.next_action_at))
@@ -334,7 +328,7 @@ pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: 
          RETURNING a.id",
     )
     .bind(ids)
-    .bind(patch.status.map(|s| s.as_str()))
+    .bind(patch.status)
     .bind(patch.assign.is_some())
     .bind(patch.assign.flatten())
     .bind(actor)
@@ -482,7 +476,7 @@ struct SummaryRow {
     promise_amount: Option<Decimal>,
     promise_due_date: Option<NaiveDate>,
     plan_id: Option<Uuid>,
-    plan_status: Option<String>,
+    plan_status: Option<PlanStatus>,
     plan_next_due_date: Option<NaiveDate>,
     plan_next_amount: Option<Decimal>,
     plan_missed_count: Option<i64>,
@@ -525,7 +519,7 @@ pub async fn summaries(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Ha
                 (Some(id), Some(amount), Some(due_date)) => Some(OpenPromise { id, amount, due_date }),
                 _ => None,
             };
-            let plan = match (r.plan_id, r.plan_status.as_deref().and_then(PlanStatus::parse)) {
+            let plan = match (r.plan_id, r.plan_status) {
                 (Some(id), Some(status)) => Some(PlanSummary {
                     id,
                     status,
@@ -606,7 +600,7 @@ impl From<AccountRow> for AccountDoc {
             timezone: row.timezone,
             original_balance: row.original_balance,
             current_balance: row.current_balance,
-            currency: row.currency,
+            currency: row.currency.code().to_owned(),
             due_date: row.due_date,
             assigned_agent_id: row.assigned_agent_id,
             next_action_at: row.next_action_at,

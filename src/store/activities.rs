@@ -4,17 +4,18 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::activity::{NewActivity, wire_name};
+use crate::domain::activity::{ActivityType, Direction, NewActivity, Outcome};
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct ActivityRow {
     pub id: Uuid,
     pub account_id: Uuid,
     #[sqlx(rename = "type")]
-    pub kind: String,
-    pub direction: Option<String>,
-    pub outcome: Option<String>,
+    pub kind: ActivityType,
+    pub direction: Option<Direction>,
+    pub outcome: Option<Outcome>,
     pub notes: Option<String>,
     pub occurred_at: DateTime<Utc>,
     pub next_action_at: Option<DateTime<Utc>>,
@@ -40,9 +41,9 @@ pub async fn insert(
     )))
     .bind(Uuid::now_v7())
     .bind(account_id)
-    .bind(wire_name(&activity.kind))
-    .bind(activity.direction.as_ref().map(wire_name))
-    .bind(activity.outcome.as_ref().map(wire_name))
+    .bind(activity.kind)
+    .bind(activity.direction)
+    .bind(activity.outcome)
     .bind(activity.notes.as_deref())
     .bind(activity.occurred_at)
     .bind(activity.next_action_at)
@@ -57,8 +58,8 @@ pub async fn insert(
 pub struct ActivityFilter {
     pub account_ids: Vec<Uuid>,
     pub agent_id: Option<Uuid>,
-    pub types: Vec<String>,
-    pub outcomes: Vec<String>,
+    pub types: Vec<ActivityType>,
+    pub outcomes: Vec<Outcome>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Also the activities of deleted accounts (managers only).
@@ -92,21 +93,13 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
 
 /// Newest first, after a keyset position.
 pub async fn list(pool: &PgPool, filter: &ActivityFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<ActivityRow>> {
-    let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM activities"));
-    push_filter(&mut qb, filter);
-    if let Some((at, id)) = after {
-        qb.push(" AND (occurred_at, id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<ActivityRow>().fetch_all(pool).await?)
+    let mut query = QueryBuilder::new(format!("SELECT {COLUMNS} FROM activities"));
+    push_filter(&mut query, filter);
+    NewestFirst::by("occurred_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, filter: &ActivityFilter) -> Result<i64> {
-    let mut qb = QueryBuilder::new("SELECT count(*) FROM activities");
-    push_filter(&mut qb, filter);
-    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
+    let mut query = QueryBuilder::new("SELECT count(*) FROM activities");
+    push_filter(&mut query, filter);
+    keyset::count(pool, query).await
 }

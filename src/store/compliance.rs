@@ -8,15 +8,16 @@ use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::activity::{Outcome, from_wire, wire_name};
+use crate::domain::activity::{Outcome, from_wire};
 use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, Standing, known_zone};
 use crate::error::{Error, Result};
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(FromRow)]
 struct PolicyRow {
     window_start: NaiveTime,
     window_end: NaiveTime,
-    window_channels: Vec<String>,
+    window_channels: Vec<Channel>,
     call_attempt_limit: i32,
     call_attempt_days: i32,
     conversation_days: i32,
@@ -38,7 +39,7 @@ pub async fn policy(conn: &mut PgConnection) -> Result<Policy> {
     Ok(Policy {
         window_start: row.window_start,
         window_end: row.window_end,
-        window_channels: row.window_channels.iter().filter_map(|c| Channel::parse(c)).collect(),
+        window_channels: row.window_channels,
         call_attempt_limit: number(row.call_attempt_limit).max(1),
         call_attempt_days: number(row.call_attempt_days),
         conversation_days: number(row.conversation_days),
@@ -74,7 +75,6 @@ struct FactsRow {
 /// attempts too, never from a client's `occurred_at`: backdating a call cannot move it
 /// out of the period early.
 pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
-    let outcomes: Vec<String> = policy.conversation_outcomes.iter().map(wire_name).collect();
     let rows = sqlx::query_as::<_, FactsRow>(
         "SELECT a.id, a.timezone, a.cease_communication, a.do_not_call,
                 a.do_not_email, (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
@@ -94,7 +94,7 @@ pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: O
     .bind(ids)
     .bind(at)
     .bind(i64::from(policy.call_attempt_limit))
-    .bind(&outcomes)
+    .bind(&policy.conversation_outcomes)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -149,7 +149,7 @@ pub async fn verify_dispute(tx: &mut PgConnection, account_id: Uuid, actor: Uuid
 pub struct OverrideRow {
     pub id: Uuid,
     pub account_id: Uuid,
-    pub channel: String,
+    pub channel: Channel,
     pub reason: String,
     pub granted_by: Uuid,
     pub created_at: DateTime<Utc>,
@@ -175,7 +175,7 @@ pub async fn grant(
     )))
     .bind(Uuid::now_v7())
     .bind(account_id)
-    .bind(channel.as_str())
+    .bind(channel)
     .bind(reason)
     .bind(actor)
     .bind(expires_at)
@@ -201,7 +201,7 @@ pub async fn use_override(
          RETURNING id",
     )
     .bind(account_id)
-    .bind(channel.as_str())
+    .bind(channel)
     .bind(activity_id)
     .bind(rule)
     .bind(now)
@@ -216,27 +216,20 @@ pub async fn list_overrides(
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OverrideRow>> {
-    Ok(sqlx::query_as::<_, OverrideRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {OVERRIDE_COLUMNS} FROM contact_overrides
-         WHERE ($1::uuid IS NULL OR account_id = $1)
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(account_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(
+        &format!("SELECT {OVERRIDE_COLUMNS} FROM contact_overrides"),
+        "account_id",
+        account_id,
+    );
+    NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM contact_overrides WHERE ($1::uuid IS NULL OR account_id = $1)")
-            .bind(account_id)
-            .fetch_one(pool)
-            .await?,
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM contact_overrides", "account_id", account_id),
     )
+    .await
 }
 
 /// Every zone the guard may use: the accounts' (unknown ones included) and the country

@@ -6,7 +6,9 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::job::{JobKind, JobStatus};
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 pub const CHANNEL: &str = "jobs";
 /// A running job whose process stopped sending heartbeats this long ago is taken over.
@@ -15,8 +17,8 @@ pub const STALE_AFTER_SECS: i64 = 30;
 #[derive(Clone, Debug, FromRow)]
 pub struct JobRow {
     pub id: Uuid,
-    pub kind: String,
-    pub status: String,
+    pub kind: JobKind,
+    pub status: JobStatus,
     pub params: Json<Value>,
     pub total: i64,
     pub processed: i64,
@@ -34,8 +36,8 @@ const COLUMNS: &str = "id, kind, status, params, total, processed, succeeded, fa
      created_by, created_at, started_at, finished_at";
 
 /// Queues a job over a fixed, ordered set of accounts.
-pub async fn create(tx: &mut PgConnection, kind: &str, params: &Value, created_by: Uuid, accounts: &[Uuid]) -> Result<JobRow> {
-    let job = insert(&mut *tx, kind, "queued", params, created_by, accounts.len() as i64).await?;
+pub async fn create(tx: &mut PgConnection, kind: JobKind, params: &Value, created_by: Uuid, accounts: &[Uuid]) -> Result<JobRow> {
+    let job = insert(&mut *tx, kind, JobStatus::Queued, params, created_by, accounts.len() as i64).await?;
     sqlx::query(
         "INSERT INTO job_items (job_id, seq, account_id)
          SELECT $1, s.seq, s.id FROM unnest($2::uuid[]) WITH ORDINALITY AS s(id, seq)",
@@ -49,7 +51,14 @@ pub async fn create(tx: &mut PgConnection, kind: &str, params: &Value, created_b
 
 /// Inserts a job row of `total` items; a queued job wakes the runners on commit. A job
 /// inserted as `running` belongs to its creator (the CLI) until its heartbeat goes stale.
-pub async fn insert(tx: &mut PgConnection, kind: &str, status: &str, params: &Value, created_by: Uuid, total: i64) -> Result<JobRow> {
+pub async fn insert(
+    tx: &mut PgConnection,
+    kind: JobKind,
+    status: JobStatus,
+    params: &Value,
+    created_by: Uuid,
+    total: i64,
+) -> Result<JobRow> {
     let job = sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO jobs (id, kind, status, params, total, created_by, started_at, heartbeat_at)
          VALUES ($1, $2, $3, $4, $5, $6,
@@ -68,11 +77,8 @@ pub async fn insert(tx: &mut PgConnection, kind: &str, status: &str, params: &Va
     Ok(job)
 }
 
-/// Every kind of job the runner knows.
-pub const KINDS: [&str; 2] = ["bulk_update", "import"];
-
 /// Jobs waiting to run, by kind (the runnable-jobs index covers them).
-pub async fn queued_by_kind(pool: &PgPool) -> Result<Vec<(String, i64)>> {
+pub async fn queued_by_kind(pool: &PgPool) -> Result<Vec<(JobKind, i64)>> {
     Ok(
         sqlx::query_as("SELECT kind, count(*) FROM jobs WHERE status = 'queued' GROUP BY kind")
             .fetch_all(pool)
@@ -106,26 +112,12 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<JobRow>> {
 
 /// Jobs newest first; only `owner`'s when given.
 pub async fn list(pool: &PgPool, owner: Option<Uuid>, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<JobRow>> {
-    Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM jobs WHERE ($1::uuid IS NULL OR created_by = $1)
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(owner)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(&format!("SELECT {COLUMNS} FROM jobs"), "created_by", owner);
+    NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, owner: Option<Uuid>) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE $1::uuid IS NULL OR created_by = $1")
-            .bind(owner)
-            .fetch_one(pool)
-            .await?,
-    )
+    keyset::count(pool, keyset::rows_where("SELECT count(*) FROM jobs", "created_by", owner)).await
 }
 
 /// A queued job is cancelled at once; a running one stops after its current chunk.
@@ -194,7 +186,7 @@ pub async fn cancel_requested(pool: &PgPool, job: Uuid) -> Result<bool> {
         .await?)
 }
 
-pub async fn finish(pool: &PgPool, job: Uuid, status: &str, result: Option<&Value>) -> Result<Option<JobRow>> {
+pub async fn finish(pool: &PgPool, job: Uuid, status: JobStatus, result: Option<&Value>) -> Result<Option<JobRow>> {
     Ok(sqlx::query_as::<_, JobRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE jobs SET status = $2, result = $3, finished_at = now() WHERE id = $1 AND finished_at IS NULL RETURNING {COLUMNS}"
     )))

@@ -10,6 +10,7 @@ pub mod events;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;
+pub mod keyset;
 pub mod kpis;
 pub mod notifications;
 pub mod outbox;

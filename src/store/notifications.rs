@@ -6,12 +6,13 @@ use sqlx::types::Json;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
+use crate::domain::notification::NotificationKind;
 use crate::error::Result;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct NotificationRow {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: NotificationKind,
     pub title: String,
     pub data: Json<Value>,
     pub read_at: Option<DateTime<Utc>>,

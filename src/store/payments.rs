@@ -7,17 +7,19 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::document::PaymentDoc;
+use crate::domain::money::Currency;
 use crate::domain::payment::{Method, NewPayment, PaymentStatus};
 use crate::error::{Error, Result};
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PaymentRow {
     pub id: Uuid,
     pub account_id: Uuid,
     pub amount: Decimal,
-    pub currency: String,
-    pub method: String,
-    pub status: String,
+    pub currency: Currency,
+    pub method: Method,
+    pub status: PaymentStatus,
     pub reference: Option<String>,
     pub received_at: DateTime<Utc>,
     pub failure_reason: Option<String>,
@@ -26,16 +28,6 @@ pub struct PaymentRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub search_version: i64,
-}
-
-impl PaymentRow {
-    pub fn status(&self) -> Result<PaymentStatus> {
-        PaymentStatus::parse(&self.status).ok_or_else(|| Error::Internal(anyhow::anyhow!("payment {} has status {}", self.id, self.status)))
-    }
-
-    pub fn method(&self) -> Result<Method> {
-        Method::parse(&self.method).ok_or_else(|| Error::Internal(anyhow::anyhow!("payment {} has method {}", self.id, self.method)))
-    }
 }
 
 const COLUMNS: &str = "id, account_id, amount, currency, method, status, reference, received_at, failure_reason, \
@@ -53,15 +45,15 @@ struct DocRow {
 }
 
 impl DocRow {
-    fn into_doc(self) -> Result<PaymentDoc> {
+    fn into_doc(self) -> PaymentDoc {
         let p = self.payment;
-        Ok(PaymentDoc {
-            method: p.method()?,
-            status: p.status()?,
+        PaymentDoc {
+            method: p.method,
+            status: p.status,
             id: p.id,
             account_id: p.account_id,
             amount: p.amount,
-            currency: p.currency,
+            currency: p.currency.code().to_owned(),
             reference: p.reference,
             received_at: p.received_at,
             failure_reason: p.failure_reason,
@@ -73,7 +65,7 @@ impl DocRow {
             debtor_name: self.debtor_name,
             assigned_agent_id: self.assigned_agent_id,
             account_deleted: self.account_deleted,
-        })
+        }
     }
 }
 
@@ -161,9 +153,9 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
     .bind(inserts.iter().map(|i| i.id).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.account_id).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.payment.amount).collect::<Vec<_>>())
-    .bind(inserts.iter().map(|i| i.payment.currency.code()).collect::<Vec<_>>())
-    .bind(inserts.iter().map(|i| i.payment.method.as_str()).collect::<Vec<_>>())
-    .bind(inserts.iter().map(|i| i.payment.status.as_str()).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.currency).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.method).collect::<Vec<_>>())
+    .bind(inserts.iter().map(|i| i.payment.status).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.payment.reference.clone()).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.payment.received_at).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.payment.allow_overpayment).collect::<Vec<_>>())
@@ -210,9 +202,9 @@ fn checked(insert: &Insert, row: CheckedRow, account_version: i64) -> Checked {
         id: insert.id,
         account_id: insert.account_id,
         amount: payment.amount,
-        currency: payment.currency.code().to_owned(),
-        method: payment.method.as_str().to_owned(),
-        status: payment.status.as_str().to_owned(),
+        currency: payment.currency,
+        method: payment.method,
+        status: payment.status,
         reference: payment.reference.clone(),
         received_at: payment.received_at,
         failure_reason: None,
@@ -264,7 +256,7 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: PaymentStatus, 
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
-    .bind(status.as_str())
+    .bind(status)
     .bind(failure_reason)
     .fetch_one(tx)
     .await?)
@@ -272,24 +264,16 @@ pub async fn set_status(tx: &mut PgConnection, id: Uuid, status: PaymentStatus, 
 
 /// An account's payments, most recently received first, after a keyset position.
 pub async fn for_account(pool: &PgPool, account_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<PaymentRow>> {
-    Ok(sqlx::query_as::<_, PaymentRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM payments WHERE account_id = $1
-           AND ($2::timestamptz IS NULL OR (received_at, id) < ($2, $3))
-         ORDER BY received_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(account_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(&format!("SELECT {COLUMNS} FROM payments"), "account_id", Some(account_id));
+    NewestFirst::by("received_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count_for_account(pool: &PgPool, account_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM payments WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(pool)
-        .await?)
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM payments", "account_id", Some(account_id)),
+    )
+    .await
 }
 
 /// Documents of the payments that still exist among `ids` (what the worker indexes).
@@ -298,7 +282,7 @@ pub async fn documents(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<Paym
         .bind(ids)
         .fetch_all(conn)
         .await?;
-    rows.into_iter().map(DocRow::into_doc).collect()
+    Ok(rows.into_iter().map(DocRow::into_doc).collect())
 }
 
 /// The next `limit` documents after `after` and up to `last` in id order (backfill).
@@ -311,7 +295,7 @@ pub async fn page_by_id(pool: &PgPool, after: Option<Uuid>, last: Uuid, limit: i
     .bind(limit)
     .fetch_all(pool)
     .await?;
-    rows.into_iter().map(DocRow::into_doc).collect()
+    Ok(rows.into_iter().map(DocRow::into_doc).collect())
 }
 
 pub async fn max_id(pool: &PgPool) -> Result<Option<Uuid>> {

@@ -7,9 +7,11 @@ use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::plan::NewPlan;
+use crate::domain::money::Currency;
+use crate::domain::plan::{Frequency, NewPlan, PlanStatus};
 use crate::domain::search::AgentFilter;
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 /// A plan with what its list and view show of its account and instalments.
 #[derive(Clone, Debug, FromRow)]
@@ -17,14 +19,14 @@ pub struct PlanRow {
     pub id: Uuid,
     pub account_id: Uuid,
     pub total: Decimal,
-    pub frequency: String,
+    pub frequency: Frequency,
     pub day_of_month: Option<i16>,
     pub first_due_date: NaiveDate,
-    pub status: String,
+    pub status: PlanStatus,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
-    pub currency: String,
+    pub currency: Currency,
     pub assigned_agent_id: Option<Uuid>,
     pub instalment_count: i64,
     pub paid_total: Decimal,
@@ -60,7 +62,7 @@ pub async fn insert(tx: &mut PgConnection, account_id: Uuid, plan: &NewPlan, act
     .bind(id)
     .bind(account_id)
     .bind(plan.total)
-    .bind(plan.frequency.as_str())
+    .bind(plan.frequency)
     .bind(plan.day_of_month.map(|d| d as i16))
     .bind(plan.first_due_date)
     .bind(actor)
@@ -115,7 +117,7 @@ pub async fn cancel(tx: &mut PgConnection, id: Uuid) -> Result<Option<PlanRow>> 
 /// What `GET /plans` may filter on; empty lists mean "any".
 #[derive(Clone, Debug, Default)]
 pub struct PlanFilter {
-    pub statuses: Vec<String>,
+    pub statuses: Vec<PlanStatus>,
     pub account_ids: Vec<Uuid>,
     pub agent: Option<AgentFilter>,
 }
@@ -141,23 +143,15 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &PlanFilter) {
 
 /// Newest first, after a keyset position.
 pub async fn list(pool: &PgPool, filter: &PlanFilter, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<PlanRow>> {
-    let mut qb = QueryBuilder::new(SELECT);
-    push_filter(&mut qb, filter);
-    if let Some((at, id)) = after {
-        qb.push(" AND (p.created_at, p.id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY p.created_at DESC, p.id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<PlanRow>().fetch_all(pool).await?)
+    let mut query = QueryBuilder::new(SELECT);
+    push_filter(&mut query, filter);
+    NewestFirst::by("p.created_at", "p.id").page(pool, query, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, filter: &PlanFilter) -> Result<i64> {
-    let mut qb = QueryBuilder::new("SELECT count(*) FROM plans p JOIN accounts a ON a.id = p.account_id");
-    push_filter(&mut qb, filter);
-    Ok(qb.build_query_scalar::<i64>().fetch_one(pool).await?)
+    let mut query = QueryBuilder::new("SELECT count(*) FROM plans p JOIN accounts a ON a.id = p.account_id");
+    push_filter(&mut query, filter);
+    keyset::count(pool, query).await
 }
 
 /// What one scheduler run did.

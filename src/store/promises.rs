@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::promise::PromiseStatus;
 use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PromiseRow {
@@ -14,7 +16,7 @@ pub struct PromiseRow {
     pub account_id: Uuid,
     pub amount: Decimal,
     pub due_date: NaiveDate,
-    pub status: String,
+    pub status: PromiseStatus,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
@@ -79,24 +81,16 @@ pub async fn cancel(tx: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> Resu
 
 /// An account's promises, newest first, after a keyset position.
 pub async fn for_account(pool: &PgPool, account_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<PromiseRow>> {
-    Ok(sqlx::query_as::<_, PromiseRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM promises WHERE account_id = $1
-           AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-         ORDER BY created_at DESC, id DESC LIMIT $4"
-    )))
-    .bind(account_id)
-    .bind(after.map(|a| a.0))
-    .bind(after.map(|a| a.1))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+    let query = keyset::rows_where(&format!("SELECT {COLUMNS} FROM promises"), "account_id", Some(account_id));
+    NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
 pub async fn count_for_account(pool: &PgPool, account_id: Uuid) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM promises WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(pool)
-        .await?)
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM promises", "account_id", Some(account_id)),
+    )
+    .await
 }
 
 /// Breaks every open promise whose due date is before the date of `now` in its

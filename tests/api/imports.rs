@@ -635,7 +635,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             mapping,
         };
         let mut tx = pool.begin().await.unwrap();
-        let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued")
+        let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, arrears::domain::job::JobStatus::Queued)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -679,7 +679,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         mapping,
     };
     let mut tx = pool.begin().await.unwrap();
-    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, "queued")
+    let job = submission::stage(&mut tx, &params, &sheet.rows, &duplicates, arrears::domain::job::JobStatus::Queued)
         .await
         .unwrap();
     tx.commit().await.unwrap();

@@ -243,9 +243,15 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
         role: Role::Manager,
     };
     let mut tx = pool.begin().await.unwrap();
-    let job = jobs::create(&mut tx, "bulk_update", &serde_json::to_value(&params).unwrap(), owner, &ids)
-        .await
-        .unwrap();
+    let job = jobs::create(
+        &mut tx,
+        arrears::domain::job::JobKind::BulkUpdate,
+        &serde_json::to_value(&params).unwrap(),
+        owner,
+        &ids,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let claimed = jobs::claim(&pool).await.unwrap().expect("the queued job");
     assert_eq!(claimed.id, job.id);

@@ -440,9 +440,15 @@ async fn a_queued_bulk_update_runs_with_its_submitters_current_role() {
         role: Role::Manager,
     };
     let mut tx = app.pool.begin().await.unwrap();
-    let job = arrears::store::jobs::create(&mut tx, "bulk_update", &serde_json::to_value(&params).unwrap(), manager.id, &ids)
-        .await
-        .unwrap();
+    let job = arrears::store::jobs::create(
+        &mut tx,
+        arrears::domain::job::JobKind::BulkUpdate,
+        &serde_json::to_value(&params).unwrap(),
+        manager.id,
+        &ids,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let path = format!("/api/v1/jobs/{}", job.id);
     crate::helpers::eventually("the job finishes", || async {
