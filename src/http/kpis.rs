@@ -32,7 +32,7 @@ pub struct Api;
 #[utoipa::path(get, path = "/api/v1/kpis", tag = "kpis", operation_id = "kpis",
     params(KpiParams),
     responses(
-        (status = 200, description = "The KPIs of the period, per group and in total; the README's \"Manager KPIs\" defines each figure", body = KpiReport),
+        (status = 200, description = "The KPIs of the period, per group and in total; docs/features/kpis.md defines each figure", body = KpiReport),
         (status = 403, description = "Managers and admins only"),
     ))]
 #[tracing::instrument(skip_all)]
