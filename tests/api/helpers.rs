@@ -705,3 +705,22 @@ impl Drop for Arrears {
         self.kill();
     }
 }
+
+/// The debtor names of a page of accounts, in order.
+pub fn names(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["debtor_name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Makes the job's heartbeat a minute old, as if the process running it had died.
+pub async fn expire_heartbeat(pool: &PgPool, job: Uuid) {
+    sqlx::query("UPDATE jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1")
+        .bind(job)
+        .execute(pool)
+        .await
+        .unwrap();
+}

@@ -688,11 +688,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
     assert_eq!(runner::run_chunk(&pool, job.id, &params).await.unwrap(), chunk);
     // The process dies here. Nobody else may take the job while its heartbeat is fresh.
     assert!(jobs::claim(&pool).await.unwrap().is_none());
-    sqlx::query("UPDATE jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1")
-        .bind(job.id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    crate::helpers::expire_heartbeat(&pool, job.id).await;
     // The next chunk's transaction fails once after writing its accounts (its outcomes
     // cannot be recorded): it must leave nothing behind and be retried.
     sqlx::raw_sql(

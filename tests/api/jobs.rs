@@ -267,11 +267,7 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
     let after_first_chunk = versions(pool.clone()).await;
     // The process dies here. Nobody else may take the job while its heartbeat is fresh.
     assert!(jobs::claim(&pool).await.unwrap().is_none());
-    sqlx::query("UPDATE jobs SET heartbeat_at = now() - interval '1 minute' WHERE id = $1")
-        .bind(job.id)
-        .execute(&pool)
-        .await
-        .unwrap();
+    crate::helpers::expire_heartbeat(&pool, job.id).await;
     let resumed = jobs::claim(&pool).await.unwrap().expect("a stale job is taken over");
     assert_eq!((resumed.id, resumed.processed), (job.id, chunk));
     let (_stop, running) = tokio::sync::watch::channel(false);

@@ -9,7 +9,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, local, spawn_app, spawn_scheduling_peer, status_json, ts};
+use crate::helpers::{
+    TestApp, assert_problem, error_fields, eventually, id_of, local, names, spawn_app, spawn_scheduling_peer, status_json, ts,
+};
 
 fn promises_path(account_id: &str) -> String {
     format!("/api/v1/accounts/{account_id}/promises")
@@ -491,14 +493,6 @@ async fn accounts_filter_on_an_open_promise() {
     let (status, created) = status_json(response).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
 
-    let names = |page: &Value| -> Vec<String> {
-        page["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|a| a["debtor_name"].as_str().unwrap().to_owned())
-            .collect()
-    };
     let (status, page) = status_json(app.get("/api/v1/accounts?has_open_promise=true", &viewer.token).await).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(names(&page), ["Promising Penelope"]);

@@ -7,7 +7,7 @@ use chrono::{Duration, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, assert_problem, spawn_app, status_json};
+use crate::helpers::{TestApp, TestUser, assert_problem, names, spawn_app, status_json};
 
 async fn indexed(app: &TestApp, token: &str, body: Value) -> Value {
     let response = app.post("/api/v1/accounts?wait_for=indexed", Some(token), &body).await;
@@ -19,15 +19,6 @@ async fn search(app: &TestApp, user: &TestUser, query: &str) -> Value {
     let (status, page) = status_json(app.get(&format!("/api/v1/accounts?{query}"), &user.token).await).await;
     assert_eq!(status, StatusCode::OK, "{query}: {page}");
     page
-}
-
-fn names(page: &Value) -> Vec<String> {
-    page["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["debtor_name"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 fn base(name: &str) -> Value {
