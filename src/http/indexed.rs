@@ -16,12 +16,6 @@ use crate::state::AppState;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WaitForIndexed(bool);
 
-impl WaitForIndexed {
-    pub fn is_requested(self) -> bool {
-        self.0
-    }
-}
-
 /// How [`wait_for`] reads the query, for the API description.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
