@@ -1,9 +1,11 @@
-// One account: details, balance, delinquency, what the contact guard allows now, the
-// activity timeline, payments, promises and plan; and the forms to work it (shown only
-// to whoever may: an agent on their own accounts, managers and admins): log, pay,
-// promise, plan, settle or fail a pending payment, cancel a promise or plan, edit the
-// account; managers also refund and reverse payments, verify disputes and override the
-// contact guard.
+// One account: details, balance, delinquency, the debtor's clock, what the contact guard
+// allows now, one timeline of everything that happened to it, and its plan; and the forms
+// to work it (shown only to whoever may: an agent on their own accounts, managers and
+// admins): wrap up a call (outcome, promise, payment and next action in one step), pay,
+// plan, settle or fail a pending payment, cancel a promise or plan, edit the account;
+// managers also refund and reverse payments, verify disputes and override the contact
+// guard. An agent who opens another agent's account (a debtor calling in) gets its
+// summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
 import { clear, confirmStep, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
@@ -19,6 +21,19 @@ function today() {
   return new Date().toISOString().slice(0, 10);
 }
 
+// The time now in `zone`, with the zone's name: the debtor's clock.
+function clockIn(zone) {
+  const time = new Intl.DateTimeFormat(undefined, { timeZone: zone, weekday: "short", hour: "2-digit", minute: "2-digit" }).format(new Date());
+  return `${time} (${zone})`;
+}
+
+// A live clock element for `zone`, updated every half minute while it is on the page.
+function debtorClock(zone) {
+  const el = h("span", { class: "clock" }, clockIn(zone));
+  const timer = setInterval(() => (el.isConnected ? (el.textContent = clockIn(zone)) : clearInterval(timer)), 30000);
+  return el;
+}
+
 export async function accountScreen(main, [id]) {
   const view = h("div", { class: "account" });
   main.append(view);
@@ -29,23 +44,13 @@ export async function accountScreen(main, [id]) {
     clear(view, h("h1", {}, "Account"), h("p", { role: "alert" }, error.message));
     return null;
   }
-  // Agents work the accounts assigned to them; the console takes them to no other.
-  if (currentUser().role === "agent" && account.assigned_agent_id !== currentUser().id) {
-    clear(
-      view,
-      h("h1", {}, "Not your account"),
-      h("p", { role: "alert" }, "This account is assigned to someone else, so it is not open to you."),
-      h("a", { href: "#/queue" }, "Back to my queue"),
-    );
-    return null;
-  }
+  // An agent reads a summary of an account that is not theirs: enough to take the call.
+  if (account.access === "summary") return inboundScreen(view, account);
 
   const sections = {
     summary: h("section", { class: "card summary", "aria-labelledby": "acct-title" }),
     contact: h("section", { class: "card", "aria-labelledby": "contact-title" }),
     timeline: h("section", { class: "card", "aria-labelledby": "timeline-title" }),
-    payments: h("section", { class: "card", "aria-labelledby": "payments-title" }),
-    promises: h("section", { class: "card", "aria-labelledby": "promises-title" }),
     plan: h("section", { class: "card", "aria-labelledby": "plan-title" }),
   };
   const actions = h("div", { class: "actions" });
@@ -56,12 +61,10 @@ export async function accountScreen(main, [id]) {
     sections.summary,
     h("div", { class: "columns" },
       h("div", {}, sections.contact, overrides?.section, actions),
-      h("div", {}, sections.timeline, sections.payments, sections.promises, sections.plan)),
+      h("div", {}, sections.timeline, sections.plan)),
   );
 
-  const renderAll = () => Promise.all([
-    renderContact(), renderTimeline(), renderPayments(), renderPromises(), renderPlan(), overrides?.load(),
-  ]);
+  const renderAll = () => Promise.all([renderContact(), renderTimeline(), renderPlan(), overrides?.load()]);
 
   async function reload() {
     account = await api("GET", `/accounts/${id}`);
@@ -112,7 +115,7 @@ export async function accountScreen(main, [id]) {
         h("dt", {}, "Phone"), h("dd", {}, a.phone || "—"),
         h("dt", {}, "Email"), h("dd", {}, a.email || "—"),
         h("dt", {}, "Address"), h("dd", {}, address || "—"),
-        h("dt", {}, "Time zone"), h("dd", {}, a.timezone || "—"),
+        h("dt", {}, "Debtor's time"), h("dd", {}, debtorClock(a.timezone)),
         h("dt", {}, "Next action"), h("dd", {}, when(a.next_action_at)),
         h("dt", {}, "Last contact"), h("dd", {}, a.last_contact_at ? `${when(a.last_contact_at)} (${words(a.last_outcome)})` : "—"),
         h("dt", {}, "Open promise"), h("dd", {}, a.open_promise ? `${money(a.open_promise.amount, a.currency)} by ${a.open_promise.due_date}` : "—"),
@@ -152,35 +155,53 @@ export async function accountScreen(main, [id]) {
     return form;
   }
 
-  // A paged list section: its title, a fetch of one page, and how an item is shown.
-  async function paged(section, title, titleId, path, item) {
+  // The timeline: newest first, a page at a time, each entry with when and who.
+  async function renderTimeline() {
     const list = h("ul", { class: "plain timeline" });
     const more = h("button", { type: "button", class: "more", hidden: true }, "Older");
     const load = async (cursor) => {
-      const page = await api("GET", path, { params: { page_size: 10, cursor } });
-      for (const entry of page.data) list.append(item(entry));
-      if (!page.data.length && !cursor) list.append(h("li", { class: "muted" }, "None yet."));
+      const page = await api("GET", `/accounts/${id}/timeline`, { params: { page_size: 20, cursor } });
+      for (const entry of page.data) list.append(timelineEntry(entry));
+      if (!page.data.length && !cursor) list.append(h("li", { class: "muted" }, "Nothing yet."));
       more.hidden = !page.next_cursor;
       more.onclick = () => load(page.next_cursor);
     };
-    clear(section, h("h2", { id: titleId }, title), list, more);
+    clear(sections.timeline, h("h2", { id: "timeline-title" }, "Timeline"), list, more);
     await load();
   }
 
-  const renderTimeline = () => paged(sections.timeline, "Activity", "timeline-title", `/accounts/${id}/activities`, (a) =>
-    h("li", {},
-      h("strong", {}, `${words(a.type)}${a.direction ? ` (${a.direction})` : ""}`),
-      a.outcome ? ` — ${words(a.outcome)}` : "",
-      h("small", {}, when(a.occurred_at)),
-      a.notes ? h("p", { class: "notes" }, a.notes) : null));
+  function timelineEntry(e) {
+    const d = e.data || {};
+    const amount = e.amount ? money(e.amount, e.currency) : "";
+    const by = e.actor_name || (e.actor_id ? nameOf(e.actor_id) : d.db_user && d.db_user !== "arrears" && !d.by_rule ? `database user ${d.db_user}` : "the system");
+    const what = {
+      created: () => [h("strong", {}, "Account created")],
+      contact: () => [
+        h("strong", {}, `${words(d.type)}${d.direction ? ` (${d.direction})` : ""}`),
+        d.outcome ? ` — ${words(d.outcome)}` : "",
+        d.notes ? h("p", { class: "notes" }, d.notes) : null,
+      ],
+      payment: () => [
+        h("strong", {}, amount), ` ${words(d.method)} · ${d.status}`,
+        d.reference ? ` · ${d.reference}` : "",
+        d.failure_reason ? h("p", { class: "notes" }, `Failed: ${d.failure_reason}`) : null,
+        paymentActions({ id: d.payment_id, status: d.status, amount: e.amount, currency: e.currency }),
+      ],
+      promise: () => [h("strong", {}, `Promise of ${amount}`), ` by ${d.due_date} · ${d.status}`, promiseActions(d.promise_id, d.status, amount, d.due_date)],
+      promise_resolved: () => [h("strong", {}, `Promise ${d.status}`), ` (${amount} by ${d.due_date})`],
+      plan: () => [h("strong", {}, `Plan of ${amount}`), `, ${d.instalment_count} ${words(d.frequency)} instalments from ${d.first_due_date}`],
+      plan_resolved: () => [h("strong", {}, `Plan ${d.status}`), ` (${amount})`],
+      instalment_missed: () => [h("strong", {}, "Instalment missed"), ` #${d.seq}, ${amount} due ${d.due_date}`],
+      override_granted: () => [h("strong", {}, `Override granted: ${words(d.channel)}`), d.reason ? h("p", { class: "notes" }, d.reason) : null],
+      override_used: () => [h("strong", {}, `Override used: ${words(d.channel)}`), ` (${words(d.rule)})`],
+      assignment: () => [h("strong", {}, "Assigned"), ` to ${nameOf(d.changes?.assigned_agent_id?.after)}, was ${nameOf(d.changes?.assigned_agent_id?.before)}`],
+      edit: () => [h("strong", {}, "Changed"), " ", Object.entries(d.changes || {}).map(([field, c]) => `${words(field)}: ${shownValue(c.before)} → ${shownValue(c.after)}`).join("; ")],
+      access: () => [h("strong", {}, "Opened by another agent")],
+    }[e.kind] || (() => [h("strong", {}, words(e.kind))]);
+    return h("li", { dataset: { kind: e.kind } }, what(), h("small", {}, `${when(e.at)} · ${by}`));
+  }
 
-  const renderPayments = () => paged(sections.payments, "Payments", "payments-title", `/accounts/${id}/payments`, (p) =>
-    h("li", {},
-      h("strong", {}, money(p.amount, p.currency)), ` ${words(p.method)} · ${p.status}`,
-      p.reference ? ` · ${p.reference}` : "",
-      h("small", {}, when(p.received_at)),
-      p.failure_reason ? h("p", { class: "notes" }, `Failed: ${p.failure_reason}`) : null,
-      paymentActions(p)));
+  const shownValue = (value) => (value === null || value === undefined || value === "" ? "—" : Array.isArray(value) ? value.join(", ") || "—" : String(value));
 
   const setPaymentStatus = (p, status, failureReason) =>
     api("PATCH", `/payments/${p.id}`, { body: { status, failure_reason: failureReason } });
@@ -217,14 +238,13 @@ export async function accountScreen(main, [id]) {
     return null;
   }
 
-  const renderPromises = () => paged(sections.promises, "Promises to pay", "promises-title", `/accounts/${id}/promises`, (p) => {
-    const amount = money(p.amount, account.currency);
-    const form = p.status === "open" && works(account)
-      ? itemForm(`Promise of ${amount}`, confirmStep("Cancel promise", `Cancel the promise of ${amount} by ${p.due_date}?`, "Yes, cancel the promise",
-        () => act(form, () => api("POST", `/promises/${p.id}/cancel`), "Promise cancelled.")))
-      : null;
-    return h("li", {}, h("strong", {}, amount), ` by ${p.due_date} · ${p.status}`, form);
-  });
+  // An open promise can be cancelled by whoever works the account, asked twice.
+  function promiseActions(promiseId, status, amount, dueDate) {
+    if (status !== "open" || !works(account)) return null;
+    const form = itemForm(`Promise of ${amount}`, confirmStep("Cancel promise", `Cancel the promise of ${amount} by ${dueDate}?`, "Yes, cancel the promise",
+      () => act(form, () => api("POST", `/promises/${promiseId}/cancel`), "Promise cancelled.")));
+    return form;
+  }
 
   async function renderPlan() {
     const plans = await api("GET", `/accounts/${id}/plans`, { params: { page_size: 1 } });
@@ -251,38 +271,7 @@ export async function accountScreen(main, [id]) {
     );
   }
 
-  // A form that posts to the API, shows the refusal next to its fields, and reloads.
-  function actionForm(title, fields, submit) {
-    const slug = title.toLowerCase().replace(/\W+/g, "-");
-    const form = h(
-      "form",
-      { class: "card", "aria-labelledby": `${slug}-title` },
-      h("h2", { id: `${slug}-title` }, title),
-      h("div", { class: "form-alert", role: "alert" }),
-      fields,
-      h("button", { type: "submit", class: "primary" }, title),
-    );
-    form.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const button = form.querySelector("button[type=submit]");
-      button.disabled = true;
-      try {
-        await submit(form.elements);
-        showProblem(form, null);
-        form.reset();
-        toast(`${title}: done.`);
-        await reload();
-      } catch (error) {
-        showProblem(form, error);
-      } finally {
-        button.disabled = false;
-      }
-    });
-    return form;
-  }
-
-  const optional = (value) => (value.trim() ? value.trim() : undefined);
-  const instant = (value) => (value ? new Date(value).toISOString() : undefined);
+  const actionForm = (title, fields, submit, options) => postingForm(title, fields, submit, () => reload(), options);
 
   function renderActions() {
     if (!works(account)) {
@@ -291,33 +280,8 @@ export async function accountScreen(main, [id]) {
     }
     clear(
       actions,
-      actionForm("Log contact", [
-        field("Channel", select("type", CHANNELS.map((c) => [c, words(c)]), "call")),
-        field("Direction", select("direction", [["outbound", "Outbound"], ["inbound", "Inbound"]], "outbound")),
-        field("Outcome", select("outcome", [["", "—"], ...OUTCOMES.map((o) => [o, words(o)])], "")),
-        field("Notes", h("textarea", { name: "notes", rows: 2 })),
-        field("Next action", h("input", { name: "next_action_at", type: "datetime-local" })),
-      ], (els) => api("POST", `/accounts/${id}/activities`, {
-        body: {
-          type: els.type.value,
-          direction: els.type.value === "note" ? undefined : els.direction.value,
-          outcome: els.outcome.value || undefined,
-          notes: optional(els.notes.value),
-          next_action_at: instant(els.next_action_at.value),
-        },
-      })),
-      actionForm("Record payment", [
-        field("Amount", h("input", { name: "amount", inputmode: "decimal", required: true }), `In ${account.currency}, e.g. 50.00`),
-        field("Method", select("method", METHODS.map((m) => [m, words(m)]), "card")),
-        field("Reference", h("input", { name: "reference" })),
-      ], (els) => api("POST", `/accounts/${id}/payments`, {
-        body: { amount: els.amount.value.trim(), currency: account.currency, method: els.method.value, reference: optional(els.reference.value) },
-        headers: { "idempotency-key": crypto.randomUUID() },
-      })),
-      actionForm("Make promise", [
-        field("Amount", h("input", { name: "amount", inputmode: "decimal", required: true })),
-        field("Due date", h("input", { name: "due_date", type: "date", min: today(), required: true })),
-      ], (els) => api("POST", `/accounts/${id}/promises`, { body: { amount: els.amount.value.trim(), due_date: els.due_date.value } })),
+      wrapUpForm(account, { promise: true, nextAction: true }, () => reload()),
+      paymentForm(account, () => reload()),
       actionForm("Set up plan", [
         field("Total", h("input", { name: "total", inputmode: "decimal", required: true }), "At most the current balance"),
         field("Instalments", h("input", { name: "instalment_count", type: "number", min: 1, max: 260, value: 3, required: true })),
@@ -346,4 +310,170 @@ export async function accountScreen(main, [id]) {
   const names = ["payment.created", "payment.updated", "activity.logged", "plan.instalment_missed", "plan.broken", "plan.completed"];
   for (const name of names) live.addEventListener(name, mine);
   return () => names.forEach((name) => live.removeEventListener(name, mine));
+}
+
+// A form that posts to the API, shows the refusal next to its fields (and, for a refusal
+// that `options.offer` knows how to lift, a button that sends again with it), and runs
+// `done` after a success.
+function postingForm(title, fields, submit, done, options = {}) {
+  const slug = title.toLowerCase().replace(/\W+/g, "-");
+  const offer = h("div", { class: "offer" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": `${slug}-title` },
+    h("h2", { id: `${slug}-title` }, title),
+    h("div", { class: "form-alert", role: "alert" }),
+    offer,
+    fields,
+    h("button", { type: "submit", class: "primary" }, title),
+  );
+  const send = async (extra) => {
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await submit(form.elements, extra);
+      showProblem(form, null);
+      clear(offer);
+      form.reset();
+      form.dispatchEvent(new Event("reset-done"));
+      toast(`${title}: done.`);
+      await done();
+    } catch (error) {
+      showProblem(form, error);
+      clear(offer, options.offer?.(error, send));
+    } finally {
+      button.disabled = false;
+    }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send();
+  });
+  return form;
+}
+
+const optional = (value) => (value.trim() ? value.trim() : undefined);
+const instant = (value) => (value ? new Date(value).toISOString() : undefined);
+
+// An overpayment refusal offers to take the payment as a credit, which the API allows
+// anyone who may record it to ask for.
+function creditOffer(error, send) {
+  if (error.problem?.code !== "overpayment") return null;
+  return h("button", { type: "button", onclick: () => send({ allow_overpayment: true }) }, "Accept the excess as a credit");
+}
+
+// A payment taken outside a call (a cheque in the post, a transfer seen on a statement).
+function paymentForm(account, done) {
+  return postingForm("Record payment", [
+    field("Amount", h("input", { name: "amount", inputmode: "decimal", required: true, "data-shortcut": "payment" }), `In ${account.currency}, e.g. 50.00`),
+    field("Method", select("method", METHODS.map((m) => [m, words(m)]), "card")),
+    field("Reference", h("input", { name: "reference" })),
+  ], (els, extra) => api("POST", `/accounts/${account.id}/payments`, {
+    body: { amount: els.amount.value.trim(), currency: account.currency, method: els.method.value, reference: optional(els.reference.value), ...extra },
+    headers: { "idempotency-key": crypto.randomUUID() },
+  }), done, { offer: creditOffer });
+}
+
+// The end of a call in one step: the contact and its outcome, and what the debtor
+// agreed (a promise) or paid (a payment), and the next action; all recorded or none
+// (POST /accounts/{id}/wrap-up). `allowed.promise` and `allowed.nextAction` are off on an
+// account the agent does not own, where only the inbound call itself is theirs to log.
+function wrapUpForm(account, allowed, done) {
+  const channel = select("contact.type", CHANNELS.map((c) => [c, words(c)]), "call", { "data-shortcut": "contact" });
+  const direction = select("contact.direction", allowed.nextAction
+    ? [["outbound", "Outbound"], ["inbound", "Inbound"]]
+    : [["inbound", "Inbound"]], allowed.nextAction ? "outbound" : "inbound");
+  const outcome = select("contact.outcome", [["", "—"], ...OUTCOMES.map((o) => [o, words(o)])], "");
+  const notes = h("textarea", { name: "contact.notes", rows: 2 });
+  const next = allowed.nextAction ? h("input", { name: "contact.next_action_at", type: "datetime-local" }) : null;
+  const promiseAmount = h("input", { name: "promise.amount", inputmode: "decimal", "data-shortcut": "promise" });
+  const promiseDate = h("input", { name: "promise.due_date", type: "date", min: today() });
+  const payAmount = h("input", { name: "payment.amount", inputmode: "decimal" });
+  const payMethod = select("payment.method", METHODS.map((m) => [m, words(m)]), "card");
+  // A new channel starts a new contact: nothing of the last one (an outcome, a refusal)
+  // carries over; a note has no direction or outcome.
+  const fit = () => {
+    const note = channel.value === "note";
+    direction.disabled = note;
+    outcome.disabled = note;
+  };
+  channel.addEventListener("change", () => {
+    outcome.value = "";
+    direction.value = allowed.nextAction ? "outbound" : "inbound";
+    showProblem(form, null);
+    fit();
+  });
+  const form = postingForm("Log contact", [
+    field("Channel", channel),
+    field("Direction", direction),
+    field("Outcome", outcome),
+    field("Notes", notes),
+    next ? field("Next action", next, "In your time") : null,
+    allowed.promise
+      ? h("fieldset", {}, h("legend", {}, "Promise to pay (optional)"),
+        field("Promise amount", promiseAmount, `In ${account.currency}`),
+        field("Promise due date", promiseDate))
+      : null,
+    h("fieldset", {}, h("legend", {}, "Payment taken (optional)"),
+      field("Payment amount", payAmount, `In ${account.currency}`),
+      field("Payment method", payMethod)),
+  ], (els, extra) => {
+    const note = channel.value === "note";
+    const body = {
+      contact: {
+        type: channel.value,
+        direction: note ? undefined : direction.value,
+        outcome: note ? undefined : outcome.value || undefined,
+        notes: optional(notes.value),
+        next_action_at: next ? instant(next.value) : undefined,
+      },
+    };
+    if (allowed.promise && (promiseAmount.value.trim() || promiseDate.value)) {
+      body.promise = { amount: promiseAmount.value.trim(), due_date: promiseDate.value };
+    }
+    if (payAmount.value.trim()) {
+      body.payment = { amount: payAmount.value.trim(), currency: account.currency, method: payMethod.value, ...extra };
+    }
+    return api("POST", `/accounts/${account.id}/wrap-up`, { body, headers: { "idempotency-key": crypto.randomUUID() } });
+  }, done, { offer: creditOffer });
+  form.addEventListener("reset-done", fit);
+  fit();
+  return form;
+}
+
+// What an agent sees of an account assigned to someone else (or to no one): who owns it,
+// the figures a call needs, the debtor's clock, and the two things they may do for the
+// caller: log the inbound call (with a payment taken on it) and record a payment.
+function inboundScreen(view, account) {
+  const owner = account.assigned_agent_id ? account.assigned_agent_name || "another agent" : "no one yet";
+  const refresh = async () => {
+    const fresh = await api("GET", `/accounts/${account.id}`);
+    clear(balance, money(fresh.current_balance, fresh.currency));
+  };
+  const balance = h("strong", { class: "big", id: "balance" }, money(account.current_balance, account.currency));
+  clear(
+    view,
+    h("section", { class: "card summary", "aria-labelledby": "acct-title" },
+      h("div", { class: "row" },
+        h("h1", { id: "acct-title" }, account.debtor_name),
+        h("span", { class: `badge ${account.status}` }, words(account.status))),
+      h("p", { class: "notice", role: "note" },
+        `Assigned to ${owner}. You see a summary: take the call, log it and take a payment; the account stays theirs.`),
+      h("div", { class: "figures" },
+        h("div", {}, h("span", { class: "muted" }, "Balance"), balance),
+        h("div", {}, h("span", { class: "muted" }, "Days past due"), h("strong", {}, String(account.days_past_due ?? 0))),
+        h("div", {}, h("span", { class: "muted" }, "Due date"), h("span", {}, account.due_date || "—"))),
+      h("dl", { class: "details" },
+        h("dt", {}, "Account number"), h("dd", {}, account.account_number),
+        h("dt", {}, "Assigned to"), h("dd", { id: "assignee" }, owner),
+        h("dt", {}, "Phone"), h("dd", {}, account.phone || "—"),
+        h("dt", {}, "Email"), h("dd", {}, account.email || "—"),
+        h("dt", {}, "Debtor's time"), h("dd", {}, debtorClock(account.timezone)),
+        h("dt", {}, "Last contact"), h("dd", {}, account.last_contact_at ? `${when(account.last_contact_at)} (${words(account.last_outcome)})` : "—"),
+        h("dt", {}, "Open promise"), h("dd", {}, account.open_promise ? `${money(account.open_promise.amount, account.currency)} by ${account.open_promise.due_date}` : "—"))),
+    h("div", { class: "columns" },
+      h("div", {}, wrapUpForm(account, { promise: false, nextAction: false }, refresh)),
+      h("div", {}, paymentForm(account, refresh))),
+  );
+  return null;
 }

@@ -24,15 +24,27 @@ function readState(params) {
   const state = { q: params.get("q") || "", sort: params.get("sort") || "" };
   for (const key of MULTI) state[key] = params.getAll(key);
   for (const key of ["assigned_agent_id", "min_balance", "max_balance"]) state[key] = params.get(key) || "";
-  if (currentUser().role === "agent") state.assigned_agent_id = "me";
+  // Agents search their own accounts, or everyone's when a debtor of another agent calls.
+  if (currentUser().role === "agent") state.assigned_agent_id = state.assigned_agent_id === EVERYONE ? EVERYONE : "me";
   return state;
 }
 
-function listParams(state) {
+// An agent's search over every account: kept in the fragment, not sent to the API.
+const EVERYONE = "everyone";
+
+// The state as the fragment keeps it.
+function stateParams(state) {
   const params = {};
   for (const [key, value] of Object.entries(state)) {
     if (Array.isArray(value) ? value.length : value) params[key] = value;
   }
+  return params;
+}
+
+// The state as the API's list parameters.
+function listParams(state) {
+  const params = stateParams(state);
+  if (params.assigned_agent_id === EVERYONE) delete params.assigned_agent_id;
   return params;
 }
 
@@ -60,7 +72,7 @@ export function searchScreen(main, _args, params) {
 
   const update = () => {
     const text = new URLSearchParams();
-    for (const [key, value] of Object.entries(listParams(state))) {
+    for (const [key, value] of Object.entries(stateParams(state))) {
       for (const v of Array.isArray(value) ? value : [value]) text.append(key, v);
     }
     history.replaceState(null, "", `#/search?${text}`);
@@ -95,7 +107,7 @@ export function searchScreen(main, _args, params) {
     for (const account of page.data) list.append(row(account));
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
+    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`, " ", everyoneHint());
     if (!next) measurePaint(new URL(`/api/v1/accounts${query(params)}`, location.href).href, answered);
   }
 
@@ -148,7 +160,7 @@ export function searchScreen(main, _args, params) {
           { onchange: (e) => { state.assigned_agent_id = e.target.value; update(); } },
         ),
       )
-      : currentUser().role === "agent" ? h("p", { class: "muted" }, "Showing the accounts assigned to you.") : null;
+      : currentUser().role === "agent" ? scope() : null;
     const balance = (key, label) =>
       field(label, h("input", {
         name: key,
@@ -167,6 +179,28 @@ export function searchScreen(main, _args, params) {
     );
   }
 
+  // An agent's choice between their own accounts and everyone's (a debtor who calls in
+  // about an account another agent works).
+  function scope() {
+    return field(
+      "Accounts",
+      select("scope", [["me", "Mine"], [EVERYONE, "Everyone's (a caller)"]], state.assigned_agent_id, {
+        onchange: (e) => { state.assigned_agent_id = e.target.value; update(); },
+      }),
+      "Everyone's shows a summary of accounts you do not work.",
+    );
+  }
+
+  // When none of an agent's own accounts match, the caller may be another agent's debtor.
+  function everyoneHint() {
+    if (total || !state.q || state.assigned_agent_id !== "me") return null;
+    return h("button", {
+      type: "button",
+      class: "link",
+      onclick: () => { state.assigned_agent_id = EVERYONE; update(); },
+    }, "None of your accounts match: search everyone's accounts for this caller");
+  }
+
   function row(account) {
     const name = account.highlight?.debtor_name ? highlighted(account.highlight.debtor_name) : account.debtor_name;
     const matched = Object.entries(account.highlight || {})
@@ -183,6 +217,9 @@ export function searchScreen(main, _args, params) {
         h("span", { class: "balance" }, money(account.current_balance, account.currency)),
         h("span", { class: `badge ${account.status}` }, words(account.status)),
         h("span", { class: "muted" }, `${account.days_past_due ?? 0} days · ${account.bucket ?? "current"}`),
+        account.access === "summary"
+          ? h("span", { class: "badge summary" }, account.assigned_agent_id ? "Another agent's" : "Unassigned")
+          : null,
         matched.length ? h("span", { class: "matches" }, matched) : null,
       ),
     );

@@ -182,6 +182,19 @@ impl Error {
         Self::with_fields(Code::ValidationFailed, detail, errors)
     }
 
+    /// The same problem about a part of a larger body: each field named `part.field`.
+    pub fn within(self, part: &str) -> Self {
+        match self {
+            Error::Problem(mut p) => {
+                for error in &mut p.errors {
+                    error.field = format!("{part}.{}", error.field);
+                }
+                Error::Problem(p)
+            }
+            other => other,
+        }
+    }
+
     pub fn field(field: &str, message: impl Into<String>) -> Self {
         Self::validation(vec![FieldError::new(field, message)])
     }

@@ -58,7 +58,7 @@ pub fn from_wire<T: for<'de> Deserialize<'de>>(text: &str) -> Option<T> {
 pub const MAX_NOTES_LEN: usize = 10_000;
 
 /// Body of `POST /accounts/{id}/activities`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateActivity {
     #[serde(rename = "type")]
@@ -86,6 +86,14 @@ pub struct NewActivity {
 pub const MAX_BACKDATE: chrono::Duration = chrono::Duration::hours(24);
 /// How far ahead of the server's clock `occurred_at` may be (a client's clock skew).
 pub const MAX_CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
+impl NewActivity {
+    /// A contact the debtor started (a call or message in), which anyone who works
+    /// accounts may log on any account.
+    pub fn is_inbound_contact(&self) -> bool {
+        self.direction == Some(Direction::Inbound) && self.kind != ActivityType::Note
+    }
+}
 
 impl CreateActivity {
     pub fn validate(self, now: DateTime<Utc>) -> Result<NewActivity, Vec<FieldError>> {

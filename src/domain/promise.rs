@@ -30,7 +30,7 @@ impl PromiseStatus {
 }
 
 /// Body of `POST /accounts/{id}/promises`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePromise {
     pub amount: String,

@@ -47,6 +47,10 @@ impl Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     ReadAccounts,
+    /// Read every account in full: the personal data (email, phone, address, custom
+    /// fields), contact history and timeline of accounts assigned to others. Agents read
+    /// a summary of those ([`crate::domain::privacy::Access`]).
+    ReadAnyAccount,
     /// Change workflow fields of an account assigned to the caller.
     UpdateAssignedWorkflow,
     /// Change any field of any account.
@@ -79,6 +83,7 @@ pub enum Action {
 /// The permission table: which roles may perform each action.
 const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadAccounts, &[Role::Admin, Role::Manager, Role::Agent, Role::Viewer]),
+    (Action::ReadAnyAccount, &[Role::Admin, Role::Manager, Role::Viewer]),
     (Action::UpdateAssignedWorkflow, &[Role::Admin, Role::Manager, Role::Agent]),
     (Action::UpdateAnyAccount, &[Role::Admin, Role::Manager]),
     (Action::CreateAccount, &[Role::Admin, Role::Manager]),
@@ -113,6 +118,9 @@ pub fn team_name(text: &str) -> Result<String, String> {
 
 /// Why a caller may not touch an account that the rule below keeps from them.
 pub const NOT_ASSIGNED: &str = "this account is not assigned to you";
+
+/// Why an agent may not read more than the summary of an account that is not theirs.
+pub const NOT_YOURS_TO_READ: &str = "this account is not assigned to you: agents read the summary of other accounts (GET /api/v1/accounts/{id}) and may log an inbound contact or take a payment on them";
 
 /// Why a user cannot be made an account's assignee.
 pub const NOT_ASSIGNABLE: &str = "this user is disabled or does not work accounts, and cannot be assigned any";

@@ -10,8 +10,10 @@ use crate::domain::account::{AccountStatus, Address, Bucket, days_past_due};
 use crate::domain::document::AccountDoc;
 use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
+use crate::domain::privacy::Access;
 use crate::error::{Error, Result};
 use crate::http::{self as api, with_etag};
+use crate::service::accounts::Shown;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
@@ -33,6 +35,13 @@ pub struct AccountView {
     pub days_past_due: i64,
     pub bucket: Bucket,
     pub assigned_agent_id: Option<Uuid>,
+    /// The assigned agent's name; on reads of one account only (lists leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub assigned_agent_name: Option<String>,
+    /// `summary` when the caller is an agent reading an account that is not theirs: email
+    /// and phone masked; address, external reference, tags and custom fields left out.
+    pub access: Access,
     pub next_action_at: Option<DateTime<Utc>>,
     pub tags: Vec<String>,
     pub custom_fields: Map<String, Value>,
@@ -77,7 +86,15 @@ pub struct PlanSummaryView {
 }
 
 impl AccountView {
-    /// The account as clients see it; delinquency is computed for `today`.
+    /// The account as `shown` lets its caller read it; delinquency is computed for `today`.
+    pub fn from_shown(shown: Shown, today: NaiveDate) -> Result<Self> {
+        let mut view = Self::from_doc(shown.doc, today)?;
+        view.access = shown.access;
+        view.assigned_agent_name = shown.owner_name;
+        Ok(view)
+    }
+
+    /// The whole account; delinquency is computed for `today`.
     pub fn from_doc(row: AccountDoc, today: NaiveDate) -> Result<Self> {
         let currency = Currency::parse(&row.currency).map_err(|e| Error::Internal(anyhow::anyhow!("account {} currency: {e}", row.id)))?;
         let status = row.status;
@@ -119,6 +136,8 @@ impl AccountView {
             timezone: row.timezone,
             due_date: row.due_date,
             assigned_agent_id: row.assigned_agent_id,
+            assigned_agent_name: None,
+            access: Access::Full,
             next_action_at: row.next_action_at,
             tags: row.tags,
             custom_fields: row.custom_fields,
@@ -135,9 +154,21 @@ impl AccountView {
     }
 }
 
-/// The account as JSON with its ETag; delinquency is computed for today.
+/// The whole account as JSON with its ETag; delinquency is computed for today.
 pub fn account_response(status: StatusCode, doc: AccountDoc) -> Result<Response> {
-    let version = doc.search_version;
-    let view = AccountView::from_doc(doc, Utc::now().date_naive())?;
+    shown_response(
+        status,
+        Shown {
+            doc,
+            access: Access::Full,
+            owner_name: None,
+        },
+    )
+}
+
+/// The account as its caller may read it, as JSON with its ETag.
+pub fn shown_response(status: StatusCode, shown: Shown) -> Result<Response> {
+    let version = shown.doc.search_version;
+    let view = AccountView::from_shown(shown, Utc::now().date_naive())?;
     Ok(with_etag(api::json(status, &view), version))
 }

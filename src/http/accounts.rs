@@ -13,7 +13,7 @@ use crate::domain::account::{CreateAccount, PatchAccount};
 use crate::domain::document::Entity;
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
-use crate::http::account_view::{AccountView, account_response};
+use crate::http::account_view::{AccountView, account_response, shown_response};
 use crate::http::filters::{json_body, principal, with_state};
 use crate::http::indexed::WaitForParam;
 use crate::http::indexed::{WaitForIndexed, wait_for, wait_until_indexed};
@@ -85,9 +85,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let service::Found { page, text, sort } = service::search(state.search().as_ref(), &caller, &raw, today).await?;
     let mut data = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
-        let highlight = text.as_deref().map(|t| highlight(&hit.doc, t));
+        let highlight = text.as_deref().map(|t| highlight(&hit.doc.doc, t));
         data.push(ListItem {
-            account: AccountView::from_doc(hit.doc, today)?,
+            account: AccountView::from_shown(hit.doc, today)?,
             highlight,
         });
     }
@@ -136,12 +136,13 @@ async fn create(caller: Principal, state: AppState, wait: WaitForIndexed, body: 
 #[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", operation_id = "get_account",
     params(("id" = Uuid, Path, description = "The account's id")),
     responses(
-        (status = 200, description = "The account from SQL, with its ETag", body = AccountView),
+        (status = 200, description = "The account from SQL, with its ETag and its owner's name. An agent reads a summary \
+                                      (`access: summary`) of an account that is not theirs, and the read is recorded", body = AccountView),
         (status = 403, description = "The role may not read accounts"),
     ))]
 #[tracing::instrument(skip_all, fields(account_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    account_response(StatusCode::OK, service::get(state.pool(), &caller, id).await?)
+    shown_response(StatusCode::OK, service::get(state.pool(), &caller, id).await?)
 }
 
 /// `If-Match` holds a list of entity tags or `*`.

@@ -74,7 +74,7 @@ pub struct PromiseView {
 }
 
 impl PromiseView {
-    fn new(row: PromiseRow, currency: Currency) -> Self {
+    pub fn new(row: PromiseRow, currency: Currency) -> Self {
         Self {
             id: row.id,
             account_id: row.account_id,

@@ -28,7 +28,9 @@ pub mod queue;
 pub mod recover;
 pub mod server;
 pub mod throttle;
+pub mod timeline;
 pub mod users;
+pub mod wrap_up;
 pub mod ws;
 
 use serde::Serialize;
@@ -56,6 +58,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(payments::routes(state.clone()))
                 .unify()
                 .or(activities::routes(state.clone()))
+                .unify()
+                .or(timeline::routes(state.clone()))
+                .unify()
+                .or(wrap_up::routes(state.clone()))
                 .unify()
                 .or(compliance::routes(state.clone()))
                 .unify()

@@ -19,7 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, users, ws,
+    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, timeline,
+    users, wrap_up, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -51,6 +52,8 @@ pub fn document() -> &'static serde_json::Value {
             export::Api::openapi(),
             payments::Api::openapi(),
             activities::Api::openapi(),
+            timeline::Api::openapi(),
+            wrap_up::Api::openapi(),
             compliance::Api::openapi(),
             queue::Api::openapi(),
             plans::Api::openapi(),

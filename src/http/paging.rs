@@ -67,6 +67,18 @@ impl Position for (String, Uuid) {
     }
 }
 
+/// Newest first by a text key: `(time, key)`, the timeline's entries.
+impl Position for (DateTime<Utc>, String) {
+    fn to_text(&self) -> String {
+        format!("{}|{}", self.0.timestamp_micros(), self.1)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (micros, key) = text.split_once('|')?;
+        Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, key.to_owned()))
+    }
+}
+
 /// A row's sequence number in a job's own order.
 impl Position for i32 {
     fn to_text(&self) -> String {

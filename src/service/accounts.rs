@@ -9,43 +9,97 @@ use uuid::Uuid;
 use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
 use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
-use crate::domain::role::{Action, NOT_ASSIGNABLE};
+use crate::domain::privacy::Access;
+use crate::domain::refusal::Denied;
+use crate::domain::role::{Action, NOT_ASSIGNABLE, NOT_YOURS_TO_READ};
 use crate::domain::search::{AccountQuery, Sort};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::accounts as account_list;
-use crate::search::{SearchIndex, SearchPage};
+use crate::search::{Hit, SearchIndex, SearchPage};
 use crate::store::accounts::{self, AccountRow};
-use crate::store::users;
+use crate::store::{self, timeline, users};
 
-/// A page of accounts from the index, with what the caller asked for that shapes the
-/// answer (the words to highlight, the sort its cursor belongs to).
+/// A page of accounts from the index, each as the caller may read it, with what the
+/// caller asked for that shapes the answer (the words to highlight, the sort its cursor
+/// belongs to).
 pub struct Found {
-    pub page: SearchPage,
+    pub page: SearchPage<Shown>,
     pub text: Option<String>,
     pub sort: Sort,
 }
 
-/// The accounts matching `raw` (the accounts list grammar) that `caller` may read.
+/// An account as one caller may read it ([`Access`]), with its owner's name where the
+/// answer names it.
+pub struct Shown {
+    pub doc: AccountDoc,
+    pub access: Access,
+    pub owner_name: Option<String>,
+}
+
+impl Shown {
+    /// `doc` as `caller` may read it.
+    pub fn to(caller: &Principal, doc: AccountDoc) -> Shown {
+        let access = Access::of(caller, doc.assigned_agent_id);
+        Shown {
+            doc: access.apply(doc),
+            access,
+            owner_name: None,
+        }
+    }
+}
+
+/// The accounts matching `raw` (the accounts list grammar) that `caller` may read: any
+/// agent finds any account (a debtor calls whoever answers), and reads a summary of those
+/// that are not theirs.
 pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str, today: NaiveDate) -> Result<Found> {
     caller.require(Action::ReadAccounts)?;
     let query: AccountQuery = account_list::parse(raw, caller, today)?;
     let (text, sort) = (query.text.clone(), query.sort);
     let page = index.search(query).await?;
+    let page = SearchPage {
+        hits: page
+            .hits
+            .into_iter()
+            .map(|hit| Hit {
+                doc: Shown::to(caller, hit.doc),
+                score: hit.score,
+            })
+            .collect(),
+        total: page.total,
+        next: page.next,
+        facets: page.facets,
+    };
     Ok(Found { page, text, sort })
 }
 
-/// The account `id` with its summary (payments, contact, promise, plan), from SQL.
-pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountDoc> {
+/// The account `id` with its summary (payments, contact, promise, plan) and its owner's
+/// name, from SQL, as `caller` may read it. An agent's read of an account that is not
+/// theirs is recorded (who, when, which account) and shows the summary only.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Shown> {
     caller.require(Action::ReadAccounts)?;
     let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))?;
-    document(pool, row).await
+    let owner_name = match row.assigned_agent_id {
+        Some(owner) => users::by_id(pool, owner).await?.map(|u| u.name),
+        None => None,
+    };
+    let mut shown = Shown::to(caller, document(pool, row).await?);
+    if shown.access == Access::Summary {
+        timeline::record_access(pool, id, caller.user_id).await?;
+        tracing::info!(account_id = %id, "an agent opened an account not assigned to them");
+    }
+    shown.owner_name = owner_name;
+    Ok(shown)
 }
 
 /// The account `id` that a read of one of its children (payments, promises, plans,
-/// activities) is about: it must exist and `caller` must be allowed to read accounts.
+/// activities, timeline) is about: it must exist and `caller` must read it in full.
 pub async fn readable(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountRow> {
     caller.require(Action::ReadAccounts)?;
-    accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))
+    let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    if Access::of(caller, row.assigned_agent_id) == Access::Summary {
+        return Err(Denied(NOT_YOURS_TO_READ.to_owned()).into());
+    }
+    Ok(row)
 }
 
 /// `row` with its summary, as every answer about one account shows it.
@@ -113,7 +167,7 @@ pub async fn update(
     patch: PatchAccount,
 ) -> Result<AccountDoc> {
     caller.require(Action::ReadAccounts)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
     let before = current.fields();
     authorize_patch(caller, &current, &before, &patch)?;
@@ -149,9 +203,11 @@ async fn set_deleted(pool: &PgPool, caller: &Principal, id: Uuid, deleted: bool)
         (Action::RestoreAccount, "deleted account")
     };
     caller.require(action)?;
-    let row = accounts::set_deleted(pool, id, deleted, caller.user_id)
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let row = accounts::set_deleted(&mut tx, id, deleted, caller.user_id)
         .await?
         .ok_or_else(|| Error::not_found(missing))?;
+    tx.commit().await?;
     tracing::info!(account_id = %id, deleted, "account deletion flag set");
     Ok(row)
 }

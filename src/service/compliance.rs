@@ -13,8 +13,8 @@ use crate::domain::principal::Principal;
 use crate::domain::refusal::FieldError;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
-use crate::store::accounts;
 use crate::store::compliance::{self, Facts};
+use crate::store::{self, accounts};
 
 pub use crate::store::compliance::OverrideRow;
 
@@ -83,7 +83,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Gr
             format!("must be 1 to {MAX_REASON_LEN} characters"),
         )]));
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     accounts::lock(&mut tx, account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
@@ -111,7 +111,7 @@ pub async fn list(
 /// Marks the account's dispute verified, which lifts the dispute block; returns the account.
 pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<AccountDoc> {
     caller.require(Action::OverrideContact)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     accounts::lock(&mut tx, account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;

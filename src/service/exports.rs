@@ -14,7 +14,9 @@ use uuid::Uuid;
 use crate::domain::account::{Bucket, days_past_due};
 use crate::domain::money::Currency;
 use crate::domain::principal::Principal;
+use crate::domain::refusal::Denied;
 use crate::domain::role::Action;
+use crate::domain::search::AgentFilter;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::import::write::neutralize;
 use crate::search::SearchIndex;
@@ -413,7 +415,16 @@ pub async fn select_accounts(
     today: NaiveDate,
 ) -> Result<Selection> {
     caller.require(Action::ReadAccounts)?;
-    let query = crate::lists::accounts::parse(raw, caller, today)?;
+    let mut query = crate::lists::accounts::parse(raw, caller, today)?;
+    if !caller.can(Action::ReadAnyAccount) {
+        // An agent's file holds only their own accounts (personal data of others' stays
+        // behind the summary, docs/security.md#what-an-agent-reads).
+        match query.agent {
+            None => query.agent = Some(AgentFilter::Agent(caller.user_id)),
+            Some(AgentFilter::Agent(id)) if id == caller.user_id => {}
+            Some(_) => return Err(Denied("agents export only the accounts assigned to them".to_owned()).into()),
+        }
+    }
     let ids = index.account_ids(query, MAX_CSV_ROWS + 1).await?;
     check_size(ids.len(), format)?;
     Ok(Selection {

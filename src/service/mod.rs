@@ -18,7 +18,9 @@ pub mod promises;
 pub mod queue;
 pub mod sessions;
 pub mod system;
+pub mod timeline;
 pub mod users;
+pub mod wrap_up;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

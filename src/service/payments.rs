@@ -7,12 +7,12 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::document::PaymentDoc;
 use crate::domain::money::{Currency, CurrencyAmount};
-use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, PatchPayment, PaymentStatus, SimulatedOutcome};
+use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, NewPayment, PatchPayment, PaymentStatus, SimulatedOutcome};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -21,6 +21,7 @@ use crate::search::{SearchIndex, SearchPage};
 use crate::service::Window;
 use crate::service::accounts::readable;
 use crate::service::idempotency::{self, Replay};
+use crate::store;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::payment_writer::PaymentWriter;
 use crate::store::payments::{self, Checked, Insert, PaymentRow};
@@ -135,17 +136,15 @@ fn check_overpayment(account: &AccountRow, amount: Decimal, allowed: bool, curre
     }
 }
 
-/// The recorded payment, or why its account refused it.
-fn recorded(caller: &Principal, amount: Decimal, currency: Currency, checked: Checked) -> Result<Recorded> {
+/// The recorded payment with its account's version after it, or why its account refused it.
+fn recorded(amount: Decimal, currency: Currency, checked: Checked) -> Result<(PaymentRow, i64)> {
     match checked {
-        Checked::Inserted { payment, account_version } => Ok(Recorded::Fresh { payment, account_version }),
+        Checked::Inserted { payment, account_version } => Ok((payment, account_version)),
         Checked::NoAccount => Err(Error::not_found("account")),
         Checked::Refused {
             currency: account_currency,
             balance,
-            assigned_agent_id,
         } => {
-            caller.require_work_on(assigned_agent_id)?;
             if account_currency != currency.code() {
                 return Err(Error::with_fields(
                     Code::CurrencyMismatch,
@@ -169,7 +168,8 @@ pub enum Recorded {
     Replayed(Replay),
 }
 
-/// Records a payment on `account_id` for `caller`. Without a key it is written together
+/// Records a payment on `account_id` for `caller`: anyone who works accounts may take
+/// a payment on any account (a debtor calls whoever answers). Without a key it is written together
 /// with the payments recorded at the same moment (group commit); with one, the key is
 /// claimed and the answer kept in the payment's own transaction.
 pub async fn record(
@@ -189,28 +189,42 @@ pub async fn record(
         account_id,
         payment: body.validate(Utc::now()).map_err(Error::validation)?,
         actor: caller.user_id,
-        only_agent: (!caller.can(Action::UpdateAnyAccount)).then_some(caller.user_id),
     };
     let (amount, currency, insert_id) = (insert.payment.amount, insert.payment.currency, insert.id);
     let Some(key) = key else {
-        let fresh = recorded(caller, amount, currency, writer.insert(insert).await?)?;
+        let (payment, account_version) = recorded(amount, currency, writer.insert(insert).await?)?;
         tracing::info!(payment_id = %insert_id, "payment recorded");
-        return Ok(fresh);
+        return Ok(Recorded::Fresh { payment, account_version });
     };
     let hash = hash.unwrap_or_default();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), &hash).await? {
         return Ok(Recorded::Replayed(first));
     }
-    let mut checked = payments::insert_checked(&mut tx, std::slice::from_ref(&insert)).await?;
-    let fresh = recorded(caller, amount, currency, checked.remove(0))?;
-    if let Recorded::Fresh { payment, .. } = &fresh {
-        let view = serde_json::to_value(PaymentView::from(payment.clone())).map_err(anyhow::Error::from)?;
-        idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
-    }
+    let (payment, account_version) = record_in(&mut tx, &insert).await?;
+    let view = serde_json::to_value(PaymentView::from(payment.clone())).map_err(anyhow::Error::from)?;
+    idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, Some(key), 201, &view).await?;
     tx.commit().await?;
     tracing::info!(payment_id = %insert_id, "payment recorded");
-    Ok(fresh)
+    Ok(Recorded::Fresh { payment, account_version })
+}
+
+/// Records `insert` inside `tx` (which may hold its account locked already), alone.
+async fn record_in(tx: &mut PgConnection, insert: &Insert) -> Result<(PaymentRow, i64)> {
+    let mut checked = payments::insert_checked(tx, std::slice::from_ref(insert)).await?;
+    recorded(insert.payment.amount, insert.payment.currency, checked.remove(0))
+}
+
+/// Records `payment` for `caller` on the account `account_id` inside `tx`, as part of a
+/// larger write (a wrap-up): the payment, or why the account refused it.
+pub async fn record_within(tx: &mut PgConnection, caller: &Principal, account_id: Uuid, payment: NewPayment) -> Result<PaymentRow> {
+    let insert = Insert {
+        id: Uuid::now_v7(),
+        account_id,
+        payment,
+        actor: caller.user_id,
+    };
+    Ok(record_in(tx, &insert).await?.0)
 }
 
 /// Moves a payment to the status `patch` asks for: the payment and its account's new
@@ -246,7 +260,10 @@ async fn transition(
         .await?
         .ok_or_else(|| Error::not_found("payment"))?
         .account_id;
-    let mut tx = pool.begin().await?;
+    let mut tx = match caller {
+        Some(caller) => store::begin_as(pool, caller.user_id).await?,
+        None => pool.begin().await?,
+    };
     // Account first, then payment: the order every payment write takes.
     let account = accounts::lock_including_deleted(&mut tx, account_id)
         .await?

@@ -12,8 +12,8 @@ use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
 use crate::service::accounts::readable;
-use crate::store::accounts;
 use crate::store::plans::{self, PlanFilter};
+use crate::store::{self, accounts};
 
 pub use crate::store::plans::{InstalmentRow, PlanRow};
 
@@ -28,7 +28,7 @@ pub struct Planned {
 /// date of `now` in the debtor's time zone and the total against the balance.
 pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePlan, now: DateTime<Utc>) -> Result<Planned> {
     caller.require(Action::WorkAccount)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     let account = accounts::lock(&mut tx, account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
@@ -54,7 +54,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Plann
     let mut conn = pool.acquire().await?;
     let existing = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
     drop(conn);
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     // A deleted account's plans are hidden as it is: 404, as a read of them.
     let account = accounts::lock(&mut tx, existing.account_id)
         .await?

@@ -2,7 +2,7 @@
 //! overdue ones is the scheduler's (`jobs::promises`).
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::money::Currency;
@@ -12,8 +12,8 @@ use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
 use crate::service::accounts::readable;
-use crate::store::accounts;
-use crate::store::promises;
+use crate::store::accounts::AccountRow;
+use crate::store::{self, accounts, promises};
 
 pub use crate::store::promises::PromiseRow;
 
@@ -28,30 +28,39 @@ pub struct Promised {
 /// of `now` in the debtor's time zone.
 pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePromise, now: DateTime<Utc>) -> Result<Promised> {
     caller.require(Action::WorkAccount)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     let account = accounts::lock(&mut tx, account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
-    caller.require_work_on(account.assigned_agent_id)?;
-    let currency = account.currency;
-    let today = account.today(now);
-    let (amount, due_date) = body.validate(currency, today).map_err(Error::validation)?;
-    let row = promises::insert(&mut tx, account_id, amount, due_date, caller.user_id).await?;
+    let row = make_locked(&mut tx, caller, &account, body, now).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
     tracing::info!(promise_id = %row.id, "promise to pay recorded");
     Ok(Promised {
         row,
-        currency,
+        currency: account.currency,
         account_version,
     })
+}
+
+/// Records `body` on `account`, which `tx` holds locked: the rules of [`make`].
+pub async fn make_locked(
+    tx: &mut PgConnection,
+    caller: &Principal,
+    account: &AccountRow,
+    body: CreatePromise,
+    now: DateTime<Utc>,
+) -> Result<PromiseRow> {
+    caller.require_work_on(account.assigned_agent_id)?;
+    let (amount, due_date) = body.validate(account.currency, account.today(now)).map_err(Error::validation)?;
+    promises::insert(tx, account.id, amount, due_date, caller.user_id).await
 }
 
 /// Cancels the open promise `id` at `now`; any other is refused with the allowed transitions.
 pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<Utc>) -> Result<Promised> {
     caller.require(Action::WorkAccount)?;
     let existing = promises::get(pool, id).await?.ok_or_else(|| Error::not_found("promise"))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     // A deleted account's promises are hidden as it is: 404, as a read of them.
     let account = accounts::lock(&mut tx, existing.account_id)
         .await?

@@ -16,7 +16,7 @@ use crate::domain::search::{AccountQuery, After, AgentFilter, Contactable, Sort,
 use crate::error::{Error, Result};
 use crate::search::SearchIndex;
 use crate::service::accounts::document;
-use crate::store::{accounts, queue};
+use crate::store::{self, accounts, queue};
 
 /// Accounts a claim attempt reads from the index at once: the first of an agent's own
 /// queue is nearly always claimed.
@@ -173,7 +173,10 @@ pub async fn next(
         {
             let reason = Reason::ORDER[from + position];
             for _ in 0..CLAIM_PAGES {
-                if let Some((account_id, expires_at)) = queue::claim(pool, caller.user_id, &found.ids, i64::from(seconds)).await? {
+                let mut tx = store::begin_as(pool, caller.user_id).await?;
+                let claimed = queue::claim(&mut tx, caller.user_id, &found.ids, i64::from(seconds)).await?;
+                tx.commit().await?;
+                if let Some((account_id, expires_at)) = claimed {
                     tracing::info!(%account_id, reason = ?reason, "queue account claimed");
                     let row = accounts::get(pool, account_id).await?.ok_or_else(|| Error::not_found("account"))?;
                     return Ok(Some(Claimed {

@@ -369,7 +369,7 @@ pub async fn update(tx: &mut sqlx::PgConnection, id: Uuid, fields: &AccountField
 
 /// Sets or clears `deleted_at`. Returns `None` when no account is in the opposite state.
 #[tracing::instrument(skip_all, fields(account_id = %id, deleted))]
-pub async fn set_deleted(pool: &PgPool, id: Uuid, deleted: bool, actor: Uuid) -> Result<Option<AccountRow>> {
+pub async fn set_deleted(conn: &mut sqlx::PgConnection, id: Uuid, deleted: bool, actor: Uuid) -> Result<Option<AccountRow>> {
     let sql = if deleted {
         format!(
             "UPDATE accounts SET deleted_at = now(), updated_at = now(), updated_by = $2 WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
@@ -382,7 +382,7 @@ pub async fn set_deleted(pool: &PgPool, id: Uuid, deleted: bool, actor: Uuid) ->
     let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(actor)
-        .fetch_optional(pool)
+        .fetch_optional(conn)
         .await?;
     Ok(row)
 }

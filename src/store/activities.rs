@@ -64,6 +64,9 @@ pub struct ActivityFilter {
     pub to: Option<DateTime<Utc>>,
     /// Also the activities of deleted accounts (managers only).
     pub include_deleted: bool,
+    /// Only those this user logged or that are on accounts assigned to them (an agent's
+    /// reach, docs/security.md#what-an-agent-reads).
+    pub visible_to: Option<Uuid>,
 }
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
@@ -76,6 +79,13 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
     }
     if let Some(agent) = filter.agent_id {
         qb.push(" AND agent_id = ").push_bind(agent);
+    }
+    if let Some(user) = filter.visible_to {
+        qb.push(" AND (agent_id = ")
+            .push_bind(user)
+            .push(" OR EXISTS (SELECT 1 FROM accounts a WHERE a.id = activities.account_id AND a.assigned_agent_id = ")
+            .push_bind(user)
+            .push("))");
     }
     if !filter.types.is_empty() {
         qb.push(" AND type = ANY(").push_bind(filter.types.clone()).push(")");

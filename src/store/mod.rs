@@ -23,6 +23,7 @@ pub mod rebuild_locks;
 pub mod search_tasks;
 pub mod sessions;
 pub mod sync_workers;
+pub mod timeline;
 pub mod users;
 
 use std::str::FromStr;
@@ -30,7 +31,19 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
-use sqlx::{ConnectOptions, Connection, PgPool};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
+use uuid::Uuid;
+
+/// A transaction whose changes to accounts the account's history records as `actor`'s
+/// (`account_changes.actor`; without it a change shows as the system's).
+pub async fn begin_as(pool: &PgPool, actor: Uuid) -> crate::error::Result<Transaction<'static, Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT set_config('arrears.actor', $1, true)")
+        .bind(actor.to_string())
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
 
 /// Connects to the database named in `url`, creating it first when it does not exist.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {

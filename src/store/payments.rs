@@ -82,8 +82,6 @@ pub struct Insert {
     pub account_id: Uuid,
     pub payment: NewPayment,
     pub actor: Uuid,
-    /// The caller, when it may work only on the accounts assigned to it.
-    pub only_agent: Option<Uuid>,
 }
 
 /// What [`insert_checked`] found for one insert.
@@ -95,12 +93,11 @@ pub enum Checked {
         payment: PaymentRow,
         account_version: i64,
     },
-    /// The account refused the payment: another currency, another agent's account, or
-    /// a completed amount above the balance.
+    /// The account refused the payment: another currency, or a completed amount above
+    /// the balance.
     Refused {
         currency: String,
         balance: Decimal,
-        assigned_agent_id: Option<Uuid>,
     },
 }
 
@@ -108,14 +105,13 @@ pub enum Checked {
 struct CheckedRow {
     currency: Option<String>,
     balance: Option<Decimal>,
-    assigned_agent_id: Option<Uuid>,
     created_at: Option<DateTime<Utc>>,
     updated_at: Option<DateTime<Utc>>,
     search_version: Option<i64>,
 }
 
 /// Locks the live accounts (in id order, so two of these never deadlock), checks each
-/// payment's currency, agent and balance against its account, and inserts those that
+/// payment's currency and balance against its account, and inserts those that
 /// pass: one statement, so one round trip and one commit for all of them, race-free
 /// under the accounts' locks. At most one insert per account: the balance check reads
 /// the balance as it was before the statement. Answers in the order of `inserts`.
@@ -129,11 +125,11 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
     let rows = sqlx::query_as::<_, CheckedRow>(
         "WITH r AS (
              SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::numeric[], $4::text[], $5::text[], $6::text[], $7::text[],
-                                  $8::timestamptz[], $9::boolean[], $10::uuid[], $11::uuid[]) WITH ORDINALITY
+                                  $8::timestamptz[], $9::boolean[], $10::uuid[]) WITH ORDINALITY
                  AS r (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment,
-                       created_by, only_agent, ord)
+                       created_by, ord)
          ), a AS (
-             SELECT id, currency, current_balance, assigned_agent_id FROM accounts
+             SELECT id, currency, current_balance FROM accounts
              WHERE id = ANY($2) AND deleted_at IS NULL ORDER BY id FOR UPDATE
          ), ins AS (
              INSERT INTO payments (id, account_id, amount, currency, method, status, reference, received_at, allow_overpayment, created_by)
@@ -141,12 +137,11 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
                     r.allow_overpayment, r.created_by
              FROM r JOIN a ON a.id = r.account_id
              WHERE a.currency = r.currency
-               AND (r.only_agent IS NULL OR a.assigned_agent_id = r.only_agent)
                AND (r.status <> 'completed' OR r.allow_overpayment OR a.current_balance >= r.amount)
              ORDER BY r.ord
              RETURNING id, created_at, updated_at, search_version
          )
-         SELECT a.currency, a.current_balance AS balance, a.assigned_agent_id, ins.created_at, ins.updated_at, ins.search_version
+         SELECT a.currency, a.current_balance AS balance, ins.created_at, ins.updated_at, ins.search_version
          FROM r LEFT JOIN a ON a.id = r.account_id LEFT JOIN ins ON ins.id = r.id
          ORDER BY r.ord",
     )
@@ -160,7 +155,6 @@ pub async fn insert_checked(conn: &mut PgConnection, inserts: &[Insert]) -> Resu
     .bind(inserts.iter().map(|i| i.payment.received_at).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.payment.allow_overpayment).collect::<Vec<_>>())
     .bind(inserts.iter().map(|i| i.actor).collect::<Vec<_>>())
-    .bind(inserts.iter().map(|i| i.only_agent).collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
     if rows.len() != inserts.len() {
@@ -191,11 +185,7 @@ fn checked(insert: &Insert, row: CheckedRow, account_version: i64) -> Checked {
         return Checked::NoAccount;
     };
     let (Some(created_at), Some(updated_at), Some(search_version)) = (row.created_at, row.updated_at, row.search_version) else {
-        return Checked::Refused {
-            currency,
-            balance,
-            assigned_agent_id: row.assigned_agent_id,
-        };
+        return Checked::Refused { currency, balance };
     };
     let payment = &insert.payment;
     let payment_row = PaymentRow {

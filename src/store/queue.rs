@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -50,7 +50,7 @@ pub async fn release(tx: &mut PgConnection, account_id: Uuid) -> Result<()> {
 /// hold the same account: a row another claim is locking is skipped, and the upsert only
 /// replaces an expired claim or the agent's own. One statement, so one round trip: its
 /// parts see one snapshot, and the release leaves the claimed row to the upsert.
-pub async fn claim(pool: &PgPool, agent: Uuid, candidates: &[Uuid], seconds: i64) -> Result<Option<(Uuid, DateTime<Utc>)>> {
+pub async fn claim(conn: &mut PgConnection, agent: Uuid, candidates: &[Uuid], seconds: i64) -> Result<Option<(Uuid, DateTime<Utc>)>> {
     let claimed = sqlx::query_as(
         "WITH pick AS (
              SELECT a.id FROM unnest($1::uuid[]) WITH ORDINALITY AS c(id, ord)
@@ -80,7 +80,7 @@ pub async fn claim(pool: &PgPool, agent: Uuid, candidates: &[Uuid], seconds: i64
     .bind(candidates)
     .bind(agent)
     .bind(seconds as f64)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?;
     Ok(claimed)
 }

@@ -3,6 +3,7 @@
 mod account_fields;
 mod accounts;
 mod activities;
+mod agent_day;
 mod auth;
 #[path = "../support/bombs.rs"]
 mod bombs;

@@ -400,7 +400,6 @@ async fn a_payment_the_database_refuses_does_not_fail_its_batch() {
                 allow_overpayment: false,
             },
             actor: manager.id,
-            only_agent: None,
         });
     }
     // Queued in one poll, before any writer runs: they are taken as one batch.

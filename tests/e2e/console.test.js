@@ -2,6 +2,7 @@
 // running `arrears serve` (bin/e2e starts one on a fresh database and runs every *.test.js).
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import {
   BASE, accessible, api, daytimeZone, email, login, newContext, offline, open, sheetRows, shot, shown, signIn, suite, tokenOf, unzip,
 } from "./harness.js";
