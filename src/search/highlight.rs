@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::embedded::schema::{DIGITS_MIN, digits};
-use super::words::{edits, folded_tokens, folded_words, fuzziness};
+use super::words::{JOIN_MAX, PART_PREFIX_MIN, edits, folded_tokens, folded_words, fuzziness};
 use crate::domain::document::AccountDoc;
 
 const OPEN: &str = "<em>";
@@ -45,14 +45,52 @@ fn word_matches(word: &str, query_word: &str) -> bool {
     word.starts_with(query_word) || edits(word, query_word) <= usize::from(fuzziness(query_word))
 }
 
-/// Wraps each word of `text` that matches a query word.
+/// Whether a joined name or an identifier part matches a query word: whole, or as a prefix
+/// from [`PART_PREFIX_MIN`] characters.
+fn part_matches(part: &str, query_word: &str) -> bool {
+    part == query_word || (query_word.chars().count() >= PART_PREFIX_MIN && part.starts_with(query_word))
+}
+
+/// Wraps each word of `text` that matches a query word, and each run of adjacent words
+/// that a query word matches joined (`oconnor` marks O'Connor whole).
 fn mark_words(text: &str, query_words: &[String]) -> Option<String> {
-    let ranges: Vec<_> = folded_words(text)
-        .into_iter()
+    let words = folded_words(text);
+    let mut ranges: Vec<_> = words
+        .iter()
         .filter(|(_, folded)| query_words.iter().any(|q| word_matches(folded, q)))
+        .map(|(span, _)| span.clone())
+        .collect();
+    for start in 0..words.len() {
+        let mut joined = words[start].1.clone();
+        for end in start + 1..words.len().min(start + JOIN_MAX) {
+            let before = joined.len();
+            joined.push_str(&words[end].1);
+            // The query word reaches into the last word joined.
+            if query_words.iter().any(|q| q.len() > before && part_matches(&joined, q)) {
+                ranges.push(words[start].0.start..words[end].0.end);
+            }
+        }
+    }
+    ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+    let mut merged: Vec<std::ops::Range<usize>> = Vec::new();
+    for range in ranges {
+        match merged.last_mut() {
+            Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+            _ => merged.push(range),
+        }
+    }
+    (!merged.is_empty()).then(|| wrap(text, merged))
+}
+
+/// Wraps each word of an identifier (a part of an email or reference) that a query word
+/// matches.
+fn mark_parts(value: &str, query_words: &[String]) -> Option<String> {
+    let ranges: Vec<_> = folded_words(value)
+        .into_iter()
+        .filter(|(_, part)| query_words.iter().any(|q| part_matches(part, q)))
         .map(|(span, _)| span)
         .collect();
-    (!ranges.is_empty()).then(|| wrap(text, ranges))
+    (!ranges.is_empty()).then(|| wrap(value, ranges))
 }
 
 fn mark_prefix(value: &str, query: &str) -> Option<String> {
@@ -81,7 +119,8 @@ pub fn highlight(doc: &AccountDoc, text: &str) -> Map<String, Value> {
         ("email", doc.email.as_ref()),
         ("external_ref", doc.external_ref.as_ref()),
     ] {
-        if let Some(marked) = value.and_then(|v| mark_prefix(v, &whole)) {
+        let parts = field != "account_number";
+        if let Some(marked) = value.and_then(|v| mark_prefix(v, &whole).or_else(|| parts.then(|| mark_parts(v, &words)).flatten())) {
             out.insert(field.into(), marked.into());
         }
     }
@@ -103,6 +142,24 @@ mod tests {
         assert_eq!(mark_words("José Álvarez", &["alvares".into()]).unwrap(), "José <em>Álvarez</em>");
         assert_eq!(mark_words("Jonathan Smith", &["jon".into()]).unwrap(), "<em>Jonathan</em> Smith");
         assert!(mark_words("Jonathan Smith", &["xyz".into()]).is_none());
+        assert_eq!(
+            mark_words("Mary O'Connor", &["oconnor".into()]).unwrap(),
+            "Mary <em>O&#39;Connor</em>"
+        );
+        assert_eq!(
+            mark_words("Anna van der Berg", &["vanderb".into()]).unwrap(),
+            "Anna <em>van der Berg</em>",
+            "a joined prefix marks the words it reaches"
+        );
+        assert_eq!(mark_words("Van der Berg", &["vander".into()]).unwrap(), "<em>Van der</em> Berg");
+        assert_eq!(
+            mark_parts("tunde.adeyemi617@mail.example.com", &["adeyemi617".into()]).unwrap(),
+            "tunde.<em>adeyemi617</em>@mail.example.com"
+        );
+        assert!(
+            mark_parts("ab@mail.example.com", &["ex".into()]).is_none(),
+            "short words mark whole parts only"
+        );
         assert_eq!(mark_digits("+12015550134", "0134").unwrap(), "+1201555<em>0134</em>");
         assert_eq!(mark_prefix("AC-1001", "ac-1").unwrap(), "<em>AC-1</em>001");
         assert_eq!(

@@ -125,6 +125,34 @@ pub fn folded_tokens(text: &str) -> Vec<String> {
     folded_words(text).into_iter().map(|(_, word)| word).collect()
 }
 
+/// Names are also indexed with adjacent words joined, two or three at a time (O'Connor
+/// as `oconnor`, Van der Berg as `vanderberg`), and a query tries its adjacent words
+/// joined the same way (`mc donald` finds McDonald): Elasticsearch's `shingle` filter
+/// with an empty separator and these sizes.
+pub const JOIN_MAX: usize = 3;
+
+/// A query of at most this many words also tries each run of its adjacent words joined;
+/// a longer one is matched word by word only, which bounds its alternatives.
+pub const JOINED_QUERY_WORDS: usize = 4;
+
+/// A query word shorter than this matches joined names and identifier parts only
+/// whole, not as a prefix: their dictionaries hold a term per account, and the terms a
+/// one- or two-letter prefix begins are thousands, for words that match a name anyway.
+pub const PART_PREFIX_MIN: usize = 3;
+
+/// The runs of adjacent words joined among `count` words: every window of 2 to
+/// [`JOIN_MAX`] words, shortest first.
+pub fn join_windows(count: usize) -> impl Iterator<Item = Range<usize>> {
+    (2..=JOIN_MAX)
+        .filter(move |size| *size <= count)
+        .flat_map(move |size| (0..=count - size).map(move |start| start..start + size))
+}
+
+/// The joined forms of adjacent `words` (see [`JOIN_MAX`]).
+pub fn joined_words(words: &[String]) -> Vec<String> {
+    join_windows(words.len()).map(|window| words[window].concat()).collect()
+}
+
 /// Edit distance with adjacent transpositions (optimal string alignment, as the
 /// typo automatons of both backends count it), in characters.
 pub fn edits(a: &str, b: &str) -> usize {
@@ -204,6 +232,19 @@ mod tests {
         assert_eq!(words.len(), 2);
         assert_eq!(&text[words[1].0.clone()], "Ñúñez");
         assert_eq!(words[1].1, "nunez");
+    }
+
+    #[test]
+    fn adjacent_words_join_two_and_three_at_a_time() {
+        assert_eq!(joined_words(&folded_tokens("O'Connor")), ["oconnor"]);
+        assert_eq!(joined_words(&folded_tokens("Van der Berg")), ["vander", "derberg", "vanderberg"]);
+        assert_eq!(
+            joined_words(&folded_tokens("Mary Van der Berg")),
+            ["maryvan", "vander", "derberg", "maryvander", "vanderberg"]
+        );
+        assert!(joined_words(&folded_tokens("Madonna")).is_empty());
+        assert_eq!(join_windows(4).count(), 5);
+        assert_eq!(join_windows(0).count() + join_windows(1).count(), 0);
     }
 
     #[test]

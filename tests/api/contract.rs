@@ -204,6 +204,183 @@ pub async fn long_words_match_as_prefixes(index: &dyn SearchIndex) {
     );
 }
 
+/// What agents type for a debtor on the phone: a name without its punctuation or
+/// spacing, or with spaces it does not have, and any part of an email or reference.
+pub async fn names_and_identifiers_as_agents_type_them(index: &dyn SearchIndex) {
+    let oconnor = doc("Siobhan O'Connor", 1);
+    let connor = doc("Connor Walsh", 1);
+    let berg = doc("Pieter van der Berg", 1);
+    let mcdonald = doc("Fiona McDonald", 1);
+    let delacruz = doc("Maria Delacruz", 1);
+    let mut adeyemi = doc("Tunde Adeyemi", 1);
+    adeyemi.email = Some("tunde.adeyemi617@mail.example.com".into());
+    let mut other_domain = doc("Grace Hopper", 1);
+    other_domain.email = Some("grace@other.example.org".into());
+    let mut gmail = doc("Alan Turing", 1);
+    gmail.email = Some("alan.turing@gmail.com".into());
+    let mut referenced = doc("Ada Lovelace", 1);
+    referenced.external_ref = Some("CRM-2024/LOVELACE-88".into());
+    put(
+        index,
+        &[
+            oconnor.clone(),
+            connor.clone(),
+            berg.clone(),
+            mcdonald.clone(),
+            delacruz.clone(),
+            adeyemi.clone(),
+            other_domain.clone(),
+            gmail.clone(),
+            referenced.clone(),
+        ],
+    )
+    .await;
+    let set = |ids: Vec<Uuid>| ids.into_iter().collect::<HashSet<_>>();
+
+    let found = ids(index, text("oconnor")).await;
+    assert_eq!(
+        found.first(),
+        Some(&oconnor.id),
+        "O'Connor as one word, above a typo of Connor: {found:?}"
+    );
+    assert_eq!(ids(index, text("o'connor")).await, [oconnor.id], "as written");
+    assert_eq!(ids(index, text("siobhan oconn")).await, [oconnor.id], "joined, as a prefix");
+    assert_eq!(ids(index, text("vanderberg")).await, [berg.id], "Van der Berg as one word");
+    assert_eq!(ids(index, text("vander berg")).await, [berg.id]);
+    assert_eq!(ids(index, text("pieter vanderb")).await, [berg.id], "joined, as a prefix");
+    assert_eq!(ids(index, text("mc donald")).await, [mcdonald.id], "McDonald with a space");
+    assert_eq!(
+        ids(index, text("fiona mc don")).await,
+        [mcdonald.id],
+        "the words joined, as a prefix"
+    );
+    assert_eq!(ids(index, text("de la cruz")).await, [delacruz.id], "three words joined");
+    assert!(ids(index, text("mc")).await.contains(&mcdonald.id));
+    assert!(ids(index, text("donald")).await.is_empty(), "a word is no infix of a name");
+
+    assert_eq!(
+        ids(index, text("adeyemi617")).await,
+        [adeyemi.id],
+        "an email's local part, digits and all"
+    );
+    assert_eq!(ids(index, text("adeyemi6")).await, [adeyemi.id], "as a prefix");
+    assert_eq!(ids(index, text("mail.example")).await, [adeyemi.id], "its domain");
+    assert_eq!(ids(index, text("mail.example.com")).await, [adeyemi.id]);
+    assert_eq!(ids(index, text("tunde mail")).await, [adeyemi.id], "a name and a part of the email");
+    assert_eq!(
+        set(ids(index, text("example")).await),
+        set(vec![adeyemi.id, other_domain.id]),
+        "a domain label, not every email"
+    );
+    assert_eq!(
+        ids(index, text("mail")).await,
+        [adeyemi.id],
+        "gmail is not mail: parts match from their start"
+    );
+    assert!(ids(index, text("other.example.com")).await.is_empty(), "every part must match");
+    assert_eq!(ids(index, text("lovelace-88")).await, [referenced.id], "a reference's parts");
+    assert_eq!(ids(index, text("crm 2024")).await, [referenced.id]);
+    assert!(ids(index, text("ex")).await.is_empty(), "two letters match a part only whole");
+}
+
+/// Surnames as written, the query an agent types for each (without punctuation or
+/// spacing, or with spaces it does not have) and that query's kind.
+const TYPED_SURNAMES: &[(&str, &str, &str)] = &[
+    ("O'Connor", "oconnor", "joined"),
+    ("D'Angelo", "dangelo", "joined"),
+    ("O'Brien", "obrien", "joined"),
+    ("N'Diaye", "ndiaye", "joined"),
+    ("van der Berg", "vanderberg", "joined"),
+    ("de la Cruz", "delacruz", "joined"),
+    ("Van Dyke", "vandyke", "joined"),
+    ("da Silva", "dasilva", "joined"),
+    ("St. John", "stjohn", "joined"),
+    ("Smith-Jones", "smithjones", "joined"),
+    ("Garcia-Lopez", "garcialopez", "joined"),
+    ("ten Bosch", "tenbosch", "joined"),
+    ("McDonald", "mc donald", "spaced"),
+    ("MacArthur", "mac arthur", "spaced"),
+    ("Delarosa", "de la rosa", "spaced"),
+    ("Vanderbilt", "van der bilt", "spaced"),
+    ("LeBlanc", "le blanc", "spaced"),
+    ("FitzGerald", "fitz gerald", "spaced"),
+    ("Obuya", "o buya", "spaced"),
+    ("DaCosta", "da costa", "spaced"),
+];
+const TYPED_FIRST_NAMES: &[&str] = &["Maria", "Tunde", "Siobhan", "Pieter", "Aiko"];
+const TYPED_DOMAINS: &[&str] = &[
+    "mail.example.com",
+    "post.example.org",
+    "inbox.test.net",
+    "gmail.com",
+    "corp.acme.co.uk",
+];
+
+/// Recall of what agents type, over generated debtors (a first name, a surname with
+/// punctuation or particles, an email `first.surname123@domain`): for each kind of query,
+/// how many debtors it finds among those it was typed for, and how many accounts it
+/// answers on average. Printed (`--nocapture`) and held at every debtor found, with a
+/// domain's query answering no more than that domain's accounts.
+pub async fn recall_of_names_and_emails_as_typed(index: &dyn SearchIndex) {
+    let mut debtors = Vec::new();
+    for (i, (surname, typed, kind)) in TYPED_SURNAMES.iter().enumerate() {
+        for (j, first) in TYPED_FIRST_NAMES.iter().enumerate() {
+            let n = i * TYPED_FIRST_NAMES.len() + j;
+            let mut account = doc(&format!("{first} {surname}"), 1);
+            let local = format!("{}{}", typed.replace(' ', ""), 100 + n * 37 % 900);
+            let domain = TYPED_DOMAINS[n % TYPED_DOMAINS.len()];
+            account.email = Some(format!("{}.{local}@{domain}", first.to_lowercase()));
+            debtors.push((account, first.to_lowercase(), *typed, *kind, local, domain));
+        }
+    }
+    let accounts: Vec<AccountDoc> = debtors.iter().map(|d| d.0.clone()).collect();
+    put(index, &accounts).await;
+    let by_name = |q: String| AccountQuery {
+        page_size: 200,
+        sort: Sort {
+            field: SortField::Name,
+            descending: false,
+        },
+        ..text(&q)
+    };
+    let mut tally: std::collections::BTreeMap<String, (usize, usize, usize)> = Default::default();
+    for (account, first, typed, kind, local, domain) in &debtors {
+        let domain_labels: Vec<&str> = domain.split('.').collect();
+        let queries = [
+            (format!("surname {kind}"), typed.to_string()),
+            (format!("first name and surname {kind}"), format!("{first} {typed}")),
+            ("email local part with digits".to_owned(), local.clone()),
+            ("email domain (two labels)".to_owned(), domain_labels[..2].join(".")),
+        ];
+        for (name, q) in queries {
+            let found = ids(index, by_name(q.clone())).await;
+            let entry = tally.entry(name.clone()).or_default();
+            entry.0 += 1;
+            entry.1 += usize::from(found.contains(&account.id));
+            entry.2 += found.len();
+            assert!(found.contains(&account.id), "{name}: {q:?} finds {:?}", account.debtor_name);
+            if name.starts_with("email domain") {
+                let on_domain = accounts
+                    .iter()
+                    .filter(|a| a.email.as_deref().is_some_and(|e| e.contains(&q)))
+                    .count();
+                assert!(
+                    found.len() <= on_domain,
+                    "{q:?} answers {} accounts, {on_domain} have it",
+                    found.len()
+                );
+            }
+        }
+    }
+    println!("recall over {} generated debtors:", debtors.len());
+    for (name, (asked, found, hits)) in tally {
+        println!(
+            "  {name}: {found}/{asked} found, {:.1} accounts per answer",
+            hits as f64 / asked as f64
+        );
+    }
+}
+
 pub async fn names_with_combining_marks(index: &dyn SearchIndex) {
     // A virama and vowel signs, Thai tone marks, Arabic vowel marks: each is a mark
     // (Unicode category M) inside a word.
@@ -1234,6 +1411,8 @@ macro_rules! every_case {
             versioned_writes,
             text_matching,
             long_words_match_as_prefixes,
+            names_and_identifiers_as_agents_type_them,
+            recall_of_names_and_emails_as_typed,
             names_with_combining_marks,
             typo_expansions_are_bounded,
             word_ranking_and_many_terms,
@@ -1364,12 +1543,13 @@ macro_rules! scripted_contract {
 }
 
 /// The cases whose queries the scripted cluster evaluates (filters, sorts, cursors,
-/// facets, statistics; not full-text matching or relevance), so the backend's requests meet the
+/// facets, statistics, full-text matching by a sort other than relevance; not relevance), so the backend's requests meet the
 /// cluster's rules and its reading of answers meets answers shaped as Elasticsearch's.
 /// (`ranked_ids_page_as_search_does` pages 40,000 documents hundreds of times: too many
 /// for a cluster that scans every document per search.)
 mod scripted_backend {
     scripted_contract!(
+        recall_of_names_and_emails_as_typed,
         filters_and_buckets,
         sort_and_cursor,
         facets,

@@ -27,6 +27,7 @@ use arrears::search::elastic::client::{Call, ClientConfig};
 use arrears::search::elastic::dsl;
 use arrears::search::elastic::templates::{self, Names};
 use arrears::search::elastic::{ElasticConfig, ElasticIndex, source};
+use arrears::search::words;
 use arrears::store::dead_letters::SqlDeadLetters;
 use arrears::sync::metrics::SyncMetrics;
 use arrears::sync::worker::SyncWorker;
@@ -369,6 +370,53 @@ fn name_words_longer_than_the_edge_ngrams_are_asked_as_prefixes_of_the_word_fiel
     }
 }
 
+/// Both backends index a name's adjacent words joined, two or three at a time, and an
+/// email's and external reference's words: the template's shingle filter joins as
+/// `words::joined_words` does, and its fields are the ones the queries name.
+#[test]
+fn joined_names_and_identifier_parts_are_analysed_as_the_embedded_index_does() {
+    let analysis: Value = serde_json::from_str(templates::ANALYSIS).unwrap();
+    let analysis = &analysis["template"]["settings"]["index"]["analysis"];
+    let shingle = &analysis["filter"]["arrears_joined_words"];
+    assert_eq!(shingle["type"], "shingle");
+    assert_eq!(shingle["min_shingle_size"], 2);
+    assert_eq!(shingle["max_shingle_size"], words::JOIN_MAX);
+    assert_eq!(shingle["output_unigrams"], false);
+    assert_eq!(shingle["token_separator"], "");
+    let folded = &analysis["analyzer"]["arrears_folded"];
+    let joined = &analysis["analyzer"]["arrears_joined"];
+    assert_eq!(joined["tokenizer"], folded["tokenizer"]);
+    let mut filters = folded["filter"].as_array().unwrap().clone();
+    filters.push(json!("arrears_joined_words"));
+    assert_eq!(joined["filter"], json!(filters), "the folded words, then joined");
+
+    let accounts = mappings(Entity::Account);
+    let properties = &accounts["properties"];
+    assert_eq!(properties["debtor_name"]["fields"]["joined"]["analyzer"], "arrears_joined");
+    assert_eq!(properties["derived"]["properties"]["ident_parts"]["analyzer"], "arrears_folded");
+    for field in ["email", "external_ref"] {
+        assert_eq!(properties[field]["copy_to"], "derived.ident_parts", "{field}");
+    }
+    assert!(
+        properties["account_number"].get("copy_to").is_none(),
+        "account numbers match whole or as a prefix"
+    );
+
+    let body = dsl::account_search(&AccountQuery {
+        text: Some("Mc Donald".into()),
+        ..AccountQuery::new(today())
+    });
+    let mut terms = Vec::new();
+    queries_of("term", &body, &mut terms);
+    for asked in [
+        ("debtor_name", "mcdonald"),
+        ("debtor_name.joined", "donald"),
+        ("derived.ident_parts", "mc"),
+    ] {
+        assert!(terms.contains(&(asked.0.to_owned(), asked.1.to_owned())), "{asked:?} in {body}");
+    }
+}
+
 #[test]
 fn golden_account_filters_and_search_after() {
     let query = full_account_query();
@@ -668,7 +716,10 @@ fn templates_map_every_field_the_documents_produce_and_nothing_else() {
             "{entity:?} documents have fields the mapping lacks: {unmapped:?}"
         );
         // Only copy_to targets are mapped without a document producing them.
-        let unused: Vec<_> = fields.difference(&produced).filter(|f| *f != "derived.address").collect();
+        let unused: Vec<_> = fields
+            .difference(&produced)
+            .filter(|f| !["derived.address", "derived.ident_parts"].contains(&f.as_str()))
+            .collect();
         assert!(unused.is_empty(), "{entity:?} mapping has fields no document produces: {unused:?}");
     }
 }

@@ -6,13 +6,23 @@
 //! aggregation results as `TermsAggregate`, `FiltersAggregate`, `RangeAggregate`,
 //! `SingleBucketAggregate` and `SumAggregate`).
 //!
-//! What it cannot evaluate (full-text queries, relevance) it refuses with a 400 naming
-//! the query, so a test relying on it fails rather than passes on an empty answer.
+//! Full-text term, prefix and fuzzy queries it answers by analysing each document's text
+//! with the shipped analysis (`index-templates/component-analysis.json`, read as
+//! `analysis-analyzers`, `analysis-tokenizers` and `analysis-tokenfilters` describe each
+//! kind it uses), including multi-fields and `copy_to` targets; it keeps no index, so a
+//! `fuzzy` query's `max_expansions` does not bound what it matches. What it cannot
+//! evaluate (relevance, other queries) it refuses with a 400 naming the query, so a test
+//! relying on it fails rather than passes on an empty answer.
 
 use std::cmp::Ordering;
+use std::sync::LazyLock;
 
+use arrears::search::elastic::templates;
+use arrears::search::words::edits;
 use chrono::{DateTime, Duration, NaiveDate};
+use regex::Regex;
 use serde_json::{Map, Value, json};
+use tantivy::tokenizer::{AsciiFoldingFilter, RawTokenizer, TextAnalyzer};
 
 use crate::scripted_es::error;
 
@@ -171,6 +181,217 @@ fn keys(source: &Value, field: &str, ty: Option<&str>) -> Vec<Key> {
 }
 
 /// The one `{field: spec}` entry of a leaf query.
+/// The shipped analysis settings (`analysis` of the analysis component template).
+static ANALYSIS: LazyLock<Value> = LazyLock::new(|| {
+    let template: Value = serde_json::from_str(templates::ANALYSIS).expect("the analysis template is JSON");
+    template["template"]["settings"]["index"]["analysis"].clone()
+});
+
+/// A mapped field: its mapping and the source path its values come from (a multi-field's
+/// parent), with the fields that copy into it (`copy_to`).
+struct Mapped<'m> {
+    node: &'m Value,
+    sources: Vec<String>,
+}
+
+/// The mapping of a dotted path, multi-fields (`debtor_name.prefix`) included.
+fn mapped<'m>(mappings: &'m Value, field: &str) -> Option<Mapped<'m>> {
+    let mut node = mappings;
+    let mut source = Vec::new();
+    for part in field.split('.') {
+        match node.get("properties").and_then(|p| p.get(part)) {
+            Some(child) => {
+                node = child;
+                source.push(part);
+            }
+            None => node = node.get("fields")?.get(part)?,
+        }
+    }
+    let mut sources = vec![source.join(".")];
+    copied_into(&mappings["properties"], "", field, &mut sources);
+    Some(Mapped { node, sources })
+}
+
+/// The fields whose mapping copies them into `target`.
+fn copied_into(properties: &Value, prefix: &str, target: &str, out: &mut Vec<String>) {
+    for (name, field) in properties.as_object().into_iter().flatten() {
+        let path = format!("{prefix}{name}");
+        let copies = match &field["copy_to"] {
+            Value::String(one) => one == target,
+            Value::Array(many) => many.iter().any(|t| t == target),
+            _ => false,
+        };
+        if copies {
+            out.push(path.clone());
+        }
+        copied_into(&field["properties"], &format!("{path}."), target, out);
+    }
+}
+
+fn unknown_analysis(kind: &str, name: &str) -> (u16, Value) {
+    unsupported(&format!("the {kind} [{name}]"))
+}
+
+/// A pattern of the analysis, compiled once per thread.
+fn compiled(pattern: &str) -> Regex {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
+    }
+    COMPILED.with_borrow_mut(|compiled| {
+        compiled
+            .entry(pattern.to_owned())
+            .or_insert_with(|| Regex::new(pattern).expect("the analysis holds valid patterns"))
+            .clone()
+    })
+}
+
+/// Lucene's `ASCIIFoldingFilter`, of which tantivy's is a port.
+fn ascii_folded(token: &str) -> String {
+    thread_local! {
+        static FOLDING: std::cell::RefCell<TextAnalyzer> =
+            std::cell::RefCell::new(TextAnalyzer::builder(RawTokenizer::default()).filter(AsciiFoldingFilter).build());
+    }
+    FOLDING.with_borrow_mut(|analyzer| {
+        let mut stream = analyzer.token_stream(token);
+        let mut out = String::new();
+        stream.process(&mut |t| out.push_str(&t.text));
+        out
+    })
+}
+
+fn number(spec: &Value, key: &str, default: usize) -> usize {
+    spec.get(key).and_then(Value::as_u64).map_or(default, |n| n as usize)
+}
+
+/// The tokens `analyzer` makes of `text`, as the shipped analysis defines it.
+fn analyze(analyzer: &str, text: &str) -> Result<Vec<String>, (u16, Value)> {
+    let definition = ANALYSIS["analyzer"]
+        .get(analyzer)
+        .ok_or_else(|| unknown_analysis("analyzer", analyzer))?;
+    let mut text = text.to_owned();
+    for name in definition["char_filter"].as_array().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        let spec = &ANALYSIS["char_filter"][name];
+        if spec["type"] != "pattern_replace" {
+            return Err(unknown_analysis("char filter", name));
+        }
+        let pattern = compiled(spec["pattern"].as_str().unwrap_or_default());
+        text = pattern
+            .replace_all(&text, spec["replacement"].as_str().unwrap_or_default())
+            .into_owned();
+    }
+    let tokenizer = definition["tokenizer"].as_str().unwrap_or_default();
+    let spec = &ANALYSIS["tokenizer"][tokenizer];
+    let mut tokens: Vec<String> = match (tokenizer, spec["type"].as_str()) {
+        ("keyword", _) => vec![text],
+        (_, Some("pattern")) => {
+            let pattern = compiled(spec["pattern"].as_str().unwrap_or_default());
+            pattern.split(&text).filter(|t| !t.is_empty()).map(str::to_owned).collect()
+        }
+        (_, Some("ngram")) if spec["token_chars"] == json!(["digit"]) => {
+            let (min, max) = (number(spec, "min_gram", 1), number(spec, "max_gram", 2));
+            let mut grams = Vec::new();
+            for run in text.split(|c: char| !c.is_ascii_digit()).filter(|r| !r.is_empty()) {
+                for start in 0..run.len() {
+                    for length in min..=max.min(run.len() - start) {
+                        grams.push(run[start..start + length].to_owned());
+                    }
+                }
+            }
+            grams
+        }
+        _ => return Err(unknown_analysis("tokenizer", tokenizer)),
+    };
+    for name in definition["filter"].as_array().into_iter().flatten() {
+        let name = name.as_str().unwrap_or_default();
+        tokens = match (name, ANALYSIS["filter"][name]["type"].as_str()) {
+            ("lowercase", _) => tokens.iter().map(|t| t.to_lowercase()).collect(),
+            ("asciifolding", _) => tokens.iter().map(|t| ascii_folded(t)).collect(),
+            (_, Some("edge_ngram")) => {
+                let spec = &ANALYSIS["filter"][name];
+                let (min, max) = (number(spec, "min_gram", 1), number(spec, "max_gram", 2));
+                tokens
+                    .iter()
+                    .flat_map(|t| {
+                        let chars: Vec<char> = t.chars().collect();
+                        (min..=max.min(chars.len())).map(move |n| chars[..n].iter().collect::<String>())
+                    })
+                    .collect()
+            }
+            (_, Some("shingle")) => {
+                let spec = &ANALYSIS["filter"][name];
+                let (min, max) = (number(spec, "min_shingle_size", 2), number(spec, "max_shingle_size", 2));
+                let separator = spec.get("token_separator").and_then(Value::as_str).unwrap_or(" ");
+                let mut shingles = Vec::new();
+                if spec.get("output_unigrams") != Some(&json!(false)) {
+                    shingles.extend(tokens.iter().cloned());
+                }
+                for start in 0..tokens.len() {
+                    for size in min..=max.min(tokens.len() - start) {
+                        shingles.push(tokens[start..start + size].join(separator));
+                    }
+                }
+                shingles
+            }
+            _ => return Err(unknown_analysis("token filter", name)),
+        };
+    }
+    Ok(tokens)
+}
+
+/// What a full-text or keyword-prefix query on `field` compares with: the analysed
+/// tokens of a text field, the (normalised) values of a keyword; `None` for another type.
+fn indexed_terms(doc: &Doc, mappings: &Value, field: &str) -> Result<Option<Vec<String>>, (u16, Value)> {
+    let Some(mapped) = mapped(mappings, field) else {
+        return Ok(None);
+    };
+    let texts: Vec<String> = mapped
+        .sources
+        .iter()
+        .flat_map(|source| values(doc.source, source))
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    match mapped.node["type"].as_str() {
+        Some("text") => {
+            let analyzer = mapped.node["analyzer"].as_str().unwrap_or("standard");
+            let mut terms = Vec::new();
+            for text in &texts {
+                terms.extend(analyze(analyzer, text)?);
+            }
+            Ok(Some(terms))
+        }
+        Some("keyword") => match mapped.node["normalizer"].as_str() {
+            None => Ok(Some(texts)),
+            Some("arrears_lowercase") => Ok(Some(texts.iter().map(|t| t.to_lowercase()).collect())),
+            Some(other) => Err(unknown_analysis("normalizer", other)),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// A term, prefix or fuzzy query on a text field or a multi-field, answered from the
+/// document's analysed text; `None` when the field is neither (a plain keyword, number
+/// or date, which [`matches`] compares as doc values).
+fn text_match(kind: &str, params: &Value, doc: &Doc, mappings: &Value) -> Result<Option<bool>, (u16, Value)> {
+    let (field, spec) = single(params)?;
+    let analysed = mapped(mappings, field).is_some_and(|m| m.node["type"] == "text" || m.node.get("normalizer").is_some());
+    if !analysed && kind == "term" {
+        return Ok(None);
+    }
+    let Some(terms) = indexed_terms(doc, mappings, field)? else {
+        return Err(unsupported(&format!("a {kind} query on [{field}]")));
+    };
+    let value = spec.get("value").unwrap_or(spec).as_str().unwrap_or_default();
+    Ok(Some(match kind {
+        "term" => terms.iter().any(|t| t == value),
+        "prefix" => terms.iter().any(|t| t.starts_with(value)),
+        _ => {
+            let distance = spec["fuzziness"].as_u64().unwrap_or(2) as usize;
+            terms.iter().any(|t| edits(t, value) <= distance)
+        }
+    }))
+}
+
 fn single(params: &Value) -> Result<(&String, &Value), (u16, Value)> {
     params
         .as_object()
@@ -196,7 +417,21 @@ fn matches(query: &Value, doc: &Doc, mappings: &Value) -> Result<bool, (u16, Val
             let field = params["field"].as_str().unwrap_or_default();
             Ok(!values(doc.source, field).is_empty())
         }
+        "prefix" | "fuzzy" => Ok(text_match(kind, params, doc, mappings)?.unwrap_or(false)),
+        "dis_max" => {
+            for q in params["queries"].as_array().into_iter().flatten() {
+                if matches(q, doc, mappings)? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        }
         "term" | "terms" => {
+            if kind == "term"
+                && let Some(matched) = text_match(kind, params, doc, mappings)?
+            {
+                return Ok(matched);
+            }
             let (field, spec) = single(params)?;
             let ty = field_type(mappings, field);
             if ty == Some("text") {

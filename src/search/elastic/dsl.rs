@@ -15,7 +15,7 @@ use crate::domain::search::{
     bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
-use crate::search::words::{TYPO_EXPANSIONS, folded_tokens, fuzziness};
+use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows};
 
 /// Terms facets return at most this many values.
 pub const FACET_SIZE: usize = 1000;
@@ -74,6 +74,10 @@ struct TextFields<'a> {
     names: &'a [(&'a str, Option<&'a str>)],
     /// Matched exactly or as a prefix.
     words: &'a [&'a str],
+    /// Joined names and identifier parts: matched whole or, from [`PART_PREFIX_MIN`]
+    /// characters, as a prefix, and only where the word matches nothing above (the
+    /// word scores the best of them, a `dis_max`), as on the embedded backend.
+    parts: &'a [&'a str],
     idents: &'a [&'a str],
     phone_digits: Option<&'a str>,
 }
@@ -81,6 +85,7 @@ struct TextFields<'a> {
 const ACCOUNT_TEXT: TextFields<'static> = TextFields {
     names: &[("debtor_name", Some("debtor_name.prefix"))],
     words: &["derived.address"],
+    parts: &["debtor_name.joined", "derived.ident_parts"],
     idents: &["account_number.lower", "email.lower", "external_ref.lower"],
     phone_digits: Some("derived.phone_digits"),
 };
@@ -88,46 +93,88 @@ const ACCOUNT_TEXT: TextFields<'static> = TextFields {
 const PAYMENT_TEXT: TextFields<'static> = TextFields {
     names: &[("debtor_name", Some("debtor_name.prefix"))],
     words: &[],
+    parts: &[],
     idents: &["account_number.lower", "reference.lower"],
     phone_digits: None,
 };
 
+/// A word in `field`: the word itself, the words it begins (through `edge` when there is
+/// one and the word is no longer than [`NAME_EDGE_GRAMS`]) and, with `typos`, the words
+/// within its typo budget.
+fn word_options(field: &str, edge: Option<&str>, typos: bool, word: &str) -> Vec<Value> {
+    let mut options = vec![boosted_term(field, word, 3.0)];
+    options.push(match edge {
+        Some(edge) if word.chars().count() <= NAME_EDGE_GRAMS => boosted_term(edge, word, 1.5),
+        // A longer word is no term of the edge field: the word field is
+        // asked for the words it begins (a term range to Lucene), which
+        // is what the embedded backend does for a word of any length.
+        _ => prefix(field, word),
+    });
+    let distance = fuzziness(word);
+    if typos && distance > 0 {
+        options.push(json!({
+            "fuzzy": { field: {
+                "value": word,
+                "fuzziness": distance,
+                "transpositions": true,
+                "max_expansions": TYPO_EXPANSIONS
+            } }
+        }));
+    }
+    options
+}
+
+fn prefix(field: &str, word: &str) -> Value {
+    json!({ "prefix": { field: { "value": word, "boost": 1.5 } } })
+}
+
+/// What one word must match: a name or another word field, summed; or else, scored on
+/// their own, a joined name or an identifier part.
+fn word_query(fields: &TextFields<'_>, word: &str) -> Value {
+    let mut options = Vec::new();
+    for (field, edge) in fields.names {
+        options.extend(word_options(field, *edge, true, word));
+    }
+    for field in fields.words {
+        options.extend(word_options(field, None, false, word));
+    }
+    let mut best_of = vec![any_of(options)];
+    for field in fields.parts {
+        let mut options = vec![boosted_term(field, word, 3.0)];
+        if word.chars().count() >= PART_PREFIX_MIN {
+            options.push(prefix(field, word));
+        }
+        best_of.push(any_of(options));
+    }
+    match best_of.len() {
+        1 => best_of.remove(0),
+        _ => json!({ "dis_max": { "queries": best_of } }),
+    }
+}
+
 /// Every word must match a name exactly, as a prefix, or within the typo budget, or
-/// another word field exactly or as a prefix; or the whole text matches an identifier
-/// (exactly or as a prefix) or a phone.
+/// another word field exactly or as a prefix, or a joined name or identifier part; or a
+/// run of adjacent words, joined, matches a name exactly or as a prefix; or the whole text
+/// matches an identifier (exactly or as a prefix) or a phone.
 fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
     let mut alternatives = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
-        let per_word: Vec<Value> = words
-            .iter()
-            .map(|word| {
-                let mut options = Vec::new();
-                let names = fields.names.iter().map(|(field, edge)| (*field, *edge, true));
-                for (field, edge, typos) in names.chain(fields.words.iter().map(|field| (*field, None, false))) {
-                    options.push(boosted_term(field, word, 3.0));
-                    options.push(match edge {
-                        Some(edge) if word.chars().count() <= NAME_EDGE_GRAMS => boosted_term(edge, word, 1.5),
-                        // A longer word is no term of the edge field: the word field is
-                        // asked for the words it begins (a term range to Lucene), which
-                        // is what the embedded backend does for a word of any length.
-                        _ => json!({ "prefix": { field: { "value": word, "boost": 1.5 } } }),
-                    });
-                    let distance = fuzziness(word);
-                    if typos && distance > 0 {
-                        options.push(json!({
-                            "fuzzy": { field: {
-                                "value": word,
-                                "fuzziness": distance,
-                                "transpositions": true,
-                                "max_expansions": TYPO_EXPANSIONS
-                            } }
-                        }));
-                    }
-                }
-                any_of(options)
-            })
-            .collect();
+        let per_word: Vec<Value> = words.iter().map(|word| word_query(fields, word)).collect();
+        if words.len() <= JOINED_QUERY_WORDS {
+            for window in join_windows(words.len()) {
+                let joined = words[window.clone()].concat();
+                let options = fields
+                    .names
+                    .iter()
+                    .flat_map(|(field, edge)| word_options(field, *edge, false, &joined))
+                    .collect();
+                let mut must = per_word[..window.start].to_vec();
+                must.push(any_of(options));
+                must.extend_from_slice(&per_word[window.end..]);
+                alternatives.push(json!({ "bool": { "must": must } }));
+            }
+        }
         alternatives.push(json!({ "bool": { "must": per_word } }));
     }
     let whole = text.trim().to_lowercase();

@@ -106,6 +106,7 @@ pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) 
     let text_fields = TextFields {
         names: &[fields.name],
         words: &[],
+        parts: &[],
         ident: fields.ident,
         ident_prefix: fields.ident_prefix,
         phone_digits: None,

@@ -6,8 +6,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use tantivy::query::{
-    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, EnableScoring, Explanation, FuzzyTermQuery, Occur, PhraseQuery, Query,
-    RangeQuery, Scorer, TermQuery, Weight,
+    AllQuery, BooleanQuery, BoostQuery, ConstScoreQuery, DisjunctionMaxQuery, EmptyQuery, EnableScoring, Explanation, FuzzyTermQuery,
+    Occur, PhraseQuery, Query, RangeQuery, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
@@ -20,7 +20,7 @@ use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSI
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
-use crate::search::words::{TYPO_EXPANSIONS, edits, folded_tokens, fuzziness};
+use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
 
@@ -42,8 +42,8 @@ pub(super) fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Q
     Box::new(RangeQuery::new(bound(lo), bound(hi)))
 }
 
-/// Where full text looks: names, other word fields (addresses), identifier fields (exact and
-/// prefix), and optionally phone digits.
+/// Where full text looks: names, other word fields (addresses), joined names and
+/// identifier parts, identifier fields (exact and prefix), and optionally phone digits.
 pub(super) struct TextFields<'a> {
     /// Matched exactly, as a prefix, or within the typo budget.
     pub names: &'a [Field],
@@ -51,6 +51,12 @@ pub(super) struct TextFields<'a> {
     /// names, and a fuzzy pass over the address dictionary is the costliest part of a
     /// name search.
     pub words: &'a [Field],
+    /// Terms that stand in for a word only where the word matches nothing above
+    /// (a query word scores the best of these and the fields above, never their sum, so
+    /// a name also found in its email or its joined form ranks as before): joined names
+    /// and the parts of identifiers, matched whole or, from [`PART_PREFIX_MIN`]
+    /// characters, as a prefix.
+    pub parts: &'a [Field],
     pub ident: Field,
     pub ident_prefix: Field,
     pub phone_digits: Option<Field>,
@@ -124,7 +130,14 @@ fn constant(field: Field, text: &str, score: Score) -> Box<dyn Query> {
 /// automaton.
 fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> tantivy::Result<Vec<Box<dyn Query>>> {
     let typos = nearest(searcher, field, word, distance)?;
-    let Some(prefixes) = prefixed(searcher, field, word)? else {
+    let prefixes = prefixed(searcher, field, word)?;
+    Ok(options(field, word, typos, prefixes))
+}
+
+/// The queries of [`word_options`] from its dictionary lookups: `prefixes` is `None` when
+/// the word begins too many terms to list.
+fn options(field: Field, word: &str, typos: Vec<String>, prefixes: Option<BTreeSet<String>>) -> Vec<Box<dyn Query>> {
+    let Some(prefixes) = prefixes else {
         let t = Term::from_field_text(field, word);
         let mut options: Vec<Box<dyn Query>> = vec![
             Box::new(BoostQuery::new(
@@ -134,7 +147,7 @@ fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> 
             Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new_prefix(t, 0, true)), PREFIX_SCORE)),
         ];
         options.extend(typos.iter().map(|typo| constant(field, typo, TYPO_SCORE)));
-        return Ok(options);
+        return options;
     };
     let mut terms: BTreeMap<String, TermMatch> = BTreeMap::new();
     for prefix in prefixes {
@@ -143,7 +156,7 @@ fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> 
     for typo in typos {
         terms.entry(typo).or_default().typo = true;
     }
-    Ok(terms
+    terms
         .into_iter()
         .map(|(text, how)| -> Box<dyn Query> {
             let score = if how.prefix { PREFIX_SCORE } else { 0.0 } + if how.typo { TYPO_SCORE } else { 0.0 };
@@ -158,7 +171,67 @@ fn word_options(searcher: &Searcher, field: Field, word: &str, distance: u8) -> 
                 constant(field, &text, score)
             }
         })
-        .collect())
+        .collect()
+}
+
+/// A joined name or identifier part: the word whole and, from [`PART_PREFIX_MIN`]
+/// characters, the terms it begins.
+fn part_options(searcher: &Searcher, field: Field, word: &str) -> tantivy::Result<Vec<Box<dyn Query>>> {
+    if word.chars().count() >= PART_PREFIX_MIN {
+        return word_options(searcher, field, word, 0);
+    }
+    let exact = BoostQuery::new(
+        Box::new(TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs)),
+        EXACT_BOOST,
+    );
+    Ok(vec![Box::new(exact)])
+}
+
+/// What one query word must match: a name (exactly, as a prefix or within the typo
+/// budget) or another word field (exactly or as a prefix), summed; or else, scored on
+/// their own, a joined name or an identifier part.
+fn word_query(searcher: &Searcher, fields: &TextFields<'_>, word: &str) -> tantivy::Result<Box<dyn Query>> {
+    let mut options: Vec<Box<dyn Query>> = Vec::new();
+    for field in fields.names {
+        options.extend(word_options(searcher, *field, word, fuzziness(word))?);
+    }
+    for field in fields.words {
+        options.extend(word_options(searcher, *field, word, 0)?);
+    }
+    let mut best_of = vec![one_of(options)];
+    for field in fields.parts {
+        best_of.push(one_of(part_options(searcher, *field, word)?));
+    }
+    Ok(match best_of.len() {
+        1 => best_of.remove(0),
+        _ => Box::new(DisjunctionMaxQuery::new(best_of)),
+    })
+}
+
+/// Any of `options`; nothing when there are none.
+fn one_of(options: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    match options.len() {
+        0 => Box::new(EmptyQuery),
+        _ => any_of(options),
+    }
+}
+
+/// A run of adjacent query words joined into one (`mc donald` as `mcdonald`), matched
+/// against names exactly or as a prefix; `None` when no name term is or begins with it,
+/// so the alternative it would make is left out (it could match nothing).
+fn joined_query(searcher: &Searcher, names: &[Field], joined: &str) -> tantivy::Result<Option<Box<dyn Query>>> {
+    let mut found: Vec<Box<dyn Query>> = Vec::new();
+    for field in names {
+        let prefixes = prefixed(searcher, *field, joined)?;
+        if prefixes.as_ref().is_none_or(|terms| !terms.is_empty()) {
+            found.extend(options(*field, joined, Vec::new(), prefixes));
+        }
+    }
+    Ok((!found.is_empty()).then(|| any_of(found)))
+}
+
+fn all_of(queries: impl IntoIterator<Item = Box<dyn Query>>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(queries.into_iter().map(|q| (Occur::Must, q)).collect()))
 }
 
 const EXACT_BOOST: Score = 3.0;
@@ -166,28 +239,27 @@ const PREFIX_SCORE: Score = 1.5;
 const TYPO_SCORE: Score = 1.0;
 
 /// Full text: every word must match a name (exactly, as a prefix, or within the typo
-/// budget) or another word field (exactly or as a prefix), or the whole text must match
-/// an identifier or phone.
+/// budget), another word field (exactly or as a prefix), or a joined name or an
+/// identifier part ([`TextFields::parts`]); or a run of adjacent words joined matches a
+/// name; or the whole text must match an identifier or phone.
 pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &str) -> tantivy::Result<Option<Box<dyn Query>>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
-        let mut per_word: Vec<Clause> = Vec::with_capacity(words.len());
-        for word in &words {
-            let mut options: Vec<Box<dyn Query>> = Vec::new();
-            for field in fields.names {
-                options.extend(word_options(searcher, *field, word, fuzziness(word))?);
+        let per_word = words
+            .iter()
+            .map(|word| word_query(searcher, fields, word))
+            .collect::<tantivy::Result<Vec<_>>>()?;
+        if words.len() <= JOINED_QUERY_WORDS {
+            for window in join_windows(words.len()) {
+                if let Some(joined) = joined_query(searcher, fields.names, &words[window.clone()].concat())? {
+                    let before = per_word[..window.start].iter().map(|q| q.box_clone());
+                    let after = per_word[window.end..].iter().map(|q| q.box_clone());
+                    alternatives.push(all_of(before.chain(std::iter::once(joined)).chain(after)));
+                }
             }
-            for field in fields.words {
-                options.extend(word_options(searcher, *field, word, 0)?);
-            }
-            let option: Box<dyn Query> = match options.len() {
-                0 => Box::new(EmptyQuery),
-                _ => any_of(options),
-            };
-            per_word.push((Occur::Must, option));
         }
-        alternatives.push(Box::new(BooleanQuery::new(per_word)));
+        alternatives.push(all_of(per_word));
     }
     let whole = text.trim().to_lowercase();
     if !whole.is_empty() {
@@ -229,6 +301,7 @@ pub fn build(
     let text_fields = TextFields {
         names: &[fields.name],
         words: &[fields.address],
+        parts: &[fields.name_joined, fields.ident_parts],
         ident: fields.ident,
         ident_prefix: fields.ident_prefix,
         phone_digits: Some(fields.phone_digits),

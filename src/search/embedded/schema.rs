@@ -12,7 +12,7 @@ use crate::domain::document::{AccountDoc, Doc, Entity};
 use crate::domain::plan::PlanStatus;
 use uuid::Uuid;
 
-use crate::search::words::{folded_analyzer, folded_tokens};
+use crate::search::words::{folded_analyzer, folded_tokens, joined_words};
 
 /// Fields every kind has: identity, version, tombstone flag, and the stored source.
 #[derive(Clone, Copy, Debug)]
@@ -95,11 +95,15 @@ pub struct Fields {
     pub common: Common,
     pub deleted: tantivy::schema::Field,
     pub name: tantivy::schema::Field,
+    /// The name's adjacent words joined (see [`crate::search::words::JOIN_MAX`]), each a term.
+    pub name_joined: tantivy::schema::Field,
     pub name_sort_hi: tantivy::schema::Field,
     pub name_sort_lo: tantivy::schema::Field,
     pub address: tantivy::schema::Field,
     pub ident: tantivy::schema::Field,
     pub ident_prefix: tantivy::schema::Field,
+    /// The words of the email and external reference (local part, domain labels).
+    pub ident_parts: tantivy::schema::Field,
     pub phone_digits: tantivy::schema::Field,
     pub status: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
@@ -142,11 +146,13 @@ pub fn build() -> (Schema, Fields) {
         common: Common::add(&mut b),
         deleted: b.add_bool_field("deleted", INDEXED),
         name: b.add_text_field("name", text(FOLDED)),
+        name_joined: b.add_text_field("name_joined", text(KEYWORD)),
         name_sort_hi: b.add_i64_field("name_sort_hi", FAST),
         name_sort_lo: b.add_i64_field("name_sort_lo", FAST),
         address: b.add_text_field("address", text(FOLDED)),
         ident: b.add_text_field("ident", text(KEYWORD)),
         ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
+        ident_parts: b.add_text_field("ident_parts", text(FOLDED)),
         phone_digits: b.add_text_field(
             "phone_digits",
             TextOptions::default().set_indexing_options(
@@ -252,6 +258,9 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     let mut d = fields.common.document(doc.id, doc.search_version, false);
     d.add_bool(fields.deleted, doc.deleted_at.is_some());
     d.add_text(fields.name, &doc.debtor_name);
+    for joined in joined_words(&folded_tokens(&doc.debtor_name)) {
+        d.add_text(fields.name_joined, joined);
+    }
     let (hi, lo) = name_sort_key(&doc.debtor_name);
     d.add_i64(fields.name_sort_hi, hi);
     d.add_i64(fields.name_sort_lo, lo);
@@ -275,6 +284,9 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     {
         d.add_text(fields.ident, ident);
         d.add_text(fields.ident_prefix, ident);
+    }
+    for ident in [doc.email.as_ref(), doc.external_ref.as_ref()].into_iter().flatten() {
+        d.add_text(fields.ident_parts, ident);
     }
     if let Some(phone) = &doc.phone {
         d.add_text(fields.phone_digits, digits(phone));
