@@ -69,6 +69,9 @@ fn copy_text(json: &str) -> String {
     json.replace('\\', "\\\\")
 }
 
+/// A staged row as read: its sequence, its cells (json text) and its refusals.
+type StagedRow = (i32, String, Option<Json<Vec<RowError>>>);
+
 /// The next rows to apply. Locks the import's progress row for the chunk's transaction,
 /// so two processes never work on one import at once.
 pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<Staged>> {
@@ -76,7 +79,7 @@ pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<St
         .bind(job)
         .fetch_one(&mut *tx)
         .await?;
-    let rows: Vec<(i32, String, Option<Json<Vec<RowError>>>)> = sqlx::query_as(
+    let rows: Vec<StagedRow> = sqlx::query_as(
         "SELECT seq, cells::text, refusals FROM import_rows
          WHERE job_id = $1 AND seq > $2 AND errors IS NULL ORDER BY seq LIMIT $3",
     )

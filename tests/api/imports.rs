@@ -869,7 +869,7 @@ async fn a_repeated_row_reports_every_error_it_has_at_once() {
         .map(|e| (e["column"].as_str().unwrap(), e["message"].as_str().unwrap()))
         .collect();
     let columns: Vec<&str> = errors.iter().map(|e| e.0).collect();
-    assert_eq!(columns, ["Account", "Debtor", "Amount Due", "Email"], "{errors:?}");
+    assert_eq!(columns, ["Account", "Amount Due", "Debtor", "Email"], "{errors:?}");
     assert!(errors[0].1.contains("also on row 2"), "{errors:?}");
 }
 
