@@ -25,6 +25,7 @@ export function importsScreen(main) {
     h("div", { class: "form-alert", role: "alert" }),
     zone,
     field("Mode", select("mode", [["create", "Create new accounts"], ["upsert", "Create or update by account number"], ["dry_run", "Dry run: check only"]], "create")),
+    field("Amounts written as", select("locale", [["", "1250.00 (no thousands separator)"], ["en-US", "1,250.00 (en-US, en-GB)"], ["de-DE", "1.250,00 (de-DE, es-ES, it-IT, nl-NL)"], ["fr-FR", "1 250,00 (fr-FR)"], ["de-CH", "1'250.00 (de-CH)"]], "")),
     h("button", { type: "submit", class: "primary" }, "Upload"),
     " ",
     h("button", {
@@ -62,6 +63,7 @@ export function importsScreen(main) {
     const body = new FormData();
     body.append("file", file, file.name);
     body.append("mode", form.elements.mode.value);
+    if (form.elements.locale.value) body.append("locale", form.elements.locale.value);
     clear(summary);
     try {
       const job = await api("POST", "/imports", { form: body, headers: { "idempotency-key": crypto.randomUUID() } });
@@ -81,21 +83,26 @@ export function importsScreen(main) {
 async function showSummary(id, box) {
   const job = await api("GET", `/imports/${id}`);
   const result = job.result || {};
+  const failed = result.failed ?? job.failed ?? 0;
+  // A dry run wrote nothing: its counts say what the import would do.
+  const dry = result.dry_run === true;
+  const counts = dry
+    ? [["Would create", result.would_create], ["Would update", result.would_update], ["Would be rejected", failed]]
+    : [["Created", result.created], ["Updated", result.updated], ["Rejected", failed]];
+  const ids = ["import-created", "import-updated", "import-failed"];
   clear(
     box,
-    h("h2", {}, "Summary"),
+    h("h2", {}, dry ? "Dry run: nothing was written" : "Summary"),
     h("dl", { class: "details" },
       h("dt", {}, "File"), h("dd", {}, `${job.file_name} (${job.format}, sheet ${job.sheet})`),
       h("dt", {}, "Status"), h("dd", {}, words(job.status)),
-      h("dt", {}, "Created"), h("dd", { id: "import-created" }, String(result.created ?? 0)),
-      h("dt", {}, "Updated"), h("dd", {}, String(result.updated ?? 0)),
-      h("dt", {}, "Rejected"), h("dd", { id: "import-failed" }, String(result.failed ?? job.failed ?? 0)),
+      counts.map(([label, count], i) => [h("dt", {}, label), h("dd", { id: ids[i] }, String(count ?? 0))]),
       job.unknown_columns?.length ? [h("dt", {}, "Columns not imported"), h("dd", {}, job.unknown_columns.join(", "))] : null),
-    (result.failed ?? job.failed) > 0
+    failed > 0
       ? h("button", {
         type: "button",
         onclick: async () => download(await (await api("GET", `/imports/${id}/errors.xlsx`, { raw: true })).blob(), `rejected-rows-${id.slice(0, 8)}.xlsx`),
-      }, "Download rejected rows")
+      }, dry ? "Download the rows that would be rejected" : "Download rejected rows")
       : null,
   );
 }

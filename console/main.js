@@ -116,6 +116,33 @@ async function openBell() {
   if (!open) await fillBell();
 }
 
+function closeBell() {
+  bell.panel.hidden = true;
+  bell.button.setAttribute("aria-expanded", "false");
+}
+
+// Escape closes the panel from anywhere in it (or on the bell) and gives the focus back
+// to the bell.
+function closeOnEscape(event) {
+  if (event.key !== "Escape" || bell.panel.hidden) return;
+  event.preventDefault();
+  closeBell();
+  bell.button.focus();
+}
+
+// A notification leads to what it is about; following it marks it read.
+function noteTitle(note) {
+  const text = note.title || note.kind;
+  if (!note.link) return h("span", {}, text);
+  return h("a", {
+    href: note.link,
+    onclick: () => {
+      closeBell();
+      if (!note.read_at) api("POST", `/notifications/${note.id}/read`).then(refreshUnread, () => {});
+    },
+  }, text);
+}
+
 async function fillBell(cursor) {
   const list = bell.panel.querySelector("ul");
   if (!cursor) clear(list);
@@ -125,7 +152,7 @@ async function fillBell(cursor) {
     const item = h(
       "li",
       { class: note.read_at ? "" : "unread" },
-      h("span", {}, note.title || note.kind),
+      noteTitle(note),
       h("small", {}, when(note.created_at)),
     );
     if (!note.read_at) {
@@ -153,14 +180,14 @@ function header() {
   const user = currentUser();
   bell.button = h(
     "button",
-    { type: "button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", onclick: openBell },
+    { type: "button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", onclick: openBell, onkeydown: closeOnEscape },
     "Notifications",
     h("span", { class: "count", "aria-hidden": "true" }),
     h("span", { class: "sr-only" }),
   );
   bell.panel = h(
     "section",
-    { id: "bell-panel", class: "bell-panel card", hidden: true, "aria-label": "Notifications" },
+    { id: "bell-panel", class: "bell-panel card", hidden: true, "aria-label": "Notifications", onkeydown: closeOnEscape },
     h("div", { class: "row" },
       h("h2", {}, "Notifications"),
       h("button", {
@@ -202,10 +229,13 @@ live.addEventListener("status", (event) => {
   status?.classList.toggle("on", event.detail.connected);
   if (event.detail.connected) refreshUnread();
 });
-live.addEventListener("notification.created", () => {
-  refreshUnread();
-  if (!bell.panel.hidden) fillBell();
-});
+// A batch that grows (a job's next chunk) is `notification.updated`: the panel re-reads.
+for (const name of ["notification.created", "notification.updated"]) {
+  live.addEventListener(name, () => {
+    refreshUnread();
+    if (!bell.panel.hidden) fillBell();
+  });
+}
 live.addEventListener("replayed", refreshUnread);
 
 function signedIn() {

@@ -82,6 +82,10 @@ pub enum Command {
         /// The sheet to read (default: the first).
         #[arg(long)]
         sheet: Option<String>,
+        /// How the sheet's text cells write amounts: en-US (1,234.56), de-DE (1.234,56),
+        /// fr-FR (1 234,56), en-GB, de-CH, es-ES, it-IT or nl-NL.
+        #[arg(long, value_parser = crate::import::Locale::parse)]
+        locale: Option<crate::import::Locale>,
         /// Email of the manager or admin the accounts are imported as.
         #[arg(long = "as")]
         actor: String,
@@ -174,9 +178,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             mode,
             sheet,
+            locale,
             actor,
             errors_out,
-        } => ops::import(cli.settings, &file, mode, sheet.as_deref(), &actor, errors_out.as_deref()).await,
+        } => ops::import(cli.settings, &file, (mode, sheet.as_deref(), locale), &actor, errors_out.as_deref()).await,
         Command::Doctor { fix } => ops::doctor(cli.settings, fix).await,
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;

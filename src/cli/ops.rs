@@ -399,12 +399,15 @@ pub async fn export(
     Ok(())
 }
 
+/// How to read an imported file: the mode, the sheet (the first when `None`) and how its
+/// text cells write amounts.
+pub type Reading<'a> = (crate::service::imports::Mode, Option<&'a str>, Option<crate::import::Locale>);
+
 /// Reads, stages and applies an import here, chunk by chunk, with a progress bar.
 pub async fn import(
     settings: Settings,
     file: &std::path::Path,
-    mode: crate::service::imports::Mode,
-    sheet: Option<&str>,
+    (mode, sheet, locale): Reading<'_>,
     actor: &str,
     errors_out: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
@@ -431,7 +434,7 @@ pub async fn import(
     let started = Instant::now();
     let max_rows = settings.import_max_rows;
     let wanted = sheet.map(str::to_owned);
-    let sheet = tokio::task::spawn_blocking(move || crate::import::read(&bytes, wanted.as_deref(), max_rows)).await??;
+    let sheet = tokio::task::spawn_blocking(move || crate::import::read_in(&bytes, wanted.as_deref(), max_rows, locale)).await??;
     let (mapping, duplicates) = submission::prepare(&sheet, mode).map_err(|errors| {
         let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
         anyhow::anyhow!("{}", messages.join("; "))
@@ -443,6 +446,7 @@ pub async fn import(
         mode,
         actor: user.id,
         region: settings.default_phone_region.clone(),
+        locale,
         file_name: file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         format: sheet.format.as_str().to_owned(),
         sheet: sheet.name.clone(),

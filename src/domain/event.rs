@@ -49,6 +49,9 @@ impl Event {
         if let Some(notification) = self.data.get_mut("data") {
             format_money(notification);
         }
+        if self.kind.starts_with("notification.") {
+            super::notification::complete_event_data(&mut self.data);
+        }
         self
     }
 

@@ -23,7 +23,7 @@ use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
 use crate::http::{self as api, respond};
 use crate::http::{FileBytes, ListPage};
-use crate::service::imports::{self as service, ImportView, Mode, Reading, Upload};
+use crate::service::imports::{self as service, ImportView, Locale, Mode, Reading, Upload};
 use crate::service::jobs::{self, Failure, Queued};
 use crate::state::AppState;
 
@@ -77,6 +77,11 @@ pub struct ImportForm {
     pub mode: Option<Mode>,
     /// The sheet to read; the first when absent.
     pub sheet: Option<String>,
+    /// How the sheet's text cells write amounts (`en-US`: 1,234.56; `de-DE`: 1.234,56;
+    /// `fr-FR`: 1 234,56; also en-GB, de-CH, es-ES, it-IT, nl-NL). Typed number cells
+    /// need none. When absent, `.` is the decimal separator and a value that reads two
+    /// ways (`1,200`) is refused.
+    pub locale: Option<String>,
 }
 
 fn too_large(limit: u64) -> Error {
@@ -98,7 +103,7 @@ fn multipart_error(err: multer::Error, limit: u64) -> Error {
         multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(limit),
         multer::Error::UnknownField { field_name } => Error::field(
             field_name.as_deref().unwrap_or("field"),
-            "unknown form field; send `file`, and optionally `mode` and `sheet`",
+            "unknown form field; send `file`, and optionally `mode`, `sheet` and `locale`",
         ),
         other => Error::new(Code::InvalidParameter, format!("the multipart body is malformed: {other}")),
     }
@@ -118,18 +123,22 @@ where
                 "send the file as multipart/form-data in the field `file`",
             )
         })?;
-    let constraints = multer::Constraints::new().allowed_fields(vec!["file", "mode", "sheet"]).size_limit(
-        multer::SizeLimit::new()
-            .whole_stream(limit + 64 * 1024)
-            .per_field(limit)
-            .for_field("mode", 64)
-            .for_field("sheet", 1024),
-    );
+    let constraints = multer::Constraints::new()
+        .allowed_fields(vec!["file", "mode", "sheet", "locale"])
+        .size_limit(
+            multer::SizeLimit::new()
+                .whole_stream(limit + 64 * 1024)
+                .per_field(limit)
+                .for_field("mode", 64)
+                .for_field("sheet", 1024)
+                .for_field("locale", 64),
+        );
     let stream = body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()));
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut file: Option<(String, Vec<u8>)> = None;
     let mut mode = Mode::Create;
     let mut sheet = None;
+    let mut locale = None;
     while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
         match field.name().unwrap_or_default() {
             "file" => {
@@ -145,6 +154,12 @@ where
                 mode = Mode::parse(&text)
                     .ok_or_else(|| Error::field("mode", format!("`{text}` is not a mode; use create, upsert or dry_run")))?;
             }
+            "locale" => {
+                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                if !text.trim().is_empty() {
+                    locale = Some(Locale::parse(&text).map_err(|message| Error::field("locale", message))?);
+                }
+            }
             _ => {
                 let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
                 sheet = Some(text).filter(|s| !s.trim().is_empty());
@@ -157,6 +172,7 @@ where
         bytes,
         mode,
         sheet,
+        locale,
     })
 }
 

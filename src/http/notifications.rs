@@ -9,7 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
-use crate::domain::notification::NotificationKind;
+use crate::domain::notification::{self, NotificationKind};
 use crate::domain::principal::Principal;
 use crate::error::Result;
 use crate::http::ListPage;
@@ -25,7 +25,13 @@ use crate::state::AppState;
 pub struct NotificationView {
     pub id: Uuid,
     pub kind: NotificationKind,
+    /// What it says; a batch says how many ("102 accounts assigned to you").
     pub title: String,
+    /// How many events the notification stands for (1 unless batched).
+    pub count: i64,
+    /// The console route it leads to (`#/account/<id>`, a search for a batch,
+    /// `#/imports` for a finished job); absent when it leads nowhere.
+    pub link: Option<String>,
     pub data: Value,
     pub read_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -35,10 +41,13 @@ impl From<NotificationRow> for NotificationView {
     fn from(row: NotificationRow) -> Self {
         let mut data = row.data.0;
         crate::domain::event::format_money(&mut data);
+        let count = i64::from(row.count);
         Self {
             id: row.id,
             kind: row.kind,
-            title: row.title,
+            title: notification::title(row.kind, count, &row.title),
+            count,
+            link: notification::link(row.kind, count, &data),
             data,
             read_at: row.read_at,
             created_at: row.created_at,

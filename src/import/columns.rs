@@ -173,7 +173,7 @@ const TABLE: &[(Column, &str, &str, &[&str])] = &[
 ];
 
 /// Columns of an export that are computed, so a re-imported export skips them.
-const READ_ONLY: &[&str] = &["id", "days_past_due", "bucket", "created_at", "updated_at"];
+const READ_ONLY: &[&str] = &["id", "days_past_due", "bucket", "assigned_agent_name", "created_at", "updated_at"];
 
 /// The column the error file adds; it is ignored when that file comes back.
 pub const ERROR_COLUMN: &str = "import_errors";

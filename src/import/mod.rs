@@ -11,6 +11,7 @@
 //! grid; the rows read stop at the caller's limit and their cells at [`MAX_SHEET_BYTES`].
 
 pub mod columns;
+pub mod locale;
 mod ods;
 pub mod rows;
 mod scan;
@@ -21,6 +22,7 @@ use std::io::Cursor;
 use calamine::{CellErrorType, Data, DataRef, ExcelDateTime, Reader, Xls, Xlsb, Xlsx, open_workbook_from_rs};
 use serde::{Deserialize, Serialize};
 
+pub use locale::Locale;
 pub use scan::{MAX_SHARED_STRINGS, MAX_XLS_CELLS};
 
 /// The most bytes a zip container may inflate to (all entries together).
@@ -112,16 +114,22 @@ const ZIP_MAGIC: &[u8] = b"PK\x03\x04";
 /// Reads the chosen (or first) sheet of a spreadsheet, with at most `max_rows` data rows.
 /// A reader that panics on malformed input makes the file corrupt, not the server fail.
 pub fn read(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Sheet, Refusal> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_sheet(bytes, sheet, max_rows)))
+    read_in(bytes, sheet, max_rows, None)
+}
+
+/// [`read`] for a sheet in `locale`: typed number cells are written with its decimal
+/// separator, so they read back exactly as its text cells do.
+pub fn read_in(bytes: &[u8], sheet: Option<&str>, max_rows: usize, locale: Option<Locale>) -> Result<Sheet, Refusal> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_sheet(bytes, sheet, max_rows, locale)))
         .unwrap_or_else(|_| Err(Refusal::Corrupt("its contents are malformed".into())))
 }
 
-fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Sheet, Refusal> {
+fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize, locale: Option<Locale>) -> Result<Sheet, Refusal> {
     if bytes.is_empty() {
         return Err(Refusal::Empty);
     }
     let format = detect(bytes)?;
-    let mut grid = Grid::new(max_rows);
+    let mut grid = Grid::new(max_rows, locale::decimal_of(locale));
     let name = match format {
         Format::Csv => {
             read_csv(bytes, &mut grid)?;
@@ -133,7 +141,8 @@ fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Shee
             let mut cells = book.worksheet_cells_reader(&name).map_err(xlsx_error)?;
             while let Some(cell) = cells.next_cell().map_err(xlsx_error)? {
                 let (row, col) = cell.get_position();
-                grid.put(row, col, text_of_ref(cell.get_value()))?;
+                let text = text_of_ref(cell.get_value(), grid.decimal);
+                grid.put(row, col, text)?;
             }
             name
         }
@@ -143,7 +152,8 @@ fn read_sheet(bytes: &[u8], sheet: Option<&str>, max_rows: usize) -> Result<Shee
             let mut cells = book.worksheet_cells_reader(&name).map_err(xlsb_error)?;
             while let Some(cell) = cells.next_cell().map_err(xlsb_error)? {
                 let (row, col) = cell.get_position();
-                grid.put(row, col, text_of_ref(cell.get_value()))?;
+                let text = text_of_ref(cell.get_value(), grid.decimal);
+                grid.put(row, col, text)?;
             }
             name
         }
@@ -224,6 +234,8 @@ pub fn detect(bytes: &[u8]) -> Result<Format, Refusal> {
 /// Rows as they arrive (cells in row order), turned into a header and data rows.
 struct Grid {
     max_rows: usize,
+    /// The decimal separator typed numbers are written with.
+    decimal: char,
     /// What the rows kept so far take: see [`MAX_SHEET_BYTES`].
     bytes: usize,
     headers: Option<Vec<String>>,
@@ -232,9 +244,10 @@ struct Grid {
 }
 
 impl Grid {
-    fn new(max_rows: usize) -> Self {
+    fn new(max_rows: usize, decimal: char) -> Self {
         Self {
             max_rows,
+            decimal,
             bytes: 0,
             headers: None,
             rows: Vec::new(),
@@ -269,7 +282,7 @@ impl Grid {
         let Some((top, left)) = range.start() else { return Ok(()) };
         for (r, cells) in range.rows().enumerate() {
             for (c, value) in cells.iter().enumerate() {
-                self.put(top + r as u32, left + c as u32, text_of(value))?;
+                self.put(top + r as u32, left + c as u32, text_of(value, self.decimal))?;
             }
         }
         Ok(())
@@ -363,10 +376,10 @@ fn decode_text(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn text_of(value: &Data) -> String {
+fn text_of(value: &Data, decimal: char) -> String {
     match value {
         Data::Int(i) => i.to_string(),
-        Data::Float(f) => float_text(*f),
+        Data::Float(f) => number_text(*f, decimal),
         Data::String(s) | Data::DurationIso(s) => s.clone(),
         Data::DateTimeIso(s) => iso_text(s),
         Data::Bool(b) => b.to_string(),
@@ -376,10 +389,10 @@ fn text_of(value: &Data) -> String {
     }
 }
 
-fn text_of_ref(value: &DataRef<'_>) -> String {
+fn text_of_ref(value: &DataRef<'_>, decimal: char) -> String {
     match value {
         DataRef::Int(i) => i.to_string(),
-        DataRef::Float(f) => float_text(*f),
+        DataRef::Float(f) => number_text(*f, decimal),
         DataRef::String(s) | DataRef::DurationIso(s) => s.clone(),
         DataRef::DateTimeIso(s) => iso_text(s),
         DataRef::SharedString(s) => (*s).to_owned(),
@@ -387,6 +400,16 @@ fn text_of_ref(value: &DataRef<'_>) -> String {
         DataRef::DateTime(dt) => date_text(dt),
         DataRef::Error(e) => error_text(e),
         DataRef::Empty => String::new(),
+    }
+}
+
+/// [`float_text`] with `decimal` before the decimals.
+fn number_text(value: f64, decimal: char) -> String {
+    let text = float_text(value);
+    if decimal == '.' {
+        text
+    } else {
+        text.replace('.', &decimal.to_string())
     }
 }
 

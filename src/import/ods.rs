@@ -10,7 +10,7 @@ use std::io::{BufReader, Cursor, Read};
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::{Grid, MAX_CELL_CHARS, MAX_COLUMNS, Refusal, float_text, iso_text};
+use super::{Grid, MAX_CELL_CHARS, MAX_COLUMNS, Refusal, iso_text, number_text};
 
 /// Rows past the last one a spreadsheet program shows are ignored, as calamine and
 /// LibreOffice ignore them (LibreOffice pads a sheet with empty rows up to it).
@@ -118,7 +118,7 @@ fn read_table(xml: &mut Xml<'_>, grid: &mut Grid) -> Result<(), Refusal> {
         match next(xml, &mut buf)? {
             Event::Start(e) if is(&e, "table:table-row") => {
                 let times = repeats(&e, "table:number-rows-repeated")?.min(MAX_SHEET_ROWS - row);
-                let cells = read_row(xml)?;
+                let cells = read_row(xml, grid.decimal)?;
                 if !cells.is_empty() {
                     for offset in 0..times {
                         for (col, text) in &cells {
@@ -136,7 +136,7 @@ fn read_table(xml: &mut Xml<'_>, grid: &mut Grid) -> Result<(), Refusal> {
 }
 
 /// The row's cells that hold text, by column (columns past [`MAX_COLUMNS`] dropped).
-fn read_row(xml: &mut Xml<'_>) -> Result<Vec<(u32, String)>, Refusal> {
+fn read_row(xml: &mut Xml<'_>, decimal: char) -> Result<Vec<(u32, String)>, Refusal> {
     let mut cells = Vec::new();
     let mut col: u32 = 0;
     let mut buf = Vec::new();
@@ -145,7 +145,7 @@ fn read_row(xml: &mut Xml<'_>) -> Result<Vec<(u32, String)>, Refusal> {
             Event::Start(e) if is(&e, "table:table-cell") || is(&e, "table:covered-table-cell") => {
                 let e = e.into_owned();
                 let times = repeats(&e, "table:number-columns-repeated")?;
-                let text = cell_text(xml, &e)?;
+                let text = cell_text(xml, &e, decimal)?;
                 if !text.trim().is_empty() {
                     let end = col.saturating_add(times).min(MAX_COLUMNS as u32);
                     cells.extend((col..end).map(|c| (c, text.clone())));
@@ -162,7 +162,7 @@ fn read_row(xml: &mut Xml<'_>) -> Result<Vec<(u32, String)>, Refusal> {
 /// A cell's value as a person would have typed it, consuming the cell's element. The
 /// first value attribute wins; a string cell without `office:string-value` (and an error
 /// cell, whose text LibreOffice keeps in the content) is read from its paragraphs.
-fn cell_text(xml: &mut Xml<'_>, cell: &BytesStart<'_>) -> Result<String, Refusal> {
+fn cell_text(xml: &mut Xml<'_>, cell: &BytesStart<'_>, decimal: char) -> Result<String, Refusal> {
     let mut value = None;
     let (mut is_string, mut is_error) = (false, false);
     for attr in cell.attributes().with_checks(false) {
@@ -174,7 +174,7 @@ fn cell_text(xml: &mut Xml<'_>, cell: &BytesStart<'_>) -> Result<String, Refusal
                     .trim()
                     .parse()
                     .map_err(|_| corrupt("a cell's office:value is not a number"))?;
-                value = Some(float_text(number));
+                value = Some(number_text(number, decimal));
             }
             "office:string-value" | "office:time-value" if value.is_none() => value = Some(text()?.into_owned()),
             "office:date-value" if value.is_none() => value = Some(iso_text(&text()?)),

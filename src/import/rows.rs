@@ -12,6 +12,7 @@ use crate::domain::account::{AccountFields, AccountStatus, Address, CreateAccoun
 use crate::domain::dates;
 use crate::error::FieldError;
 use crate::import::RowError;
+use crate::import::locale::{self, Locale};
 
 /// How each agent cell resolved: a user id, or why it cannot be assigned.
 pub type Agents = HashMap<String, Result<Uuid, String>>;
@@ -21,6 +22,8 @@ pub struct Context<'a> {
     pub headers: &'a [String],
     pub mapping: &'a Mapping,
     pub region: country::Id,
+    /// How the sheet writes amounts (see [`crate::import::locale`]).
+    pub locale: Option<Locale>,
     pub agents: &'a Agents,
 }
 
@@ -55,8 +58,8 @@ impl<'a> Values<'a> {
     }
 }
 
-/// Exports prefix text that looks like a formula with `'`; an exported file comes back
-/// with the original text.
+/// CSV exports prefix text that looks like a formula with `'`; an exported file comes
+/// back with the original text.
 fn unquote(text: &str) -> &str {
     match text.strip_prefix('\'') {
         Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
@@ -74,7 +77,8 @@ impl<'a> Errors<'a> {
         Self { context, list: Vec::new() }
     }
 
-    fn push(&mut self, column: Column, message: impl Into<String>) {
+    /// The header errors about `column` are filed under.
+    fn header(&self, column: Column) -> String {
         let mapping = self.context.mapping;
         // Without an original_balance column, the current balance stands for both.
         let column = match column {
@@ -82,12 +86,12 @@ impl<'a> Errors<'a> {
             other => other,
         };
         let header = mapping.header(self.context.headers, column);
+        if header.is_empty() { column.name() } else { header }.to_owned()
+    }
+
+    fn push(&mut self, column: Column, message: impl Into<String>) {
         let error = RowError {
-            column: if header.is_empty() {
-                column.name().to_owned()
-            } else {
-                header.to_owned()
-            },
+            column: self.header(column),
             message: message.into(),
         };
         if !self.list.contains(&error) {
@@ -95,14 +99,21 @@ impl<'a> Errors<'a> {
         }
     }
 
+    fn refused(&self, column: Column) -> bool {
+        let header = self.header(column);
+        self.list.iter().any(|e| e.column == header)
+    }
+
     fn check<T>(&mut self, column: Column, result: Result<T, String>) -> Option<T> {
         result.map_err(|message| self.push(column, message)).ok()
     }
 
-    /// Field errors of the domain checks, named by the file's headers.
+    /// Field errors of the domain checks, named by the file's headers; a column whose
+    /// cell was already refused keeps that, more specific, error.
     fn fields(&mut self, errors: Vec<FieldError>) {
         for error in errors {
             match column_of(&error.field) {
+                Some(column) if self.refused(column) => {}
                 Some(column) => self.push(column, error.message),
                 None => self.list.push(RowError {
                     column: error.field,
@@ -123,6 +134,9 @@ fn column_of(field: &str) -> Option<Column> {
 
 /// The typed cells every mode reads the same way.
 struct Typed {
+    /// Amount cells as the API's plain decimals, read under the sheet's locale.
+    original_balance: Option<String>,
+    current_balance: Option<String>,
     status: Option<AccountStatus>,
     due_date: Option<NaiveDate>,
     next_action_at: Option<DateTime<Utc>>,
@@ -134,11 +148,19 @@ struct Typed {
 }
 
 fn typed(values: &Values<'_>, errors: &mut Errors<'_>) -> Typed {
-    let agents = errors.context.agents;
+    let (agents, sheet_locale) = (errors.context.agents, errors.context.locale);
+    let mut amount = |column| {
+        values
+            .get(column)
+            .and_then(|text| errors.check(column, locale::amount(text, sheet_locale)))
+    };
+    let (original_balance, current_balance) = (amount(Column::OriginalBalance), amount(Column::CurrentBalance));
     let mut flag = |column| values.get(column).and_then(|text| errors.check(column, parse_bool(text)));
     let (do_not_call, do_not_email, cease_communication) =
         (flag(Column::DoNotCall), flag(Column::DoNotEmail), flag(Column::CeaseCommunication));
     Typed {
+        original_balance,
+        current_balance,
         status: values
             .get(Column::Status)
             .and_then(|t| errors.check(Column::Status, parse_status(t))),
@@ -163,9 +185,7 @@ fn typed(values: &Values<'_>, errors: &mut Errors<'_>) -> Typed {
 pub fn for_create(context: &Context<'_>, values: &Values<'_>) -> Result<AccountFields, Vec<RowError>> {
     let mut errors = Errors::new(context);
     let t = typed(values, &mut errors);
-    let original = values
-        .owned(Column::OriginalBalance)
-        .or_else(|| values.owned(Column::CurrentBalance));
+    let original = t.original_balance.clone().or_else(|| t.current_balance.clone());
     let body = CreateAccount {
         account_number: values.owned(Column::AccountNumber),
         external_ref: values.owned(Column::ExternalRef),
@@ -183,7 +203,7 @@ pub fn for_create(context: &Context<'_>, values: &Values<'_>) -> Result<AccountF
         timezone: values.owned(Column::Timezone),
         status: t.status,
         original_balance: original.unwrap_or_default(),
-        current_balance: values.owned(Column::CurrentBalance),
+        current_balance: t.current_balance,
         currency: values.owned(Column::Currency).unwrap_or_default(),
         due_date: t.due_date,
         assigned_agent_id: t.agent,
@@ -258,7 +278,7 @@ pub fn for_update(
         address,
         timezone: values.owned(Column::Timezone),
         status: t.status,
-        original_balance: values.owned(Column::OriginalBalance),
+        original_balance: t.original_balance,
         current_balance: None,
         currency: values.owned(Column::Currency),
         due_date: t.due_date.map(Some),
@@ -282,7 +302,7 @@ pub fn for_update(
                     ),
                 );
             }
-            if let Some(text) = values.get(Column::CurrentBalance)
+            if let Some(text) = &t.current_balance
                 && fields.currency.parse_amount(text).ok() != Some(fields.current_balance)
             {
                 errors.push(
@@ -369,6 +389,7 @@ mod tests {
             headers,
             mapping,
             region: country::Id::US,
+            locale: None,
             agents,
         }
     }

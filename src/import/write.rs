@@ -1,5 +1,6 @@
-//! Spreadsheets written back to users: the import template, the rejected rows of an
-//! import, and the formula guard every written text cell (exports too) passes through.
+//! Spreadsheets written back to users: the import template and the rejected rows of an
+//! import (XLSX, whose text cells no spreadsheet runs, so they hold the text exactly),
+//! and the formula guard every CSV text cell passes through.
 
 use crate::import::RowError;
 use crate::import::columns::{Column, ERROR_COLUMN};
@@ -54,14 +55,10 @@ pub fn error_workbook(headers: &[String], rows: &[(Vec<String>, Vec<RowError>)])
     for (r, (cells, errors)) in rows.iter().enumerate() {
         let r = r as u32 + 1;
         for (c, cell) in cells.iter().enumerate().filter(|(_, cell)| !cell.is_empty()) {
-            sheet
-                .write_string(r, c as u16, neutralize(cell).as_ref())
-                .map_err(|e| e.to_string())?;
+            sheet.write_string(r, c as u16, cell).map_err(|e| e.to_string())?;
         }
         let message: Vec<String> = errors.iter().map(|e| format!("{}: {}", e.column, e.message)).collect();
-        sheet
-            .write_string(r, error_column, neutralize(&message.join("; ")).as_ref())
-            .map_err(|e| e.to_string())?;
+        sheet.write_string(r, error_column, message.join("; ")).map_err(|e| e.to_string())?;
     }
     workbook.save_to_buffer().map_err(|e| e.to_string())
 }

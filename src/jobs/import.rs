@@ -22,6 +22,7 @@ use crate::service::imports::{ImportParams, Mode};
 use crate::store::accounts::{self, AccountRow};
 use crate::store::imports::{self, ChunkOutcome};
 use crate::store::jobs::{self, JobRow};
+use crate::store::notifications;
 use crate::store::users;
 use crate::telemetry::metrics;
 
@@ -36,16 +37,24 @@ pub async fn run(pool: &PgPool, job: &JobRow, shutdown: &watch::Receiver<bool>) 
     super::chunks(pool, job.id, shutdown, || run_chunk(pool, job.id, &params)).await
 }
 
-/// The job's result once it ended: outcome counts and what was not imported.
+/// The job's result once it ended: outcome counts and what was not imported. A dry run
+/// created and updated nothing: its counts are what the import `would_create` and
+/// `would_update`.
 pub async fn summary(pool: &PgPool, job: &JobRow) -> Result<serde_json::Value> {
     let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
     let (created, updated, failed) = imports::counts(pool, job.id).await?;
+    let dry_run = params.mode == Mode::DryRun;
+    let done = |count: i64| if dry_run { 0 } else { count };
+    let would = |count: i64| dry_run.then_some(count);
     Ok(serde_json::json!({
         "mode": params.mode,
-        "dry_run": params.mode == Mode::DryRun,
-        "created": created,
-        "updated": updated,
+        "dry_run": dry_run,
+        "created": done(created),
+        "updated": done(updated),
+        "would_create": would(created),
+        "would_update": would(updated),
         "failed": failed,
+        "locale": params.locale,
         "file_name": params.file_name,
         "format": params.format,
         "sheet": params.sheet,
@@ -99,6 +108,7 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
         headers: &params.headers,
         mapping: &params.mapping,
         region,
+        locale: params.locale,
         agents: &agents,
     };
     let existing = match params.mode {
@@ -123,6 +133,14 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
             }
             None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
         };
+        // A row refused when staged fails with everything else wrong with it, so one
+        // upload shows all of a row's errors.
+        let refusals = &staged[index].refusals;
+        let plan = match plan {
+            Ok(_) if !refusals.is_empty() => Err(refusals.clone()),
+            Err(errors) if !refusals.is_empty() => Err(refusals.iter().cloned().chain(errors).collect()),
+            other => other,
+        };
         settled.push(Settled {
             outcome: Outcome::Failed,
             errors: Vec::new(),
@@ -132,8 +150,10 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
             Err(errors) => settled[index].errors = errors,
         }
     }
-    // Imported accounts are announced by the job's events, not one event per row.
+    // Imported accounts are announced by the job's events, not one event per row, and
+    // their agents are told once per import.
     imports::quiet_account_events(&mut tx).await?;
+    notifications::batch_with_job(&mut tx, job).await?;
     {
         let mut work = Connection::begin(&mut *tx).await?;
         apply(&mut work, params, plans, &mut settled).await?;

@@ -1,7 +1,10 @@
 //! Exports: the rows a list's filters select, read from SQL in chunks in id order and
-//! written as CSV (streamed) or XLSX (assembled at the end), with flat memory. Text
-//! cells pass through the formula guard, so no spreadsheet runs them.
+//! written as CSV (streamed) or XLSX (assembled at the end), with flat memory. CSV text
+//! passes through the formula guard, so no spreadsheet runs it; an XLSX text cell is
+//! typed as text, which no spreadsheet runs, so it holds the text exactly (a phone
+//! number `+14155550123` stays that, with no guarding `'`).
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use bytes::Bytes;
@@ -21,7 +24,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::import::write::neutralize;
 use crate::search::SearchIndex;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::payments;
+use crate::store::{payments, users};
 
 /// Rows read from SQL per round trip.
 const CHUNK: usize = 5_000;
@@ -107,6 +110,7 @@ pub const ACCOUNT_COLUMNS: &[&str] = &[
     "days_past_due",
     "bucket",
     "assigned_agent_id",
+    "assigned_agent_name",
     "next_action_at",
     "tags",
     "do_not_call",
@@ -133,8 +137,9 @@ pub const PAYMENT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-/// An account row as export cells; delinquency is computed for `today`.
-fn account_cells(row: AccountRow, today: NaiveDate) -> Result<Vec<Cell>> {
+/// An account row as export cells; delinquency is computed for `today`, the assigned
+/// agent named from `agents`.
+fn account_cells(row: AccountRow, today: NaiveDate, agents: &HashMap<Uuid, String>) -> Result<Vec<Cell>> {
     let currency = row.currency;
     let status = row.status;
     let days = days_past_due(row.due_date, status, today);
@@ -160,6 +165,7 @@ fn account_cells(row: AccountRow, today: NaiveDate) -> Result<Vec<Cell>> {
         Cell::Int(days),
         Cell::text(Bucket::from_days_past_due(days).as_str()),
         row.assigned_agent_id.map_or(Cell::Empty, |a| Cell::text(a.to_string())),
+        Cell::opt(row.assigned_agent_id.and_then(|a| agents.get(&a).cloned())),
         row.next_action_at.map_or(Cell::Empty, Cell::Time),
         Cell::text(row.tags.join(";")),
         Cell::Bool(row.do_not_call),
@@ -201,7 +207,9 @@ impl Source {
             Source::Accounts { today } => {
                 let mut rows = accounts::by_ids(&mut conn, ids).await?;
                 rows.sort_by_key(|r| r.id);
-                rows.into_iter().map(|row| account_cells(row, *today)).collect()
+                let agent_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.assigned_agent_id).collect();
+                let agents = users::names(&mut conn, &agent_ids).await?;
+                rows.into_iter().map(|row| account_cells(row, *today, &agents)).collect()
             }
             Source::Payments => {
                 let mut docs = payments::documents(&mut conn, ids).await?;
@@ -315,7 +323,7 @@ fn write_xlsx(
             for (c, cell) in row.iter().enumerate() {
                 let c = c as u16;
                 let written = match cell {
-                    Cell::Text(text) => sheet.write_string(r, c, neutralize(text).as_ref()).map(|_| ()),
+                    Cell::Text(text) => sheet.write_string(r, c, text).map(|_| ()),
                     Cell::Money(amount, currency) => sheet
                         .write_number_with_format(r, c, amount.to_f64().unwrap_or(0.0), &money(currency.minor_digits()))
                         .map(|_| ()),

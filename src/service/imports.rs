@@ -23,6 +23,8 @@ use crate::service::jobs::{JobView, Queued, visible_job};
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
 
+pub use crate::import::Locale;
+
 const IDEMPOTENCY_SCOPE: &str = "import";
 
 /// An import job: the job, plus how the file was read.
@@ -31,6 +33,7 @@ pub struct ImportView {
     #[serde(flatten)]
     job: JobView,
     mode: Mode,
+    locale: Option<Locale>,
     file_name: String,
     format: String,
     sheet: String,
@@ -59,6 +62,7 @@ impl ImportView {
         Ok(Self {
             job: JobView::from(job),
             mode: params.mode,
+            locale: params.locale,
             file_name: params.file_name,
             format: params.format,
             sheet: params.sheet,
@@ -84,6 +88,8 @@ pub struct Upload {
     pub bytes: Vec<u8>,
     pub mode: Mode,
     pub sheet: Option<String>,
+    /// How the sheet writes amounts; the API's own form when absent.
+    pub locale: Option<Locale>,
 }
 
 /// The limits and defaults a submission is read with.
@@ -107,6 +113,7 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
         bytes,
         mode,
         sheet,
+        locale,
     } = upload;
     let started = std::time::Instant::now();
     let max_rows = reading.max_rows;
@@ -115,7 +122,7 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
         hasher.update(format!("{mode:?}\n{sheet:?}\n"));
         hasher.update(&bytes);
         let hash = hasher.finalize().to_vec();
-        let read = import::read(&bytes, sheet.as_deref(), max_rows)?;
+        let read = import::read_in(&bytes, sheet.as_deref(), max_rows, locale)?;
         let prepared = prepare(&read, mode);
         Ok::<_, Refusal>((hash, read, prepared))
     })
@@ -130,6 +137,7 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
         mode,
         actor: caller.user_id,
         region: reading.region,
+        locale,
         file_name,
         format: sheet.format.as_str().to_owned(),
         sheet: sheet.name.clone(),
@@ -247,6 +255,9 @@ pub struct ImportParams {
     pub mode: Mode,
     pub actor: Uuid,
     pub region: String,
+    /// How the sheet writes amounts (jobs staged before locales have none).
+    #[serde(default)]
+    pub locale: Option<Locale>,
     pub file_name: String,
     pub format: String,
     pub sheet: String,
@@ -256,7 +267,8 @@ pub struct ImportParams {
 
 /// Maps the header, checks the mode's columns, and flags rows that repeat an earlier
 /// row's account number (each account once per file, so the outcome never depends on
-/// row order).
+/// row order). A flagged row is still validated when its chunk runs, and fails with
+/// this error and all its others together.
 pub fn prepare(sheet: &Sheet, mode: Mode) -> std::result::Result<(Mapping, Vec<Option<RowError>>), Vec<FieldError>> {
     let mapping = Mapping::new(&sheet.headers)?;
     mapping.require(mode.required())?;
@@ -301,9 +313,6 @@ pub async fn stage(
 ) -> Result<JobRow> {
     let value = serde_json::to_value(params).map_err(anyhow::Error::from)?;
     let job = jobs::insert(&mut *tx, JobKind::Import, status, &value, params.actor, rows.len() as i64).await?;
-    let settled = imports::stage(&mut *tx, job.id, rows, duplicates).await?;
-    if settled > 0 {
-        jobs::advance(&mut *tx, job.id, settled, settled).await?;
-    }
+    imports::stage(&mut *tx, job.id, rows, duplicates).await?;
     Ok(job)
 }

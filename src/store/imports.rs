@@ -12,6 +12,8 @@ use crate::import::{Row, RowError};
 pub struct Staged {
     pub seq: i32,
     pub cells: Vec<String>,
+    /// What staging already found wrong with the row; its chunk adds the rest.
+    pub refusals: Vec<RowError>,
 }
 
 /// What one chunk did, recorded in its transaction.
@@ -23,22 +25,21 @@ pub struct ChunkOutcome {
     pub failures: Vec<(i32, Vec<RowError>)>,
 }
 
-/// Stages every row of an upload with COPY; rows already known to fail (`failed[i]`)
-/// get their error at once. Returns how many failed that way.
-pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Option<RowError>]) -> Result<i64> {
+/// Stages every row of an upload with COPY; rows already known to fail (`refused[i]`)
+/// keep that error for their chunk, which validates them too and reports all.
+pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], refused: &[Option<RowError>]) -> Result<()> {
     sqlx::query("INSERT INTO import_progress (job_id) VALUES ($1)")
         .bind(job)
         .execute(&mut *tx)
         .await?;
     let mut copy = tx
-        .copy_in_raw("COPY import_rows (job_id, seq, line, cells, errors) FROM STDIN")
+        .copy_in_raw("COPY import_rows (job_id, seq, line, cells, refusals) FROM STDIN")
         .await?;
-    let mut settled = 0;
     let mut buffer = String::with_capacity(1 << 20);
     for (index, row) in rows.iter().enumerate() {
-        let error = failed.get(index).and_then(Option::as_ref);
-        // A row with NUL arrives refused (`failed`); its cells are kept for the error
-        // listing with NUL shown as U+FFFD, which jsonb can hold.
+        let refusal = refused.get(index).and_then(Option::as_ref);
+        // A row with NUL arrives refused; its cells are kept with NUL shown as U+FFFD,
+        // which json can hold.
         let cells = if row.cells.iter().any(|c| c.contains('\0')) {
             let shown: Vec<String> = row.cells.iter().map(|c| c.replace('\0', "\u{FFFD}")).collect();
             serde_json::to_string(&shown)
@@ -46,14 +47,11 @@ pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Opt
             serde_json::to_string(&row.cells)
         }
         .map_err(anyhow::Error::from)?;
-        let errors = match error {
-            Some(e) => {
-                settled += 1;
-                copy_text(&serde_json::to_string(&[e]).map_err(anyhow::Error::from)?)
-            }
+        let refusals = match refusal {
+            Some(e) => copy_text(&serde_json::to_string(&[e]).map_err(anyhow::Error::from)?),
             None => "\\N".to_owned(),
         };
-        writeln!(buffer, "{job}\t{}\t{}\t{}\t{errors}", index + 1, row.line, copy_text(&cells)).map_err(anyhow::Error::from)?;
+        writeln!(buffer, "{job}\t{}\t{}\t{}\t{refusals}", index + 1, row.line, copy_text(&cells)).map_err(anyhow::Error::from)?;
         if buffer.len() >= 1 << 20 {
             copy.send(std::mem::take(&mut buffer).into_bytes()).await?;
         }
@@ -62,7 +60,7 @@ pub async fn stage(tx: &mut PgConnection, job: Uuid, rows: &[Row], failed: &[Opt
         copy.send(buffer.into_bytes()).await?;
     }
     copy.finish().await?;
-    Ok(settled)
+    Ok(())
 }
 
 /// A value in COPY's text format. JSON text holds no raw control characters (the JSON
@@ -71,6 +69,9 @@ fn copy_text(json: &str) -> String {
     json.replace('\\', "\\\\")
 }
 
+/// A staged row as read: its sequence, its cells (json text) and its refusals.
+type StagedRow = (i32, String, Option<Json<Vec<RowError>>>);
+
 /// The next rows to apply. Locks the import's progress row for the chunk's transaction,
 /// so two processes never work on one import at once.
 pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<Staged>> {
@@ -78,8 +79,8 @@ pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<St
         .bind(job)
         .fetch_one(&mut *tx)
         .await?;
-    let rows: Vec<(i32, String)> = sqlx::query_as(
-        "SELECT seq, cells::text FROM import_rows
+    let rows: Vec<StagedRow> = sqlx::query_as(
+        "SELECT seq, cells::text, refusals FROM import_rows
          WHERE job_id = $1 AND seq > $2 AND errors IS NULL ORDER BY seq LIMIT $3",
     )
     .bind(job)
@@ -88,9 +89,13 @@ pub async fn next(tx: &mut PgConnection, job: Uuid, limit: i64) -> Result<Vec<St
     .fetch_all(&mut *tx)
     .await?;
     rows.into_iter()
-        .map(|(seq, cells)| {
+        .map(|(seq, cells, refusals)| {
             let cells = serde_json::from_str(&cells).map_err(anyhow::Error::from)?;
-            Ok(Staged { seq, cells })
+            Ok(Staged {
+                seq,
+                cells,
+                refusals: refusals.map(|r| r.0).unwrap_or_default(),
+            })
         })
         .collect()
 }

@@ -15,11 +15,13 @@ pub struct NotificationRow {
     pub kind: NotificationKind,
     pub title: String,
     pub data: Json<Value>,
+    /// How many the notification stands for (a batch merged into one).
+    pub count: i32,
     pub read_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, kind, title, data, read_at, created_at";
+const COLUMNS: &str = "id, kind, title, data, count, read_at, created_at";
 
 /// Position in the list: read or not, then newest first.
 pub type Position = (bool, DateTime<Utc>, Uuid);
@@ -74,6 +76,16 @@ pub async fn mark_all_read(pool: &PgPool, user: Uuid) -> Result<u64> {
             .await?
             .rows_affected(),
     )
+}
+
+/// For the rest of `tx`, notifications batch with those of the job `job` (its other
+/// chunks), not only with those of this transaction.
+pub async fn batch_with_job(tx: &mut sqlx::PgConnection, job: Uuid) -> Result<()> {
+    sqlx::query("SELECT set_config('arrears.batch', 'job:' || $1::text, true)")
+        .bind(job)
+        .execute(tx)
+        .await?;
+    Ok(())
 }
 
 /// Tells the owner of `email` that someone tried to register with it; their id, or

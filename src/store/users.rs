@@ -29,6 +29,19 @@ impl UserRow {
 
 const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at, team";
 
+/// The names of the users `ids` (unknown ids are left out).
+#[tracing::instrument(skip_all, fields(users = ids.len()))]
+pub async fn names(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM users WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// Every user's team, for the users in one.
 #[tracing::instrument(skip_all)]
 pub async fn teams(pool: &PgPool) -> Result<std::collections::HashMap<Uuid, String>> {

@@ -5,7 +5,7 @@ use arrears::service::exports::ACCOUNT_COLUMNS;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, error_fields, id_of, spawn_app, status_json};
 
 async fn download(app: &TestApp, token: &str, path: &str) -> (StatusCode, String, String, Vec<u8>) {
     let response = app.get(path, token).await;
@@ -152,4 +152,71 @@ async fn the_cli_exports_to_a_file_with_the_same_filters() {
     )
     .await;
     assert!(bad.unwrap_err().to_string().contains("sort"));
+}
+
+/// The first sheet of an xlsx, read by calamine: each row's cells as a spreadsheet holds
+/// them (text, number, bool), keyed by the header.
+fn read_xlsx(bytes: &[u8]) -> Vec<std::collections::HashMap<String, calamine::Data>> {
+    use calamine::{Reader, Xlsx};
+    let mut book: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let name = book.sheet_names()[0].clone();
+    let range = book.worksheet_range(&name).unwrap();
+    let mut rows = range.rows();
+    let header: Vec<String> = rows.next().unwrap().iter().map(|c| c.to_string()).collect();
+    rows.map(|row| header.iter().cloned().zip(row.iter().cloned()).collect()).collect()
+}
+
+#[tokio::test]
+async fn xlsx_text_cells_hold_the_text_exactly_and_name_the_agent() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let agent_name: String = app.sql_value("SELECT name FROM users WHERE id = $1", &agent.id.to_string()).await;
+    let mut created = Vec::new();
+    for body in [
+        json!({"debtor_name": "=1+1 Trading", "phone": "+1 415 555 0123", "assigned_agent_id": agent.id, "status": "delinquent"}),
+        json!({"debtor_name": "Nobody's", "phone": "+1 201 555 0134"}),
+    ] {
+        let mut body = body;
+        body["original_balance"] = json!("1250.00");
+        body["currency"] = json!("USD");
+        let (code, account) = status_json(app.post("/api/v1/accounts?wait_for=indexed", Some(&manager.token), &body).await).await;
+        assert_eq!(code, StatusCode::CREATED, "{account}");
+        created.push(account);
+    }
+    let account = &created[0];
+
+    let (status, _, _, body) = download(&app, &manager.token, "/api/v1/accounts/export?format=xlsx").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = read_xlsx(&body);
+    let row = rows
+        .iter()
+        .find(|r| r["id"] == calamine::Data::String(id_of(account)))
+        .expect("the assigned account is exported");
+    let text = |value: &str| calamine::Data::String(value.to_owned());
+    assert_eq!(
+        row["phone"],
+        text("+14155550123"),
+        "a phone number is a text cell with no apostrophe"
+    );
+    assert_eq!(
+        row["debtor_name"],
+        text("=1+1 Trading"),
+        "text that looks like a formula is kept as typed"
+    );
+    assert_eq!(row["assigned_agent_name"], text(&agent_name));
+    assert_eq!(
+        row["assigned_agent_id"],
+        text(&agent.id.to_string()),
+        "the id stays: imports resolve agents by it"
+    );
+    assert_eq!(row["current_balance"], calamine::Data::Float(1250.0));
+    let unassigned = rows.iter().find(|r| r["debtor_name"] == text("Nobody's")).unwrap();
+    assert_eq!(unassigned["assigned_agent_name"], calamine::Data::Empty);
+
+    let (_, _, _, csv) = download(&app, &manager.token, "/api/v1/accounts/export?format=csv&status=delinquent").await;
+    let csv = parse_csv(&String::from_utf8(csv).unwrap());
+    let column = |name: &str| ACCOUNT_COLUMNS.iter().position(|c| *c == name).unwrap();
+    assert_eq!(csv[1][column("phone")], "'+14155550123", "CSV keeps its formula guard");
+    assert_eq!(csv[1][column("assigned_agent_name")], agent_name);
 }

@@ -292,9 +292,15 @@ async fn a_dry_run_reports_without_writing() {
     let job = import(&app, &manager.token, "d.csv", csv.into(), &[("mode", "dry_run")]).await;
     assert_eq!(job["mode"], "dry_run");
     assert_eq!(job["result"]["dry_run"], true);
+    let result = &job["result"];
     assert_eq!(
-        (&job["result"]["created"], &job["result"]["updated"], &job["result"]["failed"]),
+        (&result["would_create"], &result["would_update"], &result["failed"]),
         (&json!(1), &json!(1), &json!(1))
+    );
+    assert_eq!(
+        (&result["created"], &result["updated"]),
+        (&json!(0), &json!(0)),
+        "a dry run says what it would do, not that it did it"
     );
     assert_eq!(accounts(&app.pool).await, before, "nothing changed");
     let events_after: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE kind LIKE 'account.%'")
@@ -628,6 +634,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             mode: Mode::Create,
             actor: owner,
             region: "US".into(),
+            locale: None,
             file_name: "gen.csv".into(),
             format: "csv".into(),
             sheet: "csv".into(),
@@ -672,6 +679,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         mode: Mode::Create,
         actor: owner,
         region: "US".into(),
+        locale: None,
         file_name: "gen.csv".into(),
         format: "csv".into(),
         sheet: "csv".into(),
@@ -787,9 +795,15 @@ async fn the_cli_imports_a_file_and_writes_the_rejected_rows() {
     let file = app.settings.data_dir.join("cli.csv");
     std::fs::write(&file, "Customer Name,Balance,Currency\nCli One,10,USD\n,20,USD\n").unwrap();
     let errors = app.settings.data_dir.join("cli-errors.xlsx");
-    arrears::cli::ops::import(app.settings.clone(), &file, Mode::Create, None, &manager.email, Some(&errors))
-        .await
-        .unwrap();
+    arrears::cli::ops::import(
+        app.settings.clone(),
+        &file,
+        (Mode::Create, None, None),
+        &manager.email,
+        Some(&errors),
+    )
+    .await
+    .unwrap();
     let all = accounts(&app.pool).await;
     assert_eq!(all.len(), 1);
     assert!(all.values().any(|a| a["debtor_name"] == "Cli One"));
@@ -803,7 +817,7 @@ async fn the_cli_imports_a_file_and_writes_the_rejected_rows() {
         .unwrap();
     assert_eq!(status, "partially_failed");
     assert_eq!(job.unwrap()["created"], 1);
-    let refused = arrears::cli::ops::import(app.settings.clone(), &file, Mode::Create, None, &agent.email, None).await;
+    let refused = arrears::cli::ops::import(app.settings.clone(), &file, (Mode::Create, None, None), &agent.email, None).await;
     assert!(refused.unwrap_err().to_string().contains("may not import"));
 }
 
@@ -831,4 +845,109 @@ async fn cells_are_staged_and_applied_verbatim() {
         .await
         .unwrap();
     assert_eq!(errors["data"][0]["row"], 4, "the quoted field spans rows 2 and 3");
+}
+
+#[tokio::test]
+async fn a_repeated_row_reports_every_error_it_has_at_once() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let csv = "Account,Debtor,Amount Due,Currency,Email\n\
+               DUP-1,First,10.00,USD,\n\
+               DUP-1,,ten,USD,not-an-email\n";
+    let job = import(&app, &manager.token, "dup.csv", csv.into(), &[]).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(1)), "{job}");
+    let body: Value = app
+        .get(&format!("/api/v1/imports/{}/errors", job["id"].as_str().unwrap()), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let errors: Vec<(&str, &str)> = body["data"][0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["column"].as_str().unwrap(), e["message"].as_str().unwrap()))
+        .collect();
+    let columns: Vec<&str> = errors.iter().map(|e| e.0).collect();
+    assert_eq!(columns, ["Account", "Amount Due", "Debtor", "Email"], "{errors:?}");
+    assert!(errors[0].1.contains("also on row 2"), "{errors:?}");
+}
+
+#[tokio::test]
+async fn amounts_are_read_in_the_sheets_locale_and_ambiguous_ones_refused() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let csv =
+        "Account,Debtor,Amount Due,Currency\nLOC-1,Grouped,\"1,200.00\",USD\nLOC-2,Two Ways,\"1,200\",USD\nLOC-3,Comma,\"12,50\",USD\n";
+    let job = import(&app, &manager.token, "plain.csv", csv.into(), &[]).await;
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(1), Some(2)), "{job}");
+    let errors: Value = app
+        .get(&format!("/api/v1/imports/{}/errors", job["id"].as_str().unwrap()), &manager.token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let messages: Vec<(i64, &str, &str)> = errors["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["row"].as_i64().unwrap(),
+                r["errors"][0]["column"].as_str().unwrap(),
+                r["errors"][0]["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(messages.len(), 2);
+    assert_eq!((messages[0].0, messages[0].1), (3, "Amount Due"));
+    assert!(messages[0].2.contains("reads two ways"), "{messages:?}");
+    assert!(messages[1].2.contains("locale=de-DE"), "{messages:?}");
+    assert_eq!(
+        errors["data"][0]["errors"].as_array().unwrap().len(),
+        1,
+        "one error for the cell, not a second from the amount check: {errors}"
+    );
+    assert_eq!(accounts(&app.pool).await["LOC-1"]["original_balance"], "1200");
+
+    let csv = "Account;Debtor;Amount Due;Currency\nDE-1;Grouped;1.200,00;EUR\nDE-2;Plain;12,5;EUR\nDE-3;Point;1200.50;EUR\n";
+    let job = import(&app, &manager.token, "de.csv", csv.into(), &[("locale", "de-DE")]).await;
+    assert_eq!(job["locale"], "de-DE");
+    assert_eq!((job["succeeded"].as_i64(), job["failed"].as_i64()), (Some(2), Some(1)), "{job}");
+    let all = accounts(&app.pool).await;
+    assert_eq!(
+        (all["DE-1"]["original_balance"].as_str(), all["DE-2"]["original_balance"].as_str()),
+        (Some("1200"), Some("12.5"))
+    );
+    assert!(!all.contains_key("DE-3"), "a point under de-DE is refused, not guessed");
+
+    let refused = upload(&app, &manager.token, "x.csv", "a\n".into(), &[("locale", "xx-YY")]).await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(crate::helpers::error_fields(&problem), ["locale"]);
+}
+
+#[tokio::test]
+async fn typed_number_cells_need_no_locale() {
+    use rust_xlsxwriter::Workbook;
+    let mut book = Workbook::new();
+    let sheet = book.add_worksheet();
+    for (c, header) in ["Account", "Debtor", "Amount Due", "Currency"].iter().enumerate() {
+        sheet.write_string(0, c as u16, *header).unwrap();
+    }
+    sheet.write_string(1, 0, "XL-1").unwrap();
+    sheet.write_string(1, 1, "Typed").unwrap();
+    sheet.write_number(1, 2, 1234.5).unwrap();
+    sheet.write_string(1, 3, "EUR").unwrap();
+    sheet.write_string(2, 0, "XL-2").unwrap();
+    sheet.write_string(2, 1, "Text").unwrap();
+    sheet.write_string(2, 2, "1.234,50").unwrap();
+    sheet.write_string(2, 3, "EUR").unwrap();
+    let bytes = book.save_to_buffer().unwrap();
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let job = import(&app, &manager.token, "typed.xlsx", bytes, &[("locale", "de-DE")]).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let all = accounts(&app.pool).await;
+    assert_eq!(all["XL-1"]["original_balance"], "1234.5", "a number cell is exact under any locale");
+    assert_eq!(all["XL-2"]["original_balance"], "1234.5");
 }
