@@ -6,7 +6,7 @@
 // contact guard.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
-import { clear, confirmStep, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
+import { clear, confirmStep, debounce, field, h, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
 import { overridesSection } from "./overrides.js";
@@ -16,7 +16,7 @@ const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "re
 const METHODS = ["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
 
 function today() {
-  return new Date().toISOString().slice(0, 10);
+  return localDate();
 }
 
 export async function accountScreen(main, [id]) {
@@ -256,7 +256,7 @@ export async function accountScreen(main, [id]) {
     const slug = title.toLowerCase().replace(/\W+/g, "-");
     const form = h(
       "form",
-      { class: "card", "aria-labelledby": `${slug}-title` },
+      { class: "card", "aria-labelledby": `${slug}-title`, dataset: { shortcut: slug } },
       h("h2", { id: `${slug}-title` }, title),
       h("div", { class: "form-alert", role: "alert" }),
       fields,
