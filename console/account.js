@@ -8,7 +8,7 @@
 // summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
-import { clear, confirmStep, debounce, field, h, money, select, showProblem, toast, when, words } from "./dom.js";
+import { clear, confirmStep, debounce, field, h, localClock, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
 import { overridesSection } from "./overrides.js";
@@ -18,19 +18,13 @@ const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "re
 const METHODS = ["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
 
 function today() {
-  return new Date().toISOString().slice(0, 10);
-}
-
-// The time now in `zone`, with the zone's name: the debtor's clock.
-function clockIn(zone) {
-  const time = new Intl.DateTimeFormat(undefined, { timeZone: zone, weekday: "short", hour: "2-digit", minute: "2-digit" }).format(new Date());
-  return `${time} (${zone})`;
+  return localDate();
 }
 
 // A live clock element for `zone`, updated every half minute while it is on the page.
 function debtorClock(zone) {
-  const el = h("span", { class: "clock" }, clockIn(zone));
-  const timer = setInterval(() => (el.isConnected ? (el.textContent = clockIn(zone)) : clearInterval(timer)), 30000);
+  const el = h("span", { class: "clock" }, localClock(zone));
+  const timer = setInterval(() => (el.isConnected ? (el.textContent = localClock(zone)) : clearInterval(timer)), 30000);
   return el;
 }
 
@@ -320,7 +314,7 @@ function postingForm(title, fields, submit, done, options = {}) {
   const offer = h("div", { class: "offer" });
   const form = h(
     "form",
-    { class: "card", "aria-labelledby": `${slug}-title` },
+    { class: "card", "aria-labelledby": `${slug}-title`, dataset: { shortcut: slug } },
     h("h2", { id: `${slug}-title` }, title),
     h("div", { class: "form-alert", role: "alert" }),
     offer,
@@ -365,7 +359,7 @@ function creditOffer(error, send) {
 // A payment taken outside a call (a cheque in the post, a transfer seen on a statement).
 function paymentForm(account, done) {
   return postingForm("Record payment", [
-    field("Amount", h("input", { name: "amount", inputmode: "decimal", required: true, "data-shortcut": "payment" }), `In ${account.currency}, e.g. 50.00`),
+    field("Amount", h("input", { name: "amount", inputmode: "decimal", required: true }), `In ${account.currency}, e.g. 50.00`),
     field("Method", select("method", METHODS.map((m) => [m, words(m)]), "card")),
     field("Reference", h("input", { name: "reference" })),
   ], (els, extra) => api("POST", `/accounts/${account.id}/payments`, {
@@ -379,14 +373,14 @@ function paymentForm(account, done) {
 // (POST /accounts/{id}/wrap-up). `allowed.promise` and `allowed.nextAction` are off on an
 // account the agent does not own, where only the inbound call itself is theirs to log.
 function wrapUpForm(account, allowed, done) {
-  const channel = select("contact.type", CHANNELS.map((c) => [c, words(c)]), "call", { "data-shortcut": "contact" });
+  const channel = select("contact.type", CHANNELS.map((c) => [c, words(c)]), "call");
   const direction = select("contact.direction", allowed.nextAction
     ? [["outbound", "Outbound"], ["inbound", "Inbound"]]
     : [["inbound", "Inbound"]], allowed.nextAction ? "outbound" : "inbound");
   const outcome = select("contact.outcome", [["", "—"], ...OUTCOMES.map((o) => [o, words(o)])], "");
   const notes = h("textarea", { name: "contact.notes", rows: 2 });
   const next = allowed.nextAction ? h("input", { name: "contact.next_action_at", type: "datetime-local" }) : null;
-  const promiseAmount = h("input", { name: "promise.amount", inputmode: "decimal", "data-shortcut": "promise" });
+  const promiseAmount = h("input", { name: "promise.amount", inputmode: "decimal", "data-shortcut": "make-promise" });
   const promiseDate = h("input", { name: "promise.due_date", type: "date", min: today() });
   const payAmount = h("input", { name: "payment.amount", inputmode: "decimal" });
   const payMethod = select("payment.method", METHODS.map((m) => [m, words(m)]), "card");

@@ -31,7 +31,7 @@ export function adminScreen(main) {
       await api("PATCH", `/users/${user.id}`, { body: patch });
       toast(`${user.name} updated.`);
     } catch (error) {
-      toast(error.message);
+      toast(error.message, { refusal: true });
     }
     await load();
   }
@@ -84,5 +84,5 @@ export function adminScreen(main) {
         more),
       form),
   );
-  load().catch((error) => toast(error.message));
+  load().catch((error) => toast(error.message, { refusal: true }));
 }

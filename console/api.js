@@ -12,6 +12,29 @@ const BASE = "/api/v1";
 export const ACCOUNT_STATUSES = ["active", "delinquent", "promise_to_pay", "payment_plan", "disputed", "paid", "settled", "closed"];
 const REFRESH_KEY = "arrears.refresh";
 
+// What each queue reason means, as the API's `Reason` describes it: the one place the
+// console takes a reason's words from.
+export const REASONS = {
+  broken_promise: "Broken promise (due yesterday)",
+  promise_due_today: "Promise due today",
+  next_action_due: "Next action due",
+  plan_instalment_missed: "Plan instalment missed",
+  score: "Most overdue, largest balance",
+};
+
+// The channels the queue works by (the API's `Channel`), as a sentence names them.
+export const CHANNELS = [["call", "calls"], ["sms", "text messages"], ["email", "email"], ["letter", "letters"], ["visit", "visits"]];
+
+// What holds a queue's account back on a channel (the API's `Hold`).
+export const HOLDS = {
+  outside_window: "outside calling hours in the debtor's zone",
+  call_frequency: "call limit reached or a recent conversation",
+  do_not_call: "do not call",
+  do_not_email: "do not email",
+  cease_communication: "asked that all contact cease",
+  unverified_dispute: "disputed, not yet verified",
+};
+
 export class ApiError extends Error {
   constructor(status, problem) {
     super(problem?.detail || problem?.title || `HTTP ${status}`);

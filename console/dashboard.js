@@ -2,7 +2,7 @@
 // bucket and status (list facets), KPIs per agent; refreshed live as payments come in.
 
 import { api, learnNames, nameOf } from "./api.js";
-import { clear, debounce, h, money, sums, words } from "./dom.js";
+import { clear, debounce, h, money, sums, words, zoned } from "./dom.js";
 import { live } from "./live.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -86,7 +86,7 @@ export function dashboardScreen(main) {
         g.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—",
       ])),
     );
-    clear(updated, `Updated ${new Date().toLocaleTimeString()}`);
+    clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);
   }
 
   const refresh = debounce(() => load().catch(() => {}), 500);

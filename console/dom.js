@@ -56,18 +56,54 @@ export function sums(amounts) {
   return amounts.length ? amounts.map((a) => money(a.amount, a.currency)).join(" · ") : "—";
 }
 
+// An instant in the agent's own zone, labelled with that zone ("25 Nov 2026, 14:05 GMT+1"):
+// a time without its zone is read in the wrong one.
 export function when(iso) {
   if (!iso) return "—";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return zoned(new Date(iso));
+}
+
+// An instant in `zone` (the agent's own when not given) with the zone's abbreviation,
+// e.g. "25 Nov 2026, 08:00 EST".
+export function zoned(date, zone, { dateShown = true } = {}) {
+  const format = new Intl.DateTimeFormat(undefined, {
+    ...(dateShown ? { day: "numeric", month: "short", year: "numeric" } : {}),
+    hour: "2-digit",
+    minute: "2-digit",
+    timeZoneName: "short",
+    ...(zone ? { timeZone: zone } : {}),
+  });
+  return format.format(date);
+}
+
+// The debtor's local clock: the time now in `zone` with its name, e.g. "08:02 EST
+// (America/New_York)". An unknown or missing zone says so rather than guessing.
+export function localClock(zone, now = new Date()) {
+  if (!zone) return "time zone unknown";
+  try {
+    return `${zoned(now, zone, { dateShown: false })} (${zone})`;
+  } catch {
+    return `time zone ${zone} unknown`;
+  }
+}
+
+// Today as YYYY-MM-DD in the agent's own zone (not UTC: at 20:00 in New York the UTC
+// date is already tomorrow), for date inputs' defaults and limits.
+export function localDate(date = new Date()) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
 export function words(value) {
   return value ? String(value).replaceAll("_", " ") : "—";
 }
 
-export function toast(message) {
+// One toast at a time: a new message (a refusal after a refusal) replaces the shown
+// one and restarts its timer, so messages never stack up or outlive the next.
+export function toast(message, { refusal = false } = {}) {
   const box = document.getElementById("toast");
   clear(box, message);
+  box.classList.toggle("refusal", refusal);
   clearTimeout(toast.timer);
   toast.timer = setTimeout(() => clear(box), 5000);
 }

@@ -10,6 +10,7 @@ import { queueScreen } from "./queue.js";
 import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
+import { installKeys } from "./keys.js";
 
 const main = document.getElementById("main");
 const top = document.getElementById("top");
@@ -259,16 +260,8 @@ document.querySelector(".skip").addEventListener("click", (event) => {
   main.focus();
 });
 
-// "/" jumps to the search box from anywhere but a text field.
-document.addEventListener("keydown", (event) => {
-  const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement?.tagName);
-  if (event.key === "/" && !typing && currentUser()) {
-    event.preventDefault();
-    const box = document.getElementById("q");
-    if (box) box.focus();
-    else location.hash = "#/search";
-  }
-});
+// Shortcuts ("/" to the search box, "n" next account, "?" lists them) once signed in.
+installKeys(() => Boolean(currentUser()) && atLeast("viewer"));
 
 const user = await resume();
 if (user) signedIn();

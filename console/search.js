@@ -62,13 +62,15 @@ export function searchScreen(main, _args, params) {
     placeholder: "Name, phone digits, email, account number…",
     autocomplete: "off",
     "aria-controls": "results",
+    dataset: { shortcut: "search" },
   });
   const sort = select("sort", SORTS, state.sort, { id: "sort" });
   const summary = h("p", { class: "muted", id: "result-count", role: "status" });
   const list = h("ul", { class: "results plain", id: "results", "aria-label": "Accounts found" });
   const more = h("button", { type: "button", class: "more", hidden: true }, "More accounts");
   const facets = h("form", { class: "facets card", "aria-label": "Filters" });
-  const tools = h("div", { class: "tools" });
+  // Above the results, so they stay in reach however long the list grows.
+  const tools = h("section", { class: "card toolbar", "aria-label": "Actions on this search" });
 
   const update = () => {
     const text = new URLSearchParams();
@@ -259,12 +261,12 @@ export function searchScreen(main, _args, params) {
       h("section", { class: "search-main", "aria-labelledby": "search-title" },
         h("h1", { id: "search-title" }, "Accounts"),
         h("div", { class: "search-bar" },
-          field("Search", box, "Type to search; ↓ moves into the results, Enter opens, / comes back here."),
+          field("Search", box, "Type to search; ↓ moves into the results, Enter opens, / comes back here, ? lists every shortcut."),
           field("Sort", sort)),
         summary,
+        tools,
         list,
-        more,
-        tools)),
+        more)),
   );
   box.focus();
   load();
@@ -308,13 +310,12 @@ function exportTools(current) {
     }
   };
   return h(
-    "section",
-    { class: "card", "aria-labelledby": "export-title" },
+    "div",
+    { class: "export", role: "group", "aria-labelledby": "export-title" },
     h("h2", { id: "export-title" }, "Export this search"),
-    alert,
     h("button", { type: "button", onclick: () => run("csv") }, "Download CSV"),
-    " ",
     h("button", { type: "button", onclick: () => run("xlsx") }, "Download XLSX"),
+    alert,
   );
 }
 
@@ -332,10 +333,11 @@ function bulkTools(current, count) {
     "form",
     { "aria-labelledby": "bulk-title" },
     h("div", { class: "form-alert", role: "alert" }),
-    field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
-    field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
-    field("Set status", select("status", [["", "Leave as is"], ...ACCOUNT_STATUSES.map((s) => [s, words(s)])], "")),
-    atLeast("manager") ? field("Assign to", assignTo) : null,
+    h("div", { class: "bulk-fields" },
+      field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
+      field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
+      field("Set status", select("status", [["", "Leave as is"], ...ACCOUNT_STATUSES.map((s) => [s, words(s)])], "")),
+      atLeast("manager") ? field("Assign to", assignTo) : null),
     h("button", { type: "submit" }, "Update every account of this search"),
     progress,
     outcome,
@@ -363,5 +365,11 @@ function bulkTools(current, count) {
       showProblem(form, error);
     }
   });
-  return h("section", { class: "card" }, h("h2", { id: "bulk-title" }, "Bulk update this search"), form);
+  // Open on a wide screen; on a phone it is a tap away and leaves the results in view.
+  return h(
+    "details",
+    { class: "bulk", open: window.matchMedia("(min-width: 900px)").matches },
+    h("summary", {}, h("h2", { id: "bulk-title" }, "Bulk update this search")),
+    form,
+  );
 }

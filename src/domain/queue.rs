@@ -8,14 +8,21 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
+use super::compliance::Rule;
 use super::search::After;
 
-/// Why an account is where it is in the queue, in the order the queue takes them.
+/// Why an account is where it is in the queue, in the order the queue takes them:
+/// `broken_promise` (a promise to pay due yesterday was broken), `promise_due_today`
+/// (an open promise falls due today), `next_action_due` (the account's next action time
+/// has come), `plan_instalment_missed` (an instalment of the active plan was missed and
+/// is still unpaid), `score` (everything else, the most overdue and largest debts first:
+/// days past due + 20 × log10(1 + balance) + 0.5 × days since the last contact).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// A promise to pay due yesterday was broken.
     BrokenPromise,
+    /// An open promise to pay falls due today.
     PromiseDueToday,
     /// The account's next action time has come.
     NextActionDue,
@@ -23,6 +30,33 @@ pub enum Reason {
     PlanInstalmentMissed,
     /// Everything else, by [`rank`].
     Score,
+}
+
+/// What holds an account of the queue back on a channel now: one of the guard's rules,
+/// the two frequency rules counted together (`call_frequency`: the call-attempt limit
+/// or a recent conversation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Hold {
+    CeaseCommunication,
+    UnverifiedDispute,
+    DoNotCall,
+    DoNotEmail,
+    OutsideWindow,
+    CallFrequency,
+}
+
+impl From<Rule> for Hold {
+    fn from(rule: Rule) -> Self {
+        match rule {
+            Rule::CeaseCommunication => Hold::CeaseCommunication,
+            Rule::UnverifiedDispute => Hold::UnverifiedDispute,
+            Rule::DoNotCall => Hold::DoNotCall,
+            Rule::DoNotEmail => Hold::DoNotEmail,
+            Rule::OutsideWindow => Hold::OutsideWindow,
+            Rule::CallAttempts | Rule::RecentConversation => Hold::CallFrequency,
+        }
+    }
 }
 
 impl Reason {

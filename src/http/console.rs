@@ -47,6 +47,7 @@ const ASSETS: &[Asset] = assets![
     "main.js" => JS,
     "api.js" => JS,
     "dom.js" => JS,
+    "keys.js" => JS,
     "live.js" => JS,
     "jobs.js" => JS,
     "search.js" => JS,

@@ -9,14 +9,14 @@ use warp::reply::Response;
 
 use crate::domain::compliance::Channel;
 use crate::domain::principal::Principal;
-use crate::domain::queue::Reason;
+use crate::domain::queue::{Hold, Reason};
 use crate::error::Result;
 use crate::http::account_view::AccountView;
 use crate::http::filters::{principal, with_state};
 use crate::http::query::{parse_query, raw_query};
 use crate::http::{self as api, ListPage, no_content, respond};
 use crate::lists::queue::{self as queue_list, NextParams, QueueParams, QueueRequest};
-use crate::service::queue::{self as service, Owner};
+use crate::service::queue::{self as service, Explanation, Owner};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -24,6 +24,73 @@ struct QueueItem {
     /// Why the account is where it is.
     reason: Reason,
     account: AccountView,
+}
+
+/// What a queue page adds to a list: why the queue holds what it holds.
+#[derive(Serialize, utoipa::ToSchema)]
+struct QueueMore {
+    /// On the first page (no `cursor`): how many accounts the contact guard holds back on
+    /// the channel now and by what, when the earliest held-back debtor's window opens,
+    /// and which channels have work now. Null on later pages.
+    explanation: Option<ExplanationView>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ExplanationView {
+    /// The channel asked for.
+    channel: Channel,
+    /// The queue's accounts whatever the guard says: live, and neither paid, settled nor closed.
+    workable: u64,
+    /// Of those, how many the guard holds back on the channel now (the sum of `held_back_by`).
+    held_back: u64,
+    /// The held-back accounts by what holds them (only what holds some back).
+    held_back_by: Vec<HoldCount>,
+    /// When the first account held back by the calling hours (`outside_window`) becomes
+    /// contactable, and that debtor's zone; null when the hours hold none back.
+    window_opens: Option<WindowOpening>,
+    /// Every channel with the number of the queue's accounts contactable on it now.
+    channels: Vec<ChannelCount>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct HoldCount {
+    hold: Hold,
+    accounts: u64,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct WindowOpening {
+    /// The instant (UTC).
+    at: DateTime<Utc>,
+    /// The debtor's IANA zone, in which `at` is the window's start (e.g. 08:00).
+    zone: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+struct ChannelCount {
+    channel: Channel,
+    accounts: u64,
+}
+
+impl From<Explanation> for ExplanationView {
+    fn from(e: Explanation) -> Self {
+        ExplanationView {
+            channel: e.channel,
+            workable: e.workable,
+            held_back: e.held_back_total(),
+            held_back_by: e
+                .held_back
+                .into_iter()
+                .map(|(hold, accounts)| HoldCount { hold, accounts })
+                .collect(),
+            window_opens: e.opens.map(|o| WindowOpening { at: o.at, zone: o.zone }),
+            channels: e
+                .channels
+                .into_iter()
+                .map(|(channel, accounts)| ChannelCount { channel, accounts })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -59,8 +126,10 @@ pub struct Api;
     params(QueueParams),
     responses(
         (status = 200, description = "The queue from the index: broken promises due yesterday, promises due today, \
-                                      next actions due, then by score; accounts the guard blocks on the channel now are left out",
-         body = ListPage<QueueItem>),
+                                      next actions due, missed plan instalments, then by score; accounts the guard blocks \
+                                      on the channel now are left out, and the first page's `explanation` says how many \
+                                      and why, when calling hours open, and which channels have work now",
+         body = ListPage<QueueItem, QueueMore>),
         (status = 403, description = "The role does not work accounts, or another agent's or the team queue without the right"),
         (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
     ))]
@@ -74,7 +143,14 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     } = queue_list::parse(&raw, &caller)?;
     let owner = Owner::resolve(&caller, agent)?;
     let now = state.clock().now();
+    let first = start.is_none();
     let page = service::page(state.search().as_ref(), owner, channel, start, page_size, now).await?;
+    let explanation = if first {
+        let explained = service::explain(state.pool(), state.search().as_ref(), owner, channel, page.total, now).await?;
+        Some(ExplanationView::from(explained))
+    } else {
+        None
+    };
     let today = now.date_naive();
     let data = page
         .entries
@@ -91,7 +167,7 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
         total: page.total,
         next_cursor: page.next.map(queue_list::encode_cursor),
         facets: Default::default(),
-        more: api::NoMore {},
+        more: QueueMore { explanation },
     };
     Ok(api::json(StatusCode::OK, &body))
 }

@@ -3,20 +3,23 @@
 //! guard blocks now; and claiming the top one so two agents never get the same.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use futures_util::future::try_join_all;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::account::AccountStatus;
-use crate::domain::compliance::Channel;
+use crate::domain::compliance::{CallHistory, Channel, Policy, Rule, Standing, known_zone};
 use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
-use crate::domain::queue::{Position, Reason};
+use crate::domain::queue::{Hold, Position, Reason};
 use crate::domain::role::Action;
 use crate::domain::search::{AccountQuery, After, AgentFilter, Contactable, Sort, SortField};
 use crate::error::{Error, Result};
 use crate::search::SearchIndex;
 use crate::service::accounts::document;
-use crate::store::{self, accounts, queue};
+use crate::store::queue::StandingGroup;
+use crate::store::{self, accounts, compliance, queue};
 
 /// Accounts a claim attempt reads from the index at once: the first of an agent's own
 /// queue is nearly always claimed.
@@ -141,6 +144,136 @@ pub async fn page(
         total: totals.iter().sum(),
         next,
     })
+}
+
+/// Why a queue holds what it holds on a channel now: how many of its accounts the guard
+/// holds back and by what, when the earliest calling window among them opens, and how
+/// many accounts each channel could work now.
+pub struct Explanation {
+    pub channel: Channel,
+    /// The queue's accounts whatever the guard says (live, not resolved).
+    pub workable: u64,
+    /// Of those, held back on `channel` now, by what (only what holds some back).
+    pub held_back: Vec<(Hold, u64)>,
+    /// The earliest moment an account held back by the hours becomes callable.
+    pub opens: Option<Opening>,
+    /// For each channel, the accounts of the queue contactable on it now.
+    pub channels: Vec<(Channel, u64)>,
+}
+
+/// When the window of the earliest held-back debtor opens, and in which zone.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Opening {
+    pub at: DateTime<Utc>,
+    pub zone: String,
+}
+
+impl Explanation {
+    pub fn held_back_total(&self) -> u64 {
+        self.held_back.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The count query of `owner`'s workable accounts, contactable on `channel` now if given.
+fn count_query(owner: Owner, channel: Option<Channel>, now: DateTime<Utc>) -> AccountQuery {
+    AccountQuery {
+        statuses: workable(),
+        agent: Some(owner.filter()),
+        contactable: channel.map(|channel| Contactable { channel, now }),
+        page_size: 1,
+        ..AccountQuery::new(now.date_naive())
+    }
+}
+
+/// Explains `owner`'s queue on `channel` at `now`, `contactable` being the queue's total
+/// on that channel (the page already counted it). Cheap by construction: one count from
+/// the index per channel, and one SQL aggregate of the queue's accounts by zone and flags
+/// that the guard's own rules then judge per group, never per account.
+pub async fn explain(
+    pool: &PgPool,
+    search: &dyn SearchIndex,
+    owner: Owner,
+    channel: Channel,
+    contactable: u64,
+    now: DateTime<Utc>,
+) -> Result<Explanation> {
+    let others = Channel::ALL.into_iter().filter(|c| *c != channel);
+    let counts = try_join_all(
+        std::iter::once(None)
+            .chain(others.clone().map(Some))
+            .map(|c| search.search(count_query(owner, c, now))),
+    )
+    .await?;
+    let queued = counts[0].total;
+    let mut channels: Vec<(Channel, u64)> = std::iter::once((channel, contactable))
+        .chain(others.zip(counts[1..].iter().map(|page| page.total)))
+        .collect();
+    channels.sort_by_key(|(c, _)| Channel::ALL.iter().position(|a| a == c));
+    let mut conn = pool.acquire().await?;
+    let policy = compliance::policy(&mut conn).await?;
+    let agent = match owner {
+        Owner::Agent(id) => Some(id),
+        Owner::Team => None,
+    };
+    let statuses: Vec<&str> = workable().into_iter().map(AccountStatus::as_str).collect();
+    let groups = queue::standings(&mut conn, agent, &statuses).await?;
+    let (mut held_back, opens) = judge(&policy, &groups, channel, now);
+    // The frequency rules need each account's calls: what the index holds back beyond
+    // the rules judged here is theirs.
+    let judged: u64 = held_back.iter().map(|(_, n)| n).sum();
+    let frequency = queued.saturating_sub(contactable).saturating_sub(judged);
+    if channel == Channel::Call && frequency > 0 {
+        held_back.push((Hold::CallFrequency, frequency));
+    }
+    Ok(Explanation {
+        channel,
+        workable: queued,
+        held_back,
+        opens,
+        channels,
+    })
+}
+
+/// What the guard's rules, but the frequency ones, hold back of `groups` on `channel` at
+/// `now`, and the earliest window opening among those held back by the hours.
+fn judge(policy: &Policy, groups: &[StandingGroup], channel: Channel, now: DateTime<Utc>) -> (Vec<(Hold, u64)>, Option<Opening>) {
+    let mut held: Vec<(Hold, u64)> = Vec::new();
+    let mut opens: Option<Opening> = None;
+    for group in groups {
+        let zones: Vec<Tz> = match known_zone(&group.timezone) {
+            Some(zone) => vec![zone],
+            None => group.country_zones.iter().filter_map(|z| z.parse().ok()).collect(),
+        };
+        let standing = Standing {
+            cease_communication: group.cease_communication,
+            do_not_call: group.do_not_call,
+            do_not_email: group.do_not_email,
+            unverified_dispute: group.unverified_dispute,
+        };
+        let Err(refusal) = policy.decide(&standing, &zones, &CallHistory::default(), channel, now) else {
+            continue;
+        };
+        let hold = Hold::from(refusal.rule);
+        let accounts = u64::try_from(group.accounts).unwrap_or(0);
+        match held.iter_mut().find(|(h, _)| *h == hold) {
+            Some((_, n)) => *n += accounts,
+            None => held.push((hold, accounts)),
+        }
+        if refusal.rule == Rule::OutsideWindow
+            && let Some(at) = refusal.next_allowed_at
+            && opens.as_ref().is_none_or(|o| at < o.at)
+        {
+            // Of several zones (the debtor's is unknown), the one whose morning it is then.
+            let zone = zones
+                .iter()
+                .find(|z| at.with_timezone(*z).time() == policy.window_start)
+                .or(zones.first())
+                .map_or_else(|| group.timezone.clone(), |z| z.name().to_owned());
+            opens = Some(Opening { at, zone });
+        }
+    }
+    held.sort_by_key(|(h, _)| *h as u8);
+    (held, opens)
 }
 
 /// An account claimed from the queue.

@@ -84,3 +84,51 @@ pub async fn claim(conn: &mut PgConnection, agent: Uuid, candidates: &[Uuid], se
     .await?;
     Ok(claimed)
 }
+
+/// Accounts of one queue that the contact guard sees alike: the same standing and zones.
+#[derive(Clone, Debug, FromRow)]
+pub struct StandingGroup {
+    pub timezone: String,
+    /// The zones of the address's country (or of the default country `*`), used when
+    /// `timezone` says nothing about where the debtor lives.
+    pub country_zones: Vec<String>,
+    pub cease_communication: bool,
+    pub do_not_call: bool,
+    pub do_not_email: bool,
+    pub unverified_dispute: bool,
+    pub accounts: i64,
+}
+
+/// The live accounts of an agent's queue (`None`: the unassigned ones) in one of
+/// `statuses`, grouped by what the guard reads of them: one aggregate over the queue's
+/// rows by the assignee index, returning a row per distinct zone and flag set (a few
+/// dozen), never the accounts themselves.
+pub async fn standings(conn: &mut PgConnection, agent: Option<Uuid>, statuses: &[&str]) -> Result<Vec<StandingGroup>> {
+    let owner = if agent.is_some() {
+        "a.assigned_agent_id = $1"
+    } else {
+        "a.assigned_agent_id IS NULL AND $1::uuid IS NULL"
+    };
+    let rows = sqlx::query_as::<_, StandingGroup>(sqlx::AssertSqlSafe(format!(
+        "WITH g AS (
+             SELECT a.timezone, upper(coalesce(a.address_country, '')) AS country, a.cease_communication,
+                    a.do_not_call, a.do_not_email,
+                    (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
+                    count(*) AS accounts
+             FROM accounts a
+             WHERE a.deleted_at IS NULL AND a.status = ANY($2) AND {owner}
+             GROUP BY 1, 2, 3, 4, 5, 6
+         )
+         SELECT g.timezone, g.cease_communication, g.do_not_call, g.do_not_email, g.unverified_dispute, g.accounts,
+                coalesce((SELECT array_agg(z.timezone ORDER BY z.timezone) FROM contact_zones z
+                           WHERE z.country = coalesce(
+                               (SELECT country FROM contact_zones WHERE country = g.country LIMIT 1), '*')),
+                         '{{}}') AS country_zones
+         FROM g"
+    )))
+    .bind(agent)
+    .bind(statuses)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}

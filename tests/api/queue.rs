@@ -335,3 +335,82 @@ async fn a_claim_passes_over_accounts_other_agents_hold_to_the_next_ones() {
     assert_eq!(id_of(&claimed["account"]), accounts[11], "the first account nobody holds");
     assert_eq!(claimed["reason"], "score");
 }
+
+/// The first page of a queue says what the guard holds back on its channel and by what,
+/// when the first sleeping debtor's calling hours open (in their zone), and how many
+/// accounts each channel could work now; later pages do not repeat it.
+#[tokio::test]
+async fn the_first_page_explains_what_is_held_back_and_when_calling_hours_open() {
+    let app = spawn_guarded_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let now = hold_clock(&app);
+    let callable = account(&app, &manager, Some(&agent), json!({})).await;
+    let sleeping_zone = zone_where_it_is(now, 0, 6);
+    let asleep = account(&app, &manager, Some(&agent), json!({"timezone": sleeping_zone})).await;
+    let ceased = account(&app, &manager, Some(&agent), json!({"cease_communication": true})).await;
+    let no_calls = account(&app, &manager, Some(&agent), json!({"do_not_call": true})).await;
+    let paid = account(&app, &manager, Some(&agent), json!({"status": "paid"})).await;
+    let _someone_elses = account(&app, &manager, None, json!({"timezone": sleeping_zone})).await;
+    for id in [&callable, &asleep, &ceased, &no_calls, &paid] {
+        indexed(&app, id).await;
+    }
+    eventually("the queue's search sees the accounts", || async {
+        queue(&app, &agent.token, "channel=letter").await.1["total"] == 3
+    })
+    .await;
+
+    let (status, page) = queue(&app, &agent.token, "channel=call").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 1);
+    let explanation = &page["explanation"];
+    assert_eq!(explanation["channel"], "call");
+    assert_eq!(explanation["workable"], 4, "the paid account is not worked: {explanation}");
+    assert_eq!(explanation["held_back"], 3);
+    assert_eq!(
+        explanation["held_back_by"],
+        json!([
+            {"hold": "cease_communication", "accounts": 1},
+            {"hold": "do_not_call", "accounts": 1},
+            {"hold": "outside_window", "accounts": 1},
+        ])
+    );
+    // It is between midnight and 06:00 there: the window opens at 08:00 there today.
+    let tz: chrono_tz::Tz = sleeping_zone.parse().unwrap();
+    let opens = local(tz, now.with_timezone(&tz).date_naive(), 8, 0, 0);
+    assert_eq!(explanation["window_opens"], json!({"at": ts(opens), "zone": sleeping_zone}));
+    let channels: Vec<(String, u64)> = explanation["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["channel"].as_str().unwrap().to_owned(), c["accounts"].as_u64().unwrap()))
+        .collect();
+    let expected: Vec<(String, u64)> = [("call", 1), ("sms", 1), ("email", 2), ("letter", 3), ("visit", 2)]
+        .into_iter()
+        .map(|(c, n)| (c.to_owned(), n))
+        .collect();
+    assert_eq!(
+        channels, expected,
+        "letters have no calling hours; do-not-call does not stop email or visits"
+    );
+
+    // Letters: only cease-communication holds one back, and no window is waited for.
+    let (_, letters) = queue(&app, &agent.token, "channel=letter&page_size=1").await;
+    assert_eq!(
+        letters["explanation"]["held_back_by"],
+        json!([{"hold": "cease_communication", "accounts": 1}])
+    );
+    assert_eq!(letters["explanation"]["window_opens"], Value::Null);
+    let cursor = letters["next_cursor"].as_str().expect("a second page");
+    let (status, second) = queue(&app, &agent.token, &format!("channel=letter&page_size=1&cursor={cursor}")).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(second["explanation"], Value::Null, "only the first page explains");
+
+    // The team queue explains the unassigned accounts, for a manager.
+    let (_, team) = queue(&app, &manager.token, "agent_id=unassigned&channel=call").await;
+    assert_eq!(team["total"], 0);
+    assert_eq!(
+        team["explanation"]["held_back_by"],
+        json!([{"hold": "outside_window", "accounts": 1}])
+    );
+}
