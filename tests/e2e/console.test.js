@@ -7,7 +7,8 @@ import {
   BASE, accessible, api, daytimeZone, email, login, newContext, offline, open, sheetRows, shot, shown, signIn, suite, tokenOf, unzip,
 } from "./harness.js";
 
-const paymentsOf = (page) => page.locator("section[aria-labelledby='payments-title'] li");
+const paymentsOf = (page) => page.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']");
+const promisesOf = (page) => page.locator("section[aria-labelledby='timeline-title'] li[data-kind='promise']");
 
 const ids = {};
 
@@ -197,11 +198,14 @@ suite("the console", setup, (test) => {
     const page = await open("agent");
     await page.goto(`${BASE}/#/account/${ids.queued}`);
     const inAWeek = new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10);
-    const promise = page.getByRole("form", { name: "Make promise" });
-    await promise.getByLabel("Amount").fill("10.00");
-    await promise.getByLabel("Due date").fill(inAWeek);
-    await promise.getByRole("button", { name: "Make promise" }).click();
-    await page.locator("section[aria-labelledby='promises-title'] li", { hasText: `10.00 USD by ${inAWeek} · open` }).waitFor();
+    // The promise comes with the call it was made on, in one wrap-up.
+    const promise = page.getByRole("form", { name: "Log contact" });
+    await promise.getByLabel("Outcome").selectOption("promise_to_pay");
+    await promise.getByLabel("Promise amount").fill("10.00");
+    await promise.getByLabel("Promise due date").fill(inAWeek);
+    await promise.getByRole("button", { name: "Log contact" }).click();
+    await promisesOf(page).filter({ hasText: `10.00 USD by ${inAWeek} · open` }).waitFor();
+    await page.locator("section[aria-labelledby='timeline-title'] li[data-kind='contact']", { hasText: "promise to pay" }).waitFor();
     const plan = page.getByRole("form", { name: "Set up plan" });
     await plan.getByLabel("Total").fill("30.00");
     await plan.getByLabel("Frequency").selectOption("weekly");
@@ -260,7 +264,7 @@ suite("the console", setup, (test) => {
     await pay.getByLabel("Amount").fill("250.00");
     await pay.getByRole("button", { name: "Record payment" }).click();
     await page.locator("#balance", { hasText: "750.00 USD" }).waitFor();
-    await page.locator("section[aria-labelledby='payments-title'] li", { hasText: "250.00 USD" }).waitFor();
+    await page.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']", { hasText: "250.00 USD" }).waitFor();
     await accessible(page, "account");
     await shot(page, "05-account");
     await page.context().close();
@@ -277,22 +281,37 @@ suite("the console", setup, (test) => {
     await page.context().close();
   });
 
-  test("an agent cannot reach an account that is not theirs", async () => {
+  test("a debtor of another agent calls in: found, a summary, the call and a payment taken, the read recorded", async () => {
     const page = await open("agent");
     await page.goto(`${BASE}/#/search`);
     await page.getByRole("searchbox", { name: "Search" }).fill("Otherton");
     await page.getByText(/^0 accounts/).waitFor();
-    await page.goto(`${BASE}/#/account/${ids.others}`);
-    await page.getByRole("heading", { name: "Not your account" }).waitFor();
-    assert.equal(await page.getByText("Oswald Otherton").count(), 0);
-    assert.equal(await page.getByRole("form", { name: "Record payment" }).count(), 0);
-    // Not only hidden: the API refuses the agent's write too.
+    await page.getByRole("button", { name: /search everyone's accounts/ }).click();
+    const found = page.locator("#results a.result", { hasText: "Oswald Otherton" });
+    await found.locator(".badge.summary", { hasText: "Another agent's" }).waitFor();
+    await found.click();
+    await page.getByRole("heading", { name: "Oswald Otherton" }).waitFor();
+    await page.locator("#assignee", { hasText: "E2E Other Agent" }).waitFor();
+    await page.getByText("You see a summary").waitFor();
+    const details = await page.locator(".details").textContent();
+    assert.ok(details.includes("••• 0199") && !details.includes("555-0199"), `the phone is masked: ${details}`);
+    assert.equal(await page.getByText("1 Main St").count(), 0, "no address");
+    await shot(page, "inbound-summary");
+    const log = page.getByRole("form", { name: "Log contact" });
+    assert.deepEqual(await log.getByLabel("Direction").locator("option").allTextContents(), ["Inbound"]);
+    assert.equal(await log.getByLabel("Promise amount").count(), 0, "no promise on another agent's account");
+    await log.getByLabel("Outcome").selectOption("paid");
+    await log.getByLabel("Payment amount").fill("5.00");
+    await log.getByRole("button", { name: "Log contact" }).click();
+    await page.locator("#balance", { hasText: "995.00 USD" }).waitFor();
+    const manager = await tokenOf("manager");
+    const timeline = await api(manager, "GET", `/accounts/${ids.others}/timeline`);
+    const kinds = timeline.data.map((e) => e.kind);
+    assert.ok(kinds.includes("access") && kinds.includes("payment") && kinds.includes("contact"), kinds.join(","));
+    assert.equal(timeline.data.find((e) => e.kind === "access").actor_id, ids.agentUser, "who opened it");
+    // The API holds the line, not only the console: no timeline, no outbound call.
     const token = await tokenOf("agent");
-    const refused = await fetch(`${BASE}/api/v1/accounts/${ids.others}/payments`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-      body: JSON.stringify({ amount: "1.00", currency: "USD", method: "cash" }),
-    });
+    const refused = await fetch(`${BASE}/api/v1/accounts/${ids.others}/timeline`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(refused.status, 403);
     await page.context().close();
   });
@@ -379,7 +398,7 @@ suite("the console", setup, (test) => {
     await agent.locator("#live-status", { hasText: "live" }).waitFor();
     // An event seen live gives the page the id to replay from.
     await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "4.00", currency: "USD", method: "cash" });
-    await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "4.00 USD" }).waitFor();
+    await agent.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']", { hasText: "4.00 USD" }).waitFor();
     const unread = Number((await agent.locator(".bell .count").textContent()) || 0);
     down = true;
     const connected = sockets.length;
@@ -392,7 +411,7 @@ suite("the console", setup, (test) => {
     await sockets.at(-1).close({ code: 4000, reason: "cut by the test" });
     await agent.locator("#live-status", { hasText: "live" }).waitFor({ timeout: 15000 });
     // Only the replayed payment.created makes the open account screen reload.
-    await agent.locator("section[aria-labelledby='payments-title'] li", { hasText: "7.00 USD" }).waitFor();
+    await agent.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']", { hasText: "7.00 USD" }).waitFor();
     await agent.waitForFunction((n) => Number(document.querySelector(".bell .count").textContent || 0) > n, unread);
     await agent.context().close();
   });
@@ -567,7 +586,7 @@ suite("the console", setup, (test) => {
   test("cancelling a promise and a plan asks first; a plan cancelled meanwhile is refused with the server's reason", async () => {
     const page = await open("agent");
     await page.goto(`${BASE}/#/account/${ids.cancels}`);
-    const promise = page.locator("section[aria-labelledby='promises-title'] li", { hasText: "25.00 USD" });
+    const promise = promisesOf(page).filter({ hasText: "25.00 USD" });
     await promise.getByRole("button", { name: "Cancel promise" }).click();
     await promise.getByRole("button", { name: "No, keep it" }).click();
     assert.match(await promise.textContent(), /· open/);

@@ -160,7 +160,7 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     const focusedForm = () => page.evaluate(() => document.activeElement?.closest("form")?.dataset.shortcut ?? null);
     await page.keyboard.press("l");
     await page.waitForFunction(() => document.activeElement?.closest("form[data-shortcut='log-contact']"));
-    assert.equal(await page.evaluate(() => document.activeElement.name), "type", "the channel, the form's first field");
+    assert.equal(await page.evaluate(() => document.activeElement.name), "contact.type", "the channel, the form's first field");
     // In a field a key is typed; Escape leaves the field, then "p" is the payment form.
     await page.keyboard.press("Escape");
     await page.keyboard.press("p");
@@ -168,10 +168,10 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     assert.equal(await focusedForm(), "record-payment");
     await page.keyboard.type("12.50");
     await page.keyboard.press("Enter");
-    await page.locator("section[aria-labelledby='payments-title'] li", { hasText: "12.50 USD" }).waitFor();
+    await page.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']", { hasText: "12.50 USD" }).waitFor();
     await page.keyboard.press("Escape");
     await page.keyboard.press("m");
-    await page.waitForFunction(() => document.activeElement?.closest("form[data-shortcut='make-promise']"));
+    await page.waitForFunction(() => document.activeElement?.dataset.shortcut === "make-promise");
     await page.keyboard.press("Escape");
     await page.keyboard.press("?");
     const help = page.getByRole("dialog", { name: "Keyboard shortcuts" });
@@ -201,8 +201,8 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     const localToday = new Intl.DateTimeFormat("en-CA", { timeZone: zone }).format(new Date());
     const page = await open("agent", null, { timezoneId: zone });
     await page.goto(`${BASE}/#/account/${ids.keys}`);
-    const promise = page.getByRole("form", { name: "Make promise" });
-    assert.equal(await promise.getByLabel("Due date").getAttribute("min"), localToday, `today in ${zone}`);
+    const promise = page.getByRole("form", { name: "Log contact" });
+    assert.equal(await promise.getByLabel("Promise due date").getAttribute("min"), localToday, `today in ${zone}`);
     const plan = page.getByRole("form", { name: "Set up plan" });
     assert.equal(await plan.getByLabel("First due date").getAttribute("min"), localToday);
     // Times shown say their zone (Kiritimati is GMT+14, Pago Pago GMT-11 or SST).
