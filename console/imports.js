@@ -96,7 +96,7 @@ async function showSummary(id, box) {
     h("dl", { class: "details" },
       h("dt", {}, "File"), h("dd", {}, `${job.file_name} (${job.format}, sheet ${job.sheet})`),
       h("dt", {}, "Status"), h("dd", {}, words(job.status)),
-      counts.map(([label, count], i) => [h("dt", {}, label), h("dd", { id: ids[i] }, String(count ?? 0))]),
+      counts.flatMap(([label, count], i) => [h("dt", {}, label), h("dd", { id: ids[i] }, String(count ?? 0))]),
       job.unknown_columns?.length ? [h("dt", {}, "Columns not imported"), h("dd", {}, job.unknown_columns.join(", "))] : null),
     failed > 0
       ? h("button", {

@@ -66,6 +66,7 @@ export function searchScreen(main, _args, params) {
   });
   const sort = select("sort", SORTS, state.sort, { id: "sort" });
   const summary = h("p", { class: "muted", id: "result-count", role: "status" });
+  const everyone = h("div", { class: "everyone" });
   const list = h("ul", { class: "results plain", id: "results", "aria-label": "Accounts found" });
   const more = h("button", { type: "button", class: "more", hidden: true }, "More accounts");
   const facets = h("form", { class: "facets card", "aria-label": "Filters" });
@@ -109,7 +110,8 @@ export function searchScreen(main, _args, params) {
     for (const account of page.data) list.append(row(account));
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`, " ", everyoneHint());
+    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
+    clear(everyone, everyoneHint());
     if (!next) measurePaint(new URL(`/api/v1/accounts${query(params)}`, location.href).href, answered);
   }
 
@@ -264,6 +266,7 @@ export function searchScreen(main, _args, params) {
           field("Search", box, "Type to search; ↓ moves into the results, Enter opens, / comes back here, ? lists every shortcut."),
           field("Sort", sort)),
         summary,
+        everyone,
         tools,
         list,
         more)),

@@ -87,7 +87,7 @@ async fn wrap_up(
     let view = |done: &WrappedUp| Ok(serde_json::to_value(WrapUpView::new(done)).map_err(anyhow::Error::from)?);
     let now = state.clock().now();
     let done = match service::record(state.pool(), &caller, account_id, key.as_deref(), body, now, view).await? {
-        Answer::Fresh(done) => done,
+        Answer::Fresh(done) => *done,
         Answer::Replayed(first) => return Ok(replay(first)),
     };
     let mut documents = vec![(Entity::Account, account_id, done.account_version)];

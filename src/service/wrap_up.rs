@@ -34,7 +34,7 @@ pub struct WrappedUp {
 
 /// What a wrap-up request did.
 pub enum Answer {
-    Fresh(WrappedUp),
+    Fresh(Box<WrappedUp>),
     /// The same keyed request was recorded before: its answer.
     Replayed(Replay),
 }
@@ -116,5 +116,5 @@ pub async fn record(
     }
     tx.commit().await?;
     tracing::info!(activity_id = %done.activity.id, "call wrapped up");
-    Ok(Answer::Fresh(done))
+    Ok(Answer::Fresh(Box::new(done)))
 }

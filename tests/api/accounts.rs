@@ -49,8 +49,11 @@ async fn create_then_read_returns_the_wire_shape() {
     assert!(created["deleted_at"].is_null());
     assert_eq!(etag, format!("\"{}\"", created["search_version"]));
 
-    let (status, read) = status_json(app.get(&location, &agent.token).await).await;
+    let (status, mut read) = status_json(app.get(&location, &agent.token).await).await;
     assert_eq!(status, StatusCode::OK);
+    // A read of one account names its owner; the rest is what the create answered.
+    let owner: String = app.sql_value("SELECT name FROM users WHERE id = $1", &agent.id.to_string()).await;
+    assert_eq!(read.as_object_mut().unwrap().remove("assigned_agent_name"), Some(json!(owner)));
     assert_eq!(read, created);
 }
 

@@ -394,7 +394,7 @@ suite("the console", setup, (test) => {
       sockets.push(ws);
     }));
     await agent.goto(`${BASE}/#/account/${ids.queued}`);
-    await agent.getByRole("heading", { name: "Payments" }).waitFor();
+    await agent.getByRole("heading", { name: "Timeline" }).waitFor();
     await agent.locator("#live-status", { hasText: "live" }).waitFor();
     // An event seen live gives the page the id to replay from.
     await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/payments`, { amount: "4.00", currency: "USD", method: "cash" });
