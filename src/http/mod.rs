@@ -30,7 +30,6 @@ pub mod server;
 pub mod throttle;
 pub mod timeline;
 pub mod users;
-pub mod wrap_up;
 pub mod ws;
 
 use serde::Serialize;
@@ -60,8 +59,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(activities::routes(state.clone()))
                 .unify()
                 .or(timeline::routes(state.clone()))
-                .unify()
-                .or(wrap_up::routes(state.clone()))
                 .unify()
                 .or(compliance::routes(state.clone()))
                 .unify()

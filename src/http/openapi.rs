@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
     accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, timeline,
-    users, wrap_up, ws,
+    users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -53,7 +53,6 @@ pub fn document() -> &'static serde_json::Value {
             payments::Api::openapi(),
             activities::Api::openapi(),
             timeline::Api::openapi(),
-            wrap_up::Api::openapi(),
             compliance::Api::openapi(),
             queue::Api::openapi(),
             plans::Api::openapi(),
