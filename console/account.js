@@ -12,6 +12,7 @@ import { clear, confirmStep, debounce, field, h, localClock, localDate, money, s
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
 import { overridesSection } from "./overrides.js";
+import { renderHistory } from "./history.js";
 
 const CHANNELS = ["call", "sms", "email", "letter", "visit", "note"];
 const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "refused", "promise_to_pay", "dispute", "paid"];
@@ -58,7 +59,7 @@ export async function accountScreen(main, [id]) {
       h("div", {}, sections.timeline, sections.plan)),
   );
 
-  const renderAll = () => Promise.all([renderContact(), renderTimeline(), renderPlan(), overrides?.load()]);
+  const renderAll = () => Promise.all([renderContact(), renderRecords(), renderPlan(), overrides?.load()]);
 
   async function reload() {
     account = await api("GET", `/accounts/${id}`);
@@ -149,6 +150,24 @@ export async function accountScreen(main, [id]) {
     return form;
   }
 
+  // The card's two tabs: the timeline, and (for managers, admins and the owner) the
+  // history the audit trail keeps.
+  let tab = "timeline";
+  const panel = h("div", { role: "tabpanel" });
+  const mayReadHistory = atLeast("manager") || account.assigned_agent_id === currentUser().id;
+  async function renderRecords() {
+    const button = (name, label) =>
+      h("button", { type: "button", role: "tab", id: `tab-${name}`, "aria-selected": String(tab === name), "aria-controls": "records-panel",
+        onclick: () => { tab = name; renderRecords(); } }, label);
+    panel.id = "records-panel";
+    panel.setAttribute("aria-labelledby", `tab-${tab}`);
+    clear(sections.timeline,
+      mayReadHistory ? h("div", { role: "tablist", class: "tabs", "aria-label": "Account records" }, button("timeline", "Timeline"), button("history", "History")) : null,
+      panel);
+    if (tab === "history") await renderHistory(panel, id, "timeline-title");
+    else await renderTimeline();
+  }
+
   // The timeline: newest first, a page at a time, each entry with when and who.
   async function renderTimeline() {
     const list = h("ul", { class: "plain timeline" });
@@ -160,7 +179,7 @@ export async function accountScreen(main, [id]) {
       more.hidden = !page.next_cursor;
       more.onclick = () => load(page.next_cursor);
     };
-    clear(sections.timeline, h("h2", { id: "timeline-title" }, "Timeline"), list, more);
+    clear(panel, h("h2", { id: "timeline-title" }, "Timeline"), list, more);
     await load();
   }
 

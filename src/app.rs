@@ -133,6 +133,7 @@ impl Application {
                 grace_days: state.settings().plan_grace_days,
                 max_misses: state.settings().plan_max_misses,
             },
+            audit_retention_days: state.settings().audit_retention_days,
         };
         if options.run_schedulers {
             schedulers.start(&stopped, &mut background);

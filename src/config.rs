@@ -206,6 +206,12 @@ pub struct Settings {
     #[arg(long, env = "PLAN_MAX_MISSES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub plan_max_misses: u32,
 
+    /// Days the audit trail keeps a month after it ends before retention drops it; three
+    /// years by default (Regulation F §1006.100 keeps records three years after the last
+    /// collection activity).
+    #[arg(long, env = "AUDIT_RETENTION_DAYS", default_value_t = 1096, value_parser = clap::value_parser!(u32).range(1..=36_500), global = true)]
+    pub audit_retention_days: u32,
+
     /// Longest a write with `?wait_for=indexed` waits for the index, in milliseconds.
     #[arg(long, env = "WAIT_FOR_INDEXED_TIMEOUT_MS", default_value_t = 5000, global = true)]
     pub wait_for_indexed_timeout_ms: u64,

@@ -96,18 +96,64 @@ pub async fn seed_and_index(pool: &PgPool, settings: &Settings, plan: SeedPlan, 
 /// bearer (the two threads take alternate tokens, so concurrent requests are different
 /// users'). Prints wrk's latency distribution, or says it was skipped without wrk.
 pub async fn wrk(name: &str, method: &str, url: &str, tokens: &[String], connections: usize, duration: Duration) {
-    let quoted: Vec<String> = tokens.iter().map(|t| format!("{t:?}")).collect();
+    let load = WrkLoad {
+        method,
+        paths: &[],
+        body: None,
+    };
+    wrk_load(name, url, &load, tokens, connections, duration).await;
+}
+
+/// What each request of a [`wrk_load`] is.
+pub struct WrkLoad<'a> {
+    pub method: &'a str,
+    /// Paths taken in turn (the URL's own path when empty).
+    pub paths: &'a [String],
+    /// A JSON body, as a Lua format string whose `%d` is the request's number.
+    pub body: Option<&'a str>,
+}
+
+/// What wrk measured.
+#[derive(Clone, Copy, Debug)]
+pub struct WrkFigures {
+    pub requests_per_second: f64,
+    pub p99_ms: f64,
+    /// Answers that were not 2xx or 3xx.
+    pub failed: u64,
+}
+
+/// [`wrk`] with a load of its own: several paths, a body. The figures, when wrk ran.
+pub async fn wrk_load(
+    name: &str,
+    url: &str,
+    load: &WrkLoad<'_>,
+    tokens: &[String],
+    connections: usize,
+    duration: Duration,
+) -> Option<WrkFigures> {
+    let list = |items: &mut dyn Iterator<Item = String>| items.map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
     let script = format!(
         "local tokens = {{ {} }}\n\
+         local paths = {{ {} }}\n\
+         local body = {}\n\
          local threads = 0\n\
          function setup(thread) thread:set('offset', threads); threads = threads + 1 end\n\
          local n = 0\n\
          function request()\n\
            n = n + 1\n\
-           local token = tokens[((n * 2 + offset) % #tokens) + 1]\n\
-           return wrk.format({method:?}, nil, {{ ['Authorization'] = 'Bearer ' .. token }})\n\
+           local k = n * 2 + offset\n\
+           local token = tokens[(k % #tokens) + 1]\n\
+           local headers = {{ ['Authorization'] = 'Bearer ' .. token }}\n\
+           local path = nil\n\
+           if #paths > 0 then path = paths[(k % #paths) + 1] end\n\
+           local text = nil\n\
+           if body then text = string.format(body, k); headers['Content-Type'] = 'application/json' end\n\
+           return wrk.format({:?}, path, headers, text)\n\
          end\n",
-        quoted.join(", ")
+        list(&mut tokens.iter().cloned()),
+        list(&mut load.paths.iter().cloned()),
+        load.body.map_or_else(|| "nil".to_owned(), |b| format!("{b:?}")),
+        load.method,
     );
     let path = std::env::temp_dir().join(format!("arrears-bench-wrk-{}.lua", std::process::id()));
     std::fs::write(&path, script).unwrap();
@@ -134,9 +180,39 @@ pub async fn wrk(name: &str, method: &str, url: &str, tokens: &[String], connect
             if let Some(requests) = wrk_requests(&text) {
                 used.print_per_request(requests);
             }
+            wrk_figures(&text)
         }
-        Err(err) => println!("{name}: skipped, wrk did not run ({err}); apt-get install wrk"),
+        Err(err) => {
+            println!("{name}: skipped, wrk did not run ({err}); apt-get install wrk");
+            None
+        }
     }
+}
+
+/// Requests/s, the 99th percentile and the failed answers of wrk's `--latency` report.
+fn wrk_figures(report: &str) -> Option<WrkFigures> {
+    let value = |prefix: &str| {
+        report
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+    };
+    let duration_ms = |text: &str| {
+        let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+            (n, 0.001)
+        } else if let Some(n) = text.strip_suffix("ms") {
+            (n, 1.0)
+        } else if let Some(n) = text.strip_suffix('s') {
+            (n, 1000.0)
+        } else {
+            (text, 1.0)
+        };
+        number.parse::<f64>().ok().map(|n| n * scale)
+    };
+    Some(WrkFigures {
+        requests_per_second: value("Requests/sec:")?.parse().ok()?,
+        p99_ms: duration_ms(&value("99%")?)?,
+        failed: value("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0),
+    })
 }
 
 /// The request count of wrk's summary line ("12345 requests in 10.00s, ...").

@@ -14,6 +14,7 @@ use crate::search::elastic::{ElasticConfig, ElasticIndex};
 use crate::search::embedded::OpenError;
 use crate::search::open;
 use crate::search::{Check, SearchIndex};
+use crate::service::audit_log;
 use crate::store::dead_letters::SqlDeadLetters;
 use crate::store::{self, search_tasks};
 use crate::sync::metrics::SyncMetrics;
@@ -282,6 +283,42 @@ async fn verify_entity(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, r
         println!("queued {queued} {what} for re-indexing; run verify again once the worker caught up");
     }
     Ok(false)
+}
+
+/// `audit verify`: seals what is ready, walks every partition's chain and prints what it
+/// found; an error when any partition shows tampering.
+pub async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
+    let pool = connect(&settings).await?;
+    let reports = audit_log::verify(&pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tampered = 0;
+    for report in &reports {
+        let check = &report.check;
+        let head = check.head.map_or_else(
+            || "empty".to_owned(),
+            |(position, hash)| format!("head {position} {}", hex::encode(hash)),
+        );
+        println!("{}: {} sealed, {} pending, {head}", report.partition, check.sealed, check.pending);
+        for (position, id) in &check.broken {
+            println!("  row {id} at position {position} does not match its hash: edited");
+        }
+        for position in &check.missing {
+            println!("  position {position} is missing: a row was removed");
+        }
+        for id in &check.unsealed_behind {
+            println!("  row {id} was written behind the sealer (an old transaction id): inserted by hand");
+        }
+        if let Some(position) = check.cut_at {
+            println!("  the chain should reach position {position} with the hash sealed there: rows at its end were removed or replaced");
+        }
+        if report.tampered() {
+            tampered += 1;
+        }
+    }
+    if tampered > 0 {
+        bail!("{tampered} of {} audit partitions show tampering", reports.len());
+    }
+    println!("audit trail intact: {} partitions", reports.len());
+    Ok(())
 }
 
 /// Seeds, rebuilds the index when the load bypassed the outbox, then prints how to sign in.

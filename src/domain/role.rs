@@ -78,6 +78,11 @@ pub enum Action {
     ReadAgents,
     /// Read the manager KPIs of every agent and team.
     ReadKpis,
+    /// Read any account's history in the audit trail (agents read only their own
+    /// accounts' history).
+    ReadAccountHistory,
+    /// Read and export the whole audit trail.
+    ReadAudit,
 }
 
 /// The permission table: which roles may perform each action.
@@ -98,6 +103,8 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ManageUsers, &[Role::Admin]),
     (Action::ReadAgents, &[Role::Admin, Role::Manager]),
     (Action::ReadKpis, &[Role::Admin, Role::Manager]),
+    (Action::ReadAccountHistory, &[Role::Admin, Role::Manager]),
+    (Action::ReadAudit, &[Role::Admin]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

@@ -53,6 +53,7 @@ const ASSETS: &[Asset] = assets![
     "search.js" => JS,
     "account.js" => JS,
     "account-edit.js" => JS,
+    "history.js" => JS,
     "overrides.js" => JS,
     "queue.js" => JS,
     "imports.js" => JS,

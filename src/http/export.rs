@@ -2,38 +2,21 @@
 //! resolved through the index (the same filters as the lists), streamed as the file
 //! `service::exports` writes.
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
-use bytes::Bytes;
 use chrono::Utc;
-use tokio::sync::mpsc;
 use warp::Filter;
 use warp::filters::BoxedFilter;
-use warp::http::{HeaderValue, header};
-use warp::reply::{Reply, Response};
+use warp::reply::Response;
 
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::http::FileBytes;
 use crate::http::filters::{principal, with_state};
 use crate::http::query::raw_query;
 use crate::http::respond;
+use crate::http::{FileBytes, attachment};
 use crate::lists::accounts::AccountListParams;
 use crate::lists::payments::PaymentListParams;
 use crate::service::exports::{self, Format, Selection};
 use crate::state::AppState;
-
-/// The body: chunks produced by a task, handed to the response as they come.
-struct Body(mpsc::Receiver<std::io::Result<Bytes>>);
-
-impl futures_util::Stream for Body {
-    type Item = std::io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
-    }
-}
 
 fn stream(state: &AppState, selection: Selection, format: Format, name: &str) -> Response {
     let (content_type, extension) = match format {
@@ -41,14 +24,7 @@ fn stream(state: &AppState, selection: Selection, format: Format, name: &str) ->
         Format::Xlsx => ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
     };
     let rx = exports::produce(state.pool().clone(), selection.source, selection.ids, format);
-    let mut response = warp::reply::stream(Body(rx)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    let stamp = Utc::now().format("%Y%m%d-%H%M%S");
-    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{stamp}.{extension}\"")) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    response
+    attachment(rx, content_type, name, extension)
 }
 
 /// `format=`, read by [`split_format`], for the API description.

@@ -3,6 +3,7 @@
 pub mod account_view;
 pub mod accounts;
 pub mod activities;
+pub mod audit_log;
 pub mod auth;
 pub mod compliance;
 pub mod compress;
@@ -59,6 +60,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(activities::routes(state.clone()))
                 .unify()
                 .or(timeline::routes(state.clone()))
+                .unify()
+                .or(audit_log::routes(state.clone()))
                 .unify()
                 .or(compliance::routes(state.clone()))
                 .unify()
@@ -118,6 +121,34 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 /// Turns a handler result into a response; errors become problem+json.
 pub fn respond(result: Result<Response>) -> Response {
     result.unwrap_or_else(|err| err.into_response())
+}
+
+/// A file's body: chunks produced by a task, handed to the response as they come.
+struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>);
+
+impl futures_util::Stream for Chunks {
+    type Item = std::io::Result<bytes::Bytes>;
+
+    fn poll_next(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+/// A file streamed from `chunks` as an attachment named `name-<time>.extension`.
+pub fn attachment(
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    content_type: &'static str,
+    name: &str,
+    extension: &str,
+) -> Response {
+    let mut response = warp::reply::stream(Chunks(chunks)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{name}-{stamp}.{extension}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {

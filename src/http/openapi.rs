@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, timeline,
-    users, ws,
+    accounts, activities, audit_log, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue,
+    timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -53,6 +53,7 @@ pub fn document() -> &'static serde_json::Value {
             payments::Api::openapi(),
             activities::Api::openapi(),
             timeline::Api::openapi(),
+            audit_log::Api::openapi(),
             compliance::Api::openapi(),
             queue::Api::openapi(),
             plans::Api::openapi(),

@@ -37,6 +37,18 @@ impl Position for Keyset {
     }
 }
 
+/// Newest first by a numbered row: `(time, serial)` (the audit trail).
+impl Position for (DateTime<Utc>, i64) {
+    fn to_text(&self) -> String {
+        format!("{}|{}", self.0.timestamp_micros(), self.1)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (micros, id) = text.split_once('|')?;
+        Some((DateTime::from_timestamp_micros(micros.parse().ok()?)?, id.parse().ok()?))
+    }
+}
+
 /// Unread first, then newest first: `(read, time, id)`.
 impl Position for (bool, DateTime<Utc>, Uuid) {
     fn to_text(&self) -> String {

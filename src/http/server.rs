@@ -19,7 +19,7 @@ use warp::reply::Response;
 
 use crate::error::Error;
 use crate::http::compress;
-use crate::http::filters::ClientAddr;
+use crate::http::filters::{ClientAddr, client_of};
 use crate::http::headers;
 use crate::http::limits::{BodyPace, Connections, Paced};
 use crate::http::openapi;
@@ -99,15 +99,19 @@ pub async fn serve(
             request.extensions_mut().insert(ClientAddr(remote));
             let accepted = compress::negotiate(request.headers());
             let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
+            let served = telemetry::Request {
+                id: request_id.clone(),
+                client: client_of(&state, remote.ip(), request.headers()),
+            };
             let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
             let (method, path) = (request.method().clone(), request.uri().path().to_owned());
             async move {
                 let started = Instant::now();
                 let quota = throttle::spend(&state, request.method(), request.uri().path(), request.headers(), remote.ip()).await;
                 let mut response = if let Some(refused) = quota.filter(|verdict| !verdict.allowed) {
-                    telemetry::with_request_id(request_id.clone(), async { throttle::refusal(&refused) }).await
+                    telemetry::with_request(served, async { throttle::refusal(&refused) }).await
                 } else if ws::is_upgrade(&request) {
-                    telemetry::with_request_id(request_id.clone(), guarded(ws::upgrade(state, request)))
+                    telemetry::with_request(served, guarded(ws::upgrade(state, request)))
                         .instrument(span.clone())
                         .await
                 } else {
@@ -116,9 +120,7 @@ pub async fn serve(
                         Ok(response) => response,
                         Err(never) => match never {},
                     });
-                    telemetry::with_request_id(request_id.clone(), guarded(handled))
-                        .instrument(span.clone())
-                        .await
+                    telemetry::with_request(served, guarded(handled)).instrument(span.clone()).await
                 };
                 if let Some(verdict) = &quota {
                     throttle::report(&mut response, verdict);
@@ -231,7 +233,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_500_problem_with_the_request_id() {
-        let response = telemetry::with_request_id("req-1".to_owned(), guarded(async { panic!("boom") })).await;
+        let response = telemetry::with_request(
+            telemetry::Request {
+                id: "req-1".to_owned(),
+                client: "127.0.0.1".to_owned(),
+            },
+            guarded(async { panic!("boom") }),
+        )
+        .await;
         assert_eq!(response.status(), 500);
         assert_eq!(response.headers()["content-type"], "application/problem+json");
         let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();

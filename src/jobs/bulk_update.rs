@@ -31,7 +31,7 @@ fn permitted(role: Role, patch: &BulkPatch) -> bool {
 
 /// Applies the next chunk; returns how many items it settled (0: the job is done).
 pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<usize> {
-    let mut tx = store::begin_as(pool, params.actor).await?;
+    let mut tx = store::begin_for_job(pool, &format!("bulk_update:{job}"), Some(params.actor)).await?;
     let items = jobs::next_items(&mut tx, job, CHUNK).await?;
     if items.is_empty() {
         return Ok(0);

@@ -19,6 +19,7 @@ use crate::import::columns::Column;
 use crate::import::rows::{self, Agents, Context, Values};
 use crate::jobs::Stop;
 use crate::service::imports::{ImportParams, Mode};
+use crate::store;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::imports::{self, ChunkOutcome};
 use crate::store::jobs::{self, JobRow};
@@ -94,7 +95,7 @@ fn may_import(role: Role, params: &ImportParams) -> bool {
 /// Settles the next chunk; returns how many rows it settled (0: the job is done).
 pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Result<usize> {
     let region = parse_region(&params.region).map_err(|e| anyhow::anyhow!("import region: {e}"))?;
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_for_job(pool, &format!("import:{job}"), Some(params.actor)).await?;
     let staged = imports::next(&mut tx, job, CHUNK).await?;
     if staged.is_empty() {
         return Ok(0);

@@ -2,6 +2,7 @@
 //! to one of them, and a job whose process died is taken over after its heartbeat
 //! goes stale, resuming after its last committed chunk.
 
+pub mod audit_log;
 pub mod bulk_update;
 pub mod contact_windows;
 pub mod import;

@@ -1,5 +1,5 @@
 //! The schedulers every API process runs (promises, plans, KPI snapshots, contact
-//! windows), all reading one [`Clock`]: started in the background by the application,
+//! windows, the audit trail's sealing and retention), all reading one [`Clock`]: started in the background by the application,
 //! or run once on demand (a test that set the clock, then asks for a pass).
 
 use sqlx::PgPool;
@@ -16,6 +16,8 @@ pub struct Schedulers {
     pub pool: PgPool,
     pub clock: Clock,
     pub misses: MissRules,
+    /// Days the audit trail keeps a month's partition after the month ends.
+    pub audit_retention_days: u32,
 }
 
 /// What one pass of every scheduler did.
@@ -35,6 +37,12 @@ impl Schedulers {
         background.spawn(super::promises::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
         background.spawn(super::contact_windows::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
         background.spawn(super::snapshots::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
+        background.spawn(super::audit_log::run(
+            self.pool.clone(),
+            self.clock.clone(),
+            self.audit_retention_days,
+            shutdown.clone(),
+        ));
         background.spawn(super::plans::run(
             self.pool.clone(),
             self.clock.clone(),

@@ -20,6 +20,7 @@ use crate::import::{self, Refusal, RowError};
 use crate::import::{Row, Sheet};
 use crate::service::idempotency;
 use crate::service::jobs::{JobView, Queued, visible_job};
+use crate::store;
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
 
@@ -145,7 +146,7 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
         mapping,
     };
     let read_ms = started.elapsed().as_millis();
-    let mut tx = pool.begin().await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
     if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, key, &hash).await? {
         return Ok(Queued::Replayed(first));
     }

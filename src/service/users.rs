@@ -98,7 +98,9 @@ pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, body: UpdateUse
         disabled: body.disabled,
         team,
     };
-    let row = users::update(pool, id, &change).await?.ok_or_else(|| Error::not_found("user"))?;
+    let row = users::update(pool, caller.user_id, id, &change)
+        .await?
+        .ok_or_else(|| Error::not_found("user"))?;
     tracing::info!(user_id = %id, role = row.role, disabled = row.disabled, "user updated");
     Ok(UserView::from(&row))
 }

@@ -342,6 +342,15 @@ pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: 
     .map_err(Into::into)
 }
 
+/// The agent an account is assigned to (`Some(None)`: to no one), deleted or not;
+/// `None` when there is no such account.
+pub async fn assignee_including_deleted(pool: &PgPool, id: Uuid) -> Result<Option<Option<Uuid>>> {
+    Ok(sqlx::query_scalar("SELECT assigned_agent_id FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?)
+}
+
 pub async fn lock_including_deleted(tx: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<AccountRow>> {
     let row = sqlx::query_as::<_, AccountRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM accounts WHERE id = $1 FOR UPDATE"

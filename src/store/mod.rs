@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod audit_log;
 pub mod bulk_load;
 pub mod compliance;
 pub mod dead_letters;
@@ -34,14 +35,32 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
-/// A transaction whose changes to accounts the account's history records as `actor`'s
-/// (`account_changes.actor`; without it a change shows as the system's).
+/// A transaction whose changes the audit trail records as `actor`'s, with the address
+/// and id of the request being served (migrations/0030_audit_log.sql); without it a
+/// change shows as the database user's.
 pub async fn begin_as(pool: &PgPool, actor: Uuid) -> crate::error::Result<Transaction<'static, Postgres>> {
+    begin_recorded(pool, Some(actor), None).await
+}
+
+/// A transaction whose changes the audit trail records as the job or scheduler `job`'s
+/// (`import:<id>`, `scheduler:promises`), run for `by` when a user started it.
+pub async fn begin_for_job(pool: &PgPool, job: &str, by: Option<Uuid>) -> crate::error::Result<Transaction<'static, Postgres>> {
+    begin_recorded(pool, by, Some(job)).await
+}
+
+async fn begin_recorded(pool: &PgPool, actor: Option<Uuid>, job: Option<&str>) -> crate::error::Result<Transaction<'static, Postgres>> {
+    let request = crate::telemetry::current_request();
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT set_config('arrears.actor', $1, true)")
-        .bind(actor.to_string())
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "SELECT set_config('arrears.actor', coalesce($1, ''), true), set_config('arrears.job', coalesce($2, ''), true),
+                set_config('arrears.address', coalesce($3, ''), true), set_config('arrears.request_id', coalesce($4, ''), true)",
+    )
+    .bind(actor.map(|a| a.to_string()))
+    .bind(job)
+    .bind(request.as_ref().map(|r| r.client.as_str()))
+    .bind(request.as_ref().map(|r| r.id.as_str()))
+    .execute(&mut *tx)
+    .await?;
     Ok(tx)
 }
 

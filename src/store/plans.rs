@@ -170,7 +170,7 @@ pub struct Misses {
 /// and only their plans are touched.
 pub async fn mark_missed(pool: &PgPool, now: DateTime<Utc>, grace_days: u32, max_misses: u32) -> Result<Misses> {
     let grace = i32::try_from(grace_days).unwrap_or(i32::MAX);
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_for_job(pool, "scheduler:plans", None).await?;
     let accounts: Vec<Uuid> = sqlx::query_scalar(
         "SELECT a.id FROM accounts a JOIN plans p ON p.account_id = a.id AND p.status = 'active'
          WHERE EXISTS (SELECT 1 FROM plan_instalments i

@@ -98,7 +98,7 @@ pub async fn count_for_account(pool: &PgPool, account_id: Uuid) -> Result<i64> {
 /// out of `promise_to_pay`. One statement: running it twice, or from two processes at
 /// once, breaks each promise once. Returns how many it broke.
 pub async fn break_overdue(pool: &PgPool, now: DateTime<Utc>) -> Result<u64> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_for_job(pool, "scheduler:promises", None).await?;
     let broken: Vec<Uuid> = sqlx::query_scalar(
         "UPDATE promises p SET status = 'broken', resolved_at = $1
          FROM accounts a

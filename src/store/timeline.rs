@@ -1,5 +1,5 @@
-//! An account's timeline read from the tables behind it, and the record of who opened an
-//! account that is not theirs.
+//! An account's timeline read from the tables behind it and the audit trail, and the
+//! record of who opened an account that is not theirs.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::timeline::TimelineKind;
 use crate::error::Result;
+use crate::store::audit_log::{self, NewEntry};
 
 /// Where a timeline page starts: the time and key of the last entry read.
 pub type Position = (DateTime<Utc>, String);
@@ -74,13 +75,13 @@ const ENTRIES: &str = "
            jsonb_build_object('override_id', o.id, 'channel', o.channel, 'rule', o.rule, 'activity_id', o.activity_id)
     FROM contact_overrides o WHERE o.account_id = $1 AND o.used_at IS NOT NULL
     UNION ALL
-    SELECT h.changed_at, CASE WHEN h.changes ? 'assigned_agent_id' THEN 'assignment:' ELSE 'edit:' END || h.id,
-           CASE WHEN h.changes ? 'assigned_agent_id' THEN 'assignment' ELSE 'edit' END, h.actor, NULL,
-           jsonb_build_object('changes', h.changes, 'by_rule', h.by_rule, 'db_user', h.db_user)
-    FROM account_changes h WHERE h.account_id = $1
+    SELECT h.at, CASE WHEN h.details -> 'changes' ? 'assigned_agent_id' THEN 'assignment:' ELSE 'edit:' END || h.id,
+           CASE WHEN h.details -> 'changes' ? 'assigned_agent_id' THEN 'assignment' ELSE 'edit' END, h.actor, NULL,
+           jsonb_build_object('changes', h.details -> 'changes', 'by_rule', h.by_rule, 'db_user', h.db_user)
+    FROM audit_log h WHERE h.account_id = $1 AND h.action = 'account.update'
     UNION ALL
-    SELECT x.accessed_at, 'access:' || x.id, 'access', x.user_id, NULL, '{}'::jsonb
-    FROM account_accesses x WHERE x.account_id = $1";
+    SELECT x.at, 'access:' || x.id, 'access', x.actor, NULL, '{}'::jsonb
+    FROM audit_log x WHERE x.account_id = $1 AND x.action = 'account.read_summary'";
 
 /// At most `limit` entries of the account `account` newest first, after `after`, of the
 /// `kinds` asked for (every kind when empty).
@@ -118,13 +119,21 @@ pub async fn count(pool: &PgPool, account: Uuid, kinds: &[TimelineKind]) -> Resu
     Ok(total)
 }
 
-/// Records that `user` opened the account `account`.
+/// Records that `user` opened the account `account` (an agent reading the summary of
+/// an account that is not theirs).
 pub async fn record_access(pool: &PgPool, account: Uuid, user: Uuid) -> Result<()> {
-    sqlx::query("INSERT INTO account_accesses (id, account_id, user_id) VALUES ($1, $2, $3)")
-        .bind(Uuid::now_v7())
-        .bind(account)
-        .bind(user)
-        .execute(pool)
-        .await?;
-    Ok(())
+    let mut conn = pool.acquire().await?;
+    audit_log::append(
+        &mut conn,
+        NewEntry {
+            actor: Some(user),
+            address: None,
+            action: "account.read_summary",
+            entity: "account",
+            entity_id: Some(account.to_string()),
+            account_id: Some(account),
+            details: serde_json::json!({}),
+        },
+    )
+    .await
 }

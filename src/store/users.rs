@@ -206,12 +206,12 @@ pub struct UserChange {
     pub team: Option<Option<String>>,
 }
 
-/// Changes a user. Disabling one revokes every session they hold in the same
+/// Changes a user as `actor`. Disabling one revokes every session they hold in the same
 /// transaction, so re-enabling them later cannot bring an old access or refresh token
 /// back to life.
 #[tracing::instrument(skip_all, fields(user_id = %id))]
-pub async fn update(pool: &PgPool, id: Uuid, change: &UserChange) -> Result<Option<UserRow>> {
-    let mut tx = pool.begin().await?;
+pub async fn update(pool: &PgPool, actor: Uuid, id: Uuid, change: &UserChange) -> Result<Option<UserRow>> {
+    let mut tx = super::begin_as(pool, actor).await?;
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
                 team = CASE WHEN $4 THEN $5 ELSE team END, updated_at = now()

@@ -1,5 +1,6 @@
-//! Logging setup, the per-request id that every log line and response carries, and
-//! the Prometheus metrics.
+//! Logging setup, the request being served (its id, which every log line and response
+//! carries, and its client's address, which the audit trail records), and the Prometheus
+//! metrics.
 
 pub mod metrics;
 
@@ -8,7 +9,15 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogFormat;
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: Request;
+}
+
+/// The request a task serves.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub id: String,
+    /// The client's address (what a trusted proxy forwarded, or the peer).
+    pub client: String,
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the default level.
@@ -23,14 +32,19 @@ pub fn init(format: LogFormat) {
     drop(result);
 }
 
-/// Runs `fut` with `id` as the current request id.
-pub async fn with_request_id<F: Future>(id: String, fut: F) -> F::Output {
-    REQUEST_ID.scope(id, fut).await
+/// Runs `fut` as serving `request`.
+pub async fn with_request<F: Future>(request: Request, fut: F) -> F::Output {
+    REQUEST.scope(request, fut).await
 }
 
 /// The id of the request being served, or `-` outside a request.
 pub fn current_request_id() -> String {
-    REQUEST_ID.try_with(Clone::clone).unwrap_or_else(|_| "-".to_owned())
+    REQUEST.try_with(|r| r.id.clone()).unwrap_or_else(|_| "-".to_owned())
+}
+
+/// The request being served, if any.
+pub fn current_request() -> Option<Request> {
+    REQUEST.try_with(Clone::clone).ok()
 }
 
 /// Accepts a caller's id only when it is short and printable, so it is safe to log and echo.

@@ -60,8 +60,11 @@ fn timeline_path(account: &str) -> String {
 }
 
 async fn accesses(app: &TestApp, account: &str) -> i64 {
-    app.sql_value("SELECT count(*) FROM account_accesses WHERE account_id = $1", account)
-        .await
+    app.sql_value(
+        "SELECT count(*) FROM audit_log WHERE account_id = $1::uuid AND action = 'account.read_summary'",
+        account,
+    )
+    .await
 }
 
 /// The personal data a summary leaves out or masks is nowhere in `view`.
@@ -102,7 +105,7 @@ async fn an_agent_finds_any_caller_and_reads_only_a_summary_of_accounts_not_thei
     assert_eq!(summary["current_balance"], "900.00", "what a payment needs is there");
     assert_eq!(summary["timezone"], "America/New_York");
     let recorded: (uuid::Uuid, chrono::DateTime<chrono::Utc>) =
-        sqlx::query_as("SELECT user_id, accessed_at FROM account_accesses WHERE account_id = $1::uuid")
+        sqlx::query_as("SELECT actor, at FROM audit_log WHERE account_id = $1::uuid AND action = 'account.read_summary'")
             .bind(&f.account)
             .fetch_one(&app.pool)
             .await

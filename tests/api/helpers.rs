@@ -645,6 +645,11 @@ impl Arrears {
         String::from_utf8(output.stdout).expect("the output is UTF-8")
     }
 
+    /// Runs `arrears <args>` to its end, whether it succeeds or not.
+    pub fn output(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> std::process::Output {
+        Self::command(args, settings, env).output().expect("the arrears binary runs")
+    }
+
     fn command(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"));
         command

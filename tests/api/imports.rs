@@ -651,7 +651,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             disabled: change.1,
             team: None,
         };
-        arrears::store::users::update(&pool, owner, &change).await.unwrap();
+        arrears::store::users::update(&pool, owner, owner, &change).await.unwrap();
         assert_eq!(runner::run_chunk(&pool, job.id, &params).await.unwrap(), 3, "{email}");
         let written: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&pool).await.unwrap();
         assert_eq!(written, 0, "{email}: an import ran with the role its submitter no longer has");

@@ -4,6 +4,7 @@ mod account_fields;
 mod accounts;
 mod activities;
 mod agent_day;
+mod audit_log;
 mod auth;
 #[path = "../support/bombs.rs"]
 mod bombs;

@@ -1,0 +1,129 @@
+//! What the audit trail costs writes: payment creation and account patches at 32
+//! connections from wrk (a separate process), with the audit triggers switched off
+//! ("before") and on, alternating back to back for BENCH_ROUNDS rounds, then the median
+//! of each and the change. The sealer runs as in production (every 2 s).
+//!
+//! Run: `bin/bench audit` (BENCH_ACCOUNTS default 50000, BENCH_SECONDS default 10,
+//! BENCH_ROUNDS default 3).
+
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use arrears::domain::document::Entity;
+use sqlx::PgPool;
+
+const CONNECTIONS: usize = 32;
+
+/// The audit triggers of the tables these writes touch.
+const TRIGGERS: &[(&str, &str)] = &[
+    ("accounts", "accounts_audit_update"),
+    ("payments", "payments_audit_insert"),
+    ("payments", "payments_audit_update"),
+    ("promises", "promises_audit_update"),
+    ("plans", "plans_audit_update"),
+];
+
+async fn audit(pool: &PgPool, on: bool) {
+    for (table, trigger) in TRIGGERS {
+        let verb = if on { "ENABLE" } else { "DISABLE" };
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE {table} {verb} TRIGGER {trigger}")))
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+#[tokio::main]
+async fn main() {
+    let accounts = support::env_number("BENCH_ACCOUNTS", 50_000) as usize;
+    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
+    let rounds = support::env_number("BENCH_ROUNDS", 3);
+    let (settings, pool) = support::fresh("audit", 10).await;
+    let plan = arrears::seed::SeedPlan {
+        accounts,
+        payments: 0,
+        agents: 20,
+        seed: 11,
+    };
+    support::seed_and_index(&pool, &settings, plan, &Entity::ALL).await;
+    let server = support::start(settings).await;
+    let password = "bench password 123";
+    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
+    arrears::store::users::insert(
+        &pool,
+        "audit-bench@example.com",
+        "Bench",
+        arrears::domain::role::Role::Manager,
+        &hash,
+    )
+    .await
+    .unwrap();
+    let token = support::token(&server.base, "audit-bench@example.com", password).await;
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM accounts WHERE current_balance >= 100 ORDER BY id LIMIT 10000")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let payments: Vec<String> = ids.iter().map(|id| format!("/api/v1/accounts/{id}/payments")).collect();
+    let patches: Vec<String> = ids.iter().map(|id| format!("/api/v1/accounts/{id}")).collect();
+    let loads = [
+        (
+            "POST /accounts/{id}/payments",
+            support::WrkLoad {
+                method: "POST",
+                paths: &payments,
+                body: Some(r#"{"amount": "0.01", "currency": "USD", "method": "card"}"#),
+            },
+        ),
+        (
+            "PATCH /accounts/{id}",
+            support::WrkLoad {
+                method: "PATCH",
+                paths: &patches,
+                body: Some(r#"{"tags": ["bench-%d"]}"#),
+            },
+        ),
+    ];
+    let tokens = [token];
+    support::wrk_load("warm-up", &server.base, &loads[0].1, &tokens, CONNECTIONS, Duration::from_secs(3)).await;
+
+    // figures[load][on] = (req/s, p99) per round.
+    let mut figures = vec![[Vec::new(), Vec::new()]; loads.len()];
+    for round in 1..=rounds {
+        for on in [false, true] {
+            audit(&pool, on).await;
+            for (i, (name, load)) in loads.iter().enumerate() {
+                let label = format!("round {round}, audit {}: {name}", if on { "on" } else { "off" });
+                if let Some(f) = support::wrk_load(&label, &server.base, load, &tokens, CONNECTIONS, seconds).await {
+                    assert_eq!(f.failed, 0, "{label}: every write succeeds");
+                    figures[i][usize::from(on)].push((f.requests_per_second, f.p99_ms));
+                }
+            }
+        }
+    }
+    audit(&pool, true).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&pool).await.unwrap();
+    println!(
+        "summary ({rounds} rounds of {} s, medians; {rows} audit rows written):",
+        seconds.as_secs()
+    );
+    for (i, (name, _)) in loads.iter().enumerate() {
+        let [off, on] = &figures[i];
+        let rate = |v: &Vec<(f64, f64)>| median(v.iter().map(|f| f.0).collect());
+        let p99 = |v: &Vec<(f64, f64)>| median(v.iter().map(|f| f.1).collect());
+        println!(
+            "  {name}: audit off {:.0} req/s p99 {:.1} ms; on {:.0} req/s p99 {:.1} ms; throughput {:+.1}%",
+            rate(off),
+            p99(off),
+            rate(on),
+            p99(on),
+            (rate(on) / rate(off) - 1.0) * 100.0
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The audit trail's rules that need no database: how a row is chained to the one before
+//! it (the same computation for the sealer and for `audit verify`), which partitions
+//! retention may drop, and the filters an audit list takes.
+
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// A SHA-256 hash.
+pub type Hash = [u8; 32];
+
+/// The columns of an audit row that its hash covers: everything but the seal itself.
+/// `details` is PostgreSQL's text of the JSON (one text per value), `xid` the writing
+/// transaction's id as text.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub xid: String,
+    pub actor: Option<Uuid>,
+    pub job: Option<String>,
+    pub db_user: String,
+    pub address: Option<String>,
+    pub request_id: Option<String>,
+    pub action: String,
+    pub entity: String,
+    pub entity_id: Option<String>,
+    pub account_id: Option<Uuid>,
+    pub by_rule: bool,
+    pub details: String,
+}
+
+/// Where a partition's chain starts: a hash of its name, so a partition's rows cannot be
+/// passed off as another's.
+pub fn genesis(partition: &str) -> Hash {
+    Sha256::digest(format!("arrears audit chain {partition}")).into()
+}
+
+/// The hash of `entry` at `position`, after the row whose hash is `previous`: each field
+/// length-prefixed (absent ones marked apart from empty ones), so no two different rows
+/// give the same bytes.
+pub fn chain(previous: &Hash, position: i64, entry: &Entry) -> Hash {
+    fn field(hasher: &mut Sha256, value: Option<&[u8]>) {
+        match value {
+            Some(bytes) => {
+                hasher.update(u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+                hasher.update(bytes);
+            }
+            None => hasher.update(u32::MAX.to_be_bytes()),
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(previous);
+    h.update(position.to_be_bytes());
+    h.update(entry.id.to_be_bytes());
+    h.update(entry.at.timestamp_micros().to_be_bytes());
+    field(&mut h, Some(entry.xid.as_bytes()));
+    field(&mut h, entry.actor.as_ref().map(|u| u.as_bytes().as_slice()));
+    field(&mut h, entry.job.as_deref().map(str::as_bytes));
+    field(&mut h, Some(entry.db_user.as_bytes()));
+    field(&mut h, entry.address.as_deref().map(str::as_bytes));
+    field(&mut h, entry.request_id.as_deref().map(str::as_bytes));
+    field(&mut h, Some(entry.action.as_bytes()));
+    field(&mut h, Some(entry.entity.as_bytes()));
+    field(&mut h, entry.entity_id.as_deref().map(str::as_bytes));
+    field(&mut h, entry.account_id.as_ref().map(|u| u.as_bytes().as_slice()));
+    h.update([u8::from(entry.by_rule)]);
+    field(&mut h, Some(entry.details.as_bytes()));
+    h.finalize().into()
+}
+
+/// The month a partition named `audit_log_pYYYYMM` holds (UTC); `None` for the default
+/// partition and anything else.
+pub fn partition_month(name: &str) -> Option<NaiveDate> {
+    let digits = name.strip_prefix("audit_log_p")?;
+    if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(digits[..4].parse().ok()?, digits[4..].parse().ok()?, 1)
+}
+
+/// Whether retention may drop the partition of `month`: only when its newest possible row
+/// (the month's last instant) is older than `retention_days` before `now`. A partition
+/// that is not a month (the default one) is never dropped.
+pub fn expired(month: Option<NaiveDate>, now: DateTime<Utc>, retention_days: u32) -> bool {
+    let Some(end) = month.and_then(|m| m.checked_add_months(Months::new(1))) else {
+        return false;
+    };
+    let end = end.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+    end.is_some_and(|end| end <= now - chrono::Duration::days(i64::from(retention_days)))
+}
+
+/// What an audit list is narrowed to; every field optional.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub actor: Option<Uuid>,
+    pub entity: Option<String>,
+    pub entity_id: Option<String>,
+    /// An action (`account.update`) or every action of an entity (`account.*` is written
+    /// `account.`, a prefix).
+    pub action: Option<String>,
+    pub account: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        Entry {
+            id: 7,
+            at: DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap(),
+            xid: "1234".to_owned(),
+            actor: Some(Uuid::nil()),
+            job: None,
+            db_user: "arrears".to_owned(),
+            address: Some("10.0.0.1".to_owned()),
+            request_id: Some("req".to_owned()),
+            action: "account.update".to_owned(),
+            entity: "account".to_owned(),
+            entity_id: Some("a".to_owned()),
+            account_id: None,
+            by_rule: false,
+            details: r#"{"changes": {}}"#.to_owned(),
+        }
+    }
+
+    #[test]
+    fn every_field_and_the_previous_hash_change_the_chain() {
+        let start = genesis("audit_log_p202611");
+        let base = chain(&start, 1, &entry());
+        assert_eq!(base, chain(&start, 1, &entry()), "the same row gives the same hash");
+        assert_ne!(base, chain(&genesis("audit_log_p202612"), 1, &entry()));
+        assert_ne!(base, chain(&start, 2, &entry()));
+        let edits: [fn(&mut Entry); 7] = [
+            |e| e.details = r#"{"changes": {"a": 1}}"#.to_owned(),
+            |e| e.actor = None,
+            |e| e.job = Some(String::new()),
+            |e| e.address = None,
+            |e| e.at += chrono::Duration::microseconds(1),
+            |e| e.by_rule = true,
+            |e| e.action = "account.delete".to_owned(),
+        ];
+        for edit in edits {
+            let mut changed = entry();
+            edit(&mut changed);
+            assert_ne!(base, chain(&start, 1, &changed));
+        }
+    }
+
+    #[test]
+    fn an_absent_field_is_not_an_empty_one() {
+        let mut absent = entry();
+        absent.job = None;
+        let mut empty = entry();
+        empty.job = Some(String::new());
+        let start = genesis("p");
+        assert_ne!(chain(&start, 1, &absent), chain(&start, 1, &empty));
+    }
+
+    #[test]
+    fn retention_drops_only_months_wholly_older_than_the_period() {
+        let now = "2029-11-26T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let month = |name: &str| partition_month(name);
+        assert_eq!(month("audit_log_p202611"), NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(month("audit_log_default"), None);
+        assert_eq!(month("audit_log_p2026113"), None);
+        // Three years of 1,096 days before 2029-11-26 12:00 is 2026-11-26 12:00: November
+        // 2026 still holds younger rows, October 2026 does not.
+        assert!(!expired(month("audit_log_p202611"), now, 1096));
+        assert!(expired(month("audit_log_p202610"), now, 1096));
+        assert!(!expired(month("audit_log_default"), now, 1));
+        assert!(!expired(month("audit_log_p202910"), now, 30));
+        assert!(expired(month("audit_log_p202909"), now, 30));
+    }
+}

@@ -1,0 +1,420 @@
+//! The audit trail over HTTP and SQL: every change recorded with who, when, from where
+//! and which request, whoever made it (the API, a job, a scheduler, psql); who may read
+//! it; append-only for every role; `arrears audit verify` finds an edited, removed or
+//! forged row; retention drops only months older than the period.
+
+use arrears::domain::role::Role;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Arrears, TestApp, assert_problem, id_of, spawn_app, status_json};
+
+async fn history(app: &TestApp, token: &str, account: &str, query: &str) -> (StatusCode, Value) {
+    status_json(app.get(&format!("/api/v1/accounts/{account}/history?{query}"), token).await).await
+}
+
+fn actions(page: &Value) -> Vec<String> {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn entry<'a>(page: &'a Value, action: &str) -> &'a Value {
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} in {page}"))
+}
+
+#[tokio::test]
+async fn every_change_to_an_account_is_recorded_with_who_when_where_and_which_request() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let owner = app.user(Role::Agent).await;
+    let account = app
+        .account(&manager.token, json!({"original_balance": "100.00", "assigned_agent_id": owner.id}))
+        .await;
+    let id = id_of(&account);
+
+    let response = app
+        .request(Method::PATCH, &format!("/api/v1/accounts/{id}"), Some(&manager.token))
+        .header("x-request-id", "req-audit-1")
+        .json(&json!({"status": "delinquent", "tags": ["hardship"], "custom_fields": {"branch": "North"}, "do_not_call": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let payment = app
+        .create_payment(&owner.token, &id, &json!({"amount": "100.00", "currency": "USD", "method": "card"}))
+        .await;
+    let refunded = app
+        .patch(
+            &format!("/api/v1/payments/{}", id_of(&payment)),
+            &manager.token,
+            &json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(refunded.status(), StatusCode::OK);
+    // A statement no one issued through the application.
+    sqlx::query("UPDATE accounts SET external_ref = 'BY-HAND' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let (status, admin_view) = history(&app, &admin.token, &id, "page_size=50").await;
+    assert_eq!(status, StatusCode::OK, "{admin_view}");
+    let seen = actions(&admin_view);
+    for action in ["account.create", "account.update", "payment.create", "payment.update"] {
+        assert!(seen.contains(&action.to_owned()), "{action} missing from {seen:?}");
+    }
+
+    let edit = admin_view["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["request_id"] == "req-audit-1")
+        .unwrap_or_else(|| panic!("the patch's request is named: {admin_view}"));
+    assert_eq!(edit["action"], "account.update");
+    assert_eq!(edit["actor_id"], manager.id.to_string());
+    assert_eq!(edit["address"], "127.0.0.1", "the client's address");
+    let changes = &edit["details"]["changes"];
+    assert_eq!(changes["status"], json!({"before": "active", "after": "delinquent"}));
+    assert_eq!(changes["tags"], json!({"before": [], "after": ["hardship"]}));
+    assert_eq!(changes["custom_fields"]["after"], json!({"branch": "North"}), "custom fields");
+    assert_eq!(changes["do_not_call"], json!({"before": false, "after": true}), "flags");
+
+    let paid = entry(&admin_view, "payment.create");
+    assert_eq!(paid["actor_id"], owner.id.to_string());
+    assert_eq!(paid["details"]["row"]["amount"], 100.0);
+    let refund = entry(&admin_view, "payment.update");
+    assert_eq!(
+        refund["details"]["changes"]["status"],
+        json!({"before": "completed", "after": "refunded"})
+    );
+    assert_eq!(refund["actor_id"], manager.id.to_string());
+    // Paying off set the account `paid` by rule, and the refund reopened it.
+    let by_rule: Vec<&Value> = admin_view["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["by_rule"] == true && e["action"] == "account.update")
+        .collect();
+    assert!(
+        by_rule.iter().any(|e| e["details"]["changes"]["status"]["after"] == "paid"),
+        "{admin_view}"
+    );
+
+    let by_hand = admin_view["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["details"]["changes"]["external_ref"]["after"] == "BY-HAND")
+        .unwrap();
+    assert_eq!(by_hand["actor_id"], Value::Null, "no user named it");
+    assert_eq!(by_hand["db_user"], "postgres", "the database user made it");
+
+    // The owning agent and a manager read it; the manager without addresses.
+    let (status, managers) = history(&app, &manager.token, &id, "action=account.update").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(actions(&managers).iter().all(|a| a == "account.update"), "{managers}");
+    assert!(
+        managers["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["address"].is_null() && e["request_id"].is_null())
+    );
+    let (status, _) = history(&app, &owner.token, &id, "").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn only_managers_admins_and_the_owner_read_an_accounts_history_and_only_admins_the_log() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let owner = app.user(Role::Agent).await;
+    let other = app.user(Role::Agent).await;
+    let viewer = app.user(Role::Viewer).await;
+    let admin = app.user(Role::Admin).await;
+    let account = app.account(&manager.token, json!({"assigned_agent_id": owner.id})).await;
+    let id = id_of(&account);
+    for user in [&other, &viewer] {
+        let response = app.get(&format!("/api/v1/accounts/{id}/history"), &user.token).await;
+        assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    let missing = app
+        .get(&format!("/api/v1/accounts/{}/history", Uuid::new_v4()), &manager.token)
+        .await;
+    assert_problem(missing, StatusCode::NOT_FOUND, "not_found").await;
+    for user in [&manager, &owner, &other, &viewer] {
+        let response = app.get("/api/v1/audit", &user.token).await;
+        assert_problem(response, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    let (status, _) = status_json(app.get("/api/v1/audit", &admin.token).await).await;
+    assert_eq!(status, StatusCode::OK);
+    for bad in [
+        "action=DROP%20TABLE",
+        "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        "format=xml",
+        "nope=1",
+    ] {
+        let response = app.get(&format!("/api/v1/audit?{bad}"), &admin.token).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_log_filters_pages_by_keyset_and_exports_csv() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    // A name a spreadsheet would run as a formula.
+    sqlx::query("UPDATE users SET name = '=HYPERLINK(\"http://evil.example\",\"x\")' WHERE id = $1")
+        .bind(manager.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(id_of(&app.account(&manager.token, json!({})).await));
+    }
+    let user = app.user(Role::Agent).await;
+    let changed = app
+        .patch(
+            &format!("/api/v1/users/{}", user.id),
+            &admin.token,
+            &json!({"role": "manager", "team": "North"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+
+    let query = format!("actor_id={}&action=account.create&page_size=2", manager.id);
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/audit?{query}&cursor={c}"),
+            None => format!("/api/v1/audit?{query}"),
+        };
+        let (status, page) = status_json(app.get(&path, &admin.token).await).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["total"], 5);
+        seen.extend(
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["entity_id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "newest first, each once");
+
+    // The role change, under the user entity, by the admin.
+    let (_, users) = status_json(
+        app.get(
+            &format!("/api/v1/audit?entity=user&entity_id={}&action=user.update", user.id),
+            &admin.token,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(users["total"], 1, "{users}");
+    assert_eq!(users["data"][0]["actor_id"], admin.id.to_string());
+    assert_eq!(
+        users["data"][0]["details"]["changes"]["role"],
+        json!({"before": "agent", "after": "manager"})
+    );
+    assert_eq!(
+        users["data"][0]["details"]["changes"]["team"],
+        json!({"before": null, "after": "North"})
+    );
+
+    // A time range that holds nothing, and one that holds everything.
+    let future = app.get("/api/v1/audit?from=2999-01-01T00:00:00Z", &admin.token).await;
+    assert_eq!(status_json(future).await.1["total"], 0);
+
+    let response = app
+        .get(
+            &format!("/api/v1/audit?format=csv&actor_id={}&action=account.", manager.id),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment; filename=\"audit-")
+    );
+    let text = response.text().await.unwrap();
+    let mut lines = text.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("at,id,action,entity,entity_id,account_id,actor_id")
+    );
+    assert_eq!(lines.clone().count(), 5, "{text}");
+    assert!(text.contains("'=HYPERLINK"), "the actor's name is there, as text: {text}");
+    assert!(
+        !text.contains(",=HYPERLINK") && !text.contains(",\"=HYPERLINK"),
+        "never as a formula: {text}"
+    );
+}
+
+/// `arrears audit verify` on `app`'s database: whether it passed, and what it printed.
+fn verify(app: &TestApp) -> (bool, String) {
+    let output = Arrears::output(&["audit", "verify"], &app.settings, &[]);
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits until the sealer has sealed every row (a transaction open anywhere on the
+/// server, another test's included, holds the horizon back for its length).
+async fn all_sealed(app: &TestApp) {
+    crate::helpers::eventually("every audit row is sealed", || async {
+        arrears::service::audit_log::seal_all(&app.pool).await.unwrap();
+        let unsealed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE hash IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        unsealed == 0
+    })
+    .await;
+}
+
+/// Runs `sql` as a superuser who switched triggers off (the only way past the refusals).
+async fn as_superuser_without_triggers(app: &TestApp, sql: &str) {
+    let mut tx = app.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL session_replication_role = replica")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_forged_row() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    for n in 0..4 {
+        app.account(&manager.token, json!({"original_balance": format!("{}.00", 100 + n)}))
+            .await;
+    }
+    let (clean, printed) = verify(&app);
+    assert!(clean, "{printed}");
+    assert!(printed.contains("audit trail intact"), "{printed}");
+    all_sealed(&app).await;
+    // Sealed rows: not even the seal may change.
+    for statement in [
+        "UPDATE audit_log SET action = 'account.nothing'",
+        "UPDATE audit_log SET position = 1, hash = '\\x00'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+        "TRUNCATE audit_log_default",
+    ] {
+        let refused = sqlx::query(statement).execute(&app.pool).await.unwrap_err();
+        assert!(refused.to_string().contains("append-only"), "{statement}: {refused}");
+    }
+
+    // An edited row.
+    let (edited, position, original): (i64, i64, String) = sqlx::query_as(
+        "SELECT id, position, details::text FROM audit_log WHERE action = 'account.create' ORDER BY position LIMIT 1 OFFSET 1",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    as_superuser_without_triggers(
+        &app,
+        &format!("UPDATE audit_log SET details = jsonb_set(details, '{{row,original_balance}}', '1') WHERE id = {edited}"),
+    )
+    .await;
+    let (clean, printed) = verify(&app);
+    assert!(!clean, "an edited row is found: {printed}");
+    assert!(
+        printed.contains(&format!("row {edited} at position {position} does not match its hash")),
+        "{printed}"
+    );
+    let restore = original.replace('\'', "''");
+    as_superuser_without_triggers(&app, &format!("UPDATE audit_log SET details = '{restore}' WHERE id = {edited}")).await;
+    let (clean, printed) = verify(&app);
+    assert!(clean, "restored, it verifies again: {printed}");
+
+    // A removed row, from the middle and from the end.
+    as_superuser_without_triggers(&app, &format!("DELETE FROM audit_log WHERE id = {edited}")).await;
+    let (clean, printed) = verify(&app);
+    assert!(!clean && printed.contains(&format!("position {position} is missing")), "{printed}");
+
+    let fresh = crate::helpers::spawn_app().await;
+    let manager = fresh.user(Role::Manager).await;
+    fresh.account(&manager.token, json!({})).await;
+    all_sealed(&fresh).await;
+    assert!(verify(&fresh).0);
+    as_superuser_without_triggers(
+        &fresh,
+        "DELETE FROM audit_log WHERE position = (SELECT max(position) FROM audit_log)",
+    )
+    .await;
+    let (clean, printed) = verify(&fresh);
+    assert!(!clean && printed.contains("rows at its end were removed"), "{printed}");
+
+    // A row slipped in behind the sealer with an old transaction id.
+    let forged = spawn_app().await;
+    let manager = forged.user(Role::Manager).await;
+    forged.account(&manager.token, json!({})).await;
+    all_sealed(&forged).await;
+    assert!(verify(&forged).0);
+    sqlx::query("INSERT INTO audit_log (xid, action, entity) VALUES ('3', 'account.delete', 'account')")
+        .execute(&forged.pool)
+        .await
+        .unwrap();
+    let (clean, printed) = verify(&forged);
+    assert!(!clean && printed.contains("written behind the sealer"), "{printed}");
+}
+
+#[tokio::test]
+async fn retention_drops_only_months_older_than_the_period() {
+    let app = spawn_app().await;
+    let pool = &app.pool;
+    sqlx::query("SELECT audit_ensure_partitions('2019-01-01', 2)")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO audit_log (at, action, entity) VALUES ('2019-01-15T00:00:00Z', 'account.update', 'account'), ('2019-02-27T00:00:00Z', 'account.update', 'account')")
+        .execute(pool)
+        .await
+        .unwrap();
+    let now = "2022-02-20T00:00:00Z".parse().unwrap();
+    // Three years before 2022-02-20 is 2019-02-20 (1,096 days): January 2019 is wholly
+    // older, February 2019 still holds a younger day.
+    let upkeep = arrears::service::audit_log::upkeep(pool, now, 1096).await.unwrap();
+    assert_eq!(upkeep.partitions_dropped, vec!["audit_log_p201901".to_owned()]);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE at < '2020-01-01'")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 1, "February's row stays");
+    assert!(upkeep.partitions_made >= 1, "the partitions ahead of 2022-02 were made");
+    let again = arrears::service::audit_log::upkeep(pool, now, 1096).await.unwrap();
+    assert!(again.partitions_dropped.is_empty() && again.partitions_made == 0, "idempotent");
+    // The default partition is never dropped, whatever the period.
+    let far = arrears::service::audit_log::upkeep(pool, "2090-01-01T00:00:00Z".parse().unwrap(), 1)
+        .await
+        .unwrap();
+    assert!(!far.partitions_dropped.contains(&"audit_log_default".to_owned()));
+    assert!(verify(&app).0, "dropping whole partitions leaves the others' chains intact");
+}
