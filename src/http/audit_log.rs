@@ -11,7 +11,6 @@ use warp::reply::Response;
 
 use crate::domain::audit_log::Filter as AuditFilter;
 use crate::domain::principal::Principal;
-use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::paging::PageRequest;
@@ -52,9 +51,8 @@ pub struct AuditEntryView {
     pub details: serde_json::Value,
 }
 
-impl AuditEntryView {
-    fn new(row: AuditRow, caller: &Principal) -> Self {
-        let admin = caller.can(Action::ReadAudit);
+impl From<AuditRow> for AuditEntryView {
+    fn from(row: AuditRow) -> Self {
         Self {
             id: row.id,
             at: row.at,
@@ -66,8 +64,8 @@ impl AuditEntryView {
             actor_name: row.actor_name,
             job: row.job,
             db_user: row.db_user,
-            address: row.address.filter(|_| admin),
-            request_id: row.request_id.filter(|_| admin),
+            address: row.address,
+            request_id: row.request_id,
             by_rule: row.by_rule,
             details: row.details,
         }
@@ -201,7 +199,7 @@ async fn answer(
     let more = Counted {
         total_is_lower_bound: total >= COUNT_CAP,
     };
-    let body = page.finish_with(rows, total, |r| (r.at, r.id), |r| Ok(AuditEntryView::new(r, caller)), more)?;
+    let body = page.finish_with(rows, total, |r| (r.at, r.id), |r| Ok(AuditEntryView::from(r)), more)?;
     Ok(api::json(StatusCode::OK, &body))
 }
 

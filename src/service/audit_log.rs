@@ -61,10 +61,21 @@ async fn authorize(pool: &PgPool, caller: &Principal, scope: Scope, filter: &mut
 /// The entries of `scope` matching `filter`, newest first.
 pub async fn page(pool: &PgPool, caller: &Principal, scope: Scope, mut filter: Filter, window: Window<Position>) -> Result<AuditPage> {
     authorize(pool, caller, scope, &mut filter).await?;
+    let admin = caller.can(Action::ReadAudit);
+    let rows = audit_log::page(pool, &filter, window.after, window.limit).await?;
     Ok(AuditPage {
-        rows: audit_log::page(pool, &filter, window.after, window.limit).await?,
+        rows: rows.into_iter().map(|row| shown(row, admin)).collect(),
         total: audit_log::count(pool, &filter, COUNT_CAP).await?,
     })
+}
+
+/// `row` as its reader sees it: where a request came from is for admins only.
+fn shown(mut row: AuditRow, admin: bool) -> AuditRow {
+    if !admin {
+        row.address = None;
+        row.request_id = None;
+    }
+    row
 }
 
 /// The CSV file's columns.
@@ -97,6 +108,7 @@ pub async fn export_csv(
     mut filter: Filter,
 ) -> Result<mpsc::Receiver<std::io::Result<Bytes>>> {
     authorize(pool, caller, scope, &mut filter).await?;
+    let admin = caller.can(Action::ReadAudit);
     let (tx, rx) = mpsc::channel(4);
     let pool = pool.clone();
     tokio::spawn(async move {
@@ -118,7 +130,7 @@ pub async fn export_csv(
             let last = rows.len() < CSV_PAGE as usize;
             after = rows.last().map(|r| (r.at, r.id));
             for row in rows {
-                csv_row(&mut out, &csv_cells(row));
+                csv_row(&mut out, &csv_cells(shown(row, admin)));
             }
             if tx.send(Ok(Bytes::from(std::mem::take(&mut out)))).await.is_err() || last {
                 return;
