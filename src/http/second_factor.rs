@@ -1,8 +1,9 @@
 //! `/api/v1/auth/second-factor`: the caller's TOTP second factor (status, enrolment,
 //! confirmation, turning it off). A user whose role requires one reaches these routes
-//! before they have it.
+//! before they have it. `/api/v1/users/{id}/second-factor`: an admin's reset.
 
 use serde::Deserialize;
+use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
@@ -10,7 +11,7 @@ use warp::reply::Response;
 
 use crate::domain::principal::Principal;
 use crate::error::Result;
-use crate::http::filters::{client_ip, enrolling_principal, json_body, with_state};
+use crate::http::filters::{client_ip, enrolling_principal, json_body, principal, with_state};
 use crate::http::{self as api, no_content, respond};
 use crate::service::second_factor::{self as service, Enrolment, RecoveryCodes, SecondFactorStatus};
 use crate::state::AppState;
@@ -49,9 +50,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let disable = warp::path!("auth" / "second-factor")
         .and(warp::delete())
         .and(caller)
-        .and(client_ip(state))
+        .and(client_ip(state.clone()))
         .and(json_body::<DisableRequest>(limit))
         .then(disable);
+    let reset = warp::path!("users" / Uuid / "second-factor")
+        .and(warp::delete())
+        .and(principal(state.clone()))
+        .and(with_state(state))
+        .then(reset);
     status
         .or(begin)
         .unify()
@@ -59,13 +65,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(disable)
         .unify()
+        .or(reset)
+        .unify()
         .map(respond)
         .boxed()
 }
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(status, begin, confirm, disable))]
+#[openapi(paths(status, begin, confirm, disable, reset))]
 pub struct Api;
 
 /// My second factor
@@ -122,5 +130,21 @@ async fn confirm(caller: Principal, state: AppState, body: ConfirmRequest) -> Re
 #[tracing::instrument(skip_all)]
 async fn disable(caller: Principal, state: AppState, ip: String, body: DisableRequest) -> Result<Response> {
     service::disable(state.pool(), state.auth(), &ip, &caller, body.password).await?;
+    Ok(no_content())
+}
+
+/// Reset a user's second factor
+///
+/// For a user who lost their phone and their recovery codes: their factor is removed;
+/// they sign in with the password and, if their role requires one, enrol again.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/second-factor", tag = "users", operation_id = "reset_second_factor",
+    params(("id" = Uuid, Path, description = "The user")),
+    responses(
+        (status = 204, description = "The user has no second factor now"),
+        (status = 403, description = "`forbidden`: only admins reset a second factor"),
+    ))]
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+async fn reset(user_id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    service::reset(state.pool(), state.auth(), &caller, user_id).await?;
     Ok(no_content())
 }

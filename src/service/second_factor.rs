@@ -1,5 +1,6 @@
 //! The TOTP second factor: enrolling one (a secret for the app, confirmed by a code, then
-//! recovery codes once), proving it at sign-in, and turning it off.
+//! recovery codes once), proving it at sign-in, turning it off, and an admin's reset of a
+//! user who lost it.
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -9,6 +10,7 @@ use crate::auth::gate::Gate;
 use crate::auth::{recovery_codes, totp};
 use crate::clock::Clock;
 use crate::domain::principal::Principal;
+use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::store::second_factors;
 use crate::store::users;
@@ -211,5 +213,19 @@ pub async fn disable(pool: &PgPool, gate: &Gate, ip: &str, caller: &Principal, p
     second_factors::remove(pool, caller.user_id).await?;
     gate.forget_sessions();
     tracing::info!(user_id = %caller.user_id, "second factor off");
+    Ok(())
+}
+
+/// An admin removes `user_id`'s second factor (a lost phone and lost recovery codes):
+/// they sign in with the password again and, when their role requires a factor, can only
+/// enrol a new one.
+pub async fn reset(pool: &PgPool, gate: &Gate, caller: &Principal, user_id: Uuid) -> Result<()> {
+    caller.require(Action::ManageUsers)?;
+    if users::by_id(pool, user_id).await?.is_none() {
+        return Err(Error::not_found("user"));
+    }
+    second_factors::remove(pool, user_id).await?;
+    gate.forget_sessions();
+    tracing::info!(user_id = %user_id, admin_id = %caller.user_id, "second factor reset by an admin");
     Ok(())
 }

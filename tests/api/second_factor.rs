@@ -419,3 +419,34 @@ async fn production_requires_it_of_admins_and_managers_unless_configured_and_unk
     let _ = std::fs::remove_dir_all(data_dir);
     assert!(format!("{err:#}").contains("\"supervisor\""), "{err:#}");
 }
+
+#[tokio::test]
+async fn an_admin_resets_a_lost_factor_and_a_required_role_must_enrol_again() {
+    let app = spawn_app_with(|s| s.second_factor_required_for = Some("manager".to_owned())).await;
+    app.clock.set(noon());
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let (_, _) = enrol(&app, &manager).await;
+    let path = format!("/api/v1/users/{}/second-factor", manager.id);
+
+    assert_problem(app.delete(&path, &manager.token).await, StatusCode::FORBIDDEN, "forbidden").await;
+    let missing = format!("/api/v1/users/{}/second-factor", uuid::Uuid::now_v7());
+    assert_problem(app.delete(&missing, &admin.token).await, StatusCode::NOT_FOUND, "not_found").await;
+    assert_eq!(app.delete(&path, &admin.token).await.status(), StatusCode::NO_CONTENT);
+
+    let (status, body) = login_with(&app, &manager.email, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "the password alone again: {body}");
+    let token = body["access_token"].as_str().unwrap();
+    assert_problem(
+        app.get("/api/v1/accounts", token).await,
+        StatusCode::FORBIDDEN,
+        "second_factor_enrollment_required",
+    )
+    .await;
+    assert_problem(
+        app.get("/api/v1/accounts", &manager.token).await,
+        StatusCode::FORBIDDEN,
+        "second_factor_enrollment_required",
+    )
+    .await;
+}
