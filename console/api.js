@@ -80,11 +80,13 @@ async function problemOf(response) {
   return { detail: `The server answered ${response.status}.` };
 }
 
-export async function signIn(email, password) {
+// Signs in; `proof` is `{code}` or `{recovery_code}` for a user with a second factor on
+// (the API answers `second_factor_required` when it is missing).
+export async function signIn(email, password, proof = {}) {
   const response = await fetch(`${BASE}/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ email, password }),
+    body: JSON.stringify({ email, password, ...proof }),
   });
   if (!response.ok) throw new ApiError(response.status, await problemOf(response));
   adopt(await response.json());
@@ -166,7 +168,13 @@ export async function api(method, path, { body, form, params, signal, headers, r
     await refresh();
     response = await send();
   }
-  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+  if (!response.ok) {
+    const problem = await problemOf(response);
+    // The role requires a second factor the user has not turned on: the shell sends
+    // them to enrol.
+    if (problem?.code === "second_factor_enrollment_required") sessionEvents.dispatchEvent(new Event("mustenrol"));
+    throw new ApiError(response.status, problem);
+  }
   if (raw) return response;
   if (response.status === 204) return null;
   return response.json();

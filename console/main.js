@@ -1,5 +1,7 @@
-// The console's shell: sign in, the header (navigation by role, live status, the
-// notification bell, sign out) and hash routing to the screens.
+// The console's shell: sign in (with a second factor when the user has one), the header
+// (navigation by role, live status, the notification bell, sign out) and hash routing to
+// the screens; a user whose role requires a second factor they have not turned on sees
+// only its enrolment.
 
 import { api, atLeast, currentUser, resume, sessionEvents, signIn, signOut } from "./api.js";
 import { clear, field, h, showProblem, when } from "./dom.js";
@@ -10,6 +12,7 @@ import { queueScreen } from "./queue.js";
 import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
+import { secondFactorScreen } from "./second-factor.js";
 import { installKeys } from "./keys.js";
 
 const main = document.getElementById("main");
@@ -24,9 +27,13 @@ const SCREENS = {
   imports: { role: "manager", title: "Imports", show: importsScreen },
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
   admin: { role: "admin", title: "Users", show: adminScreen },
+  "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
 };
 
 let cleanup = null;
+// The signed-in user's role requires a second factor they have not turned on: the API
+// answers them nothing else, so neither does the console.
+let mustEnrol = false;
 
 // "#/account/<id>" -> {name: "account", args: [id]}; "#/search?q=x" -> {name: "search", params}.
 function route() {
@@ -47,6 +54,10 @@ async function render() {
     return;
   }
   const { name, args, params } = route();
+  if (mustEnrol && name !== "second-factor") {
+    location.replace("#/second-factor");
+    return;
+  }
   const screen = SCREENS[name];
   if (!screen || !atLeast(screen.role)) {
     location.replace(atLeast("agent") ? "#/queue" : "#/search");
@@ -84,8 +95,56 @@ function loginScreen() {
     event.preventDefault();
     const button = form.querySelector("button");
     button.disabled = true;
+    const [email, password] = [form.elements.email.value, form.elements.password.value];
     try {
-      await signIn(form.elements.email.value, form.elements.password.value);
+      await signIn(email, password);
+      signedIn();
+    } catch (error) {
+      if (error.problem?.code === "second_factor_required") codeStep(email, password);
+      else showProblem(form, error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  clear(main, form);
+  form.elements.email.focus();
+}
+
+// The second step of signing in: the code from the authenticator app, or a recovery code.
+function codeStep(email, password) {
+  let recovery = false;
+  const input = h("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code", required: true, maxlength: 7 });
+  const label = h("label", { for: "login-code" }, "Code from your authenticator app");
+  input.id = "login-code";
+  const switcher = h("button", { type: "button", class: "link" }, "Use a recovery code instead");
+  const form = h(
+    "form",
+    { class: "card login", "aria-labelledby": "code-title" },
+    h("h1", { id: "code-title" }, "Two-step sign-in"),
+    h("p", { class: "muted" }, `Signing in as ${email}.`),
+    h("div", { class: "form-alert", role: "alert" }),
+    h("div", { class: "field" }, label, input),
+    h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Sign in"), switcher),
+    h("p", {}, h("button", { type: "button", class: "link", onclick: loginScreen }, "Back")),
+  );
+  switcher.addEventListener("click", () => {
+    recovery = !recovery;
+    input.value = "";
+    input.name = recovery ? "recovery_code" : "code";
+    input.setAttribute("inputmode", recovery ? "text" : "numeric");
+    input.setAttribute("autocomplete", recovery ? "off" : "one-time-code");
+    input.setAttribute("maxlength", recovery ? "64" : "7");
+    clear(label, recovery ? "Recovery code" : "Code from your authenticator app");
+    clear(switcher, recovery ? "Use a code from the app instead" : "Use a recovery code instead");
+    showProblem(form, null);
+    input.focus();
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await signIn(email, password, { [input.name]: input.value });
       signedIn();
     } catch (error) {
       showProblem(form, error);
@@ -94,7 +153,7 @@ function loginScreen() {
     }
   });
   clear(main, form);
-  form.elements.email.focus();
+  input.focus();
 }
 
 const bell = { count: 0, button: null, panel: null };
@@ -203,15 +262,15 @@ function header() {
     h("button", { type: "button", class: "more", hidden: true }, "Older notifications"),
   );
   const links = Object.entries(SCREENS)
-    .filter(([, screen]) => !screen.hidden && atLeast(screen.role))
+    .filter(([, screen]) => !mustEnrol && !screen.hidden && atLeast(screen.role))
     .map(([name, screen]) => h("a", { href: `#/${name}`, dataset: { screen: name } }, screen.title));
   clear(
     top,
     h("span", { class: "brand" }, "Arrears"),
     h("nav", { "aria-label": "Screens" }, links),
     h("span", { class: "spacer" }),
-    h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
-    h("div", { class: "bell-wrap" }, bell.button, bell.panel),
+    mustEnrol ? null : h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
+    mustEnrol ? null : h("div", { class: "bell-wrap" }, bell.button, bell.panel),
     h("span", { class: "who" }, `${user.name} (${user.role})`),
     h("button", {
       type: "button",
@@ -239,14 +298,34 @@ for (const name of ["notification.created", "notification.updated"]) {
 }
 live.addEventListener("replayed", refreshUnread);
 
-function signedIn() {
+async function signedIn() {
+  const status = await api("GET", "/auth/second-factor").catch(() => null);
+  mustEnrol = Boolean(status?.required && !status.enabled);
   header();
-  startLive();
-  refreshUnread();
+  if (!mustEnrol) {
+    startLive();
+    refreshUnread();
+  }
   render();
 }
 
+sessionEvents.addEventListener("mustenrol", () => {
+  if (mustEnrol) return;
+  mustEnrol = true;
+  stopLive();
+  header();
+  render();
+});
+
+// Enrolment done: the whole console, from its first screen.
+sessionEvents.addEventListener("secondfactoron", () => {
+  mustEnrol = false;
+  history.replaceState(null, "", location.pathname);
+  signedIn();
+});
+
 sessionEvents.addEventListener("signedout", () => {
+  mustEnrol = false;
   stopLive();
   history.replaceState(null, "", location.pathname);
   render();

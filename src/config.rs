@@ -124,6 +124,13 @@ pub struct Settings {
     #[arg(long, env = "ALLOW_REGISTRATION", default_value_t = false, action = clap::ArgAction::Set, global = true)]
     pub allow_registration: bool,
 
+    /// Roles whose users must sign in with a second factor (TOTP), comma separated
+    /// (`admin,manager`), or `none`. Unset: `admin,manager` with --production, `none`
+    /// otherwise. A user of such a role who has not enrolled yet gets tokens good only for
+    /// enrolling.
+    #[arg(long, env = "SECOND_FACTOR_REQUIRED_FOR", global = true)]
+    pub second_factor_required_for: Option<String>,
+
     /// Failed logins for one email from one client address before that address may not
     /// try that email again for LOCKOUT_SECS (a stranger elsewhere cannot lock a user out).
     #[arg(long, env = "LOCKOUT_THRESHOLD", default_value_t = 5, global = true)]
@@ -315,6 +322,21 @@ impl Settings {
 
     pub fn login_rate_window(&self) -> Duration {
         Duration::from_secs(self.login_rate_window_secs)
+    }
+
+    /// The role names SECOND_FACTOR_REQUIRED_FOR lists, or its default: `admin` and
+    /// `manager` in production, none otherwise.
+    pub fn second_factor_role_names(&self) -> Vec<String> {
+        match self.second_factor_required_for.as_deref().map(str::trim) {
+            None if self.production => vec!["admin".to_owned(), "manager".to_owned()],
+            None | Some("none") => Vec::new(),
+            Some(names) => names
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
     }
 
     /// With `--production`, the settings that would leave the service open: each one

@@ -109,6 +109,7 @@ impl AppState {
             gate: self.auth(),
             events: self.events(),
             refresh_ttl: self.settings().refresh_token_ttl(),
+            clock: self.clock(),
         }
     }
 

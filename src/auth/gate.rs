@@ -1,12 +1,14 @@
 //! The gate every request passes: access tokens and the sessions behind them (with
 //! this process's short cache of them), password hashing, the trusted proxies that say
-//! who the client is, and the limits on logins and registrations per client.
+//! who the client is, the limits on logins and registrations per client, and which
+//! roles must sign in with a second factor (and the key its secrets are sealed with).
 
 use sqlx::PgPool;
 
 use crate::auth::password::{self, Hashers};
 use crate::auth::proxies::TrustedProxies;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::seal::Seal;
 use crate::auth::session_cache::SessionCache;
 use crate::auth::tokens::{self, TokenKeys};
 use crate::config::Settings;
@@ -35,6 +37,10 @@ pub struct Gate {
     sessions: SessionCache,
     /// Verified against when the email is unknown, so both failures cost the same time.
     dummy_hash: String,
+    /// Roles whose users must have a second factor on to do more than enrol one.
+    second_factor_roles: Vec<Role>,
+    /// Seals second-factor secrets at rest, with a key derived from the token secret.
+    seal: Seal,
 }
 
 impl Gate {
@@ -55,7 +61,19 @@ impl Gate {
             successes_by_client: RateLimiter::new(settings.logins_per_ip_per_minute, MINUTE),
             sessions: SessionCache::default(),
             dummy_hash,
+            second_factor_roles: second_factor_roles(settings)?,
+            seal: Seal::derive(&secret),
         })
+    }
+
+    /// Whether users of `role` must sign in with a second factor.
+    pub fn requires_second_factor(&self, role: Role) -> bool {
+        self.second_factor_roles.contains(&role)
+    }
+
+    /// What second-factor secrets are sealed with at rest.
+    pub fn seal(&self) -> &Seal {
+        &self.seal
     }
 
     pub fn keys(&self) -> &TokenKeys {
@@ -129,12 +147,33 @@ impl Gate {
         Ok(())
     }
 
-    /// Resolves an access token to its caller. The session and user are read from SQL
+    /// Resolves an access token to its caller, refusing (403
+    /// `second_factor_enrollment_required`) a user whose role requires a second factor
+    /// they have not turned on: such a user may only enrol ([`Gate::authenticate_enrolling`]).
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let (principal, must_enrol) = self.session_of(token).await?;
+        if must_enrol {
+            return Err(Error::new(
+                Code::SecondFactorEnrollmentRequired,
+                "your role requires a second factor: turn one on at /api/v1/auth/second-factor first",
+            ));
+        }
+        Ok(principal)
+    }
+
+    /// Resolves an access token to its caller, who may still have to enrol a second
+    /// factor: for who-am-I and the enrolment itself.
+    pub async fn authenticate_enrolling(&self, token: &str) -> Result<Principal> {
+        Ok(self.session_of(token).await?.0)
+    }
+
+    /// The caller of an access token, and whether they must enrol a second factor before
+    /// anything else. The session and user are read from SQL
     /// (or from what this process read of them in the last
     /// [`TTL`](crate::auth::session_cache::TTL)), so
     /// logout, disabling and role changes take effect at once on the process that made
     /// them and within that time on the others.
-    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+    async fn session_of(&self, token: &str) -> Result<(Principal, bool)> {
         let claims = self.keys.verify(token)?;
         let session = match self.sessions.get(claims.sid) {
             Some(session) => Some(session),
@@ -155,13 +194,16 @@ impl Gate {
         if session.disabled {
             return Err(Error::new(Code::Unauthorized, "this user is disabled"));
         }
-        Ok(Principal {
+        let role = Role::stored(&session.role);
+        let must_enrol = self.requires_second_factor(role) && !session.second_factor;
+        let principal = Principal {
             user_id: session.user_id,
             session_id: session.session_id,
             email: session.email,
             name: session.name,
-            role: Role::stored(&session.role),
-        })
+            role,
+        };
+        Ok((principal, must_enrol))
     }
 }
 
@@ -179,6 +221,19 @@ fn too_many_sign_ins(wait: std::time::Duration) -> Error {
         "too many sign-ins to this account or from this address; try again later",
     )
     .with_retry_after(wait)
+}
+
+/// SECOND_FACTOR_REQUIRED_FOR's roles; an unknown name stops the start.
+fn second_factor_roles(settings: &Settings) -> anyhow::Result<Vec<Role>> {
+    settings
+        .second_factor_role_names()
+        .iter()
+        .map(|name| {
+            Role::parse(name).ok_or_else(|| {
+                anyhow::anyhow!("SECOND_FACTOR_REQUIRED_FOR names {name:?}, not a role (admin, manager, agent, viewer) or `none`")
+            })
+        })
+        .collect()
 }
 
 /// Registrations one client address may make per hour.

@@ -60,6 +60,7 @@ mod tests {
             role: "agent".to_owned(),
             disabled: false,
             revoked: false,
+            second_factor: false,
         }
     }
 

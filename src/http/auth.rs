@@ -9,8 +9,9 @@ use warp::reply::Response;
 use crate::domain::principal::Principal;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
-use crate::http::filters::{client_ip, json_body, principal, with_state};
+use crate::http::filters::{client_ip, enrolling_principal, json_body, with_state};
 use crate::http::{self as api, no_content, respond};
+use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, Tokens};
 use crate::service::users::{self as users_service, CreateUser, UserView};
 use crate::state::AppState;
@@ -28,6 +29,10 @@ struct RegisterRequest {
 struct LoginRequest {
     email: String,
     password: String,
+    /// The 6 digits the authenticator app shows, for a user with a second factor on.
+    code: Option<String>,
+    /// One of the user's recovery codes, instead of `code`; each works once.
+    recovery_code: Option<String>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -87,7 +92,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(warp::path!("auth" / "me")
             .and(warp::get())
-            .and(principal(state.clone()))
+            .and(enrolling_principal(state.clone()))
             .and(with_state(state))
             .then(me))
         .unify()
@@ -132,13 +137,15 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
     request_body(content = LoginRequest, example = json!({"email": "agent@example.com", "password": "correct horse battery staple"})),
     responses(
         (status = 200, description = "Tokens and the user", body = TokenResponse),
-        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or disabled user (one answer)"),
+        (status = 401, description = "`invalid_credentials`: unknown email, wrong password or disabled user (one answer); `second_factor_required`: the password is right and the user has a second factor on, send `code` or `recovery_code`; `second_factor_invalid`: the code is wrong or used (counts as a failed login)"),
+        (status = 422, description = "`validation_failed`: `code` is not 6 digits, or both `code` and `recovery_code` were sent"),
         (status = 429, description = "`rate_limited`, with Retry-After: too many failures, too many sign-ins to the account or from the address this minute, or the address holds its share of the hashing queue"),
         (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
-    let tokens = state.sessions().login(&ip, &body.email, body.password).await?;
+    let proof = Proof::from_login(body.code, body.recovery_code)?;
+    let tokens = state.sessions().login(&ip, &body.email, body.password, proof).await?;
     Ok(api::json(StatusCode::OK, &TokenResponse::from(tokens)))
 }
 
@@ -168,6 +175,8 @@ async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
 }
 
 /// The signed-in user
+///
+/// Also answers a user who must enrol a second factor before anything else.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", operation_id = "me",
     responses((status = 200, description = "The caller", body = UserView)))]
 async fn me(caller: Principal, state: AppState) -> Result<Response> {

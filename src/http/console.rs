@@ -59,6 +59,7 @@ const ASSETS: &[Asset] = assets![
     "imports.js" => JS,
     "dashboard.js" => JS,
     "admin.js" => JS,
+    "second-factor.js" => JS,
 ];
 
 const INDEX: &str = include_str!("../../console/index.html");

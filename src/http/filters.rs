@@ -40,7 +40,8 @@ pub fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String 
     state.auth().trusted_proxies().client(peer, lines).to_string()
 }
 
-/// The authenticated caller, or a 401 rejection.
+/// The authenticated caller, or a 401 rejection (403 for a user who must enrol a second
+/// factor first).
 pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
     warp::header::headers_cloned()
         .and(with_state(state))
@@ -49,6 +50,21 @@ pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error =
             state
                 .auth()
                 .authenticate(token)
+                .await
+                .map_err(|e| warp::reject::custom(Rejected(e)))
+        })
+}
+
+/// The authenticated caller, also one who must enrol a second factor before anything
+/// else (their tokens reach only enrolment and `/auth/me`), or a 401 rejection.
+pub fn enrolling_principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
+    warp::header::headers_cloned()
+        .and(with_state(state))
+        .and_then(|headers: HeaderMap, state: AppState| async move {
+            let token = bearer_token(&headers).map_err(|e| warp::reject::custom(Rejected(e)))?;
+            state
+                .auth()
+                .authenticate_enrolling(token)
                 .await
                 .map_err(|e| warp::reject::custom(Rejected(e)))
         })

@@ -27,6 +27,7 @@ pub mod plans;
 pub mod query;
 pub mod queue;
 pub mod recover;
+pub mod second_factor;
 pub mod server;
 pub mod throttle;
 pub mod timeline;
@@ -51,6 +52,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::path("v1"))
         .and(
             auth::routes(state.clone())
+                .or(second_factor::routes(state.clone()))
+                .unify()
                 .or(users::routes(state.clone()))
                 .unify()
                 .or(accounts::routes(state.clone()))

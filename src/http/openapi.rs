@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
     accounts, activities, audit_log, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue,
-    timeline, users, ws,
+    second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -47,6 +47,7 @@ pub fn document() -> &'static serde_json::Value {
         let mut api = ApiDoc::openapi();
         for resource in [
             auth::Api::openapi(),
+            second_factor::Api::openapi(),
             users::Api::openapi(),
             accounts::Api::openapi(),
             export::Api::openapi(),
@@ -128,7 +129,13 @@ fn add_problems(operation: &mut Operation, rate_limited: bool) {
         .is_some_and(|b| matches!(b, RefOr::T(body) if body.content.contains_key("application/json")));
     let mut common = Vec::new();
     if authenticated {
-        common.push(("401", "`unauthorized` or `token_expired`: no valid access token"));
+        common.extend([
+            ("401", "`unauthorized` or `token_expired`: no valid access token"),
+            (
+                "403",
+                "`second_factor_enrollment_required`: the caller's role requires a second factor they have not turned on",
+            ),
+        ]);
     }
     if has_json_body {
         common.extend([

@@ -17,6 +17,7 @@ pub mod payments;
 pub mod plans;
 pub mod promises;
 pub mod queue;
+pub mod second_factor;
 pub mod sessions;
 pub mod system;
 pub mod timeline;

@@ -7,10 +7,12 @@ use uuid::Uuid;
 
 use crate::auth::gate::{Gate, login_refused};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
+use crate::clock::Clock;
 use crate::domain::contact::normalize_email;
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::events::Events;
+use crate::service::second_factor::{self, LoginCheck, Proof};
 use crate::service::users::UserView;
 use crate::store::sessions::{self, Rotation};
 use crate::store::users::{self, UserRow};
@@ -19,12 +21,14 @@ use crate::store::users::{self, UserRow};
 const KNOWN_ADDRESS_DAYS: i64 = 90;
 
 /// What the session operations work with: the database, the gate (tokens, hashing,
-/// login limits) and the live events that tell a user's sockets their sessions changed.
+/// login limits), the live events that tell a user's sockets their sessions changed, and
+/// the clock second-factor codes are checked at.
 pub struct Sessions<'a> {
     pub pool: &'a PgPool,
     pub gate: &'a Gate,
     pub events: &'a Events,
     pub refresh_ttl: std::time::Duration,
+    pub clock: &'a Clock,
 }
 
 /// A new pair of tokens and the user they are for.
@@ -39,8 +43,9 @@ pub struct Tokens {
 impl Sessions<'_> {
     /// Signs `email` in from the address `ip` with `password`. Unknown email, wrong
     /// password and disabled user get one answer, after one hash verification each, so
-    /// neither the answer nor its time tells them apart.
-    pub async fn login(&self, ip: &str, email: &str, password: String) -> Result<Tokens> {
+    /// neither the answer nor its time tells them apart. A user with a second factor on
+    /// also proves it ([`Sessions::prove_second_factor`]).
+    pub async fn login(&self, ip: &str, email: &str, password: String, proof: Proof) -> Result<Tokens> {
         let gate = self.gate;
         let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
         gate.check_lockout(ip, &email)?;
@@ -72,6 +77,7 @@ impl Sessions<'_> {
                 None => wrong_credentials(),
             });
         };
+        self.prove_second_factor(ip, &email, user.id, &proof).await?;
         gate.spend_login_success(ip, &email)?;
         let (refresh_token, hash) = new_refresh_token();
         let expires_at = Utc::now() + self.refresh_ttl;
@@ -81,6 +87,23 @@ impl Sessions<'_> {
         };
         tracing::info!(user_id = %user.id, session_id = %session_id, "login");
         self.tokens(&user, session_id, refresh_token)
+    }
+
+    /// After the right password: a user with a second factor on must send a proof.
+    /// Without one the answer is `second_factor_required` (not a failure: the console
+    /// asks for the code next); a wrong or used code counts as a failed login.
+    async fn prove_second_factor(&self, ip: &str, email: &str, user_id: Uuid, proof: &Proof) -> Result<()> {
+        match second_factor::check_login(self.pool, self.gate, self.clock, user_id, proof).await? {
+            LoginCheck::NotEnrolled | LoginCheck::Passed => Ok(()),
+            LoginCheck::Missing => Err(Error::new(
+                Code::SecondFactorRequired,
+                "this user signs in with a second factor: send `code` from the authenticator app, or a `recovery_code`",
+            )),
+            LoginCheck::Failed => {
+                self.gate.record_login_failure(ip, email);
+                Err(Error::new(Code::SecondFactorInvalid, "the code is wrong or was already used"))
+            }
+        }
     }
 
     /// Spends `refresh_token` for a new pair. A token used twice revokes its session.

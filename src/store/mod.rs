@@ -22,6 +22,7 @@ pub mod promises;
 pub mod queue;
 pub mod rebuild_locks;
 pub mod search_tasks;
+pub mod second_factors;
 pub mod sessions;
 pub mod sync_workers;
 pub mod timeline;

@@ -16,6 +16,8 @@ pub struct SessionUser {
     pub role: String,
     pub disabled: bool,
     pub revoked: bool,
+    /// Whether the user has a second factor on.
+    pub second_factor: bool,
 }
 
 /// A new session for an enabled user; `None` when the user is disabled (or gone).
@@ -161,7 +163,8 @@ pub async fn revoke(pool: &PgPool, session_id: Uuid, reason: &str) -> Result<()>
 #[tracing::instrument(skip_all, fields(session_id = %session_id))]
 pub async fn session_user(pool: &PgPool, session_id: Uuid) -> Result<Option<SessionUser>> {
     let row = sqlx::query_as::<_, SessionUser>(
-        "SELECT s.id AS session_id, u.id AS user_id, u.email, u.name, u.role, u.disabled, (s.revoked_at IS NOT NULL) AS revoked
+        "SELECT s.id AS session_id, u.id AS user_id, u.email, u.name, u.role, u.disabled, (s.revoked_at IS NOT NULL) AS revoked,
+                EXISTS (SELECT 1 FROM second_factors f WHERE f.user_id = u.id AND f.confirmed_at IS NOT NULL) AS second_factor
          FROM auth_sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
     )
     .bind(session_id)

@@ -34,6 +34,7 @@ mod rate_limits;
 mod scripted_es;
 mod scripted_search;
 mod search;
+mod second_factor;
 mod security;
 mod security_rules;
 mod seed;

@@ -71,10 +71,10 @@ suite("the console", setup, (test) => {
 
   test("every role signs in, sees only what it may do, survives a reload and signs out", async () => {
     const expected = {
-      viewer: ["Accounts"],
-      agent: ["Accounts", "My queue"],
-      manager: ["Accounts", "My queue", "Imports", "Dashboard"],
-      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users"],
+      viewer: ["Accounts", "Two-step sign-in"],
+      agent: ["Accounts", "My queue", "Two-step sign-in"],
+      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Two-step sign-in"],
+      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Two-step sign-in"],
     };
     for (const [role, links] of Object.entries(expected)) {
       const page = await open(null);
