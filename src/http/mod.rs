@@ -7,6 +7,7 @@ pub mod auth;
 pub mod compliance;
 pub mod compress;
 pub mod console;
+pub mod credentials;
 pub mod export;
 pub mod filters;
 pub mod headers;
@@ -51,6 +52,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(
             auth::routes(state.clone())
                 .or(users::routes(state.clone()))
+                .unify()
+                .or(credentials::routes(state.clone()))
                 .unify()
                 .or(accounts::routes(state.clone()))
                 .unify()

@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue, timeline,
-    users, ws,
+    accounts, activities, auth, compliance, credentials, export, headers, health, imports, jobs, kpis, notifications, payments, plans,
+    queue, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -48,6 +48,7 @@ pub fn document() -> &'static serde_json::Value {
         for resource in [
             auth::Api::openapi(),
             users::Api::openapi(),
+            credentials::Api::openapi(),
             accounts::Api::openapi(),
             export::Api::openapi(),
             payments::Api::openapi(),

@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod compliance;
+pub mod credentials;
 pub mod events;
 pub mod exports;
 pub mod idempotency;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 use crate::auth::gate::{Gate, login_refused};
 use crate::auth::tokens::{hash_refresh_token, new_refresh_token};
 use crate::domain::contact::normalize_email;
+use crate::domain::device::device;
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::events::Events;
@@ -39,18 +40,19 @@ pub struct Tokens {
 impl Sessions<'_> {
     /// Signs `email` in from the address `ip` with `password`. Unknown email, wrong
     /// password and disabled user get one answer, after one hash verification each, so
-    /// neither the answer nor its time tells them apart.
-    pub async fn login(&self, ip: &str, email: &str, password: String) -> Result<Tokens> {
+    /// neither the answer nor its time tells them apart. `user_agent` names the device
+    /// (see [`device`]).
+    pub async fn login(&self, ip: &str, user_agent: Option<&str>, email: &str, password: String) -> Result<Tokens> {
         let gate = self.gate;
         let email = normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
-        gate.check_lockout(ip, &email)?;
+        gate.check_lockout(ip, &email).await?;
         gate.check_login_budget(ip, &email)?;
         let user = users::by_email(self.pool, &email).await?;
         // Over the address's budget of failures, only a user who signed in from this
         // address before is still judged: one device guessing made-up emails cannot lock
         // an office out, and guesses at anyone else (password spraying) are refused
         // without a hash.
-        let over_budget = gate.address_over_budget(ip);
+        let over_budget = gate.address_over_budget(ip).await?;
         if let Some(wait) = over_budget {
             let since = Utc::now() - chrono::Duration::days(KNOWN_ADDRESS_DAYS);
             let known = match &user {
@@ -66,31 +68,35 @@ impl Sessions<'_> {
             .map_or_else(|| gate.dummy_hash().to_owned(), |u| u.password_hash.clone());
         let verified = gate.hashers().verify(ip, password, hash).await?;
         let Some(user) = user.filter(|u| verified && !u.disabled) else {
-            gate.record_login_failure(ip, &email);
+            gate.record_login_failure(ip, &email).await?;
             return Err(match over_budget {
                 Some(wait) => login_refused(wait),
                 None => wrong_credentials(),
             });
         };
-        gate.spend_login_success(ip, &email)?;
+        gate.spend_login_success(ip, &email).await?;
         let (refresh_token, hash) = new_refresh_token();
         let expires_at = Utc::now() + self.refresh_ttl;
-        let Some(session_id) = sessions::create(self.pool, user.id, ip, expires_at, &hash).await? else {
+        let device = user_agent.and_then(device);
+        let Some(session_id) = sessions::create(self.pool, user.id, ip, device.as_deref(), expires_at, &hash).await? else {
             // Disabled between the password check and now: the same answer as any failure.
             return Err(wrong_credentials());
         };
         tracing::info!(user_id = %user.id, session_id = %session_id, "login");
+        self.user_activity(user.id, "login", session_id, ip).await;
         self.tokens(&user, session_id, refresh_token)
     }
 
-    /// Spends `refresh_token` for a new pair. A token used twice revokes its session.
-    pub async fn refresh(&self, refresh_token: &str) -> Result<Tokens> {
+    /// Spends `refresh_token`, presented from the address `ip`, for a new pair. A token
+    /// used twice revokes its session.
+    pub async fn refresh(&self, ip: &str, refresh_token: &str) -> Result<Tokens> {
         let (new_token, new_hash) = new_refresh_token();
         match sessions::rotate(self.pool, &hash_refresh_token(refresh_token), &new_hash).await? {
             Rotation::Rotated { session_id, user_id } => {
                 let user = users::by_id(self.pool, user_id)
                     .await?
                     .ok_or_else(|| Error::new(Code::RefreshTokenInvalid, "the user no longer exists"))?;
+                self.user_activity(user_id, "refresh", session_id, ip).await;
                 self.tokens(&user, session_id, new_token)
             }
             Rotation::Reused { user_id } => {
@@ -108,10 +114,12 @@ impl Sessions<'_> {
         }
     }
 
-    /// Revokes the session of `refresh_token`, if there is one; says nothing either way.
-    pub async fn logout(&self, refresh_token: &str) -> Result<()> {
-        if let Some(user_id) = sessions::revoke_by_token(self.pool, &hash_refresh_token(refresh_token)).await? {
+    /// Revokes the session of `refresh_token` (signing out from the address `ip`), if
+    /// there is one; says nothing either way.
+    pub async fn logout(&self, ip: &str, refresh_token: &str) -> Result<()> {
+        if let Some((user_id, session_id)) = sessions::revoke_by_token(self.pool, &hash_refresh_token(refresh_token)).await? {
             self.changed(user_id).await;
+            self.user_activity(user_id, "logout", session_id, ip).await;
         }
         Ok(())
     }
