@@ -10,6 +10,7 @@ import { queueScreen } from "./queue.js";
 import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
+import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
 
 const main = document.getElementById("main");
@@ -24,7 +25,12 @@ const SCREENS = {
   imports: { role: "manager", title: "Imports", show: importsScreen },
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
   admin: { role: "admin", title: "Users", show: adminScreen },
+  // Every signed-in user, a pending one too; linked beside "Sign out".
+  me: { role: "pending", title: "My account", show: meScreen, hidden: true },
 };
+
+// Said once on the sign-in screen (after a password was set with a reset link).
+let notice = null;
 
 let cleanup = null;
 
@@ -38,16 +44,22 @@ function route() {
 async function render() {
   if (cleanup) cleanup();
   cleanup = null;
+  const { name, args, params } = route();
+  if (name === "reset") {
+    if (!currentUser()) top.hidden = true;
+    document.title = "Set a new password · Arrears";
+    resetScreen(main, params, passwordSet);
+    return;
+  }
   if (!currentUser()) {
     loginScreen();
     return;
   }
-  if (!atLeast("viewer")) {
+  const screen = SCREENS[name];
+  if (!atLeast("viewer") && name !== "me") {
     clear(main, h("h1", {}, "Waiting for a role"), h("p", {}, "An administrator has not given your account a role yet."));
     return;
   }
-  const { name, args, params } = route();
-  const screen = SCREENS[name];
   if (!screen || !atLeast(screen.role)) {
     location.replace(atLeast("agent") ? "#/queue" : "#/search");
     return;
@@ -75,6 +87,7 @@ function loginScreen() {
     { class: "card login", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Arrears console"),
     h("p", { class: "muted" }, "Sign in to work your accounts."),
+    notice ? h("p", { class: "notice", role: "status" }, notice) : null,
     h("div", { class: "form-alert", role: "alert" }),
     field("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true })),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
@@ -93,8 +106,20 @@ function loginScreen() {
       button.disabled = false;
     }
   });
+  notice = null;
   clear(main, form);
   form.elements.email.focus();
+}
+
+// A reset link set the password: every session of the account ended, so sign in anew.
+async function passwordSet() {
+  notice = "Your password is set. Sign in with it.";
+  if (currentUser()) {
+    await signOut();
+    return;
+  }
+  history.replaceState(null, "", location.pathname);
+  render();
 }
 
 const bell = { count: 0, button: null, panel: null };
@@ -213,6 +238,7 @@ function header() {
     h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
     h("div", { class: "bell-wrap" }, bell.button, bell.panel),
     h("span", { class: "who" }, `${user.name} (${user.role})`),
+    h("a", { href: "#/me", class: "account-link", dataset: { screen: "me" } }, "My account"),
     h("button", {
       type: "button",
       onclick: async () => {

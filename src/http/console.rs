@@ -58,6 +58,7 @@ const ASSETS: &[Asset] = assets![
     "imports.js" => JS,
     "dashboard.js" => JS,
     "admin.js" => JS,
+    "me.js" => JS,
 ];
 
 const INDEX: &str = include_str!("../../console/index.html");

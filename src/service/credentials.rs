@@ -216,10 +216,11 @@ fn reset_token_hash(token: &str) -> Result<Vec<u8>> {
 }
 
 fn bad_token() -> Error {
-    Error::validation(vec![FieldError::new(
-        "token",
-        "is unknown, used or expired; ask an admin for a new one",
-    )])
+    Error::with_fields(
+        Code::ValidationFailed,
+        "this reset token is unknown, used or expired; ask an admin for a new one",
+        vec![FieldError::new("token", "is unknown, used or expired")],
+    )
 }
 
 /// The password policy, naming `new_password`.
