@@ -16,7 +16,7 @@ export function adminScreen(main) {
     role.addEventListener("change", () => change(user, { role: role.value }));
     const access = h("button", { type: "button", disabled: self }, user.disabled ? "Enable" : "Disable");
     access.addEventListener("click", () => change(user, { disabled: !user.disabled }));
-    const reset = h("button", { type: "button", "aria-label": `Reset the password of ${user.name}` }, "Reset password");
+    const reset = h("button", { type: "button", "aria-label": `Reset password of ${user.name}` }, "Reset password");
     reset.addEventListener("click", () => issueReset(user));
     return h("tr", {},
       h("td", {}, user.name),

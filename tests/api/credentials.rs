@@ -334,3 +334,30 @@ async fn sign_in_refresh_and_sign_out_reach_the_user_and_admins_only() {
     let own = expect(&mut theirs, "user_activity", |_| true).await;
     assert_eq!(own["data"]["user_id"], bystander.id.to_string(), "{own}");
 }
+
+#[tokio::test]
+async fn the_command_line_prints_a_reset_token_that_sets_a_password() {
+    let app = spawn_app().await;
+    let user = app.user(Role::Agent).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"))
+        .args(["users", "reset-password", "--email", &user.email.to_uppercase()])
+        .env("DATABASE_URL", &app.settings.database_url)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["user_id"], user.id.to_string());
+    let token = printed["token"].as_str().unwrap();
+    assert_eq!(reset(&app, token, NEW_PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(app.login(&user.email, NEW_PASSWORD).await.0, StatusCode::OK);
+    assert_eq!(app.get("/api/v1/auth/me", &user.token).await.status(), StatusCode::UNAUTHORIZED);
+
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_arrears"))
+        .args(["users", "reset-password", "--email", "nobody@example.com"])
+        .env("DATABASE_URL", &app.settings.database_url)
+        .env("RUST_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success(), "an unknown email fails");
+}
