@@ -16,6 +16,8 @@ export function adminScreen(main) {
     role.addEventListener("change", () => change(user, { role: role.value }));
     const access = h("button", { type: "button", disabled: self }, user.disabled ? "Enable" : "Disable");
     access.addEventListener("click", () => change(user, { disabled: !user.disabled }));
+    const reset = h("button", { type: "button", "aria-label": `Reset password of ${user.name}` }, "Reset password");
+    reset.addEventListener("click", () => issueReset(user));
     return h("tr", {},
       h("td", {}, user.name),
       h("td", {}, user.email),
@@ -23,7 +25,27 @@ export function adminScreen(main) {
       h("td", {}, user.team || "—"),
       h("td", {}, user.disabled ? "disabled" : "active"),
       h("td", {}, when(user.created_at)),
-      h("td", {}, access));
+      h("td", {}, h("span", { class: "item-buttons" }, access, reset)));
+  }
+
+  // The token is shown once, as the link the user opens to set a new password.
+  const resetLink = h("section", { class: "card", "aria-live": "polite", hidden: true });
+
+  async function issueReset(user) {
+    try {
+      const issued = await api("POST", `/users/${user.id}/password-reset`);
+      const link = `${location.origin}${location.pathname}#/reset?token=${encodeURIComponent(issued.token)}`;
+      const input = h("input", { readonly: true, value: link, name: "reset_link" });
+      clear(resetLink,
+        h("h2", {}, `Password reset link for ${user.name}`),
+        field("Link (shown once; good for one hour and one use)", input),
+        h("p", { class: "muted" }, `Give it to ${user.name} in person or by a channel you trust. It expires ${when(issued.expires_at)}; a new link replaces it.`));
+      resetLink.hidden = false;
+      input.focus();
+      input.select();
+    } catch (error) {
+      toast(error.message, { refusal: true });
+    }
   }
 
   async function change(user, patch) {
@@ -75,6 +97,7 @@ export function adminScreen(main) {
   clear(
     main,
     h("h1", {}, "Users and roles"),
+    resetLink,
     h("div", { class: "columns wide-left" },
       h("section", { class: "card", "aria-label": "Users" },
         h("table", {},

@@ -13,6 +13,7 @@ import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
 import { secondFactorScreen } from "./second-factor.js";
+import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
 
 const main = document.getElementById("main");
@@ -28,7 +29,12 @@ const SCREENS = {
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
   admin: { role: "admin", title: "Users", show: adminScreen },
   "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
+  // Every signed-in user, a pending one too; linked beside "Sign out".
+  me: { role: "pending", title: "My account", show: meScreen, hidden: true },
 };
+
+// Said once on the sign-in screen (after a password was set with a reset link).
+let notice = null;
 
 let cleanup = null;
 // The signed-in user's role requires a second factor they have not turned on: the API
@@ -45,20 +51,26 @@ function route() {
 async function render() {
   if (cleanup) cleanup();
   cleanup = null;
+  const { name, args, params } = route();
+  if (name === "reset") {
+    if (!currentUser()) top.hidden = true;
+    document.title = "Set a new password · Arrears";
+    resetScreen(main, params, passwordSet);
+    return;
+  }
   if (!currentUser()) {
     loginScreen();
     return;
   }
-  if (!atLeast("viewer")) {
+  const screen = SCREENS[name];
+  if (!atLeast("viewer") && name !== "me") {
     clear(main, h("h1", {}, "Waiting for a role"), h("p", {}, "An administrator has not given your account a role yet."));
     return;
   }
-  const { name, args, params } = route();
   if (mustEnrol && name !== "second-factor") {
     location.replace("#/second-factor");
     return;
   }
-  const screen = SCREENS[name];
   if (!screen || !atLeast(screen.role)) {
     location.replace(atLeast("agent") ? "#/queue" : "#/search");
     return;
@@ -86,6 +98,7 @@ function loginScreen() {
     { class: "card login", "aria-labelledby": "login-title" },
     h("h1", { id: "login-title" }, "Arrears console"),
     h("p", { class: "muted" }, "Sign in to work your accounts."),
+    notice ? h("p", { class: "notice", role: "status" }, notice) : null,
     h("div", { class: "form-alert", role: "alert" }),
     field("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true })),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
@@ -152,8 +165,20 @@ function codeStep(email, password) {
       button.disabled = false;
     }
   });
+  notice = null;
   clear(main, form);
   input.focus();
+}
+
+// A reset link set the password: every session of the account ended, so sign in anew.
+async function passwordSet() {
+  notice = "Your password is set. Sign in with it.";
+  if (currentUser()) {
+    await signOut();
+    return;
+  }
+  history.replaceState(null, "", location.pathname);
+  render();
 }
 
 const bell = { count: 0, button: null, panel: null };
@@ -272,6 +297,7 @@ function header() {
     mustEnrol ? null : h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
     mustEnrol ? null : h("div", { class: "bell-wrap" }, bell.button, bell.panel),
     h("span", { class: "who" }, `${user.name} (${user.role})`),
+    h("a", { href: "#/me", class: "account-link", dataset: { screen: "me" } }, "My account"),
     h("button", {
       type: "button",
       onclick: async () => {

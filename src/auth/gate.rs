@@ -3,6 +3,7 @@
 //! who the client is, the limits on logins and registrations per client, and which
 //! roles must sign in with a second factor (and the key its secrets are sealed with).
 
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::auth::password::{self, Hashers};
@@ -24,12 +25,19 @@ pub struct Gate {
     hashers: Hashers,
     /// Registrations per client address (each costs a password hash).
     registrations_by_client: RateLimiter,
+    /// Password resets per client address (each costs a password hash).
+    resets_by_client: RateLimiter,
     /// Failed logins per client address: over its budget, the address may sign in only
-    /// users who signed in from it before (password spraying stays refused).
-    failures_by_client: RateLimiter,
+    /// users who signed in from it before (password spraying stays refused). Counted in
+    /// PostgreSQL (`store::login_failures`), as is the lockout, so every instance
+    /// shares them and a restart keeps them.
+    failures_by_client: FailureLimit,
     /// Failed logins per email and client address: the lockout, which a stranger
     /// elsewhere cannot use to keep a user out.
-    failures_by_email: RateLimiter,
+    failures_by_email: FailureLimit,
+    /// Keys the hashes failures are counted under, so the table holds no email or
+    /// address in a form one can read back by hashing guesses.
+    failure_key_secret: Vec<u8>,
     /// Successful logins per account (email) and per client address: a valid account
     /// signing in over and over is refused before it spends a hash.
     successes_by_email: RateLimiter,
@@ -46,6 +54,7 @@ pub struct Gate {
 impl Gate {
     pub async fn new(settings: &Settings, pool: PgPool) -> anyhow::Result<Self> {
         let secret = tokens::load_secret(settings.jwt_secret.as_deref(), settings.production, &settings.data_dir)?;
+        let seal = Seal::derive(&secret);
         let dummy_hash = password::hash("arrears-timing-equaliser".to_owned())
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -55,14 +64,24 @@ impl Gate {
             hashers: Hashers::for_this_machine(settings.hash_queue_share_per_ip_percent),
             trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).map_err(|e| anyhow::anyhow!(e))?,
             registrations_by_client: RateLimiter::new(REGISTRATIONS_PER_HOUR, std::time::Duration::from_secs(3600)),
-            failures_by_client: RateLimiter::new(settings.login_rate_limit_per_ip, settings.login_rate_window()),
-            failures_by_email: RateLimiter::new(u32::try_from(settings.lockout_threshold).unwrap_or(0), settings.lockout()),
+            resets_by_client: RateLimiter::new(RESETS_PER_HOUR, std::time::Duration::from_secs(3600)),
+            failures_by_client: FailureLimit {
+                label: "address",
+                limit: settings.login_rate_limit_per_ip,
+                window: settings.login_rate_window(),
+            },
+            failures_by_email: FailureLimit {
+                label: "lockout",
+                limit: u32::try_from(settings.lockout_threshold).unwrap_or(0),
+                window: settings.lockout(),
+            },
+            failure_key_secret: secret,
             successes_by_email: RateLimiter::new(settings.logins_per_account_per_minute, MINUTE),
             successes_by_client: RateLimiter::new(settings.logins_per_ip_per_minute, MINUTE),
             sessions: SessionCache::default(),
             dummy_hash,
             second_factor_roles: second_factor_roles(settings)?,
-            seal: Seal::derive(&secret),
+            seal,
         })
     }
 
@@ -100,15 +119,18 @@ impl Gate {
 
     /// Refuses a login for an email that failed too often from this client address (the
     /// per-account lockout); the same answer whether the email exists or not.
-    pub fn check_lockout(&self, ip: &str, email: &str) -> Result<()> {
-        self.failures_by_email.check(&email_key(ip, email)).map_err(login_refused)
+    pub async fn check_lockout(&self, ip: &str, email: &str) -> Result<()> {
+        match self.locked_for(&self.failures_by_email, &email_key(ip, email)).await? {
+            Some(wait) => Err(login_refused(wait)),
+            None => Ok(()),
+        }
     }
 
     /// How long until the client address is back under its budget of failed logins;
     /// `None` while it is under. Over it, only users who signed in from the address
     /// before are still judged ([`login_refused`] for everyone else).
-    pub fn address_over_budget(&self, ip: &str) -> Option<std::time::Duration> {
-        self.failures_by_client.check(ip).err()
+    pub async fn address_over_budget(&self, ip: &str) -> Result<Option<std::time::Duration>> {
+        self.locked_for(&self.failures_by_client, ip).await
     }
 
     /// Spends one of the client address's registrations for the hour.
@@ -121,10 +143,37 @@ impl Gate {
         Ok(())
     }
 
+    /// Spends one of the client address's password resets for the hour.
+    pub fn spend_password_reset(&self, ip: &str) -> Result<()> {
+        let limiter = &self.resets_by_client;
+        limiter.check(ip).map_err(|wait| {
+            Error::new(Code::RateLimited, "too many password resets from this address; try again later").with_retry_after(wait)
+        })?;
+        limiter.record(ip);
+        Ok(())
+    }
+
     /// Counts a failed login against the client address and the email from it.
-    pub fn record_login_failure(&self, ip: &str, email: &str) {
-        self.failures_by_client.record(ip);
-        self.failures_by_email.record(&email_key(ip, email));
+    pub async fn record_login_failure(&self, ip: &str, email: &str) -> Result<()> {
+        self.record_failure(&self.failures_by_client, ip).await?;
+        self.record_failure(&self.failures_by_email, &email_key(ip, email)).await
+    }
+
+    async fn locked_for(&self, limit: &FailureLimit, key: &str) -> Result<Option<std::time::Duration>> {
+        store::login_failures::locked_for(&self.pool, &self.failure_key(limit, key)).await
+    }
+
+    async fn record_failure(&self, limit: &FailureLimit, key: &str) -> Result<()> {
+        store::login_failures::record(&self.pool, &self.failure_key(limit, key), limit.limit, limit.window).await
+    }
+
+    fn failure_key(&self, limit: &FailureLimit, key: &str) -> Vec<u8> {
+        let mut hasher = Sha256::new();
+        for part in [self.failure_key_secret.as_slice(), limit.label.as_bytes(), key.as_bytes()] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        hasher.finalize().to_vec()
     }
 
     /// Refuses a login, before any hash, once the email or the client address spent its
@@ -139,12 +188,12 @@ impl Gate {
     /// no session is made) and forgets the email's failures from that address. The
     /// address's budget is looked at first, so a login its address is refused does not
     /// spend the account's.
-    pub fn spend_login_success(&self, ip: &str, email: &str) -> Result<()> {
+    pub async fn spend_login_success(&self, ip: &str, email: &str) -> Result<()> {
         self.successes_by_client.check(ip).map_err(too_many_sign_ins)?;
         self.successes_by_email.try_record(email).map_err(too_many_sign_ins)?;
         self.successes_by_client.try_record(ip).map_err(too_many_sign_ins)?;
-        self.failures_by_email.clear(&email_key(ip, email));
-        Ok(())
+        let key = self.failure_key(&self.failures_by_email, &email_key(ip, email));
+        store::login_failures::clear(&self.pool, &key).await
     }
 
     /// Resolves an access token to its caller, refusing (403
@@ -238,6 +287,16 @@ fn second_factor_roles(settings: &Settings) -> anyhow::Result<Vec<Role>> {
 
 /// Registrations one client address may make per hour.
 const REGISTRATIONS_PER_HOUR: u32 = 10;
+/// Password resets one client address may make per hour.
+const RESETS_PER_HOUR: u32 = 10;
+
+/// A budget of failed logins: `limit` in a window of `window`, and refused for `window`
+/// once spent. `label` keeps the keys of different budgets apart.
+struct FailureLimit {
+    label: &'static str,
+    limit: u32,
+    window: std::time::Duration,
+}
 
 fn email_key(ip: &str, email: &str) -> String {
     format!("{email}\n{ip}")

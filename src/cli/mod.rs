@@ -1,4 +1,5 @@
-//! Command line: `serve`, `migrate`, `users create`, `audit verify` and the operations in [`ops`].
+//! Command line: `serve`, `migrate`, `users create`, `users reset-password`, `audit verify`
+//! and the operations in [`ops`].
 
 use std::io::{BufRead, IsTerminal};
 
@@ -8,6 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::app::Application;
 use crate::config::Settings;
 use crate::domain::role::Role;
+use crate::service::credentials::issue_password_reset_by_email;
 use crate::service::users::{CreateUser, UserView, create_user};
 use crate::{store, telemetry};
 
@@ -154,6 +156,12 @@ pub enum UsersCommand {
         #[arg(long, value_enum)]
         role: Role,
     },
+    /// Issue a one-time password reset token for a user (good for an hour; a new one
+    /// replaces the old) and print it: the user sets a new password with it.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -209,6 +217,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&UserView::from(&user))?);
+            Ok(())
+        }
+        Command::Users(UsersCommand::ResetPassword { email }) => {
+            let pool = store::connect(&cli.settings.database_url, 2).await?;
+            store::migrate(&pool).await?;
+            let reset = issue_password_reset_by_email(&pool, &email)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{}", serde_json::to_string_pretty(&reset)?);
             Ok(())
         }
     }

@@ -11,6 +11,10 @@ use crate::domain::money::Currency;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 
+/// The kind of the events of a user signing in, refreshing tokens and signing out:
+/// addressed to that user, and seen by everyone who manages users too.
+pub const USER_ACTIVITY: &str = "user_activity";
+
 /// Formats an object's `amount` with the minor digits of its `currency`, when it has
 /// both (triggers write amounts as SQL text, "100.0000").
 pub fn format_money(data: &mut Value) {
@@ -70,7 +74,7 @@ impl Event {
             return false;
         }
         match self.user_id {
-            Some(user) => user == who.user_id,
+            Some(user) => user == who.user_id || (self.kind == USER_ACTIVITY && who.can(Action::ManageUsers)),
             None => who.can(Action::ReadAccounts) && self.topics.iter().any(|t| topics.contains(t)),
         }
     }
@@ -143,6 +147,17 @@ mod tests {
         assert!(!event(None, &["accounts"]).visible_to(&viewer, &subscribed));
         assert!(!event(Some(Uuid::from_u128(2)), &[]).visible_to(&viewer, &subscribed));
         assert!(event(Some(Uuid::from_u128(1)), &[]).visible_to(&viewer, &Default::default()));
+    }
+
+    #[test]
+    fn user_activity_reaches_its_user_and_admins_only() {
+        let mut activity = event(Some(Uuid::from_u128(2)), &[]);
+        activity.kind = USER_ACTIVITY.into();
+        let mut own = principal(Role::Viewer);
+        own.user_id = Uuid::from_u128(2);
+        assert!(activity.visible_to(&own, &Default::default()));
+        assert!(activity.visible_to(&principal(Role::Admin), &Default::default()));
+        assert!(!activity.visible_to(&principal(Role::Manager), &Default::default()));
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod bulk;
 pub mod compliance;
 pub mod contact;
 pub mod dates;
+pub mod device;
 pub mod document;
 pub mod event;
 pub mod job;

@@ -9,7 +9,7 @@ use warp::reply::Response;
 use crate::domain::principal::Principal;
 use crate::domain::role::Role;
 use crate::error::{Code, Error, Result};
-use crate::http::filters::{client_ip, enrolling_principal, json_body, with_state};
+use crate::http::filters::{client_ip, enrolling_principal, json_body, user_agent, with_state};
 use crate::http::{self as api, no_content, respond};
 use crate::service::second_factor::Proof;
 use crate::service::sessions::{self, Tokens};
@@ -75,18 +75,21 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .and(warp::post())
             .and(anyone.clone())
             .and(client_ip(state.clone()))
+            .and(user_agent())
             .and(json_body::<LoginRequest>(limit))
             .then(login))
         .unify()
         .or(warp::path!("auth" / "refresh")
             .and(warp::post())
             .and(anyone.clone())
+            .and(client_ip(state.clone()))
             .and(json_body::<RefreshRequest>(limit))
             .then(refresh))
         .unify()
         .or(warp::path!("auth" / "logout")
             .and(warp::post())
             .and(anyone)
+            .and(client_ip(state.clone()))
             .and(json_body::<RefreshRequest>(limit))
             .then(logout))
         .unify()
@@ -143,9 +146,12 @@ async fn register(state: AppState, ip: String, body: RegisterRequest) -> Result<
         (status = 503, description = "`service_unavailable`: too many passwords being hashed at once; retry shortly"),
     ))]
 #[tracing::instrument(skip_all)]
-async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Response> {
+async fn login(state: AppState, ip: String, user_agent: Option<String>, body: LoginRequest) -> Result<Response> {
     let proof = Proof::from_login(body.code, body.recovery_code)?;
-    let tokens = state.sessions().login(&ip, &body.email, body.password, proof).await?;
+    let tokens = state
+        .sessions()
+        .login(&ip, user_agent.as_deref(), &body.email, body.password, proof)
+        .await?;
     Ok(api::json(StatusCode::OK, &TokenResponse::from(tokens)))
 }
 
@@ -157,8 +163,8 @@ async fn login(state: AppState, ip: String, body: LoginRequest) -> Result<Respon
         (status = 401, description = "`refresh_token_invalid`, or `refresh_token_reused` (the session is revoked)"),
     ))]
 #[tracing::instrument(skip_all)]
-async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
-    let tokens = state.sessions().refresh(&body.refresh_token).await?;
+async fn refresh(state: AppState, ip: String, body: RefreshRequest) -> Result<Response> {
+    let tokens = state.sessions().refresh(&ip, &body.refresh_token).await?;
     Ok(api::json(StatusCode::OK, &TokenResponse::from(tokens)))
 }
 
@@ -169,8 +175,8 @@ async fn refresh(state: AppState, body: RefreshRequest) -> Result<Response> {
     request_body = RefreshRequest,
     responses((status = 204, description = "The session is revoked (whether or not the token existed)")))]
 #[tracing::instrument(skip_all)]
-async fn logout(state: AppState, body: RefreshRequest) -> Result<Response> {
-    state.sessions().logout(&body.refresh_token).await?;
+async fn logout(state: AppState, ip: String, body: RefreshRequest) -> Result<Response> {
+    state.sessions().logout(&ip, &body.refresh_token).await?;
     Ok(no_content())
 }
 

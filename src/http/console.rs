@@ -60,6 +60,7 @@ const ASSETS: &[Asset] = assets![
     "dashboard.js" => JS,
     "admin.js" => JS,
     "second-factor.js" => JS,
+    "me.js" => JS,
 ];
 
 const INDEX: &str = include_str!("../../console/index.html");

@@ -40,6 +40,16 @@ pub fn client_of(state: &AppState, peer: IpAddr, headers: &HeaderMap) -> String 
     state.auth().trusted_proxies().client(peer, lines).to_string()
 }
 
+/// The client's `User-Agent`, as text (bytes that are not UTF-8 replaced); `None` when
+/// absent. Never refuses a request: it only names the device of a session.
+pub fn user_agent() -> impl Filter<Extract = (Option<String>,), Error = Infallible> + Clone {
+    warp::header::headers_cloned().map(|headers: HeaderMap| {
+        headers
+            .get(warp::http::header::USER_AGENT)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    })
+}
+
 /// The authenticated caller, or a 401 rejection (403 for a user who must enrol a second
 /// factor first).
 pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {

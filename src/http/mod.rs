@@ -8,6 +8,7 @@ pub mod auth;
 pub mod compliance;
 pub mod compress;
 pub mod console;
+pub mod credentials;
 pub mod export;
 pub mod filters;
 pub mod headers;
@@ -55,6 +56,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(second_factor::routes(state.clone()))
                 .unify()
                 .or(users::routes(state.clone()))
+                .unify()
+                .or(credentials::routes(state.clone()))
                 .unify()
                 .or(accounts::routes(state.clone()))
                 .unify()

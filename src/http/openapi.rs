@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, audit_log, auth, compliance, export, headers, health, imports, jobs, kpis, notifications, payments, plans, queue,
-    second_factor, timeline, users, ws,
+    accounts, activities, audit_log, auth, compliance, credentials, export, headers, health, imports, jobs, kpis, notifications, payments,
+    plans, queue, second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -49,6 +49,7 @@ pub fn document() -> &'static serde_json::Value {
             auth::Api::openapi(),
             second_factor::Api::openapi(),
             users::Api::openapi(),
+            credentials::Api::openapi(),
             accounts::Api::openapi(),
             export::Api::openapi(),
             payments::Api::openapi(),

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod activities;
 pub mod audit_log;
 pub mod compliance;
+pub mod credentials;
 pub mod events;
 pub mod exports;
 pub mod idempotency;

@@ -202,12 +202,12 @@ pub async fn disable(pool: &PgPool, gate: &Gate, ip: &str, caller: &Principal, p
             caller.role.as_str()
         )));
     }
-    gate.check_lockout(ip, &caller.email)?;
+    gate.check_lockout(ip, &caller.email).await?;
     let user = users::by_id(pool, caller.user_id)
         .await?
         .ok_or_else(|| Error::new(Code::Unauthorized, "the user no longer exists"))?;
     if !gate.hashers().verify(ip, password, user.password_hash).await? {
-        gate.record_login_failure(ip, &caller.email);
+        gate.record_login_failure(ip, &caller.email).await?;
         return Err(Error::field("password", "is not your password"));
     }
     second_factors::remove(pool, caller.user_id).await?;

@@ -5,6 +5,7 @@ use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::store::keyset;
 
 /// What authenticating a request needs to know about its session, in one query.
 #[derive(Clone, Debug, FromRow)]
@@ -26,6 +27,7 @@ pub async fn create(
     pool: &PgPool,
     user_id: Uuid,
     client_address: &str,
+    user_agent: Option<&str>,
     expires_at: DateTime<Utc>,
     token_hash: &[u8],
 ) -> Result<Option<Uuid>> {
@@ -34,13 +36,14 @@ pub async fn create(
     // Only while the user is enabled, under a share lock: a login racing a disable
     // either commits first (and the disable revokes its session) or creates nothing.
     let created = sqlx::query(
-        "INSERT INTO auth_sessions (id, user_id, expires_at, client_address)
-         SELECT $1, id, $3, $4 FROM users WHERE id = $2 AND NOT disabled FOR SHARE",
+        "INSERT INTO auth_sessions (id, user_id, expires_at, client_address, user_agent)
+         SELECT $1, id, $3, $4, $5 FROM users WHERE id = $2 AND NOT disabled FOR SHARE",
     )
     .bind(session_id)
     .bind(user_id)
     .bind(expires_at)
     .bind(client_address)
+    .bind(user_agent)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -115,6 +118,10 @@ pub async fn rotate(pool: &PgPool, old_hash: &[u8], new_hash: &[u8]) -> Result<R
         .bind(session_id)
         .execute(&mut *tx)
         .await?;
+    sqlx::query("UPDATE auth_sessions SET last_used_at = now() WHERE id = $1")
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Rotation::Rotated { session_id, user_id })
 }
@@ -140,18 +147,80 @@ pub async fn revoke_all_of(conn: &mut sqlx::PgConnection, user_id: Uuid, reason:
     Ok(revoked)
 }
 
-/// Revokes the session a refresh token belongs to. Returns its user, if one was found.
+/// Revokes the session a refresh token belongs to. Returns its user and id, if one was
+/// found.
 #[tracing::instrument(skip_all)]
-pub async fn revoke_by_token(pool: &PgPool, token_hash: &[u8]) -> Result<Option<Uuid>> {
-    let user_id = sqlx::query_scalar(
+pub async fn revoke_by_token(pool: &PgPool, token_hash: &[u8]) -> Result<Option<(Uuid, Uuid)>> {
+    let revoked = sqlx::query_as(
         "UPDATE auth_sessions SET revoked_at = COALESCE(revoked_at, now()), revoked_reason = COALESCE(revoked_reason, 'logout')
          WHERE id = (SELECT session_id FROM refresh_tokens WHERE token_hash = $1)
-         RETURNING user_id",
+         RETURNING user_id, id",
     )
     .bind(token_hash)
     .fetch_optional(pool)
     .await?;
-    Ok(user_id)
+    Ok(revoked)
+}
+
+/// Revokes every live session of a user but `keep` (the one asking).
+pub async fn revoke_others_of(conn: &mut sqlx::PgConnection, user_id: Uuid, keep: Uuid, reason: &str) -> Result<u64> {
+    let revoked = sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .bind(keep)
+    .bind(reason)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(revoked)
+}
+
+/// Revokes `session_id` if it is a live session of `user_id`; whether it was.
+#[tracing::instrument(skip_all, fields(session_id = %session_id))]
+pub async fn revoke_of(pool: &PgPool, user_id: Uuid, session_id: Uuid, reason: &str) -> Result<bool> {
+    let revoked = sqlx::query(
+        "UPDATE auth_sessions SET revoked_at = now(), revoked_reason = $3
+         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now()",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(reason)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(revoked == 1)
+}
+
+/// A live session as its user sees it.
+#[derive(Clone, Debug, FromRow)]
+pub struct LiveSession {
+    pub id: Uuid,
+    pub user_agent: Option<String>,
+    pub client_address: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+const LIVE: &str = "revoked_at IS NULL AND expires_at > now()";
+
+/// `user_id`'s live sessions (neither revoked nor expired), newest first, after `after`.
+#[tracing::instrument(skip_all, fields(user_id = %user_id))]
+pub async fn live_of(pool: &PgPool, user_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<LiveSession>> {
+    let select = "SELECT id, user_agent, client_address, created_at, last_used_at FROM auth_sessions";
+    let mut query = keyset::rows_where(select, "user_id", Some(user_id));
+    query.push(format_args!(" AND {LIVE}"));
+    keyset::NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
+}
+
+/// How many live sessions `user_id` has.
+pub async fn count_live_of(pool: &PgPool, user_id: Uuid) -> Result<i64> {
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT count(*) FROM auth_sessions WHERE {LIVE} AND user_id = $1"
+    )))
+    .bind(user_id)
+    .fetch_one(pool)
+    .await?)
 }
 
 pub async fn revoke(pool: &PgPool, session_id: Uuid, reason: &str) -> Result<()> {

@@ -97,6 +97,17 @@ pub async fn by_id(pool: &PgPool, id: Uuid) -> Result<Option<UserRow>> {
     Ok(row)
 }
 
+/// Replaces `id`'s password hash.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn set_password(conn: &mut sqlx::PgConnection, id: Uuid, password_hash: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+        .bind(id)
+        .bind(password_hash)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The role a user holds now, `None` when the user is gone or disabled; read under a
 /// share lock, so a role change waits for the transaction that relies on it.
 pub async fn standing(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<Role>> {

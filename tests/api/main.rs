@@ -13,6 +13,7 @@ mod compression;
 mod concurrency;
 mod console;
 mod contract;
+mod credentials;
 mod elastic;
 mod elastic_upgrades;
 mod errors;
