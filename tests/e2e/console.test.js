@@ -73,7 +73,7 @@ suite("the console", setup, (test) => {
     const expected = {
       viewer: ["Accounts"],
       agent: ["Accounts", "My queue"],
-      manager: ["Accounts", "My queue", "Imports", "Dashboard"],
+      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Users"],
       admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users"],
     };
     for (const [role, links] of Object.entries(expected)) {
