@@ -46,9 +46,9 @@ export function adminScreen(main) {
     const access = user.deleted_at ? `deleted ${when(user.deleted_at)}` : user.disabled ? "disabled" : "active";
     return h("tr", {},
       h("td", {}, h("div", {}, user.name), h("small", { class: "muted" }, user.email)),
-      h("td", {}, role),
-      h("td", {}, user.team || "—"),
-      h("td", {}, access),
+      h("td", { "data-label": "Role" }, role),
+      h("td", { "data-label": "Team" }, user.team || "—"),
+      h("td", { "data-label": "Access" }, access),
       actions);
   }
 
@@ -179,7 +179,7 @@ export function adminScreen(main) {
     h("div", { class: "columns wide-left" },
       h("section", { class: "card", "aria-label": "Users" },
         status,
-        h("table", {},
+        h("table", { class: "users" },
           h("caption", {}, admin ? "Users" : "Your team"),
           h("thead", {}, h("tr", {}, ["Name", "Role", "Team", "Access", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
           body),
