@@ -219,8 +219,9 @@ pub async fn delete(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<UserV
         return Err(Error::new(
             Code::Conflict,
             format!(
-                "{open} open accounts are still assigned to this user; move them to another agent first \
-                 (POST /api/v1/users/{id}/accounts/move with {{\"to\": \"<agent id>\"}}), then delete"
+                "{open} open {} still assigned to this user; move them to another agent first \
+                 (POST /api/v1/users/{id}/accounts/move with {{\"to\": \"<agent id>\"}}), then delete",
+                if open == 1 { "account is" } else { "accounts are" }
             ),
         )
         .with_extension("assigned_accounts", serde_json::json!(open)));

@@ -22,6 +22,11 @@ async function setup() {
       });
     }
   }
+  const keeping = await user("keeping", "E2E Keeping Agent", "agent");
+  await api(admin.access_token, "POST", "/accounts", {
+    debtor_name: "Kept Debtor", original_balance: "300.00", currency: "USD", assigned_agent_id: keeping.id,
+  });
+  await user("departing", "E2E Departing Agent", "agent");
 }
 
 suite("team administration and registration", setup, (test) => {
@@ -63,6 +68,29 @@ suite("team administration and registration", setup, (test) => {
       await row.getByRole("button", { name: "Disable" }).waitFor();
       await page.context().close();
     }
+  });
+
+  test("an admin deletes a user once asked twice; one with open accounts is refused and offered the move", async () => {
+    const page = await open("admin");
+    await page.goto(`${BASE}/#/admin`);
+    const keeping = page.getByRole("row", { name: /E2E Keeping Agent/ });
+    await keeping.getByRole("button", { name: "Delete" }).click();
+    await keeping.getByRole("button", { name: "Yes, delete" }).click();
+    await page.getByText(/1 open account is still assigned/).waitFor();
+    const move = page.getByRole("form", { name: "Move accounts" });
+    assert.match(await move.getByLabel("From").evaluate((el) => el.selectedOptions[0].textContent), /E2E Keeping Agent/, "the move is offered");
+
+    const departing = page.getByRole("row", { name: /E2E Departing Agent/ });
+    await departing.getByRole("button", { name: "Delete" }).click();
+    await departing.getByRole("button", { name: "No, keep it" }).click();
+    await departing.getByRole("button", { name: "Delete" }).click();
+    await departing.getByRole("button", { name: "Yes, delete" }).click();
+    await page.getByText("E2E Departing Agent deleted.").waitFor();
+    const gone = page.getByRole("row", { name: /Deleted user/ });
+    await gone.waitFor();
+    assert.match(await gone.textContent(), /deleted/);
+    assert.equal(await gone.getByRole("button").count(), 0, "a deleted user offers no action");
+    await page.context().close();
   });
 
   test("a newcomer registers from the sign-in form and waits for an administrator", async () => {
