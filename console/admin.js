@@ -1,31 +1,58 @@
-// Users and roles (admins): the list, paged; a new user; a role, team or access change.
+// Users (admins: everyone; managers: the agents of their team): the list, paged; a new
+// user (a manager's is an agent of their team); a role change (admins), disabling and
+// enabling, moving an agent's open accounts to another, and deleting (admins).
 
 import { api, currentUser } from "./api.js";
-import { clear, field, h, select, showProblem, toast, when } from "./dom.js";
+import { clear, confirmStep, field, h, select, showProblem, toast, when } from "./dom.js";
+import { follow } from "./jobs.js";
 
 const ROLES = [["agent", "Agent"], ["manager", "Manager"], ["viewer", "Viewer"], ["admin", "Admin"], ["pending", "Pending"]];
+const WORKS_ACCOUNTS = new Set(["agent", "manager", "admin"]);
 
 export function adminScreen(main) {
+  const me = currentUser();
+  const admin = me.role === "admin";
   const body = h("tbody");
   const more = h("button", { type: "button", class: "more", hidden: true }, "More users");
+  const users = new Map();
+
+  // What the caller may do to `user`: admins anything but to themselves, managers
+  // disable and move the agents of their team (the server holds the same rules).
+  const manages = (user) => !user.deleted_at && user.id !== me.id && (admin || user.role === "agent");
 
   function row(user) {
-    const self = user.id === currentUser().id;
     const label = `Role of ${user.name}`;
-    const role = select("role", ROLES, user.role, { "aria-label": label, disabled: self });
-    role.addEventListener("change", () => change(user, { role: role.value }));
-    const access = h("button", { type: "button", disabled: self }, user.disabled ? "Enable" : "Disable");
-    access.addEventListener("click", () => change(user, { disabled: !user.disabled }));
-    const reset = h("button", { type: "button", "aria-label": `Reset password of ${user.name}` }, "Reset password");
-    reset.addEventListener("click", () => issueReset(user));
+    let role = user.role;
+    if (admin && manages(user)) {
+      role = select("role", ROLES, user.role, { "aria-label": label });
+      role.addEventListener("change", () => change(user, { role: role.value }));
+    }
+    const actions = h("td", { class: "actions" });
+    if (manages(user)) {
+      const access = h("button", { type: "button" }, user.disabled ? "Enable" : "Disable");
+      access.addEventListener("click", () => change(user, { disabled: !user.disabled }));
+      const moving = h("button", { type: "button" }, "Move accounts");
+      moving.addEventListener("click", () => chooseSource(user));
+      actions.append(access, moving);
+      if (admin) {
+        const reset = h("button", { type: "button", "aria-label": `Reset password of ${user.name}` }, "Reset password");
+        reset.addEventListener("click", () => issueReset(user));
+        actions.append(reset);
+        actions.append(confirmStep(
+          "Delete",
+          `Delete ${user.name}? Their name and email are erased for good.`,
+          "Yes, delete",
+          () => remove(user),
+        ));
+      }
+    }
+    const access = user.deleted_at ? `deleted ${when(user.deleted_at)}` : user.disabled ? "disabled" : "active";
     return h("tr", {},
-      h("td", {}, user.name),
-      h("td", {}, user.email),
-      h("td", {}, role),
-      h("td", {}, user.team || "—"),
-      h("td", {}, user.disabled ? "disabled" : "active"),
-      h("td", {}, when(user.created_at)),
-      h("td", {}, h("span", { class: "item-buttons" }, access, reset)));
+      h("td", {}, h("div", {}, user.name), h("small", { class: "muted" }, user.email)),
+      h("td", { "data-label": "Role" }, role),
+      h("td", { "data-label": "Team" }, user.team || "—"),
+      h("td", { "data-label": "Access" }, access),
+      actions);
   }
 
   // The token is shown once, as the link the user opens to set a new password.
@@ -58,54 +85,130 @@ export function adminScreen(main) {
     await load();
   }
 
+  async function remove(user) {
+    try {
+      await api("DELETE", `/users/${user.id}`);
+      toast(`${user.name} deleted.`);
+      await load();
+    } catch (error) {
+      toast(error.message, { refusal: true });
+      if (error.problem?.assigned_accounts) chooseSource(user);
+    }
+  }
+
   async function load(cursor) {
     const page = await api("GET", "/users", { params: { page_size: 50, cursor } });
-    if (!cursor) clear(body);
-    for (const user of page.data) body.append(row(user));
+    if (!cursor) {
+      clear(body);
+      users.clear();
+    }
+    for (const user of page.data) {
+      users.set(user.id, user);
+      body.append(row(user));
+    }
     more.hidden = !page.next_cursor;
-    more.onclick = () => load(page.next_cursor);
+    more.onclick = () => load(page.next_cursor).catch(refused);
+    fillMoveChoices();
   }
 
   const form = h(
     "form",
     { class: "card", "aria-labelledby": "new-user-title" },
-    h("h2", { id: "new-user-title" }, "New user"),
+    h("h2", { id: "new-user-title" }, admin ? "New user" : "New agent"),
     h("div", { class: "form-alert", role: "alert" }),
     field("Name", h("input", { name: "name", required: true })),
     field("Email", h("input", { name: "email", type: "email", required: true })),
-    field("Role", select("role", ROLES.slice(0, 4), "agent")),
-    field("Team", h("input", { name: "team" }), "Optional"),
+    admin ? field("Role", select("role", ROLES.slice(0, 4), "agent")) : null,
+    admin
+      ? field("Team", h("input", { name: "team" }), "Optional")
+      : h("p", { class: "muted" }, `The agent joins your team, ${me.team || "—"}.`),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "new-password", required: true }), "At least 10 characters"),
-    h("button", { type: "submit", class: "primary" }, "Create user"),
+    h("button", { type: "submit", class: "primary" }, admin ? "Create user" : "Create agent"),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const els = form.elements;
+    const user = { name: els.name.value, email: els.email.value, role: admin ? els.role.value : "agent", password: els.password.value };
+    if (admin && els.team.value.trim()) user.team = els.team.value.trim();
     try {
-      await api("POST", "/users", {
-        body: { name: els.name.value, email: els.email.value, role: els.role.value, password: els.password.value, team: els.team.value.trim() || undefined },
-      });
+      await api("POST", "/users", { body: user });
       showProblem(form, null);
       form.reset();
-      toast("User created.");
+      toast(admin ? "User created." : "Agent created.");
       await load();
     } catch (error) {
       showProblem(form, error);
     }
   });
 
+  // Moving one user's open accounts to another who works accounts.
+  const from = h("select", { name: "from", required: true });
+  const to = h("select", { name: "to", required: true });
+  const moveForm = h(
+    "form",
+    { class: "card", "aria-labelledby": "move-title" },
+    h("h2", { id: "move-title" }, "Move accounts"),
+    h("p", { class: "muted" }, "Gives every open account of one agent to another, for example before a deletion."),
+    h("div", { class: "form-alert", role: "alert" }),
+    field("From", from),
+    field("To", to, "An active person who works accounts"),
+    h("button", { type: "submit", class: "primary" }, "Move open accounts"),
+  );
+  const progress = h("progress", { hidden: true, "aria-label": "Accounts moved" });
+  const outcome = h("p", { role: "status" });
+  moveForm.append(progress, outcome);
+
+  function fillMoveChoices() {
+    const chosen = [from.value, to.value];
+    const option = (user) => h("option", { value: user.id }, `${user.name}${user.team ? ` (${user.team})` : ""}`);
+    const all = [...users.values()];
+    clear(from, h("option", { value: "" }, "Choose…"), all.filter((u) => admin || u.role === "agent").map(option));
+    const receivers = all.filter((u) => !u.disabled && !u.deleted_at && (admin ? WORKS_ACCOUNTS.has(u.role) : u.role === "agent"));
+    clear(to, h("option", { value: "" }, "Choose…"), receivers.map(option));
+    [from.value, to.value] = chosen;
+  }
+
+  function chooseSource(user) {
+    from.value = user.id;
+    to.value = "";
+    moveForm.scrollIntoView({ block: "nearest" });
+    to.focus();
+  }
+
+  moveForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = moveForm.querySelector("button");
+    button.disabled = true;
+    try {
+      const answer = await api("POST", `/users/${from.value}/accounts/move`, { body: { to: to.value } });
+      showProblem(moveForm, null);
+      moveForm.reset();
+      // Many accounts move as a job (202): its progress shows here as it runs.
+      if (answer.moved !== undefined) clear(outcome, `${answer.moved} open accounts moved.`);
+      else follow(answer.id, progress, outcome);
+    } catch (error) {
+      showProblem(moveForm, error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
+  const status = h("div", { class: "form-alert", role: "alert" });
+  const refused = (error) => clear(status, error.message);
+
   clear(
     main,
-    h("h1", {}, "Users and roles"),
+    h("h1", {}, admin ? "Users and roles" : `Team ${me.team || ""}`.trim()),
     resetLink,
     h("div", { class: "columns wide-left" },
       h("section", { class: "card", "aria-label": "Users" },
-        h("table", {},
-          h("caption", {}, "Users"),
-          h("thead", {}, h("tr", {}, ["Name", "Email", "Role", "Team", "Access", "Created", ""].map((t) => h("th", { scope: "col" }, t)))),
+        status,
+        h("table", { class: "users" },
+          h("caption", {}, admin ? "Users" : "Your team"),
+          h("thead", {}, h("tr", {}, ["Name", "Role", "Team", "Access", "Actions"].map((t) => h("th", { scope: "col" }, t)))),
           body),
         more),
-      form),
+      h("div", {}, form, moveForm)),
   );
-  load().catch((error) => toast(error.message, { refusal: true }));
+  load().catch(refused);
 }

@@ -27,7 +27,7 @@ const SCREENS = {
   queue: { role: "agent", title: "My queue", show: queueScreen },
   imports: { role: "manager", title: "Imports", show: importsScreen },
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
-  admin: { role: "admin", title: "Users", show: adminScreen },
+  admin: { role: "manager", title: "Users", show: adminScreen },
   "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
   // Every signed-in user, a pending one too; linked beside "Sign out".
   me: { role: "pending", title: "My account", show: meScreen, hidden: true },
@@ -59,18 +59,19 @@ async function render() {
     return;
   }
   if (!currentUser()) {
-    loginScreen();
+    if (name === "register") registerScreen();
+    else loginScreen();
     return;
   }
-  const screen = SCREENS[name];
   if (!atLeast("viewer") && name !== "me") {
-    clear(main, h("h1", {}, "Waiting for a role"), h("p", {}, "An administrator has not given your account a role yet."));
+    pendingScreen();
     return;
   }
   if (mustEnrol && name !== "second-factor") {
     location.replace("#/second-factor");
     return;
   }
+  const screen = SCREENS[name];
   if (!screen || !atLeast(screen.role)) {
     location.replace(atLeast("agent") ? "#/queue" : "#/search");
     return;
@@ -103,7 +104,12 @@ function loginScreen() {
     field("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true })),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
     h("button", { type: "submit", class: "primary" }, "Sign in"),
+    h("p", { class: "register-link", hidden: true }, h("a", { href: "#/register" }, "Create an account")),
   );
+  // The link shows only when the server takes registrations.
+  api("GET", "/auth/options").then((options) => {
+    form.querySelector(".register-link").hidden = !options.registration;
+  }, () => {});
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button");
@@ -179,6 +185,65 @@ async function passwordSet() {
   }
   history.replaceState(null, "", location.pathname);
   render();
+}
+
+// Self-registration: the account waits for an administrator, so the pending screen
+// follows at once.
+function registerScreen() {
+  top.hidden = true;
+  document.title = "Create an account · Arrears";
+  const form = h(
+    "form",
+    { class: "card login", "aria-labelledby": "register-title" },
+    h("h1", { id: "register-title" }, "Create an account"),
+    h("p", { class: "muted" }, "An administrator approves new accounts before they see anything."),
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Name", h("input", { name: "name", autocomplete: "name", required: true })),
+    field("Email", h("input", { name: "email", type: "email", autocomplete: "username", required: true })),
+    field("Password", h("input", { name: "password", type: "password", autocomplete: "new-password", required: true }), "At least 10 characters"),
+    h("button", { type: "submit", class: "primary" }, "Create account"),
+    h("p", {}, h("a", { href: "#/" }, "Back to sign in")),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button");
+    const { name, email, password } = form.elements;
+    button.disabled = true;
+    try {
+      await api("POST", "/auth/register", { body: { name: name.value, email: email.value, password: password.value } });
+    } catch (error) {
+      showProblem(form, error);
+      button.disabled = false;
+      return;
+    }
+    try {
+      await signIn(email.value, password.value);
+      history.replaceState(null, "", location.pathname);
+      signedIn();
+    } catch {
+      // The server answers a taken email like a new one (its owner is told), so only
+      // signing in can fail here; the form says no more than that.
+      clear(form, h("h1", { id: "register-title" }, "Request sent"),
+        h("p", {}, "If this email is new, your account waits for an administrator's approval."),
+        h("p", {}, h("a", { href: "#/" }, "Back to sign in")));
+    }
+  });
+  clear(main, form);
+  form.elements.name.focus();
+}
+
+// A signed-in user without a role sees nothing until an administrator gives one.
+function pendingScreen() {
+  top.hidden = true;
+  document.title = "Waiting for approval · Arrears";
+  clear(
+    main,
+    h("section", { class: "card login", "aria-labelledby": "pending-title" },
+      h("h1", { id: "pending-title" }, "Waiting for approval"),
+      h("p", {}, "An administrator must approve you before you can work in Arrears."),
+      h("p", { class: "muted" }, "Sign in again once they have given your account a role."),
+      h("button", { type: "button", class: "primary", onclick: () => signOut() }, "Sign out")),
+  );
 }
 
 const bell = { count: 0, button: null, panel: null };

@@ -110,4 +110,8 @@ pub struct BulkParams {
     pub patch: BulkPatch,
     pub actor: Uuid,
     pub role: crate::domain::role::Role,
+    /// Moving one agent's accounts: each account is changed only while still assigned to
+    /// this agent, so one reassigned since the job was queued stays where it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_agent: Option<Uuid>,
 }

@@ -74,6 +74,9 @@ pub enum Action {
     /// See any agent's work queue and the team queue of unassigned accounts.
     SuperviseQueues,
     ManageUsers,
+    /// Create, disable and enable the agents of one's own team and move their accounts
+    /// (admins do all of it for every user through `ManageUsers`).
+    ManageTeamAgents,
     /// Read the names, roles and teams of the people who work accounts.
     ReadAgents,
     /// Read the manager KPIs of every agent and team.
@@ -101,6 +104,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),
+    (Action::ManageTeamAgents, &[Role::Admin, Role::Manager]),
     (Action::ReadAgents, &[Role::Admin, Role::Manager]),
     (Action::ReadKpis, &[Role::Admin, Role::Manager]),
     (Action::ReadAccountHistory, &[Role::Admin, Role::Manager]),
@@ -132,6 +136,9 @@ pub const NOT_YOURS_TO_READ: &str = "this account is not assigned to you: agents
 /// Why a user cannot be made an account's assignee.
 pub const NOT_ASSIGNABLE: &str = "this user is disabled or does not work accounts, and cannot be assigned any";
 
+/// Why a manager without a team may not manage users.
+pub const NO_TEAM: &str = "you have no team, so you manage no one; an admin can set your team";
+
 /// Whose accounts `user` (of `role`) works: every account for roles that may update any,
 /// only the accounts assigned to them for the others. The one statement of the rule;
 /// handlers and jobs ask it.
@@ -162,6 +169,8 @@ mod tests {
         assert!(!works_account(Role::Agent, agent, None));
         assert!(works_account(Role::Manager, agent, Some(other)));
         assert!(!allows(Role::Manager, Action::ManageUsers));
+        assert!(allows(Role::Manager, Action::ManageTeamAgents));
+        assert!(!allows(Role::Agent, Action::ManageTeamAgents) && !allows(Role::Viewer, Action::ManageTeamAgents));
         assert!(allows(Role::Agent, Action::UpdateAssignedWorkflow));
         assert!(!allows(Role::Agent, Action::UpdateAnyAccount));
         assert!(!allows(Role::Agent, Action::LiftContactBlocks));

@@ -93,6 +93,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
             .and(json_body::<RefreshRequest>(limit))
             .then(logout))
         .unify()
+        .or(warp::path!("auth" / "options")
+            .and(warp::get())
+            .and(with_state(state.clone()))
+            .then(options))
+        .unify()
         .or(warp::path!("auth" / "me")
             .and(warp::get())
             .and(enrolling_principal(state.clone()))
@@ -105,7 +110,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(register, login, refresh, logout, me))]
+#[openapi(paths(register, login, refresh, logout, options, me))]
 pub struct Api;
 
 /// Register (as pending)
@@ -178,6 +183,23 @@ async fn refresh(state: AppState, ip: String, body: RefreshRequest) -> Result<Re
 async fn logout(state: AppState, ip: String, body: RefreshRequest) -> Result<Response> {
     state.sessions().logout(&ip, &body.refresh_token).await?;
     Ok(no_content())
+}
+
+/// What a sign-in screen may offer before anyone signs in.
+#[derive(Serialize, utoipa::ToSchema)]
+struct AuthOptions {
+    /// Whether `POST /api/v1/auth/register` is open (users it creates wait for an admin).
+    registration: bool,
+}
+
+/// Sign-in options
+#[utoipa::path(get, path = "/api/v1/auth/options", tag = "auth", operation_id = "auth_options", security(()),
+    responses((status = 200, description = "What the sign-in screen may offer", body = AuthOptions)))]
+async fn options(state: AppState) -> Result<Response> {
+    let options = AuthOptions {
+        registration: state.settings().allow_registration,
+    };
+    Ok(api::json(StatusCode::OK, &options))
 }
 
 /// The signed-in user

@@ -58,6 +58,9 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
             Some((agent, _)) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
                 refused.insert(*id, NOT_ASSIGNED);
             }
+            Some((agent, _)) if params.from_agent.is_some_and(|from| *agent != Some(from)) => {
+                refused.insert(*id, "no longer assigned to the agent whose accounts were moved");
+            }
             Some((_, status)) if !may_lift && leaves_dispute(*status, params.patch.status) => {
                 refused.insert(*id, lift_refusal("status"));
             }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::bulk::{BulkParams, BulkUpdateRequest, MAX_BULK_ROWS};
+use crate::domain::bulk::{BulkParams, BulkPatch, BulkUpdateRequest, MAX_BULK_ROWS};
 use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -179,6 +179,7 @@ pub async fn bulk_update(
         patch,
         actor: caller.user_id,
         role: caller.role,
+        from_agent: None,
     };
     let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
     let job = jobs::create(&mut tx, JobKind::BulkUpdate, &params, caller.user_id, &ids).await?;
@@ -187,6 +188,26 @@ pub async fn bulk_update(
     tx.commit().await?;
     tracing::info!(job_id = %job.id, rows = ids.len(), "bulk update queued");
     Ok(Queued::Fresh(job))
+}
+
+/// Queues the move of the accounts `ids` from the agent `from` to `to` as a bulk update
+/// that changes each account only while it is still assigned to `from`.
+pub async fn queue_move(pool: &PgPool, caller: &Principal, from: Uuid, to: Uuid, ids: &[Uuid]) -> Result<JobRow> {
+    let params = BulkParams {
+        patch: BulkPatch {
+            assign: Some(Some(to)),
+            ..BulkPatch::default()
+        },
+        actor: caller.user_id,
+        role: caller.role,
+        from_agent: Some(from),
+    };
+    let params = serde_json::to_value(&params).map_err(anyhow::Error::from)?;
+    let mut tx = pool.begin().await?;
+    let job = jobs::create(&mut tx, JobKind::BulkUpdate, &params, caller.user_id, ids).await?;
+    tx.commit().await?;
+    tracing::info!(job_id = %job.id, rows = ids.len(), "account move queued");
+    Ok(job)
 }
 
 fn too_many() -> Error {

@@ -307,6 +307,43 @@ pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result
     .await?)
 }
 
+/// The statuses in which an account is still worked (not paid, settled or closed).
+fn open_statuses() -> Vec<&'static str> {
+    AccountStatus::ALL
+        .into_iter()
+        .filter(|s| !s.is_resolved())
+        .map(AccountStatus::as_str)
+        .collect()
+}
+
+/// The open (not deleted, not resolved) accounts assigned to `agent`, by id.
+#[tracing::instrument(skip_all, fields(agent_id = %agent))]
+pub async fn open_assigned(conn: &mut sqlx::PgConnection, agent: Uuid) -> Result<Vec<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM accounts WHERE assigned_agent_id = $1 AND deleted_at IS NULL AND status = ANY($2) ORDER BY id")
+            .bind(agent)
+            .bind(open_statuses())
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Assigns every open account of `from` to `to` in one statement: how many moved.
+#[tracing::instrument(skip_all, fields(from = %from, to = %to))]
+pub async fn reassign_open(conn: &mut sqlx::PgConnection, from: Uuid, to: Uuid, actor: Uuid) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE accounts SET assigned_agent_id = $2, updated_at = now(), updated_by = $3
+         WHERE assigned_agent_id = $1 AND deleted_at IS NULL AND status = ANY($4)",
+    )
+    .bind(from)
+    .bind(to)
+    .bind(actor)
+    .bind(open_statuses())
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// Applies a bulk patch to `ids` in one statement: the ids it changed (an account it
 /// would give more than `MAX_TAGS` tags is left alone).
 pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: &BulkPatch, actor: Uuid) -> Result<Vec<Uuid>> {

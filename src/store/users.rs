@@ -19,6 +19,7 @@ pub struct UserRow {
     pub locked_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub team: Option<String>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl UserRow {
@@ -27,7 +28,7 @@ impl UserRow {
     }
 }
 
-const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at, team";
+const COLUMNS: &str = "id, email, name, role, password_hash, disabled, failed_logins, locked_until, created_at, team, deleted_at";
 
 /// The names of the users `ids` (unknown ids are left out).
 #[tracing::instrument(skip_all, fields(users = ids.len()))]
@@ -133,22 +134,57 @@ pub async fn standings_by_id_or_email(
     )
 }
 
-/// A page of users ordered by creation, after the `(created_at, id)` keyset position.
+/// A page of users ordered by creation, after the `(created_at, id)` keyset position:
+/// every user, or only those of `team` when one is given.
 #[tracing::instrument(skip_all)]
-pub async fn list(pool: &PgPool, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<UserRow>> {
+pub async fn list(pool: &PgPool, team: Option<&str>, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<UserRow>> {
     let rows = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM users WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) ORDER BY created_at, id LIMIT $3"
+        "SELECT {COLUMNS} FROM users
+         WHERE ($1::timestamptz IS NULL OR (created_at, id) > ($1, $2)) AND ($4::text IS NULL OR team = $4)
+         ORDER BY created_at, id LIMIT $3"
     )))
     .bind(after.map(|a| a.0))
     .bind(after.map(|a| a.1))
     .bind(limit)
+    .bind(team)
     .fetch_all(pool)
     .await?;
     Ok(rows)
 }
 
-pub async fn count(pool: &PgPool) -> Result<i64> {
-    Ok(sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(pool).await?)
+/// How many users there are, or how many in `team` when one is given.
+pub async fn count(pool: &PgPool, team: Option<&str>) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM users WHERE $1::text IS NULL OR team = $1")
+        .bind(team)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// The user `id`, locked for the rest of the transaction.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn lock(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<UserRow>> {
+    let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR UPDATE")))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row)
+}
+
+/// Deletes the user `id` by anonymising the row, which keeps its id for what names it:
+/// a placeholder name and an undeliverable email (`.invalid` is reserved, RFC 2606),
+/// a password hash no password matches, disabled for good.
+#[tracing::instrument(skip_all, fields(user_id = %id))]
+pub async fn anonymise(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Option<UserRow>> {
+    let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE users SET name = 'Deleted user ' || left(replace(id::text, '-', ''), 8),
+                email = 'deleted-' || id::text || '@deleted.invalid', password_hash = '!deleted',
+                disabled = true, deleted_at = now(), failed_logins = 0, locked_until = NULL, updated_at = now()
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row)
 }
 
 /// Which people who work accounts the directory lists.
@@ -177,6 +213,11 @@ fn push_directory_filter(qb: &mut QueryBuilder<sqlx::Postgres>, filter: &Directo
     qb.push(" WHERE role = ANY(").push_bind(working).push(")");
     if !filter.include_disabled {
         qb.push(" AND NOT disabled");
+    }
+    // Deleted users are named when asked for by id (an account's history shows who
+    // worked it), never offered by a search.
+    if filter.ids.is_empty() {
+        qb.push(" AND deleted_at IS NULL");
     }
     if let Some(name) = &filter.name {
         qb.push(" AND strpos(lower(name), lower(").push_bind(name.clone()).push(")) > 0");
@@ -215,6 +256,8 @@ pub struct UserChange {
     pub role: Option<Role>,
     pub disabled: Option<bool>,
     pub team: Option<Option<String>>,
+    /// Change the user only if they are an agent of this team (a manager's reach).
+    pub agent_of_team: Option<String>,
 }
 
 /// Changes a user as `actor`. Disabling one revokes every session they hold in the same
@@ -226,13 +269,15 @@ pub async fn update(pool: &PgPool, actor: Uuid, id: Uuid, change: &UserChange) -
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled),
                 team = CASE WHEN $4 THEN $5 ELSE team END, updated_at = now()
-         WHERE id = $1 RETURNING {COLUMNS}"
+         WHERE id = $1 AND deleted_at IS NULL AND ($6::text IS NULL OR (role = 'agent' AND team = $6))
+         RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(change.role.map(Role::as_str))
     .bind(change.disabled)
     .bind(change.team.is_some())
     .bind(change.team.clone().flatten())
+    .bind(change.agent_of_team.as_deref())
     .fetch_optional(&mut *tx)
     .await?;
     if row.is_some() && change.disabled == Some(true) {

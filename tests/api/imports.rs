@@ -649,7 +649,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
         let change = arrears::store::users::UserChange {
             role: change.0,
             disabled: change.1,
-            team: None,
+            ..Default::default()
         };
         arrears::store::users::update(&pool, owner, owner, &change).await.unwrap();
         assert_eq!(runner::run_chunk(&pool, job.id, &params).await.unwrap(), 3, "{email}");

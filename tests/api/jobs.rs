@@ -241,6 +241,7 @@ async fn a_job_taken_over_after_a_crash_resumes_without_applying_a_row_twice() {
         },
         actor: owner,
         role: Role::Manager,
+        from_agent: None,
     };
     let mut tx = pool.begin().await.unwrap();
     let job = jobs::create(

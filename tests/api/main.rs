@@ -41,6 +41,7 @@ mod security_rules;
 mod seed;
 mod stats;
 mod sync;
+mod team_admin;
 mod users;
 mod ws;
 mod ws_lifecycle;

@@ -438,6 +438,7 @@ async fn a_queued_bulk_update_runs_with_its_submitters_current_role() {
         },
         actor: manager.id,
         role: Role::Manager,
+        from_agent: None,
     };
     let mut tx = app.pool.begin().await.unwrap();
     let job = arrears::store::jobs::create(
