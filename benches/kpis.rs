@@ -50,9 +50,17 @@ async fn main() {
         .unwrap();
     for agent in 0..AGENTS {
         let team = format!("team {}", agent % TEAMS);
-        arrears::store::users::insert_in_team(pool, &format!("agent-{agent}@example.com"), "Agent", Role::Agent, "x", Some(&team))
-            .await
-            .unwrap();
+        arrears::store::users::insert_in_team(
+            pool,
+            None,
+            &format!("agent-{agent}@example.com"),
+            "Agent",
+            Role::Agent,
+            "x",
+            Some(&team),
+        )
+        .await
+        .unwrap();
     }
     // Ids computed from the row number, so that other rows can name an account.
     timed(

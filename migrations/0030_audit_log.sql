@@ -128,7 +128,8 @@ $$;
 
 -- The statement-level trigger behind every audited table. Arguments: the entity name,
 -- the column naming the account ('' for none), the column naming the actor when the
--- application named none ('' for none), the ignored columns and the secret ones. One
+-- application named none ('' for none), the ignored columns, the secret ones, and the
+-- key column when it is not `id`. One
 -- INSERT per statement, over the transition tables: a bulk update of 10,000 accounts
 -- writes its 10,000 entries in one statement.
 CREATE FUNCTION audit_changes() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -138,6 +139,7 @@ DECLARE
     actor_key   text := TG_ARGV[2];
     ignored     text[] := TG_ARGV[3]::text[];
     secret      text[] := TG_ARGV[4]::text[];
+    key         text := coalesce(TG_ARGV[5], 'id');
     who         uuid := nullif(current_setting('arrears.actor', true), '')::uuid;
     job         text := nullif(current_setting('arrears.job', true), '');
     address     text := nullif(current_setting('arrears.address', true), '');
@@ -147,21 +149,21 @@ BEGIN
     IF TG_OP = 'INSERT' THEN
         INSERT INTO audit_log (actor, job, address, request_id, action, entity, entity_id, account_id, by_rule, details)
         SELECT coalesce(who, (n.j ->> actor_key)::uuid), job, address, request, entity || '.create', entity,
-               n.j ->> 'id', (n.j ->> account_key)::uuid, rule,
+               n.j ->> key, (n.j ->> account_key)::uuid, rule,
                jsonb_build_object('row', audit_shown(n.j, ignored, secret))
         FROM (SELECT to_jsonb(r) AS j FROM new_rows r) n;
     ELSIF TG_OP = 'DELETE' THEN
         INSERT INTO audit_log (actor, job, address, request_id, action, entity, entity_id, account_id, by_rule, details)
         SELECT who, job, address, request, entity || '.delete', entity,
-               o.j ->> 'id', (o.j ->> account_key)::uuid, rule,
+               o.j ->> key, (o.j ->> account_key)::uuid, rule,
                jsonb_build_object('row', audit_shown(o.j, ignored, secret))
         FROM (SELECT to_jsonb(r) AS j FROM old_rows r) o;
     ELSE
         INSERT INTO audit_log (actor, job, address, request_id, action, entity, entity_id, account_id, by_rule, details)
         SELECT who, job, address, request, entity || '.update', entity,
-               n.j ->> 'id', (n.j ->> account_key)::uuid, rule, jsonb_build_object('changes', d.changes)
+               n.j ->> key, (n.j ->> account_key)::uuid, rule, jsonb_build_object('changes', d.changes)
         FROM (SELECT to_jsonb(r) AS j FROM new_rows r) n
-        JOIN (SELECT to_jsonb(r) AS j FROM old_rows r) o ON o.j -> 'id' = n.j -> 'id'
+        JOIN (SELECT to_jsonb(r) AS j FROM old_rows r) o ON o.j -> key = n.j -> key
         CROSS JOIN LATERAL (
             SELECT jsonb_object_agg(k.key, CASE WHEN k.key = ANY (secret) THEN '{"changed": true}'::jsonb
                                                ELSE jsonb_build_object('before', o.j -> k.key, 'after', k.value) END) AS changes
@@ -239,19 +241,16 @@ CREATE TRIGGER overrides_audit_update AFTER UPDATE ON contact_overrides REFERENC
 CREATE TRIGGER contact_policy_audit_update AFTER UPDATE ON contact_policy REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('contact_policy', '', '', '{}', '{}');
 
--- Users: role, team, disabled and the rest; a password or second-factor secret change
--- shows only that it changed; the login counters are noise.
+-- Users: role, team, disabled and the rest; a password change shows only that it
+-- changed; the login counters are noise.
 CREATE TRIGGER users_audit_insert AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', '', '',
-        '{created_at,updated_at,failed_logins,locked_until}',
-        '{password_hash,totp_secret,second_factor_secret,recovery_codes,reset_token_hash}');
+        '{created_at,updated_at,failed_logins,locked_until}', '{password_hash}');
 CREATE TRIGGER users_audit_update AFTER UPDATE ON users REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', '', '',
-        '{created_at,updated_at,failed_logins,locked_until,totp_last_step,second_factor_last_step}',
-        '{password_hash,totp_secret,second_factor_secret,recovery_codes,reset_token_hash}');
+        '{created_at,updated_at,failed_logins,locked_until}', '{password_hash}');
 CREATE TRIGGER users_audit_delete AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', '', '', '{}',
-        '{password_hash,totp_secret,second_factor_secret,recovery_codes,reset_token_hash}');
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_changes('user', '', '', '{}', '{password_hash}');
 
 -- Jobs: one entry per import or bulk update with its parameters, and one per change of
 -- status (not per progress tick).

@@ -213,9 +213,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let password = read_password()?;
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;
-            let user = create_user(&pool, crate::auth::password::shared(), CreateUser::new(email, name, role, password))
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = create_user(
+                &pool,
+                crate::auth::password::shared(),
+                None,
+                CreateUser::new(email, name, role, password),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("{}", serde_json::to_string_pretty(&UserView::from(&user))?);
             Ok(())
         }

@@ -16,7 +16,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::service::Window;
 use crate::service::sessions::Sessions;
 use crate::store::sessions::{self, LiveSession};
-use crate::store::{password_resets, users};
+use crate::store::{self, password_resets, users};
 
 /// How long a password reset token is good for.
 pub const RESET_TOKEN_TTL: chrono::Duration = chrono::Duration::hours(1);
@@ -104,7 +104,7 @@ impl Sessions<'_> {
             ));
         }
         let hash = self.gate.hashers().hash(body.new_password).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = store::begin_as(self.pool, caller.user_id).await?;
         users::set_password(&mut tx, user.id, &hash).await?;
         password_resets::drop_of(&mut tx, user.id).await?;
         let ended = sessions::revoke_others_of(&mut tx, user.id, caller.session_id, "password changed").await?;
@@ -147,6 +147,7 @@ impl Sessions<'_> {
         let Some(user_id) = password_resets::spend(&mut tx, &token_hash).await? else {
             return Err(bad_token());
         };
+        store::record_as(&mut tx, Some(user_id), None).await?;
         users::set_password(&mut tx, user_id, &hash).await?;
         let ended = sessions::revoke_all_of(&mut tx, user_id, "password reset").await?;
         tx.commit().await?;

@@ -210,7 +210,7 @@ pub async fn disable(pool: &PgPool, gate: &Gate, ip: &str, caller: &Principal, p
         gate.record_login_failure(ip, &caller.email).await?;
         return Err(Error::field("password", "is not your password"));
     }
-    second_factors::remove(pool, caller.user_id).await?;
+    second_factors::remove(pool, caller.user_id, caller.user_id).await?;
     gate.forget_sessions();
     tracing::info!(user_id = %caller.user_id, "second factor off");
     Ok(())
@@ -224,7 +224,7 @@ pub async fn reset(pool: &PgPool, gate: &Gate, caller: &Principal, user_id: Uuid
     if users::by_id(pool, user_id).await?.is_none() {
         return Err(Error::not_found("user"));
     }
-    second_factors::remove(pool, user_id).await?;
+    second_factors::remove(pool, caller.user_id, user_id).await?;
     gate.forget_sessions();
     tracing::info!(user_id = %user_id, admin_id = %caller.user_id, "second factor reset by an admin");
     Ok(())

@@ -190,7 +190,7 @@ pub async fn create(pool: &PgPool, hashers: &password::Hashers, caller: &Princip
             }
         }
     }
-    let row = create_user(pool, hashers, body).await?;
+    let row = create_user(pool, hashers, Some(caller.user_id), body).await?;
     tracing::info!(user_id = %row.id, role = row.role, "user created");
     Ok(UserView::from(&row))
 }
@@ -289,8 +289,9 @@ pub async fn directory(
     Ok((rows, users::directory_count(pool, filter).await?))
 }
 
-/// Validates a new user's fields the same way for admins, registration and the CLI.
-pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, body: CreateUser) -> Result<UserRow> {
+/// Validates a new user's fields the same way for admins, registration and the CLI;
+/// `actor` made it (none for registration and the CLI).
+pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, actor: Option<Uuid>, body: CreateUser) -> Result<UserRow> {
     let mut errors = Vec::new();
     let email = normalize_email(&body.email)
         .map_err(|m| errors.push(FieldError::new("email", m)))
@@ -314,7 +315,7 @@ pub async fn create_user(pool: &PgPool, hashers: &password::Hashers, body: Creat
         return Err(Error::validation(errors));
     };
     let hash = hashers.hash(body.password).await?;
-    users::insert_in_team(pool, &email, &name, body.role, &hash, team.as_deref()).await
+    users::insert_in_team(pool, actor, &email, &name, body.role, &hash, team.as_deref()).await
 }
 
 /// Self-registration (always as `pending`). The answer is the same whether or not the
@@ -327,6 +328,7 @@ pub async fn register(pool: &PgPool, hashers: &password::Hashers, body: CreateUs
     match create_user(
         pool,
         hashers,
+        None,
         CreateUser {
             role: Role::Pending,
             team: None,

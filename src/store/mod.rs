@@ -51,9 +51,18 @@ pub async fn begin_for_job(pool: &PgPool, job: &str, by: Option<Uuid>) -> crate:
     begin_recorded(pool, by, Some(job)).await
 }
 
-async fn begin_recorded(pool: &PgPool, actor: Option<Uuid>, job: Option<&str>) -> crate::error::Result<Transaction<'static, Postgres>> {
-    let request = crate::telemetry::current_request();
+/// A transaction recorded as [`record_as`] says.
+pub async fn begin_recorded(pool: &PgPool, actor: Option<Uuid>, job: Option<&str>) -> crate::error::Result<Transaction<'static, Postgres>> {
     let mut tx = pool.begin().await?;
+    record_as(&mut tx, actor, job).await?;
+    Ok(tx)
+}
+
+/// Names, for the rest of the transaction on `conn`, who its changes are recorded as in
+/// the audit trail: `actor`, `job`, and the address and id of the request being served.
+/// For a transaction that learns its actor as it goes (a reset token names its user).
+pub async fn record_as(conn: &mut sqlx::PgConnection, actor: Option<Uuid>, job: Option<&str>) -> crate::error::Result<()> {
+    let request = crate::telemetry::current_request();
     sqlx::query(
         "SELECT set_config('arrears.actor', coalesce($1, ''), true), set_config('arrears.job', coalesce($2, ''), true),
                 set_config('arrears.address', coalesce($3, ''), true), set_config('arrears.request_id', coalesce($4, ''), true)",
@@ -62,9 +71,9 @@ async fn begin_recorded(pool: &PgPool, actor: Option<Uuid>, job: Option<&str>) -
     .bind(job)
     .bind(request.as_ref().map(|r| r.client.as_str()))
     .bind(request.as_ref().map(|r| r.id.as_str()))
-    .execute(&mut *tx)
+    .execute(conn)
     .await?;
-    Ok(tx)
+    Ok(())
 }
 
 /// Connects to the database named in `url`, creating it first when it does not exist.

@@ -49,7 +49,7 @@ pub async fn begin(pool: &PgPool, user_id: Uuid, secret_sealed: &[u8]) -> Result
 /// recovery codes `code_hashes`; `false` when it was confirmed or restarted meanwhile.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
 pub async fn confirm(pool: &PgPool, user_id: Uuid, secret_sealed: &[u8], step: i64, code_hashes: &[Vec<u8>]) -> Result<bool> {
-    let mut tx = pool.begin().await?;
+    let mut tx = super::begin_as(pool, user_id).await?;
     let confirmed = sqlx::query(
         "UPDATE second_factors SET confirmed_at = now(), last_used_step = $3
          WHERE user_id = $1 AND secret_sealed = $2 AND confirmed_at IS NULL",
@@ -101,12 +101,14 @@ pub async fn spend_recovery_code(pool: &PgPool, user_id: Uuid, code_hash: &[u8])
     Ok(spent == 1)
 }
 
-/// Removes the user's factor (on or being enrolled) and its recovery codes.
+/// Removes the user's factor (on or being enrolled) and its recovery codes, as `actor`.
 #[tracing::instrument(skip_all, fields(user_id = %user_id))]
-pub async fn remove(pool: &PgPool, user_id: Uuid) -> Result<()> {
+pub async fn remove(pool: &PgPool, actor: Uuid, user_id: Uuid) -> Result<()> {
+    let mut tx = super::begin_as(pool, actor).await?;
     sqlx::query("DELETE FROM second_factors WHERE user_id = $1")
         .bind(user_id)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     Ok(())
 }

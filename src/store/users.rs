@@ -54,18 +54,20 @@ pub async fn teams(pool: &PgPool) -> Result<std::collections::HashMap<Uuid, Stri
 
 #[tracing::instrument(skip_all)]
 pub async fn insert(pool: &PgPool, email: &str, name: &str, role: Role, password_hash: &str) -> Result<UserRow> {
-    insert_in_team(pool, email, name, role, password_hash, None).await
+    insert_in_team(pool, None, email, name, role, password_hash, None).await
 }
 
 #[tracing::instrument(skip_all)]
 pub async fn insert_in_team(
     pool: &PgPool,
+    actor: Option<Uuid>,
     email: &str,
     name: &str,
     role: Role,
     password_hash: &str,
     team: Option<&str>,
 ) -> Result<UserRow> {
+    let mut tx = super::begin_recorded(pool, actor, None).await?;
     let row = sqlx::query_as::<_, UserRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO users (id, email, name, role, password_hash, team) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {COLUMNS}"
     )))
@@ -75,8 +77,9 @@ pub async fn insert_in_team(
     .bind(role.as_str())
     .bind(password_hash)
     .bind(team)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(row)
 }
 

@@ -418,3 +418,74 @@ async fn retention_drops_only_months_older_than_the_period() {
     assert!(!far.partitions_dropped.contains(&"audit_log_default".to_owned()));
     assert!(verify(&app).0, "dropping whole partitions leaves the others' chains intact");
 }
+
+#[tokio::test]
+async fn the_life_of_a_user_is_in_the_trail_sign_ins_and_failures_included() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let email = format!("trail-{}@example.com", Uuid::new_v4().simple());
+    let password = "a long enough password 42";
+    let created = app
+        .post(
+            "/api/v1/users",
+            Some(&admin.token),
+            &json!({"email": email, "name": "Trail Person", "role": "agent", "password": password}),
+        )
+        .await;
+    let (status, user) = status_json(created).await;
+    assert_eq!(status, StatusCode::CREATED, "{user}");
+    let id = id_of(&user);
+
+    let (status, _) = app.login(&email, "not the password at all").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, tokens) = app.login(&email, password).await;
+    assert_eq!(status, StatusCode::OK);
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": tokens["refresh_token"]}))
+        .await;
+    let (status, refreshed) = status_json(refreshed).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let out = app
+        .post("/api/v1/auth/logout", None, &json!({"refresh_token": refreshed["refresh_token"]}))
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let disabled = app
+        .patch(&format!("/api/v1/users/{id}"), &admin.token, &json!({"disabled": true}))
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+
+    let (_, sessions) = status_json(app.get(&format!("/api/v1/audit?entity=session&actor_id={id}"), &admin.token).await).await;
+    let mut seen = actions(&sessions);
+    seen.reverse();
+    assert_eq!(seen, ["session.login", "session.refresh", "session.logout"], "{sessions}");
+    assert!(
+        sessions["data"].as_array().unwrap().iter().all(|e| e["address"] == "127.0.0.1"),
+        "{sessions}"
+    );
+    assert_eq!(entry(&sessions, "session.logout")["details"]["reason"], "logout");
+
+    let (_, user_entries) = status_json(app.get(&format!("/api/v1/audit?entity=user&entity_id={id}"), &admin.token).await).await;
+    let made = entry(&user_entries, "user.create");
+    assert_eq!(made["actor_id"], admin.id.to_string(), "the admin who created them");
+    assert_eq!(made["details"]["row"]["password_hash"], true, "a password is set, and not shown");
+    assert!(!user_entries.to_string().contains("argon2"), "no hash anywhere: {user_entries}");
+    let failed = entry(&user_entries, "session.login_failed");
+    assert_eq!(failed["details"], json!({"email": email, "failed": "password"}));
+    assert_eq!(failed["address"], "127.0.0.1");
+    let off = entry(&user_entries, "user.update");
+    assert_eq!(off["details"]["changes"]["disabled"], json!({"before": false, "after": true}));
+    assert_eq!(off["actor_id"], admin.id.to_string());
+
+    // An unknown email fails too, and is recorded without a user.
+    let (status, _) = app.login("nobody-at-all@example.com", "whatever it is 123").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (_, unknown) = status_json(app.get("/api/v1/audit?action=session.login_failed", &admin.token).await).await;
+    assert!(
+        unknown["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["entity_id"].is_null() && e["details"]["email"] == "nobody-at-all@example.com"),
+        "{unknown}"
+    );
+}

@@ -72,7 +72,7 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
     let mut agents = Vec::new();
     for (i, team) in [Some("north"), Some("north"), Some("south"), None].into_iter().enumerate() {
         let email = format!("kpi-agent-{i}-{}@example.com", Uuid::new_v4().simple());
-        let row = arrears::store::users::insert_in_team(pool, &email, "Agent", Role::Agent, "x", team)
+        let row = arrears::store::users::insert_in_team(pool, None, &email, "Agent", Role::Agent, "x", team)
             .await
             .unwrap();
         agents.push(row.id);
