@@ -489,3 +489,65 @@ async fn the_life_of_a_user_is_in_the_trail_sign_ins_and_failures_included() {
         "{unknown}"
     );
 }
+
+#[tokio::test]
+async fn a_bulk_update_is_one_entry_with_its_parameters_and_one_per_account_naming_the_job() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(id_of(&app.account(&manager.token, json!({})).await));
+    }
+    let (status, job) = status_json(
+        app.post(
+            "/api/v1/accounts/bulk-update",
+            Some(&manager.token),
+            &json!({"ids": ids, "patch": {"status": "disputed", "tags_add": ["bulk-audit"]}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let job_id = id_of(&job);
+    crate::helpers::eventually("the job finishes", || async {
+        let (_, body) = status_json(app.get(&format!("/api/v1/jobs/{job_id}"), &manager.token).await).await;
+        body["finished_at"].is_string()
+    })
+    .await;
+
+    let (_, jobs) = status_json(app.get(&format!("/api/v1/audit?entity=job&entity_id={job_id}"), &admin.token).await).await;
+    let made = entry(&jobs, "job.create");
+    assert_eq!(made["actor_id"], manager.id.to_string());
+    assert_eq!(made["details"]["row"]["kind"], "bulk_update");
+    assert_eq!(
+        made["details"]["row"]["params"]["patch"]["status"], "disputed",
+        "its parameters: {made}"
+    );
+    assert!(
+        jobs["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["details"]["changes"]["status"]["after"] == "succeeded"),
+        "its end: {jobs}"
+    );
+    let (_, changes) = status_json(
+        app.get(
+            &format!("/api/v1/audit?action=account.update&actor_id={}", manager.id),
+            &admin.token,
+        )
+        .await,
+    )
+    .await;
+    let by_job: Vec<&Value> = changes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["job"] == format!("bulk_update:{job_id}"))
+        .collect();
+    assert_eq!(by_job.len(), 3, "one per account: {changes}");
+    for e in by_job {
+        assert_eq!(e["details"]["changes"]["status"], json!({"before": "active", "after": "disputed"}));
+    }
+}
