@@ -23,7 +23,7 @@ async function setup() {
 async function openHistory(page) {
   await page.goto(`${page.url().split("#")[0]}#/account/${ids.account}`);
   await page.getByRole("tab", { name: "History" }).click();
-  await page.getByRole("heading", { name: "History" }).waitFor();
+  await page.getByRole("heading", { name: "History", exact: true }).waitFor();
 }
 
 suite("an account's history", setup, (test) => {
@@ -53,7 +53,7 @@ suite("an account's history", setup, (test) => {
       }
       // Back to the timeline: the tab switches the card.
       await page.getByRole("tab", { name: "Timeline" }).click();
-      await page.getByRole("heading", { name: "Timeline" }).waitFor();
+      await page.getByRole("heading", { name: "Timeline", exact: true }).waitFor();
       await page.context().close();
     }
   });
