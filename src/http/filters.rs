@@ -53,30 +53,27 @@ pub fn user_agent() -> impl Filter<Extract = (Option<String>,), Error = Infallib
 /// The authenticated caller, or a 401 rejection (403 for a user who must enrol a second
 /// factor first).
 pub fn principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and(with_state(state))
-        .and_then(|headers: HeaderMap, state: AppState| async move {
-            let token = bearer_token(&headers).map_err(|e| warp::reject::custom(Rejected(e)))?;
-            state
-                .auth()
-                .authenticate(token)
-                .await
-                .map_err(|e| warp::reject::custom(Rejected(e)))
-        })
+    authenticated(state, false)
 }
 
 /// The authenticated caller, also one who must enrol a second factor before anything
 /// else (their tokens reach only enrolment and `/auth/me`), or a 401 rejection.
 pub fn enrolling_principal(state: AppState) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
+    authenticated(state, true)
+}
+
+fn authenticated(state: AppState, enrolling: bool) -> impl Filter<Extract = (Principal,), Error = warp::Rejection> + Clone {
     warp::header::headers_cloned()
         .and(with_state(state))
-        .and_then(|headers: HeaderMap, state: AppState| async move {
+        .and_then(move |headers: HeaderMap, state: AppState| async move {
             let token = bearer_token(&headers).map_err(|e| warp::reject::custom(Rejected(e)))?;
-            state
-                .auth()
-                .authenticate_enrolling(token)
-                .await
-                .map_err(|e| warp::reject::custom(Rejected(e)))
+            let gate = state.auth();
+            let caller = if enrolling {
+                gate.authenticate_enrolling(token).await
+            } else {
+                gate.authenticate(token).await
+            };
+            caller.map_err(|e| warp::reject::custom(Rejected(e)))
         })
 }
 
