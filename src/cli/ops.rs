@@ -299,16 +299,19 @@ pub async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
         );
         println!("{}: {} sealed, {} pending, {head}", report.partition, check.sealed, check.pending);
         for (position, id) in &check.broken {
-            println!("  row {id} at position {position} does not match its hash: edited");
+            println!("  row {id} at position {position} does not match the digest sealed for it: edited");
         }
         for position in &check.missing {
             println!("  position {position} is missing: a row was removed");
+        }
+        for position in &check.forged_seals {
+            println!("  the seal at position {position} does not match its hash: the seals were edited");
         }
         for id in &check.unsealed_behind {
             println!("  row {id} was written behind the sealer (an old transaction id): inserted by hand");
         }
         if let Some(position) = check.cut_at {
-            println!("  the chain should reach position {position} with the hash sealed there: rows at its end were removed or replaced");
+            println!("  the chain should reach position {position} with the hash sealed there: seals at its end were removed or replaced");
         }
         if report.tampered() {
             tampered += 1;

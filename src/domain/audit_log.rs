@@ -1,6 +1,7 @@
-//! The audit trail's rules that need no database: how a row is chained to the one before
-//! it (the same computation for the sealer and for `audit verify`), which partitions
-//! retention may drop, and the filters an audit list takes.
+//! The audit trail's rules that need no database: a row's digest and how a block of
+//! sealed rows is chained to the block before it (the same computation for the sealer and
+//! for `audit verify`), which partitions retention may drop, and the filters an audit
+//! list takes.
 
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use sha2::{Digest, Sha256};
@@ -9,7 +10,7 @@ use uuid::Uuid;
 /// A SHA-256 hash.
 pub type Hash = [u8; 32];
 
-/// The columns of an audit row that its hash covers: everything but the seal itself.
+/// The columns of an audit row, every one of which its digest covers.
 /// `details` is PostgreSQL's text of the JSON (one text per value), `xid` the writing
 /// transaction's id as text.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -36,10 +37,9 @@ pub fn genesis(partition: &str) -> Hash {
     Sha256::digest(format!("arrears audit chain {partition}")).into()
 }
 
-/// The hash of `entry` at `position`, after the row whose hash is `previous`: each field
-/// length-prefixed (absent ones marked apart from empty ones), so no two different rows
-/// give the same bytes.
-pub fn chain(previous: &Hash, position: i64, entry: &Entry) -> Hash {
+/// The digest of one row: each field length-prefixed (absent ones marked apart from
+/// empty ones), so no two different rows give the same bytes.
+pub fn digest(entry: &Entry) -> Hash {
     fn field(hasher: &mut Sha256, value: Option<&[u8]>) {
         match value {
             Some(bytes) => {
@@ -50,8 +50,6 @@ pub fn chain(previous: &Hash, position: i64, entry: &Entry) -> Hash {
         }
     }
     let mut h = Sha256::new();
-    h.update(previous);
-    h.update(position.to_be_bytes());
     h.update(entry.id.to_be_bytes());
     h.update(entry.at.timestamp_micros().to_be_bytes());
     field(&mut h, Some(entry.xid.as_bytes()));
@@ -67,6 +65,47 @@ pub fn chain(previous: &Hash, position: i64, entry: &Entry) -> Hash {
     h.update([u8::from(entry.by_rule)]);
     field(&mut h, Some(entry.details.as_bytes()));
     h.finalize().into()
+}
+
+/// A block of rows sealed together: the transactions it covers (`xid_from <= xid <
+/// xid_below`), where its first row stands in the partition's chain, and each row's id
+/// and digest in chain order.
+#[derive(Clone, Debug)]
+pub struct Block {
+    pub position: i64,
+    pub xid_from: u64,
+    pub xid_below: u64,
+    pub ids: Vec<i64>,
+    pub digests: Vec<u8>,
+}
+
+impl Block {
+    /// The stored digest of the row at `index`.
+    pub fn digest(&self, index: usize) -> Option<&[u8]> {
+        self.digests.get(index * 32..index * 32 + 32)
+    }
+
+    /// The position of the block's last row.
+    pub fn last_position(&self) -> i64 {
+        self.position + self.ids.len() as i64 - 1
+    }
+
+    /// The block's hash after the block whose hash is `previous`: every id and digest,
+    /// the positions and the transactions covered, so no row, order or range can change
+    /// without changing it.
+    pub fn hash(&self, previous: &Hash) -> Hash {
+        let mut h = Sha256::new();
+        h.update(previous);
+        h.update(self.position.to_be_bytes());
+        h.update(self.xid_from.to_be_bytes());
+        h.update(self.xid_below.to_be_bytes());
+        h.update((self.ids.len() as u64).to_be_bytes());
+        for id in &self.ids {
+            h.update(id.to_be_bytes());
+        }
+        h.update(&self.digests);
+        h.finalize().into()
+    }
 }
 
 /// The month a partition named `audit_log_pYYYYMM` holds (UTC); `None` for the default
@@ -127,14 +166,21 @@ mod tests {
         }
     }
 
+    fn block(entries: &[Entry]) -> Block {
+        Block {
+            position: 1,
+            xid_from: 10,
+            xid_below: 20,
+            ids: entries.iter().map(|e| e.id).collect(),
+            digests: entries.iter().flat_map(digest).collect(),
+        }
+    }
+
     #[test]
-    fn every_field_and_the_previous_hash_change_the_chain() {
-        let start = genesis("audit_log_p202611");
-        let base = chain(&start, 1, &entry());
-        assert_eq!(base, chain(&start, 1, &entry()), "the same row gives the same hash");
-        assert_ne!(base, chain(&genesis("audit_log_p202612"), 1, &entry()));
-        assert_ne!(base, chain(&start, 2, &entry()));
-        let edits: [fn(&mut Entry); 7] = [
+    fn every_field_changes_a_rows_digest() {
+        let base = digest(&entry());
+        assert_eq!(base, digest(&entry()), "the same row gives the same digest");
+        let edits: [fn(&mut Entry); 8] = [
             |e| e.details = r#"{"changes": {"a": 1}}"#.to_owned(),
             |e| e.actor = None,
             |e| e.job = Some(String::new()),
@@ -142,11 +188,12 @@ mod tests {
             |e| e.at += chrono::Duration::microseconds(1),
             |e| e.by_rule = true,
             |e| e.action = "account.delete".to_owned(),
+            |e| e.xid = "1235".to_owned(),
         ];
         for edit in edits {
             let mut changed = entry();
             edit(&mut changed);
-            assert_ne!(base, chain(&start, 1, &changed));
+            assert_ne!(base, digest(&changed));
         }
     }
 
@@ -156,8 +203,34 @@ mod tests {
         absent.job = None;
         let mut empty = entry();
         empty.job = Some(String::new());
-        let start = genesis("p");
-        assert_ne!(chain(&start, 1, &absent), chain(&start, 1, &empty));
+        assert_ne!(digest(&absent), digest(&empty));
+    }
+
+    #[test]
+    fn a_blocks_hash_follows_the_block_before_and_everything_it_lists() {
+        let mut second = entry();
+        second.id = 8;
+        let sealed = block(&[entry(), second.clone()]);
+        let start = genesis("audit_log_p202611");
+        let base = sealed.hash(&start);
+        assert_eq!(base, block(&[entry(), second.clone()]).hash(&start));
+        assert_ne!(base, sealed.hash(&genesis("audit_log_p202612")), "another partition's chain");
+        assert_ne!(base, block(&[second.clone(), entry()]).hash(&start), "another order");
+        assert_ne!(base, block(&[entry()]).hash(&start), "a row left out");
+        let edits: [fn(&mut Block); 4] = [
+            |b| b.position = 2,
+            |b| b.xid_from = 11,
+            |b| b.xid_below = 19,
+            |b| b.digests[40] ^= 1,
+        ];
+        for edit in edits {
+            let mut changed = sealed.clone();
+            edit(&mut changed);
+            assert_ne!(base, changed.hash(&start));
+        }
+        assert_eq!(sealed.digest(1), Some(digest(&second).as_slice()));
+        assert_eq!(sealed.digest(2), None);
+        assert_eq!(sealed.last_position(), 2);
     }
 
     #[test]

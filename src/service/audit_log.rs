@@ -170,7 +170,7 @@ impl PartitionReport {
     /// Whether the partition shows any sign of tampering.
     pub fn tampered(&self) -> bool {
         let c = &self.check;
-        !c.broken.is_empty() || !c.missing.is_empty() || !c.unsealed_behind.is_empty() || c.cut_at.is_some()
+        !c.broken.is_empty() || !c.missing.is_empty() || !c.forged_seals.is_empty() || !c.unsealed_behind.is_empty() || c.cut_at.is_some()
     }
 }
 

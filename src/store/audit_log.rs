@@ -1,7 +1,7 @@
-//! The audit log (migrations/0030_audit_log.sql): reading it, the entries the
-//! application writes itself (a failed login changes no table), sealing rows into their
-//! partition's hash chain, reading the chains back for `audit verify`, and the monthly
-//! partitions retention keeps or drops.
+//! The audit log (migrations/0030_audit_log.sql, 0035): reading it, the entries the
+//! application writes itself (a failed login changes no table), sealing rows in blocks
+//! into their partition's hash chain, reading the chains back for `audit verify`, and
+//! the monthly partitions retention keeps or drops.
 
 use std::collections::HashMap;
 
@@ -10,8 +10,8 @@ use futures_util::TryStreamExt;
 use sqlx::{FromRow, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::domain::audit_log::{Entry, Filter, Hash, chain, genesis};
-use crate::error::Result;
+use crate::domain::audit_log::{Block, Entry, Filter, Hash, digest, genesis};
+use crate::error::{Error, Result};
 
 /// Where an audit page starts: the time and id of the last row read.
 pub type Position = (DateTime<Utc>, i64);
@@ -119,7 +119,7 @@ pub async fn append(conn: &mut sqlx::PgConnection, entry: NewEntry<'_>) -> Resul
     Ok(())
 }
 
-/// The columns [`Entry`] reads, with the partition each row is in.
+/// The columns [`Entry`] reads.
 const ENTRY_COLUMNS: &str = "l.id, l.at, l.xid::text AS xid, l.actor, l.job, l.db_user, l.address, l.request_id, l.action,
                              l.entity, l.entity_id, l.account_id, l.by_rule, l.details::text AS details";
 
@@ -130,9 +130,17 @@ struct Unsealed {
     entry: Entry,
 }
 
-/// Seals at most `batch` rows of transactions that have ended, in the order they were
-/// written, each chained to the one before it in its partition; how many. One sealer at a
-/// time (an advisory lock; another process's call returns 0).
+/// A transaction id as PostgreSQL prints an `xid8`.
+fn xid(text: &str) -> Result<u64> {
+    text.parse()
+        .map_err(|_| Error::Internal(anyhow::anyhow!("not a transaction id: {text:?}")))
+}
+
+/// Seals the rows of transactions that have ended, about `batch` rows at a time, in the
+/// order they were written: one block per partition, chained to the partition's block
+/// before it. A transaction is never split between blocks (one larger than `batch` is
+/// sealed whole, alone). How many rows. One sealer at a time (an advisory lock; another
+/// process's call returns 0).
 pub async fn seal(pool: &PgPool, batch: i64) -> Result<u64> {
     let mut tx = pool.begin().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('arrears audit sealer'))")
@@ -147,78 +155,86 @@ pub async fn seal(pool: &PgPool, batch: i64) -> Result<u64> {
         sqlx::query_as("SELECT h.horizon::text, pg_snapshot_xmin(pg_current_snapshot())::text FROM audit_seal_horizon h")
             .fetch_one(&mut *tx)
             .await?;
-    let rows = sqlx::query_as::<_, Unsealed>(sqlx::AssertSqlSafe(format!(
-        "SELECT l.tableoid::regclass::text AS partition, {ENTRY_COLUMNS}
-         FROM audit_log l
-         WHERE l.xid >= $1::xid8 AND l.xid < $2::xid8 AND l.hash IS NULL
-         ORDER BY l.xid, l.id LIMIT $3"
-    )))
-    .bind(&from)
-    .bind(&below)
-    .bind(batch)
-    .fetch_all(&mut *tx)
-    .await?;
-    // A full batch may have left rows of its last transaction: start there next time.
-    let horizon = match rows.last() {
-        Some(last) if rows.len() as i64 == batch => last.entry.xid.clone(),
-        _ => below,
+    let (from, mut horizon) = (xid(&from)?, xid(&below)?);
+    let unsealed = |condition: &str, limit: &str| {
+        sqlx::AssertSqlSafe(format!(
+            "SELECT l.tableoid::regclass::text AS partition, {ENTRY_COLUMNS} FROM audit_log l
+             WHERE {condition} ORDER BY l.xid, l.id {limit}"
+        ))
     };
-    let partitions: Vec<&str> = rows.iter().map(|r| r.partition.as_str()).collect();
-    let mut heads: HashMap<String, (i64, Hash)> =
+    let mut rows = sqlx::query_as::<_, Unsealed>(unsealed("l.xid >= $1::xid8 AND l.xid < $2::xid8", "LIMIT $3"))
+        .bind(from.to_string())
+        .bind(horizon.to_string())
+        .bind(batch + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+    if let Some(beyond) = rows.get(usize::try_from(batch).unwrap_or(usize::MAX)) {
+        // Stop before the transaction the batch would split.
+        let cut = beyond.entry.xid.clone();
+        rows.retain(|r| r.entry.xid != cut);
+        horizon = xid(&cut)?;
+        if rows.is_empty() {
+            rows = sqlx::query_as::<_, Unsealed>(unsealed("l.xid = $1::xid8", ""))
+                .bind(&cut)
+                .fetch_all(&mut *tx)
+                .await?;
+            horizon += 1;
+        }
+    }
+    let mut blocks: Vec<(&str, Vec<&Entry>)> = Vec::new();
+    for row in &rows {
+        match blocks.iter_mut().find(|(partition, _)| *partition == row.partition) {
+            Some((_, entries)) => entries.push(&row.entry),
+            None => blocks.push((&row.partition, vec![&row.entry])),
+        }
+    }
+    let partitions: Vec<&str> = blocks.iter().map(|(partition, _)| *partition).collect();
+    let heads: HashMap<String, (i64, Vec<u8>)> =
         sqlx::query_as::<_, (String, i64, Vec<u8>)>("SELECT partition, position, hash FROM audit_chain WHERE partition = ANY($1)")
             .bind(&partitions)
             .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .filter_map(|(p, position, hash)| Some((p, (position, Hash::try_from(hash.as_slice()).ok()?))))
+            .map(|(partition, position, hash)| (partition, (position, hash)))
             .collect();
-    let mut ids = Vec::with_capacity(rows.len());
-    let mut ats = Vec::with_capacity(rows.len());
-    let mut positions = Vec::with_capacity(rows.len());
-    let mut hashes = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let head = heads.entry(row.partition.clone()).or_insert_with(|| (0, genesis(&row.partition)));
-        let position = head.0 + 1;
-        let hash = chain(&head.1, position, &row.entry);
-        *head = (position, hash);
-        ids.push(row.entry.id);
-        ats.push(row.entry.at);
-        positions.push(position);
-        hashes.push(hash.to_vec());
-    }
-    if !rows.is_empty() {
+    for (partition, entries) in blocks {
+        let (last, previous) = match heads.get(partition) {
+            Some((position, hash)) => (*position, Hash::try_from(hash.as_slice()).unwrap_or_default()),
+            None => (0, genesis(partition)),
+        };
+        let block = Block {
+            position: last + 1,
+            xid_from: from,
+            xid_below: horizon,
+            ids: entries.iter().map(|e| e.id).collect(),
+            digests: entries.iter().flat_map(|e| digest(e)).collect(),
+        };
+        let hash = block.hash(&previous);
         sqlx::query(
-            "UPDATE audit_log l SET position = v.position, hash = v.hash
-             FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], $4::bytea[]) AS v(id, at, position, hash)
-             WHERE l.at = v.at AND l.id = v.id",
+            "INSERT INTO audit_seal (partition, position, xid_from, xid_below, ids, digests, hash)
+             VALUES ($1, $2, $3::xid8, $4::xid8, $5, $6, $7)",
         )
-        .bind(&ids)
-        .bind(&ats)
-        .bind(&positions)
-        .bind(&hashes)
+        .bind(partition)
+        .bind(block.position)
+        .bind(from.to_string())
+        .bind(horizon.to_string())
+        .bind(&block.ids)
+        .bind(&block.digests)
+        .bind(hash.as_slice())
         .execute(&mut *tx)
         .await?;
-        let mut names = Vec::with_capacity(heads.len());
-        let mut head_positions = Vec::with_capacity(heads.len());
-        let mut head_hashes = Vec::with_capacity(heads.len());
-        for (partition, (position, hash)) in heads {
-            names.push(partition);
-            head_positions.push(position);
-            head_hashes.push(hash.to_vec());
-        }
         sqlx::query(
-            "INSERT INTO audit_chain (partition, position, hash)
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::bytea[])
+            "INSERT INTO audit_chain (partition, position, hash) VALUES ($1, $2, $3)
              ON CONFLICT (partition) DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash",
         )
-        .bind(&names)
-        .bind(&head_positions)
-        .bind(&head_hashes)
+        .bind(partition)
+        .bind(block.last_position())
+        .bind(hash.as_slice())
         .execute(&mut *tx)
         .await?;
     }
     sqlx::query("UPDATE audit_seal_horizon SET horizon = $1::xid8")
-        .bind(&horizon)
+        .bind(horizon.to_string())
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -241,81 +257,191 @@ pub struct ChainCheck {
     pub sealed: u64,
     /// Rows not sealed yet that the sealer has not reached (written since its last pass).
     pub pending: u64,
-    /// Rows the sealer passed without sealing: written behind its back.
+    /// Rows of transactions the sealer passed that no seal lists: written behind its back.
     pub unsealed_behind: Vec<i64>,
-    /// `(position, id)` of each row whose hash does not follow from its content and the
-    /// row before it.
+    /// `(position, id)` of each row whose content no longer gives the digest its seal
+    /// recorded.
     pub broken: Vec<(i64, i64)>,
-    /// Positions missing from the chain (rows removed).
+    /// Positions whose row is gone: a seal lists it and it is not there, or no seal covers
+    /// the position (a seal was removed with its rows).
     pub missing: Vec<i64>,
-    /// The last position and its hash.
+    /// Positions of seals whose hash does not follow from their content and the seal
+    /// before them: the seals themselves were edited.
+    pub forged_seals: Vec<i64>,
+    /// The last position and its seal's hash.
     pub head: Option<(i64, Hash)>,
     /// Where the sealer's bookkeeping said the chain ended before the walk, when the walk
-    /// did not reach that row with that hash: rows at the end were removed or replaced.
+    /// did not reach that position with that hash: seals at the end were removed or
+    /// replaced.
     pub cut_at: Option<i64>,
 }
 
-/// Walks `partition`'s chain in position order, recomputing every hash.
-pub async fn check_chain(pool: &PgPool, partition: &str, keep: usize) -> Result<ChainCheck> {
-    #[derive(FromRow)]
-    struct Sealed {
-        position: i64,
-        hash: Vec<u8>,
-        #[sqlx(flatten)]
-        entry: Entry,
+#[derive(FromRow)]
+struct SealRow {
+    position: i64,
+    xid_from: String,
+    xid_below: String,
+    ids: Vec<i64>,
+    digests: Vec<u8>,
+    hash: Vec<u8>,
+}
+
+/// A walk along one partition's seals and rows, both in chain order.
+struct Walk {
+    check: ChainCheck,
+    keep: usize,
+    /// The last position walked and its seal's hash.
+    previous: (i64, Hash),
+    recorded: Option<(i64, Vec<u8>)>,
+    recorded_seen: bool,
+    open: Option<OpenSeal>,
+}
+
+/// The seal whose transactions the walk is in, with the rows of it seen so far.
+struct OpenSeal {
+    block: Block,
+    index: HashMap<i64, usize>,
+    seen: Vec<bool>,
+}
+
+impl Walk {
+    fn note<T>(list: &mut Vec<T>, keep: usize, items: impl IntoIterator<Item = T>) {
+        let room = keep.saturating_sub(list.len());
+        list.extend(items.into_iter().take(room));
     }
+
+    fn open(&mut self, seal: SealRow) -> Result<()> {
+        let block = Block {
+            position: seal.position,
+            xid_from: xid(&seal.xid_from)?,
+            xid_below: xid(&seal.xid_below)?,
+            ids: seal.ids,
+            digests: seal.digests,
+        };
+        let expected = self.previous.0 + 1;
+        Self::note(&mut self.check.missing, self.keep, expected..block.position);
+        let hash = block.hash(&self.previous.1);
+        if hash.as_slice() != seal.hash.as_slice() {
+            Self::note(&mut self.check.forged_seals, self.keep, [block.position]);
+        }
+        // The stored hash carries the chain on, so one edited seal is reported once.
+        self.previous = (block.last_position(), Hash::try_from(seal.hash.as_slice()).unwrap_or(hash));
+        if let Some((position, stored)) = &self.recorded
+            && *position == block.last_position()
+        {
+            self.recorded_seen = *stored == seal.hash;
+        }
+        let index = block.ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+        self.open = Some(OpenSeal {
+            seen: vec![false; block.ids.len()],
+            block,
+            index,
+        });
+        Ok(())
+    }
+
+    /// Whether the walk must move past the open seal (if any) to reach transaction `xid`.
+    fn past_open(&self, xid: u64) -> bool {
+        self.open.as_ref().is_none_or(|open| xid >= open.block.xid_below)
+    }
+
+    fn row(&mut self, entry: &Entry, xid: u64, horizon: u64) {
+        if let Some(open) = &mut self.open
+            && (open.block.xid_from..open.block.xid_below).contains(&xid)
+            && let Some(&i) = open.index.get(&entry.id)
+            && !open.seen[i]
+        {
+            open.seen[i] = true;
+            self.check.sealed += 1;
+            if open.block.digest(i) != Some(digest(entry).as_slice()) {
+                Self::note(&mut self.check.broken, self.keep, [(open.block.position + i as i64, entry.id)]);
+            }
+        } else if xid < horizon {
+            Self::note(&mut self.check.unsealed_behind, self.keep, [entry.id]);
+        } else {
+            self.check.pending += 1;
+        }
+    }
+
+    fn close(&mut self) {
+        if let Some(open) = self.open.take() {
+            let gone = open.seen.iter().enumerate().filter(|(_, seen)| !**seen);
+            Self::note(
+                &mut self.check.missing,
+                self.keep,
+                gone.map(|(i, _)| open.block.position + i as i64),
+            );
+        }
+    }
+}
+
+/// Walks `partition`'s seals and rows in chain order, recomputing every digest and
+/// every seal's hash.
+pub async fn check_chain(pool: &PgPool, partition: &str, keep: usize) -> Result<ChainCheck> {
     let table = sqlx::query_scalar::<_, String>("SELECT quote_ident($1)")
         .bind(partition)
         .fetch_one(pool)
         .await?;
-    // Read before the walk: a seal during the walk only adds rows after it.
-    let recorded: Option<(i64, Vec<u8>)> = sqlx::query_as("SELECT position, hash FROM audit_chain WHERE partition = $1")
-        .bind(partition)
-        .fetch_optional(pool)
-        .await?;
-    let mut check = ChainCheck::default();
-    let mut recorded_seen = recorded.is_none();
-    let mut rows = sqlx::query_as::<_, Sealed>(sqlx::AssertSqlSafe(format!(
-        "SELECT l.position, l.hash, {ENTRY_COLUMNS} FROM {table} l WHERE l.hash IS NOT NULL ORDER BY l.position, l.id"
+    // Read before the walk, in one statement: the rows of every seal up to the recorded
+    // head committed before it was written, so the walk sees them all; seals written
+    // during the walk are left for the next one, and their rows count as pending.
+    let (position, hash, horizon): (Option<i64>, Option<Vec<u8>>, String) =
+        sqlx::query_as("SELECT c.position, c.hash, h.horizon::text FROM audit_seal_horizon h LEFT JOIN audit_chain c ON c.partition = $1")
+            .bind(partition)
+            .fetch_one(pool)
+            .await?;
+    let horizon = xid(&horizon)?;
+    let recorded = position.zip(hash);
+    let mut walk = Walk {
+        check: ChainCheck::default(),
+        keep,
+        previous: (0, genesis(partition)),
+        recorded_seen: recorded.is_none(),
+        recorded,
+        open: None,
+    };
+    let mut seals = sqlx::query_as::<_, SealRow>(
+        "SELECT position, xid_from::text, xid_below::text, ids, digests, hash FROM audit_seal
+         WHERE partition = $1 AND position <= $2 ORDER BY position",
+    )
+    .bind(partition)
+    .bind(position.unwrap_or(0))
+    .fetch(pool);
+    let mut rows = sqlx::query_as::<_, Entry>(sqlx::AssertSqlSafe(format!(
+        "SELECT {ENTRY_COLUMNS} FROM {table} l ORDER BY l.xid, l.id"
     )))
     .fetch(pool);
-    let mut previous = (0_i64, genesis(partition));
-    while let Some(row) = rows.try_next().await? {
-        let expected_position = previous.0 + 1;
-        if row.position > expected_position && check.missing.len() < keep {
-            check
-                .missing
-                .extend((expected_position..row.position).take(keep - check.missing.len()));
+    let mut upcoming = seals.try_next().await?;
+    while let Some(entry) = rows.try_next().await? {
+        let row_xid = xid(&entry.xid)?;
+        while walk.past_open(row_xid) {
+            walk.close();
+            match upcoming.take() {
+                Some(seal) if xid(&seal.xid_from)? <= row_xid => {
+                    walk.open(seal)?;
+                    upcoming = seals.try_next().await?;
+                }
+                other => {
+                    upcoming = other;
+                    break;
+                }
+            }
         }
-        let hash = chain(&previous.1, row.position, &row.entry);
-        if hash.as_slice() != row.hash.as_slice() && check.broken.len() < keep {
-            check.broken.push((row.position, row.entry.id));
-        }
-        if let Some((position, stored)) = &recorded
-            && *position == row.position
-        {
-            recorded_seen = *stored == row.hash;
-        }
-        // The stored hash carries the chain on, so one edited row is reported once.
-        previous = (row.position, Hash::try_from(row.hash.as_slice()).unwrap_or(hash));
-        check.sealed += 1;
+        walk.row(&entry, row_xid, horizon);
     }
-    drop(rows);
-    if check.sealed > 0 {
-        check.head = Some(previous);
+    walk.close();
+    while let Some(seal) = upcoming {
+        walk.open(seal)?;
+        walk.close();
+        upcoming = seals.try_next().await?;
     }
-    if !recorded_seen {
-        check.cut_at = recorded.map(|(position, _)| position);
+    let mut check = walk.check;
+    if walk.previous.0 > 0 {
+        check.head = Some(walk.previous);
     }
-    let (pending, behind): (i64, Vec<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT count(*) FILTER (WHERE l.xid >= h.horizon),
-                coalesce((array_agg(l.id ORDER BY l.id) FILTER (WHERE l.xid < h.horizon))[1:{keep}], '{{}}')
-         FROM {table} l, audit_seal_horizon h WHERE l.hash IS NULL"
-    )))
-    .fetch_one(pool)
-    .await?;
-    check.pending = u64::try_from(pending).unwrap_or_default();
-    check.unsealed_behind = behind;
+    if !walk.recorded_seen {
+        check.cut_at = position;
+    }
     Ok(check)
 }
 
@@ -345,10 +471,12 @@ pub async fn drop_partition(pool: &PgPool, name: &str) -> Result<()> {
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {table}")))
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM audit_chain WHERE partition = $1")
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
+    for bookkeeping in [
+        "DELETE FROM audit_chain WHERE partition = $1",
+        "DELETE FROM audit_seal WHERE partition = $1",
+    ] {
+        sqlx::query(bookkeeping).bind(name).execute(&mut *tx).await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -279,7 +279,12 @@ async fn the_log_filters_pages_by_keyset_and_exports_csv() {
 /// `arrears audit verify` on `app`'s database: whether it passed, and what it printed.
 fn verify(app: &TestApp) -> (bool, String) {
     let output = Arrears::output(&["audit", "verify"], &app.settings, &[]);
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), printed)
 }
 
 /// Waits until the sealer has sealed every row (a transaction open anywhere on the
@@ -287,7 +292,7 @@ fn verify(app: &TestApp) -> (bool, String) {
 async fn all_sealed(app: &TestApp) {
     crate::helpers::eventually("every audit row is sealed", || async {
         arrears::service::audit_log::seal_all(&app.pool).await.unwrap();
-        let unsealed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE hash IS NULL")
+        let unsealed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log l, audit_seal_horizon h WHERE l.xid >= h.horizon")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -308,7 +313,7 @@ async fn as_superuser_without_triggers(app: &TestApp, sql: &str) {
 }
 
 #[tokio::test]
-async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_forged_row() {
+async fn no_role_may_change_the_log_or_its_seals_and_verify_finds_edited_removed_and_forged_rows() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     for n in 0..4 {
@@ -319,25 +324,32 @@ async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_f
     assert!(clean, "{printed}");
     assert!(printed.contains("audit trail intact"), "{printed}");
     all_sealed(&app).await;
-    // Sealed rows: not even the seal may change.
+    // Neither the rows nor their seals may change.
     for statement in [
         "UPDATE audit_log SET action = 'account.nothing'",
-        "UPDATE audit_log SET position = 1, hash = '\\x00'",
         "DELETE FROM audit_log",
         "TRUNCATE audit_log",
         "TRUNCATE audit_log_default",
+        "UPDATE audit_seal SET hash = '\\x00'",
+        "DELETE FROM audit_seal",
+        "TRUNCATE audit_seal",
     ] {
         let refused = sqlx::query(statement).execute(&app.pool).await.unwrap_err();
         assert!(refused.to_string().contains("append-only"), "{statement}: {refused}");
     }
 
     // An edited row.
-    let (edited, position, original): (i64, i64, String) = sqlx::query_as(
-        "SELECT id, position, details::text FROM audit_log WHERE action = 'account.create' ORDER BY position LIMIT 1 OFFSET 1",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let (edited, original): (i64, String) =
+        sqlx::query_as("SELECT id, details::text FROM audit_log WHERE action = 'account.create' ORDER BY xid, id LIMIT 1 OFFSET 1")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let position: i64 =
+        sqlx::query_scalar("SELECT s.position + u.i - 1 FROM audit_seal s, unnest(s.ids) WITH ORDINALITY u (id, i) WHERE u.id = $1")
+            .bind(edited)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     as_superuser_without_triggers(
         &app,
         &format!("UPDATE audit_log SET details = jsonb_set(details, '{{row,original_balance}}', '1') WHERE id = {edited}"),
@@ -346,7 +358,9 @@ async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_f
     let (clean, printed) = verify(&app);
     assert!(!clean, "an edited row is found: {printed}");
     assert!(
-        printed.contains(&format!("row {edited} at position {position} does not match its hash")),
+        printed.contains(&format!(
+            "row {edited} at position {position} does not match the digest sealed for it"
+        )),
         "{printed}"
     );
     let restore = original.replace('\'', "''");
@@ -354,23 +368,52 @@ async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_f
     let (clean, printed) = verify(&app);
     assert!(clean, "restored, it verifies again: {printed}");
 
-    // A removed row, from the middle and from the end.
-    as_superuser_without_triggers(&app, &format!("DELETE FROM audit_log WHERE id = {edited}")).await;
+    // A seal edited to match an edited row.
+    let seal: i64 = sqlx::query_scalar("SELECT position FROM audit_seal WHERE $1 = ANY (ids)")
+        .bind(edited)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    as_superuser_without_triggers(
+        &app,
+        &format!("UPDATE audit_seal SET digests = overlay(digests placing '\\x00' from 1) WHERE position = {seal}"),
+    )
+    .await;
     let (clean, printed) = verify(&app);
-    assert!(!clean && printed.contains(&format!("position {position} is missing")), "{printed}");
+    assert!(
+        !clean && printed.contains(&format!("the seal at position {seal} does not match its hash")),
+        "{printed}"
+    );
+
+    // A removed row, from the middle and from the end.
+    let removed = spawn_app().await;
+    let manager = removed.user(Role::Manager).await;
+    for _ in 0..3 {
+        removed.account(&manager.token, json!({})).await;
+    }
+    all_sealed(&removed).await;
+    assert!(verify(&removed).0);
+    as_superuser_without_triggers(
+        &removed,
+        "DELETE FROM audit_log WHERE id = (SELECT ids[2] FROM audit_seal ORDER BY position LIMIT 1)",
+    )
+    .await;
+    let (clean, printed) = verify(&removed);
+    assert!(!clean && printed.contains("is missing: a row was removed"), "{printed}");
 
     let fresh = crate::helpers::spawn_app().await;
     let manager = fresh.user(Role::Manager).await;
     fresh.account(&manager.token, json!({})).await;
     all_sealed(&fresh).await;
     assert!(verify(&fresh).0);
-    as_superuser_without_triggers(
-        &fresh,
-        "DELETE FROM audit_log WHERE position = (SELECT max(position) FROM audit_log)",
-    )
-    .await;
+    for statement in [
+        "DELETE FROM audit_log WHERE id = ANY ((SELECT ids FROM audit_seal ORDER BY position DESC LIMIT 1)::bigint[])",
+        "DELETE FROM audit_seal WHERE position = (SELECT max(position) FROM audit_seal)",
+    ] {
+        as_superuser_without_triggers(&fresh, statement).await;
+    }
     let (clean, printed) = verify(&fresh);
-    assert!(!clean && printed.contains("rows at its end were removed"), "{printed}");
+    assert!(!clean && printed.contains("seals at its end were removed"), "{printed}");
 
     // A row slipped in behind the sealer with an old transaction id.
     let forged = spawn_app().await;
@@ -384,6 +427,110 @@ async fn no_role_may_change_the_log_and_verify_finds_an_edited_a_removed_and_a_f
         .unwrap();
     let (clean, printed) = verify(&forged);
     assert!(!clean && printed.contains("written behind the sealer"), "{printed}");
+}
+
+#[tokio::test]
+async fn the_sealer_seals_whole_transactions_in_order_one_block_per_pass() {
+    let app = spawn_app().await;
+    all_sealed(&app).await;
+    let mut written = Vec::new();
+    for rows in [3, 1, 2] {
+        let mut tx = app.pool.begin().await.unwrap();
+        for _ in 0..rows {
+            let id: i64 = sqlx::query_scalar("INSERT INTO audit_log (action, entity) VALUES ('test.write', 'test') RETURNING id")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap();
+            written.push(id);
+        }
+        tx.commit().await.unwrap();
+    }
+    // Two rows a pass: the first transaction (three rows) is sealed whole and alone; the
+    // next pass takes the one-row transaction and stops before splitting the last.
+    let mut passes = Vec::new();
+    for _ in 0..3 {
+        passes.push(arrears::store::audit_log::seal(&app.pool, 2).await.unwrap());
+    }
+    assert_eq!(passes, vec![3, 1, 2]);
+    let sealed: Vec<Vec<i64>> = sqlx::query_scalar("SELECT ids FROM audit_seal ORDER BY position DESC LIMIT 3")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        sealed.into_iter().rev().collect::<Vec<_>>(),
+        vec![written[..3].to_vec(), written[3..4].to_vec(), written[4..].to_vec()]
+    );
+    let (clean, printed) = verify(&app);
+    assert!(clean, "{printed}");
+}
+
+/// Columns of audited tables that their update trigger neither watches nor ignores: a
+/// change to one of them alone would go unrecorded.
+async fn unwatched_columns(app: &TestApp) -> Vec<(String, String)> {
+    sqlx::query_as(
+        r"SELECT c.relname::text, a.attname::text
+          FROM pg_trigger t
+          JOIN pg_class c ON c.oid = t.tgrelid
+          JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum > 0 AND NOT a.attisdropped
+          WHERE t.tgfoid = 'audit_changes'::regproc AND t.tgtype & 16 <> 0 AND t.tgqual IS NOT NULL
+            AND pg_get_triggerdef(t.oid) !~ ('\mold\.' || a.attname || '\M')
+            AND NOT a.attname = ANY ((string_to_array(encode(t.tgargs, 'escape'), '\000'))[4]::text[])
+          ORDER BY 1, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_update_trigger_watches_every_column_it_does_not_ignore_even_one_added_later() {
+    let app = spawn_app().await;
+    assert_eq!(unwatched_columns(&app).await, vec![]);
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({"original_balance": "100.00"})).await);
+    let updates = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM audit_log WHERE action = 'account.update' AND account_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+
+    // A payment moves only ignored columns (the balance): nothing to record.
+    app.create_payment(
+        &manager.token,
+        &id,
+        &json!({"amount": "10.00", "currency": "USD", "method": "card"}),
+    )
+    .await;
+    assert_eq!(updates().await, 0);
+
+    // A migration adds a column and forgets the trigger: the check names it.
+    sqlx::query("ALTER TABLE accounts ADD COLUMN placement text")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(unwatched_columns(&app).await, vec![("accounts".to_owned(), "placement".to_owned())]);
+    sqlx::query(
+        "SELECT audit_watch_updates('accounts', 'account', 'id',
+             '{search_version,updated_at,updated_by,created_at,created_by,current_balance}', '{}')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(unwatched_columns(&app).await, vec![]);
+    sqlx::query("UPDATE accounts SET placement = 'P-7' WHERE id = $1::uuid")
+        .bind(&id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let changes: Value =
+        sqlx::query_scalar("SELECT details -> 'changes' FROM audit_log WHERE action = 'account.update' AND account_id = $1::uuid")
+            .bind(&id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(changes, json!({"placement": {"before": null, "after": "P-7"}}));
 }
 
 #[tokio::test]
@@ -416,7 +563,8 @@ async fn retention_drops_only_months_older_than_the_period() {
         .await
         .unwrap();
     assert!(!far.partitions_dropped.contains(&"audit_log_default".to_owned()));
-    assert!(verify(&app).0, "dropping whole partitions leaves the others' chains intact");
+    let (clean, printed) = verify(&app);
+    assert!(clean, "dropping whole partitions leaves the others' chains intact: {printed}");
 }
 
 #[tokio::test]
