@@ -11,6 +11,12 @@
 -- lists that is gone) and one slipped in behind the sealer (a row of a sealed
 -- transaction that no seal lists).
 --
+-- Two more savings on every audited write: the entity index holds only the entries of
+-- entities that belong to no account (users, jobs, sessions, policy: few), since an
+-- account's entries are found through the account index; and a batch of payments (the
+-- group commit writes one statement) records its entries with one INSERT … SELECT over
+-- the statement's new rows instead of a trigger call and an insert per payment.
+--
 -- The rows sealed before this migration are sealed again, into blocks, from the start:
 -- their per-row hashes go with the columns that held them.
 
@@ -128,3 +134,31 @@ SELECT audit_watch_updates('users', 'user', '', '{created_at,updated_at,failed_l
 SELECT audit_watch_updates('jobs', 'job', '',
     '{total,processed,succeeded,failed,heartbeat_at,result,started_at,finished_at,params}', '{}');
 SELECT audit_watch_updates('second_factors', 'second_factor', '', '{created_at,last_used_step}', '{secret_sealed}', 'user_id');
+
+DROP INDEX audit_log_entity_idx;
+CREATE INDEX audit_log_entity_idx ON audit_log (entity, entity_id, at DESC) WHERE account_id IS NULL;
+
+-- `audit_changes` for the rows one INSERT statement made, over its transition table.
+CREATE FUNCTION audit_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    entity      text := TG_ARGV[0];
+    account_key text := TG_ARGV[1];
+    actor_key   text := TG_ARGV[2];
+    ignored     text[] := TG_ARGV[3]::text[];
+    secret      text[] := TG_ARGV[4]::text[];
+    key         text := coalesce(TG_ARGV[5], 'id');
+    who         uuid := nullif(current_setting('arrears.actor', true), '')::uuid;
+BEGIN
+    INSERT INTO audit_log (actor, job, address, request_id, action, entity, entity_id, account_id, by_rule, details)
+    SELECT coalesce(who, (r.j ->> actor_key)::uuid), nullif(current_setting('arrears.job', true), ''),
+           nullif(current_setting('arrears.address', true), ''), nullif(current_setting('arrears.request_id', true), ''),
+           entity || '.create', entity, r.j ->> key, (r.j ->> account_key)::uuid, pg_trigger_depth() > 1,
+           jsonb_build_object('row', audit_shown(r.j, ignored, secret))
+    FROM (SELECT to_jsonb(n) AS j FROM inserted n) r;
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER payments_audit_insert ON payments;
+CREATE TRIGGER payments_audit_insert AFTER INSERT ON payments REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_inserted('payment', 'account_id', 'created_by',
+        '{search_version,updated_at,created_at,created_by}', '{}');

@@ -129,6 +129,10 @@ pub fn expired(month: Option<NaiveDate>, now: DateTime<Utc>, retention_days: u32
     end.is_some_and(|end| end <= now - chrono::Duration::days(i64::from(retention_days)))
 }
 
+/// The entities whose entries belong to an account (`account_id` set): they are found
+/// through the account's index, and the entity index holds only the others.
+pub const ACCOUNT_ENTITIES: [&str; 5] = ["account", "payment", "promise", "plan", "override"];
+
 /// What an audit list is narrowed to; every field optional.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
