@@ -17,6 +17,7 @@ pub mod notification;
 pub mod patch;
 pub mod payment;
 pub mod plan;
+pub mod portfolio;
 pub mod principal;
 pub mod privacy;
 pub mod promise;

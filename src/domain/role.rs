@@ -86,6 +86,10 @@ pub enum Action {
     ReadAccountHistory,
     /// Read and export the whole audit trail.
     ReadAudit,
+    /// Read the portfolios and who is granted them.
+    ReadPortfolios,
+    /// Create, change, delete and grant portfolios.
+    ManagePortfolios,
 }
 
 /// The permission table: which roles may perform each action.
@@ -109,6 +113,8 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadKpis, &[Role::Admin, Role::Manager]),
     (Action::ReadAccountHistory, &[Role::Admin, Role::Manager]),
     (Action::ReadAudit, &[Role::Admin]),
+    (Action::ReadPortfolios, &[Role::Admin, Role::Manager]),
+    (Action::ManagePortfolios, &[Role::Admin]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

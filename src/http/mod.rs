@@ -25,6 +25,7 @@ pub mod openapi;
 pub mod paging;
 pub mod payments;
 pub mod plans;
+pub mod portfolios;
 pub mod query;
 pub mod queue;
 pub mod recover;
@@ -74,6 +75,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(queue::routes(state.clone()))
                 .unify()
                 .or(plans::routes(state.clone()))
+                .unify()
+                .or(portfolios::routes(state.clone()))
                 .unify()
                 .or(notifications::routes(state.clone()))
                 .unify()

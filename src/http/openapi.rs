@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
     accounts, activities, audit_log, auth, compliance, credentials, export, headers, health, imports, jobs, kpis, notifications, payments,
-    plans, queue, second_factor, timeline, users, ws,
+    plans, portfolios, queue, second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -59,6 +59,7 @@ pub fn document() -> &'static serde_json::Value {
             compliance::Api::openapi(),
             queue::Api::openapi(),
             plans::Api::openapi(),
+            portfolios::Api::openapi(),
             notifications::Api::openapi(),
             jobs::Api::openapi(),
             imports::Api::openapi(),

@@ -16,6 +16,7 @@ pub mod kpis;
 pub mod notifications;
 pub mod payments;
 pub mod plans;
+pub mod portfolios;
 pub mod promises;
 pub mod queue;
 pub mod second_factor;

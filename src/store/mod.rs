@@ -20,6 +20,7 @@ pub mod password_resets;
 pub mod payment_writer;
 pub mod payments;
 pub mod plans;
+pub mod portfolios;
 pub mod promises;
 pub mod queue;
 pub mod rebuild_locks;

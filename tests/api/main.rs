@@ -29,6 +29,7 @@ mod notifications;
 mod openapi;
 mod payments;
 mod plans;
+mod portfolios;
 mod promises;
 mod queue;
 mod rate_limits;

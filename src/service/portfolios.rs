@@ -1,0 +1,138 @@
+//! Portfolios as operations: admins create, change, delete and restore them and grant
+//! them to users and teams; managers and admins read them. Every change is recorded in
+//! the audit trail under the caller.
+
+use uuid::Uuid;
+
+use sqlx::PgPool;
+
+use crate::domain::portfolio::{Grantee, NewGrant, NewPortfolio, PortfolioPatch};
+use crate::domain::principal::Principal;
+use crate::domain::role::{Action, Role};
+use crate::error::{Code, Error, FieldError, Result};
+use crate::service::Window;
+use crate::store::{self, portfolios, users};
+
+pub use crate::store::portfolios::{GrantRow, PortfolioRow};
+
+fn name_taken(name: &str) -> Error {
+    Error::with_fields(
+        Code::Conflict,
+        format!("a live portfolio is already named {name:?}"),
+        vec![FieldError::new("name", "is taken by another live portfolio")],
+    )
+}
+
+/// Maps the live-name refusal to its 409; other errors pass.
+fn written(result: sqlx::Result<PortfolioRow>, name: &str) -> Result<PortfolioRow> {
+    result.map_err(|e| if portfolios::is_name_taken(&e) { name_taken(name) } else { e.into() })
+}
+
+pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Result<PortfolioRow> {
+    caller.require(Action::ManagePortfolios)?;
+    let fields = body.validate().map_err(Error::validation)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let row = written(portfolios::insert(&mut tx, Uuid::now_v7(), &fields, caller.user_id).await, &fields.name)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PortfolioRow> {
+    caller.require(Action::ReadPortfolios)?;
+    portfolios::get(&mut *pool.acquire().await?, id, false)
+        .await?
+        .ok_or_else(|| Error::not_found("portfolio"))
+}
+
+/// Portfolios by name; deleted ones too when `include_deleted`.
+pub async fn list(
+    pool: &PgPool,
+    caller: &Principal,
+    include_deleted: bool,
+    window: Window<(String, Uuid)>,
+) -> Result<(Vec<PortfolioRow>, i64)> {
+    caller.require(Action::ReadPortfolios)?;
+    let rows = portfolios::page(pool, include_deleted, window.after, window.limit).await?;
+    Ok((rows, portfolios::count(pool, include_deleted).await?))
+}
+
+pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, patch: PortfolioPatch) -> Result<PortfolioRow> {
+    caller.require(Action::ManagePortfolios)?;
+    if patch.is_empty() {
+        return Err(Error::field("body", "name at least one of name, client, placement_date, commission_rate"));
+    }
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let current = portfolios::get(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| Error::not_found("portfolio"))?;
+    if current.deleted_at.is_some() {
+        return Err(Error::new(Code::Conflict, "this portfolio is deleted; restore it before changing it"));
+    }
+    let fields = patch.apply(current.fields()).map_err(Error::validation)?;
+    let row = written(portfolios::update(&mut tx, id, &fields, caller.user_id).await, &fields.name)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Deletes (`deleted = true`) or restores the portfolio. Its row stays: accounts and the
+/// audit trail still name it. A restored portfolio takes back its name only if no live
+/// one has taken it.
+pub async fn set_deleted(pool: &PgPool, caller: &Principal, id: Uuid, deleted: bool) -> Result<PortfolioRow> {
+    caller.require(Action::ManagePortfolios)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let current = portfolios::get(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| Error::not_found("portfolio"))?;
+    if current.deleted_at.is_some() == deleted {
+        let state = if deleted { "already deleted" } else { "not deleted" };
+        return Err(Error::new(Code::Conflict, format!("this portfolio is {state}")));
+    }
+    let row = written(portfolios::set_deleted(&mut tx, id, deleted, caller.user_id).await, &current.name)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Grants a live portfolio to a user who works accounts, or to a team. Granting what is
+/// already granted answers the existing grant's conflict.
+pub async fn grant(pool: &PgPool, caller: &Principal, portfolio: Uuid, body: NewGrant) -> Result<GrantRow> {
+    caller.require(Action::ManagePortfolios)?;
+    let grantee = body.validate().map_err(Error::validation)?;
+    if let Grantee::User(user) = &grantee {
+        let works = users::by_id(pool, *user)
+            .await?
+            .filter(|u| u.deleted_at.is_none())
+            .is_some_and(|u| Role::stored(&u.role).works_accounts());
+        if !works {
+            return Err(Error::field("user_id", "no such user who works accounts"));
+        }
+    }
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let target = portfolios::get(&mut tx, portfolio, true)
+        .await?
+        .ok_or_else(|| Error::not_found("portfolio"))?;
+    if target.deleted_at.is_some() {
+        return Err(Error::new(Code::Conflict, "this portfolio is deleted; restore it before granting it"));
+    }
+    let row = portfolios::grant(&mut tx, Uuid::now_v7(), portfolio, &grantee, caller.user_id)
+        .await?
+        .ok_or_else(|| Error::new(Code::Conflict, "this portfolio is already granted to them"))?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn revoke(pool: &PgPool, caller: &Principal, portfolio: Uuid, grant: Uuid) -> Result<()> {
+    caller.require(Action::ManagePortfolios)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    if !portfolios::revoke(&mut tx, portfolio, grant).await? {
+        return Err(Error::not_found("grant"));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A portfolio's grants, newest first.
+pub async fn grants(pool: &PgPool, caller: &Principal, portfolio: Uuid, window: Window) -> Result<(Vec<GrantRow>, i64)> {
+    get(pool, caller, portfolio).await?;
+    let rows = portfolios::grants(pool, portfolio, window.after, window.limit).await?;
+    Ok((rows, portfolios::grant_count(pool, portfolio).await?))
+}
