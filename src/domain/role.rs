@@ -86,6 +86,9 @@ pub enum Action {
     ReadAccountHistory,
     /// Read and export the whole audit trail.
     ReadAudit,
+    /// Create, change, delete and restore custom field definitions, and read deleted
+    /// ones (every role that reads accounts reads the live ones).
+    ManageFields,
 }
 
 /// The permission table: which roles may perform each action.
@@ -109,6 +112,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadKpis, &[Role::Admin, Role::Manager]),
     (Action::ReadAccountHistory, &[Role::Admin, Role::Manager]),
     (Action::ReadAudit, &[Role::Admin]),
+    (Action::ManageFields, &[Role::Admin]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {
