@@ -42,3 +42,7 @@ CREATE TRIGGER portfolio_grants_audit_insert AFTER INSERT ON portfolio_grants
     FOR EACH ROW EXECUTE FUNCTION audit_changes('portfolio_grant', '', 'granted_by', '{granted_at,granted_by}', '{}');
 CREATE TRIGGER portfolio_grants_audit_delete AFTER DELETE ON portfolio_grants
     FOR EACH ROW EXECUTE FUNCTION audit_changes('portfolio_grant', '', '', '{}', '{}');
+
+-- A custom field may belong to one portfolio (0036 left the column without a key).
+ALTER TABLE field_definitions ADD CONSTRAINT field_definitions_portfolio_fkey
+    FOREIGN KEY (portfolio_id) REFERENCES portfolios (id);

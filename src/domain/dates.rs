@@ -24,6 +24,18 @@ pub fn year_of(text: &str) -> Option<i32> {
         .ok()
 }
 
+/// A date written exactly `YYYY-MM-DD` (a stored value's one spelling) in [`YEARS`].
+pub fn iso_date(text: &str) -> Option<NaiveDate> {
+    let shaped = text.len() == 10
+        && text
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|d| shaped && YEARS.contains(&d.year()))
+}
+
 /// Whether `text`, when it is a date or time, names a supported year.
 pub fn supported(text: &str) -> bool {
     year_of(text).is_none_or(|year| YEARS.contains(&year))
@@ -50,6 +62,23 @@ mod tests {
         }
         for text in ["Ann Smith", "12", "", "+1 201 555 0134", "1250.00"] {
             assert_eq!(year_of(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn iso_dates_have_one_spelling_and_the_supported_years() {
+        assert_eq!(iso_date("2026-02-28"), NaiveDate::from_ymd_opt(2026, 2, 28));
+        for refused in [
+            "2026-2-28",
+            "2026-02-30",
+            "26-02-28",
+            "+2026-02-28",
+            "2026-02-28T00:00:00Z",
+            "1899-12-31",
+            "3000-01-01",
+            " 2026-02-28",
+        ] {
+            assert_eq!(iso_date(refused), None, "{refused}");
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod bulk;
 pub mod compliance;
 pub mod contact;
+pub mod custom_field;
 pub mod dates;
 pub mod device;
 pub mod document;

@@ -37,25 +37,9 @@ impl Currency {
 
     /// Parses a non-negative decimal string with at most the currency's minor digits.
     pub fn parse_amount(&self, text: &str) -> Result<Decimal, String> {
-        let well_formed = !text.is_empty()
-            && text.bytes().filter(|b| *b == b'.').count() <= 1
-            && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
-            && !text.starts_with('.')
-            && !text.ends_with('.');
-        let value = Decimal::from_str_exact(text)
-            .ok()
-            .filter(|_| well_formed)
-            .ok_or_else(|| format!("`{text}` is not a decimal amount such as \"1250.00\""))?;
-        if value.is_sign_negative() && !value.is_zero() {
-            return Err("must not be negative".to_owned());
-        }
-        if value.scale() > self.minor_digits {
-            return Err(format!("{} allows at most {} decimal places", self.code(), self.minor_digits));
-        }
-        if value >= Decimal::from(MAX_AMOUNT_UNITS) {
-            return Err(format!("must be less than {MAX_AMOUNT_UNITS}"));
-        }
-        Ok(value.abs())
+        parse_decimal(text, self.minor_digits, || {
+            format!("{} allows at most {} decimal places", self.code(), self.minor_digits)
+        })
     }
 
     /// Whether a stored amount is representable in this currency (used when the currency changes).
@@ -69,6 +53,31 @@ impl Currency {
         value.rescale(self.minor_digits);
         value.to_string()
     }
+}
+
+/// Parses a non-negative decimal string below [`MAX_AMOUNT_UNITS`] with at most `places`
+/// decimal places (`too_precise` says why more are refused): an amount as the API writes
+/// it, in a currency or, with the index's four places, in any.
+pub fn parse_decimal(text: &str, places: u32, too_precise: impl FnOnce() -> String) -> Result<Decimal, String> {
+    let well_formed = !text.is_empty()
+        && text.bytes().filter(|b| *b == b'.').count() <= 1
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.' || b == b'-')
+        && !text.starts_with('.')
+        && !text.ends_with('.');
+    let value = Decimal::from_str_exact(text)
+        .ok()
+        .filter(|_| well_formed)
+        .ok_or_else(|| format!("`{text}` is not a decimal amount such as \"1250.00\""))?;
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err("must not be negative".to_owned());
+    }
+    if value.scale() > places {
+        return Err(too_precise());
+    }
+    if value >= Decimal::from(MAX_AMOUNT_UNITS) {
+        return Err(format!("must be less than {MAX_AMOUNT_UNITS}"));
+    }
+    Ok(value.abs())
 }
 
 /// An amount in one currency, as the API shows it.

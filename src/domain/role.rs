@@ -90,6 +90,9 @@ pub enum Action {
     ReadPortfolios,
     /// Create, change, delete and grant portfolios.
     ManagePortfolios,
+    /// Create, change, delete and restore custom field definitions, and read deleted
+    /// ones (every role that reads accounts reads the live ones).
+    ManageFields,
 }
 
 /// The permission table: which roles may perform each action.
@@ -115,6 +118,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadAudit, &[Role::Admin]),
     (Action::ReadPortfolios, &[Role::Admin, Role::Manager]),
     (Action::ManagePortfolios, &[Role::Admin]),
+    (Action::ManageFields, &[Role::Admin]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

@@ -10,6 +10,7 @@ pub mod compress;
 pub mod console;
 pub mod credentials;
 pub mod export;
+pub mod fields;
 pub mod filters;
 pub mod headers;
 pub mod health;
@@ -61,6 +62,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(credentials::routes(state.clone()))
                 .unify()
                 .or(accounts::routes(state.clone()))
+                .unify()
+                .or(fields::routes(state.clone()))
                 .unify()
                 .or(payments::routes(state.clone()))
                 .unify()

@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, audit_log, auth, compliance, credentials, export, headers, health, imports, jobs, kpis, notifications, payments,
-    plans, portfolios, queue, second_factor, timeline, users, ws,
+    accounts, activities, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis, notifications,
+    payments, plans, portfolios, queue, second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -52,6 +52,7 @@ pub fn document() -> &'static serde_json::Value {
             credentials::Api::openapi(),
             accounts::Api::openapi(),
             export::Api::openapi(),
+            fields::Api::openapi(),
             payments::Api::openapi(),
             activities::Api::openapi(),
             timeline::Api::openapi(),

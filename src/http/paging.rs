@@ -91,6 +91,18 @@ impl Position for (DateTime<Utc>, String) {
     }
 }
 
+/// By position, then key: `(position, key)`, the custom field definitions.
+impl Position for (i32, String) {
+    fn to_text(&self) -> String {
+        format!("{}|{}", self.0, self.1)
+    }
+
+    fn from_text(text: &str) -> Option<Self> {
+        let (position, key) = text.split_once('|')?;
+        Some((position.parse().ok()?, key.to_owned()))
+    }
+}
+
 /// A row's sequence number in a job's own order.
 impl Position for i32 {
     fn to_text(&self) -> String {

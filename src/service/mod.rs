@@ -9,6 +9,7 @@ pub mod compliance;
 pub mod credentials;
 pub mod events;
 pub mod exports;
+pub mod fields;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;

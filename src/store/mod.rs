@@ -8,6 +8,7 @@ pub mod compliance;
 pub mod dead_letters;
 pub mod documents;
 pub mod events;
+pub mod fields;
 pub mod idempotency;
 pub mod imports;
 pub mod jobs;

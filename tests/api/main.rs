@@ -19,6 +19,7 @@ mod elastic_upgrades;
 mod errors;
 mod es_spec;
 mod export;
+mod fields;
 mod helpers;
 mod imports;
 mod jobs;

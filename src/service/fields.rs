@@ -1,0 +1,210 @@
+//! Custom field definitions: every role that reads accounts reads the live ones (the
+//! console and importers need them); admins create, change, delete and restore them.
+
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::custom_field::{Catalog, CreateField, Definition, MAX_LIVE_DEFINITIONS, PatchField};
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::import::columns::Mapping;
+use crate::service::Window;
+use crate::store::{self, fields};
+
+pub use crate::store::fields::StoredField;
+
+/// The live definitions, as account writes validate `custom_fields` against them; read
+/// on `conn`, inside the writing transaction.
+pub async fn catalog(conn: &mut PgConnection) -> Result<Catalog> {
+    Ok(Catalog::new(fields::live(conn).await?))
+}
+
+/// Definitions by position then key, and how many there are: the live ones, and for
+/// admins who ask, the deleted ones too.
+pub async fn list(
+    pool: &PgPool,
+    caller: &Principal,
+    include_deleted: bool,
+    window: Window<(i32, String)>,
+) -> Result<(Vec<StoredField>, i64)> {
+    caller.require(Action::ReadAccounts)?;
+    if include_deleted && !caller.can(Action::ManageFields) {
+        return Err(Error::forbidden("only admins list deleted fields"));
+    }
+    let rows = fields::page(pool, include_deleted, window.after, window.limit).await?;
+    Ok((rows, fields::count(pool, include_deleted).await?))
+}
+
+/// The definition `key`: a live one for every role that reads accounts, a deleted one
+/// for admins only.
+pub async fn get(pool: &PgPool, caller: &Principal, key: &str) -> Result<StoredField> {
+    caller.require(Action::ReadAccounts)?;
+    fields::by_key(pool, key)
+        .await?
+        .filter(|f| f.definition.deleted_at.is_none() || caller.can(Action::ManageFields))
+        .ok_or_else(|| Error::not_found("field"))
+}
+
+/// Why `text`, a new key or label, would make an import ambiguous: the importer already
+/// reads a column headed so (compared as it compares headers), or skips it.
+fn import_clash(text: &str) -> Option<String> {
+    let mapping = Mapping::new(&[text.to_owned()]).ok()?;
+    if !mapping.unknown.is_empty() {
+        return None;
+    }
+    Some(match mapping.columns.first().copied().flatten() {
+        Some(column) => format!(
+            "imports read a column headed {text:?} as the built-in field `{}`; choose another",
+            column.name()
+        ),
+        None => format!("imports skip a column headed {text:?} (a computed column, or no letter or digit); choose another"),
+    })
+}
+
+/// The field errors of a definition's key (when new) and label against the importer's
+/// headers and the other live definitions' labels.
+async fn clashes(conn: &mut PgConnection, definition: &Definition, new_key: bool) -> Result<Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if new_key && let Some(why) = import_clash(&definition.key) {
+        errors.push(FieldError::new("key", why));
+    }
+    if let Some(why) = import_clash(&definition.label) {
+        errors.push(FieldError::new("label", why));
+    }
+    let label = definition.label.to_lowercase();
+    let others = fields::live(conn).await?;
+    if let Some(other) = others.iter().find(|o| o.key != definition.key && o.label.to_lowercase() == label) {
+        errors.push(FieldError::new(
+            "label",
+            format!("the field `{}` has this label already", other.key),
+        ));
+    }
+    Ok(errors)
+}
+
+fn too_many() -> Error {
+    Error::new(
+        Code::Conflict,
+        format!("there are {MAX_LIVE_DEFINITIONS} live fields already, the most there may be; delete one first"),
+    )
+}
+
+/// Creates a definition as `caller`, an admin. Its key may not be one that exists, live
+/// or deleted.
+pub async fn create(pool: &PgPool, caller: &Principal, body: CreateField) -> Result<StoredField> {
+    caller.require(Action::ManageFields)?;
+    let positioned = body.position.is_some();
+    let mut definition = Definition::from_create(body).map_err(Error::validation)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    fields::lock_all(&mut tx).await?;
+    if let Some(existing) = fields::lock(&mut tx, &definition.key).await? {
+        let key = &definition.key;
+        return Err(Error::new(
+            Code::Conflict,
+            match existing.definition.deleted_at {
+                Some(_) => format!(
+                    "the field `{key}` was deleted, and its key stays reserved; restore it (POST /api/v1/fields/{key}/restore) or choose another key"
+                ),
+                None => format!("a field with the key `{key}` exists already"),
+            },
+        ));
+    }
+    let errors = clashes(&mut tx, &definition, true).await?;
+    if !errors.is_empty() {
+        return Err(Error::validation(errors));
+    }
+    if fields::live(&mut tx).await?.len() >= MAX_LIVE_DEFINITIONS {
+        return Err(too_many());
+    }
+    if !positioned {
+        definition.position = fields::next_position(&mut tx).await?;
+    }
+    let stored = fields::insert(&mut tx, &definition, caller.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(key = %stored.definition.key, field_type = stored.definition.field_type.as_str(), "field defined");
+    Ok(stored)
+}
+
+/// The definition `key` locked in `tx`, live; 404 when there is none, 409 when deleted.
+async fn lock_live(tx: &mut PgConnection, key: &str) -> Result<StoredField> {
+    let current = fields::lock(tx, key).await?.ok_or_else(|| Error::not_found("field"))?;
+    if current.definition.deleted_at.is_some() {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("the field `{key}` is deleted; restore it first (POST /api/v1/fields/{key}/restore)"),
+        ));
+    }
+    Ok(current)
+}
+
+/// Changes a live definition as `caller`, an admin. Its type cannot change yet: that
+/// needs a job converting the values accounts hold, which comes later (issue 49).
+pub async fn update(pool: &PgPool, caller: &Principal, key: &str, patch: PatchField) -> Result<StoredField> {
+    caller.require(Action::ManageFields)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    fields::lock_all(&mut tx).await?;
+    let current = lock_live(&mut tx, key).await?.definition;
+    if let Some(wanted) = patch.field_type
+        && wanted != current.field_type
+    {
+        return Err(Error::new(
+            Code::Conflict,
+            format!(
+                "the field `{key}` holds {} values; changing its type needs a job converting the values accounts hold, \
+                 which is not available yet. Create a field with another key instead",
+                current.field_type.as_str()
+            ),
+        ));
+    }
+    let label_changes = patch.label.is_some();
+    let definition = current.apply(patch).map_err(Error::validation)?;
+    if label_changes {
+        let errors = clashes(&mut tx, &definition, false).await?;
+        if !errors.is_empty() {
+            return Err(Error::validation(errors));
+        }
+    }
+    let stored = fields::update(&mut tx, &definition, caller.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(key = %key, "field changed");
+    Ok(stored)
+}
+
+/// Deletes the definition `key` as `caller`, an admin: the row stays, so the key stays
+/// reserved, and the values accounts hold are kept, untyped.
+pub async fn delete(pool: &PgPool, caller: &Principal, key: &str) -> Result<StoredField> {
+    caller.require(Action::ManageFields)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    fields::lock_all(&mut tx).await?;
+    lock_live(&mut tx, key).await?;
+    let stored = fields::set_deleted(&mut tx, key, true, caller.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(key = %key, "field deleted");
+    Ok(stored)
+}
+
+/// Restores the deleted definition `key` as `caller`, an admin, within the cap on live
+/// definitions.
+pub async fn restore(pool: &PgPool, caller: &Principal, key: &str) -> Result<StoredField> {
+    caller.require(Action::ManageFields)?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    fields::lock_all(&mut tx).await?;
+    let current = fields::lock(&mut tx, key).await?.ok_or_else(|| Error::not_found("field"))?;
+    if current.definition.deleted_at.is_none() {
+        return Err(Error::new(Code::Conflict, format!("the field `{key}` is not deleted")));
+    }
+    let errors = clashes(&mut tx, &current.definition, false).await?;
+    if !errors.is_empty() {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("the field `{key}` cannot come back as it is: {}", errors[0].message),
+        ));
+    }
+    if fields::live(&mut tx).await?.len() >= MAX_LIVE_DEFINITIONS {
+        return Err(too_many());
+    }
+    let stored = fields::set_deleted(&mut tx, key, false, caller.user_id).await?;
+    tx.commit().await?;
+    tracing::info!(key = %key, "field restored");
+    Ok(stored)
+}
