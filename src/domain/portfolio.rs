@@ -153,9 +153,7 @@ impl NewGrant {
     pub fn validate(self) -> Result<Grantee, Vec<FieldError>> {
         match (self.user_id, self.team) {
             (Some(user), None) => Ok(Grantee::User(user)),
-            (None, Some(team)) => team_name(&team)
-                .map(Grantee::Team)
-                .map_err(|m| vec![FieldError::new("team", m)]),
+            (None, Some(team)) => team_name(&team).map(Grantee::Team).map_err(|m| vec![FieldError::new("team", m)]),
             _ => Err(vec![FieldError::new("user_id", "name exactly one of user_id and team")]),
         }
     }

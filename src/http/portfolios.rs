@@ -107,7 +107,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(json_body::<PortfolioPatch>(limit))
         .then(update);
-    let delete = warp::path!("portfolios" / Uuid).and(warp::delete()).and(caller.clone()).then(delete);
+    let delete = warp::path!("portfolios" / Uuid)
+        .and(warp::delete())
+        .and(caller.clone())
+        .then(delete);
     let restore = warp::path!("portfolios" / Uuid / "restore")
         .and(warp::post())
         .and(caller.clone())

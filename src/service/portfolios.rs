@@ -25,14 +25,23 @@ fn name_taken(name: &str) -> Error {
 
 /// Maps the live-name refusal to its 409; other errors pass.
 fn written(result: sqlx::Result<PortfolioRow>, name: &str) -> Result<PortfolioRow> {
-    result.map_err(|e| if portfolios::is_name_taken(&e) { name_taken(name) } else { e.into() })
+    result.map_err(|e| {
+        if portfolios::is_name_taken(&e) {
+            name_taken(name)
+        } else {
+            e.into()
+        }
+    })
 }
 
 pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Result<PortfolioRow> {
     caller.require(Action::ManagePortfolios)?;
     let fields = body.validate().map_err(Error::validation)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let row = written(portfolios::insert(&mut tx, Uuid::now_v7(), &fields, caller.user_id).await, &fields.name)?;
+    let row = written(
+        portfolios::insert(&mut tx, Uuid::now_v7(), &fields, caller.user_id).await,
+        &fields.name,
+    )?;
     tx.commit().await?;
     Ok(row)
 }
@@ -59,14 +68,20 @@ pub async fn list(
 pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, patch: PortfolioPatch) -> Result<PortfolioRow> {
     caller.require(Action::ManagePortfolios)?;
     if patch.is_empty() {
-        return Err(Error::field("body", "name at least one of name, client, placement_date, commission_rate"));
+        return Err(Error::field(
+            "body",
+            "name at least one of name, client, placement_date, commission_rate",
+        ));
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;
     let current = portfolios::get(&mut tx, id, true)
         .await?
         .ok_or_else(|| Error::not_found("portfolio"))?;
     if current.deleted_at.is_some() {
-        return Err(Error::new(Code::Conflict, "this portfolio is deleted; restore it before changing it"));
+        return Err(Error::new(
+            Code::Conflict,
+            "this portfolio is deleted; restore it before changing it",
+        ));
     }
     let fields = patch.apply(current.fields()).map_err(Error::validation)?;
     let row = written(portfolios::update(&mut tx, id, &fields, caller.user_id).await, &fields.name)?;
@@ -111,7 +126,10 @@ pub async fn grant(pool: &PgPool, caller: &Principal, portfolio: Uuid, body: New
         .await?
         .ok_or_else(|| Error::not_found("portfolio"))?;
     if target.deleted_at.is_some() {
-        return Err(Error::new(Code::Conflict, "this portfolio is deleted; restore it before granting it"));
+        return Err(Error::new(
+            Code::Conflict,
+            "this portfolio is deleted; restore it before granting it",
+        ));
     }
     let row = portfolios::grant(&mut tx, Uuid::now_v7(), portfolio, &grantee, caller.user_id)
         .await?

@@ -79,7 +79,9 @@ async fn admins_manage_portfolios_managers_read_them_and_names_stay_unique_among
         .map(|e| e["field"].as_str().unwrap())
         .collect();
     assert_eq!(fields, ["name", "placement_date", "commission_rate"]);
-    let taken = app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "ACME CARDS"})).await;
+    let taken = app
+        .post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "ACME CARDS"}))
+        .await;
     assert_problem(taken, StatusCode::CONFLICT, "conflict").await;
 
     // A change, and `null` clears.
@@ -140,8 +142,14 @@ async fn admins_manage_portfolios_managers_read_them_and_names_stay_unique_among
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["portfolio.update", "portfolio.update", "portfolio.update", "portfolio.create"]);
-    assert!(trail["data"].as_array().unwrap().iter().all(|e| e["actor_id"] == json!(admin.id)), "{trail}");
+    assert_eq!(
+        actions,
+        ["portfolio.update", "portfolio.update", "portfolio.update", "portfolio.create"]
+    );
+    assert!(
+        trail["data"].as_array().unwrap().iter().all(|e| e["actor_id"] == json!(admin.id)),
+        "{trail}"
+    );
 }
 
 #[tokio::test]
@@ -199,5 +207,8 @@ async fn a_portfolio_is_granted_to_a_user_who_works_accounts_or_to_a_team_once_e
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["portfolio_grant.delete", "portfolio_grant.create", "portfolio_grant.create"]);
+    assert_eq!(
+        actions,
+        ["portfolio_grant.delete", "portfolio_grant.create", "portfolio_grant.create"]
+    );
 }
