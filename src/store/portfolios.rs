@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::portfolio::{Grantee, PortfolioFields};
 use crate::error::Result;
+use crate::store::keyset::{ByName, NewestFirst, rows_where};
 
 #[derive(Clone, Debug, FromRow)]
 pub struct PortfolioRow {
@@ -107,15 +108,7 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, include_deleted: bool) {
 pub async fn page(pool: &PgPool, include_deleted: bool, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<PortfolioRow>> {
     let mut qb = QueryBuilder::new(format!("SELECT {COLUMNS} FROM portfolios"));
     push_filter(&mut qb, include_deleted);
-    if let Some((name, id)) = after {
-        qb.push(" AND (lower(name) COLLATE \"C\", id) > (")
-            .push_bind(name)
-            .push(" COLLATE \"C\", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY lower(name) COLLATE \"C\", id LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as().fetch_all(pool).await?)
+    ByName::by("name", "id").page(pool, qb, after, limit).await
 }
 
 pub async fn count(pool: &PgPool, include_deleted: bool) -> Result<i64> {
@@ -170,19 +163,9 @@ pub async fn revoke(conn: &mut PgConnection, portfolio: Uuid, id: Uuid) -> Resul
 
 /// A page of `portfolio`'s grants, newest first, after the `(granted_at, id)` position.
 pub async fn grants(pool: &PgPool, portfolio: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<GrantRow>> {
-    let mut qb = QueryBuilder::new(format!(
-        "SELECT {GRANT_COLUMNS} FROM portfolio_grants g LEFT JOIN users u ON u.id = g.user_id WHERE g.portfolio_id = "
-    ));
-    qb.push_bind(portfolio);
-    if let Some((at, id)) = after {
-        qb.push(" AND (g.granted_at, g.id) < (")
-            .push_bind(at)
-            .push(", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY g.granted_at DESC, g.id DESC LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as().fetch_all(pool).await?)
+    let select = format!("SELECT {GRANT_COLUMNS} FROM portfolio_grants g LEFT JOIN users u ON u.id = g.user_id");
+    let query = rows_where(&select, "g.portfolio_id", Some(portfolio));
+    NewestFirst::by("g.granted_at", "g.id").page(pool, query, after, limit).await
 }
 
 pub async fn grant_count(pool: &PgPool, portfolio: Uuid) -> Result<i64> {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::domain::role::Role;
 use crate::error::Result;
+use crate::store::keyset::ByName;
 
 #[derive(Clone, Debug, FromRow)]
 pub struct UserRow {
@@ -236,15 +237,7 @@ fn push_directory_filter(qb: &mut QueryBuilder<sqlx::Postgres>, filter: &Directo
 pub async fn directory(pool: &PgPool, filter: &DirectoryFilter, after: Option<(String, Uuid)>, limit: i64) -> Result<Vec<DirectoryRow>> {
     let mut qb = QueryBuilder::new("SELECT id, name, role, team, disabled, lower(name) AS sort_name FROM users");
     push_directory_filter(&mut qb, filter);
-    if let Some((name, id)) = after {
-        qb.push(" AND (lower(name) COLLATE \"C\", id) > (")
-            .push_bind(name)
-            .push(" COLLATE \"C\", ")
-            .push_bind(id)
-            .push(")");
-    }
-    qb.push(" ORDER BY lower(name) COLLATE \"C\", id LIMIT ").push_bind(limit);
-    Ok(qb.build_query_as::<DirectoryRow>().fetch_all(pool).await?)
+    ByName::by("name", "id").page(pool, qb, after, limit).await
 }
 
 pub async fn directory_count(pool: &PgPool, filter: &DirectoryFilter) -> Result<i64> {

@@ -64,21 +64,21 @@ async fn admins_manage_portfolios_managers_read_them_and_names_stay_unique_among
     assert!(second["next_cursor"].is_null());
 
     // Field errors name each field; a taken name is a conflict, case aside.
-    let bad = app
-        .post(
-            "/api/v1/portfolios",
-            Some(&admin.token),
-            &json!({"name": "", "commission_rate": "101", "placement_date": "1850-01-01"}),
-        )
-        .await;
-    let problem = assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["name", "placement_date", "commission_rate"]);
+    for (body, named) in [
+        (json!({"name": "", "commission_rate": "101"}), vec!["name", "commission_rate"]),
+        (json!({"name": "Old", "placement_date": "1850-01-01"}), vec!["placement_date"]),
+        (json!({"name": "Fine", "commission_rate": "1.23456"}), vec!["commission_rate"]),
+    ] {
+        let bad = app.post("/api/v1/portfolios", Some(&admin.token), &body).await;
+        let problem = assert_problem(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let fields: Vec<&str> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, named, "{body}");
+    }
     let taken = app
         .post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "ACME CARDS"}))
         .await;
