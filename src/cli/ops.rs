@@ -405,7 +405,7 @@ pub async fn export(
     let today = chrono::Utc::now().date_naive();
     let problem = |e: crate::error::Error| anyhow::anyhow!("{e}");
     let selection = match entity {
-        super::ExportEntity::Accounts => export::select_accounts(index.as_ref(), &operator, filter, format, today).await,
+        super::ExportEntity::Accounts => export::select_accounts(&pool, index.as_ref(), &operator, filter, format, today).await,
         super::ExportEntity::Payments => export::select_payments(index.as_ref(), &operator, filter, format).await,
     }
     .map_err(problem)?;
@@ -475,7 +475,8 @@ pub async fn import(
     let max_rows = settings.import_max_rows;
     let wanted = sheet.map(str::to_owned);
     let sheet = tokio::task::spawn_blocking(move || crate::import::read_in(&bytes, wanted.as_deref(), max_rows, locale)).await??;
-    let (mapping, duplicates) = submission::prepare(&sheet, mode).map_err(|errors| {
+    let catalog = crate::service::fields::catalog(&mut *pool.acquire().await?).await?;
+    let (mapping, duplicates) = submission::prepare(&sheet, mode, &catalog).map_err(|errors| {
         let messages: Vec<String> = errors.into_iter().map(|e| e.message).collect();
         anyhow::anyhow!("{}", messages.join("; "))
     })?;

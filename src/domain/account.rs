@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::contact::{normalize_email, normalize_phone, validate_country, validate_timezone};
+use super::custom_field::{Catalog, Mode};
 use super::money::Currency;
 use super::patch::nullable;
 use crate::domain::refusal::FieldError;
@@ -172,6 +173,8 @@ pub struct CreateAccount {
     pub do_not_call: Option<bool>,
     pub do_not_email: Option<bool>,
     pub cease_communication: Option<bool>,
+    /// The live portfolio the account belongs to (managers and admins).
+    pub portfolio_id: Option<Uuid>,
 }
 
 /// Body of `PATCH /accounts/{id}`: absent fields stay, `null` clears nullable ones.
@@ -205,6 +208,9 @@ pub struct PatchAccount {
     pub do_not_call: Option<bool>,
     pub do_not_email: Option<bool>,
     pub cease_communication: Option<bool>,
+    /// A live portfolio, or `null` for none (managers and admins).
+    #[serde(default, deserialize_with = "nullable")]
+    pub portfolio_id: Option<Option<Uuid>>,
 }
 
 /// Fields an agent may change on an account assigned to them.
@@ -241,6 +247,7 @@ impl PatchAccount {
             ("do_not_call", self.do_not_call.is_some()),
             ("do_not_email", self.do_not_email.is_some()),
             ("cease_communication", self.cease_communication.is_some()),
+            ("portfolio_id", self.portfolio_id.is_some()),
         ];
         present.into_iter().filter(|(_, p)| *p).map(|(name, _)| name).collect()
     }
@@ -307,6 +314,7 @@ pub struct AccountFields {
     pub do_not_call: bool,
     pub do_not_email: bool,
     pub cease_communication: bool,
+    pub portfolio_id: Option<Uuid>,
 }
 
 /// Collects every field error of a body instead of stopping at the first.
@@ -433,8 +441,9 @@ fn address(checker: &mut Checker, input: Address) -> Address {
 }
 
 impl AccountFields {
-    /// Validates a create body. `account_number: None` means "assign one".
-    pub fn from_create(input: CreateAccount, region: country::Id) -> Result<Self, Vec<FieldError>> {
+    /// Validates a create body (`account_number: None` means "assign one");
+    /// `custom_fields` is checked against `catalog`, and its defaults fill absent keys.
+    pub fn from_create(input: CreateAccount, region: country::Id, catalog: &Catalog) -> Result<Self, Vec<FieldError>> {
         let mut c = Checker::default();
         let currency = c.check("currency", Currency::parse(&input.currency));
         let original = currency.and_then(|cur| c.check("original_balance", cur.parse_amount(&input.original_balance)));
@@ -467,13 +476,18 @@ impl AccountFields {
             do_not_call: input.do_not_call.unwrap_or(false),
             do_not_email: input.do_not_email.unwrap_or(false),
             cease_communication: input.cease_communication.unwrap_or(false),
+            portfolio_id: input.portfolio_id,
         };
+        let fields = fields.typed(catalog, Mode::Create, &mut c);
         if c.errors.is_empty() { Ok(fields) } else { Err(c.errors) }
     }
 
-    /// Applies a patch on top of the current state and validates the result.
-    pub fn apply(mut self, patch: PatchAccount, region: country::Id) -> Result<Self, Vec<FieldError>> {
+    /// Applies a patch on top of the current state and validates the result; when the
+    /// patch sends `custom_fields`, `currency` or `portfolio_id`, the whole of
+    /// `custom_fields` is checked against `catalog` again.
+    pub fn apply(mut self, patch: PatchAccount, region: country::Id, catalog: &Catalog) -> Result<Self, Vec<FieldError>> {
         let mut c = Checker::default();
+        let retype = patch.custom_fields.is_some() || patch.currency.is_some() || patch.portfolio_id.is_some();
         if let Some(code) = &patch.currency
             && let Some(currency) = c.check("currency", Currency::parse(code))
         {
@@ -553,7 +567,41 @@ impl AccountFields {
         self.do_not_call = patch.do_not_call.unwrap_or(self.do_not_call);
         self.do_not_email = patch.do_not_email.unwrap_or(self.do_not_email);
         self.cease_communication = patch.cease_communication.unwrap_or(self.cease_communication);
+        if let Some(v) = patch.portfolio_id {
+            self.portfolio_id = v;
+        }
+        if retype {
+            self = self.typed(catalog, Mode::Patch, &mut c);
+        }
         if c.errors.is_empty() { Ok(self) } else { Err(c.errors) }
+    }
+
+    /// The fields with `custom_fields` and `portfolio_id` replaced, checked as a change
+    /// sending both is (a bulk update's row).
+    pub fn with_custom_fields(
+        mut self,
+        map: Map<String, Value>,
+        portfolio_id: Option<Uuid>,
+        catalog: &Catalog,
+    ) -> Result<Self, Vec<FieldError>> {
+        let mut c = Checker::default();
+        self.portfolio_id = portfolio_id;
+        if let Some(map) = c.check("custom_fields", custom_fields(map)) {
+            self.custom_fields = map;
+            self = self.typed(catalog, Mode::Patch, &mut c);
+        }
+        if c.errors.is_empty() { Ok(self) } else { Err(c.errors) }
+    }
+
+    /// `custom_fields` checked against `catalog` for this account's currency and
+    /// portfolio, each error collected in `c`.
+    fn typed(mut self, catalog: &Catalog, mode: Mode, c: &mut Checker) -> Self {
+        let map = std::mem::take(&mut self.custom_fields);
+        match catalog.validate(map, self.currency, self.portfolio_id, mode) {
+            Ok(typed) => self.custom_fields = typed,
+            Err(errors) => c.errors.extend(errors),
+        }
+        self
     }
 }
 

@@ -684,9 +684,15 @@ impl Catalog {
     /// a required key without a value is refused, and on [`Mode::Create`] an absent key
     /// takes its default. Keys without a definition pass through untouched. A definition
     /// that belongs to a portfolio checks its key's values everywhere, but its `required`
-    /// and `default` apply to the accounts of its portfolio only (none, until accounts
-    /// carry one). Errors are named `custom_fields.<key>`.
-    pub fn validate(&self, mut map: Map<String, Value>, currency: Currency, mode: Mode) -> Result<Map<String, Value>, Vec<FieldError>> {
+    /// and `default` apply to the accounts of its portfolio (`portfolio`) only. Errors
+    /// are named `custom_fields.<key>`.
+    pub fn validate(
+        &self,
+        mut map: Map<String, Value>,
+        currency: Currency,
+        portfolio: Option<Uuid>,
+        mode: Mode,
+    ) -> Result<Map<String, Value>, Vec<FieldError>> {
         let mut errors = Vec::new();
         for field in &self.fields {
             let definition = &field.definition;
@@ -704,7 +710,7 @@ impl Catalog {
                 Some(value) => checks.value(definition.field_type, value, Some(currency)),
                 None => Ok(None),
             };
-            let applies_here = definition.portfolio_id.is_none();
+            let applies_here = definition.portfolio_id.is_none() || definition.portfolio_id == portfolio;
             let value = match given {
                 Err(message) => {
                     errors.push(FieldError::new(name, message));
@@ -774,7 +780,7 @@ mod tests {
     fn check(definition: &Definition, value: Value, currency: Currency) -> Result<Value, String> {
         let catalog = Catalog::new([definition.clone()]);
         let key = definition.key.clone();
-        match catalog.validate(Map::from_iter([(key.clone(), value)]), currency, Mode::Patch) {
+        match catalog.validate(Map::from_iter([(key.clone(), value)]), currency, None, Mode::Patch) {
             Ok(mut out) => Ok(out.remove(&key).unwrap_or(Value::Null)),
             Err(errors) => {
                 assert_eq!(fields(&errors), [format!("custom_fields.{key}")]);
@@ -1044,29 +1050,38 @@ mod tests {
             defined(json!({"key": "branch", "label": "Branch", "type": "text", "required": true})),
             defined(json!({"key": "score", "label": "Score", "type": "number"})),
         ]);
-        let created = catalog.validate(map(json!({"branch": "North", "legacy": {"any": ["json"]}})), usd(), Mode::Create);
+        let created = catalog.validate(
+            map(json!({"branch": "North", "legacy": {"any": ["json"]}})),
+            usd(),
+            None,
+            Mode::Create,
+        );
         assert_eq!(
             Value::Object(created.unwrap()),
             json!({"branch": "North", "legacy": {"any": ["json"]}, "segment": "retail", "fee": "5.50"}),
             "defaults filled, unknown keys untouched, absent optional keys stay absent"
         );
-        let errors = catalog.validate(map(json!({"score": "high"})), usd(), Mode::Create).unwrap_err();
+        let errors = catalog
+            .validate(map(json!({"score": "high"})), usd(), None, Mode::Create)
+            .unwrap_err();
         assert_eq!(fields(&errors), ["custom_fields.branch", "custom_fields.score"]);
         assert!(errors[0].message.contains("required"));
-        let jpy = catalog.validate(map(json!({"branch": "x"})), Currency::parse("JPY").unwrap(), Mode::Create);
+        let jpy = catalog.validate(map(json!({"branch": "x"})), Currency::parse("JPY").unwrap(), None, Mode::Create);
         let errors = jpy.unwrap_err();
         assert_eq!(fields(&errors), ["custom_fields.fee"]);
         assert!(errors[0].message.contains("default"), "{errors:?}");
 
         let patched = catalog
-            .validate(map(json!({"branch": "South", "segment": null})), usd(), Mode::Patch)
+            .validate(map(json!({"branch": "South", "segment": null})), usd(), None, Mode::Patch)
             .unwrap();
         assert_eq!(
             Value::Object(patched),
             json!({"branch": "South"}),
             "no defaults on a change; null removes a value"
         );
-        let errors = catalog.validate(map(json!({"branch": null})), usd(), Mode::Patch).unwrap_err();
+        let errors = catalog
+            .validate(map(json!({"branch": null})), usd(), None, Mode::Patch)
+            .unwrap_err();
         assert_eq!(fields(&errors), ["custom_fields.branch"]);
     }
 
@@ -1075,17 +1090,37 @@ mod tests {
         let mut gone = defined(json!({"key": "old", "label": "Old", "type": "number", "required": true}));
         gone.deleted_at = Some(Utc::now());
         let mut placed = defined(json!({"key": "placed", "label": "Placed", "type": "date", "required": true, "default": "2026-01-01"}));
-        placed.portfolio_id = Some(Uuid::new_v4());
+        let portfolio = Uuid::new_v4();
+        placed.portfolio_id = Some(portfolio);
         let catalog = Catalog::new([gone, placed]);
         assert!(catalog.get("old").is_none());
         assert_eq!(catalog.definitions().count(), 1);
-        let out = catalog.validate(map(json!({"old": "free again"})), usd(), Mode::Create).unwrap();
+        let out = catalog
+            .validate(map(json!({"old": "free again"})), usd(), None, Mode::Create)
+            .unwrap();
         assert_eq!(
             Value::Object(out),
             json!({"old": "free again"}),
             "a deleted definition checks nothing"
         );
-        let errors = catalog.validate(map(json!({"placed": "soon"})), usd(), Mode::Create).unwrap_err();
+        let errors = catalog
+            .validate(map(json!({"placed": "soon"})), usd(), None, Mode::Create)
+            .unwrap_err();
         assert_eq!(fields(&errors), ["custom_fields.placed"], "a portfolio's field is typed everywhere");
+        let elsewhere = catalog.validate(Map::new(), usd(), Some(Uuid::new_v4()), Mode::Create).unwrap();
+        assert!(
+            elsewhere.is_empty(),
+            "another portfolio's account takes no default and needs no value"
+        );
+        let own = catalog.validate(Map::new(), usd(), Some(portfolio), Mode::Create).unwrap();
+        assert_eq!(
+            Value::Object(own),
+            json!({"placed": "2026-01-01"}),
+            "its own accounts take the default"
+        );
+        let errors = catalog
+            .validate(map(json!({"placed": null})), usd(), Some(portfolio), Mode::Patch)
+            .unwrap_err();
+        assert_eq!(fields(&errors), ["custom_fields.placed"], "and must keep a value");
     }
 }

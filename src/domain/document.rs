@@ -105,6 +105,9 @@ pub struct AccountDoc {
     pub do_not_call: bool,
     pub do_not_email: bool,
     pub cease_communication: bool,
+    /// The portfolio the account belongs to.
+    #[serde(default)]
+    pub portfolio_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub updated_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,

@@ -11,6 +11,32 @@ use crate::domain::patch::nullable;
 use crate::domain::refusal::FieldError;
 use crate::domain::role::team_name;
 
+/// Which accounts a user sees and works by their portfolio: every account (admins), or
+/// the accounts outside any portfolio and those of the portfolios granted to them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Every,
+    Granted(Vec<Uuid>),
+}
+
+impl Scope {
+    /// Whether an account in `portfolio` (none: `None`) is within the scope.
+    pub fn admits(&self, portfolio: Option<Uuid>) -> bool {
+        match (self, portfolio) {
+            (Scope::Every, _) | (_, None) => true,
+            (Scope::Granted(ids), Some(id)) => ids.contains(&id),
+        }
+    }
+
+    /// The portfolios a search is limited to (besides accounts in none); `None` for all.
+    pub fn portfolios(&self) -> Option<&[Uuid]> {
+        match self {
+            Scope::Every => None,
+            Scope::Granted(ids) => Some(ids),
+        }
+    }
+}
+
 /// The longest portfolio name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// The longest client name, in characters.

@@ -90,6 +90,8 @@ pub enum Action {
     ReadPortfolios,
     /// Create, change, delete and grant portfolios.
     ManagePortfolios,
+    /// See and work the accounts of every portfolio, granted or not.
+    WorkEveryPortfolio,
     /// Create, change, delete and restore custom field definitions, and read deleted
     /// ones (every role that reads accounts reads the live ones).
     ManageFields,
@@ -118,6 +120,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReadAudit, &[Role::Admin]),
     (Action::ReadPortfolios, &[Role::Admin, Role::Manager]),
     (Action::ManagePortfolios, &[Role::Admin]),
+    (Action::WorkEveryPortfolio, &[Role::Admin]),
     (Action::ManageFields, &[Role::Admin]),
 ];
 

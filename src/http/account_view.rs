@@ -48,6 +48,8 @@ pub struct AccountView {
     pub do_not_call: bool,
     pub do_not_email: bool,
     pub cease_communication: bool,
+    /// The portfolio the account belongs to.
+    pub portfolio_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub updated_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -144,6 +146,7 @@ impl AccountView {
             do_not_call: row.do_not_call,
             do_not_email: row.do_not_email,
             cease_communication: row.cease_communication,
+            portfolio_id: row.portfolio_id,
             created_by: row.created_by,
             updated_by: row.updated_by,
             created_at: row.created_at,

@@ -96,7 +96,7 @@ pub struct Api;
 async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let (format, rest) = split_format(&raw)?;
     let today = Utc::now().date_naive();
-    let selection = exports::select_accounts(state.search().as_ref(), &caller, &rest, format, today).await?;
+    let selection = exports::select_accounts(state.pool(), state.search().as_ref(), &caller, &rest, format, today).await?;
     tracing::info!(rows = selection.ids.len(), ?format, "account export started");
     Ok(stream(&state, selection, format, "accounts"))
 }

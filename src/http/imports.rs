@@ -282,7 +282,7 @@ async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Res
         (status = 403, description = "The role may not create accounts"),
     ))]
 /// An empty workbook with every column, and a sheet describing them.
-async fn template(caller: Principal, _state: AppState) -> Result<Response> {
-    let bytes = service::template(&caller).await?;
+async fn template(caller: Principal, state: AppState) -> Result<Response> {
+    let bytes = service::template(state.pool(), &caller).await?;
     Ok(xlsx_response(bytes, "accounts-template.xlsx"))
 }

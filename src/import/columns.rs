@@ -1,8 +1,10 @@
 //! Header mapping: each column's name is compared case-, space- and
-//! punctuation-insensitively with the account fields and their common aliases.
+//! punctuation-insensitively with the account fields and their common aliases, then
+//! with the keys and labels of the custom field definitions.
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::custom_field::{Catalog, FieldType};
 use crate::error::FieldError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -31,6 +33,8 @@ pub enum Column {
     DoNotCall,
     DoNotEmail,
     CeaseCommunication,
+    /// The portfolio, by name or id.
+    Portfolio,
     /// The account's version when exported: an upsert row older than the account is refused.
     Version,
 }
@@ -165,12 +169,39 @@ const TABLE: &[(Column, &str, &str, &[&str])] = &[
         &["cease"],
     ),
     (
+        Column::Portfolio,
+        "portfolio",
+        "the live portfolio's name or id",
+        &["portfolioname", "portfolioid"],
+    ),
+    (
         Column::Version,
         "version",
         "the account's version in an export; upsert refuses a row older than the account",
         &["searchversion", "rowversion"],
     ),
 ];
+
+/// The columns of the import template: every built-in one, then each live custom field
+/// (headed by its key; its label maps too), with what it holds.
+pub fn template_columns(catalog: &Catalog) -> Vec<(String, String)> {
+    let builtin = Column::all().map(|(_, name, help)| (name.to_owned(), help.to_owned()));
+    let custom = catalog.definitions().map(|d| {
+        let mut help = format!("{} (custom field, {}", d.label, d.field_type.as_str());
+        if d.required {
+            help.push_str(", required");
+        }
+        if let Some(allowed) = &d.rules.allowed {
+            help.push_str(&format!("; one of: {}", allowed.join(", ")));
+        }
+        if d.field_type == FieldType::MultiList {
+            help.push_str("; several separated by ; or ,");
+        }
+        help.push(')');
+        (d.key.clone(), help)
+    });
+    builtin.chain(custom).collect()
+}
 
 /// Columns of an export that are computed, so a re-imported export skips them.
 const READ_ONLY: &[&str] = &["id", "days_past_due", "bucket", "assigned_agent_name", "created_at", "updated_at"];
@@ -208,36 +239,58 @@ fn squash(text: &str) -> String {
 pub struct Mapping {
     /// Per file column, the field it fills.
     pub columns: Vec<Option<Column>>,
+    /// Per file column, the custom field (its key) it fills when no built-in field does.
+    #[serde(default)]
+    pub custom: Vec<Option<String>>,
     /// Headers that match no field (their cells are not imported).
     pub unknown: Vec<String>,
 }
 
 impl Mapping {
-    pub fn new(headers: &[String]) -> Result<Self, Vec<FieldError>> {
+    /// Maps `headers` to the built-in fields, then to the live definitions of `catalog`
+    /// by key or label (a definition's key and label never read as a built-in column).
+    pub fn new(headers: &[String], catalog: &Catalog) -> Result<Self, Vec<FieldError>> {
         let mut mapping = Mapping::default();
         let mut errors = Vec::new();
-        for header in headers {
+        for (index, header) in headers.iter().enumerate() {
+            let key = squash(header);
             let column = Column::from_header(header);
-            if let Some(column) = column
-                && let Some(first) = mapping.columns.iter().position(|c| *c == Some(column))
-            {
+            let custom = match column {
+                Some(_) => None,
+                None => catalog
+                    .definitions()
+                    .find(|d| squash(&d.key) == key || squash(&d.label) == key)
+                    .map(|d| d.key.clone()),
+            };
+            let first = match (&column, &custom) {
+                (Some(column), _) => mapping.columns.iter().position(|c| c == &Some(*column)).map(|i| (i, column.name())),
+                (None, Some(field)) => mapping.custom.iter().position(|c| c == &custom).map(|i| (i, field.as_str())),
+                (None, None) => None,
+            };
+            if let Some((first, name)) = first {
                 errors.push(FieldError::new(
                     "file",
-                    format!("columns {:?} and {header:?} both mean {}; keep one", headers[first], column.name()),
+                    format!("columns {:?} and {header:?} both mean {name}; keep one", headers[first]),
                 ));
             }
-            let key = squash(header);
             let skipped = key.is_empty() || READ_ONLY.iter().chain([&ERROR_COLUMN]).any(|r| squash(r) == key);
-            if column.is_none() && !skipped {
-                mapping.unknown.push(header.clone());
+            if column.is_none() && custom.is_none() && !skipped {
+                mapping.unknown.push(headers[index].clone());
             }
             mapping.columns.push(column);
+            mapping.custom.push(custom);
         }
         if errors.is_empty() { Ok(mapping) } else { Err(errors) }
     }
 
     pub fn has(&self, column: Column) -> bool {
         self.columns.contains(&Some(column))
+    }
+
+    /// The header of the column that fills the custom field `key`, for messages.
+    pub fn custom_header<'a>(&self, headers: &'a [String], key: &str) -> Option<&'a str> {
+        let index = self.custom.iter().position(|c| c.as_deref() == Some(key))?;
+        headers.get(index).map(String::as_str)
     }
 
     /// The header a column came from, for messages.
@@ -285,11 +338,34 @@ mod tests {
 
     #[test]
     fn unknown_and_duplicate_columns_are_reported() {
-        let mapping = Mapping::new(&headers(&["Name", "Colour", "id", "bucket", ERROR_COLUMN])).unwrap();
+        let none = Catalog::default();
+        let mapping = Mapping::new(&headers(&["Name", "Colour", "id", "bucket", ERROR_COLUMN]), &none).unwrap();
         assert_eq!(mapping.unknown, ["Colour"]);
-        let errors = Mapping::new(&headers(&["Name", "Debtor"])).unwrap_err();
+        let errors = Mapping::new(&headers(&["Name", "Debtor"]), &none).unwrap_err();
         assert!(errors[0].message.contains("both mean debtor_name"), "{errors:?}");
         let missing = mapping.require(&[&[Column::Currency], &[Column::OriginalBalance, Column::CurrentBalance]]);
         assert_eq!(missing.unwrap_err().len(), 2);
+    }
+
+    #[test]
+    fn custom_fields_map_by_key_or_label_once() {
+        let definition =
+            |body: serde_json::Value| crate::domain::custom_field::Definition::from_create(serde_json::from_value(body).unwrap()).unwrap();
+        let catalog = Catalog::new([
+            definition(serde_json::json!({"key": "risk_score", "label": "Risk score", "type": "number"})),
+            definition(serde_json::json!({"key": "charge_off", "label": "Charge-off date", "type": "date"})),
+        ]);
+        let mapping = Mapping::new(&headers(&["Name", "RISK SCORE", "charge_off", "Colour"]), &catalog).unwrap();
+        assert_eq!(
+            mapping.custom,
+            [None, Some("risk_score".to_owned()), Some("charge_off".to_owned()), None]
+        );
+        assert_eq!(mapping.unknown, ["Colour"], "only columns nothing takes are unmapped");
+        assert_eq!(
+            mapping.custom_header(&headers(&["Name", "RISK SCORE"]), "risk_score"),
+            Some("RISK SCORE")
+        );
+        let errors = Mapping::new(&headers(&["risk_score", "Risk Score"]), &catalog).unwrap_err();
+        assert!(errors[0].message.contains("both mean risk_score"), "{errors:?}");
     }
 }

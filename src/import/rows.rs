@@ -5,10 +5,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Utc};
 use phonenumber::country;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::columns::{Column, Mapping};
 use crate::domain::account::{AccountFields, AccountStatus, Address, CreateAccount, PatchAccount};
+use crate::domain::custom_field::{Catalog, FieldType};
 use crate::domain::dates;
 use crate::error::FieldError;
 use crate::import::RowError;
@@ -16,6 +18,10 @@ use crate::import::locale::{self, Locale};
 
 /// How each agent cell resolved: a user id, or why it cannot be assigned.
 pub type Agents = HashMap<String, Result<Uuid, String>>;
+
+/// How each portfolio cell resolved (by [`agent_key`] of a name or id): a live
+/// portfolio's id, or why the account cannot be placed in it.
+pub type Portfolios = HashMap<String, Result<Uuid, String>>;
 
 /// What every row of one import shares.
 pub struct Context<'a> {
@@ -25,23 +31,34 @@ pub struct Context<'a> {
     /// How the sheet writes amounts (see [`crate::import::locale`]).
     pub locale: Option<Locale>,
     pub agents: &'a Agents,
+    pub portfolios: &'a Portfolios,
+    /// The live custom field definitions rows are checked against.
+    pub catalog: &'a Catalog,
 }
 
 /// A row's non-empty cells by field.
 pub struct Values<'a> {
     cells: HashMap<Column, &'a str>,
+    /// Custom field cells by key.
+    custom: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> Values<'a> {
-    pub fn new(mapping: &Mapping, cells: &'a [String]) -> Self {
+    pub fn new(mapping: &'a Mapping, cells: &'a [String]) -> Self {
+        let filled = |cell: &'a String| Some(unquote(cell.trim())).filter(|c| !c.is_empty());
+        let custom = mapping
+            .custom
+            .iter()
+            .zip(cells)
+            .filter_map(|(key, cell)| Some((key.as_deref()?, filled(cell)?)))
+            .collect();
         let cells = mapping
             .columns
             .iter()
             .zip(cells)
-            .filter_map(|(column, cell)| Some((((*column)?), unquote(cell.trim()))))
-            .filter(|(_, cell)| !cell.is_empty())
+            .filter_map(|(column, cell)| Some(((*column)?, filled(cell)?)))
             .collect();
-        Self { cells }
+        Self { cells, custom }
     }
 
     pub fn get(&self, column: Column) -> Option<&'a str> {
@@ -89,18 +106,26 @@ impl<'a> Errors<'a> {
         if header.is_empty() { column.name() } else { header }.to_owned()
     }
 
+    /// The header a custom field's errors are filed under.
+    fn custom_header(&self, key: &str) -> String {
+        let context = self.context;
+        let header = context.mapping.custom_header(context.headers, key);
+        header.map_or_else(|| format!("custom_fields.{key}"), str::to_owned)
+    }
+
     fn push(&mut self, column: Column, message: impl Into<String>) {
-        let error = RowError {
-            column: self.header(column),
-            message: message.into(),
-        };
+        let header = self.header(column);
+        self.push_at(header, message.into());
+    }
+
+    fn push_at(&mut self, column: String, message: String) {
+        let error = RowError { column, message };
         if !self.list.contains(&error) {
             self.list.push(error);
         }
     }
 
-    fn refused(&self, column: Column) -> bool {
-        let header = self.header(column);
+    fn refused_at(&self, header: &str) -> bool {
         self.list.iter().any(|e| e.column == header)
     }
 
@@ -112,13 +137,13 @@ impl<'a> Errors<'a> {
     /// cell was already refused keeps that, more specific, error.
     fn fields(&mut self, errors: Vec<FieldError>) {
         for error in errors {
-            match column_of(&error.field) {
-                Some(column) if self.refused(column) => {}
-                Some(column) => self.push(column, error.message),
-                None => self.list.push(RowError {
-                    column: error.field,
-                    message: error.message,
-                }),
+            let header = match (error.field.strip_prefix("custom_fields."), column_of(&error.field)) {
+                (Some(key), _) => self.custom_header(key),
+                (None, Some(column)) => self.header(column),
+                (None, None) => error.field,
+            };
+            if !self.refused_at(&header) {
+                self.push_at(header, error.message);
             }
         }
     }
@@ -128,6 +153,7 @@ fn column_of(field: &str) -> Option<Column> {
     match field {
         "address.line1" => Some(Column::AddressLine1),
         "address.line2" => Some(Column::AddressLine2),
+        "portfolio_id" => Some(Column::Portfolio),
         other => Column::from_header(other.trim_start_matches("address.")),
     }
 }
@@ -145,10 +171,14 @@ struct Typed {
     do_not_call: Option<bool>,
     do_not_email: Option<bool>,
     cease_communication: Option<bool>,
+    portfolio: Option<Uuid>,
+    /// The custom field cells as the API's wire values.
+    custom: Map<String, Value>,
 }
 
 fn typed(values: &Values<'_>, errors: &mut Errors<'_>) -> Typed {
-    let (agents, sheet_locale) = (errors.context.agents, errors.context.locale);
+    let context = errors.context;
+    let (agents, sheet_locale) = (context.agents, context.locale);
     let mut amount = |column| {
         values
             .get(column)
@@ -178,7 +208,55 @@ fn typed(values: &Values<'_>, errors: &mut Errors<'_>) -> Typed {
         do_not_call,
         do_not_email,
         cease_communication,
+        portfolio: values.get(Column::Portfolio).and_then(|t| {
+            let resolved = context.portfolios.get(&agent_key(t)).cloned();
+            errors.check(Column::Portfolio, resolved.unwrap_or_else(|| Err("no such portfolio".to_owned())))
+        }),
+        custom: custom_cells(values, errors),
     }
+}
+
+/// The row's custom field cells as the API's wire values (a key whose definition was
+/// deleted since the upload keeps its text); a cell that cannot be read is refused
+/// under its column.
+fn custom_cells(values: &Values<'_>, errors: &mut Errors<'_>) -> Map<String, Value> {
+    let context = errors.context;
+    let mut map = Map::new();
+    for (key, text) in &values.custom {
+        let read = match context.catalog.get(key) {
+            Some(definition) => custom_value(definition.field_type, text, context.locale),
+            None => Ok(Value::from(*text)),
+        };
+        match read {
+            Ok(value) => {
+                map.insert((*key).to_owned(), value);
+            }
+            Err(message) => {
+                let header = errors.custom_header(key);
+                errors.push_at(header, message);
+            }
+        }
+    }
+    map
+}
+
+/// A custom field's cell as the API's wire value for `field_type`: numbers and money
+/// read under the sheet's locale, dates as dates are read, several list values
+/// separated by `;` or `,`. The definition's own checks run after, as for the API.
+fn custom_value(field_type: FieldType, text: &str, sheet_locale: Option<Locale>) -> Result<Value, String> {
+    Ok(match field_type {
+        FieldType::Text | FieldType::List => Value::from(text),
+        FieldType::Number => {
+            let plain = locale::amount(text, sheet_locale)?;
+            serde_json::from_str::<serde_json::Number>(&plain)
+                .map(Value::Number)
+                .map_err(|_| format!("`{text}` is not a number"))?
+        }
+        FieldType::Money => Value::from(locale::amount(text, sheet_locale)?),
+        FieldType::Date => Value::from(parse_date(text)?.to_string()),
+        FieldType::Boolean => Value::Bool(parse_bool(text)?),
+        FieldType::MultiList => Value::from(split_tags(text)),
+    })
 }
 
 /// Validates a row that creates an account.
@@ -209,12 +287,13 @@ pub fn for_create(context: &Context<'_>, values: &Values<'_>) -> Result<AccountF
         assigned_agent_id: t.agent,
         next_action_at: t.next_action_at,
         tags: t.tags,
-        custom_fields: None,
+        custom_fields: Some(t.custom),
         do_not_call: t.do_not_call,
         do_not_email: t.do_not_email,
         cease_communication: t.cease_communication,
+        portfolio_id: t.portfolio,
     };
-    match AccountFields::from_create(body, context.region) {
+    match AccountFields::from_create(body, context.region, context.catalog) {
         Ok(fields) if errors.list.is_empty() => Ok(fields),
         Ok(_) => Err(errors.list),
         Err(field_errors) => {
@@ -250,6 +329,12 @@ pub fn for_update(
     }
     let (old_original, old_current) = (current.original_balance, current.current_balance);
     let t = typed(values, &mut errors);
+    // The row's custom cells replace those keys; the others stay.
+    let custom_fields = (!t.custom.is_empty()).then(|| {
+        let mut map = current.custom_fields.clone();
+        map.extend(t.custom);
+        map
+    });
     let address_columns = [
         Column::AddressLine1,
         Column::AddressLine2,
@@ -285,12 +370,13 @@ pub fn for_update(
         assigned_agent_id: t.agent.map(Some),
         next_action_at: t.next_action_at.map(Some),
         tags: t.tags,
-        custom_fields: None,
+        custom_fields,
         do_not_call: t.do_not_call,
         do_not_email: t.do_not_email,
         cease_communication: t.cease_communication,
+        portfolio_id: t.portfolio.map(Some),
     };
-    match current.apply(patch, context.region) {
+    match current.apply(patch, context.region, context.catalog) {
         Ok(mut fields) => {
             fields.current_balance = old_current + (fields.original_balance - old_original);
             if fields.current_balance.is_sign_negative() {
@@ -384,6 +470,9 @@ fn split_tags(text: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
+    static NO_PORTFOLIOS: std::sync::LazyLock<Portfolios> = std::sync::LazyLock::new(Portfolios::new);
+    static NO_FIELDS: std::sync::LazyLock<Catalog> = std::sync::LazyLock::new(Catalog::default);
+
     fn context<'a>(headers: &'a [String], mapping: &'a Mapping, agents: &'a Agents) -> Context<'a> {
         Context {
             headers,
@@ -391,6 +480,8 @@ mod tests {
             region: country::Id::US,
             locale: None,
             agents,
+            portfolios: &NO_PORTFOLIOS,
+            catalog: &NO_FIELDS,
         }
     }
 
@@ -399,7 +490,7 @@ mod tests {
         let headers: Vec<String> = ["Customer Name", "Amount Due", "Currency", "Phone Number", "Due", "DNC", "Tags"]
             .map(String::from)
             .to_vec();
-        let mapping = Mapping::new(&headers).unwrap();
+        let mapping = Mapping::new(&headers, &NO_FIELDS).unwrap();
         let agents = Agents::new();
         let cells: Vec<String> = [
             "  Ada Lovelace ",
@@ -427,7 +518,7 @@ mod tests {
         let headers: Vec<String> = ["Debtor", "Balance", "CCY", "E-mail", "Due Date", "Status"]
             .map(String::from)
             .to_vec();
-        let mapping = Mapping::new(&headers).unwrap();
+        let mapping = Mapping::new(&headers, &NO_FIELDS).unwrap();
         let agents = Agents::new();
         let cells: Vec<String> = ["", "12.345", "USD", "not-an-email", "31/12/2026", "sleeping"]
             .map(String::from)

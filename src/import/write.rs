@@ -3,7 +3,7 @@
 //! and the formula guard every CSV text cell passes through.
 
 use crate::import::RowError;
-use crate::import::columns::{Column, ERROR_COLUMN};
+use crate::import::columns::ERROR_COLUMN;
 
 /// Whether a spreadsheet reads a cell starting with `c` as a formula.
 fn starts_formula(c: char) -> bool {
@@ -63,15 +63,15 @@ pub fn error_workbook(headers: &[String], rows: &[(Vec<String>, Vec<RowError>)])
     workbook.save_to_buffer().map_err(|e| e.to_string())
 }
 
-/// An empty workbook with every column, and a sheet describing them.
-pub fn template_workbook() -> std::result::Result<Vec<u8>, String> {
+/// An empty workbook with `columns` (header, what it holds), and a sheet describing them.
+pub fn template_workbook(columns: &[(String, String)]) -> std::result::Result<Vec<u8>, String> {
     use rust_xlsxwriter::{Format, Workbook};
     let mut workbook = Workbook::new();
     let bold = Format::new().set_bold();
     let accounts = workbook.add_worksheet();
     accounts.set_name("Accounts").map_err(|e| e.to_string())?;
     accounts.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
-    for (c, (_, name, _)) in Column::all().enumerate() {
+    for (c, (name, _)) in columns.iter().enumerate() {
         accounts
             .write_string_with_format(0, c as u16, name, &bold)
             .map_err(|e| e.to_string())?;
@@ -86,7 +86,7 @@ pub fn template_workbook() -> std::result::Result<Vec<u8>, String> {
         .map_err(|e| e.to_string())?;
     help.set_column_width(0, 22).map_err(|e| e.to_string())?;
     help.set_column_width(1, 90).map_err(|e| e.to_string())?;
-    for (r, (_, name, description)) in Column::all().enumerate() {
+    for (r, (name, description)) in columns.iter().enumerate() {
         help.write_string(r as u32 + 1, 0, name).map_err(|e| e.to_string())?;
         help.write_string(r as u32 + 1, 1, description).map_err(|e| e.to_string())?;
     }

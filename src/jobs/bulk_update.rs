@@ -3,12 +3,16 @@
 //! the job's counters in the same transaction: a crash replays at most an uncommitted
 //! chunk, and no row is applied twice.
 
-use sqlx::PgPool;
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, MAX_TAGS, leaves_dispute, lift_refusal};
 use crate::domain::bulk::{BulkParams, BulkPatch};
+use crate::domain::custom_field::Catalog;
 use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
 use crate::error::Result;
 use crate::jobs::Stop;
@@ -26,7 +30,34 @@ pub async fn run(pool: &PgPool, job: &JobRow, shutdown: &watch::Receiver<bool>) 
 
 /// Whether `role` may submit `patch` (as the HTTP handler checks it at submission).
 fn permitted(role: Role, patch: &BulkPatch) -> bool {
-    allows(role, Action::WorkAccount) && (patch.assign.is_none() || allows(role, Action::AssignAccount))
+    allows(role, Action::WorkAccount)
+        && (patch.assign.is_none() || allows(role, Action::AssignAccount))
+        && (!patch.manages() || allows(role, Action::UpdateAnyAccount))
+        && (!patch.flags.lifts() || allows(role, Action::LiftContactBlocks))
+}
+
+/// Each account's new custom fields (and portfolio) checked as a PATCH's would be: the
+/// accounts that pass with their new `custom_fields`, and why each other one is refused.
+async fn checked_custom_fields(
+    conn: &mut PgConnection,
+    ids: &[Uuid],
+    patch: &BulkPatch,
+) -> Result<(Vec<(Uuid, Map<String, Value>)>, HashMap<Uuid, String>)> {
+    let catalog = Catalog::new(store::fields::live(conn).await?);
+    let mut passed = Vec::with_capacity(ids.len());
+    let mut refused = HashMap::new();
+    for row in accounts::by_ids(conn, ids).await? {
+        let portfolio = patch.portfolio.unwrap_or(row.portfolio_id);
+        let map = patch.custom_fields_of(&row.custom_fields);
+        match row.fields().with_custom_fields(map, portfolio, &catalog) {
+            Ok(fields) => passed.push((row.id, fields.custom_fields)),
+            Err(errors) => {
+                let why: Vec<String> = errors.into_iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
+                refused.insert(row.id, why.join("; "));
+            }
+        }
+    }
+    Ok((passed, refused))
 }
 
 /// Applies the next chunk; returns how many items it settled (0: the job is done).
@@ -38,44 +69,51 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
     }
     let ids: Vec<Uuid> = items.iter().map(|i| i.1).collect();
     let locked = accounts::lock_assignees(&mut tx, &ids).await?;
-    let agents: std::collections::HashMap<Uuid, (Option<Uuid>, AccountStatus)> =
+    let agents: HashMap<Uuid, (Option<Uuid>, AccountStatus)> =
         locked.into_iter().map(|(id, agent, status)| (id, (agent, status))).collect();
     let role = users::standing(&mut tx, params.actor)
         .await?
         .filter(|role| permitted(*role, &params.patch));
     // Agents may dispute accounts in bulk, never move them out of dispute.
     let may_lift = role.is_some_and(|role| allows(role, Action::LiftContactBlocks));
-    let mut refused: std::collections::HashMap<Uuid, &'static str> = std::collections::HashMap::new();
+    let mut refused: HashMap<Uuid, String> = HashMap::new();
     let mut allowed = Vec::with_capacity(ids.len());
     for id in &ids {
         match agents.get(id) {
             _ if role.is_none() => {
-                refused.insert(*id, "the submitter is disabled or may no longer make this change");
+                refused.insert(*id, "the submitter is disabled or may no longer make this change".to_owned());
             }
             None => {
-                refused.insert(*id, "account not found");
+                refused.insert(*id, "account not found".to_owned());
             }
             Some((agent, _)) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
-                refused.insert(*id, NOT_ASSIGNED);
+                refused.insert(*id, NOT_ASSIGNED.to_owned());
             }
             Some((agent, _)) if params.from_agent.is_some_and(|from| *agent != Some(from)) => {
-                refused.insert(*id, "no longer assigned to the agent whose accounts were moved");
+                refused.insert(*id, "no longer assigned to the agent whose accounts were moved".to_owned());
             }
             Some((_, status)) if !may_lift && leaves_dispute(*status, params.patch.status) => {
-                refused.insert(*id, lift_refusal("status"));
+                refused.insert(*id, lift_refusal("status").to_owned());
             }
             Some(_) => allowed.push(*id),
         }
     }
     // An agent given accounts by the whole job is told once.
     notifications::batch_with_job(&mut tx, job).await?;
-    let updated = accounts::apply_bulk_patch(&mut tx, &allowed, &params.patch, params.actor).await?;
+    let mut custom = Vec::new();
+    if params.patch.checks_each_account() {
+        let (passed, failed) = checked_custom_fields(&mut tx, &allowed, &params.patch).await?;
+        allowed.retain(|id| !failed.contains_key(id));
+        refused.extend(failed);
+        custom = passed;
+    }
+    let updated = accounts::apply_bulk_patch(&mut tx, &allowed, &params.patch, &custom, params.actor).await?;
     let updated: std::collections::HashSet<Uuid> = updated.into_iter().collect();
     let outcomes: Vec<(i32, Option<String>)> = items
         .iter()
         .map(|(seq, id)| {
             let error = match refused.get(id) {
-                Some(reason) => Some((*reason).to_owned()),
+                Some(reason) => Some(reason.clone()),
                 None if updated.contains(id) => None,
                 None => Some(format!("the account would have more than {MAX_TAGS} tags")),
             };

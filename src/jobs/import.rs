@@ -12,11 +12,12 @@ use uuid::Uuid;
 
 use crate::domain::account::AccountFields;
 use crate::domain::contact::parse_region;
+use crate::domain::custom_field::Catalog;
 use crate::domain::role::{Action, NOT_ASSIGNABLE, Role, allows};
 use crate::error::Result;
 use crate::import::RowError;
 use crate::import::columns::Column;
-use crate::import::rows::{self, Agents, Context, Values};
+use crate::import::rows::{self, Agents, Context, Portfolios, Values};
 use crate::jobs::Stop;
 use crate::service::imports::{ImportParams, Mode};
 use crate::store;
@@ -105,12 +106,16 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
         .filter(|role| may_import(*role, params));
     let values: Vec<Values<'_>> = staged.iter().map(|r| Values::new(&params.mapping, &r.cells)).collect();
     let agents = resolve_agents(&mut tx, &values).await?;
+    let portfolios = resolve_portfolios(&mut tx, &values).await?;
+    let catalog = Catalog::new(store::fields::live(&mut tx).await?);
     let context = Context {
         headers: &params.headers,
         mapping: &params.mapping,
         region,
         locale: params.locale,
         agents: &agents,
+        portfolios: &portfolios,
+        catalog: &catalog,
     };
     let existing = match params.mode {
         Mode::Create => HashMap::new(),
@@ -285,6 +290,32 @@ async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Resul
         agents.insert(email, verdict);
     }
     Ok(agents)
+}
+
+/// The portfolios the rows name, by id or name (case-insensitive): a live one, or why
+/// an account cannot be placed in it.
+async fn resolve_portfolios(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<Portfolios> {
+    let keys: Vec<String> = values
+        .iter()
+        .filter_map(|v| v.get(Column::Portfolio))
+        .map(rows::agent_key)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if keys.is_empty() {
+        return Ok(Portfolios::new());
+    }
+    let ids: Vec<Uuid> = keys.iter().filter_map(|k| Uuid::parse_str(k).ok()).collect();
+    let mut portfolios = Portfolios::new();
+    for row in store::portfolios::by_ids_or_names(&mut *conn, &ids, &keys).await? {
+        let verdict = match row.deleted_at {
+            None => Ok(row.id),
+            Some(_) => Err("the portfolio is deleted; restore it first".to_owned()),
+        };
+        portfolios.entry(row.id.to_string()).or_insert_with(|| verdict.clone());
+        portfolios.entry(row.sort_name).or_insert(verdict);
+    }
+    Ok(portfolios)
 }
 
 /// The accounts the rows name, locked for the chunk (deleted ones too, to say so).

@@ -3,7 +3,7 @@
 
 use chrono::NaiveDate;
 use phonenumber::country;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
@@ -16,6 +16,8 @@ use crate::domain::search::{AccountQuery, Sort};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::accounts as account_list;
 use crate::search::{Hit, SearchIndex, SearchPage};
+use crate::service::fields;
+use crate::service::portfolios;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::{self, timeline, users};
 
@@ -77,7 +79,7 @@ pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str, toda
 /// theirs is recorded (who, when, which account) and shows the summary only.
 pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Shown> {
     caller.require(Action::ReadAccounts)?;
-    let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    let row = get_for(pool, caller, id, "account").await?;
     let owner_name = match row.assigned_agent_id {
         Some(owner) => users::by_id(pool, owner).await?.map(|u| u.name),
         None => None,
@@ -95,7 +97,7 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Shown> {
 /// activities, timeline) is about: it must exist and `caller` must read it in full.
 pub async fn readable(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountRow> {
     caller.require(Action::ReadAccounts)?;
-    let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    let row = get_for(pool, caller, id, "account").await?;
     if Access::of(caller, row.assigned_agent_id) == Access::Summary {
         return Err(Denied(NOT_YOURS_TO_READ.to_owned()).into());
     }
@@ -106,6 +108,26 @@ pub async fn readable(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Acc
 pub async fn document(pool: &PgPool, row: AccountRow) -> Result<AccountDoc> {
     let mut conn = pool.acquire().await?;
     accounts::document(&mut conn, row).await
+}
+
+/// The live account `id` locked in `tx` for `caller`. One outside the caller's
+/// portfolios is answered as if it did not exist (404 naming `missing`, what was asked
+/// for), so its existence does not leak.
+pub async fn lock_for(tx: &mut PgConnection, caller: &Principal, id: Uuid, missing: &str) -> Result<AccountRow> {
+    let row = accounts::lock(tx, id).await?.ok_or_else(|| Error::not_found(missing))?;
+    if !portfolios::in_scope(tx, caller, row.portfolio_id).await? {
+        return Err(Error::not_found(missing));
+    }
+    Ok(row)
+}
+
+/// The live account `id` as [`lock_for`] finds it, without locking it.
+pub async fn get_for(pool: &PgPool, caller: &Principal, id: Uuid, missing: &str) -> Result<AccountRow> {
+    let row = accounts::get(pool, id).await?.ok_or_else(|| Error::not_found(missing))?;
+    if !portfolios::in_scope(&mut *pool.acquire().await?, caller, row.portfolio_id).await? {
+        return Err(Error::not_found(missing));
+    }
+    Ok(row)
 }
 
 /// An assignee must be an enabled user who works accounts.
@@ -119,11 +141,25 @@ pub async fn check_assignee(pool: &PgPool, agent_id: Option<Uuid>) -> Result<()>
     }
 }
 
+/// An account may be placed in a live portfolio only; a refusal names `field`.
+pub async fn check_portfolio(conn: &mut PgConnection, portfolio: Option<Uuid>, field: &str) -> Result<()> {
+    let Some(id) = portfolio else { return Ok(()) };
+    match store::portfolios::get(conn, id, false).await? {
+        Some(p) if p.deleted_at.is_none() => Ok(()),
+        Some(_) => Err(Error::field(field, "the portfolio is deleted; restore it first")),
+        None => Err(Error::field(field, "no such portfolio")),
+    }
+}
+
 /// Creates an account from `body`; phone numbers without a country code are read in
-/// `phone_region`.
+/// `phone_region`, and `custom_fields` is checked against the live definitions.
 pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal, body: CreateAccount) -> Result<AccountDoc> {
     caller.require(Action::CreateAccount)?;
-    let fields = AccountFields::from_create(body, phone_region).map_err(Error::validation)?;
+    let mut conn = pool.acquire().await?;
+    let catalog = fields::catalog(&mut conn).await?;
+    let fields = AccountFields::from_create(body, phone_region, &catalog).map_err(Error::validation)?;
+    check_portfolio(&mut conn, fields.portfolio_id, "portfolio_id").await?;
+    drop(conn);
     if fields.assigned_agent_id.is_some() {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, fields.assigned_agent_id).await?;
@@ -168,13 +204,18 @@ pub async fn update(
 ) -> Result<AccountDoc> {
     caller.require(Action::ReadAccounts)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let current = accounts::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("account"))?;
+    let current = lock_for(&mut tx, caller, id, "account").await?;
     let before = current.fields();
     authorize_patch(caller, &current, &before, &patch)?;
     precondition(current.search_version)?;
     let assignee = patch.assigned_agent_id.flatten();
     let reassigned = patch.assigned_agent_id.is_some() && assignee != current.assigned_agent_id;
-    let fields = before.apply(patch, phone_region).map_err(Error::validation)?;
+    let portfolio_changed = patch.portfolio_id.is_some_and(|p| p != current.portfolio_id);
+    let catalog = fields::catalog(&mut tx).await?;
+    let fields = before.apply(patch, phone_region, &catalog).map_err(Error::validation)?;
+    if portfolio_changed {
+        check_portfolio(&mut tx, fields.portfolio_id, "portfolio_id").await?;
+    }
     if reassigned {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, assignee).await?;
@@ -207,6 +248,10 @@ async fn set_deleted(pool: &PgPool, caller: &Principal, id: Uuid, deleted: bool)
     let row = accounts::set_deleted(&mut tx, id, deleted, caller.user_id)
         .await?
         .ok_or_else(|| Error::not_found(missing))?;
+    if !portfolios::in_scope(&mut tx, caller, row.portfolio_id).await? {
+        // Rolled back with the transaction.
+        return Err(Error::not_found(missing));
+    }
     tx.commit().await?;
     tracing::info!(account_id = %id, deleted, "account deletion flag set");
     Ok(row)

@@ -10,7 +10,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::{Action, works_account};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::service::Window;
-use crate::service::accounts::readable;
+use crate::service::accounts::{lock_for, readable};
 use crate::service::compliance;
 use crate::store::activities::{self, ActivityFilter};
 
@@ -31,9 +31,7 @@ pub async fn log(
     caller.require(Action::WorkAccount)?;
     let activity = body.validate(now).map_err(Error::validation)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let account = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
     let row = log_locked(&mut tx, caller, &account, &activity, now).await?;
     let version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;

@@ -13,6 +13,7 @@ use crate::domain::principal::Principal;
 use crate::domain::refusal::FieldError;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
+use crate::service::accounts::{get_for, lock_for};
 use crate::store::compliance::{self, Facts};
 use crate::store::{self, accounts};
 
@@ -54,7 +55,7 @@ pub async fn standing_now(
     now: DateTime<Utc>,
 ) -> Result<Vec<(Channel, Result<(), Refusal>)>> {
     caller.require(Action::ReadAccounts)?;
-    accounts::get(pool, account_id).await?.ok_or_else(|| Error::not_found("account"))?;
+    get_for(pool, caller, account_id, "account").await?;
     let mut conn = pool.acquire().await?;
     let (policy, facts) = facts(&mut conn, account_id, now).await?;
     Ok(Channel::ALL
@@ -84,9 +85,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Gr
         )]));
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    lock_for(&mut tx, caller, account_id, "account").await?;
     let policy = compliance::policy(&mut tx).await?;
     let expires_at = now + Duration::minutes(i64::from(policy.override_minutes));
     let row = compliance::grant(&mut tx, account_id, body.channel, reason, caller.user_id, expires_at).await?;
@@ -112,15 +111,11 @@ pub async fn list(
 pub async fn verify_dispute(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<AccountDoc> {
     caller.require(Action::OverrideContact)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    lock_for(&mut tx, caller, account_id, "account").await?;
     if !compliance::verify_dispute(&mut tx, account_id, caller.user_id).await? {
         return Err(Error::new(Code::NotDisputed, "only a disputed account's dispute can be verified"));
     }
-    let row = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    let row = lock_for(&mut tx, caller, account_id, "account").await?;
     let doc = accounts::document(&mut tx, row).await?;
     tx.commit().await?;
     tracing::info!(account_id = %account_id, "dispute verified");

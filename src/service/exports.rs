@@ -11,10 +11,13 @@ use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use serde_json::Value;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::domain::account::{Bucket, days_past_due};
+use crate::domain::custom_field::{Catalog, Definition, FieldType};
+use crate::domain::dates::iso_date;
 use crate::domain::money::Currency;
 use crate::domain::principal::Principal;
 use crate::domain::refusal::Denied;
@@ -23,8 +26,9 @@ use crate::domain::search::AgentFilter;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::import::write::neutralize;
 use crate::search::SearchIndex;
+use crate::service::fields;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::{payments, users};
+use crate::store::{payments, portfolios, users};
 
 /// Rows read from SQL per round trip.
 const CHUNK: usize = 5_000;
@@ -45,6 +49,8 @@ pub enum Cell {
     Text(String),
     Money(Decimal, Currency),
     Int(i64),
+    /// A custom number field's value (at most 4 decimal places).
+    Number(Decimal),
     Date(NaiveDate),
     Time(DateTime<Utc>),
     Bool(bool),
@@ -80,6 +86,7 @@ pub fn csv_row(out: &mut String, cells: &[Cell]) {
             Cell::Text(text) => csv_field(out, &neutralize(text)),
             Cell::Money(amount, currency) => out.push_str(&currency.format(*amount)),
             Cell::Int(n) => out.push_str(&n.to_string()),
+            Cell::Number(n) => out.push_str(&n.normalize().to_string()),
             Cell::Date(date) => out.push_str(&date.to_string()),
             Cell::Time(time) => out.push_str(&time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
             Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -116,6 +123,7 @@ pub const ACCOUNT_COLUMNS: &[&str] = &[
     "do_not_call",
     "do_not_email",
     "cease_communication",
+    "portfolio",
     "created_at",
     "updated_at",
     "id",
@@ -137,14 +145,59 @@ pub const PAYMENT_COLUMNS: &[&str] = &[
     "created_at",
 ];
 
-/// An account row as export cells; delinquency is computed for `today`, the assigned
-/// agent named from `agents`.
-fn account_cells(row: AccountRow, today: NaiveDate, agents: &HashMap<Uuid, String>) -> Result<Vec<Cell>> {
+/// What account cells are made with besides the row: the day delinquency is computed
+/// for, the assigned agents' and the portfolios' names, the custom fields exported.
+struct AccountContext<'a> {
+    today: NaiveDate,
+    agents: HashMap<Uuid, String>,
+    portfolios: HashMap<Uuid, String>,
+    custom: &'a [Definition],
+}
+
+/// A custom field's value as a typed cell (a value its definition would no longer take
+/// is written as its JSON text).
+fn custom_cell(definition: &Definition, value: Option<&Value>, currency: Currency) -> Cell {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Cell::Empty;
+    };
+    let text = || Cell::text(value.as_str().map_or_else(|| value.to_string(), str::to_owned));
+    match definition.field_type {
+        FieldType::Number => value
+            .as_number()
+            .and_then(|n| Decimal::from_str_exact(&n.to_string()).ok())
+            .map_or_else(text, Cell::Number),
+        FieldType::Money => value
+            .as_str()
+            .and_then(|t| currency.parse_amount(t).ok())
+            .map_or_else(text, |amount| Cell::Money(amount, currency)),
+        FieldType::Date => value.as_str().and_then(iso_date).map_or_else(text, Cell::Date),
+        FieldType::Boolean => value.as_bool().map_or_else(text, Cell::Bool),
+        FieldType::MultiList => match value.as_array() {
+            Some(items) => Cell::text(
+                items
+                    .iter()
+                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ),
+            None => text(),
+        },
+        FieldType::Text | FieldType::List => text(),
+    }
+}
+
+/// An account row as export cells.
+fn account_cells(row: AccountRow, context: &AccountContext<'_>) -> Result<Vec<Cell>> {
+    let (today, agents) = (context.today, &context.agents);
     let currency = row.currency;
     let status = row.status;
     let days = days_past_due(row.due_date, status, today);
     let address = row.address.clone();
-    Ok(vec![
+    let custom = context
+        .custom
+        .iter()
+        .map(|d| custom_cell(d, row.custom_fields.get(&d.key), currency));
+    let mut cells = vec![
         Cell::text(row.account_number),
         Cell::opt(row.external_ref),
         Cell::text(row.debtor_name),
@@ -171,45 +224,67 @@ fn account_cells(row: AccountRow, today: NaiveDate, agents: &HashMap<Uuid, Strin
         Cell::Bool(row.do_not_call),
         Cell::Bool(row.do_not_email),
         Cell::Bool(row.cease_communication),
+        Cell::opt(row.portfolio_id.and_then(|p| context.portfolios.get(&p).cloned())),
         Cell::Time(row.created_at),
         Cell::Time(row.updated_at),
         Cell::text(row.id.to_string()),
         Cell::Int(row.search_version),
-    ])
+    ];
+    cells.extend(custom);
+    Ok(cells)
 }
 
 /// What an export reads.
 #[derive(Clone)]
 pub enum Source {
-    Accounts { today: NaiveDate },
+    /// Accounts, their delinquency computed for `today`, with a column per custom field
+    /// of `custom` after the built-in ones.
+    Accounts {
+        today: NaiveDate,
+        custom: Vec<Definition>,
+    },
     Payments,
 }
 
 impl Source {
-    pub fn accounts(today: NaiveDate) -> Self {
-        Source::Accounts { today }
+    /// Accounts with the live custom fields marked for export, in their order.
+    pub fn accounts(today: NaiveDate, catalog: &Catalog) -> Self {
+        let custom = catalog.definitions().filter(|d| d.flags.exported).cloned().collect();
+        Source::Accounts { today, custom }
     }
 
     pub fn payments() -> Self {
         Source::Payments
     }
 
-    fn columns(&self) -> &'static [&'static str] {
+    /// The header row: built-in columns, then the custom fields' keys (which an import
+    /// maps back to them).
+    fn columns(&self) -> Vec<String> {
         match self {
-            Source::Accounts { .. } => ACCOUNT_COLUMNS,
-            Source::Payments => PAYMENT_COLUMNS,
+            Source::Accounts { custom, .. } => ACCOUNT_COLUMNS
+                .iter()
+                .map(|c| (*c).to_owned())
+                .chain(custom.iter().map(|d| d.key.clone()))
+                .collect(),
+            Source::Payments => PAYMENT_COLUMNS.iter().map(|c| (*c).to_owned()).collect(),
         }
     }
 
     async fn rows(&self, pool: &sqlx::PgPool, ids: &[Uuid]) -> Result<Vec<Vec<Cell>>> {
         let mut conn = pool.acquire().await?;
         match self {
-            Source::Accounts { today } => {
+            Source::Accounts { today, custom } => {
                 let mut rows = accounts::by_ids(&mut conn, ids).await?;
                 rows.sort_by_key(|r| r.id);
                 let agent_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.assigned_agent_id).collect();
-                let agents = users::names(&mut conn, &agent_ids).await?;
-                rows.into_iter().map(|row| account_cells(row, *today, &agents)).collect()
+                let portfolio_ids: Vec<Uuid> = rows.iter().filter_map(|r| r.portfolio_id).collect();
+                let context = AccountContext {
+                    today: *today,
+                    agents: users::names(&mut conn, &agent_ids).await?,
+                    portfolios: portfolios::names(&mut conn, &portfolio_ids).await?,
+                    custom,
+                };
+                rows.into_iter().map(|row| account_cells(row, &context)).collect()
             }
             Source::Payments => {
                 let mut docs = payments::documents(&mut conn, ids).await?;
@@ -245,7 +320,7 @@ fn broken(err: impl std::fmt::Display) -> std::io::Error {
 /// Writes CSV chunk by chunk; stops when the client goes away.
 async fn produce_csv(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, tx: mpsc::Sender<std::io::Result<Bytes>>) {
     let mut out = String::new();
-    csv_row(&mut out, &source.columns().iter().map(|c| Cell::text(*c)).collect::<Vec<_>>());
+    csv_row(&mut out, &source.columns().into_iter().map(Cell::Text).collect::<Vec<_>>());
     for chunk in ids.chunks(CHUNK) {
         match source.rows(&pool, chunk).await {
             Ok(rows) => {
@@ -295,7 +370,7 @@ impl Write for ChannelWriter {
 }
 
 fn write_xlsx(
-    columns: &[&str],
+    columns: &[String],
     mut rows: mpsc::Receiver<Result<Vec<Vec<Cell>>>>,
     tx: mpsc::Sender<std::io::Result<Bytes>>,
 ) -> std::result::Result<(), String> {
@@ -314,7 +389,7 @@ fn write_xlsx(
     sheet.set_freeze_panes(1, 0).map_err(|e| e.to_string())?;
     for (c, name) in columns.iter().enumerate() {
         sheet
-            .write_string_with_format(0, c as u16, *name, &header)
+            .write_string_with_format(0, c as u16, name, &header)
             .map_err(|e| e.to_string())?;
     }
     let mut r: u32 = 1;
@@ -328,6 +403,7 @@ fn write_xlsx(
                         .write_number_with_format(r, c, amount.to_f64().unwrap_or(0.0), &money(currency.minor_digits()))
                         .map(|_| ()),
                     Cell::Int(n) => sheet.write_number(r, c, *n as f64).map(|_| ()),
+                    Cell::Number(n) => sheet.write_number(r, c, n.to_f64().unwrap_or(0.0)).map(|_| ()),
                     Cell::Date(d) => {
                         let day = rust_xlsxwriter::ExcelDateTime::parse_from_str(&d.to_string()).map_err(|e| e.to_string())?;
                         sheet.write_datetime_with_format(r, c, &day, &date).map(|_| ())
@@ -379,7 +455,7 @@ pub fn produce(pool: sqlx::PgPool, source: Source, ids: Vec<Uuid>, format: Forma
             tokio::spawn(feed_xlsx(pool, source, ids, rows_tx));
             tokio::task::spawn_blocking(move || {
                 let body = tx.clone();
-                if let Err(err) = write_xlsx(columns, rows_rx, tx) {
+                if let Err(err) = write_xlsx(&columns, rows_rx, tx) {
                     tracing::warn!(error = %err, "xlsx export stopped");
                     let _ = body.blocking_send(Err(broken(err)));
                 }
@@ -416,6 +492,7 @@ pub struct Selection {
 
 /// The accounts `raw` (the accounts list grammar) matches now, for `caller`, in `format`.
 pub async fn select_accounts(
+    pool: &sqlx::PgPool,
     index: &dyn SearchIndex,
     caller: &Principal,
     raw: &str,
@@ -436,7 +513,7 @@ pub async fn select_accounts(
     let ids = index.account_ids(query, MAX_CSV_ROWS + 1).await?;
     check_size(ids.len(), format)?;
     Ok(Selection {
-        source: Source::accounts(today),
+        source: Source::accounts(today, &fields::catalog(&mut *pool.acquire().await?).await?),
         ids,
     })
 }

@@ -48,7 +48,7 @@ pub async fn get(pool: &PgPool, caller: &Principal, key: &str) -> Result<StoredF
 /// Why `text`, a new key or label, would make an import ambiguous: the importer already
 /// reads a column headed so (compared as it compares headers), or skips it.
 fn import_clash(text: &str) -> Option<String> {
-    let mapping = Mapping::new(&[text.to_owned()]).ok()?;
+    let mapping = Mapping::new(&[text.to_owned()], &Catalog::default()).ok()?;
     if !mapping.unknown.is_empty() {
         return None;
     }

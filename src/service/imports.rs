@@ -10,16 +10,17 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::custom_field::Catalog;
 use crate::domain::job::{JobKind, JobStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::import::columns::{Column, Mapping};
+use crate::import::columns::{Column, Mapping, template_columns};
 use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal, RowError};
 use crate::import::{Row, Sheet};
-use crate::service::idempotency;
 use crate::service::jobs::{JobView, Queued, visible_job};
+use crate::service::{fields, idempotency};
 use crate::store;
 use crate::store::imports;
 use crate::store::jobs::{self, JobRow};
@@ -45,7 +46,9 @@ pub struct ImportView {
 #[derive(Serialize, utoipa::ToSchema)]
 struct ColumnView {
     header: String,
-    field: Option<&'static str>,
+    /// The built-in field it fills (`portfolio` by name or id), `custom_fields.<key>` for
+    /// a custom field, or null when nothing takes it.
+    field: Option<String>,
 }
 
 impl ImportView {
@@ -55,9 +58,15 @@ impl ImportView {
             .headers
             .iter()
             .zip(&params.mapping.columns)
-            .map(|(header, column)| ColumnView {
+            .enumerate()
+            .map(|(i, (header, column))| ColumnView {
                 header: header.clone(),
-                field: column.map(Column::name),
+                // Jobs staged before custom fields have no `custom`.
+                field: match (column, params.mapping.custom.get(i).and_then(Option::as_ref)) {
+                    (Some(column), _) => Some(column.name().to_owned()),
+                    (None, Some(key)) => Some(format!("custom_fields.{key}")),
+                    (None, None) => None,
+                },
             })
             .collect();
         Ok(Self {
@@ -118,13 +127,14 @@ pub async fn submit(pool: &PgPool, importer: Importer<'_>, key: Option<&str>, up
     } = upload;
     let started = std::time::Instant::now();
     let max_rows = reading.max_rows;
+    let catalog = fields::catalog(&mut *pool.acquire().await?).await?;
     let (hash, sheet, prepared) = tokio::task::spawn_blocking(move || {
         let mut hasher = Sha256::new();
         hasher.update(format!("{mode:?}\n{sheet:?}\n"));
         hasher.update(&bytes);
         let hash = hasher.finalize().to_vec();
         let read = import::read_in(&bytes, sheet.as_deref(), max_rows, locale)?;
-        let prepared = prepare(&read, mode);
+        let prepared = prepare(&read, mode, &catalog);
         Ok::<_, Refusal>((hash, read, prepared))
     })
     .await
@@ -208,9 +218,10 @@ pub async fn rejected_workbook(pool: &PgPool, caller: &Principal, id: Uuid) -> R
 
 /// An empty workbook with every column, and a sheet describing them, for those who may
 /// import.
-pub async fn template(caller: &Principal) -> Result<Vec<u8>> {
+pub async fn template(pool: &PgPool, caller: &Principal) -> Result<Vec<u8>> {
     caller.require(Action::CreateAccount)?;
-    tokio::task::spawn_blocking(template_workbook)
+    let catalog = fields::catalog(&mut *pool.acquire().await?).await?;
+    tokio::task::spawn_blocking(move || template_workbook(&template_columns(&catalog)))
         .await
         .map_err(anyhow::Error::from)?
         .map_err(|e| Error::Internal(anyhow::anyhow!("writing template.xlsx: {e}")))
@@ -270,8 +281,8 @@ pub struct ImportParams {
 /// row's account number (each account once per file, so the outcome never depends on
 /// row order). A flagged row is still validated when its chunk runs, and fails with
 /// this error and all its others together.
-pub fn prepare(sheet: &Sheet, mode: Mode) -> std::result::Result<(Mapping, Vec<Option<RowError>>), Vec<FieldError>> {
-    let mapping = Mapping::new(&sheet.headers)?;
+pub fn prepare(sheet: &Sheet, mode: Mode, catalog: &Catalog) -> std::result::Result<(Mapping, Vec<Option<RowError>>), Vec<FieldError>> {
+    let mapping = Mapping::new(&sheet.headers, catalog)?;
     mapping.require(mode.required())?;
     let position = mapping.columns.iter().position(|c| *c == Some(Column::AccountNumber));
     let mut first_seen: HashMap<String, u32> = HashMap::new();

@@ -16,7 +16,7 @@ use crate::import::RowError;
 use crate::lists::accounts as account_list;
 use crate::search::SearchIndex;
 use crate::service::Window;
-use crate::service::accounts::check_assignee;
+use crate::service::accounts::{check_assignee, check_portfolio};
 use crate::service::idempotency::{self, Replay};
 use crate::store::imports;
 use crate::store::jobs;
@@ -169,6 +169,15 @@ pub async fn bulk_update(
     if let Some(agent) = patch.assign {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, agent).await?;
+    }
+    if patch.manages() {
+        caller.require(Action::UpdateAnyAccount)?;
+    }
+    if patch.flags.lifts() {
+        caller.require(Action::LiftContactBlocks)?;
+    }
+    if let Some(portfolio) = patch.portfolio {
+        check_portfolio(&mut *pool.acquire().await?, portfolio, "patch.portfolio_id").await?;
     }
     let mut tx = pool.begin().await?;
     if let Some(first) = idempotency::claim(&mut tx, caller, BULK_UPDATE_SCOPE, key, &hash).await? {

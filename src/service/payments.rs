@@ -19,8 +19,9 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::payments::{self as payment_list, PaymentStats};
 use crate::search::{SearchIndex, SearchPage};
 use crate::service::Window;
-use crate::service::accounts::readable;
+use crate::service::accounts::{get_for, readable};
 use crate::service::idempotency::{self, Replay};
+use crate::service::portfolios;
 use crate::store;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::payment_writer::PaymentWriter;
@@ -191,6 +192,11 @@ pub async fn record(
         actor: caller.user_id,
     };
     let (amount, currency, insert_id) = (insert.payment.amount, insert.payment.currency, insert.id);
+    // A debtor calls whoever answers, within the portfolios the agent works.
+    let portfolio = accounts::portfolio_of(pool, account_id).await?;
+    if portfolio.is_some() && !portfolios::in_scope(&mut *pool.acquire().await?, caller, portfolio).await? {
+        return Err(Error::not_found("account"));
+    }
     let Some(key) = key else {
         let (payment, account_version) = recorded(amount, currency, writer.insert(insert).await?)?;
         tracing::info!(payment_id = %insert_id, "payment recorded");
@@ -268,6 +274,11 @@ async fn transition(
     let account = accounts::lock_including_deleted(&mut tx, account_id)
         .await?
         .ok_or_else(|| Error::not_found("account"))?;
+    if let Some(caller) = caller
+        && !portfolios::in_scope(&mut tx, caller, account.portfolio_id).await?
+    {
+        return Err(Error::not_found("payment"));
+    }
     let payment = payments::lock(&mut tx, id).await?.ok_or_else(|| Error::not_found("payment"))?;
     if let Some(caller) = caller {
         // The processor still settles a deleted account's payments; people read and
@@ -324,9 +335,7 @@ pub async fn simulate(pool: &PgPool, caller: &Principal, id: Uuid, outcome: Simu
         SimulatedOutcome::Failure => (PaymentStatus::Failed, Some("card_declined")),
         SimulatedOutcome::Delay => {
             let row = payments::get(pool, id).await?.ok_or_else(|| Error::not_found("payment"))?;
-            let account = accounts::get(pool, row.account_id)
-                .await?
-                .ok_or_else(|| Error::not_found("account"))?;
+            let account = get_for(pool, caller, row.account_id, "account").await?;
             caller.require_work_on(account.assigned_agent_id)?;
             let current = row.status;
             if current != PaymentStatus::Pending {
@@ -361,7 +370,9 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
 /// The payment `id` of a live account.
 pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PaymentRow> {
     caller.require(Action::ReadAccounts)?;
-    payments::get_visible(pool, id).await?.ok_or_else(|| Error::not_found("payment"))
+    let row = payments::get_visible(pool, id).await?.ok_or_else(|| Error::not_found("payment"))?;
+    get_for(pool, caller, row.account_id, "payment").await?;
+    Ok(row)
 }
 
 /// The payments matching `raw` (the payments list grammar) from the index, with the

@@ -11,7 +11,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
-use crate::service::accounts::readable;
+use crate::service::accounts::{get_for, lock_for, readable};
 use crate::store::plans::{self, PlanFilter};
 use crate::store::{self, accounts};
 
@@ -29,9 +29,7 @@ pub struct Planned {
 pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePlan, now: DateTime<Utc>) -> Result<Planned> {
     caller.require(Action::WorkAccount)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let account = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
     caller.require_work_on(account.assigned_agent_id)?;
     let currency = account.currency;
     let today = account.today(now);
@@ -56,9 +54,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Plann
     drop(conn);
     let mut tx = store::begin_as(pool, caller.user_id).await?;
     // A deleted account's plans are hidden as it is: 404, as a read of them.
-    let account = accounts::lock(&mut tx, existing.account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("plan"))?;
+    let account = lock_for(&mut tx, caller, existing.account_id, "plan").await?;
     caller.require_work_on(account.assigned_agent_id)?;
     let Some(row) = plans::cancel(&mut tx, id).await? else {
         return Err(Error::new(
@@ -84,7 +80,7 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<(PlanRow
     let mut conn = pool.acquire().await?;
     let row = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
     drop(conn);
-    accounts::get(pool, row.account_id).await?.ok_or_else(|| Error::not_found("plan"))?;
+    get_for(pool, caller, row.account_id, "plan").await?;
     let instalments = plans::instalments(pool, id).await?;
     Ok((row, instalments))
 }

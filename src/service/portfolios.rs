@@ -4,9 +4,9 @@
 
 use uuid::Uuid;
 
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 
-use crate::domain::portfolio::{Grantee, NewGrant, NewPortfolio, PortfolioPatch};
+use crate::domain::portfolio::{Grantee, NewGrant, NewPortfolio, PortfolioPatch, Scope};
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role};
 use crate::error::{Code, Error, FieldError, Result};
@@ -32,6 +32,23 @@ fn written(result: sqlx::Result<PortfolioRow>, name: &str) -> Result<PortfolioRo
             e.into()
         }
     })
+}
+
+/// The accounts `caller` sees and works by their portfolio (docs/features/portfolios.md,
+/// "Who sees a portfolio's accounts"): admins every account; managers those of the
+/// portfolios granted to them, their team or its members; others those granted to them
+/// or their team. Accounts in no portfolio are within everyone's scope.
+pub async fn scope(conn: &mut PgConnection, caller: &Principal) -> Result<Scope> {
+    if caller.can(Action::WorkEveryPortfolio) {
+        return Ok(Scope::Every);
+    }
+    let oversees_team = caller.role == Role::Manager;
+    Ok(Scope::Granted(portfolios::granted_to(conn, caller.user_id, oversees_team).await?))
+}
+
+/// Whether an account in `portfolio` is within `caller`'s scope.
+pub async fn in_scope(conn: &mut PgConnection, caller: &Principal, portfolio: Option<Uuid>) -> Result<bool> {
+    Ok(portfolio.is_none() || scope(conn, caller).await?.admits(portfolio))
 }
 
 pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Result<PortfolioRow> {

@@ -11,7 +11,7 @@ use crate::domain::promise::CreatePromise;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
-use crate::service::accounts::readable;
+use crate::service::accounts::{lock_for, readable};
 use crate::store::accounts::AccountRow;
 use crate::store::{self, accounts, promises};
 
@@ -29,9 +29,7 @@ pub struct Promised {
 pub async fn make(pool: &PgPool, caller: &Principal, account_id: Uuid, body: CreatePromise, now: DateTime<Utc>) -> Result<Promised> {
     caller.require(Action::WorkAccount)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let account = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
     let row = make_locked(&mut tx, caller, &account, body, now).await?;
     let account_version = accounts::version(&mut tx, account_id).await?;
     tx.commit().await?;
@@ -62,9 +60,7 @@ pub async fn cancel(pool: &PgPool, caller: &Principal, id: Uuid, now: DateTime<U
     let existing = promises::get(pool, id).await?.ok_or_else(|| Error::not_found("promise"))?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
     // A deleted account's promises are hidden as it is: 404, as a read of them.
-    let account = accounts::lock(&mut tx, existing.account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("promise"))?;
+    let account = lock_for(&mut tx, caller, existing.account_id, "promise").await?;
     caller.require_work_on(account.assigned_agent_id)?;
     let Some(row) = promises::cancel(&mut tx, id, now).await? else {
         return Err(Error::new(

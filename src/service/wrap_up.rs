@@ -13,6 +13,7 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::domain::wrap_up::WrapUp;
 use crate::error::{Error, FieldError, Result};
+use crate::service::accounts::lock_for;
 use crate::service::activities::{self, ActivityRow};
 use crate::service::idempotency::{self, Replay};
 use crate::service::payments;
@@ -81,9 +82,7 @@ pub async fn record(
     if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, key, &hash.unwrap_or_default()).await? {
         return Ok(Answer::Replayed(first));
     }
-    let account = accounts::lock(&mut tx, account_id)
-        .await?
-        .ok_or_else(|| Error::not_found("account"))?;
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
     let activity = activities::log_locked(&mut tx, caller, &account, &activity, now)
         .await
         .map_err(|e| e.within("contact"))?;

@@ -40,6 +40,7 @@ pub struct AccountRow {
     pub do_not_call: bool,
     pub do_not_email: bool,
     pub cease_communication: bool,
+    pub portfolio_id: Option<Uuid>,
     pub created_by: Option<Uuid>,
     pub updated_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -51,7 +52,7 @@ pub struct AccountRow {
 const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, phone, address_line1, address_line2, \
      address_city, address_region, address_postal_code, address_country, timezone, status, original_balance, \
      current_balance, currency, due_date, assigned_agent_id, next_action_at, tags, custom_fields, do_not_call, \
-     do_not_email, cease_communication, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
+     do_not_email, cease_communication, portfolio_id, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
 
 impl AccountRow {
     /// The debtor's calendar day at `now`, in the account's zone (UTC when it names none
@@ -83,6 +84,7 @@ impl AccountRow {
             do_not_call: self.do_not_call,
             do_not_email: self.do_not_email,
             cease_communication: self.cease_communication,
+            portfolio_id: self.portfolio_id,
         }
     }
 }
@@ -112,7 +114,8 @@ fn push_fields(builder: &mut sqlx::query_builder::Separated<'_, Postgres, &'stat
         .push_bind(Json(&f.custom_fields))
         .push_bind(f.do_not_call)
         .push_bind(f.do_not_email)
-        .push_bind(f.cease_communication);
+        .push_bind(f.cease_communication)
+        .push_bind(f.portfolio_id);
 }
 
 const WRITABLE: &[&str] = &[
@@ -139,6 +142,7 @@ const WRITABLE: &[&str] = &[
     "do_not_call",
     "do_not_email",
     "cease_communication",
+    "portfolio_id",
 ];
 
 #[tracing::instrument(skip_all)]
@@ -164,16 +168,16 @@ pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Resul
 const ROW_ARRAYS: &str = "unnest($1::uuid[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
          $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::numeric[],
          $17::numeric[], $18::text[], $19::date[], $20::uuid[], $21::timestamptz[], $22::jsonb[], $23::jsonb[],
-         $24::bool[], $25::bool[], $26::bool[])
+         $24::bool[], $25::bool[], $26::bool[], $27::uuid[])
      AS r(id, number, external_ref, debtor_name, email, phone, line1, line2, city, region, postal_code, country,
           timezone, status, original_balance, current_balance, currency, due_date, agent, next_action_at, tags,
-          custom_fields, dnc, dne, cease)";
+          custom_fields, dnc, dne, cease, portfolio)";
 
 /// The writable columns, read from `r` of [`ROW_ARRAYS`], in `WRITABLE` order.
 const ROW_VALUES: &str = "r.external_ref, r.debtor_name, r.email, r.phone, r.line1, r.line2, r.city, r.region,
      r.postal_code, r.country, r.timezone, r.status, r.original_balance, r.current_balance, r.currency, r.due_date,
      r.agent, r.next_action_at, ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.custom_fields, r.dnc, r.dne,
-     r.cease";
+     r.cease, r.portfolio";
 
 /// Runs `sql` (built on [`ROW_ARRAYS`], returning ids) over `rows`.
 async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &AccountFields)], actor: Uuid) -> Result<Vec<Uuid>> {
@@ -212,6 +216,7 @@ async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &
         .bind(column(rows, |f| f.do_not_call))
         .bind(column(rows, |f| f.do_not_email))
         .bind(column(rows, |f| f.cease_communication))
+        .bind(column(rows, |f| f.portfolio_id))
         .fetch_all(conn)
         .await
         .map_err(map_fk)?;
@@ -345,18 +350,34 @@ pub async fn reassign_open(conn: &mut sqlx::PgConnection, from: Uuid, to: Uuid, 
 }
 
 /// Applies a bulk patch to `ids` in one statement: the ids it changed (an account it
-/// would give more than `MAX_TAGS` tags is left alone).
-pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: &BulkPatch, actor: Uuid) -> Result<Vec<Uuid>> {
+/// would give more than `MAX_TAGS` tags is left alone). `custom` holds each account's
+/// whole new `custom_fields` where the patch changes them (checked by the caller).
+pub async fn apply_bulk_patch(
+    tx: &mut sqlx::PgConnection,
+    ids: &[Uuid],
+    patch: &BulkPatch,
+    custom: &[(Uuid, Map<String, Value>)],
+    actor: Uuid,
+) -> Result<Vec<Uuid>> {
+    let (custom_ids, custom_maps): (Vec<Uuid>, Vec<Json<&Map<String, Value>>>) = custom.iter().map(|(id, map)| (*id, Json(map))).unzip();
     sqlx::query_scalar(
         "WITH target AS (
-             SELECT id, ARRAY(SELECT DISTINCT t FROM unnest(a.tags || $6::text[]) AS t
-                              WHERE NOT t = ANY($7::text[]) ORDER BY t) AS new_tags
-             FROM accounts a WHERE a.id = ANY($1)
+             SELECT a.id, ARRAY(SELECT DISTINCT t FROM unnest(a.tags || $6::text[]) AS t
+                                WHERE NOT t = ANY($7::text[]) ORDER BY t) AS new_tags,
+                    c.fields AS new_fields
+             FROM accounts a LEFT JOIN unnest($11::uuid[], $12::jsonb[]) AS c(id, fields) ON c.id = a.id
+             WHERE a.id = ANY($1)
          )
          UPDATE accounts a SET
              status = coalesce($2, a.status),
              assigned_agent_id = CASE WHEN $3 THEN $4 ELSE a.assigned_agent_id END,
              next_action_at = CASE WHEN $8 THEN $9 ELSE a.next_action_at END,
+             due_date = CASE WHEN $13 THEN $14 ELSE a.due_date END,
+             portfolio_id = CASE WHEN $15 THEN $16 ELSE a.portfolio_id END,
+             do_not_call = coalesce($17, a.do_not_call),
+             do_not_email = coalesce($18, a.do_not_email),
+             cease_communication = coalesce($19, a.cease_communication),
+             custom_fields = coalesce(t.new_fields, a.custom_fields),
              tags = t.new_tags,
              updated_at = now(),
              updated_by = $5
@@ -374,9 +395,29 @@ pub async fn apply_bulk_patch(tx: &mut sqlx::PgConnection, ids: &[Uuid], patch: 
     .bind(patch.next_action.is_some())
     .bind(patch.next_action.flatten())
     .bind(MAX_TAGS as i32)
+    .bind(custom_ids)
+    .bind(custom_maps)
+    .bind(patch.due_date.is_some())
+    .bind(patch.due_date.flatten())
+    .bind(patch.portfolio.is_some())
+    .bind(patch.portfolio.flatten())
+    .bind(patch.flags.do_not_call)
+    .bind(patch.flags.do_not_email)
+    .bind(patch.flags.cease_communication)
     .fetch_all(tx)
     .await
     .map_err(Into::into)
+}
+
+/// The portfolio of the account `id`, deleted or not (none when there is no such account).
+pub async fn portfolio_of(pool: &PgPool, id: Uuid) -> Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar::<_, Option<Uuid>>("SELECT portfolio_id FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .flatten(),
+    )
 }
 
 /// The agent an account is assigned to (`Some(None)`: to no one), deleted or not;
@@ -435,11 +476,11 @@ pub async fn set_deleted(conn: &mut sqlx::PgConnection, id: Uuid, deleted: bool,
 
 /// An unknown `assigned_agent_id` is the client's mistake, not ours.
 fn map_fk(err: sqlx::Error) -> Error {
-    let is_agent_fk = err.as_database_error().and_then(|e| e.constraint()) == Some("accounts_assigned_agent_id_fkey");
-    if is_agent_fk {
-        return Error::field("assigned_agent_id", "no such user");
+    match err.as_database_error().and_then(|e| e.constraint()) {
+        Some("accounts_assigned_agent_id_fkey") => Error::field("assigned_agent_id", "no such user"),
+        Some("accounts_portfolio_id_fkey") => Error::field("portfolio_id", "no such portfolio"),
+        _ => Error::from(err),
     }
-    Error::from(err)
 }
 
 /// Rows by id, soft-deleted ones included: what the sync worker indexes.
@@ -655,6 +696,7 @@ impl From<AccountRow> for AccountDoc {
             do_not_call: row.do_not_call,
             do_not_email: row.do_not_email,
             cease_communication: row.cease_communication,
+            portfolio_id: row.portfolio_id,
             created_by: row.created_by,
             updated_by: row.updated_by,
             created_at: row.created_at,

@@ -69,6 +69,44 @@ pub async fn get(conn: &mut PgConnection, id: Uuid, lock: bool) -> Result<Option
     )
 }
 
+/// The portfolios granted to `user`: to them, to their team, and with `team_members`,
+/// to any member of their team (what a manager oversees).
+pub async fn granted_to(conn: &mut PgConnection, user: Uuid, team_members: bool) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT g.portfolio_id FROM portfolio_grants g, users me
+         WHERE me.id = $1
+           AND (g.user_id = me.id OR g.team = me.team
+                OR ($2 AND g.user_id IN (SELECT u.id FROM users u WHERE u.team = me.team)))
+         ORDER BY 1",
+    )
+    .bind(user)
+    .bind(team_members)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The names of the portfolios `ids`, deleted ones too.
+pub async fn names(conn: &mut PgConnection, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM portfolios WHERE id = ANY($1)")
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The portfolios whose id is among `ids` or whose lowercased name is among `names`,
+/// deleted ones too (live first, so a live name wins over a deleted one's).
+pub async fn by_ids_or_names(conn: &mut PgConnection, ids: &[Uuid], names: &[String]) -> Result<Vec<PortfolioRow>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM portfolios WHERE id = ANY($1) OR lower(name) = ANY($2)
+         ORDER BY deleted_at IS NOT NULL, deleted_at DESC"
+    )))
+    .bind(ids)
+    .bind(names)
+    .fetch_all(conn)
+    .await?)
+}
+
 pub async fn update(conn: &mut PgConnection, id: Uuid, fields: &PortfolioFields, by: Uuid) -> sqlx::Result<PortfolioRow> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE portfolios SET name = $2, client = $3, placement_date = $4, commission_rate = $5, updated_by = $6, updated_at = now()

@@ -45,7 +45,8 @@ const NOT_IMPORTED: &[&str] = &[
     "created_at",
     "updated_at",
     "deleted_at",
-    // Free-form JSON has no cell form; the API sets it.
+    // Each custom field with a definition is a column of its own (mapped by key or
+    // label); the free-form rest has no cell form, and the API sets it.
     "custom_fields",
 ];
 
@@ -56,7 +57,8 @@ const NOT_EXPORTED: &[&str] = &[
     "updated_by",
     // An export holds live accounts only.
     "deleted_at",
-    // Free-form JSON has no cell form.
+    // Each custom field marked for export is a column of its own, after these; the
+    // free-form rest has no cell form.
     "custom_fields",
 ];
 
@@ -73,6 +75,8 @@ fn account_fields() -> BTreeSet<String> {
 fn column_of(field: &str) -> String {
     match field {
         "search_version" => "version".to_owned(),
+        // The file names the portfolio (by name; an import takes a name or an id).
+        "portfolio_id" => "portfolio".to_owned(),
         "address.line1" | "address.line2" => field.replace('.', "_"),
         _ => field.strip_prefix("address.").unwrap_or(field).to_owned(),
     }

@@ -49,6 +49,7 @@ pub fn doc(name: &str, version: i64) -> AccountDoc {
         do_not_call: false,
         do_not_email: false,
         cease_communication: false,
+        portfolio_id: None,
         created_by: None,
         updated_by: None,
         created_at: Utc::now(),

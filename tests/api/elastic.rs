@@ -85,6 +85,7 @@ pub(crate) fn account() -> AccountDoc {
         do_not_call: false,
         do_not_email: true,
         cease_communication: false,
+        portfolio_id: Some(uuid(9)),
         created_by: Some(uuid(8)),
         updated_by: Some(uuid(8)),
         created_at: at(1, 9),

@@ -156,7 +156,7 @@ async fn the_cli_exports_to_a_file_with_the_same_filters() {
 
 /// The first sheet of an xlsx, read by calamine: each row's cells as a spreadsheet holds
 /// them (text, number, bool), keyed by the header.
-fn read_xlsx(bytes: &[u8]) -> Vec<std::collections::HashMap<String, calamine::Data>> {
+pub(crate) fn read_xlsx(bytes: &[u8]) -> Vec<std::collections::HashMap<String, calamine::Data>> {
     use calamine::{Reader, Xlsx};
     let mut book: Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(bytes.to_vec())).unwrap();
     let name = book.sheet_names()[0].clone();

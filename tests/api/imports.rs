@@ -629,7 +629,7 @@ async fn a_queued_import_runs_with_its_submitters_current_standing() {
             headers: headers.clone(),
             rows,
         };
-        let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create).unwrap();
+        let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create, &arrears::domain::custom_field::Catalog::default()).unwrap();
         let params = ImportParams {
             mode: Mode::Create,
             actor: owner,
@@ -674,7 +674,7 @@ async fn a_failed_chunk_is_retried_and_a_taken_over_import_resumes_without_dupli
         headers: headers.clone(),
         rows,
     };
-    let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create).unwrap();
+    let (mapping, duplicates) = submission::prepare(&sheet, Mode::Create, &arrears::domain::custom_field::Catalog::default()).unwrap();
     let params = ImportParams {
         mode: Mode::Create,
         actor: owner,
