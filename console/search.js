@@ -61,8 +61,8 @@ function listParams(state) {
   return params;
 }
 
-// Custom field types filtered by their values (facets); the others by a range.
-const FACETED = new Set(["list", "multi_list", "boolean"]);
+// Custom field types filtered by their values (facets); number, money and date by a range.
+const FACETED = new Set(["list", "multi_list", "boolean", "text"]);
 const SORTED = { number: ["lowest first", "highest first"], money: ["lowest first", "highest first"], date: ["oldest first", "newest first"] };
 
 export function searchScreen(main, _args, params) {
