@@ -3,10 +3,12 @@
 // details. Only the fields that changed are sent, with If-Match naming the version the
 // form was filled from, so a change made meanwhile by someone else is never overwritten
 // unseen: the server refuses it (412) and the form is filled again from the account as
-// it now stands.
+// it now stands. Custom fields are edited with a control per type (agents too: they are
+// a workflow field); managers and admins also choose the account's portfolio.
 
 import { ACCOUNT_STATUSES, api, assignees, atLeast, nameOf } from "./api.js";
-import { field, h, select, showProblem, toast, words } from "./dom.js";
+import { clear, field, h, select, showProblem, toast, words } from "./dom.js";
+import { applying, changedControl as changed, editedValues, valueControl } from "./custom-fields.js";
 
 const FLAGS = [["do_not_call", "Do not call"], ["do_not_email", "Do not email"], ["cease_communication", "Cease communication"]];
 const ADDRESS = [["line1", "Address line 1"], ["line2", "Address line 2"], ["city", "City"], ["region", "Region"], ["postal_code", "Postal code"], ["country", "Country"]];
@@ -21,15 +23,9 @@ function localInput(iso) {
   return `${at.getFullYear()}-${two(at.getMonth() + 1)}-${two(at.getDate())}T${two(at.getHours())}:${two(at.getMinutes())}`;
 }
 
-// Whether a control differs from the value it was filled with.
-function changed(input) {
-  if (input.type === "checkbox") return input.checked !== input.defaultChecked;
-  if (input.tagName === "SELECT") return [...input.options].some((o) => o.selected !== o.defaultSelected);
-  return input.value !== input.defaultValue;
-}
-
-// The PATCH body: the fields that changed, `null` for a cleared nullable one.
-function patchOf(els) {
+// The PATCH body: the fields that changed, `null` for a cleared nullable one; the
+// custom fields as the account's whole map with the changed values in it.
+function patchOf(els, controls, account) {
   const patch = {};
   const text = (name) => els.namedItem(name).value.trim();
   for (const [name, , nullable] of DETAILS) {
@@ -50,7 +46,18 @@ function patchOf(els) {
   }
   if (changed(els.tags)) patch.tags = els.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
   for (const [name] of FLAGS) if (changed(els.namedItem(name))) patch[name] = els.namedItem(name).checked;
+  const portfolio = els.namedItem("portfolio_id");
+  if (portfolio && changed(portfolio)) patch.portfolio_id = portfolio.value || null;
+  const values = editedValues(controls, account.custom_fields);
+  if (values) patch.custom_fields = values;
   return patch;
+}
+
+// The account's portfolio among the live ones (its own listed even when deleted).
+function portfolioSelect(current, portfolios) {
+  const options = [["", "None"], ...portfolios.filter((p) => !p.deleted_at || p.id === current)
+    .map((p) => [p.id, p.deleted_at ? `${p.name} (deleted)` : p.name])];
+  return select("portfolio_id", options, current || "");
 }
 
 // Whom the account is assigned to, among the people who work accounts (by name).
@@ -67,16 +74,36 @@ function assigneeSelect(current) {
 }
 
 // The editor: a disclosure holding the form. `show(account)` fills it again from the
-// account, unless it holds changes not saved yet.
-export function accountEditor(id, onSaved) {
+// account, unless it holds changes not saved yet. `defs` are the live custom field
+// definitions; `portfolios` the ones the caller may read (null: none).
+export function accountEditor(id, onSaved, { defs, portfolios }) {
   const details = h("details", { class: "card editor" }, h("summary", {}, h("h2", { id: "edit-title" }, "Edit account")));
   let form = null;
+  let controls = [];
+  let filledFrom = null;
 
   function fill(account) {
     const a = account;
     const address = a.address || {};
     const manager = atLeast("manager");
     const assignee = manager ? assigneeSelect(a.assigned_agent_id) : null;
+    const portfolio = manager && portfolios ? portfolioSelect(a.portfolio_id, portfolios) : null;
+    const custom = h("fieldset", { class: "custom-fields" });
+    let placed = [];
+    // The controls of the fields that apply in `portfolioId` (a move into a portfolio
+    // must bring its required values), keeping those already made and any edited.
+    const place = (portfolioId) => {
+      const made = new Map(placed.map((c) => [c.key, c]));
+      const wanted = applying(defs.filter((d) => d.shown), { ...a, portfolio_id: portfolioId || null });
+      placed = [
+        ...wanted.map((d) => made.get(d.key) ?? valueControl(d, a.custom_fields?.[d.key], a.currency)),
+        ...placed.filter((c) => c.changed() && !wanted.some((d) => d.key === c.key)),
+      ];
+      clear(custom, h("legend", {}, "Custom fields"), placed.map((c) => c.element));
+      custom.hidden = !placed.length;
+      controls = placed;
+    };
+    portfolio?.addEventListener("change", () => place(portfolio.value));
     const next = h("form", { "aria-labelledby": "edit-title" },
       h("div", { class: "form-alert", role: "alert" }),
       manager ? DETAILS.map(([name, label]) => field(label, h("input", { name, value: a[name] ?? "" }))) : null,
@@ -85,6 +112,7 @@ export function accountEditor(id, onSaved) {
       manager ? field("Time zone", h("input", { name: "timezone", value: a.timezone ?? "" }), "IANA name, e.g. America/New_York") : null,
       manager ? field("Due date", h("input", { name: "due_date", type: "date", value: a.due_date ?? "" })) : null,
       manager ? field("Assigned to", assignee) : null,
+      portfolio ? field("Portfolio", portfolio, "Its custom fields show below") : null,
       field("Status", select("status", ACCOUNT_STATUSES.map((s) => [s, words(s)]), a.status)),
       field("Next action", h("input", { name: "next_action_at", type: "datetime-local", value: localInput(a.next_action_at) })),
       field("Tags", h("input", { name: "tags", value: (a.tags || []).join(", ") }), "Comma separated"),
@@ -93,6 +121,7 @@ export function accountEditor(id, onSaved) {
           const box = h("input", { type: "checkbox", name, id: `edit-${name}`, checked: a[name] });
           return h("div", { class: "check" }, box, h("label", { for: box.id }, label));
         })),
+      custom,
       h("button", { type: "submit", class: "primary" }, "Save changes"),
     );
     next.addEventListener("submit", (event) => {
@@ -102,11 +131,13 @@ export function accountEditor(id, onSaved) {
     if (form) form.replaceWith(next);
     else details.append(next);
     form = next;
+    place(a.portfolio_id);
+    filledFrom = a;
     return next;
   }
 
   async function save(current, version) {
-    const patch = patchOf(current.elements);
+    const patch = patchOf(current.elements, controls, filledFrom);
     if (!Object.keys(patch).length) {
       showProblem(current, { problem: { detail: "Nothing changed." } });
       return;
@@ -133,7 +164,7 @@ export function accountEditor(id, onSaved) {
   return {
     details,
     show(account) {
-      if (!form || !Object.keys(patchOf(form.elements)).length) fill(account);
+      if (!form || !Object.keys(patchOf(form.elements, controls, filledFrom)).length) fill(account);
     },
   };
 }

@@ -11,6 +11,7 @@ import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
 import { clear, confirmStep, debounce, field, h, localClock, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
+import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
 import { overridesSection } from "./overrides.js";
 import { renderHistory } from "./history.js";
 
@@ -32,6 +33,9 @@ function debtorClock(zone) {
 export async function accountScreen(main, [id]) {
   const view = h("div", { class: "account" });
   main.append(view);
+  // Without the definitions the values still show, as plain text; agents read no
+  // portfolios, so they see no portfolio name. Asked for beside the account.
+  const meta = Promise.all([definitions().catch(() => []), portfolios({ includeDeleted: true }).catch(() => null)]);
   let account;
   try {
     account = await api("GET", `/accounts/${id}`);
@@ -41,6 +45,7 @@ export async function accountScreen(main, [id]) {
   }
   // An agent reads a summary of an account that is not theirs: enough to take the call.
   if (account.access === "summary") return inboundScreen(view, account);
+  const [defs, folios] = await meta;
 
   const sections = {
     summary: h("section", { class: "card summary", "aria-labelledby": "acct-title" }),
@@ -50,7 +55,7 @@ export async function accountScreen(main, [id]) {
   };
   const actions = h("div", { class: "actions" });
   const overrides = atLeast("manager") ? overridesSection(id) : null;
-  const editor = works(account) ? accountEditor(id, () => reload()) : null;
+  const editor = works(account) ? accountEditor(id, () => reload(), { defs, portfolios: folios }) : null;
   clear(
     view,
     sections.summary,
@@ -92,6 +97,7 @@ export async function accountScreen(main, [id]) {
     learnNames([a.assigned_agent_id]).then((learned) => learned && account === a && renderSummary()).catch(() => {});
     const address = a.address ? [a.address.line1, a.address.line2, a.address.city, a.address.region, a.address.postal_code, a.address.country].filter(Boolean).join(", ") : "";
     const flags = [a.do_not_call && "do not call", a.do_not_email && "do not email", a.cease_communication && "cease communication"].filter(Boolean);
+    const portfolio = a.portfolio_id && folios?.find((p) => p.id === a.portfolio_id);
     clear(
       sections.summary,
       h("div", { class: "row" },
@@ -116,8 +122,26 @@ export async function accountScreen(main, [id]) {
         h("dt", {}, "Open promise"), h("dd", {}, a.open_promise ? `${money(a.open_promise.amount, a.currency)} by ${a.open_promise.due_date}` : "—"),
         h("dt", {}, "Tags"), h("dd", {}, a.tags?.length ? a.tags.join(", ") : "—"),
         h("dt", {}, "Contact flags"), h("dd", {}, flags.length ? flags.join(", ") : "none"),
+        portfolio ? [h("dt", {}, "Portfolio"), h("dd", { id: "portfolio" }, portfolio.name)] : null,
       ),
+      customFields(a),
     );
+  }
+
+  // The account's custom fields: the shown definitions by position, each labelled and
+  // formatted per its type; then the keys no definition describes, as plain text.
+  function customFields(a) {
+    const values = a.custom_fields || {};
+    const defined = new Set(defs.map((d) => d.key));
+    const rows = [
+      ...applying(defs, a).filter((d) => d.shown).map((d) => [d.label, formatValue(d, values[d.key], a.currency), d.key]),
+      ...Object.keys(values).filter((key) => !defined.has(key) && !empty(values[key])).sort()
+        .map((key) => [key, formatValue(undefined, values[key]), key]),
+    ];
+    if (!rows.length) return null;
+    return h("section", { class: "custom-fields", "aria-labelledby": "cf-title" },
+      h("h2", { id: "cf-title" }, "Custom fields"),
+      h("dl", { class: "details" }, rows.flatMap(([label, value, key]) => [h("dt", {}, label), h("dd", { dataset: { key } }, value)])));
   }
 
   async function renderContact() {
@@ -208,11 +232,23 @@ export async function accountScreen(main, [id]) {
       override_granted: () => [h("strong", {}, `Override granted: ${words(d.channel)}`), d.reason ? h("p", { class: "notes" }, d.reason) : null],
       override_used: () => [h("strong", {}, `Override used: ${words(d.channel)}`), ` (${words(d.rule)})`],
       assignment: () => [h("strong", {}, "Assigned"), ` to ${nameOf(d.changes?.assigned_agent_id?.after)}, was ${nameOf(d.changes?.assigned_agent_id?.before)}`],
-      edit: () => [h("strong", {}, "Changed"), " ", Object.entries(d.changes || {}).map(([field, c]) => `${words(field)}: ${shownValue(c.before)} → ${shownValue(c.after)}`).join("; ")],
+      edit: () => [h("strong", {}, "Changed"), " ", changeWords(d.changes).join("; ")],
       access: () => [h("strong", {}, "Opened by another agent")],
     }[e.kind] || (() => [h("strong", {}, words(e.kind))]);
     return h("li", { dataset: { kind: e.kind } }, what(), h("small", {}, `${when(e.at)} · ${by}`));
   }
+
+  // An edit's changes in words; custom fields key by key, by their labels.
+  const changeWords = (changes) => Object.entries(changes || {}).flatMap(([name, c]) => {
+    if (name !== "custom_fields") return [`${words(name)}: ${shownValue(c.before)} → ${shownValue(c.after)}`];
+    const [before, after] = [c.before || {}, c.after || {}];
+    return [...new Set([...Object.keys(before), ...Object.keys(after)])]
+      .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      .map((key) => {
+        const d = defs.find((f) => f.key === key);
+        return `${d?.label ?? key}: ${formatValue(d, before[key], account.currency)} → ${formatValue(d, after[key], account.currency)}`;
+      });
+  });
 
   const shownValue = (value) => (value === null || value === undefined || value === "" ? "—" : Array.isArray(value) ? value.join(", ") || "—" : String(value));
 

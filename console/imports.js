@@ -1,9 +1,13 @@
 // Imports: drop a spreadsheet (or choose it), watch its progress live, read the summary
-// and download the rejected rows to fix and upload again.
+// (with the columns read into custom fields and those left out) and download the
+// rejected rows to fix and upload again.
 
 import { api } from "./api.js";
 import { clear, download, field, h, select, showProblem, when, words } from "./dom.js";
 import { follow } from "./jobs.js";
+import { definitions } from "./custom-fields.js";
+
+const CUSTOM = "custom_fields.";
 
 export function importsScreen(main) {
   const input = h("input", { type: "file", name: "file", accept: ".xlsx,.xls,.xlsb,.ods,.csv" });
@@ -80,8 +84,22 @@ export function importsScreen(main) {
   recent.load();
 }
 
+// The columns read into custom fields ("Product → Product line (product)"), labelled by
+// their definitions when these can be read.
+async function customColumns(job) {
+  const mapped = (job.columns || []).filter((c) => c.field?.startsWith(CUSTOM));
+  if (!mapped.length) return null;
+  const labels = new Map((await definitions().catch(() => [])).map((d) => [d.key, d.label]));
+  return h("ul", { class: "plain", id: "import-custom-columns" }, mapped.map((c) => {
+    const key = c.field.slice(CUSTOM.length);
+    return h("li", {}, `${c.header} → ${labels.has(key) ? `${labels.get(key)} (${key})` : key}`);
+  }));
+}
+
 async function showSummary(id, box) {
   const job = await api("GET", `/imports/${id}`);
+  const custom = await customColumns(job);
+  const unknown = job.unknown_columns || [];
   const result = job.result || {};
   const failed = result.failed ?? job.failed ?? 0;
   // A dry run wrote nothing: its counts say what the import would do.
@@ -97,7 +115,13 @@ async function showSummary(id, box) {
       h("dt", {}, "File"), h("dd", {}, `${job.file_name} (${job.format}, sheet ${job.sheet})`),
       h("dt", {}, "Status"), h("dd", {}, words(job.status)),
       counts.flatMap(([label, count], i) => [h("dt", {}, label), h("dd", { id: ids[i] }, String(count ?? 0))]),
-      job.unknown_columns?.length ? [h("dt", {}, "Columns not imported"), h("dd", {}, job.unknown_columns.join(", "))] : null),
+      custom ? [h("dt", {}, "Into custom fields"), h("dd", {}, custom)] : null),
+    unknown.length
+      ? h("div", { class: "notice refused", id: "import-unknown-columns", role: "note" },
+        h("strong", {}, `${unknown.length} column${unknown.length === 1 ? " was" : "s were"} not imported`),
+        ": no built-in column or custom field has their name (an administrator can define a field with that key or label under Fields).",
+        h("ul", {}, unknown.map((c) => h("li", {}, c))))
+      : null,
     failed > 0
       ? h("button", {
         type: "button",

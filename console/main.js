@@ -12,6 +12,7 @@ import { queueScreen } from "./queue.js";
 import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
+import { fieldsScreen } from "./fields.js";
 import { secondFactorScreen } from "./second-factor.js";
 import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
@@ -28,6 +29,7 @@ const SCREENS = {
   imports: { role: "manager", title: "Imports", show: importsScreen },
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
   admin: { role: "manager", title: "Users", show: adminScreen },
+  fields: { role: "manager", title: "Fields", show: fieldsScreen },
   "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
   // Every signed-in user, a pending one too; linked beside "Sign out".
   me: { role: "pending", title: "My account", show: meScreen, hidden: true },

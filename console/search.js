@@ -1,10 +1,12 @@
-// Accounts: search as you type, filters with facet counts, sort, endless scroll on the
-// cursor, keyboard moves (arrows, Enter), exports and bulk updates of the current search.
+// Accounts: search as you type, filters with facet counts (custom fields and portfolios
+// too), sort, endless scroll on the cursor, keyboard moves (arrows, Enter), exports and
+// bulk updates of the current search.
 
 import { ACCOUNT_STATUSES, api, assignees, atLeast, currentUser, learnNames, nameOf, query } from "./api.js";
 import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
+import { definitions, portfolios } from "./custom-fields.js";
 
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 const SORTS = [
@@ -17,6 +19,11 @@ const SORTS = [
   ["-queue_score", "Queue score"],
 ];
 const MULTI = ["status", "bucket", "tags"];
+const FACETS = "status,bucket,assigned_agent_id,tags";
+// A custom field's range filter: `cf.<key>.gte`, `cf.<key>.lte` (and the API's gt, lt,
+// exists); any other `cf.<key>` parameter lists values, as does `portfolio_id`.
+const CF_RANGE = /^cf\.[a-z][a-z0-9_]*\.(gte|gt|lte|lt|exists)$/;
+const listKey = (key) => key === "portfolio_id" || (key.startsWith("cf.") && !CF_RANGE.test(key));
 
 // The current search as list parameters, read from and written to the URL's fragment so
 // a reload, a bookmark, an export and a bulk update all see the same search.
@@ -24,6 +31,10 @@ function readState(params) {
   const state = { q: params.get("q") || "", sort: params.get("sort") || "" };
   for (const key of MULTI) state[key] = params.getAll(key);
   for (const key of ["assigned_agent_id", "min_balance", "max_balance"]) state[key] = params.get(key) || "";
+  for (const key of new Set(params.keys())) {
+    if (listKey(key)) state[key] = params.getAll(key);
+    else if (CF_RANGE.test(key)) state[key] = params.get(key);
+  }
   // Agents search their own accounts, or everyone's when a debtor of another agent calls.
   if (currentUser().role === "agent") state.assigned_agent_id = state.assigned_agent_id === EVERYONE ? EVERYONE : "me";
   return state;
@@ -41,18 +52,31 @@ function stateParams(state) {
   return params;
 }
 
-// The state as the API's list parameters.
+// The state as the API's list parameters: a custom field's or the portfolio's values
+// as one comma list (`cf.product=card,loan`).
 function listParams(state) {
   const params = stateParams(state);
   if (params.assigned_agent_id === EVERYONE) delete params.assigned_agent_id;
+  for (const key of Object.keys(params)) if (listKey(key)) params[key] = params[key].join(",");
   return params;
 }
+
+// Custom field types filtered by their values (facets); number, money and date by a range.
+const FACETED = new Set(["list", "multi_list", "boolean", "text"]);
+const SORTED = { number: ["lowest first", "highest first"], money: ["lowest first", "highest first"], date: ["oldest first", "newest first"] };
 
 export function searchScreen(main, _args, params) {
   const state = readState(params);
   let controller = null;
   let cursor = null;
   let total = 0;
+  // The custom fields lists filter on, and the portfolios' names (null: the caller may
+  // not read them); the first search waits for both.
+  let filterable = [];
+  let portfolioNames = null;
+  // What the server answered when asked for the custom field and portfolio facets (a
+  // server without them refuses the request): the search goes on without them.
+  let extraRefused = null;
 
   const box = h("input", {
     id: "q",
@@ -85,16 +109,32 @@ export function searchScreen(main, _args, params) {
     load();
   };
 
-  async function load(next) {
+  // The facets asked for: the built-in ones, the filterable custom fields' value lists
+  // and the portfolio.
+  const facetsWanted = () => {
+    if (extraRefused) return FACETS;
+    const extra = filterable.filter((d) => FACETED.has(d.type)).map((d) => `cf.${d.key}`);
+    return [FACETS, ...extra, "portfolio_id"].join(",");
+  };
+
+  // `retried`: this is the same search again without the custom field and portfolio facets.
+  async function load(next, retried = false) {
     if (controller) controller.abort();
     controller = new AbortController();
-    const params = { ...listParams(state), page_size: 25, facets: "status,bucket,assigned_agent_id,tags" };
+    const params = { ...listParams(state), page_size: 25, facets: facetsWanted() };
     if (next) params.cursor = next;
     let page;
     try {
       page = await api("GET", "/accounts", { params, signal: controller.signal });
     } catch (error) {
       if (error.name === "AbortError") return;
+      if (error.status === 400 && params.facets !== FACETS) {
+        extraRefused = error.message;
+        load(next, true);
+        return;
+      }
+      // Refused without those facets too: the search itself was refused, not them.
+      if (retried) extraRefused = null;
       clear(summary, error.message);
       return;
     }
@@ -118,7 +158,7 @@ export function searchScreen(main, _args, params) {
   function renderFacets(found) {
     const group = (key, title, values, label) => {
       const counts = new Map((found[key] || []).map((f) => [String(f.value), f]));
-      const shown = values ?? [...counts.keys()];
+      const shown = values ?? [...new Set([...state[key], ...counts.keys()])];
       if (!shown.length) return null;
       return h(
         "fieldset",
@@ -130,7 +170,7 @@ export function searchScreen(main, _args, params) {
             type: "checkbox",
             name: key,
             value,
-            id: `${key}-${value.replace(/[^\w-]/g, "_")}`,
+            id: `${key}-${value.replace(/[^\w-]/g, "_")}`.replace(".", "-"),
             checked: state[key].includes(value),
           });
           input.addEventListener("change", () => {
@@ -172,15 +212,61 @@ export function searchScreen(main, _args, params) {
         value: state[key],
         onchange: (e) => { state[key] = e.target.value.trim(); update(); },
       }));
+    // A custom field's bounds, labelled with the field ("Risk score from").
+    const range = (d) => {
+      const [low, high] = d.type === "date" ? ["from", "to"] : ["at least", "at most"];
+      const bound = (suffix, word) => {
+        const key = `cf.${d.key}.${suffix}`;
+        const input = h("input", {
+          name: key,
+          type: d.type === "date" ? "date" : "text",
+          inputmode: d.type === "date" ? undefined : "decimal",
+          value: state[key] || "",
+          onchange: (e) => { state[key] = e.target.value.trim(); update(); },
+        });
+        return field(`${d.label} ${word}`, input);
+      };
+      return h("fieldset", { class: "range" }, h("legend", {}, d.label), bound("gte", low), bound("lte", high));
+    };
+    // A server that refused the custom field facets would refuse their filters too: only
+    // the filters set (from the address) are offered then, to be taken off.
+    const set = (d) => [`cf.${d.key}`, `cf.${d.key}.gte`, `cf.${d.key}.lte`].some((key) => state[key]?.length);
+    const custom = filterable.filter((d) => !extraRefused || set(d)).map((d) => {
+      const key = `cf.${d.key}`;
+      if (!FACETED.has(d.type)) return range(d);
+      state[key] ??= [];
+      if (d.type === "boolean") return group(key, d.label, ["true", "false"], (v) => (v === "true" ? "Yes" : "No"));
+      return group(key, d.label);
+    });
+    state.portfolio_id ??= [];
+    const portfolioLabel = (id) => (id === "none" ? "No portfolio" : portfolioNames?.get(id) ?? `Portfolio ${id.slice(0, 8)}…`);
     clear(
       facets,
       h("h2", {}, "Filters"),
+      extraRefused
+        ? h("details", { class: "notice refused" },
+          h("summary", {}, "Custom field and portfolio filters are not available here."),
+          h("p", {}, extraRefused))
+        : null,
       group("status", "Status", ACCOUNT_STATUSES.filter((s) => state.status.includes(s) || (found.status || []).some((f) => f.value === s))),
       group("bucket", "Days past due", BUCKETS),
       agent,
+      group("portfolio_id", "Portfolio", undefined, portfolioLabel),
       group("tags", "Tags"),
       h("fieldset", {}, h("legend", {}, "Balance"), balance("min_balance", "At least"), balance("max_balance", "At most")),
+      custom,
     );
+  }
+
+  // The sorts the custom fields add (number, money and date fields marked sortable).
+  function addSorts(defs) {
+    for (const d of defs.filter((d) => d.sortable && SORTED[d.type])) {
+      const [up, down] = SORTED[d.type];
+      sort.append(
+        h("option", { value: `cf.${d.key}`, selected: state.sort === `cf.${d.key}` }, `${d.label}, ${up}`),
+        h("option", { value: `-cf.${d.key}`, selected: state.sort === `-cf.${d.key}` }, `${d.label}, ${down}`),
+      );
+    }
   }
 
   // An agent's choice between their own accounts and everyone's (a debtor who calls in
@@ -272,12 +358,22 @@ export function searchScreen(main, _args, params) {
         more)),
   );
   box.focus();
-  load();
+  // The first search waits for the definitions (a few milliseconds), so its facets are
+  // the custom fields' too; without them it goes on with the built-in ones.
+  let closed = false;
+  Promise.all([definitions().catch(() => []), portfolios().catch(() => null)]).then(([defs, folios]) => {
+    if (closed) return;
+    filterable = defs.filter((d) => d.filterable);
+    portfolioNames = folios && new Map(folios.map((p) => [p.id, p.name]));
+    addSorts(defs);
+    load();
+  });
 
   // A changed account elsewhere changes this list: refresh the first page quietly.
   const refresh = debounce(() => load(), 1000);
   live.addEventListener("payment.created", refresh);
   return () => {
+    closed = true;
     observer.disconnect();
     controller?.abort();
     live.removeEventListener("payment.created", refresh);

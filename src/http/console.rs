@@ -59,6 +59,8 @@ const ASSETS: &[Asset] = assets![
     "imports.js" => JS,
     "dashboard.js" => JS,
     "admin.js" => JS,
+    "fields.js" => JS,
+    "custom-fields.js" => JS,
     "second-factor.js" => JS,
     "me.js" => JS,
 ];

@@ -160,10 +160,10 @@ export const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, ha
 // Registers a file's tests under `name` in the order drawn from E2E_SEED (bin/e2e picks
 // and prints one), so a test that leans on what another left behind fails on some seed,
 // which then reproduces it. `setup` runs once the browser is up; the last test checks that
-// nothing broke in the browser.
+// nothing broke in the browser. A test's `options` are node's (`{skip: "why"}`).
 export function suite(name, setup, define) {
   const cases = [];
-  define((title, fn) => cases.push([title, fn]));
+  define((title, fn, options = {}) => cases.push([title, fn, options]));
   before(async () => {
     // Playwright gives the browser a fresh, empty profile directory of its own.
     browser = await chromium.launch({
@@ -177,7 +177,7 @@ export function suite(name, setup, define) {
     await browser?.close();
   });
   describe(name, () => {
-    for (const [title, fn] of shuffled(cases, SEED)) register(title, fn);
+    for (const [title, fn, options] of shuffled(cases, SEED)) register(title, options, fn);
     register("nothing broke in the browser: no script error, no policy violation", () => {
       assert.deepEqual(problems, []);
     });

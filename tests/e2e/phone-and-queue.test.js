@@ -78,9 +78,11 @@ const SCREENS = {
     ["dashboard", "#/dashboard", (page) => page.getByRole("heading", { name: /^Portfolio/ }).waitFor()],
     ["imports-and-jobs", "#/imports", (page) => page.getByRole("heading", { name: "Import accounts" }).waitFor()],
     ["queue", "#/queue", (page) => page.getByText(/accounts? to work/).waitFor()],
+    ["fields", "#/fields", (page) => page.getByRole("table", { name: "Fields" }).waitFor()],
   ],
   admin: [
     ["users", "#/admin", (page) => page.getByRole("heading", { name: "Users and roles" }).waitFor()],
+    ["fields", "#/fields", (page) => page.getByRole("form", { name: "New field" }).waitFor()],
   ],
 };
 
