@@ -686,6 +686,22 @@ impl Catalog {
     /// that belongs to a portfolio checks its key's values everywhere, but its `required`
     /// and `default` apply to the accounts of its portfolio only (none, until accounts
     /// carry one). Errors are named `custom_fields.<key>`.
+    /// The values of `map` that a live definition types and accepts, in their canonical
+    /// form, with their definitions (what the search index holds typed). Values its
+    /// definition refuses are left out, not reported: they stay as they are in
+    /// `custom_fields`.
+    pub fn checked<'a>(&'a self, map: &Map<String, Value>, currency: Currency) -> Vec<(&'a Definition, Value)> {
+        self.fields
+            .iter()
+            .filter_map(|field| {
+                let checks = field.checks.as_ref().ok()?;
+                let value = map.get(&field.definition.key)?;
+                let canonical = checks.value(field.definition.field_type, value, Some(currency)).ok()??;
+                Some((&field.definition, canonical))
+            })
+            .collect()
+    }
+
     pub fn validate(&self, mut map: Map<String, Value>, currency: Currency, mode: Mode) -> Result<Map<String, Value>, Vec<FieldError>> {
         let mut errors = Vec::new();
         for field in &self.fields {
