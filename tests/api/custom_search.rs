@@ -194,19 +194,19 @@ async fn values_held_before_their_definition_are_typed_once_it_exists_or_changes
     let app = spawn_app().await;
     let admin = app.user(Role::Admin).await;
     let token = &admin.token;
-    indexed(&app, token, "Early Bird", json!({"region": "north", "memo": "kumquat harvest"})).await;
-    indexed(&app, token, "Late Owl", json!({"region": "south"})).await;
-    app.assert_refused_parameter(token, "/api/v1/accounts?cf.region=north", "cf.region")
+    indexed(&app, token, "Early Bird", json!({"territory": "north", "memo": "kumquat harvest"})).await;
+    indexed(&app, token, "Late Owl", json!({"territory": "south"})).await;
+    app.assert_refused_parameter(token, "/api/v1/accounts?cf.territory=north", "cf.territory")
         .await;
 
     app.create(
         token,
         "/api/v1/fields",
-        &json!({"key": "region", "label": "Region", "type": "list", "rules": {"allowed": ["North", "South"]}, "filterable": true}),
+        &json!({"key": "territory", "label": "Territory", "type": "list", "rules": {"allowed": ["North", "South"]}, "filterable": true}),
     )
     .await;
-    eventually("the accounts holding region are indexed again", || async {
-        found(&app, &admin, "cf.region=north").await == ["Early Bird"]
+    eventually("the accounts holding territory are indexed again", || async {
+        found(&app, &admin, "cf.territory=north").await == ["Early Bird"]
     })
     .await;
 
@@ -220,8 +220,8 @@ async fn values_held_before_their_definition_are_typed_once_it_exists_or_changes
     })
     .await;
 
-    let deleted = app.delete("/api/v1/fields/region", token).await;
+    let deleted = app.delete("/api/v1/fields/territory", token).await;
     assert_eq!(deleted.status(), StatusCode::OK);
-    app.assert_refused_parameter(token, "/api/v1/accounts?cf.region=north", "cf.region")
+    app.assert_refused_parameter(token, "/api/v1/accounts?cf.territory=north", "cf.territory")
         .await;
 }
