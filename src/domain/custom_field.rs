@@ -679,6 +679,22 @@ impl Catalog {
         self.definitions().find(|d| d.key == key)
     }
 
+    /// The values of `map` that a live definition types and accepts, in their canonical
+    /// form, with their definitions (what the search index holds typed). Values its
+    /// definition refuses are left out, not reported: they stay as they are in
+    /// `custom_fields`.
+    pub fn checked<'a>(&'a self, map: &Map<String, Value>, currency: Currency) -> Vec<(&'a Definition, Value)> {
+        self.fields
+            .iter()
+            .filter_map(|field| {
+                let checks = field.checks.as_ref().ok()?;
+                let value = map.get(&field.definition.key)?;
+                let canonical = checks.value(field.definition.field_type, value, Some(currency)).ok()??;
+                Some((&field.definition, canonical))
+            })
+            .collect()
+    }
+
     /// Validates `map` for an account in `currency`: each key with a live definition is
     /// brought to its canonical form (a value holding nothing, such as null, is removed),
     /// a required key without a value is refused, and on [`Mode::Create`] an absent key

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
 use crate::domain::compliance::ContactInputs;
+use crate::domain::custom_field::{Definition, FieldType, NUMBER_PLACES};
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue;
@@ -139,6 +140,81 @@ pub struct WorkInputs {
     /// Due date of the oldest instalment of the active plan that was missed and is
     /// still unpaid.
     pub plan_missed_due: Option<NaiveDate>,
+    /// The custom fields' values typed by their live definitions; a key without one, or a
+    /// value its definition does not accept, is left out (it stays in `custom_fields`).
+    pub custom: Vec<CustomValue>,
+}
+
+/// One custom field's value as the index holds it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomValue {
+    pub key: String,
+    pub value: Typed,
+}
+
+/// A custom field's value by its definition's type, in the units searches compare.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Typed {
+    /// Text: found by its words when `searchable`, filtered as a whole when `filterable`.
+    Text {
+        text: String,
+        searchable: bool,
+        filterable: bool,
+    },
+    /// The chosen values of a list or multi_list field.
+    Keywords(Vec<String>),
+    Boolean(bool),
+    /// Ten-thousandths (numbers have at most four decimal places).
+    Number(i64),
+    /// Ten-thousandths of the account's currency.
+    Money(i64),
+    /// Days since 1970-01-01.
+    Date(i64),
+}
+
+/// `amount` in ten-thousandths, when it has at most four decimal places and fits.
+pub fn ten_thousandths(amount: Decimal) -> Option<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let scaled = amount * Decimal::from(10_i64.pow(NUMBER_PLACES));
+    if scaled.fract().is_zero() { scaled.to_i64() } else { None }
+}
+
+impl CustomValue {
+    /// The typed value of `value`, a value `definition` accepts in its canonical form
+    /// ([`crate::domain::custom_field::Catalog::checked`]).
+    pub fn of(definition: &Definition, value: &Value) -> Option<Self> {
+        let decimal = |v: &Value| {
+            let text = match v {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) => s.clone(),
+                _ => return None,
+            };
+            text.parse::<Decimal>().ok().or_else(|| Decimal::from_scientific(&text).ok())
+        };
+        let typed = match definition.field_type {
+            FieldType::Text => Typed::Text {
+                text: value.as_str()?.to_owned(),
+                searchable: definition.flags.searchable,
+                filterable: definition.flags.filterable,
+            },
+            FieldType::List => Typed::Keywords(vec![value.as_str()?.to_owned()]),
+            FieldType::MultiList => Typed::Keywords(
+                value
+                    .as_array()?
+                    .iter()
+                    .map(|v| v.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()?,
+            ),
+            FieldType::Boolean => Typed::Boolean(value.as_bool()?),
+            FieldType::Number => Typed::Number(ten_thousandths(decimal(value)?)?),
+            FieldType::Money => Typed::Money(ten_thousandths(decimal(value)?)?),
+            FieldType::Date => Typed::Date(crate::domain::queue::days(value.as_str()?.parse::<NaiveDate>().ok()?)),
+        };
+        Some(Self {
+            key: definition.key.clone(),
+            value: typed,
+        })
+    }
 }
 
 /// A payment in the index, with the account fields its searches and filters need.

@@ -1,5 +1,8 @@
 //! Search queries (accounts, payments, payment statistics), independent of any backend.
 
+use std::collections::HashSet;
+use std::sync::{Mutex, OnceLock};
+
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -7,6 +10,7 @@ use uuid::Uuid;
 
 use super::account::{AccountStatus, Bucket};
 use super::compliance::{Channel, UtcWindow};
+use super::custom_field::FieldType;
 use super::payment::{Method, PaymentStatus};
 use super::plan::PlanStatus;
 pub use super::queue::Tier;
@@ -21,6 +25,8 @@ pub enum SortField {
     Name,
     /// The work queue's score (see `queue::rank`).
     Queue,
+    /// A sortable custom field (number, money or date).
+    Custom(CustomField),
 }
 
 impl SortField {
@@ -49,6 +55,7 @@ impl SortField {
     pub fn name(self) -> &'static str {
         match self {
             SortField::Relevance => "relevance",
+            SortField::Custom(field) => field.key.name(),
             other => Self::NAMES
                 .iter()
                 .find(|(_, f)| *f == other)
@@ -82,18 +89,26 @@ pub enum Facet {
     Bucket,
     AssignedAgent,
     Tags,
+    /// Accounts by portfolio; those without one under [`NO_PORTFOLIO`].
+    Portfolio,
+    /// A filterable list, multi_list, boolean or text custom field.
+    Custom(CustomField),
 }
 
 impl Facet {
-    pub const ALL: [(&'static str, Facet); 4] = [
+    pub const ALL: [(&'static str, Facet); 5] = [
         ("status", Facet::Status),
         ("bucket", Facet::Bucket),
         ("assigned_agent_id", Facet::AssignedAgent),
         ("tags", Facet::Tags),
+        ("portfolio_id", Facet::Portfolio),
     ];
 
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or_default()
+        match self {
+            Facet::Custom(field) => field.key.name(),
+            other => Self::ALL.iter().find(|(_, f)| *f == other).map(|(n, _)| *n).unwrap_or_default(),
+        }
     }
 
     pub fn named(name: &str) -> Option<Self> {
@@ -114,6 +129,103 @@ pub enum SortKey {
     Score(f32),
     Int(i128),
     Missing,
+}
+
+/// The value the portfolio facet and filter use for accounts without a portfolio.
+pub const NO_PORTFOLIO: &str = "none";
+
+/// Text kept for the life of the process, once per distinct value. Only the names of
+/// custom fields that have a definition are interned (a parameter naming another is
+/// refused before), so what is kept is bounded by the definitions ever created.
+pub fn intern(text: &str) -> &'static str {
+    static INTERNED: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut interned = INTERNED.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    match interned.get(text) {
+        Some(kept) => kept,
+        None => {
+            let kept: &'static str = Box::leak(text.to_owned().into_boxed_str());
+            interned.insert(kept);
+            kept
+        }
+    }
+}
+
+/// A custom field as a search names it: `cf.<key>`, interned (see [`intern`]) so sorts
+/// and facets naming one stay `Copy` and name themselves like the built-in ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FieldKey(&'static str);
+
+impl FieldKey {
+    pub const PREFIX: &'static str = "cf.";
+
+    pub fn new(key: &str) -> Self {
+        FieldKey(intern(&format!("{}{key}", Self::PREFIX)))
+    }
+
+    /// The definition's key.
+    pub fn key(self) -> &'static str {
+        &self.0[Self::PREFIX.len()..]
+    }
+
+    /// `cf.<key>`: the parameter, sort and facet name.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// How the index holds a custom field's values (see [`crate::domain::document::Typed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CustomKind {
+    /// List and multi_list values, and text values as a whole (filterable text).
+    Keyword,
+    Boolean,
+    /// Ten-thousandths.
+    Number,
+    /// Ten-thousandths of the account's currency.
+    Money,
+    /// Days since 1970-01-01.
+    Date,
+}
+
+impl CustomKind {
+    pub fn of(field_type: FieldType) -> Self {
+        match field_type {
+            FieldType::Text | FieldType::List | FieldType::MultiList => CustomKind::Keyword,
+            FieldType::Boolean => CustomKind::Boolean,
+            FieldType::Number => CustomKind::Number,
+            FieldType::Money => CustomKind::Money,
+            FieldType::Date => CustomKind::Date,
+        }
+    }
+
+    /// Whether values are integers in the index, compared and sorted as such.
+    pub fn is_ordered(self) -> bool {
+        matches!(self, CustomKind::Number | CustomKind::Money | CustomKind::Date)
+    }
+}
+
+/// A custom field a query filters, sorts or facets on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CustomField {
+    pub key: FieldKey,
+    pub kind: CustomKind,
+}
+
+/// What a custom field's value must be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CustomTest {
+    /// One of these values (keyword and boolean fields: `true` or `false`).
+    OneOf(Vec<String>),
+    /// Within `[lo, hi]`, in the kind's integer units (ordered fields).
+    Range { lo: Option<i64>, hi: Option<i64> },
+    /// The account has a value (`true`) or none (`false`).
+    Exists(bool),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomFilter {
+    pub field: CustomField,
+    pub test: CustomTest,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -144,6 +256,13 @@ pub struct AccountQuery {
     pub plan_statuses: Vec<PlanStatus>,
     /// The next instalment of an active plan is due before this day.
     pub plan_next_before: Option<NaiveDate>,
+    /// The account's portfolio is one of these (`None`: the account has none).
+    pub portfolios: Vec<Option<Uuid>>,
+    /// Access scope: only accounts whose portfolio is one of these (`None`: no
+    /// restriction; an empty list: nothing).
+    pub portfolio_scope: Option<Vec<Uuid>>,
+    /// Every one holds.
+    pub custom: Vec<CustomFilter>,
     pub sort: Sort,
     pub page_size: usize,
     pub after: Option<After>,
@@ -177,6 +296,9 @@ impl AccountQuery {
             has_plan: None,
             plan_statuses: Vec::new(),
             plan_next_before: None,
+            portfolios: Vec::new(),
+            portfolio_scope: None,
+            custom: Vec::new(),
             sort: Sort {
                 field: SortField::Updated,
                 descending: true,

@@ -82,7 +82,7 @@ pub struct Api;
 #[tracing::instrument(skip_all)]
 async fn list(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let today = Utc::now().date_naive();
-    let service::Found { page, text, sort } = service::search(state.search().as_ref(), &caller, &raw, today).await?;
+    let service::Found { page, text, sort } = service::search(state.pool(), state.search().as_ref(), &caller, &raw, today).await?;
     let mut data = Vec::with_capacity(page.hits.len());
     for hit in page.hits {
         let highlight = text.as_deref().map(|t| highlight(&hit.doc.doc, t));

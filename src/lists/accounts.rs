@@ -9,12 +9,14 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
+use crate::domain::custom_field::Catalog;
 use crate::domain::money::CurrencyAmount;
 use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AccountQuery, After, Contactable, Facet, Sort, SortField, SortKey};
+use crate::domain::search::{AccountQuery, After, Contactable, Facet, NO_PORTFOLIO, Sort, SortField, SortKey};
 use crate::error::Result;
+use crate::lists::custom;
 use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
 use crate::search::FacetValue;
@@ -24,8 +26,20 @@ struct Request {
     caller: Uuid,
     query: AccountQuery,
     sort: Option<Sort>,
+    /// `sort=[-]cf.<key>`, resolved against the definitions once read.
+    custom_sort: Option<(String, bool)>,
+    /// `facets=cf.<key>` items, resolved against the definitions once read.
+    custom_facets: Vec<String>,
     cursor: Option<String>,
 }
+
+/// An item of `facets`: a built-in facet or a custom field's.
+enum FacetName {
+    Known(Facet),
+    Custom(String),
+}
+
+const FACETS: &str = "a facet (status, bucket, assigned_agent_id, tags, portfolio_id, cf.<key>)";
 
 const SORTS: &str = "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score; `-` for descending)";
 pub const CHANNELS: &str = "a channel (call, sms, email, letter, visit)";
@@ -48,6 +62,25 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("tags", "", schema::list::<String>, |r, v| {
         r.query.tags.extend(v.items().map(str::to_lowercase))
     }),
+    Param::new(
+        "portfolio_id",
+        "Portfolio ids, or `none` for accounts without a portfolio.",
+        schema::list::<String>,
+        |r, v| {
+            let portfolios = v.each(
+                |item| match item {
+                    NO_PORTFOLIO => Some(None),
+                    id => Uuid::parse_str(id).ok().map(Some),
+                },
+                "a portfolio id or `none`",
+            );
+            for portfolio in portfolios {
+                if !r.query.portfolios.contains(&portfolio) {
+                    r.query.portfolios.push(portfolio);
+                }
+            }
+        },
+    ),
     Param::new("min_balance", "A non-negative decimal amount.", schema::amount, |r, v| {
         r.query.min_balance = v.one(values::amount, values::AMOUNT)
     }),
@@ -113,9 +146,16 @@ const PARAMS: &[Param<Request>] = &[
     ),
     Param::new(
         "sort",
-        "balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score; `-` first for descending. Relevance with `q`, else `-updated`.",
+        "balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score, or a sortable custom field `cf.<key>`; `-` first for descending. Relevance with `q`, else `-updated`.",
         schema::text,
-        |r, v| r.sort = v.one(parse_sort, SORTS),
+        |r, v| {
+            let (name, descending) = super::sort_direction(v.raw().trim());
+            if custom::is_custom(name) {
+                r.custom_sort = Some((name.to_owned(), descending));
+            } else {
+                r.sort = v.one(parse_sort, SORTS);
+            }
+        },
     ),
     Param::new("page_size", "", schema::page_size, |r, v| r.query.page_size = v.page_size()),
     Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
@@ -123,12 +163,21 @@ const PARAMS: &[Param<Request>] = &[
     }),
     Param::new(
         "facets",
-        "Comma-separated: status, bucket, assigned_agent_id, tags.",
+        "Comma-separated: status, bucket, assigned_agent_id, tags, portfolio_id, or a filterable list, multi_list, boolean or text custom field `cf.<key>`.",
         schema::text,
         |r, v| {
-            for facet in v.each(Facet::named, "a facet (status, bucket, assigned_agent_id, tags)") {
-                if !r.query.facets.contains(&facet) {
-                    r.query.facets.push(facet);
+            let named = |item: &str| {
+                if custom::is_custom(item) {
+                    Some(FacetName::Custom(item.to_owned()))
+                } else {
+                    Facet::named(item).map(FacetName::Known)
+                }
+            };
+            for facet in v.each(named, FACETS) {
+                match facet {
+                    FacetName::Known(facet) if !r.query.facets.contains(&facet) => r.query.facets.push(facet),
+                    FacetName::Known(_) => {}
+                    FacetName::Custom(name) => r.custom_facets.push(name),
                 }
             }
         },
@@ -141,19 +190,62 @@ params::described_by!(
     PARAMS
 );
 
-/// Parses the list parameters for `caller`. Unknown parameters are refused by name.
+/// Parses the list parameters for `caller`, without custom fields (a `cf.` name is
+/// refused). Unknown parameters are refused by name.
 pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQuery> {
+    parse_fields(raw, caller, today, None)
+}
+
+/// Parses the list parameters for `caller`, custom field names resolved against
+/// `fields`, the live definitions (needed only when [`names_custom_fields`]).
+pub fn parse_with_fields(raw: &str, caller: &Principal, today: NaiveDate, fields: &Catalog) -> Result<AccountQuery> {
+    parse_fields(raw, caller, today, Some(fields))
+}
+
+/// Whether `raw` names a custom field (a filter, the sort or a facet).
+pub fn names_custom_fields(raw: &str) -> bool {
+    custom::named_in(raw)
+}
+
+fn parse_fields(raw: &str, caller: &Principal, today: NaiveDate, fields: Option<&Catalog>) -> Result<AccountQuery> {
     let mut p = Problems::default();
     let mut request = Request {
         caller: caller.user_id,
         query: AccountQuery::new(today),
         sort: None,
+        custom_sort: None,
+        custom_facets: Vec::new(),
         cursor: None,
     };
-    params::read(raw, PARAMS, &mut request, &mut p);
+    params::read_with(raw, PARAMS, &mut request, &mut p, |r, v| {
+        custom::filter(fields, &mut r.query.custom, v)
+    });
     let Request {
-        mut query, sort, cursor, ..
+        mut query,
+        mut sort,
+        custom_sort,
+        custom_facets,
+        cursor,
+        ..
     } = request;
+    if let Some((name, descending)) = custom_sort {
+        match custom::sort(fields, &name) {
+            Ok(field) => {
+                sort = Some(Sort {
+                    field: SortField::Custom(field),
+                    descending,
+                })
+            }
+            Err(message) => p.push("sort", message),
+        }
+    }
+    for name in custom_facets {
+        match custom::facet(fields, &name) {
+            Ok(field) if !query.facets.contains(&Facet::Custom(field)) => query.facets.push(Facet::Custom(field)),
+            Ok(_) => {}
+            Err(message) => p.push("facets", message),
+        }
+    }
     if let (Some(min), Some(max)) = (query.min_balance, query.max_balance)
         && min > max
     {

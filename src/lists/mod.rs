@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod activities;
 pub mod agents;
+pub mod custom;
 pub mod params;
 pub mod payments;
 pub mod plans;

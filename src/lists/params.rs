@@ -193,12 +193,17 @@ pub mod schema {
 
 /// A parameter's value as it is read: refusals name the parameter by itself.
 pub struct Value<'a> {
-    name: &'static str,
+    name: &'a str,
     text: &'a str,
     problems: &'a mut Problems,
 }
 
 impl Value<'_> {
+    /// The parameter's name as the query gave it.
+    pub fn name(&self) -> &str {
+        self.name
+    }
+
     /// The raw text, untrimmed.
     pub fn raw(&self) -> &str {
         self.text
@@ -283,19 +288,33 @@ fn items(text: &str) -> impl Iterator<Item = &str> {
 /// Reads `raw` into `request` through `params`; an unknown name is refused with the
 /// names this list knows.
 pub fn read<R>(raw: &str, params: &[Param<R>], request: &mut R, problems: &mut Problems) {
+    read_with(raw, params, request, problems, |_, _| false);
+}
+
+/// [`read`], where `family` reads a parameter the table does not declare (names made
+/// from data, such as `cf.<key>`) and says whether the name was one of its family; a
+/// name neither knows is refused.
+pub fn read_with<R>(
+    raw: &str,
+    params: &[Param<R>],
+    request: &mut R,
+    problems: &mut Problems,
+    mut family: impl FnMut(&mut R, &mut Value<'_>) -> bool,
+) {
     for (key, text) in form_urlencoded::parse(raw.as_bytes()) {
-        match params.iter().find(|p| p.name == key) {
-            Some(param) => {
-                let mut value = Value {
-                    name: param.name,
-                    text: &text,
-                    problems,
-                };
-                (param.apply)(request, &mut value);
-            }
+        let param = params.iter().find(|p| p.name == key);
+        let mut value = Value {
+            name: param.map_or(&*key, |p| p.name),
+            text: &text,
+            problems,
+        };
+        match param {
+            Some(param) => (param.apply)(request, &mut value),
             None => {
-                let known: Vec<&str> = params.iter().map(|p| p.name).collect();
-                problems.push(&key, format!("unknown parameter; this list takes {}", known.join(", ")));
+                if !family(request, &mut value) {
+                    let known: Vec<&str> = params.iter().map(|p| p.name).collect();
+                    value.refuse(format!("unknown parameter; this list takes {}", known.join(", ")));
+                }
             }
         }
     }

@@ -53,9 +53,10 @@ impl Shown {
 /// The accounts matching `raw` (the accounts list grammar) that `caller` may read: any
 /// agent finds any account (a debtor calls whoever answers), and reads a summary of those
 /// that are not theirs.
-pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str, today: NaiveDate) -> Result<Found> {
+pub async fn search(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, raw: &str, today: NaiveDate) -> Result<Found> {
     caller.require(Action::ReadAccounts)?;
-    let query: AccountQuery = account_list::parse(raw, caller, today)?;
+    let fields = crate::service::fields::for_list(pool, raw).await?;
+    let query: AccountQuery = account_list::parse_with_fields(raw, caller, today, &fields)?;
     let (text, sort) = (query.text.clone(), query.sort);
     let page = index.search(query).await?;
     let page = SearchPage {

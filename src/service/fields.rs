@@ -19,6 +19,16 @@ pub async fn catalog(conn: &mut PgConnection) -> Result<Catalog> {
     Ok(Catalog::new(fields::live(conn).await?))
 }
 
+/// The live definitions when `raw`, an account list's query, names a custom field (a
+/// filter, the sort or a facet); none are read otherwise.
+pub async fn for_list(pool: &PgPool, raw: &str) -> Result<Catalog> {
+    if !crate::lists::accounts::names_custom_fields(raw) {
+        return Ok(Catalog::default());
+    }
+    let mut conn = pool.acquire().await?;
+    catalog(&mut conn).await
+}
+
 /// Definitions by position then key, and how many there are: the live ones, and for
 /// admins who ask, the deleted ones too.
 pub async fn list(
@@ -120,9 +130,21 @@ pub async fn create(pool: &PgPool, caller: &Principal, body: CreateField) -> Res
         definition.position = fields::next_position(&mut tx).await?;
     }
     let stored = fields::insert(&mut tx, &definition, caller.user_id).await?;
+    reindex_holders(&mut tx, &stored.definition.key).await?;
     tx.commit().await?;
     tracing::info!(key = %stored.definition.key, field_type = stored.definition.field_type.as_str(), "field defined");
     Ok(stored)
+}
+
+/// Re-indexes the accounts holding a value for `key`, whose typed value in the index
+/// (docs/features/custom-fields.md, "Searching by custom fields") depends on what
+/// changed: the definition's existence, its rules (which values it accepts) and whether
+/// text is searchable or filterable. In the changing transaction, so a document built
+/// after it commits sees the new definition.
+async fn reindex_holders(tx: &mut PgConnection, key: &str) -> Result<()> {
+    let queued = fields::touch_holders(tx, key).await?;
+    tracing::info!(key = %key, accounts = queued, "accounts holding the field queued for the index");
+    Ok(())
 }
 
 /// The definition `key` locked in `tx`, live; 404 when there is none, 409 when deleted.
@@ -157,6 +179,7 @@ pub async fn update(pool: &PgPool, caller: &Principal, key: &str, patch: PatchFi
         ));
     }
     let label_changes = patch.label.is_some();
+    let indexed_before = (current.rules.clone(), current.flags.searchable, current.flags.filterable);
     let definition = current.apply(patch).map_err(Error::validation)?;
     if label_changes {
         let errors = clashes(&mut tx, &definition, false).await?;
@@ -165,6 +188,9 @@ pub async fn update(pool: &PgPool, caller: &Principal, key: &str, patch: PatchFi
         }
     }
     let stored = fields::update(&mut tx, &definition, caller.user_id).await?;
+    if indexed_before != (definition.rules.clone(), definition.flags.searchable, definition.flags.filterable) {
+        reindex_holders(&mut tx, key).await?;
+    }
     tx.commit().await?;
     tracing::info!(key = %key, "field changed");
     Ok(stored)
@@ -178,6 +204,7 @@ pub async fn delete(pool: &PgPool, caller: &Principal, key: &str) -> Result<Stor
     fields::lock_all(&mut tx).await?;
     lock_live(&mut tx, key).await?;
     let stored = fields::set_deleted(&mut tx, key, true, caller.user_id).await?;
+    reindex_holders(&mut tx, key).await?;
     tx.commit().await?;
     tracing::info!(key = %key, "field deleted");
     Ok(stored)
@@ -204,6 +231,7 @@ pub async fn restore(pool: &PgPool, caller: &Principal, key: &str) -> Result<Sto
         return Err(too_many());
     }
     let stored = fields::set_deleted(&mut tx, key, false, caller.user_id).await?;
+    reindex_holders(&mut tx, key).await?;
     tx.commit().await?;
     tracing::info!(key = %key, "field restored");
     Ok(stored)

@@ -638,13 +638,25 @@ pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> 
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
     let mut contact = compliance::contact_inputs(conn, &ids, Utc::now()).await?;
     let reasons = queue::reason_dates(conn, &ids).await?;
+    // The definitions as they are now: a document built after a definition changed
+    // types its values by the new one (service::fields re-queues the accounts holding it).
+    let catalog = crate::domain::custom_field::Catalog::new(super::fields::live(conn).await?);
     let mut docs = summarised(conn, rows).await?;
     for doc in &mut docs {
         let dates = reasons.get(&doc.id).copied().unwrap_or_default();
+        let custom = match Currency::parse(&doc.currency) {
+            Ok(currency) => catalog
+                .checked(&doc.custom_fields, currency)
+                .into_iter()
+                .filter_map(|(definition, value)| crate::domain::document::CustomValue::of(definition, &value))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         doc.work = WorkInputs {
             contact: contact.remove(&doc.id).unwrap_or_default(),
             broken_promise_due: dates.broken_promise_due,
             plan_missed_due: dates.plan_missed_due,
+            custom,
         };
     }
     Ok(docs)

@@ -219,3 +219,15 @@ pub async fn set_deleted(conn: &mut PgConnection, key: &str, deleted: bool, acto
     .await?;
     Ok(row.into())
 }
+
+/// Queues every account holding a value for `key` for the index: each row draws a new
+/// search version under its lock and is queued by its triggers (as `touch_account`
+/// does), so its next document types the value by the definition as it is then.
+#[tracing::instrument(skip_all, fields(key = %key))]
+pub async fn touch_holders(conn: &mut PgConnection, key: &str) -> Result<u64> {
+    Ok(sqlx::query("UPDATE accounts SET search_version = 0 WHERE custom_fields ? $1")
+        .bind(key)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}

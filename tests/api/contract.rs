@@ -8,11 +8,12 @@ use std::collections::HashSet;
 
 use arrears::domain::account::{AccountStatus, Address, Bucket};
 use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
-use arrears::domain::document::{AccountDoc, Entity, IndexOp, OpenPromise, PaymentDoc};
+use arrears::domain::document::{AccountDoc, CustomValue, Entity, IndexOp, OpenPromise, PaymentDoc, Typed};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::queue::Reason;
 use arrears::domain::search::{
-    AccountQuery, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
+    AccountQuery, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, PaymentFacet, PaymentQuery,
+    PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
 };
 use arrears::search::elastic::{ElasticConfig, ElasticIndex};
 use arrears::search::embedded::EmbeddedIndex;
@@ -863,6 +864,225 @@ pub async fn facets(index: &dyn SearchIndex) {
     assert_eq!(facet("status"), status);
 }
 
+fn custom_field(key: &str, kind: CustomKind) -> CustomField {
+    CustomField {
+        key: FieldKey::new(key),
+        kind,
+    }
+}
+
+fn custom(key: &str, value: Typed) -> CustomValue {
+    CustomValue {
+        key: key.to_owned(),
+        value,
+    }
+}
+
+fn only(field: CustomField, test: CustomTest) -> AccountQuery {
+    AccountQuery {
+        custom: vec![CustomFilter { field, test }],
+        page_size: 50,
+        ..query()
+    }
+}
+
+/// Custom fields typed by their definitions (every kind) and portfolios: filters,
+/// ranges, presence, sorts with a cursor (missing values last both ways), facets and
+/// the words of searchable text, on a field no document holds too.
+pub async fn custom_fields_and_portfolios(index: &dyn SearchIndex) {
+    let (north, south) = (Uuid::new_v4(), Uuid::new_v4());
+    let product = custom_field("product", CustomKind::Keyword);
+    let channels = custom_field("channels", CustomKind::Keyword);
+    let secured = custom_field("secured", CustomKind::Boolean);
+    let score = custom_field("score", CustomKind::Number);
+    let limit = custom_field("credit_limit", CustomKind::Money);
+    let charged = custom_field("charged_off", CustomKind::Date);
+    let note = custom_field("note", CustomKind::Keyword);
+    let day = |n: i64| today().to_epoch_days() as i64 - n;
+    let mut docs = Vec::new();
+    for i in 0..6_i64 {
+        let mut d = doc(&format!("Custom {i}"), 1);
+        d.portfolio_id = [Some(north), Some(south), None][i as usize % 3];
+        let mut values = vec![custom("product", Typed::Keywords(vec![["card", "loan"][i as usize % 2].into()]))];
+        if i < 4 {
+            values.push(custom("score", Typed::Number(5_000_000 + i * 12_345)));
+            values.push(custom("credit_limit", Typed::Money(10_000 * (100 - i))));
+            values.push(custom("charged_off", Typed::Date(day(i * 10))));
+            values.push(custom("secured", Typed::Boolean(i % 2 == 0)));
+        }
+        if i == 0 {
+            values.push(custom("channels", Typed::Keywords(vec!["mail".into(), "phone".into()])));
+            values.push(custom(
+                "note",
+                Typed::Text {
+                    text: "Transferred from Quixotic Lending".into(),
+                    searchable: true,
+                    filterable: true,
+                },
+            ));
+        }
+        if i == 1 {
+            values.push(custom("channels", Typed::Keywords(vec!["phone".into()])));
+            values.push(custom(
+                "note",
+                Typed::Text {
+                    text: "Zanzibar private words".into(),
+                    searchable: false,
+                    filterable: false,
+                },
+            ));
+        }
+        d.work.custom = values;
+        docs.push(d);
+    }
+    // Two commits: the columns of a key differ between segments.
+    put(index, &docs[..3]).await;
+    put(index, &docs[3..]).await;
+    let id = |i: usize| docs[i].id;
+    let found = |q: AccountQuery| async move { sorted(ids(index, q).await) };
+    let of = |picked: &[usize]| sorted(picked.iter().map(|i| id(*i)).collect());
+
+    let cards = only(product, CustomTest::OneOf(vec!["card".into()]));
+    assert_eq!(found(cards).await, of(&[0, 2, 4]));
+    let phone = only(channels, CustomTest::OneOf(vec!["phone".into()]));
+    assert_eq!(found(phone).await, of(&[0, 1]), "any of a multi_list's values");
+    let mail_or_fax = only(channels, CustomTest::OneOf(vec!["fax".into(), "mail".into()]));
+    assert_eq!(found(mail_or_fax).await, of(&[0]));
+    let yes = only(secured, CustomTest::OneOf(vec!["true".into()]));
+    assert_eq!(found(yes).await, of(&[0, 2]));
+    let high = only(
+        score,
+        CustomTest::Range {
+            lo: Some(5_012_345),
+            hi: None,
+        },
+    );
+    assert_eq!(found(high).await, of(&[1, 2, 3]));
+    let exact = only(
+        score,
+        CustomTest::Range {
+            lo: Some(5_024_690),
+            hi: Some(5_024_690),
+        },
+    );
+    assert_eq!(found(exact).await, of(&[2]));
+    let low_limit = only(
+        limit,
+        CustomTest::Range {
+            lo: None,
+            hi: Some(980_000),
+        },
+    );
+    assert_eq!(found(low_limit).await, of(&[2, 3]));
+    let recent = only(
+        charged,
+        CustomTest::Range {
+            lo: Some(day(15)),
+            hi: Some(day(0)),
+        },
+    );
+    assert_eq!(found(recent).await, of(&[0, 1]));
+    assert_eq!(found(only(score, CustomTest::Exists(false))).await, of(&[4, 5]));
+    assert_eq!(found(only(channels, CustomTest::Exists(true))).await, of(&[0, 1]));
+    let noted = only(note, CustomTest::OneOf(vec!["Transferred from Quixotic Lending".into()]));
+    assert_eq!(found(noted).await, of(&[0]), "filterable text, whole");
+    assert_eq!(
+        found(only(note, CustomTest::Exists(true))).await,
+        of(&[0]),
+        "text that is not filterable is not held whole"
+    );
+    let both = AccountQuery {
+        custom: vec![
+            CustomFilter {
+                field: product,
+                test: CustomTest::OneOf(vec!["loan".into()]),
+            },
+            CustomFilter {
+                field: score,
+                test: CustomTest::Exists(true),
+            },
+        ],
+        ..query()
+    };
+    assert_eq!(found(both).await, of(&[1, 3]));
+    let nobody = custom_field("nobody_has_it", CustomKind::Number);
+    assert!(found(only(nobody, CustomTest::Range { lo: Some(0), hi: None })).await.is_empty());
+    assert_eq!(found(only(nobody, CustomTest::Exists(false))).await.len(), 6);
+
+    let words = |q: &str| AccountQuery {
+        text: Some(q.to_owned()),
+        ..query()
+    };
+    assert_eq!(found(words("quixotic")).await, of(&[0]), "searchable text by its words");
+    assert_eq!(found(words("quix")).await, of(&[0]), "and as a prefix");
+    assert!(found(words("zanzibar")).await.is_empty(), "text that is not searchable");
+
+    let north_or_none = AccountQuery {
+        portfolios: vec![Some(north), None],
+        ..query()
+    };
+    assert_eq!(found(north_or_none).await, of(&[0, 2, 3, 5]));
+    let scoped = AccountQuery {
+        portfolio_scope: Some(vec![south]),
+        ..query()
+    };
+    assert_eq!(found(scoped).await, of(&[1, 4]));
+    let nothing = AccountQuery {
+        portfolio_scope: Some(Vec::new()),
+        ..query()
+    };
+    assert!(found(nothing).await.is_empty());
+
+    for (field, descending, expected) in [
+        (score, false, [0, 1, 2, 3, 4, 5]),
+        (score, true, [3, 2, 1, 0, 4, 5]),
+        (charged, false, [3, 2, 1, 0, 4, 5]),
+        (limit, true, [0, 1, 2, 3, 4, 5]),
+        (nobody, true, [0, 1, 2, 3, 4, 5]),
+    ] {
+        let q = AccountQuery {
+            sort: Sort {
+                field: SortField::Custom(field),
+                descending,
+            },
+            page_size: 2,
+            ..query()
+        };
+        let seen = every_page(index, q).await;
+        let (ordered, missing) = seen.split_at(if field == nobody { 0 } else { 4 });
+        let expected: Vec<Uuid> = expected.iter().map(|i| id(*i)).collect();
+        assert_eq!(ordered, &expected[..ordered.len()], "{field:?} {descending}");
+        assert_eq!(
+            sorted(missing.to_vec()),
+            sorted(expected[ordered.len()..].to_vec()),
+            "{field:?} {descending}: missing last"
+        );
+    }
+
+    let faceted = AccountQuery {
+        facets: vec![
+            Facet::Custom(product),
+            Facet::Custom(channels),
+            Facet::Custom(secured),
+            Facet::Portfolio,
+        ],
+        ..query()
+    };
+    let page = index.search(faceted).await.unwrap();
+    let facet = |name: &str| -> Vec<(String, u64)> {
+        let values = &page.facets.iter().find(|(n, _)| *n == name).unwrap().1;
+        values.iter().map(|v| (v.value.clone(), v.count)).collect()
+    };
+    assert_eq!(facet("cf.product"), [("card".to_owned(), 3), ("loan".to_owned(), 3)]);
+    assert_eq!(facet("cf.channels"), [("phone".to_owned(), 2), ("mail".to_owned(), 1)]);
+    assert_eq!(facet("cf.secured"), [("false".to_owned(), 2), ("true".to_owned(), 2)]);
+    let mut portfolios = facet("portfolio_id");
+    portfolios.sort();
+    let mut expected = vec![(north.to_string(), 2), (south.to_string(), 2), ("none".to_owned(), 2)];
+    expected.sort();
+    assert_eq!(portfolios, expected);
+}
+
 /// Balances and payments in a currency of large units (IDR) whose sums pass 2^53 minor
 /// units, where a double is off by many units: facets and statistics sum them exactly.
 pub async fn money_sums_stay_exact_past_two_to_the_53(index: &dyn SearchIndex) {
@@ -1426,7 +1646,8 @@ macro_rules! every_case {
             payments_search_filters_and_versions,
             payment_stats_follow_local_days,
             contact_filter_and_queue_tiers,
-            ranked_ids_page_as_search_does
+            ranked_ids_page_as_search_does,
+            custom_fields_and_portfolios
         );
     };
 }
@@ -1556,7 +1777,8 @@ mod scripted_backend {
         facets,
         contact_filter_and_queue_tiers,
         money_sums_stay_exact_past_two_to_the_53,
-        payment_stats_follow_local_days
+        payment_stats_follow_local_days,
+        custom_fields_and_portfolios
     );
 }
 

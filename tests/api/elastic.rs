@@ -11,14 +11,16 @@ use std::time::Duration;
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
 use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
-use arrears::domain::document::{AccountDoc, AccountSummary, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary, WorkInputs};
+use arrears::domain::document::{
+    AccountDoc, AccountSummary, CustomValue, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary, Typed, WorkInputs,
+};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::plan::PlanStatus;
 use arrears::domain::queue::Reason;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
-    AccountQuery, After, AgentFilter, Contactable, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,
-    SortKey, StatsQuery,
+    AccountQuery, After, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, PaymentFacet,
+    PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use arrears::error::Code;
 use arrears::search::SearchIndex;
@@ -125,6 +127,25 @@ pub(crate) fn account() -> AccountDoc {
             },
             broken_promise_due: Some(NaiveDate::from_ymd_opt(2026, 11, 1).unwrap()),
             plan_missed_due: NaiveDate::from_ymd_opt(2026, 11, 15),
+            custom: [
+                ("product", Typed::Keywords(vec!["Card".into()])),
+                ("channels", Typed::Keywords(vec!["mail".into(), "phone".into()])),
+                ("secured", Typed::Boolean(true)),
+                ("risk_score", Typed::Number(6_125_000)),
+                ("credit_limit", Typed::Money(15_000_000)),
+                ("charged_off", Typed::Date(20_150)),
+                (
+                    "note",
+                    Typed::Text {
+                        text: "Moved from Quixotic Lending".into(),
+                        searchable: true,
+                        filterable: true,
+                    },
+                ),
+            ]
+            .into_iter()
+            .map(|(key, value)| CustomValue { key: key.into(), value })
+            .collect(),
         },
     }
 }
@@ -174,6 +195,9 @@ pub(crate) fn full_account_query() -> AccountQuery {
         has_plan: Some(true),
         plan_statuses: vec![PlanStatus::Active, PlanStatus::Broken],
         plan_next_before: NaiveDate::from_ymd_opt(2026, 12, 1),
+        portfolios: Vec::new(),
+        portfolio_scope: None,
+        custom: Vec::new(),
         sort: Sort {
             field: SortField::Balance,
             descending: true,
@@ -185,6 +209,71 @@ pub(crate) fn full_account_query() -> AccountQuery {
         }),
         facets: Vec::new(),
         today: today(),
+    }
+}
+
+/// Every custom field test on every kind, custom facets, a portfolio filter with
+/// accounts without one, the portfolio scope, sorted by a custom date after a value.
+pub(crate) fn custom_account_query() -> AccountQuery {
+    let field = |key: &str, kind: CustomKind| CustomField {
+        key: FieldKey::new(key),
+        kind,
+    };
+    let filter = |key: &str, kind: CustomKind, test: CustomTest| CustomFilter {
+        field: field(key, kind),
+        test,
+    };
+    AccountQuery {
+        portfolios: vec![Some(uuid(12)), None],
+        portfolio_scope: Some(vec![uuid(12), uuid(13)]),
+        custom: vec![
+            filter(
+                "product",
+                CustomKind::Keyword,
+                CustomTest::OneOf(vec!["Card".into(), "Loan".into()]),
+            ),
+            filter("secured", CustomKind::Boolean, CustomTest::OneOf(vec!["true".into()])),
+            filter(
+                "risk_score",
+                CustomKind::Number,
+                CustomTest::Range {
+                    lo: Some(6_000_000),
+                    hi: Some(7_500_000),
+                },
+            ),
+            filter(
+                "credit_limit",
+                CustomKind::Money,
+                CustomTest::Range {
+                    lo: None,
+                    hi: Some(25_005_000),
+                },
+            ),
+            filter(
+                "charged_off",
+                CustomKind::Date,
+                CustomTest::Range {
+                    lo: Some(20_000),
+                    hi: None,
+                },
+            ),
+            filter("branch", CustomKind::Keyword, CustomTest::Exists(true)),
+            filter("closed_on", CustomKind::Date, CustomTest::Exists(false)),
+        ],
+        facets: vec![
+            Facet::Portfolio,
+            Facet::Custom(field("product", CustomKind::Keyword)),
+            Facet::Custom(field("secured", CustomKind::Boolean)),
+        ],
+        sort: Sort {
+            field: SortField::Custom(field("charged_off", CustomKind::Date)),
+            descending: true,
+        },
+        after: Some(After {
+            key: SortKey::Int(1_767_225_600_000),
+            id: uuid(3),
+        }),
+        ..AccountQuery::new(today())
     }
 }
 
@@ -510,6 +599,15 @@ fn golden_account_facets() {
 }
 
 #[test]
+fn golden_account_custom_fields_and_portfolios() {
+    golden(
+        "account-custom-fields",
+        "dynamic-templates",
+        search("accounts", dsl::account_search(&custom_account_query())),
+    );
+}
+
+#[test]
 fn golden_payment_search() {
     let query = PaymentQuery {
         text: Some("acc-0001".into()),
@@ -711,15 +809,22 @@ fn templates_map_every_field_the_documents_produce_and_nothing_else() {
         }
         let tombstone = source::of(&IndexOp::tombstone(entity, uuid(11), 3)).unwrap();
         leaves(&tombstone, "", &mut produced);
-        let unmapped: Vec<_> = produced.difference(&fields).collect();
+        // Fields a dynamic template maps (custom fields by kind) are mapped once a
+        // document holds them.
+        let unmapped: Vec<_> = produced
+            .difference(&fields)
+            .filter(|f| scripted_search::dynamic_type(&mappings, f).is_none())
+            .collect();
         assert!(
             unmapped.is_empty(),
             "{entity:?} documents have fields the mapping lacks: {unmapped:?}"
         );
-        // Only copy_to targets are mapped without a document producing them.
+        // Only copy_to targets, and the objects dynamic templates fill, are mapped
+        // without a document producing them.
         let unused: Vec<_> = fields
             .difference(&produced)
             .filter(|f| !["derived.address", "derived.ident_parts"].contains(&f.as_str()))
+            .filter(|f| !produced.iter().any(|p| p.starts_with(&format!("{f}."))))
             .collect();
         assert!(unused.is_empty(), "{entity:?} mapping has fields no document produces: {unused:?}");
     }

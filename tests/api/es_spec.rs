@@ -16,8 +16,8 @@ use arrears::domain::account::AccountStatus;
 use arrears::domain::document::{Entity, IndexOp};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField,
-    SortKey, StatsQuery,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomField, CustomKind, Facet, FieldKey, PaymentFacet, PaymentQuery, PaymentSort,
+    PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use arrears::search::elastic::bulk::{self, Item};
 use arrears::search::elastic::client::Call;
@@ -27,7 +27,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use crate::elastic::{account, at, full_account_query, payment, search, today, uuid};
+use crate::elastic::{account, at, custom_account_query, full_account_query, payment, search, today, uuid};
 
 /// Fewer rendered bodies than this means a request kind was dropped from the check.
 const AT_LEAST_BODIES: usize = 100;
@@ -237,7 +237,24 @@ fn account_searches() -> Vec<(String, AccountQuery)> {
             },
         ),
     ];
-    let fields = std::iter::once(SortField::Relevance).chain(SortField::NAMES.iter().map(|(_, f)| *f));
+    out.push(("custom fields and portfolios".to_owned(), custom_account_query()));
+    out.push((
+        "only accounts without a portfolio, scoped to none".to_owned(),
+        AccountQuery {
+            portfolios: vec![None],
+            portfolio_scope: Some(Vec::new()),
+            ..base()
+        },
+    ));
+    let custom_sorts = [CustomKind::Number, CustomKind::Money, CustomKind::Date].map(|kind| {
+        SortField::Custom(CustomField {
+            key: FieldKey::new("sorted_by"),
+            kind,
+        })
+    });
+    let fields = std::iter::once(SortField::Relevance)
+        .chain(SortField::NAMES.iter().map(|(_, f)| *f))
+        .chain(custom_sorts);
     for field in fields {
         for descending in [false, true] {
             for after in account_afters(field) {

@@ -14,6 +14,7 @@ mod concurrency;
 mod console;
 mod contract;
 mod credentials;
+mod custom_search;
 mod custom_values;
 mod elastic;
 mod elastic_upgrades;

@@ -1281,6 +1281,8 @@ fn apply_bulk_items(r: &Received, indices: &mut Indices, role: &Role, answer: &m
                 404,
                 json!({ "type": "index_not_found_exception", "reason": reason, "index": target }),
             ))
+        } else if let Some(refused) = source.and_then(|s| unmapped_refusal(indices, &target, s)) {
+            Some(refused)
         } else if (200..300).contains(&answered) {
             store(indices, &target, &id, kind, spec, source)
         } else {
@@ -1294,6 +1296,58 @@ fn apply_bulk_items(r: &Received, indices: &mut Indices, role: &Role, answer: &m
     if failed {
         answer["errors"] = json!(true);
     }
+}
+
+/// The refusal of a document with a field its index's mapping (this build's, for an
+/// index of the `arrears` family) does not map, where the object holding it is
+/// `dynamic: strict`, as Elasticsearch refuses it (`dynamic`: "strict: ... an exception
+/// is thrown and the document is rejected"). Under an object mapped `dynamic: true` a
+/// new field is mapped (by a matching dynamic template, or by its JSON type).
+fn unmapped_refusal(indices: &Indices, target: &str, source: &Value) -> Option<(u16, Value)> {
+    let index = indices.write_index(target).unwrap_or_else(|| target.to_owned());
+    let entity = arrears::search::elastic::templates::Names::new("arrears").entity_of(&index)?;
+    let mappings = arrears::search::elastic::templates::mappings(entity);
+    let strict = mappings["dynamic"] == "strict";
+    let (field, within) = unmapped(source, &mappings, "", strict)?;
+    let reason = format!("[1:1] mapping set to strict, dynamic introduction of [{field}] within [{within}] is not allowed");
+    Some((400, json!({ "type": "strict_dynamic_mapping_exception", "reason": reason })))
+}
+
+/// The first field of `value`, an object at `path` mapped by `node` (strict or not),
+/// that a strict object does not map: its name and the object's path (`_doc` at the top).
+fn unmapped(value: &Value, node: &Value, path: &str, strict: bool) -> Option<(String, String)> {
+    let object = value.as_object()?;
+    for (name, child) in object {
+        if child.is_null() {
+            continue;
+        }
+        let full = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+        match node.get("properties").and_then(|p| p.get(name)) {
+            Some(mapped) if mapped.get("type").and_then(Value::as_str) == Some("flattened") => {}
+            Some(mapped) => {
+                let strict = match mapped.get("dynamic") {
+                    Some(dynamic) => dynamic == "strict",
+                    None => strict,
+                };
+                let objects: Vec<&Value> = match child {
+                    Value::Array(items) => items.iter().filter(|i| i.is_object()).collect(),
+                    Value::Object(_) => vec![child],
+                    _ => Vec::new(),
+                };
+                for object in objects {
+                    if let Some(found) = unmapped(object, mapped, &full, strict) {
+                        return Some(found);
+                    }
+                }
+            }
+            None if strict => {
+                let within = if path.is_empty() { "_doc".to_owned() } else { path.to_owned() };
+                return Some((name.clone(), within));
+            }
+            None => {}
+        }
+    }
+    None
 }
 
 /// Applies one accepted bulk action to the index `target` resolves to, or the version

@@ -75,16 +75,48 @@ fn unsupported(what: &str) -> (u16, Value) {
     (400, error("scripted_cluster_unsupported", &reason, 400))
 }
 
-/// The mapped type of a dotted field path (`properties` of the index's mappings).
+/// The mapped type of a dotted field path (`properties` of the index's mappings), or
+/// for a path they do not map, the type the first dynamic template whose `path_match`
+/// matches it gives (the field as a document holding it maps it).
 fn field_type<'m>(mappings: &'m Value, field: &str) -> Option<&'m str> {
     let mut node = mappings;
     for part in field.split('.') {
-        node = node.get("properties")?.get(part)?;
+        let Some(child) = node.get("properties").and_then(|p| p.get(part)) else {
+            return dynamic_type(mappings, field);
+        };
+        node = child;
         if node.get("type").and_then(Value::as_str) == Some("flattened") {
             return Some("keyword");
         }
     }
     node.get("type").and_then(Value::as_str)
+}
+
+/// The type of the first of the mappings' `dynamic_templates` whose `path_match` (a
+/// pattern with `*` wildcards) matches the full dotted path.
+pub fn dynamic_type<'m>(mappings: &'m Value, path: &str) -> Option<&'m str> {
+    mappings["dynamic_templates"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_object)
+        .flat_map(|named| named.values())
+        .find(|template| template["path_match"].as_str().is_some_and(|p| wildcard(p, path)))
+        .and_then(|template| template["mapping"]["type"].as_str())
+}
+
+/// Whether `text` matches `pattern`, whose `*` stands for any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(after) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=after.len())
+                .filter(|at| after.is_char_boundary(*at))
+                .any(|at| wildcard(rest, &after[at..]))
+        }
+    }
 }
 
 /// Every non-null value a document holds at a dotted path, arrays flattened.
@@ -537,6 +569,18 @@ fn sort_clauses(body: &Value, mappings: &Value) -> Result<Vec<SortBy>, (u16, Val
             };
             if field.starts_with('_') {
                 return Err(unsupported(&format!("sorting by [{field}]")));
+            }
+            // A field only a dynamic template maps is unmapped until a document holding
+            // it arrives; sorting on it then needs `unmapped_type` (`sort-search-results`,
+            // "Ignoring unmapped fields"). Stricter than the cluster: refused whether or
+            // not a document holds it yet.
+            let statically = field
+                .split('.')
+                .try_fold(mappings, |node, part| node.get("properties")?.get(part))
+                .is_some();
+            if !statically && spec.get("unmapped_type").is_none() {
+                let reason = format!("No mapping found for [{field}] in order to sort on");
+                return Err((400, error("query_shard_exception", &reason, 400)));
             }
             let order = spec.get("order").and_then(Value::as_str).or(spec.as_str()).unwrap_or("asc");
             let missing = spec.get("missing").and_then(Value::as_str).unwrap_or("_last");

@@ -5,14 +5,14 @@ use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use super::source::EXCLUDED;
+use super::source::{EXCLUDED, custom_path, day};
 use crate::domain::account::{AccountStatus, Bucket};
 use crate::domain::compliance::Channel;
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
-    bucket_days,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, Facet, NO_PORTFOLIO, PaymentFacet, PaymentQuery,
+    PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
 use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows};
@@ -84,7 +84,7 @@ struct TextFields<'a> {
 
 const ACCOUNT_TEXT: TextFields<'static> = TextFields {
     names: &[("debtor_name", Some("debtor_name.prefix"))],
-    words: &["derived.address"],
+    words: &["derived.address", "derived.custom_words"],
     parts: &["debtor_name.joined", "derived.ident_parts"],
     idents: &["account_number.lower", "email.lower", "external_ref.lower"],
     phone_digits: Some("derived.phone_digits"),
@@ -320,7 +320,44 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         "summary.plan.next_due_date",
         &[("lt", query.plan_next_before.map(|d| json!(d.to_string())))],
     ));
+    if !query.portfolios.is_empty() {
+        let ids: Vec<String> = query.portfolios.iter().flatten().map(|id| id.hyphenated().to_string()).collect();
+        let mut ways = Vec::new();
+        if !ids.is_empty() {
+            ways.push(terms("portfolio_id", ids));
+        }
+        if query.portfolios.contains(&None) {
+            ways.push(not(exists("portfolio_id")));
+        }
+        filter.push(if ways.len() == 1 { ways.remove(0) } else { any_of(ways) });
+    }
+    if let Some(scope) = &query.portfolio_scope {
+        filter.push(terms("portfolio_id", scope.iter().map(|id| id.hyphenated().to_string())));
+    }
+    for custom in &query.custom {
+        match custom_filter(custom) {
+            (query, true) => filter.push(query),
+            (query, false) => must_not.push(query),
+        }
+    }
     (filter, must_not)
+}
+
+/// A custom field filter on its typed field, and whether documents must match it
+/// (`false`: must not).
+fn custom_filter(custom: &CustomFilter) -> (Value, bool) {
+    let path = custom_path(custom.field);
+    let kind = custom.field.kind;
+    match &custom.test {
+        CustomTest::OneOf(values) if kind == CustomKind::Boolean => (terms(path, values.iter().map(|v| Value::Bool(v == "true"))), true),
+        CustomTest::OneOf(values) => (terms(path, values.iter().map(String::as_str)), true),
+        CustomTest::Range { lo, hi } => {
+            let bound = |v: &Option<i64>| v.map(|v| if kind == CustomKind::Date { json!(day(v)) } else { json!(v) });
+            let query = range(path, &[("gte", bound(lo)), ("lte", bound(hi))]).unwrap_or_else(|| exists(path));
+            (query, true)
+        }
+        CustomTest::Exists(wanted) => (exists(path), *wanted),
+    }
 }
 
 /// A work-queue tier's range on its derived column.
@@ -390,6 +427,9 @@ pub enum Order {
     Column(&'static str, bool),
     /// The name key, split over two long columns.
     Name(bool),
+    /// A custom field (a long, or a date sorted by its epoch milliseconds), which no
+    /// document may have mapped yet: the sort names the type it would have.
+    Custom(&'static str, &'static str, bool),
 }
 
 impl Order {
@@ -403,6 +443,10 @@ impl Order {
             SortField::Updated => Order::Column("derived.updated_micros", desc),
             SortField::Name => Order::Name(desc),
             SortField::Queue => Order::Column("derived.queue_rank", desc),
+            SortField::Custom(field) => {
+                let unmapped = if field.kind == CustomKind::Date { "date" } else { "long" };
+                Order::Custom(custom_path(field), unmapped, desc)
+            }
         }
     }
 
@@ -419,7 +463,7 @@ impl Order {
     fn descending(self) -> bool {
         match self {
             Order::Score => true,
-            Order::Column(_, d) | Order::Name(d) => d,
+            Order::Column(_, d) | Order::Name(d) | Order::Custom(_, _, d) => d,
         }
     }
 
@@ -436,6 +480,9 @@ impl Order {
             Order::Score => vec![json!({ "_score": { "order": "desc" } })],
             Order::Column(field, d) => vec![column(field, d)],
             Order::Name(d) => vec![column("derived.name_hi", d), column("derived.name_lo", d)],
+            Order::Custom(field, unmapped, d) => {
+                vec![json!({ field: { "order": dir(d), "missing": "_last", "unmapped_type": unmapped } })]
+            }
         };
         sort.push(json!({ "id": { "order": "asc" } }));
         Value::Array(sort)
@@ -461,7 +508,7 @@ impl Order {
         let long = |i: usize| sort.get(i).and_then(Value::as_i64);
         match self {
             Order::Score => SortKey::Score(sort.first().and_then(Value::as_f64).unwrap_or(0.0) as f32),
-            Order::Column(..) => match long(0) {
+            Order::Column(..) | Order::Custom(..) => match long(0) {
                 Some(v) if v != self.missing() => SortKey::Int(i128::from(v)),
                 _ => SortKey::Missing,
             },
@@ -524,6 +571,12 @@ pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> 
                     agg
                 }
                 Facet::Tags => terms_agg("tags", FACET_SIZE, None),
+                Facet::Portfolio => {
+                    let mut agg = terms_agg("portfolio_id", FACET_SIZE, None);
+                    agg["terms"]["missing"] = json!(NO_PORTFOLIO);
+                    agg
+                }
+                Facet::Custom(field) => terms_agg(custom_path(*field), FACET_SIZE, None),
             };
             (facet.name().to_owned(), agg)
         })

@@ -130,6 +130,10 @@ fn buckets(agg: Option<&Value>) -> Vec<Value> {
 }
 
 fn key_of(bucket: &Value) -> String {
+    // A boolean's key is 1 or 0; its `key_as_string` says true or false.
+    if let Some(Value::String(s)) = bucket.get("key_as_string") {
+        return s.clone();
+    }
     match bucket.get("key") {
         Some(Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),

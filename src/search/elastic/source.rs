@@ -2,9 +2,12 @@
 //! shows) plus a `derived` object the app computes for search (exact money units,
 //! sort keys, phone digits), and tombstones for purged entities.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::domain::document::{AccountDoc, Doc, IndexOp, PaymentDoc};
+use chrono::NaiveDate;
+
+use crate::domain::document::{AccountDoc, Doc, IndexOp, PaymentDoc, Typed};
+use crate::domain::search::{CustomField, CustomKind, intern};
 use crate::search::embedded::schema::{digits, epoch_days, money_units, name_sort_key};
 
 /// Money is indexed in whole units (`balance_units`, `amount_units`: ranges and sorts)
@@ -73,8 +76,73 @@ pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {
     if let Some(at) = doc.next_action_at {
         derived["next_action_micros"] = json!(at.timestamp_micros());
     }
+    let (typed, words) = custom(doc);
+    if !words.is_empty() {
+        derived["custom_words"] = json!(words);
+    }
+    if !typed.is_empty() {
+        source[CUSTOM] = Value::Object(typed);
+    }
     source["derived"] = derived;
     Ok(source)
+}
+
+/// The object holding custom field values typed by their definitions: one sub-object
+/// per kind, mapped by the template's dynamic templates.
+pub const CUSTOM: &str = "cf";
+
+/// The sub-object of a kind under [`CUSTOM`].
+fn family(kind: CustomKind) -> &'static str {
+    match kind {
+        CustomKind::Keyword => "kw",
+        CustomKind::Boolean => "bool",
+        CustomKind::Number => "num",
+        CustomKind::Money => "money",
+        CustomKind::Date => "date",
+    }
+}
+
+/// Where a custom field's values are: `cf.<kind>.<key>`.
+pub fn custom_path(field: CustomField) -> &'static str {
+    intern(&format!("{CUSTOM}.{}.{}", family(field.kind), field.key.key()))
+}
+
+/// A day in the form the `cf.date` fields take.
+pub fn day(epoch_days: i64) -> String {
+    let day = NaiveDate::default() + chrono::Duration::days(epoch_days);
+    day.to_string()
+}
+
+/// The typed custom values by kind, and the searchable text values' words.
+fn custom(doc: &AccountDoc) -> (Map<String, Value>, Vec<String>) {
+    let mut typed = Map::new();
+    let mut words = Vec::new();
+    for custom in &doc.work.custom {
+        let (kind, value) = match &custom.value {
+            Typed::Text {
+                text,
+                searchable,
+                filterable,
+            } => {
+                if *searchable {
+                    words.push(text.clone());
+                }
+                if !*filterable {
+                    continue;
+                }
+                (CustomKind::Keyword, json!(text))
+            }
+            Typed::Keywords(values) => (CustomKind::Keyword, json!(values)),
+            Typed::Boolean(value) => (CustomKind::Boolean, json!(value)),
+            Typed::Number(units) => (CustomKind::Number, json!(units)),
+            Typed::Money(units) => (CustomKind::Money, json!(units)),
+            Typed::Date(days) => (CustomKind::Date, json!(day(*days))),
+        };
+        if let Value::Object(of_kind) = typed.entry(family(kind)).or_insert_with(|| json!({})) {
+            of_kind.insert(custom.key.clone(), value);
+        }
+    }
+    (typed, words)
 }
 
 pub fn payment(doc: &PaymentDoc) -> serde_json::Result<Value> {
@@ -98,5 +166,6 @@ pub fn of(op: &IndexOp) -> serde_json::Result<Value> {
     }
 }
 
-/// Fields a search never needs back.
+/// Fields a search never needs back (the typed custom values are few and small; a
+/// reader ignores them).
 pub const EXCLUDED: [&str; 2] = ["derived", "tombstone"];

@@ -153,6 +153,14 @@ impl Strs {
         }
     }
 
+    /// Whether any of the document's ordinals is accepted by `accept`.
+    pub fn any_ord(&self, doc: DocId, accept: impl Fn(u32) -> bool) -> bool {
+        match &self.ords {
+            StrOrds::Single(ords) => ords.ord(doc).is_some_and(accept),
+            StrOrds::Many(column) => column.term_ords(doc).any(|o| accept(o as u32)),
+        }
+    }
+
     /// The one-ordinal-per-document array, for single-valued columns.
     pub fn single(&self) -> Option<&Dense> {
         match &self.ords {
@@ -230,10 +238,15 @@ impl DenseColumns {
         cached(&self.columns, (segment.segment_id(), name), build)
     }
 
+    /// An integer column (no value for any document when the segment has no such column:
+    /// a custom field none of its documents holds).
     pub fn i64(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Dense>> {
         self.get_or_build(segment, name, || {
-            let column: Column<i64> = segment.fast_fields().i64(name)?;
-            let values: Vec<i64> = (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect();
+            let column: Option<Column<i64>> = segment.fast_fields().column_opt(name)?;
+            let values: Vec<i64> = match column {
+                Some(column) => (0..segment.max_doc()).map(|doc| column.first(doc).unwrap_or(MISSING)).collect(),
+                None => vec![MISSING; segment.max_doc() as usize],
+            };
             let narrow = |v: &i64| *v == MISSING || (i64::from(MISSING_32) < *v && *v <= i64::from(i32::MAX));
             Ok(if values.iter().all(narrow) {
                 Dense::I32(values.into_iter().map(|v| i32::try_from(v).unwrap_or(MISSING_32)).collect())

@@ -51,8 +51,10 @@ pub enum Condition {
 pub enum ValueTest {
     /// An integer column's value lies in `lo..=hi`; a document without one fails.
     Range { column: &'static str, lo: i64, hi: i64 },
-    /// A single-valued string column holds one of `terms`.
+    /// A string column holds one of `terms` (any of its values, where it has several).
     Terms { column: &'static str, terms: Vec<String> },
+    /// A string column holds any value.
+    Present { column: &'static str },
     /// The document's delinquency bucket on day `today` (index into `ALL_BUCKETS`) is
     /// accepted.
     Bucket { today: i64, accept: [bool; 6] },
@@ -172,6 +174,17 @@ impl Check {
                     }
                 }
             }
+            ValueTest::Present { column } => {
+                let strs = dense.strs(segment, column)?;
+                if strs.terms.is_empty() {
+                    Check::Never
+                } else {
+                    Check::Ords {
+                        accept: by_ord(vec![true; strs.terms.len()]),
+                        ords: strs,
+                    }
+                }
+            }
             ValueTest::Bucket { today, accept } => Check::Bucket {
                 columns: BucketColumns::bind(segment, dense)?,
                 today: *today,
@@ -183,7 +196,7 @@ impl Check {
     fn passes(&self, doc: DocId) -> bool {
         match self {
             Check::Range { values, lo, hi } => values.i64(doc).is_some_and(|v| *lo <= v && v <= *hi),
-            Check::Ords { ords, accept } => ords.ord(doc).is_some_and(|ord| accept.get(ord as usize).copied().unwrap_or(false)),
+            Check::Ords { ords, accept } => ords.any_ord(doc, |ord| accept.get(ord as usize).copied().unwrap_or(false)),
             Check::Bucket { columns, today, by_days } => in_table(by_days, columns.days_past_due(doc, *today)),
             Check::Never => false,
         }

@@ -121,6 +121,14 @@ fn account_facet(facet: Facet) -> FacetSpec {
             sum: None,
         },
         Facet::Tags => FacetSpec::Terms { column: "tags", sum: None },
+        Facet::Portfolio => FacetSpec::Terms {
+            column: "portfolio",
+            sum: None,
+        },
+        Facet::Custom(field) => FacetSpec::Terms {
+            column: schema::custom_column(field),
+            sum: None,
+        },
     }
 }
 
@@ -168,6 +176,7 @@ fn account_sort_column(field: SortField) -> SortColumn {
         SortField::Updated => SortColumn::I64("updated"),
         SortField::Name => SortColumn::Name,
         SortField::Queue => SortColumn::I64("queue_rank"),
+        SortField::Custom(field) => SortColumn::I64(schema::custom_column(field)),
     }
 }
 

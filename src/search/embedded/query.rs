@@ -16,10 +16,10 @@ use super::bands::Band;
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter, KeptFilters, ValueTest};
-use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, digits, epoch_days, money_units};
+use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, custom_column, digits, epoch_days, money_units};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
-use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter};
+use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, NO_PORTFOLIO};
 use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
@@ -300,7 +300,7 @@ pub fn build(
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
-        words: &[fields.address],
+        words: &[fields.address, fields.custom_words],
         parts: &[fields.name_joined, fields.ident_parts],
         ident: fields.ident,
         ident_prefix: fields.ident_prefix,
@@ -341,6 +341,23 @@ pub fn build(
             terms: query.statuses.iter().map(|s| s.as_str().to_owned()).collect(),
         }));
     }
+    if !query.portfolios.is_empty() {
+        let terms = query
+            .portfolios
+            .iter()
+            .map(|p| p.map_or_else(|| NO_PORTFOLIO.to_owned(), |id| id.hyphenated().to_string()));
+        conditions.push(Condition::Value(ValueTest::Terms {
+            column: "portfolio",
+            terms: terms.collect(),
+        }));
+    }
+    if let Some(scope) = &query.portfolio_scope {
+        conditions.push(Condition::Value(ValueTest::Terms {
+            column: "portfolio",
+            terms: scope.iter().map(|id| id.hyphenated().to_string()).collect(),
+        }));
+    }
+    conditions.extend(query.custom.iter().map(custom_condition));
     if let Some(agent) = &agent {
         clauses.push((Occur::Must, term(fields.agent, agent)));
     }
@@ -419,6 +436,27 @@ pub fn build(
         }
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// A custom field filter as a condition on the field's column.
+fn custom_condition(filter: &CustomFilter) -> Condition {
+    let column = custom_column(filter.field);
+    let ordered = filter.field.kind.is_ordered();
+    match &filter.test {
+        CustomTest::OneOf(values) => Condition::Value(ValueTest::Terms {
+            column,
+            terms: values.clone(),
+        }),
+        CustomTest::Range { lo, hi } => Condition::range(column, lo.unwrap_or(i64::MIN), hi.unwrap_or(i64::MAX)),
+        CustomTest::Exists(wanted) => {
+            let present = if ordered {
+                Condition::range(column, i64::MIN, i64::MAX)
+            } else {
+                Condition::Value(ValueTest::Present { column })
+            };
+            if *wanted { present } else { Condition::not(present) }
+        }
+    }
 }
 
 /// A work-queue tier's range as a condition on its column.

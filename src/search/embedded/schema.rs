@@ -1,15 +1,18 @@
 //! What every kind of document shares (the common fields, the [`Kind`] trait, the
 //! analyzers), and the tantivy schema for accounts and its document building.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, OwnedValue, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{LowerCaser, NgramTokenizer, RawTokenizer, TextAnalyzer};
 use tantivy::{Index, TantivyDocument};
 
 use super::digits::DigitGrams;
-use crate::domain::document::{AccountDoc, Doc, Entity};
+use crate::domain::document::{AccountDoc, Doc, Entity, Typed};
 use crate::domain::plan::PlanStatus;
+use crate::domain::search::{CustomField, NO_PORTFOLIO, intern};
 use uuid::Uuid;
 
 use crate::search::words::{folded_analyzer, folded_tokens, joined_words};
@@ -90,6 +93,24 @@ pub const DIGITS_MAX: usize = 15;
 pub const MONEY_SCALE: i64 = 10_000;
 pub const UNASSIGNED: &str = "unassigned";
 
+/// The JSON field holding custom fields' keyword and boolean values (`true`, `false`),
+/// a fast string column per key: `cf_kw.<key>`. A new definition's values need no schema
+/// change: JSON fields take any key.
+pub const CUSTOM_KEYWORDS: &str = "cf_kw";
+/// The JSON field holding custom number, money and date values as integers (the units
+/// of [`crate::domain::document::Typed`]), a fast i64 column per key: `cf_int.<key>`.
+pub const CUSTOM_INTEGERS: &str = "cf_int";
+
+/// The column of a custom field's values (see [`CUSTOM_KEYWORDS`], [`CUSTOM_INTEGERS`]).
+pub fn custom_column(field: CustomField) -> &'static str {
+    let family = if field.kind.is_ordered() {
+        CUSTOM_INTEGERS
+    } else {
+        CUSTOM_KEYWORDS
+    };
+    intern(&format!("{family}.{}", field.key.key()))
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     pub common: Common,
@@ -130,6 +151,12 @@ pub struct Fields {
     pub has_plan: tantivy::schema::Field,
     pub plan_status: tantivy::schema::Field,
     pub plan_next_due: tantivy::schema::Field,
+    /// The portfolio's id, or [`NO_PORTFOLIO`].
+    pub portfolio: tantivy::schema::Field,
+    pub custom_keywords: tantivy::schema::Field,
+    pub custom_integers: tantivy::schema::Field,
+    /// The words of searchable text custom fields.
+    pub custom_words: tantivy::schema::Field,
 }
 
 pub fn text(tokenizer: &str) -> TextOptions {
@@ -185,6 +212,10 @@ pub fn build() -> (Schema, Fields) {
         has_plan: b.add_bool_field("has_plan", INDEXED),
         plan_status: b.add_text_field("plan_status", STRING),
         plan_next_due: b.add_i64_field("plan_next_due", INDEXED | FAST),
+        portfolio: b.add_text_field("portfolio", STRING | FAST),
+        custom_keywords: b.add_json_field(CUSTOM_KEYWORDS, FAST),
+        custom_integers: b.add_json_field(CUSTOM_INTEGERS, FAST),
+        custom_words: b.add_text_field("custom_words", text(FOLDED)),
     };
     (b.build(), fields)
 }
@@ -344,8 +375,53 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     if let Some(next) = plan.and_then(|p| p.next_due_date) {
         d.add_i64(fields.plan_next_due, epoch_days(next));
     }
+    d.add_text(
+        fields.portfolio,
+        doc.portfolio_id
+            .map(|p| p.hyphenated().to_string())
+            .unwrap_or_else(|| NO_PORTFOLIO.to_owned()),
+    );
+    add_custom(fields, &mut d, doc);
     d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)
+}
+
+/// The typed custom values: keywords and integers in their JSON fields, searchable
+/// text in the words field.
+fn add_custom(fields: &Fields, d: &mut TantivyDocument, doc: &AccountDoc) {
+    let (mut keywords, mut integers) = (BTreeMap::new(), BTreeMap::new());
+    for custom in &doc.work.custom {
+        let key = custom.key.clone();
+        match &custom.value {
+            Typed::Text {
+                text,
+                searchable,
+                filterable,
+            } => {
+                if *searchable {
+                    d.add_text(fields.custom_words, text);
+                }
+                if *filterable {
+                    keywords.insert(key, OwnedValue::Str(text.clone()));
+                }
+            }
+            Typed::Keywords(values) => {
+                keywords.insert(key, OwnedValue::Array(values.iter().cloned().map(OwnedValue::Str).collect()));
+            }
+            Typed::Boolean(value) => {
+                keywords.insert(key, OwnedValue::Str(value.to_string()));
+            }
+            Typed::Number(units) | Typed::Money(units) | Typed::Date(units) => {
+                integers.insert(key, OwnedValue::I64(*units));
+            }
+        }
+    }
+    if !keywords.is_empty() {
+        d.add_object(fields.custom_keywords, keywords);
+    }
+    if !integers.is_empty() {
+        d.add_object(fields.custom_integers, integers);
+    }
 }
 
 #[cfg(test)]
