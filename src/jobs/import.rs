@@ -265,15 +265,15 @@ fn unwritable(column: &str, err: &crate::error::Error) -> RowError {
     }
 }
 
+/// The distinct lookup keys ([`rows::agent_key`]) of the rows' cells in `column`.
+fn cell_keys(values: &[Values<'_>], column: Column) -> Vec<String> {
+    let keys: std::collections::BTreeSet<String> = values.iter().filter_map(|v| v.get(column)).map(rows::agent_key).collect();
+    keys.into_iter().collect()
+}
+
 /// Agent cells, by id or email: who may be assigned accounts.
 async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<Agents> {
-    let keys: Vec<String> = values
-        .iter()
-        .filter_map(|v| v.get(Column::AssignedAgentId))
-        .map(rows::agent_key)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let keys = cell_keys(values, Column::AssignedAgentId);
     if keys.is_empty() {
         return Ok(Agents::new());
     }
@@ -295,13 +295,7 @@ async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Resul
 /// The portfolios the rows name, by id or name (case-insensitive): a live one, or why
 /// an account cannot be placed in it.
 async fn resolve_portfolios(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<Portfolios> {
-    let keys: Vec<String> = values
-        .iter()
-        .filter_map(|v| v.get(Column::Portfolio))
-        .map(rows::agent_key)
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let keys = cell_keys(values, Column::Portfolio);
     if keys.is_empty() {
         return Ok(Portfolios::new());
     }

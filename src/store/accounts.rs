@@ -359,7 +359,8 @@ pub async fn apply_bulk_patch(
     custom: &[(Uuid, Map<String, Value>)],
     actor: Uuid,
 ) -> Result<Vec<Uuid>> {
-    let (custom_ids, custom_maps): (Vec<Uuid>, Vec<Json<&Map<String, Value>>>) = custom.iter().map(|(id, map)| (*id, Json(map))).unzip();
+    let custom_ids: Vec<Uuid> = custom.iter().map(|(id, _)| *id).collect();
+    let custom_maps: Vec<Json<&Map<String, Value>>> = custom.iter().map(|(_, map)| Json(map)).collect();
     sqlx::query_scalar(
         "WITH target AS (
              SELECT a.id, ARRAY(SELECT DISTINCT t FROM unnest(a.tags || $6::text[]) AS t
