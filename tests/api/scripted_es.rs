@@ -1553,7 +1553,7 @@ mod tests {
         .collect();
         let line = |version: i64| {
             format!(
-                "{{\"index\":{{\"_index\":\"arrears-accounts-g1-write\",\"_id\":\"1\",\"version\":{version},\"version_type\":\"external\"}}}}\n{{\"n\":{version}}}\n"
+                "{{\"index\":{{\"_index\":\"arrears-accounts-g1-write\",\"_id\":\"1\",\"version\":{version},\"version_type\":\"external\"}}}}\n{{\"search_version\":{version}}}\n"
             )
         };
         let bulk = |body: String, cluster: &mut Indices, role: &Role| {
@@ -1567,7 +1567,7 @@ mod tests {
             answer
         };
         assert_eq!(bulk(line(5), &mut cluster, &shipped)["errors"], json!(false));
-        assert_eq!(cluster.docs["arrears-accounts-g1"]["1"].source, json!({ "n": 5 }));
+        assert_eq!(cluster.docs["arrears-accounts-g1"]["1"].source, json!({ "search_version": 5 }));
         let stale = bulk(line(5), &mut cluster, &shipped);
         assert_eq!(stale["items"][0]["index"]["status"], 409);
         assert_eq!(

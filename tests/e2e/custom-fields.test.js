@@ -46,6 +46,8 @@ async function setup() {
   await define({ key: "risk_score", label: "Risk score", type: "number", rules: { min: 0, max: 999 }, filterable: true, sortable: true });
   await define({ key: "segment", label: "Segment", type: "list", rules: { allowed: ["Retail", "Business"] }, filterable: true });
   ids.portfolio = (await api(token, "POST", "/portfolios", { name: `E2E Client ${run}` })).id;
+  // The agent works the portfolio's accounts (grants decide who sees them).
+  await api(token, "POST", `/portfolios/${ids.portfolio}/grants`, { user_id: ids.agent });
 }
 
 // What this file defined is deleted, so other files' screens stay as they were.
@@ -187,7 +189,7 @@ suite("custom fields and portfolios", setup, (test) => {
     assert.equal(await valueOf(page, "fee_owed").textContent(), "12.50 USD");
     assert.equal(await valueOf(page, "consents").textContent(), "Letters");
     assert.equal(await page.locator("#portfolio").textContent(), `E2E Client ${run}`);
-    const saved = await api(token, "GET", `/accounts/${account.id}`);
+    const saved = await api(await admin(), "GET", `/accounts/${account.id}`);
     assert.deepEqual(saved.custom_fields, {
       product: "Card", risk_score: 650, hardship: true, charge_off_date: "2026-01-31", fee_owed: "12.50", consents: ["Letters"], legacy_ref: "L-77",
     });
@@ -196,11 +198,11 @@ suite("custom fields and portfolios", setup, (test) => {
     await shot(page, "custom-fields-account-admin");
 
     // Exports carry the columns, headed by key.
-    await until("the edit in the index", async () => (await api(token, "GET", `/accounts?q=${encodeURIComponent(name)}`)).data[0]?.search_version >= saved.search_version);
+    await until("the edit in the index", async () => (await api(await admin(), "GET", `/accounts?q=${encodeURIComponent(name)}`)).data[0]?.search_version >= saved.search_version);
     await page.goto(`${BASE}/#/search?q=${encodeURIComponent(name)}`);
     await page.locator("#result-count", { hasText: /^1 account\b/ }).waitFor();
     const [csvFile] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
-    const [header, line] = readFileSync(await csvFile.path(), "utf8").trim().split("\n").map((text) => text.split(","));
+    const [header, line] = readFileSync(await csvFile.path(), "utf8").trim().split(/\r?\n/).map((text) => text.split(","));
     assert.equal(line[header.indexOf("product")], "Card");
     assert.equal(line[header.indexOf("risk_score")], "650");
     const [xlsx] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download XLSX" }).click()]);
