@@ -1,7 +1,8 @@
 //! Search figures on seeded data: seed time, reindex time, index size, the search mix
 //! at 32 connections, the filter search and the dashboard's portfolio facets from `wrk`,
-//! commit-to-searchable lag under 500 writes/s, and the same mix answered by plain SQL
-//! (ILIKE + OFFSET).
+//! commit-to-searchable lag under 500 writes/s, then two custom-field filters against two
+//! built-in ones from `wrk` over the index as those writes left it, and the same mix
+//! answered by plain SQL (ILIKE + OFFSET).
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone).
@@ -94,6 +95,79 @@ fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
         let c = sqlx::query(sqlx::AssertSqlSafe(facet)).bind(&arg).fetch_all(&pool).await;
         a.is_ok() && b.is_ok() && c.is_ok()
     })
+}
+
+/// Two filters on built-in fields, and two on the seed's custom fields matching about as
+/// many accounts, each with the same facets and default sort.
+const FILTER_PAIRS: [(&str, &str); 2] = [
+    ("two built-in filters", "status=delinquent&min_balance=5000&facets=status,bucket"),
+    (
+        "two custom-field filters",
+        "cf.product=card,loan&cf.risk_score.gte=600&facets=status,bucket",
+    ),
+];
+/// Rounds of the pair, taken in turn, so a noisy moment hits both.
+const PAIR_ROUNDS: usize = 3;
+
+/// Custom-field filters against built-in ones from wrk (a separate process), over the
+/// index as the sync has left it: the median p50, p99 and req/s of each over
+/// [`PAIR_ROUNDS`] alternated rounds, and custom over built-in.
+async fn custom_against_built_in(base: &str, token: &str, seconds: Duration) {
+    let client = reqwest::Client::new();
+    for (name, query) in FILTER_PAIRS {
+        let page: serde_json::Value = client
+            .get(format!("{base}/api/v1/accounts?{query}&page_size=1"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        println!("{name} ({query}): {} accounts match", page["total"]);
+    }
+    let mut figures: [Vec<support::WrkFigures>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..PAIR_ROUNDS {
+        for (i, (name, query)) in FILTER_PAIRS.iter().enumerate() {
+            let url = format!("{base}/api/v1/accounts?{query}");
+            let label = format!("{name}, 32 connections, round {}", round + 1);
+            let load = support::WrkLoad {
+                method: "GET",
+                paths: &[],
+                body: None,
+            };
+            if let Some(f) = support::wrk_load(&label, &url, &load, &[token.to_owned()], CONNECTIONS, seconds).await {
+                figures[i].push(f);
+            }
+        }
+    }
+    let median = |values: &mut Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let mut summary = Vec::new();
+    for (i, (name, _)) in FILTER_PAIRS.iter().enumerate() {
+        let pick = |f: fn(&support::WrkFigures) -> f64| figures[i].iter().map(f).collect::<Vec<_>>();
+        let (p50, p99, rps) = (
+            median(&mut pick(|f| f.p50_ms)),
+            median(&mut pick(|f| f.p99_ms)),
+            median(&mut pick(|f| f.requests_per_second)),
+        );
+        let failed: u64 = figures[i].iter().map(|f| f.failed).sum();
+        println!(
+            "{name}: median of {} rounds: p50 {p50:.1} ms, p99 {p99:.1} ms, {rps:.0} req/s, {failed} failed",
+            figures[i].len()
+        );
+        summary.push((p50, p99, rps));
+    }
+    if let [built_in, custom] = summary[..] {
+        println!(
+            "custom over built-in: p50 {:+.0}%, p99 {:+.0}%, req/s {:+.0}%",
+            (custom.0 / built_in.0 - 1.0) * 100.0,
+            (custom.1 / built_in.1 - 1.0) * 100.0,
+            (custom.2 / built_in.2 - 1.0) * 100.0
+        );
+    }
 }
 
 #[tokio::main]
@@ -205,6 +279,8 @@ async fn main() {
         snap.lag_p99_ms.unwrap_or(0),
         snap.lag_samples
     );
+
+    custom_against_built_in(&server.base, &token, kind_seconds).await;
 
     let sql = {
         let pool = pool.clone();

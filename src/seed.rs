@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::password;
+use crate::domain::custom_field::{CreateField, Definition};
 use crate::domain::role::Role;
 use crate::store::{self, bulk_load};
 
@@ -300,10 +301,7 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
     );
     csv(out, &format!("{{{}}}", tags.join(",")));
     out.push(',');
-    csv(
-        out,
-        &format!("{{\"segment\":\"{}\"}}", if original_cents > 500_000 { "high" } else { "retail" }),
-    );
+    csv(out, &custom_fields(rng, original_cents, due).to_string());
     out.push('\n');
     Seeded {
         id,
@@ -312,6 +310,57 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         original_cents,
         current_cents,
     }
+}
+
+/// The custom fields the seed defines (docs/seed.md): a creditor's columns of each kind
+/// the search filters on.
+fn definitions() -> [serde_json::Value; 4] {
+    use serde_json::json;
+    [
+        json!({"key": "segment", "label": "Segment", "type": "list", "filterable": true,
+               "rules": {"allowed": ["retail", "high"]}}),
+        json!({"key": "product", "label": "Product", "type": "list", "filterable": true,
+               "rules": {"allowed": PRODUCTS}}),
+        json!({"key": "risk_score", "label": "Risk score", "type": "number", "filterable": true, "sortable": true,
+               "rules": {"min": 300, "max": 850}}),
+        json!({"key": "charge_off_date", "label": "Charge-off date", "type": "date", "filterable": true, "sortable": true}),
+    ]
+}
+
+const PRODUCTS: &[&str] = &["card", "loan", "auto", "utility", "telecom"];
+
+/// An account's values of the seeded custom fields, in their canonical forms.
+fn custom_fields(rng: &mut StdRng, original_cents: i64, due: NaiveDate) -> serde_json::Value {
+    serde_json::json!({
+        "segment": (if original_cents > 500_000 { "high" } else { "retail" }),
+        "product": pick(rng, PRODUCTS),
+        "risk_score": rng.random_range(300..=850),
+        "charge_off_date": (due + TimeDelta::days(rng.random_range(90..240))).to_string(),
+    })
+}
+
+/// Defines the seeded custom fields that no definition, live or deleted, holds the key
+/// of yet, as `actor`.
+async fn define_fields(pool: &PgPool, actor: Uuid) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    store::fields::lock_all(&mut tx).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for body in definitions() {
+        let create: CreateField = serde_json::from_value(body)?;
+        let mut definition = Definition::from_create(create).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        if store::fields::lock(&mut tx, &definition.key)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .is_some()
+        {
+            continue;
+        }
+        definition.position = store::fields::next_position(&mut tx).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        store::fields::insert(&mut tx, &definition, actor)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The number of a run's `n`th account.
@@ -587,6 +636,7 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
         users.push(user(pool, &format!("agent{i}@{EMAIL_DOMAIN}"), &format!("Agent {i}"), Role::Agent, &hash).await?);
     }
     let agent_ids: Vec<Uuid> = users[2..].iter().map(|u| u.id).collect();
+    define_fields(pool, users[0].id).await?;
     let mut conn = pool.acquire().await?;
     // Bulk loads skip the per-row outbox triggers when allowed (superuser); the index is
     // then rebuilt in one pass, which is far cheaper than a million outbox rows.

@@ -117,6 +117,7 @@ pub struct WrkLoad<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct WrkFigures {
     pub requests_per_second: f64,
+    pub p50_ms: f64,
     pub p99_ms: f64,
     /// Answers that were not 2xx or 3xx.
     pub failed: u64,
@@ -210,6 +211,7 @@ fn wrk_figures(report: &str) -> Option<WrkFigures> {
     };
     Some(WrkFigures {
         requests_per_second: value("Requests/sec:")?.parse().ok()?,
+        p50_ms: duration_ms(&value("50%")?)?,
         p99_ms: duration_ms(&value("99%")?)?,
         failed: value("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
