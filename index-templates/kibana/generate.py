@@ -77,6 +77,27 @@ visualizations = [
         query="not deleted_at:*",
     ),
     visualization(
+        "arrears-balance-by-portfolio",
+        "Open balance by portfolio",
+        ACCOUNTS,
+        "histogram",
+        [
+            agg("1", "sum", "metric", field="current_balance", customLabel=MIXED % "current balance"),
+            agg(
+                "2",
+                "terms",
+                "segment",
+                field="portfolio_name",
+                size=20,
+                order="desc",
+                orderBy="1",
+                missingBucket=True,
+                missingBucketLabel="No portfolio",
+            ),
+        ],
+        query=OPEN,
+    ),
+    visualization(
         "arrears-accounts-by-bucket",
         "Open accounts by delinquency bucket (days past due)",
         ACCOUNTS,
@@ -145,7 +166,7 @@ dashboard = {
     "id": "arrears-collections-overview",
     "attributes": {
         "title": "Collections overview",
-        "description": "Balance by status, open accounts by delinquency bucket, completed payments per day, payment method split",
+        "description": "Balance by status, open balance by portfolio, open accounts by delinquency bucket, completed payments per day, payment method split",
         "panelsJSON": json.dumps(panels),
         "optionsJSON": json.dumps({"useMargins": True, "syncColors": False, "hidePanelTitles": False}),
         "timeRestore": True,

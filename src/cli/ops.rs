@@ -406,7 +406,7 @@ pub async fn export(
     let problem = |e: crate::error::Error| anyhow::anyhow!("{e}");
     let selection = match entity {
         super::ExportEntity::Accounts => export::select_accounts(&pool, index.as_ref(), &operator, filter, format, today).await,
-        super::ExportEntity::Payments => export::select_payments(index.as_ref(), &operator, filter, format).await,
+        super::ExportEntity::Payments => export::select_payments(&pool, index.as_ref(), &operator, filter, format).await,
     }
     .map_err(problem)?;
     let (source, ids) = (selection.source, selection.ids);

@@ -143,6 +143,8 @@ pub struct WorkInputs {
     /// The custom fields' values typed by their live definitions; a key without one, or a
     /// value its definition does not accept, is left out (it stays in `custom_fields`).
     pub custom: Vec<CustomValue>,
+    /// The portfolio's name, for reports (Kibana) to group by.
+    pub portfolio_name: Option<String>,
 }
 
 /// One custom field's value as the index holds it.
@@ -239,6 +241,9 @@ pub struct PaymentDoc {
     /// The account is soft-deleted: its payments are hidden like the account.
     #[serde(default)]
     pub account_deleted: bool,
+    /// The account's portfolio: its payments are seen by who sees the account.
+    #[serde(default)]
+    pub portfolio_id: Option<Uuid>,
 }
 
 /// A document of either kind.

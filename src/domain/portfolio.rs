@@ -29,13 +29,19 @@ impl Scope {
     }
 
     /// The portfolios a search is limited to (besides accounts in none); `None` for all.
-    pub fn portfolios(&self) -> Option<&[Uuid]> {
+    pub fn into_search(self) -> Option<Vec<Uuid>> {
         match self {
             Scope::Every => None,
             Scope::Granted(ids) => Some(ids),
         }
     }
 }
+
+/// Why an account cannot go to an agent: its portfolio is not granted to them.
+pub const NOT_GRANTED: &str = "this user is not granted the account's portfolio, and cannot be assigned it";
+
+/// Why a user cannot place an account in a portfolio: it is not granted to them.
+pub const NOT_YOURS_TO_PLACE: &str = "this portfolio is not granted to you";
 
 /// The longest portfolio name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;

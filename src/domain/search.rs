@@ -258,8 +258,8 @@ pub struct AccountQuery {
     pub plan_next_before: Option<NaiveDate>,
     /// The account's portfolio is one of these (`None`: the account has none).
     pub portfolios: Vec<Option<Uuid>>,
-    /// Access scope: only accounts whose portfolio is one of these (`None`: no
-    /// restriction; an empty list: nothing).
+    /// Access scope: only accounts in no portfolio or in one of these (`None`: no
+    /// restriction; an empty list: the accounts in no portfolio).
     pub portfolio_scope: Option<Vec<Uuid>>,
     /// Every one holds.
     pub custom: Vec<CustomFilter>,
@@ -430,6 +430,9 @@ pub struct PaymentQuery {
     pub to: Option<DateTime<Utc>>,
     pub account_id: Option<Uuid>,
     pub agent: Option<AgentFilter>,
+    /// Access scope, as [`AccountQuery::portfolio_scope`]: the payments of accounts in no
+    /// portfolio or in one of these.
+    pub portfolio_scope: Option<Vec<Uuid>>,
     /// Also the payments of deleted accounts (managers only).
     pub include_deleted: bool,
     pub sort: PaymentSort,
@@ -451,6 +454,7 @@ impl Default for PaymentQuery {
             to: None,
             account_id: None,
             agent: None,
+            portfolio_scope: None,
             include_deleted: false,
             sort: PaymentSort {
                 field: PaymentSortField::ReceivedAt,
@@ -472,6 +476,8 @@ pub struct StatsQuery {
     pub today: (DateTime<Utc>, DateTime<Utc>),
     pub this_week: (DateTime<Utc>, DateTime<Utc>),
     pub this_month: (DateTime<Utc>, DateTime<Utc>),
+    /// Access scope, as [`PaymentQuery::portfolio_scope`].
+    pub portfolio_scope: Option<Vec<Uuid>>,
 }
 
 /// The instant a local date starts in `tz` (the first valid local time of that day).
@@ -507,6 +513,7 @@ impl StatsQuery {
                 start_of_day(tz, week_start + chrono::Duration::days(7)),
             ),
             this_month: (start_of_day(tz, month_start), start_of_day(tz, next_month)),
+            portfolio_scope: None,
         }
     }
 

@@ -114,7 +114,7 @@ async fn export_accounts(caller: Principal, state: AppState, raw: String) -> Res
 #[tracing::instrument(skip_all)]
 async fn export_payments(caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let (format, rest) = split_format(&raw)?;
-    let selection = exports::select_payments(state.search().as_ref(), &caller, &rest, format).await?;
+    let selection = exports::select_payments(state.pool(), state.search().as_ref(), &caller, &rest, format).await?;
     tracing::info!(rows = selection.ids.len(), ?format, "payment export started");
     Ok(stream(&state, selection, format, "payments"))
 }

@@ -205,7 +205,7 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
     ))]
 #[tracing::instrument(skip_all)]
 async fn search(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    let (page, signature) = service::search(state.search().as_ref(), &caller, &raw).await?;
+    let (page, signature) = service::search(state.pool(), state.search().as_ref(), &caller, &raw).await?;
     let data: Vec<PaymentView> = page.hits.into_iter().map(|hit| PaymentView::from(hit.doc)).collect();
     let body = ListPage {
         data,
@@ -227,6 +227,6 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
     ))]
 #[tracing::instrument(skip_all)]
 async fn stats(caller: Principal, state: AppState, raw: String) -> Result<Response> {
-    let stats = service::stats(state.search().as_ref(), &caller, &raw, Utc::now()).await?;
+    let stats = service::stats(state.pool(), state.search().as_ref(), &caller, &raw, Utc::now()).await?;
     Ok(api::json(StatusCode::OK, &stats))
 }

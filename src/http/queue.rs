@@ -16,7 +16,8 @@ use crate::http::filters::{principal, with_state};
 use crate::http::query::{parse_query, raw_query};
 use crate::http::{self as api, ListPage, no_content, respond};
 use crate::lists::queue::{self as queue_list, NextParams, QueueParams, QueueRequest};
-use crate::service::queue::{self as service, Explanation, Owner};
+use crate::service::portfolios;
+use crate::service::queue::{self as service, Ask, Explanation, Owner};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -144,9 +145,15 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
     let owner = Owner::resolve(&caller, agent)?;
     let now = state.clock().now();
     let first = start.is_none();
-    let page = service::page(state.search().as_ref(), owner, channel, start, page_size, now).await?;
+    let ask = Ask {
+        owner,
+        channel,
+        scope: portfolios::search_scope(state.pool(), &caller).await?,
+        now,
+    };
+    let page = service::page(state.search().as_ref(), &ask, start, page_size).await?;
     let explanation = if first {
-        let explained = service::explain(state.pool(), state.search().as_ref(), owner, channel, page.total, now).await?;
+        let explained = service::explain(state.pool(), state.search().as_ref(), &ask, page.total).await?;
         Some(ExplanationView::from(explained))
     } else {
         None

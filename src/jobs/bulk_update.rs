@@ -10,12 +10,15 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::domain::account::{AccountStatus, MAX_TAGS, leaves_dispute, lift_refusal};
+use crate::domain::account::{MAX_TAGS, leaves_dispute, lift_refusal};
 use crate::domain::bulk::{BulkParams, BulkPatch};
 use crate::domain::custom_field::Catalog;
+use crate::domain::portfolio::{NOT_GRANTED, Scope};
 use crate::domain::role::{Action, NOT_ASSIGNED, Role, allows, works_account};
 use crate::error::Result;
 use crate::jobs::Stop;
+use crate::service::portfolios;
+use crate::store::accounts::Locked;
 use crate::store::jobs::{self, JobRow};
 use crate::store::{self, accounts, notifications, users};
 
@@ -68,34 +71,47 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
         return Ok(0);
     }
     let ids: Vec<Uuid> = items.iter().map(|i| i.1).collect();
-    let locked = accounts::lock_assignees(&mut tx, &ids).await?;
-    let agents: HashMap<Uuid, (Option<Uuid>, AccountStatus)> =
-        locked.into_iter().map(|(id, agent, status)| (id, (agent, status))).collect();
+    let locked: HashMap<Uuid, Locked> = accounts::lock_assignees(&mut tx, &ids)
+        .await?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
     let role = users::standing(&mut tx, params.actor)
         .await?
         .filter(|role| permitted(*role, &params.patch));
     // Agents may dispute accounts in bulk, never move them out of dispute.
     let may_lift = role.is_some_and(|role| allows(role, Action::LiftContactBlocks));
+    let scope = match role {
+        Some(role) => portfolios::scope_of(&mut tx, params.actor, role).await?,
+        None => Scope::Granted(Vec::new()),
+    };
+    let mut assignees = portfolios::Assignees::default();
     let mut refused: HashMap<Uuid, String> = HashMap::new();
     let mut allowed = Vec::with_capacity(ids.len());
     for id in &ids {
-        match agents.get(id) {
-            _ if role.is_none() => {
-                refused.insert(*id, "the submitter is disabled or may no longer make this change".to_owned());
+        let reason = match locked.get(id) {
+            _ if role.is_none() => Some("the submitter is disabled or may no longer make this change".to_owned()),
+            None => Some("account not found".to_owned()),
+            Some(row) if !scope.admits(row.portfolio_id) => Some("account not found".to_owned()),
+            Some(row) if role.is_some_and(|role| !works_account(role, params.actor, row.assigned_agent_id)) => {
+                Some(NOT_ASSIGNED.to_owned())
             }
-            None => {
-                refused.insert(*id, "account not found".to_owned());
+            Some(row) if params.from_agent.is_some_and(|from| row.assigned_agent_id != Some(from)) => {
+                Some("no longer assigned to the agent whose accounts were moved".to_owned())
             }
-            Some((agent, _)) if role.is_some_and(|role| !works_account(role, params.actor, *agent)) => {
-                refused.insert(*id, NOT_ASSIGNED.to_owned());
+            Some(row) if !may_lift && leaves_dispute(row.status, params.patch.status) => Some(lift_refusal("status").to_owned()),
+            Some(row) => {
+                let agent = params.patch.assign.unwrap_or(row.assigned_agent_id);
+                let portfolio = params.patch.portfolio.unwrap_or(row.portfolio_id);
+                let moved = params.patch.assign.is_some() || params.patch.portfolio.is_some();
+                (moved && !assignees.admit(&mut tx, agent, portfolio).await?).then(|| format!("assigned_agent_id: {NOT_GRANTED}"))
             }
-            Some((agent, _)) if params.from_agent.is_some_and(|from| *agent != Some(from)) => {
-                refused.insert(*id, "no longer assigned to the agent whose accounts were moved".to_owned());
+        };
+        match reason {
+            Some(reason) => {
+                refused.insert(*id, reason);
             }
-            Some((_, status)) if !may_lift && leaves_dispute(*status, params.patch.status) => {
-                refused.insert(*id, lift_refusal("status").to_owned());
-            }
-            Some(_) => allowed.push(*id),
+            None => allowed.push(*id),
         }
     }
     // An agent given accounts by the whole job is told once.

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::domain::account::AccountFields;
 use crate::domain::contact::parse_region;
 use crate::domain::custom_field::Catalog;
+use crate::domain::portfolio::{NOT_GRANTED, NOT_YOURS_TO_PLACE, Scope};
 use crate::domain::role::{Action, NOT_ASSIGNABLE, Role, allows};
 use crate::error::Result;
 use crate::import::RowError;
@@ -20,6 +21,7 @@ use crate::import::columns::Column;
 use crate::import::rows::{self, Agents, Context, Portfolios, Values};
 use crate::jobs::Stop;
 use crate::service::imports::{ImportParams, Mode};
+use crate::service::portfolios;
 use crate::store;
 use crate::store::accounts::{self, AccountRow};
 use crate::store::imports::{self, ChunkOutcome};
@@ -84,6 +86,14 @@ enum Plan {
     Update(Uuid, AccountFields),
 }
 
+impl Plan {
+    fn fields(&self) -> &AccountFields {
+        match self {
+            Plan::Create(_, fields) | Plan::Update(_, fields) => fields,
+        }
+    }
+}
+
 /// Whether `role` may run this import (as the upload handler checks it): create
 /// accounts, update any account in upsert mode, assign them when a column does. Each
 /// chunk checks the importer as they are when it runs.
@@ -105,8 +115,12 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
         .await?
         .filter(|role| may_import(*role, params));
     let values: Vec<Values<'_>> = staged.iter().map(|r| Values::new(&params.mapping, &r.cells)).collect();
+    let scope = match submitter {
+        Some(role) => portfolios::scope_of(&mut tx, params.actor, role).await?,
+        None => Scope::Granted(Vec::new()),
+    };
     let agents = resolve_agents(&mut tx, &values).await?;
-    let portfolios = resolve_portfolios(&mut tx, &values).await?;
+    let portfolios = resolve_portfolios(&mut tx, &values, &scope).await?;
     let catalog = Catalog::new(store::fields::live(&mut tx).await?);
     let context = Context {
         headers: &params.headers,
@@ -121,6 +135,8 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
         Mode::Create => HashMap::new(),
         Mode::Upsert | Mode::DryRun => lock_existing(&mut tx, &values).await?,
     };
+    let mut assignees = portfolios::Assignees::default();
+    let agent_column = params.mapping.header(&params.headers, Column::AssignedAgentId).to_owned();
     let mut settled: Vec<Settled> = Vec::with_capacity(staged.len());
     let mut plans: Vec<(usize, Plan)> = Vec::new();
     for (index, values) in values.iter().enumerate() {
@@ -134,10 +150,34 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Resul
                 column: params.mapping.header(&params.headers, Column::AccountNumber).to_owned(),
                 message: format!("account {} is deleted; restore it before importing over it", current.account_number),
             }]),
+            Some(current) if !scope.admits(current.portfolio_id) => Err(vec![RowError {
+                column: params.mapping.header(&params.headers, Column::AccountNumber).to_owned(),
+                message: format!("account {} is in a portfolio not granted to you", current.account_number),
+            }]),
             Some(current) => {
                 rows::for_update(&context, values, current.fields(), current.search_version).map(|f| Plan::Update(current.id, f))
             }
             None => rows::for_create(&context, values).map(|f| Plan::Create(Uuid::now_v7(), f)),
+        };
+        // An account goes only to an agent granted its portfolio (checked when the row
+        // gives it an agent or a portfolio).
+        let before = number
+            .as_ref()
+            .and_then(|n| existing.get(n))
+            .map(|c| (c.assigned_agent_id, c.portfolio_id));
+        let plan = match plan {
+            Ok(plan)
+                if before != Some((plan.fields().assigned_agent_id, plan.fields().portfolio_id))
+                    && !assignees
+                        .admit(&mut tx, plan.fields().assigned_agent_id, plan.fields().portfolio_id)
+                        .await? =>
+            {
+                Err(vec![RowError {
+                    column: agent_column.clone(),
+                    message: NOT_GRANTED.to_owned(),
+                }])
+            }
+            other => other,
         };
         // A row refused when staged fails with everything else wrong with it, so one
         // upload shows all of a row's errors.
@@ -292,9 +332,9 @@ async fn resolve_agents(conn: &mut PgConnection, values: &[Values<'_>]) -> Resul
     Ok(agents)
 }
 
-/// The portfolios the rows name, by id or name (case-insensitive): a live one, or why
-/// an account cannot be placed in it.
-async fn resolve_portfolios(conn: &mut PgConnection, values: &[Values<'_>]) -> Result<Portfolios> {
+/// The portfolios the rows name, by id or name (case-insensitive): a live one within the
+/// importer's `scope`, or why an account cannot be placed in it.
+async fn resolve_portfolios(conn: &mut PgConnection, values: &[Values<'_>], scope: &Scope) -> Result<Portfolios> {
     let keys = cell_keys(values, Column::Portfolio);
     if keys.is_empty() {
         return Ok(Portfolios::new());
@@ -303,8 +343,9 @@ async fn resolve_portfolios(conn: &mut PgConnection, values: &[Values<'_>]) -> R
     let mut portfolios = Portfolios::new();
     for row in store::portfolios::by_ids_or_names(&mut *conn, &ids, &keys).await? {
         let verdict = match row.deleted_at {
-            None => Ok(row.id),
             Some(_) => Err("the portfolio is deleted; restore it first".to_owned()),
+            None if !scope.admits(Some(row.id)) => Err(NOT_YOURS_TO_PLACE.to_owned()),
+            None => Ok(row.id),
         };
         portfolios.entry(row.id.to_string()).or_insert_with(|| verdict.clone());
         portfolios.entry(row.sort_name).or_insert(verdict);

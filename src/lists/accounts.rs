@@ -190,24 +190,15 @@ params::described_by!(
     PARAMS
 );
 
-/// Parses the list parameters for `caller`, without custom fields (a `cf.` name is
-/// refused). Unknown parameters are refused by name.
-pub fn parse(raw: &str, caller: &Principal, today: NaiveDate) -> Result<AccountQuery> {
-    parse_fields(raw, caller, today, None)
-}
-
-/// Parses the list parameters for `caller`, custom field names resolved against
-/// `fields`, the live definitions (needed only when [`names_custom_fields`]).
-pub fn parse_with_fields(raw: &str, caller: &Principal, today: NaiveDate, fields: &Catalog) -> Result<AccountQuery> {
-    parse_fields(raw, caller, today, Some(fields))
-}
-
 /// Whether `raw` names a custom field (a filter, the sort or a facet).
 pub fn names_custom_fields(raw: &str) -> bool {
     custom::named_in(raw)
 }
 
-fn parse_fields(raw: &str, caller: &Principal, today: NaiveDate, fields: Option<&Catalog>) -> Result<AccountQuery> {
+/// Parses the list parameters for `caller`, custom field names resolved against
+/// `fields`, the live definitions (needed only when [`names_custom_fields`]). Unknown
+/// parameters are refused by name.
+pub fn parse(raw: &str, caller: &Principal, today: NaiveDate, fields: &Catalog) -> Result<AccountQuery> {
     let mut p = Problems::default();
     let mut request = Request {
         caller: caller.user_id,
@@ -403,6 +394,7 @@ mod tests {
             "q=jane&status=active&status=delinquent,disputed&assigned_agent_id=me&bucket=30-59&sort=-balance&facets=status,tags",
             &caller(Role::Agent),
             today,
+            &Catalog::default(),
         )
         .unwrap();
         assert_eq!(q.statuses.len(), 3);
@@ -419,13 +411,14 @@ mod tests {
             "sort=colour&min_balance=5&max_balance=1&cursor=zzz&bogus=1&page_size=500",
             &caller(Role::Agent),
             today,
+            &Catalog::default(),
         )
         .unwrap_err();
         let mut fields = fields_of(err);
         fields.sort();
         assert_eq!(fields, ["bogus", "cursor", "min_balance", "page_size", "sort"]);
-        assert!(parse("include_deleted=true", &caller(Role::Agent), today).is_err());
-        assert!(parse("include_deleted=true", &caller(Role::Manager), today).is_ok());
+        assert!(parse("include_deleted=true", &caller(Role::Agent), today, &Catalog::default()).is_err());
+        assert!(parse("include_deleted=true", &caller(Role::Manager), today, &Catalog::default()).is_ok());
     }
 
     #[test]

@@ -30,8 +30,7 @@ pub fn named_in(raw: &str) -> bool {
 }
 
 /// The live definition of `key`, or why there is none to use.
-fn definition<'c>(catalog: Option<&'c Catalog>, key: &str) -> Result<&'c Definition, String> {
-    let catalog = catalog.ok_or("this list does not take custom fields")?;
+fn definition<'c>(catalog: &'c Catalog, key: &str) -> Result<&'c Definition, String> {
     catalog
         .get(key)
         .ok_or_else(|| format!("there is no custom field `{key}` (or it was deleted)"))
@@ -109,7 +108,7 @@ fn equal(definition: &Definition, value: &mut Value<'_>) -> Option<CustomTest> {
 
 /// Reads a parameter `cf.<key>` or `cf.<key>.<operator>` into `filters`; `false` when the
 /// name is not a custom field's.
-pub fn filter(catalog: Option<&Catalog>, filters: &mut Vec<CustomFilter>, value: &mut Value<'_>) -> bool {
+pub fn filter(catalog: &Catalog, filters: &mut Vec<CustomFilter>, value: &mut Value<'_>) -> bool {
     let Some(rest) = value.name().strip_prefix(FieldKey::PREFIX) else {
         return false;
     };
@@ -172,7 +171,7 @@ pub fn filter(catalog: Option<&Catalog>, filters: &mut Vec<CustomFilter>, value:
 }
 
 /// The field `sort=[-]cf.<key>` names: a sortable one.
-pub fn sort(catalog: Option<&Catalog>, name: &str) -> Result<CustomField, String> {
+pub fn sort(catalog: &Catalog, name: &str) -> Result<CustomField, String> {
     let key = name.strip_prefix(FieldKey::PREFIX).unwrap_or(name);
     let definition = definition(catalog, key)?;
     if !definition.flags.sortable {
@@ -182,7 +181,7 @@ pub fn sort(catalog: Option<&Catalog>, name: &str) -> Result<CustomField, String
 }
 
 /// The field `facets=cf.<key>` names: a filterable list, multi_list, boolean or text one.
-pub fn facet(catalog: Option<&Catalog>, name: &str) -> Result<CustomField, String> {
+pub fn facet(catalog: &Catalog, name: &str) -> Result<CustomField, String> {
     let key = name.strip_prefix(FieldKey::PREFIX).unwrap_or(name);
     let definition = definition(catalog, key)?;
     if !definition.flags.filterable {
@@ -208,7 +207,7 @@ mod tests {
     use crate::domain::role::Role;
     use crate::domain::search::{Facet, SortField};
     use crate::error::Error;
-    use crate::lists::accounts::parse_with_fields;
+    use crate::lists::accounts::parse;
 
     fn catalog() -> Catalog {
         let bodies = [
@@ -237,7 +236,7 @@ mod tests {
     }
 
     fn refused(raw: &str) -> Vec<String> {
-        match parse_with_fields(raw, &caller(), today(), &catalog()) {
+        match parse(raw, &caller(), today(), &catalog()) {
             Err(Error::Problem(problem)) => problem.errors.into_iter().map(|e| e.field).collect(),
             other => panic!("{raw}: expected a problem, got {other:?}"),
         }
@@ -245,7 +244,7 @@ mod tests {
 
     #[test]
     fn filters_sorts_and_facets_resolve_against_the_definitions() {
-        let q = parse_with_fields(
+        let q = parse(
             "cf.product=card,LOAN&cf.score.gt=600.5&cf.score.lte=700&cf.limit=12.34&cf.charged.lt=2026-01-02&cf.secured.exists=false&sort=-cf.score&facets=cf.product,status,cf.secured",
             &caller(),
             today(),
@@ -310,7 +309,5 @@ mod tests {
             refused("cf.score=1.00001&cf.limit.gte=1000000000000&cf.charged=2026-13-01&cf.secured=maybe"),
             ["cf.score", "cf.limit.gte", "cf.charged", "cf.secured"]
         );
-        let without = crate::lists::accounts::parse("cf.product=card", &caller(), today());
-        assert!(without.is_err(), "a list without the definitions refuses custom fields");
     }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
 use crate::domain::document::AccountDoc;
+use crate::domain::portfolio::{NOT_GRANTED, NOT_YOURS_TO_PLACE};
 use crate::domain::principal::Principal;
 use crate::domain::privacy::Access;
 use crate::domain::refusal::Denied;
@@ -50,13 +51,21 @@ impl Shown {
     }
 }
 
+/// The index query `raw` (the accounts list grammar) asks for `caller`: custom fields
+/// resolved against the live definitions, and limited to the accounts `caller` sees by
+/// their portfolio. The search, exports and bulk updates select accounts with it.
+pub async fn query(pool: &PgPool, caller: &Principal, raw: &str, today: NaiveDate) -> Result<AccountQuery> {
+    let fields = fields::for_list(pool, raw).await?;
+    let query = account_list::parse(raw, caller, today, &fields)?;
+    portfolios::scoped(pool, caller, query).await
+}
+
 /// The accounts matching `raw` (the accounts list grammar) that `caller` may read: any
 /// agent finds any account (a debtor calls whoever answers), and reads a summary of those
 /// that are not theirs.
 pub async fn search(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, raw: &str, today: NaiveDate) -> Result<Found> {
     caller.require(Action::ReadAccounts)?;
-    let fields = crate::service::fields::for_list(pool, raw).await?;
-    let query: AccountQuery = account_list::parse_with_fields(raw, caller, today, &fields)?;
+    let query = query(pool, caller, raw, today).await?;
     let (text, sort) = (query.text.clone(), query.sort);
     let page = index.search(query).await?;
     let page = SearchPage {
@@ -142,12 +151,24 @@ pub async fn check_assignee(pool: &PgPool, agent_id: Option<Uuid>) -> Result<()>
     }
 }
 
-/// An account may be placed in a live portfolio only; a refusal names `field`.
-pub async fn check_portfolio(conn: &mut PgConnection, portfolio: Option<Uuid>, field: &str) -> Result<()> {
+/// An account's agent must be granted its portfolio: refused, naming
+/// `assigned_agent_id`, when `agent` is not ([`portfolios::Assignees::admit`]).
+pub async fn check_granted(conn: &mut PgConnection, agent: Option<Uuid>, portfolio: Option<Uuid>) -> Result<()> {
+    if portfolios::Assignees::default().admit(conn, agent, portfolio).await? {
+        Ok(())
+    } else {
+        Err(Error::field("assigned_agent_id", NOT_GRANTED))
+    }
+}
+
+/// `caller` may place an account in a live portfolio within their scope only (an
+/// account they could not see afterwards is not theirs to place); a refusal names `field`.
+pub async fn check_portfolio(conn: &mut PgConnection, caller: &Principal, portfolio: Option<Uuid>, field: &str) -> Result<()> {
     let Some(id) = portfolio else { return Ok(()) };
     match store::portfolios::get(conn, id, false).await? {
-        Some(p) if p.deleted_at.is_none() => Ok(()),
-        Some(_) => Err(Error::field(field, "the portfolio is deleted; restore it first")),
+        Some(p) if p.deleted_at.is_some() => Err(Error::field(field, "the portfolio is deleted; restore it first")),
+        Some(_) if !portfolios::in_scope(conn, caller, portfolio).await? => Err(Error::field(field, NOT_YOURS_TO_PLACE)),
+        Some(_) => Ok(()),
         None => Err(Error::field(field, "no such portfolio")),
     }
 }
@@ -159,12 +180,13 @@ pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal
     let mut conn = pool.acquire().await?;
     let catalog = fields::catalog(&mut conn).await?;
     let fields = AccountFields::from_create(body, phone_region, &catalog).map_err(Error::validation)?;
-    check_portfolio(&mut conn, fields.portfolio_id, "portfolio_id").await?;
-    drop(conn);
+    check_portfolio(&mut conn, caller, fields.portfolio_id, "portfolio_id").await?;
     if fields.assigned_agent_id.is_some() {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, fields.assigned_agent_id).await?;
+        check_granted(&mut conn, fields.assigned_agent_id, fields.portfolio_id).await?;
     }
+    drop(conn);
     let row = accounts::insert(pool, &fields, caller.user_id).await?;
     tracing::info!(account_id = %row.id, "account created");
     document(pool, row).await
@@ -215,11 +237,14 @@ pub async fn update(
     let catalog = fields::catalog(&mut tx).await?;
     let fields = before.apply(patch, phone_region, &catalog).map_err(Error::validation)?;
     if portfolio_changed {
-        check_portfolio(&mut tx, fields.portfolio_id, "portfolio_id").await?;
+        check_portfolio(&mut tx, caller, fields.portfolio_id, "portfolio_id").await?;
     }
     if reassigned {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, assignee).await?;
+    }
+    if reassigned || portfolio_changed {
+        check_granted(&mut tx, fields.assigned_agent_id, fields.portfolio_id).await?;
     }
     let row = accounts::update(&mut tx, id, &fields, caller.user_id).await?;
     tx.commit().await?;

@@ -15,6 +15,7 @@ use crate::domain::role::{Action, works_account};
 use crate::error::{Error, Result};
 use crate::service::Window;
 use crate::service::exports::{Cell, csv_row};
+use crate::service::portfolios;
 use crate::store::accounts;
 use crate::store::audit_log::{self, ChainCheck, Position};
 
@@ -45,9 +46,12 @@ async fn authorize(pool: &PgPool, caller: &Principal, scope: Scope, filter: &mut
     match scope {
         Scope::Log => Ok(caller.require(Action::ReadAudit)?),
         Scope::Account(account_id) => {
-            let owner = accounts::assignee_including_deleted(pool, account_id)
+            let (owner, portfolio) = accounts::assignee_and_portfolio_including_deleted(pool, account_id)
                 .await?
                 .ok_or_else(|| Error::not_found("account"))?;
+            if !portfolios::in_scope(&mut *pool.acquire().await?, caller, portfolio).await? {
+                return Err(Error::not_found("account"));
+            }
             let owns = caller.can(Action::WorkAccount) && works_account(caller.role, caller.user_id, owner);
             if !caller.can(Action::ReadAccountHistory) && !owns {
                 return Err(Denied("the history of an account is for managers, admins and the agent it is assigned to".to_owned()).into());

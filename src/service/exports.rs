@@ -500,7 +500,7 @@ pub async fn select_accounts(
     today: NaiveDate,
 ) -> Result<Selection> {
     caller.require(Action::ReadAccounts)?;
-    let mut query = crate::lists::accounts::parse(raw, caller, today)?;
+    let mut query = crate::service::accounts::query(pool, caller, raw, today).await?;
     if !caller.can(Action::ReadAnyAccount) {
         // An agent's file holds only their own accounts (personal data of others' stays
         // behind the summary, docs/security.md#what-an-agent-reads).
@@ -519,9 +519,15 @@ pub async fn select_accounts(
 }
 
 /// The payments `raw` (the payments list grammar) matches now, for `caller`, in `format`.
-pub async fn select_payments(index: &dyn SearchIndex, caller: &Principal, raw: &str, format: Format) -> Result<Selection> {
+pub async fn select_payments(
+    pool: &sqlx::PgPool,
+    index: &dyn SearchIndex,
+    caller: &Principal,
+    raw: &str,
+    format: Format,
+) -> Result<Selection> {
     caller.require(Action::ReadAccounts)?;
-    let query = crate::lists::payments::parse(raw, caller)?;
+    let query = crate::service::payments::query(pool, caller, raw).await?;
     let ids = index.payment_ids(query, MAX_CSV_ROWS + 1).await?;
     check_size(ids.len(), format)?;
     Ok(Selection {

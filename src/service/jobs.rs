@@ -13,10 +13,9 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::import::RowError;
-use crate::lists::accounts as account_list;
 use crate::search::SearchIndex;
 use crate::service::Window;
-use crate::service::accounts::{check_assignee, check_portfolio};
+use crate::service::accounts::{self, check_assignee, check_portfolio};
 use crate::service::idempotency::{self, Replay};
 use crate::store::imports;
 use crate::store::jobs;
@@ -177,13 +176,13 @@ pub async fn bulk_update(
         caller.require(Action::LiftContactBlocks)?;
     }
     if let Some(portfolio) = patch.portfolio {
-        check_portfolio(&mut *pool.acquire().await?, portfolio, "patch.portfolio_id").await?;
+        check_portfolio(&mut *pool.acquire().await?, caller, portfolio, "patch.portfolio_id").await?;
     }
     let mut tx = pool.begin().await?;
     if let Some(first) = idempotency::claim(&mut tx, caller, BULK_UPDATE_SCOPE, key, &hash).await? {
         return Ok(Queued::Replayed(first));
     }
-    let ids = resolve(index, caller, &request, today).await?;
+    let ids = resolve(pool, index, caller, &request, today).await?;
     let params = BulkParams {
         patch,
         actor: caller.user_id,
@@ -246,7 +245,13 @@ fn query_string(filter: &serde_json::Map<String, Value>) -> String {
 }
 
 /// The fixed set of accounts: the ids given, or what the filter matches now.
-async fn resolve(index: &dyn SearchIndex, caller: &Principal, request: &BulkUpdateRequest, today: NaiveDate) -> Result<Vec<Uuid>> {
+async fn resolve(
+    pool: &PgPool,
+    index: &dyn SearchIndex,
+    caller: &Principal,
+    request: &BulkUpdateRequest,
+    today: NaiveDate,
+) -> Result<Vec<Uuid>> {
     match (&request.ids, &request.filter) {
         (Some(ids), None) => {
             if ids.len() > MAX_BULK_ROWS {
@@ -256,15 +261,17 @@ async fn resolve(index: &dyn SearchIndex, caller: &Principal, request: &BulkUpda
             Ok(ids.iter().copied().filter(|id| seen.insert(*id)).collect())
         }
         (None, Some(filter)) => {
-            let parsed = account_list::parse(&query_string(filter), caller, today).map_err(|err| match err {
-                Error::Problem(mut p) => {
-                    for e in &mut p.errors {
-                        e.field = format!("filter.{}", e.field);
+            let parsed = accounts::query(pool, caller, &query_string(filter), today)
+                .await
+                .map_err(|err| match err {
+                    Error::Problem(mut p) => {
+                        for e in &mut p.errors {
+                            e.field = format!("filter.{}", e.field);
+                        }
+                        Error::Problem(p)
                     }
-                    Error::Problem(p)
-                }
-                other => other,
-            })?;
+                    other => other,
+                })?;
             let ids = index.account_ids(parsed, MAX_BULK_ROWS + 1).await?;
             if ids.len() > MAX_BULK_ROWS {
                 return Err(too_many());

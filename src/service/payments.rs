@@ -15,6 +15,7 @@ use crate::domain::money::{Currency, CurrencyAmount};
 use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, NewPayment, PatchPayment, PaymentStatus, SimulatedOutcome};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
+use crate::domain::search::PaymentQuery;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::payments::{self as payment_list, PaymentStats};
 use crate::search::{SearchIndex, SearchPage};
@@ -375,19 +376,29 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PaymentR
     Ok(row)
 }
 
+/// The index query `raw` (the payments list grammar) asks for `caller`, limited to the
+/// payments of the accounts `caller` sees by their portfolio.
+pub async fn query(pool: &PgPool, caller: &Principal, raw: &str) -> Result<PaymentQuery> {
+    let mut query = payment_list::parse(raw, caller)?;
+    query.portfolio_scope = portfolios::search_scope(pool, caller).await?;
+    Ok(query)
+}
+
 /// The payments matching `raw` (the payments list grammar) from the index, with the
 /// signature of the sort their cursor belongs to.
-pub async fn search(index: &dyn SearchIndex, caller: &Principal, raw: &str) -> Result<(SearchPage<PaymentDoc>, String)> {
+pub async fn search(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, raw: &str) -> Result<(SearchPage<PaymentDoc>, String)> {
     caller.require(Action::ReadAccounts)?;
-    let query = payment_list::parse(raw, caller)?;
+    let query = query(pool, caller, raw).await?;
     let signature = payment_list::sort_signature(query.sort);
     Ok((index.search_payments(query).await?, signature))
 }
 
-/// Payment statistics per currency over the local days `raw` asks for, as of `now`.
-pub async fn stats(index: &dyn SearchIndex, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<PaymentStats> {
+/// Payment statistics per currency over the local days `raw` asks for, as of `now`, of
+/// the payments of the accounts `caller` sees by their portfolio.
+pub async fn stats(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<PaymentStats> {
     caller.require(Action::ReadAccounts)?;
-    let request = payment_list::parse_stats(raw, now)?;
+    let mut request = payment_list::parse_stats(raw, now)?;
+    request.query.portfolio_scope = portfolios::search_scope(pool, caller).await?;
     let stats = index.payment_stats(request.query.clone()).await?;
     Ok(payment_list::stats_view(&request, stats))
 }

@@ -2,13 +2,17 @@
 //! them to users and teams; managers and admins read them. Every change is recorded in
 //! the audit trail under the caller.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 use uuid::Uuid;
 
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::portfolio::{Grantee, NewGrant, NewPortfolio, PortfolioPatch, Scope};
 use crate::domain::principal::Principal;
-use crate::domain::role::{Action, Role};
+use crate::domain::role::{Action, Role, allows};
+use crate::domain::search::AccountQuery;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::service::Window;
 use crate::store::{self, portfolios, users};
@@ -39,16 +43,61 @@ fn written(result: sqlx::Result<PortfolioRow>, name: &str) -> Result<PortfolioRo
 /// portfolios granted to them, their team or its members; others those granted to them
 /// or their team. Accounts in no portfolio are within everyone's scope.
 pub async fn scope(conn: &mut PgConnection, caller: &Principal) -> Result<Scope> {
-    if caller.can(Action::WorkEveryPortfolio) {
+    scope_of(conn, caller.user_id, caller.role).await
+}
+
+/// The scope of the user `user` in `role`, as [`scope`] gives a caller's.
+pub async fn scope_of(conn: &mut PgConnection, user: Uuid, role: Role) -> Result<Scope> {
+    if allows(role, Action::WorkEveryPortfolio) {
         return Ok(Scope::Every);
     }
-    let oversees_team = caller.role == Role::Manager;
-    Ok(Scope::Granted(portfolios::granted_to(conn, caller.user_id, oversees_team).await?))
+    Ok(Scope::Granted(portfolios::granted_to(conn, user, role == Role::Manager).await?))
 }
 
 /// Whether an account in `portfolio` is within `caller`'s scope.
 pub async fn in_scope(conn: &mut PgConnection, caller: &Principal, portfolio: Option<Uuid>) -> Result<bool> {
     Ok(portfolio.is_none() || scope(conn, caller).await?.admits(portfolio))
+}
+
+/// The scopes of the users accounts are assigned to, each read once: one assignment, or
+/// every row of a bulk update or an import chunk.
+#[derive(Default)]
+pub struct Assignees(HashMap<Uuid, Option<Scope>>);
+
+impl Assignees {
+    /// Whether an account in `portfolio` may go to `agent` (docs/features/portfolios.md,
+    /// "Who sees a portfolio's accounts"). To no one, or to a disabled user (whom the
+    /// assignee checks refuse on their own): yes.
+    pub async fn admit(&mut self, conn: &mut PgConnection, agent: Option<Uuid>, portfolio: Option<Uuid>) -> Result<bool> {
+        let (Some(agent), Some(_)) = (agent, portfolio) else {
+            return Ok(true);
+        };
+        let scope = match self.0.entry(agent) {
+            Entry::Occupied(known) => known.into_mut(),
+            Entry::Vacant(unknown) => {
+                let scope = match users::standing(conn, agent).await? {
+                    Some(role) => Some(scope_of(conn, agent, role).await?),
+                    None => None,
+                };
+                unknown.insert(scope)
+            }
+        };
+        Ok(scope.as_ref().is_none_or(|scope| scope.admits(portfolio)))
+    }
+}
+
+/// `query` limited to the accounts `caller` sees by their portfolio.
+pub async fn scoped(pool: &PgPool, caller: &Principal, mut query: AccountQuery) -> Result<AccountQuery> {
+    query.portfolio_scope = search_scope(pool, caller).await?;
+    Ok(query)
+}
+
+/// What [`AccountQuery::portfolio_scope`] limits `caller`'s searches to.
+pub async fn search_scope(pool: &PgPool, caller: &Principal) -> Result<Option<Vec<Uuid>>> {
+    if caller.can(Action::WorkEveryPortfolio) {
+        return Ok(None);
+    }
+    Ok(scope(&mut *pool.acquire().await?, caller).await?.into_search())
 }
 
 pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Result<PortfolioRow> {
@@ -102,6 +151,10 @@ pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, patch: Portfoli
     }
     let fields = patch.apply(current.fields()).map_err(Error::validation)?;
     let row = written(portfolios::update(&mut tx, id, &fields, caller.user_id).await, &fields.name)?;
+    if row.name != current.name {
+        // The accounts' documents carry the name (for reports): they are indexed again.
+        portfolios::touch_accounts(&mut tx, id).await?;
+    }
     tx.commit().await?;
     Ok(row)
 }

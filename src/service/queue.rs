@@ -18,6 +18,7 @@ use crate::domain::search::{AccountQuery, After, AgentFilter, Contactable, Sort,
 use crate::error::{Error, Result};
 use crate::search::SearchIndex;
 use crate::service::accounts::document;
+use crate::service::portfolios;
 use crate::store::queue::StandingGroup;
 use crate::store::{self, accounts, compliance, queue};
 
@@ -76,12 +77,24 @@ fn workable() -> Vec<AccountStatus> {
     AccountStatus::ALL.into_iter().filter(|s| !s.is_resolved()).collect()
 }
 
-/// The index query of one tier of `owner`'s queue on `channel`.
-fn tier_query(owner: Owner, channel: Channel, reason: Reason, now: DateTime<Utc>, page_size: usize, after: Option<After>) -> AccountQuery {
+/// Whose queue, on which channel, limited to which portfolios (besides accounts in none;
+/// `None`: every portfolio), as of when.
+#[derive(Clone, Debug)]
+pub struct Ask {
+    pub owner: Owner,
+    pub channel: Channel,
+    pub scope: Option<Vec<Uuid>>,
+    pub now: DateTime<Utc>,
+}
+
+/// The index query of one tier of a queue.
+fn tier_query(ask: &Ask, reason: Reason, page_size: usize, after: Option<After>) -> AccountQuery {
+    let (channel, now) = (ask.channel, ask.now);
     let today = now.date_naive();
     AccountQuery {
         statuses: workable(),
-        agent: Some(owner.filter()),
+        agent: Some(ask.owner.filter()),
+        portfolio_scope: ask.scope.clone(),
         contactable: Some(Contactable { channel, now }),
         tier: Some(reason.tier(today, now)),
         sort: Sort {
@@ -94,16 +107,9 @@ fn tier_query(owner: Owner, channel: Channel, reason: Reason, now: DateTime<Utc>
     }
 }
 
-/// A page of `owner`'s queue on `channel` from `start`, as of `now`. Every tier is asked
-/// (for the total); those before `start` and after a full page only count.
-pub async fn page(
-    search: &dyn SearchIndex,
-    owner: Owner,
-    channel: Channel,
-    start: Option<Position>,
-    page_size: usize,
-    now: DateTime<Utc>,
-) -> Result<QueuePage> {
+/// A page of the queue `ask` names from `start`. Every tier is asked (for the total);
+/// those before `start` and after a full page only count.
+pub async fn page(search: &dyn SearchIndex, ask: &Ask, start: Option<Position>, page_size: usize) -> Result<QueuePage> {
     let first = start.map_or(0, |p| p.reason.position());
     let mut entries = Vec::with_capacity(page_size);
     let mut totals = [0; Reason::ORDER.len()];
@@ -116,7 +122,7 @@ pub async fn page(
             page_size - entries.len()
         };
         let after = start.filter(|p| p.reason == reason).and_then(|p| p.after);
-        let found = search.search(tier_query(owner, channel, reason, now, wanted.max(1), after)).await?;
+        let found = search.search(tier_query(ask, reason, wanted.max(1), after)).await?;
         totals[position] = found.total;
         if wanted == 0 {
             continue;
@@ -174,34 +180,30 @@ impl Explanation {
     }
 }
 
-/// The count query of `owner`'s workable accounts, contactable on `channel` now if given.
-fn count_query(owner: Owner, channel: Option<Channel>, now: DateTime<Utc>) -> AccountQuery {
+/// The count query of the queue's workable accounts, contactable on `channel` now if
+/// given.
+fn count_query(ask: &Ask, channel: Option<Channel>) -> AccountQuery {
     AccountQuery {
         statuses: workable(),
-        agent: Some(owner.filter()),
-        contactable: channel.map(|channel| Contactable { channel, now }),
+        agent: Some(ask.owner.filter()),
+        portfolio_scope: ask.scope.clone(),
+        contactable: channel.map(|channel| Contactable { channel, now: ask.now }),
         page_size: 1,
-        ..AccountQuery::new(now.date_naive())
+        ..AccountQuery::new(ask.now.date_naive())
     }
 }
 
-/// Explains `owner`'s queue on `channel` at `now`, `contactable` being the queue's total
-/// on that channel (the page already counted it). Cheap by construction: one count from
-/// the index per channel, and one SQL aggregate of the queue's accounts by zone and flags
-/// that the guard's own rules then judge per group, never per account.
-pub async fn explain(
-    pool: &PgPool,
-    search: &dyn SearchIndex,
-    owner: Owner,
-    channel: Channel,
-    contactable: u64,
-    now: DateTime<Utc>,
-) -> Result<Explanation> {
+/// Explains the queue `ask` names, `contactable` being its total on the channel (the page
+/// already counted it). Cheap by construction: one count from the index per channel, and
+/// one SQL aggregate of the queue's accounts by zone and flags that the guard's own rules
+/// then judge per group, never per account.
+pub async fn explain(pool: &PgPool, search: &dyn SearchIndex, ask: &Ask, contactable: u64) -> Result<Explanation> {
+    let (channel, now) = (ask.channel, ask.now);
     let others = Channel::ALL.into_iter().filter(|c| *c != channel);
     let counts = try_join_all(
         std::iter::once(None)
             .chain(others.clone().map(Some))
-            .map(|c| search.search(count_query(owner, c, now))),
+            .map(|c| search.search(count_query(ask, c))),
     )
     .await?;
     let queued = counts[0].total;
@@ -211,12 +213,12 @@ pub async fn explain(
     channels.sort_by_key(|(c, _)| Channel::ALL.iter().position(|a| a == c));
     let mut conn = pool.acquire().await?;
     let policy = compliance::policy(&mut conn).await?;
-    let agent = match owner {
+    let agent = match ask.owner {
         Owner::Agent(id) => Some(id),
         Owner::Team => None,
     };
     let statuses: Vec<&str> = workable().into_iter().map(AccountStatus::as_str).collect();
-    let groups = queue::standings(&mut conn, agent, &statuses).await?;
+    let groups = queue::standings(&mut conn, agent, &statuses, ask.scope.as_deref()).await?;
     let (mut held_back, opens) = judge(&policy, &groups, channel, now);
     // The frequency rules need each account's calls: what the index holds back beyond
     // the rules judged here is theirs.
@@ -295,8 +297,15 @@ pub async fn next(
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>> {
     caller.require(Action::WorkAccount)?;
+    let scope = portfolios::search_scope(pool, caller).await?;
     for owner in [Owner::Agent(caller.user_id), Owner::Team] {
-        let tier = |reason: Reason, after| tier_query(owner, channel, reason, now, CLAIM_CANDIDATES, after);
+        let ask = Ask {
+            owner,
+            channel,
+            scope: scope.clone(),
+            now,
+        };
+        let tier = |reason: Reason, after| tier_query(&ask, reason, CLAIM_CANDIDATES, after);
         // The first tier with accounts, then, if other agents hold all it offers, the
         // first after it.
         let mut from = 0;

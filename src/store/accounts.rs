@@ -302,10 +302,20 @@ pub async fn set_next_action(tx: &mut sqlx::PgConnection, id: Uuid, at: DateTime
     Ok(())
 }
 
-/// Locks the live accounts among `ids` in id order: each with its assignee and status.
-pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<(Uuid, Option<Uuid>, AccountStatus)>> {
+/// A locked account: its id, assignee, status and portfolio.
+#[derive(sqlx::FromRow)]
+pub struct Locked {
+    pub id: Uuid,
+    pub assigned_agent_id: Option<Uuid>,
+    pub status: AccountStatus,
+    pub portfolio_id: Option<Uuid>,
+}
+
+/// Locks the live accounts among `ids` in id order: each with its assignee, status and
+/// portfolio.
+pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>> {
     Ok(sqlx::query_as(
-        "SELECT id, assigned_agent_id, status FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+        "SELECT id, assigned_agent_id, status, portfolio_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
     )
     .bind(ids)
     .fetch_all(tx)
@@ -421,10 +431,10 @@ pub async fn portfolio_of(pool: &PgPool, id: Uuid) -> Result<Option<Uuid>> {
     )
 }
 
-/// The agent an account is assigned to (`Some(None)`: to no one), deleted or not;
-/// `None` when there is no such account.
-pub async fn assignee_including_deleted(pool: &PgPool, id: Uuid) -> Result<Option<Option<Uuid>>> {
-    Ok(sqlx::query_scalar("SELECT assigned_agent_id FROM accounts WHERE id = $1")
+/// The agent an account is assigned to and its portfolio (each `None`: none), deleted
+/// or not; `None` when there is no such account.
+pub async fn assignee_and_portfolio_including_deleted(pool: &PgPool, id: Uuid) -> Result<Option<(Option<Uuid>, Option<Uuid>)>> {
+    Ok(sqlx::query_as("SELECT assigned_agent_id, portfolio_id FROM accounts WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
         .await?)
@@ -642,6 +652,8 @@ pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> 
     // The definitions as they are now: a document built after a definition changed
     // types its values by the new one (service::fields re-queues the accounts holding it).
     let catalog = crate::domain::custom_field::Catalog::new(super::fields::live(conn).await?);
+    let placed: Vec<Uuid> = rows.iter().filter_map(|r| r.portfolio_id).collect();
+    let portfolio_names = super::portfolios::names(conn, &placed).await?;
     let mut docs = summarised(conn, rows).await?;
     for doc in &mut docs {
         let dates = reasons.get(&doc.id).copied().unwrap_or_default();
@@ -658,6 +670,7 @@ pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> 
             broken_promise_due: dates.broken_promise_due,
             plan_missed_due: dates.plan_missed_due,
             custom,
+            portfolio_name: doc.portfolio_id.and_then(|p| portfolio_names.get(&p).cloned()),
         };
     }
     Ok(docs)

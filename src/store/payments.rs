@@ -42,6 +42,7 @@ struct DocRow {
     debtor_name: String,
     assigned_agent_id: Option<Uuid>,
     account_deleted: bool,
+    portfolio_id: Option<Uuid>,
 }
 
 impl DocRow {
@@ -65,13 +66,14 @@ impl DocRow {
             debtor_name: self.debtor_name,
             assigned_agent_id: self.assigned_agent_id,
             account_deleted: self.account_deleted,
+            portfolio_id: self.portfolio_id,
         }
     }
 }
 
 const DOC_SELECT: &str = "SELECT p.id, p.account_id, p.amount, p.currency, p.method, p.status, p.reference, p.received_at, \
      p.failure_reason, p.allow_overpayment, p.created_by, p.created_at, p.updated_at, p.search_version, \
-     a.account_number, a.debtor_name, a.assigned_agent_id, a.deleted_at IS NOT NULL AS account_deleted \
+     a.account_number, a.debtor_name, a.assigned_agent_id, a.deleted_at IS NOT NULL AS account_deleted, a.portfolio_id \
      FROM payments p JOIN accounts a ON a.id = p.account_id";
 
 /// A payment to insert under its account's lock.

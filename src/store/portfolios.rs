@@ -85,6 +85,16 @@ pub async fn granted_to(conn: &mut PgConnection, user: Uuid, team_members: bool)
     .await?)
 }
 
+/// Queues every account of the portfolio `id` for the index (each draws a new search
+/// version under its lock, as `fields::touch_holders` does).
+pub async fn touch_accounts(conn: &mut PgConnection, id: Uuid) -> Result<u64> {
+    Ok(sqlx::query("UPDATE accounts SET search_version = 0 WHERE portfolio_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?
+        .rows_affected())
+}
+
 /// The names of the portfolios `ids`, deleted ones too.
 pub async fn names(conn: &mut PgConnection, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, String>> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, name FROM portfolios WHERE id = ANY($1)")

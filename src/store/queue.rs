@@ -100,10 +100,16 @@ pub struct StandingGroup {
 }
 
 /// The live accounts of an agent's queue (`None`: the unassigned ones) in one of
-/// `statuses`, grouped by what the guard reads of them: one aggregate over the queue's
-/// rows by the assignee index, returning a row per distinct zone and flag set (a few
-/// dozen), never the accounts themselves.
-pub async fn standings(conn: &mut PgConnection, agent: Option<Uuid>, statuses: &[&str]) -> Result<Vec<StandingGroup>> {
+/// `statuses`, in no portfolio or one of `scope` (`None`: any), grouped by what the
+/// guard reads of them: one aggregate over the queue's rows by the assignee index,
+/// returning a row per distinct zone and flag set (a few dozen), never the accounts
+/// themselves.
+pub async fn standings(
+    conn: &mut PgConnection,
+    agent: Option<Uuid>,
+    statuses: &[&str],
+    scope: Option<&[Uuid]>,
+) -> Result<Vec<StandingGroup>> {
     let owner = if agent.is_some() {
         "a.assigned_agent_id = $1"
     } else {
@@ -117,6 +123,7 @@ pub async fn standings(conn: &mut PgConnection, agent: Option<Uuid>, statuses: &
                     count(*) AS accounts
              FROM accounts a
              WHERE a.deleted_at IS NULL AND a.status = ANY($2) AND {owner}
+               AND ($3::uuid[] IS NULL OR a.portfolio_id IS NULL OR a.portfolio_id = ANY($3))
              GROUP BY 1, 2, 3, 4, 5, 6
          )
          SELECT g.timezone, g.cease_communication, g.do_not_call, g.do_not_email, g.unverified_dispute, g.accounts,
@@ -128,6 +135,7 @@ pub async fn standings(conn: &mut PgConnection, agent: Option<Uuid>, statuses: &
     )))
     .bind(agent)
     .bind(statuses)
+    .bind(scope)
     .fetch_all(conn)
     .await?;
     Ok(rows)

@@ -1026,12 +1026,12 @@ pub async fn custom_fields_and_portfolios(index: &dyn SearchIndex) {
         portfolio_scope: Some(vec![south]),
         ..query()
     };
-    assert_eq!(found(scoped).await, of(&[1, 4]));
-    let nothing = AccountQuery {
+    assert_eq!(found(scoped).await, of(&[1, 2, 4, 5]), "the scope's portfolios and no portfolio");
+    let ungranted = AccountQuery {
         portfolio_scope: Some(Vec::new()),
         ..query()
     };
-    assert!(found(nothing).await.is_empty());
+    assert_eq!(found(ungranted).await, of(&[2, 5]), "no grants: the accounts in no portfolio");
 
     for (field, descending, expected) in [
         (score, false, [0, 1, 2, 3, 4, 5]),
@@ -1207,6 +1207,7 @@ pub fn payment(name: &str, account_number: &str, cents: i64, version: i64) -> Pa
         debtor_name: name.into(),
         assigned_agent_id: None,
         account_deleted: false,
+        portfolio_id: None,
     }
 }
 
@@ -1390,6 +1391,49 @@ pub async fn payment_stats_follow_local_days(index: &dyn SearchIndex) {
     let failed = usd.by_status.iter().find(|v| v.value == "failed").unwrap();
     assert_eq!(failed.count, 1);
     assert_eq!(stats[0].today.count, 1);
+}
+
+/// A user's portfolio scope limits payment lists and statistics to the payments of
+/// accounts in no portfolio or in one of the scope's.
+pub async fn payments_by_portfolio_scope(index: &dyn SearchIndex) {
+    let (north, south) = (Uuid::new_v4(), Uuid::new_v4());
+    let day = NaiveDate::from_ymd_opt(2026, 3, 9).unwrap();
+    let mut docs = Vec::new();
+    let mut ids = Vec::new();
+    for (n, (portfolio, cents)) in [(Some(north), 1_000), (Some(south), 2_000), (None, 400)].into_iter().enumerate() {
+        let mut p = payment("Scope Person", "AC-4004", cents, n as i64 + 1);
+        p.received_at = at("2026-03-09T12:00:00Z");
+        p.portfolio_id = portfolio;
+        ids.push(p.id);
+        docs.push(IndexOp::upsert(p));
+    }
+    index.apply(docs).await.unwrap();
+    let scoped = |scope: Option<Vec<Uuid>>| PaymentQuery {
+        portfolio_scope: scope,
+        ..PaymentQuery::default()
+    };
+    assert_eq!(sorted(payment_ids(index, scoped(None)).await), sorted(ids.clone()));
+    assert_eq!(
+        sorted(payment_ids(index, scoped(Some(vec![south]))).await),
+        sorted(vec![ids[1], ids[2]]),
+        "the scope's portfolio and no portfolio"
+    );
+    assert_eq!(
+        payment_ids(index, scoped(Some(Vec::new()))).await,
+        [ids[2]],
+        "no grants: no portfolio only"
+    );
+    let completed = |scope: Option<Vec<Uuid>>| async move {
+        let query = StatsQuery {
+            portfolio_scope: scope,
+            ..StatsQuery::new(chrono_tz::UTC, day, day, day)
+        };
+        let stats = index.payment_stats(query).await.unwrap();
+        stats.iter().map(|s| (s.today.count, s.today.amount)).collect::<Vec<_>>()
+    };
+    assert_eq!(completed(None).await, [(3, Decimal::new(3_400, 2))]);
+    assert_eq!(completed(Some(vec![north])).await, [(2, Decimal::new(1_400, 2))]);
+    assert_eq!(completed(Some(Vec::new())).await, [(1, Decimal::new(400, 2))]);
 }
 
 /// The contact filter agrees with [`ContactInputs::allow`] for every channel over inputs
@@ -1647,7 +1691,8 @@ macro_rules! every_case {
             payment_stats_follow_local_days,
             contact_filter_and_queue_tiers,
             ranked_ids_page_as_search_does,
-            custom_fields_and_portfolios
+            custom_fields_and_portfolios,
+            payments_by_portfolio_scope
         );
     };
 }

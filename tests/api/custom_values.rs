@@ -32,6 +32,16 @@ async fn portfolio(app: &TestApp, admin: &TestUser, name: &str) -> String {
     id_of(&app.create(&admin.token, "/api/v1/portfolios", &json!({"name": name})).await)
 }
 
+/// Grants the portfolio `id` to `user`.
+async fn grant(app: &TestApp, admin: &TestUser, id: &str, user: &TestUser) {
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{id}/grants"),
+        &json!({"user_id": user.id}),
+    )
+    .await;
+}
+
 async fn refused(response: reqwest::Response, fields: &[&str]) -> Value {
     let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
     assert_eq!(error_fields(&problem), fields, "{problem}");
@@ -140,6 +150,12 @@ async fn accounts_join_live_portfolios_whose_own_fields_they_then_need() {
     )
     .await;
 
+    // A portfolio not granted to the manager is not theirs to place accounts in.
+    let body = json!({"debtor_name": "X", "original_balance": "1.00", "currency": "USD", "portfolio_id": acme});
+    let problem = refused(app.post("/api/v1/accounts", Some(&manager.token), &body).await, &["portfolio_id"]).await;
+    assert!(problem.to_string().contains("not granted to you"), "{problem}");
+    grant(&app, &admin, &acme, &manager).await;
+
     let outside = app.account(&manager.token, json!({})).await;
     assert_eq!(outside["portfolio_id"], Value::Null);
     assert_eq!(
@@ -246,6 +262,7 @@ async fn imports_map_columns_to_fields_by_key_or_label_and_report_the_rest() {
     let manager = app.user(Role::Manager).await;
     define_fields(&app, &admin).await;
     let acme = portfolio(&app, &admin, "Acme Bank").await;
+    grant(&app, &admin, &acme, &manager).await;
 
     let csv = "account_number,debtor_name,original_balance,currency,Risk Score,fee,CHARGE-OFF DATE,secured,product,channels,Branch office,Portfolio,Favourite colour\n\
                IMP-001,Ada,100.00,USD,612.5,\"1,250.5\",2025-12-31,yes,loan,web; phone,North,acme bank,blue\n\
@@ -312,6 +329,8 @@ async fn bulk_updates_set_custom_fields_flags_due_dates_and_portfolios() {
     let agent = app.user(Role::Agent).await;
     define_fields(&app, &admin).await;
     let acme = portfolio(&app, &admin, "Acme Bank").await;
+    grant(&app, &admin, &acme, &manager).await;
+    grant(&app, &admin, &acme, &agent).await;
     let usd = id_of(
         &app.account(&manager.token, json!({"custom_fields": {"branch": "North", "product": "Card"}}))
             .await,
@@ -339,9 +358,7 @@ async fn bulk_updates_set_custom_fields_flags_due_dates_and_portfolios() {
     let reason = failures["data"][0]["error"].as_str().unwrap_or_default().to_owned();
     assert!(reason.contains("custom_fields.fee"), "the JPY account cannot hold 2.50: {failures}");
 
-    // (Read by the admin: the manager is not granted Acme, so its accounts are out of
-    // their sight now.)
-    let account = app.get_account(&admin.token, &usd).await;
+    let account = app.get_account(&manager.token, &usd).await;
     assert_eq!(
         account["custom_fields"],
         json!({"branch": "North", "fee": "2.50", "secured": true, "risk_score": 500})
@@ -389,6 +406,7 @@ async fn exports_write_custom_fields_typed_and_import_back() {
     let manager = app.user(Role::Manager).await;
     define_fields(&app, &admin).await;
     let acme = portfolio(&app, &admin, "Acme Bank").await;
+    grant(&app, &admin, &acme, &manager).await;
     let id = id_of(
         &app.account(
             &manager.token,
@@ -459,10 +477,16 @@ async fn accounts_of_a_portfolio_are_seen_and_worked_by_its_grantees_only() {
             .unwrap();
     }
     let acme = portfolio(&app, &admin, "Acme Bank").await;
+    let grants = format!("/api/v1/portfolios/{acme}/grants");
+    // The agent was granted the portfolio when the account was assigned to them, and the
+    // grant was revoked since.
+    let grant = id_of(&app.create(&admin.token, &grants, &json!({"user_id": agent.id})).await);
     let placed = id_of(
         &app.account(&admin.token, json!({"portfolio_id": acme, "assigned_agent_id": agent.id}))
             .await,
     );
+    let revoked = app.delete(&format!("{grants}/{grant}"), &admin.token).await;
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let free = id_of(&app.account(&admin.token, json!({"assigned_agent_id": agent.id})).await);
 
     let reads = |id: &str| {
@@ -474,6 +498,7 @@ async fn accounts_of_a_portfolio_are_seen_and_worked_by_its_grantees_only() {
             format!("/api/v1/accounts/{id}/promises"),
             format!("/api/v1/accounts/{id}/plans"),
             format!("/api/v1/accounts/{id}/contact"),
+            format!("/api/v1/accounts/{id}/history"),
         ]
     };
     let status_of = |user: &TestUser, path: String| {
@@ -518,7 +543,6 @@ async fn accounts_of_a_portfolio_are_seen_and_worked_by_its_grantees_only() {
 
     // Granted to the agent: they work it; granted to a member of the manager's team: the
     // manager sees it too.
-    let grants = format!("/api/v1/portfolios/{acme}/grants");
     app.create(&admin.token, &grants, &json!({"user_id": agent.id})).await;
     assert_eq!(status_of(&agent, format!("/api/v1/accounts/{placed}")).await, StatusCode::OK);
     let logged = app
@@ -549,4 +573,284 @@ async fn accounts_of_a_portfolio_are_seen_and_worked_by_its_grantees_only() {
     )
     .await;
     assert_eq!(status_of(&teammate, format!("/api/v1/accounts/{elsewhere}")).await, StatusCode::OK);
+}
+
+/// Every list keeps to the portfolios a user sees, as reads by id do: the account
+/// search, the payments list, its statistics and both exports, bulk updates (by filter
+/// and by id) and the account's history. An account goes only to an agent granted its
+/// portfolio.
+#[tokio::test]
+async fn lists_exports_and_bulk_updates_keep_to_the_callers_portfolios() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let outsider = app.user(Role::Agent).await;
+    let acme = portfolio(&app, &admin, "Acme Bank").await;
+    let zenith = portfolio(&app, &admin, "Zenith Loans").await;
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{acme}/grants"),
+        &json!({"user_id": agent.id}),
+    )
+    .await;
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{acme}/grants"),
+        &json!({"user_id": manager.id}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (name, portfolio) in [
+        ("Acme Person", Some(&acme)),
+        ("Zenith Person", Some(&zenith)),
+        ("Free Person", None),
+    ] {
+        let id = id_of(
+            &app.account(&admin.token, json!({"debtor_name": name, "portfolio_id": portfolio}))
+                .await,
+        );
+        app.create_payment(&admin.token, &id, &json!({"amount": "10.00", "currency": "USD", "method": "card"}))
+            .await;
+        ids.push(id);
+    }
+    let (in_acme, in_zenith, in_none) = (&ids[0], &ids[1], &ids[2]);
+    let listed = |token: String, path: &'static str| {
+        let app = &app;
+        async move {
+            let (status, page) = status_json(app.get(path, &token).await).await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            let mut ids: Vec<String> = page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|row| row.get("account_id").unwrap_or(&row["id"]).as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    eventually("the accounts and payments are indexed", || async {
+        listed(admin.token.clone(), "/api/v1/accounts").await.len() == 3 && listed(admin.token.clone(), "/api/v1/payments").await.len() == 3
+    })
+    .await;
+    let sorted = |picked: &[&String]| {
+        let mut ids: Vec<String> = picked.iter().map(|s| (*s).clone()).collect();
+        ids.sort();
+        ids
+    };
+    for (user, seen) in [
+        (&agent, sorted(&[in_acme, in_none])),
+        (&manager, sorted(&[in_acme, in_none])),
+        (&outsider, sorted(&[in_none])),
+    ] {
+        assert_eq!(listed(user.token.clone(), "/api/v1/accounts").await, seen);
+        assert_eq!(listed(user.token.clone(), "/api/v1/payments").await, seen);
+    }
+    let (_, stats) = status_json(app.get("/api/v1/payments/stats", &outsider.token).await).await;
+    assert_eq!(stats["currencies"][0]["today"]["count"], 1, "{stats}");
+
+    let csv = app
+        .get("/api/v1/accounts/export?format=csv", &manager.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("Acme Person") && csv.contains("Free Person"), "{csv}");
+    assert!(!csv.contains("Zenith Person"), "{csv}");
+    let csv = app.get("/api/v1/payments/export", &outsider.token).await.text().await.unwrap();
+    assert!(csv.contains("Free Person") && !csv.contains("Acme Person"), "{csv}");
+
+    // A bulk update by filter selects what the submitter sees; by id, the others are
+    // refused as not found.
+    let tagged = json!({"filter": {}, "patch": {"tags_add": ["scoped"]}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &tagged).await).await;
+    assert_eq!((status, job["total"].as_i64()), (StatusCode::ACCEPTED, Some(2)), "{job}");
+    let by_id = json!({"ids": [in_zenith, in_none], "patch": {"tags_add": ["by-id"]}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &by_id).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    eventually("the bulk update finishes", || async {
+        status_json(app.get(&path, &manager.token).await).await.1["finished_at"].is_string()
+    })
+    .await;
+    let (_, failures) = status_json(app.get(&format!("{path}/failures"), &manager.token).await).await;
+    assert_eq!(failures["total"], 1, "{failures}");
+    assert_eq!(failures["data"][0]["error"], "account not found");
+    let tags: Vec<String> = sqlx::query_scalar("SELECT tags FROM accounts WHERE id = $1")
+        .bind(uuid::Uuid::parse_str(in_zenith).unwrap())
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(tags.is_empty(), "the account outside the scope is untouched: {tags:?}");
+
+    let history = app.get(&format!("/api/v1/accounts/{in_zenith}/history"), &manager.token).await;
+    assert_problem(history, StatusCode::NOT_FOUND, "not_found").await;
+    let history = app.get(&format!("/api/v1/accounts/{in_acme}/history"), &manager.token).await;
+    assert_eq!(history.status(), StatusCode::OK);
+
+    // An account goes only to an agent granted its portfolio: on a change, and per
+    // account in a bulk update.
+    let refused_assignment = app
+        .patch(
+            &format!("/api/v1/accounts/{in_acme}"),
+            &admin.token,
+            &json!({"assigned_agent_id": outsider.id}),
+        )
+        .await;
+    refused(refused_assignment, &["assigned_agent_id"]).await;
+    let moved = app
+        .patch(
+            &format!("/api/v1/accounts/{in_none}"),
+            &admin.token,
+            &json!({"assigned_agent_id": outsider.id}),
+        )
+        .await;
+    assert_eq!(moved.status(), StatusCode::OK);
+    let into_acme = app
+        .patch(&format!("/api/v1/accounts/{in_none}"), &admin.token, &json!({"portfolio_id": acme}))
+        .await;
+    refused(into_acme, &["assigned_agent_id"]).await;
+    let assign = json!({"ids": [in_acme, in_zenith], "patch": {"assigned_agent_id": agent.id}});
+    let (_, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&admin.token), &assign).await).await;
+    let path = format!("/api/v1/jobs/{}", job["id"].as_str().unwrap());
+    eventually("the assignment finishes", || async {
+        status_json(app.get(&path, &admin.token).await).await.1["finished_at"].is_string()
+    })
+    .await;
+    let (_, failures) = status_json(app.get(&format!("{path}/failures"), &admin.token).await).await;
+    assert_eq!(failures["total"], 1, "{failures}");
+    assert!(
+        failures["data"][0]["error"].as_str().unwrap().starts_with("assigned_agent_id: "),
+        "{failures}"
+    );
+    let owners: Vec<(uuid::Uuid, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT id, assigned_agent_id FROM accounts WHERE portfolio_id IS NOT NULL ORDER BY debtor_name")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(owners[0].1, Some(agent.id), "Acme's account went to the agent granted it");
+    assert_eq!(owners[1].1, None, "Zenith's did not");
+}
+
+/// Exports and bulk updates select accounts with the account list's whole grammar,
+/// custom fields included, and name a bad custom parameter as the list does.
+#[tokio::test]
+async fn exports_and_bulk_updates_filter_on_custom_fields() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    app.create(
+        &admin.token,
+        "/api/v1/fields",
+        &json!({"key": "risk_score", "label": "Risk score", "type": "number", "filterable": true}),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for (name, score) in [("Low Risk", 300), ("High Risk", 700)] {
+        let account = app
+            .account(&manager.token, json!({"debtor_name": name, "custom_fields": {"risk_score": score}}))
+            .await;
+        ids.push(id_of(&account));
+    }
+    eventually("the accounts are indexed", || async {
+        let (_, page) = status_json(app.get("/api/v1/accounts?cf.risk_score.gte=600", &manager.token).await).await;
+        page["total"] == 1
+    })
+    .await;
+    let csv = app
+        .get("/api/v1/accounts/export?format=csv&cf.risk_score.gte=600", &manager.token)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.contains("High Risk") && !csv.contains("Low Risk"), "{csv}");
+    let refused_export = app.get("/api/v1/accounts/export?cf.nothing=1", &manager.token).await;
+    let problem = assert_problem(refused_export, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(error_fields(&problem), ["cf.nothing"], "{problem}");
+
+    let body = json!({"filter": {"cf.risk_score.gte": "600"}, "patch": {"tags_add": ["risky"]}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &body).await).await;
+    assert_eq!((status, job["total"].as_i64()), (StatusCode::ACCEPTED, Some(1)), "{job}");
+    let body = json!({"filter": {"cf.risk_score.between": "1"}, "patch": {"tags_add": ["risky"]}});
+    let response = app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &body).await;
+    let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
+    assert_eq!(error_fields(&problem), ["filter.cf.risk_score.between"], "{problem}");
+}
+
+/// An import keeps to the importer's portfolios, as the API does: an upsert over an
+/// account of a portfolio not granted to them fails that row, and a row giving an
+/// account to an agent not granted its portfolio fails under the agent's column.
+#[tokio::test]
+async fn imports_keep_to_the_importers_portfolios_and_the_agents_grants() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let acme = portfolio(&app, &admin, "Acme Bank").await;
+    let zenith = portfolio(&app, &admin, "Zenith Loans").await;
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{acme}/grants"),
+        &json!({"user_id": manager.id}),
+    )
+    .await;
+    app.account(&admin.token, json!({"account_number": "ZEN-1", "portfolio_id": zenith}))
+        .await;
+
+    let csv = format!(
+        "account_number,debtor_name,original_balance,currency,portfolio,assigned_agent_id\n\
+         ZEN-1,Taken Over,100.00,USD,,\n\
+         ACME-1,Ada,100.00,USD,Acme Bank,{agent}\n\
+         ACME-2,Bob,100.00,USD,Acme Bank,\n",
+        agent = agent.email
+    );
+    let job = upload(&app, &manager.token, "accounts.csv", csv.into_bytes()).await;
+    assert_eq!((&job["result"]["created"], &job["failed"]), (&json!(1), &json!(2)), "{job}");
+    let errors = import_errors(&app, &manager.token, &job).await;
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert_eq!((errors[0].0, errors[0].1.as_str()), (2, "account_number"), "{errors:?}");
+    assert!(errors[0].2.contains("not granted to you"), "{errors:?}");
+    assert_eq!((errors[1].0, errors[1].1.as_str()), (3, "assigned_agent_id"), "{errors:?}");
+    let (_, placed) = custom_fields_of(&app, "ZEN-1").await;
+    assert_eq!(
+        placed.map(|p| p.to_string()),
+        Some(zenith),
+        "the other portfolio's account is untouched"
+    );
+    let name: String = sqlx::query_scalar("SELECT debtor_name FROM accounts WHERE account_number = 'ZEN-1'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "Jane Doe");
+}
+
+/// Account documents carry their portfolio's name for reports (Kibana splits by it):
+/// renaming the portfolio queues its accounts for the index, and the next document has
+/// the new name.
+#[tokio::test]
+async fn renaming_a_portfolio_indexes_its_accounts_again_with_the_name() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let acme = portfolio(&app, &admin, "Acme Bank").await;
+    let placed = id_of(&app.account(&admin.token, json!({"portfolio_id": acme})).await);
+    let elsewhere = id_of(&app.account(&admin.token, json!({})).await);
+    let version = |id: String| {
+        let app = &app;
+        async move { app.sql_value::<i64>("SELECT search_version FROM accounts WHERE id = $1", &id).await }
+    };
+    let (before, other_before) = (version(placed.clone()).await, version(elsewhere.clone()).await);
+    let renamed = app
+        .patch(&format!("/api/v1/portfolios/{acme}"), &admin.token, &json!({"name": "Acme Credit"}))
+        .await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+    assert!(version(placed.clone()).await > before, "the portfolio's account is queued again");
+    assert_eq!(version(elsewhere).await, other_before, "others are not");
+    let row = arrears::store::accounts::get(&app.pool, uuid::Uuid::parse_str(&placed).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let docs = arrears::store::accounts::documents(&mut conn, vec![row]).await.unwrap();
+    assert_eq!(docs[0].work.portfolio_name.as_deref(), Some("Acme Credit"));
 }

@@ -146,6 +146,7 @@ pub(crate) fn account() -> AccountDoc {
             .into_iter()
             .map(|(key, value)| CustomValue { key: key.into(), value })
             .collect(),
+            portfolio_name: Some("Acme Bank".into()),
         },
     }
 }
@@ -169,6 +170,7 @@ pub(crate) fn payment() -> PaymentDoc {
         debtor_name: "María O'Brien".into(),
         assigned_agent_id: Some(uuid(7)),
         account_deleted: false,
+        portfolio_id: Some(uuid(12)),
     }
 }
 
@@ -619,6 +621,7 @@ fn golden_payment_search() {
         to: Some(at(21, 0)),
         account_id: None,
         agent: Some(AgentFilter::Unassigned),
+        portfolio_scope: Some(vec![uuid(12)]),
         include_deleted: false,
         sort: PaymentSort {
             field: PaymentSortField::Amount,
@@ -641,12 +644,15 @@ fn golden_payment_search() {
 #[test]
 fn golden_payment_stats() {
     let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
-    let query = StatsQuery::new(
-        tz,
-        NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
-        NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
-        today(),
-    );
+    let query = StatsQuery {
+        portfolio_scope: Some(vec![uuid(12), uuid(13)]),
+        ..StatsQuery::new(
+            tz,
+            NaiveDate::from_ymd_opt(2026, 10, 31).unwrap(),
+            NaiveDate::from_ymd_opt(2026, 11, 2).unwrap(),
+            today(),
+        )
+    };
     golden(
         "payment-stats",
         "search-aggregations-bucket-range-aggregation",
@@ -877,7 +883,11 @@ fn every_template_and_kibana_object_is_valid() {
     }
     let dashboard = objects.iter().find(|o| o["type"] == "dashboard").expect("a dashboard");
     let panels: Vec<Value> = serde_json::from_str(dashboard["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
-    assert_eq!(panels.len(), 4, "balance by status, buckets, payments per day, method split");
+    assert_eq!(
+        panels.len(),
+        5,
+        "balance by status and by portfolio, buckets, payments per day, method split"
+    );
     let account_fields = {
         let mut f = BTreeSet::new();
         mapped(&mappings(Entity::Account)["properties"], "", &mut f, &mut BTreeSet::new());

@@ -414,3 +414,37 @@ async fn the_first_page_explains_what_is_held_back_and_when_calling_hours_open()
         json!([{"hold": "outside_window", "accounts": 1}])
     );
 }
+
+/// The queue keeps to the portfolios a user sees: a claim never takes an account of a
+/// portfolio the agent is not granted, and a manager's view of the team queue leaves
+/// such accounts out.
+#[tokio::test]
+async fn claims_and_the_team_queue_keep_to_the_users_portfolios() {
+    let app = spawn_guarded_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let zenith = id_of(
+        &app.create(&admin.token, "/api/v1/portfolios", &json!({"name": "Zenith Loans"}))
+            .await,
+    );
+    let top = account(&app, &admin, None, json!({"original_balance": "5000.00", "portfolio_id": zenith})).await;
+    let second = account(&app, &admin, None, json!({"original_balance": "10.00"})).await;
+    indexed(&app, &top).await;
+    indexed(&app, &second).await;
+
+    let (status, claimed) = claim(&app, &agent.token).await;
+    assert_eq!(status, StatusCode::OK, "{claimed}");
+    assert_eq!(
+        id_of(&claimed["account"]),
+        second,
+        "the richer account is in a portfolio not granted"
+    );
+    indexed(&app, &second).await;
+    for (user, total) in [(&manager, 0), (&admin, 1)] {
+        let (status, page) = queue(&app, &user.token, "agent_id=unassigned").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["total"], total, "{page}");
+        assert_eq!(page["explanation"]["workable"], total, "{page}");
+    }
+}

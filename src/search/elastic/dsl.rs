@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use super::source::{EXCLUDED, custom_path, day};
 use crate::domain::account::{AccountStatus, Bucket};
@@ -331,9 +332,7 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         }
         filter.push(if ways.len() == 1 { ways.remove(0) } else { any_of(ways) });
     }
-    if let Some(scope) = &query.portfolio_scope {
-        filter.push(terms("portfolio_id", scope.iter().map(|id| id.hyphenated().to_string())));
-    }
+    filter.extend(query.portfolio_scope.as_deref().map(portfolio_scope));
     for custom in &query.custom {
         match custom_filter(custom) {
             (query, true) => filter.push(query),
@@ -341,6 +340,12 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         }
     }
     (filter, must_not)
+}
+
+/// Documents in no portfolio or in one of `scope` (a user's access scope).
+fn portfolio_scope(scope: &[Uuid]) -> Value {
+    let granted = terms("portfolio_id", scope.iter().map(|id| id.hyphenated().to_string()));
+    any_of(vec![granted, not(exists("portfolio_id"))])
 }
 
 /// A custom field filter on its typed field, and whether documents must match it
@@ -412,6 +417,7 @@ pub fn payment_query(query: &PaymentQuery) -> Value {
         filter.push(term("account_id", account.hyphenated().to_string()));
     }
     filter.extend(agent_filter(query.agent));
+    filter.extend(query.portfolio_scope.as_deref().map(portfolio_scope));
     let mut must_not = vec![not_tombstone()];
     if !query.include_deleted {
         must_not.push(term("account_deleted", true));
@@ -723,10 +729,12 @@ pub fn stats_body(query: &StatsQuery) -> Value {
         });
     }
     per_currency["completed"]["aggs"] = completed;
+    let mut filter = vec![within((from, to))];
+    filter.extend(query.portfolio_scope.as_deref().map(portfolio_scope));
     json!({
         "size": 0,
         "track_total_hits": false,
-        "query": { "bool": { "filter": [within((from, to))], "must_not": [not_tombstone()] } },
+        "query": { "bool": { "filter": filter, "must_not": [not_tombstone()] } },
         "aggs": {
             "currencies": {
                 "terms": { "field": "currency", "size": FACET_SIZE },

@@ -83,6 +83,9 @@ pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {
     if !typed.is_empty() {
         source[CUSTOM] = Value::Object(typed);
     }
+    if let Some(name) = &doc.work.portfolio_name {
+        source["portfolio_name"] = json!(name);
+    }
     source["derived"] = derived;
     Ok(source)
 }

@@ -13,7 +13,7 @@ use super::dense::{Dense, DenseColumns, Strs};
 use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{Common, EDGE, FOLDED, KEYWORD, Kind, UNASSIGNED, money_units, text};
 use crate::domain::document::{Doc, Entity};
-use crate::domain::search::{AgentFilter, PaymentQuery, StatsQuery};
+use crate::domain::search::{AgentFilter, NO_PORTFOLIO, PaymentQuery, StatsQuery};
 use crate::search::{CurrencyStats, StatValue, Tally};
 
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +28,8 @@ pub struct PaymentFields {
     pub account: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
     pub account_deleted: tantivy::schema::Field,
+    /// The account's portfolio id, or [`NO_PORTFOLIO`].
+    pub portfolio: tantivy::schema::Field,
     pub amount: tantivy::schema::Field,
     pub received: tantivy::schema::Field,
     pub updated: tantivy::schema::Field,
@@ -53,6 +55,7 @@ impl Kind for Payments {
             account: b.add_text_field("account", STRING),
             agent: b.add_text_field("agent", STRING),
             account_deleted: b.add_bool_field("account_deleted", INDEXED),
+            portfolio: b.add_text_field("portfolio", STRING | FAST),
             amount: b.add_i64_field("amount", FAST),
             received: b.add_i64_field("received", FAST),
             updated: b.add_i64_field("updated", FAST),
@@ -85,6 +88,12 @@ impl Kind for Payments {
                 .unwrap_or_else(|| UNASSIGNED.to_owned()),
         );
         d.add_bool(fields.account_deleted, doc.account_deleted);
+        d.add_text(
+            fields.portfolio,
+            doc.portfolio_id
+                .map(|p| p.hyphenated().to_string())
+                .unwrap_or_else(|| NO_PORTFOLIO.to_owned()),
+        );
         d.add_i64(fields.amount, money_units(doc.amount));
         d.add_i64(fields.received, doc.received_at.timestamp_micros());
         d.add_i64(fields.updated, doc.updated_at.timestamp_micros());
@@ -152,6 +161,10 @@ pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) 
         Some(AgentFilter::Unassigned) => clauses.push((Occur::Must, term(fields.agent, UNASSIGNED))),
         None => {}
     }
+    if let Some(scope) = &query.portfolio_scope {
+        let granted = scope.iter().map(|id| term(fields.portfolio, &id.hyphenated().to_string()));
+        clauses.push((Occur::Must, any_of(granted.chain([term(fields.portfolio, NO_PORTFOLIO)]).collect())));
+    }
     Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
@@ -172,14 +185,24 @@ struct Bounds {
 /// followed by fast-field reads.
 pub struct StatsCollector {
     bounds: Bounds,
+    /// The portfolio column's terms counted (a user's scope and [`NO_PORTFOLIO`]);
+    /// `None`: every payment.
+    scope: Option<Vec<String>>,
     dense: Arc<DenseColumns>,
 }
 
 impl StatsCollector {
     pub fn new(query: &StatsQuery, dense: Arc<DenseColumns>) -> Self {
         let micros = |(a, b): (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)| (a.timestamp_micros(), b.timestamp_micros());
+        let scope = query.portfolio_scope.as_ref().map(|ids| {
+            ids.iter()
+                .map(|id| id.hyphenated().to_string())
+                .chain([NO_PORTFOLIO.to_owned()])
+                .collect()
+        });
         Self {
             dense,
+            scope,
             bounds: Bounds {
                 span: micros(query.span()),
                 day_starts: query.day_starts.iter().map(|t| t.timestamp_micros()).collect(),
@@ -243,14 +266,28 @@ impl StatsCollector {
             let mut sums = self.for_segment(segment)?;
             let alive = segment.alive_bitset();
             let received = sums.received.clone();
+            let scoped = self.scoped(segment)?;
             received.for_each_in(self.bounds.span, |doc, at| {
-                if alive.is_none_or(|a| a.is_alive(doc)) {
+                if alive.is_none_or(|a| a.is_alive(doc))
+                    && scoped
+                        .as_ref()
+                        .is_none_or(|(column, counted)| column.any_ord(doc, |o| counted[o as usize]))
+                {
                     sums.add(doc, at);
                 }
             });
             fruits.push(sums.harvest());
         }
         Ok(merge_fruits(fruits))
+    }
+
+    /// The segment's portfolio column and, by its ordinals, whether the scope counts
+    /// the term; `None` without a scope.
+    fn scoped(&self, segment: &SegmentReader) -> tantivy::Result<Option<(Arc<Strs>, Vec<bool>)>> {
+        let Some(scope) = &self.scope else { return Ok(None) };
+        let column = self.dense.strs(segment, "portfolio")?;
+        let counted = column.terms.iter().map(|t| scope.contains(t)).collect();
+        Ok(Some((column, counted)))
     }
 
     fn for_segment(&self, segment: &SegmentReader) -> tantivy::Result<StatsSegment> {

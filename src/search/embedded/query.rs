@@ -354,7 +354,11 @@ pub fn build(
     if let Some(scope) = &query.portfolio_scope {
         conditions.push(Condition::Value(ValueTest::Terms {
             column: "portfolio",
-            terms: scope.iter().map(|id| id.hyphenated().to_string()).collect(),
+            terms: scope
+                .iter()
+                .map(|id| id.hyphenated().to_string())
+                .chain([NO_PORTFOLIO.to_owned()])
+                .collect(),
         }));
     }
     conditions.extend(query.custom.iter().map(custom_condition));
