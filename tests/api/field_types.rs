@@ -200,3 +200,56 @@ async fn a_list_takes_only_values_it_allows() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_book_larger_than_one_batch_converts_whole_or_not_at_all() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let token = &admin.token;
+    app.create(token, "/api/v1/fields", &json!({"key": "units", "label": "Units", "type": "text"}))
+        .await;
+    sqlx::query(
+        "INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency, custom_fields, search_version)
+         SELECT gen_random_uuid(), 'UNITS-' || g, 'Unit Person ' || g, 100, 100, 'USD', jsonb_build_object('units', g::text), 0
+         FROM generate_series(1, 2500) g",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    // The last accounts by id, which the conversion reads in its last batch, hold words.
+    sqlx::query(
+        "UPDATE accounts SET custom_fields = '{\"units\": \"many\"}'
+         WHERE id IN (SELECT id FROM accounts WHERE custom_fields ? 'units' ORDER BY id DESC LIMIT 25)",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let numbers = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM accounts WHERE jsonb_typeof(custom_fields -> 'units') = 'number'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+
+    let problem = assert_problem(
+        app.patch("/api/v1/fields/units", token, &json!({"type": "number"})).await,
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
+    assert_eq!(problem["unconvertible"], 25, "{problem}");
+    assert_eq!(
+        problem["unconvertible_accounts"].as_array().unwrap().len(),
+        20,
+        "at most 20 are listed"
+    );
+    assert_eq!(numbers().await, 0, "the batches converted before the refusal are undone");
+
+    sqlx::query("UPDATE accounts SET custom_fields = '{\"units\": \"0\"}' WHERE custom_fields ->> 'units' = 'many'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (status, changed) = status_json(app.patch("/api/v1/fields/units", token, &json!({"type": "number"})).await).await;
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(numbers().await, 2500);
+}
