@@ -19,6 +19,10 @@ use super::money::{Currency, parse_decimal};
 use super::patch::nullable;
 use super::refusal::FieldError;
 
+mod conversion;
+
+pub use conversion::Conversion;
+
 /// At most this many definitions are live at once: each takes up to two fields of the
 /// search index, whose mapping Elasticsearch limits to 1000 fields by default.
 pub const MAX_LIVE_DEFINITIONS: usize = 200;
@@ -202,7 +206,8 @@ pub struct CreateField {
 }
 
 /// Body of `PATCH /fields/{key}`: absent fields stay; `rules` replaces the rules whole;
-/// `default: null` removes the default. `type` may only restate the current type.
+/// `default: null` removes the default. A new `type` converts the values accounts hold
+/// (docs/features/custom-fields.md, "Changing a field's type"), and the kept default.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchField {
@@ -567,9 +572,26 @@ impl Definition {
         if errors.is_empty() { Ok(definition) } else { Err(errors) }
     }
 
-    /// Applies a patch (whose `type`, if any, is the current one) and validates the result.
+    /// Applies a patch and validates the result. A new type converts the kept default
+    /// as it converts the values accounts hold.
     pub fn apply(mut self, patch: PatchField) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
+        if let Some(to) = patch.field_type
+            && to != self.field_type
+        {
+            if patch.default.is_none()
+                && let Some(default) = self.default.take()
+            {
+                match conversion::recast(self.field_type, to, &default) {
+                    Ok(converted) => self.default = Some(converted),
+                    Err(m) => errors.push(FieldError::new(
+                        "default",
+                        format!("does not convert to {}: {m}; send a new default or null", to.as_str()),
+                    )),
+                }
+            }
+            self.field_type = to;
+        }
         if let Some(text) = patch.label {
             match label(&text) {
                 Ok(l) => self.label = l,

@@ -146,8 +146,10 @@ async fn get(key: String, caller: Principal, state: AppState) -> Result<Response
 
 /// Change a custom field definition
 ///
-/// Changes the label, `required`, the default, the rules (replaced whole), the flags or
-/// the position. The key never changes; the type cannot change yet.
+/// Changes the label, `required`, the default, the rules (replaced whole), the flags,
+/// the position or the type. The key never changes. A new type converts the values
+/// accounts hold in the same transaction (docs/features/custom-fields.md, "Changing a
+/// field's type"), or is refused when any would not convert.
 #[utoipa::path(patch, path = "/api/v1/fields/{key}", tag = "fields", operation_id = "update_field",
     params(("key" = String, Path, description = "The field's key")),
     request_body = PatchField,
@@ -155,7 +157,8 @@ async fn get(key: String, caller: Principal, state: AppState) -> Result<Response
         (status = 200, description = "The definition", body = FieldView),
         (status = 403, description = "Admins only"),
         (status = 404, description = "No such field"),
-        (status = 409, description = "`conflict`: the field is deleted, or the body changes its type (converting the values accounts hold is not available yet)"),
+        (status = 409, description = "`conflict`: the field is deleted, or the body changes its type and values accounts hold do not convert; then `unconvertible` counts them and `unconvertible_accounts` lists up to 20 as `{account_id, account_number, value, reason}`, and nothing changed"),
+        (status = 422, description = "`validation_failed`: a bad label, rule, flag or default (a rule or flag the new type does not take, a kept default that does not convert)"),
     ))]
 #[tracing::instrument(skip_all, fields(key = %key))]
 async fn update(key: String, caller: Principal, state: AppState, body: PatchField) -> Result<Response> {

@@ -1,9 +1,11 @@
 //! Custom field definitions: every role that reads accounts reads the live ones (the
 //! console and importers need them); admins create, change, delete and restore them.
 
+use serde_json::json;
 use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
 
-use crate::domain::custom_field::{Catalog, CreateField, Definition, MAX_LIVE_DEFINITIONS, PatchField};
+use crate::domain::custom_field::{Catalog, Conversion, CreateField, Definition, FieldType, MAX_LIVE_DEFINITIONS, PatchField};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
@@ -138,9 +140,9 @@ pub async fn create(pool: &PgPool, caller: &Principal, body: CreateField) -> Res
 
 /// Re-indexes the accounts holding a value for `key`, whose typed value in the index
 /// (docs/features/custom-fields.md, "Searching by custom fields") depends on what
-/// changed: the definition's existence, its rules (which values it accepts) and whether
-/// text is searchable or filterable. In the changing transaction, so a document built
-/// after it commits sees the new definition.
+/// changed: the definition's existence, its type and rules (which values it accepts)
+/// and whether text is searchable or filterable. In the changing transaction, so a
+/// document built after it commits sees the new definition.
 async fn reindex_holders(tx: &mut PgConnection, key: &str) -> Result<()> {
     let queued = fields::touch_holders(tx, key).await?;
     tracing::info!(key = %key, accounts = queued, "accounts holding the field queued for the index");
@@ -159,27 +161,74 @@ async fn lock_live(tx: &mut PgConnection, key: &str) -> Result<StoredField> {
     Ok(current)
 }
 
-/// Changes a live definition as `caller`, an admin. Its type cannot change yet: that
-/// needs a job converting the values accounts hold, which comes later (issue 49).
+/// How many accounts whose values do not convert a refused type change lists.
+const LISTED_UNCONVERTIBLE: usize = 20;
+
+/// Converts the values accounts hold for `definition.key` from `from` to its new type,
+/// in `tx`, as `actor`: every holder is read (and locked) once, and each batch's changed
+/// values are written in one statement. When any value does not convert, the change is
+/// refused (its transaction rolls back, so nothing changes), counting them and listing
+/// up to [`LISTED_UNCONVERTIBLE`] with why.
+async fn convert_holders(tx: &mut PgConnection, from: FieldType, definition: &Definition, actor: Uuid) -> Result<()> {
+    let key = &definition.key;
+    let conversion = Conversion::new(from, definition).map_err(Error::validation)?;
+    fields::open_holders(tx, key).await?;
+    let (mut refused, mut listed, mut converted) = (0u64, Vec::new(), 0u64);
+    loop {
+        let holders = fields::next_holders(tx).await?;
+        if holders.is_empty() {
+            break;
+        }
+        let mut changed = Vec::new();
+        for holder in holders {
+            match conversion.convert(&holder.value, holder.currency) {
+                Ok(value) if value.as_ref() == Some(&holder.value.0) => {}
+                Ok(value) => changed.push((holder.id, value)),
+                Err(why) => {
+                    refused += 1;
+                    if listed.len() < LISTED_UNCONVERTIBLE {
+                        listed.push(json!({"account_id": holder.id, "account_number": holder.account_number,
+                                           "value": holder.value.0, "reason": why}));
+                    }
+                }
+            }
+        }
+        if refused == 0 && !changed.is_empty() {
+            converted += fields::set_values(tx, key, &changed, actor).await?;
+        }
+    }
+    if refused > 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            format!(
+                "{refused} accounts hold `{key}` values that do not convert from {} to {}, so nothing was changed; \
+                 `unconvertible_accounts` lists up to {LISTED_UNCONVERTIBLE} of them with why. Correct or remove those values, \
+                 or change the new rules, and send the change again",
+                from.as_str(),
+                definition.field_type.as_str()
+            ),
+        )
+        .with_extension("unconvertible", json!(refused))
+        .with_extension("unconvertible_accounts", json!(listed)));
+    }
+    tracing::info!(key = %key, accounts = converted, "values converted to the field's new type");
+    Ok(())
+}
+
+/// Changes a live definition as `caller`, an admin. A new type converts the values
+/// accounts hold in the same transaction, or is refused when any would not convert.
 pub async fn update(pool: &PgPool, caller: &Principal, key: &str, patch: PatchField) -> Result<StoredField> {
     caller.require(Action::ManageFields)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
     fields::lock_all(&mut tx).await?;
     let current = lock_live(&mut tx, key).await?.definition;
-    if let Some(wanted) = patch.field_type
-        && wanted != current.field_type
-    {
-        return Err(Error::new(
-            Code::Conflict,
-            format!(
-                "the field `{key}` holds {} values; changing its type needs a job converting the values accounts hold, \
-                 which is not available yet. Create a field with another key instead",
-                current.field_type.as_str()
-            ),
-        ));
-    }
     let label_changes = patch.label.is_some();
-    let indexed_before = (current.rules.clone(), current.flags.searchable, current.flags.filterable);
+    let indexed_before = (
+        current.field_type,
+        current.rules.clone(),
+        current.flags.searchable,
+        current.flags.filterable,
+    );
     let definition = current.apply(patch).map_err(Error::validation)?;
     if label_changes {
         let errors = clashes(&mut tx, &definition, false).await?;
@@ -187,12 +236,21 @@ pub async fn update(pool: &PgPool, caller: &Principal, key: &str, patch: PatchFi
             return Err(Error::validation(errors));
         }
     }
+    if definition.field_type != indexed_before.0 {
+        convert_holders(&mut tx, indexed_before.0, &definition, caller.user_id).await?;
+    }
     let stored = fields::update(&mut tx, &definition, caller.user_id).await?;
-    if indexed_before != (definition.rules.clone(), definition.flags.searchable, definition.flags.filterable) {
+    let indexed_after = (
+        definition.field_type,
+        definition.rules.clone(),
+        definition.flags.searchable,
+        definition.flags.filterable,
+    );
+    if indexed_before != indexed_after {
         reindex_holders(&mut tx, key).await?;
     }
     tx.commit().await?;
-    tracing::info!(key = %key, "field changed");
+    tracing::info!(key = %key, field_type = definition.field_type.as_str(), "field changed");
     Ok(stored)
 }
 

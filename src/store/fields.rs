@@ -7,6 +7,7 @@ use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::custom_field::{Definition, FieldType, Flags, Rules};
+use crate::domain::money::Currency;
 use crate::error::Result;
 
 #[derive(FromRow)]
@@ -178,14 +179,14 @@ pub async fn insert(conn: &mut PgConnection, definition: &Definition, actor: Uui
     Ok(row.into())
 }
 
-/// Writes what a change may alter of the definition `definition.key` (not its key, type
-/// or portfolio), as `actor`.
+/// Writes what a change may alter of the definition `definition.key` (not its key or
+/// portfolio), as `actor`.
 #[tracing::instrument(skip_all, fields(key = %definition.key))]
 pub async fn update(conn: &mut PgConnection, definition: &Definition, actor: Uuid) -> Result<StoredField> {
     let row = sqlx::query_as::<_, FieldRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE field_definitions SET label = $2, required = $3, default_value = $4, rules = $5, searchable = $6,
                 filterable = $7, sortable = $8, exported = $9, shown = $10, sort_position = $11,
-                updated_at = now(), updated_by = $12
+                updated_at = now(), updated_by = $12, type = $13
          WHERE key = $1 RETURNING {COLUMNS}"
     )))
     .bind(&definition.key)
@@ -200,6 +201,7 @@ pub async fn update(conn: &mut PgConnection, definition: &Definition, actor: Uui
     .bind(definition.flags.shown)
     .bind(definition.position)
     .bind(actor)
+    .bind(definition.field_type)
     .fetch_one(conn)
     .await?;
     Ok(row.into())
@@ -230,4 +232,57 @@ pub async fn touch_holders(conn: &mut PgConnection, key: &str) -> Result<u64> {
         .execute(conn)
         .await?
         .rows_affected())
+}
+
+/// An account holding a value for a field whose type changes.
+#[derive(FromRow)]
+pub struct Holder {
+    pub id: Uuid,
+    pub account_number: String,
+    pub currency: Currency,
+    pub value: Json<Value>,
+}
+
+/// Opens the cursor `field_holders` over the accounts holding a value for `key`
+/// (deleted ones too), by id, each locked as it is fetched; it closes with the
+/// transaction. A cursor reads the book once, however large, without holding it in memory.
+#[tracing::instrument(skip_all, fields(key = %key))]
+pub async fn open_holders(conn: &mut PgConnection, key: &str) -> Result<()> {
+    sqlx::query(
+        "DECLARE field_holders NO SCROLL CURSOR FOR
+         SELECT id, account_number, currency, custom_fields -> $1 AS value
+         FROM accounts WHERE custom_fields ? $1 ORDER BY id FOR UPDATE",
+    )
+    .bind(key)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The next accounts (at most 1000) of the cursor [`open_holders`] opened; none at its end.
+pub async fn next_holders(conn: &mut PgConnection) -> Result<Vec<Holder>> {
+    Ok(sqlx::query_as("FETCH 1000 FROM field_holders").fetch_all(conn).await?)
+}
+
+/// Sets the value of `key` on each account of `values` (`None` removes the key), as
+/// `actor`, in one statement; how many accounts changed.
+#[tracing::instrument(skip_all, fields(key = %key, accounts = values.len()))]
+pub async fn set_values(conn: &mut PgConnection, key: &str, values: &[(Uuid, Option<Value>)], actor: Uuid) -> Result<u64> {
+    let ids: Vec<Uuid> = values.iter().map(|(id, _)| *id).collect();
+    let held: Vec<Option<Json<&Value>>> = values.iter().map(|(_, value)| value.as_ref().map(Json)).collect();
+    Ok(sqlx::query(
+        "UPDATE accounts a SET
+             custom_fields = CASE WHEN c.value IS NULL THEN a.custom_fields - $1
+                                  ELSE jsonb_set(a.custom_fields, ARRAY[$1], c.value) END,
+             updated_at = now(), updated_by = $4
+         FROM unnest($2::uuid[], $3::jsonb[]) AS c(id, value)
+         WHERE a.id = c.id",
+    )
+    .bind(key)
+    .bind(ids)
+    .bind(held)
+    .bind(actor)
+    .execute(conn)
+    .await?
+    .rows_affected())
 }

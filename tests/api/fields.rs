@@ -138,11 +138,15 @@ async fn admins_define_and_change_fields_that_every_role_reading_accounts_reads(
 
     let problem = assert_problem(
         app.patch("/api/v1/fields/risk_score", &admin.token, &json!({"type": "text"})).await,
-        StatusCode::CONFLICT,
-        "conflict",
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
     )
     .await;
-    assert!(problem["detail"].as_str().unwrap().contains("not available yet"), "{problem}");
+    assert_eq!(
+        error_fields(&problem),
+        ["sortable", "rules.min"],
+        "a new type takes only the rules and flags it allows"
+    );
     let problem = assert_problem(
         app.patch("/api/v1/fields/product", &admin.token, &json!({"default": "Mortgage"}))
             .await,

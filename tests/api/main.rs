@@ -21,6 +21,7 @@ mod elastic_upgrades;
 mod errors;
 mod es_spec;
 mod export;
+mod field_types;
 mod fields;
 mod helpers;
 mod imports;
