@@ -180,6 +180,18 @@ export async function api(method, path, { body, form, params, signal, headers, r
   return response.json();
 }
 
+// Every item of a paged list.
+export async function everyPage(path, params) {
+  const items = [];
+  let cursor;
+  do {
+    const page = await api("GET", path, { params: { ...params, page_size: 200, cursor } });
+    items.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
 const RANK = { pending: 0, viewer: 1, agent: 2, manager: 3, admin: 4 };
 
 // Whether the signed-in user's role is at least `role`.

@@ -2,7 +2,7 @@
 // page, following next_cursor), a value shown per its type, and the control that edits
 // a value per its type, read back in the field's wire form.
 
-import { api, atLeast } from "./api.js";
+import { atLeast, everyPage } from "./api.js";
 import { field, h, money } from "./dom.js";
 
 export const TYPES = [
@@ -14,18 +14,6 @@ export const TYPES = [
   ["list", "One of a list"],
   ["multi_list", "Several of a list"],
 ];
-
-// Every item of a paged list.
-async function everyPage(path, params) {
-  const items = [];
-  let cursor;
-  do {
-    const page = await api("GET", path, { params: { ...params, page_size: 200, cursor } });
-    items.push(...page.data);
-    cursor = page.next_cursor;
-  } while (cursor);
-  return items;
-}
 
 // The live definitions by position, then key.
 export const definitions = () => everyPage("/fields");

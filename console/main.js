@@ -13,6 +13,7 @@ import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
 import { fieldsScreen } from "./fields.js";
+import { portfoliosScreen } from "./portfolios.js";
 import { secondFactorScreen } from "./second-factor.js";
 import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
@@ -30,6 +31,7 @@ const SCREENS = {
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
   admin: { role: "manager", title: "Users", show: adminScreen },
   fields: { role: "manager", title: "Fields", show: fieldsScreen },
+  portfolios: { role: "manager", title: "Portfolios", show: portfoliosScreen },
   "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
   // Every signed-in user, a pending one too; linked beside "Sign out".
   me: { role: "pending", title: "My account", show: meScreen, hidden: true },

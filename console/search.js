@@ -6,7 +6,7 @@ import { ACCOUNT_STATUSES, api, assignees, atLeast, currentUser, learnNames, nam
 import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
-import { definitions, portfolios } from "./custom-fields.js";
+import { definitions, portfolios, valueControl } from "./custom-fields.js";
 
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 const SORTS = [
@@ -339,8 +339,11 @@ export function searchScreen(main, _args, params) {
   });
   observer.observe(more);
 
+  // The definitions and the portfolios (null: the caller may not read them), read once
+  // for the filters, the sorts and the bulk update.
+  const loaded = Promise.all([definitions().catch(() => []), portfolios().catch(() => null)]);
   tools.append(exportTools(() => listParams(state)));
-  if (atLeast("agent")) tools.append(bulkTools(() => listParams(state), () => total));
+  if (atLeast("agent")) tools.append(bulkTools(() => listParams(state), () => total, loaded));
 
   clear(
     main,
@@ -361,7 +364,7 @@ export function searchScreen(main, _args, params) {
   // The first search waits for the definitions (a few milliseconds), so its facets are
   // the custom fields' too; without them it goes on with the built-in ones.
   let closed = false;
-  Promise.all([definitions().catch(() => []), portfolios().catch(() => null)]).then(([defs, folios]) => {
+  loaded.then(([defs, folios]) => {
     if (closed) return;
     filterable = defs.filter((d) => d.filterable);
     portfolioNames = folios && new Map(folios.map((p) => [p.id, p.name]));
@@ -418,38 +421,76 @@ function exportTools(current) {
   );
 }
 
-// Bulk update by the current search's filter; progress comes live and by polling.
-function bulkTools(current, count) {
-  const assignTo = select("assigned_agent_id", [["", "Leave as is"]], "");
-  if (atLeast("manager")) {
+// The contact restrictions a bulk update sets or lifts, as the API names them.
+const FLAGS = [["do_not_call", "Do not call"], ["do_not_email", "Do not email"], ["cease_communication", "Cease communication"]];
+
+// Bulk update by the current search's filter; progress comes live and by polling, and the
+// accounts it could not change are listed with why. `loaded` gives the custom field
+// definitions and the live portfolios (null for a role that may not read them). Inputs
+// carry the API's field names (`patch.due_date`), so a refusal shows beside its input.
+function bulkTools(current, count, loaded) {
+  const manager = atLeast("manager");
+  const assignTo = select("patch.assigned_agent_id", [["", "Leave as is"]], "");
+  if (manager) {
     assignees()
       .then((people) => assignTo.append(...people.map((p) => h("option", { value: p.id }, `${p.name} (${words(p.role)})`))))
       .catch(() => {});
   }
+  // Setting a restriction is everyone's; lifting one is for managers and admins.
+  const flags = FLAGS.map(([name, label]) => field(label, select(`patch.${name}`,
+    [["", "Leave as is"], ["true", "Set"], ...(manager ? [["false", "Lift"]] : [])], "")));
+  const dueDate = h("input", { name: "patch.due_date", type: "date", disabled: true });
+  const dueField = field("New due date", dueDate);
+  dueField.hidden = true;
+  const dueChange = select("due_date_change", [["", "Leave as is"], ["set", "Set a date"], ["clear", "Clear it"]], "", {
+    onchange: () => {
+      dueField.hidden = dueChange.value !== "set";
+      dueDate.disabled = dueField.hidden;
+    },
+  });
+  const portfolio = select("patch.portfolio_id", [["", "Leave as is"], ["none", "None: take them out"]], "");
+  const custom = customFieldChanges(loaded);
+  loaded.then(([, live]) => {
+    if (live) portfolio.append(...live.map((p) => h("option", { value: p.id }, p.name)));
+  });
   const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Bulk update progress" });
   const outcome = h("p", { role: "status" });
+  const failures = h("ul", { class: "failures", "aria-label": "Accounts not changed" });
   const form = h(
     "form",
     { "aria-labelledby": "bulk-title" },
     h("div", { class: "form-alert", role: "alert" }),
     h("div", { class: "bulk-fields" },
-      field("Add tags", h("input", { name: "tags_add" }), "Comma separated"),
-      field("Remove tags", h("input", { name: "tags_remove" }), "Comma separated"),
-      field("Set status", select("status", [["", "Leave as is"], ...ACCOUNT_STATUSES.map((s) => [s, words(s)])], "")),
-      atLeast("manager") ? field("Assign to", assignTo) : null),
+      field("Add tags", h("input", { name: "patch.tags_add" }), "Comma separated"),
+      field("Remove tags", h("input", { name: "patch.tags_remove" }), "Comma separated"),
+      field("Set status", select("patch.status", [["", "Leave as is"], ...ACCOUNT_STATUSES.map((s) => [s, words(s)])], "")),
+      manager ? field("Assign to", assignTo) : null,
+      flags,
+      manager ? field("Due date", dueChange) : null,
+      manager ? dueField : null,
+      manager ? field("Portfolio", portfolio, "Each account is checked against its new portfolio's required fields") : null),
+    custom.element,
     h("button", { type: "submit" }, "Update every account of this search"),
     progress,
     outcome,
+    failures,
   );
   const tags = (text) => text.split(",").map((t) => t.trim()).filter(Boolean);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const patch = {};
-    const els = form.elements;
-    if (tags(els.tags_add.value).length) patch.tags_add = tags(els.tags_add.value);
-    if (tags(els.tags_remove.value).length) patch.tags_remove = tags(els.tags_remove.value);
-    if (els.status.value) patch.status = els.status.value;
-    if (els.assigned_agent_id?.value) patch.assigned_agent_id = els.assigned_agent_id.value;
+    const value = (name) => form.elements.namedItem(`patch.${name}`)?.value ?? "";
+    for (const name of ["tags_add", "tags_remove"]) if (tags(value(name)).length) patch[name] = tags(value(name));
+    for (const name of ["status", "assigned_agent_id"]) if (value(name)) patch[name] = value(name);
+    for (const [name] of FLAGS) if (value(name)) patch[name] = value(name) === "true";
+    if (dueChange.value) patch.due_date = dueChange.value === "set" ? dueDate.value || null : null;
+    if (value("portfolio_id")) patch.portfolio_id = value("portfolio_id") === "none" ? null : value("portfolio_id");
+    const values = custom.read();
+    if (values.missing.length) {
+      showProblem(form, { problem: { detail: "Give each custom field chosen a value, or mark it to be cleared.", errors: values.missing } });
+      return;
+    }
+    if (Object.keys(values.set).length) patch.custom_fields = values.set;
     const filter = { ...current() };
     for (const key of MULTI) if (filter[key] && !Array.isArray(filter[key])) filter[key] = [filter[key]];
     if (!window.confirm(`Update ${count()} accounts?`)) return;
@@ -459,7 +500,8 @@ function bulkTools(current, count) {
         headers: { "idempotency-key": crypto.randomUUID() },
       });
       showProblem(form, null);
-      follow(job.id, progress, outcome);
+      clear(failures);
+      follow(job.id, progress, outcome, (ended) => ended.failed && listFailures(ended.id, failures));
     } catch (error) {
       showProblem(form, error);
     }
@@ -471,4 +513,70 @@ function bulkTools(current, count) {
     h("summary", {}, h("h2", { id: "bulk-title" }, "Bulk update this search")),
     form,
   );
+}
+
+// The custom fields a bulk update sets or clears: a field is picked from the
+// definitions, then given a value with its type's control or marked to be cleared.
+// `read()` gives `{set, missing}`: the keys and their wire values (null clears), and a
+// field error for each picked field left without a value.
+function customFieldChanges(loaded) {
+  const picked = new Map();
+  const chosen = h("div", { class: "bulk-custom" });
+  const picker = select("cf_pick", [["", "Choose a field"]], "");
+  const element = h("fieldset", { class: "bulk-cf", hidden: true },
+    h("legend", {}, "Custom fields"),
+    chosen,
+    field("Set or clear a custom field", picker));
+  let defs = [];
+  loaded.then(([found]) => {
+    defs = found;
+    element.hidden = !defs.length;
+    picker.append(...defs.map((d) => h("option", { value: d.key }, d.label)));
+  });
+  picker.addEventListener("change", () => {
+    const definition = defs.find((d) => d.key === picker.value);
+    picker.value = "";
+    if (!definition || picked.has(definition.key)) return;
+    picker.querySelector(`option[value="${CSS.escape(definition.key)}"]`).disabled = true;
+    const control = valueControl(definition, null, "each account's currency");
+    const clearing = h("input", { type: "checkbox", id: `bulk-clear-${definition.key}` });
+    clearing.addEventListener("change", () => { control.input.disabled = clearing.checked; });
+    const item = h("div", { class: "bulk-cf-item" },
+      control.element,
+      h("div", { class: "check" }, clearing, h("label", { for: clearing.id }, `Clear ${definition.label} instead`)),
+      h("button", {
+        type: "button",
+        class: "link",
+        "aria-label": `Don't change ${definition.label}`,
+        onclick: () => {
+          item.remove();
+          picked.delete(definition.key);
+          picker.querySelector(`option[value="${CSS.escape(definition.key)}"]`).disabled = false;
+          picker.focus();
+        },
+      }, "Don't change"));
+    picked.set(definition.key, { control, clearing });
+    chosen.append(item);
+    control.input.focus();
+  });
+  const read = () => {
+    const set = {};
+    const missing = [];
+    for (const [key, { control, clearing }] of picked) {
+      const value = clearing.checked ? null : control.read();
+      if (value === null && !clearing.checked) missing.push({ field: `custom_fields.${key}`, message: "give a value, or mark it to be cleared" });
+      else set[key] = value;
+    }
+    return { set, missing };
+  };
+  return { element, read };
+}
+
+// The first accounts a finished job could not change, each a link with the reason.
+async function listFailures(jobId, list) {
+  const page = await api("GET", `/jobs/${jobId}/failures`, { params: { page_size: 10 } }).catch(() => null);
+  if (!page) return;
+  clear(list, page.data.map((f) => h("li", {},
+    h("a", { href: `#/account/${f.account_id}` }, `Account ${f.account_id.slice(0, 8)}…`), `: ${f.error}`)),
+  page.total > page.data.length ? h("li", { class: "muted" }, `and ${page.total - page.data.length} more`) : null);
 }

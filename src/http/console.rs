@@ -60,6 +60,7 @@ const ASSETS: &[Asset] = assets![
     "dashboard.js" => JS,
     "admin.js" => JS,
     "fields.js" => JS,
+    "portfolios.js" => JS,
     "custom-fields.js" => JS,
     "second-factor.js" => JS,
     "me.js" => JS,

@@ -46,8 +46,9 @@ async function setup() {
   await define({ key: "risk_score", label: "Risk score", type: "number", rules: { min: 0, max: 999 }, filterable: true, sortable: true });
   await define({ key: "segment", label: "Segment", type: "list", rules: { allowed: ["Retail", "Business"] }, filterable: true });
   ids.portfolio = (await api(token, "POST", "/portfolios", { name: `E2E Client ${run}` })).id;
-  // The agent works the portfolio's accounts (grants decide who sees them).
+  // The agent and the manager work the portfolio's accounts (grants decide who sees them).
   await api(token, "POST", `/portfolios/${ids.portfolio}/grants`, { user_id: ids.agent });
+  await api(token, "POST", `/portfolios/${ids.portfolio}/grants`, { user_id: (await login("manager")).user.id });
 }
 
 // What this file defined is deleted, so other files' screens stay as they were.
@@ -234,6 +235,83 @@ suite("custom fields and portfolios", setup, (test) => {
     await phone.context().close();
   });
 
+  test("a manager's bulk update sets and clears custom fields, sets a restriction, the due date and the portfolio; an account it could not change is listed with why", async () => {
+    const token = await admin();
+    const tag = `cf-bulk-${run}`;
+    const make = (debtor, currency, balance, custom) => api(token, "POST", "/accounts?wait_for=indexed", {
+      debtor_name: debtor, original_balance: balance, currency, tags: [tag], custom_fields: custom,
+    });
+    const dollars = await make("Bulka Dollar", "USD", "80.00", { segment: "Retail", risk_score: 300 });
+    const yen = await make("Bulko Yen", "JPY", "9000", { segment: "Retail", risk_score: 400 });
+    const page = await open("manager");
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${BASE}/#/search?tags=${tag}`);
+    await page.getByText(/^2 accounts$/).waitFor();
+    const bulk = page.getByRole("form", { name: "Bulk update this search" });
+    const pick = (label) => bulk.getByLabel("Set or clear a custom field").selectOption({ label });
+    await pick("Segment");
+    await bulk.getByLabel("Segment", { exact: true }).selectOption("Business");
+    await pick("Risk score");
+    await bulk.getByLabel("Clear Risk score instead").check();
+    assert.equal(await bulk.getByLabel("Risk score", { exact: true }).isDisabled(), true, "a field being cleared takes no value");
+    await pick("Fee owed");
+    await bulk.getByLabel("Fee owed", { exact: true }).fill("12.50");
+    // A field picked and left empty is refused beside it before anything is sent.
+    await pick("Hardship");
+    await bulk.getByRole("button", { name: "Update every account of this search" }).click();
+    await bulk.locator(".field-error").waitFor();
+    assert.equal(await bulk.getByLabel("Hardship", { exact: true }).getAttribute("aria-invalid"), "true");
+    await bulk.getByRole("button", { name: "Don't change Hardship" }).click();
+    await bulk.getByLabel("Do not call").selectOption({ label: "Set" });
+    await bulk.getByLabel("Due date", { exact: true }).selectOption({ label: "Set a date" });
+    await bulk.getByLabel("New due date").fill("2027-03-31");
+    await bulk.getByLabel("Portfolio").selectOption({ label: `E2E Client ${run}` });
+    await accessible(page, "bulk update with custom fields");
+    await shot(page, "bulk-update-manager-desktop");
+    await bulk.getByRole("button", { name: "Update every account of this search" }).click();
+    await bulk.getByText(/2 of 2 done, 1 succeeded, 1 failed\./).waitFor({ timeout: 30000 });
+    // The yen account cannot hold cents: it is listed with the field and the reason.
+    const failure = bulk.getByRole("list", { name: "Accounts not changed" }).getByRole("listitem");
+    await failure.waitFor();
+    assert.match(await failure.textContent(), /custom_fields\.fee_owed.*JPY/);
+    assert.equal(await failure.getByRole("link").getAttribute("href"), `#/account/${yen.id}`);
+    const changed = await api(await admin(), "GET", `/accounts/${dollars.id}`);
+    assert.deepEqual(changed.custom_fields, { segment: "Business", fee_owed: "12.50" }, "set, cleared, and the others kept");
+    assert.deepEqual([changed.do_not_call, changed.due_date, changed.portfolio_id], [true, "2027-03-31", ids.portfolio]);
+    const whole = await api(await admin(), "GET", `/accounts/${yen.id}`);
+    assert.deepEqual(whole.custom_fields, { segment: "Retail", risk_score: 400 }, "the failed account is left whole");
+    assert.deepEqual([whole.do_not_call, whole.portfolio_id], [false, null]);
+    await page.context().close();
+  });
+
+  test("an agent on a phone bulk-updates a custom field of their accounts and sets a restriction; the managers' controls are not offered", async () => {
+    const tag = `cf-bulk-agent-${run}`;
+    const own = await api(await admin(), "POST", "/accounts?wait_for=indexed", {
+      debtor_name: "Bulkie Agentsown", original_balance: "60.00", currency: "USD", tags: [tag], assigned_agent_id: ids.agent, custom_fields: { segment: "Business" },
+    });
+    const page = await open("agent", null, PHONE);
+    page.on("dialog", (dialog) => dialog.accept());
+    await page.goto(`${BASE}/#/search?tags=${tag}`);
+    await page.getByText(/^1 account$/).waitFor();
+    await page.getByText("Bulk update this search").click();
+    const bulk = page.getByRole("form", { name: "Bulk update this search" });
+    await bulk.getByLabel("Do not email").waitFor();
+    for (const label of ["Due date", "Portfolio", "Assign to"]) assert.equal(await bulk.getByLabel(label).count(), 0, `agents are not offered ${label}`);
+    assert.deepEqual(await bulk.getByLabel("Do not email").locator("option").allTextContents(), ["Leave as is", "Set"], "agents set restrictions, never lift them");
+    await bulk.getByLabel("Set or clear a custom field").selectOption({ label: "Contact consents" });
+    await bulk.getByRole("group", { name: "Contact consents" }).getByLabel("Texts").check();
+    await bulk.getByLabel("Do not email").selectOption({ label: "Set" });
+    await fits(page, "bulk update, agent (phone)");
+    await accessible(page, "bulk update, agent (phone)");
+    await shot(page, "bulk-update-agent-phone");
+    await bulk.getByRole("button", { name: "Update every account of this search" }).click();
+    await bulk.getByText("succeeded: 1 of 1 done, 1 succeeded, 0 failed.").waitFor({ timeout: 30000 });
+    const changed = await api(await admin(), "GET", `/accounts/${own.id}`);
+    assert.deepEqual(changed.custom_fields, { segment: "Business", consents: ["Texts"] });
+    assert.equal(changed.do_not_email, true);
+    await page.context().close();
+  });
+
   test("the search filters, facets and sorts on custom fields and the portfolio", async () => {
     const token = await admin();
     const tag = `cf-search-${run}`;
@@ -272,5 +350,5 @@ suite("custom fields and portfolios", setup, (test) => {
     await accessible(page, "search with custom field filters");
     await shot(page, "custom-fields-search");
     await page.context().close();
-  }, { skip: "waits for the server's custom field and portfolio list parameters (branch search-cf: cf.<key>, cf.<key>.gte, sort=-cf.<key>, facets=cf.<key>, portfolio_id)" });
+  });
 });

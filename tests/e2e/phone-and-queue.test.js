@@ -79,10 +79,12 @@ const SCREENS = {
     ["imports-and-jobs", "#/imports", (page) => page.getByRole("heading", { name: "Import accounts" }).waitFor()],
     ["queue", "#/queue", (page) => page.getByText(/accounts? to work/).waitFor()],
     ["fields", "#/fields", (page) => page.getByRole("table", { name: "Fields" }).waitFor()],
+    ["portfolios", "#/portfolios", (page) => page.getByRole("table", { name: "Portfolios" }).waitFor()],
   ],
   admin: [
     ["users", "#/admin", (page) => page.getByRole("heading", { name: "Users and roles" }).waitFor()],
     ["fields", "#/fields", (page) => page.getByRole("form", { name: "New field" }).waitFor()],
+    ["portfolios", "#/portfolios", (page) => page.getByRole("form", { name: "New portfolio" }).waitFor()],
   ],
 };
 

@@ -1,0 +1,138 @@
+// Issue 49 in the browser: an admin creates, changes, deletes and restores a portfolio on
+// the Portfolios screen (each refusal beside its field), grants it to a person and a team
+// and revokes a grant; a manager on a phone reads the portfolios and who works them.
+
+import assert from "node:assert/strict";
+import { BASE, PHONE, accessible, api, login, open, shot, suite } from "./harness.js";
+
+const run = Date.now().toString(36);
+const TAKEN = `E2E Taken ${run}`;
+const MARKUP = `<img src=x onerror="window.pwned=1">E2E ${run}`;
+const NAME = `E2E Placement ${run}`;
+const TEAM = `E2E South ${run}`;
+
+const admin = async () => (await login("admin")).access_token;
+
+// No sideways scrolling.
+async function fits(page, screen) {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
+}
+
+async function setup() {
+  const token = await admin();
+  await api(token, "POST", "/portfolios", { name: TAKEN });
+  await api(token, "POST", "/portfolios", { name: MARKUP, client: "<b>Bold Bank</b>" });
+}
+
+suite("portfolios", setup, (test) => {
+  test("an admin creates, changes, grants, revokes, deletes and restores a portfolio; a manager on a phone reads them", async () => {
+    const page = await open("admin");
+    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Portfolios" }).click();
+    const form = page.getByRole("form", { name: "New portfolio" });
+    await form.waitFor();
+    // What users wrote is text, never markup.
+    const marked = page.locator("table.portfolios tbody tr", { hasText: MARKUP });
+    await marked.waitFor();
+    assert.match(await marked.textContent(), /<b>Bold Bank<\/b>/);
+    assert.equal(await page.locator("table.portfolios img, table.portfolios b").count(), 0, "no markup from a name or client");
+
+    await form.getByLabel("Name").fill(TAKEN);
+    await form.getByLabel("Client").fill("Acme Bank");
+    await form.getByLabel("Placement date").fill("2026-11-02");
+    await form.getByLabel("Commission rate").fill("150");
+    await form.getByRole("button", { name: "Create portfolio" }).click();
+    await form.locator(".field-error").first().waitFor();
+    assert.equal(await form.getByLabel("Commission rate").getAttribute("aria-invalid"), "true", "the rate is marked");
+    assert.match(await form.locator(".field-error").textContent(), /0 to 100/);
+    await accessible(page, "portfolios, a refused rate");
+    await form.getByLabel("Commission rate").fill("18.5");
+    await form.getByRole("button", { name: "Create portfolio" }).click();
+    await form.getByText("is taken by another live portfolio").waitFor();
+    assert.equal(await form.getByLabel("Name").getAttribute("aria-invalid"), "true", "a taken name is refused at the name");
+    assert.equal(await form.getByLabel("Commission rate").getAttribute("aria-invalid"), null, "the rate is no longer marked");
+    await form.getByLabel("Name").fill(NAME);
+    await form.getByRole("button", { name: "Create portfolio" }).click();
+    await page.getByText(`${NAME} created.`).waitFor();
+    const row = page.getByRole("row", { name: new RegExp(NAME) });
+    assert.match(await row.textContent(), /Acme Bank.*18\.5 %/s);
+
+    await row.getByRole("button", { name: `Edit ${NAME}` }).click();
+    const change = page.getByRole("form", { name: `Change ${NAME}` });
+    await change.getByLabel("Client").fill("");
+    await change.getByLabel("Commission rate").fill("20");
+    await change.getByRole("button", { name: "Save portfolio" }).click();
+    await page.getByText(`${NAME} saved.`).waitFor();
+    await row.getByText("20 %").waitFor();
+    const portfolios = await api(await admin(), "GET", "/portfolios?page_size=200");
+    const made = portfolios.data.find((p) => p.name === NAME);
+    assert.deepEqual([made.client, made.placement_date, made.commission_rate], [null, "2026-11-02", "20"]);
+
+    await row.getByRole("button", { name: `Grants of ${NAME}` }).click();
+    const grants = page.getByRole("region", { name: `Who works ${NAME}` });
+    await grants.getByText(/Granted to no one/).waitFor();
+    const person = grants.getByRole("form", { name: "Grant to a person" });
+    await person.getByLabel("Person").selectOption({ label: "E2E Agent (agent)" });
+    await person.getByRole("button", { name: "Grant" }).click();
+    await grants.locator(".grant-list li", { hasText: "E2E Agent" }).waitFor();
+    await person.getByLabel("Person").selectOption({ label: "E2E Agent (agent)" });
+    await person.getByRole("button", { name: "Grant" }).click();
+    await person.getByText("already granted").waitFor();
+    const team = grants.getByRole("form", { name: "Grant to a team" });
+    await team.getByRole("button", { name: "Grant" }).click();
+    await team.locator(".field-error").waitFor();
+    assert.equal(await team.getByLabel("Team").getAttribute("aria-invalid"), "true", "an empty team is refused at the team");
+    await team.getByLabel("Team").fill(TEAM);
+    await team.getByRole("button", { name: "Grant" }).click();
+    const teamGrant = grants.locator(".grant-list li", { hasText: `Team ${TEAM}` });
+    await teamGrant.waitFor();
+    await accessible(page, "portfolio grants");
+    await shot(page, "portfolios-admin-desktop");
+    await teamGrant.getByRole("button", { name: "Revoke" }).click();
+    await teamGrant.getByRole("button", { name: "Yes, revoke" }).click();
+    await page.getByText(`Team ${TEAM} no longer works ${NAME}.`).waitFor();
+    await teamGrant.waitFor({ state: "detached" });
+    const held = await api(await admin(), "GET", `/portfolios/${made.id}/grants`);
+    assert.deepEqual(held.data.map((g) => g.user_name), ["E2E Agent"], "the person's grant stays, the team's is gone");
+
+    await row.getByRole("button", { name: "Delete" }).click();
+    await row.getByRole("button", { name: "Yes, delete" }).click();
+    await page.getByText(`${NAME} deleted.`).waitFor();
+    await row.getByText(/^deleted /).waitFor();
+    await grants.getByText("A deleted portfolio is granted to no one new").waitFor();
+    assert.equal(await row.getByRole("button", { name: `Edit ${NAME}` }).count(), 0, "a deleted portfolio is not changed");
+    await row.getByRole("button", { name: "Restore" }).click();
+    await row.getByRole("button", { name: "Yes, restore" }).click();
+    await page.getByText(`${NAME} restored.`).waitFor();
+    await row.getByRole("button", { name: `Edit ${NAME}` }).waitFor();
+    await page.context().close();
+
+    const phone = await open("admin", null, PHONE);
+    await phone.goto(`${BASE}/#/portfolios`);
+    const phoneRow = phone.getByRole("row", { name: new RegExp(NAME) });
+    await phoneRow.getByRole("button", { name: `Grants of ${NAME}` }).click();
+    await phone.getByRole("form", { name: "Grant to a team" }).waitFor();
+    await fits(phone, "portfolios, admin (phone)");
+    await accessible(phone, "portfolios, admin (phone)");
+    await shot(phone, "portfolios-admin-phone");
+    await phone.context().close();
+
+    const manager = await open("manager", null, PHONE);
+    await manager.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Portfolios" }).click();
+    const read = manager.getByRole("row", { name: new RegExp(NAME) });
+    await read.waitFor();
+    assert.equal(await manager.getByRole("form", { name: "New portfolio" }).count(), 0, "managers create no portfolios");
+    assert.equal(await manager.getByRole("button", { name: /^Edit / }).count(), 0, "managers change no portfolios");
+    assert.equal(await read.getByRole("button", { name: "Delete" }).count(), 0, "managers delete no portfolios");
+    await read.getByRole("button", { name: `Grants of ${NAME}` }).click();
+    const readGrants = manager.getByRole("region", { name: `Who works ${NAME}` });
+    await readGrants.locator(".grant-list li", { hasText: "E2E Agent" }).waitFor();
+    assert.equal(await readGrants.getByRole("button", { name: "Revoke" }).count(), 0, "managers revoke nothing");
+    assert.equal(await readGrants.getByRole("form").count(), 0, "managers grant nothing");
+    await fits(manager, "portfolios, manager (phone)");
+    await accessible(manager, "portfolios, manager (phone)");
+    await shot(manager, "portfolios-manager-phone");
+    assert.equal(await manager.evaluate(() => window.pwned), undefined, "no script from a name ran");
+    await manager.context().close();
+  });
+});
