@@ -103,7 +103,7 @@ const FILTER_PAIRS: [(&str, &str); 2] = [
     ("two built-in filters", "status=delinquent&min_balance=5000&facets=status,bucket"),
     (
         "two custom-field filters",
-        "cf.product=card,loan&cf.risk_score.gte=600&facets=status,bucket",
+        "cf.product_type=card,loan&cf.credit_score.gte=600&facets=status,bucket",
     ),
 ];
 /// Rounds of the pair, taken in turn, so a noisy moment hits both.

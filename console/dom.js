@@ -108,6 +108,16 @@ export function toast(message, { refusal = false } = {}) {
   toast.timer = setTimeout(() => clear(box), 5000);
 }
 
+// Runs `request` and says how it went: `done`, or the server's refusal.
+export async function announce(request, done) {
+  try {
+    await request();
+    toast(done);
+  } catch (error) {
+    toast(error.message, { refusal: true });
+  }
+}
+
 // Shows a refusal: the problem's detail in the form's alert, and each field error next
 // to its field (inputs are found by name), linked with aria-describedby.
 export function showProblem(form, error) {

@@ -3,7 +3,7 @@
 // rules per type; deleting and restoring, each asked twice.
 
 import { api, atLeast } from "./api.js";
-import { clear, confirmStep, field, h, select, showProblem, toast, when, words } from "./dom.js";
+import { announce, clear, confirmStep, field, h, select, showProblem, toast, when, words } from "./dom.js";
 import { TYPES, changedControl as changed, portfolios } from "./custom-fields.js";
 
 // The flags, and the types each applies to (the API refuses the others).
@@ -124,12 +124,7 @@ export function fieldsScreen(main) {
   }
 
   async function act(request, done) {
-    try {
-      await request();
-      toast(done);
-    } catch (error) {
-      toast(error.message, { refusal: true });
-    }
+    await announce(request, done);
     await load().catch(refused);
   }
 
@@ -147,7 +142,7 @@ export function fieldsScreen(main) {
   function form(d, live) {
     const editing = Boolean(d);
     const title = editing ? `Change ${d.label}` : "New field";
-    const type = select("type", TYPES, d?.type ?? "text", { disabled: editing });
+    const type = select("type", TYPES, d?.type ?? "text");
     const rules = h("fieldset", { class: "rules" }, h("legend", {}, "Rules"));
     const defaultBox = h("div");
     const flagsBox = h("fieldset", {}, h("legend", {}, "Where it is used"));
@@ -171,7 +166,7 @@ export function fieldsScreen(main) {
       field("Key", h("input", { name: "key", value: d?.key ?? "", required: true, maxlength: 40, pattern: "[a-z][a-z0-9_]*", autocomplete: "off", disabled: editing }),
         editing ? "A key never changes" : "Lowercase letters, digits and _, starting with a letter, e.g. risk_score"),
       field("Label", h("input", { name: "label", value: d?.label ?? "", required: true, maxlength: 80 })),
-      field("Type", type, editing ? "A type does not change" : undefined),
+      field("Type", type, editing ? "A new type converts the value every account holds; refused, listing them, when some would not convert" : undefined),
       h("div", { class: "check" }, h("input", { type: "checkbox", name: "required", id: "field-required", checked: d?.required }),
         h("label", { for: "field-required" }, "Required: every account of its portfolio has a value")),
       defaultBox,
@@ -194,6 +189,7 @@ export function fieldsScreen(main) {
         await load();
       } catch (error) {
         showProblem(el, error);
+        unconvertible(el, error.problem?.unconvertible_accounts);
       } finally {
         button.disabled = false;
       }
@@ -216,14 +212,23 @@ export function fieldsScreen(main) {
   }
 
   // Sends what changed, the rules whole when any of them did; false when nothing did.
+  // A new type sends the rules, the default and every flag as the form holds them for
+  // it (a flag the type does not take, off).
   async function save(el, d) {
     const els = el.elements;
+    const t = els.type.value;
+    const retyped = t !== d.type;
     const patch = {};
+    if (retyped) patch.type = t;
     if (changed(els.label)) patch.label = els.label.value.trim();
     if (changed(els.required)) patch.required = els.required.checked;
-    if (changed(els.default)) patch.default = readDefault(els.default, d.type);
-    if ([...el.querySelectorAll("[name^='rules.']")].some(changed)) patch.rules = readRules(els, d.type);
-    for (const [name] of FLAGS) if (els.namedItem(name) && changed(els.namedItem(name))) patch[name] = els.namedItem(name).checked;
+    if (retyped || changed(els.default)) patch.default = readDefault(els.default, t);
+    if (retyped || [...el.querySelectorAll("[name^='rules.']")].some(changed)) patch.rules = readRules(els, t);
+    for (const [name] of FLAGS) {
+      const box = els.namedItem(name);
+      if (retyped) patch[name] = box ? box.checked : false;
+      else if (box && changed(box)) patch[name] = box.checked;
+    }
     if (changed(els.position) && els.position.value !== "") patch.position = Number(els.position.value);
     if (!Object.keys(patch).length) {
       showProblem(el, { problem: { detail: "Nothing changed." } });
@@ -232,6 +237,14 @@ export function fieldsScreen(main) {
     const saved = await api("PATCH", `/fields/${d.key}`, { body: patch });
     toast(`${saved.label} saved.`);
     return true;
+  }
+
+  // The accounts whose values a refused type change would not convert, under the
+  // form's alert: each links to its account, with its value and why.
+  function unconvertible(el, accounts) {
+    if (!accounts?.length) return;
+    el.querySelector(".form-alert").append(h("ul", { class: "unconvertible" }, accounts.map((a) =>
+      h("li", {}, h("a", { href: `#/accounts/${a.account_id}` }, a.account_number), `: ${JSON.stringify(a.value)}, ${a.reason}`))));
   }
 
   let live = null;

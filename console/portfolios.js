@@ -4,7 +4,7 @@
 // teams), granted and revoked by admins.
 
 import { api, assignees, atLeast, everyPage } from "./api.js";
-import { clear, confirmStep, field, h, select, showProblem, toast, when } from "./dom.js";
+import { announce, clear, confirmStep, field, h, select, showProblem, toast, when } from "./dom.js";
 import { changedControl as changed, formatValue } from "./custom-fields.js";
 
 const placed = (date) => formatValue({ type: "date" }, date);
@@ -52,12 +52,7 @@ export function portfoliosScreen(main) {
   }
 
   async function act(request, done) {
-    try {
-      await request();
-      toast(done);
-    } catch (error) {
-      toast(error.message, { refusal: true });
-    }
+    await announce(request, done);
     await load().catch(refused);
   }
 

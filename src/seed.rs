@@ -317,13 +317,13 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
 fn definitions() -> [serde_json::Value; 4] {
     use serde_json::json;
     [
-        json!({"key": "segment", "label": "Segment", "type": "list", "filterable": true,
+        json!({"key": "balance_tier", "label": "Balance tier", "type": "list", "filterable": true,
                "rules": {"allowed": ["retail", "high"]}}),
-        json!({"key": "product", "label": "Product", "type": "list", "filterable": true,
+        json!({"key": "product_type", "label": "Product type", "type": "list", "filterable": true,
                "rules": {"allowed": PRODUCTS}}),
-        json!({"key": "risk_score", "label": "Risk score", "type": "number", "filterable": true, "sortable": true,
+        json!({"key": "credit_score", "label": "Credit score", "type": "number", "filterable": true, "sortable": true,
                "rules": {"min": 300, "max": 850}}),
-        json!({"key": "charge_off_date", "label": "Charge-off date", "type": "date", "filterable": true, "sortable": true}),
+        json!({"key": "charged_off_on", "label": "Charged off on", "type": "date", "filterable": true, "sortable": true}),
     ]
 }
 
@@ -332,10 +332,10 @@ const PRODUCTS: &[&str] = &["card", "loan", "auto", "utility", "telecom"];
 /// An account's values of the seeded custom fields, in their canonical forms.
 fn custom_fields(rng: &mut StdRng, original_cents: i64, due: NaiveDate) -> serde_json::Value {
     serde_json::json!({
-        "segment": (if original_cents > 500_000 { "high" } else { "retail" }),
-        "product": pick(rng, PRODUCTS),
-        "risk_score": rng.random_range(300..=850),
-        "charge_off_date": (due + TimeDelta::days(rng.random_range(90..240))).to_string(),
+        "balance_tier": (if original_cents > 500_000 { "high" } else { "retail" }),
+        "product_type": pick(rng, PRODUCTS),
+        "credit_score": rng.random_range(300..=850),
+        "charged_off_on": (due + TimeDelta::days(rng.random_range(90..240))).to_string(),
     })
 }
 

@@ -63,12 +63,12 @@ const NOT_EXPORTED: &[&str] = &[
 ];
 
 /// The account document's fields, as paths (`address.city`); not what the index derives
-/// for search (`derived`, and `cf`, the custom fields typed by their definitions, which
-/// `custom_fields` holds).
+/// for search and reports (`derived`; `cf`, the custom fields typed by their definitions,
+/// which `custom_fields` holds; `portfolio_name`, the name of `portfolio_id`'s portfolio).
 fn account_fields() -> BTreeSet<String> {
     let mut fields = BTreeSet::new();
     mapped(&mappings(Entity::Account)["properties"], "", &mut fields, &mut BTreeSet::new());
-    fields.retain(|f| f != "tombstone" && !f.starts_with("derived.") && !f.starts_with("cf."));
+    fields.retain(|f| f != "tombstone" && f != "portfolio_name" && !f.starts_with("derived.") && !f.starts_with("cf."));
     fields
 }
 

@@ -104,6 +104,38 @@ suite("custom fields and portfolios", setup, (test) => {
     await manager.context().close();
   });
 
+  test("an admin changes a field's type: refused listing the accounts whose values would not convert, then converted", async () => {
+    const token = await admin();
+    await api(token, "POST", "/fields", { key: "branch_code", label: "Branch code", type: "text" });
+    defined.push("branch_code");
+    const make = (number, value) => api(token, "POST", "/accounts", {
+      account_number: number, debtor_name: `Branch ${number}`, original_balance: "10.00", currency: "USD", custom_fields: { branch_code: value },
+    });
+    await make(`BR-${run}-1`, "42");
+    const odd = await make(`BR-${run}-2`, "<b>north</b>");
+    const page = await open("admin");
+    await page.goto(`${BASE}/#/fields`);
+    await page.getByRole("row", { name: /Branch code/ }).getByRole("button", { name: "Edit Branch code" }).click();
+    const form = page.getByRole("form", { name: "Change Branch code" });
+    await form.getByLabel("Type").selectOption("number");
+    await form.getByRole("button", { name: "Save field" }).click();
+    const listed = form.locator(".unconvertible li");
+    await listed.first().waitFor();
+    assert.equal(await listed.count(), 1, "only the value that is not a number is listed");
+    assert.match(await listed.first().textContent(), new RegExp(`BR-${run}-2`, "i"));
+    assert.equal(await form.locator(".unconvertible b").count(), 0, "a value is shown as text, never as markup");
+    assert.equal((await api(await admin(), "GET", "/fields/branch_code")).type, "text", "nothing changed");
+    await accessible(page, "fields, a refused type change");
+
+    await api(await admin(), "PATCH", `/accounts/${odd.id}`, { custom_fields: { branch_code: "7" } });
+    await form.getByRole("button", { name: "Save field" }).click();
+    await page.getByText("Branch code saved.").waitFor();
+    const fresh = await admin();
+    assert.equal((await api(fresh, "GET", "/fields/branch_code")).type, "number");
+    assert.deepEqual((await api(fresh, "GET", `/accounts/${odd.id}`)).custom_fields, { branch_code: 7 });
+    await page.context().close();
+  });
+
   test("an admin defines a field on the Fields screen, imports a sheet with it, sees and edits it on the account; exports carry it", async () => {
     const token = await admin();
     const page = await open("admin");
