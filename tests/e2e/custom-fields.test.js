@@ -126,6 +126,7 @@ suite("custom fields and portfolios", setup, (test) => {
     assert.equal(await form.locator(".unconvertible b").count(), 0, "a value is shown as text, never as markup");
     assert.equal((await api(await admin(), "GET", "/fields/branch_code")).type, "text", "nothing changed");
     await accessible(page, "fields, a refused type change");
+    await shot(page, "custom-fields-type-change-refused");
 
     await api(await admin(), "PATCH", `/accounts/${odd.id}`, { custom_fields: { branch_code: "7" } });
     await form.getByRole("button", { name: "Save field" }).click();
