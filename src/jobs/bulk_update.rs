@@ -66,6 +66,7 @@ async fn checked_custom_fields(
 /// Applies the next chunk; returns how many items it settled (0: the job is done).
 pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<usize> {
     let mut tx = store::begin_for_job(pool, &format!("bulk_update:{job}"), Some(params.actor)).await?;
+    store::fields::hold_shared(&mut tx).await?;
     let items = jobs::next_items(&mut tx, job, CHUNK).await?;
     if items.is_empty() {
         return Ok(0);

@@ -107,6 +107,7 @@ fn may_import(role: Role, params: &ImportParams) -> bool {
 pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &ImportParams) -> Result<usize> {
     let region = parse_region(&params.region).map_err(|e| anyhow::anyhow!("import region: {e}"))?;
     let mut tx = store::begin_for_job(pool, &format!("import:{job}"), Some(params.actor)).await?;
+    store::fields::hold_shared(&mut tx).await?;
     let staged = imports::next(&mut tx, job, CHUNK).await?;
     if staged.is_empty() {
         return Ok(0);

@@ -177,17 +177,18 @@ pub async fn check_portfolio(conn: &mut PgConnection, caller: &Principal, portfo
 /// `phone_region`, and `custom_fields` is checked against the live definitions.
 pub async fn create(pool: &PgPool, phone_region: country::Id, caller: &Principal, body: CreateAccount) -> Result<AccountDoc> {
     caller.require(Action::CreateAccount)?;
-    let mut conn = pool.acquire().await?;
-    let catalog = fields::catalog(&mut conn).await?;
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    store::fields::hold_shared(&mut tx).await?;
+    let catalog = fields::catalog(&mut tx).await?;
     let fields = AccountFields::from_create(body, phone_region, &catalog).map_err(Error::validation)?;
-    check_portfolio(&mut conn, caller, fields.portfolio_id, "portfolio_id").await?;
+    check_portfolio(&mut tx, caller, fields.portfolio_id, "portfolio_id").await?;
     if fields.assigned_agent_id.is_some() {
         caller.require(Action::AssignAccount)?;
         check_assignee(pool, fields.assigned_agent_id).await?;
-        check_granted(&mut conn, fields.assigned_agent_id, fields.portfolio_id).await?;
+        check_granted(&mut tx, fields.assigned_agent_id, fields.portfolio_id).await?;
     }
-    drop(conn);
-    let row = accounts::insert(pool, &fields, caller.user_id).await?;
+    let row = accounts::insert(&mut tx, &fields, caller.user_id).await?;
+    tx.commit().await?;
     tracing::info!(account_id = %row.id, "account created");
     document(pool, row).await
 }
@@ -227,6 +228,7 @@ pub async fn update(
 ) -> Result<AccountDoc> {
     caller.require(Action::ReadAccounts)?;
     let mut tx = store::begin_as(pool, caller.user_id).await?;
+    store::fields::hold_shared(&mut tx).await?;
     let current = lock_for(&mut tx, caller, id, "account").await?;
     let before = current.fields();
     authorize_patch(caller, &current, &before, &patch)?;

@@ -146,7 +146,7 @@ const WRITABLE: &[&str] = &[
 ];
 
 #[tracing::instrument(skip_all)]
-pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Result<AccountRow> {
+pub async fn insert(conn: &mut sqlx::PgConnection, fields: &AccountFields, actor: Uuid) -> Result<AccountRow> {
     let mut qb: QueryBuilder<Postgres> = QueryBuilder::new("INSERT INTO accounts (id, account_number, created_by, updated_by, ");
     qb.push(WRITABLE.join(", "));
     qb.push(") VALUES (");
@@ -158,7 +158,7 @@ pub async fn insert(pool: &PgPool, fields: &AccountFields, actor: Uuid) -> Resul
     qb.push(", ").push_bind(actor).push(", ").push_bind(actor).push(", ");
     push_fields(&mut qb.separated(", "), fields);
     qb.push(") RETURNING ").push(COLUMNS);
-    let row = qb.build_query_as::<AccountRow>().fetch_one(pool).await.map_err(map_fk)?;
+    let row = qb.build_query_as::<AccountRow>().fetch_one(conn).await.map_err(map_fk)?;
     Ok(row)
 }
 

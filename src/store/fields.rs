@@ -71,9 +71,24 @@ const COLUMNS: &str = "key, label, type, required, default_value, rules, searcha
                        sort_position, portfolio_id, created_at, updated_at, deleted_at";
 
 /// Serialises the changes that must see every definition at once (the cap on live
-/// definitions, a key's reservation, labels told apart) until the transaction ends.
+/// definitions, a key's reservation, labels told apart, a type or rule change and the
+/// holders it converts or re-indexes) until the transaction ends; account writes hold
+/// the same lock shared ([`hold_shared`]).
 pub async fn lock_all(conn: &mut PgConnection) -> Result<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('arrears field definitions'))")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Holds the definitions for an account write until its transaction ends: a definition
+/// change ([`lock_all`]) waits for the writes validating against the definitions as
+/// they were, and a write that starts during a change waits for it and validates
+/// against the new ones. Taken before any account is locked, as a change takes
+/// [`lock_all`] before locking the accounts that hold its key: one order, so a write
+/// and a change never wait on each other in a cycle.
+pub async fn hold_shared(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock_shared(hashtext('arrears field definitions'))")
         .execute(conn)
         .await?;
     Ok(())

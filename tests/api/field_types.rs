@@ -253,3 +253,89 @@ async fn a_book_larger_than_one_batch_converts_whole_or_not_at_all() {
     assert_eq!(status, StatusCode::OK, "{changed}");
     assert_eq!(numbers().await, 2500);
 }
+
+/// Waits `ms` and says whether `task` is still waiting.
+async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>, ms: u64) -> bool {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    !task.is_finished()
+}
+
+/// A type change and an account write never pass each other: a write that starts while
+/// a change is in flight waits for it and is judged by the new type (before, it was
+/// judged by the old one and stored a text value in a number field), and a change that
+/// starts while a write is in flight waits for it and converts what it wrote.
+#[tokio::test]
+async fn a_type_change_and_an_account_write_wait_for_each_other() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let token = &admin.token;
+    app.create(
+        token,
+        "/api/v1/fields",
+        &json!({"key": "ref_code", "label": "Client code", "type": "text"}),
+    )
+    .await;
+    let (late, _) = holding(&app, token, "Late Writer", json!({})).await;
+    let (early, _) = holding(&app, token, "Early Writer", json!({})).await;
+
+    // A change in flight: the definitions locked as a change locks them, the type changed.
+    let mut change = app.pool.begin().await.unwrap();
+    arrears::store::fields::lock_all(&mut change).await.unwrap();
+    sqlx::query("UPDATE field_definitions SET type = 'number' WHERE key = 'ref_code'")
+        .execute(&mut *change)
+        .await
+        .unwrap();
+    let api = app.api();
+    let (path, bearer) = (format!("/api/v1/accounts/{late}"), token.clone());
+    let write = tokio::spawn(async move {
+        let body = json!({"custom_fields": {"ref_code": "ABC"}});
+        status_json(
+            api.request(reqwest::Method::PATCH, &path, Some(&bearer))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    assert!(still_waiting(&write, 500).await, "the write waits for the change");
+    change.commit().await.unwrap();
+    let (status, refused) = write.await.unwrap();
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "judged by the new type: {refused}");
+    assert_eq!(refused["errors"][0]["field"], "custom_fields.ref_code", "{refused}");
+    assert_eq!(custom_fields(&app, token, &late).await, json!({}));
+
+    // Back to text, then a write in flight: the account holds the definitions as a write
+    // does, and its text value is written but not committed.
+    let (status, back) = status_json(app.patch("/api/v1/fields/ref_code", token, &json!({"type": "text"})).await).await;
+    assert_eq!(status, StatusCode::OK, "{back}");
+    let mut writing = app.pool.begin().await.unwrap();
+    arrears::store::fields::hold_shared(&mut writing).await.unwrap();
+    sqlx::query("UPDATE accounts SET custom_fields = '{\"ref_code\": \"42\"}' WHERE id = $1::uuid")
+        .bind(&early)
+        .execute(&mut *writing)
+        .await
+        .unwrap();
+    let api = app.api();
+    let bearer = token.clone();
+    let retype = tokio::spawn(async move {
+        let body = json!({"type": "number"});
+        status_json(
+            api.request(reqwest::Method::PATCH, "/api/v1/fields/ref_code", Some(&bearer))
+                .json(&body)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    });
+    assert!(still_waiting(&retype, 500).await, "the change waits for the write");
+    writing.commit().await.unwrap();
+    let (status, changed) = retype.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{changed}");
+    assert_eq!(
+        custom_fields(&app, token, &early).await,
+        json!({"ref_code": 42}),
+        "the value written meanwhile was converted"
+    );
+}
