@@ -1,10 +1,11 @@
 // Portfolios (admins manage them, managers read them): the list, paged, with the deleted
 // ones for admins; a form that creates a portfolio or changes one; deleting and
-// restoring, each asked twice; and who works each one (its grants to people and to
-// teams), granted and revoked by admins.
+// restoring, each asked twice; who works each one (its grants to people and to teams),
+// granted and revoked by admins; and its contact rules.
 
 import { api, assignees, atLeast, everyPage } from "./api.js";
 import { announce, clear, confirmStep, field, h, select, showProblem, toast, when } from "./dom.js";
+import { showContactPolicy } from "./contact-policy.js";
 import { changedControl as changed, formatValue } from "./custom-fields.js";
 
 const placed = (date) => formatValue({ type: "date" }, date);
@@ -219,6 +220,7 @@ export function portfoliosScreen(main) {
         h("datalist", { id: "portfolio-teams" }, teams.map((t) => h("option", { value: t }))));
     }
 
+    const rules = h("div", { class: "contact-rules" });
     clear(grantsBox,
       h("div", { class: "row-head" },
         title,
@@ -226,9 +228,11 @@ export function portfoliosScreen(main) {
       alert,
       list,
       moreGrants,
-      granting);
+      granting,
+      rules);
     grantsBox.hidden = false;
     reload();
+    showContactPolicy(rules, p, admin);
     if (focus) {
       grantsBox.scrollIntoView({ block: "nearest" });
       title.focus();

@@ -8,6 +8,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::activity::{ActivityType, Direction, Outcome};
+use super::refusal::FieldError;
 
 /// A way of reaching the debtor that the guard controls. Stored as text
 /// (`contact_overrides.channel`, whose CHECK lists the same names).
@@ -93,17 +94,124 @@ impl Rule {
     }
 }
 
-/// The limits, windows and channels the guard applies (the `contact_policy` row).
-#[derive(Clone, Debug, PartialEq)]
+/// The limits, windows and channels the guard applies to an account: the agency's
+/// (the `contact_policy` row), or its portfolio's over it (the `contact_policies` view).
+#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Policy {
+    /// Local time in the debtor's zone from which contact is allowed.
+    #[schema(value_type = String, example = "08:00:00")]
     pub window_start: NaiveTime,
+    /// Local time from which contact is no longer allowed (after `window_start`).
+    #[schema(value_type = String, example = "21:00:00")]
     pub window_end: NaiveTime,
+    /// The channels the hours apply to.
     pub window_channels: Vec<Channel>,
+    /// At most this many outbound calls within `call_attempt_days`.
     pub call_attempt_limit: u32,
     pub call_attempt_days: u32,
+    /// No call within this many days after a conversation.
     pub conversation_days: u32,
+    /// The call outcomes that count as a conversation.
     pub conversation_outcomes: Vec<Outcome>,
+    /// How long a manager's override stays usable.
     pub override_minutes: u32,
+}
+
+/// The largest `call_attempt_limit` a portfolio may set.
+pub const MAX_CALL_ATTEMPT_LIMIT: u32 = 1000;
+/// The most days a portfolio's call and conversation periods may span.
+pub const MAX_PERIOD_DAYS: u32 = 366;
+/// The longest an override may stay usable, in minutes (a day).
+pub const MAX_OVERRIDE_MINUTES: u32 = 1440;
+
+/// A portfolio's own contact policy (`PUT /portfolios/{id}/contact-policy`): each field
+/// set replaces the agency's; each absent or null one follows the agency's, now and
+/// after it changes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortfolioPolicy {
+    /// `HH:MM` or `HH:MM:SS`, local time in the debtor's zone.
+    #[schema(value_type = Option<String>, example = "09:00")]
+    pub window_start: Option<NaiveTime>,
+    /// `HH:MM` or `HH:MM:SS`; after the window's start (the window does not span midnight).
+    #[schema(value_type = Option<String>, example = "20:00")]
+    pub window_end: Option<NaiveTime>,
+    pub window_channels: Option<Vec<Channel>>,
+    /// 1 to 1,000.
+    pub call_attempt_limit: Option<u32>,
+    /// 1 to 366.
+    pub call_attempt_days: Option<u32>,
+    /// 0 to 366.
+    pub conversation_days: Option<u32>,
+    pub conversation_outcomes: Option<Vec<Outcome>>,
+    /// 1 to 1,440.
+    pub override_minutes: Option<u32>,
+}
+
+impl PortfolioPolicy {
+    /// Whether it sets nothing (the portfolio follows the agency's policy entirely).
+    pub fn is_empty(&self) -> bool {
+        *self == PortfolioPolicy::default()
+    }
+
+    /// The policy in force with this one over `agency`'s, or each field in error.
+    pub fn over(&self, agency: &Policy) -> Result<Policy, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut bounded = |field: &str, value: Option<u32>, low: u32, high: u32| {
+            if let Some(v) = value
+                && !(low..=high).contains(&v)
+            {
+                errors.push(FieldError::new(field, format!("must be {low} to {high}")));
+            }
+        };
+        bounded("call_attempt_limit", self.call_attempt_limit, 1, MAX_CALL_ATTEMPT_LIMIT);
+        bounded("call_attempt_days", self.call_attempt_days, 1, MAX_PERIOD_DAYS);
+        bounded("conversation_days", self.conversation_days, 0, MAX_PERIOD_DAYS);
+        bounded("override_minutes", self.override_minutes, 1, MAX_OVERRIDE_MINUTES);
+        let policy = Policy {
+            window_start: self.window_start.unwrap_or(agency.window_start),
+            window_end: self.window_end.unwrap_or(agency.window_end),
+            window_channels: self.window_channels.clone().unwrap_or_else(|| agency.window_channels.clone()),
+            call_attempt_limit: self.call_attempt_limit.unwrap_or(agency.call_attempt_limit),
+            call_attempt_days: self.call_attempt_days.unwrap_or(agency.call_attempt_days),
+            conversation_days: self.conversation_days.unwrap_or(agency.conversation_days),
+            conversation_outcomes: self
+                .conversation_outcomes
+                .clone()
+                .unwrap_or_else(|| agency.conversation_outcomes.clone()),
+            override_minutes: self.override_minutes.unwrap_or(agency.override_minutes),
+        };
+        if policy.window_end <= policy.window_start {
+            let field = if self.window_end.is_some() { "window_end" } else { "window_start" };
+            errors.push(FieldError::new(
+                field,
+                format!(
+                    "the window must end after it starts (it would run {} to {})",
+                    policy.window_start.format("%H:%M"),
+                    policy.window_end.format("%H:%M")
+                ),
+            ));
+        }
+        if errors.is_empty() { Ok(policy) } else { Err(errors) }
+    }
+
+    /// This one with its lists' repeats dropped, as it is stored.
+    pub fn normalized(mut self) -> Self {
+        self.window_channels = self.window_channels.as_deref().map(distinct);
+        self.conversation_outcomes = self.conversation_outcomes.as_deref().map(distinct);
+        self
+    }
+}
+
+/// `values` in order without repeats.
+fn distinct<T: Copy + PartialEq>(values: &[T]) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(values.len());
+    for v in values {
+        if !kept.contains(v) {
+            kept.push(*v);
+        }
+    }
+    kept
 }
 
 /// What the account row says about contacting the debtor at all.
@@ -369,6 +477,71 @@ mod tests {
     }
 
     const NEW_YORK: &[Tz] = &[Tz::America__New_York];
+
+    fn hm(h: u32, m: u32) -> NaiveTime {
+        NaiveTime::from_hms_opt(h, m, 0).unwrap()
+    }
+
+    #[test]
+    fn a_portfolios_policy_replaces_what_it_sets_and_follows_the_agency_elsewhere() {
+        let agency = regulation_f();
+        assert_eq!(PortfolioPolicy::default().over(&agency), Ok(agency.clone()));
+        let own = PortfolioPolicy {
+            window_end: Some(hm(19, 0)),
+            call_attempt_limit: Some(3),
+            window_channels: Some(vec![Channel::Call, Channel::Sms, Channel::Call]),
+            ..PortfolioPolicy::default()
+        }
+        .normalized();
+        assert_eq!(own.window_channels, Some(vec![Channel::Call, Channel::Sms]), "repeats dropped");
+        let policy = own.over(&agency).unwrap();
+        assert_eq!((policy.window_start, policy.window_end), (hm(8, 0), hm(19, 0)));
+        assert_eq!((policy.call_attempt_limit, policy.call_attempt_days), (3, 7));
+        // 19:30 in New York on 2026-11-25 (EST): inside the agency's hours, not the portfolio's.
+        let evening = at("2026-11-26T00:30:00Z");
+        let none = CallHistory::default();
+        assert_eq!(agency.decide(&Standing::default(), NEW_YORK, &none, Channel::Call, evening), Ok(()));
+        let refused = policy
+            .decide(&Standing::default(), NEW_YORK, &none, Channel::Call, evening)
+            .unwrap_err();
+        assert_eq!(
+            (refused.rule, refused.next_allowed_at),
+            (Rule::OutsideWindow, Some(at("2026-11-26T13:00:00Z")))
+        );
+        // Email is no longer under the hours.
+        assert_eq!(
+            policy.decide(&Standing::default(), NEW_YORK, &none, Channel::Email, evening),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_portfolios_policy_is_refused_field_by_field() {
+        let agency = regulation_f();
+        let fields = |own: PortfolioPolicy| -> Vec<String> { own.over(&agency).unwrap_err().into_iter().map(|e| e.field).collect() };
+        let bad = PortfolioPolicy {
+            call_attempt_limit: Some(0),
+            call_attempt_days: Some(MAX_PERIOD_DAYS + 1),
+            conversation_days: Some(MAX_PERIOD_DAYS + 1),
+            override_minutes: Some(0),
+            ..PortfolioPolicy::default()
+        };
+        assert_eq!(
+            fields(bad),
+            ["call_attempt_limit", "call_attempt_days", "conversation_days", "override_minutes"]
+        );
+        // A window that would end before it starts is named where it was set.
+        let early_end = PortfolioPolicy {
+            window_end: Some(hm(7, 0)),
+            ..PortfolioPolicy::default()
+        };
+        assert_eq!(fields(early_end), ["window_end"]);
+        let late_start = PortfolioPolicy {
+            window_start: Some(hm(21, 0)),
+            ..PortfolioPolicy::default()
+        };
+        assert_eq!(fields(late_start), ["window_start"]);
+    }
 
     #[test]
     fn the_window_ends_at_nine_local_on_both_sides_of_a_dst_change() {

@@ -86,7 +86,8 @@ struct AuditQuery {
     /// Only what this user did.
     actor_id: Option<Uuid>,
     /// Only entries about this kind of record: account, payment, promise, plan, override,
-    /// user, session, job, contact_policy.
+    /// user, session, job, contact_policy, portfolio, portfolio_grant,
+    /// portfolio_contact_policy.
     entity: Option<String>,
     /// Only entries about this record (with `entity`).
     entity_id: Option<String>,

@@ -61,6 +61,7 @@ const ASSETS: &[Asset] = assets![
     "admin.js" => JS,
     "fields.js" => JS,
     "portfolios.js" => JS,
+    "contact-policy.js" => JS,
     "custom-fields.js" => JS,
     "second-factor.js" => JS,
     "me.js" => JS,

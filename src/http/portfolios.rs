@@ -9,6 +9,7 @@ use warp::filters::BoxedFilter;
 use warp::http::StatusCode;
 use warp::reply::Response;
 
+use crate::domain::compliance::{Policy, PortfolioPolicy};
 use crate::domain::portfolio::{NewGrant, NewPortfolio, PortfolioPatch};
 use crate::domain::principal::Principal;
 use crate::error::Result;
@@ -16,7 +17,7 @@ use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::{parse_query, raw_query};
 use crate::http::{self as api, ListPage, no_content, respond};
-use crate::service::portfolios::{self as service, GrantRow, PortfolioRow};
+use crate::service::portfolios::{self as service, ContactPolicy, GrantRow, PortfolioRow};
 use crate::state::AppState;
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,6 +75,28 @@ impl From<GrantRow> for GrantView {
     }
 }
 
+#[derive(Serialize, utoipa::ToSchema)]
+struct ContactPolicyView {
+    portfolio_id: Uuid,
+    /// What the portfolio sets of its own; null fields follow the agency's policy.
+    own: PortfolioPolicy,
+    /// The policy the guard applies to the portfolio's accounts.
+    in_force: Policy,
+    /// The agency's policy, which each field `own` leaves null follows.
+    agency: Policy,
+}
+
+impl ContactPolicyView {
+    fn new(portfolio_id: Uuid, policy: ContactPolicy) -> Self {
+        Self {
+            portfolio_id,
+            own: policy.own,
+            in_force: policy.in_force,
+            agency: policy.agency,
+        }
+    }
+}
+
 /// `GET /portfolios` parameters.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +148,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(json_body::<NewGrant>(limit))
         .then(grant);
+    let contact_policy = warp::path!("portfolios" / Uuid / "contact-policy")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(contact_policy);
+    let set_contact_policy = warp::path!("portfolios" / Uuid / "contact-policy")
+        .and(warp::put())
+        .and(caller.clone())
+        .and(json_body::<PortfolioPolicy>(limit))
+        .then(set_contact_policy);
     let revoke = warp::path!("portfolios" / Uuid / "grants" / Uuid)
         .and(warp::delete())
         .and(caller)
@@ -145,13 +177,29 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(revoke)
         .unify()
+        .or(contact_policy)
+        .unify()
+        .or(set_contact_policy)
+        .unify()
         .map(respond)
         .boxed()
 }
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(list, create, get, update, delete, restore, grants, grant, revoke))]
+#[openapi(paths(
+    list,
+    create,
+    get,
+    update,
+    delete,
+    restore,
+    grants,
+    grant,
+    revoke,
+    contact_policy,
+    set_contact_policy
+))]
 pub struct Api;
 
 /// List portfolios
@@ -291,4 +339,39 @@ async fn grant(id: Uuid, caller: Principal, state: AppState, body: NewGrant) -> 
 async fn revoke(id: Uuid, grant_id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     service::revoke(state.pool(), &caller, id, grant_id).await?;
     Ok(no_content())
+}
+
+/// Read a portfolio's contact policy
+#[utoipa::path(get, path = "/api/v1/portfolios/{id}/contact-policy", tag = "portfolios", operation_id = "get_portfolio_contact_policy",
+    params(("id" = Uuid, Path, description = "The portfolio's id")),
+    responses(
+        (status = 200, description = "What the portfolio sets of its own, and the policy in force for its accounts", body = ContactPolicyView),
+        (status = 403, description = "Managers and admins only"),
+        (status = 404, description = "`not_found`"),
+    ))]
+#[tracing::instrument(skip_all, fields(portfolio_id = %id))]
+async fn contact_policy(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let policy = service::contact_policy(state.pool(), &caller, id).await?;
+    Ok(api::json(StatusCode::OK, &ContactPolicyView::new(id, policy)))
+}
+
+/// Set a portfolio's contact policy
+///
+/// Replaces what the portfolio sets of its own: each field given replaces the agency's,
+/// each absent or null one follows it. `{}` makes the portfolio follow the agency's
+/// policy entirely. The portfolio's accounts are indexed again when it changes.
+#[utoipa::path(put, path = "/api/v1/portfolios/{id}/contact-policy", tag = "portfolios", operation_id = "set_portfolio_contact_policy",
+    params(("id" = Uuid, Path, description = "The portfolio's id")),
+    request_body = PortfolioPolicy,
+    responses(
+        (status = 200, description = "The portfolio's contact policy after the change", body = ContactPolicyView),
+        (status = 403, description = "Admins only"),
+        (status = 404, description = "`not_found`"),
+        (status = 409, description = "`conflict`: the portfolio is deleted"),
+        (status = 422, description = "`validation_failed`, naming each field"),
+    ))]
+#[tracing::instrument(skip_all, fields(portfolio_id = %id))]
+async fn set_contact_policy(id: Uuid, caller: Principal, state: AppState, body: PortfolioPolicy) -> Result<Response> {
+    let policy = service::set_contact_policy(state.pool(), &caller, id, body).await?;
+    Ok(api::json(StatusCode::OK, &ContactPolicyView::new(id, policy)))
 }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::compliance::{Channel, Policy, Refusal};
+use crate::domain::compliance::{Channel, Refusal};
 use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
 use crate::domain::refusal::FieldError;
@@ -22,20 +22,18 @@ pub use crate::store::compliance::OverrideRow;
 /// Longest override reason, in characters.
 pub const MAX_REASON_LEN: usize = 2000;
 
-/// The policy and what the guard knows of the account as of `at`.
-async fn facts(conn: &mut PgConnection, account_id: Uuid, at: DateTime<Utc>) -> Result<(Policy, Facts)> {
-    let policy = compliance::policy(conn).await?;
-    let facts = compliance::facts(conn, &policy, &[account_id], Some(at))
+/// What the guard knows of the account as of `at`, its policy included.
+async fn facts(conn: &mut PgConnection, account_id: Uuid, at: DateTime<Utc>) -> Result<Facts> {
+    compliance::facts(conn, &[account_id], Some(at))
         .await?
         .remove(&account_id)
-        .ok_or_else(|| Error::not_found("account"))?;
-    Ok((policy, facts))
+        .ok_or_else(|| Error::not_found("account"))
 }
 
 /// What the guard says about an attempt on `channel` at `at` on a locked account.
 pub async fn decide(conn: &mut PgConnection, account_id: Uuid, channel: Channel, at: DateTime<Utc>) -> Result<Result<(), Refusal>> {
-    let (policy, facts) = facts(conn, account_id, at).await?;
-    Ok(policy.decide(&facts.standing, &facts.zones, &facts.history, channel, at))
+    let facts = facts(conn, account_id, at).await?;
+    Ok(facts.policy.decide(&facts.standing, &facts.zones, &facts.history, channel, at))
 }
 
 /// The 409 a refused attempt answers.
@@ -57,10 +55,15 @@ pub async fn standing_now(
     caller.require(Action::ReadAccounts)?;
     get_for(pool, caller, account_id, "account").await?;
     let mut conn = pool.acquire().await?;
-    let (policy, facts) = facts(&mut conn, account_id, now).await?;
+    let facts = facts(&mut conn, account_id, now).await?;
     Ok(Channel::ALL
         .into_iter()
-        .map(|channel| (channel, policy.decide(&facts.standing, &facts.zones, &facts.history, channel, now)))
+        .map(|channel| {
+            (
+                channel,
+                facts.policy.decide(&facts.standing, &facts.zones, &facts.history, channel, now),
+            )
+        })
         .collect())
 }
 
@@ -85,8 +88,8 @@ pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Gr
         )]));
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    lock_for(&mut tx, caller, account_id, "account").await?;
-    let policy = compliance::policy(&mut tx).await?;
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
+    let policy = compliance::policy_of(&mut tx, account.portfolio_id).await?;
     let expires_at = now + Duration::minutes(i64::from(policy.override_minutes));
     let row = compliance::grant(&mut tx, account_id, body.channel, reason, caller.user_id, expires_at).await?;
     tx.commit().await?;

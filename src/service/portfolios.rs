@@ -9,13 +9,14 @@ use uuid::Uuid;
 
 use sqlx::{PgConnection, PgPool};
 
+use crate::domain::compliance::{Policy, PortfolioPolicy};
 use crate::domain::portfolio::{Grantee, NewGrant, NewPortfolio, PortfolioPatch, Scope};
 use crate::domain::principal::Principal;
 use crate::domain::role::{Action, Role, allows};
 use crate::domain::search::AccountQuery;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::service::Window;
-use crate::store::{self, portfolios, users};
+use crate::store::{self, compliance, portfolios, users};
 
 pub use crate::store::portfolios::{GrantRow, PortfolioRow};
 
@@ -216,6 +217,50 @@ pub async fn revoke(pool: &PgPool, caller: &Principal, portfolio: Uuid, grant: U
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A portfolio's contact policy: what it sets of its own, the policy in force for its
+/// accounts (the agency's where it sets nothing), and the agency's.
+pub struct ContactPolicy {
+    pub own: PortfolioPolicy,
+    pub in_force: Policy,
+    pub agency: Policy,
+}
+
+/// The contact policy of portfolio `id`, deleted or not.
+pub async fn contact_policy(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<ContactPolicy> {
+    get(pool, caller, id).await?;
+    let mut conn = pool.acquire().await?;
+    Ok(ContactPolicy {
+        own: compliance::portfolio_policy(&mut conn, id).await?,
+        in_force: compliance::policy_of(&mut conn, Some(id)).await?,
+        agency: compliance::policy_of(&mut conn, None).await?,
+    })
+}
+
+/// Replaces what portfolio `id` sets of its own contact policy (`policy` setting nothing
+/// makes it follow the agency's). When that changes, its accounts are indexed again in
+/// the same transaction, so the contact filter and the queue follow the new rules.
+pub async fn set_contact_policy(pool: &PgPool, caller: &Principal, id: Uuid, policy: PortfolioPolicy) -> Result<ContactPolicy> {
+    caller.require(Action::ManagePortfolios)?;
+    let own = policy.normalized();
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let current = portfolios::get(&mut tx, id, true)
+        .await?
+        .ok_or_else(|| Error::not_found("portfolio"))?;
+    if current.deleted_at.is_some() {
+        return Err(Error::new(
+            Code::Conflict,
+            "this portfolio is deleted; restore it before changing its contact policy",
+        ));
+    }
+    let agency = compliance::policy_of(&mut tx, None).await?;
+    let in_force = own.over(&agency).map_err(Error::validation)?;
+    if compliance::set_portfolio_policy(&mut tx, id, &own, caller.user_id).await? {
+        portfolios::touch_accounts(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(ContactPolicy { own, in_force, agency })
 }
 
 /// A portfolio's grants, newest first.

@@ -20,7 +20,7 @@ use crate::search::SearchIndex;
 use crate::service::accounts::document;
 use crate::service::portfolios;
 use crate::store::queue::StandingGroup;
-use crate::store::{self, accounts, compliance, queue};
+use crate::store::{self, accounts, queue};
 
 /// Accounts a claim attempt reads from the index at once: the first of an agent's own
 /// queue is nearly always claimed.
@@ -212,14 +212,13 @@ pub async fn explain(pool: &PgPool, search: &dyn SearchIndex, ask: &Ask, contact
         .collect();
     channels.sort_by_key(|(c, _)| Channel::ALL.iter().position(|a| a == c));
     let mut conn = pool.acquire().await?;
-    let policy = compliance::policy(&mut conn).await?;
     let agent = match ask.owner {
         Owner::Agent(id) => Some(id),
         Owner::Team => None,
     };
     let statuses: Vec<&str> = workable().into_iter().map(AccountStatus::as_str).collect();
     let groups = queue::standings(&mut conn, agent, &statuses, ask.scope.as_deref()).await?;
-    let (mut held_back, opens) = judge(&policy, &groups, channel, now);
+    let (mut held_back, opens) = judge(&groups, channel, now);
     // The frequency rules need each account's calls: what the index holds back beyond
     // the rules judged here is theirs.
     let judged: u64 = held_back.iter().map(|(_, n)| n).sum();
@@ -237,11 +236,13 @@ pub async fn explain(pool: &PgPool, search: &dyn SearchIndex, ask: &Ask, contact
 }
 
 /// What the guard's rules, but the frequency ones, hold back of `groups` on `channel` at
-/// `now`, and the earliest window opening among those held back by the hours.
-fn judge(policy: &Policy, groups: &[StandingGroup], channel: Channel, now: DateTime<Utc>) -> (Vec<(Hold, u64)>, Option<Opening>) {
+/// `now` (each group under its own policy), and the earliest window opening among those
+/// held back by the hours.
+fn judge(groups: &[StandingGroup], channel: Channel, now: DateTime<Utc>) -> (Vec<(Hold, u64)>, Option<Opening>) {
     let mut held: Vec<(Hold, u64)> = Vec::new();
     let mut opens: Option<Opening> = None;
     for group in groups {
+        let policy = Policy::from(group.policy.clone());
         let zones: Vec<Tz> = match known_zone(&group.timezone) {
             Some(zone) => vec![zone],
             None => group.country_zones.iter().filter_map(|z| z.parse().ok()).collect(),

@@ -8,13 +8,14 @@ use chrono_tz::Tz;
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::activity::{Outcome, from_wire};
-use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, Standing, known_zone};
+use crate::domain::activity::{Outcome, from_wire, wire_name};
+use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, PortfolioPolicy, Standing, known_zone};
 use crate::error::{Error, Result};
 use crate::store::keyset::{self, NewestFirst};
 
-#[derive(FromRow)]
-struct PolicyRow {
+/// A policy as the `contact_policies` view holds it (read it as a [`Policy`]).
+#[derive(Clone, Debug, FromRow)]
+pub struct PolicyRow {
     window_start: NaiveTime,
     window_end: NaiveTime,
     window_channels: Vec<Channel>,
@@ -25,32 +26,131 @@ struct PolicyRow {
     override_minutes: i32,
 }
 
-/// The policy row (the migration creates it; an operator edits its numbers).
-pub async fn policy(conn: &mut PgConnection) -> Result<Policy> {
-    let row = sqlx::query_as::<_, PolicyRow>(
-        "SELECT window_start, window_end, window_channels, call_attempt_limit, call_attempt_days,
-                conversation_days, conversation_outcomes, override_minutes
-         FROM contact_policy WHERE id = 1",
+impl From<PolicyRow> for Policy {
+    fn from(row: PolicyRow) -> Policy {
+        let number = |n: i32| u32::try_from(n).unwrap_or(0);
+        Policy {
+            window_start: row.window_start,
+            window_end: row.window_end,
+            window_channels: row.window_channels,
+            call_attempt_limit: number(row.call_attempt_limit).max(1),
+            call_attempt_days: number(row.call_attempt_days),
+            conversation_days: number(row.conversation_days),
+            conversation_outcomes: row.conversation_outcomes.iter().filter_map(|o| from_wire::<Outcome>(o)).collect(),
+            override_minutes: number(row.override_minutes),
+        }
+    }
+}
+
+/// The columns of [`PolicyRow`] from the policy [`policy_join`] joins.
+pub const POLICY_COLUMNS: &str = "pol.window_start, pol.window_end, pol.window_channels, pol.call_attempt_limit, \
+     pol.call_attempt_days, pol.conversation_days, pol.conversation_outcomes, pol.override_minutes";
+
+/// Joins, as `pol`, the policy in force for the rows of `alias` (a table with a
+/// `portfolio_id`): their portfolio's, or the agency's when it has none of its own. The
+/// one place that chooses an account's policy.
+pub fn policy_join(alias: &str) -> String {
+    format!(
+        "CROSS JOIN LATERAL (SELECT * FROM contact_policies p
+                             WHERE p.portfolio_id = {alias}.portfolio_id OR p.portfolio_id IS NULL
+                             ORDER BY p.portfolio_id NULLS LAST LIMIT 1) pol"
     )
+}
+
+/// The policy in force for the accounts of `portfolio` (`None`: in no portfolio).
+pub async fn policy_of(conn: &mut PgConnection, portfolio: Option<Uuid>) -> Result<Policy> {
+    let row = sqlx::query_as::<_, PolicyRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {POLICY_COLUMNS} FROM (SELECT $1::uuid AS portfolio_id) x {}",
+        policy_join("x")
+    )))
+    .bind(portfolio)
     .fetch_optional(conn)
     .await?
     .ok_or_else(|| Error::Internal(anyhow::anyhow!("the contact_policy row is missing")))?;
-    let number = |n: i32| u32::try_from(n).unwrap_or(0);
-    Ok(Policy {
-        window_start: row.window_start,
-        window_end: row.window_end,
-        window_channels: row.window_channels,
-        call_attempt_limit: number(row.call_attempt_limit).max(1),
-        call_attempt_days: number(row.call_attempt_days),
-        conversation_days: number(row.conversation_days),
-        conversation_outcomes: row.conversation_outcomes.iter().filter_map(|o| from_wire::<Outcome>(o)).collect(),
-        override_minutes: number(row.override_minutes),
-    })
+    Ok(row.into())
+}
+
+#[derive(FromRow)]
+struct PortfolioPolicyRow {
+    window_start: Option<NaiveTime>,
+    window_end: Option<NaiveTime>,
+    window_channels: Option<Vec<Channel>>,
+    call_attempt_limit: Option<i32>,
+    call_attempt_days: Option<i32>,
+    conversation_days: Option<i32>,
+    conversation_outcomes: Option<Vec<String>>,
+    override_minutes: Option<i32>,
+}
+
+/// What `portfolio` sets of its own policy (nothing when it has no row).
+pub async fn portfolio_policy(conn: &mut PgConnection, portfolio: Uuid) -> Result<PortfolioPolicy> {
+    let row = sqlx::query_as::<_, PortfolioPolicyRow>(
+        "SELECT window_start, window_end, window_channels, call_attempt_limit, call_attempt_days,
+                conversation_days, conversation_outcomes, override_minutes
+         FROM portfolio_contact_policies WHERE portfolio_id = $1",
+    )
+    .bind(portfolio)
+    .fetch_optional(conn)
+    .await?;
+    let number = |n: Option<i32>| n.and_then(|n| u32::try_from(n).ok());
+    Ok(row.map_or_else(PortfolioPolicy::default, |r| PortfolioPolicy {
+        window_start: r.window_start,
+        window_end: r.window_end,
+        window_channels: r.window_channels,
+        call_attempt_limit: number(r.call_attempt_limit),
+        call_attempt_days: number(r.call_attempt_days),
+        conversation_days: number(r.conversation_days),
+        conversation_outcomes: r
+            .conversation_outcomes
+            .map(|o| o.iter().filter_map(|o| from_wire::<Outcome>(o)).collect()),
+        override_minutes: number(r.override_minutes),
+    }))
+}
+
+/// Replaces `portfolio`'s own policy (removes it when `policy` sets nothing). Returns
+/// whether anything changed.
+pub async fn set_portfolio_policy(tx: &mut PgConnection, portfolio: Uuid, policy: &PortfolioPolicy, actor: Uuid) -> Result<bool> {
+    if policy.is_empty() {
+        let gone = sqlx::query("DELETE FROM portfolio_contact_policies WHERE portfolio_id = $1")
+            .bind(portfolio)
+            .execute(tx)
+            .await?;
+        return Ok(gone.rows_affected() > 0);
+    }
+    let number = |n: Option<u32>| n.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+    let outcomes: Option<Vec<String>> = policy.conversation_outcomes.as_ref().map(|o| o.iter().map(wire_name).collect());
+    let written = sqlx::query(
+        "INSERT INTO portfolio_contact_policies AS p (portfolio_id, window_start, window_end, window_channels,
+                call_attempt_limit, call_attempt_days, conversation_days, conversation_outcomes, override_minutes, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (portfolio_id) DO UPDATE SET
+             window_start = $2, window_end = $3, window_channels = $4, call_attempt_limit = $5,
+             call_attempt_days = $6, conversation_days = $7, conversation_outcomes = $8, override_minutes = $9,
+             updated_by = $10, updated_at = now()
+         WHERE (p.window_start, p.window_end, p.window_channels, p.call_attempt_limit, p.call_attempt_days,
+                p.conversation_days, p.conversation_outcomes, p.override_minutes)
+               IS DISTINCT FROM ($2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(portfolio)
+    .bind(policy.window_start)
+    .bind(policy.window_end)
+    .bind(&policy.window_channels)
+    .bind(number(policy.call_attempt_limit))
+    .bind(number(policy.call_attempt_days))
+    .bind(number(policy.conversation_days))
+    .bind(outcomes)
+    .bind(number(policy.override_minutes))
+    .bind(actor)
+    .execute(tx)
+    .await?;
+    Ok(written.rows_affected() > 0)
 }
 
 /// What the guard knows about one account as of an instant.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Facts {
+    /// The policy in force for the account (its portfolio's, or the agency's).
+    pub policy: Policy,
     pub standing: Standing,
     /// The debtor's zone, or every zone the window must fit when it is unknown.
     pub zones: Vec<Tz>,
@@ -68,33 +168,36 @@ struct FactsRow {
     limit_th_latest_call: Option<DateTime<Utc>>,
     last_conversation: Option<DateTime<Utc>>,
     zones: Vec<String>,
+    #[sqlx(flatten)]
+    policy: PolicyRow,
 }
 
 /// The guard's facts for `ids` counting calls the server recorded up to `at` (all of
-/// them when `None`). Calls count from `created_at`, the server's clock that judges the
-/// attempts too, never from a client's `occurred_at`: backdating a call cannot move it
-/// out of the period early.
-pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
-    let rows = sqlx::query_as::<_, FactsRow>(
+/// them when `None`), each under its own policy. Calls count from `created_at`, the
+/// server's clock that judges the attempts too, never from a client's `occurred_at`:
+/// backdating a call cannot move it out of the period early.
+pub async fn facts(conn: &mut PgConnection, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
+    let rows = sqlx::query_as::<_, FactsRow>(sqlx::AssertSqlSafe(format!(
         "SELECT a.id, a.timezone, a.cease_communication, a.do_not_call,
                 a.do_not_email, (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
                 (SELECT created_at FROM activities
                   WHERE account_id = a.id AND type = 'call' AND direction = 'outbound'
                     AND created_at <= coalesce($2, 'infinity')
-                  ORDER BY created_at DESC OFFSET $3 - 1 LIMIT 1) AS limit_th_latest_call,
+                  ORDER BY created_at DESC OFFSET pol.call_attempt_limit - 1 LIMIT 1) AS limit_th_latest_call,
                 (SELECT max(created_at) FROM activities
-                  WHERE account_id = a.id AND type = 'call' AND outcome = ANY($4)
+                  WHERE account_id = a.id AND type = 'call' AND outcome = ANY(pol.conversation_outcomes)
                     AND created_at <= coalesce($2, 'infinity')) AS last_conversation,
                 coalesce((SELECT array_agg(timezone ORDER BY timezone) FROM contact_zones
                            WHERE country = coalesce(
                                (SELECT country FROM contact_zones WHERE country = upper(a.address_country) LIMIT 1), '*')),
-                         '{}') AS zones
-         FROM accounts a WHERE a.id = ANY($1)",
-    )
+                         '{{}}') AS zones,
+                {POLICY_COLUMNS}
+         FROM accounts a {}
+         WHERE a.id = ANY($1)",
+        policy_join("a")
+    )))
     .bind(ids)
     .bind(at)
-    .bind(i64::from(policy.call_attempt_limit))
-    .bind(&policy.conversation_outcomes)
     .fetch_all(conn)
     .await?;
     Ok(rows
@@ -105,6 +208,7 @@ pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: O
                 None => r.zones.iter().filter_map(|z| z.parse::<Tz>().ok()).collect(),
             };
             let facts = Facts {
+                policy: r.policy.into(),
                 standing: Standing {
                     cease_communication: r.cease_communication,
                     do_not_call: r.do_not_call,
@@ -124,11 +228,10 @@ pub async fn facts(conn: &mut PgConnection, policy: &Policy, ids: &[Uuid], at: O
 
 /// The contact filter's inputs of `ids`' documents, as of `now`.
 pub async fn contact_inputs(conn: &mut PgConnection, ids: &[Uuid], now: DateTime<Utc>) -> Result<HashMap<Uuid, ContactInputs>> {
-    let policy = policy(conn).await?;
-    let facts = facts(conn, &policy, ids, None).await?;
+    let facts = facts(conn, ids, None).await?;
     Ok(facts
         .into_iter()
-        .map(|(id, f)| (id, policy.inputs(&f.standing, &f.zones, &f.history, now)))
+        .map(|(id, f)| (id, f.policy.inputs(&f.standing, &f.zones, &f.history, now)))
         .collect())
 }
 

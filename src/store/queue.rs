@@ -8,6 +8,7 @@ use sqlx::{FromRow, PgConnection};
 use uuid::Uuid;
 
 use crate::error::Result;
+use crate::store::compliance::{self, POLICY_COLUMNS, PolicyRow};
 
 /// The dates of one account that place it in a reason tier of the queue.
 #[derive(Clone, Copy, Debug, Default, FromRow)]
@@ -85,7 +86,8 @@ pub async fn claim(conn: &mut PgConnection, agent: Uuid, candidates: &[Uuid], se
     Ok(claimed)
 }
 
-/// Accounts of one queue that the contact guard sees alike: the same standing and zones.
+/// Accounts of one queue that the contact guard sees alike: the same standing, zones and
+/// policy.
 #[derive(Clone, Debug, FromRow)]
 pub struct StandingGroup {
     pub timezone: String,
@@ -97,13 +99,16 @@ pub struct StandingGroup {
     pub do_not_email: bool,
     pub unverified_dispute: bool,
     pub accounts: i64,
+    /// The policy in force for these accounts (their portfolio's, or the agency's).
+    #[sqlx(flatten)]
+    pub policy: PolicyRow,
 }
 
 /// The live accounts of an agent's queue (`None`: the unassigned ones) in one of
 /// `statuses`, in no portfolio or one of `scope` (`None`: any), grouped by what the
 /// guard reads of them: one aggregate over the queue's rows by the assignee index,
-/// returning a row per distinct zone and flag set (a few dozen), never the accounts
-/// themselves.
+/// returning a row per distinct zone, flag set and portfolio (a few dozen), never the
+/// accounts themselves.
 pub async fn standings(
     conn: &mut PgConnection,
     agent: Option<Uuid>,
@@ -120,18 +125,20 @@ pub async fn standings(
              SELECT a.timezone, upper(coalesce(a.address_country, '')) AS country, a.cease_communication,
                     a.do_not_call, a.do_not_email,
                     (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
-                    count(*) AS accounts
+                    a.portfolio_id, count(*) AS accounts
              FROM accounts a
              WHERE a.deleted_at IS NULL AND a.status = ANY($2) AND {owner}
                AND ($3::uuid[] IS NULL OR a.portfolio_id IS NULL OR a.portfolio_id = ANY($3))
-             GROUP BY 1, 2, 3, 4, 5, 6
+             GROUP BY 1, 2, 3, 4, 5, 6, 7
          )
          SELECT g.timezone, g.cease_communication, g.do_not_call, g.do_not_email, g.unverified_dispute, g.accounts,
                 coalesce((SELECT array_agg(z.timezone ORDER BY z.timezone) FROM contact_zones z
                            WHERE z.country = coalesce(
                                (SELECT country FROM contact_zones WHERE country = g.country LIMIT 1), '*')),
-                         '{{}}') AS country_zones
-         FROM g"
+                         '{{}}') AS country_zones,
+                {POLICY_COLUMNS}
+         FROM g {}",
+        compliance::policy_join("g")
     )))
     .bind(agent)
     .bind(statuses)

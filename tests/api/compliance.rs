@@ -464,3 +464,152 @@ async fn a_scheduler_pass_at_a_dst_change_re_indexes_the_accounts_the_zone_shape
     assert_eq!(after[2], before[2], "Tokyo's window did not move");
     assert_eq!(f.app.run_schedulers().await.contact_windows, 0, "each change is re-indexed once");
 }
+
+/// A portfolio's own policy: each field it sets replaces the agency's for its accounts
+/// in the guard, the contact filter and overrides; the accounts outside it keep the
+/// agency's. Setting it re-indexes the portfolio's accounts; `{}` gives the agency's back.
+#[tokio::test]
+async fn a_portfolios_own_policy_governs_its_accounts_and_only_them() {
+    let f = floor().await;
+    let admin = f.app.user(Role::Admin).await;
+    let (status, portfolio) = status_json(
+        f.app
+            .post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Strict client"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{portfolio}");
+    let portfolio = id_of(&portfolio);
+    for user in [&f.manager, &f.agent] {
+        let path = format!("/api/v1/portfolios/{portfolio}/grants");
+        let (status, grant) = status_json(f.app.post(&path, Some(&admin.token), &json!({"user_id": user.id})).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{grant}");
+    }
+    let policy_path = format!("/api/v1/portfolios/{portfolio}/contact-policy");
+
+    // Before it sets anything, the portfolio follows the agency's policy.
+    let (status, before) = status_json(f.app.get(&policy_path, &f.manager.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{before}");
+    assert!(before["own"].as_object().unwrap().values().all(Value::is_null), "{before}");
+    assert_eq!(
+        (&before["in_force"]["window_end"], &before["in_force"]["call_attempt_limit"]),
+        (&json!("21:00:00"), &json!(7))
+    );
+
+    // Evening (19:00-20:00) where the debtors live: inside the agency's hours.
+    let evening = f.zone_where_it_is(19, 20);
+    let inside = f.account(json!({"timezone": evening, "portfolio_id": portfolio})).await;
+    let outside = f.account(json!({"timezone": evening})).await;
+    // Daytime, two calls in the last three days.
+    let busy_inside = f.account(json!({"portfolio_id": portfolio})).await;
+    let busy_outside = f.account(json!({})).await;
+    let calls = [f.now() - Duration::days(2), f.now() - Duration::hours(1)];
+    f.history(&busy_inside, &calls, "no_answer").await;
+    f.history(&busy_outside, &calls, "no_answer").await;
+    let callable = || async {
+        let (status, page) = status_json(
+            f.app
+                .get("/api/v1/accounts?contactable_now=call&page_size=50", &f.manager.token)
+                .await,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let mut ids: Vec<String> = page["data"].as_array().unwrap().iter().map(id_of).collect();
+        ids.sort();
+        ids
+    };
+    let mut everyone = vec![inside.clone(), outside.clone(), busy_inside.clone(), busy_outside.clone()];
+    everyone.sort();
+    crate::helpers::eventually("the index holds the four accounts as callable", || async {
+        callable().await == everyone
+    })
+    .await;
+
+    // Only admins set it; each field is checked against the policy it makes.
+    let denied = f.app.put(&policy_path, &f.manager.token, &json!({"window_end": "19:00"})).await;
+    assert_problem(denied, StatusCode::FORBIDDEN, "forbidden").await;
+    let refused = f
+        .app
+        .put(&policy_path, &admin.token, &json!({"window_end": "07:30", "call_attempt_limit": 0}))
+        .await;
+    let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    let mut fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["call_attempt_limit", "window_end"], "{problem}");
+
+    let (status, set) = status_json(
+        f.app
+            .put(
+                &policy_path,
+                &admin.token,
+                &json!({"window_end": "19:00", "call_attempt_limit": 2, "call_attempt_days": 3, "override_minutes": 5}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{set}");
+    assert_eq!(set["own"]["window_end"], "19:00:00");
+    assert!(set["own"]["window_start"].is_null(), "{set}");
+    assert_eq!(
+        (&set["in_force"]["window_start"], &set["in_force"]["window_end"]),
+        (&json!("08:00:00"), &json!("19:00:00")),
+        "what it leaves out follows the agency's"
+    );
+    let (_, read) = status_json(f.app.get(&policy_path, &f.manager.token).await).await;
+    assert_eq!(read, set);
+
+    // The guard: the portfolio's hours and call limit, the agency's for the others.
+    f.assert_logged(&outside).await;
+    let opens = f.assert_blocked(&inside, "outside_window").await;
+    assert_eq!(opens, Some(next_local(f.now(), &evening, 8)));
+    f.assert_logged(&busy_outside).await;
+    let opens = f.assert_blocked(&busy_inside, "call_attempts").await;
+    assert_eq!(opens, Some(calls[0] + Duration::days(3)));
+    // The contact filter follows once the portfolio's accounts are indexed again.
+    let mut open = vec![outside.clone(), busy_outside.clone()];
+    open.sort();
+    crate::helpers::eventually("the filter applies the portfolio's policy", || async { callable().await == open }).await;
+    // An override lasts the portfolio's minutes.
+    let (status, granted) = status_json(
+        f.app
+            .post(
+                &format!("/api/v1/accounts/{inside}/contact-overrides"),
+                Some(&f.manager.token),
+                &json!({"channel": "call", "reason": "the debtor asked for an evening call"}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{granted}");
+    assert_eq!(instant(&granted["expires_at"]), f.now() + Duration::minutes(5));
+
+    // `{}` gives the agency's policy back.
+    let (status, cleared) = status_json(f.app.put(&policy_path, &admin.token, &json!({})).await).await;
+    assert_eq!(status, StatusCode::OK, "{cleared}");
+    assert_eq!(cleared["in_force"], before["in_force"]);
+    assert!(cleared["own"].as_object().unwrap().values().all(Value::is_null), "{cleared}");
+    f.assert_logged(&busy_inside).await;
+
+    // Each change is in the audit trail under the admin.
+    let (status, trail) = status_json(f.app.get("/api/v1/audit?entity=portfolio_contact_policy", &admin.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{trail}");
+    let actions: Vec<(&str, &Value)> = trail["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), &e["actor_id"]))
+        .collect();
+    let admin_id = json!(admin.id);
+    assert_eq!(
+        actions,
+        [
+            ("portfolio_contact_policy.delete", &admin_id),
+            ("portfolio_contact_policy.create", &admin_id)
+        ]
+    );
+}

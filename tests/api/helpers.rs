@@ -220,6 +220,10 @@ impl TestApp {
         self.request(Method::PATCH, path, Some(token)).json(body).send().await.unwrap()
     }
 
+    pub async fn put(&self, path: &str, token: &str, body: &Value) -> Response {
+        self.request(Method::PUT, path, Some(token)).json(body).send().await.unwrap()
+    }
+
     pub async fn delete(&self, path: &str, token: &str) -> Response {
         self.request(Method::DELETE, path, Some(token)).send().await.unwrap()
     }

@@ -1,6 +1,7 @@
 // Issue 49 in the browser: an admin creates, changes, deletes and restores a portfolio on
 // the Portfolios screen (each refusal beside its field), grants it to a person and a team
-// and revokes a grant; a manager on a phone reads the portfolios and who works them.
+// and revokes a grant, and sets its contact rules over the agency's; a manager on a
+// phone reads the portfolios, who works them and their rules.
 
 import assert from "node:assert/strict";
 import { BASE, PHONE, accessible, api, login, open, shot, suite } from "./harness.js";
@@ -95,6 +96,25 @@ suite("portfolios", setup, (test) => {
     const held = await api(await admin(), "GET", `/portfolios/${made.id}/grants`);
     assert.deepEqual(held.data.map((g) => g.user_name), ["E2E Agent"], "the person's grant stays, the team's is gone");
 
+    // Contact rules: the agency's until the portfolio sets its own; a bad window is
+    // refused beside its input.
+    const rules = grants.getByRole("form", { name: "Contact rules" });
+    await grants.getByText("Follows the agency's policy.").waitFor();
+    await rules.getByLabel("Contact allowed until").fill("07:00");
+    await rules.getByRole("button", { name: "Save contact rules" }).click();
+    await rules.locator(".field-error").waitFor();
+    assert.equal(await rules.getByLabel("Contact allowed until").getAttribute("aria-invalid"), "true", "the window's end is marked");
+    await rules.getByLabel("Contact allowed until").fill("19:00");
+    await rules.getByLabel("Call attempts at most").fill("3");
+    await rules.getByRole("button", { name: "Save contact rules" }).click();
+    await page.getByText(`Contact rules of ${NAME} saved.`).waitFor();
+    await grants.getByText(/08:00–19:00 in the debtor's zone/).waitFor();
+    await grants.getByText(/at most 3 in 7 days/).waitFor();
+    const policy = await api(await admin(), "GET", `/portfolios/${made.id}/contact-policy`);
+    assert.deepEqual([policy.own.window_end, policy.own.call_attempt_limit, policy.own.window_start], ["19:00:00", 3, null]);
+    await accessible(page, "portfolio contact rules");
+    await shot(page, "portfolios-contact-rules-desktop");
+
     await row.getByRole("button", { name: "Delete" }).click();
     await row.getByRole("button", { name: "Yes, delete" }).click();
     await page.getByText(`${NAME} deleted.`).waitFor();
@@ -129,6 +149,7 @@ suite("portfolios", setup, (test) => {
     await readGrants.locator(".grant-list li", { hasText: "E2E Agent" }).waitFor();
     assert.equal(await readGrants.getByRole("button", { name: "Revoke" }).count(), 0, "managers revoke nothing");
     assert.equal(await readGrants.getByRole("form").count(), 0, "managers grant nothing");
+    await readGrants.getByText(/08:00–19:00 in the debtor's zone/).waitFor();
     await fits(manager, "portfolios, manager (phone)");
     await accessible(manager, "portfolios, manager (phone)");
     await shot(manager, "portfolios-manager-phone");
