@@ -1,5 +1,6 @@
 // The manager's dashboard: collected per day (payments stats), accounts and balances by
-// bucket and status (list facets), KPIs per agent; refreshed live as payments come in.
+// bucket and status (list facets), KPIs per agent and per portfolio; refreshed live as
+// payments come in.
 
 import { api, learnNames, nameOf } from "./api.js";
 import { clear, debounce, h, money, sums, words, zoned } from "./dom.js";
@@ -48,18 +49,30 @@ function rate(value) {
   return value === null || value === undefined ? "—" : `${Math.round(value * 100)}%`;
 }
 
+function collectedOf(group) {
+  return group.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—";
+}
+
+// A portfolio's group by its name; the accounts in none last, as the API orders them.
+function portfolioName(group) {
+  if (group.key === null) return "No portfolio";
+  return group.name ?? group.key;
+}
+
 export function dashboardScreen(main) {
   const collected = h("section", { class: "card", "aria-labelledby": "collected-title", id: "collected" });
   const portfolio = h("section", { class: "card", "aria-labelledby": "portfolio-title" });
   const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title" });
+  const byPortfolio = h("section", { class: "card", "aria-labelledby": "by-portfolio-title", id: "by-portfolio" });
   const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
-  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis));
+  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis), byPortfolio);
 
   async function load() {
-    const [stats, facets, report] = await Promise.all([
+    const [stats, facets, report, portfolios] = await Promise.all([
       api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone } }),
       api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket" } }),
       api("GET", "/kpis", { params: { group_by: "agent" } }),
+      api("GET", "/kpis", { params: { group_by: "portfolio" } }),
     ]);
     await learnNames(report.groups.map((g) => g.key)).catch(() => {});
     clear(
@@ -83,7 +96,21 @@ export function dashboardScreen(main) {
         rate(g.right_party_contact_rate),
         String(g.promises_made),
         rate(g.promise_kept_rate),
-        g.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—",
+        collectedOf(g),
+      ])),
+    );
+    clear(
+      byPortfolio,
+      h("h2", { id: "by-portfolio-title" }, `By portfolio, ${portfolios.from} to ${portfolios.to}`),
+      table("KPIs per portfolio", ["Portfolio", "Accounts worked", "Attempts", "Right party", "Promises", "Kept", "Collected", "Cured"], portfolios.groups.map((g) => [
+        portfolioName(g),
+        String(g.accounts_worked),
+        String(g.contact_attempts),
+        rate(g.right_party_contact_rate),
+        String(g.promises_made),
+        rate(g.promise_kept_rate),
+        collectedOf(g),
+        rate(g.cure_rate),
       ])),
     );
     clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);

@@ -14,16 +14,18 @@ pub enum GroupBy {
     Agent,
     Team,
     Bucket,
+    Portfolio,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 3] = [GroupBy::Agent, GroupBy::Team, GroupBy::Bucket];
+    pub const ALL: [GroupBy; 4] = [GroupBy::Agent, GroupBy::Team, GroupBy::Bucket, GroupBy::Portfolio];
 
     pub fn as_str(self) -> &'static str {
         match self {
             GroupBy::Agent => "agent",
             GroupBy::Team => "team",
             GroupBy::Bucket => "bucket",
+            GroupBy::Portfolio => "portfolio",
         }
     }
 

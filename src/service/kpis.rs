@@ -1,5 +1,5 @@
-//! Manager KPIs: the request's parameters and their rules, who may ask, and the answer
-//! assembled from the store's grouped figures.
+//! Manager KPIs: the request's parameters and their rules, who may ask and which
+//! accounts' figures they read, and the answer assembled from the store's grouped figures.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -7,25 +7,29 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use roaring::RoaringBitmap;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::account::Bucket;
 use crate::domain::kpi::{DEFAULT_DAYS, GroupBy, MAX_DAYS};
 use crate::domain::money::CurrencyAmount;
+use crate::domain::portfolio::Scope;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::error::Result;
+use crate::domain::search::NO_PORTFOLIO;
+use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
-use crate::store::kpis::{self, Window};
-use crate::store::users;
+use crate::service::portfolios;
+use crate::store::kpis::{self, Portfolios, Window};
+use crate::store::{self, users};
 
 /// What the parameters fill in, before the rules between them apply.
 struct Request {
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     group_by: GroupBy,
+    portfolio: Option<Option<Uuid>>,
 }
 
 const PARAMS: &[Param<Request>] = &[
@@ -43,12 +47,26 @@ const PARAMS: &[Param<Request>] = &[
     ),
     Param::new(
         "group_by",
-        "How the figures are split: `agent` (default), `team` or `bucket`.",
+        "How the figures are split: `agent` (default), `team`, `bucket` or `portfolio`.",
         schema::one::<GroupBy>,
         |r, v| {
-            if let Some(by) = v.one(GroupBy::parse, "agent, team or bucket") {
+            if let Some(by) = v.one(GroupBy::parse, "agent, team, bucket or portfolio") {
                 r.group_by = by;
             }
+        },
+    ),
+    Param::new(
+        "portfolio",
+        "Only the accounts of this portfolio (an id of one within the caller's portfolios), or of none with `none`.",
+        schema::text,
+        |r, v| {
+            r.portfolio = v.one(
+                |text| match text {
+                    NO_PORTFOLIO => Some(None),
+                    id => Uuid::parse_str(id).ok().map(Some),
+                },
+                "a portfolio id or `none`",
+            )
         },
     ),
 ];
@@ -65,6 +83,8 @@ pub struct KpiRequest {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub group_by: GroupBy,
+    /// The portfolio asked for (`Some(None)`: none); every one in scope when `None`.
+    pub portfolio: Option<Option<Uuid>>,
     pub window: Window,
 }
 
@@ -80,6 +100,7 @@ pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
         from: None,
         to: None,
         group_by: GroupBy::Agent,
+        portfolio: None,
     };
     params::read(raw, PARAMS, &mut request, &mut problems);
     let today = now.date_naive();
@@ -99,6 +120,7 @@ pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
         from,
         to,
         group_by: request.group_by,
+        portfolio: request.portfolio,
         window: Window {
             start: midnight(from),
             end: midnight(after),
@@ -143,11 +165,13 @@ pub struct Figures {
     pub roll_rates: Vec<Roll>,
 }
 
-/// One group: its key (an agent's id, a team's name or an opening bucket; null for
-/// none) and its figures.
+/// One group: its key (an agent's id, a team's name, an opening bucket or a portfolio's
+/// id; null for none) and its figures.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub key: Option<String>,
+    /// The portfolio's name when grouped by portfolio; null otherwise.
+    pub name: Option<String>,
     #[serde(flatten)]
     pub figures: Figures,
 }
@@ -158,6 +182,9 @@ pub struct KpiReport {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub group_by: GroupBy,
+    /// The portfolio the figures are limited to (`none`: the accounts in none); null for
+    /// every portfolio the caller sees.
+    pub portfolio: Option<String>,
     /// The snapshot day whose buckets open the period (`from`).
     pub opening_day: NaiveDate,
     /// The snapshot day whose buckets close it: the day after `to`, or today when `to`
@@ -251,12 +278,13 @@ struct Tally {
 }
 
 impl Tally {
-    /// The group of a row that counts for `agent` and `bucket`.
-    fn key(&self, agent: Option<Uuid>, bucket: Option<&str>) -> Option<String> {
+    /// The group of a row that counts for `agent`, `bucket` and `portfolio`.
+    fn key(&self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>) -> Option<String> {
         match self.by {
             GroupBy::Agent => agent.map(|a| a.to_string()),
             GroupBy::Team => agent.and_then(|a| self.teams.get(&a).cloned()),
             GroupBy::Bucket => bucket.map(str::to_owned),
+            GroupBy::Portfolio => portfolio.map(|p| p.to_string()),
         }
     }
 
@@ -280,6 +308,7 @@ impl Tally {
                 everyone |= &worked;
                 Group {
                     key,
+                    name: None,
                     figures: sums.figures(&worked),
                 }
             })
@@ -289,17 +318,65 @@ impl Tally {
     }
 }
 
-/// The KPIs the query string `raw` asks for at `now`, for managers and admins.
+/// A 400 naming `portfolio`, as a bad parameter is.
+fn refused_portfolio(message: &str) -> Error {
+    Error::with_fields(
+        Code::InvalidParameter,
+        format!("portfolio: {message}"),
+        vec![FieldError::new("portfolio", message)],
+    )
+}
+
+/// The accounts whose figures a caller of `scope` reads when they ask for `portfolio`
+/// (every one in scope when `None`); a portfolio that does not exist or is outside the
+/// scope is refused naming `portfolio`.
+async fn selection(conn: &mut PgConnection, scope: Scope, portfolio: Option<Option<Uuid>>) -> Result<Portfolios> {
+    match (portfolio, scope) {
+        (None, Scope::Every) => Ok(Portfolios::EVERY),
+        (None, Scope::Granted(ids)) => Ok(Portfolios {
+            ids: Some(ids),
+            none: true,
+        }),
+        (Some(None), _) => Ok(Portfolios {
+            ids: Some(Vec::new()),
+            none: true,
+        }),
+        (Some(Some(id)), scope) => {
+            if store::portfolios::get(conn, id, false).await?.is_none() {
+                return Err(refused_portfolio("no such portfolio"));
+            }
+            if !scope.admits(Some(id)) {
+                return Err(refused_portfolio("is not one of your portfolios"));
+            }
+            Ok(Portfolios {
+                ids: Some(vec![id]),
+                none: false,
+            })
+        }
+    }
+}
+
+/// The KPIs the query string `raw` asks for at `now`, for managers and admins, over the
+/// accounts within the caller's portfolios (docs/features/kpis.md, "Portfolios").
 pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
     caller.require(Action::ReadKpis)?;
     let request = parse(raw, now)?;
+    let selected = {
+        let mut conn = pool.acquire().await?;
+        let scope = portfolios::scope(&mut conn, caller).await?;
+        selection(&mut conn, scope, request.portfolio).await?
+    };
     let (by, window) = (request.group_by, request.window);
-    let (days, moves, teams) = tokio::try_join!(kpis::day_figures(pool, window), kpis::moves(pool, window), async {
-        match by {
-            GroupBy::Team => users::teams(pool).await,
-            _ => Ok(HashMap::new()),
+    let (days, moves, teams) = tokio::try_join!(
+        kpis::day_figures(pool, window, &selected),
+        kpis::moves(pool, window, &selected),
+        async {
+            match by {
+                GroupBy::Team => users::teams(pool).await,
+                _ => Ok(HashMap::new()),
+            }
         }
-    })?;
+    )?;
     let mut tally = Tally {
         by,
         teams,
@@ -307,7 +384,7 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         total: Sums::default(),
     };
     for row in days.work {
-        let key = tally.key(row.agent_id, row.bucket.as_deref());
+        let key = tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id);
         tally.worked(key.clone(), &row.accounts);
         tally.add(key, |s| {
             s.attempts += row.contact_attempts;
@@ -315,34 +392,57 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         });
     }
     for row in days.promises {
-        tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
             s.made += row.made;
             s.kept += row.kept;
             s.broken += row.broken;
         });
     }
     for row in days.collected {
-        tally.add(tally.key(row.agent_id, row.bucket.as_deref()), |s| {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
             *s.collected.entry(row.currency.clone()).or_default() += row.amount;
         });
     }
     for row in moves {
-        tally.add(tally.key(row.agent_id, Some(&row.opening_bucket)), |s| {
+        tally.add(tally.key(row.agent_id, Some(&row.opening_bucket), row.portfolio_id), |s| {
             let pair = s.moves.entry((row.opening_bucket.clone(), row.closing_bucket.clone())).or_default();
             pair.0 += row.accounts;
             pair.1 += row.cured;
         });
     }
-    let (groups, total) = tally.finish();
+    let (mut groups, total) = tally.finish();
+    if by == GroupBy::Portfolio {
+        name_portfolios(pool, &mut groups).await?;
+    }
     Ok(KpiReport {
         from: request.from,
         to: request.to,
         group_by: by,
+        portfolio: request
+            .portfolio
+            .map(|p| p.map_or_else(|| NO_PORTFOLIO.to_owned(), |id| id.to_string())),
         opening_day: window.opening,
         closing_day: window.closing,
         groups,
         total,
     })
+}
+
+/// Gives each portfolio's group the portfolio's name (a deleted one's too).
+async fn name_portfolios(pool: &PgPool, groups: &mut [Group]) -> Result<()> {
+    let ids: Vec<Uuid> = groups
+        .iter()
+        .filter_map(|g| g.key.as_deref().and_then(|k| Uuid::parse_str(k).ok()))
+        .collect();
+    let names = store::portfolios::names(&mut *pool.acquire().await?, &ids).await?;
+    for group in groups {
+        group.name = group
+            .key
+            .as_deref()
+            .and_then(|k| Uuid::parse_str(k).ok())
+            .and_then(|id| names.get(&id).cloned());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -367,5 +467,10 @@ mod tests {
         assert!(parse("from=2025-11-21&to=2026-11-22", now).is_err());
         assert!(parse("from=2025-11-22&to=2026-11-22", now).is_ok());
         assert!(parse("to=2026-11-24", now).is_err());
+        let id = Uuid::now_v7();
+        assert_eq!(parse(&format!("portfolio={id}"), now).unwrap().portfolio, Some(Some(id)));
+        assert_eq!(parse("portfolio=none&group_by=portfolio", now).unwrap().portfolio, Some(None));
+        assert_eq!(parse("", now).unwrap().portfolio, None);
+        assert!(parse("portfolio=alpha", now).is_err());
     }
 }

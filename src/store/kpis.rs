@@ -1,6 +1,6 @@
 //! Manager KPIs: the daily bucket snapshot, the bucket moves between two snapshots, and
-//! the event figures per UTC day, agent and bucket (kept once a day is over), which the
-//! service groups.
+//! the event figures per UTC day, agent, bucket and portfolio (kept once a day is over),
+//! which the service groups.
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
@@ -49,8 +49,8 @@ async fn claim_snapshot_day(tx: &mut PgConnection, day: NaiveDate) -> Result<boo
     Ok(claimed.is_some())
 }
 
-/// Writes the accounts not deleted that `day`'s snapshot lacks, with their bucket on
-/// that day, and counts them in the day's row. Returns the accounts written.
+/// Writes the accounts not deleted that `day`'s snapshot lacks, with their bucket and
+/// portfolio on that day, and counts them in the day's row. Returns the accounts written.
 async fn snapshot_accounts(tx: &mut PgConnection, day: NaiveDate) -> Result<u64> {
     let resolved = kpi::resolved_statuses()
         .iter()
@@ -60,8 +60,9 @@ async fn snapshot_accounts(tx: &mut PgConnection, day: NaiveDate) -> Result<u64>
     let days = format!("CASE WHEN due_date IS NULL OR status IN ({resolved}) THEN 0 ELSE greatest($1 - due_date, 0) END");
     let bucket = kpi::sql_bucket_of(&days);
     let written = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency, ordinal)
-         SELECT $1, id, {bucket}, assigned_agent_id, status, current_balance, currency, ordinal
+        "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency, ordinal,
+                                            portfolio_id)
+         SELECT $1, id, {bucket}, assigned_agent_id, status, current_balance, currency, ordinal, portfolio_id
          FROM accounts WHERE deleted_at IS NULL
          ON CONFLICT DO NOTHING"
     )))
@@ -87,12 +88,30 @@ pub struct Window {
     pub closing: NaiveDate,
 }
 
+/// Whose figures a request reads, by their account's portfolio: the accounts of the
+/// portfolios `ids` (of any when `None`) and, when `none`, the accounts in no portfolio.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Portfolios {
+    pub ids: Option<Vec<Uuid>>,
+    pub none: bool,
+}
+
+impl Portfolios {
+    /// Every account's figures.
+    pub const EVERY: Portfolios = Portfolios { ids: None, none: true };
+}
+
+/// Whether a row's `portfolio_id` is among the [`Portfolios`] bound as `$3` (`ids`) and
+/// `$4` (`none`).
+const ADMITTED: &str = "CASE WHEN portfolio_id IS NULL THEN $4::boolean ELSE ($3::uuid[] IS NULL OR portfolio_id = ANY($3)) END";
+
 /// Activities of one kept or computed day group: by the user who logged them and the
 /// account's bucket in the snapshot of their day.
 #[derive(Debug, FromRow)]
 pub struct WorkRow {
     pub agent_id: Option<Uuid>,
     pub bucket: Option<String>,
+    pub portfolio_id: Option<Uuid>,
     /// The distinct accounts worked, as their ordinals: read them with [`ordinals`].
     pub accounts: Vec<u8>,
     pub contact_attempts: i64,
@@ -104,6 +123,7 @@ pub struct WorkRow {
 pub struct PromiseRow {
     pub agent_id: Option<Uuid>,
     pub bucket: Option<String>,
+    pub portfolio_id: Option<Uuid>,
     pub made: i64,
     pub kept: i64,
     pub broken: i64,
@@ -115,15 +135,17 @@ pub struct PromiseRow {
 pub struct CollectedRow {
     pub agent_id: Option<Uuid>,
     pub bucket: Option<String>,
+    pub portfolio_id: Option<Uuid>,
     pub currency: String,
     pub amount: Decimal,
 }
 
 /// Accounts by their bucket in the opening and the closing snapshot, by the agent they
-/// were assigned to at the opening.
+/// were assigned to and the portfolio they were in at the opening.
 #[derive(Debug, FromRow)]
 pub struct MoveRow {
     pub agent_id: Option<Uuid>,
+    pub portfolio_id: Option<Uuid>,
     pub opening_bucket: String,
     pub closing_bucket: String,
     pub accounts: i64,
@@ -140,9 +162,9 @@ pub struct DayFigures {
 
 /// One kind of per-day figure: the table its kept days are in, its columns after `day`,
 /// those columns summed over the kept days of a period per `group` (the same names), and
-/// the statement that computes them from the events of `[$1, $2)`, grouped by day, agent
-/// and bucket (the bucket and, for payments, the agent from the snapshot of the event's
-/// UTC day).
+/// the statement that computes them from the events of `[$1, $2)`, grouped by day, agent,
+/// bucket and portfolio (the bucket, the portfolio and, for payments, the agent from the
+/// snapshot of the event's UTC day).
 struct DayFigure {
     table: &'static str,
     columns: &'static str,
@@ -162,6 +184,13 @@ pub fn ordinals(accounts: &[u8]) -> impl Iterator<Item = u32> + '_ {
 
 const SNAPSHOT_OF_THE_DAY: &str = "LEFT JOIN account_day_snapshots s ON s.day = e.day AND s.account_id = e.account_id";
 
+/// An event's account's portfolio, `p.id`: the one of the snapshot of its day, or the
+/// account's now when the day's snapshot lacks it (an account created that day), so that
+/// an account of a portfolio never counts as one in none for want of a snapshot.
+const PORTFOLIO_OF_THE_DAY: &str = "CROSS JOIN LATERAL (SELECT CASE WHEN s.account_id IS NULL
+                                        THEN (SELECT a.portfolio_id FROM accounts a WHERE a.id = e.account_id)
+                                        ELSE s.portfolio_id END AS id) p";
+
 /// An event's account's ordinal: from the snapshot of its day, looked up only without one
 /// (or in a snapshot taken before snapshots carried it). A join with `accounts` instead
 /// made the planner scan every account for a day's events.
@@ -176,19 +205,20 @@ fn work_figure() -> DayFigure {
     let right_party = format!("outcome IN ({})", kpi::sql_list(&RIGHT_PARTY_OUTCOMES));
     DayFigure {
         table: "kpi_day_work",
-        columns: "agent_id, bucket, accounts, contact_attempts, right_party_contacts",
-        summed: "agent_id, bucket, string_agg(accounts, ''::bytea) AS accounts,
+        columns: "agent_id, bucket, portfolio_id, accounts, contact_attempts, right_party_contacts",
+        summed: "agent_id, bucket, portfolio_id, string_agg(accounts, ''::bytea) AS accounts,
                  sum(contact_attempts)::bigint AS contact_attempts, sum(right_party_contacts)::bigint AS right_party_contacts",
-        group: "agent_id, bucket",
+        group: "agent_id, bucket, portfolio_id",
         compute: format!(
-            "SELECT e.day, e.agent_id, s.bucket, string_agg(DISTINCT int4send({ORDINAL}), ''::bytea) AS accounts,
+            "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id,
+                    string_agg(DISTINCT int4send({ORDINAL}), ''::bytea) AS accounts,
                     count(*) FILTER (WHERE e.attempt) AS contact_attempts,
                     count(*) FILTER (WHERE e.attempt AND e.right_party) AS right_party_contacts
              FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, agent_id, account_id,
                           {attempt} AS attempt, {right_party} AS right_party
                    FROM activities WHERE occurred_at >= $1 AND occurred_at < $2) e
-             {SNAPSHOT_OF_THE_DAY}
-             GROUP BY e.day, e.agent_id, s.bucket"
+             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
+             GROUP BY e.day, e.agent_id, s.bucket, p.id"
         ),
     }
 }
@@ -196,16 +226,17 @@ fn work_figure() -> DayFigure {
 fn promise_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_promises",
-        columns: "agent_id, bucket, made, kept, broken",
-        summed: "agent_id, bucket, sum(made)::bigint AS made, sum(kept)::bigint AS kept, sum(broken)::bigint AS broken",
-        group: "agent_id, bucket",
+        columns: "agent_id, bucket, portfolio_id, made, kept, broken",
+        summed: "agent_id, bucket, portfolio_id, sum(made)::bigint AS made, sum(kept)::bigint AS kept,
+                 sum(broken)::bigint AS broken",
+        group: "agent_id, bucket, portfolio_id",
         compute: format!(
-            "SELECT e.day, e.agent_id, s.bucket, count(*) AS made, count(*) FILTER (WHERE e.status = 'kept') AS kept,
+            "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id, count(*) AS made, count(*) FILTER (WHERE e.status = 'kept') AS kept,
                     count(*) FILTER (WHERE e.status = 'broken') AS broken
              FROM (SELECT (created_at AT TIME ZONE 'UTC')::date AS day, created_by AS agent_id, account_id, status
                    FROM promises WHERE created_at >= $1 AND created_at < $2) e
-             {SNAPSHOT_OF_THE_DAY}
-             GROUP BY e.day, e.agent_id, s.bucket"
+             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
+             GROUP BY e.day, e.agent_id, s.bucket, p.id"
         ),
     }
 }
@@ -213,15 +244,15 @@ fn promise_figure() -> DayFigure {
 fn collected_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_collected",
-        columns: "agent_id, bucket, currency, amount",
-        summed: "agent_id, bucket, currency, sum(amount) AS amount",
-        group: "agent_id, bucket, currency",
+        columns: "agent_id, bucket, portfolio_id, currency, amount",
+        summed: "agent_id, bucket, portfolio_id, currency, sum(amount) AS amount",
+        group: "agent_id, bucket, portfolio_id, currency",
         compute: format!(
-            "SELECT e.day, s.assigned_agent_id AS agent_id, s.bucket, e.currency, sum(e.amount) AS amount
+            "SELECT e.day, s.assigned_agent_id AS agent_id, s.bucket, p.id AS portfolio_id, e.currency, sum(e.amount) AS amount
              FROM (SELECT (received_at AT TIME ZONE 'UTC')::date AS day, account_id, currency, amount
                    FROM payments WHERE status = 'completed' AND received_at >= $1 AND received_at < $2) e
-             {SNAPSHOT_OF_THE_DAY}
-             GROUP BY e.day, s.assigned_agent_id, s.bucket, e.currency"
+             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
+             GROUP BY e.day, s.assigned_agent_id, s.bucket, p.id, e.currency"
         ),
     }
 }
@@ -316,32 +347,38 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
     Ok(true)
 }
 
-/// The rows of `figure` for the days `opening..end` of `window`: the kept days' rows
-/// summed per group, and the rows computed from the events in `unkept`, one statement per
-/// range (a day a late write dropped months ago does not make a request read the events
-/// between it and today).
+/// The rows of `figure` for the days `opening..end` of `window` and the accounts of
+/// `portfolios`: the kept days' rows summed per group, and the rows computed from the
+/// events in `unkept`, one statement per range (a day a late write dropped months ago
+/// does not make a request read the events between it and today).
 async fn figure_rows<T>(
     tx: &mut PgConnection,
     figure: &DayFigure,
     window: Window,
+    portfolios: &Portfolios,
     unkept: &[(DateTime<Utc>, DateTime<Utc>)],
 ) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     let mut rows: Vec<T> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM {} WHERE day >= $1 AND day < $2 GROUP BY {}",
+        "SELECT {} FROM {} WHERE day >= $1 AND day < $2 AND {ADMITTED} GROUP BY {}",
         figure.summed, figure.table, figure.group
     )))
     .bind(window.opening)
     .bind(window.end.date_naive())
+    .bind(&portfolios.ids)
+    .bind(portfolios.none)
     .fetch_all(&mut *tx)
     .await?;
+    let compute = format!("SELECT * FROM ({}) f WHERE {ADMITTED}", figure.compute);
     for (start, end) in unkept {
         rows.extend(
-            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(figure.compute.clone()))
+            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(compute.clone()))
                 .bind(start)
                 .bind(end)
+                .bind(&portfolios.ids)
+                .bind(portfolios.none)
                 .fetch_all(&mut *tx)
                 .await?,
         );
@@ -368,10 +405,11 @@ fn unkept(window: Window, kept: &[(NaiveDate, DateTime<Utc>)]) -> Vec<(DateTime<
     ranges
 }
 
-/// The activities, promises and payments of the window, read in one snapshot of the
-/// database so that a day kept or dropped meanwhile is counted once.
+/// The activities, promises and payments of the window on the accounts of `portfolios`,
+/// read in one snapshot of the database so that a day kept or dropped meanwhile is
+/// counted once.
 #[tracing::instrument(skip_all)]
-pub async fn day_figures(pool: &PgPool, window: Window) -> Result<DayFigures> {
+pub async fn day_figures(pool: &PgPool, window: Window, portfolios: &Portfolios) -> Result<DayFigures> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
@@ -383,9 +421,9 @@ pub async fn day_figures(pool: &PgPool, window: Window) -> Result<DayFigures> {
         .await?;
     let unkept = unkept(window, &kept);
     let figures = DayFigures {
-        work: figure_rows(&mut tx, &work_figure(), window, &unkept).await?,
-        promises: figure_rows(&mut tx, &promise_figure(), window, &unkept).await?,
-        collected: figure_rows(&mut tx, &collected_figure(), window, &unkept).await?,
+        work: figure_rows(&mut tx, &work_figure(), window, portfolios, &unkept).await?,
+        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, &unkept).await?,
+        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, &unkept).await?,
     };
     tx.commit().await?;
     Ok(figures)
@@ -398,7 +436,7 @@ pub async fn forget_days(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// Keeps the bucket moves from the `opening` to the `closing` snapshot, by the agent
-/// assigned at the opening, unless they are kept already or a day's snapshot is not
+/// assigned and the portfolio at the opening, unless they are kept already or a day's snapshot is not
 /// complete (then there are none to keep). Returns whether they are kept now. A kept
 /// pair costs one read; a second caller at the same time as the one keeping it waits on
 /// the pair's row and then finds it kept.
@@ -430,13 +468,13 @@ pub async fn keep_moves(pool: &PgPool, opening: NaiveDate, closing: NaiveDate) -
     if claimed.is_some() {
         let (current, not_a_cure) = (Bucket::Current.as_str(), NOT_A_CURE.as_str());
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO kpi_moves (opening, closing, agent_id, opening_bucket, closing_bucket, accounts, cured)
-             SELECT $1, $2, o.assigned_agent_id, o.bucket, c.bucket, count(*),
+            "INSERT INTO kpi_moves (opening, closing, agent_id, portfolio_id, opening_bucket, closing_bucket, accounts, cured)
+             SELECT $1, $2, o.assigned_agent_id, o.portfolio_id, o.bucket, c.bucket, count(*),
                     count(*) FILTER (WHERE o.bucket <> '{current}' AND c.bucket = '{current}' AND c.status <> '{not_a_cure}')
              FROM account_day_snapshots o
              JOIN account_day_snapshots c ON c.day = $2 AND c.account_id = o.account_id
              WHERE o.day = $1
-             GROUP BY o.assigned_agent_id, o.bucket, c.bucket"
+             GROUP BY o.assigned_agent_id, o.portfolio_id, o.bucket, c.bucket"
         )))
         .bind(opening)
         .bind(closing)
@@ -447,18 +485,22 @@ pub async fn keep_moves(pool: &PgPool, opening: NaiveDate, closing: NaiveDate) -
     Ok(true)
 }
 
-/// The bucket moves from the opening to the closing snapshot of `window`, by the agent
-/// assigned at the opening; read from the kept moves ([`keep_moves`] first).
+/// The bucket moves from the opening to the closing snapshot of `window` of the accounts
+/// of `portfolios` at the opening, by the agent assigned at the opening; read from the
+/// kept moves ([`keep_moves`] first).
 #[tracing::instrument(skip_all)]
-pub async fn moves(pool: &PgPool, window: Window) -> Result<Vec<MoveRow>> {
+pub async fn moves(pool: &PgPool, window: Window, portfolios: &Portfolios) -> Result<Vec<MoveRow>> {
     if !keep_moves(pool, window.opening, window.closing).await? {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as(
-        "SELECT agent_id, opening_bucket, closing_bucket, accounts, cured FROM kpi_moves WHERE opening = $1 AND closing = $2",
-    )
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT agent_id, portfolio_id, opening_bucket, closing_bucket, accounts, cured FROM kpi_moves
+         WHERE opening = $1 AND closing = $2 AND {ADMITTED}"
+    )))
     .bind(window.opening)
     .bind(window.closing)
+    .bind(&portfolios.ids)
+    .bind(portfolios.none)
     .fetch_all(pool)
     .await?)
 }

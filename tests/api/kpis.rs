@@ -1,6 +1,6 @@
 //! `GET /api/v1/kpis`: every figure against its definition (docs/features/kpis.md) computed here in
-//! plain SQL on random data, per grouping; who may ask; the parameters' checks; teams;
-//! and the bucket snapshot.
+//! plain SQL on random data, per grouping; who may ask and which portfolios' figures they
+//! read; the parameters' checks; teams; and the bucket snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -66,9 +66,11 @@ fn maybe<T: Copy>(rng: &mut StdRng, values: &[T], none_one_in: u32) -> Option<T>
     (rng.random_range(0..none_one_in) != 0).then(|| *values.choose(rng).unwrap())
 }
 
-/// Agents in teams (one without), accounts, snapshots of every day in `days`,
-/// activities, promises and payments around `[start, end)`, straight into SQL.
-async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTime<Utc>, end: DateTime<Utc>) {
+/// Agents in teams (one without), two portfolios, accounts in them or in none, snapshots
+/// of every day in `days` (an account's portfolio in them mostly its own, sometimes
+/// another), activities, promises and payments around `[start, end)`, straight into SQL.
+/// Returns the portfolios.
+async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTime<Utc>, end: DateTime<Utc>) -> [Uuid; 2] {
     let mut agents = Vec::new();
     for (i, team) in [Some("north"), Some("north"), Some("south"), None].into_iter().enumerate() {
         let email = format!("kpi-agent-{i}-{}@example.com", Uuid::new_v4().simple());
@@ -77,24 +79,35 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             .unwrap();
         agents.push(row.id);
     }
+    let portfolios = [Uuid::new_v4(), Uuid::new_v4()];
+    for (id, name) in portfolios.iter().zip(["KPI Alpha", "KPI Beta"]) {
+        sqlx::query("INSERT INTO portfolios (id, name) VALUES ($1, $2)")
+            .bind(id)
+            .bind(name)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
     let mut accounts = Vec::new();
     for i in 0..40 {
         let id = Uuid::new_v4();
         let currency = *CURRENCIES.choose(rng).unwrap();
+        let portfolio = maybe(rng, &portfolios, 3);
         sqlx::query(
             "INSERT INTO accounts (id, account_number, debtor_name, original_balance, current_balance, currency,
-                                   due_date, assigned_agent_id)
-             VALUES ($1, $2, 'Debtor', 1000000, 1000000, $3, $4, $5)",
+                                   due_date, assigned_agent_id, portfolio_id)
+             VALUES ($1, $2, 'Debtor', 1000000, 1000000, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(format!("KPI-{i}"))
         .bind(currency)
         .bind(start.date_naive() - Duration::days(rng.random_range(0..200)))
         .bind(maybe(rng, &agents, 5))
+        .bind(portfolio)
         .execute(pool)
         .await
         .unwrap();
-        accounts.push((id, currency));
+        accounts.push((id, currency, portfolio));
     }
     for day in days {
         sqlx::query("INSERT INTO account_snapshot_days (day) VALUES ($1) ON CONFLICT DO NOTHING")
@@ -102,16 +115,22 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             .execute(pool)
             .await
             .unwrap();
-        for (account, currency) in &accounts {
+        for (account, currency, portfolio) in &accounts {
             if rng.random_range(0..10) == 0 {
                 continue;
             }
+            // The account was in another portfolio (or none) on one day in five.
+            let portfolio = if rng.random_range(0..5) == 0 {
+                maybe(rng, &portfolios, 3)
+            } else {
+                *portfolio
+            };
             // Half the rows carry the account's ordinal, as the scheduler's do; the others
             // are like rows taken before snapshots carried it.
             sqlx::query(
                 "INSERT INTO account_day_snapshots (day, account_id, bucket, assigned_agent_id, status, current_balance, currency,
-                                                    ordinal)
-                 VALUES ($1, $2, $3, $4, $5, 100, $6, CASE WHEN $7 THEN (SELECT ordinal FROM accounts WHERE id = $2) END)",
+                                                    ordinal, portfolio_id)
+                 VALUES ($1, $2, $3, $4, $5, 100, $6, CASE WHEN $7 THEN (SELECT ordinal FROM accounts WHERE id = $2) END, $8)",
             )
             .bind(day)
             .bind(account)
@@ -120,13 +139,14 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             .bind(*STATUSES.choose(rng).unwrap())
             .bind(currency)
             .bind(rng.random_bool(0.5))
+            .bind(portfolio)
             .execute(pool)
             .await
             .unwrap();
         }
     }
     for _ in 0..300 {
-        let (account, _) = accounts.choose(rng).unwrap();
+        let (account, _, _) = accounts.choose(rng).unwrap();
         sqlx::query(
             "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -143,7 +163,7 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
         .unwrap();
     }
     for _ in 0..80 {
-        let (account, currency) = accounts.choose(rng).unwrap();
+        let (account, currency, _) = accounts.choose(rng).unwrap();
         let amount = match *currency {
             "JPY" => Decimal::from(rng.random_range(1..100_000)),
             _ => Decimal::new(rng.random_range(1..10_000_000), 2),
@@ -162,7 +182,7 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
         .await
         .unwrap();
     }
-    for (account, _) in &accounts {
+    for (account, _, _) in &accounts {
         for n in 0..rng.random_range(0..4) {
             let status = if n == 0 {
                 *["open", "kept", "broken", "cancelled"].choose(rng).unwrap()
@@ -184,6 +204,7 @@ async fn seed(pool: &PgPool, rng: &mut StdRng, days: &[NaiveDate], start: DateTi
             .unwrap();
         }
     }
+    portfolios
 }
 
 fn rate(part: i64, whole: i64) -> Value {
@@ -196,14 +217,28 @@ fn rate(part: i64, whole: i64) -> Value {
 
 /// The key of a row for `group_by`, in SQL written apart from the service's: `user` is
 /// the user the row counts for, `account` its account, `day` the UTC day of its event
-/// (whose snapshot gives the bucket).
+/// (whose snapshot gives the bucket and the portfolio).
 fn key_sql(group_by: &str, user: &str, account: &str, day: &str) -> String {
     match group_by {
         "agent" => format!("{user}::text"),
         "team" => format!("(SELECT team FROM users WHERE id = {user})"),
+        "portfolio" => portfolio_sql(account, day),
         _ => format!("(SELECT bucket FROM account_day_snapshots WHERE day = {day} AND account_id = {account})"),
     }
 }
+
+/// The portfolio an event counts for, as text: its account's in the snapshot of the
+/// event's UTC day `day`, or the account's own when that snapshot lacks the account.
+fn portfolio_sql(account: &str, day: &str) -> String {
+    let snapshot = format!("FROM account_day_snapshots WHERE day = {day} AND account_id = {account}");
+    format!(
+        "(CASE WHEN EXISTS (SELECT 1 {snapshot}) THEN (SELECT portfolio_id::text {snapshot})
+               ELSE (SELECT portfolio_id::text FROM accounts WHERE id = {account}) END)"
+    )
+}
+
+/// Every portfolio: what an admin reads.
+const EVERY_PORTFOLIO: &str = "TRUE";
 
 /// The UTC day of the instant in `column`.
 fn utc_day(column: &str) -> String {
@@ -213,14 +248,17 @@ fn utc_day(column: &str) -> String {
 type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
 
 /// The definitions of docs/features/kpis.md, in plain SQL, for each group (key `Some`) and in total
-/// (the `None` entry of the second map).
+/// (the `None` entry of the second map), counting the rows whose portfolio (text, `{p}`)
+/// satisfies `admitted`.
 async fn expected(
     pool: &PgPool,
     group_by: &str,
     from: NaiveDate,
     to: NaiveDate,
     closing: NaiveDate,
+    admitted: &str,
 ) -> (Figures, BTreeMap<&'static str, Value>) {
+    let admits = |portfolio: &str| admitted.replace("{p}", portfolio);
     let (start, end) = (midnight(from), midnight(to + Duration::days(1)));
     let mut groups: Figures = BTreeMap::new();
     let mut total = zero();
@@ -237,8 +275,9 @@ async fn expected(
                     count(*) FILTER (WHERE direction = 'outbound' AND type <> 'note'),
                     count(*) FILTER (WHERE direction = 'outbound' AND type <> 'note'
                                        AND outcome IN ('right_party', 'promise_to_pay', 'dispute', 'paid'))
-             FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1",
-            key("a.agent_id", "a.account_id", &utc_day("a.occurred_at"))
+             FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 AND {} GROUP BY 1",
+            key("a.agent_id", "a.account_id", &utc_day("a.occurred_at")),
+            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")))
         )))
         .bind(start)
         .bind(end)
@@ -248,8 +287,9 @@ async fn expected(
         .unwrap();
         let promises: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} AS key, count(*), count(*) FILTER (WHERE status = 'kept'), count(*) FILTER (WHERE status = 'broken')
-             FROM promises p WHERE created_at >= $1 AND created_at < $2 GROUP BY 1",
-            key("p.created_by", "p.account_id", &utc_day("p.created_at"))
+             FROM promises p WHERE created_at >= $1 AND created_at < $2 AND {} GROUP BY 1",
+            key("p.created_by", "p.account_id", &utc_day("p.created_at")),
+            admits(&portfolio_sql("p.account_id", &utc_day("p.created_at")))
         )))
         .bind(start)
         .bind(end)
@@ -259,7 +299,7 @@ async fn expected(
         .unwrap();
         let collected: Vec<(Option<String>, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} AS key, p.currency, round(sum(p.amount), CASE p.currency WHEN 'JPY' THEN 0 ELSE 2 END)::text
-             FROM payments p WHERE status = 'completed' AND received_at >= $1 AND received_at < $2
+             FROM payments p WHERE status = 'completed' AND received_at >= $1 AND received_at < $2 AND {}
              GROUP BY 1, 2 ORDER BY 2",
             key(
                 &format!(
@@ -268,7 +308,8 @@ async fn expected(
                 ),
                 "p.account_id",
                 &utc_day("p.received_at")
-            )
+            ),
+            admits(&portfolio_sql("p.account_id", &utc_day("p.received_at")))
         )))
         .bind(start)
         .bind(end)
@@ -280,12 +321,13 @@ async fn expected(
             "SELECT {} AS key, o.bucket, c.bucket, count(*),
                     count(*) FILTER (WHERE o.bucket <> 'current' AND c.bucket = 'current' AND c.status <> 'closed')
              FROM account_day_snapshots o JOIN account_day_snapshots c ON c.account_id = o.account_id AND c.day = $4
-             WHERE o.day = $3 GROUP BY 1, 2, 3",
-            if by_group && group_by == "bucket" {
-                "o.bucket".to_owned()
-            } else {
-                key("o.assigned_agent_id", "o.account_id", "$3")
-            }
+             WHERE o.day = $3 AND {} GROUP BY 1, 2, 3",
+            match (by_group, group_by) {
+                (true, "bucket") => "o.bucket".to_owned(),
+                (true, "portfolio") => "o.portfolio_id::text".to_owned(),
+                _ => key("o.assigned_agent_id", "o.account_id", "$3"),
+            },
+            admits("o.portfolio_id::text")
         )))
         .bind(start)
         .bind(end)
@@ -406,21 +448,28 @@ fn figures(answer: &Value) -> BTreeMap<&'static str, Value> {
 }
 
 /// Asks for every grouping of three periods around `from..=to` and compares each answer
-/// with the plain SQL; `when` says what the database held.
+/// with the plain SQL, every portfolio counted (the caller of `token` an admin); `when`
+/// says what the database held.
 async fn every_answer_is_its_definition(app: &TestApp, token: &str, from: NaiveDate, to: NaiveDate, when: &str) {
+    every_answer_counts(app, token, "", EVERY_PORTFOLIO, from, to, when).await;
+}
+
+/// [`every_answer_is_its_definition`] for the caller of `token` asking with `query` (say
+/// `&portfolio=...`), whose answers count the rows `admitted` admits (see [`expected`]).
+async fn every_answer_counts(app: &TestApp, token: &str, query: &str, admitted: &str, from: NaiveDate, to: NaiveDate, when: &str) {
     let today = app.clock.now().date_naive();
     for (from, to, closing) in [
         (from, to, to + Duration::days(1)),
         (to, today, today),
         (from + Duration::days(1), to, to + Duration::days(1)),
     ] {
-        for group_by in ["agent", "team", "bucket"] {
-            let path = format!("/api/v1/kpis?from={from}&to={to}&group_by={group_by}");
+        for group_by in ["agent", "team", "bucket", "portfolio"] {
+            let path = format!("/api/v1/kpis?from={from}&to={to}&group_by={group_by}{query}");
             let (status, body) = status_json(app.get(&path, token).await).await;
             assert_eq!(status, StatusCode::OK, "{path}: {body}");
             assert_eq!(body["opening_day"], json!(from), "{path}");
             assert_eq!(body["closing_day"], json!(closing), "{path}");
-            let (groups, total) = expected(&app.pool, group_by, from, to, closing).await;
+            let (groups, total) = expected(&app.pool, group_by, from, to, closing, admitted).await;
             let got: Figures = body["groups"]
                 .as_array()
                 .unwrap()
@@ -430,9 +479,20 @@ async fn every_answer_is_its_definition(app: &TestApp, token: &str, from: NaiveD
             assert_eq!(got, groups, "{path} {when}");
             assert_eq!(figures(&body["total"]), total, "{path} {when}");
             assert!(
-                total["contact_attempts"].as_i64().unwrap() > 0,
+                admitted != EVERY_PORTFOLIO || total["contact_attempts"].as_i64().unwrap() > 0,
                 "the seed gives {path} something to count"
             );
+            for group in body["groups"].as_array().unwrap() {
+                let name: Option<String> = match (group_by, group["key"].as_str()) {
+                    ("portfolio", Some(id)) => sqlx::query_scalar("SELECT name FROM portfolios WHERE id::text = $1")
+                        .bind(id)
+                        .fetch_one(&app.pool)
+                        .await
+                        .unwrap(),
+                    _ => None,
+                };
+                assert_eq!(group["name"], json!(name), "{path}: a portfolio's group is labelled with its name");
+            }
         }
     }
 }
@@ -461,7 +521,7 @@ fn hold_clock(app: &TestApp) -> DateTime<Utc> {
 #[tokio::test]
 async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_kept_and_dropped() {
     let app = spawn_app().await;
-    let manager = app.user(Role::Manager).await;
+    let admin = app.user(Role::Admin).await;
     let mut rng = StdRng::seed_from_u64(24);
     let today = hold_clock(&app).date_naive();
     let (from, to) = (today - Duration::days(20), today - Duration::days(6));
@@ -469,11 +529,11 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
     // Today's snapshot is taken before the seed writes its own.
     scheduler_took_today(&app).await;
     seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with no day kept").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with no day kept").await;
 
     assert!(keep_days(&app).await >= 20, "every day with an event before today is kept");
     assert_eq!(keep_days(&app).await, 0, "a kept day is kept once");
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with the days kept").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with the days kept").await;
 
     // Late writes to kept days drop them: a backdated call, a refund, a broken promise,
     // a snapshot row removed by hand.
@@ -509,15 +569,15 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
             .rows_affected();
         assert_eq!(changed, 1, "{sql}");
     }
-    every_answer_is_its_definition(&app, &manager.token, from, to, "after late writes").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "after late writes").await;
     assert!(keep_days(&app).await >= 1, "the dropped days are kept again");
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with the dropped days kept again").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with the dropped days kept again").await;
 }
 
 #[tokio::test]
 async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_write_drops_it() {
     let app = spawn_app().await;
-    let manager = app.user(Role::Manager).await;
+    let admin = app.user(Role::Admin).await;
     let mut rng = StdRng::seed_from_u64(25);
     let now = hold_clock(&app);
     let today = now.date_naive();
@@ -541,12 +601,12 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
     .execute(&app.pool)
     .await
     .unwrap();
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with nothing kept").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with nothing kept").await;
 
     keep_days(&app).await;
     let kept_at = now;
     assert!(arrears::store::kpis::keep_today(&app.pool, kept_at).await.unwrap());
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept up to an instant").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with today kept up to an instant").await;
 
     // A write after the kept part is computed; one before it drops the part.
     let call = |at: DateTime<Utc>| {
@@ -559,7 +619,7 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
         .bind(at)
     };
     call(kept_at + Duration::milliseconds(1)).execute(&app.pool).await.unwrap();
-    every_answer_is_its_definition(&app, &manager.token, from, to, "after a write past the kept part").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "after a write past the kept part").await;
     // The part grows by the events since it ended: that write, counted once.
     assert!(
         !arrears::store::kpis::keep_today(&app.pool, kept_at + Duration::seconds(1))
@@ -571,20 +631,88 @@ async fn today_kept_up_to_an_instant_counts_each_event_once_and_a_backdated_writ
             .await
             .unwrap()
     );
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with today's kept part grown").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with today's kept part grown").await;
     call(midnight(today) + Duration::seconds(1)).execute(&app.pool).await.unwrap();
     sqlx::query("UPDATE payments SET status = 'refunded' WHERE id = $1")
         .bind(payment)
         .execute(&app.pool)
         .await
         .unwrap();
-    every_answer_is_its_definition(&app, &manager.token, from, to, "after backdated writes").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "after backdated writes").await;
     assert!(
         arrears::store::kpis::keep_today(&app.pool, kept_at + Duration::minutes(4))
             .await
             .unwrap()
     );
-    every_answer_is_its_definition(&app, &manager.token, from, to, "with today kept again").await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with today kept again").await;
+}
+
+#[tokio::test]
+async fn a_manager_reads_only_the_figures_of_their_portfolios_and_the_filter_narrows_to_one() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let mut rng = StdRng::seed_from_u64(26);
+    let today = hold_clock(&app).date_naive();
+    let (from, to) = (today - Duration::days(12), today - Duration::days(3));
+    let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
+    scheduler_took_today(&app).await;
+    let [alpha, beta] = seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{alpha}/grants"),
+        &json!({"user_id": manager.id}),
+    )
+    .await;
+    let (_, beta_total) = expected(&app.pool, "agent", from, to, to + Duration::days(1), &format!("{{p}} = '{beta}'")).await;
+    assert_ne!(
+        beta_total["collected"],
+        json!([]),
+        "the seed collects in beta, which the manager must not see"
+    );
+
+    let within = format!("({{p}} IS NULL OR {{p}} = '{alpha}')");
+    let (only_alpha, only_beta) = (format!("{{p}} = '{alpha}'"), format!("{{p}} = '{beta}'"));
+    for when in ["with no day kept", "with the days kept"] {
+        if when == "with the days kept" {
+            assert!(keep_days(&app).await >= 10, "every day with an event before today is kept");
+        }
+        every_answer_counts(&app, &manager.token, "", &within, from, to, when).await;
+        every_answer_counts(&app, &manager.token, &format!("&portfolio={alpha}"), &only_alpha, from, to, when).await;
+        every_answer_counts(&app, &manager.token, "&portfolio=none", "{p} IS NULL", from, to, when).await;
+        every_answer_counts(&app, &admin.token, &format!("&portfolio={beta}"), &only_beta, from, to, when).await;
+        every_answer_is_its_definition(&app, &admin.token, from, to, when).await;
+    }
+
+    let path = format!("/api/v1/kpis?from={from}&to={to}&group_by=portfolio");
+    let (_, mine) = status_json(app.get(&path, &manager.token).await).await;
+    let keys: Vec<&Value> = mine["groups"].as_array().unwrap().iter().map(|g| &g["key"]).collect();
+    assert_eq!(
+        keys,
+        [&json!(alpha), &Value::Null],
+        "the manager's portfolio and the accounts in none"
+    );
+    assert_eq!(mine["groups"][0]["name"], "KPI Alpha");
+    assert_eq!(mine["portfolio"], Value::Null);
+    let (_, everyone) = status_json(app.get(&path, &admin.token).await).await;
+    assert_eq!(
+        everyone["groups"].as_array().unwrap().len(),
+        3,
+        "an admin sees both portfolios and none"
+    );
+    let (_, filtered) = status_json(app.get(&format!("{path}&portfolio={beta}"), &admin.token).await).await;
+    assert_eq!(filtered["portfolio"], json!(beta));
+
+    for (token, portfolio) in [
+        (&manager.token, beta.to_string()),
+        (&manager.token, Uuid::new_v4().to_string()),
+        (&admin.token, Uuid::new_v4().to_string()),
+        (&admin.token, "alpha".to_owned()),
+        (&admin.token, String::new()),
+    ] {
+        app.assert_refused_parameter(token, &format!("/api/v1/kpis?portfolio={portfolio}"), "portfolio")
+            .await;
+    }
 }
 
 #[tokio::test]

@@ -44,6 +44,9 @@ struct Seeded {
     plan: Option<Uuid>,
     snapshot_day: Option<chrono::NaiveDate>,
     kept_day: Option<chrono::NaiveDate>,
+    /// From 0039 on: the live account's portfolio, and a day kept before 0041.
+    portfolio: Option<Uuid>,
+    kept_before_portfolios: Option<chrono::NaiveDate>,
 }
 
 async fn exec(pool: &PgPool, sql: &'static str) {
@@ -113,6 +116,8 @@ async fn seed(pool: &PgPool, at: i64) -> Seeded {
         plan: None,
         snapshot_day: None,
         kept_day: None,
+        portfolio: None,
+        kept_before_portfolios: None,
     };
     if at >= 2 {
         let task = Uuid::new_v4();
@@ -254,6 +259,47 @@ async fn seed(pool: &PgPool, at: i64) -> Seeded {
         .await
         .unwrap();
         seeded.kept_day = Some(day);
+    }
+    // From 0039 on, whose backfill re-versions the payments of accounts in a portfolio.
+    if at >= 39 {
+        let portfolio = Uuid::new_v4();
+        sqlx::query("INSERT INTO portfolios (id, name) VALUES ($1, 'Placement')")
+            .bind(portfolio)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE accounts SET portfolio_id = $1 WHERE id = $2")
+            .bind(portfolio)
+            .bind(live)
+            .execute(pool)
+            .await
+            .unwrap();
+        seeded.portfolio = Some(portfolio);
+        // Moving an account re-versions its payments (0039).
+        if let Some((id, _)) = seeded.live_payment {
+            let version: i64 = sqlx::query_scalar("SELECT search_version FROM payments WHERE id = $1")
+                .bind(id)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            seeded.live_payment = Some((id, version));
+        }
+        let day: chrono::NaiveDate = "2026-01-20".parse().unwrap();
+        sqlx::query("INSERT INTO kpi_days (day, kept_until) VALUES ($1, '2026-01-21T00:00:00Z')")
+            .bind(day)
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO kpi_day_work (day, agent_id, bucket, accounts, contact_attempts, right_party_contacts)
+             VALUES ($1, $2, '1-29', '\\x00000001'::bytea, 1, 1)",
+        )
+        .bind(day)
+        .bind(agent)
+        .execute(pool)
+        .await
+        .unwrap();
+        seeded.kept_before_portfolios = Some(day);
     }
     if at >= 2 {
         // As if the sync worker had drained the outbox: what is in it after migrating,
@@ -465,6 +511,30 @@ async fn check(pool: &PgPool, s: &Seeded) -> Vec<i64> {
         checked.push(21);
     }
 
+    if later(41) {
+        if let Some(day) = s.snapshot_day {
+            let portfolios: Vec<(Uuid, Option<Uuid>)> =
+                sqlx::query_as("SELECT account_id, portfolio_id FROM account_day_snapshots WHERE day = $1 ORDER BY account_id")
+                    .bind(day)
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+            let mut expected = vec![(s.live, s.portfolio), (s.disputed, None)];
+            expected.sort();
+            assert_eq!(portfolios, expected, "0041 gives old snapshot rows their account's portfolio");
+        }
+        if let Some(day) = s.kept_before_portfolios {
+            let kept: (i64, i64) =
+                sqlx::query_as("SELECT (SELECT count(*) FROM kpi_days WHERE day = $1), (SELECT count(*) FROM kpi_day_work WHERE day = $1)")
+                    .bind(day)
+                    .fetch_one(pool)
+                    .await
+                    .unwrap();
+            assert_eq!(kept, (0, 0), "0041 drops the days kept without portfolios, to keep them again");
+        }
+        checked.push(41);
+    }
+
     let (sessions, addressed): (i64, i64) = sqlx::query_as("SELECT count(*), count(client_address) FROM auth_sessions WHERE id = $1")
         .bind(s.session)
         .fetch_one(pool)
@@ -494,7 +564,7 @@ async fn columns(pool: &PgPool) -> Vec<(String, String, String, String, Option<S
 
 /// The migrations that change existing rows or add columns to tables that may have rows,
 /// each of which the test must have checked at least once.
-const BACKFILLS: &[i64] = &[2, 3, 10, 12, 14, 15, 16, 18, 21, 23];
+const BACKFILLS: &[i64] = &[2, 3, 10, 12, 14, 15, 16, 18, 21, 23, 41];
 
 #[tokio::test]
 async fn every_earlier_migration_with_rows_in_it_migrates_to_the_latest_with_its_backfills() {

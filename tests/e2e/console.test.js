@@ -372,6 +372,13 @@ suite("the console", setup, (test) => {
     const kpis = manager.locator("table", { hasText: "KPIs per agent" });
     if (group) await kpis.getByText("E2E Agent", { exact: true }).waitFor();
     assert.doesNotMatch(await kpis.textContent(), /…/, "no agent shown as a shortened id");
+    // Per portfolio, by name: the API's groups, the accounts in none as "No portfolio".
+    const byPortfolio = await api(managerToken, "GET", "/kpis?group_by=portfolio");
+    const portfolios = manager.locator("table", { hasText: "KPIs per portfolio" });
+    await portfolios.waitFor();
+    for (const g of byPortfolio.groups) {
+      await portfolios.getByRole("cell", { name: g.key === null ? "No portfolio" : g.name, exact: true }).first().waitFor();
+    }
     assert.match(await manager.locator("table", { hasText: "By days past due" }).textContent(), /\d USD/);
     assert.match(await manager.locator("table", { hasText: "By status" }).textContent(), /\d USD/);
     await agent.locator(".bell").click();
