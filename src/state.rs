@@ -61,8 +61,7 @@ impl AppState {
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let settings_import_concurrency = settings.import_concurrency;
         let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
-        let content = LocalStore::open(&settings.data_dir)
-            .map_err(|e| anyhow::anyhow!("opening the document store under {}: {e}", settings.data_dir.display()))?;
+        let content = LocalStore::open(&settings.data_dir);
         let inner = Inner {
             events,
             gate,

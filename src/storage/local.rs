@@ -21,26 +21,18 @@ pub struct LocalStore {
 }
 
 impl LocalStore {
-    /// The store under `data_dir/documents`. Staged files older than a day are removed:
-    /// a process stopped during their upload, which was never answered. (Younger ones
-    /// may belong to another process sharing the directory.)
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    /// The store under `data_dir/documents`; its directories are made on the first
+    /// upload (a deployment that keeps no documents needs no writable `DATA_DIR`). Staged
+    /// files older than a day are removed: a process stopped during their upload, which
+    /// was never answered. (Younger ones may belong to another process sharing the
+    /// directory.)
+    pub fn open(data_dir: &Path) -> Self {
         let root = data_dir.join("documents");
         let staging = root.join("staging");
-        std::fs::create_dir_all(&staging)?;
-        for entry in std::fs::read_dir(&staging)? {
-            let entry = entry?;
-            let stale = entry
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|modified| modified.elapsed().ok())
-                .is_some_and(|age| age > STALE_STAGED);
-            if stale {
-                std::fs::remove_file(entry.path())?;
-            }
+        if let Err(err) = remove_stale(&staging) {
+            tracing::warn!(dir = %staging.display(), error = %err, "stale staged uploads could not be removed");
         }
-        Ok(Self { root, staging })
+        Self { root, staging }
     }
 
     fn path_of(&self, key: &str) -> io::Result<PathBuf> {
@@ -54,6 +46,26 @@ impl LocalStore {
         }
         Ok(self.root.join(key))
     }
+}
+
+fn remove_stale(staging: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(staging) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGED);
+        if stale {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Makes a rename or removal in `dir` durable.
@@ -108,7 +120,7 @@ mod tests {
     #[tokio::test]
     async fn a_kept_file_reads_back_by_range_and_nothing_stays_staged() {
         let dir = std::env::temp_dir().join(format!("arrears-store-{}", uuid::Uuid::new_v4().simple()));
-        let store = LocalStore::open(&dir).unwrap();
+        let store = LocalStore::open(&dir);
         let key = key_for(uuid::Uuid::new_v4());
         let mut staged = Staged::create(store.staging_dir()).await.unwrap();
         staged.write(b"hello ").await.unwrap();
