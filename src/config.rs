@@ -58,7 +58,8 @@ pub struct Settings {
     #[arg(long, env = "METRICS_TOKEN", hide_env_values = true, global = true)]
     pub metrics_token: Option<String>,
 
-    /// Directory for local state: the development JWT secret and the embedded index.
+    /// Directory for local state: the development JWT secret, the embedded index and the
+    /// files kept with accounts (`documents/`).
     #[arg(long, env = "DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
@@ -249,6 +250,10 @@ pub struct Settings {
     /// Largest spreadsheet accepted by `POST /imports`, in bytes.
     #[arg(long, env = "IMPORT_MAX_BYTES", default_value_t = 50 * 1024 * 1024, global = true)]
     pub import_max_bytes: u64,
+
+    /// Largest file accepted by `POST /accounts/{id}/documents`, in bytes.
+    #[arg(long, env = "DOCUMENT_MAX_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
+    pub document_max_bytes: u64,
 
     /// Most data rows one import may hold.
     #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]

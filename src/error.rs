@@ -25,6 +25,7 @@ pub enum Code {
     TooManyRows,
     WorkbookTooLarge,
     LengthRequired,
+    RangeNotSatisfiable,
     NotFound,
     RouteNotFound,
     MethodNotAllowed,
@@ -50,6 +51,7 @@ pub enum Code {
     ContactBlocked,
     NotDisputed,
     PlanAlreadyActive,
+    DuplicateDocument,
     Conflict,
     PreconditionFailed,
     PreconditionRequired,
@@ -88,6 +90,7 @@ impl Code {
             TooManyRows => ("too_many_rows", StatusCode::UNPROCESSABLE_ENTITY, "Too many rows"),
             WorkbookTooLarge => ("workbook_too_large", StatusCode::UNPROCESSABLE_ENTITY, "Workbook too large to read"),
             LengthRequired => ("length_required", StatusCode::LENGTH_REQUIRED, "Content-Length required"),
+            RangeNotSatisfiable => ("range_not_satisfiable", StatusCode::RANGE_NOT_SATISFIABLE, "Range not satisfiable"),
             NotFound => ("not_found", StatusCode::NOT_FOUND, "Resource not found"),
             RouteNotFound => ("route_not_found", StatusCode::NOT_FOUND, "No such route"),
             MethodNotAllowed => ("method_not_allowed", StatusCode::METHOD_NOT_ALLOWED, "Method not allowed"),
@@ -129,6 +132,11 @@ impl Code {
             ContactBlocked => ("contact_blocked", StatusCode::CONFLICT, "Contact not allowed now"),
             NotDisputed => ("not_disputed", StatusCode::CONFLICT, "The account is not disputed"),
             PlanAlreadyActive => ("plan_already_active", StatusCode::CONFLICT, "A payment plan is already active"),
+            DuplicateDocument => (
+                "duplicate_document",
+                StatusCode::CONFLICT,
+                "The account already holds this document",
+            ),
             Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
             PreconditionRequired => ("precondition_required", StatusCode::PRECONDITION_REQUIRED, "Precondition required"),
@@ -334,6 +342,12 @@ impl From<sqlx::Error> for Error {
                 }
                 Some("promises_one_open_key") => {
                     return Error::new(Code::PromiseAlreadyOpen, "this account already has an open promise to pay");
+                }
+                Some("account_documents_live_content") => {
+                    return Error::new(
+                        Code::DuplicateDocument,
+                        "this account already holds a document with the same content",
+                    );
                 }
                 Some("plans_one_active_key") => {
                     return Error::new(Code::PlanAlreadyActive, "this account already has an active payment plan");

@@ -18,6 +18,7 @@ pub mod seed;
 pub mod service;
 pub mod shutdown;
 pub mod state;
+pub mod storage;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

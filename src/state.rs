@@ -1,5 +1,6 @@
 //! State shared by every handler: the pool, the index, settings, the events, the
-//! payment writer, the authentication gate and the request quotas.
+//! payment writer, the authentication gate, the request quotas and the store of the
+//! files kept with accounts.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +16,8 @@ use crate::events::Events;
 use crate::quota::Quotas;
 use crate::search::SearchIndex;
 use crate::service::sessions::Sessions;
+use crate::storage::ContentStore;
+use crate::storage::local::LocalStore;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
 
@@ -39,6 +42,8 @@ struct Inner {
     import_slots: Arc<tokio::sync::Semaphore>,
     /// Catch-up replays per user ([`Settings::ws_replays_per_minute`]).
     ws_replays: RateLimiter,
+    /// The bytes of the files kept with accounts (documents).
+    content: Arc<dyn ContentStore>,
 }
 
 impl AppState {
@@ -56,6 +61,7 @@ impl AppState {
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let settings_import_concurrency = settings.import_concurrency;
         let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
+        let content = LocalStore::open(&settings.data_dir);
         let inner = Inner {
             events,
             gate,
@@ -69,6 +75,7 @@ impl AppState {
             clock,
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
             ws_replays,
+            content: Arc::new(content),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -81,6 +88,11 @@ impl AppState {
     /// Each user's budget of WebSocket catch-up replays, in this process.
     pub fn ws_replays(&self) -> &RateLimiter {
         &self.inner.ws_replays
+    }
+
+    /// Where the bytes of the files kept with accounts (documents) are.
+    pub fn content(&self) -> &dyn ContentStore {
+        self.inner.content.as_ref()
     }
 
     pub fn pool(&self) -> &PgPool {

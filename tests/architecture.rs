@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["error"],
     &["import"],
-    &["search", "store"],
+    &["search", "store", "storage"],
     &["lists"],
     &["auth", "quota", "sync"],
     &["events", "seed"],
@@ -43,6 +43,7 @@ const HTTP_SUPPORT: &[&str] = &[
     "recover",
     "openapi",
     "account_view",
+    "ranges",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

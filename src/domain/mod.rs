@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod activity;
+pub mod attachment;
 pub mod audit_log;
 pub mod bulk;
 pub mod compliance;

@@ -64,6 +64,8 @@ pub enum Action {
     WorkAccount,
     /// Refund or reverse a completed payment.
     ReversePayment,
+    /// Delete (soft) a file kept with an account, a document.
+    DeleteDocument,
     /// Lift a legal block on contacting the debtor: clear `do_not_call`, `do_not_email`
     /// or `cease_communication`, or move an account out of `disputed`. Anyone who works
     /// an account may set them.
@@ -109,6 +111,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::RestoreAccount, &[Role::Admin, Role::Manager]),
     (Action::WorkAccount, &[Role::Admin, Role::Manager, Role::Agent]),
     (Action::ReversePayment, &[Role::Admin, Role::Manager]),
+    (Action::DeleteDocument, &[Role::Admin, Role::Manager]),
     (Action::LiftContactBlocks, &[Role::Admin, Role::Manager]),
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),

@@ -3,6 +3,7 @@
 pub mod account_view;
 pub mod accounts;
 pub mod activities;
+pub mod attachments;
 pub mod audit_log;
 pub mod auth;
 pub mod compliance;
@@ -29,6 +30,7 @@ pub mod plans;
 pub mod portfolios;
 pub mod query;
 pub mod queue;
+pub mod ranges;
 pub mod recover;
 pub mod second_factor;
 pub mod server;
@@ -78,6 +80,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(queue::routes(state.clone()))
                 .unify()
                 .or(plans::routes(state.clone()))
+                .unify()
+                .or(attachments::routes(state.clone()))
                 .unify()
                 .or(portfolios::routes(state.clone()))
                 .unify()

@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis, notifications,
-    payments, plans, portfolios, queue, second_factor, timeline, users, ws,
+    accounts, activities, attachments, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis,
+    notifications, payments, plans, portfolios, queue, second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -60,6 +60,7 @@ pub fn document() -> &'static serde_json::Value {
             compliance::Api::openapi(),
             queue::Api::openapi(),
             plans::Api::openapi(),
+            attachments::Api::openapi(),
             portfolios::Api::openapi(),
             notifications::Api::openapi(),
             jobs::Api::openapi(),

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod attachments;
 pub mod audit_log;
 pub mod compliance;
 pub mod credentials;

@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod activities;
+pub mod attachments;
 pub mod audit_log;
 pub mod bulk_load;
 pub mod compliance;

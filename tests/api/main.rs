@@ -16,6 +16,7 @@ mod contract;
 mod credentials;
 mod custom_search;
 mod custom_values;
+mod documents;
 mod elastic;
 mod elastic_upgrades;
 mod errors;

@@ -1,0 +1,147 @@
+//! The filesystem store: files under `DATA_DIR/documents/<key>`, staged under
+//! `DATA_DIR/documents/staging` so that keeping one is a rename on one filesystem.
+
+use std::io::{self, SeekFrom};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::storage::{ContentStore, Reader, Staged};
+
+/// How old a staged file must be to be taken for one a stopped process left.
+const STALE_STAGED: Duration = Duration::from_secs(24 * 60 * 60);
+
+pub struct LocalStore {
+    root: PathBuf,
+    staging: PathBuf,
+}
+
+impl LocalStore {
+    /// The store under `data_dir/documents`; its directories are made on the first
+    /// upload (a deployment that keeps no documents needs no writable `DATA_DIR`). Staged
+    /// files older than a day are removed: a process stopped during their upload, which
+    /// was never answered. (Younger ones may belong to another process sharing the
+    /// directory.)
+    pub fn open(data_dir: &Path) -> Self {
+        let root = data_dir.join("documents");
+        let staging = root.join("staging");
+        if let Err(err) = remove_stale(&staging) {
+            tracing::warn!(dir = %staging.display(), error = %err, "stale staged uploads could not be removed");
+        }
+        Self { root, staging }
+    }
+
+    fn path_of(&self, key: &str) -> io::Result<PathBuf> {
+        // Keys are made by `key_for`; anything else is refused rather than joined.
+        let safe = !key.is_empty()
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_hexdigit()));
+        if !safe {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("not a content key: {key:?}")));
+        }
+        Ok(self.root.join(key))
+    }
+}
+
+fn remove_stale(staging: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(staging) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGED);
+        if stale {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a rename or removal in `dir` durable.
+async fn sync_dir(dir: &Path) -> io::Result<()> {
+    tokio::fs::File::open(dir).await?.sync_all().await
+}
+
+impl ContentStore for LocalStore {
+    fn staging_dir(&self) -> &Path {
+        &self.staging
+    }
+
+    fn put<'a>(&'a self, key: &'a str, mut staged: Staged) -> BoxFuture<'a, io::Result<()>> {
+        async move {
+            let path = self.path_of(key)?;
+            staged.finish().await?;
+            let dir = path.parent().unwrap_or(&self.root).to_owned();
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::rename(staged.path(), &path).await?;
+            staged.kept();
+            sync_dir(&dir).await
+        }
+        .boxed()
+    }
+
+    fn read<'a>(&'a self, key: &'a str, range: Range<u64>) -> BoxFuture<'a, io::Result<Reader>> {
+        async move {
+            let mut file = tokio::fs::File::open(self.path_of(key)?).await?;
+            file.seek(SeekFrom::Start(range.start)).await?;
+            let reader: Reader = Box::pin(file.take(range.end.saturating_sub(range.start)));
+            Ok(reader)
+        }
+        .boxed()
+    }
+
+    fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<()>> {
+        async move {
+            match tokio::fs::remove_file(self.path_of(key)?).await {
+                Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err),
+                _ => Ok(()),
+            }
+        }
+        .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::key_for;
+
+    #[tokio::test]
+    async fn a_kept_file_reads_back_by_range_and_nothing_stays_staged() {
+        let dir = std::env::temp_dir().join(format!("arrears-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = LocalStore::open(&dir);
+        let key = key_for(uuid::Uuid::new_v4());
+        let mut staged = Staged::create(store.staging_dir()).await.unwrap();
+        staged.write(b"hello ").await.unwrap();
+        staged.write(b"world").await.unwrap();
+        assert_eq!(staged.size(), 11);
+        store.put(&key, staged).await.unwrap();
+        let mut part = String::new();
+        store.read(&key, 6..11).await.unwrap().read_to_string(&mut part).await.unwrap();
+        assert_eq!(part, "world");
+        assert_eq!(std::fs::read_dir(store.staging_dir()).unwrap().count(), 0);
+
+        let abandoned = Staged::create(store.staging_dir()).await.unwrap();
+        let path = abandoned.path().to_owned();
+        drop(abandoned);
+        assert!(!path.exists(), "a dropped upload leaves no file");
+
+        for bad in ["../x", "/etc/passwd", "ab/../../x", ""] {
+            assert!(store.read(bad, 0..1).await.is_err(), "{bad}");
+        }
+        store.remove(&key).await.unwrap();
+        store.remove(&key).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

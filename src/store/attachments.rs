@@ -1,0 +1,113 @@
+//! The files kept with accounts, which the API calls documents (`account_documents`,
+//! migrations/0042_account_documents.sql): their rows, written in the transaction that
+//! records who uploaded or deleted them.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::attachment::Kind;
+use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct AttachmentRow {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: String,
+    pub kind: Kind,
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: String,
+    pub storage_key: String,
+    pub uploaded_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub deleted_by: Option<Uuid>,
+}
+
+const COLUMNS: &str =
+    "id, account_id, name, kind, content_type, size, sha256, storage_key, uploaded_by, created_at, deleted_at, deleted_by";
+
+/// A file received and kept, to record.
+pub struct NewAttachment<'a> {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub name: &'a str,
+    pub kind: Kind,
+    pub size: i64,
+    pub sha256: &'a str,
+    pub storage_key: &'a str,
+    pub uploaded_by: Uuid,
+}
+
+pub async fn insert(conn: &mut PgConnection, new: &NewAttachment<'_>) -> Result<AttachmentRow> {
+    let row = sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO account_documents (id, account_id, name, kind, content_type, size, sha256, storage_key, uploaded_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {COLUMNS}"
+    )))
+    .bind(new.id)
+    .bind(new.account_id)
+    .bind(new.name)
+    .bind(new.kind)
+    .bind(new.kind.content_type())
+    .bind(new.size)
+    .bind(new.sha256)
+    .bind(new.storage_key)
+    .bind(new.uploaded_by)
+    .fetch_one(conn)
+    .await?;
+    Ok(row)
+}
+
+/// The live document `id`.
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AttachmentRow>> {
+    let row = sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM account_documents WHERE id = $1 AND deleted_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row)
+}
+
+/// The live document of `account_id` with the content `sha256`, if there is one.
+pub async fn live_copy(conn: &mut PgConnection, account_id: Uuid, sha256: &str) -> Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM account_documents WHERE account_id = $1 AND sha256 = $2 AND deleted_at IS NULL")
+            .bind(account_id)
+            .bind(sha256)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
+const NEWEST_FIRST: NewestFirst = NewestFirst::by("created_at", "id");
+
+/// The live documents of `account_id`, newest first, after a keyset position.
+pub async fn page(pool: &PgPool, account_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<AttachmentRow>> {
+    let select = format!("SELECT {COLUMNS} FROM account_documents");
+    let mut query = keyset::rows_where(&select, "account_id", Some(account_id));
+    query.push(" AND deleted_at IS NULL");
+    NEWEST_FIRST.page(pool, query, after, limit).await
+}
+
+/// How many live documents `account_id` holds.
+pub async fn count(pool: &PgPool, account_id: Uuid) -> Result<i64> {
+    let mut query = keyset::rows_where("SELECT count(*) FROM account_documents", "account_id", Some(account_id));
+    query.push(" AND deleted_at IS NULL");
+    keyset::count(pool, query).await
+}
+
+/// Marks the live document `id` deleted by `by`; `None` when it is not live.
+pub async fn soft_delete(conn: &mut PgConnection, id: Uuid, by: Uuid) -> Result<Option<AttachmentRow>> {
+    let row = sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_documents SET deleted_at = now(), deleted_by = $2
+         WHERE id = $1 AND deleted_at IS NULL RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(by)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row)
+}
