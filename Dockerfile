@@ -26,6 +26,8 @@ RUN apt-get update \
 COPY --from=build /src/target/release/arrears /usr/local/bin/arrears
 USER arrears
 WORKDIR /var/lib/arrears
+# DATA_DIR, owned by the service's user, so a volume mounted on it starts writable.
+RUN mkdir -p /var/lib/arrears/data
 ENV BIND=0.0.0.0:8080 \
     METRICS_BIND=0.0.0.0:9464 \
     DATA_DIR=/var/lib/arrears/data \

@@ -44,6 +44,7 @@ const HTTP_SUPPORT: &[&str] = &[
     "openapi",
     "account_view",
     "ranges",
+    "multipart",
 ];
 
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -22,6 +22,7 @@ use crate::domain::attachment::{self, Kind};
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
+use crate::http::multipart;
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::ranges::{self, Requested};
@@ -121,30 +122,16 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 #[openapi(paths(upload, for_account, get, content, delete))]
 pub struct Api;
 
-fn too_large(limit: u64) -> Error {
-    Error::new(
-        Code::PayloadTooLarge,
-        match limit % (1024 * 1024) {
-            0 => format!("the file exceeds the document limit of {} MiB", limit / 1024 / 1024),
-            _ => format!("the file exceeds the document limit of {limit} bytes"),
-        },
-    )
-    .with_extension("limit_bytes", json!(limit))
-}
-
-fn multipart_error(err: multer::Error, limit: u64) -> Error {
-    match err {
-        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(limit),
-        multer::Error::UnknownField { field_name } => Error::field(
-            field_name.as_deref().unwrap_or("field"),
-            "unknown form field; send the file in the field `file`",
-        ),
-        other => Error::new(Code::InvalidParameter, format!("the multipart body is malformed: {other}")),
-    }
-}
-
 fn stored(err: std::io::Error) -> Error {
     Error::Internal(anyhow::anyhow!("staging an upload: {err}"))
+}
+
+/// What the upload's limit is called in its 413.
+const LIMIT_NAME: &str = "document limit";
+
+/// The problem a multipart error of this upload answers.
+fn refused(err: multer::Error, limit: u64) -> Error {
+    multipart::refusal(err, limit, LIMIT_NAME, "send the file in the field `file`")
 }
 
 /// Streams the form's one `file` into a staging file, reading its digest and kind on
@@ -154,31 +141,23 @@ where
     S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
 {
-    let boundary = content_type
-        .as_deref()
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(|| {
-            Error::new(
-                Code::UnsupportedMediaType,
-                "send the file as multipart/form-data in the field `file`",
-            )
-        })?;
+    let boundary = multipart::boundary(content_type.as_deref())?;
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["file"])
         .size_limit(multer::SizeLimit::new().whole_stream(limit + 64 * 1024).per_field(limit));
     let stream = body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()));
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut received = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| refused(e, limit))? {
         if received.is_some() {
             return Err(Error::field("file", "send one file per upload"));
         }
         let name = attachment::stored_name(field.file_name()).map_err(|message| Error::field("file", message))?;
         let mut staged = Staged::create(state.content().staging_dir()).await.map_err(stored)?;
         let (mut sniffer, mut digest) = (Sniffer::default(), Sha256::new());
-        while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+        while let Some(chunk) = field.chunk().await.map_err(|e| refused(e, limit))? {
             if staged.size() + chunk.len() as u64 > limit {
-                return Err(too_large(limit));
+                return Err(multipart::too_large(limit, LIMIT_NAME));
             }
             sniffer.push(&chunk);
             digest.update(&chunk);

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_util::{Stream, TryStreamExt};
-use serde_json::json;
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
@@ -18,6 +17,7 @@ use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::idempotent::{accepted, replay};
+use crate::http::multipart;
 use crate::http::paging::PageQuery;
 use crate::http::paging::PageRequest;
 use crate::http::query::raw_query;
@@ -84,29 +84,12 @@ pub struct ImportForm {
     pub locale: Option<String>,
 }
 
-fn too_large(limit: u64) -> Error {
-    Error::new(
-        Code::PayloadTooLarge,
-        match limit % (1024 * 1024) {
-            0 => format!("the file exceeds the upload limit of {} MiB", limit / 1024 / 1024),
-            _ => format!("the file exceeds the upload limit of {limit} bytes"),
-        },
-    )
-    .with_extension("limit_bytes", json!(limit))
-}
+/// What the upload's limit is called in its 413.
+const LIMIT_NAME: &str = "upload limit";
 
-fn multipart_error(err: multer::Error, limit: u64) -> Error {
-    match err {
-        multer::Error::FieldSizeExceeded { field_name, .. } if field_name.as_deref() != Some("file") => {
-            Error::field(field_name.as_deref().unwrap_or("field"), "too long")
-        }
-        multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => too_large(limit),
-        multer::Error::UnknownField { field_name } => Error::field(
-            field_name.as_deref().unwrap_or("field"),
-            "unknown form field; send `file`, and optionally `mode`, `sheet` and `locale`",
-        ),
-        other => Error::new(Code::InvalidParameter, format!("the multipart body is malformed: {other}")),
-    }
+/// The problem a multipart error of this upload answers.
+fn refused(err: multer::Error, limit: u64) -> Error {
+    multipart::refusal(err, limit, LIMIT_NAME, "send `file`, and optionally `mode`, `sheet` and `locale`")
 }
 
 async fn read_upload<S, B>(content_type: Option<String>, body: S, limit: u64) -> Result<Upload>
@@ -114,15 +97,7 @@ where
     S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
 {
-    let boundary = content_type
-        .as_deref()
-        .and_then(|ct| multer::parse_boundary(ct).ok())
-        .ok_or_else(|| {
-            Error::new(
-                Code::UnsupportedMediaType,
-                "send the file as multipart/form-data in the field `file`",
-            )
-        })?;
+    let boundary = multipart::boundary(content_type.as_deref())?;
     let constraints = multer::Constraints::new()
         .allowed_fields(vec!["file", "mode", "sheet", "locale"])
         .size_limit(
@@ -139,29 +114,29 @@ where
     let mut mode = Mode::Create;
     let mut sheet = None;
     let mut locale = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| multipart_error(e, limit))? {
+    while let Some(mut field) = multipart.next_field().await.map_err(|e| refused(e, limit))? {
         match field.name().unwrap_or_default() {
             "file" => {
                 let name = field.file_name().unwrap_or("upload").to_owned();
                 let mut bytes = Vec::new();
-                while let Some(chunk) = field.chunk().await.map_err(|e| multipart_error(e, limit))? {
+                while let Some(chunk) = field.chunk().await.map_err(|e| refused(e, limit))? {
                     bytes.extend_from_slice(&chunk);
                 }
                 file = Some((name, bytes));
             }
             "mode" => {
-                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                let text = field.text().await.map_err(|e| refused(e, limit))?;
                 mode = Mode::parse(&text)
                     .ok_or_else(|| Error::field("mode", format!("`{text}` is not a mode; use create, upsert or dry_run")))?;
             }
             "locale" => {
-                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                let text = field.text().await.map_err(|e| refused(e, limit))?;
                 if !text.trim().is_empty() {
                     locale = Some(Locale::parse(&text).map_err(|message| Error::field("locale", message))?);
                 }
             }
             _ => {
-                let text = field.text().await.map_err(|e| multipart_error(e, limit))?;
+                let text = field.text().await.map_err(|e| refused(e, limit))?;
                 sheet = Some(text).filter(|s| !s.trim().is_empty());
             }
         }

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod kpis;
 pub mod limits;
 pub mod metrics;
+pub mod multipart;
 pub mod notifications;
 pub mod openapi;
 pub mod paging;

@@ -101,6 +101,19 @@ pub async fn search_scope(pool: &PgPool, caller: &Principal) -> Result<Option<Ve
     Ok(scope(&mut *pool.acquire().await?, caller).await?.into_search())
 }
 
+/// Portfolio `id` locked for a change: 404 when there is none, 409 when it is deleted
+/// (`change` says what waits for its restore, e.g. "granting it").
+async fn lock_live(tx: &mut PgConnection, id: Uuid, change: &str) -> Result<PortfolioRow> {
+    let current = portfolios::get(tx, id, true).await?.ok_or_else(|| Error::not_found("portfolio"))?;
+    if current.deleted_at.is_some() {
+        return Err(Error::new(
+            Code::Conflict,
+            format!("this portfolio is deleted; restore it before {change}"),
+        ));
+    }
+    Ok(current)
+}
+
 pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Result<PortfolioRow> {
     caller.require(Action::ManagePortfolios)?;
     let fields = body.validate().map_err(Error::validation)?;
@@ -141,15 +154,7 @@ pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, patch: Portfoli
         ));
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let current = portfolios::get(&mut tx, id, true)
-        .await?
-        .ok_or_else(|| Error::not_found("portfolio"))?;
-    if current.deleted_at.is_some() {
-        return Err(Error::new(
-            Code::Conflict,
-            "this portfolio is deleted; restore it before changing it",
-        ));
-    }
+    let current = lock_live(&mut tx, id, "changing it").await?;
     let fields = patch.apply(current.fields()).map_err(Error::validation)?;
     let row = written(portfolios::update(&mut tx, id, &fields, caller.user_id).await, &fields.name)?;
     if row.name != current.name {
@@ -193,15 +198,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, portfolio: Uuid, body: New
         }
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let target = portfolios::get(&mut tx, portfolio, true)
-        .await?
-        .ok_or_else(|| Error::not_found("portfolio"))?;
-    if target.deleted_at.is_some() {
-        return Err(Error::new(
-            Code::Conflict,
-            "this portfolio is deleted; restore it before granting it",
-        ));
-    }
+    lock_live(&mut tx, portfolio, "granting it").await?;
     let row = portfolios::grant(&mut tx, Uuid::now_v7(), portfolio, &grantee, caller.user_id)
         .await?
         .ok_or_else(|| Error::new(Code::Conflict, "this portfolio is already granted to them"))?;
@@ -245,15 +242,7 @@ pub async fn set_contact_policy(pool: &PgPool, caller: &Principal, id: Uuid, pol
     caller.require(Action::ManagePortfolios)?;
     let own = policy.normalized();
     let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let current = portfolios::get(&mut tx, id, true)
-        .await?
-        .ok_or_else(|| Error::not_found("portfolio"))?;
-    if current.deleted_at.is_some() {
-        return Err(Error::new(
-            Code::Conflict,
-            "this portfolio is deleted; restore it before changing its contact policy",
-        ));
-    }
+    lock_live(&mut tx, id, "changing its contact policy").await?;
     let agency = compliance::policy_of(&mut tx, None).await?;
     let in_force = own.over(&agency).map_err(Error::validation)?;
     if compliance::set_portfolio_policy(&mut tx, id, &own, caller.user_id).await? {
