@@ -45,7 +45,7 @@ export async function showContactPolicy(box, p, admin) {
     clear(current,
       summary(answer.in_force),
       h("p", { class: "muted" }, Object.values(answer.own).some((v) => v !== null)
-        ? "Set for this portfolio where shown below; the rest follows the agency's policy."
+        ? "This portfolio sets some of these rules; the rest follow the agency's policy."
         : "Follows the agency's policy."));
   };
   render(policy);
