@@ -14,8 +14,9 @@ import { accountEditor } from "./account-edit.js";
 import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
 import { overridesSection } from "./overrides.js";
 import { renderHistory } from "./history.js";
+import { messagesSection } from "./messages.js";
 
-const CHANNELS = ["call", "sms", "email", "letter", "visit", "note"];
+const CHANNELS = ["call", "sms", "whatsapp", "email", "letter", "visit", "note"];
 const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "refused", "promise_to_pay", "dispute", "paid"];
 const METHODS = ["card", "bank_transfer", "ach", "cash", "check", "digital_wallet"];
 
@@ -55,13 +56,14 @@ export async function accountScreen(main, [id]) {
   };
   const actions = h("div", { class: "actions" });
   const overrides = atLeast("manager") ? overridesSection(id) : null;
+  const messages = messagesSection(account);
   const editor = works(account) ? accountEditor(id, () => reload(), { defs, portfolios: folios }) : null;
   clear(
     view,
     sections.summary,
     h("div", { class: "columns" },
       h("div", {}, sections.contact, overrides?.section, actions),
-      h("div", {}, sections.timeline, sections.plan)),
+      h("div", {}, sections.timeline, sections.plan, messages.section)),
   );
 
   const renderAll = () => Promise.all([renderContact(), renderRecords(), renderPlan(), overrides?.load()]);
@@ -351,7 +353,7 @@ export async function accountScreen(main, [id]) {
 
   renderSummary();
   renderActions();
-  await renderAll();
+  await Promise.all([renderAll(), messages.load()]);
 
   // Changes by anyone else show up without a reload.
   const changed = debounce(() => reload(), 300);

@@ -139,6 +139,12 @@ impl Application {
             schedulers.start(&stopped, &mut background);
         }
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
+        background.spawn(jobs::messages::run(
+            state.pool().clone(),
+            state.messenger().clone(),
+            state.clock().clone(),
+            stopped.clone(),
+        ));
         if metrics_listener.is_some() {
             background.spawn(metrics_upkeep(stopped));
         }

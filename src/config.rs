@@ -255,6 +255,13 @@ pub struct Settings {
     #[arg(long, env = "DOCUMENT_MAX_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
     pub document_max_bytes: u64,
 
+    /// The payment link a message's `{{payment_link}}` becomes: an http(s) URL with
+    /// `{account_number}` where the account's number goes
+    /// (`https://pay.example.com/a/{account_number}`). Unset, templates that use the link
+    /// are refused when rendered.
+    #[arg(long, env = "PAYMENT_LINK_TEMPLATE", value_parser = payment_link_template, global = true)]
+    pub payment_link_template: Option<String>,
+
     /// Most data rows one import may hold.
     #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]
     pub import_max_rows: usize,
@@ -369,5 +376,38 @@ impl Settings {
             problems.push("ACCESS_TOKEN_TTL_SECS may be at most 3600: a stolen token must expire soon".to_owned());
         }
         problems
+    }
+}
+
+/// `PAYMENT_LINK_TEMPLATE`: an http(s) URL of at most 500 characters holding
+/// `{account_number}`.
+fn payment_link_template(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if !(text.starts_with("https://") || text.starts_with("http://")) {
+        return Err("must be an http:// or https:// URL".to_owned());
+    }
+    if text.len() > 500 || text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must be one URL of at most 500 characters, without spaces".to_owned());
+    }
+    if !text.contains("{account_number}") {
+        return Err("must hold {account_number}, where the account's number goes".to_owned());
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payment_link_template_is_a_url_with_the_account_number_in_it() {
+        assert!(payment_link_template("https://pay.example.com/a/{account_number}").is_ok());
+        assert!(
+            payment_link_template("https://pay.example.com/a/")
+                .unwrap_err()
+                .contains("{account_number}")
+        );
+        assert!(payment_link_template("javascript:alert(1)//{account_number}").is_err());
+        assert!(payment_link_template("https://pay.example.com/{account_number} x").is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod http;
 pub mod import;
 pub mod jobs;
 pub mod lists;
+pub mod messaging;
 pub mod quota;
 pub mod search;
 pub mod seed;

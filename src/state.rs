@@ -13,8 +13,11 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::events::Events;
+use crate::messaging::Provider;
+use crate::messaging::local::LocalProvider;
 use crate::quota::Quotas;
 use crate::search::SearchIndex;
+use crate::service::messages::Outbox;
 use crate::service::sessions::Sessions;
 use crate::storage::ContentStore;
 use crate::storage::local::LocalStore;
@@ -44,6 +47,8 @@ struct Inner {
     ws_replays: RateLimiter,
     /// The bytes of the files kept with accounts (documents).
     content: Arc<dyn ContentStore>,
+    /// Who carries messages to debtors.
+    messenger: Arc<dyn Provider>,
 }
 
 impl AppState {
@@ -62,6 +67,7 @@ impl AppState {
         let settings_import_concurrency = settings.import_concurrency;
         let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
         let content = LocalStore::open(&settings.data_dir);
+        let messenger = LocalProvider::new(&settings.data_dir);
         let inner = Inner {
             events,
             gate,
@@ -76,6 +82,7 @@ impl AppState {
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
             ws_replays,
             content: Arc::new(content),
+            messenger: Arc::new(messenger),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -93,6 +100,19 @@ impl AppState {
     /// Where the bytes of the files kept with accounts (documents) are.
     pub fn content(&self) -> &dyn ContentStore {
         self.inner.content.as_ref()
+    }
+
+    /// Who carries messages to debtors (the sender's provider).
+    pub fn messenger(&self) -> &Arc<dyn Provider> {
+        &self.inner.messenger
+    }
+
+    /// What composing and sending a message needs beyond the request.
+    pub fn outbox(&self) -> Outbox<'_> {
+        Outbox {
+            provider: self.inner.messenger.as_ref(),
+            payment_link: self.inner.settings.payment_link_template.as_deref(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["domain"],
     &["error"],
     &["import"],
-    &["search", "store", "storage"],
+    &["search", "store", "storage", "messaging"],
     &["lists"],
     &["auth", "quota", "sync"],
     &["events", "seed"],

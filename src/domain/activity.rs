@@ -12,6 +12,7 @@ use crate::domain::refusal::FieldError;
 pub enum ActivityType {
     Call,
     Sms,
+    Whatsapp,
     Email,
     Letter,
     Visit,

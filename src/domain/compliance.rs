@@ -47,7 +47,8 @@ impl Channel {
         }
         match kind {
             ActivityType::Call => Some(Channel::Call),
-            ActivityType::Sms => Some(Channel::Sms),
+            // A WhatsApp message reaches the debtor's phone as a text message does.
+            ActivityType::Sms | ActivityType::Whatsapp => Some(Channel::Sms),
             ActivityType::Email => Some(Channel::Email),
             ActivityType::Letter => Some(Channel::Letter),
             ActivityType::Visit => Some(Channel::Visit),

@@ -35,9 +35,10 @@ impl GroupBy {
 }
 
 /// The activity types that are contact attempts when their direction is outbound.
-pub const ATTEMPT_TYPES: [ActivityType; 5] = [
+pub const ATTEMPT_TYPES: [ActivityType; 6] = [
     ActivityType::Call,
     ActivityType::Sms,
+    ActivityType::Whatsapp,
     ActivityType::Email,
     ActivityType::Letter,
     ActivityType::Visit,
@@ -106,7 +107,7 @@ mod tests {
 
     #[test]
     fn attempts_and_right_party_outcomes_are_wire_names() {
-        assert_eq!(sql_list(&ATTEMPT_TYPES), "'call', 'sms', 'email', 'letter', 'visit'");
+        assert_eq!(sql_list(&ATTEMPT_TYPES), "'call', 'sms', 'whatsapp', 'email', 'letter', 'visit'");
         assert_eq!(
             sql_list(&RIGHT_PARTY_OUTCOMES),
             "'right_party', 'promise_to_pay', 'dispute', 'paid'"

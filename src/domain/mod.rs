@@ -14,6 +14,7 @@ pub mod document;
 pub mod event;
 pub mod job;
 pub mod kpi;
+pub mod message;
 pub mod money;
 pub mod notification;
 pub mod patch;

@@ -97,6 +97,9 @@ pub enum Action {
     /// Create, change, delete and restore custom field definitions, and read deleted
     /// ones (every role that reads accounts reads the live ones).
     ManageFields,
+    /// Create, change and delete message templates (everyone who works accounts reads
+    /// the live ones).
+    ManageTemplates,
 }
 
 /// The permission table: which roles may perform each action.
@@ -125,6 +128,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ManagePortfolios, &[Role::Admin]),
     (Action::WorkEveryPortfolio, &[Role::Admin]),
     (Action::ManageFields, &[Role::Admin]),
+    (Action::ManageTemplates, &[Role::Admin, Role::Manager]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

@@ -62,6 +62,7 @@ const ASSETS: &[Asset] = assets![
     "fields.js" => JS,
     "portfolios.js" => JS,
     "contact-policy.js" => JS,
+    "messages.js" => JS,
     "custom-fields.js" => JS,
     "second-factor.js" => JS,
     "me.js" => JS,

@@ -21,6 +21,7 @@ pub mod indexed;
 pub mod jobs;
 pub mod kpis;
 pub mod limits;
+pub mod messages;
 pub mod metrics;
 pub mod multipart;
 pub mod notifications;
@@ -83,6 +84,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(plans::routes(state.clone()))
                 .unify()
                 .or(attachments::routes(state.clone()))
+                .unify()
+                .or(messages::routes(state.clone()))
                 .unify()
                 .or(portfolios::routes(state.clone()))
                 .unify()

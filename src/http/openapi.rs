@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
     accounts, activities, attachments, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis,
-    notifications, payments, plans, portfolios, queue, second_factor, timeline, users, ws,
+    messages, notifications, payments, plans, portfolios, queue, second_factor, timeline, users, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -61,6 +61,7 @@ pub fn document() -> &'static serde_json::Value {
             queue::Api::openapi(),
             plans::Api::openapi(),
             attachments::Api::openapi(),
+            messages::Api::openapi(),
             portfolios::Api::openapi(),
             notifications::Api::openapi(),
             jobs::Api::openapi(),

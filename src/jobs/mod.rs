@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod bulk_update;
 pub mod contact_windows;
 pub mod import;
+pub mod messages;
 pub mod plans;
 pub mod promises;
 pub mod schedulers;
@@ -100,11 +101,31 @@ pub async fn finish(pool: &PgPool, job: &JobRow) -> Result<Option<JobRow>> {
     Ok(finished)
 }
 
-pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
-    let mut listener = match PgListener::connect_with(&pool).await {
-        Ok(mut l) => l.listen(jobs::CHANNEL).await.ok().map(|()| l),
-        Err(_) => None,
+/// A LISTEN on `channel` for a loop that also polls: `None` when it cannot be had (the
+/// loop then only polls).
+pub async fn listen(pool: &PgPool, channel: &str) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(channel).await.ok().map(|()| listener)
+}
+
+/// Waits for a notification on `listener`, a poll's pause, or shutdown, whichever comes
+/// first. A listener that broke is dropped, and polling carries on.
+pub async fn idle(listener: &mut Option<PgListener>, shutdown: &mut watch::Receiver<bool>) {
+    let notified = async {
+        match listener.as_mut() {
+            Some(l) => l.recv().await.map(|_| ()),
+            None => std::future::pending().await,
+        }
     };
+    tokio::select! {
+        result = notified => if result.is_err() { *listener = None; },
+        _ = tokio::time::sleep(POLL_EVERY) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = listen(&pool, jobs::CHANNEL).await;
     while running(&shutdown) {
         match jobs::claim(&pool).await {
             Ok(Some(job)) => {
@@ -114,17 +135,7 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "claiming a job failed"),
         }
-        let notified = async {
-            match listener.as_mut() {
-                Some(l) => l.recv().await.map(|_| ()),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            result = notified => if result.is_err() { listener = None; },
-            _ = tokio::time::sleep(POLL_EVERY) => {}
-            _ = shutdown.changed() => {}
-        }
+        idle(&mut listener, &mut shutdown).await;
     }
 }
 

@@ -15,6 +15,7 @@ pub mod idempotency;
 pub mod imports;
 pub mod jobs;
 pub mod kpis;
+pub mod messages;
 pub mod notifications;
 pub mod payments;
 pub mod plans;

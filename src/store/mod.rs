@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod keyset;
 pub mod kpis;
 pub mod login_failures;
+pub mod messages;
 pub mod notifications;
 pub mod outbox;
 pub mod password_resets;

@@ -28,6 +28,7 @@ mod helpers;
 mod imports;
 mod jobs;
 mod kpis;
+mod messages;
 mod metrics;
 mod migrations;
 mod notifications;

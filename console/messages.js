@@ -1,0 +1,141 @@
+// An account's messages to its debtor: the ones sent (newest first, each with how its
+// sending stands) and, for those who work the account, a form that composes one from a
+// template or from their own text, previews it and sends it. The guard decides on the
+// server; a refusal shows its rule and when contact opens. Every text is shown as text.
+
+import { api, currentUser, works } from "./api.js";
+import { clear, field, h, select, showProblem, toast, when, words } from "./dom.js";
+
+const CHANNELS = [["sms", "Text message"], ["whatsapp", "WhatsApp"], ["email", "Email"]];
+const channelName = (c) => (CHANNELS.find(([v]) => v === c) || [c, c])[1];
+
+function status(m) {
+  if (m.status === "sent") return `sent ${when(m.sent_at)}`;
+  if (m.status === "failed") return `failed ${when(m.failed_at)}: ${m.error}`;
+  if (m.attempts > 0) return `queued, try ${m.attempts + 1} ${when(m.next_attempt_at)} (${m.error})`;
+  return "queued";
+}
+
+function item(m) {
+  return h("li", { class: `message message-${m.status}` },
+    h("div", {}, h("strong", {}, channelName(m.channel)), ` to ${m.recipient} · ${when(m.created_at)}`),
+    h("div", { class: `muted status-${m.status}` }, status(m)),
+    m.subject ? h("div", {}, h("strong", {}, m.subject)) : null,
+    h("p", { class: "message-body" }, m.body));
+}
+
+// The Messages card of `account`: `section`, filled by `load()`. Those who read the
+// account in full (its agent, managers, admins, viewers) see the messages; those who
+// work it also get the form.
+export function messagesSection(account) {
+  const section = h("section", { class: "card", "aria-labelledby": "messages-title" });
+  const list = h("ul", { class: "plain messages" });
+  const more = h("div");
+  const readsInFull = works(account) || currentUser()?.role === "viewer";
+
+  async function page(cursor) {
+    if (!cursor) clear(list);
+    clear(more);
+    try {
+      const answer = await api("GET", `/accounts/${account.id}/messages`, { params: { page_size: 10, cursor } });
+      for (const m of answer.data) list.append(item(m));
+      if (!answer.total) list.append(h("li", { class: "muted" }, "No messages yet."));
+      if (answer.next_cursor) more.append(h("button", { type: "button", onclick: () => page(answer.next_cursor) }, "More messages"));
+    } catch (error) {
+      clear(more, h("p", { class: "form-alert", role: "alert" }, error.message));
+    }
+  }
+
+  async function load() {
+    if (!readsInFull) {
+      section.hidden = true;
+      return;
+    }
+    clear(section, h("h2", { id: "messages-title" }, "Messages"));
+    if (works(account)) section.append(composer(account, (m) => list.prepend(item(m)), () => page()));
+    section.append(list, more);
+    await page();
+  }
+  return { section, load };
+}
+
+// The form: channel, a template or one's own text (and an email's subject), Preview
+// and Send. `sent` shows a queued message; `refresh` reloads the list once the sender
+// had time to send it.
+function composer(account, sent, refresh) {
+  const offered = CHANNELS.filter(([c]) => (c === "email" ? account.email : account.phone));
+  if (!offered.length) return h("p", { class: "muted" }, "The account has no phone number or email address to message.");
+  const channel = select("channel", offered, offered[0][0]);
+  const template = h("select", { name: "template_id" });
+  const subject = h("input", { name: "subject", maxlength: 200 });
+  const text = h("textarea", { name: "text", rows: 4, maxlength: 5000 });
+  const preview = h("div", { class: "message-preview", "aria-live": "polite" });
+  const subjectField = field("Subject", subject);
+  const textField = field("Text", text, "Placeholders: {{debtor_name}}, {{balance}}, {{due_date}}, {{account_number}}, {{payment_link}}");
+  const form = h("form", { class: "message-form", "aria-labelledby": "messages-title" },
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Channel", channel),
+    field("Template", template),
+    subjectField, textField,
+    h("div", { class: "row" },
+      h("button", { type: "button", onclick: () => run(false) }, "Preview"),
+      h("button", { type: "submit", class: "primary" }, "Send message")),
+    preview);
+
+  const own = () => template.value === "";
+  const layout = () => {
+    textField.hidden = !own();
+    subjectField.hidden = !own() || channel.value !== "email";
+  };
+  async function templates() {
+    clear(template, h("option", { value: "" }, "Write my own"));
+    try {
+      const page = await api("GET", "/message-templates", { params: { channel: channel.value, page_size: 200 } });
+      for (const t of page.data) template.append(h("option", { value: t.id }, t.name));
+    } catch (error) {
+      showProblem(form, error);
+    }
+    layout();
+  }
+  channel.addEventListener("change", templates);
+  template.addEventListener("change", layout);
+
+  const body = () => {
+    if (!own()) return { channel: channel.value, template_id: template.value };
+    const b = { channel: channel.value, text: text.value };
+    if (channel.value === "email") b.subject = subject.value;
+    return b;
+  };
+  async function run(send) {
+    const buttons = form.querySelectorAll("button");
+    for (const b of buttons) b.disabled = true;
+    try {
+      if (send) {
+        const m = await api("POST", `/accounts/${account.id}/messages`, { body: body() });
+        showProblem(form, null);
+        clear(preview);
+        text.value = "";
+        subject.value = "";
+        sent(m);
+        toast(`${channelName(m.channel)} to ${m.recipient} queued.`);
+        setTimeout(refresh, 2000);
+      } else {
+        const r = await api("POST", `/accounts/${account.id}/messages/preview`, { body: body() });
+        showProblem(form, null);
+        clear(preview, h("p", { class: "muted" }, `${channelName(r.channel)} to ${r.recipient}${r.subject ? `, subject “${r.subject}”` : ""}:`),
+          h("p", { class: "message-body" }, r.body));
+      }
+    } catch (error) {
+      showProblem(form, error);
+      if (error.problem?.code === "contact_blocked") toast(`Not sent: ${words(error.problem.rule)}.`, { refusal: true });
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(true);
+  });
+  templates();
+  return form;
+}

@@ -1,0 +1,26 @@
+//! The sender: every API process runs one. It wakes when a message is queued (LISTEN on
+//! the messages channel) and every second (for retries falling due, and a missed
+//! notification), and hands the due messages to the provider (`service::messages`).
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::messaging::Provider;
+use crate::service::messages;
+use crate::shutdown::running;
+
+pub async fn run(pool: PgPool, provider: Arc<dyn Provider>, clock: Clock, mut shutdown: watch::Receiver<bool>) {
+    let mut listener = super::listen(&pool, messages::CHANNEL).await;
+    while running(&shutdown) {
+        match messages::deliver_due(&pool, provider.as_ref(), clock.now()).await {
+            // Some were due: more may be.
+            Ok(tried) if tried > 0 => continue,
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "sending messages failed"),
+        }
+        super::idle(&mut listener, &mut shutdown).await;
+    }
+}

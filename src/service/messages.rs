@@ -1,0 +1,426 @@
+//! Messages to debtors as operations: composing one from a template or a text, sending
+//! it (the compliance guard first, exactly as for a logged contact; then the activity
+//! and the queued message in one transaction), previewing it, the templates, and the
+//! sender's pass over the queue.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::activity::{Direction, MAX_NOTES_LEN, NewActivity};
+use crate::domain::message::{
+    self, ChangeTemplate, ComposeMessage, CreateTemplate, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source, TemplateFields, Values,
+};
+use crate::domain::principal::Principal;
+use crate::domain::role::Action;
+use crate::error::{Code, Error, FieldError, Result};
+use crate::messaging::{Outgoing, Provider, SendFailure};
+use crate::service::Window;
+use crate::service::accounts::{get_for, lock_for, readable};
+use crate::service::activities;
+use crate::service::idempotency::{self, Replay};
+use crate::store::accounts::AccountRow;
+use crate::store::messages::{self as store, MessageRow, NewMessage, TemplateRow, Tried};
+
+pub use crate::store::messages::CHANNEL;
+
+const IDEMPOTENCY_SCOPE: &str = "message";
+
+/// A message to a debtor, as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// The outbound contact attempt it was logged as, on the account's timeline.
+    pub activity_id: Uuid,
+    pub channel: MessageChannel,
+    pub template_id: Option<Uuid>,
+    /// The phone number (E.164) or email address it went to, as the account had it.
+    pub recipient: String,
+    pub subject: Option<String>,
+    /// The text sent, placeholders filled; plain text.
+    pub body: String,
+    pub provider: String,
+    pub status: MessageStatus,
+    /// Tries so far.
+    pub attempts: i32,
+    /// When the sender tries a queued message next.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<String>,
+    /// Why the last try failed.
+    pub error: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+impl From<MessageRow> for MessageView {
+    fn from(row: MessageRow) -> Self {
+        Self {
+            id: row.id,
+            account_id: row.account_id,
+            activity_id: row.activity_id,
+            channel: row.channel,
+            template_id: row.template_id,
+            recipient: row.recipient,
+            subject: row.subject,
+            body: row.body,
+            provider: row.provider,
+            status: row.status,
+            attempts: row.attempts,
+            next_attempt_at: row.next_attempt_at,
+            provider_message_id: row.provider_message_id,
+            error: row.error,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            sent_at: row.sent_at,
+            failed_at: row.failed_at,
+        }
+    }
+}
+
+/// A message as it would be sent now: `POST /accounts/{id}/messages/preview`.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Rendered {
+    pub channel: MessageChannel,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+}
+
+/// What sending answered: the queued message, or the first request's answer again.
+pub enum Sent {
+    Fresh(MessageView),
+    Replayed(Replay),
+}
+
+/// Where the service finds what a message needs beyond the request.
+pub struct Outbox<'a> {
+    pub provider: &'a dyn Provider,
+    /// `PAYMENT_LINK_TEMPLATE`, when configured.
+    pub payment_link: Option<&'a str>,
+}
+
+/// The text, subject and recipient of `compose` for `account`.
+async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &ComposeMessage, payment_link: Option<&str>) -> Result<Rendered> {
+    let source = compose.validate().map_err(Error::validation)?;
+    let (body, subject) = match source {
+        Source::Text { body, subject } => (body, subject),
+        Source::Template(id) => {
+            let template = store::lock_template(conn, id)
+                .await?
+                .filter(|t| t.channel == compose.channel)
+                .ok_or_else(|| Error::field("template_id", format!("names no live {} template", compose.channel.as_str())))?;
+            (template.body, template.subject)
+        }
+    };
+    let values = Values {
+        debtor_name: account.debtor_name.clone(),
+        account_number: account.account_number.clone(),
+        balance: format!("{} {}", account.currency.format(account.current_balance), account.currency.code()),
+        due_date: account.due_date,
+        payment_link: payment_link.map(|t| message::payment_link(t, &account.account_number)),
+    };
+    // A refusal names what the client sent: the template, or its own text and subject.
+    let (field, subject_field) = if compose.template_id.is_some() {
+        ("template_id", "template_id")
+    } else {
+        ("text", "subject")
+    };
+    let body = message::render(&body, &values).map_err(|m| Error::field(field, m))?;
+    let max = compose.channel.max_body_chars();
+    if body.chars().count() > max {
+        return Err(Error::field(
+            field,
+            format!(
+                "renders to more than the {max} characters a {} message holds",
+                compose.channel.as_str()
+            ),
+        ));
+    }
+    let subject = subject
+        .map(|s| message::render(&s, &values))
+        .transpose()
+        .map_err(|m| Error::field(subject_field, m))?;
+    if subject.as_ref().is_some_and(|s| s.chars().count() > message::MAX_SUBJECT_CHARS) {
+        return Err(Error::field(
+            subject_field,
+            format!("the subject renders to more than {} characters", message::MAX_SUBJECT_CHARS),
+        ));
+    }
+    let recipient = if compose.channel.is_email() {
+        account.email.clone()
+    } else {
+        account.phone.clone()
+    };
+    let recipient = recipient.ok_or_else(|| {
+        let what = if compose.channel.is_email() {
+            "an email address"
+        } else {
+            "a phone number"
+        };
+        Error::new(
+            Code::NoRecipient,
+            format!("the account has no {what} to send a {} message to", compose.channel.as_str()),
+        )
+        .with_extension("channel", compose.channel.as_str().into())
+    })?;
+    Ok(Rendered {
+        channel: compose.channel,
+        recipient,
+        subject,
+        body,
+    })
+}
+
+/// The message `compose` would send on `account_id` now, without sending it.
+pub async fn preview(
+    pool: &PgPool,
+    caller: &Principal,
+    account_id: Uuid,
+    compose: &ComposeMessage,
+    outbox: &Outbox<'_>,
+) -> Result<Rendered> {
+    caller.require(Action::WorkAccount)?;
+    let account = get_for(pool, caller, account_id, "account").await?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let mut conn = pool.acquire().await?;
+    render(&mut conn, &account, compose, outbox.payment_link).await
+}
+
+fn request_hash(account_id: Uuid, compose: &ComposeMessage) -> Result<Vec<u8>> {
+    let canonical = serde_json::to_vec(&(account_id, compose)).map_err(anyhow::Error::from)?;
+    Ok(Sha256::digest(canonical).to_vec())
+}
+
+/// Sends `compose` on `account_id` for `caller` at `now`: the guard judges the attempt
+/// on the message's channel under the account's lock (a refusal is the 409 a logged
+/// contact gets, and nothing is kept); the activity and the queued message are written
+/// in one transaction, which wakes the sender.
+pub async fn send(
+    pool: &PgPool,
+    caller: &Principal,
+    account_id: Uuid,
+    key: Option<&str>,
+    compose: ComposeMessage,
+    outbox: &Outbox<'_>,
+    now: DateTime<Utc>,
+) -> Result<Sent> {
+    caller.require(Action::WorkAccount)?;
+    idempotency::check_key(key)?;
+    let hash = request_hash(account_id, &compose)?;
+    let mut tx = crate::store::begin_as(pool, caller.user_id).await?;
+    if let Some(first) = idempotency::claim(&mut tx, caller, IDEMPOTENCY_SCOPE, key, &hash).await? {
+        return Ok(Sent::Replayed(first));
+    }
+    let account = lock_for(&mut tx, caller, account_id, "account").await?;
+    caller.require_work_on(account.assigned_agent_id)?;
+    let rendered = render(&mut tx, &account, &compose, outbox.payment_link).await?;
+    let notes: String = match &rendered.subject {
+        Some(subject) => format!("{subject}\n\n{}", rendered.body),
+        None => rendered.body.clone(),
+    }
+    .chars()
+    .take(MAX_NOTES_LEN)
+    .collect();
+    let attempt = NewActivity {
+        kind: compose.channel.activity_type(),
+        direction: Some(Direction::Outbound),
+        outcome: None,
+        notes: Some(notes),
+        occurred_at: now,
+        next_action_at: None,
+    };
+    let activity = activities::log_locked(&mut tx, caller, &account, &attempt, now).await?;
+    let row = store::queue(
+        &mut tx,
+        &NewMessage {
+            id: Uuid::now_v7(),
+            account_id,
+            activity_id: activity.id,
+            channel: compose.channel,
+            template_id: compose.template_id,
+            recipient: &rendered.recipient,
+            subject: rendered.subject.as_deref(),
+            body: &rendered.body,
+            provider: outbox.provider.name(),
+            created_by: caller.user_id,
+            at: now,
+        },
+    )
+    .await?;
+    let view = MessageView::from(row);
+    let body = serde_json::to_value(&view).map_err(anyhow::Error::from)?;
+    idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, key, 202, &body).await?;
+    tx.commit().await?;
+    tracing::info!(message_id = %view.id, channel = view.channel.as_str(), "message queued");
+    Ok(Sent::Fresh(view))
+}
+
+/// The messages of `account_id`, newest first, and how many it has: for those who read
+/// the account in full.
+pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, window: Window) -> Result<(Vec<MessageRow>, i64)> {
+    readable(pool, caller, account_id).await?;
+    let rows = store::page(pool, account_id, window.after, window.limit).await?;
+    Ok((rows, store::count(pool, account_id).await?))
+}
+
+/// Message `id`, for those who read its account in full.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<MessageRow> {
+    caller.require(Action::ReadAccounts)?;
+    let row = store::get(pool, id).await?.ok_or_else(|| Error::not_found("message"))?;
+    readable(pool, caller, row.account_id).await.map_err(|err| {
+        if matches!(&err, Error::Problem(p) if p.code == Code::NotFound) {
+            Error::not_found("message")
+        } else {
+            err
+        }
+    })?;
+    Ok(row)
+}
+
+/// Messages the sender takes in one transaction.
+const BATCH: i64 = 20;
+
+/// One pass of the sender at `now`: hands each due message to `provider` and records
+/// how it went (sent; failed and tried again after [`message::retry_delay`]; or failed
+/// for good when the provider refused it or after [`MAX_ATTEMPTS`] tries). Returns how
+/// many it tried. A message stays locked while its provider is asked, so no two senders
+/// send it; a sender that dies mid-pass leaves it queued, and it is sent again (at
+/// least once).
+pub async fn deliver_due(pool: &PgPool, provider: &dyn Provider, now: DateTime<Utc>) -> Result<usize> {
+    let mut tx = pool.begin().await?;
+    let due = store::claim_due(&mut tx, now, BATCH).await?;
+    for row in &due {
+        let outgoing = Outgoing {
+            id: row.id,
+            channel: row.channel,
+            recipient: row.recipient.clone(),
+            subject: row.subject.clone(),
+            body: row.body.clone(),
+        };
+        let answer = provider.send(&outgoing).await;
+        let tried = match &answer {
+            Ok(accepted) => Tried::Sent {
+                provider_message_id: &accepted.provider_message_id,
+            },
+            Err(SendFailure::Refused(error)) => Tried::Failed { error, retry_at: None },
+            Err(SendFailure::Retry(error)) => Tried::Failed {
+                error,
+                retry_at: (row.attempts + 1 < MAX_ATTEMPTS).then(|| now + message::retry_delay(row.attempts + 1)),
+            },
+        };
+        let done = store::record_try(&mut tx, row.id, tried, now).await?;
+        match answer {
+            Ok(_) => tracing::info!(message_id = %row.id, "message sent"),
+            Err(failure) => {
+                tracing::warn!(message_id = %row.id, attempts = done.attempts, status = ?done.status, ?failure, "sending a message failed")
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(due.len())
+}
+
+/// A template, as the API shows it.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct TemplateView {
+    pub id: Uuid,
+    pub name: String,
+    pub channel: MessageChannel,
+    pub subject: Option<String>,
+    /// Plain text with placeholders: `{{debtor_name}}`, `{{account_number}}`,
+    /// `{{balance}}`, `{{due_date}}`, `{{payment_link}}`.
+    pub body: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl From<TemplateRow> for TemplateView {
+    fn from(row: TemplateRow) -> Self {
+        Self {
+            id: row.id,
+            name: row.name,
+            channel: row.channel,
+            subject: row.subject,
+            body: row.body,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            deleted_at: row.deleted_at,
+        }
+    }
+}
+
+fn name_taken(err: sqlx::Error) -> Error {
+    if store::is_name_taken(&err) {
+        Error::with_fields(
+            Code::Conflict,
+            "a live template already has this name",
+            vec![FieldError::new("name", "taken by another template")],
+        )
+    } else {
+        err.into()
+    }
+}
+
+pub async fn create_template(pool: &PgPool, caller: &Principal, body: CreateTemplate) -> Result<TemplateRow> {
+    caller.require(Action::ManageTemplates)?;
+    let fields = TemplateFields::new(body).map_err(Error::validation)?;
+    let mut tx = crate::store::begin_as(pool, caller.user_id).await?;
+    let row = store::insert_template(&mut tx, Uuid::now_v7(), &fields, caller.user_id)
+        .await
+        .map_err(name_taken)?;
+    tx.commit().await?;
+    tracing::info!(template_id = %row.id, "message template created");
+    Ok(row)
+}
+
+pub async fn change_template(pool: &PgPool, caller: &Principal, id: Uuid, change: ChangeTemplate) -> Result<TemplateRow> {
+    caller.require(Action::ManageTemplates)?;
+    let mut tx = crate::store::begin_as(pool, caller.user_id).await?;
+    let current = store::lock_template(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("template"))?;
+    let fields = current.fields().changed(change).map_err(Error::validation)?;
+    let row = store::update_template(&mut tx, id, &fields, caller.user_id)
+        .await
+        .map_err(name_taken)?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Soft-deletes the template: no new message uses it; those sent keep naming it.
+pub async fn delete_template(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<TemplateRow> {
+    caller.require(Action::ManageTemplates)?;
+    let mut tx = crate::store::begin_as(pool, caller.user_id).await?;
+    store::lock_template(&mut tx, id)
+        .await?
+        .ok_or_else(|| Error::not_found("template"))?;
+    let row = store::delete_template(&mut tx, id, caller.user_id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// The live template `id`, for everyone who works accounts.
+pub async fn template(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<TemplateRow> {
+    caller.require(Action::WorkAccount)?;
+    store::template(pool, id).await?.ok_or_else(|| Error::not_found("template"))
+}
+
+/// The live templates (of `channel`), newest first, and how many there are.
+pub async fn templates(
+    pool: &PgPool,
+    caller: &Principal,
+    channel: Option<MessageChannel>,
+    window: Window,
+) -> Result<(Vec<TemplateRow>, i64)> {
+    caller.require(Action::WorkAccount)?;
+    let rows = store::templates(pool, channel, window.after, window.limit).await?;
+    Ok((rows, store::count_templates(pool, channel).await?))
+}

@@ -1,0 +1,271 @@
+//! Messages to debtors and their templates (`account_messages`, `message_templates`,
+//! migrations/0043_messages.sql): the rows, and the sender's queue, which hands each due
+//! message to one sender (`FOR UPDATE SKIP LOCKED`) and records how its try went.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::domain::message::{MessageChannel, MessageStatus, TemplateFields};
+use crate::error::Result;
+use crate::store::keyset::{self, NewestFirst};
+
+/// Wakes the senders when a message is queued.
+pub const CHANNEL: &str = "arrears_messages";
+
+#[derive(Clone, Debug, FromRow)]
+pub struct TemplateRow {
+    pub id: Uuid,
+    pub name: String,
+    pub channel: MessageChannel,
+    pub subject: Option<String>,
+    pub body: String,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+impl TemplateRow {
+    pub fn fields(&self) -> TemplateFields {
+        TemplateFields {
+            name: self.name.clone(),
+            channel: self.channel,
+            subject: self.subject.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+const TEMPLATE_COLUMNS: &str = "id, name, channel, subject, body, created_by, created_at, updated_at, deleted_at";
+
+/// Whether `err` is the live-name unique index refusing a second template of one name.
+pub fn is_name_taken(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.constraint() == Some("message_templates_live_name"))
+}
+
+pub async fn insert_template(conn: &mut PgConnection, id: Uuid, fields: &TemplateFields, by: Uuid) -> sqlx::Result<TemplateRow> {
+    sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO message_templates (id, name, channel, subject, body, created_by, updated_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {TEMPLATE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&fields.name)
+    .bind(fields.channel)
+    .bind(&fields.subject)
+    .bind(&fields.body)
+    .bind(by)
+    .fetch_one(conn)
+    .await
+}
+
+/// The live template `id`, locked for a change when `conn` is a transaction.
+pub async fn lock_template(conn: &mut PgConnection, id: Uuid) -> Result<Option<TemplateRow>> {
+    Ok(sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM message_templates WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+pub async fn update_template(conn: &mut PgConnection, id: Uuid, fields: &TemplateFields, by: Uuid) -> sqlx::Result<TemplateRow> {
+    sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE message_templates SET name = $2, subject = $3, body = $4, updated_by = $5, updated_at = now()
+         WHERE id = $1 RETURNING {TEMPLATE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(&fields.name)
+    .bind(&fields.subject)
+    .bind(&fields.body)
+    .bind(by)
+    .fetch_one(conn)
+    .await
+}
+
+pub async fn delete_template(conn: &mut PgConnection, id: Uuid, by: Uuid) -> Result<TemplateRow> {
+    Ok(sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE message_templates SET deleted_at = now(), updated_by = $2, updated_at = now()
+         WHERE id = $1 RETURNING {TEMPLATE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(by)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// The live template `id`.
+pub async fn template(pool: &PgPool, id: Uuid) -> Result<Option<TemplateRow>> {
+    Ok(sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {TEMPLATE_COLUMNS} FROM message_templates WHERE id = $1 AND deleted_at IS NULL"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+const NEWEST_FIRST: NewestFirst = NewestFirst::by("created_at", "id");
+
+/// The live templates (of `channel`, when named), newest first, after a keyset position.
+pub async fn templates(
+    pool: &PgPool,
+    channel: Option<MessageChannel>,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<TemplateRow>> {
+    let select = format!("SELECT {TEMPLATE_COLUMNS} FROM message_templates");
+    NEWEST_FIRST.page(pool, live_templates(&select, channel), after, limit).await
+}
+
+pub async fn count_templates(pool: &PgPool, channel: Option<MessageChannel>) -> Result<i64> {
+    keyset::count(pool, live_templates("SELECT count(*) FROM message_templates", channel)).await
+}
+
+fn live_templates(select: &str, channel: Option<MessageChannel>) -> sqlx::QueryBuilder<sqlx::Postgres> {
+    let mut query = keyset::rows_where(select, "id", None);
+    query.push(" AND deleted_at IS NULL");
+    if let Some(channel) = channel {
+        query.push(" AND channel = ").push_bind(channel);
+    }
+    query
+}
+
+#[derive(Clone, Debug, FromRow)]
+pub struct MessageRow {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub activity_id: Uuid,
+    pub channel: MessageChannel,
+    pub template_id: Option<Uuid>,
+    pub recipient: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub provider: String,
+    pub status: MessageStatus,
+    pub attempts: i32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub provider_message_id: Option<String>,
+    pub error: Option<String>,
+    pub created_by: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+}
+
+const MESSAGE_COLUMNS: &str = "id, account_id, activity_id, channel, template_id, recipient, subject, body, provider, status, \
+     attempts, next_attempt_at, provider_message_id, error, created_by, created_at, sent_at, failed_at";
+
+/// A message to queue.
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub activity_id: Uuid,
+    pub channel: MessageChannel,
+    pub template_id: Option<Uuid>,
+    pub recipient: &'a str,
+    pub subject: Option<&'a str>,
+    pub body: &'a str,
+    pub provider: &'a str,
+    pub created_by: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// Queues `new`, due at once, and wakes the senders when the transaction commits.
+pub async fn queue(conn: &mut PgConnection, new: &NewMessage<'_>) -> Result<MessageRow> {
+    let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO account_messages (id, account_id, activity_id, channel, template_id, recipient, subject, body,
+             provider, status, next_attempt_at, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $10) RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(new.id)
+    .bind(new.account_id)
+    .bind(new.activity_id)
+    .bind(new.channel)
+    .bind(new.template_id)
+    .bind(new.recipient)
+    .bind(new.subject)
+    .bind(new.body)
+    .bind(new.provider)
+    .bind(new.at)
+    .bind(new.created_by)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;
+    Ok(row)
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<MessageRow>> {
+    Ok(sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM account_messages WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The messages of `account_id`, newest first, after a keyset position.
+pub async fn page(pool: &PgPool, account_id: Uuid, after: Option<(DateTime<Utc>, Uuid)>, limit: i64) -> Result<Vec<MessageRow>> {
+    let select = format!("SELECT {MESSAGE_COLUMNS} FROM account_messages");
+    NEWEST_FIRST
+        .page(pool, keyset::rows_where(&select, "account_id", Some(account_id)), after, limit)
+        .await
+}
+
+pub async fn count(pool: &PgPool, account_id: Uuid) -> Result<i64> {
+    keyset::count(
+        pool,
+        keyset::rows_where("SELECT count(*) FROM account_messages", "account_id", Some(account_id)),
+    )
+    .await
+}
+
+/// Up to `limit` queued messages due at `now`, oldest due first, locked for this sender
+/// (others skip them) until `tx` ends.
+pub async fn claim_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<MessageRow>> {
+    Ok(sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM account_messages
+         WHERE status = 'queued' AND next_attempt_at <= $1
+         ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+    )))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// How one try of a message went.
+pub enum Tried<'a> {
+    Sent {
+        provider_message_id: &'a str,
+    },
+    /// Failed; tried again at `retry_at`, or never (`None`: the message failed).
+    Failed {
+        error: &'a str,
+        retry_at: Option<DateTime<Utc>>,
+    },
+}
+
+/// Records a try of message `id` at `now`.
+pub async fn record_try(tx: &mut PgConnection, id: Uuid, tried: Tried<'_>, now: DateTime<Utc>) -> Result<MessageRow> {
+    let query = match tried {
+        Tried::Sent { provider_message_id } => sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+            "UPDATE account_messages SET status = 'sent', attempts = attempts + 1, next_attempt_at = NULL,
+                 provider_message_id = $2, sent_at = $3
+             WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(provider_message_id)
+        .bind(now),
+        Tried::Failed { error, retry_at } => sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+            "UPDATE account_messages SET attempts = attempts + 1, error = left($2, 2000),
+                 status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'queued' END,
+                 next_attempt_at = $3, failed_at = CASE WHEN $3::timestamptz IS NULL THEN $4 END
+             WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+        )))
+        .bind(id)
+        .bind(error)
+        .bind(retry_at)
+        .bind(now),
+    };
+    Ok(query.fetch_one(tx).await?)
+}

@@ -1,0 +1,97 @@
+// Issue 50 in the browser: an agent messages a debtor from the account screen (a
+// template previewed and sent, an email of their own, the guard refusing a text at
+// night beside the form), the sent ones listed with how their sending stands; a manager
+// on a phone reads them and has the form; a viewer reads them without it.
+
+import assert from "node:assert/strict";
+import { BASE, PHONE, accessible, api, daytimeZone, login, open, shot, suite } from "./harness.js";
+
+const run = Date.now().toString(36);
+const TEMPLATE = `E2E reminder ${run}`;
+const ids = {};
+
+// A zone where it is now between 22:00 and 06:00: the guard refuses texts there.
+function nightZone() {
+  const zones = ["America/New_York", "America/Los_Angeles", "Pacific/Honolulu", "Europe/London", "Europe/Berlin", "Asia/Kolkata", "Asia/Tokyo", "Australia/Sydney", "Pacific/Auckland"];
+  return zones.find((zone) => {
+    const hour = Number(new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", hourCycle: "h23" }).format(new Date()));
+    return hour >= 22 || hour < 6;
+  });
+}
+
+// No sideways scrolling.
+async function fits(page, screen) {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
+}
+
+async function setup() {
+  const manager = (await login("manager")).access_token;
+  const agent = await login("agent");
+  const create = (fields) => api(manager, "POST", "/accounts", { original_balance: "310.00", currency: "USD", email: "bo@example.com", phone: "(201) 555-0190", assigned_agent_id: agent.user.id, ...fields });
+  ids.day = (await create({ debtor_name: `<b>Bo</b> Messageworth ${run}`, timezone: daytimeZone() })).id;
+  const night = nightZone();
+  if (night) ids.night = (await create({ debtor_name: `Nina Nightly ${run}`, timezone: night })).id;
+  await api(manager, "POST", "/message-templates", { name: TEMPLATE, channel: "sms", body: "Hello {{debtor_name}}, you owe {{balance}}." });
+}
+
+const card = (page) => page.getByRole("region", { name: "Messages" });
+
+suite("messages", setup, (test) => {
+  test("an agent previews and sends a template, sends an email, and is refused a text at night", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/account/${ids.day}`);
+    const messages = card(page);
+    const form = messages.getByRole("form", { name: "Messages" });
+    await form.getByLabel("Template").selectOption({ label: TEMPLATE });
+    assert.equal(await form.getByLabel("Text").isVisible(), false, "a template needs no text of one's own");
+    await form.getByRole("button", { name: "Preview" }).click();
+    const expected = `Hello <b>Bo</b> Messageworth ${run}, you owe 310.00 USD.`;
+    await form.locator(".message-preview").getByText(expected).waitFor();
+    assert.equal(await messages.locator("b").count(), 0, "the debtor's name is text, never markup");
+    await accessible(page, "messages, a preview");
+
+    await form.getByRole("button", { name: "Send message" }).click();
+    await page.getByText("Text message to +12015550190 queued.").waitFor();
+    await messages.locator("li.message-sent", { hasText: expected }).waitFor();
+
+    await form.getByLabel("Channel").selectOption("email");
+    await form.getByLabel("Template").selectOption({ label: "Write my own" });
+    await form.getByLabel("Subject").fill("Your balance");
+    await form.getByLabel("Text").fill("Dear {{debtor_name}},\nplease call us.");
+    await form.getByRole("button", { name: "Send message" }).click();
+    await page.getByText("Email to bo@example.com queued.").waitFor();
+    await messages.locator("li.message-sent", { hasText: "Your balance" }).waitFor();
+    await shot(page, "messages-desktop");
+
+    const sent = await api((await login("agent")).access_token, "GET", `/accounts/${ids.day}/messages`);
+    assert.deepEqual(sent.data.map((m) => [m.channel, m.status]), [["email", "sent"], ["sms", "sent"]]);
+    assert.equal(sent.data[0].body, `Dear <b>Bo</b> Messageworth ${run},\nplease call us.`);
+
+    if (ids.night) {
+      await page.goto(`${BASE}/#/account/${ids.night}`);
+      const night = card(page).getByRole("form", { name: "Messages" });
+      await night.getByLabel("Text").fill("Are you there?");
+      await night.getByRole("button", { name: "Send message" }).click();
+      await night.getByText("Rule: outside window.").waitFor();
+      await night.getByText(/Allowed again/).waitFor();
+      await card(page).getByText("No messages yet.").waitFor();
+    }
+  });
+
+  test("a manager on a phone reads the messages and has the form; a viewer reads them without it", async () => {
+    const phone = await open("manager", null, PHONE);
+    await phone.goto(`${BASE}/#/account/${ids.day}`);
+    await card(phone).locator("li.message").first().waitFor();
+    await card(phone).getByRole("form", { name: "Messages" }).waitFor();
+    await fits(phone, "messages on a phone");
+    await accessible(phone, "messages on a phone");
+    await card(phone).scrollIntoViewIfNeeded();
+    await shot(phone, "messages-phone");
+
+    const viewer = await open("viewer");
+    await viewer.goto(`${BASE}/#/account/${ids.day}`);
+    await card(viewer).locator("li.message").first().waitFor();
+    assert.equal(await card(viewer).getByRole("form").count(), 0, "viewers send nothing");
+  });
+});
