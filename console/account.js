@@ -360,7 +360,10 @@ export async function accountScreen(main, [id]) {
   const mine = (event) => event.detail?.account_id === id && changed();
   const names = ["payment.created", "payment.updated", "activity.logged", "plan.instalment_missed", "plan.broken", "plan.completed"];
   for (const name of names) live.addEventListener(name, mine);
-  return () => names.forEach((name) => live.removeEventListener(name, mine));
+  return () => {
+    names.forEach((name) => live.removeEventListener(name, mine));
+    messages.stop();
+  };
 }
 
 // A form that posts to the API, shows the refusal next to its fields (and, for a refusal

@@ -4,7 +4,8 @@
 // server; a refusal shows its rule and when contact opens. Every text is shown as text.
 
 import { api, currentUser, works } from "./api.js";
-import { clear, field, h, select, showProblem, toast, when, words } from "./dom.js";
+import { clear, debounce, field, h, select, showProblem, toast, when, words } from "./dom.js";
+import { live } from "./live.js";
 
 const CHANNELS = [["sms", "Text message"], ["whatsapp", "WhatsApp"], ["email", "Email"]];
 const channelName = (c) => (CHANNELS.find(([v]) => v === c) || [c, c])[1];
@@ -24,9 +25,10 @@ function item(m) {
     h("p", { class: "message-body" }, m.body));
 }
 
-// The Messages card of `account`: `section`, filled by `load()`. Those who read the
-// account in full (its agent, managers, admins, viewers) see the messages; those who
-// work it also get the form.
+// The Messages card of `account`: `section`, filled by `load()` and following how each
+// message's sending goes (`message.updated`) until `stop()`. Those who read the account
+// in full (its agent, managers, admins, viewers) see the messages; those who work it
+// also get the form.
 export function messagesSection(account) {
   const section = h("section", { class: "card", "aria-labelledby": "messages-title" });
   const list = h("ul", { class: "plain messages" });
@@ -46,23 +48,27 @@ export function messagesSection(account) {
     }
   }
 
+  const followed = debounce(() => page(), 300);
+  const updated = (event) => event.detail?.account_id === account.id && followed();
+
   async function load() {
     if (!readsInFull) {
       section.hidden = true;
       return;
     }
     clear(section, h("h2", { id: "messages-title" }, "Messages"));
-    if (works(account)) section.append(composer(account, (m) => list.prepend(item(m)), () => page()));
+    if (works(account)) section.append(composer(account, () => page()));
     section.append(list, more);
+    live.addEventListener("message.updated", updated);
     await page();
   }
-  return { section, load };
+  const stop = () => live.removeEventListener("message.updated", updated);
+  return { section, load, stop };
 }
 
 // The form: channel, a template or one's own text (and an email's subject), Preview
-// and Send. `sent` shows a queued message; `refresh` reloads the list once the sender
-// had time to send it.
-function composer(account, sent, refresh) {
+// and Send; `sent` runs once a message is queued.
+function composer(account, sent) {
   const offered = CHANNELS.filter(([c]) => (c === "email" ? account.email : account.phone));
   if (!offered.length) return h("p", { class: "muted" }, "The account has no phone number or email address to message.");
   const channel = select("channel", offered, offered[0][0]);
@@ -116,9 +122,8 @@ function composer(account, sent, refresh) {
         clear(preview);
         text.value = "";
         subject.value = "";
-        sent(m);
+        sent();
         toast(`${channelName(m.channel)} to ${m.recipient} queued.`);
-        setTimeout(refresh, 2000);
       } else {
         const r = await api("POST", `/accounts/${account.id}/messages/preview`, { body: body() });
         showProblem(form, null);

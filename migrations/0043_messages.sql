@@ -64,3 +64,29 @@ CREATE INDEX account_messages_due ON account_messages (next_attempt_at) WHERE st
 
 CREATE TRIGGER account_messages_audit_insert AFTER INSERT ON account_messages
     FOR EACH ROW EXECUTE FUNCTION audit_changes('message', 'account_id', 'created_by', '{created_at,created_by}', '{}');
+
+-- How a message's sending goes reaches the console live (`message.updated`, topics
+-- `accounts` and `account:{id}`, without the text), and a message that failed is a
+-- notification to whoever sent it.
+CREATE FUNCTION message_events() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    data jsonb := jsonb_build_object('id', NEW.id, 'account_id', NEW.account_id, 'channel', NEW.channel,
+        'status', NEW.status, 'attempts', NEW.attempts, 'next_attempt_at', NEW.next_attempt_at, 'error', NEW.error,
+        'sent_at', NEW.sent_at, 'failed_at', NEW.failed_at);
+BEGIN
+    IF NEW.status IS NOT DISTINCT FROM OLD.status AND NEW.attempts IS NOT DISTINCT FROM OLD.attempts THEN
+        RETURN NULL;
+    END IF;
+    PERFORM emit_event('message.updated', NULL, ARRAY['accounts', 'account:' || NEW.account_id], data);
+    IF NEW.status = 'failed' AND OLD.status <> 'failed' THEN
+        PERFORM notify_user(NEW.created_by, 'message_failed',
+            CASE NEW.channel WHEN 'sms' THEN 'A text message' WHEN 'whatsapp' THEN 'A WhatsApp message' ELSE 'An email' END
+                || ' could not be sent', data);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER account_messages_events
+    AFTER UPDATE ON account_messages
+    FOR EACH ROW EXECUTE FUNCTION message_events();

@@ -19,6 +19,9 @@ pub enum NotificationKind {
     PlanBroken,
     PlanInstalmentMissed,
     RegistrationAttempt,
+    /// A message the user sent failed for good (the provider refused it, or every try
+    /// failed).
+    MessageFailed,
 }
 
 impl NotificationKind {
@@ -40,6 +43,7 @@ pub fn title(kind: NotificationKind, count: i64, stored: &str) -> String {
         NotificationKind::PlanInstalmentMissed => format!("{count} plan instalments were missed"),
         NotificationKind::JobFinished => format!("{count} jobs finished"),
         NotificationKind::RegistrationAttempt => format!("{count} attempts to register with your email address"),
+        NotificationKind::MessageFailed => format!("{count} messages could not be sent"),
     }
 }
 
@@ -61,7 +65,8 @@ pub fn link(kind: NotificationKind, count: i64, data: &Value) -> Option<String> 
         NotificationKind::PaymentReceived
         | NotificationKind::PaymentOverdue
         | NotificationKind::PlanBroken
-        | NotificationKind::PlanInstalmentMissed => account("account_id"),
+        | NotificationKind::PlanInstalmentMissed
+        | NotificationKind::MessageFailed => account("account_id"),
     }
 }
 

@@ -381,6 +381,19 @@ async fn a_provider_that_fails_is_retried_with_growing_pauses_and_the_message_fa
     assert_eq!(failed["attempts"], 5);
     assert!(failed["failed_at"].is_string() && failed["next_attempt_at"].is_null(), "{failed}");
     assert!(failed["error"].as_str().unwrap().contains("messages"), "{failed}");
+
+    // Whoever sent it is told, with a link to the account; retries alone tell no one.
+    let (_, inbox) = status_json(d.app.get("/api/v1/notifications", &d.agent.token).await).await;
+    let told: Vec<_> = inbox["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "message_failed")
+        .collect();
+    assert_eq!(told.len(), 1, "{inbox}");
+    assert_eq!(told[0]["title"], "A text message could not be sent");
+    assert_eq!(told[0]["link"], format!("#/account/{account}"));
+    assert_eq!(told[0]["data"]["id"], id.as_str());
 }
 
 #[tokio::test]
