@@ -23,6 +23,7 @@ use crate::service::activities;
 use crate::service::idempotency::{self, Replay};
 use crate::store::accounts::AccountRow;
 use crate::store::messages::{self as store, MessageRow, NewMessage, TemplateRow, Tried};
+use crate::telemetry::metrics;
 
 pub use crate::store::messages::CHANNEL;
 
@@ -313,7 +314,13 @@ pub async fn deliver_due(pool: &PgPool, provider: &dyn Provider, now: DateTime<U
                 retry_at: (row.attempts + 1 < MAX_ATTEMPTS).then(|| now + message::retry_delay(row.attempts + 1)),
             },
         };
+        let outcome = match &tried {
+            Tried::Sent { .. } => "sent",
+            Tried::Failed { retry_at: Some(_), .. } => "retry",
+            Tried::Failed { retry_at: None, .. } => "failed",
+        };
         let done = store::record_try(&mut tx, row.id, tried, now).await?;
+        metrics::message_tried(row.channel.as_str(), provider.name(), outcome);
         match answer {
             Ok(_) => tracing::info!(message_id = %row.id, "message sent"),
             Err(failure) => {

@@ -25,6 +25,7 @@ const QUERY_SLOT_WAIT: &str = "arrears_search_query_slot_wait_seconds";
 const JOBS_QUEUED: &str = "arrears_jobs_queued";
 const JOB_DURATION: &str = "arrears_job_duration_seconds";
 const IMPORT_ROWS: &str = "arrears_import_rows_total";
+const MESSAGE_TRIES: &str = "arrears_message_tries_total";
 const WS_CONNECTIONS: &str = "arrears_ws_connections";
 const WS_SLOW: &str = "arrears_ws_slow_consumers_dropped_total";
 const POOL_CONNECTIONS: &str = "arrears_db_pool_connections";
@@ -111,6 +112,10 @@ fn describe() {
         IMPORT_ROWS,
         "spreadsheet rows imports settled, dry runs included (rate() is rows per second)"
     );
+    describe_counter!(
+        MESSAGE_TRIES,
+        "tries to send a message to a debtor, by channel, provider and outcome (sent, retry, failed)"
+    );
     describe_gauge!(WS_CONNECTIONS, "open WebSocket connections");
     describe_counter!(WS_SLOW, "WebSocket clients closed with 1008 for not keeping up");
     describe_gauge!(POOL_CONNECTIONS, "database pool connections, by state (in_use, idle)");
@@ -190,6 +195,10 @@ pub fn jobs_queued(kind: &str, count: i64) {
 
 pub fn job_ran(kind: &str, outcome: &'static str, elapsed: Duration) {
     histogram!(JOB_DURATION, "kind" => kind.to_owned(), "outcome" => outcome).record(elapsed.as_secs_f64());
+}
+
+pub fn message_tried(channel: &'static str, provider: &'static str, outcome: &'static str) {
+    counter!(MESSAGE_TRIES, "channel" => channel, "provider" => provider, "outcome" => outcome).increment(1);
 }
 
 pub fn import_rows(rows: u64) {

@@ -118,3 +118,22 @@ async fn metrics_can_be_turned_off() {
     let user = app.user(Role::Agent).await;
     assert_eq!(app.get("/api/v1/accounts", &user.token).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_sent_message_moves_the_message_tries_counter() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let zone = crate::compliance::zone_where_it_is(chrono::Utc::now(), 10, 19);
+    let account = app.account(&manager.token, json!({"timezone": zone})).await;
+    const SENT: [(&str, &str); 3] = [("channel", "sms"), ("provider", "local"), ("outcome", "sent")];
+    let before = sample(&scrape(&app).await, "arrears_message_tries_total", &SENT);
+    let path = format!("/api/v1/accounts/{}/messages", id_of(&account));
+    let response = app
+        .post(&path, Some(&manager.token), &json!({"channel": "sms", "text": "Hello"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    eventually("the counter counts the message", || async {
+        sample(&scrape(&app).await, "arrears_message_tries_total", &SENT) >= before + 1.0
+    })
+    .await;
+}
