@@ -4,8 +4,8 @@
 // admins): wrap up a call (outcome, promise, payment and next action in one step), pay,
 // plan, settle or fail a pending payment, cancel a promise or plan, edit the account;
 // managers also refund and reverse payments, verify disputes and override the contact
-// guard. An agent who opens another agent's account (a debtor calling in) gets its
-// summary and may log the inbound call and take a payment.
+// guard; and the account's documents. An agent who opens another agent's account (a
+// debtor calling in) gets its summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
 import { clear, confirmStep, debounce, field, h, localClock, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
@@ -14,6 +14,7 @@ import { accountEditor } from "./account-edit.js";
 import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
 import { overridesSection } from "./overrides.js";
 import { renderHistory } from "./history.js";
+import { documentsSection } from "./documents.js";
 
 const CHANNELS = ["call", "sms", "email", "letter", "visit", "note"];
 const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "refused", "promise_to_pay", "dispute", "paid"];
@@ -55,13 +56,14 @@ export async function accountScreen(main, [id]) {
   };
   const actions = h("div", { class: "actions" });
   const overrides = atLeast("manager") ? overridesSection(id) : null;
+  const documents = documentsSection(account);
   const editor = works(account) ? accountEditor(id, () => reload(), { defs, portfolios: folios }) : null;
   clear(
     view,
     sections.summary,
     h("div", { class: "columns" },
       h("div", {}, sections.contact, overrides?.section, actions),
-      h("div", {}, sections.timeline, sections.plan)),
+      h("div", {}, sections.timeline, sections.plan, documents.section)),
   );
 
   const renderAll = () => Promise.all([renderContact(), renderRecords(), renderPlan(), overrides?.load()]);
@@ -351,7 +353,7 @@ export async function accountScreen(main, [id]) {
 
   renderSummary();
   renderActions();
-  await renderAll();
+  await Promise.all([renderAll(), documents.load()]);
 
   // Changes by anyone else show up without a reload.
   const changed = debounce(() => reload(), 300);
