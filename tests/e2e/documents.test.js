@@ -2,8 +2,8 @@
 // an image and a text to their account, previews both (the image from a blob URL, the
 // text as text), downloads one, is refused an executable and a duplicate beside the
 // form, and opens a PDF in the browser's viewer; a manager deletes a document, asked
-// twice; a viewer reads the list with nothing to upload or delete. At a phone's width
-// and a desktop's.
+// twice; a viewer reads the list with nothing to upload or delete, and pages through a
+// long one. At a phone's width and a desktop's.
 
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
@@ -109,6 +109,9 @@ async function setup() {
   ids.doomed = (await upload(agent.access_token, ids.deletes, "old-statement.png", PNG)).id;
   await upload(agent.access_token, ids.reads, "dispute-letter.txt", Buffer.from(`I dispute this ${run}.\n`));
   await upload(agent.access_token, ids.pdf, "signed-plan.pdf", PDF);
+  // One more than a page.
+  ids.many = (await account("Manfred Manypages")).id;
+  for (let n = 1; n <= 21; n += 1) await upload(agent.access_token, ids.many, `note-${n}.txt`, Buffer.from(`note ${n} ${run}\n`));
 }
 
 suite("an account's documents", setup, (test) => {
@@ -271,5 +274,18 @@ suite("an account's documents", setup, (test) => {
       await accessible(page, "documents, a viewer");
       await page.context().close();
     }
+  });
+
+  test("more documents than a page load with More documents", async () => {
+    const page = await open("viewer");
+    const panel = await openAccount(page, ids.many);
+    await panel.locator("#documents-count", { hasText: "21 documents" }).waitFor();
+    const names = panel.locator(".document-name");
+    assert.equal(await names.count(), 20, "a page of 20");
+    await panel.getByRole("button", { name: "More documents" }).click();
+    await names.nth(20).waitFor();
+    assert.deepEqual(await names.allTextContents(), Array.from({ length: 21 }, (_, i) => `note-${21 - i}.txt`), "newest first, each once");
+    assert.equal(await panel.getByRole("button", { name: "More documents" }).isHidden(), true, "nothing more to load");
+    await page.context().close();
   });
 });
