@@ -47,6 +47,8 @@ const content = (doc, headers) => api("GET", `/documents/${doc.id}/content`, { r
 // The section listing `account`'s documents; `load()` fills it.
 export function documentsSection(account) {
   const section = h("section", { class: "card documents", "aria-labelledby": "documents-title" });
+  // Where the focus goes when the document it was on is deleted.
+  const title = h("h2", { id: "documents-title", tabindex: "-1" }, "Documents");
   const count = h("span", { class: "muted", id: "documents-count" });
   const list = h("ul", { class: "plain document-list" });
   const more = h("button", { type: "button", class: "more", hidden: true }, "More documents");
@@ -113,6 +115,7 @@ export function documentsSection(account) {
         total -= 1;
         counted();
         showEmpty();
+        title.focus();
         toast(`${doc.name} deleted.`);
       })));
     }
@@ -128,11 +131,20 @@ export function documentsSection(account) {
     counted();
     showEmpty();
     more.hidden = !page.next_cursor;
-    more.onclick = () => load(page.next_cursor).catch((error) => toast(error.message, { refusal: true }));
+    more.onclick = async () => {
+      more.disabled = true;
+      try {
+        await load(page.next_cursor);
+      } catch (error) {
+        toast(error.message, { refusal: true });
+      } finally {
+        more.disabled = false;
+      }
+    };
   }
 
   clear(section,
-    h("div", { class: "row-head" }, h("h2", { id: "documents-title" }, "Documents"), count),
+    h("div", { class: "row-head" }, title, count),
     mayUpload ? uploadForm() : null,
     list,
     more);

@@ -247,6 +247,7 @@ suite("an account's documents", setup, (test) => {
     await yes.click();
     await page.getByText("old-statement.png deleted.").waitFor();
     await doomed.waitFor({ state: "detached" });
+    assert.equal(await panel.getByRole("heading", { name: "Documents" }).evaluate((el) => el === document.activeElement), true, "the focus goes to the panel, not lost");
     await panel.locator("#documents-count", { hasText: /^1 document$/ }).waitFor();
     assert.deepEqual(await panel.locator(".document-name").allTextContents(), ["kept-letter.txt"]);
     const token = (await login("manager")).access_token;
