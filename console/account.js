@@ -4,8 +4,8 @@
 // admins): wrap up a call (outcome, promise, payment and next action in one step), pay,
 // plan, settle or fail a pending payment, cancel a promise or plan, edit the account;
 // managers also refund and reverse payments, verify disputes and override the contact
-// guard. An agent who opens another agent's account (a debtor calling in) gets its
-// summary and may log the inbound call and take a payment.
+// guard; and the account's documents. An agent who opens another agent's account (a
+// debtor calling in) gets its summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
 import { clear, confirmStep, debounce, field, h, localClock, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
@@ -14,6 +14,7 @@ import { accountEditor } from "./account-edit.js";
 import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
 import { overridesSection } from "./overrides.js";
 import { renderHistory } from "./history.js";
+import { documentsSection } from "./documents.js";
 import { messagesSection } from "./messages.js";
 
 const CHANNELS = ["call", "sms", "whatsapp", "email", "letter", "visit", "note"];
@@ -56,6 +57,7 @@ export async function accountScreen(main, [id]) {
   };
   const actions = h("div", { class: "actions" });
   const overrides = atLeast("manager") ? overridesSection(id) : null;
+  const documents = documentsSection(account);
   const messages = messagesSection(account);
   const editor = works(account) ? accountEditor(id, () => reload(), { defs, portfolios: folios }) : null;
   clear(
@@ -63,7 +65,7 @@ export async function accountScreen(main, [id]) {
     sections.summary,
     h("div", { class: "columns" },
       h("div", {}, sections.contact, overrides?.section, actions),
-      h("div", {}, sections.timeline, sections.plan, messages.section)),
+      h("div", {}, sections.timeline, sections.plan, documents.section, messages.section)),
   );
 
   const renderAll = () => Promise.all([renderContact(), renderRecords(), renderPlan(), overrides?.load()]);
@@ -353,7 +355,7 @@ export async function accountScreen(main, [id]) {
 
   renderSummary();
   renderActions();
-  await Promise.all([renderAll(), messages.load()]);
+  await Promise.all([renderAll(), documents.load(), messages.load()]);
 
   // Changes by anyone else show up without a reload.
   const changed = debounce(() => reload(), 300);

@@ -16,8 +16,12 @@ use warp::reply::{Reply, Response};
 use crate::error::{Code, Error};
 
 /// What the console may load: its own scripts, styles and images, requests (and the
-/// WebSocket) to its own origin; nothing inline, never framed.
-pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+/// WebSocket) to its own origin; nothing inline, never framed. `blob:` images only: an
+/// account's PNG and JPEG documents are fetched with the session's token (never put in
+/// a URL) and previewed from a blob URL the console made of them. A PDF opened from a
+/// blob URL in a new tab needs nothing more: Chromium's viewer shows it under this
+/// policy, which the blob's document keeps.
+pub const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; \
      connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -54,6 +58,7 @@ const ASSETS: &[Asset] = assets![
     "account.js" => JS,
     "account-edit.js" => JS,
     "history.js" => JS,
+    "documents.js" => JS,
     "overrides.js" => JS,
     "queue.js" => JS,
     "imports.js" => JS,
