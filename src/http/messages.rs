@@ -126,7 +126,7 @@ async fn send(account_id: Uuid, caller: Principal, state: AppState, key: Option<
     let now = state.clock().now();
     match service::send(state.pool(), &caller, account_id, key.as_deref(), body, &state.outbox(), now).await? {
         Sent::Replayed(first) => Ok(replay(first)),
-        Sent::Fresh(view) => Ok(accepted(&view, &format!("/api/v1/messages/{}", view.id))),
+        Sent::Fresh(view) => Ok(accepted(view.as_ref(), &format!("/api/v1/messages/{}", view.id))),
     }
 }
 

@@ -94,7 +94,7 @@ pub struct Rendered {
 
 /// What sending answered: the queued message, or the first request's answer again.
 pub enum Sent {
-    Fresh(MessageView),
+    Fresh(Box<MessageView>),
     Replayed(Replay),
 }
 
@@ -258,7 +258,7 @@ pub async fn send(
     idempotency::record(&mut tx, caller, IDEMPOTENCY_SCOPE, key, 202, &body).await?;
     tx.commit().await?;
     tracing::info!(message_id = %view.id, channel = view.channel.as_str(), "message queued");
-    Ok(Sent::Fresh(view))
+    Ok(Sent::Fresh(Box::new(view)))
 }
 
 /// The messages of `account_id`, newest first, and how many it has: for those who read
