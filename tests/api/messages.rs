@@ -512,3 +512,21 @@ async fn templates_are_checked_managed_by_managers_and_read_by_those_who_send() 
         ["message_template.create", "message_template.update", "message_template.update"]
     );
 }
+
+#[tokio::test]
+async fn how_a_message_is_sent_reaches_a_subscribed_socket_without_its_text() {
+    let d = desk().await;
+    let account = id_of(&d.account(json!({})).await);
+    let mut socket = crate::ws::authed(&d.app, &d.agent.token, &[&format!("account:{account}")]).await;
+    let (status, queued) = d
+        .send(&d.agent.token, &account, json!({"channel": "sms", "text": "Private words"}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let event = crate::ws::expect(&mut socket, "message.updated", |e| e["data"]["id"] == queued["id"]).await;
+    assert_eq!(event["data"]["status"], "sent");
+    assert_eq!(event["data"]["account_id"], account.as_str());
+    assert!(
+        !event.to_string().contains("Private words"),
+        "the text stays out of the event: {event}"
+    );
+}
