@@ -78,8 +78,8 @@ export async function accountScreen(main, [id]) {
   }
 
   // A small form around one item's actions: their refusal shows in it, beside the item.
-  function itemForm(label, ...children) {
-    return h("form", { class: "item-actions", "aria-label": label },
+  function itemForm(label, item, ...children) {
+    return h("form", { class: "item-actions", "aria-label": label, dataset: { item } },
       h("div", { class: "form-alert", role: "alert" }),
       h("div", { class: "item-buttons" }, children));
   }
@@ -169,6 +169,7 @@ export async function accountScreen(main, [id]) {
   function disputeVerification() {
     const form = itemForm(
       "Dispute verification",
+      "dispute",
       h("p", { class: "muted" }, "The debtor disputes this debt: no contact until the dispute is verified."),
       h("button", {
         type: "button",
@@ -207,8 +208,19 @@ export async function accountScreen(main, [id]) {
       more.hidden = !page.next_cursor;
       more.onclick = () => load(page.next_cursor);
     };
+    // A refusal shown beside an item outlives a redraw (another change's live event
+    // arriving after it): it is put back beside the same item, if the item still has it.
+    const refusals = new Map();
+    for (const form of panel.querySelectorAll("form.item-actions[data-item]")) {
+      const alert = form.querySelector(".form-alert");
+      if (alert?.childNodes.length) refusals.set(form.dataset.item, [...alert.childNodes]);
+    }
     clear(panel, h("h2", { id: "timeline-title" }, "Timeline"), list, more);
     await load();
+    for (const form of list.querySelectorAll("form.item-actions[data-item]")) {
+      const kept = refusals.get(form.dataset.item);
+      if (kept) form.querySelector(".form-alert").append(...kept);
+    }
   }
 
   function timelineEntry(e) {
@@ -267,6 +279,7 @@ export async function accountScreen(main, [id]) {
       const reason = h("input", { name: "failure_reason", maxlength: 500 });
       const form = itemForm(
         `Pending payment of ${amount}`,
+        `payment:${p.id}`,
         h("button", { type: "button", onclick: () => act(form, () => setPaymentStatus(p, "completed"), "Payment completed.") }, "Complete"),
         field("Failure reason", reason, "Optional, when it failed"),
         h("button", { type: "submit" }, "Mark failed"),
@@ -280,6 +293,7 @@ export async function accountScreen(main, [id]) {
     if (p.status === "completed" && atLeast("manager")) {
       const form = itemForm(
         `Completed payment of ${amount}`,
+        `payment:${p.id}`,
         confirmStep("Refund", `Refund ${amount} to the debtor?`, "Yes, refund",
           () => act(form, () => setPaymentStatus(p, "refunded"), "Payment refunded.")),
         " ",
@@ -294,7 +308,7 @@ export async function accountScreen(main, [id]) {
   // An open promise can be cancelled by whoever works the account, asked twice.
   function promiseActions(promiseId, status, amount, dueDate) {
     if (status !== "open" || !works(account)) return null;
-    const form = itemForm(`Promise of ${amount}`, confirmStep("Cancel promise", `Cancel the promise of ${amount} by ${dueDate}?`, "Yes, cancel the promise",
+    const form = itemForm(`Promise of ${amount}`, `promise:${promiseId}`, confirmStep("Cancel promise", `Cancel the promise of ${amount} by ${dueDate}?`, "Yes, cancel the promise",
       () => act(form, () => api("POST", `/promises/${promiseId}/cancel`), "Promise cancelled.")));
     return form;
   }
@@ -308,7 +322,7 @@ export async function accountScreen(main, [id]) {
     }
     const plan = await api("GET", `/plans/${latest.id}`);
     const cancel = plan.status === "active" && works(account)
-      ? itemForm("Active plan", confirmStep("Cancel plan", "Cancel this plan? Later payments no longer pay its instalments.", "Yes, cancel the plan",
+      ? itemForm("Active plan", `plan:${plan.id}`, confirmStep("Cancel plan", "Cancel this plan? Later payments no longer pay its instalments.", "Yes, cancel the plan",
         () => act(cancel, () => api("POST", `/plans/${plan.id}/cancel`), "Plan cancelled.")))
       : null;
     clear(

@@ -42,6 +42,10 @@ async function setup() {
   for (const amount of ["40.00", "15.00", "5000.00"]) {
     await api(manager.access_token, "POST", `/accounts/${ids.pending}/payments`, { amount, currency: "USD", method: "ach", status: "pending" });
   }
+  ids.late = (await mine({ debtor_name: "Leopold Latecomer", phone: "(201) 555-0177" })).id;
+  for (const amount of ["15.00", "5000.00"]) {
+    await api(manager.access_token, "POST", `/accounts/${ids.late}/payments`, { amount, currency: "USD", method: "ach", status: "pending" });
+  }
   const inAWeek = new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10);
   ids.cancels = (await mine({ debtor_name: "Cornelius Cancelwell", phone: "(201) 555-0176" })).id;
   await api(manager.access_token, "POST", `/accounts/${ids.cancels}/promises`, { amount: "25.00", due_date: inAWeek });
@@ -566,6 +570,28 @@ suite("the console", setup, (test) => {
     await twenty.getByRole("button", { name: "Yes, refund" }).click();
     await twenty.locator(".form-alert", { hasText: "a refunded payment cannot change status" }).waitFor();
     await stale.context().close();
+  });
+
+  test("a refusal beside a timeline item stays when a late live event redraws the timeline", async () => {
+    const page = await open("agent", (p) => p.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+      // The server's events reach the page two seconds late, as from a relay under load.
+      const server = ws.connectToServer();
+      server.onMessage((message) => setTimeout(() => ws.send(message), 2000));
+    }));
+    await page.goto(`${BASE}/#/account/${ids.late}`);
+    await page.locator("#live-status", { hasText: "live" }).waitFor();
+    const fifteen = paymentsOf(page).filter({ hasText: "15.00 USD" });
+    await fifteen.getByRole("button", { name: "Mark failed" }).click();
+    await fifteen.filter({ hasText: "failed" }).waitFor();
+    const large = paymentsOf(page).filter({ hasText: "5,000.00 USD" });
+    await large.getByRole("button", { name: "Complete" }).click();
+    const refusal = large.locator(".form-alert", { hasText: /balance|overpay/i });
+    await refusal.waitFor();
+    // The failure's own event arrives now and redraws the timeline: the refusal stays.
+    await large.evaluate((item) => { item.dataset.drawnBefore = "yes"; });
+    await page.waitForFunction(() => !document.querySelector("li[data-drawn-before]"));
+    await refusal.waitFor({ timeout: 1000 });
+    await page.context().close();
   });
 
   test("an agent completes and fails pending payments on their account; a completion that would overpay is refused", async () => {
