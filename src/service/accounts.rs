@@ -106,8 +106,15 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Shown> {
 /// The account `id` that a read of one of its children (payments, promises, plans,
 /// activities, timeline) is about: it must exist and `caller` must read it in full.
 pub async fn readable(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AccountRow> {
+    readable_as(pool, caller, id, "account").await
+}
+
+/// [`readable`], for a read of one child (a document, a message) found by its own id:
+/// an account that does not exist or is out of the caller's scope is answered as if
+/// the child were missing (404 naming `missing`).
+pub async fn readable_as(pool: &PgPool, caller: &Principal, id: Uuid, missing: &str) -> Result<AccountRow> {
     caller.require(Action::ReadAccounts)?;
-    let row = get_for(pool, caller, id, "account").await?;
+    let row = get_for(pool, caller, id, missing).await?;
     if Access::of(caller, row.assigned_agent_id) == Access::Summary {
         return Err(Denied(NOT_YOURS_TO_READ.to_owned()).into());
     }

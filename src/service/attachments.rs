@@ -10,12 +10,10 @@ use uuid::Uuid;
 use crate::domain::attachment::Kind;
 use crate::domain::attachment::kind::{self, Verdict};
 use crate::domain::principal::Principal;
-use crate::domain::privacy::Access;
-use crate::domain::refusal::Denied;
-use crate::domain::role::{Action, NOT_YOURS_TO_READ};
+use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
-use crate::service::accounts::{get_for, lock_for, readable};
+use crate::service::accounts::{get_for, lock_for, readable, readable_as};
 use crate::storage::{self, ContentStore, Staged};
 use crate::store;
 use crate::store::attachments::{self, NewAttachment};
@@ -143,10 +141,7 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
 pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<AttachmentRow> {
     caller.require(Action::ReadAccounts)?;
     let row = attachments::get(pool, id).await?.ok_or_else(|| Error::not_found("document"))?;
-    let account = get_for(pool, caller, row.account_id, "document").await?;
-    if Access::of(caller, account.assigned_agent_id) == Access::Summary {
-        return Err(Denied(NOT_YOURS_TO_READ.to_owned()).into());
-    }
+    readable_as(pool, caller, row.account_id, "document").await?;
     Ok(row)
 }
 

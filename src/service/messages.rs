@@ -18,7 +18,7 @@ use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::messaging::{Outgoing, Provider, SendFailure};
 use crate::service::Window;
-use crate::service::accounts::{get_for, lock_for, readable};
+use crate::service::accounts::{get_for, lock_for, readable, readable_as};
 use crate::service::activities;
 use crate::service::idempotency::{self, Replay};
 use crate::store::accounts::AccountRow;
@@ -273,13 +273,7 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
 pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<MessageRow> {
     caller.require(Action::ReadAccounts)?;
     let row = store::get(pool, id).await?.ok_or_else(|| Error::not_found("message"))?;
-    readable(pool, caller, row.account_id).await.map_err(|err| {
-        if matches!(&err, Error::Problem(p) if p.code == Code::NotFound) {
-            Error::not_found("message")
-        } else {
-            err
-        }
-    })?;
+    readable_as(pool, caller, row.account_id, "message").await?;
     Ok(row)
 }
 
