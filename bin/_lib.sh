@@ -77,16 +77,36 @@ ensure_cargo() {
     command -v cargo >/dev/null || die "cargo is not installed; install Rust from rustup.rs"
 }
 
-# Elastic's request types for the test that checks every Elasticsearch request body
-# (tests/api/es_spec.rs), installed from the committed lock file when node_modules is
-# missing or older than it.
-ensure_es_spec() {
+# Installs a test directory's pinned npm packages from its committed lock file when
+# node_modules is missing or older than it: ensure_node_packages DIR WHAT.
+ensure_node_packages() {
     local dir
-    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/es-spec"
+    dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/$1"
     if [ -f "$dir/node_modules/.package-lock.json" ] && [ ! "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
         return 0
     fi
-    command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later (tests/es-spec type-checks Elasticsearch requests with it)"
-    say "installing Elastic's request types (tests/es-spec)"
+    command -v npm >/dev/null || die "npm is not installed; install Node.js 20 or later ($1 needs it for $2)"
+    say "installing $2 ($1)"
     (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
+# Elastic's request types for the test that checks every Elasticsearch request body
+# (tests/api/es_spec.rs).
+ensure_es_spec() {
+    ensure_node_packages tests/es-spec "Elastic's request types"
+}
+
+# What the message providers are checked against (tests/api/providers.rs): Twilio's
+# OpenAPI description served by Prism's validating mock, and a real SMTP server
+# (aiosmtpd, pinned, in tests/providers/.venv).
+AIOSMTPD_VERSION=1.4.6
+ensure_provider_mocks() {
+    ensure_node_packages tests/providers "Twilio's API description and Prism"
+    local venv
+    venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/providers/.venv"
+    if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
+        say "installing aiosmtpd $AIOSMTPD_VERSION into tests/providers/.venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+    fi
 }

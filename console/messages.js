@@ -10,7 +10,14 @@ import { live } from "./live.js";
 const CHANNELS = [["sms", "Text message"], ["whatsapp", "WhatsApp"], ["email", "Email"]];
 const channelName = (c) => (CHANNELS.find(([v]) => v === c) || [c, c])[1];
 
+// How delivery went after the provider took it, as its reports say.
+const DELIVERY = { sent: "on its way", delivered: "delivered", undelivered: "not delivered", failed: "not delivered", read: "read" };
+
 function status(m) {
+  if (m.status === "sent" && m.delivery) {
+    const reason = m.delivery_error ? ` (${m.delivery_error})` : "";
+    return `sent ${when(m.sent_at)}, ${DELIVERY[m.delivery]} ${when(m.delivery_at)}${reason}`;
+  }
   if (m.status === "sent") return `sent ${when(m.sent_at)}`;
   if (m.status === "failed") return `failed ${when(m.failed_at)}: ${m.error}`;
   if (m.attempts > 0) return `queued, try ${m.attempts + 1} ${when(m.next_attempt_at)} (${m.error})`;
@@ -18,11 +25,13 @@ function status(m) {
 }
 
 function item(m) {
-  return h("li", { class: `message message-${m.status}` },
+  const undelivered = m.delivery === "undelivered" || m.delivery === "failed";
+  return h("li", { class: `message message-${undelivered ? "failed" : m.status}` },
     h("div", {}, h("strong", {}, channelName(m.channel)), ` to ${m.recipient} · ${when(m.created_at)}`),
-    h("div", { class: `muted status-${m.status}` }, status(m)),
+    h("div", { class: `muted status-${undelivered ? "failed" : m.status}` }, status(m)),
     m.subject ? h("div", {}, h("strong", {}, m.subject)) : null,
-    h("p", { class: "message-body" }, m.body));
+    h("p", { class: "message-body" }, m.body),
+    m.document_ids?.length ? h("div", { class: "muted" }, `${m.document_ids.length} document${m.document_ids.length === 1 ? "" : "s"} attached`) : null);
 }
 
 // The Messages card of `account`: `section`, filled by `load()` and following how each
@@ -77,12 +86,14 @@ function composer(account, sent) {
   const text = h("textarea", { name: "text", rows: 4, maxlength: 5000 });
   const preview = h("div", { class: "message-preview", "aria-live": "polite" });
   const subjectField = field("Subject", subject);
+  // An email may carry up to five of the account's documents.
+  const attach = h("fieldset", { class: "checks message-attachments" });
   const textField = field("Text", text, "Placeholders: {{debtor_name}}, {{balance}}, {{due_date}}, {{account_number}}, {{payment_link}}");
   const form = h("form", { class: "message-form", "aria-labelledby": "messages-title" },
     h("div", { class: "form-alert", role: "alert" }),
     field("Channel", channel),
     field("Template", template),
-    subjectField, textField,
+    subjectField, textField, attach,
     h("div", { class: "row" },
       h("button", { type: "button", onclick: () => run(false) }, "Preview"),
       h("button", { type: "submit", class: "primary" }, "Send message")),
@@ -92,7 +103,21 @@ function composer(account, sent) {
   const layout = () => {
     textField.hidden = !own();
     subjectField.hidden = !own() || channel.value !== "email";
+    attach.hidden = channel.value !== "email" || !attach.querySelector("input");
   };
+  // The account's latest documents, read again each time email is chosen.
+  async function documents() {
+    clear(attach, h("legend", {}, "Attach documents"));
+    try {
+      const page = await api("GET", `/accounts/${account.id}/documents`, { params: { page_size: 20 } });
+      for (const d of page.data) {
+        attach.append(h("label", { class: "check" }, h("input", { type: "checkbox", name: "document_ids", value: d.id }), ` ${d.name}`));
+      }
+    } catch (error) {
+      showProblem(form, error);
+    }
+    layout();
+  }
   async function templates() {
     clear(template, h("option", { value: "" }, "Write my own"));
     try {
@@ -103,13 +128,17 @@ function composer(account, sent) {
     }
     layout();
   }
-  channel.addEventListener("change", templates);
+  channel.addEventListener("change", () => {
+    templates();
+    if (channel.value === "email") documents();
+  });
   template.addEventListener("change", layout);
 
   const body = () => {
-    if (!own()) return { channel: channel.value, template_id: template.value };
-    const b = { channel: channel.value, text: text.value };
-    if (channel.value === "email") b.subject = subject.value;
+    const b = own() ? { channel: channel.value, text: text.value } : { channel: channel.value, template_id: template.value };
+    if (own() && channel.value === "email") b.subject = subject.value;
+    const ids = [...attach.querySelectorAll("input:checked")].map((i) => i.value);
+    if (channel.value === "email" && ids.length) b.document_ids = ids;
     return b;
   };
   async function run(send) {
@@ -122,13 +151,15 @@ function composer(account, sent) {
         clear(preview);
         text.value = "";
         subject.value = "";
+        for (const box of attach.querySelectorAll("input")) box.checked = false;
         sent();
         toast(`${channelName(m.channel)} to ${m.recipient} queued.`);
       } else {
         const r = await api("POST", `/accounts/${account.id}/messages/preview`, { body: body() });
         showProblem(form, null);
         clear(preview, h("p", { class: "muted" }, `${channelName(r.channel)} to ${r.recipient}${r.subject ? `, subject “${r.subject}”` : ""}:`),
-          h("p", { class: "message-body" }, r.body));
+          h("p", { class: "message-body" }, r.body),
+          r.attachments ? h("p", { class: "muted" }, `Attached: ${r.attachments.map((a) => a.name).join(", ")}`) : null);
       }
     } catch (error) {
       showProblem(form, error);
@@ -142,5 +173,6 @@ function composer(account, sent) {
     run(true);
   });
   templates();
+  if (channel.value === "email") documents();
   return form;
 }

@@ -141,7 +141,8 @@ impl Application {
         background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
         background.spawn(jobs::messages::run(
             state.pool().clone(),
-            state.messenger().clone(),
+            state.messengers().clone(),
+            state.content().clone(),
             state.clock().clone(),
             stopped.clone(),
         ));

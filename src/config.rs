@@ -12,6 +12,24 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// Who carries text and WhatsApp messages to debtors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PhoneProvider {
+    /// Nothing leaves the machine: each message is written under DATA_DIR/messages.
+    Local,
+    /// Twilio's Messages API (TWILIO_*).
+    Twilio,
+}
+
+/// Who carries email to debtors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EmailProvider {
+    /// Nothing leaves the machine: each message is written under DATA_DIR/messages.
+    Local,
+    /// An SMTP server (SMTP_URL, SMTP_FROM).
+    Smtp,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SearchBackend {
     /// tantivy under DATA_DIR/index, owned by one process.
@@ -261,6 +279,51 @@ pub struct Settings {
     /// are refused when rendered.
     #[arg(long, env = "PAYMENT_LINK_TEMPLATE", value_parser = payment_link_template, global = true)]
     pub payment_link_template: Option<String>,
+
+    /// Who sends text messages (`local` or `twilio`).
+    #[arg(long, env = "SMS_PROVIDER", value_enum, default_value = "local", global = true)]
+    pub sms_provider: PhoneProvider,
+
+    /// Who sends WhatsApp messages (`local` or `twilio`).
+    #[arg(long, env = "WHATSAPP_PROVIDER", value_enum, default_value = "local", global = true)]
+    pub whatsapp_provider: PhoneProvider,
+
+    /// Who sends email (`local` or `smtp`).
+    #[arg(long, env = "EMAIL_PROVIDER", value_enum, default_value = "local", global = true)]
+    pub email_provider: EmailProvider,
+
+    /// Twilio's API base URL; a stand-in's in tests.
+    #[arg(long, env = "TWILIO_API_URL", default_value = "https://api.twilio.com", global = true)]
+    pub twilio_api_url: String,
+
+    /// The Twilio account's SID (AC and 32 hex digits).
+    #[arg(long, env = "TWILIO_ACCOUNT_SID", global = true)]
+    pub twilio_account_sid: Option<String>,
+
+    /// The Twilio account's auth token.
+    #[arg(long, env = "TWILIO_AUTH_TOKEN", hide_env_values = true, global = true)]
+    pub twilio_auth_token: Option<String>,
+
+    /// Who text messages come from: a Twilio number in E.164 or a Messaging Service SID.
+    #[arg(long, env = "TWILIO_SMS_FROM", global = true)]
+    pub twilio_sms_from: Option<String>,
+
+    /// The Twilio WhatsApp sender's number, E.164.
+    #[arg(long, env = "TWILIO_WHATSAPP_FROM", global = true)]
+    pub twilio_whatsapp_from: Option<String>,
+
+    /// Where Twilio reports how each message's delivery went (sent with each message).
+    #[arg(long, env = "TWILIO_WEBHOOK_URL", global = true)]
+    pub twilio_webhook_url: Option<String>,
+
+    /// The SMTP server, as lettre reads it: `smtps://user:password@host:465`,
+    /// `smtp://user:password@host:587?tls=required` or `smtp://host:25`.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+
+    /// Who email comes from: `Name <address>` or an address.
+    #[arg(long, env = "SMTP_FROM", global = true)]
+    pub smtp_from: Option<String>,
 
     /// Most data rows one import may hold.
     #[arg(long, env = "IMPORT_MAX_ROWS", default_value_t = 200_000, global = true)]

@@ -13,8 +13,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::domain::contact::parse_region;
 use crate::events::Events;
-use crate::messaging::Provider;
-use crate::messaging::local::LocalProvider;
+use crate::messaging::Providers;
 use crate::quota::Quotas;
 use crate::search::SearchIndex;
 use crate::service::messages::Outbox;
@@ -48,7 +47,7 @@ struct Inner {
     /// The bytes of the files kept with accounts (documents).
     content: Arc<dyn ContentStore>,
     /// Who carries messages to debtors.
-    messenger: Arc<dyn Provider>,
+    messengers: Providers,
 }
 
 impl AppState {
@@ -67,7 +66,7 @@ impl AppState {
         let settings_import_concurrency = settings.import_concurrency;
         let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
         let content = LocalStore::open(&settings.data_dir);
-        let messenger = LocalProvider::new(&settings.data_dir);
+        let messengers = Providers::from_settings(&settings)?;
         let inner = Inner {
             events,
             gate,
@@ -82,7 +81,7 @@ impl AppState {
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
             ws_replays,
             content: Arc::new(content),
-            messenger: Arc::new(messenger),
+            messengers,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -98,19 +97,19 @@ impl AppState {
     }
 
     /// Where the bytes of the files kept with accounts (documents) are.
-    pub fn content(&self) -> &dyn ContentStore {
-        self.inner.content.as_ref()
+    pub fn content(&self) -> &Arc<dyn ContentStore> {
+        &self.inner.content
     }
 
-    /// Who carries messages to debtors (the sender's provider).
-    pub fn messenger(&self) -> &Arc<dyn Provider> {
-        &self.inner.messenger
+    /// Who carries messages to debtors, by channel (the sender's providers).
+    pub fn messengers(&self) -> &Providers {
+        &self.inner.messengers
     }
 
     /// What composing and sending a message needs beyond the request.
     pub fn outbox(&self) -> Outbox<'_> {
         Outbox {
-            provider: self.inner.messenger.as_ref(),
+            providers: &self.inner.messengers,
             payment_link: self.inner.settings.payment_link_template.as_deref(),
         }
     }

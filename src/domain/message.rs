@@ -68,6 +68,70 @@ pub enum MessageStatus {
     Failed,
 }
 
+/// How delivery went after the provider took a message, as its delivery reports say.
+/// Stored as text (`account_messages.delivery`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Delivery {
+    /// On its way to the debtor's carrier or mail server.
+    Sent,
+    /// The debtor's phone or inbox has it.
+    Delivered,
+    /// The carrier could not deliver it (`delivery_error` says why).
+    Undelivered,
+    /// The provider could not send it on (`delivery_error` says why).
+    Failed,
+    /// The debtor read it (WhatsApp).
+    Read,
+}
+
+impl Delivery {
+    /// Twilio's `MessageStatus`, for the statuses that say something about delivery
+    /// (`queued`, `sending`, `accepted`, `scheduled` and the like say nothing new).
+    pub fn from_twilio(status: &str) -> Option<Self> {
+        match status {
+            "sent" => Some(Self::Sent),
+            "delivered" => Some(Self::Delivered),
+            "undelivered" => Some(Self::Undelivered),
+            "failed" => Some(Self::Failed),
+            "read" => Some(Self::Read),
+            _ => None,
+        }
+    }
+
+    /// Reports move a message forward only: a report that arrives after a later one
+    /// (Twilio does not promise their order) changes nothing.
+    pub fn rank(self) -> i16 {
+        match self {
+            Self::Sent => 1,
+            Self::Delivered | Self::Undelivered | Self::Failed => 2,
+            Self::Read => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+            Self::Read => "read",
+        }
+    }
+}
+
+/// Whether a debtor's message asks to stop texts: one of the opt-out words carriers and
+/// Twilio honour (STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, OPTOUT, REVOKE), alone,
+/// in any case, with spaces or a full stop around it.
+pub fn is_opt_out(body: &str) -> bool {
+    let word = body.trim().trim_end_matches(['.', '!']).trim().to_ascii_uppercase();
+    matches!(
+        word.as_str(),
+        "STOP" | "STOPALL" | "UNSUBSCRIBE" | "CANCEL" | "END" | "QUIT" | "OPTOUT" | "REVOKE"
+    )
+}
+
 /// Tries before a message whose sending keeps failing is marked failed.
 pub const MAX_ATTEMPTS: i32 = 5;
 
@@ -267,7 +331,18 @@ pub struct ComposeMessage {
     pub text: Option<String>,
     /// An email's subject, when no template is named.
     pub subject: Option<String>,
+    /// Documents of the account to attach (email only; at most
+    /// [`MAX_ATTACHMENTS`], [`MAX_ATTACHMENT_BYTES`] together).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub document_ids: Vec<Uuid>,
 }
+
+/// The most documents one email carries.
+pub const MAX_ATTACHMENTS: usize = 5;
+
+/// The most bytes the documents one email carries may hold together (mail servers
+/// commonly take 20-25 MiB once encoded; base64 adds a third).
+pub const MAX_ATTACHMENT_BYTES: i64 = 10 * 1024 * 1024;
 
 /// What a message is made from, checked.
 #[derive(Debug, Clone)]
@@ -277,6 +352,26 @@ pub enum Source {
 }
 
 impl ComposeMessage {
+    /// The documents to attach, checked for what the request alone shows: email only,
+    /// at most [`MAX_ATTACHMENTS`], none twice.
+    pub fn attachments(&self) -> Result<&[Uuid], FieldError> {
+        let ids = self.document_ids.as_slice();
+        let refuse = |message: &str| Err(FieldError::new("document_ids", message));
+        if ids.is_empty() {
+            return Ok(ids);
+        }
+        if !self.channel.is_email() {
+            return refuse("documents go by email only: a text or WhatsApp message would need a public link to each file");
+        }
+        if ids.len() > MAX_ATTACHMENTS {
+            return refuse(&format!("at most {MAX_ATTACHMENTS} documents go with one email"));
+        }
+        if ids.iter().enumerate().any(|(i, id)| ids[..i].contains(id)) {
+            return refuse("a document is named twice");
+        }
+        Ok(ids)
+    }
+
     pub fn validate(&self) -> Result<Source, Vec<FieldError>> {
         let field = |name: &str, message: String| vec![FieldError::new(name, message)];
         match (self.template_id, &self.text) {
@@ -385,6 +480,25 @@ impl TemplateFields {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_opt_out_is_one_of_the_words_alone_in_any_case() {
+        for body in ["STOP", "stop", " Stop. ", "unsubscribe", "StopAll", "quit!"] {
+            assert!(is_opt_out(body), "{body:?}");
+        }
+        for body in ["please stop calling me", "STOPPED", "", "don't stop"] {
+            assert!(!is_opt_out(body), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn delivery_reports_only_move_forward() {
+        assert!(Delivery::Delivered.rank() > Delivery::Sent.rank());
+        assert!(Delivery::Read.rank() > Delivery::Delivered.rank());
+        assert_eq!(Delivery::Undelivered.rank(), Delivery::Delivered.rank());
+        assert_eq!(Delivery::from_twilio("sending"), None);
+        assert_eq!(Delivery::from_twilio("undelivered"), Some(Delivery::Undelivered));
+    }
+
     fn values() -> Values {
         Values {
             debtor_name: "Zoë O'Brien".to_owned(),
@@ -438,6 +552,7 @@ mod tests {
             template_id,
             text: text.map(str::to_owned),
             subject: subject.map(str::to_owned),
+            document_ids: Vec::new(),
         };
         let id = Uuid::new_v4();
         assert!(matches!(compose(MessageChannel::Sms, Some(id), None, None).validate(), Ok(Source::Template(t)) if t == id));
@@ -450,6 +565,27 @@ mod tests {
             .unwrap_err();
         assert_eq!(errors[0].field, "subject");
         assert!(compose(MessageChannel::Email, None, Some("x"), Some("s")).validate().is_ok());
+    }
+
+    #[test]
+    fn documents_go_by_email_at_most_five_and_each_once() {
+        let compose = |channel, document_ids: Vec<Uuid>| ComposeMessage {
+            channel,
+            template_id: None,
+            text: Some("x".to_owned()),
+            subject: None,
+            document_ids,
+        };
+        let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(compose(MessageChannel::Email, vec![a, b]).attachments().unwrap(), [a, b]);
+        assert!(compose(MessageChannel::Sms, vec![]).attachments().unwrap().is_empty());
+        for refused in [
+            compose(MessageChannel::Sms, vec![a]),
+            compose(MessageChannel::Email, vec![a, a]),
+            compose(MessageChannel::Email, (0..6).map(|_| Uuid::new_v4()).collect()),
+        ] {
+            assert_eq!(refused.attachments().unwrap_err().field, "document_ids");
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum NotificationKind {
     /// A message the user sent failed for good (the provider refused it, or every try
     /// failed).
     MessageFailed,
+    /// A debtor of one of the user's accounts sent a message in (an opt-out word among
+    /// them: `opt_out` in its data).
+    MessageReceived,
 }
 
 impl NotificationKind {
@@ -43,7 +46,8 @@ pub fn title(kind: NotificationKind, count: i64, stored: &str) -> String {
         NotificationKind::PlanInstalmentMissed => format!("{count} plan instalments were missed"),
         NotificationKind::JobFinished => format!("{count} jobs finished"),
         NotificationKind::RegistrationAttempt => format!("{count} attempts to register with your email address"),
-        NotificationKind::MessageFailed => format!("{count} messages could not be sent"),
+        NotificationKind::MessageFailed => format!("{count} messages could not be sent or delivered"),
+        NotificationKind::MessageReceived => format!("{count} messages from debtors"),
     }
 }
 
@@ -66,7 +70,8 @@ pub fn link(kind: NotificationKind, count: i64, data: &Value) -> Option<String> 
         | NotificationKind::PaymentOverdue
         | NotificationKind::PlanBroken
         | NotificationKind::PlanInstalmentMissed
-        | NotificationKind::MessageFailed => account("account_id"),
+        | NotificationKind::MessageFailed
+        | NotificationKind::MessageReceived => account("account_id"),
     }
 }
 

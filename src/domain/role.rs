@@ -100,6 +100,8 @@ pub enum Action {
     /// Create, change and delete message templates (everyone who works accounts reads
     /// the live ones).
     ManageTemplates,
+    /// Read the messages debtors sent in from numbers no account has.
+    ReadUnmatchedMessages,
 }
 
 /// The permission table: which roles may perform each action.
@@ -129,6 +131,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::WorkEveryPortfolio, &[Role::Admin]),
     (Action::ManageFields, &[Role::Admin]),
     (Action::ManageTemplates, &[Role::Admin, Role::Manager]),
+    (Action::ReadUnmatchedMessages, &[Role::Admin, Role::Manager]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

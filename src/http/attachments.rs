@@ -200,7 +200,7 @@ where
 {
     service::check_uploader(state.pool(), &caller, account_id).await?;
     let received = receive(&state, content_type, body, limit).await?;
-    let row = service::upload(state.pool(), state.content(), &caller, account_id, received).await?;
+    let row = service::upload(state.pool(), state.content().as_ref(), &caller, account_id, received).await?;
     let location = format!("/api/v1/documents/{}", row.id);
     let mut response = api::json(StatusCode::CREATED, &DocumentView::new(row));
     if let Ok(location) = HeaderValue::from_str(&location) {

@@ -39,6 +39,7 @@ pub mod server;
 pub mod throttle;
 pub mod timeline;
 pub mod users;
+pub mod webhooks;
 pub mod ws;
 
 use serde::Serialize;
@@ -86,6 +87,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
                 .or(attachments::routes(state.clone()))
                 .unify()
                 .or(messages::routes(state.clone()))
+                .unify()
+                .or(webhooks::routes(state.clone()))
                 .unify()
                 .or(portfolios::routes(state.clone()))
                 .unify()

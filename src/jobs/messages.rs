@@ -1,6 +1,7 @@
 //! The sender: every API process runs one. It wakes when a message is queued (LISTEN on
 //! the messages channel) and every second (for retries falling due, and a missed
-//! notification), and hands the due messages to the provider (`service::messages`).
+//! notification), and hands the due messages to their channel's provider
+//! (`service::messages`).
 
 use std::sync::Arc;
 
@@ -8,14 +9,15 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 
 use crate::clock::Clock;
-use crate::messaging::Provider;
+use crate::messaging::Providers;
 use crate::service::messages;
 use crate::shutdown::running;
+use crate::storage::ContentStore;
 
-pub async fn run(pool: PgPool, provider: Arc<dyn Provider>, clock: Clock, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pool: PgPool, providers: Providers, content: Arc<dyn ContentStore>, clock: Clock, mut shutdown: watch::Receiver<bool>) {
     let mut listener = super::listen(&pool, messages::CHANNEL).await;
     while running(&shutdown) {
-        match messages::deliver_due(&pool, provider.as_ref(), clock.now()).await {
+        match messages::deliver_due(&pool, &providers, content.as_ref(), clock.now()).await {
             // Some were due: more may be.
             Ok(tried) if tried > 0 => continue,
             Ok(_) => {}

@@ -1,5 +1,5 @@
 //! The provider of one binary and of development: it sends nothing out. Each message is
-//! written, as JSON, to `DATA_DIR/messages/<id>.json` (written to a temporary file and
+//! written, as JSON (its attachments by name, type and size), to `DATA_DIR/messages/<id>.json` (written to a temporary file and
 //! renamed, so a reader never sees half of one), where a developer reads what would
 //! have gone out; the console shows them from the API. A directory it cannot write is a
 //! failure worth retrying, as a provider's outage is.
@@ -32,6 +32,9 @@ impl LocalProvider {
             "to": message.recipient,
             "subject": message.subject,
             "body": message.body,
+            "attachments": message.attachments.iter()
+                .map(|f| json!({"name": f.name, "content_type": f.content_type, "size": f.bytes.len()}))
+                .collect::<Vec<_>>(),
         });
         let name = message.id.simple().to_string();
         let partial = self.dir.join(format!("{name}.json.part"));
@@ -73,6 +76,7 @@ mod tests {
             recipient: "+12015550134".to_owned(),
             subject: None,
             body: "Hello\nthere".to_owned(),
+            attachments: Vec::new(),
         };
         let accepted = provider.send(&message).await.unwrap();
         assert_eq!(accepted.provider_message_id, format!("local-{}", message.id.simple()));

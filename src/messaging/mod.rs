@@ -5,11 +5,20 @@
 //! message: a number it cannot reach, a body it will not take).
 
 pub mod local;
+pub mod smtp;
+pub mod twilio;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::domain::message::MessageChannel;
+use crate::config::{EmailProvider, PhoneProvider, Settings};
+use crate::domain::message::{Delivery, MessageChannel};
+use local::LocalProvider;
+use smtp::SmtpProvider;
+use twilio::{Sender, TwilioConfig, TwilioProvider};
 
 /// One message, as the provider is asked to send it.
 #[derive(Clone, Debug)]
@@ -20,6 +29,19 @@ pub struct Outgoing {
     pub recipient: String,
     pub subject: Option<String>,
     pub body: String,
+    /// The files an email carries, in order.
+    pub attachments: Vec<OutgoingFile>,
+}
+
+/// A file an email carries: a document of the account, read whole (an email's files
+/// are bounded together by `domain::message::MAX_ATTACHMENT_BYTES`).
+#[derive(Clone, Debug)]
+pub struct OutgoingFile {
+    /// The name it goes under: the document's download name.
+    pub name: String,
+    /// Decided from the content when it was uploaded.
+    pub content_type: &'static str,
+    pub bytes: Vec<u8>,
 }
 
 /// What a provider answered when it took the message.
@@ -38,10 +60,115 @@ pub enum SendFailure {
     Refused(String),
 }
 
+/// What a provider reported by webhook, in its own words read into ours.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Report {
+    /// How the delivery of a message it took is going.
+    Delivery {
+        provider_message_id: String,
+        /// The provider's own status word: with the id, what makes a report one of a
+        /// kind (a replay repeats both).
+        status: String,
+        /// `None` for a status that says nothing new about delivery (queued, sending).
+        delivery: Option<Delivery>,
+        /// The provider's reason, when it was not delivered.
+        error: Option<String>,
+    },
+    /// A message the debtor sent in.
+    Inbound {
+        provider_message_id: String,
+        channel: MessageChannel,
+        /// The sender's phone number, E.164.
+        sender: String,
+        body: String,
+    },
+}
+
+impl Report {
+    /// What makes this report one of a kind, for refusing a replay.
+    pub fn key(&self) -> String {
+        match self {
+            Report::Delivery {
+                provider_message_id,
+                status,
+                ..
+            } => format!("status:{provider_message_id}:{status}"),
+            Report::Inbound { provider_message_id, .. } => format!("inbound:{provider_message_id}"),
+        }
+    }
+}
+
 /// Carries messages to debtors.
 pub trait Provider: Send + Sync + 'static {
     /// The name recorded with each message it sends (`local`, `twilio` ...).
     fn name(&self) -> &'static str;
 
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<Accepted, SendFailure>>;
+}
+
+/// The provider of each channel, as configured (`SMS_PROVIDER`, `WHATSAPP_PROVIDER`,
+/// `EMAIL_PROVIDER`; all `local` by default).
+#[derive(Clone)]
+pub struct Providers {
+    sms: Arc<dyn Provider>,
+    whatsapp: Arc<dyn Provider>,
+    email: Arc<dyn Provider>,
+}
+
+impl Providers {
+    /// The providers `settings` choose; a chosen provider missing what it needs stops
+    /// the start with the setting named.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let local: Arc<dyn Provider> = Arc::new(LocalProvider::new(&settings.data_dir));
+        let twilio = if [settings.sms_provider, settings.whatsapp_provider].contains(&PhoneProvider::Twilio) {
+            let sms_from = settings
+                .twilio_sms_from
+                .as_deref()
+                .map(Sender::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("TWILIO_SMS_FROM {e}"))?;
+            if settings.sms_provider == PhoneProvider::Twilio && sms_from.is_none() {
+                anyhow::bail!("SMS_PROVIDER=twilio needs TWILIO_SMS_FROM");
+            }
+            if settings.whatsapp_provider == PhoneProvider::Twilio && settings.twilio_whatsapp_from.is_none() {
+                anyhow::bail!("WHATSAPP_PROVIDER=twilio needs TWILIO_WHATSAPP_FROM");
+            }
+            let provider: Arc<dyn Provider> = Arc::new(TwilioProvider::new(TwilioConfig {
+                api_url: settings.twilio_api_url.clone(),
+                account_sid: settings.twilio_account_sid.clone().context("twilio needs TWILIO_ACCOUNT_SID")?,
+                auth_token: settings.twilio_auth_token.clone().context("twilio needs TWILIO_AUTH_TOKEN")?,
+                sms_from,
+                whatsapp_from: settings.twilio_whatsapp_from.clone(),
+                status_callback: settings.twilio_webhook_url.clone(),
+            })?);
+            Some(provider)
+        } else {
+            None
+        };
+        let phone = |choice: PhoneProvider| match (choice, &twilio) {
+            (PhoneProvider::Twilio, Some(twilio)) => twilio.clone(),
+            _ => local.clone(),
+        };
+        let email: Arc<dyn Provider> = match settings.email_provider {
+            EmailProvider::Local => local.clone(),
+            EmailProvider::Smtp => Arc::new(SmtpProvider::new(
+                settings.smtp_url.as_deref().context("EMAIL_PROVIDER=smtp needs SMTP_URL")?,
+                settings.smtp_from.as_deref().context("EMAIL_PROVIDER=smtp needs SMTP_FROM")?,
+            )?),
+        };
+        Ok(Self {
+            sms: phone(settings.sms_provider),
+            whatsapp: phone(settings.whatsapp_provider),
+            email,
+        })
+    }
+
+    /// Who carries messages on `channel`.
+    pub fn for_channel(&self, channel: MessageChannel) -> &dyn Provider {
+        match channel {
+            MessageChannel::Sms => self.sms.as_ref(),
+            MessageChannel::Whatsapp => self.whatsapp.as_ref(),
+            MessageChannel::Email => self.email.as_ref(),
+        }
+    }
 }

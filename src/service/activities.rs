@@ -70,7 +70,7 @@ pub async fn log_locked(
         Some(channel) => compliance::decide(&mut *tx, account_id, channel, now).await?,
         None => Ok(()),
     };
-    let row = activities::insert(&mut *tx, account_id, activity, caller.user_id, now).await?;
+    let row = activities::insert(&mut *tx, account_id, activity, Some(caller.user_id), now).await?;
     if let (Some(channel), Err(refusal)) = (attempt, verdict) {
         let used = store_compliance::use_override(&mut *tx, account_id, channel, row.id, refusal.rule.as_str(), now).await?;
         match used {

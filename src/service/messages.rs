@@ -7,21 +7,26 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
+use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
 use crate::domain::activity::{Direction, MAX_NOTES_LEN, NewActivity};
+use crate::domain::attachment;
 use crate::domain::message::{
-    self, ChangeTemplate, ComposeMessage, CreateTemplate, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source, TemplateFields, Values,
+    self, ChangeTemplate, ComposeMessage, CreateTemplate, Delivery, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source, TemplateFields,
+    Values,
 };
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, FieldError, Result};
-use crate::messaging::{Outgoing, Provider, SendFailure};
+use crate::messaging::{Outgoing, OutgoingFile, Providers, SendFailure};
 use crate::service::Window;
 use crate::service::accounts::{get_for, lock_for, readable, readable_as};
 use crate::service::activities;
 use crate::service::idempotency::{self, Replay};
+use crate::storage::ContentStore;
 use crate::store::accounts::AccountRow;
+use crate::store::attachments;
 use crate::store::messages::{self as store, MessageRow, NewMessage, TemplateRow, Tried};
 use crate::telemetry::metrics;
 
@@ -56,6 +61,14 @@ pub struct MessageView {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    /// How delivery went after the provider took it, as the provider's reports say
+    /// (`null` until one arrives; the local provider and SMTP send none).
+    pub delivery: Option<Delivery>,
+    /// The provider's reason when it was not delivered (Twilio's error code).
+    pub delivery_error: Option<String>,
+    pub delivery_at: Option<DateTime<Utc>>,
+    /// The account's documents the email carried, in order.
+    pub document_ids: Vec<Uuid>,
 }
 
 impl From<MessageRow> for MessageView {
@@ -79,6 +92,10 @@ impl From<MessageRow> for MessageView {
             created_at: row.created_at,
             sent_at: row.sent_at,
             failed_at: row.failed_at,
+            delivery: row.delivery,
+            delivery_error: row.delivery_error,
+            delivery_at: row.delivery_at,
+            document_ids: row.document_ids,
         }
     }
 }
@@ -90,6 +107,49 @@ pub struct Rendered {
     pub recipient: String,
     pub subject: Option<String>,
     pub body: String,
+    /// The documents an email carries, in order (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attached>,
+}
+
+/// A document an email carries.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct Attached {
+    pub id: Uuid,
+    /// The name it goes under (the document's download name).
+    pub name: String,
+    pub size: i64,
+}
+
+/// The documents `ids` of `account_id`, checked: each a live document of the account,
+/// together at most [`message::MAX_ATTACHMENT_BYTES`].
+async fn attached(conn: &mut PgConnection, account_id: Uuid, ids: &[Uuid]) -> Result<Vec<Attached>> {
+    let found = attachments::by_ids(conn, ids).await?;
+    let mut kept = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(document) = found
+            .iter()
+            .find(|d| d.id == *id && d.account_id == account_id && d.deleted_at.is_none())
+        else {
+            return Err(Error::field("document_ids", format!("{id} is not a live document of this account")));
+        };
+        kept.push(Attached {
+            id: document.id,
+            name: attachment::download_name(&document.name, document.kind),
+            size: document.size,
+        });
+    }
+    let total: i64 = kept.iter().map(|a| a.size).sum();
+    if total > message::MAX_ATTACHMENT_BYTES {
+        return Err(Error::field(
+            "document_ids",
+            format!(
+                "the documents hold {total} bytes; one email carries at most {}",
+                message::MAX_ATTACHMENT_BYTES
+            ),
+        ));
+    }
+    Ok(kept)
 }
 
 /// What sending answered: the queued message, or the first request's answer again.
@@ -100,7 +160,7 @@ pub enum Sent {
 
 /// Where the service finds what a message needs beyond the request.
 pub struct Outbox<'a> {
-    pub provider: &'a dyn Provider,
+    pub providers: &'a Providers,
     /// `PAYMENT_LINK_TEMPLATE`, when configured.
     pub payment_link: Option<&'a str>,
 }
@@ -169,11 +229,14 @@ async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &Compose
         )
         .with_extension("channel", compose.channel.as_str().into())
     })?;
+    let ids = compose.attachments().map_err(|e| Error::validation(vec![e]))?;
+    let attachments = attached(conn, account.id, ids).await?;
     Ok(Rendered {
         channel: compose.channel,
         recipient,
         subject,
         body,
+        attachments,
     })
 }
 
@@ -247,7 +310,8 @@ pub async fn send(
             recipient: &rendered.recipient,
             subject: rendered.subject.as_deref(),
             body: &rendered.body,
-            provider: outbox.provider.name(),
+            provider: outbox.providers.for_channel(compose.channel).name(),
+            document_ids: &compose.document_ids,
             created_by: caller.user_id,
             at: now,
         },
@@ -277,28 +341,41 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<MessageR
     Ok(row)
 }
 
-/// Messages the sender takes in one transaction.
-const BATCH: i64 = 20;
+/// Messages the sender tries in one pass.
+const BATCH: usize = 20;
 
-/// One pass of the sender at `now`: hands each due message to `provider` and records
-/// how it went (sent; failed and tried again after [`message::retry_delay`]; or failed
-/// for good when the provider refused it or after [`MAX_ATTEMPTS`] tries). Returns how
-/// many it tried. A message stays locked while its provider is asked, so no two senders
-/// send it; a sender that dies mid-pass leaves it queued, and it is sent again (at
-/// least once).
-pub async fn deliver_due(pool: &PgPool, provider: &dyn Provider, now: DateTime<Utc>) -> Result<usize> {
-    let mut tx = pool.begin().await?;
-    let due = store::claim_due(&mut tx, now, BATCH).await?;
-    for row in &due {
-        let outgoing = Outgoing {
-            id: row.id,
-            channel: row.channel,
-            recipient: row.recipient.clone(),
-            subject: row.subject.clone(),
-            body: row.body.clone(),
+/// One pass of the sender at `now`: hands up to [`BATCH`] due messages, one at a time,
+/// to their channel's provider (the one configured now, which is recorded with the try)
+/// and records how it went (sent; failed and tried again after
+/// [`message::retry_delay`]; or failed for good when the provider refused it or after
+/// [`MAX_ATTEMPTS`] tries). Returns how many it tried. Each message is claimed, sent and
+/// recorded in a transaction of its own: it stays locked only while its provider is
+/// asked (no two senders send it), and its outcome is committed before the next is
+/// tried, so a delivery report rarely arrives before it (and one that does is held).
+/// A sender that dies mid-try leaves it queued, and it is sent again (at least once).
+pub async fn deliver_due(pool: &PgPool, providers: &Providers, content: &dyn ContentStore, now: DateTime<Utc>) -> Result<usize> {
+    let mut tried = 0;
+    while tried < BATCH {
+        let mut tx = pool.begin().await?;
+        let Some(row) = store::claim_next(&mut tx, now).await? else {
+            break;
         };
-        let answer = provider.send(&outgoing).await;
-        let tried = match &answer {
+        let provider = providers.for_channel(row.channel);
+        let answer = match files(&mut tx, content, &row.document_ids).await? {
+            Ok(attachments) => {
+                let outgoing = Outgoing {
+                    id: row.id,
+                    channel: row.channel,
+                    recipient: row.recipient.clone(),
+                    subject: row.subject.clone(),
+                    body: row.body.clone(),
+                    attachments,
+                };
+                provider.send(&outgoing).await
+            }
+            Err(failure) => Err(failure),
+        };
+        let attempt = match &answer {
             Ok(accepted) => Tried::Sent {
                 provider_message_id: &accepted.provider_message_id,
             },
@@ -308,12 +385,14 @@ pub async fn deliver_due(pool: &PgPool, provider: &dyn Provider, now: DateTime<U
                 retry_at: (row.attempts + 1 < MAX_ATTEMPTS).then(|| now + message::retry_delay(row.attempts + 1)),
             },
         };
-        let outcome = match &tried {
+        let outcome = match &attempt {
             Tried::Sent { .. } => "sent",
             Tried::Failed { retry_at: Some(_), .. } => "retry",
             Tried::Failed { retry_at: None, .. } => "failed",
         };
-        let done = store::record_try(&mut tx, row.id, tried, now).await?;
+        let done = store::record_try(&mut tx, row.id, provider.name(), attempt, now).await?;
+        tx.commit().await?;
+        tried += 1;
         metrics::message_tried(row.channel.as_str(), provider.name(), outcome);
         match answer {
             Ok(_) => tracing::info!(message_id = %row.id, "message sent"),
@@ -322,8 +401,40 @@ pub async fn deliver_due(pool: &PgPool, provider: &dyn Provider, now: DateTime<U
             }
         }
     }
-    tx.commit().await?;
-    Ok(due.len())
+    Ok(tried)
+}
+
+/// The documents `ids` an email carries, read whole from `content`. A document deleted
+/// since the email was queued is not sent: the email fails (the sender chose that file,
+/// and someone since removed it); a file that cannot be read now is worth another try.
+async fn files(conn: &mut PgConnection, content: &dyn ContentStore, ids: &[Uuid]) -> Result<Result<Vec<OutgoingFile>, SendFailure>> {
+    if ids.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let documents = attachments::by_ids(conn, ids).await?;
+    let mut files = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(document) = documents.iter().find(|d| d.id == *id && d.deleted_at.is_none()) else {
+            return Ok(Err(SendFailure::Refused(format!(
+                "document {id} was deleted before the email was sent"
+            ))));
+        };
+        let size = u64::try_from(document.size).unwrap_or_default();
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or_default());
+        let read = match content.read(&document.storage_key, 0..size).await {
+            Ok(reader) => reader.take(size).read_to_end(&mut bytes).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = read {
+            return Ok(Err(SendFailure::Retry(format!("reading document {id}: {e}"))));
+        }
+        files.push(OutgoingFile {
+            name: attachment::download_name(&document.name, document.kind),
+            content_type: document.kind.content_type(),
+            bytes,
+        });
+    }
+    Ok(Ok(files))
 }
 
 /// A template, as the API shows it.

@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod system;
 pub mod timeline;
 pub mod users;
+pub mod webhooks;
 pub mod wrap_up;
 
 use chrono::{DateTime, Utc};

@@ -26,13 +26,14 @@ pub struct ActivityRow {
 const COLUMNS: &str = "id, account_id, type, direction, outcome, notes, occurred_at, next_action_at, agent_id, created_at";
 
 /// Records `activity` as the server received it at `created_at` (the instant the contact
-/// guard counts calls by).
+/// guard counts calls by), logged by `agent` (`None`: the system, for a message the
+/// debtor sent in).
 #[tracing::instrument(skip_all, fields(account_id = %account_id))]
 pub async fn insert(
     tx: &mut PgConnection,
     account_id: Uuid,
     activity: &NewActivity,
-    agent: Uuid,
+    agent: Option<Uuid>,
     created_at: DateTime<Utc>,
 ) -> Result<ActivityRow> {
     Ok(sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(format!(

@@ -61,6 +61,16 @@ pub async fn insert(conn: &mut PgConnection, new: &NewAttachment<'_>) -> Result<
 }
 
 /// The live document `id`.
+/// The documents `ids`, in that order (those that exist).
+pub async fn by_ids(conn: &mut PgConnection, ids: &[Uuid]) -> Result<Vec<AttachmentRow>> {
+    Ok(sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM account_documents d JOIN unnest($1::uuid[]) WITH ORDINALITY AS wanted(id, n) USING (id) ORDER BY n"
+    )))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?)
+}
+
 pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AttachmentRow>> {
     let row = sqlx::query_as::<_, AttachmentRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM account_documents WHERE id = $1 AND deleted_at IS NULL"

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::message::{MessageChannel, MessageStatus, TemplateFields};
+use crate::domain::message::{Delivery, MessageChannel, MessageStatus, TemplateFields};
 use crate::error::Result;
 use crate::store::keyset::{self, NewestFirst};
 
@@ -150,10 +150,18 @@ pub struct MessageRow {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub failed_at: Option<DateTime<Utc>>,
+    pub delivery: Option<Delivery>,
+    pub delivery_error: Option<String>,
+    pub delivery_at: Option<DateTime<Utc>>,
+    pub document_ids: Vec<Uuid>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, account_id, activity_id, channel, template_id, recipient, subject, body, provider, status, \
-     attempts, next_attempt_at, provider_message_id, error, created_by, created_at, sent_at, failed_at";
+     attempts, next_attempt_at, provider_message_id, error, created_by, created_at, sent_at, failed_at, \
+     delivery, delivery_error, delivery_at, document_ids";
+
+/// A delivery's rank in SQL (`Delivery::rank`): reports only move a message forward.
+const DELIVERY_RANK: &str = "CASE WHEN delivery IS NULL THEN 0 WHEN delivery = 'sent' THEN 1 WHEN delivery = 'read' THEN 3 ELSE 2 END";
 
 /// A message to queue.
 pub struct NewMessage<'a> {
@@ -166,6 +174,7 @@ pub struct NewMessage<'a> {
     pub subject: Option<&'a str>,
     pub body: &'a str,
     pub provider: &'a str,
+    pub document_ids: &'a [Uuid],
     pub created_by: Uuid,
     pub at: DateTime<Utc>,
 }
@@ -174,8 +183,8 @@ pub struct NewMessage<'a> {
 pub async fn queue(conn: &mut PgConnection, new: &NewMessage<'_>) -> Result<MessageRow> {
     let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO account_messages (id, account_id, activity_id, channel, template_id, recipient, subject, body,
-             provider, status, next_attempt_at, created_by, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $10) RETURNING {MESSAGE_COLUMNS}"
+             provider, status, next_attempt_at, created_by, created_at, document_ids)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $10, $12) RETURNING {MESSAGE_COLUMNS}"
     )))
     .bind(new.id)
     .bind(new.account_id)
@@ -188,6 +197,7 @@ pub async fn queue(conn: &mut PgConnection, new: &NewMessage<'_>) -> Result<Mess
     .bind(new.provider)
     .bind(new.at)
     .bind(new.created_by)
+    .bind(new.document_ids)
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;
@@ -219,17 +229,16 @@ pub async fn count(pool: &PgPool, account_id: Uuid) -> Result<i64> {
     .await
 }
 
-/// Up to `limit` queued messages due at `now`, oldest due first, locked for this sender
-/// (others skip them) until `tx` ends.
-pub async fn claim_due(tx: &mut PgConnection, now: DateTime<Utc>, limit: i64) -> Result<Vec<MessageRow>> {
+/// The queued message due first at `now`, locked for this sender (others skip it)
+/// until `tx` ends.
+pub async fn claim_next(tx: &mut PgConnection, now: DateTime<Utc>) -> Result<Option<MessageRow>> {
     Ok(sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {MESSAGE_COLUMNS} FROM account_messages
          WHERE status = 'queued' AND next_attempt_at <= $1
-         ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED"
+         ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"
     )))
     .bind(now)
-    .bind(limit)
-    .fetch_all(tx)
+    .fetch_optional(tx)
     .await?)
 }
 
@@ -245,27 +254,102 @@ pub enum Tried<'a> {
     },
 }
 
-/// Records a try of message `id` at `now`.
-pub async fn record_try(tx: &mut PgConnection, id: Uuid, tried: Tried<'_>, now: DateTime<Utc>) -> Result<MessageRow> {
+/// Records a try of message `id` through `provider` at `now`. A sent message takes the
+/// furthest delivery report that arrived before this was recorded ([`hold_delivery`]).
+pub async fn record_try(tx: &mut PgConnection, id: Uuid, provider: &str, tried: Tried<'_>, now: DateTime<Utc>) -> Result<MessageRow> {
     let query = match tried {
         Tried::Sent { provider_message_id } => sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
             "UPDATE account_messages SET status = 'sent', attempts = attempts + 1, next_attempt_at = NULL,
-                 provider_message_id = $2, sent_at = $3
+                 provider_message_id = $2, sent_at = $3, provider = $4
              WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)
         .bind(provider_message_id)
-        .bind(now),
+        .bind(now)
+        .bind(provider),
         Tried::Failed { error, retry_at } => sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
             "UPDATE account_messages SET attempts = attempts + 1, error = left($2, 2000),
                  status = CASE WHEN $3::timestamptz IS NULL THEN 'failed' ELSE 'queued' END,
-                 next_attempt_at = $3, failed_at = CASE WHEN $3::timestamptz IS NULL THEN $4 END
+                 next_attempt_at = $3, failed_at = CASE WHEN $3::timestamptz IS NULL THEN $4 END, provider = $5
              WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)
         .bind(error)
         .bind(retry_at)
-        .bind(now),
+        .bind(now)
+        .bind(provider),
     };
-    Ok(query.fetch_one(tx).await?)
+    let row = query.fetch_one(&mut *tx).await?;
+    let Some(provider_message_id) = row.provider_message_id.as_deref().filter(|_| row.status == MessageStatus::Sent) else {
+        return Ok(row);
+    };
+    let held = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_messages m SET delivery = r.delivery, delivery_error = r.delivery_error, delivery_at = r.received_at
+         FROM (SELECT delivery, delivery_error, received_at FROM webhook_receipts
+               WHERE provider = $2 AND provider_message_id = $3 AND delivery IS NOT NULL
+               ORDER BY {DELIVERY_RANK} DESC, received_at DESC LIMIT 1) r
+         WHERE m.id = $1 RETURNING {}",
+        MESSAGE_COLUMNS
+            .split(", ")
+            .map(|c| format!("m.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+    .bind(id)
+    .bind(provider)
+    .bind(provider_message_id)
+    .fetch_optional(tx)
+    .await?;
+    Ok(held.unwrap_or(row))
+}
+
+/// Takes webhook report `key` of `provider` at `now`; false when it was taken before
+/// (a replay). A delivery report keeps what it says, for [`record_try`] to apply when
+/// it outran the sender.
+pub async fn take_receipt(
+    tx: &mut PgConnection,
+    provider: &str,
+    key: &str,
+    delivery: Option<(&str, Delivery, Option<&str>)>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let taken = sqlx::query(
+        "INSERT INTO webhook_receipts (provider, key, received_at, provider_message_id, delivery, delivery_error)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(provider)
+    .bind(key)
+    .bind(now)
+    .bind(delivery.map(|(id, _, _)| id))
+    .bind(delivery.map(|(_, delivery, _)| delivery))
+    .bind(delivery.and_then(|(_, _, error)| error))
+    .execute(tx)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Records a delivery report on the message `provider` knows as `provider_message_id`,
+/// when it moves the message forward; `None` when it does not, or when no sent message
+/// has that id yet (the report is held by [`take_receipt`]).
+pub async fn record_delivery(
+    tx: &mut PgConnection,
+    provider: &str,
+    provider_message_id: &str,
+    delivery: Delivery,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Option<MessageRow>> {
+    Ok(sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_messages SET delivery = $3, delivery_error = $4, delivery_at = $5
+         WHERE provider = $1 AND provider_message_id = $2 AND status = 'sent' AND {DELIVERY_RANK} < $6
+         RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(provider)
+    .bind(provider_message_id)
+    .bind(delivery)
+    .bind(error)
+    .bind(now)
+    .bind(delivery.rank())
+    .fetch_optional(tx)
+    .await?)
 }

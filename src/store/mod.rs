@@ -12,6 +12,7 @@ pub mod events;
 pub mod fields;
 pub mod idempotency;
 pub mod imports;
+pub mod inbound;
 pub mod jobs;
 pub mod keyset;
 pub mod kpis;

@@ -530,3 +530,109 @@ async fn how_a_message_is_sent_reaches_a_subscribed_socket_without_its_text() {
         "the text stays out of the event: {event}"
     );
 }
+
+impl Desk {
+    /// Uploads `bytes` as `name` to `account` as the agent; the document.
+    async fn upload(&self, account: &str, name: &str, bytes: &[u8]) -> Value {
+        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_owned()));
+        let response = self
+            .app
+            .request(
+                Method::POST,
+                &format!("/api/v1/accounts/{account}/documents"),
+                Some(&self.agent.token),
+            )
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, document) = status_json(response).await;
+        assert_eq!(status, StatusCode::CREATED, "{document}");
+        document
+    }
+}
+
+#[tokio::test]
+async fn an_email_carries_live_documents_of_its_account_and_fails_when_one_is_deleted_before_it_goes() {
+    let d = desk().await;
+    let account = id_of(&d.account(json!({})).await);
+    let elsewhere = id_of(&d.account(json!({})).await);
+    let letter = d.upload(&account, "../letter.txt", b"Dear Zoe,\nthe plan is attached.\n").await;
+    let plan = d.upload(&account, "plan", b"%PDF-1.4\n%%EOF\n").await;
+    let foreign = d.upload(&elsewhere, "other.txt", b"someone else's\n").await;
+    let email = |ids: Value| json!({"channel": "email", "subject": "Your plan", "text": "Attached.", "document_ids": ids});
+
+    // What the request alone shows, and what only the account's documents show.
+    for (compose, why) in [
+        (json!({"channel": "sms", "text": "x", "document_ids": [letter["id"]]}), "email only"),
+        (email(json!([letter["id"], letter["id"]])), "twice"),
+        (
+            email(json!([
+                letter["id"],
+                plan["id"],
+                foreign["id"],
+                letter["id"],
+                plan["id"],
+                foreign["id"]
+            ])),
+            "at most 5",
+        ),
+        (email(json!([foreign["id"]])), "not a live document of this account"),
+        (email(json!([uuid::Uuid::now_v7()])), "not a live document of this account"),
+    ] {
+        let (status, refused) = d.send(&d.agent.token, &account, compose).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {refused}");
+        assert_eq!(refused["errors"][0]["field"], "document_ids", "{refused}");
+        assert!(refused["errors"][0]["message"].as_str().unwrap().contains(why), "{refused}");
+    }
+    assert_eq!(
+        d.count("SELECT count(*) FROM account_messages WHERE account_id = $1::uuid", &account)
+            .await,
+        0
+    );
+
+    // The preview names them; the local provider records them by name, type and size.
+    let compose = email(json!([plan["id"], letter["id"]]));
+    let path = format!("/api/v1/accounts/{account}/messages/preview");
+    let (status, preview) = status_json(d.app.post(&path, Some(&d.agent.token), &compose).await).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    let names: Vec<_> = preview["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("plan.pdf"), json!("letter.txt")]);
+    let (status, queued) = d.send(&d.agent.token, &account, compose).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    assert_eq!(queued["document_ids"], json!([plan["id"], letter["id"]]));
+    let id = queued["id"].as_str().unwrap().to_owned();
+    d.message_when(&id, "the email is sent", |m| m["status"] == "sent").await;
+    let written: Value = serde_json::from_slice(&std::fs::read(d.outbox().join(format!("{}.json", id.replace('-', "")))).unwrap()).unwrap();
+    assert_eq!(
+        written["attachments"],
+        json!([
+            {"name": "plan.pdf", "content_type": "application/pdf", "size": 15},
+            {"name": "letter.txt", "content_type": "text/plain; charset=utf-8", "size": 32},
+        ])
+    );
+
+    // A document deleted while its email waited for a retry: the email fails, saying so.
+    std::fs::remove_dir_all(d.outbox()).unwrap();
+    std::fs::write(d.outbox(), b"not a directory").unwrap();
+    let (_, queued) = d.send(&d.agent.token, &account, email(json!([letter["id"]]))).await;
+    let id = queued["id"].as_str().unwrap().to_owned();
+    let first = d.message_when(&id, "the first try fails", |m| m["attempts"] == 1).await;
+    let deleted = d
+        .app
+        .delete(&format!("/api/v1/documents/{}", letter["id"].as_str().unwrap()), &d.manager.token)
+        .await;
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    std::fs::remove_file(d.outbox()).unwrap();
+    d.app.clock.set(first["next_attempt_at"].as_str().unwrap().parse().unwrap());
+    let failed = d.message_when(&id, "the email fails", |m| m["status"] == "failed").await;
+    assert!(
+        failed["error"].as_str().unwrap().contains("deleted before the email was sent"),
+        "{failed}"
+    );
+}

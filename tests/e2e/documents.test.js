@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { deflateSync } from "node:zlib";
-import { BASE, PHONE, accessible, api, login, open, shot, suite } from "./harness.js";
+import { BASE, PHONE, accessible, api, login, open, shot, suite, upload } from "./harness.js";
 
 const run = Date.now().toString(36);
 const ids = {};
@@ -63,16 +63,6 @@ const PDF = Buffer.from(`%PDF-1.4
 trailer<</Root 1 0 R>>
 %%EOF
 `);
-
-// Uploads through the API, as the console does: multipart, the file in `file`.
-async function upload(token, account, name, bytes) {
-  const form = new FormData();
-  form.append("file", new Blob([bytes]), name);
-  const response = await fetch(`${BASE}/api/v1/accounts/${account}/documents`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
-  const text = await response.text();
-  assert.equal(response.status, 201, `upload ${name}: ${text}`);
-  return JSON.parse(text);
-}
 
 // No sideways scrolling, and the panel inside the screen.
 async function fits(page, screen) {

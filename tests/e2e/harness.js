@@ -63,6 +63,16 @@ export async function api(token, method, path, body) {
   return json;
 }
 
+// Uploads `bytes` as the document `name` of `account`; the document.
+export async function upload(token, account, name, bytes) {
+  const form = new FormData();
+  form.append("file", new Blob([bytes]), name);
+  const response = await fetch(`${BASE}/api/v1/accounts/${account}/documents`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
+  const text = await response.text();
+  assert.equal(response.status, 201, `upload ${name}: ${text}`);
+  return JSON.parse(text);
+}
+
 export const login = (role) => api(null, "POST", "/auth/login", { email: email(role), password: PASSWORD });
 // A fresh access token: bin/e2e gives them 10 s.
 export const tokenOf = async (role) => (await login(role)).access_token;

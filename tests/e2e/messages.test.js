@@ -4,7 +4,7 @@
 // on a phone reads them and has the form; a viewer reads them without it.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, api, daytimeZone, login, open, shot, suite } from "./harness.js";
+import { BASE, PHONE, accessible, api, daytimeZone, login, open, shot, suite, upload } from "./harness.js";
 
 const run = Date.now().toString(36);
 const TEMPLATE = `E2E reminder ${run}`;
@@ -30,6 +30,7 @@ async function setup() {
   const agent = await login("agent");
   const create = (fields) => api(manager, "POST", "/accounts", { original_balance: "310.00", currency: "USD", email: "bo@example.com", phone: "(201) 555-0190", assigned_agent_id: agent.user.id, ...fields });
   ids.day = (await create({ debtor_name: `<b>Bo</b> Messageworth ${run}`, timezone: daytimeZone() })).id;
+  ids.statement = (await upload(agent.access_token, ids.day, "statement.txt", `Statement ${run}\n`)).id;
   // The phone and viewer test reads an account of its own with a message already sent,
   // so it holds in whichever order the seed draws.
   ids.read = (await create({ debtor_name: `Rita Readworth ${run}`, timezone: daytimeZone() })).id;
@@ -63,6 +64,9 @@ suite("messages", setup, (test) => {
     await form.getByLabel("Template").selectOption({ label: "Write my own" });
     await form.getByLabel("Subject").fill("Your balance");
     await form.getByLabel("Text").fill("Dear {{debtor_name}},\nplease call us.");
+    await form.getByRole("group", { name: "Attach documents" }).getByLabel("statement.txt").check();
+    await form.getByRole("button", { name: "Preview" }).click();
+    await form.locator(".message-preview").getByText("Attached: statement.txt").waitFor();
     await form.getByRole("button", { name: "Send message" }).click();
     await page.getByText("Email to bo@example.com queued.").waitFor();
     await messages.locator("li.message-sent", { hasText: "Your balance" }).waitFor();
@@ -71,6 +75,8 @@ suite("messages", setup, (test) => {
     const sent = await api((await login("agent")).access_token, "GET", `/accounts/${ids.day}/messages`);
     assert.deepEqual(sent.data.map((m) => [m.channel, m.status]), [["email", "sent"], ["sms", "sent"]]);
     assert.equal(sent.data[0].body, `Dear <b>Bo</b> Messageworth ${run},\nplease call us.`);
+    assert.deepEqual(sent.data[0].document_ids, [ids.statement]);
+    assert.deepEqual(sent.data[1].document_ids, [], "a text message carries no documents");
 
     if (ids.night) {
       await page.goto(`${BASE}/#/account/${ids.night}`);

@@ -1,0 +1,141 @@
+//! What providers report back, over HTTP: Twilio's status callbacks and incoming
+//! messages (`POST /webhooks/twilio`, signed with `X-Twilio-Signature`, no bearer
+//! token), and the messages from numbers no account has, for managers. Closed unless
+//! the operator configures Twilio with a webhook URL.
+
+use bytes::Bytes;
+use warp::Filter;
+use warp::filters::BoxedFilter;
+use warp::http::{StatusCode, header};
+use warp::reply::Response;
+
+use crate::domain::principal::Principal;
+use crate::error::{Code, Error, Result};
+use crate::http::filters::{principal, with_state};
+use crate::http::paging::{PageQuery, PageRequest};
+use crate::http::{self as api, ListPage, respond};
+use crate::messaging::twilio;
+use crate::service::webhooks::{self as service, InboundView};
+use crate::state::AppState;
+
+/// The largest webhook body read; Twilio's are a few KiB.
+const MAX_BODY: u64 = 64 * 1024;
+
+/// An empty TwiML answer: taken, and nothing to reply to the debtor.
+const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
+
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let report = warp::path!("webhooks" / "twilio")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("x-twilio-signature"))
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .then(twilio_report);
+    let unmatched = warp::path!("inbound-messages" / "unmatched")
+        .and(warp::get())
+        .and(principal(state.clone()))
+        .and(with_state(state))
+        .and(crate::http::query::raw_query())
+        .then(unmatched);
+    report.or(unmatched).unify().map(respond).boxed()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(twilio_report, unmatched))]
+pub struct Api;
+
+/// Twilio's form parameters (those read; Twilio sends more), for the API description.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct TwilioForm {
+    /// This service's Twilio account.
+    pub account_sid: String,
+    /// The message the report is about, or the incoming message's id.
+    pub message_sid: String,
+    /// A status callback's status (`sent`, `delivered`, `undelivered`, `failed`, `read`, ...).
+    pub message_status: Option<String>,
+    /// `received` on an incoming message.
+    pub sms_status: Option<String>,
+    /// Why a message was not delivered.
+    pub error_code: Option<String>,
+    /// The sender of an incoming message: `+<number>` or `whatsapp:+<number>`.
+    pub from: Option<String>,
+    /// What an incoming message says.
+    pub body: Option<String>,
+}
+
+/// Take a Twilio webhook
+#[utoipa::path(post, path = "/api/v1/webhooks/twilio", tag = "messages", operation_id = "twilio_webhook", security(()),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request: base64 HMAC-SHA1, keyed by the auth token, of TWILIO_WEBHOOK_URL followed by each parameter's name and value, names sorted")),
+    request_body(content = TwilioForm, content_type = "application/x-www-form-urlencoded",
+        description = "A status callback (MessageStatus) or an incoming message (SmsStatus `received`, From, Body), as Twilio sends them"),
+    responses(
+        (status = 200, description = "Taken: a delivery report moved its message forward, or an incoming message landed on the accounts with the sender's number (an opt-out word set `do_not_call` on them). An empty TwiML `<Response>`: nothing is sent back", content_type = "text/xml", body = String),
+        (status = 403, description = "`forbidden`: no signature, or not Twilio's for this request; or another Twilio account's report"),
+        (status = 404, description = "`not_found`: Twilio webhooks are not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WEBHOOK_URL)"),
+        (status = 409, description = "`conflict`: this report was taken before (a replay changes nothing)"),
+        (status = 411, description = "`length_required`: no Content-Length"),
+        (status = 413, description = "`payload_too_large`: more than 64 KiB"),
+        (status = 415, description = "`unsupported_media_type`: not `application/x-www-form-urlencoded`"),
+        (status = 422, description = "`validation_failed`: signed, but not a report this service reads (no MessageSid, a From that is not a phone number)"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn twilio_report(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
+    let settings = state.settings();
+    let (Some(account_sid), Some(auth_token), Some(url)) = (
+        settings.twilio_account_sid.as_deref(),
+        settings.twilio_auth_token.as_deref(),
+        settings.twilio_webhook_url.as_deref(),
+    ) else {
+        return Err(Error::new(Code::NotFound, "Twilio webhooks are not configured on this service"));
+    };
+    let is_form = content_type
+        .as_deref()
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(Error::new(
+            Code::UnsupportedMediaType,
+            "send the body as `Content-Type: application/x-www-form-urlencoded`",
+        ));
+    }
+    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let signed = signature.is_some_and(|signature| twilio::signature_matches(auth_token, url, &params, &signature));
+    if !signed {
+        tracing::warn!("a Twilio webhook without a valid signature was refused");
+        return Err(Error::new(
+            Code::Forbidden,
+            "the X-Twilio-Signature header is missing or is not Twilio's signature of this request",
+        ));
+    }
+    let report = twilio::read_report(&params, account_sid).map_err(|why| {
+        if why.starts_with("AccountSid") {
+            Error::new(Code::Forbidden, why)
+        } else {
+            Error::new(Code::ValidationFailed, why)
+        }
+    })?;
+    service::take(state.pool(), "twilio", report, state.clock().now()).await?;
+    let mut response = warp::http::Response::new(EMPTY_TWIML.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/xml; charset=utf-8"));
+    Ok(response)
+}
+
+/// List messages from unknown numbers
+#[utoipa::path(get, path = "/api/v1/inbound-messages/unmatched", tag = "messages", operation_id = "list_unmatched_inbound_messages",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "Messages debtors sent in from numbers no account had, newest first", body = ListPage<InboundView>),
+        (status = 403, description = "Only managers and admins read them"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn unmatched(caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    let page = PageRequest::from_query(&raw)?;
+    let (rows, total) = service::unmatched(state.pool(), &caller, page.window()).await?;
+    let body = page.finish(rows, total, |r| (r.received_at, r.id), |r| Ok(InboundView::from(r)))?;
+    Ok(api::json(StatusCode::OK, &body))
+}

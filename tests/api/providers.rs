@@ -1,0 +1,413 @@
+//! The message providers against what others wrote, not against what the code expects:
+//! - Twilio: Prism's validating mock serves Twilio's own OpenAPI description (shipped in
+//!   `@twilio/cli-core` on npm, pinned in tests/providers/package-lock.json). A request
+//!   off the description (a missing or malformed field, the wrong content type, no basic
+//!   auth) is answered 401/415/422 and the test fails. Prism lets fields the description
+//!   does not list through; this test is stricter and refuses them.
+//! - Email: a real SMTP server (aiosmtpd, tests/providers/smtp_sink.py) takes each
+//!   message, and Python's own email parser reads it back: headers, the encoding of a
+//!   non-ASCII name and subject, the body's charset.
+//!
+//! Both also run through the API: a message sent with `POST /accounts/{id}/messages`
+//! reaches the stand-in through the sender and is recorded as sent by its provider.
+//! `bin/test` installs the pinned packages (`ensure_provider_mocks` in bin/_lib.sh).
+
+use std::collections::BTreeSet;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use arrears::config::{EmailProvider, PhoneProvider};
+use arrears::domain::message::MessageChannel;
+use arrears::domain::role::Role;
+use arrears::messaging::smtp::SmtpProvider;
+use arrears::messaging::twilio::{Sender, TwilioConfig, TwilioProvider};
+use arrears::messaging::{Outgoing, OutgoingFile, Provider, SendFailure};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use crate::compliance::{hold_clock, zone_where_it_is};
+use crate::helpers::{TestApp, eventually, id_of, spawn_guarded_app_with, status_json};
+use crate::ws::free_port;
+
+const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const CALLBACK: &str = "https://arrears.example.com/api/v1/webhooks/twilio";
+
+fn providers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/providers")
+}
+
+fn twilio_description() -> PathBuf {
+    providers_dir().join("node_modules/@twilio/cli-core/src/services/twilio-api/twilio_api_v2010.json")
+}
+
+/// A process a test started, stopped when dropped (a failing test too).
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Prism serving Twilio's description on a port of its own; stopped when dropped.
+struct Prism {
+    _process: Running,
+    url: String,
+}
+
+impl Prism {
+    async fn start() -> Self {
+        let prism = providers_dir().join("node_modules/.bin/prism");
+        assert!(
+            prism.exists() && twilio_description().exists(),
+            "Prism or Twilio's description is missing: run bin/test, or `npm ci` in tests/providers"
+        );
+        let port = free_port();
+        let child = Command::new(prism)
+            .args(["mock", "--host", "127.0.0.1", "--port", &port.to_string(), "--errors"])
+            .arg(twilio_description())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map(Running)
+            .expect("start Prism");
+        let url = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while client.get(format!("{url}/2010-04-01/Accounts.json")).send().await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "Prism did not start within 120 s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Self { _process: child, url }
+    }
+}
+
+fn twilio(url: &str, sms_from: &str) -> TwilioConfig {
+    TwilioConfig {
+        api_url: url.to_owned(),
+        account_sid: ACCOUNT_SID.to_owned(),
+        auth_token: "not-a-real-token".to_owned(),
+        sms_from: Some(Sender::parse(sms_from).unwrap()),
+        whatsapp_from: Some("+14155238886".to_owned()),
+        status_callback: Some(CALLBACK.to_owned()),
+    }
+}
+
+fn outgoing(channel: MessageChannel, recipient: &str, subject: Option<&str>, body: &str) -> Outgoing {
+    Outgoing {
+        id: uuid::Uuid::now_v7(),
+        channel,
+        recipient: recipient.to_owned(),
+        subject: subject.map(str::to_owned),
+        body: body.to_owned(),
+        attachments: Vec::new(),
+    }
+}
+
+/// The fields Twilio's description lists for creating a message.
+pub(crate) fn create_message_fields() -> BTreeSet<String> {
+    let description: Value = serde_json::from_slice(&std::fs::read(twilio_description()).unwrap()).unwrap();
+    let operation = &description["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["post"];
+    assert_eq!(operation["operationId"], "CreateMessage");
+    let schema = &operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
+    schema["properties"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn twilio_requests_are_the_ones_twilios_own_description_accepts() {
+    let prism = Prism::start().await;
+
+    // The stand-in is not lenient: a request off the description is refused.
+    let endpoint = format!("{}/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json", prism.url);
+    let client = reqwest::Client::new();
+    let without_to = client
+        .post(&endpoint)
+        .basic_auth(ACCOUNT_SID, Some("token"))
+        .form(&[("Body", "hi")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_to.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let without_auth = client.post(&endpoint).form(&[("To", "+12015550134")]).send().await.unwrap();
+    assert_eq!(without_auth.status(), StatusCode::UNAUTHORIZED);
+
+    let known = create_message_fields();
+    let by_number = TwilioProvider::new(twilio(&prism.url, "+15005550006")).unwrap();
+    let by_service = TwilioProvider::new(twilio(&prism.url, "MG0123456789abcdef0123456789abcdef")).unwrap();
+    let messages = [
+        (
+            &by_number,
+            outgoing(MessageChannel::Sms, "+12015550134", None, "Hi Zoë, 310.00 USD is due.\nCall us."),
+        ),
+        (&by_service, outgoing(MessageChannel::Sms, "+447700900123", None, "Reminder")),
+        (
+            &by_number,
+            outgoing(MessageChannel::Whatsapp, "+12015550134", None, "Hello on WhatsApp"),
+        ),
+    ];
+    for (provider, message) in messages {
+        let form = provider.form(&message).unwrap();
+        let unknown: Vec<_> = form.iter().filter(|(name, _)| !known.contains(*name)).collect();
+        assert!(unknown.is_empty(), "fields Twilio's description does not list: {unknown:?}");
+        let accepted = provider
+            .send(&message)
+            .await
+            .unwrap_or_else(|e| panic!("{:?} to {}: {e:?}", message.channel, message.recipient));
+        assert!(accepted.provider_message_id.starts_with("SM"), "{accepted:?}");
+    }
+
+    // A request Twilio's description refuses (a callback URL with a placeholder left in
+    // it is not a URI) is refused, and the provider keeps that as final, with its reason.
+    let mut broken = twilio(&prism.url, "+15005550006");
+    broken.status_callback = Some("https://arrears.example.com/hooks/{sid}".to_owned());
+    let refused = TwilioProvider::new(broken)
+        .unwrap()
+        .send(&outgoing(MessageChannel::Sms, "+12015550134", None, "x"))
+        .await;
+    assert!(
+        matches!(&refused, Err(SendFailure::Refused(reason)) if reason.contains("422")),
+        "{refused:?}"
+    );
+
+    // Through the API: the sender hands an allowed text message to Twilio.
+    let url = prism.url.clone();
+    let app = spawn_guarded_app_with(move |s| {
+        s.sms_provider = PhoneProvider::Twilio;
+        s.whatsapp_provider = PhoneProvider::Twilio;
+        s.twilio_api_url = url;
+        s.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
+        s.twilio_auth_token = Some("not-a-real-token".to_owned());
+        s.twilio_sms_from = Some("+15005550006".to_owned());
+        s.twilio_whatsapp_from = Some("+14155238886".to_owned());
+        s.twilio_webhook_url = Some(CALLBACK.to_owned());
+    })
+    .await;
+    for channel in ["sms", "whatsapp"] {
+        let sent = send_through_the_api(&app, json!({"channel": channel, "text": "Please call us back."}), None).await;
+        assert_eq!(sent["provider"], "twilio");
+        assert!(sent["provider_message_id"].as_str().unwrap().starts_with("SM"), "{sent}");
+    }
+}
+
+/// aiosmtpd on a port of its own, printing each message it takes as a JSON line.
+struct SmtpSink {
+    _process: Running,
+    lines: mpsc::UnboundedReceiver<String>,
+    port: u16,
+}
+
+impl SmtpSink {
+    async fn start() -> Self {
+        let python = providers_dir().join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "aiosmtpd is missing: run bin/test (it installs tests/providers/.venv)"
+        );
+        let port = free_port();
+        let mut child = Command::new(python)
+            .arg(providers_dir().join("smtp_sink.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the SMTP server");
+        let stdout = child.stdout.take().unwrap();
+        let process = Running(child);
+        let (tx, mut lines) = mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let ready = tokio::time::timeout(Duration::from_secs(30), lines.recv()).await;
+        assert_eq!(ready.expect("the SMTP server started").as_deref(), Some("ready"));
+        Self {
+            _process: process,
+            lines,
+            port,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The next message the server took, as Python's parser read it.
+    async fn received(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.lines.recv())
+            .await
+            .expect("the SMTP server received a message")
+            .expect("the SMTP server is running");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+const FROM: &str = "Zoë Ångström Collections <collections@arrears.example.com>";
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[tokio::test]
+async fn email_reaches_a_real_smtp_server_with_its_non_ascii_name_subject_and_text_encoded() {
+    let mut sink = SmtpSink::start().await;
+    let smtp = SmtpProvider::new(&sink.url(), FROM).unwrap();
+    let text = "Dear Zoë O'Brien,\nyour balance of 310,00 € is due.\nA line that runs on for quite a while, longer than the seventy-eight characters a line of mail should hold.";
+    let message = outgoing(
+        MessageChannel::Email,
+        "zoe@example.com",
+        Some("Ihr Saldo: 310,00 € — bitte zahlen"),
+        text,
+    );
+    let accepted = smtp.send(&message).await.unwrap();
+    assert_eq!(
+        accepted.provider_message_id,
+        format!("<{}@arrears.example.com>", message.id.simple())
+    );
+
+    let got = sink.received().await;
+    assert_eq!(got["defects"], json!([]), "{got}");
+    assert_eq!(
+        got["head_is_ascii"], true,
+        "non-ASCII must be encoded in the header: {}",
+        got["head"]
+    );
+    assert!(
+        got["head"].as_str().unwrap().contains("=?utf-8?"),
+        "RFC 2047 encoded words: {}",
+        got["head"]
+    );
+    assert_eq!(got["mail_from"], "collections@arrears.example.com");
+    assert_eq!(got["rcpt_tos"], json!(["zoe@example.com"]));
+    assert_eq!(got["from"], FROM);
+    assert_eq!(got["to"], "zoe@example.com");
+    assert_eq!(got["subject"], "Ihr Saldo: 310,00 € — bitte zahlen");
+    assert_eq!(got["message_id"], accepted.provider_message_id);
+    assert_eq!(got["content_type"], "text/plain");
+    assert_eq!(got["charset"], "utf-8");
+    assert_eq!(got["text"].as_str().unwrap().replace("\r\n", "\n").trim_end(), text);
+    assert_eq!(got["attachments"], json!([]));
+
+    // Documents go as attachments under their names, non-ASCII ones encoded (RFC 2231).
+    let pdf = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
+    let mut with_files = outgoing(MessageChannel::Email, "zoe@example.com", Some("Ihr Zahlungsplan"), "Anbei.");
+    with_files.attachments = vec![
+        OutgoingFile {
+            name: "Zahlungsplan – Zoë.pdf".to_owned(),
+            content_type: "application/pdf",
+            bytes: pdf.clone(),
+        },
+        OutgoingFile {
+            name: "notes.txt".to_owned(),
+            content_type: "text/plain; charset=utf-8",
+            bytes: "Grüße\n".as_bytes().to_vec(),
+        },
+    ];
+    smtp.send(&with_files).await.unwrap();
+    let got = sink.received().await;
+    assert_eq!(got["defects"], json!([]), "{got}");
+    assert_eq!(got["head_is_ascii"], true);
+    assert_eq!(got["content_type"], "multipart/mixed");
+    assert_eq!(got["text"].as_str().unwrap().trim_end(), "Anbei.");
+    assert_eq!(
+        got["attachments"],
+        json!([
+            {"filename": "Zahlungsplan – Zoë.pdf", "content_type": "application/pdf", "size": pdf.len(), "sha256": hex_sha256(&pdf)},
+            {"filename": "notes.txt", "content_type": "text/plain", "size": "Grüße\n".len(), "sha256": hex_sha256("Grüße\n".as_bytes())},
+        ])
+    );
+
+    // The server's 5xx is final; its 4xx, and a server that is not there, are retried.
+    let refused = smtp
+        .send(&outgoing(MessageChannel::Email, "refused@example.com", Some("x"), "x"))
+        .await;
+    assert!(
+        matches!(&refused, Err(SendFailure::Refused(reason)) if reason.contains("550")),
+        "{refused:?}"
+    );
+    let later = smtp
+        .send(&outgoing(MessageChannel::Email, "later@example.com", Some("x"), "x"))
+        .await;
+    assert!(
+        matches!(&later, Err(SendFailure::Retry(reason)) if reason.contains("451")),
+        "{later:?}"
+    );
+    let nowhere = SmtpProvider::new(&format!("smtp://127.0.0.1:{}", free_port()), FROM).unwrap();
+    let down = nowhere
+        .send(&outgoing(MessageChannel::Email, "zoe@example.com", Some("x"), "x"))
+        .await;
+    assert!(matches!(down, Err(SendFailure::Retry(_))), "{down:?}");
+
+    // Through the API: the sender hands an allowed email to the SMTP server.
+    let url = sink.url();
+    let app = spawn_guarded_app_with(move |s| {
+        s.email_provider = EmailProvider::Smtp;
+        s.smtp_url = Some(url);
+        s.smtp_from = Some(FROM.to_owned());
+    })
+    .await;
+    let sent = send_through_the_api(
+        &app,
+        json!({"channel": "email", "subject": "Your balance", "text": "Dear {{debtor_name}}, please call us."}),
+        Some(("Plan für Zoë.pdf", pdf.clone())),
+    )
+    .await;
+    assert_eq!(sent["provider"], "smtp");
+    assert_eq!(sent["document_ids"].as_array().unwrap().len(), 1);
+    let got = sink.received().await;
+    assert_eq!(got["subject"], "Your balance");
+    assert_eq!(got["text"].as_str().unwrap().trim_end(), "Dear Zoë O'Brien, please call us.");
+    assert_eq!(got["message_id"], sent["provider_message_id"]);
+    assert_eq!(
+        got["attachments"],
+        json!([{"filename": "Plan für Zoë.pdf", "content_type": "application/pdf", "size": pdf.len(), "sha256": hex_sha256(&pdf)}])
+    );
+}
+
+/// Sends `compose` on a new account of an agent's, in a zone where it is daytime (with
+/// `document` uploaded to it and attached, when given), and answers the message once
+/// its sending is done.
+async fn send_through_the_api(app: &TestApp, mut compose: Value, document: Option<(&str, Vec<u8>)>) -> Value {
+    hold_clock(app);
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let account = app
+        .account(
+            &manager.token,
+            json!({"debtor_name": "Zoë O'Brien", "assigned_agent_id": agent.id,
+                "timezone": zone_where_it_is(app.clock.now(), 10, 19)}),
+        )
+        .await;
+    if let Some((name, bytes)) = document {
+        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()));
+        let response = app
+            .request(
+                reqwest::Method::POST,
+                &format!("/api/v1/accounts/{}/documents", id_of(&account)),
+                Some(&agent.token),
+            )
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let (status, uploaded) = status_json(response).await;
+        assert_eq!(status, StatusCode::CREATED, "{uploaded}");
+        compose["document_ids"] = json!([uploaded["id"]]);
+    }
+    let path = format!("/api/v1/accounts/{}/messages", id_of(&account));
+    let (status, queued) = status_json(app.post(&path, Some(&agent.token), &compose).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let message = format!("/api/v1/messages/{}", queued["id"].as_str().unwrap());
+    let read = || async { status_json(app.get(&message, &agent.token).await).await.1 };
+    eventually("the message's sending is done", || async { read().await["status"] != "queued" }).await;
+    let done = read().await;
+    assert_eq!(done["status"], "sent", "{done}");
+    done
+}
