@@ -1,10 +1,11 @@
 // The manager's dashboard: collected per day (payments stats), accounts and balances by
-// bucket and status (list facets), KPIs per agent and per portfolio; refreshed live as
-// payments come in.
+// bucket and status (list facets), KPIs per agent and per portfolio, refreshed live as
+// payments come in; and the messages from numbers no account has.
 
 import { api, learnNames, nameOf } from "./api.js";
 import { clear, debounce, h, money, sums, words, zoned } from "./dom.js";
 import { live } from "./live.js";
+import { unmatchedSection } from "./messages.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -65,7 +66,9 @@ export function dashboardScreen(main) {
   const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title" });
   const byPortfolio = h("section", { class: "card", "aria-labelledby": "by-portfolio-title", id: "by-portfolio" });
   const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
-  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis), byPortfolio);
+  const unmatched = unmatchedSection();
+  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis), byPortfolio, unmatched.section);
+  unmatched.load();
 
   async function load() {
     const [stats, facets, report, portfolios] = await Promise.all([

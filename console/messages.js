@@ -176,3 +176,31 @@ function composer(account, sent) {
   if (channel.value === "email") documents();
   return form;
 }
+
+// Messages debtors sent from numbers no account has (managers and admins): who sent
+// it, when, on which channel, and what it says, newest first, to find whose it is.
+export function unmatchedSection() {
+  const section = h("section", { class: "card", "aria-labelledby": "unmatched-title" });
+  const list = h("ul", { class: "plain messages" });
+  const more = h("div");
+
+  async function page(cursor) {
+    if (!cursor) clear(list);
+    clear(more);
+    try {
+      const answer = await api("GET", "/inbound-messages/unmatched", { params: { page_size: 10, cursor } });
+      clear(section, h("h2", { id: "unmatched-title" }, `Messages from unknown numbers: ${answer.total}`), list, more);
+      for (const m of answer.data) {
+        list.append(h("li", { class: "message" },
+          h("div", {}, h("strong", {}, channelName(m.channel)), ` from ${m.sender} · ${when(m.received_at)}`),
+          m.opt_out ? h("div", { class: "muted" }, "An opt-out (STOP): no account had this number to stop.") : null,
+          h("p", { class: "message-body" }, m.body)));
+      }
+      if (!answer.total) list.append(h("li", { class: "muted" }, "None: every message came from a number an account has."));
+      if (answer.next_cursor) more.append(h("button", { type: "button", onclick: () => page(answer.next_cursor) }, "More messages"));
+    } catch (error) {
+      clear(section, h("h2", { id: "unmatched-title" }, "Messages from unknown numbers"), h("p", { class: "form-alert", role: "alert" }, error.message));
+    }
+  }
+  return { section, load: () => page() };
+}

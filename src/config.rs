@@ -12,13 +12,24 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Who carries text and WhatsApp messages to debtors.
+/// Who carries text messages to debtors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PhoneProvider {
+pub enum SmsProvider {
     /// Nothing leaves the machine: each message is written under DATA_DIR/messages.
     Local,
     /// Twilio's Messages API (TWILIO_*).
     Twilio,
+}
+
+/// Who carries WhatsApp messages to debtors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum WhatsappProvider {
+    /// Nothing leaves the machine: each message is written under DATA_DIR/messages.
+    Local,
+    /// Twilio's Messages API (TWILIO_*).
+    Twilio,
+    /// Meta's WhatsApp Cloud API (META_*).
+    Meta,
 }
 
 /// Who carries email to debtors.
@@ -282,11 +293,11 @@ pub struct Settings {
 
     /// Who sends text messages (`local` or `twilio`).
     #[arg(long, env = "SMS_PROVIDER", value_enum, default_value = "local", global = true)]
-    pub sms_provider: PhoneProvider,
+    pub sms_provider: SmsProvider,
 
-    /// Who sends WhatsApp messages (`local` or `twilio`).
+    /// Who sends WhatsApp messages (`local`, `twilio` or `meta`).
     #[arg(long, env = "WHATSAPP_PROVIDER", value_enum, default_value = "local", global = true)]
-    pub whatsapp_provider: PhoneProvider,
+    pub whatsapp_provider: WhatsappProvider,
 
     /// Who sends email (`local` or `smtp`).
     #[arg(long, env = "EMAIL_PROVIDER", value_enum, default_value = "local", global = true)]
@@ -315,6 +326,26 @@ pub struct Settings {
     /// Where Twilio reports how each message's delivery went (sent with each message).
     #[arg(long, env = "TWILIO_WEBHOOK_URL", global = true)]
     pub twilio_webhook_url: Option<String>,
+
+    /// Meta's Graph API base URL, with its version; a stand-in's in tests.
+    #[arg(long, env = "META_GRAPH_URL", default_value = "https://graph.facebook.com/v23.0", global = true)]
+    pub meta_graph_url: String,
+
+    /// The WhatsApp Business phone number's id (digits), that messages go from.
+    #[arg(long, env = "META_PHONE_NUMBER_ID", global = true)]
+    pub meta_phone_number_id: Option<String>,
+
+    /// A system user's access token for the WhatsApp Business account.
+    #[arg(long, env = "META_ACCESS_TOKEN", hide_env_values = true, global = true)]
+    pub meta_access_token: Option<String>,
+
+    /// The Meta app's secret, which signs its webhooks (`X-Hub-Signature-256`).
+    #[arg(long, env = "META_APP_SECRET", hide_env_values = true, global = true)]
+    pub meta_app_secret: Option<String>,
+
+    /// The token Meta echoes when the webhook is subscribed (`hub.verify_token`).
+    #[arg(long, env = "META_VERIFY_TOKEN", hide_env_values = true, global = true)]
+    pub meta_verify_token: Option<String>,
 
     /// The SMTP server, as lettre reads it: `smtps://user:password@host:465`,
     /// `smtp://user:password@host:587?tls=required` or `smtp://host:25`.

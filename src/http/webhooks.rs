@@ -1,7 +1,8 @@
 //! What providers report back, over HTTP: Twilio's status callbacks and incoming
-//! messages (`POST /webhooks/twilio`, signed with `X-Twilio-Signature`, no bearer
-//! token), and the messages from numbers no account has, for managers. Closed unless
-//! the operator configures Twilio with a webhook URL.
+//! messages (`POST /webhooks/twilio`, signed with `X-Twilio-Signature`), Meta's
+//! WhatsApp webhooks (`POST /webhooks/meta`, signed with `X-Hub-Signature-256`, and the
+//! `GET` that subscribes them), none with a bearer token; and the messages from numbers
+//! no account has, for managers. Each is closed unless the operator configures it.
 
 use bytes::Bytes;
 use warp::Filter;
@@ -14,12 +15,14 @@ use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::{self as api, ListPage, respond};
-use crate::messaging::twilio;
+use crate::messaging::{meta, twilio};
 use crate::service::webhooks::{self as service, InboundView};
 use crate::state::AppState;
 
-/// The largest webhook body read; Twilio's are a few KiB.
+/// The largest Twilio webhook body read; Twilio's are a few KiB.
 const MAX_BODY: u64 = 64 * 1024;
+/// The largest Meta webhook body read; Meta batches reports into one request.
+const MAX_META_BODY: u64 = 1024 * 1024;
 
 /// An empty TwiML answer: taken, and nothing to reply to the debtor.
 const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response></Response>";
@@ -33,17 +36,38 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::bytes())
         .then(twilio_report);
+    let meta = warp::path!("webhooks" / "meta")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("x-hub-signature-256"))
+        .and(warp::body::content_length_limit(MAX_META_BODY))
+        .and(warp::body::bytes())
+        .then(meta_report);
+    let subscribe = warp::path!("webhooks" / "meta")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .and(crate::http::query::raw_query())
+        .then(meta_subscribe);
     let unmatched = warp::path!("inbound-messages" / "unmatched")
         .and(warp::get())
         .and(principal(state.clone()))
         .and(with_state(state))
         .and(crate::http::query::raw_query())
         .then(unmatched);
-    report.or(unmatched).unify().map(respond).boxed()
+    report
+        .or(meta)
+        .unify()
+        .or(subscribe)
+        .unify()
+        .or(unmatched)
+        .unify()
+        .map(respond)
+        .boxed()
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(twilio_report, unmatched))]
+#[openapi(paths(twilio_report, meta_report, meta_subscribe, unmatched))]
 pub struct Api;
 
 /// Twilio's form parameters (those read; Twilio sends more), for the API description.
@@ -123,6 +147,89 @@ async fn twilio_report(state: AppState, content_type: Option<String>, signature:
         .headers_mut()
         .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/xml; charset=utf-8"));
     Ok(response)
+}
+
+/// Take a Meta WhatsApp webhook
+#[utoipa::path(post, path = "/api/v1/webhooks/meta", tag = "messages", operation_id = "meta_webhook", security(()),
+    params(("X-Hub-Signature-256" = String, Header, description = "Meta's signature of the body: `sha256=` and the hex HMAC-SHA256 of the raw body, keyed by the app secret")),
+    request_body(content = Object, content_type = "application/json",
+        description = "A WhatsApp Business Account webhook (`object`: `whatsapp_business_account`): incoming messages and the statuses of messages sent, for META_PHONE_NUMBER_ID"),
+    responses(
+        (status = 200, description = "Taken: `{taken}`, the reports that were new (delivery reports moved their messages forward, incoming messages landed on the accounts with the sender's number)", body = MetaTaken),
+        (status = 403, description = "`forbidden`: no signature, or not Meta's for this body"),
+        (status = 404, description = "`not_found`: Meta webhooks are not configured (META_PHONE_NUMBER_ID and META_APP_SECRET)"),
+        (status = 409, description = "`conflict`: every report in it was taken before (a replay changes nothing)"),
+        (status = 411, description = "`length_required`: no Content-Length"),
+        (status = 413, description = "`payload_too_large`: more than 1 MiB"),
+        (status = 415, description = "`unsupported_media_type`: not `application/json`"),
+        (status = 422, description = "`validation_failed`: signed, but not a WhatsApp webhook this service reads"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn meta_report(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
+    let settings = state.settings();
+    let (Some(phone_number_id), Some(app_secret)) = (settings.meta_phone_number_id.as_deref(), settings.meta_app_secret.as_deref()) else {
+        return Err(Error::new(Code::NotFound, "Meta webhooks are not configured on this service"));
+    };
+    let is_json = content_type
+        .as_deref()
+        .and_then(|ct| ct.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(Error::new(
+            Code::UnsupportedMediaType,
+            "send the body as `Content-Type: application/json`",
+        ));
+    }
+    if !signature.is_some_and(|signature| meta::signature_matches(app_secret, &body, &signature)) {
+        tracing::warn!("a Meta webhook without a valid signature was refused");
+        return Err(Error::new(
+            Code::Forbidden,
+            "the X-Hub-Signature-256 header is missing or is not Meta's signature of this body",
+        ));
+    }
+    let reports = meta::read_reports(&body, phone_number_id).map_err(|why| Error::new(Code::ValidationFailed, why))?;
+    let taken = service::take_all(state.pool(), "meta", reports, state.clock().now()).await?;
+    Ok(api::json(StatusCode::OK, &MetaTaken { taken }))
+}
+
+/// What a Meta webhook request did.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MetaTaken {
+    /// The reports in it that were new.
+    pub taken: usize,
+}
+
+/// Subscribe Meta's webhook
+#[utoipa::path(get, path = "/api/v1/webhooks/meta", tag = "messages", operation_id = "meta_webhook_subscribe", security(()),
+    params(
+        ("hub.mode" = String, Query, description = "`subscribe`"),
+        ("hub.verify_token" = String, Query, description = "META_VERIFY_TOKEN, as entered in the app's webhook settings"),
+        ("hub.challenge" = String, Query, description = "What to answer back, at most 200 visible characters"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, as plain text: the subscription is confirmed", content_type = "text/plain", body = String),
+        (status = 403, description = "`forbidden`: not a subscription, or the verify token is not ours"),
+        (status = 404, description = "`not_found`: Meta webhooks are not configured (META_VERIFY_TOKEN)"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn meta_subscribe(state: AppState, raw: String) -> Result<Response> {
+    let Some(expected) = state.settings().meta_verify_token.as_deref() else {
+        return Err(Error::new(Code::NotFound, "Meta webhooks are not configured on this service"));
+    };
+    let params: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes()).into_owned().collect();
+    let param = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let token_matches = param("hub.verify_token").is_some_and(|token| api::same_secret(token, expected));
+    let challenge = param("hub.challenge").filter(|c| (1..=200).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_graphic()));
+    match (param("hub.mode"), token_matches, challenge) {
+        (Some("subscribe"), true, Some(challenge)) => {
+            let mut response = warp::http::Response::new(challenge.to_owned().into());
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
+            Ok(response)
+        }
+        _ => Err(Error::new(Code::Forbidden, "not a subscription with this service's verify token")),
+    }
 }
 
 /// List messages from unknown numbers

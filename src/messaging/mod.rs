@@ -4,7 +4,9 @@
 //! trying again (a connection dropped, a 5xx) or final (the provider refused the
 //! message: a number it cannot reach, a body it will not take).
 
+pub mod api;
 pub mod local;
+pub mod meta;
 pub mod smtp;
 pub mod twilio;
 
@@ -14,9 +16,10 @@ use anyhow::Context;
 use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
-use crate::config::{EmailProvider, PhoneProvider, Settings};
+use crate::config::{EmailProvider, Settings, SmsProvider, WhatsappProvider};
 use crate::domain::message::{Delivery, MessageChannel};
 use local::LocalProvider;
+use meta::{MetaConfig, MetaProvider};
 use smtp::SmtpProvider;
 use twilio::{Sender, TwilioConfig, TwilioProvider};
 
@@ -106,8 +109,34 @@ pub trait Provider: Send + Sync + 'static {
     fn send<'a>(&'a self, message: &'a Outgoing) -> BoxFuture<'a, Result<Accepted, SendFailure>>;
 }
 
-/// The provider of each channel, as configured (`SMS_PROVIDER`, `WHATSAPP_PROVIDER`,
-/// `EMAIL_PROVIDER`; all `local` by default).
+/// The Twilio provider `settings` describe, for text messages (`sms`) and WhatsApp
+/// (`whatsapp`) as chosen.
+fn twilio_from(settings: &Settings, sms: bool, whatsapp: bool) -> anyhow::Result<TwilioProvider> {
+    let sms_from = settings
+        .twilio_sms_from
+        .as_deref()
+        .map(Sender::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("TWILIO_SMS_FROM {e}"))?;
+    if sms && sms_from.is_none() {
+        anyhow::bail!("SMS_PROVIDER=twilio needs TWILIO_SMS_FROM");
+    }
+    if whatsapp && settings.twilio_whatsapp_from.is_none() {
+        anyhow::bail!("WHATSAPP_PROVIDER=twilio needs TWILIO_WHATSAPP_FROM");
+    }
+    TwilioProvider::new(TwilioConfig {
+        api_url: settings.twilio_api_url.clone(),
+        account_sid: settings.twilio_account_sid.clone().context("twilio needs TWILIO_ACCOUNT_SID")?,
+        auth_token: settings.twilio_auth_token.clone().context("twilio needs TWILIO_AUTH_TOKEN")?,
+        sms_from,
+        whatsapp_from: settings.twilio_whatsapp_from.clone(),
+        status_callback: settings.twilio_webhook_url.clone(),
+    })
+}
+
+/// The provider of each channel, as configured (`SMS_PROVIDER`: local or twilio;
+/// `WHATSAPP_PROVIDER`: local, twilio or meta; `EMAIL_PROVIDER`: local or smtp; all
+/// `local` by default).
 #[derive(Clone)]
 pub struct Providers {
     sms: Arc<dyn Provider>,
@@ -120,34 +149,31 @@ impl Providers {
     /// the start with the setting named.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let local: Arc<dyn Provider> = Arc::new(LocalProvider::new(&settings.data_dir));
-        let twilio = if [settings.sms_provider, settings.whatsapp_provider].contains(&PhoneProvider::Twilio) {
-            let sms_from = settings
-                .twilio_sms_from
-                .as_deref()
-                .map(Sender::parse)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("TWILIO_SMS_FROM {e}"))?;
-            if settings.sms_provider == PhoneProvider::Twilio && sms_from.is_none() {
-                anyhow::bail!("SMS_PROVIDER=twilio needs TWILIO_SMS_FROM");
-            }
-            if settings.whatsapp_provider == PhoneProvider::Twilio && settings.twilio_whatsapp_from.is_none() {
-                anyhow::bail!("WHATSAPP_PROVIDER=twilio needs TWILIO_WHATSAPP_FROM");
-            }
-            let provider: Arc<dyn Provider> = Arc::new(TwilioProvider::new(TwilioConfig {
-                api_url: settings.twilio_api_url.clone(),
-                account_sid: settings.twilio_account_sid.clone().context("twilio needs TWILIO_ACCOUNT_SID")?,
-                auth_token: settings.twilio_auth_token.clone().context("twilio needs TWILIO_AUTH_TOKEN")?,
-                sms_from,
-                whatsapp_from: settings.twilio_whatsapp_from.clone(),
-                status_callback: settings.twilio_webhook_url.clone(),
-            })?);
-            Some(provider)
+        let sms_by_twilio = settings.sms_provider == SmsProvider::Twilio;
+        let whatsapp_by_twilio = settings.whatsapp_provider == WhatsappProvider::Twilio;
+        let twilio: Option<Arc<dyn Provider>> = if sms_by_twilio || whatsapp_by_twilio {
+            Some(Arc::new(twilio_from(settings, sms_by_twilio, whatsapp_by_twilio)?))
         } else {
             None
         };
-        let phone = |choice: PhoneProvider| match (choice, &twilio) {
-            (PhoneProvider::Twilio, Some(twilio)) => twilio.clone(),
+        let sms = match (&twilio, sms_by_twilio) {
+            (Some(twilio), true) => twilio.clone(),
             _ => local.clone(),
+        };
+        let whatsapp = match settings.whatsapp_provider {
+            WhatsappProvider::Local => local.clone(),
+            WhatsappProvider::Twilio => twilio.clone().unwrap_or_else(|| local.clone()),
+            WhatsappProvider::Meta => Arc::new(MetaProvider::new(MetaConfig {
+                graph_url: settings.meta_graph_url.clone(),
+                phone_number_id: settings
+                    .meta_phone_number_id
+                    .clone()
+                    .context("WHATSAPP_PROVIDER=meta needs META_PHONE_NUMBER_ID")?,
+                access_token: settings
+                    .meta_access_token
+                    .clone()
+                    .context("WHATSAPP_PROVIDER=meta needs META_ACCESS_TOKEN")?,
+            })?),
         };
         let email: Arc<dyn Provider> = match settings.email_provider {
             EmailProvider::Local => local.clone(),
@@ -156,11 +182,7 @@ impl Providers {
                 settings.smtp_from.as_deref().context("EMAIL_PROVIDER=smtp needs SMTP_FROM")?,
             )?),
         };
-        Ok(Self {
-            sms: phone(settings.sms_provider),
-            whatsapp: phone(settings.whatsapp_provider),
-            email,
-        })
+        Ok(Self { sms, whatsapp, email })
     }
 
     /// Who carries messages on `channel`.

@@ -10,22 +10,15 @@
 //! account SID are wrong, which is no fault of the message) are worth another try too,
 //! so that fixing the configuration sends what waited; any other 4xx is Twilio refusing
 //! this message (an unreachable number, a body it will not take), kept with Twilio's
-//! code and reason.
-
-use std::time::Duration;
+//! code and reason (`messaging::api` bounds the wait and the answer).
 
 use base64::Engine as _;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{Accepted, Outgoing, Provider, Report, SendFailure};
+use super::{Accepted, Outgoing, Provider, Report, SendFailure, api};
 use crate::domain::message::{Delivery, MessageChannel};
-
-/// The most of Twilio's answer that is read; a message's answer is about 1 KiB.
-const MAX_ANSWER: usize = 64 * 1024;
-/// The most of a reason kept with a failed message.
-const MAX_REASON: usize = 500;
 
 /// Who a message is sent from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,11 +92,10 @@ pub struct TwilioProvider {
 impl TwilioProvider {
     pub fn new(config: TwilioConfig) -> anyhow::Result<Self> {
         config.check().map_err(anyhow::Error::msg)?;
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()?;
-        Ok(Self { client, config })
+        Ok(Self {
+            client: api::client()?,
+            config,
+        })
     }
 
     /// The form fields of `message`'s request, in the order sent. A channel without a
@@ -160,28 +152,12 @@ impl TwilioProvider {
 
     async fn post(&self, message: &Outgoing) -> Result<Accepted, SendFailure> {
         let form = self.form(message)?;
-        let mut response = self
+        let request = self
             .client
             .post(self.endpoint())
             .basic_auth(&self.config.account_sid, Some(&self.config.auth_token))
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| SendFailure::Retry(format!("Twilio: {}", connection_error(&e))))?;
-        let status = response.status();
-        let mut answer = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| SendFailure::Retry(format!("Twilio: {}", connection_error(&e))))?
-        {
-            if answer.len() + chunk.len() > MAX_ANSWER {
-                return Err(SendFailure::Retry(format!(
-                    "Twilio answered {status} with more than {MAX_ANSWER} bytes"
-                )));
-            }
-            answer.extend_from_slice(&chunk);
-        }
+            .form(&form);
+        let (status, answer) = api::exchange("Twilio", request).await?;
         read_answer(status, &answer)
     }
 }
@@ -224,7 +200,7 @@ fn read_answer(status: reqwest::StatusCode, body: &[u8]) -> Result<Accepted, Sen
             }
         })
         .unwrap_or_default();
-    let reason: String = format!("Twilio answered {status}: {reason}").chars().take(MAX_REASON).collect();
+    let reason = api::reason("Twilio", status, &reason);
     let retry = !status.is_client_error() || matches!(status.as_u16(), 401 | 403 | 404 | 408 | 429);
     Err(if retry {
         SendFailure::Retry(reason)
@@ -326,27 +302,6 @@ fn url_variants(url: &str) -> Vec<String> {
         _ => authority,
     };
     vec![format!("{scheme}{bare}{path}"), format!("{scheme}{bare}{default_port}{path}")]
-}
-
-/// A connection error without the URL (which holds the account SID).
-fn connection_error(error: &reqwest::Error) -> String {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "the connection failed"
-    };
-    let mut cause = std::error::Error::source(error);
-    let mut deepest = None;
-    while let Some(inner) = cause {
-        deepest = Some(inner.to_string());
-        cause = inner.source();
-    }
-    match deepest {
-        Some(detail) => format!("{kind} ({detail})"),
-        None => kind.to_owned(),
-    }
 }
 
 fn is_url(text: &str) -> bool {

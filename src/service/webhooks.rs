@@ -150,6 +150,29 @@ pub async fn take(pool: &PgPool, provider: &str, report: Report, now: DateTime<U
     Ok(taken)
 }
 
+/// Takes each of `reports` (one webhook request may carry many, as Meta's do), each
+/// once; how many were new. All of them replays (and at least one) is a 409
+/// `conflict`: the request as a whole was taken before. A failure part way leaves the
+/// ones taken taken, so the provider's retry of the request takes the rest.
+pub async fn take_all(pool: &PgPool, provider: &str, reports: Vec<Report>, now: DateTime<Utc>) -> Result<usize> {
+    let count = reports.len();
+    let mut taken = 0;
+    for report in reports {
+        match take(pool, provider, report, now).await {
+            Ok(_) => taken += 1,
+            Err(e) if matches!(e.code(), Code::Conflict) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if count > 0 && taken == 0 {
+        return Err(Error::new(
+            Code::Conflict,
+            "every report in this request was received before; a replay changes nothing",
+        ));
+    }
+    Ok(taken)
+}
+
 /// The messages from numbers no account had, newest first, and how many there are: for
 /// managers and admins, who find whose they are.
 pub async fn unmatched(pool: &PgPool, caller: &Principal, window: Window) -> Result<(Vec<InboundRow>, i64)> {

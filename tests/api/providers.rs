@@ -4,6 +4,9 @@
 //!   off the description (a missing or malformed field, the wrong content type, no basic
 //!   auth) is answered 401/415/422 and the test fails. Prism lets fields the description
 //!   does not list through; this test is stricter and refuses them.
+//! - Meta's WhatsApp Cloud API: each body the provider builds is type-checked with `tsc`
+//!   against the types of Meta's own Node SDK (`whatsapp` on npm), as the Elasticsearch
+//!   bodies are against Elastic's; a misspelt, unknown or missing field is refused.
 //! - Email: a real SMTP server (aiosmtpd, tests/providers/smtp_sink.py) takes each
 //!   message, and Python's own email parser reads it back: headers, the encoding of a
 //!   non-ASCII name and subject, the body's charset.
@@ -18,9 +21,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use arrears::config::{EmailProvider, PhoneProvider};
+use arrears::config::{EmailProvider, SmsProvider, WhatsappProvider};
 use arrears::domain::message::MessageChannel;
 use arrears::domain::role::Role;
+use arrears::messaging::meta::MetaProvider;
 use arrears::messaging::smtp::SmtpProvider;
 use arrears::messaging::twilio::{Sender, TwilioConfig, TwilioProvider};
 use arrears::messaging::{Outgoing, OutgoingFile, Provider, SendFailure};
@@ -176,8 +180,8 @@ async fn twilio_requests_are_the_ones_twilios_own_description_accepts() {
     // Through the API: the sender hands an allowed text message to Twilio.
     let url = prism.url.clone();
     let app = spawn_guarded_app_with(move |s| {
-        s.sms_provider = PhoneProvider::Twilio;
-        s.whatsapp_provider = PhoneProvider::Twilio;
+        s.sms_provider = SmsProvider::Twilio;
+        s.whatsapp_provider = WhatsappProvider::Twilio;
         s.twilio_api_url = url;
         s.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
         s.twilio_auth_token = Some("not-a-real-token".to_owned());
@@ -410,4 +414,70 @@ async fn send_through_the_api(app: &TestApp, mut compose: Value, document: Optio
     let done = read().await;
     assert_eq!(done["status"], "sent", "{done}");
     done
+}
+
+/// The type the bodies are checked against: the envelope Meta's SDK declares for a
+/// message request (`MessageRequestBody`, its `Record<string, any>` base left out so that
+/// an unknown field is an error), `type` as the string `"text"` its enum stands for, and
+/// `text` as the `TextObject` its `messages.text()` sends.
+const META_TYPES: &str = r#"import type { MessageRequestBody, TextObject } from "whatsapp/build/types/messages";
+import type { MessageTypesEnum } from "whatsapp/build/types/enums";
+type Declared<T> = { [K in keyof T as string extends K ? never : number extends K ? never : K]: T[K] };
+type TextBody = Omit<Declared<MessageRequestBody<MessageTypesEnum.Text>>, "type"> & { type: `${MessageTypesEnum.Text}`; text: TextObject };
+"#;
+
+/// Runs tsc over `bodies` typed as Meta's text message request; tsc's output when it
+/// refuses them.
+fn tsc_on_meta_bodies(file: &str, bodies: &[Value]) -> Result<(), String> {
+    let generated = providers_dir().join("generated");
+    std::fs::create_dir_all(&generated).unwrap();
+    let mut source = META_TYPES.to_owned();
+    for (n, body) in bodies.iter().enumerate() {
+        source.push_str(&format!("export const body{n}: TextBody = {body};\n"));
+    }
+    std::fs::write(generated.join(file), source).unwrap();
+    let tsc = providers_dir().join("node_modules/.bin/tsc");
+    assert!(tsc.exists(), "tsc is missing: run bin/test, or `npm ci` in tests/providers");
+    let out = Command::new(tsc)
+        .current_dir(providers_dir())
+        .args(["--noEmit", "--strict", "--target", "es2022", "--module", "commonjs"])
+        .args(["--moduleResolution", "node10", "--skipLibCheck", "--noErrorTruncation"])
+        .arg(format!("generated/{file}"))
+        .output()
+        .expect("run tsc");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+#[test]
+fn whatsapp_cloud_api_bodies_are_the_ones_metas_own_sdk_types_accept() {
+    let texts = [
+        "Hi Zoë, 310.00 USD is due.\nCall us.",
+        "Quotes \" and \\ and </script> and 👍",
+        "Pay here: https://pay.example.com/a/ACC-1",
+    ];
+    let bodies: Vec<Value> = texts
+        .iter()
+        .map(|text| MetaProvider::body(&outgoing(MessageChannel::Whatsapp, "+12015550134", None, text)).unwrap())
+        .collect();
+    if let Err(refused) = tsc_on_meta_bodies("meta.ts", &bodies) {
+        panic!("Meta's SDK types refuse a body the provider builds:\n{refused}");
+    }
+
+    // The check is not lenient: a misspelt option, an unknown field and a missing
+    // recipient are each refused.
+    let mut misspelt = bodies[0].clone();
+    misspelt["text"] = json!({"previewUrl": false, "body": "x"});
+    let mut unknown = bodies[0].clone();
+    unknown["priority"] = json!("high");
+    let mut no_recipient = bodies[0].clone();
+    no_recipient.as_object_mut().unwrap().remove("to");
+    let refused = tsc_on_meta_bodies("meta_refused.ts", &[misspelt, unknown, no_recipient]).unwrap_err();
+    for what in ["previewUrl", "priority", "Property 'to' is missing"] {
+        assert!(refused.contains(what), "tsc should refuse {what}:\n{refused}");
+    }
+    assert!(MetaProvider::body(&outgoing(MessageChannel::Sms, "+12015550134", None, "x")).is_err());
 }

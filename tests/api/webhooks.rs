@@ -1,4 +1,4 @@
-//! Twilio's webhooks over HTTP against the real database: requests are signed by
+//! Twilio's and Meta's webhooks over HTTP against the real database. Twilio's requests are signed by
 //! Twilio's own Node library (`getExpectedTwilioSignature` of the `twilio` package,
 //! tests/providers/sign.js), so the service's check is held to Twilio's algorithm, not
 //! to a copy of it. Delivery reports move a sent message forward once (a replay is
@@ -6,7 +6,9 @@
 //! incoming messages land on the accounts with the sender's number and tell their
 //! agent; STOP sets `do_not_call` and the guard then refuses texts; a message from an
 //! unknown number waits for a manager; unsigned, mis-signed, foreign and oversized
-//! requests are refused, and an unconfigured service has no such route.
+//! requests are refused, and an unconfigured service has no such route. Meta's are
+//! signed with Python's own hmac module (`X-Hub-Signature-256`); its subscription
+//! answers only the verify token.
 //!
 //! Messages are sent through the Twilio provider to a stand-in that hands out a new
 //! SID per message (Prism answers every message with the same example SID); it
@@ -17,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrears::config::PhoneProvider;
+use arrears::config::{SmsProvider, WhatsappProvider};
 use arrears::domain::role::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -85,8 +87,8 @@ struct Hook {
 async fn hook() -> Hook {
     let stand_in = twilio_stand_in().await;
     let app = spawn_guarded_app_with(move |s| {
-        s.sms_provider = PhoneProvider::Twilio;
-        s.whatsapp_provider = PhoneProvider::Twilio;
+        s.sms_provider = SmsProvider::Twilio;
+        s.whatsapp_provider = WhatsappProvider::Twilio;
         s.twilio_api_url = stand_in;
         s.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
         s.twilio_auth_token = Some(TOKEN.to_owned());
@@ -441,4 +443,178 @@ async fn unsigned_mis_signed_foreign_and_oversized_webhooks_are_refused_and_chan
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const APP_SECRET: &str = "meta-app-secret-for-tests";
+const VERIFY_TOKEN: &str = "meta-verify-token-for-tests";
+const META_TOKEN: &str = "meta-access-token-for-tests";
+
+/// A Graph API stand-in for sending: answers each WhatsApp text message with a new
+/// message id, as Meta does; refuses a request without the bearer token, not JSON, or
+/// not the text message body Meta's SDK types describe (providers.rs type-checks that
+/// body against them).
+async fn graph_stand_in() -> String {
+    let sent = Arc::new(AtomicU32::new(0));
+    let route = warp::post()
+        .and(warp::path!(String / "messages"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and(warp::body::json())
+        .map(move |number: String, auth: Option<String>, body: Value| {
+            let keys: Vec<&str> = body.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+            let (status, answer) = if number != PHONE_NUMBER_ID || auth.as_deref() != Some(&format!("Bearer {META_TOKEN}")) {
+                (401, json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}))
+            } else if keys != ["messaging_product", "recipient_type", "text", "to", "type"] || body["text"]["body"].as_str().is_none() {
+                (400, json!({"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}}))
+            } else {
+                let n = sent.fetch_add(1, Ordering::SeqCst) + 1;
+                let to = body["to"].as_str().unwrap().trim_start_matches('+').to_owned();
+                (200, json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": to}], "messages": [{"id": wamid(n)}]}))
+            };
+            warp::reply::with_status(warp::reply::json(&answer), warp::http::StatusCode::from_u16(status).unwrap())
+        });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    url
+}
+
+fn wamid(n: u32) -> String {
+    format!("wamid.TEST{n:08}")
+}
+
+/// `X-Hub-Signature-256` for `body`, made with Python's own hmac module.
+fn meta_signs(body: &str) -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import hashlib, hmac, sys; print('sha256=' + hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())"])
+        .args([APP_SECRET, body])
+        .output()
+        .expect("python3 runs");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+async fn meta_hook() -> Hook {
+    let stand_in = graph_stand_in().await;
+    let app = spawn_guarded_app_with(move |s| {
+        s.whatsapp_provider = WhatsappProvider::Meta;
+        s.meta_graph_url = stand_in;
+        s.meta_phone_number_id = Some(PHONE_NUMBER_ID.to_owned());
+        s.meta_access_token = Some(META_TOKEN.to_owned());
+        s.meta_app_secret = Some(APP_SECRET.to_owned());
+        s.meta_verify_token = Some(VERIFY_TOKEN.to_owned());
+    })
+    .await;
+    hold_clock(&app);
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    Hook { app, manager, agent }
+}
+
+impl Hook {
+    async fn post_meta(&self, body: &str, signature: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self
+            .app
+            .request(reqwest::Method::POST, "/api/v1/webhooks/meta", None)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        status_json(request.send().await.unwrap()).await
+    }
+}
+
+/// A webhook body as Meta sends them (the shape of its published examples), for
+/// `phone_number_id`, with `messages` and `statuses`.
+fn meta_webhook(phone_number_id: &str, messages: Value, statuses: Value) -> String {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "419561257915477", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": "Zoë O'Brien"}, "wa_id": "12015550134"}],
+        "messages": messages,
+        "statuses": statuses,
+    }}]}]})
+    .to_string()
+}
+
+#[tokio::test]
+async fn metas_webhook_is_subscribed_with_the_verify_token_only() {
+    let h = meta_hook().await;
+    let subscribe = |token: &str| format!("/api/v1/webhooks/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
+    let response = h
+        .app
+        .request(reqwest::Method::GET, &subscribe(VERIFY_TOKEN), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "1158201444");
+    let response = h.app.request(reqwest::Method::GET, &subscribe("guess"), None).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    let plain = spawn_guarded_app().await;
+    let response = plain
+        .request(reqwest::Method::GET, &subscribe(VERIFY_TOKEN), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn meta_reports_signed_with_the_app_secret_move_a_whatsapp_message_and_land_a_stop() {
+    let h = meta_hook().await;
+    let account = id_of(&h.account(json!({})).await);
+    let path = format!("/api/v1/accounts/{account}/messages");
+    let (status, queued) = status_json(
+        h.app
+            .post(
+                &path,
+                Some(&h.agent.token),
+                &json!({"channel": "whatsapp", "text": "Please call us."}),
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let id = queued["id"].as_str().unwrap().to_owned();
+    eventually("the message is sent", || async { h.message(&id).await["status"] == "sent" }).await;
+    let sent = h.message(&id).await;
+    assert_eq!(sent["provider"], "meta");
+    assert_eq!(sent["provider_message_id"], wamid(1));
+
+    let body = meta_webhook(
+        PHONE_NUMBER_ID,
+        json!([{"from": "12015550134", "id": "wamid.IN0001", "timestamp": "1749416383", "type": "text", "text": {"body": "STOP"}}]),
+        json!([{"id": wamid(1), "status": "delivered", "timestamp": "1749416384", "recipient_id": "12015550134"}]),
+    );
+    let (status, taken) = h.post_meta(&body, Some(&meta_signs(&body))).await;
+    assert_eq!(status, StatusCode::OK, "{taken}");
+    assert_eq!(taken, json!({"taken": 2}));
+    assert_eq!(h.message(&id).await["delivery"], "delivered");
+    let (_, read) = status_json(h.app.get(&format!("/api/v1/accounts/{account}"), &h.agent.token).await).await;
+    assert_eq!(read["do_not_call"], true, "{read}");
+    let activities = h.activities(&account).await;
+    assert!(
+        activities
+            .iter()
+            .any(|a| a["type"] == "whatsapp" && a["direction"] == "inbound" && a["notes"] == "STOP"),
+        "{activities:?}"
+    );
+
+    // A replay is refused; so is a body changed after signing, or unsigned.
+    assert_eq!(h.post_meta(&body, Some(&meta_signs(&body))).await.0, StatusCode::CONFLICT);
+    let changed = body.replace("STOP", "HELLO");
+    assert_eq!(h.post_meta(&changed, Some(&meta_signs(&body))).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(h.post_meta(&body, None).await.0, StatusCode::FORBIDDEN);
+    // Another phone number of the same app: signed, taken, nothing of ours in it.
+    let other = meta_webhook(
+        "999999999",
+        json!([{"from": "12015550134", "id": "wamid.IN0002", "timestamp": "1749416385", "type": "text", "text": {"body": "hi"}}]),
+        json!([]),
+    );
+    let (status, taken) = h.post_meta(&other, Some(&meta_signs(&other))).await;
+    assert_eq!((status, taken), (StatusCode::OK, json!({"taken": 0})));
+    assert_eq!(h.activities(&account).await.len(), activities.len());
 }

@@ -4,6 +4,7 @@
 // on a phone reads them and has the form; a viewer reads them without it.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { BASE, PHONE, accessible, api, daytimeZone, login, open, shot, suite, upload } from "./harness.js";
 
 const run = Date.now().toString(36);
@@ -38,11 +39,41 @@ async function setup() {
   const night = nightZone();
   if (night) ids.night = (await create({ debtor_name: `Nina Nightly ${run}`, timezone: night })).id;
   await api(manager, "POST", "/message-templates", { name: TEMPLATE, channel: "sms", body: "Hello {{debtor_name}}, you owe {{balance}}." });
+  // From a number no account has: it waits on the managers' dashboard.
+  ids.stranger = `1415555${String(Date.now() % 10000).padStart(4, "0")}`;
+  await debtorWrites(ids.stranger, `<img src=x onerror=alert(1)> who is this? ${run}`);
 }
 
 const card = (page) => page.getByRole("region", { name: "Messages" });
 
+// Posts what a debtor wrote from `from` (digits) to Meta's webhook, signed with the app
+// secret bin/e2e configures, as Meta signs it.
+async function debtorWrites(from, text) {
+  const body = JSON.stringify({ object: "whatsapp_business_account", entry: [{ id: "1", changes: [{ field: "messages", value: {
+    messaging_product: "whatsapp",
+    metadata: { display_phone_number: "15550783881", phone_number_id: "106540352242922" },
+    messages: [{ from, id: `wamid.E2E${run}${from}`, timestamp: "1749416383", type: "text", text: { body: text } }],
+  } }] }] });
+  const signature = `sha256=${createHmac("sha256", "e2e-meta-app-secret").update(body).digest("hex")}`;
+  const response = await fetch(`${BASE}/api/v1/webhooks/meta`, { method: "POST", headers: { "content-type": "application/json", "x-hub-signature-256": signature }, body });
+  assert.equal(response.status, 200, await response.text());
+}
+
 suite("messages", setup, (test) => {
+  test("a manager reads the messages from unknown numbers on the dashboard, on a phone too", async () => {
+    for (const [page, screen] of [[await open("manager"), "desktop"], [await open("manager", null, PHONE), "phone"]]) {
+      await page.goto(`${BASE}/#/dashboard`);
+      const unknown = page.getByRole("region", { name: /^Messages from unknown numbers/ });
+      const item = unknown.locator("li.message", { hasText: `+${ids.stranger}` });
+      await item.getByText(`<img src=x onerror=alert(1)> who is this? ${run}`).waitFor();
+      assert.equal(await unknown.locator("img").count(), 0, "what a debtor wrote is text, never markup");
+      await fits(page, `unknown numbers, ${screen}`);
+      await accessible(page, `unknown numbers, ${screen}`);
+      await unknown.scrollIntoViewIfNeeded();
+      await shot(page, `messages-unknown-${screen}`);
+    }
+  });
+
   test("an agent previews and sends a template, sends an email, and is refused a text at night", async () => {
     const page = await open("agent");
     await page.goto(`${BASE}/#/account/${ids.day}`);
