@@ -96,17 +96,20 @@ ensure_es_spec() {
     ensure_node_packages tests/es-spec "Elastic's request types"
 }
 
-# What the message providers are checked against (tests/api/providers.rs): Twilio's
-# OpenAPI description served by Prism's validating mock, and a real SMTP server
-# (aiosmtpd, pinned, in tests/providers/.venv).
+# What the providers are checked against (tests/api/providers.rs, webhooks.rs, s3.rs):
+# Twilio's OpenAPI description served by Prism's validating mock, Twilio's and Meta's own
+# Node libraries, a real SMTP server (aiosmtpd) and a real S3 server (moto's server
+# mode), the Python ones pinned here, in tests/providers/.venv.
 AIOSMTPD_VERSION=1.4.6
+MOTO_VERSION=5.2.5
 ensure_provider_mocks() {
-    ensure_node_packages tests/providers "Twilio's API description and Prism"
-    local venv
+    ensure_node_packages tests/providers "the providers' descriptions, libraries and Prism"
+    local venv installed
     venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/providers/.venv"
-    if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null)" != "$AIOSMTPD_VERSION" ]; then
-        say "installing aiosmtpd $AIOSMTPD_VERSION into tests/providers/.venv"
+    installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"), m.version("moto"))' 2>/dev/null || true)"
+    if [ "$installed" != "$AIOSMTPD_VERSION $MOTO_VERSION" ]; then
+        say "installing aiosmtpd $AIOSMTPD_VERSION and moto $MOTO_VERSION into tests/providers/.venv"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" "moto[server]==$MOTO_VERSION"
     fi
 }

@@ -41,6 +41,15 @@ pub enum EmailProvider {
     Smtp,
 }
 
+/// Where the files kept with accounts (documents) live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DocumentStore {
+    /// Under DATA_DIR/documents.
+    Local,
+    /// In an S3-compatible bucket (S3_*).
+    S3,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SearchBackend {
     /// tantivy under DATA_DIR/index, owned by one process.
@@ -290,6 +299,31 @@ pub struct Settings {
     /// are refused when rendered.
     #[arg(long, env = "PAYMENT_LINK_TEMPLATE", value_parser = payment_link_template, global = true)]
     pub payment_link_template: Option<String>,
+
+    /// Where documents live (`local` or `s3`).
+    #[arg(long, env = "DOCUMENT_STORE", value_enum, default_value = "local", global = true)]
+    pub document_store: DocumentStore,
+
+    /// The bucket documents live in, with DOCUMENT_STORE=s3.
+    #[arg(long, env = "S3_BUCKET", global = true)]
+    pub s3_bucket: Option<String>,
+
+    /// The S3 endpoint (`http://minio:9000`); unset, AWS's own for S3_REGION.
+    #[arg(long, env = "S3_ENDPOINT", global = true)]
+    pub s3_endpoint: Option<String>,
+
+    /// The bucket's region.
+    #[arg(long, env = "S3_REGION", default_value = "us-east-1", global = true)]
+    pub s3_region: String,
+
+    /// The access key's id; unset, the credentials of the machine's role (AWS_* or the
+    /// instance's).
+    #[arg(long, env = "S3_ACCESS_KEY_ID", global = true)]
+    pub s3_access_key_id: Option<String>,
+
+    /// The access key's secret.
+    #[arg(long, env = "S3_SECRET_ACCESS_KEY", hide_env_values = true, global = true)]
+    pub s3_secret_access_key: Option<String>,
 
     /// Who sends text messages (`local` or `twilio`).
     #[arg(long, env = "SMS_PROVIDER", value_enum, default_value = "local", global = true)]

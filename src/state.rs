@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use phonenumber::country;
 use sqlx::PgPool;
 
 use crate::auth::gate::Gate;
 use crate::auth::rate_limit::RateLimiter;
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{DocumentStore, Settings};
 use crate::domain::contact::parse_region;
 use crate::events::Events;
 use crate::messaging::Providers;
@@ -20,6 +21,7 @@ use crate::service::messages::Outbox;
 use crate::service::sessions::Sessions;
 use crate::storage::ContentStore;
 use crate::storage::local::LocalStore;
+use crate::storage::s3::{S3Config, S3Store};
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
 
@@ -65,7 +67,19 @@ impl AppState {
         let payment_writer = PaymentWriter::start(pool.clone(), usize::from(settings.payment_writers));
         let settings_import_concurrency = settings.import_concurrency;
         let ws_replays = RateLimiter::new(settings.ws_replays_per_minute, Duration::from_secs(60));
-        let content = LocalStore::open(&settings.data_dir);
+        let content: Arc<dyn ContentStore> = match settings.document_store {
+            DocumentStore::Local => Arc::new(LocalStore::open(&settings.data_dir)),
+            DocumentStore::S3 => Arc::new(S3Store::open(
+                &S3Config {
+                    bucket: settings.s3_bucket.clone().context("DOCUMENT_STORE=s3 needs S3_BUCKET")?,
+                    endpoint: settings.s3_endpoint.clone(),
+                    region: settings.s3_region.clone(),
+                    access_key_id: settings.s3_access_key_id.clone(),
+                    secret_access_key: settings.s3_secret_access_key.clone(),
+                },
+                &settings.data_dir,
+            )?),
+        };
         let messengers = Providers::from_settings(&settings)?;
         let inner = Inner {
             events,
@@ -80,7 +94,7 @@ impl AppState {
             clock,
             import_slots: Arc::new(tokio::sync::Semaphore::new(usize::from(settings_import_concurrency))),
             ws_replays,
-            content: Arc::new(content),
+            content,
             messengers,
         };
         Ok(Self { inner: Arc::new(inner) })

@@ -4,16 +4,12 @@
 use std::io::{self, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::storage::{ContentStore, Reader, Staged};
-
-/// How old a staged file must be to be taken for one a stopped process left.
-const STALE_STAGED: Duration = Duration::from_secs(24 * 60 * 60);
+use crate::storage::{ContentStore, Reader, Staged, check_key, remove_stale};
 
 pub struct LocalStore {
     root: PathBuf,
@@ -36,36 +32,9 @@ impl LocalStore {
     }
 
     fn path_of(&self, key: &str) -> io::Result<PathBuf> {
-        // Keys are made by `key_for`; anything else is refused rather than joined.
-        let safe = !key.is_empty()
-            && key
-                .split('/')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_hexdigit()));
-        if !safe {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("not a content key: {key:?}")));
-        }
+        check_key(key)?;
         Ok(self.root.join(key))
     }
-}
-
-fn remove_stale(staging: &Path) -> io::Result<()> {
-    let entries = match std::fs::read_dir(staging) {
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-        entries => entries?,
-    };
-    for entry in entries {
-        let entry = entry?;
-        let stale = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > STALE_STAGED);
-        if stale {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// Makes a rename or removal in `dir` durable.

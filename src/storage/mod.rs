@@ -3,9 +3,10 @@
 //! chunk, flushed to disk) and then handed to a [`ContentStore`], which keeps it under a
 //! key made from the document's id alone ([`key_for`]), never from a name a user gave,
 //! so no upload can name a path. The filesystem under `DATA_DIR` ([`local`]) is the
-//! store of one binary.
+//! store of one binary; S3-compatible object storage ([`s3`]) the store of production.
 
 pub mod local;
+pub mod s3;
 
 use std::io;
 use std::ops::Range;
@@ -40,6 +41,46 @@ pub trait ContentStore: Send + Sync + 'static {
 pub fn key_for(id: Uuid) -> String {
     let hex = id.simple().to_string();
     format!("{}/{hex}", &hex[..2])
+}
+
+/// Refuses a key [`key_for`] did not make (hex digits in `/`-separated parts), so no
+/// key can name a path or an object outside the store's own.
+pub(crate) fn check_key(key: &str) -> io::Result<()> {
+    let safe = !key.is_empty()
+        && key
+            .split('/')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_hexdigit()));
+    if safe {
+        Ok(())
+    } else {
+        Err(io::Error::new(io::ErrorKind::InvalidInput, format!("not a content key: {key:?}")))
+    }
+}
+
+/// How old a staged file must be to be taken for one a stopped process left.
+const STALE_STAGED: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+/// Removes the staged files in `staging` older than a day: a process stopped during
+/// their upload, which was never answered. (Younger ones may belong to another process
+/// sharing the directory.)
+pub(crate) fn remove_stale(staging: &Path) -> io::Result<()> {
+    let entries = match std::fs::read_dir(staging) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > STALE_STAGED);
+        if stale {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// A file being received: removed when dropped unless a store kept it.

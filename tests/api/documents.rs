@@ -25,13 +25,13 @@ async fn upload(app: &TestApp, token: &str, account: &str, name: &str, bytes: Ve
 }
 
 /// Uploads and asserts 201: the document.
-async fn uploaded(app: &TestApp, token: &str, account: &str, name: &str, bytes: Vec<u8>) -> Value {
+pub(crate) async fn uploaded(app: &TestApp, token: &str, account: &str, name: &str, bytes: Vec<u8>) -> Value {
     let (status, body) = status_json(upload(app, token, account, name, bytes).await).await;
     assert_eq!(status, StatusCode::CREATED, "{name}: {body}");
     body
 }
 
-async fn download(app: &TestApp, token: &str, id: &str, range: Option<&str>) -> Response {
+pub(crate) async fn download(app: &TestApp, token: &str, id: &str, range: Option<&str>) -> Response {
     let mut request = app.request(Method::GET, &format!("/api/v1/documents/{id}/content"), Some(token));
     if let Some(range) = range {
         request = request.header("range", range);

@@ -945,7 +945,16 @@ fn compose_file_starts_everything_in_order() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let compose: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(root.join("docker-compose.yml")).unwrap()).unwrap();
     let services = compose["services"].as_mapping().unwrap();
-    for name in ["postgres", "redis", "elasticsearch", "kibana", "app", "kibana-setup"] {
+    for name in [
+        "postgres",
+        "redis",
+        "elasticsearch",
+        "kibana",
+        "minio",
+        "minio-setup",
+        "app",
+        "kibana-setup",
+    ] {
         assert!(services.contains_key(name), "service {name} missing");
     }
     // One-shot setup containers run to completion; everything else reports health.
@@ -973,6 +982,12 @@ fn compose_file_starts_everything_in_order() {
     let env = app["environment"].as_mapping().unwrap();
     assert_eq!(env["SEARCH_BACKEND"].as_str(), Some("elasticsearch"));
     assert!(env["ELASTICSEARCH_URL"].as_str().unwrap().contains("elasticsearch:9200"));
+    assert_eq!(env["DOCUMENT_STORE"].as_str(), Some("s3"));
+    assert_eq!(
+        env["S3_ACCESS_KEY_ID"].as_str(),
+        Some("arrears-app"),
+        "the app signs in to MinIO as its own user, never as the root user"
+    );
     let setup = &services["kibana-setup"];
     let mounts: Vec<&str> = setup["volumes"].as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
     assert!(mounts.iter().any(|m| m.starts_with("./index-templates/kibana")), "{mounts:?}");
@@ -1006,6 +1021,8 @@ fn compose_file_starts_everything_in_order() {
         "KIBANA_PASSWORD",
         "ARREARS_ES_PASSWORD",
         "JWT_SECRET",
+        "MINIO_ROOT_PASSWORD",
+        "ARREARS_S3_SECRET",
     ] {
         assert!(text.contains(secret) && example.contains(&format!("\n{secret}=\n")), "{secret}");
     }

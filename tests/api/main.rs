@@ -40,6 +40,7 @@ mod promises;
 mod providers;
 mod queue;
 mod rate_limits;
+mod s3;
 mod scripted_es;
 mod scripted_search;
 mod search;

@@ -12,6 +12,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::compliance::{hold_clock, zone_where_it_is};
+use crate::documents::uploaded;
 use crate::helpers::{TestApp, TestUser, assert_problem, eventually, id_of, spawn_guarded_app_with, status_json};
 
 const LINK: &str = "https://pay.example.com/a/{account_number}";
@@ -531,35 +532,21 @@ async fn how_a_message_is_sent_reaches_a_subscribed_socket_without_its_text() {
     );
 }
 
-impl Desk {
-    /// Uploads `bytes` as `name` to `account` as the agent; the document.
-    async fn upload(&self, account: &str, name: &str, bytes: &[u8]) -> Value {
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.to_owned()));
-        let response = self
-            .app
-            .request(
-                Method::POST,
-                &format!("/api/v1/accounts/{account}/documents"),
-                Some(&self.agent.token),
-            )
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let (status, document) = status_json(response).await;
-        assert_eq!(status, StatusCode::CREATED, "{document}");
-        document
-    }
-}
-
 #[tokio::test]
 async fn an_email_carries_live_documents_of_its_account_and_fails_when_one_is_deleted_before_it_goes() {
     let d = desk().await;
     let account = id_of(&d.account(json!({})).await);
     let elsewhere = id_of(&d.account(json!({})).await);
-    let letter = d.upload(&account, "../letter.txt", b"Dear Zoe,\nthe plan is attached.\n").await;
-    let plan = d.upload(&account, "plan", b"%PDF-1.4\n%%EOF\n").await;
-    let foreign = d.upload(&elsewhere, "other.txt", b"someone else's\n").await;
+    let letter = uploaded(
+        &d.app,
+        &d.agent.token,
+        &account,
+        "../letter.txt",
+        b"Dear Zoe,\nthe plan is attached.\n".to_vec(),
+    )
+    .await;
+    let plan = uploaded(&d.app, &d.agent.token, &account, "plan", b"%PDF-1.4\n%%EOF\n".to_vec()).await;
+    let foreign = uploaded(&d.app, &d.agent.token, &elsewhere, "other.txt", b"someone else's\n".to_vec()).await;
     let email = |ids: Value| json!({"channel": "email", "subject": "Your plan", "text": "Attached.", "document_ids": ids});
 
     // What the request alone shows, and what only the account's documents show.

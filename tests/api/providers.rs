@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::compliance::{hold_clock, zone_where_it_is};
+use crate::documents::uploaded;
 use crate::helpers::{TestApp, eventually, id_of, spawn_guarded_app_with, status_json};
 use crate::ws::free_port;
 
@@ -390,20 +391,8 @@ async fn send_through_the_api(app: &TestApp, mut compose: Value, document: Optio
         )
         .await;
     if let Some((name, bytes)) = document {
-        let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned()));
-        let response = app
-            .request(
-                reqwest::Method::POST,
-                &format!("/api/v1/accounts/{}/documents", id_of(&account)),
-                Some(&agent.token),
-            )
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let (status, uploaded) = status_json(response).await;
-        assert_eq!(status, StatusCode::CREATED, "{uploaded}");
-        compose["document_ids"] = json!([uploaded["id"]]);
+        let document = uploaded(app, &agent.token, &id_of(&account), name, bytes).await;
+        compose["document_ids"] = json!([document["id"]]);
     }
     let path = format!("/api/v1/accounts/{}/messages", id_of(&account));
     let (status, queued) = status_json(app.post(&path, Some(&agent.token), &compose).await).await;
