@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use arrears::config::{SmsProvider, WhatsappProvider};
+use arrears::config::{Settings, SmsProvider, WhatsappProvider};
 use arrears::domain::role::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -84,9 +84,19 @@ struct Hook {
     agent: TestUser,
 }
 
+/// An app `configure`d, its clock held, with a manager and an agent.
+async fn hook_with(configure: impl FnOnce(&mut Settings)) -> Hook {
+    let app = spawn_guarded_app_with(configure).await;
+    hold_clock(&app);
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    Hook { app, manager, agent }
+}
+
+/// Texts and WhatsApp messages through Twilio (a stand-in), its webhook open.
 async fn hook() -> Hook {
     let stand_in = twilio_stand_in().await;
-    let app = spawn_guarded_app_with(move |s| {
+    hook_with(move |s| {
         s.sms_provider = SmsProvider::Twilio;
         s.whatsapp_provider = WhatsappProvider::Twilio;
         s.twilio_api_url = stand_in;
@@ -96,11 +106,7 @@ async fn hook() -> Hook {
         s.twilio_whatsapp_from = Some("+14155238886".to_owned());
         s.twilio_webhook_url = Some(HOOK.to_owned());
     })
-    .await;
-    hold_clock(&app);
-    let manager = app.user(Role::Manager).await;
-    let agent = app.user(Role::Agent).await;
-    Hook { app, manager, agent }
+    .await
 }
 
 /// `X-Twilio-Signature` for `params` posted to `url`, as Twilio's own library makes it.
@@ -494,9 +500,10 @@ fn meta_signs(body: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
+/// WhatsApp messages through Meta's Cloud API (a stand-in), its webhook open.
 async fn meta_hook() -> Hook {
     let stand_in = graph_stand_in().await;
-    let app = spawn_guarded_app_with(move |s| {
+    hook_with(move |s| {
         s.whatsapp_provider = WhatsappProvider::Meta;
         s.meta_graph_url = stand_in;
         s.meta_phone_number_id = Some(PHONE_NUMBER_ID.to_owned());
@@ -504,11 +511,7 @@ async fn meta_hook() -> Hook {
         s.meta_app_secret = Some(APP_SECRET.to_owned());
         s.meta_verify_token = Some(VERIFY_TOKEN.to_owned());
     })
-    .await;
-    hold_clock(&app);
-    let manager = app.user(Role::Manager).await;
-    let agent = app.user(Role::Agent).await;
-    Hook { app, manager, agent }
+    .await
 }
 
 impl Hook {
