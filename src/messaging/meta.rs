@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Accepted, Outgoing, Provider, Report, SendFailure, api};
+use super::{Accepted, Outgoing, Provider, Report, SendFailure, api, is_e164};
 use crate::domain::message::{Delivery, MessageChannel};
 
 /// What the Meta provider needs to know.
@@ -306,11 +306,6 @@ pub fn read_reports(body: &[u8], phone_number_id: &str) -> Result<Vec<Report>, S
 
 fn is_message_id(id: &str) -> bool {
     (1..=200).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn is_e164(text: &str) -> bool {
-    let digits = text.strip_prefix('+').unwrap_or("");
-    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 #[cfg(test)]

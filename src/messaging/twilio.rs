@@ -17,7 +17,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
-use super::{Accepted, Outgoing, Provider, Report, SendFailure, api};
+use super::{Accepted, Outgoing, Provider, Report, SendFailure, api, is_e164};
 use crate::domain::message::{Delivery, MessageChannel};
 
 /// Who a message is sent from.
@@ -310,11 +310,6 @@ fn is_url(text: &str) -> bool {
 
 fn is_sid(text: &str, prefix: &str) -> bool {
     text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn is_e164(text: &str) -> bool {
-    let digits = text.strip_prefix('+').unwrap_or("");
-    (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }
 
 #[cfg(test)]
