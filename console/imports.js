@@ -1,6 +1,7 @@
 // Imports: drop a spreadsheet (or choose it), watch its progress live, read the summary
 // (with the columns read into custom fields and those left out) and download the
-// rejected rows to fix and upload again.
+// rejected rows to fix and upload again. Below, a zip of documents for many accounts at
+// once: its progress live, then the files not kept and why.
 
 import { api } from "./api.js";
 import { clear, download, field, h, select, showProblem, when, words } from "./dom.js";
@@ -79,9 +80,86 @@ export function importsScreen(main) {
   });
 
   const recent = recentImports();
-  clear(main, form, recent.section);
+  clear(main, form, documentsCard(), recent.section);
   input.focus();
   recent.load();
+}
+
+// Why a file of a zip was not kept, from the job's reason (`code: detail`), in words.
+const NOT_KEPT = {
+  not_found: "No account has this number, or it is not one you may work.",
+  forbidden: "You do not work this account.",
+  duplicate_document: "The account already holds this file.",
+  unsupported_media_type: "Not a kind kept with accounts (PDF, image, Word, Excel, text, email).",
+};
+
+function notKept(error) {
+  const [code, ...rest] = error.split(": ");
+  return NOT_KEPT[code] || (rest.length ? rest.join(": ") : error);
+}
+
+async function showNotKept(id, box) {
+  const page = await api("GET", `/jobs/${id}/failures?page_size=200`);
+  if (!page.data.length) {
+    clear(box, h("p", {}, "Every file was kept."));
+    return;
+  }
+  clear(
+    box,
+    h("h3", {}, `${page.total} ${page.total === 1 ? "file was" : "files were"} not kept`),
+    h("ul", { class: "plain not-kept" }, page.data.map((f) => h(
+      "li",
+      {},
+      h("strong", {}, f.file),
+      h("span", { class: "muted" }, ` · account ${f.account_number}`),
+      h("br"),
+      notKept(f.error),
+    ))),
+    page.next_cursor ? h("p", { class: "muted" }, `The first ${page.data.length} are listed.`) : null,
+  );
+}
+
+// A zip of documents, each file kept with the account its name (or the manifest) gives.
+function documentsCard() {
+  const input = h("input", { type: "file", name: "file", accept: ".zip,application/zip" });
+  const button = h("button", { type: "submit", class: "primary" }, "Upload zip");
+  const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Document upload progress" });
+  const outcome = h("p", { role: "status", id: "bulk-documents-status" });
+  const result = h("div", { id: "bulk-documents-result" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "bulk-documents-title" },
+    h("h2", { id: "bulk-documents-title" }, "Upload documents"),
+    h("p", { class: "muted" }, "A zip whose files are named by account number (A-1001.pdf, or any file in a folder A-1001/), or listed in a manifest.csv with the columns file, account_number and name."),
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Zip of documents", input),
+    button,
+    progress,
+    outcome,
+    result,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = input.files[0];
+    if (!file) {
+      showProblem(form, { problem: { detail: "Choose a zip of documents first." } });
+      return;
+    }
+    const body = new FormData();
+    body.append("file", file, file.name);
+    clear(result);
+    button.disabled = true;
+    try {
+      const job = await api("POST", "/documents/bulk", { form: body });
+      showProblem(form, null);
+      follow(job.id, progress, outcome, () => showNotKept(job.id, result));
+    } catch (error) {
+      showProblem(form, error);
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return form;
 }
 
 // The columns read into custom fields ("Product → Product line (product)"), labelled by

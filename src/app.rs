@@ -137,8 +137,19 @@ impl Application {
         };
         if options.run_schedulers {
             schedulers.start(&stopped, &mut background);
+            let retention = jobs::document_retention::Retention {
+                pool: state.pool().clone(),
+                content: state.content().clone(),
+                clock: state.clock().clone(),
+                days: state.settings().document_retention_days,
+            };
+            background.spawn(retention.run(stopped.clone()));
         }
-        background.spawn(jobs::run(state.pool().clone(), stopped.clone()));
+        let documents = jobs::document_upload::Documents {
+            content: state.content().clone(),
+            max_file_bytes: state.settings().document_max_bytes,
+        };
+        background.spawn(jobs::run(state.pool().clone(), documents, stopped.clone()));
         background.spawn(jobs::messages::run(
             state.pool().clone(),
             state.messengers().clone(),

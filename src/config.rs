@@ -293,6 +293,21 @@ pub struct Settings {
     #[arg(long, env = "DOCUMENT_MAX_BYTES", default_value_t = 25 * 1024 * 1024, global = true)]
     pub document_max_bytes: u64,
 
+    /// Largest zip accepted by `POST /documents/bulk`, in bytes. Its files may add up to
+    /// four times as much uncompressed; each is bounded by `DOCUMENT_MAX_BYTES`.
+    #[arg(long, env = "DOCUMENT_BULK_MAX_BYTES", default_value_t = 512 * 1024 * 1024, global = true)]
+    pub document_bulk_max_bytes: u64,
+
+    /// Days a document's bytes are kept after it is deleted, or after its account is
+    /// deleted or last changed in a final status (paid, settled, closed); then they are
+    /// removed and the row marked purged. 0 (the default) keeps them for ever.
+    #[arg(long, env = "DOCUMENT_RETENTION_DAYS", default_value_t = 0, global = true)]
+    pub document_retention_days: u32,
+
+    /// Most files a zip sent to `POST /documents/bulk` may hold.
+    #[arg(long, env = "DOCUMENT_BULK_MAX_FILES", default_value_t = 10_000, global = true)]
+    pub document_bulk_max_files: usize,
+
     /// The payment link a message's `{{payment_link}}` becomes: an http(s) URL with
     /// `{account_number}` where the account's number goes
     /// (`https://pay.example.com/a/{account_number}`). Unset, templates that use the link

@@ -1,5 +1,7 @@
 //! Every spreadsheet bomb is refused (or read, where it is harmless) with the reader's
-//! peak memory under 300 MiB above idle. Each bomb is read in a child process of its
+//! peak memory under 300 MiB above idle, and so is every zip crafted against a bulk
+//! upload of documents: its directory checked, then each file it admits read back
+//! bounded, as the upload job reads it. Each bomb is read in a child process of its
 //! own (this binary, run as `bombs <file>`), which reports its resident set before
 //! and its high-water mark after, so that one bomb's memory is never another's; the
 //! parent prints a table of the figures.
@@ -9,6 +11,8 @@
 
 #[path = "support/bombs.rs"]
 mod bombs;
+#[path = "support/zip_bombs.rs"]
+mod zip_bombs;
 
 use std::process::Command;
 
@@ -24,7 +28,11 @@ const MAX_ROWS: usize = 200_000;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() == 3 && args[1] == "read" {
-        child(&args[2]);
+        if args[2].ends_with(".zip") {
+            zip_child(&args[2]);
+        } else {
+            child(&args[2]);
+        }
         return;
     }
     // `cargo test --test bombs -- <anything>` passes libtest's flags: ignore them.
@@ -48,6 +56,39 @@ fn child(path: &str) {
         Err(arrears::import::Refusal::Sprawling { .. }) => "sprawling".into(),
         Err(arrears::import::Refusal::NoHeader) => "no_header".into(),
         Err(other) => format!("{other:?}"),
+    };
+    println!("{idle} {} {outcome}", status_kib("VmHWM:"));
+}
+
+/// Reads the zip at `path` as a bulk upload does: its directory, then each admitted
+/// file, bounded, into nothing.
+fn zip_child(path: &str) {
+    use arrears::domain::attachment::bulk::{self, Refusal};
+    let idle = status_kib("VmRSS:");
+    let open = || std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let size = std::fs::metadata(path).unwrap().len();
+    let outcome = match bulk::plan(open(), size, &zip_bombs::DOCUMENT_LIMITS) {
+        Err(refusal) => match refusal {
+            Refusal::NotZip(_) => "not_zip",
+            Refusal::TooManyFiles { .. } => "too_many_files",
+            Refusal::UnsafeName { .. } => "unsafe_name",
+            Refusal::Link(_) => "link",
+            Refusal::Encrypted(_) => "encrypted",
+            Refusal::TooLarge { .. } => "too_large",
+            Refusal::Expanded { .. } => "expanded",
+            Refusal::Manifest(_) => "manifest",
+            Refusal::Empty => "empty",
+        }
+        .to_owned(),
+        Ok(entries) => {
+            let mut archive = zip::ZipArchive::new(open()).unwrap();
+            let max = zip_bombs::DOCUMENT_LIMITS.max_file_bytes;
+            let kept = entries
+                .iter()
+                .filter(|e| bulk::extract(&mut archive, e.index, max, |_| Ok(())).is_ok())
+                .count();
+            format!("kept:{kept} refused:{}", entries.len() - kept)
+        }
     };
     println!("{idle} {} {outcome}", status_kib("VmHWM:"));
 }
@@ -86,11 +127,12 @@ fn parent() {
         "{:<58} {:>9} {:>14} {:>14}  outcome",
         "bomb", "file KiB", "idle RSS KiB", "peak +KiB"
     );
-    for (i, bomb) in bombs::all().into_iter().enumerate() {
+    let zips = zip_bombs::document_zips().into_iter().map(|bomb| (bomb, ".zip"));
+    for (i, (bomb, extension)) in bombs::all().into_iter().map(|bomb| (bomb, "")).chain(zips).enumerate() {
         let file = if bomb.name.contains("asked for") {
             format!("{i}-asks-debtors")
         } else {
-            i.to_string()
+            format!("{i}{extension}")
         };
         let (outcome, idle, peak) = read(&file, &bomb.bytes);
         let above = peak.saturating_sub(idle);

@@ -3,6 +3,7 @@
 //! the name a file was uploaded under, bounded, and the name and header it is downloaded
 //! with, made safe. What kind a file is comes from its bytes ([`kind`]).
 
+pub mod bulk;
 pub mod kind;
 
 pub use kind::Kind;

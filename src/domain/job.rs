@@ -9,16 +9,19 @@ use serde::{Deserialize, Serialize};
 pub enum JobKind {
     BulkUpdate,
     Import,
+    /// A zip of documents kept with the accounts its files name.
+    DocumentUpload,
 }
 
 impl JobKind {
     /// Every kind of job the runner knows.
-    pub const ALL: [JobKind; 2] = [JobKind::BulkUpdate, JobKind::Import];
+    pub const ALL: [JobKind; 3] = [JobKind::BulkUpdate, JobKind::Import, JobKind::DocumentUpload];
 
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::BulkUpdate => "bulk_update",
             JobKind::Import => "import",
+            JobKind::DocumentUpload => "document_upload",
         }
     }
 }

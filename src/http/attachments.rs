@@ -2,7 +2,8 @@
 //! `POST /accounts/{id}/documents` streams one file (multipart, through multer with an
 //! explicit limit) to a staging file while its SHA-256 and kind are read, chunk by chunk,
 //! never holding it whole; the list, the metadata, the download (one byte range at most)
-//! and the soft delete. Reads come from SQL.
+//! and the soft delete; `POST /documents/bulk` receives a zip the same way and queues the
+//! job that keeps its files. Reads come from SQL.
 
 use bytes::Buf;
 use chrono::{DateTime, Utc};
@@ -17,17 +18,21 @@ use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::{Reply, Response};
 
-use crate::domain::attachment::kind::Sniffer;
+use crate::domain::attachment::bulk::Limits;
+use crate::domain::attachment::kind::{Sniffer, Verdict};
 use crate::domain::attachment::{self, Kind};
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
+use crate::http::idempotent::accepted;
 use crate::http::multipart;
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::ranges::{self, Requested};
 use crate::http::{self as api, FileBytes, ListPage, respond};
-use crate::service::attachments::{self as service, AttachmentRow, Received};
+use crate::service::attachments::{self as service, AttachmentRow, Received, StateUsage, StorageReport};
+use crate::service::document_uploads as uploads;
+use crate::service::jobs::JobView;
 use crate::state::AppState;
 use crate::storage::Staged;
 
@@ -84,7 +89,15 @@ pub struct DocumentForm {
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().document_max_bytes;
+    let bulk_limit = state.settings().document_bulk_max_bytes;
     let caller = principal(state.clone()).and(with_state(state));
+    let bulk = warp::path!("documents" / "bulk")
+        .and(warp::post())
+        .and(caller.clone())
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::stream())
+        .and(warp::any().map(move || bulk_limit))
+        .then(bulk);
     let upload = warp::path!("accounts" / Uuid / "documents")
         .and(warp::post())
         .and(caller.clone())
@@ -98,6 +111,14 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .then(for_account);
     let get = warp::path!("documents" / Uuid).and(warp::get()).and(caller.clone()).then(get);
+    let storage = warp::path!("documents" / "storage")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(storage);
+    let account_storage = warp::path!("accounts" / Uuid / "documents" / "storage")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(account_storage);
     let content = warp::path!("documents" / Uuid / "content")
         .and(warp::get())
         .and(caller.clone())
@@ -105,9 +126,15 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .then(content);
     let delete = warp::path!("documents" / Uuid).and(warp::delete()).and(caller).then(delete);
     upload
+        .or(bulk)
+        .unify()
         .or(for_account)
         .unify()
         .or(get)
+        .unify()
+        .or(storage)
+        .unify()
+        .or(account_storage)
         .unify()
         .or(content)
         .unify()
@@ -119,24 +146,22 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(upload, for_account, get, content, delete))]
+#[openapi(paths(upload, bulk, for_account, get, content, delete, storage, account_storage))]
 pub struct Api;
 
 fn stored(err: std::io::Error) -> Error {
     Error::Internal(anyhow::anyhow!("staging an upload: {err}"))
 }
 
-/// What the upload's limit is called in its 413.
+/// What an upload's limit is called in its 413.
 const LIMIT_NAME: &str = "document limit";
-
-/// The problem a multipart error of this upload answers.
-fn refused(err: multer::Error, limit: u64) -> Error {
-    multipart::refusal(err, limit, LIMIT_NAME, "send the file in the field `file`")
-}
+/// What a bulk upload's limit is called in its 413.
+const BULK_LIMIT_NAME: &str = "bulk document limit";
 
 /// Streams the form's one `file` into a staging file, reading its digest and kind on
-/// the way; the staging file is removed if anything fails.
-async fn receive<S, B>(state: &AppState, content_type: Option<String>, body: S, limit: u64) -> Result<Received>
+/// the way; the staging file is removed if anything fails. Beyond `limit` bytes, the
+/// 413 names `limit_name`.
+async fn receive<S, B>(state: &AppState, content_type: Option<String>, body: S, limit: u64, limit_name: &str) -> Result<Received>
 where
     S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
     B: Buf + Send + 'static,
@@ -147,17 +172,18 @@ where
         .size_limit(multer::SizeLimit::new().whole_stream(limit + 64 * 1024).per_field(limit));
     let stream = body.map_ok(|mut buf| buf.copy_to_bytes(buf.remaining()));
     let mut multipart = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let refused = |err: multer::Error| multipart::refusal(err, limit, limit_name, "send the file in the field `file`");
     let mut received = None;
-    while let Some(mut field) = multipart.next_field().await.map_err(|e| refused(e, limit))? {
+    while let Some(mut field) = multipart.next_field().await.map_err(refused)? {
         if received.is_some() {
             return Err(Error::field("file", "send one file per upload"));
         }
         let name = attachment::stored_name(field.file_name()).map_err(|message| Error::field("file", message))?;
         let mut staged = Staged::create(state.content().staging_dir()).await.map_err(stored)?;
         let (mut sniffer, mut digest) = (Sniffer::default(), Sha256::new());
-        while let Some(chunk) = field.chunk().await.map_err(|e| refused(e, limit))? {
+        while let Some(chunk) = field.chunk().await.map_err(refused)? {
             if staged.size() + chunk.len() as u64 > limit {
-                return Err(multipart::too_large(limit, LIMIT_NAME));
+                return Err(multipart::too_large(limit, limit_name));
             }
             sniffer.push(&chunk);
             digest.update(&chunk);
@@ -199,7 +225,7 @@ where
     B: Buf + Send + 'static,
 {
     service::check_uploader(state.pool(), &caller, account_id).await?;
-    let received = receive(&state, content_type, body, limit).await?;
+    let received = receive(&state, content_type, body, limit, LIMIT_NAME).await?;
     let row = service::upload(state.pool(), state.content().as_ref(), &caller, account_id, received).await?;
     let location = format!("/api/v1/documents/{}", row.id);
     let mut response = api::json(StatusCode::CREATED, &DocumentView::new(row));
@@ -207,6 +233,39 @@ where
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
+}
+
+/// Upload a zip of documents to the accounts its files name
+#[utoipa::path(post, path = "/api/v1/documents/bulk", tag = "documents", operation_id = "upload_documents_in_bulk",
+    request_body(content = DocumentForm, content_type = "multipart/form-data",
+        description = "`file`: a zip whose files are named by account number (`A-1001.pdf`, or any file in the folder `A-1001/`), or listed in a `manifest.csv` at its root with the columns `file`, `account_number` and optionally `name`"),
+    responses(
+        (status = 202, description = "The queued `document_upload` job, with Location; each file is kept as its single upload would be, and `GET /jobs/{id}/failures` lists the files refused and why", body = JobView),
+        (status = 403, description = "The role may not upload documents"),
+        (status = 413, description = "`payload_too_large`: the zip exceeds `DOCUMENT_BULK_MAX_BYTES`, holds more than `DOCUMENT_BULK_MAX_FILES` files, a file larger than `DOCUMENT_MAX_BYTES`, or files adding up to more than four times `DOCUMENT_BULK_MAX_BYTES` uncompressed; nothing is kept"),
+        (status = 415, description = "`unsupported_media_type`: not multipart, or the file is not a readable zip"),
+        (status = 422, description = "`validation_failed`: a file's name could climb out of the zip (`..`, absolute, a backslash, a drive, a control character), a link, an encrypted file, or a manifest that does not match the zip; nothing is kept"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn bulk<S, B>(caller: Principal, state: AppState, content_type: Option<String>, body: S, limit: u64) -> Result<Response>
+where
+    S: Stream<Item = std::result::Result<B, warp::Error>> + Send + 'static,
+    B: Buf + Send + 'static,
+{
+    uploads::check_uploader(&caller)?;
+    let received = receive(&state, content_type, body, limit, BULK_LIMIT_NAME).await?;
+    if received.verdict != Verdict::Zip {
+        return Err(Error::new(Code::UnsupportedMediaType, "send the documents as one zip file"));
+    }
+    let settings = state.settings();
+    let limits = Limits {
+        max_files: settings.document_bulk_max_files,
+        max_file_bytes: settings.document_max_bytes,
+        max_expanded_bytes: settings.document_bulk_max_bytes.saturating_mul(4),
+    };
+    let job = uploads::submit(state.pool(), state.content().as_ref(), &caller, received.staged, limits).await?;
+    let location = format!("/api/v1/jobs/{}", job.id);
+    Ok(accepted(&JobView::from(job), &location))
 }
 
 /// An account's documents
@@ -222,6 +281,30 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
     let (rows, total) = service::for_account(state.pool(), &caller, account_id, page.window()).await?;
     let body = page.finish(rows, total, |r| (r.created_at, r.id), |r| Ok(DocumentView::new(r)))?;
     Ok(api::json(StatusCode::OK, &body))
+}
+
+/// What documents take in the store
+#[utoipa::path(get, path = "/api/v1/documents/storage", tag = "documents", operation_id = "get_document_storage",
+    responses(
+        (status = 200, description = "Documents and bytes live, deleted (bytes kept) and purged (bytes removed by retention), live ones by kind, the ten accounts whose live documents take the most, and `DOCUMENT_RETENTION_DAYS`", body = StorageReport),
+        (status = 403, description = "Only admins read the whole store's use"),
+    ))]
+async fn storage(caller: Principal, state: AppState) -> Result<Response> {
+    let report = service::storage(state.pool(), &caller, state.settings().document_retention_days).await?;
+    Ok(api::json(StatusCode::OK, &report))
+}
+
+/// What an account's documents take in the store
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/documents/storage", tag = "documents", operation_id = "get_account_document_storage",
+    params(("id" = Uuid, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account's documents and bytes live, deleted (bytes kept) and purged", body = StateUsage),
+        (status = 403, description = "The role may not read this account in full (an agent: not assigned to them)"),
+    ))]
+#[tracing::instrument(skip_all, fields(account_id = %account_id))]
+async fn account_storage(account_id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let usage = service::account_storage(state.pool(), &caller, account_id).await?;
+    Ok(api::json(StatusCode::OK, &usage))
 }
 
 /// Read a document's metadata

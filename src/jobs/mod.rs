@@ -5,6 +5,8 @@
 pub mod audit_log;
 pub mod bulk_update;
 pub mod contact_windows;
+pub mod document_retention;
+pub mod document_upload;
 pub mod import;
 pub mod messages;
 pub mod plans;
@@ -88,7 +90,7 @@ pub async fn finish(pool: &PgPool, job: &JobRow) -> Result<Option<JobRow>> {
     };
     let result = match row.kind {
         JobKind::Import => import::summary(pool, &row).await?,
-        JobKind::BulkUpdate => serde_json::to_value(Outcome {
+        JobKind::BulkUpdate | JobKind::DocumentUpload => serde_json::to_value(Outcome {
             succeeded: row.succeeded,
             failed: row.failed,
         })
@@ -124,12 +126,12 @@ pub async fn idle(listener: &mut Option<PgListener>, shutdown: &mut watch::Recei
     }
 }
 
-pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(pool: PgPool, documents: document_upload::Documents, mut shutdown: watch::Receiver<bool>) {
     let mut listener = listen(&pool, jobs::CHANNEL).await;
     while running(&shutdown) {
         match jobs::claim(&pool).await {
             Ok(Some(job)) => {
-                execute(&pool, job, &shutdown).await;
+                execute(&pool, &documents, job, &shutdown).await;
                 continue;
             }
             Ok(None) => {}
@@ -139,12 +141,13 @@ pub async fn run(pool: PgPool, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
+async fn execute(pool: &PgPool, documents: &document_upload::Documents, job: JobRow, shutdown: &watch::Receiver<bool>) {
     tracing::info!(job_id = %job.id, kind = job.kind.as_str(), "job started");
     let started = std::time::Instant::now();
     let result = match job.kind {
         JobKind::BulkUpdate => bulk_update::run(pool, &job, shutdown).await,
         JobKind::Import => import::run(pool, &job, shutdown).await,
+        JobKind::DocumentUpload => document_upload::run(pool, documents, &job, shutdown).await,
     };
     let outcome = match &result {
         Ok(Stop::Done) => "done",
@@ -164,6 +167,11 @@ async fn execute(pool: &PgPool, job: JobRow, shutdown: &watch::Receiver<bool>) {
             jobs::finish(pool, job.id, JobStatus::Failed, Some(&reason)).await
         }
     };
+    if job.kind == JobKind::DocumentUpload
+        && let Err(err) = crate::service::document_uploads::discard_ended_zips(pool, documents.content.as_ref()).await
+    {
+        tracing::warn!(job_id = %job.id, error = %err, "removing the zips of ended document uploads failed");
+    }
     match finished {
         Ok(Some(row)) => {
             tracing::info!(job_id = %row.id, status = row.status.as_str(), succeeded = row.succeeded, failed = row.failed, "job finished")

@@ -3,8 +3,9 @@
 //! is staged and flushed to disk, renamed into the store, and only then is its row
 //! committed; a failure at any step leaves neither.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use uuid::Uuid;
 
 use crate::domain::attachment::Kind;
@@ -19,7 +20,7 @@ use crate::store;
 use crate::store::attachments::{self, NewAttachment};
 use crate::store::audit_log::{self, NewEntry};
 
-pub use crate::store::attachments::AttachmentRow;
+pub use crate::store::attachments::{AccountUsage, AttachmentRow, KindUsage, Usage};
 
 /// A file received in full: staged and flushed, its name as given, its SHA-256 (hex)
 /// and what its bytes said as they streamed past.
@@ -78,6 +79,21 @@ pub async fn upload(
     account_id: Uuid,
     received: Received,
 ) -> Result<AttachmentRow> {
+    let mut tx = store::begin_as(pool, caller.user_id).await?;
+    let row = upload_in(&mut tx, content, caller, account_id, received).await?;
+    commit_kept(tx, content, &row).await?;
+    Ok(row)
+}
+
+/// What [`upload`] does, in the caller's transaction `tx`, which must then be committed
+/// by [`commit_kept`]: the file is kept, its row written but not committed.
+pub async fn upload_in(
+    tx: &mut PgConnection,
+    content: &dyn ContentStore,
+    caller: &Principal,
+    account_id: Uuid,
+    received: Received,
+) -> Result<AttachmentRow> {
     let Received {
         staged,
         name,
@@ -89,11 +105,10 @@ pub async fn upload(
     }
     let kind = kind_of(verdict, &staged).await?;
     let size = i64::try_from(staged.size()).map_err(|_| Error::Internal(anyhow::anyhow!("file size out of range")))?;
-    let mut tx = store::begin_as(pool, caller.user_id).await?;
     // Locked, so two uploads of one content to one account cannot both find no copy.
-    let account = lock_for(&mut tx, caller, account_id, "account").await?;
+    let account = lock_for(tx, caller, account_id, "account").await?;
     caller.require_work_on(account.assigned_agent_id)?;
-    if let Some(existing) = attachments::live_copy(&mut tx, account_id, &sha256).await? {
+    if let Some(existing) = attachments::live_copy(tx, account_id, &sha256).await? {
         return Err(Error::new(
             Code::DuplicateDocument,
             format!("this account already holds this file as document {existing}"),
@@ -112,19 +127,25 @@ pub async fn upload(
         storage_key: &key,
         uploaded_by: caller.user_id,
     };
-    let row = attachments::insert(&mut tx, &new).await?;
+    let row = attachments::insert(tx, &new).await?;
     content
         .put(&key, staged)
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("keeping document {id}: {e}")))?;
+    Ok(row)
+}
+
+/// Commits the transaction that wrote `row` after its file was kept; the file is removed
+/// again if the commit fails, so neither is left without the other.
+pub async fn commit_kept(tx: Transaction<'_, Postgres>, content: &dyn ContentStore, row: &AttachmentRow) -> Result<()> {
     if let Err(err) = tx.commit().await {
-        if let Err(removal) = content.remove(&key).await {
-            tracing::warn!(document_id = %id, error = %removal, "a document whose row was not committed could not be removed");
+        if let Err(removal) = content.remove(&row.storage_key).await {
+            tracing::warn!(document_id = %row.id, error = %removal, "a document whose row was not committed could not be removed");
         }
         return Err(err.into());
     }
-    tracing::info!(document_id = %id, kind = kind.as_str(), size, "document uploaded");
-    Ok(row)
+    tracing::info!(document_id = %row.id, kind = row.kind.as_str(), size = row.size, "document uploaded");
+    Ok(())
 }
 
 /// The live documents of `account_id`, newest first, and how many it holds: for those
@@ -180,4 +201,83 @@ pub async fn delete(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Attac
     tx.commit().await?;
     tracing::info!(document_id = %id, "document deleted");
     Ok(row)
+}
+
+/// Documents removed per transaction by [`purge_expired`].
+const PURGE_BATCH: i64 = 100;
+
+/// Removes the bytes of every document whose retention (`days`) ended before `now` and
+/// marks it purged (and deleted), batch by batch, in transactions the audit trail
+/// records as the retention scheduler's; returns how many. A file the store fails to
+/// remove is left for the next pass. `days` 0 keeps everything.
+pub async fn purge_expired(pool: &PgPool, content: &dyn ContentStore, now: DateTime<Utc>, days: u32) -> Result<u64> {
+    if days == 0 {
+        return Ok(0);
+    }
+    let cutoff = now - chrono::Duration::days(i64::from(days));
+    let mut purged = 0;
+    loop {
+        let mut tx = store::begin_for_job(pool, "scheduler:document_retention", None).await?;
+        let expired = attachments::expired(&mut tx, cutoff, PURGE_BATCH).await?;
+        let mut removed = Vec::with_capacity(expired.len());
+        for (id, key) in &expired {
+            match content.remove(key).await {
+                Ok(()) => removed.push(*id),
+                Err(err) => tracing::warn!(document_id = %id, error = %err, "an expired document's file could not be removed"),
+            }
+        }
+        purged += attachments::mark_purged(&mut tx, &removed).await?;
+        tx.commit().await?;
+        if removed.is_empty() || (expired.len() as i64) < PURGE_BATCH {
+            return Ok(purged);
+        }
+    }
+}
+
+/// What documents take in the store: live, deleted with their bytes kept, purged (their
+/// bytes removed; the size they had).
+#[derive(Clone, Copy, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StateUsage {
+    pub live: Usage,
+    pub deleted: Usage,
+    pub purged: Usage,
+}
+
+impl StateUsage {
+    fn new([live, deleted, purged]: [Usage; 3]) -> Self {
+        Self { live, deleted, purged }
+    }
+}
+
+/// The whole store's use: by state, live documents by kind, the accounts whose live
+/// documents take the most, and the retention in force.
+#[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct StorageReport {
+    #[serde(flatten)]
+    pub states: StateUsage,
+    pub by_kind: Vec<KindUsage>,
+    /// The ten accounts whose live documents take the most bytes.
+    pub largest_accounts: Vec<AccountUsage>,
+    /// `DOCUMENT_RETENTION_DAYS`; 0: kept for ever.
+    pub retention_days: u32,
+}
+
+/// The accounts a storage report names.
+const LARGEST_ACCOUNTS: i64 = 10;
+
+/// The whole store's use, for admins (who see every portfolio's accounts).
+pub async fn storage(pool: &PgPool, caller: &Principal, retention_days: u32) -> Result<StorageReport> {
+    caller.require(Action::WorkEveryPortfolio)?;
+    Ok(StorageReport {
+        states: StateUsage::new(attachments::usage_by_state(pool, None).await?),
+        by_kind: attachments::usage_by_kind(pool).await?,
+        largest_accounts: attachments::largest_accounts(pool, LARGEST_ACCOUNTS).await?,
+        retention_days,
+    })
+}
+
+/// One account's use, for those who read the account in full.
+pub async fn account_storage(pool: &PgPool, caller: &Principal, account_id: Uuid) -> Result<StateUsage> {
+    readable(pool, caller, account_id).await?;
+    Ok(StateUsage::new(attachments::usage_by_state(pool, Some(account_id)).await?))
 }

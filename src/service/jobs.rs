@@ -17,8 +17,8 @@ use crate::search::SearchIndex;
 use crate::service::Window;
 use crate::service::accounts::{self, check_assignee, check_portfolio};
 use crate::service::idempotency::{self, Replay};
-use crate::store::imports;
 use crate::store::jobs;
+use crate::store::{document_uploads, imports};
 
 pub use crate::store::jobs::JobRow;
 
@@ -88,6 +88,13 @@ pub enum Failure {
     ImportRow { seq: i32, row: i32, errors: Vec<RowError> },
     /// A bulk update's account (`row` is its place in the job) and why it failed.
     Account { row: i32, account_id: Uuid, error: String },
+    /// A document upload's file (`file` is its path in the zip) and why it was not kept.
+    File {
+        row: i32,
+        file: String,
+        account_number: String,
+        error: String,
+    },
 }
 
 /// Up to `limit` of the rows `job` could not change after the row `after`, in order,
@@ -98,6 +105,21 @@ pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i6
         return Ok(rows
             .into_iter()
             .map(|(seq, line, _, errors)| (seq, Failure::ImportRow { seq, row: line, errors }))
+            .collect());
+    }
+    if job.kind == JobKind::DocumentUpload {
+        let rows = document_uploads::refused(pool, job.id, after, limit).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|r| {
+                let failure = Failure::File {
+                    row: r.seq,
+                    file: r.path,
+                    account_number: r.account_number,
+                    error: r.error,
+                };
+                (r.seq, failure)
+            })
             .collect());
     }
     let rows = jobs::failures(pool, job.id, after, limit).await?;

@@ -103,6 +103,24 @@ impl Staged {
         })
     }
 
+    /// A new, empty staging file in `dir` for blocking code (in `spawn_blocking`) to write
+    /// through the handle returned with it; [`Staged::finish_blocking`] finishes it.
+    pub fn create_blocking(dir: &Path) -> io::Result<(Self, std::fs::File)> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{}.part", Uuid::new_v4().simple()));
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let staged = Self { path, file: None, size: 0 };
+        Ok((staged, file))
+    }
+
+    /// Flushes `file`, which [`Staged::create_blocking`] handed out and `size` bytes
+    /// were written to, to disk (`fsync`) and closes it.
+    pub fn finish_blocking(&mut self, file: std::fs::File, size: u64) -> io::Result<()> {
+        file.sync_all()?;
+        self.size = size;
+        Ok(())
+    }
+
     pub async fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
         let file = self
             .file

@@ -533,6 +533,16 @@ pub async fn number_taken(pool: &PgPool, number: &str) -> Result<bool> {
     )
 }
 
+/// The id of the live account numbered `number`.
+pub async fn id_by_number(conn: &mut sqlx::PgConnection, number: &str) -> Result<Option<Uuid>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM accounts WHERE account_number = $1 AND deleted_at IS NULL")
+            .bind(number)
+            .fetch_optional(conn)
+            .await?,
+    )
+}
+
 /// How many accounts not deleted each of `agents` is assigned (those with none are absent).
 pub async fn assigned_counts(pool: &PgPool, agents: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
     let rows: Vec<(Uuid, i64)> = sqlx::query_as(

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::domain::account::AccountStatus;
 use crate::domain::attachment::Kind;
 use crate::error::Result;
 use crate::store::keyset::{self, NewestFirst};
@@ -120,4 +121,110 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid, by: Uuid) -> Result<
     .fetch_optional(conn)
     .await?;
     Ok(row)
+}
+
+/// Up to `limit` documents whose bytes are still kept though their retention ended at
+/// `cutoff`: deleted before it, or of an account deleted before it or last changed
+/// before it in a status where nothing is owed ([`AccountStatus::is_resolved`]).
+/// Locked, skipping those another pass holds; with their keys.
+pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, String)>> {
+    let resolved: Vec<String> = AccountStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_resolved())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT d.id, d.storage_key FROM account_documents d JOIN accounts a ON a.id = d.account_id
+         WHERE d.purged_at IS NULL
+           AND (d.deleted_at < $1 OR a.deleted_at < $1
+                OR (a.status IN ({}) AND a.updated_at < $1))
+         ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
+        resolved.join(", ")
+    )))
+    .bind(cutoff)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Marks the documents `ids`, whose bytes were removed, purged (and deleted, if live).
+pub async fn mark_purged(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE account_documents SET purged_at = now(), deleted_at = coalesce(deleted_at, now())
+         WHERE id = ANY($1) AND purged_at IS NULL",
+    )
+    .bind(ids)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// How many documents and bytes.
+#[derive(Clone, Copy, Debug, Default, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub documents: i64,
+    pub bytes: i64,
+}
+
+/// Documents of one kind, live.
+#[derive(Clone, Debug, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct KindUsage {
+    pub kind: Kind,
+    pub documents: i64,
+    pub bytes: i64,
+}
+
+/// An account's live documents.
+#[derive(Clone, Debug, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct AccountUsage {
+    pub account_id: Uuid,
+    pub account_number: String,
+    pub documents: i64,
+    pub bytes: i64,
+}
+
+/// What the store holds in each state: live, deleted with bytes still kept, purged
+/// (bytes removed, size as it was).
+pub async fn usage_by_state(pool: &PgPool, account_id: Option<Uuid>) -> Result<[Usage; 3]> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT CASE WHEN purged_at IS NOT NULL THEN 'purged' WHEN deleted_at IS NOT NULL THEN 'deleted' ELSE 'live' END AS state,
+                count(*), coalesce(sum(size), 0)::bigint
+         FROM account_documents WHERE $1::uuid IS NULL OR account_id = $1 GROUP BY 1",
+    )
+    .bind(account_id)
+    .fetch_all(pool)
+    .await?;
+    let of = |state: &str| {
+        rows.iter()
+            .find(|r| r.0 == state)
+            .map(|r| Usage {
+                documents: r.1,
+                bytes: r.2,
+            })
+            .unwrap_or_default()
+    };
+    Ok([of("live"), of("deleted"), of("purged")])
+}
+
+/// Live documents by kind, the most bytes first.
+pub async fn usage_by_kind(pool: &PgPool) -> Result<Vec<KindUsage>> {
+    Ok(sqlx::query_as(
+        "SELECT kind, count(*) AS documents, sum(size)::bigint AS bytes FROM account_documents
+         WHERE deleted_at IS NULL GROUP BY kind ORDER BY bytes DESC, kind",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The `limit` accounts whose live documents take the most bytes.
+pub async fn largest_accounts(pool: &PgPool, limit: i64) -> Result<Vec<AccountUsage>> {
+    Ok(sqlx::query_as(
+        "SELECT d.account_id, a.account_number, count(*) AS documents, sum(d.size)::bigint AS bytes
+         FROM account_documents d JOIN accounts a ON a.id = d.account_id
+         WHERE d.deleted_at IS NULL GROUP BY d.account_id, a.account_number
+         ORDER BY bytes DESC, d.account_id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }

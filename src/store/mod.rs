@@ -7,6 +7,7 @@ pub mod audit_log;
 pub mod bulk_load;
 pub mod compliance;
 pub mod dead_letters;
+pub mod document_uploads;
 pub mod documents;
 pub mod events;
 pub mod fields;

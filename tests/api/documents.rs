@@ -85,14 +85,14 @@ fn xlsx() -> Vec<u8> {
     ])
 }
 
-fn pdf() -> Vec<u8> {
+pub(crate) fn pdf() -> Vec<u8> {
     b"%PDF-1.4\n1 0 obj<</Type/Catalog/Pages 2 0 R>>endobj\n2 0 obj<</Type/Pages/Kids[3 0 R]/Count 1>>endobj\n\
       3 0 obj<</Type/Page/Parent 2 0 R/MediaBox[0 0 612 792]>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
         .to_vec()
 }
 
 /// A 1x1 RGBA PNG (IHDR, IDAT, IEND with their CRCs).
-fn png() -> Vec<u8> {
+pub(crate) fn png() -> Vec<u8> {
     hex::decode(
         "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000b49444154789c\
          6360000200000500017a5eab3f0000000049454e44ae426082",
@@ -152,7 +152,7 @@ fn eml() -> Vec<u8> {
 }
 
 /// The files under the store's directory, staging included.
-fn stored_files(app: &TestApp) -> Vec<String> {
+pub(crate) fn stored_files(app: &TestApp) -> Vec<String> {
     fn walk(dir: &Path, found: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -168,7 +168,7 @@ fn stored_files(app: &TestApp) -> Vec<String> {
     found
 }
 
-async fn document_rows(app: &TestApp) -> i64 {
+pub(crate) async fn document_rows(app: &TestApp) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM account_documents")
         .fetch_one(&app.pool)
         .await

@@ -16,6 +16,8 @@ mod contract;
 mod credentials;
 mod custom_search;
 mod custom_values;
+mod document_retention;
+mod document_uploads;
 mod documents;
 mod elastic;
 mod elastic_upgrades;

@@ -3,10 +3,12 @@
 // text as text), downloads one, is refused an executable and a duplicate beside the
 // form, and opens a PDF in the browser's viewer; a manager deletes a document, asked
 // twice; a viewer reads the list with nothing to upload or delete, and pages through a
-// long one. At a phone's width and a desktop's.
+// long one; a manager uploads a zip of documents for several accounts from the imports
+// screen and reads which files were not kept, and why. At a phone's width and a
+// desktop's.
 
 import assert from "node:assert/strict";
-import { deflateSync } from "node:zlib";
+import { crc32, deflateSync } from "node:zlib";
 import { BASE, PHONE, accessible, api, login, open, shot, suite, upload } from "./harness.js";
 
 const run = Date.now().toString(36);
@@ -64,6 +66,50 @@ trailer<</Root 1 0 R>>
 %%EOF
 `);
 
+// A zip of `files` (name → bytes), stored uncompressed with UTF-8 names, as archivers
+// write one (APPNOTE 6.3.10, sections 4.3.7, 4.3.12 and 4.3.16).
+function zip(files) {
+  const DOS_DATE = ((2026 - 1980) << 9) | (11 << 5) | 27;
+  const locals = [];
+  const centrals = [];
+  let offset = 0;
+  for (const [name, data] of Object.entries(files)) {
+    const bytes = Buffer.from(name, "utf8");
+    const crc = crc32(data);
+    const local = Buffer.alloc(30);
+    local.writeUInt32LE(0x04034b50, 0);
+    local.writeUInt16LE(20, 4);
+    local.writeUInt16LE(0x0800, 6);
+    local.writeUInt16LE(DOS_DATE, 12);
+    local.writeUInt32LE(crc, 14);
+    local.writeUInt32LE(data.length, 18);
+    local.writeUInt32LE(data.length, 22);
+    local.writeUInt16LE(bytes.length, 26);
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(20, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(DOS_DATE, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(data.length, 20);
+    central.writeUInt32LE(data.length, 24);
+    central.writeUInt16LE(bytes.length, 28);
+    central.writeUInt32LE(offset, 42);
+    locals.push(local, bytes, data);
+    centrals.push(central, bytes);
+    offset += local.length + bytes.length + data.length;
+  }
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(Object.keys(files).length, 8);
+  end.writeUInt16LE(Object.keys(files).length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([...locals, directory, end]);
+}
+
 // No sideways scrolling, and the panel inside the screen.
 async function fits(page, screen) {
   const { scroll, width, panel } = await page.evaluate(() => ({
@@ -99,6 +145,11 @@ async function setup() {
   ids.doomed = (await upload(agent.access_token, ids.deletes, "old-statement.png", PNG)).id;
   await upload(agent.access_token, ids.reads, "dispute-letter.txt", Buffer.from(`I dispute this ${run}.\n`));
   await upload(agent.access_token, ids.pdf, "signed-plan.pdf", PDF);
+  // Named by a zip's files.
+  for (const name of ["Zelda Zipfield", "Zeno Zipworth"]) {
+    const created = await account(name);
+    (ids.zipped ||= []).push({ id: created.id, number: created.account_number });
+  }
   // One more than a page.
   ids.many = (await account("Manfred Manypages")).id;
   for (let n = 1; n <= 21; n += 1) await upload(agent.access_token, ids.many, `note-${n}.txt`, Buffer.from(`note ${n} ${run}\n`));
@@ -278,5 +329,43 @@ suite("an account's documents", setup, (test) => {
     assert.deepEqual(await names.allTextContents(), Array.from({ length: 21 }, (_, i) => `note-${21 - i}.txt`), "newest first, each once");
     assert.equal(await panel.getByRole("button", { name: "More documents" }).isHidden(), true, "nothing more to load");
     await page.context().close();
+  });
+
+  test("a manager uploads a zip of documents for several accounts and reads which files were not kept", async () => {
+    const [first, second] = ids.zipped;
+    const bytes = zip({
+      [`${first.number}.pdf`]: PDF,
+      [`${second.number}/receipt.png`]: PNG,
+      [`NO-SUCH-${run}.txt`]: Buffer.from("lost\n"),
+      ".DS_Store": Buffer.from([0, 0, 0, 1, 66, 117, 100, 49]),
+    });
+    const token = (await login("manager")).access_token;
+    for (const [options, screen, reasons] of [
+      [undefined, "desktop", ["No account has this number, or it is not one you may work."]],
+      // The same zip again: both files are already there.
+      [PHONE, "phone", Array(2).fill("The account already holds this file.").concat("No account has this number, or it is not one you may work.")],
+    ]) {
+      const page = await open("manager", null, options);
+      await page.goto(`${BASE}/#/imports`);
+      const form = page.getByRole("form", { name: "Upload documents" });
+      await form.getByLabel("Zip of documents").setInputFiles({ name: "scans.zip", mimeType: "application/zip", buffer: bytes });
+      await form.getByRole("button", { name: "Upload zip" }).click();
+      const kept = 3 - reasons.length;
+      await form.getByRole("status").getByText(`${kept === 2 ? "Partially failed" : "Failed"}: 3 of 3 done, ${kept} succeeded, ${reasons.length} failed.`).waitFor();
+      const list = form.locator(".not-kept li");
+      await list.first().waitFor();
+      assert.match(await form.locator("#bulk-documents-result h3").innerText(), new RegExp(`^${reasons.length} files? (was|were) not kept$`));
+      const shown = await list.allInnerTexts();
+      assert.deepEqual(shown.map((t) => t.split("\n").at(-1)).sort(), [...reasons].sort());
+      assert.ok(shown.some((t) => t.startsWith(`NO-SUCH-${run}.txt · account NO-SUCH-${run}`)), shown.join(" | "));
+      const scroll = await page.evaluate(() => document.scrollingElement.scrollWidth - window.innerWidth);
+      assert.ok(scroll <= 0, `${screen}: the imports screen scrolls sideways by ${scroll} px`);
+      await accessible(page, `bulk documents (${screen})`);
+      await shot(page, `bulk-documents-${screen}`);
+      await page.context().close();
+    }
+    const names = async (account) => (await api(token, "GET", `/accounts/${account.id}/documents`)).data.map((d) => d.name);
+    assert.deepEqual(await names(first), [`${first.number}.pdf`]);
+    assert.deepEqual(await names(second), ["receipt.png"]);
   });
 });

@@ -256,13 +256,12 @@ fn is_message(head: &[u8]) -> bool {
 
 /// Zips whose directory lists more entries than this are not opened: an OOXML file
 /// has dozens, and the directory is read whole.
-const MAX_ZIP_ENTRIES: u16 = 10_000;
+const MAX_ZIP_ENTRIES: u64 = 10_000;
 
-/// DOCX or XLSX when the zip `file` (of `size` bytes) holds the OOXML content types
-/// part and the main part of a document (`word/document.xml`) or a workbook
-/// (`xl/workbook.xml`); `None` for any other or unreadable zip.
-pub fn ooxml_kind<R: Read + Seek>(mut file: R, size: u64) -> std::io::Result<Option<Kind>> {
-    // The end-of-central-directory record: 22 bytes and a comment of up to 65,535.
+/// How many entries the zip `file` (of `size` bytes) says its directory lists, read from
+/// its end record alone, before the directory is parsed; `u64::MAX` for a ZIP64 count
+/// (only zips beyond 65,534 entries or 4 GiB need one), `None` without an end record.
+pub fn declared_entries<R: Read + Seek>(file: &mut R, size: u64) -> std::io::Result<Option<u64>> {
     let tail_len = size.min(22 + 65_535);
     file.seek(SeekFrom::Start(size - tail_len))?;
     let mut tail = vec![0; tail_len as usize];
@@ -270,7 +269,17 @@ pub fn ooxml_kind<R: Read + Seek>(mut file: R, size: u64) -> std::io::Result<Opt
     let Some(end) = tail.windows(4).rposition(|w| w == b"PK\x05\x06") else {
         return Ok(None);
     };
-    let Some(entries) = tail.get(end + 10..end + 12).map(|b| u16::from_le_bytes([b[0], b[1]])) else {
+    Ok(tail.get(end + 10..end + 12).map(|b| match u16::from_le_bytes([b[0], b[1]]) {
+        u16::MAX => u64::MAX,
+        n => u64::from(n),
+    }))
+}
+
+/// DOCX or XLSX when the zip `file` (of `size` bytes) holds the OOXML content types
+/// part and the main part of a document (`word/document.xml`) or a workbook
+/// (`xl/workbook.xml`); `None` for any other or unreadable zip.
+pub fn ooxml_kind<R: Read + Seek>(mut file: R, size: u64) -> std::io::Result<Option<Kind>> {
+    let Some(entries) = declared_entries(&mut file, size)? else {
         return Ok(None);
     };
     if entries > MAX_ZIP_ENTRIES {

@@ -1,0 +1,121 @@
+//! Document retention and storage reports, over HTTP against the real database and
+//! filesystem store: once `DOCUMENT_RETENTION_DAYS` have passed, the bytes of deleted
+//! documents and of accounts closed or deleted are removed, their rows kept and marked;
+//! the storage report says what the store holds in each state, to admins only.
+
+use arrears::domain::role::Role;
+use arrears::jobs::document_retention::{Retention, Upkeep};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::documents::{pdf, png, stored_files, uploaded};
+use crate::helpers::{TestApp, assert_problem, id_of, spawn_app, status_json};
+
+fn retention(app: &TestApp, days: u32) -> Retention {
+    Retention {
+        pool: app.pool.clone(),
+        content: app.state.content().clone(),
+        clock: app.clock.clone(),
+        days,
+    }
+}
+
+async fn report(app: &TestApp, token: &str, path: &str) -> Value {
+    let (status, body) = status_json(app.get(path, token).await).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn the_bytes_of_expired_documents_are_removed_and_the_store_reports_each_state() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let open = app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await;
+    let closing = app.account(&manager.token, json!({})).await;
+    let kept = uploaded(&app, &agent.token, &id_of(&open), "proof.pdf", pdf()).await;
+    let deleted = uploaded(&app, &agent.token, &id_of(&open), "wrong scan.png", png()).await;
+    let closed = uploaded(&app, &manager.token, &id_of(&closing), "settlement.pdf", pdf()).await;
+    let (status, body) = status_json(app.delete(&format!("/api/v1/documents/{}", id_of(&deleted)), &manager.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = status_json(
+        app.patch(
+            &format!("/api/v1/accounts/{}", id_of(&closing)),
+            &manager.token,
+            &json!({"status": "closed"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let before = report(&app, &admin.token, "/api/v1/documents/storage").await;
+    let (pdf_size, png_size) = (pdf().len() as i64, png().len() as i64);
+    assert_eq!(before["live"], json!({"documents": 2, "bytes": 2 * pdf_size}));
+    assert_eq!(before["deleted"], json!({"documents": 1, "bytes": png_size}));
+    assert_eq!(before["purged"], json!({"documents": 0, "bytes": 0}));
+    assert_eq!(before["by_kind"], json!([{"kind": "pdf", "documents": 2, "bytes": 2 * pdf_size}]));
+    assert_eq!(before["largest_accounts"].as_array().unwrap().len(), 2);
+    assert_eq!(before["retention_days"], 0);
+
+    // Kept for ever by default; kept until the period is over when one is set.
+    assert_eq!(retention(&app, 0).pass().await.unwrap().purged, 0);
+    assert_eq!(retention(&app, 30).pass().await.unwrap().purged, 0);
+    app.clock.advance(chrono::Duration::days(31));
+    assert_eq!(
+        retention(&app, 30).pass().await.unwrap(),
+        Upkeep {
+            purged: 2,
+            zips_removed: 0
+        }
+    );
+    assert_eq!(retention(&app, 30).pass().await.unwrap().purged, 0, "a second pass finds nothing");
+    assert_eq!(stored_files(&app).len(), 1, "only the open account's live document keeps its bytes");
+
+    let (status, body) = status_json(app.get(&format!("/api/v1/documents/{}", id_of(&kept)), &agent.token).await).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_problem(
+        app.get(&format!("/api/v1/documents/{}", id_of(&closed)), &manager.token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let after = report(&app, &admin.token, "/api/v1/documents/storage").await;
+    assert_eq!(after["live"], json!({"documents": 1, "bytes": pdf_size}));
+    assert_eq!(after["deleted"], json!({"documents": 0, "bytes": 0}));
+    assert_eq!(after["purged"], json!({"documents": 2, "bytes": pdf_size + png_size}));
+    let closed_account = report(
+        &app,
+        &manager.token,
+        &format!("/api/v1/accounts/{}/documents/storage", id_of(&closing)),
+    )
+    .await;
+    assert_eq!(closed_account["purged"], json!({"documents": 1, "bytes": pdf_size}));
+    assert_eq!(closed_account["live"], json!({"documents": 0, "bytes": 0}));
+
+    // The audit trail records each purge as the retention scheduler's.
+    let purges: i64 = app
+        .sql_value(
+            "SELECT count(*) FROM audit_log WHERE entity = 'document' AND action = 'document.update'
+               AND job = 'scheduler:document_retention' AND account_id = $1",
+            &id_of(&closing),
+        )
+        .await;
+    assert_eq!(purges, 1);
+
+    // The whole store is an admin's to read; an account's, theirs who read it in full.
+    assert_problem(
+        app.get("/api/v1/documents/storage", &manager.token).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        app.get(&format!("/api/v1/accounts/{}/documents/storage", id_of(&closing)), &agent.token)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+}
