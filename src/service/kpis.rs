@@ -142,6 +142,17 @@ pub struct Roll {
     pub rate: f64,
 }
 
+/// Contact attempts of one channel (an activity type: `call`, `sms`, `whatsapp`,
+/// `email`, `letter`, `visit`; messages sent count as their channel's attempts).
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelFigures {
+    pub channel: String,
+    pub contact_attempts: i64,
+    pub right_party_contacts: i64,
+    /// `right_party_contacts / contact_attempts`.
+    pub right_party_contact_rate: Option<f64>,
+}
+
 /// The figures of one group, or of all of them.
 #[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct Figures {
@@ -150,6 +161,9 @@ pub struct Figures {
     pub right_party_contacts: i64,
     /// `right_party_contacts / contact_attempts`; null without attempts.
     pub right_party_contact_rate: Option<f64>,
+    /// The attempts and right-party contacts split by channel, by channel name; only
+    /// the channels with attempts.
+    pub channels: Vec<ChannelFigures>,
     pub promises_made: i64,
     pub promises_kept: i64,
     pub promises_broken: i64,
@@ -208,6 +222,8 @@ struct Sums {
     worked: Vec<u32>,
     attempts: i64,
     right_party: i64,
+    /// Per channel: `(attempts, right-party contacts)`.
+    channels: BTreeMap<String, (i64, i64)>,
     made: i64,
     kept: i64,
     broken: i64,
@@ -252,6 +268,16 @@ impl Sums {
             contact_attempts: self.attempts,
             right_party_contacts: self.right_party,
             right_party_contact_rate: rate(self.right_party, self.attempts),
+            channels: self
+                .channels
+                .into_iter()
+                .map(|(channel, (attempts, right_party))| ChannelFigures {
+                    channel,
+                    contact_attempts: attempts,
+                    right_party_contacts: right_party,
+                    right_party_contact_rate: rate(right_party, attempts),
+                })
+                .collect(),
             promises_made: self.made,
             promises_kept: self.kept,
             promises_broken: self.broken,
@@ -389,6 +415,13 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         tally.add(key, |s| {
             s.attempts += row.contact_attempts;
             s.right_party += row.right_party_contacts;
+        });
+    }
+    for row in days.channels {
+        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
+            let channel = s.channels.entry(row.channel.clone()).or_default();
+            channel.0 += row.contact_attempts;
+            channel.1 += row.right_party_contacts;
         });
     }
     for row in days.promises {

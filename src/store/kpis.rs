@@ -118,6 +118,17 @@ pub struct WorkRow {
     pub right_party_contacts: i64,
 }
 
+/// A [`WorkRow`]'s attempts split by channel (the activity's type).
+#[derive(Debug, FromRow)]
+pub struct ChannelRow {
+    pub agent_id: Option<Uuid>,
+    pub bucket: Option<String>,
+    pub portfolio_id: Option<Uuid>,
+    pub channel: String,
+    pub contact_attempts: i64,
+    pub right_party_contacts: i64,
+}
+
 /// Promises by the user who made them and the account's bucket on the day they were made.
 #[derive(Debug, FromRow)]
 pub struct PromiseRow {
@@ -156,6 +167,7 @@ pub struct MoveRow {
 #[derive(Debug, Default)]
 pub struct DayFigures {
     pub work: Vec<WorkRow>,
+    pub channels: Vec<ChannelRow>,
     pub promises: Vec<PromiseRow>,
     pub collected: Vec<CollectedRow>,
 }
@@ -196,13 +208,19 @@ const PORTFOLIO_OF_THE_DAY: &str = "CROSS JOIN LATERAL (SELECT CASE WHEN s.accou
 /// made the planner scan every account for a day's events.
 const ORDINAL: &str = "coalesce(s.ordinal, (SELECT a.ordinal FROM accounts a WHERE a.id = e.account_id))";
 
-fn work_figure() -> DayFigure {
+/// Whether an activity is a contact attempt, and whether it reached the right party.
+fn attempt_and_right_party() -> (String, String) {
     let attempt = format!(
         "direction = '{}' AND type IN ({})",
         wire_name(&ATTEMPT_DIRECTION),
         kpi::sql_list(&ATTEMPT_TYPES)
     );
     let right_party = format!("outcome IN ({})", kpi::sql_list(&RIGHT_PARTY_OUTCOMES));
+    (attempt, right_party)
+}
+
+fn work_figure() -> DayFigure {
+    let (attempt, right_party) = attempt_and_right_party();
     DayFigure {
         table: "kpi_day_work",
         columns: "agent_id, bucket, portfolio_id, accounts, contact_attempts, right_party_contacts",
@@ -219,6 +237,26 @@ fn work_figure() -> DayFigure {
                    FROM activities WHERE occurred_at >= $1 AND occurred_at < $2) e
              {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
              GROUP BY e.day, e.agent_id, s.bucket, p.id"
+        ),
+    }
+}
+
+fn channel_figure() -> DayFigure {
+    let (attempt, right_party) = attempt_and_right_party();
+    DayFigure {
+        table: "kpi_day_channels",
+        columns: "agent_id, bucket, portfolio_id, channel, contact_attempts, right_party_contacts",
+        summed: "agent_id, bucket, portfolio_id, channel, sum(contact_attempts)::bigint AS contact_attempts,
+                 sum(right_party_contacts)::bigint AS right_party_contacts",
+        group: "agent_id, bucket, portfolio_id, channel",
+        compute: format!(
+            "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id, e.channel,
+                    count(*) AS contact_attempts, count(*) FILTER (WHERE e.right_party) AS right_party_contacts
+             FROM (SELECT (occurred_at AT TIME ZONE 'UTC')::date AS day, agent_id, account_id, type AS channel,
+                          {right_party} AS right_party
+                   FROM activities WHERE occurred_at >= $1 AND occurred_at < $2 AND {attempt}) e
+             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
+             GROUP BY e.day, e.agent_id, s.bucket, p.id, e.channel"
         ),
     }
 }
@@ -327,7 +365,7 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
     .bind(until)
     .execute(&mut *tx)
     .await?;
-    for figure in [work_figure(), promise_figure(), collected_figure()] {
+    for figure in [work_figure(), channel_figure(), promise_figure(), collected_figure()] {
         if from == day_start(day) {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE day = $1", figure.table)))
                 .bind(day)
@@ -422,6 +460,7 @@ pub async fn day_figures(pool: &PgPool, window: Window, portfolios: &Portfolios)
     let unkept = unkept(window, &kept);
     let figures = DayFigures {
         work: figure_rows(&mut tx, &work_figure(), window, portfolios, &unkept).await?,
+        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, &unkept).await?,
         promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, &unkept).await?,
         collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, &unkept).await?,
     };

@@ -31,7 +31,7 @@ const STATUSES: [&str; 8] = [
     "settled",
     "closed",
 ];
-const TYPES: [&str; 6] = ["call", "sms", "email", "letter", "visit", "note"];
+const TYPES: [&str; 7] = ["call", "sms", "whatsapp", "email", "letter", "visit", "note"];
 const OUTCOMES: [&str; 8] = [
     "right_party",
     "wrong_party",
@@ -285,6 +285,20 @@ async fn expected(
         .fetch_all(pool)
         .await
         .unwrap();
+        let channels: Vec<(Option<String>, String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} AS key, type, count(*),
+                    count(*) FILTER (WHERE outcome IN ('right_party', 'promise_to_pay', 'dispute', 'paid'))
+             FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 AND direction = 'outbound' AND type <> 'note'
+               AND {} GROUP BY 1, 2 ORDER BY 2",
+            key("a.agent_id", "a.account_id", &utc_day("a.occurred_at")),
+            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")))
+        )))
+        .bind(start)
+        .bind(end)
+        .bind(from)
+        .fetch_all(pool)
+        .await
+        .unwrap();
         let promises: Vec<(Option<String>, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} AS key, count(*), count(*) FILTER (WHERE status = 'kept'), count(*) FILTER (WHERE status = 'broken')
              FROM promises p WHERE created_at >= $1 AND created_at < $2 AND {} GROUP BY 1",
@@ -342,6 +356,15 @@ async fn expected(
             f.insert("contact_attempts", json!(attempts));
             f.insert("right_party_contacts", json!(rpc));
             f.insert("right_party_contact_rate", rate(rpc, attempts));
+        }
+        for (key, channel, attempts, rpc) in channels {
+            let f = slot(&mut groups, &mut total, by_group, key);
+            f.get_mut("channels").unwrap().as_array_mut().unwrap().push(json!({
+                "channel": channel,
+                "contact_attempts": attempts,
+                "right_party_contacts": rpc,
+                "right_party_contact_rate": rounded(rate(rpc, attempts)),
+            }));
         }
         for (key, made, kept, broken) in promises {
             let f = slot(&mut groups, &mut total, by_group, key);
@@ -428,6 +451,7 @@ fn zero() -> BTreeMap<&'static str, Value> {
         f.insert(name, Value::Null);
     }
     f.insert("collected", json!([]));
+    f.insert("channels", json!([]));
     f.insert("roll_rates", json!(BTreeSet::<String>::new()));
     f
 }
@@ -439,6 +463,12 @@ fn figures(answer: &Value) -> BTreeMap<&'static str, Value> {
         let value = answer[*name].clone();
         let value = if *name == "roll_rates" {
             roll_set(value.as_array().unwrap().iter().cloned())
+        } else if *name == "channels" {
+            let mut channels = value;
+            for channel in channels.as_array_mut().unwrap() {
+                channel["right_party_contact_rate"] = rounded(channel["right_party_contact_rate"].take());
+            }
+            channels
         } else {
             rounded(value)
         };
