@@ -331,7 +331,7 @@ suite("the console", setup, (test) => {
       document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true }));
     }, csv);
     await page.getByText("Dropped: debtors.csv").waitFor();
-    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
     await page.locator("#import-summary h2").waitFor({ timeout: 30000 });
     assert.equal(await page.locator("#import-created").textContent(), "3");
     assert.equal(await page.locator("#import-failed").textContent(), "1");

@@ -175,7 +175,7 @@ suite("custom fields and portfolios", setup, (test) => {
       data.items.add(new File([text], "client-sheet.csv", { type: "text/csv" }));
       document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true }));
     }, csv);
-    await page.getByRole("button", { name: "Upload" }).click();
+    await page.getByRole("button", { name: "Upload", exact: true }).click();
     await page.locator("#import-summary h2").waitFor({ timeout: 30000 });
     assert.equal(await page.locator("#import-created").textContent(), "1");
     const custom = await page.locator("#import-custom-columns li").allTextContents();
