@@ -1,7 +1,9 @@
 //! Document upkeep, in every API process, hourly: the bytes of documents whose
-//! retention ended are removed ([`attachments::purge_expired`]), and the zips of bulk
+//! retention ended are removed ([`attachments::purge_expired`]), the zips of bulk
 //! uploads that ended are dropped (a job cancelled before it ran leaves its zip to this
-//! pass). Safe in several processes at once: a pass skips the rows another holds.
+//! pass), and files over a day old that nothing names are removed
+//! ([`attachments::remove_orphans`]). Safe in several processes at once: a pass skips
+//! the rows another holds, and removing a file already gone is not an error.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +34,7 @@ pub struct Retention {
 pub struct Upkeep {
     pub purged: u64,
     pub zips_removed: u64,
+    pub orphans_removed: u64,
 }
 
 impl Retention {
@@ -41,6 +44,7 @@ impl Retention {
         Ok(Upkeep {
             purged: attachments::purge_expired(&self.pool, content, self.clock.now(), self.days).await?,
             zips_removed: document_uploads::discard_ended_zips(&self.pool, content).await?,
+            orphans_removed: attachments::remove_orphans(&self.pool, content).await?,
         })
     }
 
@@ -49,7 +53,12 @@ impl Retention {
         while running(&shutdown) {
             match self.pass().await {
                 Ok(upkeep) if upkeep != Upkeep::default() => {
-                    tracing::info!(purged = upkeep.purged, zips_removed = upkeep.zips_removed, "document upkeep")
+                    tracing::info!(
+                        purged = upkeep.purged,
+                        zips_removed = upkeep.zips_removed,
+                        orphans_removed = upkeep.orphans_removed,
+                        "document upkeep"
+                    )
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "document upkeep failed"),

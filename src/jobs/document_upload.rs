@@ -167,8 +167,15 @@ async fn keep(
     };
     match kept {
         Ok(row) => {
-            document_uploads::settle(&mut tx, job, entry.seq, Some(row.id), None).await?;
-            jobs::advance(&mut tx, job, 1, 0).await?;
+            let recorded = async {
+                document_uploads::settle(&mut tx, job, entry.seq, Some(row.id), None).await?;
+                jobs::advance(&mut tx, job, 1, 0).await
+            }
+            .await;
+            if let Err(err) = recorded {
+                attachments::discard_kept(content, &row).await;
+                return Err(err);
+            }
             attachments::commit_kept(tx, content, &row).await?;
             Ok(Ok(()))
         }

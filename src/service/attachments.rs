@@ -135,13 +135,18 @@ pub async fn upload_in(
     Ok(row)
 }
 
+/// Removes the file [`upload_in`] kept for `row`, whose transaction will not commit.
+pub async fn discard_kept(content: &dyn ContentStore, row: &AttachmentRow) {
+    if let Err(removal) = content.remove(&row.storage_key).await {
+        tracing::warn!(document_id = %row.id, error = %removal, "a document whose row was not committed could not be removed");
+    }
+}
+
 /// Commits the transaction that wrote `row` after its file was kept; the file is removed
 /// again if the commit fails, so neither is left without the other.
 pub async fn commit_kept(tx: Transaction<'_, Postgres>, content: &dyn ContentStore, row: &AttachmentRow) -> Result<()> {
     if let Err(err) = tx.commit().await {
-        if let Err(removal) = content.remove(&row.storage_key).await {
-            tracing::warn!(document_id = %row.id, error = %removal, "a document whose row was not committed could not be removed");
-        }
+        discard_kept(content, row).await;
         return Err(err.into());
     }
     tracing::info!(document_id = %row.id, kind = row.kind.as_str(), size = row.size, "document uploaded");
@@ -232,6 +237,33 @@ pub async fn purge_expired(pool: &PgPool, content: &dyn ContentStore, now: DateT
             return Ok(purged);
         }
     }
+}
+
+/// Keys checked against the database per query by [`remove_orphans`].
+const ORPHAN_BATCH: usize = 1000;
+
+/// Removes the files kept over a day ago ([`storage::STALE`], by the store's own clock)
+/// that no document row names and no bulk upload holds: what a process stopped between
+/// keeping a file and committing its row left behind. Returns how many.
+pub async fn remove_orphans(pool: &PgPool, content: &dyn ContentStore) -> Result<u64> {
+    let before = std::time::SystemTime::now() - storage::STALE;
+    let keys = content
+        .keys_before(before)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("listing the document store: {e}")))?;
+    let mut removed = 0;
+    for batch in keys.chunks(ORPHAN_BATCH) {
+        for key in attachments::unreferenced(pool, batch).await? {
+            match content.remove(&key).await {
+                Ok(()) => {
+                    tracing::info!(key = %key, "a file no document names was removed");
+                    removed += 1;
+                }
+                Err(err) => tracing::warn!(key = %key, error = %err, "a file no document names could not be removed"),
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// What documents take in the store: live, deleted with their bytes kept, purged (their

@@ -4,6 +4,7 @@
 use std::io::{self, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
@@ -79,6 +80,40 @@ impl ContentStore for LocalStore {
         }
         .boxed()
     }
+    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>> {
+        let root = self.root.clone();
+        async move {
+            tokio::task::spawn_blocking(move || keys_before(&root, before))
+                .await
+                .map_err(io::Error::other)?
+        }
+        .boxed()
+    }
+}
+
+/// The keys under `root` ([`crate::storage::key_for`]'s `<2 hex>/<hex>`) of files last
+/// modified before `before`; anything else there (staging) is not a key.
+fn keys_before(root: &Path, before: SystemTime) -> io::Result<Vec<String>> {
+    let mut keys = Vec::new();
+    let dirs = match std::fs::read_dir(root) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(keys),
+        dirs => dirs?,
+    };
+    for dir in dirs {
+        let dir = dir?;
+        let prefix = dir.file_name().to_string_lossy().into_owned();
+        if !dir.file_type()?.is_dir() || check_key(&prefix).is_err() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path())? {
+            let file = file?;
+            let key = format!("{prefix}/{}", file.file_name().to_string_lossy());
+            if check_key(&key).is_ok() && file.metadata()?.modified()? < before {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]

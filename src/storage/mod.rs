@@ -12,6 +12,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::time::SystemTime;
 
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWriteExt};
@@ -34,6 +35,10 @@ pub trait ContentStore: Send + Sync + 'static {
 
     /// Removes the file kept under `key`; one already gone is not an error.
     fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<()>>;
+
+    /// The keys of the files kept before `before` (last written then), staging aside:
+    /// what an upkeep checks for files no row names.
+    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>>;
 }
 
 /// The key of document `id`'s file: its id, under a directory of its first two hex
@@ -57,8 +62,9 @@ pub(crate) fn check_key(key: &str) -> io::Result<()> {
     }
 }
 
-/// How old a staged file must be to be taken for one a stopped process left.
-const STALE_STAGED: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+/// How old a staged file must be to be taken for one a stopped process left, and a kept
+/// file no row names for one a stopped upload left.
+pub const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// Removes the staged files in `staging` older than a day: a process stopped during
 /// their upload, which was never answered. (Younger ones may belong to another process
@@ -75,7 +81,7 @@ pub(crate) fn remove_stale(staging: &Path) -> io::Result<()> {
             .and_then(|m| m.modified())
             .ok()
             .and_then(|modified| modified.elapsed().ok())
-            .is_some_and(|age| age > STALE_STAGED);
+            .is_some_and(|age| age > STALE);
         if stale {
             std::fs::remove_file(entry.path())?;
         }

@@ -8,7 +8,7 @@
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, TryStreamExt};
@@ -136,6 +136,21 @@ impl ContentStore for S3Store {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(other) => Err(to_io(other)),
             }
+        }
+        .boxed()
+    }
+    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>> {
+        async move {
+            let before: chrono::DateTime<chrono::Utc> = before.into();
+            let mut listed = self.store.list(None);
+            let mut keys = Vec::new();
+            while let Some(object) = listed.try_next().await.map_err(to_io)? {
+                let key = object.location.to_string();
+                if object.last_modified < before && check_key(&key).is_ok() {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
         }
         .boxed()
     }

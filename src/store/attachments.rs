@@ -228,3 +228,16 @@ pub async fn largest_accounts(pool: &PgPool, limit: i64) -> Result<Vec<AccountUs
     .fetch_all(pool)
     .await?)
 }
+
+/// Of `keys`, those no document row names and no bulk upload still holds as its zip.
+pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "WITH zips AS (SELECT params->>'zip_key' AS key FROM jobs WHERE kind = 'document_upload' AND params ? 'zip_key')
+         SELECT k FROM unnest($1::text[]) AS k
+         WHERE NOT EXISTS (SELECT 1 FROM account_documents d WHERE d.storage_key = k)
+           AND NOT EXISTS (SELECT 1 FROM zips WHERE zips.key = k)",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await?)
+}

@@ -1,7 +1,11 @@
 //! Document retention and storage reports, over HTTP against the real database and
 //! filesystem store: once `DOCUMENT_RETENTION_DAYS` have passed, the bytes of deleted
 //! documents and of accounts closed or deleted are removed, their rows kept and marked;
-//! the storage report says what the store holds in each state, to admins only.
+//! the storage report says what the store holds in each state, to admins only; a file
+//! no row names (a process stopped between keeping it and committing its row) is
+//! removed once it is a day old.
+
+use std::time::{Duration, SystemTime};
 
 use arrears::domain::role::Role;
 use arrears::jobs::document_retention::{Retention, Upkeep};
@@ -67,7 +71,8 @@ async fn the_bytes_of_expired_documents_are_removed_and_the_store_reports_each_s
         retention(&app, 30).pass().await.unwrap(),
         Upkeep {
             purged: 2,
-            zips_removed: 0
+            zips_removed: 0,
+            orphans_removed: 0
         }
     );
     assert_eq!(retention(&app, 30).pass().await.unwrap().purged, 0, "a second pass finds nothing");
@@ -118,4 +123,40 @@ async fn the_bytes_of_expired_documents_are_removed_and_the_store_reports_each_s
         "forbidden",
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_file_no_document_names_is_removed_once_a_day_old() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, json!({})).await;
+    let kept = id_of(&uploaded(&app, &manager.token, &id_of(&account), "proof.pdf", pdf()).await);
+    let root = app.settings.data_dir.join("documents");
+    let age = |key: &str, hours: u64| {
+        let file = std::fs::File::options().write(true).open(root.join(key)).unwrap();
+        file.set_modified(SystemTime::now() - Duration::from_secs(hours * 3600)).unwrap();
+    };
+    // What a process stopped between keeping a file and committing its row leaves
+    // behind: a file under a key of its own, which no row names.
+    let orphan = |hours: u64| {
+        let key = arrears::storage::key_for(uuid::Uuid::now_v7());
+        std::fs::create_dir_all(root.join(&key).parent().unwrap()).unwrap();
+        std::fs::write(root.join(&key), b"%PDF-1.4 left behind").unwrap();
+        age(&key, hours);
+        key
+    };
+    let (old, young) = (orphan(25), orphan(1));
+    // The document's own file, as old: its row names it, so it stays.
+    let own: String = app
+        .sql_value("SELECT storage_key FROM account_documents WHERE id = $1", &kept)
+        .await;
+    age(&own, 25);
+
+    assert_eq!(retention(&app, 0).pass().await.unwrap().orphans_removed, 1);
+    assert!(!root.join(&old).exists(), "the day-old file no row names is removed");
+    assert!(root.join(&young).exists(), "a younger one may be an upload under way");
+    assert!(root.join(&own).exists());
+    let download = app.get(&format!("/api/v1/documents/{kept}/content"), &manager.token).await;
+    assert_eq!(download.status(), StatusCode::OK);
+    assert_eq!(retention(&app, 0).pass().await.unwrap().orphans_removed, 0);
 }

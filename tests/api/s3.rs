@@ -87,7 +87,7 @@ async fn read_all(store: &S3Store, key: &str, range: std::ops::Range<u64>) -> st
 }
 
 #[tokio::test]
-async fn the_s3_store_keeps_a_file_of_several_parts_whole_reads_ranges_and_removes_it() {
+async fn the_s3_store_keeps_a_file_of_several_parts_whole_reads_ranges_lists_and_removes_it() {
     let moto = Moto::start("arrears-store").await;
     let data_dir = std::env::temp_dir().join(format!("arrears-s3-{}", uuid::Uuid::new_v4().simple()));
     let store = S3Store::open(&moto.config("arrears-store"), &data_dir).unwrap();
@@ -114,6 +114,13 @@ async fn the_s3_store_keeps_a_file_of_several_parts_whole_reads_ranges_and_remov
         content[middle.start as usize..middle.end as usize]
     );
     assert!(read_all(&store, &key, 0..0).await.unwrap().is_empty());
+
+    // Listed by the bucket's own modification times: kept before a minute from now, not
+    // before a minute ago.
+    let now = std::time::SystemTime::now();
+    let minute = std::time::Duration::from_secs(60);
+    assert_eq!(store.keys_before(now + minute).await.unwrap(), vec![key.clone()]);
+    assert_eq!(store.keys_before(now - minute).await.unwrap(), Vec::<String>::new());
 
     for bad in ["../etc/passwd", "ab/../../x", "", "AB/cd/"] {
         let refused = store.remove(bad).await.unwrap_err();
