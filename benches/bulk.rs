@@ -6,52 +6,14 @@
 //!
 //! Run: `bin/bench bulk`.
 
-// Shared by every benchmark; this one needs only the server and login helpers.
+// Shared by every benchmark; this one needs only the server, login and memory helpers.
 #[allow(dead_code)]
 mod support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrears::domain::document::Entity;
 use serde_json::json;
-
-/// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
-/// Samples anonymous resident memory every 50 ms; `peak_mib()` is the largest seen.
-struct PeakRss {
-    peak: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl PeakRss {
-    fn start() -> Self {
-        let peak = Arc::new(AtomicU64::new(rss_bytes()));
-        let sampler = peak.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                sampler.fetch_max(rss_bytes(), Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        });
-        Self { peak, task }
-    }
-
-    fn peak_mib(self) -> f64 {
-        self.task.abort();
-        self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -81,8 +43,8 @@ async fn main() {
     let client = reqwest::Client::new();
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    let rss_before = rss_bytes() as f64 / 1048576.0;
-    let peak = PeakRss::start();
+    let rss_before = support::rss_bytes() as f64 / 1048576.0;
+    let peak = support::PeakRss::start();
     let started = Instant::now();
     let response = client
         .get(format!("{}/api/v1/accounts/export?format=csv", server.base))
@@ -110,8 +72,8 @@ async fn main() {
         .fetch_all(&pool)
         .await
         .unwrap();
-    let rss_before = rss_bytes() as f64 / 1048576.0;
-    let peak = PeakRss::start();
+    let rss_before = support::rss_bytes() as f64 / 1048576.0;
+    let peak = support::PeakRss::start();
     let started = Instant::now();
     let body = json!({"ids": ids, "patch": {"status": "disputed", "tags_add": ["bulk-bench"]}});
     let job: serde_json::Value = client
@@ -149,8 +111,8 @@ async fn main() {
     // The bulk update's documents are still being indexed; the import starts on a quiet
     // system so its time to searchable is its own.
     wait_for_empty_outbox(&pool).await;
-    let rss_before = rss_bytes() as f64 / 1048576.0;
-    let peak = PeakRss::start();
+    let rss_before = support::rss_bytes() as f64 / 1048576.0;
+    let peak = support::PeakRss::start();
     let started = Instant::now();
     let (accepted, finished) = run_import(&client, &server.base, &token, file.clone(), "create", started).await;
     let applied = started.elapsed();

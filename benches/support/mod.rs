@@ -2,6 +2,7 @@
 //! HTTP load generator that reports throughput and latency percentiles.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arrears::app::Application;
@@ -427,4 +428,40 @@ pub async fn token(base: &str, email: &str, password: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Samples anonymous resident memory every 50 ms; `peak_mib()` is the largest seen.
+pub struct PeakRss {
+    peak: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakRss {
+    pub fn start() -> Self {
+        let peak = Arc::new(AtomicU64::new(rss_bytes()));
+        let sampler = peak.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                sampler.fetch_max(rss_bytes(), Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        Self { peak, task }
+    }
+
+    pub fn peak_mib(self) -> f64 {
+        self.task.abort();
+        self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
+    }
 }
