@@ -28,18 +28,7 @@ async fn main() {
     };
     support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
     let server = support::start(settings).await;
-    let password = "bench password 123";
-    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(
-        &pool,
-        "bulk-bench@example.com",
-        "Bench",
-        arrears::domain::role::Role::Manager,
-        &hash,
-    )
-    .await
-    .unwrap();
-    let token = support::token(&server.base, "bulk-bench@example.com", password).await;
+    let token = support::manager_token(&pool, &server.base, "bulk-bench@example.com").await;
     let client = reqwest::Client::new();
     tokio::time::sleep(Duration::from_secs(1)).await;
 

@@ -89,18 +89,7 @@ async fn main() {
     };
     support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
     let server = support::start(settings).await;
-    let password = "bench password 123";
-    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(
-        &pool,
-        "documents-bench@example.com",
-        "Bench",
-        arrears::domain::role::Role::Manager,
-        &hash,
-    )
-    .await
-    .unwrap();
-    let token = support::token(&server.base, "documents-bench@example.com", password).await;
+    let token = support::manager_token(&pool, &server.base, "documents-bench@example.com").await;
     let numbers: Vec<String> = sqlx::query_scalar("SELECT account_number FROM accounts ORDER BY id LIMIT $1")
         .bind(files)
         .fetch_all(&pool)

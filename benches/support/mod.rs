@@ -430,6 +430,16 @@ pub async fn token(base: &str, email: &str, password: &str) -> String {
         .to_owned()
 }
 
+/// Creates the manager `email` and signs them in at `base`: their access token.
+pub async fn manager_token(pool: &PgPool, base: &str, email: &str) -> String {
+    let password = "bench password 123";
+    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
+    arrears::store::users::insert(pool, email, "Bench", arrears::domain::role::Role::Manager, &hash)
+        .await
+        .unwrap();
+    token(base, email, password).await
+}
+
 /// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
 pub fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -56,54 +56,38 @@ use crate::lists::accounts::FacetValueView;
 use crate::state::AppState;
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
-    let api = warp::path("api")
-        .and(warp::path("v1"))
-        .and(
-            auth::routes(state.clone())
-                .or(second_factor::routes(state.clone()))
-                .unify()
-                .or(users::routes(state.clone()))
-                .unify()
-                .or(credentials::routes(state.clone()))
-                .unify()
-                .or(accounts::routes(state.clone()))
-                .unify()
-                .or(fields::routes(state.clone()))
-                .unify()
-                .or(payments::routes(state.clone()))
-                .unify()
-                .or(activities::routes(state.clone()))
-                .unify()
-                .or(timeline::routes(state.clone()))
-                .unify()
-                .or(audit_log::routes(state.clone()))
-                .unify()
-                .or(compliance::routes(state.clone()))
-                .unify()
-                .or(queue::routes(state.clone()))
-                .unify()
-                .or(plans::routes(state.clone()))
-                .unify()
-                .or(attachments::routes(state.clone()))
-                .unify()
-                .or(messages::routes(state.clone()))
-                .unify()
-                .or(webhooks::routes(state.clone()))
-                .unify()
-                .or(portfolios::routes(state.clone()))
-                .unify()
-                .or(notifications::routes(state.clone()))
-                .unify()
-                .or(jobs::routes(state.clone()))
-                .unify()
-                .or(imports::routes(state.clone()))
-                .unify()
-                .or(export::routes(state.clone()))
-                .unify()
-                .or(kpis::routes(state.clone()))
-                .unify(),
-        )
-        .boxed();
+    // Each module's routes are tried in turn, each step boxed: a chain of `or`s nested
+    // twenty deep made a release build overflow the trait solver's recursion limit
+    // (`Unpin` of the nested futures, which only the optimiser's inlining asks for).
+    let modules = [
+        auth::routes(state.clone()),
+        second_factor::routes(state.clone()),
+        users::routes(state.clone()),
+        credentials::routes(state.clone()),
+        accounts::routes(state.clone()),
+        fields::routes(state.clone()),
+        payments::routes(state.clone()),
+        activities::routes(state.clone()),
+        timeline::routes(state.clone()),
+        audit_log::routes(state.clone()),
+        compliance::routes(state.clone()),
+        queue::routes(state.clone()),
+        plans::routes(state.clone()),
+        attachments::routes(state.clone()),
+        messages::routes(state.clone()),
+        webhooks::routes(state.clone()),
+        portfolios::routes(state.clone()),
+        notifications::routes(state.clone()),
+        jobs::routes(state.clone()),
+        imports::routes(state.clone()),
+        export::routes(state.clone()),
+        kpis::routes(state.clone()),
+    ];
+    let modules = modules
+        .into_iter()
+        .reduce(|tried, next| tried.or(next).unify().boxed())
+        .expect("the API has routes");
+    let api = warp::path("api").and(warp::path("v1")).and(modules).boxed();
     let routed = health::routes(state.clone())
         .or(ws::routes())
         .unify()
