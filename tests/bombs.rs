@@ -74,6 +74,7 @@ fn zip_child(path: &str) {
             Refusal::UnsafeName { .. } => "unsafe_name",
             Refusal::Link(_) => "link",
             Refusal::Encrypted(_) => "encrypted",
+            Refusal::Overlapping(_) => "overlapping",
             Refusal::TooLarge { .. } => "too_large",
             Refusal::Expanded { .. } => "expanded",
             Refusal::Manifest(_) => "manifest",

@@ -133,7 +133,7 @@ pub fn document_zips() -> Vec<Bomb> {
         Bomb {
             name: "zip: 80 overlapping files of 24 MiB on one body",
             bytes: overlapping(&body, 80),
-            expect: "kept:80 refused:0",
+            expect: "overlapping",
         },
         Bomb {
             name: "zip: 30,000 empty files",

@@ -5,7 +5,9 @@
 //! a control character, a link, an encrypted file, more files than allowed, or files
 //! declaring more bytes than allowed refuse the whole upload. Each file is then read back
 //! bounded ([`extract`]): never past the size its header declared, nor past the per-file
-//! limit, so a zip bomb costs at most the declared bytes it was admitted with.
+//! limit, so a zip bomb costs at most the declared bytes it was admitted with. Entries
+//! whose data overlap (the non-recursive bomb, many files on one compressed body) are
+//! refused too.
 
 use std::fmt;
 use std::io::{self, Read, Seek};
@@ -43,6 +45,7 @@ pub enum Refusal {
     UnsafeName { path: String, why: &'static str },
     Link(String),
     Encrypted(String),
+    Overlapping(String),
     TooLarge { path: String, max: u64 },
     Expanded { max: u64 },
     Manifest(String),
@@ -57,6 +60,7 @@ impl fmt::Display for Refusal {
             Refusal::UnsafeName { path, why } => write!(f, "the zip entry {path:?} is refused: its name {why}"),
             Refusal::Link(path) => write!(f, "the zip entry {path:?} is a link, which is not kept"),
             Refusal::Encrypted(path) => write!(f, "the zip entry {path:?} is encrypted"),
+            Refusal::Overlapping(path) => write!(f, "the zip entry {path:?} overlaps another entry's data"),
             Refusal::TooLarge { path, max } => write!(f, "the zip entry {path:?} is larger than {max} bytes"),
             Refusal::Expanded { max } => write!(f, "the zip's files add up to more than {max} bytes uncompressed"),
             Refusal::Manifest(why) => write!(f, "manifest.csv: {why}"),
@@ -90,9 +94,17 @@ pub fn plan<R: Read + Seek>(mut reader: R, size: u64, limits: &Limits) -> Result
     let mut files = Vec::new();
     let mut manifest = None;
     let mut expanded = 0u64;
+    // Where each entry's local header starts, and the least its data could end at (a
+    // local header is 30 bytes and the name, then the compressed data).
+    let mut spans = Vec::with_capacity(archive.len());
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(|e| Refusal::NotZip(e.to_string()))?;
         let path = String::from_utf8_lossy(entry.name_raw()).into_owned();
+        let start = entry.header_start();
+        let end = start
+            .saturating_add(30 + entry.name_raw().len() as u64)
+            .saturating_add(entry.compressed_size());
+        spans.push((start, end, path.clone()));
         let parts: Vec<String> = match safe_parts(&path) {
             Ok(parts) => parts.into_iter().map(str::to_owned).collect(),
             Err(why) => return Err(Refusal::UnsafeName { path, why }),
@@ -126,6 +138,10 @@ pub fn plan<R: Read + Seek>(mut reader: R, size: u64, limits: &Limits) -> Result
         if files.len() > limits.max_files {
             return Err(Refusal::TooManyFiles { max: limits.max_files });
         }
+    }
+    spans.sort_unstable();
+    if let Some(pair) = spans.windows(2).find(|pair| pair[0].1 > pair[1].0) {
+        return Err(Refusal::Overlapping(pair[1].2.clone()));
     }
     let entries = match manifest {
         Some(index) => {
@@ -431,6 +447,23 @@ mod tests {
         assert!(matches!(plan_of(&missing).unwrap_err(), Refusal::Manifest(m) if m.contains("line 3")));
         let headless = zip_of(&[("1.pdf", b"x"), ("manifest.csv", b"path,account\n1.pdf,A-1\n")]);
         assert!(matches!(plan_of(&headless).unwrap_err(), Refusal::Manifest(_)));
+    }
+
+    #[test]
+    fn entries_sharing_their_data_are_refused() {
+        let one = zip_of(&[("A-1.txt", b"the one body")]);
+        let central = one.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+        let end = one.windows(4).rposition(|w| w == b"PK\x05\x06").unwrap();
+        let mut record = one[central..end].to_vec();
+        let mut bomb = one[..end].to_vec();
+        record[46..53].copy_from_slice(b"A-2.txt");
+        bomb.extend_from_slice(&record);
+        let mut eocd = one[end..].to_vec();
+        eocd[8..10].copy_from_slice(&2u16.to_le_bytes());
+        eocd[10..12].copy_from_slice(&2u16.to_le_bytes());
+        eocd[12..16].copy_from_slice(&(2 * (end - central) as u32).to_le_bytes());
+        bomb.extend_from_slice(&eocd);
+        assert!(matches!(plan_of(&bomb).unwrap_err(), Refusal::Overlapping(path) if path.starts_with("A-")));
     }
 
     #[test]
