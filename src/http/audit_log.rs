@@ -244,7 +244,11 @@ async fn audit(caller: Principal, state: AppState, raw: String) -> Result<Respon
     range(query.from, query.to)?;
     let csv = wants_csv(query.format.as_deref())?;
     if query.entity_id.as_ref().is_some_and(|id| id.is_empty() || id.len() > 200) {
-        return Err(Error::field("entity_id", "1 to 200 characters"));
+        return Err(Error::with_fields(
+            Code::InvalidParameter,
+            "entity_id: 1 to 200 characters",
+            vec![FieldError::new("entity_id", "1 to 200 characters")],
+        ));
     }
     let filter = AuditFilter {
         actor: query.actor_id,

@@ -165,6 +165,7 @@ async fn only_managers_admins_and_the_owner_read_an_accounts_history_and_only_ad
         "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
         "format=xml",
         "nope=1",
+        "entity_id=",
     ] {
         let response = app.get(&format!("/api/v1/audit?{bad}"), &admin.token).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
