@@ -151,24 +151,7 @@ async fn run_import(
     let form = reqwest::multipart::Form::new()
         .part("file", reqwest::multipart::Part::bytes(file).file_name("bench.xlsx"))
         .text("mode", mode.to_owned());
-    let response = client
-        .post(format!("{base}/api/v1/imports"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
-    let job: serde_json::Value = response.json().await.unwrap();
-    let accepted = started.elapsed();
-    let path = format!("{base}/api/v1/imports/{}", job["id"].as_str().unwrap());
-    loop {
-        let state: serde_json::Value = client.get(&path).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-        if state["finished_at"].is_string() {
-            return (accepted, state);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::submit_job(client, (base, token), "/api/v1/imports", form, "/api/v1/imports", started).await
 }
 
 async fn wait_for_empty_outbox(pool: &sqlx::PgPool) {

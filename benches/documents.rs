@@ -13,7 +13,7 @@
 mod support;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrears::domain::document::Entity;
 
@@ -44,24 +44,7 @@ async fn upload(client: &reqwest::Client, base: &str, token: &str, zip: Vec<u8>,
     let peak = support::PeakRss::start();
     let started = Instant::now();
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(zip).file_name("scans.zip"));
-    let response = client
-        .post(format!("{base}/api/v1/documents/bulk"))
-        .bearer_auth(token)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
-    let job: serde_json::Value = response.json().await.unwrap();
-    let accepted = started.elapsed();
-    let path = format!("{base}/api/v1/jobs/{}", job["id"].as_str().unwrap());
-    let finished = loop {
-        let state: serde_json::Value = client.get(&path).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-        if state["finished_at"].is_string() {
-            break state;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let (accepted, finished) = support::submit_job(client, (base, token), "/api/v1/documents/bulk", form, "/api/v1/jobs", started).await;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{label}: {} files, {mib:.0} MiB zip: 202 after {:.2} s, job ended after {secs:.1} s ({} kept, {} refused; {:.0} files/s, {:.1} MiB/s); anonymous RSS {rss_before:.0} MiB before, peak {:.0} MiB",

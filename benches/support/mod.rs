@@ -430,6 +430,36 @@ pub async fn token(base: &str, email: &str, password: &str) -> String {
         .to_owned()
 }
 
+/// Posts `form` to `base` + `route` as `token`, asserts 202, and polls `base` + `poll` and
+/// the job's id until the job ends: the time the 202 came (from `started`), and the job.
+pub async fn submit_job(
+    client: &reqwest::Client,
+    (base, token): (&str, &str),
+    route: &str,
+    form: reqwest::multipart::Form,
+    poll: &str,
+    started: Instant,
+) -> (Duration, serde_json::Value) {
+    let response = client
+        .post(format!("{base}{route}"))
+        .bearer_auth(token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::ACCEPTED);
+    let job: serde_json::Value = response.json().await.unwrap();
+    let accepted = started.elapsed();
+    let path = format!("{base}{poll}/{}", job["id"].as_str().unwrap());
+    loop {
+        let state: serde_json::Value = client.get(&path).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        if state["finished_at"].is_string() {
+            return (accepted, state);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Creates the manager `email` and signs them in at `base`: their access token.
 pub async fn manager_token(pool: &PgPool, base: &str, email: &str) -> String {
     let password = "bench password 123";
