@@ -97,6 +97,7 @@ pub fn plan<R: Read + Seek>(mut reader: R, size: u64, limits: &Limits) -> Result
     // Where each entry's local header starts, and the least its data could end at (a
     // local header is 30 bytes and the name, then the compressed data).
     let mut spans = Vec::with_capacity(archive.len());
+    let mut sizes = std::collections::HashMap::new();
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(|e| Refusal::NotZip(e.to_string()))?;
         let path = String::from_utf8_lossy(entry.name_raw()).into_owned();
@@ -134,6 +135,7 @@ pub fn plan<R: Read + Seek>(mut reader: R, size: u64, limits: &Limits) -> Result
                 max: limits.max_expanded_bytes,
             });
         }
+        sizes.insert(index, entry.size());
         files.push((index, path, parts));
         if files.len() > limits.max_files {
             return Err(Refusal::TooManyFiles { max: limits.max_files });
@@ -160,6 +162,18 @@ pub fn plan<R: Read + Seek>(mut reader: R, size: u64, limits: &Limits) -> Result
     };
     if entries.is_empty() {
         return Err(Refusal::Empty);
+    }
+    // A manifest may list a file more than once: the limits hold for what is kept.
+    if entries.len() > limits.max_files {
+        return Err(Refusal::TooManyFiles { max: limits.max_files });
+    }
+    let kept = entries
+        .iter()
+        .fold(0u64, |sum, e| sum.saturating_add(sizes.get(&e.index).copied().unwrap_or(0)));
+    if kept > limits.max_expanded_bytes {
+        return Err(Refusal::Expanded {
+            max: limits.max_expanded_bytes,
+        });
     }
     Ok(entries)
 }
@@ -445,6 +459,15 @@ mod tests {
         assert!(matches!(plan_of(&unlisted).unwrap_err(), Refusal::Manifest(m) if m.contains("\"2.pdf\" is not listed")));
         let missing = zip_of(&[("1.pdf", b"x"), ("manifest.csv", b"file,account_number\n1.pdf,A-1\n9.pdf,A-9\n")]);
         assert!(matches!(plan_of(&missing).unwrap_err(), Refusal::Manifest(m) if m.contains("line 3")));
+        let repeated = format!("file,account_number\n{}", "1.pdf,A-1\n".repeat(11));
+        let twice = zip_of(&[("1.pdf", b"x"), ("manifest.csv", repeated.as_bytes())]);
+        assert_eq!(plan_of(&twice).unwrap_err(), Refusal::TooManyFiles { max: 10 });
+        let k = vec![b'a'; 1000];
+        let four = zip_of(&[
+            ("1.pdf", &k),
+            ("manifest.csv", b"file,account_number\n1.pdf,A\n1.pdf,B\n1.pdf,C\n1.pdf,D\n"),
+        ]);
+        assert_eq!(plan_of(&four).unwrap_err(), Refusal::Expanded { max: 3000 });
         let headless = zip_of(&[("1.pdf", b"x"), ("manifest.csv", b"path,account\n1.pdf,A-1\n")]);
         assert!(matches!(plan_of(&headless).unwrap_err(), Refusal::Manifest(_)));
     }
