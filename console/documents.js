@@ -44,6 +44,35 @@ export function fileSize(bytes) {
 
 const content = (doc, headers) => api("GET", `/documents/${doc.id}/content`, { raw: true, headers });
 
+// What processing read from a document, in words: its pages and whether its words are
+// searchable, that it is still being read, or why it could not be.
+export function processingNote(doc) {
+  const processing = doc.processing || { status: "pending" };
+  if (processing.status === "pending") return "being read";
+  if (processing.status === "failed") return `could not be read: ${processing.error}`;
+  const parts = [];
+  if (processing.page_count != null) parts.push(processing.page_count === 1 ? "1 page" : `${processing.page_count} pages`);
+  if (processing.text_chars > 0) parts.push("words searchable");
+  return parts.join(" · ");
+}
+
+// Reading a document takes a moment after its upload: asked again this often, this
+// many times, while it is pending.
+const PENDING_RECHECK_MS = 1500;
+const PENDING_RECHECKS = 8;
+
+// The thumbnail processing made of an image, from a blob URL revoked once drawn.
+async function thumbnailOf(doc) {
+  const blob = await (await api("GET", `/documents/${doc.id}/thumbnail`, { raw: true })).blob();
+  const url = URL.createObjectURL(blob);
+  const img = h("img", { class: "thumbnail", alt: "", width: 64 });
+  const revoke = () => URL.revokeObjectURL(url);
+  img.addEventListener("load", revoke, { once: true });
+  img.addEventListener("error", revoke, { once: true });
+  img.src = url;
+  return img;
+}
+
 // The section listing `account`'s documents; `load()` fills it.
 export function documentsSection(account) {
   const section = h("section", { class: "card documents", "aria-labelledby": "documents-title" });
@@ -70,11 +99,31 @@ export function documentsSection(account) {
     const preview = h("div", { class: "preview", hidden: true });
     const buttons = h("div", { class: "item-buttons" });
     const form = h("form", { class: "item-actions", "aria-label": doc.name }, alert, buttons);
+    const note = h("small", { class: "muted processing" }, processingNote(doc));
+    const picture = h("div", { class: "document-thumbnail" });
     const li = h("li", { dataset: { id: doc.id } },
-      h("div", { class: "document-head" }, h("strong", { class: "document-name" }, doc.name), " ", h("span", { class: "badge" }, kindName(doc.kind))),
-      h("small", { class: "muted" }, `${fileSize(doc.size)} · uploaded by ${doc.uploaded_by ? nameOf(doc.uploaded_by) : "—"} · ${when(doc.created_at)}`),
-      form,
-      preview);
+      picture,
+      h("div", { class: "document-body" },
+        h("div", { class: "document-head" }, h("strong", { class: "document-name" }, doc.name), " ", h("span", { class: "badge" }, kindName(doc.kind))),
+        h("small", { class: "muted" }, `${fileSize(doc.size)} · uploaded by ${doc.uploaded_by ? nameOf(doc.uploaded_by) : "—"} · ${when(doc.created_at)}`),
+        note,
+        form,
+        preview));
+    const showThumbnail = (current) => {
+      if (current.processing?.has_thumbnail) thumbnailOf(current).then((img) => clear(picture, img)).catch(() => false);
+    };
+    showThumbnail(doc);
+    // A document still being read is asked for again until it is read (or fails).
+    (async () => {
+      let current = doc;
+      for (let tries = 0; current.processing?.status === "pending" && tries < PENDING_RECHECKS; tries += 1) {
+        await new Promise((resolve) => setTimeout(resolve, PENDING_RECHECK_MS));
+        if (!li.isConnected) return;
+        current = await api("GET", `/documents/${doc.id}`).catch(() => current);
+      }
+      clear(note, processingNote(current));
+      showThumbnail(current === doc ? { processing: {} } : current);
+    })();
     const attempt = async (request) => {
       try {
         await request();

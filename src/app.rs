@@ -20,7 +20,7 @@ use crate::search::open;
 use crate::state::AppState;
 use crate::store::dead_letters::SqlDeadLetters;
 use crate::sync::SyncRuntime;
-use crate::{http, jobs, store, telemetry};
+use crate::{http, jobs, service, store, telemetry};
 
 /// Opens the search index: to write when this process runs the sync worker (and, for
 /// the embedded index, nobody else owns it), read-only otherwise.
@@ -38,6 +38,22 @@ async fn open_index(settings: &Settings, pool: &PgPool) -> anyhow::Result<(Arc<d
 }
 
 /// Resolves once `serving` turns true.
+/// The program that reads documents for processing: `DOCUMENT_EXTRACTOR`, this binary
+/// when unset, none when set empty.
+fn document_extractor(configured: Option<&std::path::Path>) -> Option<std::path::PathBuf> {
+    match configured {
+        Some(path) if path.as_os_str().is_empty() => None,
+        Some(path) => Some(path.to_owned()),
+        None => match std::env::current_exe() {
+            Ok(path) => Some(path),
+            Err(err) => {
+                tracing::warn!(error = %err, "this binary's path is unknown: documents are not processed");
+                None
+            }
+        },
+    }
+}
+
 async fn signalled(mut serving: watch::Receiver<bool>) {
     let _ = serving.wait_for(|stop| *stop).await;
 }
@@ -150,6 +166,13 @@ impl Application {
             max_file_bytes: state.settings().document_max_bytes,
         };
         background.spawn(jobs::run(state.pool().clone(), documents, stopped.clone()));
+        let processor = service::document_processing::Processor {
+            pool: state.pool().clone(),
+            content: state.content().clone(),
+            extractor: document_extractor(state.settings().document_extractor.as_deref()),
+            max_bytes: state.settings().document_max_bytes,
+        };
+        background.spawn(jobs::document_processing::run(processor, stopped.clone()));
         background.spawn(jobs::messages::run(
             state.pool().clone(),
             state.messengers().clone(),

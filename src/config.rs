@@ -304,6 +304,13 @@ pub struct Settings {
     #[arg(long, env = "DOCUMENT_RETENTION_DAYS", default_value_t = 0, global = true)]
     pub document_retention_days: u32,
 
+    /// The program that reads a document for processing (page count, thumbnail, text),
+    /// run as `<program> extract-document` in a child process under resource limits, one
+    /// per document. Unset: this binary. Empty: documents are not processed (they stay
+    /// `pending`).
+    #[arg(long, env = "DOCUMENT_EXTRACTOR", global = true)]
+    pub document_extractor: Option<std::path::PathBuf>,
+
     /// Most files a zip sent to `POST /documents/bulk` may hold.
     #[arg(long, env = "DOCUMENT_BULK_MAX_FILES", default_value_t = 10_000, global = true)]
     pub document_bulk_max_files: usize,

@@ -1,7 +1,9 @@
 //! Every spreadsheet bomb is refused (or read, where it is harmless) with the reader's
 //! peak memory under 300 MiB above idle, and so is every zip crafted against a bulk
 //! upload of documents: its directory checked, then each file it admits read back
-//! bounded, as the upload job reads it. Each bomb is read in a child process of its
+//! bounded, as the upload job reads it; and so is every PDF crafted against document
+//! processing, read under the limits of its child process (`arrears extract-document`),
+//! or stopped by them, which then bound its memory. Each bomb is read in a child process of its
 //! own (this binary, run as `bombs <file>`), which reports its resident set before
 //! and its high-water mark after, so that one bomb's memory is never another's; the
 //! parent prints a table of the figures.
@@ -11,10 +13,14 @@
 
 #[path = "support/bombs.rs"]
 mod bombs;
+#[path = "support/pdf_bombs.rs"]
+mod pdf_bombs;
 #[path = "support/zip_bombs.rs"]
 mod zip_bombs;
 
 use std::process::Command;
+
+use arrears::domain::attachment::extract;
 
 /// The allocator the `arrears` binary runs with, so that the figures are the service's.
 #[global_allocator]
@@ -30,6 +36,8 @@ fn main() {
     if args.len() == 3 && args[1] == "read" {
         if args[2].ends_with(".zip") {
             zip_child(&args[2]);
+        } else if args[2].ends_with(".pdf") {
+            pdf_child(&args[2]);
         } else {
             child(&args[2]);
         }
@@ -94,6 +102,25 @@ fn zip_child(path: &str) {
     println!("{idle} {} {outcome}", status_kib("VmHWM:"));
 }
 
+/// Reads the PDF at `path` as document processing does: in a process under the
+/// reader's limits (`arrears extract-document`), which a bomb that crosses them ends.
+fn pdf_child(path: &str) {
+    use arrears::domain::attachment::Kind;
+    let bytes = std::fs::read(path).unwrap();
+    let idle = status_kib("VmRSS:");
+    arrears::cli::extract::limit_self().unwrap();
+    let outcome = match extract::extract(Kind::Pdf, &bytes) {
+        Ok(read) => format!(
+            "pages:{} words:{}",
+            read.page_count.unwrap_or_default(),
+            read.text.split_whitespace().count()
+        ),
+        Err(reason) => format!("unreadable: {reason}"),
+    };
+    drop(bytes);
+    println!("{idle} {} {outcome}", status_kib("VmHWM:"));
+}
+
 fn parent() {
     let dir = std::env::temp_dir().join(format!("arrears-bombs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -101,7 +128,16 @@ fn parent() {
     let read = |name: &str, bytes: &[u8]| -> (String, u64, u64) {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = Command::new(&me).arg("read").arg(&path).output().unwrap();
+        let mut reader = Command::new(&me);
+        if name.ends_with(".pdf") {
+            reader.envs(extract::READER_ENV);
+        }
+        let out = reader.arg("read").arg(&path).output().unwrap();
+        if name.ends_with(".pdf") && !out.status.success() {
+            // Stopped by its limits: its peak is bounded by the data memory it had.
+            let bound = extract::READER_MAX_DATA_BYTES / 1024;
+            return ("limit".to_owned(), 0, bound);
+        }
         assert!(
             out.status.success(),
             "{name}: the reader died: {:?}\n{}",
@@ -129,7 +165,9 @@ fn parent() {
         "bomb", "file KiB", "idle RSS KiB", "peak +KiB"
     );
     let zips = zip_bombs::document_zips().into_iter().map(|bomb| (bomb, ".zip"));
-    for (i, (bomb, extension)) in bombs::all().into_iter().map(|bomb| (bomb, "")).chain(zips).enumerate() {
+    let pdfs = pdf_bombs::documents().into_iter().map(|bomb| (bomb, ".pdf"));
+    let all = bombs::all().into_iter().map(|bomb| (bomb, "")).chain(zips).chain(pdfs);
+    for (i, (bomb, extension)) in all.enumerate() {
         let file = if bomb.name.contains("asked for") {
             format!("{i}-asks-debtors")
         } else {
@@ -145,7 +183,9 @@ fn parent() {
             above
         );
         let expected = outcome == bomb.expect || (bomb.expect == "ok" && outcome.starts_with("ok:"));
-        if !expected || above > MAX_PEAK_ABOVE_IDLE_KIB {
+        // A reader its limits stopped is bounded by them instead.
+        let bound = if outcome == "limit" { peak } else { MAX_PEAK_ABOVE_IDLE_KIB };
+        if !expected || above > bound {
             failures.push(format!(
                 "{}: {outcome}, {above} KiB above idle (expected {}, under {MAX_PEAK_ABOVE_IDLE_KIB} KiB)",
                 bomb.name, bomb.expect

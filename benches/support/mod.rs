@@ -39,6 +39,8 @@ pub fn bench_settings() -> Settings {
     settings.metrics_bind = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = std::env::temp_dir().join("arrears-bench");
     settings.jwt_secret = Some("bench-secret-bench-secret-bench-secret-01".to_owned());
+    // Documents are read by the service's own binary (this one is the benchmark's).
+    settings.document_extractor = Some(env!("CARGO_BIN_EXE_arrears").into());
     settings.login_rate_limit_per_ip = u32::MAX;
     settings.lockout_threshold = i32::MAX;
     settings.rate_limit_per_user = u32::MAX;

@@ -13,6 +13,7 @@ use crate::service::credentials::issue_password_reset_by_email;
 use crate::service::users::{CreateUser, UserView, create_user};
 use crate::{store, telemetry};
 
+pub mod extract;
 pub mod ops;
 
 #[derive(Debug, Parser)]
@@ -105,6 +106,16 @@ pub enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Read one document from standard input and write what processing keeps of it
+    /// as JSON: the child process document processing runs, under resource limits.
+    #[command(hide = true)]
+    ExtractDocument {
+        /// The document's kind, as kept (`pdf`, `docx` ...).
+        kind: String,
+        /// The most bytes read from standard input.
+        #[arg(long)]
+        max_bytes: u64,
+    },
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -202,6 +213,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             errors_out,
         } => ops::import(cli.settings, &file, (mode, sheet.as_deref(), locale), &actor, errors_out.as_deref()).await,
         Command::Doctor { fix } => ops::doctor(cli.settings, fix).await,
+        Command::ExtractDocument { kind, max_bytes } => extract::run(&kind, max_bytes),
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;
             store::migrate(&pool).await?;

@@ -4,9 +4,23 @@
 //! with, made safe. What kind a file is comes from its bytes ([`kind`]).
 
 pub mod bulk;
+pub mod extract;
 pub mod kind;
 
 pub use kind::Kind;
+
+/// Where a document's processing is ([`extract`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum Processing {
+    /// Waiting for a worker, or being read.
+    Pending,
+    /// Read: its page count, thumbnail and text are recorded (those its kind has).
+    Processed,
+    /// It could not be read; `processing_error` says why.
+    Failed,
+}
 
 /// The longest name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 255;

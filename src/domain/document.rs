@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address};
+use crate::domain::attachment::Kind;
 use crate::domain::compliance::ContactInputs;
 use crate::domain::custom_field::{Definition, FieldType, NUMBER_PLACES};
 use crate::domain::payment::{Method, PaymentStatus};
@@ -145,6 +146,53 @@ pub struct WorkInputs {
     pub custom: Vec<CustomValue>,
     /// The portfolio's name, for reports (Kibana) to group by.
     pub portfolio_name: Option<String>,
+    /// The account's live documents (files), oldest first: their kinds and names are
+    /// facets, their words are searched.
+    pub files: Vec<FileFacts>,
+}
+
+/// What the index holds of one document (file) kept with an account.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileFacts {
+    pub kind: Kind,
+    pub name: String,
+    /// Its words, once processing read them.
+    pub text: Option<String>,
+}
+
+/// The most documents (files) of one account the index holds, oldest first.
+pub const MAX_INDEXED_FILES: usize = 200;
+/// The most characters of document text the index holds for one account, in all.
+pub const MAX_INDEXED_FILE_CHARS: usize = 500_000;
+
+impl WorkInputs {
+    /// The documents' kinds, each once (a facet counts an account once per value).
+    pub fn file_kinds(&self) -> Vec<&'static str> {
+        let kinds: std::collections::BTreeSet<&'static str> = self.files.iter().map(|f| f.kind.as_str()).collect();
+        kinds.into_iter().collect()
+    }
+
+    /// The documents' names, each once.
+    pub fn file_names(&self) -> Vec<&str> {
+        let names: std::collections::BTreeSet<&str> = self.files.iter().map(|f| f.name.as_str()).collect();
+        names.into_iter().collect()
+    }
+
+    /// The documents' words, each document's text in turn until
+    /// [`MAX_INDEXED_FILE_CHARS`].
+    pub fn file_words(&self) -> Vec<&str> {
+        let mut budget = MAX_INDEXED_FILE_CHARS;
+        let mut words = Vec::new();
+        for text in self.files.iter().filter_map(|f| f.text.as_deref()) {
+            let chars = text.chars().count();
+            if chars > budget {
+                break;
+            }
+            budget -= chars;
+            words.push(text);
+        }
+        words
+    }
 }
 
 /// One custom field's value as the index holds it.

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::account::{AccountStatus, Bucket};
+use super::attachment::Kind;
 use super::compliance::{Channel, UtcWindow};
 use super::custom_field::FieldType;
 use super::payment::{Method, PaymentStatus};
@@ -91,18 +92,30 @@ pub enum Facet {
     Tags,
     /// Accounts by portfolio; those without one under [`NO_PORTFOLIO`].
     Portfolio,
+    /// Accounts by the kinds of their live documents (files).
+    DocumentKind,
+    /// Accounts by the names of their live documents (files).
+    DocumentName,
     /// A filterable list, multi_list, boolean or text custom field.
     Custom(CustomField),
 }
 
 impl Facet {
-    pub const ALL: [(&'static str, Facet); 5] = [
+    pub const ALL: [(&'static str, Facet); 7] = [
         ("status", Facet::Status),
         ("bucket", Facet::Bucket),
         ("assigned_agent_id", Facet::AssignedAgent),
         ("tags", Facet::Tags),
         ("portfolio_id", Facet::Portfolio),
+        ("document_kind", Facet::DocumentKind),
+        ("document_name", Facet::DocumentName),
     ];
+
+    /// Whether the facet tells what documents accounts hold, which only those who read
+    /// every account's documents may ask.
+    pub fn about_documents(self) -> bool {
+        matches!(self, Facet::DocumentKind | Facet::DocumentName)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -129,6 +142,18 @@ pub enum SortKey {
     Score(f32),
     Int(i128),
     Missing,
+}
+
+/// Whose accounts a search's words may find through the text of their documents (files):
+/// only accounts whose documents the caller reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileReach {
+    /// No account's: a query built for no caller.
+    None,
+    /// The accounts assigned to this agent.
+    Assigned(Uuid),
+    /// Every account the query reaches.
+    All,
 }
 
 /// The value the portfolio facet and filter use for accounts without a portfolio.
@@ -234,6 +259,10 @@ pub struct AccountQuery {
     pub statuses: Vec<AccountStatus>,
     pub agent: Option<AgentFilter>,
     pub tags: Vec<String>,
+    /// The account holds a live document of one of these kinds.
+    pub document_kinds: Vec<Kind>,
+    /// Whose accounts the text may match through their documents' words.
+    pub file_reach: FileReach,
     pub min_balance: Option<Decimal>,
     pub max_balance: Option<Decimal>,
     pub due_from: Option<NaiveDate>,
@@ -279,6 +308,8 @@ impl AccountQuery {
             statuses: Vec::new(),
             agent: None,
             tags: Vec::new(),
+            document_kinds: Vec::new(),
+            file_reach: FileReach::None,
             min_balance: None,
             max_balance: None,
             due_from: None,

@@ -20,7 +20,7 @@ use warp::reply::{Reply, Response};
 
 use crate::domain::attachment::bulk::Limits;
 use crate::domain::attachment::kind::{Sniffer, Verdict};
-use crate::domain::attachment::{self, Kind};
+use crate::domain::attachment::{self, Kind, Processing};
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::http::filters::{principal, with_state};
@@ -58,6 +58,24 @@ pub struct DocumentView {
     pub created_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub deleted_by: Option<Uuid>,
+    /// What processing read from it.
+    pub processing: ProcessingView,
+}
+
+/// What processing read from a document: its pages, thumbnail and text.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProcessingView {
+    /// `pending` until read; `failed` when it could not be (`error` says why).
+    pub status: Processing,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// A PDF's pages.
+    pub page_count: Option<i32>,
+    /// An image has a thumbnail at `GET /documents/{id}/thumbnail`.
+    pub has_thumbnail: bool,
+    /// Characters of text read from it (PDF, DOCX, plain text, email), which a search
+    /// of accounts finds; 0 when none.
+    pub text_chars: i32,
 }
 
 impl DocumentView {
@@ -75,6 +93,14 @@ impl DocumentView {
             created_at: row.created_at,
             deleted_at: row.deleted_at,
             deleted_by: row.deleted_by,
+            processing: ProcessingView {
+                status: row.processing,
+                processed_at: row.processed_at,
+                error: row.processing_error,
+                page_count: row.page_count,
+                has_thumbnail: row.thumbnail_key.is_some(),
+                text_chars: row.text_chars,
+            },
         }
     }
 }
@@ -124,6 +150,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(warp::header::optional::<String>("range"))
         .then(content);
+    let thumbnail = warp::path!("documents" / Uuid / "thumbnail")
+        .and(warp::get())
+        .and(caller.clone())
+        .then(thumbnail);
     let delete = warp::path!("documents" / Uuid).and(warp::delete()).and(caller).then(delete);
     upload
         .or(bulk)
@@ -138,6 +168,8 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(content)
         .unify()
+        .or(thumbnail)
+        .unify()
         .or(delete)
         .unify()
         .map(respond)
@@ -146,7 +178,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(upload, bulk, for_account, get, content, delete, storage, account_storage))]
+#[openapi(paths(upload, bulk, for_account, get, content, thumbnail, delete, storage, account_storage))]
 pub struct Api;
 
 fn stored(err: std::io::Error) -> Error {
@@ -387,6 +419,35 @@ async fn content(id: Uuid, caller: Principal, state: AppState, range: Option<Str
             .map_err(|e| Error::Internal(anyhow::anyhow!("content range: {e}")))?;
         headers.insert(header::CONTENT_RANGE, value);
     }
+    Ok(response)
+}
+
+/// A document's thumbnail
+#[utoipa::path(get, path = "/api/v1/documents/{id}/thumbnail", tag = "documents", operation_id = "get_document_thumbnail",
+    params(("id" = Uuid, Path, description = "The document's id")),
+    responses(
+        (status = 200, description = "A PNG of at most 256 x 256 pixels, made by processing from a PNG, JPEG or TIFF image", content((FileBytes = "image/png"))),
+        (status = 403, description = "The role may not read its account in full"),
+        (status = 404, description = "No such document, or it has no thumbnail (not an image, or not processed yet)"),
+    ))]
+#[tracing::instrument(skip_all, fields(document_id = %id))]
+async fn thumbnail(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
+    let row = service::get(state.pool(), &caller, id).await?;
+    let (Some(key), Some(size)) = (row.thumbnail_key, row.thumbnail_size) else {
+        return Err(Error::not_found("thumbnail"));
+    };
+    let size = u64::try_from(size).unwrap_or_default();
+    let reader = state
+        .content()
+        .read(&key, 0..size)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("reading the thumbnail of document {id}: {e}")))?;
+    let mut response = warp::reply::stream(ReaderStream::new(reader)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
     Ok(response)
 }
 

@@ -5,6 +5,7 @@
 pub mod audit_log;
 pub mod bulk_update;
 pub mod contact_windows;
+pub mod document_processing;
 pub mod document_retention;
 pub mod document_upload;
 pub mod import;

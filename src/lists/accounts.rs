@@ -8,13 +8,14 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Bucket};
+use crate::domain::attachment::Kind;
 use crate::domain::compliance::Channel;
 use crate::domain::custom_field::Catalog;
 use crate::domain::money::CurrencyAmount;
 use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AccountQuery, After, Contactable, Facet, NO_PORTFOLIO, Sort, SortField, SortKey};
+use crate::domain::search::{AccountQuery, After, Contactable, Facet, FileReach, NO_PORTFOLIO, Sort, SortField, SortKey};
 use crate::error::Result;
 use crate::lists::custom;
 use crate::lists::params::{self, Param, Problems, schema};
@@ -39,7 +40,8 @@ enum FacetName {
     Custom(String),
 }
 
-const FACETS: &str = "a facet (status, bucket, assigned_agent_id, tags, portfolio_id, cf.<key>)";
+const FACETS: &str = "a facet (status, bucket, assigned_agent_id, tags, portfolio_id, document_kind, document_name, cf.<key>)";
+const DOCUMENT_KINDS: &str = "a document kind (pdf, png, jpeg, heic, tiff, docx, xlsx, text, eml)";
 
 const SORTS: &str = "a sort field (balance or current_balance, due_date, next_action or next_action_at, updated or updated_at, name or debtor_name, queue_score; `-` for descending)";
 pub const CHANNELS: &str = "a channel (call, sms, email, letter, visit)";
@@ -49,7 +51,7 @@ const BUCKETS: &str = "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)";
 const PARAMS: &[Param<Request>] = &[
     Param::new(
         "q",
-        "Full-text search: name, account number, reference, email, phone, notes.",
+        "Full-text search: name, account number, reference, email, phone, notes; and the words of the documents of the accounts whose documents the caller reads.",
         schema::words,
         |r, v| r.query.text = v.text(),
     ),
@@ -62,6 +64,18 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("tags", "", schema::list::<String>, |r, v| {
         r.query.tags.extend(v.items().map(str::to_lowercase))
     }),
+    Param::new(
+        "document_kind",
+        "Accounts holding a live document of one of these kinds (managers, admins and viewers).",
+        schema::list::<Kind>,
+        |r, v| {
+            for kind in v.each(Kind::parse, DOCUMENT_KINDS) {
+                if !r.query.document_kinds.contains(&kind) {
+                    r.query.document_kinds.push(kind);
+                }
+            }
+        },
+    ),
     Param::new(
         "portfolio_id",
         "Portfolio ids, or `none` for accounts without a portfolio.",
@@ -163,7 +177,7 @@ const PARAMS: &[Param<Request>] = &[
     }),
     Param::new(
         "facets",
-        "Comma-separated: status, bucket, assigned_agent_id, tags, portfolio_id, or a filterable list, multi_list, boolean or text custom field `cf.<key>`.",
+        "Comma-separated: status, bucket, assigned_agent_id, tags, portfolio_id, document_kind and document_name (managers, admins and viewers), or a filterable list, multi_list, boolean or text custom field `cf.<key>`.",
         schema::text,
         |r, v| {
             let named = |item: &str| {
@@ -273,6 +287,15 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate, fields: &Catalog) 
     if query.include_deleted {
         caller.require(Action::RestoreAccount)?;
     }
+    // What documents accounts hold is told only to those who read every account's.
+    if !query.document_kinds.is_empty() || query.facets.iter().any(|f| f.about_documents()) {
+        caller.require(Action::ReadAnyAccount)?;
+    }
+    query.file_reach = if caller.can(Action::ReadAnyAccount) {
+        FileReach::All
+    } else {
+        FileReach::Assigned(caller.user_id)
+    };
     Ok(query)
 }
 

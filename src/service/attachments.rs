@@ -225,8 +225,12 @@ pub async fn purge_expired(pool: &PgPool, content: &dyn ContentStore, now: DateT
         let mut tx = store::begin_for_job(pool, "scheduler:document_retention", None).await?;
         let expired = attachments::expired(&mut tx, cutoff, PURGE_BATCH).await?;
         let mut removed = Vec::with_capacity(expired.len());
-        for (id, key) in &expired {
-            match content.remove(key).await {
+        for (id, key, thumbnail) in &expired {
+            let mut gone = content.remove(key).await;
+            if let (Ok(()), Some(thumbnail)) = (&gone, thumbnail) {
+                gone = content.remove(thumbnail).await;
+            }
+            match gone {
                 Ok(()) => removed.push(*id),
                 Err(err) => tracing::warn!(document_id = %id, error = %err, "an expired document's file could not be removed"),
             }

@@ -8,6 +8,7 @@ pub mod attachments;
 pub mod audit_log;
 pub mod compliance;
 pub mod credentials;
+pub mod document_processing;
 pub mod document_uploads;
 pub mod events;
 pub mod exports;

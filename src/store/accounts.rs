@@ -664,6 +664,7 @@ pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> 
     let catalog = crate::domain::custom_field::Catalog::new(super::fields::live(conn).await?);
     let placed: Vec<Uuid> = rows.iter().filter_map(|r| r.portfolio_id).collect();
     let portfolio_names = super::portfolios::names(conn, &placed).await?;
+    let mut files = super::attachments::search_facts(conn, &ids).await?;
     let mut docs = summarised(conn, rows).await?;
     for doc in &mut docs {
         let dates = reasons.get(&doc.id).copied().unwrap_or_default();
@@ -681,6 +682,7 @@ pub async fn documents(conn: &mut sqlx::PgConnection, rows: Vec<AccountRow>) -> 
             plan_missed_due: dates.plan_missed_due,
             custom,
             portfolio_name: doc.portfolio_id.and_then(|p| portfolio_names.get(&p).cloned()),
+            files: files.remove(&doc.id).unwrap_or_default(),
         };
     }
     Ok(docs)

@@ -2,12 +2,15 @@
 //! migrations/0042_account_documents.sql): their rows, written in the transaction that
 //! records who uploaded or deleted them.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::account::AccountStatus;
-use crate::domain::attachment::Kind;
+use crate::domain::attachment::{Kind, Processing};
+use crate::domain::document::{FileFacts, MAX_INDEXED_FILES};
 use crate::error::Result;
 use crate::store::keyset::{self, NewestFirst};
 
@@ -25,10 +28,18 @@ pub struct AttachmentRow {
     pub created_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
     pub deleted_by: Option<Uuid>,
+    pub processing: Processing,
+    pub processed_at: Option<DateTime<Utc>>,
+    pub processing_error: Option<String>,
+    pub page_count: Option<i32>,
+    pub thumbnail_key: Option<String>,
+    pub thumbnail_size: Option<i32>,
+    /// Characters of text processing read (0: none).
+    pub text_chars: i32,
 }
 
-const COLUMNS: &str =
-    "id, account_id, name, kind, content_type, size, sha256, storage_key, uploaded_by, created_at, deleted_at, deleted_by";
+const COLUMNS: &str = "id, account_id, name, kind, content_type, size, sha256, storage_key, uploaded_by, created_at, deleted_at, deleted_by,
+     processing, processed_at, processing_error, page_count, thumbnail_key, thumbnail_size, coalesce(length(text_content), 0) AS text_chars";
 
 /// A file received and kept, to record.
 pub struct NewAttachment<'a> {
@@ -126,15 +137,16 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid, by: Uuid) -> Result<
 /// Up to `limit` documents whose bytes are still kept though their retention ended at
 /// `cutoff`: deleted before it, or of an account deleted before it or last changed
 /// before it in a status where nothing is owed ([`AccountStatus::is_resolved`]).
-/// Locked, skipping those another pass holds; with their keys.
-pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, String)>> {
+/// Locked, skipping those another pass holds; with their keys (the file's, the
+/// thumbnail's).
+pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, String, Option<String>)>> {
     let resolved: Vec<String> = AccountStatus::ALL
         .into_iter()
         .filter(|s| s.is_resolved())
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT d.id, d.storage_key FROM account_documents d JOIN accounts a ON a.id = d.account_id
+        "SELECT d.id, d.storage_key, d.thumbnail_key FROM account_documents d JOIN accounts a ON a.id = d.account_id
          WHERE d.purged_at IS NULL
            AND (d.deleted_at < $1 OR a.deleted_at < $1
                 OR (a.status IN ({}) AND a.updated_at < $1))
@@ -147,10 +159,12 @@ pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64)
     .await?)
 }
 
-/// Marks the documents `ids`, whose bytes were removed, purged (and deleted, if live).
+/// Marks the documents `ids`, whose bytes (and thumbnails) were removed, purged (and
+/// deleted, if live); the text processing read goes with them.
 pub async fn mark_purged(conn: &mut PgConnection, ids: &[Uuid]) -> Result<u64> {
     let done = sqlx::query(
-        "UPDATE account_documents SET purged_at = now(), deleted_at = coalesce(deleted_at, now())
+        "UPDATE account_documents SET purged_at = now(), deleted_at = coalesce(deleted_at, now()),
+                text_content = NULL, thumbnail_key = NULL, thumbnail_size = NULL
          WHERE id = ANY($1) AND purged_at IS NULL",
     )
     .bind(ids)
@@ -229,15 +243,114 @@ pub async fn largest_accounts(pool: &PgPool, limit: i64) -> Result<Vec<AccountUs
     .await?)
 }
 
-/// Of `keys`, those no document row names and no bulk upload still holds as its zip.
+/// Of `keys`, those no document row names (as its file or its thumbnail) and no bulk
+/// upload still holds as its zip.
 pub async fn unreferenced(pool: &PgPool, keys: &[String]) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "WITH zips AS (SELECT params->>'zip_key' AS key FROM jobs WHERE kind = 'document_upload' AND params ? 'zip_key')
          SELECT k FROM unnest($1::text[]) AS k
          WHERE NOT EXISTS (SELECT 1 FROM account_documents d WHERE d.storage_key = k)
+           AND NOT EXISTS (SELECT 1 FROM account_documents d WHERE d.thumbnail_key = k)
            AND NOT EXISTS (SELECT 1 FROM zips WHERE zips.key = k)",
     )
     .bind(keys)
     .fetch_all(pool)
     .await?)
+}
+
+/// The live documents of the accounts `ids` as their search documents hold them, oldest
+/// first, at most [`MAX_INDEXED_FILES`] per account.
+pub async fn search_facts(conn: &mut PgConnection, ids: &[Uuid]) -> Result<HashMap<Uuid, Vec<FileFacts>>> {
+    let rows: Vec<(Uuid, Kind, String, Option<String>)> = sqlx::query_as(
+        "SELECT account_id, kind, name, text_content FROM (
+             SELECT account_id, kind, name, text_content,
+                    row_number() OVER (PARTITION BY account_id ORDER BY created_at, id) AS n
+             FROM account_documents WHERE account_id = ANY($1) AND deleted_at IS NULL) held
+         WHERE n <= $2 ORDER BY account_id, n",
+    )
+    .bind(ids)
+    .bind(MAX_INDEXED_FILES as i64)
+    .fetch_all(conn)
+    .await?;
+    let mut facts: HashMap<Uuid, Vec<FileFacts>> = HashMap::new();
+    for (account_id, kind, name, text) in rows {
+        facts.entry(account_id).or_default().push(FileFacts { kind, name, text });
+    }
+    Ok(facts)
+}
+
+/// A document waiting to be processed, claimed by one worker for [`CLAIM_LEASE`].
+#[derive(Clone, Debug, FromRow)]
+pub struct Pending {
+    pub id: Uuid,
+    pub kind: Kind,
+    pub storage_key: String,
+    pub size: i64,
+    /// Tries so far, this one included.
+    pub processing_attempts: i32,
+}
+
+/// How long a claimed document is left to its worker before another takes it (a worker
+/// whose process died).
+pub const CLAIM_LEASE: &str = "5 minutes";
+
+/// The live document waiting longest whose try is due, claimed: its try counted and
+/// put off by [`CLAIM_LEASE`], skipping those another worker holds.
+pub async fn claim_pending(pool: &PgPool) -> Result<Option<Pending>> {
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_documents SET processing_attempts = processing_attempts + 1,
+                process_after = now() + interval '{CLAIM_LEASE}'
+         WHERE id = (SELECT id FROM account_documents
+                     WHERE processing = 'pending' AND deleted_at IS NULL AND process_after <= now()
+                     ORDER BY process_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+         RETURNING id, kind, storage_key, size, processing_attempts"
+    )))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// What processing read from a document, to record.
+pub struct Processed<'a> {
+    pub page_count: Option<i32>,
+    /// Empty: none.
+    pub text: &'a str,
+    /// The thumbnail's key and size.
+    pub thumbnail: Option<(&'a str, i32)>,
+}
+
+/// Records that document `id` was processed; `false` when it was not waiting any more
+/// (purged, or recorded by another worker), and nothing was recorded.
+pub async fn record_processed(pool: &PgPool, id: Uuid, processed: &Processed<'_>) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE account_documents SET processing = 'processed', processed_at = now(), process_after = NULL,
+                processing_error = NULL, page_count = $2, text_content = nullif($3, ''), thumbnail_key = $4,
+                thumbnail_size = $5
+         WHERE id = $1 AND processing = 'pending' AND purged_at IS NULL",
+    )
+    .bind(id)
+    .bind(processed.page_count)
+    .bind(processed.text)
+    .bind(processed.thumbnail.map(|(key, _)| key))
+    .bind(processed.thumbnail.map(|(_, size)| size))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records why processing document `id` failed: tried again after `retry_in` seconds,
+/// or, with `None`, failed for good.
+pub async fn record_failure(pool: &PgPool, id: Uuid, error: &str, retry_in: Option<i64>) -> Result<()> {
+    let error: String = error.chars().take(2000).collect();
+    sqlx::query(
+        "UPDATE account_documents SET processing_error = $2,
+                processing = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'pending' END,
+                process_after = now() + make_interval(secs => $3::bigint)
+         WHERE id = $1 AND processing = 'pending'",
+    )
+    .bind(id)
+    .bind(&error)
+    .bind(retry_in)
+    .execute(pool)
+    .await?;
+    Ok(())
 }

@@ -26,6 +26,7 @@ const JOBS_QUEUED: &str = "arrears_jobs_queued";
 const JOB_DURATION: &str = "arrears_job_duration_seconds";
 const IMPORT_ROWS: &str = "arrears_import_rows_total";
 const MESSAGE_TRIES: &str = "arrears_message_tries_total";
+const DOCUMENTS_PROCESSED: &str = "arrears_documents_processed_seconds";
 const WS_CONNECTIONS: &str = "arrears_ws_connections";
 const WS_SLOW: &str = "arrears_ws_slow_consumers_dropped_total";
 const POOL_CONNECTIONS: &str = "arrears_db_pool_connections";
@@ -39,6 +40,8 @@ const LAG_BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.
 const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
 /// Jobs run from under a second to many minutes.
 const JOB_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
+/// Reading one document: a child process's start (milliseconds) to its wall-time limit.
+const DOCUMENT_BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 60.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -52,7 +55,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), &REQUEST_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(SYNC_LAG.to_owned()), &LAG_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(QUERY_SLOT_WAIT.to_owned()), &WAIT_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(JOB_DURATION.to_owned()), &JOB_BUCKETS)?;
+        .set_buckets_for_metric(Matcher::Full(JOB_DURATION.to_owned()), &JOB_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(DOCUMENTS_PROCESSED.to_owned()), &DOCUMENT_BUCKETS)?;
     let handle = HANDLE.get_or_init(|| {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -115,6 +119,11 @@ fn describe() {
     describe_counter!(
         MESSAGE_TRIES,
         "tries to send a message to a debtor, by channel, provider and outcome (sent, retry, failed)"
+    );
+    describe_histogram!(
+        DOCUMENTS_PROCESSED,
+        Unit::Seconds,
+        "time reading one document took (its child process included), by kind and outcome (processed, unreadable, failed)"
     );
     describe_gauge!(WS_CONNECTIONS, "open WebSocket connections");
     describe_counter!(WS_SLOW, "WebSocket clients closed with 1008 for not keeping up");
@@ -199,6 +208,10 @@ pub fn job_ran(kind: &str, outcome: &'static str, elapsed: Duration) {
 
 pub fn message_tried(channel: &'static str, provider: &'static str, outcome: &'static str) {
     counter!(MESSAGE_TRIES, "channel" => channel, "provider" => provider, "outcome" => outcome).increment(1);
+}
+
+pub fn document_processed(kind: &'static str, outcome: &'static str, elapsed: Duration) {
+    histogram!(DOCUMENTS_PROCESSED, "kind" => kind, "outcome" => outcome).record(elapsed.as_secs_f64());
 }
 
 pub fn import_rows(rows: u64) {

@@ -62,13 +62,18 @@ const NOT_EXPORTED: &[&str] = &[
     "custom_fields",
 ];
 
+/// What the index holds beside the account's own fields, for search and reports: the
+/// name of `portfolio_id`'s portfolio, and the kinds and names of the account's documents
+/// (files, read through `/accounts/{id}/documents`).
+const INDEX_ONLY: &[&str] = &["tombstone", "portfolio_name", "document_kinds", "document_names"];
+
 /// The account document's fields, as paths (`address.city`); not what the index derives
 /// for search and reports (`derived`; `cf`, the custom fields typed by their definitions,
-/// which `custom_fields` holds; `portfolio_name`, the name of `portfolio_id`'s portfolio).
+/// which `custom_fields` holds; [`INDEX_ONLY`]).
 fn account_fields() -> BTreeSet<String> {
     let mut fields = BTreeSet::new();
     mapped(&mappings(Entity::Account)["properties"], "", &mut fields, &mut BTreeSet::new());
-    fields.retain(|f| f != "tombstone" && f != "portfolio_name" && !f.starts_with("derived.") && !f.starts_with("cf."));
+    fields.retain(|f| !INDEX_ONLY.contains(&f.as_str()) && !f.starts_with("derived.") && !f.starts_with("cf."));
     fields
 }
 

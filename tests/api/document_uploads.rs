@@ -142,7 +142,7 @@ async fn each_file_is_kept_on_the_account_it_names_and_each_refusal_says_why() {
         )
         .await;
     assert_eq!(uploads, 3);
-    eventually("the zip is removed", || async { stored_files(&app).len() == 4 }).await;
+    eventually("the zip is removed", || async { stored_files(&app).await.len() == 4 }).await;
     let key: Option<String> = app
         .sql_value("SELECT params->>'zip_key' FROM jobs WHERE id = $1", &id_of(&job))
         .await;
@@ -304,7 +304,7 @@ async fn a_zip_that_could_climb_out_or_explode_is_refused_and_keeps_nothing() {
         .await
         .unwrap();
     assert_eq!(jobs, 0);
-    assert_eq!(stored_files(&app), Vec::<String>::new());
+    assert_eq!(stored_files(&app).await, Vec::<String>::new());
 
     // A file that declares 10 bytes and expands to 60 KiB is admitted with the zip and
     // refused on its own when it outgrows what it declared (the zip reader notices first;
@@ -314,5 +314,5 @@ async fn a_zip_that_could_climb_out_or_explode_is_refused_and_keeps_nothing() {
     let refused = refused_files(&app, &manager, &job).await;
     assert!(refused[0].2.contains("larger than its declared"), "{refused:?}");
     assert_eq!(document_rows(&app).await, 0);
-    eventually("the zip is removed", || async { stored_files(&app).is_empty() }).await;
+    eventually("the zip is removed", || async { stored_files(&app).await.is_empty() }).await;
 }

@@ -151,8 +151,26 @@ fn eml() -> Vec<u8> {
         .to_vec()
 }
 
-/// The files under the store's directory, staging included.
-pub(crate) fn stored_files(app: &TestApp) -> Vec<String> {
+/// Waits until no document waits to be processed or is being processed (one claimed
+/// before it was deleted included), so that its row is not locked and its thumbnail is
+/// named.
+pub(crate) async fn processing_settled(app: &TestApp) {
+    crate::helpers::eventually("no document waits to be processed", || async {
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM account_documents
+             WHERE processing = 'pending' AND (deleted_at IS NULL OR processing_attempts > 0)",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        pending == 0
+    })
+    .await;
+}
+
+/// The files under the store's directory, staging included, thumbnails aside, once no
+/// document waits to be processed.
+pub(crate) async fn stored_files(app: &TestApp) -> Vec<String> {
     fn walk(dir: &Path, found: &mut Vec<String>) {
         for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -163,8 +181,16 @@ pub(crate) fn stored_files(app: &TestApp) -> Vec<String> {
             }
         }
     }
+    // Processing settled first: a thumbnail is written before its row names it.
+    processing_settled(app).await;
+    let thumbnails: Vec<String> = sqlx::query_scalar("SELECT thumbnail_key FROM account_documents WHERE thumbnail_key IS NOT NULL")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let root = app.settings.data_dir.join("documents");
     let mut found = Vec::new();
-    walk(&app.settings.data_dir.join("documents"), &mut found);
+    walk(&root, &mut found);
+    found.retain(|path| !thumbnails.iter().any(|key| Path::new(path) == root.join(key)));
     found
 }
 
@@ -227,7 +253,11 @@ async fn each_kind_is_read_from_the_content_and_served_back_as_it() {
         assert_eq!(response.bytes().await.unwrap().as_ref(), bytes.as_slice(), "{name}");
         ids.push(id);
     }
-    assert_eq!(stored_files(&app).len(), files.len(), "one file per document, none left staged");
+    assert_eq!(
+        stored_files(&app).await.len(),
+        files.len(),
+        "one file per document, none left staged"
+    );
 
     let first = status_json(
         app.get(&format!("/api/v1/accounts/{account}/documents?page_size=5"), &manager.token)
@@ -310,7 +340,7 @@ async fn other_kinds_empty_files_and_stray_fields_are_refused_keeping_nothing() 
     assert_problem(json, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type").await;
 
     assert_eq!(document_rows(&app).await, 0);
-    assert_eq!(stored_files(&app), Vec::<String>::new(), "nothing kept, nothing left staged");
+    assert_eq!(stored_files(&app).await, Vec::<String>::new(), "nothing kept, nothing left staged");
 }
 
 #[tokio::test]
@@ -328,7 +358,7 @@ async fn a_file_over_the_limit_is_refused_413_and_nothing_is_kept() {
     .await;
     assert_eq!(problem["limit_bytes"], 64 * 1024);
     assert_eq!(document_rows(&app).await, 0);
-    assert_eq!(stored_files(&app), Vec::<String>::new());
+    assert_eq!(stored_files(&app).await, Vec::<String>::new());
 
     // Far over: refused while it streams, long before the body ends.
     let huge = "y".repeat(8 * 1024 * 1024).into_bytes();
@@ -338,7 +368,7 @@ async fn a_file_over_the_limit_is_refused_413_and_nothing_is_kept() {
         "payload_too_large",
     )
     .await;
-    assert_eq!(stored_files(&app), Vec::<String>::new());
+    assert_eq!(stored_files(&app).await, Vec::<String>::new());
 
     let at_limit = "z".repeat(64 * 1024).into_bytes();
     let document = uploaded(&app, &manager.token, &account, "fits.txt", at_limit).await;
@@ -542,7 +572,7 @@ async fn documents_follow_who_may_read_and_work_the_account_and_only_managers_de
     assert_eq!((page["total"].clone(), page["data"].clone()), (json!(0), json!([])));
     let kept: Option<chrono::DateTime<chrono::Utc>> = app.sql_value("SELECT deleted_at FROM account_documents WHERE id = $1", &id).await;
     assert!(kept.is_some());
-    assert_eq!(stored_files(&app).len(), 1, "the bytes of a deleted document are kept");
+    assert_eq!(stored_files(&app).await.len(), 1, "the bytes of a deleted document are kept");
 }
 
 #[tokio::test]

@@ -10,17 +10,18 @@ use std::time::Duration;
 
 use arrears::config::SearchBackend;
 use arrears::domain::account::{AccountStatus, Address, Bucket};
+use arrears::domain::attachment::Kind;
 use arrears::domain::compliance::{Channel, ContactInputs, UtcWindow};
 use arrears::domain::document::{
-    AccountDoc, AccountSummary, CustomValue, Entity, IndexOp, OpenPromise, PaymentDoc, PlanSummary, Typed, WorkInputs,
+    AccountDoc, AccountSummary, CustomValue, Entity, FileFacts, IndexOp, OpenPromise, PaymentDoc, PlanSummary, Typed, WorkInputs,
 };
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::plan::PlanStatus;
 use arrears::domain::queue::Reason;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
-    AccountQuery, After, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, PaymentFacet,
-    PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
+    AccountQuery, After, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, FileReach,
+    PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use arrears::error::Code;
 use arrears::search::SearchIndex;
@@ -147,6 +148,18 @@ pub(crate) fn account() -> AccountDoc {
             .map(|(key, value)| CustomValue { key: key.into(), value })
             .collect(),
             portfolio_name: Some("Acme Bank".into()),
+            files: vec![
+                FileFacts {
+                    kind: Kind::Pdf,
+                    name: "dispute-letter.pdf".into(),
+                    text: Some("I dispute the balance of account ACC-000123".into()),
+                },
+                FileFacts {
+                    kind: Kind::Png,
+                    name: "receipt.png".into(),
+                    text: None,
+                },
+            ],
         },
     }
 }
@@ -180,6 +193,8 @@ pub(crate) fn full_account_query() -> AccountQuery {
         statuses: vec![AccountStatus::Active, AccountStatus::Delinquent],
         agent: Some(AgentFilter::Agent(uuid(7))),
         tags: vec!["vip".into()],
+        document_kinds: vec![Kind::Pdf, Kind::Eml],
+        file_reach: FileReach::All,
         min_balance: Some(Decimal::new(10_050, 2)),
         max_balance: Some(Decimal::new(500_000, 2)),
         due_from: NaiveDate::from_ymd_opt(2026, 1, 1),
@@ -335,6 +350,8 @@ pub(crate) fn search(entity: &str, body: Value) -> Call {
 fn golden_account_text_search() {
     let query = AccountQuery {
         text: Some("Maria OBrian 555-0134".into()),
+        // The words may also be found in the documents of the agent's own accounts.
+        file_reach: FileReach::Assigned(uuid(7)),
         sort: Sort {
             field: SortField::Relevance,
             descending: true,
@@ -582,7 +599,14 @@ fn golden_account_buckets_as_date_math() {
 #[test]
 fn golden_account_facets() {
     let query = AccountQuery {
-        facets: vec![Facet::Status, Facet::Bucket, Facet::AssignedAgent, Facet::Tags],
+        facets: vec![
+            Facet::Status,
+            Facet::Bucket,
+            Facet::AssignedAgent,
+            Facet::Tags,
+            Facet::DocumentKind,
+            Facet::DocumentName,
+        ],
         sort: Sort {
             field: SortField::Name,
             descending: false,

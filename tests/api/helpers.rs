@@ -61,6 +61,8 @@ pub fn test_settings() -> Settings {
     settings.metrics_bind = "127.0.0.1:0".parse().unwrap();
     settings.data_dir = std::env::temp_dir().join(format!("arrears-test-{}", Uuid::new_v4().simple()));
     settings.jwt_secret = Some("test-secret-test-secret-test-secret-0123".to_owned());
+    // Documents are read by the service's own binary (this one is the test harness).
+    settings.document_extractor = Some(env!("CARGO_BIN_EXE_arrears").into());
     settings.database_max_connections = 10;
     settings.login_rate_limit_per_ip = 1000;
     // One address makes every request of a test; rate limits have tests of their own.

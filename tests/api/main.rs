@@ -16,6 +16,7 @@ mod contract;
 mod credentials;
 mod custom_search;
 mod custom_values;
+mod document_processing;
 mod document_retention;
 mod document_uploads;
 mod documents;

@@ -1,5 +1,6 @@
 // Issue 50 in the browser: the Documents panel of the account screen. An agent uploads
-// an image and a text to their account, previews both (the image from a blob URL, the
+// an image and a text to their account, sees the image's thumbnail and the text read
+// (then finds the account by a word of the text), previews both (the image from a blob URL, the
 // text as text), downloads one, is refused an executable and a duplicate beside the
 // form, and opens a PDF in the browser's viewer; a manager deletes a document, asked
 // twice; a viewer reads the list with nothing to upload or delete, and pages through a
@@ -198,6 +199,19 @@ suite("an account's documents", setup, (test) => {
     assert.match(await row(panel, "letter.txt").innerText(), new RegExp(`plain text[\\s\\S]*${sized(TEXT.length).replace(".", "\\.")} · uploaded by E2E Agent`));
     assert.ok(TEXT.length > 1024 && PNG.length < 1024, "one size in KiB, one in bytes");
 
+    // Processing read both: the image's thumbnail beside it (from a blob URL, revoked once
+    // drawn), the text's words searchable.
+    const thumbnail = image.locator("img.thumbnail");
+    await thumbnail.waitFor();
+    const small = await thumbnail.evaluate((el) => new Promise((resolve) => {
+      const done = () => resolve({ width: el.naturalWidth, src: el.src });
+      if (el.complete && el.naturalWidth) done();
+      else el.addEventListener("load", done, { once: true });
+    }));
+    assert.equal(small.width, 48, "a small image's thumbnail keeps its size");
+    await page.waitForFunction((src) => window.revoked.includes(src), small.src);
+    await row(panel, "letter.txt").locator(".processing", { hasText: "words searchable" }).waitFor();
+
     // The image from a blob URL, drawn, and the URL revoked once it is.
     await image.getByRole("button", { name: "Preview" }).click();
     const img = image.getByRole("img", { name: "Preview of receipt.png" });
@@ -256,6 +270,14 @@ suite("an account's documents", setup, (test) => {
     await fits(phone, "documents (phone)");
     await accessible(phone, "documents (phone)");
     await shot(phone, "documents-phone");
+
+    // A word only the letter holds finds its account in the search.
+    await phone.goto(`${BASE}/#/search`);
+    await phone.getByRole("searchbox", { name: "Search" }).fill(`received ${run}`);
+    const found = phone.locator("#results a.result", { hasText: "Dora Documentwell" });
+    await found.waitFor();
+    assert.equal(await phone.locator("#results a.result").count(), 1);
+    await shot(phone, "documents-search-phone");
     await phone.context().close();
   });
 

@@ -12,8 +12,8 @@ use crate::domain::compliance::Channel;
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, Facet, NO_PORTFOLIO, PaymentFacet, PaymentQuery,
-    PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, Facet, FileReach, NO_PORTFOLIO, PaymentFacet,
+    PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
 use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows};
@@ -157,7 +157,7 @@ fn word_query(fields: &TextFields<'_>, word: &str) -> Value {
 /// another word field exactly or as a prefix, or a joined name or identifier part; or a
 /// run of adjacent words, joined, matches a name exactly or as a prefix; or the whole text
 /// matches an identifier (exactly or as a prefix) or a phone.
-fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
+fn text_query(fields: &TextFields<'_>, text: &str, also: Option<Value>) -> Option<Value> {
     let mut alternatives = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
@@ -195,6 +195,7 @@ fn text_query(fields: &TextFields<'_>, text: &str) -> Option<Value> {
     {
         alternatives.push(boosted_term(field, &phone, 2.0));
     }
+    alternatives.extend(also);
     (!alternatives.is_empty()).then(|| any_of(alternatives))
 }
 
@@ -246,6 +247,9 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         filter.push(terms("status", query.statuses.iter().map(|s| s.as_str())));
     }
     filter.extend(agent_filter(query.agent));
+    if !query.document_kinds.is_empty() {
+        filter.push(terms("document_kinds", query.document_kinds.iter().map(|k| k.as_str())));
+    }
     if !query.tags.is_empty() {
         filter.push(terms("tags", query.tags.iter().map(String::as_str)));
     }
@@ -388,7 +392,35 @@ fn bool_query(text: Option<Value>, filter: Vec<Value>, must_not: Vec<Value>) -> 
 
 pub fn account_query(query: &AccountQuery) -> Value {
     let (filter, must_not) = account_filters(query);
-    bool_query(query.text.as_deref().and_then(|t| text_query(&ACCOUNT_TEXT, t)), filter, must_not)
+    let text = query
+        .text
+        .as_deref()
+        .and_then(|t| text_query(&ACCOUNT_TEXT, t, file_text_query(t, query.file_reach)));
+    bool_query(text, filter, must_not)
+}
+
+/// The words processing read from an account's documents (files).
+const DOCUMENT_WORDS: &str = "derived.document_words";
+
+/// The accounts whose documents' words hold every word of `text` (each exactly or as a
+/// prefix), among those `reach` lets the caller find that way, as on the embedded
+/// backend.
+fn file_text_query(text: &str, reach: FileReach) -> Option<Value> {
+    let owner = match reach {
+        FileReach::None => return None,
+        FileReach::All => None,
+        FileReach::Assigned(agent) => Some(term("assigned_agent_id", agent.hyphenated().to_string())),
+    };
+    let words = folded_tokens(text);
+    if words.is_empty() {
+        return None;
+    }
+    let mut must: Vec<Value> = words
+        .iter()
+        .map(|word| any_of(word_options(DOCUMENT_WORDS, None, false, word)))
+        .collect();
+    must.extend(owner);
+    Some(json!({ "bool": { "must": must } }))
 }
 
 pub fn payment_query(query: &PaymentQuery) -> Value {
@@ -422,7 +454,11 @@ pub fn payment_query(query: &PaymentQuery) -> Value {
     if !query.include_deleted {
         must_not.push(term("account_deleted", true));
     }
-    bool_query(query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t)), filter, must_not)
+    bool_query(
+        query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t, None)),
+        filter,
+        must_not,
+    )
 }
 
 /// How hits are ordered: by score or by long columns, then by id. Missing values
@@ -577,6 +613,8 @@ pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> 
                     agg
                 }
                 Facet::Tags => terms_agg("tags", FACET_SIZE, None),
+                Facet::DocumentKind => terms_agg("document_kinds", FACET_SIZE, None),
+                Facet::DocumentName => terms_agg("document_names", FACET_SIZE, None),
                 Facet::Portfolio => {
                     let mut agg = terms_agg("portfolio_id", FACET_SIZE, None);
                     agg["terms"]["missing"] = json!(NO_PORTFOLIO);

@@ -86,6 +86,14 @@ pub fn account(doc: &AccountDoc) -> serde_json::Result<Value> {
     if let Some(name) = &doc.work.portfolio_name {
         source["portfolio_name"] = json!(name);
     }
+    if !doc.work.files.is_empty() {
+        source["document_kinds"] = json!(doc.work.file_kinds());
+        source["document_names"] = json!(doc.work.file_names());
+    }
+    let file_words = doc.work.file_words();
+    if !file_words.is_empty() {
+        derived["document_words"] = json!(file_words);
+    }
     source["derived"] = derived;
     Ok(source)
 }

@@ -121,6 +121,14 @@ fn account_facet(facet: Facet) -> FacetSpec {
             sum: None,
         },
         Facet::Tags => FacetSpec::Terms { column: "tags", sum: None },
+        Facet::DocumentKind => FacetSpec::Terms {
+            column: "document_kinds",
+            sum: None,
+        },
+        Facet::DocumentName => FacetSpec::Terms {
+            column: "document_names",
+            sum: None,
+        },
         Facet::Portfolio => FacetSpec::Terms {
             column: "portfolio",
             sum: None,

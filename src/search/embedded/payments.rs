@@ -121,7 +121,7 @@ pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) 
         phone_digits: None,
     };
     let text = match query.text.as_deref() {
-        Some(t) => text_query(searcher, &text_fields, t)?,
+        Some(t) => text_query(searcher, &text_fields, t, None)?,
         None => None,
     };
     clauses.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));

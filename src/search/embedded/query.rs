@@ -19,7 +19,7 @@ use super::filter::{Condition, DenseFilter, KeptFilters, ValueTest};
 use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, custom_column, digits, epoch_days, money_units};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
-use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, NO_PORTFOLIO};
+use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, FileReach, NO_PORTFOLIO};
 use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
@@ -242,7 +242,12 @@ const TYPO_SCORE: Score = 1.0;
 /// budget), another word field (exactly or as a prefix), or a joined name or an
 /// identifier part ([`TextFields::parts`]); or a run of adjacent words joined matches a
 /// name; or the whole text must match an identifier or phone.
-pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &str) -> tantivy::Result<Option<Box<dyn Query>>> {
+pub(super) fn text_query(
+    searcher: &Searcher,
+    fields: &TextFields<'_>,
+    text: &str,
+    also: Option<Box<dyn Query>>,
+) -> tantivy::Result<Option<Box<dyn Query>>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
@@ -283,7 +288,29 @@ pub(super) fn text_query(searcher: &Searcher, fields: &TextFields<'_>, text: &st
         };
         alternatives.push(Box::new(BoostQuery::new(phrase, 2.0)));
     }
+    alternatives.extend(also);
     Ok((!alternatives.is_empty()).then(|| any_of(alternatives)))
+}
+
+/// The accounts whose documents' words hold every word of `text` (each exactly or as a
+/// prefix), among those `reach` lets the caller find that way; `None` when it lets none
+/// or the text has no words.
+fn file_text_query(searcher: &Searcher, fields: &Fields, text: &str, reach: FileReach) -> tantivy::Result<Option<Box<dyn Query>>> {
+    let owner = match reach {
+        FileReach::None => return Ok(None),
+        FileReach::All => None,
+        FileReach::Assigned(agent) => Some(term(fields.agent, &agent.hyphenated().to_string())),
+    };
+    let words = folded_tokens(text);
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let mut must = Vec::with_capacity(words.len() + 1);
+    for word in &words {
+        must.push(one_of(word_options(searcher, fields.document_words, word, 0)?));
+    }
+    must.extend(owner);
+    Ok(Some(all_of(must)))
 }
 
 /// The account query, on the documents of `band` if given (see `super::bands`);
@@ -307,7 +334,7 @@ pub fn build(
         phone_digits: Some(fields.phone_digits),
     };
     let text = match query.text.as_deref() {
-        Some(t) => text_query(searcher, &text_fields, t)?,
+        Some(t) => text_query(searcher, &text_fields, t, file_text_query(searcher, fields, t, query.file_reach)?)?,
         None => None,
     };
     clauses.push((Occur::Must, text.unwrap_or_else(|| Box::new(AllQuery))));
@@ -364,6 +391,10 @@ pub fn build(
     conditions.extend(query.custom.iter().map(custom_condition));
     if let Some(agent) = &agent {
         clauses.push((Occur::Must, term(fields.agent, agent)));
+    }
+    if !query.document_kinds.is_empty() {
+        let kinds = query.document_kinds.iter().map(|k| term(fields.document_kinds, k.as_str()));
+        clauses.push((Occur::Must, any_of(kinds.collect())));
     }
     if !query.tags.is_empty() {
         clauses.push((Occur::Must, any_of(query.tags.iter().map(|t| term(fields.tags, t)).collect())));

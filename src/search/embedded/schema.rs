@@ -157,6 +157,12 @@ pub struct Fields {
     pub custom_integers: tantivy::schema::Field,
     /// The words of searchable text custom fields.
     pub custom_words: tantivy::schema::Field,
+    /// The kinds of the account's live documents (files).
+    pub document_kinds: tantivy::schema::Field,
+    /// The names of the account's live documents (files), as uploaded.
+    pub document_names: tantivy::schema::Field,
+    /// The words processing read from the account's live documents (files).
+    pub document_words: tantivy::schema::Field,
 }
 
 pub fn text(tokenizer: &str) -> TextOptions {
@@ -216,6 +222,9 @@ pub fn build() -> (Schema, Fields) {
         custom_keywords: b.add_json_field(CUSTOM_KEYWORDS, FAST),
         custom_integers: b.add_json_field(CUSTOM_INTEGERS, FAST),
         custom_words: b.add_text_field("custom_words", text(FOLDED)),
+        document_kinds: b.add_text_field("document_kinds", STRING | FAST),
+        document_names: b.add_text_field("document_names", STRING | FAST),
+        document_words: b.add_text_field("document_words", text(FOLDED)),
     };
     (b.build(), fields)
 }
@@ -382,6 +391,15 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
             .unwrap_or_else(|| NO_PORTFOLIO.to_owned()),
     );
     add_custom(fields, &mut d, doc);
+    for kind in work.file_kinds() {
+        d.add_text(fields.document_kinds, kind);
+    }
+    for name in work.file_names() {
+        d.add_text(fields.document_names, name);
+    }
+    for words in work.file_words() {
+        d.add_text(fields.document_words, words);
+    }
     d.add_text(fields.common.source, serde_json::to_string(doc)?);
     Ok(d)
 }
