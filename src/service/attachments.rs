@@ -243,7 +243,7 @@ pub async fn purge_expired(pool: &PgPool, content: &dyn ContentStore, now: DateT
     }
 }
 
-/// Keys checked against the database per query by [`remove_orphans`].
+/// Keys listed and checked against the database at a time by [`remove_orphans`].
 const ORPHAN_BATCH: usize = 1000;
 
 /// Removes the files kept over a day ago ([`storage::STALE`], by the store's own clock)
@@ -251,13 +251,14 @@ const ORPHAN_BATCH: usize = 1000;
 /// keeping a file and committing its row left behind. Returns how many.
 pub async fn remove_orphans(pool: &PgPool, content: &dyn ContentStore) -> Result<u64> {
     let before = std::time::SystemTime::now() - storage::STALE;
-    let keys = content
-        .keys_before(before)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("listing the document store: {e}")))?;
     let mut removed = 0;
-    for batch in keys.chunks(ORPHAN_BATCH) {
-        for key in attachments::unreferenced(pool, batch).await? {
+    let mut after: Option<String> = None;
+    loop {
+        let keys = content
+            .keys_before(before, after.as_deref(), ORPHAN_BATCH)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("listing the document store: {e}")))?;
+        for key in attachments::unreferenced(pool, &keys).await? {
             match content.remove(&key).await {
                 Ok(()) => {
                     tracing::info!(key = %key, "a file no document names was removed");
@@ -266,8 +267,11 @@ pub async fn remove_orphans(pool: &PgPool, content: &dyn ContentStore) -> Result
                 Err(err) => tracing::warn!(key = %key, error = %err, "a file no document names could not be removed"),
             }
         }
+        if keys.len() < ORPHAN_BATCH {
+            return Ok(removed);
+        }
+        after = keys.last().cloned();
     }
-    Ok(removed)
 }
 
 /// What documents take in the store: live, deleted with their bytes kept, purged (their

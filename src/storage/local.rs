@@ -80,10 +80,11 @@ impl ContentStore for LocalStore {
         }
         .boxed()
     }
-    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>> {
+    fn keys_before<'a>(&'a self, before: SystemTime, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, io::Result<Vec<String>>> {
         let root = self.root.clone();
+        let after = after.map(str::to_owned);
         async move {
-            tokio::task::spawn_blocking(move || keys_before(&root, before))
+            tokio::task::spawn_blocking(move || keys_before(&root, before, after.as_deref(), limit))
                 .await
                 .map_err(io::Error::other)?
         }
@@ -91,26 +92,40 @@ impl ContentStore for LocalStore {
     }
 }
 
-/// The keys under `root` ([`crate::storage::key_for`]'s `<2 hex>/<hex>`) of files last
-/// modified before `before`; anything else there (staging) is not a key.
-fn keys_before(root: &Path, before: SystemTime) -> io::Result<Vec<String>> {
+/// Up to `limit` keys under `root` ([`crate::storage::key_for`]'s `<2 hex>/<hex>`), in
+/// order, after `after`, of files last modified before `before`; anything else there
+/// (staging) is not a key. One directory's names are held at a time.
+fn keys_before(root: &Path, before: SystemTime, after: Option<&str>, limit: usize) -> io::Result<Vec<String>> {
     let mut keys = Vec::new();
     let dirs = match std::fs::read_dir(root) {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(keys),
         dirs => dirs?,
     };
+    let mut prefixes = Vec::new();
     for dir in dirs {
         let dir = dir?;
         let prefix = dir.file_name().to_string_lossy().into_owned();
-        if !dir.file_type()?.is_dir() || check_key(&prefix).is_err() {
-            continue;
+        let passed = after.is_some_and(|after| prefix.as_str() < after.split('/').next().unwrap_or_default());
+        if dir.file_type()?.is_dir() && check_key(&prefix).is_ok() && !passed {
+            prefixes.push(prefix);
         }
-        for file in std::fs::read_dir(dir.path())? {
+    }
+    prefixes.sort();
+    for prefix in prefixes {
+        let mut names = Vec::new();
+        for file in std::fs::read_dir(root.join(&prefix))? {
             let file = file?;
             let key = format!("{prefix}/{}", file.file_name().to_string_lossy());
-            if check_key(&key).is_ok() && file.metadata()?.modified()? < before {
-                keys.push(key);
+            if check_key(&key).is_ok() && after.is_none_or(|after| key.as_str() > after) && file.metadata()?.modified()? < before {
+                names.push(key);
             }
+        }
+        names.sort();
+        for key in names {
+            if keys.len() == limit {
+                return Ok(keys);
+            }
+            keys.push(key);
         }
     }
     Ok(keys)
@@ -146,6 +161,40 @@ mod tests {
         }
         store.remove(&key).await.unwrap();
         store.remove(&key).await.unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_are_listed_a_page_at_a_time_in_order() {
+        let dir = std::env::temp_dir().join(format!("arrears-store-{}", uuid::Uuid::new_v4().simple()));
+        let store = LocalStore::open(&dir);
+        let mut kept = Vec::new();
+        for _ in 0..7 {
+            let key = key_for(uuid::Uuid::new_v4());
+            let mut staged = Staged::create(store.staging_dir()).await.unwrap();
+            staged.write(b"x").await.unwrap();
+            store.put(&key, staged).await.unwrap();
+            kept.push(key);
+        }
+        kept.sort();
+        let later = SystemTime::now() + std::time::Duration::from_secs(60);
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.keys_before(later, after.as_deref(), 3).await.unwrap();
+            assert!(page.len() <= 3);
+            if page.is_empty() {
+                break;
+            }
+            after = page.last().cloned();
+            listed.extend(page);
+        }
+        assert_eq!(listed, kept, "every key once, in order, across pages");
+        let earlier = SystemTime::now() - std::time::Duration::from_secs(60);
+        assert!(
+            store.keys_before(earlier, None, 10).await.unwrap().is_empty(),
+            "none kept a minute ago"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -36,9 +36,10 @@ pub trait ContentStore: Send + Sync + 'static {
     /// Removes the file kept under `key`; one already gone is not an error.
     fn remove<'a>(&'a self, key: &'a str) -> BoxFuture<'a, io::Result<()>>;
 
-    /// The keys of the files kept before `before` (last written then), staging aside:
-    /// what an upkeep checks for files no row names.
-    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>>;
+    /// Up to `limit` keys, in order, after `after` (from the first without it), of the
+    /// files kept before `before` (last written then), staging aside: what an upkeep
+    /// checks, a page at a time, for files no row names.
+    fn keys_before<'a>(&'a self, before: SystemTime, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, io::Result<Vec<String>>>;
 }
 
 /// The key of document `id`'s file: its id, under a directory of its first two hex

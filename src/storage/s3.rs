@@ -139,12 +139,19 @@ impl ContentStore for S3Store {
         }
         .boxed()
     }
-    fn keys_before(&self, before: SystemTime) -> BoxFuture<'_, io::Result<Vec<String>>> {
+    fn keys_before<'a>(&'a self, before: SystemTime, after: Option<&'a str>, limit: usize) -> BoxFuture<'a, io::Result<Vec<String>>> {
         async move {
             let before: chrono::DateTime<chrono::Utc> = before.into();
-            let mut listed = self.store.list(None);
+            // The bucket lists in key order, from after the offset (ListObjectsV2's
+            // `start-after`), a thousand a request: the listing stops once the page is full.
+            let mut listed = match after {
+                Some(after) => self.store.list_with_offset(None, &object_store::path::Path::from(after)),
+                None => self.store.list(None),
+            };
             let mut keys = Vec::new();
-            while let Some(object) = listed.try_next().await.map_err(to_io)? {
+            while keys.len() < limit
+                && let Some(object) = listed.try_next().await.map_err(to_io)?
+            {
                 let key = object.location.to_string();
                 if object.last_modified < before && check_key(&key).is_ok() {
                     keys.push(key);

@@ -119,8 +119,22 @@ async fn the_s3_store_keeps_a_file_of_several_parts_whole_reads_ranges_lists_and
     // before a minute ago.
     let now = std::time::SystemTime::now();
     let minute = std::time::Duration::from_secs(60);
-    assert_eq!(store.keys_before(now + minute).await.unwrap(), vec![key.clone()]);
-    assert_eq!(store.keys_before(now - minute).await.unwrap(), Vec::<String>::new());
+    assert_eq!(store.keys_before(now + minute, None, 10).await.unwrap(), vec![key.clone()]);
+    assert_eq!(store.keys_before(now - minute, None, 10).await.unwrap(), Vec::<String>::new());
+    // A page at a time, from after a key (`start-after`): a second file, then nothing.
+    let second = key_for(uuid::Uuid::now_v7());
+    let mut staged = Staged::create(store.staging_dir()).await.unwrap();
+    staged.write(b"second").await.unwrap();
+    store.put(&second, staged).await.unwrap();
+    let mut both = [key.clone(), second.clone()];
+    both.sort();
+    assert_eq!(store.keys_before(now + minute, None, 1).await.unwrap(), both[..1]);
+    assert_eq!(store.keys_before(now + minute, Some(&both[0]), 1).await.unwrap(), both[1..]);
+    assert_eq!(
+        store.keys_before(now + minute, Some(&both[1]), 1).await.unwrap(),
+        Vec::<String>::new()
+    );
+    store.remove(&second).await.unwrap();
 
     for bad in ["../etc/passwd", "ab/../../x", "", "AB/cd/"] {
         let refused = store.remove(bad).await.unwrap_err();
