@@ -54,6 +54,10 @@ function collectedOf(group) {
   return group.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—";
 }
 
+// A contact channel (an activity's type) as a person names it.
+const CHANNEL_NAMES = { call: "Calls", sms: "Text messages", whatsapp: "WhatsApp", email: "Email", letter: "Letters", visit: "Visits" };
+const channelName = (channel) => CHANNEL_NAMES[channel] || channel;
+
 // A portfolio's group by its name; the accounts in none last, as the API orders them.
 function portfolioName(group) {
   if (group.key === null) return "No portfolio";
@@ -101,6 +105,15 @@ export function dashboardScreen(main) {
         rate(g.promise_kept_rate),
         collectedOf(g),
       ])),
+      // Which channels reach debtors: every agent's attempts together, per channel.
+      report.total.channels.length
+        ? table("Contact by channel", ["Channel", "Attempts", "Right party", "Rate"], report.total.channels.map((c) => [
+          channelName(c.channel),
+          String(c.contact_attempts),
+          String(c.right_party_contacts),
+          rate(c.right_party_contact_rate),
+        ]))
+        : h("p", { class: "muted" }, "No contact attempts in this period."),
     );
     clear(
       byPortfolio,

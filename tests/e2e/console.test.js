@@ -344,6 +344,9 @@ suite("the console", setup, (test) => {
   });
 
   test("a payment made through the API rings the agent's bell and moves the dashboard, live", async () => {
+    // A letter sent today, so the period has a contact attempt whatever ran before (the
+    // guard allows letters at any hour).
+    await api(await tokenOf("manager"), "POST", `/accounts/${ids.queued}/activities`, { type: "letter", direction: "outbound" });
     const agent = await open("agent");
     const manager = await open("manager");
     await manager.goto(`${BASE}/#/dashboard`);
@@ -383,6 +386,16 @@ suite("the console", setup, (test) => {
     for (const g of byPortfolio.groups) {
       await portfolios.getByRole("cell", { name: g.key === null ? "No portfolio" : g.name, exact: true }).first().waitFor();
     }
+    // Contact per channel: every agent's attempts together, the API's total.
+    const channels = manager.locator("table", { hasText: "Contact by channel" });
+    await channels.waitFor();
+    const names = { call: "Calls", sms: "Text messages", whatsapp: "WhatsApp", email: "Email", letter: "Letters", visit: "Visits" };
+    const shownChannels = await channels.locator("tbody tr").evaluateAll((rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));
+    assert.deepEqual(shownChannels, report.total.channels.map((c) => [
+      names[c.channel], String(c.contact_attempts), String(c.right_party_contacts),
+      c.right_party_contact_rate === null ? "—" : `${Math.round(c.right_party_contact_rate * 100)}%`,
+    ]));
+    assert.ok(shownChannels.some(([name]) => name === "Letters"), "the letter sent today is an attempt");
     assert.match(await manager.locator("table", { hasText: "By days past due" }).textContent(), /\d USD/);
     assert.match(await manager.locator("table", { hasText: "By status" }).textContent(), /\d USD/);
     await agent.locator(".bell").click();
