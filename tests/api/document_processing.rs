@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::documents::uploaded;
-use crate::helpers::{TestApp, assert_problem, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, spawn_app, spawn_app_with, status_json};
 
 /// The memory test's kind of crafted file, as this module names them.
 mod bombs {
@@ -284,4 +284,55 @@ async fn files_the_reader_refuses_or_that_cross_its_limits_fail_with_a_reason_an
         &[account["account_number"].as_str().unwrap()],
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_try_that_fails_for_another_cause_than_the_file_is_tried_again_then_failed_after_three() {
+    // A reader that cannot be started: the program, not the file, is at fault.
+    let app = spawn_app_with(|s| s.document_extractor = Some("/nonexistent/arrears-reader".into())).await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, serde_json::json!({})).await;
+    let file = uploaded(
+        &app,
+        &manager.token,
+        account["id"].as_str().unwrap(),
+        "note.txt",
+        b"Call back on Monday".to_vec(),
+    )
+    .await;
+    let id = file["id"].as_str().unwrap();
+    for attempt in 1..=3 {
+        let tried = || async {
+            let tries: i32 = app
+                .sql_value("SELECT processing_attempts FROM account_documents WHERE id = $1", id)
+                .await;
+            let error: Option<String> = app
+                .sql_value("SELECT processing_error FROM account_documents WHERE id = $1", id)
+                .await;
+            tries == attempt && error.is_some()
+        };
+        crate::helpers::eventually(&format!("try {attempt} is recorded"), tried).await;
+        let (status, body) = status_json(app.get(&format!("/api/v1/documents/{id}"), &manager.token).await).await;
+        assert_eq!(status, StatusCode::OK);
+        let error = body["processing"]["error"].as_str().unwrap();
+        assert!(error.contains("could not be started"), "{error}");
+        if attempt < 3 {
+            assert_eq!(body["processing"]["status"], "pending", "try {attempt} of 3: {body}");
+            let wait: f64 = app
+                .sql_value(
+                    "SELECT extract(epoch FROM process_after - now())::float8 FROM account_documents WHERE id = $1",
+                    id,
+                )
+                .await;
+            assert!((50.0..=60.0 * f64::from(attempt)).contains(&wait), "try {attempt} waits {wait} s");
+            // The wait is over.
+            sqlx::query("UPDATE account_documents SET process_after = now() WHERE id = $1::uuid")
+                .bind(id)
+                .execute(&app.pool)
+                .await
+                .unwrap();
+        } else {
+            assert_eq!(body["processing"]["status"], "failed", "after three tries: {body}");
+        }
+    }
 }
