@@ -36,10 +36,12 @@ function chart(currency) {
   );
 }
 
+// A report table. On a phone it scrolls sideways inside itself rather than breaking its
+// words, so it takes the focus (a keyboard scrolls it too).
 function table(caption, heads, rows) {
   return h(
     "table",
-    {},
+    { class: "report", tabindex: "0" },
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
