@@ -30,7 +30,7 @@ use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::ranges::{self, Requested};
 use crate::http::{self as api, FileBytes, ListPage, respond};
-use crate::service::attachments::{self as service, AttachmentRow, Received, StateUsage, StorageReport};
+use crate::service::attachments::{self as service, AttachmentRow, Received, Served, StateUsage, StorageReport};
 use crate::service::document_uploads as uploads;
 use crate::service::jobs::JobView;
 use crate::state::AppState;
@@ -393,7 +393,8 @@ async fn content(id: Uuid, caller: Principal, state: AppState, range: Option<Str
         }
     };
     let part = (status == StatusCode::PARTIAL_CONTENT).then_some((first, last.unwrap_or_default()));
-    service::record_download(state.pool(), &caller, &row, part).await?;
+    let served = part.map_or(Served::Whole, |(first, last)| Served::Range { first, last });
+    service::record_download(state.pool(), &caller, &row, served).await?;
     let end = last.map_or(0, |last| last + 1);
     let reader = state
         .content()
@@ -433,13 +434,14 @@ async fn content(id: Uuid, caller: Principal, state: AppState, range: Option<Str
 #[tracing::instrument(skip_all, fields(document_id = %id))]
 async fn thumbnail(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let row = service::get(state.pool(), &caller, id).await?;
-    let (Some(key), Some(size)) = (row.thumbnail_key, row.thumbnail_size) else {
+    let (Some(key), Some(size)) = (row.thumbnail_key.as_deref(), row.thumbnail_size) else {
         return Err(Error::not_found("thumbnail"));
     };
     let size = u64::try_from(size).unwrap_or_default();
+    service::record_download(state.pool(), &caller, &row, Served::Thumbnail).await?;
     let reader = state
         .content()
-        .read(&key, 0..size)
+        .read(key, 0..size)
         .await
         .map_err(|e| Error::Internal(anyhow::anyhow!("reading the thumbnail of document {id}: {e}")))?;
     let mut response = warp::reply::stream(ReaderStream::new(reader)).into_response();

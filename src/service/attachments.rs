@@ -171,12 +171,27 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Attachme
     Ok(row)
 }
 
-/// Records in the audit trail that `caller` is downloading `row` (the bytes `range`,
-/// both included; `None`: all of them), before a byte is sent.
-pub async fn record_download(pool: &PgPool, caller: &Principal, row: &AttachmentRow, range: Option<(u64, u64)>) -> Result<()> {
+/// What of a document is served to a reader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Served {
+    Whole,
+    /// The bytes from `first` to `last`, both included.
+    Range {
+        first: u64,
+        last: u64,
+    },
+    /// Its thumbnail: a picture of the document is a read of it too.
+    Thumbnail,
+}
+
+/// Records in the audit trail that `caller` is reading `row` (`served`), before a byte
+/// is sent.
+pub async fn record_download(pool: &PgPool, caller: &Principal, row: &AttachmentRow, served: Served) -> Result<()> {
     let mut details = json!({"name": row.name, "size": row.size});
-    if let Some((first, last)) = range {
-        details["range"] = json!({"first": first, "last": last});
+    match served {
+        Served::Whole => {}
+        Served::Range { first, last } => details["range"] = json!({"first": first, "last": last}),
+        Served::Thumbnail => details["thumbnail"] = json!(true),
     }
     let mut conn = pool.acquire().await?;
     audit_log::append(
