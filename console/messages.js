@@ -159,11 +159,15 @@ function composer(account, sent) {
         showProblem(form, null);
         clear(preview, h("p", { class: "muted" }, `${channelName(r.channel)} to ${r.recipient}${r.subject ? `, subject “${r.subject}”` : ""}:`),
           h("p", { class: "message-body" }, r.body),
-          r.attachments ? h("p", { class: "muted" }, `Attached: ${r.attachments.map((a) => a.name).join(", ")}`) : null);
+          r.attachments ? h("p", { class: "muted" }, `Attached: ${r.attachments.map((a) => a.name).join(", ")}`) : null,
+          r.approved_template ? h("p", { class: "muted" },
+            `If the debtor has not written on WhatsApp in the last 24 hours, this goes as the approved template` +
+            `${r.approved_template.parameters.length ? ` with ${r.approved_template.parameters.join(" · ")}` : ""}.`) : null);
       }
     } catch (error) {
       showProblem(form, error);
       if (error.problem?.code === "contact_blocked") toast(`Not sent: ${words(error.problem.rule)}.`, { refusal: true });
+      if (error.problem?.code === "whatsapp_window_closed") toast("Not sent: outside WhatsApp's 24-hour window, send an approved template.", { refusal: true });
     } finally {
       for (const b of buttons) b.disabled = false;
     }

@@ -9,6 +9,10 @@ use uuid::Uuid;
 use crate::domain::activity::ActivityType;
 use crate::domain::refusal::FieldError;
 
+pub mod approval;
+
+use approval::Approval;
+
 /// How a message reaches the debtor. Stored as text (`account_messages.channel`,
 /// `message_templates.channel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
@@ -291,29 +295,66 @@ pub fn payment_link(template: &str, account_number: &str) -> String {
     template.replace("{account_number}", &encoded)
 }
 
-/// `text` with its placeholders filled from `values`; a placeholder the account cannot
-/// fill (no due date, no payment link configured) is refused, naming it.
+/// What `slot` is filled with from `values`; one the account cannot fill (no due date,
+/// no payment link configured) is refused, naming it.
+fn fill(slot: Placeholder, values: &Values) -> Result<String, String> {
+    Ok(match slot {
+        Placeholder::DebtorName => values.debtor_name.clone(),
+        Placeholder::AccountNumber => values.account_number.clone(),
+        Placeholder::Balance => values.balance.clone(),
+        Placeholder::DueDate => values
+            .due_date
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .ok_or_else(|| "uses {{due_date}}, but the account has no due date".to_owned())?,
+        Placeholder::PaymentLink => values
+            .payment_link
+            .clone()
+            .ok_or_else(|| "uses {{payment_link}}, but no PAYMENT_LINK_TEMPLATE is configured".to_owned())?,
+    })
+}
+
+/// `text` with its placeholders filled from `values`.
 pub fn render(text: &str, values: &Values) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     for piece in pieces(text)? {
         match piece {
             Piece::Text(t) => out.push_str(t),
-            Piece::Slot(slot) => {
-                let value = match slot {
-                    Placeholder::DebtorName => values.debtor_name.clone(),
-                    Placeholder::AccountNumber => values.account_number.clone(),
-                    Placeholder::Balance => values.balance.clone(),
-                    Placeholder::DueDate => values
-                        .due_date
-                        .map(|d| d.format("%Y-%m-%d").to_string())
-                        .ok_or_else(|| "uses {{due_date}}, but the account has no due date".to_owned())?,
-                    Placeholder::PaymentLink => values
-                        .payment_link
-                        .clone()
-                        .ok_or_else(|| "uses {{payment_link}}, but no PAYMENT_LINK_TEMPLATE is configured".to_owned())?,
-                };
-                out.push_str(&value);
+            Piece::Slot(slot) => out.push_str(&fill(slot, values)?),
+        }
+    }
+    Ok(out)
+}
+
+/// `text` as it is registered with WhatsApp's provider for approval: each placeholder
+/// as WhatsApp's `{{1}}`, `{{2}}` ... in the order they appear.
+pub fn numbered(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut n = 0;
+    for piece in pieces(text)? {
+        match piece {
+            Piece::Text(t) => out.push_str(t),
+            Piece::Slot(_) => {
+                n += 1;
+                out.push_str(&format!("{{{{{n}}}}}"));
             }
+        }
+    }
+    Ok(out)
+}
+
+/// The values of `text`'s placeholders from `values`, in order: the parameters of an
+/// approved WhatsApp template. Each is one line, its runs of white space one space
+/// (WhatsApp refuses a parameter with a line break, a tab or more than four spaces in a
+/// row), and never empty (nor does it take an empty one).
+pub fn parameters(text: &str, values: &Values) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for piece in pieces(text)? {
+        if let Piece::Slot(slot) = piece {
+            let value = fill(slot, values)?.split_whitespace().collect::<Vec<_>>().join(" ");
+            if value.is_empty() {
+                return Err(format!("fills {{{{{}}}}} with nothing, which WhatsApp refuses", slot.name()));
+            }
+            out.push(value);
         }
     }
     Ok(out)
@@ -412,6 +453,9 @@ pub struct CreateTemplate {
     /// Required for email, refused for the others.
     pub subject: Option<String>,
     pub body: String,
+    /// What WhatsApp's provider approved it as (WhatsApp only): what lets it go
+    /// outside WhatsApp's 24-hour window.
+    pub approval: Option<Approval>,
 }
 
 /// Body of `PATCH /message-templates/{id}`: the fields to change (the channel stays).
@@ -421,6 +465,8 @@ pub struct ChangeTemplate {
     pub name: Option<String>,
     pub subject: Option<String>,
     pub body: Option<String>,
+    /// Replaces the approval; `{}` removes it.
+    pub approval: Option<Approval>,
 }
 
 /// A template's fields, checked.
@@ -430,12 +476,13 @@ pub struct TemplateFields {
     pub channel: MessageChannel,
     pub subject: Option<String>,
     pub body: String,
+    pub approval: Option<Approval>,
 }
 
 impl TemplateFields {
     /// The fields of a new template, or every field that is wrong.
     pub fn new(body: CreateTemplate) -> Result<Self, Vec<FieldError>> {
-        Self::check(body.name, body.channel, body.subject, body.body)
+        Self::check(body.name, body.channel, body.subject, body.body, body.approval)
     }
 
     /// These fields with `change` applied, checked again whole.
@@ -445,11 +492,29 @@ impl TemplateFields {
             self.channel,
             change.subject.or_else(|| self.subject.clone()),
             change.body.unwrap_or_else(|| self.body.clone()),
+            match change.approval {
+                Some(approval) => Some(approval),
+                None => self.approval.clone(),
+            },
         )
     }
 
-    fn check(name: String, channel: MessageChannel, subject_text: Option<String>, body_text: String) -> Result<Self, Vec<FieldError>> {
+    fn check(
+        name: String,
+        channel: MessageChannel,
+        subject_text: Option<String>,
+        body_text: String,
+        approval: Option<Approval>,
+    ) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
+        let approval = approval.and_then(Approval::named);
+        if let Some(approval) = &approval {
+            if channel == MessageChannel::Whatsapp {
+                errors.extend(approval.check());
+            } else {
+                errors.push(FieldError::new("approval", "only a WhatsApp template is approved by its provider"));
+            }
+        }
         let name = template_name(&name).map_err(|m| errors.push(FieldError::new("name", m))).ok();
         let body = body(&body_text).map_err(|m| errors.push(FieldError::new("body", m))).ok();
         let subject = match (subject_text, channel.is_email()) {
@@ -470,6 +535,7 @@ impl TemplateFields {
                 channel,
                 subject,
                 body,
+                approval,
             }),
             _ => Err(errors),
         }
@@ -517,6 +583,23 @@ mod tests {
             "Hi Zoë O'Brien, 1250.00 USD on ACC 7/1 was due 2026-12-01: https://pay.example.com/a/ACC%207%2F1"
         );
         assert_eq!(render("no placeholders", &values()).unwrap(), "no placeholders");
+    }
+
+    #[test]
+    fn an_approved_template_is_numbered_and_its_values_are_one_line_each() {
+        let text = "Hi {{debtor_name}},\n{{balance}} is due {{ due_date }}. {{debtor_name}}";
+        assert_eq!(numbered(text).unwrap(), "Hi {{1}},\n{{2}} is due {{3}}. {{4}}");
+        let mut v = values();
+        v.debtor_name = "Zoë\n  O'Brien\t".to_owned();
+        assert_eq!(
+            parameters(text, &v).unwrap(),
+            ["Zoë O'Brien", "1250.00 USD", "2026-12-01", "Zoë O'Brien"]
+        );
+        assert!(parameters("no placeholders", &v).unwrap().is_empty());
+        v.debtor_name = " ".to_owned();
+        assert!(parameters(text, &v).unwrap_err().contains("{{debtor_name}}"));
+        v.due_date = None;
+        assert!(parameters("{{due_date}}", &v).unwrap_err().contains("no due date"));
     }
 
     #[test]

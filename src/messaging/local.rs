@@ -35,6 +35,7 @@ impl LocalProvider {
             "attachments": message.attachments.iter()
                 .map(|f| json!({"name": f.name, "content_type": f.content_type, "size": f.bytes.len()}))
                 .collect::<Vec<_>>(),
+            "approved_template": message.approved_template,
         });
         let name = message.id.simple().to_string();
         let partial = self.dir.join(format!("{name}.json.part"));
@@ -77,6 +78,7 @@ mod tests {
             subject: None,
             body: "Hello\nthere".to_owned(),
             attachments: Vec::new(),
+            approved_template: None,
         };
         let accepted = provider.send(&message).await.unwrap();
         assert_eq!(accepted.provider_message_id, format!("local-{}", message.id.simple()));

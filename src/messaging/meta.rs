@@ -1,8 +1,10 @@
 //! WhatsApp messages through Meta's WhatsApp Cloud API: one
 //! `POST {META_GRAPH_URL}/{META_PHONE_NUMBER_ID}/messages` per message, JSON, with the
-//! access token as a bearer token. The body is the text message Meta's own Node SDK
-//! (`whatsapp` on npm) sends: tests/api/providers.rs type-checks each body this builds
-//! against that SDK's published types with `tsc`, as the Elasticsearch bodies are.
+//! access token as a bearer token. The body is the text message, or outside WhatsApp's
+//! 24-hour window the template message (its body's parameters as text, in order), that
+//! Meta's own Node SDK (`whatsapp` on npm) sends: tests/api/providers.rs type-checks
+//! each body this builds against that SDK's published types with `tsc`, as the
+//! Elasticsearch bodies are.
 //!
 //! How an answer is read: 2xx with a message id (`wamid…`) is sent; 5xx, a timeout, a
 //! dropped connection, a rate limit (Meta's codes 4, 80007, 130429, 131048, 131056) and
@@ -71,12 +73,33 @@ impl MetaProvider {
                 "WhatsApp carries no attached documents here: they go by email".to_owned(),
             ));
         }
+        let Some(approved) = &message.approved_template else {
+            return Ok(json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": message.recipient,
+                "type": "text",
+                "text": {"preview_url": false, "body": message.body},
+            }));
+        };
+        let (Some(name), Some(language)) = (&approved.approval.meta_name, &approved.approval.meta_language) else {
+            return Err(SendFailure::Refused("the template has no approval at Meta".to_owned()));
+        };
+        let mut template = json!({"name": name, "language": {"code": language}});
+        if !approved.parameters.is_empty() {
+            let parameters: Vec<Value> = approved
+                .parameters
+                .iter()
+                .map(|text| json!({"type": "text", "text": text}))
+                .collect();
+            template["components"] = json!([{"type": "body", "parameters": parameters}]);
+        }
         Ok(json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": message.recipient,
-            "type": "text",
-            "text": {"preview_url": false, "body": message.body},
+            "type": "template",
+            "template": template,
         }))
     }
 

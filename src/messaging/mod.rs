@@ -17,6 +17,7 @@ use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 use crate::config::{EmailProvider, Settings, SmsProvider, WhatsappProvider};
+use crate::domain::message::approval::ApprovedMessage;
 use crate::domain::message::{Delivery, MessageChannel};
 use local::LocalProvider;
 use meta::{MetaConfig, MetaProvider};
@@ -34,6 +35,9 @@ pub struct Outgoing {
     pub body: String,
     /// The files an email carries, in order.
     pub attachments: Vec<OutgoingFile>,
+    /// A WhatsApp message that goes as the template its provider approved, with these
+    /// values, instead of `body` (outside WhatsApp's 24-hour window).
+    pub approved_template: Option<ApprovedMessage>,
 }
 
 /// A file an email carries: a document of the account, read whole (an email's files

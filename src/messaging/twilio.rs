@@ -135,7 +135,22 @@ impl TwilioProvider {
                 ));
             }
         }
-        form.push(("Body", message.body.clone()));
+        match &message.approved_template {
+            Some(approved) => {
+                let Some(sid) = &approved.approval.twilio_content_sid else {
+                    return Err(SendFailure::Refused("the template has no Content Template at Twilio".to_owned()));
+                };
+                let variables: serde_json::Map<String, serde_json::Value> = approved
+                    .parameters
+                    .iter()
+                    .enumerate()
+                    .map(|(n, value)| ((n + 1).to_string(), value.clone().into()))
+                    .collect();
+                form.push(("ContentSid", sid.clone()));
+                form.push(("ContentVariables", serde_json::Value::Object(variables).to_string()));
+            }
+            None => form.push(("Body", message.body.clone())),
+        }
         if let Some(callback) = &self.config.status_callback {
             form.push(("StatusCallback", callback.clone()));
         }
@@ -336,6 +351,7 @@ mod tests {
             subject: None,
             body: "Hello".to_owned(),
             attachments: Vec::new(),
+            approved_template: None,
         }
     }
 

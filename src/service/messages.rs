@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::activity::{Direction, MAX_NOTES_LEN, NewActivity};
 use crate::domain::attachment;
+use crate::domain::message::approval::{self, Approval, ApprovedMessage};
 use crate::domain::message::{
     self, ChangeTemplate, ComposeMessage, CreateTemplate, Delivery, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source, TemplateFields,
     Values,
@@ -27,6 +28,7 @@ use crate::service::idempotency::{self, Replay};
 use crate::storage::ContentStore;
 use crate::store::accounts::AccountRow;
 use crate::store::attachments;
+use crate::store::inbound;
 use crate::store::messages::{self as store, MessageRow, NewMessage, TemplateRow, Tried};
 use crate::telemetry::metrics;
 
@@ -69,6 +71,10 @@ pub struct MessageView {
     pub delivery_at: Option<DateTime<Utc>>,
     /// The account's documents the email carried, in order.
     pub document_ids: Vec<Uuid>,
+    /// A WhatsApp message sent outside WhatsApp's 24-hour window: the approved template
+    /// it went as and the values of its placeholders (`null` for a message sent as its
+    /// text).
+    pub approved_template: Option<ApprovedMessage>,
 }
 
 impl From<MessageRow> for MessageView {
@@ -96,6 +102,7 @@ impl From<MessageRow> for MessageView {
             delivery_error: row.delivery_error,
             delivery_at: row.delivery_at,
             document_ids: row.document_ids,
+            approved_template: row.approved_template.map(|t| t.0),
         }
     }
 }
@@ -110,6 +117,10 @@ pub struct Rendered {
     /// The documents an email carries, in order (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attached>,
+    /// For a WhatsApp template its provider approved: what goes instead of `body` when
+    /// the debtor has not written on WhatsApp in the last 24 hours (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_template: Option<ApprovedMessage>,
 }
 
 /// A document an email carries.
@@ -168,14 +179,15 @@ pub struct Outbox<'a> {
 /// The text, subject and recipient of `compose` for `account`.
 async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &ComposeMessage, payment_link: Option<&str>) -> Result<Rendered> {
     let source = compose.validate().map_err(Error::validation)?;
-    let (body, subject) = match source {
-        Source::Text { body, subject } => (body, subject),
+    let (body, subject, approval) = match source {
+        Source::Text { body, subject } => (body, subject, None),
         Source::Template(id) => {
             let template = store::lock_template(conn, id)
                 .await?
                 .filter(|t| t.channel == compose.channel)
                 .ok_or_else(|| Error::field("template_id", format!("names no live {} template", compose.channel.as_str())))?;
-            (template.body, template.subject)
+            let approval = template.approval();
+            (template.body, template.subject, approval)
         }
     };
     let values = Values {
@@ -191,6 +203,10 @@ async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &Compose
     } else {
         ("text", "subject")
     };
+    let approved_template = approval
+        .map(|approval| message::parameters(&body, &values).map(|parameters| ApprovedMessage { approval, parameters }))
+        .transpose()
+        .map_err(|m| Error::field(field, m))?;
     let body = message::render(&body, &values).map_err(|m| Error::field(field, m))?;
     let max = compose.channel.max_body_chars();
     if body.chars().count() > max {
@@ -237,7 +253,44 @@ async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &Compose
         subject,
         body,
         attachments,
+        approved_template,
     })
+}
+
+/// How a WhatsApp message goes at `now` through the provider named `provider`: as its
+/// text (`None`) while the debtor's last WhatsApp message is under 24 hours old; after
+/// that only as the approved template `rendered` brings, which that provider must have
+/// approved; otherwise 409 `whatsapp_window_closed`, saying when the window closed (or
+/// that the debtor never opened one) and what would go.
+async fn whatsapp_form(
+    conn: &mut PgConnection,
+    rendered: &Rendered,
+    provider: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<ApprovedMessage>> {
+    if rendered.channel != MessageChannel::Whatsapp {
+        return Ok(None);
+    }
+    let last = inbound::last_whatsapp_from(conn, &rendered.recipient).await?;
+    let closed_at = last.map(approval::window_closes);
+    if closed_at.is_some_and(|at| at > now) {
+        return Ok(None);
+    }
+    let since = match closed_at {
+        Some(at) => format!(
+            "the debtor's last WhatsApp message opened a window that closed at {}",
+            at.to_rfc3339()
+        ),
+        None => "the debtor has never written on WhatsApp".to_owned(),
+    };
+    let refusal = match &rendered.approved_template {
+        Some(approved) if approved.approval.serves(provider) => return Ok(Some(approved.clone())),
+        Some(_) => format!("{since}, and this template has no approval for the {provider} provider"),
+        None => format!("{since}: outside WhatsApp's 24-hour window only a template its provider approved goes"),
+    };
+    Err(Error::new(Code::WhatsappWindowClosed, refusal)
+        .with_extension("channel", rendered.channel.as_str().into())
+        .with_extension("window_closed_at", closed_at.map(|at| at.to_rfc3339()).into()))
 }
 
 /// The message `compose` would send on `account_id` now, without sending it.
@@ -299,6 +352,8 @@ pub async fn send(
         next_action_at: None,
     };
     let activity = activities::log_locked(&mut tx, caller, &account, &attempt, now).await?;
+    let provider = outbox.providers.for_channel(compose.channel).name();
+    let approved_template = whatsapp_form(&mut tx, &rendered, provider, now).await?;
     let row = store::queue(
         &mut tx,
         &NewMessage {
@@ -310,8 +365,9 @@ pub async fn send(
             recipient: &rendered.recipient,
             subject: rendered.subject.as_deref(),
             body: &rendered.body,
-            provider: outbox.providers.for_channel(compose.channel).name(),
+            provider,
             document_ids: &compose.document_ids,
+            approved_template: approved_template.as_ref(),
             created_by: caller.user_id,
             at: now,
         },
@@ -370,6 +426,7 @@ pub async fn deliver_due(pool: &PgPool, providers: &Providers, content: &dyn Con
                     subject: row.subject.clone(),
                     body: row.body.clone(),
                     attachments,
+                    approved_template: row.approved_template.as_ref().map(|t| t.0.clone()),
                 };
                 provider.send(&outgoing).await
             }
@@ -447,6 +504,11 @@ pub struct TemplateView {
     /// Plain text with placeholders: `{{debtor_name}}`, `{{account_number}}`,
     /// `{{balance}}`, `{{due_date}}`, `{{payment_link}}`.
     pub body: String,
+    /// What WhatsApp's provider approved it as (WhatsApp only; `null` when nothing).
+    pub approval: Option<Approval>,
+    /// A WhatsApp template's body as it is submitted for approval: each placeholder as
+    /// WhatsApp's `{{1}}`, `{{2}}` ... in order (`null` for other channels).
+    pub approval_body: Option<String>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -455,8 +517,13 @@ pub struct TemplateView {
 
 impl From<TemplateRow> for TemplateView {
     fn from(row: TemplateRow) -> Self {
+        let approval_body = (row.channel == MessageChannel::Whatsapp)
+            .then(|| message::numbered(&row.body).ok())
+            .flatten();
         Self {
             id: row.id,
+            approval: row.approval(),
+            approval_body,
             name: row.name,
             channel: row.channel,
             subject: row.subject,

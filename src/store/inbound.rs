@@ -119,3 +119,14 @@ fn only_unmatched(select: &str) -> sqlx::QueryBuilder<sqlx::Postgres> {
     query.push(" AND cardinality(account_ids) = 0");
     query
 }
+
+/// When `sender` last wrote on WhatsApp: what opens WhatsApp's 24-hour window.
+pub async fn last_whatsapp_from(conn: &mut PgConnection, sender: &str) -> Result<Option<DateTime<Utc>>> {
+    Ok(sqlx::query_scalar(
+        "SELECT received_at FROM inbound_messages WHERE channel = 'whatsapp' AND sender = $1
+         ORDER BY received_at DESC LIMIT 1",
+    )
+    .bind(sender)
+    .fetch_optional(conn)
+    .await?)
+}

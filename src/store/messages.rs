@@ -6,6 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgPool};
 use uuid::Uuid;
 
+use sqlx::types::Json;
+
+use crate::domain::message::approval::{Approval, ApprovedMessage};
 use crate::domain::message::{Delivery, MessageChannel, MessageStatus, TemplateFields};
 use crate::error::Result;
 use crate::store::keyset::{self, NewestFirst};
@@ -20,6 +23,9 @@ pub struct TemplateRow {
     pub channel: MessageChannel,
     pub subject: Option<String>,
     pub body: String,
+    pub meta_name: Option<String>,
+    pub meta_language: Option<String>,
+    pub twilio_content_sid: Option<String>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -27,17 +33,39 @@ pub struct TemplateRow {
 }
 
 impl TemplateRow {
+    /// What WhatsApp's provider approved it as, when anything.
+    pub fn approval(&self) -> Option<Approval> {
+        Approval {
+            meta_name: self.meta_name.clone(),
+            meta_language: self.meta_language.clone(),
+            twilio_content_sid: self.twilio_content_sid.clone(),
+        }
+        .named()
+    }
+
     pub fn fields(&self) -> TemplateFields {
         TemplateFields {
             name: self.name.clone(),
             channel: self.channel,
             subject: self.subject.clone(),
             body: self.body.clone(),
+            approval: self.approval(),
         }
     }
 }
 
-const TEMPLATE_COLUMNS: &str = "id, name, channel, subject, body, created_by, created_at, updated_at, deleted_at";
+const TEMPLATE_COLUMNS: &str =
+    "id, name, channel, subject, body, meta_name, meta_language, twilio_content_sid, created_by, created_at, updated_at, deleted_at";
+
+/// The approval columns of `fields`: Meta's name and language, Twilio's Content SID.
+fn approval_columns(fields: &TemplateFields) -> (Option<&str>, Option<&str>, Option<&str>) {
+    let approval = fields.approval.as_ref();
+    (
+        approval.and_then(|a| a.meta_name.as_deref()),
+        approval.and_then(|a| a.meta_language.as_deref()),
+        approval.and_then(|a| a.twilio_content_sid.as_deref()),
+    )
+}
 
 /// Whether `err` is the live-name unique index refusing a second template of one name.
 pub fn is_name_taken(err: &sqlx::Error) -> bool {
@@ -46,8 +74,9 @@ pub fn is_name_taken(err: &sqlx::Error) -> bool {
 
 pub async fn insert_template(conn: &mut PgConnection, id: Uuid, fields: &TemplateFields, by: Uuid) -> sqlx::Result<TemplateRow> {
     sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO message_templates (id, name, channel, subject, body, created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {TEMPLATE_COLUMNS}"
+        "INSERT INTO message_templates (id, name, channel, subject, body, created_by, updated_by,
+             meta_name, meta_language, twilio_content_sid)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9) RETURNING {TEMPLATE_COLUMNS}"
     )))
     .bind(id)
     .bind(&fields.name)
@@ -55,6 +84,9 @@ pub async fn insert_template(conn: &mut PgConnection, id: Uuid, fields: &Templat
     .bind(&fields.subject)
     .bind(&fields.body)
     .bind(by)
+    .bind(approval_columns(fields).0)
+    .bind(approval_columns(fields).1)
+    .bind(approval_columns(fields).2)
     .fetch_one(conn)
     .await
 }
@@ -71,7 +103,8 @@ pub async fn lock_template(conn: &mut PgConnection, id: Uuid) -> Result<Option<T
 
 pub async fn update_template(conn: &mut PgConnection, id: Uuid, fields: &TemplateFields, by: Uuid) -> sqlx::Result<TemplateRow> {
     sqlx::query_as::<_, TemplateRow>(sqlx::AssertSqlSafe(format!(
-        "UPDATE message_templates SET name = $2, subject = $3, body = $4, updated_by = $5, updated_at = now()
+        "UPDATE message_templates SET name = $2, subject = $3, body = $4, updated_by = $5, updated_at = now(),
+             meta_name = $6, meta_language = $7, twilio_content_sid = $8
          WHERE id = $1 RETURNING {TEMPLATE_COLUMNS}"
     )))
     .bind(id)
@@ -79,6 +112,9 @@ pub async fn update_template(conn: &mut PgConnection, id: Uuid, fields: &Templat
     .bind(&fields.subject)
     .bind(&fields.body)
     .bind(by)
+    .bind(approval_columns(fields).0)
+    .bind(approval_columns(fields).1)
+    .bind(approval_columns(fields).2)
     .fetch_one(conn)
     .await
 }
@@ -154,11 +190,13 @@ pub struct MessageRow {
     pub delivery_error: Option<String>,
     pub delivery_at: Option<DateTime<Utc>>,
     pub document_ids: Vec<Uuid>,
+    /// Sent as an approved WhatsApp template, with these values.
+    pub approved_template: Option<Json<ApprovedMessage>>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, account_id, activity_id, channel, template_id, recipient, subject, body, provider, status, \
      attempts, next_attempt_at, provider_message_id, error, created_by, created_at, sent_at, failed_at, \
-     delivery, delivery_error, delivery_at, document_ids";
+     delivery, delivery_error, delivery_at, document_ids, approved_template";
 
 /// A delivery's rank in SQL (`Delivery::rank`): reports only move a message forward.
 const DELIVERY_RANK: &str = "CASE WHEN delivery IS NULL THEN 0 WHEN delivery = 'sent' THEN 1 WHEN delivery = 'read' THEN 3 ELSE 2 END";
@@ -175,6 +213,7 @@ pub struct NewMessage<'a> {
     pub body: &'a str,
     pub provider: &'a str,
     pub document_ids: &'a [Uuid],
+    pub approved_template: Option<&'a ApprovedMessage>,
     pub created_by: Uuid,
     pub at: DateTime<Utc>,
 }
@@ -183,8 +222,8 @@ pub struct NewMessage<'a> {
 pub async fn queue(conn: &mut PgConnection, new: &NewMessage<'_>) -> Result<MessageRow> {
     let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO account_messages (id, account_id, activity_id, channel, template_id, recipient, subject, body,
-             provider, status, next_attempt_at, created_by, created_at, document_ids)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $10, $12) RETURNING {MESSAGE_COLUMNS}"
+             provider, status, next_attempt_at, created_by, created_at, document_ids, approved_template)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $11, $10, $12, $13) RETURNING {MESSAGE_COLUMNS}"
     )))
     .bind(new.id)
     .bind(new.account_id)
@@ -198,6 +237,7 @@ pub async fn queue(conn: &mut PgConnection, new: &NewMessage<'_>) -> Result<Mess
     .bind(new.at)
     .bind(new.created_by)
     .bind(new.document_ids)
+    .bind(new.approved_template.map(Json))
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;

@@ -78,6 +78,18 @@ impl Desk {
         status_json(self.app.post("/api/v1/message-templates", Some(&self.manager.token), &body).await).await
     }
 
+    /// A WhatsApp template Meta approved (`reminder`, en_US): what goes outside WhatsApp's
+    /// 24-hour window.
+    async fn approved_whatsapp_template(&self) -> Value {
+        let (status, template) = self
+            .template(json!({"name": format!("Approved {}", uuid::Uuid::new_v4()), "channel": "whatsapp",
+                "body": "Hello {{debtor_name}}, please call us.",
+                "approval": {"meta_name": "reminder", "meta_language": "en_US"}}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{template}");
+        template["id"].clone()
+    }
+
     async fn message(&self, id: &str) -> Value {
         let (status, body) = status_json(self.app.get(&format!("/api/v1/messages/{id}"), &self.agent.token).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -190,10 +202,29 @@ async fn an_allowed_message_is_logged_on_the_timeline_queued_and_sent_through_th
         (email["recipient"].as_str(), email["subject"].as_str()),
         (Some("jane@example.com"), Some("Your balance, Zoë O'Brien"))
     );
-    let (status, whatsapp) = d
+    // The debtor never wrote on WhatsApp: only a template its provider approved goes,
+    // with the values of its placeholders (the local provider stands in for any).
+    let (status, refused) = d
         .send(&d.agent.token, &account_id, json!({"channel": "whatsapp", "text": "Hello"}))
         .await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::CONFLICT, Some("whatsapp_window_closed")),
+        "{refused}"
+    );
+    let approved = d.approved_whatsapp_template().await;
+    let (status, whatsapp) = d
+        .send(&d.agent.token, &account_id, json!({"channel": "whatsapp", "template_id": approved}))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{whatsapp}");
+    assert_eq!(whatsapp["approved_template"]["parameters"], json!(["Zoë O'Brien"]));
+    let whatsapp_id = whatsapp["id"].as_str().unwrap().replace('-', "");
+    d.message_when(whatsapp["id"].as_str().unwrap(), "the WhatsApp message is sent", |m| {
+        m["status"] == "sent"
+    })
+    .await;
+    let written: Value = serde_json::from_slice(&std::fs::read(d.outbox().join(format!("{whatsapp_id}.json"))).unwrap()).unwrap();
+    assert_eq!(written["approved_template"]["approval"]["meta_name"], "reminder");
     let (_, list) = status_json(
         d.app
             .get(&format!("/api/v1/accounts/{account_id}/messages?page_size=2"), &d.manager.token)
@@ -299,8 +330,9 @@ async fn the_guard_refuses_a_message_as_it_refuses_a_logged_contact_and_nothing_
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
+    let approved = d.approved_whatsapp_template().await;
     let (status, sent) = d
-        .send(&d.agent.token, &late, json!({"channel": "whatsapp", "text": "As agreed"}))
+        .send(&d.agent.token, &late, json!({"channel": "whatsapp", "template_id": approved}))
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{sent}");
     let (status, _) = d.send(&d.agent.token, &late, json!({"channel": "sms", "text": "Again"})).await;
@@ -421,6 +453,45 @@ async fn templates_are_checked_managed_by_managers_and_read_by_those_who_send() 
         (status, refused["errors"][0]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("subject"))
     );
+
+    // Only a WhatsApp template is approved by its provider, under the names it takes.
+    let (status, refused) = d
+        .template(json!({"name": "Text", "channel": "sms", "body": "Hi", "approval": {"twilio_content_sid": "HX0123456789abcdef0123456789abcdef"}}))
+        .await;
+    assert_eq!(
+        (status, refused["errors"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("approval"))
+    );
+    let (status, refused) = d
+        .template(json!({"name": "Chat", "channel": "whatsapp", "body": "Hi",
+            "approval": {"meta_name": "Payment Reminder", "twilio_content_sid": "MG0123456789abcdef0123456789abcdef"}}))
+        .await;
+    let fields: Vec<_> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (status, fields),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            vec!["approval.meta_language", "approval.twilio_content_sid"]
+        ),
+        "{refused}"
+    );
+    let (status, chat) = d
+        .template(
+            json!({"name": "Chat", "channel": "whatsapp", "body": "Hi {{debtor_name}}, it is {{balance}}.",
+            "approval": {"twilio_content_sid": "HX0123456789abcdef0123456789abcdef"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{chat}");
+    assert_eq!(chat["approval_body"], "Hi {{1}}, it is {{2}}.");
+    let path = format!("/api/v1/message-templates/{}", chat["id"].as_str().unwrap());
+    let (status, cleared) = status_json(d.app.patch(&path, &d.manager.token, &json!({"approval": {}})).await).await;
+    assert_eq!((status, &cleared["approval"]), (StatusCode::OK, &Value::Null), "{cleared}");
+    assert_eq!(status_json(d.app.delete(&path, &d.manager.token).await).await.0, StatusCode::OK);
 
     let (status, sms) = d
         .template(json!({"name": "Reminder", "channel": "sms", "body": "Due {{due_date}}"}))

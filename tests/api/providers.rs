@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use arrears::config::{EmailProvider, SmsProvider, WhatsappProvider};
 use arrears::domain::message::MessageChannel;
+use arrears::domain::message::approval::{Approval, ApprovedMessage};
 use arrears::domain::role::Role;
 use arrears::messaging::meta::MetaProvider;
 use arrears::messaging::smtp::SmtpProvider;
@@ -110,6 +111,33 @@ fn outgoing(channel: MessageChannel, recipient: &str, subject: Option<&str>, bod
         subject: subject.map(str::to_owned),
         body: body.to_owned(),
         attachments: Vec::new(),
+        approved_template: None,
+    }
+}
+
+/// A WhatsApp message that goes as the template approved as `approval`, with `parameters`.
+fn approved(approval: Approval, parameters: &[&str]) -> Outgoing {
+    Outgoing {
+        approved_template: Some(ApprovedMessage {
+            approval,
+            parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+        }),
+        ..outgoing(MessageChannel::Whatsapp, "+12015550134", None, "unused: the template goes")
+    }
+}
+
+fn twilio_content_sid() -> Approval {
+    Approval {
+        twilio_content_sid: Some("HX0123456789abcdef0123456789abcdef".to_owned()),
+        ..Approval::default()
+    }
+}
+
+fn meta_approval(name: &str, language: &str) -> Approval {
+    Approval {
+        meta_name: Some(name.to_owned()),
+        meta_language: Some(language.to_owned()),
+        ..Approval::default()
     }
 }
 
@@ -153,9 +181,22 @@ async fn twilio_requests_are_the_ones_twilios_own_description_accepts() {
             &by_number,
             outgoing(MessageChannel::Whatsapp, "+12015550134", None, "Hello on WhatsApp"),
         ),
+        (&by_number, approved(twilio_content_sid(), &["Zoë O'Brien", "310.00 USD"])),
     ];
     for (provider, message) in messages {
         let form = provider.form(&message).unwrap();
+        if message.approved_template.is_some() {
+            assert_eq!(
+                form.iter()
+                    .filter(|(name, _)| name.starts_with("Content"))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+                [
+                    ("ContentSid", "HX0123456789abcdef0123456789abcdef".to_owned()),
+                    ("ContentVariables", r#"{"1":"Zoë O'Brien","2":"310.00 USD"}"#.to_owned())
+                ]
+            );
+        }
         let unknown: Vec<_> = form.iter().filter(|(name, _)| !known.contains(*name)).collect();
         assert!(unknown.is_empty(), "fields Twilio's description does not list: {unknown:?}");
         let accepted = provider
@@ -191,8 +232,24 @@ async fn twilio_requests_are_the_ones_twilios_own_description_accepts() {
         s.twilio_webhook_url = Some(CALLBACK.to_owned());
     })
     .await;
-    for channel in ["sms", "whatsapp"] {
-        let sent = send_through_the_api(&app, json!({"channel": channel, "text": "Please call us back."}), None).await;
+    // A WhatsApp message to a debtor who has not written goes as its Content Template.
+    let manager = app.user(Role::Manager).await;
+    let (status, template) = status_json(
+        app.post(
+            "/api/v1/message-templates",
+            Some(&manager.token),
+            &json!({"name": "Call back", "channel": "whatsapp", "body": "{{debtor_name}}, please call us back.",
+                "approval": {"twilio_content_sid": "HX0123456789abcdef0123456789abcdef"}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{template}");
+    for compose in [
+        json!({"channel": "sms", "text": "Please call us back."}),
+        json!({"channel": "whatsapp", "template_id": template["id"]}),
+    ] {
+        let sent = send_through_the_api(&app, compose, None).await;
         assert_eq!(sent["provider"], "twilio");
         assert!(sent["provider_message_id"].as_str().unwrap().starts_with("SM"), "{sent}");
     }
@@ -405,24 +462,36 @@ async fn send_through_the_api(app: &TestApp, mut compose: Value, document: Optio
     done
 }
 
-/// The type the bodies are checked against: the envelope Meta's SDK declares for a
+/// The types the bodies are checked against: the envelope Meta's SDK declares for a
 /// message request (`MessageRequestBody`, its `Record<string, any>` base left out so that
-/// an unknown field is an error), `type` as the string `"text"` its enum stands for, and
-/// `text` as the `TextObject` its `messages.text()` sends.
-const META_TYPES: &str = r#"import type { MessageRequestBody, TextObject } from "whatsapp/build/types/messages";
-import type { MessageTypesEnum } from "whatsapp/build/types/enums";
+/// an unknown field is an error), `type` as the string its enum stands for, and
+/// - `TextBody`: `text` as the `TextObject` its `messages.text()` sends;
+/// - `TemplateBody`: `template` as the `MessageTemplateObject` its `messages.template()`
+///   sends, with body components, each enum-typed field as the string its members stand
+///   for (as JSON carries them). One field is left out: the SDK's `LanguageObject`
+///   requires `policystring: 'deterministic'`, which Meta's reference for the template
+///   object does not have (its language is `{code}`, an optional `policy` whose only
+///   value is deterministic): a misspelling in the SDK's types that no request needs.
+const META_TYPES: &str = r#"import type { MessageRequestBody, MessageTemplateObject, TextObject } from "whatsapp/build/types/messages";
+import type { ComponentTypesEnum, MessageTypesEnum } from "whatsapp/build/types/enums";
 type Declared<T> = { [K in keyof T as string extends K ? never : number extends K ? never : K]: T[K] };
+type Wire<T> = T extends string ? `${T}` : T extends readonly (infer U)[] ? Wire<U>[] : T extends object ? { [K in keyof T]: Wire<T[K]> } : T;
 type TextBody = Omit<Declared<MessageRequestBody<MessageTypesEnum.Text>>, "type"> & { type: `${MessageTypesEnum.Text}`; text: TextObject };
+type Template = MessageTemplateObject<ComponentTypesEnum.Body>;
+type TemplateBody = Omit<Declared<MessageRequestBody<MessageTypesEnum.Template>>, "type"> & {
+    type: `${MessageTypesEnum.Template}`;
+    template: Wire<Omit<Template, "language"> & { language: Omit<Template["language"], "policystring"> }>;
+};
 "#;
 
-/// Runs tsc over `bodies` typed as Meta's text message request; tsc's output when it
-/// refuses them.
-fn tsc_on_meta_bodies(file: &str, bodies: &[Value]) -> Result<(), String> {
+/// Runs tsc over `bodies`, each typed as the named type of [`META_TYPES`]; tsc's output
+/// when it refuses them.
+fn tsc_on_meta_bodies(file: &str, bodies: &[(&str, Value)]) -> Result<(), String> {
     let generated = providers_dir().join("generated");
     std::fs::create_dir_all(&generated).unwrap();
     let mut source = META_TYPES.to_owned();
-    for (n, body) in bodies.iter().enumerate() {
-        source.push_str(&format!("export const body{n}: TextBody = {body};\n"));
+    for (n, (kind, body)) in bodies.iter().enumerate() {
+        source.push_str(&format!("export const body{n}: {kind} = {body};\n"));
     }
     std::fs::write(generated.join(file), source).unwrap();
     let tsc = providers_dir().join("node_modules/.bin/tsc");
@@ -448,25 +517,59 @@ fn whatsapp_cloud_api_bodies_are_the_ones_metas_own_sdk_types_accept() {
         "Quotes \" and \\ and </script> and 👍",
         "Pay here: https://pay.example.com/a/ACC-1",
     ];
-    let bodies: Vec<Value> = texts
+    let mut bodies: Vec<(&str, Value)> = texts
         .iter()
-        .map(|text| MetaProvider::body(&outgoing(MessageChannel::Whatsapp, "+12015550134", None, text)).unwrap())
+        .map(|text| {
+            let body = MetaProvider::body(&outgoing(MessageChannel::Whatsapp, "+12015550134", None, text)).unwrap();
+            ("TextBody", body)
+        })
         .collect();
+    let templates = [
+        approved(
+            meta_approval("payment_reminder", "en_US"),
+            &["Zoë O'Brien", "310.00 USD", "2026-12-01"],
+        ),
+        approved(meta_approval("call_us", "es"), &[]),
+    ];
+    for message in &templates {
+        bodies.push(("TemplateBody", MetaProvider::body(message).unwrap()));
+    }
     if let Err(refused) = tsc_on_meta_bodies("meta.ts", &bodies) {
         panic!("Meta's SDK types refuse a body the provider builds:\n{refused}");
     }
 
-    // The check is not lenient: a misspelt option, an unknown field and a missing
-    // recipient are each refused.
-    let mut misspelt = bodies[0].clone();
+    // The check is not lenient: a misspelt option, an unknown field, a missing recipient,
+    // a template's language that is not one of WhatsApp's, and a parameter of a kind the
+    // SDK does not declare are each refused.
+    let text = bodies[0].1.clone();
+    let mut misspelt = text.clone();
     misspelt["text"] = json!({"previewUrl": false, "body": "x"});
-    let mut unknown = bodies[0].clone();
+    let mut unknown = text.clone();
     unknown["priority"] = json!("high");
-    let mut no_recipient = bodies[0].clone();
+    let mut no_recipient = text.clone();
     no_recipient.as_object_mut().unwrap().remove("to");
-    let refused = tsc_on_meta_bodies("meta_refused.ts", &[misspelt, unknown, no_recipient]).unwrap_err();
-    for what in ["previewUrl", "priority", "Property 'to' is missing"] {
+    let template = bodies[texts.len()].1.clone();
+    let mut language = template.clone();
+    language["template"]["language"]["code"] = json!("english");
+    let mut parameter = template.clone();
+    parameter["template"]["components"][0]["parameters"][0] = json!({"type": "txt", "text": "x"});
+    let refused = tsc_on_meta_bodies(
+        "meta_refused.ts",
+        &[
+            ("TextBody", misspelt),
+            ("TextBody", unknown),
+            ("TextBody", no_recipient),
+            ("TemplateBody", language),
+            ("TemplateBody", parameter),
+        ],
+    )
+    .unwrap_err();
+    for what in ["previewUrl", "priority", "Property 'to' is missing", "\"english\"", "\"txt\""] {
         assert!(refused.contains(what), "tsc should refuse {what}:\n{refused}");
     }
     assert!(MetaProvider::body(&outgoing(MessageChannel::Sms, "+12015550134", None, "x")).is_err());
+    assert!(
+        MetaProvider::body(&approved(twilio_content_sid(), &[])).is_err(),
+        "no Meta approval"
+    );
 }

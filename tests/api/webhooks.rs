@@ -15,9 +15,9 @@
 //! refuses what Twilio's description refuses on the fields it reads (the request
 //! contract itself is checked against the description in providers.rs).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrears::config::{Settings, SmsProvider, WhatsappProvider};
 use arrears::domain::role::Role;
@@ -456,23 +456,46 @@ const APP_SECRET: &str = "meta-app-secret-for-tests";
 const VERIFY_TOKEN: &str = "meta-verify-token-for-tests";
 const META_TOKEN: &str = "meta-access-token-for-tests";
 
-/// A Graph API stand-in for sending: answers each WhatsApp text message with a new
-/// message id, as Meta does; refuses a request without the bearer token, not JSON, or
-/// not the text message body Meta's SDK types describe (providers.rs type-checks that
-/// body against them).
-async fn graph_stand_in() -> String {
+/// A Graph API stand-in for sending.
+#[derive(Clone, Default)]
+struct Graph {
+    url: String,
+    /// The numbers (E.164) whose 24-hour window is open: the test opens one when the
+    /// debtor writes.
+    open: Arc<Mutex<HashSet<String>>>,
+    /// The bodies it took, in order.
+    took: Arc<Mutex<Vec<Value>>>,
+}
+
+/// Answers each WhatsApp message it takes with a new message id, as Meta does; refuses a
+/// request without the bearer token, not JSON, or not the text or template message body
+/// Meta's SDK types describe (providers.rs type-checks those bodies against them), and,
+/// as Meta does, a text to a number whose 24-hour window is not open (131047).
+async fn graph_stand_in() -> Graph {
     let sent = Arc::new(AtomicU32::new(0));
+    let graph = Graph::default();
+    let (open, took) = (graph.open.clone(), graph.took.clone());
     let route = warp::post()
         .and(warp::path!(String / "messages"))
         .and(warp::header::optional::<String>("authorization"))
         .and(warp::body::json())
         .map(move |number: String, auth: Option<String>, body: Value| {
             let keys: Vec<&str> = body.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
+            let text = keys == ["messaging_product", "recipient_type", "text", "to", "type"]
+                && body["type"] == "text"
+                && body["text"]["body"].is_string();
+            let template = keys == ["messaging_product", "recipient_type", "template", "to", "type"]
+                && body["type"] == "template"
+                && body["template"]["name"].is_string()
+                && body["template"]["language"]["code"].is_string();
             let (status, answer) = if number != PHONE_NUMBER_ID || auth.as_deref() != Some(&format!("Bearer {META_TOKEN}")) {
                 (401, json!({"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}))
-            } else if keys != ["messaging_product", "recipient_type", "text", "to", "type"] || body["text"]["body"].as_str().is_none() {
+            } else if !text && !template {
                 (400, json!({"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100}}))
+            } else if text && !open.lock().unwrap().contains(body["to"].as_str().unwrap_or_default()) {
+                (400, json!({"error": {"message": "Re-engagement message", "type": "OAuthException", "code": 131047}}))
             } else {
+                took.lock().unwrap().push(body.clone());
                 let n = sent.fetch_add(1, Ordering::SeqCst) + 1;
                 let to = body["to"].as_str().unwrap().trim_start_matches('+').to_owned();
                 (200, json!({"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": to}], "messages": [{"id": wamid(n)}]}))
@@ -482,7 +505,7 @@ async fn graph_stand_in() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(warp::serve(route).incoming(listener).run());
-    url
+    Graph { url, ..graph }
 }
 
 fn wamid(n: u32) -> String {
@@ -501,17 +524,19 @@ fn meta_signs(body: &str) -> String {
 }
 
 /// WhatsApp messages through Meta's Cloud API (a stand-in), its webhook open.
-async fn meta_hook() -> Hook {
-    let stand_in = graph_stand_in().await;
-    hook_with(move |s| {
+async fn meta_hook() -> (Hook, Graph) {
+    let graph = graph_stand_in().await;
+    let url = graph.url.clone();
+    let hook = hook_with(move |s| {
         s.whatsapp_provider = WhatsappProvider::Meta;
-        s.meta_graph_url = stand_in;
+        s.meta_graph_url = url;
         s.meta_phone_number_id = Some(PHONE_NUMBER_ID.to_owned());
         s.meta_access_token = Some(META_TOKEN.to_owned());
         s.meta_app_secret = Some(APP_SECRET.to_owned());
         s.meta_verify_token = Some(VERIFY_TOKEN.to_owned());
     })
-    .await
+    .await;
+    (hook, graph)
 }
 
 impl Hook {
@@ -525,6 +550,25 @@ impl Hook {
             request = request.header("x-hub-signature-256", signature);
         }
         status_json(request.send().await.unwrap()).await
+    }
+
+    /// The debtor writes `text` on WhatsApp from `DEBTOR` (message `id`), signed as Meta
+    /// signs it; the stand-in opens the debtor's window as Meta would.
+    async fn debtor_writes(&self, graph: &Graph, id: &str, text: &str) {
+        let body = meta_webhook(
+            PHONE_NUMBER_ID,
+            json!([{"from": DEBTOR.trim_start_matches('+'), "id": id, "timestamp": "1749416380", "type": "text", "text": {"body": text}}]),
+            json!([]),
+        );
+        let (status, taken) = self.post_meta(&body, Some(&meta_signs(&body))).await;
+        assert_eq!((status, taken), (StatusCode::OK, json!({"taken": 1})));
+        graph.open.lock().unwrap().insert(DEBTOR.to_owned());
+    }
+
+    /// Sends `compose` on `account` as the agent; the status and body answered.
+    async fn compose(&self, account: &str, compose: Value) -> (StatusCode, Value) {
+        let path = format!("/api/v1/accounts/{account}/messages");
+        status_json(self.app.post(&path, Some(&self.agent.token), &compose).await).await
     }
 }
 
@@ -543,7 +587,7 @@ fn meta_webhook(phone_number_id: &str, messages: Value, statuses: Value) -> Stri
 
 #[tokio::test]
 async fn metas_webhook_is_subscribed_with_the_verify_token_only() {
-    let h = meta_hook().await;
+    let (h, _) = meta_hook().await;
     let subscribe = |token: &str| format!("/api/v1/webhooks/meta?hub.mode=subscribe&hub.verify_token={token}&hub.challenge=1158201444");
     let response = h
         .app
@@ -567,19 +611,10 @@ async fn metas_webhook_is_subscribed_with_the_verify_token_only() {
 
 #[tokio::test]
 async fn meta_reports_signed_with_the_app_secret_move_a_whatsapp_message_and_land_a_stop() {
-    let h = meta_hook().await;
+    let (h, graph) = meta_hook().await;
     let account = id_of(&h.account(json!({})).await);
-    let path = format!("/api/v1/accounts/{account}/messages");
-    let (status, queued) = status_json(
-        h.app
-            .post(
-                &path,
-                Some(&h.agent.token),
-                &json!({"channel": "whatsapp", "text": "Please call us."}),
-            )
-            .await,
-    )
-    .await;
+    h.debtor_writes(&graph, "wamid.IN0000", "Who is this?").await;
+    let (status, queued) = h.compose(&account, json!({"channel": "whatsapp", "text": "Please call us."})).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
     let id = queued["id"].as_str().unwrap().to_owned();
     eventually("the message is sent", || async { h.message(&id).await["status"] == "sent" }).await;
@@ -620,4 +655,84 @@ async fn meta_reports_signed_with_the_app_secret_move_a_whatsapp_message_and_lan
     let (status, taken) = h.post_meta(&other, Some(&meta_signs(&other))).await;
     assert_eq!((status, taken), (StatusCode::OK, json!({"taken": 0})));
     assert_eq!(h.activities(&account).await.len(), activities.len());
+}
+
+#[tokio::test]
+async fn outside_whatsapps_24_hour_window_only_a_template_meta_approved_goes() {
+    let (h, graph) = meta_hook().await;
+    let account = id_of(&h.account(json!({"due_date": "2026-12-01"})).await);
+    let text = json!({"channel": "whatsapp", "text": "Please call us."});
+
+    // The debtor never wrote: a text is refused before it is kept or sent.
+    let (status, refused) = h.compose(&account, text.clone()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["code"], "whatsapp_window_closed");
+    assert_eq!(refused["window_closed_at"], Value::Null);
+    assert!(refused["detail"].as_str().unwrap().contains("never written"), "{refused}");
+    assert!(h.activities(&account).await.is_empty(), "a refused message logs nothing");
+
+    // They write; a text goes for 24 hours, and no longer.
+    h.debtor_writes(&graph, "wamid.IN0100", "Hello?").await;
+    let wrote_at = h.app.clock.now();
+    h.app.clock.advance(chrono::Duration::hours(23));
+    assert_eq!(h.compose(&account, text.clone()).await.0, StatusCode::ACCEPTED);
+    h.app.clock.advance(chrono::Duration::hours(1));
+    let (status, refused) = h.compose(&account, text.clone()).await;
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (StatusCode::CONFLICT, Some("whatsapp_window_closed"))
+    );
+    let closed_at = chrono::DateTime::parse_from_rfc3339(refused["window_closed_at"].as_str().unwrap()).unwrap();
+    assert_eq!(closed_at, wrote_at + chrono::Duration::hours(24));
+
+    // A template approved only at Twilio does not go through Meta; one Meta approved does,
+    // as Meta's template message with its placeholders' values in order.
+    let template = |name: &str, approval: Value| {
+        json!({"name": name, "channel": "whatsapp", "approval": approval,
+            "body": "Hi {{debtor_name}}, {{balance}} was due {{due_date}}. Reply to talk to us."})
+    };
+    let hook = &h;
+    let create = |body: Value| async move {
+        let (status, created) = status_json(hook.app.post("/api/v1/message-templates", Some(&hook.manager.token), &body).await).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        created
+    };
+    let twilio_only = create(template(
+        "Twilio reminder",
+        json!({"twilio_content_sid": "HX0123456789abcdef0123456789abcdef"}),
+    ))
+    .await;
+    let (status, refused) = h
+        .compose(&account, json!({"channel": "whatsapp", "template_id": twilio_only["id"]}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("no approval for the meta provider"),
+        "{refused}"
+    );
+
+    let approved = create(template(
+        "Meta reminder",
+        json!({"meta_name": "payment_reminder", "meta_language": "en_US"}),
+    ))
+    .await;
+    assert_eq!(approved["approval_body"], "Hi {{1}}, {{2}} was due {{3}}. Reply to talk to us.");
+    let (status, queued) = h
+        .compose(&account, json!({"channel": "whatsapp", "template_id": approved["id"]}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{queued}");
+    let parameters = json!(["Zoë O'Brien", "1250.00 USD", "2026-12-01"]);
+    assert_eq!(queued["approved_template"]["parameters"], parameters);
+    let id = queued["id"].as_str().unwrap().to_owned();
+    eventually("the template message is sent", || async {
+        h.message(&id).await["status"] == "sent"
+    })
+    .await;
+    let took = graph.took.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(
+        took["template"],
+        json!({"name": "payment_reminder", "language": {"code": "en_US"},
+            "components": [{"type": "body", "parameters": [
+                {"type": "text", "text": "Zoë O'Brien"}, {"type": "text", "text": "1250.00 USD"}, {"type": "text", "text": "2026-12-01"}]}]})
+    );
 }
