@@ -81,6 +81,8 @@ export function portfoliosScreen(main) {
       field("Placement date", h("input", { name: "placement_date", type: "date", value: p?.placement_date ?? "" }), "Optional"),
       field("Commission rate", h("input", { name: "commission_rate", inputmode: "decimal", autocomplete: "off", value: p?.commission_rate ?? "" }),
         "Percent of what is collected, 0 to 100, e.g. 18.5; optional"),
+      field("Delinquent after (days past due)", h("input", { name: "delinquent_after_days", type: "number", min: 0, max: 365, step: 1, inputmode: "numeric", autocomplete: "off", value: p?.delinquent_after_days ?? "" }),
+        "An active account past its due date by more than this becomes delinquent, 0 to 365; empty: the server's default"),
       h("div", { class: "row" },
         h("button", { type: "submit", class: "primary" }, editing ? "Save portfolio" : "Create portfolio"),
         editing ? h("button", { type: "button", onclick: () => showForm() }, "Cancel") : null),
@@ -102,13 +104,19 @@ export function portfoliosScreen(main) {
     return el;
   }
 
-  // An optional input's value in its wire form: its text, or null when empty.
-  const optional = (input) => input.value.trim() || null;
+  // An optional input's value in its wire form: its text (a number for a number input),
+  // or null when empty.
+  const optional = (input) => {
+    const text = input.value.trim();
+    if (!text) return null;
+    return input.type === "number" ? Number(text) : text;
+  };
+  const OPTIONAL = ["client", "placement_date", "commission_rate", "delinquent_after_days"];
 
   async function create(el) {
     const els = el.elements;
     const body = { name: els.name.value.trim() };
-    for (const name of ["client", "placement_date", "commission_rate"]) {
+    for (const name of OPTIONAL) {
       const value = optional(els.namedItem(name));
       if (value !== null) body[name] = value;
     }
@@ -122,7 +130,7 @@ export function portfoliosScreen(main) {
     const els = el.elements;
     const patch = {};
     if (changed(els.name)) patch.name = els.name.value.trim();
-    for (const name of ["client", "placement_date", "commission_rate"]) {
+    for (const name of OPTIONAL) {
       if (changed(els.namedItem(name))) patch[name] = optional(els.namedItem(name));
     }
     if (!Object.keys(patch).length) {

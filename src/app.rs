@@ -150,6 +150,7 @@ impl Application {
                 max_misses: state.settings().plan_max_misses,
             },
             audit_retention_days: state.settings().audit_retention_days,
+            overdue_after_days: state.settings().overdue_after_days,
         };
         if options.run_schedulers {
             schedulers.start(&stopped, &mut background);

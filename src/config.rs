@@ -248,6 +248,11 @@ pub struct Settings {
     #[arg(long, env = "PLAN_GRACE_DAYS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=365), global = true)]
     pub plan_grace_days: u32,
 
+    /// Days past its due date (in the debtor's time zone) after which an active account
+    /// becomes delinquent, where its portfolio does not say (`delinquent_after_days`).
+    #[arg(long, env = "OVERDUE_AFTER_DAYS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=365), global = true)]
+    pub overdue_after_days: u32,
+
     /// Missed instalments that break a payment plan.
     #[arg(long, env = "PLAN_MAX_MISSES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1000), global = true)]
     pub plan_max_misses: u32,

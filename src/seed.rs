@@ -257,7 +257,14 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
         "paid" | "settled" | "closed" => 0,
         _ => rng.random_range(original_cents / 10..=original_cents),
     };
-    let due = today - TimeDelta::days(rng.random_range(-30..400));
+    // An active account is not yet past due (the overdue scheduler would make it
+    // delinquent); the others fell due up to 400 days ago, or fall due within 30 days.
+    let days: i64 = rng.random_range(-30..400);
+    let due = if status == "active" {
+        today + TimeDelta::days(days.rem_euclid(31))
+    } else {
+        today - TimeDelta::days(days)
+    };
     let agent = if rng.random_bool(0.8) && !agents.is_empty() {
         Some(*pick(rng, agents))
     } else {

@@ -25,6 +25,8 @@ pub enum NotificationKind {
     /// A debtor of one of the user's accounts sent a message in (an opt-out word among
     /// them: `opt_out` in its data).
     MessageReceived,
+    /// One of the user's accounts passed its due date unpaid and became delinquent.
+    AccountOverdue,
 }
 
 impl NotificationKind {
@@ -48,12 +50,17 @@ pub fn title(kind: NotificationKind, count: i64, stored: &str) -> String {
         NotificationKind::RegistrationAttempt => format!("{count} attempts to register with your email address"),
         NotificationKind::MessageFailed => format!("{count} messages could not be sent or delivered"),
         NotificationKind::MessageReceived => format!("{count} messages from debtors"),
+        NotificationKind::AccountOverdue => format!("{count} accounts are past due"),
     }
 }
 
 /// Where a batch about accounts leads: the reader's accounts, latest changed first, so
 /// the accounts just assigned (or just paid, or whose plans just broke) lead the list.
 const BATCH_SEARCH: &str = "#/search?assigned_agent_id=me&sort=-updated_at";
+
+/// Where a batch of accounts past due leads: the reader's delinquent accounts, latest
+/// changed first.
+const OVERDUE_SEARCH: &str = "#/search?assigned_agent_id=me&status=delinquent&sort=-updated_at";
 
 /// The console route a notification leads to: the account it is about, or for a batch
 /// [`BATCH_SEARCH`]; the jobs list for a finished job; nothing for a registration
@@ -64,6 +71,7 @@ pub fn link(kind: NotificationKind, count: i64, data: &Value) -> Option<String> 
     match kind {
         NotificationKind::JobFinished => text("id").map(|_| "#/imports".to_owned()),
         NotificationKind::RegistrationAttempt => None,
+        NotificationKind::AccountOverdue if count > 1 => Some(OVERDUE_SEARCH.to_owned()),
         _ if count > 1 => Some(BATCH_SEARCH.to_owned()),
         NotificationKind::AccountAssigned => account("id"),
         NotificationKind::PaymentReceived
@@ -71,7 +79,8 @@ pub fn link(kind: NotificationKind, count: i64, data: &Value) -> Option<String> 
         | NotificationKind::PlanBroken
         | NotificationKind::PlanInstalmentMissed
         | NotificationKind::MessageFailed
-        | NotificationKind::MessageReceived => account("account_id"),
+        | NotificationKind::MessageReceived
+        | NotificationKind::AccountOverdue => account("account_id"),
     }
 }
 

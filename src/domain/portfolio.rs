@@ -56,7 +56,13 @@ pub struct PortfolioFields {
     pub placement_date: Option<NaiveDate>,
     /// The agency's share of what it collects, in percent (0 to 100, four decimals).
     pub commission_rate: Option<Decimal>,
+    /// Days past its due date after which an active account of the portfolio becomes
+    /// delinquent (`None`: `OVERDUE_AFTER_DAYS`).
+    pub delinquent_after_days: Option<i32>,
 }
+
+/// The most days past due a portfolio may wait before an account is delinquent.
+pub const MAX_DELINQUENT_AFTER_DAYS: i32 = 365;
 
 /// Body of `POST /portfolios`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -71,6 +77,9 @@ pub struct NewPortfolio {
     /// The agency's commission, in percent: 0 to 100, at most four decimals.
     #[schema(value_type = Option<String>, example = "18.5")]
     pub commission_rate: Option<Decimal>,
+    /// Days past its due date after which an active account becomes delinquent, 0 to
+    /// 365 (absent or `null`: the server's `OVERDUE_AFTER_DAYS`).
+    pub delinquent_after_days: Option<i32>,
 }
 
 /// Body of `PATCH /portfolios/{id}`: the fields to change; `null` clears an optional one.
@@ -87,6 +96,9 @@ pub struct PortfolioPatch {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub commission_rate: Option<Option<Decimal>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i32>)]
+    pub delinquent_after_days: Option<Option<i32>>,
 }
 
 /// Body of `POST /portfolios/{id}/grants`: exactly one of a user or a team.
@@ -146,6 +158,18 @@ fn commission_rate(rate: Option<Decimal>, errors: &mut Vec<FieldError>) -> Optio
     rate.map(|r| r.normalize())
 }
 
+fn delinquent_after_days(days: Option<i32>, errors: &mut Vec<FieldError>) -> Option<i32> {
+    if let Some(days) = days
+        && !(0..=MAX_DELINQUENT_AFTER_DAYS).contains(&days)
+    {
+        errors.push(FieldError::new(
+            "delinquent_after_days",
+            format!("must be 0 to {MAX_DELINQUENT_AFTER_DAYS} days, or null"),
+        ));
+    }
+    days
+}
+
 impl NewPortfolio {
     pub fn validate(self) -> Result<PortfolioFields, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -154,6 +178,7 @@ impl NewPortfolio {
             client: client(self.client, &mut errors),
             placement_date: placement_date(self.placement_date, &mut errors),
             commission_rate: commission_rate(self.commission_rate, &mut errors),
+            delinquent_after_days: delinquent_after_days(self.delinquent_after_days, &mut errors),
         };
         if errors.is_empty() { Ok(fields) } else { Err(errors) }
     }
@@ -161,7 +186,11 @@ impl NewPortfolio {
 
 impl PortfolioPatch {
     pub fn is_empty(&self) -> bool {
-        self.name.is_none() && self.client.is_none() && self.placement_date.is_none() && self.commission_rate.is_none()
+        self.name.is_none()
+            && self.client.is_none()
+            && self.placement_date.is_none()
+            && self.commission_rate.is_none()
+            && self.delinquent_after_days.is_none()
     }
 
     /// `current` with this patch applied.
@@ -176,6 +205,9 @@ impl PortfolioPatch {
             commission_rate: self
                 .commission_rate
                 .map_or(current.commission_rate, |r| commission_rate(r, &mut errors)),
+            delinquent_after_days: self
+                .delinquent_after_days
+                .map_or(current.delinquent_after_days, |d| delinquent_after_days(d, &mut errors)),
         };
         if errors.is_empty() { Ok(fields) } else { Err(errors) }
     }
@@ -201,6 +233,7 @@ mod tests {
             client: Some("  Acme Bank ".to_owned()),
             placement_date: NaiveDate::from_ymd_opt(2026, 11, 2),
             commission_rate: Some(Decimal::new(18_50, 2)),
+            delinquent_after_days: Some(30),
         }
     }
 
@@ -222,10 +255,14 @@ mod tests {
         bad.client = Some(String::new());
         bad.placement_date = NaiveDate::from_ymd_opt(1850, 1, 1);
         bad.commission_rate = Some(Decimal::new(100_001, 3));
+        bad.delinquent_after_days = Some(366);
         assert_eq!(
             fields_of(bad.validate().unwrap_err()),
-            ["name", "client", "placement_date", "commission_rate"]
+            ["name", "client", "placement_date", "commission_rate", "delinquent_after_days"]
         );
+        let mut negative = new("P");
+        negative.delinquent_after_days = Some(-1);
+        assert_eq!(fields_of(negative.validate().unwrap_err()), ["delinquent_after_days"]);
         for rate in [Decimal::new(123_456, 5), Decimal::new(-1, 0)] {
             let mut refused = new("P");
             refused.commission_rate = Some(rate);

@@ -29,6 +29,9 @@ struct PortfolioView {
     /// Percent, as a decimal string.
     #[schema(value_type = Option<String>, example = "18.5")]
     commission_rate: Option<Decimal>,
+    /// Days past due after which an active account becomes delinquent (`null`: the
+    /// server's `OVERDUE_AFTER_DAYS`).
+    delinquent_after_days: Option<i32>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     /// Set when the portfolio was deleted (it can be restored).
@@ -43,6 +46,7 @@ impl From<PortfolioRow> for PortfolioView {
             client: row.client,
             placement_date: row.placement_date,
             commission_rate: row.commission_rate.map(|r| r.normalize()),
+            delinquent_after_days: row.delinquent_after_days,
             created_at: row.created_at,
             updated_at: row.updated_at,
             deleted_at: row.deleted_at,

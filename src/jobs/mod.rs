@@ -10,6 +10,7 @@ pub mod document_retention;
 pub mod document_upload;
 pub mod import;
 pub mod messages;
+pub mod overdue;
 pub mod plans;
 pub mod promises;
 pub mod schedulers;

@@ -1,5 +1,5 @@
-//! The schedulers every API process runs (promises, plans, KPI snapshots, contact
-//! windows, the audit trail's sealing and retention), all reading one [`Clock`]: started in the background by the application,
+//! The schedulers every API process runs (promises, plans, accounts past due, KPI
+//! snapshots, contact windows, the audit trail's sealing and retention), all reading one [`Clock`]: started in the background by the application,
 //! or run once on demand (a test that set the clock, then asks for a pass).
 
 use sqlx::PgPool;
@@ -16,6 +16,9 @@ pub struct Schedulers {
     pub pool: PgPool,
     pub clock: Clock,
     pub misses: MissRules,
+    /// `OVERDUE_AFTER_DAYS`: days past due after which an active account is delinquent,
+    /// where its portfolio does not say.
+    pub overdue_after_days: u32,
     /// Days the audit trail keeps a month's partition after the month ends.
     pub audit_retention_days: u32,
 }
@@ -25,6 +28,8 @@ pub struct Schedulers {
 pub struct Pass {
     pub promises_broken: u64,
     pub plans: Misses,
+    /// Accounts past due made delinquent.
+    pub overdue: u64,
     /// Accounts in today's snapshot when this pass took it.
     pub snapshot: Option<u64>,
     /// Accounts re-indexed for a zone's offset change.
@@ -35,6 +40,12 @@ impl Schedulers {
     /// Starts each scheduler's loop in `background`, until `shutdown`.
     pub fn start(&self, shutdown: &watch::Receiver<bool>, background: &mut JoinSet<()>) {
         background.spawn(super::promises::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
+        background.spawn(super::overdue::run(
+            self.pool.clone(),
+            self.clock.clone(),
+            self.overdue_after_days,
+            shutdown.clone(),
+        ));
         background.spawn(super::contact_windows::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
         background.spawn(super::snapshots::run(self.pool.clone(), self.clock.clone(), shutdown.clone()));
         background.spawn(super::audit_log::run(
@@ -56,6 +67,7 @@ impl Schedulers {
         let (_running, shutdown) = watch::channel(false);
         Ok(Pass {
             promises_broken: super::promises::pass(&self.pool, &self.clock).await?,
+            overdue: super::overdue::pass(&self.pool, &self.clock, self.overdue_after_days).await?,
             contact_windows: super::contact_windows::refresh(&self.pool, &self.clock).await?,
             snapshot: super::snapshots::pass(&self.pool, &self.clock, &shutdown).await?,
             plans: super::plans::pass(&self.pool, &self.clock, self.misses).await?,

@@ -150,7 +150,7 @@ pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, patch: Portfoli
     if patch.is_empty() {
         return Err(Error::field(
             "body",
-            "name at least one of name, client, placement_date, commission_rate",
+            "name at least one of name, client, placement_date, commission_rate, delinquent_after_days",
         ));
     }
     let mut tx = store::begin_as(pool, caller.user_id).await?;

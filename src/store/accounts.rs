@@ -744,3 +744,54 @@ impl From<AccountRow> for AccountDoc {
         }
     }
 }
+
+/// An account the overdue scheduler made delinquent.
+#[derive(Clone, Debug, FromRow, PartialEq, Eq)]
+pub struct Overdue {
+    pub id: Uuid,
+    pub assigned_agent_id: Option<Uuid>,
+}
+
+/// Makes delinquent up to `limit` active accounts whose due date plus their portfolio's
+/// `delinquent_after_days` (or `default_days`) is before the date of `now` in the
+/// debtor's time zone, with a balance still owed, and tells each one's agent
+/// (`account_overdue`, merged into one notification per agent for the run `batch`
+/// names). One transaction, recorded as the `scheduler:overdue` job. Accounts another
+/// transaction holds are skipped (`SKIP LOCKED`) and found by a later pass, so two
+/// schedulers at once split the work and neither moves (or tells of) an account twice.
+pub async fn mark_overdue(pool: &PgPool, now: DateTime<Utc>, default_days: i32, limit: i64, batch: &str) -> Result<Vec<Overdue>> {
+    let mut tx = super::begin_for_job(pool, "scheduler:overdue", None).await?;
+    sqlx::query("SELECT set_config('arrears.batch', $1, true)")
+        .bind(batch)
+        .execute(&mut *tx)
+        .await?;
+    // The date in any zone is at most the day after the date in UTC: the first date
+    // condition is the index's range, the second the exact one.
+    let moved: Vec<Overdue> = sqlx::query_as(
+        "WITH due AS (
+             SELECT a.id FROM accounts a LEFT JOIN portfolios p ON p.id = a.portfolio_id
+             WHERE a.status = 'active' AND a.due_date IS NOT NULL AND a.deleted_at IS NULL
+               AND a.due_date < ($1 AT TIME ZONE 'UTC')::date + 1
+               AND a.due_date + coalesce(p.delinquent_after_days, $2) < ($1 AT TIME ZONE a.timezone)::date
+               AND a.current_balance > 0
+             ORDER BY a.id LIMIT $3
+             FOR NO KEY UPDATE OF a SKIP LOCKED
+         ), moved AS (
+             UPDATE accounts a SET status = 'delinquent', updated_at = now()
+             FROM due WHERE a.id = due.id
+             RETURNING a.id, a.assigned_agent_id, a.account_number, a.debtor_name, a.due_date
+         )
+         SELECT m.id, m.assigned_agent_id FROM moved m,
+             LATERAL (SELECT notify_user(m.assigned_agent_id, 'account_overdue',
+                 'Account ' || m.account_number || ' (' || m.debtor_name || ') is past due',
+                 jsonb_build_object('account_id', m.id, 'account_number', m.account_number,
+                     'debtor_name', m.debtor_name, 'due_date', m.due_date))) AS told",
+    )
+    .bind(now)
+    .bind(default_days)
+    .bind(limit)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(moved)
+}

@@ -16,6 +16,7 @@ pub struct PortfolioRow {
     pub client: Option<String>,
     pub placement_date: Option<NaiveDate>,
     pub commission_rate: Option<Decimal>,
+    pub delinquent_after_days: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub deleted_at: Option<DateTime<Utc>>,
@@ -30,11 +31,12 @@ impl PortfolioRow {
             client: self.client.clone(),
             placement_date: self.placement_date,
             commission_rate: self.commission_rate,
+            delinquent_after_days: self.delinquent_after_days,
         }
     }
 }
 
-const COLUMNS: &str = "id, name, client, placement_date, commission_rate, created_at, updated_at, deleted_at, lower(name) AS sort_name";
+const COLUMNS: &str = "id, name, client, placement_date, commission_rate, delinquent_after_days, created_at, updated_at, deleted_at, lower(name) AS sort_name";
 
 /// Whether `error` is the live-name uniqueness refusal.
 pub fn is_name_taken(error: &sqlx::Error) -> bool {
@@ -45,8 +47,8 @@ pub fn is_name_taken(error: &sqlx::Error) -> bool {
 
 pub async fn insert(conn: &mut PgConnection, id: Uuid, fields: &PortfolioFields, by: Uuid) -> sqlx::Result<PortfolioRow> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO portfolios (id, name, client, placement_date, commission_rate, created_by, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING {COLUMNS}"
+        "INSERT INTO portfolios (id, name, client, placement_date, commission_rate, created_by, updated_by, delinquent_after_days)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING {COLUMNS}"
     )))
     .bind(id)
     .bind(&fields.name)
@@ -54,6 +56,7 @@ pub async fn insert(conn: &mut PgConnection, id: Uuid, fields: &PortfolioFields,
     .bind(fields.placement_date)
     .bind(fields.commission_rate)
     .bind(by)
+    .bind(fields.delinquent_after_days)
     .fetch_one(conn)
     .await
 }
@@ -119,7 +122,8 @@ pub async fn by_ids_or_names(conn: &mut PgConnection, ids: &[Uuid], names: &[Str
 
 pub async fn update(conn: &mut PgConnection, id: Uuid, fields: &PortfolioFields, by: Uuid) -> sqlx::Result<PortfolioRow> {
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "UPDATE portfolios SET name = $2, client = $3, placement_date = $4, commission_rate = $5, updated_by = $6, updated_at = now()
+        "UPDATE portfolios SET name = $2, client = $3, placement_date = $4, commission_rate = $5, updated_by = $6, updated_at = now(),
+             delinquent_after_days = $7
          WHERE id = $1 RETURNING {COLUMNS}"
     )))
     .bind(id)
@@ -128,6 +132,7 @@ pub async fn update(conn: &mut PgConnection, id: Uuid, fields: &PortfolioFields,
     .bind(fields.placement_date)
     .bind(fields.commission_rate)
     .bind(by)
+    .bind(fields.delinquent_after_days)
     .fetch_one(conn)
     .await
 }

@@ -36,6 +36,7 @@ mod metrics;
 mod migrations;
 mod notifications;
 mod openapi;
+mod overdue;
 mod payments;
 mod plans;
 mod portfolios;

@@ -62,12 +62,13 @@ suite("portfolios", setup, (test) => {
     const change = page.getByRole("form", { name: `Change ${NAME}` });
     await change.getByLabel("Client").fill("");
     await change.getByLabel("Commission rate").fill("20");
+    await change.getByLabel("Delinquent after (days past due)").fill("30");
     await change.getByRole("button", { name: "Save portfolio" }).click();
     await page.getByText(`${NAME} saved.`).waitFor();
     await row.getByText("20 %").waitFor();
     const portfolios = await api(await admin(), "GET", "/portfolios?page_size=200");
     const made = portfolios.data.find((p) => p.name === NAME);
-    assert.deepEqual([made.client, made.placement_date, made.commission_rate], [null, "2026-11-02", "20"]);
+    assert.deepEqual([made.client, made.placement_date, made.commission_rate, made.delinquent_after_days], [null, "2026-11-02", "20", 30]);
 
     await row.getByRole("button", { name: `Grants of ${NAME}` }).click();
     const grants = page.getByRole("region", { name: `Who works ${NAME}` });
