@@ -19,3 +19,6 @@ ALTER TABLE account_messages
 -- The window is the sender's: the last WhatsApp message from a number.
 CREATE INDEX inbound_messages_whatsapp_by_sender ON inbound_messages (sender, received_at DESC)
     WHERE channel = 'whatsapp';
+
+-- The template's update trigger watches the new columns too.
+SELECT audit_watch_updates('message_templates', 'message_template', '', '{created_at,created_by,updated_at,updated_by}', '{}');

@@ -8,3 +8,6 @@ ALTER TABLE portfolios
 
 CREATE INDEX accounts_active_by_due_date ON accounts (due_date)
     WHERE status = 'active' AND due_date IS NOT NULL AND deleted_at IS NULL;
+
+-- The portfolio's update trigger watches the new column too.
+SELECT audit_watch_updates('portfolios', 'portfolio', '', '{created_at,created_by,updated_at,updated_by}', '{}');
