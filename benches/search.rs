@@ -19,22 +19,6 @@ use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 
 const CONNECTIONS: usize = 32;
-const SURNAMES: &[&str] = &[
-    "smith",
-    "johnson",
-    "garcia",
-    "alvarez",
-    "muller",
-    "nguyen",
-    "okafor",
-    "johansson",
-    "rossi",
-    "patel",
-];
-const TYPOS: &[&str] = &[
-    "smiht", "jonson", "garcai", "alvares", "muler", "nguyn", "okafro", "johanson", "rosi", "patle",
-];
-
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
@@ -50,35 +34,18 @@ fn dir_size(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// The kinds of search in the mix, and the query string of operation `n` of each.
-const KINDS: [&str; 4] = ["name", "name with a typo", "last 4 phone digits", "filters only"];
-
-fn kind_query(kind: usize, n: usize) -> String {
-    match kind {
-        0 => format!("q={}&facets=status,bucket", SURNAMES[n % SURNAMES.len()]),
-        1 => format!("q={}&facets=status,bucket", TYPOS[n % TYPOS.len()]),
-        2 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
-        _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
-    }
-}
-
-/// The query of operation `n`: a third names (half of them with typos), a third phone
-/// digits, a third filters only; all ask for facets.
-fn search_query(n: usize) -> String {
-    match n % 3 {
-        0 if n.is_multiple_of(2) => kind_query(0, n / 3),
-        0 => kind_query(1, n / 3),
-        1 => kind_query(2, n),
-        _ => kind_query(3, n),
-    }
-}
-
 /// The same mix in SQL: a page, its total and the status facet, as the API would need.
 fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
     Box::pin(async move {
         let (condition, arg) = match n % 3 {
-            0 if n.is_multiple_of(2) => ("debtor_name ILIKE $1", format!("%{}%", SURNAMES[n / 3 % SURNAMES.len()])),
-            0 => ("debtor_name ILIKE $1", format!("%{}%", TYPOS[n / 3 % TYPOS.len()])),
+            0 if n.is_multiple_of(2) => (
+                "debtor_name ILIKE $1",
+                format!("%{}%", support::SURNAMES[n / 3 % support::SURNAMES.len()]),
+            ),
+            0 => (
+                "debtor_name ILIKE $1",
+                format!("%{}%", support::TYPOS[n / 3 % support::TYPOS.len()]),
+            ),
             1 => ("phone LIKE $1", format!("%{:04}%", (n * 7919) % 10_000)),
             _ => (
                 "status = 'delinquent' AND due_date BETWEEN current_date - 59 AND current_date - 30 AND current_balance >= 1000 AND $1 = $1",
@@ -210,19 +177,19 @@ async fn main() {
         let report = support::closed_loop(CONNECTIONS, duration, move |w, n| {
             support::send(
                 clients[w]
-                    .get(format!("{base}/api/v1/accounts?{}", search_query(w * 1000 + n)))
+                    .get(format!("{base}/api/v1/accounts?{}", support::search_query(w * 1000 + n)))
                     .bearer_auth(&token),
             )
         })
         .await;
         report.print(name);
     }
-    for (kind, name) in KINDS.iter().enumerate() {
+    for (kind, name) in support::KINDS.iter().enumerate() {
         let (base, token, clients) = (server.base.clone(), token.clone(), clients.clone());
         let report = support::closed_loop(CONNECTIONS, kind_seconds, move |w, n| {
             support::send(
                 clients[w]
-                    .get(format!("{base}/api/v1/accounts?{}", kind_query(kind, w * 1000 + n)))
+                    .get(format!("{base}/api/v1/accounts?{}", support::kind_query(kind, w * 1000 + n)))
                     .bearer_auth(&token),
             )
         })
@@ -233,7 +200,7 @@ async fn main() {
     // From a separate process: the filter search of the mix, and the dashboard's
     // portfolio (every account's status and bucket, with balances per currency).
     for (name, query) in [
-        ("filter search with facets, 32 connections", kind_query(3, 0)),
+        ("filter search with facets, 32 connections", support::kind_query(3, 0)),
         (
             "portfolio facets over every account, 32 connections",
             "page_size=1&facets=status,bucket".to_owned(),

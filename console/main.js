@@ -14,6 +14,7 @@ import { dashboardScreen } from "./dashboard.js";
 import { adminScreen } from "./admin.js";
 import { fieldsScreen } from "./fields.js";
 import { portfoliosScreen } from "./portfolios.js";
+import { systemScreen } from "./system.js";
 import { secondFactorScreen } from "./second-factor.js";
 import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
@@ -32,6 +33,7 @@ const SCREENS = {
   admin: { role: "manager", title: "Users", show: adminScreen },
   fields: { role: "manager", title: "Fields", show: fieldsScreen },
   portfolios: { role: "manager", title: "Portfolios", show: portfoliosScreen },
+  system: { role: "admin", title: "System", show: systemScreen },
   "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
   // Every signed-in user, a pending one too; linked beside "Sign out".
   me: { role: "pending", title: "My account", show: meScreen, hidden: true },

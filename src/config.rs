@@ -82,6 +82,11 @@ pub struct Settings {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
+    /// Time every database statement by family, for the operator's view
+    /// (`GET /api/v1/admin/system`) and `arrears_db_query_duration_seconds`.
+    #[arg(long, env = "QUERY_TIMING", default_value_t = true, action = clap::ArgAction::Set, global = true)]
+    pub query_timing: bool,
+
     /// Export Prometheus metrics at `/metrics` on METRICS_BIND.
     #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub metrics: bool,

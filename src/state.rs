@@ -50,6 +50,8 @@ struct Inner {
     content: Arc<dyn ContentStore>,
     /// Who carries messages to debtors.
     messengers: Providers,
+    /// When this state was built: the process's uptime, for the operator's view.
+    started: std::time::Instant,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             ws_replays,
             content,
             messengers,
+            started: std::time::Instant::now(),
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -116,6 +119,11 @@ impl AppState {
     }
 
     /// Who carries messages to debtors, by channel (the sender's providers).
+    /// When this state was built.
+    pub fn started(&self) -> std::time::Instant {
+        self.inner.started
+    }
+
     pub fn messengers(&self) -> &Providers {
         &self.inner.messengers
     }

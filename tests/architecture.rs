@@ -184,7 +184,18 @@ fn only_store_writes_sql() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&root, &mut files);
-    let statements = ["sqlx::query", "query_as(", "query_scalar(", "copy_in_raw("];
+    // Every way to run a statement (`sqlx::query(`, `query_as::<..>(`, the macros, the
+    // module's types); not the name `"sqlx::query"` alone, which is also sqlx's tracing
+    // target (telemetry::queries listens to it).
+    let statements = [
+        "sqlx::query(",
+        "sqlx::query!",
+        "sqlx::query_",
+        "sqlx::query::",
+        "query_as(",
+        "query_scalar(",
+        "copy_in_raw(",
+    ];
     let outside: Vec<String> = files
         .iter()
         .filter(|path| place(&root, path).0 != "store")

@@ -507,3 +507,43 @@ impl PeakRss {
         self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
     }
 }
+
+/// The search mix's surnames, as the seed writes them, and the same with a typo each.
+pub const SURNAMES: &[&str] = &[
+    "smith",
+    "johnson",
+    "garcia",
+    "alvarez",
+    "muller",
+    "nguyen",
+    "okafor",
+    "johansson",
+    "rossi",
+    "patel",
+];
+pub const TYPOS: &[&str] = &[
+    "smiht", "jonson", "garcai", "alvares", "muler", "nguyn", "okafro", "johanson", "rosi", "patle",
+];
+
+/// The kinds of search in the mix, and the query string of operation `n` of each.
+pub const KINDS: [&str; 4] = ["name", "name with a typo", "last 4 phone digits", "filters only"];
+
+pub fn kind_query(kind: usize, n: usize) -> String {
+    match kind {
+        0 => format!("q={}&facets=status,bucket", SURNAMES[n % SURNAMES.len()]),
+        1 => format!("q={}&facets=status,bucket", TYPOS[n % TYPOS.len()]),
+        2 => format!("q={:04}&facets=status,bucket", (n * 7919) % 10_000),
+        _ => "status=delinquent&bucket=30-59&min_balance=1000&sort=-balance&facets=status,bucket".to_owned(),
+    }
+}
+
+/// The query of operation `n`: a third names (half of them with typos), a third phone
+/// digits, a third filters only; all ask for facets.
+pub fn search_query(n: usize) -> String {
+    match n % 3 {
+        0 if n.is_multiple_of(2) => kind_query(0, n / 3),
+        0 => kind_query(1, n / 3),
+        1 => kind_query(2, n),
+        _ => kind_query(3, n),
+    }
+}

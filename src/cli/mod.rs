@@ -176,7 +176,7 @@ pub enum UsersCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init(cli.settings.log_format);
+    telemetry::init(cli.settings.log_format, cli.settings.query_timing);
     match cli.command {
         Command::Serve { no_sync } => {
             let mut settings = cli.settings;

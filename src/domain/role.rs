@@ -102,6 +102,9 @@ pub enum Action {
     ManageTemplates,
     /// Read the messages debtors sent in from numbers no account has.
     ReadUnmatchedMessages,
+    /// Read the operator's view of the process: memory, CPU, pool, statement timings,
+    /// sync, jobs.
+    ReadSystem,
 }
 
 /// The permission table: which roles may perform each action.
@@ -132,6 +135,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ManageFields, &[Role::Admin]),
     (Action::ManageTemplates, &[Role::Admin, Role::Manager]),
     (Action::ReadUnmatchedMessages, &[Role::Admin, Role::Manager]),
+    (Action::ReadSystem, &[Role::Admin]),
 ];
 
 pub fn allows(role: Role, action: Action) -> bool {

@@ -66,6 +66,7 @@ const ASSETS: &[Asset] = assets![
     "admin.js" => JS,
     "fields.js" => JS,
     "portfolios.js" => JS,
+    "system.js" => JS,
     "contact-policy.js" => JS,
     "messages.js" => JS,
     "custom-fields.js" => JS,

@@ -36,6 +36,7 @@ pub mod ranges;
 pub mod recover;
 pub mod second_factor;
 pub mod server;
+pub mod system;
 pub mod throttle;
 pub mod timeline;
 pub mod users;
@@ -82,6 +83,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         imports::routes(state.clone()),
         export::routes(state.clone()),
         kpis::routes(state.clone()),
+        system::routes(state.clone()),
     ];
     let modules = modules
         .into_iter()

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
     accounts, activities, attachments, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis,
-    messages, notifications, payments, plans, portfolios, queue, second_factor, timeline, users, webhooks, ws,
+    messages, notifications, payments, plans, portfolios, queue, second_factor, system, timeline, users, webhooks, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -68,6 +68,7 @@ pub fn document() -> &'static serde_json::Value {
             jobs::Api::openapi(),
             imports::Api::openapi(),
             kpis::Api::openapi(),
+            system::Api::openapi(),
             ws::Api::openapi(),
             health::Api::openapi(),
         ] {

@@ -89,9 +89,18 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options.clone().disable_statement_logging())
+        .connect_with(statements_reported(options.clone()))
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))
+}
+
+/// `options` with every statement reported as a `sqlx::query` event at TRACE, which
+/// `telemetry::queries` times when `QUERY_TIMING` is on (sqlx formats the event only when
+/// a subscriber listens), and no slow-statement warnings (the timing covers them).
+fn statements_reported(options: PgConnectOptions) -> PgConnectOptions {
+    options
+        .log_statements(log::LevelFilter::Trace)
+        .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(1))
 }
 
 /// The options in `url`, except that a server on this machine is reached without TLS

@@ -3,11 +3,14 @@
 //! (and in the table of docs/operations.md). Recording before [`install`] costs a no-op call, which
 //! is what `METRICS=false` leaves.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde::Serialize;
 
 const HTTP_REQUESTS: &str = "arrears_http_requests_total";
 const HTTP_DURATION: &str = "arrears_http_request_duration_seconds";
@@ -31,6 +34,7 @@ const WS_CONNECTIONS: &str = "arrears_ws_connections";
 const WS_SLOW: &str = "arrears_ws_slow_consumers_dropped_total";
 const POOL_CONNECTIONS: &str = "arrears_db_pool_connections";
 const POOL_MAX: &str = "arrears_db_pool_max_connections";
+const DB_QUERY: &str = "arrears_db_query_duration_seconds";
 
 /// Request latencies: from a cached page (~1 ms) to an export's first byte.
 const REQUEST_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -38,6 +42,8 @@ const REQUEST_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1
 const LAG_BUCKETS: [f64; 14] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 60.0];
 /// Waits for a query slot or a pooled connection: normally zero.
 const WAIT_BUCKETS: [f64; 10] = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+/// Database statements: an index lookup (~0.1 ms) to a report over every account.
+const QUERY_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.0];
 /// Jobs run from under a second to many minutes.
 const JOB_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0];
 /// Reading one document: a child process's start (milliseconds) to its wall-time limit.
@@ -56,7 +62,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(SYNC_LAG.to_owned()), &LAG_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(QUERY_SLOT_WAIT.to_owned()), &WAIT_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(JOB_DURATION.to_owned()), &JOB_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(DOCUMENTS_PROCESSED.to_owned()), &DOCUMENT_BUCKETS)?;
+        .set_buckets_for_metric(Matcher::Full(DOCUMENTS_PROCESSED.to_owned()), &DOCUMENT_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(DB_QUERY.to_owned()), &QUERY_BUCKETS)?;
     let handle = HANDLE.get_or_init(|| {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -129,6 +136,55 @@ fn describe() {
     describe_counter!(WS_SLOW, "WebSocket clients closed with 1008 for not keeping up");
     describe_gauge!(POOL_CONNECTIONS, "database pool connections, by state (in_use, idle)");
     describe_gauge!(POOL_MAX, "database pool size limit");
+    describe_histogram!(
+        DB_QUERY,
+        Unit::Seconds,
+        "database statements, by family (verb and first table), until their rows were read (QUERY_TIMING)"
+    );
+}
+
+/// Figures the operator's view (`GET /api/v1/admin/system`) reads from this process, kept
+/// by the same calls that feed Prometheus.
+struct Tally {
+    http_requests: AtomicU64,
+    http_server_errors: AtomicU64,
+    ws_connections: AtomicI64,
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+static TALLY: Tally = Tally {
+    http_requests: AtomicU64::new(0),
+    http_server_errors: AtomicU64::new(0),
+    ws_connections: AtomicI64::new(0),
+    rate_limited: Mutex::new(BTreeMap::new()),
+};
+
+/// What this process has counted since it started.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct ProcessCounts {
+    /// HTTP requests answered.
+    pub http_requests: u64,
+    /// Of them, answered with a 5xx.
+    pub http_server_errors: u64,
+    /// WebSocket connections open now.
+    pub ws_connections: i64,
+    /// Requests refused with 429, by rate-limit class.
+    pub rate_limited: BTreeMap<String, u64>,
+}
+
+pub fn counted() -> ProcessCounts {
+    ProcessCounts {
+        http_requests: TALLY.http_requests.load(Ordering::Relaxed),
+        http_server_errors: TALLY.http_server_errors.load(Ordering::Relaxed),
+        ws_connections: TALLY.ws_connections.load(Ordering::Relaxed),
+        rate_limited: TALLY
+            .rate_limited
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(class, n)| ((*class).to_owned(), *n))
+            .collect(),
+    }
 }
 
 /// Keeps histograms' buffered samples bounded between scrapes.
@@ -148,10 +204,26 @@ pub fn http_request(method: &'static str, route: &'static str, status: u16, elap
     ];
     counter!(HTTP_REQUESTS, &labels).increment(1);
     histogram!(HTTP_DURATION, &labels).record(elapsed.as_secs_f64());
+    TALLY.http_requests.fetch_add(1, Ordering::Relaxed);
+    if status >= 500 {
+        TALLY.http_server_errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 pub fn rate_limited(class: &'static str) {
     counter!(RATE_LIMITED, "class" => class).increment(1);
+    *TALLY
+        .rate_limited
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry(class)
+        .or_default() += 1;
+}
+
+/// `family` is a statement's verb and first table (`telemetry::queries::family`), so
+/// the label set stays bounded.
+pub fn db_query(family: &str, elapsed: Duration) {
+    histogram!(DB_QUERY, "family" => family.to_owned()).record(elapsed.as_secs_f64());
 }
 
 pub fn sync_lag(lag: Duration) {
@@ -220,10 +292,12 @@ pub fn import_rows(rows: u64) {
 
 pub fn ws_opened() {
     gauge!(WS_CONNECTIONS).increment(1.0);
+    TALLY.ws_connections.fetch_add(1, Ordering::Relaxed);
 }
 
 pub fn ws_closed(slow_consumer: bool) {
     gauge!(WS_CONNECTIONS).decrement(1.0);
+    TALLY.ws_connections.fetch_sub(1, Ordering::Relaxed);
     if slow_consumer {
         counter!(WS_SLOW).increment(1);
     }

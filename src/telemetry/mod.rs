@@ -1,10 +1,17 @@
 //! Logging setup, the request being served (its id, which every log line and response
-//! carries, and its client's address, which the audit trail records), and the Prometheus
-//! metrics.
+//! carries, and its client's address, which the audit trail records), the Prometheus
+//! metrics, and the database statements' timing.
 
 pub mod metrics;
+pub mod queries;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Subscriber;
+use tracing::subscriber::Interest;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{DynFilterFn, LevelFilter};
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
@@ -20,16 +27,45 @@ pub struct Request {
     pub client: String,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default level.
-pub fn init(format: LogFormat) {
+/// Installs the global subscriber: the logs (`RUST_LOG` overrides the default level)
+/// and the statements' timing ([`queries::QueryTiming`], on when `query_timing`), each
+/// with its own filter, so that timing does not depend on the log level.
+pub fn init(format: LogFormat, query_timing: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let result = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let logs = match format {
+        LogFormat::Json => fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_writer(std::io::stderr)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed(),
     };
+    queries::set_timing(query_timing);
+    let result = tracing_subscriber::registry().with(logs).with(statement_timing()).try_init();
     // A second init (tests spawning several apps) keeps the first subscriber.
     drop(result);
+}
+
+/// The statements' timing ([`queries::QueryTiming`]) with its filter: only sqlx's
+/// statements are ever asked about (every other call site is never interesting to it,
+/// once and for all), and theirs each time, as the timing may be turned off
+/// ([`queries::set_timing`]).
+pub fn statement_timing<S>() -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let only_statements = DynFilterFn::new(|metadata, _| queries::takes(metadata))
+        .with_callsite_filter(|metadata| {
+            if metadata.target() == queries::TARGET {
+                Interest::sometimes()
+            } else {
+                Interest::never()
+            }
+        })
+        .with_max_level_hint(LevelFilter::TRACE);
+    queries::QueryTiming.with_filter(only_statements)
 }
 
 /// Runs `fut` as serving `request`.

@@ -54,6 +54,7 @@ mod security_rules;
 mod seed;
 mod stats;
 mod sync;
+mod system;
 mod team_admin;
 mod users;
 mod webhooks;

@@ -1,0 +1,303 @@
+//! How long the database takes, by statement family. sqlx reports every statement it
+//! runs, with its SQL and how long it took until its rows were read, as a `sqlx::query`
+//! tracing event (`store::connect` asks for them at TRACE). [`QueryTiming`], a tracing
+//! layer, reads each into a latency sketch of its family (its verb and the first table it
+//! names: `select accounts`, `insert payments`, `with activities`) and into the
+//! `arrears_db_query_duration_seconds` histogram: one place times every statement of
+//! every store function without touching them. With `QUERY_TIMING=false` ([`set_timing`])
+//! the layer's filter refuses the events, and sqlx does not even format them.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
+
+use metrics_util::storage::Summary;
+use serde::Serialize;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+/// The tracing target of sqlx's statement events.
+pub const TARGET: &str = "sqlx::query";
+
+/// Whether statements are timed now.
+static TIMING: AtomicBool = AtomicBool::new(false);
+
+/// Turns the timing on or off (`QUERY_TIMING` at the start; a benchmark compares both
+/// in one process).
+pub fn set_timing(on: bool) {
+    TIMING.store(on, Ordering::Relaxed);
+}
+
+/// Whether statements are timed now.
+pub fn timing() -> bool {
+    TIMING.load(Ordering::Relaxed)
+}
+
+/// Whether the layer takes an event or span of `metadata`: sqlx's statements, while
+/// the timing is on. Asked each time (not cached per call site), so turning the timing
+/// off takes effect at once.
+pub fn takes(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.target() == TARGET && timing()
+}
+
+/// How long one window of recent statements lasts: percentiles cover the current
+/// window and the one before it (one to two minutes).
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// The most families kept; statements of any other go to `other` (the SQL is the
+/// program's own, so this only guards against a mistake).
+const MAX_FAMILIES: usize = 500;
+
+/// The verbs a family may start with; any other statement is `other`.
+const VERBS: [&str; 22] = [
+    "select",
+    "insert",
+    "update",
+    "delete",
+    "with",
+    "begin",
+    "commit",
+    "rollback",
+    "savepoint",
+    "release",
+    "set",
+    "copy",
+    "listen",
+    "unlisten",
+    "notify",
+    "lock",
+    "create",
+    "alter",
+    "drop",
+    "truncate",
+    "analyze",
+    "values",
+];
+
+/// Words that may follow `FROM` without being a table.
+const NOT_TABLES: [&str; 6] = ["select", "lateral", "only", "unnest", "generate_series", "jsonb_to_recordset"];
+
+/// The family of `sql`: its verb, and the first table after `FROM`, `INTO` or `UPDATE`
+/// when it names one.
+pub fn family(sql: &str) -> String {
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || "(),;".contains(c))
+        .filter(|w| !w.is_empty());
+    let Some(verb) = words.next().map(str::to_ascii_lowercase) else {
+        return "other".to_owned();
+    };
+    if !VERBS.contains(&verb.as_str()) {
+        return "other".to_owned();
+    }
+    let mut table_follows = verb == "update";
+    let mut previous = String::new();
+    for word in words {
+        let lower = word.to_ascii_lowercase();
+        if table_follows && is_table(&lower) {
+            return format!("{verb} {lower}");
+        }
+        // `EXTRACT(EPOCH FROM t)` names a column, not a table.
+        table_follows = matches!(lower.as_str(), "into" | "update") || (lower == "from" && !EXTRACT_FIELDS.contains(&previous.as_str()));
+        previous = lower;
+    }
+    verb
+}
+
+/// What `EXTRACT(<field> FROM ...)` takes.
+const EXTRACT_FIELDS: [&str; 9] = ["epoch", "year", "month", "day", "hour", "minute", "second", "dow", "isodow"];
+
+fn is_table(word: &str) -> bool {
+    !NOT_TABLES.contains(&word)
+        && word.len() <= 63
+        && word.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// One family's statements: since the process started, and in the recent windows.
+struct Family {
+    count: u64,
+    total: Duration,
+    started: Instant,
+    current: Summary,
+    previous: Option<Summary>,
+}
+
+impl Family {
+    fn new(now: Instant) -> Self {
+        Self {
+            count: 0,
+            total: Duration::ZERO,
+            started: now,
+            current: Summary::with_defaults(),
+            previous: None,
+        }
+    }
+
+    /// Starts a new window when the current one is over (dropping the one before when
+    /// more than a window has passed since).
+    fn turn(&mut self, now: Instant) {
+        let age = now.saturating_duration_since(self.started);
+        if age < WINDOW {
+            return;
+        }
+        let ended = std::mem::replace(&mut self.current, Summary::with_defaults());
+        self.previous = (age < 2 * WINDOW).then_some(ended);
+        self.started = now;
+    }
+}
+
+static FAMILIES: LazyLock<Mutex<BTreeMap<String, Family>>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
+
+/// Records one statement of `family` that took `elapsed`.
+pub fn record(family: String, elapsed: Duration) {
+    super::metrics::db_query(&family, elapsed);
+    let now = Instant::now();
+    let mut families = FAMILIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = if families.contains_key(&family) || families.len() < MAX_FAMILIES {
+        family
+    } else {
+        "other".to_owned()
+    };
+    let entry = families.entry(key).or_insert_with(|| Family::new(now));
+    entry.turn(now);
+    entry.count += 1;
+    entry.total += elapsed;
+    entry.current.add(elapsed.as_secs_f64() * 1000.0);
+}
+
+/// A statement family's figures, as the operator's view shows them.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct FamilyFigures {
+    /// The verb and the first table named: `select accounts`.
+    pub family: String,
+    /// Statements since the process started.
+    pub count: u64,
+    /// Their time together, in seconds.
+    pub total_seconds: f64,
+    /// Statements in the recent windows (the last one to two minutes).
+    pub recent: u64,
+    /// Percentiles of the recent statements, in milliseconds (`null` when none ran).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// Every family's figures, the most time taken first.
+pub fn figures() -> Vec<FamilyFigures> {
+    let now = Instant::now();
+    let mut families = FAMILIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut out: Vec<FamilyFigures> = families
+        .iter_mut()
+        .map(|(name, family)| {
+            family.turn(now);
+            let mut recent = family.current.clone();
+            if let Some(previous) = &family.previous {
+                // Both sketches are made with the same defaults, which is what merging needs.
+                let _ = recent.merge(previous);
+            }
+            let quantile = |q| recent.quantile(q);
+            FamilyFigures {
+                family: name.clone(),
+                count: family.count,
+                total_seconds: family.total.as_secs_f64(),
+                recent: recent.count() as u64,
+                p50_ms: quantile(0.5),
+                p95_ms: quantile(0.95),
+                p99_ms: quantile(0.99),
+                max_ms: (!recent.is_empty()).then(|| recent.max()),
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.total_seconds.total_cmp(&a.total_seconds).then_with(|| a.family.cmp(&b.family)));
+    out
+}
+
+/// The tracing layer that times statements: install it with [`takes`] as its filter
+/// (`telemetry::init`).
+pub struct QueryTiming;
+
+impl<S: Subscriber> Layer<S> for QueryTiming {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != TARGET {
+            return;
+        }
+        let mut statement = Statement::default();
+        event.record(&mut statement);
+        if let Some(elapsed) = statement.elapsed {
+            let sql = if statement.sql.trim().is_empty() {
+                &statement.summary
+            } else {
+                &statement.sql
+            };
+            record(family(sql), elapsed);
+        }
+    }
+}
+
+/// What a `sqlx::query` event says: the statement (in `db.statement` when it is longer
+/// than its `summary`, its first four words) and `elapsed_secs`.
+#[derive(Default)]
+struct Statement {
+    summary: String,
+    sql: String,
+    elapsed: Option<Duration>,
+}
+
+impl Visit for Statement {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "summary" => value.clone_into(&mut self.summary),
+            "db.statement" => value.clone_into(&mut self.sql),
+            _ => {}
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "elapsed_secs" && value.is_finite() && value >= 0.0 {
+            self.elapsed = Some(Duration::from_secs_f64(value));
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_is_the_verb_and_the_first_table() {
+        let cases = [
+            ("SELECT id, name FROM accounts WHERE id = $1", "select accounts"),
+            ("select count(*) from (select 1 from payments) p", "select payments"),
+            (
+                "INSERT INTO account_messages (id) VALUES ($1) RETURNING id",
+                "insert account_messages",
+            ),
+            (
+                "UPDATE accounts a SET status = 'delinquent' FROM due WHERE a.id = due.id",
+                "update accounts",
+            ),
+            ("DELETE FROM sessions WHERE expires_at < now()", "delete sessions"),
+            ("WITH due AS (SELECT a.id FROM accounts a) UPDATE accounts", "with accounts"),
+            ("SELECT x FROM unnest($1::uuid[]) AS x", "select"),
+            (
+                "SELECT extract(epoch FROM locked_until - now()) FROM users WHERE id = $1",
+                "select users",
+            ),
+            ("SELECT pg_notify($1, '')", "select"),
+            ("BEGIN", "begin"),
+            ("  \n", "other"),
+            ("EXPLAIN SELECT 1", "other"),
+            ("SELECT * FROM \"Odd Table\"", "select"),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(family(sql), expected, "{sql}");
+        }
+    }
+}
