@@ -1,8 +1,9 @@
 //! Search figures on seeded data: seed time, reindex time, index size, the search mix
-//! at 32 connections, the filter search and the dashboard's portfolio facets from `wrk`,
-//! commit-to-searchable lag under 500 writes/s, then two custom-field filters against two
-//! built-in ones from `wrk` over the index as those writes left it, and the same mix
-//! answered by plain SQL (ILIKE + OFFSET).
+//! at 32 connections (in process, then from `wrk` with the server's peak RSS), the
+//! filter search and the dashboard's portfolio facets from `wrk`, commit-to-searchable
+//! lag under 500 writes/s, then two custom-field filters against two built-in ones from
+//! `wrk` over the index as those writes left it, and the same mix answered by plain SQL
+//! (ILIKE + OFFSET).
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone).
@@ -195,6 +196,24 @@ async fn main() {
         })
         .await;
         report.print(&format!("  {name} alone"));
+    }
+
+    // The mix from a separate process, with the server's memory at its peak (this
+    // process is the server, and only waits on wrk meanwhile).
+    let mix: Vec<String> = (0..300).map(|n| format!("/api/v1/accounts?{}", support::search_query(n))).collect();
+    let load = support::WrkLoad {
+        method: "GET",
+        paths: &mix,
+        body: None,
+    };
+    let peak = support::PeakRss::start();
+    let label = "search mix from wrk, 32 connections";
+    if support::wrk_load(label, &server.base, &load, std::slice::from_ref(&token), CONNECTIONS, seconds)
+        .await
+        .is_some()
+    {
+        let (anon, all) = peak.peaks_mib();
+        println!("{label}: server peak RSS {all:.0} MiB ({anon:.0} MiB anonymous, the rest the index's mapped files)");
     }
 
     // From a separate process: the filter search of the mix, and the dashboard's

@@ -472,39 +472,55 @@ pub async fn manager_token(pool: &PgPool, base: &str, email: &str) -> String {
     token(base, email, password).await
 }
 
-/// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
-pub fn rss_bytes() -> u64 {
+/// A figure of `/proc/self/status`, in bytes (`RssAnon:`, `VmRSS:`).
+fn status_bytes(name: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .unwrap_or(0)
         * 1024
 }
 
-/// Samples anonymous resident memory every 50 ms; `peak_mib()` is the largest seen.
+/// Anonymous resident memory (heap and stacks; the index's mapped files excluded).
+pub fn rss_bytes() -> u64 {
+    status_bytes("RssAnon:")
+}
+
+/// Samples resident memory every 50 ms: `peak_mib()` is the largest anonymous figure
+/// seen, `peaks_mib()` that and the largest in all (`VmRSS`: the index's pages mapped
+/// from its files too).
 pub struct PeakRss {
     peak: Arc<AtomicU64>,
+    total: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl PeakRss {
     pub fn start() -> Self {
         let peak = Arc::new(AtomicU64::new(rss_bytes()));
-        let sampler = peak.clone();
+        let total = Arc::new(AtomicU64::new(status_bytes("VmRSS:")));
+        let (anon, all) = (peak.clone(), total.clone());
         let task = tokio::spawn(async move {
             loop {
-                sampler.fetch_max(rss_bytes(), Ordering::Relaxed);
+                anon.fetch_max(rss_bytes(), Ordering::Relaxed);
+                all.fetch_max(status_bytes("VmRSS:"), Ordering::Relaxed);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        Self { peak, task }
+        Self { peak, total, task }
     }
 
     pub fn peak_mib(self) -> f64 {
+        self.peaks_mib().0
+    }
+
+    /// The anonymous and the whole resident peaks, in MiB.
+    pub fn peaks_mib(self) -> (f64, f64) {
         self.task.abort();
-        self.peak.load(Ordering::Relaxed) as f64 / 1048576.0
+        let mib = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1048576.0;
+        (mib(&self.peak), mib(&self.total))
     }
 }
 

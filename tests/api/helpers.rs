@@ -304,6 +304,18 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{sql} for {id}: {e}"))
     }
 
+    /// The notifications of `kind` in `user`'s inbox (its first page), as the API lists them.
+    pub async fn notifications_of(&self, user: &TestUser, kind: &str) -> Vec<Value> {
+        let (_, inbox) = status_json(self.get("/api/v1/notifications", &user.token).await).await;
+        inbox["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == kind)
+            .cloned()
+            .collect()
+    }
+
     pub async fn account(&self, token: &str, overrides: Value) -> Value {
         let mut body = json!({
             "debtor_name": "Jane Doe",
@@ -708,6 +720,62 @@ impl Arrears {
             assert!(std::time::Instant::now() < deadline, "the process did not exit within 10 s");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// `arrears serve` as operators run it, on a fresh migrated database of its own.
+pub struct Served {
+    pub process: Arrears,
+    pub settings: Settings,
+    /// A pool on its database.
+    pub pool: PgPool,
+    /// `127.0.0.1:<port>`, and the same as `http://...`.
+    pub bind: String,
+    pub base: String,
+}
+
+impl Served {
+    /// Starts it with `env` on top of the test settings, and waits until it answers.
+    pub async fn start(env: &[(&str, &str)]) -> Self {
+        let settings = test_settings();
+        let pool = arrears::store::connect(&settings.database_url, 4).await.unwrap();
+        arrears::store::migrate(&pool).await.unwrap();
+        let bind = format!("127.0.0.1:{}", crate::ws::free_port());
+        let mut all = vec![("BIND", bind.as_str())];
+        all.extend_from_slice(env);
+        let process = Arrears::start(&["serve"], &settings, &all);
+        let base = format!("http://{bind}");
+        let client = reqwest::Client::new();
+        eventually("the server answers", || async {
+            client.get(format!("{base}/health/live")).send().await.is_ok()
+        })
+        .await;
+        Self {
+            process,
+            settings,
+            pool,
+            bind,
+            base,
+        }
+    }
+
+    /// A new user of `role`, written to the database and signed in: their access token.
+    pub async fn signed_in(&self, role: Role) -> String {
+        let email = format!("served-{}@example.com", Uuid::new_v4().simple());
+        let hash = password::hash(PASSWORD.to_owned()).await.unwrap();
+        arrears::store::users::insert(&self.pool, &email, "Served Test", role, &hash)
+            .await
+            .unwrap();
+        let login: Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        login["access_token"].as_str().expect("signed in").to_owned()
     }
 }
 

@@ -11,23 +11,11 @@ use chrono::{Duration, NaiveDate};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, TestUser, id_of, local, spawn_app, spawn_app_with, status_json};
+use crate::helpers::{TestApp, id_of, local, spawn_app, spawn_app_with, status_json};
 
 async fn status(app: &TestApp, token: &str, account: &str) -> String {
     let (_, body) = status_json(app.get(&format!("/api/v1/accounts/{account}"), token).await).await;
     body["status"].as_str().unwrap().to_owned()
-}
-
-/// The unread notifications of `kind` `user` has, as the API lists them.
-async fn told(app: &TestApp, user: &TestUser, kind: &str) -> Vec<Value> {
-    let (_, inbox) = status_json(app.get("/api/v1/notifications", &user.token).await).await;
-    inbox["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == kind)
-        .cloned()
-        .collect()
 }
 
 fn date(text: &str) -> NaiveDate {
@@ -186,7 +174,7 @@ async fn each_agent_is_told_once_per_pass_and_two_schedulers_at_once_move_each_a
 
     // Five accounts are one notification for their agent, however the schedulers split
     // them, once both passes are over; one account names itself.
-    let notes = told(&app, &busy, "account_overdue").await;
+    let notes = app.notifications_of(&busy, "account_overdue").await;
     let counted: i64 = notes.iter().map(|n| n["count"].as_i64().unwrap()).sum();
     assert_eq!(counted, 5, "{notes:?}");
     assert!(notes.len() <= 2, "at most one per pass: {notes:?}");
@@ -200,7 +188,7 @@ async fn each_agent_is_told_once_per_pass_and_two_schedulers_at_once_move_each_a
         assert_eq!(five["title"], "5 accounts are past due");
         assert_eq!(five["link"], "#/search?assigned_agent_id=me&status=delinquent&sort=-updated_at");
     }
-    let one = told(&app, &quiet, "account_overdue").await;
+    let one = app.notifications_of(&quiet, "account_overdue").await;
     assert_eq!(one.len(), 1, "{one:?}");
     assert_eq!(one[0]["title"], "Account LATE-1 (Ola Late) is past due");
     assert_eq!(one[0]["link"], format!("#/account/{}", id_of(&single)));
@@ -208,7 +196,7 @@ async fn each_agent_is_told_once_per_pass_and_two_schedulers_at_once_move_each_a
 
     // The next pass finds nothing and tells no one.
     assert_eq!(overdue::pass(&app.pool, &app.clock, 0).await.unwrap(), 0);
-    assert_eq!(told(&app, &quiet, "account_overdue").await.len(), 1);
+    assert_eq!(app.notifications_of(&quiet, "account_overdue").await.len(), 1);
 }
 
 #[tokio::test]
@@ -241,7 +229,7 @@ async fn one_pass_tells_an_agent_once_however_many_chunks_it_takes() {
         .await;
     assert_eq!(copies, 1200);
     assert_eq!(overdue::pass(&app.pool, &app.clock, 0).await.unwrap(), 1201);
-    let notes = told(&app, &agent, "account_overdue").await;
+    let notes = app.notifications_of(&agent, "account_overdue").await;
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert_eq!(notes[0]["count"], 1201);
     assert_eq!(notes[0]["title"], "1201 accounts are past due");

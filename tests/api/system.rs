@@ -6,10 +6,7 @@ use arrears::domain::role::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{Arrears, eventually, spawn_app, status_json, test_settings};
-use crate::ws::free_port;
-
-const PASSWORD: &str = "correct horse battery staple";
+use crate::helpers::{Served, spawn_app, status_json};
 
 #[tokio::test]
 async fn only_admins_read_the_view_and_it_says_what_the_process_holds() {
@@ -59,38 +56,11 @@ async fn only_admins_read_the_view_and_it_says_what_the_process_holds() {
     assert!(view["queries"]["families"].is_array(), "{view}");
 }
 
-/// Starts `arrears serve` on a fresh database with `env`, and signs an admin in: the
-/// server's address and the admin's token.
-async fn served(env: &[(&str, &str)]) -> (Arrears, String, String) {
-    let settings = test_settings();
-    let pool = arrears::store::connect(&settings.database_url, 2).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    let bind = format!("127.0.0.1:{}", free_port());
-    let mut all = vec![("BIND", bind.as_str())];
-    all.extend_from_slice(env);
-    let server = Arrears::start(&["serve"], &settings, &all);
-    let base = format!("http://{bind}");
-    let client = reqwest::Client::new();
-    eventually("the server answers", || async {
-        client.get(format!("{base}/health/live")).send().await.is_ok()
-    })
-    .await;
-    let email = format!("operator-{}@example.com", uuid::Uuid::new_v4().simple());
-    let hash = arrears::auth::password::hash(PASSWORD.to_owned()).await.unwrap();
-    arrears::store::users::insert(&pool, &email, "Operator", Role::Admin, &hash)
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().expect("signed in").to_owned();
-    (server, base, token)
+/// `arrears serve` with `env`, and an admin signed in to it.
+async fn served(env: &[(&str, &str)]) -> (Served, String) {
+    let served = Served::start(env).await;
+    let token = served.signed_in(Role::Admin).await;
+    (served, token)
 }
 
 async fn view(base: &str, token: &str) -> Value {
@@ -110,7 +80,8 @@ fn family<'a>(view: &'a Value, name: &str) -> Option<&'a Value> {
 
 #[tokio::test]
 async fn the_server_times_every_statement_by_family_unless_told_not_to() {
-    let (_server, base, token) = served(&[]).await;
+    let (server, token) = served(&[]).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
     for n in 0..5 {
         let created = client
@@ -140,8 +111,8 @@ async fn the_server_times_every_statement_by_family_unless_told_not_to() {
     let totals: Vec<f64> = families.iter().map(|f| f["total_seconds"].as_f64().unwrap()).collect();
     assert!(totals.windows(2).all(|w| w[0] >= w[1]), "the most time first: {totals:?}");
 
-    let (_quiet, base, token) = served(&[("QUERY_TIMING", "false")]).await;
-    let unseen = view(&base, &token).await;
+    let (quiet, token) = served(&[("QUERY_TIMING", "false")]).await;
+    let unseen = view(&quiet.base, &token).await;
     assert_eq!(unseen["queries"]["timed"], false);
     assert_eq!(unseen["queries"]["families"], json!([]), "{unseen}");
 }

@@ -207,17 +207,6 @@ impl Hook {
             .1
     }
 
-    async fn notifications(&self, user: &TestUser, kind: &str) -> Vec<Value> {
-        let (_, inbox) = status_json(self.app.get("/api/v1/notifications", &user.token).await).await;
-        inbox["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["kind"] == kind)
-            .cloned()
-            .collect()
-    }
-
     async fn activities(&self, account: &str) -> Vec<Value> {
         let (status, page) = status_json(
             self.app
@@ -262,7 +251,7 @@ async fn delivery_reports_move_a_sent_message_forward_once_and_tell_its_sender_w
     assert_eq!(h.message(id).await["delivery"], "delivered");
     assert_eq!(h.status(&sid(1), "read").await.0, StatusCode::OK);
     assert_eq!(h.message(id).await["delivery"], "read");
-    assert!(h.notifications(&h.agent, "message_failed").await.is_empty());
+    assert!(h.app.notifications_of(&h.agent, "message_failed").await.is_empty());
 
     // Not delivered: kept with Twilio's error code, and whoever sent it is told.
     let second = h.send(&account).await;
@@ -277,7 +266,7 @@ async fn delivery_reports_move_a_sent_message_forward_once_and_tell_its_sender_w
     let undelivered = h.message(second["id"].as_str().unwrap()).await;
     assert_eq!(undelivered["delivery"], "undelivered");
     assert_eq!(undelivered["delivery_error"], "Twilio error 30003");
-    let told = h.notifications(&h.agent, "message_failed").await;
+    let told = h.app.notifications_of(&h.agent, "message_failed").await;
     assert_eq!(told.len(), 1, "{told:?}");
     assert_eq!(told[0]["title"], "A text message was not delivered");
     assert_eq!(told[0]["link"], format!("#/account/{account}"));
@@ -315,7 +304,7 @@ async fn an_incoming_message_lands_on_each_account_with_the_number_and_tells_its
         assert_eq!(activities[0]["agent_id"], Value::Null, "logged by no one: the debtor wrote");
     }
     assert!(h.activities(&other).await.is_empty());
-    let told = h.notifications(&h.agent, "message_received").await;
+    let told = h.app.notifications_of(&h.agent, "message_received").await;
     assert_eq!(told.len(), 1, "only the assigned account's agent: {told:?}");
     assert_eq!(told[0]["title"], "A text message from Zoë O'Brien");
     assert_eq!(told[0]["link"], format!("#/account/{first}"));
@@ -345,7 +334,7 @@ async fn stop_sets_do_not_call_on_the_debtors_accounts_and_the_guard_then_refuse
     assert_eq!(status, StatusCode::OK, "{body}");
     let (_, read) = status_json(h.app.get(&format!("/api/v1/accounts/{account}"), &h.agent.token).await).await;
     assert_eq!(read["do_not_call"], true, "{read}");
-    let told = h.notifications(&h.agent, "message_received").await;
+    let told = h.app.notifications_of(&h.agent, "message_received").await;
     assert_eq!(told[0]["data"]["opt_out"], true, "{told:?}");
 
     let path = format!("/api/v1/accounts/{account}/messages");

@@ -14,7 +14,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http;
 
-use crate::helpers::{Arrears, PASSWORD, TestApp, eventually, fresh_pool, instant, spawn_app, status_json, test_settings};
+use crate::helpers::{Served, TestApp, eventually, fresh_pool, instant, spawn_app, status_json};
 use crate::ws::{RedisServer, authed, closed, expect, free_port, pay, redis_status, two_instances_on};
 
 #[tokio::test]
@@ -67,33 +67,10 @@ async fn disabling_a_user_closes_their_sockets_at_once() {
 /// exits cleanly.
 #[tokio::test]
 async fn shutdown_closes_sockets_with_1001_and_drains_a_request_in_flight() {
-    let settings = test_settings();
-    let pool = arrears::store::connect(&settings.database_url, 4).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    let port = free_port();
-    let bind = format!("127.0.0.1:{port}");
-    let mut server = Arrears::start(&["serve"], &settings, &[("BIND", &bind)]);
-    let base = format!("http://{bind}");
-    let client = reqwest::Client::new();
-    eventually("the server answers", || async {
-        client.get(format!("{base}/health/live")).send().await.is_ok()
-    })
-    .await;
-    let email = format!("drain-{}@example.com", uuid::Uuid::new_v4().simple());
-    let hash = arrears::auth::password::hash(PASSWORD.to_owned()).await.unwrap();
-    arrears::store::users::insert(&pool, &email, "Drain Test", Role::Manager, &hash)
-        .await
-        .unwrap();
-    let login: Value = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().expect("signed in").to_owned();
+    let served = Served::start(&[]).await;
+    let token = served.signed_in(Role::Manager).await;
+    let (bind, settings) = (served.bind.clone(), served.settings.clone());
+    let mut server = served.process;
 
     let mut request = format!("ws://{bind}/api/v1/ws").into_client_request().unwrap();
     request.headers_mut().insert(
