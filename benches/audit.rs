@@ -45,11 +45,6 @@ async fn audit(pool: &PgPool, on: bool) {
     }
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
 #[tokio::main]
 async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 50_000) as usize;
@@ -64,18 +59,7 @@ async fn main() {
     };
     support::seed_and_index(&pool, &settings, plan, &Entity::ALL).await;
     let server = support::start(settings).await;
-    let password = "bench password 123";
-    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(
-        &pool,
-        "audit-bench@example.com",
-        "Bench",
-        arrears::domain::role::Role::Manager,
-        &hash,
-    )
-    .await
-    .unwrap();
-    let token = support::token(&server.base, "audit-bench@example.com", password).await;
+    let token = support::manager_token(&pool, &server.base, "audit-bench@example.com").await;
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM accounts WHERE current_balance >= 100 ORDER BY id LIMIT 10000")
         .fetch_all(&pool)
         .await
@@ -138,8 +122,8 @@ async fn main() {
     );
     for (i, (name, _)) in loads.iter().enumerate() {
         let [off, on] = &figures[i];
-        let rate = |v: &Vec<(f64, f64)>| median(v.iter().map(|f| f.0).collect());
-        let p99 = |v: &Vec<(f64, f64)>| median(v.iter().map(|f| f.1).collect());
+        let rate = |v: &Vec<(f64, f64)>| support::median(v.iter().map(|f| f.0).collect());
+        let p99 = |v: &Vec<(f64, f64)>| support::median(v.iter().map(|f| f.1).collect());
         println!(
             "  {name}: audit off {:.0} req/s p99 {:.1} ms; on {:.0} req/s p99 {:.1} ms; throughput {:+.1}%",
             rate(off),

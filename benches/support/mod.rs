@@ -464,12 +464,26 @@ pub async fn submit_job(
 
 /// Creates the manager `email` and signs them in at `base`: their access token.
 pub async fn manager_token(pool: &PgPool, base: &str, email: &str) -> String {
+    user_token(pool, base, email, arrears::domain::role::Role::Manager).await
+}
+
+/// Creates a new admin and signs them in at `base`: their access token.
+pub async fn admin_token(pool: &PgPool, base: &str) -> String {
+    let email = format!("bench-admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    user_token(pool, base, &email, arrears::domain::role::Role::Admin).await
+}
+
+async fn user_token(pool: &PgPool, base: &str, email: &str, role: arrears::domain::role::Role) -> String {
     let password = "bench password 123";
     let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(pool, email, "Bench", arrears::domain::role::Role::Manager, &hash)
-        .await
-        .unwrap();
+    arrears::store::users::insert(pool, email, "Bench", role, &hash).await.unwrap();
     token(base, email, password).await
+}
+
+/// The median of `values` (NaN when there are none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// A figure of `/proc/self/status`, in bytes (`RssAnon:`, `VmRSS:`).

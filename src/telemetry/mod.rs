@@ -5,10 +5,9 @@
 pub mod metrics;
 pub mod queries;
 
-use tracing::Subscriber;
-use tracing::subscriber::Interest;
+use tracing::{Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::{DynFilterFn, LevelFilter};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -28,8 +27,8 @@ pub struct Request {
 }
 
 /// Installs the global subscriber: the logs (`RUST_LOG` overrides the default level)
-/// and the statements' timing ([`queries::QueryTiming`], on when `query_timing`), each
-/// with its own filter, so that timing does not depend on the log level.
+/// and, when `query_timing`, the statements' timing ([`statement_timing`]), each with its
+/// own filter, so that timing does not depend on the log level.
 pub fn init(format: LogFormat, query_timing: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
     let logs = match format {
@@ -42,30 +41,19 @@ pub fn init(format: LogFormat, query_timing: bool) {
             .boxed(),
         LogFormat::Pretty => fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed(),
     };
-    queries::set_timing(query_timing);
-    let result = tracing_subscriber::registry().with(logs).with(statement_timing()).try_init();
+    let timing = query_timing.then(statement_timing);
+    let result = tracing_subscriber::registry().with(logs).with(timing).try_init();
     // A second init (tests spawning several apps) keeps the first subscriber.
     drop(result);
 }
 
-/// The statements' timing ([`queries::QueryTiming`]) with its filter: only sqlx's
-/// statements are ever asked about (every other call site is never interesting to it,
-/// once and for all), and theirs each time, as the timing may be turned off
-/// ([`queries::set_timing`]).
+/// The statements' timing ([`queries::QueryTiming`]) with its filter: sqlx's statement
+/// events, which it emits at TRACE; no other call site is ever asked about.
 pub fn statement_timing<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let only_statements = DynFilterFn::new(|metadata, _| queries::takes(metadata))
-        .with_callsite_filter(|metadata| {
-            if metadata.target() == queries::TARGET {
-                Interest::sometimes()
-            } else {
-                Interest::never()
-            }
-        })
-        .with_max_level_hint(LevelFilter::TRACE);
-    queries::QueryTiming.with_filter(only_statements)
+    queries::QueryTiming::installed().with_filter(Targets::new().with_target(queries::TARGET, Level::TRACE))
 }
 
 /// Runs `fut` as serving `request`.

@@ -4,8 +4,8 @@
 //! layer, reads each into a latency sketch of its family (its verb and the first table it
 //! names: `select accounts`, `insert payments`, `with activities`) and into the
 //! `arrears_db_query_duration_seconds` histogram: one place times every statement of
-//! every store function without touching them. With `QUERY_TIMING=false` ([`set_timing`])
-//! the layer's filter refuses the events, and sqlx does not even format them.
+//! every store function without touching them. With `QUERY_TIMING=false` the layer is
+//! not installed: nothing listens, and sqlx does not even format the events.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,25 +21,12 @@ use tracing_subscriber::layer::{Context, Layer};
 /// The tracing target of sqlx's statement events.
 pub const TARGET: &str = "sqlx::query";
 
-/// Whether statements are timed now.
+/// Whether this process installed the layer.
 static TIMING: AtomicBool = AtomicBool::new(false);
 
-/// Turns the timing on or off (`QUERY_TIMING` at the start; a benchmark compares both
-/// in one process).
-pub fn set_timing(on: bool) {
-    TIMING.store(on, Ordering::Relaxed);
-}
-
-/// Whether statements are timed now.
+/// Whether statements are timed in this process.
 pub fn timing() -> bool {
     TIMING.load(Ordering::Relaxed)
-}
-
-/// Whether the layer takes an event or span of `metadata`: sqlx's statements, while
-/// the timing is on. Asked each time (not cached per call site), so turning the timing
-/// off takes effect at once.
-pub fn takes(metadata: &tracing::Metadata<'_>) -> bool {
-    metadata.target() == TARGET && timing()
 }
 
 /// How long one window of recent statements lasts: percentiles cover the current
@@ -217,9 +204,17 @@ pub fn figures() -> Vec<FamilyFigures> {
     out
 }
 
-/// The tracing layer that times statements: install it with [`takes`] as its filter
-/// (`telemetry::init`).
+/// The tracing layer that times statements (`telemetry::statement_timing` makes it
+/// with its filter).
 pub struct QueryTiming;
+
+impl QueryTiming {
+    /// The layer; the process's statements are timed from now on.
+    pub fn installed() -> Self {
+        TIMING.store(true, Ordering::Relaxed);
+        Self
+    }
+}
 
 impl<S: Subscriber> Layer<S> for QueryTiming {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
