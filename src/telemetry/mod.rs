@@ -7,7 +7,7 @@ pub mod queries;
 
 use tracing::{Level, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -31,6 +31,7 @@ pub struct Request {
 /// own filter, so that timing does not depend on the log level.
 pub fn init(format: LogFormat, query_timing: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
+    let logged = filter.max_level_hint();
     let logs = match format {
         LogFormat::Json => fmt::layer()
             .json()
@@ -43,8 +44,28 @@ pub fn init(format: LogFormat, query_timing: bool) {
     };
     let timing = query_timing.then(statement_timing);
     let result = tracing_subscriber::registry().with(logs).with(timing).try_init();
+    if result.is_ok() {
+        // The timing listens at TRACE (sqlx's level for statements), so the subscriber's
+        // level, which `try_init` also gives the `log` crate's records, is TRACE: every
+        // dependency's `log::trace!` would then be built and handed over, only to be
+        // dropped. The `log` crate keeps the logs' own level; sqlx asks tracing, not
+        // `log`, whether its statements are wanted.
+        log::set_max_level(log_level(logged));
+    }
     // A second init (tests spawning several apps) keeps the first subscriber.
     drop(result);
+}
+
+/// The `log` crate's level for tracing's `level` (`None`: everything).
+fn log_level(level: Option<LevelFilter>) -> log::LevelFilter {
+    match level {
+        None | Some(LevelFilter::TRACE) => log::LevelFilter::Trace,
+        Some(LevelFilter::DEBUG) => log::LevelFilter::Debug,
+        Some(LevelFilter::INFO) => log::LevelFilter::Info,
+        Some(LevelFilter::WARN) => log::LevelFilter::Warn,
+        Some(LevelFilter::ERROR) => log::LevelFilter::Error,
+        Some(_) => log::LevelFilter::Off,
+    }
 }
 
 /// The statements' timing ([`queries::QueryTiming`]) with its filter: sqlx's statement

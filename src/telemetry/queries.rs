@@ -67,41 +67,38 @@ const VERBS: [&str; 22] = [
 const NOT_TABLES: [&str; 6] = ["select", "lateral", "only", "unnest", "generate_series", "jsonb_to_recordset"];
 
 /// The family of `sql`: its verb, and the first table after `FROM`, `INTO` or `UPDATE`
-/// when it names one.
+/// when it names one. Reads the words in place (it runs for every statement): only the
+/// verb and the table are copied.
 pub fn family(sql: &str) -> String {
     let mut words = sql
         .split(|c: char| c.is_whitespace() || "(),;".contains(c))
         .filter(|w| !w.is_empty());
-    let Some(verb) = words.next().map(str::to_ascii_lowercase) else {
+    let Some(verb) = words.next().and_then(|w| VERBS.iter().find(|v| v.eq_ignore_ascii_case(w))) else {
         return "other".to_owned();
     };
-    if !VERBS.contains(&verb.as_str()) {
-        return "other".to_owned();
-    }
-    let mut table_follows = verb == "update";
-    let mut previous = String::new();
+    let mut table_follows = *verb == "update";
+    let mut previous = "";
     for word in words {
-        let lower = word.to_ascii_lowercase();
-        if table_follows && is_table(&lower) {
-            return format!("{verb} {lower}");
+        if table_follows && is_table(word) {
+            return format!("{verb} {}", word.to_ascii_lowercase());
         }
         // `EXTRACT(EPOCH FROM t)` names a column, not a table.
-        table_follows = matches!(lower.as_str(), "into" | "update") || (lower == "from" && !EXTRACT_FIELDS.contains(&previous.as_str()));
-        previous = lower;
+        table_follows = word.eq_ignore_ascii_case("into")
+            || word.eq_ignore_ascii_case("update")
+            || (word.eq_ignore_ascii_case("from") && !EXTRACT_FIELDS.iter().any(|f| f.eq_ignore_ascii_case(previous)));
+        previous = word;
     }
-    verb
+    (*verb).to_owned()
 }
 
 /// What `EXTRACT(<field> FROM ...)` takes.
 const EXTRACT_FIELDS: [&str; 9] = ["epoch", "year", "month", "day", "hour", "minute", "second", "dow", "isodow"];
 
 fn is_table(word: &str) -> bool {
-    !NOT_TABLES.contains(&word)
+    !NOT_TABLES.iter().any(|n| n.eq_ignore_ascii_case(word))
         && word.len() <= 63
-        && word.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        && word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && word.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 /// One family's statements: since the process started, and in the recent windows.
@@ -223,31 +220,26 @@ impl<S: Subscriber> Layer<S> for QueryTiming {
         }
         let mut statement = Statement::default();
         event.record(&mut statement);
-        if let Some(elapsed) = statement.elapsed {
-            let sql = if statement.sql.trim().is_empty() {
-                &statement.summary
-            } else {
-                &statement.sql
-            };
-            record(family(sql), elapsed);
+        if let (Some(family), Some(elapsed)) = (statement.family, statement.elapsed) {
+            record(family, elapsed);
         }
     }
 }
 
-/// What a `sqlx::query` event says: the statement (in `db.statement` when it is longer
-/// than its `summary`, its first four words) and `elapsed_secs`.
+/// What a `sqlx::query` event says: the statement's family (from `db.statement`, the
+/// whole statement when it is longer than its `summary`, its first four words, which
+/// come first) and `elapsed_secs`.
 #[derive(Default)]
 struct Statement {
-    summary: String,
-    sql: String,
+    family: Option<String>,
     elapsed: Option<Duration>,
 }
 
 impl Visit for Statement {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "summary" => value.clone_into(&mut self.summary),
-            "db.statement" => value.clone_into(&mut self.sql),
+            "summary" => self.family = Some(family(value)),
+            "db.statement" if !value.trim().is_empty() => self.family = Some(family(value)),
             _ => {}
         }
     }
