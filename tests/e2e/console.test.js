@@ -78,7 +78,7 @@ suite("the console", setup, (test) => {
       viewer: ["Accounts", "Two-step sign-in"],
       agent: ["Accounts", "My queue", "Two-step sign-in"],
       manager: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Fields", "Portfolios", "Two-step sign-in"],
-      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Fields", "Portfolios", "Two-step sign-in"],
+      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Fields", "Portfolios", "System", "Two-step sign-in"],
     };
     for (const [role, links] of Object.entries(expected)) {
       const page = await open(null);
