@@ -136,9 +136,9 @@ impl Family {
 
 static FAMILIES: LazyLock<Mutex<BTreeMap<String, Family>>> = LazyLock::new(|| Mutex::new(BTreeMap::new()));
 
-/// Records one statement of `family` that took `elapsed`.
+/// Records one statement of `family` that took `elapsed`. The Prometheus histogram gets the same family as the sketches, so its label set is
+/// bounded by [`MAX_FAMILIES`] too.
 pub fn record(family: String, elapsed: Duration) {
-    super::metrics::db_query(&family, elapsed);
     let now = Instant::now();
     let mut families = FAMILIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let key = if families.contains_key(&family) || families.len() < MAX_FAMILIES {
@@ -146,6 +146,7 @@ pub fn record(family: String, elapsed: Duration) {
     } else {
         "other".to_owned()
     };
+    super::metrics::db_query(&key, elapsed);
     let entry = families.entry(key).or_insert_with(|| Family::new(now));
     entry.turn(now);
     entry.count += 1;
