@@ -33,7 +33,7 @@ pub struct Api;
     params(KpiParams),
     responses(
         (status = 200, description = "The KPIs of the period over the accounts within the caller's portfolios, per group and in total; docs/features/kpis.md defines each figure", body = KpiReport),
-        (status = 400, description = "`invalid_parameter`, naming each bad parameter (a `portfolio` that does not exist or is not the caller's)"),
+        (status = 400, description = "`invalid_parameter`, naming each bad parameter (a `portfolio` that does not exist or is not the caller's, an `agent` no user is, a `team` no user is in)"),
         (status = 403, description = "Managers and admins only"),
     ))]
 #[tracing::instrument(skip_all)]

@@ -1,7 +1,7 @@
 //! Manager KPIs: the request's parameters and their rules, who may ask and which
 //! accounts' figures they read, and the answer assembled from the store's grouped figures.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use roaring::RoaringBitmap;
@@ -30,7 +30,12 @@ struct Request {
     to: Option<NaiveDate>,
     group_by: GroupBy,
     portfolio: Option<Option<Uuid>>,
+    agent: Option<Uuid>,
+    team: Option<String>,
 }
+
+/// The longest team name (as `POST /api/v1/users` allows).
+const MAX_TEAM_CHARS: usize = 100;
 
 const PARAMS: &[Param<Request>] = &[
     Param::new(
@@ -69,6 +74,22 @@ const PARAMS: &[Param<Request>] = &[
             )
         },
     ),
+    Param::new(
+        "agent",
+        "Only the figures that count for this user (a user's id): what they logged and promised, what the accounts they held collected, the moves of the accounts they held at the opening.",
+        schema::id,
+        |r, v| r.agent = v.one(|text| Uuid::parse_str(text).ok(), "a user id"),
+    ),
+    Param::new(
+        "team",
+        "Only the figures that count for the users now in this team (a team some user is in).",
+        schema::text,
+        |r, v| match v.text() {
+            Some(team) if team.chars().count() > MAX_TEAM_CHARS => v.refuse(format!("must be at most {MAX_TEAM_CHARS} characters")),
+            Some(team) => r.team = Some(team),
+            None => v.refuse("must not be empty"),
+        },
+    ),
 ];
 
 params::described_by!(
@@ -78,13 +99,16 @@ params::described_by!(
 );
 
 /// A validated KPI request.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct KpiRequest {
     pub from: NaiveDate,
     pub to: NaiveDate,
     pub group_by: GroupBy,
     /// The portfolio asked for (`Some(None)`: none); every one in scope when `None`.
     pub portfolio: Option<Option<Uuid>>,
+    /// The user, and the team, whose figures are asked for; everyone's when `None`.
+    pub agent: Option<Uuid>,
+    pub team: Option<String>,
     pub window: Window,
 }
 
@@ -101,6 +125,8 @@ pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
         to: None,
         group_by: GroupBy::Agent,
         portfolio: None,
+        agent: None,
+        team: None,
     };
     params::read(raw, PARAMS, &mut request, &mut problems);
     let today = now.date_naive();
@@ -121,6 +147,8 @@ pub fn parse(raw: &str, now: DateTime<Utc>) -> Result<KpiRequest> {
         to,
         group_by: request.group_by,
         portfolio: request.portfolio,
+        agent: request.agent,
+        team: request.team,
         window: Window {
             start: midnight(from),
             end: midnight(after),
@@ -184,7 +212,8 @@ pub struct Figures {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Group {
     pub key: Option<String>,
-    /// The portfolio's name when grouped by portfolio; null otherwise.
+    /// The user's name when grouped by agent, the portfolio's when grouped by portfolio;
+    /// null otherwise.
     pub name: Option<String>,
     #[serde(flatten)]
     pub figures: Figures,
@@ -199,6 +228,9 @@ pub struct KpiReport {
     /// The portfolio the figures are limited to (`none`: the accounts in none); null for
     /// every portfolio the caller sees.
     pub portfolio: Option<String>,
+    /// The user, and the team, the figures are limited to; null for everyone.
+    pub agent: Option<Uuid>,
+    pub team: Option<String>,
     /// The snapshot day whose buckets open the period (`from`).
     pub opening_day: NaiveDate,
     /// The snapshot day whose buckets close it: the day after `to`, or today when `to`
@@ -295,33 +327,65 @@ impl Sums {
     }
 }
 
-/// Sums every row into its group and into the total.
+/// Sums every row that counts into its group and into the total.
 struct Tally {
     by: GroupBy,
-    teams: HashMap<Uuid, String>,
+    roster: Roster,
+    /// The users whose rows count; every row counts when `None`.
+    admitted: Option<HashSet<Uuid>>,
     groups: BTreeMap<Option<String>, Sums>,
     total: Sums,
 }
 
 impl Tally {
-    /// The group of a row that counts for `agent`, `bucket` and `portfolio`.
-    fn key(&self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>) -> Option<String> {
-        match self.by {
+    /// The group of a row that counts for `agent`, `bucket` and `portfolio`; `None` when
+    /// the row is not one asked for (another user's, under `agent` or `team`).
+    fn group(&self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>) -> Option<Option<String>> {
+        if let Some(admitted) = &self.admitted
+            && !agent.is_some_and(|a| admitted.contains(&a))
+        {
+            return None;
+        }
+        Some(match self.by {
             GroupBy::Agent => agent.map(|a| a.to_string()),
-            GroupBy::Team => agent.and_then(|a| self.teams.get(&a).cloned()),
+            GroupBy::Team => agent.and_then(|a| self.roster.team_of(a)).map(str::to_owned),
             GroupBy::Bucket => bucket.map(str::to_owned),
             GroupBy::Portfolio => portfolio.map(|p| p.to_string()),
+        })
+    }
+
+    /// Adds to the group of a row that counts (see [`Tally::group`]).
+    fn add(&mut self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>, add: impl Fn(&mut Sums)) {
+        if let Some(key) = self.group(agent, bucket, portfolio) {
+            add(self.groups.entry(key).or_default());
+            add(&mut self.total);
         }
     }
 
-    fn add(&mut self, key: Option<String>, add: impl Fn(&mut Sums)) {
-        add(self.groups.entry(key).or_default());
-        add(&mut self.total);
+    /// Adds a work row's accounts to its group when the row counts.
+    fn worked(&mut self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>, accounts: &[u8]) {
+        if let Some(key) = self.group(agent, bucket, portfolio) {
+            self.groups.entry(key).or_default().worked.extend(kpis::ordinals(accounts));
+        }
     }
 
-    /// Adds a work row's accounts to its group.
-    fn worked(&mut self, key: Option<String>, accounts: &[u8]) {
-        self.groups.entry(key).or_default().worked.extend(kpis::ordinals(accounts));
+    /// Lists every user who works accounts (and, by team, every team of one) among the
+    /// ones asked for, with nothing to count as well: an idle agent is a figure too.
+    fn list_everyone(&mut self) {
+        let keys: Vec<String> = self
+            .roster
+            .users
+            .iter()
+            .filter(|u| u.working && self.admitted.as_ref().is_none_or(|a| a.contains(&u.id)))
+            .filter_map(|u| match self.by {
+                GroupBy::Agent => Some(u.id.to_string()),
+                GroupBy::Team => u.team.clone(),
+                GroupBy::Bucket | GroupBy::Portfolio => None,
+            })
+            .collect();
+        for key in keys {
+            self.groups.entry(Some(key)).or_default();
+        }
     }
 
     fn finish(self) -> (Vec<Group>, Figures) {
@@ -382,6 +446,51 @@ async fn selection(conn: &mut PgConnection, scope: Scope, portfolio: Option<Opti
     }
 }
 
+/// The users a request's figures may count for, and their teams.
+struct Roster {
+    users: Vec<users::RosterRow>,
+    teams: HashMap<Uuid, String>,
+}
+
+impl Roster {
+    fn new(users: Vec<users::RosterRow>) -> Self {
+        let teams = users.iter().filter_map(|u| Some((u.id, u.team.clone()?))).collect();
+        Self { users, teams }
+    }
+
+    fn team_of(&self, user: Uuid) -> Option<&str> {
+        self.teams.get(&user).map(String::as_str)
+    }
+}
+
+/// The users whose rows count under `agent` and `team` (both: the user, if in the team);
+/// `None` without either. A user or a team no user is in is refused naming it.
+fn admitted(roster: &Roster, agent: Option<Uuid>, team: Option<&str>) -> Result<Option<HashSet<Uuid>>> {
+    let mut problems = Problems::default();
+    if let Some(agent) = agent
+        && !roster.users.iter().any(|u| u.id == agent)
+    {
+        problems.push("agent", "no such user");
+    }
+    if let Some(team) = team
+        && !roster.users.iter().any(|u| u.team.as_deref() == Some(team))
+    {
+        problems.push("team", "no user is in this team");
+    }
+    problems.finish()?;
+    if agent.is_none() && team.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        roster
+            .users
+            .iter()
+            .filter(|u| agent.is_none_or(|a| a == u.id) && team.is_none_or(|t| u.team.as_deref() == Some(t)))
+            .map(|u| u.id)
+            .collect(),
+    ))
+}
+
 /// The KPIs the query string `raw` asks for at `now`, for managers and admins, over the
 /// accounts within the caller's portfolios (docs/features/kpis.md, "Portfolios").
 pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
@@ -393,59 +502,68 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         selection(&mut conn, scope, request.portfolio).await?
     };
     let (by, window) = (request.group_by, request.window);
-    let (days, moves, teams) = tokio::try_join!(
+    let (days, moves, roster) = tokio::try_join!(
         kpis::day_figures(pool, window, &selected),
         kpis::moves(pool, window, &selected),
-        async {
-            match by {
-                GroupBy::Team => users::teams(pool).await,
-                _ => Ok(HashMap::new()),
-            }
-        }
+        async { Ok(Roster::new(users::roster(pool).await?)) },
     )?;
+    let admitted = admitted(&roster, request.agent, request.team.as_deref())?;
     let mut tally = Tally {
         by,
-        teams,
+        roster,
+        admitted,
         groups: BTreeMap::new(),
         total: Sums::default(),
     };
     for row in days.work {
-        let key = tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id);
-        tally.worked(key.clone(), &row.accounts);
-        tally.add(key, |s| {
+        let (agent, bucket, portfolio) = (row.agent_id, row.bucket.as_deref(), row.portfolio_id);
+        tally.worked(agent, bucket, portfolio, &row.accounts);
+        tally.add(agent, bucket, portfolio, |s| {
             s.attempts += row.contact_attempts;
             s.right_party += row.right_party_contacts;
         });
     }
     for row in days.channels {
-        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
+        tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             let channel = s.channels.entry(row.channel.clone()).or_default();
             channel.0 += row.contact_attempts;
             channel.1 += row.right_party_contacts;
         });
     }
     for row in days.promises {
-        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
+        tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             s.made += row.made;
             s.kept += row.kept;
             s.broken += row.broken;
         });
     }
     for row in days.collected {
-        tally.add(tally.key(row.agent_id, row.bucket.as_deref(), row.portfolio_id), |s| {
+        tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             *s.collected.entry(row.currency.clone()).or_default() += row.amount;
         });
     }
     for row in moves {
-        tally.add(tally.key(row.agent_id, Some(&row.opening_bucket), row.portfolio_id), |s| {
+        tally.add(row.agent_id, Some(&row.opening_bucket), row.portfolio_id, |s| {
             let pair = s.moves.entry((row.opening_bucket.clone(), row.closing_bucket.clone())).or_default();
             pair.0 += row.accounts;
             pair.1 += row.cured;
         });
     }
+    tally.list_everyone();
+    let names: HashMap<Uuid, String> = tally.roster.users.iter().map(|u| (u.id, u.name.clone())).collect();
     let (mut groups, total) = tally.finish();
-    if by == GroupBy::Portfolio {
-        name_portfolios(pool, &mut groups).await?;
+    match by {
+        GroupBy::Portfolio => name_portfolios(pool, &mut groups).await?,
+        GroupBy::Agent => {
+            for group in &mut groups {
+                group.name = group
+                    .key
+                    .as_deref()
+                    .and_then(|k| Uuid::parse_str(k).ok())
+                    .and_then(|id| names.get(&id).cloned());
+            }
+        }
+        GroupBy::Team | GroupBy::Bucket => {}
     }
     Ok(KpiReport {
         from: request.from,
@@ -454,6 +572,8 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         portfolio: request
             .portfolio
             .map(|p| p.map_or_else(|| NO_PORTFOLIO.to_owned(), |id| id.to_string())),
+        agent: request.agent,
+        team: request.team,
         opening_day: window.opening,
         closing_day: window.closing,
         groups,

@@ -203,6 +203,13 @@ const PORTFOLIO_OF_THE_DAY: &str = "CROSS JOIN LATERAL (SELECT CASE WHEN s.accou
                                         THEN (SELECT a.portfolio_id FROM accounts a WHERE a.id = e.account_id)
                                         ELSE s.portfolio_id END AS id) p";
 
+/// A payment's account's agent, `g.id`: the one assigned in the snapshot of its day, or
+/// the account's now when the day's snapshot lacks it (an account created that day), so
+/// that the money collected on a new account counts for its agent, as its portfolio does.
+const AGENT_OF_THE_DAY: &str = "CROSS JOIN LATERAL (SELECT CASE WHEN s.account_id IS NULL
+                                    THEN (SELECT a.assigned_agent_id FROM accounts a WHERE a.id = e.account_id)
+                                    ELSE s.assigned_agent_id END AS id) g";
+
 /// An event's account's ordinal: from the snapshot of its day, looked up only without one
 /// (or in a snapshot taken before snapshots carried it). A join with `accounts` instead
 /// made the planner scan every account for a day's events.
@@ -286,11 +293,11 @@ fn collected_figure() -> DayFigure {
         summed: "agent_id, bucket, portfolio_id, currency, sum(amount) AS amount",
         group: "agent_id, bucket, portfolio_id, currency",
         compute: format!(
-            "SELECT e.day, s.assigned_agent_id AS agent_id, s.bucket, p.id AS portfolio_id, e.currency, sum(e.amount) AS amount
+            "SELECT e.day, g.id AS agent_id, s.bucket, p.id AS portfolio_id, e.currency, sum(e.amount) AS amount
              FROM (SELECT (received_at AT TIME ZONE 'UTC')::date AS day, account_id, currency, amount
                    FROM payments WHERE status = 'completed' AND received_at >= $1 AND received_at < $2) e
-             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY}
-             GROUP BY e.day, s.assigned_agent_id, s.bucket, p.id, e.currency"
+             {SNAPSHOT_OF_THE_DAY} {PORTFOLIO_OF_THE_DAY} {AGENT_OF_THE_DAY}
+             GROUP BY e.day, g.id, s.bucket, p.id, e.currency"
         ),
     }
 }

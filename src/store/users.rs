@@ -44,13 +44,26 @@ pub async fn names(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<std::c
     Ok(rows.into_iter().collect())
 }
 
-/// Every user's team, for the users in one.
+/// A user as the KPIs count them: their name and team, and whether they work accounts
+/// now (an enabled user of a role that does, not deleted).
+#[derive(Clone, Debug, FromRow)]
+pub struct RosterRow {
+    pub id: Uuid,
+    pub name: String,
+    pub team: Option<String>,
+    pub working: bool,
+}
+
+/// Every user, deleted ones too (their figures stay theirs).
 #[tracing::instrument(skip_all)]
-pub async fn teams(pool: &PgPool) -> Result<std::collections::HashMap<Uuid, String>> {
-    let rows: Vec<(Uuid, String)> = sqlx::query_as("SELECT id, team FROM users WHERE team IS NOT NULL")
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().collect())
+pub async fn roster(pool: &PgPool) -> Result<Vec<RosterRow>> {
+    let working: Vec<&str> = Role::ALL.into_iter().filter(|r| r.works_accounts()).map(Role::as_str).collect();
+    Ok(
+        sqlx::query_as("SELECT id, name, team, role = ANY($1) AND NOT disabled AND deleted_at IS NULL AS working FROM users")
+            .bind(working)
+            .fetch_all(pool)
+            .await?,
+    )
 }
 
 #[tracing::instrument(skip_all)]

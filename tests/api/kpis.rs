@@ -237,6 +237,20 @@ fn portfolio_sql(account: &str, day: &str) -> String {
     )
 }
 
+/// The agent a payment's money counts for: the one its account was assigned to in the
+/// snapshot of the payment's UTC day `day`, or the account's own when that snapshot lacks
+/// the account.
+fn agent_sql(account: &str, day: &str) -> String {
+    let snapshot = format!("FROM account_day_snapshots WHERE day = {day} AND account_id = {account}");
+    format!(
+        "(CASE WHEN EXISTS (SELECT 1 {snapshot}) THEN (SELECT assigned_agent_id {snapshot})
+               ELSE (SELECT assigned_agent_id FROM accounts WHERE id = {account}) END)"
+    )
+}
+
+/// Every user: what a request without `agent` or `team` counts.
+const EVERYONE: &str = "TRUE";
+
 /// Every portfolio: what an admin reads.
 const EVERY_PORTFOLIO: &str = "TRUE";
 
@@ -249,7 +263,9 @@ type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
 
 /// The definitions of docs/features/kpis.md, in plain SQL, for each group (key `Some`) and in total
 /// (the `None` entry of the second map), counting the rows whose portfolio (text, `{p}`)
-/// satisfies `admitted`.
+/// satisfies `admitted` and whose user (`{u}`, the one the row counts for) satisfies
+/// `who`; grouped by agent or team, every user who works accounts (or team of one) that
+/// `who` admits is a group, with nothing counted too.
 async fn expected(
     pool: &PgPool,
     group_by: &str,
@@ -257,8 +273,9 @@ async fn expected(
     to: NaiveDate,
     closing: NaiveDate,
     admitted: &str,
+    who: &str,
 ) -> (Figures, BTreeMap<&'static str, Value>) {
-    let admits = |portfolio: &str| admitted.replace("{p}", portfolio);
+    let admits = |portfolio: &str, user: &str| format!("{} AND {}", admitted.replace("{p}", portfolio), who.replace("{u}", user));
     let (start, end) = (midnight(from), midnight(to + Duration::days(1)));
     let mut groups: Figures = BTreeMap::new();
     let mut total = zero();
@@ -277,7 +294,7 @@ async fn expected(
                                        AND outcome IN ('right_party', 'promise_to_pay', 'dispute', 'paid'))
              FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 AND {} GROUP BY 1",
             key("a.agent_id", "a.account_id", &utc_day("a.occurred_at")),
-            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")))
+            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")), "a.agent_id")
         )))
         .bind(start)
         .bind(end)
@@ -291,7 +308,7 @@ async fn expected(
              FROM activities a WHERE occurred_at >= $1 AND occurred_at < $2 AND direction = 'outbound' AND type <> 'note'
                AND {} GROUP BY 1, 2 ORDER BY 2",
             key("a.agent_id", "a.account_id", &utc_day("a.occurred_at")),
-            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")))
+            admits(&portfolio_sql("a.account_id", &utc_day("a.occurred_at")), "a.agent_id")
         )))
         .bind(start)
         .bind(end)
@@ -303,7 +320,7 @@ async fn expected(
             "SELECT {} AS key, count(*), count(*) FILTER (WHERE status = 'kept'), count(*) FILTER (WHERE status = 'broken')
              FROM promises p WHERE created_at >= $1 AND created_at < $2 AND {} GROUP BY 1",
             key("p.created_by", "p.account_id", &utc_day("p.created_at")),
-            admits(&portfolio_sql("p.account_id", &utc_day("p.created_at")))
+            admits(&portfolio_sql("p.account_id", &utc_day("p.created_at")), "p.created_by")
         )))
         .bind(start)
         .bind(end)
@@ -311,19 +328,13 @@ async fn expected(
         .fetch_all(pool)
         .await
         .unwrap();
+        let collector = agent_sql("p.account_id", &utc_day("p.received_at"));
         let collected: Vec<(Option<String>, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {} AS key, p.currency, round(sum(p.amount), CASE p.currency WHEN 'JPY' THEN 0 ELSE 2 END)::text
              FROM payments p WHERE status = 'completed' AND received_at >= $1 AND received_at < $2 AND {}
              GROUP BY 1, 2 ORDER BY 2",
-            key(
-                &format!(
-                    "(SELECT assigned_agent_id FROM account_day_snapshots WHERE day = {} AND account_id = p.account_id)",
-                    utc_day("p.received_at")
-                ),
-                "p.account_id",
-                &utc_day("p.received_at")
-            ),
-            admits(&portfolio_sql("p.account_id", &utc_day("p.received_at")))
+            key(&collector, "p.account_id", &utc_day("p.received_at")),
+            admits(&portfolio_sql("p.account_id", &utc_day("p.received_at")), &collector)
         )))
         .bind(start)
         .bind(end)
@@ -341,7 +352,7 @@ async fn expected(
                 (true, "portfolio") => "o.portfolio_id::text".to_owned(),
                 _ => key("o.assigned_agent_id", "o.account_id", "$3"),
             },
-            admits("o.portfolio_id::text")
+            admits("o.portfolio_id::text", "o.assigned_agent_id")
         )))
         .bind(start)
         .bind(end)
@@ -398,6 +409,20 @@ async fn expected(
             f.insert("cured", json!(cured));
             f.insert("cure_rate", rate(cured, delinquent));
             f.insert("roll_rates", rolls);
+        }
+    }
+    if matches!(group_by, "agent" | "team") {
+        let listed: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT DISTINCT {} FROM users u WHERE role IN ('admin', 'manager', 'agent') AND NOT disabled
+               AND deleted_at IS NULL AND {}",
+            if group_by == "agent" { "u.id::text" } else { "u.team" },
+            who.replace("{u}", "u.id")
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        for key in listed.into_iter().flatten() {
+            groups.entry(Some(key)).or_insert_with(zero);
         }
     }
     (groups, total)
@@ -487,6 +512,19 @@ async fn every_answer_is_its_definition(app: &TestApp, token: &str, from: NaiveD
 /// [`every_answer_is_its_definition`] for the caller of `token` asking with `query` (say
 /// `&portfolio=...`), whose answers count the rows `admitted` admits (see [`expected`]).
 async fn every_answer_counts(app: &TestApp, token: &str, query: &str, admitted: &str, from: NaiveDate, to: NaiveDate, when: &str) {
+    every_answer_counts_for(app, token, query, (admitted, EVERYONE), from, to, when).await;
+}
+
+/// [`every_answer_counts`] of the users `who` admits (`agent=` or `team=` in `query`).
+async fn every_answer_counts_for(
+    app: &TestApp,
+    token: &str,
+    query: &str,
+    (admitted, who): (&str, &str),
+    from: NaiveDate,
+    to: NaiveDate,
+    when: &str,
+) {
     let today = app.clock.now().date_naive();
     for (from, to, closing) in [
         (from, to, to + Duration::days(1)),
@@ -499,7 +537,7 @@ async fn every_answer_counts(app: &TestApp, token: &str, query: &str, admitted: 
             assert_eq!(status, StatusCode::OK, "{path}: {body}");
             assert_eq!(body["opening_day"], json!(from), "{path}");
             assert_eq!(body["closing_day"], json!(closing), "{path}");
-            let (groups, total) = expected(&app.pool, group_by, from, to, closing, admitted).await;
+            let (groups, total) = expected(&app.pool, group_by, from, to, closing, admitted, who).await;
             let got: Figures = body["groups"]
                 .as_array()
                 .unwrap()
@@ -509,19 +547,30 @@ async fn every_answer_counts(app: &TestApp, token: &str, query: &str, admitted: 
             assert_eq!(got, groups, "{path} {when}");
             assert_eq!(figures(&body["total"]), total, "{path} {when}");
             assert!(
-                admitted != EVERY_PORTFOLIO || total["contact_attempts"].as_i64().unwrap() > 0,
+                admitted != EVERY_PORTFOLIO || who != EVERYONE || total["contact_attempts"].as_i64().unwrap() > 0,
                 "the seed gives {path} something to count"
             );
             for group in body["groups"].as_array().unwrap() {
-                let name: Option<String> = match (group_by, group["key"].as_str()) {
-                    ("portfolio", Some(id)) => sqlx::query_scalar("SELECT name FROM portfolios WHERE id::text = $1")
-                        .bind(id)
-                        .fetch_one(&app.pool)
-                        .await
-                        .unwrap(),
+                let table = match group_by {
+                    "portfolio" => "portfolios",
+                    "agent" => "users",
+                    _ => "",
+                };
+                let name: Option<String> = match group["key"].as_str() {
+                    Some(id) if !table.is_empty() => {
+                        sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT name FROM {table} WHERE id::text = $1")))
+                            .bind(id)
+                            .fetch_one(&app.pool)
+                            .await
+                            .unwrap()
+                    }
                     _ => None,
                 };
-                assert_eq!(group["name"], json!(name), "{path}: a portfolio's group is labelled with its name");
+                assert_eq!(
+                    group["name"],
+                    json!(name),
+                    "{path}: an agent's or a portfolio's group is labelled with its name"
+                );
             }
         }
     }
@@ -694,7 +743,16 @@ async fn a_manager_reads_only_the_figures_of_their_portfolios_and_the_filter_nar
         &json!({"user_id": manager.id}),
     )
     .await;
-    let (_, beta_total) = expected(&app.pool, "agent", from, to, to + Duration::days(1), &format!("{{p}} = '{beta}'")).await;
+    let (_, beta_total) = expected(
+        &app.pool,
+        "agent",
+        from,
+        to,
+        to + Duration::days(1),
+        &format!("{{p}} = '{beta}'"),
+        EVERYONE,
+    )
+    .await;
     assert_ne!(
         beta_total["collected"],
         json!([]),
@@ -1016,4 +1074,95 @@ async fn buckets_of(pool: &PgPool, day: NaiveDate, accounts: &[Uuid]) -> Vec<Str
         buckets.push(snapshot_of(pool, day, *account).await.expect("a snapshot").0);
     }
     buckets
+}
+
+#[tokio::test]
+async fn the_agent_and_team_filters_count_only_their_users_and_every_agent_is_listed() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let mut rng = StdRng::seed_from_u64(27);
+    let today = hold_clock(&app).date_naive();
+    let (from, to) = (today - Duration::days(10), today - Duration::days(2));
+    let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
+    scheduler_took_today(&app).await;
+    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    let idle = app.user(Role::Agent).await;
+    let south: Uuid = sqlx::query_scalar("SELECT id FROM users WHERE team = 'south'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    for when in ["with no day kept", "with the days kept"] {
+        if when == "with the days kept" {
+            keep_days(&app).await;
+        }
+        let north = ("TRUE", "{u} IN (SELECT id FROM users WHERE team = 'north')");
+        every_answer_counts_for(&app, &admin.token, "&team=north", north, from, to, when).await;
+        let one = format!("{{u}} = '{south}'");
+        every_answer_counts_for(&app, &admin.token, &format!("&agent={south}"), ("TRUE", &one), from, to, when).await;
+        let both = format!("&agent={south}&team=north");
+        every_answer_counts_for(&app, &admin.token, &both, ("TRUE", "FALSE"), from, to, when).await;
+    }
+    let (_, report) = status_json(app.get("/api/v1/kpis", &admin.token).await).await;
+    let idle_group = report["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == json!(idle.id))
+        .expect("an agent with nothing done is listed");
+    assert_eq!(
+        (idle_group["contact_attempts"].clone(), idle_group["collected"].clone()),
+        (json!(0), json!([]))
+    );
+    let (_, filtered) = status_json(app.get(&format!("/api/v1/kpis?team=north&agent={south}"), &admin.token).await).await;
+    assert_eq!(
+        (filtered["team"].clone(), filtered["agent"].clone()),
+        (json!("north"), json!(south))
+    );
+    assert_eq!(filtered["groups"], json!([]), "the south agent is not in north");
+
+    for (query, field) in [
+        ("agent=someone".to_owned(), "agent"),
+        (format!("agent={}", Uuid::new_v4()), "agent"),
+        ("team=".to_owned(), "team"),
+        ("team=nowhere".to_owned(), "team"),
+        (format!("team={}", "n".repeat(101)), "team"),
+    ] {
+        app.assert_refused_parameter(&admin.token, &format!("/api/v1/kpis?{query}"), field)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn money_collected_on_an_account_created_today_counts_for_its_agent() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    hold_clock(&app);
+    // Today's snapshot is taken before the account exists, as it is at 00:01 UTC.
+    scheduler_took_today(&app).await;
+    let account = app.account(&manager.token, json!({"assigned_agent_id": agent.id})).await;
+    let id = account["id"].as_str().unwrap();
+    app.create_payment(&manager.token, id, &json!({"amount": "40.00", "currency": "USD", "method": "card"}))
+        .await;
+    for kept in [false, true] {
+        if kept {
+            let now = app.clock.now();
+            arrears::store::kpis::keep_today(&app.pool, now + Duration::seconds(1))
+                .await
+                .unwrap();
+        }
+        let (_, report) = status_json(app.get("/api/v1/kpis?group_by=agent", &manager.token).await).await;
+        let group = report["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["key"] == json!(agent.id))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            group["collected"],
+            json!([{"currency": "USD", "amount": "40.00"}]),
+            "kept: {kept}: {report}"
+        );
+    }
 }
