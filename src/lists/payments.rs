@@ -1,6 +1,6 @@
 //! `GET /api/v1/payments` and `GET /api/v1/payments/stats`: parameters and answers.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use uuid::Uuid;
@@ -153,17 +153,54 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
     Ok(query)
 }
 
+/// The periods a statistics series is counted in: local days, ISO weeks (from Monday) or
+/// calendar months.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 3] = [Interval::Day, Interval::Week, Interval::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Interval> {
+        Interval::ALL.into_iter().find(|i| i.as_str() == text)
+    }
+
+    /// The first day of the period `day` is in.
+    pub fn start_of(self, day: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Day => day,
+            Interval::Week => day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday())),
+            Interval::Month => day.with_day(1).unwrap_or(day),
+        }
+    }
+}
+
 /// A statistics request: the local days asked for and their instants.
 #[derive(Clone, Debug)]
 pub struct StatsRequest {
     pub tz: Tz,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    pub interval: Interval,
     pub query: StatsQuery,
 }
 
-/// What the statistics' parameters fill in: the time zone and the first and last day.
-type StatsDays = (Tz, Option<NaiveDate>, Option<NaiveDate>);
+/// What the statistics' parameters fill in: the time zone, the first and last day, and
+/// the series' interval.
+type StatsDays = (Tz, Option<NaiveDate>, Option<NaiveDate>, Interval);
 
 /// The statistics' parameters.
 const STATS_PARAMS: &[Param<StatsDays>] = &[
@@ -186,6 +223,16 @@ const STATS_PARAMS: &[Param<StatsDays>] = &[
         schema::date,
         |r, v| r.2 = v.one(values::date, values::DATE),
     ),
+    Param::new(
+        "interval",
+        "The series' periods: `day` (default), `week` (ISO weeks, from Monday) or `month`, in `tz`.",
+        schema::one::<Interval>,
+        |r, v| {
+            if let Some(interval) = v.one(Interval::parse, "day, week or month") {
+                r.3 = interval;
+            }
+        },
+    ),
 ];
 
 params::described_by!(
@@ -196,9 +243,9 @@ params::described_by!(
 
 pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
     let mut p = Problems::default();
-    let mut request = (Tz::UTC, None, None);
+    let mut request = (Tz::UTC, None, None, Interval::Day);
     params::read(raw, STATS_PARAMS, &mut request, &mut p);
-    let (tz, from, to) = request;
+    let (tz, from, to, interval) = request;
     let today = now.with_timezone(&tz).date_naive();
     let to = to.unwrap_or(today);
     let from = from.unwrap_or(to - chrono::Duration::days(29));
@@ -212,6 +259,7 @@ pub fn parse_stats(raw: &str, now: DateTime<Utc>) -> Result<StatsRequest> {
         tz,
         from,
         to,
+        interval,
         query: StatsQuery::new(tz, from, to, today),
     })
 }
@@ -230,6 +278,8 @@ pub struct PaymentStats {
     pub tz: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
+    /// The periods of each currency's `series`.
+    pub interval: Interval,
     /// The first instant of `from` in `tz`.
     pub day_start: DateTime<Utc>,
     pub currencies: Vec<CurrencyStatsView>,
@@ -243,7 +293,8 @@ pub struct CurrencyStatsView {
     pub today: TallyView,
     pub this_week: TallyView,
     pub this_month: TallyView,
-    /// Completed payments per day of the range.
+    /// Completed payments per period (`interval`) of the range, in order, empty periods
+    /// too.
     pub series: Vec<DayView>,
     pub by_status: Vec<StatValueView>,
     pub by_method: Vec<StatValueView>,
@@ -258,9 +309,15 @@ pub struct TallyView {
     pub amount: String,
 }
 
+/// One period of a series.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct DayView {
+    /// The period's first day within the range (a week or month the range cuts starts
+    /// at `from`).
     pub date: NaiveDate,
+    /// The days of the range the period covers (1 for a day; fewer than the week's or
+    /// month's at the range's ends).
+    pub days: u32,
     pub count: u64,
     pub amount: String,
 }
@@ -291,6 +348,23 @@ fn values(currency: Option<Currency>, values: &[StatValue]) -> Vec<StatValueView
         .collect()
 }
 
+/// The daily `series` of `request`'s range summed per period of its interval: each
+/// period's first day in the range, its days in the range, and its sum.
+fn periods(request: &StatsRequest, series: &[Tally]) -> Vec<(NaiveDate, u32, Tally)> {
+    let mut out: Vec<(NaiveDate, u32, Tally)> = Vec::new();
+    for (day, tally) in request.from.iter_days().zip(series) {
+        match out.last_mut() {
+            Some((first, days, sum)) if request.interval.start_of(day) == request.interval.start_of(*first) => {
+                *days += 1;
+                sum.count += tally.count;
+                sum.amount += tally.amount;
+            }
+            _ => out.push((day, 1, *tally)),
+        }
+    }
+    out
+}
+
 /// The statistics of `request`, as documented in docs/features/payments.md.
 pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentStats {
     let currencies = stats
@@ -300,12 +374,11 @@ pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentS
             let count_of = |status: &str| s.by_status.iter().find(|v| v.value == status).map_or(0, |v| v.count);
             let (completed, failed) = (count_of("completed"), count_of("failed"));
             let success_rate = (completed + failed > 0).then(|| completed as f64 / (completed + failed) as f64);
-            let series = request
-                .from
-                .iter_days()
-                .zip(s.series.iter())
-                .map(|(date, tally)| DayView {
+            let series = periods(request, &s.series)
+                .into_iter()
+                .map(|(date, days, tally)| DayView {
                     date,
+                    days,
                     count: tally.count,
                     amount: money(currency, tally.amount),
                 })
@@ -327,6 +400,7 @@ pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentS
         tz: request.tz.name().to_owned(),
         from: request.from,
         to: request.to,
+        interval: request.interval,
         day_start: start_of_day(request.tz, request.from),
         currencies,
     }

@@ -156,7 +156,7 @@ async fn every_list_parameter_survives_hostile_values() {
                 "facets",
             ],
         ),
-        ("/api/v1/payments/stats", &["tz", "from", "to"]),
+        ("/api/v1/payments/stats", &["tz", "from", "to", "interval"]),
         (
             "/api/v1/activities",
             &["account_id", "agent_id", "type", "outcome", "from", "to", "page_size", "cursor"],

@@ -106,7 +106,7 @@ fn window(value: &Value, expected: (u64, Decimal), what: &str) {
 }
 
 /// Compares one `currencies[]` entry with the truth for `from..=to` in `tz`.
-fn check_currency(block: &Value, rows: &[Row], tz: Tz, from: NaiveDate, to: NaiveDate, today: NaiveDate, label: &str) {
+fn check_currency(block: &Value, rows: &[Row], (tz, interval): (Tz, &str), from: NaiveDate, to: NaiveDate, today: NaiveDate, label: &str) {
     let currency = block["currency"].as_str().unwrap_or_else(|| panic!("{label}: currency: {block}"));
     let label = format!("{label} {currency}");
     window(
@@ -126,22 +126,33 @@ fn check_currency(block: &Value, rows: &[Row], tz: Tz, from: NaiveDate, to: Naiv
     );
 
     let series = block["series"].as_array().unwrap_or_else(|| panic!("{label}: series: {block}"));
-    let mut days = Vec::new();
+    // The periods: each day, or each week (from Monday) or month the range touches, cut
+    // to the range.
+    let start_of = |day: NaiveDate| match interval {
+        "week" => week_start(day),
+        "month" => month_start(day),
+        _ => day,
+    };
+    let mut periods: Vec<(NaiveDate, NaiveDate)> = Vec::new();
     let mut day = from;
     while day <= to {
-        days.push(day);
+        match periods.last_mut() {
+            Some((first, last)) if start_of(*first) == start_of(day) => *last = day,
+            _ => periods.push((day, day)),
+        }
         day = day.succ_opt().unwrap();
     }
     assert_eq!(
         series.len(),
-        days.len(),
-        "{label}: one series entry per local day, zero days included"
+        periods.len(),
+        "{label}: one series entry per {interval} of the range, empty ones included"
     );
-    for (entry, day) in series.iter().zip(&days) {
-        assert_eq!(entry["date"], day.to_string(), "{label}: series in date order");
-        let (n, sum) = completed_between(rows, currency, tz, *day, *day);
-        assert_eq!(entry["count"], json!(n), "{label} series {day}: {entry}");
-        assert_eq!(entry["amount"], money(sum), "{label} series {day}: {entry}");
+    for (entry, (first, last)) in series.iter().zip(&periods) {
+        assert_eq!(entry["date"], first.to_string(), "{label}: series in date order");
+        assert_eq!(entry["days"], json!((*last - *first).num_days() + 1), "{label}: {entry}");
+        let (n, sum) = completed_between(rows, currency, tz, *first, *last);
+        assert_eq!(entry["count"], json!(n), "{label} series {first}: {entry}");
+        assert_eq!(entry["amount"], money(sum), "{label} series {first}: {entry}");
     }
 
     let in_range: Vec<&Row> = rows
@@ -181,8 +192,15 @@ fn check_currency(block: &Value, rows: &[Row], tz: Tz, from: NaiveDate, to: Naiv
     }
 }
 
-/// Fetches stats and checks them; retries if the local date changed during the request.
+/// Fetches stats and checks them, per day, week and month; retries if the local date
+/// changed during the request.
 async fn check_stats(app: &TestApp, token: &str, tz_param: Option<&str>, range: Option<(i64, i64)>) {
+    for interval in [None, Some("week"), Some("month")] {
+        check_stats_by(app, token, tz_param, range, interval).await;
+    }
+}
+
+async fn check_stats_by(app: &TestApp, token: &str, tz_param: Option<&str>, range: Option<(i64, i64)>, interval: Option<&str>) {
     let tz: Tz = tz_param.unwrap_or("UTC").parse().unwrap();
     let truth = rows(app).await;
     for _ in 0..3 {
@@ -198,6 +216,9 @@ async fn check_stats(app: &TestApp, token: &str, tz_param: Option<&str>, range: 
         if range.is_some() {
             query.push(format!("from={from}&to={to}"));
         }
+        if let Some(interval) = interval {
+            query.push(format!("interval={interval}"));
+        }
         let path = format!("/api/v1/payments/stats?{}", query.join("&"));
         let (status, stats) = status_json(app.get(&path, token).await).await;
         assert_eq!(status, StatusCode::OK, "{path}: {stats}");
@@ -208,12 +229,13 @@ async fn check_stats(app: &TestApp, token: &str, tz_param: Option<&str>, range: 
         assert_eq!(stats["tz"], tz_param.unwrap_or("UTC"), "{label}");
         assert_eq!(stats["from"], from.to_string(), "{label}");
         assert_eq!(stats["to"], to.to_string(), "{label}");
+        assert_eq!(stats["interval"], interval.unwrap_or("day"), "{label}");
         let blocks = stats["currencies"].as_array().unwrap_or_else(|| panic!("{label}: {stats}"));
         let served: BTreeSet<String> = blocks.iter().map(|b| b["currency"].as_str().unwrap().to_owned()).collect();
         assert_eq!(served.len(), blocks.len(), "{label}: one entry per currency");
         assert_eq!(served, BTreeSet::from(["EUR".to_owned(), "USD".to_owned()]), "{label}");
         for block in blocks {
-            check_currency(block, &truth, tz, from, to, today, &label);
+            check_currency(block, &truth, (tz, interval.unwrap_or("day")), from, to, today, &label);
         }
         return;
     }
@@ -347,6 +369,8 @@ async fn stats_parameters_are_checked() {
         ("from=yesterday", &["from"][..]),
         ("to=2026-13-01", &["to"][..]),
         ("bogus=1", &["bogus"][..]),
+        ("interval=year", &["interval"][..]),
+        ("interval=", &["interval"][..]),
     ] {
         let response = app.get(&format!("/api/v1/payments/stats?{query}"), &viewer.token).await;
         let problem = assert_problem(response, StatusCode::BAD_REQUEST, "invalid_parameter").await;
