@@ -22,6 +22,21 @@ use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{AccountQuery, After, PaymentQuery, StatsQuery};
 use crate::error::Result;
 
+/// The live index of an entity as it stands: what the operator's view shows.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct IndexSize {
+    /// `account` or `payment`.
+    pub entity: String,
+    /// The index behind the entity's alias (an embedded generation, an Elasticsearch index).
+    pub index: String,
+    /// Documents held, and deleted ones not yet merged away (replaced versions too).
+    pub documents: u64,
+    pub deleted_documents: u64,
+    pub segments: u64,
+    /// On disk (Elasticsearch: the primaries' store).
+    pub bytes: u64,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Documents written.
@@ -263,6 +278,9 @@ pub trait SearchIndex: Send + Sync + 'static {
 
     /// Whether the backend can answer, for readiness: its state in a word, or why not.
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>>;
+
+    /// The live index of each entity: its documents, segments and bytes.
+    fn sizes(&self) -> BoxFuture<'_, Result<Vec<IndexSize>>>;
 
     /// Whether `err`, a failure of one of its calls, is permanent: the index refuses
     /// this process (credentials refused for good, privileges missing, a block only an

@@ -11,11 +11,11 @@ use crate::domain::job::JobKind;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::Result;
-use crate::search::SearchIndex;
+use crate::search::{IndexSize, SearchIndex};
 use crate::store::{self, jobs, outbox};
 use crate::sync::metrics::SyncMetrics;
 use crate::telemetry::metrics::{self, ProcessCounts};
-use crate::telemetry::queries::{self, FamilyFigures};
+use crate::telemetry::queries::{self, FamilyFigures, Timings};
 
 /// Whether PostgreSQL answers a query.
 pub async fn database_answers(pool: &PgPool) -> std::result::Result<(), sqlx::Error> {
@@ -66,6 +66,9 @@ pub struct PoolFigures {
     pub idle: u32,
     pub in_use: u32,
     pub max: u32,
+    /// The waits for a connection (`count` acquires, how long they waited): all zero
+    /// when statements are not timed.
+    pub waits: Timings,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -92,6 +95,8 @@ pub struct SyncFigures {
     pub lag_p99_ms: Option<u64>,
     /// The search backend's state in a word, or why it cannot answer.
     pub search: String,
+    /// The live index of each entity (none while the backend cannot answer).
+    pub indices: Vec<IndexSize>,
 }
 
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -117,6 +122,10 @@ pub async fn view(caller: &Principal, from: Sources<'_>, now: DateTime<Utc>) -> 
     let search = match from.search.health().await {
         Ok(state) | Err(state) => state,
     };
+    let indices = from.search.sizes().await.unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "reading the search indices' sizes failed");
+        Vec::new()
+    });
     let open = from.pool.size();
     let idle = u32::try_from(from.pool.num_idle()).unwrap_or(u32::MAX);
     Ok(SystemView {
@@ -128,6 +137,7 @@ pub async fn view(caller: &Principal, from: Sources<'_>, now: DateTime<Utc>) -> 
             idle,
             in_use: open.saturating_sub(idle),
             max: from.max_connections,
+            waits: queries::waits(),
         },
         queries: QueryFigures {
             timed: queries::timing(),
@@ -142,6 +152,7 @@ pub async fn view(caller: &Principal, from: Sources<'_>, now: DateTime<Utc>) -> 
             lag_p50_ms: sync.lag_p50_ms,
             lag_p99_ms: sync.lag_p99_ms,
             search,
+            indices,
         },
         jobs: queued_jobs(from.pool)
             .await?

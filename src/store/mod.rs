@@ -89,6 +89,8 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> 
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
+        // Each acquire's wait, for `telemetry::queries` (an event only a listener formats).
+        .acquire_time_level(log::LevelFilter::Trace)
         .connect_with(statements_reported(options.clone()))
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}:{}", options.get_host(), options.get_port()))

@@ -35,6 +35,7 @@ const WS_SLOW: &str = "arrears_ws_slow_consumers_dropped_total";
 const POOL_CONNECTIONS: &str = "arrears_db_pool_connections";
 const POOL_MAX: &str = "arrears_db_pool_max_connections";
 const DB_QUERY: &str = "arrears_db_query_duration_seconds";
+const DB_POOL_WAIT: &str = "arrears_db_pool_wait_seconds";
 
 /// Request latencies: from a cached page (~1 ms) to an export's first byte.
 const REQUEST_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -63,7 +64,8 @@ pub fn install() -> anyhow::Result<PrometheusHandle> {
         .set_buckets_for_metric(Matcher::Full(QUERY_SLOT_WAIT.to_owned()), &WAIT_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(JOB_DURATION.to_owned()), &JOB_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(DOCUMENTS_PROCESSED.to_owned()), &DOCUMENT_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(DB_QUERY.to_owned()), &QUERY_BUCKETS)?;
+        .set_buckets_for_metric(Matcher::Full(DB_QUERY.to_owned()), &QUERY_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(DB_POOL_WAIT.to_owned()), &WAIT_BUCKETS)?;
     let handle = HANDLE.get_or_init(|| {
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -140,6 +142,11 @@ fn describe() {
         DB_QUERY,
         Unit::Seconds,
         "database statements, by family (verb and first table), until their rows were read (QUERY_TIMING)"
+    );
+    describe_histogram!(
+        DB_POOL_WAIT,
+        Unit::Seconds,
+        "time a database connection was waited for from the pool (QUERY_TIMING)"
     );
 }
 
@@ -224,6 +231,10 @@ pub fn rate_limited(class: &'static str) {
 /// the label set stays bounded.
 pub fn db_query(family: &str, elapsed: Duration) {
     histogram!(DB_QUERY, "family" => family.to_owned()).record(elapsed.as_secs_f64());
+}
+
+pub fn db_pool_wait(waited: Duration) {
+    histogram!(DB_POOL_WAIT).record(waited.as_secs_f64());
 }
 
 pub fn sync_lag(lag: Duration) {

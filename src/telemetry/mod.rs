@@ -74,7 +74,11 @@ pub fn statement_timing<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    queries::QueryTiming::installed().with_filter(Targets::new().with_target(queries::TARGET, Level::TRACE))
+    queries::QueryTiming::installed().with_filter(
+        Targets::new()
+            .with_target(queries::TARGET, Level::TRACE)
+            .with_target(queries::ACQUIRE_TARGET, Level::TRACE),
+    )
 }
 
 /// Runs `fut` as serving `request`.

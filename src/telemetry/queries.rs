@@ -4,8 +4,10 @@
 //! layer, reads each into a latency sketch of its family (its verb and the first table it
 //! names: `select accounts`, `insert payments`, `with activities`) and into the
 //! `arrears_db_query_duration_seconds` histogram: one place times every statement of
-//! every store function without touching them. With `QUERY_TIMING=false` the layer is
-//! not installed: nothing listens, and sqlx does not even format the events.
+//! every store function without touching them. It reads the pool's `sqlx::pool::acquire`
+//! events the same way: how long each wait for a connection took
+//! (`arrears_db_pool_wait_seconds`). With `QUERY_TIMING=false` the layer is not
+//! installed: nothing listens, and sqlx does not even format the events.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +22,10 @@ use tracing_subscriber::layer::{Context, Layer};
 
 /// The tracing target of sqlx's statement events.
 pub const TARGET: &str = "sqlx::query";
+
+/// The tracing target of sqlx's pool events: each acquire, with how long it waited for a
+/// connection (`store::connect` asks for them at TRACE too).
+pub const ACQUIRE_TARGET: &str = "sqlx::pool::acquire";
 
 /// Whether this process installed the layer.
 static TIMING: AtomicBool = AtomicBool::new(false);
@@ -147,11 +153,52 @@ pub fn record(family: String, elapsed: Duration) {
         "other".to_owned()
     };
     super::metrics::db_query(&key, elapsed);
-    let entry = families.entry(key).or_insert_with(|| Family::new(now));
-    entry.turn(now);
-    entry.count += 1;
-    entry.total += elapsed;
-    entry.current.add(elapsed.as_secs_f64() * 1000.0);
+    families.entry(key).or_insert_with(|| Family::new(now)).add(now, elapsed);
+}
+
+/// How long some timed thing took: since the process started, and recently.
+#[derive(Clone, Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Timings {
+    /// How many since the process started.
+    pub count: u64,
+    /// Their time together, in seconds.
+    pub total_seconds: f64,
+    /// How many in the recent windows (the last one to two minutes).
+    pub recent: u64,
+    /// Percentiles of the recent ones, in milliseconds (`null` when none).
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+impl Family {
+    /// The figures at `now`.
+    fn timings(&mut self, now: Instant) -> Timings {
+        self.turn(now);
+        let mut recent = self.current.clone();
+        if let Some(previous) = &self.previous {
+            // Both sketches are made with the same defaults, which is what merging needs.
+            let _ = recent.merge(previous);
+        }
+        let quantile = |q| recent.quantile(q);
+        Timings {
+            count: self.count,
+            total_seconds: self.total.as_secs_f64(),
+            recent: recent.count() as u64,
+            p50_ms: quantile(0.5),
+            p95_ms: quantile(0.95),
+            p99_ms: quantile(0.99),
+            max_ms: (!recent.is_empty()).then(|| recent.max()),
+        }
+    }
+
+    fn add(&mut self, now: Instant, elapsed: Duration) {
+        self.turn(now);
+        self.count += 1;
+        self.total += elapsed;
+        self.current.add(elapsed.as_secs_f64() * 1000.0);
+    }
 }
 
 /// A statement family's figures, as the operator's view shows them.
@@ -159,17 +206,9 @@ pub fn record(family: String, elapsed: Duration) {
 pub struct FamilyFigures {
     /// The verb and the first table named: `select accounts`.
     pub family: String,
-    /// Statements since the process started.
-    pub count: u64,
-    /// Their time together, in seconds.
-    pub total_seconds: f64,
-    /// Statements in the recent windows (the last one to two minutes).
-    pub recent: u64,
-    /// Percentiles of the recent statements, in milliseconds (`null` when none ran).
-    pub p50_ms: Option<f64>,
-    pub p95_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub max_ms: Option<f64>,
+    /// The family's statements.
+    #[serde(flatten)]
+    pub timings: Timings,
 }
 
 /// Every family's figures, the most time taken first.
@@ -178,28 +217,41 @@ pub fn figures() -> Vec<FamilyFigures> {
     let mut families = FAMILIES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut out: Vec<FamilyFigures> = families
         .iter_mut()
-        .map(|(name, family)| {
-            family.turn(now);
-            let mut recent = family.current.clone();
-            if let Some(previous) = &family.previous {
-                // Both sketches are made with the same defaults, which is what merging needs.
-                let _ = recent.merge(previous);
-            }
-            let quantile = |q| recent.quantile(q);
-            FamilyFigures {
-                family: name.clone(),
-                count: family.count,
-                total_seconds: family.total.as_secs_f64(),
-                recent: recent.count() as u64,
-                p50_ms: quantile(0.5),
-                p95_ms: quantile(0.95),
-                p99_ms: quantile(0.99),
-                max_ms: (!recent.is_empty()).then(|| recent.max()),
-            }
+        .map(|(name, family)| FamilyFigures {
+            family: name.clone(),
+            timings: family.timings(now),
         })
         .collect();
-    out.sort_by(|a, b| b.total_seconds.total_cmp(&a.total_seconds).then_with(|| a.family.cmp(&b.family)));
+    out.sort_by(|a, b| {
+        b.timings
+            .total_seconds
+            .total_cmp(&a.timings.total_seconds)
+            .then_with(|| a.family.cmp(&b.family))
+    });
     out
+}
+
+static WAITS: LazyLock<Mutex<Option<Family>>> = LazyLock::new(|| Mutex::new(None));
+
+/// Records one wait of `waited` for a pool connection.
+pub fn record_wait(waited: Duration) {
+    let now = Instant::now();
+    super::metrics::db_pool_wait(waited);
+    WAITS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get_or_insert_with(|| Family::new(now))
+        .add(now, waited);
+}
+
+/// The waits for a pool connection (none counted where nothing listens).
+pub fn waits() -> Timings {
+    WAITS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_mut()
+        .map(|family| family.timings(Instant::now()))
+        .unwrap_or_default()
 }
 
 /// The tracing layer that times statements (`telemetry::statement_timing` makes it
@@ -216,13 +268,22 @@ impl QueryTiming {
 
 impl<S: Subscriber> Layer<S> for QueryTiming {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        if event.metadata().target() != TARGET {
-            return;
-        }
-        let mut statement = Statement::default();
-        event.record(&mut statement);
-        if let (Some(family), Some(elapsed)) = (statement.family, statement.elapsed) {
-            record(family, elapsed);
+        match event.metadata().target() {
+            TARGET => {
+                let mut statement = Statement::default();
+                event.record(&mut statement);
+                if let (Some(family), Some(elapsed)) = (statement.family, statement.elapsed) {
+                    record(family, elapsed);
+                }
+            }
+            ACQUIRE_TARGET => {
+                let mut acquire = Acquire::default();
+                event.record(&mut acquire);
+                if let Some(waited) = acquire.waited {
+                    record_wait(waited);
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -248,6 +309,22 @@ impl Visit for Statement {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if field.name() == "elapsed_secs" && value.is_finite() && value >= 0.0 {
             self.elapsed = Some(Duration::from_secs_f64(value));
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn std::fmt::Debug) {}
+}
+
+/// What a `sqlx::pool::acquire` event says: `acquired_after_secs`.
+#[derive(Default)]
+struct Acquire {
+    waited: Option<Duration>,
+}
+
+impl Visit for Acquire {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if field.name() == "acquired_after_secs" && value.is_finite() && value >= 0.0 {
+            self.waited = Some(Duration::from_secs_f64(value));
         }
     }
 

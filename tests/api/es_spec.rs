@@ -130,6 +130,7 @@ call_variants!(
     GetBlocks,
     GetWatermarks,
     NodesFs,
+    IndexStats,
 );
 
 /// Search-after keys that can follow a sort: a score after relevance, a value or a
@@ -516,6 +517,15 @@ fn requests() -> Vec<Request> {
     out.push(Request::of("blocks of every index", &Call::GetBlocks { index: names.family() }));
     out.push(Request::of("the disk watermarks", &Call::GetWatermarks));
     out.push(Request::of("every node's disk", &Call::NodesFs));
+    // The operator's view.
+    for entity in Entity::ALL {
+        out.push(Request::of(
+            format!("the size of the {} behind the read alias", entity.plural()),
+            &Call::IndexStats {
+                index: names.read_alias(entity),
+            },
+        ));
+    }
     for entity in Entity::ALL {
         out.push(Request::of(
             format!("the mappings of every {} generation", entity.plural()),

@@ -52,6 +52,20 @@ async fn only_admins_read_the_view_and_it_says_what_the_process_holds() {
     assert_eq!(kinds, ["bulk_update", "import", "document_upload"]);
     assert!(view["sync"]["outbox_depth"].as_i64().unwrap() >= 0, "{view}");
     assert!(view["sync"]["search"].is_string(), "{view}");
+    // Each entity's live index, as the sync left it: the account is in it.
+    let indices = view["sync"]["indices"].as_array().unwrap();
+    let entities: Vec<&str> = indices.iter().map(|i| i["entity"].as_str().unwrap()).collect();
+    assert_eq!(entities, ["account", "payment"], "{view}");
+    for index in indices {
+        assert!(index["bytes"].as_u64().unwrap() > 0, "an index has files: {index}");
+        assert!(index["index"].as_str().unwrap().starts_with('g'), "the live generation: {index}");
+    }
+    crate::helpers::eventually("the account is indexed", || async {
+        let (_, view) = status_json(app.get("/api/v1/admin/system", &admin.token).await).await;
+        let accounts = &view["sync"]["indices"][0];
+        accounts["documents"].as_u64().unwrap() >= 1 && accounts["segments"].as_u64().unwrap() >= 1
+    })
+    .await;
     assert!(view["counted"]["http_requests"].as_u64().unwrap() >= 5, "{view}");
     assert!(view["queries"]["families"].is_array(), "{view}");
 }
@@ -110,9 +124,20 @@ async fn the_server_times_every_statement_by_family_unless_told_not_to() {
     let families = seen["queries"]["families"].as_array().unwrap();
     let totals: Vec<f64> = families.iter().map(|f| f["total_seconds"].as_f64().unwrap()).collect();
     assert!(totals.windows(2).all(|w| w[0] >= w[1]), "the most time first: {totals:?}");
+    // Each statement outside a transaction, and each transaction, waited for a connection
+    // from the pool first: at least one wait per account created.
+    let waits = &seen["pool"]["waits"];
+    assert!(waits["count"].as_u64().unwrap() >= 5, "{waits}");
+    let (p50, p99, max) = (
+        waits["p50_ms"].as_f64().unwrap(),
+        waits["p99_ms"].as_f64().unwrap(),
+        waits["max_ms"].as_f64().unwrap(),
+    );
+    assert!(0.0 <= p50 && p50 <= p99 && p99 <= max * 1.01, "{waits}");
 
     let (quiet, token) = served(&[("QUERY_TIMING", "false")]).await;
     let unseen = view(&quiet.base, &token).await;
     assert_eq!(unseen["queries"]["timed"], false);
     assert_eq!(unseen["queries"]["families"], json!([]), "{unseen}");
+    assert_eq!(unseen["pool"]["waits"]["count"], 0, "{unseen}");
 }

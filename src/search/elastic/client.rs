@@ -20,7 +20,7 @@ use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::{
     IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts, IndicesGetMappingParts,
-    IndicesGetSettingsParts, IndicesPutIndexTemplateParts, IndicesPutSettingsParts, IndicesRefreshParts,
+    IndicesGetSettingsParts, IndicesPutIndexTemplateParts, IndicesPutSettingsParts, IndicesRefreshParts, IndicesStatsParts,
 };
 use elasticsearch::nodes::NodesStatsParts;
 use elasticsearch::security::SecurityHasPrivilegesParts;
@@ -33,6 +33,9 @@ use crate::error::{Code, Error};
 pub const BULK_FILTER: &[&str] = &["errors", "items.*.status", "items.*.error.type", "items.*.error.reason"];
 /// What the doctor reads of each node's file systems.
 pub const NODE_FS_FILTER: &[&str] = &["nodes.*.name", "nodes.*.fs.total"];
+
+/// What the operator's view reads of an index: its documents, store and segments.
+pub const INDEX_STATS_METRICS: &[&str] = &["docs", "store", "segments"];
 /// The index settings the doctor reads: the blocks an index may carry.
 pub const BLOCK_SETTINGS: &str = "index.blocks.*";
 /// A call that changes the cluster's state may take the master's queue time
@@ -109,6 +112,10 @@ pub enum Call {
     GetWatermarks,
     /// `nodes.stats` of the `fs` metric, cut down to [`NODE_FS_FILTER`].
     NodesFs,
+    /// `indices.stats` of [`INDEX_STATS_METRICS`] of the indices an alias stands for.
+    IndexStats {
+        index: String,
+    },
     /// `bulk`: action and source lines, answered cut down to [`BULK_FILTER`].
     Bulk {
         lines: Vec<Value>,
@@ -173,6 +180,7 @@ impl Call {
             Call::GetBlocks { .. } => "indices.get_settings",
             Call::GetWatermarks => "cluster.get_settings",
             Call::NodesFs => "nodes.stats",
+            Call::IndexStats { .. } => "indices.stats",
             Call::Bulk { .. } => "bulk",
             Call::Search { .. } | Call::SearchPit { .. } => "search",
             Call::Count { .. } => "count",
@@ -198,6 +206,7 @@ impl Call {
             | Call::Refresh { index }
             | Call::GetMapping { index }
             | Call::GetBlocks { index }
+            | Call::IndexStats { index }
             | Call::Search { index, .. }
             | Call::Count { index, .. }
             | Call::OpenPit { index, .. }
@@ -253,6 +262,7 @@ impl Call {
                 out["metric"] = json!(["fs"]);
                 out["filter_path"] = json!(NODE_FS_FILTER);
             }
+            Call::IndexStats { .. } => out["metric"] = json!(INDEX_STATS_METRICS),
             _ => {}
         }
         if let Some(body) = self.body() {
@@ -597,6 +607,13 @@ impl Client {
                 es.nodes()
                     .stats(NodesStatsParts::Metric(&["fs"]))
                     .filter_path(NODE_FS_FILTER)
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::IndexStats { index } => {
+                es.indices()
+                    .stats(IndicesStatsParts::IndexMetric(&[index], INDEX_STATS_METRICS))
                     .request_timeout(timeout)
                     .send()
                     .await

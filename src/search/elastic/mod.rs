@@ -27,7 +27,7 @@ use self::bulk::{Item, Outcome, Retry};
 use self::client::{Call, Client, ClientConfig, EsError};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, OutdatedMapping, SearchIndex, SearchPage, StatValue, Tally};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, OutdatedMapping, SearchIndex, SearchPage, StatValue, Tally};
 use crate::config::Settings;
 use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
@@ -572,6 +572,30 @@ fn is_gone(err: &anyhow::Error) -> bool {
     )
 }
 
+/// The sizes an `indices.stats` answer gives of the indices behind `entity`'s alias:
+/// their primaries' documents, segments and store (`IndicesStatsResponse` in Elastic's
+/// specification: `indices.<name>.primaries.{docs.count, docs.deleted, segments.count,
+/// store.size_in_bytes}`).
+fn index_sizes(entity: Entity, answer: &Value) -> Vec<IndexSize> {
+    answer
+        .get("indices")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(name, stats)| {
+            let of = |pointer: &str| stats.pointer(pointer).and_then(Value::as_u64).unwrap_or(0);
+            IndexSize {
+                entity: entity.as_str().to_owned(),
+                index: name.clone(),
+                documents: of("/primaries/docs/count"),
+                deleted_documents: of("/primaries/docs/deleted"),
+                segments: of("/primaries/segments/count"),
+                bytes: of("/primaries/store/size_in_bytes"),
+            }
+        })
+        .collect()
+}
+
 impl SearchIndex for ElasticIndex {
     fn identity(&self) -> String {
         self.identity.clone()
@@ -879,6 +903,22 @@ impl SearchIndex for ElasticIndex {
         .boxed()
     }
 
+    fn sizes(&self) -> BoxFuture<'_, Result<Vec<IndexSize>>> {
+        async move {
+            let mut sizes = Vec::new();
+            for entity in Entity::ALL {
+                let index = self.names.read_alias(entity);
+                let reply = self.client.send(&Call::IndexStats { index }).await?;
+                // No index behind the alias yet: nothing to size.
+                if reply.status != 404 {
+                    sizes.extend(index_sizes(entity, &reply.success()?));
+                }
+            }
+            Ok(sizes)
+        }
+        .boxed()
+    }
+
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>> {
         async move {
             let answer = self.send_ok(&Call::ClusterHealth).await.map_err(|e| e.to_string())?;
@@ -893,5 +933,46 @@ impl SearchIndex for ElasticIndex {
 
     fn is_permanent(&self, err: &Error) -> bool {
         EsError::is_fatal(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_stats_answer_gives_each_index_behind_the_alias_its_primaries() {
+        // An `IndicesStatsResponse` as Elastic's specification types it, cut to the
+        // metrics asked for (`_all` and `total` are there and not read).
+        let index = |docs: u64, deleted: u64, segments: u64, bytes: u64| {
+            json!({
+                "uuid": "x7EBxwjOR1a1kqkNsDXo5A",
+                "health": "green",
+                "status": "open",
+                "primaries": {
+                    "docs": {"count": docs, "deleted": deleted, "total_size_in_bytes": bytes},
+                    "store": {"size_in_bytes": bytes, "reserved_in_bytes": 0},
+                    "segments": {"count": segments, "memory_in_bytes": 0, "file_sizes": {}}
+                },
+                "total": {"docs": {"count": docs * 2, "deleted": 0, "total_size_in_bytes": 0}}
+            })
+        };
+        let answer = json!({
+            "_shards": {"total": 2, "successful": 1, "failed": 0},
+            "_all": index(0, 0, 0, 0),
+            "indices": {"arrears-accounts-g2": index(1_000_000, 312, 14, 412_000_000)}
+        });
+        assert_eq!(
+            index_sizes(Entity::Account, &answer),
+            vec![IndexSize {
+                entity: "account".into(),
+                index: "arrears-accounts-g2".into(),
+                documents: 1_000_000,
+                deleted_documents: 312,
+                segments: 14,
+                bytes: 412_000_000,
+            }]
+        );
+        assert_eq!(index_sizes(Entity::Payment, &json!({"_shards": {}})), vec![]);
     }
 }

@@ -25,7 +25,7 @@ use super::filter::KeptFilters;
 use super::schema::{self, Common, Kind};
 use crate::domain::document::IndexOp;
 use crate::error::{Code, Error, Result};
-use crate::search::ApplyReport;
+use crate::search::{ApplyReport, IndexSize};
 
 const WRITER_THREADS: usize = 2;
 const WRITER_MEMORY: usize = 384 * 1024 * 1024;
@@ -380,6 +380,19 @@ fn write_alias(root: &Path, alias: &AliasFile) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The bytes of the files in `dir` (a generation's files lie flat in it).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
 fn alias_mtime(root: &Path) -> Option<SystemTime> {
     std::fs::metadata(root.join("alias.json")).and_then(|m| m.modified()).ok()
 }
@@ -574,6 +587,24 @@ impl<K: Kind> Collection<K> {
         blocking(move || {
             let refs: Vec<&IndexOp> = ops.iter().collect();
             generation.apply(&refs)
+        })
+        .await
+    }
+
+    /// The live generation's size.
+    pub async fn size(&self) -> Result<IndexSize> {
+        let live = self.live().await?;
+        blocking(move || {
+            let searcher = live.searcher()?;
+            let segments = searcher.segment_readers();
+            Ok(IndexSize {
+                entity: K::ENTITY.as_str().to_owned(),
+                index: live.name.clone(),
+                documents: segments.iter().map(|s| u64::from(s.num_docs())).sum(),
+                deleted_documents: segments.iter().map(|s| u64::from(s.num_deleted_docs())).sum(),
+                segments: segments.len() as u64,
+                bytes: dir_bytes(&live.dir),
+            })
         })
         .await
     }

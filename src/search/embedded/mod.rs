@@ -30,7 +30,7 @@ use self::collection::{Collection, Generation, blocking, internal};
 use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn, TermTally};
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::{Accounts, Kind};
-use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, SearchIndex, SearchPage};
+use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
@@ -538,6 +538,10 @@ impl SearchIndex for EmbeddedIndex {
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>> {
         // In-process and already open: it answers whenever the process does.
         Box::pin(std::future::ready(Ok("ok".to_owned())))
+    }
+
+    fn sizes(&self) -> BoxFuture<'_, Result<Vec<IndexSize>>> {
+        async move { Ok(vec![self.accounts.size().await?, self.payments.size().await?]) }.boxed()
     }
 }
 
