@@ -1,51 +1,67 @@
-// The manager's dashboard: collected per day (payments stats), accounts and balances by
-// bucket and status (list facets), KPIs per agent and per portfolio, refreshed live as
-// payments come in; and the messages from numbers no account has.
+// The manager's dashboard over a period, a team and an agent (in the URL, so a view can
+// be bookmarked and shared): collected per day (payments stats) as a chart with axes and
+// as a table, accounts and balances by bucket and status (list facets), KPIs per agent
+// (every agent, idle ones too), cure and roll rates, contact per channel and KPIs per
+// portfolio; each figure's definition on hover, each table as CSV, each row a link into
+// the accounts behind it; refreshed live as payments come in. Below, the messages from
+// numbers no account has.
 
-import { api, learnNames, nameOf } from "./api.js";
-import { clear, debounce, h, money, sums, words, zoned } from "./dom.js";
+import { api, assignees, learnNames, nameOf } from "./api.js";
+import { clear, debounce, field, h, localDate, money, select, sums, words, zoned } from "./dom.js";
 import { live } from "./live.js";
 import { unmatchedSection } from "./messages.js";
+import { svg, table } from "./report.js";
 
-const SVG = "http://www.w3.org/2000/svg";
+const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
-  for (const child of children) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return el;
+// What each KPI means (docs/features/kpis.md), shown on hover over its column.
+const DEFINED = {
+  worked: ["Worked", "Distinct accounts with at least one activity in the period"],
+  attempts: ["Attempts", "Outbound calls, texts, WhatsApp messages, emails, letters and visits"],
+  rpc: ["Right party", "Attempts that reached the debtor (right party, promise to pay, dispute, paid) over all attempts"],
+  promises: ["Promises", "Promises to pay made in the period"],
+  kept: ["Kept", "Promises kept over promises kept or broken (open and cancelled ones are not decided)"],
+  cure: ["Cure rate", "Accounts past due at the start of the period that are current at its end (not written off), over the accounts past due at the start"],
+  collected: ["Collected", "Completed payments received in the period, per currency (never added across currencies)"],
+  roll: ["Roll rate", "Of the accounts in a bucket at the start of the period, the share in each bucket at its end"],
+};
+
+// A link into the account search with these filters (the accounts behind a figure).
+function searchLink(text, filters) {
+  const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
+  return h("a", { href: `#/search?${params}` }, text);
 }
 
-// A bar chart of the daily series, with a table of the same figures for screen readers.
-function chart(currency) {
+// A bar chart of a currency's collected per day, with its axes and labels: the amount
+// axis from zero to the largest day, the days along the bottom.
+function chart(currency, width) {
   const series = currency.series;
   const max = Math.max(1, ...series.map((d) => Number(d.amount)));
-  const width = 720;
-  const height = 180;
-  const step = width / Math.max(series.length, 1);
-  const bars = series.map((d, i) => {
-    const barHeight = (Number(d.amount) / max) * (height - 20);
-    return svg("rect", { x: i * step + 1, y: height - barHeight, width: Math.max(step - 2, 1), height: barHeight, class: "bar" },
-      svg("title", {}, `${d.date}: ${money(d.amount, currency.currency)} (${d.count})`));
-  });
-  return h(
-    "figure",
-    {},
-    svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart", role: "img", "aria-label": `Collected per day in ${currency.currency}, up to ${money(String(max), currency.currency)}` }, ...bars),
+  const [height, left, bottom] = [200, 96, 22];
+  const step = (width - left) / Math.max(series.length, 1);
+  const y = (amount) => (Number(amount) / max) * (height - bottom - 10);
+  const bars = series.map((d, i) => svg("rect", {
+    x: left + i * step + 1, y: height - bottom - y(d.amount), width: Math.max(step - 2, 1), height: y(d.amount), class: "bar",
+  }, svg("title", {}, `${d.date}: ${money(d.amount, currency.currency)} (${d.count})`)));
+  const last = series.length - 1;
+  const total = series.reduce((sum, d) => sum + Number(d.amount), 0);
+  return h("figure", {},
+    svg("svg", {
+      viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img",
+      "aria-label": `Collected per day in ${currency.currency}, ${series[0]?.date ?? ""} to ${series[last]?.date ?? ""}: the most in a day ${money(String(max), currency.currency)}, ${money(total.toFixed(2), currency.currency)} in all`,
+    },
+    svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
+    svg("line", { x1: left, y1: 6, x2: left, y2: height - bottom, class: "axis" }),
+    svg("text", { x: left - 4, y: 14, class: "tick end" }, money(String(max), currency.currency)),
+    svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, "0"),
+    svg("text", { x: left, y: height - 4, class: "tick" }, series[0]?.date ?? ""),
+    svg("text", { x: width - 2, y: height - 4, class: "tick end" }, series[last]?.date ?? ""),
+    ...bars),
     h("figcaption", {}, `Today ${money(currency.today.amount, currency.currency)} · this week ${money(currency.this_week.amount, currency.currency)} · this month ${money(currency.this_month.amount, currency.currency)}`),
-  );
-}
-
-// A report table. On a phone it scrolls sideways inside itself rather than breaking its
-// words, so it takes the focus (a keyboard scrolls it too).
-function table(caption, heads, rows) {
-  return h(
-    "table",
-    { class: "report", tabindex: "0" },
-    h("caption", {}, caption),
-    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))),
-  );
+    h("details", {},
+      h("summary", {}, `Collected per day in ${currency.currency} as a table`),
+      table(`Collected per day in ${currency.currency}`, ["Day", "Collected", "Payments"],
+        series.map((d) => [d.date, money(d.amount, currency.currency), String(d.count)]))));
 }
 
 function rate(value) {
@@ -66,50 +82,115 @@ function portfolioName(group) {
   return group.name ?? group.key;
 }
 
-export function dashboardScreen(main) {
+// Roll rates as a matrix: a row per bucket at the start, a column per bucket at the end.
+function rollTable(rolls) {
+  const from = BUCKETS.filter((b) => rolls.some((r) => r.from_bucket === b));
+  const cell = (a, b) => {
+    const roll = rolls.find((r) => r.from_bucket === a && r.to_bucket === b);
+    return roll ? `${rate(roll.rate)} (${roll.accounts})` : "—";
+  };
+  return table("Roll rates: bucket at the start (rows) to bucket at the end (columns), share of accounts (accounts)",
+    [DEFINED.roll, ...BUCKETS], from.map((a) => [a, ...BUCKETS.map((b) => cell(a, b))]));
+}
+
+// The period and who: the URL's parameters, today and the 29 days before by default.
+function readFilters(params) {
+  const today = localDate();
+  const back = new Date(`${today}T00:00:00Z`);
+  back.setUTCDate(back.getUTCDate() - 29);
+  return {
+    from: params.get("from") || back.toISOString().slice(0, 10),
+    to: params.get("to") || today,
+    team: params.get("team") || "",
+    agent: params.get("agent") || "",
+  };
+}
+
+function filterForm(filters, people) {
+  const teams = [...new Set(people.map((p) => p.team).filter(Boolean))].sort();
+  const inTeam = people.filter((p) => !filters.team || p.team === filters.team);
+  const apply = (event) => {
+    event.preventDefault();
+    const data = new FormData(event.target);
+    const params = new URLSearchParams([...data].filter(([, v]) => v));
+    location.hash = `#/dashboard?${params}`;
+  };
+  return h("form", { class: "dashboard-filters", onsubmit: apply, "aria-label": "Period, team and agent" },
+    field("From", h("input", { type: "date", name: "from", value: filters.from, max: localDate(), required: true })),
+    field("To", h("input", { type: "date", name: "to", value: filters.to, max: localDate(), required: true })),
+    field("Team", select("team", [["", "Every team"], ...teams.map((t) => [t, t])], filters.team)),
+    field("Agent", select("agent", [["", "Every agent"], ...inTeam.map((p) => [p.id, p.name])], filters.agent)),
+    h("button", { type: "submit" }, "Show"));
+}
+
+export function dashboardScreen(main, _args, params) {
+  const filters = readFilters(params);
+  const form = h("div");
   const collected = h("section", { class: "card", "aria-labelledby": "collected-title", id: "collected" });
   const portfolio = h("section", { class: "card", "aria-labelledby": "portfolio-title" });
   const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title" });
+  const rates = h("section", { class: "card", "aria-labelledby": "rates-title", id: "rates" });
   const byPortfolio = h("section", { class: "card", "aria-labelledby": "by-portfolio-title", id: "by-portfolio" });
   const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
   const unmatched = unmatchedSection();
-  clear(main, h("h1", {}, "Dashboard"), updated, collected, h("div", { class: "columns" }, portfolio, kpis), byPortfolio, unmatched.section);
+  clear(main, h("h1", {}, "Dashboard"), form, updated, collected, kpis, h("div", { class: "columns" }, portfolio, rates), byPortfolio, unmatched.section);
   unmatched.load();
+  assignees().then((people) => clear(form, filterForm(filters, people))).catch(() => clear(form, filterForm(filters, [])));
 
+  // KPIs count UTC days, which may not have reached the viewer's today yet.
+  const utcToday = new Date().toISOString().slice(0, 10);
+  const kpiTo = filters.to > utcToday ? utcToday : filters.to;
+  const kpiFrom = filters.from > kpiTo ? kpiTo : filters.from;
+  const who = { from: kpiFrom, to: kpiTo, team: filters.team || undefined, agent: filters.agent || undefined };
   async function load() {
     const [stats, facets, report, portfolios] = await Promise.all([
-      api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone } }),
-      api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket" } }),
-      api("GET", "/kpis", { params: { group_by: "agent" } }),
-      api("GET", "/kpis", { params: { group_by: "portfolio" } }),
+      api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone, from: filters.from, to: filters.to } }),
+      api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket", assigned_agent_id: filters.agent || undefined } }),
+      api("GET", "/kpis", { params: { ...who, group_by: "agent" } }),
+      api("GET", "/kpis", { params: { ...who, group_by: "portfolio" } }),
     ]);
     await learnNames(report.groups.map((g) => g.key)).catch(() => {});
+    const agentName = (g) => g.name ?? nameOf(g.key);
+    const held = filters.agent ? `, held by ${nameOf(filters.agent)}` : "";
     clear(
       collected,
       h("h2", { id: "collected-title" }, `Collected per day, ${stats.from} to ${stats.to}`),
-      stats.currencies.length ? stats.currencies.map(chart) : h("p", { class: "muted" }, "No payments in this period."),
+      h("p", { class: "muted" }, "Every agent's accounts, days in your time zone."),
+      // Drawn at the width it is shown at, so that its labels are the page's size.
+      stats.currencies.length
+        ? stats.currencies.map((c) => chart(c, Math.min(Math.max(collected.clientWidth - 40, 300), 960)))
+        : h("p", { class: "muted" }, "No payments in this period."),
       stats.currencies.map((c) => h("p", { class: "muted" }, `${c.currency}: success rate ${rate(c.success_rate)}, ${c.failed_count} failed.`)),
     );
     clear(
       portfolio,
-      h("h2", { id: "portfolio-title" }, `Portfolio: ${facets.total} accounts`),
-      table("By days past due", ["Bucket", "Accounts", "Balance"], (facets.facets.bucket || []).map((f) => [f.value, String(f.count), sums(f.sums || [])])),
-      table("By status", ["Status", "Accounts", "Balance"], (facets.facets.status || []).map((f) => [words(f.value), String(f.count), sums(f.sums || [])])),
+      h("h2", { id: "portfolio-title" }, `Portfolio: ${facets.total} accounts${held}`),
+      table("By days past due", ["Bucket", "Accounts", "Balance"], (facets.facets.bucket || []).map((f) => [
+        searchLink(f.value, { bucket: f.value, assigned_agent_id: filters.agent }), String(f.count), sums(f.sums || []),
+      ])),
+      table("By status", ["Status", "Accounts", "Balance"], (facets.facets.status || []).map((f) => [
+        searchLink(words(f.value), { status: f.value, assigned_agent_id: filters.agent }), String(f.count), sums(f.sums || []),
+      ])),
     );
+    const agentRow = (g) => [
+      g.key ? searchLink(agentName(g), { assigned_agent_id: g.key }) : "No agent",
+      String(g.accounts_worked),
+      String(g.contact_attempts),
+      rate(g.right_party_contact_rate),
+      String(g.promises_made),
+      rate(g.promise_kept_rate),
+      rate(g.cure_rate),
+      collectedOf(g),
+    ];
     clear(
       kpis,
       h("h2", { id: "kpi-title" }, `Agents, ${report.from} to ${report.to}`),
-      table("KPIs per agent", ["Agent", "Attempts", "Right party", "Promises", "Kept", "Collected"], report.groups.map((g) => [
-        nameOf(g.key),
-        String(g.contact_attempts),
-        rate(g.right_party_contact_rate),
-        String(g.promises_made),
-        rate(g.promise_kept_rate),
-        collectedOf(g),
-      ])),
-      // Which channels reach debtors: every agent's attempts together, per channel.
+      table("KPIs per agent",
+        ["Agent", DEFINED.worked, DEFINED.attempts, DEFINED.rpc, DEFINED.promises, DEFINED.kept, DEFINED.cure, DEFINED.collected],
+        [...report.groups.map(agentRow), [h("strong", {}, "All"), ...agentRow(report.total).slice(1)]]),
+      // Which channels reach debtors: the agents' attempts together, per channel.
       report.total.channels.length
-        ? table("Contact by channel", ["Channel", "Attempts", "Right party", "Rate"], report.total.channels.map((c) => [
+        ? table("Contact by channel", ["Channel", DEFINED.attempts, "Right party", DEFINED.rpc], report.total.channels.map((c) => [
           channelName(c.channel),
           String(c.contact_attempts),
           String(c.right_party_contacts),
@@ -118,18 +199,29 @@ export function dashboardScreen(main) {
         : h("p", { class: "muted" }, "No contact attempts in this period."),
     );
     clear(
+      rates,
+      h("h2", { id: "rates-title" }, `Cure and roll rates, ${report.opening_day} to ${report.closing_day}`),
+      h("p", {}, h("span", { class: "defined", title: DEFINED.cure[1] }, "Cure rate"),
+        `: ${rate(report.total.cure_rate)} (${report.total.cured} of ${report.total.delinquent_at_opening} accounts past due at the start).`),
+      report.total.roll_rates.length
+        ? rollTable(report.total.roll_rates)
+        : h("p", { class: "muted" }, "No bucket snapshots open and close this period yet."),
+    );
+    clear(
       byPortfolio,
       h("h2", { id: "by-portfolio-title" }, `By portfolio, ${portfolios.from} to ${portfolios.to}`),
-      table("KPIs per portfolio", ["Portfolio", "Accounts worked", "Attempts", "Right party", "Promises", "Kept", "Collected", "Cured"], portfolios.groups.map((g) => [
-        portfolioName(g),
-        String(g.accounts_worked),
-        String(g.contact_attempts),
-        rate(g.right_party_contact_rate),
-        String(g.promises_made),
-        rate(g.promise_kept_rate),
-        collectedOf(g),
-        rate(g.cure_rate),
-      ])),
+      table("KPIs per portfolio",
+        ["Portfolio", DEFINED.worked, DEFINED.attempts, DEFINED.rpc, DEFINED.promises, DEFINED.kept, DEFINED.collected, DEFINED.cure],
+        portfolios.groups.map((g) => [
+          searchLink(portfolioName(g), { portfolio_id: g.key ?? "none", assigned_agent_id: filters.agent }),
+          String(g.accounts_worked),
+          String(g.contact_attempts),
+          rate(g.right_party_contact_rate),
+          String(g.promises_made),
+          rate(g.promise_kept_rate),
+          collectedOf(g),
+          rate(g.cure_rate),
+        ])),
     );
     clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);
   }
@@ -137,7 +229,7 @@ export function dashboardScreen(main) {
   const refresh = debounce(() => load().catch(() => {}), 500);
   live.addEventListener("stats.updated", refresh);
   live.addEventListener("payment.created", refresh);
-  load().catch((error) => clear(updated, error.message));
+  load().catch((error) => clear(updated, error.problem?.detail || error.message));
   return () => {
     live.removeEventListener("stats.updated", refresh);
     live.removeEventListener("payment.created", refresh);

@@ -5,18 +5,11 @@
 
 import { api } from "./api.js";
 import { clear, h, words } from "./dom.js";
+import { svg, table } from "./report.js";
 
-const SVG = "http://www.w3.org/2000/svg";
 // Seconds between two reads, and how many reads the charts keep (ten minutes).
 const EVERY = 5;
 const KEPT = 120;
-
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs)) el.setAttribute(key, String(value));
-  for (const child of children) el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  return el;
-}
 
 const MIB = 1024 * 1024;
 const fixed = (value, digits = 1) => (value === null || value === undefined ? "—" : Number(value).toFixed(digits));
@@ -62,13 +55,6 @@ function lineChart(series, points, top) {
   svg("text", { x: left, y: height - 4, class: "tick" }, points.length ? clock(first) : ""),
   svg("text", { x: width - 2, y: height - 4, class: "tick end" }, points.length ? clock(points[points.length - 1].t) : ""),
   path ? svg("path", { d: path, class: "trace" }) : svg("text", { x: width / 2, y: height / 2, class: "tick middle" }, "waiting for a second read"));
-}
-
-function table(caption, heads, rows) {
-  return h("table", { class: "report", tabindex: "0" },
-    h("caption", {}, caption),
-    h("thead", {}, h("tr", {}, heads.map((t) => h("th", { scope: "col" }, t)))),
-    h("tbody", {}, rows.map((cells) => h("tr", {}, cells.map((c) => h("td", {}, c))))));
 }
 
 export function systemScreen(main) {
@@ -119,9 +105,18 @@ export function systemScreen(main) {
             ["Family", "Statements", "Seconds in all", "Recent", "p50", "p95", "p99", "Slowest"], families)
           : h("p", { class: "muted" }, "Statements are not timed here (QUERY_TIMING=false).")),
       h("section", { class: "card" },
+        table("Database pool: connections, and the waits for one (ms, over the last one to two minutes)",
+          ["Open", "Idle", "In use", "Limit", "Waits", "p50", "p99", "Longest"], [[
+            String(latest.pool.open), String(latest.pool.idle), String(latest.pool.in_use), String(latest.pool.max),
+            String(latest.pool.waits.count), fixed(latest.pool.waits.p50_ms, 2), fixed(latest.pool.waits.p99_ms, 2), fixed(latest.pool.waits.max_ms, 2),
+          ]])),
+      h("section", { class: "card" },
         table("Sync and search", ["Waiting changes", "Oldest (s)", "Lag p50 (ms)", "Lag p99 (ms)", "Search"], [[
           String(latest.sync.outbox_depth), fixed(latest.sync.oldest_change_seconds), latest.sync.lag_p50_ms ?? "—", latest.sync.lag_p99_ms ?? "—", latest.sync.search,
         ]]),
+        table("Search indices", ["Of", "Index", "Documents", "Deleted", "Segments", "Size"], latest.sync.indices.map((i) => [
+          words(i.entity), i.index, String(i.documents), String(i.deleted_documents), String(i.segments), `${fixed(i.bytes / MIB)} MiB`,
+        ])),
         table("Jobs waiting", ["Kind", "Queued"], latest.jobs.map((j) => [words(j.kind), String(j.queued)])),
         table("Counted since the start", ["Requests", "Answered 5xx", "Live sockets", "Refused (429)"], [[
           String(latest.counted.http_requests), String(latest.counted.http_server_errors), String(latest.counted.ws_connections),

@@ -63,6 +63,7 @@ const ASSETS: &[Asset] = assets![
     "queue.js" => JS,
     "imports.js" => JS,
     "dashboard.js" => JS,
+    "report.js" => JS,
     "admin.js" => JS,
     "fields.js" => JS,
     "portfolios.js" => JS,

@@ -1,0 +1,115 @@
+// Issue 51 in the browser: a manager reads the dashboard over a period, a team and an
+// agent; every agent is listed (an idle one too), each figure says what it means, each
+// table downloads as CSV (a name a spreadsheet would run as a formula stays text), the
+// collected chart has its axes and a table, and a row leads to the accounts behind it. At
+// desktop width and on a phone, as a manager and as an admin.
+
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { BASE, PASSWORD, PHONE, accessible, api, email, login, open, shot, suite } from "./harness.js";
+
+const TEAM = "E2E Dashboard";
+const run = Date.now().toString(36);
+// A name that a spreadsheet would run as a formula if a CSV held it as it is.
+const FORMULA = `=HYPERLINK("http://x.example","E2E ${run}")`;
+let people = {};
+
+async function setup() {
+  const admin = await login("admin");
+  const user = (key, name) => api(admin.access_token, "POST", "/users", {
+    email: email(`${key}-${run}`), name, role: "agent", password: PASSWORD, team: TEAM,
+  });
+  people = { busy: await user("dash-busy", `E2E Busy ${run}`), idle: await user("dash-idle", FORMULA) };
+  const account = await api(admin.access_token, "POST", "/accounts", {
+    debtor_name: "Dana Dashboard", original_balance: "500.00", currency: "EUR", due_date: "2026-01-10", assigned_agent_id: people.busy.id,
+  });
+  await api(admin.access_token, "POST", `/accounts/${account.id}/activities`, { type: "letter", direction: "outbound" });
+  await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "120.00", currency: "EUR", method: "cash" });
+}
+
+// No sideways scrolling of the page itself (tables scroll inside themselves).
+async function fits(page, screen) {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
+}
+
+// The rows of the table captioned `caption`, each as its cells' text.
+const rowsOf = (page, caption) => page.locator("table", { hasText: caption }).locator("tbody tr")
+  .evaluateAll((rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));
+
+suite("dashboard", setup, (test) => {
+  test("a manager narrows the dashboard to a team and an agent, reads definitions, downloads CSV and follows a row", async () => {
+    const page = await open("manager");
+    await page.goto(`${BASE}/#/dashboard`);
+    const form = page.getByRole("form", { name: "Period, team and agent" });
+    await form.getByLabel("Team").selectOption(TEAM);
+    await form.getByRole("button", { name: "Show" }).click();
+    await page.waitForURL(new RegExp(`team=${encodeURIComponent(TEAM).replaceAll("%20", "\\+")}`));
+    const kpis = page.locator("table", { hasText: "KPIs per agent" });
+    await kpis.getByText(`E2E Busy ${run}`, { exact: true }).waitFor();
+    // Every agent of the team, the idle one too, and nobody else; the API's figures.
+    const report = await api((await login("manager")).access_token, "GET", `/kpis?team=${encodeURIComponent(TEAM)}`);
+    const shown = await rowsOf(page, "KPIs per agent");
+    assert.deepEqual(shown.slice(0, -1).map((row) => row[0]).sort(), [FORMULA, `E2E Busy ${run}`].sort());
+    assert.equal(shown.at(-1)[0], "All");
+    const busy = shown.find((row) => row[0] === `E2E Busy ${run}`);
+    const group = report.groups.find((g) => g.key === people.busy.id);
+    assert.equal(busy[2], String(group.contact_attempts));
+    assert.match(busy.at(-1), /120\.00 EUR/, "the payment counts for the agent who holds the new account");
+    assert.deepEqual(shown.find((row) => row[0] === FORMULA).slice(1, 3), ["0", "0"], "the idle agent is listed with zeros");
+    // Each figure says what it means.
+    assert.match(await kpis.locator("th", { hasText: "Cure rate" }).getAttribute("title"), /past due at the start/);
+
+    // The CSV holds the table's rows; the formula-like name stays text.
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Download CSV: KPIs per agent" }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), "kpis-per-agent.csv");
+    const text = await readFile(await download.path(), "utf8");
+    assert.ok(text.startsWith("\ufeffAgent,Worked,Attempts,"), text.slice(0, 60));
+    assert.ok(text.includes(`"'=HYPERLINK(""http://x.example"",""E2E ${run}"")"`), `the name is kept as text: ${text}`);
+    assert.ok(!/^=|,=/m.test(text.replace(/^\ufeff/, "")), "no field starts a formula");
+
+    // One agent: the URL says so, and the table holds them alone (and all).
+    await form.getByLabel("Agent").selectOption(people.busy.id);
+    await form.getByRole("button", { name: "Show" }).click();
+    await page.waitForURL(new RegExp(`agent=${people.busy.id}`));
+    await page.getByRole("heading", { name: new RegExp(`held by E2E Busy ${run}`) }).waitFor();
+    await page.waitForFunction(() => [...document.querySelectorAll("table.report")]
+      .find((table) => table.caption?.textContent === "KPIs per agent")?.tBodies[0]?.rows.length === 2);
+    assert.deepEqual((await rowsOf(page, "KPIs per agent")).map((row) => row[0]), [`E2E Busy ${run}`, "All"]);
+
+    // The collected chart has its axes, labels and a table of the same days.
+    const chart = page.getByRole("img", { name: /^Collected per day in EUR/ });
+    await chart.waitFor();
+    assert.equal(await chart.locator("line.axis").count(), 2);
+    assert.ok(await chart.locator("text.tick").count() >= 4, "the axes are labelled");
+    await page.getByText("Collected per day in EUR as a table").click();
+    assert.ok((await rowsOf(page, "Collected per day in EUR")).some((row) => /120\.00 EUR/.test(row[1])));
+
+    await fits(page, "dashboard (desktop)");
+    await accessible(page, "dashboard (filtered)");
+    await shot(page, "dashboard-manager-desktop");
+    // A bucket leads to the agent's accounts in it (due in January: 120 days and more).
+    await page.locator("table", { hasText: "By days past due" }).getByRole("link", { name: "120+", exact: true }).click();
+    await page.waitForURL(/#\/search\?bucket=120%2B&assigned_agent_id=/);
+    await page.getByText("Dana Dashboard").first().waitFor();
+    await page.context().close();
+  });
+
+  test("the dashboard fits a phone, for a manager and an admin", async () => {
+    for (const role of ["manager", "admin"]) {
+      for (const [size, options] of [["desktop", undefined], ["phone", PHONE]]) {
+        const page = await open(role, null, options);
+        await page.goto(`${BASE}/#/dashboard?team=${encodeURIComponent(TEAM)}`);
+        await page.locator("table", { hasText: "KPIs per agent" }).getByText(`E2E Busy ${run}`, { exact: true }).waitFor();
+        await page.locator("#rates h2").waitFor();
+        await fits(page, `dashboard (${role}, ${size})`);
+        await accessible(page, `dashboard (${role}, ${size})`);
+        await shot(page, `dashboard-${role}-${size}`);
+        await page.context().close();
+      }
+    }
+  });
+});
