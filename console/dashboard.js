@@ -10,7 +10,7 @@ import { api, assignees, learnNames, nameOf } from "./api.js";
 import { clear, debounce, field, h, localDate, money, select, sums, words, zoned } from "./dom.js";
 import { live } from "./live.js";
 import { unmatchedSection } from "./messages.js";
-import { svg, table } from "./report.js";
+import { collectedChart, table } from "./report.js";
 
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 
@@ -30,38 +30,6 @@ const DEFINED = {
 function searchLink(text, filters) {
   const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
   return h("a", { href: `#/search?${params}` }, text);
-}
-
-// A bar chart of a currency's collected per day, with its axes and labels: the amount
-// axis from zero to the largest day, the days along the bottom.
-function chart(currency, width) {
-  const series = currency.series;
-  const max = Math.max(1, ...series.map((d) => Number(d.amount)));
-  const [height, left, bottom] = [200, 96, 22];
-  const step = (width - left) / Math.max(series.length, 1);
-  const y = (amount) => (Number(amount) / max) * (height - bottom - 10);
-  const bars = series.map((d, i) => svg("rect", {
-    x: left + i * step + 1, y: height - bottom - y(d.amount), width: Math.max(step - 2, 1), height: y(d.amount), class: "bar",
-  }, svg("title", {}, `${d.date}: ${money(d.amount, currency.currency)} (${d.count})`)));
-  const last = series.length - 1;
-  const total = series.reduce((sum, d) => sum + Number(d.amount), 0);
-  return h("figure", {},
-    svg("svg", {
-      viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img",
-      "aria-label": `Collected per day in ${currency.currency}, ${series[0]?.date ?? ""} to ${series[last]?.date ?? ""}: the most in a day ${money(String(max), currency.currency)}, ${money(total.toFixed(2), currency.currency)} in all`,
-    },
-    svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
-    svg("line", { x1: left, y1: 6, x2: left, y2: height - bottom, class: "axis" }),
-    svg("text", { x: left - 4, y: 14, class: "tick end" }, money(String(max), currency.currency)),
-    svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, "0"),
-    svg("text", { x: left, y: height - 4, class: "tick" }, series[0]?.date ?? ""),
-    svg("text", { x: width - 2, y: height - 4, class: "tick end" }, series[last]?.date ?? ""),
-    ...bars),
-    h("figcaption", {}, `Today ${money(currency.today.amount, currency.currency)} · this week ${money(currency.this_week.amount, currency.currency)} · this month ${money(currency.this_month.amount, currency.currency)}`),
-    h("details", {},
-      h("summary", {}, `Collected per day in ${currency.currency} as a table`),
-      table(`Collected per day in ${currency.currency}`, ["Day", "Collected", "Payments"],
-        series.map((d) => [d.date, money(d.amount, currency.currency), String(d.count)]))));
 }
 
 function rate(value) {
@@ -158,7 +126,7 @@ export function dashboardScreen(main, _args, params) {
       h("p", { class: "muted" }, "Every agent's accounts, days in your time zone."),
       // Drawn at the width it is shown at, so that its labels are the page's size.
       stats.currencies.length
-        ? stats.currencies.map((c) => chart(c, Math.min(Math.max(collected.clientWidth - 40, 300), 960)))
+        ? stats.currencies.map((c) => collectedChart(c, "day", Math.min(Math.max(collected.clientWidth - 40, 300), 960)))
         : h("p", { class: "muted" }, "No payments in this period."),
       stats.currencies.map((c) => h("p", { class: "muted" }, `${c.currency}: success rate ${rate(c.success_rate)}, ${c.failed_count} failed.`)),
     );

@@ -11,6 +11,7 @@ import { accountScreen } from "./account.js";
 import { queueScreen } from "./queue.js";
 import { importsScreen } from "./imports.js";
 import { dashboardScreen } from "./dashboard.js";
+import { paymentsScreen } from "./payments.js";
 import { adminScreen } from "./admin.js";
 import { fieldsScreen } from "./fields.js";
 import { portfoliosScreen } from "./portfolios.js";
@@ -30,6 +31,7 @@ const SCREENS = {
   queue: { role: "agent", title: "My queue", show: queueScreen },
   imports: { role: "manager", title: "Imports", show: importsScreen },
   dashboard: { role: "manager", title: "Dashboard", show: dashboardScreen },
+  payments: { role: "manager", title: "Payments", show: paymentsScreen },
   admin: { role: "manager", title: "Users", show: adminScreen },
   fields: { role: "manager", title: "Fields", show: fieldsScreen },
   portfolios: { role: "manager", title: "Portfolios", show: portfoliosScreen },

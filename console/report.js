@@ -1,7 +1,8 @@
-// Report pieces the dashboard and the operator's view share: SVG elements for charts, and
-// report tables that say what each column means and download as CSV.
+// Report pieces the dashboard, the payments screen and the operator's view share: SVG
+// elements for charts, the collected chart, and report tables that say what each column
+// means and download as CSV.
 
-import { download, h } from "./dom.js";
+import { download, h, money } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -48,4 +49,43 @@ export function table(caption, heads, rows, { csvName } = {}) {
       h("thead", {}, h("tr", {}, headCells)),
       h("tbody", {}, bodyRows)),
     rows.length ? h("button", { type: "button", class: "link csv", onclick: save, "aria-label": `Download CSV: ${caption}` }, "Download CSV") : null);
+}
+
+// A period of a series as a person names it: "day", "week", "month".
+const PERIOD = { day: "day", week: "week", month: "month" };
+
+// A bar chart of one currency's completed payments per period (a `/payments/stats`
+// currency and its interval), drawn `width` units wide (the width it is shown at, so its
+// labels are the page's size): the amount axis from zero to the largest period, the
+// periods along the bottom, each bar's figures on hover, and the same periods as a table.
+export function collectedChart(currency, interval, width) {
+  const series = currency.series;
+  const period = PERIOD[interval] || "day";
+  const max = Math.max(1, ...series.map((d) => Number(d.amount)));
+  const [height, left, bottom] = [200, 96, 22];
+  const step = (width - left) / Math.max(series.length, 1);
+  const y = (amount) => (Number(amount) / max) * (height - bottom - 10);
+  const bars = series.map((d, i) => svg("rect", {
+    x: left + i * step + 1, y: height - bottom - y(d.amount), width: Math.max(step - 2, 1), height: y(d.amount), class: "bar",
+  }, svg("title", {}, `${d.date}: ${money(d.amount, currency.currency)} (${d.count})`)));
+  const last = series.length - 1;
+  const digits = (series[0]?.amount.split(".")[1] || "").length;
+  const total = series.reduce((sum, d) => sum + Number(d.amount), 0);
+  return h("figure", {},
+    svg("svg", {
+      viewBox: `0 0 ${width} ${height}`, class: "chart bars", role: "img",
+      "aria-label": `Collected per ${period} in ${currency.currency}, ${series[0]?.date ?? ""} to ${series[last]?.date ?? ""}: the most in a ${period} ${money(max.toFixed(digits), currency.currency)}, ${money(total.toFixed(digits), currency.currency)} in all`,
+    },
+    svg("line", { x1: left, y1: height - bottom, x2: width, y2: height - bottom, class: "axis" }),
+    svg("line", { x1: left, y1: 6, x2: left, y2: height - bottom, class: "axis" }),
+    svg("text", { x: left - 4, y: 14, class: "tick end" }, money(max.toFixed(digits), currency.currency)),
+    svg("text", { x: left - 4, y: height - bottom, class: "tick end" }, "0"),
+    svg("text", { x: left, y: height - 4, class: "tick" }, series[0]?.date ?? ""),
+    svg("text", { x: width - 2, y: height - 4, class: "tick end" }, series[last]?.date ?? ""),
+    ...bars),
+    h("figcaption", {}, `Today ${money(currency.today.amount, currency.currency)} · this week ${money(currency.this_week.amount, currency.currency)} · this month ${money(currency.this_month.amount, currency.currency)}`),
+    h("details", {},
+      h("summary", {}, `Collected per ${period} in ${currency.currency} as a table`),
+      table(`Collected per ${period} in ${currency.currency}`, [period === "day" ? "Day" : `First day of the ${period}`, "Days", "Collected", "Payments"],
+        series.map((d) => [d.date, String(d.days), money(d.amount, currency.currency), String(d.count)]))));
 }

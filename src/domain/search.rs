@@ -435,10 +435,16 @@ pub struct PaymentSort {
 pub enum PaymentFacet {
     Status,
     Method,
+    /// What failed payments were refused for (the payments without a reason have none).
+    FailureReason,
 }
 
 impl PaymentFacet {
-    pub const ALL: [(&'static str, PaymentFacet); 2] = [("status", PaymentFacet::Status), ("method", PaymentFacet::Method)];
+    pub const ALL: [(&'static str, PaymentFacet); 3] = [
+        ("status", PaymentFacet::Status),
+        ("method", PaymentFacet::Method),
+        ("failure_reason", PaymentFacet::FailureReason),
+    ];
 
     pub fn name(self) -> &'static str {
         Self::ALL.iter().find(|(_, f)| *f == self).map(|(n, _)| *n).unwrap_or_default()

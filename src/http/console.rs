@@ -64,6 +64,7 @@ const ASSETS: &[Asset] = assets![
     "imports.js" => JS,
     "dashboard.js" => JS,
     "report.js" => JS,
+    "payments.js" => JS,
     "admin.js" => JS,
     "fields.js" => JS,
     "portfolios.js" => JS,

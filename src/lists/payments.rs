@@ -95,13 +95,18 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
         r.cursor = Some(v.raw().to_owned())
     }),
-    Param::new("facets", "Comma-separated: status, method.", schema::text, |r, v| {
-        for facet in v.each(PaymentFacet::named, "a facet (status, method)") {
-            if !r.query.facets.contains(&facet) {
-                r.query.facets.push(facet);
+    Param::new(
+        "facets",
+        "Comma-separated: status, method, failure_reason.",
+        schema::text,
+        |r, v| {
+            for facet in v.each(PaymentFacet::named, "a facet (status, method, failure_reason)") {
+                if !r.query.facets.contains(&facet) {
+                    r.query.facets.push(facet);
+                }
             }
-        }
-    }),
+        },
+    ),
 ];
 
 params::described_by!(

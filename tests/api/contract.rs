@@ -1233,6 +1233,7 @@ pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
     let mut b = payment("Marcus Oyelaran", "AC-2002", 4_000, 2);
     b.method = Method::Ach;
     b.status = PaymentStatus::Failed;
+    b.failure_reason = Some("Insufficient funds: R01".into());
     b.received_at = at("2026-03-02T10:00:00Z");
     let mut c = payment("Marcus Oyelaran", "AC-2002", 9_999, 3);
     c.account_id = b.account_id;
@@ -1310,7 +1311,7 @@ pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
             descending: false,
         },
         page_size: 2,
-        facets: vec![PaymentFacet::Status, PaymentFacet::Method],
+        facets: vec![PaymentFacet::Status, PaymentFacet::Method, PaymentFacet::FailureReason],
         ..PaymentQuery::default()
     };
     let first = index.search_payments(by_amount.clone()).await.unwrap();
@@ -1322,6 +1323,14 @@ pub async fn payments_search_filters_and_versions(index: &dyn SearchIndex) {
         (card.count, card.sums.clone()),
         (2, Some(vec![("USD".to_owned(), Decimal::new(22_499, 2))]))
     );
+    // The reason a failed payment gives, as it was written; the others have none.
+    let reasons = &first.facets.iter().find(|(n, _)| *n == "failure_reason").unwrap().1;
+    let reasons: Vec<(&str, u64)> = reasons
+        .iter()
+        .filter(|v| v.count > 0)
+        .map(|v| (v.value.as_str(), v.count))
+        .collect();
+    assert_eq!(reasons, [("Insufficient funds: R01", 1)]);
     let second = PaymentQuery {
         after: first.next,
         ..by_amount

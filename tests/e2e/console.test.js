@@ -77,8 +77,8 @@ suite("the console", setup, (test) => {
     const expected = {
       viewer: ["Accounts", "Two-step sign-in"],
       agent: ["Accounts", "My queue", "Two-step sign-in"],
-      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Fields", "Portfolios", "Two-step sign-in"],
-      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Users", "Fields", "Portfolios", "System", "Two-step sign-in"],
+      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios", "Two-step sign-in"],
+      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios", "System", "Two-step sign-in"],
     };
     for (const [role, links] of Object.entries(expected)) {
       const page = await open(null);

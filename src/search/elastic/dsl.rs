@@ -634,6 +634,7 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
             let field = match facet {
                 PaymentFacet::Status => "status",
                 PaymentFacet::Method => "method",
+                PaymentFacet::FailureReason => "failure_reason",
             };
             (facet.name().to_owned(), money_terms_agg(field, "derived.amount_units"))
         })

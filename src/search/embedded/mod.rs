@@ -144,6 +144,7 @@ fn payment_facet(facet: PaymentFacet) -> FacetSpec {
     let column = match facet {
         PaymentFacet::Status => "status",
         PaymentFacet::Method => "method",
+        PaymentFacet::FailureReason => "failure_reason",
     };
     FacetSpec::Terms {
         column,

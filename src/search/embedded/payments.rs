@@ -24,6 +24,8 @@ pub struct PaymentFields {
     pub ident_prefix: tantivy::schema::Field,
     pub status: tantivy::schema::Field,
     pub method: tantivy::schema::Field,
+    /// Why a failed payment failed, when it says.
+    pub failure_reason: tantivy::schema::Field,
     pub currency: tantivy::schema::Field,
     pub account: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
@@ -51,6 +53,7 @@ impl Kind for Payments {
             ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
             status: b.add_text_field("status", STRING | FAST),
             method: b.add_text_field("method", STRING | FAST),
+            failure_reason: b.add_text_field("failure_reason", STRING | FAST),
             currency: b.add_text_field("currency", STRING | FAST),
             account: b.add_text_field("account", STRING),
             agent: b.add_text_field("agent", STRING),
@@ -79,6 +82,9 @@ impl Kind for Payments {
         }
         d.add_text(fields.status, doc.status.as_str());
         d.add_text(fields.method, doc.method.as_str());
+        if let Some(reason) = &doc.failure_reason {
+            d.add_text(fields.failure_reason, reason);
+        }
         d.add_text(fields.currency, &doc.currency);
         d.add_text(fields.account, doc.account_id.hyphenated().to_string());
         d.add_text(
