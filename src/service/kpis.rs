@@ -369,14 +369,14 @@ impl Tally {
         }
     }
 
-    /// Lists every user who works accounts (and, by team, every team of one) among the
-    /// ones asked for, with nothing to count as well: an idle agent is a figure too.
+    /// Lists every agent (and, by team, every team of one) among the users asked for, with
+    /// nothing to count as well: an idle agent is a figure too.
     fn list_everyone(&mut self) {
         let keys: Vec<String> = self
             .roster
             .users
             .iter()
-            .filter(|u| u.working && self.admitted.as_ref().is_none_or(|a| a.contains(&u.id)))
+            .filter(|u| u.agent && self.admitted.as_ref().is_none_or(|a| a.contains(&u.id)))
             .filter_map(|u| match self.by {
                 GroupBy::Agent => Some(u.id.to_string()),
                 GroupBy::Team => u.team.clone(),

@@ -44,23 +44,22 @@ pub async fn names(conn: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<std::c
     Ok(rows.into_iter().collect())
 }
 
-/// A user as the KPIs count them: their name and team, and whether they work accounts
-/// now (an enabled user of a role that does, not deleted).
+/// A user as the KPIs count them: their name and team, and whether they are an agent now
+/// (an enabled user of the agent role, not deleted), whom the KPIs list even idle.
 #[derive(Clone, Debug, FromRow)]
 pub struct RosterRow {
     pub id: Uuid,
     pub name: String,
     pub team: Option<String>,
-    pub working: bool,
+    pub agent: bool,
 }
 
 /// Every user, deleted ones too (their figures stay theirs).
 #[tracing::instrument(skip_all)]
 pub async fn roster(pool: &PgPool) -> Result<Vec<RosterRow>> {
-    let working: Vec<&str> = Role::ALL.into_iter().filter(|r| r.works_accounts()).map(Role::as_str).collect();
     Ok(
-        sqlx::query_as("SELECT id, name, team, role = ANY($1) AND NOT disabled AND deleted_at IS NULL AS working FROM users")
-            .bind(working)
+        sqlx::query_as("SELECT id, name, team, role = $1 AND NOT disabled AND deleted_at IS NULL AS agent FROM users")
+            .bind(Role::Agent.as_str())
             .fetch_all(pool)
             .await?,
     )

@@ -264,8 +264,8 @@ type Figures = BTreeMap<Option<String>, BTreeMap<&'static str, Value>>;
 /// The definitions of docs/features/kpis.md, in plain SQL, for each group (key `Some`) and in total
 /// (the `None` entry of the second map), counting the rows whose portfolio (text, `{p}`)
 /// satisfies `admitted` and whose user (`{u}`, the one the row counts for) satisfies
-/// `who`; grouped by agent or team, every user who works accounts (or team of one) that
-/// `who` admits is a group, with nothing counted too.
+/// `who`; grouped by agent or team, every agent (or team of one) that `who` admits is a
+/// group, with nothing counted too.
 async fn expected(
     pool: &PgPool,
     group_by: &str,
@@ -413,8 +413,7 @@ async fn expected(
     }
     if matches!(group_by, "agent" | "team") {
         let listed: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT DISTINCT {} FROM users u WHERE role IN ('admin', 'manager', 'agent') AND NOT disabled
-               AND deleted_at IS NULL AND {}",
+            "SELECT DISTINCT {} FROM users u WHERE role = 'agent' AND NOT disabled AND deleted_at IS NULL AND {}",
             if group_by == "agent" { "u.id::text" } else { "u.team" },
             who.replace("{u}", "u.id")
         )))

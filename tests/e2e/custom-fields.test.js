@@ -6,7 +6,7 @@
 import { after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { BASE, PHONE, accessible, api, email, login, open, sheetRows, shot, suite, unzip } from "./harness.js";
+import { BASE, PHONE, accessible, api, email, fits, login, open, sheetRows, shot, suite, unzip } from "./harness.js";
 
 const run = Date.now().toString(36);
 const ids = {};
@@ -21,12 +21,6 @@ async function until(what, check) {
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-// No sideways scrolling.
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
 }
 
 const admin = async () => (await login("admin")).access_token;

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, PASSWORD, PHONE, accessible, api, email, login, open, shot, suite } from "./harness.js";
+import { BASE, PASSWORD, PHONE, accessible, api, email, fits, login, open, rowsOf, shot, suite } from "./harness.js";
 
 const TEAM = "E2E Dashboard";
 const run = Date.now().toString(36);
@@ -26,16 +26,6 @@ async function setup() {
   await api(admin.access_token, "POST", `/accounts/${account.id}/activities`, { type: "letter", direction: "outbound" });
   await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "120.00", currency: "EUR", method: "cash" });
 }
-
-// No sideways scrolling of the page itself (tables scroll inside themselves).
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
-}
-
-// The rows of the table captioned `caption`, each as its cells' text.
-const rowsOf = (page, caption) => page.locator("table", { hasText: caption }).locator("tbody tr")
-  .evaluateAll((rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));
 
 suite("dashboard", setup, (test) => {
   test("a manager narrows the dashboard to a team and an agent, reads definitions, downloads CSV and follows a row", async () => {

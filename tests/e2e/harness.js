@@ -193,3 +193,13 @@ export function suite(name, setup, define) {
     });
   });
 }
+
+// No sideways scrolling of the page itself (tables scroll inside themselves).
+export async function fits(page, screen) {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
+  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
+}
+
+// The rows of the table captioned `caption`, each as its cells' text.
+export const rowsOf = (page, caption) => page.locator("table", { hasText: caption }).locator("tbody tr")
+  .evaluateAll((rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));

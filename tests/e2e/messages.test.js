@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { BASE, PHONE, accessible, api, daytimeZone, login, open, shot, suite, upload } from "./harness.js";
+import { BASE, PHONE, accessible, api, daytimeZone, fits, login, open, shot, suite, upload } from "./harness.js";
 
 const run = Date.now().toString(36);
 const TEMPLATE = `E2E reminder ${run}`;
@@ -18,12 +18,6 @@ function nightZone() {
     const hour = Number(new Intl.DateTimeFormat("en-GB", { timeZone: zone, hour: "2-digit", hourCycle: "h23" }).format(new Date()));
     return hour >= 22 || hour < 6;
   });
-}
-
-// No sideways scrolling.
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
 }
 
 async function setup() {

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, PHONE, accessible, api, login, open, shot, suite } from "./harness.js";
+import { BASE, PHONE, accessible, api, fits, login, open, rowsOf, shot, suite } from "./harness.js";
 
 const run = Date.now().toString(36);
 const DEBTOR = `Paula Payments ${run}`;
@@ -28,15 +28,6 @@ async function setup() {
   await fail("card", FORMULA_REASON);
   await fail("ach");
 }
-
-// No sideways scrolling of the page itself (tables scroll inside themselves).
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
-}
-
-const rowsOf = (page, caption) => page.locator("table", { hasText: caption }).locator("tbody tr")
-  .evaluateAll((rows) => rows.map((row) => [...row.cells].map((cell) => cell.textContent)));
 
 suite("payments", setup, (test) => {
   test("a manager finds the failed payments, reads why they failed, sees weeks and exports them", async () => {

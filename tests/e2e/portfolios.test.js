@@ -4,7 +4,7 @@
 // phone reads the portfolios, who works them and their rules.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, api, login, open, shot, suite } from "./harness.js";
+import { BASE, PHONE, accessible, api, fits, login, open, shot, suite } from "./harness.js";
 
 const run = Date.now().toString(36);
 const TAKEN = `E2E Taken ${run}`;
@@ -13,12 +13,6 @@ const NAME = `E2E Placement ${run}`;
 const TEAM = `E2E South ${run}`;
 
 const admin = async () => (await login("admin")).access_token;
-
-// No sideways scrolling.
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
-}
 
 async function setup() {
   const token = await admin();

@@ -3,13 +3,7 @@
 // and on a phone; a manager has no such screen.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, open, shot, suite } from "./harness.js";
-
-// No sideways scrolling of the page itself (tables scroll inside themselves).
-async function fits(page, screen) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.scrollingElement.scrollWidth, width: window.innerWidth }));
-  assert.ok(scroll <= width, `${screen}: the page scrolls sideways (${scroll} px wide in ${width})`);
-}
+import { BASE, PHONE, accessible, fits, open, shot, suite } from "./harness.js";
 
 suite("system", async () => {}, (test) => {
   test("an admin watches the server live on the System screen, on a phone too; a manager has none", async () => {
