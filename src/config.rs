@@ -82,8 +82,9 @@ pub struct Settings {
     #[arg(long, env = "BIND", default_value = "127.0.0.1:8080", global = true)]
     pub bind: SocketAddr,
 
-    /// Time every database statement by family, for the operator's view
-    /// (`GET /api/v1/admin/system`) and `arrears_db_query_duration_seconds`.
+    /// Time every database statement by family, and every wait for a pooled connection,
+    /// for the operator's view (`GET /api/v1/admin/system`),
+    /// `arrears_db_query_duration_seconds` and `arrears_db_pool_wait_seconds`.
     #[arg(long, env = "QUERY_TIMING", default_value_t = true, action = clap::ArgAction::Set, global = true)]
     pub query_timing: bool,
 
