@@ -159,6 +159,11 @@ pub enum FileReach {
 /// The value the portfolio facet and filter use for accounts without a portfolio.
 pub const NO_PORTFOLIO: &str = "none";
 
+/// A terms facet (tags, agents, custom fields, payment methods, failure reasons) answers
+/// at most this many values, the most frequent first, on both backends: values typed by
+/// users (tags, failure reasons) must not grow an answer without a bound.
+pub const FACET_SIZE: usize = 1000;
+
 /// Text kept for the life of the process, once per distinct value. Only the names of
 /// custom fields that have a definition are interned (a parameter naming another is
 /// refused before), so what is kept is bounded by the definitions ever created.
@@ -530,6 +535,41 @@ pub fn start_of_day(tz: Tz, date: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
 }
 
+/// The periods a statistics series is counted in: local days, ISO weeks (from Monday) or
+/// calendar months.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Interval {
+    Day,
+    Week,
+    Month,
+}
+
+impl Interval {
+    pub const ALL: [Interval; 3] = [Interval::Day, Interval::Week, Interval::Month];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Interval::Day => "day",
+            Interval::Week => "week",
+            Interval::Month => "month",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Interval> {
+        Interval::ALL.into_iter().find(|i| i.as_str() == text)
+    }
+
+    /// The first day of the period `day` is in.
+    pub fn start_of(self, day: NaiveDate) -> NaiveDate {
+        match self {
+            Interval::Day => day,
+            Interval::Week => day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday())),
+            Interval::Month => day.with_day(1).unwrap_or(day),
+        }
+    }
+}
+
 impl StatsQuery {
     /// Days `from..=to` and today's day, ISO week and month, in `tz`.
     pub fn new(tz: Tz, from: NaiveDate, to: NaiveDate, today: NaiveDate) -> Self {
@@ -539,8 +579,8 @@ impl StatsQuery {
             .map(|d| start_of_day(tz, d))
             .collect();
         let next = |d: NaiveDate| d.succ_opt().unwrap_or(d);
-        let week_start = today - chrono::Duration::days(i64::from(today.weekday().num_days_from_monday()));
-        let month_start = today.with_day(1).unwrap_or(today);
+        let week_start = Interval::Week.start_of(today);
+        let month_start = Interval::Month.start_of(today);
         let next_month = (month_start + chrono::Months::new(1)).with_day(1).unwrap_or(month_start);
         Self {
             day_starts,

@@ -1,6 +1,6 @@
 //! `GET /api/v1/payments` and `GET /api/v1/payments/stats`: parameters and answers.
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use uuid::Uuid;
@@ -9,7 +9,7 @@ use crate::domain::money::Currency;
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
+use crate::domain::search::{Interval, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
 use crate::lists::accounts::{decode_search_cursor, signature};
 use crate::lists::params::{self, Param, Problems, schema};
@@ -156,41 +156,6 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
         caller.require(Action::RestoreAccount)?;
     }
     Ok(query)
-}
-
-/// The periods a statistics series is counted in: local days, ISO weeks (from Monday) or
-/// calendar months.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Interval {
-    Day,
-    Week,
-    Month,
-}
-
-impl Interval {
-    pub const ALL: [Interval; 3] = [Interval::Day, Interval::Week, Interval::Month];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interval::Day => "day",
-            Interval::Week => "week",
-            Interval::Month => "month",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Interval> {
-        Interval::ALL.into_iter().find(|i| i.as_str() == text)
-    }
-
-    /// The first day of the period `day` is in.
-    pub fn start_of(self, day: NaiveDate) -> NaiveDate {
-        match self {
-            Interval::Day => day,
-            Interval::Week => day - chrono::Duration::days(i64::from(day.weekday().num_days_from_monday())),
-            Interval::Month => day.with_day(1).unwrap_or(day),
-        }
-    }
 }
 
 /// A statistics request: the local days asked for and their instants.

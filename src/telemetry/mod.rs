@@ -69,7 +69,8 @@ fn log_level(level: Option<LevelFilter>) -> log::LevelFilter {
 }
 
 /// The statements' timing ([`queries::QueryTiming`]) with its filter: sqlx's statement
-/// events, which it emits at TRACE; no other call site is ever asked about.
+/// and pool-acquire events, which it emits at TRACE; no other call site is ever asked
+/// about.
 pub fn statement_timing<S>() -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,

@@ -12,14 +12,12 @@ use crate::domain::compliance::Channel;
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, Facet, FileReach, NO_PORTFOLIO, PaymentFacet,
-    PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, FACET_SIZE, Facet, FileReach, NO_PORTFOLIO,
+    PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
 use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows};
 
-/// Terms facets return at most this many values.
-pub const FACET_SIZE: usize = 1000;
 /// Page size of id and version scans.
 pub const SCAN_PAGE: usize = 10_000;
 /// How long a scan's point in time stays open between two pages.

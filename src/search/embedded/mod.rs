@@ -33,7 +33,7 @@ use self::schema::{Accounts, Kind};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
+    ALL_BUCKETS, AccountQuery, After, FACET_SIZE, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
 };
 use crate::error::{Code, Error, Result};
 use crate::telemetry::metrics;
@@ -83,6 +83,7 @@ fn term_values(raw: HashMap<String, TermTally>, with_sum: bool) -> Vec<FacetValu
         })
         .collect();
     values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+    values.truncate(FACET_SIZE);
     values
 }
 
@@ -552,6 +553,25 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
+
+    #[test]
+    fn a_terms_facet_answers_the_most_frequent_values_up_to_its_size() {
+        // As many distinct values as users may type (failure reasons, tags): one more than
+        // the size, the last one the rarest.
+        let raw: HashMap<String, TermTally> = (0..=FACET_SIZE)
+            .map(|n| {
+                let tally = TermTally {
+                    count: (FACET_SIZE + 1 - n) as u64,
+                    units: Default::default(),
+                };
+                (format!("reason {n:04}"), tally)
+            })
+            .collect();
+        let values = term_values(raw, false);
+        assert_eq!(values.len(), FACET_SIZE);
+        assert_eq!(values[0].value, "reason 0000");
+        assert_eq!(values[FACET_SIZE - 1].value, format!("reason {:04}", FACET_SIZE - 1));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_promoted_rebuild_serves_from_one_segment() {
