@@ -57,7 +57,7 @@ async fn main() {
         agents: 20,
         seed: 11,
     };
-    support::seed_and_index(&pool, &settings, plan, &Entity::ALL).await;
+    support::seed_and_index(&pool, &settings, plan, &Entity::SEARCHED).await;
     let server = support::start(settings).await;
     let token = support::manager_token(&pool, &server.base, "audit-bench@example.com").await;
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM accounts WHERE current_balance >= 100 ORDER BY id LIMIT 10000")

@@ -28,7 +28,7 @@ async fn main() {
         agents: 20,
         seed: 7,
     };
-    support::seed_and_index(&pool, &settings, plan, &Entity::ALL).await;
+    support::seed_and_index(&pool, &settings, plan, &Entity::SEARCHED).await;
 
     let server = support::start(settings.clone()).await;
     let password = "bench password 123";

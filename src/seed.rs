@@ -698,8 +698,12 @@ pub async fn seed(pool: &PgPool, plan: SeedPlan, mut progress: impl FnMut(usize)
     .await;
     if bypass {
         bulk_load::skip_triggers(&mut conn, false).await;
-        // The events went in without the triggers that drop the KPI days they change.
+        // The events went in without the triggers that drop the KPI days they change,
+        // and that version their reporting documents (the rebuild indexes them).
         store::kpis::forget_days(&mut conn).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        store::reports::version_loaded(&mut conn)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     result?;
     bulk_load::analyze(&mut conn, LOADED).await?;

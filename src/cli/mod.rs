@@ -136,16 +136,27 @@ pub enum AuditCommand {
 pub enum Entity {
     Accounts,
     Payments,
+    /// The reporting indices (Elasticsearch only).
+    Activities,
+    Promises,
+    Plans,
+    KpiDays,
+    /// Every index the backend keeps.
     All,
 }
 
 impl Entity {
-    fn entities(self) -> Vec<crate::domain::document::Entity> {
+    /// The entities asked for; `None` for every one the backend keeps.
+    fn entities(self) -> Option<crate::domain::document::Entity> {
         use crate::domain::document::Entity as E;
         match self {
-            Entity::Accounts => vec![E::Account],
-            Entity::Payments => vec![E::Payment],
-            Entity::All => E::ALL.to_vec(),
+            Entity::Accounts => Some(E::Account),
+            Entity::Payments => Some(E::Payment),
+            Entity::Activities => Some(E::Activity),
+            Entity::Promises => Some(E::Promise),
+            Entity::Plans => Some(E::Plan),
+            Entity::KpiDays => Some(E::KpiDay),
+            Entity::All => None,
         }
     }
 }
@@ -189,7 +200,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reindex { entity, keep_old } => {
             let mut settings = cli.settings;
             settings.elasticsearch_keep_old = keep_old;
-            ops::reindex(settings, &entity.entities()).await
+            ops::reindex(settings, entity.entities()).await
         }
         Command::Verify { repair } => ops::verify(cli.settings, repair).await,
         Command::Seed {

@@ -88,20 +88,36 @@ pub async fn sync(settings: Settings) -> anyhow::Result<()> {
 
 /// Rebuilds in this process when it can write the index (running a worker meanwhile so
 /// concurrent writes reach both generations); otherwise asks the embedded index's owner.
-pub async fn reindex(settings: Settings, entities: &[Entity]) -> anyhow::Result<()> {
+///
+/// `entity` is one entity, or `None` for every one the backend keeps.
+pub async fn reindex(settings: Settings, entity: Option<Entity>) -> anyhow::Result<()> {
     if settings.elasticsearch_keep_old && settings.search_backend != SearchBackend::Elasticsearch {
         bail!("--keep-old applies to the Elasticsearch backend; the embedded index drops the old generation");
     }
     let pool = connect(&settings).await?;
-    match open::writer(&settings, SqlDeadLetters::shared(pool.clone())).await {
-        Ok(writer) => reindex_here(pool, writer.index, settings.sync_workers, entities).await,
-        Err(OpenError::Busy(_)) => {
+    let index = match open::writer(&settings, SqlDeadLetters::shared(pool.clone())).await {
+        Ok(writer) => Some(writer.index),
+        Err(OpenError::Busy(_)) => None,
+        Err(OpenError::Other(err)) => return Err(err),
+    };
+    // Only an embedded index has an owner to ask, and it keeps the searched entities.
+    let kept = index.as_ref().map_or(&Entity::SEARCHED[..], |index| index.entities());
+    let entities: Vec<Entity> = match entity {
+        Some(entity) if !kept.contains(&entity) => bail!(
+            "the embedded index keeps no {}: the reporting indices are Elasticsearch's (docs/search.md)",
+            entity.plural()
+        ),
+        Some(entity) => vec![entity],
+        None => kept.to_vec(),
+    };
+    match index {
+        Some(index) => reindex_here(pool, index, settings.sync_workers, &entities).await,
+        None => {
             for entity in entities {
-                reindex_by_owner(&pool, *entity).await?;
+                reindex_by_owner(&pool, entity).await?;
             }
             Ok(())
         }
-        Err(OpenError::Other(err)) => Err(err),
     }
 }
 
@@ -238,7 +254,7 @@ pub async fn verify(settings: Settings, repair: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
     let index = open::reader(&settings, SqlDeadLetters::shared(pool.clone()))?;
     let mut clean = true;
-    for entity in Entity::ALL {
+    for entity in index.entities().iter().copied() {
         clean &= verify_entity(&pool, index.as_ref(), entity, repair).await?;
     }
     let refused = store::dead_letters::recent(&pool, 5).await?;
@@ -346,7 +362,7 @@ pub async fn seed(settings: Settings, accounts: usize, payments: usize, agents: 
     );
     if report.needs_reindex {
         println!("rebuilding the index (rows were bulk-loaded without the outbox)");
-        reindex(settings.clone(), &Entity::ALL).await?;
+        reindex(settings.clone(), None).await?;
     }
     print!("{}", sign_in_table(&report.sign_ins, &console_url(settings.bind)));
     Ok(())

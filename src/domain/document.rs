@@ -15,21 +15,43 @@ use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue;
 
-/// The kinds of document the index holds, one physical index (family) each.
+/// The kinds of document the index holds, one physical index (family) each: the two
+/// the app searches, and the reporting ones only analysts read (Kibana), which the
+/// embedded backend does not keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Entity {
     Account,
     Payment,
+    Activity,
+    Promise,
+    Plan,
+    /// A day's KPI figures of one agent and portfolio (`kpi_documents`, migration 0053).
+    KpiDay,
 }
 
 impl Entity {
-    pub const ALL: [Entity; 2] = [Entity::Account, Entity::Payment];
+    pub const ALL: [Entity; 6] = [
+        Entity::Account,
+        Entity::Payment,
+        Entity::Activity,
+        Entity::Promise,
+        Entity::Plan,
+        Entity::KpiDay,
+    ];
+    /// What the app's own searches read; every backend keeps these.
+    pub const SEARCHED: [Entity; 2] = [Entity::Account, Entity::Payment];
+    /// What only analysts read: Elasticsearch keeps these too.
+    pub const REPORTING: [Entity; 4] = [Entity::Activity, Entity::Promise, Entity::Plan, Entity::KpiDay];
 
     /// The name outbox rows and search tasks use.
     pub fn as_str(self) -> &'static str {
         match self {
             Entity::Account => "account",
             Entity::Payment => "payment",
+            Entity::Activity => "activity",
+            Entity::Promise => "promise",
+            Entity::Plan => "plan",
+            Entity::KpiDay => "kpi_day",
         }
     }
 
@@ -38,7 +60,16 @@ impl Entity {
         match self {
             Entity::Account => "accounts",
             Entity::Payment => "payments",
+            Entity::Activity => "activities",
+            Entity::Promise => "promises",
+            Entity::Plan => "plans",
+            Entity::KpiDay => "kpi-days",
         }
+    }
+
+    /// Whether only analysts read it (a reporting index), not the app's searches.
+    pub fn is_reporting(self) -> bool {
+        Self::REPORTING.contains(&self)
     }
 
     pub fn parse(text: &str) -> Option<Entity> {
@@ -294,11 +325,22 @@ pub struct PaymentDoc {
     pub portfolio_id: Option<Uuid>,
 }
 
-/// A document of either kind.
+/// A reporting document (an activity, a promise, a plan) as SQL builds it: its source
+/// is what the index stores, shaped by the entity's template in `index-templates/`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportDoc {
+    pub entity: Entity,
+    pub id: Uuid,
+    pub search_version: i64,
+    pub source: Value,
+}
+
+/// A document of any kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Doc {
     Account(Box<AccountDoc>),
     Payment(Box<PaymentDoc>),
+    Report(Box<ReportDoc>),
 }
 
 impl From<AccountDoc> for Doc {
@@ -313,11 +355,18 @@ impl From<PaymentDoc> for Doc {
     }
 }
 
+impl From<ReportDoc> for Doc {
+    fn from(doc: ReportDoc) -> Self {
+        Doc::Report(Box::new(doc))
+    }
+}
+
 impl Doc {
     fn entity(&self) -> Entity {
         match self {
             Doc::Account(_) => Entity::Account,
             Doc::Payment(_) => Entity::Payment,
+            Doc::Report(d) => d.entity,
         }
     }
 
@@ -325,6 +374,7 @@ impl Doc {
         match self {
             Doc::Account(d) => (d.id, d.search_version),
             Doc::Payment(d) => (d.id, d.search_version),
+            Doc::Report(d) => (d.id, d.search_version),
         }
     }
 }

@@ -21,8 +21,8 @@ use crate::store::kpis;
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// One look at `clock`'s now: takes today's (UTC) snapshot when it is not taken (how
-/// many accounts it holds), keeps the default period's moves, the days to keep and today
-/// so far. A step that fails is logged and the next ones still run; the first failure is
+/// many accounts it holds), keeps the moves since yesterday's and the default period's,
+/// the days to keep and today so far. A step that fails is logged and the next ones still run; the first failure is
 /// the answer.
 pub async fn pass(pool: &PgPool, clock: &Clock, shutdown: &watch::Receiver<bool>) -> Result<Option<u64>> {
     let now = clock.now();
@@ -38,6 +38,11 @@ pub async fn pass(pool: &PgPool, clock: &Clock, shutdown: &watch::Receiver<bool>
     };
     if let Some(accounts) = taken {
         tracing::info!(%today, accounts, "bucket snapshot taken");
+    }
+    // The moves since yesterday's snapshot: the day's roll rates in the reporting index.
+    if let Err(err) = kpis::keep_moves(pool, today - chrono::Duration::days(1), today).await {
+        tracing::warn!(error = %err, "keeping the day's bucket moves failed");
+        first_failure.get_or_insert(err);
     }
     let opening = today - chrono::Duration::days(DEFAULT_DAYS - 1);
     if let Err(err) = kpis::keep_moves(pool, opening, today).await {

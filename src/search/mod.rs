@@ -25,7 +25,7 @@ use crate::error::Result;
 /// The live index of an entity as it stands: what the operator's view shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct IndexSize {
-    /// `account` or `payment`.
+    /// `account`, `payment`, or a reporting entity (`activity`, `promise`, `plan`).
     pub entity: String,
     /// The index behind the entity's alias (an embedded generation, an Elasticsearch index).
     pub index: String,
@@ -201,8 +201,14 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// whether they feed the same one.
     fn identity(&self) -> String;
 
-    /// Applies a batch (of either entity) to every write target, skipping versions not
-    /// newer than held. The report counts every document of the batch once.
+    /// The entities it keeps an index of: the searched ones, and with Elasticsearch the
+    /// reporting ones Kibana reads (the embedded backend has no reader for those).
+    fn entities(&self) -> &'static [Entity] {
+        &Entity::SEARCHED
+    }
+
+    /// Applies a batch (of the entities it keeps) to every write target, skipping
+    /// versions not newer than held. The report counts every document of the batch once.
     fn apply(&self, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;
 
     fn search(&self, query: AccountQuery) -> BoxFuture<'_, Result<SearchPage>>;

@@ -1,9 +1,9 @@
-//! Documents of either entity as the index should hold them, for backfills and audits.
+//! Documents of every entity as the index should hold them, for backfills and audits.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{accounts, payments};
+use super::{accounts, payments, reports};
 use crate::domain::document::{Entity, IndexOp};
 use crate::error::Result;
 
@@ -11,6 +11,7 @@ pub async fn count(pool: &PgPool, entity: Entity) -> Result<i64> {
     match entity {
         Entity::Account => accounts::count_all(pool).await,
         Entity::Payment => payments::count_all(pool).await,
+        reporting => reports::count_all(pool, reporting).await,
     }
 }
 
@@ -18,6 +19,7 @@ pub async fn max_id(pool: &PgPool, entity: Entity) -> Result<Option<Uuid>> {
     match entity {
         Entity::Account => accounts::max_id(pool).await,
         Entity::Payment => payments::max_id(pool).await,
+        reporting => reports::max_id(pool, reporting).await,
     }
 }
 
@@ -34,6 +36,10 @@ pub async fn page(pool: &PgPool, entity: Entity, after: Option<Uuid>, last: Uuid
             let docs = payments::page_by_id(pool, after, last, limit).await?;
             Ok(docs.into_iter().map(IndexOp::upsert).collect())
         }
+        reporting => {
+            let docs = reports::page_by_id(pool, reporting, after, last, limit).await?;
+            Ok(docs.into_iter().map(IndexOp::upsert).collect())
+        }
     }
 }
 
@@ -42,6 +48,7 @@ pub async fn versions(pool: &PgPool, entity: Entity) -> Result<Vec<(Uuid, i64)>>
     match entity {
         Entity::Account => accounts::versions(pool).await,
         Entity::Payment => payments::versions(pool).await,
+        reporting => reports::versions(pool, reporting).await,
     }
 }
 
@@ -49,5 +56,6 @@ pub async fn versions_of(pool: &PgPool, entity: Entity, ids: &[Uuid]) -> Result<
     match entity {
         Entity::Account => accounts::versions_of(pool, ids).await,
         Entity::Payment => payments::versions_of(pool, ids).await,
+        reporting => reports::versions_of(pool, reporting, ids).await,
     }
 }

@@ -215,8 +215,9 @@ const AGENT_OF_THE_DAY: &str = "CROSS JOIN LATERAL (SELECT CASE WHEN s.account_i
 /// made the planner scan every account for a day's events.
 const ORDINAL: &str = "coalesce(s.ordinal, (SELECT a.ordinal FROM accounts a WHERE a.id = e.account_id))";
 
-/// Whether an activity is a contact attempt, and whether it reached the right party.
-fn attempt_and_right_party() -> (String, String) {
+/// SQL expressions over an activity's columns: whether it is a contact attempt, and
+/// whether it reached the right party (the KPIs' definitions, also the reporting documents').
+pub(super) fn attempt_and_right_party() -> (String, String) {
     let attempt = format!(
         "direction = '{}' AND type IN ({})",
         wire_name(&ATTEMPT_DIRECTION),

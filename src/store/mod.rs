@@ -29,6 +29,7 @@ pub mod portfolios;
 pub mod promises;
 pub mod queue;
 pub mod rebuild_locks;
+pub mod reports;
 pub mod search_tasks;
 pub mod second_factors;
 pub mod sessions;

@@ -129,7 +129,7 @@ async fn drop_orphans(index: &dyn SearchIndex, entity: Entity) -> Result<Vec<Str
 /// `fix` drops.
 pub async fn rebuild_checks(pool: &PgPool, index: &dyn SearchIndex, fix: bool) -> Result<Vec<Check>> {
     let mut checks = Vec::new();
-    for entity in Entity::ALL {
+    for entity in index.entities().iter().copied() {
         let name = format!("{} rebuilds", entity.plural());
         let written = index.rebuilds(entity).await?;
         if written.is_empty() {

@@ -41,11 +41,12 @@ pub struct SyncWorker {
     pub metrics: Arc<SyncMetrics>,
 }
 
-/// The documents for a claimed batch, rebuilt from SQL. An entity whose row is gone
-/// becomes a tombstone with the version its purge drew.
-pub async fn rebuild_ops(conn: &mut sqlx::PgConnection, batch: &[OutboxRow]) -> Result<Vec<IndexOp>> {
+/// The documents for a claimed batch, rebuilt from SQL, of the entities `kept` (the
+/// others' rows are consumed: a backend without reporting indices has nothing to write).
+/// An entity whose row is gone becomes a tombstone with the version its purge drew.
+pub async fn rebuild_ops(conn: &mut sqlx::PgConnection, batch: &[OutboxRow], kept: &[Entity]) -> Result<Vec<IndexOp>> {
     let mut ops = Vec::with_capacity(batch.len());
-    for entity in Entity::ALL {
+    for entity in kept.iter().copied() {
         let mut purge_versions: HashMap<Uuid, Option<i64>> = HashMap::new();
         for row in batch.iter().filter(|r| r.entity == entity.as_str()) {
             let entry = purge_versions.entry(row.entity_id).or_default();
@@ -65,6 +66,12 @@ pub async fn rebuild_ops(conn: &mut sqlx::PgConnection, batch: &[OutboxRow]) -> 
             }
             Entity::Payment => {
                 for doc in store::payments::documents(conn, &ids).await? {
+                    purge_versions.remove(&doc.id);
+                    ops.push(IndexOp::upsert(doc));
+                }
+            }
+            reporting => {
+                for doc in store::reports::documents(conn, reporting, &ids).await? {
                     purge_versions.remove(&doc.id);
                     ops.push(IndexOp::upsert(doc));
                 }
@@ -99,7 +106,7 @@ impl SyncWorker {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let ops = rebuild_ops(&mut tx, &batch).await?;
+        let ops = rebuild_ops(&mut tx, &batch, self.index.entities()).await?;
         let report = self.index.apply(ops).await?;
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
         outbox::delete(&mut tx, &ids).await?;

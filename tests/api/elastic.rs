@@ -701,7 +701,7 @@ fn golden_versioned_bulk() {
     ] {
         let target = match op.entity {
             Entity::Account => "arrears-accounts-g2-write",
-            Entity::Payment => "arrears-payments-g1-write",
+            _ => "arrears-payments-g1-write",
         };
         items.push(Item {
             target: target.into(),
@@ -748,15 +748,19 @@ fn golden_generations_and_alias_swap() {
 #[test]
 fn golden_templates() {
     let requests = templates::apply_requests(&Names::new("arrears"), 1);
-    let [analysis, settings, accounts, payments] = requests.try_into().unwrap();
+    let [analysis, settings, accounts, payments, activities, promises, plans, kpi_days] = requests.try_into().unwrap();
     golden("component-template-analysis", "indices-component-template", analysis);
     golden("component-template-settings", "indices-component-template", settings);
     golden("index-template-accounts", "index-templates", accounts);
     golden("index-template-payments", "index-templates", payments);
+    golden("index-template-activities", "index-templates", activities);
+    golden("index-template-promises", "index-templates", promises);
+    golden("index-template-plans", "index-templates", plans);
+    golden("index-template-kpi-days", "index-templates", kpi_days);
 }
 
 /// Leaf field paths of a document (`custom_fields` is one `flattened` field).
-fn leaves(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
+pub(crate) fn leaves(value: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     match value {
         Value::Object(map) if prefix != "custom_fields" => {
             for (key, child) in map {
@@ -907,48 +911,56 @@ fn every_template_and_kibana_object_is_valid() {
     }
     let dashboard = objects.iter().find(|o| o["type"] == "dashboard").expect("a dashboard");
     let panels: Vec<Value> = serde_json::from_str(dashboard["attributes"]["panelsJSON"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        panels.len(),
-        5,
-        "balance by status and by portfolio, buckets, payments per day, method split"
-    );
-    let account_fields = {
+    let visualizations = objects.iter().filter(|o| o["type"] == "visualization").count();
+    assert_eq!(panels.len(), visualizations, "the dashboard shows every visualization");
+    let fields_of = |view: &Value| {
+        let entity = Entity::ALL
+            .into_iter()
+            .find(|e| *view == json!(names.reporting_alias(*e)))
+            .unwrap_or_else(|| panic!("{view} is not a reporting alias"));
         let mut f = BTreeSet::new();
-        mapped(&mappings(Entity::Account)["properties"], "", &mut f, &mut BTreeSet::new());
-        f
+        mapped(&mappings(entity)["properties"], "", &mut f, &mut BTreeSet::new());
+        (entity, f)
     };
-    let payment_fields = {
-        let mut f = BTreeSet::new();
-        mapped(&mappings(Entity::Payment)["properties"], "", &mut f, &mut BTreeSet::new());
-        f
-    };
+    let mut read = HashSet::new();
     for object in objects.iter().filter(|o| o["type"] == "visualization") {
         let state: Value = serde_json::from_str(object["attributes"]["visState"].as_str().unwrap()).unwrap();
-        let view = &object["references"][0]["id"];
-        let fields = if *view == json!(names.reporting_alias(Entity::Payment)) {
-            &payment_fields
-        } else {
-            &account_fields
-        };
-        for agg in state["aggs"].as_array().unwrap() {
+        let (entity, fields) = fields_of(&object["references"][0]["id"]);
+        read.insert(entity);
+        let aggs = state["aggs"].as_array().unwrap();
+        for agg in aggs {
             if agg["schema"] == "metric" {
                 let label = agg.pointer("/params/customLabel").and_then(Value::as_str).unwrap_or_default();
-                let field = agg.pointer("/params/field").and_then(Value::as_str);
-                assert!(
-                    !label.is_empty() && field.is_none_or(|f| label.contains(&f.replace('_', " ")) || label.contains("amounts")),
-                    "{}: the series label must say what it sums: {label:?}",
-                    object["id"]
-                );
+                assert!(!label.is_empty(), "{}: the series needs a label", object["id"]);
+                let field = agg.pointer("/params/field").and_then(Value::as_str).unwrap_or_default();
+                let typed = field.split('.').fold(mappings(entity), |m, part| m["properties"][part].clone());
+                if agg["type"] == "sum" && typed["type"] == "scaled_float" {
+                    // Amounts of different currencies are never added together.
+                    assert!(
+                        label.ends_with("(per currency)")
+                            && aggs
+                                .iter()
+                                .any(|a| a["schema"] == "group" && a.pointer("/params/field") == Some(&json!("currency"))),
+                        "{}: a sum of money must be split by currency and say so: {label:?}",
+                        object["id"]
+                    );
+                }
             }
             if let Some(field) = agg.pointer("/params/field").and_then(Value::as_str) {
                 assert!(
                     fields.contains(field),
-                    "{} aggregates on {field}, which is not mapped",
-                    object["id"]
+                    "{} aggregates on {field}, which the {} mapping lacks",
+                    object["id"],
+                    entity.plural()
                 );
             }
         }
     }
+    assert_eq!(
+        read,
+        Entity::ALL.into_iter().collect::<HashSet<_>>(),
+        "the dashboard charts every reporting index"
+    );
 }
 
 /// The role an operator applies is the one `arrears doctor` checks for
@@ -1939,7 +1951,7 @@ async fn the_app_applies_templates_on_start_and_syncs_writes_to_elasticsearch() 
         .into_iter()
         .filter(|r| r.api() == "cluster.put_component_template" || r.api() == "indices.put_index_template")
         .collect();
-    assert_eq!(templates.len(), 4);
+    assert_eq!(templates.len(), 2 + Entity::ALL.len(), "two components, a template per entity");
     assert_eq!(templates[2].path, "/_index_template/arrears-accounts");
     assert_eq!(
         Some(templates[2].json()),
@@ -2111,7 +2123,11 @@ async fn the_reporting_alias_follows_reads_and_leaves_out_tombstones() {
     ])
     .await;
     let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
-    assert!(index.prepare().await.unwrap().is_empty());
+    assert_eq!(
+        index.prepare().await.unwrap(),
+        Entity::REPORTING,
+        "only the reporting indices it did not have are new (and backfilled)"
+    );
     let cluster = server.indices();
     assert!(cluster["arrears-accounts-g1"].contains("arrears-accounts-reporting"));
     assert!(cluster["arrears-payments-g3"].contains("arrears-payments-reporting"));

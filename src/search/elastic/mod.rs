@@ -601,6 +601,10 @@ impl SearchIndex for ElasticIndex {
         self.identity.clone()
     }
 
+    fn entities(&self) -> &'static [Entity] {
+        &Entity::ALL
+    }
+
     fn apply(&self, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>> {
         async move {
             let mut report = ApplyReport::default();

@@ -173,6 +173,7 @@ pub fn of(op: &IndexOp) -> serde_json::Result<Value> {
     match &op.doc {
         Some(Doc::Account(doc)) => account(doc),
         Some(Doc::Payment(doc)) => payment(doc),
+        Some(Doc::Report(doc)) => Ok(doc.source.clone()),
         None => Ok(json!({ "id": op.id, "search_version": op.version, "tombstone": true })),
     }
 }

@@ -18,6 +18,10 @@ pub const ANALYSIS: &str = include_str!("../../../index-templates/component-anal
 pub const SETTINGS: &str = include_str!("../../../index-templates/component-settings.json");
 pub const ACCOUNTS: &str = include_str!("../../../index-templates/accounts.json");
 pub const PAYMENTS: &str = include_str!("../../../index-templates/payments.json");
+pub const ACTIVITIES: &str = include_str!("../../../index-templates/activities.json");
+pub const PROMISES: &str = include_str!("../../../index-templates/promises.json");
+pub const PLANS: &str = include_str!("../../../index-templates/plans.json");
+pub const KPI_DAYS: &str = include_str!("../../../index-templates/kpi-days.json");
 
 /// What the template sets and a rebuild restores after its backfill.
 pub const REFRESH_INTERVAL: &str = "1s";
@@ -87,6 +91,10 @@ fn shipped_template(entity: Entity) -> Value {
     parse(match entity {
         Entity::Account => ACCOUNTS,
         Entity::Payment => PAYMENTS,
+        Entity::Activity => ACTIVITIES,
+        Entity::Promise => PROMISES,
+        Entity::Plan => PLANS,
+        Entity::KpiDay => KPI_DAYS,
     })
 }
 
@@ -208,7 +216,12 @@ fn reporting_filter(entity: Entity) -> Value {
             { "term": { "tombstone": true } },
             { "exists": { "field": "deleted_at" } }
         ] } }),
-        Entity::Payment => json!({ "bool": { "must_not": [{ "term": { "tombstone": true } }] } }),
+        Entity::Payment | Entity::KpiDay => json!({ "bool": { "must_not": [{ "term": { "tombstone": true } }] } }),
+        // Like the account they belong to, a deleted account's records are left out.
+        Entity::Activity | Entity::Promise | Entity::Plan => json!({ "bool": { "must_not": [
+            { "term": { "tombstone": true } },
+            { "term": { "account_deleted": true } }
+        ] } }),
     }
 }
 

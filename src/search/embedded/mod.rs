@@ -363,7 +363,8 @@ impl EmbeddedIndex {
     }
 }
 
-/// Runs the same collection method on the collection of `entity`.
+/// Runs the same collection method on the collection of `entity`; a reporting entity
+/// has none here (the sync consumes its changes without asking: [`SearchIndex::entities`]).
 macro_rules! on_collection {
     ($self:expr, $entity:expr, $c:ident => $body:expr) => {
         match $entity {
@@ -375,6 +376,10 @@ macro_rules! on_collection {
                 let $c = &$self.payments;
                 $body
             }
+            reporting => Err(Error::Internal(anyhow::anyhow!(
+                "the embedded index keeps no {}: the reporting indices are Elasticsearch's",
+                reporting.plural()
+            ))),
         }
     };
 }

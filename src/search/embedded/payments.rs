@@ -72,7 +72,7 @@ impl Kind for Payments {
 
     fn document(fields: &PaymentFields, doc: &Doc) -> anyhow::Result<TantivyDocument> {
         let Doc::Payment(doc) = doc else {
-            anyhow::bail!("an account document sent to the payment index");
+            anyhow::bail!("a document of another entity sent to the payment index");
         };
         let mut d = fields.common.document(doc.id, doc.search_version, false);
         d.add_text(fields.name, &doc.debtor_name);

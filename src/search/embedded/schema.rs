@@ -290,6 +290,7 @@ impl Kind for Accounts {
         match doc {
             Doc::Account(account) => Ok(self::account(fields, account)?),
             Doc::Payment(payment) => anyhow::bail!("payment {} sent to the account index", payment.id),
+            Doc::Report(report) => anyhow::bail!("{} {} sent to the account index", report.entity.as_str(), report.id),
         }
     }
 }
