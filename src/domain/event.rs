@@ -42,6 +42,10 @@ pub struct Event {
     /// replayed: only those who may read deleted accounts receive it. Never on the wire.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub account_deleted: bool,
+    /// The portfolio of the account the event is about, when published or replayed: a
+    /// shared event reaches only those whose portfolios include it. Never on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub portfolio_id: Option<Uuid>,
 }
 
 impl Event {
@@ -67,15 +71,24 @@ impl Event {
         topic.or_else(|| data()?.as_str()).and_then(|id| Uuid::parse_str(id).ok())
     }
 
-    /// Whether `who`, subscribed to `topics`, receives this event. An event of a deleted
-    /// account reaches only those who may read deleted accounts (as `include_deleted`).
-    pub fn visible_to(&self, who: &Principal, topics: &HashSet<String>) -> bool {
+    /// Whether `who`, subscribed to `topics` and working the portfolios `scope` (`None`:
+    /// every one), receives this event. An event of a deleted account reaches only those
+    /// who may read deleted accounts (as `include_deleted`); a shared event about an
+    /// account in a portfolio only those who work it (an account in none is everyone's,
+    /// as in searches).
+    pub fn visible_to(&self, who: &Principal, topics: &HashSet<String>, scope: Option<&[Uuid]>) -> bool {
         if self.account_deleted && !who.can(Action::RestoreAccount) {
             return false;
         }
         match self.user_id {
             Some(user) => user == who.user_id || (self.kind == USER_ACTIVITY && who.can(Action::ManageUsers)),
-            None => who.can(Action::ReadAccounts) && self.topics.iter().any(|t| topics.contains(t)),
+            None => {
+                let in_scope = match (self.portfolio_id, scope) {
+                    (Some(portfolio), Some(scope)) => scope.contains(&portfolio),
+                    _ => true,
+                };
+                in_scope && who.can(Action::ReadAccounts) && self.topics.iter().any(|t| topics.contains(t))
+            }
         }
     }
 
@@ -117,6 +130,7 @@ mod tests {
             data: serde_json::json!({"amount": "12.5000", "currency": "USD"}),
             at: Utc::now(),
             account_deleted: false,
+            portfolio_id: None,
         }
     }
 
@@ -127,26 +141,50 @@ mod tests {
         let mut deleted = event(None, &["payments", &format!("account:{account}")]);
         assert_eq!(deleted.account_id(), Some(account));
         deleted.account_deleted = true;
-        assert!(!deleted.visible_to(&principal(Role::Viewer), &subscribed));
-        assert!(!deleted.visible_to(&principal(Role::Agent), &subscribed));
-        assert!(deleted.visible_to(&principal(Role::Manager), &subscribed));
+        assert!(!deleted.visible_to(&principal(Role::Viewer), &subscribed, None));
+        assert!(!deleted.visible_to(&principal(Role::Agent), &subscribed, None));
+        assert!(deleted.visible_to(&principal(Role::Manager), &subscribed, None));
         let mut note = event(Some(Uuid::from_u128(1)), &[]);
         note.data = serde_json::json!({"kind": "payment_received", "data": {"account_id": account}});
         assert_eq!(note.account_id(), Some(account));
         note.account_deleted = true;
-        assert!(!note.visible_to(&principal(Role::Agent), &Default::default()));
+        assert!(!note.visible_to(&principal(Role::Agent), &Default::default(), None));
         let wire: Value = serde_json::from_str(&deleted.wire()).unwrap();
         assert!(wire.get("account_deleted").is_none(), "{wire}");
+    }
+
+    #[test]
+    fn shared_events_of_a_portfolio_reach_only_who_works_it() {
+        let subscribed = ["payments".to_owned()].into_iter().collect();
+        let (mine, other) = (Uuid::from_u128(5), Uuid::from_u128(6));
+        let mut scoped = event(None, &["payments"]);
+        scoped.portfolio_id = Some(mine);
+        let agent = principal(Role::Agent);
+        assert!(scoped.visible_to(&agent, &subscribed, Some(&[mine])));
+        assert!(!scoped.visible_to(&agent, &subscribed, Some(&[other])));
+        assert!(scoped.visible_to(&agent, &subscribed, None), "every portfolio");
+        assert!(
+            event(None, &["payments"]).visible_to(&agent, &subscribed, Some(&[])),
+            "an account in none"
+        );
+        let mut addressed = event(Some(agent.user_id), &[]);
+        addressed.portfolio_id = Some(other);
+        assert!(
+            addressed.visible_to(&agent, &Default::default(), Some(&[mine])),
+            "addressed to them"
+        );
+        let wire: Value = serde_json::from_str(&scoped.wire()).unwrap();
+        assert!(wire.get("portfolio_id").is_none(), "{wire}");
     }
 
     #[test]
     fn private_events_reach_only_their_user_and_topics_need_a_subscription() {
         let subscribed = ["payments".to_owned()].into_iter().collect();
         let viewer = principal(Role::Viewer);
-        assert!(event(None, &["payments"]).visible_to(&viewer, &subscribed));
-        assert!(!event(None, &["accounts"]).visible_to(&viewer, &subscribed));
-        assert!(!event(Some(Uuid::from_u128(2)), &[]).visible_to(&viewer, &subscribed));
-        assert!(event(Some(Uuid::from_u128(1)), &[]).visible_to(&viewer, &Default::default()));
+        assert!(event(None, &["payments"]).visible_to(&viewer, &subscribed, None));
+        assert!(!event(None, &["accounts"]).visible_to(&viewer, &subscribed, None));
+        assert!(!event(Some(Uuid::from_u128(2)), &[]).visible_to(&viewer, &subscribed, None));
+        assert!(event(Some(Uuid::from_u128(1)), &[]).visible_to(&viewer, &Default::default(), None));
     }
 
     #[test]
@@ -155,9 +193,9 @@ mod tests {
         activity.kind = USER_ACTIVITY.into();
         let mut own = principal(Role::Viewer);
         own.user_id = Uuid::from_u128(2);
-        assert!(activity.visible_to(&own, &Default::default()));
-        assert!(activity.visible_to(&principal(Role::Admin), &Default::default()));
-        assert!(!activity.visible_to(&principal(Role::Manager), &Default::default()));
+        assert!(activity.visible_to(&own, &Default::default(), None));
+        assert!(activity.visible_to(&principal(Role::Admin), &Default::default(), None));
+        assert!(!activity.visible_to(&principal(Role::Manager), &Default::default(), None));
     }
 
     #[test]

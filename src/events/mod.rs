@@ -87,6 +87,7 @@ impl Events {
             data: serde_json::Value::Null,
             at: Utc::now(),
             account_deleted: false,
+            portfolio_id: None,
         })
         .await;
     }
@@ -140,6 +141,7 @@ async fn coalesce_stats(events: Events, mut shutdown: watch::Receiver<bool>) {
                         data: serde_json::json!({"hint": "GET /api/v1/payments/stats"}),
                         at: Utc::now(),
                         account_deleted: false,
+                        portfolio_id: None,
                     });
                 }
             }

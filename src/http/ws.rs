@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Bytes, Message};
+use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
@@ -202,6 +203,9 @@ struct Closing(u16, &'static str);
 struct Session {
     state: AppState,
     authed: Option<Authed>,
+    /// The portfolios whose shared events the user receives (`None`: every one), read at
+    /// sign-in and at every recheck, as a search reads them.
+    scope: Option<Vec<Uuid>>,
     topics: HashSet<String>,
     /// Ids sent by the last catch-up, so the live stream does not repeat them.
     replayed: HashSet<i64>,
@@ -288,6 +292,7 @@ impl Session {
         let mut session = Session {
             state,
             authed: None,
+            scope: None,
             topics: HashSet::new(),
             replayed: HashSet::new(),
             first_live: None,
@@ -365,6 +370,7 @@ impl Session {
             tracing::warn!(error = %err, "reading the latest event id failed");
             None
         });
+        self.scope = self.scope_of(&authed.principal, Some(Vec::new())).await;
         let p = &authed.principal;
         let data = json!({"user_id": p.user_id, "role": p.role, "name": p.name, "last_event_id": latest});
         self.authed = Some(authed);
@@ -482,7 +488,21 @@ impl Session {
     }
 
     fn visible(&self, event: &Event) -> bool {
-        self.authed.as_ref().is_some_and(|a| event.visible_to(&a.principal, &self.topics))
+        self.authed
+            .as_ref()
+            .is_some_and(|a| event.visible_to(&a.principal, &self.topics, self.scope.as_deref()))
+    }
+
+    /// `principal`'s portfolios now, or `otherwise` when they cannot be read (at sign-in
+    /// none but the accounts in no portfolio; at a recheck the ones read before).
+    async fn scope_of(&self, principal: &Principal, otherwise: Option<Vec<Uuid>>) -> Option<Vec<Uuid>> {
+        match events::scope(self.state.pool(), principal).await {
+            Ok(scope) => scope,
+            Err(err) => {
+                tracing::warn!(error = %err, "reading the socket user's portfolios failed");
+                otherwise
+            }
+        }
     }
 
     async fn on_event(&mut self, outgoing: &Arc<Outgoing>) -> std::result::Result<(), Closing> {
@@ -519,6 +539,7 @@ impl Session {
         let Some(authed) = &self.authed else { return Ok(()) };
         match self.state.auth().authenticate(&authed.token).await {
             Ok(principal) => {
+                self.scope = self.scope_of(&principal, self.scope.clone()).await;
                 if let Some(authed) = &mut self.authed {
                     authed.principal = principal;
                 }

@@ -175,6 +175,7 @@ impl Sessions<'_> {
                 }),
                 at,
                 account_deleted: false,
+                portfolio_id: None,
             })
             .await;
     }

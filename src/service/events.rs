@@ -2,6 +2,7 @@
 //! reconnects, holding only what its user may see.
 
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::domain::event::Event;
 use crate::domain::principal::Principal;
@@ -14,9 +15,10 @@ pub async fn latest_id(pool: &PgPool) -> Result<Option<i64>> {
     events::latest_id(pool).await
 }
 
-/// Up to `limit` committed events `caller` may see, after `after` and before `before`
-/// (when given), oldest first: events addressed to them, and, for a role that may read
-/// accounts, the shared events of `topics`.
+/// Up to `limit` committed events after `after` and before `before` (when given), oldest
+/// first: events addressed to `caller`, and, for a role that may read accounts, the
+/// shared events of `topics`. The caller sends only those [`Event::visible_to`] them
+/// with their [`scope`] (the page's size tells a client whether to ask for more).
 pub async fn replay(
     pool: &PgPool,
     caller: &Principal,
@@ -31,4 +33,10 @@ pub async fn replay(
         topics,
     };
     events::replay(pool, &audience, after, before, limit).await
+}
+
+/// The portfolios whose shared events `caller` receives (`None`: every one), as their
+/// searches see them.
+pub async fn scope(pool: &PgPool, caller: &Principal) -> Result<Option<Vec<Uuid>>> {
+    super::portfolios::search_scope(pool, caller).await
 }

@@ -30,6 +30,7 @@ impl From<EventRow> for Event {
             data: row.data.0,
             at: row.created_at,
             account_deleted: false,
+            portfolio_id: None,
         }
         .normalized()
     }
@@ -75,25 +76,33 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64
         })
         .map(Event::from)
         .collect();
-    mark_deleted_accounts(conn, &mut events).await?;
+    mark_accounts(conn, &mut events).await?;
     Ok((ids, events))
 }
 
-/// Flags the events whose account is soft-deleted now, so that only those who may read
-/// deleted accounts receive them, live or replayed.
-async fn mark_deleted_accounts(conn: &mut PgConnection, events: &mut [Event]) -> Result<()> {
+/// Marks each event with what its account is now: soft-deleted (only those who may read
+/// deleted accounts receive it) and in which portfolio (only those who work it do), live
+/// or replayed.
+async fn mark_accounts(conn: &mut PgConnection, events: &mut [Event]) -> Result<()> {
     let mut accounts: Vec<Uuid> = events.iter().filter_map(Event::account_id).collect();
     if accounts.is_empty() {
         return Ok(());
     }
     accounts.sort_unstable();
     accounts.dedup();
-    let deleted: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM accounts WHERE id = ANY($1) AND deleted_at IS NOT NULL")
-        .bind(&accounts)
-        .fetch_all(conn)
-        .await?;
+    let found: Vec<(Uuid, bool, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, deleted_at IS NOT NULL, portfolio_id FROM accounts WHERE id = ANY($1)")
+            .bind(&accounts)
+            .fetch_all(conn)
+            .await?;
+    let found: std::collections::HashMap<Uuid, (bool, Option<Uuid>)> = found
+        .into_iter()
+        .map(|(id, deleted, portfolio)| (id, (deleted, portfolio)))
+        .collect();
     for event in events.iter_mut() {
-        event.account_deleted = event.account_id().is_some_and(|id| deleted.contains(&id));
+        let (deleted, portfolio) = event.account_id().and_then(|id| found.get(&id).copied()).unwrap_or_default();
+        event.account_deleted = deleted;
+        event.portfolio_id = portfolio;
     }
     Ok(())
 }
@@ -142,7 +151,7 @@ pub async fn replay(pool: &PgPool, audience: &Audience<'_>, after: i64, before: 
         .fetch_all(&mut *conn)
         .await?;
     let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
-    mark_deleted_accounts(&mut conn, &mut events).await?;
+    mark_accounts(&mut conn, &mut events).await?;
     Ok(events)
 }
 

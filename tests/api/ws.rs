@@ -700,6 +700,65 @@ async fn events_of_deleted_accounts_reach_only_who_may_read_them() {
     assert_eq!(hidden["data"]["id"], secret["id"]);
 }
 
+/// An agent subscribed to `payments` was sent every payment's event, with its amount,
+/// reference and account number, in portfolios they may not work (issue 51, found while
+/// scoping `stats.updated`). A shared event about an account in a portfolio now reaches,
+/// live and replayed, only those whose portfolios include it; an account in no portfolio
+/// is everyone's, as in searches.
+#[tokio::test]
+async fn events_about_an_account_in_a_portfolio_reach_only_who_may_work_it() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let granted = app.user(Role::Agent).await;
+    let outsider = app.user(Role::Agent).await;
+    let (status, portfolio) = status_json(
+        app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Private"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{portfolio}");
+    let grants = format!("/api/v1/portfolios/{}/grants", portfolio["id"].as_str().unwrap());
+    let granting = app.post(&grants, Some(&admin.token), &json!({"user_id": granted.id})).await;
+    assert_eq!(granting.status(), StatusCode::CREATED);
+    let private = app.account(&admin.token, json!({"portfolio_id": portfolio["id"]})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = app.account(&admin.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut inside = authed(&app, &granted.token, &["payments"]).await;
+    let mut outside = authed(&app, &outsider.token, &["payments"]).await;
+
+    let hidden = pay(&app, &admin.token, &private, "10.00").await;
+    let shown = pay(&app, &admin.token, &open, "11.00").await;
+    let seen_inside = expect(&mut inside, "payment.created", |_| true).await;
+    assert_eq!(seen_inside["data"]["id"], hidden["id"]);
+    expect(&mut inside, "payment.created", |e| e["data"]["id"] == shown["id"]).await;
+    // The relay publishes in id order: the outsider's first payment event is the open one.
+    let seen_outside = expect(&mut outside, "payment.created", |_| true).await;
+    assert_eq!(seen_outside["data"]["id"], shown["id"], "{seen_outside}");
+
+    published(&app).await;
+    let mut outside_again = authed(&app, &outsider.token, &["payments"]).await;
+    send(&mut outside_again, "replay", json!({"since": 0})).await;
+    let replayed_outside = replayed(&mut outside_again).await;
+    assert!(
+        replayed_outside.iter().any(|e| e["data"]["id"] == shown["id"]),
+        "{replayed_outside:?}"
+    );
+    assert!(
+        replayed_outside.iter().all(|e| e["data"]["account_id"] != json!(private)),
+        "{replayed_outside:?}"
+    );
+    // A new socket of the granted agent (the first one was sent both live).
+    let mut again = authed(&app, &granted.token, &["payments"]).await;
+    send(&mut again, "replay", json!({"since": 0})).await;
+    let replayed_inside = replayed(&mut again).await;
+    assert!(
+        replayed_inside.iter().any(|e| e["data"]["id"] == hidden["id"]),
+        "{replayed_inside:?}"
+    );
+}
+
 /// Issue 44, item 4: a user with no read rights replaying `since 0` on eight sockets made
 /// ordinary reads 20x slower, each replay reading a thousand rows of other people's
 /// events to send none. A replay now reads what its user may see: here nothing, found in
