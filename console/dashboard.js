@@ -10,7 +10,7 @@ import { api, assignees, learnNames, nameOf } from "./api.js";
 import { clear, debounce, field, h, localDate, money, select, sums, words, zoned } from "./dom.js";
 import { live } from "./live.js";
 import { unmatchedSection } from "./messages.js";
-import { collectedChart, table } from "./report.js";
+import { applyPaymentChanges, collectedChart, table } from "./report.js";
 
 const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 
@@ -110,16 +110,10 @@ export function dashboardScreen(main, _args, params) {
   const kpiTo = filters.to > utcToday ? utcToday : filters.to;
   const kpiFrom = filters.from > kpiTo ? kpiTo : filters.from;
   const who = { from: kpiFrom, to: kpiTo, team: filters.team || undefined, agent: filters.agent || undefined };
-  async function load() {
-    const [stats, facets, report, portfolios] = await Promise.all([
-      api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone, from: filters.from, to: filters.to } }),
-      api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket", assigned_agent_id: filters.agent || undefined } }),
-      api("GET", "/kpis", { params: { ...who, group_by: "agent" } }),
-      api("GET", "/kpis", { params: { ...who, group_by: "portfolio" } }),
-    ]);
-    await learnNames(report.groups.map((g) => g.key)).catch(() => {});
-    const agentName = (g) => g.name ?? nameOf(g.key);
-    const held = filters.agent ? `, held by ${nameOf(filters.agent)}` : "";
+  // The payments statistics as last read, with the changes live events brought since.
+  let stats = null;
+  const stamp = () => clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);
+  function drawCollected() {
     clear(
       collected,
       h("h2", { id: "collected-title" }, `Collected per day, ${stats.from} to ${stats.to}`),
@@ -130,6 +124,21 @@ export function dashboardScreen(main, _args, params) {
         : h("p", { class: "muted" }, "No payments in this period."),
       stats.currencies.map((c) => h("p", { class: "muted" }, `${c.currency}: success rate ${rate(c.success_rate)}, ${c.failed_count} failed.`)),
     );
+  }
+  async function loadStats() {
+    stats = await api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone, from: filters.from, to: filters.to } });
+    drawCollected();
+  }
+  // What the server attributes (agents, portfolios, buckets) is read again.
+  async function loadReports() {
+    const [facets, report, portfolios] = await Promise.all([
+      api("GET", "/accounts", { params: { page_size: 1, facets: "status,bucket", assigned_agent_id: filters.agent || undefined } }),
+      api("GET", "/kpis", { params: { ...who, group_by: "agent" } }),
+      api("GET", "/kpis", { params: { ...who, group_by: "portfolio" } }),
+    ]);
+    await learnNames(report.groups.map((g) => g.key)).catch(() => {});
+    const agentName = (g) => g.name ?? nameOf(g.key);
+    const held = filters.agent ? `, held by ${nameOf(filters.agent)}` : "";
     clear(
       portfolio,
       h("h2", { id: "portfolio-title" }, `Portfolio: ${facets.total} accounts${held}`),
@@ -191,15 +200,25 @@ export function dashboardScreen(main, _args, params) {
           rate(g.cure_rate),
         ])),
     );
-    clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);
   }
 
-  const refresh = debounce(() => load().catch(() => {}), 500);
-  live.addEventListener("stats.updated", refresh);
-  live.addEventListener("payment.created", refresh);
-  load().catch((error) => clear(updated, error.problem?.detail || error.message));
-  return () => {
-    live.removeEventListener("stats.updated", refresh);
-    live.removeEventListener("payment.created", refresh);
-  };
+  // A `stats.updated` carries each payment change: the collected chart takes them as
+  // they come, without reading the statistics again (unless they cannot be applied);
+  // the tables whose figures the server attributes are read again, at most twice a second.
+  const refreshReports = debounce(() => loadReports().then(stamp).catch(() => {}), 500);
+  function onStats(event) {
+    const { payments = [], truncated = true } = event.detail || {};
+    if (stats && !truncated && applyPaymentChanges(stats, payments)) {
+      drawCollected();
+      stamp();
+    } else {
+      loadStats().then(stamp).catch(() => {});
+    }
+    refreshReports();
+  }
+  live.addEventListener("stats.updated", onStats);
+  Promise.all([loadStats(), loadReports()])
+    .then(stamp)
+    .catch((error) => clear(updated, error.problem?.detail || error.message));
+  return () => live.removeEventListener("stats.updated", onStats);
 }

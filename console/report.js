@@ -2,7 +2,7 @@
 // elements for charts, the collected chart, and report tables that say what each column
 // means and download as CSV.
 
-import { download, h, money } from "./dom.js";
+import { download, h, localDate, money } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -88,4 +88,88 @@ export function collectedChart(currency, interval, width) {
       h("summary", {}, `Collected per ${period} in ${currency.currency} as a table`),
       table(`Collected per ${period} in ${currency.currency}`, [period === "day" ? "Day" : `First day of the ${period}`, "Days", "Collected", "Payments"],
         series.map((d) => [d.date, String(d.days), money(d.amount, currency.currency), String(d.count)]))));
+}
+
+// Exact sums of decimal amounts as the API writes them ("40.00"): as integers of the
+// smallest unit, never as floats.
+function units(text, digits) {
+  const [whole, fraction = ""] = String(text).replace("-", "").split(".");
+  const value = BigInt(whole + fraction.padEnd(digits, "0"));
+  return String(text).startsWith("-") ? -value : value;
+}
+
+function decimal(value, digits) {
+  const negative = value < 0n;
+  const text = (negative ? -value : value).toString().padStart(digits + 1, "0");
+  const out = digits ? `${text.slice(0, -digits)}.${text.slice(-digits)}` : text;
+  return negative ? `-${out}` : out;
+}
+
+function add(a, b, times) {
+  const digits = Math.max(...[a, b].map((t) => (String(t).split(".")[1] || "").length));
+  return decimal(units(a, digits) + BigInt(times) * units(b, digits), digits);
+}
+
+function tallyOf(list, value) {
+  let entry = list.find((v) => v.value === value);
+  if (!entry) {
+    entry = { value, count: 0, sum: "0" };
+    list.push(entry);
+  }
+  return entry;
+}
+
+// Applies the payment changes a `stats.updated` carries (docs/features/live-events.md)
+// to `stats`, an answer of GET /payments/stats in the browser's zone: the collected
+// series, today, this week and this month, the counts and sums by status and method,
+// the failures and the success rate. Returns false when they cannot be applied (a
+// currency the answer lacks) and the statistics must be read again.
+export function applyPaymentChanges(stats, changes, today = localDate()) {
+  const weekOf = (day) => {
+    const date = new Date(`${day}T00:00:00Z`);
+    date.setUTCDate(date.getUTCDate() - ((date.getUTCDay() + 6) % 7));
+    return date.toISOString().slice(0, 10);
+  };
+  for (const change of changes) {
+    const currency = stats.currencies.find((c) => c.currency === change.currency);
+    if (!currency) return false;
+    const day = localDate(new Date(change.received_at));
+    const completed = (change.to === "completed" ? 1 : 0) - (change.from === "completed" ? 1 : 0);
+    if (completed) {
+      const tallies = [
+        [currency.today, day === today],
+        [currency.this_week, weekOf(day) === weekOf(today)],
+        [currency.this_month, day.slice(0, 7) === today.slice(0, 7)],
+      ];
+      for (const [tally, counts] of tallies) {
+        if (counts) {
+          tally.count += completed;
+          tally.amount = add(tally.amount, change.amount, completed);
+        }
+      }
+    }
+    if (day < stats.from || day > stats.to) continue;
+    const period = currency.series.filter((p) => p.date <= day).pop();
+    if (period && completed) {
+      period.count += completed;
+      period.amount = add(period.amount, change.amount, completed);
+    }
+    if (change.from) {
+      const left = tallyOf(currency.by_status, change.from);
+      left.count -= 1;
+      left.sum = add(left.sum, change.amount, -1);
+    } else {
+      const method = tallyOf(currency.by_method, change.method);
+      method.count += 1;
+      method.sum = add(method.sum, change.amount, 1);
+    }
+    const took = tallyOf(currency.by_status, change.to);
+    took.count += 1;
+    took.sum = add(took.sum, change.amount, 1);
+    const count = (status) => currency.by_status.find((v) => v.value === status)?.count ?? 0;
+    currency.failed_count = count("failed");
+    const decided = count("completed") + count("failed");
+    currency.success_rate = decided ? count("completed") / decided : null;
+  }
+  return true;
 }

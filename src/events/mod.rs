@@ -11,11 +11,13 @@
 pub mod redis;
 pub mod relay;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use tokio::sync::{broadcast, watch};
+use uuid::Uuid;
 
 use crate::domain::event::Event;
 
@@ -27,6 +29,9 @@ const HUB_CAPACITY: usize = 16_384;
 pub const SESSIONS_CHANGED: &str = "sessions.changed";
 /// `stats.updated` goes out at most this often.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// The most payment changes one `stats.updated` carries; past them it says `truncated`
+/// and a client reads the statistics again.
+const STATS_CHANGES: usize = 200;
 
 /// An event on its way to sessions, serialised once for all of them: sessions share
 /// the same bytes (cloning is a reference count).
@@ -119,33 +124,87 @@ impl Events {
     }
 }
 
-/// Emits `stats.updated` at most once a second while payments change.
+/// The payment changes of one portfolio (`None`: accounts in none) since the last
+/// `stats.updated`.
+#[derive(Default)]
+struct Changes {
+    payments: Vec<serde_json::Value>,
+    truncated: bool,
+}
+
+/// Emits `stats.updated` at most once a second while payments change: one per portfolio
+/// whose payments changed, carrying each change as the statistics count it (so it
+/// reaches only those who work the portfolio, as the payments' own events do).
 async fn coalesce_stats(events: Events, mut shutdown: watch::Receiver<bool>) {
     let mut hub = events.subscribe();
     let mut tick = tokio::time::interval(STATS_EVERY);
-    let mut dirty = false;
+    let mut pending: HashMap<Option<Uuid>, Changes> = HashMap::new();
+    let mut lagged = false;
     while crate::shutdown::running(&shutdown) {
         tokio::select! {
             received = hub.recv() => match received {
-                Ok(outgoing) => dirty |= outgoing.event.kind.starts_with("payment."),
-                Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
+                Ok(outgoing) => {
+                    if let Some(change) = payment_change(&outgoing.event) {
+                        let changes = pending.entry(outgoing.event.portfolio_id).or_default();
+                        if changes.payments.len() < STATS_CHANGES {
+                            changes.payments.push(change);
+                        } else {
+                            changes.truncated = true;
+                        }
+                    }
+                }
+                // What was missed is unknown: everyone reads the statistics again.
+                Err(broadcast::error::RecvError::Lagged(_)) => lagged = true,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = tick.tick() => {
-                if std::mem::take(&mut dirty) {
-                    events.deliver_local(Event {
-                        id: None,
-                        kind: "stats.updated".into(),
-                        user_id: None,
-                        topics: vec!["stats".into()],
-                        data: serde_json::json!({"hint": "GET /api/v1/payments/stats"}),
-                        at: Utc::now(),
-                        account_deleted: false,
-                        portfolio_id: None,
-                    });
+                if std::mem::take(&mut lagged) {
+                    events.deliver_local(stats_updated(None, Changes { payments: Vec::new(), truncated: true }));
+                }
+                for (portfolio, changes) in pending.drain() {
+                    events.deliver_local(stats_updated(portfolio, changes));
                 }
             }
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// A `stats.updated` of `portfolio`'s changes (`None`: accounts in no portfolio, or
+/// after a lag, when whose changes were missed is unknown: every reader receives it).
+fn stats_updated(portfolio: Option<Uuid>, changes: Changes) -> Event {
+    Event {
+        id: None,
+        kind: "stats.updated".into(),
+        user_id: None,
+        topics: vec!["stats".into()],
+        data: serde_json::json!({
+            "payments": changes.payments,
+            "truncated": changes.truncated,
+            "hint": "GET /api/v1/payments/stats",
+        }),
+        at: Utc::now(),
+        account_deleted: false,
+        portfolio_id: portfolio,
+    }
+}
+
+/// What a payment event changes in the statistics: the payment's currency, amount,
+/// method and received time, and the status it left (`from`, null for a new payment)
+/// and took (`to`). None for other events, and for a deleted account's payments (the
+/// statistics leave them out).
+fn payment_change(event: &Event) -> Option<serde_json::Value> {
+    if !matches!(event.kind.as_str(), "payment.created" | "payment.updated") || event.account_deleted {
+        return None;
+    }
+    let data = &event.data;
+    Some(serde_json::json!({
+        "id": data.get("id")?,
+        "currency": data.get("currency")?,
+        "amount": data.get("amount")?,
+        "method": data.get("method")?,
+        "received_at": data.get("received_at")?,
+        "from": data.get("previous_status").cloned().unwrap_or_default(),
+        "to": data.get("status")?,
+    }))
 }

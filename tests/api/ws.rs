@@ -759,6 +759,54 @@ async fn events_about_an_account_in_a_portfolio_reach_only_who_may_work_it() {
     );
 }
 
+/// Issue 51: `stats.updated` carries how the statistics changed (each payment's
+/// currency, amount, method, received time and the status it left and took), so an open
+/// dashboard updates without reading them again; one goes per portfolio, reaching only
+/// those who work it.
+#[tokio::test]
+async fn stats_updated_carries_each_payment_change_to_who_works_its_portfolio() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let outsider = app.user(Role::Agent).await;
+    let (_, portfolio) = status_json(app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Stats"})).await).await;
+    let private = app.account(&admin.token, json!({"portfolio_id": portfolio["id"]})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let open = app.account(&admin.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let mut managing = authed(&app, &admin.token, &["stats"]).await;
+    let mut outside = authed(&app, &outsider.token, &["stats"]).await;
+
+    let paid = pay(&app, &admin.token, &private, "40.00").await;
+    let update = expect(&mut managing, "stats.updated", |_| true).await;
+    assert_eq!(update["data"]["truncated"], false, "{update}");
+    let mut change = update["data"]["payments"][0].clone();
+    let received = crate::helpers::instant(&change["received_at"]);
+    assert!((received - crate::helpers::instant(&paid["received_at"])).num_microseconds() == Some(0));
+    change["received_at"] = Value::Null;
+    assert_eq!(update["data"]["payments"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        change,
+        json!({"id": paid["id"], "currency": "USD", "amount": "40.00", "method": "card",
+               "received_at": null, "from": null, "to": "completed"})
+    );
+    let refunded = app
+        .patch(
+            &format!("/api/v1/payments/{}", paid["id"].as_str().unwrap()),
+            &admin.token,
+            &json!({"status": "refunded"}),
+        )
+        .await;
+    assert_eq!(refunded.status(), StatusCode::OK);
+    let update = expect(&mut managing, "stats.updated", |_| true).await;
+    assert_eq!(update["data"]["payments"][0]["from"], "completed");
+    assert_eq!(update["data"]["payments"][0]["to"], "refunded");
+
+    let shown = pay(&app, &admin.token, &open, "5.00").await;
+    let seen = expect(&mut outside, "stats.updated", |_| true).await;
+    assert_eq!(seen["data"]["payments"][0]["id"], shown["id"], "the outsider's first: {seen}");
+}
+
 /// Issue 44, item 4: a user with no read rights replaying `since 0` on eight sockets made
 /// ordinary reads 20x slower, each replay reading a thousand rows of other people's
 /// events to send none. A replay now reads what its user may see: here nothing, found in

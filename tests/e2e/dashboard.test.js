@@ -88,6 +88,30 @@ suite("dashboard", setup, (test) => {
     await page.context().close();
   });
 
+  test("a payment updates the open dashboard's collected figures from its live event, without reading the statistics again", async () => {
+    const page = await open("manager");
+    const statsReads = [];
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/api/v1/payments/stats") statsReads.push(request.url());
+    });
+    await page.goto(`${BASE}/#/dashboard?agent=${people.busy.id}`);
+    const caption = page.locator("#collected figcaption", { hasText: "EUR" });
+    await caption.waitFor();
+    const before = await caption.textContent();
+    const today = Number(/Today ([\d,.]+) EUR/.exec(before)[1].replaceAll(",", ""));
+    await page.locator("#dashboard-updated", { hasText: "Updated" }).waitFor();
+    assert.equal(statsReads.length, 1, statsReads.join("\n"));
+    const admin = await login("admin");
+    const account = await api(admin.access_token, "POST", "/accounts", {
+      debtor_name: "Live Dashboard", original_balance: "90.00", currency: "EUR", assigned_agent_id: people.busy.id,
+    });
+    await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "7.25", currency: "EUR", method: "card" });
+    const expected = (today + 7.25).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    await page.waitForFunction((amount) => document.querySelector("#collected figcaption")?.textContent.includes(`Today ${amount} EUR`), expected);
+    assert.equal(statsReads.length, 1, "the chart took the change from the event");
+    await page.context().close();
+  });
+
   test("the dashboard fits a phone, for a manager and an admin", async () => {
     for (const role of ["manager", "admin"]) {
       for (const [size, options] of [["desktop", undefined], ["phone", PHONE]]) {
