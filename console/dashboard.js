@@ -40,6 +40,19 @@ function collectedOf(group) {
   return group.collected.map((c) => money(c.amount, c.currency)).join(", ") || "—";
 }
 
+// The money collected, as a link to the completed payments behind it in the payments
+// screen: the period's, of the accounts `agent` holds now (`unassigned`: of none; no
+// agent: every account's).
+function collectedLink(group, period, agent) {
+  const text = collectedOf(group);
+  if (!group.collected.length) return text;
+  const params = new URLSearchParams(Object.entries({ status: "completed", ...period, assigned_agent_id: agent }).filter(([, v]) => v));
+  return h("a", {
+    href: `#/payments?${params}`,
+    title: "The completed payments of the period, days in your time zone; KPIs count them for the agent who held the account that day",
+  }, text);
+}
+
 // A contact channel (an activity's type) as a person names it.
 const CHANNEL_NAMES = { call: "Calls", sms: "Text messages", whatsapp: "WhatsApp", email: "Email", letter: "Letters", visit: "Visits" };
 const channelName = (channel) => CHANNEL_NAMES[channel] || channel;
@@ -149,7 +162,10 @@ export function dashboardScreen(main, _args, params) {
         searchLink(words(f.value), { status: f.value, assigned_agent_id: filters.agent }), String(f.count), sums(f.sums || []),
       ])),
     );
-    const agentRow = (g) => [
+    const period = { from: report.from, to: report.to };
+    // The payments screen filters by agent, not by team: with a team chosen, the total
+    // has no payments list that holds exactly its money.
+    const agentRow = (g, all = false) => [
       g.key ? searchLink(agentName(g), { assigned_agent_id: g.key }) : "No agent",
       String(g.accounts_worked),
       String(g.contact_attempts),
@@ -157,14 +173,14 @@ export function dashboardScreen(main, _args, params) {
       String(g.promises_made),
       rate(g.promise_kept_rate),
       rate(g.cure_rate),
-      collectedOf(g),
+      all && filters.team && !filters.agent ? collectedOf(g) : collectedLink(g, period, all ? filters.agent : g.key ?? "unassigned"),
     ];
     clear(
       kpis,
       h("h2", { id: "kpi-title" }, `Agents, ${report.from} to ${report.to}`),
       table("KPIs per agent",
         ["Agent", DEFINED.worked, DEFINED.attempts, DEFINED.rpc, DEFINED.promises, DEFINED.kept, DEFINED.cure, DEFINED.collected],
-        [...report.groups.map(agentRow), [h("strong", {}, "All"), ...agentRow(report.total).slice(1)]]),
+        [...report.groups.map((g) => agentRow(g)), [h("strong", {}, "All"), ...agentRow(report.total, true).slice(1)]]),
       // Which channels reach debtors: the agents' attempts together, per channel.
       report.total.channels.length
         ? table("Contact by channel", ["Channel", DEFINED.attempts, "Right party", DEFINED.rpc], report.total.channels.map((c) => [

@@ -61,6 +61,11 @@ suite("dashboard", setup, (test) => {
     assert.ok(text.includes(`"'=HYPERLINK(""http://x.example"",""E2E ${run}"")"`), `the name is kept as text: ${text}`);
     assert.ok(!/^=|,=/m.test(text.replace(/^\ufeff/, "")), "no field starts a formula");
 
+    // The money collected leads to the completed payments behind it.
+    const paymentsLink = kpis.getByRole("link", { name: /120\.00 EUR/ }).first();
+    const href = await paymentsLink.getAttribute("href");
+    assert.match(href, new RegExp(`^#/payments\\?status=completed&from=\\d{4}-\\d\\d-\\d\\d&to=\\d{4}-\\d\\d-\\d\\d&assigned_agent_id=${people.busy.id}$`));
+
     // One agent: the URL says so, and the table holds them alone (and all).
     await form.getByLabel("Agent").selectOption(people.busy.id);
     await form.getByRole("button", { name: "Show" }).click();
@@ -85,6 +90,11 @@ suite("dashboard", setup, (test) => {
     await page.locator("table", { hasText: "By days past due" }).getByRole("link", { name: "120+", exact: true }).click();
     await page.waitForURL(/#\/search\?bucket=120%2B&assigned_agent_id=/);
     await page.getByText("Dana Dashboard").first().waitFor();
+    // The collected figure's payments: the agent's completed ones of the period.
+    await page.goto(`${BASE}/${href}`);
+    await page.getByRole("heading", { name: /^Payments/ }).first().waitFor();
+    await page.locator("table", { hasText: "Dana Dashboard" }).first().waitFor();
+    assert.ok((await page.locator("tbody tr", { hasText: "Dana Dashboard" }).first().textContent()).includes("120.00 EUR"));
     await page.context().close();
   });
 
