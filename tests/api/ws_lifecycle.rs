@@ -307,18 +307,20 @@ async fn a_payment_status_change_sends_payment_updated_with_the_payment() {
     let mut by_payments = authed(&app, &manager.token, &["payments"]).await;
     let body = json!({"amount": "40.00", "currency": "USD", "method": "card", "status": "pending"});
     let pending = app.create_payment(&manager.token, &account, &body).await;
-    for (change, status) in [
-        (json!({"status": "completed"}), "completed"),
-        (json!({"status": "refunded"}), "refunded"),
+    for (change, before, status) in [
+        (json!({"status": "completed"}), "pending", "completed"),
+        (json!({"status": "refunded"}), "completed", "refunded"),
     ] {
         let changed = patch_payment(&app, &manager.token, &pending["id"], change).await;
         assert_eq!(changed["status"], status);
         for socket in [&mut by_account, &mut by_payments] {
-            let event = expect(socket, "payment.updated", |m| m["data"]["status"] == status).await;
+            let mut event = expect(socket, "payment.updated", |m| m["data"]["status"] == status).await;
+            let left = event["data"].as_object_mut().unwrap().remove("previous_status");
+            assert_eq!(left, Some(json!(before)), "it says the status the payment left");
             assert_eq!(
                 comparable(&event["data"]),
                 comparable(&changed),
-                "the event carries the payment as the API answers it"
+                "the event carries the payment as the API answers it, and the status it left"
             );
             assert!(event["id"].as_i64().unwrap() > 0 && event["at"].is_string());
         }
