@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
@@ -93,12 +95,63 @@ pub async fn scoped(pool: &PgPool, caller: &Principal, mut query: AccountQuery) 
     Ok(query)
 }
 
+/// How long a search scope read from SQL answers a user's searches. As for sessions
+/// (`auth::session_cache::TTL`): the process that grants, revokes or changes a user
+/// forgets every scope at once, so there the change is immediate, and other API
+/// processes (and changes made in SQL) follow within this.
+pub const SCOPE_TTL: Duration = Duration::from_secs(2);
+/// Scopes kept at most; past it, expired ones are dropped (all, if none expired).
+const SCOPES_KEPT: usize = 100_000;
+
+/// The search scopes read recently, by user and role. A search otherwise costs one SQL
+/// read of the grants, and it was the only statement of one (docs/benchmarks.md).
+#[derive(Default)]
+struct Scopes {
+    /// Counts the forgettings: a scope read before one is not kept after it.
+    generation: u64,
+    read: HashMap<(Uuid, Role), (Instant, Vec<Uuid>)>,
+}
+
+static SCOPES: LazyLock<Mutex<Scopes>> = LazyLock::new(Default::default);
+
+fn scopes() -> std::sync::MutexGuard<'static, Scopes> {
+    SCOPES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Forgets every search scope read: a grant, a revoke or a user's new team or role may
+/// change anyone's (a manager's spans their team's members).
+pub fn forget_scopes() {
+    let mut scopes = scopes();
+    scopes.generation += 1;
+    scopes.read.clear();
+}
+
 /// What [`AccountQuery::portfolio_scope`] limits `caller`'s searches to.
 pub async fn search_scope(pool: &PgPool, caller: &Principal) -> Result<Option<Vec<Uuid>>> {
     if caller.can(Action::WorkEveryPortfolio) {
         return Ok(None);
     }
-    Ok(scope(&mut *pool.acquire().await?, caller).await?.into_search())
+    let key = (caller.user_id, caller.role);
+    let generation = {
+        let scopes = scopes();
+        if let Some((_, granted)) = scopes.read.get(&key).filter(|(read, _)| read.elapsed() < SCOPE_TTL) {
+            return Ok(Some(granted.clone()));
+        }
+        scopes.generation
+    };
+    let read = Instant::now();
+    let granted = scope(&mut *pool.acquire().await?, caller).await?.into_search();
+    let mut scopes = scopes();
+    if let Some(granted) = granted.as_ref().filter(|_| scopes.generation == generation) {
+        if scopes.read.len() >= SCOPES_KEPT {
+            scopes.read.retain(|_, (at, _)| at.elapsed() < SCOPE_TTL);
+            if scopes.read.len() >= SCOPES_KEPT {
+                scopes.read.clear();
+            }
+        }
+        scopes.read.insert(key, (read, granted.clone()));
+    }
+    Ok(granted)
 }
 
 /// Portfolio `id` locked for a change: 404 when there is none, 409 when it is deleted
@@ -203,6 +256,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, portfolio: Uuid, body: New
         .await?
         .ok_or_else(|| Error::new(Code::Conflict, "this portfolio is already granted to them"))?;
     tx.commit().await?;
+    forget_scopes();
     Ok(row)
 }
 
@@ -213,6 +267,7 @@ pub async fn revoke(pool: &PgPool, caller: &Principal, portfolio: Uuid, grant: U
         return Err(Error::not_found("grant"));
     }
     tx.commit().await?;
+    forget_scopes();
     Ok(())
 }
 

@@ -171,6 +171,8 @@ pub async fn update(pool: &PgPool, caller: &Principal, id: Uuid, body: UpdateUse
     let row = users::update(pool, caller.user_id, id, &change)
         .await?
         .ok_or_else(|| Error::not_found("user"))?;
+    // A new team or role may change whose accounts anyone's searches span.
+    super::portfolios::forget_scopes();
     tracing::info!(user_id = %id, role = row.role, disabled = row.disabled, "user updated");
     Ok(UserView::from(&row))
 }

@@ -212,3 +212,56 @@ async fn a_portfolio_is_granted_to_a_user_who_works_accounts_or_to_a_team_once_e
         ["portfolio_grant.delete", "portfolio_grant.create", "portfolio_grant.create"]
     );
 }
+
+/// How many accounts a search for "sought" finds for the holder of `token`.
+async fn sought(app: &TestApp, token: &str) -> u64 {
+    let (status, page) = status_json(app.get("/api/v1/accounts?q=sought", token).await).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    page["total"].as_u64().unwrap()
+}
+
+/// The accounts an agent's searches span: after a grant or revoke through the API, from
+/// the next search; after one made elsewhere (another API process, SQL), within
+/// `SCOPE_TTL`, as a revoked session is refused (the scope a search reads is kept that
+/// long; docs/features/portfolios.md).
+#[tokio::test]
+async fn a_search_follows_a_grant_at_once_here_and_within_the_scope_ttl_from_elsewhere() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let agent = app.user(Role::Agent).await;
+    let portfolio = id_of(&create(&app, &admin.token, json!({"name": "Scoped"})).await);
+    app.account(&admin.token, json!({"portfolio_id": portfolio, "debtor_name": "Scope Sought"}))
+        .await;
+    crate::helpers::eventually("the account is indexed", || async { sought(&app, &admin.token).await == 1 }).await;
+    let found = || sought(&app, &agent.token);
+    assert_eq!(found().await, 0, "not granted: read and kept");
+    let grants = format!("/api/v1/portfolios/{portfolio}/grants");
+    let grant = id_of(&app.create(&admin.token, &grants, &json!({"user_id": agent.id})).await);
+    assert_eq!(found().await, 1, "granted here: the next search");
+    let revoked = app.delete(&format!("{grants}/{grant}"), &admin.token).await;
+    assert!(revoked.status().is_success());
+    let kept_at = std::time::Instant::now();
+    assert_eq!(found().await, 0, "revoked here: the next search");
+
+    // Granted in SQL, as another process would: the kept scope answers until it expires.
+    sqlx::query("INSERT INTO portfolio_grants (id, portfolio_id, user_id, granted_by) VALUES ($1, $2::uuid, $3, $4)")
+        .bind(uuid::Uuid::now_v7())
+        .bind(&portfolio)
+        .bind(agent.id)
+        .bind(admin.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let granted_at = std::time::Instant::now();
+    let first = found().await;
+    if kept_at.elapsed() < std::time::Duration::from_secs(1) {
+        assert_eq!(first, 0, "the scope read a moment ago answers: no SQL read per search");
+    }
+    while found().await == 0 {
+        assert!(
+            granted_at.elapsed() < arrears::service::portfolios::SCOPE_TTL + std::time::Duration::from_secs(1),
+            "the grant made elsewhere counts within the scope's time to live"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
