@@ -185,17 +185,18 @@ async fn main() {
         .await;
         report.print(name);
     }
+    // Each kind of the mix alone, from wrk: its throughput, latency and CPU per request.
     for (kind, name) in support::KINDS.iter().enumerate() {
-        let (base, token, clients) = (server.base.clone(), token.clone(), clients.clone());
-        let report = support::closed_loop(CONNECTIONS, kind_seconds, move |w, n| {
-            support::send(
-                clients[w]
-                    .get(format!("{base}/api/v1/accounts?{}", support::kind_query(kind, w * 1000 + n)))
-                    .bearer_auth(&token),
-            )
-        })
-        .await;
-        report.print(&format!("  {name} alone"));
+        let paths: Vec<String> = (0..300)
+            .map(|n| format!("/api/v1/accounts?{}", support::kind_query(kind, n)))
+            .collect();
+        let load = support::WrkLoad {
+            method: "GET",
+            paths: &paths,
+            body: None,
+        };
+        let label = format!("  {name} alone, 32 connections");
+        support::wrk_load(&label, &server.base, &load, std::slice::from_ref(&token), CONNECTIONS, kind_seconds).await;
     }
 
     // The mix from a separate process, with the server's memory at its peak (this
@@ -208,12 +209,35 @@ async fn main() {
     };
     let peak = support::PeakRss::start();
     let label = "search mix from wrk, 32 connections";
-    if support::wrk_load(label, &server.base, &load, std::slice::from_ref(&token), CONNECTIONS, seconds)
-        .await
-        .is_some()
-    {
+    let searched = support::wrk_load(label, &server.base, &load, std::slice::from_ref(&token), CONNECTIONS, seconds).await;
+    if searched.is_some() {
         let (anon, all) = peak.peaks_mib();
         println!("{label}: server peak RSS {all:.0} MiB ({anon:.0} MiB anonymous, the rest the index's mapped files)");
+    }
+    // The same run's floor: an authenticated request that searches nothing (token check,
+    // rate limits, routing, compression, the answer), so the search's own share of the
+    // cost is visible, and comparable across noisy machines.
+    let me = format!("{}/api/v1/auth/me", server.base);
+    let floor = support::wrk_load(
+        "floor: GET /auth/me from wrk, 32 connections",
+        &me,
+        &support::WrkLoad {
+            method: "GET",
+            paths: &[],
+            body: None,
+        },
+        std::slice::from_ref(&token),
+        CONNECTIONS,
+        seconds,
+    )
+    .await;
+    if let (Some(searched), Some(floor)) = (searched, floor) {
+        println!(
+            "search mix at {:.0}% of the floor's throughput ({:.0} of {:.0} req/s)",
+            100.0 * searched.requests_per_second / floor.requests_per_second,
+            searched.requests_per_second,
+            floor.requests_per_second
+        );
     }
 
     // From a separate process: the filter search of the mix, and the dashboard's
