@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{self, Message, http};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, TestUser, eventually, spawn_app, spawn_app_with, spawn_peer, status_json};
+use crate::helpers::{TestApp, TestUser, eventually, id_of, spawn_app, spawn_app_with, spawn_peer, status_json};
 
 pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -700,6 +700,24 @@ async fn events_of_deleted_accounts_reach_only_who_may_read_them() {
     assert_eq!(hidden["data"]["id"], secret["id"]);
 }
 
+/// An account in a portfolio granted to `granted` (to no one without), and one in none.
+async fn private_and_open(app: &TestApp, admin: &TestUser, granted: Option<&TestUser>) -> (String, String) {
+    let (status, portfolio) = status_json(
+        app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Private"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{portfolio}");
+    if let Some(granted) = granted {
+        let grants = format!("/api/v1/portfolios/{}/grants", portfolio["id"].as_str().unwrap());
+        let granting = app.post(&grants, Some(&admin.token), &json!({"user_id": granted.id})).await;
+        assert_eq!(granting.status(), StatusCode::CREATED);
+    }
+    let private = app.account(&admin.token, json!({"portfolio_id": portfolio["id"]})).await;
+    let open = app.account(&admin.token, json!({})).await;
+    (id_of(&private), id_of(&open))
+}
+
 /// An agent subscribed to `payments` was sent every payment's event, with its amount,
 /// reference and account number, in portfolios they may not work (issue 51, found while
 /// scoping `stats.updated`). A shared event about an account in a portfolio now reaches,
@@ -711,20 +729,7 @@ async fn events_about_an_account_in_a_portfolio_reach_only_who_may_work_it() {
     let admin = app.user(Role::Admin).await;
     let granted = app.user(Role::Agent).await;
     let outsider = app.user(Role::Agent).await;
-    let (status, portfolio) = status_json(
-        app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Private"}))
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{portfolio}");
-    let grants = format!("/api/v1/portfolios/{}/grants", portfolio["id"].as_str().unwrap());
-    let granting = app.post(&grants, Some(&admin.token), &json!({"user_id": granted.id})).await;
-    assert_eq!(granting.status(), StatusCode::CREATED);
-    let private = app.account(&admin.token, json!({"portfolio_id": portfolio["id"]})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let open = app.account(&admin.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let (private, open) = private_and_open(&app, &admin, Some(&granted)).await;
     let mut inside = authed(&app, &granted.token, &["payments"]).await;
     let mut outside = authed(&app, &outsider.token, &["payments"]).await;
 
@@ -768,12 +773,7 @@ async fn stats_updated_carries_each_payment_change_to_who_works_its_portfolio() 
     let app = spawn_app().await;
     let admin = app.user(Role::Admin).await;
     let outsider = app.user(Role::Agent).await;
-    let (_, portfolio) = status_json(app.post("/api/v1/portfolios", Some(&admin.token), &json!({"name": "Stats"})).await).await;
-    let private = app.account(&admin.token, json!({"portfolio_id": portfolio["id"]})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let open = app.account(&admin.token, json!({})).await["id"].as_str().unwrap().to_owned();
+    let (private, open) = private_and_open(&app, &admin, None).await;
     let mut managing = authed(&app, &admin.token, &["stats"]).await;
     let mut outside = authed(&app, &outsider.token, &["stats"]).await;
 
