@@ -130,8 +130,8 @@ export function paymentsScreen(main, _args, params) {
     const [stats, first, failed, decided] = await Promise.all([
       api("GET", "/payments/stats", { params: { tz, from: state.from, to: state.to, interval: state.interval } }),
       page(),
-      api("GET", "/payments", { params: { ...list, status: "failed", page_size: 1, facets: "method,failure_reason" } }),
-      api("GET", "/payments", { params: { ...list, status: "completed,failed", page_size: 1, facets: "method" } }),
+      api("GET", "/payments", { params: { ...list, status: "failed", page_size: 0, facets: "method,failure_reason" } }),
+      api("GET", "/payments", { params: { ...list, status: "completed,failed", page_size: 0, facets: "method" } }),
     ]);
     const period = INTERVALS.find(([v]) => v === state.interval)?.[1].toLowerCase() ?? "day";
     clear(analytics,

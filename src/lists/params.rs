@@ -181,10 +181,19 @@ pub mod schema {
 
     /// Rows per page.
     pub fn page_size() -> RefOr<Schema> {
+        rows_from(1)
+    }
+
+    /// Rows per page of a search: 0 answers only the total and the facets.
+    pub fn search_page_size() -> RefOr<Schema> {
+        rows_from(0)
+    }
+
+    fn rows_from(minimum: u32) -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
             .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
-            .minimum(Some(1))
+            .minimum(Some(minimum))
             .maximum(Some(MAX_PAGE_SIZE))
             .default(Some(DEFAULT_PAGE_SIZE.into()))
             .into()
@@ -273,9 +282,19 @@ impl Value<'_> {
 
     /// A page size from 1 to [`MAX_PAGE_SIZE`]; the default when refused.
     pub fn page_size(&mut self) -> usize {
+        self.rows_from(1)
+    }
+
+    /// A search's page size from 0 (the total and facets only, no rows) to
+    /// [`MAX_PAGE_SIZE`]; the default when refused.
+    pub fn search_page_size(&mut self) -> usize {
+        self.rows_from(0)
+    }
+
+    fn rows_from(&mut self, minimum: usize) -> usize {
         self.one(
-            |v| v.parse::<usize>().ok().filter(|n| (1..=MAX_PAGE_SIZE as usize).contains(n)),
-            &format!("a number from 1 to {MAX_PAGE_SIZE}"),
+            |v| v.parse::<usize>().ok().filter(|n| (minimum..=MAX_PAGE_SIZE as usize).contains(n)),
+            &format!("a number from {minimum} to {MAX_PAGE_SIZE}"),
         )
         .unwrap_or(DEFAULT_PAGE_SIZE as usize)
     }

@@ -91,7 +91,9 @@ const PARAMS: &[Param<Request>] = &[
         schema::text,
         |r, v| r.sort = v.one(parse_sort, SORTS),
     ),
-    Param::new("page_size", "", schema::page_size, |r, v| r.query.page_size = v.page_size()),
+    Param::new("page_size", "", schema::search_page_size, |r, v| {
+        r.query.page_size = v.search_page_size()
+    }),
     Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
         r.cursor = Some(v.raw().to_owned())
     }),

@@ -719,6 +719,108 @@ pub async fn filters_over_a_large_segment(index: &dyn SearchIndex) {
     }
 }
 
+/// Searches for no rows (the dashboard's portfolio), whose answers the embedded backend
+/// keeps per large segment: asked twice (counted, then kept), and again after changes
+/// and deletions landed, each answer equals the same search with rows (counted afresh)
+/// and a count over the documents themselves.
+pub async fn counts_without_rows_over_a_large_segment(index: &dyn SearchIndex) {
+    const STATUSES: [AccountStatus; 3] = [AccountStatus::Active, AccountStatus::Delinquent, AccountStatus::PaymentPlan];
+    let portfolios = [Uuid::new_v4(), Uuid::new_v4()];
+    // Two indexing threads split one batch into two segments, each above the embedded
+    // backend's 16,384-document threshold for keeping answers.
+    let mut docs: Vec<AccountDoc> = (0..40_000i64)
+        .map(|n| {
+            let mut d = doc(&format!("Counted {n}"), 1);
+            d.status = STATUSES[(n * 7 % 3) as usize];
+            d.currency = ["USD", "EUR", "GBP"][(n % 3) as usize].into();
+            d.current_balance = Decimal::new(n * 37 % 100_000, 2);
+            d.due_date = (n % 11 != 0).then(|| today() - Duration::days(n * 13 % 200 - 20));
+            d.portfolio_id = (n % 4 != 0).then(|| portfolios[(n % 2) as usize]);
+            d
+        })
+        .collect();
+    put(index, &docs).await;
+    let cases = [
+        AccountQuery {
+            facets: vec![Facet::Status, Facet::Bucket],
+            page_size: 0,
+            ..query()
+        },
+        AccountQuery {
+            facets: vec![Facet::Bucket, Facet::Status],
+            portfolio_scope: Some(vec![portfolios[0]]),
+            statuses: vec![AccountStatus::Delinquent, AccountStatus::PaymentPlan],
+            page_size: 0,
+            ..query()
+        },
+    ];
+    let in_case =
+        |case: usize, d: &AccountDoc| case == 0 || (d.portfolio_id.is_none_or(|p| p == portfolios[0]) && d.status != AccountStatus::Active);
+    let check = |docs: Vec<AccountDoc>, round: &'static str| {
+        let cases = cases.clone();
+        async move {
+            for (case, q) in cases.iter().enumerate() {
+                let counted = index.search(q.clone()).await.unwrap();
+                let with_rows = index.search(AccountQuery { page_size: 1, ..q.clone() }).await.unwrap();
+                assert!(counted.hits.is_empty(), "{round} case {case}: no rows");
+                assert_eq!(counted.total, with_rows.total, "{round} case {case}: total");
+                assert_eq!(counted.facets, with_rows.facets, "{round} case {case}: facets");
+                let matching: Vec<&AccountDoc> = docs.iter().filter(|d| in_case(case, d)).collect();
+                assert_eq!(
+                    counted.total,
+                    matching.len() as u64,
+                    "{round} case {case}: total over the documents"
+                );
+                let status = &counted.facets.iter().find(|(n, _)| *n == "status").unwrap().1;
+                for value in status {
+                    let holding: Vec<&&AccountDoc> = matching.iter().filter(|d| d.status.as_str() == value.value).collect();
+                    assert_eq!(value.count, holding.len() as u64, "{round} case {case}: {}", value.value);
+                    let mut sums: Vec<(String, Decimal)> = Vec::new();
+                    for d in holding {
+                        match sums.iter_mut().find(|(c, _)| *c == d.currency) {
+                            Some((_, sum)) => *sum += d.current_balance,
+                            None => sums.push((d.currency.clone(), d.current_balance)),
+                        }
+                    }
+                    sums.sort();
+                    let sums: Vec<(String, Decimal)> = sums.into_iter().map(|(c, s)| (c, s.normalize())).collect();
+                    assert_eq!(value.sums.clone(), Some(sums), "{round} case {case}: sums of {}", value.value);
+                }
+            }
+        }
+    };
+    check(docs.clone(), "counted").await;
+    check(docs.clone(), "kept").await;
+    // Changes: every fifth account moves to a newer segment with another status and
+    // balance; every seventh of the rest is deleted; every GBP one of a portfolio is
+    // taken out of it, so a currency leaves some tallies.
+    for (n, d) in docs.iter_mut().enumerate() {
+        if n % 5 == 0 {
+            d.status = AccountStatus::Delinquent;
+            d.current_balance = Decimal::new(20_000, 2);
+            d.search_version = 2;
+        } else if d.currency == "GBP" && d.portfolio_id.is_some() {
+            d.portfolio_id = Some(portfolios[1]);
+            d.search_version = 2;
+        }
+    }
+    let changed: Vec<AccountDoc> = docs.iter().filter(|d| d.search_version == 2).cloned().collect();
+    put(index, &changed).await;
+    let deleted: Vec<Uuid> = docs
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| n % 5 != 0 && n % 7 == 0)
+        .map(|(_, d)| d.id)
+        .collect();
+    index
+        .apply(deleted.iter().map(|id| IndexOp::tombstone(Entity::Account, *id, 3)).collect())
+        .await
+        .unwrap();
+    docs.retain(|d| !deleted.contains(&d.id));
+    check(docs.clone(), "after changes").await;
+    check(docs, "kept after changes").await;
+}
+
 fn bucket_of(d: &AccountDoc) -> Bucket {
     Bucket::from_days_past_due(arrears::domain::account::days_past_due(d.due_date, d.status, today()))
 }
@@ -825,7 +927,11 @@ pub async fn facets(index: &dyn SearchIndex) {
         facets: vec![Facet::Status, Facet::Bucket, Facet::AssignedAgent, Facet::Tags],
         ..query()
     };
-    let page = index.search(q).await.unwrap();
+    let page = index.search(q.clone()).await.unwrap();
+    // A page of none answers the same total and facets, without rows or a cursor.
+    let counts = index.search(AccountQuery { page_size: 0, ..q }).await.unwrap();
+    assert_eq!((counts.hits.len(), counts.next, counts.total), (0, None, page.total));
+    assert_eq!(counts.facets, page.facets);
     let facet = |name: &str| page.facets.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     let status = facet("status");
     // Balances are summed per currency, never across.
@@ -1692,6 +1798,7 @@ macro_rules! every_case {
             word_ranking_and_many_terms,
             filters_and_buckets,
             filters_over_a_large_segment,
+            counts_without_rows_over_a_large_segment,
             sort_and_cursor,
             facets,
             money_sums_stay_exact_past_two_to_the_53,

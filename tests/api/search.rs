@@ -217,6 +217,11 @@ async fn filters_sort_cursor_and_facets_over_http() {
     );
     assert_eq!(page["facets"]["tags"][0], json!({"value": "vip", "count": 4}));
     assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    // A page of none: the same total and facets, no rows, no cursor.
+    let counts = search(&app, &agent, "facets=status,tags,assigned_agent_id&page_size=0").await;
+    assert_eq!(counts["data"], json!([]));
+    assert_eq!(counts["next_cursor"], json!(null));
+    assert_eq!((&counts["total"], &counts["facets"]), (&page["total"], &page["facets"]));
     let page = search(&app, &agent, "facets=bucket").await;
     let mut totals = std::collections::BTreeMap::new();
     for bucket in page["facets"]["bucket"].as_array().unwrap() {

@@ -640,10 +640,12 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
 }
 
 /// A page of hits: one more than asked for, so the caller knows whether more follow.
+/// A page of none asks for no hits (`size: 0`), the requests each shard's request
+/// cache keeps.
 fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
     let mut body = json!({
         "query": query,
-        "size": page_size + 1,
+        "size": if page_size == 0 { 0 } else { page_size + 1 },
         "sort": order.sort(),
         "track_total_hits": true,
         "_source": { "excludes": EXCLUDED },

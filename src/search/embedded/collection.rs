@@ -20,6 +20,7 @@ use tantivy::{
 use tokio::sync::RwLock;
 use uuid::Uuid;
 
+use super::counts::KeptCounts;
 use super::dense::DenseColumns;
 use super::filter::KeptFilters;
 use super::schema::{self, Common, Kind};
@@ -77,6 +78,8 @@ pub struct Generation<K: Kind> {
     pub dense: Arc<DenseColumns>,
     /// Filter conditions' bits, per segment.
     pub kept: Arc<KeptFilters>,
+    /// Totals and facets of searches that ask for no rows, per segment.
+    pub counts: KeptCounts,
 }
 
 struct Targets<K: Kind> {
@@ -149,16 +152,18 @@ impl<K: Kind> Generation<K> {
             last_reload: Mutex::new(Instant::now()),
             dense: Arc::default(),
             kept: Arc::default(),
+            counts: KeptCounts::default(),
         })
     }
 
-    /// Reloads the reader and drops the decoded columns and kept filter bits of the segments it no longer
-    /// holds (merged away).
+    /// Reloads the reader and drops the decoded columns, kept filter bits and kept
+    /// counts of the segments it no longer holds (merged away).
     fn reload(&self) -> tantivy::Result<()> {
         self.reader.reload()?;
         let searcher = self.reader.searcher();
         self.dense.retain(&searcher);
         self.kept.retain(&searcher);
+        self.counts.retain(&searcher);
         Ok(())
     }
 

@@ -42,18 +42,36 @@ pub const BALANCE: &str = "balance";
 /// The column holding each document's currency, where a facet sums money.
 const CURRENCY: &str = "currency";
 
-/// The documents that hold a term, and their amounts (in ten-thousandths) by currency.
+/// The documents that hold a term, and by currency their number and amounts (in
+/// ten-thousandths).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TermTally {
     pub count: u64,
-    pub units: BTreeMap<String, i128>,
+    pub units: BTreeMap<String, (u64, i128)>,
 }
 
 impl TermTally {
     fn add(&mut self, other: TermTally) {
         self.count += other.count;
-        for (currency, units) in other.units {
-            *self.units.entry(currency).or_default() += units;
+        for (currency, (count, units)) in other.units {
+            let sum = self.units.entry(currency).or_default();
+            sum.0 += count;
+            sum.1 += units;
+        }
+    }
+
+    /// Takes away `other`'s documents (a part of these); a currency none are left in
+    /// goes, as it would from a tally of the rest.
+    fn subtract(&mut self, other: TermTally) {
+        self.count -= other.count;
+        for (currency, (count, units)) in other.units {
+            if let Some(sum) = self.units.get_mut(&currency) {
+                sum.0 -= count;
+                sum.1 -= units;
+                if sum.0 == 0 {
+                    self.units.remove(&currency);
+                }
+            }
         }
     }
 }
@@ -136,7 +154,9 @@ impl Cells {
             into.count += count;
             let currency = self.money.as_ref().and_then(|m| m.currency.term(column as u32));
             if let Some(currency) = currency.filter(|_| *count > 0) {
-                *into.units.entry(currency.to_owned()).or_default() += units;
+                let sum = into.units.entry(currency.to_owned()).or_default();
+                sum.0 += count;
+                sum.1 += units;
             }
         }
     }
@@ -146,6 +166,7 @@ impl Cells {
     }
 }
 
+#[derive(Clone)]
 pub struct PageFruit {
     pub hits: Vec<(Rank, SortKey, DocAddress)>,
     pub total: u64,
@@ -390,6 +411,33 @@ impl Collector for PageCollector {
     }
 }
 
+impl PageFruit {
+    /// Takes away `gone`'s total and facets, counted over a part of these documents.
+    pub fn subtract(&mut self, gone: PageFruit) {
+        self.total -= gone.total;
+        for (from, gone) in self.facets.iter_mut().zip(gone.facets) {
+            match (from, gone) {
+                (FacetCounts::Terms(from), FacetCounts::Terms(gone)) => {
+                    for (term, tally) in gone {
+                        if let Some(left) = from.get_mut(&term) {
+                            left.subtract(tally);
+                            if left.count == 0 {
+                                from.remove(&term);
+                            }
+                        }
+                    }
+                }
+                (FacetCounts::Bucket(from), FacetCounts::Bucket(gone)) => {
+                    for (slot, tally) in from.iter_mut().zip(gone) {
+                        slot.subtract(tally);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 impl PageSegment {
     fn count_facets(&mut self, doc: DocId) {
         if let Some(coded) = &mut self.coded {
@@ -468,6 +516,9 @@ impl PageSegment {
     fn take(&mut self, doc: DocId, score: Score) {
         self.total += 1;
         self.count_facets(doc);
+        if self.limit == 0 {
+            return;
+        }
         let key = match &self.sort_column {
             SegmentSort::Score => SortKey::Score(score),
             SegmentSort::I64(column) => column.i64(doc).map_or(SortKey::Missing, |v| SortKey::Int(i128::from(v))),

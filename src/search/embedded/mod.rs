@@ -7,6 +7,7 @@
 mod bands;
 mod collection;
 mod collector;
+mod counts;
 mod dense;
 mod digits;
 mod filter;
@@ -28,6 +29,7 @@ use uuid::Uuid;
 
 use self::collection::{Collection, Generation, blocking, internal};
 use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn, TermTally};
+use self::counts::KeptCollector;
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::{Accounts, Kind};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, SearchIndex, SearchPage};
@@ -69,7 +71,7 @@ fn sums_of(tally: TermTally) -> Vec<(String, Decimal)> {
     tally
         .units
         .into_iter()
-        .map(|(currency, units)| (currency, Decimal::from_i128_with_scale(units, 4).normalize()))
+        .map(|(currency, (_, units))| (currency, Decimal::from_i128_with_scale(units, 4).normalize()))
         .collect()
 }
 
@@ -195,10 +197,38 @@ fn account_collector(generation: &Generation<Accounts>, query: &AccountQuery, fa
         descending: query.sort.descending,
         sort_column: account_sort_column(query.sort.field),
         after: query.after,
-        limit: query.page_size + 1,
+        limit: fetched(query.page_size),
         facets,
         today_days: schema::epoch_days(query.today),
         dense: generation.dense.clone(),
+    }
+}
+
+/// Rows a page collects: one more than the page, to know whether another follows; none
+/// for a page of none.
+fn fetched(page_size: usize) -> usize {
+    if page_size == 0 { 0 } else { page_size + 1 }
+}
+
+/// Runs `collector`, through the kept counts when the search asks for no rows and its
+/// matches depend only on each segment and `key` (see [`counts`]).
+fn collect<K: Kind>(
+    generation: &Generation<K>,
+    searcher: &tantivy::Searcher,
+    query: &dyn tantivy::query::Query,
+    collector: PageCollector,
+    key: Option<String>,
+) -> tantivy::Result<PageFruit> {
+    match key.filter(|_| collector.limit == 0) {
+        Some(key) => searcher.search(
+            query,
+            &KeptCollector {
+                page: collector,
+                kept: &generation.counts,
+                key,
+            },
+        ),
+        None => searcher.search(query, &collector),
     }
 }
 
@@ -206,7 +236,15 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     let searcher = generation.searcher()?;
     let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
-    let mut fruit = searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?;
+    let segment_local = query.text.is_none() && query.contactable.is_none() && query.tier.is_none();
+    let key = segment_local.then(|| format!("{query:?}"));
+    let mut fruit = collect(
+        generation,
+        &searcher,
+        &tantivy_query,
+        account_collector(generation, query, specs.clone()),
+        key,
+    )?;
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
@@ -257,12 +295,13 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
         descending: query.sort.descending,
         sort_column,
         after: query.after,
-        limit: query.page_size + 1,
+        limit: fetched(query.page_size),
         facets: specs.clone(),
         today_days: 0,
         dense: generation.dense.clone(),
     };
-    let mut fruit = searcher.search(&tantivy_query, &collector)?;
+    let key = query.text.is_none().then(|| format!("{query:?}"));
+    let mut fruit = collect(generation, &searcher, &tantivy_query, collector, key)?;
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);

@@ -1,0 +1,199 @@
+//! The total and facets of a search that asks for no rows (`page_size=0`: the
+//! dashboard's portfolio, the Payments screen's counts), kept per segment.
+//!
+//! Elasticsearch keeps such answers per shard until the shard's next refresh. Here a
+//! segment's documents never change, so its answer over every document it holds, the
+//! deleted ones too, stays valid until it is merged away; a search subtracts what its
+//! currently deleted documents contribute (re-checked against the query, so a few
+//! thousand at most) and counts small segments afresh. Under a steady write load the
+//! large segment keeps its answer while each commit only adds deletions to it.
+//!
+//! Only searches whose matches depend on nothing but the segment and the query are
+//! kept: no text (a word's typo and prefix expansions are drawn from every segment's
+//! terms), and no condition on the current instant (its key would change each time).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::index::SegmentId;
+use tantivy::query::Weight;
+use tantivy::{DocId, DocSet, Opstamp, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
+
+use super::collector::{FacetCounts, PageCollector, PageFruit, PageSegment};
+
+/// Smaller segments are counted at each search: a few microseconds, and they come and
+/// go with every commit.
+const KEPT_FROM_DOCS: u32 = 16_384;
+
+/// Facet values the kept answers hold at most, over all of them (a value takes about
+/// 100 bytes): a facet over a field of many values keeps fewer answers.
+const VALUES_KEPT: usize = 65_536;
+
+/// Answers kept at most.
+const ANSWERS_KEPT: usize = 512;
+
+/// Kept answers by segment and query, and each large segment's deleted documents.
+#[derive(Default)]
+pub struct KeptCounts {
+    answers: Mutex<Answers>,
+    deleted: Mutex<HashMap<SegmentId, Deleted>>,
+}
+
+/// A segment's deleted documents, in order, as of its delete opstamp.
+struct Deleted {
+    opstamp: Option<Opstamp>,
+    docs: Arc<[DocId]>,
+}
+
+#[derive(Default)]
+struct Answers {
+    by_key: HashMap<(SegmentId, String), Arc<PageFruit>>,
+    values: usize,
+}
+
+fn values_in(fruit: &PageFruit) -> usize {
+    1 + fruit
+        .facets
+        .iter()
+        .map(|facet| match facet {
+            FacetCounts::Terms(terms) => terms.len(),
+            FacetCounts::Bucket(buckets) => buckets.len(),
+        })
+        .sum::<usize>()
+}
+
+impl KeptCounts {
+    fn answer(&self, segment: SegmentId, key: &str) -> Option<Arc<PageFruit>> {
+        let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        answers.by_key.get(&(segment, key.to_owned())).cloned()
+    }
+
+    /// Keeps `fruit`, dropping arbitrary answers (random eviction) until it fits.
+    fn keep(&self, segment: SegmentId, key: &str, fruit: Arc<PageFruit>) {
+        let values = values_in(&fruit);
+        if values > VALUES_KEPT {
+            return;
+        }
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        while answers.values + values > VALUES_KEPT || answers.by_key.len() >= ANSWERS_KEPT {
+            let Some(evicted) = answers.by_key.keys().next().cloned() else {
+                break;
+            };
+            if let Some(dropped) = answers.by_key.remove(&evicted) {
+                answers.values -= values_in(&dropped);
+            }
+        }
+        if let Some(replaced) = answers.by_key.insert((segment, key.to_owned()), fruit) {
+            answers.values -= values_in(&replaced);
+        }
+        answers.values += values;
+    }
+
+    /// The segment's deleted documents, in order, listed once per delete opstamp.
+    fn deleted(&self, segment: &SegmentReader) -> Arc<[DocId]> {
+        let Some(alive) = segment.alive_bitset() else {
+            return Arc::from([]);
+        };
+        let id = segment.segment_id();
+        let opstamp = segment.delete_opstamp();
+        if let Some(seen) = self.deleted.lock().unwrap_or_else(|p| p.into_inner()).get(&id)
+            && seen.opstamp == opstamp
+        {
+            return seen.docs.clone();
+        }
+        let docs: Arc<[DocId]> = (0..segment.max_doc()).filter(|doc| alive.is_deleted(*doc)).collect();
+        let listed = Deleted {
+            opstamp,
+            docs: docs.clone(),
+        };
+        self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id, listed);
+        docs
+    }
+
+    /// Drops what was kept for segments `searcher` no longer has.
+    pub fn retain(&self, searcher: &Searcher) {
+        let live: std::collections::HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
+        let mut answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
+        let gone: Vec<_> = answers
+            .by_key
+            .keys()
+            .filter(|(segment, _)| !live.contains(segment))
+            .cloned()
+            .collect();
+        for key in gone {
+            if let Some(dropped) = answers.by_key.remove(&key) {
+                answers.values -= values_in(&dropped);
+            }
+        }
+        drop(answers);
+        self.deleted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|segment, _| live.contains(segment));
+    }
+}
+
+/// A [`PageCollector`] asking for no rows, whose answer for a large segment is kept
+/// under `key` (the query, as every one of its conditions prints).
+pub struct KeptCollector<'a> {
+    pub page: PageCollector,
+    pub kept: &'a KeptCounts,
+    pub key: String,
+}
+
+impl Collector for KeptCollector<'_> {
+    type Fruit = PageFruit;
+    type Child = PageSegment;
+
+    fn for_segment(&self, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<PageSegment> {
+        self.page.for_segment(segment_ord, segment)
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<PageFruit>) -> tantivy::Result<PageFruit> {
+        self.page.merge_fruits(fruits)
+    }
+
+    fn collect_segment(&self, weight: &dyn Weight, segment_ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<PageFruit> {
+        if segment.max_doc() < KEPT_FROM_DOCS {
+            return self.page.collect_segment(weight, segment_ord, segment);
+        }
+        let id = segment.segment_id();
+        let every = match self.kept.answer(id, &self.key) {
+            Some(kept) => kept,
+            None => {
+                let mut counting = self.page.for_segment(segment_ord, segment)?;
+                weight.for_each_no_score(segment, &mut |docs| {
+                    for doc in docs {
+                        counting.collect(*doc, 0.0);
+                    }
+                })?;
+                let every = Arc::new(counting.harvest());
+                self.kept.keep(id, &self.key, every.clone());
+                every
+            }
+        };
+        let mut fruit = PageFruit::clone(&every);
+        let deleted = self.kept.deleted(segment);
+        if !deleted.is_empty() {
+            let mut gone = self.page.for_segment(segment_ord, segment)?;
+            let mut scorer = weight.scorer(segment, 1.0)?;
+            for doc in deleted.iter().copied() {
+                if scorer.doc() < doc {
+                    scorer.seek(doc);
+                }
+                match scorer.doc() {
+                    TERMINATED => break,
+                    matched if matched == doc => gone.collect(doc, 0.0),
+                    _ => {}
+                }
+            }
+            fruit.subtract(gone.harvest());
+        }
+        Ok(fruit)
+    }
+}
