@@ -383,6 +383,27 @@ fn golden_account_text_search_with_combining_marks() {
     golden("account-text-search-marks", "analysis-pattern-tokenizer", search("accounts", body));
 }
 
+/// A page of none (`page_size=0`) is `size: 0`, the requests the shard request cache
+/// keeps, and carries no cursor: the total and aggregations count every match anyway.
+#[test]
+fn a_page_of_none_asks_for_no_hits_and_no_cursor() {
+    let query = AccountQuery {
+        page_size: 0,
+        after: Some(After {
+            key: SortKey::Int(42),
+            id: Uuid::nil(),
+        }),
+        facets: vec![Facet::Status],
+        ..AccountQuery::new(today())
+    };
+    let body = dsl::account_search(&query);
+    assert_eq!(body["size"], 0, "{body}");
+    assert!(body.get("search_after").is_none(), "{body}");
+    assert!(body["aggs"].get("status").is_some(), "{body}");
+    let body = dsl::account_search(&AccountQuery { page_size: 1, ..query });
+    assert_eq!((&body["size"], body.get("search_after").is_some()), (&json!(2), true));
+}
+
 #[test]
 fn elasticsearch_splits_words_where_the_embedded_backend_does() {
     let patterns: Vec<Value> = templates::apply_requests(&Names::new("arrears"), 0)

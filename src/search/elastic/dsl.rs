@@ -640,8 +640,9 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
 }
 
 /// A page of hits: one more than asked for, so the caller knows whether more follow.
-/// A page of none asks for no hits (`size: 0`), the requests each shard's request
-/// cache keeps.
+/// A page of none asks for no hits (`size: 0`, without a cursor: the total and the
+/// aggregations count every match either way), the requests each shard's request cache
+/// keeps.
 fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
     let mut body = json!({
         "query": query,
@@ -650,7 +651,7 @@ fn search_body(query: Value, order: Order, page_size: usize, after: Option<&Afte
         "track_total_hits": true,
         "_source": { "excludes": EXCLUDED },
     });
-    if let Some(after) = after {
+    if let Some(after) = after.filter(|_| page_size > 0) {
         body["search_after"] = order.search_after(after);
     }
     if !aggs.is_empty() {
