@@ -33,10 +33,15 @@ const VALUES_KEPT: usize = 65_536;
 /// Answers kept at most.
 const ANSWERS_KEPT: usize = 512;
 
+/// An answer's segment and query.
+type AnswerKey = (SegmentId, String);
+
 /// Kept answers by segment and query, and each large segment's deleted documents.
 #[derive(Default)]
 pub struct KeptCounts {
     answers: Mutex<Answers>,
+    /// A turn per answer being counted: the requests for it wait for the one counting.
+    counting: Mutex<HashMap<AnswerKey, Arc<Mutex<()>>>>,
     deleted: Mutex<HashMap<SegmentId, Deleted>>,
 }
 
@@ -48,7 +53,7 @@ struct Deleted {
 
 #[derive(Default)]
 struct Answers {
-    by_key: HashMap<(SegmentId, String), Arc<PageFruit>>,
+    by_key: HashMap<AnswerKey, Arc<PageFruit>>,
     values: usize,
 }
 
@@ -67,6 +72,41 @@ impl KeptCounts {
     fn answer(&self, segment: SegmentId, key: &str) -> Option<Arc<PageFruit>> {
         let answers = self.answers.lock().unwrap_or_else(|p| p.into_inner());
         answers.by_key.get(&(segment, key.to_owned())).cloned()
+    }
+
+    /// The answer kept for `key` on `segment`, or else counted by `count` and kept.
+    /// Requests for an answer being counted wait for it instead of counting the segment
+    /// too: the first requests after a large segment appears (a load, a merge) would
+    /// otherwise each count it, all at once.
+    fn answer_or_count(
+        &self,
+        segment: SegmentId,
+        key: &str,
+        count: impl FnOnce() -> tantivy::Result<PageFruit>,
+    ) -> tantivy::Result<Arc<PageFruit>> {
+        if let Some(kept) = self.answer(segment, key) {
+            return Ok(kept);
+        }
+        let turn = self
+            .counting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((segment, key.to_owned()))
+            .or_default()
+            .clone();
+        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(kept) = self.answer(segment, key) {
+            return Ok(kept);
+        }
+        let counted = count().map(Arc::new);
+        if let Ok(fruit) = &counted {
+            self.keep(segment, key, fruit.clone());
+        }
+        self.counting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(segment, key.to_owned()));
+        counted
     }
 
     /// Keeps `fruit`, dropping arbitrary answers (random eviction) until it fits.
@@ -162,21 +202,15 @@ impl Collector for KeptCollector<'_> {
         if segment.max_doc() < KEPT_FROM_DOCS {
             return self.page.collect_segment(weight, segment_ord, segment);
         }
-        let id = segment.segment_id();
-        let every = match self.kept.answer(id, &self.key) {
-            Some(kept) => kept,
-            None => {
-                let mut counting = self.page.for_segment(segment_ord, segment)?;
-                weight.for_each_no_score(segment, &mut |docs| {
-                    for doc in docs {
-                        counting.collect(*doc, 0.0);
-                    }
-                })?;
-                let every = Arc::new(counting.harvest());
-                self.kept.keep(id, &self.key, every.clone());
-                every
-            }
-        };
+        let every = self.kept.answer_or_count(segment.segment_id(), &self.key, || {
+            let mut counting = self.page.for_segment(segment_ord, segment)?;
+            weight.for_each_no_score(segment, &mut |docs| {
+                for doc in docs {
+                    counting.collect(*doc, 0.0);
+                }
+            })?;
+            Ok(counting.harvest())
+        })?;
         let mut fruit = PageFruit::clone(&every);
         let deleted = self.kept.deleted(segment);
         if !deleted.is_empty() {
@@ -195,5 +229,52 @@ impl Collector for KeptCollector<'_> {
             fruit.subtract(gone.harvest());
         }
         Ok(fruit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    fn answer(total: u64) -> PageFruit {
+        PageFruit {
+            hits: Vec::new(),
+            total,
+            facets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn requests_for_an_answer_being_counted_wait_for_it() {
+        let kept = Arc::new(KeptCounts::default());
+        let segment = SegmentId::generate_random();
+        let counted = Arc::new(AtomicUsize::new(0));
+        let requests: Vec<_> = (0..8)
+            .map(|_| {
+                let (kept, counted) = (kept.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    kept.answer_or_count(segment, "q", || {
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        Ok(answer(7))
+                    })
+                    .unwrap()
+                    .total
+                })
+            })
+            .collect();
+        let totals: Vec<u64> = requests.into_iter().map(|r| r.join().unwrap()).collect();
+        assert_eq!(totals, [7; 8]);
+        assert_eq!(counted.load(Ordering::SeqCst), 1, "one request counted, the others waited for it");
+        assert!(kept.counting.lock().unwrap().is_empty(), "no turn left behind");
+        // Another query, or a failed count, counts again.
+        let other = kept.answer_or_count(segment, "other", || Ok(answer(3))).unwrap();
+        assert_eq!(other.total, 3);
+        let failed = kept.answer_or_count(segment, "failing", || Err(tantivy::TantivyError::InternalError("no".into())));
+        assert!(failed.is_err());
+        assert_eq!(kept.answer_or_count(segment, "failing", || Ok(answer(5))).unwrap().total, 5);
     }
 }
