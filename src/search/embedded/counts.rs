@@ -33,6 +33,11 @@ const VALUES_KEPT: usize = 65_536;
 /// Answers kept at most.
 const ANSWERS_KEPT: usize = 512;
 
+/// The longest query kept (as it prints): the kept answers' keys take at most 8 MiB
+/// however long the filters a client sends. The dashboard's query prints in under a
+/// kilobyte, a hundred portfolios in scope add 4 KiB.
+const KEY_BYTES_KEPT: usize = 16 * 1024;
+
 /// An answer's segment and query.
 type AnswerKey = (SegmentId, String);
 
@@ -77,13 +82,17 @@ impl KeptCounts {
     /// The answer kept for `key` on `segment`, or else counted by `count` and kept.
     /// Requests for an answer being counted wait for it instead of counting the segment
     /// too: the first requests after a large segment appears (a load, a merge) would
-    /// otherwise each count it, all at once.
+    /// otherwise each count it, all at once. A query longer than [`KEY_BYTES_KEPT`] is
+    /// counted and not kept.
     fn answer_or_count(
         &self,
         segment: SegmentId,
         key: &str,
         count: impl FnOnce() -> tantivy::Result<PageFruit>,
     ) -> tantivy::Result<Arc<PageFruit>> {
+        if key.len() > KEY_BYTES_KEPT {
+            return count().map(Arc::new);
+        }
         if let Some(kept) = self.answer(segment, key) {
             return Ok(kept);
         }
@@ -276,5 +285,19 @@ mod tests {
         let failed = kept.answer_or_count(segment, "failing", || Err(tantivy::TantivyError::InternalError("no".into())));
         assert!(failed.is_err());
         assert_eq!(kept.answer_or_count(segment, "failing", || Ok(answer(5))).unwrap().total, 5);
+    }
+
+    #[test]
+    fn a_query_longer_than_the_bound_is_counted_and_not_kept() {
+        let kept = KeptCounts::default();
+        let segment = SegmentId::generate_random();
+        let long = "x".repeat(KEY_BYTES_KEPT + 1);
+        for _ in 0..2 {
+            assert_eq!(kept.answer_or_count(segment, &long, || Ok(answer(4))).unwrap().total, 4);
+        }
+        assert!(kept.answer(segment, &long).is_none());
+        let bounded = "x".repeat(KEY_BYTES_KEPT);
+        kept.answer_or_count(segment, &bounded, || Ok(answer(4))).unwrap();
+        assert!(kept.answer(segment, &bounded).is_some());
     }
 }
