@@ -211,15 +211,16 @@ fn fetched(page_size: usize) -> usize {
 }
 
 /// Runs `collector`, through the kept counts when the search asks for no rows and its
-/// matches depend only on each segment and `key` (see [`counts`]).
+/// matches depend only on each segment and the `key` it gives (see [`counts`]); the key
+/// is made only then.
 fn collect<K: Kind>(
     generation: &Generation<K>,
     searcher: &tantivy::Searcher,
     query: &dyn tantivy::query::Query,
     collector: PageCollector,
-    key: Option<String>,
+    key: impl FnOnce() -> Option<String>,
 ) -> tantivy::Result<PageFruit> {
-    match key.filter(|_| collector.limit == 0) {
+    match (collector.limit == 0).then(key).flatten() {
         Some(key) => searcher.search(
             query,
             &KeptCollector {
@@ -237,13 +238,12 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
     let segment_local = query.text.is_none() && query.contactable.is_none() && query.tier.is_none();
-    let key = segment_local.then(|| format!("{query:?}"));
     let mut fruit = collect(
         generation,
         &searcher,
         &tantivy_query,
         account_collector(generation, query, specs.clone()),
-        key,
+        || segment_local.then(|| format!("{query:?}")),
     )?;
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
@@ -300,7 +300,7 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
         today_days: 0,
         dense: generation.dense.clone(),
     };
-    let key = query.text.is_none().then(|| format!("{query:?}"));
+    let key = || query.text.is_none().then(|| format!("{query:?}"));
     let mut fruit = collect(generation, &searcher, &tantivy_query, collector, key)?;
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
