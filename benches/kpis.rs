@@ -5,9 +5,12 @@
 //! timed); 30 days per grouping and a whole year, each at `BENCH_CONNECTIONS`
 //! connections (4) for `BENCH_SECONDS` (10).
 //!
-//! The 30 days by agent again from `wrk` in a separate process.
+//! The 30 days and the year by agent again from `wrk` in a separate process, with the
+//! CPU a request cost the server and PostgreSQL.
 //!
-//! Run: `bin/bench kpis` (release build; needs PostgreSQL).
+//! Run: `bin/bench kpis` (release build; needs PostgreSQL). `BENCH_SEEDED=1` measures
+//! the requests again over the data the last run left, without seeding (a before and
+//! after of the request path on the same data).
 
 #[allow(dead_code)]
 mod support;
@@ -34,20 +37,9 @@ async fn timed(pool: &sqlx::PgPool, what: &str, sql: &'static str, rows: i64) {
     println!("seed {what}: {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
 }
 
-#[tokio::main]
-async fn main() {
-    let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as i64;
-    let connections = support::env_number("BENCH_CONNECTIONS", 4) as usize;
-    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
-    let (settings, pool) = support::fresh("kpis", 8).await;
-    let pool = &pool;
-    let server = support::start(settings).await;
-    let email = format!("kpi-bench-{}@example.com", Uuid::new_v4().simple());
-    let secret = "bench password 123";
-    let hash = password::hash(secret.to_owned()).await.unwrap();
-    arrears::store::users::insert(pool, &email, "Bench", Role::Manager, &hash)
-        .await
-        .unwrap();
+/// The agents and teams, `accounts` accounts with their activities, promises, payments
+/// and snapshots, the kept moves and days, each timed.
+async fn seed(pool: &sqlx::PgPool, accounts: i64) {
     for agent in 0..AGENTS {
         let team = format!("team {}", agent % TEAMS);
         arrears::store::users::insert_in_team(
@@ -179,8 +171,34 @@ async fn main() {
         "keep today up to now: {:.0} ms (every minute)",
         started.elapsed().as_secs_f64() * 1000.0
     );
+}
+
+#[tokio::main]
+async fn main() {
+    let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as i64;
+    let connections = support::env_number("BENCH_CONNECTIONS", 4) as usize;
+    let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
+    let seeded = std::env::var("BENCH_SEEDED").is_ok_and(|v| v == "1");
+    let (settings, pool) = match seeded {
+        true => support::existing("kpis", 8).await,
+        false => support::fresh("kpis", 8).await,
+    };
+    let pool = &pool;
+    let server = support::start(settings).await;
+    let email = format!("kpi-bench-{}@example.com", Uuid::new_v4().simple());
+    let secret = "bench password 123";
+    let hash = password::hash(secret.to_owned()).await.unwrap();
+    arrears::store::users::insert(pool, &email, "Bench", Role::Manager, &hash)
+        .await
+        .unwrap();
+    if seeded {
+        println!("measuring over the data an earlier run left (BENCH_SEEDED=1)");
+    } else {
+        seed(pool, accounts).await;
+    }
     let token = support::token(&server.base, &email, secret).await;
     let clients = support::clients(connections);
+    let today = Utc::now().date_naive();
     let month = format!("from={}&to={today}", today - chrono::Duration::days(29));
     let year = format!("from={}&to={today}", today - chrono::Duration::days(365));
     for (name, query) in [
@@ -197,7 +215,11 @@ async fn main() {
         .await;
         report.print(&format!("GET /api/v1/kpis {name}, {accounts} accounts, {connections} connections"));
     }
-    // The dashboard's request as a user meets it: from a separate process.
-    let url = format!("{}/api/v1/kpis?{month}&group_by=agent", server.base);
-    support::wrk("GET /api/v1/kpis 30 days by agent", "GET", &url, &[token], connections, seconds).await;
+    // The dashboard's requests as a user meets them: from a separate process, with the
+    // CPU each cost the server and PostgreSQL.
+    for (name, query) in [("30 days by agent", month), ("a year by agent", year)] {
+        let url = format!("{}/api/v1/kpis?{query}&group_by=agent", server.base);
+        let label = format!("GET /api/v1/kpis {name}");
+        support::wrk(&label, "GET", &url, std::slice::from_ref(&token), connections, seconds).await;
+    }
 }

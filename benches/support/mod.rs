@@ -59,12 +59,18 @@ const EMPTY_TABLES: &str = "TRUNCATE accounts, payments, activities, promises, e
 /// (`arrears-bench-<name>` in the temporary directory, emptied), and a pool of
 /// `connections` on the bench database, migrated and emptied.
 pub async fn fresh(name: &str, connections: u32) -> (Settings, PgPool) {
+    let (settings, pool) = existing(name, connections).await;
+    let _ = std::fs::remove_dir_all(&settings.data_dir);
+    sqlx::query(EMPTY_TABLES).execute(&pool).await.unwrap();
+    (settings, pool)
+}
+
+/// [`fresh`] without emptying anything: the data an earlier run of the benchmark left.
+pub async fn existing(name: &str, connections: u32) -> (Settings, PgPool) {
     let mut settings = bench_settings();
     settings.data_dir = std::env::temp_dir().join(format!("arrears-bench-{name}"));
-    let _ = std::fs::remove_dir_all(&settings.data_dir);
     let pool = arrears::store::connect(&settings.database_url, connections).await.unwrap();
     arrears::store::migrate(&pool).await.unwrap();
-    sqlx::query(EMPTY_TABLES).execute(&pool).await.unwrap();
     (settings, pool)
 }
 

@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
-use roaring::RoaringBitmap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -264,17 +263,40 @@ struct Sums {
     moves: BTreeMap<(String, String), (i64, i64)>,
 }
 
-/// The distinct accounts among `ordinals`. Sorted first: a roaring bitmap takes values in
-/// order at the end of each container, while values in random order move a container's
-/// array on every insert (what that cost a request: docs/benchmarks.md).
-fn distinct(mut ordinals: Vec<u32>) -> RoaringBitmap {
-    ordinals.sort_unstable();
-    ordinals.into_iter().collect()
+/// Accounts by ordinal, a bit each: a year's work rows name about 5,000,000 ordinals
+/// at 1,000,000 accounts, and setting a bit costs a memory write where sorting them
+/// into a roaring bitmap cost a comparison sort (what each cost a request:
+/// docs/benchmarks.md).
+#[derive(Default)]
+struct Ordinals {
+    words: Vec<u64>,
+}
+
+impl Ordinals {
+    /// Sets `ordinal`'s bit; whether it was clear.
+    fn insert(&mut self, ordinal: u32) -> bool {
+        let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let clear = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        clear
+    }
+
+    /// Clears the bits of `ordinals`, leaving the words allocated for the next group.
+    fn clear(&mut self, ordinals: &[u32]) {
+        for ordinal in ordinals {
+            if let Some(word) = self.words.get_mut((ordinal / 64) as usize) {
+                *word = 0;
+            }
+        }
+    }
 }
 
 impl Sums {
-    /// The figures, with `worked` the distinct accounts worked.
-    fn figures(self, worked: &RoaringBitmap) -> Figures {
+    /// The figures, with `worked` the number of distinct accounts worked.
+    fn figures(self, worked: u64) -> Figures {
         let mut opening: BTreeMap<&str, i64> = BTreeMap::new();
         for ((from, _), (accounts, _)) in &self.moves {
             *opening.entry(from.as_str()).or_default() += accounts;
@@ -296,7 +318,7 @@ impl Sums {
             })
             .collect();
         Figures {
-            accounts_worked: i64::try_from(worked.len()).unwrap_or(i64::MAX),
+            accounts_worked: i64::try_from(worked).unwrap_or(i64::MAX),
             contact_attempts: self.attempts,
             right_party_contacts: self.right_party,
             right_party_contact_rate: rate(self.right_party, self.attempts),
@@ -389,22 +411,31 @@ impl Tally {
     }
 
     fn finish(self) -> (Vec<Group>, Figures) {
-        let mut everyone = RoaringBitmap::new();
+        // One set of bits for the group at hand, cleared after it, and one for everyone.
+        let (mut group, mut everyone) = (Ordinals::default(), Ordinals::default());
+        let mut everyone_worked = 0;
         let mut groups: Vec<Group> = self
             .groups
             .into_iter()
             .map(|(key, mut sums)| {
-                let worked = distinct(std::mem::take(&mut sums.worked));
-                everyone |= &worked;
+                let ordinals = std::mem::take(&mut sums.worked);
+                let mut worked = 0;
+                for ordinal in &ordinals {
+                    if group.insert(*ordinal) {
+                        worked += 1;
+                        everyone_worked += u64::from(everyone.insert(*ordinal));
+                    }
+                }
+                group.clear(&ordinals);
                 Group {
                     key,
                     name: None,
-                    figures: sums.figures(&worked),
+                    figures: sums.figures(worked),
                 }
             })
             .collect();
         groups.sort_by(|a, b| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)));
-        (groups, self.total.figures(&everyone))
+        (groups, self.total.figures(everyone_worked))
     }
 }
 
@@ -603,6 +634,27 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
+
+    #[test]
+    fn accounts_worked_count_each_account_once_per_group_and_once_in_all() {
+        let roster = Roster::new(Vec::new());
+        let mut tally = Tally {
+            by: GroupBy::Bucket,
+            roster,
+            admitted: None,
+            groups: BTreeMap::new(),
+            total: Sums::default(),
+        };
+        let bytes = |ordinals: &[u32]| ordinals.iter().flat_map(|o| o.to_be_bytes()).collect::<Vec<u8>>();
+        // Two days' rows of one bucket, repeating an account, and another bucket sharing one.
+        tally.worked(None, Some("1-29"), None, &bytes(&[7, 64, 1_000_000]));
+        tally.worked(None, Some("1-29"), None, &bytes(&[64, 3]));
+        tally.worked(None, Some("30-59"), None, &bytes(&[3, 63, 65, 2_000_000]));
+        let (groups, total) = tally.finish();
+        let worked: Vec<(Option<String>, i64)> = groups.iter().map(|g| (g.key.clone(), g.figures.accounts_worked)).collect();
+        assert_eq!(worked, [(Some("1-29".to_owned()), 4), (Some("30-59".to_owned()), 4)]);
+        assert_eq!(total.accounts_worked, 7);
+    }
 
     #[test]
     fn the_period_opens_on_from_and_closes_after_to_or_today() {
