@@ -1,9 +1,9 @@
 //! Manager KPI latency: `GET /api/v1/kpis` over `BENCH_ACCOUNTS` accounts (default
 //! 1,000,000) with five activities each, a promise for one in five, a payment for one
 //! in two, spread over the last year, and the bucket snapshots of the last 30 days and of
-//! the day a year ago (the moves, the days that are over and today up to now kept first,
-//! timed); 30 days per grouping and a whole year, each at `BENCH_CONNECTIONS`
-//! connections (4) for `BENCH_SECONDS` (10).
+//! the day a year ago (the moves, the days that are over, the months whose days are all
+//! kept, and today up to now kept first, timed); 30 days per grouping and a whole year,
+//! each at `BENCH_CONNECTIONS` connections (4) for `BENCH_SECONDS` (10).
 //!
 //! The 30 days and the year by agent again from `wrk` in a separate process, with the
 //! CPU a request cost the server and PostgreSQL.
@@ -163,6 +163,7 @@ async fn seed(pool: &sqlx::PgPool, accounts: i64) {
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() * 1000.0 / days.len().max(1) as f64
     );
+    keep_months(pool).await;
     // What the scheduler does every minute: keep today up to now, so that a request
     // computes only the events since.
     let started = Instant::now();
@@ -170,6 +171,21 @@ async fn seed(pool: &sqlx::PgPool, accounts: i64) {
     println!(
         "keep today up to now: {:.0} ms (every minute)",
         started.elapsed().as_secs_f64() * 1000.0
+    );
+}
+
+/// What the scheduler keeps once the days of a month are: the months over whose every
+/// day is kept, timed.
+async fn keep_months(pool: &sqlx::PgPool) {
+    let started = Instant::now();
+    let months = arrears::store::kpis::months_to_keep(pool, Utc::now().date_naive()).await.unwrap();
+    for month in &months {
+        arrears::store::kpis::keep_month(pool, *month).await.unwrap();
+    }
+    println!(
+        "keep the figures of {} months: {:.1} s (once per month)",
+        months.len(),
+        started.elapsed().as_secs_f64()
     );
 }
 
@@ -193,6 +209,7 @@ async fn main() {
         .unwrap();
     if seeded {
         println!("measuring over the data an earlier run left (BENCH_SEEDED=1)");
+        keep_months(pool).await;
     } else {
         seed(pool, accounts).await;
     }

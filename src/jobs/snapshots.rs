@@ -2,8 +2,9 @@
 //! it; the day's row in `account_snapshot_days` lets one process take each day, and the
 //! others skip it. Then it keeps the bucket moves of the default KPI period, so the
 //! dashboard's first request of the day does not pay for them, the event figures of
-//! every day that is over and not kept (yesterday, and days a late write dropped), and
-//! today's up to now, so that a request computes only the last minute's events.
+//! every day that is over and not kept (yesterday, and days a late write dropped), those
+//! of every month whose days are all kept, and today's up to now, so that a request
+//! computes only the last minute's events.
 
 use std::time::Duration;
 
@@ -22,8 +23,8 @@ const CHECK_EVERY: Duration = Duration::from_secs(60);
 
 /// One look at `clock`'s now: takes today's (UTC) snapshot when it is not taken (how
 /// many accounts it holds), keeps the moves since yesterday's and the default period's,
-/// the days to keep and today so far. A step that fails is logged and the next ones still run; the first failure is
-/// the answer.
+/// the days to keep, the months to keep and today so far. A step that fails is logged
+/// and the next ones still run; the first failure is the answer.
 pub async fn pass(pool: &PgPool, clock: &Clock, shutdown: &watch::Receiver<bool>) -> Result<Option<u64>> {
     let now = clock.now();
     let today = now.date_naive();
@@ -51,6 +52,10 @@ pub async fn pass(pool: &PgPool, clock: &Clock, shutdown: &watch::Receiver<bool>
     }
     if let Err(err) = keep_days(pool, today, shutdown).await {
         tracing::warn!(error = %err, "keeping the KPI days failed");
+        first_failure.get_or_insert(err);
+    }
+    if let Err(err) = keep_months(pool, today, shutdown).await {
+        tracing::warn!(error = %err, "keeping the KPI months failed");
         first_failure.get_or_insert(err);
     }
     if let Err(err) = kpis::keep_today(pool, clock.now()).await {
@@ -84,6 +89,17 @@ async fn keep_days(pool: &PgPool, today: NaiveDate, shutdown: &watch::Receiver<b
             break;
         }
         kpis::keep_day(pool, day).await?;
+    }
+    Ok(())
+}
+
+/// Keeps the months whose days are all kept, one transaction each, until `shutdown`.
+async fn keep_months(pool: &PgPool, today: NaiveDate, shutdown: &watch::Receiver<bool>) -> Result<()> {
+    for month in kpis::months_to_keep(pool, today).await? {
+        if !running(shutdown) {
+            break;
+        }
+        kpis::keep_month(pool, month).await?;
     }
     Ok(())
 }

@@ -1,8 +1,8 @@
 //! Manager KPIs: the daily bucket snapshot, the bucket moves between two snapshots, and
-//! the event figures per UTC day, agent, bucket and portfolio (kept once a day is over),
-//! which the service groups.
+//! the event figures per UTC day, agent, bucket and portfolio (kept once a day is over,
+//! and summed per month once every day of a month is kept), which the service groups.
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgRow;
 use sqlx::{FromRow, PgConnection, PgPool};
@@ -172,22 +172,43 @@ pub struct DayFigures {
     pub collected: Vec<CollectedRow>,
 }
 
-/// One kind of per-day figure: the table its kept days are in, its columns after `day`,
-/// those columns summed over the kept days of a period per `group` (the same names), and
-/// the statement that computes them from the events of `[$1, $2)`, grouped by day, agent,
-/// bucket and portfolio (the bucket, the portfolio and, for payments, the agent from the
-/// snapshot of the event's UTC day).
+/// One kind of per-day figure: the table its kept days are in and the one its kept
+/// months are in, their columns after `day` or `month`, those columns summed over the
+/// kept rows of a period per `group` (the same names), the statement that sums a
+/// month's kept days when they do not simply add up ([`DayFigure::month_statement`]),
+/// and the statement that computes them from the events of `[$1, $2)`, grouped by day,
+/// agent, bucket and portfolio (the bucket, the portfolio and, for payments, the agent
+/// from the snapshot of the event's UTC day).
 struct DayFigure {
     table: &'static str,
+    month_table: &'static str,
     columns: &'static str,
     summed: &'static str,
     group: &'static str,
+    month: Option<&'static str>,
     compute: String,
 }
 
+impl DayFigure {
+    /// The statement that sums the kept days of `[$1, $2)` into a month's rows (its
+    /// columns, per group).
+    fn month_statement(&self) -> String {
+        self.month.map_or_else(
+            || {
+                format!(
+                    "SELECT {} FROM {} WHERE day >= $1 AND day < $2 GROUP BY {}",
+                    self.summed, self.table, self.group
+                )
+            },
+            str::to_owned,
+        )
+    }
+}
+
 /// The ordinals of a [`WorkRow`]'s accounts: 4 bytes each, big-endian (as
-/// `string_agg(DISTINCT int4send(ordinal), '')` leaves them, ascending, per day;
-/// migration 0021). A row summed over days holds each day's in turn.
+/// `string_agg(DISTINCT int4send(ordinal), '')` leaves them, ascending, per day or
+/// month; migrations 0021 and 0055). A row summed over days and months holds each one's
+/// in turn.
 pub fn ordinals(accounts: &[u8]) -> impl Iterator<Item = u32> + '_ {
     accounts
         .chunks_exact(4)
@@ -231,10 +252,22 @@ fn work_figure() -> DayFigure {
     let (attempt, right_party) = attempt_and_right_party();
     DayFigure {
         table: "kpi_day_work",
+        month_table: "kpi_month_work",
         columns: "agent_id, bucket, portfolio_id, accounts, contact_attempts, right_party_contacts",
         summed: "agent_id, bucket, portfolio_id, string_agg(accounts, ''::bytea) AS accounts,
                  sum(contact_attempts)::bigint AS contact_attempts, sum(right_party_contacts)::bigint AS right_party_contacts",
         group: "agent_id, bucket, portfolio_id",
+        // A month holds each account once: the days' ordinals one per row (the counts
+        // from each day's first), distinct.
+        month: Some(
+            "SELECT d.agent_id, d.bucket, d.portfolio_id,
+                       string_agg(DISTINCT substring(d.accounts FROM n FOR 4), ''::bytea) AS accounts,
+                       (sum(d.contact_attempts) FILTER (WHERE n = 1))::bigint AS contact_attempts,
+                       (sum(d.right_party_contacts) FILTER (WHERE n = 1))::bigint AS right_party_contacts
+                FROM kpi_day_work d CROSS JOIN LATERAL generate_series(1, greatest(length(d.accounts), 1), 4) n
+                WHERE d.day >= $1 AND d.day < $2
+                GROUP BY d.agent_id, d.bucket, d.portfolio_id",
+        ),
         compute: format!(
             "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id,
                     string_agg(DISTINCT int4send({ORDINAL}), ''::bytea) AS accounts,
@@ -253,10 +286,12 @@ fn channel_figure() -> DayFigure {
     let (attempt, right_party) = attempt_and_right_party();
     DayFigure {
         table: "kpi_day_channels",
+        month_table: "kpi_month_channels",
         columns: "agent_id, bucket, portfolio_id, channel, contact_attempts, right_party_contacts",
         summed: "agent_id, bucket, portfolio_id, channel, sum(contact_attempts)::bigint AS contact_attempts,
                  sum(right_party_contacts)::bigint AS right_party_contacts",
         group: "agent_id, bucket, portfolio_id, channel",
+        month: None,
         compute: format!(
             "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id, e.channel,
                     count(*) AS contact_attempts, count(*) FILTER (WHERE e.right_party) AS right_party_contacts
@@ -272,10 +307,12 @@ fn channel_figure() -> DayFigure {
 fn promise_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_promises",
+        month_table: "kpi_month_promises",
         columns: "agent_id, bucket, portfolio_id, made, kept, broken",
         summed: "agent_id, bucket, portfolio_id, sum(made)::bigint AS made, sum(kept)::bigint AS kept,
                  sum(broken)::bigint AS broken",
         group: "agent_id, bucket, portfolio_id",
+        month: None,
         compute: format!(
             "SELECT e.day, e.agent_id, s.bucket, p.id AS portfolio_id, count(*) AS made, count(*) FILTER (WHERE e.status = 'kept') AS kept,
                     count(*) FILTER (WHERE e.status = 'broken') AS broken
@@ -290,9 +327,11 @@ fn promise_figure() -> DayFigure {
 fn collected_figure() -> DayFigure {
     DayFigure {
         table: "kpi_day_collected",
+        month_table: "kpi_month_collected",
         columns: "agent_id, bucket, portfolio_id, currency, amount",
         summed: "agent_id, bucket, portfolio_id, currency, sum(amount) AS amount",
         group: "agent_id, bucket, portfolio_id, currency",
+        month: None,
         compute: format!(
             "SELECT e.day, g.id AS agent_id, s.bucket, p.id AS portfolio_id, e.currency, sum(e.amount) AS amount
              FROM (SELECT (received_at AT TIME ZONE 'UTC')::date AS day, account_id, currency, amount
@@ -301,6 +340,11 @@ fn collected_figure() -> DayFigure {
              GROUP BY e.day, g.id, s.bucket, p.id, e.currency"
         ),
     }
+}
+
+/// Every figure, in the order a keeping writes them.
+fn figures() -> [DayFigure; 4] {
+    [work_figure(), channel_figure(), promise_figure(), collected_figure()]
 }
 
 fn day_start(day: NaiveDate) -> DateTime<Utc> {
@@ -373,7 +417,7 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
     .bind(until)
     .execute(&mut *tx)
     .await?;
-    for figure in [work_figure(), channel_figure(), promise_figure(), collected_figure()] {
+    for figure in figures() {
         if from == day_start(day) {
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {} WHERE day = $1", figure.table)))
                 .bind(day)
@@ -393,28 +437,105 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
     Ok(true)
 }
 
+/// The first day of the month after `month`'s.
+fn next_month(month: NaiveDate) -> NaiveDate {
+    month.with_day(1).unwrap_or(month) + Months::new(1)
+}
+
+/// The months that are over before `today`'s (UTC) and that a request may cover, whose
+/// every day is kept whole and that are not kept: what [`keep_month`] has to do.
+pub async fn months_to_keep(pool: &PgPool, today: NaiveDate) -> Result<Vec<NaiveDate>> {
+    Ok(sqlx::query_scalar(
+        "SELECT m::date FROM generate_series(kpi_month_of($1)::timestamp, kpi_month_of($2)::timestamp - interval '1 month',
+                                             interval '1 month') m
+         WHERE NOT EXISTS (SELECT 1 FROM kpi_months k WHERE k.month = m::date)
+           AND (SELECT count(*) FROM kpi_days d
+                WHERE d.day >= m::date AND d.day < (m + interval '1 month')::date
+                  AND d.kept_until >= ((d.day + 1)::timestamp AT TIME ZONE 'UTC'))
+               = (m + interval '1 month')::date - m::date
+         ORDER BY 1",
+    )
+    .bind(today - chrono::Duration::days(kpi::MAX_DAYS - 1))
+    .bind(today)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Keeps `month` (its first day): its kept days summed into one row per group, each
+/// account worked once per group. Only a month whose every day is kept whole is kept,
+/// under the lock that keeping a day takes, which the writes that drop a kept day (and
+/// with it its month: migration 0055) wait for. Returns whether this call kept it.
+#[tracing::instrument(skip_all, fields(%month))]
+pub async fn keep_month(pool: &PgPool, month: NaiveDate) -> Result<bool> {
+    let end = next_month(month);
+    let mut tx = pool.begin().await?;
+    sqlx::query("LOCK TABLE kpi_days IN SHARE ROW EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await?;
+    let whole: bool = sqlx::query_scalar(
+        "SELECT $1 = kpi_month_of($1) AND NOT EXISTS (SELECT 1 FROM kpi_months WHERE month = $1)
+                AND (SELECT count(*) FROM kpi_days
+                     WHERE day >= $1 AND day < $2 AND kept_until >= ((day + 1)::timestamp AT TIME ZONE 'UTC')) = $2 - $1",
+    )
+    .bind(month)
+    .bind(end)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !whole {
+        return Ok(false);
+    }
+    sqlx::query("INSERT INTO kpi_months (month) VALUES ($1)")
+        .bind(month)
+        .execute(&mut *tx)
+        .await?;
+    for figure in figures() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (month, {}) SELECT $1, f.* FROM ({}) f",
+            figure.month_table,
+            figure.columns,
+            figure.month_statement()
+        )))
+        .bind(month)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
 /// The rows of `figure` for the days `opening..end` of `window` and the accounts of
-/// `portfolios`: the kept days' rows summed per group, and the rows computed from the
-/// events in `unkept`, one statement per range (a day a late write dropped months ago
-/// does not make a request read the events between it and today).
+/// `portfolios`: the rows of the kept `months` and of the kept days outside them summed
+/// per group, and the rows computed from the events in `unkept`, one statement per range
+/// (a day a late write dropped months ago does not make a request read the events
+/// between it and today).
 async fn figure_rows<T>(
     tx: &mut PgConnection,
     figure: &DayFigure,
     window: Window,
     portfolios: &Portfolios,
+    months: &[NaiveDate],
     unkept: &[(DateTime<Utc>, DateTime<Utc>)],
 ) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     let mut rows: Vec<T> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM {} WHERE day >= $1 AND day < $2 AND {ADMITTED} GROUP BY {}",
-        figure.summed, figure.table, figure.group
+        "SELECT {summed} FROM (SELECT {columns} FROM {table} WHERE day >= $1 AND day < $2 AND kpi_month_of(day) <> ALL($5)
+                               UNION ALL
+                               SELECT {columns} FROM {month_table} WHERE month = ANY($5)) f
+         WHERE {ADMITTED} GROUP BY {group}",
+        summed = figure.summed,
+        columns = figure.columns,
+        table = figure.table,
+        month_table = figure.month_table,
+        group = figure.group
     )))
     .bind(window.opening)
     .bind(window.end.date_naive())
     .bind(&portfolios.ids)
     .bind(portfolios.none)
+    .bind(months)
     .fetch_all(&mut *tx)
     .await?;
     let compute = format!("SELECT * FROM ({}) f WHERE {ADMITTED}", figure.compute);
@@ -466,18 +587,28 @@ pub async fn day_figures(pool: &PgPool, window: Window, portfolios: &Portfolios)
         .fetch_all(&mut *tx)
         .await?;
     let unkept = unkept(window, &kept);
+    // The kept months wholly within the window: their rows stand for their days'.
+    let months: Vec<NaiveDate> =
+        sqlx::query_scalar("SELECT month FROM kpi_months WHERE month >= $1 AND (month + interval '1 month')::date <= $2")
+            .bind(window.opening)
+            .bind(window.end.date_naive())
+            .fetch_all(&mut *tx)
+            .await?;
+    let months = months.as_slice();
     let figures = DayFigures {
-        work: figure_rows(&mut tx, &work_figure(), window, portfolios, &unkept).await?,
-        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, &unkept).await?,
-        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, &unkept).await?,
-        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, &unkept).await?,
+        work: figure_rows(&mut tx, &work_figure(), window, portfolios, months, &unkept).await?,
+        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, months, &unkept).await?,
+        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, months, &unkept).await?,
+        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, months, &unkept).await?,
     };
     tx.commit().await?;
     Ok(figures)
 }
 
-/// Drops every kept day: for loads that wrote events with the triggers switched off.
+/// Drops every kept day and month: for loads that wrote events with the triggers
+/// switched off.
 pub async fn forget_days(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("DELETE FROM kpi_months").execute(&mut *conn).await?;
     sqlx::query("DELETE FROM kpi_days").execute(conn).await?;
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrears::domain::role::Role;
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, Months, NaiveDate, Utc};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -650,6 +650,89 @@ async fn every_figure_equals_its_definition_in_sql_for_every_grouping_computed_k
     every_answer_is_its_definition(&app, &admin.token, from, to, "after late writes").await;
     assert!(keep_days(&app).await >= 1, "the dropped days are kept again");
     every_answer_is_its_definition(&app, &admin.token, from, to, "with the dropped days kept again").await;
+}
+
+/// Keeps every month the scheduler would keep at the app's clock; returns those kept.
+async fn keep_months(app: &TestApp) -> Vec<NaiveDate> {
+    let months = arrears::store::kpis::months_to_keep(&app.pool, app.clock.now().date_naive())
+        .await
+        .unwrap();
+    let mut kept = Vec::new();
+    for month in months {
+        if arrears::store::kpis::keep_month(&app.pool, month).await.unwrap() {
+            kept.push(month);
+        }
+    }
+    kept
+}
+
+async fn kept_months(app: &TestApp) -> Vec<NaiveDate> {
+    sqlx::query_scalar("SELECT month FROM kpi_months ORDER BY month")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// The ordinals of a month's accounts worked as its kept rows hold them, and as the
+/// rows of its kept days hold them.
+async fn month_ordinals(app: &TestApp, month: NaiveDate) -> (i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT coalesce(sum(length(accounts) / 4), 0) FROM kpi_month_work WHERE month = $1)::bigint,
+                (SELECT coalesce(sum(length(accounts) / 4), 0) FROM kpi_day_work
+                 WHERE day >= $1 AND day < ($1 + interval '1 month')::date)::bigint",
+    )
+    .bind(month)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_late_write_drops_it() {
+    let app = spawn_app().await;
+    let admin = app.user(Role::Admin).await;
+    let mut rng = StdRng::seed_from_u64(26);
+    let today = hold_clock(&app).date_naive();
+    // The month before last, whole, and a few days either side of it.
+    let month = today.with_day(1).unwrap() - Months::new(2);
+    let last_month = month + Months::new(1);
+    let (from, to) = (month - Duration::days(2), last_month + Duration::days(1));
+    let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
+    scheduler_took_today(&app).await;
+    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    assert_eq!(keep_months(&app).await, Vec::<NaiveDate>::new(), "no month is kept before its days");
+    keep_days(&app).await;
+    // The month the events begin in has days before them, which are not kept.
+    assert_eq!(keep_months(&app).await, [month, last_month], "the months whose every day is kept");
+    assert_eq!(keep_months(&app).await, Vec::<NaiveDate>::new(), "a kept month is kept once");
+    let (in_month, in_days) = month_ordinals(&app, month).await;
+    assert!(
+        in_month > 0 && in_month < in_days,
+        "an account worked on several days of a month is held once: {in_month} of {in_days}"
+    );
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with the month kept").await;
+
+    // A late write to one of its days drops the day and the month; the scheduler keeps
+    // both again.
+    let account: Uuid = sqlx::query_scalar("SELECT id FROM accounts ORDER BY account_number LIMIT 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
+         VALUES ($1, $2, 'call', 'outbound', 'right_party', $3, (SELECT id FROM users WHERE team = 'north' LIMIT 1))",
+    )
+    .bind(Uuid::new_v4())
+    .bind(account)
+    .bind(midnight(month + Duration::days(10)) + Duration::hours(9))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept_months(&app).await, [last_month]);
+    every_answer_is_its_definition(&app, &admin.token, from, to, "after a late write to the month").await;
+    app.run_schedulers().await;
+    assert_eq!(kept_months(&app).await, [month, last_month]);
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with the month kept again").await;
 }
 
 #[tokio::test]
