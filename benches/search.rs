@@ -154,8 +154,32 @@ async fn portfolio_facets(when: &str, base: &str, token: &str, seconds: Duration
     }
 }
 
-/// Searches whose `n`th query string is `query(n)` from wrk, 32 connections.
+/// How many accounts the search `query` matches (its total).
+async fn matches(base: &str, token: &str, query: &str) -> u64 {
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/api/v1/accounts?{query}&page_size=1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["total"].as_u64().expect("a total")
+}
+
+/// Searches whose `n`th query string is `query(n)` from wrk, 32 connections, after how
+/// many accounts its first queries match on average (what a search's cost grows with).
 async fn alone(name: &str, query: impl Fn(usize) -> String, base: &str, token: &str, seconds: Duration) {
+    const SAMPLED: usize = 10;
+    let mut matched = 0;
+    for n in 0..SAMPLED {
+        matched += matches(base, token, &query(n)).await;
+    }
+    println!(
+        "  {name}: {} accounts match a query on average (its first {SAMPLED})",
+        matched / SAMPLED as u64
+    );
     let paths: Vec<String> = (0..300).map(|n| format!("/api/v1/accounts?{}", query(n))).collect();
     let load = support::WrkLoad {
         method: "GET",
@@ -173,18 +197,8 @@ async fn wrk_search(name: &str, query: &str, when: &str, base: &str, token: &str
 }
 
 async fn custom_against_built_in(base: &str, token: &str, seconds: Duration) {
-    let client = reqwest::Client::new();
     for (name, query) in FILTER_PAIRS {
-        let page: serde_json::Value = client
-            .get(format!("{base}/api/v1/accounts?{query}&page_size=1"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        println!("{name} ({query}): {} accounts match", page["total"]);
+        println!("{name} ({query}): {} accounts match", matches(base, token, query).await);
     }
     let mut figures: [Vec<support::WrkFigures>; 2] = [Vec::new(), Vec::new()];
     for round in 0..PAIR_ROUNDS {
