@@ -334,8 +334,10 @@ async fn a_try_that_fails_for_another_cause_than_the_file_is_tried_again_then_fa
                 )
                 .await;
             assert!((50.0..=60.0 * f64::from(attempt)).contains(&wait), "try {attempt} waits {wait} s");
-            // The wait is over.
-            sqlx::query("UPDATE account_documents SET process_after = now() WHERE id = $1::uuid")
+            // The wait is over. The error goes too, so that the next one seen is the next
+            // try's: a claimed try is counted before it runs, with this try's error still
+            // there, so the count alone would be seen while the try is under way.
+            sqlx::query("UPDATE account_documents SET process_after = now(), processing_error = NULL WHERE id = $1::uuid")
                 .bind(id)
                 .execute(&app.pool)
                 .await
