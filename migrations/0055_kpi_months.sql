@@ -58,10 +58,9 @@ CREATE FUNCTION kpi_month_of(day date) RETURNS date LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- A kept day dropped (a late write to its events) or kept again drops its month, in the
--- same transaction: the keeper of a month holds the SHARE ROW EXCLUSIVE lock on
--- kpi_days that these writes wait for, so a month is never kept from days a write is
--- dropping. A row trigger: the statements that drop nothing (most event writes) cost
--- nothing more.
+-- same transaction: the keeper of a month holds its days' rows locked (FOR SHARE), which
+-- these writes wait for, so a month is never kept from days a write is dropping. A row
+-- trigger: the statements that drop nothing (most event writes) cost nothing more.
 CREATE FUNCTION kpi_months_forget() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM kpi_months WHERE month = kpi_month_of(OLD.day);

@@ -462,32 +462,40 @@ pub async fn months_to_keep(pool: &PgPool, today: NaiveDate) -> Result<Vec<Naive
 }
 
 /// Keeps `month` (its first day): its kept days summed into one row per group, each
-/// account worked once per group. Only a month whose every day is kept whole is kept,
-/// under the lock that keeping a day takes, which the writes that drop a kept day (and
-/// with it its month: migration 0055) wait for. Returns whether this call kept it.
+/// account worked once per group. Only a month whose every day is kept whole is kept.
+/// It locks those days' rows, not the table: a write that would drop one of them (and
+/// with it the month: migration 0055) waits until the month is kept and then drops it,
+/// and a write under way that dropped one is waited for; every other write goes on
+/// meanwhile (a month takes seconds to keep). A second keeper of the month at the same
+/// time waits on the first one's claim and then finds it kept. Returns whether this
+/// call kept it.
 #[tracing::instrument(skip_all, fields(%month))]
 pub async fn keep_month(pool: &PgPool, month: NaiveDate) -> Result<bool> {
     let end = next_month(month);
+    if month.day() != 1 {
+        return Ok(false);
+    }
     let mut tx = pool.begin().await?;
-    sqlx::query("LOCK TABLE kpi_days IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let whole: bool = sqlx::query_scalar(
-        "SELECT $1 = kpi_month_of($1) AND NOT EXISTS (SELECT 1 FROM kpi_months WHERE month = $1)
-                AND (SELECT count(*) FROM kpi_days
-                     WHERE day >= $1 AND day < $2 AND kept_until >= ((day + 1)::timestamp AT TIME ZONE 'UTC')) = $2 - $1",
+    let whole_days: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT day FROM kpi_days
+                               WHERE day >= $1 AND day < $2 AND kept_until >= ((day + 1)::timestamp AT TIME ZONE 'UTC')
+                               FOR SHARE) d",
     )
     .bind(month)
     .bind(end)
     .fetch_one(&mut *tx)
     .await?;
-    if !whole {
+    if whole_days != (end - month).num_days() {
         return Ok(false);
     }
-    sqlx::query("INSERT INTO kpi_months (month) VALUES ($1)")
-        .bind(month)
-        .execute(&mut *tx)
-        .await?;
+    let claimed: Option<NaiveDate> =
+        sqlx::query_scalar("INSERT INTO kpi_months (month) VALUES ($1) ON CONFLICT DO NOTHING RETURNING month")
+            .bind(month)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if claimed.is_none() {
+        return Ok(false);
+    }
     for figure in figures() {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO {} (month, {}) SELECT $1, f.* FROM ({}) f",

@@ -954,6 +954,104 @@ async fn a_day_kept_while_late_writes_land_is_never_kept_without_them() {
 }
 
 #[tokio::test]
+async fn a_month_kept_while_late_writes_land_is_never_kept_without_them_and_holds_up_no_other_write() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let mut accounts = Vec::new();
+    for _ in 0..2 {
+        let account = app.account(&manager.token, json!({})).await;
+        accounts.push(Uuid::parse_str(account["id"].as_str().unwrap()).unwrap());
+    }
+    // The late writes are calls on the first account; the write to today is on the other,
+    // so that it waits for nothing of theirs.
+    let (account, other) = (accounts[0], accounts[1]);
+    let month = Utc::now().date_naive().with_day(1).unwrap() - Months::new(2);
+    let days: Vec<NaiveDate> = month.iter_days().take_while(|d| *d < month + Months::new(1)).collect();
+    let kept_attempts = || async {
+        sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT sum(contact_attempts)::bigint FROM kpi_month_work w JOIN kpi_months m USING (month) WHERE month = $1",
+        )
+        .bind(month)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let call = |account: Uuid, at: DateTime<Utc>| {
+        sqlx::query(
+            "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at)
+             VALUES ($1, $2, 'call', 'outbound', 'no_answer', $3)",
+        )
+        .bind(Uuid::new_v4())
+        .bind(account)
+        .bind(at)
+    };
+    let write_at = |at: DateTime<Utc>| call(account, at);
+    let keep_all = || async {
+        for day in &days {
+            arrears::store::kpis::keep_day(&app.pool, *day).await.unwrap();
+        }
+        arrears::store::kpis::keep_month(&app.pool, month).await.unwrap()
+    };
+    write_at(midnight(month) + Duration::hours(1)).execute(&app.pool).await.unwrap();
+    assert!(keep_all().await);
+    assert_eq!(kept_attempts().await, Some(1));
+
+    // The race, made to happen: a late write to a day of the month is under way (it has
+    // dropped the day and the month, not yet committed) when the month is kept again.
+    // The keep waits for it; meanwhile a write to today goes on; once the late write
+    // commits, the day is gone and the month is not kept without it.
+    let mut under_way = app.pool.begin().await.unwrap();
+    write_at(midnight(month + Duration::days(9)) + Duration::hours(2))
+        .execute(&mut *under_way)
+        .await
+        .unwrap();
+    let keeping = tokio::spawn({
+        let pool = app.pool.clone();
+        async move { arrears::store::kpis::keep_month(&pool, month).await }
+    });
+    eventually("the keep waits for the write under way", || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    tokio::time::timeout(std::time::Duration::from_secs(10), call(other, Utc::now()).execute(&app.pool))
+        .await
+        .expect("a write to today is not held up by a month's keeping")
+        .unwrap();
+    under_way.commit().await.unwrap();
+    assert!(!keeping.await.unwrap().unwrap(), "the month is not kept without its dropped day");
+    assert_eq!(kept_attempts().await, None);
+    assert!(keep_all().await);
+    assert_eq!(kept_attempts().await, Some(2), "kept again, with the late write");
+
+    // Then late writes and keeps interleaved as they come, each commit a moment after
+    // its insert.
+    for n in 1..=20_i64 {
+        let write = async {
+            let mut tx = app.pool.begin().await.unwrap();
+            write_at(midnight(days[n as usize % days.len()]) + Duration::minutes(n))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(n as u64 % 5)).await;
+            tx.commit().await.unwrap();
+        };
+        let (_, kept) = tokio::join!(write, arrears::store::kpis::keep_month(&app.pool, month));
+        kept.unwrap();
+        // Either the month is dropped (then kept again below) or it holds every write.
+        if let Some(attempts) = kept_attempts().await {
+            assert_eq!(attempts, n + 2, "the month kept at write {n} holds every committed write");
+        }
+        assert!(keep_all().await || kept_attempts().await.is_some());
+        assert_eq!(kept_attempts().await, Some(n + 2), "kept after write {n}");
+    }
+}
+
+#[tokio::test]
 async fn only_managers_and_admins_read_kpis() {
     let app = spawn_app().await;
     // The last second of 2026-03-07 in UTC: the period ends on the clock's day.
