@@ -84,15 +84,24 @@ export async function accountScreen(main, [id]) {
       h("div", { class: "item-buttons" }, children));
   }
 
-  // Runs an item's action; a refusal stays in its form, success reloads the screen.
+  // The refusal last shown beside each item (its form's data-item), put back beside it
+  // whenever the timeline is redrawn: another change's live event may redraw it while
+  // the action is on its way, and the refusal then lands beside the item drawn anew.
+  const refusals = new Map();
+
+  // Runs an item's action; a refusal stays beside its item, success reloads the screen.
   async function act(form, request, done) {
+    const item = form.dataset.item;
     try {
       await request();
+      refusals.delete(item);
       showProblem(form, null);
       toast(done);
       await reload();
     } catch (error) {
-      showProblem(form, error);
+      refusals.set(item, error);
+      const drawn = form.isConnected ? form : view.querySelector(`form.item-actions[data-item="${CSS.escape(item)}"]`);
+      if (drawn) showProblem(drawn, error);
     }
   }
 
@@ -208,18 +217,12 @@ export async function accountScreen(main, [id]) {
       more.hidden = !page.next_cursor;
       more.onclick = () => load(page.next_cursor);
     };
-    // A refusal shown beside an item outlives a redraw (another change's live event
-    // arriving after it): it is put back beside the same item, if the item still has it.
-    const refusals = new Map();
-    for (const form of panel.querySelectorAll("form.item-actions[data-item]")) {
-      const alert = form.querySelector(".form-alert");
-      if (alert?.childNodes.length) refusals.set(form.dataset.item, [...alert.childNodes]);
-    }
     clear(panel, h("h2", { id: "timeline-title" }, "Timeline"), list, more);
     await load();
+    // A refusal shown beside an item outlives a redraw, if the item still has its form.
     for (const form of list.querySelectorAll("form.item-actions[data-item]")) {
-      const kept = refusals.get(form.dataset.item);
-      if (kept) form.querySelector(".form-alert").append(...kept);
+      const refusal = refusals.get(form.dataset.item);
+      if (refusal) showProblem(form, refusal);
     }
   }
 

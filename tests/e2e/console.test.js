@@ -586,22 +586,36 @@ suite("the console", setup, (test) => {
   });
 
   test("a refusal beside a timeline item stays when a late live event redraws the timeline", async () => {
-    const page = await open("agent", (p) => p.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
-      // The server's events reach the page two seconds late, as from a relay under load.
-      const server = ws.connectToServer();
-      server.onMessage((message) => setTimeout(() => ws.send(message), 2000));
-    }));
+    const page = await open("agent", async (p) => {
+      await p.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+        // The server's events reach the page two seconds late, as from a relay under load.
+        const server = ws.connectToServer();
+        server.onMessage((message) => setTimeout(() => ws.send(message), 2000));
+      });
+      // A completion is answered four seconds late, as from a server under load: the late
+      // event redraws the timeline while it is on its way.
+      await p.route(/\/api\/v1\/payments\/[^/?]+$/, async (route) => {
+        if (route.request().method() === "PATCH" && route.request().postDataJSON()?.status === "completed") {
+          await new Promise((done) => setTimeout(done, 4000));
+        }
+        await route.continue();
+      });
+    });
     await page.goto(`${BASE}/#/account/${ids.late}`);
     await page.locator("#live-status", { hasText: "live" }).waitFor();
     const fifteen = paymentsOf(page).filter({ hasText: "15.00 USD" });
     await fifteen.getByRole("button", { name: "Mark failed" }).click();
     await fifteen.filter({ hasText: "failed" }).waitFor();
     const large = paymentsOf(page).filter({ hasText: "5,000.00 USD" });
-    await large.getByRole("button", { name: "Complete" }).click();
-    const refusal = large.locator(".form-alert", { hasText: /balance|overpay/i });
-    await refusal.waitFor();
-    // The failure's own event arrives now and redraws the timeline: the refusal stays.
     await large.evaluate((item) => { item.dataset.drawnBefore = "yes"; });
+    await large.getByRole("button", { name: "Complete" }).click();
+    // The failure's own event arrives and redraws the timeline before the refusal does.
+    await page.waitForFunction(() => !document.querySelector("li[data-drawn-before]"));
+    const refusal = large.locator(".form-alert", { hasText: /balance|overpay/i });
+    await refusal.waitFor({ timeout: 10000 });
+    // Redrawn again (another late event), the refusal stays beside its item.
+    await large.evaluate((item) => { item.dataset.drawnBefore = "yes"; });
+    await api(await tokenOf("agent"), "POST", `/accounts/${ids.late}/activities`, { type: "note", notes: "a redraw" });
     await page.waitForFunction(() => !document.querySelector("li[data-drawn-before]"));
     await refusal.waitFor({ timeout: 1000 });
     await page.context().close();
