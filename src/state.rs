@@ -22,6 +22,7 @@ use crate::service::sessions::Sessions;
 use crate::storage::ContentStore;
 use crate::storage::local::LocalStore;
 use crate::storage::s3::{S3Config, S3Store};
+use crate::store::kpis::KeptMonths;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
 
@@ -50,6 +51,8 @@ struct Inner {
     content: Arc<dyn ContentStore>,
     /// Who carries messages to debtors.
     messengers: Providers,
+    /// The kept months' KPI rows last read.
+    kept_months: KeptMonths,
     /// When this state was built: the process's uptime, for the operator's view.
     started: std::time::Instant,
 }
@@ -98,6 +101,7 @@ impl AppState {
             ws_replays,
             content,
             messengers,
+            kept_months: KeptMonths::default(),
             started: std::time::Instant::now(),
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -186,6 +190,11 @@ impl AppState {
     /// The request budgets of clients and users (rate limits).
     pub fn quotas(&self) -> &Quotas {
         &self.inner.quotas
+    }
+
+    /// The kept months' KPI rows last read ([`KeptMonths`]).
+    pub fn kept_months(&self) -> &KeptMonths {
+        &self.inner.kept_months
     }
 
     /// Where the date- and hour-dependent decisions read "now" ([`Clock`]).

@@ -20,7 +20,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
 use crate::service::portfolios;
-use crate::store::kpis::{self, Portfolios, Window};
+use crate::store::kpis::{self, KeptMonths, Portfolios, Window};
 use crate::store::{self, users};
 
 /// What the parameters fill in, before the rules between them apply.
@@ -524,7 +524,7 @@ fn admitted(roster: &Roster, agent: Option<Uuid>, team: Option<&str>) -> Result<
 
 /// The KPIs the query string `raw` asks for at `now`, for managers and admins, over the
 /// accounts within the caller's portfolios (docs/features/kpis.md, "Portfolios").
-pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
+pub async fn report(pool: &PgPool, kept_months: &KeptMonths, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
     caller.require(Action::ReadKpis)?;
     let request = parse(raw, now)?;
     let selected = {
@@ -534,7 +534,7 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
     };
     let (by, window) = (request.group_by, request.window);
     let (days, moves, roster) = tokio::try_join!(
-        kpis::day_figures(pool, window, &selected),
+        kpis::day_figures(pool, kept_months, window, &selected),
         kpis::moves(pool, window, &selected),
         async { Ok(Roster::new(users::roster(pool).await?)) },
     )?;
@@ -546,7 +546,7 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
         groups: BTreeMap::new(),
         total: Sums::default(),
     };
-    for row in days.work {
+    for row in days.rows(|r| r.work.as_slice()) {
         let (agent, bucket, portfolio) = (row.agent_id, row.bucket.as_deref(), row.portfolio_id);
         tally.worked(agent, bucket, portfolio, &row.accounts);
         tally.add(agent, bucket, portfolio, |s| {
@@ -554,21 +554,21 @@ pub async fn report(pool: &PgPool, caller: &Principal, raw: &str, now: DateTime<
             s.right_party += row.right_party_contacts;
         });
     }
-    for row in days.channels {
+    for row in days.rows(|r| r.channels.as_slice()) {
         tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             let channel = s.channels.entry(row.channel.clone()).or_default();
             channel.0 += row.contact_attempts;
             channel.1 += row.right_party_contacts;
         });
     }
-    for row in days.promises {
+    for row in days.rows(|r| r.promises.as_slice()) {
         tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             s.made += row.made;
             s.kept += row.kept;
             s.broken += row.broken;
         });
     }
-    for row in days.collected {
+    for row in days.rows(|r| r.collected.as_slice()) {
         tally.add(row.agent_id, row.bucket.as_deref(), row.portfolio_id, |s| {
             *s.collected.entry(row.currency.clone()).or_default() += row.amount;
         });

@@ -2,6 +2,9 @@
 //! the event figures per UTC day, agent, bucket and portfolio (kept once a day is over,
 //! and summed per month once every day of a month is kept), which the service groups.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use chrono::{DateTime, Datelike, Months, NaiveDate, NaiveTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::postgres::PgRow;
@@ -99,10 +102,19 @@ pub struct Portfolios {
 impl Portfolios {
     /// Every account's figures.
     pub const EVERY: Portfolios = Portfolios { ids: None, none: true };
+
+    /// Whether an account in `portfolio` is among these: [`ADMITTED`] for rows read
+    /// whole (a kept month's, from memory).
+    fn admits(&self, portfolio: Option<Uuid>) -> bool {
+        match portfolio {
+            None => self.none,
+            Some(id) => self.ids.as_ref().is_none_or(|ids| ids.contains(&id)),
+        }
+    }
 }
 
 /// Whether a row's `portfolio_id` is among the [`Portfolios`] bound as `$3` (`ids`) and
-/// `$4` (`none`).
+/// `$4` (`none`): [`Portfolios::admits`] in SQL.
 const ADMITTED: &str = "CASE WHEN portfolio_id IS NULL THEN $4::boolean ELSE ($3::uuid[] IS NULL OR portfolio_id = ANY($3)) END";
 
 /// Activities of one kept or computed day group: by the user who logged them and the
@@ -163,13 +175,105 @@ pub struct MoveRow {
     pub cured: i64,
 }
 
-/// The event figures of a period: what the kept days hold and what the others compute.
+/// A figure row's account's portfolio, by which a request admits it.
+pub trait InPortfolio {
+    fn portfolio_id(&self) -> Option<Uuid>;
+}
+
+macro_rules! in_portfolio {
+    ($($row:ty),*) => {
+        $(impl InPortfolio for $row {
+            fn portfolio_id(&self) -> Option<Uuid> {
+                self.portfolio_id
+            }
+        })*
+    };
+}
+in_portfolio!(WorkRow, ChannelRow, PromiseRow, CollectedRow);
+
+/// Rows of each per-day figure.
 #[derive(Debug, Default)]
-pub struct DayFigures {
+pub struct FigureRows {
     pub work: Vec<WorkRow>,
     pub channels: Vec<ChannelRow>,
     pub promises: Vec<PromiseRow>,
     pub collected: Vec<CollectedRow>,
+}
+
+/// The event figures of a period: the rows of its kept days outside kept months and
+/// those computed from the events, of the admitted portfolios, and the rows of its kept
+/// months, every portfolio's as held in memory ([`KeptMonths`]). Read them with
+/// [`DayFigures::rows`].
+#[derive(Debug)]
+pub struct DayFigures {
+    days: FigureRows,
+    months: Vec<Arc<KeptMonth>>,
+    portfolios: Portfolios,
+}
+
+impl DayFigures {
+    /// The period's rows of one figure (`of` picks it), of the admitted portfolios only.
+    pub fn rows<'a, T: InPortfolio + 'a>(&'a self, of: fn(&FigureRows) -> &[T]) -> impl Iterator<Item = &'a T> + 'a {
+        of(&self.days).iter().chain(
+            self.months
+                .iter()
+                .flat_map(move |month| of(&month.rows).iter())
+                .filter(|row| self.portfolios.admits(row.portfolio_id())),
+        )
+    }
+}
+
+/// A kept month's rows, every portfolio's, as kept by its `generation` (migration 0056).
+#[derive(Debug)]
+struct KeptMonth {
+    generation: i64,
+    rows: FigureRows,
+}
+
+/// The rows of the kept months last read, held in memory: a kept month's rows never
+/// change while it stays kept (a late write drops it, and keeping it again gives it a new
+/// generation), so a year's request reads its kept months from the database once, not
+/// each time (docs/features/kpis.md, "Kept months"). It holds [`KeptMonths::HELD`]
+/// months at most, the latest.
+#[derive(Debug, Default)]
+pub struct KeptMonths {
+    held: Mutex<BTreeMap<NaiveDate, Arc<KeptMonth>>>,
+}
+
+impl KeptMonths {
+    /// As many months as a request can cover.
+    const HELD: usize = (kpi::MAX_DAYS / 28 + 1) as usize;
+
+    fn held(&self, month: NaiveDate, generation: i64) -> Option<Arc<KeptMonth>> {
+        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.get(&month).filter(|m| m.generation == generation).cloned()
+    }
+
+    fn hold(&self, month: NaiveDate, rows: Arc<KeptMonth>) {
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.insert(month, rows);
+        while held.len() > Self::HELD {
+            held.pop_first();
+        }
+    }
+
+    /// The rows of `month` as kept by `generation`: held, or read in `tx` and held.
+    async fn rows(&self, tx: &mut PgConnection, month: NaiveDate, generation: i64) -> Result<Arc<KeptMonth>> {
+        if let Some(rows) = self.held(month, generation) {
+            return Ok(rows);
+        }
+        let rows = Arc::new(KeptMonth {
+            generation,
+            rows: FigureRows {
+                work: month_rows(tx, &work_figure(), month).await?,
+                channels: month_rows(tx, &channel_figure(), month).await?,
+                promises: month_rows(tx, &promise_figure(), month).await?,
+                collected: month_rows(tx, &collected_figure(), month).await?,
+            },
+        });
+        self.hold(month, Arc::clone(&rows));
+        Ok(rows)
+    }
 }
 
 /// One kind of per-day figure: the table its kept days are in and the one its kept
@@ -513,10 +617,10 @@ pub async fn keep_month(pool: &PgPool, month: NaiveDate) -> Result<bool> {
 }
 
 /// The rows of `figure` for the days `opening..end` of `window` and the accounts of
-/// `portfolios`: the rows of the kept `months` and of the kept days outside them summed
-/// per group, and the rows computed from the events in `unkept`, one statement per range
-/// (a day a late write dropped months ago does not make a request read the events
-/// between it and today).
+/// `portfolios`: the rows of the kept days outside the kept `months` summed per group,
+/// and the rows computed from the events in `unkept`, one statement per range (a day a
+/// late write dropped months ago does not make a request read the events between it and
+/// today).
 async fn figure_rows<T>(
     tx: &mut PgConnection,
     figure: &DayFigure,
@@ -529,14 +633,10 @@ where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     let mut rows: Vec<T> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {summed} FROM (SELECT {columns} FROM {table} WHERE day >= $1 AND day < $2 AND kpi_month_of(day) <> ALL($5)
-                               UNION ALL
-                               SELECT {columns} FROM {month_table} WHERE month = ANY($5)) f
-         WHERE {ADMITTED} GROUP BY {group}",
+        "SELECT {summed} FROM {table}
+         WHERE day >= $1 AND day < $2 AND kpi_month_of(day) <> ALL($5) AND {ADMITTED} GROUP BY {group}",
         summed = figure.summed,
-        columns = figure.columns,
         table = figure.table,
-        month_table = figure.month_table,
         group = figure.group
     )))
     .bind(window.opening)
@@ -561,6 +661,20 @@ where
     Ok(rows)
 }
 
+/// The rows of `figure` kept for `month`, every portfolio's.
+async fn month_rows<T>(tx: &mut PgConnection, figure: &DayFigure, month: NaiveDate) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM {} WHERE month = $1",
+        figure.columns, figure.month_table
+    )))
+    .bind(month)
+    .fetch_all(&mut *tx)
+    .await?)
+}
+
 /// What the kept days of `window` leave to compute from the events: per day, from its
 /// kept part's end (its start when not kept) to its end, consecutive ranges joined.
 fn unkept(window: Window, kept: &[(NaiveDate, DateTime<Utc>)]) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
@@ -582,9 +696,10 @@ fn unkept(window: Window, kept: &[(NaiveDate, DateTime<Utc>)]) -> Vec<(DateTime<
 
 /// The activities, promises and payments of the window on the accounts of `portfolios`,
 /// read in one snapshot of the database so that a day kept or dropped meanwhile is
-/// counted once.
+/// counted once; the kept months' rows from `kept_months` when it holds them as kept in
+/// that snapshot.
 #[tracing::instrument(skip_all)]
-pub async fn day_figures(pool: &PgPool, window: Window, portfolios: &Portfolios) -> Result<DayFigures> {
+pub async fn day_figures(pool: &PgPool, kept_months: &KeptMonths, window: Window, portfolios: &Portfolios) -> Result<DayFigures> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
@@ -596,21 +711,29 @@ pub async fn day_figures(pool: &PgPool, window: Window, portfolios: &Portfolios)
         .await?;
     let unkept = unkept(window, &kept);
     // The kept months wholly within the window: their rows stand for their days'.
-    let months: Vec<NaiveDate> =
-        sqlx::query_scalar("SELECT month FROM kpi_months WHERE month >= $1 AND (month + interval '1 month')::date <= $2")
+    let generations: Vec<(NaiveDate, i64)> =
+        sqlx::query_as("SELECT month, generation FROM kpi_months WHERE month >= $1 AND (month + interval '1 month')::date <= $2")
             .bind(window.opening)
             .bind(window.end.date_naive())
             .fetch_all(&mut *tx)
             .await?;
-    let months = months.as_slice();
-    let figures = DayFigures {
-        work: figure_rows(&mut tx, &work_figure(), window, portfolios, months, &unkept).await?,
-        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, months, &unkept).await?,
-        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, months, &unkept).await?,
-        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, months, &unkept).await?,
+    let months: Vec<NaiveDate> = generations.iter().map(|(month, _)| *month).collect();
+    let days = FigureRows {
+        work: figure_rows(&mut tx, &work_figure(), window, portfolios, &months, &unkept).await?,
+        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, &months, &unkept).await?,
+        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, &months, &unkept).await?,
+        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, &months, &unkept).await?,
     };
+    let mut held = Vec::with_capacity(generations.len());
+    for (month, generation) in generations {
+        held.push(kept_months.rows(&mut tx, month, generation).await?);
+    }
     tx.commit().await?;
-    Ok(figures)
+    Ok(DayFigures {
+        days,
+        months: held,
+        portfolios: portfolios.clone(),
+    })
 }
 
 /// Drops every kept day and month: for loads that wrote events with the triggers

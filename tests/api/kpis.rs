@@ -691,6 +691,7 @@ async fn month_ordinals(app: &TestApp, month: NaiveDate) -> (i64, i64) {
 async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_late_write_drops_it() {
     let app = spawn_app().await;
     let admin = app.user(Role::Admin).await;
+    let manager = app.user(Role::Manager).await;
     let mut rng = StdRng::seed_from_u64(26);
     let today = hold_clock(&app).date_naive();
     // The month before last, whole, and a few days either side of it.
@@ -699,7 +700,14 @@ async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_l
     let (from, to) = (month - Duration::days(2), last_month + Duration::days(1));
     let days: Vec<NaiveDate> = (from - Duration::days(3)).iter_days().take_while(|d| *d <= today).collect();
     scheduler_took_today(&app).await;
-    seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    let [alpha, _] = seed(&app.pool, &mut rng, &days, midnight(from), midnight(to + Duration::days(1))).await;
+    app.create(
+        &admin.token,
+        &format!("/api/v1/portfolios/{alpha}/grants"),
+        &json!({"user_id": manager.id}),
+    )
+    .await;
+    let within = format!("({{p}} IS NULL OR {{p}} = '{alpha}')");
     assert_eq!(keep_months(&app).await, Vec::<NaiveDate>::new(), "no month is kept before its days");
     keep_days(&app).await;
     // The month the events begin in has days before them, which are not kept.
@@ -710,7 +718,10 @@ async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_l
         in_month > 0 && in_month < in_days,
         "an account worked on several days of a month is held once: {in_month} of {in_days}"
     );
+    // The server holds a kept month's rows, every portfolio's, once read: the admin's
+    // request reads them, the manager's is answered from them, its portfolio's only.
     every_answer_is_its_definition(&app, &admin.token, from, to, "with the month kept").await;
+    every_answer_counts(&app, &manager.token, "", &within, from, to, "with the month kept").await;
 
     // A late write to one of its days drops the day and the month; the scheduler keeps
     // both again.
@@ -732,7 +743,9 @@ async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_l
     every_answer_is_its_definition(&app, &admin.token, from, to, "after a late write to the month").await;
     app.run_schedulers().await;
     assert_eq!(kept_months(&app).await, [month, last_month]);
+    // Kept again, the month is read again, not answered from the rows held before.
     every_answer_is_its_definition(&app, &admin.token, from, to, "with the month kept again").await;
+    every_answer_counts(&app, &manager.token, "", &within, from, to, "with the month kept again").await;
 }
 
 #[tokio::test]
