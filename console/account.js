@@ -194,6 +194,12 @@ export async function accountScreen(main, [id]) {
   const panel = h("div", { role: "tabpanel" });
   const mayReadHistory = atLeast("manager") || account.assigned_agent_id === currentUser().id;
   async function renderRecords() {
+    // What is typed beside a timeline item (a failure reason), and the caret in it,
+    // outlive a redraw: the agent goes on typing where they were. Read before the panel
+    // is put back, which takes the focus from it.
+    const typed = [...panel.querySelectorAll("form.item-actions[data-item] :is(input, textarea)[name]")]
+      .filter((input) => input.value || input === document.activeElement)
+      .map((input) => ({ item: input.form.dataset.item, name: input.name, value: input.value, focused: input === document.activeElement }));
     const button = (name, label) =>
       h("button", { type: "button", role: "tab", id: `tab-${name}`, "aria-selected": String(tab === name), "aria-controls": "records-panel",
         onclick: () => { tab = name; renderRecords(); } }, label);
@@ -203,11 +209,12 @@ export async function accountScreen(main, [id]) {
       mayReadHistory ? h("div", { role: "tablist", class: "tabs", "aria-label": "Account records" }, button("timeline", "Timeline"), button("history", "History")) : null,
       panel);
     if (tab === "history") await renderHistory(panel, id, "timeline-title");
-    else await renderTimeline();
+    else await renderTimeline(typed);
   }
 
-  // The timeline: newest first, a page at a time, each entry with when and who.
-  async function renderTimeline() {
+  // The timeline: newest first, a page at a time, each entry with when and who; `typed`
+  // is put back beside the items drawn anew.
+  async function renderTimeline(typed) {
     const list = h("ul", { class: "plain timeline" });
     const more = h("button", { type: "button", class: "more", hidden: true }, "Older");
     const load = async (cursor) => {
@@ -223,6 +230,13 @@ export async function accountScreen(main, [id]) {
     for (const form of list.querySelectorAll("form.item-actions[data-item]")) {
       const refusal = refusals.get(form.dataset.item);
       if (refusal) showProblem(form, refusal);
+    }
+    for (const { item, name, value, focused } of typed) {
+      const input = list.querySelector(`form.item-actions[data-item="${CSS.escape(item)}"] [name="${CSS.escape(name)}"]`);
+      if (!input) continue;
+      input.value = value;
+      // The caret goes back only if nothing else took it while the timeline was read.
+      if (focused && (!document.activeElement || document.activeElement === document.body)) input.focus();
     }
   }
 

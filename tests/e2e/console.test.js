@@ -43,7 +43,7 @@ async function setup() {
     await api(manager.access_token, "POST", `/accounts/${ids.pending}/payments`, { amount, currency: "USD", method: "ach", status: "pending" });
   }
   ids.late = (await mine({ debtor_name: "Leopold Latecomer", phone: "(201) 555-0177" })).id;
-  for (const amount of ["15.00", "5000.00"]) {
+  for (const amount of ["15.00", "5000.00", "7.00"]) {
     await api(manager.access_token, "POST", `/accounts/${ids.late}/payments`, { amount, currency: "USD", method: "ach", status: "pending" });
   }
   const inAWeek = new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10);
@@ -585,7 +585,7 @@ suite("the console", setup, (test) => {
     await stale.context().close();
   });
 
-  test("a refusal beside a timeline item stays when a late live event redraws the timeline", async () => {
+  test("a refusal beside a timeline item, and what is typed there, stay when a late live event redraws the timeline", async () => {
     const page = await open("agent", async (p) => {
       await p.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
         // The server's events reach the page two seconds late, as from a relay under load.
@@ -618,6 +618,17 @@ suite("the console", setup, (test) => {
     await api(await tokenOf("agent"), "POST", `/accounts/${ids.late}/activities`, { type: "note", notes: "a redraw" });
     await page.waitForFunction(() => !document.querySelector("li[data-drawn-before]"));
     await refusal.waitFor({ timeout: 1000 });
+
+    // What the agent is typing beside an item stays through a redraw, with the caret.
+    const seven = paymentsOf(page).filter({ hasText: "7.00 USD" });
+    await seven.getByLabel("Failure reason").fill("account closed");
+    await seven.evaluate((item) => { item.dataset.drawnBefore = "yes"; });
+    await api(await tokenOf("agent"), "POST", `/accounts/${ids.late}/activities`, { type: "note", notes: "another redraw" });
+    await page.waitForFunction(() => !document.querySelector("li[data-drawn-before]"));
+    assert.equal(await seven.getByLabel("Failure reason").evaluate((input) => input === document.activeElement), true);
+    await page.keyboard.type(" by the debtor");
+    await seven.getByRole("button", { name: "Mark failed" }).click();
+    await seven.filter({ hasText: "Failed: account closed by the debtor" }).waitFor();
     await page.context().close();
   });
 
