@@ -22,7 +22,7 @@ use crate::service::sessions::Sessions;
 use crate::storage::ContentStore;
 use crate::storage::local::LocalStore;
 use crate::storage::s3::{S3Config, S3Store};
-use crate::store::kpis::KeptMonths;
+use crate::store::kpis::KeptRows;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
 
@@ -51,8 +51,8 @@ struct Inner {
     content: Arc<dyn ContentStore>,
     /// Who carries messages to debtors.
     messengers: Providers,
-    /// The kept months' KPI rows last read.
-    kept_months: KeptMonths,
+    /// The KPI rows of kept months and days last read.
+    kept_rows: KeptRows,
     /// When this state was built: the process's uptime, for the operator's view.
     started: std::time::Instant,
 }
@@ -101,7 +101,7 @@ impl AppState {
             ws_replays,
             content,
             messengers,
-            kept_months: KeptMonths::default(),
+            kept_rows: KeptRows::default(),
             started: std::time::Instant::now(),
         };
         Ok(Self { inner: Arc::new(inner) })
@@ -192,9 +192,9 @@ impl AppState {
         &self.inner.quotas
     }
 
-    /// The kept months' KPI rows last read ([`KeptMonths`]).
-    pub fn kept_months(&self) -> &KeptMonths {
-        &self.inner.kept_months
+    /// The KPI rows of kept months and days last read ([`KeptRows`]).
+    pub fn kept_rows(&self) -> &KeptRows {
+        &self.inner.kept_rows
     }
 
     /// Where the date- and hour-dependent decisions read "now" ([`Clock`]).

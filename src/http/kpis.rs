@@ -38,6 +38,6 @@ pub struct Api;
     ))]
 #[tracing::instrument(skip_all)]
 async fn report(caller: Principal, state: AppState, raw_query: String) -> Result<Response> {
-    let report = kpis::report(state.pool(), state.kept_months(), &caller, &raw_query, state.clock().now()).await?;
+    let report = kpis::report(state.pool(), state.kept_rows(), &caller, &raw_query, state.clock().now()).await?;
     Ok(api::json(StatusCode::OK, &report))
 }

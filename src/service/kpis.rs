@@ -20,7 +20,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::params::{self, Param, Problems, schema};
 use crate::lists::values;
 use crate::service::portfolios;
-use crate::store::kpis::{self, KeptMonths, Portfolios, Window};
+use crate::store::kpis::{self, KeptRows, Portfolios, Window};
 use crate::store::{self, users};
 
 /// What the parameters fill in, before the rules between them apply.
@@ -524,7 +524,7 @@ fn admitted(roster: &Roster, agent: Option<Uuid>, team: Option<&str>) -> Result<
 
 /// The KPIs the query string `raw` asks for at `now`, for managers and admins, over the
 /// accounts within the caller's portfolios (docs/features/kpis.md, "Portfolios").
-pub async fn report(pool: &PgPool, kept_months: &KeptMonths, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
+pub async fn report(pool: &PgPool, kept_rows: &KeptRows, caller: &Principal, raw: &str, now: DateTime<Utc>) -> Result<KpiReport> {
     caller.require(Action::ReadKpis)?;
     let request = parse(raw, now)?;
     let selected = {
@@ -534,7 +534,7 @@ pub async fn report(pool: &PgPool, kept_months: &KeptMonths, caller: &Principal,
     };
     let (by, window) = (request.group_by, request.window);
     let (days, moves, roster) = tokio::try_join!(
-        kpis::day_figures(pool, kept_months, window, &selected),
+        kpis::day_figures(pool, kept_rows, window, &selected),
         kpis::moves(pool, window, &selected),
         async { Ok(Roster::new(users::roster(pool).await?)) },
     )?;

@@ -200,14 +200,14 @@ pub struct FigureRows {
     pub collected: Vec<CollectedRow>,
 }
 
-/// The event figures of a period: the rows of its kept days outside kept months and
-/// those computed from the events, of the admitted portfolios, and the rows of its kept
-/// months, every portfolio's as held in memory ([`KeptMonths`]). Read them with
-/// [`DayFigures::rows`].
+/// The event figures of a period: the rows of its days kept in part and those computed
+/// from the events, of the admitted portfolios, and the rows of its kept months and of
+/// its days kept whole outside them, every portfolio's as held in memory ([`KeptRows`]).
+/// Read them with [`DayFigures::rows`].
 #[derive(Debug)]
 pub struct DayFigures {
     days: FigureRows,
-    months: Vec<Arc<KeptMonth>>,
+    held: Vec<Arc<Kept>>,
     portfolios: Portfolios,
 }
 
@@ -215,64 +215,86 @@ impl DayFigures {
     /// The period's rows of one figure (`of` picks it), of the admitted portfolios only.
     pub fn rows<'a, T: InPortfolio + 'a>(&'a self, of: fn(&FigureRows) -> &[T]) -> impl Iterator<Item = &'a T> + 'a {
         of(&self.days).iter().chain(
-            self.months
+            self.held
                 .iter()
-                .flat_map(move |month| of(&month.rows).iter())
+                .flat_map(move |kept| of(&kept.rows).iter())
                 .filter(|row| self.portfolios.admits(row.portfolio_id())),
         )
     }
 }
 
-/// A kept month's rows, every portfolio's, as kept by its `generation` (migration 0056).
+/// A kept period whose rows a server holds: a month, or a day kept whole.
+#[derive(Debug, Clone, Copy)]
+enum Period {
+    Month(NaiveDate),
+    Day(NaiveDate),
+}
+
+impl Period {
+    /// The statement that reads the period's kept rows of `figure`, every portfolio's.
+    fn statement(self, figure: &DayFigure) -> String {
+        match self {
+            Period::Month(_) => format!("SELECT {} FROM {} WHERE month = $1", figure.columns, figure.month_table),
+            Period::Day(_) => format!("SELECT {} FROM {} WHERE day = $1", figure.columns, figure.table),
+        }
+    }
+}
+
+/// A kept period's rows, every portfolio's, as kept by its `generation` (migrations 0056
+/// and 0057).
 #[derive(Debug)]
-struct KeptMonth {
+struct Kept {
     generation: i64,
     rows: FigureRows,
 }
 
-/// The rows of the kept months last read, held in memory: a kept month's rows never
-/// change while it stays kept (a late write drops it, and keeping it again gives it a new
-/// generation), so a year's request reads its kept months from the database once, not
-/// each time (docs/features/kpis.md, "Kept months"). It holds [`KeptMonths::HELD`]
-/// months at most, the latest.
+/// The rows of the kept months and of the days kept whole that requests last read, held
+/// in memory: a kept period's rows never change while it stays kept (a late write drops
+/// it, and keeping it again gives it a new generation), so a year's request reads them
+/// from the database once, not each time (docs/features/kpis.md, "Kept rows in memory").
+/// It holds the latest [`KeptRows::MONTHS`] months and [`KeptRows::DAYS`] days at most.
 #[derive(Debug, Default)]
-pub struct KeptMonths {
-    held: Mutex<BTreeMap<NaiveDate, Arc<KeptMonth>>>,
+pub struct KeptRows {
+    months: Mutex<BTreeMap<NaiveDate, Arc<Kept>>>,
+    days: Mutex<BTreeMap<NaiveDate, Arc<Kept>>>,
 }
 
-impl KeptMonths {
+impl KeptRows {
     /// As many months as a request can cover.
-    const HELD: usize = (kpi::MAX_DAYS / 28 + 1) as usize;
+    const MONTHS: usize = (kpi::MAX_DAYS / 28 + 1) as usize;
+    /// As many days as a request can cover.
+    const DAYS: usize = kpi::MAX_DAYS as usize;
 
-    fn held(&self, month: NaiveDate, generation: i64) -> Option<Arc<KeptMonth>> {
-        let held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.get(&month).filter(|m| m.generation == generation).cloned()
-    }
-
-    fn hold(&self, month: NaiveDate, rows: Arc<KeptMonth>) {
-        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.insert(month, rows);
-        while held.len() > Self::HELD {
-            held.pop_first();
+    /// Where `period`'s rows are held, its date there and how many that place holds.
+    fn place(&self, period: Period) -> (&Mutex<BTreeMap<NaiveDate, Arc<Kept>>>, NaiveDate, usize) {
+        match period {
+            Period::Month(month) => (&self.months, month, Self::MONTHS),
+            Period::Day(day) => (&self.days, day, Self::DAYS),
         }
     }
 
-    /// The rows of `month` as kept by `generation`: held, or read in `tx` and held.
-    async fn rows(&self, tx: &mut PgConnection, month: NaiveDate, generation: i64) -> Result<Arc<KeptMonth>> {
-        if let Some(rows) = self.held(month, generation) {
-            return Ok(rows);
+    /// The rows of `period` as kept by `generation`: held, or read in `tx` and held.
+    async fn rows(&self, tx: &mut PgConnection, period: Period, generation: i64) -> Result<Arc<Kept>> {
+        let (place, date, most) = self.place(period);
+        let lock = || place.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(kept) = lock().get(&date).filter(|kept| kept.generation == generation) {
+            return Ok(Arc::clone(kept));
         }
-        let rows = Arc::new(KeptMonth {
+        let kept = Arc::new(Kept {
             generation,
             rows: FigureRows {
-                work: month_rows(tx, &work_figure(), month).await?,
-                channels: month_rows(tx, &channel_figure(), month).await?,
-                promises: month_rows(tx, &promise_figure(), month).await?,
-                collected: month_rows(tx, &collected_figure(), month).await?,
+                work: kept_rows(tx, &work_figure(), period, date).await?,
+                channels: kept_rows(tx, &channel_figure(), period, date).await?,
+                promises: kept_rows(tx, &promise_figure(), period, date).await?,
+                collected: kept_rows(tx, &collected_figure(), period, date).await?,
             },
         });
-        self.hold(month, Arc::clone(&rows));
-        Ok(rows)
+        let mut held = lock();
+        held.insert(date, Arc::clone(&kept));
+        while held.len() > most {
+            held.pop_first();
+        }
+        Ok(kept)
     }
 }
 
@@ -515,7 +537,7 @@ async fn keep(pool: &PgPool, day: NaiveDate, until: DateTime<Utc>, stale_before:
     };
     sqlx::query(
         "INSERT INTO kpi_days (day, kept_until) VALUES ($1, $2)
-         ON CONFLICT (day) DO UPDATE SET kept_until = excluded.kept_until, computed_at = now()",
+         ON CONFLICT (day) DO UPDATE SET kept_until = excluded.kept_until, computed_at = now(), generation = DEFAULT",
     )
     .bind(day)
     .bind(until)
@@ -616,36 +638,38 @@ pub async fn keep_month(pool: &PgPool, month: NaiveDate) -> Result<bool> {
     Ok(true)
 }
 
-/// The rows of `figure` for the days `opening..end` of `window` and the accounts of
-/// `portfolios`: the rows of the kept days outside the kept `months` summed per group,
-/// and the rows computed from the events in `unkept`, one statement per range (a day a
-/// late write dropped months ago does not make a request read the events between it and
-/// today).
+/// The rows of `figure` for the accounts of `portfolios`: the rows of the days kept in
+/// part (`partly`, normally today's or none) summed per group, and the rows computed from
+/// the events in `unkept`, one statement per range (a day a late write dropped months ago
+/// does not make a request read the events between it and today).
 async fn figure_rows<T>(
     tx: &mut PgConnection,
     figure: &DayFigure,
-    window: Window,
     portfolios: &Portfolios,
-    months: &[NaiveDate],
+    partly: &[NaiveDate],
     unkept: &[(DateTime<Utc>, DateTime<Utc>)],
 ) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    let mut rows: Vec<T> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {summed} FROM {table}
-         WHERE day >= $1 AND day < $2 AND kpi_month_of(day) <> ALL($5) AND {ADMITTED} GROUP BY {group}",
+    let summed = format!(
+        "SELECT {summed} FROM {table} WHERE day >= $1 AND day < $2 AND {ADMITTED} GROUP BY {group}",
         summed = figure.summed,
         table = figure.table,
         group = figure.group
-    )))
-    .bind(window.opening)
-    .bind(window.end.date_naive())
-    .bind(&portfolios.ids)
-    .bind(portfolios.none)
-    .bind(months)
-    .fetch_all(&mut *tx)
-    .await?;
+    );
+    let mut rows: Vec<T> = Vec::new();
+    for day in partly {
+        rows.extend(
+            sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(summed.clone()))
+                .bind(day)
+                .bind(*day + chrono::Duration::days(1))
+                .bind(&portfolios.ids)
+                .bind(portfolios.none)
+                .fetch_all(&mut *tx)
+                .await?,
+        );
+    }
     let compute = format!("SELECT * FROM ({}) f WHERE {ADMITTED}", figure.compute);
     for (start, end) in unkept {
         rows.extend(
@@ -661,18 +685,15 @@ where
     Ok(rows)
 }
 
-/// The rows of `figure` kept for `month`, every portfolio's.
-async fn month_rows<T>(tx: &mut PgConnection, figure: &DayFigure, month: NaiveDate) -> Result<Vec<T>>
+/// The rows of `figure` kept for `period` (starting on `date`), every portfolio's.
+async fn kept_rows<T>(tx: &mut PgConnection, figure: &DayFigure, period: Period, date: NaiveDate) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
-    Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT {} FROM {} WHERE month = $1",
-        figure.columns, figure.month_table
-    )))
-    .bind(month)
-    .fetch_all(&mut *tx)
-    .await?)
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(period.statement(figure)))
+        .bind(date)
+        .fetch_all(&mut *tx)
+        .await?)
 }
 
 /// What the kept days of `window` leave to compute from the events: per day, from its
@@ -696,42 +717,53 @@ fn unkept(window: Window, kept: &[(NaiveDate, DateTime<Utc>)]) -> Vec<(DateTime<
 
 /// The activities, promises and payments of the window on the accounts of `portfolios`,
 /// read in one snapshot of the database so that a day kept or dropped meanwhile is
-/// counted once; the kept months' rows from `kept_months` when it holds them as kept in
-/// that snapshot.
+/// counted once; the rows of the kept months and of the days kept whole outside them from
+/// `held` when it holds them as kept in that snapshot.
 #[tracing::instrument(skip_all)]
-pub async fn day_figures(pool: &PgPool, kept_months: &KeptMonths, window: Window, portfolios: &Portfolios) -> Result<DayFigures> {
+pub async fn day_figures(pool: &PgPool, held: &KeptRows, window: Window, portfolios: &Portfolios) -> Result<DayFigures> {
     let mut tx = pool.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;
-    let kept: Vec<(NaiveDate, DateTime<Utc>)> = sqlx::query_as("SELECT day, kept_until FROM kpi_days WHERE day >= $1 AND day < $2")
-        .bind(window.opening)
-        .bind(window.end.date_naive())
-        .fetch_all(&mut *tx)
-        .await?;
-    let unkept = unkept(window, &kept);
+    let kept: Vec<(NaiveDate, DateTime<Utc>, i64)> =
+        sqlx::query_as("SELECT day, kept_until, generation FROM kpi_days WHERE day >= $1 AND day < $2")
+            .bind(window.opening)
+            .bind(window.end.date_naive())
+            .fetch_all(&mut *tx)
+            .await?;
+    let spans: Vec<(NaiveDate, DateTime<Utc>)> = kept.iter().map(|(day, until, _)| (*day, *until)).collect();
+    let unkept = unkept(window, &spans);
     // The kept months wholly within the window: their rows stand for their days'.
-    let generations: Vec<(NaiveDate, i64)> =
+    let months: Vec<(NaiveDate, i64)> =
         sqlx::query_as("SELECT month, generation FROM kpi_months WHERE month >= $1 AND (month + interval '1 month')::date <= $2")
             .bind(window.opening)
             .bind(window.end.date_naive())
             .fetch_all(&mut *tx)
             .await?;
-    let months: Vec<NaiveDate> = generations.iter().map(|(month, _)| *month).collect();
+    let in_a_month = |day: NaiveDate| months.iter().any(|(month, _)| *month <= day && day < next_month(*month));
+    let (whole, partly): (Vec<_>, Vec<_>) = kept
+        .iter()
+        .filter(|(day, _, _)| !in_a_month(*day))
+        .partition(|(day, until, _)| *until >= day_start(*day + chrono::Duration::days(1)));
+    let partly: Vec<NaiveDate> = partly.iter().map(|(day, _, _)| *day).collect();
     let days = FigureRows {
-        work: figure_rows(&mut tx, &work_figure(), window, portfolios, &months, &unkept).await?,
-        channels: figure_rows(&mut tx, &channel_figure(), window, portfolios, &months, &unkept).await?,
-        promises: figure_rows(&mut tx, &promise_figure(), window, portfolios, &months, &unkept).await?,
-        collected: figure_rows(&mut tx, &collected_figure(), window, portfolios, &months, &unkept).await?,
+        work: figure_rows(&mut tx, &work_figure(), portfolios, &partly, &unkept).await?,
+        channels: figure_rows(&mut tx, &channel_figure(), portfolios, &partly, &unkept).await?,
+        promises: figure_rows(&mut tx, &promise_figure(), portfolios, &partly, &unkept).await?,
+        collected: figure_rows(&mut tx, &collected_figure(), portfolios, &partly, &unkept).await?,
     };
-    let mut held = Vec::with_capacity(generations.len());
-    for (month, generation) in generations {
-        held.push(kept_months.rows(&mut tx, month, generation).await?);
+    let periods = months
+        .iter()
+        .map(|(month, generation)| (Period::Month(*month), *generation))
+        .chain(whole.iter().map(|(day, _, generation)| (Period::Day(*day), *generation)));
+    let mut rows = Vec::with_capacity(months.len() + whole.len());
+    for (period, generation) in periods {
+        rows.push(held.rows(&mut tx, period, generation).await?);
     }
     tx.commit().await?;
     Ok(DayFigures {
         days,
-        months: held,
+        held: rows,
         portfolios: portfolios.clone(),
     })
 }

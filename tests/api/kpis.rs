@@ -688,7 +688,7 @@ async fn month_ordinals(app: &TestApp, month: NaiveDate) -> (i64, i64) {
 }
 
 #[tokio::test]
-async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_late_write_drops_it() {
+async fn a_month_whose_days_are_kept_is_kept_once_and_its_held_rows_and_a_held_days_give_way_to_a_late_write() {
     let app = spawn_app().await;
     let admin = app.user(Role::Admin).await;
     let manager = app.user(Role::Manager).await;
@@ -729,16 +729,16 @@ async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_l
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    sqlx::query(
-        "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
-         VALUES ($1, $2, 'call', 'outbound', 'right_party', $3, (SELECT id FROM users WHERE team = 'north' LIMIT 1))",
-    )
-    .bind(Uuid::new_v4())
-    .bind(account)
-    .bind(midnight(month + Duration::days(10)) + Duration::hours(9))
-    .execute(&app.pool)
-    .await
-    .unwrap();
+    let late_call = |day: NaiveDate| {
+        sqlx::query(
+            "INSERT INTO activities (id, account_id, type, direction, outcome, occurred_at, agent_id)
+             VALUES ($1, $2, 'call', 'outbound', 'right_party', $3, (SELECT id FROM users WHERE team = 'north' LIMIT 1))",
+        )
+        .bind(Uuid::new_v4())
+        .bind(account)
+        .bind(midnight(day) + Duration::hours(9))
+    };
+    late_call(month + Duration::days(10)).execute(&app.pool).await.unwrap();
     assert_eq!(kept_months(&app).await, [last_month]);
     every_answer_is_its_definition(&app, &admin.token, from, to, "after a late write to the month").await;
     app.run_schedulers().await;
@@ -746,6 +746,15 @@ async fn a_month_whose_days_are_kept_is_kept_once_with_each_account_once_and_a_l
     // Kept again, the month is read again, not answered from the rows held before.
     every_answer_is_its_definition(&app, &admin.token, from, to, "with the month kept again").await;
     every_answer_counts(&app, &manager.token, "", &within, from, to, "with the month kept again").await;
+
+    // The days kept whole outside the months are held too, and the same way: the first
+    // day of the period, held since the first request, is dropped by a late write, and
+    // once kept again it is read again.
+    late_call(from).execute(&app.pool).await.unwrap();
+    every_answer_is_its_definition(&app, &admin.token, from, to, "after a late write to a held day").await;
+    app.run_schedulers().await;
+    every_answer_is_its_definition(&app, &admin.token, from, to, "with the held day kept again").await;
+    every_answer_counts(&app, &manager.token, "", &within, from, to, "with the held day kept again").await;
 }
 
 #[tokio::test]
