@@ -248,9 +248,9 @@ fn rate(part: i64, whole: i64) -> Option<f64> {
 /// What a group's figures are summed from.
 #[derive(Default)]
 struct Sums {
-    /// The ordinals of the accounts worked as the rows give them (any order, repeats);
-    /// only groups have them: the total's are the union of the groups'.
-    worked: Vec<u32>,
+    /// The accounts worked; only groups have them: the total's are the union of the
+    /// groups'.
+    worked: Ordinals,
     attempts: i64,
     right_party: i64,
     /// Per channel: `(attempts, right-party contacts)`.
@@ -263,34 +263,41 @@ struct Sums {
     moves: BTreeMap<(String, String), (i64, i64)>,
 }
 
-/// Accounts by ordinal, a bit each: a year's work rows name about 5,000,000 ordinals
-/// at 1,000,000 accounts, and setting a bit costs a memory write where sorting them
-/// into a roaring bitmap cost a comparison sort (what each cost a request:
-/// docs/benchmarks.md).
+/// Accounts by ordinal, a bit each, set as the work rows are read: a year's work rows
+/// name about 5,000,000 ordinals at 1,000,000 accounts, and setting a bit costs a memory
+/// write where sorting them into a roaring bitmap cost a comparison sort, and collecting
+/// them first a copy (what each cost a request: docs/benchmarks.md). A group's set spans
+/// its largest ordinal: 125 KB at 1,000,000 accounts.
 #[derive(Default)]
 struct Ordinals {
     words: Vec<u64>,
 }
 
 impl Ordinals {
-    /// Sets `ordinal`'s bit; whether it was clear.
-    fn insert(&mut self, ordinal: u32) -> bool {
-        let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
-        if word >= self.words.len() {
-            self.words.resize(word + 1, 0);
+    /// Sets the bits of a work row's accounts ([`kpis::ordinals`]).
+    fn extend(&mut self, accounts: &[u8]) {
+        for ordinal in kpis::ordinals(accounts) {
+            let word = (ordinal / 64) as usize;
+            if word >= self.words.len() {
+                self.words.resize(word + 1, 0);
+            }
+            self.words[word] |= 1u64 << (ordinal % 64);
         }
-        let clear = self.words[word] & bit == 0;
-        self.words[word] |= bit;
-        clear
     }
 
-    /// Clears the bits of `ordinals`, leaving the words allocated for the next group.
-    fn clear(&mut self, ordinals: &[u32]) {
-        for ordinal in ordinals {
-            if let Some(word) = self.words.get_mut((ordinal / 64) as usize) {
-                *word = 0;
-            }
+    /// Adds the accounts of `other`.
+    fn union(&mut self, other: &Ordinals) {
+        if self.words.len() < other.words.len() {
+            self.words.resize(other.words.len(), 0);
         }
+        for (word, theirs) in self.words.iter_mut().zip(&other.words) {
+            *word |= theirs;
+        }
+    }
+
+    /// How many accounts.
+    fn len(&self) -> u64 {
+        self.words.iter().map(|word| u64::from(word.count_ones())).sum()
     }
 }
 
@@ -355,24 +362,44 @@ struct Tally {
     roster: Roster,
     /// The users whose rows count; every row counts when `None`.
     admitted: Option<HashSet<Uuid>>,
-    groups: BTreeMap<Option<String>, Sums>,
+    groups: BTreeMap<Option<GroupKey>, Sums>,
     total: Sums,
+}
+
+/// A group while rows are summed: an agent or a portfolio by id (compared as 16 bytes, not
+/// formatted for every row), a team or a bucket by name.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+enum GroupKey {
+    Id(Uuid),
+    Name(String),
+}
+
+impl GroupKey {
+    /// The group's key in the answer.
+    fn into_key(self) -> String {
+        match self {
+            GroupKey::Id(id) => id.to_string(),
+            GroupKey::Name(name) => name,
+        }
+    }
 }
 
 impl Tally {
     /// The group of a row that counts for `agent`, `bucket` and `portfolio`; `None` when
     /// the row is not one asked for (another user's, under `agent` or `team`).
-    fn group(&self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>) -> Option<Option<String>> {
+    fn group(&self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>) -> Option<Option<GroupKey>> {
         if let Some(admitted) = &self.admitted
             && !agent.is_some_and(|a| admitted.contains(&a))
         {
             return None;
         }
         Some(match self.by {
-            GroupBy::Agent => agent.map(|a| a.to_string()),
-            GroupBy::Team => agent.and_then(|a| self.roster.team_of(a)).map(str::to_owned),
-            GroupBy::Bucket => bucket.map(str::to_owned),
-            GroupBy::Portfolio => portfolio.map(|p| p.to_string()),
+            GroupBy::Agent => agent.map(GroupKey::Id),
+            GroupBy::Team => agent
+                .and_then(|a| self.roster.team_of(a))
+                .map(|team| GroupKey::Name(team.to_owned())),
+            GroupBy::Bucket => bucket.map(|bucket| GroupKey::Name(bucket.to_owned())),
+            GroupBy::Portfolio => portfolio.map(GroupKey::Id),
         })
     }
 
@@ -387,21 +414,21 @@ impl Tally {
     /// Adds a work row's accounts to its group when the row counts.
     fn worked(&mut self, agent: Option<Uuid>, bucket: Option<&str>, portfolio: Option<Uuid>, accounts: &[u8]) {
         if let Some(key) = self.group(agent, bucket, portfolio) {
-            self.groups.entry(key).or_default().worked.extend(kpis::ordinals(accounts));
+            self.groups.entry(key).or_default().worked.extend(accounts);
         }
     }
 
     /// Lists every agent (and, by team, every team of one) among the users asked for, with
     /// nothing to count as well: an idle agent is a figure too.
     fn list_everyone(&mut self) {
-        let keys: Vec<String> = self
+        let keys: Vec<GroupKey> = self
             .roster
             .users
             .iter()
             .filter(|u| u.agent && self.admitted.as_ref().is_none_or(|a| a.contains(&u.id)))
             .filter_map(|u| match self.by {
-                GroupBy::Agent => Some(u.id.to_string()),
-                GroupBy::Team => u.team.clone(),
+                GroupBy::Agent => Some(GroupKey::Id(u.id)),
+                GroupBy::Team => u.team.clone().map(GroupKey::Name),
                 GroupBy::Bucket | GroupBy::Portfolio => None,
             })
             .collect();
@@ -411,31 +438,22 @@ impl Tally {
     }
 
     fn finish(self) -> (Vec<Group>, Figures) {
-        // One set of bits for the group at hand, cleared after it, and one for everyone.
-        let (mut group, mut everyone) = (Ordinals::default(), Ordinals::default());
-        let mut everyone_worked = 0;
+        let mut everyone = Ordinals::default();
         let mut groups: Vec<Group> = self
             .groups
             .into_iter()
             .map(|(key, mut sums)| {
-                let ordinals = std::mem::take(&mut sums.worked);
-                let mut worked = 0;
-                for ordinal in &ordinals {
-                    if group.insert(*ordinal) {
-                        worked += 1;
-                        everyone_worked += u64::from(everyone.insert(*ordinal));
-                    }
-                }
-                group.clear(&ordinals);
+                let worked = std::mem::take(&mut sums.worked);
+                everyone.union(&worked);
                 Group {
-                    key,
+                    key: key.map(GroupKey::into_key),
                     name: None,
-                    figures: sums.figures(worked),
+                    figures: sums.figures(worked.len()),
                 }
             })
             .collect();
         groups.sort_by(|a, b| (a.key.is_none(), &a.key).cmp(&(b.key.is_none(), &b.key)));
-        (groups, self.total.figures(everyone_worked))
+        (groups, self.total.figures(everyone.len()))
     }
 }
 
