@@ -231,6 +231,13 @@ enum Period {
 }
 
 impl Period {
+    /// The period's first day.
+    fn date(self) -> NaiveDate {
+        match self {
+            Period::Month(date) | Period::Day(date) => date,
+        }
+    }
+
     /// The statement that reads the period's kept rows of `figure`, every portfolio's.
     fn statement(self, figure: &DayFigure) -> String {
         match self {
@@ -265,17 +272,17 @@ impl KeptRows {
     /// As many days as a request can cover.
     const DAYS: usize = kpi::MAX_DAYS as usize;
 
-    /// Where `period`'s rows are held, its date there and how many that place holds.
-    fn place(&self, period: Period) -> (&Mutex<BTreeMap<NaiveDate, Arc<Kept>>>, NaiveDate, usize) {
+    /// Where `period`'s rows are held, and how many that place holds.
+    fn place(&self, period: Period) -> (&Mutex<BTreeMap<NaiveDate, Arc<Kept>>>, usize) {
         match period {
-            Period::Month(month) => (&self.months, month, Self::MONTHS),
-            Period::Day(day) => (&self.days, day, Self::DAYS),
+            Period::Month(_) => (&self.months, Self::MONTHS),
+            Period::Day(_) => (&self.days, Self::DAYS),
         }
     }
 
     /// The rows of `period` as kept by `generation`: held, or read in `tx` and held.
     async fn rows(&self, tx: &mut PgConnection, period: Period, generation: i64) -> Result<Arc<Kept>> {
-        let (place, date, most) = self.place(period);
+        let ((place, most), date) = (self.place(period), period.date());
         let lock = || place.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(kept) = lock().get(&date).filter(|kept| kept.generation == generation) {
             return Ok(Arc::clone(kept));
@@ -283,10 +290,10 @@ impl KeptRows {
         let kept = Arc::new(Kept {
             generation,
             rows: FigureRows {
-                work: kept_rows(tx, &work_figure(), period, date).await?,
-                channels: kept_rows(tx, &channel_figure(), period, date).await?,
-                promises: kept_rows(tx, &promise_figure(), period, date).await?,
-                collected: kept_rows(tx, &collected_figure(), period, date).await?,
+                work: kept_rows(tx, &work_figure(), period).await?,
+                channels: kept_rows(tx, &channel_figure(), period).await?,
+                promises: kept_rows(tx, &promise_figure(), period).await?,
+                collected: kept_rows(tx, &collected_figure(), period).await?,
             },
         });
         let mut held = lock();
@@ -685,13 +692,13 @@ where
     Ok(rows)
 }
 
-/// The rows of `figure` kept for `period` (starting on `date`), every portfolio's.
-async fn kept_rows<T>(tx: &mut PgConnection, figure: &DayFigure, period: Period, date: NaiveDate) -> Result<Vec<T>>
+/// The rows of `figure` kept for `period`, every portfolio's.
+async fn kept_rows<T>(tx: &mut PgConnection, figure: &DayFigure, period: Period) -> Result<Vec<T>>
 where
     T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
 {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(period.statement(figure)))
-        .bind(date)
+        .bind(period.date())
         .fetch_all(&mut *tx)
         .await?)
 }
