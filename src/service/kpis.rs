@@ -263,30 +263,89 @@ struct Sums {
     moves: BTreeMap<(String, String), (i64, i64)>,
 }
 
-/// Accounts by ordinal, a bit each, set as the work rows are read: a year's work rows
-/// name about 5,000,000 ordinals at 1,000,000 accounts, and setting a bit costs a memory
-/// write where sorting them into a roaring bitmap cost a comparison sort, and collecting
-/// them first a copy (what each cost a request: docs/benchmarks.md). A group's set spans
-/// its largest ordinal: 125 KB at 1,000,000 accounts.
+/// A group's accounts worked, by ordinal: listed as the work rows give them (repeats too)
+/// while the list is smaller than a bit for each ordinal up to the largest would be, then
+/// a bit each. A year's work rows name about 5,000,000 ordinals at 1,000,000 accounts, and
+/// setting a bit costs a memory write where sorting them into a roaring bitmap cost a
+/// comparison sort, and collecting them all first a copy (what each cost a request:
+/// docs/benchmarks.md); a short period's few ordinals stay a short list. Either way a
+/// group holds at most the smaller of 4 bytes per ordinal read and 125 KB at 1,000,000
+/// accounts, however many agents a request groups by.
 #[derive(Default)]
 struct Ordinals {
-    words: Vec<u64>,
+    listed: Vec<u32>,
+    largest: u32,
+    bits: Bits,
 }
 
 impl Ordinals {
-    /// Sets the bits of a work row's accounts ([`kpis::ordinals`]).
+    /// Adds a work row's accounts ([`kpis::ordinals`]).
     fn extend(&mut self, accounts: &[u8]) {
-        for ordinal in kpis::ordinals(accounts) {
-            let word = (ordinal / 64) as usize;
-            if word >= self.words.len() {
-                self.words.resize(word + 1, 0);
+        if !self.bits.words.is_empty() {
+            for ordinal in kpis::ordinals(accounts) {
+                self.bits.insert(ordinal);
             }
-            self.words[word] |= 1u64 << (ordinal % 64);
+            return;
+        }
+        for ordinal in kpis::ordinals(accounts) {
+            self.largest = self.largest.max(ordinal);
+            self.listed.push(ordinal);
+        }
+        // 4 bytes an ordinal listed against one bit per ordinal up to the largest.
+        if self.listed.len() as u64 * 32 > u64::from(self.largest) {
+            for ordinal in std::mem::take(&mut self.listed) {
+                self.bits.insert(ordinal);
+            }
+        }
+    }
+
+    /// How many accounts, each added to `everyone`; `scratch` is a clear set, left clear.
+    fn count(&self, everyone: &mut Bits, scratch: &mut Bits) -> u64 {
+        if self.listed.is_empty() {
+            everyone.union(&self.bits);
+            return self.bits.len();
+        }
+        let mut distinct = 0;
+        for ordinal in &self.listed {
+            if scratch.insert(*ordinal) {
+                distinct += 1;
+                everyone.insert(*ordinal);
+            }
+        }
+        scratch.clear(&self.listed);
+        distinct
+    }
+}
+
+/// Accounts by ordinal, a bit each.
+#[derive(Default)]
+struct Bits {
+    words: Vec<u64>,
+}
+
+impl Bits {
+    /// Sets `ordinal`'s bit; whether it was clear.
+    fn insert(&mut self, ordinal: u32) -> bool {
+        let (word, bit) = ((ordinal / 64) as usize, 1u64 << (ordinal % 64));
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let clear = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        clear
+    }
+
+    /// Clears the bits of `ordinals`, leaving the words allocated for the next group.
+    fn clear(&mut self, ordinals: &[u32]) {
+        for ordinal in ordinals {
+            if let Some(word) = self.words.get_mut((ordinal / 64) as usize) {
+                *word = 0;
+            }
         }
     }
 
     /// Adds the accounts of `other`.
-    fn union(&mut self, other: &Ordinals) {
+    fn union(&mut self, other: &Bits) {
         if self.words.len() < other.words.len() {
             self.words.resize(other.words.len(), 0);
         }
@@ -438,17 +497,16 @@ impl Tally {
     }
 
     fn finish(self) -> (Vec<Group>, Figures) {
-        let mut everyone = Ordinals::default();
+        let (mut everyone, mut scratch) = (Bits::default(), Bits::default());
         let mut groups: Vec<Group> = self
             .groups
             .into_iter()
             .map(|(key, mut sums)| {
-                let worked = std::mem::take(&mut sums.worked);
-                everyone.union(&worked);
+                let worked = std::mem::take(&mut sums.worked).count(&mut everyone, &mut scratch);
                 Group {
                     key: key.map(GroupKey::into_key),
                     name: None,
-                    figures: sums.figures(worked.len()),
+                    figures: sums.figures(worked),
                 }
             })
             .collect();
@@ -668,10 +726,24 @@ mod tests {
         tally.worked(None, Some("1-29"), None, &bytes(&[7, 64, 1_000_000]));
         tally.worked(None, Some("1-29"), None, &bytes(&[64, 3]));
         tally.worked(None, Some("30-59"), None, &bytes(&[3, 63, 65, 2_000_000]));
+        // A bucket worked densely, twice: its list outgrows a bit each and becomes one.
+        let dense: Vec<u32> = (60..1_060).collect();
+        tally.worked(None, Some("60-89"), None, &bytes(&dense));
+        tally.worked(None, Some("60-89"), None, &bytes(&dense[..500]));
+        assert!(tally.groups[&Some(GroupKey::Name("60-89".to_owned()))].worked.listed.is_empty());
+        assert!(!tally.groups[&Some(GroupKey::Name("1-29".to_owned()))].worked.listed.is_empty());
         let (groups, total) = tally.finish();
         let worked: Vec<(Option<String>, i64)> = groups.iter().map(|g| (g.key.clone(), g.figures.accounts_worked)).collect();
-        assert_eq!(worked, [(Some("1-29".to_owned()), 4), (Some("30-59".to_owned()), 4)]);
-        assert_eq!(total.accounts_worked, 7);
+        assert_eq!(
+            worked,
+            [
+                (Some("1-29".to_owned()), 4),
+                (Some("30-59".to_owned()), 4),
+                (Some("60-89".to_owned()), 1_000)
+            ]
+        );
+        // 3, 7, 1,000,000 and 2,000,000 besides the dense ones (63, 64 and 65 among them).
+        assert_eq!(total.accounts_worked, 1_004);
     }
 
     #[test]
