@@ -21,6 +21,7 @@ use tantivy::query::Weight;
 use tantivy::{DocId, DocSet, Opstamp, Searcher, SegmentOrdinal, SegmentReader, TERMINATED};
 
 use super::collector::{FacetCounts, PageCollector, PageFruit, PageSegment};
+use super::turns::Turns;
 
 /// Smaller segments are counted at each search: a few microseconds, and they come and
 /// go with every commit.
@@ -46,7 +47,7 @@ type AnswerKey = (SegmentId, String);
 pub struct KeptCounts {
     answers: Mutex<Answers>,
     /// A turn per answer being counted: the requests for it wait for the one counting.
-    counting: Mutex<HashMap<AnswerKey, Arc<Mutex<()>>>>,
+    counting: Turns<AnswerKey>,
     deleted: Mutex<HashMap<SegmentId, Deleted>>,
 }
 
@@ -81,8 +82,7 @@ impl KeptCounts {
 
     /// The answer kept for `key` on `segment`, or else counted by `count` and kept.
     /// Requests for an answer being counted wait for it instead of counting the segment
-    /// too: the first requests after a large segment appears (a load, a merge) would
-    /// otherwise each count it, all at once. A query longer than [`KEY_BYTES_KEPT`] is
+    /// too (see [`Turns`]). A query longer than [`KEY_BYTES_KEPT`] is
     /// counted and not kept.
     fn answer_or_count(
         &self,
@@ -93,29 +93,16 @@ impl KeptCounts {
         if key.len() > KEY_BYTES_KEPT {
             return count().map(Arc::new);
         }
-        if let Some(kept) = self.answer(segment, key) {
-            return Ok(kept);
-        }
-        let turn = self
-            .counting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((segment, key.to_owned()))
-            .or_default()
-            .clone();
-        let _turn = turn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(kept) = self.answer(segment, key) {
-            return Ok(kept);
-        }
-        let counted = count().map(Arc::new);
-        if let Ok(fruit) = &counted {
-            self.keep(segment, key, fruit.clone());
-        }
-        self.counting
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&(segment, key.to_owned()));
-        counted
+        let answer_key = (segment, key.to_owned());
+        self.counting.find_or_build(
+            &answer_key,
+            || self.answer(segment, key),
+            || {
+                let counted = Arc::new(count()?);
+                self.keep(segment, key, counted.clone());
+                Ok(counted)
+            },
+        )
     }
 
     /// Keeps `fruit`, dropping arbitrary answers (random eviction) until it fits.
@@ -278,7 +265,6 @@ mod tests {
         let totals: Vec<u64> = requests.into_iter().map(|r| r.join().unwrap()).collect();
         assert_eq!(totals, [7; 8]);
         assert_eq!(counted.load(Ordering::SeqCst), 1, "one request counted, the others waited for it");
-        assert!(kept.counting.lock().unwrap().is_empty(), "no turn left behind");
         // Another query, or a failed count, counts again.
         let other = kept.answer_or_count(segment, "other", || Ok(answer(3))).unwrap();
         assert_eq!(other.total, 3);

@@ -14,6 +14,7 @@ use tantivy::columnar::{Cardinality, Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, Searcher, SegmentReader};
 
+use super::turns::Turns;
 use crate::domain::account::{AccountStatus, Bucket};
 
 /// Stands for "no value" in an integer array (no indexed value is ever this small).
@@ -197,21 +198,45 @@ pub(super) fn prefetch<T>(values: &[T], at: usize) {
 #[cfg(not(target_arch = "x86_64"))]
 pub(super) fn prefetch<T>(_: &[T], _: usize) {}
 
-/// Entries by segment and column name.
-type BySegment<T> = Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>;
 /// Status-and-bucket bytes by segment and day (see `BucketColumns::codes`).
 type DayCodes = HashMap<(SegmentId, i64), Arc<[u8]>>;
 
-/// The entry of `key` in `map`, built by `build` the first time. Built outside the lock:
-/// two searches may both build a new segment's entry, and the second simply replaces the
-/// first.
-fn cached<T>(map: &BySegment<T>, key: (SegmentId, &'static str), build: impl FnOnce() -> tantivy::Result<T>) -> tantivy::Result<Arc<T>> {
-    if let Some(found) = map.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return Ok(found.clone());
+/// Entries by segment and column name, each built once (see [`Turns`]).
+struct BySegment<T> {
+    entries: Mutex<HashMap<(SegmentId, &'static str), Arc<T>>>,
+    turns: Turns<(SegmentId, &'static str)>,
+}
+
+impl<T> Default for BySegment<T> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            turns: Turns::default(),
+        }
     }
-    let built = Arc::new(build()?);
-    map.lock().unwrap_or_else(|p| p.into_inner()).insert(key, built.clone());
-    Ok(built)
+}
+
+impl<T> BySegment<T> {
+    /// The entry of `key`, built by `build` the first time.
+    fn get_or_build(&self, key: (SegmentId, &'static str), build: impl FnOnce() -> tantivy::Result<T>) -> tantivy::Result<Arc<T>> {
+        let entries = || self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        self.turns.find_or_build(
+            &key,
+            || entries().get(&key).cloned(),
+            || {
+                let built = Arc::new(build()?);
+                entries().insert(key, built.clone());
+                Ok(built)
+            },
+        )
+    }
+
+    fn retain(&self, live: &HashSet<SegmentId>) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
+    }
 }
 
 /// Quantiles a column's values are read at: 0, 1/128, ..., 1.
@@ -226,6 +251,7 @@ pub struct DenseColumns {
     /// A column's values at [`QUANTILES`] + 1 evenly spaced quantiles, ascending.
     quantiles: BySegment<Vec<i64>>,
     codes: Mutex<DayCodes>,
+    codes_turns: Turns<(SegmentId, i64)>,
 }
 
 impl DenseColumns {
@@ -235,7 +261,7 @@ impl DenseColumns {
         name: &'static str,
         build: impl FnOnce() -> tantivy::Result<Dense>,
     ) -> tantivy::Result<Arc<Dense>> {
-        cached(&self.columns, (segment.segment_id(), name), build)
+        self.columns.get_or_build((segment.segment_id(), name), build)
     }
 
     /// An integer column (no value for any document when the segment has no such column:
@@ -259,7 +285,7 @@ impl DenseColumns {
     /// A string column (no terms, and no term for any document, when the segment has no
     /// such column).
     pub fn strs(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Strs>> {
-        cached(&self.strs, (segment.segment_id(), name), || {
+        self.strs.get_or_build((segment.segment_id(), name), || {
             Ok(match segment.fast_fields().str(name)? {
                 None => Strs {
                     terms: Vec::new(),
@@ -310,7 +336,7 @@ impl DenseColumns {
     /// the segment's documents that have one, ascending, estimated from an even sample;
     /// empty when none has a value.
     pub fn quantiles(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Vec<i64>>> {
-        cached(&self.quantiles, (segment.segment_id(), name), || {
+        self.quantiles.get_or_build((segment.segment_id(), name), || {
             let values = self.i64(segment, name)?;
             let step = (segment.max_doc() / QUANTILE_SAMPLE).max(1);
             let mut sample: Vec<i64> = (0..segment.max_doc())
@@ -330,31 +356,26 @@ impl DenseColumns {
     /// for a day two days later (callers in other time zones may be a day apart).
     pub fn status_buckets(&self, segment: &SegmentReader, today: i64) -> tantivy::Result<Arc<[u8]>> {
         let key = (segment.segment_id(), today);
-        if let Some(found) = self.codes.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(found.clone());
-        }
-        let built: Arc<[u8]> = BucketColumns::bind(segment, self)?.codes(segment.max_doc(), today).into();
-        let mut codes = self.codes.lock().unwrap_or_else(|p| p.into_inner());
-        codes.retain(|(_, day), _| *day >= today - 1);
-        codes.insert(key, built.clone());
-        Ok(built)
+        let codes = || self.codes.lock().unwrap_or_else(|p| p.into_inner());
+        self.codes_turns.find_or_build(
+            &key,
+            || codes().get(&key).cloned(),
+            || {
+                let built: Arc<[u8]> = BucketColumns::bind(segment, self)?.codes(segment.max_doc(), today).into();
+                let mut codes = codes();
+                codes.retain(|(_, day), _| *day >= today - 1);
+                codes.insert(key, built.clone());
+                Ok(built)
+            },
+        )
     }
 
     /// Drops the columns of segments `searcher` no longer has.
     pub fn retain(&self, searcher: &Searcher) {
         let live: HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
-        self.columns
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(segment, _), _| live.contains(segment));
-        self.strs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(segment, _), _| live.contains(segment));
-        self.quantiles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|(segment, _), _| live.contains(segment));
+        self.columns.retain(&live);
+        self.strs.retain(&live);
+        self.quantiles.retain(&live);
         self.codes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -436,4 +457,43 @@ pub(super) const NO_STATUS_CODE: u8 = 31;
 /// Whether a status-and-bucket byte can hold every ordinal of this status column.
 pub(super) fn holds_status(status: &Strs) -> bool {
     status.terms.len() <= usize::from(NO_STATUS_CODE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn searches_wanting_a_column_being_decoded_wait_for_it() {
+        let columns = Arc::new(BySegment::<Vec<i64>>::default());
+        let segment = SegmentId::generate_random();
+        let decoded = Arc::new(AtomicUsize::new(0));
+        let searches: Vec<_> = (0..8)
+            .map(|_| {
+                let (columns, decoded) = (columns.clone(), decoded.clone());
+                std::thread::spawn(move || {
+                    columns
+                        .get_or_build((segment, "balance"), || {
+                            decoded.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(50));
+                            Ok(vec![1, 2, 3])
+                        })
+                        .unwrap()
+                })
+            })
+            .collect();
+        let found: Vec<Arc<Vec<i64>>> = searches.into_iter().map(|s| s.join().unwrap()).collect();
+        assert_eq!(
+            decoded.load(Ordering::SeqCst),
+            1,
+            "one search decoded the column, the others waited"
+        );
+        assert!(
+            found.iter().all(|column| Arc::ptr_eq(column, &found[0])),
+            "every search holds the one copy"
+        );
+    }
 }

@@ -14,6 +14,7 @@ mod filter;
 mod payments;
 pub(crate) mod query;
 pub mod schema;
+mod turns;
 
 use std::collections::HashMap;
 use std::fs::File;
