@@ -194,11 +194,7 @@ async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as i64;
     let connections = support::env_number("BENCH_CONNECTIONS", 4) as usize;
     let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 10));
-    let seeded = std::env::var("BENCH_SEEDED").is_ok_and(|v| v == "1");
-    let (settings, pool) = match seeded {
-        true => support::existing("kpis", 8).await,
-        false => support::fresh("kpis", 8).await,
-    };
+    let (settings, pool, seeded) = support::fresh_unless_seeded("kpis", 8).await;
     let pool = &pool;
     let server = support::start(settings).await;
     let email = format!("kpi-bench-{}@example.com", Uuid::new_v4().simple());

@@ -5,15 +5,17 @@
 //! `wrk` with the server's peak RSS and the same run's `GET /auth/me` floor, then from
 //! `oha` at a fixed rate), the filter search and the dashboard's portfolio facets (with a
 //! row, counted, and without, kept) from `wrk`, right after the bulk load and again once
-//! the server has settled (its scheduler kept the loaded history's KPI days),
-//! commit-to-searchable lag under 500 writes/s, then the portfolio facets, and two
-//! custom-field filters against two built-in ones, from `wrk` over the index as those
-//! writes left it, and the same mix answered by plain SQL (ILIKE + OFFSET).
+//! the server has settled (its scheduler kept the loaded history's KPI days and months), what a
+//! year of KPIs by agent adds to the server's memory, commit-to-searchable lag under 500
+//! writes/s, then the portfolio facets, and two custom-field filters against two
+//! built-in ones, from `wrk` over the index as those writes left it, and the same mix
+//! answered by plain SQL (ILIKE + OFFSET).
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone; BENCH_RATE,
 //! default 200, the open loop's requests a second; BENCH_SETTLE_SECONDS, default 1200,
-//! the longest wait for the server to settle).
+//! the longest wait for the server to settle). `BENCH_SEEDED=1` measures again over the
+//! data and index the last run left, without seeding: the settled figures only.
 
 #[allow(dead_code)]
 mod support;
@@ -81,9 +83,6 @@ const FILTER_PAIRS: [(&str, &str); 2] = [
 /// Rounds of the pair, taken in turn, so a noisy moment hits both.
 const PAIR_ROUNDS: usize = 3;
 
-/// Custom-field filters against built-in ones from wrk (a separate process), over the
-/// index as the sync has left it: the median p50, p99 and req/s of each over
-/// [`PAIR_ROUNDS`] alternated rounds, and custom over built-in.
 /// The mix from a separate process with the server's peak RSS (this process is the
 /// server, and only waits on wrk meanwhile), the same run's floor (an authenticated
 /// request that searches nothing: token check, rate limits, routing, compression, the
@@ -137,6 +136,34 @@ async fn mix_and_floor(when: &str, base: &str, token: &str, seconds: Duration, k
     )
     .await;
     portfolio_facets(when, base, token, kind_seconds).await;
+}
+
+/// What a year of KPIs by agent adds to the server's memory: the first request loads the
+/// kept months and days each server holds (see `store::kpis::KeptRows`), which grow with
+/// the accounts worked, so the server's resident memory is read before it and after.
+async fn kpi_year_memory(base: &str, token: &str, client: &reqwest::Client) {
+    let today = chrono::Utc::now().date_naive();
+    let url = format!(
+        "{base}/api/v1/kpis?from={}&to={today}&group_by=agent",
+        today - chrono::Duration::days(365)
+    );
+    let mib = |bytes: u64| bytes as f64 / 1048576.0;
+    let before = support::rss_bytes();
+    let started = Instant::now();
+    let first = client.get(&url).bearer_auth(token).send().await.unwrap();
+    assert!(first.status().is_success(), "GET /kpis: {}", first.status());
+    first.bytes().await.unwrap();
+    let loaded = started.elapsed();
+    let started = Instant::now();
+    let second = client.get(&url).bearer_auth(token).send().await.unwrap();
+    second.bytes().await.unwrap();
+    println!(
+        "a year of KPIs by agent: first request {:.0} ms (loads the kept rows), the next {:.0} ms; server anonymous RSS {:.0} MiB before, {:.0} MiB after",
+        loaded.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0,
+        mib(before),
+        mib(support::rss_bytes())
+    );
 }
 
 /// The dashboard's portfolio (every account's status and bucket, with balances per
@@ -196,6 +223,9 @@ async fn wrk_search(name: &str, query: &str, when: &str, base: &str, token: &str
     support::wrk(&label, "GET", &url, &[token.to_owned()], CONNECTIONS, seconds).await;
 }
 
+/// Custom-field filters against built-in ones from wrk (a separate process), over the
+/// index as the sync has left it: the median p50, p99 and req/s of each over
+/// [`PAIR_ROUNDS`] alternated rounds, and custom over built-in.
 async fn custom_against_built_in(base: &str, token: &str, seconds: Duration) {
     for (name, query) in FILTER_PAIRS {
         println!("{name} ({query}): {} accounts match", matches(base, token, query).await);
@@ -244,43 +274,65 @@ async fn custom_against_built_in(base: &str, token: &str, seconds: Duration) {
     }
 }
 
+/// Waits, for at most `at_most`, until the server's own catching up after a bulk load is
+/// over: its scheduler keeps a KPI day for each day of the loaded history, then each
+/// month whose days are all kept (PostgreSQL's work, on the same two cores).
+async fn settle(pool: &PgPool, at_most: Duration) {
+    let settling = Instant::now();
+    loop {
+        let today = chrono::Utc::now().date_naive();
+        let days = arrears::store::kpis::days_to_keep(pool, today).await.unwrap().len();
+        let months = arrears::store::kpis::months_to_keep(pool, today).await.unwrap().len();
+        let waited = settling.elapsed().as_secs_f64();
+        if days <= 1 && months == 0 {
+            println!("settled: the scheduler kept the loaded history's KPI days and months in {waited:.0} s more");
+            return;
+        }
+        if settling.elapsed() > at_most {
+            println!("not settled after {waited:.0} s: {days} KPI days and {months} months still to keep");
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let accounts = support::env_number("BENCH_ACCOUNTS", 1_000_000) as usize;
     let seconds = Duration::from_secs(support::env_number("BENCH_SECONDS", 15));
     let kind_seconds = Duration::from_secs(support::env_number("BENCH_KIND_SECONDS", 5));
     let rate = support::env_number("BENCH_RATE", 200) as u32;
-    let (settings, pool) = support::fresh("search", 40).await;
-    let plan = arrears::seed::SeedPlan {
-        accounts,
-        payments: 0,
-        agents: 50,
-        seed: 42,
-    };
-    support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
+    let (settings, pool, seeded) = support::fresh_unless_seeded("search", 40).await;
+    if seeded {
+        println!("measuring over the data and the index an earlier run left (BENCH_SEEDED=1), once settled");
+    } else {
+        let plan = arrears::seed::SeedPlan {
+            accounts,
+            payments: 0,
+            agents: 50,
+            seed: 42,
+        };
+        support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
+    }
     println!(
         "index size: {:.0} MiB",
         dir_size(&settings.data_dir.join("index")) as f64 / 1024.0 / 1024.0
     );
 
     let server = support::start(settings.clone()).await;
+    let email = format!("search-bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let password = "bench password 123";
     let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(
-        &pool,
-        "search-bench@example.com",
-        "Bench",
-        arrears::domain::role::Role::Manager,
-        &hash,
-    )
-    .await
-    .unwrap();
-    let token = support::token(&server.base, "search-bench@example.com", password).await;
+    arrears::store::users::insert(&pool, &email, "Bench", arrears::domain::role::Role::Manager, &hash)
+        .await
+        .unwrap();
+    let token = support::token(&server.base, &email, password).await;
     let clients = support::clients(CONNECTIONS);
-    for (name, duration) in [
-        ("warm-up search mix", Duration::from_secs(3)),
-        ("search mix (surname, first name, phone, filtered list), 32 connections", seconds),
-    ] {
+    let mut phases = vec![("warm-up search mix", Duration::from_secs(3))];
+    if !seeded {
+        phases.push(("search mix (surname, first name, phone, filtered list), 32 connections", seconds));
+    }
+    for (name, duration) in phases {
         let (base, token, clients) = (server.base.clone(), token.clone(), clients.clone());
         let report = support::closed_loop(CONNECTIONS, duration, move |w, n| {
             support::send(
@@ -292,42 +344,21 @@ async fn main() {
         .await;
         report.print(name);
     }
-    // Each kind of the mix alone, and the searches outside it, from wrk: throughput,
-    // latency and CPU per request.
-    for (kind, name) in support::KINDS.iter().enumerate() {
-        let query = |n| support::kind_query(kind, n);
-        alone(&format!("{name} alone"), query, &server.base, &token, kind_seconds).await;
-    }
-    for (name, query) in support::OTHER_KINDS {
-        alone(&format!("{name} (not in the mix) alone"), query, &server.base, &token, kind_seconds).await;
-    }
-
-    mix_and_floor("right after the bulk load", &server.base, &token, seconds, kind_seconds, rate).await;
-
-    // Settled: the server's own catching up after a bulk load (a KPI day kept for each day
-    // of the loaded history, PostgreSQL's work, on the same two cores) is over.
-    let settling = Instant::now();
-    let at_most = Duration::from_secs(support::env_number("BENCH_SETTLE_SECONDS", 1200));
-    loop {
-        let today = chrono::Utc::now().date_naive();
-        let left = arrears::store::kpis::days_to_keep(&pool, today).await.unwrap().len();
-        if left <= 1 {
-            println!(
-                "settled: the scheduler kept the loaded history's KPI days in {:.0} s more",
-                settling.elapsed().as_secs_f64()
-            );
-            break;
+    if !seeded {
+        // Each kind of the mix alone, and the searches outside it, from wrk: throughput,
+        // latency and CPU per request.
+        for (kind, name) in support::KINDS.iter().enumerate() {
+            let query = |n| support::kind_query(kind, n);
+            alone(&format!("{name} alone"), query, &server.base, &token, kind_seconds).await;
         }
-        if settling.elapsed() > at_most {
-            println!(
-                "not settled after {:.0} s: {left} KPI days still to keep",
-                settling.elapsed().as_secs_f64()
-            );
-            break;
+        for (name, query) in support::OTHER_KINDS {
+            alone(&format!("{name} (not in the mix) alone"), query, &server.base, &token, kind_seconds).await;
         }
-        tokio::time::sleep(Duration::from_secs(5)).await;
+        mix_and_floor("right after the bulk load", &server.base, &token, seconds, kind_seconds, rate).await;
     }
+    settle(&pool, Duration::from_secs(support::env_number("BENCH_SETTLE_SECONDS", 1200))).await;
     mix_and_floor("settled", &server.base, &token, seconds, kind_seconds, rate).await;
+    kpi_year_memory(&server.base, &token, &clients[0]).await;
 
     // Commit-to-searchable lag under a steady 500 writes/s.
     let ids: Arc<Vec<uuid::Uuid>> = Arc::new(

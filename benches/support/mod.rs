@@ -65,6 +65,17 @@ pub async fn fresh(name: &str, connections: u32) -> (Settings, PgPool) {
     (settings, pool)
 }
 
+/// [`existing`] when `BENCH_SEEDED=1` (measuring again over the data an earlier run
+/// left), else [`fresh`]; and which of the two.
+pub async fn fresh_unless_seeded(name: &str, connections: u32) -> (Settings, PgPool, bool) {
+    let seeded = std::env::var("BENCH_SEEDED").is_ok_and(|v| v == "1");
+    let (settings, pool) = match seeded {
+        true => existing(name, connections).await,
+        false => fresh(name, connections).await,
+    };
+    (settings, pool, seeded)
+}
+
 /// [`fresh`] without emptying anything: the data an earlier run of the benchmark left.
 pub async fn existing(name: &str, connections: u32) -> (Settings, PgPool) {
     let mut settings = bench_settings();
