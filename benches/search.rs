@@ -5,11 +5,11 @@
 //! `wrk` with the server's peak RSS and the same run's `GET /auth/me` floor, then from
 //! `oha` at a fixed rate), the filter search and the dashboard's portfolio facets (with a
 //! row, counted, and without, kept) from `wrk`, right after the bulk load and again once
-//! the server has settled (its scheduler kept the loaded history's KPI days and months), what a
-//! year of KPIs by agent adds to the server's memory, commit-to-searchable lag under 500
-//! writes/s, then the portfolio facets, and two custom-field filters against two
-//! built-in ones, from `wrk` over the index as those writes left it, and the same mix
-//! answered by plain SQL (ILIKE + OFFSET).
+//! the server has settled (its scheduler kept the loaded history's KPI days and months),
+//! what a year of KPIs by agent adds to the server's memory, commit-to-searchable lag
+//! under 500 writes/s, then the portfolio facets, and two custom-field filters against
+//! two built-in ones, from `wrk` over the index as those writes left it, and the same
+//! mix answered by plain SQL (ILIKE + OFFSET).
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone; BENCH_RATE,
