@@ -26,13 +26,7 @@ async fn main() {
         .execute(&pool)
         .await
         .unwrap();
-    let plan = arrears::seed::SeedPlan {
-        accounts,
-        payments: 0,
-        agents: 50,
-        seed: 42,
-    };
-    support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
+    support::seed_and_index(&pool, &settings, support::accounts_over_50_agents(accounts), &[Entity::Account]).await;
     let server = support::start(settings.clone()).await;
 
     let seeded_agents: Vec<String> = sqlx::query_scalar("SELECT email FROM users WHERE role = 'agent' ORDER BY email LIMIT $1")

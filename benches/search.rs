@@ -306,13 +306,7 @@ async fn main() {
     if seeded {
         println!("measuring over the data and the index an earlier run left (BENCH_SEEDED=1), once settled");
     } else {
-        let plan = arrears::seed::SeedPlan {
-            accounts,
-            payments: 0,
-            agents: 50,
-            seed: 42,
-        };
-        support::seed_and_index(&pool, &settings, plan, &[Entity::Account]).await;
+        support::seed_and_index(&pool, &settings, support::accounts_over_50_agents(accounts), &[Entity::Account]).await;
     }
     println!(
         "index size: {:.0} MiB",
@@ -321,12 +315,7 @@ async fn main() {
 
     let server = support::start(settings.clone()).await;
     let email = format!("search-bench-{}@example.com", uuid::Uuid::new_v4().simple());
-    let password = "bench password 123";
-    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
-    arrears::store::users::insert(&pool, &email, "Bench", arrears::domain::role::Role::Manager, &hash)
-        .await
-        .unwrap();
-    let token = support::token(&server.base, &email, password).await;
+    let token = support::manager_token(&pool, &server.base, &email).await;
     let clients = support::clients(CONNECTIONS);
     let mut phases = vec![("warm-up search mix", Duration::from_secs(3))];
     if !seeded {

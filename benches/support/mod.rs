@@ -85,6 +85,17 @@ pub async fn existing(name: &str, connections: u32) -> (Settings, PgPool) {
     (settings, pool)
 }
 
+/// The seed of the search and queue benchmarks: `accounts` accounts over 50 agents,
+/// without payments.
+pub fn accounts_over_50_agents(accounts: usize) -> SeedPlan {
+    SeedPlan {
+        accounts,
+        payments: 0,
+        agents: 50,
+        seed: 42,
+    }
+}
+
 /// Seeds `plan`, analyses, and builds the embedded index of each of `entities` in the
 /// settings' data directory as `arrears reindex` does, printing how long each took.
 pub async fn seed_and_index(pool: &PgPool, settings: &Settings, plan: SeedPlan, entities: &[Entity]) {
