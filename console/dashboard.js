@@ -8,7 +8,7 @@
 
 import { api, assignees, learnNames, nameOf } from "./api.js";
 import { clear, debounce, field, h, localDate, money, select, sums, words, zoned } from "./dom.js";
-import { live } from "./live.js";
+import { catchUp, live } from "./live.js";
 import { unmatchedSection } from "./messages.js";
 import { applyPaymentChanges, collectedChart, table } from "./report.js";
 
@@ -52,6 +52,18 @@ function collectedLink(group, period, agent) {
     title: "The completed payments of the period, days in your time zone; KPIs count them for the agent who held the account that day",
   }, text);
 }
+
+// A payment event's change as the statistics count it (what a `stats.updated` carries):
+// the status it left (none for a new payment) and the one it took.
+const changeOf = (payment) => ({
+  id: payment.id,
+  currency: payment.currency,
+  amount: payment.amount,
+  method: payment.method,
+  received_at: payment.received_at,
+  from: payment.previous_status ?? null,
+  to: payment.status,
+});
 
 // A contact channel (an activity's type) as a person names it.
 const CHANNEL_NAMES = { call: "Calls", sms: "Text messages", whatsapp: "WhatsApp", email: "Email", letter: "Letters", visit: "Visits" };
@@ -123,8 +135,13 @@ export function dashboardScreen(main, _args, params) {
   const kpiTo = filters.to > utcToday ? utcToday : filters.to;
   const kpiFrom = filters.from > kpiTo ? kpiTo : filters.from;
   const who = { from: kpiFrom, to: kpiTo, team: filters.team || undefined, agent: filters.agent || undefined };
-  // The payments statistics as last read, with the changes live events brought since.
+  // The payments statistics as last read, with the changes of the payment events after
+  // the one the read saw (its `last_event_id`). Events that come while a read is on its
+  // way wait for it (`waiting`): only it knows which of them it counts. `reads` numbers
+  // the reads, so that an older answer arriving last does not replace a newer one.
   let stats = null;
+  let waiting = null;
+  let reads = 0;
   const stamp = () => clear(updated, `Updated ${zoned(new Date(), undefined, { dateShown: false })}`);
   function drawCollected() {
     clear(
@@ -139,7 +156,22 @@ export function dashboardScreen(main, _args, params) {
     );
   }
   async function loadStats() {
-    stats = await api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone, from: filters.from, to: filters.to } });
+    const read = ++reads;
+    waiting ??= [];
+    const answer = await api("GET", "/payments/stats", { params: { tz: Intl.DateTimeFormat().resolvedOptions().timeZone, from: filters.from, to: filters.to } })
+      .catch((error) => {
+        if (read === reads) waiting = null;
+        throw error;
+      });
+    if (read !== reads) return;
+    const seen = answer.last_event_id ?? 0;
+    const changes = waiting.filter((event) => event.id > seen).map((event) => changeOf(event.detail));
+    waiting = null;
+    stats = answer;
+    // The events after the one the read saw come live or by replay, even those made
+    // before the socket signed in (the dashboard may be the first screen it serves).
+    catchUp(seen);
+    if (!applyPaymentChanges(stats, changes)) return loadStats();
     drawCollected();
   }
   // What the server attributes (agents, portfolios, buckets) is read again.
@@ -218,23 +250,36 @@ export function dashboardScreen(main, _args, params) {
     );
   }
 
-  // A `stats.updated` carries each payment change: the collected chart takes them as
-  // they come, without reading the statistics again (unless they cannot be applied);
-  // the tables whose figures the server attributes are read again, at most twice a second.
+  // Each payment event is a change the collected chart takes as it comes, without
+  // reading the statistics again (unless it cannot be applied). Payment events have ids
+  // and are replayed, where `stats.updated` is sent live only: a change made while the
+  // socket was not subscribed (before it signed in, or while it reconnected) would be
+  // lost. Redrawn at most ten times a second (a replay brings many at once); the tables
+  // whose figures the server attributes are read again at most twice a second.
   const refreshReports = debounce(() => loadReports().then(stamp).catch(() => {}), 500);
-  function onStats(event) {
-    const { payments = [], truncated = true } = event.detail || {};
-    if (stats && !truncated && applyPaymentChanges(stats, payments)) {
+  let drawing = null;
+  const redraw = () => {
+    drawing ??= setTimeout(() => {
+      drawing = null;
       drawCollected();
       stamp();
-    } else {
-      loadStats().then(stamp).catch(() => {});
-    }
+    }, 100);
+  };
+  function onPayment(event) {
     refreshReports();
+    if (waiting) {
+      waiting.push(event);
+      return;
+    }
+    // The read counts what it saw.
+    if (stats && event.id <= (stats.last_event_id ?? 0)) return;
+    if (stats && applyPaymentChanges(stats, [changeOf(event.detail)])) redraw();
+    else loadStats().then(stamp).catch(() => {});
   }
-  live.addEventListener("stats.updated", onStats);
+  const names = ["payment.created", "payment.updated"];
+  names.forEach((name) => live.addEventListener(name, onPayment));
   Promise.all([loadStats(), loadReports()])
     .then(stamp)
     .catch((error) => clear(updated, error.problem?.detail || error.message));
-  return () => live.removeEventListener("stats.updated", onStats);
+  return () => names.forEach((name) => live.removeEventListener(name, onPayment));
 }

@@ -1,17 +1,24 @@
 // Live events over the WebSocket: authenticates with its first message (a token never
 // goes in the URL), subscribes, and replays what it missed since the last event id it
 // knows: the latest one it was sent, or the one the server named when it first signed
-// in (so a socket that drops before any event still catches up). Screens listen with
-// live.addEventListener(eventName, fn); "status" tells whether the socket is up.
+// in (so a socket that drops before any event still catches up), or from earlier when a
+// screen asks (catchUp). Screens listen with live.addEventListener(eventName, fn): the
+// event's data is its `detail` and its id (null for one sent live only) its `id`;
+// "status" tells whether the socket is up.
 
 import { accessToken, refresh, sessionEvents } from "./api.js";
 
 export const live = new EventTarget();
 
-const TOPICS = ["payments", "accounts", "jobs", "stats"];
+const TOPICS = ["payments", "accounts", "jobs"];
 // How many recent event ids are remembered to drop one delivered twice.
 const REMEMBERED = 500;
-const state = { socket: null, lastId: null, replayFrom: null, seen: new Set(), retry: 1000, stopped: true, connected: false };
+// `from`: the event id after which every event reaches the screens (live or replayed),
+// known once the socket first signs in; `wanted`: an earlier one a screen asked for
+// before it did.
+const state = {
+  socket: null, lastId: null, replayFrom: null, from: null, wanted: null, seen: new Set(), retry: 1000, stopped: true, connected: false,
+};
 
 // Whether an event id is new; remembers it.
 function fresh(id) {
@@ -22,8 +29,8 @@ function fresh(id) {
   return true;
 }
 
-function emit(name, detail) {
-  live.dispatchEvent(new CustomEvent(name, { detail }));
+function emit(name, detail, id = null) {
+  live.dispatchEvent(Object.assign(new CustomEvent(name, { detail }), { id }));
 }
 
 function send(message) {
@@ -51,7 +58,12 @@ function connect() {
       if (!state.connected) {
         state.connected = true;
         send({ event: "subscribe", data: { topics: TOPICS } });
-        if (state.lastId !== null) replay(state.lastId);
+        // From the latest event known, or from earlier if a screen's read saw less.
+        const since = state.wanted !== null && (state.lastId === null || state.wanted < state.lastId) ? state.wanted : state.lastId;
+        state.wanted = null;
+        // No event kept when it signed in: every one from now on comes live.
+        state.from = Math.min(state.from ?? Infinity, since ?? 0);
+        if (since !== null) replay(since);
         emit("status", { connected: true });
       }
       return;
@@ -70,7 +82,7 @@ function connect() {
     }
     // Delivery is at least once: drop what was already seen.
     if (typeof event.id === "number" && !fresh(event.id)) return;
-    emit(event.event, event.data);
+    emit(event.event, event.data, event.id ?? null);
   });
   socket.addEventListener("close", async (closed) => {
     if (state.socket !== socket) return;
@@ -89,6 +101,20 @@ sessionEvents.addEventListener("token", () => {
   if (state.connected) send({ event: "auth", data: { token: accessToken() } });
 });
 
+// Makes the events after `since` reach the screens. A screen that read what they change
+// (the dashboard's statistics name the latest event they saw) may have read it before
+// this socket signed in, and the socket's own catch-up starts at the latest event then:
+// what came between is asked for too.
+export function catchUp(since) {
+  if (state.from !== null && since >= state.from) return;
+  if (state.connected) {
+    state.from = since;
+    replay(since);
+  } else if (state.wanted === null || since < state.wanted) {
+    state.wanted = since;
+  }
+}
+
 export function startLive() {
   state.stopped = false;
   if (!state.socket) connect();
@@ -97,6 +123,8 @@ export function startLive() {
 export function stopLive() {
   state.stopped = true;
   state.lastId = null;
+  state.from = null;
+  state.wanted = null;
   state.seen.clear();
   state.socket?.close(1000);
   state.socket = null;

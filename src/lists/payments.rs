@@ -255,6 +255,10 @@ pub struct PaymentStats {
     /// The first instant of `from` in `tz`.
     pub day_start: DateTime<Utc>,
     pub currencies: Vec<CurrencyStatsView>,
+    /// The latest event committed before the statistics were read (null when none is
+    /// kept): a client keeping them current applies the payment events after it, and
+    /// replays them from it when its socket signed in later.
+    pub last_event_id: Option<i64>,
 }
 
 /// One currency's statistics (amounts of different currencies never add up).
@@ -337,8 +341,9 @@ fn periods(request: &StatsRequest, series: &[Tally]) -> Vec<(NaiveDate, u32, Tal
     out
 }
 
-/// The statistics of `request`, as documented in docs/features/payments.md.
-pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentStats {
+/// The statistics of `request`, read after the event `last_event_id`, as documented in
+/// docs/features/payments.md.
+pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>, last_event_id: Option<i64>) -> PaymentStats {
     let currencies = stats
         .into_iter()
         .map(|s| {
@@ -375,5 +380,6 @@ pub fn stats_view(request: &StatsRequest, stats: Vec<CurrencyStats>) -> PaymentS
         interval: request.interval,
         day_start: start_of_day(request.tz, request.from),
         currencies,
+        last_event_id,
     }
 }

@@ -399,6 +399,10 @@ pub async fn stats(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, r
     caller.require(Action::ReadAccounts)?;
     let mut request = payment_list::parse_stats(raw, now)?;
     request.query.portfolio_scope = portfolios::search_scope(pool, caller).await?;
+    // Read before the index: a change committed after it cannot be searchable yet when
+    // the index answers, so the events after it are changes the answer lacks (the
+    // dashboard applies them).
+    let last_event_id = super::events::latest_id(pool).await?;
     let stats = index.payment_stats(request.query.clone()).await?;
-    Ok(payment_list::stats_view(&request, stats))
+    Ok(payment_list::stats_view(&request, stats, last_event_id))
 }

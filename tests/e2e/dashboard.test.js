@@ -2,11 +2,13 @@
 // agent; every agent is listed (an idle one too), each figure says what it means, each
 // table downloads as CSV (a name a spreadsheet would run as a formula stays text), the
 // collected chart has its axes and a table, and a row leads to the accounts behind it. At
-// desktop width and on a phone, as a manager and as an admin.
+// desktop width and on a phone, as a manager and as an admin. A payment reaches the open
+// dashboard's collected figures live, and by replay when it landed after the statistics
+// were read but before the page's socket signed in (issue 73).
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, PASSWORD, PHONE, accessible, api, email, fits, login, open, rowsOf, shot, suite } from "./harness.js";
+import { BASE, PASSWORD, PHONE, accessible, api, email, fits, login, newContext, open, rowsOf, shot, suite, tokenOf } from "./harness.js";
 
 const TEAM = "E2E Dashboard";
 const run = Date.now().toString(36);
@@ -29,6 +31,30 @@ async function setup() {
   // meanwhile), on an account of no agent's: the chart has a CHF row to update.
   const francs = await api(admin.access_token, "POST", "/accounts", { debtor_name: "Frieda Franc", original_balance: "900.00", currency: "CHF" });
   await api(admin.access_token, "POST", `/accounts/${francs.id}/payments`, { amount: "1.00", currency: "CHF", method: "cash" });
+}
+
+// A socket of the test's own (in a page of its own, signed in as `role`, subscribed to
+// `stats`): `sent(id)` resolves once a `stats.updated` carrying payment `id` went out.
+async function statsWatcher(role) {
+  const context = await newContext();
+  const page = await context.newPage();
+  await page.goto(BASE);
+  await page.evaluate((token) => new Promise((subscribed, failed) => {
+    window.statsPayments = [];
+    const socket = new WebSocket(`ws://${location.host}/api/v1/ws`);
+    socket.onopen = () => socket.send(JSON.stringify({ event: "auth", data: { token } }));
+    socket.onclose = (closed) => failed(new Error(`the watching socket closed: ${closed.code} ${closed.reason}`));
+    socket.onmessage = (message) => {
+      const event = JSON.parse(message.data);
+      if (event.event === "auth.ok") socket.send(JSON.stringify({ event: "subscribe", data: { topics: ["stats"] } }));
+      if (event.event === "subscribed") subscribed();
+      if (event.event === "stats.updated") window.statsPayments.push(...(event.data.payments || []).map((p) => p.id));
+    };
+  }), await tokenOf(role));
+  return {
+    sent: (id) => page.waitForFunction((payment) => window.statsPayments.includes(payment), id),
+    close: () => context.close(),
+  };
 }
 
 suite("dashboard", setup, (test) => {
@@ -122,6 +148,44 @@ suite("dashboard", setup, (test) => {
     await page.waitForFunction((amount) => [...document.querySelectorAll("#collected figcaption")]
       .some((caption) => caption.textContent.includes(`Today ${amount} CHF`)), expected);
     assert.equal(statsReads.length, 1, "the chart took the change from the event");
+    await page.context().close();
+  });
+
+  test("a payment made after the dashboard read its statistics, before its socket signed in, reaches the collected figures by replay", async () => {
+    // The page's socket goes through a route that holds what the page sends (its sign-in,
+    // subscription and catch-up) until the test lets it through: the dashboard reads the
+    // statistics, the payment lands and its live stats.updated goes out, then the socket
+    // signs in, as when the dashboard is the first screen of a slow socket.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    const page = await open("manager", (p) => p.routeWebSocket(/\/api\/v1\/ws$/, (ws) => {
+      const server = ws.connectToServer();
+      // (A socket the server closed meanwhile, its sign-in being late, takes nothing.)
+      ws.onMessage((message) => held.then(() => server.send(message)).catch(() => {}));
+    }));
+    const statsReads = [];
+    page.on("request", (request) => {
+      if (new URL(request.url()).pathname === "/api/v1/payments/stats") statsReads.push(request.url());
+    });
+    await page.goto(`${BASE}/#/dashboard`);
+    const caption = page.locator("#collected figcaption", { hasText: "CHF" });
+    await caption.waitFor();
+    const today = Number(/Today ([\d,.]+) CHF/.exec(await caption.textContent())[1].replaceAll(",", ""));
+    await page.locator("#dashboard-updated", { hasText: "Updated" }).waitFor();
+    assert.equal(await page.locator("#live-status").textContent(), "offline", "the socket has not signed in yet");
+
+    const watcher = await statsWatcher("manager");
+    const admin = await login("admin");
+    const account = await api(admin.access_token, "POST", "/accounts", { debtor_name: "Late Socket", original_balance: "90.00", currency: "CHF" });
+    const payment = await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "3.50", currency: "CHF", method: "card" });
+    await watcher.sent(payment.id);
+    await watcher.close();
+    release();
+    await page.locator("#live-status", { hasText: "live" }).waitFor();
+    const expected = (today + 3.5).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    await page.waitForFunction((amount) => [...document.querySelectorAll("#collected figcaption")]
+      .some((shown) => shown.textContent.includes(`Today ${amount} CHF`)), expected);
+    assert.equal(statsReads.length, 1, "the chart took the change from the replayed event");
     await page.context().close();
   });
 
