@@ -229,7 +229,9 @@ impl Application {
             let _ = stop_serving.send(true);
         });
         let metrics = self.metrics_listener.map(|listener| {
-            tracing::info!(addr = ?listener.local_addr().ok(), "serving metrics");
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!(addr = %addr, "serving metrics");
+            }
             let routes = http::metrics::routes(self.state.clone());
             tokio::spawn(http::server::serve(
                 listener,

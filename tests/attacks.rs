@@ -29,36 +29,75 @@ struct Server {
     data_dir: std::path::PathBuf,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// The binary under attack: `ARREARS_BIN` (CI attacks the release build that ships),
+/// else the one Cargo built for this test.
+fn arrears_bin() -> std::path::PathBuf {
+    std::env::var_os("ARREARS_BIN").map_or_else(|| env!("CARGO_BIN_EXE_arrears").into(), Into::into)
+}
+
+/// The PostgreSQL server `DATABASE_URL` names (else the local one), with `database`.
+fn database_url(database: &str) -> String {
+    let server = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/arrears".into());
+    let base = server.split('?').next().unwrap_or_default();
+    let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database path");
+    format!("{server}/{database}")
+}
+
+/// The address after `"addr":"` on the first log line with `message`.
+fn logged_addr(line: &str, message: &str) -> Option<SocketAddr> {
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    (entry["message"] == message).then(|| entry["addr"].as_str()?.parse().ok())?
 }
 
 impl Server {
+    /// Starts the binary bound to port 0 (its API and its metrics) and reads the
+    /// addresses it got from its log: no port is found free first and bound later.
     async fn start(env: &[(&str, &str)]) -> Server {
-        let (port, metrics_port) = (free_port(), free_port());
-        let database = format!("arrears_test_{}", uuid::Uuid::new_v4().simple());
-        let data_dir = std::env::temp_dir().join(&database);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_arrears"));
+        let name = format!("arrears_test_{}", uuid::Uuid::new_v4().simple());
+        let database = database_url(&name);
+        let data_dir = std::env::temp_dir().join(&name);
+        let mut command = Command::new(arrears_bin());
         command
             .arg("serve")
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("METRICS_BIND", format!("127.0.0.1:{metrics_port}"))
+            .env("DATABASE_URL", &database)
+            .env("BIND", "127.0.0.1:0")
+            .env("METRICS_BIND", "127.0.0.1:0")
             .env("DATA_DIR", &data_dir)
             .env("JWT_SECRET", "attack-test-secret-attack-test-secret-0123")
-            .env("RUST_LOG", "error")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "error,arrears::app=info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
+        let mut child = command.spawn().expect("the arrears binary starts");
+        let log = child.stderr.take().unwrap();
+        let (sender, addresses) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            // Read to the end, so the server never blocks on a full pipe.
+            let (mut api, mut metrics, mut sender) = (None, None, Some(sender));
+            for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+                api = api.or_else(|| logged_addr(&line, "listening"));
+                metrics = metrics.or_else(|| logged_addr(&line, "serving metrics"));
+                if let (Some(api), Some(metrics)) = (api, metrics)
+                    && let Some(sender) = sender.take()
+                {
+                    let _ = sender.send((api, metrics));
+                }
+            }
+        });
+        let (address, metrics) = addresses
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the server logs its addresses within 120 s");
         let server = Server {
-            child: command.spawn().expect("the arrears binary starts"),
-            database: format!("postgres://postgres@127.0.0.1:5432/{database}"),
-            address: format!("127.0.0.1:{port}").parse().unwrap(),
-            metrics: format!("127.0.0.1:{metrics_port}").parse().unwrap(),
+            child,
+            database,
+            address,
+            metrics,
             data_dir,
         };
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -75,7 +114,7 @@ impl Server {
         let email = format!("{role}-{}@example.com", uuid::Uuid::new_v4().simple());
         let password = "attack-test-password-1";
         let database = self.database.clone();
-        let mut create = Command::new(env!("CARGO_BIN_EXE_arrears"))
+        let mut create = Command::new(arrears_bin())
             .args(["users", "create", "--email", &email, "--name", "Attack Test", "--role", role])
             .env("DATABASE_URL", &database)
             .env("RUST_LOG", "error")

@@ -168,8 +168,12 @@ pub async fn ping(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::query("SELECT 1").execute(pool).await.map(|_| ())
 }
 
+/// The schema's migrations, embedded when the crate compiles (`build.rs` rebuilds it when
+/// `migrations/` changes).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await.context("running migrations")
+    MIGRATOR.run(pool).await.context("running migrations")
 }
 
 #[cfg(test)]

@@ -1837,6 +1837,12 @@ fn elastic_settings() -> arrears::config::Settings {
         std::env::var("ELASTICSEARCH_URL").expect("this test needs a cluster: ELASTICSEARCH_URL=http://127.0.0.1:9200 bin/test-elastic");
     let mut settings = crate::helpers::test_settings();
     settings.elasticsearch_url = Some(url);
+    // The cluster's credentials, as `bin/test-elastic` documents them (test settings
+    // read nothing else from the environment).
+    settings.elasticsearch_username = std::env::var("ELASTICSEARCH_USERNAME").ok();
+    settings.elasticsearch_password = std::env::var("ELASTICSEARCH_PASSWORD").ok();
+    settings.elasticsearch_api_key = std::env::var("ELASTICSEARCH_API_KEY").ok();
+    settings.elasticsearch_ca_file = std::env::var_os("ELASTICSEARCH_CA_FILE").map(Into::into);
     settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
     settings
 }

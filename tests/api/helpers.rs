@@ -12,7 +12,7 @@ use arrears::config::Settings;
 use arrears::domain::role::Role;
 use arrears::jobs::schedulers::{Pass, Schedulers};
 use arrears::state::AppState;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -40,6 +40,7 @@ pub struct TestApp {
     /// The server's task: it ends when the server and its workers have stopped.
     server: Option<tokio::task::JoinHandle<()>>,
     owns_data_dir: bool,
+    owns_database: bool,
 }
 
 pub struct TestUser {
@@ -49,12 +50,19 @@ pub struct TestUser {
     pub refresh_token: String,
 }
 
-/// Settings as the binary would parse them (environment included), pointed at a new
-/// database and data directory, with login and rate limits loose enough for ordinary tests.
+/// Settings as the binary parses them with no environment at all, pointed at a new
+/// database (on the PostgreSQL server `DATABASE_URL` names, or the default one) and data
+/// directory, with login and rate limits loose enough for ordinary tests. Nothing else of
+/// the runner's environment reaches a test: a `REDIS_URL`, `SEARCH_BACKEND` or
+/// `ALLOW_REGISTRATION` in the shell that runs `cargo test` would otherwise change what
+/// the tests test.
 pub fn test_settings() -> Settings {
-    let mut settings = Cli::try_parse_from(["arrears", "serve"]).expect("default settings parse").settings;
+    let command = Cli::command().mut_args(|arg| arg.env(None));
+    let matches = command.try_get_matches_from(["arrears", "serve"]).expect("default settings parse");
+    let mut settings = Cli::from_arg_matches(&matches).expect("default settings parse").settings;
     let name = format!("arrears_test_{}", Uuid::new_v4().simple());
-    let base = settings.database_url.split('?').next().unwrap_or_default().to_owned();
+    let server = std::env::var("DATABASE_URL").unwrap_or(settings.database_url);
+    let base = server.split('?').next().unwrap_or_default().to_owned();
     let (server, _) = base.rsplit_once('/').expect("DATABASE_URL has a database path");
     settings.database_url = format!("{server}/{name}");
     settings.bind = "127.0.0.1:0".parse().unwrap();
@@ -72,18 +80,24 @@ pub fn test_settings() -> Settings {
     settings.rate_limit_bulk_per_user = 1_000_000;
     settings.logins_per_ip_per_minute = 1_000_000;
     settings.hash_queue_share_per_ip_percent = 100;
-    // The suite runs on the embedded index whatever the environment says; the
-    // Elasticsearch backend has its own tests (elastic.rs, contract.rs).
-    settings.search_backend = arrears::config::SearchBackend::Embedded;
+    settings
+}
+
+/// Test settings whose database already exists, migrated: a copy of the current
+/// migrations' template database (see [`crate::databases`]).
+pub async fn migrated_settings() -> Settings {
+    let settings = test_settings();
+    assert!(
+        crate::databases::create_migrated(&settings.database_url).await,
+        "a new database name"
+    );
     settings
 }
 
 /// A fresh, migrated database of its own, without an application.
 pub async fn fresh_pool() -> PgPool {
-    let settings = test_settings();
-    let pool = arrears::store::connect(&settings.database_url, 10).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
-    pool
+    let settings = migrated_settings().await;
+    arrears::store::connect(&settings.database_url, 10).await.unwrap()
 }
 
 /// Polls `check` every 20 ms until it holds, failing after 10 s.
@@ -122,7 +136,12 @@ pub async fn spawn_guarded_app() -> TestApp {
 pub async fn spawn_guarded_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = test_settings();
     configure(&mut settings);
-    spawn_instance(settings, true, false).await
+    // A test may point the app at another one's database; only a database made here is
+    // this app's to drop.
+    let owns_database = crate::databases::create_migrated(&settings.database_url).await;
+    let mut app = spawn_instance(settings, true, false).await;
+    app.owns_database = owns_database;
+    app
 }
 
 /// Another API instance on `app`'s database and data dir (no sync worker: `app` owns
@@ -172,6 +191,7 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool, run_schedulers:
         shutdown: Some(tx),
         server: Some(server),
         owns_data_dir,
+        owns_database: false,
     }
 }
 
@@ -358,6 +378,9 @@ impl Drop for TestApp {
         if self.owns_data_dir {
             let _ = std::fs::remove_dir_all(&self.settings.data_dir);
         }
+        if self.owns_database {
+            crate::databases::drop_now(&self.settings.database_url);
+        }
     }
 }
 
@@ -406,9 +429,10 @@ impl ApiRequest {
         let response = client.execute(request).await?;
         let status = response.status();
         let content_type = media_type(&response);
-        let json = content_type.as_deref().is_some_and(is_json);
-        let mut checked = if json {
-            // A JSON answer is read here to be checked, and handed on whole.
+        let whole = content_type.as_deref().is_some_and(body_is_checked);
+        let mut checked = if whole {
+            // An answer whose body is checked (JSON, a CSV or XLSX file) is read here to be
+            // checked, and handed on whole.
             let (version, headers) = (response.version(), response.headers().clone());
             let body = response.bytes().await?;
             check_against_description(&method, &path, status, content_type.as_deref(), Some(&body));
@@ -437,6 +461,63 @@ fn media_type(response: &Response) -> Option<String> {
 
 fn is_json(media_type: &str) -> bool {
     media_type == "application/json" || media_type.ends_with("+json")
+}
+
+const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// Whether an answer's body is checked, not only its content type: JSON against its
+/// schema, CSV and XLSX files by parsing them as such ([`check_file`]).
+fn body_is_checked(media_type: &str) -> bool {
+    is_json(media_type) || media_type == "text/csv" || media_type == XLSX
+}
+
+/// Operations whose files are the bytes someone uploaded, as they were (a document's
+/// content, whole or a range): their content type is checked, not what they hold.
+const STORED_FILES: &[&str] = &["download_document"];
+
+/// Parses a file the API wrote as what its content type says, as a spreadsheet program
+/// would open it: CSV is UTF-8 with every record as many fields as the header, and an
+/// XLSX is a zip holding a workbook's parts, each sheet readable.
+fn check_file(key: &str, media_type: &str, body: &[u8]) {
+    use calamine::Reader as _;
+    if media_type == "text/csv" {
+        // `csv` refuses a record of another length than the first, and text not UTF-8.
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).from_reader(body);
+        let mut records = 0;
+        for record in reader.records() {
+            records += 1;
+            if let Err(e) = record {
+                panic!("{key}: the answer is not CSV (record {records}): {e}");
+            }
+        }
+        assert!(records > 0, "{key}: a CSV answer without its header row");
+    } else if media_type == XLSX {
+        let mut archive =
+            zip::ZipArchive::new(std::io::Cursor::new(body)).unwrap_or_else(|e| panic!("{key}: the answer is not an XLSX zip: {e}"));
+        for part in [
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "xl/workbook.xml",
+            "xl/_rels/workbook.xml.rels",
+        ] {
+            assert!(archive.by_name(part).is_ok(), "{key}: the XLSX has no {part}");
+        }
+        let mut types = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name("[Content_Types].xml").unwrap(), &mut types).unwrap();
+        assert!(
+            types.contains("spreadsheetml.sheet.main+xml"),
+            "{key}: the XLSX declares no workbook part: {types}"
+        );
+        let mut book: calamine::Xlsx<_> = calamine::open_workbook_from_rs(std::io::Cursor::new(body))
+            .unwrap_or_else(|e| panic!("{key}: the XLSX does not open as a workbook: {e}"));
+        let sheets = book.sheet_names();
+        assert!(!sheets.is_empty(), "{key}: the XLSX has no sheet");
+        for sheet in sheets {
+            if let Err(e) = book.worksheet_range(&sheet) {
+                panic!("{key}: sheet {sheet} of the XLSX does not read: {e}");
+            }
+        }
+    }
 }
 
 /// The API description, loaded once per process, with a validator per described
@@ -479,8 +560,9 @@ fn described_path<'a>(document: &'a Value, path: &str) -> Option<(&'a String, &'
 pub const PAGES: &[&str] = &["/docs", ""];
 
 /// Checks an answer against the description: its path and method are described, its
-/// status is among the operation's, its content type is the status's, and a JSON body
-/// is valid against that status's schema. Only a 404 `route_not_found` or a 405 answer
+/// status is among the operation's, its content type is the status's, a JSON body is
+/// valid against that status's schema, and a CSV or XLSX file parses as one
+/// ([`check_file`]). Only a 404 `route_not_found` or a 405 answer
 /// a request for what is not described. CORS preflights (`OPTIONS`) are the CORS
 /// layer's, not operations; [`PAGES`] are not described.
 pub fn check_against_description(method: &Method, path: &str, status: StatusCode, media_type: Option<&str>, body: Option<&[u8]>) {
@@ -492,8 +574,9 @@ pub fn check_against_description(method: &Method, path: &str, status: StatusCode
         return;
     }
     let description = description();
-    let parsed: Option<Value> =
-        body.map(|b| serde_json::from_slice(b).unwrap_or_else(|e| panic!("{method} {path}: {status} answered invalid JSON: {e}")));
+    let parsed: Option<Value> = body
+        .filter(|_| media_type.is_some_and(is_json))
+        .map(|b| serde_json::from_slice(b).unwrap_or_else(|e| panic!("{method} {path}: {status} answered invalid JSON: {e}")));
     let undescribed_is_refused = || {
         let code = parsed.as_ref().map(|p| p["code"].clone()).unwrap_or_default();
         status == StatusCode::METHOD_NOT_ALLOWED || (status == StatusCode::NOT_FOUND && code == "route_not_found")
@@ -528,8 +611,13 @@ pub fn check_against_description(method: &Method, path: &str, status: StatusCode
     let Some(schema) = content.and_then(|c| c.get(media_type)) else {
         panic!("{operation_id} answered {status} as {media_type}, which the description does not list for it");
     };
-    let Some(instance) = parsed else { return };
     let key = format!("{operation_id} {status} {media_type}");
+    let Some(instance) = parsed else {
+        if let Some(file) = body.filter(|_| !STORED_FILES.contains(&operation_id)) {
+            check_file(&key, media_type, file);
+        }
+        return;
+    };
     let compiled = description
         .validators
         .lock()
@@ -651,6 +739,40 @@ impl Arrears {
         }
     }
 
+    /// Runs `arrears serve` bound to port 0 and waits for the address it logs as
+    /// `listening`: no port is chosen first and bound later, when another process may
+    /// have taken it. Its log is read (and drained) by a thread of its own.
+    pub fn serve(settings: &Settings, env: &[(&str, &str)]) -> (Self, std::net::SocketAddr) {
+        let mut command = Self::command(&["serve"], settings, env);
+        command
+            .env("BIND", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "error,arrears::app=info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().expect("the arrears binary starts");
+        let log = child.stderr.take().expect("its log is piped");
+        let (sender, bound) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(log).lines().map_while(Result::ok) {
+                let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
+                if entry["message"] == "listening" {
+                    let addr = entry["addr"].as_str().and_then(|a| a.parse().ok());
+                    let _ = sender.send(addr);
+                }
+            }
+        });
+        let addr = bound
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .ok()
+            .flatten()
+            .expect("arrears serve logs the address it listens on within 60 s");
+        (Self { child }, addr)
+    }
+
     /// Runs `arrears <args>` as [`Arrears::start`] does, to its end: what it printed on
     /// standard output, after checking that it succeeded.
     pub fn run(args: &[&str], settings: &Settings, env: &[(&str, &str)]) -> String {
@@ -737,13 +859,10 @@ pub struct Served {
 impl Served {
     /// Starts it with `env` on top of the test settings, and waits until it answers.
     pub async fn start(env: &[(&str, &str)]) -> Self {
-        let settings = test_settings();
+        let settings = migrated_settings().await;
         let pool = arrears::store::connect(&settings.database_url, 4).await.unwrap();
-        arrears::store::migrate(&pool).await.unwrap();
-        let bind = format!("127.0.0.1:{}", crate::ws::free_port());
-        let mut all = vec![("BIND", bind.as_str())];
-        all.extend_from_slice(env);
-        let process = Arrears::start(&["serve"], &settings, &all);
+        let (process, addr) = Arrears::serve(&settings, env);
+        let bind = addr.to_string();
         let base = format!("http://{bind}");
         let client = reqwest::Client::new();
         eventually("the server answers", || async {

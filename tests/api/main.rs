@@ -4,6 +4,7 @@ mod account_fields;
 mod accounts;
 mod activities;
 mod agent_day;
+mod announced;
 mod audit_log;
 mod auth;
 #[path = "../support/bombs.rs"]
@@ -16,6 +17,7 @@ mod contract;
 mod credentials;
 mod custom_search;
 mod custom_values;
+mod databases;
 mod document_processing;
 mod document_retention;
 mod document_uploads;

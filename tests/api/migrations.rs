@@ -6,13 +6,11 @@
 
 use std::collections::BTreeMap;
 
+use arrears::store::MIGRATOR;
 use sqlx::PgPool;
-use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
 use crate::helpers::test_settings;
-
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// A database of its own with nothing in it, not even the migrations table.
 async fn empty_pool() -> PgPool {

@@ -16,7 +16,6 @@
 //! `bin/test` installs the pinned packages (`ensure_provider_mocks` in bin/_lib.sh).
 
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -33,10 +32,11 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::announced::port_after;
 use crate::compliance::{hold_clock, zone_where_it_is};
 use crate::documents::uploaded;
 use crate::helpers::{TestApp, eventually, id_of, spawn_guarded_app_with, status_json};
-use crate::ws::free_port;
+use crate::ws::refusing_address;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 const CALLBACK: &str = "https://arrears.example.com/api/v1/webhooks/twilio";
@@ -72,15 +72,16 @@ impl Prism {
             prism.exists() && twilio_description().exists(),
             "Prism or Twilio's description is missing: run bin/test, or `npm ci` in tests/providers"
         );
-        let port = free_port();
-        let child = Command::new(prism)
-            .args(["mock", "--host", "127.0.0.1", "--port", &port.to_string(), "--errors"])
+        let mut child = Command::new(prism)
+            .args(["mock", "--host", "127.0.0.1", "--port", "0", "--errors"])
             .arg(twilio_description())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .map(Running)
             .expect("start Prism");
+        let stdout = child.stdout.take().unwrap();
+        let child = Running(child);
+        let (port, _) = port_after(stdout, "Prism is listening on http://127.0.0.1:", "Prism");
         let url = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -269,26 +270,23 @@ impl SmtpSink {
             python.exists(),
             "aiosmtpd is missing: run bin/test (it installs tests/providers/.venv)"
         );
-        let port = free_port();
         let mut child = Command::new(python)
             .arg(providers_dir().join("smtp_sink.py"))
-            .arg(port.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("start the SMTP server");
         let stdout = child.stdout.take().unwrap();
         let process = Running(child);
-        let (tx, mut lines) = mpsc::unbounded_channel();
+        let (port, received) = port_after(stdout, "ready ", "the SMTP server");
+        let (tx, lines) = mpsc::unbounded_channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in received {
                 if tx.send(line).is_err() {
                     break;
                 }
             }
         });
-        let ready = tokio::time::timeout(Duration::from_secs(30), lines.recv()).await;
-        assert_eq!(ready.expect("the SMTP server started").as_deref(), Some("ready"));
         Self {
             _process: process,
             lines,
@@ -401,7 +399,8 @@ async fn email_reaches_a_real_smtp_server_with_its_non_ascii_name_subject_and_te
         matches!(&later, Err(SendFailure::Retry(reason)) if reason.contains("451")),
         "{later:?}"
     );
-    let nowhere = SmtpProvider::new(&format!("smtp://127.0.0.1:{}", free_port()), FROM).unwrap();
+    let (_closed, refusing) = refusing_address();
+    let nowhere = SmtpProvider::new(&format!("smtp://{refusing}"), FROM).unwrap();
     let down = nowhere
         .send(&outgoing(MessageChannel::Email, "zoe@example.com", Some("x"), "x"))
         .await;

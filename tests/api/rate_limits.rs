@@ -146,8 +146,8 @@ async fn first_allowed(app: &TestApp, token: &str) -> u32 {
 
 #[tokio::test]
 async fn during_a_redis_outage_each_instance_counts_alone_and_shares_again_after() {
-    let port = crate::ws::free_port();
-    let redis = crate::ws::RedisServer::start(port);
+    let redis = crate::ws::RedisServer::start();
+    let redis_socket = redis.socket();
     let first = spawn_app_with(|s| {
         s.redis_url = Some(redis.url());
         s.rate_limit_per_user = 4;
@@ -172,7 +172,7 @@ async fn during_a_redis_outage_each_instance_counts_alone_and_shares_again_after
         assert_problem(list(app, &token).await, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
     }
 
-    let _redis = crate::ws::RedisServer::start(port);
+    let _redis = crate::ws::RedisServer::start_at(redis_socket);
     // Both instances spent their own budgets: only a count in Redis (empty again) lets a
     // request through.
     let back = [

@@ -17,9 +17,9 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::AsyncReadExt;
 
+use crate::announced::port_after;
 use crate::documents::{download, uploaded};
 use crate::helpers::{id_of, spawn_guarded_app_with};
-use crate::ws::free_port;
 
 /// moto's S3 server on a port of its own, with a bucket; stopped when dropped.
 struct Moto {
@@ -38,13 +38,14 @@ impl Moto {
     async fn start(bucket: &str) -> Self {
         let server = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/providers/.venv/bin/moto_server");
         assert!(server.exists(), "moto is missing: run bin/test (it installs tests/providers/.venv)");
-        let port = free_port();
-        let process = Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let mut process = Command::new(server)
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start moto");
+        let stderr = process.stderr.take().unwrap();
+        let (port, _) = port_after(stderr, "Running on http://127.0.0.1:", "moto");
         let moto = Self {
             process,
             endpoint: format!("http://127.0.0.1:{port}"),

@@ -608,9 +608,8 @@ async fn worker_of(pool: &PgPool, pid: u32) -> bool {
 /// searches what either indexed.
 #[tokio::test]
 async fn arrears_sync_stands_by_and_takes_over_the_embedded_index() {
-    let settings = crate::helpers::test_settings();
+    let settings = crate::helpers::migrated_settings().await;
     let pool = arrears::store::connect(&settings.database_url, 4).await.unwrap();
-    arrears::store::migrate(&pool).await.unwrap();
     let mut owner = crate::helpers::Arrears::start(&["sync"], &settings, &[]);
     eventually("the first sync process owns the index", || worker_of(&pool, owner.pid())).await;
     let mut standby = crate::helpers::Arrears::start(&["sync"], &settings, &[]);

@@ -433,23 +433,58 @@ async fn small_window(app: &TestApp, token: &str) -> Socket {
 }
 
 /// A private Redis on a free port, killed when dropped.
+/// A private `redis-server` on a Unix socket of its own (a path no other process can
+/// take, unlike a TCP port found free and bound later), answering `PING` before
+/// `start` returns. Killed when dropped; `start_at` brings it back on the same socket,
+/// as a restarted server comes back at its address.
 pub(crate) struct RedisServer {
-    port: u16,
+    socket: std::path::PathBuf,
     child: std::process::Child,
 }
 
 impl RedisServer {
-    pub(crate) fn start(port: u16) -> Self {
+    pub(crate) fn start() -> Self {
+        Self::start_at(std::env::temp_dir().join(format!("arrears-redis-{}.sock", uuid::Uuid::new_v4().simple())))
+    }
+
+    pub(crate) fn start_at(socket: std::path::PathBuf) -> Self {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&socket)
+            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("redis-server runs (bin/test installs it)");
-        Self { port, child }
+        let mut server = Self { socket, child };
+        server.wait_until_it_answers();
+        server
+    }
+
+    fn wait_until_it_answers(&mut self) {
+        use std::io::{Read as _, Write as _};
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answered = std::os::unix::net::UnixStream::connect(&self.socket).is_ok_and(|mut stream| {
+                let mut pong = [0u8; 7];
+                stream.write_all(b"PING\r\n").is_ok() && stream.read_exact(&mut pong).is_ok() && &pong == b"+PONG\r\n"
+            });
+            if answered {
+                return;
+            }
+            if let Some(status) = self.child.try_wait().expect("redis-server can be waited for") {
+                panic!("redis-server exited ({status}) before answering");
+            }
+            assert!(std::time::Instant::now() < deadline, "redis-server did not answer PING within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn socket(&self) -> std::path::PathBuf {
+        self.socket.clone()
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        format!("redis+unix://{}", self.socket.display())
     }
 }
 
@@ -460,8 +495,14 @@ impl Drop for RedisServer {
     }
 }
 
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A local address nothing listens on: bound, never listening, so a connection to it is
+/// refused for as long as the returned socket lives (a port found free and released could
+/// be taken by another process in between).
+pub(crate) fn refusing_address() -> (tokio::net::TcpSocket, std::net::SocketAddr) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (socket, addr)
 }
 
 /// Two API instances on one database, fanning events out through `redis`, both connected.
@@ -482,7 +523,7 @@ pub(crate) async fn redis_status(app: &TestApp) -> String {
 
 #[tokio::test]
 async fn two_instances_sharing_redis_both_deliver() {
-    let redis = RedisServer::start(free_port());
+    let redis = RedisServer::start();
     let (first, second) = two_instances_on(&redis).await;
     let manager = first.user(Role::Manager).await;
     let account = first.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
@@ -498,8 +539,8 @@ async fn two_instances_sharing_redis_both_deliver() {
 
 #[tokio::test]
 async fn losing_redis_degrades_to_local_delivery_and_recovers() {
-    let port = free_port();
-    let redis = RedisServer::start(port);
+    let redis = RedisServer::start();
+    let redis_socket = redis.socket();
     let app = spawn_app_with(|s| s.redis_url = Some(redis.url())).await;
     eventually("redis connected", || async { redis_status(&app).await == "ok" }).await;
     let manager = app.user(Role::Manager).await;
@@ -522,7 +563,7 @@ async fn losing_redis_degrades_to_local_delivery_and_recovers() {
     let during = pay(&app, &manager.token, &account, "2.00").await;
     expect(&mut socket, "payment.created", |m| m["data"]["id"] == during["id"]).await;
 
-    let _redis = RedisServer::start(port);
+    let _redis = RedisServer::start_at(redis_socket);
     eventually("redis reconnected", || async { redis_status(&app).await == "ok" }).await;
     let after = pay(&app, &manager.token, &account, "3.00").await;
     expect(&mut socket, "payment.created", |m| m["data"]["id"] == after["id"]).await;

@@ -15,11 +15,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http;
 
 use crate::helpers::{Served, TestApp, eventually, fresh_pool, instant, spawn_app, status_json};
-use crate::ws::{RedisServer, authed, closed, expect, free_port, pay, redis_status, two_instances_on};
+use crate::ws::{RedisServer, authed, closed, expect, pay, redis_status, two_instances_on};
 
 #[tokio::test]
 async fn logging_out_closes_the_sessions_sockets_on_every_instance_at_once() {
-    let redis = RedisServer::start(free_port());
+    let redis = RedisServer::start();
     let (first, second) = two_instances_on(&redis).await;
     let agent = first.user(Role::Agent).await;
     let other = first.user(Role::Agent).await;
@@ -250,8 +250,8 @@ async fn a_standby_relay_takes_over_from_a_leader_that_dies_and_no_event_is_lost
 
 #[tokio::test]
 async fn two_instances_deliver_each_others_events_again_after_redis_restarts() {
-    let port = free_port();
-    let redis = RedisServer::start(port);
+    let redis = RedisServer::start();
+    let redis_socket = redis.socket();
     let (first, second) = two_instances_on(&redis).await;
     let manager = first.user(Role::Manager).await;
     let account = first.account(&manager.token, json!({})).await["id"].as_str().unwrap().to_owned();
@@ -268,7 +268,7 @@ async fn two_instances_deliver_each_others_events_again_after_redis_restarts() {
     for app in [&first, &second] {
         eventually("redis down", || async { redis_status(app).await == "down" }).await;
     }
-    let _redis = RedisServer::start(port);
+    let _redis = RedisServer::start_at(redis_socket);
     for app in [&first, &second] {
         eventually("redis reconnected", || async { redis_status(app).await == "ok" }).await;
     }

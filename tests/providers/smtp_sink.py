@@ -1,19 +1,20 @@
 """A real SMTP server (aiosmtpd) for tests/api/providers.rs: it listens on 127.0.0.1 at
-the port given, prints "ready" once it takes connections, and prints each message it
+a port the system picks, prints "ready PORT" once it takes connections, and prints each message it
 accepts as one JSON line, read back with Python's own email parser (policy.default,
 which decodes RFC 2047 words and transfer encodings). A recipient whose local part is
 `refused` is answered 550 (permanent), `later` 451 (transient), as a real server might.
 
-    python smtp_sink.py PORT
+    python smtp_sink.py
 """
 
+import asyncio
 import email
 import hashlib
 import json
 import sys
 from email import policy
 
-from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 
 
 class Sink:
@@ -60,16 +61,17 @@ class Sink:
         return "250 Message accepted for delivery"
 
 
-def main():
-    port = int(sys.argv[1])
-    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
-    controller.start()
-    print("ready", flush=True)
+async def serve():
+    loop = asyncio.get_running_loop()
+    # Port 0: the system picks a free port, said on the "ready" line, so no other
+    # process can take it between a test choosing it and this server binding it.
+    server = await loop.create_server(lambda: SMTP(Sink()), host="127.0.0.1", port=0)
+    print("ready", server.sockets[0].getsockname()[1], flush=True)
     try:
-        sys.stdin.read()
+        await loop.run_in_executor(None, sys.stdin.read)
     finally:
-        controller.stop()
+        server.close()
 
 
 if __name__ == "__main__":
-    main()
+    asyncio.run(serve())
