@@ -121,6 +121,33 @@ fn pdf_child(path: &str) {
     println!("{idle} {} {outcome}", status_kib("VmHWM:"));
 }
 
+/// Whether a PDF reader that ended without answering was stopped by a limit of its
+/// process, and if not, how it died. The data limit makes an allocation fail, and the
+/// runtime then aborts (`SIGABRT`) saying "memory allocation of N bytes failed"; the CPU
+/// limit sends `SIGXCPU` (`SIGKILL` at the hard limit). A panic (exit code 101, or an
+/// abort after "panicked"), a stack overflow, a crash or any other exit is a reader that
+/// broke, not a limit that held.
+fn stopped_by_limit(status: std::process::ExitStatus, stderr: &str) -> Result<(), String> {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGABRT: i32 = 6;
+    const SIGKILL: i32 = 9;
+    const SIGXCPU: i32 = 24;
+    let panicked = stderr.contains("panicked");
+    match status.signal() {
+        Some(SIGABRT) if !panicked && stderr.contains("memory allocation of") => Ok(()),
+        Some(SIGXCPU | SIGKILL) if !panicked => Ok(()),
+        _ => {
+            // A panic's message is on the line after "panicked at <file>".
+            let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+            let said = match lines.iter().position(|l| l.contains("panicked")) {
+                Some(at) => lines[at..].iter().take(2).copied().collect::<Vec<_>>().join(" "),
+                None => lines.last().copied().unwrap_or_default().to_owned(),
+            };
+            Err(format!("died: {status}: {said}"))
+        }
+    }
+}
+
 fn parent() {
     let dir = std::env::temp_dir().join(format!("arrears-bombs-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -134,9 +161,12 @@ fn parent() {
         }
         let out = reader.arg("read").arg(&path).output().unwrap();
         if name.ends_with(".pdf") && !out.status.success() {
-            // Stopped by its limits: its peak is bounded by the data memory it had.
-            let bound = extract::READER_MAX_DATA_BYTES / 1024;
-            return ("limit".to_owned(), 0, bound);
+            return match stopped_by_limit(out.status, &String::from_utf8_lossy(&out.stderr)) {
+                // Stopped by its limits: its peak is bounded by the data memory it had.
+                Ok(()) => ("limit".to_owned(), 0, extract::READER_MAX_DATA_BYTES / 1024),
+                // A reader that broke is no limit enforced: the outcome names how it died.
+                Err(died) => (died, 0, 0),
+            };
         }
         assert!(
             out.status.success(),

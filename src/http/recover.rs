@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 
 use warp::Rejection;
+use warp::filters::cors::CorsForbidden;
 use warp::reject::{InvalidHeader, InvalidQuery, LengthRequired, MethodNotAllowed, MissingHeader, PayloadTooLarge, UnsupportedMediaType};
 use warp::reply::Response;
 
@@ -35,6 +36,11 @@ fn to_error(rejection: &Rejection) -> Error {
     }
     if let Some(Rejected(err)) = rejection.find::<Rejected>() {
         return clone_error(err);
+    }
+    // The CORS layer refused an origin, a method or a header it does not allow: the
+    // caller's doing, so a 403, not a server error.
+    if let Some(err) = rejection.find::<CorsForbidden>() {
+        return Error::forbidden(format!("cross-origin request refused: {err}"));
     }
     if rejection.find::<PayloadTooLarge>().is_some() {
         return Error::new(Code::PayloadTooLarge, "the request body exceeds the size limit");

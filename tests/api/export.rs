@@ -5,7 +5,7 @@ use arrears::service::exports::ACCOUNT_COLUMNS;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{TestApp, assert_problem, error_fields, id_of, spawn_app, status_json};
+use crate::helpers::{TestApp, assert_problem, error_fields, eventually, id_of, spawn_app, status_json};
 
 async fn download(app: &TestApp, token: &str, path: &str) -> (StatusCode, String, String, Vec<u8>) {
     let response = app.get(path, token).await;
@@ -20,6 +20,53 @@ async fn download(app: &TestApp, token: &str, path: &str) -> (StatusCode, String
     };
     let (content_type, disposition) = (header("content-type"), header("content-disposition"));
     (status, content_type, disposition, response.bytes().await.unwrap().to_vec())
+}
+
+/// GETs the export `path` while its rows cannot be read (the test locks `accounts`, which
+/// every export reads its rows from) and returns its content type and body. A streamed
+/// export answers at once, with no length up front, while its rows wait for the lock,
+/// and sends them once it is released; one assembled before it answers would not
+/// answer until then, and fails here after 10 s.
+async fn streamed(app: &TestApp, token: &str, path: &str) -> (String, Vec<u8>) {
+    let wait = std::time::Duration::from_secs(10);
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE accounts IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *lock).await.unwrap();
+    // A client of its own: the checked `send` reads a file whole before handing it on.
+    let request = reqwest::Client::new().get(app.url(path)).bearer_auth(token).send();
+    let response = tokio::time::timeout(wait, request)
+        .await
+        .unwrap_or_else(|_| panic!("{path}: no answer began while its rows could not be read"))
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{path}");
+    let headers = response.headers();
+    assert!(
+        headers.get("content-length").is_none(),
+        "{path}: a length up front is a file assembled before it was sent"
+    );
+    assert_eq!(headers["transfer-encoding"], "chunked", "{path}");
+    let content_type = headers["content-type"].to_str().unwrap().to_owned();
+    // The rows are read from what the test holds: what came was sent before them.
+    eventually(&format!("{path}: its rows wait for the lock"), || async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND $1 = ANY (pg_blocking_pids(pid)))",
+        )
+        .bind(holder)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    lock.commit().await.unwrap();
+    let body = tokio::time::timeout(wait, response.bytes())
+        .await
+        .unwrap_or_else(|_| panic!("{path}: the rows did not follow the release"))
+        .unwrap();
+    (content_type, body.to_vec())
 }
 
 /// Splits CSV into rows of fields (quotes and doubled quotes handled).
@@ -97,15 +144,14 @@ async fn xlsx_and_payment_exports_stream_and_bad_formats_are_refused() {
         .await;
         assert_eq!(code, StatusCode::CREATED);
     }
-    let (status, content_type, _, body) = download(&app, &manager.token, "/api/v1/accounts/export?format=xlsx").await;
-    assert_eq!(status, StatusCode::OK);
+    let (content_type, body) = streamed(&app, &manager.token, "/api/v1/accounts/export?format=xlsx").await;
     assert_eq!(content_type, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet");
-    assert!(body.starts_with(b"PK\x03\x04"), "an xlsx is a zip archive");
-    let names = String::from_utf8_lossy(&body);
-    assert!(names.contains("xl/worksheets/sheet1.xml") && names.contains("[Content_Types].xml"));
+    let rows = read_xlsx(&body);
+    assert_eq!(rows.len(), 1, "the one account");
+    assert_eq!(rows[0]["debtor_name"], calamine::Data::String("@SUM(A1)".to_owned()));
 
-    let (status, _, _, body) = download(&app, &manager.token, "/api/v1/payments/export?status=completed").await;
-    assert_eq!(status, StatusCode::OK);
+    let (content_type, body) = streamed(&app, &manager.token, "/api/v1/payments/export?status=completed").await;
+    assert_eq!(content_type, "text/csv; charset=utf-8");
     let rows = parse_csv(&String::from_utf8(body).unwrap());
     assert_eq!(rows.len(), 2, "the header and the completed payment");
     assert_eq!(rows[1][3], "'@SUM(A1)");

@@ -254,10 +254,28 @@ async fn a_book_larger_than_one_batch_converts_whole_or_not_at_all() {
     assert_eq!(numbers().await, 2500);
 }
 
-/// Waits `ms` and says whether `task` is still waiting.
-async fn still_waiting<T>(task: &tokio::task::JoinHandle<T>, ms: u64) -> bool {
-    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    !task.is_finished()
+/// Returns once a session waits for the field definitions' lock (an advisory lock) that
+/// the session `holder` (its backend's pid) holds, as `task` must: polled in
+/// `pg_stat_activity`, with `eventually`'s bound. A task that ends first did not wait,
+/// and fails at once; one still running after a while proves nothing.
+async fn waits_for<T>(app: &TestApp, holder: i32, task: &tokio::task::JoinHandle<T>, what: &str) {
+    eventually(what, || async {
+        assert!(!task.is_finished(), "{what}: it ended without waiting");
+        sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() \
+             AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND $1 = ANY (pg_blocking_pids(pid)))",
+        )
+        .bind(holder)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+}
+
+/// The backend pid of the session `conn` is.
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(conn).await.unwrap()
 }
 
 /// A type change and an account write never pass each other: a write that starts while
@@ -298,7 +316,7 @@ async fn a_type_change_and_an_account_write_wait_for_each_other() {
         )
         .await
     });
-    assert!(still_waiting(&write, 500).await, "the write waits for the change");
+    waits_for(&app, backend_pid(&mut change).await, &write, "the write waits for the change").await;
     change.commit().await.unwrap();
     let (status, refused) = write.await.unwrap();
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "judged by the new type: {refused}");
@@ -329,7 +347,7 @@ async fn a_type_change_and_an_account_write_wait_for_each_other() {
         )
         .await
     });
-    assert!(still_waiting(&retype, 500).await, "the change waits for the write");
+    waits_for(&app, backend_pid(&mut writing).await, &retype, "the change waits for the write").await;
     writing.commit().await.unwrap();
     let (status, changed) = retype.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{changed}");
