@@ -125,6 +125,11 @@ pub async fn serve(
                 if let Some(verdict) = &quota {
                     throttle::report(&mut response, verdict);
                 }
+                if response.status() == warp::http::StatusCode::METHOD_NOT_ALLOWED
+                    && let Some(allowed) = allowed_methods(&path).and_then(|a| HeaderValue::from_str(&a).ok())
+                {
+                    response.headers_mut().insert(warp::http::header::ALLOW, allowed);
+                }
                 response = compress::compress(response, accepted);
                 headers::secure(&mut response, hsts_max_age);
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
@@ -163,39 +168,85 @@ pub async fn serve(
 
 const UNMATCHED: &str = "unmatched";
 
+/// The API description's path templates, each with its segments and the methods it
+/// serves; the WebSocket's too. A literal segment sorts before a parameter
+/// (`/users/me` before `/users/{id}`).
+struct Template {
+    path: &'static str,
+    segments: Vec<&'static str>,
+    methods: Vec<String>,
+}
+
+static TEMPLATES: LazyLock<Vec<Template>> = LazyLock::new(|| {
+    let mut templates: Vec<Template> = openapi::document()["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(path, item)| Template {
+            path: path.as_str(),
+            segments: path.split('/').collect(),
+            methods: item
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(method, _)| method.to_uppercase())
+                .collect(),
+        })
+        .chain(std::iter::once(Template {
+            path: super::ws::PATH,
+            segments: super::ws::PATH.split('/').collect(),
+            methods: vec!["GET".to_owned()],
+        }))
+        .collect();
+    templates.sort_by_key(|t| t.segments.iter().filter(|s| s.starts_with('{')).count());
+    templates
+});
+
+/// The pages served beside the API, by prefix: their label, and the method they serve.
+const PAGES: [(&str, &str); 2] = [("/docs", "/docs/*"), ("/console", "/console/*")];
+
+fn page_of(path: &str) -> Option<&'static str> {
+    PAGES
+        .iter()
+        .find(|(prefix, _)| path == *prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')))
+        .map(|(_, label)| *label)
+}
+
+/// The templates `path` fits, the most literal first.
+fn templates_of(path: &str) -> impl Iterator<Item = &'static Template> {
+    let segments: Vec<&str> = path.split('/').collect();
+    TEMPLATES.iter().filter(move |template| {
+        template.segments.len() == segments.len()
+            && template
+                .segments
+                .iter()
+                .zip(&segments)
+                .all(|(want, got)| want == got || (want.starts_with('{') && !got.is_empty()))
+    })
+}
+
 /// The route a path was served by, from a bounded set whatever the path: a path
 /// template of the API description (`/api/v1/accounts/{id}`), the WebSocket, the served
 /// pages by their prefix (`/docs/*`, `/console/*`), or `unmatched`. A label made from
 /// the raw path would let any client grow the metrics without bound.
 fn route_label(path: &str) -> &'static str {
-    static TEMPLATES: LazyLock<Vec<(&'static str, Vec<&'static str>)>> = LazyLock::new(|| {
-        let mut templates: Vec<(&'static str, Vec<&'static str>)> = openapi::document()["paths"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(template, _)| (template.as_str(), template.split('/').collect()))
-            .chain(std::iter::once((super::ws::PATH, super::ws::PATH.split('/').collect())))
-            .collect();
-        // A literal segment wins over a parameter (`/users/me` before `/users/{id}`).
-        templates.sort_by_key(|(_, segments)| segments.iter().filter(|s| s.starts_with('{')).count());
-        templates
-    });
-    for (prefix, label) in [("/docs", "/docs/*"), ("/console", "/console/*")] {
-        if path == prefix || path.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/')) {
-            return label;
-        }
+    if let Some(label) = page_of(path) {
+        return label;
     }
-    let segments: Vec<&str> = path.split('/').collect();
-    TEMPLATES
-        .iter()
-        .find(|(_, template)| {
-            template.len() == segments.len()
-                && template
-                    .iter()
-                    .zip(&segments)
-                    .all(|(want, got)| want == got || (want.starts_with('{') && !got.is_empty()))
-        })
-        .map_or(UNMATCHED, |(template, _)| template)
+    templates_of(path).next().map_or(UNMATCHED, |template| template.path)
+}
+
+/// The methods a path is served with, for the `Allow` header a 405 must carry (RFC 9110,
+/// 15.5.6): those of every template the path fits (a request to `/users/me` may be
+/// routed to `/users/{id}` too), and GET for the served pages.
+fn allowed_methods(path: &str) -> Option<String> {
+    if page_of(path).is_some() {
+        return Some("GET".to_owned());
+    }
+    let mut methods: Vec<&str> = templates_of(path).flat_map(|t| t.methods.iter().map(String::as_str)).collect();
+    methods.sort_unstable();
+    methods.dedup();
+    (!methods.is_empty()).then(|| methods.join(", "))
 }
 
 /// Methods as a bounded label set.
@@ -228,6 +279,21 @@ mod tests {
         assert_eq!(route_label("/console/a/b"), "/console/*");
         assert_eq!(route_label("/consoles"), UNMATCHED);
         assert_eq!(route_label("/api/v1/no-such-thing/at/all"), UNMATCHED);
+    }
+
+    #[test]
+    fn a_path_is_allowed_the_methods_of_every_template_it_fits() {
+        assert_eq!(allowed_methods("/api/v1/ws").as_deref(), Some("GET"));
+        assert_eq!(allowed_methods("/docs/index.html").as_deref(), Some("GET"));
+        assert_eq!(allowed_methods("/api/v1/no-such-thing/at/all"), None);
+        let account = allowed_methods("/api/v1/accounts/0192f3a4-5b6c-7d8e-9f00-112233445566").unwrap();
+        assert!(account.contains("GET") && account.contains("PATCH"), "{account}");
+        let me = allowed_methods("/api/v1/users/me").unwrap();
+        let any = allowed_methods("/api/v1/users/0192f3a4-5b6c-7d8e-9f00-112233445566").unwrap();
+        assert!(
+            any.split(", ").all(|m| me.contains(m)),
+            "/users/me may be routed as /users/{{id}}: {me} / {any}"
+        );
         assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
     }
 

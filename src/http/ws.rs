@@ -84,7 +84,7 @@ fn socket() -> Response {
 /// A clear answer to a plain request for the socket path (upgrades are taken by the
 /// connection loop before routing; see [`upgrade`]).
 pub fn routes() -> BoxedFilter<(Response,)> {
-    warp::path!("api" / "v1" / "ws").map(socket).boxed()
+    warp::path!("api" / "v1" / "ws").and(warp::get()).map(socket).boxed()
 }
 
 /// The operations this module serves, for the API description.

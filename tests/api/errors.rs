@@ -15,7 +15,22 @@ async fn unknown_route_and_wrong_method_are_problems() {
         .unwrap();
     assert_problem(unknown, StatusCode::NOT_FOUND, "route_not_found").await;
     let wrong = app.request(Method::PUT, "/api/v1/auth/login", None).send().await.unwrap();
+    // A 405 says which methods the path takes (RFC 9110, 15.5.6).
+    assert_eq!(wrong.headers()["allow"], "POST");
     assert_problem(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let account = format!("/api/v1/accounts/{}", uuid::Uuid::new_v4());
+    let wrong = app.request(Method::PUT, &account, Some(&user.token)).send().await.unwrap();
+    let allowed = wrong.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(
+        allowed.contains("GET") && allowed.contains("PATCH") && !allowed.contains("PUT"),
+        "{allowed}"
+    );
+    assert_problem(wrong, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    // The WebSocket's path takes GET only (an upgrade); any other method is a 405, not
+    // the 426 that tells a GET without an upgrade to use a WebSocket client.
+    let socket = app.request(Method::POST, "/api/v1/ws", None).send().await.unwrap();
+    assert_eq!(socket.headers()["allow"], "GET");
+    assert_problem(socket, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let malformed_id = app
         .request(Method::GET, "/api/v1/accounts/not-a-uuid", Some(&user.token))
         .send()
