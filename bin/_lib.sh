@@ -111,12 +111,19 @@ AIOSMTPD_VERSION=1.4.6
 MOTO_VERSION=5.2.5
 ensure_provider_mocks() {
     ensure_node_packages tests/providers "the providers' descriptions, libraries and Prism"
-    local venv installed
-    venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/providers/.venv"
+    local venv installed root
+    root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    venv="$root/tests/providers/.venv"
+    # The environment lives beside cargo's target (kept between CI runs, where a fresh
+    # clone would otherwise install it again); the tests find it at tests/providers/.venv.
+    if [ ! -e "$venv" ] && [ ! -L "$venv" ]; then
+        mkdir -p "${CARGO_TARGET_DIR:-$root/target}"
+        ln -s "$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")/providers-venv" "$venv"
+    fi
     installed="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"), m.version("moto"))' 2>/dev/null || true)"
     if [ "$installed" != "$AIOSMTPD_VERSION $MOTO_VERSION" ]; then
         say "installing aiosmtpd $AIOSMTPD_VERSION and moto $MOTO_VERSION into tests/providers/.venv"
-        python3 -m venv "$venv"
+        python3 -m venv "$(realpath -m "$venv")"
         "$venv/bin/pip" install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" "moto[server]==$MOTO_VERSION"
     fi
 }
@@ -160,7 +167,7 @@ ensure_postgres_connections() {
 # or of another version (a few minutes, once per machine).
 NEXTEST_VERSION=0.9.151
 ensure_nextest() {
-    if [ "$(cargo nextest --version 2>/dev/null | head -n 1)" = "cargo-nextest $NEXTEST_VERSION" ]; then
+    if [[ "$(cargo nextest --version 2>/dev/null | head -n 1)" == "cargo-nextest $NEXTEST_VERSION "* ]]; then
         return 0
     fi
     say "installing cargo-nextest $NEXTEST_VERSION (built from crates.io, once per machine)"

@@ -35,6 +35,33 @@ async function setup() {
 
 // A socket of the test's own (in a page of its own, signed in as `role`, subscribed to
 // `stats`): `sent(id)` resolves once a `stats.updated` carrying payment `id` went out.
+// The dashboard's reads of the payment statistics, as the page makes them.
+function statsReadsOf(page) {
+  const reads = [];
+  page.on("request", (request) => {
+    if (new URL(request.url()).pathname === "/api/v1/payments/stats") reads.push(request.url());
+  });
+  return reads;
+}
+
+// Opens the dashboard on `page` and waits for its first statistics read: what the chart
+// says was collected today in CHF.
+async function collectedTodayInChf(page) {
+  await page.goto(`${BASE}/#/dashboard`);
+  const caption = page.locator("#collected figcaption", { hasText: "CHF" });
+  await caption.waitFor();
+  const today = Number(/Today ([\d,.]+) CHF/.exec(await caption.textContent())[1].replaceAll(",", ""));
+  await page.locator("#dashboard-updated", { hasText: "Updated" }).waitFor();
+  return today;
+}
+
+// Waits until the chart says `amount` CHF was collected today.
+async function showsCollectedTodayInChf(page, amount) {
+  const expected = amount.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  await page.waitForFunction((shown) => [...document.querySelectorAll("#collected figcaption")]
+    .some((caption) => caption.textContent.includes(`Today ${shown} CHF`)), expected);
+}
+
 async function statsWatcher(role) {
   const context = await newContext();
   const page = await context.newPage();
@@ -130,23 +157,13 @@ suite("dashboard", setup, (test) => {
 
   test("a payment updates the open dashboard's collected figures from its live event, without reading the statistics again", async () => {
     const page = await open("manager");
-    const statsReads = [];
-    page.on("request", (request) => {
-      if (new URL(request.url()).pathname === "/api/v1/payments/stats") statsReads.push(request.url());
-    });
-    await page.goto(`${BASE}/#/dashboard`);
-    const caption = page.locator("#collected figcaption", { hasText: "CHF" });
-    await caption.waitFor();
-    const before = await caption.textContent();
-    const today = Number(/Today ([\d,.]+) CHF/.exec(before)[1].replaceAll(",", ""));
-    await page.locator("#dashboard-updated", { hasText: "Updated" }).waitFor();
+    const statsReads = statsReadsOf(page);
+    const today = await collectedTodayInChf(page);
     assert.equal(statsReads.length, 1, statsReads.join("\n"));
     const admin = await login("admin");
     const account = await api(admin.access_token, "POST", "/accounts", { debtor_name: "Live Dashboard", original_balance: "90.00", currency: "CHF" });
     await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "7.25", currency: "CHF", method: "card" });
-    const expected = (today + 7.25).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    await page.waitForFunction((amount) => [...document.querySelectorAll("#collected figcaption")]
-      .some((caption) => caption.textContent.includes(`Today ${amount} CHF`)), expected);
+    await showsCollectedTodayInChf(page, today + 7.25);
     assert.equal(statsReads.length, 1, "the chart took the change from the event");
     await page.context().close();
   });
@@ -163,15 +180,8 @@ suite("dashboard", setup, (test) => {
       // (A socket the server closed meanwhile, its sign-in being late, takes nothing.)
       ws.onMessage((message) => held.then(() => server.send(message)).catch(() => {}));
     }));
-    const statsReads = [];
-    page.on("request", (request) => {
-      if (new URL(request.url()).pathname === "/api/v1/payments/stats") statsReads.push(request.url());
-    });
-    await page.goto(`${BASE}/#/dashboard`);
-    const caption = page.locator("#collected figcaption", { hasText: "CHF" });
-    await caption.waitFor();
-    const today = Number(/Today ([\d,.]+) CHF/.exec(await caption.textContent())[1].replaceAll(",", ""));
-    await page.locator("#dashboard-updated", { hasText: "Updated" }).waitFor();
+    const statsReads = statsReadsOf(page);
+    const today = await collectedTodayInChf(page);
     assert.equal(await page.locator("#live-status").textContent(), "offline", "the socket has not signed in yet");
 
     const watcher = await statsWatcher("manager");
@@ -182,9 +192,7 @@ suite("dashboard", setup, (test) => {
     await watcher.close();
     release();
     await page.locator("#live-status", { hasText: "live" }).waitFor();
-    const expected = (today + 3.5).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-    await page.waitForFunction((amount) => [...document.querySelectorAll("#collected figcaption")]
-      .some((shown) => shown.textContent.includes(`Today ${amount} CHF`)), expected);
+    await showsCollectedTodayInChf(page, today + 3.5);
     assert.equal(statsReads.length, 1, "the chart took the change from the replayed event");
     await page.context().close();
   });
