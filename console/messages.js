@@ -44,16 +44,22 @@ export function messagesSection(account) {
   const more = h("div");
   const readsInFull = works(account) || currentUser()?.role === "viewer";
 
+  // Reads overlap (a send's own refresh and a live event's): only the latest one's
+  // answer is drawn, after it comes; clearing before the read let two answers both
+  // append, and every message showed twice.
+  let reads = 0;
   async function page(cursor) {
-    if (!cursor) clear(list);
-    clear(more);
+    const read = ++reads;
     try {
       const answer = await api("GET", `/accounts/${account.id}/messages`, { params: { page_size: 10, cursor } });
+      if (read !== reads) return;
+      if (!cursor) clear(list);
+      clear(more);
       for (const m of answer.data) list.append(item(m));
       if (!answer.total) list.append(h("li", { class: "muted" }, "No messages yet."));
       if (answer.next_cursor) more.append(h("button", { type: "button", onclick: () => page(answer.next_cursor) }, "More messages"));
     } catch (error) {
-      clear(more, h("p", { class: "form-alert", role: "alert" }, error.message));
+      if (read === reads) clear(more, h("p", { class: "form-alert", role: "alert" }, error.message));
     }
   }
 
