@@ -215,6 +215,6 @@ print_phases() {
     awk -F '\t' '
         BEGIN { printf "\n%-44s %8s  %s\n", "phase", "seconds", "result" }
         { total += $2; printf "%-44s %8d  %s\n", $1, $2, ($3 == 0 ? "ok" : "FAILED (" $3 ")") }
-        END { printf "%-44s %8d  (%d min %d s)\n", "all phases", total, total / 60, total % 60 }
+        END { printf "%-44s %8d  (%d min %d s; phases side by side count each)\n", "sum of the phases", total, total / 60, total % 60 }
     ' "$ARREARS_PHASES" >&2
 }
