@@ -318,9 +318,25 @@ pub struct Processed<'a> {
     pub thumbnail: Option<(&'a str, i32)>,
 }
 
+/// Locks the account of document `id` as its search trigger would (`touch_account`),
+/// before the document's row is written: a delete locks the account, then the document;
+/// a write taking the document first deadlocks with it.
+async fn lock_account_of(tx: &mut PgConnection, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "SELECT 1 FROM accounts WHERE id = (SELECT account_id FROM account_documents WHERE id = $1)
+         FOR NO KEY UPDATE",
+    )
+    .bind(id)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 /// Records that document `id` was processed; `false` when it was not waiting any more
 /// (purged, or recorded by another worker), and nothing was recorded.
 pub async fn record_processed(pool: &PgPool, id: Uuid, processed: &Processed<'_>) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    lock_account_of(&mut tx, id).await?;
     let done = sqlx::query(
         "UPDATE account_documents SET processing = 'processed', processed_at = now(), process_after = NULL,
                 processing_error = NULL, page_count = $2, text_content = nullif($3, ''), thumbnail_key = $4,
@@ -332,8 +348,9 @@ pub async fn record_processed(pool: &PgPool, id: Uuid, processed: &Processed<'_>
     .bind(processed.text)
     .bind(processed.thumbnail.map(|(key, _)| key))
     .bind(processed.thumbnail.map(|(_, size)| size))
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -341,6 +358,8 @@ pub async fn record_processed(pool: &PgPool, id: Uuid, processed: &Processed<'_>
 /// or, with `None`, failed for good.
 pub async fn record_failure(pool: &PgPool, id: Uuid, error: &str, retry_in: Option<i64>) -> Result<()> {
     let error: String = error.chars().take(2000).collect();
+    let mut tx = pool.begin().await?;
+    lock_account_of(&mut tx, id).await?;
     sqlx::query(
         "UPDATE account_documents SET processing_error = $2,
                 processing = CASE WHEN $3::bigint IS NULL THEN 'failed' ELSE 'pending' END,
@@ -350,7 +369,8 @@ pub async fn record_failure(pool: &PgPool, id: Uuid, error: &str, retry_in: Opti
     .bind(id)
     .bind(&error)
     .bind(retry_in)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }

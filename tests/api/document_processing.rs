@@ -347,3 +347,55 @@ async fn a_try_that_fails_for_another_cause_than_the_file_is_tried_again_then_fa
         }
     }
 }
+
+/// What the reader's answer is recorded with, and what a manager's delete does in one
+/// transaction (the account locked, then the document marked), at the same moment: the
+/// recording takes the account first too, so neither waits on the other's row (the
+/// other order deadlocked, PostgreSQL aborted the recording, and the document waited
+/// for the claim's five-minute lease).
+#[tokio::test]
+async fn a_document_deleted_while_its_answer_is_recorded_is_recorded_without_a_deadlock() {
+    let app = spawn_app_with(|s| s.document_extractor = Some(std::path::PathBuf::new())).await;
+    let manager = app.user(Role::Manager).await;
+    let account = app.account(&manager.token, serde_json::json!({})).await;
+    let file = uploaded(&app, &manager.token, account["id"].as_str().unwrap(), "note.txt", b"Paid".to_vec()).await;
+    let id: uuid::Uuid = file["id"].as_str().unwrap().parse().unwrap();
+    let account_id: uuid::Uuid = account["id"].as_str().unwrap().parse().unwrap();
+
+    let mut delete = app.pool.begin().await.unwrap();
+    arrears::store::accounts::lock(&mut delete, account_id).await.unwrap().unwrap();
+    let recording = tokio::spawn({
+        let pool = app.pool.clone();
+        async move {
+            let processed = arrears::store::attachments::Processed {
+                page_count: None,
+                text: "paid",
+                thumbnail: None,
+            };
+            arrears::store::attachments::record_processed(&pool, id, &processed).await
+        }
+    });
+    // The recording waits on a lock (the account's, or on the old order the document's
+    // row is its own and the account's is waited on).
+    crate::helpers::eventually("the recording waits on a lock", || async {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()")
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
+        waiting == 1
+    })
+    .await;
+    let deleted = arrears::store::attachments::soft_delete(&mut delete, id, manager.id).await;
+    assert!(deleted.as_ref().is_ok_and(Option::is_some), "the delete: {deleted:?}");
+    delete.commit().await.unwrap();
+    let recorded = recording.await.unwrap();
+    assert!(matches!(recorded, Ok(true)), "the recording: {recorded:?}");
+    let (processing, deleted): (String, bool) =
+        sqlx::query_as("SELECT processing, deleted_at IS NOT NULL FROM account_documents WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((processing.as_str(), deleted), ("processed", true));
+}
