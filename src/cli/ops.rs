@@ -238,7 +238,12 @@ pub async fn doctor(settings: Settings, fix: bool) -> anyhow::Result<()> {
         )),
     }
     for check in &checks {
-        println!("{} {}: {}", if check.ok { "ok  " } else { "FAIL" }, check.name, check.detail);
+        let mark = match (check.ok, check.warning) {
+            (false, _) => "FAIL",
+            (true, true) => "WARN",
+            (true, false) => "ok  ",
+        };
+        println!("{mark} {}: {}", check.name, check.detail);
         if let Some(fix) = &check.fix {
             println!("     fix: {fix}");
         }

@@ -141,6 +141,9 @@ pub struct Check {
     /// working in part (an outdated mapping holds one entity's changes until the rebuild
     /// the app starts itself; a full disk lifts by itself), and the doctor still fails.
     pub blocking: bool,
+    /// Passed, with something an operator should know (a cluster without security).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warning: bool,
 }
 
 impl Check {
@@ -151,6 +154,16 @@ impl Check {
             detail: detail.into(),
             fix: None,
             blocking: true,
+            warning: false,
+        }
+    }
+
+    /// A pass with a warning: the app runs, and says so.
+    pub fn warn(name: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            fix: Some(fix.into()),
+            warning: true,
+            ..Self::pass(name, detail)
         }
     }
 
@@ -161,6 +174,7 @@ impl Check {
             detail: detail.into(),
             fix: Some(fix.into()),
             blocking: true,
+            warning: false,
         }
     }
 

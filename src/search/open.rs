@@ -32,7 +32,11 @@ pub async fn writer(settings: &Settings, dead_letters: Arc<dyn DeadLetters>) -> 
             let index = ElasticIndex::new(&ElasticConfig::from_settings(settings)?, dead_letters)?;
             let fresh = index.prepare().await?;
             let mut failed = Vec::new();
-            for check in index.doctor().await.into_iter().filter(|check| !check.ok) {
+            let checks = index.doctor().await;
+            for check in checks.iter().filter(|check| check.warning) {
+                tracing::warn!(check = %check.name, detail = %check.detail, fix = check.fix.as_deref().unwrap_or_default(), "elasticsearch: starting with a warning");
+            }
+            for check in checks.into_iter().filter(|check| !check.ok) {
                 let described = format!("{}: {} (fix: {})", check.name, check.detail, check.fix.unwrap_or_default());
                 if check.blocking {
                     failed.push(described);

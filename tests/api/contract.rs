@@ -1961,6 +1961,43 @@ mod elastic_cluster {
         let checks = index.doctor().await;
         drop_elastic(&prefix).await;
         assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+        // A cluster that answers without credentials has no security: the doctor says so
+        // (a warning), and only then.
+        let base = std::env::var("ELASTICSEARCH_URL").unwrap();
+        let anonymous = reqwest::get(format!("{}/_cluster/health", base.trim_end_matches('/')))
+            .await
+            .unwrap();
+        let privileges = checks.iter().find(|c| c.name == "privileges").unwrap();
+        assert_eq!(privileges.warning, anonymous.status().is_success(), "{privileges:?}");
+        if privileges.warning {
+            assert!(privileges.detail.contains("no security"), "{privileges:?}");
+        }
+    }
+
+    /// Another deployment's index on the same cluster, red (its primary has nowhere to
+    /// go): readiness and the doctor read this deployment's indices' health, not the
+    /// whole cluster's.
+    #[tokio::test]
+    #[ignore = "needs ELASTICSEARCH_URL: ELASTICSEARCH_URL=http://127.0.0.1:9200 bin/test-elastic runs it"]
+    async fn another_deployments_red_index_leaves_this_one_ready() {
+        let (index, prefix) = elastic().await;
+        let foreign = format!("other-{}", &Uuid::new_v4().simple().to_string()[..12]);
+        let created = raw_json(
+            reqwest::Method::PUT,
+            format!("/{foreign}?wait_for_active_shards=0"),
+            serde_json::json!({ "settings": { "index.routing.allocation.require._name": "no-such-node" } }),
+        )
+        .await;
+        assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+        let whole: serde_json::Value = raw(reqwest::Method::GET, "/_cluster/health".into()).await.json().await.unwrap();
+        let health = index.health().await;
+        let checks = index.doctor().await;
+        raw(reqwest::Method::DELETE, format!("/{foreign}")).await;
+        drop_elastic(&prefix).await;
+        assert_eq!(whole["status"], "red", "the cluster as a whole is red: {whole}");
+        assert_eq!(health, Ok("green".to_owned()));
+        let check = checks.iter().find(|c| c.name == "cluster health").unwrap();
+        assert!(check.ok, "{check:?}");
     }
 
     #[tokio::test]

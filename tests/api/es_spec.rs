@@ -513,7 +513,7 @@ fn requests() -> Vec<Request> {
 
     // The doctor.
     out.push(Request::of("cluster info", &Call::Info));
-    out.push(Request::of("cluster health", &Call::ClusterHealth));
+    out.push(Request::of("cluster health", &Call::ClusterHealth { index: "arrears-*".into() }));
     out.push(Request::of("blocks of every index", &Call::GetBlocks { index: names.family() }));
     out.push(Request::of("the disk watermarks", &Call::GetWatermarks));
     out.push(Request::of("every node's disk", &Call::NodesFs));

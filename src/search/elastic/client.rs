@@ -51,8 +51,11 @@ pub const CLUSTER_STATE_TIMEOUT: Duration = Duration::from_secs(75);
 pub enum Call {
     /// `info`: the cluster's name and version.
     Info,
-    /// `cluster.health` of the whole cluster.
-    ClusterHealth,
+    /// `cluster.health` of the indices `index` names (the deployment's own: another
+    /// deployment's yellow or red index on a shared cluster is not this one's trouble).
+    ClusterHealth {
+        index: String,
+    },
     /// `security.has_privileges` for the user the client signs in as.
     HasPrivileges {
         body: Value,
@@ -164,7 +167,7 @@ impl Call {
     pub fn api(&self) -> &'static str {
         match self {
             Call::Info => "info",
-            Call::ClusterHealth => "cluster.health",
+            Call::ClusterHealth { .. } => "cluster.health",
             Call::HasPrivileges { .. } => "security.has_privileges",
             Call::PutComponentTemplate { .. } => "cluster.put_component_template",
             Call::GetComponentTemplate { .. } => "cluster.get_component_template",
@@ -476,7 +479,13 @@ impl Client {
         };
         let sent = match call {
             Call::Info => es.info().request_timeout(timeout).send().await,
-            Call::ClusterHealth => es.cluster().health(ClusterHealthParts::None).request_timeout(timeout).send().await,
+            Call::ClusterHealth { index } => {
+                es.cluster()
+                    .health(ClusterHealthParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
             Call::HasPrivileges { body } => {
                 es.security()
                     .has_privileges(SecurityHasPrivilegesParts::None)

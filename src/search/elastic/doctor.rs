@@ -9,7 +9,7 @@
 use serde_json::{Value, json};
 
 use super::ElasticIndex;
-use super::client::Call;
+use super::client::{Call, EsError};
 use super::templates::{self, Names, write_alias};
 use crate::domain::document::Entity;
 use crate::search::Check;
@@ -21,6 +21,13 @@ pub const CLUSTER_PRIVILEGES: &[&str] = &["monitor", "manage_index_templates"];
 /// `manage` for aliases, settings and refresh, `view_index_metadata` to read aliases,
 /// `write` for versioned bulk writes, `read` for searches, counts and points in time.
 pub const INDEX_PRIVILEGES: &[&str] = &["create_index", "delete_index", "manage", "view_index_metadata", "write", "read"];
+
+/// Whether `security.has_privileges` failed because the cluster has no security: a node
+/// without the security plugin, or with it disabled (`xpack.security.enabled: false`),
+/// has no handler for `/_security/...` and answers 400 "no handler found for uri".
+fn without_security(err: &EsError) -> bool {
+    matches!(err, EsError::Rejected { status: 400, reason } if reason.contains("no handler found for uri [/_security/"))
+}
 
 /// The privileges the app's user needs, as `security.has_privileges` asks for them.
 pub fn required_privileges(names: &Names) -> Value {
@@ -373,10 +380,17 @@ impl ElasticIndex {
             }
         };
         let mut checks = vec![Check::pass("reachable", self.identity_url()), version_check(&info)];
-        checks.push(match self.send_ok(&Call::ClusterHealth).await {
-            Ok(health) => health_check(&health),
-            Err(err) => Check::fail("cluster health", err.to_string(), "grant the monitor cluster privilege").not_blocking(),
-        });
+        checks.push(
+            match self
+                .send_ok(&Call::ClusterHealth {
+                    index: self.names().family(),
+                })
+                .await
+            {
+                Ok(health) => health_check(&health),
+                Err(err) => Check::fail("cluster health", err.to_string(), "grant the monitor cluster privilege").not_blocking(),
+            },
+        );
         checks.push(
             match self
                 .send_ok(&Call::HasPrivileges {
@@ -385,6 +399,11 @@ impl ElasticIndex {
                 .await
             {
                 Ok(answer) => privileges_check(names, &answer),
+                Err(err) if without_security(&err) => Check::warn(
+                    "privileges",
+                    "the cluster has no security: anyone who reaches it reads, writes and deletes every index, without credentials",
+                    "enable Elastic's security (xpack.security.enabled: true) and give the app a user with the arrears role (index-templates/elasticsearch-role.json)",
+                ),
                 Err(err) => Check::fail("privileges", err.to_string(), "the user must be able to sign in"),
             },
         );

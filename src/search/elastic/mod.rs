@@ -925,7 +925,12 @@ impl SearchIndex for ElasticIndex {
 
     fn health(&self) -> BoxFuture<'_, std::result::Result<String, String>> {
         async move {
-            let answer = self.send_ok(&Call::ClusterHealth).await.map_err(|e| e.to_string())?;
+            let answer = self
+                .send_ok(&Call::ClusterHealth {
+                    index: self.names().family(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
             match answer.get("status").and_then(Value::as_str) {
                 Some("red") => Err("cluster status red: some primary shards are unassigned".to_owned()),
                 Some(status) => Ok(status.to_owned()),
