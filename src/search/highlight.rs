@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 use super::embedded::schema::{DIGITS_MIN, digits};
-use super::words::{JOIN_MAX, PART_PREFIX_MIN, edits, folded_tokens, folded_words, fuzziness};
+use super::words::{JOIN_MAX, PART_PREFIX_MIN, edits, folded_tokens, folded_words, fuzziness, lucene_lowercase, lucene_lowercase_char};
 use crate::domain::document::AccountDoc;
 
 const OPEN: &str = "<em>";
@@ -93,10 +93,19 @@ fn mark_parts(value: &str, query_words: &[String]) -> Option<String> {
     (!ranges.is_empty()).then(|| wrap(value, ranges))
 }
 
+/// Marks the start of an identifier that `query` (lowercased as the index lowercases,
+/// one character for one) begins: as many characters of `value` as `query` has.
 fn mark_prefix(value: &str, query: &str) -> Option<String> {
-    let lower = value.to_lowercase();
-    (!query.is_empty() && lower.starts_with(query) && value.is_char_boundary(query.len()))
-        .then(|| wrap(value, std::iter::once(0..query.len())))
+    let mut chars = value.char_indices();
+    let mut end = 0;
+    for wanted in query.chars() {
+        let (at, c) = chars.next()?;
+        if lucene_lowercase_char(c) != wanted {
+            return None;
+        }
+        end = at + c.len_utf8();
+    }
+    (end > 0).then(|| wrap(value, std::iter::once(0..end)))
 }
 
 fn mark_digits(phone: &str, wanted: &str) -> Option<String> {
@@ -113,7 +122,7 @@ pub fn highlight(doc: &AccountDoc, text: &str) -> Map<String, Value> {
     if let Some(marked) = mark_words(&doc.debtor_name, &words) {
         out.insert("debtor_name".into(), marked.into());
     }
-    let whole = text.trim().to_lowercase();
+    let whole = lucene_lowercase(text.trim());
     for (field, value) in [
         ("account_number", Some(&doc.account_number)),
         ("email", doc.email.as_ref()),
@@ -162,6 +171,13 @@ mod tests {
         );
         assert_eq!(mark_digits("+12015550134", "0134").unwrap(), "+1201555<em>0134</em>");
         assert_eq!(mark_prefix("AC-1001", "ac-1").unwrap(), "<em>AC-1</em>001");
+        assert_eq!(
+            mark_prefix("İST-0042", "ist").unwrap(),
+            "<em>İST</em>-0042",
+            "'İ' is lowercased to one 'i', as the index lowercases it"
+        );
+        assert_eq!(mark_prefix("ΑΘΗΝΑΣ-77", "αθηνασ").unwrap(), "<em>ΑΘΗΝΑΣ</em>-77");
+        assert!(mark_prefix("AC-1001", "").is_none());
         assert_eq!(
             mark_words("प्रिया शर्मा", &["शर्मा".into()]).unwrap(),
             "प्रिया <em>शर्मा</em>",

@@ -7,11 +7,11 @@
 //! Elasticsearch analysis splits at the complement, `[^\p{L}\p{M}\p{N}]+`, which Java's
 //! regular expressions read with the same categories.
 
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::sync::LazyLock;
 
 use regex::Regex;
-use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, TextAnalyzer, Token, TokenStream, Tokenizer};
+use tantivy::tokenizer::{AsciiFoldingFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer};
 
 /// The characters a word is made of, as a regular-expression class body.
 pub const WORD_CHARACTERS: &str = r"\p{L}\p{M}\p{N}";
@@ -96,10 +96,121 @@ impl TokenStream for WordTokenStream<'_> {
     }
 }
 
+/// Letters Rust's Unicode (17, from rust-version 1.95) lowercases and Java's (16, the JDK 24
+/// Elasticsearch 8.19 bundles, and JDK 25) does not: they are unassigned there, and
+/// `Character.toLowerCase` leaves them as they are.
+const NEWER_THAN_LUCENE: [RangeInclusive<char>; 4] = [
+    '\u{A7CE}'..='\u{A7CE}',
+    '\u{A7D2}'..='\u{A7D2}',
+    '\u{A7D4}'..='\u{A7D4}',
+    '\u{16EA0}'..='\u{16EB8}',
+];
+
+/// One character lowercased as Lucene's `lowercase` token filter (and so the
+/// `arrears_lowercase` normalizer) does it: Java's `Character.toLowerCase(int)`, the
+/// simple one-to-one mapping, without context. Rust's `char::to_lowercase` follows the
+/// full mapping, which takes 'İ' (U+0130) to "i\u{307}"; Java takes it to 'i'.
+pub fn lucene_lowercase_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
+    }
+    if c == '\u{130}' {
+        return 'i';
+    }
+    if NEWER_THAN_LUCENE.iter().any(|newer| newer.contains(&c)) {
+        return c;
+    }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(one), None) => one,
+        // No other character has a longer full lowercase mapping (a test holds it).
+        _ => c,
+    }
+}
+
+/// `text` lowercased as Elasticsearch lowercases what it indexes (see
+/// [`lucene_lowercase_char`]): every character on its own, one for one, so a final 'Σ'
+/// becomes 'σ', not the 'ς' of `str::to_lowercase`, and the text keeps its number of
+/// characters. Everything the search side compares with index terms is lowercased by
+/// this, on both backends: the embedded index's analyzers ([`LuceneLowerCaser`]) and
+/// the query words and identifiers of both backends' queries.
+pub fn lucene_lowercase(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    lucene_lowercase_into(text, &mut out);
+    out
+}
+
+fn lucene_lowercase_into(text: &str, out: &mut String) {
+    out.clear();
+    out.extend(text.chars().map(lucene_lowercase_char));
+}
+
+/// tantivy's `LowerCaser`, lowercasing with [`lucene_lowercase`] (tantivy's follows
+/// Rust's full mapping, 'İ' as two characters).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LuceneLowerCaser;
+
+impl TokenFilter for LuceneLowerCaser {
+    type Tokenizer<T: Tokenizer> = LuceneLowerCaserFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> LuceneLowerCaserFilter<T> {
+        LuceneLowerCaserFilter {
+            tokenizer,
+            buffer: String::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct LuceneLowerCaserFilter<T> {
+    tokenizer: T,
+    buffer: String,
+}
+
+impl<T: Tokenizer> Tokenizer for LuceneLowerCaserFilter<T> {
+    type TokenStream<'a> = LuceneLowerCaserStream<'a, T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        LuceneLowerCaserStream {
+            tail: self.tokenizer.token_stream(text),
+            buffer: &mut self.buffer,
+        }
+    }
+}
+
+pub struct LuceneLowerCaserStream<'a, T> {
+    tail: T,
+    buffer: &'a mut String,
+}
+
+impl<T: TokenStream> TokenStream for LuceneLowerCaserStream<'_, T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token_mut();
+        if token.text.is_ascii() {
+            token.text.make_ascii_lowercase();
+        } else {
+            lucene_lowercase_into(&token.text, self.buffer);
+            std::mem::swap(&mut token.text, self.buffer);
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
+}
+
 /// Words, lowercased and accent-folded: how names and addresses are indexed.
 pub fn folded_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(WordTokenizer::default())
-        .filter(LowerCaser)
+        .filter(LuceneLowerCaser)
         .filter(AsciiFoldingFilter)
         .build()
 }
@@ -245,6 +356,69 @@ mod tests {
         assert!(joined_words(&folded_tokens("Madonna")).is_empty());
         assert_eq!(join_windows(4).count(), 5);
         assert_eq!(join_windows(0).count() + join_windows(1).count(), 0);
+    }
+
+    #[test]
+    fn letters_are_lowercased_as_lucene_lowercases_them() {
+        // Expected values are Java's `Character.toLowerCase(int)` (JDK 25.0.3, Unicode 16),
+        // what Lucene's LowerCaseFilter applies to each code point.
+        for (upper, java) in [
+            ('\u{130}', 'i'),         // İ: Rust's full mapping is "i\u{307}"
+            ('\u{3A3}', '\u{3C3}'),   // Σ: σ everywhere, never the final ς
+            ('\u{3C2}', '\u{3C2}'),   // ς stays
+            ('I', 'i'),               // no Turkish locale
+            ('\u{131}', '\u{131}'),   // ı stays (asciifolding makes it i)
+            ('\u{1E9E}', '\u{DF}'),   // ẞ → ß
+            ('\u{2126}', '\u{3C9}'),  // Ohm sign → ω
+            ('\u{212A}', 'k'),        // Kelvin sign → k
+            ('\u{3F4}', '\u{3B8}'),   // ϴ → θ
+            ('\u{1C5}', '\u{1C6}'),   // ǅ → ǆ
+            ('\u{1D00}', '\u{1D00}'), // small capital ᴀ stays
+            ('\u{10400}', '\u{10428}'),
+            // Unassigned in Java's Unicode 16, lowercased by Rust's 17: left as they are.
+            ('\u{A7CE}', '\u{A7CE}'),
+            ('\u{A7D2}', '\u{A7D2}'),
+            ('\u{A7D4}', '\u{A7D4}'),
+            ('\u{16EA0}', '\u{16EA0}'),
+            ('\u{16EB8}', '\u{16EB8}'),
+        ] {
+            assert_eq!(lucene_lowercase_char(upper), java, "U+{:04X}", upper as u32);
+        }
+        assert_eq!(lucene_lowercase("İSMAİL YILDIZ"), "ismail yildiz");
+        assert_eq!(lucene_lowercase("ΟΔΥΣΣΕΥΣ"), "οδυσσευσ", "a final Σ is σ");
+        assert_eq!(lucene_lowercase("ΑΘΗΝΑΣ-77"), "αθηνασ-77");
+        assert_eq!(folded_tokens("İSMAİL Yıldız ΟΔΥΣΣΕΥΣ"), ["ismail", "yildiz", "οδυσσευσ"]);
+    }
+
+    #[test]
+    fn only_dotted_capital_i_lowercases_to_more_than_one_character() {
+        // What `lucene_lowercase_char` relies on, and a reminder to compare it with
+        // Java's `Character.toLowerCase` again when Rust's Unicode moves past 17.
+        let longer: Vec<char> = (0..=char::MAX as u32)
+            .filter_map(char::from_u32)
+            .filter(|c| c.to_lowercase().count() > 1)
+            .collect();
+        assert_eq!(longer, ['\u{130}']);
+        assert!(
+            char::UNICODE_VERSION <= (17, 0, 0),
+            "Rust's Unicode is {:?}: compare with Java's Character.toLowerCase and update NEWER_THAN_LUCENE",
+            char::UNICODE_VERSION
+        );
+        for c in (0..=char::MAX as u32).filter_map(char::from_u32) {
+            let lower = lucene_lowercase_char(c);
+            assert_eq!(lucene_lowercase_char(lower), lower, "U+{:04X} lowercases once", c as u32);
+        }
+    }
+
+    #[test]
+    fn the_embedded_analyzers_lowercase_as_lucene() {
+        let mut keyword = TextAnalyzer::builder(tantivy::tokenizer::RawTokenizer::default())
+            .filter(LuceneLowerCaser)
+            .build();
+        let mut stream = keyword.token_stream("İST-ΑΘΗΝΑΣ");
+        assert!(stream.advance());
+        assert_eq!(stream.token().text, "ist-αθηνασ");
+        assert!(!stream.advance());
     }
 
     #[test]

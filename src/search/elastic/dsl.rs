@@ -16,7 +16,9 @@ use crate::domain::search::{
     PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
-use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows};
+use crate::search::words::{
+    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows, lucene_lowercase,
+};
 
 /// Page size of id and version scans.
 pub const SCAN_PAGE: usize = 10_000;
@@ -176,7 +178,8 @@ fn text_query(fields: &TextFields<'_>, text: &str, also: Option<Value>) -> Optio
         }
         alternatives.push(json!({ "bool": { "must": per_word } }));
     }
-    let whole = text.trim().to_lowercase();
+    // As the `arrears_lowercase` normalizer lowercased the identifiers.
+    let whole = lucene_lowercase(text.trim());
     if !whole.is_empty() {
         for field in fields.idents {
             alternatives.push(boosted_term(field, &whole, 5.0));

@@ -20,7 +20,9 @@ use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSI
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, FileReach, NO_PORTFOLIO};
-use crate::search::words::{JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows};
+use crate::search::words::{
+    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows, lucene_lowercase,
+};
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
 
@@ -266,7 +268,7 @@ pub(super) fn text_query(
         }
         alternatives.push(all_of(per_word));
     }
-    let whole = text.trim().to_lowercase();
+    let whole = lucene_lowercase(text.trim());
     if !whole.is_empty() {
         alternatives.push(Box::new(BoostQuery::new(term(fields.ident, &whole), 5.0)));
         let length = whole.chars().count();

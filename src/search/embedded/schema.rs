@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, OwnedValue, STORED, STRING, Schema, TextFieldIndexing, TextOptions};
-use tantivy::tokenizer::{LowerCaser, NgramTokenizer, RawTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{NgramTokenizer, RawTokenizer, TextAnalyzer};
 use tantivy::{Index, TantivyDocument};
 
 use super::digits::DigitGrams;
@@ -15,7 +15,7 @@ use crate::domain::plan::PlanStatus;
 use crate::domain::search::{CustomField, NO_PORTFOLIO, intern};
 use uuid::Uuid;
 
-use crate::search::words::{folded_analyzer, folded_tokens, joined_words};
+use crate::search::words::{LuceneLowerCaser, folded_analyzer, folded_tokens, joined_words};
 
 /// Fields every kind has: identity, version, tombstone flag, and the stored source.
 #[derive(Clone, Copy, Debug)]
@@ -68,14 +68,15 @@ pub trait Kind: Send + Sync + 'static {
 }
 
 /// Words ([`crate::search::words`]), lowercased and accent-folded: names and addresses.
-/// Renamed when the word definition changed (marks joined letters and digits), so an
-/// index built with the old one no longer matches the schema and is rebuilt on start.
-pub const FOLDED: &str = "arrears_folded_words";
+/// The analyzers are renamed when what they index changes (marks joined letters and
+/// digits; letters lowercased as Lucene does, [`crate::search::words::lucene_lowercase`]),
+/// so an index built with the old ones no longer matches the schema and is rebuilt on start.
+pub const FOLDED: &str = "arrears_folded_words_lucene_case";
 /// The whole value, lowercased: exact email, account number, reference.
-pub const KEYWORD: &str = "arrears_keyword";
+pub const KEYWORD: &str = "arrears_keyword_lucene_case";
 /// Lowercased prefixes of the whole value, up to [`EDGE_GRAMS`] characters: as-you-type
 /// on identifiers.
-pub const EDGE: &str = "arrears_edge";
+pub const EDGE: &str = "arrears_edge_lucene_case";
 /// Overlapping 4-digit grams with positions: phone numbers by any run of digits.
 pub const DIGITS: &str = "arrears_digits";
 
@@ -232,11 +233,14 @@ pub fn build() -> (Schema, Fields) {
 pub fn register_tokenizers(index: &Index) -> tantivy::Result<()> {
     let manager = index.tokenizers();
     manager.register(FOLDED, folded_analyzer());
-    manager.register(KEYWORD, TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).build());
+    manager.register(
+        KEYWORD,
+        TextAnalyzer::builder(RawTokenizer::default()).filter(LuceneLowerCaser).build(),
+    );
     manager.register(
         EDGE,
         TextAnalyzer::builder(NgramTokenizer::new(1, EDGE_GRAMS, true)?)
-            .filter(LowerCaser)
+            .filter(LuceneLowerCaser)
             .build(),
     );
     manager.register(DIGITS, TextAnalyzer::builder(DigitGrams::default()).build());
