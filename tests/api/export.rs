@@ -176,6 +176,8 @@ async fn the_cli_exports_to_a_file_with_the_same_filters() {
         let (code, _) = status_json(app.post("/api/v1/accounts?wait_for=indexed", Some(&manager.token), &body).await).await;
         assert_eq!(code, StatusCode::CREATED);
     }
+    // The data directory holds the embedded index; on Elasticsearch it may not exist yet.
+    std::fs::create_dir_all(&app.settings.data_dir).unwrap();
     let out = app.settings.data_dir.join("export.csv");
     arrears::cli::ops::export(
         app.settings.clone(),

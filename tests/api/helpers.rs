@@ -80,7 +80,71 @@ pub fn test_settings() -> Settings {
     settings.rate_limit_bulk_per_user = 1_000_000;
     settings.logins_per_ip_per_minute = 1_000_000;
     settings.hash_queue_share_per_ip_percent = 100;
+    if std::env::var("ARREARS_TEST_SEARCH").as_deref() == Ok("elasticsearch") {
+        on_test_cluster(&mut settings);
+    }
     settings
+}
+
+/// Points `settings` at the Elasticsearch cluster at ELASTICSEARCH_URL, under an index
+/// prefix of the test's own, with the cluster's credentials as `bin/test-elastic`
+/// documents them. `bin/test-elastic` sets ARREARS_TEST_SEARCH=elasticsearch to run the
+/// API tests that read through the search index on the cluster, as they run on the
+/// embedded index otherwise.
+pub fn on_test_cluster(settings: &mut Settings) {
+    let url =
+        std::env::var("ELASTICSEARCH_URL").expect("this test needs a cluster: ELASTICSEARCH_URL=http://127.0.0.1:9200 bin/test-elastic");
+    settings.search_backend = arrears::config::SearchBackend::Elasticsearch;
+    settings.elasticsearch_url = Some(url);
+    settings.elasticsearch_username = std::env::var("ELASTICSEARCH_USERNAME").ok();
+    settings.elasticsearch_password = std::env::var("ELASTICSEARCH_PASSWORD").ok();
+    settings.elasticsearch_api_key = std::env::var("ELASTICSEARCH_API_KEY").ok();
+    settings.elasticsearch_ca_file = std::env::var_os("ELASTICSEARCH_CA_FILE").map(Into::into);
+    settings.elasticsearch_index_prefix = format!("arrears-test-{}", &Uuid::new_v4().simple().to_string()[..12]);
+}
+
+/// Whether `settings` name the test cluster (not a scripted one a test started).
+fn on_the_test_cluster(settings: &Settings) -> bool {
+    settings.search_backend == arrears::config::SearchBackend::Elasticsearch
+        && settings.elasticsearch_url.is_some()
+        && settings.elasticsearch_url == std::env::var("ELASTICSEARCH_URL").ok()
+        && settings.elasticsearch_index_prefix.starts_with("arrears-test-")
+}
+
+/// A request to the cluster at ELASTICSEARCH_URL with the configured credentials.
+pub fn cluster_request(client: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
+    let base = std::env::var("ELASTICSEARCH_URL").unwrap();
+    let mut request = client.request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
+        request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
+    }
+    if let Ok(key) = std::env::var("ELASTICSEARCH_API_KEY") {
+        request = request.header("authorization", format!("ApiKey {key}"));
+    }
+    request
+}
+
+/// Deletes what a test made on the cluster at ELASTICSEARCH_URL under `prefix`: its
+/// indices (by name, as a cluster with `action.destructive_requires_name` wants) and
+/// templates.
+pub async fn drop_cluster_prefix(prefix: &str) {
+    let client = reqwest::Client::new();
+    let found: Value = match cluster_request(&client, Method::GET, &format!("/{prefix}-*/_alias")).send().await {
+        Ok(answer) => answer.json().await.unwrap_or_default(),
+        Err(_) => return,
+    };
+    let indices: Vec<&str> = found.as_object().into_iter().flat_map(|o| o.keys()).map(String::as_str).collect();
+    if !indices.is_empty() {
+        let _ = cluster_request(&client, Method::DELETE, &format!("/{}", indices.join(",")))
+            .send()
+            .await;
+    }
+    let _ = cluster_request(&client, Method::DELETE, &format!("/_index_template/{prefix}-*"))
+        .send()
+        .await;
+    let _ = cluster_request(&client, Method::DELETE, &format!("/_component_template/{prefix}-*"))
+        .send()
+        .await;
 }
 
 /// Test settings whose database already exists, migrated: a copy of the current
@@ -380,6 +444,15 @@ impl Drop for TestApp {
         }
         if self.owns_database {
             crate::databases::drop_now(&self.settings.database_url);
+        }
+        if on_the_test_cluster(&self.settings) {
+            let prefix = self.settings.elasticsearch_index_prefix.clone();
+            let dropping = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(drop_cluster_prefix(&prefix));
+                Some(())
+            });
+            let _ = dropping.join();
         }
     }
 }
@@ -802,6 +875,22 @@ impl Arrears {
             .env("JWT_SECRET", settings.jwt_secret.as_deref().unwrap_or_default())
             .env("METRICS", "false")
             .env("RUST_LOG", "error");
+        if on_the_test_cluster(settings) {
+            command
+                .env("SEARCH_BACKEND", "elasticsearch")
+                .env("ELASTICSEARCH_INDEX_PREFIX", &settings.elasticsearch_index_prefix);
+            for key in [
+                "ELASTICSEARCH_URL",
+                "ELASTICSEARCH_USERNAME",
+                "ELASTICSEARCH_PASSWORD",
+                "ELASTICSEARCH_API_KEY",
+                "ELASTICSEARCH_CA_FILE",
+            ] {
+                if let Ok(value) = std::env::var(key) {
+                    command.env(key, value);
+                }
+            }
+        }
         for (key, value) in env {
             command.env(key, value);
         }
