@@ -1207,15 +1207,48 @@ async fn too_many_requests_backs_off_and_shrinks_the_batch() {
     assert_eq!(report.applied, 2);
     let bulks = server.bulks();
     assert_eq!(bulks.len(), 4);
-    // Round 1: both documents, rejected. Round 2: one request each (the batch was
-    // halved); the first is rejected again. Round 3: that one alone.
+    // Round 1: both documents, rejected. Round 2: one document (the batch was halved),
+    // rejected again, and the pass stops there. Round 3: one request each.
     assert_eq!(bulks[0].bulk_ids().len(), 2);
     assert_eq!(bulks[1].bulk_ids().len(), 1, "after a rejected request the batch is halved");
-    assert_eq!(bulks[3].bulk_ids(), bulks[1].bulk_ids());
+    assert_eq!(bulks[2].bulk_ids(), bulks[1].bulk_ids());
+    assert_ne!(bulks[3].bulk_ids(), bulks[1].bulk_ids());
     let first_pause = bulks[1].at - bulks[0].at;
-    let second_pause = bulks[3].at - bulks[2].at;
+    let second_pause = bulks[2].at - bulks[1].at;
     assert!(first_pause >= Duration::from_millis(50), "backed off {first_pause:?}");
     assert!(second_pause >= Duration::from_millis(100), "the pause grows: {second_pause:?}");
+}
+
+/// A cluster in trouble (here not recovered yet: 503 with the state block) fails whole
+/// requests. Each attempt sends one request and stops there, at the same size: the rest
+/// waits with it. (Every failure used to halve the batch and the pass went on with the
+/// other requests, so that 2,000 documents drained one per request, each bounded by the
+/// request timeout, inside the sync worker's outbox transaction.)
+#[tokio::test]
+async fn a_cluster_in_trouble_gets_one_request_per_attempt_and_no_smaller_ones() {
+    let unavailable = error(
+        "cluster_block_exception",
+        "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];",
+        503,
+    );
+    let server = bulk_server(vec![
+        (503, unavailable.clone()),
+        (503, unavailable.clone()),
+        (503, unavailable),
+        (200, bulk_response(&[201, 201])),
+        (200, bulk_response(&[201, 201])),
+        (200, bulk_response(&[201, 201])),
+        (200, bulk_response(&[201, 201])),
+    ])
+    .await;
+    let retry = Retry { batch: 2, ..FAST_RETRY };
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
+        .unwrap()
+        .with_retry(retry);
+    let report = index.apply(docs(8)).await.unwrap();
+    assert_eq!(report.applied, 8);
+    let sizes: Vec<usize> = server.bulks().iter().map(|b| b.bulk_ids().len()).collect();
+    assert_eq!(sizes, [2, 2, 2, 2, 2, 2, 2], "one request per failed attempt, none smaller");
 }
 
 #[tokio::test]
@@ -1711,13 +1744,17 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         }
         "search" | "count" => {
             let body = r.json();
-            let name = match body.pointer("/pit/id").and_then(Value::as_str) {
+            let pit = body.pointer("/pit/id").and_then(Value::as_str);
+            let name = match pit {
                 Some(pit) => pit.trim_start_matches("pit-of-").to_owned(),
                 None => name_of(&path),
             };
             let found = cluster.resolve(&name);
             if found.is_empty() && !name.contains('*') {
-                return missing(&name);
+                return match pit {
+                    Some(_) => crate::scripted_es::pit_index_gone(&name),
+                    None => missing(&name),
+                };
             }
             let docs: Vec<Doc> = found
                 .iter()

@@ -389,7 +389,8 @@ async fn abandoning_never_drops_what_searches_read() {
 
 /// A cluster holding `ids` in both generations, answering point-in-time scans over
 /// them in id order; after the first page it does what a rebuild's promote does (reads
-/// move to g2, g1 is deleted), so the next page of the open point in time is a 404.
+/// move to g2, g1 is deleted), so the next page of the open point in time fails as a
+/// real node fails it (`scripted_es::pit_index_gone`).
 async fn cluster_swapping_mid_scan(ids: Vec<String>) -> ScriptedEs {
     let rebuild: &[&str] = &["arrears-accounts-targets", "arrears-accounts-g2-write"];
     let pits: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -412,7 +413,7 @@ async fn cluster_swapping_mid_scan(ids: Vec<String>) -> ScriptedEs {
                 let pit = body["pit"]["id"].as_str().unwrap().to_owned();
                 let index = pits.lock().unwrap().iter().find(|(id, _)| *id == pit).unwrap().1.clone();
                 if !indices.contains_key(&index) {
-                    return (404, error("index_not_found_exception", &format!("no such index [{index}]"), 404));
+                    return crate::scripted_es::pit_index_gone(&index);
                 }
                 let after = body["search_after"][0].as_str().map(str::to_owned);
                 let size = body["size"].as_u64().unwrap() as usize;

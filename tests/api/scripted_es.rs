@@ -663,6 +663,27 @@ pub fn error(kind: &str, reason: &str, status: u16) -> Value {
     })
 }
 
+/// A search on a point in time whose index was deleted since it opened, answered as
+/// Elasticsearch 8.19.21 answers it (seen on the node `bin/elasticsearch` starts: the
+/// shard is gone, not the index name).
+pub fn pit_index_gone(index: &str) -> (u16, Value) {
+    let cause = json!({ "type": "no_shard_available_action_exception", "reason": null });
+    (
+        503,
+        json!({
+            "error": {
+                "root_cause": [cause],
+                "type": "search_phase_execution_exception",
+                "reason": "all shards failed",
+                "phase": "query",
+                "grouped": true,
+                "failed_shards": [{ "shard": 0, "index": index, "node": null, "reason": cause }]
+            },
+            "status": 503
+        }),
+    )
+}
+
 fn compatible_with(media_type: Option<&str>) -> Option<&str> {
     media_type?
         .split(';')

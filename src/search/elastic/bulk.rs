@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::client::{Call, Client, EsError, classify, error_reason, error_type};
+use super::client::{Call, Client, EsError, asks_for_smaller_requests, classify, error_reason, error_type};
 use crate::domain::document::DeadLetter;
 use crate::telemetry::metrics;
 
@@ -43,7 +43,8 @@ pub enum Outcome {
 pub struct Retry {
     pub attempts: u32,
     pub base_delay: Duration,
-    /// Items per request at first; halved after a whole request fails.
+    /// Items per request at first; halved after a request was too large or refused
+    /// under load (413, 429).
     pub batch: usize,
 }
 
@@ -106,21 +107,29 @@ pub async fn write(client: &Client, items: &[Item], retry: Retry) -> Result<Vec<
     loop {
         let mut again = Vec::new();
         let mut last_error = None;
-        for chunk in pending.chunks(batch) {
+        let chunks: Vec<&[usize]> = pending.chunks(batch).collect();
+        for (sent, chunk) in chunks.iter().enumerate() {
             let chunk_items: Vec<Item> = chunk.iter().map(|i| items[*i].clone()).collect();
             let reply = match client.send(&request(&chunk_items)).await {
-                Ok(reply) if reply.status == 413 => Err(EsError::Transient("bulk request too large".into())),
+                Ok(reply) if reply.status == 413 => Err(EsError::Transient("413 bulk request too large".into())),
                 Ok(reply) => reply.success(),
                 Err(err) => Err(err),
             };
             let body = match reply {
                 Ok(body) => body,
                 Err(EsError::Transient(reason)) => {
-                    // The whole request failed: retry all of it, in smaller requests.
-                    again.extend_from_slice(chunk);
-                    batch = (batch / 2).max(1);
+                    // The whole request failed: it and the rest of this pass wait for
+                    // the next attempt. Smaller requests help a request too large or
+                    // refused under load (413, 429); a timeout, a 5xx or credentials
+                    // refused within the grace say the cluster is in trouble, which more
+                    // and smaller requests would only add to, each holding the outbox
+                    // transaction a while longer.
+                    if asks_for_smaller_requests(&reason) {
+                        batch = (batch / 2).max(1);
+                    }
+                    again.extend(chunks[sent..].iter().flat_map(|c| c.iter().copied()));
                     last_error = Some(reason);
-                    continue;
+                    break;
                 }
                 Err(other) => return Err(other),
             };

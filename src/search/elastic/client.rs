@@ -387,6 +387,44 @@ pub fn classify(status: u16, body: &Value) -> EsError {
     }
 }
 
+/// The failure types of a search on a point in time whose index is gone.
+const PIT_GONE_CAUSES: [&str; 3] = [
+    "no_shard_available_action_exception",
+    "search_context_missing_exception",
+    "index_not_found_exception",
+];
+
+/// Whether a failed search read a point in time whose index is gone. Elasticsearch
+/// 8.19 answers 503 `search_phase_execution_exception` ("all shards failed"), each
+/// shard failing with `no_shard_available_action_exception` (seen on the node
+/// bin/elasticsearch starts); earlier 8.x releases answer 404, the same exception over
+/// `search_context_missing_exception` (the reader context was freed with the index),
+/// or `index_not_found_exception` itself.
+pub fn pit_index_gone(status: u16, body: &Value) -> bool {
+    if status != 404 && status != 503 {
+        return false;
+    }
+    let kind = body.pointer("/error/type").and_then(Value::as_str).unwrap_or_default();
+    if kind != "search_phase_execution_exception" {
+        return status == 404 && PIT_GONE_CAUSES.contains(&kind);
+    }
+    let causes = body.pointer("/error/root_cause").and_then(Value::as_array);
+    causes.is_some_and(|causes| {
+        !causes.is_empty()
+            && causes
+                .iter()
+                .all(|cause| PIT_GONE_CAUSES.contains(&cause.get("type").and_then(Value::as_str).unwrap_or_default()))
+    })
+}
+
+/// Whether a transient failure of a whole request asks for smaller ones: 413 (too
+/// large) or 429 (the cluster's queues are full: Elastic's advice is to back off and
+/// send smaller bulks). [`classify`] and the bulk writer start the reason with the
+/// status.
+pub fn asks_for_smaller_requests(reason: &str) -> bool {
+    reason.starts_with("413 ") || reason.starts_with("429 ")
+}
+
 /// Connection settings (from `Settings`).
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
@@ -679,6 +717,10 @@ impl Client {
             });
         }
         self.refusals.answered();
+        // Not a cluster in trouble: the scan that sent it goes on in the new generation.
+        if matches!(call, Call::SearchPit { .. }) && pit_index_gone(status, &body) {
+            return Ok(Reply { status, body });
+        }
         if status == 403 || status == 429 || status >= 500 || error_type(&body) == "cluster_block_exception" {
             return Err(classify(status, &body));
         }

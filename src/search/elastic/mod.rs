@@ -24,7 +24,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use self::bulk::{Item, Outcome, Retry};
-use self::client::{Call, Client, ClientConfig, EsError};
+use self::client::{Call, Client, ClientConfig, EsError, Reply};
 use self::dsl::Order;
 use self::templates::{Names, write_alias};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, OutdatedMapping, SearchIndex, SearchPage, StatValue, Tally};
@@ -421,7 +421,13 @@ impl ElasticIndex {
 
     /// A search's answer, refused when some shards failed (the page would be partial).
     async fn searched(&self, call: Call) -> Result<Value> {
-        let response = self.send_ok(&call).await?;
+        let reply = self.client.send(&call).await?;
+        self.searched_reply(reply)
+    }
+
+    /// A search's answer, as [`Self::searched`] reads it.
+    fn searched_reply(&self, reply: Reply) -> Result<Value> {
+        let response = reply.success()?;
         let failed = response.pointer("/_shards/failed").and_then(Value::as_u64).unwrap_or(0);
         if failed > 0 {
             let total = response.pointer("/_shards/total").and_then(Value::as_u64).unwrap_or(0);
@@ -482,8 +488,8 @@ impl ElasticIndex {
     /// the generation it began on, and no page shifts under concurrent writes.
     ///
     /// A rebuild's promote deletes the generation a scan may still be reading
-    /// (Elasticsearch keeps no deleted index for an open point in time: the next page is
-    /// a 404). The scan then opens a point in time on the new generation and goes on
+    /// (Elasticsearch keeps no deleted index for an open point in time: the next page
+    /// fails, [`client::pit_index_gone`]). The scan then opens a point in time on the new generation and goes on
     /// after the last id it read: ids sort the scan, so nothing is read twice or missed.
     async fn scan(&self, entity: Entity, query: Value, limit: usize) -> Result<Vec<(Uuid, i64)>> {
         let mut out = Vec::new();
@@ -496,7 +502,7 @@ impl ElasticIndex {
                 tracing::debug!(error = %err, "closing a point in time failed; it expires by itself");
             }
             match scanned {
-                Err(Error::Internal(err)) if reopened < 3 && is_gone(&err) => {
+                Err(Error::Internal(err)) if reopened < 3 && err.is::<PitIndexGone>() => {
                     reopened += 1;
                     tracing::info!(read = out.len(), "the scanned generation was replaced; going on in the new one");
                 }
@@ -530,7 +536,12 @@ impl ElasticIndex {
         while out.len() < limit {
             let size = dsl::SCAN_PAGE.min(limit - out.len());
             let body = dsl::scan_body(query.clone(), pit, after.clone(), size);
-            let response = self.searched(Call::SearchPit { body }).await?;
+            let call = Call::SearchPit { body };
+            let reply = self.client.send(&call).await?;
+            if client::pit_index_gone(reply.status, &reply.body) {
+                return Err(Error::Internal(anyhow::Error::new(PitIndexGone)));
+            }
+            let response = self.searched_reply(reply)?;
             // Elasticsearch may hand back a new id for the same point in time.
             if let Some(id) = response.get("pit_id").and_then(Value::as_str) {
                 id.clone_into(pit);
@@ -561,16 +572,10 @@ impl ElasticIndex {
     }
 }
 
-/// Whether a failed search read a point in time whose index is gone: Elasticsearch
-/// answers 404 with `index_not_found_exception` (the index was deleted) or
-/// `search_context_missing_exception` (its reader context was freed with it).
-fn is_gone(err: &anyhow::Error) -> bool {
-    matches!(
-        err.downcast_ref::<EsError>(),
-        Some(EsError::Rejected { status: 404, reason })
-            if reason.starts_with("index_not_found_exception") || reason.starts_with("search_context_missing_exception")
-    )
-}
+/// A point-in-time search whose index was deleted under it (a rebuild's promote).
+#[derive(Debug, thiserror::Error)]
+#[error("the point in time's index was deleted")]
+struct PitIndexGone;
 
 /// The sizes an `indices.stats` answer gives of the indices behind `entity`'s alias:
 /// their primaries' documents, segments and store (`IndicesStatsResponse` in Elastic's
