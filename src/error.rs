@@ -165,6 +165,9 @@ pub struct Problem {
     pub retry_after: Option<Duration>,
     /// Extension members (RFC 9457 section 3.2), e.g. the allowed transitions.
     pub extensions: serde_json::Map<String, serde_json::Value>,
+    /// What lies behind the problem for an operator (a dependency's own words), never
+    /// sent to the client: logs and readiness show it.
+    pub cause: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +193,28 @@ impl Error {
             errors,
             retry_after: None,
             extensions: serde_json::Map::new(),
+            cause: None,
         })
+    }
+
+    /// Records what lies behind the problem for an operator ([`Problem::cause`]).
+    pub fn with_cause(self, cause: impl Into<String>) -> Self {
+        match self {
+            Error::Problem(p) => Error::Problem(Problem {
+                cause: Some(cause.into()),
+                ..p
+            }),
+            other => other,
+        }
+    }
+
+    /// The error as an operator reads it: a problem's detail with its cause, when it has
+    /// one (the client is told only the detail).
+    pub fn for_operators(&self) -> String {
+        match self {
+            Error::Problem(Problem { cause: Some(cause), .. }) => format!("{self} ({cause})"),
+            other => other.to_string(),
+        }
     }
 
     /// Adds an extension member to a problem.
@@ -268,6 +292,7 @@ impl Error {
                     errors: Vec::new(),
                     retry_after: None,
                     extensions: serde_json::Map::new(),
+                    cause: None,
                 }
             }
         };

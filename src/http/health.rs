@@ -21,7 +21,8 @@ pub struct Live {
 }
 
 /// The dependencies answer: `ok`, or `degraded` while Redis is down (delivery to this
-/// instance only) or the sync holds an entity's changes (its index has another
+/// instance only), the sync's batches fail and are tried again (a cluster restarting,
+/// a flood-stage block), or the sync holds an entity's changes (its index has another
 /// release's mapping: searches answer from it, unchanged, until the rebuild's swap);
 /// it stays ready.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -38,7 +39,8 @@ pub struct Checks {
     search: String,
     /// `ok`, `down` or `disabled`.
     redis: &'static str,
-    /// `ok`, or which entities' changes wait in the outbox and why.
+    /// `ok`, or why changes wait in the outbox: since when batches fail and why, and
+    /// which entities are held and why.
     sync: String,
 }
 
@@ -70,12 +72,22 @@ fn live() -> Response {
 #[utoipa::path(get, path = "/health/ready", tag = "health", operation_id = "ready", security(()),
     responses(
         (status = 200, description = "PostgreSQL and the search index answer", body = Ready),
-        (status = 503, description = "`service_unavailable`: a dependency does not answer, or the sync worker stopped"),
+        (status = 503, description = "`service_unavailable`: a dependency does not answer, or the search index refuses the sync"),
     ))]
 async fn ready(state: AppState) -> Response {
     let probe = tokio::time::timeout(Duration::from_secs(2), crate::service::system::database_answers(state.pool())).await;
-    if let Some(reason) = state.sync_metrics().stopped() {
-        return Error::new(Code::ServiceUnavailable, format!("sync worker stopped: {reason}")).into_response();
+    let trouble = state.sync_metrics().trouble();
+    if let Some(refused) = trouble.as_ref().filter(|t| t.refused) {
+        return Error::new(
+            Code::ServiceUnavailable,
+            format!(
+                "the search index refuses the sync since {} (tried again every {} s): {}",
+                refused.since.format("%Y-%m-%dT%H:%M:%SZ"),
+                crate::sync::worker::REFUSED_RETRY.as_secs(),
+                refused.reason
+            ),
+        )
+        .into_response();
     }
     match probe {
         Ok(Ok(_)) => {
@@ -86,14 +98,17 @@ async fn ready(state: AppState) -> Response {
             };
             // Redis down degrades delivery to this instance; the service stays ready.
             let redis = state.events().redis_status();
-            let held = state.sync_metrics().held();
-            let sync = if held.is_empty() {
+            let failing = trouble.map(|t| format!("batches fail since {}: {}", t.since.format("%Y-%m-%dT%H:%M:%SZ"), t.reason));
+            let held = state
+                .sync_metrics()
+                .held()
+                .into_iter()
+                .map(|(entity, reason)| format!("holding {entity}: {reason}"));
+            let problems: Vec<String> = failing.into_iter().chain(held).collect();
+            let sync = if problems.is_empty() {
                 "ok".to_owned()
             } else {
-                held.into_iter()
-                    .map(|(entity, reason)| format!("holding {entity}: {reason}"))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                problems.join("; ")
             };
             let status = if redis == "down" || sync != "ok" { "degraded" } else { "ok" };
             let checks = Checks {

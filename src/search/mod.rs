@@ -289,6 +289,13 @@ pub trait SearchIndex: Send + Sync + 'static {
         Box::pin(std::future::ready(Ok(Vec::new())))
     }
 
+    /// Generations neither read nor written, which nothing keeps on purpose: left by a
+    /// process that died between a promote's alias swap and its delete. A backend
+    /// whose promote drops the old generation in the same step (embedded) has none.
+    fn leftovers(&self, _entity: Entity) -> BoxFuture<'_, Result<Vec<String>>> {
+        Box::pin(std::future::ready(Ok(Vec::new())))
+    }
+
     /// Entities whose read generation was built with another release's mapping (see
     /// [`OutdatedMapping`]); a rebuild with this build's mapping is due. The embedded
     /// backend checks its schema when it opens and rebuilds there.

@@ -26,11 +26,22 @@ pub struct SyncMetrics {
     /// Documents the index refused for good (dead letters).
     rejected: AtomicU64,
     lag: Mutex<[u64; LAG_BOUNDS_MS.len() + 1]>,
-    /// Why the sync workers stopped, when the index refused them for good.
-    stopped: Mutex<Option<String>>,
+    /// Why the last batch failed, while batches fail.
+    trouble: Mutex<Option<Trouble>>,
     /// Entities whose changes wait in the outbox, and why (an index built with another
     /// release's mapping).
     held: Mutex<BTreeMap<&'static str, String>>,
+}
+
+/// Why the sync's batches fail, since when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trouble {
+    /// The index refuses the sync (credentials past their grace, a write block) until an
+    /// operator acts; otherwise the failure is expected to pass (a restart, a timeout).
+    pub refused: bool,
+    pub reason: String,
+    /// When batches began to fail (kept while they fail for the same kind of reason).
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -64,10 +75,30 @@ impl SyncMetrics {
         metrics::outbox(depth, Duration::from_millis(u64::try_from(oldest_age_ms).unwrap_or(0)));
     }
 
-    /// A batch that failed: retried, or (`fatal`) the end of the sync until a restart.
-    pub fn record_failure(&self, fatal: bool) {
+    /// A batch that failed and is tried again: soon, or (`refused`) slowly until an
+    /// operator acts. True when batches did not already fail for this kind of reason.
+    pub fn record_failure(&self, refused: bool, reason: String) -> bool {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        metrics::sync_failure(fatal);
+        metrics::sync_failure(refused);
+        let mut trouble = self.trouble.lock().unwrap_or_else(|p| p.into_inner());
+        let since = match trouble.as_ref() {
+            Some(known) if known.refused == refused => known.since,
+            _ => chrono::Utc::now(),
+        };
+        let new = trouble.as_ref().is_none_or(|known| known.refused != refused);
+        *trouble = Some(Trouble { refused, reason, since });
+        new
+    }
+
+    /// A batch that went through: whatever failed before has passed. True when batches
+    /// were failing.
+    pub fn record_success(&self) -> bool {
+        self.trouble.lock().unwrap_or_else(|p| p.into_inner()).take().is_some()
+    }
+
+    /// Why batches fail, while they do.
+    pub fn trouble(&self) -> Option<Trouble> {
+        self.trouble.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn record_lag(&self, lag: Duration) {
@@ -75,10 +106,6 @@ impl SyncMetrics {
         let ms = lag.as_millis() as u64;
         let slot = LAG_BOUNDS_MS.iter().position(|bound| ms <= *bound).unwrap_or(LAG_BOUNDS_MS.len());
         self.lag.lock().unwrap_or_else(|p| p.into_inner())[slot] += 1;
-    }
-
-    pub fn record_stop(&self, reason: String) {
-        *self.stopped.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
     }
 
     /// Records that `entity`'s changes are held; true when they were not already.
@@ -106,10 +133,6 @@ impl SyncMetrics {
     /// Why each held entity's changes wait, by entity.
     pub fn held(&self) -> BTreeMap<&'static str, String> {
         self.held.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub fn stopped(&self) -> Option<String> {
-        self.stopped.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn reset_lag(&self) {

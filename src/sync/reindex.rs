@@ -113,10 +113,12 @@ async fn rebuild_locked(
     }
 }
 
-/// Drops the generations a dead rebuild left written but not read. Only a holder of the
-/// rebuild lock may call it: then no rebuild is in progress.
+/// Drops the generations a dead rebuild left written but not read, and the old ones a
+/// dead promote left neither read nor written. Only a holder of the rebuild lock may
+/// call it: then no rebuild is in progress.
 async fn drop_orphans(index: &dyn SearchIndex, entity: Entity) -> Result<Vec<String>> {
-    let orphans = index.rebuilds(entity).await?;
+    let mut orphans = index.rebuilds(entity).await?;
+    orphans.extend(index.leftovers(entity).await?);
     for orphan in &orphans {
         tracing::warn!(generation = %orphan, entity = entity.as_str(), "dropping a generation left by a rebuild that died");
         index.abandon(entity, orphan.clone()).await?;
@@ -132,8 +134,12 @@ pub async fn rebuild_checks(pool: &PgPool, index: &dyn SearchIndex, fix: bool) -
     for entity in index.entities().iter().copied() {
         let name = format!("{} rebuilds", entity.plural());
         let written = index.rebuilds(entity).await?;
-        if written.is_empty() {
-            checks.push(Check::pass(name, "no generation is written without being read"));
+        let leftovers = index.leftovers(entity).await?;
+        if written.is_empty() && leftovers.is_empty() {
+            checks.push(Check::pass(
+                name,
+                "no generation is written without being read, and none is left unused",
+            ));
             continue;
         }
         let Some(lock) = rebuild_locks::try_lock(pool, entity).await? else {
@@ -142,15 +148,27 @@ pub async fn rebuild_checks(pool: &PgPool, index: &dyn SearchIndex, fix: bool) -
         };
         let dropped = if fix { Some(drop_orphans(index, entity).await) } else { None };
         lock.release().await;
+        let is_are = |list: &[String]| if list.len() == 1 { "is" } else { "are" };
+        let mut found = Vec::new();
+        if !written.is_empty() {
+            found.push(format!(
+                "{} {} written but not read, and no rebuild is running: left by one that died, every change is written there too",
+                written.join(", "),
+                is_are(&written)
+            ));
+        }
+        if !leftovers.is_empty() {
+            found.push(format!(
+                "{} {} neither read nor written: left by a rebuild that died after its swap, before it dropped the old generation",
+                leftovers.join(", "),
+                is_are(&leftovers)
+            ));
+        }
         checks.push(match dropped {
             Some(dropped) => Check::pass(name, format!("dropped {}, left by a rebuild that died", dropped?.join(", "))),
             None => Check::fail(
                 name,
-                format!(
-                    "{} {} written but not read, and no rebuild is running: left by one that died, every change is written there too",
-                    written.join(", "),
-                    if written.len() == 1 { "is" } else { "are" }
-                ),
+                found.join("; "),
                 "`arrears doctor --fix` drops it (so does the next `arrears reindex`)",
             )
             .not_blocking(),

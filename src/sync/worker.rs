@@ -30,6 +30,10 @@ const SYNC_EVERY: Duration = Duration::from_millis(100);
 /// How often the worker vacuums the outbox ([`outbox::vacuum`]).
 const VACUUM_EVERY: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// How often the worker tries again while the index refuses it (credentials past their
+/// grace, a write block): it never stops for good inside a live process, which no
+/// restart policy would restart, and it does not hammer a cluster that refuses it.
+pub const REFUSED_RETRY: Duration = Duration::from_secs(30);
 /// How long an entity whose index has an outdated mapping is left out of claims before
 /// the worker tries it again (a rebuild may have swapped in a current generation).
 const HOLD_FOR: Duration = Duration::from_secs(10);
@@ -161,6 +165,9 @@ impl SyncWorker {
             let leave_out: Vec<&str> = held.keys().map(|e| e.as_str()).collect();
             match self.process_batch_without(&leave_out).await {
                 Ok(consumed) => {
+                    if self.metrics.record_success() {
+                        tracing::info!("sync batches go through again");
+                    }
                     for entity in Entity::ALL.into_iter().filter(|e| consumed.contains(e)) {
                         if self.metrics.release(entity) {
                             tracing::info!(
@@ -181,20 +188,24 @@ impl SyncWorker {
                     held.insert(entity, Instant::now());
                     continue;
                 }
-                Err(err) if self.index.is_permanent(&err) => {
-                    self.metrics.record_failure(true);
-                    tracing::error!(error = %err, "sync worker stopped: the search index refuses it; fix its credentials or blocks and restart (changes wait in the outbox)");
-                    self.metrics.record_stop(err.to_string());
-                    return;
-                }
                 Err(err) => {
-                    self.metrics.record_failure(false);
-                    tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "sync batch failed");
+                    let refused = self.index.is_permanent(&err);
+                    let wait = if refused {
+                        if self.metrics.record_failure(true, err.for_operators()) {
+                            tracing::error!(error = %err, retry_every_s = REFUSED_RETRY.as_secs(), "the search index refuses the sync; fix its credentials or blocks (changes wait in the outbox, readiness fails meanwhile)");
+                        }
+                        REFUSED_RETRY
+                    } else {
+                        self.metrics.record_failure(false, err.for_operators());
+                        tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "sync batch failed");
+                        let wait = jitter(backoff);
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        wait
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(jitter(backoff)) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = shutdown.changed() => {}
                     }
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             }

@@ -108,7 +108,7 @@ fn describe() {
     );
     describe_counter!(
         SYNC_FAILURES,
-        "sync batches that failed and were retried (transient) or stopped the sync (fatal)"
+        "sync batches that failed: transient (tried again soon) or refused by the index until an operator acts (tried again every 30 s)"
     );
     describe_counter!(
         BULK_ERRORS,
@@ -268,8 +268,8 @@ pub fn sync_held(entity: &'static str, held: bool) {
     gauge!(SYNC_HELD, "entity" => entity).set(if held { 1.0 } else { 0.0 });
 }
 
-pub fn sync_failure(fatal: bool) {
-    counter!(SYNC_FAILURES, "kind" => if fatal { "fatal" } else { "transient" }).increment(1);
+pub fn sync_failure(refused: bool) {
+    counter!(SYNC_FAILURES, "kind" => if refused { "refused" } else { "transient" }).increment(1);
 }
 
 /// `kind` is Elasticsearch's error type (`mapper_parsing_exception`, ...) or `transient`.

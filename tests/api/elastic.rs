@@ -1119,6 +1119,7 @@ pub(crate) const FAST_RETRY: Retry = Retry {
     attempts: 4,
     base_delay: Duration::from_millis(100),
     batch: 100,
+    whole_requests: true,
 };
 
 /// The aliases of a live first generation of accounts.
@@ -1203,7 +1204,12 @@ async fn too_many_requests_backs_off_and_shrinks_the_batch() {
     let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(retry);
-    let report = index.apply(docs(2)).await.unwrap();
+    // A rebuild's backfill retries whole requests (the worker's writes do not:
+    // `the_sync_workers_writes_give_up_on_a_cluster_in_trouble_at_once`).
+    let report = index
+        .apply_to(Entity::Account, "arrears-accounts-g1".into(), docs(2))
+        .await
+        .unwrap();
     assert_eq!(report.applied, 2);
     let bulks = server.bulks();
     assert_eq!(bulks.len(), 4);
@@ -1245,10 +1251,34 @@ async fn a_cluster_in_trouble_gets_one_request_per_attempt_and_no_smaller_ones()
     let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
         .unwrap()
         .with_retry(retry);
-    let report = index.apply(docs(8)).await.unwrap();
+    let report = index
+        .apply_to(Entity::Account, "arrears-accounts-g1".into(), docs(8))
+        .await
+        .unwrap();
     assert_eq!(report.applied, 8);
     let sizes: Vec<usize> = server.bulks().iter().map(|b| b.bulk_ids().len()).collect();
     assert_eq!(sizes, [2, 2, 2, 2, 2, 2, 2], "one request per failed attempt, none smaller");
+}
+
+/// The sync worker writes inside its outbox transaction: a request that fails whole
+/// ends its write at once (the worker rolls back and tries the batch again after its
+/// own back-off), so a cluster that does not answer never holds the transaction's row
+/// locks and the database's xmin horizon through a series of retries. Items the cluster
+/// answered one by one are still retried (it is answering).
+#[tokio::test]
+async fn the_sync_workers_writes_give_up_on_a_cluster_in_trouble_at_once() {
+    let unavailable = error(
+        "cluster_block_exception",
+        "blocked by: [SERVICE_UNAVAILABLE/1/state not recovered / initialized];",
+        503,
+    );
+    let server = bulk_server(vec![(503, unavailable), (200, bulk_response(&[201, 201]))]).await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await))
+        .unwrap()
+        .with_retry(Retry { batch: 2, ..FAST_RETRY });
+    let err = index.apply(docs(2)).await.unwrap_err();
+    assert!(err.for_operators().contains("state not recovered"), "{}", err.for_operators());
+    assert_eq!(server.bulks().len(), 1, "one request, no retry inside the write");
 }
 
 #[tokio::test]
@@ -1268,8 +1298,12 @@ async fn mapping_errors_become_dead_letters_without_blocking_the_batch() {
     assert_eq!(server.bulks().len(), 1);
 }
 
+/// Credentials refused past their grace do not end the sync inside a live process that
+/// no restart policy would restart: the worker keeps the change in the outbox, says why
+/// (readiness reads it), tries again only every 30 s (no storm against a cluster that
+/// refuses it), and stops when the process does.
 #[tokio::test]
-async fn unauthorized_stops_the_sync_worker_and_keeps_the_outbox() {
+async fn refused_credentials_keep_the_sync_worker_waiting_with_the_outbox() {
     let server = ScriptedEs::start(|_, _| {
         (
             401,
@@ -1292,19 +1326,33 @@ async fn unauthorized_stops_the_sync_worker_and_keeps_the_outbox() {
     .unwrap();
     let index: Arc<dyn SearchIndex> = Arc::new(ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(pool.clone())).unwrap());
     let metrics = Arc::new(SyncMetrics::default());
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let worker = SyncWorker::new(pool.clone(), index, metrics.clone());
-    tokio::time::timeout(Duration::from_secs(10), worker.run(stopped))
-        .await
-        .expect("the worker stops by itself instead of retrying forever");
-    let reason = metrics.stopped().expect("the stop is recorded");
-    assert!(reason.contains("401") && reason.contains("security_exception"), "{reason}");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(SyncWorker::new(pool.clone(), index, metrics.clone()).run(stopped));
+    eventually("the refusal is recorded", || async { metrics.trouble().is_some() }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!worker.is_finished(), "the worker waits instead of stopping for good");
+    let trouble = metrics.trouble().unwrap();
+    assert!(trouble.refused, "{trouble:?}");
+    assert!(
+        trouble.reason.contains("401") && trouble.reason.contains("security_exception"),
+        "{trouble:?}"
+    );
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM search_outbox")
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert_eq!(queued, 1, "the change waits in the outbox for a fixed worker");
-    assert_eq!(server.received().len(), 1, "no retries against refused credentials");
+    assert_eq!(queued, 1, "the change waits in the outbox");
+    assert_eq!(
+        server.received().len(),
+        1,
+        "no retry within {:?} against refused credentials",
+        arrears::sync::worker::REFUSED_RETRY
+    );
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("a waiting worker stops with the process")
+        .unwrap();
 }
 
 pub(crate) fn search_response(failed: u64, sources: &[Value]) -> Value {
@@ -1715,12 +1763,24 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
                 .collect();
             (200, Value::Object(answer))
         }
-        // No index is blocked: the filtered settings of each are empty.
+        // No index is blocked: the filtered settings of each are empty. An index's uuid
+        // is asked for by name (`index.uuid`); this cluster's stands for its name.
         "indices.get_settings" => {
-            let answer: serde_json::Map<String, Value> = cluster
-                .resolve(&name_of(&path))
+            let name = name_of(&path);
+            let found = cluster.resolve(&name);
+            if found.is_empty() && !name.contains('*') {
+                return missing(&name);
+            }
+            let answer: serde_json::Map<String, Value> = found
                 .into_iter()
-                .map(|index| (index, json!({ "settings": {} })))
+                .map(|index| {
+                    let settings = if path.ends_with("/_settings/index.uuid") {
+                        json!({ "index": { "uuid": format!("uuid-of-{index}") } })
+                    } else {
+                        json!({})
+                    };
+                    (index, json!({ "settings": settings }))
+                })
                 .collect();
             (200, Value::Object(answer))
         }

@@ -177,7 +177,7 @@ async fn an_upgrade_that_maps_a_new_field_holds_the_changes_instead_of_dead_lett
     running.await.unwrap();
     let held = metrics.held();
     assert!(held["accounts"].contains("another release's mapping"), "{held:?}");
-    assert!(metrics.stopped().is_none(), "the sync goes on for payments");
+    assert!(metrics.trouble().is_none(), "the sync goes on for payments");
     assert_eq!(queued(&pool).await, 1, "the change waits in the outbox");
     assert_eq!(dead_letters(&pool).await, 0, "nothing is dead-lettered");
     assert!(bulk_targets(&server).is_empty(), "nothing was sent to the old generation");
@@ -265,13 +265,16 @@ async fn a_401_while_the_cluster_restarts_is_retried_until_the_credentials_work_
     .await;
     stop.send(true).unwrap();
     running.await.unwrap();
-    assert!(metrics.stopped().is_none(), "a 401 within the grace does not stop the sync");
+    assert!(
+        metrics.trouble().is_none(),
+        "a 401 within the grace passes: the batches went through after"
+    );
     assert!(metrics.snapshot().errors >= 1, "the refused batches were retried");
     assert_eq!(bulk_targets(&server), ["arrears-accounts-g1-write"]);
 }
 
 #[tokio::test]
-async fn a_401_that_persists_past_the_grace_stops_the_sync_and_readiness_says_why() {
+async fn a_401_that_persists_past_the_grace_holds_the_sync_and_readiness_says_why() {
     let refusing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let refuse = refusing.clone();
     let mut cluster = as_cluster();
@@ -292,8 +295,8 @@ async fn a_401_that_persists_past_the_grace_stops_the_sync_and_readiness_says_wh
     refusing.store(true, std::sync::atomic::Ordering::SeqCst);
     app.account(&manager.token, json!({ "debtor_name": "Written During The Outage" }))
         .await;
-    eventually("the sync stops once 401s outlast the grace", || async {
-        app.state.sync_metrics().stopped().is_some()
+    eventually("the sync is refused once 401s outlast the grace", || async {
+        app.state.sync_metrics().trouble().is_some_and(|t| t.refused)
     })
     .await;
     let ready = app.get("/health/ready", &manager.token).await;
@@ -301,6 +304,7 @@ async fn a_401_that_persists_past_the_grace_stops_the_sync_and_readiness_says_wh
     let problem: Value = ready.json().await.unwrap();
     let detail = problem["detail"].as_str().unwrap();
     assert!(detail.contains("401") && detail.contains("credentials refused for"), "{detail}");
+    assert!(detail.contains("tried again every 30 s"), "{detail}");
     assert!(queued(&app.pool).await >= 1, "the change waits in the outbox");
 }
 

@@ -128,6 +128,7 @@ call_variants!(
     GetDocVersion,
     GetMapping,
     GetBlocks,
+    GetUuids,
     GetWatermarks,
     NodesFs,
     IndexStats,
@@ -494,6 +495,12 @@ fn requests() -> Vec<Request> {
             format!("indices behind the {plural} read alias"),
             &Call::GetAlias {
                 name: names.read_alias(entity),
+            },
+        ));
+        out.push(Request::of(
+            format!("the {plural} generations written to, with their uuids"),
+            &Call::GetUuids {
+                index: names.targets_alias(entity),
             },
         ));
         out.push(Request::of(

@@ -46,6 +46,13 @@ pub struct Retry {
     /// Items per request at first; halved after a request was too large or refused
     /// under load (413, 429).
     pub batch: usize,
+    /// Whether a request that failed whole (a timeout, a 5xx, a 429) is tried again
+    /// here. The sync worker's writes are not: they run inside its outbox transaction,
+    /// and a cluster that does not answer must not hold that transaction's row locks
+    /// and the database's xmin horizon through minutes of retries; the worker tries the
+    /// batch again after its own back-off, outside any transaction. A rebuild's
+    /// backfill holds none, and is.
+    pub whole_requests: bool,
 }
 
 impl Default for Retry {
@@ -54,6 +61,7 @@ impl Default for Retry {
             attempts: 6,
             base_delay: Duration::from_millis(200),
             batch: 2_000,
+            whole_requests: true,
         }
     }
 }
@@ -124,6 +132,9 @@ pub async fn write(client: &Client, items: &[Item], retry: Retry) -> Result<Vec<
                     // refused within the grace say the cluster is in trouble, which more
                     // and smaller requests would only add to, each holding the outbox
                     // transaction a while longer.
+                    if !retry.whole_requests {
+                        return Err(EsError::Transient(reason));
+                    }
                     if asks_for_smaller_requests(&reason) {
                         batch = (batch / 2).max(1);
                     }

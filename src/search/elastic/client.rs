@@ -38,6 +38,9 @@ pub const NODE_FS_FILTER: &[&str] = &["nodes.*.name", "nodes.*.fs.total"];
 pub const INDEX_STATS_METRICS: &[&str] = &["docs", "store", "segments"];
 /// The index settings the doctor reads: the blocks an index may carry.
 pub const BLOCK_SETTINGS: &str = "index.blocks.*";
+/// The setting that tells one creation of an index name from another (a name can be
+/// deleted and created again, by another release, with another mapping).
+pub const UUID_SETTING: &str = "index.uuid";
 /// A call that changes the cluster's state may take the master's queue time
 /// (`master_timeout`, 30 s by default) and then the acknowledgement wait (`timeout`,
 /// 30 s by default) before Elasticsearch answers; the client waits longer than both, so
@@ -107,6 +110,11 @@ pub enum Call {
     },
     /// `indices.get_settings` of [`BLOCK_SETTINGS`] on an index pattern.
     GetBlocks {
+        index: String,
+    },
+    /// `indices.get_settings` of [`UUID_SETTING`] on an alias or name: the indices it
+    /// stands for, each with its uuid.
+    GetUuids {
         index: String,
     },
     /// `cluster.get_settings` with defaults, flat (`cluster.routing.allocation.disk.
@@ -180,7 +188,7 @@ impl Call {
             Call::GetAlias { .. } | Call::IndexAliases { .. } => "indices.get_alias",
             Call::Refresh { .. } => "indices.refresh",
             Call::GetMapping { .. } => "indices.get_mapping",
-            Call::GetBlocks { .. } => "indices.get_settings",
+            Call::GetBlocks { .. } | Call::GetUuids { .. } => "indices.get_settings",
             Call::GetWatermarks => "cluster.get_settings",
             Call::NodesFs => "nodes.stats",
             Call::IndexStats { .. } => "indices.stats",
@@ -209,6 +217,7 @@ impl Call {
             | Call::Refresh { index }
             | Call::GetMapping { index }
             | Call::GetBlocks { index }
+            | Call::GetUuids { index }
             | Call::IndexStats { index }
             | Call::Search { index, .. }
             | Call::Count { index, .. }
@@ -257,6 +266,7 @@ impl Call {
             } => out["preference"] = json!(preference),
             Call::Bulk { .. } => out["filter_path"] = json!(BULK_FILTER),
             Call::GetBlocks { .. } => out["name"] = json!(BLOCK_SETTINGS),
+            Call::GetUuids { .. } => out["name"] = json!(UUID_SETTING),
             Call::GetWatermarks => {
                 out["include_defaults"] = json!(true);
                 out["flat_settings"] = json!(true);
@@ -299,8 +309,8 @@ pub enum EsError {
     Transient(String),
     /// Credentials refused for longer than [`ClientConfig::auth_grace`], privileges
     /// missing (403), or a block only an operator clears (a read-only or write-blocked
-    /// index): nothing works until someone acts, so a sync worker stops instead of
-    /// retrying.
+    /// index): nothing works until someone acts, so a sync worker waits and tries again
+    /// only now and then.
     #[error("elasticsearch refuses this client: {0}")]
     Fatal(String),
     /// The request was wrong (another 4xx): a bug or a mapping out of step.
@@ -321,6 +331,7 @@ impl From<EsError> for Error {
                 tracing::warn!(reason = %reason, "elasticsearch unavailable");
                 Error::new(Code::ServiceUnavailable, "the search index is unavailable; try again shortly")
                     .with_retry_after(Duration::from_secs(1))
+                    .with_cause(reason)
             }
             other => Error::Internal(anyhow::Error::new(other)),
         }
@@ -637,6 +648,13 @@ impl Client {
             Call::GetBlocks { index } => {
                 es.indices()
                     .get_settings(IndicesGetSettingsParts::IndexName(&[index], &[BLOCK_SETTINGS]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::GetUuids { index } => {
+                es.indices()
+                    .get_settings(IndicesGetSettingsParts::IndexName(&[index], &[UUID_SETTING]))
                     .request_timeout(timeout)
                     .send()
                     .await

@@ -99,8 +99,9 @@ pub struct ElasticIndex {
     identity: String,
     /// Where refused documents are kept.
     dead_letters: Arc<dyn DeadLetters>,
-    /// Whether a generation's mapping is this build's, by generation name (a
-    /// generation's mapping never changes, so each is read from the cluster once).
+    /// Whether a generation's mapping is this build's, by the generation's uuid (a
+    /// generation's mapping never changes, so each is read from the cluster once; a
+    /// name deleted and created again, perhaps by another release, is another index).
     current: Mutex<HashMap<String, bool>>,
 }
 
@@ -375,12 +376,36 @@ impl ElasticIndex {
         self.searched(Call::search(self.names.read_alias(entity), body, by_relevance)).await
     }
 
-    /// Which of `generations` have this build's mapping, reading each one's mapping from
-    /// the cluster the first time it is asked about.
-    async fn with_current_mapping(&self, entity: Entity, generations: &[String]) -> Result<Vec<String>> {
+    /// The generations behind `alias`, each with its uuid (none when the alias is
+    /// missing), by name.
+    async fn generations_behind(&self, alias: &str) -> Result<Vec<(String, String)>, EsError> {
+        let reply = self.client.send(&Call::GetUuids { index: alias.to_owned() }).await?;
+        if reply.status == 404 {
+            return Ok(Vec::new());
+        }
+        let status = reply.status;
+        let body = reply.success()?;
+        let mut generations = Vec::new();
+        for (name, index) in body.as_object().into_iter().flatten() {
+            let uuid = index
+                .pointer("/settings/index/uuid")
+                .and_then(Value::as_str)
+                .ok_or_else(|| EsError::Rejected {
+                    status,
+                    reason: format!("the cluster answered no {} for {name}", client::UUID_SETTING),
+                })?;
+            generations.push((name.clone(), uuid.to_owned()));
+        }
+        generations.sort();
+        Ok(generations)
+    }
+
+    /// Which of `generations` (name and uuid) have this build's mapping, reading each
+    /// one's mapping from the cluster the first time it is asked about.
+    async fn with_current_mapping(&self, entity: Entity, generations: &[(String, String)]) -> Result<Vec<String>> {
         let mut current = Vec::with_capacity(generations.len());
-        for generation in generations {
-            let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).get(generation).copied();
+        for (generation, uuid) in generations {
+            let known = self.current.lock().unwrap_or_else(|p| p.into_inner()).get(uuid).copied();
             let is_current = match known {
                 Some(known) => known,
                 None => {
@@ -389,7 +414,7 @@ impl ElasticIndex {
                     self.current
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .insert(generation.clone(), is_current);
+                        .insert(uuid.clone(), is_current);
                     is_current
                 }
             };
@@ -414,9 +439,12 @@ impl ElasticIndex {
 
     /// The read generation of `entity` when its mapping is not this build's.
     pub async fn outdated_generation(&self, entity: Entity) -> Result<Option<String>> {
-        let read = self.aliased(&self.names.read_alias(entity)).await?;
+        let read = self.generations_behind(&self.names.read_alias(entity)).await?;
         let current = self.with_current_mapping(entity, &read).await?;
-        Ok(read.into_iter().find(|generation| !current.contains(generation)))
+        Ok(read
+            .into_iter()
+            .map(|(name, _)| name)
+            .find(|generation| !current.contains(generation)))
     }
 
     /// A search's answer, refused when some shards failed (the page would be partial).
@@ -450,7 +478,7 @@ impl ElasticIndex {
 
     /// Writes `ops` to `targets` and reports each operation once: applied when any
     /// target took it, rejected when any refused it for good, stale otherwise.
-    async fn write(&self, targets: &[String], ops: &[IndexOp]) -> Result<ApplyReport> {
+    async fn write(&self, targets: &[String], ops: &[IndexOp], retry: Retry) -> Result<ApplyReport> {
         let mut items = Vec::with_capacity(ops.len() * targets.len());
         for op in ops {
             let source = source::of(op).map_err(|e| Error::Internal(e.into()))?;
@@ -464,7 +492,7 @@ impl ElasticIndex {
                 });
             }
         }
-        let outcomes = bulk::write(&self.client, &items, self.retry).await?;
+        let outcomes = bulk::write(&self.client, &items, retry).await?;
         let letters = bulk::dead_letters(&items, &outcomes);
         if !letters.is_empty() {
             tracing::error!(count = letters.len(), first = %letters[0].reason, "elasticsearch refused documents; kept in search_dead_letters");
@@ -504,6 +532,10 @@ impl ElasticIndex {
             match scanned {
                 Err(Error::Internal(err)) if reopened < 3 && err.is::<PitIndexGone>() => {
                     reopened += 1;
+                    // The last sort values end in the old generation's `_shard_doc`,
+                    // which means nothing in the new one (after it, the last id read
+                    // would come again): the id alone places the next page.
+                    after = after.and_then(|sort| sort.get(0).map(|id| json!([id])));
                     tracing::info!(read = out.len(), "the scanned generation was replaced; going on in the new one");
                 }
                 other => return other.map(|()| out),
@@ -560,8 +592,7 @@ impl ElasticIndex {
                 let version = hit.get("_version").and_then(Value::as_i64).unwrap_or(0);
                 out.push((id, version));
                 // With a point in time the sort values end in the implicit `_shard_doc`
-                // tiebreaker; the next page starts after all of them. Ids are unique, so
-                // on another generation the id alone places the next page.
+                // tiebreaker; the next page starts after all of them.
                 *after = hit.get("sort").cloned();
             }
             if hits.len() < size {
@@ -620,7 +651,7 @@ impl SearchIndex for ElasticIndex {
                 }
                 // Resolved per batch, after the documents were read from SQL: a rebuild
                 // registered later backfills from SQL that is at least this new.
-                let targets = self.aliased(&self.names.targets_alias(entity)).await?;
+                let targets = self.generations_behind(&self.names.targets_alias(entity)).await?;
                 if targets.is_empty() {
                     return Err(Error::Internal(anyhow::anyhow!(
                         "no {} index to write to: the alias {} is missing",
@@ -636,12 +667,16 @@ impl SearchIndex for ElasticIndex {
                 if current.is_empty() {
                     return Err(Error::Internal(anyhow::Error::new(OutdatedMapping {
                         entity,
-                        generations: targets,
+                        generations: targets.into_iter().map(|(name, _)| name).collect(),
                     })));
                 }
                 // The index's refresh interval makes the batch searchable (Elastic calls
                 // an explicit refresh after every write resource-intensive).
-                report += self.write(&current, &of_entity).await?;
+                let retry = Retry {
+                    whole_requests: false,
+                    ..self.retry
+                };
+                report += self.write(&current, &of_entity, retry).await?;
                 if self.refresh_after_write {
                     self.send_ok(&Call::Refresh {
                         index: self.names.read_alias(entity),
@@ -820,7 +855,7 @@ impl SearchIndex for ElasticIndex {
                     entity.as_str()
                 )));
             }
-            self.write(&[generation], &ops).await
+            self.write(&[generation], &ops, self.retry).await
         }
         .boxed()
     }
@@ -886,6 +921,34 @@ impl SearchIndex for ElasticIndex {
                 reply.success()?;
             }
             Ok(())
+        }
+        .boxed()
+    }
+
+    fn leftovers(&self, entity: Entity) -> BoxFuture<'_, Result<Vec<String>>> {
+        async move {
+            // A deployment that keeps the previous generation for a rollback keeps
+            // every old one on purpose (its operator drops them).
+            if self.keep_old {
+                return Ok(Vec::new());
+            }
+            let aliases = self
+                .send_ok(&Call::IndexAliases {
+                    index: self.names.pattern(entity),
+                })
+                .await?;
+            let mut leftovers: Vec<String> = aliases
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(index, found)| {
+                    self.names.generation_number(entity, index).is_some()
+                        && found["aliases"].as_object().is_none_or(|aliases| aliases.is_empty())
+                })
+                .map(|(index, _)| index.clone())
+                .collect();
+            leftovers.sort();
+            Ok(leftovers)
         }
         .boxed()
     }

@@ -181,23 +181,29 @@ pub fn apply_requests(names: &Names, replicas: u32) -> Vec<Call> {
     calls
 }
 
-/// Creates a generation registered as a write target. The first generation is also
-/// what reads go to; a rebuild's generation backfills with refresh off and no replicas.
+/// Creates a generation registered as a write target, with what [`mapping_digest`]
+/// covers (its mappings, its analysis and its shard count) from this build, not from
+/// whatever templates the cluster holds at that moment: in a rolling upgrade an older
+/// release that restarts puts its own templates back, and a generation this build
+/// creates must still be this build's. The templates add the rest (replicas, refresh).
+/// The first generation is also what reads go to; a rebuild's generation backfills
+/// with refresh off and no replicas.
 pub fn create_generation(names: &Names, entity: Entity, generation: &str, first: bool) -> Call {
     let mut aliases = serde_json::Map::new();
     aliases.insert(write_alias(generation), json!({}));
     aliases.insert(names.targets_alias(entity), json!({}));
-    let mut body = json!({});
+    let mut settings = parse(ANALYSIS)["template"]["settings"]["index"].take();
+    settings["number_of_shards"] = parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"].take();
     if first {
         aliases.insert(names.read_alias(entity), json!({}));
         aliases.insert(names.reporting_alias(entity), json!({ "filter": reporting_filter(entity) }));
     } else {
-        body["settings"] = json!({ "index": { "refresh_interval": "-1", "number_of_replicas": 0 } });
+        settings["refresh_interval"] = json!("-1");
+        settings["number_of_replicas"] = json!(0);
     }
-    body["aliases"] = Value::Object(aliases);
     Call::CreateIndex {
         index: generation.to_owned(),
-        body,
+        body: json!({ "settings": { "index": settings }, "mappings": mappings(entity), "aliases": aliases }),
     }
 }
 
