@@ -87,10 +87,11 @@ pub fn test_settings() -> Settings {
 }
 
 /// Points `settings` at the Elasticsearch cluster at ELASTICSEARCH_URL, under an index
-/// prefix of the test's own, with the cluster's credentials as `bin/test-elastic`
-/// documents them. `bin/test-elastic` sets ARREARS_TEST_SEARCH=elasticsearch to run the
-/// API tests that read through the search index on the cluster, as they run on the
-/// embedded index otherwise.
+/// prefix of the test's own, with the application's credentials as `bin/test-elastic`
+/// documents them (ELASTICSEARCH_USERNAME/PASSWORD or API_KEY, never the tests'
+/// administrative ELASTICSEARCH_ADMIN_*). `bin/test-elastic` sets
+/// ARREARS_TEST_SEARCH=elasticsearch to run the API tests that read through the search
+/// index on the cluster, as they run on the embedded index otherwise.
 pub fn on_test_cluster(settings: &mut Settings) {
     let url =
         std::env::var("ELASTICSEARCH_URL").expect("this test needs a cluster: ELASTICSEARCH_URL=http://127.0.0.1:9200 bin/test-elastic");
@@ -111,10 +112,19 @@ fn on_the_test_cluster(settings: &Settings) -> bool {
         && settings.elasticsearch_index_prefix.starts_with("arrears-test-")
 }
 
-/// A request to the cluster at ELASTICSEARCH_URL with the configured credentials.
+/// A request of the tests' own administration (node statistics, another deployment's
+/// index, a refresh, deleting a test's indices and templates) to the cluster at
+/// ELASTICSEARCH_URL: as ELASTICSEARCH_ADMIN_USERNAME/PASSWORD when set, which may hold
+/// more than the application's role, else with the application's credentials. The
+/// application itself runs with ELASTICSEARCH_USERNAME/PASSWORD or API_KEY only
+/// ([`on_test_cluster`]), so that on `bin/test`'s node it holds the shipped role and
+/// nothing more.
 pub fn cluster_request(client: &reqwest::Client, method: Method, path: &str) -> RequestBuilder {
     let base = std::env::var("ELASTICSEARCH_URL").unwrap();
     let mut request = client.request(method, format!("{}{path}", base.trim_end_matches('/')));
+    if let Ok(admin) = std::env::var("ELASTICSEARCH_ADMIN_USERNAME") {
+        return request.basic_auth(admin, std::env::var("ELASTICSEARCH_ADMIN_PASSWORD").ok());
+    }
     if let Ok(user) = std::env::var("ELASTICSEARCH_USERNAME") {
         request = request.basic_auth(user, std::env::var("ELASTICSEARCH_PASSWORD").ok());
     }

@@ -23,6 +23,7 @@ mod document_retention;
 mod document_uploads;
 mod documents;
 mod elastic;
+mod elastic_faults;
 mod elastic_node;
 mod elastic_upgrades;
 mod errors;

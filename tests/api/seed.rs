@@ -57,9 +57,12 @@ async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credit
         "the agents own the new accounts too"
     );
 
+    // The service the newcomer starts after seeding: the seed's database and index (the
+    // embedded one in the data dir, or the seed's indices on the test cluster).
     let app = spawn_app_with(|s| {
         s.database_url = settings.database_url.clone();
         s.data_dir = settings.data_dir.clone();
+        s.elasticsearch_index_prefix = settings.elasticsearch_index_prefix.clone();
     })
     .await;
     let mut tokens = HashMap::new();

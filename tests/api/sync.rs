@@ -397,9 +397,12 @@ async fn verify_finds_differences_and_repair_fixes_them() {
 async fn an_api_without_sync_reads_the_index_another_process_feeds() {
     let mut owner = spawn_app().await;
     let manager = owner.user(Role::Manager).await;
+    // The owner's database and index: the embedded one in its data dir, or its indices
+    // on the test cluster.
     let reader = crate::helpers::spawn_app_with(|s| {
         s.database_url = owner.settings.database_url.clone();
         s.data_dir = owner.settings.data_dir.clone();
+        s.elasticsearch_index_prefix = owner.settings.elasticsearch_index_prefix.clone();
         s.sync_worker = false;
         s.wait_for_indexed_timeout_ms = 2000;
     })
