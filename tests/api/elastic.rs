@@ -2052,8 +2052,13 @@ async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
     assert_eq!(generation, "arrears-payments-g5");
     index.promote(Entity::Payment, generation).await.unwrap();
     let cluster = server.indices();
-    assert!(cluster["arrears-payments-g4"].is_empty(), "kept, but neither read nor written");
+    assert_eq!(
+        cluster["arrears-payments-g4"].iter().collect::<Vec<_>>(),
+        ["arrears-payments-kept"],
+        "kept, neither read nor written, and marked as kept (not a leftover for the doctor)"
+    );
     assert!(cluster["arrears-payments-g5"].contains("arrears-payments"));
+    assert!(index.leftovers(Entity::Payment).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -892,6 +892,18 @@ impl SearchIndex for ElasticIndex {
             }
             self.send_ok(&templates::restore_settings(&generation, self.replicas)).await?;
             self.send_ok(&Call::Refresh { index: generation.clone() }).await?;
+            if self.keep_old {
+                // Marked before the swap, so that a process dying between the two never
+                // leaves a kept generation looking like a leftover.
+                let kept: Vec<Value> = old
+                    .iter()
+                    .map(|index| json!({ "add": { "index": index, "alias": self.names.kept_alias(entity) } }))
+                    .collect();
+                self.send_ok(&Call::UpdateAliases {
+                    body: json!({ "actions": kept }),
+                })
+                .await?;
+            }
             self.send_ok(&templates::swap_aliases(&self.names, entity, &generation, &old, &reporting))
                 .await?;
             tracing::info!(generation = %generation, old = ?old, keep_old = self.keep_old, "alias swapped");
@@ -927,11 +939,7 @@ impl SearchIndex for ElasticIndex {
 
     fn leftovers(&self, entity: Entity) -> BoxFuture<'_, Result<Vec<String>>> {
         async move {
-            // A deployment that keeps the previous generation for a rollback keeps
-            // every old one on purpose (its operator drops them).
-            if self.keep_old {
-                return Ok(Vec::new());
-            }
+            // A generation kept on purpose for a rollback has the kept alias.
             let aliases = self
                 .send_ok(&Call::IndexAliases {
                     index: self.names.pattern(entity),

@@ -44,6 +44,12 @@ impl Names {
         format!("{}-{}-targets", self.prefix, entity.plural())
     }
 
+    /// The generations a rebuild kept on purpose (`reindex --keep-old`), for a rollback:
+    /// with it, an old generation without its other aliases is not a leftover.
+    pub fn kept_alias(&self, entity: Entity) -> String {
+        format!("{}-{}-kept", self.prefix, entity.plural())
+    }
+
     /// What analysts read (Kibana's data views): the read generation without tombstones
     /// and, for accounts, without deleted accounts. It moves with the read alias.
     pub fn reporting_alias(&self, entity: Entity) -> String {
