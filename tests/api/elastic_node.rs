@@ -197,3 +197,55 @@ async fn an_old_generation_a_dead_promote_left_is_found_by_the_doctor_and_droppe
     assert!(fixed.ok && fixed.detail.contains(&g1), "{fixed:?}");
     assert_eq!(g1_after, reqwest::StatusCode::NOT_FOUND, "the old generation is dropped");
 }
+
+/// A generation keeps every custom field its documents ever carried (deleting a
+/// definition leaves its field mapped), and Elasticsearch refuses a document that would
+/// take the mapping past `index.mapping.total_fields.limit` (1,000 by default). The
+/// doctor counts what each generation maps, as the node holds it, and warns from 800.
+#[tokio::test]
+#[ignore = "needs ELASTICSEARCH_URL: ELASTICSEARCH_URL=http://127.0.0.1:9200 bin/test-elastic runs it"]
+async fn the_doctor_counts_mapped_fields_before_the_limit_refuses_documents() {
+    let (index, prefix) = on_the_node().await;
+    let names = Names::new(prefix.clone());
+    let g1 = names.generation(Entity::Account, 1);
+    let fields = |checks: Vec<arrears::search::Check>| checks.into_iter().find(|c| c.name == "accounts mapped fields").unwrap();
+    let count = |check: &arrears::search::Check| -> usize {
+        check
+            .detail
+            .split(" maps ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let fresh = fields(index.doctor().await);
+    let base = count(&fresh);
+    // Custom fields created and deleted over a generation's life: each new key maps a
+    // field for good (set here directly, as the dynamic templates would map them).
+    let churn = |from: usize, to: usize| {
+        let churned: serde_json::Map<String, Value> = (from..to)
+            .map(|n| (format!("churned{n}"), json!({ "type": "keyword", "ignore_above": 8191 })))
+            .collect();
+        cluster_request(&reqwest::Client::new(), Method::PUT, &format!("/{g1}/_mapping"))
+            .json(&json!({ "properties": { "cf": { "properties": { "kw": { "properties": churned } } } } }))
+            .send()
+    };
+    let up_to_the_limit = churn(0, 1000 - base).await.unwrap();
+    let up_to_the_limit = (up_to_the_limit.status(), up_to_the_limit.text().await.unwrap());
+    let one_more = churn(1000 - base, 1001 - base).await.unwrap();
+    let one_more = (one_more.status(), one_more.text().await.unwrap());
+    let full = fields(index.doctor().await);
+    drop_cluster_prefix(&prefix).await;
+    assert!(fresh.ok && base < 200, "{fresh:?}");
+    // The doctor counts as the node does: the node takes the mapping to exactly 1,000
+    // fields as the doctor counts them, and refuses one more.
+    assert!(up_to_the_limit.0.is_success(), "{up_to_the_limit:?}");
+    assert_eq!(one_more.0, reqwest::StatusCode::BAD_REQUEST, "{one_more:?}");
+    assert!(one_more.1.contains("Limit of total fields [1000]"), "{one_more:?}");
+    assert!(!full.ok && !full.blocking, "{full:?}");
+    assert_eq!(count(&full), 1000, "{full:?}");
+    assert!(full.fix.unwrap().contains("arrears reindex accounts"));
+}

@@ -319,24 +319,35 @@ fn disk_check(settings: &Value, nodes: &Value) -> Check {
     }
 }
 
+/// The generations of an entity something reads or writes, with their mappings; a kept
+/// old one (`--keep-old`, the kept alias only) is neither.
+fn used_mappings<'a>(names: &Names, entity: Entity, aliases: &Value, mappings: &'a Value) -> Vec<(&'a String, &'a Value)> {
+    let kept = names.kept_alias(entity);
+    mappings
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(index, _)| {
+            aliases
+                .get(index.as_str())
+                .and_then(|i| i.get("aliases"))
+                .and_then(Value::as_object)
+                .is_some_and(|a| a.keys().any(|alias| *alias != kept))
+        })
+        .map(|(index, body)| (index, &body["mappings"]))
+        .collect()
+}
+
 /// Every generation of an entity carries the digest of this build's mapping. A
 /// generation created by an older release lacks the fields this build maps (which
 /// `dynamic: strict` would refuse) or analyses differently.
-fn mapping_check(entity: Entity, aliases: &Value, mappings: &Value) -> Check {
+fn mapping_check(names: &Names, entity: Entity, aliases: &Value, mappings: &Value) -> Check {
     let name = format!("{} mapping", entity.plural());
     let wanted = templates::mapping_digest(entity);
     let built = templates::mapped_fields(&templates::mappings(entity));
     let mut outdated = Vec::new();
-    for (index, body) in mappings.as_object().into_iter().flatten() {
-        // Only generations something reads or writes; a kept old one (`--keep-old`) is
-        // neither.
-        let used = aliases
-            .get(index)
-            .and_then(|i| i.get("aliases"))
-            .and_then(Value::as_object)
-            .is_some_and(|a| !a.is_empty());
-        let live = &body["mappings"];
-        if !used || templates::digest_of(live) == Some(wanted.as_str()) {
+    for (index, live) in used_mappings(names, entity, aliases, mappings) {
+        if templates::digest_of(live) == Some(wanted.as_str()) {
             continue;
         }
         let missing: Vec<String> = built.difference(&templates::mapped_fields(live)).cloned().collect();
@@ -363,6 +374,39 @@ fn mapping_check(entity: Entity, aliases: &Value, mappings: &Value) -> Check {
         )
         .not_blocking()
     }
+}
+
+/// Elasticsearch's `index.mapping.total_fields.limit`, which the templates keep.
+pub const FIELD_LIMIT: usize = 1000;
+/// The share of [`FIELD_LIMIT`] past which the doctor warns.
+const FIELD_WARNING: usize = FIELD_LIMIT * 4 / 5;
+
+/// A generation maps every custom field any of its documents carried since it was
+/// built, deleted definitions included (a mapping never loses a field). Past
+/// [`FIELD_LIMIT`] a document carrying a field new to the mapping is refused (into the
+/// dead letters); the doctor warns well before, and a rebuild maps only the live ones.
+fn fields_check(names: &Names, entity: Entity, aliases: &Value, mappings: &Value) -> Check {
+    let name = format!("{} mapped fields", entity.plural());
+    let counted: Vec<(&String, usize)> = used_mappings(names, entity, aliases, mappings)
+        .into_iter()
+        .map(|(index, live)| (index, templates::mapped_fields(live).len()))
+        .collect();
+    let described: Vec<String> = counted
+        .iter()
+        .map(|(index, count)| format!("{index} maps {count} of the {FIELD_LIMIT} fields Elasticsearch allows"))
+        .collect();
+    if counted.iter().all(|(_, count)| *count < FIELD_WARNING) {
+        return Check::pass(name, described.join("; "));
+    }
+    Check::fail(
+        name,
+        format!(
+            "{}: custom fields deleted since a generation was built still count, and at {FIELD_LIMIT} a document carrying a new one is refused (a dead letter)",
+            described.join("; ")
+        ),
+        format!("`arrears reindex {}`: a new generation maps only the live custom fields", entity.plural()),
+    )
+    .not_blocking()
 }
 
 impl ElasticIndex {
@@ -417,22 +461,25 @@ impl ElasticIndex {
             {
                 Ok(aliases) => {
                     checks.extend(alias_checks(names, entity, &aliases));
-                    checks.push(
-                        match self
-                            .send_ok(&Call::GetMapping {
-                                index: names.pattern(entity),
-                            })
-                            .await
-                        {
-                            Ok(mappings) => mapping_check(entity, &aliases, &mappings),
-                            Err(err) => Check::fail(
+                    match self
+                        .send_ok(&Call::GetMapping {
+                            index: names.pattern(entity),
+                        })
+                        .await
+                    {
+                        Ok(mappings) => {
+                            checks.push(fields_check(names, entity, &aliases, &mappings));
+                            checks.push(mapping_check(names, entity, &aliases, &mappings));
+                        }
+                        Err(err) => checks.push(
+                            Check::fail(
                                 format!("{} mapping", entity.plural()),
                                 err.to_string(),
                                 "grant view_index_metadata on the indices",
                             )
                             .not_blocking(),
-                        },
-                    );
+                        ),
+                    }
                 }
                 Err(err) => checks.push(Check::fail(
                     format!("{} aliases", entity.plural()),
