@@ -425,3 +425,94 @@ fn dashboard(object: &Value, visualizations: &HashSet<String>) {
         );
     }
 }
+
+/// What compose's kibana-setup runs, against a Kibana that answers as its import API
+/// documents: 200 whether or not every object was imported, `success` and
+/// `successCount` always, an `errors` list of the refused objects when `success` is
+/// false. The Kibana stand-in refuses a request without the `kbn-xsrf` header, as
+/// Kibana does (400), and one that is not a multipart upload of the file.
+fn import_against(answer: &'static str) -> std::process::Output {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let kibana = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 65536];
+        // Headers, then the body up to its Content-Length.
+        loop {
+            let n = stream.read(&mut chunk).unwrap();
+            request.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&request).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        let text = String::from_utf8_lossy(&request).to_string();
+        let head = text.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
+        let status = if !head.starts_with("post /api/saved_objects/_import?overwrite=true ") {
+            "404 Not Found"
+        } else if !head.contains("\r\nkbn-xsrf:") || !head.contains("content-type: multipart/form-data") {
+            "400 Bad Request"
+        } else if !head.contains("\r\nauthorization: basic ") || !text.contains("\"type\":\"index-pattern\"") {
+            "401 Unauthorized"
+        } else {
+            "200 OK"
+        };
+        let body = if status == "200 OK" {
+            answer
+        } else {
+            r#"{"statusCode":400,"error":"Bad Request","message":"refused"}"#
+        };
+        write!(
+            stream,
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        status.to_owned()
+    });
+    let output = std::process::Command::new("sh")
+        .arg(kibana_dir().join("import.sh"))
+        .env("KIBANA_URL", &url)
+        .env("ELASTIC_PASSWORD", "changeme")
+        .output()
+        .unwrap();
+    assert_eq!(kibana.join().unwrap(), "200 OK", "the request is the import Kibana documents");
+    output
+}
+
+#[test]
+fn the_compose_import_passes_only_when_kibana_imported_every_object() {
+    let imported = import_against(r#"{"successCount":9,"success":true,"warnings":[],"successResults":[]}"#);
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    // Kibana answers 200 when it refused some objects.
+    let refused = import_against(
+        r#"{"successCount":8,"success":false,"warnings":[],"errors":[{"id":"arrears-accounts","type":"dashboard","title":"Collections","meta":{"title":"Collections"},"error":{"type":"missing_references","references":[{"type":"index-pattern","id":"arrears-accounts-reporting"}]}}]}"#,
+    );
+    assert!(!refused.status.success(), "a half-done import fails the compose step");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("did not import every saved object"), "{said}");
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("missing_references"),
+        "Kibana's errors are printed"
+    );
+    let compose = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docker-compose.yml")).unwrap();
+    assert!(
+        compose.contains(r#"entrypoint: ["sh", "/kibana/import.sh"]"#),
+        "compose's kibana-setup runs it"
+    );
+}
