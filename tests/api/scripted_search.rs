@@ -688,8 +688,12 @@ pub fn search(body: &Value, docs: &[Doc], mappings: &Value) -> Result<Value, (u1
     }
     let sort = sort_clauses(body, mappings)?;
     // A point-in-time search breaks ties by the implicit `_shard_doc`, whose value each
-    // hit's `sort` array carries last (`point-in-time-api`, "search_after").
-    let pit = body.get("pit").is_some();
+    // hit's `sort` array carries last (`point-in-time-api`, "search_after"), unless its
+    // `search_after` has only the explicit sort's values: then there is no tiebreaker
+    // (as an 8.19 node answers; `elastic_faults::a_promote_in_the_middle_of_an_export_…`
+    // relies on it).
+    let after_values = body.get("search_after").and_then(Value::as_array).map(Vec::len);
+    let pit = body.get("pit").is_some() && after_values != Some(sort.len());
     let mut keyed: Vec<(Vec<Option<Key>>, &Doc)> = hits
         .iter()
         .map(|doc| {
