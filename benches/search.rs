@@ -11,6 +11,10 @@
 //! two built-in ones, from `wrk` over the index as those writes left it, and the same
 //! mix answered by plain SQL (ILIKE + OFFSET).
 //!
+//! On Elasticsearch (the server and the seed's reindex on a node):
+//! `SEARCH_BACKEND=elasticsearch ELASTICSEARCH_URL=… bin/bench search`; the CPU each
+//! request costs the node is read from its Java process on this machine.
+//!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone; BENCH_RATE,
 //! default 200, the open loop's requests a second; BENCH_SETTLE_SECONDS, default 1200,
@@ -20,7 +24,6 @@
 #[allow(dead_code)]
 mod support;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,21 +32,6 @@ use futures_util::future::BoxFuture;
 use sqlx::PgPool;
 
 const CONNECTIONS: usize = 32;
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| match e.metadata() {
-                    Ok(m) if m.is_dir() => dir_size(&e.path()),
-                    Ok(m) => m.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// The same mix in SQL: a page, its total and the status facet, as the API would need.
 fn sql_query(pool: PgPool, n: usize) -> BoxFuture<'static, bool> {
     Box::pin(async move {
@@ -310,12 +298,25 @@ async fn main() {
     } else {
         support::seed_and_index(&pool, &settings, support::accounts_over_50_agents(accounts), &[Entity::Account]).await;
     }
-    println!(
-        "index size: {:.0} MiB",
-        dir_size(&settings.data_dir.join("index")) as f64 / 1024.0 / 1024.0
-    );
-
     let server = support::start(settings.clone()).await;
+    for size in server
+        .state
+        .search()
+        .sizes()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|s| s.entity == "account")
+    {
+        println!(
+            "index size: {:.0} MiB ({}: {} documents, {} deleted, {} segments)",
+            size.bytes as f64 / 1024.0 / 1024.0,
+            size.index,
+            size.documents,
+            size.deleted_documents,
+            size.segments
+        );
+    }
     let email = format!("search-bench-{}@example.com", uuid::Uuid::new_v4().simple());
     let token = support::manager_token(&pool, &server.base, &email).await;
     let clients = support::clients(CONNECTIONS);

@@ -9,7 +9,6 @@ use arrears::app::Application;
 use arrears::cli::Cli;
 use arrears::config::Settings;
 use arrears::domain::document::Entity;
-use arrears::search::embedded::EmbeddedIndex;
 use arrears::seed::SeedPlan;
 use arrears::sync::reindex;
 use clap::Parser;
@@ -96,8 +95,10 @@ pub fn accounts_over_50_agents(accounts: usize) -> SeedPlan {
     }
 }
 
-/// Seeds `plan`, analyses, and builds the embedded index of each of `entities` in the
-/// settings' data directory as `arrears reindex` does, printing how long each took.
+/// Seeds `plan`, analyses, and builds the index of each of `entities` as `arrears
+/// reindex` does, printing how long each took: the embedded index in the settings' data
+/// directory, or Elasticsearch when the environment configures it
+/// (`SEARCH_BACKEND=elasticsearch ELASTICSEARCH_URL=…`, under ELASTICSEARCH_INDEX_PREFIX).
 pub async fn seed_and_index(pool: &PgPool, settings: &Settings, plan: SeedPlan, entities: &[Entity]) {
     let seeded = arrears::seed::seed(pool, plan, |_| {}).await.unwrap();
     let secs = seeded.elapsed.as_secs_f64();
@@ -114,9 +115,10 @@ pub async fn seed_and_index(pool: &PgPool, settings: &Settings, plan: SeedPlan, 
         .execute(pool)
         .await
         .unwrap();
-    let index = EmbeddedIndex::open_owner(&settings.data_dir).unwrap();
+    let dead_letters = arrears::store::dead_letters::SqlDeadLetters::shared(pool.clone());
+    let writer = arrears::search::open::writer(settings, dead_letters).await.unwrap();
     for entity in entities {
-        let report = reindex::rebuild(pool, &index, *entity, |_| {}).await.unwrap();
+        let report = reindex::rebuild(pool, writer.index.as_ref(), *entity, |_| {}).await.unwrap();
         let secs = report.elapsed.as_secs_f64();
         println!(
             "reindex {}: {} documents in {secs:.1} s ({:.0} docs/s)",
@@ -326,11 +328,13 @@ fn wrk_requests(summary: &str) -> Option<u64> {
 }
 
 /// CPU time used so far, in clock ticks (USER_HZ, 100 a second on Linux): by this
-/// process (the server), by PostgreSQL's processes, and by the whole machine.
+/// process (the server), by PostgreSQL's processes, by Java processes (an Elasticsearch
+/// node on this machine), and by the whole machine.
 #[derive(Clone, Copy, Debug, Default)]
 struct CpuTicks {
     server: u64,
     postgres: u64,
+    java: u64,
     machine: u64,
 }
 
@@ -349,15 +353,18 @@ impl CpuTicks {
     fn now() -> Self {
         let read = |path: &std::path::Path| std::fs::read_to_string(path).unwrap_or_default();
         let server = process_ticks(&read("/proc/self/stat".as_ref())).map_or(0, |(_, t)| t);
-        let postgres = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|entry| {
-                let stat = read(&entry.path().join("stat"));
-                process_ticks(&stat).filter(|(c, _)| *c == "postgres").map(|(_, t)| t)
-            })
-            .sum();
+        let of_command = |command: &str| -> u64 {
+            std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| {
+                    let stat = read(&entry.path().join("stat"));
+                    process_ticks(&stat).filter(|(c, _)| *c == command).map(|(_, t)| t)
+                })
+                .sum()
+        };
+        let (postgres, java) = (of_command("postgres"), of_command("java"));
         // "cpu  user nice system idle iowait irq softirq steal ...": all but idle and iowait.
         let machine = read("/proc/stat".as_ref())
             .lines()
@@ -371,13 +378,19 @@ impl CpuTicks {
                     .sum()
             })
             .unwrap_or(0);
-        Self { server, postgres, machine }
+        Self {
+            server,
+            postgres,
+            java,
+            machine,
+        }
     }
 
     fn since(self, before: Self) -> Self {
         Self {
             server: self.server.saturating_sub(before.server),
             postgres: self.postgres.saturating_sub(before.postgres),
+            java: self.java.saturating_sub(before.java),
             machine: self.machine.saturating_sub(before.machine),
         }
     }
@@ -390,9 +403,14 @@ impl CpuTicks {
             return;
         }
         let ms = |ticks: u64| ticks as f64 / TICKS_PER_SECOND * 1000.0 / requests as f64;
-        let rest = self.machine.saturating_sub(self.server + self.postgres);
+        let rest = self.machine.saturating_sub(self.server + self.postgres + self.java);
+        let node = if self.java > 0 {
+            format!(", Elasticsearch {:.2} ms", ms(self.java))
+        } else {
+            String::new()
+        };
         println!(
-            "  CPU per request: server {:.2} ms, PostgreSQL {:.2} ms, the rest of the machine {:.2} ms\n",
+            "  CPU per request: server {:.2} ms, PostgreSQL {:.2} ms{node}, the rest of the machine {:.2} ms\n",
             ms(self.server),
             ms(self.postgres),
             ms(rest)
