@@ -43,6 +43,39 @@ pub async fn page(pool: &PgPool, entity: Entity, after: Option<Uuid>, last: Uuid
     }
 }
 
+/// The documents of the rows of `ids` that exist (a row deleted meanwhile has none).
+pub async fn of_ids(pool: &PgPool, entity: Entity, ids: &[Uuid]) -> Result<Vec<IndexOp>> {
+    let mut conn = pool.acquire().await?;
+    Ok(match entity {
+        Entity::Account => {
+            let rows = accounts::by_ids(&mut conn, ids).await?;
+            accounts::documents(&mut conn, rows)
+                .await?
+                .into_iter()
+                .map(IndexOp::upsert)
+                .collect()
+        }
+        Entity::Payment => payments::documents(&mut conn, ids)
+            .await?
+            .into_iter()
+            .map(IndexOp::upsert)
+            .collect(),
+        reporting => reports::documents(&mut conn, reporting, ids)
+            .await?
+            .into_iter()
+            .map(IndexOp::upsert)
+            .collect(),
+    })
+}
+
+/// The last version drawn so far (every row's version comes from one sequence): rows
+/// changed after this reading carry a higher one.
+pub async fn last_version(pool: &PgPool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT last_value FROM search_version_seq")
+        .fetch_one(pool)
+        .await?)
+}
+
 /// Every row's id and version, soft-deleted accounts included.
 pub async fn versions(pool: &PgPool, entity: Entity) -> Result<Vec<(Uuid, i64)>> {
     match entity {

@@ -13,6 +13,9 @@ use crate::search::{Check, SearchIndex};
 use crate::store::{self, documents, rebuild_locks};
 
 const CHUNK: i64 = 100_000;
+/// Passes over the rows changed during a backfill (each copies what changed during the
+/// one before); writes that never stop leave the rest to the workers' dual writes.
+const CATCH_UP_PASSES: usize = 3;
 /// How long the count check waits for the worker to catch up with concurrent writes.
 const CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -177,6 +180,36 @@ pub async fn rebuild_checks(pool: &PgPool, index: &dyn SearchIndex, fix: bool) -
     Ok(checks)
 }
 
+/// Copies again the rows changed since version `since` (the copy may have read them
+/// before their change), pass after pass while changes keep coming, at most
+/// [`CATCH_UP_PASSES`]. A row a worker also wrote is harmless: versions keep the newest.
+async fn catch_up(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, generation: &str, mut since: i64) -> Result<()> {
+    for _ in 0..CATCH_UP_PASSES {
+        let next = documents::last_version(pool).await?;
+        let changed: Vec<_> = documents::versions(pool, entity)
+            .await?
+            .into_iter()
+            .filter(|(_, version)| *version > since)
+            .map(|(id, _)| id)
+            .collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            entity = entity.as_str(),
+            changed = changed.len(),
+            "copying again what changed during the backfill"
+        );
+        for ids in changed.chunks(CHUNK as usize) {
+            index
+                .apply_to(entity, generation.to_owned(), documents::of_ids(pool, entity, ids).await?)
+                .await?;
+        }
+        since = next;
+    }
+    Ok(())
+}
+
 async fn backfill(
     pool: &PgPool,
     index: &dyn SearchIndex,
@@ -186,7 +219,11 @@ async fn backfill(
 ) -> Result<u64> {
     // Rows committed from here on reach the new generation through the worker's dual
     // writes, so the backfill covers what exists now and stops at today's last id
-    // instead of chasing inserts.
+    // instead of chasing inserts. Not every worker dual-writes, though: an older
+    // release's, in a rolling upgrade, writes only to the generations of its own
+    // mapping, and the changes it takes from the outbox would miss this one. So what
+    // changed since this reading is copied again once the copy is done.
+    let copied_at = documents::last_version(pool).await?;
     let total = documents::count(pool, entity).await? as u64;
     let Some(last_id) = documents::max_id(pool, entity).await? else {
         return index.count(entity, generation.to_owned()).await;
@@ -236,6 +273,7 @@ async fn backfill(
     drop(ready);
     reader.abort();
     outcome?;
+    catch_up(pool, index, entity, generation, copied_at).await?;
     // The new generation must hold every row except those whose change is still queued
     // in the outbox (the worker dual-writes them); with writes going on, that is all a
     // count can promise.

@@ -356,6 +356,61 @@ async fn reindex_while_writes_continue_loses_nothing_and_searches_keep_answering
     assert!(audit.is_clean(), "{audit:?}");
 }
 
+/// In a rolling upgrade an older release's workers write only to the generations of
+/// their own mapping: a change one of them takes from the outbox during a rebuild's
+/// backfill never reaches the new generation through the workers, and the copy may
+/// have read the row before it changed. The backfill copies again what changed since
+/// it began, so the promoted generation holds the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_taken_by_another_releases_worker_during_a_backfill_reaches_the_new_generation() {
+    let app = spawn_app().await;
+    let pool = app.pool.clone();
+    let changed = insert_account(&pool, "Before Backfill").await;
+    for i in 0..20 {
+        insert_account(&pool, &format!("Backfill Person{i}")).await;
+    }
+    let search = app.state.search().clone();
+    eventually("the accounts are indexed", || async {
+        search
+            .search(AccountQuery::new(chrono::Utc::now().date_naive()))
+            .await
+            .unwrap()
+            .total
+            == 21
+    })
+    .await;
+    let mut changed_meanwhile = false;
+    reindex::rebuild(&pool, search.as_ref(), Entity::Account, |progress| {
+        if changed_meanwhile || !matches!(progress, Progress::Copying { done, .. } if done > 0) {
+            return;
+        }
+        changed_meanwhile = true;
+        // After the copy read the row: the change, and an older release's worker taking
+        // it from the outbox (writing it only to the old generation), in one step.
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(async {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query("UPDATE accounts SET debtor_name = 'Changed During Backfill' WHERE id = $1")
+                    .bind(changed)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                sqlx::query("DELETE FROM search_outbox WHERE entity_id = $1")
+                    .bind(changed)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+            })
+        });
+    })
+    .await
+    .unwrap();
+    assert!(changed_meanwhile);
+    let found = search.search(text("changed during backfill")).await.unwrap();
+    assert_eq!(found.total, 1, "the promoted generation holds the change");
+}
+
 #[tokio::test]
 async fn verify_finds_differences_and_repair_fixes_them() {
     let pool = fresh_pool().await;
