@@ -735,6 +735,29 @@ fn golden_versioned_bulk() {
     golden("bulk-external-versions", "docs-bulk", bulk::request(&items));
 }
 
+/// A change to what a generation is built with (mappings, analysis, shards) raises the
+/// entity's mapping schema number: in a rolling upgrade the older release tells the newer
+/// release's generation by it and leaves it alone instead of rebuilding it back.
+/// `index-templates/mapping-schemas.txt` records the digest of every number.
+#[test]
+fn every_mapping_change_raises_its_schema_number() {
+    let recorded = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("index-templates/mapping-schemas.txt")).unwrap();
+    for entity in Entity::ALL {
+        let schema = templates::mapping_schema(entity);
+        let line = format!("{} {schema} {}", entity.plural(), templates::mapping_digest(entity));
+        let of_schema: Vec<&str> = recorded
+            .lines()
+            .filter(|l| l.starts_with(&format!("{} {schema} ", entity.plural())))
+            .collect();
+        assert_eq!(
+            of_schema,
+            [line.as_str()],
+            "{} mapping schema {schema}: what a generation is built with changed; raise _meta.schema in index-templates/ and add `{line}` to index-templates/mapping-schemas.txt",
+            entity.plural()
+        );
+    }
+}
+
 #[test]
 fn golden_generations_and_alias_swap() {
     let names = Names::new("arrears");

@@ -345,9 +345,17 @@ fn mapping_check(names: &Names, entity: Entity, aliases: &Value, mappings: &Valu
     let name = format!("{} mapping", entity.plural());
     let wanted = templates::mapping_digest(entity);
     let built = templates::mapped_fields(&templates::mappings(entity));
-    let mut outdated = Vec::new();
+    let (mut outdated, mut newer) = (Vec::new(), Vec::new());
     for (index, live) in used_mappings(names, entity, aliases, mappings) {
         if templates::digest_of(live) == Some(wanted.as_str()) {
+            continue;
+        }
+        if templates::schema_of(live) > templates::mapping_schema(entity) {
+            newer.push(format!(
+                "{index} was built by a newer release (mapping schema {}, this build's {})",
+                templates::schema_of(live),
+                templates::mapping_schema(entity)
+            ));
             continue;
         }
         let missing: Vec<String> = built.difference(&templates::mapped_fields(live)).cloned().collect();
@@ -357,23 +365,28 @@ fn mapping_check(names: &Names, entity: Entity, aliases: &Value, mappings: &Valu
             format!("{index} was built by another release and lacks {}", missing.join(", "))
         });
     }
-    if outdated.is_empty() {
-        Check::pass(name, "every generation has this build's mapping")
-    } else {
-        Check::fail(
-            name,
-            format!(
-                "{}; this build's {} changes wait in the outbox (none is written there) until a rebuild",
-                outdated.join("; "),
-                entity.plural()
-            ),
-            format!(
-                "`arrears reindex {}` (a server or `arrears sync` of this build starts it by itself); searches answer from the old generation until its swap",
-                entity.plural()
-            ),
-        )
-        .not_blocking()
+    if outdated.is_empty() && newer.is_empty() {
+        return Check::pass(name, "every generation has this build's mapping");
     }
+    let fix = if outdated.is_empty() {
+        "finish the upgrade: this build is the older release (it leaves the newer generation alone); stop its instances, and the newer release's workers take the changes it holds".to_owned()
+    } else {
+        format!(
+            "`arrears reindex {}` (a server or `arrears sync` of this build starts it by itself); searches answer from the old generation until its swap",
+            entity.plural()
+        )
+    };
+    Check::fail(
+        name,
+        format!(
+            "{}; this build's {} changes wait in the outbox (none is written there){}",
+            outdated.into_iter().chain(newer).collect::<Vec<_>>().join("; "),
+            entity.plural(),
+            if fix.starts_with('`') { " until a rebuild" } else { "" }
+        ),
+        fix,
+    )
+    .not_blocking()
 }
 
 /// Elasticsearch's `index.mapping.total_fields.limit`, which the templates keep.

@@ -437,14 +437,27 @@ impl ElasticIndex {
             .collect())
     }
 
-    /// The read generation of `entity` when its mapping is not this build's.
+    /// The read generation of `entity` when its mapping is an older release's than this
+    /// build's. One a newer release built is not outdated: in a rolling upgrade this
+    /// instance is the older one, and rebuilding would undo the upgrade; its changes wait
+    /// in the outbox for the newer release's workers.
     pub async fn outdated_generation(&self, entity: Entity) -> Result<Option<String>> {
         let read = self.generations_behind(&self.names.read_alias(entity)).await?;
         let current = self.with_current_mapping(entity, &read).await?;
-        Ok(read
-            .into_iter()
-            .map(|(name, _)| name)
-            .find(|generation| !current.contains(generation)))
+        for (generation, _) in read.into_iter().filter(|(name, _)| !current.contains(name)) {
+            let mapping = self.send_ok(&Call::GetMapping { index: generation.clone() }).await?;
+            let schema = templates::schema_of(&mapping[&generation]["mappings"]);
+            if schema <= templates::mapping_schema(entity) {
+                return Ok(Some(generation));
+            }
+            tracing::warn!(
+                generation = %generation,
+                schema,
+                this_build = templates::mapping_schema(entity),
+                "a newer release built this generation; this instance leaves it alone (finish the upgrade)"
+            );
+        }
+        Ok(None)
     }
 
     /// A search's answer, refused when some shards failed (the page would be partial).

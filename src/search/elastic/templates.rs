@@ -118,6 +118,24 @@ pub fn mapping_digest(entity: Entity) -> String {
     hex::encode(Sha256::digest(built_with.to_string().as_bytes()))
 }
 
+/// Where this build's mapping of `entity` stands among releases: the template's
+/// `_meta.schema`, raised with every change of what [`mapping_digest`] covers
+/// (`index-templates/mapping-schemas.txt` holds each number's digest; a test keeps the
+/// two together). A release that meets a generation of a higher number is the older
+/// one in a rolling upgrade: it leaves that generation alone instead of rebuilding it
+/// back to its own mapping.
+pub fn mapping_schema(entity: Entity) -> u64 {
+    shipped_template(entity)["_meta"]["schema"]
+        .as_u64()
+        .expect("every index-templates/<entity>.json has _meta.schema (checked by a test)")
+}
+
+/// The schema number a generation's mapping carries (`_meta.schema`); 0 for one built
+/// before mappings carried one.
+pub fn schema_of(mappings: &Value) -> u64 {
+    mappings.pointer("/_meta/schema").and_then(Value::as_u64).unwrap_or(0)
+}
+
 /// The digest a generation's mapping carries (`_meta.digest`), as the cluster returns
 /// the mapping; `None` for a generation built before mappings carried one.
 pub fn digest_of(mappings: &Value) -> Option<&str> {
@@ -142,7 +160,7 @@ pub fn mapped_fields(mappings: &Value) -> BTreeSet<String> {
 /// The mappings this build gives a new generation of `entity`.
 pub fn mappings(entity: Entity) -> Value {
     let mut mappings = shipped_template(entity)["template"]["mappings"].take();
-    mappings["_meta"] = json!({ "digest": mapping_digest(entity), "managed_by": "arrears" });
+    mappings["_meta"] = json!({ "digest": mapping_digest(entity), "managed_by": "arrears", "schema": mapping_schema(entity) });
     mappings
 }
 
