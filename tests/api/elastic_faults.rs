@@ -469,6 +469,22 @@ async fn found(app: &TestApp, user: &TestUser, name: &str) -> bool {
     status == StatusCode::OK && names(&page).iter().any(|n| n == name)
 }
 
+/// What a user relies on once a fault has passed: the changes that waited in the outbox
+/// drain (within `drain`), the account `written` meanwhile is found, readiness is ok
+/// again, and `arrears verify` finds the index and the database agree.
+async fn recovers(app: &TestApp, user: &TestUser, written: &str, drain: Duration) {
+    until("the outbox drains", drain, || async { queued(&app.pool).await == 0 }).await;
+    until("the account written during the fault is found", Duration::from_secs(10), || {
+        found(app, user, written)
+    })
+    .await;
+    until("readiness is ok again", Duration::from_secs(10), || async {
+        readiness(app).await.1["status"] == "ok"
+    })
+    .await;
+    assert_verified(&app.settings).await;
+}
+
 /// The indices an alias of the node at ELASTICSEARCH_URL points at.
 async fn behind(alias: &str) -> Vec<String> {
     let answer: Value = cluster_request(&reqwest::Client::new(), Method::GET, &format!("/_alias/{alias}"))
@@ -706,19 +722,7 @@ async fn a_flood_stage_block_makes_the_sync_wait_and_readiness_say_why() {
     assert!(!found(&app, &manager, "Written Under The Block").await);
 
     set_block(&node, &prefix, "index.blocks.read_only_allow_delete", Value::Null).await;
-    until("the outbox drains once the block is lifted", Duration::from_secs(30), || async {
-        queued(&app.pool).await == 0
-    })
-    .await;
-    until("the account written under the block is found", Duration::from_secs(10), || {
-        found(&app, &manager, "Written Under The Block")
-    })
-    .await;
-    until("readiness is ok again", Duration::from_secs(10), || async {
-        readiness(&app).await.1["status"] == "ok"
-    })
-    .await;
-    assert_verified(&app.settings).await;
+    recovers(&app, &manager, "Written Under The Block", Duration::from_secs(30)).await;
     assert!(
         ["flood-stage", "read-only-allow-delete"].iter().any(|w| why.contains(w)),
         "the sync check names the block: {said}"
@@ -762,16 +766,7 @@ async fn a_write_block_is_waited_out_without_a_restart() {
     assert_eq!(dead_letters(&app.pool).await, 0, "nothing is dead-lettered");
 
     block_on_cluster(&prefix, Value::Null).await;
-    until("the outbox drains once the block is lifted", Duration::from_secs(60), || async {
-        queued(&app.pool).await == 0
-    })
-    .await;
-    until("the account written under the block is found", Duration::from_secs(10), || {
-        found(&app, &manager, "Written Under A Write Block")
-    })
-    .await;
-    let (status, ready) = readiness(&app).await;
-    assert_eq!((status, ready["status"].clone()), (StatusCode::OK, json!("ok")), "{ready}");
+    recovers(&app, &manager, "Written Under A Write Block", Duration::from_secs(60)).await;
 }
 
 /// A user relies on an upgrade costing no change: this build meets an accounts index
@@ -846,19 +841,7 @@ async fn an_index_of_the_previous_release_is_held_then_rebuilt_losing_nothing() 
         "arrears reindex accounts: {}",
         String::from_utf8_lossy(&reindexed.stderr)
     );
-    until("the held changes reach the new index", Duration::from_secs(30), || async {
-        queued(&app.pool).await == 0
-    })
-    .await;
-    until("the account written during the upgrade is found", Duration::from_secs(10), || {
-        found(&app, &manager, "Written During The Upgrade")
-    })
-    .await;
-    until("readiness is ok again", Duration::from_secs(10), || async {
-        readiness(&app).await.1["status"] == "ok"
-    })
-    .await;
-    assert_verified(&app.settings).await;
+    recovers(&app, &manager, "Written During The Upgrade", Duration::from_secs(30)).await;
     assert_eq!(dead_letters(&app.pool).await, 0, "nothing is dead-lettered");
     let read = behind(&names.read_alias(Entity::Account)).await;
     assert_eq!(read, [names.generation(Entity::Account, 2)], "this build's index is read");

@@ -104,6 +104,26 @@ async fn put_older_accounts_template(names: &Names) {
     assert!(put.status().is_success(), "{}", put.text().await.unwrap());
 }
 
+/// Deletes the first accounts generation and creates it again, read and written, with
+/// `mappings`: as another release would have built it.
+async fn replace_first_accounts_generation(names: &Names, mappings: Value) {
+    let client = reqwest::Client::new();
+    let g1 = names.generation(Entity::Account, 1);
+    let deleted = cluster_request(&client, Method::DELETE, &format!("/{g1}")).send().await.unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.text().await.unwrap());
+    let aliases = json!({
+        names.read_alias(Entity::Account): {},
+        names.targets_alias(Entity::Account): {},
+        templates::write_alias(&g1): {},
+    });
+    let created = cluster_request(&client, Method::PUT, &format!("/{g1}"))
+        .json(&json!({ "mappings": mappings, "aliases": aliases }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+}
+
 /// In a rolling upgrade an older release that restarts puts its own templates back.
 /// A rebuild this build starts then must still create a generation with this build's
 /// mapping (the node applies whatever template it holds when the index is created):
@@ -141,22 +161,8 @@ async fn a_generation_name_created_again_by_an_older_release_is_read_again() {
     let names = Names::new(prefix.clone());
     let report = index.apply(vec![IndexOp::upsert(doc("Before The Swap", 1))]).await.unwrap();
     assert_eq!(report.applied, 1, "the first generation is this build's");
-    let client = reqwest::Client::new();
     put_older_accounts_template(&names).await;
-    let g1 = names.generation(Entity::Account, 1);
-    let deleted = cluster_request(&client, Method::DELETE, &format!("/{g1}")).send().await.unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.text().await.unwrap());
-    let aliases = json!({
-        names.read_alias(Entity::Account): {},
-        names.targets_alias(Entity::Account): {},
-        templates::write_alias(&g1): {},
-    });
-    let created = cluster_request(&client, Method::PUT, &format!("/{g1}"))
-        .json(&json!({ "mappings": older_accounts_mappings(), "aliases": aliases }))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+    replace_first_accounts_generation(&names, older_accounts_mappings()).await;
     let written = index.apply(vec![IndexOp::upsert(doc("After The Swap", 2))]).await;
     drop_cluster_prefix(&prefix).await;
     let err = written.expect_err("the older release's generation gets none of this build's documents");
@@ -260,25 +266,12 @@ async fn an_older_release_leaves_a_newer_releases_generation_alone() {
     let (index, prefix) = on_the_node().await;
     let names = Names::new(prefix.clone());
     let pool = fresh_pool().await;
-    let client = reqwest::Client::new();
     let g1 = names.generation(Entity::Account, 1);
     // The newer release's generation: its mapping a higher schema, another digest.
     let mut newer = templates::mappings(Entity::Account);
     newer["_meta"]["digest"] = "a-newer-release".into();
     newer["_meta"]["schema"] = (templates::mapping_schema(Entity::Account) + 1).into();
-    let deleted = cluster_request(&client, Method::DELETE, &format!("/{g1}")).send().await.unwrap();
-    assert!(deleted.status().is_success(), "{}", deleted.text().await.unwrap());
-    let aliases = json!({
-        names.read_alias(Entity::Account): {},
-        names.targets_alias(Entity::Account): {},
-        templates::write_alias(&g1): {},
-    });
-    let created = cluster_request(&client, Method::PUT, &format!("/{g1}"))
-        .json(&json!({ "mappings": newer, "aliases": aliases }))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+    replace_first_accounts_generation(&names, newer).await;
     let outdated = index.outdated().await.unwrap();
     let rebuilt = arrears::sync::reindex::rebuild_outdated(&pool, index.as_ref(), Entity::Account)
         .await
