@@ -73,6 +73,15 @@ pub async fn wait_until_indexed(state: &AppState, wait: WaitForIndexed, document
         }
         waiting = still;
         if waiting.is_empty() {
+            let mut entities: Vec<Entity> = Vec::new();
+            for (entity, _, _) in documents {
+                if !entities.contains(entity) {
+                    entities.push(*entity);
+                }
+            }
+            for entity in entities {
+                state.search().searchable_everywhere(entity).await?;
+            }
             return Ok(());
         }
         if Instant::now() >= deadline {

@@ -260,8 +260,18 @@ pub trait SearchIndex: Send + Sync + 'static {
     /// Aggregations over payments, per currency, sorted by currency code.
     fn payment_stats(&self, query: StatsQuery) -> BoxFuture<'_, Result<Vec<CurrencyStats>>>;
 
-    /// The version the live index holds for `id` (tombstones included).
+    /// The version the live index holds for `id` (tombstones included), as at least one
+    /// copy of it searches.
     fn version_of(&self, entity: Entity, id: Uuid) -> BoxFuture<'_, Result<Option<i64>>>;
+
+    /// Makes what `entity`'s index holds searchable on every copy of it, for a caller
+    /// about to promise that a write it saw with [`Self::version_of`] is searchable
+    /// (wait for indexed). Only a backend whose copies refresh each at its own moment
+    /// (Elasticsearch with replicas: a search may be answered by any copy) has anything
+    /// to do.
+    fn searchable_everywhere(&self, _entity: Entity) -> BoxFuture<'_, Result<()>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 
     /// Every live document's version (tombstones excluded), for auditing against SQL.
     fn versions(&self, entity: Entity) -> BoxFuture<'_, Result<HashMap<Uuid, i64>>>;

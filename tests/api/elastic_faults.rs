@@ -41,6 +41,8 @@ use crate::scripted_es::Received;
 const KILLED_NODE: u16 = 9371;
 const FROZEN_NODE: u16 = 9372;
 const FLOODED_NODE: u16 = 9373;
+/// A cluster of two: the first node forms it, the second joins as a data node.
+const REPLICATED_NODES: [u16; 2] = [9374, 9375];
 
 /// Where `bin/elasticsearch` keeps each node's pid file (its `ES_STATE` default).
 const NODE_STATE: &str = "/tmp/arrears-elasticsearch";
@@ -58,6 +60,8 @@ struct Node {
     data: PathBuf,
     /// Lines added to its `elasticsearch.yml`.
     settings: &'static str,
+    /// `bin/elasticsearch`'s ES_CLUSTER: empty for a single node.
+    cluster: String,
 }
 
 impl Node {
@@ -66,12 +70,22 @@ impl Node {
     }
 
     async fn start_with(port: u16, settings: &'static str) -> Node {
+        Self::start_as(port, settings, String::new()).await
+    }
+
+    /// A node of a cluster of several: `first` forms it, a node's HTTP port joins it.
+    async fn start_in_cluster(port: u16, cluster: &str) -> Node {
+        Self::start_as(port, "", cluster.to_owned()).await
+    }
+
+    async fn start_as(port: u16, settings: &'static str, cluster: String) -> Node {
         let data = std::env::temp_dir().join(format!("arrears-fault-node-{port}-{}", Uuid::new_v4().simple()));
         let node = Node {
             port,
             url: format!("http://127.0.0.1:{port}"),
             data,
             settings,
+            cluster,
         };
         // One this test left when its process was killed before it could stop it.
         node.stop();
@@ -92,6 +106,7 @@ impl Node {
             .env("ES_DATA", &self.data)
             .env("ES_HEAP", "512m")
             .env("ES_SETTINGS", self.settings)
+            .env("ES_CLUSTER", &self.cluster)
             .env_remove("ES_SECURITY")
             .env_remove("ES_STATE")
             .output()
@@ -956,4 +971,61 @@ async fn a_promote_in_the_middle_of_an_export_leaves_every_account_once() {
     );
     assert!(missing.is_empty(), "accounts missing from the export: {missing:?}");
     assert_eq!(numbers.len(), in_sql.len(), "as many rows as accounts");
+}
+
+/// "Wait for indexed" promises the next search sees the write. With replicas a search
+/// may be answered by any copy of a shard, and each copy refreshes on its own: the
+/// change must be searchable on every copy before the request answers, not only on the
+/// one that answered the version check.
+#[tokio::test]
+#[ignore = "needs a node of its own: bin/test-elastic runs it"]
+async fn wait_for_indexed_holds_on_every_copy_with_replicas() {
+    let first = Node::start_in_cluster(REPLICATED_NODES[0], "first").await;
+    let second = Node::start_in_cluster(REPLICATED_NODES[1], &REPLICATED_NODES[0].to_string()).await;
+    let prefix = format!("arrears-replicas-{}", &Uuid::new_v4().simple().to_string()[..8]);
+    let app = spawn_app_with(|s| {
+        s.search_backend = SearchBackend::Elasticsearch;
+        s.elasticsearch_url = Some(first.url.clone());
+        s.elasticsearch_index_prefix = prefix.clone();
+        s.elasticsearch_replicas = 1;
+    })
+    .await;
+    let green = first
+        .json(
+            Method::GET,
+            &format!("/_cluster/health/{prefix}-accounts?wait_for_status=green&timeout=60s"),
+            None,
+        )
+        .await;
+    assert_eq!(green["status"], "green", "every accounts shard has its replica: {green}");
+    let nodes = first.json(Method::GET, "/_nodes/_all/http", None).await;
+    let node_ids: Vec<String> = nodes["nodes"].as_object().unwrap().keys().cloned().collect();
+    assert_eq!(node_ids.len(), 2, "{nodes}");
+    let manager = app.user(Role::Manager).await;
+    let mut missed = Vec::new();
+    for n in 0..20 {
+        let created = app
+            .post(
+                "/api/v1/accounts?wait_for=indexed",
+                Some(&manager.token),
+                &json!({ "debtor_name": format!("Replica Check {n}"), "original_balance": "10.00", "currency": "USD" }),
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let id = created.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        for node in &node_ids {
+            let found = first
+                .json(
+                    Method::POST,
+                    &format!("/{prefix}-accounts/_search?preference=_only_nodes:{node}"),
+                    Some(json!({ "query": { "ids": { "values": [id] } } })),
+                )
+                .await;
+            if found.pointer("/hits/total/value").and_then(Value::as_u64) != Some(1) {
+                missed.push(format!("account {n} on node {node}"));
+            }
+        }
+    }
+    drop(second);
+    assert!(missed.is_empty(), "searches right after wait_for=indexed missed: {missed:?}");
 }

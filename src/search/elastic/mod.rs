@@ -831,6 +831,21 @@ impl SearchIndex for ElasticIndex {
         .boxed()
     }
 
+    fn searchable_everywhere(&self, entity: Entity) -> BoxFuture<'_, Result<()>> {
+        async move {
+            // `version_of` reads one copy; the others refresh on their own schedule. A
+            // refresh reaches every copy of every shard before it answers.
+            if self.replicas > 0 {
+                self.send_ok(&Call::Refresh {
+                    index: self.names.read_alias(entity),
+                })
+                .await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn versions(&self, entity: Entity) -> BoxFuture<'_, Result<HashMap<Uuid, i64>>> {
         async move {
             let found = self.scan(entity, dsl::live_documents(), usize::MAX).await?;
