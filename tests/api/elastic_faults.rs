@@ -30,6 +30,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use warp::Filter;
 
+use crate::elastic_upgrades::{dead_letters, queued};
 use crate::helpers::{
     Arrears, TestApp, TestUser, assert_problem, cluster_request, drop_cluster_prefix, names, on_test_cluster, spawn_app_with, status_json,
     test_settings,
@@ -435,22 +436,8 @@ async fn readiness_when(app: &TestApp, what: &str, within: Duration, holds: impl
     }
 }
 
-async fn queued(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM search_outbox")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 async fn queued_accounts(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM search_outbox WHERE entity = 'account'")
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
-async fn dead_letters(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM search_dead_letters")
         .fetch_one(pool)
         .await
         .unwrap()

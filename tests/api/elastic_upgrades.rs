@@ -114,14 +114,16 @@ async fn insert_account(pool: &PgPool, number: &str) -> Uuid {
     id
 }
 
-async fn queued(pool: &PgPool) -> i64 {
+/// Changes waiting in the outbox.
+pub(crate) async fn queued(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM search_outbox")
         .fetch_one(pool)
         .await
         .unwrap()
 }
 
-async fn dead_letters(pool: &PgPool) -> i64 {
+/// Documents the index refused for good.
+pub(crate) async fn dead_letters(pool: &PgPool) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM search_dead_letters")
         .fetch_one(pool)
         .await
