@@ -368,21 +368,28 @@ fn mapping_check(names: &Names, entity: Entity, aliases: &Value, mappings: &Valu
     if outdated.is_empty() && newer.is_empty() {
         return Check::pass(name, "every generation has this build's mapping");
     }
-    let fix = if outdated.is_empty() {
-        "finish the upgrade: this build is the older release (it leaves the newer generation alone); stop its instances, and the newer release's workers take the changes it holds".to_owned()
+    // Only this build's rebuild ends the wait for an older release's generation; a
+    // newer release's workers end it for a newer one.
+    let (until, fix) = if outdated.is_empty() {
+        (
+            "",
+            "finish the upgrade: this build is the older release (it leaves the newer generation alone); stop its instances, and the newer release's workers take the changes it holds".to_owned(),
+        )
     } else {
-        format!(
-            "`arrears reindex {}` (a server or `arrears sync` of this build starts it by itself); searches answer from the old generation until its swap",
-            entity.plural()
+        (
+            " until a rebuild",
+            format!(
+                "`arrears reindex {}` (a server or `arrears sync` of this build starts it by itself); searches answer from the old generation until its swap",
+                entity.plural()
+            ),
         )
     };
     Check::fail(
         name,
         format!(
-            "{}; this build's {} changes wait in the outbox (none is written there){}",
+            "{}; this build's {} changes wait in the outbox (none is written there){until}",
             outdated.into_iter().chain(newer).collect::<Vec<_>>().join("; "),
             entity.plural(),
-            if fix.starts_with('`') { " until a rebuild" } else { "" }
         ),
         fix,
     )
