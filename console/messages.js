@@ -20,7 +20,11 @@ function status(m) {
   }
   if (m.status === "sent") return `sent ${when(m.sent_at)}`;
   if (m.status === "failed") return `failed ${when(m.failed_at)}: ${m.error}`;
+  // The guard refused a retry: never sent, and why.
+  if (m.status === "blocked") return `not sent, blocked ${when(m.blocked_at)}: ${m.error}`;
   if (m.attempts > 0) return `queued, try ${m.attempts + 1} ${when(m.next_attempt_at)} (${m.error})`;
+  // Waiting for the debtor's contact hours.
+  if (m.error) return `queued ${when(m.next_attempt_at)} (${m.error})`;
   return "queued";
 }
 
@@ -28,7 +32,7 @@ function item(m) {
   const undelivered = m.delivery === "undelivered" || m.delivery === "failed";
   return h("li", { class: `message message-${undelivered ? "failed" : m.status}` },
     h("div", {}, h("strong", {}, channelName(m.channel)), ` to ${m.recipient} · ${when(m.created_at)}`),
-    h("div", { class: `muted status-${undelivered ? "failed" : m.status}` }, status(m)),
+    h("div", { class: `muted status-${undelivered || m.status === "blocked" ? "failed" : m.status}` }, status(m)),
     m.subject ? h("div", {}, h("strong", {}, m.subject)) : null,
     h("p", { class: "message-body" }, m.body),
     m.document_ids?.length ? h("div", { class: "muted" }, `${m.document_ids.length} document${m.document_ids.length === 1 ? "" : "s"} attached`) : null);

@@ -70,6 +70,21 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 7] = [
+        Rule::CeaseCommunication,
+        Rule::UnverifiedDispute,
+        Rule::DoNotCall,
+        Rule::DoNotEmail,
+        Rule::CallAttempts,
+        Rule::RecentConversation,
+        Rule::OutsideWindow,
+    ];
+
+    /// The rule of wire name `text` (as `contact_overrides.rule` keeps it).
+    pub fn parse(text: &str) -> Option<Rule> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Rule::CeaseCommunication => "cease_communication",
@@ -392,6 +407,33 @@ impl Policy {
         }
     }
 
+    /// Decides as [`Policy::decide`] with `lifted` not applying: the rule a manager's
+    /// override was used for. Every other rule still refuses, so an override lifts what
+    /// the manager weighed and nothing that holds besides it or came after it.
+    pub fn decide_lifting(
+        &self,
+        standing: &Standing,
+        zones: &[Tz],
+        history: &CallHistory,
+        channel: Channel,
+        at: DateTime<Utc>,
+        lifted: Rule,
+    ) -> Result<(), Refusal> {
+        let mut standing = *standing;
+        let mut history = *history;
+        let mut policy = std::borrow::Cow::Borrowed(self);
+        match lifted {
+            Rule::CeaseCommunication => standing.cease_communication = false,
+            Rule::UnverifiedDispute => standing.unverified_dispute = false,
+            Rule::DoNotCall => standing.do_not_call = false,
+            Rule::DoNotEmail => standing.do_not_email = false,
+            Rule::CallAttempts => history.limit_th_latest_call = None,
+            Rule::RecentConversation => history.last_conversation = None,
+            Rule::OutsideWindow => policy.to_mut().window_channels.retain(|c| *c != channel),
+        }
+        policy.decide(&standing, zones, &history, channel, at)
+    }
+
     /// What the account document carries so the index can tell, at query time, whether
     /// contact is allowed: the statically blocked channels, when calls open, and the
     /// window as UTC minutes of the day for the zones' offsets at `now`.
@@ -672,6 +714,37 @@ mod tests {
         };
         assert_eq!(decide(cease, Channel::Email).unwrap_err().rule, Rule::CeaseCommunication);
         assert_eq!(cease.blocked_channels(), Channel::ALL.to_vec());
+    }
+
+    #[test]
+    fn lifting_one_rule_leaves_every_other_one_refusing() {
+        let policy = regulation_f();
+        let none = CallHistory::default();
+        let night = at("2026-05-05T02:30:00Z");
+        let noon = at("2026-05-04T16:00:00Z");
+        let opted_out = Standing {
+            do_not_call: true,
+            ..Standing::default()
+        };
+        let lift = |s: &Standing, t, rule| policy.decide_lifting(s, NEW_YORK, &none, Channel::Sms, t, rule);
+        assert_eq!(lift(&opted_out, noon, Rule::DoNotCall), Ok(()));
+        assert_eq!(
+            lift(&opted_out, night, Rule::DoNotCall).unwrap_err().rule,
+            Rule::OutsideWindow,
+            "the hours hold besides the flag lifted"
+        );
+        assert_eq!(lift(&Standing::default(), night, Rule::OutsideWindow), Ok(()));
+        assert_eq!(lift(&opted_out, night, Rule::OutsideWindow).unwrap_err().rule, Rule::DoNotCall);
+        let ceased = Standing {
+            cease_communication: true,
+            do_not_call: true,
+            ..Standing::default()
+        };
+        assert_eq!(lift(&ceased, noon, Rule::DoNotCall).unwrap_err().rule, Rule::CeaseCommunication);
+        assert_eq!(lift(&ceased, noon, Rule::CeaseCommunication).unwrap_err().rule, Rule::DoNotCall);
+        for rule in Rule::ALL {
+            assert_eq!(Rule::parse(rule.as_str()), Some(rule));
+        }
     }
 
     #[test]

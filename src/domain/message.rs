@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::activity::ActivityType;
+use crate::domain::compliance::{Channel, Rule};
 use crate::domain::refusal::FieldError;
 
 pub mod approval;
@@ -57,6 +58,24 @@ impl MessageChannel {
     pub fn is_email(self) -> bool {
         self == MessageChannel::Email
     }
+
+    /// The channel the guard judges a message on this one as: its activity's, as an
+    /// outbound attempt (a WhatsApp message as a text message).
+    pub fn guard_channel(self) -> Channel {
+        match self {
+            MessageChannel::Sms | MessageChannel::Whatsapp => Channel::Sms,
+            MessageChannel::Email => Channel::Email,
+        }
+    }
+
+    /// What a sentence about such a message starts with: "A text message" ...
+    pub fn described(self) -> &'static str {
+        match self {
+            MessageChannel::Sms => "A text message",
+            MessageChannel::Whatsapp => "A WhatsApp message",
+            MessageChannel::Email => "An email",
+        }
+    }
 }
 
 /// How the sending of a message stands. Stored as text (`account_messages.status`).
@@ -70,6 +89,58 @@ pub enum MessageStatus {
     Sent,
     /// The provider refused it, or every try failed; `error` says why.
     Failed,
+    /// Never handed to the provider again: the contact guard, asked again at a try,
+    /// refused it (`blocked_rule`; `error` explains), or its account was deleted.
+    Blocked,
+}
+
+/// Why the sender stopped a queued message at a try instead of handing it to its
+/// provider: one of the contact guard's rules (its wire name, as `contact_blocked`
+/// names it), or the account deleted since the message was queued. Stored as text
+/// (`account_messages.blocked_rule`, whose CHECK lists the same names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum BlockedRule {
+    CeaseCommunication,
+    UnverifiedDispute,
+    DoNotCall,
+    DoNotEmail,
+    CallAttempts,
+    RecentConversation,
+    OutsideWindow,
+    /// The account was deleted after the message was queued.
+    AccountDeleted,
+}
+
+impl From<Rule> for BlockedRule {
+    fn from(rule: Rule) -> Self {
+        match rule {
+            Rule::CeaseCommunication => Self::CeaseCommunication,
+            Rule::UnverifiedDispute => Self::UnverifiedDispute,
+            Rule::DoNotCall => Self::DoNotCall,
+            Rule::DoNotEmail => Self::DoNotEmail,
+            Rule::CallAttempts => Self::CallAttempts,
+            Rule::RecentConversation => Self::RecentConversation,
+            Rule::OutsideWindow => Self::OutsideWindow,
+        }
+    }
+}
+
+impl BlockedRule {
+    /// The guard's rule it is, if it is one.
+    fn rule(self) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| Self::from(*r) == self)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.rule().map_or("account_deleted", Rule::as_str)
+    }
+
+    pub fn explain(self) -> &'static str {
+        self.rule()
+            .map_or("the account was deleted after the message was queued", Rule::explain)
+    }
 }
 
 /// How delivery went after the provider took a message, as its delivery reports say.
@@ -563,6 +634,29 @@ mod tests {
         assert_eq!(Delivery::Undelivered.rank(), Delivery::Delivered.rank());
         assert_eq!(Delivery::from_twilio("sending"), None);
         assert_eq!(Delivery::from_twilio("undelivered"), Some(Delivery::Undelivered));
+    }
+
+    #[test]
+    fn the_guard_judges_a_message_as_the_attempt_it_is_logged_as() {
+        use crate::domain::activity::Direction;
+        for channel in [MessageChannel::Sms, MessageChannel::Whatsapp, MessageChannel::Email] {
+            assert_eq!(
+                Some(channel.guard_channel()),
+                Channel::of_attempt(channel.activity_type(), Some(Direction::Outbound))
+            );
+        }
+    }
+
+    #[test]
+    fn a_blocked_rule_is_named_as_the_guard_names_its_rule() {
+        for rule in Rule::ALL {
+            let blocked = BlockedRule::from(rule);
+            assert_eq!(blocked.as_str(), rule.as_str());
+            assert_eq!(serde_json::to_value(blocked).unwrap(), rule.as_str());
+            assert_eq!(blocked.explain(), rule.explain());
+        }
+        assert_eq!(BlockedRule::AccountDeleted.as_str(), "account_deleted");
+        assert_eq!(serde_json::to_value(BlockedRule::AccountDeleted).unwrap(), "account_deleted");
     }
 
     fn values() -> Values {

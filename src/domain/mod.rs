@@ -28,5 +28,6 @@ pub mod queue;
 pub mod refusal;
 pub mod role;
 pub mod search;
+pub mod text;
 pub mod timeline;
 pub mod wrap_up;

@@ -116,7 +116,7 @@ pub struct Api;
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; a retry with the same key answers the first result and sends nothing again")),
     request_body = ComposeMessage,
     responses(
-        (status = 202, description = "The guard allowed it: logged as an outbound contact and queued for the sender, with Location; `idempotency-replayed: true` on a replay", body = MessageView),
+        (status = 202, description = "The guard allowed it: logged as an outbound contact and queued for the sender, with Location; `idempotency-replayed: true` on a replay. The sender asks the guard again before every try: a try outside the debtor's contact hours waits for them (`next_attempt_at`), and one the guard now refuses for good (or whose account was deleted) is `blocked`, with `blocked_rule`", body = MessageView),
         (status = 403, description = "The role may not work this account"),
         (status = 409, description = "`contact_blocked` (the guard's `rule`, `channel` and `next_allowed_at`; nothing is kept) or `no_recipient` (the account has no phone number or email address for the channel)"),
         (status = 422, description = "`validation_failed` (a placeholder the account cannot fill, a body too long for the channel, a template of another channel) or `idempotency_key_reused`"),
@@ -164,7 +164,7 @@ async fn for_account(account_id: Uuid, caller: Principal, state: AppState, raw: 
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "messages", operation_id = "get_message",
     params(("id" = Uuid, Path, description = "The message's id")),
     responses(
-        (status = 200, description = "The message and how its sending stands", body = MessageView),
+        (status = 200, description = "The message and how its sending stands: `queued`, `sent`, `failed` (the provider refused it, or every try failed) or `blocked` (the guard, asked again at a try, refused it, or its account was deleted: `blocked_rule`, `blocked_at`, and `error` saying why)", body = MessageView),
         (status = 403, description = "The role may not read its account in full"),
     ))]
 #[tracing::instrument(skip_all, fields(message_id = %id))]

@@ -92,11 +92,11 @@ pub struct TwilioForm {
 
 /// Take a Twilio webhook
 #[utoipa::path(post, path = "/api/v1/webhooks/twilio", tag = "messages", operation_id = "twilio_webhook", security(()),
-    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request: base64 HMAC-SHA1, keyed by the auth token, of TWILIO_WEBHOOK_URL followed by each parameter's name and value, names sorted")),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request: base64 HMAC-SHA1, keyed by the auth token, of TWILIO_WEBHOOK_URL (an explicit port included) followed by each parameter's name and value, names sorted")),
     request_body(content = TwilioForm, content_type = "application/x-www-form-urlencoded",
         description = "A status callback (MessageStatus) or an incoming message (SmsStatus `received`, From, Body), as Twilio sends them"),
     responses(
-        (status = 200, description = "Taken: a delivery report moved its message forward, or an incoming message landed on the accounts with the sender's number (an opt-out word set `do_not_call` on them). An empty TwiML `<Response>`: nothing is sent back", content_type = "text/xml", body = String),
+        (status = 200, description = "Taken: a delivery report moved its message forward, or an incoming message landed on the accounts with the sender's number (an opt-out word set `do_not_call` on every account with that number, deleted ones included). An empty TwiML `<Response>`: nothing is sent back", content_type = "text/xml", body = String),
         (status = 403, description = "`forbidden`: no signature, or not Twilio's for this request; or another Twilio account's report"),
         (status = 404, description = "`not_found`: Twilio webhooks are not configured (TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_WEBHOOK_URL)"),
         (status = 409, description = "`conflict`: this report was taken before (a replay changes nothing)"),

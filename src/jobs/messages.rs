@@ -1,7 +1,7 @@
 //! The sender: every API process runs one. It wakes when a message is queued (LISTEN on
 //! the messages channel) and every second (for retries falling due, and a missed
-//! notification), and hands the due messages to their channel's provider
-//! (`service::messages`).
+//! notification), asks the contact guard again about each due message and hands those
+//! it allows to their channel's provider (`service::messages`).
 
 use std::sync::Arc;
 
@@ -19,7 +19,7 @@ pub async fn run(pool: PgPool, providers: Providers, content: Arc<dyn ContentSto
     while running(&shutdown) {
         match messages::deliver_due(&pool, &providers, content.as_ref(), clock.now()).await {
             // Some were due: more may be.
-            Ok(tried) if tried > 0 => continue,
+            Ok(taken) if taken > 0 => continue,
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "sending messages failed"),
         }

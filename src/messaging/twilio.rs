@@ -272,9 +272,8 @@ pub fn read_report(params: &[(String, String)], account_sid: &str) -> Result<Rep
 /// Whether `signature` (the `X-Twilio-Signature` header) is Twilio's for a request to
 /// `url` with the form `params`: base64 of HMAC-SHA1, keyed by the auth token, over the
 /// URL followed by each parameter's name and value, names sorted (a name given more
-/// than once: its distinct values sorted). As Twilio's own validator does, the URL is
-/// tried as configured with its default port left out and put in, since Twilio may
-/// sign either. Compared in constant time.
+/// than once: its distinct values sorted), the URL as [`url_variants`] gives it.
+/// Compared in constant time.
 pub fn signature_matches(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
     let Ok(signature) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
         return false;
@@ -298,25 +297,32 @@ pub fn signature_matches(auth_token: &str, url: &str, params: &[(String, String)
         .any(|candidate| ring::hmac::verify(&key, format!("{candidate}{signed_params}").as_bytes(), &signature).is_ok())
 }
 
-/// `url` without its default port and with it (`https://host/x`, `https://host:443/x`).
+/// The URLs a signature of a request to `url` may be over. Twilio signs the URL it
+/// called, so a port `url` names that is not its scheme's default is part of it: only
+/// `url` itself (a signature made for the same path on another port is another
+/// endpoint's). Without a port, or with the default one, both forms
+/// (`https://host/x`, `https://host:443/x`), as Twilio's own validator tries both.
 fn url_variants(url: &str) -> Vec<String> {
     let (scheme, default_port) = if url.starts_with("https://") {
-        ("https://", ":443")
+        ("https://", 443)
     } else {
-        ("http://", ":80")
+        ("http://", 80)
     };
     let Some(rest) = url.strip_prefix(scheme) else {
         return vec![url.to_owned()];
     };
     let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(host_end);
-    let bare = match authority.rfind(':') {
+    let (host, port) = match authority.rfind(':') {
         Some(colon) if !authority[colon + 1..].is_empty() && authority[colon + 1..].bytes().all(|b| b.is_ascii_digit()) => {
-            &authority[..colon]
+            (&authority[..colon], Some(&authority[colon + 1..]))
         }
-        _ => authority,
+        _ => (authority, None),
     };
-    vec![format!("{scheme}{bare}{path}"), format!("{scheme}{bare}{default_port}{path}")]
+    match port {
+        Some(port) if port.parse::<u32>().ok() != Some(default_port) => vec![url.to_owned()],
+        _ => vec![format!("{scheme}{host}{path}"), format!("{scheme}{host}:{default_port}{path}")],
+    }
 }
 
 fn is_url(text: &str) -> bool {
@@ -429,6 +435,28 @@ mod tests {
             &params,
             signature
         ));
+        // A port that is not the default one is part of the URL signed, and only it.
+        let mut on_port = ring::hmac::Context::with_key(&ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, b"12345"));
+        on_port.update(b"https://mycompany.com:8443/myapp.php?foo=1&bar=2");
+        for (name, value) in params.iter().rev() {
+            on_port.update(name.as_bytes());
+            on_port.update(value.as_bytes());
+        }
+        let on_port = base64::engine::general_purpose::STANDARD.encode(on_port.sign().as_ref());
+        let configured = "https://mycompany.com:8443/myapp.php?foo=1&bar=2";
+        assert!(signature_matches("12345", configured, &params, &on_port));
+        assert!(!signature_matches("12345", configured, &params, signature), "signed for port 443");
+        assert!(!signature_matches("12345", url, &params, &on_port));
+        assert!(!signature_matches(
+            "12345",
+            "https://mycompany.com:9443/myapp.php?foo=1&bar=2",
+            &params,
+            &on_port
+        ));
+        assert_eq!(
+            url_variants("http://localhost:80/hook"),
+            ["http://localhost/hook", "http://localhost:80/hook"]
+        );
         let mut changed = params.clone();
         changed[0].1 = "+18005551213".to_owned();
         assert!(!signature_matches("12345", url, &changed, signature));

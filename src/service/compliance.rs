@@ -14,6 +14,7 @@ use crate::domain::refusal::FieldError;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::accounts::{get_for, lock_for};
+use crate::service::portfolios;
 use crate::store::compliance::{self, Facts};
 use crate::store::{self, accounts};
 
@@ -34,6 +35,27 @@ async fn facts(conn: &mut PgConnection, account_id: Uuid, at: DateTime<Utc>) -> 
 pub async fn decide(conn: &mut PgConnection, account_id: Uuid, channel: Channel, at: DateTime<Utc>) -> Result<Result<(), Refusal>> {
     let facts = facts(conn, account_id, at).await?;
     Ok(facts.policy.decide(&facts.standing, &facts.zones, &facts.history, channel, at))
+}
+
+/// What the guard says about another try of attempt `activity_id` (a queued message's
+/// retry) on `channel` at `at`, on a locked account: as [`decide`], except that the
+/// manager's override used when the attempt was made lifts the rule it was used for,
+/// and only that rule, until the override expires. It was granted for that attempt, so
+/// it covers the attempt's retries; a rule that holds besides it or came after it (a
+/// STOP between the tries) refuses.
+pub async fn decide_again(
+    conn: &mut PgConnection,
+    account_id: Uuid,
+    channel: Channel,
+    activity_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<Result<(), Refusal>> {
+    let facts = facts(conn, account_id, at).await?;
+    let (policy, standing, zones, history) = (&facts.policy, &facts.standing, &facts.zones, &facts.history);
+    Ok(match compliance::lifted_for(conn, activity_id, at).await? {
+        Some(lifted) => policy.decide_lifting(standing, zones, history, channel, at, lifted),
+        None => policy.decide(standing, zones, history, channel, at),
+    })
 }
 
 /// The 409 a refused attempt answers.
@@ -97,7 +119,7 @@ pub async fn grant(pool: &PgPool, caller: &Principal, account_id: Uuid, body: Gr
     Ok(row)
 }
 
-/// A page of overrides, newest first.
+/// A page of the overrides on accounts within `caller`'s scope, newest first.
 pub async fn list(
     pool: &PgPool,
     caller: &Principal,
@@ -106,8 +128,9 @@ pub async fn list(
     limit: i64,
 ) -> Result<(Vec<OverrideRow>, i64)> {
     caller.require(Action::OverrideContact)?;
-    let rows = compliance::list_overrides(pool, account_id, after, limit).await?;
-    Ok((rows, compliance::count_overrides(pool, account_id).await?))
+    let scope = portfolios::search_scope(pool, caller).await?;
+    let rows = compliance::list_overrides(pool, account_id, scope.as_deref(), after, limit).await?;
+    Ok((rows, compliance::count_overrides(pool, account_id, scope.as_deref()).await?))
 }
 
 /// Marks the account's dispute verified, which lifts the dispute block; returns the account.

@@ -1,7 +1,7 @@
 //! Messages to debtors as operations: composing one from a template or a text, sending
 //! it (the compliance guard first, exactly as for a logged contact; then the activity
 //! and the queued message in one transaction), previewing it, the templates, and the
-//! sender's pass over the queue.
+//! sender's pass over the queue, which asks the guard again before every try.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -10,23 +10,25 @@ use sqlx::{PgConnection, PgPool};
 use tokio::io::AsyncReadExt;
 use uuid::Uuid;
 
-use crate::domain::activity::{Direction, MAX_NOTES_LEN, NewActivity};
+use crate::domain::activity::{ActivityType, Direction, MAX_NOTES_LEN, NewActivity};
 use crate::domain::attachment;
+use crate::domain::compliance::Rule;
 use crate::domain::message::approval::{self, Approval, ApprovedMessage};
 use crate::domain::message::{
-    self, ChangeTemplate, ComposeMessage, CreateTemplate, Delivery, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source, TemplateFields,
-    Values,
+    self, BlockedRule, ChangeTemplate, ComposeMessage, CreateTemplate, Delivery, MAX_ATTEMPTS, MessageChannel, MessageStatus, Source,
+    TemplateFields, Values,
 };
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
+use crate::domain::text;
 use crate::error::{Code, Error, FieldError, Result};
 use crate::messaging::{Outgoing, OutgoingFile, Providers, SendFailure};
 use crate::service::Window;
 use crate::service::accounts::{get_for, lock_for, readable, readable_as};
-use crate::service::activities;
 use crate::service::idempotency::{self, Replay};
+use crate::service::{activities, compliance};
 use crate::storage::ContentStore;
-use crate::store::accounts::AccountRow;
+use crate::store::accounts::{self, AccountRow};
 use crate::store::attachments;
 use crate::store::inbound;
 use crate::store::messages::{self as store, MessageRow, NewMessage, TemplateRow, Tried};
@@ -54,10 +56,11 @@ pub struct MessageView {
     pub status: MessageStatus,
     /// Tries so far.
     pub attempts: i32,
-    /// When the sender tries a queued message next.
+    /// When the sender tries a queued message next (the guard is asked again then).
     pub next_attempt_at: Option<DateTime<Utc>>,
     pub provider_message_id: Option<String>,
-    /// Why the last try failed.
+    /// Why the last try failed, why a queued message waits (the debtor's contact
+    /// hours), or why a blocked one was not sent; `null` once it is sent.
     pub error: Option<String>,
     pub created_by: Option<Uuid>,
     pub created_at: DateTime<Utc>,
@@ -75,6 +78,11 @@ pub struct MessageView {
     /// it went as and the values of its placeholders (`null` for a message sent as its
     /// text).
     pub approved_template: Option<ApprovedMessage>,
+    /// A blocked message: the guard's rule that refused it at a try (as
+    /// `contact_blocked` names it), or `account_deleted`.
+    pub blocked_rule: Option<BlockedRule>,
+    /// When it was blocked.
+    pub blocked_at: Option<DateTime<Utc>>,
 }
 
 impl From<MessageRow> for MessageView {
@@ -103,6 +111,8 @@ impl From<MessageRow> for MessageView {
             delivery_at: row.delivery_at,
             document_ids: row.document_ids,
             approved_template: row.approved_template.map(|t| t.0),
+            blocked_rule: row.blocked_rule,
+            blocked_at: row.blocked_at,
         }
     }
 }
@@ -218,10 +228,15 @@ async fn render(conn: &mut PgConnection, account: &AccountRow, compose: &Compose
             ),
         ));
     }
+    // A subject is one header line, whatever the values filled in hold (a debtor's name
+    // written before names were checked may hold a CR, an LF or U+202E).
     let subject = subject
-        .map(|s| message::render(&s, &values))
+        .map(|s| message::render(&s, &values).map(|s| text::one_line(&s)))
         .transpose()
         .map_err(|m| Error::field(subject_field, m))?;
+    if subject.as_ref().is_some_and(String::is_empty) {
+        return Err(Error::field(subject_field, "the subject renders to nothing"));
+    }
     if subject.as_ref().is_some_and(|s| s.chars().count() > message::MAX_SUBJECT_CHARS) {
         return Err(Error::field(
             subject_field,
@@ -397,68 +412,155 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<MessageR
     Ok(row)
 }
 
-/// Messages the sender tries in one pass.
+/// Messages the sender handles in one pass.
 const BATCH: usize = 20;
 
-/// One pass of the sender at `now`: hands up to [`BATCH`] due messages, one at a time,
-/// to their channel's provider (the one configured now, which is recorded with the try)
+/// One pass of the sender at `now`: takes up to [`BATCH`] due messages, one at a time,
+/// asks the guard again about each ([`judge`]) and, when it allows the try, hands it
+/// to its channel's provider (the one configured now, which is recorded with the try)
 /// and records how it went (sent; failed and tried again after
 /// [`message::retry_delay`]; or failed for good when the provider refused it or after
-/// [`MAX_ATTEMPTS`] tries). Returns how many it tried. Each message is claimed, sent and
-/// recorded in a transaction of its own: it stays locked only while its provider is
-/// asked (no two senders send it), and its outcome is committed before the next is
-/// tried, so a delivery report rarely arrives before it (and one that does is held).
-/// A sender that dies mid-try leaves it queued, and it is sent again (at least once).
+/// [`MAX_ATTEMPTS`] tries). A message the guard holds for the contact hours waits for
+/// them; one it refuses for good is blocked ([`block`]). Returns how many it took.
+/// Each message is claimed, judged, sent and recorded in a transaction of its own: it
+/// and its account stay locked only while its provider is asked (no two senders send
+/// it, and nothing that would refuse it commits between the guard's answer and the
+/// provider's), and its outcome is committed before the next is taken, so a delivery
+/// report rarely arrives before it (and one that does is held). A sender that dies
+/// mid-try leaves it queued, and it is sent again (at least once).
 pub async fn deliver_due(pool: &PgPool, providers: &Providers, content: &dyn ContentStore, now: DateTime<Utc>) -> Result<usize> {
-    let mut tried = 0;
-    while tried < BATCH {
+    let mut taken = 0;
+    while taken < BATCH {
         let mut tx = pool.begin().await?;
         let Some(row) = store::claim_next(&mut tx, now).await? else {
             break;
         };
-        let provider = providers.for_channel(row.channel);
-        let answer = match files(&mut tx, content, &row.document_ids).await? {
-            Ok(attachments) => {
-                let outgoing = Outgoing {
-                    id: row.id,
-                    channel: row.channel,
-                    recipient: row.recipient.clone(),
-                    subject: row.subject.clone(),
-                    body: row.body.clone(),
-                    attachments,
-                    approved_template: row.approved_template.as_ref().map(|t| t.0.clone()),
-                };
-                provider.send(&outgoing).await
+        taken += 1;
+        match judge(&mut tx, &row, now).await? {
+            Verdict::Send => try_once(&mut tx, providers, content, &row, now).await?,
+            Verdict::Hold { until, rule } => {
+                let why = format!("waiting until {}: {}", until.to_rfc3339(), rule.explain());
+                store::hold(&mut tx, row.id, until, &why).await?;
+                tracing::info!(message_id = %row.id, rule = rule.as_str(), %until, "message held by the contact guard");
             }
-            Err(failure) => Err(failure),
-        };
-        let attempt = match &answer {
-            Ok(accepted) => Tried::Sent {
-                provider_message_id: &accepted.provider_message_id,
-            },
-            Err(SendFailure::Refused(error)) => Tried::Failed { error, retry_at: None },
-            Err(SendFailure::Retry(error)) => Tried::Failed {
-                error,
-                retry_at: (row.attempts + 1 < MAX_ATTEMPTS).then(|| now + message::retry_delay(row.attempts + 1)),
-            },
-        };
-        let outcome = match &attempt {
-            Tried::Sent { .. } => "sent",
-            Tried::Failed { retry_at: Some(_), .. } => "retry",
-            Tried::Failed { retry_at: None, .. } => "failed",
-        };
-        let done = store::record_try(&mut tx, row.id, provider.name(), attempt, now).await?;
+            Verdict::Block(rule) => block(&mut tx, &row, rule, now).await?,
+        }
         tx.commit().await?;
-        tried += 1;
-        metrics::message_tried(row.channel.as_str(), provider.name(), outcome);
-        match answer {
-            Ok(_) => tracing::info!(message_id = %row.id, "message sent"),
-            Err(failure) => {
-                tracing::warn!(message_id = %row.id, attempts = done.attempts, status = ?done.status, ?failure, "sending a message failed")
-            }
+    }
+    Ok(taken)
+}
+
+/// What the sender does with a claimed message, as the guard decided at the try.
+enum Verdict {
+    /// Hand it to the provider.
+    Send,
+    /// Wait, without a try, until the guard allows it (the debtor's contact hours).
+    Hold { until: DateTime<Utc>, rule: Rule },
+    /// Never hand it to the provider.
+    Block(BlockedRule),
+}
+
+/// The guard's answer about trying `row` at `now`, asked under its account's lock,
+/// which the claim's transaction holds until the outcome is recorded: a STOP, a cease
+/// request or a deletion commits before this answer or after the provider's. A deleted
+/// account blocks: every write path finds it gone, and the sender, which has no
+/// caller to look it up for, locks it itself. A refusal that ends (the contact hours)
+/// holds the message until then; under Regulation F §1006.6(b)(1) what must not happen
+/// at an inconvenient time is the communication, which is the try, so the message waits
+/// for the hours rather than being dropped. Any other refusal blocks it. A manager's
+/// override used when it was queued covers its retries ([`compliance::decide_again`]).
+async fn judge(tx: &mut PgConnection, row: &MessageRow, now: DateTime<Utc>) -> Result<Verdict> {
+    if accounts::lock(tx, row.account_id).await?.is_none() {
+        return Ok(Verdict::Block(BlockedRule::AccountDeleted));
+    }
+    let channel = row.channel.guard_channel();
+    Ok(
+        match compliance::decide_again(tx, row.account_id, channel, row.activity_id, now).await? {
+            Ok(()) => Verdict::Send,
+            Err(refusal) => match refusal.next_allowed_at {
+                Some(until) => Verdict::Hold { until, rule: refusal.rule },
+                None => Verdict::Block(refusal.rule.into()),
+            },
+        },
+    )
+}
+
+/// Blocks `row` for `rule` at `now`: the message records the rule and why, its sender is
+/// told (`message_failed`), and the account's timeline gets a note, written by no one,
+/// saying that the message logged as an outbound attempt when it was queued was not
+/// sent, and why.
+async fn block(tx: &mut PgConnection, row: &MessageRow, rule: BlockedRule, now: DateTime<Utc>) -> Result<()> {
+    let what = row.channel.described();
+    let why = format!("not sent: {} ({})", rule.explain(), rule.as_str());
+    let title = format!("{what} was not sent: {}", rule.explain());
+    store::block(tx, row.id, rule, &why, &title, now).await?;
+    let note = NewActivity {
+        kind: ActivityType::Note,
+        direction: None,
+        outcome: None,
+        notes: Some(format!(
+            "{what} queued at {} was not sent: {} ({}). The sender stopped it at its next try.",
+            row.created_at.to_rfc3339(),
+            rule.explain(),
+            rule.as_str()
+        )),
+        occurred_at: now,
+        next_action_at: None,
+    };
+    crate::store::activities::insert(tx, row.account_id, &note, None, now).await?;
+    tracing::info!(message_id = %row.id, rule = rule.as_str(), "message blocked at a try");
+    Ok(())
+}
+
+/// Hands `row` to its channel's provider at `now` and records how the try went.
+async fn try_once(
+    tx: &mut PgConnection,
+    providers: &Providers,
+    content: &dyn ContentStore,
+    row: &MessageRow,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let provider = providers.for_channel(row.channel);
+    let answer = match files(tx, content, &row.document_ids).await? {
+        Ok(attachments) => {
+            let outgoing = Outgoing {
+                id: row.id,
+                channel: row.channel,
+                recipient: row.recipient.clone(),
+                // Queued before subjects were made one line, a row may still hold a break.
+                subject: row.subject.as_deref().map(text::one_line),
+                body: row.body.clone(),
+                attachments,
+                approved_template: row.approved_template.as_ref().map(|t| t.0.clone()),
+            };
+            provider.send(&outgoing).await
+        }
+        Err(failure) => Err(failure),
+    };
+    let attempt = match &answer {
+        Ok(accepted) => Tried::Sent {
+            provider_message_id: &accepted.provider_message_id,
+        },
+        Err(SendFailure::Refused(error)) => Tried::Failed { error, retry_at: None },
+        Err(SendFailure::Retry(error)) => Tried::Failed {
+            error,
+            retry_at: (row.attempts + 1 < MAX_ATTEMPTS).then(|| now + message::retry_delay(row.attempts + 1)),
+        },
+    };
+    let outcome = match &attempt {
+        Tried::Sent { .. } => "sent",
+        Tried::Failed { retry_at: Some(_), .. } => "retry",
+        Tried::Failed { retry_at: None, .. } => "failed",
+    };
+    let done = store::record_try(tx, row.id, provider.name(), attempt, now).await?;
+    metrics::message_tried(row.channel.as_str(), provider.name(), outcome);
+    match answer {
+        Ok(_) => tracing::info!(message_id = %row.id, "message sent"),
+        Err(failure) => {
+            tracing::warn!(message_id = %row.id, attempts = done.attempts, status = ?done.status, ?failure, "sending a message failed")
         }
     }
-    Ok(tried)
+    Ok(())
 }
 
 /// The documents `ids` an email carries, read whole from `content`. A document deleted

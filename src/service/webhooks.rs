@@ -2,8 +2,8 @@
 //! sent message forward (live as `message.updated`; not delivered, a `message_failed`
 //! notification to whoever sent it); a message a debtor sent in lands on the timeline
 //! of each account with that phone number as an inbound activity, tells the account's
-//! agent (`message_received`), and an opt-out word (STOP) sets `do_not_call` on those
-//! accounts, which stops calls and texts. One from a number no account has waits for a
+//! agent (`message_received`), and an opt-out word (STOP) sets `do_not_call` on every
+//! account with that number (deleted ones included), which stops calls and texts. One from a number no account has waits for a
 //! manager. The request's signature is checked by the caller (`http::webhooks`).
 
 use chrono::{DateTime, Utc};
@@ -47,7 +47,8 @@ pub struct InboundView {
     pub sender: String,
     /// What they wrote; plain text.
     pub body: String,
-    /// It was an opt-out word (STOP ...): `do_not_call` was set on the accounts.
+    /// It was an opt-out word (STOP ...): `do_not_call` was set on every account with the
+    /// sender's number, deleted ones and those beyond `account_ids` included.
     pub opt_out: bool,
     /// The accounts with the sender's number it landed on (empty: none had it).
     pub account_ids: Vec<Uuid>,
@@ -122,9 +123,9 @@ pub async fn take(pool: &PgPool, provider: &str, report: Report, now: DateTime<U
                 activity_ids.push(activities::insert(&mut tx, holder.id, &written, None, now).await?.id);
             }
             let account_ids: Vec<Uuid> = holders.iter().map(|h| h.id).collect();
-            if opt_out {
-                inbound::opt_out(&mut tx, &account_ids).await?;
-            }
+            // The opt-out is the number's: every account with it, not only those the
+            // message lands on.
+            let opted_out = if opt_out { inbound::opt_out(&mut tx, &sender).await? } else { 0 };
             let row = inbound::insert(
                 &mut tx,
                 &InboundRow {
@@ -142,7 +143,7 @@ pub async fn take(pool: &PgPool, provider: &str, report: Report, now: DateTime<U
             )
             .await?;
             inbound::tell_agents(&mut tx, &row, &holders).await?;
-            tracing::info!(inbound_id = %row.id, accounts = row.account_ids.len(), opt_out, "message received");
+            tracing::info!(inbound_id = %row.id, accounts = row.account_ids.len(), opt_out, opted_out, "message received");
             Taken::Inbound(Box::new(InboundView::from(row)))
         }
     };

@@ -5,13 +5,14 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::activity::{Outcome, from_wire, wire_name};
-use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, PortfolioPolicy, Standing, known_zone};
+use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, PortfolioPolicy, Rule, Standing, known_zone};
 use crate::error::{Error, Result};
 use crate::store::keyset::{self, NewestFirst};
+use crate::store::portfolios;
 
 /// A policy as the `contact_policies` view holds it (read it as a [`Policy`]).
 #[derive(Clone, Debug, FromRow)]
@@ -286,6 +287,19 @@ pub async fn grant(
     .await?)
 }
 
+/// The rule that the override used for attempt `activity_id` lifted, while that
+/// override is live at `now` (`None` when no override was used for it, or it expired).
+pub async fn lifted_for(conn: &mut PgConnection, activity_id: Uuid, now: DateTime<Utc>) -> Result<Option<Rule>> {
+    let rule: Option<String> =
+        sqlx::query_scalar("SELECT rule FROM contact_overrides WHERE activity_id = $1 AND expires_at > $2 ORDER BY used_at DESC LIMIT 1")
+            .bind(activity_id)
+            .bind(now)
+            .fetch_optional(conn)
+            .await?
+            .flatten();
+    Ok(rule.as_deref().and_then(Rule::parse))
+}
+
 /// Uses, at `now`, the oldest override of `channel` on the account still live then for
 /// `activity_id`, which the guard refused by `rule`. `None` when there is none.
 pub async fn use_override(
@@ -312,27 +326,28 @@ pub async fn use_override(
     .await?)
 }
 
-/// A page of overrides, newest first, after `(created_at, id)`.
+/// The overrides (of `account_id`) on accounts within `scope`, as
+/// [`crate::store::portfolios::push_scope`] reads it.
+fn overrides_where(select: &str, account_id: Option<Uuid>, scope: Option<&[Uuid]>) -> QueryBuilder<Postgres> {
+    let mut query = keyset::rows_where(select, "account_id", account_id);
+    portfolios::push_scope(&mut query, "contact_overrides.account_id", scope);
+    query
+}
+
+/// A page of overrides on accounts within `scope`, newest first, after `(created_at, id)`.
 pub async fn list_overrides(
     pool: &PgPool,
     account_id: Option<Uuid>,
+    scope: Option<&[Uuid]>,
     after: Option<(DateTime<Utc>, Uuid)>,
     limit: i64,
 ) -> Result<Vec<OverrideRow>> {
-    let query = keyset::rows_where(
-        &format!("SELECT {OVERRIDE_COLUMNS} FROM contact_overrides"),
-        "account_id",
-        account_id,
-    );
+    let query = overrides_where(&format!("SELECT {OVERRIDE_COLUMNS} FROM contact_overrides"), account_id, scope);
     NewestFirst::by("created_at", "id").page(pool, query, after, limit).await
 }
 
-pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>) -> Result<i64> {
-    keyset::count(
-        pool,
-        keyset::rows_where("SELECT count(*) FROM contact_overrides", "account_id", account_id),
-    )
-    .await
+pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>, scope: Option<&[Uuid]>) -> Result<i64> {
+    keyset::count(pool, overrides_where("SELECT count(*) FROM contact_overrides", account_id, scope)).await
 }
 
 /// Every zone the guard may use: the accounts' (unknown ones included) and the country

@@ -25,8 +25,9 @@ pub struct InboundRow {
 
 const COLUMNS: &str = "id, provider, provider_message_id, channel, sender, body, opt_out, account_ids, activity_ids, received_at";
 
-/// The most accounts one inbound message lands on (a number shared by many accounts
-/// lands on the most recently changed).
+/// The most accounts one inbound message lands on as an activity (a number shared by
+/// many accounts lands on the most recently changed); an opt-out reaches them all
+/// ([`opt_out`]).
 pub const MAX_ACCOUNTS: i64 = 50;
 
 /// An account a debtor's number belongs to.
@@ -51,13 +52,16 @@ pub async fn holders(tx: &mut PgConnection, phone: &str) -> Result<Vec<Holder>> 
     .await?)
 }
 
-/// Sets `do_not_call` (which stops calls and texts) on `accounts`, as the system.
-pub async fn opt_out(tx: &mut PgConnection, accounts: &[Uuid]) -> Result<()> {
-    sqlx::query("UPDATE accounts SET do_not_call = true, updated_at = now(), updated_by = NULL WHERE id = ANY($1) AND NOT do_not_call")
-        .bind(accounts)
-        .execute(tx)
-        .await?;
-    Ok(())
+/// Sets `do_not_call` (which stops calls and texts) on every account with phone number
+/// `phone` (E.164), however many, deleted ones included (a restored account stays opted
+/// out), as the system. Returns how many it changed.
+pub async fn opt_out(tx: &mut PgConnection, phone: &str) -> Result<u64> {
+    let changed =
+        sqlx::query("UPDATE accounts SET do_not_call = true, updated_at = now(), updated_by = NULL WHERE phone = $1 AND NOT do_not_call")
+            .bind(phone)
+            .execute(tx)
+            .await?;
+    Ok(changed.rows_affected())
 }
 
 /// Tells each holder's agent that their debtor wrote (`message_received`, leading to the

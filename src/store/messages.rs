@@ -9,7 +9,7 @@ use uuid::Uuid;
 use sqlx::types::Json;
 
 use crate::domain::message::approval::{Approval, ApprovedMessage};
-use crate::domain::message::{Delivery, MessageChannel, MessageStatus, TemplateFields};
+use crate::domain::message::{BlockedRule, Delivery, MessageChannel, MessageStatus, TemplateFields};
 use crate::error::Result;
 use crate::store::keyset::{self, NewestFirst};
 
@@ -192,11 +192,13 @@ pub struct MessageRow {
     pub document_ids: Vec<Uuid>,
     /// Sent as an approved WhatsApp template, with these values.
     pub approved_template: Option<Json<ApprovedMessage>>,
+    pub blocked_rule: Option<BlockedRule>,
+    pub blocked_at: Option<DateTime<Utc>>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, account_id, activity_id, channel, template_id, recipient, subject, body, provider, status, \
      attempts, next_attempt_at, provider_message_id, error, created_by, created_at, sent_at, failed_at, \
-     delivery, delivery_error, delivery_at, document_ids, approved_template";
+     delivery, delivery_error, delivery_at, document_ids, approved_template, blocked_rule, blocked_at";
 
 /// A delivery's rank in SQL (`Delivery::rank`): reports only move a message forward.
 const DELIVERY_RANK: &str = "CASE WHEN delivery IS NULL THEN 0 WHEN delivery = 'sent' THEN 1 WHEN delivery = 'read' THEN 3 ELSE 2 END";
@@ -300,7 +302,7 @@ pub async fn record_try(tx: &mut PgConnection, id: Uuid, provider: &str, tried: 
     let query = match tried {
         Tried::Sent { provider_message_id } => sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
             "UPDATE account_messages SET status = 'sent', attempts = attempts + 1, next_attempt_at = NULL,
-                 provider_message_id = $2, sent_at = $3, provider = $4
+                 provider_message_id = $2, sent_at = $3, provider = $4, error = NULL
              WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
         )))
         .bind(id)
@@ -341,6 +343,53 @@ pub async fn record_try(tx: &mut PgConnection, id: Uuid, provider: &str, tried: 
     .fetch_optional(tx)
     .await?;
     Ok(held.unwrap_or(row))
+}
+
+/// Holds queued message `id` until `until` without counting a try: the guard allows it
+/// only then (the debtor's contact hours). `why` is kept as its error.
+pub async fn hold(tx: &mut PgConnection, id: Uuid, until: DateTime<Utc>, why: &str) -> Result<MessageRow> {
+    Ok(sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_messages SET next_attempt_at = $2, error = left($3, 2000) WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(until)
+    .bind(why)
+    .fetch_one(tx)
+    .await?)
+}
+
+/// Blocks queued message `id` at `now` for `rule` (`why` kept as its error) without
+/// counting a try, and tells whoever sent it (`message_failed`, titled `title`, its
+/// data saying `status: blocked` and the rule).
+pub async fn block(tx: &mut PgConnection, id: Uuid, rule: BlockedRule, why: &str, title: &str, now: DateTime<Utc>) -> Result<MessageRow> {
+    let row = sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE account_messages SET status = 'blocked', blocked_rule = $2, blocked_at = $3, error = left($4, 2000),
+             next_attempt_at = NULL
+         WHERE id = $1 RETURNING {MESSAGE_COLUMNS}"
+    )))
+    .bind(id)
+    .bind(rule)
+    .bind(now)
+    .bind(why)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query(
+        "SELECT notify_user($1, 'message_failed', $2, jsonb_build_object('id', $3::uuid, 'account_id', $4::uuid,
+             'channel', $5::text, 'status', 'blocked', 'blocked_rule', $6::text, 'error', $7::text, 'blocked_at', $8::timestamptz,
+             'attempts', $9::int))",
+    )
+    .bind(row.created_by)
+    .bind(title)
+    .bind(row.id)
+    .bind(row.account_id)
+    .bind(row.channel.as_str())
+    .bind(rule.as_str())
+    .bind(&row.error)
+    .bind(now)
+    .bind(row.attempts)
+    .execute(tx)
+    .await?;
+    Ok(row)
 }
 
 /// Takes webhook report `key` of `provider` at `now`; false when it was taken before

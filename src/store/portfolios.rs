@@ -88,6 +88,22 @@ pub async fn granted_to(conn: &mut PgConnection, user: Uuid, team_members: bool)
     .await?)
 }
 
+/// Adds to `query` (a `SELECT` ending in its `WHERE` conditions) that the account
+/// `account_id` (an SQL expression naming one) is within `scope`: in one of its
+/// portfolios or in none. `None` is every account: nothing is added. The one place
+/// lists of what belongs to an account (plans, activities, overrides, job rows) follow
+/// the portfolio scope that reads by id follow.
+pub fn push_scope(query: &mut QueryBuilder<Postgres>, account_id: &str, scope: Option<&[Uuid]>) {
+    let Some(portfolios) = scope else { return };
+    query
+        .push(format_args!(
+            " AND EXISTS (SELECT 1 FROM accounts scoped WHERE scoped.id = {account_id}
+                          AND (scoped.portfolio_id IS NULL OR scoped.portfolio_id = ANY("
+        ))
+        .push_bind(portfolios.to_vec())
+        .push(")))");
+}
+
 /// Queues every account of the portfolio `id` for the index (each draws a new search
 /// version under its lock, as `fields::touch_holders` does).
 pub async fn touch_accounts(conn: &mut PgConnection, id: Uuid) -> Result<u64> {

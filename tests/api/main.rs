@@ -18,6 +18,7 @@ mod credentials;
 mod custom_search;
 mod custom_values;
 mod databases;
+mod delivery_guard;
 mod document_processing;
 mod document_retention;
 mod document_uploads;
