@@ -133,6 +133,9 @@ export function applyPaymentChanges(stats, changes, today = localDate()) {
   for (const change of changes) {
     const currency = stats.currencies.find((c) => c.currency === change.currency);
     if (!currency) return false;
+    // A payment on an account an agent does not work comes as a summary, without its
+    // method: the statistics are read again.
+    if (!change.from && change.method == null) return false;
     const day = localDate(new Date(change.received_at));
     const completed = (change.to === "completed" ? 1 : 0) - (change.from === "completed" ? 1 : 0);
     if (completed) {

@@ -46,6 +46,11 @@ pub struct Event {
     /// shared event reaches only those whose portfolios include it. Never on the wire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub portfolio_id: Option<Uuid>,
+    /// The agent the event's account was assigned to when the event was published or
+    /// replayed: they, and those who read every account, receive it in full; another
+    /// agent its summary (`crate::events::visibility`). Never on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_owner: Option<Uuid>,
 }
 
 impl Event {
@@ -131,6 +136,7 @@ mod tests {
             at: Utc::now(),
             account_deleted: false,
             portfolio_id: None,
+            account_owner: None,
         }
     }
 

@@ -10,9 +10,10 @@
 
 pub mod redis;
 pub mod relay;
+pub mod visibility;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -20,6 +21,8 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use crate::domain::event::Event;
+use crate::domain::principal::Principal;
+use crate::domain::privacy::Access;
 
 /// How many events a session may fall behind the hub before it is dropped as slow
 /// (the ring holds shared events, so this bounds memory for every session at once).
@@ -33,12 +36,39 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 /// and a client reads the statistics again.
 const STATS_CHANGES: usize = 200;
 
-/// An event on its way to sessions, serialised once for all of them: sessions share
-/// the same bytes (cloning is a reference count).
+type Text = tokio_tungstenite::tungstenite::Utf8Bytes;
+
+/// An event on its way to sessions, serialised once for all of them, in full and as its
+/// summary, each by the first session that sends it: sessions share the same bytes
+/// (cloning is a reference count).
 #[derive(Debug)]
 pub struct Outgoing {
     pub event: Event,
-    pub text: tokio_tungstenite::tungstenite::Utf8Bytes,
+    full: OnceLock<Text>,
+    /// The event's [summary](visibility::summary) (`None`: nothing).
+    summary: OnceLock<Option<Text>>,
+}
+
+impl Outgoing {
+    pub fn new(event: Event) -> Self {
+        Outgoing {
+            event,
+            full: OnceLock::new(),
+            summary: OnceLock::new(),
+        }
+    }
+
+    /// What of the event is sent to `reader` (to whom it is visible): the event, its
+    /// summary, or nothing ([`visibility::access`]).
+    pub fn text_for(&self, reader: &Principal) -> Option<Text> {
+        match visibility::access(reader, &self.event) {
+            Access::Full => Some(self.full.get_or_init(|| self.event.wire().into()).clone()),
+            Access::Summary => self
+                .summary
+                .get_or_init(|| visibility::summary(&self.event).map(|summary| summary.wire().into()))
+                .clone(),
+        }
+    }
 }
 
 /// This instance's end of the fan-out.
@@ -67,8 +97,7 @@ impl Events {
 
     /// Hands an event to this instance's sessions.
     pub fn deliver_local(&self, event: Event) {
-        let text = event.wire().into();
-        let _ = self.hub.send(Arc::new(Outgoing { event, text }));
+        let _ = self.hub.send(Arc::new(Outgoing::new(event)));
     }
 
     /// Publishes to every instance (through Redis when it is up), or locally.
@@ -93,6 +122,7 @@ impl Events {
             at: Utc::now(),
             account_deleted: false,
             portfolio_id: None,
+            account_owner: None,
         })
         .await;
     }
@@ -186,6 +216,7 @@ fn stats_updated(portfolio: Option<Uuid>, changes: Changes) -> Event {
         at: Utc::now(),
         account_deleted: false,
         portfolio_id: portfolio,
+        account_owner: None,
     }
 }
 

@@ -9,6 +9,10 @@
 //! What one user can cost: a socket's messages are paced ([`Pace`], `WS_MESSAGES_PER_SECOND`),
 //! a user's replays are budgeted across their sockets (`WS_REPLAYS_PER_MINUTE`), and a
 //! replay reads only the events the user may see ([`events::replay`]).
+//!
+//! What a user is sent of an event, live or replayed, is what they read of its account
+//! over REST: an agent gets the summary of a shared event about an account they do not
+//! work ([`crate::events::visibility`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,14 +30,14 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::{Bytes, Message, Utf8Bytes};
 use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{HeaderValue, StatusCode, header};
 use warp::reply::Response;
 
-use crate::domain::event::{Event, valid_topic};
+use crate::domain::event::valid_topic;
 use crate::domain::principal::Principal;
 use crate::error::{Code, Error, Result};
 use crate::events::{Outgoing, SESSIONS_CHANGED};
@@ -477,20 +481,26 @@ impl Session {
         let last = missed.last().and_then(|e| e.id).unwrap_or(since);
         self.replayed.clear();
         let mut sent = 0;
-        for event in &missed {
-            if self.visible(event) {
-                self.deliver(Message::text(event.wire())).await?;
+        for marked in missed {
+            let outgoing = Outgoing::new(marked);
+            self.replayed.extend(outgoing.event.id);
+            if let Some(text) = self.text_of(&outgoing) {
+                self.deliver(Message::Text(text)).await?;
                 sent += 1;
             }
-            self.replayed.extend(event.id);
         }
         self.reply("replay.done", json!({"since": since, "until": last, "sent": sent, "more": more}))
     }
 
-    fn visible(&self, event: &Event) -> bool {
-        self.authed
-            .as_ref()
-            .is_some_and(|a| event.visible_to(&a.principal, &self.topics, self.scope.as_deref()))
+    /// What this session's user is sent of `outgoing`: nothing when it is not
+    /// [visible](crate::domain::event::Event::visible_to) to them, else as much as they
+    /// read of its account.
+    fn text_of(&self, outgoing: &Outgoing) -> Option<Utf8Bytes> {
+        let principal = &self.authed.as_ref()?.principal;
+        if !outgoing.event.visible_to(principal, &self.topics, self.scope.as_deref()) {
+            return None;
+        }
+        outgoing.text_for(principal)
     }
 
     /// `principal`'s portfolios now, or `otherwise` when they cannot be read (at sign-in
@@ -516,11 +526,12 @@ impl Session {
             self.state.auth().forget_sessions();
             return self.recheck().await;
         }
-        if !self.visible(event) || event.id.is_some_and(|id| self.replayed.contains(&id)) {
+        if event.id.is_some_and(|id| self.replayed.contains(&id)) {
             return Ok(());
         }
+        let Some(text) = self.text_of(outgoing) else { return Ok(()) };
         self.first_live = self.first_live.or(event.id);
-        self.deliver(Message::Text(outgoing.text.clone())).await
+        self.deliver(Message::Text(text)).await
     }
 
     /// Queues an event, waiting (bounded) for room: a replay of a thousand events or a

@@ -176,6 +176,7 @@ impl Sessions<'_> {
                 at,
                 account_deleted: false,
                 portfolio_id: None,
+                account_owner: None,
             })
             .await;
     }

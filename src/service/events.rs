@@ -16,9 +16,11 @@ pub async fn latest_id(pool: &PgPool) -> Result<Option<i64>> {
 }
 
 /// Up to `limit` committed events after `after` and before `before` (when given), oldest
-/// first: events addressed to `caller`, and, for a role that may read accounts, the
-/// shared events of `topics`. The caller sends only those [`Event::visible_to`] them
-/// with their [`scope`] (the page's size tells a client whether to ask for more).
+/// first, each with its account's owner now: events addressed to `caller`, and, for a
+/// role that may read accounts, the shared events of `topics`. The caller sends only
+/// those [visible](crate::domain::event::Event::visible_to) to them with their
+/// [`scope`], as much of each as [`crate::events::visibility::access`] allows (the
+/// page's size tells a client whether to ask for more).
 pub async fn replay(
     pool: &PgPool,
     caller: &Principal,

@@ -31,6 +31,7 @@ impl From<EventRow> for Event {
             at: row.created_at,
             account_deleted: false,
             portfolio_id: None,
+            account_owner: None,
         }
         .normalized()
     }
@@ -62,7 +63,7 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64
     .fetch_all(&mut *conn)
     .await?;
     let ids = rows.iter().map(|r| r.id).collect();
-    let mut events: Vec<Event> = rows
+    let events: Vec<Event> = rows
         .into_iter()
         .filter_map(|r| {
             Some(EventRow {
@@ -76,35 +77,39 @@ pub async fn unpublished(conn: &mut PgConnection, limit: i64) -> Result<(Vec<i64
         })
         .map(Event::from)
         .collect();
-    mark_accounts(conn, &mut events).await?;
-    Ok((ids, events))
+    Ok((ids, mark_accounts(conn, events).await?))
 }
 
-/// Marks each event with what its account is now: soft-deleted (only those who may read
-/// deleted accounts receive it) and in which portfolio (only those who work it do), live
-/// or replayed.
-async fn mark_accounts(conn: &mut PgConnection, events: &mut [Event]) -> Result<()> {
+/// Marks each event with what its account is now, read for a whole page in one query:
+/// soft-deleted (only those who may read deleted accounts receive it), in which
+/// portfolio (only those who work it do) and assigned to whom (who reads it in full),
+/// live or replayed.
+async fn mark_accounts(conn: &mut PgConnection, events: Vec<Event>) -> Result<Vec<Event>> {
     let mut accounts: Vec<Uuid> = events.iter().filter_map(Event::account_id).collect();
     if accounts.is_empty() {
-        return Ok(());
+        return Ok(events);
     }
     accounts.sort_unstable();
     accounts.dedup();
-    let found: Vec<(Uuid, bool, Option<Uuid>)> =
-        sqlx::query_as("SELECT id, deleted_at IS NOT NULL, portfolio_id FROM accounts WHERE id = ANY($1)")
+    let found: Vec<(Uuid, bool, Option<Uuid>, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, deleted_at IS NOT NULL, portfolio_id, assigned_agent_id FROM accounts WHERE id = ANY($1)")
             .bind(&accounts)
             .fetch_all(conn)
             .await?;
-    let found: std::collections::HashMap<Uuid, (bool, Option<Uuid>)> = found
+    let found: std::collections::HashMap<Uuid, (bool, Option<Uuid>, Option<Uuid>)> = found
         .into_iter()
-        .map(|(id, deleted, portfolio)| (id, (deleted, portfolio)))
+        .map(|(id, deleted, portfolio, owner)| (id, (deleted, portfolio, owner)))
         .collect();
-    for event in events.iter_mut() {
-        let (deleted, portfolio) = event.account_id().and_then(|id| found.get(&id).copied()).unwrap_or_default();
-        event.account_deleted = deleted;
-        event.portfolio_id = portfolio;
-    }
-    Ok(())
+    Ok(events
+        .into_iter()
+        .map(|mut event| {
+            let (deleted, portfolio, owner) = event.account_id().and_then(|id| found.get(&id).copied()).unwrap_or_default();
+            event.account_deleted = deleted;
+            event.portfolio_id = portfolio;
+            event.account_owner = owner;
+            event
+        })
+        .collect())
 }
 
 pub async fn mark_published(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
@@ -150,9 +155,8 @@ pub async fn replay(pool: &PgPool, audience: &Audience<'_>, after: i64, before: 
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-    let mut events: Vec<Event> = rows.into_iter().map(Event::from).collect();
-    mark_accounts(&mut conn, &mut events).await?;
-    Ok(events)
+    let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
+    mark_accounts(&mut conn, events).await
 }
 
 /// The id of the latest committed event, if any is kept.
