@@ -220,13 +220,16 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
 
 #[utoipa::path(get, path = "/api/v1/imports/{id}/errors", tag = "imports", operation_id = "list_import_errors",
     params(("id" = Uuid, Path, description = "The import job's id"), PageQuery),
-    responses((status = 200, description = "The rejected rows with their errors, in file order", body = ListPage<Failure>)))]
+    responses(
+        (status = 200, description = "The rejected rows with their errors, in file order", body = ListPage<Failure>),
+        (status = 403, description = "`forbidden`: another user's import, whose rows only its maker and admins read"),
+    ))]
 /// The rejected rows with their errors, in file order.
 async fn errors(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::<i32>::from_query(&raw)?;
     let job = service::visible(state.pool(), &caller, id).await?;
-    let rows = jobs::failures(state.pool(), &job, page.after, page.fetch()).await?;
-    let body = page.finish(rows, job.failed, |(seq, _)| *seq, |(_, row)| Ok(row))?;
+    let (rows, total) = jobs::failures(state.pool(), &caller, &job, page.after, page.fetch()).await?;
+    let body = page.finish(rows, total, |(seq, _)| *seq, |(_, row)| Ok(row))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 
@@ -242,8 +245,11 @@ fn xlsx_response(bytes: Vec<u8>, name: &str) -> Response {
 
 #[utoipa::path(get, path = "/api/v1/imports/{id}/errors.xlsx", tag = "imports", operation_id = "download_import_errors",
     params(("id" = Uuid, Path, description = "The import job's id")),
-    responses((status = 200, description = "The rejected rows as uploaded, plus a column saying what to fix",
-        content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes)))]
+    responses(
+        (status = 200, description = "The rejected rows as uploaded, plus a column saying what to fix",
+            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", body = FileBytes),
+        (status = 403, description = "`forbidden`: another user's import, whose rows only its maker and admins read"),
+    ))]
 /// The rejected rows as uploaded, plus a column saying what to fix.
 async fn errors_xlsx(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     let bytes = service::rejected_workbook(state.pool(), &caller, id).await?;

@@ -91,13 +91,17 @@ async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
 
 #[utoipa::path(get, path = "/api/v1/jobs/{id}/failures", tag = "jobs", operation_id = "list_job_failures",
     params(("id" = Uuid, Path, description = "The job's id"), PageQuery),
-    responses((status = 200, description = "The rows the job could not change, in order", body = ListPage<Failure>)))]
+    responses(
+        (status = 200, description = "The rows the job could not change, in order; for a manager reading another \
+            user's bulk update, those of accounts within their portfolios", body = ListPage<Failure>),
+        (status = 403, description = "`forbidden`: another user's import or document upload, whose rows only its maker and admins read"),
+    ))]
 /// The rows a job could not change, with the reason, in order.
 async fn failures(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
     let page = PageRequest::<i32>::from_query(&raw)?;
     let job = service::visible_job(state.pool(), &caller, id).await?;
-    let rows = service::failures(state.pool(), &job, page.after, page.fetch()).await?;
-    let body = page.finish(rows, job.failed, |(seq, _)| *seq, |(_, row)| Ok(row))?;
+    let (rows, total) = service::failures(state.pool(), &caller, &job, page.after, page.fetch()).await?;
+    let body = page.finish(rows, total, |(seq, _)| *seq, |(_, row)| Ok(row))?;
     Ok(api::json(StatusCode::OK, &body))
 }
 

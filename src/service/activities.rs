@@ -12,6 +12,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::service::Window;
 use crate::service::accounts::{lock_for, readable};
 use crate::service::compliance;
+use crate::service::portfolios;
 use crate::store::activities::{self, ActivityFilter};
 
 use crate::store::accounts::AccountRow;
@@ -101,6 +102,7 @@ pub async fn list(pool: &PgPool, caller: &Principal, filter: &ActivityFilter, wi
     caller.require(Action::ReadAccounts)?;
     let filter = ActivityFilter {
         visible_to: (!caller.can(Action::ReadAnyAccount)).then_some(caller.user_id),
+        scope: portfolios::search_scope(pool, caller).await?,
         ..filter.clone()
     };
     let rows = activities::list(pool, &filter, window.after, window.limit).await?;

@@ -19,7 +19,7 @@ use crate::import::columns::{Column, Mapping, template_columns};
 use crate::import::write::{error_workbook, template_workbook};
 use crate::import::{self, Refusal, RowError};
 use crate::import::{Row, Sheet};
-use crate::service::jobs::{JobView, Queued, visible_job};
+use crate::service::jobs::{JobView, Queued, rows_scope, visible_job};
 use crate::service::{fields, idempotency};
 use crate::store;
 use crate::store::imports;
@@ -207,6 +207,7 @@ pub async fn visible(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<JobR
 /// as a workbook.
 pub async fn rejected_workbook(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<Vec<u8>> {
     let job = visible(pool, caller, id).await?;
+    rows_scope(pool, caller, &job).await?;
     let params: ImportParams = serde_json::from_value(job.params.0.clone()).map_err(anyhow::Error::from)?;
     let rows = imports::failed_all(pool, job.id).await?;
     let headers = params.headers;

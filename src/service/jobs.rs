@@ -17,6 +17,7 @@ use crate::search::SearchIndex;
 use crate::service::Window;
 use crate::service::accounts::{self, check_assignee, check_portfolio};
 use crate::service::idempotency::{self, Replay};
+use crate::service::portfolios;
 use crate::store::jobs;
 use crate::store::{document_uploads, imports};
 
@@ -97,9 +98,59 @@ pub enum Failure {
     },
 }
 
+/// Which of a job's rows `caller` reads: its maker and admins every one; a manager
+/// another user's bulk update's rows of the accounts within their scope, and no row of
+/// another user's import or document upload (its rows are the uploader's file, naming
+/// accounts of any portfolio).
+pub async fn rows_scope(pool: &PgPool, caller: &Principal, job: &JobRow) -> Result<Option<Vec<Uuid>>> {
+    if job.created_by == caller.user_id {
+        return Ok(None);
+    }
+    let scope = portfolios::search_scope(pool, caller).await?;
+    if scope.is_some() && job.kind != JobKind::BulkUpdate {
+        return Err(Error::forbidden(
+            "only the user who uploaded this file and admins read its rows: they name accounts of any portfolio",
+        ));
+    }
+    Ok(scope)
+}
+
 /// Up to `limit` of the rows `job` could not change after the row `after`, in order,
-/// each with its sequence number.
-pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Failure)>> {
+/// each with its sequence number, and how many there are: those `caller` may read
+/// ([`rows_scope`]).
+pub async fn failures(
+    pool: &PgPool,
+    caller: &Principal,
+    job: &JobRow,
+    after: Option<i32>,
+    limit: i64,
+) -> Result<(Vec<(i32, Failure)>, i64)> {
+    let scope = rows_scope(pool, caller, job).await?;
+    if let Some(scope) = scope {
+        let rows = jobs::failures(pool, job.id, Some(&scope), after, limit).await?;
+        return Ok((account_failures(rows), jobs::count_failures(pool, job.id, &scope).await?));
+    }
+    Ok((all_failures(pool, job, after, limit).await?, job.failed))
+}
+
+/// A bulk update's failed rows as the API shows them.
+fn account_failures(rows: Vec<(i32, Uuid, String)>) -> Vec<(i32, Failure)> {
+    rows.into_iter()
+        .map(|(seq, account_id, error)| {
+            (
+                seq,
+                Failure::Account {
+                    row: seq,
+                    account_id,
+                    error,
+                },
+            )
+        })
+        .collect()
+}
+
+/// [`failures`] of every row.
+async fn all_failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Failure)>> {
     if job.kind == JobKind::Import {
         let rows = imports::failed(pool, job.id, after.unwrap_or(0), limit).await?;
         return Ok(rows
@@ -122,20 +173,7 @@ pub async fn failures(pool: &PgPool, job: &JobRow, after: Option<i32>, limit: i6
             })
             .collect());
     }
-    let rows = jobs::failures(pool, job.id, after, limit).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, account_id, error)| {
-            (
-                seq,
-                Failure::Account {
-                    row: seq,
-                    account_id,
-                    error,
-                },
-            )
-        })
-        .collect())
+    Ok(account_failures(jobs::failures(pool, job.id, None, after, limit).await?))
 }
 
 /// The caller's jobs (every job for managers and admins), newest first, and how many.

@@ -15,12 +15,12 @@ use crate::domain::money::{Currency, CurrencyAmount};
 use crate::domain::payment::{CreatePayment, MAX_FAILURE_REASON_LEN, Method, NewPayment, PatchPayment, PaymentStatus, SimulatedOutcome};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::PaymentQuery;
+use crate::domain::search::{AgentFilter, PaymentQuery};
 use crate::error::{Code, Error, FieldError, Result};
 use crate::lists::payments::{self as payment_list, PaymentStats};
 use crate::search::{SearchIndex, SearchPage};
 use crate::service::Window;
-use crate::service::accounts::{get_for, readable};
+use crate::service::accounts::{get_for, readable, readable_as};
 use crate::service::idempotency::{self, Replay};
 use crate::service::portfolios;
 use crate::store;
@@ -372,15 +372,26 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
 pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PaymentRow> {
     caller.require(Action::ReadAccounts)?;
     let row = payments::get_visible(pool, id).await?.ok_or_else(|| Error::not_found("payment"))?;
-    get_for(pool, caller, row.account_id, "payment").await?;
+    readable_as(pool, caller, row.account_id, "payment").await?;
     Ok(row)
 }
 
 /// The index query `raw` (the payments list grammar) asks for `caller`, limited to the
-/// payments of the accounts `caller` sees by their portfolio.
+/// payments of the accounts `caller` sees by their portfolio and, for an agent, of the
+/// accounts assigned to them (what they read by id): asking for another agent's or the
+/// unassigned accounts' payments is refused.
 pub async fn query(pool: &PgPool, caller: &Principal, raw: &str) -> Result<PaymentQuery> {
     let mut query = payment_list::parse(raw, caller)?;
     query.portfolio_scope = portfolios::search_scope(pool, caller).await?;
+    if !caller.can(Action::ReadAnyAccount) {
+        let own = AgentFilter::Agent(caller.user_id);
+        if query.agent.is_some_and(|asked| asked != own) {
+            return Err(Error::forbidden(
+                "an agent reads the payments of the accounts assigned to them only",
+            ));
+        }
+        query.agent = Some(own);
+    }
     Ok(query)
 }
 

@@ -11,7 +11,8 @@ use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
 use crate::service::Window;
-use crate::service::accounts::{get_for, lock_for, readable};
+use crate::service::accounts::{lock_for, readable, readable_as};
+use crate::service::portfolios;
 use crate::store::plans::{self, PlanFilter};
 use crate::store::{self, accounts};
 
@@ -80,7 +81,7 @@ pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<(PlanRow
     let mut conn = pool.acquire().await?;
     let row = plans::get(&mut conn, id).await?.ok_or_else(|| Error::not_found("plan"))?;
     drop(conn);
-    get_for(pool, caller, row.account_id, "plan").await?;
+    readable_as(pool, caller, row.account_id, "plan").await?;
     let instalments = plans::instalments(pool, id).await?;
     Ok((row, instalments))
 }
@@ -98,6 +99,11 @@ pub async fn for_account(pool: &PgPool, caller: &Principal, account_id: Uuid, wi
 /// Plans of live accounts matching `filter`, newest first, and how many match.
 pub async fn list(pool: &PgPool, caller: &Principal, filter: &PlanFilter, window: Window) -> Result<(Vec<PlanRow>, i64)> {
     caller.require(Action::ReadAccounts)?;
-    let rows = plans::list(pool, filter, window.after, window.limit).await?;
-    Ok((rows, plans::count(pool, filter).await?))
+    let filter = PlanFilter {
+        scope: portfolios::search_scope(pool, caller).await?,
+        worked_by: (!caller.can(Action::ReadAnyAccount)).then_some(caller.user_id),
+        ..filter.clone()
+    };
+    let rows = plans::list(pool, &filter, window.after, window.limit).await?;
+    Ok((rows, plans::count(pool, &filter).await?))
 }

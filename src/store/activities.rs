@@ -68,6 +68,9 @@ pub struct ActivityFilter {
     /// Only those this user logged or that are on accounts assigned to them (an agent's
     /// reach, docs/security.md#what-an-agent-reads).
     pub visible_to: Option<Uuid>,
+    /// Only activities of accounts in these portfolios or in none (`None`: every
+    /// account): the caller's scope.
+    pub scope: Option<Vec<Uuid>>,
 }
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
@@ -88,6 +91,7 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &ActivityFilter) {
             .push_bind(user)
             .push("))");
     }
+    super::portfolios::push_scope(qb, "activities.account_id", filter.scope.as_deref());
     if !filter.types.is_empty() {
         qb.push(" AND type = ANY(").push_bind(filter.types.clone()).push(")");
     }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
-use sqlx::{FromRow, PgConnection, PgPool};
+use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::job::{JobKind, JobStatus};
@@ -198,14 +198,32 @@ pub async fn finish(pool: &PgPool, job: Uuid, status: JobStatus, result: Option<
 }
 
 /// Failed items of a job with their reasons, in order.
-pub async fn failures(pool: &PgPool, job: Uuid, after: Option<i32>, limit: i64) -> Result<Vec<(i32, Uuid, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT seq, account_id, coalesce(error, '') FROM job_items
-         WHERE job_id = $1 AND outcome = 'failed' AND ($2::int IS NULL OR seq > $2) ORDER BY seq LIMIT $3",
-    )
-    .bind(job)
-    .bind(after)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
+/// The failed rows of `job` (of accounts within `scope`, as
+/// [`super::portfolios::push_scope`] reads it) after `after`, in order.
+pub async fn failures(
+    pool: &PgPool,
+    job: Uuid,
+    scope: Option<&[Uuid]>,
+    after: Option<i32>,
+    limit: i64,
+) -> Result<Vec<(i32, Uuid, String)>> {
+    let mut query = failed_items("SELECT seq, account_id, coalesce(error, '') FROM job_items", job, scope);
+    if let Some(after) = after {
+        query.push(" AND seq > ").push_bind(after);
+    }
+    query.push(" ORDER BY seq LIMIT ").push_bind(limit);
+    Ok(query.build_query_as().fetch_all(pool).await?)
+}
+
+/// How many rows of `job` on accounts within `scope` failed.
+pub async fn count_failures(pool: &PgPool, job: Uuid, scope: &[Uuid]) -> Result<i64> {
+    let mut query = failed_items("SELECT count(*) FROM job_items", job, Some(scope));
+    Ok(query.build_query_scalar().fetch_one(pool).await?)
+}
+
+fn failed_items(select: &str, job: Uuid, scope: Option<&[Uuid]>) -> QueryBuilder<Postgres> {
+    let mut query = QueryBuilder::new(select);
+    query.push(" WHERE job_id = ").push_bind(job).push(" AND outcome = 'failed'");
+    super::portfolios::push_scope(&mut query, "job_items.account_id", scope);
+    query
 }

@@ -120,6 +120,12 @@ pub struct PlanFilter {
     pub statuses: Vec<PlanStatus>,
     pub account_ids: Vec<Uuid>,
     pub agent: Option<AgentFilter>,
+    /// Only plans of accounts in these portfolios or in none (`None`: every account),
+    /// as [`super::portfolios::push_scope`] reads it: the caller's scope.
+    pub scope: Option<Vec<Uuid>>,
+    /// Only plans of accounts assigned to this user (an agent's reach,
+    /// docs/security.md#what-an-agent-reads).
+    pub worked_by: Option<Uuid>,
 }
 
 fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &PlanFilter) {
@@ -139,6 +145,10 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &PlanFilter) {
         }
         None => {}
     }
+    if let Some(user) = filter.worked_by {
+        qb.push(" AND a.assigned_agent_id = ").push_bind(user);
+    }
+    super::portfolios::push_scope(qb, "p.account_id", filter.scope.as_deref());
 }
 
 /// Newest first, after a keyset position.

@@ -645,7 +645,12 @@ async fn lists_exports_and_bulk_updates_keep_to_the_callers_portfolios() {
         (&outsider, sorted(&[in_none])),
     ] {
         assert_eq!(listed(user.token.clone(), "/api/v1/accounts").await, seen);
-        assert_eq!(listed(user.token.clone(), "/api/v1/payments").await, seen);
+    }
+    // Payments: a manager those of their portfolios; an agent only those of the accounts
+    // assigned to them, and none of these is (list_scope.rs).
+    assert_eq!(listed(manager.token.clone(), "/api/v1/payments").await, sorted(&[in_acme, in_none]));
+    for user in [&agent, &outsider] {
+        assert_eq!(listed(user.token.clone(), "/api/v1/payments").await, Vec::<String>::new());
     }
     let (_, stats) = status_json(app.get("/api/v1/payments/stats", &outsider.token).await).await;
     assert_eq!(stats["currencies"][0]["today"]["count"], 1, "{stats}");
@@ -658,8 +663,9 @@ async fn lists_exports_and_bulk_updates_keep_to_the_callers_portfolios() {
         .unwrap();
     assert!(csv.contains("Acme Person") && csv.contains("Free Person"), "{csv}");
     assert!(!csv.contains("Zenith Person"), "{csv}");
-    let csv = app.get("/api/v1/payments/export", &outsider.token).await.text().await.unwrap();
-    assert!(csv.contains("Free Person") && !csv.contains("Acme Person"), "{csv}");
+    let csv = app.get("/api/v1/payments/export", &manager.token).await.text().await.unwrap();
+    assert!(csv.contains("Free Person") && csv.contains("Acme Person"), "{csv}");
+    assert!(!csv.contains("Zenith Person"), "{csv}");
 
     // A bulk update by filter selects what the submitter sees; by id, the others are
     // refused as not found.

@@ -753,7 +753,7 @@ async fn roles_decide_who_pays_and_who_refunds() {
 async fn payments_list_newest_first_with_cursor_and_read_back() {
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
-    let agent = app.user(Role::Agent).await;
+    let viewer = app.user(Role::Viewer).await;
     let account = app
         .account(&manager.token, json!({"original_balance": "1000.00", "due_date": future_due()}))
         .await;
@@ -806,7 +806,7 @@ async fn payments_list_newest_first_with_cursor_and_read_back() {
         assert!(payment["failure_reason"].is_null());
         assert_eq!(payment["created_by"], json!(manager.id));
 
-        let (status, read) = status_json(app.get(&location, &agent.token).await).await;
+        let (status, read) = status_json(app.get(&location, &viewer.token).await).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(read, payment, "GET /payments/{{id}} returns what POST did");
         created.push((at, pid));
@@ -982,7 +982,7 @@ async fn payments_search_filters_sorts_and_facets() {
     }
     let search = |query: String| {
         let app = &app;
-        let token = agent.token.clone();
+        let token = manager.token.clone();
         async move {
             let (status, page) = status_json(app.get(&format!("/api/v1/payments?{query}"), &token).await).await;
             assert_eq!(status, StatusCode::OK, "{query}: {page}");
@@ -1032,11 +1032,14 @@ async fn payments_search_filters_sorts_and_facets() {
         ("min_amount=50&max_amount=150", vec![5, 2, 0]),
         ("account_id=ACCOUNT_M", vec![2, 1, 0]),
         ("account_id=ACCOUNT_O&status=completed", vec![5, 3]),
-        ("assigned_agent_id=me", vec![2, 1, 0]),
+        ("assigned_agent_id=AGENT", vec![2, 1, 0]),
         ("assigned_agent_id=unassigned", vec![5, 4, 3]),
         ("q=whitfeld&method=ach", vec![1]),
     ] {
-        let query = query.replace("ACCOUNT_M", &m).replace("ACCOUNT_O", &o);
+        let query = query
+            .replace("ACCOUNT_M", &m)
+            .replace("ACCOUNT_O", &o)
+            .replace("AGENT", &agent.id.to_string());
         let page = search(query.clone()).await;
         let want: Vec<String> = want.into_iter().map(|i: usize| p[i].clone()).collect();
         assert_eq!(page["total"], want.len(), "{query}");
@@ -1045,6 +1048,15 @@ async fn payments_search_filters_sorts_and_facets() {
     let from = ts(now - Duration::minutes(200));
     let to = ts(now - Duration::minutes(90));
     assert_eq!(ids(&search(format!("from={from}&to={to}")).await), [p[3].clone(), p[2].clone()]);
+    // An agent lists the payments of the accounts assigned to them, as they read them by
+    // id, and is refused the others' (list_scope.rs).
+    for query in ["", "?assigned_agent_id=me", &format!("?assigned_agent_id={}", agent.id)] {
+        let (status, page) = status_json(app.get(&format!("/api/v1/payments{query}"), &agent.token).await).await;
+        assert_eq!(status, StatusCode::OK, "{query}: {page}");
+        assert_eq!(ids(&page), [p[2].clone(), p[1].clone(), p[0].clone()], "{query}");
+    }
+    let refused = app.get("/api/v1/payments?assigned_agent_id=unassigned", &agent.token).await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "forbidden").await;
 
     let mut seen = Vec::new();
     let mut query = "page_size=4".to_owned();

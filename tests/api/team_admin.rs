@@ -458,7 +458,7 @@ async fn a_queued_move_leaves_an_account_reassigned_meanwhile_where_it_went() {
     for (id, owner) in owners {
         assert_eq!(owner, if id == ids[0] { other } else { to }, "{id}");
     }
-    let failures = jobs::failures(&pool, job.id, None, 10).await.unwrap();
+    let failures = jobs::failures(&pool, job.id, None, None, 10).await.unwrap();
     assert_eq!(failures.len(), 1);
     assert_eq!(failures[0].1, ids[0]);
     assert!(failures[0].2.contains("no longer assigned"), "{failures:?}");
