@@ -310,9 +310,11 @@ pub struct Settings {
     pub document_bulk_max_bytes: u64,
 
     /// Days a document's bytes are kept after it is deleted, or after its account is
-    /// deleted or last changed in a final status (paid, settled, closed); then they are
-    /// removed and the row marked purged. 0 (the default) keeps them for ever.
-    #[arg(long, env = "DOCUMENT_RETENTION_DAYS", default_value_t = 0, global = true)]
+    /// deleted, or after the last collection activity on an account in a final status
+    /// (paid, settled, closed); then they are removed and the row marked purged. 0 (the
+    /// default) keeps them for ever; otherwise at least 1096 (Regulation F §1006.100
+    /// keeps records three years after the last collection activity).
+    #[arg(long, env = "DOCUMENT_RETENTION_DAYS", default_value_t = 0, value_parser = document_retention_days, global = true)]
     pub document_retention_days: u32,
 
     /// The program that reads a document for processing (page count, thumbnail, text),
@@ -542,6 +544,21 @@ impl Settings {
 
 /// `PAYMENT_LINK_TEMPLATE`: an http(s) URL of at most 500 characters holding
 /// `{account_number}`.
+/// `DOCUMENT_RETENTION_DAYS`: 0 (for ever) or three years and more.
+fn document_retention_days(text: &str) -> Result<u32, String> {
+    match text.trim().parse::<u32>() {
+        Ok(days) if days == 0 || (MIN_DOCUMENT_RETENTION_DAYS..=36_500).contains(&days) => Ok(days),
+        Ok(_) => Err(format!(
+            "must be 0 (keep every document) or {MIN_DOCUMENT_RETENTION_DAYS} to 36500 days: Regulation F \
+             (12 CFR 1006.100) keeps records three years after the last collection activity"
+        )),
+        Err(_) => Err("must be a whole number of days".to_owned()),
+    }
+}
+
+/// The shortest document retention an operator may set: three years and a day.
+pub const MIN_DOCUMENT_RETENTION_DAYS: u32 = 1096;
+
 fn payment_link_template(text: &str) -> Result<String, String> {
     let text = text.trim();
     if !(text.starts_with("https://") || text.starts_with("http://")) {

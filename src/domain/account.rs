@@ -283,6 +283,15 @@ pub fn leaves_dispute(current: AccountStatus, next: Option<AccountStatus>) -> bo
     current == AccountStatus::Disputed && next.is_some_and(|next| next != AccountStatus::Disputed)
 }
 
+/// Whether moving an account in `current` status with `balance` owed to `next` resolves
+/// it (`paid`, `settled`, `closed`) while something is still owed.
+pub fn resolves_owing(current: AccountStatus, balance: Decimal, next: Option<AccountStatus>) -> bool {
+    balance > Decimal::ZERO && next.is_some_and(|next| next.is_resolved() && next != current)
+}
+
+/// Why a role without `ResolveOwingAccount` is refused such a status.
+pub const RESOLVE_OWING_REFUSAL: &str = "only a manager or admin may close, settle or mark paid an account while a balance is owed";
+
 /// Why a role that may not lift legal blocks is refused `field`.
 pub fn lift_refusal(field: &str) -> &'static str {
     if field == "status" {
@@ -358,10 +367,15 @@ fn bounded_text(text: &str) -> Result<String, String> {
     }
 }
 
+/// A debtor's name: shown as one line on every screen and filled into messages (an
+/// email's subject among them), so nothing in it may break or reorder a line.
 fn debtor_name(text: &str) -> Result<String, String> {
     match text.trim() {
         "" => Err("must not be empty".to_owned()),
-        name => bounded_text(name),
+        name => {
+            super::text::check_one_line(name)?;
+            bounded_text(name)
+        }
     }
 }
 

@@ -44,14 +44,15 @@ pub fn stored_name(given: Option<&str>) -> Result<String, String> {
 }
 
 /// The name a file of `kind` kept as `name` is downloaded under: the last path
-/// component only, control characters replaced, no leading dots (no hidden file), and
+/// component only, characters that break or reorder a line replaced (controls, U+202E:
+/// `crate::domain::text::breaks_line`), no leading dots (no hidden file), and
 /// ending in an extension of its kind (a text file named `page.html` downloads as
 /// `page.html.txt`, so no program opens it for what its name claims).
 pub fn download_name(name: &str, kind: Kind) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
     let cleaned: String = last
         .chars()
-        .map(|c| if c.is_control() { '_' } else { c })
+        .map(|c| if super::text::breaks_line(c) { '_' } else { c })
         .collect::<String>()
         .trim()
         .trim_start_matches('.')

@@ -70,6 +70,10 @@ pub enum Action {
     /// or `cease_communication`, or move an account out of `disputed`. Anyone who works
     /// an account may set them.
     LiftContactBlocks,
+    /// Move an account into a status where nothing is owed (`paid`, `settled`,
+    /// `closed`) while its balance is above zero: writing a debt off is a manager's
+    /// decision, and a closed account's documents start towards their retention.
+    ResolveOwingAccount,
     /// Let one contact attempt through the compliance guard, verify a dispute, and read
     /// the overrides.
     OverrideContact,
@@ -121,6 +125,7 @@ const PERMISSIONS: &[(Action, &[Role])] = &[
     (Action::ReversePayment, &[Role::Admin, Role::Manager]),
     (Action::DeleteDocument, &[Role::Admin, Role::Manager]),
     (Action::LiftContactBlocks, &[Role::Admin, Role::Manager]),
+    (Action::ResolveOwingAccount, &[Role::Admin, Role::Manager]),
     (Action::OverrideContact, &[Role::Admin, Role::Manager]),
     (Action::SuperviseQueues, &[Role::Admin, Role::Manager]),
     (Action::ManageUsers, &[Role::Admin]),

@@ -449,7 +449,6 @@ async fn thumbnail(id: Uuid, caller: Principal, state: AppState) -> Result<Respo
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
     Ok(response)
 }
 

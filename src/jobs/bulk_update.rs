@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::domain::account::{MAX_TAGS, leaves_dispute, lift_refusal};
+use crate::domain::account::{MAX_TAGS, RESOLVE_OWING_REFUSAL, leaves_dispute, lift_refusal, resolves_owing};
 use crate::domain::bulk::{BulkParams, BulkPatch};
 use crate::domain::custom_field::Catalog;
 use crate::domain::portfolio::{NOT_GRANTED, Scope};
@@ -82,6 +82,8 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
         .filter(|role| permitted(*role, &params.patch));
     // Agents may dispute accounts in bulk, never move them out of dispute.
     let may_lift = role.is_some_and(|role| allows(role, Action::LiftContactBlocks));
+    // Nor close, settle or mark paid an account that still owes.
+    let may_resolve_owing = role.is_some_and(|role| allows(role, Action::ResolveOwingAccount));
     let scope = match role {
         Some(role) => portfolios::scope_of(&mut tx, params.actor, role).await?,
         None => Scope::Granted(Vec::new()),
@@ -101,6 +103,9 @@ pub async fn run_chunk(pool: &PgPool, job: Uuid, params: &BulkParams) -> Result<
                 Some("no longer assigned to the agent whose accounts were moved".to_owned())
             }
             Some(row) if !may_lift && leaves_dispute(row.status, params.patch.status) => Some(lift_refusal("status").to_owned()),
+            Some(row) if !may_resolve_owing && resolves_owing(row.status, row.current_balance, params.patch.status) => {
+                Some(RESOLVE_OWING_REFUSAL.to_owned())
+            }
             Some(row) => {
                 let agent = params.patch.assign.unwrap_or(row.assigned_agent_id);
                 let portfolio = params.patch.portfolio.unwrap_or(row.portfolio_id);

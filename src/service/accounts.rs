@@ -6,7 +6,7 @@ use phonenumber::country;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, lift_refusal};
+use crate::domain::account::{AccountFields, CreateAccount, PatchAccount, RESOLVE_OWING_REFUSAL, lift_refusal, resolves_owing};
 use crate::domain::document::AccountDoc;
 use crate::domain::portfolio::{NOT_GRANTED, NOT_YOURS_TO_PLACE};
 use crate::domain::principal::Principal;
@@ -214,6 +214,9 @@ fn authorize_patch(caller: &Principal, current: &AccountRow, before: &AccountFie
     if !caller.can(Action::LiftContactBlocks) {
         let lifted = patch.lifted_blocks(before).into_iter();
         refused.extend(lifted.map(|f| FieldError::new(f, lift_refusal(f))));
+    }
+    if !caller.can(Action::ResolveOwingAccount) && resolves_owing(current.status, current.current_balance, patch.status) {
+        refused.push(FieldError::new("status", RESOLVE_OWING_REFUSAL));
     }
     if refused.is_empty() {
         return Ok(());

@@ -302,20 +302,22 @@ pub async fn set_next_action(tx: &mut sqlx::PgConnection, id: Uuid, at: DateTime
     Ok(())
 }
 
-/// A locked account: its id, assignee, status and portfolio.
+/// A locked account: its id, assignee, status, balance and portfolio.
 #[derive(sqlx::FromRow)]
 pub struct Locked {
     pub id: Uuid,
     pub assigned_agent_id: Option<Uuid>,
     pub status: AccountStatus,
+    pub current_balance: Decimal,
     pub portfolio_id: Option<Uuid>,
 }
 
-/// Locks the live accounts among `ids` in id order: each with its assignee, status and
-/// portfolio.
+/// Locks the live accounts among `ids` in id order: each with its assignee, status,
+/// balance and portfolio.
 pub async fn lock_assignees(tx: &mut sqlx::PgConnection, ids: &[Uuid]) -> Result<Vec<Locked>> {
     Ok(sqlx::query_as(
-        "SELECT id, assigned_agent_id, status, portfolio_id FROM accounts WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
+        "SELECT id, assigned_agent_id, status, current_balance, portfolio_id FROM accounts
+         WHERE id = ANY($1) AND deleted_at IS NULL ORDER BY id FOR UPDATE",
     )
     .bind(ids)
     .fetch_all(tx)

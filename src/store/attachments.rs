@@ -135,8 +135,10 @@ pub async fn soft_delete(conn: &mut PgConnection, id: Uuid, by: Uuid) -> Result<
 }
 
 /// Up to `limit` documents whose bytes are still kept though their retention ended at
-/// `cutoff`: deleted before it, or of an account deleted before it or last changed
-/// before it in a status where nothing is owed ([`AccountStatus::is_resolved`]).
+/// `cutoff`: deleted before it, or of an account deleted before it, or of an account in
+/// a status where nothing is owed ([`AccountStatus::is_resolved`]) whose last collection
+/// activity (its last change, contact logged or payment recorded) was before it. Work
+/// on an account only ever delays its documents' end.
 /// Locked, skipping those another pass holds; with their keys (the file's, the
 /// thumbnail's).
 pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64) -> Result<Vec<(Uuid, String, Option<String>)>> {
@@ -149,7 +151,9 @@ pub async fn expired(conn: &mut PgConnection, cutoff: DateTime<Utc>, limit: i64)
         "SELECT d.id, d.storage_key, d.thumbnail_key FROM account_documents d JOIN accounts a ON a.id = d.account_id
          WHERE d.purged_at IS NULL
            AND (d.deleted_at < $1 OR a.deleted_at < $1
-                OR (a.status IN ({}) AND a.updated_at < $1))
+                OR (a.status IN ({}) AND a.updated_at < $1
+                    AND NOT EXISTS (SELECT 1 FROM activities c WHERE c.account_id = a.id AND c.created_at >= $1)
+                    AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.account_id = a.id AND p.created_at >= $1)))
          ORDER BY d.id LIMIT $2 FOR UPDATE OF d SKIP LOCKED",
         resolved.join(", ")
     )))
@@ -294,15 +298,30 @@ pub struct Pending {
 /// whose process died).
 pub const CLAIM_LEASE: &str = "5 minutes";
 
-/// The live document waiting longest whose try is due, claimed: its try counted and
-/// put off by [`CLAIM_LEASE`], skipping those another worker holds.
+/// The next live document whose try is due, claimed: its try counted and put off by
+/// [`CLAIM_LEASE`], skipping those another worker holds. Uploaders take turns: a
+/// document's turn is its place among its uploader's due documents plus the uploader's
+/// documents in hand (claimed within the lease and not done), so each uploader's
+/// longest-waiting document goes before anyone's second, and one who uploads many files
+/// that each take the reader's whole CPU budget delays everyone else's by one file at
+/// most, not by all of theirs.
 pub async fn claim_pending(pool: &PgPool) -> Result<Option<Pending>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE account_documents SET processing_attempts = processing_attempts + 1,
-                process_after = now() + interval '{CLAIM_LEASE}'
-         WHERE id = (SELECT id FROM account_documents
-                     WHERE processing = 'pending' AND deleted_at IS NULL AND process_after <= now()
-                     ORDER BY process_after LIMIT 1 FOR UPDATE SKIP LOCKED)
+                process_after = now() + interval '{CLAIM_LEASE}', processing_claimed_at = now()
+         WHERE id = (WITH in_hand AS (SELECT uploaded_by, count(*) AS held FROM account_documents
+                                      WHERE processing = 'pending' AND deleted_at IS NULL AND process_after > now()
+                                        AND processing_claimed_at > now() - interval '{CLAIM_LEASE}'
+                                      GROUP BY uploaded_by)
+                     SELECT d.id FROM account_documents d
+                     JOIN (SELECT p.id, row_number() OVER (PARTITION BY p.uploaded_by ORDER BY p.process_after, p.id)
+                                        + coalesce(h.held, 0) AS turn
+                           FROM account_documents p
+                           LEFT JOIN in_hand h ON h.uploaded_by IS NOT DISTINCT FROM p.uploaded_by
+                           WHERE p.processing = 'pending' AND p.deleted_at IS NULL AND p.process_after <= now()) due
+                       ON due.id = d.id
+                     WHERE d.processing = 'pending' AND d.deleted_at IS NULL AND d.process_after <= now()
+                     ORDER BY due.turn, d.process_after, d.id LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
          RETURNING id, kind, storage_key, size, processing_attempts"
     )))
     .fetch_optional(pool)

@@ -362,7 +362,8 @@ async fn agent_field_refusal_names_the_fields() {
     let problem = assert_problem(response, StatusCode::FORBIDDEN, "field_forbidden").await;
     let mut fields = error_fields(&problem);
     fields.sort();
-    assert_eq!(fields, ["assigned_agent_id", "current_balance"]);
+    // `paid` with a balance owed is a manager's decision too (issue 75, item 8).
+    assert_eq!(fields, ["assigned_agent_id", "current_balance", "status"]);
     let (_, unchanged) = status_json(app.get(&path, &agent.token).await).await;
     assert_eq!(unchanged["status"], "active");
 }

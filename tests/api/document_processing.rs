@@ -107,6 +107,11 @@ async fn files_written_by_real_programs_get_pages_thumbnails_and_searchable_text
         assert_eq!(response.status(), StatusCode::OK, "{name}");
         assert_eq!(response.headers()["content-type"], "image/png");
         assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            response.headers()["cache-control"],
+            "no-store",
+            "a debtor's document is kept in no browser cache of a shared workstation"
+        );
         let png = response.bytes().await.unwrap();
         let thumbnail = image::load_from_memory_with_format(&png, image::ImageFormat::Png).unwrap();
         assert_eq!(
@@ -398,4 +403,46 @@ async fn a_document_deleted_while_its_answer_is_recorded_is_recorded_without_a_d
             .await
             .unwrap();
     assert_eq!((processing.as_str(), deleted), ("processed", true));
+}
+
+/// Suspicion checked (issue 75): one process reads one document at a time, so a user who
+/// uploads many files that each take the reader's whole CPU budget held everyone's
+/// documents back behind all of theirs. Uploaders take turns: another user's document
+/// is read after at most one of theirs.
+#[tokio::test]
+async fn uploaders_take_turns_so_many_slow_files_hold_anothers_back_by_one_at_most() {
+    // No reader runs: the test takes the claims itself, in the order a reader would.
+    let app = spawn_app_with(|s| s.document_extractor = Some(std::path::PathBuf::new())).await;
+    let manager = app.user(Role::Manager).await;
+    let flooder = app.user(Role::Agent).await;
+    let theirs = app
+        .account(&manager.token, serde_json::json!({"assigned_agent_id": flooder.id}))
+        .await;
+    let theirs = theirs["id"].as_str().unwrap();
+    let mut flood = Vec::new();
+    for n in 0..6 {
+        let file = uploaded(
+            &app,
+            &flooder.token,
+            theirs,
+            &format!("slow-{n}.txt"),
+            format!("slow {n}").into_bytes(),
+        )
+        .await;
+        flood.push(file["id"].as_str().unwrap().to_owned());
+    }
+    let account = app.account(&manager.token, serde_json::json!({})).await;
+    let other = uploaded(&app, &manager.token, account["id"].as_str().unwrap(), "proof.txt", b"Paid".to_vec()).await;
+    let mut claimed = Vec::new();
+    while let Some(pending) = arrears::store::attachments::claim_pending(&app.pool).await.unwrap() {
+        claimed.push(pending.id.to_string());
+    }
+    assert_eq!(claimed.len(), 7, "{claimed:?}");
+    assert_eq!(claimed[0], flood[0], "the longest waiting first");
+    assert_eq!(
+        claimed[1],
+        other["id"].as_str().unwrap(),
+        "then another uploader's, before the flood's second"
+    );
+    assert_eq!(claimed[2..], flood[1..], "then the rest in the order they came");
 }

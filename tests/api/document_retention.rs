@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use arrears::domain::role::Role;
 use arrears::jobs::document_retention::{Retention, Upkeep};
+use clap::Parser as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -166,4 +167,89 @@ async fn a_file_no_document_names_is_removed_once_a_day_old() {
     let download = app.get(&format!("/api/v1/documents/{kept}/content"), &manager.token).await;
     assert_eq!(download.status(), StatusCode::OK);
     assert_eq!(retention(&app, 0).pass().await.unwrap().orphans_removed, 0);
+}
+
+/// Issue 75, item 8: an agent closed an account with a balance owing, and retention then
+/// purged its documents, which only a manager may delete. Closing, settling or marking
+/// paid an account that still owes is a manager's decision (a PATCH and a bulk update
+/// alike); retention counts from the last collection activity, so work on an account
+/// only delays its documents' end; and no operator can set it under the three years
+/// Regulation F keeps records.
+#[tokio::test]
+async fn an_agent_cannot_start_a_documents_end_and_work_on_the_account_delays_it() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let account = id_of(
+        &app.account(&manager.token, json!({"assigned_agent_id": agent.id, "original_balance": "100.00"}))
+            .await,
+    );
+    let document = uploaded(&app, &agent.token, &account, "statement.pdf", pdf()).await;
+    for status in ["closed", "settled", "paid"] {
+        let refused = app
+            .patch(&format!("/api/v1/accounts/{account}"), &agent.token, &json!({"status": status}))
+            .await;
+        let problem = assert_problem(refused, StatusCode::FORBIDDEN, "field_forbidden").await;
+        assert_eq!(crate::helpers::error_fields(&problem), ["status"], "{problem}");
+    }
+    let body = json!({"ids": [account], "patch": {"status": "closed"}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&agent.token), &body).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    crate::helpers::eventually("the bulk update ends", || async {
+        let (_, job) = status_json(app.get(&format!("/api/v1/jobs/{}", id_of(&job)), &agent.token).await).await;
+        job["failed"] == 1
+    })
+    .await;
+    assert_eq!(app.get_account(&agent.token, &account).await["status"], "active");
+
+    // Nothing owed: the agent closes it. Work on it later keeps its documents longer.
+    app.create_payment(
+        &agent.token,
+        &account,
+        &json!({"amount": "100.00", "currency": "USD", "method": "card"}),
+    )
+    .await;
+    let (status, closed) = status_json(
+        app.patch(&format!("/api/v1/accounts/{account}"), &agent.token, &json!({"status": "closed"}))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{closed}");
+    processing_settled(&app).await;
+    app.log_activity(
+        &agent.token,
+        &account,
+        &json!({"type": "call", "direction": "inbound", "occurred_at": app.clock.now()}),
+    )
+    .await;
+    let days = arrears::config::MIN_DOCUMENT_RETENTION_DAYS;
+    app.clock.advance(chrono::Duration::days(i64::from(days) + 10));
+    // As if the debtor's call came 20 days before the clock's now, long after the close.
+    sqlx::query("UPDATE activities SET created_at = $2 WHERE account_id = $1::uuid AND type = 'call'")
+        .bind(&account)
+        .bind(app.clock.now() - chrono::Duration::days(20))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(retention(&app, days).pass().await.unwrap().purged, 0, "the call keeps them");
+    app.clock.advance(chrono::Duration::days(i64::from(days)));
+    assert_eq!(retention(&app, days).pass().await.unwrap().purged, 1);
+    let purged: bool = app
+        .sql_value(
+            "SELECT purged_at IS NOT NULL FROM account_documents WHERE id = $1::uuid",
+            &id_of(&document),
+        )
+        .await;
+    assert!(purged);
+
+    for days in ["30", "1095"] {
+        let Err(refused) = arrears::cli::Cli::try_parse_from(["arrears", "serve", "--document-retention-days", days]) else {
+            panic!("a retention of {days} days is under three years, and refused");
+        };
+        let message = refused.to_string();
+        assert!(message.contains("1006.100"), "{message}");
+    }
+    for days in ["0", "1096"] {
+        assert!(arrears::cli::Cli::try_parse_from(["arrears", "serve", "--document-retention-days", days]).is_ok());
+    }
 }

@@ -466,6 +466,12 @@ async fn a_hostile_name_is_kept_as_given_and_downloads_under_a_safe_disposition(
     let disposition = assert_safe_disposition(&app, &manager.token, &id, expected).await;
     assert!(disposition.contains("%250D%250A"), "a literal percent stays literal: {disposition}");
 
+    // U+202E shows the rest of a line reversed: "evil\u{202e}gpj.pdf" reads as
+    // "evilfdp.jpg" (issue 75, item 13). It is replaced where the name is shown.
+    let reversed = uploaded(&app, &manager.token, &account, "evil\u{202e}gpj.pdf", pdf()).await;
+    assert_eq!(reversed["file_name"], "evil_gpj.pdf", "{reversed}");
+    assert_safe_disposition(&app, &manager.token, &id_of(&reversed), "evil_gpj.pdf").await;
+
     // A name holding a line break (written by a path other than a multipart header,
     // which cannot carry one) still makes one header line and no other header.
     sqlx::query("UPDATE account_documents SET name = $2 WHERE id = $1::uuid")
@@ -479,7 +485,7 @@ async fn a_hostile_name_is_kept_as_given_and_downloads_under_a_safe_disposition(
     // A raw line break in the multipart header itself ends that header: a malformed body.
     let broken = upload(&app, &manager.token, &account, "a\r\nb.txt", b"text".to_vec()).await;
     assert_problem(broken, StatusCode::BAD_REQUEST, "invalid_parameter").await;
-    assert_eq!(document_rows(&app).await, 1);
+    assert_eq!(document_rows(&app).await, 2, "the two named above, no third");
 }
 
 async fn portfolio_granted_to(app: &TestApp, admin: &TestUser, users: &[&TestUser]) -> String {

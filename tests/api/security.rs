@@ -6,7 +6,7 @@ use futures_util::FutureExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{assert_problem, spawn_app, spawn_app_with};
+use crate::helpers::{assert_problem, id_of, spawn_app, spawn_app_with};
 
 /// Values that overflowed chrono or rust_decimal inside a handler (a reset connection
 /// or a 500) are refused by name, each as one 400 problem.
@@ -1213,4 +1213,48 @@ async fn one_address_flooding_good_logins_does_not_keep_an_admin_out() {
         "the flood is budgeted: {:?}",
         count(&flood_statuses)
     );
+}
+
+/// Issue 75, item 13: a debtor's name holding CR LF reached a rendered email subject,
+/// and U+202E reverses whatever follows it on a screen. A name that breaks or reorders a
+/// line is refused by code point wherever a name comes in: a new account, a change,
+/// an imported row.
+#[tokio::test]
+async fn debtor_names_that_break_or_reorder_a_line_are_refused_wherever_they_come_in() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = id_of(&app.account(&manager.token, json!({"debtor_name": "Jane Doe"})).await);
+    for (name, code) in [
+        ("Jane\r\nBcc: all@example.com", "U+000D"),
+        ("Jane\u{202e}eoD", "U+202E"),
+        ("Jane\u{2028}Doe", "U+2028"),
+    ] {
+        let body = json!({"debtor_name": name, "original_balance": "10.00", "currency": "USD", "due_date": "2026-01-15"});
+        let created = app.post("/api/v1/accounts", Some(&manager.token), &body).await;
+        let problem = assert_problem(created, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(crate::helpers::error_fields(&problem), ["debtor_name"], "{problem}");
+        assert!(problem.to_string().contains(code), "{problem}");
+        let changed = app
+            .patch(
+                &format!("/api/v1/accounts/{account}"),
+                &manager.token,
+                &json!({"debtor_name": name}),
+            )
+            .await;
+        assert_problem(changed, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    }
+    assert_eq!(app.get_account(&manager.token, &account).await["debtor_name"], "Jane Doe");
+
+    let csv = "account_number,debtor_name,original_balance,currency,due_date\n\
+               CRLF-1,\"Ann\r\nBcc: x@example.com\",10.00,USD,2026-01-01\n\
+               RLO-1,Bob\u{202e}htimS,10.00,USD,2026-01-01\n\
+               FINE-1,Cat Smith,10.00,USD,2026-01-01\n";
+    let (job, messages) = import_file(&app, &manager.token, "accounts.csv", csv.as_bytes().to_vec()).await;
+    assert_eq!(
+        (job["succeeded"].as_i64(), job["failed"].as_i64()),
+        (Some(1), Some(2)),
+        "{job} {messages:?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("U+000D")), "{messages:?}");
+    assert!(messages.iter().any(|m| m.contains("U+202E")), "{messages:?}");
 }
