@@ -1,6 +1,6 @@
 // Two-step sign-in (the TOTP second factor): its state, enrolling an authenticator app
 // (the secret as text and its otpauth:// URI; no QR service is called), confirming it with
-// a code, the recovery codes shown once, and turning it off with the password.
+// a code, the recovery codes shown once, and turning it off with the password and a code.
 
 import { api, sessionEvents } from "./api.js";
 import { clear, field, h, showProblem, toast } from "./dom.js";
@@ -8,6 +8,12 @@ import { clear, field, h, showProblem, toast } from "./dom.js";
 // The secret in groups of four, as apps print it and people type it.
 function grouped(secret) {
   return secret.match(/.{1,4}/g).join(" ");
+}
+
+// What a typed proof is: six digits (spaces allowed) are the app's code, anything else a
+// recovery code.
+function proofOf(typed) {
+  return /^[0-9 ]{6,7}$/.test(typed) ? { code: typed } : { recovery_code: typed.trim() };
 }
 
 function codeInput() {
@@ -63,12 +69,18 @@ function enabledCard(main, status) {
     h("h3", { id: "sf-off" }, "Turn it off"),
     h("div", { class: "form-alert", role: "alert" }),
     field("Password", h("input", { name: "password", type: "password", autocomplete: "current-password", required: true })),
+    field(
+      "Code from your app, or a recovery code",
+      h("input", { name: "code", autocomplete: "one-time-code", spellcheck: "false", required: true }),
+    ),
     h("button", { type: "submit" }, "Turn off"),
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      await api("DELETE", "/auth/second-factor", { body: { password: form.elements.password.value } });
+      await api("DELETE", "/auth/second-factor", {
+        body: { password: form.elements.password.value, ...proofOf(form.elements.code.value) },
+      });
       toast("Two-step sign-in is off.");
       await secondFactorScreen(main);
     } catch (error) {

@@ -111,6 +111,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .expose_headers([
             "etag",
             "x-request-id",
+            "x-client-request-id",
             "retry-after",
             "location",
             "ratelimit-limit",

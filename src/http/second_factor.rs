@@ -13,7 +13,7 @@ use crate::domain::principal::Principal;
 use crate::error::Result;
 use crate::http::filters::{client_ip, enrolling_principal, json_body, principal, with_state};
 use crate::http::{self as api, no_content, respond};
-use crate::service::second_factor::{self as service, Enrolment, RecoveryCodes, SecondFactorStatus};
+use crate::service::second_factor::{self as service, Enrolment, Proof, RecoveryCodes, SecondFactorStatus};
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -29,6 +29,12 @@ struct ConfirmRequest {
 struct DisableRequest {
     /// The caller's password.
     password: String,
+    /// The 6 digits the app shows now (or send `recovery_code`): needed while the
+    /// second factor is on.
+    #[schema(example = "123456")]
+    code: Option<String>,
+    /// One of the caller's unused recovery codes, instead of `code`.
+    recovery_code: Option<String>,
 }
 
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
@@ -118,18 +124,21 @@ async fn confirm(caller: Principal, state: AppState, body: ConfirmRequest) -> Re
 
 /// Turn the second factor off
 ///
-/// With the caller's password; also drops an enrolment in progress.
+/// With the caller's password and, while it is on, a code from the app or a recovery
+/// code; also drops an enrolment in progress.
 #[utoipa::path(delete, path = "/api/v1/auth/second-factor", tag = "auth", operation_id = "disable_second_factor",
     request_body = DisableRequest,
     responses(
         (status = 204, description = "Off; signing in takes the password alone"),
         (status = 403, description = "`forbidden`: the caller's role requires a second factor"),
-        (status = 422, description = "`validation_failed`: the password is wrong (counts as a failed login)"),
+        (status = 422, description = "`validation_failed`: the password is wrong, or the code or recovery code is missing or \
+            wrong (either counts as a failed login)"),
         (status = 429, description = "`rate_limited`: too many failed logins for this user from this address"),
     ))]
 #[tracing::instrument(skip_all)]
 async fn disable(caller: Principal, state: AppState, ip: String, body: DisableRequest) -> Result<Response> {
-    service::disable(state.pool(), state.auth(), &ip, &caller, body.password).await?;
+    let proof = Proof::from_login(body.code, body.recovery_code)?;
+    service::disable(state.pool(), state.auth(), state.clock(), &ip, &caller, body.password, &proof).await?;
     Ok(no_content())
 }
 

@@ -98,12 +98,14 @@ pub async fn serve(
             let hsts_max_age = state.settings().hsts_max_age_secs;
             request.extensions_mut().insert(ClientAddr(remote));
             let accepted = compress::negotiate(request.headers());
-            let request_id = telemetry::request_id_from_header(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
+            let request_id = telemetry::new_request_id();
+            let client_request_id = telemetry::client_request_id(request.headers().get("x-request-id").and_then(|v| v.to_str().ok()));
             let served = telemetry::Request {
                 id: request_id.clone(),
                 client: client_of(&state, remote.ip(), request.headers()),
             };
-            let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
+            let span = tracing::info_span!("request", request_id = %request_id, client_request_id = client_request_id.as_deref(),
+                method = %request.method(), path = %request.uri().path());
             let (method, path) = (request.method().clone(), request.uri().path().to_owned());
             async move {
                 let started = Instant::now();
@@ -134,6 +136,9 @@ pub async fn serve(
                 headers::secure(&mut response, hsts_max_age);
                 if let Ok(value) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert("x-request-id", value);
+                }
+                if let Some(value) = client_request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+                    response.headers_mut().insert("x-client-request-id", value);
                 }
                 let status = response.status().as_u16();
                 let elapsed = started.elapsed();

@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
 use crate::error::{Code, Error, Result};
-use crate::store::second_factors;
 use crate::store::users;
+use crate::store::{second_factors, sessions};
 
 /// Whether the caller's second factor is on, and whether their role requires one.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -186,16 +186,35 @@ pub async fn confirm(pool: &PgPool, gate: &Gate, clock: &Clock, caller: &Princip
     if !second_factors::confirm(pool, caller.user_id, &factor.secret_sealed, step, &hashes).await? {
         return Err(Error::new(Code::Conflict, "the enrolment changed meanwhile; start again"));
     }
-    // The caller's sessions are no longer limited to enrolment, here at once.
+    // Sessions opened before, with the password alone, end: the factor guards from now
+    // on; the one that proved the code stays.
+    let ended = sessions::revoke_others_of(
+        &mut *pool.acquire().await?,
+        caller.user_id,
+        caller.session_id,
+        "second factor turned on",
+    )
+    .await?;
+    // The caller's session is no longer limited to enrolment, here at once.
     gate.forget_sessions();
-    tracing::info!(user_id = %caller.user_id, "second factor on");
+    tracing::info!(user_id = %caller.user_id, sessions_ended = ended, "second factor on");
     Ok(RecoveryCodes { recovery_codes: codes })
 }
 
 /// Turns the caller's second factor off (or drops an enrolment in progress), with their
-/// password. Refused when their role requires one. A wrong password counts as a failed
-/// login from `ip` (and is refused while that email is locked out there).
-pub async fn disable(pool: &PgPool, gate: &Gate, ip: &str, caller: &Principal, password: String) -> Result<()> {
+/// password and, when it is on, a code from the app or a recovery code (`proof`): a
+/// stolen session and password alone cannot remove it. Refused when their role requires
+/// one. A wrong password or proof counts as a failed login from `ip` (and is refused
+/// while that email is locked out there).
+pub async fn disable(
+    pool: &PgPool,
+    gate: &Gate,
+    clock: &Clock,
+    ip: &str,
+    caller: &Principal,
+    password: String,
+    proof: &Proof,
+) -> Result<()> {
     if gate.requires_second_factor(caller.role) {
         return Err(Error::forbidden(format!(
             "role {} must sign in with a second factor; it cannot be turned off",
@@ -209,6 +228,22 @@ pub async fn disable(pool: &PgPool, gate: &Gate, ip: &str, caller: &Principal, p
     if !gate.hashers().verify(ip, password, user.password_hash).await? {
         gate.record_login_failure(ip, &caller.email).await?;
         return Err(Error::field("password", "is not your password"));
+    }
+    match check_login(pool, gate, clock, caller.user_id, proof).await? {
+        LoginCheck::NotEnrolled | LoginCheck::Passed => {}
+        LoginCheck::Missing => {
+            return Err(Error::field(
+                "code",
+                "turning the second factor off takes the code your app shows (or a recovery code)",
+            ));
+        }
+        LoginCheck::Failed => {
+            gate.record_login_failure(ip, &caller.email).await?;
+            return Err(Error::field(
+                "code",
+                "is not the code your app shows now, nor an unused recovery code",
+            ));
+        }
     }
     second_factors::remove(pool, caller.user_id, caller.user_id).await?;
     gate.forget_sessions();

@@ -97,10 +97,17 @@ pub fn current_request() -> Option<Request> {
     REQUEST.try_with(Clone::clone).ok()
 }
 
-/// Accepts a caller's id only when it is short and printable, so it is safe to log and echo.
-pub fn request_id_from_header(value: Option<&str>) -> String {
-    match value {
-        Some(v) if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)) => v.to_owned(),
-        _ => uuid::Uuid::now_v7().to_string(),
-    }
+/// A new request's own id: the server's, unique, what problems, the audit trail and
+/// `x-request-id` name. A client's id never becomes it (another request's id could be
+/// reused to blur the trail); it is kept apart ([`client_request_id`]).
+pub fn new_request_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// What the client called its request (its `x-request-id`), when it is short and
+/// printable, so it is safe to log and echo as `x-client-request-id`.
+pub fn client_request_id(value: Option<&str>) -> Option<String> {
+    value
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .map(str::to_owned)
 }

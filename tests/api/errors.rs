@@ -101,22 +101,32 @@ async fn missing_or_bad_tokens_are_401() {
     assert_problem(basic, StatusCode::UNAUTHORIZED, "unauthorized").await;
 }
 
+/// The request id is always the server's own, new for every request; a client's id is
+/// echoed apart, as `x-client-request-id`, when it is safe to log (issue 75, item 11).
 #[tokio::test]
-async fn request_ids_are_echoed_or_generated() {
+async fn request_ids_are_the_servers_own_and_a_clients_is_echoed_apart() {
     let app = spawn_app().await;
-    let response = app
-        .request(reqwest::Method::GET, "/health/live", None)
-        .header("x-request-id", "trace-abc-123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.headers()["x-request-id"], "trace-abc-123");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = app
+            .request(reqwest::Method::GET, "/health/live", None)
+            .header("x-request-id", "trace-abc-123")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-client-request-id"], "trace-abc-123");
+        let own = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&own).is_ok(), "{own}");
+        ids.push(own);
+    }
+    assert_ne!(ids[0], ids[1], "two requests with one client id keep ids of their own");
     let response = app
         .request(reqwest::Method::GET, "/health/live", None)
         .header("x-request-id", "bad id with spaces")
         .send()
         .await
         .unwrap();
+    assert!(response.headers().get("x-client-request-id").is_none());
     let generated = response.headers()["x-request-id"].to_str().unwrap();
     assert!(uuid::Uuid::parse_str(generated).is_ok());
 }

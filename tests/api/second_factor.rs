@@ -40,12 +40,13 @@ async fn confirm(app: &TestApp, token: &str, code: &str) -> reqwest::Response {
     app.post(&format!("{FACTOR}/confirm"), Some(token), &json!({"code": code})).await
 }
 
-async fn disable(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
-    app.request(Method::DELETE, FACTOR, Some(token))
-        .json(&json!({"password": password}))
-        .send()
-        .await
-        .unwrap()
+/// Turns the factor off with `password` and what `proof` adds (`code`, `recovery_code`).
+async fn disable(app: &TestApp, token: &str, password: &str, proof: Value) -> reqwest::Response {
+    let mut body = json!({"password": password});
+    for (key, value) in proof.as_object().unwrap() {
+        body[key] = value.clone();
+    }
+    app.request(Method::DELETE, FACTOR, Some(token)).json(&body).send().await.unwrap()
 }
 
 /// Enrols `user` at the clock's now: the secret (decoded from the answer) and the
@@ -311,25 +312,39 @@ async fn a_login_body_names_a_malformed_code() {
     }
 }
 
+/// Turning it off takes the password and a code from the app (or a recovery code): a
+/// stolen session with the password alone cannot remove the factor (issue 75, item 10).
 #[tokio::test]
-async fn turning_it_off_takes_the_password() {
+async fn turning_it_off_takes_the_password_and_a_code() {
     let app = spawn_app().await;
     app.clock.set(noon());
     let agent = app.user(Role::Agent).await;
-    enrol(&app, &agent).await;
+    let (secret, recovery) = enrol(&app, &agent).await;
+    app.clock.set(noon() + Duration::seconds(30));
+    let fresh = code_at(&secret, app.clock.now());
     let problem = assert_problem(
-        disable(&app, &agent.token, "not the password").await,
+        disable(&app, &agent.token, "not the password", json!({"code": fresh})).await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )
     .await;
     assert_eq!(error_fields(&problem), ["password"]);
+    for (proof, why) in [
+        (json!({}), "the password alone"),
+        (json!({"code": "000000"}), "a wrong code"),
+        (json!({"recovery_code": "not-a-code"}), "a wrong recovery code"),
+    ] {
+        let refused = disable(&app, &agent.token, PASSWORD, proof).await;
+        let problem = assert_problem(refused, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        assert_eq!(error_fields(&problem), ["code"], "{why}: {problem}");
+    }
     assert_eq!(
         login_with(&app, &agent.email, json!({})).await.0,
         StatusCode::UNAUTHORIZED,
         "still on"
     );
-    assert_eq!(disable(&app, &agent.token, PASSWORD).await.status(), StatusCode::NO_CONTENT);
+    let off = disable(&app, &agent.token, PASSWORD, json!({"recovery_code": recovery[0]})).await;
+    assert_eq!(off.status(), StatusCode::NO_CONTENT);
     assert_eq!(login_with(&app, &agent.email, json!({})).await.0, StatusCode::OK, "off");
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM recovery_codes WHERE user_id = $1")
         .bind(agent.id)
@@ -337,6 +352,33 @@ async fn turning_it_off_takes_the_password() {
         .await
         .unwrap();
     assert_eq!(left, 0, "the recovery codes go with it");
+}
+
+/// Sessions opened with the password alone end when the factor is turned on: their
+/// access tokens and refresh tokens are refused; the session that proved the code goes
+/// on (issue 75, item 10).
+#[tokio::test]
+async fn turning_it_on_ends_the_sessions_opened_before_it() {
+    let app = spawn_app().await;
+    app.clock.set(noon());
+    let agent = app.user(Role::Agent).await;
+    let (status, earlier) = login_with(&app, &agent.email, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{earlier}");
+    let earlier_token = earlier["access_token"].as_str().unwrap();
+    assert_eq!(app.get("/api/v1/auth/me", earlier_token).await.status(), StatusCode::OK);
+    enrol(&app, &agent).await;
+
+    let stale = app.get("/api/v1/auth/me", earlier_token).await;
+    assert_problem(stale, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let refreshed = app
+        .post("/api/v1/auth/refresh", None, &json!({"refresh_token": earlier["refresh_token"]}))
+        .await;
+    assert_problem(refreshed, StatusCode::UNAUTHORIZED, "refresh_token_invalid").await;
+    assert_eq!(
+        app.get("/api/v1/auth/me", &agent.token).await.status(),
+        StatusCode::OK,
+        "the session that proved the code goes on"
+    );
 }
 
 #[tokio::test]
@@ -388,7 +430,7 @@ async fn a_role_that_requires_it_gets_tokens_only_for_enrolling_until_it_is_on()
         StatusCode::OK,
         "the same token, now in full"
     );
-    assert_problem(disable(&app, &token, PASSWORD).await, StatusCode::FORBIDDEN, "forbidden").await;
+    assert_problem(disable(&app, &token, PASSWORD, json!({})).await, StatusCode::FORBIDDEN, "forbidden").await;
 
     app.clock.set(noon() + Duration::seconds(30));
     let (status, body) = login_with(&app, &manager.email, json!({"code": code_at(&secret, app.clock.now())})).await;
