@@ -128,8 +128,14 @@ pub enum Command {
 pub enum AuditCommand {
     /// Seal what is ready, then recompute every partition's hash chain; exit 0 only when
     /// no row was edited, removed or slipped in behind the sealer. Prints each chain's
-    /// head: keep it elsewhere to detect a cut at the end later.
-    Verify,
+    /// head: keep it elsewhere to detect a cut at the end later. Also reports rows that
+    /// PostgreSQL counts as updated or deleted in spite of the append-only trigger.
+    Verify {
+        /// Record the updates and deletes reported now as looked into: later runs report
+        /// only new ones.
+        #[arg(long)]
+        accept_writes: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -231,7 +237,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Audit(AuditCommand::Verify) => ops::audit_verify(cli.settings).await,
+        Command::Audit(AuditCommand::Verify { accept_writes }) => ops::audit_verify(cli.settings, accept_writes).await,
         Command::Users(UsersCommand::Create { email, name, role }) => {
             let password = read_password()?;
             let pool = store::connect(&cli.settings.database_url, 2).await?;

@@ -308,9 +308,9 @@ async fn verify_entity(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, r
 
 /// `audit verify`: seals what is ready, walks every partition's chain and prints what it
 /// found; an error when any partition shows tampering.
-pub async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
+pub async fn audit_verify(settings: Settings, accept_writes: bool) -> anyhow::Result<()> {
     let pool = connect(&settings).await?;
-    let reports = audit_log::verify(&pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let reports = audit_log::verify(&pool, accept_writes).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tampered = 0;
     for report in &reports {
         let check = &report.check;
@@ -333,6 +333,20 @@ pub async fn audit_verify(settings: Settings) -> anyhow::Result<()> {
         }
         if let Some(position) = check.cut_at {
             println!("  the chain should reach position {position} with the hash sealed there: seals at its end were removed or replaced");
+        }
+        let since = report
+            .writes
+            .seen_at
+            .map_or_else(|| "the partition was made".to_owned(), |at| at.to_rfc3339());
+        let (updated, deleted) = report.written_over();
+        if report.counts_reset {
+            println!("  PostgreSQL's statistics were reset since {since}: updates or deletes before now cannot be told; counting anew");
+        } else if updated > 0 || deleted > 0 {
+            println!(
+                "  {updated} rows updated and {deleted} deleted since {since}, past the append-only trigger: \
+                 a superuser switched triggers off{}",
+                if report.writes_accepted { " (recorded as looked into)" } else { "" }
+            );
         }
         if report.tampered() {
             tampered += 1;

@@ -17,7 +17,7 @@ use crate::service::Window;
 use crate::service::exports::{Cell, csv_row};
 use crate::service::portfolios;
 use crate::store::accounts;
-use crate::store::audit_log::{self, ChainCheck, Position};
+use crate::store::audit_log::{self, ChainCheck, Position, WriteCounts};
 
 pub use crate::store::audit_log::AuditRow;
 
@@ -168,23 +168,59 @@ fn csv_cells(row: AuditRow) -> Vec<Cell> {
 pub struct PartitionReport {
     pub partition: String,
     pub check: ChainCheck,
+    /// PostgreSQL's counts of the partition's rows updated and deleted, and those seen
+    /// before: the append-only trigger refuses both, so more than before means a
+    /// superuser switched it off, even before the sealer saw the row.
+    pub writes: WriteCounts,
+    /// The counts were below those seen: PostgreSQL's statistics were reset (a crash,
+    /// `pg_stat_reset`) since then, and writes in between cannot be told; counted anew.
+    pub counts_reset: bool,
+    /// The counts now were recorded as seen (`--accept-writes`): the writes reported are
+    /// looked into, not a sign of tampering.
+    pub writes_accepted: bool,
 }
 
 impl PartitionReport {
+    /// Rows updated and deleted since the counts seen before.
+    pub fn written_over(&self) -> (i64, i64) {
+        let w = &self.writes;
+        (w.updated - w.seen_updated, w.deleted - w.seen_deleted)
+    }
+
     /// Whether the partition shows any sign of tampering.
     pub fn tampered(&self) -> bool {
         let c = &self.check;
-        !c.broken.is_empty() || !c.missing.is_empty() || !c.forged_seals.is_empty() || !c.unsealed_behind.is_empty() || c.cut_at.is_some()
+        let (updated, deleted) = self.written_over();
+        !c.broken.is_empty()
+            || !c.missing.is_empty()
+            || !c.forged_seals.is_empty()
+            || !c.unsealed_behind.is_empty()
+            || c.cut_at.is_some()
+            || (!self.counts_reset && !self.writes_accepted && (updated > 0 || deleted > 0))
     }
 }
 
-/// Seals what is ready, then walks every partition's chain.
-pub async fn verify(pool: &PgPool) -> Result<Vec<PartitionReport>> {
+/// Seals what is ready, then walks every partition's chain and reads its write counts.
+/// With `accept_writes` (an operator who looked into the writes reported), the counts
+/// now are recorded as seen; counts below those seen (statistics reset) are recorded
+/// anew either way.
+pub async fn verify(pool: &PgPool, accept_writes: bool) -> Result<Vec<PartitionReport>> {
     seal_all(pool).await?;
     let mut reports = Vec::new();
     for partition in audit_log::partitions(pool).await? {
         let check = audit_log::check_chain(pool, &partition, 20).await?;
-        reports.push(PartitionReport { partition, check });
+        let writes = audit_log::write_counts(pool, &partition).await?;
+        let counts_reset = writes.updated < writes.seen_updated || writes.deleted < writes.seen_deleted;
+        if counts_reset || accept_writes {
+            audit_log::record_write_counts(pool, &partition, &writes).await?;
+        }
+        reports.push(PartitionReport {
+            partition,
+            check,
+            writes,
+            counts_reset,
+            writes_accepted: accept_writes,
+        });
     }
     Ok(reports)
 }

@@ -255,6 +255,53 @@ pub async fn partitions(pool: &PgPool) -> Result<Vec<String>> {
     .await?)
 }
 
+/// The rows updated and deleted in one partition as PostgreSQL counts them
+/// (`pg_stat_user_tables`), beside the counts seen before (`audit_write_counts`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub updated: i64,
+    pub deleted: i64,
+    pub seen_updated: i64,
+    pub seen_deleted: i64,
+    /// When the counts seen were recorded (`None`: never, they are zero).
+    pub seen_at: Option<DateTime<Utc>>,
+}
+
+/// [`WriteCounts`] of `partition`.
+pub async fn write_counts(pool: &PgPool, partition: &str) -> Result<WriteCounts> {
+    let (updated, deleted, seen_updated, seen_deleted, seen_at) = sqlx::query_as(
+        "SELECT coalesce(s.n_tup_upd, 0), coalesce(s.n_tup_del, 0),
+                coalesce(w.updated, 0), coalesce(w.deleted, 0), w.counted_at
+         FROM (SELECT $1::text AS partition) p
+         LEFT JOIN pg_stat_user_tables s ON s.relname = p.partition AND s.schemaname = current_schema()
+         LEFT JOIN audit_write_counts w ON w.partition = p.partition",
+    )
+    .bind(partition)
+    .fetch_one(pool)
+    .await?;
+    Ok(WriteCounts {
+        updated,
+        deleted,
+        seen_updated,
+        seen_deleted,
+        seen_at,
+    })
+}
+
+/// Records `counts`' current figures as seen for `partition`.
+pub async fn record_write_counts(pool: &PgPool, partition: &str, counts: &WriteCounts) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_write_counts (partition, updated, deleted) VALUES ($1, $2, $3)
+         ON CONFLICT (partition) DO UPDATE SET updated = $2, deleted = $3, counted_at = now()",
+    )
+    .bind(partition)
+    .bind(counts.updated)
+    .bind(counts.deleted)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// What one partition's chain says when walked from its start.
 #[derive(Debug, Default)]
 pub struct ChainCheck {

@@ -51,6 +51,9 @@ async fn every_change_to_an_account_is_recorded_with_who_when_where_and_which_re
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    // The trail names the server's own id, never the client's (issue 75, item 11).
+    let patched_as = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(patched_as, "req-audit-1");
     let payment = app
         .create_payment(&owner.token, &id, &json!({"amount": "100.00", "currency": "USD", "method": "card"}))
         .await;
@@ -80,8 +83,12 @@ async fn every_change_to_an_account_is_recorded_with_who_when_where_and_which_re
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["request_id"] == "req-audit-1")
+        .find(|e| e["request_id"] == patched_as.as_str())
         .unwrap_or_else(|| panic!("the patch's request is named: {admin_view}"));
+    assert!(
+        !admin_view.to_string().contains("req-audit-1"),
+        "a client's id is not the trail's: {admin_view}"
+    );
     assert_eq!(edit["action"], "account.update");
     assert_eq!(edit["actor_id"], manager.id.to_string());
     assert_eq!(edit["address"], "127.0.0.1", "the client's address");
@@ -302,15 +309,64 @@ async fn all_sealed(app: &TestApp) {
     .await;
 }
 
-/// Runs `sql` as a superuser who switched triggers off (the only way past the refusals).
+/// Runs `sql` as a superuser who switched triggers off (the only way past the refusals),
+/// in a session of its own that then ends, as a `psql` session would: PostgreSQL counts
+/// its writes in the statistics when it ends.
 async fn as_superuser_without_triggers(app: &TestApp, sql: &str) {
-    let mut tx = app.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL session_replication_role = replica")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&mut *tx).await.unwrap();
+    as_superuser(app, &["SET LOCAL session_replication_role = replica", sql]).await;
+}
+
+/// Runs `statements` in one transaction of a session of its own, then ends the session.
+async fn as_superuser(app: &TestApp, statements: &[&str]) {
+    use sqlx::Connection as _;
+    let mut session = sqlx::PgConnection::connect(&app.settings.database_url).await.unwrap();
+    let mut tx = session.begin().await.unwrap();
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe((*sql).to_owned())).execute(&mut *tx).await.unwrap();
+    }
     tx.commit().await.unwrap();
+    session.close().await.unwrap();
+}
+
+/// Rows PostgreSQL counts as updated or deleted in the audit partitions.
+async fn audit_writes_counted(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT coalesce(sum(s.n_tup_upd + s.n_tup_del), 0)::bigint FROM pg_stat_user_tables s
+         JOIN pg_inherits i ON i.inhrelid = s.relid WHERE i.inhparent = 'audit_log'::regclass",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+/// `verify` once PostgreSQL counts `writes` rows updated or deleted in the audit
+/// partitions (a session's counts arrive as it ends, a moment after it closes).
+async fn verify_once_counted(app: &TestApp, writes: i64) -> (bool, String) {
+    crate::helpers::eventually("the writes are counted", || async { audit_writes_counted(app).await >= writes }).await;
+    verify(app)
+}
+
+/// Issue 75, item 14: a superuser who switches triggers off inside the transaction that
+/// writes an audit row, and edits the row before it commits, leaves nothing for the
+/// chain to tell (the sealer seals the row as committed). PostgreSQL still counts the
+/// update in the partition's statistics, and verify reads them.
+#[tokio::test]
+async fn an_edit_inside_the_writing_transaction_is_found_by_the_counts_of_rows_written_over() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let account = id_of(&app.account(&manager.token, json!({"original_balance": "100.00"})).await);
+    all_sealed(&app).await;
+    assert!(verify(&app).0);
+    let change = format!("UPDATE accounts SET external_ref = 'BY-HAND' WHERE id = '{account}'");
+    let cover =
+        format!("UPDATE audit_log SET details = '{{}}'::jsonb WHERE id = (SELECT max(id) FROM audit_log WHERE entity_id = '{account}')");
+    as_superuser(&app, &[&change, "SET LOCAL session_replication_role = replica", &cover]).await;
+    all_sealed(&app).await;
+    let (clean, printed) = verify_once_counted(&app, 1).await;
+    assert!(!printed.contains("does not match the digest"), "the chain cannot tell: {printed}");
+    assert!(!clean, "{printed}");
+    assert!(printed.contains("1 rows updated and 0 deleted since"), "{printed}");
+    assert!(printed.contains("a superuser switched triggers off"), "{printed}");
 }
 
 #[tokio::test]
@@ -366,8 +422,13 @@ async fn no_role_may_change_the_log_or_its_seals_and_verify_finds_edited_removed
     );
     let restore = original.replace('\'', "''");
     as_superuser_without_triggers(&app, &format!("UPDATE audit_log SET details = '{restore}' WHERE id = {edited}")).await;
+    let (clean, printed) = verify_once_counted(&app, 2).await;
+    assert!(!clean, "restored, the chain holds but the writes are counted: {printed}");
+    assert!(printed.contains("2 rows updated and 0 deleted since"), "{printed}");
+    let accepted = Arrears::output(&["audit", "verify", "--accept-writes"], &app.settings, &[]);
+    assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stdout));
     let (clean, printed) = verify(&app);
-    assert!(clean, "restored, it verifies again: {printed}");
+    assert!(clean, "restored and looked into, it verifies again: {printed}");
 
     // A seal edited to match an edited row.
     let seal: i64 = sqlx::query_scalar("SELECT position FROM audit_seal WHERE $1 = ANY (ids)")
