@@ -117,6 +117,12 @@ impl Facet {
         matches!(self, Facet::DocumentKind | Facet::DocumentName)
     }
 
+    /// Whether the facet counts values an agent's summary of an account hides (tags,
+    /// custom fields, documents; see [`crate::domain::privacy::Access`]).
+    pub fn over_hidden_fields(self) -> bool {
+        matches!(self, Facet::Tags | Facet::Custom(_)) || self.about_documents()
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Facet::Custom(field) => field.key.name(),
@@ -144,11 +150,13 @@ pub enum SortKey {
     Missing,
 }
 
-/// Whose accounts a search's words may find through the text of their documents (files):
-/// only accounts whose documents the caller reads.
+/// Whose accounts the caller reads in full: a search finds accounts through the text of
+/// their documents (files) only there, and filters, sorts, facets and matches the fields
+/// an agent's summary hides only there ([`AccountQuery::hidden_owner`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileReach {
-    /// No account's: a query built for no caller.
+    /// A query built for no caller (the work queue, the backends' own tests): no
+    /// account's documents; the fields a summary hides in every account.
     None,
     /// The accounts assigned to this agent.
     Assigned(Uuid),
@@ -266,7 +274,8 @@ pub struct AccountQuery {
     pub tags: Vec<String>,
     /// The account holds a live document of one of these kinds.
     pub document_kinds: Vec<Kind>,
-    /// Whose accounts the text may match through their documents' words.
+    /// Whose accounts the caller reads in full: the text matches their documents' words
+    /// only there, and the query uses the fields a summary hides only there.
     pub file_reach: FileReach,
     pub min_balance: Option<Decimal>,
     pub max_balance: Option<Decimal>,
@@ -344,6 +353,50 @@ impl AccountQuery {
             facets: Vec::new(),
             today,
         }
+    }
+
+    /// The agent in whose accounts alone the query may use the fields a summary hides:
+    /// the caller, when they read only their own accounts in full; `None` when those
+    /// fields reach every account the query does.
+    ///
+    /// What a role cannot read, it cannot filter, sort, facet or match on. An agent reads
+    /// a summary of the accounts assigned to others or to no one
+    /// ([`crate::domain::privacy::Access::Summary`]: no tags, custom fields, address or
+    /// external reference), so a search of theirs uses those fields only in their own
+    /// accounts. This is the one statement of the rule that both backends translate: a
+    /// condition or a sort on a hidden field holds only in the owner's accounts
+    /// ([`Self::owner_limit`]), a facet over hidden fields counts only those
+    /// ([`Self::facet_owner`]), and a word of `text` matches a hidden field only there.
+    /// The name, account number, email and phone, by which any agent finds any caller,
+    /// match everywhere.
+    pub fn hidden_owner(&self) -> Option<Uuid> {
+        match self.file_reach {
+            FileReach::Assigned(agent) => Some(agent),
+            FileReach::None | FileReach::All => None,
+        }
+    }
+
+    /// Whether the query selects or orders accounts by a field a summary hides.
+    pub fn selects_by_hidden_fields(&self) -> bool {
+        !self.tags.is_empty()
+            || !self.custom.is_empty()
+            || !self.document_kinds.is_empty()
+            || matches!(self.sort.field, SortField::Custom(_))
+    }
+
+    /// The agent whose accounts alone the query finds, because it selects or orders
+    /// accounts by a field a summary hides. A query's conditions all hold together, so
+    /// adding `assigned_agent_id = owner` to them limits each hidden condition (a
+    /// negation too: `.exists=false`) to the owner's accounts, and a sort by a hidden
+    /// field then orders only those.
+    pub fn owner_limit(&self) -> Option<Uuid> {
+        self.hidden_owner().filter(|_| self.selects_by_hidden_fields())
+    }
+
+    /// The agent whose accounts alone `facet` counts among the matches: a facet over
+    /// hidden fields counts only the owner's (`None`: every match).
+    pub fn facet_owner(&self, facet: Facet) -> Option<Uuid> {
+        self.hidden_owner().filter(|_| facet.over_hidden_fields())
     }
 }
 

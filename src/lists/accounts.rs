@@ -51,7 +51,9 @@ const BUCKETS: &str = "a bucket (current, 1-29, 30-59, 60-89, 90-119, 120+)";
 const PARAMS: &[Param<Request>] = &[
     Param::new(
         "q",
-        "Full-text search: name, account number, reference, email, phone, notes; and the words of the documents of the accounts whose documents the caller reads.",
+        "Full-text search: name, account number, reference, email, phone, address, custom text; and the words of the documents \
+         of the accounts whose documents the caller reads. For an agent, the reference, address and custom text match only \
+         the accounts assigned to them.",
         schema::words,
         |r, v| r.query.text = v.text(),
     ),

@@ -16,8 +16,8 @@ use arrears::domain::account::AccountStatus;
 use arrears::domain::document::{Entity, IndexOp};
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomField, CustomKind, Facet, FieldKey, PaymentFacet, PaymentQuery, PaymentSort,
-    PaymentSortField, Sort, SortField, SortKey, StatsQuery,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomField, CustomKind, Facet, FieldKey, FileReach, PaymentFacet, PaymentQuery,
+    PaymentSort, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use arrears::search::elastic::bulk::{self, Item};
 use arrears::search::elastic::client::Call;
@@ -240,6 +240,36 @@ fn account_searches() -> Vec<(String, AccountQuery)> {
         ),
     ];
     out.push(("custom fields and portfolios".to_owned(), custom_account_query()));
+    // An agent's search: what the summary hides counts only in their own accounts
+    // (issue 75, item 4).
+    let tagged_list = CustomField {
+        key: FieldKey::new("segment"),
+        kind: CustomKind::Keyword,
+    };
+    out.push((
+        "an agent's text, tag filter and facets over hidden fields".to_owned(),
+        AccountQuery {
+            file_reach: FileReach::Assigned(uuid(7)),
+            text: Some("Peachtree 30328".into()),
+            tags: vec!["bankruptcy".into()],
+            facets: vec![Facet::Tags, Facet::Custom(tagged_list), Facet::Status],
+            ..custom_account_query()
+        },
+    ));
+    out.push((
+        "an agent's search sorted by a custom field".to_owned(),
+        AccountQuery {
+            file_reach: FileReach::Assigned(uuid(7)),
+            sort: Sort {
+                field: SortField::Custom(CustomField {
+                    key: FieldKey::new("score"),
+                    kind: CustomKind::Number,
+                }),
+                descending: true,
+            },
+            ..base()
+        },
+    ));
     out.push((
         "only accounts without a portfolio, scoped to none".to_owned(),
         AccountQuery {

@@ -34,6 +34,7 @@ mod export;
 mod field_types;
 mod fields;
 mod helpers;
+mod hidden_fields;
 mod imports;
 mod jobs;
 mod kibana_objects;

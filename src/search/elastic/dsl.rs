@@ -67,37 +67,70 @@ fn not_tombstone() -> Value {
 /// them equal), in characters (Lucene counts code points, as `chars` does).
 pub const NAME_EDGE_GRAMS: usize = 20;
 
-/// Where full text looks: word fields (with their edge n-gram subfield, if any),
-/// identifier fields (lowercased keywords), and optionally phone digits.
+/// Where full text looks: names (with their edge n-gram subfield, if any), joined names
+/// and identifier parts, identifier fields (lowercased keywords), and optionally phone
+/// digits; apart, the fields holding what an agent's summary hides (addresses among
+/// them).
 struct TextFields<'a> {
     /// Matched exactly, as a prefix (through the edge field when there is one and the
     /// word is no longer than [`NAME_EDGE_GRAMS`]), or within the typo budget.
     names: &'a [(&'a str, Option<&'a str>)],
-    /// Matched exactly or as a prefix.
-    words: &'a [&'a str],
     /// Joined names and identifier parts: matched whole or, from [`PART_PREFIX_MIN`]
     /// characters, as a prefix, and only where the word matches nothing above (the
     /// word scores the best of them, a `dis_max`), as on the embedded backend.
     parts: &'a [&'a str],
     idents: &'a [&'a str],
     phone_digits: Option<&'a str>,
+    hidden: Option<Hidden<'a>>,
+}
+
+/// The fields holding what an agent's summary of an account hides (the address, the
+/// words of custom text, the external reference), matched only in the accounts of the
+/// query's hidden owner when it has one
+/// ([`crate::domain::search::AccountQuery::hidden_owner`]), as on the embedded backend.
+struct Hidden<'a> {
+    /// Matched exactly or as a prefix.
+    words: &'a [&'a str],
+    /// Matched as [`TextFields::parts`] are.
+    parts: &'a [&'a str],
+    /// Matched as [`TextFields::idents`] are.
+    idents: &'a [&'a str],
 }
 
 const ACCOUNT_TEXT: TextFields<'static> = TextFields {
     names: &[("debtor_name", Some("debtor_name.prefix"))],
-    words: &["derived.address", "derived.custom_words"],
     parts: &["debtor_name.joined", "derived.ident_parts"],
-    idents: &["account_number.lower", "email.lower", "external_ref.lower"],
+    idents: &["account_number.lower", "email.lower"],
     phone_digits: Some("derived.phone_digits"),
+    hidden: Some(Hidden {
+        words: &["derived.address", "derived.custom_words"],
+        parts: &["derived.reference_parts"],
+        idents: &["external_ref.lower"],
+    }),
 };
 
 const PAYMENT_TEXT: TextFields<'static> = TextFields {
     names: &[("debtor_name", Some("debtor_name.prefix"))],
-    words: &[],
     parts: &[],
     idents: &["account_number.lower", "reference.lower"],
     phone_digits: None,
+    hidden: None,
 };
+
+/// The accounts assigned to `agent`.
+fn assigned_to(agent: Uuid) -> Value {
+    term("assigned_agent_id", agent.hyphenated().to_string())
+}
+
+/// Ways of matching a hidden field, as the caller may use them: each as it is, or any
+/// of them only in the accounts of `owner` (a filter: an owner's account scores as it
+/// would without it).
+fn limited(options: Vec<Value>, owner: Option<&Value>) -> Vec<Value> {
+    match owner {
+        Some(owner) if !options.is_empty() => vec![json!({ "bool": { "must": [any_of(options)], "filter": [owner] } })],
+        _ => options,
+    }
+}
 
 /// A word in `field`: the word itself, the words it begins (through `edge` when there is
 /// one and the word is no longer than [`NAME_EDGE_GRAMS`]) and, with `typos`, the words
@@ -129,23 +162,34 @@ fn prefix(field: &str, word: &str) -> Value {
     json!({ "prefix": { field: { "value": word, "boost": 1.5 } } })
 }
 
+/// A joined name or identifier part: the word whole and, from [`PART_PREFIX_MIN`]
+/// characters, as a prefix.
+fn part_options(field: &str, word: &str) -> Vec<Value> {
+    let mut options = vec![boosted_term(field, word, 3.0)];
+    if word.chars().count() >= PART_PREFIX_MIN {
+        options.push(prefix(field, word));
+    }
+    options
+}
+
 /// What one word must match: a name or another word field, summed; or else, scored on
-/// their own, a joined name or an identifier part.
-fn word_query(fields: &TextFields<'_>, word: &str) -> Value {
+/// their own, a joined name or an identifier part. A hidden field matches only in the
+/// accounts of `owner` when there is one.
+fn word_query(fields: &TextFields<'_>, word: &str, owner: Option<&Value>) -> Value {
     let mut options = Vec::new();
     for (field, edge) in fields.names {
         options.extend(word_options(field, *edge, true, word));
     }
-    for field in fields.words {
-        options.extend(word_options(field, None, false, word));
+    if let Some(hidden) = &fields.hidden {
+        let found = hidden.words.iter().flat_map(|field| word_options(field, None, false, word));
+        options.extend(limited(found.collect(), owner));
     }
     let mut best_of = vec![any_of(options)];
     for field in fields.parts {
-        let mut options = vec![boosted_term(field, word, 3.0)];
-        if word.chars().count() >= PART_PREFIX_MIN {
-            options.push(prefix(field, word));
-        }
-        best_of.push(any_of(options));
+        best_of.push(any_of(part_options(field, word)));
+    }
+    for field in fields.hidden.iter().flat_map(|hidden| hidden.parts) {
+        best_of.push(any_of(limited(part_options(field, word), owner)));
     }
     match best_of.len() {
         1 => best_of.remove(0),
@@ -156,12 +200,15 @@ fn word_query(fields: &TextFields<'_>, word: &str) -> Value {
 /// Every word must match a name exactly, as a prefix, or within the typo budget, or
 /// another word field exactly or as a prefix, or a joined name or identifier part; or a
 /// run of adjacent words, joined, matches a name exactly or as a prefix; or the whole text
-/// matches an identifier (exactly or as a prefix) or a phone.
-fn text_query(fields: &TextFields<'_>, text: &str, also: Option<Value>) -> Option<Value> {
+/// matches an identifier (exactly or as a prefix) or a phone. A hidden field matches
+/// only in the accounts of `owner` when there is one.
+fn text_query(fields: &TextFields<'_>, text: &str, owner: Option<Uuid>, also: Option<Value>) -> Option<Value> {
+    let owner = owner.map(assigned_to);
+    let owner = owner.as_ref();
     let mut alternatives = Vec::new();
     let words = folded_tokens(text);
     if !words.is_empty() {
-        let per_word: Vec<Value> = words.iter().map(|word| word_query(fields, word)).collect();
+        let per_word: Vec<Value> = words.iter().map(|word| word_query(fields, word, owner)).collect();
         if words.len() <= JOINED_QUERY_WORDS {
             for window in join_windows(words.len()) {
                 let joined = words[window.clone()].concat();
@@ -181,13 +228,9 @@ fn text_query(fields: &TextFields<'_>, text: &str, also: Option<Value>) -> Optio
     // As the `arrears_lowercase` normalizer lowercased the identifiers.
     let whole = lucene_lowercase(text.trim());
     if !whole.is_empty() {
-        for field in fields.idents {
-            alternatives.push(boosted_term(field, &whole, 5.0));
-        }
-        if whole.chars().count() <= EDGE_MAX {
-            for field in fields.idents {
-                alternatives.push(json!({ "prefix": { *field: { "value": whole, "boost": 2.0 } } }));
-            }
+        alternatives.extend(ident_options(fields.idents, &whole));
+        if let Some(hidden) = &fields.hidden {
+            alternatives.extend(limited(ident_options(hidden.idents, &whole), owner));
         }
     }
     let phone = digits(text);
@@ -200,9 +243,22 @@ fn text_query(fields: &TextFields<'_>, text: &str, also: Option<Value>) -> Optio
     (!alternatives.is_empty()).then(|| any_of(alternatives))
 }
 
+/// The identifiers of `idents` that are `whole` (lowercased) or begin with it.
+fn ident_options(idents: &[&str], whole: &str) -> Vec<Value> {
+    let mut options: Vec<Value> = idents.iter().map(|field| boosted_term(field, whole, 5.0)).collect();
+    if whole.chars().count() <= EDGE_MAX {
+        options.extend(
+            idents
+                .iter()
+                .map(|field| json!({ "prefix": { *field: { "value": whole, "boost": 2.0 } } })),
+        );
+    }
+    options
+}
+
 fn agent_filter(agent: Option<AgentFilter>) -> Option<Value> {
     match agent {
-        Some(AgentFilter::Agent(id)) => Some(term("assigned_agent_id", id.hyphenated().to_string())),
+        Some(AgentFilter::Agent(id)) => Some(assigned_to(id)),
         Some(AgentFilter::Unassigned) => Some(not(exists("assigned_agent_id"))),
         None => None,
     }
@@ -248,6 +304,7 @@ fn account_filters(query: &AccountQuery) -> (Vec<Value>, Vec<Value>) {
         filter.push(terms("status", query.statuses.iter().map(|s| s.as_str())));
     }
     filter.extend(agent_filter(query.agent));
+    filter.extend(query.owner_limit().map(assigned_to));
     if !query.document_kinds.is_empty() {
         filter.push(terms("document_kinds", query.document_kinds.iter().map(|k| k.as_str())));
     }
@@ -396,7 +453,7 @@ pub fn account_query(query: &AccountQuery) -> Value {
     let text = query
         .text
         .as_deref()
-        .and_then(|t| text_query(&ACCOUNT_TEXT, t, file_text_query(t, query.file_reach)));
+        .and_then(|t| text_query(&ACCOUNT_TEXT, t, query.hidden_owner(), file_text_query(t, query.file_reach)));
     bool_query(text, filter, must_not)
 }
 
@@ -410,7 +467,7 @@ fn file_text_query(text: &str, reach: FileReach) -> Option<Value> {
     let owner = match reach {
         FileReach::None => return None,
         FileReach::All => None,
-        FileReach::Assigned(agent) => Some(term("assigned_agent_id", agent.hyphenated().to_string())),
+        FileReach::Assigned(agent) => Some(assigned_to(agent)),
     };
     let words = folded_tokens(text);
     if words.is_empty() {
@@ -456,7 +513,7 @@ pub fn payment_query(query: &PaymentQuery) -> Value {
         must_not.push(term("account_deleted", true));
     }
     bool_query(
-        query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t, None)),
+        query.text.as_deref().and_then(|t| text_query(&PAYMENT_TEXT, t, None, None)),
         filter,
         must_not,
     )
@@ -598,8 +655,16 @@ fn per_currency(units: &str) -> Value {
     json!({ "currencies": { "terms": { "field": "currency", "size": CURRENCIES }, "aggs": sum_units(units) } })
 }
 
-pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> {
-    facets
+/// The sub-aggregation a facet counted only in one agent's accounts holds its values
+/// in: `{"filter": <the owner's accounts>, "aggs": {"values": <the facet>}}`.
+pub const OWNED_VALUES: &str = "values";
+
+/// The aggregations of `query`'s facets; a facet over hidden fields counts only the
+/// accounts of its owner ([`AccountQuery::facet_owner`]).
+pub fn account_facets(query: &AccountQuery) -> Map<String, Value> {
+    let today = query.today;
+    query
+        .facets
         .iter()
         .map(|facet| {
             let agg = match facet {
@@ -622,6 +687,10 @@ pub fn account_facets(facets: &[Facet], today: NaiveDate) -> Map<String, Value> 
                     agg
                 }
                 Facet::Custom(field) => terms_agg(custom_path(*field), FACET_SIZE, None),
+            };
+            let agg = match query.facet_owner(*facet) {
+                Some(owner) => json!({ "filter": assigned_to(owner), "aggs": { OWNED_VALUES: agg } }),
+                None => agg,
             };
             (facet.name().to_owned(), agg)
         })
@@ -670,7 +739,7 @@ pub fn account_search(query: &AccountQuery) -> Value {
         Order::of_accounts(query),
         query.page_size,
         query.after.as_ref(),
-        account_facets(&query.facets, query.today),
+        account_facets(query),
     )
 }
 

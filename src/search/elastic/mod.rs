@@ -715,6 +715,10 @@ impl SearchIndex for ElasticIndex {
                 .iter()
                 .map(|facet| {
                     let agg = aggs.and_then(|a| a.get(facet.name()));
+                    let agg = match query.facet_owner(*facet) {
+                        Some(_) => agg.and_then(|a| a.get(dsl::OWNED_VALUES)),
+                        None => agg,
+                    };
                     let values = match facet {
                         crate::domain::search::Facet::Bucket => ALL_BUCKETS
                             .iter()

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::Column;
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
+use uuid::Uuid;
 
 use super::dense::{Dense, DenseColumns, NO_STATUS_CODE, STATUS, Strs, holds_status, prefetch};
 
@@ -28,13 +29,22 @@ pub fn rank_of(key: SortKey, id: u128, descending: bool) -> Rank {
 }
 
 /// A facet the collector counts: terms of a string column (with an optional sum of
-/// an i64 column per term and currency), or the delinquency bucket computed from the
-/// due date (with the balance summed per bucket and currency).
+/// an i64 column per term and currency, and counted only in the accounts of `owner`
+/// when there is one: [`crate::domain::search::AccountQuery::facet_owner`]), or the
+/// delinquency bucket computed from the due date (with the balance summed per bucket
+/// and currency).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FacetSpec {
-    Terms { column: &'static str, sum: Option<&'static str> },
+    Terms {
+        column: &'static str,
+        sum: Option<&'static str>,
+        owner: Option<Uuid>,
+    },
     Bucket,
 }
+
+/// The column of the agent an account is assigned to.
+const AGENT: &str = "agent";
 
 /// The column the bucket facet sums, and the status facet when counted with it.
 pub const BALANCE: &str = "balance";
@@ -81,6 +91,25 @@ pub enum FacetCounts {
     Terms(HashMap<String, TermTally>),
     /// By bucket, in [`Bucket`] order.
     Bucket(Vec<TermTally>),
+}
+
+/// The documents of one segment assigned to one agent, by the agent column.
+struct Owned {
+    agents: Arc<Strs>,
+    /// The agent's ordinal in this segment; `None`: no document here is theirs.
+    ord: Option<u32>,
+}
+
+impl Owned {
+    fn of(segment: &SegmentReader, dense: &DenseColumns, owner: Uuid) -> tantivy::Result<Self> {
+        let agents = dense.strs(segment, AGENT)?;
+        let ord = agents.term_ord(&owner.hyphenated().to_string());
+        Ok(Owned { agents, ord })
+    }
+
+    fn holds(&self, doc: DocId) -> bool {
+        self.ord.is_some() && self.agents.ord(doc) == self.ord
+    }
 }
 
 /// What a money facet reads of each document in one segment.
@@ -203,6 +232,8 @@ enum SegmentFacet {
     Terms {
         strs: Arc<Strs>,
         cells: Cells,
+        /// Counted only in these documents.
+        owned: Option<Owned>,
     },
     /// The status facet, counted in [`PageSegment::coded`].
     CodedStatus,
@@ -312,15 +343,17 @@ fn segment_facet(
             FacetSpec::Terms {
                 column: STATUS,
                 sum: None | Some(BALANCE),
+                owner: None,
             },
             Some(coded),
         ) if coded.status.is_some() => SegmentFacet::CodedStatus,
         (FacetSpec::Bucket, _) => SegmentFacet::CodedBucket,
-        (FacetSpec::Terms { column, sum }, _) => {
+        (FacetSpec::Terms { column, sum, owner }, _) => {
             let strs = dense.strs(segment, column)?;
             SegmentFacet::Terms {
                 cells: Cells::new(strs.terms.len(), Money::of(segment, dense, sum)?),
                 strs,
+                owned: owner.map(|owner| Owned::of(segment, dense, owner)).transpose()?,
             }
         }
     })
@@ -446,7 +479,11 @@ impl PageSegment {
         }
         for facet in &mut self.facets {
             match facet {
-                SegmentFacet::Terms { strs, cells } => strs.for_each_ord(doc, |ord| cells.add(ord as usize, doc)),
+                SegmentFacet::Terms { strs, cells, owned } => {
+                    if owned.as_ref().is_none_or(|owned| owned.holds(doc)) {
+                        strs.for_each_ord(doc, |ord| cells.add(ord as usize, doc));
+                    }
+                }
                 SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
         }
@@ -496,9 +533,12 @@ impl PageSegment {
         }
         for facet in &self.facets {
             match facet {
-                SegmentFacet::Terms { strs, cells } => {
+                SegmentFacet::Terms { strs, cells, owned } => {
                     strs.prefetch(doc);
                     cells.prefetch(doc);
+                    if let Some(owned) = owned {
+                        owned.agents.prefetch(doc);
+                    }
                 }
                 SegmentFacet::CodedStatus | SegmentFacet::CodedBucket => {}
             }
@@ -562,7 +602,7 @@ impl PageSegment {
             .facets
             .iter()
             .map(|facet| match facet {
-                SegmentFacet::Terms { strs, cells } => FacetCounts::Terms(counts_by_term(strs, cells)),
+                SegmentFacet::Terms { strs, cells, .. } => FacetCounts::Terms(counts_by_term(strs, cells)),
                 SegmentFacet::CodedStatus => FacetCounts::Terms(self.coded.as_ref().map_or_else(HashMap::new, Coded::status_counts)),
                 SegmentFacet::CodedBucket => FacetCounts::Bucket(
                     self.coded

@@ -113,34 +113,26 @@ fn facet_values(names: Vec<&'static str>, specs: &[FacetSpec], counts: Vec<Facet
         .collect()
 }
 
-fn account_facet(facet: Facet) -> FacetSpec {
+/// How the collector counts `facet` of `query` (see [`AccountQuery::facet_owner`]).
+fn account_facet(query: &AccountQuery, facet: Facet) -> FacetSpec {
+    let terms = |column| FacetSpec::Terms {
+        column,
+        sum: None,
+        owner: query.facet_owner(facet),
+    };
     match facet {
         Facet::Status => FacetSpec::Terms {
             column: "status",
             sum: Some(BALANCE),
+            owner: query.facet_owner(facet),
         },
         Facet::Bucket => FacetSpec::Bucket,
-        Facet::AssignedAgent => FacetSpec::Terms {
-            column: "agent",
-            sum: None,
-        },
-        Facet::Tags => FacetSpec::Terms { column: "tags", sum: None },
-        Facet::DocumentKind => FacetSpec::Terms {
-            column: "document_kinds",
-            sum: None,
-        },
-        Facet::DocumentName => FacetSpec::Terms {
-            column: "document_names",
-            sum: None,
-        },
-        Facet::Portfolio => FacetSpec::Terms {
-            column: "portfolio",
-            sum: None,
-        },
-        Facet::Custom(field) => FacetSpec::Terms {
-            column: schema::custom_column(field),
-            sum: None,
-        },
+        Facet::AssignedAgent => terms("agent"),
+        Facet::Tags => terms("tags"),
+        Facet::DocumentKind => terms("document_kinds"),
+        Facet::DocumentName => terms("document_names"),
+        Facet::Portfolio => terms("portfolio"),
+        Facet::Custom(field) => terms(schema::custom_column(field)),
     }
 }
 
@@ -153,6 +145,7 @@ fn payment_facet(facet: PaymentFacet) -> FacetSpec {
     FacetSpec::Terms {
         column,
         sum: Some("amount"),
+        owner: None,
     }
 }
 
@@ -237,7 +230,7 @@ fn collect<K: Kind>(
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
     let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
-    let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(*f)).collect();
+    let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(query, *f)).collect();
     let segment_local = query.text.is_none() && query.contactable.is_none() && query.tier.is_none();
     let mut fruit = collect(
         generation,

@@ -10,7 +10,7 @@ use tantivy::schema::{FAST, INDEXED, STRING, Schema};
 use tantivy::{DocId, Searcher, SegmentReader, TantivyDocument};
 
 use super::dense::{Dense, DenseColumns, Strs};
-use super::query::{Clause, TextFields, any_of, flag, range, term, text_query};
+use super::query::{Clause, Ident, TextFields, any_of, flag, range, term, text_query};
 use super::schema::{Common, EDGE, FOLDED, KEYWORD, Kind, UNASSIGNED, money_units, text};
 use crate::domain::document::{Doc, Entity};
 use crate::domain::search::{AgentFilter, NO_PORTFOLIO, PaymentQuery, StatsQuery};
@@ -120,11 +120,13 @@ pub fn build(searcher: &Searcher, fields: &PaymentFields, query: &PaymentQuery) 
     }
     let text_fields = TextFields {
         names: &[fields.name],
-        words: &[],
         parts: &[],
-        ident: fields.ident,
-        ident_prefix: fields.ident_prefix,
+        ident: Ident {
+            whole: fields.ident,
+            prefix: fields.ident_prefix,
+        },
         phone_digits: None,
+        hidden: None,
     };
     let text = match query.text.as_deref() {
         Some(t) => text_query(searcher, &text_fields, t, None)?,

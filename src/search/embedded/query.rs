@@ -11,6 +11,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, DocSet, Score, Searcher, SegmentReader, Term};
+use uuid::Uuid;
 
 use super::bands::Band;
 use super::dense::DenseColumns;
@@ -44,24 +45,61 @@ pub(super) fn range(field: Field, lo: Option<i64>, hi: Option<i64>) -> Box<dyn Q
     Box::new(RangeQuery::new(bound(lo), bound(hi)))
 }
 
-/// Where full text looks: names, other word fields (addresses), joined names and
-/// identifier parts, identifier fields (exact and prefix), and optionally phone digits.
+/// Where full text looks: names, joined names and identifier parts, identifier fields
+/// (exact and prefix), and optionally phone digits; apart, the fields holding what an
+/// agent's summary hides (addresses among them).
 pub(super) struct TextFields<'a> {
     /// Matched exactly, as a prefix, or within the typo budget.
     pub names: &'a [Field],
-    /// Matched exactly or as a prefix: a typo in a name would otherwise match street
-    /// names, and a fuzzy pass over the address dictionary is the costliest part of a
-    /// name search.
-    pub words: &'a [Field],
     /// Terms that stand in for a word only where the word matches nothing above
     /// (a query word scores the best of these and the fields above, never their sum, so
     /// a name also found in its email or its joined form ranks as before): joined names
     /// and the parts of identifiers, matched whole or, from [`PART_PREFIX_MIN`]
     /// characters, as a prefix.
     pub parts: &'a [Field],
-    pub ident: Field,
-    pub ident_prefix: Field,
+    pub ident: Ident,
     pub phone_digits: Option<Field>,
+    pub hidden: Option<Hidden<'a>>,
+}
+
+/// An identifier field (whole values, lowercased) and the field of its prefixes.
+#[derive(Clone, Copy)]
+pub(super) struct Ident {
+    pub whole: Field,
+    pub prefix: Field,
+}
+
+/// The fields holding what an agent's summary of an account hides (the address, the
+/// words of custom text, the external reference), matched only in the accounts of
+/// `owner` when there is one ([`crate::domain::search::AccountQuery::hidden_owner`]).
+pub(super) struct Hidden<'a> {
+    /// Matched exactly or as a prefix: a typo in a name would otherwise match street
+    /// names, and a fuzzy pass over the address dictionary is the costliest part of a
+    /// name search.
+    pub words: &'a [Field],
+    /// Matched as [`TextFields::parts`] are.
+    pub parts: &'a [Field],
+    /// Matched as [`TextFields::ident`] is.
+    pub ident: Ident,
+    /// The owner's accounts, scoring nothing: an owner's account scores as it would
+    /// without the limit.
+    pub owner: Option<Box<dyn Query>>,
+}
+
+impl Hidden<'_> {
+    /// Ways of matching a hidden field, as the caller may use them: each as it is, or
+    /// any of them only in the owner's accounts.
+    fn limit(&self, options: Vec<Box<dyn Query>>) -> Vec<Box<dyn Query>> {
+        match &self.owner {
+            Some(owner) if !options.is_empty() => vec![all_of([any_of(options), owner.box_clone()])],
+            _ => options,
+        }
+    }
+}
+
+/// The accounts assigned to `agent`, scoring nothing (a filter).
+pub(super) fn assigned_to(fields: &Fields, agent: Uuid) -> Box<dyn Query> {
+    Box::new(ConstScoreQuery::new(term(fields.agent, &agent.hyphenated().to_string()), 0.0))
 }
 
 /// At most this many dictionary terms that a word begins stand in for it. A word that
@@ -197,12 +235,21 @@ fn word_query(searcher: &Searcher, fields: &TextFields<'_>, word: &str) -> tanti
     for field in fields.names {
         options.extend(word_options(searcher, *field, word, fuzziness(word))?);
     }
-    for field in fields.words {
-        options.extend(word_options(searcher, *field, word, 0)?);
+    if let Some(hidden) = &fields.hidden {
+        let mut found = Vec::new();
+        for field in hidden.words {
+            found.extend(word_options(searcher, *field, word, 0)?);
+        }
+        options.extend(hidden.limit(found));
     }
     let mut best_of = vec![one_of(options)];
     for field in fields.parts {
         best_of.push(one_of(part_options(searcher, *field, word)?));
+    }
+    if let Some(hidden) = &fields.hidden {
+        for field in hidden.parts {
+            best_of.push(one_of(hidden.limit(part_options(searcher, *field, word)?)));
+        }
     }
     Ok(match best_of.len() {
         1 => best_of.remove(0),
@@ -270,13 +317,9 @@ pub(super) fn text_query(
     }
     let whole = lucene_lowercase(text.trim());
     if !whole.is_empty() {
-        alternatives.push(Box::new(BoostQuery::new(term(fields.ident, &whole), 5.0)));
-        let length = whole.chars().count();
-        if length <= EDGE_GRAMS {
-            alternatives.push(Box::new(BoostQuery::new(term(fields.ident_prefix, &whole), 2.0)));
-        } else if length <= EDGE_MAX {
-            let prefix = FuzzyTermQuery::new_prefix(Term::from_field_text(fields.ident, &whole), 0, false);
-            alternatives.push(Box::new(BoostQuery::new(Box::new(prefix), 2.0)));
+        alternatives.extend(ident_options(fields.ident, &whole));
+        if let Some(hidden) = &fields.hidden {
+            alternatives.extend(hidden.limit(ident_options(hidden.ident, &whole)));
         }
     }
     let phone = digits(text);
@@ -292,6 +335,19 @@ pub(super) fn text_query(
     }
     alternatives.extend(also);
     Ok((!alternatives.is_empty()).then(|| any_of(alternatives)))
+}
+
+/// The identifiers that are `whole` (lowercased) or begin with it.
+fn ident_options(ident: Ident, whole: &str) -> Vec<Box<dyn Query>> {
+    let mut options: Vec<Box<dyn Query>> = vec![Box::new(BoostQuery::new(term(ident.whole, whole), 5.0))];
+    let length = whole.chars().count();
+    if length <= EDGE_GRAMS {
+        options.push(Box::new(BoostQuery::new(term(ident.prefix, whole), 2.0)));
+    } else if length <= EDGE_MAX {
+        let prefix = FuzzyTermQuery::new_prefix(Term::from_field_text(ident.whole, whole), 0, false);
+        options.push(Box::new(BoostQuery::new(Box::new(prefix), 2.0)));
+    }
+    options
 }
 
 /// The accounts whose documents' words hold every word of `text` (each exactly or as a
@@ -329,11 +385,21 @@ pub fn build(
     let mut clauses: Vec<Clause> = vec![(Occur::MustNot, flag(fields.common.tombstone, true))];
     let text_fields = TextFields {
         names: &[fields.name],
-        words: &[fields.address, fields.custom_words],
         parts: &[fields.name_joined, fields.ident_parts],
-        ident: fields.ident,
-        ident_prefix: fields.ident_prefix,
+        ident: Ident {
+            whole: fields.ident,
+            prefix: fields.ident_prefix,
+        },
         phone_digits: Some(fields.phone_digits),
+        hidden: Some(Hidden {
+            words: &[fields.address, fields.custom_words],
+            parts: &[fields.reference_parts],
+            ident: Ident {
+                whole: fields.reference,
+                prefix: fields.reference_prefix,
+            },
+            owner: query.hidden_owner().map(|agent| assigned_to(fields, agent)),
+        }),
     };
     let text = match query.text.as_deref() {
         Some(t) => text_query(searcher, &text_fields, t, file_text_query(searcher, fields, t, query.file_reach)?)?,
@@ -393,6 +459,9 @@ pub fn build(
     conditions.extend(query.custom.iter().map(custom_condition));
     if let Some(agent) = &agent {
         clauses.push((Occur::Must, term(fields.agent, agent)));
+    }
+    if let Some(owner) = query.owner_limit() {
+        clauses.push((Occur::Must, assigned_to(fields, owner)));
     }
     if !query.document_kinds.is_empty() {
         let kinds = query.document_kinds.iter().map(|k| term(fields.document_kinds, k.as_str()));

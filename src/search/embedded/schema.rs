@@ -122,10 +122,17 @@ pub struct Fields {
     pub name_sort_hi: tantivy::schema::Field,
     pub name_sort_lo: tantivy::schema::Field,
     pub address: tantivy::schema::Field,
+    /// The account number and the email, whole.
     pub ident: tantivy::schema::Field,
     pub ident_prefix: tantivy::schema::Field,
-    /// The words of the email and external reference (local part, domain labels).
+    /// The words of the email (local part, domain labels).
     pub ident_parts: tantivy::schema::Field,
+    /// The external reference, whole, apart from the identifiers every reader sees: an
+    /// agent's summary hides it ([`crate::domain::search::AccountQuery::hidden_owner`]).
+    pub reference: tantivy::schema::Field,
+    pub reference_prefix: tantivy::schema::Field,
+    /// The words of the external reference.
+    pub reference_parts: tantivy::schema::Field,
     pub phone_digits: tantivy::schema::Field,
     pub status: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
@@ -187,6 +194,9 @@ pub fn build() -> (Schema, Fields) {
         ident: b.add_text_field("ident", text(KEYWORD)),
         ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
         ident_parts: b.add_text_field("ident_parts", text(FOLDED)),
+        reference: b.add_text_field("reference", text(KEYWORD)),
+        reference_prefix: b.add_text_field("reference_prefix", text(EDGE)),
+        reference_parts: b.add_text_field("reference_parts", text(FOLDED)),
         phone_digits: b.add_text_field(
             "phone_digits",
             TextOptions::default().set_indexing_options(
@@ -323,15 +333,17 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     {
         d.add_text(fields.address, part);
     }
-    for ident in [Some(&doc.account_number), doc.email.as_ref(), doc.external_ref.as_ref()]
-        .into_iter()
-        .flatten()
-    {
+    for ident in [Some(&doc.account_number), doc.email.as_ref()].into_iter().flatten() {
         d.add_text(fields.ident, ident);
         d.add_text(fields.ident_prefix, ident);
     }
-    for ident in [doc.email.as_ref(), doc.external_ref.as_ref()].into_iter().flatten() {
-        d.add_text(fields.ident_parts, ident);
+    if let Some(email) = &doc.email {
+        d.add_text(fields.ident_parts, email);
+    }
+    if let Some(reference) = &doc.external_ref {
+        d.add_text(fields.reference, reference);
+        d.add_text(fields.reference_prefix, reference);
+        d.add_text(fields.reference_parts, reference);
     }
     if let Some(phone) = &doc.phone {
         d.add_text(fields.phone_digits, digits(phone));
