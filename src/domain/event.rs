@@ -48,7 +48,7 @@ pub struct Event {
     pub portfolio_id: Option<Uuid>,
     /// The agent the event's account was assigned to when the event was published or
     /// replayed: they, and those who read every account, receive it in full; another
-    /// agent its summary (`crate::events::visibility`). Never on the wire.
+    /// agent its summary (docs/features/live-events.md). Never on the wire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_owner: Option<Uuid>,
 }
