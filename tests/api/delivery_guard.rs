@@ -20,9 +20,9 @@ use serde_json::{Value, json};
 
 use crate::compliance::{hold_clock, zone_where_it_is};
 use crate::helpers::{TestApp, TestUser, eventually, id_of, spawn_guarded_app_with, status_json};
+use crate::webhooks::{TOKEN, twilio_signs};
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "twilio-auth-token-for-tests";
 const HOOK: &str = "https://arrears.example.com/api/v1/webhooks/twilio";
 
 struct Desk {
@@ -49,20 +49,6 @@ async fn desk_at(hook: &str) -> Desk {
 
 async fn desk() -> Desk {
     desk_at(HOOK).await
-}
-
-/// `X-Twilio-Signature` for `params` posted to `url`, made by Twilio's own library
-/// (tests/providers/sign.js).
-fn twilio_signs(url: &str, params: &[(&str, &str)]) -> String {
-    let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/providers/sign.js");
-    let out = std::process::Command::new("node")
-        .arg(script)
-        .arg(json!({"token": TOKEN, "url": url, "params": params}).to_string())
-        .output()
-        .expect("node runs tests/providers/sign.js (bin/test installs its packages)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A debtor's message from `from`, as Twilio posts it.

@@ -30,7 +30,7 @@ use crate::helpers::{TestApp, TestUser, eventually, id_of, spawn_guarded_app, sp
 use crate::providers::create_message_fields;
 
 const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "twilio-auth-token-for-tests";
+pub(crate) const TOKEN: &str = "twilio-auth-token-for-tests";
 const HOOK: &str = "https://arrears.example.com/api/v1/webhooks/twilio";
 const DEBTOR: &str = "+12015550134";
 
@@ -109,8 +109,9 @@ async fn hook() -> Hook {
     .await
 }
 
-/// `X-Twilio-Signature` for `params` posted to `url`, as Twilio's own library makes it.
-fn twilio_signs(url: &str, params: &[(&str, &str)]) -> String {
+/// `X-Twilio-Signature` for `params` posted to `url`, as Twilio's own library makes it
+/// (tests/providers/sign.js) with the tests' auth token.
+pub(crate) fn twilio_signs(url: &str, params: &[(&str, &str)]) -> String {
     let params: serde_json::Map<String, Value> = params.iter().map(|(k, v)| ((*k).to_owned(), json!(v))).collect();
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/providers/sign.js");
     let out = std::process::Command::new("node")
