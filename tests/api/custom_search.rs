@@ -29,7 +29,8 @@ async fn found(app: &TestApp, user: &TestUser, query: &str) -> Vec<String> {
     found
 }
 
-fn facet(page: &Value, name: &str) -> Vec<(String, u64)> {
+/// The `(value, count)` pairs of the facet `name` of a list page.
+pub(crate) fn facet(page: &Value, name: &str) -> Vec<(String, u64)> {
     page["facets"][name]
         .as_array()
         .unwrap_or_else(|| panic!("no facet {name}: {page}"))

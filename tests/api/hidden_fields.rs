@@ -8,6 +8,7 @@ use arrears::domain::role::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::custom_search::facet;
 use crate::helpers::{TestApp, TestUser, names, spawn_app, status_json};
 
 /// Agent A's account, with everything a summary hides, and agent B's own account.
@@ -83,15 +84,6 @@ async fn search(app: &TestApp, user: &TestUser, query: &str) -> Value {
 /// Whether `user`'s search finds agent A's account.
 async fn finds_a(app: &TestApp, user: &TestUser, query: &str) -> bool {
     names(&search(app, user, query).await).iter().any(|name| name == A_NAME)
-}
-
-fn facet(page: &Value, name: &str) -> Vec<(String, u64)> {
-    page["facets"][name]
-        .as_array()
-        .unwrap_or_else(|| panic!("no facet {name}: {page}"))
-        .iter()
-        .map(|v| (v["value"].as_str().unwrap().to_owned(), v["count"].as_u64().unwrap()))
-        .collect()
 }
 
 fn counts(values: &[(&str, u64)]) -> Vec<(String, u64)> {
