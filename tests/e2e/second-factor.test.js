@@ -104,6 +104,21 @@ suite("Two-step sign-in", setup, (test) => {
     });
     await page.getByRole("link", { name: "Two-step sign-in" }).click();
     await page.getByText("9 of 10 recovery codes left.").waitFor();
+
+    // Turning it off takes the password and a code from the app or a recovery code: a
+    // wrong one is refused by name. On a phone the form fits the screen.
+    await page.setViewportSize(PHONE.viewport);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow} px`);
+    await page.getByLabel("Password").fill(PASSWORD);
+    await page.getByLabel("Code from your app, or a recovery code").fill("000000");
+    await page.getByRole("button", { name: "Turn off" }).click();
+    await page.getByText("is not the code your app shows now").first().waitFor();
+    await accessible(page, "second factor: turning it off");
+    await shot(page, "second-factor-turn-off-phone");
+    await page.getByLabel("Code from your app, or a recovery code").fill(codes[1]);
+    await page.getByRole("button", { name: "Turn off" }).click();
+    await page.getByRole("heading", { name: "Two-step sign-in is off" }).waitFor();
     await page.context().close();
   });
 
