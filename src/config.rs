@@ -460,7 +460,7 @@ pub struct Settings {
     pub elasticsearch_ca_file: Option<PathBuf>,
 
     /// Timeout of each Elasticsearch request, in milliseconds.
-    #[arg(long, env = "ELASTICSEARCH_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    #[arg(long, env = "ELASTICSEARCH_TIMEOUT_MS", default_value_t = DEFAULT_ELASTICSEARCH_TIMEOUT_MS, global = true)]
     pub elasticsearch_timeout_ms: u64,
 
     /// How long Elasticsearch may refuse the credentials (401) before the sync stops,
@@ -558,6 +558,9 @@ fn document_retention_days(text: &str) -> Result<u32, String> {
 
 /// The shortest document retention an operator may set: three years and a day.
 pub const MIN_DOCUMENT_RETENTION_DAYS: u32 = 1096;
+
+/// How long a request to Elasticsearch may take unless ELASTICSEARCH_TIMEOUT_MS says.
+pub const DEFAULT_ELASTICSEARCH_TIMEOUT_MS: u64 = 10_000;
 
 fn payment_link_template(text: &str) -> Result<String, String> {
     let text = text.trim();

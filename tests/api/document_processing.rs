@@ -33,7 +33,7 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// The document once processing settled it (processed or failed).
 async fn settled(app: &TestApp, token: &str, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + crate::helpers::PATIENCE;
     loop {
         let (status, body) = status_json(app.get(&format!("/api/v1/documents/{id}"), token).await).await;
         assert_eq!(status, StatusCode::OK, "{body}");

@@ -40,7 +40,7 @@ async fn import(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>, fields: 
 }
 
 async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + crate::helpers::PATIENCE;
     loop {
         let job: Value = app.get(&format!("/api/v1/imports/{id}"), token).await.json().await.unwrap();
         if !job["finished_at"].is_null() {

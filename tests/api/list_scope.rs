@@ -33,7 +33,7 @@ async fn listed(app: &TestApp, user: &TestUser, path: &str) -> Vec<String> {
 
 /// Polls the job until it ends.
 async fn finished(app: &TestApp, user: &TestUser, id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + crate::helpers::PATIENCE;
     loop {
         let (_, job) = status_json(app.get(&format!("/api/v1/jobs/{id}"), &user.token).await).await;
         if !job["finished_at"].is_null() {
