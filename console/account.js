@@ -8,7 +8,7 @@
 // debtor calling in) gets its summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
-import { clear, confirmStep, debounce, field, h, localClock, localDate, money, select, showProblem, toast, when, words } from "./dom.js";
+import { clear, confirmStep, debounce, field, h, localClock, localDate, money, openQuestions, reopenQuestions, select, showProblem, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
 import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
@@ -83,6 +83,11 @@ export async function accountScreen(main, [id]) {
       h("div", { class: "form-alert", role: "alert" }),
       h("div", { class: "item-buttons" }, children));
   }
+
+  // An item's confirm steps, named by its form's data-item, so that a question asked
+  // beside an item is put back beside the item drawn anew.
+  const itemOfStep = (step) => step.closest("form.item-actions[data-item]")?.dataset.item;
+  const stepsOfItem = (root, item) => root.querySelectorAll(`form.item-actions[data-item="${CSS.escape(item)}"] .confirm-step`);
 
   // The refusal last shown beside each item (its form's data-item), put back beside it
   // whenever the timeline is redrawn: another change's live event may redraw it while
@@ -200,6 +205,7 @@ export async function accountScreen(main, [id]) {
     const typed = [...panel.querySelectorAll("form.item-actions[data-item] :is(input, textarea)[name]")]
       .filter((input) => input.value || input === document.activeElement)
       .map((input) => ({ item: input.form.dataset.item, name: input.name, value: input.value, focused: input === document.activeElement }));
+    const asked = openQuestions(panel, itemOfStep);
     const button = (name, label) =>
       h("button", { type: "button", role: "tab", id: `tab-${name}`, "aria-selected": String(tab === name), "aria-controls": "records-panel",
         onclick: () => { tab = name; renderRecords(); } }, label);
@@ -209,12 +215,12 @@ export async function accountScreen(main, [id]) {
       mayReadHistory ? h("div", { role: "tablist", class: "tabs", "aria-label": "Account records" }, button("timeline", "Timeline"), button("history", "History")) : null,
       panel);
     if (tab === "history") await renderHistory(panel, id, "timeline-title");
-    else await renderTimeline(typed);
+    else await renderTimeline(typed, asked);
   }
 
   // The timeline: newest first, a page at a time, each entry with when and who; `typed`
-  // is put back beside the items drawn anew.
-  async function renderTimeline(typed) {
+  // and the questions `asked` are put back beside the items drawn anew.
+  async function renderTimeline(typed, asked) {
     const list = h("ul", { class: "plain timeline" });
     const more = h("button", { type: "button", class: "more", hidden: true }, "Older");
     const load = async (cursor) => {
@@ -238,6 +244,7 @@ export async function accountScreen(main, [id]) {
       // The caret goes back only if nothing else took it while the timeline was read.
       if (focused && (!document.activeElement || document.activeElement === document.body)) input.focus();
     }
+    reopenQuestions(asked, (item) => stepsOfItem(list, item));
   }
 
   function timelineEntry(e) {
@@ -338,6 +345,7 @@ export async function accountScreen(main, [id]) {
       return;
     }
     const plan = await api("GET", `/plans/${latest.id}`);
+    const asked = openQuestions(sections.plan, itemOfStep);
     const cancel = plan.status === "active" && works(account)
       ? itemForm("Active plan", `plan:${plan.id}`, confirmStep("Cancel plan", "Cancel this plan? Later payments no longer pay its instalments.", "Yes, cancel the plan",
         () => act(cancel, () => api("POST", `/plans/${plan.id}/cancel`), "Plan cancelled.")))
@@ -353,6 +361,7 @@ export async function accountScreen(main, [id]) {
         h("tbody", {}, (plan.instalments || []).map((i) =>
           h("tr", {}, h("td", {}, i.seq), h("td", {}, i.due_date), h("td", {}, money(i.amount)), h("td", {}, money(i.paid_amount)), h("td", {}, i.status))))),
     );
+    reopenQuestions(asked, (item) => stepsOfItem(sections.plan, item));
   }
 
   const actionForm = (title, fields, submit, options) => postingForm(title, fields, submit, () => reload(), options);

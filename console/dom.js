@@ -205,7 +205,28 @@ export function confirmStep(label, question, yesLabel, run) {
       if (lost && start.isConnected) start.focus();
     }
   });
-  return h("span", { class: "confirm-step" }, start, ask);
+  return h("span", { class: "confirm-step", dataset: { step: label } }, start, ask);
+}
+
+// The questions open under `root` (confirm steps asked, not yet answered), to put back
+// with reopenQuestions after `root`'s content is drawn anew: a live event that redraws a
+// list must not take away the question its reader is about to answer.
+export function openQuestions(root, itemOf) {
+  return [...root.querySelectorAll(".confirm-step")]
+    .filter((step) => !step.querySelector(".confirm").hidden)
+    .map((step) => ({ item: itemOf(step), step: step.dataset.step, focused: step.contains(document.activeElement) }))
+    .filter((open) => open.item);
+}
+
+export function reopenQuestions(open, stepsOf) {
+  for (const { item, step, focused } of open) {
+    const drawn = [...stepsOf(item)].find((s) => s.dataset.step === step);
+    if (!drawn) continue;
+    const [start, ask] = drawn.children;
+    start.hidden = true;
+    ask.hidden = false;
+    if (focused && (!document.activeElement || document.activeElement === document.body)) ask.querySelector("button.danger").focus();
+  }
 }
 
 // Saves a fetched Blob under a file name.

@@ -38,6 +38,8 @@ async function setup() {
   for (const amount of ["100.00", "50.00", "20.00"]) {
     await api(manager.access_token, "POST", `/accounts/${ids.refunds}/payments`, { amount, currency: "USD", method: "card" });
   }
+  ids.asked = (await mine({ debtor_name: "Quentin Questioned", phone: "(201) 555-0178" })).id;
+  await api(manager.access_token, "POST", `/accounts/${ids.asked}/payments`, { amount: "60.00", currency: "USD", method: "card" });
   ids.pending = (await mine({ debtor_name: "Penelope Pending", phone: "(201) 555-0175" })).id;
   for (const amount of ["40.00", "15.00", "5000.00"]) {
     await api(manager.access_token, "POST", `/accounts/${ids.pending}/payments`, { amount, currency: "USD", method: "ach", status: "pending" });
@@ -583,6 +585,24 @@ suite("the console", setup, (test) => {
     await twenty.getByRole("button", { name: "Yes, refund" }).click();
     await twenty.locator(".form-alert", { hasText: "a refunded payment cannot change status" }).waitFor();
     await stale.context().close();
+  });
+
+  test("a question asked beside a payment stays open, its answer focused, when another's change redraws the timeline", async () => {
+    const page = await open("manager");
+    await page.goto(`${BASE}/#/account/${ids.asked}`);
+    const sixty = paymentsOf(page).filter({ hasText: "60.00 USD" });
+    await sixty.getByRole("button", { name: "Reverse" }).click();
+    await sixty.getByRole("group", { name: "Reverse the 60.00 USD payment (charged back)?" }).waitFor();
+    // Another user's payment reaches the screen as a live event, which redraws the timeline.
+    await api(await tokenOf("agent"), "POST", `/accounts/${ids.asked}/payments`, { amount: "5.00", currency: "USD", method: "cash" });
+    await paymentsOf(page).filter({ hasText: "5.00 USD" }).waitFor();
+    const yes = sixty.getByRole("button", { name: "Yes, reverse" });
+    assert.ok(await yes.isVisible(), "the question is still asked after the redraw");
+    assert.ok(await yes.evaluate((button) => button === document.activeElement), "the focus is still on the answer");
+    await yes.click();
+    await sixty.filter({ hasText: "reversed" }).waitFor();
+    await page.locator("#balance", { hasText: "995.00 USD" }).waitFor();
+    await page.context().close();
   });
 
   test("a refusal beside a timeline item, and what is typed there, stay when a late live event redraws the timeline", async () => {
