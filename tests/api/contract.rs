@@ -763,11 +763,13 @@ pub async fn filters_over_a_large_segment(index: &dyn SearchIndex) {
     }
 }
 
-/// Searches for no rows (the dashboard's portfolio), whose answers the embedded backend
-/// keeps per large segment: asked twice (counted, then kept), and again after changes
-/// and deletions landed, each answer equals the same search with rows (counted afresh)
-/// and a count over the documents themselves.
-pub async fn counts_without_rows_over_a_large_segment(index: &dyn SearchIndex) {
+/// Searches without words, whose total and facets the embedded backend keeps per large
+/// segment whatever the page (the dashboard's portfolio asks for no rows, the Accounts
+/// screen for 25), and whose rows it takes band by band of the sort column: asked twice
+/// (counted, then kept), and again after changes and deletions landed, each total and
+/// facet equals a count over the documents themselves, and the first two pages in each
+/// sort are the documents' own order (ties by id, missing values last).
+pub async fn counts_and_pages_over_a_large_segment(index: &dyn SearchIndex) {
     const STATUSES: [AccountStatus; 3] = [AccountStatus::Active, AccountStatus::Delinquent, AccountStatus::PaymentPlan];
     let portfolios = [Uuid::new_v4(), Uuid::new_v4()];
     // Two indexing threads split one batch into two segments, each above the embedded
@@ -805,11 +807,25 @@ pub async fn counts_without_rows_over_a_large_segment(index: &dyn SearchIndex) {
         async move {
             for (case, q) in cases.iter().enumerate() {
                 let counted = index.search(q.clone()).await.unwrap();
-                let with_rows = index.search(AccountQuery { page_size: 1, ..q.clone() }).await.unwrap();
                 assert!(counted.hits.is_empty(), "{round} case {case}: no rows");
-                assert_eq!(counted.total, with_rows.total, "{round} case {case}: total");
-                assert_eq!(counted.facets, with_rows.facets, "{round} case {case}: facets");
                 let matching: Vec<&AccountDoc> = docs.iter().filter(|d| in_case(case, d)).collect();
+                for (sort, ordered) in [(SortField::Balance, true), (SortField::DueDate, false), (SortField::Updated, true)]
+                    .map(|(field, descending)| (Sort { field, descending }, in_order(&matching, field, descending)))
+                {
+                    let mut q = AccountQuery {
+                        page_size: 25,
+                        sort,
+                        ..q.clone()
+                    };
+                    for page in 0..2 {
+                        let rows = index.search(q.clone()).await.unwrap();
+                        assert_eq!(counted.total, rows.total, "{round} case {case} {sort:?}: total");
+                        assert_eq!(counted.facets, rows.facets, "{round} case {case} {sort:?}: facets");
+                        let ids: Vec<Uuid> = rows.hits.iter().map(|h| h.doc.id).collect();
+                        assert_eq!(ids, ordered[page * 25..(page + 1) * 25], "{round} case {case} {sort:?} page {page}");
+                        q.after = rows.next;
+                    }
+                }
                 assert_eq!(
                     counted.total,
                     matching.len() as u64,
@@ -863,6 +879,31 @@ pub async fn counts_without_rows_over_a_large_segment(index: &dyn SearchIndex) {
     docs.retain(|d| !deleted.contains(&d.id));
     check(docs.clone(), "after changes").await;
     check(docs, "kept after changes").await;
+}
+
+/// The ids of `docs` in a search's order by `field`: by value, ties by id, documents
+/// without a value last in either direction.
+fn in_order(docs: &[&AccountDoc], field: SortField, descending: bool) -> Vec<Uuid> {
+    let key = |d: &AccountDoc| -> Option<Decimal> {
+        match field {
+            SortField::Balance => Some(d.current_balance),
+            SortField::DueDate => d.due_date.map(|due| due.to_epoch_days().into()),
+            SortField::Updated => Some(d.updated_at.timestamp_micros().into()),
+            other => panic!("no order for {other:?}"),
+        }
+    };
+    let mut sorted: Vec<&AccountDoc> = docs.to_vec();
+    sorted.sort_by(|a, b| {
+        let by_value = match (key(a), key(b)) {
+            (Some(x), Some(y)) if descending => y.cmp(&x),
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        };
+        by_value.then(a.id.cmp(&b.id))
+    });
+    sorted.into_iter().map(|d| d.id).collect()
 }
 
 fn bucket_of(d: &AccountDoc) -> Bucket {
@@ -1843,7 +1884,7 @@ macro_rules! every_case {
             word_ranking_and_many_terms,
             filters_and_buckets,
             filters_over_a_large_segment,
-            counts_without_rows_over_a_large_segment,
+            counts_and_pages_over_a_large_segment,
             sort_and_cursor,
             facets,
             money_sums_stay_exact_past_two_to_the_53,

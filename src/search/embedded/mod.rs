@@ -29,14 +29,14 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use self::collection::{Collection, Generation, blocking, internal};
-use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, SortColumn, TermTally};
+use self::collector::{BALANCE, FacetCounts, FacetSpec, PageCollector, PageFruit, Rank, SortColumn, TermTally};
 use self::counts::KeptCollector;
 use self::payments::{PaymentFields, Payments, StatsCollector};
 use self::schema::{Accounts, Kind};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, FACET_SIZE, Facet, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery,
+    ALL_BUCKETS, AccountQuery, After, FACET_SIZE, Facet, PaymentFacet, PaymentQuery, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use crate::error::{Code, Error, Result};
 use crate::telemetry::metrics;
@@ -227,18 +227,34 @@ fn collect<K: Kind>(
     }
 }
 
+/// A search's total, facets and page. When its matches depend only on each segment
+/// and the query (no text, no condition on the current instant), the total and facets
+/// are those kept for the query without its page (see [`counts`]): the dashboard's
+/// portfolio and the Accounts screen opened with no words share them, whatever the
+/// page, its sort or its cursor. Its rows are then taken band by band of the sort
+/// column's values (see [`bands`]), so a page costs about its own band's matches rather
+/// than every match. Any other search visits every match once, for all three.
 fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<SearchPage> {
     let searcher = generation.searcher()?;
     let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(query, *f)).collect();
     let segment_local = query.text.is_none() && query.contactable.is_none() && query.tier.is_none();
-    let mut fruit = collect(
-        generation,
-        &searcher,
-        &tantivy_query,
-        account_collector(generation, query, specs.clone()),
-        || segment_local.then(|| format!("{query:?}")),
-    )?;
+    let mut fruit = if segment_local {
+        let counted = AccountQuery {
+            page_size: 0,
+            after: None,
+            sort: COUNTED_SORT,
+            ..query.clone()
+        };
+        let collector = account_collector(generation, &counted, specs.clone());
+        let mut fruit = collect(generation, &searcher, &tantivy_query, collector, || Some(format!("{counted:?}")))?;
+        if query.page_size > 0 {
+            fruit.hits = ranked_hits(generation, &searcher, query)?;
+        }
+        fruit
+    } else {
+        searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?
+    };
     let total = fruit.total;
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
@@ -247,23 +263,39 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     Ok(SearchPage { hits, total, next, facets })
 }
 
-/// A page of ids without a total: the query runs band by band of its sort column's
-/// values and stops once it has the page (see [`bands`]).
-fn ranked_account_ids(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<IdPage> {
-    let searcher = generation.searcher()?;
+/// The sort a search's kept total and facets are keyed under: they do not depend on it.
+const COUNTED_SORT: Sort = Sort {
+    field: SortField::Updated,
+    descending: true,
+};
+
+/// The hits of a query's page and one more, without a total or facets: the query runs
+/// band by band of its sort column's values and stops once it has them (see [`bands`]).
+fn ranked_hits(
+    generation: &Generation<Accounts>,
+    searcher: &tantivy::Searcher,
+    query: &AccountQuery,
+) -> anyhow::Result<Vec<(Rank, SortKey, tantivy::DocAddress)>> {
     let bands = match account_sort_column(query.sort.field) {
-        SortColumn::I64(column) => bands::bands(&searcher, &generation.dense, column, query.sort.descending, query.after)?,
+        SortColumn::I64(column) => bands::bands(searcher, &generation.dense, column, query.sort.descending, query.after)?,
         SortColumn::Score | SortColumn::Name => vec![None],
     };
     let collector = account_collector(generation, query, Vec::new());
     let mut hits = Vec::with_capacity(collector.limit);
     for band in bands {
-        let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, band)?;
+        let tantivy_query = query::build(searcher, &generation.fields, &generation.dense, &generation.kept, query, band)?;
         hits.extend(searcher.search(&tantivy_query, &collector)?.hits);
         if hits.len() >= collector.limit {
             break;
         }
     }
+    Ok(hits)
+}
+
+/// A page of ids without a total (see [`ranked_hits`]).
+fn ranked_account_ids(generation: &Generation<Accounts>, query: &AccountQuery) -> anyhow::Result<IdPage> {
+    let searcher = generation.searcher()?;
+    let mut hits = ranked_hits(generation, &searcher, query)?;
     let more = hits.len() > query.page_size;
     hits.truncate(query.page_size);
     let next = hits.last().filter(|_| more).map(|((_, _, id), key, _)| After {
