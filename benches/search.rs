@@ -17,7 +17,7 @@
 //!
 //! Run: `bin/bench search` (BENCH_ACCOUNTS, default 1000000; BENCH_SECONDS, default 15, for
 //! the mix; BENCH_KIND_SECONDS, default 5, for each kind of search alone; BENCH_RATE,
-//! default 200, the open loop's requests a second; BENCH_SETTLE_SECONDS, default 1200,
+//! default 200, the open loop's requests a second; BENCH_SETTLE_SECONDS, default 3600,
 //! the longest wait for the server to settle). `BENCH_SEEDED=1` measures again over the
 //! data and index the last run left, without seeding: the settled figures only.
 
@@ -348,7 +348,7 @@ async fn main() {
         }
         mix_and_floor("right after the bulk load", &server.base, &token, seconds, kind_seconds, rate).await;
     }
-    settle(&pool, Duration::from_secs(support::env_number("BENCH_SETTLE_SECONDS", 1200))).await;
+    settle(&pool, Duration::from_secs(support::env_number("BENCH_SETTLE_SECONDS", 3600))).await;
     mix_and_floor("settled", &server.base, &token, seconds, kind_seconds, rate).await;
     kpi_year_memory(&server.base, &token, &clients[0]).await;
 
