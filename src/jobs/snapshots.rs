@@ -75,7 +75,7 @@ pub async fn run(pool: PgPool, clock: Clock, mut shutdown: watch::Receiver<bool>
         let _ = pass(&pool, &clock, &shutdown).await;
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
-            _ = shutdown.changed() => {}
+            _ = shutdown.wait_for(|stopping| *stopping) => {}
         }
     }
 }
@@ -118,11 +118,12 @@ const REST_PER_WORK: u32 = 2;
 /// keep are 180, each a PostgreSQL statement that holds a core for as long as it runs
 /// (up to 5 s at 1,000,000 accounts); back to back they held one of two cores for five
 /// and a half minutes, and the search mix meanwhile ran at half its settled throughput.
+/// A shutdown already under way, even one `shutdown` has seen, ends it at once.
 async fn rest(worked: Duration, shutdown: &watch::Receiver<bool>) {
     let mut shutdown = shutdown.clone();
     tokio::select! {
         _ = tokio::time::sleep(worked * REST_PER_WORK) => {}
-        _ = shutdown.changed() => {}
+        _ = shutdown.wait_for(|stopping| *stopping) => {}
     }
 }
 
@@ -141,10 +142,16 @@ mod tests {
             started.elapsed()
         );
 
+        let mut seen = shutdown.clone();
         let resting = tokio::spawn(async move { rest(Duration::from_secs(600), &shutdown).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         stop.send(true).unwrap();
         let ended = tokio::time::timeout(Duration::from_secs(5), resting).await;
         assert!(ended.is_ok(), "a shutdown ends a 10-minute rest at once");
+
+        // The scheduler's loop marks the shutdown seen on the receiver it hands on.
+        seen.borrow_and_update();
+        let ended = tokio::time::timeout(Duration::from_secs(5), rest(Duration::from_secs(600), &seen)).await;
+        assert!(ended.is_ok(), "a rest begun after the shutdown ends at once");
     }
 }
