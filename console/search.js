@@ -385,7 +385,8 @@ export function searchScreen(main, _args, params) {
 
 // The "search-paint" performance measure: from the search answer's last byte (its
 // resource timing; the moment the script had it parsed when the browser kept no entry)
-// to just after the frame that painted the results. One is kept at a time.
+// to just after the frame that painted the results; its detail names the answer's URL.
+// One is kept at a time.
 function measurePaint(url, answered) {
   requestAnimationFrame(() => setTimeout(() => {
     const entry = performance.getEntriesByName(url, "resource").at(-1);
@@ -395,7 +396,7 @@ function measurePaint(url, answered) {
     performance.measure("search-paint", {
       start: entry ? entry.responseEnd : answered,
       end: performance.now(),
-      detail: { from: entry ? "response_end" : "parsed" },
+      detail: { from: entry ? "response_end" : "parsed", url },
     });
   }, 0));
 }
