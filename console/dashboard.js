@@ -177,7 +177,7 @@ export function dashboardScreen(main, _args, params) {
   // What the server attributes (agents, portfolios, buckets) is read again.
   async function loadReports() {
     const [facets, report, portfolios] = await Promise.all([
-      api("GET", "/accounts", { params: { page_size: 0, facets: "status,bucket", assigned_agent_id: filters.agent || undefined } }),
+      api("GET", "/accounts", { params: { page_size: 0, facets: "status,bucket", exact_total: true, assigned_agent_id: filters.agent || undefined } }),
       api("GET", "/kpis", { params: { ...who, group_by: "agent" } }),
       api("GET", "/kpis", { params: { ...who, group_by: "portfolio" } }),
     ]);

@@ -94,6 +94,12 @@ export function localDate(date = new Date()) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}`;
 }
 
+// A list's total as the API counted it: "10,000+" where counting stopped
+// (`total_is_lower_bound`), the number itself otherwise.
+export function counted(page) {
+  return page.total_is_lower_bound ? `${page.total.toLocaleString("en-US")}+` : String(page.total);
+}
+
 export function words(value) {
   return value ? String(value).replaceAll("_", " ") : "—";
 }

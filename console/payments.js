@@ -5,7 +5,7 @@
 // reason. The search is in the URL, so it can be bookmarked and sent.
 
 import { api, assignees, learnNames, nameOf } from "./api.js";
-import { clear, download, field, h, localDate, money, select, sums, when, words } from "./dom.js";
+import { clear, counted, download, field, h, localDate, money, select, sums, when, words } from "./dom.js";
 import { collectedChart, table } from "./report.js";
 
 const STATUSES = ["completed", "pending", "failed", "refunded", "reversed"];
@@ -150,7 +150,7 @@ export function paymentsScreen(main, _args, params) {
       h("p", { class: "muted" }, "The payments of this search (whatever its status) that failed, by method and by the reason given."),
       failed.total ? failureTables(failed, decided) : h("p", { class: "muted" }, "No failed payments in this search."));
     clear(found,
-      h("h2", { id: "found-title" }, `${first.total} payments found`),
+      h("h2", { id: "found-title" }, `${counted(first)} payments found`),
       h("div", { class: "export", role: "group", "aria-label": "Export these payments" },
         h("button", { type: "button", onclick: () => exportAs("csv") }, "Download CSV"),
         h("button", { type: "button", onclick: () => exportAs("xlsx") }, "Download XLSX")),

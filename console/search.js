@@ -3,7 +3,7 @@
 // bulk updates of the current search.
 
 import { ACCOUNT_STATUSES, api, assignees, atLeast, currentUser, learnNames, nameOf, query } from "./api.js";
-import { clear, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
+import { clear, counted, debounce, download, field, h, highlighted, money, select, showProblem, sums, words } from "./dom.js";
 import { live } from "./live.js";
 import { follow } from "./jobs.js";
 import { definitions, portfolios, valueControl } from "./custom-fields.js";
@@ -70,6 +70,7 @@ export function searchScreen(main, _args, params) {
   let controller = null;
   let cursor = null;
   let total = 0;
+  let totalIsLowerBound = false;
   // The custom fields lists filter on, and the portfolios' names (null: the caller may
   // not read them); the first search waits for both.
   let filterable = [];
@@ -147,10 +148,11 @@ export function searchScreen(main, _args, params) {
       learnNames(agents).then((learned) => learned && current === controller && renderFacets(page.facets)).catch(() => {});
     }
     total = page.total;
+    totalIsLowerBound = page.total_is_lower_bound;
     for (const account of page.data) list.append(row(account));
     cursor = page.next_cursor;
     more.hidden = !cursor;
-    clear(summary, `${total} account${total === 1 ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
+    clear(summary, `${counted(page)} account${total === 1 && !totalIsLowerBound ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
     clear(everyone, everyoneHint());
     if (!next) measurePaint(new URL(`/api/v1/accounts${query(params)}`, location.href).href, answered);
   }
@@ -343,7 +345,7 @@ export function searchScreen(main, _args, params) {
   // for the filters, the sorts and the bulk update.
   const loaded = Promise.all([definitions().catch(() => []), portfolios().catch(() => null)]);
   tools.append(exportTools(() => listParams(state)));
-  if (atLeast("agent")) tools.append(bulkTools(() => listParams(state), () => total, loaded));
+  if (atLeast("agent")) tools.append(bulkTools(() => listParams(state), exactTotal, loaded));
 
   clear(
     main,
@@ -371,6 +373,14 @@ export function searchScreen(main, _args, params) {
     addSorts(defs);
     load();
   });
+
+  // How many accounts a bulk update acts on: the page's total, counted to the end when
+  // the page's stopped at its bound.
+  async function exactTotal() {
+    if (!totalIsLowerBound) return total;
+    const page = await api("GET", "/accounts", { params: { ...listParams(state), page_size: 0, exact_total: true } });
+    return page.total;
+  }
 
   // A changed account elsewhere changes this list: refresh the first page quietly.
   const refresh = debounce(() => load(), 1000);
@@ -494,8 +504,8 @@ function bulkTools(current, count, loaded) {
     if (Object.keys(values.set).length) patch.custom_fields = values.set;
     const filter = { ...current() };
     for (const key of MULTI) if (filter[key] && !Array.isArray(filter[key])) filter[key] = [filter[key]];
-    if (!window.confirm(`Update ${count()} accounts?`)) return;
     try {
+      if (!window.confirm(`Update ${await count()} accounts?`)) return;
       const job = await api("POST", "/accounts/bulk-update", {
         body: { filter, patch },
         headers: { "idempotency-key": crypto.randomUUID() },

@@ -266,6 +266,29 @@ pub struct CustomFilter {
     pub test: CustomTest,
 }
 
+/// How far a search counts its matches, as Elasticsearch's `track_total_hits`: every
+/// one, or up to a bound past which the total says only "at least this many". The
+/// lists count up to [`Counted::LIST`] unless asked for an exact total; the service's
+/// own searches (the dashboard's portfolio, the queue's tiers) count every match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counted {
+    Exact,
+    UpTo(u64),
+}
+
+impl Counted {
+    /// Elasticsearch's default bound, which the lists keep.
+    pub const LIST: Counted = Counted::UpTo(10_000);
+
+    /// `matches` counted this far: the total a page reports, and whether more match.
+    pub fn total(self, matches: u64) -> (u64, bool) {
+        match self {
+            Counted::UpTo(bound) if matches > bound => (bound, true),
+            _ => (matches, false),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccountQuery {
     pub text: Option<String>,
@@ -310,6 +333,8 @@ pub struct AccountQuery {
     pub page_size: usize,
     pub after: Option<After>,
     pub facets: Vec<Facet>,
+    /// How far the total is counted.
+    pub counted: Counted,
     /// Delinquency is computed against this day (UTC), so no nightly job is needed.
     pub today: NaiveDate,
 }
@@ -351,6 +376,7 @@ impl AccountQuery {
             page_size: 25,
             after: None,
             facets: Vec::new(),
+            counted: Counted::Exact,
             today,
         }
     }
@@ -534,6 +560,8 @@ pub struct PaymentQuery {
     pub page_size: usize,
     pub after: Option<After>,
     pub facets: Vec<PaymentFacet>,
+    /// How far the total is counted.
+    pub counted: Counted,
 }
 
 impl Default for PaymentQuery {
@@ -558,6 +586,7 @@ impl Default for PaymentQuery {
             page_size: 25,
             after: None,
             facets: Vec::new(),
+            counted: Counted::Exact,
         }
     }
 }

@@ -75,7 +75,7 @@ pub struct Api;
 #[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", operation_id = "list_accounts",
     params(AccountListParams),
     responses(
-        (status = 200, description = "A page of accounts from the index; `highlight` when `q` is given", body = ListPage<ListItem>),
+        (status = 200, description = "A page of accounts from the index; `highlight` when `q` is given", body = ListPage<ListItem, api::Counted>),
         (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
         (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
     ))]
@@ -98,7 +98,9 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
             .next
             .map(|after| encode_search_cursor(after, &account_list::sort_signature(sort))),
         facets: facets_json(&page.facets),
-        more: api::NoMore {},
+        more: api::Counted {
+            total_is_lower_bound: page.total_is_lower_bound,
+        },
     };
     Ok(api::json(StatusCode::OK, &body))
 }

@@ -15,7 +15,7 @@ use crate::error::{Code, Error, FieldError, Result};
 use crate::http::filters::{principal, with_state};
 use crate::http::paging::PageRequest;
 use crate::http::query::{parse_query, raw_query};
-use crate::http::{self as api, FileBytes, ListPage, attachment, respond};
+use crate::http::{self as api, Counted, FileBytes, ListPage, attachment, respond};
 use crate::service::audit_log::{self as service, AuditPage, AuditRow, COUNT_CAP, Scope};
 use crate::state::AppState;
 
@@ -70,13 +70,6 @@ impl From<AuditRow> for AuditEntryView {
             details: row.details,
         }
     }
-}
-
-/// What a page adds: whether `total` stopped counting.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Counted {
-    /// True when more than `total` entries match (counting stops at 10,000).
-    total_is_lower_bound: bool,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -207,6 +207,14 @@ pub struct ListPage<T, M = NoMore> {
 #[derive(Serialize, ToSchema)]
 pub struct NoMore {}
 
+/// What a list that stops counting adds to a page (the audit log, and the searches
+/// unless `exact_total` is asked): whether `total` is a lower bound.
+#[derive(Serialize, ToSchema)]
+pub struct Counted {
+    /// True when more than `total` match (counting stopped at 10,000).
+    pub total_is_lower_bound: bool,
+}
+
 /// A file's bytes, as OpenAPI 3.1 describes binary content.
 pub struct FileBytes;
 

@@ -199,7 +199,7 @@ async fn simulate(id: Uuid, caller: Principal, state: AppState, body: Simulate) 
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", operation_id = "search_payments",
     params(PaymentListParams),
     responses(
-        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentView>),
+        (status = 200, description = "A page of payments from the index, with the account fields they were found by", body = ListPage<PaymentView, api::Counted>),
         (status = 403, description = "The role may not read accounts, or `include_deleted` without the right"),
         (status = 503, description = "`service_unavailable`: the search index did not answer in full"),
     ))]
@@ -212,7 +212,9 @@ async fn search(caller: Principal, state: AppState, raw: String) -> Result<Respo
         total: page.total,
         next_cursor: page.next.map(|after| encode_search_cursor(after, &signature)),
         facets: facets_json(&page.facets),
-        more: api::NoMore {},
+        more: api::Counted {
+            total_is_lower_bound: page.total_is_lower_bound,
+        },
     };
     Ok(api::json(StatusCode::OK, &body))
 }

@@ -15,7 +15,7 @@ use crate::domain::money::CurrencyAmount;
 use crate::domain::plan::PlanStatus;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{AccountQuery, After, Contactable, Facet, FileReach, NO_PORTFOLIO, Sort, SortField, SortKey};
+use crate::domain::search::{AccountQuery, After, Contactable, Counted, Facet, FileReach, NO_PORTFOLIO, Sort, SortField, SortKey};
 use crate::error::Result;
 use crate::lists::custom;
 use crate::lists::params::{self, Param, Problems, schema};
@@ -179,6 +179,9 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
         r.cursor = Some(v.raw().to_owned())
     }),
+    Param::new("exact_total", super::EXACT_TOTAL, schema::one::<bool>, |r, v| {
+        r.query.counted = super::counted(v.boolean())
+    }),
     Param::new(
         "facets",
         "Comma-separated: status, bucket, assigned_agent_id, tags, portfolio_id, document_kind and document_name (managers, admins and viewers), or a filterable list, multi_list, boolean or text custom field `cf.<key>`.",
@@ -220,7 +223,10 @@ pub fn parse(raw: &str, caller: &Principal, today: NaiveDate, fields: &Catalog) 
     let mut p = Problems::default();
     let mut request = Request {
         caller: caller.user_id,
-        query: AccountQuery::new(today),
+        query: AccountQuery {
+            counted: Counted::LIST,
+            ..AccountQuery::new(today)
+        },
         sort: None,
         custom_sort: None,
         custom_facets: Vec::new(),

@@ -9,7 +9,7 @@ use crate::domain::money::Currency;
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
-use crate::domain::search::{Interval, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
+use crate::domain::search::{Counted, Interval, PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, StatsQuery, start_of_day};
 use crate::error::Result;
 use crate::lists::accounts::{decode_search_cursor, signature};
 use crate::lists::params::{self, Param, Problems, schema};
@@ -97,6 +97,9 @@ const PARAMS: &[Param<Request>] = &[
     Param::new("cursor", "`next_cursor` of the previous page (same sort).", schema::text, |r, v| {
         r.cursor = Some(v.raw().to_owned())
     }),
+    Param::new("exact_total", super::EXACT_TOTAL, schema::one::<bool>, |r, v| {
+        r.query.counted = super::counted(v.boolean())
+    }),
     Param::new(
         "facets",
         "Comma-separated: status, method, failure_reason.",
@@ -121,7 +124,10 @@ pub fn parse(raw: &str, caller: &Principal) -> Result<PaymentQuery> {
     let mut p = Problems::default();
     let mut request = Request {
         caller: caller.user_id,
-        query: PaymentQuery::default(),
+        query: PaymentQuery {
+            counted: Counted::LIST,
+            ..PaymentQuery::default()
+        },
         sort: None,
         cursor: None,
     };

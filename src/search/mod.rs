@@ -81,7 +81,10 @@ pub struct StatValue {
 #[derive(Clone, Debug)]
 pub struct SearchPage<D = AccountDoc> {
     pub hits: Vec<Hit<D>>,
+    /// The matches, counted as far as the query's [`Counted`](crate::domain::search::Counted) says.
     pub total: u64,
+    /// More than `total` match.
+    pub total_is_lower_bound: bool,
     /// Present when more hits follow.
     pub next: Option<After>,
     pub facets: Vec<(&'static str, Vec<FacetValue>)>,
@@ -92,6 +95,7 @@ impl<D> Default for SearchPage<D> {
         Self {
             hits: Vec::new(),
             total: 0,
+            total_is_lower_bound: false,
             next: None,
             facets: Vec::new(),
         }

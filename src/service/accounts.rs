@@ -78,6 +78,7 @@ pub async fn search(pool: &PgPool, index: &dyn SearchIndex, caller: &Principal, 
             })
             .collect(),
         total: page.total,
+        total_is_lower_bound: page.total_is_lower_bound,
         next: page.next,
         facets: page.facets,
     };

@@ -12,12 +12,12 @@ use arrears::domain::document::{AccountDoc, CustomValue, Entity, IndexOp, OpenPr
 use arrears::domain::payment::{Method, PaymentStatus};
 use arrears::domain::queue::Reason;
 use arrears::domain::search::{
-    AccountQuery, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, PaymentFacet, PaymentQuery,
-    PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
+    AccountQuery, AgentFilter, Contactable, Counted, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, PaymentFacet,
+    PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, StatsQuery,
 };
 use arrears::search::elastic::{ElasticConfig, ElasticIndex};
 use arrears::search::embedded::EmbeddedIndex;
-use arrears::search::{SearchIndex, Tally};
+use arrears::search::{SearchIndex, SearchPage, Tally};
 use arrears::store::dead_letters::SqlDeadLetters;
 use chrono::{Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -908,6 +908,87 @@ fn in_order(docs: &[&AccountDoc], field: SortField, descending: bool) -> Vec<Uui
 
 fn bucket_of(d: &AccountDoc) -> Bucket {
     Bucket::from_days_past_due(arrears::domain::account::days_past_due(d.due_date, d.status, today()))
+}
+
+/// A total counted up to a bound, as Elasticsearch's `track_total_hits`: up to the bound
+/// every match is counted; past it the page gives the bound and says more match. Text
+/// searches, filtered lists, pages with facets (which still count every match) and pages
+/// of none agree on both backends, for accounts and payments; an exact count asked for is
+/// every match.
+pub async fn bounded_totals(index: &dyn SearchIndex) {
+    let docs: Vec<AccountDoc> = (0..30)
+        .map(|n| {
+            let mut d = doc(&format!("Bounded Person{n}"), 1);
+            d.status = if n % 3 == 0 {
+                AccountStatus::Delinquent
+            } else {
+                AccountStatus::Active
+            };
+            d
+        })
+        .collect();
+    put(index, &docs).await;
+    let cases = [
+        ("everything", query(), 30),
+        ("a text search", text("bounded"), 30),
+        (
+            "a filtered list",
+            AccountQuery {
+                statuses: vec![AccountStatus::Active],
+                ..query()
+            },
+            20,
+        ),
+        (
+            "with facets",
+            AccountQuery {
+                facets: vec![Facet::Status],
+                ..query()
+            },
+            30,
+        ),
+        (
+            "a page of none",
+            AccountQuery {
+                facets: vec![Facet::Status],
+                page_size: 0,
+                ..query()
+            },
+            30,
+        ),
+    ];
+    for (name, q, matches) in cases {
+        let exact = index.search(q.clone()).await.unwrap();
+        assert_eq!((exact.total, exact.total_is_lower_bound), (matches, false), "{name}: exact");
+        for (counted, answer) in [
+            (Counted::UpTo(10), (10, true)),
+            (Counted::UpTo(matches - 1), (matches - 1, true)),
+            (Counted::UpTo(matches), (matches, false)),
+            (Counted::LIST, (matches, false)),
+        ] {
+            let page = index.search(AccountQuery { counted, ..q.clone() }).await.unwrap();
+            assert_eq!((page.total, page.total_is_lower_bound), answer, "{name}, {counted:?}");
+            assert_eq!(page.facets, exact.facets, "{name}, {counted:?}: facets count every match");
+            let ids = |p: &SearchPage| p.hits.iter().map(|h| h.doc.id).collect::<Vec<_>>();
+            assert_eq!(ids(&page), ids(&exact), "{name}, {counted:?}: the same page");
+        }
+    }
+    let payments = (0..12).map(|n| IndexOp::upsert(payment("Bounded Person", "BOUNDED-1", 100 + n, 1)));
+    index.apply(payments.collect()).await.unwrap();
+    for (counted, answer) in [
+        (Counted::UpTo(5), (5, true)),
+        (Counted::UpTo(12), (12, false)),
+        (Counted::Exact, (12, false)),
+    ] {
+        let page = index
+            .search_payments(PaymentQuery {
+                counted,
+                ..PaymentQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!((page.total, page.total_is_lower_bound), answer, "payments, {counted:?}");
+    }
 }
 
 pub async fn sort_and_cursor(index: &dyn SearchIndex) {
@@ -1885,6 +1966,7 @@ macro_rules! every_case {
             filters_and_buckets,
             filters_over_a_large_segment,
             counts_and_pages_over_a_large_segment,
+            bounded_totals,
             sort_and_cursor,
             facets,
             money_sums_stay_exact_past_two_to_the_53,

@@ -20,7 +20,7 @@ use arrears::domain::plan::PlanStatus;
 use arrears::domain::queue::Reason;
 use arrears::domain::role::Role;
 use arrears::domain::search::{
-    AccountQuery, After, AgentFilter, Contactable, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, FileReach,
+    AccountQuery, After, AgentFilter, Contactable, Counted, CustomField, CustomFilter, CustomKind, CustomTest, Facet, FieldKey, FileReach,
     PaymentFacet, PaymentQuery, PaymentSort, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
 };
 use arrears::error::Code;
@@ -225,6 +225,7 @@ pub(crate) fn full_account_query() -> AccountQuery {
             id: uuid(3),
         }),
         facets: Vec::new(),
+        counted: Counted::LIST,
         today: today(),
     }
 }
@@ -680,6 +681,7 @@ fn golden_payment_search() {
             id: uuid(5),
         }),
         facets: vec![PaymentFacet::Status, PaymentFacet::Method],
+        counted: Counted::Exact,
     };
     golden(
         "payment-search",

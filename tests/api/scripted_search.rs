@@ -759,14 +759,25 @@ pub fn search(body: &Value, docs: &[Doc], mappings: &Value) -> Result<Value, (u1
         "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 },
         "hits": { "max_score": max_score, "hits": page }
     });
-    // track_total_hits: true counts exactly; absent, up to 10,000; false, not at all.
-    match body.get("track_total_hits") {
-        Some(Value::Bool(false)) => {}
-        Some(Value::Bool(true)) => answer["hits"]["total"] = json!({ "value": total, "relation": "eq" }),
-        _ => {
-            let relation = if total > 10_000 { "gte" } else { "eq" };
-            answer["hits"]["total"] = json!({ "value": total.min(10_000), "relation": relation });
-        }
+    // track_total_hits (search-your-data "Track total hits"): true counts exactly; an
+    // integer N up to N (-1: not at all, as false; below -1 refused, as SearchSourceBuilder does);
+    // absent, up to 10,000; false, not at all.
+    let bound = match body.get("track_total_hits") {
+        Some(Value::Bool(false)) => None,
+        Some(Value::Bool(true)) => Some(usize::MAX),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(-1) => None,
+            Some(n) if n >= 0 => Some(n as usize),
+            _ => {
+                let reason = "[track_total_hits] parameter must be positive or equals to -1, got ".to_owned() + &n.to_string();
+                return Err((400, error("illegal_argument_exception", &reason, 400)));
+            }
+        },
+        _ => Some(10_000),
+    };
+    if let Some(bound) = bound {
+        let relation = if total > bound { "gte" } else { "eq" };
+        answer["hits"]["total"] = json!({ "value": total.min(bound), "relation": relation });
     }
     if let Some(aggs) = body.get("aggs").or_else(|| body.get("aggregations")) {
         answer["aggregations"] = aggregate(aggs, &hits, mappings)?;
@@ -983,5 +994,18 @@ mod tests {
         let (status, refused) = search(&json!({ "query": { "match": { "name": "x" } } }), &docs, &mappings()).unwrap_err();
         assert_eq!(status, 400);
         assert!(refused.to_string().contains("[match] queries"), "{refused}");
+        // track_total_hits, as a node answers it (checked against Elasticsearch 8.19).
+        let total = |bound: Value| search(&json!({ "track_total_hits": bound }), &docs, &mappings()).map(|a| a["hits"]["total"].clone());
+        assert_eq!(total(json!(2)).unwrap(), json!({ "value": 2, "relation": "gte" }));
+        assert_eq!(total(json!(3)).unwrap(), json!({ "value": 3, "relation": "eq" }));
+        assert_eq!(total(json!(true)).unwrap(), json!({ "value": 3, "relation": "eq" }));
+        assert_eq!(total(json!(-1)).unwrap(), Value::Null);
+        assert_eq!(total(json!(false)).unwrap(), Value::Null);
+        let (status, refused) = total(json!(-5)).unwrap_err();
+        assert_eq!(status, 400);
+        assert!(
+            refused.to_string().contains("must be positive or equals to -1, got -5"),
+            "{refused}"
+        );
     }
 }

@@ -138,3 +138,76 @@ async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credit
     );
     assert!(made_by_agents > 0, "promises were made in the period: {report}");
 }
+
+/// Past 10,000 matches the account list counts to the bound and says so, unless asked for
+/// an exact total; facets still count every match, a narrower search counts exactly, and
+/// a bulk update by the same filter acts on every match.
+#[tokio::test]
+async fn lists_past_ten_thousand_matches_count_to_the_bound_unless_asked() {
+    let settings = test_settings();
+    Arrears::run(&["seed", "--accounts", "10050", "--agents", "2"], &settings, &[]);
+    let app = spawn_app_with(|s| {
+        s.database_url = settings.database_url.clone();
+        s.data_dir = settings.data_dir.clone();
+        s.elasticsearch_index_prefix = settings.elasticsearch_index_prefix.clone();
+    })
+    .await;
+    let manager = app.user(arrears::domain::role::Role::Manager).await;
+    let get = |query: &'static str| {
+        let app = &app;
+        let token = manager.token.clone();
+        async move {
+            let (status, body) = status_json(app.get(&format!("/api/v1/accounts?{query}"), &token).await).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            body
+        }
+    };
+    let every: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE deleted_at IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(every, 10_050);
+    let bounded = get("page_size=5").await;
+    assert_eq!(
+        (&bounded["total"], &bounded["total_is_lower_bound"]),
+        (&10_000.into(), &true.into()),
+        "{bounded}"
+    );
+    assert_eq!(bounded["data"].as_array().unwrap().len(), 5);
+    let exact = get("page_size=5&exact_total=true").await;
+    assert_eq!((&exact["total"], &exact["total_is_lower_bound"]), (&every.into(), &false.into()));
+    let faceted = get("page_size=0&facets=status").await;
+    assert_eq!(faceted["total_is_lower_bound"], true);
+    let counted: i64 = faceted["facets"]["status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(counted, every, "the facets count every match: {faceted}");
+    let delinquent: i64 = sqlx::query_scalar("SELECT count(*) FROM accounts WHERE status = 'delinquent' AND deleted_at IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(delinquent < 10_000, "{delinquent}");
+    let narrower = get("status=delinquent&page_size=1").await;
+    assert_eq!(
+        (&narrower["total"], &narrower["total_is_lower_bound"]),
+        (&delinquent.into(), &false.into())
+    );
+    let (status, refused) = status_json(app.get("/api/v1/accounts?exact_total=maybe", &manager.token).await).await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "exact_total", "{refused}");
+
+    // A bulk update of the bounded list's filter acts on every match.
+    let response = app
+        .post(
+            "/api/v1/accounts/bulk-update",
+            Some(&manager.token),
+            &serde_json::json!({"filter": {}, "patch": {"tags_add": ["counted"]}}),
+        )
+        .await;
+    let (status, job) = status_json(response).await;
+    assert_eq!(status, 202, "{job}");
+    assert_eq!(job["total"], every, "the job says how many before it starts: {job}");
+}

@@ -12,8 +12,8 @@ use crate::domain::compliance::Channel;
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, AgentFilter, CustomFilter, CustomKind, CustomTest, FACET_SIZE, Facet, FileReach, NO_PORTFOLIO,
-    PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
+    ALL_BUCKETS, AccountQuery, After, AgentFilter, Counted, CustomFilter, CustomKind, CustomTest, FACET_SIZE, Facet, FileReach,
+    NO_PORTFOLIO, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
 use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
 use crate::search::words::{
@@ -714,13 +714,22 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
 /// A page of hits: one more than asked for, so the caller knows whether more follow.
 /// A page of none asks for no hits (`size: 0`, without a cursor: the total and the
 /// aggregations count every match either way), the requests each shard's request cache
-/// keeps.
-fn search_body(query: Value, order: Order, page_size: usize, after: Option<&After>, aggs: Map<String, Value>) -> Value {
+/// keeps. The total counts as far as `counted` says (`track_total_hits`: `true`, or the
+/// bound past which it answers `relation: gte`).
+fn search_body(
+    query: Value,
+    order: Order,
+    (page_size, after, counted): (usize, Option<&After>, Counted),
+    aggs: Map<String, Value>,
+) -> Value {
     let mut body = json!({
         "query": query,
         "size": if page_size == 0 { 0 } else { page_size + 1 },
         "sort": order.sort(),
-        "track_total_hits": true,
+        "track_total_hits": match counted {
+            Counted::Exact => json!(true),
+            Counted::UpTo(bound) => json!(bound),
+        },
         "_source": { "excludes": EXCLUDED },
     });
     if let Some(after) = after.filter(|_| page_size > 0) {
@@ -737,8 +746,7 @@ pub fn account_search(query: &AccountQuery) -> Value {
     search_body(
         account_query(query),
         Order::of_accounts(query),
-        query.page_size,
-        query.after.as_ref(),
+        (query.page_size, query.after.as_ref(), query.counted),
         account_facets(query),
     )
 }
@@ -750,8 +758,7 @@ pub fn ranked_ids(query: &AccountQuery) -> Value {
     let mut body = search_body(
         account_query(query),
         Order::of_accounts(query),
-        query.page_size,
-        query.after.as_ref(),
+        (query.page_size, query.after.as_ref(), Counted::Exact),
         Map::new(),
     );
     body["track_total_hits"] = json!(false);
@@ -764,8 +771,7 @@ pub fn payment_search(query: &PaymentQuery) -> Value {
     search_body(
         payment_query(query),
         Order::of_payments(query),
-        query.page_size,
-        query.after.as_ref(),
+        (query.page_size, query.after.as_ref(), query.counted),
         payment_facets(&query.facets),
     )
 }

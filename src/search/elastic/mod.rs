@@ -192,19 +192,21 @@ fn bad_response(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Internal(anyhow::anyhow!("unexpected elasticsearch {what} response: {err}"))
 }
 
-/// A search response's hits as documents, with the cursor after the page.
+/// A search response's hits as documents, with its total and the cursor after the
+/// page; the facets are the caller's to read.
 fn page_of<D: serde::de::DeserializeOwned>(
     response: &Value,
     order: Order,
     page_size: usize,
     id_of: impl Fn(&D) -> Uuid,
-) -> Result<(Vec<Hit<D>>, Option<After>, u64)> {
+) -> Result<SearchPage<D>> {
     let raw = response
         .pointer("/hits/hits")
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
     let total = response.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+    let total_is_lower_bound = response.pointer("/hits/total/relation").and_then(Value::as_str) == Some("gte");
     let more = raw.len() > page_size;
     let mut hits = Vec::with_capacity(page_size);
     let mut next = None;
@@ -216,7 +218,13 @@ fn page_of<D: serde::de::DeserializeOwned>(
         next = Some(After { key, id: id_of(&doc) });
         hits.push(Hit { doc, score });
     }
-    Ok((hits, if more { next } else { None }, total))
+    Ok(SearchPage {
+        hits,
+        total,
+        total_is_lower_bound,
+        next: if more { next } else { None },
+        facets: Vec::new(),
+    })
 }
 
 /// A response of [`dsl::ranked_ids`] as ids (each hit's `_id`), with the cursor after
@@ -708,9 +716,9 @@ impl SearchIndex for ElasticIndex {
             let response = self
                 .search_json(Entity::Account, dsl::account_search(&query), order == Order::Score)
                 .await?;
-            let (hits, next, total) = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
+            let mut page = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
             let aggs = response.get("aggregations");
-            let facets = query
+            page.facets = query
                 .facets
                 .iter()
                 .map(|facet| {
@@ -737,7 +745,7 @@ impl SearchIndex for ElasticIndex {
                     (facet.name(), values)
                 })
                 .collect();
-            Ok(SearchPage { hits, total, next, facets })
+            Ok(page)
         }
         .boxed()
     }
@@ -775,14 +783,14 @@ impl SearchIndex for ElasticIndex {
             let response = self
                 .search_json(Entity::Payment, dsl::payment_search(&query), order == Order::Score)
                 .await?;
-            let (hits, next, total) = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
+            let mut page = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
             let aggs = response.get("aggregations");
-            let facets = query
+            page.facets = query
                 .facets
                 .iter()
                 .map(|facet| (facet.name(), term_values(aggs.and_then(|a| a.get(facet.name())), true)))
                 .collect();
-            Ok(SearchPage { hits, total, next, facets })
+            Ok(page)
         }
         .boxed()
     }

@@ -36,7 +36,8 @@ use self::schema::{Accounts, Kind};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, SearchIndex, SearchPage};
 use crate::domain::document::{AccountDoc, Entity, IndexOp, PaymentDoc};
 use crate::domain::search::{
-    ALL_BUCKETS, AccountQuery, After, FACET_SIZE, Facet, PaymentFacet, PaymentQuery, PaymentSortField, Sort, SortField, SortKey, StatsQuery,
+    ALL_BUCKETS, AccountQuery, After, Counted, FACET_SIZE, Facet, PaymentFacet, PaymentQuery, PaymentSortField, Sort, SortField, SortKey,
+    StatsQuery,
 };
 use crate::error::{Code, Error, Result};
 use crate::telemetry::metrics;
@@ -229,7 +230,7 @@ fn collect<K: Kind>(
 
 /// A search's total, facets and page. When its matches depend only on each segment
 /// and the query (no text, no condition on the current instant), the total and facets
-/// are those kept for the query without its page (see [`counts`]): the dashboard's
+/// are those kept for the query without its page or its bound (see [`counts`]): the dashboard's
 /// portfolio and the Accounts screen opened with no words share them, whatever the
 /// page, its sort or its cursor. Its rows are then taken band by band of the sort
 /// column's values (see [`bands`]), so a page costs about its own band's matches rather
@@ -244,6 +245,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
             page_size: 0,
             after: None,
             sort: COUNTED_SORT,
+            counted: Counted::Exact,
             ..query.clone()
         };
         let collector = account_collector(generation, &counted, specs.clone());
@@ -255,12 +257,18 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     } else {
         searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?
     };
-    let total = fruit.total;
+    let (total, total_is_lower_bound) = query.counted.total(fruit.total);
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
     let scored = query.sort.field == SortField::Relevance;
     let (hits, next) = page(generation, &searcher, fruit, query.page_size, scored, |d: &AccountDoc| d.id)?;
-    Ok(SearchPage { hits, total, next, facets })
+    Ok(SearchPage {
+        hits,
+        total,
+        total_is_lower_bound,
+        next,
+        facets,
+    })
 }
 
 /// The sort a search's kept total and facets are keyed under: they do not depend on it.
@@ -328,12 +336,18 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
     };
     let key = || query.text.is_none().then(|| format!("{query:?}"));
     let mut fruit = collect(generation, &searcher, &tantivy_query, collector, key)?;
-    let total = fruit.total;
+    let (total, total_is_lower_bound) = query.counted.total(fruit.total);
     let counts = std::mem::take(&mut fruit.facets);
     let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
     let scored = query.sort.field == PaymentSortField::Relevance;
     let (hits, next) = page(generation, &searcher, fruit, query.page_size, scored, |d: &PaymentDoc| d.id)?;
-    Ok(SearchPage { hits, total, next, facets })
+    Ok(SearchPage {
+        hits,
+        total,
+        total_is_lower_bound,
+        next,
+        facets,
+    })
 }
 
 fn payment_stats(generation: &Generation<Payments>, query: &StatsQuery) -> anyhow::Result<Vec<CurrencyStats>> {
