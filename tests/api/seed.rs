@@ -5,7 +5,18 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::helpers::{Arrears, spawn_app_with, status_json, test_settings};
+use crate::helpers::{Arrears, TestApp, spawn_app_with, status_json, test_settings};
+
+/// The service a newcomer starts after seeding with `settings`: the seed's database and
+/// index (the embedded one in the data dir, or the seed's indices on the test cluster).
+async fn serving(settings: &arrears::config::Settings) -> TestApp {
+    spawn_app_with(|s| {
+        s.database_url = settings.database_url.clone();
+        s.data_dir = settings.data_dir.clone();
+        s.elasticsearch_index_prefix = settings.elasticsearch_index_prefix.clone();
+    })
+    .await
+}
 
 /// A row of the printed sign-in table: (role, email, accounts for an agent).
 type SignIn = (String, String, Option<i64>);
@@ -57,14 +68,7 @@ async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credit
         "the agents own the new accounts too"
     );
 
-    // The service the newcomer starts after seeding: the seed's database and index (the
-    // embedded one in the data dir, or the seed's indices on the test cluster).
-    let app = spawn_app_with(|s| {
-        s.database_url = settings.database_url.clone();
-        s.data_dir = settings.data_dir.clone();
-        s.elasticsearch_index_prefix = settings.elasticsearch_index_prefix.clone();
-    })
-    .await;
+    let app = serving(&settings).await;
     let mut tokens = HashMap::new();
     for (role, email, _) in &users {
         let (status, body) = app.login(email, &password).await;
@@ -146,12 +150,7 @@ async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credit
 async fn lists_past_ten_thousand_matches_count_to_the_bound_unless_asked() {
     let settings = test_settings();
     Arrears::run(&["seed", "--accounts", "10050", "--agents", "2"], &settings, &[]);
-    let app = spawn_app_with(|s| {
-        s.database_url = settings.database_url.clone();
-        s.data_dir = settings.data_dir.clone();
-        s.elasticsearch_index_prefix = settings.elasticsearch_index_prefix.clone();
-    })
-    .await;
+    let app = serving(&settings).await;
     let manager = app.user(arrears::domain::role::Role::Manager).await;
     let get = |query: &'static str| {
         let app = &app;
