@@ -80,6 +80,10 @@ pub fn test_settings() -> Settings {
     settings.rate_limit_bulk_per_user = 1_000_000;
     settings.logins_per_ip_per_minute = 1_000_000;
     settings.hash_queue_share_per_ip_percent = 100;
+    // A write with `?wait_for=indexed` waits for the sync as a test waits for anything in
+    // the background: how soon the index holds it is no property of these tests (under CI
+    // load a node once took longer than the 5 s default); the bound's own test sets one.
+    settings.wait_for_indexed_timeout_ms = PATIENCE.as_millis() as u64;
     if std::env::var("ARREARS_TEST_SEARCH").as_deref() == Ok("elasticsearch") {
         on_test_cluster(&mut settings);
     }
