@@ -711,11 +711,26 @@ pub fn payment_facets(facets: &[PaymentFacet]) -> Map<String, Value> {
         .collect()
 }
 
+/// How far the node counts a search's matches (`track_total_hits`): to the bound
+/// `counted` gives where the order is a column's, so Lucene can skip the matches that
+/// cannot enter the page once it has counted that far (a list sorted by balance over a
+/// million accounts: 2–3 ms of the node's time instead of 7–16), and every match where
+/// the order is the score, as the reader of the answer bounds it the same way
+/// ([`Counted::total`]). Nothing in a text search can be skipped (prefixes and typos
+/// score each match alike, and ties go by id), and a bound only puts Lucene on its
+/// slower path for the best scores: 1–2 ms more of the node's time for each of the
+/// mix's text searches at a million accounts (docs/benchmarks.md).
+fn tracked(order: Order, counted: Counted) -> Value {
+    match counted {
+        Counted::UpTo(bound) if order != Order::Score => json!(bound),
+        Counted::UpTo(_) | Counted::Exact => json!(true),
+    }
+}
+
 /// A page of hits: one more than asked for, so the caller knows whether more follow.
 /// A page of none asks for no hits (`size: 0`, without a cursor: the total and the
 /// aggregations count every match either way), the requests each shard's request cache
-/// keeps. The total counts as far as `counted` says (`track_total_hits`: `true`, or the
-/// bound past which it answers `relation: gte`).
+/// keeps. The total counts as far as [`tracked`] says.
 fn search_body(
     query: Value,
     order: Order,
@@ -726,10 +741,7 @@ fn search_body(
         "query": query,
         "size": if page_size == 0 { 0 } else { page_size + 1 },
         "sort": order.sort(),
-        "track_total_hits": match counted {
-            Counted::Exact => json!(true),
-            Counted::UpTo(bound) => json!(bound),
-        },
+        "track_total_hits": tracked(order, counted),
         "_source": { "excludes": EXCLUDED },
     });
     if let Some(after) = after.filter(|_| page_size > 0) {

@@ -30,7 +30,7 @@ use self::templates::{Names, write_alias};
 use super::{ApplyReport, CurrencyStats, FacetValue, Hit, IdPage, IndexSize, OutdatedMapping, SearchIndex, SearchPage, StatValue, Tally};
 use crate::config::Settings;
 use crate::domain::document::{AccountDoc, DeadLetters, Entity, IndexOp, PaymentDoc};
-use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, PaymentQuery, StatsQuery};
+use crate::domain::search::{ALL_BUCKETS, AccountQuery, After, Counted, PaymentQuery, StatsQuery};
 use crate::error::{Code, Error, Result};
 
 #[derive(Clone, Debug)]
@@ -192,11 +192,12 @@ fn bad_response(what: &str, err: impl std::fmt::Display) -> Error {
     Error::Internal(anyhow::anyhow!("unexpected elasticsearch {what} response: {err}"))
 }
 
-/// A search response's hits as documents, with its total and the cursor after the
-/// page; the facets are the caller's to read.
+/// A search response's hits as documents, with its total (bounded as `counted` says,
+/// whether the node counted that far or further: see `dsl::tracked`) and the cursor
+/// after the page; the facets are the caller's to read.
 fn page_of<D: serde::de::DeserializeOwned>(
     response: &Value,
-    order: Order,
+    (order, counted): (Order, Counted),
     page_size: usize,
     id_of: impl Fn(&D) -> Uuid,
 ) -> Result<SearchPage<D>> {
@@ -205,8 +206,9 @@ fn page_of<D: serde::de::DeserializeOwned>(
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let total = response.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
-    let total_is_lower_bound = response.pointer("/hits/total/relation").and_then(Value::as_str) == Some("gte");
+    let counted_by_node = response.pointer("/hits/total/value").and_then(Value::as_u64).unwrap_or(0);
+    let (total, past_the_bound) = counted.total(counted_by_node);
+    let total_is_lower_bound = past_the_bound || response.pointer("/hits/total/relation").and_then(Value::as_str) == Some("gte");
     let more = raw.len() > page_size;
     let mut hits = Vec::with_capacity(page_size);
     let mut next = None;
@@ -716,7 +718,7 @@ impl SearchIndex for ElasticIndex {
             let response = self
                 .search_json(Entity::Account, dsl::account_search(&query), order == Order::Score)
                 .await?;
-            let mut page = page_of(&response, order, query.page_size, |d: &AccountDoc| d.id)?;
+            let mut page = page_of(&response, (order, query.counted), query.page_size, |d: &AccountDoc| d.id)?;
             let aggs = response.get("aggregations");
             page.facets = query
                 .facets
@@ -783,7 +785,7 @@ impl SearchIndex for ElasticIndex {
             let response = self
                 .search_json(Entity::Payment, dsl::payment_search(&query), order == Order::Score)
                 .await?;
-            let mut page = page_of(&response, order, query.page_size, |d: &PaymentDoc| d.id)?;
+            let mut page = page_of(&response, (order, query.counted), query.page_size, |d: &PaymentDoc| d.id)?;
             let aggs = response.get("aggregations");
             page.facets = query
                 .facets
@@ -1099,5 +1101,43 @@ mod tests {
             }]
         );
         assert_eq!(index_sizes(Entity::Payment, &json!({"_shards": {}})), vec![]);
+    }
+
+    #[test]
+    fn a_scored_search_is_counted_whole_by_the_node_and_bounded_here_a_sorted_list_by_the_node() {
+        use crate::domain::search::{Sort, SortField};
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let sorted_by = |field, counted| AccountQuery {
+            text: Some("smit".into()),
+            sort: Sort { field, descending: true },
+            counted,
+            ..AccountQuery::new(today)
+        };
+        let tracked = |query: &AccountQuery| dsl::account_search(query)["track_total_hits"].clone();
+        assert_eq!(tracked(&sorted_by(SortField::Relevance, Counted::LIST)), json!(true));
+        assert_eq!(tracked(&sorted_by(SortField::Balance, Counted::LIST)), json!(10_000));
+        assert_eq!(tracked(&sorted_by(SortField::Relevance, Counted::Exact)), json!(true));
+        assert_eq!(tracked(&sorted_by(SortField::Balance, Counted::Exact)), json!(true));
+
+        // A search response's total as Elastic's `TotalHits` types it.
+        let answered = |value: u64, relation: &str, read: (Order, Counted)| {
+            let response = json!({"hits": {"total": {"value": value, "relation": relation}, "hits": []}});
+            let page = page_of(&response, read, 25, |d: &AccountDoc| d.id).unwrap();
+            (page.total, page.total_is_lower_bound)
+        };
+        assert_eq!(
+            answered(16_600, "eq", (Order::Score, Counted::LIST)),
+            (10_000, true),
+            "counted whole, answered bounded"
+        );
+        assert_eq!(answered(9_999, "eq", (Order::Score, Counted::LIST)), (9_999, false));
+        assert_eq!(answered(16_600, "eq", (Order::Score, Counted::Exact)), (16_600, false));
+        let by_balance = Order::Column("derived.balance_units", true);
+        assert_eq!(
+            answered(10_000, "gte", (by_balance, Counted::LIST)),
+            (10_000, true),
+            "the node stopped at the bound"
+        );
+        assert_eq!(answered(10_000, "eq", (by_balance, Counted::LIST)), (10_000, false));
     }
 }
