@@ -228,7 +228,12 @@ suite("custom fields and portfolios", setup, (test) => {
     // Exports carry the columns, headed by key.
     await until("the edit in the index", async () => (await api(await admin(), "GET", `/accounts?q=${encodeURIComponent(name)}`)).data[0]?.search_version >= saved.search_version);
     await page.goto(`${BASE}/#/search?q=${encodeURIComponent(name)}`);
-    await page.locator("#result-count", { hasText: /^1 account\b/ }).waitFor();
+    // Once in CI this wait ran out with nothing else to go on: say what was shown instead.
+    await page.locator("#result-count", { hasText: /^1 account\b/ }).waitFor().catch(async (error) => {
+      const shown = await page.evaluate(() => [location.hash, document.querySelector("#result-count")?.textContent ?? "no #result-count", document.querySelector("main h1")?.textContent]);
+      const listed = await api(await admin(), "GET", `/accounts?q=${encodeURIComponent(name)}`);
+      throw new Error(`the search screen showed ${JSON.stringify(shown)}; the API lists ${listed.total} for the name`, { cause: error });
+    });
     const [csvFile] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
     const [header, line] = readFileSync(await csvFile.path(), "utf8").trim().split(/\r?\n/).map((text) => text.split(","));
     assert.equal(line[header.indexOf("product")], "Card");
