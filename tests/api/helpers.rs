@@ -142,6 +142,17 @@ pub fn cluster_request(client: &reqwest::Client, method: Method, path: &str) -> 
     request
 }
 
+/// A client for an application served with `settings`. It drops a pooled connection
+/// after half the time the server keeps an idle one (`http_header_timeout_s`), so no
+/// request is written to a connection the server is closing: that request fails with
+/// `IncompleteMessage` (CI met it on the first search after a 10 s reindex).
+pub fn client_of(settings: &Settings) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(std::time::Duration::from_secs(settings.http_header_timeout_s.max(1)) / 2)
+        .build()
+        .unwrap()
+}
+
 /// Deletes what a test made on the cluster at ELASTICSEARCH_URL under `prefix`: its
 /// indices (by name, as a cluster with `action.destructive_requires_name` wants) and
 /// templates.
@@ -272,7 +283,7 @@ async fn spawn_instance(settings: Settings, owns_data_dir: bool, run_schedulers:
         state,
         address,
         metrics_address,
-        client: reqwest::Client::new(),
+        client: client_of(&settings),
         pool,
         settings,
         clock,

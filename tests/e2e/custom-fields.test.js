@@ -232,7 +232,8 @@ suite("custom fields and portfolios", setup, (test) => {
     await page.locator("#result-count", { hasText: /^1 account\b/ }).waitFor().catch(async (error) => {
       const shown = await page.evaluate(() => [location.hash, document.querySelector("#result-count")?.textContent ?? "no #result-count", document.querySelector("main h1")?.textContent]);
       const listed = await api(await admin(), "GET", `/accounts?q=${encodeURIComponent(name)}`);
-      throw new Error(`the search screen showed ${JSON.stringify(shown)}; the API lists ${listed.total} for the name`, { cause: error });
+      const accounts = listed.data.map((a) => ({ id: a.id, name: a.debtor_name, number: a.account_number, created_at: a.created_at, version: a.search_version }));
+      throw new Error(`the search screen showed ${JSON.stringify(shown)}; the API lists ${listed.total} for the name: ${JSON.stringify(accounts)}`, { cause: error });
     });
     const [csvFile] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
     const [header, line] = readFileSync(await csvFile.path(), "utf8").trim().split(/\r?\n/).map((text) => text.split(","));
