@@ -150,19 +150,37 @@ fn payment_facet(facet: PaymentFacet) -> FacetSpec {
     }
 }
 
-/// Loads the page's documents and the cursor after its last hit.
-fn page<K: Kind, D: serde::de::DeserializeOwned>(
+/// How a search's page is read from what it collected.
+struct Reading {
+    page_size: usize,
+    /// Each hit carries its score (a sort by relevance).
+    scored: bool,
+    counted: Counted,
+}
+
+/// What a search answers from what it `collected`: the total bounded as it counts, the
+/// facets of `specs` under their `names`, and the page's documents with the cursor after
+/// its last hit.
+fn answer<K: Kind, D: serde::de::DeserializeOwned>(
     generation: &Generation<K>,
     searcher: &tantivy::Searcher,
-    fruit: PageFruit,
-    page_size: usize,
-    scored: bool,
+    collected: PageFruit,
+    names: Vec<&'static str>,
+    specs: &[FacetSpec],
+    reading: Reading,
     id_of: impl Fn(&D) -> Uuid,
-) -> anyhow::Result<(Vec<Hit<D>>, Option<After>)> {
-    let more = fruit.hits.len() > page_size;
+) -> anyhow::Result<SearchPage<D>> {
+    let Reading {
+        page_size,
+        scored,
+        counted,
+    } = reading;
+    let (total, total_is_lower_bound) = counted.total(collected.total);
+    let facets = facet_values(names, specs, collected.facets);
+    let more = collected.hits.len() > page_size;
     let mut hits = Vec::with_capacity(page_size);
     let mut next = None;
-    for (_, key, address) in fruit.hits.into_iter().take(page_size) {
+    for (_, key, address) in collected.hits.into_iter().take(page_size) {
         let doc: D = generation.load(searcher, address)?;
         let score = scored.then_some(match key {
             SortKey::Score(s) => s,
@@ -171,7 +189,13 @@ fn page<K: Kind, D: serde::de::DeserializeOwned>(
         next = Some(After { key, id: id_of(&doc) });
         hits.push(Hit { doc, score });
     }
-    Ok((hits, if more { next } else { None }))
+    Ok(SearchPage {
+        hits,
+        total,
+        total_is_lower_bound,
+        next: next.filter(|_| more),
+        facets,
+    })
 }
 
 fn account_sort_column(field: SortField) -> SortColumn {
@@ -240,7 +264,7 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     let tantivy_query = query::build(&searcher, &generation.fields, &generation.dense, &generation.kept, query, None)?;
     let specs: Vec<FacetSpec> = query.facets.iter().map(|f| account_facet(query, *f)).collect();
     let segment_local = query.text.is_none() && query.contactable.is_none() && query.tier.is_none();
-    let mut fruit = if segment_local {
+    let fruit = if segment_local {
         let counted = AccountQuery {
             page_size: 0,
             after: None,
@@ -257,18 +281,13 @@ fn search_accounts(generation: &Generation<Accounts>, query: &AccountQuery) -> a
     } else {
         searcher.search(&tantivy_query, &account_collector(generation, query, specs.clone()))?
     };
-    let (total, total_is_lower_bound) = query.counted.total(fruit.total);
-    let counts = std::mem::take(&mut fruit.facets);
-    let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
-    let scored = query.sort.field == SortField::Relevance;
-    let (hits, next) = page(generation, &searcher, fruit, query.page_size, scored, |d: &AccountDoc| d.id)?;
-    Ok(SearchPage {
-        hits,
-        total,
-        total_is_lower_bound,
-        next,
-        facets,
-    })
+    let reading = Reading {
+        page_size: query.page_size,
+        scored: query.sort.field == SortField::Relevance,
+        counted: query.counted,
+    };
+    let names = query.facets.iter().map(|f| f.name()).collect();
+    answer(generation, &searcher, fruit, names, &specs, reading, |d: &AccountDoc| d.id)
 }
 
 /// The sort a search's kept total and facets are keyed under: they do not depend on it.
@@ -335,19 +354,14 @@ fn search_payments(generation: &Generation<Payments>, query: &PaymentQuery) -> a
         dense: generation.dense.clone(),
     };
     let key = || query.text.is_none().then(|| format!("{query:?}"));
-    let mut fruit = collect(generation, &searcher, &tantivy_query, collector, key)?;
-    let (total, total_is_lower_bound) = query.counted.total(fruit.total);
-    let counts = std::mem::take(&mut fruit.facets);
-    let facets = facet_values(query.facets.iter().map(|f| f.name()).collect(), &specs, counts);
-    let scored = query.sort.field == PaymentSortField::Relevance;
-    let (hits, next) = page(generation, &searcher, fruit, query.page_size, scored, |d: &PaymentDoc| d.id)?;
-    Ok(SearchPage {
-        hits,
-        total,
-        total_is_lower_bound,
-        next,
-        facets,
-    })
+    let fruit = collect(generation, &searcher, &tantivy_query, collector, key)?;
+    let reading = Reading {
+        page_size: query.page_size,
+        scored: query.sort.field == PaymentSortField::Relevance,
+        counted: query.counted,
+    };
+    let names = query.facets.iter().map(|f| f.name()).collect();
+    answer(generation, &searcher, fruit, names, &specs, reading, |d: &PaymentDoc| d.id)
 }
 
 fn payment_stats(generation: &Generation<Payments>, query: &StatsQuery) -> anyhow::Result<Vec<CurrencyStats>> {
