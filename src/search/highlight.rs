@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::embedded::schema::{DIGITS_MIN, digits};
+use super::embedded::schema::{digits, phone_runs};
 use super::words::{JOIN_MAX, PART_PREFIX_MIN, edits, folded_tokens, folded_words, fuzziness, lucene_lowercase, lucene_lowercase_char};
 use crate::domain::document::AccountDoc;
 
@@ -133,9 +133,11 @@ pub fn highlight(doc: &AccountDoc, text: &str) -> Map<String, Value> {
             out.insert(field.into(), marked.into());
         }
     }
-    let wanted = digits(text);
-    if wanted.len() >= DIGITS_MIN
-        && let Some(marked) = doc.phone.as_deref().and_then(|p| mark_digits(p, &wanted))
+    let runs = phone_runs(text);
+    if let Some(marked) = doc
+        .phone
+        .as_deref()
+        .and_then(|p| runs.iter().find_map(|run| mark_digits(p, &run.digits)))
     {
         out.insert("phone".into(), marked.into());
     }

@@ -160,6 +160,24 @@ pub async fn text_matching(index: &dyn SearchIndex) {
     assert!(ids(index, text("sprinfield")).await.is_empty(), "addresses take no typos");
     assert_eq!(ids(index, text("555-0134")).await, [katherine.id]);
     assert_eq!(ids(index, text("(555) 0134")).await, [katherine.id]);
+    assert_eq!(
+        ids(index, text("johansson 0134")).await,
+        [katherine.id],
+        "a name and the phone's last digits"
+    );
+    assert_eq!(
+        ids(index, text("Katherine (555) 0134")).await,
+        [katherine.id],
+        "a name and a formatted phone"
+    );
+    assert!(
+        ids(index, text("jonathan 0134")).await.is_empty(),
+        "the digits narrow the name; they do not add every phone holding them"
+    );
+    assert!(
+        ids(index, text("Ulrike Importfield m0x1k3s4")).await.is_empty(),
+        "digits inside words are no phone number (here 0134)"
+    );
     assert_eq!(ids(index, text("JOSE.ALVAREZ@EXAMPLE.COM")).await, [jose.id], "email, any case");
     assert_eq!(ids(index, text("jose.alv")).await, [jose.id], "email prefix");
     assert_eq!(ids(index, text("ac-7788")).await, [katherine.id], "account number prefix");

@@ -15,9 +15,9 @@ use crate::domain::search::{
     ALL_BUCKETS, AccountQuery, After, AgentFilter, Counted, CustomFilter, CustomKind, CustomTest, FACET_SIZE, Facet, FileReach,
     NO_PORTFOLIO, PaymentFacet, PaymentQuery, PaymentSortField, SortField, SortKey, StatsQuery, bucket_days,
 };
-use crate::search::embedded::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_MAX, digits, money_units};
+use crate::search::embedded::schema::{EDGE_MAX, money_units, phone_runs};
 use crate::search::words::{
-    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, fuzziness, join_windows, lucene_lowercase,
+    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, folded_tokens, folded_words, fuzziness, join_windows, lucene_lowercase,
 };
 
 /// Page size of id and version scans.
@@ -200,15 +200,29 @@ fn word_query(fields: &TextFields<'_>, word: &str, owner: Option<&Value>) -> Val
 /// Every word must match a name exactly, as a prefix, or within the typo budget, or
 /// another word field exactly or as a prefix, or a joined name or identifier part; or a
 /// run of adjacent words, joined, matches a name exactly or as a prefix; or the whole text
-/// matches an identifier (exactly or as a prefix) or a phone. A hidden field matches
+/// matches an identifier (exactly or as a prefix); or a run of it that reads as a phone
+/// number (`phone_runs`) matches a phone and every other word matches as above. A hidden field matches
 /// only in the accounts of `owner` when there is one.
 fn text_query(fields: &TextFields<'_>, text: &str, owner: Option<Uuid>, also: Option<Value>) -> Option<Value> {
     let owner = owner.map(assigned_to);
     let owner = owner.as_ref();
     let mut alternatives = Vec::new();
-    let words = folded_tokens(text);
+    let located = folded_words(text);
+    let words: Vec<String> = located.iter().map(|(_, word)| word.clone()).collect();
     if !words.is_empty() {
         let per_word: Vec<Value> = words.iter().map(|word| word_query(fields, word, owner)).collect();
+        if let Some(field) = fields.phone_digits {
+            for run in phone_runs(text) {
+                let mut must: Vec<Value> = located
+                    .iter()
+                    .zip(&per_word)
+                    .filter(|((at, _), _)| !run.covers(at))
+                    .map(|(_, q)| q.clone())
+                    .collect();
+                must.push(boosted_term(field, &run.digits, 2.0));
+                alternatives.push(json!({ "bool": { "must": must } }));
+            }
+        }
         if words.len() <= JOINED_QUERY_WORDS {
             for window in join_windows(words.len()) {
                 let joined = words[window.clone()].concat();
@@ -232,12 +246,6 @@ fn text_query(fields: &TextFields<'_>, text: &str, owner: Option<Uuid>, also: Op
         if let Some(hidden) = &fields.hidden {
             alternatives.extend(limited(ident_options(hidden.idents, &whole), owner));
         }
-    }
-    let phone = digits(text);
-    if let Some(field) = fields.phone_digits
-        && (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len())
-    {
-        alternatives.push(boosted_term(field, &phone, 2.0));
     }
     alternatives.extend(also);
     (!alternatives.is_empty()).then(|| any_of(alternatives))

@@ -17,12 +17,12 @@ use super::bands::Band;
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter, KeptFilters, ValueTest};
-use super::schema::{DIGITS_MAX, DIGITS_MIN, EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, custom_column, digits, epoch_days, money_units};
+use super::schema::{EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, custom_column, epoch_days, money_units, phone_runs};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, FileReach, NO_PORTFOLIO};
 use crate::search::words::{
-    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, fuzziness, join_windows, lucene_lowercase,
+    JOINED_QUERY_WORDS, PART_PREFIX_MIN, TYPO_EXPANSIONS, edits, folded_tokens, folded_words, fuzziness, join_windows, lucene_lowercase,
 };
 
 pub(super) type Clause = (Occur, Box<dyn Query>);
@@ -257,6 +257,16 @@ fn word_query(searcher: &Searcher, fields: &TextFields<'_>, word: &str) -> tanti
     })
 }
 
+/// The phones in `field` holding `digits` as a run, the grams of the run in a row.
+fn phone_query(field: Field, digits: &str) -> Box<dyn Query> {
+    let terms: Vec<Term> = grams(digits).into_iter().map(|g| Term::from_field_text(field, g)).collect();
+    let phrase: Box<dyn Query> = match terms.len() {
+        1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
+        _ => Box::new(PhraseQuery::new(terms)),
+    };
+    Box::new(BoostQuery::new(phrase, 2.0))
+}
+
 /// Any of `options`; nothing when there are none.
 fn one_of(options: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     match options.len() {
@@ -290,7 +300,8 @@ const TYPO_SCORE: Score = 1.0;
 /// Full text: every word must match a name (exactly, as a prefix, or within the typo
 /// budget), another word field (exactly or as a prefix), or a joined name or an
 /// identifier part ([`TextFields::parts`]); or a run of adjacent words joined matches a
-/// name; or the whole text must match an identifier or phone.
+/// name; or the whole text must match an identifier; or a run of it that reads as a
+/// phone number ([`phone_runs`]) matches a phone and every other word matches as above.
 pub(super) fn text_query(
     searcher: &Searcher,
     fields: &TextFields<'_>,
@@ -298,12 +309,20 @@ pub(super) fn text_query(
     also: Option<Box<dyn Query>>,
 ) -> tantivy::Result<Option<Box<dyn Query>>> {
     let mut alternatives: Vec<Box<dyn Query>> = Vec::new();
-    let words = folded_tokens(text);
+    let located = folded_words(text);
+    let words: Vec<String> = located.iter().map(|(_, word)| word.clone()).collect();
     if !words.is_empty() {
         let per_word = words
             .iter()
             .map(|word| word_query(searcher, fields, word))
             .collect::<tantivy::Result<Vec<_>>>()?;
+        if let Some(field) = fields.phone_digits {
+            for run in phone_runs(text) {
+                let others = located.iter().zip(&per_word).filter(|((at, _), _)| !run.covers(at));
+                let phone = phone_query(field, &run.digits);
+                alternatives.push(all_of(others.map(|(_, q)| q.box_clone()).chain(std::iter::once(phone))));
+            }
+        }
         if words.len() <= JOINED_QUERY_WORDS {
             for window in join_windows(words.len()) {
                 if let Some(joined) = joined_query(searcher, fields.names, &words[window.clone()].concat())? {
@@ -321,17 +340,6 @@ pub(super) fn text_query(
         if let Some(hidden) = &fields.hidden {
             alternatives.extend(hidden.limit(ident_options(hidden.ident, &whole)));
         }
-    }
-    let phone = digits(text);
-    if let Some(field) = fields.phone_digits
-        && (DIGITS_MIN..=DIGITS_MAX).contains(&phone.len())
-    {
-        let terms: Vec<Term> = grams(&phone).into_iter().map(|g| Term::from_field_text(field, g)).collect();
-        let phrase: Box<dyn Query> = match terms.len() {
-            1 => Box::new(TermQuery::new(terms[0].clone(), IndexRecordOption::Basic)),
-            _ => Box::new(PhraseQuery::new(terms)),
-        };
-        alternatives.push(Box::new(BoostQuery::new(phrase, 2.0)));
     }
     alternatives.extend(also);
     Ok((!alternatives.is_empty()).then(|| any_of(alternatives)))

@@ -2,6 +2,7 @@
 //! analyzers), and the tantivy schema for accounts and its document building.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -261,6 +262,48 @@ pub fn digits(text: &str) -> String {
     text.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// A run of a search text that reads as a phone number: where it stands in the text,
+/// and its digits.
+pub struct PhoneRun {
+    pub at: Range<usize>,
+    pub digits: String,
+}
+
+impl PhoneRun {
+    /// Whether the word at `word` is part of this run.
+    pub fn covers(&self, word: &Range<usize>) -> bool {
+        self.at.start <= word.start && word.end <= self.at.end
+    }
+}
+
+/// The runs of `text` that read as phone numbers: adjacent pieces (between spaces) made
+/// of digits and the marks that format them (`+-.()/`), [`DIGITS_MIN`] to [`DIGITS_MAX`]
+/// digits in all. Digits inside other words are no phone number (`b2d858fe` is a code,
+/// not `2858`).
+pub fn phone_runs(text: &str) -> Vec<PhoneRun> {
+    let formatted =
+        |piece: &str| piece.chars().any(|c| c.is_ascii_digit()) && piece.chars().all(|c| c.is_ascii_digit() || "+-.()/".contains(c));
+    let mut runs: Vec<Range<usize>> = Vec::new();
+    let mut open: Option<Range<usize>> = None;
+    for piece in text.split_whitespace() {
+        let start = piece.as_ptr() as usize - text.as_ptr() as usize;
+        let at = start..start + piece.len();
+        if formatted(piece) {
+            open = Some(open.map_or(at.clone(), |run| run.start..at.end));
+        } else {
+            runs.extend(open.take());
+        }
+    }
+    runs.extend(open);
+    runs.into_iter()
+        .map(|at| PhoneRun {
+            digits: digits(&text[at.clone()]),
+            at,
+        })
+        .filter(|run| (DIGITS_MIN..=DIGITS_MAX).contains(&run.digits.len()))
+        .collect()
+}
+
 pub fn money_units(amount: Decimal) -> i64 {
     (amount * Decimal::from(MONEY_SCALE)).trunc().to_i64().unwrap_or(i64::MAX)
 }
@@ -462,6 +505,21 @@ fn add_custom(fields: &Fields, d: &mut TantivyDocument, doc: &AccountDoc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_pieces_formatted_as_a_phone_ask_phones_for_their_digits() {
+        let runs =
+            |text: &str| -> Vec<(String, String)> { phone_runs(text).into_iter().map(|r| (text[r.at].to_owned(), r.digits)).collect() };
+        let run = |piece: &str, digits: &str| (piece.to_owned(), digits.to_owned());
+        assert_eq!(runs("(201) 555-0134"), [run("(201) 555-0134", "2015550134")]);
+        assert_eq!(runs("+1 201.555/0134"), [run("+1 201.555/0134", "12015550134")]);
+        assert_eq!(runs("Maria OBrian 555-0134"), [run("555-0134", "5550134")]);
+        assert_eq!(runs("0134 Johansson"), [run("0134", "0134")]);
+        assert!(runs("Ulrike Importfield b2d858fe").is_empty(), "digits inside a word");
+        assert!(runs("555 Smith").is_empty(), "too few digits");
+        assert!(runs("1234567890 123456").is_empty(), "too many digits");
+        assert!(runs("( - )").is_empty(), "marks without digits");
+    }
 
     #[test]
     fn name_sort_keys_follow_folded_alphabetical_order() {
