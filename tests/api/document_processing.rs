@@ -59,10 +59,11 @@ async fn found(app: &TestApp, token: &str, query: &str) -> Vec<String> {
     numbers
 }
 
-/// Waits until a search as `token` finds exactly `expected`.
+/// Waits until a search as `token` finds exactly `expected`, as long as the tests wait
+/// for any background work (a file's text is extracted by a child process, then indexed).
 async fn finds(app: &TestApp, token: &str, query: &str, expected: &[&str]) {
     let mut last = Vec::new();
-    let waited = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    let waited = tokio::time::timeout(crate::helpers::PATIENCE, async {
         loop {
             last = found(app, token, query).await;
             if last == expected {

@@ -22,11 +22,12 @@ async function setup() {
     email: email(`${key}-${run}`), name, role: "agent", password: PASSWORD, team: TEAM,
   });
   people = { busy: await user("dash-busy", `E2E Busy ${run}`), idle: await user("dash-idle", FORMULA) };
-  const account = await api(admin.access_token, "POST", "/accounts", {
+  // Searchable before the screens read them: the charts and lists below come from the index.
+  const account = await api(admin.access_token, "POST", "/accounts?wait_for=indexed", {
     debtor_name: "Dana Dashboard", original_balance: "500.00", currency: "EUR", due_date: "2026-01-10", assigned_agent_id: people.busy.id,
   });
   await api(admin.access_token, "POST", `/accounts/${account.id}/activities`, { type: "letter", direction: "outbound" });
-  await api(admin.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "120.00", currency: "EUR", method: "cash" });
+  await api(admin.access_token, "POST", `/accounts/${account.id}/payments?wait_for=indexed`, { amount: "120.00", currency: "EUR", method: "cash" });
   // Francs only this suite's live test collects (other suites pay in dollars and euros
   // meanwhile), on an account of no agent's: the chart has a CHF row to update.
   const francs = await api(admin.access_token, "POST", "/accounts", { debtor_name: "Frieda Franc", original_balance: "900.00", currency: "CHF" });
