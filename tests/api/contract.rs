@@ -489,6 +489,55 @@ pub async fn typo_expansions_are_bounded(index: &dyn SearchIndex) {
     assert_eq!(found.len(), arrears::search::words::TYPO_EXPANSIONS, "{found:?}");
 }
 
+/// The longest text a search accepts (`MAX_QUERY_CHARS`) is answered on every backend,
+/// whatever its words: many numbers among words (each could be a phone) and many words
+/// that each expand into their typos. Elasticsearch refuses a query whose expanded
+/// clauses pass its `indices.query.bool.max_clause_count`.
+pub async fn the_longest_texts_are_answered(index: &dyn SearchIndex) {
+    use arrears::lists::params::MAX_QUERY_CHARS;
+    let mut anna = doc("Anna Smith", 1);
+    anna.phone = Some("+12025551234".into());
+    // Fifty words one typo from "anna" and fifty from "smith": each of those words in a
+    // query expands into fifty terms, as it would over a full index.
+    let letters = || (b'a'..=b'z').map(char::from);
+    let typos: Vec<AccountDoc> = letters()
+        .filter(|&c| c != 'a' && c != 'h')
+        .map(|c| doc(&format!("Ann{c} Smit{c}"), 1))
+        .chain(
+            letters()
+                .filter(|&c| c != 'n' && c != 't')
+                .map(|c| doc(&format!("An{c}a Smi{c}h"), 1)),
+        )
+        .collect();
+    put(index, &typos).await;
+    put(index, std::slice::from_ref(&anna)).await;
+    let longest = |piece: &str| {
+        let text = piece.repeat(MAX_QUERY_CHARS / piece.len());
+        assert!(text.trim().chars().count() <= MAX_QUERY_CHARS);
+        text.trim().to_owned()
+    };
+    let numbers = longest("1234 anna ");
+    assert!(
+        ids(index, text(&numbers)).await.is_empty(),
+        "no account holds every number as a word and the one as a phone"
+    );
+    let found = ids(
+        index,
+        AccountQuery {
+            page_size: 50,
+            ..text(&longest("anna smith "))
+        },
+    )
+    .await;
+    assert_eq!(found.first(), Some(&anna.id), "the exact name first: {found:?}");
+    assert!(found.len() > 1, "typos of the repeated words match too: {found:?}");
+    let phone_first = format!("555 1234 {}", longest("anna smith "))
+        .chars()
+        .take(MAX_QUERY_CHARS)
+        .collect::<String>();
+    assert_eq!(ids(index, text(phone_first.trim())).await.first(), Some(&anna.id));
+}
+
 pub async fn word_ranking_and_many_terms(index: &dyn SearchIndex) {
     let exact = doc("Anna Smith", 1);
     let prefix = doc("Bob Smithson", 1);
@@ -1981,6 +2030,7 @@ macro_rules! every_case {
             letters_lowercased_as_lucene_does,
             typo_expansions_are_bounded,
             word_ranking_and_many_terms,
+            the_longest_texts_are_answered,
             filters_and_buckets,
             filters_over_a_large_segment,
             counts_and_pages_over_a_large_segment,

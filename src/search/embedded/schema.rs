@@ -90,6 +90,10 @@ pub const EDGE_MAX: usize = 40;
 pub const EDGE_GRAMS: usize = 8;
 pub const DIGITS_MIN: usize = 4;
 pub const DIGITS_MAX: usize = 15;
+/// A search reads at most this many runs of its text as phone numbers (the first ones):
+/// each run asks for every other word beside its phone, so each adds a copy of the
+/// whole word query (`MAX_QUERY_CHARS` allows fifty words), and nobody types three phones.
+pub const PHONE_RUNS_MAX: usize = 2;
 
 /// Money is indexed in ten-thousandths, exact for every ISO 4217 minor unit.
 pub const MONEY_SCALE: i64 = 10_000;
@@ -278,8 +282,8 @@ impl PhoneRun {
 
 /// The runs of `text` that read as phone numbers: adjacent pieces (between spaces) made
 /// of digits and the marks that format them (`+-.()/`), [`DIGITS_MIN`] to [`DIGITS_MAX`]
-/// digits in all. Digits inside other words are no phone number (`b2d858fe` is a code,
-/// not `2858`).
+/// digits in all, the first [`PHONE_RUNS_MAX`] of them. Digits inside other words are no
+/// phone number (`b2d858fe` is a code, not `2858`).
 pub fn phone_runs(text: &str) -> Vec<PhoneRun> {
     let formatted =
         |piece: &str| piece.chars().any(|c| c.is_ascii_digit()) && piece.chars().all(|c| c.is_ascii_digit() || "+-.()/".contains(c));
@@ -301,6 +305,7 @@ pub fn phone_runs(text: &str) -> Vec<PhoneRun> {
             at,
         })
         .filter(|run| (DIGITS_MIN..=DIGITS_MAX).contains(&run.digits.len()))
+        .take(PHONE_RUNS_MAX)
         .collect()
 }
 
@@ -519,6 +524,11 @@ mod tests {
         assert!(runs("555 Smith").is_empty(), "too few digits");
         assert!(runs("1234567890 123456").is_empty(), "too many digits");
         assert!(runs("( - )").is_empty(), "marks without digits");
+        assert_eq!(
+            runs(&"1234 a ".repeat(28)),
+            [run("1234", "1234"), run("1234", "1234")],
+            "the first runs only"
+        );
     }
 
     #[test]
