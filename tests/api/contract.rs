@@ -1511,6 +1511,13 @@ pub async fn rebuild_dual_writes_and_promotes(index: &dyn SearchIndex) {
         .unwrap();
     assert_eq!(index.count(Entity::Account, generation.clone()).await.unwrap(), 2);
     index.promote(Entity::Account, generation.clone()).await.unwrap();
+    let promoted = index.sizes().await.unwrap();
+    let promoted = promoted.iter().find(|size| size.entity == "account").unwrap();
+    assert_eq!(
+        (promoted.index.as_str(), promoted.segments),
+        (generation.as_str(), 1),
+        "the new generation's segments are merged before it takes searches"
+    );
     let mut found = ids(index, AccountQuery { page_size: 10, ..query() }).await;
     found.sort();
     let mut expected = vec![before.id, during.id];

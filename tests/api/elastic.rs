@@ -1735,6 +1735,7 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
     let name_of = |p: &str| p.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
     let resolves = |cluster: &Indices, name: &str| cluster.iter().any(|(index, aliases)| index == name || aliases.contains(name));
     let missing = |name: &str| (404, error("index_not_found_exception", &format!("no such index [{name}]"), 404));
+    let shards = json!({ "total": 1, "successful": 1, "failed": 0 });
     match r.api() {
         "indices.get_alias" if path.starts_with("/_alias/") => {
             let alias = &path["/_alias/".len()..];
@@ -1822,7 +1823,7 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
                 return missing(&name);
             }
             match r.api() {
-                "indices.refresh" => (200, json!({ "_shards": { "total": 1, "successful": 1, "failed": 0 } })),
+                "indices.refresh" => (200, json!({ "_shards": shards })),
                 _ => (
                     200,
                     json!({ "id": format!("pit-of-{name}"), "_shards": { "total": 1, "successful": 1, "skipped": 0, "failed": 0 } }),
@@ -1906,6 +1907,36 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
             Some(_) => (200, ack),
             None => missing(&name_of(&path)),
         },
+        // `IndicesStatsResponse` cut to the metrics asked for: each index's primaries
+        // (a kilobyte a document, one segment a hundred documents).
+        "indices.stats" => {
+            let name = name_of(&path);
+            let found = cluster.resolve(&name);
+            if found.is_empty() && !name.contains('*') {
+                return missing(&name);
+            }
+            let indices: serde_json::Map<String, Value> = found
+                .into_iter()
+                .map(|index| {
+                    let docs = cluster.docs.get(&index).map_or(0, |d| d.len() as u64);
+                    let stats = json!({
+                        "docs": { "count": docs, "deleted": 0 },
+                        "store": { "size_in_bytes": docs * 1024, "reserved_in_bytes": 0 },
+                        "segments": { "count": docs.div_ceil(100) },
+                    });
+                    (index, json!({ "uuid": "scripted", "primaries": stats, "total": stats }))
+                })
+                .collect();
+            (200, json!({ "_shards": shards, "_all": {}, "indices": indices }))
+        }
+        // `ForceMergeResponse`: the shards merged.
+        "indices.forcemerge" => {
+            let name = name_of(&path);
+            if !resolves(cluster, &name) {
+                return missing(&name);
+            }
+            (200, json!({ "_shards": shards }))
+        }
         _ => (
             400,
             error("illegal_argument_exception", &format!("unexpected {} {}", r.method, r.path), 400),
@@ -2030,12 +2061,18 @@ async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
         6,
         "read and reporting aliases move, the old generation leaves every alias"
     );
+    let merge = server.received().into_iter().find(|r| r.api() == "indices.forcemerge").unwrap();
+    assert_eq!(
+        merge.path, "/arrears-accounts-g2/_forcemerge?max_num_segments=1",
+        "the new generation is merged into a segment a shard"
+    );
     let settings = server.received().into_iter().find(|r| r.api() == "indices.put_settings").unwrap();
     assert_eq!(
         settings.json()["index"]["refresh_interval"],
         "1s",
         "refresh is restored before the swap"
     );
+    assert!(merge.at <= settings.at, "merged before its replicas copy it");
     assert!(settings.at <= swaps[0].at);
     {
         let cluster = server.indices();

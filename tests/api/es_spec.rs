@@ -119,6 +119,7 @@ call_variants!(
     GetAlias,
     IndexAliases,
     Refresh,
+    ForceMerge,
     Bulk,
     Search,
     SearchPit,
@@ -483,6 +484,10 @@ fn requests() -> Vec<Request> {
         out.push(Request::of(
             format!("create a rebuild generation of {plural}"),
             &templates::create_generation(&names, entity, &g2, false),
+        ));
+        out.push(Request::of(
+            format!("merge a backfilled {plural} generation"),
+            &templates::merge_generation(&g2, 12 << 30),
         ));
         out.push(Request::of(
             format!("restore {plural} settings after a backfill"),

@@ -400,6 +400,38 @@ pub const API: &[Api] = &[
         params: WILDCARDS,
     },
     Api {
+        name: "indices.forcemerge",
+        methods: &["POST"],
+        paths: &["/_forcemerge", "/{index}/_forcemerge"],
+        body: Body::None,
+        params: &[
+            "flush",
+            "ignore_unavailable",
+            "allow_no_indices",
+            "expand_wildcards",
+            "max_num_segments",
+            "only_expunge_deletes",
+            "wait_for_completion",
+        ],
+    },
+    Api {
+        name: "indices.stats",
+        methods: &["GET"],
+        paths: &["/_stats", "/_stats/{metric}", "/{index}/_stats", "/{index}/_stats/{metric}"],
+        body: Body::None,
+        params: &[
+            "completion_fields",
+            "fielddata_fields",
+            "fields",
+            "groups",
+            "level",
+            "include_segment_file_sizes",
+            "include_unloaded_segments",
+            "expand_wildcards",
+            "forbid_closed_indices",
+        ],
+    },
+    Api {
         name: "indices.get_mapping",
         methods: &["GET"],
         paths: &["/_mapping", "/{index}/_mapping"],
@@ -1112,7 +1144,9 @@ mod privileges {
     pub const VIEW_METADATA: &[&str] = &["view_index_metadata", "manage", "all"];
     pub const SETTINGS_GET: &[&str] = &["view_index_metadata", "monitor", "manage", "all"];
     pub const MANAGE: &[&str] = &["manage", "all"];
-    pub const REFRESH: &[&str] = &["maintenance", "manage", "all"];
+    /// Refresh, flush and force merge.
+    pub const MAINTENANCE: &[&str] = &["maintenance", "manage", "all"];
+    pub const MONITOR_INDEX: &[&str] = &["monitor", "manage", "all"];
     pub const CREATE_INDEX: &[&str] = &["create_index", "manage", "all"];
     pub const DELETE_INDEX: &[&str] = &["delete_index", "manage", "all"];
 }
@@ -1157,7 +1191,9 @@ fn needs(r: &Received, api: &Api) -> Vec<(Option<String>, &'static str, &'static
         "indices.get_mapping" => on_path("indices:admin/mappings/get", VIEW_METADATA),
         "indices.get_settings" => on_path("indices:monitor/settings/get", SETTINGS_GET),
         "indices.put_settings" => on_path("indices:admin/settings/update", MANAGE),
-        "indices.refresh" => on_path("indices:admin/refresh", REFRESH),
+        "indices.refresh" => on_path("indices:admin/refresh", MAINTENANCE),
+        "indices.forcemerge" => on_path("indices:admin/forcemerge", MAINTENANCE),
+        "indices.stats" => on_path("indices:monitor/stats", MONITOR_INDEX),
         "search" | "count" => on_path("indices:data/read/search", READ),
         "open_point_in_time" => on_path("indices:data/read/open_point_in_time", READ),
         "get" => on_path("indices:data/read/get", READ),

@@ -19,8 +19,9 @@ use elasticsearch::http::headers::{CONTENT_TYPE, HeaderValue};
 use elasticsearch::http::request::JsonBody;
 use elasticsearch::http::transport::{SingleNodeConnectionPool, TransportBuilder};
 use elasticsearch::indices::{
-    IndicesCreateParts, IndicesDeleteParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts, IndicesGetMappingParts,
-    IndicesGetSettingsParts, IndicesPutIndexTemplateParts, IndicesPutSettingsParts, IndicesRefreshParts, IndicesStatsParts,
+    IndicesCreateParts, IndicesDeleteParts, IndicesForcemergeParts, IndicesGetAliasParts, IndicesGetIndexTemplateParts,
+    IndicesGetMappingParts, IndicesGetSettingsParts, IndicesPutIndexTemplateParts, IndicesPutSettingsParts, IndicesRefreshParts,
+    IndicesStatsParts,
 };
 use elasticsearch::nodes::NodesStatsParts;
 use elasticsearch::security::SecurityHasPrivilegesParts;
@@ -47,6 +48,9 @@ pub const UUID_SETTING: &str = "index.uuid";
 /// it never gives up on a change the cluster goes on to make (an index created after
 /// the client timed out would be left behind as a write target).
 pub const CLUSTER_STATE_TIMEOUT: Duration = Duration::from_secs(75);
+/// How long a force merge may take before the client stops waiting for it (the node
+/// goes on merging): a rebuild's merge of a million accounts took about a minute here.
+pub const FORCE_MERGE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One call to Elasticsearch. Names and fields follow the REST API specification
 /// (`api` is the specification's endpoint name); nothing here is a path or a method.
@@ -103,6 +107,12 @@ pub enum Call {
     /// `indices.refresh`, which takes no body.
     Refresh {
         index: String,
+    },
+    /// `indices.forcemerge` down to `max_num_segments` a shard, answered when the merge
+    /// has ended (it may take minutes: [`FORCE_MERGE_TIMEOUT`]).
+    ForceMerge {
+        index: String,
+        max_num_segments: u64,
     },
     /// `indices.get_mapping`: the mappings of the indices a name or pattern stands for.
     GetMapping {
@@ -187,6 +197,7 @@ impl Call {
             Call::UpdateAliases { .. } => "indices.update_aliases",
             Call::GetAlias { .. } | Call::IndexAliases { .. } => "indices.get_alias",
             Call::Refresh { .. } => "indices.refresh",
+            Call::ForceMerge { .. } => "indices.forcemerge",
             Call::GetMapping { .. } => "indices.get_mapping",
             Call::GetBlocks { .. } | Call::GetUuids { .. } => "indices.get_settings",
             Call::GetWatermarks => "cluster.get_settings",
@@ -215,6 +226,7 @@ impl Call {
             | Call::PutSettings { index, .. }
             | Call::IndexAliases { index }
             | Call::Refresh { index }
+            | Call::ForceMerge { index, .. }
             | Call::GetMapping { index }
             | Call::GetBlocks { index }
             | Call::GetUuids { index }
@@ -276,6 +288,7 @@ impl Call {
                 out["filter_path"] = json!(NODE_FS_FILTER);
             }
             Call::IndexStats { .. } => out["metric"] = json!(INDEX_STATS_METRICS),
+            Call::ForceMerge { max_num_segments, .. } => out["max_num_segments"] = json!(max_num_segments),
             _ => {}
         }
         if let Some(body) = self.body() {
@@ -523,6 +536,8 @@ impl Client {
         let es = &self.es;
         let timeout = if call.changes_cluster_state() {
             self.timeout.max(CLUSTER_STATE_TIMEOUT)
+        } else if matches!(call, Call::ForceMerge { .. }) {
+            self.timeout.max(FORCE_MERGE_TIMEOUT)
         } else {
             self.timeout
         };
@@ -614,6 +629,14 @@ impl Client {
             Call::Refresh { index } => {
                 es.indices()
                     .refresh(IndicesRefreshParts::Index(&[index]))
+                    .request_timeout(timeout)
+                    .send()
+                    .await
+            }
+            Call::ForceMerge { index, max_num_segments } => {
+                es.indices()
+                    .forcemerge(IndicesForcemergeParts::Index(&[index]))
+                    .max_num_segments(i64::try_from(*max_num_segments).unwrap_or(i64::MAX))
                     .request_timeout(timeout)
                     .send()
                     .await

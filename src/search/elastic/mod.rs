@@ -297,6 +297,31 @@ impl ElasticIndex {
         self.client.send(call).await?.success()
     }
 
+    /// Merges a backfilled generation's segments before the swap ([`templates::
+    /// merge_generation`]), beside the dual writes, which keep landing. The merge only
+    /// speeds searches up (a search over the 20-odd segments a backfill leaves runs at
+    /// about half the rate), so one that fails is reported and the swap goes ahead.
+    async fn merge(&self, entity: Entity, generation: &str) {
+        let started = std::time::Instant::now();
+        let merged = async {
+            self.send_ok(&Call::Refresh {
+                index: generation.to_owned(),
+            })
+            .await?;
+            let stats = self
+                .send_ok(&Call::IndexStats {
+                    index: generation.to_owned(),
+                })
+                .await?;
+            let bytes = index_sizes(entity, &stats).iter().map(|size| size.bytes).sum();
+            self.send_ok(&templates::merge_generation(generation, bytes)).await
+        };
+        match merged.await {
+            Ok(_) => tracing::info!(generation, elapsed_ms = started.elapsed().as_millis() as u64, "segments merged"),
+            Err(err) => tracing::warn!(generation, error = %err, "could not merge the segments; promoting unmerged"),
+        }
+    }
+
     /// Applies the templates and creates the first generation of every entity that has
     /// none. Returns the entities whose index was created now (a backfill is due).
     ///
@@ -932,6 +957,7 @@ impl SearchIndex for ElasticIndex {
                     format!("{generation} is not a {} rebuild in progress", entity.plural()),
                 ));
             }
+            self.merge(entity, &generation).await;
             self.send_ok(&templates::restore_settings(&generation, self.replicas)).await?;
             self.send_ok(&Call::Refresh { index: generation.clone() }).await?;
             if self.keep_old {

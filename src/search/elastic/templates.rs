@@ -231,6 +231,25 @@ pub fn create_generation(names: &Names, entity: Entity, generation: &str, first:
     }
 }
 
+/// The largest segment Lucene's merge policy makes (`index.merge.policy.
+/// max_merged_segment`, 5 GB by default); a force merge past it leaves a segment the
+/// policy never merges again while it takes writes.
+const MAX_MERGED_SEGMENT_BYTES: u64 = 5 << 30;
+
+/// Merges a backfilled generation (`primary_bytes` in its primaries) before it takes
+/// searches, as the embedded rebuild does: into one segment a shard, or as many as keep
+/// each under [`MAX_MERGED_SEGMENT_BYTES`], since the generation goes on taking writes.
+pub fn merge_generation(generation: &str, primary_bytes: u64) -> Call {
+    let shards = parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"]
+        .as_u64()
+        .unwrap_or(1)
+        .max(1);
+    Call::ForceMerge {
+        index: generation.to_owned(),
+        max_num_segments: (primary_bytes / shards).div_ceil(MAX_MERGED_SEGMENT_BYTES).max(1),
+    }
+}
+
 /// Restores what a backfill turned off.
 pub fn restore_settings(generation: &str, replicas: u32) -> Call {
     Call::PutSettings {
