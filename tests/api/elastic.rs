@@ -1736,6 +1736,16 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
     let resolves = |cluster: &Indices, name: &str| cluster.iter().any(|(index, aliases)| index == name || aliases.contains(name));
     let missing = |name: &str| (404, error("index_not_found_exception", &format!("no such index [{name}]"), 404));
     let shards = json!({ "total": 1, "successful": 1, "failed": 0 });
+    // The indices the path's name stands for; a name that is no pattern must name some.
+    let resolved = |cluster: &Indices| {
+        let name = name_of(&path);
+        let found = cluster.resolve(&name);
+        if found.is_empty() && !name.contains('*') {
+            Err(missing(&name))
+        } else {
+            Ok(found)
+        }
+    };
     match r.api() {
         "indices.get_alias" if path.starts_with("/_alias/") => {
             let alias = &path["/_alias/".len()..];
@@ -1777,11 +1787,10 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         // Every index this scripted cluster holds was made by this build's templates
         // (scripts that stand for an older release answer this call themselves).
         "indices.get_mapping" => {
-            let name = name_of(&path);
-            let found = cluster.resolve(&name);
-            if found.is_empty() && !name.contains('*') {
-                return missing(&name);
-            }
+            let found = match resolved(cluster) {
+                Ok(found) => found,
+                Err(missing) => return missing,
+            };
             let answer: serde_json::Map<String, Value> = found
                 .into_iter()
                 .map(|index| {
@@ -1794,11 +1803,10 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         // No index is blocked: the filtered settings of each are empty. An index's uuid
         // is asked for by name (`index.uuid`); this cluster's stands for its name.
         "indices.get_settings" => {
-            let name = name_of(&path);
-            let found = cluster.resolve(&name);
-            if found.is_empty() && !name.contains('*') {
-                return missing(&name);
-            }
+            let found = match resolved(cluster) {
+                Ok(found) => found,
+                Err(missing) => return missing,
+            };
             let answer: serde_json::Map<String, Value> = found
                 .into_iter()
                 .map(|index| {
@@ -1910,11 +1918,10 @@ pub(crate) fn answer_as_cluster(r: &crate::scripted_es::Received, cluster: &mut 
         // `IndicesStatsResponse` cut to the metrics asked for: each index's primaries
         // (a kilobyte a document, one segment a hundred documents).
         "indices.stats" => {
-            let name = name_of(&path);
-            let found = cluster.resolve(&name);
-            if found.is_empty() && !name.contains('*') {
-                return missing(&name);
-            }
+            let found = match resolved(cluster) {
+                Ok(found) => found,
+                Err(missing) => return missing,
+            };
             let indices: serde_json::Map<String, Value> = found
                 .into_iter()
                 .map(|index| {
