@@ -2105,6 +2105,34 @@ async fn rebuild_swaps_aliases_atomically_and_drops_the_old_generation() {
     assert_eq!(server.indices().keys().cloned().collect::<Vec<_>>(), ["arrears-accounts-g2"]);
 }
 
+/// A force merge only speeds searches up: when the node rejects it (429, as a node with
+/// a full queue answers), the rebuild still swaps its complete generation in.
+#[tokio::test]
+async fn a_rejected_merge_still_promotes_the_complete_generation() {
+    let mut cluster = as_cluster();
+    let server = ScriptedEs::with_indices(&[("arrears-accounts-g1", LIVE_ACCOUNTS)], move |r, indices| match r.api() {
+        "indices.forcemerge" => (
+            429,
+            error("es_rejected_execution_exception", "rejected execution of force merge", 429),
+        ),
+        _ => cluster(r, indices),
+    })
+    .await;
+    let index = ElasticIndex::new(&config(&server.url), SqlDeadLetters::shared(fresh_pool().await)).unwrap();
+    let generation = index.begin_rebuild(Entity::Account).await.unwrap();
+    index.promote(Entity::Account, generation.clone()).await.unwrap();
+    assert!(
+        server.received().iter().any(|r| r.api() == "indices.forcemerge"),
+        "the merge was asked for"
+    );
+    let cluster = server.indices();
+    assert!(!cluster.contains_key("arrears-accounts-g1"), "the old generation is deleted");
+    assert!(
+        cluster[&generation].contains("arrears-accounts"),
+        "reads moved to the new generation"
+    );
+}
+
 #[tokio::test]
 async fn keep_old_keeps_the_previous_generation_out_of_reads_and_writes() {
     let live: &[&str] = &[

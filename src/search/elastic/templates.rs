@@ -113,7 +113,7 @@ pub fn mapping_digest(entity: Entity) -> String {
     let built_with = json!({
         "mappings": shipped_template(entity)["template"]["mappings"],
         "analysis": parse(ANALYSIS)["template"]["settings"],
-        "shards": parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"],
+        "shards": number_of_shards(),
     });
     hex::encode(Sha256::digest(built_with.to_string().as_bytes()))
 }
@@ -217,7 +217,7 @@ pub fn create_generation(names: &Names, entity: Entity, generation: &str, first:
     aliases.insert(write_alias(generation), json!({}));
     aliases.insert(names.targets_alias(entity), json!({}));
     let mut settings = parse(ANALYSIS)["template"]["settings"]["index"].take();
-    settings["number_of_shards"] = parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"].take();
+    settings["number_of_shards"] = number_of_shards();
     if first {
         aliases.insert(names.read_alias(entity), json!({}));
         aliases.insert(names.reporting_alias(entity), json!({ "filter": reporting_filter(entity) }));
@@ -231,6 +231,11 @@ pub fn create_generation(names: &Names, entity: Entity, generation: &str, first:
     }
 }
 
+/// The primary shards of every generation, as the shipped settings give them.
+fn number_of_shards() -> Value {
+    parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"].take()
+}
+
 /// The largest segment Lucene's merge policy makes (`index.merge.policy.
 /// max_merged_segment`, 5 GB by default); a force merge past it leaves a segment the
 /// policy never merges again while it takes writes.
@@ -240,10 +245,7 @@ const MAX_MERGED_SEGMENT_BYTES: u64 = 5 << 30;
 /// searches, as the embedded rebuild does: into one segment a shard, or as many as keep
 /// each under [`MAX_MERGED_SEGMENT_BYTES`], since the generation goes on taking writes.
 pub fn merge_generation(generation: &str, primary_bytes: u64) -> Call {
-    let shards = parse(SETTINGS)["template"]["settings"]["index"]["number_of_shards"]
-        .as_u64()
-        .unwrap_or(1)
-        .max(1);
+    let shards = number_of_shards().as_u64().unwrap_or(1).max(1);
     Call::ForceMerge {
         index: generation.to_owned(),
         max_num_segments: (primary_bytes / shards).div_ceil(MAX_MERGED_SEGMENT_BYTES).max(1),
