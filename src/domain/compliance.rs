@@ -3,6 +3,8 @@
 //! refuses it and when contact opens again. The same rules give the inputs the account
 //! document carries, so the index's "contactable now" filter and the guard agree.
 
+use std::ops::RangeInclusive;
+
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -326,6 +328,19 @@ impl Policy {
             })
     }
 
+    /// When the window starts in `zone` on the local days `days` from `at`'s local date (in
+    /// a spring-forward gap, when the clock resumes).
+    fn starts(&self, zone: &Tz, at: DateTime<Utc>, days: RangeInclusive<i64>) -> impl Iterator<Item = DateTime<Utc>> {
+        let today = at.with_timezone(zone).date_naive();
+        days.filter_map(move |days| {
+            let local = (today + Duration::days(days)).and_time(self.window_start);
+            zone.from_local_datetime(&local)
+                .earliest()
+                .or_else(|| zone.from_local_datetime(&(local + Duration::hours(1))).earliest())
+                .map(|t| t.with_timezone(&Utc))
+        })
+    }
+
     /// The first instant at or after `from` inside the window in every zone.
     pub fn window_opens(&self, zones: &[Tz], from: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.in_window(zones, from) {
@@ -333,21 +348,26 @@ impl Policy {
         }
         let mut candidates: Vec<DateTime<Utc>> = zones
             .iter()
-            .flat_map(|zone| {
-                let today = from.with_timezone(zone).date_naive();
-                (-1..=WINDOW_SEARCH_DAYS).filter_map(move |days| {
-                    let local = (today + Duration::days(days)).and_time(self.window_start);
-                    // In a spring-forward gap the window opens when the clock resumes.
-                    zone.from_local_datetime(&local)
-                        .earliest()
-                        .or_else(|| zone.from_local_datetime(&(local + Duration::hours(1))).earliest())
-                        .map(|t| t.with_timezone(&Utc))
-                })
-            })
+            .flat_map(|zone| self.starts(zone, from, -1..=WINDOW_SEARCH_DAYS))
             .filter(|t| *t > from)
             .collect();
         candidates.sort_unstable();
         candidates.into_iter().find(|t| self.in_window(zones, *t))
+    }
+
+    /// When the window holding `at` opened (the last of the zones to open), or the next
+    /// opening when `at` is outside it: the start of the day's window, whatever the time
+    /// of day it is asked.
+    fn window_opened(&self, zones: &[Tz], at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        if !self.in_window(zones, at) {
+            return self.window_opens(zones, at);
+        }
+        zones
+            .iter()
+            .map(|zone| self.starts(zone, at, -1..=0).filter(|t| *t <= at).max())
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            .max()
     }
 
     /// The first instant after `open` (inside the window) at which some zone leaves it.
@@ -436,9 +456,10 @@ impl Policy {
 
     /// What the account document carries so the index can tell, at query time, whether
     /// contact is allowed: the statically blocked channels, when calls open, and the
-    /// window as UTC minutes of the day for the zones' offsets at `now`.
+    /// window as UTC minutes of the day for the zones' offsets at `now` (the whole day's
+    /// window, when `now` is inside it too).
     pub fn inputs(&self, standing: &Standing, zones: &[Tz], history: &CallHistory, now: DateTime<Utc>) -> ContactInputs {
-        let window = self.window_opens(zones, now).and_then(|open| {
+        let window = self.window_opened(zones, now).and_then(|open| {
             let close = self.window_closes(zones, open)?;
             let start = (open.time().num_seconds_from_midnight() / 60) as i32;
             let length = (close - open).num_minutes() as i32;
@@ -747,6 +768,9 @@ mod tests {
         }
     }
 
+    /// A document indexed at any time of day, outside the window or inside it, answers
+    /// as the guard does from a while before it was written (a query's clock may read a
+    /// moment earlier than the sync's) through the days after.
     #[test]
     fn the_document_inputs_agree_with_the_guard_through_a_day() {
         let policy = regulation_f();
@@ -755,15 +779,24 @@ mod tests {
             limit_th_latest_call: Some(at("2026-05-01T15:00:00Z")),
             last_conversation: None,
         };
-        let indexed_at = at("2026-05-06T03:00:00Z");
-        let inputs = policy.inputs(&Standing::default(), &zones, &history, indexed_at);
-        let mut t = indexed_at;
-        while t < indexed_at + Duration::days(3) {
-            for channel in Channel::ALL {
-                let guard = policy.decide(&Standing::default(), &zones, &history, channel, t).is_ok();
-                assert_eq!(inputs.allow(channel, t), guard, "{channel:?} at {t}");
+        // Outside the window, inside it (it opens at 15:00Z, 08:00 in Los Angeles, and
+        // closes at 01:00Z, 21:00 in New York), and just after midnight UTC inside it.
+        for indexed_at in [
+            "2026-05-06T03:00:00Z",
+            "2026-05-06T15:00:30Z",
+            "2026-05-06T18:41:17Z",
+            "2026-05-07T00:20:00Z",
+        ] {
+            let indexed_at = at(indexed_at);
+            let inputs = policy.inputs(&Standing::default(), &zones, &history, indexed_at);
+            let mut t = indexed_at - Duration::minutes(30);
+            while t < indexed_at + Duration::days(3) {
+                for channel in Channel::ALL {
+                    let guard = policy.decide(&Standing::default(), &zones, &history, channel, t).is_ok();
+                    assert_eq!(inputs.allow(channel, t), guard, "{channel:?} at {t}, indexed at {indexed_at}");
+                }
+                t += Duration::minutes(7);
             }
-            t += Duration::minutes(7);
         }
     }
 }
