@@ -28,8 +28,10 @@ const SECOND_BAND: usize = QUANTILES / 8;
 
 /// The conditions of the bands of `column` in its ascending or descending order that
 /// hold documents after `after`, in order; one band without a condition when the index
-/// has no values to split by. The cut values come from the largest segment, so every
-/// segment of a search is split alike.
+/// has no values to split by. The cut values are those of every segment's documents
+/// together, so a band holds its share of the documents however the values are spread
+/// over the segments (the sync writes recent changes, and so the newest values, to the
+/// newest segments).
 pub fn bands(
     searcher: &Searcher,
     dense: &DenseColumns,
@@ -37,10 +39,7 @@ pub fn bands(
     descending: bool,
     after: Option<After>,
 ) -> tantivy::Result<Vec<Option<Band>>> {
-    let Some(largest) = searcher.segment_readers().iter().max_by_key(|s| s.max_doc()) else {
-        return Ok(vec![None]);
-    };
-    let quantiles = dense.quantiles(largest, column)?;
+    let quantiles = merged_quantiles(searcher, dense, column)?;
     if quantiles.is_empty() {
         return Ok(vec![None]);
     }
@@ -85,6 +84,38 @@ pub fn bands(
         .collect())
 }
 
+/// The values of `column` at the quantiles 0, 1/[`QUANTILES`], ..., 1 of the documents of
+/// every segment that have one, ascending; empty when none has. Each segment's quantiles
+/// are merged in value order, each standing for 1/[`QUANTILES`] of its segment's
+/// documents (its first, the smallest value, for none).
+fn merged_quantiles(searcher: &Searcher, dense: &DenseColumns, column: &'static str) -> tantivy::Result<Vec<i64>> {
+    let mut points: Vec<(i64, u64)> = Vec::new();
+    for segment in searcher.segment_readers() {
+        let quantiles = dense.quantiles(segment, column)?;
+        if let Some((first, rest)) = quantiles.values.split_first() {
+            points.push((*first, 0));
+            points.extend(rest.iter().map(|value| (*value, quantiles.documents)));
+        }
+    }
+    if points.is_empty() {
+        return Ok(Vec::new());
+    }
+    points.sort_unstable();
+    let mut reached = Vec::with_capacity(points.len());
+    let mut sum = 0;
+    for (_, weight) in &points {
+        sum += weight;
+        reached.push(sum);
+    }
+    let total = sum / QUANTILES as u64;
+    Ok((0..=QUANTILES as u64)
+        .map(|q| {
+            let at = reached.partition_point(|r| *r < q * total).min(points.len() - 1);
+            points[at].0
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,6 +134,45 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect()
+    }
+
+    /// Writes `batches` of balances, one segment each (no merges), and reads the index.
+    fn segments(batches: &[std::ops::Range<i64>]) -> Searcher {
+        let (schema, fields) = super::super::schema::build();
+        let index = tantivy::Index::create_in_ram(schema);
+        super::super::schema::register_tokenizers(&index).unwrap();
+        let mut writer: tantivy::IndexWriter = index.writer_with_num_threads(1, 50_000_000).unwrap();
+        writer.set_merge_policy(Box::new(tantivy::indexer::NoMergePolicy));
+        for batch in batches {
+            for value in batch.clone() {
+                let mut document = fields.common.document(uuid::Uuid::new_v4(), 1, false);
+                document.add_i64(fields.balance, value);
+                writer.add_document(document).unwrap();
+            }
+            writer.commit().unwrap();
+        }
+        index.reader().unwrap().searcher()
+    }
+
+    /// An older, larger segment holds the smallest values and four newer ones the
+    /// larger ones, batch by batch, as the sync leaves an index after a load: the first
+    /// band in either order holds about its 1/64 of the documents, not every document of
+    /// the segments on its side of the largest one's values.
+    #[test]
+    fn the_first_band_holds_its_share_when_each_segment_holds_its_own_values() {
+        let batches = [0..6_400, 6_400..8_000, 8_000..9_600, 9_600..11_200, 11_200..12_800];
+        let searcher = segments(&batches);
+        assert_eq!(searcher.segment_readers().len(), batches.len());
+        let dense = DenseColumns::default();
+        let share = 12_800 / 64;
+        for descending in [true, false] {
+            let first = ranges(&bands(&searcher, &dense, "balance", descending, None).unwrap())[0];
+            let held = (0..12_800).filter(|v| (first.0..=first.1).contains(v)).count();
+            assert!(
+                (share / 2..=share * 2).contains(&held),
+                "descending {descending}: the first band {first:?} holds {held} of 12,800 documents"
+            );
+        }
     }
 
     #[test]

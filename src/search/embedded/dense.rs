@@ -244,12 +244,21 @@ pub(super) const QUANTILES: usize = 128;
 /// Values a column's quantiles are estimated from, at most (an even sample).
 const QUANTILE_SAMPLE: u32 = 65_536;
 
+/// A column's values over one segment at [`QUANTILES`] + 1 evenly spaced quantiles.
+#[derive(Debug)]
+pub(super) struct Quantiles {
+    /// Ascending; empty when no document has a value.
+    pub values: Vec<i64>,
+    /// About how many documents have a value (the sample's size times its step).
+    pub documents: u64,
+}
+
 #[derive(Default)]
 pub struct DenseColumns {
     columns: BySegment<Dense>,
     strs: BySegment<Strs>,
     /// A column's values at [`QUANTILES`] + 1 evenly spaced quantiles, ascending.
-    quantiles: BySegment<Vec<i64>>,
+    quantiles: BySegment<Quantiles>,
     codes: Mutex<DayCodes>,
     codes_turns: Turns<(SegmentId, i64)>,
 }
@@ -333,9 +342,8 @@ impl DenseColumns {
     }
 
     /// The values of integer column `name` at the quantiles 0, 1/[`QUANTILES`], ..., 1 of
-    /// the segment's documents that have one, ascending, estimated from an even sample;
-    /// empty when none has a value.
-    pub fn quantiles(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Vec<i64>>> {
+    /// the segment's documents that have one, estimated from an even sample.
+    pub(super) fn quantiles(&self, segment: &SegmentReader, name: &'static str) -> tantivy::Result<Arc<Quantiles>> {
         self.quantiles.get_or_build((segment.segment_id(), name), || {
             let values = self.i64(segment, name)?;
             let step = (segment.max_doc() / QUANTILE_SAMPLE).max(1);
@@ -344,9 +352,12 @@ impl DenseColumns {
                 .filter_map(|doc| values.i64(doc))
                 .collect();
             sample.sort_unstable();
-            Ok(match sample.len() {
-                0 => Vec::new(),
-                n => (0..=QUANTILES).map(|q| sample[q * (n - 1) / QUANTILES]).collect(),
+            Ok(Quantiles {
+                values: match sample.len() {
+                    0 => Vec::new(),
+                    n => (0..=QUANTILES).map(|q| sample[q * (n - 1) / QUANTILES]).collect(),
+                },
+                documents: sample.len() as u64 * u64::from(step),
             })
         })
     }
