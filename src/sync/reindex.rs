@@ -12,7 +12,6 @@ use crate::error::{Code, Error, Result};
 use crate::search::{Check, SearchIndex};
 use crate::store::{self, documents, rebuild_locks};
 
-const CHUNK: i64 = 100_000;
 /// Passes over the rows changed during a backfill (each copies what changed during the
 /// one before); writes that never stop leave the rest to the workers' dual writes.
 const CATCH_UP_PASSES: usize = 3;
@@ -200,7 +199,7 @@ async fn catch_up(pool: &PgPool, index: &dyn SearchIndex, entity: Entity, genera
             changed = changed.len(),
             "copying again what changed during the backfill"
         );
-        for ids in changed.chunks(CHUNK as usize) {
+        for ids in changed.chunks(index.backfill_rows()) {
             index
                 .apply_to(entity, generation.to_owned(), documents::of_ids(pool, entity, ids).await?)
                 .await?;
@@ -233,12 +232,13 @@ async fn backfill(
     // Reading SQL and indexing overlap: the next page is fetched (PostgreSQL's work)
     // while this one is indexed (ours), which keeps both cores busy.
     let (pages, mut ready) = tokio::sync::mpsc::channel(2);
+    let rows = index.backfill_rows() as i64;
     let reader = {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut after = None;
             loop {
-                let page = documents::page(&pool, entity, after, last_id, CHUNK).await;
+                let page = documents::page(&pool, entity, after, last_id, rows).await;
                 let last = page.as_ref().ok().and_then(|ops| ops.last().map(|op| op.id));
                 if pages.send(page).await.is_err() {
                     return;

@@ -600,6 +600,13 @@ impl SearchIndex for EmbeddedIndex {
         .boxed()
     }
 
+    /// Larger than Elasticsearch's: each batch is a commit and a segment, and with
+    /// smaller ones a rebuild of 1,000,000 accounts took 80–104 s instead of 73–82 s,
+    /// with no less memory (the writer's own budget holds most of it).
+    fn backfill_rows(&self) -> usize {
+        100_000
+    }
+
     fn apply_to(&self, entity: Entity, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>> {
         async move {
             self.require_owner()?;
