@@ -37,6 +37,16 @@ impl From<StoredField> for FieldView {
     }
 }
 
+/// `GET /fields/{key}` parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OneFieldQuery {
+    /// A deleted definition too (admins only; otherwise 404, as after any `DELETE`).
+    #[serde(default)]
+    include_deleted: bool,
+}
+
 /// `GET /fields` parameters.
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +73,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(json_body::<CreateField>(limit))
         .then(create);
-    let get = warp::path!("fields" / String).and(warp::get()).and(caller.clone()).then(get);
+    let get = warp::path!("fields" / String)
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(get);
     let update = warp::path!("fields" / String)
         .and(warp::patch())
         .and(caller.clone())
@@ -132,15 +146,16 @@ async fn create(caller: Principal, state: AppState, body: CreateField) -> Result
 
 /// Read a custom field definition
 #[utoipa::path(get, path = "/api/v1/fields/{key}", tag = "fields", operation_id = "get_field",
-    params(("key" = String, Path, description = "The field's key")),
+    params(("key" = String, Path, description = "The field's key"), OneFieldQuery),
     responses(
-        (status = 200, description = "The definition", body = FieldView),
-        (status = 403, description = "Roles that read no accounts"),
-        (status = 404, description = "No such field (a deleted one, for other roles than admin)"),
+        (status = 200, description = "The definition (a deleted one only with `include_deleted=true`)", body = FieldView),
+        (status = 403, description = "Roles that read no accounts; `include_deleted` for other roles than admin"),
+        (status = 404, description = "No such field, or a deleted one not asked for"),
     ))]
 #[tracing::instrument(skip_all, fields(key = %key))]
-async fn get(key: String, caller: Principal, state: AppState) -> Result<Response> {
-    let field = service::get(state.pool(), &caller, &key).await?;
+async fn get(key: String, caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    let query: OneFieldQuery = parse_query(&raw)?;
+    let field = service::get(state.pool(), &caller, &key, query.include_deleted).await?;
     Ok(api::json(StatusCode::OK, &FieldView::from(field)))
 }
 

@@ -115,6 +115,16 @@ struct PortfolioQuery {
     cursor: Option<String>,
 }
 
+/// `GET /portfolios/{id}` parameters.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct OnePortfolioQuery {
+    /// A deleted portfolio too (otherwise 404, as after any `DELETE`).
+    #[serde(default)]
+    include_deleted: bool,
+}
+
 pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
     let limit = state.settings().max_json_body_bytes;
     let caller = principal(state.clone()).and(with_state(state));
@@ -128,7 +138,11 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(caller.clone())
         .and(json_body::<NewPortfolio>(limit))
         .then(create);
-    let get = warp::path!("portfolios" / Uuid).and(warp::get()).and(caller.clone()).then(get);
+    let get = warp::path!("portfolios" / Uuid)
+        .and(warp::get())
+        .and(caller.clone())
+        .and(raw_query())
+        .then(get);
     let update = warp::path!("portfolios" / Uuid)
         .and(warp::patch())
         .and(caller.clone())
@@ -239,15 +253,16 @@ async fn create(caller: Principal, state: AppState, body: NewPortfolio) -> Resul
 
 /// Read a portfolio
 #[utoipa::path(get, path = "/api/v1/portfolios/{id}", tag = "portfolios", operation_id = "get_portfolio",
-    params(("id" = Uuid, Path, description = "The portfolio's id")),
+    params(("id" = Uuid, Path, description = "The portfolio's id"), OnePortfolioQuery),
     responses(
-        (status = 200, description = "The portfolio, deleted or not", body = PortfolioView),
+        (status = 200, description = "The portfolio (a deleted one only when `include_deleted`)", body = PortfolioView),
         (status = 403, description = "Managers and admins only"),
-        (status = 404, description = "`not_found`"),
+        (status = 404, description = "`not_found`: none, or deleted and not asked for"),
     ))]
 #[tracing::instrument(skip_all, fields(portfolio_id = %id))]
-async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
-    let row = service::get(state.pool(), &caller, id).await?;
+async fn get(id: Uuid, caller: Principal, state: AppState, raw: String) -> Result<Response> {
+    let query: OnePortfolioQuery = parse_query(&raw)?;
+    let row = service::get(state.pool(), &caller, id, query.include_deleted).await?;
     Ok(api::json(StatusCode::OK, &PortfolioView::from(row)))
 }
 

@@ -49,11 +49,15 @@ pub async fn list(
 
 /// The definition `key`: a live one for every role that reads accounts, a deleted one
 /// for admins only.
-pub async fn get(pool: &PgPool, caller: &Principal, key: &str) -> Result<StoredField> {
+/// A definition; a deleted one only when `include_deleted` (admins only, as the list).
+pub async fn get(pool: &PgPool, caller: &Principal, key: &str, include_deleted: bool) -> Result<StoredField> {
     caller.require(Action::ReadAccounts)?;
+    if include_deleted && !caller.can(Action::ManageFields) {
+        return Err(Error::forbidden("only admins read deleted fields"));
+    }
     fields::by_key(pool, key)
         .await?
-        .filter(|f| f.definition.deleted_at.is_none() || caller.can(Action::ManageFields))
+        .filter(|f| include_deleted || f.definition.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("field"))
 }
 

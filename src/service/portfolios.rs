@@ -179,10 +179,12 @@ pub async fn create(pool: &PgPool, caller: &Principal, body: NewPortfolio) -> Re
     Ok(row)
 }
 
-pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<PortfolioRow> {
+/// A portfolio; a deleted one only when `include_deleted`.
+pub async fn get(pool: &PgPool, caller: &Principal, id: Uuid, include_deleted: bool) -> Result<PortfolioRow> {
     caller.require(Action::ReadPortfolios)?;
     portfolios::get(&mut *pool.acquire().await?, id, false)
         .await?
+        .filter(|row| include_deleted || row.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("portfolio"))
 }
 
@@ -281,7 +283,7 @@ pub struct ContactPolicy {
 
 /// The contact policy of portfolio `id`, deleted or not.
 pub async fn contact_policy(pool: &PgPool, caller: &Principal, id: Uuid) -> Result<ContactPolicy> {
-    get(pool, caller, id).await?;
+    get(pool, caller, id, true).await?;
     let mut conn = pool.acquire().await?;
     Ok(ContactPolicy {
         own: compliance::portfolio_policy(&mut conn, id).await?,
@@ -309,7 +311,7 @@ pub async fn set_contact_policy(pool: &PgPool, caller: &Principal, id: Uuid, pol
 
 /// A portfolio's grants, newest first.
 pub async fn grants(pool: &PgPool, caller: &Principal, portfolio: Uuid, window: Window) -> Result<(Vec<GrantRow>, i64)> {
-    get(pool, caller, portfolio).await?;
+    get(pool, caller, portfolio, true).await?;
     let rows = portfolios::grants(pool, portfolio, window.after, window.limit).await?;
     Ok((rows, portfolios::grant_count(pool, portfolio).await?))
 }

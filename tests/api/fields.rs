@@ -336,8 +336,22 @@ async fn a_deleted_field_keeps_its_key_reserved_until_it_is_restored() {
         "not_found",
     )
     .await;
-    let (status, seen) = status_json(app.get("/api/v1/fields/branch", &admin.token).await).await;
+    // Gone for the admin who deleted it too (as after any `DELETE`), unless asked for as
+    // the list asks for deleted ones; only admins may ask.
+    assert_problem(
+        app.get("/api/v1/fields/branch", &admin.token).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    let (status, seen) = status_json(app.get("/api/v1/fields/branch?include_deleted=true", &admin.token).await).await;
     assert_eq!((status, seen["deleted_at"].is_string()), (StatusCode::OK, true));
+    assert_problem(
+        app.get("/api/v1/fields/branch?include_deleted=true", &agent.token).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
     let (_, all) = status_json(app.get("/api/v1/fields?include_deleted=true", &admin.token).await).await;
     assert_eq!((keys(&all), &all["total"]), (vec!["branch", "vip"], &json!(2)));
     assert_problem(

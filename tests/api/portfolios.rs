@@ -102,6 +102,17 @@ async fn admins_manage_portfolios_managers_read_them_and_names_stay_unique_among
     let (status, deleted) = status_json(app.delete(&format!("/api/v1/portfolios/{id}"), &admin.token).await).await;
     assert_eq!(status, StatusCode::OK, "{deleted}");
     assert!(deleted["deleted_at"].is_string());
+    // Read by its id, it is gone (as a deleted account is) unless asked for as the list
+    // asks for deleted ones.
+    let gone = app.get(&format!("/api/v1/portfolios/{id}"), &admin.token).await;
+    assert_problem(gone, StatusCode::NOT_FOUND, "not_found").await;
+    let (status, asked) = status_json(
+        app.get(&format!("/api/v1/portfolios/{id}?include_deleted=true"), &manager.token)
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{asked}");
+    assert_eq!(asked["deleted_at"], deleted["deleted_at"]);
     let (_, live) = status_json(app.get("/api/v1/portfolios", &manager.token).await).await;
     assert_eq!(names(&live), ["beta loans", "Zed utilities"]);
     let (_, all) = status_json(app.get("/api/v1/portfolios?include_deleted=true", &manager.token).await).await;
