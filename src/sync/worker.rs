@@ -153,7 +153,8 @@ impl SyncWorker {
     ///
     /// An entity whose index was built with another release's mapping is held: its rows
     /// stay in the outbox (claims leave them out for [`HOLD_FOR`] at a time) while the
-    /// other entity goes on, and the hold is recorded for readiness and metrics.
+    /// other entity goes on, and the hold is recorded for readiness and metrics until
+    /// none of its rows wait.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut backoff = Duration::from_millis(100);
         let mut vacuumed = Instant::now();
@@ -168,7 +169,14 @@ impl SyncWorker {
                     if self.metrics.record_success() {
                         tracing::info!("sync batches go through again");
                     }
-                    for entity in Entity::ALL.into_iter().filter(|e| consumed.contains(e)) {
+                    // An entity's changes flow again once this worker indexed one, or
+                    // once a claim that took every row it could (not a full batch) found
+                    // none of them waiting: another process's worker (a second instance,
+                    // `arrears reindex`, which writes what changes meanwhile to both
+                    // generations) may have indexed them.
+                    let drained = (consumed.len() as i64) < BATCH_SIZE;
+                    let flowing = |e: &Entity| consumed.contains(e) || (drained && !held.contains_key(e));
+                    for entity in Entity::ALL.into_iter().filter(flowing) {
                         if self.metrics.release(entity) {
                             tracing::info!(
                                 entity = entity.as_str(),
