@@ -285,11 +285,8 @@ pub trait SearchIndex: Send + Sync + 'static {
 
     /// Rows a rebuild's backfill reads from SQL and writes with [`Self::apply_to`] at
     /// once. A rebuild holds up to four such batches (one written, two queued, one
-    /// read), so they bound its memory: on Elasticsearch each document's source is
-    /// built for its batch's bulk requests. The embedded index overrides it.
-    fn backfill_rows(&self) -> usize {
-        20_000
-    }
+    /// read), so they bound its memory.
+    fn backfill_rows(&self) -> usize;
 
     /// Writes a backfill batch into one generation only (versioned like `apply`).
     fn apply_to(&self, entity: Entity, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>>;

@@ -39,26 +39,28 @@ pub async fn list(
     include_deleted: bool,
     window: Window<(i32, String)>,
 ) -> Result<(Vec<StoredField>, i64)> {
-    caller.require(Action::ReadAccounts)?;
-    if include_deleted && !caller.can(Action::ManageFields) {
-        return Err(Error::forbidden("only admins list deleted fields"));
-    }
+    readable(caller, include_deleted)?;
     let rows = fields::page(pool, include_deleted, window.after, window.limit).await?;
     Ok((rows, fields::count(pool, include_deleted).await?))
 }
 
-/// The definition `key`: a live one for every role that reads accounts, a deleted one
-/// for admins only.
-/// A definition; a deleted one only when `include_deleted` (admins only, as the list).
+/// The definition `key`: a live one, or a deleted one too when `include_deleted`.
 pub async fn get(pool: &PgPool, caller: &Principal, key: &str, include_deleted: bool) -> Result<StoredField> {
-    caller.require(Action::ReadAccounts)?;
-    if include_deleted && !caller.can(Action::ManageFields) {
-        return Err(Error::forbidden("only admins read deleted fields"));
-    }
+    readable(caller, include_deleted)?;
     fields::by_key(pool, key)
         .await?
         .filter(|f| include_deleted || f.definition.deleted_at.is_none())
         .ok_or_else(|| Error::not_found("field"))
+}
+
+/// Whether `caller` may read definitions: every role that reads accounts reads the live
+/// ones, only admins the deleted ones.
+fn readable(caller: &Principal, include_deleted: bool) -> Result<()> {
+    caller.require(Action::ReadAccounts)?;
+    if include_deleted && !caller.can(Action::ManageFields) {
+        return Err(Error::forbidden("only admins read deleted fields"));
+    }
+    Ok(())
 }
 
 /// Why `text`, a new key or label, would make an import ambiguous: the importer already

@@ -913,6 +913,13 @@ impl SearchIndex for ElasticIndex {
         .boxed()
     }
 
+    /// Each document's source is built for its batch's bulk requests: a rebuild of
+    /// 200,000 accounts peaked at 1.95 GB with batches of 100,000 rows and at 675 MB
+    /// with these, and took less time (docs/benchmarks.md).
+    fn backfill_rows(&self) -> usize {
+        20_000
+    }
+
     fn apply_to(&self, entity: Entity, generation: String, ops: Vec<IndexOp>) -> BoxFuture<'_, Result<ApplyReport>> {
         async move {
             if let Some(op) = ops.iter().find(|op| op.entity != entity) {
