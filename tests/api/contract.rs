@@ -833,7 +833,7 @@ pub async fn filters_over_a_large_segment(index: &dyn SearchIndex) {
 /// Searches without words, whose total and facets the embedded backend keeps per large
 /// segment whatever the page (the dashboard's portfolio asks for no rows, the Accounts
 /// screen for 25), and whose rows it takes band by band of the sort column: asked twice
-/// (counted, then kept), and again after changes and deletions landed, each total and
+/// (counted, then kept), and again after changes and after deletions landed, each total and
 /// facet equals a count over the documents themselves, and the first two pages in each
 /// sort are the documents' own order (ties by id, missing values last).
 pub async fn counts_and_pages_over_a_large_segment(index: &dyn SearchIndex) {
@@ -933,6 +933,9 @@ pub async fn counts_and_pages_over_a_large_segment(index: &dyn SearchIndex) {
     }
     let changed: Vec<AccountDoc> = docs.iter().filter(|d| d.search_version == 2).cloned().collect();
     put(index, &changed).await;
+    // The answers without the documents the changes deleted are kept; the deletions
+    // below take out only their own documents from them.
+    check(docs.clone(), "after the changes").await;
     let deleted: Vec<Uuid> = docs
         .iter()
         .enumerate()
@@ -944,8 +947,8 @@ pub async fn counts_and_pages_over_a_large_segment(index: &dyn SearchIndex) {
         .await
         .unwrap();
     docs.retain(|d| !deleted.contains(&d.id));
-    check(docs.clone(), "after changes").await;
-    check(docs, "kept after changes").await;
+    check(docs.clone(), "after the deletions").await;
+    check(docs, "kept after the deletions").await;
 }
 
 /// The ids of `docs` in a search's order by `field`: by value, ties by id, documents

@@ -3,10 +3,11 @@
 //!
 //! Elasticsearch keeps such answers per shard until the shard's next refresh. Here a
 //! segment's documents never change, so its answer over every document it holds, the
-//! deleted ones too, stays valid until it is merged away; a search subtracts what its
-//! currently deleted documents contribute (re-checked against the query, so a few
-//! thousand at most) and counts small segments afresh. Under a steady write load the
-//! large segment keeps its answer while each commit only adds deletions to it.
+//! deleted ones too, stays valid until it is merged away; what its deleted documents
+//! contribute (each re-checked against the query) is taken out of it, and the result is
+//! kept too, for as many deletions as the segment has: a commit that deletes more costs
+//! only its own. Small segments are counted afresh. Under a steady write load the large
+//! segment keeps its answer while each commit only adds deletions to it.
 //!
 //! Only searches whose matches depend on nothing but the segment and the query are
 //! kept: no text (a word's typo and prefix expansions are drawn from every segment's
@@ -49,6 +50,16 @@ pub struct KeptCounts {
     /// A turn per answer being counted: the requests for it wait for the one counting.
     counting: Turns<AnswerKey>,
     deleted: Mutex<HashMap<SegmentId, Deleted>>,
+    /// Each kept answer without the documents of its segment deleted so far.
+    alive: Mutex<HashMap<AnswerKey, Alive>>,
+    /// A turn per answer whose deleted documents are being taken out.
+    subtracting: Turns<AnswerKey>,
+}
+
+/// A kept answer without the documents `deleted` lists.
+struct Alive {
+    deleted: Arc<[DocId]>,
+    fruit: Arc<PageFruit>,
 }
 
 /// A segment's deleted documents, in order, as of its delete opstamp.
@@ -119,6 +130,7 @@ impl KeptCounts {
             if let Some(dropped) = answers.by_key.remove(&evicted) {
                 answers.values -= values_in(&dropped);
             }
+            self.alive.lock().unwrap_or_else(|p| p.into_inner()).remove(&evicted);
         }
         if let Some(replaced) = answers.by_key.insert((segment, key.to_owned()), fruit) {
             answers.values -= values_in(&replaced);
@@ -147,6 +159,65 @@ impl KeptCounts {
         docs
     }
 
+    /// `every`, the answer for `key` over every document of `segment`, without the
+    /// documents it has deleted. The result is kept beside the answer and brought up to
+    /// date as deletions come (a segment's deleted documents only grow): `gone` counts
+    /// only the documents deleted since, so a segment that a load rewrote (every
+    /// document deleted and written again elsewhere) costs its deletions once, not at
+    /// every search, and a steady write load costs each commit's.
+    fn alive_answer(
+        &self,
+        segment: &SegmentReader,
+        key: &str,
+        every: &Arc<PageFruit>,
+        gone: impl FnOnce(&[DocId]) -> tantivy::Result<PageFruit>,
+    ) -> tantivy::Result<Arc<PageFruit>> {
+        let deleted = self.deleted(segment);
+        if deleted.is_empty() {
+            return Ok(every.clone());
+        }
+        let answer_key = (segment.segment_id(), key.to_owned());
+        let alive = |deleted: &Arc<[DocId]>| {
+            let alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
+            alive
+                .get(&answer_key)
+                .filter(|a| a.deleted.len() == deleted.len())
+                .map(|a| a.fruit.clone())
+        };
+        self.subtracting.find_or_build(
+            &answer_key,
+            || alive(&deleted),
+            || {
+                let earlier = {
+                    let alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
+                    alive
+                        .get(&answer_key)
+                        .filter(|a| a.deleted.len() < deleted.len())
+                        .map(|a| (a.deleted.clone(), a.fruit.clone()))
+                };
+                let (mut fruit, since) = match &earlier {
+                    Some((before, fruit)) => (PageFruit::clone(fruit), deleted_since(before, &deleted)),
+                    None => (PageFruit::clone(every), deleted.to_vec()),
+                };
+                fruit.subtract(gone(&since)?);
+                let fruit = Arc::new(fruit);
+                // Kept only beside a kept answer, and never over a later one (a search
+                // on an older reader sees fewer deletions).
+                if self.answer(answer_key.0, key).is_some() {
+                    let mut alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
+                    if alive.get(&answer_key).is_none_or(|a| a.deleted.len() < deleted.len()) {
+                        let kept = Alive {
+                            deleted: deleted.clone(),
+                            fruit: fruit.clone(),
+                        };
+                        alive.insert(answer_key.clone(), kept);
+                    }
+                }
+                Ok(fruit)
+            },
+        )
+    }
+
     /// Drops what was kept for segments `searcher` no longer has.
     pub fn retain(&self, searcher: &Searcher) {
         let live: std::collections::HashSet<SegmentId> = searcher.segment_readers().iter().map(|s| s.segment_id()).collect();
@@ -167,7 +238,18 @@ impl KeptCounts {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|segment, _| live.contains(segment));
+        self.alive
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(segment, _), _| live.contains(segment));
     }
+}
+
+/// The documents of `now` not in `before`: both in order, and `before` a part of `now`
+/// (a segment's deletions only grow).
+fn deleted_since(before: &[DocId], now: &[DocId]) -> Vec<DocId> {
+    let mut before = before.iter().peekable();
+    now.iter().copied().filter(|doc| before.next_if_eq(&doc).is_none()).collect()
 }
 
 /// A [`PageCollector`] asking for no rows, whose answer for a large segment is kept
@@ -207,9 +289,7 @@ impl Collector for KeptCollector<'_> {
             })?;
             Ok(counting.harvest())
         })?;
-        let mut fruit = PageFruit::clone(&every);
-        let deleted = self.kept.deleted(segment);
-        if !deleted.is_empty() {
+        let alive = self.kept.alive_answer(segment, &self.key, &every, |deleted| {
             let mut gone = self.page.for_segment(segment_ord, segment)?;
             let mut scorer = weight.scorer(segment, 1.0)?;
             for doc in deleted.iter().copied() {
@@ -222,9 +302,9 @@ impl Collector for KeptCollector<'_> {
                     _ => {}
                 }
             }
-            fruit.subtract(gone.harvest());
-        }
-        Ok(fruit)
+            Ok(gone.harvest())
+        })?;
+        Ok(PageFruit::clone(&alive))
     }
 }
 
@@ -271,6 +351,13 @@ mod tests {
         let failed = kept.answer_or_count(segment, "failing", || Err(tantivy::TantivyError::InternalError("no".into())));
         assert!(failed.is_err());
         assert_eq!(kept.answer_or_count(segment, "failing", || Ok(answer(5))).unwrap().total, 5);
+    }
+
+    #[test]
+    fn the_documents_deleted_since_are_those_not_listed_before() {
+        assert_eq!(deleted_since(&[2, 5, 9], &[1, 2, 5, 6, 9, 12]), [1, 6, 12]);
+        assert_eq!(deleted_since(&[], &[3, 4]), [3, 4]);
+        assert!(deleted_since(&[3, 4], &[3, 4]).is_empty());
     }
 
     #[test]
