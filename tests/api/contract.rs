@@ -2253,30 +2253,7 @@ mod elastic_cluster {
     async fn an_upgrade_that_maps_a_new_field_is_held_then_rebuilt() {
         let settings = elastic_settings();
         let prefix = settings.elasticsearch_index_prefix.clone();
-        let names = arrears::search::elastic::templates::Names::new(prefix.clone());
-        let mut older = arrears::search::elastic::templates::mappings(Entity::Account);
-        older["properties"]["derived"]["properties"]
-            .as_object_mut()
-            .unwrap()
-            .remove("queue_rank");
-        older["_meta"]["digest"] = serde_json::json!("an-older-release");
-        let analysis: serde_json::Value = serde_json::from_str(arrears::search::elastic::templates::ANALYSIS).unwrap();
-        let g1 = names.generation(Entity::Account, 1);
-        let created = raw_json(
-            reqwest::Method::PUT,
-            format!("/{g1}"),
-            serde_json::json!({
-                "settings": analysis["template"]["settings"],
-                "mappings": older,
-                "aliases": {
-                    names.read_alias(Entity::Account): {},
-                    names.targets_alias(Entity::Account): {},
-                    format!("{g1}-write"): {}
-                }
-            }),
-        )
-        .await;
-        assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+        crate::helpers::previous_release_accounts(&prefix, "an-older-release").await;
         let pool = crate::helpers::fresh_pool().await;
         let index = ElasticIndex::new(&live_config(&settings), SqlDeadLetters::shared(pool.clone())).unwrap();
         index.prepare().await.unwrap();

@@ -863,29 +863,7 @@ impl Upgrade {
         let prefix = settings.elasticsearch_index_prefix.clone();
         let indices = DropPrefix(prefix.clone());
         let names = templates::Names::new(prefix.clone());
-        let mut older = templates::mappings(Entity::Account);
-        older["properties"]["derived"]["properties"]
-            .as_object_mut()
-            .unwrap()
-            .remove("queue_rank")
-            .expect("this build maps the field the previous release lacked");
-        older["_meta"]["digest"] = json!("the-previous-release");
-        let analysis: Value = serde_json::from_str(templates::ANALYSIS).unwrap();
-        let g1 = names.generation(Entity::Account, 1);
-        let created = cluster_request(&reqwest::Client::new(), Method::PUT, &format!("/{g1}"))
-            .json(&json!({
-                "settings": analysis["template"]["settings"],
-                "mappings": older,
-                "aliases": {
-                    names.read_alias(Entity::Account): {},
-                    names.targets_alias(Entity::Account): {},
-                    format!("{g1}-write"): {}
-                }
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+        crate::helpers::previous_release_accounts(&prefix, "the-previous-release").await;
         assert!(crate::databases::create_migrated(&settings.database_url).await);
         let database = DropDatabase(settings.database_url.clone());
         let pool = arrears::store::connect(&settings.database_url, 2).await.unwrap();

@@ -142,6 +142,39 @@ pub fn cluster_request(client: &reqwest::Client, method: Method, path: &str) -> 
     request
 }
 
+/// Creates, on the cluster at ELASTICSEARCH_URL, the accounts generation a previous
+/// release made under `prefix`: this build's mapping without `derived.queue_rank`, with
+/// `digest` for its own, behind every alias. Returns its name.
+pub async fn previous_release_accounts(prefix: &str, digest: &str) -> String {
+    use arrears::domain::document::Entity;
+    use arrears::search::elastic::templates;
+    let names = templates::Names::new(prefix.to_owned());
+    let mut older = templates::mappings(Entity::Account);
+    older["properties"]["derived"]["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("queue_rank")
+        .expect("this build maps the field the previous release lacked");
+    older["_meta"]["digest"] = json!(digest);
+    let analysis: Value = serde_json::from_str(templates::ANALYSIS).unwrap();
+    let g1 = names.generation(Entity::Account, 1);
+    let created = cluster_request(&reqwest::Client::new(), Method::PUT, &format!("/{g1}"))
+        .json(&json!({
+            "settings": analysis["template"]["settings"],
+            "mappings": older,
+            "aliases": {
+                names.read_alias(Entity::Account): {},
+                names.targets_alias(Entity::Account): {},
+                format!("{g1}-write"): {}
+            }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.text().await.unwrap());
+    g1
+}
+
 /// A client for an application served with `settings`. It drops a pooled connection
 /// after half the time the server keeps an idle one (`http_header_timeout_s`), so no
 /// request is written to a connection the server is closing: that request fails with
