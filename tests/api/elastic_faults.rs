@@ -803,7 +803,7 @@ async fn an_index_of_the_previous_release_is_held_then_rebuilt_losing_nothing() 
     assert_eq!(old.status(), StatusCode::NOT_FOUND, "the previous release's index is gone");
 }
 
-/// The CI run of stop 85 failed the test above: readiness said "holding accounts" for
+/// CI once failed the test above this way: readiness said "holding accounts" for
 /// good once the rebuild was done. The worker `arrears reindex` runs beside its copy
 /// (it writes what changes meanwhile to both generations) had indexed the held changes
 /// before the server's worker tried them again, and that worker ended a hold only on
