@@ -6,8 +6,9 @@
 //! deleted ones too, stays valid until it is merged away; what its deleted documents
 //! contribute (each re-checked against the query) is taken out of it, and the result is
 //! kept too, for as many deletions as the segment has: a commit that deletes more costs
-//! only its own. Small segments are counted afresh. Under a steady write load the large
-//! segment keeps its answer while each commit only adds deletions to it.
+//! only its own (`alive_answer`). Small segments are counted afresh. Under a steady
+//! write load the large segment keeps its answer while each commit only adds deletions
+//! to it.
 //!
 //! Only searches whose matches depend on nothing but the segment and the query are
 //! kept: no text (a word's typo and prefix expansions are drawn from every segment's
@@ -56,15 +57,26 @@ pub struct KeptCounts {
     subtracting: Turns<AnswerKey>,
 }
 
-/// A kept answer without the documents `deleted` lists.
+/// A kept answer without the first `deleted` documents its segment deleted (the list
+/// of that many, see [`Since`]).
 struct Alive {
-    deleted: Arc<[DocId]>,
+    deleted: usize,
     fruit: Arc<PageFruit>,
 }
 
-/// A segment's deleted documents, in order, as of its delete opstamp.
+/// A segment's deleted documents, in order, as of its delete opstamp, and those deleted
+/// since the list before it.
 struct Deleted {
     opstamp: Option<Opstamp>,
+    docs: Arc<[DocId]>,
+    since: Option<Since>,
+}
+
+/// The documents a segment deleted after its list held `before` of them. A count names
+/// one list: a segment's deletions only grow.
+#[derive(Clone)]
+struct Since {
+    before: usize,
     docs: Arc<[DocId]>,
 }
 
@@ -138,33 +150,43 @@ impl KeptCounts {
         answers.values += values;
     }
 
-    /// The segment's deleted documents, in order, listed once per delete opstamp.
-    fn deleted(&self, segment: &SegmentReader) -> Arc<[DocId]> {
+    /// The segment's deleted documents, in order, listed once per delete opstamp, and
+    /// those deleted since the list before.
+    fn deleted(&self, segment: &SegmentReader) -> (Arc<[DocId]>, Option<Since>) {
         let Some(alive) = segment.alive_bitset() else {
-            return Arc::from([]);
+            return (Arc::from([]), None);
         };
         let id = segment.segment_id();
         let opstamp = segment.delete_opstamp();
-        if let Some(seen) = self.deleted.lock().unwrap_or_else(|p| p.into_inner()).get(&id)
-            && seen.opstamp == opstamp
-        {
-            return seen.docs.clone();
-        }
+        let earlier = match self.deleted.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            Some(seen) if seen.opstamp == opstamp => return (seen.docs.clone(), seen.since.clone()),
+            seen => seen.map(|seen| seen.docs.clone()),
+        };
         let docs: Arc<[DocId]> = (0..segment.max_doc()).filter(|doc| alive.is_deleted(*doc)).collect();
+        // A shorter list is an earlier one of the same segment (a search on an older
+        // reader lists fewer: nothing is deleted since then).
+        let since = earlier.filter(|before| before.len() < docs.len()).map(|before| Since {
+            before: before.len(),
+            docs: deleted_since(&before, &docs).into(),
+        });
         let listed = Deleted {
             opstamp,
             docs: docs.clone(),
+            since: since.clone(),
         };
         self.deleted.lock().unwrap_or_else(|p| p.into_inner()).insert(id, listed);
-        docs
+        (docs, since)
     }
 
     /// `every`, the answer for `key` over every document of `segment`, without the
-    /// documents it has deleted. The result is kept beside the answer and brought up to
-    /// date as deletions come (a segment's deleted documents only grow): `gone` counts
-    /// only the documents deleted since, so a segment that a load rewrote (every
-    /// document deleted and written again elsewhere) costs its deletions once, not at
-    /// every search, and a steady write load costs each commit's.
+    /// documents it has deleted, each found by `gone`. The result is kept beside the
+    /// answer and brought up to date as deletions come: when the kept one is of the
+    /// segment's list before this one, only the documents deleted since are taken out.
+    /// So a segment that a load rewrote (every document deleted and written again
+    /// elsewhere) costs its deletions once, not at every search, and under a steady write
+    /// load a query asked after each commit costs that commit's. The segment's lists
+    /// are its current one and what it deleted since the one before, whatever the
+    /// number of queries kept.
     fn alive_answer(
         &self,
         segment: &SegmentReader,
@@ -172,42 +194,33 @@ impl KeptCounts {
         every: &Arc<PageFruit>,
         gone: impl FnOnce(&[DocId]) -> tantivy::Result<PageFruit>,
     ) -> tantivy::Result<Arc<PageFruit>> {
-        let deleted = self.deleted(segment);
+        let (deleted, since) = self.deleted(segment);
         if deleted.is_empty() {
             return Ok(every.clone());
         }
         let answer_key = (segment.segment_id(), key.to_owned());
-        let alive = |deleted: &Arc<[DocId]>| {
+        let kept = |deleted: usize| {
             let alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
-            alive
-                .get(&answer_key)
-                .filter(|a| a.deleted.len() == deleted.len())
-                .map(|a| a.fruit.clone())
+            alive.get(&answer_key).filter(|a| a.deleted == deleted).map(|a| a.fruit.clone())
         };
         self.subtracting.find_or_build(
             &answer_key,
-            || alive(&deleted),
+            || kept(deleted.len()),
             || {
-                let earlier = {
-                    let alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
-                    alive
-                        .get(&answer_key)
-                        .filter(|a| a.deleted.len() < deleted.len())
-                        .map(|a| (a.deleted.clone(), a.fruit.clone()))
+                let earlier = since.and_then(|since| kept(since.before).map(|fruit| (fruit, since.docs)));
+                let (mut fruit, taken_out) = match earlier {
+                    Some((fruit, since)) => (PageFruit::clone(&fruit), since),
+                    None => (PageFruit::clone(every), deleted.clone()),
                 };
-                let (mut fruit, since) = match &earlier {
-                    Some((before, fruit)) => (PageFruit::clone(fruit), deleted_since(before, &deleted)),
-                    None => (PageFruit::clone(every), deleted.to_vec()),
-                };
-                fruit.subtract(gone(&since)?);
+                fruit.subtract(gone(&taken_out)?);
                 let fruit = Arc::new(fruit);
-                // Kept only beside a kept answer, and never over a later one (a search
-                // on an older reader sees fewer deletions).
+                // Kept only beside a kept answer, and never over one of more deletions
+                // (a search on an older reader).
                 if self.answer(answer_key.0, key).is_some() {
                     let mut alive = self.alive.lock().unwrap_or_else(|p| p.into_inner());
-                    if alive.get(&answer_key).is_none_or(|a| a.deleted.len() < deleted.len()) {
+                    if alive.get(&answer_key).is_none_or(|a| a.deleted < deleted.len()) {
                         let kept = Alive {
-                            deleted: deleted.clone(),
+                            deleted: deleted.len(),
                             fruit: fruit.clone(),
                         };
                         alive.insert(answer_key.clone(), kept);
