@@ -178,10 +178,12 @@ impl SyncWorker {
                     let flowing = |e: &Entity| consumed.contains(e) || (drained && !held.contains_key(e));
                     for entity in Entity::ALL.into_iter().filter(flowing) {
                         if self.metrics.release(entity) {
-                            tracing::info!(
-                                entity = entity.as_str(),
-                                "sync writes this entity again: its index has this build's mapping"
-                            );
+                            let why = if consumed.contains(&entity) {
+                                "its index has this build's mapping"
+                            } else {
+                                "none of its changes wait (another process indexed them); the next one is checked again"
+                            };
+                            tracing::info!(entity = entity.as_str(), why, "sync writes this entity again");
                         }
                     }
                     if consumed.len() as i64 == BATCH_SIZE {
