@@ -17,7 +17,7 @@ use super::bands::Band;
 use super::dense::DenseColumns;
 use super::digits::grams;
 use super::filter::{Condition, DenseFilter, KeptFilters, ValueTest};
-use super::schema::{EDGE_GRAMS, EDGE_MAX, Fields, UNASSIGNED, custom_column, epoch_days, money_units, phone_runs};
+use super::schema::{EDGE_GRAMS, EDGE_MAX, Fields, Part, UNASSIGNED, custom_column, epoch_days, money_units, phone_runs};
 use crate::domain::compliance::Channel;
 use crate::domain::queue::{FieldRange, QueueField};
 use crate::domain::search::{ALL_BUCKETS, AccountQuery, AgentFilter, CustomFilter, CustomTest, FileReach, NO_PORTFOLIO};
@@ -56,7 +56,7 @@ pub(super) struct TextFields<'a> {
     /// a name also found in its email or its joined form ranks as before): joined names
     /// and the parts of identifiers, matched whole or, from [`PART_PREFIX_MIN`]
     /// characters, as a prefix.
-    pub parts: &'a [Field],
+    pub parts: &'a [Part],
     pub ident: Ident,
     pub phone_digits: Option<Field>,
     pub hidden: Option<Hidden<'a>>,
@@ -78,7 +78,7 @@ pub(super) struct Hidden<'a> {
     /// name search.
     pub words: &'a [Field],
     /// Matched as [`TextFields::parts`] are.
-    pub parts: &'a [Field],
+    pub parts: &'a [Part],
     /// Matched as [`TextFields::ident`] is.
     pub ident: Ident,
     /// The owner's accounts, scoring nothing: an owner's account scores as it would
@@ -215,16 +215,26 @@ fn options(field: Field, word: &str, typos: Vec<String>, prefixes: Option<BTreeS
 }
 
 /// A joined name or identifier part: the word whole and, from [`PART_PREFIX_MIN`]
-/// characters, the terms it begins.
-fn part_options(searcher: &Searcher, field: Field, word: &str) -> tantivy::Result<Vec<Box<dyn Query>>> {
-    if word.chars().count() >= PART_PREFIX_MIN {
-        return word_options(searcher, field, word, 0);
+/// characters, the terms it begins, once (as Elasticsearch's `prefix` scores): up to
+/// [`EDGE_GRAMS`] characters one term of the part's prefixes, beyond them the terms of
+/// the dictionary.
+fn part_options(searcher: &Searcher, part: Part, word: &str) -> tantivy::Result<Vec<Box<dyn Query>>> {
+    let chars = word.chars().count();
+    if chars > EDGE_GRAMS {
+        return word_options(searcher, part.whole, word, 0);
     }
     let exact = BoostQuery::new(
-        Box::new(TermQuery::new(Term::from_field_text(field, word), IndexRecordOption::WithFreqs)),
+        Box::new(TermQuery::new(
+            Term::from_field_text(part.whole, word),
+            IndexRecordOption::WithFreqs,
+        )),
         EXACT_BOOST,
     );
-    Ok(vec![Box::new(exact)])
+    let mut options: Vec<Box<dyn Query>> = vec![Box::new(exact)];
+    if chars >= PART_PREFIX_MIN {
+        options.push(constant(part.prefix, word, PREFIX_SCORE));
+    }
+    Ok(options)
 }
 
 /// What one query word must match: a name (exactly, as a prefix or within the typo

@@ -16,7 +16,7 @@ use crate::domain::plan::PlanStatus;
 use crate::domain::search::{CustomField, NO_PORTFOLIO, intern};
 use uuid::Uuid;
 
-use crate::search::words::{LuceneLowerCaser, folded_analyzer, folded_tokens, joined_words};
+use crate::search::words::{LuceneLowerCaser, PART_PREFIX_MIN, folded_analyzer, folded_tokens, joined_words};
 
 /// Fields every kind has: identity, version, tombstone flag, and the stored source.
 #[derive(Clone, Copy, Debug)]
@@ -117,13 +117,45 @@ pub fn custom_column(field: CustomField) -> &'static str {
     intern(&format!("{family}.{}", field.key.key()))
 }
 
+/// Words a query word matches whole or, from [`PART_PREFIX_MIN`] characters, as a
+/// prefix (joined names, the words of identifiers): the words, and their prefixes of
+/// [`PART_PREFIX_MIN`] to [`EDGE_GRAMS`] characters, each a term. A short prefix then
+/// reads one posting list: a surname's first letters began a thousand email words
+/// (`smith0` to `smith999`), read one by one into a bit set as large as the segment.
+#[derive(Clone, Copy, Debug)]
+pub struct Part {
+    pub whole: Field,
+    pub prefix: Field,
+}
+
+impl Part {
+    fn add(b: &mut tantivy::schema::SchemaBuilder, name: &str, tokenizer: &str) -> Self {
+        Part {
+            whole: b.add_text_field(name, text(tokenizer)),
+            prefix: b.add_text_field(&format!("{name}_prefix"), STRING),
+        }
+    }
+
+    /// Adds `text` (analyzed as the words field analyzes it into `words`).
+    fn index(&self, d: &mut TantivyDocument, text: &str, words: &[String]) {
+        d.add_text(self.whole, text);
+        for word in words {
+            // Where the word's first 1, 2, … characters end.
+            let ends = word.char_indices().map(|(at, _)| at).skip(1).chain([word.len()]);
+            for end in ends.skip(PART_PREFIX_MIN - 1).take(EDGE_GRAMS + 1 - PART_PREFIX_MIN) {
+                d.add_text(self.prefix, &word[..end]);
+            }
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     pub common: Common,
     pub deleted: tantivy::schema::Field,
     pub name: tantivy::schema::Field,
     /// The name's adjacent words joined (see [`crate::search::words::JOIN_MAX`]), each a term.
-    pub name_joined: tantivy::schema::Field,
+    pub name_joined: Part,
     pub name_sort_hi: tantivy::schema::Field,
     pub name_sort_lo: tantivy::schema::Field,
     pub address: tantivy::schema::Field,
@@ -131,13 +163,13 @@ pub struct Fields {
     pub ident: tantivy::schema::Field,
     pub ident_prefix: tantivy::schema::Field,
     /// The words of the email (local part, domain labels).
-    pub ident_parts: tantivy::schema::Field,
+    pub ident_parts: Part,
     /// The external reference, whole, apart from the identifiers every reader sees: an
     /// agent's summary hides it ([`crate::domain::search::AccountQuery::hidden_owner`]).
     pub reference: tantivy::schema::Field,
     pub reference_prefix: tantivy::schema::Field,
     /// The words of the external reference.
-    pub reference_parts: tantivy::schema::Field,
+    pub reference_parts: Part,
     pub phone_digits: tantivy::schema::Field,
     pub status: tantivy::schema::Field,
     pub agent: tantivy::schema::Field,
@@ -192,16 +224,16 @@ pub fn build() -> (Schema, Fields) {
         common: Common::add(&mut b),
         deleted: b.add_bool_field("deleted", INDEXED),
         name: b.add_text_field("name", text(FOLDED)),
-        name_joined: b.add_text_field("name_joined", text(KEYWORD)),
+        name_joined: Part::add(&mut b, "name_joined", KEYWORD),
         name_sort_hi: b.add_i64_field("name_sort_hi", FAST),
         name_sort_lo: b.add_i64_field("name_sort_lo", FAST),
         address: b.add_text_field("address", text(FOLDED)),
         ident: b.add_text_field("ident", text(KEYWORD)),
         ident_prefix: b.add_text_field("ident_prefix", text(EDGE)),
-        ident_parts: b.add_text_field("ident_parts", text(FOLDED)),
+        ident_parts: Part::add(&mut b, "ident_parts", FOLDED),
         reference: b.add_text_field("reference", text(KEYWORD)),
         reference_prefix: b.add_text_field("reference_prefix", text(EDGE)),
-        reference_parts: b.add_text_field("reference_parts", text(FOLDED)),
+        reference_parts: Part::add(&mut b, "reference_parts", FOLDED),
         phone_digits: b.add_text_field(
             "phone_digits",
             TextOptions::default().set_indexing_options(
@@ -362,7 +394,7 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
     d.add_bool(fields.deleted, doc.deleted_at.is_some());
     d.add_text(fields.name, &doc.debtor_name);
     for joined in joined_words(&folded_tokens(&doc.debtor_name)) {
-        d.add_text(fields.name_joined, joined);
+        fields.name_joined.index(&mut d, &joined, std::slice::from_ref(&joined));
     }
     let (hi, lo) = name_sort_key(&doc.debtor_name);
     d.add_i64(fields.name_sort_hi, hi);
@@ -386,12 +418,12 @@ pub fn account(fields: &Fields, doc: &AccountDoc) -> serde_json::Result<TantivyD
         d.add_text(fields.ident_prefix, ident);
     }
     if let Some(email) = &doc.email {
-        d.add_text(fields.ident_parts, email);
+        fields.ident_parts.index(&mut d, email, &folded_tokens(email));
     }
     if let Some(reference) = &doc.external_ref {
         d.add_text(fields.reference, reference);
         d.add_text(fields.reference_prefix, reference);
-        d.add_text(fields.reference_parts, reference);
+        fields.reference_parts.index(&mut d, reference, &folded_tokens(reference));
     }
     if let Some(phone) = &doc.phone {
         d.add_text(fields.phone_digits, digits(phone));
@@ -510,6 +542,27 @@ fn add_custom(fields: &Fields, d: &mut TantivyDocument, doc: &AccountDoc) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tantivy::schema::Value;
+
+    #[test]
+    fn a_part_is_indexed_with_its_prefixes_of_three_to_eight_characters() {
+        let (_, fields) = build();
+        let part = fields.ident_parts;
+        let mut d = TantivyDocument::default();
+        let words = folded_tokens("Ángel.Smith12@Ex.io");
+        part.index(&mut d, "Ángel.Smith12@Ex.io", &words);
+        let prefixes: Vec<&str> = d.get_all(part.prefix).filter_map(|v| v.as_str()).collect();
+        assert_eq!(words, ["angel", "smith12", "ex", "io"]);
+        assert_eq!(prefixes, ["ang", "ange", "angel", "smi", "smit", "smith", "smith1", "smith12"]);
+        let mut d = TantivyDocument::default();
+        part.index(&mut d, "", &["jöhannßson".to_owned()]);
+        let prefixes: Vec<&str> = d.get_all(part.prefix).filter_map(|v| v.as_str()).collect();
+        assert_eq!(
+            prefixes,
+            ["jöh", "jöha", "jöhan", "jöhann", "jöhannß", "jöhannßs"],
+            "characters, not bytes"
+        );
+    }
 
     #[test]
     fn only_pieces_formatted_as_a_phone_ask_phones_for_their_digits() {
