@@ -423,8 +423,16 @@ impl<K: Kind> Collection<K> {
             }
             None => (Generation::create(&root, true)?, true),
         };
-        alias.live = Some(live.name.clone());
+        let replaced = alias.live.replace(live.name.clone()).filter(|name| *name != live.name);
         write_alias(&root, &alias)?;
+        // Nothing reads a generation the alias no longer names: an unreadable one would
+        // otherwise stay on disk for good, one for each upgrade that changes the schema.
+        if let Some(unreadable) = replaced {
+            tracing::info!(generation = %unreadable, family = K::DIR, "removing the unreadable generation");
+            if let Err(err) = std::fs::remove_dir_all(root.join(&unreadable)) {
+                tracing::warn!(generation = %unreadable, family = K::DIR, error = %err, "could not remove the unreadable generation");
+            }
+        }
         Ok(Self {
             alias_seen: Mutex::new((Instant::now(), alias_mtime(&root))),
             root,
@@ -721,6 +729,33 @@ mod tests {
         drop(searcher);
         drop(generation);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_live_generation_of_another_schema_is_replaced_and_removed() {
+        let index_root = std::env::temp_dir().join(format!("arrears-unreadable-{}", Uuid::new_v4()));
+        let root = index_root.join(Accounts::DIR);
+        let old = root.join("g-old-release");
+        std::fs::create_dir_all(&old).unwrap();
+        let mut schema = tantivy::schema::Schema::builder();
+        schema.add_text_field("source", tantivy::schema::STORED);
+        Index::create_in_dir(&old, schema.build()).unwrap();
+        write_alias(
+            &root,
+            &AliasFile {
+                live: Some("g-old-release".into()),
+                building: None,
+            },
+        )
+        .unwrap();
+        let collection = Collection::<Accounts>::open_owner(&index_root).unwrap();
+        assert!(collection.created_fresh, "a backfill is due");
+        let live = read_alias(&root).unwrap().live.unwrap();
+        assert_ne!(live, "g-old-release");
+        assert!(root.join(&live).is_dir());
+        assert!(!old.exists(), "the generation nothing names any more is gone");
+        drop(collection);
+        std::fs::remove_dir_all(index_root).unwrap();
     }
 
     #[test]
