@@ -157,11 +157,10 @@ pub struct WrkFigures {
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
-    /// Answers that were not 2xx or 3xx.
-    pub failed: u64,
 }
 
-/// [`wrk`] with a load of its own: several paths, a body. The figures, when wrk ran.
+/// [`wrk`] with a load of its own: several paths, a body. The figures, when wrk ran;
+/// panics when an answer was not 2xx or 3xx.
 pub async fn wrk_load(
     name: &str,
     url: &str,
@@ -219,6 +218,11 @@ pub async fn wrk_load(
             if let Some(requests) = wrk_requests(&text) {
                 used.print_per_request(requests);
             }
+            assert_eq!(
+                wrk_failures(&text),
+                0,
+                "{name}: answers that were not 2xx or 3xx; figures of refusals measure nothing (an expired token?)"
+            );
             wrk_figures(&text)
         }
         Err(err) => {
@@ -291,6 +295,11 @@ pub async fn oha_rate(name: &str, base: &str, paths: &[String], token: &str, rat
         count(false),
     );
     used.print_per_request(count(true) + count(false));
+    assert_eq!(
+        count(false),
+        0,
+        "{name}: answers that were not 2xx; figures of refusals measure nothing (an expired token?)"
+    );
 }
 
 /// Requests/s, the 99th percentile and the failed answers of wrk's `--latency` report.
@@ -316,8 +325,16 @@ fn wrk_figures(report: &str) -> Option<WrkFigures> {
         requests_per_second: value("Requests/sec:")?.parse().ok()?,
         p50_ms: duration_ms(&value("50%")?)?,
         p99_ms: duration_ms(&value("99%")?)?,
-        failed: value("Non-2xx or 3xx responses:").and_then(|v| v.parse().ok()).unwrap_or(0),
     })
+}
+
+/// The answers of wrk's report that were not 2xx or 3xx.
+fn wrk_failures(report: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The request count of wrk's summary line ("12345 requests in 10.00s, ...").
@@ -589,11 +606,13 @@ pub async fn admin_token(pool: &PgPool, base: &str) -> String {
     user_token(pool, base, &email, arrears::domain::role::Role::Admin).await
 }
 
+/// The password of the users the benches create.
+pub const PASSWORD: &str = "bench password 123";
+
 async fn user_token(pool: &PgPool, base: &str, email: &str, role: arrears::domain::role::Role) -> String {
-    let password = "bench password 123";
-    let hash = arrears::auth::password::hash(password.to_owned()).await.unwrap();
+    let hash = arrears::auth::password::hash(PASSWORD.to_owned()).await.unwrap();
     arrears::store::users::insert(pool, email, "Bench", role, &hash).await.unwrap();
-    token(base, email, password).await
+    token(base, email, PASSWORD).await
 }
 
 /// The median of `values` (NaN when there are none).
