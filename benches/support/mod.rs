@@ -302,13 +302,16 @@ pub async fn oha_rate(name: &str, base: &str, paths: &[String], token: &str, rat
     );
 }
 
-/// Requests/s, the 99th percentile and the failed answers of wrk's `--latency` report.
+/// The rest of the first line of wrk's `report` that begins with `prefix`, trimmed.
+fn wrk_value(report: &str, prefix: &str) -> Option<String> {
+    report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
+}
+
+/// Requests/s, the median and the 99th percentile of wrk's `--latency` report.
 fn wrk_figures(report: &str) -> Option<WrkFigures> {
-    let value = |prefix: &str| {
-        report
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(prefix).map(|rest| rest.trim().to_owned()))
-    };
+    let value = |prefix: &str| wrk_value(report, prefix);
     let duration_ms = |text: &str| {
         let (number, scale) = if let Some(n) = text.strip_suffix("us") {
             (n, 0.001)
@@ -330,10 +333,8 @@ fn wrk_figures(report: &str) -> Option<WrkFigures> {
 
 /// The answers of wrk's report that were not 2xx or 3xx.
 fn wrk_failures(report: &str) -> u64 {
-    report
-        .lines()
-        .find_map(|line| line.trim().strip_prefix("Non-2xx or 3xx responses:"))
-        .and_then(|v| v.trim().parse().ok())
+    wrk_value(report, "Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0)
 }
 
