@@ -9,6 +9,7 @@ pub mod compliance;
 pub mod contact;
 pub mod custom_field;
 pub mod dates;
+pub mod debtor_zone;
 pub mod device;
 pub mod document;
 pub mod event;
