@@ -32,6 +32,24 @@ function debtorClock(zone) {
   return el;
 }
 
+// The debtor's clock, where their zone came from, and the other zone the guard keeps to
+// when the phone number points elsewhere than the address (docs/features/compliance.md).
+function debtorTime(a) {
+  if (a.timezone_source === "unknown") {
+    return "unknown: no address or phone number says where, so contact is allowed only in hours open across the country";
+  }
+  const from = { address: " from the address", phone: " from the phone number" }[a.timezone_source];
+  const others = a.alternate_timezones ?? [];
+  return [
+    debtorClock(a.timezone),
+    from ? h("span", { class: "muted" }, from) : null,
+    others.length
+      ? h("p", { class: "notice", role: "note", id: "zone-conflict" },
+        `The phone number points to ${others.map((zone) => localClock(zone)).join(", ")}: contact only in hours open in both.`)
+      : null,
+  ];
+}
+
 export async function accountScreen(main, [id]) {
   const view = h("div", { class: "account" });
   main.append(view);
@@ -134,7 +152,7 @@ export async function accountScreen(main, [id]) {
         h("dt", {}, "Phone"), h("dd", {}, a.phone || "—"),
         h("dt", {}, "Email"), h("dd", {}, a.email || "—"),
         h("dt", {}, "Address"), h("dd", {}, address || "—"),
-        h("dt", {}, "Debtor's time"), h("dd", {}, debtorClock(a.timezone)),
+        h("dt", {}, "Debtor's time"), h("dd", { id: "debtor-time" }, debtorTime(a)),
         h("dt", {}, "Next action"), h("dd", {}, when(a.next_action_at)),
         h("dt", {}, "Last contact"), h("dd", {}, a.last_contact_at ? `${when(a.last_contact_at)} (${words(a.last_outcome)})` : "—"),
         h("dt", {}, "Open promise"), h("dd", {}, a.open_promise ? `${money(a.open_promise.amount, a.currency)} by ${a.open_promise.due_date}` : "—"),

@@ -15,7 +15,9 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::auth::password;
+use crate::domain::account::Address;
 use crate::domain::custom_field::{CreateField, Definition};
+use crate::domain::debtor_zone::DebtorZone;
 use crate::domain::role::Role;
 use crate::store::{self, bulk_load};
 
@@ -163,23 +165,24 @@ const STREETS: &[&str] = &[
     "River",
 ];
 const SUFFIXES: &[&str] = &["St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct"];
-/// (city, state, area code, timezone, zip prefix)
-const PLACES: &[(&str, &str, &str, &str, &str)] = &[
-    ("New York", "NY", "212", "America/New_York", "100"),
-    ("Brooklyn", "NY", "718", "America/New_York", "112"),
-    ("Newark", "NJ", "201", "America/New_York", "071"),
-    ("Boston", "MA", "617", "America/New_York", "021"),
-    ("Miami", "FL", "305", "America/New_York", "331"),
-    ("Atlanta", "GA", "404", "America/New_York", "303"),
-    ("Chicago", "IL", "312", "America/Chicago", "606"),
-    ("Dallas", "TX", "214", "America/Chicago", "752"),
-    ("Austin", "TX", "512", "America/Chicago", "787"),
-    ("Denver", "CO", "303", "America/Denver", "802"),
-    ("Phoenix", "AZ", "602", "America/Phoenix", "850"),
-    ("Las Vegas", "NV", "702", "America/Los_Angeles", "891"),
-    ("Los Angeles", "CA", "213", "America/Los_Angeles", "900"),
-    ("San Francisco", "CA", "415", "America/Los_Angeles", "941"),
-    ("Seattle", "WA", "206", "America/Los_Angeles", "981"),
+/// (city, state, area code, zip prefix); the zone is derived from the ZIP code and the
+/// phone as an import's is (domain::debtor_zone).
+const PLACES: &[(&str, &str, &str, &str)] = &[
+    ("New York", "NY", "212", "100"),
+    ("Brooklyn", "NY", "718", "112"),
+    ("Newark", "NJ", "201", "071"),
+    ("Boston", "MA", "617", "021"),
+    ("Miami", "FL", "305", "331"),
+    ("Atlanta", "GA", "404", "303"),
+    ("Chicago", "IL", "312", "606"),
+    ("Dallas", "TX", "214", "752"),
+    ("Austin", "TX", "512", "787"),
+    ("Denver", "CO", "303", "802"),
+    ("Phoenix", "AZ", "602", "850"),
+    ("Las Vegas", "NV", "702", "891"),
+    ("Los Angeles", "CA", "213", "900"),
+    ("San Francisco", "CA", "415", "941"),
+    ("Seattle", "WA", "206", "981"),
 ];
 const DOMAINS: &[&str] = &["example.com", "example.org", "mail.example.net", "inbox.example.com"];
 const TAGS: &[&str] = &[
@@ -233,7 +236,7 @@ fn csv(out: &mut String, value: &str) {
 }
 
 const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, phone, address_line1, address_city, address_region, \
-     address_postal_code, address_country, timezone, status, original_balance, current_balance, currency, due_date, \
+     address_postal_code, address_country, timezone, timezone_source, alternate_timezones, status, original_balance, current_balance, currency, due_date, \
      assigned_agent_id, next_action_at, tags, custom_fields";
 
 /// The facts of a seeded account its payments and timeline follow.
@@ -250,7 +253,17 @@ struct Seeded {
 fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], today: NaiveDate, paid_by_trigger: bool) -> Seeded {
     let first = pick(rng, FIRST);
     let last = pick(rng, LAST);
-    let (city, state, area, tz, zip) = *pick(rng, PLACES);
+    let (city, state, area, zip) = *pick(rng, PLACES);
+    // One debtor in twenty kept the phone of a place they moved from.
+    let area = if rng.random_bool(0.05) { pick(rng, PLACES).2 } else { area };
+    let phone = format!("+1{area}{}{:04}", rng.random_range(200..1000), rng.random_range(0..10_000));
+    let postal_code = format!("{zip}{:02}", rng.random_range(0..100));
+    let address = Address {
+        postal_code: Some(postal_code.clone()),
+        country: Some("US".to_owned()),
+        ..Address::default()
+    };
+    let zone = DebtorZone::derive(&address, Some(&phone), phonenumber::country::Id::US);
     let status = status(rng);
     let original_cents: i64 = rng.random_range(5_000..2_000_000);
     let current_cents = match status {
@@ -293,13 +306,13 @@ fn row(out: &mut String, rng: &mut StdRng, run: u16, n: usize, agents: &[Uuid], 
     csv(out, &format!("{}@{}", email_user.to_lowercase(), pick(rng, DOMAINS)));
     let _ = write!(
         out,
-        ",+1{area}{}{:04},{} {} {},{city},{state},{zip}{:02},US,{tz},{status},{}.{:02},{}.{:02},USD,{due},{},{next_action},",
-        rng.random_range(200..1000),
-        rng.random_range(0..10_000),
+        ",{phone},{} {} {},{city},{state},{postal_code},US,{},{},\"{{{}}}\",{status},{}.{:02},{}.{:02},USD,{due},{},{next_action},",
         rng.random_range(1..9999),
         pick(rng, STREETS),
         pick(rng, SUFFIXES),
-        rng.random_range(0..100),
+        zone.timezone,
+        zone.source.as_str(),
+        zone.alternates.join(","),
         original_cents / 100,
         original_cents % 100,
         written_cents / 100,

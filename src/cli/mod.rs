@@ -104,6 +104,9 @@ pub enum Command {
         #[arg(long)]
         fix: bool,
     },
+    /// Derive the zone of every account that has none (`timezone_source` `unknown`, as
+    /// the accounts written before zones were derived are) from its address and phone.
+    DeriveZones,
     /// Apply database migrations and exit.
     Migrate,
     /// Read one document from standard input and write what processing keeps of it
@@ -230,6 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             errors_out,
         } => ops::import(cli.settings, &file, (mode, sheet.as_deref(), locale), &actor, errors_out.as_deref()).await,
         Command::Doctor { fix } => ops::doctor(cli.settings, fix).await,
+        Command::DeriveZones => ops::derive_zones(cli.settings).await,
         Command::ExtractDocument { kind, max_bytes } => extract::run(&kind, max_bytes),
         Command::Migrate => {
             let pool = store::connect(&cli.settings.database_url, 2).await?;

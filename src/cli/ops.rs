@@ -7,8 +7,10 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::config::{SearchBackend, Settings};
+use crate::domain::contact::parse_region;
 use crate::domain::document::Entity;
 use crate::search::elastic::{ElasticConfig, ElasticIndex};
 use crate::search::embedded::OpenError;
@@ -356,6 +358,36 @@ pub async fn audit_verify(settings: Settings, accept_writes: bool) -> anyhow::Re
         bail!("{tampered} of {} audit partitions show tampering", reports.len());
     }
     println!("audit trail intact: {} partitions", reports.len());
+    Ok(())
+}
+
+/// `derive-zones`: derives, in batches with a progress bar, the zone of every account that
+/// has none; the sync reindexes the accounts it writes.
+pub async fn derive_zones(settings: Settings) -> anyhow::Result<()> {
+    use crate::domain::debtor_zone::{DebtorZone, ZoneSource};
+    let pool = connect(&settings).await?;
+    let region = parse_region(&settings.default_phone_region).map_err(|e| anyhow::anyhow!("DEFAULT_PHONE_REGION: {e}"))?;
+    let total = store::accounts::count_unknown_zones(&pool).await?;
+    let bar = progress_bar(u64::try_from(total).unwrap_or(0), "derive zones");
+    let (mut after, mut read, mut written) = (Uuid::nil(), 0u64, 0u64);
+    loop {
+        let batch = store::accounts::unknown_zones(&pool, after, 1_000).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.id;
+        read += batch.len() as u64;
+        let derived: Vec<(Uuid, DebtorZone)> = batch
+            .into_iter()
+            .map(|w| (w.id, DebtorZone::derive(&w.address, w.phone.as_deref(), region)))
+            .filter(|(_, zone)| zone.source != ZoneSource::Unknown)
+            .collect();
+        written += store::accounts::set_derived_zones(&pool, &derived).await?;
+        bar.set_position(read);
+    }
+    bar.finish_and_clear();
+    println!(
+        "derived the zone of {written} of {read} accounts that had none; {} still have none (no address or phone says where)",
+        read - written
+    );
     Ok(())
 }
 

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use super::contact::{normalize_email, normalize_phone, validate_country, validate_timezone};
 use super::custom_field::{Catalog, Mode};
+use super::debtor_zone::{DebtorZone, ZoneSource};
 use super::money::Currency;
 use super::patch::nullable;
 use crate::domain::refusal::FieldError;
@@ -158,6 +159,8 @@ pub struct CreateAccount {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub address: Option<Address>,
+    /// An IANA zone. Absent (or `UTC`): derived from the address's US ZIP code or
+    /// one-zone country, then the phone's prefix (`timezone_source` says which).
     pub timezone: Option<String>,
     pub status: Option<AccountStatus>,
     pub original_balance: String,
@@ -190,6 +193,8 @@ pub struct PatchAccount {
     #[serde(default, deserialize_with = "nullable")]
     pub phone: Option<Option<String>>,
     pub address: Option<Address>,
+    /// An IANA zone, kept as given; `UTC` derives it again from the address and phone,
+    /// as a changed address or phone does a derived zone.
     pub timezone: Option<String>,
     pub status: Option<AccountStatus>,
     pub original_balance: Option<String>,
@@ -310,7 +315,8 @@ pub struct AccountFields {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub address: Address,
-    pub timezone: String,
+    /// The debtor's zone: given, or derived from the address and phone when not.
+    pub zone: DebtorZone,
     pub status: AccountStatus,
     pub original_balance: Decimal,
     pub current_balance: Decimal,
@@ -466,16 +472,17 @@ impl AccountFields {
             (None, _) => original,
             (Some(_), None) => None,
         };
+        let phone = c.optional("phone", input.phone, |p| normalize_phone(p, region));
+        let address = address(&mut c, input.address.unwrap_or_default());
+        let given = input.timezone.and_then(|tz| c.check("timezone", validate_timezone(&tz)));
         let fields = Self {
             account_number: input.account_number.and_then(|n| c.check("account_number", account_number(&n))),
             external_ref: c.optional("external_ref", input.external_ref, bounded_text),
             debtor_name: c.check("debtor_name", debtor_name(&input.debtor_name)).unwrap_or_default(),
             email: c.optional("email", input.email, normalize_email),
-            phone: c.optional("phone", input.phone, |p| normalize_phone(p, region)),
-            address: address(&mut c, input.address.unwrap_or_default()),
-            timezone: c
-                .check("timezone", validate_timezone(input.timezone.as_deref().unwrap_or("UTC")))
-                .unwrap_or_default(),
+            zone: DebtorZone::resolve(given.as_deref(), &address, phone.as_deref(), region),
+            phone,
+            address,
             status: input.status.unwrap_or(AccountStatus::Active),
             original_balance: original.unwrap_or_default(),
             current_balance: current.unwrap_or_default(),
@@ -545,16 +552,19 @@ impl AccountFields {
         if let Some(v) = patch.email {
             self.email = c.optional("email", v, normalize_email);
         }
+        let located = patch.address.is_some() || patch.phone.is_some();
         if let Some(v) = patch.phone {
             self.phone = c.optional("phone", v, |p| normalize_phone(p, region));
         }
         if let Some(v) = patch.address {
             self.address = address(&mut c, v);
         }
-        if let Some(v) = patch.timezone
-            && let Some(tz) = c.check("timezone", validate_timezone(&v))
-        {
-            self.timezone = tz;
+        if let Some(v) = patch.timezone {
+            if let Some(tz) = c.check("timezone", validate_timezone(&v)) {
+                self.zone = DebtorZone::resolve(Some(&tz), &self.address, self.phone.as_deref(), region);
+            }
+        } else if located && self.zone.source != ZoneSource::Given {
+            self.zone = DebtorZone::derive(&self.address, self.phone.as_deref(), region);
         }
         if let Some(v) = patch.status {
             self.status = v;

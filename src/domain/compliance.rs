@@ -276,6 +276,18 @@ pub fn known_zone(name: &str) -> Option<Tz> {
     name.parse::<Tz>().ok()
 }
 
+/// The zones the guard's window must fit for an account: its zone and the other zones
+/// the debtor may be in (`alternates`, domain::debtor_zone), or every zone of its country
+/// (`country_zones`) when its zone names none.
+pub fn guard_zones(timezone: &str, alternates: &[String], country_zones: &[String]) -> Vec<Tz> {
+    match known_zone(timezone) {
+        Some(zone) => std::iter::once(zone)
+            .chain(alternates.iter().filter_map(|z| z.parse::<Tz>().ok()))
+            .collect(),
+        None => country_zones.iter().filter_map(|z| z.parse().ok()).collect(),
+    }
+}
+
 /// A zone's offset from UTC at `at`, in minutes east.
 pub fn offset_minutes(zone: Tz, at: DateTime<Utc>) -> i32 {
     use chrono::Offset;

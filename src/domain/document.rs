@@ -11,6 +11,7 @@ use crate::domain::account::{AccountStatus, Address};
 use crate::domain::attachment::Kind;
 use crate::domain::compliance::ContactInputs;
 use crate::domain::custom_field::{Definition, FieldType, NUMBER_PLACES};
+use crate::domain::debtor_zone::DebtorZone;
 use crate::domain::payment::{Method, PaymentStatus};
 use crate::domain::plan::PlanStatus;
 use crate::domain::queue;
@@ -153,6 +154,10 @@ pub struct AccountDoc {
     /// never a reader's.
     #[serde(skip)]
     pub work: WorkInputs,
+    /// Where `timezone` came from and the other zones the debtor may be in: read from
+    /// SQL with the account, `None` in the index, which does not hold them.
+    #[serde(skip)]
+    pub zone: Option<DebtorZone>,
 }
 
 impl AccountDoc {

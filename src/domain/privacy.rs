@@ -40,6 +40,7 @@ impl Access {
             doc.external_ref = None;
             doc.tags.clear();
             doc.custom_fields.clear();
+            doc.zone = None;
         }
         doc
     }

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::domain::account::{AccountStatus, Address, Bucket, days_past_due};
+use crate::domain::debtor_zone::ZoneSource;
 use crate::domain::document::AccountDoc;
 use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
@@ -27,6 +28,19 @@ pub struct AccountView {
     pub phone: Option<String>,
     pub address: Address,
     pub timezone: String,
+    /// Where `timezone` came from: `given` (by the creditor's file, the API or a user),
+    /// `address` (its US ZIP code, or a country with one zone), `phone` (its prefix), or
+    /// `unknown` (`UTC`: the contact guard fits every zone of the country). On reads of
+    /// one account and write answers; lists leave it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub timezone_source: Option<ZoneSource>,
+    /// Other zones the debtor may be in (the phone's prefix disagreeing with the
+    /// address): the contact guard allows only the hours open in `timezone` and every
+    /// one of these. Where `timezone_source` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub alternate_timezones: Option<Vec<String>>,
     pub status: AccountStatus,
     pub original_balance: String,
     pub current_balance: String,
@@ -136,6 +150,8 @@ impl AccountView {
             email: row.email,
             phone: row.phone,
             timezone: row.timezone,
+            timezone_source: row.zone.as_ref().map(|z| z.source),
+            alternate_timezones: row.zone.map(|z| z.alternates),
             due_date: row.due_date,
             assigned_agent_id: row.assigned_agent_id,
             assigned_agent_name: None,

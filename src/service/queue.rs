@@ -3,13 +3,12 @@
 //! guard blocks now; and claiming the top one so two agents never get the same.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use futures_util::future::try_join_all;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::domain::account::AccountStatus;
-use crate::domain::compliance::{CallHistory, Channel, Policy, Rule, Standing, known_zone};
+use crate::domain::compliance::{CallHistory, Channel, Policy, Rule, Standing, guard_zones};
 use crate::domain::document::AccountDoc;
 use crate::domain::principal::Principal;
 use crate::domain::queue::{Hold, Position, Reason};
@@ -243,10 +242,7 @@ fn judge(groups: &[StandingGroup], channel: Channel, now: DateTime<Utc>) -> (Vec
     let mut opens: Option<Opening> = None;
     for group in groups {
         let policy = Policy::from(group.policy.clone());
-        let zones: Vec<Tz> = match known_zone(&group.timezone) {
-            Some(zone) => vec![zone],
-            None => group.country_zones.iter().filter_map(|z| z.parse().ok()).collect(),
-        };
+        let zones = guard_zones(&group.timezone, &group.alternate_timezones, &group.country_zones);
         let standing = Standing {
             cease_communication: group.cease_communication,
             do_not_call: group.do_not_call,

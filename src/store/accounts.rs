@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::account::{AccountFields, AccountStatus, Address, MAX_TAGS};
 use crate::domain::bulk::BulkPatch;
+use crate::domain::debtor_zone::{DebtorZone, ZoneSource};
 use crate::domain::document::{AccountDoc, AccountSummary, OpenPromise, PlanSummary, WorkInputs};
 use crate::domain::money::Currency;
 use crate::domain::plan::PlanStatus;
@@ -28,6 +29,8 @@ pub struct AccountRow {
     #[sqlx(flatten)]
     pub address: Address,
     pub timezone: String,
+    pub timezone_source: ZoneSource,
+    pub alternate_timezones: Vec<String>,
     pub status: AccountStatus,
     pub original_balance: Decimal,
     pub current_balance: Decimal,
@@ -50,8 +53,8 @@ pub struct AccountRow {
 }
 
 const COLUMNS: &str = "id, account_number, external_ref, debtor_name, email, phone, address_line1, address_line2, \
-     address_city, address_region, address_postal_code, address_country, timezone, status, original_balance, \
-     current_balance, currency, due_date, assigned_agent_id, next_action_at, tags, custom_fields, do_not_call, \
+     address_city, address_region, address_postal_code, address_country, timezone, timezone_source, alternate_timezones, \
+     status, original_balance, current_balance, currency, due_date, assigned_agent_id, next_action_at, tags, custom_fields, do_not_call, \
      do_not_email, cease_communication, portfolio_id, created_by, updated_by, created_at, updated_at, deleted_at, search_version";
 
 impl AccountRow {
@@ -60,6 +63,15 @@ impl AccountRow {
     pub fn today(&self, now: DateTime<Utc>) -> NaiveDate {
         let zone: chrono_tz::Tz = self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC);
         now.with_timezone(&zone).date_naive()
+    }
+
+    /// The debtor's zone and where it came from.
+    pub fn zone(&self) -> DebtorZone {
+        DebtorZone {
+            timezone: self.timezone.clone(),
+            source: self.timezone_source,
+            alternates: self.alternate_timezones.clone(),
+        }
     }
 
     /// The writable state, as a patch starts from it.
@@ -71,7 +83,7 @@ impl AccountRow {
             email: self.email.clone(),
             phone: self.phone.clone(),
             address: self.address.clone(),
-            timezone: self.timezone.clone(),
+            zone: self.zone(),
             status: self.status,
             original_balance: self.original_balance,
             current_balance: self.current_balance,
@@ -102,7 +114,9 @@ fn push_fields(builder: &mut sqlx::query_builder::Separated<'_, Postgres, &'stat
         .push_bind(f.address.region.as_deref())
         .push_bind(f.address.postal_code.as_deref())
         .push_bind(f.address.country.as_deref())
-        .push_bind(f.timezone.as_str())
+        .push_bind(f.zone.timezone.as_str())
+        .push_bind(f.zone.source)
+        .push_bind(&f.zone.alternates)
         .push_bind(f.status)
         .push_bind(f.original_balance)
         .push_bind(f.current_balance)
@@ -130,6 +144,8 @@ const WRITABLE: &[&str] = &[
     "address_postal_code",
     "address_country",
     "timezone",
+    "timezone_source",
+    "alternate_timezones",
     "status",
     "original_balance",
     "current_balance",
@@ -168,14 +184,15 @@ pub async fn insert(conn: &mut sqlx::PgConnection, fields: &AccountFields, actor
 const ROW_ARRAYS: &str = "unnest($1::uuid[], $2::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
          $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::numeric[],
          $17::numeric[], $18::text[], $19::date[], $20::uuid[], $21::timestamptz[], $22::jsonb[], $23::jsonb[],
-         $24::bool[], $25::bool[], $26::bool[], $27::uuid[])
+         $24::bool[], $25::bool[], $26::bool[], $27::uuid[], $28::text[], $29::jsonb[])
      AS r(id, number, external_ref, debtor_name, email, phone, line1, line2, city, region, postal_code, country,
           timezone, status, original_balance, current_balance, currency, due_date, agent, next_action_at, tags,
-          custom_fields, dnc, dne, cease, portfolio)";
+          custom_fields, dnc, dne, cease, portfolio, timezone_source, alternate_timezones)";
 
 /// The writable columns, read from `r` of [`ROW_ARRAYS`], in `WRITABLE` order.
 const ROW_VALUES: &str = "r.external_ref, r.debtor_name, r.email, r.phone, r.line1, r.line2, r.city, r.region,
-     r.postal_code, r.country, r.timezone, r.status, r.original_balance, r.current_balance, r.currency, r.due_date,
+     r.postal_code, r.country, r.timezone, r.timezone_source,
+     ARRAY(SELECT jsonb_array_elements_text(r.alternate_timezones)), r.status, r.original_balance, r.current_balance, r.currency, r.due_date,
      r.agent, r.next_action_at, ARRAY(SELECT jsonb_array_elements_text(r.tags)), r.custom_fields, r.dnc, r.dne,
      r.cease, r.portfolio";
 
@@ -203,7 +220,7 @@ async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &
         .bind(column(rows, |f| f.address.region.clone()))
         .bind(column(rows, |f| f.address.postal_code.clone()))
         .bind(column(rows, |f| f.address.country.clone()))
-        .bind(column(rows, |f| f.timezone.clone()))
+        .bind(column(rows, |f| f.zone.timezone.clone()))
         .bind(column(rows, |f| f.status))
         .bind(column(rows, |f| f.original_balance))
         .bind(column(rows, |f| f.current_balance))
@@ -217,6 +234,8 @@ async fn write_rows(conn: &mut sqlx::PgConnection, sql: String, rows: &[(Uuid, &
         .bind(column(rows, |f| f.do_not_email))
         .bind(column(rows, |f| f.cease_communication))
         .bind(column(rows, |f| f.portfolio_id))
+        .bind(column(rows, |f| f.zone.source))
+        .bind(column(rows, |f| Json(f.zone.alternates.clone())))
         .fetch_all(conn)
         .await
         .map_err(map_fk)?;
@@ -465,6 +484,59 @@ pub async fn update(tx: &mut sqlx::PgConnection, id: Uuid, fields: &AccountField
     qb.push(") WHERE id = ").push_bind(id).push(" RETURNING ").push(COLUMNS);
     let row = qb.build_query_as::<AccountRow>().fetch_one(tx).await.map_err(map_fk)?;
     Ok(row)
+}
+
+/// Where an account's debtor may be, as its zone is derived from.
+#[derive(Clone, Debug, FromRow)]
+pub struct Whereabouts {
+    pub id: Uuid,
+    #[sqlx(flatten)]
+    pub address: Address,
+    pub phone: Option<String>,
+}
+
+/// How many accounts have no zone (`timezone_source = 'unknown'`).
+pub async fn count_unknown_zones(pool: &PgPool) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT count(*) FROM accounts WHERE timezone_source = 'unknown'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Up to `limit` accounts with no zone after `after`, in id order.
+pub async fn unknown_zones(pool: &PgPool, after: Uuid, limit: i64) -> Result<Vec<Whereabouts>> {
+    Ok(sqlx::query_as(
+        "SELECT id, address_line1, address_line2, address_city, address_region, address_postal_code, address_country, phone
+         FROM accounts WHERE timezone_source = 'unknown' AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Writes derived zones over accounts that still have none (a zone written meanwhile
+/// stays); returns how many were written.
+pub async fn set_derived_zones(pool: &PgPool, zones: &[(Uuid, DebtorZone)]) -> Result<u64> {
+    let ids: Vec<Uuid> = zones.iter().map(|(id, _)| *id).collect();
+    let names: Vec<&str> = zones.iter().map(|(_, z)| z.timezone.as_str()).collect();
+    let sources: Vec<ZoneSource> = zones.iter().map(|(_, z)| z.source).collect();
+    let alternates: Vec<Json<&Vec<String>>> = zones.iter().map(|(_, z)| Json(&z.alternates)).collect();
+    let done = sqlx::query(
+        "UPDATE accounts a
+         SET timezone = r.timezone, timezone_source = r.source,
+             alternate_timezones = ARRAY(SELECT jsonb_array_elements_text(r.alternates))
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[]) AS r(id, timezone, source, alternates)
+         WHERE a.id = r.id AND a.timezone_source = 'unknown'",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&sources)
+    .bind(&alternates)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Sets or clears `deleted_at`. Returns `None` when no account is in the opposite state.
@@ -724,6 +796,11 @@ impl From<AccountRow> for AccountDoc {
             debtor_name: row.debtor_name,
             email: row.email,
             phone: row.phone,
+            zone: Some(DebtorZone {
+                timezone: row.timezone.clone(),
+                source: row.timezone_source,
+                alternates: row.alternate_timezones,
+            }),
             timezone: row.timezone,
             original_balance: row.original_balance,
             current_balance: row.current_balance,

@@ -9,7 +9,7 @@ use sqlx::{FromRow, PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::domain::activity::{Outcome, from_wire, wire_name};
-use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, PortfolioPolicy, Rule, Standing, known_zone};
+use crate::domain::compliance::{CallHistory, Channel, ContactInputs, Policy, PortfolioPolicy, Rule, Standing, guard_zones};
 use crate::error::{Error, Result};
 use crate::store::keyset::{self, NewestFirst};
 use crate::store::portfolios;
@@ -162,6 +162,7 @@ pub struct Facts {
 struct FactsRow {
     id: Uuid,
     timezone: String,
+    alternate_timezones: Vec<String>,
     cease_communication: bool,
     do_not_call: bool,
     do_not_email: bool,
@@ -179,7 +180,7 @@ struct FactsRow {
 /// backdating a call cannot move it out of the period early.
 pub async fn facts(conn: &mut PgConnection, ids: &[Uuid], at: Option<DateTime<Utc>>) -> Result<HashMap<Uuid, Facts>> {
     let rows = sqlx::query_as::<_, FactsRow>(sqlx::AssertSqlSafe(format!(
-        "SELECT a.id, a.timezone, a.cease_communication, a.do_not_call,
+        "SELECT a.id, a.timezone, a.alternate_timezones, a.cease_communication, a.do_not_call,
                 a.do_not_email, (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
                 (SELECT created_at FROM activities
                   WHERE account_id = a.id AND type = 'call' AND direction = 'outbound'
@@ -204,10 +205,7 @@ pub async fn facts(conn: &mut PgConnection, ids: &[Uuid], at: Option<DateTime<Ut
     Ok(rows
         .into_iter()
         .map(|r| {
-            let zones = match known_zone(&r.timezone) {
-                Some(zone) => vec![zone],
-                None => r.zones.iter().filter_map(|z| z.parse::<Tz>().ok()).collect(),
-            };
+            let zones = guard_zones(&r.timezone, &r.alternate_timezones, &r.zones);
             let facts = Facts {
                 policy: r.policy.into(),
                 standing: Standing {
@@ -350,8 +348,8 @@ pub async fn count_overrides(pool: &PgPool, account_id: Option<Uuid>, scope: Opt
     keyset::count(pool, overrides_where("SELECT count(*) FROM contact_overrides", account_id, scope)).await
 }
 
-/// Every zone the guard may use: the accounts' (unknown ones included) and the country
-/// lists'.
+/// Every zone the guard may use: the accounts' (unknown ones included), the other zones
+/// their debtors may be in, and the country lists'.
 pub async fn zones_in_use(pool: &PgPool) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "WITH RECURSIVE used(timezone) AS (
@@ -361,6 +359,7 @@ pub async fn zones_in_use(pool: &PgPool) -> Result<Vec<String>> {
              FROM used u WHERE u.timezone IS NOT NULL
          )
          SELECT timezone FROM used WHERE timezone IS NOT NULL
+         UNION SELECT unnest(alternate_timezones) FROM accounts WHERE alternate_timezones <> '{}'
          UNION SELECT timezone FROM contact_zones",
     )
     .fetch_all(pool)
@@ -368,7 +367,8 @@ pub async fn zones_in_use(pool: &PgPool) -> Result<Vec<String>> {
 }
 
 /// Records `zone`'s offset. When it held another one, re-indexes, in the same
-/// transaction, the accounts whose window the zone shapes: those in the zone and, when
+/// transaction, the accounts whose window the zone shapes: those in the zone or that may
+/// be in it (`alternate_timezones`) and, when
 /// the zone is one of a country list's, every account whose zone is unknown (`unknown`
 /// names). The row is locked first, so of two processes noticing one change, one does
 /// the work. `None` when the offset was new or unchanged.
@@ -397,7 +397,8 @@ pub async fn record_zone_offset(pool: &PgPool, zone: &str, offset_minutes: i32, 
             let touched = sqlx::query(
                 "UPDATE accounts SET search_version = 0
                  WHERE deleted_at IS NULL
-                   AND (timezone = $1 OR (timezone = ANY($2) AND EXISTS (SELECT 1 FROM contact_zones WHERE timezone = $1)))",
+                   AND (timezone = $1 OR (timezone = ANY($2) AND EXISTS (SELECT 1 FROM contact_zones WHERE timezone = $1))
+                        OR (alternate_timezones <> '{}' AND $1 = ANY(alternate_timezones)))",
             )
             .bind(zone)
             .bind(unknown)

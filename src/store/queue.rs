@@ -91,6 +91,8 @@ pub async fn claim(conn: &mut PgConnection, agent: Uuid, candidates: &[Uuid], se
 #[derive(Clone, Debug, FromRow)]
 pub struct StandingGroup {
     pub timezone: String,
+    /// Other zones the debtor may be in (domain::debtor_zone).
+    pub alternate_timezones: Vec<String>,
     /// The zones of the address's country (or of the default country `*`), used when
     /// `timezone` says nothing about where the debtor lives.
     pub country_zones: Vec<String>,
@@ -122,16 +124,17 @@ pub async fn standings(
     };
     let rows = sqlx::query_as::<_, StandingGroup>(sqlx::AssertSqlSafe(format!(
         "WITH g AS (
-             SELECT a.timezone, upper(coalesce(a.address_country, '')) AS country, a.cease_communication,
+             SELECT a.timezone, a.alternate_timezones, upper(coalesce(a.address_country, '')) AS country,
+                    a.cease_communication,
                     a.do_not_call, a.do_not_email,
                     (a.status = 'disputed' AND a.dispute_verified_at IS NULL) AS unverified_dispute,
                     a.portfolio_id, count(*) AS accounts
              FROM accounts a
              WHERE a.deleted_at IS NULL AND a.status = ANY($2) AND {owner}
                AND ($3::uuid[] IS NULL OR a.portfolio_id IS NULL OR a.portfolio_id = ANY($3))
-             GROUP BY 1, 2, 3, 4, 5, 6, 7
+             GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
          )
-         SELECT g.timezone, g.cease_communication, g.do_not_call, g.do_not_email, g.unverified_dispute, g.accounts,
+         SELECT g.timezone, g.alternate_timezones, g.cease_communication, g.do_not_call, g.do_not_email, g.unverified_dispute, g.accounts,
                 coalesce((SELECT array_agg(z.timezone ORDER BY z.timezone) FROM contact_zones z
                            WHERE z.country = coalesce(
                                (SELECT country FROM contact_zones WHERE country = g.country LIMIT 1), '*')),

@@ -183,7 +183,9 @@ async fn an_unknown_zone_allows_only_hours_inside_the_window_across_the_country(
     let west = offset_where_it_is(f.now(), 5, 7);
     set_us_zones(&f.app, [west, west + 5]).await;
     // UTC is the default when no zone is given: unknown, so every zone of the country counts.
-    let account = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let account = f
+        .account(json!({"timezone": "UTC", "phone": null, "address": {"country": "US"}}))
+        .await;
     let opens = f.assert_blocked(&account, "outside_window").await;
     assert_eq!(opens, Some(next_local(f.now(), &zone_at(west), 8)), "08:00 in the western zone");
     // With the western zone three hours further east it is inside the window everywhere.
@@ -400,7 +402,9 @@ async fn each_channel_says_whether_it_is_open_now_and_the_list_filters_on_it() {
 async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
     let f = floor().await;
     let in_zone = f.account(json!({"timezone": "America/New_York"})).await;
-    let unknown = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let unknown = f
+        .account(json!({"timezone": "UTC", "phone": null, "address": {"country": "US"}}))
+        .await;
     let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
     let refresh = || arrears::jobs::contact_windows::refresh(&f.app.pool, &f.app.clock);
     refresh().await.unwrap();
@@ -433,7 +437,9 @@ async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
 async fn a_scheduler_pass_at_a_dst_change_re_indexes_the_accounts_the_zone_shapes() {
     let f = floor().await;
     let in_zone = f.account(json!({"timezone": "America/New_York"})).await;
-    let unknown = f.account(json!({"timezone": "UTC", "address": {"country": "US"}})).await;
+    let unknown = f
+        .account(json!({"timezone": "UTC", "phone": null, "address": {"country": "US"}}))
+        .await;
     let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
     let change = DateTime::parse_from_rfc3339("2026-11-01T06:00:00Z").unwrap().with_timezone(&Utc);
     f.app.clock.set(change - Duration::minutes(1));

@@ -59,6 +59,7 @@ pub fn doc(name: &str, version: i64) -> AccountDoc {
         search_version: version,
         summary: Default::default(),
         work: Default::default(),
+        zone: None,
     }
 }
 

@@ -161,6 +161,7 @@ pub(crate) fn account() -> AccountDoc {
                 },
             ],
         },
+        zone: None,
     }
 }
 

@@ -18,6 +18,7 @@ mod credentials;
 mod custom_search;
 mod custom_values;
 mod databases;
+mod debtor_zones;
 mod delivery_guard;
 mod document_processing;
 mod document_retention;

@@ -157,7 +157,7 @@ async fn a_missed_plan_instalment_is_worked_after_next_actions_and_before_the_sc
     let app = spawn_app().await;
     let manager = app.user(Role::Manager).await;
     let agent = app.user(Role::Agent).await;
-    let mine = |balance: &str| json!({"timezone": "UTC", "due_date": "2026-06-01", "original_balance": balance});
+    let mine = |balance: &str| json!({"timezone": "UTC", "phone": null, "due_date": "2026-06-01", "original_balance": balance});
     let rich = account(&app, &manager, Some(&agent), mine("90000.00")).await;
     let action = account(&app, &manager, Some(&agent), mine("70.00")).await;
     let missed = account(&app, &manager, Some(&agent), mine("100.00")).await;
