@@ -44,7 +44,7 @@ function debtorTime(a) {
     debtorClock(a.timezone),
     from ? h("span", { class: "muted" }, from) : null,
     others.length
-      ? h("p", { class: "notice", role: "note", id: "zone-conflict" },
+      ? h("p", { class: "notice caution", role: "note", id: "zone-conflict" },
         `The phone number points to ${others.map((zone) => localClock(zone)).join(", ")}: contact only in hours open in both.`)
       : null,
   ];

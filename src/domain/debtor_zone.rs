@@ -241,6 +241,10 @@ mod tests {
         assert_eq!(phone_zones("+12015550134"), vec![Tz::America__New_York]);
         assert_eq!(phone_zones("+14155550134"), vec![Tz::America__Los_Angeles]);
         assert_eq!(phone_zones("+442079460958"), vec![Tz::Europe__London]);
+        assert_eq!(phone_zones("+61732245000"), vec![Tz::Australia__Brisbane]);
+        assert_eq!(phone_zones("+14165550134"), vec![Tz::America__Toronto]);
+        assert_eq!(phone_zones("+4930901820"), vec![Tz::Europe__Berlin]);
+        assert_eq!(phone_zones("+81312345678"), vec![Tz::Asia__Tokyo]);
         assert!(phone_zones("+18005550134").is_empty(), "toll-free spans the continent");
         assert!(phone_zones("not a number").is_empty());
     }

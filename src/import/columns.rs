@@ -112,7 +112,7 @@ const TABLE: &[(Column, &str, &str, &[&str])] = &[
     (
         Column::Timezone,
         "timezone",
-        "IANA name, e.g. America/New_York",
+        "IANA name, e.g. America/New_York; when empty, derived from the address and phone",
         &["tz", "timezonename"],
     ),
     (

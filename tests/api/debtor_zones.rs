@@ -191,3 +191,48 @@ async fn derive_zones_gives_the_accounts_written_before_it_their_zone() {
     let again = Arrears::run(&["derive-zones"], &app.settings, &[]);
     assert!(again.contains("derived the zone of 0 of 1 accounts"), "{again}");
 }
+
+#[tokio::test]
+async fn an_imported_file_without_zones_gets_each_debtors_zone_from_several_countries() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let csv = "Account No,Customer Name,Phone,Amount Due,Currency,Street,City,State,Zip,Country\n\
+               Z-NJ,Ann Shore,(201) 555-0134,100,USD,1 Hudson Pl,Hoboken,NJ,07030,\n\
+               Z-CA,Bea Bay,(415) 555-0134,100,USD,1 Market St,San Francisco,CA,94105,\n\
+               Z-IL,Cal Lake,(415) 555-0135,100,USD,1 Wacker Dr,Chicago,IL,60606,\n\
+               Z-ON,Dee North,+1 416 555 0134,100,CAD,,,,,\n\
+               Z-FR,Eve Seine,,100,EUR,1 rue de Rivoli,Paris,,75001,FR\n\
+               Z-GB,Flo Thames,+44 20 7946 0958,100,GBP,,,,,\n\
+               Z-AU,Fay Reef,+61 7 3224 5000,100,AUD,,,,,\n\
+               Z-XX,Gus Nowhere,,100,USD,,,,,\n";
+    let (status, body) = status_json(crate::imports::upload(&app, &manager.token, "zones.csv", csv.into(), &[]).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = crate::imports::finished(&app, &manager.token, body["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let rows: Vec<(String, String, String, Vec<String>)> =
+        sqlx::query_as("SELECT account_number, timezone, timezone_source, alternate_timezones FROM accounts ORDER BY account_number")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let row = |number: &str, zone: &str, source: &str, others: &[&str]| {
+        (
+            number.to_owned(),
+            zone.to_owned(),
+            source.to_owned(),
+            others.iter().map(|z| (*z).to_owned()).collect::<Vec<_>>(),
+        )
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("Z-AU", "Australia/Brisbane", "phone", &[]),
+            row("Z-CA", "America/Los_Angeles", "address", &[]),
+            row("Z-FR", "Europe/Paris", "address", &[]),
+            row("Z-GB", "Europe/London", "phone", &[]),
+            row("Z-IL", "America/Chicago", "address", &["America/Los_Angeles"]),
+            row("Z-NJ", "America/New_York", "address", &[]),
+            row("Z-ON", "America/Toronto", "phone", &[]),
+            row("Z-XX", "UTC", "unknown", &[]),
+        ]
+    );
+}

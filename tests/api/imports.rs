@@ -39,7 +39,7 @@ async fn import(app: &TestApp, token: &str, name: &str, bytes: Vec<u8>, fields: 
     finished(app, token, body["id"].as_str().unwrap()).await
 }
 
-async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, token: &str, id: &str) -> Value {
     let deadline = std::time::Instant::now() + crate::helpers::PATIENCE;
     loop {
         let job: Value = app.get(&format!("/api/v1/imports/{id}"), token).await.json().await.unwrap();

@@ -43,6 +43,11 @@ async function setup() {
   ids.asleep = (await create({ debtor_name: "Selma Sleepwell", timezone: ids.sleepingZone, assigned_agent_id: night.id, due_date: "2026-01-10" })).id;
   ids.noCalls = (await create({ debtor_name: "Nigel Nocalls", do_not_call: true, assigned_agent_id: night.id, original_balance: "5000.00", due_date: "2025-12-01" })).id;
   ids.ceased = (await create({ debtor_name: "Cora Ceased", cease_communication: true, assigned_agent_id: night.id })).id;
+  // No zone given: New Jersey's ZIP code says New York, the San Francisco number Los Angeles.
+  ids.moved = (await create({
+    debtor_name: "Mona Moved", timezone: undefined, phone: "(415) 555-0183", assigned_agent_id: agent.user.id,
+    address: { line1: "1 Hudson Pl", city: "Hoboken", region: "NJ", postal_code: "07030", country: "US" },
+  })).id;
 }
 
 // No sideways scrolling, and every control of the header inside the viewport, its label
@@ -218,6 +223,23 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     const clock = await page.evaluate(async () => (await import(document.querySelector("script[type=module]").src.replace("main.js", "dom.js"))).localClock("America/New_York", new Date("2026-01-15T13:00:00Z")));
     assert.match(clock, /08:00( AM)? EST \(America\/New_York\)/);
     await page.context().close();
+  });
+
+  test("the account says where the debtor's zone came from, and the other zone a disagreeing phone points to", async () => {
+    for (const role of ["agent", "manager"]) {
+      for (const [size, options] of SIZES) {
+        const page = await open(role, null, options);
+        await page.goto(`${BASE}/#/account/${ids.moved}`);
+        const time = page.locator("#debtor-time");
+        await time.waitFor();
+        assert.match(await time.textContent(), /\(America\/New_York\) from the address/);
+        const conflict = await page.locator("#zone-conflict").textContent();
+        assert.match(conflict, /The phone number points to .*\(America\/Los_Angeles\): contact only in hours open in both\./, conflict);
+        await fits(page, `${role} account with two zones, ${size}`);
+        await shot(page, `account-zones-${role}-${size}`);
+        await page.context().close();
+      }
+    }
   });
 
   test("an empty queue says why, when calling hours open, and offers the channels open now", async () => {
