@@ -406,6 +406,10 @@ async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
         .account(json!({"timezone": "UTC", "phone": null, "address": {"country": "US"}}))
         .await;
     let elsewhere = f.account(json!({"timezone": "Asia/Tokyo"})).await;
+    // In Chicago by the address, maybe in New York by the (201) phone: New York shapes it.
+    let maybe_in_zone = f
+        .account(json!({"timezone": "UTC", "address": {"postal_code": "60606", "country": "US"}}))
+        .await;
     let refresh = || arrears::jobs::contact_windows::refresh(&f.app.pool, &f.app.clock);
     refresh().await.unwrap();
     assert_eq!(refresh().await.unwrap(), 0, "nothing changed since the last check");
@@ -422,10 +426,19 @@ async fn a_zone_changing_its_offset_re_indexes_the_accounts_it_shapes() {
         version(in_zone.clone()).await,
         version(unknown.clone()).await,
         version(elsewhere.clone()).await,
+        version(maybe_in_zone.clone()).await,
     );
-    assert_eq!(refresh().await.unwrap(), 2);
-    let after = (version(in_zone).await, version(unknown).await, version(elsewhere).await);
-    assert!(after.0 > before.0 && after.1 > before.1, "{before:?} -> {after:?}");
+    assert_eq!(refresh().await.unwrap(), 3);
+    let after = (
+        version(in_zone).await,
+        version(unknown).await,
+        version(elsewhere).await,
+        version(maybe_in_zone).await,
+    );
+    assert!(
+        after.0 > before.0 && after.1 > before.1 && after.3 > before.3,
+        "{before:?} -> {after:?}"
+    );
     assert_eq!(after.2, before.2, "Tokyo's window did not move");
 }
 
