@@ -161,6 +161,9 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     await page.keyboard.type("Keyboardson");
     // Typed into the box, "n", "l" and "p" are letters, not shortcuts.
     await page.locator("#results a.result", { hasText: "Kendrick Keyboardson" }).waitFor();
+    // The typed search's answer, not the agent's whole list it replaces (where Kendrick is
+    // one of several and the first may be another).
+    await page.waitForFunction(() => document.querySelectorAll("#results a.result").length === 1);
     assert.match(page.url(), /#\/search/);
     await page.keyboard.press("ArrowDown");
     await page.keyboard.press("Enter");
