@@ -7,7 +7,7 @@
 --
 -- Before this release a zone was only ever given, so every named one is `given` (the
 -- column's first default, which costs no rewrite) and the rest `unknown`, for
--- `arrears accounts derive-zones` to derive. Writers name the source from now on; the
+-- `arrears derive-zones` to derive. Writers name the source from now on; the
 -- default that stays is for rows written without one, which name no zone either.
 ALTER TABLE accounts
     ADD COLUMN timezone_source text NOT NULL DEFAULT 'given'
