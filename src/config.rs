@@ -32,6 +32,16 @@ pub enum WhatsappProvider {
     Meta,
 }
 
+/// Who places and takes the calls the console makes and receives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TelephonyProvider {
+    /// Nothing rings: each call is written under DATA_DIR/calls, and the provider's
+    /// reports may be sent to the voice webhooks by hand (docs/features/telephony.md).
+    Local,
+    /// Twilio Programmable Voice (TWILIO_*, TWILIO_VOICE_FROM).
+    Twilio,
+}
+
 /// Who carries email to debtors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EmailProvider {
@@ -371,6 +381,20 @@ pub struct Settings {
     /// Who sends email (`local` or `smtp`).
     #[arg(long, env = "EMAIL_PROVIDER", value_enum, default_value = "local", global = true)]
     pub email_provider: EmailProvider,
+
+    /// Who places and takes calls (`local` or `twilio`).
+    #[arg(long, env = "TELEPHONY_PROVIDER", value_enum, default_value = "local", global = true)]
+    pub telephony_provider: TelephonyProvider,
+
+    /// The number the debtor sees a call come from, and the one debtors call: a Twilio
+    /// number in E.164.
+    #[arg(long, env = "TWILIO_VOICE_FROM", global = true)]
+    pub twilio_voice_from: Option<String>,
+
+    /// Record the debtor's side of each call (`true`); off by default, as some states
+    /// require every party's consent to a recording.
+    #[arg(long, env = "TWILIO_RECORD_CALLS", default_value_t = false, action = clap::ArgAction::Set, global = true)]
+    pub twilio_record_calls: bool,
 
     /// Twilio's API base URL; a stand-in's in tests.
     #[arg(long, env = "TWILIO_API_URL", default_value = "https://api.twilio.com", global = true)]

@@ -54,6 +54,8 @@ pub enum Code {
     DuplicateDocument,
     NoRecipient,
     WhatsappWindowClosed,
+    NoAgentPhone,
+    CallNotPlaced,
     Conflict,
     PreconditionFailed,
     PreconditionRequired,
@@ -144,6 +146,12 @@ impl Code {
                 "whatsapp_window_closed",
                 StatusCode::CONFLICT,
                 "Outside WhatsApp's 24-hour window only an approved template goes",
+            ),
+            NoAgentPhone => ("no_agent_phone", StatusCode::CONFLICT, "No phone of yours to ring"),
+            CallNotPlaced => (
+                "call_not_placed",
+                StatusCode::BAD_GATEWAY,
+                "The telephony provider did not place the call",
             ),
             Conflict => ("conflict", StatusCode::CONFLICT, "Conflict"),
             PreconditionFailed => ("precondition_failed", StatusCode::PRECONDITION_FAILED, "Precondition failed"),
@@ -269,6 +277,14 @@ impl Error {
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(Code::Forbidden, detail)
+    }
+
+    /// An extension member of a problem.
+    pub fn extension(&self, name: &str) -> Option<&serde_json::Value> {
+        match self {
+            Error::Problem(p) => p.extensions.get(name),
+            Error::Internal(_) => None,
+        }
     }
 
     pub fn code(&self) -> Code {

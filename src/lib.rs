@@ -23,3 +23,4 @@ pub mod storage;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod telephony;

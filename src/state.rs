@@ -25,6 +25,7 @@ use crate::storage::s3::{S3Config, S3Store};
 use crate::store::kpis::KeptRows;
 use crate::store::payment_writer::PaymentWriter;
 use crate::sync::metrics::SyncMetrics;
+use crate::telephony::Dialer;
 
 /// Everything a handler needs, cheap to clone.
 #[derive(Clone)]
@@ -51,6 +52,8 @@ struct Inner {
     content: Arc<dyn ContentStore>,
     /// Who carries messages to debtors.
     messengers: Providers,
+    /// Who places calls.
+    dialer: Arc<dyn Dialer>,
     /// The KPI rows of kept months and days last read.
     kept_rows: KeptRows,
     /// When this state was built: the process's uptime, for the operator's view.
@@ -86,6 +89,7 @@ impl AppState {
             )?),
         };
         let messengers = Providers::from_settings(&settings)?;
+        let dialer = crate::telephony::from_settings(&settings)?;
         let inner = Inner {
             events,
             gate,
@@ -101,6 +105,7 @@ impl AppState {
             ws_replays,
             content,
             messengers,
+            dialer,
             kept_rows: KeptRows::default(),
             started: std::time::Instant::now(),
         };
@@ -138,6 +143,11 @@ impl AppState {
             providers: &self.inner.messengers,
             payment_link: self.inner.settings.payment_link_template.as_deref(),
         }
+    }
+
+    /// Who places the calls the console makes.
+    pub fn dialer(&self) -> &dyn Dialer {
+        self.inner.dialer.as_ref()
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["import"],
     &["search", "store", "storage", "messaging"],
-    &["lists"],
+    &["lists", "telephony"],
     &["auth", "quota", "sync"],
     &["events", "seed"],
     &["service"],

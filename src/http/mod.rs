@@ -6,6 +6,7 @@ pub mod activities;
 pub mod attachments;
 pub mod audit_log;
 pub mod auth;
+pub mod calls;
 pub mod compliance;
 pub mod compress;
 pub mod console;
@@ -76,6 +77,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         plans::routes(state.clone()),
         attachments::routes(state.clone()),
         messages::routes(state.clone()),
+        calls::routes(state.clone()),
         webhooks::routes(state.clone()),
         portfolios::routes(state.clone()),
         notifications::routes(state.clone()),

@@ -19,8 +19,8 @@ use warp::reply::{Reply, Response};
 use crate::error::Error;
 use crate::http::throttle;
 use crate::http::{
-    accounts, activities, attachments, audit_log, auth, compliance, credentials, export, fields, headers, health, imports, jobs, kpis,
-    messages, notifications, payments, plans, portfolios, queue, second_factor, system, timeline, users, webhooks, ws,
+    accounts, activities, attachments, audit_log, auth, calls, compliance, credentials, export, fields, headers, health, imports, jobs,
+    kpis, messages, notifications, payments, plans, portfolios, queue, second_factor, system, timeline, users, webhooks, ws,
 };
 
 pub const SPEC_PATH: &str = "/api/v1/openapi.json";
@@ -62,6 +62,7 @@ pub fn document() -> &'static serde_json::Value {
             plans::Api::openapi(),
             attachments::Api::openapi(),
             messages::Api::openapi(),
+            calls::Api::openapi(),
             webhooks::Api::openapi(),
             portfolios::Api::openapi(),
             notifications::Api::openapi(),

@@ -5,6 +5,7 @@
 //! no account has, for managers. Each is closed unless the operator configures it.
 
 use bytes::Bytes;
+use uuid::Uuid;
 use warp::Filter;
 use warp::filters::BoxedFilter;
 use warp::http::{StatusCode, header};
@@ -16,8 +17,12 @@ use crate::http::filters::{principal, with_state};
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::{self as api, ListPage, respond};
 use crate::messaging::{meta, twilio};
+use crate::service::calls::{self, DialEnd};
 use crate::service::webhooks::{self as service, InboundView};
 use crate::state::AppState;
+use crate::telephony::twilio::{VoiceReport, read_voice};
+use crate::telephony::twiml::hang_up;
+use crate::telephony::voice_url;
 
 /// The largest Twilio webhook body read; Twilio's are a few KiB.
 const MAX_BODY: u64 = 64 * 1024;
@@ -36,6 +41,23 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::body::content_length_limit(MAX_BODY))
         .and(warp::body::bytes())
         .then(twilio_report);
+    let voice = warp::path!("webhooks" / "twilio" / "voice")
+        .and(warp::post())
+        .and(with_state(state.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("x-twilio-signature"))
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .then(voice_incoming);
+    let voice_step = warp::path!("webhooks" / "twilio" / "voice" / String)
+        .and(warp::post())
+        .and(crate::http::query::raw_query())
+        .and(with_state(state.clone()))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::header::optional::<String>("x-twilio-signature"))
+        .and(warp::body::content_length_limit(MAX_BODY))
+        .and(warp::body::bytes())
+        .then(voice_step);
     let meta = warp::path!("webhooks" / "meta")
         .and(warp::post())
         .and(with_state(state.clone()))
@@ -56,6 +78,10 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(crate::http::query::raw_query())
         .then(unmatched);
     report
+        .or(voice)
+        .unify()
+        .or(voice_step)
+        .unify()
         .or(meta)
         .unify()
         .or(subscribe)
@@ -67,7 +93,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(twilio_report, meta_report, meta_subscribe, unmatched))]
+#[openapi(paths(twilio_report, voice_incoming, voice_step, meta_report, meta_subscribe, unmatched))]
 pub struct Api;
 
 /// Twilio's form parameters (those read; Twilio sends more), for the API description.
@@ -107,6 +133,39 @@ pub struct TwilioForm {
     ))]
 #[tracing::instrument(skip_all)]
 async fn twilio_report(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
+    let (account_sid, params) = signed_twilio_form(&state, "", content_type, signature, &body)?;
+    let account_sid = account_sid.as_str();
+    let report = twilio::read_report(&params, account_sid).map_err(|why| {
+        if why.starts_with("AccountSid") {
+            Error::new(Code::Forbidden, why)
+        } else {
+            Error::new(Code::ValidationFailed, why)
+        }
+    })?;
+    service::take(state.pool(), "twilio", report, state.clock().now()).await?;
+    Ok(twiml(EMPTY_TWIML.to_owned()))
+}
+
+/// A TwiML answer.
+fn twiml(document: String) -> Response {
+    let mut response = warp::http::Response::new(document.into());
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/xml; charset=utf-8"));
+    response
+}
+
+/// The form parameters of a Twilio webhook to TWILIO_WEBHOOK_URL followed by `suffix`
+/// (a voice step's path and query), once its signature is checked, with our account
+/// SID: 404 when Twilio webhooks are not configured, 415 for another body, 403 for a
+/// missing or wrong signature.
+fn signed_twilio_form(
+    state: &AppState,
+    suffix: &str,
+    content_type: Option<String>,
+    signature: Option<String>,
+    body: &[u8],
+) -> Result<(String, Vec<(String, String)>)> {
     let settings = state.settings();
     let (Some(account_sid), Some(auth_token), Some(url)) = (
         settings.twilio_account_sid.as_deref(),
@@ -125,8 +184,9 @@ async fn twilio_report(state: AppState, content_type: Option<String>, signature:
             "send the body as `Content-Type: application/x-www-form-urlencoded`",
         ));
     }
-    let params: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let signed = signature.is_some_and(|signature| twilio::signature_matches(auth_token, url, &params, &signature));
+    let params: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
+    let signed_url = format!("{}{suffix}", url.trim_end_matches('/'));
+    let signed = signature.is_some_and(|signature| twilio::signature_matches(auth_token, &signed_url, &params, &signature));
     if !signed {
         tracing::warn!("a Twilio webhook without a valid signature was refused");
         return Err(Error::new(
@@ -134,19 +194,166 @@ async fn twilio_report(state: AppState, content_type: Option<String>, signature:
             "the X-Twilio-Signature header is missing or is not Twilio's signature of this request",
         ));
     }
-    let report = twilio::read_report(&params, account_sid).map_err(|why| {
+    Ok((account_sid.to_owned(), params))
+}
+
+/// The query of a voice step: the call, and on `answered` the agent who answered.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct VoiceQuery {
+    /// The call, as the service named it when it asked for this step.
+    call: Uuid,
+    /// The agent whose phone answered (`answered` only).
+    agent: Option<Uuid>,
+}
+
+/// Twilio's voice parameters (those read; Twilio sends more), for the API description.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "PascalCase")]
+pub struct TwilioVoiceForm {
+    /// This service's Twilio account.
+    pub account_sid: String,
+    /// The call (on `answered`, the agent's leg).
+    pub call_sid: String,
+    /// On `answered`: the debtor's call the agent's leg belongs to.
+    pub parent_call_sid: Option<String>,
+    /// `queued`, `initiated`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed` or `canceled`.
+    pub call_status: Option<String>,
+    /// The caller, on a call a debtor makes.
+    pub from: Option<String>,
+    /// On `dialed`: how the dialled leg ended.
+    pub dial_call_status: Option<String>,
+    /// On `dialed`: how long the dialled party was on the line, in seconds.
+    pub dial_call_duration: Option<String>,
+    /// On `dialed`, when calls are recorded.
+    pub recording_url: Option<String>,
+}
+
+/// Take a debtor's call
+#[utoipa::path(post, path = "/api/v1/webhooks/twilio/voice", tag = "calls", operation_id = "twilio_voice_incoming", security(()),
+    params(("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request, over TWILIO_WEBHOOK_URL followed by `/voice`")),
+    request_body(content = TwilioVoiceForm, content_type = "application/x-www-form-urlencoded",
+        description = "An incoming call to TWILIO_VOICE_FROM: the number's Voice URL is TWILIO_WEBHOOK_URL followed by `/voice`"),
+    responses(
+        (status = 200, description = "TwiML: ring the agents of the caller's accounts who have a phone (every agent's with one when none does), at most ten at once; or tell the caller no one can take the call", content_type = "text/xml", body = String),
+        (status = 403, description = "`forbidden`: no signature, or not Twilio's; or another Twilio account's"),
+        (status = 404, description = "`not_found`: Twilio webhooks are not configured"),
+        (status = 411, description = "`length_required`: no Content-Length"),
+        (status = 413, description = "`payload_too_large`: more than 64 KiB"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 422, description = "`validation_failed`: signed, but not a call (no CallSid)"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn voice_incoming(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
+    let (account_sid, params) = signed_twilio_form(&state, "/voice", content_type, signature, &body)?;
+    let report = voice_report(&params, &account_sid)?;
+    let settings = state.settings();
+    let answer = calls::incoming(
+        state.pool(),
+        "twilio",
+        &report.call_sid,
+        report.from.as_deref(),
+        settings.twilio_webhook_url.as_deref().unwrap_or_default(),
+        settings.twilio_record_calls,
+    )
+    .await?;
+    Ok(twiml(answer))
+}
+
+/// Take a step of a call
+#[utoipa::path(post, path = "/api/v1/webhooks/twilio/voice/{step}", tag = "calls", operation_id = "twilio_voice_step", security(()),
+    params(
+        ("step" = String, Path, description = "`connect` (the agent answered a call the console placed: the guard decides again), `status` (the agent's leg moved on), `dialed` (a `<Dial>` ended) or `answered` (an agent answered a debtor's call)"),
+        VoiceQuery,
+        ("X-Twilio-Signature" = String, Header, description = "Twilio's signature of the request, over TWILIO_WEBHOOK_URL followed by `/voice/{step}` and the query"),
+    ),
+    request_body(content = TwilioVoiceForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML: on `connect`, dial the debtor (or say the guard stopped the call and hang up); on `answered`, connect the agent (or hang up on a second one); otherwise nothing more", content_type = "text/xml", body = String),
+        (status = 403, description = "`forbidden`: no signature, or not Twilio's; or another Twilio account's"),
+        (status = 404, description = "`not_found`: Twilio webhooks are not configured, no such step, or no such call of this provider's"),
+        (status = 411, description = "`length_required`: no Content-Length"),
+        (status = 413, description = "`payload_too_large`: more than 64 KiB"),
+        (status = 415, description = "`unsupported_media_type`"),
+        (status = 422, description = "`validation_failed`: signed, but not what the step reads"),
+    ))]
+#[tracing::instrument(skip_all)]
+async fn voice_step(
+    step: String,
+    raw: String,
+    state: AppState,
+    content_type: Option<String>,
+    signature: Option<String>,
+    body: Bytes,
+) -> Result<Response> {
+    if !matches!(step.as_str(), "connect" | "status" | "dialed" | "answered") {
+        return Err(Error::new(Code::NotFound, "no such voice step"));
+    }
+    let suffix = format!("/voice/{step}?{raw}");
+    let (account_sid, params) = signed_twilio_form(&state, &suffix, content_type, signature, &body)?;
+    let query: VoiceQuery = crate::http::query::parse_query(&raw)?;
+    let report = voice_report(&params, &account_sid)?;
+    let settings = state.settings();
+    let pool = state.pool();
+    let now = state.clock().now();
+    let answer = match step.as_str() {
+        "connect" => {
+            let webhook = settings.twilio_webhook_url.as_deref().unwrap_or_default();
+            let caller_id = settings.twilio_voice_from.as_deref().unwrap_or_default();
+            let dialled = voice_url(webhook, "dialed", query.call);
+            calls::connect(
+                pool,
+                query.call,
+                &report.call_sid,
+                caller_id,
+                &dialled,
+                settings.twilio_record_calls,
+                now,
+            )
+            .await?
+        }
+        "status" => {
+            let status = report
+                .call_status
+                .as_deref()
+                .ok_or_else(|| Error::field("CallStatus", "is required"))?;
+            calls::status(pool, query.call, &report.call_sid, status).await?;
+            EMPTY_TWIML.to_owned()
+        }
+        "dialed" => {
+            let end = DialEnd {
+                status: report
+                    .dial_call_status
+                    .as_deref()
+                    .ok_or_else(|| Error::field("DialCallStatus", "is required"))?,
+                duration_seconds: report.dial_call_duration,
+                recording_url: report.recording_url.as_deref(),
+            };
+            calls::dialled(pool, query.call, &report.call_sid, &end).await?;
+            hang_up()
+        }
+        _ => {
+            let agent = query.agent.ok_or_else(|| Error::field("agent", "is required on `answered`"))?;
+            let parent = report
+                .parent_call_sid
+                .as_deref()
+                .ok_or_else(|| Error::field("ParentCallSid", "is required on `answered`"))?;
+            calls::answered(pool, query.call, parent, agent, now).await?
+        }
+    };
+    Ok(twiml(answer))
+}
+
+/// A voice webhook's parameters read: 403 for another account's, 422 for what is not a call.
+fn voice_report(params: &[(String, String)], account_sid: &str) -> Result<VoiceReport> {
+    read_voice(params, account_sid).map_err(|why| {
         if why.starts_with("AccountSid") {
             Error::new(Code::Forbidden, why)
         } else {
             Error::new(Code::ValidationFailed, why)
         }
-    })?;
-    service::take(state.pool(), "twilio", report, state.clock().now()).await?;
-    let mut response = warp::http::Response::new(EMPTY_TWIML.into());
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/xml; charset=utf-8"));
-    Ok(response)
+    })
 }
 
 /// Take a Meta WhatsApp webhook

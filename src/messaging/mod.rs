@@ -107,7 +107,7 @@ impl Report {
 
 /// Whether `text` is a phone number in E.164 as providers give and take them (`+`, then
 /// 8 to 15 digits, no leading zero).
-fn is_e164(text: &str) -> bool {
+pub fn is_e164(text: &str) -> bool {
     let digits = text.strip_prefix('+').unwrap_or("");
     (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0')
 }

@@ -198,7 +198,7 @@ struct Answer {
     detail: Option<String>,
 }
 
-fn read_answer(status: reqwest::StatusCode, body: &[u8]) -> Result<Accepted, SendFailure> {
+pub(crate) fn read_answer(status: reqwest::StatusCode, body: &[u8]) -> Result<Accepted, SendFailure> {
     let answer: Option<Answer> = serde_json::from_slice(body).ok();
     if status.is_success() {
         return match answer.and_then(|a| a.sid).filter(|sid| !sid.is_empty() && sid.len() <= 200) {
@@ -325,11 +325,11 @@ fn url_variants(url: &str) -> Vec<String> {
     }
 }
 
-fn is_url(text: &str) -> bool {
+pub(crate) fn is_url(text: &str) -> bool {
     (text.starts_with("https://") || text.starts_with("http://")) && !text.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn is_sid(text: &str, prefix: &str) -> bool {
+pub(crate) fn is_sid(text: &str, prefix: &str) -> bool {
     text.len() == 34 && text.starts_with(prefix) && text[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod activities;
 pub mod attachments;
 pub mod audit_log;
+pub mod calls;
 pub mod compliance;
 pub mod credentials;
 pub mod document_processing;

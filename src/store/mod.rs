@@ -5,6 +5,7 @@ pub mod activities;
 pub mod attachments;
 pub mod audit_log;
 pub mod bulk_load;
+pub mod calls;
 pub mod compliance;
 pub mod dead_letters;
 pub mod document_uploads;

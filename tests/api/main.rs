@@ -9,6 +9,7 @@ mod audit_log;
 mod auth;
 #[path = "../support/bombs.rs"]
 mod bombs;
+mod calls;
 mod compliance;
 mod compression;
 mod concurrency;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use arrears::config::{EmailProvider, SmsProvider, WhatsappProvider};
+use arrears::config::{EmailProvider, SmsProvider, TelephonyProvider, WhatsappProvider};
 use arrears::domain::message::MessageChannel;
 use arrears::domain::message::approval::{Approval, ApprovedMessage};
 use arrears::domain::role::Role;
@@ -28,6 +28,8 @@ use arrears::messaging::meta::MetaProvider;
 use arrears::messaging::smtp::SmtpProvider;
 use arrears::messaging::twilio::{Sender, TwilioConfig, TwilioProvider};
 use arrears::messaging::{Outgoing, OutgoingFile, Provider, SendFailure};
+use arrears::telephony::twilio::{TwilioDialer, VoiceConfig};
+use arrears::telephony::{Dialer, Placing};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -144,11 +146,78 @@ fn meta_approval(name: &str, language: &str) -> Approval {
 
 /// The fields Twilio's description lists for creating a message.
 pub(crate) fn create_message_fields() -> BTreeSet<String> {
+    create_fields("Messages.json", "CreateMessage")
+}
+
+/// The fields Twilio's description lists for `operation`, a `POST` to `resource` of an account.
+fn create_fields(resource: &str, operation_id: &str) -> BTreeSet<String> {
     let description: Value = serde_json::from_slice(&std::fs::read(twilio_description()).unwrap()).unwrap();
-    let operation = &description["paths"]["/2010-04-01/Accounts/{AccountSid}/Messages.json"]["post"];
-    assert_eq!(operation["operationId"], "CreateMessage");
+    let operation = &description["paths"][format!("/2010-04-01/Accounts/{{AccountSid}}/{resource}")]["post"];
+    assert_eq!(operation["operationId"], operation_id);
     let schema = &operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"];
     schema["properties"].as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn twilio_calls_are_placed_as_twilios_own_description_accepts() {
+    let prism = Prism::start().await;
+    let known = create_fields("Calls.json", "CreateCall");
+    let dialer = TwilioDialer::new(VoiceConfig {
+        api_url: prism.url.clone(),
+        account_sid: ACCOUNT_SID.to_owned(),
+        auth_token: "not-a-real-token".to_owned(),
+        from: "+15005550006".to_owned(),
+        webhook_url: CALLBACK.to_owned(),
+    })
+    .unwrap();
+    let call = Placing {
+        call_id: uuid::Uuid::now_v7(),
+        agent_number: "+12015550199".to_owned(),
+        debtor_number: "+12015550134".to_owned(),
+    };
+    let form = dialer.form(&call);
+    let unknown: Vec<_> = form.iter().filter(|(name, _)| !known.contains(*name)).collect();
+    assert!(unknown.is_empty(), "fields Twilio's description does not list: {unknown:?}");
+    assert!(
+        !form.iter().any(|(_, value)| value == &call.debtor_number),
+        "the debtor is dialled only once the agent answers and the guard allows"
+    );
+    let placed = dialer.place(&call).await.unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(placed.provider_call_id.starts_with("CA"), "{placed:?}");
+
+    // Through the API: an agent's call is placed through Twilio and kept with its SID.
+    let url = prism.url.clone();
+    let app = spawn_guarded_app_with(move |s| {
+        s.telephony_provider = TelephonyProvider::Twilio;
+        s.twilio_api_url = url;
+        s.twilio_account_sid = Some(ACCOUNT_SID.to_owned());
+        s.twilio_auth_token = Some("not-a-real-token".to_owned());
+        s.twilio_voice_from = Some("+15005550006".to_owned());
+        s.twilio_webhook_url = Some(CALLBACK.to_owned());
+    })
+    .await;
+    hold_clock(&app);
+    let manager = app.user(Role::Manager).await;
+    let agent = app.user(Role::Agent).await;
+    let account = app
+        .account(
+            &manager.token,
+            json!({"phone": "+12015550134", "assigned_agent_id": agent.id, "timezone": zone_where_it_is(app.clock.now(), 10, 19)}),
+        )
+        .await;
+    let (status, _) = status_json(app.put("/api/v1/me/phone", &agent.token, &json!({"phone": "+12015550199"})).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, placed) = status_json(
+        app.post(
+            &format!("/api/v1/accounts/{}/calls", account["id"].as_str().unwrap()),
+            Some(&agent.token),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+    assert_eq!(placed["provider"], "twilio");
 }
 
 #[tokio::test]
