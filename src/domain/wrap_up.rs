@@ -2,6 +2,7 @@
 //! debtor made and the next action (docs/features/accounts.md#wrap-up).
 
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::domain::activity::CreateActivity;
 use crate::domain::payment::CreatePayment;
@@ -23,4 +24,8 @@ pub struct WrapUp {
     pub promise: Option<CreatePromise>,
     /// A payment taken on the call.
     pub payment: Option<CreatePayment>,
+    /// The call this wraps up, placed from the console or popped on it: the contact
+    /// completes the activity the call logged (its outcome, notes and next action)
+    /// instead of logging another; once per call.
+    pub call_id: Option<Uuid>,
 }

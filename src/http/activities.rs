@@ -283,7 +283,8 @@ async fn cancel(id: Uuid, caller: Principal, state: AppState, wait: WaitForIndex
                                       `idempotency-replayed: true` on a replay", body = WrapUpView),
         (status = 403, description = "The role may not work this account (an agent wraps up only an inbound contact and a payment \
                                       on an account that is not theirs)"),
-        (status = 409, description = "`contact_blocked` or `promise_already_open`: nothing is recorded"),
+        (status = 409, description = "`contact_blocked` or `promise_already_open`; or `conflict`: the call named (`call_id`) is wrapped up \
+                                      already or never reached the debtor. Nothing is recorded"),
         (status = 422, description = "`validation_failed` (fields named `contact.…`, `promise.…`, `payment.…`), `currency_mismatch` \
                                       or `overpayment`: nothing is recorded"),
     ))]

@@ -1,5 +1,6 @@
-//! Calls from the console: placing one to an account's debtor, the caller's calls, the
-//! wrap-up that completes one, and the phone the caller takes calls on. The provider's
+//! Calls from the console: placing one to an account's debtor, the caller's calls, and
+//! the phone the caller takes calls on (a call's wrap-up is the account's,
+//! `POST /accounts/{id}/wrap-up` with its `call_id`). The provider's
 //! side of each call is `http::webhooks` (the voice webhooks).
 
 use serde::Serialize;
@@ -15,7 +16,7 @@ use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond};
-use crate::service::calls::{self as service, AgentPhone, WrapUp};
+use crate::service::calls::{self as service, AgentPhone};
 use crate::state::AppState;
 use crate::store::calls::CallRow;
 
@@ -41,11 +42,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .and(raw_query())
         .then(list);
     let get = warp::path!("calls" / Uuid).and(warp::get()).and(caller.clone()).then(get);
-    let wrap_up = warp::path!("calls" / Uuid / "wrap-up")
-        .and(warp::post())
-        .and(caller.clone())
-        .and(json_body::<WrapUp>(limit))
-        .then(wrap_up);
     let phone = warp::path!("me" / "phone").and(warp::get()).and(caller.clone()).then(phone);
     let set_phone = warp::path!("me" / "phone")
         .and(warp::put())
@@ -57,8 +53,6 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
         .unify()
         .or(get)
         .unify()
-        .or(wrap_up)
-        .unify()
         .or(phone)
         .unify()
         .or(set_phone)
@@ -69,7 +63,7 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 
 /// The operations this module serves, for the API description.
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(place, list, get, wrap_up, phone, set_phone))]
+#[openapi(paths(place, list, get, phone, set_phone))]
 pub struct Api;
 
 /// Call the debtor
@@ -111,22 +105,6 @@ async fn list(caller: Principal, state: AppState, raw: String) -> Result<Respons
 #[tracing::instrument(skip_all, fields(call_id = %id))]
 async fn get(id: Uuid, caller: Principal, state: AppState) -> Result<Response> {
     Ok(api::json(StatusCode::OK, &service::get(state.pool(), &caller, id).await?))
-}
-
-/// Wrap up a call
-#[utoipa::path(post, path = "/api/v1/calls/{id}/wrap-up", tag = "calls", operation_id = "wrap_up_call",
-    params(("id" = Uuid, Path, description = "The call")),
-    request_body = WrapUp,
-    responses(
-        (status = 200, description = "The call, wrapped up: its activity has the outcome and notes, the account its next action", body = CallRow),
-        (status = 404, description = "No such call of the caller's"),
-        (status = 409, description = "`conflict`: wrapped up already, or the call never reached the debtor"),
-        (status = 422, description = "`validation_failed`: no account named for a call without one, notes too long"),
-    ))]
-#[tracing::instrument(skip_all, fields(call_id = %id))]
-async fn wrap_up(id: Uuid, caller: Principal, state: AppState, body: WrapUp) -> Result<Response> {
-    let call = service::wrap_up(state.pool(), &caller, id, body, state.clock().now()).await?;
-    Ok(api::json(StatusCode::OK, &call))
 }
 
 /// Read my phone for calls

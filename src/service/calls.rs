@@ -13,7 +13,7 @@ use serde_json::json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::domain::activity::{ActivityType, Direction, NewActivity, Outcome};
+use crate::domain::activity::{self, ActivityType, Direction, NewActivity, Outcome};
 use crate::domain::contact::normalize_phone;
 use crate::domain::principal::Principal;
 use crate::domain::role::Action;
@@ -21,7 +21,8 @@ use crate::error::{Code, Error, Result};
 use crate::messaging::SendFailure;
 use crate::service::Window;
 use crate::service::accounts::lock_for;
-use crate::service::activities;
+use crate::service::activities::{self, ActivityRow};
+use crate::store::accounts::AccountRow;
 use crate::store::calls::{self, CallRow, NewCall, Progress};
 use crate::store::{self, accounts, inbound, users};
 use crate::telephony::{Dialer, Placing, twiml, voice_url};
@@ -265,7 +266,7 @@ pub async fn dialled(pool: &PgPool, call_id: Uuid, call_sid: &str, end: &DialEnd
         result = "missed";
     }
     if let (Some(activity), "busy" | "no_answer") = (call.activity_id, result) {
-        calls::complete_activity(&mut tx, activity, Outcome::NoAnswer, None, None).await?;
+        store::activities::complete(&mut tx, activity, Some(Outcome::NoAnswer), None, None).await?;
     }
     let change = Progress {
         status: Some("ended"),
@@ -404,34 +405,23 @@ pub async fn answered(pool: &PgPool, call_id: Uuid, parent_sid: &str, agent: Uui
     Ok(twiml::empty())
 }
 
-/// Body of `POST /calls/{id}/wrap-up`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WrapUp {
-    /// How the call went.
-    pub outcome: Outcome,
-    pub notes: Option<String>,
-    /// When to try again; set on the account as its next action.
-    pub next_action_at: Option<DateTime<Utc>>,
-    /// The account the call was about, when the call has none (a caller with several
-    /// accounts, or an unknown number).
-    pub account_id: Option<Uuid>,
-}
-
-/// The agent completes their call: its activity gets the outcome and notes (a call
-/// without an account is logged on the one named), and the account its next action.
-/// Once per call.
-pub async fn wrap_up(pool: &PgPool, caller: &Principal, call_id: Uuid, body: WrapUp, now: DateTime<Utc>) -> Result<CallRow> {
-    caller.require(Action::WorkAccount)?;
-    let notes = body.notes.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    if notes.is_some_and(|n| n.chars().count() > crate::domain::activity::MAX_NOTES_LEN) {
-        return Err(Error::field("notes", "must be at most 10000 characters"));
-    }
-    let mut tx = store::begin_as(pool, caller.user_id).await?;
-    let call = calls::lock_by_id(&mut tx, call_id)
+/// Ends call `call_id` of `caller`'s in a wrap-up of `account` (locked in `tx`):
+/// `contact`, a call, completes the activity the call logged as it connected (its outcome,
+/// notes and next action), or is logged on `account` when the call logged none (a caller
+/// with several accounts, or an unknown number, names the account by the wrap-up). Once
+/// per call, and only for a call that reached the debtor.
+pub async fn wrap_up_locked(
+    tx: &mut PgConnection,
+    caller: &Principal,
+    account: &AccountRow,
+    call_id: Uuid,
+    contact: &NewActivity,
+    now: DateTime<Utc>,
+) -> Result<ActivityRow> {
+    let call = calls::lock_by_id(tx, call_id)
         .await?
         .filter(|c| c.agent_id == Some(caller.user_id))
-        .ok_or_else(|| Error::not_found("call"))?;
+        .ok_or_else(|| Error::field("call_id", "no such call of yours"))?;
     if call.wrapped_up_at.is_some() {
         return Err(Error::new(Code::Conflict, "this call is wrapped up already"));
     }
@@ -441,52 +431,47 @@ pub async fn wrap_up(pool: &PgPool, caller: &Principal, call_id: Uuid, body: Wra
             "this call has not reached the debtor: there is nothing to wrap up",
         ));
     }
-    let account_id = match (call.account_id, body.account_id) {
-        (Some(ours), Some(named)) if ours != named => {
-            return Err(Error::field("account_id", "the call is about another account"));
-        }
-        (Some(ours), _) => ours,
-        (None, Some(named)) => named,
-        (None, None) => return Err(Error::field("account_id", "name the account the call was about")),
-    };
-    let account = lock_for(&mut tx, caller, account_id, "account").await?;
-    if body.next_action_at.is_some() {
-        caller.require_work_on(account.assigned_agent_id)?;
+    if call.account_id.is_some_and(|ours| ours != account.id) {
+        return Err(Error::field("call_id", "the call is about another account"));
     }
-    match call.activity_id {
+    let direction = if call.direction == "inbound" {
+        Direction::Inbound
+    } else {
+        Direction::Outbound
+    };
+    if contact.kind != ActivityType::Call || contact.direction.is_some_and(|d| d != direction) {
+        return Err(Error::field(
+            "contact.type",
+            format!("the call's wrap-up logs an {} call", activity::wire_name(&direction)),
+        ));
+    }
+    let activity = match call.activity_id {
         Some(activity) => {
-            calls::complete_activity(&mut tx, activity, body.outcome, notes, body.next_action_at).await?;
-            if let Some(next) = body.next_action_at {
-                accounts::set_next_action(&mut tx, account_id, next, caller.user_id).await?;
+            if let Some(next) = contact.next_action_at {
+                caller.require_work_on(account.assigned_agent_id)?;
+                accounts::set_next_action(tx, account.id, next, caller.user_id).await?;
             }
+            store::activities::complete(tx, activity, contact.outcome, contact.notes.as_deref(), contact.next_action_at).await?
         }
         None => {
-            let contact = NewActivity {
-                kind: ActivityType::Call,
-                direction: Some(if call.direction == "inbound" {
-                    Direction::Inbound
-                } else {
-                    Direction::Outbound
-                }),
-                outcome: Some(body.outcome),
-                notes: notes.map(str::to_owned),
+            let logged = NewActivity {
+                direction: Some(direction),
                 occurred_at: call.created_at.min(now),
-                next_action_at: body.next_action_at,
+                ..contact.clone()
             };
-            let activity = activities::log_locked(&mut tx, caller, &account, &contact, now).await?;
+            let activity = activities::log_locked(tx, caller, account, &logged, now).await?;
             let change = Progress {
-                account_id: Some(account_id),
+                account_id: Some(account.id),
                 activity_id: Some(activity.id),
                 ..Progress::default()
             };
-            calls::progress(&mut tx, call.id, &change).await?;
+            calls::progress(tx, call.id, &change).await?;
+            activity
         }
-    }
-    let call = calls::wrapped_up(&mut tx, call.id).await?;
-    tell(&mut tx, &call).await?;
-    tx.commit().await?;
-    tracing::info!(call_id = %call.id, "call wrapped up");
-    Ok(call)
+    };
+    let call = calls::wrapped_up(tx, call.id).await?;
+    tell(tx, &call).await?;
+    Ok(activity)
 }
 
 /// Call `id`, for its agent or a role that reads any account.

@@ -15,6 +15,7 @@ use crate::domain::wrap_up::WrapUp;
 use crate::error::{Error, FieldError, Result};
 use crate::service::accounts::lock_for;
 use crate::service::activities::{self, ActivityRow};
+use crate::service::calls;
 use crate::service::idempotency::{self, Replay};
 use crate::service::payments;
 use crate::service::promises::{self, PromiseRow};
@@ -58,7 +59,12 @@ pub async fn record(
         .map(|_| serde_json::to_vec(&(account_id, &body)).map(|bytes| Sha256::digest(bytes).to_vec()))
         .transpose()
         .map_err(anyhow::Error::from)?;
-    let WrapUp { contact, promise, payment } = body;
+    let WrapUp {
+        contact,
+        promise,
+        payment,
+        call_id,
+    } = body;
     // Everything that needs no account is checked at once, each field named by its part.
     let mut errors: Vec<FieldError> = Vec::new();
     fn within(part: &'static str, found: Vec<FieldError>) -> impl Iterator<Item = FieldError> {
@@ -83,9 +89,12 @@ pub async fn record(
         return Ok(Answer::Replayed(first));
     }
     let account = lock_for(&mut tx, caller, account_id, "account").await?;
-    let activity = activities::log_locked(&mut tx, caller, &account, &activity, now)
-        .await
-        .map_err(|e| e.within("contact"))?;
+    let activity = match call_id {
+        Some(call_id) => calls::wrap_up_locked(&mut tx, caller, &account, call_id, &activity, now).await?,
+        None => activities::log_locked(&mut tx, caller, &account, &activity, now)
+            .await
+            .map_err(|e| e.within("contact"))?,
+    };
     let promise = match promise {
         Some(p) => Some(
             promises::make_locked(&mut tx, caller, &account, p, now)

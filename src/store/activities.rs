@@ -54,6 +54,28 @@ pub async fn insert(
     .await?)
 }
 
+/// Completes activity `id` (a call's, logged as it connected) with what its wrap-up
+/// says: the outcome, and the notes and next action when given.
+pub async fn complete(
+    tx: &mut PgConnection,
+    id: Uuid,
+    outcome: Option<Outcome>,
+    notes: Option<&str>,
+    next_action_at: Option<DateTime<Utc>>,
+) -> Result<ActivityRow> {
+    Ok(sqlx::query_as::<_, ActivityRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE activities SET outcome = coalesce($2, outcome), notes = coalesce($3, notes),
+                next_action_at = coalesce($4, next_action_at)
+         WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .bind(outcome)
+    .bind(notes)
+    .bind(next_action_at)
+    .fetch_one(tx)
+    .await?)
+}
+
 /// What `GET /activities` may filter on; empty lists mean "any".
 #[derive(Clone, Debug, Default)]
 pub struct ActivityFilter {

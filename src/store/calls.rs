@@ -236,23 +236,3 @@ pub async fn who_rings(conn: &mut PgConnection, owners: &[Uuid]) -> Result<Vec<(
     .fetch_all(conn)
     .await?)
 }
-
-/// Completes activity `id` (a call's) with the wrap-up's outcome and notes.
-pub async fn complete_activity(
-    tx: &mut PgConnection,
-    id: Uuid,
-    outcome: crate::domain::activity::Outcome,
-    notes: Option<&str>,
-    next_action_at: Option<DateTime<Utc>>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE activities SET outcome = $2, notes = coalesce($3, notes), next_action_at = coalesce($4, next_action_at) WHERE id = $1",
-    )
-    .bind(id)
-    .bind(outcome)
-    .bind(notes)
-    .bind(next_action_at)
-    .execute(tx)
-    .await?;
-    Ok(())
-}

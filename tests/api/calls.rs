@@ -7,7 +7,8 @@
 //! against Twilio's published description in providers.rs.
 //!
 //! A placed call rings the agent, the guard decides again as it connects, the attempt is
-//! logged, the dial's end and the agent's wrap-up complete it; a debtor's call rings
+//! logged, the dial's end and the agent's wrap-up (the account's, naming the call)
+//! complete it; a debtor's call rings
 //! their agent, pops their accounts on the console of the one who answers, and is
 //! logged on their account.
 
@@ -105,6 +106,15 @@ impl Floor {
             .await
             .unwrap();
         (response.status(), response.text().await.unwrap())
+    }
+
+    async fn wrap_up(&self, user: &TestUser, account: &str, body: &Value) -> (StatusCode, Value) {
+        status_json(
+            self.app
+                .post(&format!("/api/v1/accounts/{account}/wrap-up"), Some(&user.token), body)
+                .await,
+        )
+        .await
     }
 
     async fn call(&self, user: &TestUser, id: &str) -> Value {
@@ -233,30 +243,21 @@ async fn a_placed_call_rings_the_agent_dials_once_the_guard_allows_and_logs_itse
         .collect();
     assert_eq!(told, ["placed", "connecting", "ended"], "the agent's console follows the call");
 
-    // The wrap-up completes the attempt, once.
+    // The account's wrap-up, naming the call, completes the attempt, once.
     let next = (floor.app.clock.now() + chrono::Duration::days(2)).to_rfc3339();
-    let wrap = json!({"outcome": "promise_to_pay", "notes": "Pays Friday", "next_action_at": next});
-    let (status, wrapped) = status_json(
-        floor
-            .app
-            .post(&format!("/api/v1/calls/{id}/wrap-up"), Some(&floor.agent.token), &wrap)
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{wrapped}");
-    assert!(wrapped["wrapped_up_at"].is_string());
+    let wrap = json!({"contact": {"type": "call", "outcome": "promise_to_pay", "notes": "Pays Friday", "next_action_at": next},
+        "call_id": id});
+    let (status, wrapped) = floor.wrap_up(&floor.agent, account_id, &wrap).await;
+    assert_eq!(status, StatusCode::CREATED, "{wrapped}");
+    assert_eq!(wrapped["activity"]["id"], logged[0]["id"], "the call's own activity, not another");
     let logged = floor.activities(account_id).await;
+    assert_eq!(logged.len(), 1);
     assert_eq!(
         (&logged[0]["outcome"], &logged[0]["notes"]),
         (&json!("promise_to_pay"), &json!("Pays Friday"))
     );
-    let (status, twice) = status_json(
-        floor
-            .app
-            .post(&format!("/api/v1/calls/{id}/wrap-up"), Some(&floor.agent.token), &wrap)
-            .await,
-    )
-    .await;
+    assert!(floor.call(&floor.agent, &id).await["wrapped_up_at"].is_string());
+    let (status, twice) = floor.wrap_up(&floor.agent, account_id, &wrap).await;
     assert_eq!(status, StatusCode::CONFLICT, "{twice}");
 
     // Another agent neither reads nor wraps up the call; a manager reads it.
@@ -344,18 +345,10 @@ async fn the_guard_stops_a_call_before_it_rings_and_again_as_it_connects() {
         (&json!("refused"), &json!("do_not_call"))
     );
     assert!(floor.activities(account_id).await.is_empty(), "no attempt was made");
-    let (status, _) = status_json(
-        floor
-            .app
-            .post(
-                &format!("/api/v1/calls/{id}/wrap-up"),
-                Some(&floor.agent.token),
-                &json!({"outcome": "no_answer"}),
-            )
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "nothing to wrap up");
+    let wrap = json!({"contact": {"type": "call", "outcome": "no_answer"}, "call_id": id});
+    let (status, refused) = floor.wrap_up(&floor.agent, account_id, &wrap).await;
+    assert_eq!(status, StatusCode::CONFLICT, "nothing to wrap up: {refused}");
+    assert_eq!(refused["code"], "conflict");
 
     // The agent's phone is not answered: the call ends without an attempt.
     floor
@@ -457,16 +450,11 @@ async fn a_debtors_call_rings_their_agent_and_pops_their_account_on_the_console_
         (&json!("+12015550100"), &json!([]))
     );
     // Its wrap-up names the account the caller turned out to be about.
-    let wrap = json!({"outcome": "right_party", "notes": "Called from work", "account_id": account_id});
-    let (status, wrapped) = status_json(
-        floor
-            .app
-            .post(&format!("/api/v1/calls/{id}/wrap-up"), Some(&colleague.token), &wrap)
-            .await,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{wrapped}");
-    assert_eq!(wrapped["account_id"], account_id);
+    let wrap = json!({"contact": {"type": "call", "outcome": "right_party", "notes": "Called from work"}, "call_id": id});
+    let (status, wrapped) = floor.wrap_up(&colleague, account_id, &wrap).await;
+    assert_eq!(status, StatusCode::CREATED, "{wrapped}");
+    assert_eq!(wrapped["activity"]["direction"], "inbound");
+    assert_eq!(floor.call(&colleague, &id.to_string()).await["account_id"], account_id);
     assert_eq!(floor.activities(account_id).await.len(), 2);
 
     // With no agent's phone, the caller is told and the call is missed.
