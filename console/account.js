@@ -16,6 +16,7 @@ import { overridesSection } from "./overrides.js";
 import { renderHistory } from "./history.js";
 import { documentsSection } from "./documents.js";
 import { messagesSection } from "./messages.js";
+import { callChanges, callFor, placeCall, wrappedUp } from "./calls.js";
 
 const CHANNELS = ["call", "sms", "whatsapp", "email", "letter", "visit", "note"];
 const OUTCOMES = ["right_party", "wrong_party", "no_answer", "left_message", "refused", "promise_to_pay", "dispute", "paid"];
@@ -81,9 +82,11 @@ export async function accountScreen(main, [id]) {
   clear(
     view,
     sections.summary,
+    // Who the debtor is and what they owe (the summary), what the guard allows now and
+    // the timeline come first (on a phone, before any form); the actions beside them.
     h("div", { class: "columns" },
-      h("div", {}, sections.contact, overrides?.section, actions),
-      h("div", {}, sections.timeline, sections.plan, documents.section, messages.section)),
+      h("div", {}, sections.contact, sections.timeline),
+      h("div", {}, actions, overrides?.section, sections.plan, documents.section, messages.section)),
   );
 
   const renderAll = () => Promise.all([renderContact(), renderRecords(), renderPlan(), overrides?.load()]);
@@ -149,7 +152,7 @@ export async function accountScreen(main, [id]) {
       h("dl", { class: "details" },
         h("dt", {}, "Account number"), h("dd", {}, a.account_number),
         h("dt", {}, "Assigned to"), h("dd", { id: "assignee" }, nameOf(a.assigned_agent_id)),
-        h("dt", {}, "Phone"), h("dd", {}, a.phone || "—"),
+        h("dt", {}, "Phone"), phone,
         h("dt", {}, "Email"), h("dd", {}, a.email || "—"),
         h("dt", {}, "Address"), h("dd", {}, address || "—"),
         h("dt", {}, "Debtor's time"), h("dd", { id: "debtor-time" }, debtorTime(a)),
@@ -180,8 +183,41 @@ export async function accountScreen(main, [id]) {
       h("dl", { class: "details" }, rows.flatMap(([label, value, key]) => [h("dt", {}, label), h("dd", { dataset: { key } }, value)])));
   }
 
+  // The debtor's number: a link that dials it and a "Call" button (through the agent's
+  // own phone) only while the guard allows a call; plain text, and why, otherwise.
+  const phone = h("dd", { id: "debtor-phone" });
+  function renderPhone(call) {
+    const number = account.phone;
+    if (!number) return clear(phone, "—");
+    if (!call?.allowed) {
+      return clear(phone, number, " ", h("span", { class: "muted" }, call ? `(no calls now: ${words(call.rule)})` : ""));
+    }
+    const alert = h("span", { class: "call-alert", role: "alert" });
+    const button = works(account)
+      ? h("button", {
+        type: "button",
+        id: "call-debtor",
+        onclick: async () => {
+          button.disabled = true;
+          clear(alert);
+          try {
+            await placeCall(id);
+          } catch (error) {
+            clear(alert, error.problem?.code === "no_agent_phone"
+              ? ["Set the phone you take calls on first, in ", h("a", { href: "#/me" }, "My account"), "."]
+              : error.message);
+          } finally {
+            button.disabled = false;
+          }
+        },
+      }, "Call")
+      : null;
+    clear(phone, h("a", { href: `tel:${number}` }, number), " ", button, alert);
+  }
+
   async function renderContact() {
     const standing = await api("GET", `/accounts/${id}/contact`);
+    renderPhone(standing.channels.find((c) => c.channel === "call"));
     const unverified = standing.channels.some((c) => c.rule === "unverified_dispute");
     clear(
       sections.contact,
@@ -384,6 +420,13 @@ export async function accountScreen(main, [id]) {
 
   const actionForm = (title, fields, submit, options) => postingForm(title, fields, submit, () => reload(), options);
 
+  // "Save and next": the next account of the agent's call queue, or why there is none.
+  async function nextAccount() {
+    const claim = await api("POST", "/queue/next", { params: { channel: "call", skip: id } });
+    if (claim) location.hash = `#/account/${claim.account.id}`;
+    else toast("Your call queue is empty: nothing can be called now.");
+  }
+
   function renderActions() {
     if (!works(account)) {
       clear(actions, h("p", { class: "muted" }, "Your role reads accounts; it does not work them."));
@@ -391,7 +434,7 @@ export async function accountScreen(main, [id]) {
     }
     clear(
       actions,
-      wrapUpForm(account, { promise: true, nextAction: true }, () => reload()),
+      wrapUpForm(account, { promise: true, nextAction: true }, () => reload(), atLeast("agent") ? nextAccount : undefined),
       paymentForm(account, () => reload()),
       actionForm("Set up plan", [
         field("Total", h("input", { name: "total", inputmode: "decimal", required: true }), "At most the current balance"),
@@ -428,7 +471,7 @@ export async function accountScreen(main, [id]) {
 
 // A form that posts to the API, shows the refusal next to its fields (and, for a refusal
 // that `options.offer` knows how to lift, a button that sends again with it), and runs
-// `done` after a success.
+// `done` after a success; with `options.next`, a "Save and next" button runs it after.
 function postingForm(title, fields, submit, done, options = {}) {
   const slug = title.toLowerCase().replace(/\W+/g, "-");
   const offer = h("div", { class: "offer" });
@@ -439,11 +482,13 @@ function postingForm(title, fields, submit, done, options = {}) {
     h("div", { class: "form-alert", role: "alert" }),
     offer,
     fields,
-    h("button", { type: "submit", class: "primary" }, title),
+    h("div", { class: "row" },
+      h("button", { type: "submit", class: "primary" }, title),
+      options.next ? h("button", { type: "submit", name: "and-next", id: "save-and-next" }, "Save and next") : null),
   );
-  const send = async (extra) => {
-    const button = form.querySelector("button[type=submit]");
-    button.disabled = true;
+  const send = async (extra, andNext = false) => {
+    const buttons = [...form.querySelectorAll("button[type=submit]")];
+    buttons.forEach((b) => { b.disabled = true; });
     try {
       await submit(form.elements, extra);
       showProblem(form, null);
@@ -452,16 +497,17 @@ function postingForm(title, fields, submit, done, options = {}) {
       form.dispatchEvent(new Event("reset-done"));
       toast(`${title}: done.`);
       await done();
+      if (andNext) await options.next();
     } catch (error) {
       showProblem(form, error);
-      clear(offer, options.offer?.(error, send));
+      clear(offer, options.offer?.(error, (more) => send(more, andNext)));
     } finally {
-      button.disabled = false;
+      buttons.forEach((b) => { b.disabled = false; });
     }
   };
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    send();
+    send(undefined, event.submitter?.name === "and-next");
   });
   return form;
 }
@@ -492,14 +538,25 @@ function paymentForm(account, done) {
 // agreed (a promise) or paid (a payment), and the next action; all recorded or none
 // (POST /accounts/{id}/wrap-up). `allowed.promise` and `allowed.nextAction` are off on an
 // account the agent does not own, where only the inbound call itself is theirs to log.
-function wrapUpForm(account, allowed, done) {
+// On a call about this account (placed here or popped), the contact completes that
+// call. `next`, when given, is "Save and next".
+function wrapUpForm(account, allowed, done, next) {
   const channel = select("contact.type", CHANNELS.map((c) => [c, words(c)]), "call");
   const direction = select("contact.direction", allowed.nextAction
     ? [["outbound", "Outbound"], ["inbound", "Inbound"]]
     : [["inbound", "Inbound"]], allowed.nextAction ? "outbound" : "inbound");
   const outcome = select("contact.outcome", [["", "—"], ...OUTCOMES.map((o) => [o, words(o)])], "");
   const notes = h("textarea", { name: "contact.notes", rows: 2 });
-  const next = allowed.nextAction ? h("input", { name: "contact.next_action_at", type: "datetime-local" }) : null;
+  const nextAction = allowed.nextAction ? h("input", { name: "contact.next_action_at", type: "datetime-local" }) : null;
+  const onCall = h("p", { class: "notice", id: "wrap-call", hidden: true });
+  // Follows the call until the form is gone from the screen.
+  const showCall = () => {
+    if (form.isConnected) form.dataset.drawn = "yes";
+    else if (form.dataset.drawn) return callChanges.removeEventListener("change", showCall);
+    const call = callFor(account.id);
+    onCall.hidden = !call;
+    clear(onCall, call ? `Completes your call ${call.direction === "inbound" ? "from" : "to"} ${call.debtor_number}.` : "");
+  };
   const promiseAmount = h("input", { name: "promise.amount", inputmode: "decimal", "data-shortcut": "make-promise" });
   const promiseDate = h("input", { name: "promise.due_date", type: "date", min: today() });
   const payAmount = h("input", { name: "payment.amount", inputmode: "decimal" });
@@ -518,11 +575,12 @@ function wrapUpForm(account, allowed, done) {
     fit();
   });
   const form = postingForm("Log contact", [
+    onCall,
     field("Channel", channel),
     field("Direction", direction),
     field("Outcome", outcome),
     field("Notes", notes),
-    next ? field("Next action", next, "In your time") : null,
+    nextAction ? field("Next action", nextAction, "In your time") : null,
     allowed.promise
       ? h("fieldset", {}, h("legend", {}, "Promise to pay (optional)"),
         field("Promise amount", promiseAmount, `In ${account.currency}`),
@@ -531,16 +589,18 @@ function wrapUpForm(account, allowed, done) {
     h("fieldset", {}, h("legend", {}, "Payment taken (optional)"),
       field("Payment amount", payAmount, `In ${account.currency}`),
       field("Payment method", payMethod)),
-  ], (els, extra) => {
-    const note = channel.value === "note";
+  ], async (els, extra) => {
+    const call = callFor(account.id);
+    const note = !call && channel.value === "note";
     const body = {
       contact: {
-        type: channel.value,
-        direction: note ? undefined : direction.value,
+        type: call ? "call" : channel.value,
+        direction: call ? call.direction : note ? undefined : direction.value,
         outcome: note ? undefined : outcome.value || undefined,
         notes: optional(notes.value),
-        next_action_at: next ? instant(next.value) : undefined,
+        next_action_at: nextAction ? instant(nextAction.value) : undefined,
       },
+      call_id: call?.id,
     };
     if (allowed.promise && (promiseAmount.value.trim() || promiseDate.value)) {
       body.promise = { amount: promiseAmount.value.trim(), due_date: promiseDate.value };
@@ -548,10 +608,14 @@ function wrapUpForm(account, allowed, done) {
     if (payAmount.value.trim()) {
       body.payment = { amount: payAmount.value.trim(), currency: account.currency, method: payMethod.value, ...extra };
     }
-    return api("POST", `/accounts/${account.id}/wrap-up`, { body, headers: { "idempotency-key": crypto.randomUUID() } });
-  }, done, { offer: creditOffer });
+    const recorded = await api("POST", `/accounts/${account.id}/wrap-up`, { body, headers: { "idempotency-key": crypto.randomUUID() } });
+    if (call) wrappedUp();
+    return recorded;
+  }, done, { offer: creditOffer, next });
   form.addEventListener("reset-done", fit);
   fit();
+  callChanges.addEventListener("change", showCall);
+  showCall();
   return form;
 }
 

@@ -134,6 +134,9 @@ export function showProblem(form, error) {
     if (alert) clear(alert);
     return;
   }
+  // A success said before does not stay beside this refusal.
+  const said = document.getElementById("toast");
+  if (said && !said.classList.contains("refusal")) clear(said);
   const problem = error.problem || {};
   const lines = [problem.detail || problem.title || error.message];
   if (problem.rule) lines.push(`Rule: ${words(problem.rule)}.`);

@@ -19,6 +19,7 @@ import { systemScreen } from "./system.js";
 import { secondFactorScreen } from "./second-factor.js";
 import { meScreen, resetScreen } from "./me.js";
 import { installKeys } from "./keys.js";
+import "./calls.js";
 
 const main = document.getElementById("main");
 const top = document.getElementById("top");

@@ -1,8 +1,9 @@
-// "My account" (every signed-in role): change my password, my sessions with an "End"
+// "My account" (every signed-in role): the phone I take calls on (roles that work
+// accounts), change my password, my sessions with an "End"
 // button each (this device marked); and "Set a new password" with a reset token from
 // the link an admin gave (`#/reset?token=...`), signed in or not.
 
-import { api, currentUser, signOut } from "./api.js";
+import { api, atLeast, currentUser, signOut } from "./api.js";
 import { clear, field, h, showProblem, toast, when } from "./dom.js";
 import { live } from "./live.js";
 
@@ -29,6 +30,41 @@ function passwordForm() {
     field("Repeat the new password", passwordInput("repeat", "new-password")),
     h("button", { type: "submit", class: "primary" }, "Change password"),
   );
+  return form;
+}
+
+// The phone the console rings to place a call (the agent's desk phone, mobile or
+// softphone number), and that rings when a debtor calls.
+function phoneForm() {
+  // Taken once the saved one is read, so what is typed is never overwritten by it.
+  const input = h("input", { name: "phone", type: "tel", autocomplete: "tel", maxlength: 40, id: "my-phone", disabled: true });
+  const provider = h("p", { class: "muted" });
+  const form = h(
+    "form",
+    { class: "card", "aria-labelledby": "phone-title" },
+    h("h2", { id: "phone-title" }, "My phone for calls"),
+    h("p", { class: "muted" }, "\"Call\" on an account rings this phone first; answer it and the debtor is dialled. Debtors' calls ring it too."),
+    provider,
+    h("div", { class: "form-alert", role: "alert" }),
+    field("Phone number", input, "Leave empty to take no calls"),
+    h("button", { type: "submit", class: "primary" }, "Save phone"),
+  );
+  const show = (mine) => {
+    input.value = mine.phone ?? "";
+    input.disabled = false;
+    clear(provider, mine.provider === "local" ? "Calls are not connected on this server (no telephony provider): nothing will ring." : "");
+  };
+  api("GET", "/me/phone").then(show, (error) => showProblem(form, error));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      show(await api("PUT", "/me/phone", { body: { phone: input.value.trim() || null } }));
+      showProblem(form, null);
+      toast(input.value ? `Calls will ring ${input.value}.` : "No phone: you take no calls.");
+    } catch (error) {
+      showProblem(form, error);
+    }
+  });
   return form;
 }
 
@@ -105,7 +141,7 @@ export function meScreen(main) {
           h("thead", {}, h("tr", {}, ["Device", "Address", "Signed in", "Last refreshed", ""].map((t) => h("th", { scope: "col" }, t)))),
           body),
         more),
-      form),
+      h("div", {}, atLeast("agent") ? phoneForm() : null, form)),
   );
   load().catch((error) => toast(error.message, { refusal: true }));
   // A sign-in, refresh or sign-out of mine elsewhere changes the list.

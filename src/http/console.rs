@@ -57,6 +57,7 @@ const ASSETS: &[Asset] = assets![
     "search.js" => JS,
     "account.js" => JS,
     "account-edit.js" => JS,
+    "calls.js" => JS,
     "history.js" => JS,
     "documents.js" => JS,
     "overrides.js" => JS,

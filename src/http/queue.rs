@@ -199,6 +199,7 @@ async fn next(caller: Principal, state: AppState, raw: String) -> Result<Respons
         state.search().as_ref(),
         &caller,
         channel,
+        params.skip,
         seconds,
         state.clock().now(),
     )

@@ -64,6 +64,9 @@ params::described_by!(
 pub struct NextParams {
     /// The channel the agent will use (default `call`).
     pub channel: Option<Channel>,
+    /// An account not to claim: the one just worked ("save and next"), which the index
+    /// may not know yet was.
+    pub skip: Option<uuid::Uuid>,
 }
 
 /// The queue's sort within a tier.

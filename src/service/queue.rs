@@ -290,6 +290,7 @@ pub async fn next(
     search: &dyn SearchIndex,
     caller: &Principal,
     channel: Channel,
+    skip: Option<Uuid>,
     seconds: u32,
     now: DateTime<Utc>,
 ) -> Result<Option<Claimed>> {
@@ -312,6 +313,7 @@ pub async fn next(
         {
             let reason = Reason::ORDER[from + position];
             for _ in 0..CLAIM_PAGES {
+                found.ids.retain(|id| Some(*id) != skip);
                 let mut tx = store::begin_as(pool, caller.user_id).await?;
                 let claimed = queue::claim(&mut tx, caller.user_id, &found.ids, i64::from(seconds)).await?;
                 tx.commit().await?;

@@ -277,6 +277,13 @@ async fn a_claim_takes_the_top_account_until_an_activity_is_logged_on_it() {
         status == StatusCode::NO_CONTENT
     })
     .await;
+    // "Save and next" skips the account just worked, which the index may still rank first.
+    let (_, own) = claim(&app, &agent.token).await;
+    assert_eq!(id_of(&own["account"]), top);
+    let skipped = app
+        .post(&format!("/api/v1/queue/next?skip={top}"), Some(&agent.token), &json!({}))
+        .await;
+    assert_eq!(skipped.status(), StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
