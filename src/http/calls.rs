@@ -16,9 +16,8 @@ use crate::http::filters::{json_body, principal, with_state};
 use crate::http::paging::{PageQuery, PageRequest};
 use crate::http::query::raw_query;
 use crate::http::{self as api, ListPage, respond};
-use crate::service::calls::{self as service, AgentPhone};
+use crate::service::calls::{self as service, AgentPhone, CallRow};
 use crate::state::AppState;
-use crate::store::calls::CallRow;
 
 /// The phone the caller takes calls on.
 #[derive(Serialize, utoipa::ToSchema)]

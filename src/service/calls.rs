@@ -23,7 +23,8 @@ use crate::service::Window;
 use crate::service::accounts::lock_for;
 use crate::service::activities::{self, ActivityRow};
 use crate::store::accounts::AccountRow;
-use crate::store::calls::{self, CallRow, NewCall, Progress};
+pub use crate::store::calls::CallRow;
+use crate::store::calls::{self, NewCall, Progress};
 use crate::store::{self, accounts, inbound, users};
 use crate::telephony::{Dialer, Placing, twiml, voice_url};
 
