@@ -1,5 +1,6 @@
 // Two-step sign-in (the TOTP second factor): its state, enrolling an authenticator app
-// (the secret as text and its otpauth:// URI; no QR service is called), confirming it with
+// (a QR code the server drew, the secret as text and its otpauth:// URI; no QR service is
+// called), confirming it with
 // a code, the recovery codes shown once, and turning it off with the password and a code.
 
 import { api, sessionEvents } from "./api.js";
@@ -121,7 +122,9 @@ async function begin(main, title) {
       "section",
       { class: "card", "aria-labelledby": "sf-key" },
       h("h2", { id: "sf-key" }, "1. Add this key to your authenticator app"),
-      h("p", {}, "In the app, choose to enter a setup key, and type:"),
+      h("p", {}, "Scan this code with the app:"),
+      h("img", { src: enrolment.qr_code, id: "sf-qr", class: "qr", width: 200, height: 200, alt: "QR code of the key for your authenticator app" }),
+      h("p", {}, "Or, in the app, choose to enter a setup key, and type:"),
       h("p", { class: "secret", id: "sf-secret" }, grouped(enrolment.secret)),
       h("p", { class: "muted" }, "Time-based, 6 digits, every 30 seconds. Or, on this phone, ",
         h("a", { href: enrolment.otpauth_uri }, "open the key in the app"),

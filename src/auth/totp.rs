@@ -42,6 +42,24 @@ pub fn otpauth_uri(account: &str, secret: &[u8]) -> String {
     )
 }
 
+/// `uri` as a QR code an authenticator app scans: an SVG image as a `data:` URI (the
+/// console shows it as an image; nothing is asked of a QR service).
+pub fn qr_code(uri: &str) -> String {
+    use base64::Engine as _;
+    let svg = match qrcode::QrCode::new(uri.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color>()
+            .min_dimensions(200, 200)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    };
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
+}
+
 /// The time step `at` falls in (RFC 6238's T, counted from the Unix epoch).
 pub fn step_at(at: DateTime<Utc>) -> i64 {
     at.timestamp().div_euclid(STEP_SECS)
@@ -104,6 +122,41 @@ fn percent_encode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What `rqrr` (another library) reads from the QR code [`qr_code`] draws for `uri`:
+    /// the code's modules, as the SVG's dark squares place them, decoded.
+    fn decoded_qr(uri: &str) -> String {
+        use base64::Engine as _;
+        let data = qr_code(uri);
+        let svg = base64::engine::general_purpose::STANDARD
+            .decode(data.strip_prefix("data:image/svg+xml;base64,").unwrap())
+            .unwrap();
+        let svg = String::from_utf8(svg).unwrap();
+        let number = |text: &str, name: &str| -> u32 {
+            let at = text.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+            text[at..].split('"').next().unwrap().parse().unwrap()
+        };
+        let (width, height) = (number(&svg, "width") as usize, number(&svg, "height") as usize);
+        let mut dark = vec![false; width * height];
+        let path = svg.split(" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        // The path is `M{x} {y}h{w}v{h}H{x}Z` per dark square.
+        for square in path.split('M').filter(|s| !s.is_empty()) {
+            let (x, rest) = square.split_once(' ').unwrap();
+            let (y, rest) = rest.split_once('h').unwrap();
+            let (w, rest) = rest.split_once('v').unwrap();
+            let (h, _) = rest.split_once('H').unwrap();
+            let [x, y, w, h] = [x, y, w, h].map(|n| n.parse::<usize>().unwrap());
+            for row in y..y + h {
+                for column in x..x + w {
+                    dark[row * width + column] = true;
+                }
+            }
+        }
+        let mut image = rqrr::PreparedImage::prepare_from_bitmap(width, height, |x, y| dark[y * width + x]);
+        let grids = image.detect_grids();
+        assert_eq!(grids.len(), 1);
+        grids[0].decode().unwrap().1
+    }
 
     /// RFC 6238 Appendix B's SHA-1 seed.
     const RFC_SECRET: &[u8] = b"12345678901234567890";
@@ -173,6 +226,7 @@ mod tests {
     #[test]
     fn the_uri_names_the_issuer_account_and_base32_secret() {
         let uri = otpauth_uri("ann+ops@example.com", RFC_SECRET);
+        assert_eq!(decoded_qr(&uri), uri, "the QR code carries the URI, as another library reads it");
         assert_eq!(
             uri,
             "otpauth://totp/Arrears:ann%2Bops@example.com?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\

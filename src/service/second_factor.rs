@@ -35,8 +35,10 @@ pub struct Enrolment {
     /// The secret in base32, to type into the app.
     #[schema(example = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")]
     pub secret: String,
-    /// The same as an `otpauth://totp/…` Key URI (what a QR code would carry).
+    /// The same as an `otpauth://totp/…` Key URI.
     pub otpauth_uri: String,
+    /// The Key URI as a QR code to scan: an SVG image, as a `data:image/svg+xml;base64,…` URI.
+    pub qr_code: String,
 }
 
 /// The recovery codes, shown this once: each signs in once without the app.
@@ -150,9 +152,11 @@ pub async fn begin(pool: &PgPool, gate: &Gate, caller: &Principal) -> Result<Enr
         ));
     }
     tracing::info!(user_id = %caller.user_id, "second-factor enrolment started");
+    let otpauth_uri = totp::otpauth_uri(&caller.email, &secret);
     Ok(Enrolment {
         secret: totp::base32(&secret),
-        otpauth_uri: totp::otpauth_uri(&caller.email, &secret),
+        qr_code: totp::qr_code(&otpauth_uri),
+        otpauth_uri,
     })
 }
 

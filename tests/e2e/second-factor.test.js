@@ -64,6 +64,9 @@ suite("Two-step sign-in", setup, (test) => {
     assert.equal(secret.length, 20);
     const uri = await page.getByRole("link", { name: "open the key in the app" }).getAttribute("href");
     assert.ok(uri.startsWith("otpauth://totp/Arrears:") && uri.includes(`secret=${shownKey.replace(/ /g, "")}`), uri);
+    // The key as a QR code to scan, drawn (an image the browser decoded, on screen).
+    const qr = await page.locator("#sf-qr").evaluate((img) => ({ width: img.naturalWidth, shown: img.getBoundingClientRect().width }));
+    assert.ok(qr.width >= 200 && qr.shown >= 150, JSON.stringify(qr));
     await accessible(page, "second factor: the key");
     await shot(page, "second-factor-key");
 
