@@ -82,7 +82,7 @@ async function render() {
   }
   const screen = SCREENS[name];
   if (!screen || !atLeast(screen.role)) {
-    location.replace(atLeast("agent") ? "#/queue" : "#/search");
+    location.replace(landing());
     return;
   }
   markNav(name);
@@ -91,6 +91,13 @@ async function render() {
   cleanup = (await screen.show(main, args, params)) || null;
   // A screen that put the focus somewhere (its search box, its first button) keeps it.
   if (!main.contains(document.activeElement)) main.focus({ preventScroll: true });
+}
+
+// Where a user lands: managers and admins on the dashboard (their own queue is empty),
+// agents on their queue, viewers on the accounts.
+function landing() {
+  if (atLeast("manager")) return "#/dashboard";
+  return atLeast("agent") ? "#/queue" : "#/search";
 }
 
 function markNav(name) {
@@ -329,6 +336,9 @@ async function fillBell(cursor) {
       );
     }
     list.append(item);
+  }
+  if (!cursor && !page.data.length) {
+    list.append(h("li", { class: "empty" }, "No notifications yet. Payments on your accounts, accounts assigned to you and your finished jobs show here."));
   }
   const more = bell.panel.querySelector(".more");
   more.hidden = !page.next_cursor;
