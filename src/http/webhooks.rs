@@ -20,7 +20,7 @@ use crate::messaging::{meta, twilio};
 use crate::service::calls::{self, DialEnd};
 use crate::service::webhooks::{self as service, InboundView};
 use crate::state::AppState;
-use crate::telephony::twilio::{VoiceReport, read_voice};
+use crate::telephony::twilio::read_voice;
 use crate::telephony::twiml::hang_up;
 use crate::telephony::voice_url;
 
@@ -135,13 +135,7 @@ pub struct TwilioForm {
 async fn twilio_report(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
     let (account_sid, params) = signed_twilio_form(&state, "", content_type, signature, &body)?;
     let account_sid = account_sid.as_str();
-    let report = twilio::read_report(&params, account_sid).map_err(|why| {
-        if why.starts_with("AccountSid") {
-            Error::new(Code::Forbidden, why)
-        } else {
-            Error::new(Code::ValidationFailed, why)
-        }
-    })?;
+    let report = twilio::read_report(&params, account_sid).map_err(unread)?;
     service::take(state.pool(), "twilio", report, state.clock().now()).await?;
     Ok(twiml(EMPTY_TWIML.to_owned()))
 }
@@ -247,7 +241,7 @@ pub struct TwilioVoiceForm {
 #[tracing::instrument(skip_all)]
 async fn voice_incoming(state: AppState, content_type: Option<String>, signature: Option<String>, body: Bytes) -> Result<Response> {
     let (account_sid, params) = signed_twilio_form(&state, "/voice", content_type, signature, &body)?;
-    let report = voice_report(&params, &account_sid)?;
+    let report = read_voice(&params, &account_sid).map_err(unread)?;
     let settings = state.settings();
     let answer = calls::incoming(
         state.pool(),
@@ -293,7 +287,7 @@ async fn voice_step(
     let suffix = format!("/voice/{step}?{raw}");
     let (account_sid, params) = signed_twilio_form(&state, &suffix, content_type, signature, &body)?;
     let query: VoiceQuery = crate::http::query::parse_query(&raw)?;
-    let report = voice_report(&params, &account_sid)?;
+    let report = read_voice(&params, &account_sid).map_err(unread)?;
     let settings = state.settings();
     let pool = state.pool();
     let now = state.clock().now();
@@ -345,15 +339,14 @@ async fn voice_step(
     Ok(twiml(answer))
 }
 
-/// A voice webhook's parameters read: 403 for another account's, 422 for what is not a call.
-fn voice_report(params: &[(String, String)], account_sid: &str) -> Result<VoiceReport> {
-    read_voice(params, account_sid).map_err(|why| {
-        if why.starts_with("AccountSid") {
-            Error::new(Code::Forbidden, why)
-        } else {
-            Error::new(Code::ValidationFailed, why)
-        }
-    })
+/// Why a signed Twilio webhook was not read: 403 for another account's, 422 for one
+/// that is not what the route reads.
+fn unread(why: String) -> Error {
+    if why.starts_with("AccountSid") {
+        Error::new(Code::Forbidden, why)
+    } else {
+        Error::new(Code::ValidationFailed, why)
+    }
 }
 
 /// Take a Meta WhatsApp webhook
