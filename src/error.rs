@@ -236,20 +236,23 @@ impl Error {
         }
     }
 
+    /// Field errors under the generic detail: "field: message", or "N fields are invalid"
+    /// (the console says these by its inputs' labels instead: `showProblem` in dom.js).
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = match errors.as_slice() {
-            [one] => format!("{}: {}", one.field, one.message),
-            many => format!("{} fields are invalid", many.len()),
-        };
-        Self::with_fields(Code::ValidationFailed, detail, errors)
+        Self::with_fields(Code::ValidationFailed, generic_detail(&errors), errors)
     }
 
-    /// The same problem about a part of a larger body: each field named `part.field`.
+    /// The same problem about a part of a larger body: each field named `part.field`, in
+    /// the generic detail too.
     pub fn within(self, part: &str) -> Self {
         match self {
             Error::Problem(mut p) => {
+                let generic = p.detail == generic_detail(&p.errors);
                 for error in &mut p.errors {
                     error.field = format!("{part}.{}", error.field);
+                }
+                if generic {
+                    p.detail = generic_detail(&p.errors);
                 }
                 Error::Problem(p)
             }
@@ -313,6 +316,14 @@ impl Error {
             }
         };
         problem_response(&problem, &request_id)
+    }
+}
+
+/// The detail of field errors said no better: "field: message", or "N fields are invalid".
+fn generic_detail(errors: &[FieldError]) -> String {
+    match errors {
+        [one] => format!("{}: {}", one.field, one.message),
+        many => format!("{} fields are invalid", many.len()),
     }
 }
 

@@ -52,6 +52,13 @@ mod tests {
         let us = parse_region("us").unwrap();
         assert_eq!(normalize_phone("(201) 555-0134", us).unwrap(), "+12015550134");
         assert_eq!(normalize_phone("+44 20 7946 0958", us).unwrap(), "+442079460958");
+        // Numbers of several countries, as their own people write them.
+        let fr = country::Id::FR;
+        assert_eq!(normalize_phone("01 42 68 53 00", fr).unwrap(), "+33142685300");
+        assert_eq!(normalize_phone("+33 6 12 34 56 78", us).unwrap(), "+33612345678");
+        assert_eq!(normalize_phone("030 901820", country::Id::DE).unwrap(), "+4930901820");
+        assert_eq!(normalize_phone("03-1234-5678", country::Id::JP).unwrap(), "+81312345678");
+        assert_eq!(normalize_phone("(11) 91234-5678", country::Id::BR).unwrap(), "+5511912345678");
         assert!(normalize_phone("12", us).is_err());
     }
 

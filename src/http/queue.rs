@@ -51,6 +51,10 @@ struct ExplanationView {
     window_opens: Option<WindowOpening>,
     /// Every channel with the number of the queue's accounts contactable on it now.
     channels: Vec<ChannelCount>,
+    /// Of an agent's own queue: the team queue's unassigned accounts contactable on the
+    /// channel now, which `POST /queue/next` claims once the agent's own are worked; null
+    /// when the queue asked for is the team's.
+    team_contactable: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -90,6 +94,7 @@ impl From<Explanation> for ExplanationView {
                 .into_iter()
                 .map(|(channel, accounts)| ChannelCount { channel, accounts })
                 .collect(),
+            team_contactable: e.team,
         }
     }
 }

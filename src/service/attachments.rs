@@ -108,10 +108,10 @@ pub async fn upload_in(
     // Locked, so two uploads of one content to one account cannot both find no copy.
     let account = lock_for(tx, caller, account_id, "account").await?;
     caller.require_work_on(account.assigned_agent_id)?;
-    if let Some(existing) = attachments::live_copy(tx, account_id, &sha256).await? {
+    if let Some((existing, existing_name)) = attachments::live_copy(tx, account_id, &sha256).await? {
         return Err(Error::new(
             Code::DuplicateDocument,
-            format!("this account already holds this file as document {existing}"),
+            format!("this account already holds this file, as “{existing_name}”"),
         )
         .with_extension("duplicate_of", json!(existing)));
     }

@@ -121,9 +121,10 @@ fn overpayment(amount: Decimal, balance: Decimal, currency: Currency) -> Error {
     Error::with_fields(
         Code::Overpayment,
         format!(
-            "{} exceeds the current balance of {}; send \"allow_overpayment\": true to accept it as a credit",
+            "{} {code} exceeds the current balance of {} {code}: the excess can be accepted as a credit",
             currency.format(amount),
-            currency.format(balance)
+            currency.format(balance),
+            code = currency.code()
         ),
         vec![FieldError::new("amount", "exceeds the current balance")],
     )

@@ -164,6 +164,9 @@ pub struct Explanation {
     pub opens: Option<Opening>,
     /// For each channel, the accounts of the queue contactable on it now.
     pub channels: Vec<(Channel, u64)>,
+    /// Of an agent's queue: the team queue's accounts contactable on `channel` now, which
+    /// a claim takes once the agent's own are worked (`None` for the team queue itself).
+    pub team: Option<u64>,
 }
 
 /// When the window of the earliest held-back debtor opens, and in which zone.
@@ -199,15 +202,21 @@ fn count_query(ask: &Ask, channel: Option<Channel>) -> AccountQuery {
 pub async fn explain(pool: &PgPool, search: &dyn SearchIndex, ask: &Ask, contactable: u64) -> Result<Explanation> {
     let (channel, now) = (ask.channel, ask.now);
     let others = Channel::ALL.into_iter().filter(|c| *c != channel);
+    let team = Ask {
+        owner: Owner::Team,
+        ..ask.clone()
+    };
     let counts = try_join_all(
-        std::iter::once(None)
-            .chain(others.clone().map(Some))
-            .map(|c| search.search(count_query(ask, c))),
+        std::iter::once(count_query(ask, None))
+            .chain(others.clone().map(|c| count_query(ask, Some(c))))
+            .chain((ask.owner != Owner::Team).then(|| count_query(&team, Some(channel))))
+            .map(|query| search.search(query)),
     )
     .await?;
     let queued = counts[0].total;
+    let team = (ask.owner != Owner::Team).then(|| counts[counts.len() - 1].total);
     let mut channels: Vec<(Channel, u64)> = std::iter::once((channel, contactable))
-        .chain(others.zip(counts[1..].iter().map(|page| page.total)))
+        .chain(others.zip(counts[1..Channel::ALL.len()].iter().map(|page| page.total)))
         .collect();
     channels.sort_by_key(|(c, _)| Channel::ALL.iter().position(|a| a == c));
     let mut conn = pool.acquire().await?;
@@ -231,6 +240,7 @@ pub async fn explain(pool: &PgPool, search: &dyn SearchIndex, ask: &Ask, contact
         held_back,
         opens,
         channels,
+        team,
     })
 }
 

@@ -93,10 +93,11 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<AttachmentRow>> {
     Ok(row)
 }
 
-/// The live document of `account_id` with the content `sha256`, if there is one.
-pub async fn live_copy(conn: &mut PgConnection, account_id: Uuid, sha256: &str) -> Result<Option<Uuid>> {
+/// The live document of `account_id` with the content `sha256` (its id and name), if
+/// there is one.
+pub async fn live_copy(conn: &mut PgConnection, account_id: Uuid, sha256: &str) -> Result<Option<(Uuid, String)>> {
     Ok(
-        sqlx::query_scalar("SELECT id FROM account_documents WHERE account_id = $1 AND sha256 = $2 AND deleted_at IS NULL")
+        sqlx::query_as("SELECT id, name FROM account_documents WHERE account_id = $1 AND sha256 = $2 AND deleted_at IS NULL")
             .bind(account_id)
             .bind(sha256)
             .fetch_optional(conn)

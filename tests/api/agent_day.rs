@@ -366,6 +366,17 @@ async fn a_wrap_up_records_the_call_its_promise_and_next_action_in_one_step() {
     let app = &f.app;
     let account = &f.account;
     let path = format!("/api/v1/accounts/{account}/wrap-up");
+    // A promise's own refusal names its field by its part, in the detail too.
+    let tiny = json!({"contact": {"type": "call", "direction": "outbound", "outcome": "promise_to_pay"},
+                      "promise": {"amount": "1.2345", "due_date": "2030-01-04"}});
+    let problem = assert_problem(
+        app.post(&path, Some(&f.owner.token), &tiny).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["promise.amount"]);
+    assert_eq!(problem["detail"], "promise.amount: USD allows at most 2 decimal places");
     let body = json!({
         "contact": {"type": "call", "direction": "outbound", "outcome": "promise_to_pay", "notes": "pays Friday",
                     "next_action_at": "2030-01-03T15:00:00Z"},

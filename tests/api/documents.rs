@@ -598,6 +598,10 @@ async fn a_duplicate_is_reported_and_uploads_downloads_and_deletes_are_audited()
     )
     .await;
     assert_eq!(problem["duplicate_of"], id.as_str());
+    assert_eq!(
+        problem["detail"], "this account already holds this file, as “proof.pdf”",
+        "the detail names the file a person knows, not its id"
+    );
     assert_eq!(document_rows(&app).await, 1, "a duplicate is not kept twice");
     // The same bytes on another account are that account's own document.
     uploaded(&app, &agent.token, &other, "proof.pdf", pdf()).await;

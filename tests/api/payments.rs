@@ -593,6 +593,11 @@ async fn overpayment_is_refused_unless_allowed() {
     let response = app.post(&payments_path(&id), Some(&manager.token), &usd("100.01")).await;
     let problem = assert_problem(response, StatusCode::UNPROCESSABLE_ENTITY, "overpayment").await;
     assert_eq!(error_fields(&problem), ["amount"]);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail == "100.01 USD exceeds the current balance of 100.00 USD: the excess can be accepted as a credit",
+        "a detail a person reads, naming no API field: {detail}"
+    );
     assert_eq!(sql_balance(&app, &id).await, dec("100.00"), "balance unchanged");
     assert_eq!(sql_payment_count(&app, &id).await, 0);
 

@@ -408,6 +408,10 @@ async fn the_first_page_explains_what_is_held_back_and_when_calling_hours_open()
         json!([{"hold": "cease_communication", "accounts": 1}])
     );
     assert_eq!(letters["explanation"]["window_opens"], Value::Null);
+    // What "Next account" takes once the agent's own are worked: the team's unassigned
+    // account, asleep for calls, can get a letter.
+    assert_eq!(explanation["team_contactable"], 0, "{explanation}");
+    assert_eq!(letters["explanation"]["team_contactable"], 1);
     let cursor = letters["next_cursor"].as_str().expect("a second page");
     let (status, second) = queue(&app, &agent.token, &format!("channel=letter&page_size=1&cursor={cursor}")).await;
     assert_eq!(status, StatusCode::OK, "{second}");
@@ -420,6 +424,7 @@ async fn the_first_page_explains_what_is_held_back_and_when_calling_hours_open()
         team["explanation"]["held_back_by"],
         json!([{"hold": "outside_window", "accounts": 1}])
     );
+    assert_eq!(team["explanation"]["team_contactable"], Value::Null, "the team queue is the team's");
 }
 
 /// The queue keeps to the portfolios a user sees: a claim never takes an account of a
