@@ -8,12 +8,12 @@
 // debtor calling in) gets its summary and may log the inbound call and take a payment.
 
 import { api, atLeast, currentUser, learnNames, nameOf, works } from "./api.js";
-import { clear, confirmStep, debounce, field, h, localClock, localDate, money, openQuestions, reopenQuestions, select, showProblem, toast, when, words } from "./dom.js";
+import { clear, confirmStep, debounce, field, fieldWords, h, localClock, localDate, money, openQuestions, reopenQuestions, reveal, select, showProblem, tabs, toast, when, words } from "./dom.js";
 import { live } from "./live.js";
 import { accountEditor } from "./account-edit.js";
 import { applying, definitions, empty, formatValue, portfolios } from "./custom-fields.js";
 import { overridesSection } from "./overrides.js";
-import { renderHistory } from "./history.js";
+import { renderHistory, shownValue } from "./history.js";
 import { documentsSection } from "./documents.js";
 import { messagesSection } from "./messages.js";
 import { callChanges, callFor, placeCall, wrappedUp } from "./calls.js";
@@ -334,7 +334,7 @@ export async function accountScreen(main, [id]) {
 
   // An edit's changes in words; custom fields key by key, by their labels.
   const changeWords = (changes) => Object.entries(changes || {}).flatMap(([name, c]) => {
-    if (name !== "custom_fields") return [`${words(name)}: ${shownValue(c.before)} → ${shownValue(c.after)}`];
+    if (name !== "custom_fields") return [`${fieldWords(name)}: ${shownValue(name, c.before)} → ${shownValue(name, c.after)}`];
     const [before, after] = [c.before || {}, c.after || {}];
     return [...new Set([...Object.keys(before), ...Object.keys(after)])]
       .filter((key) => JSON.stringify(before[key]) !== JSON.stringify(after[key]))
@@ -343,8 +343,6 @@ export async function accountScreen(main, [id]) {
         return `${d?.label ?? key}: ${formatValue(d, before[key], account.currency)} → ${formatValue(d, after[key], account.currency)}`;
       });
   });
-
-  const shownValue = (value) => (value === null || value === undefined || value === "" ? "—" : Array.isArray(value) ? value.join(", ") || "—" : String(value));
 
   const setPaymentStatus = (p, status, failureReason) =>
     api("PATCH", `/payments/${p.id}`, { body: { status, failure_reason: failureReason } });
@@ -432,11 +430,11 @@ export async function accountScreen(main, [id]) {
       clear(actions, h("p", { class: "muted" }, "Your role reads accounts; it does not work them."));
       return;
     }
-    clear(
-      actions,
-      wrapUpForm(account, { promise: true, nextAction: true }, () => reload(), atLeast("agent") ? nextAccount : undefined),
-      paymentForm(account, () => reload()),
-      actionForm("Set up plan", [
+    // One place for the actions, a tab each; logging the contact comes first.
+    clear(actions, tabs("Actions", [
+      ["contact", "Contact", wrapUpForm(account, { promise: true, nextAction: true }, () => reload(), atLeast("agent") ? nextAccount : undefined)],
+      ["payment", "Payment", paymentForm(account, () => reload())],
+      ["plan", "Plan", actionForm("Set up plan", [
         field("Total", h("input", { name: "total", inputmode: "decimal", required: true }), "At most the current balance"),
         field("Instalments", h("input", { name: "instalment_count", type: "number", min: 1, max: 260, value: 3, required: true })),
         field("Frequency", select("frequency", [["weekly", "Weekly"], ["biweekly", "Every two weeks"], ["monthly", "Monthly"]], "monthly")),
@@ -448,9 +446,9 @@ export async function accountScreen(main, [id]) {
           frequency: els.frequency.value,
           first_due_date: els.first_due_date.value,
         },
-      })),
-      editor.details,
-    );
+      }))],
+      ["edit", "Edit", editor.details, () => { editor.details.open = true; }],
+    ]));
     editor.show(account);
   }
 
@@ -554,6 +552,8 @@ function wrapUpForm(account, allowed, done, next) {
     if (form.isConnected) form.dataset.drawn = "yes";
     else if (form.dataset.drawn) return callChanges.removeEventListener("change", showCall);
     const call = callFor(account.id);
+    // A call that begins brings its wrap-up to the front.
+    if (call && onCall.hidden) reveal(form);
     onCall.hidden = !call;
     clear(onCall, call ? `Completes your call ${call.direction === "inbound" ? "from" : "to"} ${call.debtor_number}.` : "");
   };

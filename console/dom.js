@@ -138,13 +138,24 @@ export function showProblem(form, error) {
   const said = document.getElementById("toast");
   if (said && !said.classList.contains("refusal")) clear(said);
   const problem = error.problem || {};
-  const lines = [problem.detail || problem.title || error.message];
+  const errors = problem.errors || [];
+  // The API's own detail of field errors names its fields ("patch.portfolio_id: …", "3
+  // fields are invalid"); said here by the labels a person reads. A detail written for
+  // the case is kept.
+  const phrase = ({ field, message }) => `${labelOf(form, field)}: ${message}`;
+  const generic = errors.length === 1
+    ? problem.detail === `${errors[0].field}: ${errors[0].message}`
+    : errors.length > 1 && problem.detail === `${errors.length} fields are invalid`;
+  const lead = generic
+    ? errors.length === 1 ? phrase(errors[0]) : `${errors.length} fields need a change.`
+    : problem.detail || problem.title || error.message;
+  const lines = [lead];
   if (problem.rule) lines.push(`Rule: ${words(problem.rule)}.`);
   if (problem.code === "contact_blocked") {
     lines.push(problem.next_allowed_at ? `Allowed again ${when(problem.next_allowed_at)}.` : "Waiting will not open it.");
   }
   const unplaced = [];
-  for (const { field, message } of problem.errors || []) {
+  for (const { field, message } of errors) {
     const input = form.elements.namedItem(field);
     if (input && input.id) {
       const id = `${input.id}-error`;
@@ -152,10 +163,70 @@ export function showProblem(form, error) {
       input.setAttribute("aria-describedby", id);
       input.after(h("span", { class: "field-error", id }, message));
     } else {
-      unplaced.push(`${field}: ${message}`);
+      unplaced.push(phrase({ field, message }));
     }
   }
-  if (alert) clear(alert, lines.map((line) => h("div", {}, line)), unplaced.length ? h("ul", {}, unplaced.map((u) => h("li", {}, u))) : null);
+  // One field error is the lead already.
+  const listed = unplaced.length && lead !== phrase(errors[0]) ? h("ul", {}, unplaced.map((u) => h("li", {}, u))) : null;
+  if (alert) clear(alert, lines.map((line) => h("div", {}, line)), listed);
+}
+
+// What a person calls the API's field `name` in `form`: its input's label, else the
+// field's own words.
+function labelOf(form, name) {
+  const input = form.elements.namedItem(name);
+  const label = input?.labels?.[0]?.textContent.trim();
+  return label || fieldWords(name);
+}
+
+// An API field's name in words: "patch.portfolio_id" reads "Portfolio",
+// "assigned_agent_id" "Assigned agent".
+export function fieldWords(name) {
+  const last = String(name).split(".").filter((part) => part !== "patch").at(-1) || String(name);
+  const text = last.replace(/\[\d+\]$/, "").replace(/_id$/, "").replaceAll("_", " ");
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
+// Tabs over `entries` ([name, title, element, onShow?]), one panel shown at a time, the
+// first to start with; arrow keys move between the tabs, as WAI-ARIA's tab pattern asks.
+// The container is labelled `label`; `onShow` runs when its panel is chosen.
+export function tabs(label, entries) {
+  const slug = label.toLowerCase().replace(/\W+/g, "-");
+  const list = h("div", { role: "tablist", class: "tabs", "aria-label": label });
+  const parts = entries.map(([name, title, element, onShow]) => {
+    const tab = h("button", { type: "button", role: "tab", id: `tab-${slug}-${name}`, "aria-controls": `panel-${slug}-${name}` }, title);
+    const panel = h("div", { role: "tabpanel", id: `panel-${slug}-${name}`, "aria-labelledby": tab.id }, element);
+    return { tab, panel, onShow };
+  });
+  const choose = (chosen, focus) => {
+    for (const part of parts) {
+      const on = part === chosen;
+      part.tab.setAttribute("aria-selected", String(on));
+      part.tab.tabIndex = on ? 0 : -1;
+      part.panel.hidden = !on;
+    }
+    chosen.onShow?.();
+    if (focus) chosen.tab.focus();
+  };
+  parts.forEach((part, i) => {
+    part.tab.addEventListener("click", () => choose(part));
+    part.tab.addEventListener("keydown", (event) => {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      choose(parts[(i + step + parts.length) % parts.length], true);
+    });
+    list.append(part.tab);
+  });
+  choose(parts[0]);
+  return h("div", { class: "tabbed" }, list, parts.map((part) => part.panel));
+}
+
+// Shows `element` if a tab it sits behind is not chosen; whether it is shown now.
+export function reveal(element) {
+  const panel = element.closest("[role=tabpanel][hidden]");
+  if (panel) document.getElementById(panel.getAttribute("aria-labelledby"))?.click();
+  return element.getClientRects().length > 0;
 }
 
 // Ids made up for elements that must name each other (labels, hints, questions).

@@ -2,13 +2,39 @@
 // the account): every recorded change, newest first, a page at a time, with who made
 // it and the fields before and after; the whole history as a CSV file.
 
-import { api } from "./api.js";
-import { clear, download, h, when, words } from "./dom.js";
+import { api, learnNames, nameOf } from "./api.js";
+import { clear, download, fieldWords, h, when, words } from "./dom.js";
+import { portfolios } from "./custom-fields.js";
 
 const VERBS = { create: "created", update: "changed", delete: "deleted", read_summary: "opened by another agent" };
 
-const shown = (value) =>
-  value === null || value === undefined || value === "" ? "—" : Array.isArray(value) ? value.join(", ") || "—" : typeof value === "object" ? JSON.stringify(value) : String(value);
+// Fields whose values are people, and the portfolios' names by id (learned per history).
+const PEOPLE = new Set(["assigned_agent_id", "created_by", "agent_id", "user_id"]);
+let portfolioNames = new Map();
+
+// A recorded value as a person reads it: a person's or a portfolio's name rather than an
+// id, "promise to pay" rather than `promise_to_pay`, yes or no.
+export function shownValue(name, value) {
+  if (value === null || value === undefined || value === "") return "—";
+  if (Array.isArray(value)) return value.map((v) => shownValue(name, v)).join(", ") || "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  if (typeof value === "object") return Object.entries(value).map(([key, v]) => `${fieldWords(key).toLowerCase()} ${shownValue(key, v)}`).join(", ");
+  if (PEOPLE.has(name)) return nameOf(String(value));
+  if (name === "portfolio_id") return portfolioNames.get(value) ?? "a portfolio";
+  return typeof value === "string" && /^[a-z]+(_[a-z]+)+$/.test(value) ? words(value) : String(value);
+}
+
+// Learns the names the entries' changes will show.
+async function learn(entries) {
+  const ids = entries.flatMap((e) => Object.entries(e.details?.changes || {})
+    .filter(([name]) => PEOPLE.has(name))
+    .flatMap(([, c]) => [c.before, c.after]));
+  await learnNames(ids.filter((id) => typeof id === "string")).catch(() => {});
+  if (entries.some((e) => e.details?.changes?.portfolio_id)) {
+    const found = await portfolios({ includeDeleted: true }).catch(() => null);
+    portfolioNames = new Map((found || []).map((p) => [p.id, p.name]));
+  }
+}
 
 // "Payment changed", "Account created" ...
 function headline(entry) {
@@ -27,8 +53,8 @@ function changes(entry) {
   if (!list) return null;
   return h("dl", { class: "changes" },
     Object.entries(list).flatMap(([name, change]) => [
-      h("dt", {}, words(name)),
-      h("dd", {}, change.changed ? "changed" : `${shown(change.before)} → ${shown(change.after)}`),
+      h("dt", {}, fieldWords(name)),
+      h("dd", {}, change.changed ? "changed" : `${shownValue(name, change.before)} → ${shownValue(name, change.after)}`),
     ]));
 }
 
@@ -51,6 +77,7 @@ export async function renderHistory(section, id, headingId) {
   });
   const load = async (cursor) => {
     const page = await api("GET", `/accounts/${id}/history`, { params: { page_size: 25, cursor } });
+    await learn(page.data);
     for (const entry of page.data) list.append(item(entry));
     if (!page.data.length && !cursor) list.append(h("li", { class: "muted" }, "Nothing recorded yet."));
     more.hidden = !page.next_cursor;

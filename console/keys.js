@@ -3,7 +3,7 @@
 // focus; anything else is clicked); the handler ignores keys typed into a field (Escape
 // leaves the field), and `?` lists the shortcuts in an overlay that Escape closes.
 
-import { h, toast } from "./dom.js";
+import { h, reveal, toast } from "./dom.js";
 
 // Each shortcut: its key, its target's name, what it does, and where to go when the
 // screen shown has no such target (none: it is said so).
@@ -25,9 +25,10 @@ function typing(element) {
   return element.tagName === "INPUT" && !TEXT_INPUTS.has(element.type);
 }
 
-// The first shown element marked for `target`.
+// The first shown element marked for `target`, else the first behind a tab, shown.
 function marked(target) {
-  return [...document.querySelectorAll(`[data-shortcut="${target}"]`)].find((el) => el.getClientRects().length > 0);
+  const all = [...document.querySelectorAll(`[data-shortcut="${target}"]`)];
+  return all.find((el) => el.getClientRects().length > 0) ?? all.find((el) => reveal(el));
 }
 
 function act(element) {

@@ -37,7 +37,8 @@ const SCREENS = {
   fields: { role: "manager", title: "Fields", show: fieldsScreen },
   portfolios: { role: "manager", title: "Portfolios", show: portfoliosScreen },
   system: { role: "admin", title: "System", show: systemScreen },
-  "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen },
+  // Linked from "My account".
+  "second-factor": { role: "viewer", title: "Two-step sign-in", show: secondFactorScreen, hidden: true },
   // Every signed-in user, a pending one too; linked beside "Sign out".
   me: { role: "pending", title: "My account", show: meScreen, hidden: true },
 };
@@ -100,7 +101,14 @@ function landing() {
   return atLeast("agent") ? "#/queue" : "#/search";
 }
 
+// Unfolds (or folds) the phone's menu of screens.
+function openMenu(open) {
+  top.classList.toggle("menu-open", open);
+  top.querySelector(".menu-toggle")?.setAttribute("aria-expanded", String(open));
+}
+
 function markNav(name) {
+  openMenu(false);
   for (const link of top.querySelectorAll("nav a")) {
     if (link.dataset.screen === name) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
@@ -350,7 +358,7 @@ function header() {
   bell.button = h(
     "button",
     { type: "button", class: "bell", "aria-expanded": "false", "aria-controls": "bell-panel", onclick: openBell, onkeydown: closeOnEscape },
-    "Notifications",
+    h("span", { class: "label" }, "Notifications"),
     h("span", { class: "count", "aria-hidden": "true" }),
     h("span", { class: "sr-only" }),
   );
@@ -373,15 +381,25 @@ function header() {
   const links = Object.entries(SCREENS)
     .filter(([, screen]) => !mustEnrol && !screen.hidden && atLeast(screen.role))
     .map(([name, screen]) => h("a", { href: `#/${name}`, dataset: { screen: name } }, screen.title));
+  // On a phone the screens, the user's name and "My account" fold behind "Menu", so the
+  // header is one line.
+  const menu = h("button", {
+    type: "button",
+    class: "menu-toggle",
+    "aria-expanded": "false",
+    "aria-controls": "screens",
+    onclick: () => openMenu(!top.classList.contains("menu-open")),
+  }, "Menu");
   clear(
     top,
     h("span", { class: "brand" }, "Arrears"),
-    h("nav", { "aria-label": "Screens" }, links),
+    mustEnrol ? null : menu,
+    h("nav", { "aria-label": "Screens", id: "screens" }, links),
     h("span", { class: "spacer" }),
     mustEnrol ? null : h("span", { class: "live", id: "live-status", role: "status" }, "offline"),
     mustEnrol ? null : h("div", { class: "bell-wrap" }, bell.button, bell.panel),
-    h("span", { class: "who" }, `${user.name} (${user.role})`),
-    h("a", { href: "#/me", class: "account-link", dataset: { screen: "me" } }, "My account"),
+    // The signed-in user's name is the way to their account.
+    h("a", { href: "#/me", class: "account-link", dataset: { screen: "me" }, "aria-label": `My account: ${user.name} (${user.role})` }, user.name),
     h("button", {
       type: "button",
       onclick: async () => {

@@ -133,6 +133,9 @@ export function meScreen(main) {
     main,
     h("h1", {}, "My account"),
     h("p", { class: "muted" }, `${user.name} · ${user.email} · ${user.role}`),
+    atLeast("viewer")
+      ? h("p", {}, h("a", { href: "#/second-factor" }, "Two-step sign-in"), ": a code from an app on your phone besides your password.")
+      : null,
     h("div", { class: "columns wide-left" },
       h("section", { class: "card", "aria-labelledby": "sessions-title" },
         h("h2", { id: "sessions-title" }, "My sessions"),

@@ -45,6 +45,8 @@ export function queueScreen(main, _args, params) {
   const channel = CHANNELS.some(([c]) => c === params.get("channel")) ? params.get("channel") : "call";
   const status = h("p", { role: "status", class: "muted" });
   const why = h("div", { class: "why", "aria-live": "polite" });
+  // What Next account would do, under it.
+  const nextWhy = h("div", { "aria-live": "polite" });
   const list = h("ol", { class: "results plain", "aria-label": "Queue" });
   const more = h("button", { type: "button", class: "more", hidden: true }, "More");
   const next = h("button", { type: "button", class: "primary big-button", id: "next-account", dataset: { shortcut: "next-account" } }, "Next account");
@@ -56,14 +58,33 @@ export function queueScreen(main, _args, params) {
     next.disabled = true;
     try {
       const claim = await api("POST", "/queue/next", { params: { channel } });
-      if (claim) location.hash = `#/account/${claim.account.id}`;
-      else clear(status, `Nothing can be worked on ${named(channel)} now.`);
+      if (claim) {
+        location.hash = `#/account/${claim.account.id}`;
+        return;
+      }
+      // The queue changed since it was shown: show it as it is now, and say so.
+      await load();
+      clear(status, `Nothing can be worked on ${named(channel)} now.`);
     } catch (error) {
-      clear(status, error.message);
-    } finally {
       next.disabled = false;
+      clear(status, error.message);
     }
   });
+
+  // With nothing of the agent's own to work, "Next account" takes one of the team's
+  // unassigned accounts; with none of those either it is disabled, and says why.
+  function nextHint(explanation, total) {
+    const team = explanation.team_contactable;
+    const idle = !total && !team;
+    next.disabled = idle;
+    if (idle) {
+      next.setAttribute("aria-describedby", "next-why");
+      return h("p", { id: "next-why" }, `Next account is off: neither your queue nor the team's unassigned accounts hold one to work on ${named(channel)} now.`);
+    }
+    next.removeAttribute("aria-describedby");
+    if (!total && team) return h("p", { id: "next-why" }, `Next account takes one of the team's ${team} unassigned account${team === 1 ? "" : "s"} that can be worked on ${named(channel)}.`);
+    return null;
+  }
 
   async function load(cursor) {
     const page = await api("GET", "/queue", { params: { page_size: 25, channel, cursor } });
@@ -78,6 +99,7 @@ export function queueScreen(main, _args, params) {
     clear(status, `${page.total} account${page.total === 1 ? "" : "s"} to work on ${named(channel)}`);
     if (page.explanation) {
       clear(why, explain(page.explanation, page.total, switchTo));
+      clear(nextWhy, nextHint(page.explanation, page.total));
       for (const option of choice.options) {
         const count = page.explanation.channels.find((c) => c.channel === option.value)?.accounts;
         const label = named(option.value);
@@ -94,6 +116,7 @@ export function queueScreen(main, _args, params) {
       h("div", { class: "row" },
         h("h1", { id: "queue-title" }, "My queue"),
         h("div", { class: "queue-controls" }, h("label", { for: "queue-channel" }, "Channel"), choice, next)),
+      nextWhy,
       status,
       why,
       list,

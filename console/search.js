@@ -96,7 +96,7 @@ export function searchScreen(main, _args, params) {
   const more = h("button", { type: "button", class: "more", hidden: true }, "More accounts");
   const facets = h("form", { class: "facets card", "aria-label": "Filters" });
   // Above the results, so they stay in reach however long the list grows.
-  const tools = h("section", { class: "card toolbar", "aria-label": "Actions on this search" });
+  const tools = h("section", { class: "card toolbar", "aria-label": "Actions on this search", hidden: true });
 
   const update = () => {
     const text = new URLSearchParams();
@@ -143,15 +143,22 @@ export function searchScreen(main, _args, params) {
     if (!next) {
       clear(list);
       renderFacets(page.facets);
-      const current = controller;
-      const agents = (page.facets.assigned_agent_id || []).map((f) => String(f.value));
-      learnNames(agents).then((learned) => learned && current === controller && renderFacets(page.facets)).catch(() => {});
     }
     total = page.total;
     totalIsLowerBound = page.total_is_lower_bound;
     for (const account of page.data) list.append(row(account));
+    // The agents' names, for the agent filter and the rows' agent column (managers).
+    const current = controller;
+    const agents = [...(next ? [] : page.facets.assigned_agent_id || []).map((f) => String(f.value)), ...page.data.map((a) => a.assigned_agent_id)];
+    learnNames(agents).then((learned) => {
+      if (!learned || current !== controller) return;
+      if (!next) renderFacets(page.facets);
+      for (const span of list.querySelectorAll("span.agent[data-agent]")) clear(span, nameOf(span.dataset.agent));
+    }).catch(() => {});
     cursor = page.next_cursor;
     more.hidden = !cursor;
+    // Nothing to export or change in an empty search.
+    tools.hidden = !total && !totalIsLowerBound;
     clear(summary, `${counted(page)} account${total === 1 && !totalIsLowerBound ? "" : "s"}${state.q ? ` matching “${state.q}”` : ""}`);
     clear(everyone, everyoneHint());
     if (!next) measurePaint(new URL(`/api/v1/accounts${query(params)}`, location.href).href, answered);
@@ -303,12 +310,15 @@ export function searchScreen(main, _args, params) {
       {},
       h(
         "a",
-        { href: `#/account/${account.id}`, class: "result" },
+        { href: `#/account/${account.id}`, class: atLeast("manager") ? "result with-agent" : "result" },
         h("span", { class: "name" }, name),
         h("span", { class: "muted" }, account.account_number),
         h("span", { class: "balance" }, money(account.current_balance, account.currency)),
         h("span", { class: `badge ${account.status}` }, words(account.status)),
         h("span", { class: "muted" }, `${account.days_past_due ?? 0} days · ${account.bucket ?? "current"}`),
+        atLeast("manager")
+          ? h("span", { class: "agent", dataset: account.assigned_agent_id ? { agent: account.assigned_agent_id } : {} }, account.assigned_agent_id ? nameOf(account.assigned_agent_id) : "Unassigned")
+          : null,
         account.access === "summary"
           ? h("span", { class: "badge summary" }, account.assigned_agent_id ? "Another agent's" : "Unassigned")
           : null,
@@ -517,10 +527,11 @@ function bulkTools(current, count, loaded) {
       showProblem(form, error);
     }
   });
-  // Open on a wide screen; on a phone it is a tap away and leaves the results in view.
+  // Folded until asked for, so it neither pushes the results down nor invites a change
+  // of thousands of accounts by accident.
   return h(
     "details",
-    { class: "bulk", open: window.matchMedia("(min-width: 900px)").matches },
+    { class: "bulk" },
     h("summary", {}, h("h2", { id: "bulk-title" }, "Bulk update this search")),
     form,
   );

@@ -3,9 +3,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import {
-  BASE, accessible, api, daytimeZone, email, login, newContext, offline, open, sheetRows, shot, shown, signIn, suite, tokenOf, unzip,
-} from "./harness.js";
+import { accessible, api, BASE, daytimeZone, email, login, newContext, offline, open, screens, sheetRows, shot, shown, signIn, suite, tokenOf, unzip } from "./harness.js";
 
 const paymentsOf = (page) => page.locator("section[aria-labelledby='timeline-title'] li[data-kind='payment']");
 const promisesOf = (page) => page.locator("section[aria-labelledby='timeline-title'] li[data-kind='promise']");
@@ -77,10 +75,10 @@ suite("the console", setup, (test) => {
 
   test("every role signs in, sees only what it may do, survives a reload and signs out", async () => {
     const expected = {
-      viewer: ["Accounts", "Two-step sign-in"],
-      agent: ["Accounts", "My queue", "Two-step sign-in"],
-      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios", "Two-step sign-in"],
-      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios", "System", "Two-step sign-in"],
+      viewer: ["Accounts"],
+      agent: ["Accounts", "My queue"],
+      manager: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios"],
+      admin: ["Accounts", "My queue", "Imports", "Dashboard", "Payments", "Users", "Fields", "Portfolios", "System"],
     };
     for (const [role, links] of Object.entries(expected)) {
       const page = await open(null);
@@ -89,7 +87,7 @@ suite("the console", setup, (test) => {
         await shot(page, "01-sign-in");
       }
       await signIn(page, role);
-      const nav = page.getByRole("navigation", { name: "Screens" });
+      const nav = await screens(page);
       assert.deepEqual(await nav.getByRole("link").allTextContents(), links, role);
       // The access token stays in memory: a reload signs in again with the refresh token.
       await page.reload();
@@ -178,6 +176,7 @@ suite("the console", setup, (test) => {
     const csv = readFileSync(await download.path(), "utf8").trim().split("\n");
     assert.equal(csv.length, 2, "the header and the one account of the search");
     assert.match(csv[1], /Bartholomew Quigley/);
+    await page.getByText("Bulk update this search").click();
     const bulk = page.getByRole("form", { name: "Bulk update this search" });
     await bulk.getByLabel("Add tags").fill("bulk-e2e");
     await bulk.getByRole("button", { name: "Update every account of this search" }).click();
@@ -199,7 +198,7 @@ suite("the console", setup, (test) => {
     await page.goto(`${BASE}/#/account/${ids.quigley}`);
     await page.locator("#assignee", { hasText: "E2E Other Agent" }).waitFor();
     // And back to the agent, from the account editor.
-    await page.getByText("Edit account").click();
+    await page.getByRole("tab", { name: "Edit" }).click();
     await page.getByLabel("Assigned to").selectOption({ label: "E2E Agent (agent)" });
     await page.getByRole("button", { name: "Save changes" }).click();
     await page.locator("#assignee", { hasText: "E2E Agent" }).waitFor();
@@ -220,6 +219,8 @@ suite("the console", setup, (test) => {
     await promise.getByRole("button", { name: "Log contact" }).click();
     await promisesOf(page).filter({ hasText: `10.00 USD by ${inAWeek} · open` }).waitFor();
     await page.locator("section[aria-labelledby='timeline-title'] li[data-kind='contact']", { hasText: "promise to pay" }).waitFor();
+    // The actions sit behind tabs, contact first.
+    await page.getByRole("tab", { name: "Plan" }).click();
     const plan = page.getByRole("form", { name: "Set up plan" });
     await plan.getByLabel("Total").fill("30.00");
     await plan.getByLabel("Frequency").selectOption("weekly");
@@ -267,13 +268,18 @@ suite("the console", setup, (test) => {
     assert.equal(await entry.locator("b").count(), 0, "notes are text, never markup");
     assert.match(await entry.textContent(), /<b>not bold<\/b>/);
 
+    await page.getByRole("tab", { name: "Payment" }).click();
     const pay = page.getByRole("form", { name: "Record payment" });
     await pay.getByLabel("Amount").fill("5000.00");
     await pay.getByRole("button", { name: "Record payment" }).click();
-    await pay.locator(".form-alert", { hasText: /balance|overpay/i }).waitFor();
+    const overpaid = await pay.locator(".form-alert", { hasText: /balance|overpay/i }).textContent();
+    assert.match(overpaid, /exceeds the current balance of .*: the excess can be accepted as a credit/, overpaid);
+    await pay.getByRole("button", { name: "Accept the excess as a credit" }).waitFor();
     await pay.getByLabel("Amount").fill("12.345");
     await pay.getByRole("button", { name: "Record payment" }).click();
     await pay.locator(".field-error").waitFor();
+    // The refusal names the field by its label, never by the API's name.
+    assert.match(await pay.locator(".form-alert").textContent(), /^Amount: /);
     assert.equal(await pay.getByLabel("Amount").getAttribute("aria-invalid"), "true", "the field error sits by its field");
     await pay.getByLabel("Amount").fill("250.00");
     await pay.getByRole("button", { name: "Record payment" }).click();
@@ -718,7 +724,7 @@ suite("the console", setup, (test) => {
   test("editing an account: an agent the workflow fields, a manager the details; a bad email sits by its field, a stale edit is refused", async () => {
     const agent = await open("agent");
     await agent.goto(`${BASE}/#/account/${ids.edit}`);
-    await agent.locator("summary", { hasText: "Edit account" }).click();
+    await agent.getByRole("tab", { name: "Edit" }).click();
     const mine = agent.getByRole("form", { name: "Edit account" });
     assert.equal(await mine.getByLabel("Debtor name").count(), 0, "agents are not offered the debtor's details");
     await mine.getByLabel("Tags").fill("callback, edited");
@@ -731,7 +737,7 @@ suite("the console", setup, (test) => {
 
     const page = await open("manager");
     await page.goto(`${BASE}/#/account/${ids.edit}`);
-    await page.locator("summary", { hasText: "Edit account" }).click();
+    await page.getByRole("tab", { name: "Edit" }).click();
     const form = page.getByRole("form", { name: "Edit account" });
     await form.getByLabel("Email", { exact: true }).fill("not an email");
     await form.getByRole("button", { name: "Save changes" }).click();

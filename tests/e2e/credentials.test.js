@@ -3,7 +3,7 @@
 // and phone width.
 
 import assert from "node:assert/strict";
-import { BASE, PASSWORD, PHONE, accessible, api, email, login, open, shot, signIn, suite } from "./harness.js";
+import { accessible, api, BASE, email, login, open, PASSWORD, PHONE, screens, shot, signIn, suite } from "./harness.js";
 
 const NEW_PASSWORD = "a fresh e2e passphrase";
 const users = {};
@@ -28,6 +28,7 @@ const signsIn = async (who, password) => {
 
 async function changePassword(who, options, name) {
   const page = await open(who, null, options);
+  await screens(page);
   await page.getByRole("link", { name: "My account" }).click();
   await page.getByRole("heading", { name: "My account" }).waitFor();
   await page.locator("table.sessions td", { hasText: "This device" }).waitFor();

@@ -6,7 +6,7 @@
 import { after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { BASE, PHONE, accessible, api, email, fits, login, open, sheetRows, shot, suite, unzip } from "./harness.js";
+import { accessible, api, BASE, email, fits, login, open, PHONE, screens, sheetRows, shot, suite, unzip } from "./harness.js";
 
 const run = Date.now().toString(36);
 const ids = {};
@@ -134,7 +134,7 @@ suite("custom fields and portfolios", setup, (test) => {
   test("an admin defines a field on the Fields screen, imports a sheet with it, sees and edits it on the account; exports carry it", async () => {
     const token = await admin();
     const page = await open("admin");
-    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Fields" }).click();
+    await (await screens(page)).getByRole("link", { name: "Fields" }).click();
     const form = page.getByRole("form", { name: "New field" });
     await form.waitFor();
     await form.getByLabel("Key").fill("Bad Key");
@@ -161,7 +161,7 @@ suite("custom fields and portfolios", setup, (test) => {
     await shot(page, "custom-fields-admin-desktop");
 
     const name = `Ulrike Importfield ${run}`;
-    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Imports" }).click();
+    await (await screens(page)).getByRole("link", { name: "Imports" }).click();
     await page.getByRole("heading", { name: "Import accounts" }).waitFor();
     const csv = `Customer Name,Currency,Balance,Agent,Product line,RISK SCORE,Shoe size\n${name},USD,100.00,${email("agent")},loan,720,44\n`;
     await page.evaluate((text) => {
@@ -191,7 +191,7 @@ suite("custom fields and portfolios", setup, (test) => {
     const labels = await page.locator(".custom-fields dt").allTextContents();
     assert.equal(labels.at(-1), "legacy_ref", "keys without a definition come last");
 
-    await page.getByText("Edit account").click();
+    await page.getByRole("tab", { name: "Edit" }).click();
     const editor = page.locator("details.editor form");
     await editor.getByLabel("Product line").selectOption("Card");
     await editor.getByLabel("Risk score").fill("1000");
@@ -253,7 +253,7 @@ suite("custom fields and portfolios", setup, (test) => {
     await valueOf(phone, "product").waitFor();
     assert.equal(await valueOf(phone, "risk_score").textContent(), "650");
     assert.equal(await phone.locator("#portfolio").count(), 0, "agents read no portfolios");
-    await phone.getByText("Edit account").click();
+    await phone.getByRole("tab", { name: "Edit" }).click();
     const own = phone.locator("details.editor form");
     assert.equal(await own.getByLabel("Portfolio").count(), 0, "agents do not move accounts between portfolios");
     await own.getByLabel("Risk score").fill("640");
@@ -280,6 +280,7 @@ suite("custom fields and portfolios", setup, (test) => {
     page.on("dialog", (dialog) => dialog.accept());
     await page.goto(`${BASE}/#/search?tags=${tag}`);
     await page.getByText(/^2 accounts$/).waitFor();
+    await page.getByText("Bulk update this search").click();
     const bulk = page.getByRole("form", { name: "Bulk update this search" });
     const pick = (label) => bulk.getByLabel("Set or clear a custom field").selectOption({ label });
     await pick("Segment");

@@ -131,6 +131,14 @@ export async function signIn(page, role) {
   await page.getByRole("button", { name: "Sign out" }).waitFor();
 }
 
+// The header's navigation, unfolded first on a phone (where it sits behind "Menu" with
+// "My account").
+export async function screens(page) {
+  const menu = page.getByRole("button", { name: "Menu" });
+  if (await menu.isVisible() && (await menu.getAttribute("aria-expanded")) === "false") await menu.click();
+  return page.getByRole("navigation", { name: "Screens" });
+}
+
 // axe-core over the page as it stands: no serious or critical violation.
 export async function accessible(page, screen) {
   await page.evaluate(AXE);

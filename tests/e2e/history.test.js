@@ -16,7 +16,7 @@ async function setup() {
     debtor_name: "Hester Historyworth", original_balance: "640.00", currency: "USD", assigned_agent_id: agent.user.id,
   });
   ids.account = account.id;
-  await api(manager.access_token, "PATCH", `/accounts/${account.id}`, { status: "delinquent", tags: ["history-e2e"], do_not_call: true });
+  await api(manager.access_token, "PATCH", `/accounts/${account.id}`, { status: "promise_to_pay", tags: ["history-e2e"], do_not_call: true });
   await api(agent.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "40.00", currency: "USD", method: "card" });
 }
 
@@ -34,9 +34,11 @@ suite("an account's history", setup, (test) => {
       const edit = page.locator(".history li[data-action='account.update']", { hasText: "Do not call" });
       await edit.waitFor();
       const text = await edit.innerText();
-      assert.match(text, /status\s+active → delinquent/i);
-      assert.match(text, /tags\s+— → history-e2e/i);
-      assert.match(text, /do not call\s+false → true/i);
+      // Words a person reads: no API value or field name.
+      assert.match(text, /Status\s+active → promise to pay/);
+      assert.match(text, /Tags\s+— → history-e2e/);
+      assert.match(text, /Do not call\s+no → yes/);
+      assert.doesNotMatch(text, /promise_to_pay|do_not_call|false|true/, text);
       assert.match(text, /E2E Manager/, "who made it");
       await page.locator(".history li[data-action='payment.create']").waitFor();
       assert.equal(await page.getByRole("tab", { name: "History" }).getAttribute("aria-selected"), "true");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
-import { BASE, PHONE, accessible, api, fits, login, open, rowsOf, shot, suite } from "./harness.js";
+import { accessible, api, BASE, fits, login, open, PHONE, rowsOf, screens, shot, suite } from "./harness.js";
 
 const run = Date.now().toString(36);
 const DEBTOR = `Paula Payments ${run}`;
@@ -32,7 +32,7 @@ async function setup() {
 suite("payments", setup, (test) => {
   test("a manager finds the failed payments, reads why they failed, sees weeks and exports them", async () => {
     const page = await open("manager");
-    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Payments" }).click();
+    await (await screens(page)).getByRole("link", { name: "Payments" }).click();
     await page.getByRole("heading", { name: /payments found$/ }).waitFor();
     const form = page.getByRole("form", { name: "Find payments" });
     await form.getByLabel("Debtor, account or reference").fill(DEBTOR);

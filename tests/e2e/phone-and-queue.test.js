@@ -3,7 +3,7 @@
 // queue that explains what it holds back.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, api, daytimeZone, email, login, open, PASSWORD, shot, suite } from "./harness.js";
+import { BASE, PHONE, accessible, api, daytimeZone, email, login, open, PASSWORD, shot, suite, tokenOf } from "./harness.js";
 
 const ids = {};
 const DESKTOP = { viewport: { width: 1280, height: 900 } };
@@ -63,8 +63,11 @@ async function fits(page, screen) {
       if (box.left < 0 || box.right > width + 0.5) outside.push(`${name}: ${Math.round(box.left)}–${Math.round(box.right)} of ${width}`);
       if (el.scrollWidth > el.clientWidth + 1) outside.push(`${name}: label cut off`);
     }
-    return { scroll: document.scrollingElement.scrollWidth, width, outside };
+    const top = document.getElementById("top");
+    const header = top.hidden || top.classList.contains("menu-open") ? 0 : top.getBoundingClientRect().height;
+    return { scroll: document.scrollingElement.scrollWidth, width, outside, header };
   });
+  assert.ok(found.header <= 56, `${screen}: the header is one line (${found.header} px tall)`);
   assert.ok(found.scroll <= found.width, `${screen}: the page scrolls sideways (${found.scroll} px wide in ${found.width})`);
   assert.deepEqual(found.outside, [], `${screen}: header controls off screen`);
 }
@@ -140,15 +143,82 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
       assert.ok(csv.y + csv.height <= options.viewport.height, `${size}: the export is in the first screenful (${csv.y})`);
       const bulk = page.getByText("Bulk update this search");
       assert.ok((await bulk.boundingBox()).y < first.y, `${size}: the bulk update comes before the results`);
-      if (size === "phone") {
-        // Folded on a phone: a tap opens it.
-        assert.equal(await page.getByLabel("Add tags").isVisible(), false);
-        await bulk.click();
-        await page.getByLabel("Add tags").waitFor();
-      }
+      // Folded until asked for: a tap opens it.
+      assert.equal(await page.getByLabel("Add tags").isVisible(), false);
+      await bulk.click();
+      await page.getByLabel("Add tags").waitFor();
       await accessible(page, `search toolbar (${size})`);
       await page.context().close();
     }
+  });
+
+  test("on a phone the screens, the user's name and My account fold behind Menu", async () => {
+    const page = await open("manager", null, PHONE);
+    const menu = page.getByRole("button", { name: "Menu" });
+    assert.equal(await menu.getAttribute("aria-expanded"), "false");
+    assert.equal(await page.getByRole("link", { name: "My account" }).isVisible(), false, "folded");
+    await menu.click();
+    assert.equal(await menu.getAttribute("aria-expanded"), "true");
+    await page.getByRole("link", { name: "My account" }).waitFor();
+    await fits(page, "unfolded menu (phone)");
+    await accessible(page, "unfolded menu (phone)");
+    await shot(page, "phone-menu-open");
+    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Payments" }).click();
+    await page.waitForURL(/#\/payments/);
+    assert.equal(await menu.getAttribute("aria-expanded"), "false", "choosing a screen folds the menu");
+    assert.equal(await page.getByRole("link", { name: "My account" }).isVisible(), false);
+    await page.context().close();
+
+    const desktop = await open("manager", null, DESKTOP);
+    assert.equal(await desktop.getByRole("button", { name: "Menu" }).isVisible(), false, "nothing is folded on a desktop");
+    await desktop.getByRole("link", { name: "My account" }).waitFor();
+    await desktop.context().close();
+  });
+
+  test("a search that finds nothing offers no export or bulk update; a manager's rows say whose account; the sort box fits its words", async () => {
+    for (const [size, options] of SIZES) {
+      const page = await open("manager", null, options);
+      await page.goto(`${BASE}/#/search?tags=phone-e2e`);
+      await page.getByText(/^1 account$/).waitFor();
+      await page.locator("#results a.result .agent", { hasText: "E2E Agent" }).waitFor();
+      assert.equal(await page.getByLabel("Add tags").isVisible(), false, `${size}: the bulk update is folded until asked for`);
+      const sort = await page.locator("#sort").evaluate((select) => {
+        const probe = document.createElement("span");
+        probe.style.cssText = `font: ${getComputedStyle(select).font}; white-space: nowrap; position: absolute;`;
+        document.body.append(probe);
+        const widest = Math.max(...[...select.options].map((o) => { probe.textContent = o.textContent; return probe.getBoundingClientRect().width; }));
+        probe.remove();
+        return { widest, width: select.clientWidth };
+      });
+      assert.ok(sort.widest + 20 <= sort.width, `${size}: the sort box (${sort.width} px) holds its longest choice (${sort.widest} px)`);
+      await page.getByLabel("Search", { exact: true }).fill("zzqqxx nobody has this name");
+      await page.getByText(/^0 accounts matching/).waitFor();
+      assert.equal(await page.getByRole("button", { name: "Download CSV" }).isVisible(), false, `${size}: no export of nothing`);
+      assert.equal(await page.getByText("Bulk update this search").isVisible(), false, `${size}: no bulk update of nothing`);
+      await shot(page, `search-nothing-found-${size}`);
+      await page.context().close();
+    }
+    const agent = await open("agent");
+    await agent.goto(`${BASE}/#/search?tags=phone-e2e`);
+    await agent.getByText(/^1 account$/).waitFor();
+    assert.equal(await agent.locator("#results .agent").count(), 0, "an agent's rows are their own");
+    await agent.context().close();
+  });
+
+  test("a refusal names a field by its label", async () => {
+    const page = await open("agent");
+    await page.goto(`${BASE}/#/account/${ids.keys}`);
+    const form = page.getByRole("form", { name: "Log contact" });
+    await form.getByLabel("Outcome").selectOption("promise_to_pay");
+    await form.getByLabel("Promise amount").fill("1.2345");
+    await form.getByLabel("Promise due date").fill(new Date(Date.now() + 7 * 86400000).toISOString().slice(0, 10));
+    await form.getByRole("button", { name: "Log contact" }).click();
+    const alert = form.locator(".form-alert");
+    await alert.locator("div").first().waitFor();
+    const text = await alert.textContent();
+    assert.match(text, /^Promise amount: /, text);
+    assert.doesNotMatch(text, /promise\.amount/, text);
+    await page.context().close();
   });
 
   test("keyboard only: search to an account, log contact, record payment, promise, back to search; ? lists the shortcuts", async () => {
@@ -215,6 +285,7 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
     await page.goto(`${BASE}/#/account/${ids.keys}`);
     const promise = page.getByRole("form", { name: "Log contact" });
     assert.equal(await promise.getByLabel("Promise due date").getAttribute("min"), localToday, `today in ${zone}`);
+    await page.getByRole("tab", { name: "Plan" }).click();
     const plan = page.getByRole("form", { name: "Set up plan" });
     assert.equal(await plan.getByLabel("First due date").getAttribute("min"), localToday);
     // Times shown say their zone (Kiritimati is GMT+14, Pago Pago GMT-11 or SST).
@@ -258,6 +329,19 @@ suite("the console on a phone, its toolbar, shortcuts and queue", setup, (test) 
       const opens = await page.locator("#window-opens").textContent();
       assert.match(opens, /your time, .*08:00.* in Etc\/GMT/, opens);
       assert.ok(opens.includes(ids.sleepingZone), opens);
+      // Next account takes the team's unassigned accounts once the agent's own are worked:
+      // it says so, or is off and says why when the team has none to call either.
+      const { explanation } = await api(await tokenOf("night"), "GET", "/queue?channel=call");
+      const next = page.getByRole("button", { name: "Next account" });
+      const nextWhy = await page.locator("#next-why").textContent();
+      if (explanation.team_contactable) {
+        assert.ok(await next.isEnabled(), "the team has accounts to call");
+        assert.match(nextWhy, /Next account takes one of the team's \d+ unassigned accounts? that can be worked on calls/, nextWhy);
+      } else {
+        assert.ok(await next.isDisabled(), "nothing anywhere to call");
+        assert.match(nextWhy, /Next account is off: neither your queue nor the team's unassigned accounts hold one to work on calls now/, nextWhy);
+        assert.equal(await next.getAttribute("aria-describedby"), "next-why");
+      }
       await accessible(page, `explained queue (${size})`);
       await fits(page, `explained queue (${size})`);
       await shot(page, `queue-explained-${size}`);

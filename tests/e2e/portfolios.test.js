@@ -4,7 +4,7 @@
 // phone reads the portfolios, who works them and their rules.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, api, fits, login, open, shot, suite } from "./harness.js";
+import { accessible, api, BASE, fits, login, open, PHONE, screens, shot, suite } from "./harness.js";
 
 const run = Date.now().toString(36);
 const TAKEN = `E2E Taken ${run}`;
@@ -23,7 +23,7 @@ async function setup() {
 suite("portfolios", setup, (test) => {
   test("an admin creates, changes, grants, revokes, deletes and restores a portfolio; a manager on a phone reads them", async () => {
     const page = await open("admin");
-    await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Portfolios" }).click();
+    await (await screens(page)).getByRole("link", { name: "Portfolios" }).click();
     const form = page.getByRole("form", { name: "New portfolio" });
     await form.waitFor();
     // What users wrote is text, never markup.
@@ -133,7 +133,7 @@ suite("portfolios", setup, (test) => {
     await phone.context().close();
 
     const manager = await open("manager", null, PHONE);
-    await manager.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Portfolios" }).click();
+    await (await screens(manager)).getByRole("link", { name: "Portfolios" }).click();
     const read = manager.getByRole("row", { name: new RegExp(NAME) });
     await read.waitFor();
     assert.equal(await manager.getByRole("form", { name: "New portfolio" }).count(), 0, "managers create no portfolios");

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { PHONE, PASSWORD, accessible, api, email, login, open, shot, signIn, suite } from "./harness.js";
+import { accessible, api, email, login, open, PASSWORD, PHONE, screens, shot, signIn, suite } from "./harness.js";
 
 // RFC 4648 base32, as the console shows the key (grouped by spaces).
 function base32Decode(text) {
@@ -51,11 +51,18 @@ async function signInWith(page, user, proof) {
   await proof(page);
 }
 
+// Two-step sign-in is reached from My account.
+async function twoStep(page) {
+  await screens(page);
+  await page.getByRole("link", { name: "My account" }).click();
+  await page.getByRole("link", { name: "Two-step sign-in" }).click();
+}
+
 suite("Two-step sign-in", setup, (test) => {
   test("an agent enrols an app, signs out, and signs in with a code, then with a recovery code", async () => {
     const page = await open(null);
     await signIn(page, "twostep");
-    await page.getByRole("link", { name: "Two-step sign-in" }).click();
+    await twoStep(page);
     await page.getByRole("heading", { name: "Two-step sign-in is off" }).waitFor();
     await page.getByRole("button", { name: "Set up" }).click();
     const shownKey = await page.locator("#sf-secret").textContent();
@@ -83,7 +90,7 @@ suite("Two-step sign-in", setup, (test) => {
     await accessible(page, "second factor: recovery codes");
     await shot(page, "second-factor-recovery-codes");
     await page.getByRole("button", { name: "I have saved them" }).click();
-    await page.getByRole("link", { name: "Two-step sign-in" }).click();
+    await twoStep(page);
     await page.getByText("10 of 10 recovery codes left.").waitFor();
     await page.getByRole("button", { name: "Sign out" }).click();
 
@@ -105,7 +112,7 @@ suite("Two-step sign-in", setup, (test) => {
       await page.getByLabel("Recovery code").fill(codes[0]);
       await page.getByRole("button", { name: "Sign in" }).click();
     });
-    await page.getByRole("link", { name: "Two-step sign-in" }).click();
+    await twoStep(page);
     await page.getByText("9 of 10 recovery codes left.").waitFor();
 
     // Turning it off takes the password and a code from the app or a recovery code: a
@@ -128,7 +135,7 @@ suite("Two-step sign-in", setup, (test) => {
   test("on a phone the key and its code field fit the screen", async () => {
     const page = await open(null, null, PHONE);
     await signIn(page, "twostep-phone");
-    await page.getByRole("link", { name: "Two-step sign-in" }).click();
+    await twoStep(page);
     await page.getByRole("button", { name: "Set up" }).click();
     await page.locator("#sf-secret").waitFor();
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -3,7 +3,7 @@
 // and on a phone; a manager has no such screen.
 
 import assert from "node:assert/strict";
-import { BASE, PHONE, accessible, fits, open, shot, suite } from "./harness.js";
+import { accessible, BASE, fits, open, PHONE, screens, shot, suite } from "./harness.js";
 
 suite("system", async () => {}, (test) => {
   test("an admin watches the server live on the System screen, on a phone too; a manager has none", async () => {
@@ -33,8 +33,8 @@ suite("system", async () => {}, (test) => {
 
     const manager = await open("manager");
     await manager.goto(`${BASE}/#/dashboard`);
-    await manager.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Dashboard" }).waitFor();
-    assert.equal(await manager.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "System" }).count(), 0);
+    await (await screens(manager)).getByRole("link", { name: "Dashboard" }).waitFor();
+    assert.equal(await (await screens(manager)).getByRole("link", { name: "System" }).count(), 0);
     await manager.context().close();
   });
 });

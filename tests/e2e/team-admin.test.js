@@ -3,7 +3,7 @@
 // waits for an administrator. Each at desktop and phone size.
 
 import assert from "node:assert/strict";
-import { BASE, PASSWORD, PHONE, accessible, api, email, login, open, shot, suite } from "./harness.js";
+import { accessible, api, BASE, email, login, open, PASSWORD, PHONE, screens, shot, suite } from "./harness.js";
 
 const TEAM = "E2E North";
 const SIZES = [["desktop", undefined], ["phone", PHONE]];
@@ -33,7 +33,7 @@ suite("team administration and registration", setup, (test) => {
   test("a manager creates an agent of their team, disables and enables them, and moves an agent's accounts", async () => {
     for (const [size, options] of SIZES) {
       const page = await open("teammanager", null, options);
-      await page.getByRole("navigation", { name: "Screens" }).getByRole("link", { name: "Users" }).click();
+      await (await screens(page)).getByRole("link", { name: "Users" }).click();
       await page.getByRole("heading", { name: `Team ${TEAM}` }).waitFor();
       const form = page.getByRole("form", { name: "New agent" });
       assert.equal(await form.getByLabel("Role").count(), 0, "a manager creates agents only");
