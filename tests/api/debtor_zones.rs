@@ -235,4 +235,33 @@ async fn an_imported_file_without_zones_gets_each_debtors_zone_from_several_coun
             row("Z-XX", "UTC", "unknown", &[]),
         ]
     );
+
+    // An upsert that moves a debtor moves the derived zone (the New Jersey phone now
+    // disagrees with the address); a zone the file names wins.
+    let moved = "Account No,Customer Name,Amount Due,Currency,Street,City,State,Zip,Timezone\n\
+                 Z-NJ,Ann Shore,,USD,1 Market St,San Francisco,CA,94105,\n\
+                 Z-XX,Gus Nowhere,,USD,,,,,America/Denver\n";
+    let (status, body) =
+        status_json(crate::imports::upload(&app, &manager.token, "moved.csv", moved.into(), &[("mode", "upsert")]).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let job = crate::imports::finished(&app, &manager.token, body["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&job["status"], &job["result"]["updated"]),
+        (&json!("succeeded"), &json!(2)),
+        "{job}"
+    );
+    let rows: Vec<(String, String, String, Vec<String>)> = sqlx::query_as(
+        "SELECT account_number, timezone, timezone_source, alternate_timezones FROM accounts \
+         WHERE account_number IN ('Z-NJ', 'Z-XX') ORDER BY account_number",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            row("Z-NJ", "America/Los_Angeles", "address", &["America/New_York"]),
+            row("Z-XX", "America/Denver", "given", &[]),
+        ]
+    );
 }
