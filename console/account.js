@@ -459,7 +459,8 @@ export async function accountScreen(main, [id]) {
   // Changes by anyone else show up without a reload.
   const changed = debounce(() => reload(), 300);
   const mine = (event) => event.detail?.account_id === id && changed();
-  const names = ["payment.created", "payment.updated", "activity.logged", "plan.instalment_missed", "plan.broken", "plan.completed"];
+  const names = ["account.updated", "payment.created", "payment.updated", "activity.logged", "promise.cancelled",
+    "plan.instalment_missed", "plan.broken", "plan.completed", "plan.cancelled"];
   for (const name of names) live.addEventListener(name, mine);
   return () => {
     names.forEach((name) => live.removeEventListener(name, mine));

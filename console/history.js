@@ -3,10 +3,13 @@
 // it and the fields before and after; the whole history as a CSV file.
 
 import { api, learnNames, nameOf } from "./api.js";
-import { clear, download, fieldWords, h, when, words } from "./dom.js";
+import { clear, download, fieldWords, h, money, when, words } from "./dom.js";
 import { portfolios } from "./custom-fields.js";
 
-const VERBS = { create: "created", update: "changed", delete: "deleted", read_summary: "opened by another agent" };
+const VERBS = {
+  create: "created", update: "changed", delete: "deleted", read_summary: "opened by another agent",
+  download: "downloaded", view: "viewed",
+};
 
 // Fields whose values are people, and the portfolios' names by id (learned per history).
 const PEOPLE = new Set(["assigned_agent_id", "created_by", "agent_id", "user_id"]);
@@ -36,10 +39,21 @@ async function learn(entries) {
   }
 }
 
-// "Payment changed", "Account created" ...
+// Headlines said otherwise than "<entity> <verb>".
+const HEADLINES = { "activity.create": "contact logged", "activity.update": "contact completed" };
+
+// "payment changed", "account created", "contact logged" ...
 function headline(entry) {
   const [entity, verb] = entry.action.split(".");
-  return `${words(entity)} ${VERBS[verb] || words(verb)}`;
+  return HEADLINES[entry.action] ?? `${words(entity)} ${VERBS[verb] || words(verb)}`;
+}
+
+// An amount the audit trail keeps as a JSON number (40) in its currency's decimals
+// ("40.00 USD", "1250 JPY"); two decimals when the currency is not named.
+function amountOf(value, currency) {
+  if (value === null || value === undefined) return null;
+  const digits = currency ? new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits : 2;
+  return money(Number(value).toFixed(digits), currency);
 }
 
 function who(entry) {
@@ -58,10 +72,29 @@ function changes(entry) {
     ]));
 }
 
+// What a created row was, in a line: "120.00 EUR · cash · completed", "call (outbound) ·
+// right party · pays Friday".
+const MADE = {
+  payment: (r) => [amountOf(r.amount, r.currency), words(r.method), words(r.status), r.reference],
+  activity: (r) => [`${words(r.type)}${r.direction ? ` (${r.direction})` : ""}`, r.outcome && words(r.outcome), r.notes],
+  promise: (r) => [amountOf(r.amount), r.due_date && `by ${r.due_date}`],
+  plan: (r) => [amountOf(r.total), r.instalment_count && `${r.instalment_count} ${words(r.frequency)} instalments`],
+  document: (r) => [r.name, r.kind && words(r.kind)],
+  override: (r) => [r.channel && words(r.channel), r.reason],
+};
+
+function made(entry) {
+  const [entity, verb] = entry.action.split(".");
+  const row = entry.details?.row ?? (verb === "view" || verb === "download" ? entry.details : null);
+  const parts = row && MADE[entity]?.(row).filter(Boolean);
+  return parts?.length ? h("p", { class: "made" }, parts.join(" · ")) : null;
+}
+
 function item(entry) {
   return h("li", { dataset: { action: entry.action } },
     h("strong", {}, headline(entry)),
     entry.by_rule ? h("span", { class: "muted" }, " by rule") : "",
+    made(entry),
     changes(entry),
     h("small", {}, `${when(entry.at)} · ${who(entry)}`));
 }

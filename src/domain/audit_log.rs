@@ -131,7 +131,7 @@ pub fn expired(month: Option<NaiveDate>, now: DateTime<Utc>, retention_days: u32
 
 /// The entities whose entries belong to an account (`account_id` set): they are found
 /// through the account's index, and the entity index holds only the others.
-pub const ACCOUNT_ENTITIES: [&str; 6] = ["account", "payment", "promise", "plan", "override", "document"];
+pub const ACCOUNT_ENTITIES: [&str; 7] = ["account", "payment", "promise", "plan", "override", "document", "activity"];
 
 /// What an audit list is narrowed to; every field optional.
 #[derive(Clone, Debug, Default)]

@@ -18,8 +18,8 @@ const PLAN: &[&str] = &["plan_id", "account_id", "status", "account_number"];
 
 /// The fields of each kind of shared event about an account that the account's summary
 /// shows. Every kind the triggers write to a topic is here (migrations `0004`, `0017`,
-/// `0028`, `0044`, `0054`); a kind that is not reaches only those who read its account
-/// in full.
+/// `0028`, `0044`, `0054`, `0067`); a kind that is not reaches only those who read its
+/// account in full.
 const SUMMARIES: &[(&str, &[&str])] = &[
     // The debtor's name, the account number, its status and owner: all on the summary.
     (
@@ -31,6 +31,13 @@ const SUMMARIES: &[(&str, &[&str])] = &[
     ("activity.logged", &["id", "account_id", "type", "outcome", "occurred_at"]),
     // That a message is on its way or went; not its tries, errors or delivery.
     ("message.updated", &["id", "account_id", "channel", "status"]),
+    // An edit: the summary's own fields, not which fields changed.
+    (
+        "account.updated",
+        &["id", "account_id", "account_number", "debtor_name", "status", "assigned_agent_id"],
+    ),
+    // The open promise the summary showed is gone.
+    ("promise.cancelled", &["promise_id", "account_id", "status"]),
     ("payment.created", PAYMENT),
     ("payment.updated", PAYMENT),
     // A broken promise was the open promise the summary shows: its id, amount and date.
@@ -40,6 +47,7 @@ const SUMMARIES: &[(&str, &[&str])] = &[
     ),
     ("plan.broken", PLAN),
     ("plan.completed", PLAN),
+    ("plan.cancelled", PLAN),
     // The summary shows the date of the latest missed instalment, not its amount.
     ("plan.instalment_missed", &["plan_id", "account_id", "due_date", "account_number"]),
 ];

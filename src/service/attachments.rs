@@ -185,21 +185,24 @@ pub enum Served {
 }
 
 /// Records in the audit trail that `caller` is reading `row` (`served`), before a byte
-/// is sent.
+/// is sent: a download of the file (or of a range of it), or a view of its thumbnail.
 pub async fn record_download(pool: &PgPool, caller: &Principal, row: &AttachmentRow, served: Served) -> Result<()> {
     let mut details = json!({"name": row.name, "size": row.size});
-    match served {
-        Served::Whole => {}
-        Served::Range { first, last } => details["range"] = json!({"first": first, "last": last}),
-        Served::Thumbnail => details["thumbnail"] = json!(true),
-    }
+    let action = match served {
+        Served::Whole => "document.download",
+        Served::Range { first, last } => {
+            details["range"] = json!({"first": first, "last": last});
+            "document.download"
+        }
+        Served::Thumbnail => "document.view",
+    };
     let mut conn = pool.acquire().await?;
     audit_log::append(
         &mut conn,
         NewEntry {
             actor: Some(caller.user_id),
             address: None,
-            action: "document.download",
+            action,
             entity: "document",
             entity_id: Some(row.id.to_string()),
             account_id: Some(row.account_id),

@@ -308,6 +308,18 @@ async fn a_dry_run_reports_without_writing() {
         .await
         .unwrap();
     assert_eq!(events_after, events_before, "no events for rows that were not written");
+    // Its owner is told what it would do, in words, not "import job partially failed".
+    let notes: Value = app.get("/api/v1/notifications", &manager.token).await.json().await.unwrap();
+    let titles: Vec<&str> = notes["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["title"].as_str().unwrap())
+        .collect();
+    assert!(
+        titles.contains(&"Import dry run: 2 of 3 rows would be imported, 1 would be rejected"),
+        "{titles:?}"
+    );
 }
 
 #[tokio::test]

@@ -172,6 +172,73 @@ async fn activities_stats_and_job_events_reach_who_they_concern() {
 }
 
 #[tokio::test]
+async fn an_edit_and_a_cancelled_promise_or_plan_reach_the_accounts_screen_and_a_job_sends_none() {
+    let app = spawn_app().await;
+    let manager = app.user(Role::Manager).await;
+    let id = id_of(&app.account(&manager.token, json!({})).await);
+    let mut socket = authed(&app, &manager.token, &[&format!("account:{id}")]).await;
+    // A bulk update is announced by its job, not account by account.
+    let body = json!({"ids": [id], "patch": {"tags_add": ["bulk"]}});
+    let (status, job) = status_json(app.post("/api/v1/accounts/bulk-update", Some(&manager.token), &body).await).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut during = Vec::new();
+    loop {
+        let message = next(&mut socket).await.expect("the socket stays open");
+        if message["event"] == "job.finished" && message["data"]["id"] == job["id"] {
+            break;
+        }
+        during.push(message);
+    }
+    assert!(!during.iter().any(|m| m["event"] == "account.updated"), "{during:?}");
+
+    // A person's edit names the fields it changed.
+    let edit = json!({"tags": ["edited"], "do_not_email": true});
+    let (status, _) = status_json(app.patch(&format!("/api/v1/accounts/{id}"), &manager.token, &edit).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let updated = expect(&mut socket, "account.updated", |_| true).await;
+    assert_eq!(updated["data"]["changed"], json!(["do_not_email", "tags"]), "{updated}");
+    assert_eq!(updated["data"]["account_id"], id.as_str());
+
+    let promise = app
+        .create(
+            &manager.token,
+            &format!("/api/v1/accounts/{id}/promises"),
+            &json!({"amount": "10.00", "due_date": "2030-01-01"}),
+        )
+        .await;
+    let (status, _) = status_json(
+        app.post(
+            &format!("/api/v1/promises/{}/cancel", promise["id"].as_str().unwrap()),
+            Some(&manager.token),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cancelled = expect(&mut socket, "promise.cancelled", |_| true).await;
+    assert_eq!(cancelled["data"]["promise_id"], promise["id"]);
+
+    let plan = json!({"total": "30.00", "instalment_count": 3, "frequency": "monthly", "first_due_date": "2030-01-01"});
+    let plan = app.create(&manager.token, &format!("/api/v1/accounts/{id}/plans"), &plan).await;
+    let (status, _) = status_json(
+        app.post(
+            &format!("/api/v1/plans/{}/cancel", plan["id"].as_str().unwrap()),
+            Some(&manager.token),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let cancelled = expect(&mut socket, "plan.cancelled", |_| true).await;
+    assert_eq!(
+        (&cancelled["data"]["plan_id"], &cancelled["data"]["status"]),
+        (&plan["id"], &json!("cancelled"))
+    );
+}
+
+#[tokio::test]
 async fn bad_missing_and_late_authentication_is_refused() {
     let app = spawn_app().await;
     match connect(&app, Some("not-a-token")).await {
@@ -720,7 +787,8 @@ async fn events_of_deleted_accounts_reach_only_who_may_read_them() {
     assert!(seen.iter().any(|e| e["data"]["id"] == visible["id"]), "{seen:?}");
     let mut managing = authed(&app, &manager.token, &["payments", "accounts"]).await;
     send(&mut managing, "replay", json!({"since": 0})).await;
-    assert_eq!(of_doomed(&replayed(&mut managing).await), 3, "a manager may read deleted accounts");
+    // Its creation, payment and note, and the edit that deleted it.
+    assert_eq!(of_doomed(&replayed(&mut managing).await), 4, "a manager may read deleted accounts");
 
     // Live: a change to the deleted account's payment (here by SQL, as any write path),
     // then one to a live account's; the viewer is sent only the second.

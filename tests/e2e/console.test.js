@@ -277,7 +277,7 @@ suite("the console", setup, (test) => {
     await pay.getByRole("button", { name: "Accept the excess as a credit" }).waitFor();
     await pay.getByLabel("Amount").fill("12.345");
     await pay.getByRole("button", { name: "Record payment" }).click();
-    await pay.locator(".field-error").waitFor();
+    await pay.locator(".field-error", { hasText: /decimal places/ }).waitFor();
     // The refusal names the field by its label, never by the API's name.
     assert.match(await pay.locator(".form-alert").textContent(), /^Amount: /);
     assert.equal(await pay.getByLabel("Amount").getAttribute("aria-invalid"), "true", "the field error sits by its field");
@@ -756,6 +756,10 @@ suite("the console", setup, (test) => {
     // Someone else changes the account while the form is open: the save is refused.
     await form.getByLabel("City").fill("Shelbyville");
     await api(token, "PATCH", `/accounts/${ids.edit}`, { tags: ["changed-elsewhere"] });
+    // The open screen shows the other change without a reload (its account.updated event),
+    // and keeps what is being typed.
+    await page.locator(".details dd", { hasText: "changed-elsewhere" }).waitFor();
+    assert.equal(await form.getByLabel("City").inputValue(), "Shelbyville");
     await form.getByRole("button", { name: "Save changes" }).click();
     await form.locator(".form-alert", { hasText: "the account changed since you read it" }).waitFor();
     assert.equal(await form.getByLabel("City").inputValue(), "Springfield", "the form shows the account as it stands");

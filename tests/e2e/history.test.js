@@ -18,6 +18,7 @@ async function setup() {
   ids.account = account.id;
   await api(manager.access_token, "PATCH", `/accounts/${account.id}`, { status: "promise_to_pay", tags: ["history-e2e"], do_not_call: true });
   await api(agent.access_token, "POST", `/accounts/${account.id}/payments`, { amount: "40.00", currency: "USD", method: "card" });
+  await api(agent.access_token, "POST", `/accounts/${account.id}/activities`, { type: "letter", direction: "outbound", notes: "final notice sent" });
 }
 
 async function openHistory(page) {
@@ -40,7 +41,9 @@ suite("an account's history", setup, (test) => {
       assert.match(text, /Do not call\s+no → yes/);
       assert.doesNotMatch(text, /promise_to_pay|do_not_call|false|true/, text);
       assert.match(text, /E2E Manager/, "who made it");
-      await page.locator(".history li[data-action='payment.create']").waitFor();
+      // What was made, in a line: the payment's amount, the contact logged.
+      await page.locator(".history li[data-action='payment.create']", { hasText: "40.00 USD · card · completed" }).waitFor();
+      await page.locator(".history li[data-action='activity.create']", { hasText: /contact logged\s*letter \(outbound\) · final notice sent/ }).waitFor();
       assert.equal(await page.getByRole("tab", { name: "History" }).getAttribute("aria-selected"), "true");
       await accessible(page, `history (${size})`);
       const scroll = await page.evaluate(() => document.scrollingElement.scrollWidth <= window.innerWidth);
