@@ -18,7 +18,7 @@ const BUCKETS = ["current", "1-29", "30-59", "60-89", "90-119", "120+"];
 const DEFINED = {
   worked: ["Worked", "Distinct accounts with at least one activity in the period"],
   attempts: ["Attempts", "Outbound calls, texts, WhatsApp messages, emails, letters and visits"],
-  rpc: ["Right party", "Attempts that reached the debtor (right party, promise to pay, dispute, paid) over all attempts"],
+  rpc: ["Right-party rate", "Attempts that reached the debtor (right party, promise to pay, dispute, paid) over all attempts"],
   promises: ["Promises", "Promises to pay made in the period"],
   kept: ["Kept", "Promises kept over promises kept or broken (open and cancelled ones are not decided)"],
   cure: ["Cure rate", "Accounts past due at the start of the period that are current at its end (not written off), over the accounts past due at the start"],
@@ -30,6 +30,15 @@ const DEFINED = {
 function searchLink(text, filters) {
   const params = new URLSearchParams(Object.entries(filters).filter(([, v]) => v));
   return h("a", { href: `#/search?${params}` }, text);
+}
+
+// Why the cure rates read "—": no account was past due in the period's opening
+// snapshot (a fresh install has none from before its first day).
+function cureWaits(report) {
+  if (report.total.delinquent_at_opening) return null;
+  return h("p", { class: "muted cure-waits" },
+    `Cure rates show "—" until accounts past due on ${report.opening_day} can be followed to ${report.closing_day}: `,
+    "the server snapshots every account once a day from its first day, so a period that starts on a day it ran, with accounts past due then, fills them in.");
 }
 
 function rate(value) {
@@ -121,7 +130,7 @@ export function dashboardScreen(main, _args, params) {
   const form = h("div");
   const collected = h("section", { class: "card", "aria-labelledby": "collected-title", id: "collected" });
   const portfolio = h("section", { class: "card", "aria-labelledby": "portfolio-title" });
-  const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title" });
+  const kpis = h("section", { class: "card", "aria-labelledby": "kpi-title", id: "kpis" });
   const rates = h("section", { class: "card", "aria-labelledby": "rates-title", id: "rates" });
   const byPortfolio = h("section", { class: "card", "aria-labelledby": "by-portfolio-title", id: "by-portfolio" });
   const updated = h("p", { class: "muted", role: "status", id: "dashboard-updated" });
@@ -183,6 +192,9 @@ export function dashboardScreen(main, _args, params) {
     ]);
     await learnNames(report.groups.map((g) => g.key)).catch(() => {});
     const agentName = (g) => g.name ?? nameOf(g.key);
+    // By name as people count ("Agent 2" before "Agent 10"), the accounts of no agent last.
+    const byName = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+    report.groups.sort((a, b) => (a.key === null) - (b.key === null) || byName.compare(agentName(a), agentName(b)));
     const held = filters.agent ? `, held by ${nameOf(filters.agent)}` : "";
     clear(
       portfolio,
@@ -213,9 +225,10 @@ export function dashboardScreen(main, _args, params) {
       table("KPIs per agent",
         ["Agent", DEFINED.worked, DEFINED.attempts, DEFINED.rpc, DEFINED.promises, DEFINED.kept, DEFINED.cure, DEFINED.collected],
         [...report.groups.map((g) => agentRow(g)), [h("strong", {}, "All"), ...agentRow(report.total, true).slice(1)]]),
+      cureWaits(report),
       // Which channels reach debtors: the agents' attempts together, per channel.
       report.total.channels.length
-        ? table("Contact by channel", ["Channel", DEFINED.attempts, "Right party", DEFINED.rpc], report.total.channels.map((c) => [
+        ? table("Contact by channel", ["Channel", DEFINED.attempts, "Reached the debtor", DEFINED.rpc], report.total.channels.map((c) => [
           channelName(c.channel),
           String(c.contact_attempts),
           String(c.right_party_contacts),
@@ -228,6 +241,7 @@ export function dashboardScreen(main, _args, params) {
       h("h2", { id: "rates-title" }, `Cure and roll rates, ${report.opening_day} to ${report.closing_day}`),
       h("p", {}, h("span", { class: "defined", title: DEFINED.cure[1] }, "Cure rate"),
         `: ${rate(report.total.cure_rate)} (${report.total.cured} of ${report.total.delinquent_at_opening} accounts past due at the start).`),
+      cureWaits(report),
       report.total.roll_rates.length
         ? rollTable(report.total.roll_rates)
         : h("p", { class: "muted" }, "No bucket snapshots open and close this period yet."),

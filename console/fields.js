@@ -14,6 +14,9 @@ const FLAGS = [
   ["exported", "Exported: exports carry it", null],
   ["shown", "Shown on the account", null],
 ];
+// What a new field starts with: filtered on, exported and shown (an admin who wants it
+// narrower unticks it; one not filterable could not be found by it until edited).
+const NEW_FIELD_FLAGS = ["filterable", "exported", "shown"];
 const TYPE_NAMES = Object.fromEntries(TYPES);
 const lines = (text) => text.split("\n").map((l) => l.trim()).filter(Boolean);
 
@@ -151,7 +154,7 @@ export function fieldsScreen(main) {
       clear(rules, h("legend", {}, "Rules"), ruleInputs(t, t === d?.type ? d.rules : {}));
       clear(defaultBox, field("Default", defaultInput(t, t === d?.type ? d.default : null), "Given to new accounts without a value; optional"));
       const flags = FLAGS.filter(([, , types]) => !types || types.includes(t)).map(([name, label]) => {
-        const box = h("input", { type: "checkbox", name, id: `field-${name}`, checked: d ? d[name] : name === "exported" || name === "shown" });
+        const box = h("input", { type: "checkbox", name, id: `field-${name}`, checked: d ? d[name] : NEW_FIELD_FLAGS.includes(name) });
         return h("div", { class: "check" }, box, h("label", { for: box.id }, label));
       });
       clear(flagsBox, h("legend", {}, "Where it is used"), flags);

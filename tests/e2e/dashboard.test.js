@@ -22,6 +22,10 @@ async function setup() {
     email: email(`${key}-${run}`), name, role: "agent", password: PASSWORD, team: TEAM,
   });
   people = { busy: await user("dash-busy", `E2E Busy ${run}`), idle: await user("dash-idle", FORMULA) };
+  // Two agents of no team whose names sort one way as text and the other as people count.
+  for (const n of [2, 10]) {
+    await api(admin.access_token, "POST", "/users", { email: email(`dash-seq${n}-${run}`), name: `E2E Seq ${n} ${run}`, role: "agent", password: PASSWORD });
+  }
   // Searchable before the screens read them: the charts and lists below come from the index.
   const account = await api(admin.access_token, "POST", "/accounts?wait_for=indexed", {
     debtor_name: "Dana Dashboard", original_balance: "500.00", currency: "EUR", due_date: "2026-01-10", assigned_agent_id: people.busy.id,
@@ -105,8 +109,12 @@ suite("dashboard", setup, (test) => {
     assert.equal(busy[2], String(group.contact_attempts));
     assert.match(busy.at(-1), /120\.00 EUR/, "the payment counts for the agent who holds the new account");
     assert.deepEqual(shown.find((row) => row[0] === FORMULA).slice(1, 3), ["0", "0"], "the idle agent is listed with zeros");
-    // Each figure says what it means.
+    // Each figure says what it means, and an empty cure rate says when it fills.
     assert.match(await kpis.locator("th", { hasText: "Cure rate" }).getAttribute("title"), /past due at the start/);
+    if (!report.total.delinquent_at_opening) {
+      const waits = await page.locator("#kpis .cure-waits").textContent();
+      assert.match(waits, new RegExp(`until accounts past due on ${report.opening_day} can be followed to ${report.closing_day}`), waits);
+    }
 
     // The CSV holds the table's rows; the formula-like name stays text.
     const [download] = await Promise.all([
@@ -196,6 +204,20 @@ suite("dashboard", setup, (test) => {
     await page.locator("#live-status", { hasText: "live" }).waitFor();
     await showsCollectedTodayInChf(page, today + 3.5);
     assert.equal(statsReads.length, 1, "the chart took the change from the replayed event");
+    await page.context().close();
+  });
+
+  test("agents are listed by name as people count (2 before 10), the accounts of no agent last", async () => {
+    const page = await open("manager");
+    await page.goto(`${BASE}/#/dashboard`);
+    await page.locator("table", { hasText: "KPIs per agent" }).getByText(`E2E Busy ${run}`, { exact: true }).waitFor();
+    const names = (await rowsOf(page, "KPIs per agent")).slice(0, -1).map((row) => row[0]);
+    const agents = names.filter((name) => name !== "No agent");
+    const counted = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+    assert.deepEqual(agents, [...agents].sort(counted.compare), names.join(" | "));
+    assert.ok(names.indexOf(`E2E Seq 2 ${run}`) < names.indexOf(`E2E Seq 10 ${run}`), names.join(" | "));
+    assert.ok(names.includes(`E2E Seq 2 ${run}`));
+    if (names.includes("No agent")) assert.equal(names.at(-1), "No agent");
     await page.context().close();
   });
 
