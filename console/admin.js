@@ -1,6 +1,7 @@
 // Users (admins: everyone; managers: the agents of their team): the list, paged; a new
-// user (a manager's is an agent of their team); a role change (admins), disabling and
-// enabling, moving an agent's open accounts to another, and deleting (admins).
+// user (a manager's is an agent of their team); a role or team change and a reset of
+// two-step sign-in (admins), disabling and enabling, moving an agent's open accounts to
+// another, and deleting (admins).
 
 import { api, currentUser } from "./api.js";
 import { clear, confirmStep, field, h, select, showProblem, toast, when } from "./dom.js";
@@ -27,7 +28,7 @@ export function adminScreen(main) {
       role = select("role", ROLES, user.role, { "aria-label": label });
       role.addEventListener("change", () => change(user, { role: role.value }));
     }
-    const actions = h("td", { class: "actions" });
+    const actions = h("div", { class: "user-actions" });
     if (manages(user)) {
       const access = h("button", { type: "button" }, user.disabled ? "Enable" : "Disable");
       access.addEventListener("click", () => change(user, { disabled: !user.disabled }));
@@ -38,6 +39,13 @@ export function adminScreen(main) {
         const reset = h("button", { type: "button", "aria-label": `Reset password of ${user.name}` }, "Reset password");
         reset.addEventListener("click", () => issueReset(user));
         actions.append(reset);
+        // A lost phone: the user signs in with the password alone and sets it up again.
+        actions.append(confirmStep(
+          "Reset two-step sign-in",
+          `Turn off ${user.name}'s two-step sign-in? They sign in with their password and set it up again.`,
+          "Yes, turn it off",
+          () => resetSecondFactor(user),
+        ));
         actions.append(confirmStep(
           "Delete",
           `Delete ${user.name}? Their name and email are erased for good.`,
@@ -50,9 +58,9 @@ export function adminScreen(main) {
     return h("tr", {},
       h("td", {}, h("div", {}, user.name), h("small", { class: "muted" }, user.email)),
       h("td", { "data-label": "Role" }, role),
-      h("td", { "data-label": "Team" }, user.team || "—"),
+      h("td", { "data-label": "Team" }, admin && !user.deleted_at ? teamForm(user) : user.team || "—"),
       h("td", { "data-label": "Access" }, access),
-      actions);
+      h("td", { class: "actions" }, actions));
   }
 
   // The token is shown once, as the link the user opens to set a new password.
@@ -83,6 +91,27 @@ export function adminScreen(main) {
       toast(error.message, { refusal: true });
     }
     await load();
+  }
+
+  // An admin sets or clears a user's team (the team a manager manages, the team whose
+  // KPIs an agent's work counts in).
+  function teamForm(user) {
+    const input = h("input", { name: "team", value: user.team ?? "", maxlength: 100, "aria-label": `Team of ${user.name}`, placeholder: "No team" });
+    const form = h("form", { class: "team-form" }, input, h("button", { type: "submit", "aria-label": `Set the team of ${user.name}` }, "Set"));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      change(user, { team: input.value.trim() || null });
+    });
+    return form;
+  }
+
+  async function resetSecondFactor(user) {
+    try {
+      await api("DELETE", `/users/${user.id}/second-factor`);
+      toast(`${user.name}'s two-step sign-in is off.`);
+    } catch (error) {
+      toast(error.message, { refusal: true });
+    }
   }
 
   async function remove(user) {

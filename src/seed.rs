@@ -618,11 +618,15 @@ pub struct SeedPlan {
 }
 
 /// The user with `email`, made with `role` and `hash` if there is none.
+/// The team of the seeded manager and agents: the manager manages the agents.
+const DEMO_TEAM: &str = "Demo team";
+
 async fn user(pool: &PgPool, email: &str, name: &str, role: Role, hash: &str) -> anyhow::Result<store::users::UserRow> {
     if let Some(user) = store::users::by_email(pool, email).await.map_err(|e| anyhow::anyhow!("{e}"))? {
         return Ok(user);
     }
-    store::users::insert(pool, email, name, role, hash)
+    let team = (role != Role::Viewer).then_some(DEMO_TEAM);
+    store::users::insert_in_team(pool, None, email, name, role, hash, team)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -85,6 +85,17 @@ async fn a_newcomer_signs_in_as_the_printed_users_and_finds_timelines_and_credit
             body
         }
     };
+    // The manager manages the seeded agents: they are in the manager's team.
+    let team = get("/api/v1/users?page_size=50".to_owned()).await;
+    let listed: Vec<&str> = team["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    for (role, email, _) in users.iter().filter(|(role, _, _)| role == "agent") {
+        assert!(listed.contains(&email.as_str()), "{role} {email} in the manager's team: {team}");
+    }
     let promised = get("/api/v1/accounts?status=promise_to_pay&page_size=100".to_owned()).await;
     let promised = promised["data"].as_array().unwrap();
     assert!(!promised.is_empty(), "some accounts are promise_to_pay");

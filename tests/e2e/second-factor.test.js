@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { accessible, api, email, login, open, PASSWORD, PHONE, screens, shot, signIn, suite } from "./harness.js";
+import { accessible, api, BASE, email, login, open, PASSWORD, PHONE, screens, shot, signIn, suite } from "./harness.js";
 
 // RFC 4648 base32, as the console shows the key (grouped by spaces).
 function base32Decode(text) {
@@ -38,7 +38,7 @@ async function setup() {
   // RFC 6238 Appendix B (SHA-1, T = 59: 94287082): this file's codes are the standard's.
   assert.equal(totp(Buffer.from("12345678901234567890"), 1), "287082");
   const admin = await login("admin");
-  for (const name of ["twostep", "twostep-phone"]) {
+  for (const name of ["twostep", "twostep-phone", "twostep-lost"]) {
     await api(admin.access_token, "POST", "/users", { email: email(name), name: `E2E ${name}`, role: "agent", password: PASSWORD });
   }
 }
@@ -143,6 +143,40 @@ suite("Two-step sign-in", setup, (test) => {
     await accessible(page, "second factor on a phone");
     await shot(page, "second-factor-key-phone");
     await page.context().close();
+  });
+
+  test("an admin turns off the two-step sign-in of a user who lost their phone, and sets their team, from the Users screen", async () => {
+    const lost = await login("twostep-lost");
+    const begun = await api(lost.access_token, "POST", "/auth/second-factor");
+    await api(lost.access_token, "POST", "/auth/second-factor/confirm", { code: totp(base32Decode(begun.secret), stepNow()) });
+    const refused = await fetch(`${BASE}/api/v1/auth/login`, {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: email("twostep-lost"), password: PASSWORD }),
+    });
+    assert.equal((await refused.json()).code, "second_factor_required", "the password alone is not enough");
+
+    for (const [size, options] of [["desktop", undefined], ["phone", PHONE]]) {
+      const page = await open("admin", null, options);
+      await (await screens(page)).getByRole("link", { name: "Users" }).click();
+      const row = page.locator("tbody tr", { hasText: "E2E twostep-lost" });
+      const more = page.getByRole("button", { name: "More users" });
+      await page.locator("tbody tr").first().waitFor();
+      while (!(await row.count()) && await more.isVisible()) await more.click();
+      const team = row.getByRole("textbox", { name: "Team of E2E twostep-lost" });
+      await team.fill(`E2E Found ${size}`);
+      await row.getByRole("button", { name: "Set the team of E2E twostep-lost" }).click();
+      await page.getByText("E2E twostep-lost updated.").waitFor();
+      const users = await api((await login("admin")).access_token, "GET", "/users?page_size=200");
+      assert.equal(users.data.find((u) => u.email === email("twostep-lost")).team, `E2E Found ${size}`);
+      if (size === "desktop") {
+        await row.getByRole("button", { name: "Reset two-step sign-in" }).click();
+        await row.getByRole("button", { name: "Yes, turn it off" }).click();
+        await page.getByText("E2E twostep-lost's two-step sign-in is off.").waitFor();
+        assert.ok((await login("twostep-lost")).access_token, "the password alone signs in again");
+      }
+      await accessible(page, `users, a user's team and second factor (${size})`);
+      await shot(page, `users-team-and-second-factor-${size}`);
+      await page.context().close();
+    }
   });
 
   test("a user whose role requires it is sent to enrol and offered nothing else", async () => {
